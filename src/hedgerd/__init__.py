@@ -1,0 +1,3 @@
+"""hedgerd: automated delta hedging for crypto options books."""
+
+__version__ = "0.1.0"

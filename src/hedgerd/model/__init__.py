@@ -1,0 +1,33 @@
+"""Immutable data that crosses component boundaries. Units live in field names or unit fields."""
+
+from hedgerd.model.instruments import (
+    AmountUnit,
+    Instrument,
+    InstrumentKind,
+    OptionType,
+    PriceUnit,
+)
+from hedgerd.model.market import BookLevel, IndexPrice, OrderBookSnapshot, Quote, Ticker
+from hedgerd.model.orders import Fill, OrderSide, OrderStatus, OrderType, OrderUpdate, TimeInForce
+from hedgerd.model.positions import Balance, Position
+
+__all__ = [
+    "AmountUnit",
+    "Balance",
+    "BookLevel",
+    "Fill",
+    "IndexPrice",
+    "Instrument",
+    "InstrumentKind",
+    "OptionType",
+    "OrderBookSnapshot",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdate",
+    "Position",
+    "PriceUnit",
+    "Quote",
+    "Ticker",
+    "TimeInForce",
+]
