@@ -1,4 +1,6 @@
-"""Immutable data that crosses component boundaries. Units live in field names or unit fields."""
+"""HELPERS in this tree now: read /work/main/HELPERS.md first (no git state changes; final report by 15:40 UTC).
+
+Immutable data that crosses component boundaries. Units live in field names or unit fields."""
 
 from hedgerd.model.instruments import (
     AmountUnit,

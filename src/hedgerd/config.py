@@ -1,0 +1,270 @@
+"""hedgerd's configuration: a TOML file plus `HEDGERD_*` environment overrides.
+
+Environment variables override the file and nest with `__`, e.g.
+`HEDGERD_VENUES__DERIBIT__API_SECRET=...` or `HEDGERD_LOG__LEVEL=debug`. Secrets are
+`SecretStr` (never printed) and may also be read from a file (`api_secret_file`), which is how
+systemd credentials and Docker secrets deliver them.
+
+Every field carries a description: `hedgerd check-config` and the README's configuration
+reference are generated from them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "HEDGERD_"
+VenueMode = Literal["sim", "testnet", "live"]
+Numeraire = Literal["usd", "coin"]
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the key, the value and what was
+    expected, one problem per line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level written to the log."
+    )
+    format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description="'json' (one object a line), 'console' (readable) or 'auto': console on a "
+        "terminal, json otherwise.",
+    )
+
+
+class VenueSettings(_Section):
+    exchange: Literal["deribit"] = Field(
+        "deribit", description="ccxt id of the exchange this account is on."
+    )
+    mode: VenueMode = Field(
+        "sim",
+        description="'sim' (the built-in simulator or one given by rest_url/ws_url), 'testnet' "
+        "(the exchange's test environment) or 'live' (real money; also needs the live "
+        "confirmation, see README).",
+    )
+    account: str = Field("main", description="A name for this account, used in logs and ids.")
+    roles: tuple[Literal["options", "hedge"], ...] = Field(
+        ("options", "hedge"),
+        description="What this account is used for: 'options' (its option positions are in the "
+        "book) and/or 'hedge' (hedge orders may be sent to it).",
+    )
+    api_key: SecretStr | None = Field(None, description="API key (client id).")
+    api_secret: SecretStr | None = Field(None, description="API secret.")
+    api_key_file: Path | None = Field(
+        None, description="File holding the API key (used when api_key is not set)."
+    )
+    api_secret_file: Path | None = Field(
+        None, description="File holding the API secret (used when api_secret is not set)."
+    )
+    rest_url: str | None = Field(
+        None,
+        description="Override of the REST base URL (e.g. http://127.0.0.1:8765 for an "
+        "external simulator). Must be set together with ws_url.",
+    )
+    ws_url: str | None = Field(
+        None,
+        description="Override of the WebSocket URL (e.g. ws://127.0.0.1:8765/ws/api/v2). Must "
+        "be set together with rest_url.",
+    )
+    underlyings: tuple[str, ...] = Field(
+        ("BTC", "ETH"), description="Underlyings (currencies) followed on this account."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> VenueSettings:
+        if (self.rest_url is None) != (self.ws_url is None):
+            raise ValueError(
+                "rest_url and ws_url must be set together (a REST-only override would leave a "
+                "production WebSocket URL in place)"
+            )
+        if self.mode == "live" and self.rest_url is not None:
+            raise ValueError("mode 'live' cannot use rest_url/ws_url overrides")
+        return self
+
+    def credentials(self) -> tuple[SecretStr, SecretStr] | None:
+        """The API key and secret, from the fields or their files; None when neither is set."""
+        key = self.api_key or _read_secret_file(self.api_key_file)
+        secret = self.api_secret or _read_secret_file(self.api_secret_file)
+        if key is None and secret is None:
+            return None
+        if key is None or secret is None:
+            raise ConfigError(f"venue account {self.account!r}: api key and secret go together")
+        return key, secret
+
+
+def _read_secret_file(path: Path | None) -> SecretStr | None:
+    if path is None:
+        return None
+    try:
+        return SecretStr(path.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from None
+
+
+class JournalSettings(_Section):
+    path: Path = Field(
+        Path("var/hedgerd.sqlite"),
+        description="SQLite journal of decisions, orders, fills, trading state and operator "
+        "commands (created owner-only).",
+    )
+
+
+class ControlSettings(_Section):
+    socket_path: Path = Field(
+        Path("var/hedgerd.sock"),
+        description="Unix socket of the control API (hedgerctl); created owner-only.",
+    )
+    tcp_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Optional TCP listener on 127.0.0.1 for the control API; requires token.",
+    )
+    token: SecretStr | None = Field(None, description="Bearer token for the TCP control listener.")
+
+    @model_validator(mode="after")
+    def _token_required(self) -> ControlSettings:
+        if self.tcp_port is not None and not (self.token and self.token.get_secret_value()):
+            raise ValueError("tcp_port needs a token (control.token or HEDGERD_CONTROL__TOKEN)")
+        return self
+
+
+class MetricsSettings(_Section):
+    enabled: bool = Field(True, description="Serve Prometheus metrics, /healthz and /readyz.")
+    host: Literal["127.0.0.1", "::1", "localhost"] = Field(
+        "127.0.0.1", description="Address of the metrics listener (loopback only)."
+    )
+    port: int = Field(9464, ge=0, le=65535, description="Port of the metrics listener.")
+
+
+class HedgerdConfig(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    numeraire: Numeraire = Field(
+        "usd",
+        description="P&L currency the book is hedged in: 'usd' (coin collateral counts as "
+        "delta) or 'coin' (inverse option delta net of premium; collateral counts 0).",
+    )
+    dry_run: bool = Field(
+        False, description="Journal decisions and order intents but send nothing."
+    )
+    log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
+    venues: dict[str, VenueSettings] = Field(
+        default_factory=dict, description="Exchange accounts, by name."
+    )
+    journal: JournalSettings = Field(default_factory=JournalSettings, description="Journal.")
+    control: ControlSettings = Field(
+        default_factory=ControlSettings, description="Operator control API."
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="Prometheus metrics."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init kwargs (see load_config); the environment overrides it.
+        return (env_settings, init_settings)
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret in clear, for the log redactor. Never print the result."""
+        out: list[str] = []
+        for venue in self.venues.values():
+            for secret in (venue.api_key, venue.api_secret):
+                if secret is not None:
+                    out.append(secret.get_secret_value())
+            try:
+                creds = venue.credentials()
+            except ConfigError:
+                creds = None
+            if creds is not None:
+                out.extend(s.get_secret_value() for s in creds)
+        if self.control.token is not None:
+            out.append(self.control.token.get_secret_value())
+        # Very short values would redact ordinary words; those are refused as weak anyway.
+        return sorted({s for s in out if len(s) >= 4})
+
+
+def _toml_values(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def load_config(path: Path | None) -> HedgerdConfig:
+    """Load a TOML file (None: defaults only) with `HEDGERD_*` environment overrides.
+
+    Raises ConfigError naming each bad key, its value and what was expected.
+    """
+    values = _toml_values(path) if path is not None else {}
+    try:
+        return HedgerdConfig(**values)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe_errors(exc, path))) from None
+
+
+def _describe_errors(exc: ValidationError, path: Path | None) -> Iterator[str]:
+    where = f"{path}: " if path is not None else ""
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            yield f"{where}{key}: unknown key (value {value!r}); check the spelling"
+            continue
+        if err["type"] == "missing":
+            yield f"{where}{key}: required but missing"
+            continue
+        shown = "<secret>" if _looks_secret(key) else repr(value)
+        if isinstance(value, dict):
+            shown = "{...}"
+        yield f"{where}{key} = {shown}: {err['msg']}"
+
+
+def _looks_secret(key: str) -> bool:
+    return any(word in key.lower() for word in ("secret", "token", "key", "password"))
+
+
+__all__ = [
+    "ConfigError",
+    "ControlSettings",
+    "HedgerdConfig",
+    "JournalSettings",
+    "LogSettings",
+    "MetricsSettings",
+    "VenueSettings",
+    "load_config",
+]
