@@ -1,0 +1,163 @@
+"""The one command layer behind every operator surface (Unix socket, TCP, signals).
+
+Each command is journalled with the caller's identity, the time and its arguments before it
+acts, so the audit trail shows what was asked even when the action then fails. The layer owns
+no state: it calls the parts of the daemon through the narrow protocols below.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who issued a command: the peer's uid on the Unix socket, or the TCP listener."""
+
+    surface: str  # "unix", "tcp", "signal", "cli"
+    uid: int | None = None
+    pid: int | None = None
+
+
+class CommandRefusedError(Exception):
+    """A command that was understood but not carried out (bad value, missing confirmation)."""
+
+
+class TradingControl(Protocol):
+    """The trading-state machine as the control layer sees it."""
+
+    async def operator_halt(self, reason: str, actor: str) -> None: ...
+    async def operator_resume(self, actor: str) -> None: ...
+    async def operator_reduce_only(self, reason: str, actor: str) -> None: ...
+    def describe(self) -> Mapping[str, Any]:
+        """{"state": "ACTIVE"|"REDUCE_ONLY"|"HALTED", "reasons": [...]}"""
+        ...
+
+
+class OrderControl(Protocol):
+    """The executor's operator actions."""
+
+    async def cancel_all(self, actor: str) -> int:
+        """Cancel every open order of the hedger; returns how many were cancelled."""
+        ...
+
+    async def flatten(self, underlying: str | None, actor: str) -> Mapping[str, Any]:
+        """Close hedge positions (never options) of one or all underlyings."""
+        ...
+
+
+class AuditLog(Protocol):
+    async def record_operator_command(
+        self, command: str, args: Mapping[str, Any], caller: Caller, ts_ms: int
+    ) -> None: ...
+
+    async def recent_events(self, limit: int) -> list[Mapping[str, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Tunable:
+    """A live-tunable parameter: `apply` validates and applies a parsed value."""
+
+    key: str
+    description: str
+    parse: Callable[[str], Any]
+    apply: Callable[[Any], Awaitable[None]]
+
+
+def parse_positive_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def parse_fraction(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or not 0 < value <= 1:
+        raise ValueError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def parse_finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {text!r}")
+    return value
+
+
+@dataclass
+class ControlCommands:
+    """Operator commands. Every surface calls these and nothing else."""
+
+    trading: TradingControl
+    orders: OrderControl
+    audit: AuditLog
+    status_source: Callable[[], Mapping[str, Any]]
+    clock_ms: Callable[[], int]
+    tunables: dict[str, Tunable] = field(default_factory=dict)
+
+    async def _audit(self, command: str, args: Mapping[str, Any], caller: Caller) -> str:
+        actor = f"{caller.surface}:uid={caller.uid}" if caller.uid is not None else caller.surface
+        await self.audit.record_operator_command(command, args, caller, self.clock_ms())
+        log.info("operator_command", command=command, args=dict(args), actor=actor)
+        return actor
+
+    async def status(self) -> dict[str, Any]:
+        """The daemon's state: trading state and reasons plus whatever the status source adds."""
+        out = dict(self.status_source())
+        out.update(self.trading.describe())
+        return out
+
+    async def halt(self, reason: str, caller: Caller) -> dict[str, Any]:
+        actor = await self._audit("halt", {"reason": reason}, caller)
+        await self.trading.operator_halt(reason, actor)
+        cancelled = await self.orders.cancel_all(actor)
+        return {**self.trading.describe(), "cancelled_orders": cancelled}
+
+    async def resume(self, caller: Caller) -> dict[str, Any]:
+        actor = await self._audit("resume", {}, caller)
+        await self.trading.operator_resume(actor)
+        return dict(self.trading.describe())
+
+    async def reduce_only(self, caller: Caller, reason: str = "operator") -> dict[str, Any]:
+        actor = await self._audit("reduce-only", {"reason": reason}, caller)
+        await self.trading.operator_reduce_only(reason, actor)
+        return dict(self.trading.describe())
+
+    async def cancel_all(self, caller: Caller) -> dict[str, Any]:
+        actor = await self._audit("cancel-all", {}, caller)
+        return {"cancelled_orders": await self.orders.cancel_all(actor)}
+
+    async def flatten(
+        self, underlying: str | None, confirm: bool, caller: Caller
+    ) -> dict[str, Any]:
+        args = {"underlying": underlying, "confirm": confirm}
+        actor = await self._audit("flatten", args, caller)
+        if not confirm:
+            raise CommandRefusedError("flatten needs --confirm")
+        return dict(await self.orders.flatten(underlying, actor))
+
+    async def set(self, key: str, value: str, caller: Caller) -> dict[str, Any]:
+        await self._audit("set", {"key": key, "value": value}, caller)
+        tunable = self.tunables.get(key)
+        if tunable is None:
+            known = ", ".join(sorted(self.tunables)) or "none"
+            raise CommandRefusedError(f"unknown key {key!r}; live-tunable keys: {known}")
+        try:
+            parsed = tunable.parse(value)
+        except ValueError as exc:
+            raise CommandRefusedError(f"{key}: {exc}") from None
+        await tunable.apply(parsed)
+        return {"key": key, "value": parsed}
+
+    async def events(self, limit: int) -> list[Mapping[str, Any]]:
+        if not 1 <= limit <= 10_000:
+            raise CommandRefusedError("limit must be between 1 and 10000")
+        return await self.audit.recent_events(limit)
