@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _subcommands() -> list[Callable[[SubParsers], None]]:
-    return []
+    # Imported here so `hedgerd --help` stays fast and each package owns its own command.
+    from hedgerd.execution import journal_command
+
+    return [journal_command.add_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

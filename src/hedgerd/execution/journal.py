@@ -1,0 +1,1165 @@
+"""The journal: hedgerd's only durable state, in one SQLite file.
+
+Decisions, order intents (committed before the send), order updates, fills (unique by venue
+trade id), the trading state and the operator audit log. The daemon writes it through the async
+`Journal`, which runs every call on one dedicated thread owning one connection, so the event
+loop never waits on the disk and writes are applied in the order they were awaited. `JournalStore`
+is the same thing without the thread, for tools (export) and tests.
+
+Durability. WAL mode with `synchronous=FULL`: every commit fsyncs the WAL, so a write that has
+returned survives a process kill *and* a power cut. (NORMAL would survive a process kill but may
+lose the last commits on power loss; an order intent lost that way would leave a live order the
+journal does not know, so intents pay the fsync.) Each write method is one transaction.
+
+Files. The database and its -wal and -shm are created 0600, a missing parent directory 0700,
+and an existing file with looser permissions is tightened. A sidecar `<db>.lock` (0600) holds an
+exclusive flock while a writer is open: two daemons on one journal would double every hedge.
+
+Time: every `*_ms` is UTC epoch milliseconds; amounts are in the order's `amount_unit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import functools
+import json
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+import structlog
+
+from hedgerd.execution import journal_schema
+from hedgerd.execution.order_state import (
+    Filled,
+    OrderEvent,
+    OrderRecord,
+    OrderStateError,
+    OrderStyle,
+    TimedOut,
+    apply,
+    event_name,
+)
+from hedgerd.model.instruments import AmountUnit
+from hedgerd.model.orders import Fill, OrderSide, OrderStatus
+from hedgerd.ops.logging import SecretRedactor, redactor
+
+log = structlog.get_logger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+_TERMINAL = tuple(s.value for s in OrderStatus if s.is_terminal)
+
+
+class JournalError(Exception):
+    """The journal cannot do what was asked (see subclasses)."""
+
+
+class JournalLockedError(JournalError):
+    """Another process has the journal open for writing."""
+
+
+class DuplicateIntentError(JournalError):
+    """An intent with this label (or a decision with this id) is already journalled: the
+    order may already have been sent, so it must not be sent again under a new intent."""
+
+
+class UnknownOrderError(JournalError):
+    """No journalled order has this label."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# ------------------------------------------------------------------------------ records
+
+
+class _DecisionLike(Protocol):
+    @property
+    def decision_id(self) -> str: ...
+    @property
+    def ts_ms(self) -> int: ...
+    @property
+    def underlying(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision as journalled: its id, time, underlying, the controller's reason, and the
+    whole decision as JSON-able data (`payload`)."""
+
+    decision_id: str
+    ts_ms: int
+    underlying: str
+    reason: str
+    payload: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, decision: _DecisionLike) -> DecisionRecord:
+        """From the controller's `HedgeDecision` (any dataclass with these four fields)."""
+        if not dataclasses.is_dataclass(decision) or isinstance(decision, type):
+            raise TypeError("a decision must be a dataclass instance")
+        return cls(
+            decision_id=decision.decision_id,
+            ts_ms=decision.ts_ms,
+            underlying=decision.underlying,
+            reason=decision.reason,
+            payload=dataclasses.asdict(decision),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FillOutcome:
+    """What `record_fill` did. `duplicate`: the (venue, trade id) was already journalled and
+    nothing changed. `order`: the journal order the fill belongs to, after the fill (None for a
+    fill of an order the journal does not know: placed by hand or lost)."""
+
+    duplicate: bool
+    order: OrderRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class FillTotal:
+    """Fills of one instrument over a period, in the instrument's amount unit: `net_amount`
+    signed (buys positive), `gross_amount` unsigned."""
+
+    venue: str
+    instrument: str
+    net_amount: float
+    gross_amount: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEvent:
+    """One row of the timeline: `kind` is decision, intent, order, fill, fill_conflict,
+    order_conflict, adopted, state or operator; `ref` the label, decision id or state."""
+
+    seq: int
+    ts_ms: int
+    kind: str
+    ref: str | None
+    payload: Mapping[str, Any]
+    recorded_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateRecord:
+    """One trading-state transition as the risk layer persists it (the journal does not
+    interpret states): `seq` is the state machine's transition number, `reasons` the active
+    reasons after the transition (JSON-able), `cause` the reason code that caused it, `actor`
+    "auto" or the operator ("uid:1000")."""
+
+    seq: int
+    ts_ms: int
+    state: str
+    reasons: tuple[Mapping[str, Any], ...]
+    previous_state: str | None
+    cause: str
+    actor: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One operator command: caller uid (None if not known), the surface it came through
+    (unix, tcp, signal, cli), the command, its arguments with secrets redacted, its outcome."""
+
+    seq: int
+    ts_ms: int
+    uid: int | None
+    surface: str
+    command: str
+    args: Mapping[str, Any]
+    outcome: str
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def _event_payload(event: OrderEvent) -> dict[str, Any]:
+    return {"event": event_name(event), **dataclasses.asdict(event)}
+
+
+def _chmod_owner_only(path: Path, mode: int) -> None:
+    """Set `mode` on `path` if it exists; say so when the file was looser."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if current != mode:
+        if current & 0o077:
+            log.warning("journal_permissions_tightened", path=str(path), mode=oct(current))
+        os.chmod(path, mode)
+
+
+def _prepare_path(path: Path) -> None:
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(parents=True, mode=DIR_MODE, exist_ok=True)
+        os.chmod(parent, DIR_MODE)  # mkdir's mode is filtered by the umask
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(fd)
+    _chmod_owner_only(path, FILE_MODE)
+
+
+def _sidecars(path: Path) -> tuple[Path, Path]:
+    return Path(f"{path}-wal"), Path(f"{path}-shm")
+
+
+_ORDER_COLUMNS = (
+    "label",
+    "decision_id",
+    "venue",
+    "instrument",
+    "side",
+    "amount",
+    "amount_unit",
+    "limit_price",
+    "style",
+    "reduce_only",
+    "status",
+    "filled_amount",
+    "avg_price",
+    "venue_filled_amount",
+    "venue_order_id",
+    "created_ms",
+    "sent_ms",
+    "acked_ms",
+    "updated_ms",
+    "closed_ms",
+    "reason",
+)
+_ORDER_SELECT = ", ".join(_ORDER_COLUMNS)
+
+
+def _order_values(order: OrderRecord) -> tuple[Any, ...]:
+    return (
+        order.label,
+        order.decision_id,
+        order.venue,
+        order.instrument,
+        order.side.value,
+        order.amount,
+        order.amount_unit.value,
+        order.limit_price,
+        order.style.value,
+        int(order.reduce_only),
+        order.status.value,
+        order.filled_amount,
+        order.avg_price,
+        order.venue_filled_amount,
+        order.venue_order_id,
+        order.created_ms,
+        order.sent_ms,
+        order.acked_ms,
+        order.updated_ms,
+        order.closed_ms,
+        order.reason,
+    )
+
+
+def _fill_from_row(row: sqlite3.Row) -> Fill:
+    return Fill(
+        venue=row["venue"],
+        instrument=row["instrument"],
+        trade_id=row["trade_id"],
+        order_id=row["venue_order_id"] or "",
+        label=row["label"],
+        side=OrderSide(row["side"]),
+        amount=row["amount"],
+        price=row["price"],
+        fee=row["fee"],
+        fee_currency=row["fee_currency"],
+        ts_ms=row["ts_ms"],
+    )
+
+
+# ----------------------------------------------------------------------------- store
+
+
+class JournalStore:
+    """The journal on one connection, synchronous. Not thread-safe: use it from one thread
+    (the async `Journal` does that for the daemon). Each write method is one transaction that
+    has committed when the method returns."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        clock_ms: Callable[[], int] = _now_ms,
+        secrets: SecretRedactor | None = None,
+        migrations: Sequence[journal_schema.Migration] = journal_schema.MIGRATIONS,
+    ) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._clock_ms = clock_ms
+        self._redactor = secrets if secrets is not None else redactor()
+        self._lock_fd: int | None = None
+        if readonly:
+            if not self.path.exists():
+                raise JournalError(f"{self.path}: no such journal")
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        else:
+            _prepare_path(self.path)
+            self._lock_fd = self._take_lock()
+            try:
+                self._conn = sqlite3.connect(self.path, isolation_level=None)
+            except BaseException:
+                self._release_lock()
+                raise
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._configure()
+            if readonly:
+                version = journal_schema.user_version(self._conn)
+                if version > journal_schema.SCHEMA_VERSION:
+                    raise journal_schema.JournalVersionError(
+                        f"journal schema version {version} is newer than this hedgerd's "
+                        f"({journal_schema.SCHEMA_VERSION})"
+                    )
+            else:
+                before, after = journal_schema.migrate(self._conn, migrations)
+                if before != after:
+                    log.info("journal_migrated", path=str(self.path), before=before, after=after)
+                for sidecar in _sidecars(self.path):
+                    _chmod_owner_only(sidecar, FILE_MODE)
+        except BaseException:
+            self.close()
+            raise
+
+    def _take_lock(self) -> int:
+        lock_path = Path(f"{self.path}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalLockedError(
+                f"{self.path} is open for writing by another process (is hedgerd running?)"
+            ) from None
+        _chmod_owner_only(lock_path, FILE_MODE)
+        return fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
+
+    def _configure(self) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 5000")
+        if not self.readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise JournalError(f"{self.path}: cannot enable WAL (got {mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+
+    def close(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+            self._conn = None  # type: ignore[assignment]
+        self._release_lock()
+
+    @property
+    def schema_version(self) -> int:
+        return journal_schema.user_version(self._conn)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise JournalError("journal opened read-only")
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # also after a failed COMMIT (disk full, I/O error)
+                conn.execute("ROLLBACK")
+            raise
+
+    def _event(
+        self, conn: sqlite3.Connection, ts_ms: int, kind: str, ref: str | None, payload: Any
+    ) -> None:
+        conn.execute(
+            "INSERT INTO events (ts_ms, kind, ref, payload, recorded_ms) VALUES (?, ?, ?, ?, ?)",
+            (ts_ms, kind, ref, _dumps(payload), self._clock_ms()),
+        )
+
+    # ---------------------------------------------------------------- decisions, intents
+
+    def _insert_decision(self, conn: sqlite3.Connection, decision: DecisionRecord) -> None:
+        try:
+            conn.execute(
+                "INSERT INTO decisions (decision_id, ts_ms, underlying, reason, payload, "
+                "recorded_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    decision.decision_id,
+                    decision.ts_ms,
+                    decision.underlying,
+                    decision.reason,
+                    _dumps(decision.payload),
+                    self._clock_ms(),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise DuplicateIntentError(
+                f"decision {decision.decision_id} is already journalled"
+            ) from None
+        self._event(
+            conn,
+            decision.ts_ms,
+            "decision",
+            decision.decision_id,
+            {"underlying": decision.underlying, "reason": decision.reason},
+        )
+
+    def record_decision(self, decision: DecisionRecord) -> None:
+        """Journal a decision (before any of its intents)."""
+        with self._transaction() as conn:
+            self._insert_decision(conn, decision)
+
+    def _insert_order(self, conn: sqlite3.Connection, order: OrderRecord, kind: str) -> None:
+        placeholders = ", ".join("?" for _ in _ORDER_COLUMNS)
+        try:
+            conn.execute(
+                f"INSERT INTO orders ({_ORDER_SELECT}, recorded_ms) VALUES ({placeholders}, ?)",
+                (*_order_values(order), self._clock_ms()),
+            )
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise DuplicateIntentError(f"order {order.label} is already journalled") from None
+            raise JournalError(f"order {order.label}: {exc}") from None
+        payload = {
+            "decision_id": order.decision_id,
+            "venue": order.venue,
+            "instrument": order.instrument,
+            "side": order.side.value,
+            "amount": order.amount,
+            "amount_unit": order.amount_unit.value,
+            "limit_price": order.limit_price,
+            "style": order.style.value,
+            "reduce_only": order.reduce_only,
+            "status": order.status.value,
+        }
+        conn.execute(
+            "INSERT INTO order_updates (label, ts_ms, event, status_before, status_after, "
+            "payload, recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                order.label,
+                order.created_ms,
+                kind,
+                order.status.value,
+                order.status.value,
+                _dumps(payload),
+                self._clock_ms(),
+            ),
+        )
+        self._event(conn, order.created_ms, kind, order.label, payload)
+
+    def record_intents(
+        self, orders: Sequence[OrderRecord], decision: DecisionRecord | None = None
+    ) -> None:
+        """Journal order intents (status NEW), with their decision if given, in one
+        transaction: when this returns they are on disk and may be sent. Each intent's
+        `decision_id` must be journalled (here or before). Raises `DuplicateIntentError` if a
+        label (or the decision) is already there, and then nothing is written."""
+        for order in orders:
+            if order.status is not OrderStatus.NEW:
+                raise ValueError(f"intent {order.label} must be NEW, is {order.status}")
+            if order.decision_id is None:
+                raise ValueError(f"intent {order.label} needs a decision id")
+        with self._transaction() as conn:
+            if decision is not None:
+                self._insert_decision(conn, decision)
+            for order in orders:
+                self._insert_order(conn, order, "intent")
+
+    def record_intent(self, order: OrderRecord, decision: DecisionRecord | None = None) -> None:
+        """`record_intents` for one order."""
+        self.record_intents((order,), decision)
+
+    def adopt_order(self, order: OrderRecord) -> None:
+        """Journal an order found on the venue that the journal did not know (reconciliation
+        decided to adopt it); it may be in any status and have no decision."""
+        with self._transaction() as conn:
+            self._insert_order(conn, order, "adopted")
+
+    # ------------------------------------------------------------------- order updates
+
+    def _load_order(self, conn: sqlite3.Connection, label: str) -> OrderRecord | None:
+        row = conn.execute(
+            f"SELECT {_ORDER_SELECT} FROM orders WHERE label = ?", (label,)
+        ).fetchone()
+        if row is None:
+            return None
+        trade_ids = frozenset(
+            r[0]
+            for r in conn.execute(
+                "SELECT trade_id FROM fills WHERE order_label = ? AND applied = 1", (label,)
+            )
+        )
+        return OrderRecord(
+            label=row["label"],
+            decision_id=row["decision_id"],
+            venue=row["venue"],
+            instrument=row["instrument"],
+            side=OrderSide(row["side"]),
+            amount=row["amount"],
+            amount_unit=AmountUnit(row["amount_unit"]),
+            limit_price=row["limit_price"],
+            style=OrderStyle(row["style"]),
+            reduce_only=bool(row["reduce_only"]),
+            created_ms=row["created_ms"],
+            status=OrderStatus(row["status"]),
+            filled_amount=row["filled_amount"],
+            avg_price=row["avg_price"],
+            venue_filled_amount=row["venue_filled_amount"],
+            venue_order_id=row["venue_order_id"],
+            trade_ids=trade_ids,
+            sent_ms=row["sent_ms"],
+            acked_ms=row["acked_ms"],
+            updated_ms=row["updated_ms"],
+            closed_ms=row["closed_ms"],
+            reason=row["reason"],
+        )
+
+    def _store_update(
+        self,
+        conn: sqlite3.Connection,
+        before: OrderRecord,
+        after: OrderRecord,
+        event: OrderEvent,
+    ) -> None:
+        assignments = ", ".join(f"{c} = ?" for c in _ORDER_COLUMNS[1:])
+        conn.execute(
+            f"UPDATE orders SET {assignments}, recorded_ms = ? WHERE label = ?",
+            (*_order_values(after)[1:], self._clock_ms(), after.label),
+        )
+        payload = _event_payload(event)
+        conn.execute(
+            "INSERT INTO order_updates (label, ts_ms, event, status_before, status_after, "
+            "payload, recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                after.label,
+                event.ts_ms,
+                event_name(event),
+                before.status.value,
+                after.status.value,
+                _dumps(payload),
+                self._clock_ms(),
+            ),
+        )
+        self._event(
+            conn,
+            event.ts_ms,
+            "order",
+            after.label,
+            {
+                **payload,
+                "status_before": before.status.value,
+                "status_after": after.status.value,
+                "filled_amount": after.filled_amount,
+            },
+        )
+
+    def apply_event(self, label: str, event: OrderEvent) -> OrderRecord:
+        """Apply a state-machine event to the journalled order and persist the result in one
+        transaction; returns the order after the event (the same record if it was a no-op).
+        Fills go through `record_fill` instead. An impossible event (`OrderStateError`) is
+        journalled as an `order_conflict` event, then re-raised, and the order is unchanged."""
+        if isinstance(event, Filled):
+            raise ValueError("fills are journalled with record_fill (it de-duplicates them)")
+        conflict: OrderStateError | None = None
+        with self._transaction() as conn:
+            before = self._load_order(conn, label)
+            if before is None:
+                raise UnknownOrderError(f"no journalled order {label}")
+            try:
+                after = apply(before, event)
+            except OrderStateError as exc:
+                conflict = exc
+                self._event(
+                    conn,
+                    event.ts_ms,
+                    "order_conflict",
+                    label,
+                    {**_event_payload(event), "error": str(exc)},
+                )
+                after = before
+            if after is not before:
+                self._store_update(conn, before, after, event)
+        if conflict is not None:
+            raise conflict
+        return after
+
+    def recover_in_doubt(self, ts_ms: int) -> list[OrderRecord]:
+        """At start-up, before anything is sent: every order whose send may or may not have
+        reached the venue (NEW: intent committed, send not recorded; SENT: no answer recorded)
+        becomes UNKNOWN, in one transaction. Returns every UNKNOWN order: the reconciler queries
+        each by label and applies the `QueryResult` before the executor sends again."""
+        event = TimedOut(ts_ms=ts_ms, reason="restart: outcome of the send not journalled")
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT label FROM orders WHERE status IN (?, ?) ORDER BY created_ms, label",
+                (OrderStatus.NEW.value, OrderStatus.SENT.value),
+            ).fetchall()
+            for row in rows:
+                before = self._load_order(conn, row["label"])
+                if before is not None:
+                    self._store_update(conn, before, apply(before, event), event)
+        return self._orders_where("status = ?", (OrderStatus.UNKNOWN.value,))
+
+    # ---------------------------------------------------------------------------- fills
+
+    def _match_order(self, conn: sqlite3.Connection, fill: Fill) -> OrderRecord | None:
+        if fill.label:
+            order = self._load_order(conn, fill.label)
+            if order is not None and order.venue == fill.venue:
+                return order
+        if fill.order_id:
+            row = conn.execute(
+                "SELECT label FROM orders WHERE venue = ? AND venue_order_id = ?",
+                (fill.venue, fill.order_id),
+            ).fetchone()
+            if row is not None:
+                return self._load_order(conn, row["label"])
+        return None
+
+    def record_fill(self, fill: Fill) -> FillOutcome:
+        """Journal one of our trades and count it in its order (matched by label, else by
+        venue order id), in one transaction. A (venue, trade id) already journalled is a no-op
+        reported as `duplicate=True`. A fill the order cannot take (over-fill, a rejected
+        order) is kept, journalled as a `fill_conflict` event, and the `OrderStateError` is
+        raised after the commit: the trade is a fact even when it contradicts the journal."""
+        conflict: OrderStateError | None = None
+        with self._transaction() as conn:
+            order = self._match_order(conn, fill)
+            cur = conn.execute(
+                "INSERT INTO fills (venue, trade_id, instrument, label, order_label, applied, "
+                "venue_order_id, side, amount, price, fee, fee_currency, ts_ms, recorded_ms) "
+                "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (venue, trade_id) DO NOTHING",
+                (
+                    fill.venue,
+                    fill.trade_id,
+                    fill.instrument,
+                    fill.label,
+                    order.label if order is not None else None,
+                    fill.order_id or None,
+                    fill.side.value,
+                    fill.amount,
+                    fill.price,
+                    fill.fee,
+                    fill.fee_currency,
+                    fill.ts_ms,
+                    self._clock_ms(),
+                ),
+            )
+            if cur.rowcount == 0:
+                return FillOutcome(duplicate=True, order=order)
+            fill_payload = {
+                "venue": fill.venue,
+                "trade_id": fill.trade_id,
+                "instrument": fill.instrument,
+                "side": fill.side.value,
+                "amount": fill.amount,
+                "price": fill.price,
+                "fee": fill.fee,
+                "fee_currency": fill.fee_currency,
+            }
+            if order is None:
+                self._event(conn, fill.ts_ms, "fill", fill.label, fill_payload)
+                return FillOutcome(duplicate=False, order=None)
+            event = Filled(
+                ts_ms=fill.ts_ms,
+                trade_id=fill.trade_id,
+                amount=fill.amount,
+                price=fill.price,
+                venue_order_id=fill.order_id or None,
+            )
+            try:
+                if fill.side is not order.side or fill.instrument != order.instrument:
+                    raise OrderStateError(
+                        f"order {order.label}: fill {fill.trade_id} is a {fill.side} of "
+                        f"{fill.instrument}, the order a {order.side} of {order.instrument}"
+                    )
+                after = apply(order, event)
+            except OrderStateError as exc:
+                conflict = exc
+                self._event(
+                    conn,
+                    fill.ts_ms,
+                    "fill_conflict",
+                    order.label,
+                    {**fill_payload, "error": str(exc)},
+                )
+                after = order
+            else:
+                conn.execute(
+                    "UPDATE fills SET applied = 1 WHERE venue = ? AND trade_id = ?",
+                    (fill.venue, fill.trade_id),
+                )
+                if after is not order:
+                    self._store_update(conn, order, after, event)
+        if conflict is not None:
+            raise conflict
+        return FillOutcome(duplicate=False, order=after)
+
+    # -------------------------------------------------------------------- trading state
+
+    def save_trading_state(self, record: TradingStateRecord) -> None:
+        """Persist a trading-state transition: the history row and, if `record.seq` is the
+        newest, the current state (so writes landing out of order cannot roll it back)."""
+        detail = self._redactor.redact_text(record.detail)
+        reasons = _dumps([self._clean(dict(r)) for r in record.reasons])
+        now = self._clock_ms()
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO trading_state_history (seq, ts_ms, previous_state, state, cause, "
+                "actor, detail, reasons, recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.seq,
+                    record.ts_ms,
+                    record.previous_state,
+                    record.state,
+                    record.cause,
+                    record.actor,
+                    detail,
+                    reasons,
+                    now,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO trading_state (id, seq, ts_ms, state, reasons, recorded_ms) "
+                "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, "
+                "ts_ms = excluded.ts_ms, state = excluded.state, reasons = excluded.reasons, "
+                "recorded_ms = excluded.recorded_ms WHERE excluded.seq > trading_state.seq",
+                (record.seq, record.ts_ms, record.state, reasons, now),
+            )
+            self._event(
+                conn,
+                record.ts_ms,
+                "state",
+                record.state,
+                {
+                    "seq": record.seq,
+                    "previous_state": record.previous_state,
+                    "cause": record.cause,
+                    "actor": record.actor,
+                    "detail": detail,
+                },
+            )
+
+    def _history_record(self, row: sqlite3.Row) -> TradingStateRecord:
+        return TradingStateRecord(
+            seq=row["seq"],
+            ts_ms=row["ts_ms"],
+            state=row["state"],
+            reasons=tuple(json.loads(row["reasons"])),
+            previous_state=row["previous_state"],
+            cause=row["cause"],
+            actor=row["actor"],
+            detail=row["detail"],
+        )
+
+    def last_trading_state(self) -> TradingStateRecord | None:
+        """The newest persisted trading state (None on a fresh journal)."""
+        row = self._conn.execute(
+            "SELECT h.* FROM trading_state s JOIN trading_state_history h ON h.seq = s.seq"
+        ).fetchone()
+        return None if row is None else self._history_record(row)
+
+    def trading_state_history(self, since_ms: int = 0) -> list[TradingStateRecord]:
+        rows = self._conn.execute(
+            "SELECT * FROM trading_state_history WHERE ts_ms >= ? ORDER BY seq", (since_ms,)
+        )
+        return [self._history_record(r) for r in rows]
+
+    # ----------------------------------------------------------------------- audit log
+
+    def _clean(self, args: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._redactor(None, "journal", args))
+
+    def record_operator_command(
+        self,
+        *,
+        ts_ms: int,
+        uid: int | None,
+        command: str,
+        args: Mapping[str, Any],
+        surface: str = "unix",
+        outcome: str = "ok",
+    ) -> int:
+        """Journal an operator command; returns its audit sequence number. Arguments whose
+        name says secret/token/password/api key, and any configured secret value anywhere,
+        are replaced by the redaction marker before they reach the disk."""
+        clean_args = self._clean(dict(args))
+        command = self._redactor.redact_text(command)
+        outcome = self._redactor.redact_text(outcome)
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO audit_log (ts_ms, uid, surface, command, args, outcome, "
+                "recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (ts_ms, uid, surface, command, _dumps(clean_args), outcome, self._clock_ms()),
+            )
+            seq = int(cur.lastrowid or 0)
+            self._event(
+                conn,
+                ts_ms,
+                "operator",
+                command,
+                {"uid": uid, "surface": surface, "args": clean_args, "outcome": outcome},
+            )
+        return seq
+
+    def audit_since(self, since_ms: int = 0) -> list[AuditEntry]:
+        rows = self._conn.execute(
+            "SELECT * FROM audit_log WHERE ts_ms >= ? ORDER BY seq", (since_ms,)
+        )
+        return [
+            AuditEntry(
+                seq=r["seq"],
+                ts_ms=r["ts_ms"],
+                uid=r["uid"],
+                surface=r["surface"],
+                command=r["command"],
+                args=json.loads(r["args"]),
+                outcome=r["outcome"],
+            )
+            for r in rows
+        ]
+
+    # -------------------------------------------------------------------------- queries
+
+    def order(self, label: str) -> OrderRecord | None:
+        """The journalled order with client id `label`."""
+        return self._load_order(self._conn, label)
+
+    def _orders_where(self, where: str, params: Sequence[Any]) -> list[OrderRecord]:
+        rows = self._conn.execute(
+            f"SELECT label FROM orders WHERE {where} ORDER BY created_ms, label", params
+        ).fetchall()
+        out = []
+        for row in rows:
+            order = self._load_order(self._conn, row["label"])
+            if order is not None:
+                out.append(order)
+        return out
+
+    def open_orders(self, venue: str | None = None) -> list[OrderRecord]:
+        """Every order not in a terminal state: NEW (maybe sent before a crash), SENT, ACKED,
+        PARTIALLY_FILLED and UNKNOWN; oldest first."""
+        marks = ", ".join("?" for _ in _TERMINAL)
+        where = f"status NOT IN ({marks})"
+        params: list[Any] = list(_TERMINAL)
+        if venue is not None:
+            where += " AND venue = ?"
+            params.append(venue)
+        return self._orders_where(where, params)
+
+    def orders_for_decision(self, decision_id: str) -> list[OrderRecord]:
+        return self._orders_where("decision_id = ?", (decision_id,))
+
+    def order_by_venue_id(self, venue: str, venue_order_id: str) -> OrderRecord | None:
+        row = self._conn.execute(
+            "SELECT label FROM orders WHERE venue = ? AND venue_order_id = ?",
+            (venue, venue_order_id),
+        ).fetchone()
+        return None if row is None else self._load_order(self._conn, row["label"])
+
+    def decision(self, decision_id: str) -> DecisionRecord | None:
+        row = self._conn.execute(
+            "SELECT * FROM decisions WHERE decision_id = ?", (decision_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return DecisionRecord(
+            decision_id=row["decision_id"],
+            ts_ms=row["ts_ms"],
+            underlying=row["underlying"],
+            reason=row["reason"],
+            payload=json.loads(row["payload"]),
+        )
+
+    def fills_for_order(self, label: str) -> list[Fill]:
+        """Every journalled fill matched to order `label` (including any that conflicted)."""
+        rows = self._conn.execute(
+            "SELECT * FROM fills WHERE order_label = ? ORDER BY ts_ms, seq", (label,)
+        )
+        return [_fill_from_row(r) for r in rows]
+
+    def fills_since(self, since_ms: int, until_ms: int | None = None) -> list[Fill]:
+        """Fills with venue time in [since_ms, until_ms), oldest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM fills WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
+            (since_ms, until_ms if until_ms is not None else 2**62),
+        )
+        return [_fill_from_row(r) for r in rows]
+
+    def fill_totals_since(self, since_ms: int, venue: str | None = None) -> list[FillTotal]:
+        """Sum of fills per (venue, instrument) with venue time >= `since_ms`."""
+        sql = (
+            "SELECT venue, instrument, "
+            "SUM(CASE side WHEN 'buy' THEN amount ELSE -amount END) AS net, "
+            "SUM(amount) AS gross, COUNT(*) AS n FROM fills WHERE ts_ms >= ?"
+        )
+        params: list[Any] = [since_ms]
+        if venue is not None:
+            sql += " AND venue = ?"
+            params.append(venue)
+        sql += " GROUP BY venue, instrument ORDER BY venue, instrument"
+        return [
+            FillTotal(r["venue"], r["instrument"], r["net"], r["gross"], r["n"])
+            for r in self._conn.execute(sql, params)
+        ]
+
+    def count_intents_since(self, since_ms: int, venue: str | None = None) -> int:
+        """Order intents created at or after `since_ms` (for order-rate limits)."""
+        sql = "SELECT COUNT(*) FROM orders WHERE created_ms >= ? AND decision_id IS NOT NULL"
+        params: list[Any] = [since_ms]
+        if venue is not None:
+            sql += " AND venue = ?"
+            params.append(venue)
+        return int(self._conn.execute(sql, params).fetchone()[0])
+
+    def events_since(
+        self, after_seq: int = 0, since_ms: int | None = None, limit: int = 1000
+    ) -> list[JournalEvent]:
+        """Timeline rows with seq > `after_seq` (and ts_ms >= `since_ms` if given), in seq
+        order, at most `limit`. Follow the timeline by passing the last seen seq back."""
+        rows = self._conn.execute(
+            "SELECT * FROM events WHERE seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?",
+            (after_seq, since_ms if since_ms is not None else -(2**62), limit),
+        )
+        return [
+            JournalEvent(
+                seq=r["seq"],
+                ts_ms=r["ts_ms"],
+                kind=r["kind"],
+                ref=r["ref"],
+                payload=json.loads(r["payload"]),
+                recorded_ms=r["recorded_ms"],
+            )
+            for r in rows
+        ]
+
+    def integrity_check(self) -> str:
+        """SQLite's `PRAGMA integrity_check` ("ok" when the file is sound)."""
+        return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def iter_rows(self, sql: str, params: Sequence[Any] = ()) -> Iterator[sqlite3.Row]:
+        """Stream the rows of a read query (export and diagnostics)."""
+        yield from self._conn.execute(sql, params)
+
+
+# ----------------------------------------------------------------------------- async
+
+
+class Journal:
+    """The async journal the daemon uses. Every call runs on one dedicated thread that owns the
+    connection, in the order the calls were made; a write's coroutine returns only after its
+    COMMIT. If the awaiting task is cancelled, the write still completes (or not) on the
+    thread: after a cancelled `record_intent` the intent may be on disk, so treat the order as
+    possibly sent (it is NEW in the journal, and restart recovery queries it).
+
+        journal = await Journal.open(path)
+        await journal.record_intents(orders, DecisionRecord.of(decision))  # then send
+        order = await journal.apply_event(label, Sent(ts_ms=now))
+    """
+
+    def __init__(self, store: JournalStore, executor: ThreadPoolExecutor) -> None:
+        self._store = store
+        self._executor = executor
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        clock_ms: Callable[[], int] = _now_ms,
+        secrets: SecretRedactor | None = None,
+    ) -> Journal:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hedgerd-journal")
+        loop = asyncio.get_running_loop()
+        try:
+            store = await loop.run_in_executor(
+                executor, functools.partial(JournalStore, path, clock_ms=clock_ms, secrets=secrets)
+            )
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(store, executor)
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    async def close(self) -> None:
+        """Close the connection (on its thread) and stop the thread; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._store.close)
+        finally:
+            self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> Journal:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def run(
+        self, fn: Callable[Concatenate[JournalStore, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn(store, *args, **kwargs)` on the journal thread (for queries not wrapped
+        below)."""
+        if self._closed:
+            raise JournalError("journal is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(fn, self._store, *args, **kwargs)
+        )
+
+    # writes
+    async def record_decision(self, decision: DecisionRecord) -> None:
+        await self.run(JournalStore.record_decision, decision)
+
+    async def record_intents(
+        self, orders: Sequence[OrderRecord], decision: DecisionRecord | None = None
+    ) -> None:
+        await self.run(JournalStore.record_intents, tuple(orders), decision)
+
+    async def record_intent(
+        self, order: OrderRecord, decision: DecisionRecord | None = None
+    ) -> None:
+        await self.run(JournalStore.record_intent, order, decision)
+
+    async def adopt_order(self, order: OrderRecord) -> None:
+        await self.run(JournalStore.adopt_order, order)
+
+    async def apply_event(self, label: str, event: OrderEvent) -> OrderRecord:
+        return await self.run(JournalStore.apply_event, label, event)
+
+    async def recover_in_doubt(self, ts_ms: int) -> list[OrderRecord]:
+        return await self.run(JournalStore.recover_in_doubt, ts_ms)
+
+    async def record_fill(self, fill: Fill) -> FillOutcome:
+        return await self.run(JournalStore.record_fill, fill)
+
+    async def save_trading_state(self, record: TradingStateRecord) -> None:
+        await self.run(JournalStore.save_trading_state, record)
+
+    async def record_operator_command(
+        self,
+        *,
+        ts_ms: int,
+        uid: int | None,
+        command: str,
+        args: Mapping[str, Any],
+        surface: str = "unix",
+        outcome: str = "ok",
+    ) -> int:
+        return await self.run(
+            JournalStore.record_operator_command,
+            ts_ms=ts_ms,
+            uid=uid,
+            command=command,
+            args=dict(args),
+            surface=surface,
+            outcome=outcome,
+        )
+
+    # reads
+    async def order(self, label: str) -> OrderRecord | None:
+        return await self.run(JournalStore.order, label)
+
+    async def open_orders(self, venue: str | None = None) -> list[OrderRecord]:
+        return await self.run(JournalStore.open_orders, venue)
+
+    async def orders_for_decision(self, decision_id: str) -> list[OrderRecord]:
+        return await self.run(JournalStore.orders_for_decision, decision_id)
+
+    async def order_by_venue_id(self, venue: str, venue_order_id: str) -> OrderRecord | None:
+        return await self.run(JournalStore.order_by_venue_id, venue, venue_order_id)
+
+    async def decision(self, decision_id: str) -> DecisionRecord | None:
+        return await self.run(JournalStore.decision, decision_id)
+
+    async def fills_for_order(self, label: str) -> list[Fill]:
+        return await self.run(JournalStore.fills_for_order, label)
+
+    async def fills_since(self, since_ms: int, until_ms: int | None = None) -> list[Fill]:
+        return await self.run(JournalStore.fills_since, since_ms, until_ms)
+
+    async def fill_totals_since(self, since_ms: int, venue: str | None = None) -> list[FillTotal]:
+        return await self.run(JournalStore.fill_totals_since, since_ms, venue)
+
+    async def count_intents_since(self, since_ms: int, venue: str | None = None) -> int:
+        return await self.run(JournalStore.count_intents_since, since_ms, venue)
+
+    async def last_trading_state(self) -> TradingStateRecord | None:
+        return await self.run(JournalStore.last_trading_state)
+
+    async def trading_state_history(self, since_ms: int = 0) -> list[TradingStateRecord]:
+        return await self.run(JournalStore.trading_state_history, since_ms)
+
+    async def events_since(
+        self, after_seq: int = 0, since_ms: int | None = None, limit: int = 1000
+    ) -> list[JournalEvent]:
+        return await self.run(JournalStore.events_since, after_seq, since_ms, limit)
+
+    async def audit_since(self, since_ms: int = 0) -> list[AuditEntry]:
+        return await self.run(JournalStore.audit_since, since_ms)
+
+
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "AuditEntry",
+    "DecisionRecord",
+    "DuplicateIntentError",
+    "FillOutcome",
+    "FillTotal",
+    "Journal",
+    "JournalError",
+    "JournalEvent",
+    "JournalLockedError",
+    "JournalStore",
+    "TradingStateRecord",
+    "UnknownOrderError",
+]

@@ -1,0 +1,197 @@
+"""`hedgerd journal export`: the journal as CSV or JSON for analysis.
+
+    hedgerd journal export --journal var/hedgerd.sqlite --since 2026-11-20T00:00Z \\
+        [--until 1763683200000] [--table decisions|orders|fills|events|state|audit] \\
+        [--format csv|json|jsonl] [--out FILE]
+
+`--since`/`--until` take ISO 8601 (a time without a zone is UTC) or UTC epoch milliseconds;
+rows are selected by their time column (decisions, fills, events, state, audit: `ts_ms`;
+orders: `created_ms`) in [since, until). Every row gets a leading `time_utc` (ISO 8601) next to
+the epoch-ms columns. JSON columns (payload, reasons, args) are nested objects in json/jsonl and
+JSON text in csv. The journal is opened read-only, so exporting from a running daemon's journal
+is safe. `--out` files are created owner-only, like the journal.
+
+Exit codes: 0 done, 1 the journal cannot be read, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import sqlite3
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeAlias
+
+from hedgerd.execution.journal import FILE_MODE, JournalError, JournalStore
+from hedgerd.execution.journal_schema import JournalVersionError
+
+if TYPE_CHECKING:
+    SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+EXIT_OK = 0
+EXIT_JOURNAL = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    sql_name: str
+    time_column: str
+    json_columns: tuple[str, ...]
+
+
+TABLES: dict[str, _Table] = {
+    "decisions": _Table("decisions", "ts_ms", ("payload",)),
+    "orders": _Table("orders", "created_ms", ()),
+    "fills": _Table("fills", "ts_ms", ()),
+    "events": _Table("events", "ts_ms", ("payload",)),
+    "state": _Table("trading_state_history", "ts_ms", ("reasons",)),
+    "audit": _Table("audit_log", "ts_ms", ("args",)),
+}
+FORMATS = ("csv", "json", "jsonl")
+
+
+class TimeArgError(ValueError):
+    pass
+
+
+def parse_time_ms(text: str) -> int:
+    """UTC epoch milliseconds from epoch milliseconds or ISO 8601 (no zone: UTC)."""
+    text = text.strip()
+    if re.fullmatch(r"-?[0-9]+", text):
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise TimeArgError(
+            f"{text!r} is neither ISO 8601 (2026-11-21T13:00:00Z) nor epoch milliseconds"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def add_parser(sub: SubParsers) -> None:
+    """Register `journal` (with its `export` subcommand) on the `hedgerd` subparsers."""
+    journal = sub.add_parser("journal", help="read the journal (export for analysis)")
+    journal_sub = journal.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
+    export = journal_sub.add_parser(
+        "export",
+        help="write journal rows as CSV or JSON",
+        description="Export journal rows in [--since, --until) as CSV or JSON. Times are ISO "
+        "8601 (UTC when no zone is given) or UTC epoch milliseconds.",
+    )
+    export.add_argument("--journal", required=True, type=Path, help="journal file (SQLite)")
+    export.add_argument("--since", required=True, help="start, inclusive (ISO 8601 or epoch ms)")
+    export.add_argument("--until", help="end, exclusive (ISO 8601 or epoch ms); default: no end")
+    export.add_argument("--table", choices=tuple(TABLES), default="events", help="what to export")
+    export.add_argument("--format", choices=FORMATS, default="csv", help="output format")
+    export.add_argument("--out", type=Path, help="write here (owner-only) instead of stdout")
+    journal.set_defaults(func=run)
+    export.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "journal_command", None) != "export":
+        print("usage: hedgerd journal export ...", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        since_ms = parse_time_ms(args.since)
+        until_ms = parse_time_ms(args.until) if args.until is not None else None
+    except TimeArgError as exc:
+        print(f"hedgerd journal export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if until_ms is not None and until_ms <= since_ms:
+        print("hedgerd journal export: --until must be after --since", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        store = JournalStore(args.journal, readonly=True)
+    except (JournalError, JournalVersionError, sqlite3.Error) as exc:
+        print(f"hedgerd journal export: {args.journal}: {exc}", file=sys.stderr)
+        return EXIT_JOURNAL
+    try:
+        table = TABLES[args.table]
+        columns = _columns(store, table)
+        rows = _rows(store, table, since_ms, until_ms)
+        if args.out is not None:
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            with open(fd, "w", encoding="utf-8", newline="") as out:
+                count = _write(rows, args.format, out, columns)
+        else:
+            count = _write(rows, args.format, sys.stdout, columns)
+            sys.stdout.flush()
+    except sqlite3.Error as exc:
+        print(f"hedgerd journal export: {args.journal}: {exc}", file=sys.stderr)
+        return EXIT_JOURNAL
+    except BrokenPipeError:  # `... | head`: the reader is gone, which is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    finally:
+        store.close()
+    print(f"exported {count} {args.table} rows", file=sys.stderr)
+    return EXIT_OK
+
+
+def _rows(
+    store: JournalStore, table: _Table, since_ms: int, until_ms: int | None
+) -> Iterator[dict[str, Any]]:
+    # Table and column names come from TABLES, never from the command line.
+    sql = (
+        f"SELECT * FROM {table.sql_name} WHERE {table.time_column} >= ? "
+        f"AND {table.time_column} < ? ORDER BY {table.time_column}, rowid"
+    )
+    for row in store.iter_rows(sql, (since_ms, until_ms if until_ms is not None else 2**62)):
+        out: dict[str, Any] = {"time_utc": _iso(row[table.time_column])}
+        for key in row.keys():  # noqa: SIM118 - sqlite3.Row is not a mapping
+            value = row[key]
+            if key in table.json_columns and isinstance(value, str):
+                value = json.loads(value)
+            out[key] = value
+        yield out
+
+
+def _columns(store: JournalStore, table: _Table) -> list[str]:
+    info = store.iter_rows(f"PRAGMA table_info({table.sql_name})")
+    return ["time_utc", *(str(r["name"]) for r in info)]
+
+
+def _write(rows: Iterator[dict[str, Any]], fmt: str, out: IO[str], columns: list[str]) -> int:
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {
+                    k: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v
+                    for k, v in row.items()
+                }
+            )
+            count += 1
+        return count
+    if fmt == "jsonl":
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+            count += 1
+        return count
+    out.write("[")
+    for row in rows:
+        out.write(("\n" if count == 0 else ",\n") + json.dumps(row))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
+
+
+__all__ = ["FORMATS", "TABLES", "add_parser", "parse_time_ms", "run"]
