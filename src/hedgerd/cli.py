@@ -48,11 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _subcommands() -> list[Callable[[SubParsers], None]]:
+def _subcommands() -> list[Callable[[SubParsers], object]]:
     # Imported here so `hedgerd --help` stays fast and each package owns its own command.
     from hedgerd.execution import journal_command
+    from hedgerd.sim import command as sim_command
 
-    return [journal_command.add_parser]
+    return [journal_command.add_parser, sim_command.add_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hedgerd.risk.limits import KillSwitchSettings
+
 ENV_PREFIX = "HEDGERD_"
 VenueMode = Literal["sim", "testnet", "live"]
 Numeraire = Literal["usd", "coin"]
@@ -84,6 +86,45 @@ class VenueSettings(_Section):
     )
     underlyings: tuple[str, ...] = Field(
         ("BTC", "ETH"), description="Underlyings (currencies) followed on this account."
+    )
+    request_timeout_s: float = Field(
+        10.0, gt=0, description="Timeout of one REST request, seconds."
+    )
+    reconnect_initial_s: float = Field(
+        0.2, gt=0, description="First reconnect delay after a stream drops, seconds (doubles "
+        "per failed attempt)."
+    )
+    reconnect_max_s: float = Field(
+        15.0, gt=0, description="Longest reconnect delay, seconds."
+    )
+    heartbeat_s: int = Field(
+        10, ge=10, description="Heartbeat interval asked of the venue (Deribit set_heartbeat; "
+        "minimum 10 s); a missed heartbeat closes the session, which cancel-on-disconnect "
+        "then treats as a disconnect."
+    )
+    cancel_on_disconnect: bool = Field(
+        True, description="Ask the venue to cancel this account's open orders when the "
+        "private session drops (Deribit enable_cancel_on_disconnect, scope 'account')."
+    )
+    reconcile_s: float = Field(
+        30.0, gt=0, description="Interval between full position reconciliations against the "
+        "venue's REST snapshot, seconds (also done after every reconnect)."
+    )
+    stale_positions_s: float = Field(
+        90.0, gt=0, description="Positions are stale when neither the stream nor a "
+        "reconciliation has confirmed them for this long, seconds."
+    )
+    stale_market_s: float = Field(
+        5.0, gt=0, description="A ticker, quote or index older than this is stale, seconds."
+    )
+    depth_notional_usd: float = Field(
+        250_000.0, gt=0, description="Order book depth fetched per side, as cumulative USD "
+        "notional."
+    )
+    delta_tolerance_coin: float = Field(
+        0.01, gt=0, description="Largest accepted difference between hedgerd's delta and the "
+        "venue's, in coin of the underlying; beyond it the divergence is flagged for the kill "
+        "switch."
     )
 
     @model_validator(mode="after")
@@ -182,6 +223,10 @@ class HedgerdConfig(BaseSettings):
     )
     metrics: MetricsSettings = Field(
         default_factory=MetricsSettings, description="Prometheus metrics."
+    )
+    risk: KillSwitchSettings = Field(
+        default_factory=KillSwitchSettings,
+        description="Automatic kill switches, their limits and alert hooks.",
     )
 
     @classmethod

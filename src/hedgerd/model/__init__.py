@@ -2,6 +2,7 @@
 
 Immutable data that crosses component boundaries. Units live in field names or unit fields."""
 
+from hedgerd.model.decisions import HedgeDecision, HedgeLeg, HedgeStyle, HedgeTrigger
 from hedgerd.model.instruments import (
     AmountUnit,
     Instrument,
@@ -18,6 +19,10 @@ __all__ = [
     "Balance",
     "BookLevel",
     "Fill",
+    "HedgeDecision",
+    "HedgeLeg",
+    "HedgeStyle",
+    "HedgeTrigger",
     "IndexPrice",
     "Instrument",
     "InstrumentKind",

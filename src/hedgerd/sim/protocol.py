@@ -44,15 +44,21 @@ ERR_NOT_ENOUGH_FUNDS = 10009
 ERR_TOO_MANY_REQUESTS = 10028
 ERR_SETTLEMENT_IN_PROGRESS = 10041
 ERR_NOT_OPEN_ORDER = 11044
-ERR_INVALID_AMOUNT = 10002
+ERR_INVALID_AMOUNT = 10002  # qty_too_low
 ERR_POST_ONLY_REJECT = 11054
 ERR_REDUCE_ONLY = 11098
-ERR_PRICE_TOO_HIGH = 10006
-ERR_PRICE_TOO_LOW = 10007
+# Corrected by the engine side (values were 10006/10007): Deribit's price_too_high is 10007
+# and price_too_low is 10005 (10006/10008 are the "...4idx" variants).
+ERR_PRICE_TOO_HIGH = 10007
+ERR_PRICE_TOO_LOW = 10005
 ERR_BAD_ARGUMENT = 11050
 ERR_NOT_ALLOWED_IN_MODE = 11091
-ERR_INVALID_INSTRUMENT = 10020  # "invalid_instrument_name"? see docs; engine uses this code
+ERR_INVALID_INSTRUMENT = 10020  # invalid_or_unsupported_instrument
 ERR_TRADING_DISABLED = 10008
+# Added by the engine side.
+ERR_BOOK_CLOSED = 10012  # book_closed: the instrument expired
+ERR_PRICE_WRONG_TICK = 10043  # price_wrong_tick
+ERR_UNSUPPORTED_ARG_COMBINATION = 11047
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +112,72 @@ class SimEngine(Protocol):
     def cancel_all_for_account(self, account_id: str) -> int:
         """Cancel-on-disconnect: cancel every open order of the account; returns the count."""
         ...
+
+
+# --- Added by the server side (sim/server.py); optional engine capabilities --------------------
+#
+# What the server relies on in published payloads (EventSink.publish):
+# - `book.X`: Deribit's raw book notification data, `{"type": "change", "timestamp",
+#   "instrument_name", "prev_change_id", "change_id", "bids": [["new"|"change"|"delete", price,
+#   amount], ...], "asks": [...]}`. A new subscriber gets `engine.book_snapshot(name)` when the
+#   engine has it (else a snapshot built from `public/get_order_book` with its `change_id`),
+#   then the changes that continue its `change_id`.
+# - `ticker.X`: the `public/ticker` result shape; `deribit_price_index.btc_usd`:
+#   `{"timestamp", "price", "index_name"}`.
+# - `user.orders.{kind}.{CCY}`: one order object (or a list of them); the server sends one
+#   notification per order on `.raw` subscriptions and lists on `.100ms` ones.
+# - `user.trades.{kind}.{CCY}`: a list of trades. `user.changes.{kind}.{CCY}`:
+#   `{"instrument_name", "trades", "orders", "positions"}`. `user.portfolio.{ccy}`: the
+#   portfolio object (account-summary fields).
+# Publishing happens synchronously inside `dispatch`/`advance_to`; the server serialises the
+# payload at once, so the engine may reuse its objects afterwards.
+
+
+class SimEngineExtras(Protocol):
+    """Optional engine methods the server calls when the engine has them (`getattr`)."""
+
+    def set_event_sink(self, sink: EventSink) -> None:
+        """Where to publish notifications (the server's subscription hub)."""
+        ...
+
+    def price_gap(self, currency: str, pct: float) -> None:
+        """Jump `currency`'s index by `pct` percent now (admin fault `price_gap`)."""
+        ...
+
+    def admin_state(self) -> dict[str, Any]:
+        """Counts and figures for `GET /sim/admin/state` (JSON-serialisable)."""
+        ...
+
+    def book_snapshot(self, instrument_name: str) -> dict[str, Any]:
+        """The `book.{instrument}` snapshot notification data (type "snapshot", all levels)
+        that later `book.{instrument}` changes continue (their `prev_change_id`)."""
+        ...
+
+    # The server's sink also offers `public_channels() -> KeysView[str]`: the public channels
+    # that have subscribers right now (cheaper than `wants` for every instrument per tick).
+
+    def hold_market(self, on: bool) -> None:
+        """Fault `stale_market_data`: while on, neither `advance_to` nor the catch-up inside
+        `dispatch` moves the market (index, marks, books, ticker timestamps); the clock and
+        request handling go on. Without it the server can only stop calling `advance_to`."""
+        ...
+
+
+# --- Engine side (sim/exchange.py `SimExchange`): what it publishes and offers -----------------
+#
+# - Channels are published per settlement currency: `user.orders.future.BTC` (inverse
+#   BTC-PERPETUAL and dated futures), `user.orders.option.ETH`, `user.orders.future.USDC`
+#   (BTC_USDC-PERPETUAL: linear instruments group under USDC, as Deribit's currency filters
+#   do); `user.portfolio.{btc|eth|usdc}` about once a second of simulated time and after
+#   every fill; `book.X` changes once per market tick (`scenario.tick_ms`, default 250 ms,
+#   minimum 1) and after every order that changes the book; `ticker.X` and
+#   `deribit_price_index.{btc|eth}_usd` once per tick.
+# - `book_snapshot(instrument_name)` returns the snapshot a new `book.X` subscriber should get
+#   (the state current subscribers were last sent; publishes nothing). `public/get_order_book`
+#   carries the same `change_id` chain.
+# - `subscriptions_changed()`: optional hint after (un)subscribes; the engine re-reads which
+#   `book.X`/`ticker.X`/`perpetual.X` channels are wanted at most every 100 ms or 4 ticks of
+#   simulated time otherwise (book subscriptions via `book_snapshot` are seen at once).
+# - `set_sink`/`set_event_sink`, `price_gap(currency, pct)`, `admin_state()`,
+#   `add_account(api_key, api_secret, balances=None)`, and `clock` (the `SimClock`).
+# - Scheduled `price_gap` faults of the scenario are applied by the engine itself.

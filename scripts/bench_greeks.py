@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Benchmarks of the Greeks engine: ns per option for a full reprice (price and all six
+Greeks) at several book sizes, and (section added by the book) the GreeksBook tick latency.
+
+Run: ``.venv/bin/python scripts/bench_greeks.py [--sections pricing,...] [--threads N]``.
+Each section is a function ``bench_<name>(args) -> None`` that prints its figures; ``main``
+runs the selected ones. Figures are wall-clock: on a shared machine, run it on an idle one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from hedgerd.pricing import Greeks, black76_into
+from hedgerd.pricing import black as _black
+
+MINUTE_Y = 1.0 / (365.0 * 24 * 60)
+DAY_Y = 1.0 / 365.0
+
+
+def make_option_inputs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A crypto-desk-like book: BTC forwards around 60k, expiries from one day to a year
+    (log-uniform), vols 30..120 %, strikes within +-4 standard deviations, calls and puts."""
+    rng = np.random.default_rng(seed)
+    forward = 60_000.0 * np.exp(rng.normal(0.0, 0.01, n))
+    tau = np.exp(rng.uniform(math.log(DAY_Y), math.log(1.0), n))
+    vol = rng.uniform(0.3, 1.2, n)
+    strike = forward * np.exp(rng.uniform(-4.0, 4.0, n) * vol * np.sqrt(tau))
+    return {
+        "is_call": rng.random(n) < 0.5,
+        "forward": forward,
+        "strike": strike,
+        "tau": tau,
+        "vol": vol,
+    }
+
+
+def time_call(
+    fn: Callable[[], object],
+    min_seconds: float = 0.3,
+    repeats: int = 7,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
+    """Seconds per call for ``repeats`` batches, each batch running ``fn`` for >= min_seconds
+    total (at least once), measured with ``clock`` (wall clock by default)."""
+    fn()  # warm-up: thread pool, caches
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-9)
+    number = max(1, int(min_seconds / repeats / one))
+    out = []
+    for _ in range(repeats):
+        t0 = clock()
+        for _ in range(number):
+            fn()
+        out.append((clock() - t0) / number)
+    return out
+
+
+def bench_pricing(args: argparse.Namespace) -> None:
+    """ns per option for black76_into (price + delta, gamma, vega, theta, vanna, volga)."""
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print("== pricing: black76 full reprice (price + 6 Greeks), ns per option ==")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"   threads={_black._threads} cpus={os.cpu_count()} load average {load:.1f}"
+        " (wall clock; best and median; other load inflates them)"
+    )
+    print(
+        f"   {'options':>9} {'best':>8} {'median':>8}   {'1-thread best':>14}"
+        f" {'1-thread CPU':>13}"
+    )
+    for n in sizes:
+        inp = make_option_inputs(n, seed=n)
+        out = Greeks.empty(n)
+
+        def run(inp: dict[str, np.ndarray] = inp, out: Greeks = out) -> None:
+            black76_into(out, inp["is_call"], inp["forward"], inp["strike"], inp["tau"], inp["vol"])
+
+        times = time_call(run)
+        threads = _black._threads
+        _black.set_threads(1)
+        single = time_call(run)
+        single_cpu = time_call(run, clock=time.thread_time)  # robust to other processes
+        _black.set_threads(threads)
+        best, med, one, cpu = (
+            1e9 * t / n
+            for t in (min(times), statistics.median(times), min(single), min(single_cpu))
+        )
+        print(f"   {n:>9} {best:>8.1f} {med:>8.1f}   {one:>14.1f} {cpu:>13.1f}")
+        if not np.all(np.isfinite(out.price)):
+            raise SystemExit("non-finite price in benchmark output")
+    # Stress: expiries down to a minute and strikes to +-30 sd, where many prices take the
+    # slower cancellation-free (erfcx) path.
+    n = 100_000
+    rng = np.random.default_rng(7)
+    tau = np.exp(rng.uniform(math.log(MINUTE_Y), math.log(1.0), n))
+    vol = rng.uniform(0.3, 1.2, n)
+    fwd = np.full(n, 60_000.0)
+    strike = fwd * np.exp(rng.uniform(-30.0, 30.0, n) * vol * np.sqrt(tau))
+    call = rng.random(n) < 0.5
+    out = Greeks.empty(n)
+    times = time_call(lambda: black76_into(out, call, fwd, strike, tau, vol))
+    print(f"   stress grid (1 minute..1 year, +-30 sd), {n}: best {1e9 * min(times) / n:.1f}")
+
+
+def bench_book_tick(args: argparse.Namespace) -> None:
+    """GreeksBook tick-to-snapshot latency (index update of one underlying, then that
+    underlying's snapshot) for a 10k-position book; p50/p99 over many ticks, 100 ms apart."""
+    import gc
+
+    from hedgerd.book.greeks_book import GreeksBook
+    from hedgerd.model import AmountUnit
+    from hedgerd.venues.deribit_names import option_name, parse_expiry_ms, parse_instrument_name
+
+    now0 = parse_expiry_ms("20NOV26") + 3 * 3_600_000
+    expiries = [parse_expiry_ms(e) for e in (
+        "21NOV26", "22NOV26", "23NOV26", "27NOV26", "4DEC26", "11DEC26", "25DEC26",
+        "29JAN27", "26FEB27", "26MAR27", "25JUN27", "24SEP27")]
+    spots = {"BTC": 91_000.0, "ETH": 3_050.0}
+
+    def build(counts: dict[str, int], seed: int) -> tuple[GreeksBook, int]:
+        rng = np.random.default_rng(seed)
+        book = GreeksBook()
+        rows = 0
+        for und, n in counts.items():
+            S = spots[und]
+            book.set_index(und, S)
+            names: set[str] = set()
+            while len(names) < n:
+                e = expiries[int(rng.integers(len(expiries)))]
+                strike = round(S * math.exp(rng.normal(0.0, 0.4)), 1)
+                names.add(option_name(und, e, strike, bool(rng.integers(2))))
+            for name in sorted(names):
+                book.add_instrument(parse_instrument_name(name))
+                book.set_option_vol(name, float(rng.uniform(0.3, 1.2)))
+                book.set_position(name, float(rng.integers(1, 500)) / 10.0, AmountUnit.COIN)
+            hedges = [f"{und}-PERPETUAL", f"{und}-27NOV26", f"{und}-26MAR27",
+                      f"{und}_USDC-PERPETUAL"]
+            for h in hedges:
+                inst = parse_instrument_name(h)
+                book.add_instrument(inst)
+                book.set_position(h, inst.amount_step * 1000, inst.amount_unit, S)
+            book.set_balance(und, 50.0)
+            rows += n + len(hedges) + 1
+        return book, rows
+
+    def ticks(book: GreeksBook, und: str, n_ticks: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        S, now = spots[und], now0
+        out = np.empty(n_ticks)
+        for i in range(n_ticks):
+            S *= math.exp(rng.normal(0.0, 1e-4))
+            now += 100
+            t0 = time.perf_counter_ns()
+            book.set_index(und, S)
+            snap = book.underlying_snapshot(und, now)
+            out[i] = time.perf_counter_ns() - t0
+            if not math.isfinite(snap.total.delta_usdnum_coin):
+                raise SystemExit("non-finite delta in benchmark")
+        return out[n_ticks // 10:] / 1000.0  # drop warm-up, microseconds
+
+    print("== book: GreeksBook tick-to-snapshot latency (set_index + underlying_snapshot) ==")
+    print("   every tick moves the index and the clock (100 ms): all rows of the underlying")
+    print("   are repriced (no caching); p50/p99 in microseconds, wall clock")
+    print(f"   {'book':<44} {'rows':>6} {'repriced':>9} {'p50 us':>8} {'p99 us':>8}")
+    from hedgerd.book import greeks_book as gb
+
+    cases = [
+        ("10k: BTC 6k + ETH 4k options, tick BTC", {"BTC": 5_995, "ETH": 3_995}, "BTC", 1),
+        ("10k: all BTC (worst case), tick BTC", {"BTC": 9_995}, "BTC", 1),
+        ("10k: all BTC, reprice split over 2 threads", {"BTC": 9_995}, "BTC", 2),
+    ]
+    for label, counts, und, threads in cases:
+        book, rows = build(counts, seed=sum(counts.values()))
+        gb.set_threads(threads)
+        gc.collect()
+        lat = ticks(book, und, args.book_ticks, seed=1)
+        gb.set_threads(1)
+        p50, p99 = np.percentile(lat, [50, 99])
+        print(f"   {label:<44} {rows:>6} {counts[und]:>9} {p50:>8.1f} {p99:>8.1f}")
+    # for scale: one row changes and the on-demand scenario grid
+    name = next(n for n in book._instruments if n.endswith("-C"))
+    t_pos = []
+    for i in range(2_000):
+        t0 = time.perf_counter_ns()
+        book.set_position(name, 1.0 + i % 7, AmountUnit.COIN)
+        t_pos.append(time.perf_counter_ns() - t0)
+    t0 = time.perf_counter()
+    book.scenario_grid("BTC", now0)
+    grid_ms = (time.perf_counter() - t0) * 1e3
+    print(f"   position change (one row): p50 {np.percentile(t_pos, 50) / 1000:.1f} us;"
+          f" scenario grid 9x5 on {rows} rows: {grid_ms:.1f} ms")
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "pricing": bench_pricing,
+    "book": bench_book_tick,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma list of {sorted(SECTIONS)}"
+    )
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000", help="pricing: book sizes")
+    parser.add_argument("--threads", type=int, default=None, help="pricing threads")
+    parser.add_argument("--book-ticks", type=int, default=5_000, help="book: ticks to time")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        _black.set_threads(args.threads)
+    for name in args.sections.split(","):
+        if name not in SECTIONS:
+            parser.error(f"unknown section {name!r}; known: {sorted(SECTIONS)}")
+        SECTIONS[name](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

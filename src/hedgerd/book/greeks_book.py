@@ -1,0 +1,1090 @@
+"""GreeksBook: the live Greeks of an options book, per underlying and per expiry.
+
+Layout (structure of arrays, one store per underlying):
+
+- Options live in preallocated numpy arrays (capacity doubles when full), kept sorted by
+  expiry so each expiry is a contiguous segment; an index maps instrument name → stable slot
+  → row. Per row the book keeps coefficients that only change when the position, the mark vol
+  or the expiry's forward ratio change (``q·b``, ``q·K``, ``q·b·σ``, ``q·b/σ``), so an index tick
+  costs: ``d1``, ``d2``, two normal CDFs, one ``exp`` and six multiply-and-segment-sum passes
+  over that underlying's rows, into preallocated buffers. Nothing is rebuilt per tick; a
+  position or vol change rewrites one row.
+- Hedge instruments (inverse and linear perpetuals and futures, spot, coin collateral) have
+  values affine in the index, ``V = α S + β`` (see `valuation`), so the book keeps ``α, β`` per
+  expiry bucket and kind and values them in O(buckets) per tick.
+
+Conventions: the index price ``S`` is USD per coin; option forwards are ``F = b S`` with the
+expiry's forward ratio ``b`` (1 unless `set_forward` or a ticker's underlying price sets it)
+held fixed as ``S`` moves; perpetuals, spot and collateral are valued at the index; zero
+rates (Deribit prices options off the forward with no discounting); ACT/365 time in
+milliseconds. Positions are in the venue's amount unit (USD for inverse perpetuals and
+futures, coin otherwise). Balances are cash balances without floating P&L (Deribit's
+``balance``): coin balances are collateral of that underlying, USDC/USD balances are reported
+as ``cash_usd`` and carry no delta (in the coin numeraire they are not attributed to an
+underlying).
+
+Time: the book reads no clock; every valuation takes ``now_ms`` (UTC epoch ms). Deribit
+settles at 08:00 UTC and decays expiring deltas to 0 over the 30 minutes before; inside that
+window an expiry is flagged ``in_settlement_window`` and the projected deltas exclude it.
+Contracts at or past expiry are excluded and reported as quarantined ("expired").
+
+Bad input: a non-finite or non-positive index, forward or amount, an amount in the wrong
+unit, or an unknown instrument raise `BookError` (nothing is changed). A missing or bad
+option vol quarantines that option: it is left out of the Greeks and listed in
+``UnderlyingGreeks.quarantined`` (``complete`` is then False), never priced with garbage.
+An underlying with positions but no index price is listed in ``BookSnapshot.unpriced``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import ndtr
+
+from hedgerd.book.valuation import (
+    HEDGE_KINDS,
+    MS_PER_YEAR,
+    FloatArray,
+    RowKind,
+    affine_coefficients,
+    option_value_usd,
+    row_kind,
+)
+from hedgerd.model.instruments import AmountUnit, Instrument, PriceUnit
+from hedgerd.model.market import IndexPrice, Ticker
+from hedgerd.model.positions import Balance, Position
+from hedgerd.pricing.implied import implied_vol_with_reason
+from hedgerd.pricing.reasons import Reason
+
+Numeraire = Literal["usd", "coin"]
+
+SETTLEMENT_WINDOW_MS = 30 * 60 * 1000
+"""Deribit decays expiring deltas to 0 over the 30 minutes before the 08:00 UTC settlement."""
+DAYS_PER_YEAR = 365.0
+SPOT_SHOCKS: tuple[float, ...] = (-0.20, -0.15, -0.10, -0.05, 0.0, 0.05, 0.10, 0.15, 0.20)
+"""Scenario grid spot moves, fractions of the index."""
+VOL_SHOCKS: tuple[float, ...] = (-0.10, -0.05, 0.0, 0.05, 0.10)
+"""Scenario grid vol moves, per 1.00 of vol (−0.10 = −10 vol points), added to every mark."""
+SCENARIO_VOL_FLOOR = 0.01
+"""Shocked vols are floored at 1 %."""
+MIN_VOL = 1e-4
+MAX_VOL = 20.0
+CASH_CURRENCIES = frozenset({"USD", "USDC", "USDT"})
+NO_EXPIRY = int(np.iinfo(np.int64).max)
+"""Bucket key of perpetuals, spot and collateral (sorts after every expiry)."""
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_MAX_FORWARD_RATIO = 2.0
+
+
+class BookError(ValueError):
+    """Input the book refuses (it is left unchanged)."""
+
+
+class UnknownInstrumentError(BookError):
+    """A position or mark for an instrument the book has no definition of."""
+
+
+class BadMarketDataError(BookError):
+    """A NaN, infinite or non-positive price."""
+
+
+# ---- snapshot types ------------------------------------------------------------------------
+
+GREEK_FIELDS: tuple[str, ...] = (
+    "value_usd",
+    "delta_usdnum_coin",
+    "delta_coinnum_coin",
+    "options_delta_usdnum_coin",
+    "options_delta_coinnum_coin",
+    "hedge_delta_usdnum_coin",
+    "hedge_delta_coinnum_coin",
+    "gamma_usdnum_coin_per_usd",
+    "gamma_coinnum_coin_per_usd",
+    "vega_usd_per_vol",
+    "theta_usd_per_day",
+    "vanna_usdnum_coin_per_vol",
+)
+(_VAL, _DU, _DC, _ODU, _ODC, _HDU, _HDC, _GU, _GC, _VEGA, _THETA, _VANNA) = range(
+    len(GREEK_FIELDS)
+)
+# rows of the (fields x buckets) table that `_OptionRows.reprice` fills, in its order
+_OPT_ROWS = np.array([_ODU, _VAL, _VEGA, _THETA, _GU, _VANNA], np.intp)
+
+
+@dataclass(frozen=True, slots=True)
+class Greeks:
+    """Sensitivities of one bucket (an underlying's total, or one expiry).
+
+    ``usdnum`` = USD numeraire (USD P&L neutral: ``dV_usd/dS``; coin collateral counts),
+    ``coinnum`` = coin numeraire (coin P&L neutral: ``dV_usd/dS − V_usd/S``; inverse options
+    count Black-Scholes delta minus premium). Units are in the names: deltas in coin of the
+    underlying, gammas in coin per USD of index move, vega in USD per 1.00 of vol (divide by
+    100 for a vol point), theta in USD per calendar day, vanna in coin per 1.00 of vol, value
+    in USD (options at mark, futures/spot floating P&L, coin collateral).
+    ``options_*`` and ``hedge_*`` split the deltas: hedge = perpetuals, futures, spot, coin
+    collateral.
+    """
+
+    value_usd: float
+    delta_usdnum_coin: float
+    delta_coinnum_coin: float
+    options_delta_usdnum_coin: float
+    options_delta_coinnum_coin: float
+    hedge_delta_usdnum_coin: float
+    hedge_delta_coinnum_coin: float
+    gamma_usdnum_coin_per_usd: float
+    gamma_coinnum_coin_per_usd: float
+    vega_usd_per_vol: float
+    theta_usd_per_day: float
+    vanna_usdnum_coin_per_vol: float
+
+    def delta_coin(self, numeraire: Numeraire) -> float:
+        return self.delta_usdnum_coin if numeraire == "usd" else self.delta_coinnum_coin
+
+    def gamma_coin_per_usd(self, numeraire: Numeraire) -> float:
+        return (
+            self.gamma_usdnum_coin_per_usd
+            if numeraire == "usd"
+            else self.gamma_coinnum_coin_per_usd
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryTable:
+    """Greeks per expiry bucket of one underlying, as read-only arrays (column ``i`` is bucket
+    ``i``; buckets sorted by expiry, perpetual/spot/collateral last with key `NO_EXPIRY`).
+
+    ``values[f, i]`` is field ``GREEK_FIELDS[f]`` of bucket ``i``; use `greeks(i)` or
+    `field(name)`.
+    """
+
+    expiry_ms: NDArray[np.int64]
+    in_settlement_window: NDArray[np.bool_]
+    values: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.expiry_ms.shape[0])
+
+    def expiry(self, i: int) -> int | None:
+        e = int(self.expiry_ms[i])
+        return None if e == NO_EXPIRY else e
+
+    def greeks(self, i: int) -> Greeks:
+        return Greeks(*self.values[:, i].tolist())
+
+    def field(self, name: str) -> FloatArray:
+        row: FloatArray = self.values[GREEK_FIELDS.index(name)]
+        return row
+
+    def __iter__(self) -> Iterator[tuple[int | None, Greeks]]:
+        for i in range(len(self)):
+            yield self.expiry(i), self.greeks(i)
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeDelta:
+    """The hedge instruments of one kind in one underlying (all expiries together)."""
+
+    kind: RowKind
+    value_usd: float
+    delta_usdnum_coin: float
+    delta_coinnum_coin: float
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """An instrument left out of the Greeks, and why."""
+
+    instrument: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnderlyingGreeks:
+    """The Greeks of one underlying at ``valued_at_ms``.
+
+    ``projected_*``: the deltas without expiries inside the settlement window (equal to the
+    totals outside it); ``next_expiry_ms``: the nearest live expiry (options or futures);
+    ``complete`` is False when some position was quarantined (a hedger should not trust the
+    numbers then).
+    """
+
+    underlying: str
+    index_price_usd: float
+    valued_at_ms: int
+    total: Greeks
+    by_expiry: ExpiryTable
+    hedges: tuple[HedgeDelta, ...]
+    projected_delta_usdnum_coin: float
+    projected_delta_coinnum_coin: float
+    in_settlement_window: bool
+    next_expiry_ms: int | None
+    quarantined: tuple[Quarantined, ...]
+
+    @property
+    def complete(self) -> bool:
+        return not self.quarantined
+
+    def delta_coin(self, numeraire: Numeraire, projected: bool = True) -> float:
+        """The delta to hedge, in coin: projected (settling expiries excluded) by default."""
+        if not projected:
+            return self.total.delta_coin(numeraire)
+        return (
+            self.projected_delta_usdnum_coin
+            if numeraire == "usd"
+            else self.projected_delta_coinnum_coin
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """Every priced underlying at ``valued_at_ms``, plus cash and what could not be priced."""
+
+    valued_at_ms: int
+    underlyings: tuple[UnderlyingGreeks, ...]
+    cash_usd: float
+    unpriced: tuple[Quarantined, ...]
+
+    def get(self, underlying: str) -> UnderlyingGreeks:
+        for u in self.underlyings:
+            if u.underlying == underlying:
+                return u
+        raise KeyError(underlying)
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioGrid:
+    """Instantaneous P&L under joint spot and vol shocks (time and forward ratios fixed).
+
+    ``pnl_usd[v, s]``: change of the underlying's USD value (options, futures/spot P&L, coin
+    collateral) for vol shock ``vol_shocks[v]`` (per 1.00 of vol, added to every mark vol,
+    floored at 1 %) and spot shock ``spot_shocks[s]`` (fraction of the index), in USD.
+    ``pnl_coin[v, s]``: the same in coin of the underlying (``V'/S' − V/S``).
+    ``by_expiry_pnl_usd[i, v, s]``: the USD P&L of expiry bucket ``expiry_ms[i]``.
+    """
+
+    underlying: str
+    index_price_usd: float
+    valued_at_ms: int
+    spot_shocks: tuple[float, ...]
+    vol_shocks: tuple[float, ...]
+    pnl_usd: FloatArray
+    pnl_coin: FloatArray
+    expiry_ms: NDArray[np.int64]
+    by_expiry_pnl_usd: FloatArray
+
+
+# ---- per-underlying stores ------------------------------------------------------------------
+
+
+_A = TypeVar("_A", bound=np.generic)
+
+
+def _frozen(a: NDArray[_A]) -> NDArray[_A]:
+    a.flags.writeable = False
+    return a
+
+
+_PARALLEL_MIN_ROWS = 4096
+"""Below this many rows a thread hand-off costs more than it saves."""
+_threads = 1
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def set_threads(n: int) -> None:
+    """Threads an underlying's reprice is split over when it has >= 4096 option rows
+    (default 1: no threads; a hand-off to a busy core costs more than it saves). numpy and
+    scipy ufuncs release the GIL and every thread writes its own rows, so results do not
+    depend on the thread count."""
+    global _threads, _pool
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    with _pool_lock:
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _threads = n
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="hedgerd-book")
+        return _pool
+
+
+def _split(n: int) -> list[tuple[int, int]]:
+    parts = min(_threads, n // (_PARALLEL_MIN_ROWS // 2))
+    if parts <= 1 or n < _PARALLEL_MIN_ROWS:
+        return [(0, n)]
+    per = -(-n // parts // 512) * 512  # multiples of 512 rows
+    return [(i * per, min((i + 1) * per, n)) for i in range(parts) if i * per < n]
+
+
+class _OptionRows:
+    """Options of one underlying, sorted by expiry (see module docstring)."""
+
+    # Coefficient rows: C1 = q b (N(d1) and vega), C2 = q K (N(d2)), C3 = q b σ (theta),
+    # C4 = q b / σ (gamma, vanna). C1 is stored twice so rows 2..4 multiply n(d1) in one pass.
+    def __init__(self, capacity: int = 64) -> None:
+        self.n = 0
+        self.cap = capacity
+        self.exp = np.zeros(capacity, np.int64)
+        self.strike = np.ones(capacity)
+        self.is_put = np.zeros(capacity, np.bool_)
+        self.qty = np.zeros(capacity)
+        self.vol = np.full(capacity, np.nan)
+        self.ratio = np.ones(capacity)
+        self.qeff = np.zeros(capacity)
+        self.sigma = np.ones(capacity)
+        self.lnbk = np.zeros(capacity)
+        self.coef = np.zeros((5, capacity))
+        self.row_slot = np.zeros(capacity, np.intp)
+        self.slot_row = np.zeros(capacity, np.intp)
+        self.work = np.zeros((5, capacity))
+        self.prod = np.zeros((6, capacity))
+        self.seg_of_row = np.zeros(capacity, np.intp)
+        self.slot_of: dict[str, int] = {}
+        self.slot_names: list[str] = []
+        self.bad: dict[str, str] = {}
+        self.seg_exp = np.zeros(0, np.int64)
+        self.seg_start = np.zeros(0, np.intp)
+        self.put1 = np.zeros(0)
+        self.put2 = np.zeros(0)
+        self.first_expiry_ms = NO_EXPIRY
+        self.all_live = np.ones(0, np.bool_)
+        self.seg_dirty = False
+        self.put_dirty = False
+
+    _ROW_ARRAYS = (
+        "exp", "strike", "is_put", "qty", "vol", "ratio", "qeff", "sigma", "lnbk", "row_slot",
+        "seg_of_row",
+    )
+    _ROW_MATRICES = ("coef", "work", "prod")
+
+    def _grow(self) -> None:
+        new = self.cap * 2
+        for name in self._ROW_ARRAYS:
+            old = getattr(self, name)
+            arr = np.zeros(new, old.dtype)
+            arr[: self.cap] = old
+            setattr(self, name, arr)
+        for name in self._ROW_MATRICES:
+            old = getattr(self, name)
+            arr = np.zeros((old.shape[0], new))
+            arr[:, : self.cap] = old
+            setattr(self, name, arr)
+        slot_row = np.zeros(new, np.intp)
+        slot_row[: self.cap] = self.slot_row
+        self.slot_row = slot_row
+        self.strike[self.cap :] = 1.0
+        self.ratio[self.cap :] = 1.0
+        self.sigma[self.cap :] = 1.0
+        self.vol[self.cap :] = np.nan
+        self.cap = new
+
+    def row_of(self, name: str) -> int | None:
+        slot = self.slot_of.get(name)
+        return None if slot is None else int(self.slot_row[slot])
+
+    def insert(self, name: str, expiry_ms: int, strike: float, is_put: bool, ratio: float
+               ) -> int:
+        """A new option row at its expiry's place; later rows shift down by one."""
+        if self.n == self.cap:
+            self._grow()
+        n = self.n
+        pos = int(np.searchsorted(self.exp[:n], expiry_ms, side="right"))
+        if pos < n:
+            for attr in self._ROW_ARRAYS:
+                a = getattr(self, attr)
+                a[pos + 1 : n + 1] = a[pos:n]
+            self.coef[:, pos + 1 : n + 1] = self.coef[:, pos:n]
+            moved = self.slot_row[: len(self.slot_names)]
+            moved[moved >= pos] += 1
+        slot = len(self.slot_names)
+        self.slot_names.append(name)
+        self.slot_of[name] = slot
+        self.slot_row[slot] = pos
+        self.row_slot[pos] = slot
+        self.exp[pos] = expiry_ms
+        self.strike[pos] = strike
+        self.is_put[pos] = is_put
+        self.qty[pos] = 0.0
+        self.vol[pos] = np.nan
+        self.ratio[pos] = ratio
+        self.n = n + 1
+        self.derive_row(pos)
+        self.seg_dirty = True
+        return pos
+
+    def derive_row(self, i: int) -> None:
+        """Recompute row ``i``'s coefficients from qty, vol, ratio and strike."""
+        q = float(self.qty[i])
+        v = float(self.vol[i])
+        b = float(self.ratio[i])
+        K = float(self.strike[i])
+        name = self.slot_names[int(self.row_slot[i])]
+        ok = math.isfinite(v) and MIN_VOL <= v <= MAX_VOL
+        if q != 0.0 and not ok:
+            self.bad[name] = "no mark vol" if math.isnan(v) else f"bad mark vol {v!r}"
+        else:
+            self.bad.pop(name, None)
+        qe = q if ok else 0.0
+        s = v if ok else 1.0
+        self.qeff[i] = qe
+        self.sigma[i] = s
+        self.lnbk[i] = math.log(b / K)
+        c1 = qe * b
+        col = self.coef[:, i]
+        if self.is_put[i] and (col[0] != c1 or col[1] != qe * K):
+            self.put_dirty = True  # per-expiry put sums (parity terms) change
+        col[0] = c1
+        col[1] = qe * K
+        col[2] = c1
+        col[3] = c1 * s
+        col[4] = c1 / s
+
+    def derive_slice(self, lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            self.derive_row(i)
+
+    def segment_rows(self, expiry_ms: int) -> tuple[int, int]:
+        e = self.exp[: self.n]
+        return (
+            int(np.searchsorted(e, expiry_ms, side="left")),
+            int(np.searchsorted(e, expiry_ms, side="right")),
+        )
+
+    def refresh_layout(self) -> None:
+        n = self.n
+        if self.seg_dirty:
+            e = self.exp[:n]
+            if n:
+                start = np.concatenate(([0], np.flatnonzero(e[1:] != e[:-1]) + 1))
+            else:
+                start = np.zeros(0, np.intp)
+            self.seg_start = start.astype(np.intp)
+            self.seg_exp = e[self.seg_start].copy()
+            self.first_expiry_ms = int(self.seg_exp[0]) if n else NO_EXPIRY
+            self.all_live = np.ones(len(self.seg_start), np.bool_)
+            counts = np.diff(np.append(self.seg_start, n))
+            self.seg_of_row[:n] = np.repeat(np.arange(len(self.seg_start)), counts)
+            self.seg_dirty = False
+            self.put_dirty = True
+        if self.put_dirty:
+            if n:
+                put = self.is_put[:n]
+                self.put1 = np.add.reduceat(np.where(put, self.coef[0, :n], 0.0), self.seg_start)
+                self.put2 = np.add.reduceat(np.where(put, self.coef[1, :n], 0.0), self.seg_start)
+            else:
+                self.put1 = np.zeros(0)
+                self.put2 = np.zeros(0)
+            self.put_dirty = False
+
+    def reprice(self, S: float, now_ms: int) -> tuple[FloatArray, NDArray[np.bool_]]:
+        """Per-segment Greeks at index ``S``: rows delta_usd, value_usd, vega, theta_per_day,
+        gamma_usd, vanna (a (6, segments) array, order of `_OPT_ROWS`), and the live mask."""
+        self.refresh_layout()
+        n = self.n
+        k = len(self.seg_exp)
+        if n == 0:
+            return np.zeros((6, 0)), np.zeros(0, np.bool_)
+        tau = (self.seg_exp - now_ms) * (1.0 / MS_PER_YEAR)
+        all_live = now_ms < self.first_expiry_ms
+        if all_live:
+            live = self.all_live
+            sqt_seg = np.sqrt(tau)
+        else:
+            live = tau > 0.0
+            sqt_seg = np.sqrt(np.where(live, tau, 1.0))
+        lnS = math.log(S)
+        parts = _split(n)
+        if len(parts) == 1:
+            self._rows(0, n, lnS, sqt_seg)
+        else:
+            pool = _get_pool()
+            futures = [pool.submit(self._rows, lo, hi, lnS, sqt_seg) for lo, hi in parts[1:]]
+            self._rows(*parts[0], lnS, sqt_seg)
+            for fut in futures:
+                fut.result()
+        p = self.prod
+        # per segment: [sum c1 N(d1), sum c2 N(d2), sum c1 n, sum c3 n, sum c4 n, sum c4 n d2]
+        out = np.add.reduceat(p[:, :n], self.seg_start, axis=1)
+        np.subtract(out[0], self.put1, out=out[0])  # delta (USD numeraire)
+        np.subtract(out[1], self.put2, out=out[1])
+        np.subtract(out[0] * S, out[1], out=out[1])  # value, USD
+        inv_sqt = 1.0 / sqt_seg
+        f = np.empty((4, k))
+        np.multiply(sqt_seg, S * _INV_SQRT_2PI, out=f[0])  # vega per 1.00 vol
+        np.multiply(inv_sqt, -0.5 * S * _INV_SQRT_2PI / DAYS_PER_YEAR, out=f[1])  # theta/day
+        np.multiply(inv_sqt, _INV_SQRT_2PI / S, out=f[2])  # gamma
+        f[3] = -_INV_SQRT_2PI  # vanna
+        np.multiply(out[2:], f, out=out[2:])
+        if not all_live:
+            out[:, ~live] = 0.0
+        return out, live
+
+    def _rows(self, lo: int, hi: int, lnS: float, sqt_seg: FloatArray) -> None:
+        """The per-row pass over rows [lo, hi): N(d1)·c1, N(d2)·c2, n(d1)·(c1, c3, c4) and
+        n(d1)·c4·d2 into ``prod``. Elementwise, so row ranges may run on different threads."""
+        w, p, c = self.work, self.prod, self.coef
+        sqt, sd, d1, d2, pdf = w[0, lo:hi], w[1, lo:hi], w[2, lo:hi], w[3, lo:hi], w[4, lo:hi]
+        np.take(sqt_seg, self.seg_of_row[lo:hi], out=sqt, mode="clip")
+        np.multiply(self.sigma[lo:hi], sqt, out=sd)
+        np.add(self.lnbk[lo:hi], lnS, out=d1)
+        np.divide(d1, sd, out=d1)
+        np.multiply(sd, 0.5, out=d2)
+        np.add(d1, d2, out=d1)
+        np.subtract(d1, sd, out=d2)
+        ndtr(d1, out=p[0, lo:hi])
+        np.multiply(p[0, lo:hi], c[0, lo:hi], out=p[0, lo:hi])
+        ndtr(d2, out=p[1, lo:hi])
+        np.multiply(p[1, lo:hi], c[1, lo:hi], out=p[1, lo:hi])
+        np.multiply(d1, d1, out=pdf)
+        np.multiply(pdf, -0.5, out=pdf)
+        np.exp(pdf, out=pdf)
+        np.multiply(c[2:5, lo:hi], pdf, out=p[2:5, lo:hi])
+        np.multiply(p[4, lo:hi], d2, out=p[5, lo:hi])
+
+    def expired_names(self, now_ms: int) -> list[str]:
+        hi = int(np.searchsorted(self.exp[: self.n], now_ms, side="right"))
+        return [
+            self.slot_names[int(s)]
+            for s, q in zip(self.row_slot[:hi], self.qty[:hi], strict=True)
+            if q != 0.0
+        ]
+
+
+@dataclass(slots=True)
+class _HedgeRow:
+    kind: RowKind
+    qty: float
+    entry_price_usd: float
+    expiry_ms: int
+
+
+class _Underlying:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.index_usd = math.nan
+        self.options = _OptionRows()
+        self.hedges: dict[str, _HedgeRow] = {}
+        self.ratios: dict[int, float] = {}
+        self.hedge_dirty = True
+        self.layout_dirty = True
+        self.buckets = np.zeros(0, np.int64)
+        self.seg_bucket = np.zeros(0, np.intp)
+        # alpha/beta per (bucket, hedge kind), V = alpha S + beta
+        self.alpha = np.zeros((0, len(RowKind)))
+        self.beta = np.zeros((0, len(RowKind)))
+        self.bucket_list: list[int] = []
+        self.opt_ix: tuple[NDArray[np.intp], ...] = (
+            np.zeros((6, 1), np.intp), np.zeros((1, 0), np.intp)
+        )
+        # hedge aggregates over live buckets, valid for now_ms in [live_lo, live_hi)
+        self.live_lo = 0
+        self.live_hi = -1
+        self.h_alpha = np.zeros(0)
+        self.h_beta = np.zeros(0)
+        self.k_alpha = np.zeros(len(RowKind))
+        self.k_beta = np.zeros(len(RowKind))
+        self.version = 0
+        self.cache: UnderlyingGreeks | None = None
+        self.cache_version = -1
+
+    def touch(self) -> None:
+        self.version += 1
+
+    def ratio(self, expiry_ms: int) -> float:
+        return self.ratios.get(expiry_ms, 1.0)
+
+    def has_positions(self) -> bool:
+        return bool(self.hedges) or bool(np.any(self.options.qty[: self.options.n] != 0.0))
+
+    def refresh(self, now_ms: int) -> None:
+        """Bring layout-dependent indexes and the hedge aggregates up to date (cheap when
+        nothing changed: a few comparisons)."""
+        opts = self.options
+        if opts.seg_dirty:
+            self.layout_dirty = True
+        opts.refresh_layout()
+        if self.layout_dirty or self.hedge_dirty:
+            keys = set(opts.seg_exp.tolist())
+            keys.update(h.expiry_ms for h in self.hedges.values())
+            self.bucket_list = sorted(keys)
+            self.buckets = np.array(self.bucket_list, np.int64)
+            self.seg_bucket = np.searchsorted(self.buckets, opts.seg_exp).astype(np.intp)
+            self.opt_ix = np.ix_(_OPT_ROWS, self.seg_bucket)
+            m = len(self.buckets)
+            self.alpha = np.zeros((m, len(RowKind)))
+            self.beta = np.zeros((m, len(RowKind)))
+            for h in self.hedges.values():
+                i = int(np.searchsorted(self.buckets, h.expiry_ms))
+                b = 1.0 if h.expiry_ms == NO_EXPIRY else self.ratio(h.expiry_ms)
+                a_, b_ = affine_coefficients(h.kind, h.qty, h.entry_price_usd, b)
+                self.alpha[i, h.kind] += float(a_)
+                self.beta[i, h.kind] += float(b_)
+            self.layout_dirty = False
+            self.hedge_dirty = False
+            self.live_hi = -1  # force the aggregates below
+        if not self.live_lo <= now_ms < self.live_hi:
+            i0 = bisect.bisect_right(self.bucket_list, now_ms)
+            self.live_lo = self.bucket_list[i0 - 1] if i0 else -(2**63)
+            self.live_hi = self.bucket_list[i0] if i0 < len(self.bucket_list) else NO_EXPIRY
+            live = (self.buckets > now_ms)[:, None]
+            alpha = self.alpha * live
+            beta = self.beta * live
+            self.h_alpha = alpha.sum(axis=1)
+            self.h_beta = beta.sum(axis=1)
+            self.k_alpha = alpha.sum(axis=0)
+            self.k_beta = beta.sum(axis=0)
+
+
+# ---- the book ------------------------------------------------------------------------------
+
+
+def _check_price(what: str, value: float) -> float:
+    v = float(value)
+    if not (math.isfinite(v) and v > 0.0):
+        raise BadMarketDataError(f"{what}: price must be finite and positive, got {value!r}")
+    return v
+
+
+class GreeksBook:
+    """Live Greeks per underlying and expiry; see the module docstring for conventions.
+
+    ``time_tolerance_ms``: `snapshot` reuses an underlying's last valuation when nothing in
+    it changed and it was valued at most this long ago (0: revalue whenever time moved).
+    """
+
+    def __init__(
+        self, instruments: Iterable[Instrument] = (), time_tolerance_ms: int = 0
+    ) -> None:
+        self._instruments: dict[str, Instrument] = {}
+        self._kinds: dict[str, RowKind] = {}
+        self._und: dict[str, _Underlying] = {}
+        self._cash_usd: dict[str, float] = {}
+        self.time_tolerance_ms = int(time_tolerance_ms)
+        for inst in instruments:
+            self.add_instrument(inst)
+
+    # -- definitions ---------------------------------------------------------------------
+
+    def add_instrument(self, instrument: Instrument) -> None:
+        """Register an instrument definition (idempotent)."""
+        self._kinds[instrument.name] = row_kind(instrument)
+        self._instruments[instrument.name] = instrument
+
+    def instrument(self, name: str) -> Instrument:
+        try:
+            return self._instruments[name]
+        except KeyError:
+            raise UnknownInstrumentError(f"unknown instrument {name!r}") from None
+
+    @property
+    def underlyings(self) -> tuple[str, ...]:
+        return tuple(sorted(self._und))
+
+    def _u(self, underlying: str) -> _Underlying:
+        u = self._und.get(underlying)
+        if u is None:
+            u = self._und[underlying] = _Underlying(underlying)
+        return u
+
+    # -- positions -----------------------------------------------------------------------
+
+    def apply_position(self, position: Position) -> None:
+        self.set_position(
+            position.instrument, position.amount, position.amount_unit, position.average_price
+        )
+
+    def set_position(
+        self,
+        name: str,
+        amount: float,
+        amount_unit: AmountUnit,
+        average_price: float | None = None,
+    ) -> None:
+        """Set the signed position in ``name`` to ``amount`` (in ``amount_unit``, which must
+        be the instrument's: USD for inverse perpetuals/futures, coin otherwise).
+
+        ``average_price`` (USD per coin; perpetuals, futures and spot) is the entry price of
+        the floating P&L; None means the current mark (floating P&L taken as zero, i.e.
+        already in the balance), which needs the index price first.
+        """
+        inst = self.instrument(name)
+        kind = self._kinds[name]
+        amt = float(amount)
+        if not math.isfinite(amt):
+            raise BookError(f"{name}: amount must be finite, got {amount!r}")
+        if amount_unit is not inst.amount_unit:
+            raise BookError(
+                f"{name}: amount is in {inst.amount_unit.value}, got {amount_unit.value}"
+            )
+        u = self._u(inst.underlying)
+        if kind.is_option:
+            self._set_option_qty(u, inst, amt)
+        else:
+            self._set_hedge(u, inst, kind, amt, average_price)
+        u.touch()
+
+    def _set_option_qty(self, u: _Underlying, inst: Instrument, qty_coin: float) -> None:
+        opts = u.options
+        row = opts.row_of(inst.name)
+        if row is None:
+            if qty_coin == 0.0:
+                return
+            assert inst.expiry_ms is not None and inst.strike_usd is not None
+            row = opts.insert(
+                inst.name, inst.expiry_ms, inst.strike_usd, not inst.is_call,
+                u.ratio(inst.expiry_ms),
+            )
+            u.layout_dirty = True
+        opts.qty[row] = qty_coin
+        opts.derive_row(row)
+
+    def _set_hedge(
+        self, u: _Underlying, inst: Instrument, kind: RowKind, qty: float,
+        average_price: float | None,
+    ) -> None:
+        if qty == 0.0:
+            if u.hedges.pop(inst.name, None) is not None:
+                u.hedge_dirty = True
+            return
+        expiry = NO_EXPIRY if inst.expiry_ms is None else inst.expiry_ms
+        if average_price is None:
+            if not math.isfinite(u.index_usd):
+                raise BookError(
+                    f"{inst.name}: no index price for {u.name} yet; give average_price or "
+                    "set the index first"
+                )
+            b = 1.0 if expiry == NO_EXPIRY else u.ratio(expiry)
+            entry = b * u.index_usd
+        else:
+            entry = _check_price(f"{inst.name} average_price", average_price)
+        u.hedges[inst.name] = _HedgeRow(kind, qty, entry, expiry)
+        u.hedge_dirty = True
+
+    def set_balance(self, currency: str, amount: float) -> None:
+        """Cash balance in ``currency`` (coin: collateral of that underlying; USD/USDC/USDT:
+        cash in USD, no delta)."""
+        amt = float(amount)
+        if not math.isfinite(amt):
+            raise BookError(f"{currency} balance must be finite, got {amount!r}")
+        cur = currency.upper()
+        if cur in CASH_CURRENCIES:
+            self._cash_usd[cur] = amt
+            return
+        u = self._u(cur)
+        name = f"{cur} balance"
+        if amt == 0.0:
+            u.hedges.pop(name, None)
+        else:
+            u.hedges[name] = _HedgeRow(RowKind.COLLATERAL, amt, math.nan, NO_EXPIRY)
+        u.hedge_dirty = True
+        u.touch()
+
+    def apply_balance(self, balance: Balance) -> None:
+        self.set_balance(balance.currency, balance.equity)
+
+    def position(self, name: str) -> float:
+        """The book's current position in ``name``, in its amount unit (0 if none)."""
+        inst = self.instrument(name)
+        u = self._und.get(inst.underlying)
+        if u is None:
+            return 0.0
+        if self._kinds[name].is_option:
+            row = u.options.row_of(name)
+            return 0.0 if row is None else float(u.options.qty[row])
+        h = u.hedges.get(name)
+        return 0.0 if h is None else h.qty
+
+    # -- market data ---------------------------------------------------------------------
+
+    def set_index(self, underlying: str, price_usd: float) -> None:
+        """The underlying's index price, USD per coin. Refuses NaN/inf/non-positive."""
+        u = self._u(underlying)
+        u.index_usd = _check_price(f"{underlying} index", price_usd)
+        u.touch()
+
+    def apply_index(self, index: IndexPrice) -> None:
+        self.set_index(index.underlying, index.price_usd)
+
+    def index_price(self, underlying: str) -> float:
+        u = self._und.get(underlying)
+        return math.nan if u is None else u.index_usd
+
+    def set_forward(self, underlying: str, expiry_ms: int, forward_usd: float) -> None:
+        """The forward (Deribit's ``underlying_price``) of an expiry, in USD per coin; stored
+        as the ratio to the current index and held as the index moves."""
+        u = self._u(underlying)
+        if not math.isfinite(u.index_usd):
+            raise BookError(f"{underlying}: set the index before forwards")
+        self.set_forward_ratio(
+            underlying, expiry_ms, _check_price(f"{underlying} forward", forward_usd)
+            / u.index_usd
+        )
+
+    def set_forward_ratio(self, underlying: str, expiry_ms: int, ratio: float) -> None:
+        """Forward / index of an expiry (1.0: no basis)."""
+        if not (math.isfinite(ratio) and 1 / _MAX_FORWARD_RATIO < ratio < _MAX_FORWARD_RATIO):
+            raise BadMarketDataError(f"{underlying}: implausible forward ratio {ratio!r}")
+        u = self._u(underlying)
+        if u.ratios.get(expiry_ms) == ratio:
+            return
+        u.ratios[expiry_ms] = ratio
+        opts = u.options
+        lo, hi = opts.segment_rows(expiry_ms)
+        if hi > lo:
+            opts.ratio[lo:hi] = ratio
+            opts.derive_slice(lo, hi)
+        if any(h.expiry_ms == expiry_ms for h in u.hedges.values()):
+            u.hedge_dirty = True
+        u.touch()
+
+    def set_option_vol(self, name: str, vol: float) -> None:
+        """The option's mark implied vol (0.6 = 60 %). NaN or out of (1e-4, 20) quarantines
+        the option until a good vol arrives."""
+        inst = self.instrument(name)
+        if not inst.is_option:
+            raise BookError(f"{name} is not an option")
+        u = self._u(inst.underlying)
+        opts = u.options
+        row = opts.row_of(name)
+        if row is None:
+            # No position yet: create the row so the vol is ready when a position arrives.
+            assert inst.expiry_ms is not None and inst.strike_usd is not None
+            row = opts.insert(
+                name, inst.expiry_ms, inst.strike_usd, not inst.is_call, u.ratio(inst.expiry_ms)
+            )
+            u.layout_dirty = True
+        opts.vol[row] = float(vol)
+        opts.derive_row(row)
+        u.touch()
+
+    def set_option_mark_price(self, name: str, mark_price: float, now_ms: int) -> float:
+        """Set the option's vol implied from its mark price (in the instrument's price unit:
+        coin for inverse options, converted at the index; USD for linear ones). Returns the
+        vol (NaN, and the option quarantined, where the price carries no vol information)."""
+        inst = self.instrument(name)
+        if not inst.is_option:
+            raise BookError(f"{name} is not an option")
+        assert inst.expiry_ms is not None and inst.strike_usd is not None
+        u = self._u(inst.underlying)
+        if not math.isfinite(u.index_usd):
+            raise BookError(f"{name}: no index price for {inst.underlying} yet")
+        price = float(mark_price)
+        price_usd = price * u.index_usd if inst.price_unit is PriceUnit.COIN else price
+        tau = (inst.expiry_ms - now_ms) / MS_PER_YEAR
+        vol_a, reason_a = implied_vol_with_reason(
+            inst.is_call, price_usd, u.ratio(inst.expiry_ms) * u.index_usd, inst.strike_usd,
+            max(tau, 0.0),
+        )
+        vol = float(vol_a)
+        self.set_option_vol(name, vol)
+        opts = u.options
+        if math.isnan(vol) and name in opts.bad:
+            why = Reason(int(reason_a)).name.lower()
+            opts.bad[name] = f"no vol implied by mark price {mark_price!r} ({why})"
+        return vol
+
+    def apply_ticker(self, ticker: Ticker) -> None:
+        """A venue ticker: option mark IV (or mark price, implied at the ticker's time) and
+        the expiry's forward from ``underlying_price``; a future's mark sets its forward."""
+        inst = self.instrument(ticker.instrument)
+        if inst.expiry_ms is not None and ticker.index_price_usd > 0:
+            fwd = ticker.underlying_price_usd if inst.is_option else ticker.mark_price
+            if fwd is not None and math.isfinite(fwd) and fwd > 0:
+                self.set_forward_ratio(
+                    inst.underlying, inst.expiry_ms, fwd / ticker.index_price_usd
+                )
+        if inst.is_option:
+            if ticker.mark_iv is not None:
+                self.set_option_vol(inst.name, ticker.mark_iv)
+            else:
+                self.set_option_mark_price(inst.name, ticker.mark_price, ticker.ts_ms)
+
+    # -- valuation -----------------------------------------------------------------------
+
+    def snapshot(self, now_ms: int) -> BookSnapshot:
+        """Greeks of every underlying with positions and an index price, at ``now_ms``."""
+        out: list[UnderlyingGreeks] = []
+        unpriced: list[Quarantined] = []
+        for name in sorted(self._und):
+            u = self._und[name]
+            if not u.has_positions():
+                continue
+            if not math.isfinite(u.index_usd):
+                unpriced.append(Quarantined(name, "no index price"))
+                continue
+            out.append(self._value(u, now_ms))
+        return BookSnapshot(now_ms, tuple(out), sum(self._cash_usd.values()), tuple(unpriced))
+
+    def underlying_snapshot(self, underlying: str, now_ms: int) -> UnderlyingGreeks:
+        """Greeks of one underlying (reprices only its rows)."""
+        u = self._und.get(underlying)
+        if u is None:
+            raise UnknownInstrumentError(f"no positions in {underlying!r}")
+        if not math.isfinite(u.index_usd):
+            raise BookError(f"{underlying}: no index price")
+        return self._value(u, now_ms)
+
+    def _value(self, u: _Underlying, now_ms: int) -> UnderlyingGreeks:
+        c = u.cache
+        if (
+            c is not None
+            and u.cache_version == u.version
+            and 0 <= now_ms - c.valued_at_ms <= self.time_tolerance_ms
+        ):
+            return c
+        result = self._compute(u, now_ms)
+        u.cache = result
+        u.cache_version = u.version
+        return result
+
+    def _compute(self, u: _Underlying, now_ms: int) -> UnderlyingGreeks:
+        u.refresh(now_ms)
+        S = u.index_usd
+        opt, seg_live = u.options.reprice(S, now_ms)
+        m = len(u.bucket_list)
+        t = np.zeros((len(GREEK_FIELDS), m))
+        t[u.opt_ix] = opt
+        ha, hb = u.h_alpha, u.h_beta
+        val = t[_VAL]
+        val += ha * S + hb
+        t[_HDU] = ha
+        np.multiply(hb, -1.0 / S, out=t[_HDC])
+        np.subtract(t[_ODU], (val - ha * S - hb) / S, out=t[_ODC])
+        np.add(t[_ODU], ha, out=t[_DU])
+        np.add(t[_ODC], t[_HDC], out=t[_DC])
+        # gamma_coinnum = gamma_usdnum - delta_usdnum / S + V / S^2 (hedges: beta / S^2)
+        np.add(t[_GU], (val / S - t[_DU]) / S, out=t[_GC])
+        totals = t.sum(axis=1).tolist()
+        # At most one expiry settles at a time (they are all at 08:00 UTC on distinct days).
+        i0 = bisect.bisect_right(u.bucket_list, now_ms)
+        window = np.zeros(m, np.bool_)
+        proj_du, proj_dc = totals[_DU], totals[_DC]
+        next_expiry: int | None = None
+        in_window = False
+        if i0 < m and u.bucket_list[i0] != NO_EXPIRY:
+            next_expiry = u.bucket_list[i0]
+            if next_expiry - now_ms <= SETTLEMENT_WINDOW_MS:
+                in_window = True
+                window[i0] = True
+                proj_du -= float(t[_DU, i0])
+                proj_dc -= float(t[_DC, i0])
+        ka, kb = u.k_alpha.tolist(), u.k_beta.tolist()
+        hedges = tuple(
+            HedgeDelta(k, ka[k] * S + kb[k], ka[k], -kb[k] / S)
+            for k in HEDGE_KINDS
+            if ka[k] != 0.0 or kb[k] != 0.0
+        )
+        if u.options.bad or i0 > 0:
+            quarantined = self._quarantined(u, now_ms, seg_live, u.buckets > now_ms)
+        else:
+            quarantined = ()
+        return UnderlyingGreeks(
+            underlying=u.name,
+            index_price_usd=S,
+            valued_at_ms=now_ms,
+            total=Greeks(*totals),
+            by_expiry=ExpiryTable(_frozen(u.buckets), _frozen(window), _frozen(t)),
+            hedges=hedges,
+            projected_delta_usdnum_coin=proj_du,
+            projected_delta_coinnum_coin=proj_dc,
+            in_settlement_window=in_window,
+            next_expiry_ms=next_expiry,
+            quarantined=quarantined,
+        )
+
+    @staticmethod
+    def _quarantined(
+        u: _Underlying, now_ms: int, seg_live: NDArray[np.bool_], bucket_live: NDArray[np.bool_]
+    ) -> tuple[Quarantined, ...]:
+        bad = u.options.bad
+        if not bad and seg_live.all() and bucket_live.all():
+            return ()
+        out = [Quarantined(n, r) for n, r in sorted(bad.items())]
+        if not seg_live.all():
+            out += [Quarantined(n, "expired") for n in u.options.expired_names(now_ms)]
+        out += [
+            Quarantined(n, "expired")
+            for n, h in sorted(u.hedges.items())
+            if h.expiry_ms <= now_ms
+        ]
+        return tuple(out)
+
+    # -- scenarios -----------------------------------------------------------------------
+
+    def scenario_grid(
+        self,
+        underlying: str,
+        now_ms: int,
+        spot_shocks: Sequence[float] = SPOT_SHOCKS,
+        vol_shocks: Sequence[float] = VOL_SHOCKS,
+    ) -> ScenarioGrid:
+        """Full revaluation of one underlying under every (vol, spot) shock pair; see
+        `ScenarioGrid`. Costs ``len(spot_shocks) · len(vol_shocks)`` option repricings, so it
+        is computed on demand, not on every tick."""
+        u = self._und.get(underlying)
+        if u is None or not math.isfinite(u.index_usd):
+            raise BookError(f"{underlying}: no positions or no index price")
+        u.refresh(now_ms)
+        S = u.index_usd
+        ds = np.asarray(spot_shocks, np.float64)
+        dv = np.asarray(vol_shocks, np.float64)
+        S1 = S * (1.0 + ds)
+        if not np.all(S1 > 0):
+            raise BookError("spot shocks must keep the index positive")
+        buckets = u.buckets
+        m = len(buckets)
+        live = buckets > now_ms
+        nv, ns = len(dv), len(ds)
+        base = np.zeros(m)
+        shocked = np.zeros((m, nv, ns))
+        opts = u.options
+        n = opts.n
+        if n:
+            seg_tau = (opts.seg_exp - now_ms) / MS_PER_YEAR
+            seg_ok = seg_tau > 0
+            tau = np.where(seg_ok, seg_tau, 1.0)[opts.seg_of_row[:n]]
+            qty = opts.qeff[:n] * seg_ok[opts.seg_of_row[:n]]
+            is_call = ~opts.is_put[:n]
+            K = opts.strike[:n]
+            b = opts.ratio[:n]
+            sig = opts.sigma[:n]
+            v0 = option_value_usd(is_call, qty, S, K, tau, sig, b)
+            base[u.seg_bucket] = np.add.reduceat(v0, opts.seg_start)
+            for j, shock in enumerate(dv):
+                vol = np.maximum(sig + shock, SCENARIO_VOL_FLOOR)
+                v = option_value_usd(is_call, qty, S1[:, None], K, tau, vol, b)  # (ns, n)
+                shocked[u.seg_bucket, j, :] = np.add.reduceat(v, opts.seg_start, axis=1).T
+        a_b = (u.alpha * live[:, None]).sum(axis=1)
+        b_b = (u.beta * live[:, None]).sum(axis=1)
+        base += a_b * S + b_b
+        shocked += (a_b[:, None] * S1[None, :] + b_b[:, None])[:, None, :]
+        by_exp = shocked - base[:, None, None]
+        total_shocked = shocked.sum(axis=0)
+        total_base = float(base.sum())
+        return ScenarioGrid(
+            underlying=underlying,
+            index_price_usd=S,
+            valued_at_ms=now_ms,
+            spot_shocks=tuple(float(x) for x in ds),
+            vol_shocks=tuple(float(x) for x in dv),
+            pnl_usd=total_shocked - total_base,
+            pnl_coin=total_shocked / S1[None, :] - total_base / S,
+            expiry_ms=buckets.copy(),
+            by_expiry_pnl_usd=by_exp,
+        )

@@ -1,0 +1,344 @@
+"""Hedging policy configuration (the `[hedging]` section of the main config).
+
+Every field has a description; `load_hedging_config` turns validation errors into one line per
+problem that names the key (e.g. `hedging.policies.wide.halfwidth_coin = -1: ...`).
+
+Units: deltas and band widths in coin of the underlying; times in seconds; fees and costs as
+fractions of notional (0.0005 = 5 bp); risk aversion in 1/USD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class HedgingConfigError(ValueError):
+    """Invalid hedging configuration; the message names each bad key, one per line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MakerSettings(_Section):
+    """Maker (post-only) execution inside the band, with a taker fallback."""
+
+    enabled: bool = Field(
+        False, description="Allow post-only orders at the touch when the band leaves time."
+    )
+    band_fraction: float = Field(
+        0.2,
+        gt=0.0,
+        le=1.0,
+        description="Post a maker order once the net delta leaves this fraction of the taker "
+        "band (the inner, maker band).",
+    )
+    target_fraction: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Where a maker order brings the net delta: 0 = the target, 1 = the inner "
+        "band's edge.",
+    )
+    timeout_s: float = Field(
+        600.0,
+        gt=0.0,
+        description="Seconds a maker order may rest; then it is replaced by a taker order if "
+        "still needed.",
+    )
+
+
+class _PolicyBase(_Section):
+    target_delta_coin: float = Field(
+        0.0, description="Net delta the policy aims at (coin); 0 is delta-neutral."
+    )
+    hedge_ratio: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Fraction of the distance to the destination (edge or target) that one "
+        "trade covers.",
+    )
+    rebalance_to: Literal["edge", "target"] = Field(
+        "edge",
+        description="Where a band trade takes the net delta: the nearest band edge or the "
+        "target.",
+    )
+    max_interval_s: float | None = Field(
+        None,
+        gt=0.0,
+        description="Safety-net time trigger: if this long passed since the last hedge, "
+        "rebalance to the target whatever the band says (None: off).",
+    )
+    price_move_filter_frac: float = Field(
+        0.0,
+        ge=0.0,
+        description="Band trades only after the underlying moved at least this fraction since "
+        "the last hedge (0: off). Filters chop.",
+    )
+    settlement_window_s: float = Field(
+        1800.0,
+        ge=0.0,
+        description="Inside this window before an expiry, expiring options count with their "
+        "projected delta (decayed linearly to 0 at settlement, as the settlement average "
+        "fixes).",
+    )
+    min_trade_coin: float = Field(
+        0.0,
+        ge=0.0,
+        description="Smallest total trade worth sending (coin); smaller needs are carried.",
+    )
+    maker: MakerSettings = Field(
+        default_factory=MakerSettings, description="Maker execution inside the band."
+    )
+
+
+class TimerPolicy(_PolicyBase):
+    """Rebalance to the target every `interval_s` (the baseline desks use today)."""
+
+    kind: Literal["timer"] = Field("timer", description="Policy kind.")
+    interval_s: float = Field(600.0, gt=0.0, description="Seconds between rebalances.")
+    rebalance_to: Literal["edge", "target"] = Field(
+        "target", description="A timer always trades to the target."
+    )
+
+
+class FixedBandPolicy(_PolicyBase):
+    """A fixed band: absolute half-widths, optionally widened by gamma."""
+
+    kind: Literal["band"] = Field("band", description="Policy kind.")
+    halfwidth_coin: float = Field(
+        0.1, ge=0.0, description="Half-width of the band on each side of the target (coin)."
+    )
+    lower_halfwidth_coin: float | None = Field(
+        None, ge=0.0, description="Half-width below the target (asymmetric band); None: same."
+    )
+    upper_halfwidth_coin: float | None = Field(
+        None, ge=0.0, description="Half-width above the target (asymmetric band); None: same."
+    )
+    gamma_move_frac: float = Field(
+        0.0,
+        ge=0.0,
+        description="Gamma scaling: the half-width is at least |gamma| * S * this (the delta "
+        "change of a move of this fraction); 0: off.",
+    )
+
+
+class WhalleyWilmottPolicy(_PolicyBase):
+    """Whalley–Wilmott: H = (3 e^{-r tau} lambda S Gamma^2 / (2 gamma))^{1/3}."""
+
+    kind: Literal["whalley_wilmott"] = Field("whalley_wilmott", description="Policy kind.")
+    risk_aversion_per_usd: float = Field(
+        1.0, gt=0.0, description="Absolute risk aversion gamma (1/USD)."
+    )
+    min_halfwidth_coin: float = Field(
+        0.0, ge=0.0, description="Floor of the half-width (coin), where gamma vanishes."
+    )
+
+
+class ZakamoulinePolicy(_PolicyBase):
+    """Zakamouline (2006): modified-delta centre, half-width H0 + Hw."""
+
+    kind: Literal["zakamouline"] = Field("zakamouline", description="Policy kind.")
+    risk_aversion_per_usd: float = Field(
+        1.0, gt=0.0, description="Absolute risk aversion gamma (1/USD)."
+    )
+    k_prefactor: float = Field(
+        4.76,
+        ge=0.0,
+        description="Prefactor of K in the modified volatility (sources give 4.76/5.76/6.85).",
+    )
+    h0_cap_coin: float = Field(
+        0.5, gt=0.0, description="Cap of H0 = lambda/(gamma S sigma^2 tau), which explodes at "
+        "expiry (coin)."
+    )
+    min_halfwidth_coin: float = Field(0.0, ge=0.0, description="Floor of the half-width (coin).")
+
+
+class HedgerdPolicy(_PolicyBase):
+    """hedgerd's default: a cost-aware band closer to the utility-optimal one.
+
+    Half-width `H = w_ww * H_ww + w_0 * min(H0, h0_cap)` (Whalley–Wilmott plus Zakamouline's
+    horizon term that keeps the band open out of the money and near expiry), centred on the
+    modified-volatility delta; the cost lambda comes from the live cost model of the cheapest
+    instrument. Trades go to the band edge; maker orders work the inner band when enabled.
+    """
+
+    kind: Literal["hedgerd"] = Field("hedgerd", description="Policy kind.")
+    risk_aversion_per_usd: float = Field(
+        1.0, gt=0.0, description="Absolute risk aversion gamma (1/USD); sets the band's scale."
+    )
+    ww_weight: float = Field(
+        1.0, ge=0.0, description="Weight of the Whalley–Wilmott term of the half-width."
+    )
+    gamma_exponent: float = Field(
+        2.0 / 3.0,
+        gt=0.0,
+        le=1.5,
+        description="Exponent of |Gamma| in the gamma term (2/3: Whalley–Wilmott's).",
+    )
+    h0_weight: float = Field(
+        1.0, ge=0.0, description="Weight of the horizon term H0 = lambda/(gamma S sigma^2 tau)."
+    )
+    h0_cap_coin: float = Field(0.5, gt=0.0, description="Cap of the horizon term (coin).")
+    k_prefactor: float = Field(
+        4.76,
+        ge=0.0,
+        description="Prefactor of K in the modified volatility of the centre (0: plain delta).",
+    )
+    min_halfwidth_coin: float = Field(0.0, ge=0.0, description="Floor of the half-width (coin).")
+    unwind_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="Weight of the unwind shift: near expiry aim at a smaller hedge by "
+        "lambda/(gamma S sigma^2 tau) (at most the options' delta), since a cash-settled "
+        "option's hedge is sold at settlement (0: off).",
+    )
+    carry_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="Weight of the carry shift of the centre: with funding or basis c a year "
+        "on the cheapest instrument, aim at net delta -c/(gamma S sigma^2) (0: ignore carry; "
+        "off by default: with the band's gamma it over-shifts, see the two-instruments "
+        "backtest).",
+    )
+
+
+PolicyConfig = Annotated[
+    TimerPolicy | FixedBandPolicy | WhalleyWilmottPolicy | ZakamoulinePolicy | HedgerdPolicy,
+    Field(discriminator="kind"),
+]
+
+
+def _default_policies() -> dict[str, PolicyConfig]:
+    return {"hedgerd": HedgerdPolicy()}
+
+
+class CostModelSettings(_Section):
+    """Expectations the cost model adds to live fees, spreads, depth and funding."""
+
+    expected_holding_s: float = Field(
+        86400.0,
+        ge=0.0,
+        description="Expected time a hedge position is held, for funding and basis carry (s).",
+    )
+    maker_fill_probability: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Probability that a post-only order at the touch fills before its timeout.",
+    )
+    maker_fill_delay_s: float = Field(
+        120.0, ge=0.0, description="Expected time to fill a post-only order at the touch (s)."
+    )
+    price_protection_frac: float = Field(
+        0.002,
+        ge=0.0,
+        description="Taker limit price: the worst book level needed, plus this fraction.",
+    )
+    slice_above_frac: float = Field(
+        0.001,
+        gt=0.0,
+        description="Send a leg SLICED when its depth walk costs more than this fraction "
+        "beyond the touch.",
+    )
+
+
+class RouterSettings(_Section):
+    """Where hedges may go."""
+
+    allowed_venues: tuple[str, ...] | None = Field(
+        None, description="Venues hedge orders may go to (None: every venue offered)."
+    )
+    max_position: dict[str, float] = Field(
+        default_factory=dict,
+        description="Largest absolute position per instrument name, in its amount unit.",
+    )
+    max_legs: int = Field(3, ge=1, description="Most instruments one decision may split over.")
+
+
+class HedgingConfig(_Section):
+    """The `[hedging]` section."""
+
+    default_policy: str = Field(
+        "hedgerd", description="Policy used for underlyings not listed in `underlyings`."
+    )
+    underlyings: dict[str, str] = Field(
+        default_factory=dict, description="Policy name per underlying (e.g. BTC = \"tight\")."
+    )
+    policies: dict[str, PolicyConfig] = Field(
+        default_factory=_default_policies,
+        description="Named policies; each has a `kind`: timer, band, whalley_wilmott, "
+        "zakamouline or hedgerd.",
+    )
+    cost: CostModelSettings = Field(
+        default_factory=CostModelSettings, description="Cost model expectations."
+    )
+    router: RouterSettings = Field(default_factory=RouterSettings, description="Routing.")
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> HedgingConfig:
+        if self.default_policy not in self.policies:
+            raise ValueError(
+                f"default_policy {self.default_policy!r} is not among policies "
+                f"{sorted(self.policies)}"
+            )
+        for underlying, name in self.underlyings.items():
+            if name not in self.policies:
+                raise ValueError(
+                    f"underlyings.{underlying} = {name!r} is not among policies "
+                    f"{sorted(self.policies)}"
+                )
+        return self
+
+    def policy_for(self, underlying: str) -> tuple[str, PolicyConfig]:
+        name = self.underlyings.get(underlying, self.default_policy)
+        return name, self.policies[name]
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "hedging") -> str:
+    """One line per problem, each naming the full key."""
+    lines = []
+    for err in exc.errors():
+        parts = [prefix] if prefix else []
+        # Discriminated unions put the tag in the location; it is not a key the user wrote.
+        parts += [str(p) for p in err["loc"] if not _is_union_tag(p)]
+        key = ".".join(parts) or "(top level)"
+        value = err.get("input")
+        shown = "{...}" if isinstance(value, dict) else repr(value)
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key (value {shown}); check the spelling")
+        elif err["type"] == "missing":
+            lines.append(f"{key}: required but missing")
+        else:
+            lines.append(f"{key} = {shown}: {err['msg']}")
+    return "\n".join(lines)
+
+
+_KINDS = ("timer", "band", "whalley_wilmott", "zakamouline", "hedgerd")
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and part in _KINDS
+
+
+def load_hedging_config(values: Mapping[str, Any], prefix: str = "hedging") -> HedgingConfig:
+    """Validate a `[hedging]` table; raises HedgingConfigError naming each bad key."""
+    try:
+        return HedgingConfig.model_validate(dict(values))
+    except ValidationError as exc:
+        raise HedgingConfigError(describe_validation_error(exc, prefix)) from None
+
+
+def load_policy(values: Mapping[str, Any], key: str = "policy") -> PolicyConfig:
+    """Validate one policy table (with its `kind`); errors name `key.field`."""
+    wrapper = HedgingConfig.model_validate
+    try:
+        cfg = wrapper({"policies": {"p": dict(values)}, "default_policy": "p"})
+    except ValidationError as exc:
+        msg = describe_validation_error(exc, "").replace("policies.p", key)
+        raise HedgingConfigError(msg) from None
+    return cfg.policies["p"]

@@ -1,0 +1,263 @@
+"""The hedge controller: a pure function from risk and market state to a `HedgeDecision`.
+
+`decide` does no I/O and reads no clock: `now_ms` is an argument. It
+
+1. projects the net delta (expiring options decay over the settlement window), adds the delta
+   of every order in flight (so a slow fill never causes a second hedge),
+2. asks the policy for its band (`kernel.band_for`, cost lambda from the live cost model of
+   the cheapest allowed instrument) and its triggers and size (`kernel.plan_trades`),
+3. routes the trade (`router`) and rounds it to lots (what rounding leaves is carried: it stays
+   in the net delta of the next decision),
+4. returns the legs, the expected cost and a reason with the numbers, under a decision id
+   hashed from all inputs.
+
+The backtest runs the same kernel functions on arrays of paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import replace
+
+from hedgerd.hedging.config import CostModelSettings, PolicyConfig, RouterSettings
+from hedgerd.hedging.costs import allowed
+from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
+from hedgerd.hedging.kernel import (
+    TRIG_BAND,
+    TRIG_MAKER,
+    TRIG_NONE,
+    TRIG_SAFETY,
+    TRIG_TIMER,
+    BandContext,
+    band_for,
+    cheapest_lambda,
+    maker_drift,
+    plan_trades,
+    projected_delta,
+)
+from hedgerd.hedging.router import RoutedLeg, route_maker, route_taker
+from hedgerd.model import HedgeDecision, HedgeLeg, HedgeStyle, HedgeTrigger, OrderSide
+
+_TRIGGERS = {
+    TRIG_NONE: HedgeTrigger.NONE,
+    TRIG_BAND: HedgeTrigger.BAND,
+    TRIG_TIMER: HedgeTrigger.TIMER,
+    TRIG_SAFETY: HedgeTrigger.SAFETY_TIMER,
+    TRIG_MAKER: HedgeTrigger.MAKER_ZONE,
+}
+_SECONDS_PER_YEAR = 365.0 * 86400.0
+_fingerprints: dict[int, tuple[object, str]] = {}
+_DEFAULT_COST = CostModelSettings()
+_DEFAULT_ROUTER = RouterSettings()
+
+
+def _policy_fingerprint(policy: PolicyConfig) -> str:
+    # Policies are frozen; keep a reference so the id cannot be reused while cached.
+    hit = _fingerprints.get(id(policy))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    fp = policy.model_dump_json()
+    if len(_fingerprints) > 256:
+        _fingerprints.clear()
+    _fingerprints[id(policy)] = (policy, fp)
+    return fp
+
+
+def decision_id(
+    risk: UnderlyingRisk,
+    venues: Sequence[HedgeVenueState],
+    in_flight: Sequence[InFlightOrder],
+    policy_name: str,
+    policy: PolicyConfig,
+    state: PolicyState,
+    now_ms: int,
+) -> str:
+    """A hash of every input: the same inputs give the same id (and client order ids), in
+    any process. Numbers are hashed as IEEE doubles, names as UTF-8; a depth snapshot by its
+    timestamp, length and touch."""
+    nums: list[float] = [
+        float(now_ms), risk.spot_usd, risk.net_delta_coin, risk.gamma_coin_per_usd, risk.vol,
+        risk.tau_years, risk.vanna_coin_per_vol, risk.rate, risk.expiring_delta_coin,
+        risk.options_delta_coin,
+        _nan_if_none(risk.next_settlement_ms), _nan_if_none(state.last_hedge_ms),
+        _nan_if_none(state.last_hedge_spot_usd),
+    ]
+    names: list[str] = [risk.underlying, policy_name, _policy_fingerprint(policy)]
+    for v in venues:
+        q = v.quote
+        names.append(v.venue)
+        names.append(v.name)
+        nums += (q.bid_price, q.bid_amount, q.ask_price, q.ask_amount, float(q.ts_ms),
+                 v.delta_coin_per_amount, v.position_amount, _nan_if_none(v.funding_8h),
+                 _nan_if_none(v.basis_annual), _nan_if_none(v.max_position_amount),
+                 _nan_if_none(v.margin_available_usd), v.initial_margin_frac)
+        if v.book is not None:
+            # A venue's book is identified by its timestamp and its touch (not every level).
+            b = v.book
+            nums.append(float(b.ts_ms))
+            nums += (len(b.bids), len(b.asks))
+            if b.bids:
+                nums += (b.bids[0].price, b.bids[0].amount)
+            if b.asks:
+                nums += (b.asks[0].price, b.asks[0].amount)
+    for o in in_flight:
+        names.append(o.label)
+        nums += (o.delta_coin, float(o.placed_ms))
+    h = hashlib.blake2b(digest_size=16)
+    h.update("\x1f".join(names).encode())
+    h.update(struct.pack(f"<{len(nums)}d", *nums))
+    return h.hexdigest()
+
+
+def _nan_if_none(x: float | int | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _cheapest_lambda(venues: Sequence[HedgeVenueState]) -> tuple[float, float]:
+    """(lambda, carry a year) of the instrument with the cheapest touch."""
+    fees = [v.instrument.taker_fee for v in venues]
+    hs = [(v.quote.ask_price - v.quote.bid_price) / (v.quote.ask_price + v.quote.bid_price)
+          for v in venues]
+    lam = cheapest_lambda(fees, hs)
+    for v, f, h in zip(venues, fees, hs, strict=True):
+        if f + h == lam:
+            return lam, v.carry_annual
+    return lam, 0.0
+
+
+def decide(
+    risk: UnderlyingRisk,
+    venues: Sequence[HedgeVenueState],
+    in_flight: Sequence[InFlightOrder],
+    policy_name: str,
+    policy: PolicyConfig,
+    state: PolicyState,
+    now_ms: int,
+    cost: CostModelSettings | None = None,
+    router: RouterSettings | None = None,
+) -> HedgeDecision:
+    """Decide the hedge of one underlying at `now_ms` (UTC epoch ms). Pure.
+
+    `venues` are the candidate hedge instruments of this underlying; `in_flight` the orders
+    sent and not yet terminal (their remaining delta counts as hedged); `state` what the policy
+    remembers (update it with `after` when the decision's orders are sent).
+    """
+    cost = cost or _DEFAULT_COST
+    router = router or _DEFAULT_ROUTER
+    did = decision_id(risk, venues, in_flight, policy_name, policy, state, now_ms)
+    usable = allowed(venues, router)
+    now_s = now_ms / 1000.0
+
+    to_settle_s = (
+        (risk.next_settlement_ms - now_ms) / 1000.0
+        if risk.next_settlement_ms is not None
+        else math.inf
+    )
+    book_delta = projected_delta(
+        risk.net_delta_coin, risk.expiring_delta_coin, to_settle_s, policy.settlement_window_s
+    )
+    pending = float(sum(o.delta_coin for o in in_flight))
+    net = book_delta + pending
+    lam, carry = _cheapest_lambda(usable)
+    ctx = BandContext(
+        spot_usd=risk.spot_usd,
+        gamma_coin_per_usd=risk.gamma_coin_per_usd,
+        vanna_coin_per_vol=risk.vanna_coin_per_vol,
+        vol=risk.vol,
+        tau_years=risk.tau_years,
+        rate=risk.rate,
+        lam=lam,
+        carry_annual=carry,
+        options_delta_coin=risk.options_delta_coin,
+    )
+    band = band_for(policy, ctx)
+    centre, lower, upper = band.centre, band.lower, band.upper
+    last_s = state.last_hedge_ms / 1000.0 if state.last_hedge_ms is not None else math.nan
+    last_spot = state.last_hedge_spot_usd if state.last_hedge_spot_usd is not None else math.nan
+    plan = plan_trades(
+        policy, band, net, now_s, last_s, risk.spot_usd, last_spot, maker_allowed=True,
+        maker_drift_coin=maker_drift(ctx, cost.maker_fill_delay_s),
+    )
+    taker_q = float(plan.taker_coin)
+    maker_q = float(plan.maker_coin)
+    trigger = _TRIGGERS[int(plan.trigger)]
+
+    routed: list[RoutedLeg] = []
+    if taker_q != 0.0:
+        routed = route_taker(usable, taker_q, cost, router, risk.spot_usd)
+    elif maker_q != 0.0:
+        routed = route_maker(usable, maker_q, cost, router, risk.spot_usd)
+
+    legs = tuple(_leg(usable[r.candidate], r, now_ms, policy.maker.timeout_s) for r in routed)
+    traded = sum(leg.delta_coin for leg in legs)
+    wanted = taker_q + maker_q
+    cancels = tuple(
+        o.label for o in in_flight
+        if o.style is HedgeStyle.MAKER and o.delta_coin * wanted < 0.0
+    )
+    if not legs and taker_q == 0.0 and maker_q == 0.0:
+        trigger = HedgeTrigger.NONE
+    return HedgeDecision(
+        decision_id=did,
+        underlying=risk.underlying,
+        policy=policy_name,
+        ts_ms=now_ms,
+        trigger=trigger,
+        net_delta_coin=net,
+        book_delta_coin=book_delta,
+        in_flight_delta_coin=pending,
+        target_delta_coin=centre,
+        band_lower_coin=centre - lower,
+        band_upper_coin=centre + upper,
+        wanted_coin=wanted,
+        delta_after_coin=net + traded,
+        legs=legs,
+        expected_cost_usd=sum(leg.expected_cost_usd for leg in legs),
+        lambda_frac=lam,
+        gamma_coin_per_usd=risk.gamma_coin_per_usd,
+        spot_usd=risk.spot_usd,
+        cancel_labels=cancels,
+    )
+
+
+def after(state: PolicyState, decision: HedgeDecision, spot_usd: float) -> PolicyState:
+    """The policy state once `decision`'s orders are sent (unchanged for a hold)."""
+    if not decision.trades:
+        return state
+    return replace(state, last_hedge_ms=decision.ts_ms, last_hedge_spot_usd=spot_usd)
+
+
+def _leg(v: HedgeVenueState, r: RoutedLeg, now_ms: int, timeout_s: float) -> HedgeLeg:
+    return HedgeLeg(
+        venue=v.venue,
+        instrument=v.name,
+        side=OrderSide.BUY if r.side > 0 else OrderSide.SELL,
+        amount=r.amount,
+        amount_unit=v.instrument.amount_unit,
+        delta_coin=r.delta_coin,
+        style=r.style,
+        limit_price=_round_price(r.limit_price, v.instrument.tick_size, r.side, r.style),
+        price_unit=v.instrument.price_unit,
+        expected_cost_usd=r.expected_cost_usd,
+        fallback_after_ms=now_ms + int(timeout_s * 1000) if r.style is HedgeStyle.MAKER else None,
+    )
+
+
+def _round_price(price: float, tick: float, side: int, style: HedgeStyle) -> float:
+    """Taker protection rounds away from the touch (more room); a maker price toward it."""
+    n = price / tick
+    if style is HedgeStyle.MAKER:
+        n = math.floor(n + 1e-9) if side > 0 else math.ceil(n - 1e-9)
+    else:
+        n = math.ceil(n - 1e-9) if side > 0 else math.floor(n + 1e-9)
+    return float(round(n * tick, 12))
+
+
+def should_log(decision: HedgeDecision, hold_sample_rate: float = 0.01) -> bool:
+    """Log every decision that trades, and a deterministic sample (by decision id) of holds."""
+    if decision.trades:
+        return True
+    return int(decision.decision_id[:8], 16) < hold_sample_rate * 0x1_0000_0000

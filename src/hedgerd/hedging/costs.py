@@ -1,0 +1,135 @@
+"""Cost model: the expected all-in cost of trading on each candidate instrument.
+
+For a taker trade the cost per unit of each book level is `fee + |level - mid| / mid + carry`,
+where carry is the funding (perpetual) or basis (dated future) a position pays over the
+expected holding time, signed by the trade's direction (a buy adds a long that pays positive
+funding; a sell earns it). A maker trade posts at the touch: with probability p it fills and
+earns the half spread at the maker fee, otherwise it ends as a taker trade.
+
+All costs are fractions of notional; sizes are in coin of delta (|amount x delta per amount|).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hedgerd.hedging.config import CostModelSettings, RouterSettings
+from hedgerd.hedging.inputs import HedgeVenueState
+from hedgerd.hedging.kernel import cap_levels, maker_cost_frac
+
+SECONDS_PER_YEAR = 365.0 * 86400.0
+MAX_LEVELS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateLevels:
+    """One side of the candidates' books, as flat lists for `kernel.route_greedy`.
+
+    `prices`/`offsets`/`sizes_coin`/`marginal`/`owner` have one entry per level (all
+    candidates' levels concatenated; `owner` is the candidate index). `mid`, `half_spread`,
+    `taker_fee`, `maker_fee`, `carry` (signed for this side, over the holding time) and
+    `capacity_coin` (what position and margin limits leave) have one entry per candidate.
+    Plain lists: a decision touches a few dozen numbers, where numpy's per-call cost dominates.
+    """
+
+    side: int
+    prices: list[float]
+    offsets: list[float]
+    sizes_coin: list[float]
+    marginal: list[float]
+    owner: list[int]
+    mid: list[float]
+    half_spread: list[float]
+    taker_fee: list[float]
+    maker_fee: list[float]
+    carry: list[float]
+    capacity_coin: list[float]
+
+    def levels_of(self, k: int) -> tuple[list[float], list[float]]:
+        """(offsets, sizes) of candidate k's levels, best first."""
+        idx = [j for j, o in enumerate(self.owner) if o == k]
+        return [self.offsets[j] for j in idx], [self.sizes_coin[j] for j in idx]
+
+
+def allowed(venues: Sequence[HedgeVenueState], router: RouterSettings) -> list[HedgeVenueState]:
+    """The candidates the config lets us trade, with a sane two-sided quote."""
+    out = []
+    for v in venues:
+        if router.allowed_venues is not None and v.venue not in router.allowed_venues:
+            continue
+        q = v.quote
+        if not (q.bid_price > 0 and q.ask_price > q.bid_price and v.delta_coin_per_amount > 0):
+            continue  # crossed, empty or unusable: refuse, never trade on it
+        out.append(v)
+    return out
+
+
+def capacity_coin(v: HedgeVenueState, side: int, router: RouterSettings, spot_usd: float) -> float:
+    """Largest coin delta a trade on `side` (+1 buy, -1 sell) may add on this candidate."""
+    cap = math.inf
+    limit = router.max_position.get(v.name, v.max_position_amount)
+    if limit is not None:
+        room_amount = max(limit - side * v.position_amount, 0.0)
+        cap = room_amount * v.delta_coin_per_amount
+    if v.margin_available_usd is not None and v.initial_margin_frac > 0.0:
+        # Reducing the position frees margin; only the part that adds exposure needs it.
+        reducing = max(-side * v.position_amount, 0.0) * v.delta_coin_per_amount
+        adding = max(v.margin_available_usd, 0.0) / (v.initial_margin_frac * spot_usd)
+        cap = min(cap, reducing + adding)
+    return float(cap)
+
+
+def candidate_levels(
+    venues: Sequence[HedgeVenueState],
+    side: int,
+    cost: CostModelSettings,
+    router: RouterSettings,
+    spot_usd: float,
+) -> CandidateLevels:
+    """The levels a taker trade on `side` (+1 buy, -1 sell) could take, with their costs."""
+    out = CandidateLevels(side, [], [], [], [], [], [], [], [], [], [], [])
+    hold_years = cost.expected_holding_s / SECONDS_PER_YEAR
+    for i, v in enumerate(venues):
+        q = v.quote
+        mid = 0.5 * (q.bid_price + q.ask_price)
+        fee = v.instrument.taker_fee
+        carry = side * v.carry_annual * hold_years
+        cap = capacity_coin(v, side, router, spot_usd)
+        out.mid.append(mid)
+        out.half_spread.append((q.ask_price - q.bid_price) / (2.0 * mid))
+        out.taker_fee.append(fee)
+        out.maker_fee.append(v.instrument.maker_fee)
+        out.carry.append(carry)
+        out.capacity_coin.append(cap)
+        book_side = None if v.book is None else (v.book.asks if side > 0 else v.book.bids)
+        if book_side:
+            lv = [(lvl.price, lvl.amount) for lvl in book_side[:MAX_LEVELS]]
+        else:
+            lv = [(q.ask_price, q.ask_amount) if side > 0 else (q.bid_price, q.bid_amount)]
+        raw = [amount * v.delta_coin_per_amount for _, amount in lv]
+        if math.isfinite(cap):
+            raw = cap_levels(raw, cap)
+        for (price, _), size in zip(lv, raw, strict=True):
+            off = abs(price - mid) / mid
+            out.prices.append(price)
+            out.offsets.append(off)
+            out.sizes_coin.append(size)
+            out.marginal.append(fee + off + carry)
+            out.owner.append(i)
+    return out
+
+
+def maker_cost(levels: CandidateLevels, cost: CostModelSettings) -> list[float]:
+    """Expected cost per unit of a post-only order at the touch, per candidate (fraction).
+
+    p (maker fee - half spread) + (1 - p) (taker fee + half spread) + carry.
+    """
+    p = cost.maker_fill_probability
+    return [
+        maker_cost_frac(p, mf, tf, hs, c)
+        for mf, tf, hs, c in zip(
+            levels.maker_fee, levels.taker_fee, levels.half_spread, levels.carry, strict=True
+        )
+    ]

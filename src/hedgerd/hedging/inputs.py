@@ -1,0 +1,118 @@
+"""The controller's inputs: small frozen records, independent of the book's internals.
+
+A thin adapter builds them from the GreeksBook snapshot and the venues' market data. Deltas are
+in coin of the underlying in the configured numeraire; prices in USD per coin unless a field
+says otherwise; times are UTC epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hedgerd.model import HedgeStyle, Instrument, InstrumentKind, OrderBookSnapshot, Quote
+
+
+@dataclass(frozen=True, slots=True)
+class UnderlyingRisk:
+    """The book's risk in one underlying.
+
+    - `net_delta_coin`: the account's net delta, filled hedge positions included, in-flight
+      orders excluded (they come separately).
+    - `expiring_delta_coin`: the part of it from options settling at `next_settlement_ms`
+      (None: no settlement coming), for the projected delta inside the settlement window.
+    - `gamma_coin_per_usd`: d(net delta)/dS; `vanna_coin_per_vol`: d(net delta)/d(vol) per
+      1.00 of vol (moves the centre of the Zakamouline/hedgerd bands; 0 if unknown).
+    - `options_delta_coin`: the options' own delta (hedge positions excluded), for the unwind
+      shift of the hedgerd policy (0 if unknown: no shift).
+    - `vol`, `tau_years`: the book's representative (gamma-weighted) implied vol and time to
+      expiry; `rate`: continuously compounded, per year.
+    """
+
+    underlying: str
+    spot_usd: float
+    net_delta_coin: float
+    gamma_coin_per_usd: float
+    vol: float
+    tau_years: float
+    vanna_coin_per_vol: float = 0.0
+    rate: float = 0.0
+    expiring_delta_coin: float = 0.0
+    next_settlement_ms: int | None = None
+    options_delta_coin: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("spot_usd", "vol"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{self.underlying}: {name} must be positive, got {v}")
+        for name in ("net_delta_coin", "gamma_coin_per_usd", "tau_years", "vanna_coin_per_vol",
+                     "rate", "expiring_delta_coin", "options_delta_coin"):
+            v = getattr(self, name)
+            if not math.isfinite(v):
+                raise ValueError(f"{self.underlying}: {name} must be finite, got {v}")
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeVenueState:
+    """One candidate hedge instrument on one venue, as the router sees it.
+
+    `delta_coin_per_amount` converts the instrument's amount unit into coin delta (1 for a
+    coin-sized linear contract of size 1; 1/F for an inverse contract sized in USD).
+    `position_amount` is the current signed position in the amount unit; `max_position_amount`
+    the limit on its absolute value (None: none). `funding_8h` (perpetuals) is the fraction of
+    notional a long pays per 8 h; `basis_annual` (dated futures) the annualised premium of the
+    future over the index, which a long loses as it converges. `margin_available_usd` and
+    `initial_margin_frac` bound the exposure a trade may add (None: unchecked).
+    """
+
+    instrument: Instrument
+    quote: Quote
+    delta_coin_per_amount: float
+    position_amount: float = 0.0
+    book: OrderBookSnapshot | None = None
+    funding_8h: float | None = None
+    basis_annual: float | None = None
+    max_position_amount: float | None = None
+    margin_available_usd: float | None = None
+    initial_margin_frac: float = 0.0
+
+    @property
+    def venue(self) -> str:
+        return self.instrument.venue
+
+    @property
+    def name(self) -> str:
+        return self.instrument.name
+
+    @property
+    def carry_annual(self) -> float:
+        """Annual carry a long position pays, as a fraction of notional (funding or basis)."""
+        if self.instrument.kind is InstrumentKind.PERPETUAL and self.funding_8h is not None:
+            return self.funding_8h * 3.0 * 365.0
+        if self.instrument.kind is InstrumentKind.FUTURE and self.basis_annual is not None:
+            return self.basis_annual
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class InFlightOrder:
+    """An order sent and not yet terminal: its remaining `delta_coin` counts as hedged.
+
+    `label` is its client order id; `placed_ms` when it was sent; `style` maker or taker.
+    """
+
+    venue: str
+    instrument: str
+    label: str
+    delta_coin: float
+    style: HedgeStyle
+    placed_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyState:
+    """What a policy remembers between evaluations (the caller keeps it; see `after`)."""
+
+    last_hedge_ms: int | None = None
+    last_hedge_spot_usd: float | None = None

@@ -1,0 +1,445 @@
+"""The controller's math as vectorised pure functions: bands, triggers, sizing, depth, routing.
+
+The live controller (`controller.decide`) calls these on one underlying (0-d arrays, a handful
+of candidate instruments); the backtest calls the very same functions on arrays of shape
+(parameter sets, paths). There is one implementation of every rule.
+
+Units: deltas and band widths in coin; spot in USD; gamma in coin/USD; vanna in coin per 1.00
+of vol; vol annualised; tau and rates in years; costs (lambda, fees, offsets, carry) as
+fractions of notional; times in seconds unless named `_ms`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hedgerd.hedging.config import (
+    FixedBandPolicy,
+    HedgerdPolicy,
+    PolicyConfig,
+    TimerPolicy,
+    WhalleyWilmottPolicy,
+    ZakamoulinePolicy,
+)
+
+Arr = NDArray[np.float64]
+
+# Trigger codes (int8 arrays); match model.HedgeTrigger names.
+TRIG_NONE = 0
+TRIG_BAND = 1
+TRIG_TIMER = 2
+TRIG_SAFETY = 3
+TRIG_MAKER = 4
+
+_TAU_FLOOR = 1e-9  # years; avoids division by zero at expiry
+
+# Element-wise operations that take either Python/numpy scalars or arrays. The live
+# controller evaluates one underlying with plain floats (math: ~0.1 us an operation, where a
+# numpy call on a scalar costs ~1 us); the backtest passes arrays (numpy). The formulas below
+# are written once against these.
+_SCALAR = (float, int, bool, np.float64, np.bool_)
+
+
+def _sc(a: Any, b: Any, c: Any = 0.0) -> bool:
+    return type(a) in _SCALAR and type(b) in _SCALAR and type(c) in _SCALAR
+
+
+def _where(c: Any, a: Any, b: Any) -> Any:
+    if type(c) in _SCALAR:
+        return a if c else b
+    return np.where(c, a, b)
+
+
+def _maximum(a: Any, b: Any) -> Any:
+    if _sc(a, b):
+        return a if a >= b else b
+    return np.maximum(a, b)
+
+
+def _minimum(a: Any, b: Any) -> Any:
+    if _sc(a, b):
+        return a if a <= b else b
+    return np.minimum(a, b)
+
+
+def _clip(x: Any, lo: Any, hi: Any) -> Any:
+    if _sc(x, lo, hi):
+        return lo if x < lo else (hi if x > hi else x)
+    return np.clip(x, lo, hi)
+
+
+def _abs(x: Any) -> Any:
+    return abs(x) if type(x) in _SCALAR else np.abs(x)
+
+
+def _sqrt(x: Any) -> Any:
+    return math.sqrt(x) if type(x) in _SCALAR else np.sqrt(x)
+
+
+def _cbrt(x: Any) -> Any:
+    return math.copysign(abs(x) ** (1.0 / 3.0), x) if type(x) in _SCALAR else np.cbrt(x)
+
+
+def _exp(x: Any) -> Any:
+    return math.exp(x) if type(x) in _SCALAR else np.exp(x)
+
+
+def _isnan(x: Any) -> Any:
+    return math.isnan(x) if type(x) in _SCALAR else np.isnan(x)
+
+
+def _not(x: Any) -> Any:
+    return (not x) if type(x) in _SCALAR else ~x
+
+
+def _sign(x: Any) -> Any:
+    if type(x) in _SCALAR:
+        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+    return np.sign(x)
+
+
+def _floor(x: Any) -> Any:
+    return float(math.floor(x)) if type(x) in _SCALAR else np.floor(x)
+
+
+@dataclass(frozen=True, slots=True)
+class BandContext:
+    """Market and book state the bands depend on; every field broadcasts with the others
+    (all plain floats for one underlying, or arrays of paths in the backtest)."""
+
+    spot_usd: Any
+    gamma_coin_per_usd: Any
+    vanna_coin_per_vol: Any
+    vol: Any
+    tau_years: Any
+    rate: Any
+    lam: Any  # one-way proportional cost (fee + half spread) of the cheapest instrument
+    carry_annual: Any = 0.0  # what a long hedge in that instrument pays a year (fraction)
+    options_delta_coin: Any = 0.0  # the options' own delta (hedges excluded), coin
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """Net-delta band: trade when net < centre - lower or net > centre + upper (coin)."""
+
+    centre: Any
+    lower: Any
+    upper: Any
+
+
+def ww_halfwidth(ctx: BandContext, risk_aversion: float, gamma_exponent: float = 2 / 3) -> Any:
+    """Whalley–Wilmott: (3 e^{-r tau} lambda S Gamma^2 / (2 gamma))^{1/3} (coin).
+
+    `gamma_exponent` other than 2/3 replaces Gamma^2 by |Gamma|^(3 x exponent) (a shape knob
+    of the hedgerd policy; Whalley–Wilmott's own band uses 2/3).
+    """
+    disc = _exp(-ctx.rate * ctx.tau_years)
+    if gamma_exponent == 2 / 3:
+        g2 = ctx.gamma_coin_per_usd * ctx.gamma_coin_per_usd
+    else:
+        g2 = _abs(ctx.gamma_coin_per_usd) ** (3.0 * gamma_exponent)
+    return _cbrt(1.5 * disc * ctx.lam * ctx.spot_usd * g2 / risk_aversion)
+
+
+def zak_h0(ctx: BandContext, risk_aversion: float, cap: float) -> Any:
+    """Zakamouline's horizon term lambda / (gamma S sigma^2 tau), capped (coin)."""
+    tau = _maximum(ctx.tau_years, _TAU_FLOOR)
+    h0 = ctx.lam / (risk_aversion * ctx.spot_usd * ctx.vol * ctx.vol * tau)
+    return _minimum(h0, cap)
+
+
+def zak_hw(ctx: BandContext, risk_aversion: float) -> Any:
+    """Zakamouline's gamma term 1.12 l^0.31 tau^0.05 (e^{-r tau}/sigma)^0.25 (|G|/gamma)^0.5."""
+    tau = _maximum(ctx.tau_years, _TAU_FLOOR)
+    disc = _exp(-ctx.rate * tau)
+    return (
+        1.12
+        * ctx.lam**0.31
+        * tau**0.05
+        * (disc / ctx.vol) ** 0.25
+        * _sqrt(_abs(ctx.gamma_coin_per_usd) / risk_aversion)
+    )
+
+
+def modified_delta_shift(ctx: BandContext, risk_aversion: float, prefactor: float) -> Any:
+    """Change of the book delta when priced at Zakamouline's modified vol (coin).
+
+    sigma_m^2 = sigma^2 (1 - K) for short gamma, (1 + K) for long, K = -prefactor l^0.78
+    tau^-0.02 (e^{-r tau}/sigma)^0.25 (gamma S^2 |Gamma|)^0.15; first order in vanna.
+    """
+    if prefactor == 0.0:
+        return 0.0 * ctx.spot_usd
+    tau = _maximum(ctx.tau_years, _TAU_FLOOR)
+    disc = _exp(-ctx.rate * tau)
+    g = _abs(ctx.gamma_coin_per_usd)
+    k = (
+        -prefactor
+        * ctx.lam**0.78
+        * tau**-0.02
+        * (disc / ctx.vol) ** 0.25
+        * (risk_aversion * ctx.spot_usd * ctx.spot_usd * g) ** 0.15
+    )
+    factor = _where(ctx.gamma_coin_per_usd < 0, 1.0 - k, 1.0 + k)
+    vol_m = ctx.vol * _sqrt(_maximum(factor, 0.05))
+    return ctx.vanna_coin_per_vol * (vol_m - ctx.vol)
+
+
+def carry_shift(ctx: BandContext, risk_aversion: float) -> Any:
+    """Mean-variance optimal net delta under carry: holding x coin costs x S c a year and
+    risks (gamma/2) x^2 S^2 sigma^2, so the best x is -c / (gamma S sigma^2) (coin); returned
+    with the sign convention of a delta shift (centre = target - shift)."""
+    return ctx.carry_annual / (risk_aversion * ctx.spot_usd * ctx.vol * ctx.vol)
+
+
+def unwind_shift(ctx: BandContext, risk_aversion: float) -> Any:
+    """Centre shift for the hedge's unwind at settlement (coin, delta-shift convention).
+
+    A cash-settled option's hedge is sold when it settles, so near expiry each unit of hedge
+    bought costs lambda twice and each unit not bought saves the unwind. Holding s units less
+    for the remaining tau risks (gamma/2) s^2 S^2 sigma^2 tau and saves lambda S s: the best
+    s is lambda / (gamma S sigma^2 tau) (Zakamouline's H0), toward a smaller hedge, at most the
+    options' delta (the hedge never flips).
+    """
+    tau = _maximum(ctx.tau_years, _TAU_FLOOR)
+    s = ctx.lam / (risk_aversion * ctx.spot_usd * ctx.vol * ctx.vol * tau)
+    d = ctx.options_delta_coin
+    return -_sign(d) * _minimum(s, _abs(d))
+
+
+def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
+    """The no-trade band of `policy` around its target (net-delta terms, coin).
+
+    A timer has a zero-width band (it trades to the target whenever its timer fires).
+    """
+    target = policy.target_delta_coin
+    zero = 0.0 * ctx.spot_usd
+    if isinstance(policy, TimerPolicy):
+        return Band(target + zero, zero, zero)
+    if isinstance(policy, FixedBandPolicy):
+        hw = policy.halfwidth_coin
+        lo = policy.lower_halfwidth_coin if policy.lower_halfwidth_coin is not None else hw
+        up = policy.upper_halfwidth_coin if policy.upper_halfwidth_coin is not None else hw
+        scaled = _abs(ctx.gamma_coin_per_usd) * ctx.spot_usd * policy.gamma_move_frac
+        return Band(target + zero, _maximum(scaled, lo), _maximum(scaled, up))
+    if isinstance(policy, WhalleyWilmottPolicy):
+        h = _maximum(ww_halfwidth(ctx, policy.risk_aversion_per_usd), policy.min_halfwidth_coin)
+        return Band(target + zero, h, h)
+    if isinstance(policy, ZakamoulinePolicy):
+        g = policy.risk_aversion_per_usd
+        h = zak_h0(ctx, g, policy.h0_cap_coin) + zak_hw(ctx, g)
+        h = _maximum(h, policy.min_halfwidth_coin)
+        shift = modified_delta_shift(ctx, g, policy.k_prefactor)
+        # Hedging the delta at the modified vol moves the net-delta centre by -shift.
+        return Band(target - shift, h, h)
+    if isinstance(policy, HedgerdPolicy):
+        g = policy.risk_aversion_per_usd
+        h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent)
+        if policy.h0_weight > 0.0:
+            h = h + policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
+        h = _maximum(h, policy.min_halfwidth_coin)
+        shift = modified_delta_shift(ctx, g, policy.k_prefactor)
+        if policy.carry_weight > 0.0:
+            shift = shift + policy.carry_weight * carry_shift(ctx, g)
+        if policy.unwind_weight > 0.0:
+            shift = shift + policy.unwind_weight * unwind_shift(ctx, g)
+        return Band(target - shift, h, h)
+    raise TypeError(f"unknown policy {type(policy).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class TradePlan:
+    """Wanted trades (coin delta, signed) before routing and lot rounding."""
+
+    taker_coin: Any
+    maker_coin: Any
+    trigger: Any  # TRIG_* codes (int, or int8 array)
+
+
+def plan_trades(
+    policy: PolicyConfig,
+    band: Band,
+    net_delta_coin: Any,
+    now_s: Any,
+    last_hedge_s: Any,
+    spot_usd: Any,
+    last_hedge_spot_usd: Any,
+    maker_allowed: bool,
+    maker_drift_coin: Any = 0.0,
+) -> TradePlan:
+    """Apply the policy's triggers and sizing to the net delta (in-flight orders included).
+
+    `last_hedge_s`/`last_hedge_spot_usd` are NaN where there was no hedge yet (timers fire,
+    the price filter passes). Trades smaller than `min_trade_coin` become 0 (carried).
+    Maker orders are planned only where the band leaves time: the room left to the taker
+    band's edge must exceed `maker_drift_coin`, the delta's expected drift while a post-only
+    order waits for its fill (|Gamma| S sigma sqrt(fill delay)); elsewhere the inner band
+    trades as taker.
+    """
+    net = net_delta_coin
+    centre = band.centre
+    lo = centre - band.lower
+    hi = centre + band.upper
+    ratio = policy.hedge_ratio
+    elapsed = now_s - last_hedge_s
+    never = _isnan(elapsed)
+    min_trade = max(policy.min_trade_coin, 1e-12)
+
+    if isinstance(policy, TimerPolicy):
+        due = never | (elapsed >= policy.interval_s - 1e-9)
+        taker = _where(due, (centre - net) * ratio, 0.0 * net)
+        trigger = _where(due & (taker != 0.0), TRIG_TIMER, TRIG_NONE)
+    else:
+        outside = (net < lo) | (net > hi)
+        if policy.price_move_filter_frac > 0.0:
+            moved = _abs(spot_usd / last_hedge_spot_usd - 1.0) >= policy.price_move_filter_frac
+            outside = outside & (moved | _isnan(last_hedge_spot_usd))
+        dest = _clip(net, lo, hi) if policy.rebalance_to == "edge" else centre
+        taker = _where(outside, (dest - net) * ratio, 0.0 * net)
+        trigger = _where(outside, TRIG_BAND, TRIG_NONE)
+        if policy.max_interval_s is not None:
+            due = _not(outside) & _not(never) & (elapsed >= policy.max_interval_s)
+            taker = _where(due, (centre - net) * ratio, taker)
+            trigger = _where(due & (taker != 0.0), TRIG_SAFETY, trigger)
+
+    taker = _where(_abs(taker) >= min_trade, taker, 0.0 * net)
+    maker = 0.0 * net
+    if maker_allowed and policy.maker.enabled and not isinstance(policy, TimerPolicy):
+        m = policy.maker
+        mlo = centre - band.lower * m.band_fraction
+        mhi = centre + band.upper * m.band_fraction
+        in_zone = (taker == 0.0) & ((net < mlo) | (net > mhi))
+        mdest = _where(
+            net < mlo,
+            centre - band.lower * (m.band_fraction * m.target_fraction),
+            centre + band.upper * (m.band_fraction * m.target_fraction),
+        )
+        want = _where(in_zone, (mdest - net) * ratio, 0.0 * net)
+        want = _where(_abs(want) >= min_trade, want, 0.0 * net)
+        room = _where(net < centre, net - lo, hi - net)
+        has_time = room > maker_drift_coin
+        maker = _where(has_time, want, 0.0 * net)
+        taker = _where(has_time, taker, taker + want)
+        trigger = _where(want != 0.0, _where(has_time, TRIG_MAKER, TRIG_BAND), trigger)
+    if type(trigger) not in _SCALAR:
+        trigger = np.asarray(trigger, dtype=np.int8)
+    return TradePlan(taker, maker, trigger)
+
+
+def maker_drift(ctx: BandContext, fill_delay_s: float) -> Any:
+    """Expected |delta| drift over a maker order's fill delay: |Gamma| S sigma sqrt(t) (coin)."""
+    t = fill_delay_s / (365.0 * 86400.0)
+    return _abs(ctx.gamma_coin_per_usd) * ctx.spot_usd * ctx.vol * math.sqrt(t)
+
+
+def projected_delta(
+    net_delta_coin: Any, expiring_delta_coin: Any, to_settlement_s: Any, window_s: float
+) -> Any:
+    """Net delta with expiring options decayed linearly to 0 over the settlement window."""
+    if window_s <= 0.0:
+        return net_delta_coin
+    frac = _clip(to_settlement_s / window_s, 0.0, 1.0)
+    return net_delta_coin - (1.0 - frac) * expiring_delta_coin
+
+
+def round_to_lots(qty: Any, step: Any, minimum: Any) -> Any:
+    """Round |qty| down to a multiple of `step`; below `minimum` gives 0 (remainder carried)."""
+    mag = _floor(_abs(qty) / step + 1e-9) * step
+    mag = _where(mag + 1e-12 >= minimum, mag, 0.0 * mag)
+    return _sign(qty) * mag
+
+
+def depth_walk(qty: Any, offsets: Any, sizes: Any) -> tuple[Any, Any, Any]:
+    """Walk `qty` (>= 0, shape S) through levels `offsets`/`sizes` (shape S + (L,)).
+
+    `offsets` are each level's distance from mid as a fraction (increasing), `sizes` its size.
+    Returns (filled, cost, worst_offset): filled <= qty; cost = sum(fill * offset) (fraction x
+    size: multiply by mid for money); worst_offset the offset of the last level touched.
+    """
+    q = np.asarray(qty, dtype=np.float64)[..., None]
+    cum = np.cumsum(sizes, axis=-1)
+    fill = np.clip(q - (cum - sizes), 0.0, sizes)
+    cost = np.sum(fill * offsets, axis=-1)
+    touched = fill > 0.0
+    worst = np.max(np.where(touched, offsets, 0.0), axis=-1)
+    return np.sum(fill, axis=-1), cost, worst
+
+
+def route_greedy(
+    qty: Any, marginal: Any, sizes: Any, owner: Any, n_owner: int
+) -> tuple[Any, Any]:
+    """Split `qty` (>= 0) over levels of several instruments, cheapest first.
+
+    `marginal` (shape S + (L,), or a flat list for one decision): all-in cost of each level
+    per unit (fee + offset + carry); `sizes` its capacity (0 for a level that may not be used);
+    `owner` (L,) the instrument index of each level. Marginal costs increase along each
+    instrument's own levels, so filling the globally cheapest levels first minimises the total.
+    Returns (qty per instrument, S + (n_owner,) or a list; cost sum(fill * marginal)).
+    """
+    if isinstance(marginal, list):
+        # One decision: a few dozen levels, plain Python (same rule, no numpy call overhead).
+        left = float(qty)
+        per = [0.0] * n_owner
+        total = 0.0
+        for j in sorted(range(len(marginal)), key=marginal.__getitem__):
+            if left <= 0.0:
+                break
+            take = sizes[j] if sizes[j] < left else left
+            if take > 0.0:
+                per[owner[j]] += take
+                total += take * marginal[j]
+                left -= take
+        return per, total
+    q = np.asarray(qty, dtype=np.float64)[..., None]
+    if n_owner == 1:
+        # One instrument: its levels are already in cost order; nothing to sort.
+        sz = np.broadcast_to(sizes, marginal.shape)
+        fill = np.clip(q - (np.cumsum(sz, axis=-1) - sz), 0.0, sz)
+        return np.sum(fill, axis=-1)[..., None], np.sum(fill * marginal, axis=-1)
+    order = np.argsort(marginal, axis=-1, kind="stable")
+    m_sorted = np.take_along_axis(marginal, order, axis=-1)
+    s_sorted = np.take_along_axis(np.broadcast_to(sizes, marginal.shape), order, axis=-1)
+    cum = np.cumsum(s_sorted, axis=-1)
+    fill = np.clip(q - (cum - s_sorted), 0.0, s_sorted)
+    cost = np.sum(fill * m_sorted, axis=-1)
+    owner_sorted = np.asarray(owner)[order]
+    per_arr = np.zeros((*fill.shape[:-1], n_owner))
+    for k in range(n_owner):
+        per_arr[..., k] = np.sum(np.where(owner_sorted == k, fill, 0.0), axis=-1)
+    return per_arr, cost
+
+
+def cheapest_lambda(taker_fee: Any, half_spread: Any) -> float:
+    """The one-way proportional cost the bands use: the cheapest touch, fee + half spread."""
+    costs = [float(f) + float(h) for f, h in zip(taker_fee, half_spread, strict=True)]
+    return min(costs) if costs else 0.0
+
+
+def maker_cost_frac(
+    fill_probability: float, maker_fee: Any, taker_fee: Any, half_spread: Any, carry: Any
+) -> Any:
+    """Expected cost per unit of a post-only order at the touch (fraction of notional).
+
+    p (maker fee - half spread) + (1 - p) (taker fee + half spread) + carry: filled, it earns
+    the half spread at the maker fee; unfilled, it ends as a taker trade.
+    """
+    p = fill_probability
+    return p * (maker_fee - half_spread) + (1.0 - p) * (taker_fee + half_spread) + carry
+
+
+def cap_levels(sizes: Any, capacity: Any) -> Any:
+    """Level sizes (..., L) truncated so their running total stays within `capacity` (...)."""
+    if isinstance(sizes, list):
+        out, used = [], 0.0
+        for size in sizes:
+            take = min(size, max(float(capacity) - used, 0.0))
+            out.append(take)
+            used += take
+        return out
+    cum = np.cumsum(sizes, axis=-1)
+    cap = np.asarray(capacity, dtype=np.float64)[..., None]
+    return np.clip(cap - (cum - sizes), 0.0, sizes)

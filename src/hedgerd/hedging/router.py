@@ -1,0 +1,134 @@
+"""Router: where a hedge of a given size goes, at the least expected cost.
+
+Taker trades are split over instruments by filling the globally cheapest book levels first
+(`kernel.route_greedy`), within depth, position and margin limits and the allowed venues; legs
+below an instrument's minimum are dropped (the remainder is carried to the next decision). A
+maker trade goes whole to the candidate with the lowest expected maker cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hedgerd.hedging.config import CostModelSettings, RouterSettings
+from hedgerd.hedging.costs import CandidateLevels, candidate_levels, maker_cost
+from hedgerd.hedging.inputs import HedgeVenueState
+from hedgerd.hedging.kernel import round_to_lots, route_greedy
+from hedgerd.model import HedgeStyle
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedLeg:
+    """A sized leg before it becomes a `HedgeLeg`: amount (> 0) in the amount unit."""
+
+    candidate: int
+    side: int
+    amount: float
+    delta_coin: float
+    style: HedgeStyle
+    limit_price: float
+    expected_cost_usd: float
+    cost_frac: float
+
+
+def _limit_price(levels: CandidateLevels, k: int, worst_offset: float, protect: float) -> float:
+    return levels.mid[k] * (1.0 + levels.side * (worst_offset + protect))
+
+
+def route_taker(
+    venues: Sequence[HedgeVenueState],
+    qty_coin: float,
+    cost: CostModelSettings,
+    router: RouterSettings,
+    spot_usd: float,
+) -> list[RoutedLeg]:
+    """Split a signed taker trade of `qty_coin` over the candidates."""
+    if qty_coin == 0.0 or not venues:
+        return []
+    side = 1 if qty_coin > 0 else -1
+    lv = candidate_levels(venues, side, cost, router, spot_usd)
+    per, _ = route_greedy(abs(qty_coin), lv.marginal, lv.sizes_coin, lv.owner, len(venues))
+    order = sorted(range(len(per)), key=lambda j: -per[j])[: router.max_legs]
+    legs: list[RoutedLeg] = []
+    for k in order:
+        q = per[k]
+        if q <= 0.0:
+            continue
+        v = venues[k]
+        amount = float(
+            round_to_lots(q / v.delta_coin_per_amount, v.instrument.amount_step,
+                          v.instrument.min_amount)
+        )
+        if amount <= 0.0:
+            continue
+        q_coin = amount * v.delta_coin_per_amount
+        # Walk this instrument's own levels for the rounded size (a handful: plain Python).
+        left, walk, worst, first = q_coin, 0.0, 0.0, None
+        offsets, sizes = lv.levels_of(k)
+        for off, size in zip(offsets, sizes, strict=True):
+            if first is None:
+                first = off
+            if left <= 0.0:
+                break
+            take = size if size < left else left
+            if take > 0.0:
+                walk += take * off
+                worst = off
+                left -= take
+        frac = walk / q_coin + lv.taker_fee[k] + lv.carry[k]
+        beyond_touch = worst - (first or 0.0)
+        style = HedgeStyle.SLICED if beyond_touch > cost.slice_above_frac else HedgeStyle.TAKER
+        legs.append(
+            RoutedLeg(
+                candidate=k,
+                side=side,
+                amount=amount,
+                delta_coin=side * q_coin,
+                style=style,
+                limit_price=_limit_price(lv, k, worst, cost.price_protection_frac),
+                expected_cost_usd=frac * q_coin * lv.mid[k],
+                cost_frac=frac,
+            )
+        )
+    return legs
+
+
+def route_maker(
+    venues: Sequence[HedgeVenueState],
+    qty_coin: float,
+    cost: CostModelSettings,
+    router: RouterSettings,
+    spot_usd: float,
+) -> list[RoutedLeg]:
+    """A post-only order at the touch on the candidate with the lowest expected maker cost."""
+    if qty_coin == 0.0 or not venues:
+        return []
+    side = 1 if qty_coin > 0 else -1
+    lv = candidate_levels(venues, side, cost, router, spot_usd)
+    mc = maker_cost(lv, cost)
+    room = [j for j, cap in enumerate(lv.capacity_coin) if cap >= abs(qty_coin)]
+    if not room:
+        return []
+    k = min(room, key=mc.__getitem__)
+    v = venues[k]
+    amount = float(
+        round_to_lots(abs(qty_coin) / v.delta_coin_per_amount, v.instrument.amount_step,
+                      v.instrument.min_amount)
+    )
+    if amount <= 0.0:
+        return []
+    q_coin = amount * v.delta_coin_per_amount
+    touch = v.quote.bid_price if side > 0 else v.quote.ask_price
+    return [
+        RoutedLeg(
+            candidate=k,
+            side=side,
+            amount=amount,
+            delta_coin=side * q_coin,
+            style=HedgeStyle.MAKER,
+            limit_price=touch,
+            expected_cost_usd=mc[k] * q_coin * lv.mid[k],
+            cost_frac=mc[k],
+        )
+    ]

@@ -1,0 +1,170 @@
+"""The simulator's admin API, outside Deribit's namespace: `/sim/admin/...`, JSON, loopback only.
+
+    GET    /sim/admin/state                 clock, counters (orders received/accepted per
+                                            label), connections, faults, engine figures
+    POST   /sim/admin/time/advance?ms=N     move simulated time forward N ms (any mode)
+    POST   /sim/admin/time/speed?x=X        accelerated time: X simulated s per wall s
+    POST   /sim/admin/time/stepped?on=1     freeze (1) or release (0) the clock
+    POST   /sim/admin/reset                 fresh engine from the same scenario and seed
+    GET    /sim/admin/faults                the faults, with how often each fired
+    POST   /sim/admin/faults                add one fault (JSON object) or several (list)
+    DELETE /sim/admin/faults/{id}           remove one
+    DELETE /sim/admin/faults                remove all (also POST /sim/admin/faults/clear)
+    POST   /sim/admin/ws/drop[?account=ID]  drop WebSocket connections now
+    POST   /sim/admin/market/gap?currency=BTC&pct=-5   jump an index now
+
+Fault objects are described in `hedgerd.sim.faults`. Errors come back as
+`{"error": "..."}` with HTTP 400 (403 for a non-loopback caller).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from hedgerd.sim.faults import FaultError
+from hedgerd.sim.subscriptions import dumps
+
+if TYPE_CHECKING:
+    from hedgerd.sim.server import SimServer
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=dumps(data), content_type="application/json")
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return False
+    try:
+        return ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def state_of(server: SimServer) -> dict[str, Any]:
+    """Everything `GET /sim/admin/state` reports."""
+    clock = server.clock
+    engine_state: Any = None
+    getter = getattr(server.engine, "admin_state", None)
+    if callable(getter):
+        engine_state = getter()
+    return {
+        "now_ms": int(server.engine.now_ms()),
+        "clock": None
+        if clock is None
+        else {"speed": getattr(clock, "speed", None), "stepped": getattr(clock, "stepped", None)},
+        "testnet": server.testnet,
+        "counters": server.counters.to_json(),
+        "connections": [
+            {
+                "conn_id": s.conn_id,
+                "account_id": s.account_id,
+                "cancel_on_disconnect": s.cod_enabled,
+                "heartbeat_s": s.heartbeat_s,
+                "channels": server.hub.channels_of(s),
+            }
+            for s in server.sessions.values()
+        ],
+        "subscriptions": server.hub.count(),
+        "notifications_delivered": server.hub.delivered,
+        "faults": server.faults.to_json(),
+        "faults_fired": dict(server.faults.fired_total),
+        "rate_limited": server.limiter.rejected,
+        "engine": engine_state,
+    }
+
+
+def add_admin_routes(app: web.Application, server: SimServer) -> None:
+    def guard(fn: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            if not server.admin_remote and not _is_loopback(request.remote):
+                return _json({"error": "admin API is loopback only"}, 403)
+            try:
+                return await fn(request)
+            except (FaultError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+                return _json({"error": str(exc)}, 400)
+
+        return wrapped
+
+    async def state(request: web.Request) -> web.StreamResponse:
+        return _json(state_of(server))
+
+    async def advance(request: web.Request) -> web.StreamResponse:
+        ms = int(request.query.get("ms", "0"))
+        if ms < 0:
+            raise ValueError("ms must be >= 0")
+        return _json({"now_ms": server.advance(ms)})
+
+    async def speed(request: web.Request) -> web.StreamResponse:
+        x = float(request.query["x"])
+        clock = server.clock
+        if clock is None:
+            raise RuntimeError("the engine exposes no clock")
+        clock.set_speed(x)
+        return _json({"speed": clock.speed, "now_ms": int(server.engine.now_ms())})
+
+    async def stepped(request: web.Request) -> web.StreamResponse:
+        on = request.query.get("on", "1").lower() in ("1", "true", "yes")
+        clock = server.clock
+        if clock is None:
+            raise RuntimeError("the engine exposes no clock")
+        clock.set_stepped(on)
+        return _json({"stepped": clock.stepped, "now_ms": int(server.engine.now_ms())})
+
+    async def reset(request: web.Request) -> web.StreamResponse:
+        server.reset()
+        return _json({"ok": True, "now_ms": int(server.engine.now_ms())})
+
+    async def faults_list(request: web.Request) -> web.StreamResponse:
+        return _json({"faults": server.faults.to_json(), "fired": dict(server.faults.fired_total)})
+
+    async def faults_add(request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ValueError("body must be a JSON object or a list of them") from None
+        specs = body if isinstance(body, list) else [body]
+        if not all(isinstance(s, dict) for s in specs):
+            raise ValueError("body must be a JSON object or a list of them")
+        now = int(server.engine.now_ms())
+        added = [server.faults.add(s, now) for s in specs]
+        server.step()  # start what is due now (ws drops, price gaps)
+        return _json({"added": [f.to_json() for f in added]})
+
+    async def faults_delete(request: web.Request) -> web.StreamResponse:
+        fid = int(request.match_info["fid"])
+        if not server.faults.remove(fid):
+            return _json({"error": f"no fault {fid}"}, 404)
+        return _json({"removed": fid})
+
+    async def faults_clear(request: web.Request) -> web.StreamResponse:
+        return _json({"removed": server.faults.clear()})
+
+    async def ws_drop(request: web.Request) -> web.StreamResponse:
+        return _json({"dropped": server.drop_ws(request.query.get("account"))})
+
+    async def gap(request: web.Request) -> web.StreamResponse:
+        ccy = request.query.get("currency", "BTC")
+        pct = float(request.query["pct"])
+        server.price_gap(ccy, pct)
+        return _json({"currency": ccy, "pct": pct, "now_ms": int(server.engine.now_ms())})
+
+    r = app.router
+    r.add_get("/sim/admin/state", guard(state))
+    r.add_post("/sim/admin/time/advance", guard(advance))
+    r.add_post("/sim/admin/time/speed", guard(speed))
+    r.add_post("/sim/admin/time/stepped", guard(stepped))
+    r.add_post("/sim/admin/reset", guard(reset))
+    r.add_get("/sim/admin/faults", guard(faults_list))
+    r.add_post("/sim/admin/faults", guard(faults_add))
+    r.add_post("/sim/admin/faults/clear", guard(faults_clear))
+    r.add_delete("/sim/admin/faults", guard(faults_clear))
+    r.add_delete("/sim/admin/faults/{fid}", guard(faults_delete))
+    r.add_post("/sim/admin/ws/drop", guard(ws_drop))
+    r.add_post("/sim/admin/market/gap", guard(gap))

@@ -1,0 +1,1 @@
+"""Backtest harness: the hedge controller's kernel over simulated paths (`hedgerd backtest`)."""

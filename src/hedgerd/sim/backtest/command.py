@@ -1,0 +1,126 @@
+"""`hedgerd backtest --scenario FILE --policy NAME[,NAME...] [--paths N] [--seed S]
+[--json OUT] [--plot OUT.png]`.
+
+Runs the named policies (each over its parameter sweep) on the scenario's simulated paths,
+prints per-run statistics and the default policy's cost against each baseline at matched std
+of P&L, and optionally writes JSON and a frontier plot (matplotlib: the `plot` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hedgerd.sim.backtest.families import BASELINES, DEFAULT_POLICY, builtin_policies, expand
+from hedgerd.sim.backtest.report import compare, plot, render, stats, to_json
+from hedgerd.sim.backtest.runner import run_backtest
+from hedgerd.sim.backtest.scenario import ScenarioError, load_scenario, premium_usd
+
+if TYPE_CHECKING:
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def add_parser(sub: SubParsers) -> None:
+    p = sub.add_parser(
+        "backtest",
+        help="run hedge policies over simulated paths and compare cost at matched risk",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--scenario", type=Path, required=True, help="scenario TOML file")
+    p.add_argument(
+        "--policy",
+        default=",".join((*BASELINES, DEFAULT_POLICY)),
+        help="comma-separated policy names (built-in: timer, band_centre, band_edge, ww, "
+        "zakamouline, hedgerd; plus the scenario's own) [default: baselines + hedgerd]",
+    )
+    p.add_argument("--paths", type=int, default=None, help="number of paths [scenario's]")
+    p.add_argument("--seed", type=int, default=None, help="random seed [scenario's]")
+    p.add_argument("--json", type=Path, default=None, help="write results as JSON here")
+    p.add_argument("--plot", type=Path, default=None, help="write the frontier plot (PNG)")
+    p.set_defaults(func=run)
+
+
+def execute(
+    scenario_path: Path, policies: list[str], paths: int | None, seed: int | None
+) -> tuple[dict[str, Any], str]:
+    """Run a backtest; returns the JSON document and the printed report."""
+    sc = load_scenario(scenario_path)
+    n = paths if paths is not None else sc.paths
+    s = seed if seed is not None else sc.seed
+    specs = builtin_policies(sc)
+    runs = expand(specs, policies)
+    results, _ = run_backtest(sc, runs, n, s)
+    if sc.report.unit == "pct_premium":
+        prem = premium_usd(sc)
+        scale, unit = prem / 100.0, "% of premium"
+    else:
+        prem, scale, unit = None, 1.0, "USD"
+    rows = [stats(r, scale) for r in results]
+    default = sc.report.default_policy
+    comparisons, fronts = compare(rows, default, list(sc.report.std_targets))
+    baselines = [p for p in policies if p != default and specs[p].baseline]
+    text = render(sc.name, unit, rows, comparisons, default, baselines)
+    doc = to_json(sc.name, unit, prem, n, s, rows, comparisons, default)
+    doc["_fronts"] = fronts
+    return doc, text
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [p.strip() for p in str(args.policy).split(",") if p.strip()]
+    t0 = time.perf_counter()
+    try:
+        doc, text = execute(args.scenario, names, args.paths, args.seed)
+    except ScenarioError as exc:
+        print(f"scenario error:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    fronts = doc.pop("_fronts")
+    print(text)
+    print(f"\n{doc['paths']} paths, seed {doc['seed']}, {time.perf_counter() - t0:.1f} s")
+    if args.json is not None:
+        args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if args.plot is not None:
+        try:
+            from hedgerd.sim.backtest.report import RunStats  # noqa: F401
+
+            rows = [_row(r) for r in doc["results"]]
+            plot(args.plot, doc["unit"], doc["scenario"], fronts, rows)
+        except ImportError:
+            print("--plot needs matplotlib: pip install 'hedgerd[plot]'", file=sys.stderr)
+            return EXIT_USAGE
+    return EXIT_OK
+
+
+def _row(d: dict[str, Any]) -> Any:
+    from hedgerd.sim.backtest.report import RunStats
+
+    return RunStats(
+        policy=d["policy"], family=d["family"], params=d["params"], baseline=False,
+        mean_cost=d["mean_cost"], std_pnl=d["std_pnl"], cvar95=d["cvar95"],
+        mean_pnl=d["mean_pnl"], carry=d["carry"], trades=d["trades"], turnover=d["turnover"],
+        max_abs_delta=d["max_abs_delta"],
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (until cli.py wires the subcommand)."""
+    parser = argparse.ArgumentParser(prog="hedgerd")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Built-in policy families and their default sweeps, scaled to the scenario's book.
+
+- `timer`: rebalance to delta every interval (what desks run today).
+- `band_centre`, `band_edge`: fixed absolute band, trade to the centre / to the edge.
+- `ww`: Whalley–Wilmott band, to the edge.
+- `zakamouline`: Zakamouline band on the modified delta, to the edge.
+- `hedgerd`: the default policy (`hedging.config.HedgerdPolicy`), with maker execution where
+  the scenario allows it.
+
+Band widths scale with the book's size (coin); risk aversions with 1/(size x spot). A
+scenario's own `[policies.NAME]` entries override or add to these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hedgerd.sim.backtest.runner import PolicyRun
+from hedgerd.sim.backtest.scenario import (
+    PolicySpec,
+    Scenario,
+    SweepSpec,
+    book_scale_coin,
+    materialise,
+)
+
+DEFAULT_POLICY = "hedgerd"
+BASELINES = ("timer", "band_centre", "band_edge", "ww")
+
+_TIMER_S = (600, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 21600, 28800, 43200, 86400)
+_BAND = (0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.045, 0.065, 0.09, 0.13)
+_GAMMA = tuple(float(x) for x in np.geomspace(0.3, 1000.0, 11))
+
+
+def builtin_policies(sc: Scenario) -> dict[str, PolicySpec]:
+    scale = book_scale_coin(sc)
+    g0 = 1.0 / (scale * sc.market.spot_usd)
+    step_s = sc.market.step_minutes * 60.0
+    timers = tuple(float(x) for x in _TIMER_S if x >= step_s - 1e-9) or (step_s,)
+    bands = tuple(round(scale * x, 9) for x in _BAND)
+    gammas = tuple(g0 * x for x in _GAMMA)
+    maker = {"enabled": bool(sc.execution.maker_allowed)}
+    out = {
+        "timer": PolicySpec(
+            family="fixed timer",
+            config={"kind": "timer"},
+            sweep=SweepSpec(param="interval_s", values=timers),
+            baseline=True,
+        ),
+        "band_centre": PolicySpec(
+            family="band to centre",
+            config={"kind": "band", "rebalance_to": "target"},
+            sweep=SweepSpec(param="halfwidth_coin", values=bands),
+            baseline=True,
+        ),
+        "band_edge": PolicySpec(
+            family="band to edge",
+            config={"kind": "band", "rebalance_to": "edge"},
+            sweep=SweepSpec(param="halfwidth_coin", values=bands),
+            baseline=True,
+        ),
+        "ww": PolicySpec(
+            family="Whalley-Wilmott",
+            config={"kind": "whalley_wilmott"},
+            sweep=SweepSpec(param="risk_aversion_per_usd", values=gammas),
+            baseline=True,
+        ),
+        "zakamouline": PolicySpec(
+            family="Zakamouline",
+            config={"kind": "zakamouline"},
+            sweep=SweepSpec(param="risk_aversion_per_usd", values=gammas),
+        ),
+        "hedgerd": PolicySpec(
+            family="hedgerd (default)",
+            config={"kind": "hedgerd", "maker": maker},
+            sweep=SweepSpec(param="risk_aversion_per_usd", values=gammas),
+        ),
+    }
+    out.update(sc.policies)
+    return out
+
+
+def expand(specs: dict[str, PolicySpec], names: list[str]) -> list[PolicyRun]:
+    """The runs of the named policies: one per sweep value."""
+    runs: list[PolicyRun] = []
+    for name in names:
+        if name not in specs:
+            raise KeyError(f"unknown policy {name!r}; known: {', '.join(sorted(specs))}")
+        spec = specs[name]
+        for v in spec.sweep.values:
+            runs.append(
+                PolicyRun(
+                    name=name,
+                    family=spec.family,
+                    params={spec.sweep.param: v},
+                    config=materialise(spec, v),
+                    baseline=spec.baseline,
+                )
+            )
+    return runs

@@ -1,0 +1,245 @@
+"""Backtest reporting: per-run statistics, cost-versus-risk frontiers, matched-risk comparison.
+
+Matched risk: each policy's sweep gives points (std of P&L, mean cost). Its frontier is the set
+of points no other point of the same policy beats on both; between two neighbouring frontier
+points the cost at a given std is interpolated linearly in log(std)-log(cost) (no
+extrapolation: a std outside a policy's range has no cost for it). Two policies are compared
+at the same std ("matched risk"): ratio = cost of the default / cost of the baseline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hedgerd.sim.backtest.runner import RunResult
+
+MATCHED_RISK_METHOD = (
+    "each policy's sweep traces points (std of P&L, mean cost); its frontier keeps the points "
+    "no other point of the same policy beats on both; costs are interpolated linearly in "
+    "log(std)-log(cost) between neighbouring frontier points, never extrapolated; policies are "
+    "compared at equal std (ratio = default cost / baseline cost)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    policy: str
+    family: str
+    params: dict[str, Any]
+    baseline: bool
+    mean_cost: float
+    std_pnl: float
+    cvar95: float
+    mean_pnl: float
+    carry: float
+    trades: float
+    turnover: float
+    max_abs_delta: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "family": self.family,
+            "params": self.params,
+            "mean_cost": self.mean_cost,
+            "std_pnl": self.std_pnl,
+            "cvar95": self.cvar95,
+            "mean_pnl": self.mean_pnl,
+            "carry": self.carry,
+            "trades": self.trades,
+            "turnover": self.turnover,
+            "max_abs_delta": self.max_abs_delta,
+        }
+
+
+def stats(result: RunResult, scale: float) -> RunStats:
+    """Statistics of one run; money divided by `scale` (e.g. premium/100 for % of premium).
+
+    cvar95: mean loss over the worst 5 % of paths (positive = loss); trades: mean count per
+    path; turnover: mean traded notional per path (report unit); max_abs_delta: mean over paths
+    of the largest |net delta| after each decision (coin).
+    """
+    pnl = result.pnl_usd / scale
+    worst = np.sort(pnl)[: max(1, math.ceil(0.05 * pnl.size))]
+    return RunStats(
+        policy=result.run.name,
+        family=result.run.family,
+        params=result.run.params,
+        baseline=result.run.baseline,
+        mean_cost=float(np.mean(result.cost_usd) / scale),
+        std_pnl=float(np.std(pnl, ddof=1)),
+        cvar95=float(-np.mean(worst)),
+        mean_pnl=float(np.mean(pnl)),
+        carry=float(np.mean(result.carry_usd) / scale),
+        trades=float(np.mean(result.trades)),
+        turnover=float(np.mean(result.turnover_usd) / scale),
+        max_abs_delta=float(np.mean(result.max_abs_delta_coin)),
+    )
+
+
+def frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Pareto frontier of (std, cost) points, sorted by std (cost strictly decreasing)."""
+    out: list[tuple[float, float]] = []
+    for std, cost in sorted(points):
+        if not (math.isfinite(std) and math.isfinite(cost)):
+            continue
+        if out and cost >= out[-1][1]:
+            continue
+        out.append((std, cost))
+    return out
+
+
+def cost_at(front: Sequence[tuple[float, float]], std: float) -> float | None:
+    """Cost on the frontier at `std` (log-log interpolation), None outside its range."""
+    if not front:
+        return None
+    if len(front) == 1:
+        return front[0][1] if math.isclose(front[0][0], std, rel_tol=1e-9) else None
+    for (s0, c0), (s1, c1) in itertools.pairwise(front):
+        if s0 <= std <= s1:
+            if c0 <= 0 or c1 <= 0:
+                w = (std - s0) / (s1 - s0)
+                return c0 + w * (c1 - c0)
+            w = (math.log(std) - math.log(s0)) / (math.log(s1) - math.log(s0))
+            return math.exp(math.log(c0) + w * (math.log(c1) - math.log(c0)))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    std: float
+    costs: dict[str, float | None]
+    ratios: dict[str, float | None]
+
+
+def compare(
+    rows: Sequence[RunStats], default: str, targets: Sequence[float]
+) -> tuple[list[Comparison], dict[str, list[tuple[float, float]]]]:
+    """Cost of every policy at each target std, and the default's ratio to each baseline."""
+    fronts: dict[str, list[tuple[float, float]]] = {}
+    for name in dict.fromkeys(r.policy for r in rows):
+        fronts[name] = frontier([(r.std_pnl, r.mean_cost) for r in rows if r.policy == name])
+    if not targets and default in fronts:
+        targets = [s for s, _ in fronts[default]]
+    out = []
+    for std in targets:
+        costs = {name: cost_at(f, std) for name, f in fronts.items()}
+        base = costs.get(default)
+        ratios = {
+            name: (base / c if base is not None and c is not None and c > 0 else None)
+            for name, c in costs.items()
+            if name != default
+        }
+        out.append(Comparison(std, costs, ratios))
+    return out, fronts
+
+
+def render(
+    scenario: str,
+    unit: str,
+    rows: Sequence[RunStats],
+    comparisons: Sequence[Comparison],
+    default: str,
+    baselines: Sequence[str],
+) -> str:
+    lines = [f"scenario {scenario}  (costs and P&L in {unit})", ""]
+    lines.append(
+        f"{'policy':<14}{'params':<34}{'mean_cost':>10}{'std_pnl':>9}{'cvar95':>9}"
+        f"{'mean_pnl':>9}{'trades':>9}{'turnover':>11}{'max|d|':>8}"
+    )
+    for r in rows:
+        p = ",".join(f"{k}={v:.4g}" for k, v in r.params.items())
+        lines.append(
+            f"{r.policy:<14}{p:<34}{r.mean_cost:>10.4f}{r.std_pnl:>9.4f}{r.cvar95:>9.3f}"
+            f"{r.mean_pnl:>9.3f}{r.trades:>9.1f}{r.turnover:>11.2f}{r.max_abs_delta:>8.3f}"
+        )
+    if comparisons:
+        lines += ["", f"matched risk: {MATCHED_RISK_METHOD}", ""]
+        names = list(comparisons[0].costs)
+        lines.append(f"{'std':>9}" + "".join(f"{n:>13}" for n in names))
+        for c in comparisons:
+            cells = "".join(
+                f"{c.costs[n]:>13.4f}" if c.costs[n] is not None else f"{'-':>13}" for n in names
+            )
+            lines.append(f"{c.std:>9.4f}" + cells)
+        lines.append("")
+        for b in baselines:
+            rs = [(c.std, c.ratios.get(b)) for c in comparisons]
+            got = [(s, r) for s, r in rs if r is not None]
+            if not got:
+                lines.append(f"{default} vs {b}: no overlapping std range")
+                continue
+            txt = ", ".join(f"{r:.3f}x @ std {s:.3g}" for s, r in got)
+            verdict = "beats" if all(r < 1.0 for _, r in got) else "does NOT beat everywhere"
+            lines.append(f"{default} vs {b}: {verdict}: {txt}")
+    return "\n".join(lines)
+
+
+def to_json(
+    scenario: str,
+    unit: str,
+    premium_usd: float | None,
+    paths: int,
+    seed: int,
+    rows: Sequence[RunStats],
+    comparisons: Sequence[Comparison],
+    default: str,
+) -> dict[str, Any]:
+    return {
+        "scenario": scenario,
+        "unit": unit,
+        "premium_usd": premium_usd,
+        "paths": paths,
+        "seed": seed,
+        "default_policy": default,
+        "results": [r.to_json() for r in rows],
+        "matched_risk": {
+            "method": MATCHED_RISK_METHOD,
+            "comparisons": [
+                {"std_pnl": c.std, "cost": c.costs, "ratio_default_to": c.ratios}
+                for c in comparisons
+            ],
+        },
+        "definitions": {
+            "mean_cost": "fees + execution price vs mid at decision + funding + basis carry, "
+            "mean per path",
+            "std_pnl": "std of the total hedged P&L per path (option book + hedges - costs)",
+            "cvar95": "mean loss over the worst 5% of paths (positive = loss)",
+            "trades": "mean orders filled per path",
+            "turnover": "mean traded notional per path",
+            "max_abs_delta": "mean over paths of the largest |net delta| after a decision, coin",
+        },
+    }
+
+
+def plot(path: Path, unit: str, scenario: str, fronts: dict[str, list[tuple[float, float]]],
+         rows: Sequence[RunStats]) -> None:
+    """Cost-vs-risk frontier per policy (needs matplotlib: the `plot` extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for name in fronts:
+        pts = sorted((r.std_pnl, r.mean_cost) for r in rows if r.policy == name)
+        xs = [p[0] for p in pts]
+        ys = [p[1] for p in pts]
+        line = ax.plot(xs, ys, "o", alpha=0.35, markersize=4)[0]
+        f = fronts[name]
+        ax.plot([p[0] for p in f], [p[1] for p in f], "-", color=line.get_color(), label=name)
+    ax.set_xlabel(f"std of hedged P&L ({unit})")
+    ax.set_ylabel(f"mean cost ({unit})")
+    ax.set_title(f"{scenario}: cost vs risk")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,525 @@
+"""The backtest engine: the controller's kernel run over simulated paths.
+
+Every policy (each point of each sweep) sees the same paths, option flow and fill draws
+(common random numbers), so differences between policies are not sampling noise. Per step:
+the market moves; resting maker orders fill if the intra-step extreme traded through them;
+options expire and option flow arrives; the book's Greeks are computed for all paths at once
+(`hedgerd.pricing.black_scholes`); then for each policy the SAME functions the live controller
+uses (`kernel.band_for`, `kernel.plan_trades`, `kernel.route_greedy`, `kernel.round_to_lots`,
+`kernel.depth_walk`, `kernel.maker_cost_frac`) decide and size the trades, vectorised across
+paths.
+
+Accounting (USD): the option book's P&L (premium, payoffs, flow, final mark) is shared by all
+policies; each policy adds its hedge P&L (positions marked to the instruments' prices, cash at
+the rate, funding paid) less its trading costs. Cost = fees + execution price versus the mid at
+decision time (implementation shortfall: half spread, depth walk, and for maker orders the
+price drift while resting, so adverse selection counts) + funding + basis roll-down. With a
+fairly priced book and no drift, mean cost = -mean P&L up to sampling error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hedgerd.hedging.config import PolicyConfig, TimerPolicy
+from hedgerd.hedging.kernel import (
+    BandContext,
+    band_for,
+    cap_levels,
+    cheapest_lambda,
+    depth_walk,
+    maker_cost_frac,
+    maker_drift,
+    plan_trades,
+    round_to_lots,
+    route_greedy,
+)
+from hedgerd.pricing.black import black_scholes
+from hedgerd.sim.backtest.paths import PathGenerator
+from hedgerd.sim.backtest.scenario import Scenario
+
+Arr = NDArray[np.float64]
+YEAR_S = 365.0 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRun:
+    """One point of a sweep: a named policy config."""
+
+    name: str
+    family: str
+    params: dict[str, Any]
+    config: PolicyConfig
+    baseline: bool = False
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Per-path outcomes of one policy run (USD, coin)."""
+
+    run: PolicyRun
+    pnl_usd: Arr
+    cost_usd: Arr
+    carry_usd: Arr
+    trades: Arr
+    turnover_usd: Arr
+    max_abs_delta_coin: Arr
+
+
+@dataclass(slots=True)
+class _Instruments:
+    taker_fee: Arr
+    maker_fee: Arr
+    half_spread: Arr
+    carry_annual: Arr  # a long pays this fraction of notional per year (funding or basis)
+    funding_annual: Arr
+    basis_annual: Arr
+    expiry_years: Arr  # inf for non-futures
+    step: Arr
+    minimum: Arr
+    max_pos: Arr
+    maker_ok: NDArray[np.bool_]
+    lvl_offsets: Arr  # (L,) offsets of all levels
+    lvl_sizes: Arr  # (L,)
+    owner: NDArray[np.intp]  # (L,)
+
+    @property
+    def count(self) -> int:
+        return len(self.taker_fee)
+
+
+def _instruments(sc: Scenario) -> _Instruments:
+    specs = sc.instruments
+    offsets: list[float] = []
+    sizes: list[float] = []
+    owner: list[int] = []
+    for i, s in enumerate(specs):
+        for j in range(s.depth_levels):
+            offsets.append(s.half_spread + j * s.level_step)
+            sizes.append(s.level_size_coin)
+            owner.append(i)
+
+    def arr(vals: list[float]) -> Arr:
+        return np.asarray(vals, dtype=np.float64)
+
+    funding = arr([s.funding_8h * 3 * 365 if s.kind == "perpetual" else 0.0 for s in specs])
+    basis = arr([s.basis_annual if s.kind == "future" else 0.0 for s in specs])
+    return _Instruments(
+        taker_fee=arr([s.taker_fee for s in specs]),
+        maker_fee=arr([s.maker_fee for s in specs]),
+        half_spread=arr([s.half_spread for s in specs]),
+        carry_annual=funding + basis,
+        funding_annual=funding,
+        basis_annual=basis,
+        expiry_years=arr(
+            [s.expiry_days / 365.0 if s.expiry_days is not None else math.inf for s in specs]
+        ),
+        step=arr([s.amount_step_coin for s in specs]),
+        minimum=arr([s.min_amount_coin for s in specs]),
+        max_pos=arr([s.max_position_coin or math.inf for s in specs]),
+        maker_ok=np.asarray([s.maker_allowed for s in specs]),
+        lvl_offsets=arr(offsets),
+        lvl_sizes=arr(sizes),
+        owner=np.asarray(owner, dtype=np.intp),
+    )
+
+
+@dataclass(slots=True)
+class _Book:
+    """Options of all paths: static ones (shared) and flow slots (per path)."""
+
+    is_call: NDArray[np.bool_]  # (n, m)
+    strike: Arr
+    expiry: Arr  # years from start
+    qty: Arr
+    flow_time: Arr  # years; inf for static options / unused slots
+    flow_moneyness: Arr
+    flow_qty: Arr
+    live: NDArray[np.bool_] = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+
+
+def _book(sc: Scenario, n: int, rng: np.random.Generator) -> _Book:
+    static = sc.options
+    f = sc.flow
+    horizon = sc.market.horizon_days / 365.0
+    slots = f.max_trades if f.trades_per_day > 0 else 0
+    m = len(static) + slots
+    is_call = np.zeros((n, m), dtype=bool)
+    strike = np.full((n, m), sc.market.spot_usd)
+    expiry = np.full((n, m), np.inf)
+    qty = np.zeros((n, m))
+    ftime = np.full((n, m), np.inf)
+    fmny = np.ones((n, m))
+    fqty = np.zeros((n, m))
+    for j, o in enumerate(static):
+        is_call[:, j] = o.type == "call"
+        strike[:, j] = o.strike_usd
+        expiry[:, j] = o.expiry_days / 365.0
+        qty[:, j] = o.qty_coin
+    if slots:
+        k = len(static)
+        counts = np.minimum(rng.poisson(f.trades_per_day * sc.market.horizon_days, n), slots)
+        times = np.sort(rng.random((n, slots)) * horizon, axis=1)
+        used = np.arange(slots)[None, :] < counts[:, None]
+        ftime[:, k:] = np.where(used, times, np.inf)
+        fmny[:, k:] = rng.uniform(f.moneyness[0], f.moneyness[1], (n, slots))
+        side = np.where(rng.random((n, slots)) < f.short_bias, -1.0, 1.0)
+        fqty[:, k:] = side * np.abs(rng.normal(0.0, f.qty_coin_std, (n, slots)))
+        choice = rng.integers(0, len(f.expiry_days), (n, slots))
+        expiry[:, k:] = np.asarray(f.expiry_days)[choice] / 365.0  # relative until traded
+        is_call[:, k:] = fmny[:, k:] >= 1.0  # OTM options: calls above spot, puts below
+    live = np.zeros((n, m), dtype=bool)
+    live[:, : len(static)] = True
+    return _Book(is_call, strike, expiry, qty, ftime, fmny, fqty, live)
+
+
+@dataclass(slots=True)
+class _State:
+    """Per-path state of one policy run."""
+
+    pos: Arr  # (n, I) positions, coin of each instrument
+    cash: Arr  # hedge cash, USD
+    cost: Arr
+    carry: Arr
+    trades: Arr
+    turnover: Arr
+    maxdelta: Arr
+    last_s: Arr
+    last_spot: Arr
+    pend_q: Arr  # resting maker order, coin of instrument (signed)
+    pend_i: NDArray[np.intp]
+    pend_px: Arr
+    pend_ref: Arr  # sum of qty x mid at decision (USD), for the shortfall
+    pend_t: Arr
+
+
+def _new_state(n: int, k: int) -> _State:
+    z = np.zeros(n)
+    return _State(
+        pos=np.zeros((n, k)),
+        cash=z.copy(),
+        cost=z.copy(),
+        carry=z.copy(),
+        trades=z.copy(),
+        turnover=z.copy(),
+        maxdelta=z.copy(),
+        last_s=np.full(n, np.nan),
+        last_spot=np.full(n, np.nan),
+        pend_q=z.copy(),
+        pend_i=np.zeros(n, dtype=np.intp),
+        pend_px=z.copy(),
+        pend_ref=z.copy(),
+        pend_t=z.copy(),
+    )
+
+
+def run_backtest(
+    sc: Scenario, runs: list[PolicyRun], paths: int, seed: int
+) -> tuple[list[RunResult], Arr]:
+    """Run every policy over the same `paths` paths. Returns the results and the option
+    book's own P&L per path (USD)."""
+    rng = np.random.default_rng(seed)
+    flow_rng = np.random.default_rng([seed, 1])
+    mk = sc.market
+    n = paths
+    dt = mk.dt_years
+    steps = mk.steps
+    horizon = steps * dt
+    ins = _instruments(sc)
+    k = ins.count
+    book = _book(sc, n, flow_rng)
+    gen = PathGenerator(mk, n, rng)
+    hold_years = sc.cost.expected_holding_s / YEAR_S
+    lam = cheapest_lambda(ins.taker_fee, ins.half_spread)
+    # The carry of the cheapest instrument (as the live controller takes it).
+    carry_lam = float(ins.carry_annual[int(np.argmin(ins.taker_fee + ins.half_spread))])
+    marg_buy = ins.taker_fee[ins.owner] + ins.lvl_offsets + hold_years * ins.carry_annual[ins.owner]
+    marg_sell = ins.taker_fee[ins.owner] + ins.lvl_offsets - hold_years * ins.carry_annual[
+        ins.owner
+    ]
+    maker_enabled = sc.execution.maker_allowed and bool(ins.maker_ok.any())
+    # The venue's settlement is on the terminal price here: no settlement window in the sim.
+    configs = [
+        r.config.model_copy(update={"settlement_window_s": 0.0}) for r in runs
+    ]
+    states = [_new_state(n, k) for _ in runs]
+    grow = math.exp(mk.rate * dt)
+
+    # The option book: premium received/paid at the start (cash), shared by all policies.
+    spot = gen.state.spot
+    vol = gen.state.vol
+    g = _greeks(book, spot, vol, 0.0, mk)
+    opt_cash = -np.sum(np.where(book.live, book.qty * g.price, 0.0), axis=1)
+
+    for t in range(steps + 1):
+        now = t * dt
+        if t > 0:
+            st = gen.step()
+            spot, vol, low, high = st.spot, st.vol, st.low, st.high
+            opt_cash *= grow
+            for s in states:
+                s.cash *= grow
+                _accrue_carry(s, ins, spot, now, dt)
+                if maker_enabled:
+                    _maker_fills(s, ins, spot, low, high, now, sc.execution.maker_fill_through)
+            # Expiries: cash-settled at the price now.
+            expiring = book.live & (book.expiry <= now + 1e-12)
+            if expiring.any():
+                payoff = np.where(
+                    book.is_call,
+                    np.maximum(spot[:, None] - book.strike, 0.0),
+                    np.maximum(book.strike - spot[:, None], 0.0),
+                )
+                opt_cash += np.sum(np.where(expiring, book.qty * payoff, 0.0), axis=1)
+                book.live &= ~expiring
+        gvol = vol if mk.greeks_vol == "instantaneous" else np.full(n, mk.vol)
+        # Option flow arriving now: struck relative to spot, traded at model value.
+        arriving = (book.flow_time <= now + 1e-12) & ~book.live & (book.flow_qty != 0.0)
+        arriving &= book.flow_time > now - dt + 1e-12
+        if arriving.any():
+            rows, cols = np.nonzero(arriving)
+            book.strike[rows, cols] = np.round(spot[rows] * book.flow_moneyness[rows, cols], 2)
+            book.expiry[rows, cols] = now + book.expiry[rows, cols]
+            book.qty[rows, cols] = book.flow_qty[rows, cols]
+            book.live[rows, cols] = True
+            gg = black_scholes(
+                book.is_call[rows, cols], spot[rows], book.strike[rows, cols],
+                book.expiry[rows, cols] - now, gvol[rows], mk.rate,
+            )
+            np.add.at(opt_cash, rows, -book.qty[rows, cols] * gg.price)
+        if t == steps:
+            break
+        g = _greeks(book, spot, gvol, now, mk)
+        live_q = np.where(book.live, book.qty, 0.0)
+        delta_book = np.sum(live_q * g.delta, axis=1)
+        gamma_w = live_q * g.gamma
+        gamma = np.sum(gamma_w, axis=1)
+        vanna = np.sum(live_q * g.vanna, axis=1)
+        ag = np.abs(gamma_w)
+        tau_all = np.where(book.live, np.maximum(book.expiry - now, 0.0), 0.0)
+        wsum = np.sum(ag, axis=1)
+        tau_eff = np.where(wsum > 0, np.sum(ag * tau_all, axis=1) / np.maximum(wsum, 1e-300),
+                           np.max(tau_all, axis=1))
+        ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam, carry_lam, delta_book)
+        factor = _price_factor(ins, now)  # (k,) instrument price / spot
+        for run_cfg, s in zip(configs, states, strict=True):
+            _decide_and_trade(
+                run_cfg, s, ctx, ins, factor, delta_book, spot, now, marg_buy, marg_sell,
+                maker_enabled, sc.cost.maker_fill_probability, hold_years,
+                sc.cost.maker_fill_delay_s,
+            )
+
+    # End: mark what is left of the book, close the hedges.
+    g = _greeks(book, spot, gvol, horizon, mk)
+    opt_cash += np.sum(np.where(book.live, book.qty * g.price, 0.0), axis=1)
+    factor = _price_factor(ins, horizon)
+    results = []
+    for run, s in zip(runs, states, strict=True):
+        _cancel(s, s.pend_q != 0.0, spot, factor)
+        if sc.execution.unwind_at_end:
+            for i in range(k):
+                q = -s.pos[:, i]
+                if np.any(q != 0.0):
+                    _execute_taker_on(s, ins, i, q, spot * factor[i])
+        value = np.sum(s.pos * (spot[:, None] * factor[None, :]), axis=1)
+        pnl = opt_cash + s.cash + value
+        results.append(
+            RunResult(run, pnl, s.cost + s.carry, s.carry, s.trades, s.turnover, s.maxdelta)
+        )
+    return results, opt_cash
+
+
+def _greeks(book: _Book, spot: Arr, vol: Arr, now: float, mk: Any) -> Any:
+    tau = np.where(book.live, np.maximum(book.expiry - now, 0.0), 0.0)
+    with np.errstate(all="ignore"):
+        g = black_scholes(book.is_call, spot[:, None], book.strike, tau, vol[:, None], mk.rate)
+    # Dead slots (and options expiring exactly now) contribute nothing.
+    for a in (g.price, g.delta, g.gamma, g.vanna):
+        np.copyto(a, 0.0, where=~book.live | ~np.isfinite(a))
+    return g
+
+
+def _price_factor(ins: _Instruments, now: float) -> Arr:
+    """Instrument price / spot: 1 + remaining basis for futures, 1 otherwise."""
+    remaining = np.where(np.isfinite(ins.expiry_years), np.maximum(ins.expiry_years - now, 0.0),
+                         0.0)
+    return 1.0 + ins.basis_annual * remaining
+
+
+def _accrue_carry(s: _State, ins: _Instruments, spot: Arr, now: float, dt: float) -> None:
+    # Funding is paid (cash); basis roll-down is already in the futures' prices, so it is only
+    # counted as cost (reporting), not paid again.
+    if not (ins.funding_annual.any() or ins.basis_annual.any()):
+        return
+    notional = s.pos * spot[:, None]
+    funding = np.sum(notional * ins.funding_annual[None, :], axis=1) * dt
+    basis = np.sum(notional * ins.basis_annual[None, :], axis=1) * dt
+    s.cash -= funding
+    s.carry += funding + basis
+
+
+def _maker_fills(
+    s: _State, ins: _Instruments, spot: Arr, low: Arr, high: Arr, now: float, through: float
+) -> None:
+    active = s.pend_q != 0.0
+    if not active.any():
+        return
+    idx = np.flatnonzero(active)
+    i = s.pend_i[idx]
+    q = s.pend_q[idx]
+    px = s.pend_px[idx]
+    f = _price_factor(ins, now)[i]
+    hs = ins.half_spread[i]
+    buy = q > 0
+    filled = np.where(
+        buy, low[idx] * f <= px * (1.0 - through * hs), high[idx] * f >= px * (1.0 + through * hs)
+    )
+    if not filled.any():
+        return
+    j = idx[filled]
+    qj, pj, ij = q[filled], px[filled], i[filled]
+    fee = np.abs(qj) * pj * ins.maker_fee[ij]
+    s.pos[j, ij] += qj
+    s.cash[j] -= qj * pj + fee
+    s.cost[j] += (qj * pj - s.pend_ref[j]) + fee
+    s.trades[j] += 1
+    s.turnover[j] += np.abs(qj) * pj
+    s.pend_q[j] = 0.0
+    s.pend_ref[j] = 0.0
+
+
+def _cancel(s: _State, mask: NDArray[np.bool_], spot: Arr, factor: Arr) -> None:
+    """Cancel resting maker orders where `mask`. Their opportunity cost (implementation
+    shortfall of the unexecuted part: quantity x (mid now - mid at decision)) is a cost: the
+    hedge the policy decided on was not held while the price moved."""
+    if not mask.any():
+        return
+    j = np.flatnonzero(mask)
+    mid = spot[j] * factor[s.pend_i[j]]
+    s.cost[j] += s.pend_q[j] * mid - s.pend_ref[j]
+    s.pend_q[j] = 0.0
+    s.pend_ref[j] = 0.0
+
+
+def _execute_taker_on(s: _State, ins: _Instruments, i: int, q: Arr, mid: Arr) -> None:
+    """Taker trade of `q` (coin, signed, per path) on instrument i at mid `mid`."""
+    mine = ins.owner == i
+    filled, walk, _ = depth_walk(np.abs(q), ins.lvl_offsets[mine], ins.lvl_sizes[mine])
+    qq = np.sign(q) * filled
+    tx = (walk + filled * ins.taker_fee[i]) * mid
+    s.pos[:, i] += qq
+    s.cash -= qq * mid + tx
+    s.cost += tx
+    s.trades += filled > 0
+    s.turnover += filled * mid
+
+
+def _decide_and_trade(
+    policy: PolicyConfig,
+    s: _State,
+    ctx: BandContext,
+    ins: _Instruments,
+    factor: Arr,
+    delta_book: Arr,
+    spot: Arr,
+    now: float,
+    marg_buy: Arr,
+    marg_sell: Arr,
+    maker_enabled: bool,
+    p_fill: float,
+    hold_years: float,
+    fill_delay_s: float,
+) -> None:
+    now_s = now * YEAR_S
+    maker_on = maker_enabled and policy.maker.enabled and not isinstance(policy, TimerPolicy)
+    if maker_on:
+        # A resting order past its timeout is cancelled; this evaluation re-decides.
+        stale = (s.pend_q != 0.0) & (now_s - s.pend_t >= policy.maker.timeout_s - 1e-6)
+        _cancel(s, stale, spot, factor)
+    hedge_delta = s.pos @ factor
+    pend_delta = s.pend_q * factor[s.pend_i]
+    net = delta_book + hedge_delta + pend_delta
+    band = band_for(policy, ctx)
+    plan = plan_trades(
+        policy, band, net, now_s, s.last_s, spot, s.last_spot, maker_on,
+        maker_drift(ctx, fill_delay_s) if maker_on else 0.0,
+    )
+    taker = plan.taker_coin
+    maker = plan.maker_coin
+    if maker_on:
+        want = taker + maker
+        opposite = s.pend_q * want < 0.0
+        _cancel(s, opposite, spot, factor)
+
+    tidx = np.flatnonzero(taker != 0.0)
+    if tidx.size:
+        q = taker[tidx]
+        side = np.sign(q)
+        marg = np.where(side[:, None] > 0, marg_buy[None, :], marg_sell[None, :])
+        sizes = np.broadcast_to(ins.lvl_sizes, marg.shape)
+        if np.isfinite(ins.max_pos).any():
+            room = np.maximum(ins.max_pos[None, :] - side[:, None] * s.pos[tidx], 0.0)
+            room = room * factor[None, :]
+            sizes = np.concatenate(
+                [cap_levels(sizes[:, ins.owner == i], room[:, i]) for i in range(ins.count)],
+                axis=1,
+            )
+            marg = np.concatenate([marg[:, ins.owner == i] for i in range(ins.count)], axis=1)
+        per, _ = route_greedy(np.abs(q), marg, sizes, ins.owner, ins.count)
+        any_trade = np.zeros(tidx.size, dtype=bool)
+        for i in range(ins.count):
+            qi = round_to_lots(side * per[:, i] / factor[i], ins.step[i], ins.minimum[i])
+            hit = qi != 0.0
+            if not hit.any():
+                continue
+            rows = tidx[hit]
+            mid = spot[rows] * factor[i]
+            mine = ins.owner == i
+            filled, walk, _ = depth_walk(np.abs(qi[hit]), ins.lvl_offsets[mine],
+                                         ins.lvl_sizes[mine])
+            qq = np.sign(qi[hit]) * filled
+            tx = (walk + filled * ins.taker_fee[i]) * mid
+            s.pos[rows, i] += qq
+            s.cash[rows] -= qq * mid + tx
+            s.cost[rows] += tx
+            s.trades[rows] += 1
+            s.turnover[rows] += filled * mid
+            any_trade |= hit
+        done = tidx[any_trade]
+        s.last_s[done] = now_s
+        s.last_spot[done] = spot[done]
+
+    if maker_on:
+        midx = np.flatnonzero(maker != 0.0)
+        if midx.size:
+            q = maker[midx]
+            side = np.sign(q)
+            carry = side[:, None] * ins.carry_annual[None, :] * hold_years
+            mc = maker_cost_frac(p_fill, ins.maker_fee, ins.taker_fee, ins.half_spread, carry)
+            mc = np.where(ins.maker_ok[None, :], mc, np.inf)
+            best = np.argmin(mc, axis=1)
+            resting = s.pend_q[midx] != 0.0
+            inst = np.where(resting, s.pend_i[midx], best)
+            f = factor[inst]
+            qi = round_to_lots(q / f, ins.step[inst], ins.minimum[inst])
+            ok = qi != 0.0
+            rows = midx[ok]
+            inst = inst[ok]
+            qi = qi[ok]
+            mid = spot[rows] * factor[inst]
+            hs = ins.half_spread[inst]
+            s.pend_i[rows] = inst
+            s.pend_q[rows] += qi
+            s.pend_ref[rows] += qi * mid
+            s.pend_px[rows] = np.where(s.pend_q[rows] > 0, mid * (1.0 - hs), mid * (1.0 + hs))
+            s.pend_t[rows] = now_s
+            s.last_s[rows] = now_s
+            s.last_spot[rows] = spot[rows]
+
+    filled_net = delta_book + s.pos @ factor
+    np.maximum(s.maxdelta, np.abs(filled_net), out=s.maxdelta)

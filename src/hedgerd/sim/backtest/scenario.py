@@ -1,0 +1,230 @@
+"""Backtest scenarios: a TOML file describing the market, the book, the hedge instruments and
+the policies (with the parameter each sweeps to trace its cost-versus-risk frontier).
+
+Units: prices USD per coin; quantities coin; fees, spreads, depth offsets and basis as
+fractions of notional; vol annualised; funding per 8 h; times in the unit their name gives.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hedgerd.hedging.config import (
+    CostModelSettings,
+    HedgingConfigError,
+    PolicyConfig,
+    describe_validation_error,
+    load_policy,
+)
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; names the key."""
+
+
+class _S(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MarketSpec(_S):
+    spot_usd: float = Field(100.0, gt=0, description="Initial price of the underlying (USD).")
+    rate: float = Field(0.0, description="Risk-free rate, continuous, per year (cash accrues it).")
+    drift: float | None = Field(
+        None, description="Drift of the underlying per year (None: the rate, risk-neutral)."
+    )
+    horizon_days: float = Field(30.0, gt=0, description="Length of each path (days).")
+    step_minutes: float = Field(10.0, gt=0, description="Monitoring interval (minutes).")
+    process: Literal["gbm", "jumps", "regimes", "heston"] = Field(
+        "gbm", description="Price process: gbm, jumps (Merton), regimes (Markov vol), heston."
+    )
+    vol: float = Field(0.6, gt=0, description="Volatility (gbm, jumps; initial for the others).")
+    jump_intensity_per_year: float = Field(0.0, ge=0, description="Jumps per year (jumps).")
+    jump_mean: float = Field(0.0, description="Mean log jump size (jumps).")
+    jump_std: float = Field(0.0, ge=0, description="Std of the log jump size (jumps).")
+    regime_vols: tuple[float, ...] = Field(
+        (0.4, 0.9), description="Volatility of each regime (regimes)."
+    )
+    regime_switch_per_year: float = Field(
+        12.0, ge=0, description="Rate of leaving the current regime, per year (regimes)."
+    )
+    heston_kappa: float = Field(5.0, gt=0, description="Variance mean reversion per year.")
+    heston_theta: float | None = Field(None, description="Long-run variance (None: vol^2).")
+    heston_xi: float = Field(1.0, ge=0, description="Vol of variance.")
+    heston_rho: float = Field(-0.5, ge=-1, le=1, description="Price/variance correlation.")
+    greeks_vol: Literal["instantaneous", "fixed"] = Field(
+        "instantaneous",
+        description="Vol the hedger prices with: the current instantaneous vol, or `vol`.",
+    )
+
+    @property
+    def steps(self) -> int:
+        return max(1, round(self.horizon_days * 1440.0 / self.step_minutes))
+
+    @property
+    def dt_years(self) -> float:
+        return self.horizon_days / 365.0 / self.steps
+
+
+class OptionSpec(_S):
+    type: Literal["call", "put"] = Field(description="Call or put.")
+    strike_usd: float = Field(gt=0, description="Strike (USD).")
+    expiry_days: float = Field(gt=0, description="Days to expiry from the start.")
+    qty_coin: float = Field(description="Position in coin of underlying; negative is short.")
+
+
+class FlowSpec(_S):
+    trades_per_day: float = Field(0.0, ge=0, description="Mean option trades a day (Poisson).")
+    qty_coin_std: float = Field(0.5, gt=0, description="Std of each trade's size (coin).")
+    short_bias: float = Field(
+        0.6, ge=0, le=1, description="Probability that a trade leaves us short the option."
+    )
+    moneyness: tuple[float, float] = Field(
+        (0.85, 1.15), description="Range of strike / spot at the trade (uniform)."
+    )
+    expiry_days: tuple[float, ...] = Field(
+        (7.0, 14.0, 30.0), description="Expiries the client trades (days after the trade)."
+    )
+    max_trades: int = Field(64, ge=0, description="Most trades a path may have.")
+
+
+class InstrumentSpec(_S):
+    name: str = Field(description="Instrument name.")
+    kind: Literal["spot", "perpetual", "future"] = Field("spot", description="Kind.")
+    taker_fee: float = Field(0.0005, description="Taker fee, fraction of notional.")
+    maker_fee: float = Field(0.0, description="Maker fee (negative: rebate).")
+    half_spread: float = Field(0.0, ge=0, description="Half the bid-ask spread, fraction of mid.")
+    depth_levels: int = Field(5, ge=1, le=20, description="Book levels per side.")
+    level_size_coin: float = Field(1e9, gt=0, description="Size of each level (coin).")
+    level_step: float = Field(0.0, ge=0, description="Price step between levels (fraction).")
+    funding_8h: float = Field(0.0, description="Perpetual funding a long pays per 8 h.")
+    basis_annual: float = Field(
+        0.0, description="Future: annualised premium over spot, lost by a long as it converges."
+    )
+    expiry_days: float | None = Field(None, gt=0, description="Future expiry (days from start).")
+    amount_step_coin: float = Field(1e-6, gt=0, description="Order size step (coin).")
+    min_amount_coin: float = Field(1e-6, gt=0, description="Smallest order (coin).")
+    max_position_coin: float | None = Field(None, gt=0, description="Position limit (coin).")
+    maker_allowed: bool = Field(True, description="Post-only orders allowed on it.")
+
+    @model_validator(mode="after")
+    def _future(self) -> InstrumentSpec:
+        if self.kind == "future" and self.expiry_days is None:
+            raise ValueError("a future needs expiry_days")
+        return self
+
+
+class ExecutionSpec(_S):
+    maker_allowed: bool = Field(False, description="Policies may post maker orders.")
+    maker_fill_through: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="A resting buy at L fills once the intra-step low of the mid reaches "
+        "L (1 - this x half spread): 1 = the opposite touch traded through our price.",
+    )
+    unwind_at_end: bool = Field(True, description="Close the hedges (taker) at the end.")
+
+
+class SweepSpec(_S):
+    param: str = Field(description="Policy field swept.")
+    values: tuple[float, ...] = Field(description="Values of the field.")
+
+
+class PolicySpec(_S):
+    """A named policy of the scenario: its config and the sweep tracing its frontier."""
+
+    family: str = Field(description="Label grouping sweeps in reports (e.g. 'fixed timer').")
+    config: dict[str, Any] = Field(description="The policy table (with its `kind`).")
+    sweep: SweepSpec = Field(description="Swept parameter.")
+    baseline: bool = Field(False, description="Compared against the default in reports.")
+
+
+class ReportSpec(_S):
+    unit: Literal["pct_premium", "usd"] = Field(
+        "pct_premium", description="Unit of costs and P&L: % of the initial premium, or USD."
+    )
+    std_targets: tuple[float, ...] = Field(
+        (), description="Std of P&L (report unit) at which families are compared."
+    )
+    default_policy: str = Field("hedgerd", description="The policy compared with the baselines.")
+
+
+class Scenario(_S):
+    name: str = Field(description="Scenario name.")
+    description: str = Field("", description="What the scenario tests.")
+    paths: int = Field(2000, ge=2, description="Default number of paths.")
+    seed: int = Field(1, description="Default seed.")
+    market: MarketSpec = Field(default_factory=MarketSpec, description="Price process.")
+    options: tuple[OptionSpec, ...] = Field((), description="The initial option book.")
+    flow: FlowSpec = Field(default_factory=FlowSpec, description="Random option flow.")
+    instruments: tuple[InstrumentSpec, ...] = Field(description="Hedge instruments.")
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec, description="Execution.")
+    cost: CostModelSettings = Field(
+        default_factory=CostModelSettings, description="Cost model expectations (as live)."
+    )
+    report: ReportSpec = Field(default_factory=ReportSpec, description="Reporting.")
+    policies: dict[str, PolicySpec] = Field(
+        default_factory=dict, description="Named policies (added to the built-in ones)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        if not self.instruments:
+            raise ValueError("at least one hedge instrument is needed")
+        if self.report.unit == "pct_premium" and not self.options:
+            raise ValueError("report.unit 'pct_premium' needs an initial option book")
+        return self
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario file; ScenarioError names the bad key."""
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(f"{path}:\n" + describe_validation_error(exc, "")) from None
+    for name, spec in scenario.policies.items():
+        try:
+            load_policy(spec.config, key=f"policies.{name}.config")
+        except HedgingConfigError as exc:
+            raise ScenarioError(f"{path}:\n{exc}") from None
+    return scenario
+
+
+def premium_usd(scenario: Scenario) -> float:
+    """Sum of |qty| x Black-Scholes value of the initial book (the pct_premium unit's 100 %)."""
+    from hedgerd.pricing.black import black_scholes
+
+    m = scenario.market
+    total = 0.0
+    for o in scenario.options:
+        g = black_scholes(o.type == "call", m.spot_usd, o.strike_usd, o.expiry_days / 365.0,
+                          m.vol, m.rate)
+        total += abs(o.qty_coin) * float(g.price)
+    return total
+
+
+def book_scale_coin(scenario: Scenario) -> float:
+    """Sum of |qty| of the initial book, or the flow's typical size; scales default sweeps."""
+    s = sum(abs(o.qty_coin) for o in scenario.options)
+    if s > 0:
+        return s
+    return max(scenario.flow.qty_coin_std * math.sqrt(max(scenario.flow.max_trades, 1)), 1e-9)
+
+
+def materialise(spec: PolicySpec, value: float) -> PolicyConfig:
+    """The policy config of one sweep point."""
+    cfg = dict(spec.config)
+    cfg[spec.sweep.param] = value
+    return load_policy(cfg, key="policy")

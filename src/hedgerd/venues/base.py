@@ -1,0 +1,366 @@
+"""The venue seam: what the rest of the daemon sees of an exchange account.
+
+Everything here is venue-neutral. A venue adapter (`CcxtVenue`, `DeribitVenue`) implements
+`Venue`; the book feed and the executor only use this protocol, the `model/` vocabulary and
+the event types below. Amounts are in the instrument's `amount_unit`, prices in its
+`price_unit`, times in UTC epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from hedgerd.model import (
+    Balance,
+    Fill,
+    IndexPrice,
+    Instrument,
+    OrderBookSnapshot,
+    OrderSide,
+    OrderType,
+    OrderUpdate,
+    Position,
+    Quote,
+    Ticker,
+    TimeInForce,
+)
+
+# ---------------------------------------------------------------------------------- errors
+
+
+class ErrorClass(StrEnum):
+    """What the caller may do after a failed venue call.
+
+    - RETRYABLE: transient (network, 5xx, maintenance); the same call may be retried after a
+      backoff. For a call that changes state (place, cancel) see `VenueError.outcome_unknown`.
+    - DEFINITIVE: the venue understood and refused (bad order, no funds, unknown order);
+      retrying the same call gives the same answer.
+    - RATE_LIMITED: slow down; on Deribit the session may also have been terminated.
+    - AUTH: credentials or permissions are wrong; nothing will work until an operator acts.
+    """
+
+    RETRYABLE = "retryable"
+    DEFINITIVE = "definitive"
+    RATE_LIMITED = "rate_limited"
+    AUTH = "auth"
+
+
+class VenueError(Exception):
+    """A failed venue call, classified. `code` is the venue's own error code when known.
+
+    `outcome_unknown` is True when a state-changing request may have reached the venue (a
+    timeout or dropped connection after sending): the order must stay in flight until a query
+    by client id resolves it; it is never assumed cancelled.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_class: ErrorClass,
+        venue: str,
+        code: int | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.venue = venue
+        self.code = code
+        self.outcome_unknown = outcome_unknown
+
+    @property
+    def retryable(self) -> bool:
+        return self.error_class in (ErrorClass.RETRYABLE, ErrorClass.RATE_LIMITED)
+
+
+class VenueModeMismatchError(Exception):
+    """The venue's reported environment (e.g. Deribit's `testnet` flag) contradicts the
+    configured mode. Refusing is the only safe answer."""
+
+
+# ------------------------------------------------------------------------------ rate limits
+
+
+class Lane(StrEnum):
+    """Separate rate-limit queues. A cancel (kill switch) never waits behind reads."""
+
+    ORDERS = "orders"
+    CANCELS = "cancels"
+    READS = "reads"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most `limit` requests per `interval_s` seconds in `lane`."""
+
+    lane: Lane
+    limit: int
+    interval_s: float
+
+    def __post_init__(self) -> None:
+        if self.limit <= 0 or not self.interval_s > 0:
+            raise ValueError(f"rate limit {self.lane}: limit and interval_s must be positive")
+
+
+# ---------------------------------------------------------------------------- capabilities
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCapabilities:
+    """What an adapter can do, so callers branch on data rather than on venue names."""
+
+    position_stream: bool
+    fill_stream: bool
+    order_stream: bool
+    cancel_on_disconnect: bool
+    heartbeat: bool
+    client_order_id: bool
+    venue_greeks: bool
+    mark_iv: bool
+    funding: bool
+    reports_testnet: bool
+
+
+# -------------------------------------------------------------------------------- orders
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """An order to send. `amount` is in the instrument's amount unit (USD for inverse futures,
+    coin otherwise), already on the venue's step; `price` in its price unit (None for market);
+    `label` is hedgerd's client order id (journalled before sending)."""
+
+    instrument: str
+    side: OrderSide
+    amount: float
+    label: str
+    order_type: OrderType = OrderType.LIMIT
+    price: float | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    reduce_only: bool = False
+
+
+# -------------------------------------------------------------------------------- events
+
+
+class StreamSource(StrEnum):
+    """Independent data sources whose freshness is tracked separately."""
+
+    POSITIONS = "positions"
+    PORTFOLIO = "portfolio"
+    FILLS = "fills"
+    ORDERS = "orders"
+    TICKERS = "tickers"
+    BOOKS = "books"
+    INDEX = "index"
+
+
+class ConnectionState(StrEnum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTED = "reconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """A stream session changed state. After RECONNECTED the consumer must take a fresh
+    snapshot: anything that happened while disconnected is only in the snapshot."""
+
+    venue: str
+    account: str
+    session: str
+    state: ConnectionState
+    ts_ms: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PositionEvent:
+    position: Position
+    #: The position in coin of the underlying as the venue computes it (Deribit
+    #: `size_currency` for inverse futures, `size` otherwise); None when not reported.
+    venue_qty_coin: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceEvent:
+    """A cash balance (without floating P&L) in one currency."""
+
+    balance: Balance
+
+
+@dataclass(frozen=True, slots=True)
+class FillEvent:
+    fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    order: OrderUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteEvent:
+    quote: Quote
+
+
+@dataclass(frozen=True, slots=True)
+class TickerEvent:
+    ticker: Ticker
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEvent:
+    index: IndexPrice
+
+
+@dataclass(frozen=True, slots=True)
+class VenueGreeks:
+    """The venue's own account-level Greeks for one underlying, for cross-checks.
+
+    Deribit: `delta_total` (futures in coin plus option "net transaction delta", i.e.
+    Black-Scholes delta minus the premium in coin: the coin-numeraire delta), `options_delta`
+    (Black-Scholes), `equity_coin` (collateral). All in coin of the underlying."""
+
+    venue: str
+    account: str
+    underlying: str
+    delta_total_coin: float
+    options_delta_coin: float
+    equity_coin: float
+    ts_ms: int
+    projected_delta_total_coin: float | None = None
+    options_gamma: float | None = None
+    options_vega_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioEvent:
+    greeks: VenueGreeks
+
+
+VenueEvent = (
+    ConnectionEvent
+    | PositionEvent
+    | BalanceEvent
+    | FillEvent
+    | OrderEvent
+    | QuoteEvent
+    | TickerEvent
+    | IndexEvent
+    | PortfolioEvent
+)
+
+
+# ------------------------------------------------------------------------------ protocol
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """One account on one exchange, as the daemon sees it. Implementations are async and
+    safe to call from several tasks; every method raises `VenueError` (classified) on
+    failure and nothing else for venue-side problems."""
+
+    @property
+    def name(self) -> str:
+        """The configured name of this venue account (e.g. 'deribit-main')."""
+        ...
+
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def capabilities(self) -> VenueCapabilities: ...
+
+    async def connect(self) -> None:
+        """Load instruments, check the environment (testnet vs live), start streams."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def instruments(self) -> Mapping[str, Instrument]:
+        """Instruments by venue name, as loaded by `connect` or `reload_instruments`."""
+        ...
+
+    async def reload_instruments(self) -> Mapping[str, Instrument]: ...
+
+    async def fetch_positions(self, underlying: str) -> list[PositionEvent]:
+        """Every non-zero position on `underlying` (e.g. 'BTC'), one REST snapshot."""
+        ...
+
+    async def fetch_balances(self) -> list[Balance]: ...
+
+    async def fetch_venue_greeks(self, underlying: str) -> VenueGreeks | None:
+        """The venue's account Greeks, or None if the venue reports none."""
+        ...
+
+    async def fetch_fills(self, underlying: str, since_ms: int) -> list[Fill]:
+        """Our trades on `underlying` at or after `since_ms` (to recover an outage)."""
+        ...
+
+    async def fetch_quote(self, instrument: str) -> Quote: ...
+
+    async def fetch_order_book(
+        self, instrument: str, depth_notional_usd: float
+    ) -> OrderBookSnapshot:
+        """Depth on each side until `depth_notional_usd` of cumulative notional (USD)."""
+        ...
+
+    async def fetch_ticker(self, instrument: str) -> Ticker:
+        """Mark, index, funding and option mark IV (fraction) of one instrument."""
+        ...
+
+    async def fetch_index(self, underlying: str) -> IndexPrice: ...
+
+    async def place_order(self, request: OrderRequest) -> OrderUpdate: ...
+
+    async def cancel_order(self, order_id: str) -> OrderUpdate: ...
+
+    async def cancel_all(self, underlying: str | None = None) -> int:
+        """Cancel every open order (of one underlying); returns how many were cancelled."""
+        ...
+
+    async def cancel_by_label(self, label: str, underlying: str | None = None) -> int:
+        """Cancel the open orders carrying client id `label`; returns how many."""
+        ...
+
+    async def order_by_label(self, label: str) -> list[OrderUpdate]:
+        """The venue's orders carrying client id `label` (empty if it never arrived)."""
+        ...
+
+    def events(self) -> AsyncIterator[VenueEvent]:
+        """The merged stream of events from this venue's sessions, in arrival order."""
+        ...
+
+    async def subscribe_market(self, instruments: list[str]) -> None:
+        """Stream tickers and top of book of these instruments (and their indexes)."""
+        ...
+
+
+__all__ = [
+    "BalanceEvent",
+    "ConnectionEvent",
+    "ConnectionState",
+    "ErrorClass",
+    "FillEvent",
+    "IndexEvent",
+    "Lane",
+    "OrderEvent",
+    "OrderRequest",
+    "PortfolioEvent",
+    "PositionEvent",
+    "QuoteEvent",
+    "RateLimit",
+    "StreamSource",
+    "TickerEvent",
+    "Venue",
+    "VenueCapabilities",
+    "VenueError",
+    "VenueEvent",
+    "VenueGreeks",
+    "VenueModeMismatchError",
+]

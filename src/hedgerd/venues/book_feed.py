@@ -1,0 +1,687 @@
+"""Feeding the GreeksBook from a venue: snapshot at start, streams, reconciliation.
+
+- `rebuild`: the book is rebuilt from the venue's REST snapshot (instruments, positions,
+  cash balances, index, tickers of every instrument held, the venue's Greeks).
+- `apply`: stream events update it (positions are absolute, so a repeated event is harmless;
+  fills are de-duplicated by venue trade id).
+- `reconcile`: on a timer and after every reconnect, positions are compared with a fresh
+  snapshot; the venue is the truth. A position that changed on the stream while the snapshot
+  was in flight is left alone (the stream is newer), every other difference is corrected,
+  counted and logged; fills made while disconnected are fetched and de-duplicated.
+- Staleness is tracked per source (positions, portfolio, each ticker, each index) and
+  reported by `health`; `cross_check` compares hedgerd's delta with the venue's in both
+  numeraires and flags divergences beyond tolerance for the kill switch.
+
+The feed is the only writer of the book; it runs in one task, so events are applied in
+arrival order and never concurrently with each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import structlog
+
+from hedgerd.book.greeks_book import BookError, GreeksBook
+from hedgerd.book.valuation import MS_PER_YEAR
+from hedgerd.model import Fill, Instrument, Position, PriceUnit, Ticker
+from hedgerd.pricing.implied import implied_vol_with_reason
+from hedgerd.venues.base import (
+    BalanceEvent,
+    ConnectionEvent,
+    ConnectionState,
+    FillEvent,
+    IndexEvent,
+    OrderEvent,
+    PortfolioEvent,
+    PositionEvent,
+    QuoteEvent,
+    StreamSource,
+    TickerEvent,
+    VenueError,
+    VenueEvent,
+    VenueGreeks,
+)
+from hedgerd.venues.deribit import DeribitVenue
+from hedgerd.venues.deribit_payloads import resolve_instrument
+
+log = structlog.get_logger(__name__)
+
+Numeraire = Literal["usd", "coin"]
+
+#: Fills are re-fetched from this long before the last one seen (clock skew, same-ms trades).
+FILL_OVERLAP_MS = 5_000
+#: Trade ids remembered for de-duplication (recovery only reaches back FILL_OVERLAP_MS).
+MAX_FILLS_KEPT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """Freshness of one data source (`key`: instrument or underlying, '' for account-wide).
+
+    `age_s` is None when nothing was ever received. `stale` when older than `threshold_s`
+    or when the session carrying it is disconnected."""
+
+    source: StreamSource
+    key: str
+    age_s: float | None
+    threshold_s: float
+    connected: bool
+    stale: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaDivergence:
+    """hedgerd's delta against the venue's for one underlying, in coin.
+
+    `numeraire` coin compares with Deribit's `delta_total`; usd with `delta_total + equity`
+    (Deribit's advice for USD P&L neutrality). `exceeded` is the kill-switch input."""
+
+    underlying: str
+    numeraire: Numeraire
+    hedgerd_delta_coin: float
+    venue_delta_coin: float
+    diff_coin: float
+    tolerance_coin: float
+    exceeded: bool
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """One reconciliation: positions corrected (name, book amount before, venue amount)."""
+
+    reason: str
+    ts_ms: int
+    corrected: tuple[tuple[str, float, float], ...]
+    skipped_newer: tuple[str, ...]
+    fills_recovered: int
+
+
+@dataclass(slots=True)
+class FeedStats:
+    """Counters exported as metrics."""
+
+    events: int = 0
+    positions: int = 0
+    fills: int = 0
+    duplicate_fills: int = 0
+    tickers: int = 0
+    refused: int = 0
+    reconnects: int = 0
+    reconciles: int = 0
+    reconcile_corrections: int = 0
+    unknown_instruments: set[str] = field(default_factory=set)
+
+
+class BookFeed:
+    """Keeps a `GreeksBook` equal to one venue account's truth.
+
+    `clock_ms` is the time the book is valued at and staleness is measured against; by
+    default the venue's clock as measured at connect (a simulator may run at another date)."""
+
+    def __init__(
+        self,
+        venue: DeribitVenue,
+        book: GreeksBook,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+        reconcile_s: float | None = None,
+        stale_positions_s: float | None = None,
+        stale_market_s: float | None = None,
+        delta_tolerance_coin: float | None = None,
+    ) -> None:
+        s = venue.settings
+        self.venue = venue
+        self.book = book
+        self.clock_ms = clock_ms or venue.venue_time_ms
+        self.underlyings = tuple(u.upper() for u in s.underlyings)
+        self.reconcile_s = reconcile_s if reconcile_s is not None else s.reconcile_s
+        self.stale_positions_s = (
+            stale_positions_s if stale_positions_s is not None else s.stale_positions_s
+        )
+        self.stale_market_s = stale_market_s if stale_market_s is not None else s.stale_market_s
+        self.delta_tolerance_coin = (
+            delta_tolerance_coin if delta_tolerance_coin is not None else s.delta_tolerance_coin
+        )
+        self.stats = FeedStats()
+        self.positions: dict[str, Position] = {}
+        #: Positions in coin as the venue converts them (Deribit `size_currency`).
+        self.venue_qty_coin: dict[str, float] = {}
+        self.fills: dict[str, Fill] = {}  # trade id -> fill, in arrival order
+        self.venue_greeks: dict[str, VenueGreeks] = {}
+        self.last_reconcile: ReconcileReport | None = None
+        self.started_ms = 0
+        self._pos_seq: dict[str, int] = {}
+        self._positions_confirmed_ms: int | None = None
+        self._portfolio_ms: int | None = None
+        self._ticker_ms: dict[str, int] = {}
+        self._index_ms: dict[str, int] = {}
+        self._connected: dict[str, bool] = {}
+        self._last_fill_ms = 0
+        self._changed = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._aux: set[asyncio.Task[None]] = set()
+        self._resync: asyncio.Event = asyncio.Event()
+        self.streaming = False
+
+    # ---------------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Connect the venue (if not yet), rebuild the book, start streams and timers."""
+        if not self.venue.instruments():
+            await self.venue.connect()
+        self.started_ms = self.clock_ms()
+        await self.rebuild()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._consume(), name="book-feed"))
+        self._tasks.append(loop.create_task(self._reconcile_loop(), name="book-reconcile"))
+
+    async def stop(self) -> None:
+        self._tasks.extend(self._aux)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+
+    # ------------------------------------------------------------------------ rebuild
+    async def rebuild(self, *, stream: bool = True) -> None:
+        """Rebuild the book from the venue's snapshot (start-up). `stream` False: REST only
+        (one-shot readers such as `hedgerd positions`)."""
+        self.streaming = stream
+        for inst in self.venue.instruments().values():
+            self._add_instrument(inst)
+        for u in self.underlyings:
+            with _Refusing(self, "index"):
+                self._apply_index(u, (await self.venue.fetch_index(u)).price_usd, self.clock_ms())
+        for bal in await self.venue.fetch_balances():
+            self._apply_event(BalanceEvent(bal))
+        report = await self.reconcile("start")
+        await self._refresh_tickers()
+        if stream:
+            await self.venue.subscribe_market(sorted(self.positions))
+        log.info(
+            "book_feed.rebuilt",
+            venue=self.venue.name,
+            positions=len(self.positions),
+            corrected=len(report.corrected),
+        )
+
+    async def reconcile(self, reason: str) -> ReconcileReport:
+        """Compare every position with a fresh venue snapshot and correct the book (the venue
+        is the truth); recover fills made since the last one seen."""
+        seq_before = dict(self._pos_seq)
+        snapshot: dict[str, PositionEvent] = {}
+        for u in self.underlyings:
+            for ev in await self.venue.fetch_positions(u):
+                snapshot[ev.position.instrument] = ev
+        # Balances and the venue's Greeks: applied unless the stream updated them while the
+        # snapshot was in flight (then the stream's value is the newer one).
+        for bal in await self.venue.fetch_balances():
+            if self._pos_seq.get(f"bal:{bal.currency}", 0) == seq_before.get(
+                f"bal:{bal.currency}", 0
+            ):
+                self._apply_event(BalanceEvent(bal))
+        for u in self.underlyings:
+            greeks = await self.venue.fetch_venue_greeks(u)
+            if greeks is not None and self._pos_seq.get(f"greeks:{u}", 0) == seq_before.get(
+                f"greeks:{u}", 0
+            ):
+                self._apply_event(PortfolioEvent(greeks))
+        recovered = 0
+        since = max(self.started_ms, self._last_fill_ms - FILL_OVERLAP_MS)
+        for u in self.underlyings:
+            for fill in await self.venue.fetch_fills(u, since):
+                recovered += self._record_fill(fill)
+        corrected: list[tuple[str, float, float]] = []
+        skipped: list[str] = []
+        now = self.clock_ms()
+        for name in sorted(set(snapshot) | set(self.positions)):
+            if self._pos_seq.get(name, 0) != seq_before.get(name, 0):
+                skipped.append(name)  # the stream moved it while the snapshot was in flight
+                continue
+            venue_amount = snapshot[name].position.amount if name in snapshot else 0.0
+            held = self.positions.get(name)
+            book_amount = held.amount if held is not None else 0.0
+            try:
+                if name in snapshot:
+                    self._apply_position(snapshot[name].position, count=False)
+                    self._note_qty_coin(snapshot[name])
+                elif held is not None:
+                    self._apply_position(_zero(held, now), count=False)
+            except BookError as exc:  # an instrument hedgerd cannot value: refused, counted
+                self.stats.refused += 1
+                log.warning(
+                    "book_feed.position_refused",
+                    venue=self.venue.name,
+                    instrument=name,
+                    error=str(exc),
+                )
+                continue
+            if not _same_amount(book_amount, venue_amount):
+                corrected.append((name, book_amount, venue_amount))
+        self._positions_confirmed_ms = now
+        self.stats.reconciles += 1
+        self.stats.reconcile_corrections += len(corrected) if reason != "start" else 0
+        report = ReconcileReport(reason, now, tuple(corrected), tuple(skipped), recovered)
+        self.last_reconcile = report
+        if corrected and reason not in ("start",):
+            log.warning(
+                "book_feed.reconcile_corrected",
+                venue=self.venue.name,
+                reason=reason,
+                corrected=[c[0] for c in corrected][:20],
+                count=len(corrected),
+            )
+        else:
+            log.info(
+                "book_feed.reconciled",
+                venue=self.venue.name,
+                reason=reason,
+                positions=len(self.positions),
+                fills_recovered=recovered,
+            )
+        await self._notify()
+        return report
+
+    def _follow(self, name: str) -> None:
+        """A position in an instrument without market data: stream its ticker and fetch one
+        now (an option without a vol is quarantined by the book until then)."""
+        if not self.streaming:
+            return  # REST-only: `_refresh_tickers` fetches every held instrument
+        self.venue.market_names.add(name)
+
+        async def fetch() -> None:
+            with _Refusing(self, "ticker"):
+                self._apply_event(TickerEvent(await self.venue.fetch_ticker(name)))
+                await self.venue.subscribe_market([name])
+                await self._notify()
+
+        task = asyncio.get_running_loop().create_task(fetch(), name=f"ticker:{name}")
+        self._aux.add(task)
+        task.add_done_callback(self._aux.discard)
+
+    async def _refresh_tickers(self) -> None:
+        """REST tickers of every instrument held (fresh marks after start or reconnect)."""
+        for name in sorted(self.positions):
+            with _Refusing(self, "ticker"):
+                self._apply_event(TickerEvent(await self.venue.fetch_ticker(name)))
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._resync.wait(), self.reconcile_s)
+            reason = "reconnect" if self._resync.is_set() else "timer"
+            self._resync.clear()
+            try:
+                await self.reconcile(reason)
+                if reason == "reconnect":
+                    await self._refresh_tickers()
+                    await self.venue.subscribe_market(sorted(self.positions))
+            except VenueError as exc:
+                log.warning("book_feed.reconcile_failed", venue=self.venue.name, error=str(exc))
+
+    # -------------------------------------------------------------------------- stream
+    async def _consume(self) -> None:
+        async for ev in self.venue.events():
+            self._apply_event(ev)
+            await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait (bounded) until `predicate()` holds, re-checking after every applied event or
+        reconciliation. Returns whether it held."""
+
+        async def waiter() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        try:
+            await asyncio.wait_for(waiter(), timeout_s)
+        except TimeoutError:
+            return predicate()
+        return True
+
+    def apply(self, ev: VenueEvent) -> None:
+        """Apply one venue event to the book (synchronous; for the consumer and tests)."""
+        self._apply_event(ev)
+
+    def _apply_event(self, ev: VenueEvent) -> None:
+        self.stats.events += 1
+        now = self.clock_ms()
+        try:
+            if isinstance(ev, PositionEvent):
+                self._apply_position(ev.position, count=True)
+                self._note_qty_coin(ev)
+                self._positions_confirmed_ms = now
+            elif isinstance(ev, FillEvent):
+                self._record_fill(ev.fill)
+            elif isinstance(ev, TickerEvent):
+                self._apply_ticker(ev)
+            elif isinstance(ev, IndexEvent):
+                self._apply_index(ev.index.underlying, ev.index.price_usd, ev.index.ts_ms)
+            elif isinstance(ev, BalanceEvent):
+                self.book.apply_balance(ev.balance)
+                self._bump(f"bal:{ev.balance.currency}")
+            elif isinstance(ev, PortfolioEvent):
+                g = ev.greeks
+                self.venue_greeks[g.underlying] = g
+                self._portfolio_ms = now
+                self._bump(f"greeks:{g.underlying}")
+            elif isinstance(ev, ConnectionEvent):
+                self._on_connection(ev)
+            elif isinstance(ev, OrderEvent | QuoteEvent):
+                pass  # the executor's business; the book only holds positions
+        except BookError as exc:
+            self.stats.refused += 1
+            log.warning(
+                "book_feed.event_refused",
+                venue=self.venue.name,
+                event=type(ev).__name__,
+                error=str(exc),
+            )
+
+    def _add_instrument(self, inst: Instrument) -> None:
+        with contextlib.suppress(ValueError):
+            self.book.add_instrument(inst)
+
+    def _apply_position(self, pos: Position, *, count: bool) -> None:
+        try:
+            self.book.instrument(pos.instrument)
+        except BookError:
+            # Loaded markets first, else Deribit's name parser (e.g. an expired instrument).
+            inst = resolve_instrument(self.venue.instruments(), pos.instrument, self.venue.name)
+            if inst is None:
+                self.stats.unknown_instruments.add(pos.instrument)
+                raise
+            self._add_instrument(inst)
+        self.book.apply_position(pos)
+        if pos.amount != 0 and pos.instrument not in self.venue.market_names:
+            self._follow(pos.instrument)
+        if pos.amount == 0:
+            self.positions.pop(pos.instrument, None)
+        else:
+            self.positions[pos.instrument] = pos
+        if count:
+            self.stats.positions += 1
+            self._bump(pos.instrument)
+
+    def _bump(self, key: str) -> None:
+        """Mark `key` (an instrument, 'bal:CCY' or 'greeks:U') as updated by the stream."""
+        self._pos_seq[key] = self._pos_seq.get(key, 0) + 1
+
+    def _note_qty_coin(self, ev: PositionEvent) -> None:
+        name = ev.position.instrument
+        if ev.position.amount == 0 or ev.venue_qty_coin is None:
+            self.venue_qty_coin.pop(name, None)
+        else:
+            self.venue_qty_coin[name] = ev.venue_qty_coin
+
+    def _record_fill(self, fill: Fill) -> int:
+        if fill.trade_id in self.fills:
+            self.stats.duplicate_fills += 1
+            return 0
+        self.fills[fill.trade_id] = fill
+        if len(self.fills) > MAX_FILLS_KEPT:  # oldest first: dicts keep insertion order
+            del self.fills[next(iter(self.fills))]
+        self.stats.fills += 1
+        self._last_fill_ms = max(self._last_fill_ms, fill.ts_ms)
+        return 1
+
+    def _apply_ticker(self, ev: TickerEvent) -> None:
+        t = ev.ticker
+        self.stats.tickers += 1
+        self._ticker_ms[t.instrument] = max(self._ticker_ms.get(t.instrument, 0), t.ts_ms)
+        inst = self.venue.instruments().get(t.instrument)
+        if inst is None:
+            return
+        self._add_instrument(inst)
+        self._apply_index(inst.underlying, t.index_price_usd, t.ts_ms)
+        if inst.is_option:
+            t = replace(t, mark_iv=option_vol(inst, t))
+        self.book.apply_ticker(t)
+
+    def _apply_index(self, underlying: str, price_usd: float, ts_ms: int) -> None:
+        if ts_ms < self._index_ms.get(underlying, 0):
+            return  # an older index than the one held (REST answer overtaken by the stream)
+        self.book.set_index(underlying, price_usd)
+        self._index_ms[underlying] = ts_ms
+
+    def _on_connection(self, ev: ConnectionEvent) -> None:
+        self._connected[ev.session] = ev.state is not ConnectionState.DISCONNECTED
+        if ev.state is ConnectionState.RECONNECTED:
+            self.stats.reconnects += 1
+            self._resync.set()  # the reconcile task takes a fresh snapshot
+        log.info(
+            "book_feed.connection",
+            venue=self.venue.name,
+            session=ev.session,
+            state=str(ev.state),
+            reason=ev.reason,
+        )
+
+    # ---------------------------------------------------------------------- health
+    def health(self, now_ms: int | None = None) -> list[SourceHealth]:
+        """Freshness per source: positions, portfolio, the index of each underlying and the
+        ticker of each instrument held."""
+        now = self.clock_ms() if now_ms is None else now_ms
+        private = self._connected.get("private", True)
+        market = self._connected.get("market", True)
+        out = [
+            _health(
+                StreamSource.POSITIONS,
+                "",
+                now,
+                self._positions_confirmed_ms,
+                self.stale_positions_s,
+                private,
+            ),
+            _health(
+                StreamSource.PORTFOLIO, "", now, self._portfolio_ms, self.stale_positions_s, private
+            ),
+        ]
+        for u in self.underlyings:
+            out.append(
+                _health(
+                    StreamSource.INDEX, u, now, self._index_ms.get(u), self.stale_market_s, market
+                )
+            )
+        for name in sorted(self.positions):
+            out.append(
+                _health(
+                    StreamSource.TICKERS,
+                    name,
+                    now,
+                    self._ticker_ms.get(name),
+                    self.stale_market_s,
+                    market,
+                )
+            )
+        return out
+
+    def stale_sources(self, now_ms: int | None = None) -> list[SourceHealth]:
+        return [h for h in self.health(now_ms) if h.stale]
+
+    # ------------------------------------------------------------------ cross-check
+    def cross_check(self, now_ms: int | None = None) -> list[DeltaDivergence]:
+        """hedgerd's delta (coin-settled products and coin collateral) against the venue's
+        account Greeks, per underlying, in both numeraires. Logs each divergence beyond
+        tolerance (`book_feed.delta_divergence`)."""
+        now = self.clock_ms() if now_ms is None else now_ms
+        out: list[DeltaDivergence] = []
+        for u in self.underlyings:
+            g = self.venue_greeks.get(u)
+            if g is None or not math.isfinite(self.book.index_price(u)):
+                continue
+            try:
+                snap = self.book.underlying_snapshot(u, now)
+            except BookError:
+                continue
+            pairs: tuple[tuple[Numeraire, float], ...] = (
+                ("coin", g.delta_total_coin),
+                ("usd", g.delta_total_coin + g.equity_coin),
+            )
+            for numeraire, venue_delta in pairs:
+                ours = snap.delta_coin(numeraire, projected=False)
+                diff = ours - venue_delta
+                d = DeltaDivergence(
+                    u,
+                    numeraire,
+                    ours,
+                    venue_delta,
+                    diff,
+                    self.delta_tolerance_coin,
+                    abs(diff) > self.delta_tolerance_coin,
+                    now,
+                )
+                if d.exceeded:
+                    log.warning(
+                        "book_feed.delta_divergence",
+                        venue=self.venue.name,
+                        underlying=u,
+                        numeraire=numeraire,
+                        hedgerd=ours,
+                        venue_delta=venue_delta,
+                        diff=diff,
+                    )
+                out.append(d)
+        return out
+
+    def max_divergence_coin(self, now_ms: int | None = None) -> float:
+        """The largest |hedgerd − venue| delta over underlyings and numeraires (0 if none):
+        the value a kill switch compares with its threshold."""
+        return max((abs(d.diff_coin) for d in self.cross_check(now_ms)), default=0.0)
+
+
+def option_vol(inst: Instrument, ticker: Ticker) -> float | None:
+    """The option's vol (fraction) implied from the venue's mark price, with the ticker's
+    own index, forward and time; the venue's `mark_iv` where the mark carries no vol
+    information.
+
+    The mark is preferred because Deribit rounds `mark_iv` to 0.01 vol points, which moves a
+    premium by up to vega × 5e-5 (about 1e-5 coin per coin on a month): the mark price is
+    what the venue values the position at. `mark_iv` is within that rounding of the answer,
+    so two Newton steps from it suffice (a few µs); the full solver runs only when there is
+    no `mark_iv` or the polish does not converge.
+    """
+    assert inst.expiry_ms is not None and inst.strike_usd is not None
+    fwd = ticker.underlying_price_usd or ticker.index_price_usd
+    price_usd = (
+        ticker.mark_price * ticker.index_price_usd
+        if inst.price_unit is PriceUnit.COIN
+        else ticker.mark_price
+    )
+    tau = max(0.0, (inst.expiry_ms - ticker.ts_ms) / MS_PER_YEAR)
+    if ticker.mark_iv is not None:
+        polished = polish_vol(inst.is_call, price_usd, fwd, inst.strike_usd, tau, ticker.mark_iv)
+        if polished is not None:
+            return polished
+    vol, _reason = implied_vol_with_reason(inst.is_call, price_usd, fwd, inst.strike_usd, tau)
+    v = float(vol)
+    if math.isfinite(v) and v > 0:
+        return v
+    return ticker.mark_iv
+
+
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def polish_vol(
+    is_call: bool,
+    price_usd: float,
+    forward_usd: float,
+    strike_usd: float,
+    tau_years: float,
+    vol_guess: float,
+    steps: int = 2,
+) -> float | None:
+    """Newton steps on the undiscounted Black-76 price (USD) from `vol_guess` (a fraction).
+
+    None when the price carries too little vega for the steps to be trusted (the caller
+    then uses the full solver), or when they do not converge to 1e-12 of the forward."""
+    if not (tau_years > 0 and vol_guess > 0 and forward_usd > 0 and strike_usd > 0):
+        return None
+    sqrt_t = math.sqrt(tau_years)
+    log_fk = math.log(forward_usd / strike_usd)
+    vol = vol_guess
+    for _ in range(steps + 1):
+        sd = vol * sqrt_t
+        d1 = log_fk / sd + 0.5 * sd
+        d2 = d1 - sd
+        if is_call:
+            model = forward_usd * _ncdf(d1) - strike_usd * _ncdf(d2)
+        else:
+            model = strike_usd * _ncdf(-d2) - forward_usd * _ncdf(-d1)
+        err = model - price_usd
+        if abs(err) <= 1e-12 * forward_usd:
+            return vol
+        vega = forward_usd * _INV_SQRT_2PI * math.exp(-0.5 * d1 * d1) * sqrt_t
+        if vega < 1e-6 * forward_usd * sqrt_t:
+            return None
+        step = err / vega
+        if abs(step) > 0.01:  # the guess was not a rounded version of the answer
+            return None
+        vol -= step
+    return None
+
+
+def _ncdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / _SQRT2)
+
+
+def _health(
+    source: StreamSource,
+    key: str,
+    now_ms: int,
+    last_ms: int | None,
+    threshold_s: float,
+    connected: bool,
+) -> SourceHealth:
+    age = None if last_ms is None else max(0.0, (now_ms - last_ms) / 1000.0)
+    stale = (not connected) or age is None or age > threshold_s
+    return SourceHealth(source, key, age, threshold_s, connected, stale)
+
+
+def _zero(pos: Position, ts_ms: int) -> Position:
+    return Position(pos.venue, pos.account, pos.instrument, 0.0, pos.amount_unit, ts_ms)
+
+
+def _same_amount(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+class _Refusing(contextlib.AbstractContextManager[None]):
+    """Log and count a refused REST value (bad index, empty ticker) instead of failing the
+    whole rebuild: that source then shows as stale."""
+
+    def __init__(self, feed: BookFeed, what: str) -> None:
+        self.feed = feed
+        self.what = what
+
+    def __exit__(self, et: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, VenueError | BookError):
+            self.feed.stats.refused += 1
+            log.warning(
+                "book_feed.refused", venue=self.feed.venue.name, what=self.what, error=str(exc)
+            )
+            return True
+        return False
+
+
+__all__ = [
+    "BookFeed",
+    "DeltaDivergence",
+    "FeedStats",
+    "ReconcileReport",
+    "SourceHealth",
+]

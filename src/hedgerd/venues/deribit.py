@@ -1,0 +1,594 @@
+"""Deribit: what ccxt lacks, on top of the generic `CcxtVenue`.
+
+- A private JSON-RPC WebSocket session (`DeribitSession`): `public/auth` (client_signature),
+  `public/set_heartbeat` answered with `public/test` on every `test_request`,
+  `private/enable_cancel_on_disconnect` with scope `account`, subscriptions to
+  `user.changes.any.{CCY}.raw` (trades, orders and positions together) and
+  `user.portfolio.{ccy}` (the venue's account Greeks), reconnect with backoff and resubscribe.
+  ccxt.pro cannot do this: it raises NotSupported on `user.changes` and ignores heartbeats.
+- `label` as the client order id: place, cancel by label and query by label.
+- Positions in the venue's units plus coin (`size_currency` for inverse futures) and the
+  venue's own per-position delta and account `delta_total` for cross-checks.
+- The environment check: every Deribit response carries `testnet`; a venue whose flag
+  contradicts the configured mode is refused (`VenueModeMismatchError`).
+
+Market data (tickers with mark, index, mark IV, funding, top of book) streams through
+ccxt.pro's `watch_tickers`; snapshots go through ccxt's REST client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from hedgerd.config import VenueSettings
+from hedgerd.model import (
+    AmountUnit,
+    Balance,
+    BookLevel,
+    Fill,
+    IndexPrice,
+    OrderBookSnapshot,
+    OrderType,
+    OrderUpdate,
+    Quote,
+    Ticker,
+)
+from hedgerd.venues.base import (
+    BalanceEvent,
+    ConnectionEvent,
+    ConnectionState,
+    ErrorClass,
+    FillEvent,
+    IndexEvent,
+    Lane,
+    OrderEvent,
+    OrderRequest,
+    PortfolioEvent,
+    PositionEvent,
+    QuoteEvent,
+    TickerEvent,
+    Venue,
+    VenueCapabilities,
+    VenueError,
+    VenueGreeks,
+)
+from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, now_ms
+from hedgerd.venues.deribit_payloads import (
+    FAR_FUTURE_MS,
+    LINEAR_SETTLEMENT,
+    as_float,
+    balance_from_summary,
+    check_environment,
+    fill_from_deribit,
+    greeks_from_summary,
+    index_name,
+    order_from_deribit,
+    position_from_deribit,
+    quote_from_deribit,
+    resolve_instrument,
+    ticker_from_deribit,
+)
+from hedgerd.venues.deribit_session import DeribitSession, SessionClosedError
+from hedgerd.venues.units import depth_to_notional
+
+log = structlog.get_logger(__name__)
+
+CAPABILITIES = VenueCapabilities(
+    position_stream=True,
+    fill_stream=True,
+    order_stream=True,
+    cancel_on_disconnect=True,
+    heartbeat=True,
+    client_order_id=True,
+    venue_greeks=True,
+    mark_iv=True,
+    funding=True,
+    reports_testnet=True,
+)
+
+# ------------------------------------------------------------------------------ venue
+
+
+class DeribitVenue(CcxtVenue):
+    """A Deribit account through ccxt (REST + ccxt.pro tickers) and a private session."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: VenueSettings,
+        *,
+        clock_ms: Callable[[], int] = now_ms,
+        backoff: Backoff | None = None,
+        private_stream: bool = True,
+    ) -> None:
+        super().__init__(name, settings, clock_ms=clock_ms, backoff=backoff)
+        self._private_stream = private_stream
+        self.session: DeribitSession | None = None
+        self.market_names: set[str] = set()
+        self.server_offset_ms = 0
+        self._ticker_seen: dict[str, tuple[Any, Any]] = {}
+        self._market_task: asyncio.Task[None] | None = None
+
+    @property
+    def capabilities(self) -> VenueCapabilities:
+        return CAPABILITIES
+
+    # ----------------------------------------------------------------------- connect
+    def check_testnet(self, testnet: Any, where: str = "REST API") -> None:
+        check_environment(self.name, self.settings.mode, testnet, where)
+
+    async def connect(self) -> None:
+        """Check the environment, load instruments, start the private session (if the
+        account has keys and `private_stream`) and wait for it to be subscribed."""
+        raw = await self.call(Lane.READS, lambda: self.rest.publicGetGetTime())
+        self.check_testnet(raw.get("testnet") if isinstance(raw, Mapping) else None)
+        server_ms = raw.get("result") if isinstance(raw, Mapping) else None
+        if isinstance(server_ms, int | float) and server_ms > 0:
+            self.server_offset_ms = int(server_ms) - self.clock_ms()
+        await self.reload_instruments()
+        creds = self.settings.credentials()
+        if creds is None or not self._private_stream:
+            return
+        channels = [f"user.changes.any.{c}.raw" for c in self.settlement_currencies]
+        channels += [f"user.portfolio.{c.lower()}" for c in self.settlement_currencies]
+        self.session = DeribitSession(
+            name=f"{self.name}:private",
+            ws_url=str(self.rest_ws_url()),
+            api_key=creds[0].get_secret_value(),
+            api_secret=creds[1].get_secret_value(),
+            channels=channels,
+            on_message=self._on_private,
+            on_state=self._on_session_state,
+            heartbeat_s=self.settings.heartbeat_s,
+            cancel_on_disconnect=self.settings.cancel_on_disconnect,
+            backoff=self.backoff,
+            call_timeout_s=self.settings.request_timeout_s,
+            check_testnet=lambda flag: self.check_testnet(flag, "WebSocket API"),
+        )
+        session = self.session
+        run_task = self.spawn(session.run(), "private-session")
+        waiter = asyncio.ensure_future(session.connected.wait())
+        done, _ = await asyncio.wait(
+            {waiter, run_task},
+            timeout=self.settings.request_timeout_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if waiter not in done:
+            waiter.cancel()
+            if session.fatal is not None:
+                raise session.fatal
+            raise VenueError(
+                f"{self.name}: private session did not connect within "
+                f"{self.settings.request_timeout_s} s",
+                error_class=ErrorClass.RETRYABLE,
+                venue=self.exchange_id,
+            )
+
+    def venue_time_ms(self) -> int:
+        """The venue's clock (UTC ms) estimated from `public/get_time` at connect: our clock
+        (`clock_ms`, the wall clock by default) plus the measured offset (a simulator may run
+        at another date)."""
+        return self.clock_ms() + self.server_offset_ms
+
+    def rest_ws_url(self) -> str:
+        return str(self.ws.urls["api"]["ws"])
+
+    def _on_session_state(self, state: ConnectionState, reason: str) -> None:
+        self.emit(
+            ConnectionEvent(
+                self.name, self.account, "private", state, self.venue_time_ms(), reason=reason[:200]
+            )
+        )
+
+    def _on_private(self, channel: str, data: Any) -> None:
+        ts = self.venue_time_ms()
+        if channel.startswith("user.changes."):
+            if not isinstance(data, Mapping):
+                return
+            for trade in data.get("trades") or ():
+                self.emit(FillEvent(fill_from_deribit(self.name, trade)))
+            for order in data.get("orders") or ():
+                self.emit(OrderEvent(order_from_deribit(self.name, order)))
+            for pos in data.get("positions") or ():
+                inst = resolve_instrument(self._instruments, str(pos["instrument_name"]), self.name)
+                self.emit(position_from_deribit(self.name, self.account, pos, inst, ts))
+        elif channel.startswith("user.portfolio.") and isinstance(data, Mapping):
+            ccy = str(data.get("currency") or channel.split(".")[2]).upper()
+            self.emit(BalanceEvent(balance_from_summary(self.name, self.account, ccy, data, ts)))
+            self.emit(PortfolioEvent(greeks_from_summary(self.name, self.account, ccy, data, ts)))
+
+    # --------------------------------------------------------------------- snapshots
+    @property
+    def settlement_currencies(self) -> tuple[str, ...]:
+        """Currencies Deribit files positions, trades and summaries under: each followed
+        underlying (inverse products) and USDC (linear products of every underlying)."""
+        return (*(u.upper() for u in self.settings.underlyings), LINEAR_SETTLEMENT)
+
+    def _belongs(self, instrument_name: str, currency: str, underlying: str) -> bool:
+        """Whether a position or trade filed under `currency` is on `underlying`."""
+        if currency != LINEAR_SETTLEMENT:
+            return True
+        return instrument_name.startswith(f"{underlying.upper()}_")
+
+    async def fetch_positions(self, underlying: str) -> list[PositionEvent]:
+        """Non-zero positions on `underlying`: its inverse products (filed under the coin)
+        and its linear ones (filed under USDC)."""
+        ts = self.venue_time_ms()
+        out = []
+        for ccy in (underlying.upper(), LINEAR_SETTLEMENT):
+            raw = await self.call(
+                Lane.READS,
+                functools.partial(self.rest.privateGetGetPositions, {"currency": ccy}),
+            )
+            self._check_raw(raw)
+            for pos in raw.get("result") or ():
+                name = str(pos["instrument_name"])
+                if not self._belongs(name, ccy, underlying):
+                    continue
+                inst = resolve_instrument(self._instruments, name, self.name)
+                ev = position_from_deribit(self.name, self.account, pos, inst, ts)
+                if ev.position.amount != 0:
+                    out.append(ev)
+        return out
+
+    async def _summary(self, currency: str) -> Mapping[str, Any]:
+        raw = await self.call(
+            Lane.READS,
+            functools.partial(
+                self.rest.privateGetGetAccountSummary, {"currency": currency, "extended": "true"}
+            ),
+        )
+        self._check_raw(raw)
+        result = raw.get("result")
+        return result if isinstance(result, Mapping) else {}
+
+    async def fetch_balances(self) -> list[Balance]:
+        """Cash balances (Deribit `balance`) of every settlement currency."""
+        out = []
+        for ccy in self.settlement_currencies:
+            data = await self._summary(ccy)
+            out.append(
+                balance_from_summary(self.name, self.account, ccy, data, self.venue_time_ms())
+            )
+        return out
+
+    async def fetch_venue_greeks(self, underlying: str) -> VenueGreeks | None:
+        """The account summary Greeks of the coin-settled (inverse) products of
+        `underlying`; linear products are filed under USDC and not included."""
+        data = await self._summary(underlying.upper())
+        return greeks_from_summary(self.name, self.account, underlying, data, self.venue_time_ms())
+
+    async def fetch_fills(self, underlying: str, since_ms: int) -> list[Fill]:
+        """Our trades on `underlying` since `since_ms` (UTC ms), oldest first, paging
+        through `has_more`; unique by trade id."""
+        unique: dict[str, Fill] = {}
+        for ccy in (underlying.upper(), LINEAR_SETTLEMENT):
+            start = since_ms
+            for _ in range(100):  # bounded: 100 pages of 1000 trades
+                params = {
+                    "currency": ccy,
+                    "start_timestamp": start,
+                    "end_timestamp": FAR_FUTURE_MS,
+                    "count": 1000,
+                    "sorting": "asc",
+                }
+                raw = await self.call(
+                    Lane.READS,
+                    functools.partial(self.rest.privateGetGetUserTradesByCurrencyAndTime, params),
+                )
+                self._check_raw(raw)
+                result = raw.get("result")
+                if not isinstance(result, Mapping):
+                    break
+                trades = result.get("trades") or []
+                for t in trades:
+                    if self._belongs(str(t.get("instrument_name", "")), ccy, underlying):
+                        fill = fill_from_deribit(self.name, t)
+                        unique.setdefault(fill.trade_id, fill)
+                if not result.get("has_more") or not trades:
+                    break
+                start = int(trades[-1]["timestamp"])
+        return sorted(unique.values(), key=lambda f: f.ts_ms)
+
+    async def _raw_ticker(self, instrument: str) -> Mapping[str, Any]:
+        raw = await self.call(
+            Lane.READS, lambda: self.rest.publicGetTicker({"instrument_name": instrument})
+        )
+        self._check_raw(raw)
+        result = raw.get("result")
+        if not isinstance(result, Mapping):
+            raise VenueError(
+                f"{self.name}: empty ticker for {instrument}",
+                error_class=ErrorClass.RETRYABLE,
+                venue=self.exchange_id,
+            )
+        return result
+
+    async def fetch_ticker(self, instrument: str) -> Ticker:
+        data = await self._raw_ticker(instrument)
+        ticker = ticker_from_deribit(self.name, data)
+        if ticker is None:
+            raise VenueError(
+                f"{self.name}: ticker of {instrument} has no valid mark/index",
+                error_class=ErrorClass.RETRYABLE,
+                venue=self.exchange_id,
+            )
+        return ticker
+
+    async def fetch_quote(self, instrument: str) -> Quote:
+        data = await self._raw_ticker(instrument)
+        quote = quote_from_deribit(self.name, data)
+        if quote is None:
+            raise VenueError(
+                f"{self.name}: {instrument} has an empty or crossed top of book",
+                error_class=ErrorClass.RETRYABLE,
+                venue=self.exchange_id,
+            )
+        return quote
+
+    async def fetch_index(self, underlying: str) -> IndexPrice:
+        raw = await self.call(
+            Lane.READS,
+            lambda: self.rest.publicGetGetIndexPrice({"index_name": index_name(underlying)}),
+        )
+        self._check_raw(raw)
+        price = as_float((raw.get("result") or {}).get("index_price"))
+        if not price > 0:
+            raise VenueError(
+                f"{self.name}: bad index price for {underlying}: {price}",
+                error_class=ErrorClass.RETRYABLE,
+                venue=self.exchange_id,
+            )
+        return IndexPrice(self.name, underlying.upper(), price, self.venue_time_ms())
+
+    async def fetch_order_book(
+        self, instrument: str, depth_notional_usd: float
+    ) -> OrderBookSnapshot:
+        """Depth through ccxt's unified `fetch_order_book`, cut at `depth_notional_usd`."""
+        inst = self.instrument(instrument)
+        symbol = self.symbol(instrument)
+        book = await self.call(Lane.READS, lambda: self.rest.fetch_order_book(symbol, 50))
+        index = None
+        if inst.amount_unit is AmountUnit.COIN:
+            index = (await self.fetch_index(inst.underlying)).price_usd
+        ref = index or 1.0
+        bids = depth_to_notional(
+            inst, [(float(p), float(a)) for p, a, *_ in book["bids"]], depth_notional_usd, ref
+        )
+        asks = depth_to_notional(
+            inst, [(float(p), float(a)) for p, a, *_ in book["asks"]], depth_notional_usd, ref
+        )
+        return OrderBookSnapshot(
+            venue=self.name,
+            instrument=instrument,
+            bids=tuple(BookLevel(p, a) for p, a in bids),
+            asks=tuple(BookLevel(p, a) for p, a in asks),
+            ts_ms=int(book.get("timestamp") or self.venue_time_ms()),
+        )
+
+    def _check_raw(self, raw: Any) -> None:
+        if not isinstance(raw, Mapping):
+            raise VenueError(
+                f"{self.name}: unexpected response {str(raw)[:100]}",
+                error_class=ErrorClass.RETRYABLE,
+                venue=self.exchange_id,
+            )
+        if "testnet" in raw:
+            self.check_testnet(raw["testnet"])
+
+    # ------------------------------------------------------------------------ orders
+    def _order_session(self) -> DeribitSession | None:
+        """The private session when orders should go over it: cancel-on-disconnect only
+        covers orders created on the connection that enabled it (Deribit's rule), so with
+        it on, orders go over the session whenever it is up, and over REST otherwise."""
+        s = self.session
+        if s is not None and self.settings.cancel_on_disconnect and s.connected.is_set():
+            return s
+        return None
+
+    async def _session_call(
+        self, session: DeribitSession, lane: Lane, method: str, params: Mapping[str, Any]
+    ) -> Any:
+        await self.limiter.acquire(lane)
+        try:
+            return await session.call(method, params)
+        except (SessionClosedError, TimeoutError) as exc:
+            # Sent (or maybe sent) and no answer: the venue may have acted on it.
+            raise VenueError(
+                f"{self.name}: {method} got no answer ({type(exc).__name__}: {exc})",
+                error_class=ErrorClass.RETRYABLE,
+                venue=self.exchange_id,
+                outcome_unknown=True,
+            ) from exc
+
+    async def place_order(self, request: OrderRequest) -> OrderUpdate:
+        """Place an order with Deribit's `label` as the client id: over the private session
+        (so cancel-on-disconnect covers it) when it is up, else through ccxt `create_order`.
+
+        No answer raises VenueError with `outcome_unknown`: ask `order_by_label`."""
+        symbol = self.symbol(request.instrument)
+        params: dict[str, Any] = {
+            "label": request.label,
+            "time_in_force": str(request.time_in_force),
+        }
+        if request.post_only:
+            params["post_only"] = True
+        if request.reduce_only:
+            params["reduce_only"] = True
+        price = request.price if request.order_type is OrderType.LIMIT else None
+        session = self._order_session()
+        if session is not None:
+            rpc = dict(
+                params,
+                instrument_name=request.instrument,
+                amount=request.amount,
+                type=str(request.order_type),
+            )
+            if price is not None:
+                rpc["price"] = price
+            result = await self._session_call(session, Lane.ORDERS, f"private/{request.side}", rpc)
+            return order_from_deribit(self.name, _order_info({"info": result}))
+        order = await self.call(
+            Lane.ORDERS,
+            lambda: self.rest.create_order(
+                symbol,
+                str(request.order_type),
+                str(request.side),
+                request.amount,
+                price,
+                params,
+            ),
+            mutating=True,
+        )
+        return order_from_deribit(self.name, _order_info(order))
+
+    async def cancel_order(self, order_id: str) -> OrderUpdate:
+        session = self._order_session()
+        if session is not None:
+            result = await self._session_call(
+                session, Lane.CANCELS, "private/cancel", {"order_id": order_id}
+            )
+            return order_from_deribit(self.name, _order_info({"info": result}))
+        order = await self.call(
+            Lane.CANCELS, lambda: self.rest.cancel_order(order_id), mutating=True
+        )
+        return order_from_deribit(self.name, _order_info(order))
+
+    async def cancel_by_label(self, label: str, underlying: str | None = None) -> int:
+        params: dict[str, Any] = {"label": label}
+        if underlying is not None:
+            params["currency"] = underlying
+        raw = await self.call(
+            Lane.CANCELS, lambda: self.rest.privateGetCancelByLabel(params), mutating=True
+        )
+        self._check_raw(raw)
+        return int(raw.get("result") or 0)
+
+    async def cancel_all(self, underlying: str | None = None) -> int:
+        if underlying is None:
+            raw = await self.call(
+                Lane.CANCELS, lambda: self.rest.privateGetCancelAll(), mutating=True
+            )
+        else:
+            raw = await self.call(
+                Lane.CANCELS,
+                lambda: self.rest.privateGetCancelAllByCurrency({"currency": underlying}),
+                mutating=True,
+            )
+        self._check_raw(raw)
+        return int(raw.get("result") or 0)
+
+    async def order_by_label(self, label: str) -> list[OrderUpdate]:
+        out: list[OrderUpdate] = []
+        for u in self.settings.underlyings:
+            raw = await self.call(
+                Lane.READS,
+                functools.partial(
+                    self.rest.privateGetGetOrderStateByLabel, {"currency": u, "label": label}
+                ),
+            )
+            self._check_raw(raw)
+            out.extend(order_from_deribit(self.name, o) for o in raw.get("result") or ())
+        return out
+
+    # ---------------------------------------------------------------------- streams
+    async def subscribe_market(self, instruments: list[str]) -> None:
+        """Stream tickers (mark, index, IV, funding, top of book) of these instruments too,
+        through ccxt.pro's `watch_tickers`, supervised: reconnect with backoff and
+        resubscribe. Additive: the set only grows; the stream starts on the first call."""
+        for name in instruments:
+            self.symbol(name)  # unknown instruments are refused here
+            self.market_names.add(name)
+        if self._market_task is None and self.market_names:
+
+            async def step() -> None:
+                symbols = sorted(self.symbol(n) for n in self.market_names)
+                await self.ws.watch_tickers(symbols)
+                # ccxt.pro returns only the notification that woke this call; others that
+                # arrived meanwhile are only in its cache. Sweep the cache (synchronously,
+                # so nothing can slip in before the next call registers its future).
+                for symbol in symbols:
+                    cached = self.ws.tickers.get(symbol)
+                    info = cached.get("info") if isinstance(cached, Mapping) else None
+                    if not isinstance(info, Mapping):
+                        continue
+                    stamp = (info.get("timestamp"), info.get("mark_price"))
+                    if self._ticker_seen.get(symbol) != stamp:
+                        self._ticker_seen[symbol] = stamp
+                        self._on_ticker(info)
+
+            self._market_task = self.spawn(self.supervise("market", step), "market")
+
+    def _on_ticker(self, data: Mapping[str, Any]) -> None:
+        ticker = ticker_from_deribit(self.name, data)
+        if ticker is None:
+            log.warning(
+                "deribit.ticker_refused", venue=self.name, instrument=data.get("instrument_name")
+            )
+            return
+        self.emit(TickerEvent(ticker))
+        inst = self._instruments.get(ticker.instrument)
+        if inst is not None:
+            self.emit(
+                IndexEvent(
+                    IndexPrice(self.name, inst.underlying, ticker.index_price_usd, ticker.ts_ms)
+                )
+            )
+        quote = quote_from_deribit(self.name, data)
+        if quote is not None:
+            self.emit(QuoteEvent(quote))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        await super().close()
+
+
+def _order_info(order: Any) -> Mapping[str, Any]:
+    info = order.get("info") if isinstance(order, Mapping) else None
+    if isinstance(info, Mapping) and "order" in info and isinstance(info["order"], Mapping):
+        return info["order"]
+    if isinstance(info, Mapping):
+        return info
+    raise VenueError(
+        f"deribit: unexpected order response {str(order)[:100]}",
+        error_class=ErrorClass.RETRYABLE,
+        venue="deribit",
+        outcome_unknown=True,
+    )
+
+
+def make_venue(name: str, settings: VenueSettings, **kwargs: Any) -> DeribitVenue:
+    """The adapter for a configured venue account (only Deribit for now)."""
+    if settings.exchange != "deribit":
+        raise ValueError(f"no adapter for exchange {settings.exchange!r}")
+    return DeribitVenue(name, settings, **kwargs)
+
+
+__all__ = [
+    "CAPABILITIES",
+    "DeribitSession",
+    "DeribitVenue",
+    "SessionClosedError",
+    "as_venue",
+    "balance_from_summary",
+    "check_environment",
+    "fill_from_deribit",
+    "greeks_from_summary",
+    "make_venue",
+    "order_from_deribit",
+    "position_from_deribit",
+    "quote_from_deribit",
+    "resolve_instrument",
+    "ticker_from_deribit",
+]
+
+
+def as_venue(venue: DeribitVenue) -> Venue:
+    """`DeribitVenue` seen through the `Venue` protocol (mypy checks the conformance here)."""
+    return venue

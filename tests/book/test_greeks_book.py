@@ -1,0 +1,462 @@
+"""GreeksBook against a row-by-row reference built from `valuation` (the spec), incremental
+updates against a fresh rebuild, the settlement window, quarantine and the scenario grid."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from hedgerd.book import valuation as va
+from hedgerd.book.greeks_book import (
+    GREEK_FIELDS,
+    NO_EXPIRY,
+    BadMarketDataError,
+    BookError,
+    GreeksBook,
+    UnknownInstrumentError,
+)
+from hedgerd.model import AmountUnit, Instrument, Position
+from hedgerd.pricing import black76
+from hedgerd.venues.deribit_names import option_name, parse_expiry_ms, parse_instrument_name
+
+NOW = parse_expiry_ms("20NOV26") + 3 * 3_600_000  # Fri 20 Nov 2026 11:00 UTC
+EXPIRIES = ["21NOV26", "27NOV26", "4DEC26", "25DEC26", "26MAR27"]
+RNG_SEED = 7
+
+
+@dataclass
+class State:
+    """What the book was told, for the reference valuation."""
+
+    index: dict[str, float] = field(default_factory=dict)
+    ratio: dict[tuple[str, int], float] = field(default_factory=dict)
+    qty: dict[str, float] = field(default_factory=dict)
+    entry: dict[str, float] = field(default_factory=dict)
+    vol: dict[str, float] = field(default_factory=dict)
+    balances: dict[str, float] = field(default_factory=dict)
+
+
+def reference(state: State, underlying: str, now_ms: int) -> dict[int, np.ndarray]:
+    """Per bucket: GREEK_FIELDS values summed from per-row `valuation` calls."""
+    S = state.index[underlying]
+    out: dict[int, np.ndarray] = {}
+
+    def add(bucket: int, v: va.Valuation, is_option: bool) -> None:
+        row = np.zeros(len(GREEK_FIELDS))
+        vals = {
+            "value_usd": float(v.value_usd),
+            "delta_usdnum_coin": float(v.delta_usdnum_coin),
+            "delta_coinnum_coin": float(v.delta_coinnum_coin),
+            "gamma_usdnum_coin_per_usd": float(v.gamma_usdnum_coin_per_usd),
+            "gamma_coinnum_coin_per_usd": float(v.gamma_coinnum_coin_per_usd),
+            "vega_usd_per_vol": float(v.vega_usd_per_vol),
+            "theta_usd_per_day": float(v.theta_usd_per_year) / 365.0,
+        }
+        prefix = "options_" if is_option else "hedge_"
+        vals[prefix + "delta_usdnum_coin"] = vals["delta_usdnum_coin"]
+        vals[prefix + "delta_coinnum_coin"] = vals["delta_coinnum_coin"]
+        for k, x in vals.items():
+            row[GREEK_FIELDS.index(k)] = x
+        out[bucket] = out.get(bucket, np.zeros(len(GREEK_FIELDS))) + row
+
+    for name, q in state.qty.items():
+        inst = parse_instrument_name(name)
+        if inst.underlying != underlying or q == 0:
+            continue
+        kind = va.row_kind(inst)
+        e = inst.expiry_ms
+        b = state.ratio.get((underlying, e), 1.0) if e is not None else 1.0
+        if kind.is_option:
+            assert e is not None
+            tau = (e - now_ms) / va.MS_PER_YEAR
+            v = va.option_valuation(inst.is_call, q, S, inst.strike_usd, tau, state.vol[name], b)
+            add(e, v, True)
+            continue
+        entry = state.entry[name]
+        if kind in (va.RowKind.INVERSE_PERPETUAL, va.RowKind.INVERSE_FUTURE):
+            v = va.inverse_future_valuation(q, S, entry, b)
+        elif kind in (va.RowKind.LINEAR_PERPETUAL, va.RowKind.LINEAR_FUTURE):
+            v = va.linear_future_valuation(q, S, entry, b)
+        else:
+            v = va.spot_valuation(q, S, entry)
+        add(NO_EXPIRY if e is None else e, v, False)
+    if state.balances.get(underlying):
+        add(NO_EXPIRY, va.collateral_valuation(state.balances[underlying], S), False)
+    return out
+
+
+def vanna_reference(state: State, underlying: str, now_ms: int) -> float:
+    S = state.index[underlying]
+    total = 0.0
+    for name, q in state.qty.items():
+        inst = parse_instrument_name(name)
+        if inst.underlying != underlying or not inst.is_option or q == 0:
+            continue
+        assert inst.expiry_ms is not None
+        b = state.ratio.get((underlying, inst.expiry_ms), 1.0)
+        tau = (inst.expiry_ms - now_ms) / va.MS_PER_YEAR
+        g = black76(inst.is_call, b * S, inst.strike_usd, tau, state.vol[name])
+        total += q * b * float(g.vanna)
+    return total
+
+
+def assert_matches(book: GreeksBook, state: State, underlying: str, now_ms: int) -> None:
+    snap = book.underlying_snapshot(underlying, now_ms)
+    ref = reference(state, underlying, now_ms)
+    table = snap.by_expiry
+    assert sorted(ref) == [int(e) for e in table.expiry_ms if int(e) in ref]
+    for i, e in enumerate(table.expiry_ms.tolist()):
+        want = ref.get(e, np.zeros(len(GREEK_FIELDS)))
+        got = table.values[:, i]
+        # scale per field: the bucket's gross size keeps near-zero nets honest
+        for f, name in enumerate(GREEK_FIELDS):
+            if name == "vanna_usdnum_coin_per_vol":
+                continue
+            tol = 1e-10 * max(1.0, abs(want[f]), abs(want[GREEK_FIELDS.index("value_usd")]) /
+                              state.index[underlying])
+            assert abs(got[f] - want[f]) <= tol, (name, e, got[f], want[f])
+    total = sum(ref.values())
+    for f, name in enumerate(GREEK_FIELDS):
+        if name == "vanna_usdnum_coin_per_vol":
+            continue
+        assert getattr(snap.total, name) == pytest.approx(total[f], rel=1e-10, abs=1e-8), name
+    assert snap.total.vanna_usdnum_coin_per_vol == pytest.approx(
+        vanna_reference(state, underlying, now_ms), rel=1e-9, abs=1e-9
+    )
+
+
+def option_names(rng: np.random.Generator, underlying: str, S: float, count: int) -> list[str]:
+    names: set[str] = set()
+    for _ in range(100 * count):
+        if len(names) == count:
+            break
+        exp = EXPIRIES[rng.integers(len(EXPIRIES))]
+        step = 1000 if underlying == "BTC" else 50
+        strike = int(round(S * math.exp(rng.normal(0, 0.35)) / step) * step)
+        names.add(f"{underlying}-{exp}-{max(strike, step)}-{'CP'[rng.integers(2)]}")
+    assert len(names) == count, "not enough distinct strikes for the requested count"
+    return sorted(names)
+
+
+HEDGES = {
+    "BTC": ["BTC-PERPETUAL", "BTC-27NOV26", "BTC-26MAR27", "BTC_USDC-PERPETUAL", "BTC_USDC"],
+    "ETH": ["ETH-PERPETUAL", "ETH-25DEC26", "ETH_USDC-PERPETUAL"],
+}
+
+
+def build(rng: np.random.Generator, n_opts: int = 150) -> tuple[GreeksBook, State]:
+    book = GreeksBook()
+    state = State()
+    for und, S in (("BTC", 91_000.0), ("ETH", 3_050.0)):
+        book.set_index(und, S)
+        state.index[und] = S
+        for e in EXPIRIES[1:]:
+            r = float(rng.uniform(0.995, 1.03))
+            book.set_forward(und, parse_expiry_ms(e), r * S)
+            state.ratio[(und, parse_expiry_ms(e))] = r
+        names = option_names(rng, und, S, n_opts)
+        for name in names:
+            inst = parse_instrument_name(name)
+            book.add_instrument(inst)
+            q = float(rng.choice([-1, 1]) * rng.integers(1, 200) * inst.min_amount)
+            vol = float(rng.uniform(0.35, 1.2))
+            book.set_option_vol(name, vol)
+            book.set_position(name, q, AmountUnit.COIN)
+            state.qty[name], state.vol[name] = q, vol
+        for name in HEDGES[und]:
+            inst = parse_instrument_name(name)
+            book.add_instrument(inst)
+            q = float(rng.uniform(-50, 50) * (inst.contract_size * 1000 if inst.inverse else 1))
+            entry = float(S * rng.uniform(0.9, 1.1))
+            book.set_position(name, q, inst.amount_unit, average_price=entry)
+            state.qty[name], state.entry[name] = q, entry
+        bal = float(rng.uniform(1, 100))
+        book.set_balance(und, bal)
+        state.balances[und] = bal
+    return book, state
+
+
+def test_book_matches_row_by_row_reference() -> None:
+    book, state = build(np.random.default_rng(RNG_SEED))
+    for und in ("BTC", "ETH"):
+        assert_matches(book, state, und, NOW)
+    snap = book.snapshot(NOW)
+    assert [u.underlying for u in snap.underlyings] == ["BTC", "ETH"]
+    assert all(u.complete for u in snap.underlyings)
+
+
+def test_incremental_updates_match_reference_and_fresh_rebuild() -> None:
+    rng = np.random.default_rng(RNG_SEED + 1)
+    book, state = build(rng, n_opts=40)  # 40 < initial capacity; inserts force growth
+    now = NOW
+    for step in range(300):
+        und = "BTC" if rng.random() < 0.6 else "ETH"
+        r = rng.random()
+        if r < 0.3:
+            S = state.index[und] * float(math.exp(rng.normal(0, 0.01)))
+            book.set_index(und, S)
+            state.index[und] = S
+        elif r < 0.55:
+            name = option_names(rng, und, state.index[und], 1)[0]
+            inst = parse_instrument_name(name)
+            book.add_instrument(inst)
+            vol = float(rng.uniform(0.3, 1.5))
+            book.set_option_vol(name, vol)
+            q = float(rng.integers(-30, 30) * inst.min_amount)
+            book.set_position(name, q, AmountUnit.COIN)
+            state.vol[name], state.qty[name] = vol, q
+        elif r < 0.75:
+            opts = [n for n in state.vol if n.startswith(und + "-")]
+            name = opts[rng.integers(len(opts))]
+            vol = float(rng.uniform(0.3, 1.5))
+            book.set_option_vol(name, vol)
+            state.vol[name] = vol
+        elif r < 0.85:
+            name = HEDGES[und][rng.integers(len(HEDGES[und]))]
+            inst = parse_instrument_name(name)
+            q = float(rng.integers(-100, 100) * inst.amount_step)
+            book.set_position(name, q, inst.amount_unit, average_price=state.index[und])
+            state.qty[name], state.entry[name] = q, state.index[und]
+        elif r < 0.92:
+            e = parse_expiry_ms(EXPIRIES[rng.integers(1, len(EXPIRIES))])
+            ratio = float(rng.uniform(0.99, 1.04))
+            book.set_forward_ratio(und, e, ratio)
+            state.ratio[(und, e)] = ratio
+        else:
+            now += int(rng.integers(1, 60_000))
+        if step % 25 == 0:
+            assert_matches(book, state, und, now)
+    for und in ("BTC", "ETH"):
+        assert_matches(book, state, und, now)
+    # a fresh book with the final state agrees
+    fresh = GreeksBook()
+    for und, S in state.index.items():
+        fresh.set_index(und, S)
+        fresh.set_balance(und, state.balances[und])
+    for (und, e), ratio in state.ratio.items():
+        fresh.set_forward_ratio(und, e, ratio)
+    for name, q in state.qty.items():
+        inst = parse_instrument_name(name)
+        fresh.add_instrument(inst)
+        if inst.is_option:
+            fresh.set_option_vol(name, state.vol[name])
+        fresh.set_position(name, q, inst.amount_unit, average_price=state.entry.get(name))
+    for und in ("BTC", "ETH"):
+        a, b = book.underlying_snapshot(und, now), fresh.underlying_snapshot(und, now)
+        np.testing.assert_allclose(a.by_expiry.values, b.by_expiry.values, rtol=1e-9,
+                                   atol=1e-9)
+
+
+def _small_book() -> GreeksBook:
+    book = GreeksBook()
+    for name in ("BTC-21NOV26-90000-C", "BTC-27NOV26-95000-P", "BTC-PERPETUAL", "BTC-21NOV26"):
+        book.add_instrument(parse_instrument_name(name))
+    book.set_index("BTC", 90_000.0)
+    book.set_option_vol("BTC-21NOV26-90000-C", 0.5)
+    book.set_option_vol("BTC-27NOV26-95000-P", 0.55)
+    book.set_position("BTC-21NOV26-90000-C", 10.0, AmountUnit.COIN)
+    book.set_position("BTC-27NOV26-95000-P", -5.0, AmountUnit.COIN)
+    book.set_position("BTC-PERPETUAL", -200_000.0, AmountUnit.USD)
+    book.set_position("BTC-21NOV26", 90_000.0, AmountUnit.USD)
+    return book
+
+
+def test_settlement_window_projects_delta_without_expiring_contracts() -> None:
+    book = _small_book()
+    expiry = parse_expiry_ms("21NOV26")
+    before = book.underlying_snapshot("BTC", expiry - 31 * 60_000)
+    assert not before.in_settlement_window
+    assert before.projected_delta_usdnum_coin == before.total.delta_usdnum_coin
+    assert before.next_expiry_ms == expiry
+    inside = book.underlying_snapshot("BTC", expiry - 29 * 60_000)
+    assert inside.in_settlement_window
+    table = inside.by_expiry
+    i = table.expiry_ms.tolist().index(expiry)
+    assert table.in_settlement_window[i] and table.in_settlement_window.sum() == 1
+    for num in ("usd", "coin"):
+        expiring = table.greeks(i).delta_coin(num)  # type: ignore[arg-type]
+        assert expiring != 0.0
+        assert inside.delta_coin(num) == pytest.approx(  # type: ignore[arg-type]
+            inside.total.delta_coin(num) - expiring, rel=1e-12)  # type: ignore[arg-type]
+    after = book.underlying_snapshot("BTC", expiry)
+    assert not after.complete
+    assert {q.instrument for q in after.quarantined} == {"BTC-21NOV26-90000-C", "BTC-21NOV26"}
+    assert {q.reason for q in after.quarantined} == {"expired"}
+    j = after.by_expiry.expiry_ms.tolist().index(expiry)
+    assert np.all(after.by_expiry.values[:, j] == 0.0)
+    assert after.next_expiry_ms == parse_expiry_ms("27NOV26")
+
+
+def test_bad_input_is_refused_or_quarantined() -> None:
+    book = _small_book()
+    good = book.underlying_snapshot("BTC", NOW)
+    for bad in (math.nan, 0.0, -1.0, math.inf):
+        with pytest.raises(BadMarketDataError):
+            book.set_index("BTC", bad)
+    assert book.index_price("BTC") == 90_000.0
+    with pytest.raises(UnknownInstrumentError, match="BTC-FOO"):
+        book.set_position("BTC-FOO", 1.0, AmountUnit.COIN)
+    with pytest.raises(BookError, match="amount is in usd"):
+        book.set_position("BTC-PERPETUAL", 1.0, AmountUnit.COIN)
+    with pytest.raises(BookError, match="finite"):
+        book.set_position("BTC-PERPETUAL", math.nan, AmountUnit.USD)
+    with pytest.raises(BadMarketDataError):
+        book.set_forward("BTC", parse_expiry_ms("27NOV26"), -5.0)
+    assert book.underlying_snapshot("BTC", NOW).total == good.total
+    # a NaN vol quarantines that option: left out, flagged, never NaN in the totals
+    book.set_option_vol("BTC-27NOV26-95000-P", math.nan)
+    snap = book.underlying_snapshot("BTC", NOW)
+    assert not snap.complete
+    assert snap.quarantined[0].instrument == "BTC-27NOV26-95000-P"
+    assert all(math.isfinite(getattr(snap.total, f)) for f in GREEK_FIELDS)
+    # an option position with no vol yet is quarantined as well
+    name = "BTC-4DEC26-100000-C"
+    book.add_instrument(parse_instrument_name(name))
+    book.set_position(name, 1.0, AmountUnit.COIN)
+    reasons = dict((q.instrument, q.reason) for q in book.underlying_snapshot("BTC", NOW)
+                   .quarantined)
+    assert reasons[name] == "no mark vol"
+    book.set_option_vol(name, 0.6)
+    book.set_option_vol("BTC-27NOV26-95000-P", 0.55)
+    assert book.underlying_snapshot("BTC", NOW).complete
+    # positions without an index price are reported as unpriced, not valued
+    book.add_instrument(parse_instrument_name("ETH-PERPETUAL"))
+    with pytest.raises(BookError, match="average_price"):
+        book.set_position("ETH-PERPETUAL", 100.0, AmountUnit.USD)
+    book.set_position("ETH-PERPETUAL", 100.0, AmountUnit.USD, average_price=3000.0)
+    assert [q.instrument for q in book.snapshot(NOW).unpriced] == ["ETH"]
+
+
+def test_deribit_conventions_inverse_perp_and_collateral() -> None:
+    book = GreeksBook([parse_instrument_name("BTC-PERPETUAL"),
+                       parse_instrument_name("BTC-27NOV26-100000-C")])
+    book.set_index("BTC", 100_000.0)
+    book.set_balance("BTC", 2.0)
+    book.apply_position(Position("deribit", "main", "BTC-PERPETUAL", -50_000.0, AmountUnit.USD,
+                                 NOW, average_price=80_000.0))
+    snap = book.underlying_snapshot("BTC", NOW)
+    perp = {h.kind: h for h in snap.hedges}
+    # coin numeraire: size_currency = size / price, independent of the entry
+    assert perp[va.RowKind.INVERSE_PERPETUAL].delta_coinnum_coin == pytest.approx(-0.5)
+    assert perp[va.RowKind.INVERSE_PERPETUAL].delta_usdnum_coin == pytest.approx(-50_000 / 80_000)
+    assert perp[va.RowKind.COLLATERAL].delta_usdnum_coin == 2.0
+    assert perp[va.RowKind.COLLATERAL].delta_coinnum_coin == 0.0
+    # a long inverse call: coin numeraire delta = BS delta - premium in coin
+    book.set_option_vol("BTC-27NOV26-100000-C", 0.5)
+    book.set_position("BTC-27NOV26-100000-C", 1.0, AmountUnit.COIN)
+    snap2 = book.underlying_snapshot("BTC", NOW)
+    tau = (parse_expiry_ms("27NOV26") - NOW) / va.MS_PER_YEAR
+    g = black76(True, 100_000.0, 100_000.0, tau, 0.5)
+    assert snap2.total.options_delta_usdnum_coin == pytest.approx(float(g.delta), rel=1e-12)
+    assert snap2.total.options_delta_coinnum_coin == pytest.approx(
+        float(g.delta) - float(g.price) / 100_000.0, rel=1e-12)
+
+
+def test_mark_price_implies_the_vol() -> None:
+    name = "BTC-27NOV26-100000-P"
+    book = GreeksBook([parse_instrument_name(name)])
+    book.set_index("BTC", 95_000.0)
+    tau = (parse_expiry_ms("27NOV26") - NOW) / va.MS_PER_YEAR
+    premium_coin = float(black76(False, 95_000.0, 100_000.0, tau, 0.62).price) / 95_000.0
+    vol = book.set_option_mark_price(name, premium_coin, NOW)
+    assert vol == pytest.approx(0.62, rel=1e-8)
+    book.set_position(name, 3.0, AmountUnit.COIN)
+    assert book.underlying_snapshot("BTC", NOW).total.value_usd == pytest.approx(
+        3 * premium_coin * 95_000.0, rel=1e-9)
+    # below intrinsic: no vol, quarantined with the reason
+    assert math.isnan(book.set_option_mark_price(name, 0.0, NOW))
+    (q,) = book.underlying_snapshot("BTC", NOW).quarantined
+    assert "below_intrinsic" in q.reason
+
+
+def test_scenario_grid() -> None:
+    book, state = build(np.random.default_rng(RNG_SEED + 2), n_opts=60)
+    grid = book.scenario_grid("BTC", NOW)
+    j0, s0 = grid.vol_shocks.index(0.0), grid.spot_shocks.index(0.0)
+    assert grid.pnl_usd.shape == (5, 9)
+    assert grid.pnl_usd[j0, s0] == pytest.approx(0.0, abs=1e-6)
+    # full revaluation: compare one corner against the reference at shocked inputs
+    shocked = State(**{k: dict(v) for k, v in state.__dict__.items()})
+    shocked.index["BTC"] *= 1.10
+    shocked.vol = {n: max(v - 0.10, 0.01) for n, v in state.vol.items()}
+    base_v = sum(reference(state, "BTC", NOW).values())[0]
+    shocked_v = sum(reference(shocked, "BTC", NOW).values())[0]
+    j, s = grid.vol_shocks.index(-0.10), grid.spot_shocks.index(0.10)
+    assert grid.pnl_usd[j, s] == pytest.approx(shocked_v - base_v, rel=1e-9)
+    assert grid.pnl_coin[j, s] == pytest.approx(
+        shocked_v / shocked.index["BTC"] - base_v / state.index["BTC"], rel=1e-9)
+    np.testing.assert_allclose(grid.by_expiry_pnl_usd.sum(axis=0), grid.pnl_usd, rtol=1e-10,
+                               atol=1e-6)
+    # small spot shocks agree with delta and gamma (USD numeraire)
+    snap = book.underlying_snapshot("BTC", NOW)
+    tiny = book.scenario_grid("BTC", NOW, spot_shocks=(-1e-4, 1e-4), vol_shocks=(0.0,))
+    S = state.index["BTC"]
+    fd_delta = (tiny.pnl_usd[0, 1] - tiny.pnl_usd[0, 0]) / (2e-4 * S)
+    assert fd_delta == pytest.approx(snap.total.delta_usdnum_coin, rel=1e-5, abs=1e-4)
+
+
+def test_collateral_only_grid_is_linear_in_usd_and_flat_in_coin() -> None:
+    book = GreeksBook()
+    book.set_index("ETH", 3_000.0)
+    book.set_balance("ETH", 10.0)
+    grid = book.scenario_grid("ETH", NOW)
+    np.testing.assert_allclose(grid.pnl_usd[2], 10.0 * 3_000.0 * np.array(grid.spot_shocks))
+    np.testing.assert_allclose(grid.pnl_coin, 0.0, atol=1e-12)
+
+
+def test_many_rows_and_growth_keep_name_index_consistent() -> None:
+    rng = np.random.default_rng(3)
+    book = GreeksBook()
+    book.set_index("BTC", 90_000.0)
+    names = option_names(rng, "BTC", 90_000.0, 500)
+    rng.shuffle(names)  # inserted out of expiry order
+    for i, name in enumerate(names):
+        book.add_instrument(parse_instrument_name(name))
+        book.set_option_vol(name, 0.5)
+        book.set_position(name, float(i + 1) / 10, AmountUnit.COIN)
+    for i, name in enumerate(names):
+        assert book.position(name) == pytest.approx(float(i + 1) / 10)
+    exp = book._und["BTC"].options.exp[:500]
+    assert np.all(np.diff(exp) >= 0)
+
+
+def test_caching_respects_changes_and_time_tolerance() -> None:
+    book = _small_book()
+    book.time_tolerance_ms = 1_000
+    a = book.underlying_snapshot("BTC", NOW)
+    assert book.underlying_snapshot("BTC", NOW + 500) is a
+    assert book.underlying_snapshot("BTC", NOW + 1_500) is not a
+    b = book.underlying_snapshot("BTC", NOW + 1_500)
+    book.set_index("BTC", 91_000.0)
+    assert book.underlying_snapshot("BTC", NOW + 1_500) is not b
+    assert isinstance(Instrument, type)
+
+
+def test_threaded_reprice_gives_identical_numbers() -> None:
+    from hedgerd.book import greeks_book as gb
+
+    rng = np.random.default_rng(11)
+    book = GreeksBook()
+    book.set_index("BTC", 90_000.0)
+    names = {
+        option_name("BTC", parse_expiry_ms(EXPIRIES[i % 5]), 40_000 + 10 * i, bool(i % 3))
+        for i in range(5_000)
+    }
+    for name in sorted(names):
+        book.add_instrument(parse_instrument_name(name))
+        book.set_option_vol(name, float(rng.uniform(0.3, 1.2)))
+        book.set_position(name, float(rng.integers(-50, 50)) / 10, AmountUnit.COIN)
+    one = book.underlying_snapshot("BTC", NOW).by_expiry.values
+    try:
+        gb.set_threads(2)
+        two = book.underlying_snapshot("BTC", NOW + 1).by_expiry.values
+        back = book.underlying_snapshot("BTC", NOW).by_expiry.values
+    finally:
+        gb.set_threads(1)
+    np.testing.assert_array_equal(one, back)
+    np.testing.assert_allclose(one, two, rtol=1e-6)  # 1 ms later: close, not equal
+    with pytest.raises(ValueError):
+        gb.set_threads(0)

@@ -1,0 +1,361 @@
+"""The executor against the exchange simulator, real ccxt and the Deribit adapter underneath:
+timeout after accept, partial fills, re-pricing and the taker fallback, dry run, rejects.
+
+Simulated time is stepped: the executor's waits (`sleep_ms`) move the simulator's clock, so the
+market moves exactly as far as the executor waits and nothing depends on wall-clock luck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hedgerd.execution.drill import (
+    DRILL_KEY,
+    DRILL_SECRET,
+    PERP,
+    Rig,
+    perp_decision,
+    rig,
+    sim_scenario,
+)
+from hedgerd.execution.executor import Executor, ExecutorSettings, LegOutcome, OrderRejection
+from hedgerd.execution.reconcile import ReconcileSettings
+from hedgerd.model import HedgeStyle, OrderSide, OrderStatus
+from hedgerd.risk.trading_state import ReasonCode, TradingState
+from hedgerd.sim.command import Simulator, running_simulator
+
+KEY, SECRET = DRILL_KEY, DRILL_SECRET
+
+
+def scenario(vol: float = 0.8) -> Any:
+    return sim_scenario(vol)
+
+
+@dataclass
+class Env:
+    sim: Simulator
+    rig: Rig
+    sleeps: list[int]
+    on_sleep: list[Callable[[], Awaitable[None]]]
+
+    def account(self) -> Any:
+        engine: Any = self.sim.engine
+        return engine.account_for_key(KEY)
+
+    def venue_trades(self) -> list[dict[str, Any]]:
+        engine: Any = self.sim.engine
+        rows = engine.dispatch(
+            "private/get_user_trades_by_currency",
+            {"currency": "BTC", "count": 1000, "sorting": "asc"},
+            self.account(),
+        )["trades"]
+        return list(rows)
+
+    def perp_position_usd(self) -> float:
+        engine: Any = self.sim.engine
+        rows = engine.dispatch("private/get_positions", {"currency": "BTC"}, self.account())
+        return sum(float(p["size"]) for p in rows if p["instrument_name"] == PERP)
+
+    def received(self) -> dict[str, int]:
+        counters: Any = self.sim.server.counters
+        return dict(counters.orders_received)
+
+
+async def make_env(tmp_path: Path, settings: ExecutorSettings, **sim_kw: Any) -> AsyncIterator[Env]:
+    async with running_simulator(
+        scenario=sim_kw.pop("scenario", scenario()),
+        stepped=True,
+        accounts=[(KEY, SECRET)],
+        **sim_kw,
+    ) as sim:
+        sleeps: list[int] = []
+        on_sleep: list[Callable[[], Awaitable[None]]] = []
+
+        async def sleep_ms(ms: int) -> None:
+            sleeps.append(ms)
+            for hook in on_sleep:
+                await hook()
+            sim.advance(max(ms, 0))
+            await asyncio.sleep(0)
+
+        r = await rig(
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            key=KEY,
+            secret=SECRET,
+            journal_path=tmp_path / "journal.sqlite",
+            clock_ms=sim.now_ms,
+            sleep_ms=sleep_ms,
+            settings=settings,
+            reconcile=ReconcileSettings(not_found_grace_ms=1_000),
+            request_timeout_s=0.5,
+        )
+        await r.start()
+        try:
+            yield Env(sim, r, sleeps, on_sleep)
+        finally:
+            await r.close()
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async for e in make_env(tmp_path, ExecutorSettings(unknown_query_interval_ms=200)):
+        yield e
+
+
+async def mid(env: Env) -> float:
+    return (await env.rig.venue.fetch_quote(PERP)).mid_price
+
+
+def labels_once(env: Env, labels: tuple[str, ...]) -> None:
+    got = env.received()
+    assert all(got.get(lb, 0) == 1 for lb in labels), {lb: got.get(lb) for lb in labels}
+
+
+async def test_timeout_after_accept_no_duplicate_found_by_label_fill_counted_once(
+    env: Env,
+) -> None:
+    # No stream: only the query by label can tell what happened (the stream may or may not
+    # beat the timeout; without it the test is deterministic).
+    await env.rig.stop_pump()
+    # The venue takes the order, the reply never comes (WebSocket: dropped).
+    env.sim.faults.add({"kind": "timeout_after_accept", "count": 1}, env.sim.now_ms())
+    d = perp_decision(
+        "tmo-1", OrderSide.BUY, 2_000.0, mid_usd=await mid(env), ts_ms=env.sim.now_ms()
+    )
+    res = await env.rig.executor.execute(d)
+    (leg,) = res.legs
+    assert leg.outcome is LegOutcome.DONE and leg.filled_amount == 2_000.0, leg
+    assert len(leg.labels) == 1, "found by its label, never sent again"
+    (label,) = leg.labels
+    labels_once(env, leg.labels)
+    counters: Any = env.sim.server.counters
+    assert counters.orders_accepted[label] == 1
+    # The journal went through UNKNOWN and the query resolved it.
+    events = await env.rig.journal.events_since()
+    statuses = [e.payload.get("status_after") for e in events if e.ref == label]
+    assert "unknown" in statuses and statuses[-1] == "filled", statuses
+    # Its fill is counted once, whether it came from the stream or reconciliation.
+    report = await env.rig.reconciler.reconcile()
+    again = await env.rig.reconciler.reconcile()
+    venue_ids = sorted(t["trade_id"] for t in env.venue_trades() if t.get("label") == label)
+    journal_ids = sorted(f.trade_id for f in await env.rig.journal.fills_for_order(label))
+    assert venue_ids and journal_ids == venue_ids
+    assert not again.missed_fills and sorted(report.missed_fills) == venue_ids
+    # The same trade from the stream later is a duplicate.
+    fill = (await env.rig.journal.fills_for_order(label))[0]
+    assert (await env.rig.executor.on_fill(fill)).duplicate
+    rec = await env.rig.journal.order(label)
+    assert rec is not None and rec.status is OrderStatus.FILLED and rec.filled_amount == 2_000.0
+    assert env.perp_position_usd() == 2_000.0
+    assert env.rig.executor.in_flight_delta_coin("BTC") == 0.0
+
+
+async def test_partial_ioc_fills_end_with_exactly_the_decided_amount(tmp_path: Path) -> None:
+    # 1.5 bp of protection reaches only the best level (20,000 USD at 1 bp): a 70,000 USD
+    # buy fills in parts; the remainder is re-sent (new attempt, new label) as liquidity refills.
+    settings = ExecutorSettings(
+        max_slippage_bps=1.5, slice_interval_ms=3_000, max_orders_per_leg=20
+    )
+    # A quiet market (1 % vol): the protected price stays between the first and second level.
+    async for env in make_env(tmp_path, settings, scenario=scenario(vol=0.01)):
+        m = await mid(env)
+        d = perp_decision(
+            "part-1",
+            OrderSide.BUY,
+            70_000.0,
+            mid_usd=m,
+            ts_ms=env.sim.now_ms(),
+            limit_price=m * 1.00015,
+        )
+        res = await env.rig.executor.execute(d)
+        (leg,) = res.legs
+        assert leg.outcome is LegOutcome.DONE, leg
+        assert len(leg.labels) > 1, "the first IOC was partial"
+        labels_once(env, leg.labels)
+        recs = [await env.rig.journal.order(lb) for lb in leg.labels]
+        assert any(
+            r is not None and r.status is OrderStatus.CANCELLED and r.venue_filled_amount > 0
+            for r in recs
+        ), "at least one IOC was cut after a partial fill"
+        assert sum(r.venue_filled_amount for r in recs if r) == 70_000.0
+        assert env.perp_position_usd() == 70_000.0
+
+
+async def test_sliced_leg_paced_and_exact(tmp_path: Path) -> None:
+    settings = ExecutorSettings(max_slice_delta_coin=0.2, slice_interval_ms=1_000)
+    async for env in make_env(tmp_path, settings):
+        m = await mid(env)
+        d = perp_decision(
+            "slice-1",
+            OrderSide.SELL,
+            55_000.0,
+            mid_usd=m,
+            ts_ms=env.sim.now_ms(),
+            style=HedgeStyle.SLICED,
+        )
+        res = await env.rig.executor.execute(d)
+        (leg,) = res.legs
+        assert leg.outcome is LegOutcome.DONE and leg.filled_amount == 55_000.0
+        # 55,000 USD ~ 0.61 BTC in slices of at most 0.2 BTC: 4 slices (last one carries).
+        recs = [await env.rig.journal.order(lb) for lb in leg.labels]
+        assert len(recs) == 4 and all(r and r.amount <= 0.2 * m + 10 for r in recs)
+        assert [lb.split("-")[-2] for lb in leg.labels] == ["0", "1", "2", "3"]
+        assert env.sleeps.count(1_000) >= 3, "slices are paced"
+        assert env.perp_position_usd() == -55_000.0
+
+
+async def test_maker_reprices_then_taker_fallback_exact_quantity(tmp_path: Path) -> None:
+    settings = ExecutorSettings(reprice_interval_ms=1_000, max_orders_per_leg=40)
+    async for env in make_env(tmp_path, settings):
+        ex = env.rig.executor
+        q = await env.rig.venue.fetch_quote(PERP)
+        now = env.sim.now_ms()
+        d = perp_decision(
+            "mk-1",
+            OrderSide.BUY,
+            30_000.0,
+            mid_usd=q.mid_price,
+            ts_ms=now,
+            style=HedgeStyle.MAKER,
+            limit_price=q.bid_price,
+            fallback_after_ms=now + 8_000,
+        )
+        seen: list[float] = []
+
+        async def sample(ex: Executor, seen: list[float]) -> None:
+            while True:  # in flight at every step: the leg's whole rest
+                seen.append(ex.in_flight_delta_coin("BTC"))
+                await asyncio.sleep(0)
+
+        sampler = asyncio.get_running_loop().create_task(sample(ex, seen))
+        try:
+            res = await ex.execute(d)
+        finally:
+            sampler.cancel()
+        (leg,) = res.legs
+        assert leg.outcome is LegOutcome.DONE, leg
+        recs = [r for r in [await env.rig.journal.order(lb) for lb in leg.labels] if r]
+        styles = [str(r.style) for r in recs]
+        assert styles[0] == "post_only"
+        assert styles.count("post_only") >= 2, f"re-priced as the touch moved: {styles}"
+        labels_once(env, leg.labels)
+        total = sum(max(r.filled_amount, r.venue_filled_amount) for r in recs)
+        assert total == 30_000.0 and env.perp_position_usd() == 30_000.0
+        if "ioc_limit" in styles:  # the fallback took what the maker orders had not
+            assert styles[-1] == "ioc_limit"
+        assert seen and max(seen) <= d.legs[0].delta_coin + 1e-12
+        assert ex.in_flight_delta_coin("BTC") == 0.0
+
+
+async def test_taker_fallback_when_the_maker_never_fills(tmp_path: Path) -> None:
+    settings = ExecutorSettings(reprice_interval_ms=1_000)
+    async for env in make_env(tmp_path, settings):
+        q = await env.rig.venue.fetch_quote(PERP)
+        now = env.sim.now_ms()
+        # Far below the touch and never re-priced up to it before the deadline (1 s away).
+        d = perp_decision(
+            "mk-2",
+            OrderSide.BUY,
+            10_000.0,
+            mid_usd=q.mid_price,
+            ts_ms=now,
+            style=HedgeStyle.MAKER,
+            limit_price=round(q.bid_price * 0.99),
+            fallback_after_ms=now + 1_000,
+        )
+        res = await env.rig.executor.execute(d)
+        (leg,) = res.legs
+        assert leg.outcome is LegOutcome.DONE and leg.filled_amount == 10_000.0
+        recs = [r for r in [await env.rig.journal.order(lb) for lb in leg.labels] if r]
+        assert [str(r.style) for r in recs] == ["post_only", "ioc_limit"]
+        assert recs[0].status is OrderStatus.CANCELLED and recs[0].venue_filled_amount == 0
+        assert recs[1].status is OrderStatus.FILLED
+        assert env.perp_position_usd() == 10_000.0
+
+
+async def test_dry_run_journals_and_sends_nothing(tmp_path: Path) -> None:
+    async for env in make_env(tmp_path, ExecutorSettings(dry_run=True)):
+        d = perp_decision(
+            "dry-1", OrderSide.BUY, 1_000.0, mid_usd=await mid(env), ts_ms=env.sim.now_ms()
+        )
+        res = await env.rig.executor.execute(d)
+        (leg,) = res.legs
+        assert leg.outcome is LegOutcome.DRY_RUN
+        assert await env.rig.journal.decision("dry-1") is not None
+        rec = await env.rig.journal.order(leg.labels[0])
+        assert rec is not None and rec.status is OrderStatus.CANCELLED and rec.reason == "dry_run"
+        assert env.received() == {}
+
+
+async def test_invalid_order_rejected_once_fed_back_and_funds_trip(env: Env) -> None:
+    got: list[OrderRejection] = []
+    env.rig.executor.on_reject = got.append
+    m = await mid(env)
+    # Not a multiple of the contract size: refused by the venue, never retried.
+    d = perp_decision("bad-1", OrderSide.BUY, 15.0, mid_usd=m, ts_ms=env.sim.now_ms())
+    res = await env.rig.executor.execute(d)
+    (leg,) = res.legs
+    assert leg.outcome is LegOutcome.REJECTED and len(leg.labels) == 1
+    assert len(got) == 1 and got[0].label == leg.labels[0] and got[0].code is not None
+    labels_once(env, leg.labels)
+    assert env.rig.trading.state is TradingState.ACTIVE
+    # Not enough funds: REJECTED and the kill switch (REDUCE_ONLY by default).
+    env.sim.faults.add(
+        {"kind": "order_reject", "code": 10009, "message": "not_enough_funds", "count": 1},
+        env.sim.now_ms(),
+    )
+    d2 = perp_decision("funds-1", OrderSide.BUY, 100.0, mid_usd=m, ts_ms=env.sim.now_ms())
+    (leg2,) = (await env.rig.executor.execute(d2)).legs
+    assert leg2.outcome is LegOutcome.REJECTED and got[-1].code == 10009
+    assert ReasonCode.INSUFFICIENT_FUNDS in env.rig.trading.snapshot.reason_codes
+    assert env.rig.trading.state is TradingState.REDUCE_ONLY
+    # REDUCE_ONLY now: a buy that grows |delta| is blocked by the gate, nothing sent.
+    before = env.received()
+    d3 = perp_decision(
+        "grow-1", OrderSide.BUY, 100.0, mid_usd=m, ts_ms=env.sim.now_ms(), net_delta_coin=0.5
+    )
+    (leg3,) = (await env.rig.executor.execute(d3)).legs
+    assert leg3.outcome is LegOutcome.BLOCKED and env.received() == before
+    # ... and the same decision id is never executed twice.
+    (dup,) = (await env.rig.executor.execute(d)).legs
+    assert dup.outcome is LegOutcome.DUPLICATE and env.received() == before
+
+
+async def test_halt_cancels_the_resting_order_and_stops_the_leg(tmp_path: Path) -> None:
+    async for env in make_env(tmp_path, ExecutorSettings(reprice_interval_ms=1_000)):
+        ex = env.rig.executor
+        q = await env.rig.venue.fetch_quote(PERP)
+        now = env.sim.now_ms()
+        d = perp_decision(
+            "halt-1",
+            OrderSide.BUY,
+            10_000.0,
+            mid_usd=q.mid_price,
+            ts_ms=now,
+            style=HedgeStyle.MAKER,
+            limit_price=round(q.bid_price * 0.99),
+            fallback_after_ms=now + 60_000,
+        )
+
+        async def halt_once(env: Env = env) -> None:  # the operator halts while it rests
+            if env.rig.trading.state is not TradingState.HALTED:
+                await env.rig.trading.halt(actor="uid:0", text="test")
+                await env.rig.executor.flush()  # the cancel-on-halt it started
+                assert not env.rig.executor.open_records()
+
+        env.on_sleep.append(halt_once)
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.PARTIAL and leg.filled_amount == 0.0
+        (label,) = leg.labels
+        rec = await env.rig.journal.order(label)
+        assert rec is not None and rec.status is OrderStatus.CANCELLED
+        (state,) = await env.rig.venue.order_by_label(label)
+        assert state.status is OrderStatus.CANCELLED
+        assert ex.in_flight_delta_coin("BTC") == 0.0
