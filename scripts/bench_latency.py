@@ -113,7 +113,7 @@ def section_decision(n_positions: int = 10_000, iterations: int = 20_000) -> Non
 
     base = aggregate(0.0)
     shifts = rng.normal(0.0, 3.0, iterations)
-    # Alternate holds and trades: about half of the shifted deltas leave the band.
+    # Shifted deltas: most leave the band (a trading decision is the slower case).
     risks = [
         UnderlyingRisk(base.underlying, base.spot_usd, -base.net_delta_coin * 0 + s,
                        base.gamma_coin_per_usd, base.vol, base.tau_years,

@@ -50,10 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _subcommands() -> list[Callable[[SubParsers], object]]:
     # Imported here so `hedgerd --help` stays fast and each package owns its own command.
+    from hedgerd import daemon, paper
+    from hedgerd.book import command as book_command
     from hedgerd.execution import journal_command
     from hedgerd.sim import command as sim_command
 
-    return [journal_command.add_parser, sim_command.add_parser]
+    return [
+        daemon.add_parser,
+        paper.add_parser,
+        book_command.add_parser,
+        journal_command.add_parser,
+        sim_command.add_parser,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

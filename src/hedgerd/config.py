@@ -23,6 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hedgerd.hedging.config import HedgingConfig
 from hedgerd.risk.limits import KillSwitchSettings
 
 ENV_PREFIX = "HEDGERD_"
@@ -194,6 +195,49 @@ class MetricsSettings(_Section):
     port: int = Field(9464, ge=0, le=65535, description="Port of the metrics listener.")
 
 
+def _default_hedge_instruments() -> dict[str, tuple[str, ...]]:
+    return {"BTC": ("BTC-PERPETUAL",), "ETH": ("ETH-PERPETUAL",)}
+
+
+class DaemonSettings(_Section):
+    evaluate_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds (of the daemon's clock) between two hedge evaluations of each "
+        "underlying.",
+    )
+    hedge_instruments: dict[str, tuple[str, ...]] = Field(
+        default_factory=_default_hedge_instruments,
+        description="Instruments hedge orders may use, per underlying (venue instrument "
+        "names, e.g. BTC = [\"BTC-PERPETUAL\"]). An underlying without an entry is not hedged.",
+    )
+    reconcile_interval_s: float = Field(
+        15.0, gt=0, description="Seconds between order and fill reconciliations against the "
+        "venue (also done at start-up before anything is sent)."
+    )
+    status_line: bool = Field(
+        True,
+        description="Print a status line (state, delta against band, hedges, cost) to stderr: "
+        "a live line on a terminal, periodic plain lines otherwise.",
+    )
+    status_interval_s: float = Field(
+        10.0, gt=0, description="Seconds between two plain status lines (not on a terminal)."
+    )
+    hold_log_sample_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Fraction of the decisions that do not trade which are logged (every "
+        "trading decision is logged).",
+    )
+    shutdown_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="On SIGTERM/SIGINT: seconds allowed to cancel the hedger's orders and "
+        "flush the journal before the daemon exits anyway.",
+    )
+
+
 class HedgerdConfig(BaseSettings):
     """The whole configuration."""
 
@@ -227,6 +271,14 @@ class HedgerdConfig(BaseSettings):
     risk: KillSwitchSettings = Field(
         default_factory=KillSwitchSettings,
         description="Automatic kill switches, their limits and alert hooks.",
+    )
+    hedging: HedgingConfig = Field(
+        default_factory=HedgingConfig,
+        description="Hedging policies (band, target, hedge ratio), cost model and routing.",
+    )
+    daemon: DaemonSettings = Field(
+        default_factory=DaemonSettings,
+        description="The daemon's loop: evaluation interval, hedge instruments, status line.",
     )
 
     @classmethod
@@ -306,6 +358,7 @@ def _looks_secret(key: str) -> bool:
 __all__ = [
     "ConfigError",
     "ControlSettings",
+    "DaemonSettings",
     "HedgerdConfig",
     "JournalSettings",
     "LogSettings",

@@ -40,9 +40,7 @@ def test_scenarios_load(name: str) -> None:
 
 def test_scenario_errors_name_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text(
-        'name = "x"\n[market]\nvol = -1\n[[instruments]]\nname = "S"\ntaker_fe = 1\n'
-    )
+    bad.write_text('name = "x"\n[market]\nvol = -1\n[[instruments]]\nname = "S"\ntaker_fe = 1\n')
     with pytest.raises(ScenarioError) as e:
         load_scenario(bad)
     msg = str(e.value)
@@ -50,7 +48,7 @@ def test_scenario_errors_name_the_key(tmp_path: Path) -> None:
     assert "instruments.0.taker_fe: unknown key" in msg
     bad.write_text(
         'name = "x"\n[[instruments]]\nname = "S"\n[[options]]\ntype = "call"\n'
-        'strike_usd = 1\nexpiry_days = 1\nqty_coin = 1\n'
+        "strike_usd = 1\nexpiry_days = 1\nqty_coin = 1\n"
         '[policies.p]\nfamily = "f"\nconfig = {kind = "band", halfwidth_coin = -2}\n'
         'sweep = {param = "halfwidth_coin", values = [1.0]}\n'
     )
@@ -101,17 +99,27 @@ def test_hedgerd_beats_timer_and_ww_at_matched_risk_short_reference() -> None:
     sc = _short_reference()
     specs = builtin_policies(sc)
     g0 = 1.0 / 100.0
-    specs["ww"] = PolicySpec(family="ww", config={"kind": "whalley_wilmott"},
-                             sweep=SweepSpec(param="risk_aversion_per_usd",
-                                             values=tuple(g0 * x for x in (5, 20, 80, 320))),
-                             baseline=True)
-    specs["hedgerd"] = PolicySpec(family="hedgerd", config={"kind": "hedgerd"},
-                                  sweep=SweepSpec(param="risk_aversion_per_usd",
-                                                  values=tuple(g0 * x for x in (5, 20, 80, 320))))
-    specs["timer"] = PolicySpec(family="timer", config={"kind": "timer"},
-                                sweep=SweepSpec(param="interval_s",
-                                                values=(600, 1200, 2400, 4800, 9600, 19200)),
-                                baseline=True)
+    specs["ww"] = PolicySpec(
+        family="ww",
+        config={"kind": "whalley_wilmott"},
+        sweep=SweepSpec(
+            param="risk_aversion_per_usd", values=tuple(g0 * x for x in (5, 20, 80, 320))
+        ),
+        baseline=True,
+    )
+    specs["hedgerd"] = PolicySpec(
+        family="hedgerd",
+        config={"kind": "hedgerd"},
+        sweep=SweepSpec(
+            param="risk_aversion_per_usd", values=tuple(g0 * x for x in (5, 20, 80, 320))
+        ),
+    )
+    specs["timer"] = PolicySpec(
+        family="timer",
+        config={"kind": "timer"},
+        sweep=SweepSpec(param="interval_s", values=(600, 1200, 2400, 4800, 9600, 19200)),
+        baseline=True,
+    )
     runs = expand(specs, ["timer", "ww", "hedgerd"])
     results, _ = run_backtest(sc, runs, paths=300, seed=3)
     rows = [stats(r, premium_usd(sc) / 100) for r in results]
@@ -138,15 +146,34 @@ def test_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     sub = parser.add_subparsers()
     command.add_parser(sub)
     args = parser.parse_args(
-        ["backtest", "--scenario", str(path), "--policy", "timer,band_edge,hedgerd", "--paths",
-         "40", "--seed", "1", "--json", str(out)]
+        [
+            "backtest",
+            "--scenario",
+            str(path),
+            "--policy",
+            "timer,band_edge,hedgerd",
+            "--paths",
+            "40",
+            "--seed",
+            "1",
+            "--json",
+            str(out),
+        ]
     )
     assert args.func(args) == 0
     doc = json.loads(out.read_text())
     assert doc["scenario"] == "reference" and doc["unit"] == "% of premium"
     row = doc["results"][0]
-    for key in ("policy", "params", "mean_cost", "std_pnl", "cvar95", "trades", "turnover",
-                "max_abs_delta"):
+    for key in (
+        "policy",
+        "params",
+        "mean_cost",
+        "std_pnl",
+        "cvar95",
+        "trades",
+        "turnover",
+        "max_abs_delta",
+    ):
         assert key in row
     assert {r["policy"] for r in doc["results"]} == {"timer", "band_edge", "hedgerd"}
     assert "method" in doc["matched_risk"]

@@ -30,8 +30,9 @@ def _scenario(n_hedges: int) -> Scenario:
                 "step_minutes": HORIZON_DAYS * 1440.0 / n_hedges,
                 "vol": 0.2,
             },
-            "options": [{"type": "call", "strike_usd": 100.0, "expiry_days": HORIZON_DAYS,
-                         "qty_coin": 1.0}],
+            "options": [
+                {"type": "call", "strike_usd": 100.0, "expiry_days": HORIZON_DAYS, "qty_coin": 1.0}
+            ],
             "instruments": [{"name": "S", "taker_fee": 0.0, "depth_levels": 1}],
             "report": {"unit": "usd"},
         }

@@ -281,6 +281,10 @@ def test_settlement_window_projects_delta_without_expiring_contracts() -> None:
         assert expiring != 0.0
         assert inside.delta_coin(num) == pytest.approx(  # type: ignore[arg-type]
             inside.total.delta_coin(num) - expiring, rel=1e-12)  # type: ignore[arg-type]
+        # Deribit's own figure decays the expiring delta linearly: 29 of 30 minutes left
+        assert inside.venue_delta_coin(num) == pytest.approx(  # type: ignore[arg-type]
+            inside.total.delta_coin(num) - expiring / 30, rel=1e-12)  # type: ignore[arg-type]
+    assert before.venue_delta_coin("usd") == before.total.delta_usdnum_coin
     after = book.underlying_snapshot("BTC", expiry)
     assert not after.complete
     assert {q.instrument for q in after.quarantined} == {"BTC-21NOV26-90000-C", "BTC-21NOV26"}
@@ -378,6 +382,8 @@ def test_scenario_grid() -> None:
     j0, s0 = grid.vol_shocks.index(0.0), grid.spot_shocks.index(0.0)
     assert grid.pnl_usd.shape == (5, 9)
     assert grid.pnl_usd[j0, s0] == pytest.approx(0.0, abs=1e-6)
+    in_snap = book.snapshot(NOW, with_scenarios=True).scenario("BTC")
+    np.testing.assert_array_equal(in_snap.pnl_usd, grid.pnl_usd)
     # full revaluation: compare one corner against the reference at shocked inputs
     shocked = State(**{k: dict(v) for k, v in state.__dict__.items()})
     shocked.index["BTC"] *= 1.10
@@ -460,3 +466,41 @@ def test_threaded_reprice_gives_identical_numbers() -> None:
     np.testing.assert_allclose(one, two, rtol=1e-6)  # 1 ms later: close, not equal
     with pytest.raises(ValueError):
         gb.set_threads(0)
+
+
+def test_closed_positions_leave_the_snapshot() -> None:
+    name = "ETH-27NOV26-3000-C"
+    book = GreeksBook([parse_instrument_name(name)])
+    book.set_index("ETH", 3_000.0)
+    book.set_option_vol(name, 0.7)
+    assert book.snapshot(NOW).underlyings == ()
+    book.set_position(name, 2.0, AmountUnit.COIN)
+    book.set_position(name, 3.0, AmountUnit.COIN)
+    assert [u.underlying for u in book.snapshot(NOW).underlyings] == ["ETH"]
+    book.set_position(name, 0.0, AmountUnit.COIN)
+    assert book.snapshot(NOW).underlyings == ()
+    assert book.position(name) == 0.0
+
+
+def test_closed_rows_are_compacted_and_the_book_stays_right() -> None:
+    rng = np.random.default_rng(5)
+    book, state = build(rng, n_opts=600)
+    opts = book._und["BTC"].options
+    btc = [n for n in state.vol if n.startswith("BTC-")]
+    rng.shuffle(btc)
+    for name in btc[:400]:
+        book.set_position(name, 0.0, AmountUnit.COIN)
+        state.qty[name] = 0.0
+    assert opts.n < 600  # compacted at least once
+    assert_matches(book, state, "BTC", NOW)
+    for name in btc[400:]:
+        assert book.position(name) == state.qty[name]
+    # a closed option comes back: quarantined until its vol arrives again, then exact
+    name = btc[0]
+    book.set_position(name, 1.0, AmountUnit.COIN)
+    state.qty[name] = 1.0
+    reasons = {q.instrument: q.reason for q in book.underlying_snapshot("BTC", NOW).quarantined}
+    if name not in reasons:  # its row survived (not compacted yet)
+        assert opts.row_of(name) is not None
+    book.set_option_vol(name, state.vol[name])
+    assert_matches(book, state, "BTC", NOW)

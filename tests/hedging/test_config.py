@@ -23,8 +23,14 @@ def test_every_field_has_a_description() -> None:
 
     from hedgerd.hedging import config as mod
 
-    models = [v for v in vars(mod).values() if isinstance(v, type) and issubclass(v, BaseModel)
-              and v.__module__ == mod.__name__ and not v.__name__.startswith("_")]
+    models = [
+        v
+        for v in vars(mod).values()
+        if isinstance(v, type)
+        and issubclass(v, BaseModel)
+        and v.__module__ == mod.__name__
+        and not v.__name__.startswith("_")
+    ]
     assert len(models) >= 8
     for model in models:
         for fname, field in model.model_fields.items():
@@ -34,13 +40,13 @@ def test_every_field_has_a_description() -> None:
 def test_errors_name_the_key() -> None:
     with pytest.raises(HedgingConfigError) as e:
         load_hedging_config(
-            {"policies": {"wide": {"kind": "band", "halfwidth_coin": -1}},
-             "default_policy": "wide"}
+            {"policies": {"wide": {"kind": "band", "halfwidth_coin": -1}}, "default_policy": "wide"}
         )
     assert "hedging.policies.wide.halfwidth_coin = -1" in str(e.value)
     with pytest.raises(HedgingConfigError) as e:
-        load_hedging_config({"policies": {"w": {"kind": "whalley_wilmott", "gama": 1}},
-                             "default_policy": "w"})
+        load_hedging_config(
+            {"policies": {"w": {"kind": "whalley_wilmott", "gama": 1}}, "default_policy": "w"}
+        )
     assert "hedging.policies.w.gama: unknown key" in str(e.value)
     with pytest.raises(HedgingConfigError) as e:
         load_hedging_config({"default_policy": "nope"})

@@ -25,9 +25,9 @@ BAND = FixedBandPolicy(halfwidth_coin=0.1, rebalance_to="target")
 EMPTY = PolicyState()
 
 
-def _in_flight(decision_legs: tuple[object, ...], style: HedgeStyle = HedgeStyle.TAKER) -> list[
-    InFlightOrder
-]:
+def _in_flight(
+    decision_legs: tuple[object, ...], style: HedgeStyle = HedgeStyle.TAKER
+) -> list[InFlightOrder]:
     return [
         InFlightOrder(leg.venue, leg.instrument, f"x{i}", leg.delta_coin, style, NOW_MS)  # type: ignore[attr-defined]
         for i, leg in enumerate(decision_legs)
@@ -75,8 +75,12 @@ def test_band_edge_versus_target() -> None:
 
 def test_asymmetric_band_target_and_hedge_ratio() -> None:
     p = FixedBandPolicy(
-        halfwidth_coin=0.1, lower_halfwidth_coin=0.05, upper_halfwidth_coin=0.3,
-        target_delta_coin=0.2, hedge_ratio=0.5, rebalance_to="target",
+        halfwidth_coin=0.1,
+        lower_halfwidth_coin=0.05,
+        upper_halfwidth_coin=0.3,
+        target_delta_coin=0.2,
+        hedge_ratio=0.5,
+        rebalance_to="target",
     )
     assert not decide(risk(0.45), [PERP], [], "a", p, EMPTY, NOW_MS).trades
     d = decide(risk(0.6), [PERP], [], "a", p, EMPTY, NOW_MS)  # above 0.5: half way to 0.2
@@ -87,15 +91,23 @@ def test_asymmetric_band_target_and_hedge_ratio() -> None:
 
 def test_lot_rounding_carries_the_remainder() -> None:
     need = 0.123456
-    d = decide(risk(-need), [PERP], [], "b", FixedBandPolicy(halfwidth_coin=0.0,
-               rebalance_to="target"), EMPTY, NOW_MS)
+    d = decide(
+        risk(-need),
+        [PERP],
+        [],
+        "b",
+        FixedBandPolicy(halfwidth_coin=0.0, rebalance_to="target"),
+        EMPTY,
+        NOW_MS,
+    )
     (leg,) = d.legs
     assert leg.amount == pytest.approx(6170.0)  # 0.123456 coin = 6172.8 USD, down to 10s
     carried = d.delta_after_coin
     assert 0 > carried > -10 / SPOT
     # next decision sees the remainder in the book delta and adds it once it is worth a lot
-    small = decide(risk(carried), [PERP], [], "b", FixedBandPolicy(halfwidth_coin=0.0),
-                   EMPTY, NOW_MS + 1)
+    small = decide(
+        risk(carried), [PERP], [], "b", FixedBandPolicy(halfwidth_coin=0.0), EMPTY, NOW_MS + 1
+    )
     assert not small.trades and "carried" in small.reason
 
 
@@ -168,8 +180,9 @@ def test_whalley_wilmott_band_grows_with_cost_and_gamma() -> None:
     ww = WhalleyWilmottPolicy(risk_aversion_per_usd=1e-4)
     narrow = decide(risk(0.0, gamma=-1e-5), [PERP], [], "w", ww, EMPTY, NOW_MS)
     wide = decide(risk(0.0, gamma=-4e-5), [PERP], [], "w", ww, EMPTY, NOW_MS)
-    dear = decide(risk(0.0, gamma=-1e-5), [venue_state("X", taker_fee=0.004)], [], "w", ww,
-                  EMPTY, NOW_MS)
+    dear = decide(
+        risk(0.0, gamma=-1e-5), [venue_state("X", taker_fee=0.004)], [], "w", ww, EMPTY, NOW_MS
+    )
     w = [x.band_upper_coin - x.target_delta_coin for x in (narrow, wide, dear)]
     assert w[1] == pytest.approx(w[0] * 4 ** (2 / 3), rel=1e-6)
     assert w[2] > w[0]
@@ -211,8 +224,16 @@ def test_maker_needs_time_else_taker() -> None:
     r = risk(d0.target_delta_coin + 0.75 * hw)
     quick = decide(r, [PERP], [], "h", p, EMPTY, NOW_MS, cost=CostModelSettings())
     assert quick.legs[0].style is HedgeStyle.MAKER
-    slow = decide(r, [PERP], [], "h", p, EMPTY, NOW_MS,
-                  cost=CostModelSettings(maker_fill_delay_s=30 * 86400.0))
+    slow = decide(
+        r,
+        [PERP],
+        [],
+        "h",
+        p,
+        EMPTY,
+        NOW_MS,
+        cost=CostModelSettings(maker_fill_delay_s=30 * 86400.0),
+    )
     assert slow.legs[0].style is HedgeStyle.TAKER
     assert total_delta(slow.legs) == pytest.approx(total_delta(quick.legs), abs=10 / SPOT)
 
@@ -229,8 +250,9 @@ def test_should_log_every_trade_and_a_sample_of_holds() -> None:
 
 
 def test_opposite_resting_maker_order_is_cancelled() -> None:
-    resting = [InFlightOrder("deribit", "BTC-PERPETUAL", "hd-old-0-0", 0.3, HedgeStyle.MAKER,
-                             NOW_MS)]
+    resting = [
+        InFlightOrder("deribit", "BTC-PERPETUAL", "hd-old-0-0", 0.3, HedgeStyle.MAKER, NOW_MS)
+    ]
     # The market moved: net (book +0.5, resting buy +0.3) is now far above the band.
     d = decide(risk(0.5), [PERP], resting, "band", BAND, EMPTY, NOW_MS)
     assert d.cancel_labels == ("hd-old-0-0",)

@@ -56,11 +56,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         bf = load_book_file(args.positions)
         book = build_book(bf)
-        snap = book.snapshot(bf.valuation_time_ms)
-        grids = {
-            u.underlying: book.scenario_grid(u.underlying, bf.valuation_time_ms)
-            for u in snap.underlyings
-        }
+        snap = book.snapshot(bf.valuation_time_ms, with_scenarios=True)
+        grids = {g.underlying: g for g in snap.scenarios}
     except (BookFileError, BookError) as exc:
         print(f"hedgerd book: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -205,7 +202,7 @@ def render_text(out: TextIO, snap: BookSnapshot, grids: dict[str, ScenarioGrid],
         + ("(USD P&L neutral: coin collateral counts as delta)" if numeraire == "usd"
            else "(coin P&L neutral: inverse options count delta net of premium)"),
         "delta in coin of the underlying; USD-num = dV/dS, coin-num = dV/dS - V/S "
-        "(Deribit's delta_total); gamma as the change of delta for a 1% index move",
+        "(like Deribit's delta_total); gamma as the change of delta for a 1% index move",
         "",
     ]
     for u in snap.underlyings:

@@ -244,21 +244,16 @@ class UnderlyingGreeks:
             else self.projected_delta_coinnum_coin
         )
 
-
-@dataclass(frozen=True, slots=True)
-class BookSnapshot:
-    """Every priced underlying at ``valued_at_ms``, plus cash and what could not be priced."""
-
-    valued_at_ms: int
-    underlyings: tuple[UnderlyingGreeks, ...]
-    cash_usd: float
-    unpriced: tuple[Quarantined, ...]
-
-    def get(self, underlying: str) -> UnderlyingGreeks:
-        for u in self.underlyings:
-            if u.underlying == underlying:
-                return u
-        raise KeyError(underlying)
+    def venue_delta_coin(self, numeraire: Numeraire) -> float:
+        """The delta as Deribit reports it inside the settlement window: the expiring
+        contracts' delta decayed linearly to 0 over the last 30 minutes (equal to the total
+        outside the window). For cross-checks against the venue, not for hedging."""
+        total = self.total.delta_coin(numeraire)
+        if not self.in_settlement_window or self.next_expiry_ms is None:
+            return total
+        expiring = total - self.delta_coin(numeraire, projected=True)
+        remaining = (self.next_expiry_ms - self.valued_at_ms) / SETTLEMENT_WINDOW_MS
+        return total - expiring * (1.0 - min(max(remaining, 0.0), 1.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +278,30 @@ class ScenarioGrid:
     by_expiry_pnl_usd: FloatArray
 
 
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """Every priced underlying at ``valued_at_ms``, plus USD/USDC cash, what could not be
+    priced, and (``snapshot(..., with_scenarios=True)``) a scenario grid per underlying."""
+
+    valued_at_ms: int
+    underlyings: tuple[UnderlyingGreeks, ...]
+    cash_usd: float
+    unpriced: tuple[Quarantined, ...]
+    scenarios: tuple[ScenarioGrid, ...] = ()
+
+    def get(self, underlying: str) -> UnderlyingGreeks:
+        for u in self.underlyings:
+            if u.underlying == underlying:
+                return u
+        raise KeyError(underlying)
+
+    def scenario(self, underlying: str) -> ScenarioGrid:
+        for g in self.scenarios:
+            if g.underlying == underlying:
+                return g
+        raise KeyError(f"{underlying}: no scenario grid (snapshot(with_scenarios=True))")
+
+
 # ---- per-underlying stores ------------------------------------------------------------------
 
 
@@ -294,6 +313,8 @@ def _frozen(a: NDArray[_A]) -> NDArray[_A]:
     return a
 
 
+_COMPACT_MIN_DEAD = 256
+"""Option rows without a position are dropped once there are this many and a quarter."""
 _PARALLEL_MIN_ROWS = 4096
 """Below this many rows a thread hand-off costs more than it saves."""
 _threads = 1
@@ -427,6 +448,25 @@ class _OptionRows:
         self.derive_row(pos)
         self.seg_dirty = True
         return pos
+
+    def compact(self) -> None:
+        """Drop rows without a position (closed or settled options; their vols go too), so a
+        long-running book does not keep repricing dead rows. Renumbers rows and slots."""
+        n = self.n
+        keep = np.flatnonzero(self.qty[:n] != 0.0)
+        m = len(keep)
+        for attr in self._ROW_ARRAYS:
+            a = getattr(self, attr)
+            a[:m] = a[keep]
+        self.coef[:, :m] = self.coef[:, keep]
+        names = [self.slot_names[int(slot)] for slot in self.row_slot[:m]]
+        self.slot_names = names
+        self.slot_of = {name: i for i, name in enumerate(names)}
+        self.row_slot[:m] = np.arange(m)
+        self.slot_row[:m] = np.arange(m)
+        self.bad = {k: v for k, v in self.bad.items() if k in self.slot_of}
+        self.n = m
+        self.seg_dirty = True
 
     def derive_row(self, i: int) -> None:
         """Recompute row ``i``'s coefficients from qty, vol, ratio and strike."""
@@ -580,6 +620,7 @@ class _Underlying:
         self.index_usd = math.nan
         self.options = _OptionRows()
         self.hedges: dict[str, _HedgeRow] = {}
+        self.open_options = 0  # option rows with a non-zero position
         self.ratios: dict[int, float] = {}
         self.hedge_dirty = True
         self.layout_dirty = True
@@ -610,7 +651,7 @@ class _Underlying:
         return self.ratios.get(expiry_ms, 1.0)
 
     def has_positions(self) -> bool:
-        return bool(self.hedges) or bool(np.any(self.options.qty[: self.options.n] != 0.0))
+        return bool(self.hedges) or self.open_options > 0
 
     def refresh(self, now_ms: int) -> None:
         """Bring layout-dependent indexes and the hedge aggregates up to date (cheap when
@@ -751,8 +792,11 @@ class GreeksBook:
                 u.ratio(inst.expiry_ms),
             )
             u.layout_dirty = True
+        u.open_options += (qty_coin != 0.0) - (float(opts.qty[row]) != 0.0)
         opts.qty[row] = qty_coin
         opts.derive_row(row)
+        if qty_coin == 0.0 and opts.n - u.open_options > max(_COMPACT_MIN_DEAD, opts.n // 4):
+            opts.compact()
 
     def _set_hedge(
         self, u: _Underlying, inst: Instrument, kind: RowKind, qty: float,
@@ -917,8 +961,11 @@ class GreeksBook:
 
     # -- valuation -----------------------------------------------------------------------
 
-    def snapshot(self, now_ms: int) -> BookSnapshot:
-        """Greeks of every underlying with positions and an index price, at ``now_ms``."""
+    def snapshot(self, now_ms: int, with_scenarios: bool = False) -> BookSnapshot:
+        """Greeks of every underlying with positions and an index price, at ``now_ms``.
+
+        ``with_scenarios``: also the scenario grid of each (a full revaluation per shock:
+        milliseconds for a large book, so not for every tick)."""
         out: list[UnderlyingGreeks] = []
         unpriced: list[Quarantined] = []
         for name in sorted(self._und):
@@ -929,7 +976,12 @@ class GreeksBook:
                 unpriced.append(Quarantined(name, "no index price"))
                 continue
             out.append(self._value(u, now_ms))
-        return BookSnapshot(now_ms, tuple(out), sum(self._cash_usd.values()), tuple(unpriced))
+        grids = (
+            tuple(self.scenario_grid(u.underlying, now_ms) for u in out) if with_scenarios else ()
+        )
+        return BookSnapshot(
+            now_ms, tuple(out), sum(self._cash_usd.values()), tuple(unpriced), grids
+        )
 
     def underlying_snapshot(self, underlying: str, now_ms: int) -> UnderlyingGreeks:
         """Greeks of one underlying (reprices only its rows)."""

@@ -64,8 +64,7 @@ class _PolicyBase(_Section):
     )
     rebalance_to: Literal["edge", "target"] = Field(
         "edge",
-        description="Where a band trade takes the net delta: the nearest band edge or the "
-        "target.",
+        description="Where a band trade takes the net delta: the nearest band edge or the target.",
     )
     max_interval_s: float | None = Field(
         None,
@@ -152,8 +151,9 @@ class ZakamoulinePolicy(_PolicyBase):
         description="Prefactor of K in the modified volatility (sources give 4.76/5.76/6.85).",
     )
     h0_cap_coin: float = Field(
-        0.5, gt=0.0, description="Cap of H0 = lambda/(gamma S sigma^2 tau), which explodes at "
-        "expiry (coin)."
+        0.5,
+        gt=0.0,
+        description="Cap of H0 = lambda/(gamma S sigma^2 tau), which explodes at expiry (coin).",
     )
     min_halfwidth_coin: float = Field(0.0, ge=0.0, description="Floor of the half-width (coin).")
 
@@ -267,7 +267,7 @@ class HedgingConfig(_Section):
         "hedgerd", description="Policy used for underlyings not listed in `underlyings`."
     )
     underlyings: dict[str, str] = Field(
-        default_factory=dict, description="Policy name per underlying (e.g. BTC = \"tight\")."
+        default_factory=dict, description='Policy name per underlying (e.g. BTC = "tight").'
     )
     policies: dict[str, PolicyConfig] = Field(
         default_factory=_default_policies,

@@ -79,10 +79,18 @@ def decision_id(
     any process. Numbers are hashed as IEEE doubles, names as UTF-8; a depth snapshot by its
     timestamp, length and touch."""
     nums: list[float] = [
-        float(now_ms), risk.spot_usd, risk.net_delta_coin, risk.gamma_coin_per_usd, risk.vol,
-        risk.tau_years, risk.vanna_coin_per_vol, risk.rate, risk.expiring_delta_coin,
+        float(now_ms),
+        risk.spot_usd,
+        risk.net_delta_coin,
+        risk.gamma_coin_per_usd,
+        risk.vol,
+        risk.tau_years,
+        risk.vanna_coin_per_vol,
+        risk.rate,
+        risk.expiring_delta_coin,
         risk.options_delta_coin,
-        _nan_if_none(risk.next_settlement_ms), _nan_if_none(state.last_hedge_ms),
+        _nan_if_none(risk.next_settlement_ms),
+        _nan_if_none(state.last_hedge_ms),
         _nan_if_none(state.last_hedge_spot_usd),
     ]
     names: list[str] = [risk.underlying, policy_name, _policy_fingerprint(policy)]
@@ -90,10 +98,20 @@ def decision_id(
         q = v.quote
         names.append(v.venue)
         names.append(v.name)
-        nums += (q.bid_price, q.bid_amount, q.ask_price, q.ask_amount, float(q.ts_ms),
-                 v.delta_coin_per_amount, v.position_amount, _nan_if_none(v.funding_8h),
-                 _nan_if_none(v.basis_annual), _nan_if_none(v.max_position_amount),
-                 _nan_if_none(v.margin_available_usd), v.initial_margin_frac)
+        nums += (
+            q.bid_price,
+            q.bid_amount,
+            q.ask_price,
+            q.ask_amount,
+            float(q.ts_ms),
+            v.delta_coin_per_amount,
+            v.position_amount,
+            _nan_if_none(v.funding_8h),
+            _nan_if_none(v.basis_annual),
+            _nan_if_none(v.max_position_amount),
+            _nan_if_none(v.margin_available_usd),
+            v.initial_margin_frac,
+        )
         if v.book is not None:
             # A venue's book is identified by its timestamp and its touch (not every level).
             b = v.book
@@ -119,8 +137,10 @@ def _nan_if_none(x: float | int | None) -> float:
 def _cheapest_lambda(venues: Sequence[HedgeVenueState]) -> tuple[float, float]:
     """(lambda, carry a year) of the instrument with the cheapest touch."""
     fees = [v.instrument.taker_fee for v in venues]
-    hs = [(v.quote.ask_price - v.quote.bid_price) / (v.quote.ask_price + v.quote.bid_price)
-          for v in venues]
+    hs = [
+        (v.quote.ask_price - v.quote.bid_price) / (v.quote.ask_price + v.quote.bid_price)
+        for v in venues
+    ]
     lam = cheapest_lambda(fees, hs)
     for v, f, h in zip(venues, fees, hs, strict=True):
         if f + h == lam:
@@ -178,7 +198,14 @@ def decide(
     last_s = state.last_hedge_ms / 1000.0 if state.last_hedge_ms is not None else math.nan
     last_spot = state.last_hedge_spot_usd if state.last_hedge_spot_usd is not None else math.nan
     plan = plan_trades(
-        policy, band, net, now_s, last_s, risk.spot_usd, last_spot, maker_allowed=True,
+        policy,
+        band,
+        net,
+        now_s,
+        last_s,
+        risk.spot_usd,
+        last_spot,
+        maker_allowed=True,
         maker_drift_coin=maker_drift(ctx, cost.maker_fill_delay_s),
     )
     taker_q = float(plan.taker_coin)
@@ -195,8 +222,7 @@ def decide(
     traded = sum(leg.delta_coin for leg in legs)
     wanted = taker_q + maker_q
     cancels = tuple(
-        o.label for o in in_flight
-        if o.style is HedgeStyle.MAKER and o.delta_coin * wanted < 0.0
+        o.label for o in in_flight if o.style is HedgeStyle.MAKER and o.delta_coin * wanted < 0.0
     )
     if not legs and taker_q == 0.0 and maker_q == 0.0:
         trigger = HedgeTrigger.NONE

@@ -87,8 +87,13 @@ def candidate_levels(
     cost: CostModelSettings,
     router: RouterSettings,
     spot_usd: float,
+    need_coin: float | None = None,
 ) -> CandidateLevels:
-    """The levels a taker trade on `side` (+1 buy, -1 sell) could take, with their costs."""
+    """The levels a taker trade on `side` (+1 buy, -1 sell) could take, with their costs.
+
+    With `need_coin`, each candidate's levels stop once they alone could fill it (deeper
+    levels can never be part of the cheapest split).
+    """
     out = CandidateLevels(side, [], [], [], [], [], [], [], [], [], [], [])
     hold_years = cost.expected_holding_s / SECONDS_PER_YEAR
     for i, v in enumerate(venues):
@@ -104,20 +109,31 @@ def candidate_levels(
         out.carry.append(carry)
         out.capacity_coin.append(cap)
         book_side = None if v.book is None else (v.book.asks if side > 0 else v.book.bids)
+        dpa = v.delta_coin_per_amount
         if book_side:
-            lv = [(lvl.price, lvl.amount) for lvl in book_side[:MAX_LEVELS]]
+            lv = book_side[:MAX_LEVELS]
+            if need_coin is not None:
+                cum, cut = 0.0, len(lv)
+                for j, lvl in enumerate(lv):
+                    cum += lvl.amount * dpa
+                    if cum >= need_coin:
+                        cut = j + 1
+                        break
+                lv = lv[:cut]
+            prices = [lvl.price for lvl in lv]
+            raw = [lvl.amount * dpa for lvl in lv]
         else:
-            lv = [(q.ask_price, q.ask_amount) if side > 0 else (q.bid_price, q.bid_amount)]
-        raw = [amount * v.delta_coin_per_amount for _, amount in lv]
+            prices = [q.ask_price if side > 0 else q.bid_price]
+            raw = [(q.ask_amount if side > 0 else q.bid_amount) * dpa]
         if math.isfinite(cap):
             raw = cap_levels(raw, cap)
-        for (price, _), size in zip(lv, raw, strict=True):
-            off = abs(price - mid) / mid
-            out.prices.append(price)
-            out.offsets.append(off)
-            out.sizes_coin.append(size)
-            out.marginal.append(fee + off + carry)
-            out.owner.append(i)
+        offsets = [abs(p - mid) / mid for p in prices]
+        base = fee + carry
+        out.prices.extend(prices)
+        out.offsets.extend(offsets)
+        out.sizes_coin.extend(raw)
+        out.marginal.extend([base + o for o in offsets])
+        out.owner.extend([i] * len(prices))
     return out
 
 

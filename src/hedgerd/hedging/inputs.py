@@ -46,8 +46,15 @@ class UnderlyingRisk:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{self.underlying}: {name} must be positive, got {v}")
-        for name in ("net_delta_coin", "gamma_coin_per_usd", "tau_years", "vanna_coin_per_vol",
-                     "rate", "expiring_delta_coin", "options_delta_coin"):
+        for name in (
+            "net_delta_coin",
+            "gamma_coin_per_usd",
+            "tau_years",
+            "vanna_coin_per_vol",
+            "rate",
+            "expiring_delta_coin",
+            "options_delta_coin",
+        ):
             v = getattr(self, name)
             if not math.isfinite(v):
                 raise ValueError(f"{self.underlying}: {name} must be finite, got {v}")

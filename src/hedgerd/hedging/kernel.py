@@ -369,9 +369,7 @@ def depth_walk(qty: Any, offsets: Any, sizes: Any) -> tuple[Any, Any, Any]:
     return np.sum(fill, axis=-1), cost, worst
 
 
-def route_greedy(
-    qty: Any, marginal: Any, sizes: Any, owner: Any, n_owner: int
-) -> tuple[Any, Any]:
+def route_greedy(qty: Any, marginal: Any, sizes: Any, owner: Any, n_owner: int) -> tuple[Any, Any]:
     """Split `qty` (>= 0) over levels of several instruments, cheapest first.
 
     `marginal` (shape S + (L,), or a flat list for one decision): all-in cost of each level

@@ -47,7 +47,7 @@ def route_taker(
     if qty_coin == 0.0 or not venues:
         return []
     side = 1 if qty_coin > 0 else -1
-    lv = candidate_levels(venues, side, cost, router, spot_usd)
+    lv = candidate_levels(venues, side, cost, router, spot_usd, need_coin=abs(qty_coin))
     per, _ = route_greedy(abs(qty_coin), lv.marginal, lv.sizes_coin, lv.owner, len(venues))
     order = sorted(range(len(per)), key=lambda j: -per[j])[: router.max_legs]
     legs: list[RoutedLeg] = []
@@ -57,8 +57,9 @@ def route_taker(
             continue
         v = venues[k]
         amount = float(
-            round_to_lots(q / v.delta_coin_per_amount, v.instrument.amount_step,
-                          v.instrument.min_amount)
+            round_to_lots(
+                q / v.delta_coin_per_amount, v.instrument.amount_step, v.instrument.min_amount
+            )
         )
         if amount <= 0.0:
             continue
@@ -113,8 +114,11 @@ def route_maker(
     k = min(room, key=mc.__getitem__)
     v = venues[k]
     amount = float(
-        round_to_lots(abs(qty_coin) / v.delta_coin_per_amount, v.instrument.amount_step,
-                      v.instrument.min_amount)
+        round_to_lots(
+            abs(qty_coin) / v.delta_coin_per_amount,
+            v.instrument.amount_step,
+            v.instrument.min_amount,
+        )
     )
     if amount <= 0.0:
         return []

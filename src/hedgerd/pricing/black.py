@@ -53,6 +53,7 @@ and splits large books over a small thread pool (numpy and scipy release the GIL
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -333,7 +334,8 @@ def _prepare(
 
 
 _CHUNK = 8192  # elements per kernel call: ~25 work arrays of 64 KiB, mostly in L2
-_PARALLEL_MIN = 4096  # below this a thread hand-off costs more than it saves
+_PARALLEL_MIN = 6144  # below this a thread hand-off costs more than it saves
+_MIN_PARALLEL_CHUNK = 3072
 _threads = max(1, min(os.cpu_count() or 1, 8))
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -395,31 +397,42 @@ def _run_kernel(
     unit_discount: bool,
     size: int,
 ) -> None:
-    """Run the kernel over ``[0, size)`` in chunks, split over threads when large."""
+    """Run the kernel over ``[0, size)`` in chunks, shared with pool threads when large.
 
-    def work(start: int, stop: int) -> None:
+    The calling thread and the workers take chunks from one counter, so the caller never
+    waits for a worker to be scheduled: on a busy machine it just does all chunks itself
+    (single-thread speed), on an idle one the work splits across cores. At the end the
+    caller cancels workers that have not started and waits only for chunks in flight.
+    """
+    threads = _threads
+    if threads <= 1 or size < _PARALLEL_MIN:
+        chunk = _CHUNK
+    else:  # at least ~2 chunks per thread for balance, but not so small that overhead wins
+        chunk = min(_CHUNK, max(_MIN_PARALLEL_CHUNK, -(-size // (2 * threads) // 512) * 512))
+    n_chunks = -(-size // chunk)
+    counter = itertools.count()
+
+    def work() -> None:
         scratch = _thread_scratch()
         with np.errstate(all="ignore"):  # bad elements are overwritten with NaN afterwards
-            for a in range(start, stop, _CHUNK):
-                b = min(a + _CHUNK, stop)
+            while (i := next(counter)) < n_chunks:  # next() on a count is atomic under the GIL
+                a = i * chunk
+                b = min(a + chunk, size)
                 sl = slice(a, b)
                 w = scratch if b - a == scratch.v.shape[0] else scratch.view(b - a)
                 F, K, T, V, D = (x[sl] if x.ndim else x for x in args)
                 c = call[sl] if call.ndim else call
                 _kernel(tuple(o[sl] for o in out), c, F, K, T, V, D, unit_discount, w)
 
-    parts = min(_threads, size // (_PARALLEL_MIN // 2))
-    if parts <= 1 or size < _PARALLEL_MIN:
-        work(0, size)
+    if threads <= 1 or n_chunks <= 1:
+        work()
         return
-    # contiguous parts (multiples of 512 elements); the calling thread takes the first
-    per = -(-size // parts // 512) * 512
-    bounds = [(i * per, min((i + 1) * per, size)) for i in range(parts) if i * per < size]
     pool = _get_pool()
-    futures = [pool.submit(work, a, b) for a, b in bounds[1:]]
-    work(*bounds[0])
+    futures = [pool.submit(work) for _ in range(min(threads, n_chunks) - 1)]
+    work()
     for f in futures:
-        f.result()
+        if not f.cancel():  # started: it holds at most one chunk
+            f.result()
 
 
 def black76_into(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -135,8 +135,12 @@ class BookFeed:
         stale_positions_s: float | None = None,
         stale_market_s: float | None = None,
         delta_tolerance_coin: float | None = None,
+        on_event: Callable[[VenueEvent], Awaitable[None]] | None = None,
     ) -> None:
         s = venue.settings
+        #: Awaited for every stream event after the book applied it (the daemon routes order
+        #: and fill events to the executor: this feed is the stream's only reader).
+        self.on_event = on_event
         self.venue = venue
         self.book = book
         self.clock_ms = clock_ms or venue.venue_time_ms
@@ -332,6 +336,8 @@ class BookFeed:
         async for ev in self.venue.events():
             self._apply_event(ev)
             await self._notify()
+            if self.on_event is not None:
+                await self.on_event(ev)
 
     async def _notify(self) -> None:
         async with self._changed:

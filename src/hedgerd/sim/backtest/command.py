@@ -105,9 +105,17 @@ def _row(d: dict[str, Any]) -> Any:
     from hedgerd.sim.backtest.report import RunStats
 
     return RunStats(
-        policy=d["policy"], family=d["family"], params=d["params"], baseline=False,
-        mean_cost=d["mean_cost"], std_pnl=d["std_pnl"], cvar95=d["cvar95"],
-        mean_pnl=d["mean_pnl"], carry=d["carry"], trades=d["trades"], turnover=d["turnover"],
+        policy=d["policy"],
+        family=d["family"],
+        params=d["params"],
+        baseline=False,
+        mean_cost=d["mean_cost"],
+        std_pnl=d["std_pnl"],
+        cvar95=d["cvar95"],
+        mean_pnl=d["mean_pnl"],
+        carry=d["carry"],
+        trades=d["trades"],
+        turnover=d["turnover"],
         max_abs_delta=d["max_abs_delta"],
     )
 

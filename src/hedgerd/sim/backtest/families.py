@@ -30,6 +30,7 @@ BASELINES = ("timer", "band_centre", "band_edge", "ww")
 _TIMER_S = (600, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 21600, 28800, 43200, 86400)
 _BAND = (0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.045, 0.065, 0.09, 0.13)
 _GAMMA = tuple(float(x) for x in np.geomspace(0.3, 1000.0, 11))
+_GAMMA_MAKER = tuple(float(x) for x in np.geomspace(0.01, 100.0, 13))
 
 
 def builtin_policies(sc: Scenario) -> dict[str, PolicySpec]:
@@ -39,6 +40,8 @@ def builtin_policies(sc: Scenario) -> dict[str, PolicySpec]:
     timers = tuple(float(x) for x in _TIMER_S if x >= step_s - 1e-9) or (step_s,)
     bands = tuple(round(scale * x, 9) for x in _BAND)
     gammas = tuple(g0 * x for x in _GAMMA)
+    # With maker execution the default reaches low risk cheaply: sweep it further out.
+    own = tuple(g0 * x for x in (_GAMMA_MAKER if sc.execution.maker_allowed else _GAMMA))
     maker = {"enabled": bool(sc.execution.maker_allowed)}
     out = {
         "timer": PolicySpec(
@@ -73,7 +76,7 @@ def builtin_policies(sc: Scenario) -> dict[str, PolicySpec]:
         "hedgerd": PolicySpec(
             family="hedgerd (default)",
             config={"kind": "hedgerd", "maker": maker},
-            sweep=SweepSpec(param="risk_aversion_per_usd", values=gammas),
+            sweep=SweepSpec(param="risk_aversion_per_usd", values=own),
         ),
     }
     out.update(sc.policies)

@@ -83,9 +83,9 @@ class PathGenerator:
             theta = m.heston_theta if m.heston_theta is not None else m.vol**2
             zv = m.heston_rho * z + np.sqrt(1.0 - m.heston_rho**2) * rng.standard_normal(n)
             vp = np.maximum(self.var, 0.0)
-            self.var = self.var + m.heston_kappa * (theta - vp) * dt + m.heston_xi * np.sqrt(
-                vp * dt
-            ) * zv
+            self.var = (
+                self.var + m.heston_kappa * (theta - vp) * dt + m.heston_xi * np.sqrt(vp * dt) * zv
+            )
             vol = np.sqrt(np.maximum(self.var, 1e-6))
         self.state = PathState(s1, vol, low, high)
         return self.state

@@ -219,8 +219,13 @@ def to_json(
     }
 
 
-def plot(path: Path, unit: str, scenario: str, fronts: dict[str, list[tuple[float, float]]],
-         rows: Sequence[RunStats]) -> None:
+def plot(
+    path: Path,
+    unit: str,
+    scenario: str,
+    fronts: dict[str, list[tuple[float, float]]],
+    rows: Sequence[RunStats],
+) -> None:
     """Cost-vs-risk frontier per policy (needs matplotlib: the `plot` extra)."""
     import matplotlib
 

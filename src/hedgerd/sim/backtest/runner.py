@@ -239,14 +239,12 @@ def run_backtest(
     # The carry of the cheapest instrument (as the live controller takes it).
     carry_lam = float(ins.carry_annual[int(np.argmin(ins.taker_fee + ins.half_spread))])
     marg_buy = ins.taker_fee[ins.owner] + ins.lvl_offsets + hold_years * ins.carry_annual[ins.owner]
-    marg_sell = ins.taker_fee[ins.owner] + ins.lvl_offsets - hold_years * ins.carry_annual[
-        ins.owner
-    ]
+    marg_sell = (
+        ins.taker_fee[ins.owner] + ins.lvl_offsets - hold_years * ins.carry_annual[ins.owner]
+    )
     maker_enabled = sc.execution.maker_allowed and bool(ins.maker_ok.any())
     # The venue's settlement is on the terminal price here: no settlement window in the sim.
-    configs = [
-        r.config.model_copy(update={"settlement_window_s": 0.0}) for r in runs
-    ]
+    configs = [r.config.model_copy(update={"settlement_window_s": 0.0}) for r in runs]
     states = [_new_state(n, k) for _ in runs]
     grow = math.exp(mk.rate * dt)
 
@@ -288,8 +286,12 @@ def run_backtest(
             book.qty[rows, cols] = book.flow_qty[rows, cols]
             book.live[rows, cols] = True
             gg = black_scholes(
-                book.is_call[rows, cols], spot[rows], book.strike[rows, cols],
-                book.expiry[rows, cols] - now, gvol[rows], mk.rate,
+                book.is_call[rows, cols],
+                spot[rows],
+                book.strike[rows, cols],
+                book.expiry[rows, cols] - now,
+                gvol[rows],
+                mk.rate,
             )
             np.add.at(opt_cash, rows, -book.qty[rows, cols] * gg.price)
         if t == steps:
@@ -303,14 +305,28 @@ def run_backtest(
         ag = np.abs(gamma_w)
         tau_all = np.where(book.live, np.maximum(book.expiry - now, 0.0), 0.0)
         wsum = np.sum(ag, axis=1)
-        tau_eff = np.where(wsum > 0, np.sum(ag * tau_all, axis=1) / np.maximum(wsum, 1e-300),
-                           np.max(tau_all, axis=1))
+        tau_eff = np.where(
+            wsum > 0,
+            np.sum(ag * tau_all, axis=1) / np.maximum(wsum, 1e-300),
+            np.max(tau_all, axis=1),
+        )
         ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam, carry_lam, delta_book)
         factor = _price_factor(ins, now)  # (k,) instrument price / spot
         for run_cfg, s in zip(configs, states, strict=True):
             _decide_and_trade(
-                run_cfg, s, ctx, ins, factor, delta_book, spot, now, marg_buy, marg_sell,
-                maker_enabled, sc.cost.maker_fill_probability, hold_years,
+                run_cfg,
+                s,
+                ctx,
+                ins,
+                factor,
+                delta_book,
+                spot,
+                now,
+                marg_buy,
+                marg_sell,
+                maker_enabled,
+                sc.cost.maker_fill_probability,
+                hold_years,
                 sc.cost.maker_fill_delay_s,
             )
 
@@ -346,8 +362,9 @@ def _greeks(book: _Book, spot: Arr, vol: Arr, now: float, mk: Any) -> Any:
 
 def _price_factor(ins: _Instruments, now: float) -> Arr:
     """Instrument price / spot: 1 + remaining basis for futures, 1 otherwise."""
-    remaining = np.where(np.isfinite(ins.expiry_years), np.maximum(ins.expiry_years - now, 0.0),
-                         0.0)
+    remaining = np.where(
+        np.isfinite(ins.expiry_years), np.maximum(ins.expiry_years - now, 0.0), 0.0
+    )
     return 1.0 + ins.basis_annual * remaining
 
 
@@ -446,7 +463,14 @@ def _decide_and_trade(
     net = delta_book + hedge_delta + pend_delta
     band = band_for(policy, ctx)
     plan = plan_trades(
-        policy, band, net, now_s, s.last_s, spot, s.last_spot, maker_on,
+        policy,
+        band,
+        net,
+        now_s,
+        s.last_s,
+        spot,
+        s.last_spot,
+        maker_on,
         maker_drift(ctx, fill_delay_s) if maker_on else 0.0,
     )
     taker = plan.taker_coin
@@ -480,8 +504,9 @@ def _decide_and_trade(
             rows = tidx[hit]
             mid = spot[rows] * factor[i]
             mine = ins.owner == i
-            filled, walk, _ = depth_walk(np.abs(qi[hit]), ins.lvl_offsets[mine],
-                                         ins.lvl_sizes[mine])
+            filled, walk, _ = depth_walk(
+                np.abs(qi[hit]), ins.lvl_offsets[mine], ins.lvl_sizes[mine]
+            )
             qq = np.sign(qi[hit]) * filled
             tx = (walk + filled * ins.taker_fee[i]) * mid
             s.pos[rows, i] += qq

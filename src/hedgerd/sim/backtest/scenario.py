@@ -209,8 +209,9 @@ def premium_usd(scenario: Scenario) -> float:
     m = scenario.market
     total = 0.0
     for o in scenario.options:
-        g = black_scholes(o.type == "call", m.spot_usd, o.strike_usd, o.expiry_days / 365.0,
-                          m.vol, m.rate)
+        g = black_scholes(
+            o.type == "call", m.spot_usd, o.strike_usd, o.expiry_days / 365.0, m.vol, m.rate
+        )
         total += abs(o.qty_coin) * float(g.price)
     return total
 

@@ -1,0 +1,1234 @@
+"""The composition root: `hedgerd run --config FILE`.
+
+Start-up, in this order (each step needs the one before):
+
+    config (validated; a live venue needs the explicit live confirmation)
+      → journal (SQLite) → trading state restored from it (halts survive restarts)
+      → kill-switch board (rate budgets restored from the journal), metrics, alerts
+      → venue connected (instruments, private session with cancel-on-disconnect: orders go
+        over the WebSocket session, never as a re-sendable HTTP GET)
+      → start-up order reconciliation (in-doubt orders asked by label) → executor loaded
+      → book rebuilt from the venue's positions and streamed (BookFeed)
+      → READY (readiness flag, sd_notify), control socket, controller.
+
+Long-running parts run under one `Supervisor`: a crash trips COMPONENT_CRASH (HALTED), is
+logged and the part restarts with backoff. SIGTERM/SIGINT stop gracefully (controller first,
+then the hedger's orders are cancelled and the journal flushed, within
+`daemon.shutdown_timeout_s`); SIGHUP reloads the live-tunable config (hedging policies, risk
+limits).
+
+The controller loop evaluates every underlying every `daemon.evaluate_interval_s` of the
+daemon's clock: book snapshot → `UnderlyingRisk` + `HedgeVenueState`s → `decide` →
+kill-switch pre-trade checks per leg → `executor.execute` as a task (the next evaluation sees
+its in-flight delta) → `after`.
+
+Clocks: `clock_ms` is the daemon's clock (UTC epoch ms; the venue's time: in paper mode the
+simulator's accelerated clock). `board_clock_ms` is what the kill switches judge durations
+(staleness, disconnection, rate windows) against: the wall clock in paper mode, so an
+accelerated simulator does not turn a 0.3 s event-loop hiccup into "6 s stale".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from hedgerd.book.greeks_book import BookError, GreeksBook, UnderlyingGreeks
+from hedgerd.book.valuation import MS_PER_YEAR
+from hedgerd.config import ConfigError, HedgerdConfig, Numeraire, VenueSettings, load_config
+from hedgerd.control.commands import (
+    Caller,
+    CommandRefusedError,
+    ControlCommands,
+    Tunable,
+    parse_finite_float,
+    parse_fraction,
+    parse_positive_float,
+)
+from hedgerd.control.server import serve_control
+from hedgerd.execution.drill import SimDeribitVenue
+from hedgerd.execution.executor import (
+    DecisionResult,
+    Executor,
+    ExecutorSettings,
+    LegOutcome,
+    OrderRejection,
+)
+from hedgerd.execution.journal import Journal
+from hedgerd.execution.reconcile import Reconciler, ReconcileSettings
+from hedgerd.hedging.config import HedgingConfig, PolicyConfig
+from hedgerd.hedging.controller import after, decide, should_log
+from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
+from hedgerd.model import (
+    AmountUnit,
+    Fill,
+    HedgeDecision,
+    HedgeLeg,
+    HedgeStyle,
+    PriceUnit,
+    Quote,
+)
+from hedgerd.ops.health import LoopMonitor, Readiness, serve_ops
+from hedgerd.ops.metrics import Metrics
+from hedgerd.ops.supervisor import Part, Supervisor
+from hedgerd.ops.systemd import SystemdNotifier, run_watchdog
+from hedgerd.risk.alerts import AlertDispatcher
+from hedgerd.risk.kill_switches import KillSwitchBoard
+from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateMachine
+from hedgerd.venues.base import (
+    ConnectionEvent,
+    ConnectionState,
+    FillEvent,
+    IndexEvent,
+    OrderEvent,
+    PortfolioEvent,
+    PositionEvent,
+    QuoteEvent,
+    VenueError,
+    VenueEvent,
+)
+from hedgerd.venues.book_feed import BookFeed
+
+log = structlog.get_logger(__name__)
+
+LIVE_CONFIRM_ENV = "HEDGERD_LIVE_CONFIRM"
+LIVE_CONFIRM_FLAG = "--i-understand-this-is-live"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+_MIN_VOL = 0.05
+_MAX_VOL = 3.0
+_DEFAULT_VOL = 0.5
+_DEFAULT_TAU_YEARS = 30.0 / 365.0
+#: Wall seconds a filled hedge may take to show in the position stream before the book's
+#: figure is believed again (the reconciliation corrects either way).
+_UNCONFIRMED_TIMEOUT_S = 3.0
+
+
+class DaemonError(Exception):
+    """The daemon cannot start (unsafe or unusable configuration, venue unreachable)."""
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def live_confirmed(flag: bool, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether trading real money was confirmed: the command-line flag or
+    `HEDGERD_LIVE_CONFIRM=yes`."""
+    env = os.environ if environ is None else environ
+    return flag or env.get(LIVE_CONFIRM_ENV, "").strip().lower() == "yes"
+
+
+def check_live(config: HedgerdConfig, confirmed: bool) -> None:
+    """Refuse a config with a `mode = "live"` venue unless live trading was confirmed."""
+    live = sorted(name for name, v in config.venues.items() if v.mode == "live")
+    if live and not confirmed:
+        raise DaemonError(
+            f"venue(s) {', '.join(live)} are mode 'live' (real money): start with "
+            f"{LIVE_CONFIRM_FLAG} or {LIVE_CONFIRM_ENV}=yes to confirm"
+        )
+
+
+# ------------------------------------------------------------------------ statistics
+
+
+@dataclass(slots=True)
+class UnderlyingStats:
+    """What the controller saw of one underlying (for status, the paper summary, metrics).
+    Deltas in coin; `in_band_samples` of `samples` evaluations had the net delta (orders in
+    flight included) inside the band."""
+
+    samples: int = 0
+    in_band_samples: int = 0
+    max_abs_delta_coin: float = 0.0
+    hedges: int = 0
+    hedge_cost_usd: float = 0.0
+    hedge_notional_usd: float = 0.0
+    fees_usd: float = 0.0
+    skipped_incomplete: int = 0
+    blocked_legs: int = 0
+    last_delta_coin: float = math.nan
+    last_band: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # lower, target, upper
+    last_greeks: UnderlyingGreeks | None = None
+    last_decision: dict[str, Any] = field(default_factory=dict)
+    #: Hedge trades (signed amount in the instrument's unit, price, instrument), for P&L.
+    fills: list[Fill] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DaemonStats:
+    started_ms: int = 0
+    evaluations: int = 0
+    decisions_trading: int = 0
+    errors: list[str] = field(default_factory=list)
+    per_underlying: dict[str, UnderlyingStats] = field(default_factory=dict)
+
+    def error(self, text: str) -> None:
+        if len(self.errors) < 100:
+            self.errors.append(text[:300])
+
+
+# ------------------------------------------------------------------ control adapters
+
+
+class TradingControlAdapter:
+    """`TradingControl` over the `TradingStateMachine`."""
+
+    def __init__(self, machine: TradingStateMachine) -> None:
+        self.machine = machine
+
+    async def operator_halt(self, reason: str, actor: str) -> None:
+        await self.machine.halt(actor=actor, text=reason)
+
+    async def operator_resume(self, actor: str) -> None:
+        await self.machine.resume(actor=actor)
+
+    async def operator_reduce_only(self, reason: str, actor: str) -> None:
+        await self.machine.reduce_only(actor=actor, text=reason)
+
+    def describe(self) -> Mapping[str, Any]:
+        snap = self.machine.snapshot
+        return {
+            "state": snap.state.value.upper(),
+            "reasons": [r.to_json() for r in snap.reasons],
+        }
+
+
+class OrderControlAdapter:
+    """`OrderControl` over the `Executor`."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    async def cancel_all(self, actor: str) -> int:
+        n = await self.executor.cancel_all_open()
+        log.info("daemon.cancel_all", actor=actor, cancelled=n)
+        return n
+
+    async def flatten(self, underlying: str | None, actor: str) -> Mapping[str, Any]:
+        # Flatten needs an operator-flatten path through the executor's gate (it passes
+        # HALTED); until the executor has one, refuse rather than fake it.
+        raise CommandRefusedError("flatten is not available in this version")
+
+
+class JournalAudit:
+    """`AuditLog` over the journal."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    async def record_operator_command(
+        self, command: str, args: Mapping[str, Any], caller: Caller, ts_ms: int
+    ) -> None:
+        await self.journal.record_operator_command(
+            ts_ms=ts_ms, uid=caller.uid, command=command, args=args, surface=caller.surface
+        )
+
+    async def recent_events(self, limit: int) -> list[Mapping[str, Any]]:
+        entries = await self.journal.audit_since(0)
+        return [
+            {
+                "seq": e.seq,
+                "ts_ms": e.ts_ms,
+                "uid": e.uid,
+                "surface": e.surface,
+                "command": e.command,
+                "args": dict(e.args),
+                "outcome": e.outcome,
+            }
+            for e in entries[-limit:]
+        ]
+
+
+# ------------------------------------------------------------------------ the daemon
+
+
+def representative_vol_tau(
+    snap: UnderlyingGreeks, now_ms: int, numeraire: str
+) -> tuple[float, float]:
+    """The book's gamma-weighted implied vol (fraction) and time to expiry (years).
+
+    Per expiry bucket, vol is backed out of Black-Scholes' vega = gamma · S² · σ · τ (both
+    from the book); buckets are weighted by |gamma|. Without gamma: 50 % and 30 days."""
+    table = snap.by_expiry
+    gname = "gamma_usdnum_coin_per_usd" if numeraire == "usd" else "gamma_coinnum_coin_per_usd"
+    gammas = table.field(gname)
+    vegas = table.field("vega_usd_per_vol")
+    s = snap.index_price_usd
+    w_sum = tau_sum = vol_sum = 0.0
+    for i in range(len(table)):
+        expiry = table.expiry(i)
+        g = abs(float(gammas[i]))
+        if expiry is None or expiry <= now_ms or g <= 0 or not math.isfinite(g):
+            continue
+        tau = (expiry - now_ms) / MS_PER_YEAR
+        vol = abs(float(vegas[i])) / (g * s * s * tau)
+        if not math.isfinite(vol):
+            continue
+        w_sum += g
+        tau_sum += g * tau
+        vol_sum += g * min(max(vol, _MIN_VOL), _MAX_VOL)
+    if w_sum <= 0:
+        return _DEFAULT_VOL, _DEFAULT_TAU_YEARS
+    return vol_sum / w_sum, tau_sum / w_sum
+
+
+def underlying_risk(snap: UnderlyingGreeks, now_ms: int, numeraire: str) -> UnderlyingRisk:
+    """The controller's `UnderlyingRisk` from a book snapshot, in `numeraire` ("usd"/"coin").
+    The net delta is the unprojected total: the controller projects it with the expiring
+    bucket's delta over its own settlement window."""
+    num: Numeraire = "usd" if numeraire == "usd" else "coin"
+    total = snap.total
+    expiring = 0.0
+    if snap.next_expiry_ms is not None:
+        table = snap.by_expiry
+        deltas = table.field("delta_usdnum_coin" if num == "usd" else "delta_coinnum_coin")
+        for i in range(len(table)):
+            if table.expiry(i) == snap.next_expiry_ms:
+                expiring = float(deltas[i])
+    vol, tau = representative_vol_tau(snap, now_ms, num)
+    return UnderlyingRisk(
+        underlying=snap.underlying,
+        spot_usd=snap.index_price_usd,
+        net_delta_coin=total.delta_coin(num),
+        gamma_coin_per_usd=total.gamma_coin_per_usd(num),
+        vol=vol,
+        tau_years=tau,
+        vanna_coin_per_vol=total.vanna_usdnum_coin_per_vol,
+        expiring_delta_coin=expiring,
+        next_settlement_ms=snap.next_expiry_ms,
+        options_delta_coin=(
+            total.options_delta_usdnum_coin if num == "usd" else total.options_delta_coinnum_coin
+        ),
+    )
+
+
+class Daemon:
+    """hedgerd's parts, built from one config and run until `stop` is set.
+
+    `clock_ms`: the daemon's clock (default: the wall clock); `speed`: daemon seconds per wall
+    second (paper mode's accelerated simulator; loops sleep `interval / speed`);
+    `board_clock_ms`: the kill switches' clock (default: `clock_ms`); `config_path`: where
+    SIGHUP reloads from; `confirmed_live`: the live confirmation was given."""
+
+    def __init__(
+        self,
+        config: HedgerdConfig,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+        speed: float = 1.0,
+        board_clock_ms: Callable[[], int] | None = None,
+        config_path: Path | None = None,
+        confirmed_live: bool = False,
+    ) -> None:
+        if len(config.venues) != 1:
+            raise DaemonError(
+                f"this version runs exactly one venue account; the config has "
+                f"{len(config.venues)} ([venues.NAME] sections)"
+            )
+        if not speed > 0:
+            raise DaemonError(f"speed must be positive, got {speed}")
+        self.config = config
+        self.clock_ms = clock_ms or _wall_ms
+        self.speed = float(speed)
+        self.board_clock_ms = board_clock_ms or self.clock_ms
+        self.config_path = config_path
+        self.confirmed_live = confirmed_live
+        self.hedging: HedgingConfig = config.hedging
+        self.overrides: dict[str, PolicyConfig] = {}
+        self.stats = DaemonStats()
+        self.venue_name, self.venue_settings = next(iter(config.venues.items()))
+        self.underlyings = tuple(u.upper() for u in self.venue_settings.underlyings)
+        for u in self.underlyings:
+            self.stats.per_underlying[u] = UnderlyingStats()
+        self.ready = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._policy_state: dict[str, PolicyState] = {u: PolicyState() for u in self.underlyings}
+        self._exec_tasks: set[asyncio.Task[None]] = set()
+        self._quotes: dict[str, Quote] = {}
+        self._book_delta: dict[str, float] = {}
+        self._orders_sent_total = 0
+        self._recent_fills: deque[str] = deque(maxlen=10_000)
+        self._seen_fills: set[str] = set()
+        self._positions_seen_ms = 0
+        #: Hedge positions expected once the book sees this process's fills (instrument ->
+        #: (amount in its unit, wall deadline s)): a fill answered over the order session can
+        #: arrive before the position stream says so; until then it still counts in flight.
+        self._expected_pos: dict[str, tuple[float, float]] = {}
+        # Built in `run`.
+        self.journal: Journal | None = None
+        self.trading: TradingStateMachine | None = None
+        self.board: KillSwitchBoard | None = None
+        self.metrics: Metrics | None = None
+        self.venue: SimDeribitVenue | None = None
+        self.executor: Executor | None = None
+        self.reconciler: Reconciler | None = None
+        self.book: GreeksBook | None = None
+        self.feed: BookFeed | None = None
+        self.supervisor: Supervisor | None = None
+        self.control_socket: Path | None = None
+        self.ops_port: int | None = None
+
+    # -------------------------------------------------------------------- helpers
+    def _daemon_sleep_s(self, seconds: float) -> Any:
+        return asyncio.sleep(max(seconds, 0.0) / self.speed)
+
+    def policy_for(self, underlying: str) -> tuple[str, PolicyConfig]:
+        name, policy = self.hedging.policy_for(underlying)
+        override = self.overrides.get(underlying)
+        return (name, override) if override is not None else (name, policy)
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload the live-tunable config at the next controller pass."""
+        self._reload.set()
+
+    # ------------------------------------------------------------------------ run
+    async def run(self, stop: asyncio.Event) -> int:
+        """Start, run until `stop` is set, shut down. Returns the exit code."""
+        config = self.config
+        check_live(config, self.confirmed_live)
+        notifier = SystemdNotifier.from_env()
+        self.stats.started_ms = self.clock_ms()
+        path = config.journal.path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        journal = self.journal = await Journal.open(path)
+        try:
+            return await self._run_open(stop, journal, notifier)
+        finally:
+            with contextlib.suppress(Exception):
+                await journal.close()
+            notifier.close()
+            self.stopped.set()
+
+    async def _run_open(
+        self, stop: asyncio.Event, journal: Journal, notifier: SystemdNotifier
+    ) -> int:
+        config = self.config
+        trading = self.trading = await TradingStateMachine.restore(
+            journal, clock_ms=self.clock_ms
+        )
+        metrics = self.metrics = Metrics(underlyings=self.underlyings, venues=(self.venue_name,))
+        alerts = AlertDispatcher(config.risk.alerts)
+        trading.add_listener(alerts.state_listener())
+        board = self.board = KillSwitchBoard(
+            self._risk_settings(config), trading, alerts=alerts, metrics=metrics
+        )
+        await board.restore_rates(journal, self.board_clock_ms())
+        readiness = Readiness()
+        readiness.set("startup", False, "start-up reconciliation not done")
+        loop_monitor = LoopMonitor(metrics)
+        venue = self.venue = SimDeribitVenue(
+            self.venue_name, self._venue_settings(self.venue_settings), clock_ms=self.clock_ms
+        )
+        executor = self.executor = Executor(
+            {self.venue_name: venue},
+            journal,
+            trading,
+            settings=ExecutorSettings(dry_run=config.dry_run),
+            clock_ms=self.clock_ms,
+            book_delta_coin=self._book_delta_coin,
+            position_amount=self._position_amount,
+            quote=self._fresh_quote,
+            coin_per_amount=self._coin_per_amount,
+            on_reject=self._on_reject,
+        )
+        reconciler = self.reconciler = Reconciler(
+            venue,
+            journal,
+            underlyings=self.underlyings,
+            settings=ReconcileSettings(not_found_grace_ms=int(5_000 * max(1.0, self.speed))),
+            clock_ms=self.clock_ms,
+            on_record=executor.note_record,
+        )
+        board.register_venue(self.venue_name, self.board_clock_ms())
+        try:
+            async with serve_ops(
+                config.metrics, metrics, readiness, loop_monitor=loop_monitor
+            ) as ops:
+                self.ops_port = ops.port if ops.listening else None
+                await self._start_trading(venue, reconciler, executor, board)
+                commands = ControlCommands(
+                    trading=TradingControlAdapter(trading),
+                    orders=OrderControlAdapter(executor),
+                    audit=JournalAudit(journal),
+                    status_source=self.status,
+                    clock_ms=self.clock_ms,
+                    tunables=self._tunables(),
+                )
+                token = config.control.token.get_secret_value() if config.control.token else None
+                async with serve_control(
+                    commands,
+                    config.control.socket_path,
+                    tcp_port=config.control.tcp_port,
+                    token=token,
+                ):
+                    self.control_socket = config.control.socket_path
+                    readiness.set("startup", True)
+                    notifier.ready("hedging")
+                    self.ready.set()
+                    log.info(
+                        "daemon.ready",
+                        venue=self.venue_name,
+                        state=trading.state.value,
+                        underlyings=list(self.underlyings),
+                        control_socket=str(config.control.socket_path),
+                        metrics_port=self.ops_port,
+                    )
+                    await self._supervise(stop, notifier, loop_monitor)
+                    notifier.stopping("shutting down")
+                    await self._shutdown()
+        finally:
+            if self.feed is not None:
+                await self.feed.stop()
+            with contextlib.suppress(Exception):
+                await venue.close()
+            with contextlib.suppress(Exception):
+                await alerts.aclose(timeout_s=1.0)
+        return EXIT_OK
+
+    def _risk_settings(self, config: HedgerdConfig) -> Any:
+        return config.risk
+
+    def _venue_settings(self, settings: VenueSettings) -> VenueSettings:
+        if not settings.cancel_on_disconnect:
+            # Orders then go out through ccxt's REST client as GETs, which aiohttp may re-send
+            # when the connection drops: a possible double order. Say so loudly.
+            log.warning("daemon.orders_over_rest", venue=self.venue_name)
+        return settings
+
+    async def _start_trading(
+        self,
+        venue: SimDeribitVenue,
+        reconciler: Reconciler,
+        executor: Executor,
+        board: KillSwitchBoard,
+    ) -> None:
+        await venue.connect()
+        board.on_connection(self.venue_name, True, self.board_clock_ms())
+        report = await reconciler.reconcile(startup=True)
+        if report.errors:
+            raise DaemonError(f"start-up reconciliation failed: {report.errors[0]}")
+        await executor.load()
+        book = self.book = GreeksBook()
+        feed = self.feed = BookFeed(venue, book, clock_ms=self.clock_ms, on_event=self._on_event)
+        await feed.start()
+        self._positions_seen_ms = self.board_clock_ms()
+        hedge_names = [
+            n
+            for u in self.underlyings
+            for n in self.config.daemon.hedge_instruments.get(u, ())
+            if n in venue.instruments()
+        ]
+        if hedge_names:
+            await venue.subscribe_market(hedge_names)
+        now = self.board_clock_ms()
+        for u in self.underlyings:
+            board.register_feed(self.venue_name, f"index:{u}", now)
+        board.register_feed(self.venue_name, "positions", now)
+
+    # ---------------------------------------------------------------- supervision
+    async def _supervise(
+        self, stop: asyncio.Event, notifier: SystemdNotifier, loop_monitor: LoopMonitor
+    ) -> None:
+        supervisor = self.supervisor = Supervisor(self._on_crash)
+        assert self.reconciler is not None
+        reconciler = self.reconciler
+        interval_ms = int(self.config.daemon.reconcile_interval_s * 1000)
+
+        async def reconcile_timer() -> None:
+            await reconciler.run(
+                interval_ms, sleep_ms=lambda ms: asyncio.sleep(ms / 1000.0)
+            )
+
+        async def watchdog() -> None:
+            await run_watchdog(notifier, lambda: True, loop_monitor=loop_monitor)
+            await asyncio.Event().wait()  # no watchdog configured: idle until stopped
+
+        parts = [
+            Part("controller", self._controller_loop),
+            Part("reconciler", reconcile_timer),
+            Part("kill-switch-tick", self._tick_loop),
+            Part("watchdog", watchdog),
+        ]
+        if self.config.daemon.status_line:
+            parts.append(Part("status-line", self._status_loop))
+
+        async def stopper() -> None:
+            await stop.wait()
+            supervisor.stop()
+
+        waiter = asyncio.get_running_loop().create_task(stopper(), name="daemon-stop")
+        try:
+            await supervisor.run(parts)
+        finally:
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+
+    async def _on_crash(self, part: str, exc: BaseException) -> None:
+        self.stats.error(f"part {part} crashed: {exc!r}")
+        assert self.trading is not None
+        await self.trading.trip(ReasonCode.COMPONENT_CRASH, f"{part} crashed: {exc!r}"[:200])
+
+    async def _shutdown(self) -> None:
+        """Stop sending, cancel the hedger's open orders, flush the journal; bounded."""
+        timeout = self.config.daemon.shutdown_timeout_s
+        log.info("daemon.stopping", executions=len(self._exec_tasks))
+        try:
+            async with asyncio.timeout(timeout):
+                if self._exec_tasks:
+                    # IOC legs finish in one round trip; give them half the budget.
+                    _done, pending = await asyncio.wait(self._exec_tasks, timeout=timeout / 2)
+                    for t in pending:
+                        t.cancel()
+                    await asyncio.gather(*pending, return_exceptions=True)
+                assert self.executor is not None and self.trading is not None
+                await self.executor.flush()
+                cancelled = await self.executor.cancel_all_open()
+                await self.trading.flush()
+                log.info("daemon.stopped", cancelled_orders=cancelled)
+        except TimeoutError:
+            log.error("daemon.shutdown_timeout", timeout_s=timeout)
+            self.stats.error("shutdown timed out")
+
+    # ------------------------------------------------------------------- events
+    async def _on_event(self, ev: VenueEvent) -> None:
+        """Every venue stream event, after the book applied it. Never raises."""
+        try:
+            await self._route(ev)
+        except Exception as exc:  # the feed must keep reading whatever one event does
+            log.exception("daemon.event_failed", event=type(ev).__name__)
+            self.stats.error(f"event {type(ev).__name__}: {exc!r}")
+
+    async def _route(self, ev: VenueEvent) -> None:
+        board = self.board
+        assert board is not None and self.executor is not None
+        now = self.board_clock_ms()
+        if isinstance(ev, OrderEvent):
+            await self.executor.handle_event(ev)
+        elif isinstance(ev, FillEvent):
+            await self.executor.handle_event(ev)
+            self._note_fill(ev.fill)
+        elif isinstance(ev, QuoteEvent):
+            self._quotes[ev.quote.instrument] = ev.quote
+        elif isinstance(ev, IndexEvent):
+            board.on_data(self.venue_name, f"index:{ev.index.underlying}", now)
+        elif isinstance(ev, PositionEvent | PortfolioEvent):
+            board.on_data(self.venue_name, "positions", now)
+        elif isinstance(ev, ConnectionEvent):
+            board.on_connection(
+                self.venue_name, ev.state is not ConnectionState.DISCONNECTED, now
+            )
+
+    def _note_fill(self, fill: Fill) -> None:
+        """A fill of one of the hedger's orders: hedge cost (fee + distance from the mid),
+        counted once per trade id."""
+        if self.executor is None or fill.label is None or self.executor.record(fill.label) is None:
+            return
+        if fill.trade_id in self._seen_fills:
+            return
+        self._seen_fills.add(fill.trade_id)
+        self._recent_fills.append(fill.trade_id)
+        if len(self._seen_fills) > 20_000:
+            self._seen_fills = set(self._recent_fills)
+        assert self.venue is not None
+        inst = self.venue.instruments().get(fill.instrument)
+        if inst is None:
+            return
+        st = self.stats.per_underlying.get(inst.underlying)
+        if st is None:
+            return
+        index = self.book.index_price(inst.underlying) if self.book is not None else math.nan
+        q = self._quotes.get(fill.instrument)
+        mid = q.mid_price if q is not None else fill.price
+        price_usd = fill.price * index if inst.price_unit is PriceUnit.COIN else fill.price
+        mid_usd = mid * index if inst.price_unit is PriceUnit.COIN else mid
+        if inst.amount_unit is AmountUnit.USD:
+            notional = fill.amount
+            slip = fill.side.sign * notional * (price_usd - mid_usd) / price_usd
+        else:
+            notional = fill.amount * price_usd
+            slip = fill.side.sign * fill.amount * (price_usd - mid_usd)
+        fee_usd = fill.fee * index if fill.fee_currency.upper() == inst.underlying else fill.fee
+        if not math.isfinite(fee_usd):
+            fee_usd = 0.0
+        cost = slip + fee_usd
+        st.hedge_cost_usd += cost
+        st.fees_usd += fee_usd
+        st.hedge_notional_usd += abs(notional)
+        st.fills.append(fill)
+        if self.metrics is not None and math.isfinite(cost):
+            self.metrics.record_hedge(
+                inst.underlying, self.venue_name, cost_usd=cost, notional_usd=notional
+            )
+
+    def _on_reject(self, rejection: OrderRejection) -> None:
+        self.stats.error(f"order {rejection.label} rejected: {rejection.code} {rejection.reason}")
+
+    # ------------------------------------------------------------ executor callbacks
+    def _book_delta_coin(self, underlying: str) -> float:
+        return self._book_delta.get(underlying, math.nan)
+
+    def _position_amount(self, venue: str, instrument: str) -> float | None:
+        if self.feed is None:
+            return None
+        pos = self.feed.positions.get(instrument)
+        return pos.amount if pos is not None else 0.0
+
+    def _fresh_quote(self, venue: str, instrument: str) -> Quote | None:
+        q = self._quotes.get(instrument)
+        if q is None:
+            return None
+        age_s = (self.clock_ms() - q.ts_ms) / 1000.0
+        return q if age_s <= self.venue_settings.stale_market_s else None
+
+    def _coin_per_amount(self, venue: str, instrument: str) -> float | None:
+        assert self.venue is not None
+        inst = self.venue.instruments().get(instrument)
+        if inst is None:
+            return None
+        if inst.amount_unit is not AmountUnit.USD:
+            return 1.0
+        q = self._quotes.get(instrument)
+        if q is not None and q.mid_price > 0:
+            return 1.0 / q.mid_price
+        if self.book is not None:
+            s = self.book.index_price(inst.underlying)
+            if math.isfinite(s) and s > 0:
+                return 1.0 / s
+        return None
+
+    # ----------------------------------------------------------------- controller
+    async def _controller_loop(self) -> None:
+        interval = self.config.daemon.evaluate_interval_s
+        while True:
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+            for u in self.underlyings:
+                await self.evaluate(u)
+            await self._daemon_sleep_s(interval)
+
+    def reload(self) -> bool:
+        """Reload hedging policies and risk limits from the config file (SIGHUP). Other
+        settings need a restart. A bad file is refused and logged; the old config stays."""
+        if self.config_path is None:
+            log.warning("daemon.reload_no_file")
+            return False
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("daemon.reload_refused", error=str(exc))
+            return False
+        self.hedging = new.hedging
+        self.overrides.clear()
+        if self.board is not None:
+            self.board.reconfigure(new.risk)
+        log.info("daemon.reloaded", path=str(self.config_path))
+        return True
+
+    async def _hedge_states(self, underlying: str) -> list[HedgeVenueState]:
+        assert self.venue is not None and self.feed is not None
+        out: list[HedgeVenueState] = []
+        for name in self.config.daemon.hedge_instruments.get(underlying, ()):
+            inst = self.venue.instruments().get(name)
+            if inst is None:
+                continue
+            quote = self._fresh_quote(self.venue_name, name)
+            if quote is None:
+                try:
+                    quote = await self.venue.fetch_quote(name)
+                except VenueError as exc:
+                    log.warning("daemon.quote_unavailable", instrument=name, error=str(exc)[:200])
+                    continue
+                self._quotes[name] = quote
+            per_amount = 1.0 / quote.mid_price if inst.amount_unit is AmountUnit.USD else 1.0
+            pos = self.feed.positions.get(name)
+            out.append(
+                HedgeVenueState(
+                    instrument=inst,
+                    quote=quote,
+                    delta_coin_per_amount=per_amount,
+                    position_amount=pos.amount if pos is not None else 0.0,
+                )
+            )
+        return out
+
+    def _unconfirmed(self, venues: list[HedgeVenueState], now_ms: int) -> list[InFlightOrder]:
+        """Fills of this process not yet in the book's positions, as in-flight orders."""
+        out: list[InFlightOrder] = []
+        for v in venues:
+            entry = self._expected_pos.get(v.name)
+            if entry is None:
+                continue
+            expected, deadline_s = entry
+            missing = expected - v.position_amount
+            if abs(missing) < 0.5 * v.instrument.amount_step or time.monotonic() > deadline_s:
+                del self._expected_pos[v.name]
+                continue
+            out.append(
+                InFlightOrder(
+                    v.venue,
+                    v.name,
+                    f"unconfirmed:{v.name}",
+                    missing * v.delta_coin_per_amount,
+                    HedgeStyle.TAKER,
+                    now_ms,
+                )
+            )
+        return out
+
+    async def _with_books(self, venues: list[HedgeVenueState]) -> list[HedgeVenueState]:
+        """`venues` with their order book depth (the same list when a fetch fails)."""
+        assert self.venue is not None
+        out: list[HedgeVenueState] = []
+        for v in venues:
+            try:
+                book = await self.venue.fetch_order_book(
+                    v.name, self.venue_settings.depth_notional_usd
+                )
+            except VenueError as exc:
+                log.warning("daemon.book_unavailable", instrument=v.name, error=str(exc)[:200])
+                return venues
+            out.append(replace(v, book=book))
+        return out
+
+    async def evaluate(self, underlying: str) -> HedgeDecision | None:
+        """One evaluation of one underlying; returns the decision (None when the inputs were
+        refused)."""
+        assert self.book is not None and self.executor is not None and self.board is not None
+        st = self.stats.per_underlying[underlying]
+        now = self.clock_ms()
+        numeraire = self.config.numeraire
+        try:
+            snap = self.book.underlying_snapshot(underlying, now)
+        except BookError as exc:
+            st.skipped_incomplete += 1
+            if st.skipped_incomplete % 100 == 1:
+                log.info("daemon.no_book", underlying=underlying, error=str(exc))
+            return None
+        st.last_greeks = snap
+        if not snap.complete:
+            st.skipped_incomplete += 1
+            if st.skipped_incomplete % 100 == 1:
+                log.warning(
+                    "daemon.book_incomplete",
+                    underlying=underlying,
+                    quarantined=[q.instrument for q in snap.quarantined][:5],
+                )
+            return None
+        try:
+            risk = underlying_risk(snap, now, numeraire)
+        except ValueError as exc:
+            st.skipped_incomplete += 1
+            log.warning("daemon.risk_refused", underlying=underlying, error=str(exc))
+            return None
+        self._book_delta[underlying] = risk.net_delta_coin
+        venues = await self._hedge_states(underlying)
+        if not venues:
+            return None
+        policy_name, policy = self.policy_for(underlying)
+        in_flight = self.executor.in_flight_orders(underlying) + self._unconfirmed(venues, now)
+        decision = decide(
+            risk,
+            venues,
+            in_flight,
+            policy_name,
+            policy,
+            self._policy_state[underlying],
+            now,
+            self.hedging.cost,
+            self.hedging.router,
+        )
+        if decision.trades:
+            # Only a trade needs depth (the router sizes and prices through the book): fetch
+            # it then, not on every evaluation, and decide again with it.
+            deep = await self._with_books(venues)
+            if deep is not venues:
+                decision = decide(
+                    risk,
+                    deep,
+                    in_flight,
+                    policy_name,
+                    policy,
+                    self._policy_state[underlying],
+                    now,
+                    self.hedging.cost,
+                    self.hedging.router,
+                )
+        self._observe(underlying, st, snap, decision)
+        self.board.on_delta(
+            self.board_clock_ms(), underlying, decision.book_delta_coin, risk.spot_usd
+        )
+        if should_log(decision, self.config.daemon.hold_log_sample_rate):
+            log.info(
+                "daemon.decision",
+                decision_id=decision.decision_id,
+                underlying=underlying,
+                policy=policy_name,
+                trigger=str(decision.trigger),
+                net_delta_coin=round(decision.net_delta_coin, 6),
+                band_lower_coin=round(decision.band_lower_coin, 6),
+                band_upper_coin=round(decision.band_upper_coin, 6),
+                legs=len(decision.legs),
+                delta_after_coin=round(decision.delta_after_coin, 6),
+                expected_cost_usd=round(decision.expected_cost_usd, 4),
+            )
+        if decision.trades and self.trading is not None:
+            legs = self._pre_trade(decision)
+            if legs:
+                self._dispatch(decision if len(legs) == len(decision.legs) else _with_legs(
+                    decision, legs
+                ))
+                self._policy_state[underlying] = after(
+                    self._policy_state[underlying], decision, risk.spot_usd
+                )
+        return decision
+
+    def _observe(
+        self, underlying: str, st: UnderlyingStats, snap: UnderlyingGreeks, d: HedgeDecision
+    ) -> None:
+        self.stats.evaluations += 1
+        st.samples += 1
+        net = d.net_delta_coin
+        if d.band_lower_coin - 1e-9 <= net <= d.band_upper_coin + 1e-9:
+            st.in_band_samples += 1
+        st.max_abs_delta_coin = max(st.max_abs_delta_coin, abs(net))
+        st.last_delta_coin = net
+        st.last_band = (d.band_lower_coin, d.target_delta_coin, d.band_upper_coin)
+        st.last_decision = {
+            "decision_id": d.decision_id,
+            "ts_ms": d.ts_ms,
+            "trigger": str(d.trigger),
+            "net_delta_coin": net,
+            "delta_after_coin": d.delta_after_coin,
+            "legs": len(d.legs),
+        }
+        if self.metrics is not None:
+            num = self.config.numeraire
+            with contextlib.suppress(ValueError):
+                self.metrics.set_greeks(
+                    underlying,
+                    delta_coin=snap.delta_coin(num, projected=False),
+                    gamma_coin_per_usd=snap.total.gamma_coin_per_usd(num),
+                    vega_usd=snap.total.vega_usd_per_vol,
+                    theta_usd_per_day=snap.total.theta_usd_per_day,
+                )
+                self.metrics.set_band(
+                    underlying,
+                    target_coin=d.target_delta_coin,
+                    lower_coin=min(d.band_lower_coin, d.target_delta_coin),
+                    upper_coin=max(d.band_upper_coin, d.target_delta_coin),
+                )
+
+    def _pre_trade(self, decision: HedgeDecision) -> list[HedgeLeg]:
+        """The legs the kill switches let through (`check_order` per leg, judged at the
+        largest single order the executor will send for it); refusals are logged."""
+        assert self.board is not None and self.venue is not None and self.book is not None
+        st = self.stats.per_underlying[decision.underlying]
+        before = decision.net_delta_coin
+        index = self.book.index_price(decision.underlying)
+        out: list[HedgeLeg] = []
+        for i, leg in enumerate(decision.legs):
+            inst = self.venue.instruments().get(leg.instrument)
+            price_usd = leg.limit_price * index if leg.price_unit is PriceUnit.COIN else (
+                leg.limit_price
+            )
+            notional = leg.amount if leg.amount_unit is AmountUnit.USD else leg.amount * price_usd
+            # The executor sends a leg in slices of at most max_slice_delta_coin.
+            slice_cap_usd = ExecutorSettings().max_slice_delta_coin * index
+            per_order = min(notional, slice_cap_usd) if inst is not None else notional
+            check = self.board.check_order(
+                now_ms=self.board_clock_ms(),
+                notional_usd=per_order,
+                price_usd=price_usd,
+                reference_price_usd=index,
+                delta_before_coin=before,
+                delta_after_coin=before + leg.delta_coin,
+            )
+            if not check.allowed:
+                st.blocked_legs += 1
+                log.warning(
+                    "daemon.leg_refused",
+                    decision_id=decision.decision_id,
+                    leg=i,
+                    reason=check.reason,
+                    code=check.code.value if check.code is not None else None,
+                )
+                continue
+            before += leg.delta_coin
+            out.append(leg)
+        return out
+
+    def _dispatch(self, decision: HedgeDecision) -> None:
+        base: dict[str, float] = {}
+        for leg in decision.legs:
+            entry = self._expected_pos.get(leg.instrument)
+            held = self._position_amount(leg.venue, leg.instrument) or 0.0
+            base[leg.instrument] = entry[0] if entry is not None else held
+        task = asyncio.get_running_loop().create_task(
+            self._execute(decision, base), name=f"execute:{decision.decision_id[:8]}"
+        )
+        self._exec_tasks.add(task)
+        task.add_done_callback(self._exec_tasks.discard)
+
+    async def _execute(self, decision: HedgeDecision, base: dict[str, float]) -> None:
+        assert self.executor is not None and self.board is not None
+        self.stats.decisions_trading += 1
+        self.board.on_hedge_sent(decision.underlying)
+        try:
+            result = await self.executor.execute(decision)
+        except Exception as exc:
+            log.exception("daemon.execute_failed", decision_id=decision.decision_id)
+            self.stats.error(f"execute {decision.decision_id[:8]}: {exc!r}")
+            return
+        self._after_execute(decision, result, base)
+
+    def _after_execute(
+        self, decision: HedgeDecision, result: DecisionResult, base: dict[str, float]
+    ) -> None:
+        assert self.board is not None
+        st = self.stats.per_underlying[decision.underlying]
+        now = self.board_clock_ms()
+        traded = False
+        for leg in result.legs:
+            if leg.outcome in (LegOutcome.BLOCKED, LegOutcome.DUPLICATE, LegOutcome.DRY_RUN):
+                continue
+            self.board.on_order_outcome(now, leg.outcome is not LegOutcome.REJECTED, leg.detail)
+            traded = traded or leg.filled_amount > 0
+            if leg.filled_amount > 0:
+                side = decision.legs[leg.leg].side.sign
+                held = self._position_amount(self.venue_name, leg.instrument) or 0.0
+                start = base.get(leg.instrument, held)
+                current = self._expected_pos.get(leg.instrument, (start, 0.0))[0]
+                self._expected_pos[leg.instrument] = (
+                    current + side * leg.filled_amount,
+                    time.monotonic() + _UNCONFIRMED_TIMEOUT_S,
+                )
+        if traded:
+            st.hedges += 1
+
+    # ---------------------------------------------------------------- timers
+    async def _tick_loop(self) -> None:
+        assert self.board is not None and self.journal is not None and self.executor is not None
+        while True:
+            now = self.board_clock_ms()
+            feed = self.feed
+            last = feed.last_reconcile if feed is not None else None
+            # A reconciliation confirmed every position (the stream only says changes).
+            if last is not None and last.ts_ms != self._positions_seen_ms:
+                self._positions_seen_ms = last.ts_ms
+                self.board.on_data(self.venue_name, "positions", now)
+            self.board.tick(now)
+            self._orders_sent_total = await self.journal.count_intents_since(0)
+            if self.metrics is not None:
+                self.metrics.set_open_orders(self.venue_name, len(self.executor.open_records()))
+            await asyncio.sleep(1.0)
+
+    async def _status_loop(self) -> None:
+        tty = sys.stderr.isatty()
+        interval = 0.5 if tty else self.config.daemon.status_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            line = self.status_line()
+            if tty:
+                sys.stderr.write("\r\x1b[2K" + line)
+            else:
+                sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    # ------------------------------------------------------------------ status
+    def status_line(self) -> str:
+        """One line: state, per underlying delta against its band, hedges, cost."""
+        state = self.trading.state.value.upper() if self.trading is not None else "STARTING"
+        parts = [f"hedgerd {state}"]
+        for u, st in self.stats.per_underlying.items():
+            lo, _target, hi = st.last_band
+            share = st.in_band_samples / st.samples if st.samples else math.nan
+            parts.append(
+                f"{u} Δ {st.last_delta_coin:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+                f"in band {share:.0%} hedges {st.hedges} cost ${st.hedge_cost_usd:,.2f}"
+            )
+        return " | ".join(parts)
+
+    def status(self) -> dict[str, Any]:
+        """The control API's status (the trading state is added by the command layer)."""
+        unds: dict[str, Any] = {}
+        for u, st in self.stats.per_underlying.items():
+            g = st.last_greeks
+            num = self.config.numeraire
+            lo, target, hi = st.last_band
+            unds[u] = {
+                "delta": _num(st.last_delta_coin),
+                "gamma": _num(g.total.gamma_coin_per_usd(num)) if g else None,
+                "vega": _num(g.total.vega_usd_per_vol) if g else None,
+                "theta": _num(g.total.theta_usd_per_day) if g else None,
+                "index_usd": _num(g.index_price_usd) if g else None,
+                "band": {"lower": _num(lo), "upper": _num(hi)},
+                "target": _num(target),
+                "policy": self.policy_for(u)[0],
+                "last_decision": st.last_decision,
+                "hedges": st.hedges,
+                "hedge_cost_usd": st.hedge_cost_usd,
+                "time_in_band": st.in_band_samples / st.samples if st.samples else None,
+            }
+        open_orders = []
+        if self.executor is not None:
+            open_orders = [
+                {
+                    "label": r.label,
+                    "instrument": r.instrument,
+                    "side": str(r.side),
+                    "amount": r.amount,
+                    "status": str(r.status),
+                }
+                for r in self.executor.open_records()
+            ]
+        freshness: list[dict[str, Any]] = []
+        if self.feed is not None:
+            freshness = [
+                {"source": str(h.source), "key": h.key, "age_s": h.age_s, "stale": h.stale}
+                for h in self.feed.health()
+            ][:50]
+        return {
+            "venue": self.venue_name,
+            "numeraire": self.config.numeraire,
+            "now_ms": self.clock_ms(),
+            "underlyings": unds,
+            "open_orders": open_orders,
+            "orders_sent_total": self._orders_sent_total,
+            "executions_in_flight": len(self._exec_tasks),
+            "data_freshness": freshness,
+            "errors": len(self.stats.errors),
+        }
+
+    # ---------------------------------------------------------------- tunables
+    def _tunables(self) -> dict[str, Tunable]:
+        out: dict[str, Tunable] = {}
+        for u in self.underlyings:
+            for key, parse, fld in (
+                ("target_coin", parse_finite_float, "target_delta_coin"),
+                ("hedge_ratio", parse_fraction, "hedge_ratio"),
+                ("band_coin", parse_positive_float, None),
+            ):
+                name = f"hedging.{u}.{key}"
+                out[name] = Tunable(
+                    key=name,
+                    description=f"{key} of {u}'s policy",
+                    parse=parse,
+                    apply=self._setter(u, fld),
+                )
+        return out
+
+    def _setter(self, underlying: str, fld: str | None) -> Callable[[Any], Any]:
+        async def apply(value: Any) -> None:
+            _name, policy = self.policy_for(underlying)
+            if fld is not None:
+                update = {fld: float(value)}
+            elif policy.kind == "band":
+                update = {"halfwidth_coin": float(value)}
+            elif policy.kind == "timer":
+                raise CommandRefusedError("a timer policy has no band")
+            else:
+                update = {"min_halfwidth_coin": float(value)}
+            new = type(policy).model_validate({**policy.model_dump(), **update})
+            self.overrides[underlying] = new
+            log.info("daemon.tuned", underlying=underlying, **update)
+
+        return apply
+
+
+def _with_legs(decision: HedgeDecision, legs: list[HedgeLeg]) -> HedgeDecision:
+    traded = sum(leg.delta_coin for leg in legs)
+    return replace(
+        decision,
+        legs=tuple(legs),
+        delta_after_coin=decision.net_delta_coin + traded,
+        expected_cost_usd=sum(leg.expected_cost_usd for leg in legs),
+    )
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def install_signals(daemon: Daemon, stop: asyncio.Event) -> None:
+    """SIGTERM/SIGINT: graceful stop; SIGHUP: reload the live-tunable config."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+
+
+async def run_daemon(config: HedgerdConfig, *, config_path: Path | None, live: bool) -> int:
+    """`hedgerd run`: the daemon with signal handling, until SIGTERM/SIGINT."""
+    daemon = Daemon(config, config_path=config_path, confirmed_live=live)
+    stop = asyncio.Event()
+    install_signals(daemon, stop)
+    return await daemon.run(stop)
+
+
+def _run_command(args: Any) -> int:
+    from hedgerd.ops.logging import configure_logging
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(config.log.level, config.log.format, secrets=config.secret_values())
+    live = live_confirmed(bool(args.live))
+    try:
+        check_live(config, live)
+        return asyncio.run(run_daemon(config, config_path=args.config, live=live))
+    except (DaemonError, ConfigError) as exc:
+        print(f"hedgerd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except VenueError as exc:
+        print(f"hedgerd: venue error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def add_parser(sub: Any) -> Any:
+    """Register `hedgerd run`."""
+    p = sub.add_parser("run", help="run the hedging daemon", description=__doc__.split("\n")[0])
+    p.add_argument("--config", type=Path, required=True, help="TOML config file")
+    p.add_argument(
+        LIVE_CONFIRM_FLAG,
+        dest="live",
+        action="store_true",
+        help=f"confirm that mode 'live' venues trade real money (or {LIVE_CONFIRM_ENV}=yes)",
+    )
+    p.set_defaults(func=_run_command)
+    return p
+
+
+__all__ = [
+    "Daemon",
+    "DaemonError",
+    "DaemonStats",
+    "TradingState",
+    "add_parser",
+    "check_live",
+    "install_signals",
+    "live_confirmed",
+    "run_daemon",
+    "underlying_risk",
+]

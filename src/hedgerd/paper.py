@@ -1,0 +1,322 @@
+"""`hedgerd paper`: the whole daemon against the built-in exchange simulator.
+
+The simulator starts in-process (the demo scenario: a market maker `mm` with a short-gamma BTC
+and ETH options book across expiries, and client option flow against it), at `--speed`
+simulated seconds per wall second, from the current time. The daemon then runs exactly as
+`hedgerd run` would, through the real ccxt client and the Deribit WebSocket session, with its
+control socket up (so `hedgerctl --config config/paper.toml status` works while it runs).
+
+At the end (after `--duration` wall seconds, or Ctrl-C) it prints a summary and, with
+`--summary-json PATH`, writes it as JSON: `hedges`, `hedge_cost_usd`, `time_in_band` and
+`max_abs_delta` (per underlying, coin), `errors`, and `pnl_usd` per underlying split into
+options, hedges, fees and funding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from hedgerd.config import ConfigError, HedgerdConfig, load_config
+from hedgerd.daemon import EXIT_CONFIG, EXIT_FAILED, Daemon, DaemonError, install_signals
+from hedgerd.model import AmountUnit
+from hedgerd.sim.command import Simulator, running_simulator
+from hedgerd.venues.base import VenueError
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_CONFIG = Path("config/paper.toml")
+#: How long the daemon may take to connect, reconcile and build its book (wall seconds).
+READY_TIMEOUT_S = 60.0
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def paper_config(config: HedgerdConfig, sim: Simulator) -> HedgerdConfig:
+    """`config` with its (single) venue pointed at the running simulator."""
+    if len(config.venues) != 1:
+        raise DaemonError("paper mode needs exactly one [venues.NAME] section (the simulator)")
+    name, venue = next(iter(config.venues.items()))
+    if venue.mode != "sim":
+        raise DaemonError(f"paper mode needs venues.{name}.mode = 'sim', got {venue.mode!r}")
+    venue = venue.model_copy(update={"rest_url": sim.rest_url, "ws_url": sim.ws_url})
+    return config.model_copy(update={"venues": {name: venue}})
+
+
+@dataclass(slots=True)
+class _Start:
+    """What the summary compares the end with, per underlying."""
+
+    value_usd: dict[str, float] = field(default_factory=dict)
+    funding_coin: dict[str, float] = field(default_factory=dict)
+    sim_ms: int = 0
+    wall_s: float = 0.0
+
+
+def _funding_coin(sim: Simulator, account: str) -> dict[str, float]:
+    """Funding realized so far on the account's perpetuals, per underlying, in coin (the
+    simulator's own bookkeeping; negative when paid)."""
+    out: dict[str, float] = {}
+    accounts = getattr(sim.engine, "accounts", None)
+    acct = accounts.get(account) if isinstance(accounts, dict) else None
+    if acct is None:
+        return out
+    for name, pos in acct.positions.items():
+        if name.endswith("-PERPETUAL") and "_" not in name:
+            u = name.split("-")[0]
+            out[u] = out.get(u, 0.0) + float(pos.realized_funding)
+    return out
+
+
+def _snapshot_values(daemon: Daemon) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for u, st in daemon.stats.per_underlying.items():
+        if st.last_greeks is not None:
+            out[u] = st.last_greeks.total.value_usd
+    return out
+
+
+def hedge_pnl_usd(daemon: Daemon, underlying: str) -> float:
+    """Mark-to-market of this run's hedge fills at the last mid (USD, fees excluded)."""
+    st = daemon.stats.per_underlying[underlying]
+    venue = daemon.venue
+    if venue is None:
+        return 0.0
+    index = st.last_greeks.index_price_usd if st.last_greeks is not None else math.nan
+    total = 0.0
+    for fill in st.fills:
+        inst = venue.instruments().get(fill.instrument)
+        q = daemon._quotes.get(fill.instrument)
+        if inst is None or q is None:
+            continue
+        end = q.mid_price
+        sign = fill.side.sign
+        if inst.amount_unit is AmountUnit.USD:  # inverse: coin P&L of a USD amount
+            total += sign * fill.amount * (1.0 / fill.price - 1.0 / end) * index
+        else:
+            total += sign * fill.amount * (end - fill.price)
+    return total
+
+
+def build_summary(
+    daemon: Daemon, sim: Simulator, start: _Start, *, speed: float, seed: int, account: str
+) -> dict[str, Any]:
+    """The paper run's figures (see the module doc). Deltas in coin, money in USD."""
+    stats = daemon.stats
+    end_values = _snapshot_values(daemon)
+    end_funding = _funding_coin(sim, account)
+    per: dict[str, Any] = {}
+    pnl: dict[str, Any] = {}
+    for u, st in stats.per_underlying.items():
+        index = st.last_greeks.index_price_usd if st.last_greeks is not None else math.nan
+        hedges_usd = hedge_pnl_usd(daemon, u)
+        fees_usd = -st.fees_usd
+        funding_usd = (end_funding.get(u, 0.0) - start.funding_coin.get(u, 0.0)) * index
+        total = end_values.get(u, math.nan) - start.value_usd.get(u, math.nan)
+        pnl[u] = {
+            "total_usd": _f(total),
+            # The rest of the book's value change: option marks and client flow premiums, and
+            # the coin collateral's revaluation (what the hedges offset in the usd numeraire).
+            "options_usd": _f(total - hedges_usd - fees_usd - funding_usd),
+            "hedges_usd": _f(hedges_usd),
+            "fees_usd": _f(fees_usd),
+            "funding_usd": _f(funding_usd),
+        }
+        lo, target, hi = st.last_band
+        per[u] = {
+            "hedges": st.hedges,
+            "hedge_cost_usd": st.hedge_cost_usd,
+            "hedge_notional_usd": st.hedge_notional_usd,
+            "fees_usd": st.fees_usd,
+            "time_in_band": st.in_band_samples / st.samples if st.samples else None,
+            "max_abs_delta_coin": st.max_abs_delta_coin,
+            "final_delta_coin": _f(st.last_delta_coin),
+            "band_coin": {"lower": _f(lo), "target": _f(target), "upper": _f(hi)},
+            "evaluations": st.samples,
+            "skipped_incomplete": st.skipped_incomplete,
+            "blocked_legs": st.blocked_legs,
+        }
+    sim_s = (sim.now_ms() - start.sim_ms) / 1000.0 if start.sim_ms else 0.0
+    return {
+        "speed": speed,
+        "seed": seed,
+        "wall_s": round(time.monotonic() - start.wall_s, 3) if start.wall_s else 0.0,
+        "simulated_s": round(sim_s, 3),
+        "numeraire": daemon.config.numeraire,
+        "state": daemon.trading.state.value.upper() if daemon.trading else None,
+        "hedges": sum(st.hedges for st in stats.per_underlying.values()),
+        "hedge_cost_usd": sum(st.hedge_cost_usd for st in stats.per_underlying.values()),
+        "time_in_band": {u: p["time_in_band"] for u, p in per.items()},
+        "max_abs_delta": {u: p["max_abs_delta_coin"] for u, p in per.items()},
+        "orders_sent": daemon.status()["orders_sent_total"],
+        "errors": list(stats.errors),
+        "pnl_usd": pnl,
+        "underlyings": per,
+    }
+
+
+def _f(x: float) -> float | None:
+    return round(x, 6) if math.isfinite(x) else None
+
+
+def render_summary(s: dict[str, Any]) -> str:
+    """The summary for a human."""
+    lines = [
+        "",
+        f"hedgerd paper: {s['simulated_s'] / 60:.1f} simulated minutes in {s['wall_s']:.0f} s "
+        f"(speed {s['speed']:g}, seed {s['seed']}), numeraire {s['numeraire']}, "
+        f"final state {s['state']}",
+        f"  hedges: {s['hedges']}   hedge cost: ${s['hedge_cost_usd']:,.2f} "
+        "(fees + distance from mid)   orders sent: " + str(s["orders_sent"]),
+    ]
+    for u, p in s["underlyings"].items():
+        tib = p["time_in_band"]
+        band = p["band_coin"]
+        lines.append(
+            f"  {u}: |delta| in band {tib:.1%} of {p['evaluations']} evaluations, "
+            f"max |delta| {p['max_abs_delta_coin']:.3f} {u}, final delta "
+            f"{p['final_delta_coin']} {u} (band {band['lower']} .. {band['upper']}), "
+            f"{p['hedges']} hedges costing ${p['hedge_cost_usd']:,.2f}"
+            if tib is not None
+            else f"  {u}: no evaluation"
+        )
+        pl = s["pnl_usd"][u]
+        lines.append(
+            "      P&L USD: total {total_usd}, options {options_usd}, hedges {hedges_usd}, "
+            "fees {fees_usd}, funding {funding_usd}".format(**pl)
+        )
+    lines.append(f"  errors: {len(s['errors'])}" + (f" ({s['errors'][0]})" if s["errors"] else ""))
+    return "\n".join(lines)
+
+
+async def run_paper(
+    config: HedgerdConfig,
+    *,
+    duration_s: float | None,
+    speed: float,
+    seed: int,
+    config_path: Path | None = None,
+    scenario: Path | None = None,
+    stop: asyncio.Event | None = None,
+    account: str = "mm",
+) -> dict[str, Any]:
+    """Run the simulator and the daemon; returns the summary. Stops after `duration_s` wall
+    seconds from READY (None: when `stop` is set, e.g. by Ctrl-C)."""
+    stop = stop or asyncio.Event()
+    async with running_simulator(
+        host="127.0.0.1", port=0, scenario=scenario, seed=seed, speed=speed, start_ms="now"
+    ) as sim:
+        cfg = paper_config(config, sim)
+        daemon = Daemon(
+            cfg,
+            clock_ms=lambda: int(sim.engine.now_ms()),
+            speed=speed,
+            board_clock_ms=_wall_ms,
+            config_path=config_path,
+        )
+        install_signals(daemon, stop)
+        task = asyncio.get_running_loop().create_task(daemon.run(stop), name="daemon")
+        start = _Start()
+        ready = asyncio.get_running_loop().create_task(daemon.ready.wait())
+        await asyncio.wait({task, ready}, timeout=READY_TIMEOUT_S, return_when="FIRST_COMPLETED")
+        if not daemon.ready.is_set():
+            ready.cancel()
+            stop.set()
+            if task.done():
+                task.result()  # raises the start-up error
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+            raise DaemonError(f"the daemon did not become ready within {READY_TIMEOUT_S:.0f} s")
+        start.sim_ms = sim.now_ms()
+        start.wall_s = time.monotonic()
+        start.funding_coin = _funding_coin(sim, account)
+        # The book's value at the first evaluation of each underlying (bounded wait).
+        deadline = time.monotonic() + 10.0
+        while len(_snapshot_values(daemon)) < len(daemon.underlyings):
+            if time.monotonic() > deadline or task.done():
+                break
+            await asyncio.sleep(0.05)
+        start.value_usd = _snapshot_values(daemon)
+        if duration_s is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration_s)
+        stop.set()
+        await task
+        summary = build_summary(daemon, sim, start, speed=speed, seed=seed, account=account)
+    return summary
+
+
+def _paper_command(args: argparse.Namespace) -> int:
+    from hedgerd.ops.logging import configure_logging
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(config.log.level, config.log.format, secrets=config.secret_values())
+    if sys.stderr.isatty():
+        print(
+            f"hedgerd paper: simulator at {args.speed:g}x, "
+            + (f"{args.duration:g} s" if args.duration else "until Ctrl-C")
+            + f"; try `hedgerctl --config {args.config} status` in another terminal",
+            file=sys.stderr,
+        )
+    try:
+        summary = asyncio.run(
+            run_paper(
+                config,
+                duration_s=args.duration,
+                speed=args.speed,
+                seed=args.seed,
+                config_path=args.config,
+                scenario=args.scenario,
+            )
+        )
+    except (DaemonError, ConfigError) as exc:
+        print(f"hedgerd paper: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (VenueError, OSError) as exc:
+        print(f"hedgerd paper: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(render_summary(summary), flush=True)
+    if args.summary_json is not None:
+        args.summary_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0 if not summary["errors"] else EXIT_FAILED
+
+
+def add_parser(sub: Any) -> Any:
+    """Register `hedgerd paper`."""
+    p = sub.add_parser(
+        "paper",
+        help="run the daemon against the built-in exchange simulator (demo options book)",
+        description="Run hedgerd against an in-process Deribit simulator with a market "
+        "maker's BTC and ETH options book and client flow; print a summary at the end.",
+    )
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="TOML config file")
+    p.add_argument(
+        "--duration", type=float, default=None, help="wall seconds to run (default: Ctrl-C)"
+    )
+    p.add_argument(
+        "--speed", type=float, default=20.0, help="simulated seconds per wall second"
+    )
+    p.add_argument("--seed", type=int, default=1, help="simulator seed")
+    p.add_argument("--scenario", type=Path, default=None, help="simulator scenario TOML")
+    p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
+    p.set_defaults(func=_paper_command)
+    return p
+
+
+__all__ = ["add_parser", "build_summary", "paper_config", "render_summary", "run_paper"]
