@@ -40,22 +40,15 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import random
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-FAULT_KINDS = (
-    "latency",
-    "http_5xx",
-    "rate_limit",
-    "timeout_after_accept",
-    "ws_drop",
-    "order_reject",
-    "freeze_market_data",
-    "stale_market_data",
-    "price_gap",
-    "clear",
-)
+from hedgerd.sim.scenario import FaultKind
+
+# One list of fault kinds: the scenario file's type is the source.
+FAULT_KINDS: tuple[str, ...] = typing.get_args(FaultKind)
 REQUEST_KINDS = frozenset(
     {"latency", "http_5xx", "rate_limit", "timeout_after_accept", "ws_drop", "order_reject"}
 )
