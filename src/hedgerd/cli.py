@@ -54,12 +54,14 @@ def _subcommands() -> list[Callable[[SubParsers], object]]:
     from hedgerd.book import command as book_command
     from hedgerd.execution import journal_command
     from hedgerd.sim import command as sim_command
+    from hedgerd.venues import positions_command
 
     return [
         daemon.add_parser,
         paper.add_parser,
         book_command.add_parser,
         journal_command.add_parser,
+        positions_command.add_parser,
         sim_command.add_parser,
     ]
 
