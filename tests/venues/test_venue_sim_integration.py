@@ -307,6 +307,7 @@ async def test_heartbeats_answered_and_cancel_on_disconnect_cancels_resting_orde
                 )
             )
             assert order.status is OrderStatus.ACKED and order.label == "cod-1"
+            assert [o.label for o in await venue.fetch_open_orders("BTC")] == ["cod-1"]
             # ... is cancelled by the venue when the session drops (heartbeats stop with it).
             hold = sim.faults.add(
                 {"kind": "http_5xx", "methods": ["public/auth"], "transport": "ws"}, sim.now_ms()

@@ -483,6 +483,18 @@ class DeribitVenue(CcxtVenue):
         self._check_raw(raw)
         return int(raw.get("result") or 0)
 
+    async def fetch_open_orders(self, underlying: str) -> list[OrderUpdate]:
+        """Open orders on `underlying`'s inverse products (filed under the coin), venue
+        units."""
+        raw = await self.call(
+            Lane.READS,
+            functools.partial(
+                self.rest.privateGetGetOpenOrdersByCurrency, {"currency": underlying.upper()}
+            ),
+        )
+        self._check_raw(raw)
+        return [order_from_deribit(self.name, o) for o in raw.get("result") or ()]
+
     async def order_by_label(self, label: str) -> list[OrderUpdate]:
         out: list[OrderUpdate] = []
         for u in self.settings.underlyings:
