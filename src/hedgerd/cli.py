@@ -54,6 +54,7 @@ def _subcommands() -> list[Callable[[SubParsers], object]]:
     from hedgerd.book import command as book_command
     from hedgerd.execution import journal_command
     from hedgerd.sim import command as sim_command
+    from hedgerd.sim.backtest import command as backtest_command
     from hedgerd.venues import positions_command
 
     return [
@@ -62,6 +63,7 @@ def _subcommands() -> list[Callable[[SubParsers], object]]:
         book_command.add_parser,
         journal_command.add_parser,
         positions_command.add_parser,
+        backtest_command.add_parser,
         sim_command.add_parser,
     ]
 

@@ -30,7 +30,7 @@ class MakerSettings(_Section):
         False, description="Allow post-only orders at the touch when the band leaves time."
     )
     band_fraction: float = Field(
-        0.2,
+        0.12,
         gt=0.0,
         le=1.0,
         description="Post a maker order once the net delta leaves this fraction of the taker "
@@ -190,6 +190,13 @@ class HedgerdPolicy(_PolicyBase):
         description="Prefactor of K in the modified volatility of the centre (0: plain delta).",
     )
     min_halfwidth_coin: float = Field(0.0, ge=0.0, description="Floor of the half-width (coin).")
+    asymmetry: float = Field(
+        0.0,
+        ge=-0.9,
+        le=0.9,
+        description="Skew of the band: for a short-gamma book the over-hedged side is "
+        "H (1 + a) and the under-hedged side H (1 - a) (mirrored for long gamma); 0: symmetric.",
+    )
     unwind_weight: float = Field(
         0.0,
         ge=0.0,

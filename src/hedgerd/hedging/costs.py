@@ -23,7 +23,7 @@ SECONDS_PER_YEAR = 365.0 * 86400.0
 MAX_LEVELS = 10
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
 class CandidateLevels:
     """One side of the candidates' books, as flat lists for `kernel.route_greedy`.
 
@@ -68,6 +68,12 @@ def allowed(venues: Sequence[HedgeVenueState], router: RouterSettings) -> list[H
 
 def capacity_coin(v: HedgeVenueState, side: int, router: RouterSettings, spot_usd: float) -> float:
     """Largest coin delta a trade on `side` (+1 buy, -1 sell) may add on this candidate."""
+    if (
+        v.max_position_amount is None
+        and v.margin_available_usd is None
+        and (not router.max_position)
+    ):
+        return math.inf
     cap = math.inf
     limit = router.max_position.get(v.name, v.max_position_amount)
     if limit is not None:

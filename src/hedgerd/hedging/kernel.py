@@ -107,7 +107,7 @@ def _floor(x: Any) -> Any:
     return float(math.floor(x)) if type(x) in _SCALAR else np.floor(x)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
 class BandContext:
     """Market and book state the bands depend on; every field broadcasts with the others
     (all plain floats for one underlying, or arrays of paths in the backtest)."""
@@ -123,7 +123,7 @@ class BandContext:
     options_delta_coin: Any = 0.0  # the options' own delta (hedges excluded), coin
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
 class Band:
     """Net-delta band: trade when net < centre - lower or net > centre + upper (coin)."""
 
@@ -172,7 +172,9 @@ def modified_delta_shift(ctx: BandContext, risk_aversion: float, prefactor: floa
     sigma_m^2 = sigma^2 (1 - K) for short gamma, (1 + K) for long, K = -prefactor l^0.78
     tau^-0.02 (e^{-r tau}/sigma)^0.25 (gamma S^2 |Gamma|)^0.15; first order in vanna.
     """
-    if prefactor == 0.0:
+    if prefactor == 0.0 or (
+        type(ctx.vanna_coin_per_vol) in _SCALAR and ctx.vanna_coin_per_vol == 0
+    ):
         return 0.0 * ctx.spot_usd
     tau = _maximum(ctx.tau_years, _TAU_FLOOR)
     disc = _exp(-ctx.rate * tau)
@@ -247,11 +249,15 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
             shift = shift + policy.carry_weight * carry_shift(ctx, g)
         if policy.unwind_weight > 0.0:
             shift = shift + policy.unwind_weight * unwind_shift(ctx, g)
+        if policy.asymmetry != 0.0:
+            # Over-hedged side of a short-gamma book is net > centre (hedge beyond -delta).
+            a = _where(ctx.gamma_coin_per_usd < 0, policy.asymmetry, -policy.asymmetry)
+            return Band(target - shift, h * (1.0 - a), h * (1.0 + a))
         return Band(target - shift, h, h)
     raise TypeError(f"unknown policy {type(policy).__name__}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
 class TradePlan:
     """Wanted trades (coin delta, signed) before routing and lot rounding."""
 

@@ -18,7 +18,7 @@ from hedgerd.hedging.kernel import round_to_lots, route_greedy
 from hedgerd.model import HedgeStyle
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
 class RoutedLeg:
     """A sized leg before it becomes a `HedgeLeg`: amount (> 0) in the amount unit."""
 

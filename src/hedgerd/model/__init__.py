@@ -1,6 +1,4 @@
-"""HELPERS in this tree now: read /work/main/HELPERS.md first (no git state changes; final report by 15:40 UTC).
-
-Immutable data that crosses component boundaries. Units live in field names or unit fields."""
+"""Immutable data that crosses component boundaries. Units live in field names or unit fields."""
 
 from hedgerd.model.decisions import HedgeDecision, HedgeLeg, HedgeStyle, HedgeTrigger
 from hedgerd.model.instruments import (

@@ -1,6 +1,4 @@
-"""HELPERS in this tree now: read /work/main/HELPERS.md first (no git state changes; final report by 15:40 UTC).
-
-The seam between the simulator's engine (`sim/exchange.py` and what it uses) and its
+"""The seam between the simulator's engine (`sim/exchange.py` and what it uses) and its
 network server (`sim/server.py`).
 
 The engine is synchronous and knows no sockets: the server decodes JSON-RPC, authenticates,

@@ -30,7 +30,7 @@ BASELINES = ("timer", "band_centre", "band_edge", "ww")
 _TIMER_S = (600, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 21600, 28800, 43200, 86400)
 _BAND = (0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.045, 0.065, 0.09, 0.13)
 _GAMMA = tuple(float(x) for x in np.geomspace(0.3, 1000.0, 11))
-_GAMMA_MAKER = tuple(float(x) for x in np.geomspace(0.01, 100.0, 13))
+_GAMMA_MAKER = tuple(float(x) for x in np.geomspace(0.0005, 20.0, 12))
 
 
 def builtin_policies(sc: Scenario) -> dict[str, PolicySpec]:

@@ -181,3 +181,31 @@ def test_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "matched risk" in printed and "hedgerd vs timer" in printed
     bad = parser.parse_args(["backtest", "--scenario", str(path), "--policy", "nope"])
     assert bad.func(bad) == 2
+
+
+def test_maker_and_routing_halve_the_timer_cost_short_two_instruments() -> None:
+    sc = load_scenario(SCENARIOS / "two-instruments.toml")
+    m = sc.market.model_copy(update={"horizon_days": 4.0})
+    opts = tuple(o.model_copy(update={"expiry_days": 4.0}) for o in sc.options)
+    sc = sc.model_copy(update={"market": m, "options": opts})
+    specs = builtin_policies(sc)
+    g0 = 1.0 / (20 * 100.0)
+    specs["hedgerd"] = PolicySpec(
+        family="hedgerd",
+        config={"kind": "hedgerd", "maker": {"enabled": True}},
+        sweep=SweepSpec(param="risk_aversion_per_usd", values=tuple(g0 * x for x in (0.1, 1, 10))),
+    )
+    specs["timer"] = PolicySpec(
+        family="timer",
+        config={"kind": "timer"},
+        sweep=SweepSpec(param="interval_s", values=(600, 1800, 5400, 16200, 48600)),
+        baseline=True,
+    )
+    results, _ = run_backtest(sc, expand(specs, ["timer", "hedgerd"]), paths=200, seed=4)
+    rows = [stats(r, premium_usd(sc) / 100) for r in results]
+    timer_front = frontier([(r.std_pnl, r.mean_cost) for r in rows if r.policy == "timer"])
+    ours = [r for r in rows if r.policy == "hedgerd"]
+    compared = [(r, cost_at(timer_front, r.std_pnl)) for r in ours]
+    compared = [(r, c) for r, c in compared if c is not None]
+    assert compared, (timer_front, [(r.std_pnl, r.mean_cost) for r in ours])
+    assert all(r.mean_cost < 0.5 * c for r, c in compared)

@@ -260,3 +260,18 @@ def test_opposite_resting_maker_order_is_cancelled() -> None:
     assert total_delta(d.legs) == pytest.approx(-0.8, abs=10 / SPOT)
     same_way = decide(risk(-1.0), [PERP], resting, "band", BAND, EMPTY, NOW_MS)
     assert same_way.cancel_labels == ()
+
+
+def test_hedgerd_band_knobs_asymmetry_and_unwind() -> None:
+    base = HedgerdPolicy(risk_aversion_per_usd=1e-4, k_prefactor=0.0)
+    d = decide(risk(0.0, gamma=-2e-5), [PERP], [], "h", base, EMPTY, NOW_MS)
+    h = d.band_upper_coin - d.target_delta_coin
+    skew = base.model_copy(update={"asymmetry": 0.5})
+    s = decide(risk(0.0, gamma=-2e-5), [PERP], [], "h", skew, EMPTY, NOW_MS)
+    assert s.band_upper_coin - s.target_delta_coin == pytest.approx(1.5 * h)
+    assert s.target_delta_coin - s.band_lower_coin == pytest.approx(0.5 * h)
+    # near expiry, the unwind shift aims at a smaller hedge (toward the options' delta sign)
+    unwind = base.model_copy(update={"unwind_weight": 1.0})
+    r = risk(0.0, gamma=-2e-5, tau_years=1 / 365, options_delta_coin=-0.9)
+    u = decide(r, [PERP], [], "h", unwind, EMPTY, NOW_MS)
+    assert -0.9 <= u.target_delta_coin < -0.01
