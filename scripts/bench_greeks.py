@@ -74,10 +74,8 @@ def bench_pricing(args: argparse.Namespace) -> None:
         f"   threads={_black._threads} cpus={os.cpu_count()} load average {load:.1f}"
         " (wall clock; best and median; other load inflates them)"
     )
-    print(
-        f"   {'options':>9} {'best':>8} {'median':>8}   {'1-thread best':>14}"
-        f" {'1-thread CPU':>13}"
-    )
+    header = ("options", "best", "median", "1-thread best", "1-thread CPU")
+    print("   {:>9} {:>8} {:>8}   {:>14} {:>13}".format(*header))
     for n in sizes:
         inp = make_option_inputs(n, seed=n)
         out = Greeks.empty(n)

@@ -57,8 +57,7 @@ from hedgerd.control.commands import (
     parse_fraction,
     parse_positive_float,
 )
-from hedgerd.control.server import serve_control
-from hedgerd.execution.drill import SimDeribitVenue
+from hedgerd.control.server import ControlServerError, serve_control
 from hedgerd.execution.executor import (
     DecisionResult,
     Executor,
@@ -66,8 +65,9 @@ from hedgerd.execution.executor import (
     LegOutcome,
     OrderRejection,
 )
-from hedgerd.execution.journal import Journal
+from hedgerd.execution.journal import Journal, JournalError
 from hedgerd.execution.reconcile import Reconciler, ReconcileSettings
+from hedgerd.hedging.adapter import risk_from_book
 from hedgerd.hedging.config import HedgingConfig, PolicyConfig
 from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
@@ -86,6 +86,7 @@ from hedgerd.ops.supervisor import Part, Supervisor
 from hedgerd.ops.systemd import SystemdNotifier, run_watchdog
 from hedgerd.risk.alerts import AlertDispatcher
 from hedgerd.risk.kill_switches import KillSwitchBoard
+from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateMachine
 from hedgerd.venues.base import (
     ConnectionEvent,
@@ -100,6 +101,7 @@ from hedgerd.venues.base import (
     VenueEvent,
 )
 from hedgerd.venues.book_feed import BookFeed
+from hedgerd.venues.deribit import DeribitVenue
 
 log = structlog.get_logger(__name__)
 
@@ -116,6 +118,8 @@ _DEFAULT_TAU_YEARS = 30.0 / 365.0
 #: Wall seconds a filled hedge may take to show in the position stream before the book's
 #: figure is believed again (the reconciliation corrects either way).
 _UNCONFIRMED_TIMEOUT_S = 3.0
+#: Kill-switch ticks (about 1 s each) between two comparisons with the venue's own delta.
+_CROSS_CHECK_TICKS = 5
 
 
 class DaemonError(Exception):
@@ -288,33 +292,11 @@ def representative_vol_tau(
 
 
 def underlying_risk(snap: UnderlyingGreeks, now_ms: int, numeraire: str) -> UnderlyingRisk:
-    """The controller's `UnderlyingRisk` from a book snapshot, in `numeraire` ("usd"/"coin").
-    The net delta is the unprojected total: the controller projects it with the expiring
-    bucket's delta over its own settlement window."""
+    """The controller's `UnderlyingRisk` from a book snapshot, in `numeraire` ("usd"/"coin"),
+    through the hedging package's adapter, with the book's gamma-weighted implied vol."""
     num: Numeraire = "usd" if numeraire == "usd" else "coin"
-    total = snap.total
-    expiring = 0.0
-    if snap.next_expiry_ms is not None:
-        table = snap.by_expiry
-        deltas = table.field("delta_usdnum_coin" if num == "usd" else "delta_coinnum_coin")
-        for i in range(len(table)):
-            if table.expiry(i) == snap.next_expiry_ms:
-                expiring = float(deltas[i])
-    vol, tau = representative_vol_tau(snap, now_ms, num)
-    return UnderlyingRisk(
-        underlying=snap.underlying,
-        spot_usd=snap.index_price_usd,
-        net_delta_coin=total.delta_coin(num),
-        gamma_coin_per_usd=total.gamma_coin_per_usd(num),
-        vol=vol,
-        tau_years=tau,
-        vanna_coin_per_vol=total.vanna_usdnum_coin_per_vol,
-        expiring_delta_coin=expiring,
-        next_settlement_ms=snap.next_expiry_ms,
-        options_delta_coin=(
-            total.options_delta_usdnum_coin if num == "usd" else total.options_delta_coinnum_coin
-        ),
-    )
+    vol, _tau = representative_vol_tau(snap, now_ms, num)
+    return risk_from_book(snap, num, vol)
 
 
 class Daemon:
@@ -346,6 +328,7 @@ class Daemon:
         self.clock_ms = clock_ms or _wall_ms
         self.speed = float(speed)
         self.board_clock_ms = board_clock_ms or self.clock_ms
+        self._same_clocks = board_clock_ms is None
         self.config_path = config_path
         self.confirmed_live = confirmed_live
         self.hedging: HedgingConfig = config.hedging
@@ -375,13 +358,15 @@ class Daemon:
         self.trading: TradingStateMachine | None = None
         self.board: KillSwitchBoard | None = None
         self.metrics: Metrics | None = None
-        self.venue: SimDeribitVenue | None = None
+        self.venue: DeribitVenue | None = None
         self.executor: Executor | None = None
         self.reconciler: Reconciler | None = None
         self.book: GreeksBook | None = None
         self.feed: BookFeed | None = None
         self.supervisor: Supervisor | None = None
         self.control_socket: Path | None = None
+        self._notifier: SystemdNotifier | None = None
+        self._orders_counted: int | None = None
         self.ops_port: int | None = None
 
     # -------------------------------------------------------------------- helpers
@@ -402,7 +387,7 @@ class Daemon:
         """Start, run until `stop` is set, shut down. Returns the exit code."""
         config = self.config
         check_live(config, self.confirmed_live)
-        notifier = SystemdNotifier.from_env()
+        notifier = self._notifier = SystemdNotifier.from_env()
         self.stats.started_ms = self.clock_ms()
         path = config.journal.path
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -419,20 +404,21 @@ class Daemon:
         self, stop: asyncio.Event, journal: Journal, notifier: SystemdNotifier
     ) -> int:
         config = self.config
-        trading = self.trading = await TradingStateMachine.restore(
-            journal, clock_ms=self.clock_ms
-        )
+        trading = self.trading = await TradingStateMachine.restore(journal, clock_ms=self.clock_ms)
         metrics = self.metrics = Metrics(underlyings=self.underlyings, venues=(self.venue_name,))
         alerts = AlertDispatcher(config.risk.alerts)
         trading.add_listener(alerts.state_listener())
         board = self.board = KillSwitchBoard(
-            self._risk_settings(config), trading, alerts=alerts, metrics=metrics
+            self._risk_settings(config.risk), trading, alerts=alerts, metrics=metrics
         )
-        await board.restore_rates(journal, self.board_clock_ms())
+        if self._same_clocks:
+            # A restart must not reset the order-rate budgets. (Paper mode judges rates by the
+            # wall clock while the journal holds simulated times: nothing to restore there.)
+            await board.restore_rates(journal, self.board_clock_ms())
         readiness = Readiness()
         readiness.set("startup", False, "start-up reconciliation not done")
         loop_monitor = LoopMonitor(metrics)
-        venue = self.venue = SimDeribitVenue(
+        venue = self.venue = DeribitVenue(
             self.venue_name, self._venue_settings(self.venue_settings), clock_ms=self.clock_ms
         )
         executor = self.executor = Executor(
@@ -451,7 +437,12 @@ class Daemon:
             venue,
             journal,
             underlyings=self.underlyings,
-            settings=ReconcileSettings(not_found_grace_ms=int(5_000 * max(1.0, self.speed))),
+            settings=ReconcileSettings(
+                not_found_grace_ms=int(5_000 * max(1.0, self.speed)),
+                # The account may carry other systems' orders (an options market maker's
+                # quotes): only orders with a hedgerd label are adopted, others left alone.
+                foreign_hedgerd_only=True,
+            ),
             clock_ms=self.clock_ms,
             on_record=executor.note_record,
         )
@@ -501,8 +492,30 @@ class Daemon:
                 await alerts.aclose(timeout_s=1.0)
         return EXIT_OK
 
-    def _risk_settings(self, config: HedgerdConfig) -> Any:
-        return config.risk
+    def _risk_settings(self, risk: KillSwitchSettings) -> KillSwitchSettings:
+        """The kill-switch limits as the board applies them. With an accelerated daemon clock
+        judged on the wall clock (paper mode), the order and notional budgets are per
+        simulated minute/hour/day: scaled by `speed`, as that much simulated time passes in
+        one wall interval. Staleness and disconnection limits stay wall seconds."""
+        if self._same_clocks or self.speed == 1.0:
+            return risk
+        k = self.speed
+        o, n = risk.order_rate, risk.notional_rate
+        order_rate = o.model_copy(
+            update={
+                "max_orders_per_minute": max(1, int(o.max_orders_per_minute * k)),
+                "max_orders_per_hour": max(1, int(o.max_orders_per_hour * k)),
+                "max_orders_per_day": max(1, int(o.max_orders_per_day * k)),
+            }
+        )
+        notional_rate = n.model_copy(
+            update={
+                "max_notional_usd_per_minute": n.max_notional_usd_per_minute * k,
+                "max_notional_usd_per_hour": n.max_notional_usd_per_hour * k,
+                "max_notional_usd_per_day": n.max_notional_usd_per_day * k,
+            }
+        )
+        return risk.model_copy(update={"order_rate": order_rate, "notional_rate": notional_rate})
 
     def _venue_settings(self, settings: VenueSettings) -> VenueSettings:
         if not settings.cancel_on_disconnect:
@@ -513,7 +526,7 @@ class Daemon:
 
     async def _start_trading(
         self,
-        venue: SimDeribitVenue,
+        venue: DeribitVenue,
         reconciler: Reconciler,
         executor: Executor,
         board: KillSwitchBoard,
@@ -551,15 +564,14 @@ class Daemon:
         interval_ms = int(self.config.daemon.reconcile_interval_s * 1000)
 
         async def reconcile_timer() -> None:
-            await reconciler.run(
-                interval_ms, sleep_ms=lambda ms: asyncio.sleep(ms / 1000.0)
-            )
+            await reconciler.run(interval_ms, sleep_ms=lambda ms: asyncio.sleep(ms / 1000.0))
 
         async def watchdog() -> None:
             await run_watchdog(notifier, lambda: True, loop_monitor=loop_monitor)
             await asyncio.Event().wait()  # no watchdog configured: idle until stopped
 
         parts = [
+            Part("book-feed", self._feed_watch),
             Part("controller", self._controller_loop),
             Part("reconciler", reconcile_timer),
             Part("kill-switch-tick", self._tick_loop),
@@ -579,6 +591,22 @@ class Daemon:
             waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiter
+
+    async def _feed_watch(self) -> None:
+        """Supervise the book feed's tasks (stream consumer, position reconciliation): one
+        that ends is a crash (trading halts); the restart rebuilds the book from the venue."""
+        feed = self.feed
+        assert feed is not None
+        tasks = list(feed._tasks)  # the feed's own tasks; it exposes no other handle
+        if not tasks or any(t.done() for t in tasks):
+            await feed.stop()
+            await feed.start()
+            tasks = list(feed._tasks)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                raise RuntimeError(f"book feed task {t.get_name()} failed") from t.exception()
+        raise RuntimeError("book feed stopped")
 
     async def _on_crash(self, part: str, exc: BaseException) -> None:
         self.stats.error(f"part {part} crashed: {exc!r}")
@@ -631,9 +659,7 @@ class Daemon:
         elif isinstance(ev, PositionEvent | PortfolioEvent):
             board.on_data(self.venue_name, "positions", now)
         elif isinstance(ev, ConnectionEvent):
-            board.on_connection(
-                self.venue_name, ev.state is not ConnectionState.DISCONNECTED, now
-            )
+            board.on_connection(self.venue_name, ev.state is not ConnectionState.DISCONNECTED, now)
 
     def _note_fill(self, fill: Fill) -> None:
         """A fill of one of the hedger's orders: hedge cost (fee + distance from the mid),
@@ -730,15 +756,20 @@ class Daemon:
         if self.config_path is None:
             log.warning("daemon.reload_no_file")
             return False
+        if self._notifier is not None:
+            self._notifier.reloading()
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
             log.error("daemon.reload_refused", error=str(exc))
             return False
+        finally:
+            if self._notifier is not None:
+                self._notifier.ready("hedging")
         self.hedging = new.hedging
         self.overrides.clear()
         if self.board is not None:
-            self.board.reconfigure(new.risk)
+            self.board.reconfigure(self._risk_settings(new.risk))
         log.info("daemon.reloaded", path=str(self.config_path))
         return True
 
@@ -892,9 +923,9 @@ class Daemon:
         if decision.trades and self.trading is not None:
             legs = self._pre_trade(decision)
             if legs:
-                self._dispatch(decision if len(legs) == len(decision.legs) else _with_legs(
-                    decision, legs
-                ))
+                self._dispatch(
+                    decision if len(legs) == len(decision.legs) else _with_legs(decision, legs)
+                )
                 self._policy_state[underlying] = after(
                     self._policy_state[underlying], decision, risk.spot_usd
                 )
@@ -941,13 +972,26 @@ class Daemon:
         largest single order the executor will send for it); refusals are logged."""
         assert self.board is not None and self.venue is not None and self.book is not None
         st = self.stats.per_underlying[decision.underlying]
+        session = self.venue.session
+        if self.venue_settings.cancel_on_disconnect and (
+            session is None or not session.connected.is_set()
+        ):
+            # The adapter would fall back to ccxt's REST client, whose order requests are GETs
+            # that aiohttp may re-send when a connection drops: wait for the session instead.
+            st.blocked_legs += len(decision.legs)
+            log.warning(
+                "daemon.order_session_down",
+                decision_id=decision.decision_id,
+                venue=self.venue_name,
+            )
+            return []
         before = decision.net_delta_coin
         index = self.book.index_price(decision.underlying)
         out: list[HedgeLeg] = []
         for i, leg in enumerate(decision.legs):
             inst = self.venue.instruments().get(leg.instrument)
-            price_usd = leg.limit_price * index if leg.price_unit is PriceUnit.COIN else (
-                leg.limit_price
+            price_usd = (
+                leg.limit_price * index if leg.price_unit is PriceUnit.COIN else (leg.limit_price)
             )
             notional = leg.amount if leg.amount_unit is AmountUnit.USD else leg.amount * price_usd
             # The executor sends a leg in slices of at most max_slice_delta_coin.
@@ -1026,6 +1070,7 @@ class Daemon:
     # ---------------------------------------------------------------- timers
     async def _tick_loop(self) -> None:
         assert self.board is not None and self.journal is not None and self.executor is not None
+        ticks = 0
         while True:
             now = self.board_clock_ms()
             feed = self.feed
@@ -1035,8 +1080,25 @@ class Daemon:
                 self._positions_seen_ms = last.ts_ms
                 self.board.on_data(self.venue_name, "positions", now)
             self.board.tick(now)
+            ticks += 1
+            if feed is not None and ticks % _CROSS_CHECK_TICKS == 0:
+                # hedgerd's delta against the venue's own figure (Greeks-divergence switch).
+                for d in feed.cross_check():
+                    if d.numeraire == self.config.numeraire:
+                        self.board.on_greeks(
+                            now,
+                            self.venue_name,
+                            d.underlying,
+                            d.hedgerd_delta_coin,
+                            d.venue_delta_coin,
+                        )
             self._orders_sent_total = await self.journal.count_intents_since(0)
             if self.metrics is not None:
+                # Orders sent since this start (the journal's history is not re-counted).
+                if self._orders_counted is not None:
+                    for _ in range(max(0, self._orders_sent_total - self._orders_counted)):
+                        self.metrics.record_order_sent(self.venue_name)
+                self._orders_counted = self._orders_sent_total
                 self.metrics.set_open_orders(self.venue_name, len(self.executor.open_records()))
             await asyncio.sleep(1.0)
 
@@ -1193,12 +1255,16 @@ def _run_command(args: Any) -> int:
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(config.log.level, config.log.format, secrets=config.secret_values())
     live = live_confirmed(bool(args.live))
     try:
         check_live(config, live)
+    except DaemonError as exc:
+        print(f"hedgerd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(config.log.level, config.log.format, secrets=config.secret_values())
+    try:
         return asyncio.run(run_daemon(config, config_path=args.config, live=live))
-    except (DaemonError, ConfigError) as exc:
+    except (DaemonError, ConfigError, ControlServerError, JournalError, ValueError) as exc:
         print(f"hedgerd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except VenueError as exc:

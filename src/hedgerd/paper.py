@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from hedgerd.config import ConfigError, HedgerdConfig, load_config
+from hedgerd.control.server import ControlServerError
 from hedgerd.daemon import EXIT_CONFIG, EXIT_FAILED, Daemon, DaemonError, install_signals
+from hedgerd.execution.journal import JournalError
 from hedgerd.model import AmountUnit
 from hedgerd.sim.command import Simulator, running_simulator
 from hedgerd.venues.base import VenueError
@@ -36,6 +39,67 @@ from hedgerd.venues.base import VenueError
 log = structlog.get_logger(__name__)
 
 DEFAULT_CONFIG = Path("config/paper.toml")
+#: The paper config when config/paper.toml is not at hand (an installed package, a container):
+#: the same values as that file (a test keeps them equal).
+BUILTIN_PAPER_CONFIG: dict[str, Any] = {
+    "numeraire": "coin",
+    "dry_run": False,
+    "log": {"level": "warning", "format": "auto"},
+    "venues": {
+        "sim": {
+            "mode": "sim",
+            "account": "mm",
+            "api_key": "sim-mm-key",
+            "api_secret": "sim-mm-secret",
+            "underlyings": ["BTC", "ETH"],
+            "cancel_on_disconnect": True,
+            "delta_tolerance_coin": 0.5,
+        }
+    },
+    "journal": {"path": "var/paper/hedgerd.sqlite"},
+    "control": {"socket_path": "var/paper/hedgerd.sock"},
+    "metrics": {"enabled": True, "port": 0},
+    "daemon": {
+        "evaluate_interval_s": 1.0,
+        "reconcile_interval_s": 15.0,
+        "hedge_instruments": {"BTC": ["BTC-PERPETUAL"], "ETH": ["ETH-PERPETUAL"]},
+        "status_line": True,
+        "status_interval_s": 5.0,
+    },
+    "hedging": {
+        "default_policy": "demo",
+        "underlyings": {"ETH": "demo-eth"},
+        "policies": {
+            "demo": {
+                "kind": "hedgerd",
+                "risk_aversion_per_usd": 0.05,
+                "rebalance_to": "target",
+                "min_halfwidth_coin": 0.5,
+            },
+            "demo-eth": {
+                "kind": "hedgerd",
+                "risk_aversion_per_usd": 0.05,
+                "rebalance_to": "target",
+                "min_halfwidth_coin": 10.0,
+            },
+        },
+    },
+}
+
+
+def load_paper_config(path: Path | None) -> HedgerdConfig:
+    """`path`, else config/paper.toml when present, else the built-in paper config (with
+    `HEDGERD_*` environment overrides either way)."""
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    if path is not None:
+        return load_config(path)
+    try:
+        return HedgerdConfig(**BUILTIN_PAPER_CONFIG)
+    except ValidationError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 #: How long the daemon may take to connect, reconcile and build its book (wall seconds).
 READY_TIMEOUT_S = 60.0
 
@@ -239,6 +303,13 @@ async def run_paper(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)
             raise DaemonError(f"the daemon did not become ready within {READY_TIMEOUT_S:.0f} s")
+        if daemon.trading is not None and daemon.trading.state.value != "active":
+            print(
+                f"hedgerd paper: trading state {daemon.trading.state.value.upper()} restored "
+                "from the journal (halts survive restarts); `hedgerctl --config "
+                f"{config_path or DEFAULT_CONFIG} resume` to trade",
+                file=sys.stderr,
+            )
         start.sim_ms = sim.now_ms()
         start.wall_s = time.monotonic()
         start.funding_coin = _funding_coin(sim, account)
@@ -249,9 +320,13 @@ async def run_paper(
                 break
             await asyncio.sleep(0.05)
         start.value_usd = _snapshot_values(daemon)
-        if duration_s is not None:
+        if duration_s is not None and duration_s > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), duration_s)
+        else:
+            await asyncio.wait(
+                {task, asyncio.ensure_future(stop.wait())}, return_when="FIRST_COMPLETED"
+            )
         stop.set()
         await task
         summary = build_summary(daemon, sim, start, speed=speed, seed=seed, account=account)
@@ -262,7 +337,7 @@ def _paper_command(args: argparse.Namespace) -> int:
     from hedgerd.ops.logging import configure_logging
 
     try:
-        config = load_config(args.config)
+        config = load_paper_config(args.config)
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -271,7 +346,8 @@ def _paper_command(args: argparse.Namespace) -> int:
         print(
             f"hedgerd paper: simulator at {args.speed:g}x, "
             + (f"{args.duration:g} s" if args.duration else "until Ctrl-C")
-            + f"; try `hedgerctl --config {args.config} status` in another terminal",
+            + f"; try `hedgerctl --config {args.config or DEFAULT_CONFIG} status` in another "
+            "terminal",
             file=sys.stderr,
         )
     try:
@@ -281,11 +357,11 @@ def _paper_command(args: argparse.Namespace) -> int:
                 duration_s=args.duration,
                 speed=args.speed,
                 seed=args.seed,
-                config_path=args.config,
+                config_path=args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None),
                 scenario=args.scenario,
             )
         )
-    except (DaemonError, ConfigError) as exc:
+    except (DaemonError, ConfigError, ControlServerError, JournalError, ValueError) as exc:
         print(f"hedgerd paper: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except (VenueError, OSError) as exc:
@@ -305,13 +381,19 @@ def add_parser(sub: Any) -> Any:
         description="Run hedgerd against an in-process Deribit simulator with a market "
         "maker's BTC and ETH options book and client flow; print a summary at the end.",
     )
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="TOML config file")
     p.add_argument(
-        "--duration", type=float, default=None, help="wall seconds to run (default: Ctrl-C)"
+        "--config",
+        type=Path,
+        default=None,
+        help=f"TOML config file (default: {DEFAULT_CONFIG} if present, else built-in)",
     )
     p.add_argument(
-        "--speed", type=float, default=20.0, help="simulated seconds per wall second"
+        "--duration",
+        type=float,
+        default=None,
+        help="wall seconds to run (default or 0: until Ctrl-C)",
     )
+    p.add_argument("--speed", type=float, default=20.0, help="simulated seconds per wall second")
     p.add_argument("--seed", type=int, default=1, help="simulator seed")
     p.add_argument("--scenario", type=Path, default=None, help="simulator scenario TOML")
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")

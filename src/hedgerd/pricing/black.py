@@ -334,8 +334,9 @@ def _prepare(
 
 
 _CHUNK = 8192  # elements per kernel call: ~25 work arrays of 64 KiB, mostly in L2
-_PARALLEL_MIN = 6144  # below this a thread hand-off costs more than it saves
-_MIN_PARALLEL_CHUNK = 3072
+# Below this a thread hand-off (and its tail latency when the other core is busy) costs more
+# than it saves: a 10k-option book tick stays on the calling thread.
+_PARALLEL_MIN = 32768
 _threads = max(1, min(os.cpu_count() or 1, 8))
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -404,11 +405,8 @@ def _run_kernel(
     (single-thread speed), on an idle one the work splits across cores. At the end the
     caller cancels workers that have not started and waits only for chunks in flight.
     """
-    threads = _threads
-    if threads <= 1 or size < _PARALLEL_MIN:
-        chunk = _CHUNK
-    else:  # at least ~2 chunks per thread for balance, but not so small that overhead wins
-        chunk = min(_CHUNK, max(_MIN_PARALLEL_CHUNK, -(-size // (2 * threads) // 512) * 512))
+    threads = _threads if size >= _PARALLEL_MIN else 1
+    chunk = _CHUNK
     n_chunks = -(-size // chunk)
     counter = itertools.count()
 
