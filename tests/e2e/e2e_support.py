@@ -1,0 +1,178 @@
+"""Helpers of the whole-daemon tests: a simulator plus a `Daemon` in-process, the control API
+over its Unix socket, `hedgerctl` as the operator runs it, and bounded waits on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from hedgerd.config import HedgerdConfig
+from hedgerd.daemon import Daemon
+from hedgerd.paper import paper_config
+from hedgerd.sim.command import Simulator, running_simulator
+
+MM_KEY, MM_SECRET = "sim-mm-key", "sim-mm-secret"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def short_dir() -> Path:
+    """A short private directory (Unix socket paths are limited to ~108 bytes)."""
+    return Path(tempfile.mkdtemp(prefix="hgd-", dir="/tmp"))
+
+
+def daemon_config(
+    workdir: Path,
+    *,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+    underlyings: tuple[str, ...] = ("BTC",),
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Config values for a daemon on the simulator's market maker account (BTC only by
+    default: half the work for the tests)."""
+    venue: dict[str, Any] = {
+        "mode": "sim",
+        "account": "mm",
+        "api_key": MM_KEY,
+        "api_secret": MM_SECRET,
+        "underlyings": list(underlyings),
+        "request_timeout_s": 5.0,
+    }
+    if rest_url is not None:
+        venue["rest_url"] = rest_url
+        venue["ws_url"] = ws_url
+    values: dict[str, Any] = {
+        "numeraire": "coin",
+        "log": {"level": "warning", "format": "json"},
+        "venues": {"sim": venue},
+        "journal": {"path": str(workdir / "journal.sqlite")},
+        "control": {"socket_path": str(workdir / "ctl.sock")},
+        "metrics": {"port": 0},
+        "daemon": {
+            "evaluate_interval_s": 1.0,
+            "status_line": False,
+            "hedge_instruments": {"BTC": ["BTC-PERPETUAL"], "ETH": ["ETH-PERPETUAL"]},
+            "shutdown_timeout_s": 5.0,
+        },
+        "hedging": {
+            "default_policy": "t",
+            "policies": {
+                "t": {
+                    "kind": "hedgerd",
+                    "risk_aversion_per_usd": 0.05,
+                    "rebalance_to": "target",
+                    "min_halfwidth_coin": 0.5,
+                }
+            },
+        },
+    }
+    for key, value in (extra or {}).items():
+        values[key] = value
+    return values
+
+
+async def wait_for(
+    predicate: Callable[[], bool | Awaitable[bool]], timeout_s: float, what: str
+) -> None:
+    """Poll `predicate` (every 20 ms) until it holds; fail with `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = predicate()
+        if not isinstance(got, bool):
+            got = await got
+        if got:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def orders_received(sim: Simulator) -> int:
+    """Orders the simulator received from any client (ground truth of "an order was sent")."""
+    return sum(sim.server.counters.orders_received.values())
+
+
+def mm_open_orders(sim: Simulator) -> list[Any]:
+    accounts: Any = getattr(sim.engine, "accounts", {})
+    return list(accounts["mm"].open_orders.values())
+
+
+@dataclass
+class Running:
+    sim: Simulator
+    daemon: Daemon
+    stop: asyncio.Event
+    task: asyncio.Task[int]
+
+    async def shutdown(self, timeout_s: float = 15.0) -> int:
+        self.stop.set()
+        return await asyncio.wait_for(self.task, timeout_s)
+
+
+@contextlib.asynccontextmanager
+async def simulator(speed: float, seed: int = 3) -> AsyncIterator[Simulator]:
+    async with running_simulator(
+        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms="now"
+    ) as sim:
+        yield sim
+
+
+async def start_daemon(sim: Simulator, values: dict[str, Any], speed: float) -> Running:
+    """A `Daemon` on `sim` (clock: the simulator's), started and READY."""
+    config = paper_config(HedgerdConfig(**values), sim)
+    daemon = Daemon(
+        config,
+        clock_ms=lambda: int(sim.engine.now_ms()),
+        speed=speed,
+        board_clock_ms=lambda: time.time_ns() // 1_000_000,
+    )
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(daemon.run(stop))
+
+    async def ready() -> bool:
+        if task.done():
+            task.result()  # raise the start-up error
+        return daemon.ready.is_set()
+
+    await wait_for(ready, 40.0, "the daemon to become ready")
+    return Running(sim, daemon, stop, task)
+
+
+async def status(socket_path: Path) -> dict[str, Any]:
+    """`GET /v1/status` over the control socket."""
+    connector = aiohttp.UnixConnector(path=str(socket_path))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.get("http://hedgerd/v1/status") as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        data: dict[str, Any] = await resp.json()
+        return data
+
+
+async def hedgerctl(socket_path: Path, *args: str) -> tuple[int, str]:
+    """Run `hedgerctl --socket PATH ARGS...` as the operator would; (exit code, stdout)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hedgerd.ctl",
+        "--socket",
+        str(socket_path),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30.0)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode() + err.decode()

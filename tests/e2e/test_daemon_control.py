@@ -1,0 +1,249 @@
+"""The whole daemon against the simulator, operated with `hedgerctl`: halt (orders stop at
+once, the hedger's open orders are cancelled, the halt survives a restart), resume, and
+REDUCE_ONLY judged by the underlying's net delta."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from e2e_support import (
+    MM_KEY,
+    daemon_config,
+    hedgerctl,
+    mm_open_orders,
+    orders_received,
+    short_dir,
+    simulator,
+    start_daemon,
+    status,
+    wait_for,
+)
+
+from hedgerd.execution.client_ids import client_label
+
+SPEED = 10.0
+
+
+def _resting_hedger_order(sim: Any) -> str:
+    """A post-only buy far below the market with a hedgerd label, placed on the market maker's
+    account straight in the engine (as if an earlier run had left it)."""
+    label = client_label("e2e" + "0" * 13, 0)
+    account = sim.engine.account_for_key(MM_KEY)
+    index = sim.engine.admin_state()["index"]["BTC"]
+    price = round(index * 0.7 / 0.5) * 0.5
+    sim.engine.dispatch(
+        "private/buy",
+        {
+            "instrument_name": "BTC-PERPETUAL",
+            "amount": 100,
+            "type": "limit",
+            "price": price,
+            "post_only": True,
+            "label": label,
+        },
+        account,
+    )
+    return label
+
+
+async def test_halt_cancels_survives_restart_and_resume_hedges_again() -> None:
+    work = short_dir()
+    sock = work / "ctl.sock"
+    async with simulator(SPEED) as sim:
+        values = daemon_config(work)
+        run = await start_daemon(sim, values, SPEED)
+        # The demo book starts outside its band: the first hedge goes out at once.
+        await wait_for(lambda: orders_received(sim) > 0, 20.0, "the first hedge")
+        st = await status(sock)
+        assert st["state"] == "ACTIVE"
+        btc = st["underlyings"]["BTC"]
+        for key in ("delta", "gamma", "vega", "theta", "band"):
+            assert key in btc, key
+        assert isinstance(st["open_orders"], list) and "orders_sent_total" in st
+
+        label = _resting_hedger_order(sim)
+        assert run.daemon.reconciler is not None and run.daemon.executor is not None
+        await run.daemon.reconciler.reconcile()  # adopts it: now the hedger's open order
+        assert any(r.label == label for r in run.daemon.executor.open_records())
+
+        code, out = await hedgerctl(sock, "halt", "--reason", "e2e test")
+        assert code == 0, out
+        sent_at_halt = orders_received(sim)
+        await wait_for(
+            lambda: all(o.label != label for o in mm_open_orders(sim)),
+            1.0,
+            "the hedger's open order to be cancelled within 1 s",
+        )
+        # Make the controller want to trade: a target far from the delta. Nothing may go out.
+        stats = run.daemon.stats.per_underlying["BTC"]
+        blocked = stats.blocked_legs
+        code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "3")
+        assert code == 0, out
+        await wait_for(lambda: stats.blocked_legs > blocked, 10.0, "a refused hedge")
+        assert orders_received(sim) == sent_at_halt
+        assert (await status(sock))["state"] == "HALTED"
+        assert await run.shutdown() == 0
+
+        # Restart on the same journal: still HALTED.
+        run = await start_daemon(sim, values, SPEED)
+        st = await status(sock)
+        assert st["state"] == "HALTED"
+        assert [r["code"] for r in st["reasons"]] == ["operator"]
+        code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "3")
+        assert code == 0, out
+        sent = orders_received(sim)
+        start = time.monotonic()
+        code, out = await hedgerctl(sock, "resume")
+        assert code == 0, out
+        await wait_for(lambda: orders_received(sim) > sent, 15.0, "hedging to resume")
+        assert time.monotonic() - start < 15.0
+        assert (await status(sock))["state"] == "ACTIVE"
+        assert await run.shutdown() == 0
+
+
+async def test_reduce_only_passes_reducing_hedge_and_blocks_growing_one() -> None:
+    work = short_dir()
+    sock = work / "ctl.sock"
+    async with simulator(SPEED, seed=5) as sim:
+        run = await start_daemon(sim, daemon_config(work), SPEED)
+        stats = run.daemon.stats.per_underlying["BTC"]
+
+        def settled() -> bool:
+            lo, _target, hi = stats.last_band
+            return stats.hedges > 0 and lo <= stats.last_delta_coin <= hi
+
+        await wait_for(settled, 20.0, "the first hedges to bring delta into the band")
+        await _check_metrics(run.daemon.ops_port)
+
+        # REDUCE_ONLY, then a target that needs |delta| to grow: refused, nothing sent.
+        code, out = await hedgerctl(sock, "reduce-only")
+        assert code == 0, out
+        sent = orders_received(sim)
+        blocked = stats.blocked_legs
+        code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "2.5")
+        assert code == 0, out
+        await wait_for(lambda: stats.blocked_legs > blocked, 10.0, "the growing hedge refused")
+        assert orders_received(sim) == sent
+        assert (await status(sock))["state"] == "REDUCE_ONLY"
+
+        # ACTIVE: the delta goes to the new target.
+        code, out = await hedgerctl(sock, "resume")
+        assert code == 0, out
+        await wait_for(lambda: stats.last_delta_coin > 1.5, 20.0, "delta near the new target")
+
+        # REDUCE_ONLY again and the target back to 0: the hedge reduces |delta|, so it passes.
+        code, out = await hedgerctl(sock, "reduce-only")
+        assert code == 0, out
+        sent = orders_received(sim)
+        code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "0")
+        assert code == 0, out
+        await wait_for(lambda: orders_received(sim) > sent, 10.0, "the reducing hedge sent")
+        await wait_for(lambda: abs(stats.last_delta_coin) < 1.0, 20.0, "delta back near 0")
+        assert (await status(sock))["state"] == "REDUCE_ONLY"
+        assert await run.shutdown() == 0
+
+
+async def test_crashed_part_halts_trading_and_restarts() -> None:
+    work = short_dir()
+    async with simulator(SPEED, seed=9) as sim:
+        run = await start_daemon(sim, daemon_config(work), SPEED)
+        daemon = run.daemon
+        real = daemon._hedge_states
+        crashed: list[bool] = []
+
+        async def failing_once(underlying: str) -> Any:
+            if not crashed:
+                crashed.append(True)
+                raise RuntimeError("injected controller failure")
+            return await real(underlying)
+
+        daemon._hedge_states = failing_once  # type: ignore[method-assign]
+        assert daemon.trading is not None
+        trading = daemon.trading
+        await wait_for(
+            lambda: (
+                trading.state.value == "halted"
+                and [r.code.value for r in trading.reasons] == ["component_crash"]
+            ),
+            10.0,
+            "COMPONENT_CRASH to halt trading",
+        )
+        evaluations = daemon.stats.evaluations
+        # The controller was restarted (with backoff) and evaluates again, without trading.
+        sent = orders_received(sim)
+        await wait_for(lambda: daemon.stats.evaluations > evaluations + 3, 10.0, "restart")
+        assert orders_received(sim) == sent
+        assert any("injected" in e for e in daemon.stats.errors)
+        assert await run.shutdown() == 0
+
+
+async def test_dead_book_feed_halts_and_is_rebuilt() -> None:
+    work = short_dir()
+    async with simulator(SPEED, seed=11) as sim:
+        run = await start_daemon(sim, daemon_config(work), SPEED)
+        feed = run.daemon.feed
+        trading = run.daemon.trading
+        assert feed is not None and trading is not None
+        old_tasks = list(feed._tasks)
+        old_tasks[0].cancel()  # the stream consumer dies
+        await wait_for(
+            lambda: "component_crash" in [r.code.value for r in trading.reasons],
+            10.0,
+            "COMPONENT_CRASH",
+        )
+        await wait_for(
+            lambda: (
+                bool(feed._tasks) and all(t not in old_tasks and not t.done() for t in feed._tasks)
+            ),
+            10.0,
+            "the feed restarted",
+        )
+        events = feed.stats.events
+        await wait_for(lambda: feed.stats.events > events, 10.0, "the stream flowing again")
+        assert await run.shutdown() == 0
+
+
+async def _check_metrics(port: int | None) -> None:
+    """/metrics parses with prometheus_client's parser and carries the hedge's figures."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert port is not None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as resp,
+    ):
+        assert resp.status == 200
+        text = await resp.text()
+    samples = {
+        (s.name, s.labels.get("underlying")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    names = {name for name, _ in samples}
+    assert any(n.endswith("delta_target_coin") for n in names), sorted(names)[:20]
+    hedges = [v for (n, u), v in samples.items() if n.endswith("hedges_total") and u == "BTC"]
+    assert hedges and hedges[0] >= 1
+
+
+async def test_no_order_goes_out_while_the_order_session_is_down() -> None:
+    """Orders go over the private WebSocket session only (never the REST fallback, whose GETs
+    aiohttp may re-send): while it is down, hedges wait."""
+    work = short_dir()
+    sock = work / "ctl.sock"
+    async with simulator(SPEED, seed=13) as sim:
+        run = await start_daemon(sim, daemon_config(work), SPEED)
+        stats = run.daemon.stats.per_underlying["BTC"]
+        await wait_for(lambda: stats.hedges > 0, 20.0, "the first hedge")
+        assert run.daemon.venue is not None and run.daemon.venue.session is not None
+        connected = run.daemon.venue.session.connected
+        connected.clear()  # as the session sees a dropped connection
+        sent, blocked = orders_received(sim), stats.blocked_legs
+        code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "2")
+        assert code == 0, out
+        await wait_for(lambda: stats.blocked_legs > blocked, 10.0, "the hedge held back")
+        assert orders_received(sim) == sent
+        connected.set()
+        await wait_for(lambda: orders_received(sim) > sent, 10.0, "the hedge sent")
+        assert await run.shutdown() == 0

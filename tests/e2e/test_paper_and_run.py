@@ -1,0 +1,154 @@
+"""`hedgerd paper` and `hedgerd run` as processes: the paper summary shows hedging that keeps
+|delta| inside the band, and SIGTERM stops `hedgerd run` cleanly with its orders cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from e2e_support import (
+    REPO,
+    daemon_config,
+    mm_open_orders,
+    short_dir,
+    simulator,
+    status,
+    wait_for,
+)
+from test_daemon_control import _resting_hedger_order
+
+from hedgerd.cli import main as hedgerd_main
+
+
+def _env(work: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "HEDGERD_JOURNAL__PATH": str(work / "journal.sqlite"),
+        "HEDGERD_CONTROL__SOCKET_PATH": str(work / "ctl.sock"),
+        "HEDGERD_LOG__FORMAT": "json",
+    }
+
+
+async def test_paper_hedges_and_keeps_delta_in_band() -> None:
+    work = short_dir()
+    summary_path = work / "summary.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hedgerd.cli",
+        "paper",
+        "--config",
+        str(REPO / "config" / "paper.toml"),
+        "--duration",
+        "10",
+        "--speed",
+        "30",
+        "--seed",
+        "1",
+        "--summary-json",
+        str(summary_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(work),
+        cwd=str(REPO),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 90.0)
+    assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-3000:])
+    assert "hedges:" in out.decode()
+    summary = json.loads(summary_path.read_text())
+    assert summary["hedges"] >= 1
+    assert summary["hedge_cost_usd"] > 0
+    assert summary["errors"] == []
+    assert summary["state"] == "ACTIVE"
+    assert set(summary["time_in_band"]) == {"BTC", "ETH"}
+    for u, share in summary["time_in_band"].items():
+        assert share >= 0.95, (u, share)
+        assert summary["max_abs_delta"][u] > 0
+    for u in ("BTC", "ETH"):
+        pnl = summary["pnl_usd"][u]
+        assert set(pnl) >= {"options_usd", "hedges_usd", "fees_usd", "funding_usd", "total_usd"}
+        assert pnl["fees_usd"] <= 0
+
+
+async def test_sigterm_cancels_orders_and_exits_zero() -> None:
+    work = short_dir()
+    sock = work / "ctl.sock"
+    async with simulator(1.0, seed=7) as sim:
+        label = _resting_hedger_order(sim)  # left over "from an earlier run"
+        values = daemon_config(work, rest_url=sim.rest_url, ws_url=sim.ws_url)
+        config_path = work / "hedgerd.toml"
+        config_path.write_text(_toml(values), encoding="utf-8")
+        assert hedgerd_main(["check-config", str(config_path)]) == 0
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hedgerd.cli",
+            "run",
+            "--config",
+            str(config_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**_env(work), "HEDGERD_LOG__LEVEL": "info"},
+        )
+
+        async def up() -> bool:
+            assert proc.returncode is None
+            if not sock.exists():
+                return False
+            try:
+                return bool((await status(sock))["state"] == "ACTIVE")
+            except OSError:
+                return False
+
+        try:
+            await wait_for(up, 40.0, "hedgerd run to serve its control socket")
+            # Start-up reconciliation adopted the resting order with a hedgerd label.
+            await wait_for(
+                lambda: any(o.label == label for o in mm_open_orders(sim)), 1.0, "the order"
+            )
+            # SIGHUP reloads the hedging policy from the file: a wider band floor shows in
+            # the band the next decision reports.
+            values["hedging"]["policies"]["t"]["min_halfwidth_coin"] = 4.0
+            config_path.write_text(_toml(values), encoding="utf-8")
+            proc.send_signal(signal.SIGHUP)
+
+            async def widened() -> bool:
+                band = (await status(sock))["underlyings"]["BTC"]["band"]
+                return bool(band["upper"] - band["lower"] >= 7.9)
+
+            await wait_for(widened, 10.0, "the reloaded band")
+            start = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            _out, err = await asyncio.wait_for(proc.communicate(), 20.0)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0, err.decode()[-3000:]
+        assert time.monotonic() - start < 15.0
+        assert all(o.label != label for o in mm_open_orders(sim))
+        # The daemon cancelled it itself (not only the venue's cancel-on-disconnect).
+        stopped = [
+            json.loads(line) for line in err.decode().splitlines() if '"daemon.stopped"' in line
+        ]
+        assert stopped and stopped[0]["cancelled_orders"] >= 1, err.decode()[-3000:]
+        assert not sock.exists()
+
+
+def _toml(values: dict[str, object]) -> str:
+    """The test config as TOML: one line per top-level key, tables inline."""
+    return "".join(f"{json.dumps(k)} = {_inline(v)}\n" for k, v in values.items())
+
+
+def _inline(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_inline(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    return json.dumps(value)
