@@ -251,15 +251,18 @@ def render_summary(s: dict[str, Any]) -> str:
         lines.append(
             f"  {u}: |delta| in band {tib:.1%} of {p['evaluations']} evaluations, "
             f"max |delta| {p['max_abs_delta_coin']:.3f} {u}, final delta "
-            f"{p['final_delta_coin']} {u} (band {band['lower']} .. {band['upper']}), "
+            f"{p['final_delta_coin']:+.4f} {u} (band {band['lower']:+.4f} .. "
+            f"{band['upper']:+.4f}), "
             f"{p['hedges']} hedges costing ${p['hedge_cost_usd']:,.2f}"
             if tib is not None
             else f"  {u}: no evaluation"
         )
         pl = s["pnl_usd"][u]
         lines.append(
-            "      P&L USD: total {total_usd}, options {options_usd}, hedges {hedges_usd}, "
-            "fees {fees_usd}, funding {funding_usd}".format(**pl)
+            "      P&L USD: total {total_usd:+,.2f}, options {options_usd:+,.2f}, "
+            "hedges {hedges_usd:+,.2f}, fees {fees_usd:+,.2f}, funding {funding_usd:+,.2f}".format(
+                **pl
+            )
         )
     lines.append(f"  errors: {len(s['errors'])}" + (f" ({s['errors'][0]})" if s["errors"] else ""))
     return "\n".join(lines)
