@@ -38,7 +38,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,8 @@ from hedgerd.execution.executor import (
     ExecutorSettings,
     LegOutcome,
     OrderRejection,
+    protected_price,
+    round_down,
 )
 from hedgerd.execution.journal import Journal, JournalError
 from hedgerd.execution.reconcile import Reconciler, ReconcileSettings
@@ -77,6 +79,9 @@ from hedgerd.model import (
     HedgeDecision,
     HedgeLeg,
     HedgeStyle,
+    HedgeTrigger,
+    InstrumentKind,
+    OrderSide,
     PriceUnit,
     Quote,
 )
@@ -85,7 +90,12 @@ from hedgerd.ops.metrics import Metrics
 from hedgerd.ops.supervisor import Part, Supervisor
 from hedgerd.ops.systemd import SystemdNotifier, run_watchdog
 from hedgerd.risk.alerts import AlertDispatcher
-from hedgerd.risk.kill_switches import KillSwitchBoard
+from hedgerd.risk.kill_switches import (
+    KillSwitchBoard,
+    MarginInputs,
+    day_start_ms,
+    hedge_pnl_usd,
+)
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateMachine
 from hedgerd.venues.base import (
@@ -93,10 +103,12 @@ from hedgerd.venues.base import (
     ConnectionState,
     FillEvent,
     IndexEvent,
+    Lane,
     OrderEvent,
     PortfolioEvent,
     PositionEvent,
     QuoteEvent,
+    TickerEvent,
     VenueError,
     VenueEvent,
 )
@@ -120,6 +132,8 @@ _DEFAULT_TAU_YEARS = 30.0 / 365.0
 _UNCONFIRMED_TIMEOUT_S = 3.0
 #: Kill-switch ticks (about 1 s each) between two comparisons with the venue's own delta.
 _CROSS_CHECK_TICKS = 5
+#: Wall seconds between two venue checks (clock skew, margin, daily hedge loss).
+_VENUE_CHECK_INTERVAL_S = 2.0
 
 
 class DaemonError(Exception):
@@ -213,10 +227,15 @@ class TradingControlAdapter:
 
 
 class OrderControlAdapter:
-    """`OrderControl` over the `Executor`."""
+    """`OrderControl` over the `Executor` (flatten: the daemon's `flatten`)."""
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        flatten: Callable[[str | None, str], Awaitable[Mapping[str, Any]]] | None = None,
+    ) -> None:
         self.executor = executor
+        self._flatten = flatten
 
     async def cancel_all(self, actor: str) -> int:
         n = await self.executor.cancel_all_open()
@@ -224,9 +243,9 @@ class OrderControlAdapter:
         return n
 
     async def flatten(self, underlying: str | None, actor: str) -> Mapping[str, Any]:
-        # Flatten needs an operator-flatten path through the executor's gate (it passes
-        # HALTED); until the executor has one, refuse rather than fake it.
-        raise CommandRefusedError("flatten is not available in this version")
+        if self._flatten is None:
+            raise CommandRefusedError("flatten is not available here")
+        return await self._flatten(underlying, actor)
 
 
 class JournalAudit:
@@ -344,6 +363,10 @@ class Daemon:
         self._policy_state: dict[str, PolicyState] = {u: PolicyState() for u in self.underlyings}
         self._exec_tasks: set[asyncio.Task[None]] = set()
         self._quotes: dict[str, Quote] = {}
+        #: Whether each of the venue's stream sessions is connected (by session name).
+        self._sessions_up: dict[str, bool] = {}
+        #: The venue's mark price per instrument (its price unit), for the daily hedge P&L.
+        self._marks: dict[str, float] = {}
         self._book_delta: dict[str, float] = {}
         self._orders_sent_total = 0
         self._recent_fills: deque[str] = deque(maxlen=10_000)
@@ -455,7 +478,7 @@ class Daemon:
                 await self._start_trading(venue, reconciler, executor, board)
                 commands = ControlCommands(
                     trading=TradingControlAdapter(trading),
-                    orders=OrderControlAdapter(executor),
+                    orders=OrderControlAdapter(executor, self.flatten),
                     audit=JournalAudit(journal),
                     status_source=self.status,
                     clock_ms=self.clock_ms,
@@ -575,6 +598,7 @@ class Daemon:
             Part("controller", self._controller_loop),
             Part("reconciler", reconcile_timer),
             Part("kill-switch-tick", self._tick_loop),
+            Part("venue-checks", self._venue_check_loop),
             Part("watchdog", watchdog),
         ]
         if self.config.daemon.status_line:
@@ -654,12 +678,25 @@ class Daemon:
             self._note_fill(ev.fill)
         elif isinstance(ev, QuoteEvent):
             self._quotes[ev.quote.instrument] = ev.quote
+        elif isinstance(ev, TickerEvent):
+            self._marks[ev.ticker.instrument] = ev.ticker.mark_price
         elif isinstance(ev, IndexEvent):
-            board.on_data(self.venue_name, f"index:{ev.index.underlying}", now)
+            # Stamped with the data's own time (a ticker that keeps coming with a time that
+            # no longer advances is stale), on the board's clock: its age on the daemon's
+            # clock, in wall time when the daemon's clock is accelerated.
+            age_ms = max(self.clock_ms() - ev.index.ts_ms, 0) / self.speed
+            board.on_data(self.venue_name, f"index:{ev.index.underlying}", int(now - age_ms))
+            # Price sanity: an index that jumps trips (judged against its last good value).
+            board.on_price(
+                now, f"{self.venue_name}:index:{ev.index.underlying}", ev.index.price_usd
+            )
         elif isinstance(ev, PositionEvent | PortfolioEvent):
             board.on_data(self.venue_name, "positions", now)
         elif isinstance(ev, ConnectionEvent):
-            board.on_connection(self.venue_name, ev.state is not ConnectionState.DISCONNECTED, now)
+            # The venue is connected when every one of its sessions (market data, private
+            # orders) is: one reconnecting must not hide another that stays down.
+            self._sessions_up[ev.session] = ev.state is not ConnectionState.DISCONNECTED
+            board.on_connection(self.venue_name, all(self._sessions_up.values()), now)
 
     def _note_fill(self, fill: Fill) -> None:
         """A fill of one of the hedger's orders: hedge cost (fee + distance from the mid),
@@ -1067,6 +1104,251 @@ class Daemon:
         if traded:
             st.hedges += 1
 
+    # ---------------------------------------------------------------- flatten
+    async def flatten(self, underlying: str | None, actor: str) -> dict[str, Any]:
+        """The operator's flatten: close the hedge positions (the configured hedge
+        instruments; never options) of `underlying`, or of every underlying when None, with
+        reduce-only IOC orders at a protected price (sliced when large), in any trading state
+        (HALTED included). Journalled like any order under decision id
+        `flatten-<UNDERLYING>-<ts_ms>`. Returns what was sent, per underlying."""
+        if underlying is None:
+            unds = self.underlyings
+        else:
+            u = underlying.upper()
+            if u not in self.underlyings:
+                raise CommandRefusedError(
+                    f"unknown underlying {underlying!r}; known: {', '.join(self.underlyings)}"
+                )
+            unds = (u,)
+        session = self.venue.session if self.venue is not None else None
+        if self.venue_settings.cancel_on_disconnect and (
+            session is None or not session.connected.is_set()
+        ):
+            raise CommandRefusedError("the venue's order session is down: nothing can be sent")
+        log.warning("daemon.flatten", actor=actor, underlyings=list(unds))
+        out: dict[str, Any] = {}
+        for u in unds:
+            out[u] = await self._flatten_one(u)
+        return {"underlyings": out}
+
+    async def _flatten_one(self, underlying: str) -> dict[str, Any]:
+        assert self.venue is not None and self.executor is not None and self.board is not None
+        venue = self.venue
+        now = self.clock_ms()
+        hedge_names = set(self.config.daemon.hedge_instruments.get(underlying, ()))
+        try:
+            positions = await venue.fetch_positions(underlying)
+        except VenueError as exc:
+            raise CommandRefusedError(f"{underlying}: positions unavailable: {exc}") from exc
+        index = self.book.index_price(underlying) if self.book is not None else math.nan
+        slippage_bps = self.executor.settings.max_slippage_bps
+        legs: list[HedgeLeg] = []
+        skipped: list[dict[str, Any]] = []
+        for ev in positions:
+            pos = ev.position
+            inst = venue.instruments().get(pos.instrument)
+            if inst is None or inst.kind is InstrumentKind.OPTION:
+                continue  # options are the book, never flattened
+            if pos.instrument not in hedge_names:
+                skipped.append({"instrument": pos.instrument, "why": "not a hedge instrument"})
+                continue
+            amount = round_down(abs(pos.amount), inst.amount_step)
+            if amount < inst.min_amount or amount <= 0:
+                skipped.append({"instrument": pos.instrument, "why": "below the minimum size"})
+                continue
+            try:
+                quote = await venue.fetch_quote(pos.instrument)
+            except VenueError as exc:
+                skipped.append({"instrument": pos.instrument, "why": f"no quote: {exc}"[:200]})
+                continue
+            side = OrderSide.SELL if pos.amount > 0 else OrderSide.BUY
+            mid = quote.mid_price
+            per_amount = 1.0 / mid if inst.amount_unit is AmountUnit.USD else 1.0
+            try:
+                limit = protected_price(side, mid, slippage_bps, inst.tick_size)
+            except ValueError as exc:
+                skipped.append({"instrument": pos.instrument, "why": str(exc)[:200]})
+                continue
+            price_usd = limit * index if inst.price_unit is PriceUnit.COIN else limit
+            notional = amount if inst.amount_unit is AmountUnit.USD else amount * price_usd
+            slice_cap_usd = self.executor.settings.max_slice_delta_coin * index
+            check = self.board.check_order(
+                now_ms=self.board_clock_ms(),
+                notional_usd=min(notional, slice_cap_usd) if slice_cap_usd > 0 else notional,
+                price_usd=price_usd,
+                reference_price_usd=index,
+                delta_before_coin=0.0,
+                delta_after_coin=0.0,
+                is_operator_flatten=True,
+            )
+            if not check.allowed:
+                skipped.append({"instrument": pos.instrument, "why": check.reason})
+                continue
+            legs.append(
+                HedgeLeg(
+                    venue=self.venue_name,
+                    instrument=pos.instrument,
+                    side=side,
+                    amount=amount,
+                    amount_unit=inst.amount_unit,
+                    delta_coin=side.sign * amount * per_amount,
+                    style=HedgeStyle.TAKER,
+                    limit_price=limit,
+                    price_unit=inst.price_unit,
+                    expected_cost_usd=0.0,
+                )
+            )
+        result: dict[str, Any] = {"decision_id": None, "legs": [], "skipped": skipped}
+        if not legs:
+            return result
+        book_delta = self._book_delta.get(underlying, 0.0)
+        net = book_delta if math.isfinite(book_delta) else 0.0
+        traded = sum(leg.delta_coin for leg in legs)
+        decision = HedgeDecision(
+            decision_id=f"flatten-{underlying}-{now}",
+            underlying=underlying,
+            policy="operator-flatten",
+            ts_ms=now,
+            trigger=HedgeTrigger.NONE,
+            net_delta_coin=net,
+            book_delta_coin=net,
+            in_flight_delta_coin=0.0,
+            target_delta_coin=net + traded,
+            band_lower_coin=net + traded,
+            band_upper_coin=net + traded,
+            wanted_coin=traded,
+            delta_after_coin=net + traded,
+            legs=tuple(legs),
+            expected_cost_usd=0.0,
+            lambda_frac=0.0,
+            gamma_coin_per_usd=0.0,
+            spot_usd=index if math.isfinite(index) else 0.0,
+        )
+        base = {
+            leg.instrument: self._position_amount(leg.venue, leg.instrument) or 0.0 for leg in legs
+        }
+        res = await self.executor.execute(decision, operator_flatten=True)
+        self._after_execute(decision, res, base)
+        result["decision_id"] = decision.decision_id
+        result["legs"] = [
+            {
+                "instrument": leg.instrument,
+                "side": str(leg.side),
+                "amount": leg.amount,
+                "amount_unit": str(leg.amount_unit),
+                "limit_price": leg.limit_price,
+                "outcome": str(r.outcome),
+                "filled_amount": r.filled_amount,
+                "labels": list(r.labels),
+                "detail": r.detail,
+            }
+            for r in res.legs
+            for leg in (decision.legs[r.leg],)
+        ]
+        log.warning("daemon.flattened", decision_id=decision.decision_id, legs=result["legs"])
+        return result
+
+    # ------------------------------------------------------------ venue checks
+    async def _venue_check_loop(self) -> None:
+        """Clock skew, margin and the daily hedge loss, every `_VENUE_CHECK_INTERVAL_S` wall
+        seconds. A venue error skips that check (the disconnection and stale-data switches
+        judge an unreachable venue); anything else is a crash of this part (HALTED)."""
+        while True:
+            for check in (self._check_clock_skew, self._check_margin, self._check_daily_loss):
+                try:
+                    await check()
+                except VenueError as exc:
+                    log.warning("daemon.venue_check_failed", check=check.__name__, error=str(exc))
+            await asyncio.sleep(_VENUE_CHECK_INTERVAL_S)
+
+    async def _check_clock_skew(self) -> None:
+        """The daemon's clock against the venue's server time (`public/get_time`), corrected
+        by half the round trip. In paper mode the daemon's clock is the simulator's, so an
+        accelerated simulator is not "skewed"."""
+        assert self.venue is not None and self.board is not None
+        venue = self.venue
+        sent_ms = 0
+
+        async def get_time() -> Any:
+            nonlocal sent_ms
+            sent_ms = self.clock_ms()  # after the lane's throttle: only the trip is timed
+            return await venue.rest.publicGetGetTime()
+
+        raw = await venue.call(Lane.READS, get_time)
+        received_ms = self.clock_ms()
+        server_ms = raw.get("result") if isinstance(raw, Mapping) else None
+        if not isinstance(server_ms, int | float) or isinstance(server_ms, bool):
+            log.warning("daemon.venue_time_unreadable", venue=self.venue_name)
+            return
+        # The venue stamped its time somewhere within the round trip: the skew is at least
+        # the midpoint's offset less half the trip (an event-loop stall on either leg, worse
+        # with an accelerated paper clock, must not read as skew).
+        mid = (sent_ms + received_ms) / 2.0 - float(server_ms)
+        half_trip = max(received_ms - sent_ms, 0) / 2.0
+        skew_ms = math.copysign(max(abs(mid) - half_trip, 0.0), mid)
+        self.board.on_clock_skew(self.board_clock_ms(), self.venue_name, skew_ms)
+
+    async def _check_margin(self) -> None:
+        """Maintenance margin / equity per settlement currency (the venue's account summary).
+        A currency with no equity and no margin (nothing held there) is not judged."""
+        assert self.venue is not None and self.board is not None
+        for ccy in self.venue.settlement_currencies:
+            data = await self.venue._summary(ccy)
+            equity = _float(data.get("equity"))
+            mm = _float(data.get("maintenance_margin"))
+            if equity == 0.0 and mm == 0.0:
+                continue
+            index = self.book.index_price(ccy) if self.book is not None else math.nan
+            self.board.on_margin(
+                self.board_clock_ms(),
+                MarginInputs(
+                    venue=self.venue_name,
+                    currency=ccy,
+                    equity=equity,
+                    maintenance_margin=mm,
+                    index_price_usd=index if math.isfinite(index) else None,
+                ),
+            )
+
+    async def _check_daily_loss(self) -> None:
+        """The day's hedge P&L from the journal's fills, marked at the hedge instruments'
+        latest mids (fetched when no quote streams for one). Positions carried into the day
+        are not counted (only the day's trades)."""
+        assert self.venue is not None and self.board is not None and self.journal is not None
+        now = self.clock_ms()
+        settings = self.board.settings.daily_loss
+        if not settings.enabled:
+            return
+        instruments = self.venue.instruments()
+        fills = await self.journal.fills_since(day_start_ms(now, settings.day_start_hour_utc))
+        marks: dict[str, float] = {}
+        for name in {f.instrument for f in fills}:
+            inst = instruments.get(name)
+            if inst is None or inst.is_option:
+                continue
+            mark = self._marks.get(name, math.nan)
+            if not (math.isfinite(mark) and mark > 0):
+                q = self._quotes.get(name)
+                mark = q.mid_price if q is not None else math.nan
+            if not (math.isfinite(mark) and mark > 0):
+                mark = (await self.venue.fetch_ticker(name)).mark_price
+            marks[name] = mark
+        index = {
+            u: self.book.index_price(u) if self.book is not None else math.nan
+            for u in self.underlyings
+        }
+        for name in marks:  # hedges of an underlying the book does not follow (or no index yet)
+            u = instruments[name].underlying
+            if not (math.isfinite(index.get(u, math.nan)) and index[u] > 0):
+                index[u] = (await self.venue.fetch_index(u)).price_usd
+        # Judged on the fills read above (`check_daily_loss` would read them again, and a
+        # fill landing in between would have no mark).
+        estimate = hedge_pnl_usd(fills, instruments, marks, index)
+        self.board.on_daily_pnl(now, estimate)
+        log.debug(
+            "daemon.daily_pnl", pnl_usd=estimate.pnl_usd, missing=estimate.missing, marks=marks
+        )
+
     # ---------------------------------------------------------------- timers
     async def _tick_loop(self) -> None:
         assert self.board is not None and self.journal is not None and self.executor is not None
@@ -1227,6 +1509,14 @@ def _with_legs(decision: HedgeDecision, legs: list[HedgeLeg]) -> HedgeDecision:
 
 def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _float(x: Any) -> float:
+    """A venue figure as a float (NaN when it is not a number)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def install_signals(daemon: Daemon, stop: asyncio.Event) -> None:

@@ -273,6 +273,8 @@ class _LegRun:
     slice_no: int = 0
     attempt: int = 0
     journal_ns: int = 0  # duration of the last intent commit
+    #: An operator's flatten: passes the trading-state gate in any state, always reduce-only.
+    operator_flatten: bool = False
 
     @property
     def sign(self) -> int:
@@ -546,9 +548,15 @@ class Executor:
 
     # ------------------------------------------------------------------------ execute
 
-    async def execute(self, decision: HedgeDecision) -> DecisionResult:
+    async def execute(
+        self, decision: HedgeDecision, *, operator_flatten: bool = False
+    ) -> DecisionResult:
         """Work every leg of `decision` to its end (see the module doc). Never raises for a
-        venue problem: the result says how each leg ended."""
+        venue problem: the result says how each leg ended.
+
+        `operator_flatten`: the decision closes hedge positions on an operator's command: its
+        orders pass the trading-state gate in every state (HALTED included) and are all sent
+        reduce-only (an order that would open a position is refused by the venue)."""
         decision_ns = time.perf_counter_ns()
         did = decision.decision_id
         blog = log.bind(decision_id=did, underlying=decision.underlying)
@@ -560,7 +568,13 @@ class Executor:
         for i, leg in enumerate(decision.legs):
             inst = self._instrument(leg)
             ratio = abs(leg.delta_coin) / leg.amount if leg.amount > 0 else 0.0
-            run = _LegRun(decision, i, leg, inst, ratio, decision_ns) if inst else None
+            run = (
+                _LegRun(
+                    decision, i, leg, inst, ratio, decision_ns, operator_flatten=operator_flatten
+                )
+                if inst
+                else None
+            )
             if run is None:
                 results[i] = self._leg_end_none(i, leg, LegOutcome.REJECTED, "unknown instrument")
                 continue
@@ -571,7 +585,9 @@ class Executor:
             allowed: list[_LegRun] = []
             for run in runs:
                 after = before + run.leg.delta_coin
-                gate = self.trading.check(OrderKind.NEW, before, after)
+                gate = self.trading.check(
+                    OrderKind.NEW, before, after, is_operator_flatten=operator_flatten
+                )
                 if not gate.allowed:
                     blog.warning(
                         "executor.gate_blocked",
@@ -671,6 +687,8 @@ class Executor:
         return max(round_down(run.leg.amount / n, step), run.instrument.min_amount)
 
     def _reduce_only(self, run: _LegRun, amount: float) -> bool:
+        if run.operator_flatten:
+            return True
         if self._position is None:
             return False
         pos = self._position(run.leg.venue, run.leg.instrument)
@@ -791,7 +809,12 @@ class Executor:
             return None
         order_delta = run.sign * amount * run.coin_per_amount
         before = self._gate_before(run, amount)
-        gate = self.trading.check(OrderKind.NEW, before, before + order_delta)
+        gate = self.trading.check(
+            OrderKind.NEW,
+            before,
+            before + order_delta,
+            is_operator_flatten=run.operator_flatten,
+        )
         if not gate.allowed:
             log.warning(
                 "executor.gate_blocked",
