@@ -93,6 +93,7 @@ from hedgerd.risk.alerts import AlertDispatcher
 from hedgerd.risk.kill_switches import (
     KillSwitchBoard,
     MarginInputs,
+    PositionDiff,
     day_start_ms,
     hedge_pnl_usd,
 )
@@ -112,8 +113,9 @@ from hedgerd.venues.base import (
     VenueError,
     VenueEvent,
 )
-from hedgerd.venues.book_feed import BookFeed
+from hedgerd.venues.book_feed import BookFeed, ReconcileReport
 from hedgerd.venues.deribit import DeribitVenue
+from hedgerd.venues.units import amount_to_qty_coin
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +137,23 @@ _CROSS_CHECK_TICKS = 5
 #: Wall seconds between two venue checks (clock skew, margin, daily hedge loss).
 _VENUE_CHECK_INTERVAL_S = 2.0
 
+
+
+def position_diffs_coin(report: ReconcileReport, book: GreeksBook) -> list[PositionDiff]:
+    """The corrections of a reconciliation as position differences in coin of the underlying:
+    USD-sized (inverse) contracts converted at the underlying's index. A position the book
+    cannot convert (no index) is reported as NaN, which the switch treats as a mismatch."""
+    diffs: list[PositionDiff] = []
+    for name, ours_amount, venue_amount in report.corrected:
+        try:
+            inst = book.instrument(name)
+            index_usd = book.index_price(inst.underlying)
+            ours = amount_to_qty_coin(inst, ours_amount, index_usd)
+            theirs = amount_to_qty_coin(inst, venue_amount, index_usd)
+        except (BookError, ValueError):
+            ours, theirs = math.nan, math.nan
+        diffs.append(PositionDiff(name, ours, theirs))
+    return diffs
 
 class DaemonError(Exception):
     """The daemon cannot start (unsafe or unusable configuration, venue unreachable)."""
@@ -561,7 +580,13 @@ class Daemon:
             raise DaemonError(f"start-up reconciliation failed: {report.errors[0]}")
         await executor.load()
         book = self.book = GreeksBook()
-        feed = self.feed = BookFeed(venue, book, clock_ms=self.clock_ms, on_event=self._on_event)
+        feed = self.feed = BookFeed(
+            venue,
+            book,
+            clock_ms=self.clock_ms,
+            on_event=self._on_event,
+            on_reconcile=self._on_reconcile,
+        )
         await feed.start()
         self._positions_seen_ms = self.board_clock_ms()
         hedge_names = [
@@ -659,6 +684,22 @@ class Daemon:
             self.stats.error("shutdown timed out")
 
     # ------------------------------------------------------------------- events
+    def _on_reconcile(self, report: ReconcileReport) -> None:
+        """A timer reconciliation that had to correct the book means the position stream lost
+        an update: fed to the position-mismatch kill switch. Start-up (the book was empty) and
+        post-reconnect (the outage's fills are expected) corrections are recovery, not
+        mismatches."""
+        if self.board is None or self.book is None or self.venue is None:
+            return
+        if self.metrics is not None:
+            self.metrics.record_reconciliation(
+                self.venue.name, position_mismatches=len(report.corrected)
+            )
+        if report.reason != "timer":
+            return
+        diffs = position_diffs_coin(report, self.book)
+        self.board.on_reconciliation(self.board_clock_ms(), self.venue.name, diffs)
+
     async def _on_event(self, ev: VenueEvent) -> None:
         """Every venue stream event, after the book applied it. Never raises."""
         try:

@@ -138,6 +138,8 @@ def disconnected(b: KillSwitchBoard) -> None:
 
 def mismatch(b: KillSwitchBoard) -> None:
     assert b.on_reconciliation(T0, "deribit", [PositionDiff("BTC-PERPETUAL", 1.0, 1.0)]) is None
+    # Default: two reconciliations in a row (one may be a fill racing the snapshot).
+    assert b.on_reconciliation(T0, "deribit", [PositionDiff("BTC-PERPETUAL", 1.0, 0.5)]) is None
     b.on_reconciliation(T0, "deribit", [PositionDiff("BTC-PERPETUAL", 1.0, 0.5)])
 
 

@@ -150,7 +150,8 @@ def test_a_venue_never_connected_counts_from_registration() -> None:
 
 
 def test_position_mismatch_trips_at_the_tolerance() -> None:
-    sw = PositionMismatchSwitch(PositionMismatchSettings(mismatch_limit_coin=0.5))
+    settings = PositionMismatchSettings(mismatch_limit_coin=0.5, consecutive_runs=1)
+    sw = PositionMismatchSwitch(settings)
     below = [PositionDiff("BTC-PERPETUAL", 1.25, 1.0), PositionDiff("BTC-F", 0.0, 0.0)]
     assert sw.observe(T0, "deribit", below) is None
     trip = sw.observe(T0, "deribit", [PositionDiff("BTC-PERPETUAL", 1.5, 1.0)])
@@ -169,7 +170,7 @@ def test_position_mismatch_consecutive_runs_and_nan() -> None:
     assert sw.observe(T0, "deribit", []) is None  # a clean run resets
     assert sw.observe(T0, "deribit", bad) is None
     assert sw.observe(T0, "deribit", bad) is not None
-    sw2 = PositionMismatchSwitch(PositionMismatchSettings())
+    sw2 = PositionMismatchSwitch(PositionMismatchSettings(consecutive_runs=1))
     assert sw2.observe(T0, "deribit", [PositionDiff("X", math.nan, 1.0)]) is not None
 
 
@@ -562,7 +563,7 @@ def test_stale_unregister_stops_watching() -> None:
 
 
 def test_coin_limits_mean_what_they_say_despite_float_noise() -> None:
-    sw = PositionMismatchSwitch(PositionMismatchSettings())  # 0.001 coin
+    sw = PositionMismatchSwitch(PositionMismatchSettings(consecutive_runs=1))  # 0.001 coin
     assert 1.001 - 1.0 < 0.001  # the float trap this guards against
     assert sw.observe(T0, "deribit", [PositionDiff("BTC-PERPETUAL", 1.001, 1.0)]) is not None
     assert sw.observe(T0, "deribit", [PositionDiff("BTC-PERPETUAL", 1.0009, 1.0)]) is None

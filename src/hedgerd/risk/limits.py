@@ -137,10 +137,12 @@ class PositionMismatchSettings(_Switch):
         "contracts are converted at the index).",
     )
     consecutive_runs: int = Field(
-        1,
+        2,
         ge=1,
-        description="Reconciliations in a row that must find the mismatch before it "
-        "trips (1: the first one).",
+        description="Timer reconciliations in a row that must find a mismatch before it "
+        "trips (1: the first one). The default 2 ignores a fill that raced the snapshot: the "
+        "first reconciliation corrects the book, so a second mismatch means the position "
+        "stream itself is losing updates.",
     )
     trips_to: TripState = _trips_to(ReasonCode.POSITION_MISMATCH)
 

@@ -135,6 +135,7 @@ class BookFeed:
         stale_positions_s: float | None = None,
         stale_market_s: float | None = None,
         delta_tolerance_coin: float | None = None,
+        on_reconcile: Callable[[ReconcileReport], None] | None = None,
         on_event: Callable[[VenueEvent], Awaitable[None]] | None = None,
     ) -> None:
         s = venue.settings
@@ -160,6 +161,7 @@ class BookFeed:
         self.fills: dict[str, Fill] = {}  # trade id -> fill, in arrival order
         self.venue_greeks: dict[str, VenueGreeks] = {}
         self.last_reconcile: ReconcileReport | None = None
+        self._on_reconcile = on_reconcile
         self.started_ms = 0
         self._pos_seq: dict[str, int] = {}
         self._positions_confirmed_ms: int | None = None
@@ -275,6 +277,8 @@ class BookFeed:
         self.stats.reconcile_corrections += len(corrected) if reason != "start" else 0
         report = ReconcileReport(reason, now, tuple(corrected), tuple(skipped), recovered)
         self.last_reconcile = report
+        if self._on_reconcile is not None:
+            self._on_reconcile(report)
         if corrected and reason not in ("start",):
             log.warning(
                 "book_feed.reconcile_corrected",

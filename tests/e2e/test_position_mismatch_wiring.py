@@ -1,0 +1,71 @@
+"""Position mismatch: timer reconciliations that must correct the book trip the kill switch;
+start-up and post-reconnect corrections (recovery) do not."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hedgerd.book.greeks_book import GreeksBook
+from hedgerd.config import HedgerdConfig, VenueSettings
+from hedgerd.daemon import Daemon, position_diffs_coin
+from hedgerd.execution.journal import Journal
+from hedgerd.risk.kill_switches import KillSwitchBoard
+from hedgerd.risk.limits import KillSwitchSettings
+from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateMachine
+from hedgerd.venues.book_feed import ReconcileReport
+from hedgerd.venues.deribit_names import parse_instrument_name
+
+NOW_MS = 1_790_000_000_000
+
+
+def make_book() -> GreeksBook:
+    book = GreeksBook()
+    book.add_instrument(parse_instrument_name("BTC-PERPETUAL"))
+    book.set_index("BTC", 100_000.0)
+    return book
+
+
+def report(reason: str, corrected: tuple[tuple[str, float, float], ...]) -> ReconcileReport:
+    return ReconcileReport(reason, NOW_MS, corrected, (), 0)
+
+
+def test_diffs_are_in_coin_at_the_index() -> None:
+    diffs = position_diffs_coin(report("timer", (("BTC-PERPETUAL", 1000.0, 0.0),)), make_book())
+    assert len(diffs) == 1
+    assert diffs[0].ours_coin == pytest.approx(0.01)
+    assert diffs[0].venue_coin == 0.0
+
+
+def test_unknown_instrument_is_a_nan_mismatch() -> None:
+    diffs = position_diffs_coin(report("timer", (("BTC-NOPE", 1.0, 0.0),)), make_book())
+    assert math.isnan(diffs[0].diff_coin)
+
+
+@pytest.mark.parametrize(
+    ("reason", "trips"), [("timer", True), ("reconnect", False), ("start", False)]
+)
+async def test_two_timer_mismatches_halt(tmp_path: Path, reason: str, trips: bool) -> None:
+    journal = await Journal.open(tmp_path / "j.sqlite")
+    try:
+        machine = await TradingStateMachine.restore(journal, clock_ms=lambda: NOW_MS)
+        daemon = Daemon(HedgerdConfig(venues={"deribit": VenueSettings()}), clock_ms=lambda: NOW_MS)
+        # The parts `_on_reconcile` uses, without connecting anything.
+        daemon.board = KillSwitchBoard(KillSwitchSettings(), machine)
+        daemon.book = make_book()
+        daemon.venue = SimpleNamespace(name="deribit")  # type: ignore[assignment]
+        bad = report(reason, (("BTC-PERPETUAL", 1000.0, 0.0),))
+        daemon._on_reconcile(bad)
+        assert machine.state is TradingState.ACTIVE  # one run may be a fill racing the snapshot
+        daemon._on_reconcile(bad)
+        if trips:
+            assert machine.state is TradingState.HALTED
+            assert ReasonCode.POSITION_MISMATCH in {r.code for r in machine.reasons}
+        else:
+            assert machine.state is TradingState.ACTIVE
+        await machine.flush()
+    finally:
+        await journal.close()
