@@ -120,9 +120,23 @@ def bench_book_tick(args: argparse.Namespace) -> None:
     from hedgerd.venues.deribit_names import option_name, parse_expiry_ms, parse_instrument_name
 
     now0 = parse_expiry_ms("20NOV26") + 3 * 3_600_000
-    expiries = [parse_expiry_ms(e) for e in (
-        "21NOV26", "22NOV26", "23NOV26", "27NOV26", "4DEC26", "11DEC26", "25DEC26",
-        "29JAN27", "26FEB27", "26MAR27", "25JUN27", "24SEP27")]
+    expiries = [
+        parse_expiry_ms(e)
+        for e in (
+            "21NOV26",
+            "22NOV26",
+            "23NOV26",
+            "27NOV26",
+            "4DEC26",
+            "11DEC26",
+            "25DEC26",
+            "29JAN27",
+            "26FEB27",
+            "26MAR27",
+            "25JUN27",
+            "24SEP27",
+        )
+    ]
     spots = {"BTC": 91_000.0, "ETH": 3_050.0}
 
     def build(counts: dict[str, int], seed: int) -> tuple[GreeksBook, int]:
@@ -141,8 +155,12 @@ def bench_book_tick(args: argparse.Namespace) -> None:
                 book.add_instrument(parse_instrument_name(name))
                 book.set_option_vol(name, float(rng.uniform(0.3, 1.2)))
                 book.set_position(name, float(rng.integers(1, 500)) / 10.0, AmountUnit.COIN)
-            hedges = [f"{und}-PERPETUAL", f"{und}-27NOV26", f"{und}-26MAR27",
-                      f"{und}_USDC-PERPETUAL"]
+            hedges = [
+                f"{und}-PERPETUAL",
+                f"{und}-27NOV26",
+                f"{und}-26MAR27",
+                f"{und}_USDC-PERPETUAL",
+            ]
             for h in hedges:
                 inst = parse_instrument_name(h)
                 book.add_instrument(inst)
@@ -164,7 +182,7 @@ def bench_book_tick(args: argparse.Namespace) -> None:
             out[i] = time.perf_counter_ns() - t0
             if not math.isfinite(snap.total.delta_usdnum_coin):
                 raise SystemExit("non-finite delta in benchmark")
-        return out[n_ticks // 10:] / 1000.0  # drop warm-up, microseconds
+        return out[n_ticks // 10 :] / 1000.0  # drop warm-up, microseconds
 
     print("== book: GreeksBook tick-to-snapshot latency (set_index + underlying_snapshot) ==")
     print("   every tick moves the index and the clock (100 ms): all rows of the underlying")
@@ -195,8 +213,10 @@ def bench_book_tick(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     book.scenario_grid("BTC", now0)
     grid_ms = (time.perf_counter() - t0) * 1e3
-    print(f"   position change (one row): p50 {np.percentile(t_pos, 50) / 1000:.1f} us;"
-          f" scenario grid 9x5 on {rows} rows: {grid_ms:.1f} ms")
+    print(
+        f"   position change (one row): p50 {np.percentile(t_pos, 50) / 1000:.1f} us;"
+        f" scenario grid 9x5 on {rows} rows: {grid_ms:.1f} ms"
+    )
 
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {

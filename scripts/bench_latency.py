@@ -41,16 +41,29 @@ SPOT = 60_000.0
 def _percentiles(ns: list[int]) -> str:
     a = np.asarray(ns, dtype=np.float64) / 1000.0
     p50, p90, p99, p999 = np.percentile(a, [50, 90, 99, 99.9])
-    return (f"p50 {p50:.1f} us  p90 {p90:.1f} us  p99 {p99:.1f} us  p99.9 {p999:.1f} us  "
-            f"max {a.max():.1f} us  (n={a.size})")
+    return (
+        f"p50 {p50:.1f} us  p90 {p90:.1f} us  p99 {p99:.1f} us  p99.9 {p999:.1f} us  "
+        f"max {a.max():.1f} us  (n={a.size})"
+    )
 
 
 def _venue(name: str, kind: InstrumentKind, fee: float, hs: float, level: float) -> HedgeVenueState:
     inst = Instrument(
-        venue="deribit", name=name, kind=kind, underlying="BTC", quote_currency="USD",
-        settlement_currency="BTC", inverse=True, contract_size=10.0, amount_unit=AmountUnit.USD,
-        min_amount=10.0, amount_step=10.0, tick_size=0.5, price_unit=PriceUnit.USD,
-        maker_fee=0.0, taker_fee=fee,
+        venue="deribit",
+        name=name,
+        kind=kind,
+        underlying="BTC",
+        quote_currency="USD",
+        settlement_currency="BTC",
+        inverse=True,
+        contract_size=10.0,
+        amount_unit=AmountUnit.USD,
+        min_amount=10.0,
+        amount_step=10.0,
+        tick_size=0.5,
+        price_unit=PriceUnit.USD,
+        maker_fee=0.0,
+        taker_fee=fee,
         expiry_ms=NOW_MS + 40 * 86_400_000 if kind is InstrumentKind.FUTURE else None,
     )
     asks = tuple(BookLevel(SPOT + hs + 2.5 * i, level) for i in range(10))
@@ -115,10 +128,18 @@ def section_decision(n_positions: int = 10_000, iterations: int = 20_000) -> Non
     shifts = rng.normal(0.0, 3.0, iterations)
     # Shifted deltas: most leave the band (a trading decision is the slower case).
     risks = [
-        UnderlyingRisk(base.underlying, base.spot_usd, -base.net_delta_coin * 0 + s,
-                       base.gamma_coin_per_usd, base.vol, base.tau_years,
-                       base.vanna_coin_per_vol, 0.0, base.expiring_delta_coin,
-                       base.next_settlement_ms)
+        UnderlyingRisk(
+            base.underlying,
+            base.spot_usd,
+            -base.net_delta_coin * 0 + s,
+            base.gamma_coin_per_usd,
+            base.vol,
+            base.tau_years,
+            base.vanna_coin_per_vol,
+            0.0,
+            base.expiring_delta_coin,
+            base.next_settlement_ms,
+        )
         for s in shifts
     ]
     for r in risks[:500]:  # warm up
@@ -141,12 +162,16 @@ def section_decision(n_positions: int = 10_000, iterations: int = 20_000) -> Non
             agg_ns.append(time.perf_counter_ns() - t)
     finally:
         gc.enable()
-    print(f"decision latency, {n_positions} positions, 2 instruments x 10 levels, "
-          f"{len(flying)} orders in flight ({trades} of {iterations} decisions trade):")
+    print(
+        f"decision latency, {n_positions} positions, 2 instruments x 10 levels, "
+        f"{len(flying)} orders in flight ({trades} of {iterations} decisions trade):"
+    )
     print(f"  decide():                 {_percentiles(ns)}")
     print(f"  aggregate 10k + decide(): {_percentiles(agg_ns)}")
-    print(f"  (book revaluation of {n_positions} options with black76, for scale: "
-          f"{reval_us:.0f} us once)")
+    print(
+        f"  (book revaluation of {n_positions} options with black76, for scale: "
+        f"{reval_us:.0f} us once)"
+    )
     p99 = float(np.percentile(np.asarray(ns) / 1000.0, 99))
     print(f"  target p99 <= 100 us: {'PASS' if p99 <= 100.0 else 'FAIL'} ({p99:.1f} us)")
 
@@ -186,7 +211,9 @@ def bench_wire_latency(n_orders: int = 200) -> None:
 
     async def run(transport: str, tmp: Path) -> None:
         async with running_simulator(
-            scenario=sim_scenario(vol=0.05), stepped=True, rate_limits=False,
+            scenario=sim_scenario(vol=0.05),
+            stepped=True,
+            rate_limits=False,
             accounts=[(DRILL_KEY, DRILL_SECRET)],
         ) as sim:
             arrived: dict[str, int] = {}
@@ -200,21 +227,29 @@ def bench_wire_latency(n_orders: int = 200) -> None:
 
             server.call = stamp
             r = await rig(
-                rest_url=sim.rest_url, ws_url=sim.ws_url, key=DRILL_KEY, secret=DRILL_SECRET,
-                journal_path=tmp / f"{transport}.sqlite", clock_ms=sim.now_ms,
+                rest_url=sim.rest_url,
+                ws_url=sim.ws_url,
+                key=DRILL_KEY,
+                secret=DRILL_SECRET,
+                journal_path=tmp / f"{transport}.sqlite",
+                clock_ms=sim.now_ms,
                 cancel_on_disconnect=transport == "ws",
             )
             r.venue.limiter = LaneLimiter(
-                (RateLimit(Lane.ORDERS, 10_000, 1.0), RateLimit(Lane.CANCELS, 10_000, 1.0),
-                 RateLimit(Lane.READS, 10_000, 1.0))
+                (
+                    RateLimit(Lane.ORDERS, 10_000, 1.0),
+                    RateLimit(Lane.CANCELS, 10_000, 1.0),
+                    RateLimit(Lane.READS, 10_000, 1.0),
+                )
             )
             await r.start()
             try:
                 mid = (await r.venue.fetch_quote(PERP)).mid_price
                 for i in range(n_orders + 20):
                     side = OrderSide.BUY if i % 2 == 0 else OrderSide.SELL
-                    d = perp_decision(f"bench-{transport}-{i}", side, 10.0, mid_usd=mid,
-                                      ts_ms=sim.now_ms())
+                    d = perp_decision(
+                        f"bench-{transport}-{i}", side, 10.0, mid_usd=mid, ts_ms=sim.now_ms()
+                    )
                     await r.executor.execute(d)
                 timings = list(r.executor.timings)[20:]  # after warm-up
             finally:
