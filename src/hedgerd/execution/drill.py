@@ -11,9 +11,7 @@ BTC-PERPETUAL priced from the venue's mid), reconcile again, print a JSON summar
 With `HGD_DRILL_KILL_AT=after_intent` (journalled, not sent) or `after_send` (sent and
 answered, the answer not journalled) the process SIGKILLs itself at that point.
 
-`rig(...)` builds the same parts in-process for tests. `SimDeribitVenue` adds
-`fetch_open_orders` (Deribit `private/get_open_orders_by_currency`) to the Deribit adapter for
-the reconciler, until the `Venue` protocol has it.
+`rig(...)` builds the same parts in-process for tests.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import json
 import sys
 import time
@@ -47,36 +44,19 @@ from hedgerd.model import (
     HedgeStyle,
     HedgeTrigger,
     OrderSide,
-    OrderUpdate,
     PriceUnit,
 )
 from hedgerd.risk.trading_state import TradingStateMachine
-from hedgerd.venues.base import Lane
 from hedgerd.venues.ccxt_venue import Backoff
-from hedgerd.venues.deribit import DeribitVenue, order_from_deribit
+from hedgerd.venues.deribit import DeribitVenue
 
 VENUE_NAME = "deribit-sim"
 PERP = "BTC-PERPETUAL"
 
 
-class SimDeribitVenue(DeribitVenue):
-    """The Deribit adapter plus `fetch_open_orders` (for `OpenOrdersVenue`)."""
-
-    async def fetch_open_orders(self, underlying: str) -> list[OrderUpdate]:
-        """Open orders of `underlying`'s inverse products, venue units."""
-        raw = await self.call(
-            Lane.READS,
-            functools.partial(
-                self.rest.privateGetGetOpenOrdersByCurrency, {"currency": underlying.upper()}
-            ),
-        )
-        self._check_raw(raw)
-        return [order_from_deribit(self.name, o) for o in raw.get("result") or ()]
-
-
 @dataclass(slots=True)
 class Rig:
-    venue: SimDeribitVenue
+    venue: DeribitVenue
     journal: Journal
     trading: TradingStateMachine
     executor: Executor
@@ -129,7 +109,7 @@ async def rig(
     """The executor's parts against one Deribit-speaking venue (not started: `await
     rig.start()`). With `cancel_on_disconnect` False the adapter sends orders through ccxt's
     REST client instead of the private WebSocket session."""
-    venue = SimDeribitVenue(
+    venue = DeribitVenue(
         VENUE_NAME,
         VenueSettings(
             mode="sim",
