@@ -23,8 +23,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from hedgerd.hedging.config import HedgingConfig
+from hedgerd.hedging.config import POLICY_KINDS, HedgingConfig
 from hedgerd.risk.limits import KillSwitchSettings
+from hedgerd.validation_errors import describe_validation_error
 
 ENV_PREFIX = "HEDGERD_"
 VenueMode = Literal["sim", "testnet", "live"]
@@ -92,40 +93,50 @@ class VenueSettings(_Section):
         10.0, gt=0, description="Timeout of one REST request, seconds."
     )
     reconnect_initial_s: float = Field(
-        0.2, gt=0, description="First reconnect delay after a stream drops, seconds (doubles "
-        "per failed attempt)."
+        0.2,
+        gt=0,
+        description="First reconnect delay after a stream drops, seconds (doubles "
+        "per failed attempt).",
     )
-    reconnect_max_s: float = Field(
-        15.0, gt=0, description="Longest reconnect delay, seconds."
-    )
+    reconnect_max_s: float = Field(15.0, gt=0, description="Longest reconnect delay, seconds.")
     heartbeat_s: int = Field(
-        10, ge=10, description="Heartbeat interval asked of the venue (Deribit set_heartbeat; "
+        10,
+        ge=10,
+        description="Heartbeat interval asked of the venue (Deribit set_heartbeat; "
         "minimum 10 s); a missed heartbeat closes the session, which cancel-on-disconnect "
-        "then treats as a disconnect."
+        "then treats as a disconnect.",
     )
     cancel_on_disconnect: bool = Field(
-        True, description="Ask the venue to cancel this account's open orders when the "
-        "private session drops (Deribit enable_cancel_on_disconnect, scope 'account')."
+        True,
+        description="Ask the venue to cancel this account's open orders when the "
+        "private session drops (Deribit enable_cancel_on_disconnect, scope 'account').",
     )
     reconcile_s: float = Field(
-        30.0, gt=0, description="Interval between full position reconciliations against the "
-        "venue's REST snapshot, seconds (also done after every reconnect)."
+        30.0,
+        gt=0,
+        description="Interval between full position reconciliations against the "
+        "venue's REST snapshot, seconds (also done after every reconnect).",
     )
     stale_positions_s: float = Field(
-        90.0, gt=0, description="Positions are stale when neither the stream nor a "
-        "reconciliation has confirmed them for this long, seconds."
+        90.0,
+        gt=0,
+        description="Positions are stale when neither the stream nor a "
+        "reconciliation has confirmed them for this long, seconds.",
     )
     stale_market_s: float = Field(
         5.0, gt=0, description="A ticker, quote or index older than this is stale, seconds."
     )
     depth_notional_usd: float = Field(
-        250_000.0, gt=0, description="Order book depth fetched per side, as cumulative USD "
-        "notional."
+        250_000.0,
+        gt=0,
+        description="Order book depth fetched per side, as cumulative USD notional.",
     )
     delta_tolerance_coin: float = Field(
-        0.01, gt=0, description="Largest accepted difference between hedgerd's delta and the "
+        0.01,
+        gt=0,
+        description="Largest accepted difference between hedgerd's delta and the "
         "venue's, in coin of the underlying; beyond it the divergence is flagged for the kill "
-        "switch."
+        "switch.",
     )
 
     @model_validator(mode="after")
@@ -209,11 +220,13 @@ class DaemonSettings(_Section):
     hedge_instruments: dict[str, tuple[str, ...]] = Field(
         default_factory=_default_hedge_instruments,
         description="Instruments hedge orders may use, per underlying (venue instrument "
-        "names, e.g. BTC = [\"BTC-PERPETUAL\"]). An underlying without an entry is not hedged.",
+        'names, e.g. BTC = ["BTC-PERPETUAL"]). An underlying without an entry is not hedged.',
     )
     reconcile_interval_s: float = Field(
-        15.0, gt=0, description="Seconds between order and fill reconciliations against the "
-        "venue (also done at start-up before anything is sent)."
+        15.0,
+        gt=0,
+        description="Seconds between order and fill reconciliations against the "
+        "venue (also done at start-up before anything is sent).",
     )
     status_line: bool = Field(
         True,
@@ -336,23 +349,8 @@ def load_config(path: Path | None) -> HedgerdConfig:
 
 def _describe_errors(exc: ValidationError, path: Path | None) -> Iterator[str]:
     where = f"{path}: " if path is not None else ""
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        value = err.get("input")
-        if err["type"] == "extra_forbidden":
-            yield f"{where}{key}: unknown key (value {value!r}); check the spelling"
-            continue
-        if err["type"] == "missing":
-            yield f"{where}{key}: required but missing"
-            continue
-        shown = "<secret>" if _looks_secret(key) else repr(value)
-        if isinstance(value, dict):
-            shown = "{...}"
-        yield f"{where}{key} = {shown}: {err['msg']}"
-
-
-def _looks_secret(key: str) -> bool:
-    return any(word in key.lower() for word in ("secret", "token", "key", "password"))
+    for line in describe_validation_error(exc, skip_parts=POLICY_KINDS):
+        yield where + line
 
 
 __all__ = [

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hedgerd.validation_errors import describe_validation_error as validation_error_lines
+
 
 class HedgingConfigError(ValueError):
     """Invalid hedging configuration; the message names each bad key, one per line."""
@@ -306,30 +308,13 @@ class HedgingConfig(_Section):
         return name, self.policies[name]
 
 
+#: Policy kinds: pydantic puts the tag of the `policies` union in error locations.
+POLICY_KINDS = ("timer", "band", "whalley_wilmott", "zakamouline", "hedgerd")
+
+
 def describe_validation_error(exc: ValidationError, prefix: str = "hedging") -> str:
-    """One line per problem, each naming the full key."""
-    lines = []
-    for err in exc.errors():
-        parts = [prefix] if prefix else []
-        # Discriminated unions put the tag in the location; it is not a key the user wrote.
-        parts += [str(p) for p in err["loc"] if not _is_union_tag(p)]
-        key = ".".join(parts) or "(top level)"
-        value = err.get("input")
-        shown = "{...}" if isinstance(value, dict) else repr(value)
-        if err["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key (value {shown}); check the spelling")
-        elif err["type"] == "missing":
-            lines.append(f"{key}: required but missing")
-        else:
-            lines.append(f"{key} = {shown}: {err['msg']}")
-    return "\n".join(lines)
-
-
-_KINDS = ("timer", "band", "whalley_wilmott", "zakamouline", "hedgerd")
-
-
-def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and part in _KINDS
+    """One line per problem, each naming the full key (policy-kind tags left out)."""
+    return "\n".join(validation_error_lines(exc, prefix, POLICY_KINDS))
 
 
 def load_hedging_config(values: Mapping[str, Any], prefix: str = "hedging") -> HedgingConfig:
