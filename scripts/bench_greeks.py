@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Benchmarks of the Greeks engine: ns per option for a full reprice (price and all six
-Greeks) at several book sizes, and (section added by the book) the GreeksBook tick latency.
+Greeks) at several book sizes, the GreeksBook tick latency (``book``) and where a tick's
+time goes (``book-steps``).
 
 Run: ``.venv/bin/python scripts/bench_greeks.py [--sections pricing,...] [--threads N]``.
 Each section is a function ``bench_<name>(args) -> None`` that prints its figures; ``main``
-runs the selected ones. Figures are wall-clock: on a shared machine, run it on an idle one.
+runs the selected ones (``book-steps`` only when named). Figures are wall-clock: on a shared
+machine, run it on an idle one (the book section also prints per-tick CPU time, which
+leaves out preemption by other processes).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -110,99 +114,113 @@ def bench_pricing(args: argparse.Namespace) -> None:
     print(f"   stress grid (1 minute..1 year, +-30 sd), {n}: best {1e9 * min(times) / n:.1f}")
 
 
+BOOK_EXPIRIES = (
+    "21NOV26", "22NOV26", "23NOV26", "27NOV26", "4DEC26", "11DEC26", "25DEC26", "29JAN27",
+    "26FEB27", "26MAR27", "25JUN27", "24SEP27",
+)
+BOOK_SPOTS = {"BTC": 91_000.0, "ETH": 3_050.0}
+
+
+def book_now0_ms() -> int:
+    """The book benches' start time: 20 Nov 2026 11:00 UTC (UTC epoch ms)."""
+    from hedgerd.venues.deribit_names import parse_expiry_ms
+
+    return parse_expiry_ms("20NOV26") + 3 * 3_600_000
+
+
+def build_book(counts: dict[str, int], seed: int) -> tuple[Any, int]:
+    """A GreeksBook with ``counts[underlying]`` options (random expiries and strikes, vols
+    30..120 %), four hedges and coin collateral per underlying; returns it and its rows."""
+    from hedgerd.book.greeks_book import GreeksBook
+    from hedgerd.model import AmountUnit
+    from hedgerd.venues.deribit_names import option_name, parse_expiry_ms, parse_instrument_name
+
+    expiries = [parse_expiry_ms(e) for e in BOOK_EXPIRIES]
+    rng = np.random.default_rng(seed)
+    book = GreeksBook()
+    rows = 0
+    for und, n in counts.items():
+        S = BOOK_SPOTS[und]
+        book.set_index(und, S)
+        names: set[str] = set()
+        while len(names) < n:
+            e = expiries[int(rng.integers(len(expiries)))]
+            strike = round(S * math.exp(rng.normal(0.0, 0.4)), 1)
+            names.add(option_name(und, e, strike, bool(rng.integers(2))))
+        for name in sorted(names):
+            book.add_instrument(parse_instrument_name(name))
+            book.set_option_vol(name, float(rng.uniform(0.3, 1.2)))
+            book.set_position(name, float(rng.integers(1, 500)) / 10.0, AmountUnit.COIN)
+        hedges = [f"{und}-PERPETUAL", f"{und}-27NOV26", f"{und}-26MAR27", f"{und}_USDC-PERPETUAL"]
+        for h in hedges:
+            inst = parse_instrument_name(h)
+            book.add_instrument(inst)
+            book.set_position(h, inst.amount_step * 1000, inst.amount_unit, S)
+        book.set_balance(und, 50.0)
+        rows += n + len(hedges) + 1
+    return book, rows
+
+
+def book_ticks(
+    book: Any, und: str, n_ticks: int, seed: int, step: Callable[[float, int], object] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Microseconds per tick (index moves ~1e-4, clock 100 ms; set_index + snapshot, or
+    ``step(S, now_ms)`` instead when given), wall clock and this thread's CPU time (which
+    leaves out time the thread was preempted by other processes), warm-up tenth dropped."""
+    rng = np.random.default_rng(seed)
+    S, now = BOOK_SPOTS[und], book_now0_ms()
+    wall = np.empty(n_ticks)
+    cpu = np.empty(n_ticks)
+    for i in range(n_ticks):
+        S *= math.exp(rng.normal(0.0, 1e-4))
+        now += 100
+        c0 = time.thread_time_ns()
+        t0 = time.perf_counter_ns()
+        if step is None:
+            book.set_index(und, S)
+            snap = book.underlying_snapshot(und, now)
+        else:
+            snap = step(S, now)
+        t1 = time.perf_counter_ns()
+        cpu[i] = time.thread_time_ns() - c0
+        wall[i] = t1 - t0
+        if step is None and not math.isfinite(snap.total.delta_usdnum_coin):
+            raise SystemExit("non-finite delta in benchmark")
+    return wall[n_ticks // 10 :] / 1000.0, cpu[n_ticks // 10 :] / 1000.0
+
+
 def bench_book_tick(args: argparse.Namespace) -> None:
     """GreeksBook tick-to-snapshot latency (index update of one underlying, then that
     underlying's snapshot) for a 10k-position book; p50/p99 over many ticks, 100 ms apart."""
     import gc
 
-    from hedgerd.book.greeks_book import GreeksBook
+    from hedgerd.book import greeks_book as gb
     from hedgerd.model import AmountUnit
-    from hedgerd.venues.deribit_names import option_name, parse_expiry_ms, parse_instrument_name
 
-    now0 = parse_expiry_ms("20NOV26") + 3 * 3_600_000
-    expiries = [
-        parse_expiry_ms(e)
-        for e in (
-            "21NOV26",
-            "22NOV26",
-            "23NOV26",
-            "27NOV26",
-            "4DEC26",
-            "11DEC26",
-            "25DEC26",
-            "29JAN27",
-            "26FEB27",
-            "26MAR27",
-            "25JUN27",
-            "24SEP27",
-        )
-    ]
-    spots = {"BTC": 91_000.0, "ETH": 3_050.0}
-
-    def build(counts: dict[str, int], seed: int) -> tuple[GreeksBook, int]:
-        rng = np.random.default_rng(seed)
-        book = GreeksBook()
-        rows = 0
-        for und, n in counts.items():
-            S = spots[und]
-            book.set_index(und, S)
-            names: set[str] = set()
-            while len(names) < n:
-                e = expiries[int(rng.integers(len(expiries)))]
-                strike = round(S * math.exp(rng.normal(0.0, 0.4)), 1)
-                names.add(option_name(und, e, strike, bool(rng.integers(2))))
-            for name in sorted(names):
-                book.add_instrument(parse_instrument_name(name))
-                book.set_option_vol(name, float(rng.uniform(0.3, 1.2)))
-                book.set_position(name, float(rng.integers(1, 500)) / 10.0, AmountUnit.COIN)
-            hedges = [
-                f"{und}-PERPETUAL",
-                f"{und}-27NOV26",
-                f"{und}-26MAR27",
-                f"{und}_USDC-PERPETUAL",
-            ]
-            for h in hedges:
-                inst = parse_instrument_name(h)
-                book.add_instrument(inst)
-                book.set_position(h, inst.amount_step * 1000, inst.amount_unit, S)
-            book.set_balance(und, 50.0)
-            rows += n + len(hedges) + 1
-        return book, rows
-
-    def ticks(book: GreeksBook, und: str, n_ticks: int, seed: int) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        S, now = spots[und], now0
-        out = np.empty(n_ticks)
-        for i in range(n_ticks):
-            S *= math.exp(rng.normal(0.0, 1e-4))
-            now += 100
-            t0 = time.perf_counter_ns()
-            book.set_index(und, S)
-            snap = book.underlying_snapshot(und, now)
-            out[i] = time.perf_counter_ns() - t0
-            if not math.isfinite(snap.total.delta_usdnum_coin):
-                raise SystemExit("non-finite delta in benchmark")
-        return out[n_ticks // 10 :] / 1000.0  # drop warm-up, microseconds
-
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print("== book: GreeksBook tick-to-snapshot latency (set_index + underlying_snapshot) ==")
     print("   every tick moves the index and the clock (100 ms): all rows of the underlying")
-    print("   are repriced (no caching); p50/p99 in microseconds, wall clock")
-    print(f"   {'book':<44} {'rows':>6} {'repriced':>9} {'p50 us':>8} {'p99 us':>8}")
-    from hedgerd.book import greeks_book as gb
-
+    print(f"   are repriced (no caching); p50/p99 in microseconds, wall clock; load {load:.1f}")
+    print("   (CPU: this thread's CPU time per tick, robust to preemption by other processes)")
+    header = ("book", "rows", "repriced", "p50 us", "p99 us", "CPU p50", "CPU p99")
+    print("   {:<44} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8}".format(*header))
     cases = [
         ("10k: BTC 6k + ETH 4k options, tick BTC", {"BTC": 5_995, "ETH": 3_995}, "BTC", 1),
         ("10k: all BTC (worst case), tick BTC", {"BTC": 9_995}, "BTC", 1),
         ("10k: all BTC, reprice split over 2 threads", {"BTC": 9_995}, "BTC", 2),
     ]
     for label, counts, und, threads in cases:
-        book, rows = build(counts, seed=sum(counts.values()))
+        book, rows = build_book(counts, seed=sum(counts.values()))
         gb.set_threads(threads)
         gc.collect()
-        lat = ticks(book, und, args.book_ticks, seed=1)
+        lat, cpu = book_ticks(book, und, args.book_ticks, seed=1)
         gb.set_threads(1)
         p50, p99 = np.percentile(lat, [50, 99])
-        print(f"   {label:<44} {rows:>6} {counts[und]:>9} {p50:>8.1f} {p99:>8.1f}")
+        c50, c99 = np.percentile(cpu, [50, 99])
+        print(
+            f"   {label:<44} {rows:>6} {counts[und]:>9} {p50:>8.1f} {p99:>8.1f}"
+            f" {c50:>8.1f} {c99:>8.1f}"
+        )
     # for scale: one row changes and the on-demand scenario grid
     name = next(n for n in book._instruments if n.endswith("-C"))
     t_pos = []
@@ -210,25 +228,59 @@ def bench_book_tick(args: argparse.Namespace) -> None:
         t0 = time.perf_counter_ns()
         book.set_position(name, 1.0 + i % 7, AmountUnit.COIN)
         t_pos.append(time.perf_counter_ns() - t0)
-    t0 = time.perf_counter()
-    book.scenario_grid("BTC", now0)
-    grid_ms = (time.perf_counter() - t0) * 1e3
+    t_grid = time.perf_counter()
+    book.scenario_grid("BTC", book_now0_ms())
+    grid_ms = (time.perf_counter() - t_grid) * 1e3
     print(
         f"   position change (one row): p50 {np.percentile(t_pos, 50) / 1000:.1f} us;"
         f" scenario grid 9x5 on {rows} rows: {grid_ms:.1f} ms"
     )
 
 
+def bench_book_steps(args: argparse.Namespace) -> None:
+    """Where a tick of the 6k + 4k book goes: the option rows' reprice (d1, d2, exp, normal
+    CDFs, products, segment sums), the rest of the snapshot, and the normal CDF kernel alone
+    (the book's table + Taylor vs scipy's ndtr on the same d1, d2)."""
+    from scipy.special import ndtr
+
+    from hedgerd.book.normal_cdf import ncdf_into
+    from hedgerd.book.valuation import MS_PER_YEAR
+
+    book, _ = build_book({"BTC": 5_995, "ETH": 3_995}, seed=9_990)
+    u = book._und["BTC"]
+    opts = u.options
+    n = opts.n
+    ticks = args.book_ticks
+    whole = np.percentile(book_ticks(book, "BTC", ticks, seed=1)[0], [50, 99])
+    rows = np.percentile(book_ticks(book, "BTC", ticks, seed=1, step=opts.reprice)[0], [50, 99])
+    # the book's own d1, d2 at the start: rows are sorted by expiry
+    now = book_now0_ms()
+    tau = (opts.exp[:n] - now) / MS_PER_YEAR
+    sd = opts.sigma[:n] * np.sqrt(tau)
+    d1 = np.log(opts.ratio[:n] * BOOK_SPOTS["BTC"] / opts.strike[:n]) / sd + 0.5 * sd
+    d = np.stack([d1, d1 - sd])
+    out, w1, w2, w3 = (np.empty_like(d) for _ in range(4))
+    idx = np.empty(d.shape, np.int64)
+    t_table = min(time_call(lambda: ncdf_into(d, out, w1, w2, w3, idx)))
+    t_ndtr = min(time_call(lambda: ndtr(d, out=out)))
+    print("== book steps: 6k + 4k book, tick BTC (5995 option rows), microseconds ==")
+    print(f"   tick (set_index + underlying_snapshot)  p50 {whole[0]:7.1f}  p99 {whole[1]:7.1f}")
+    print(f"   option rows reprice (incl. segment sums) p50 {rows[0]:7.1f}  p99 {rows[1]:7.1f}")
+    print(f"   normal CDF of d1 and d2 ({2 * n} values): table+Taylor {1e6 * t_table:6.1f},"
+          f" scipy ndtr {1e6 * t_ndtr:6.1f} (best of 7)")
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "pricing": bench_pricing,
     "book": bench_book_tick,
+    "book-steps": bench_book_steps,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--sections", default=",".join(SECTIONS), help=f"comma list of {sorted(SECTIONS)}"
+        "--sections", default="pricing,book", help=f"comma list of {sorted(SECTIONS)}"
     )
     parser.add_argument("--sizes", default="1000,10000,100000,1000000", help="pricing: book sizes")
     parser.add_argument("--threads", type=int, default=None, help="pricing threads")

@@ -504,3 +504,168 @@ def test_closed_rows_are_compacted_and_the_book_stays_right() -> None:
         assert opts.row_of(name) is not None
     book.set_option_vol(name, state.vol[name])
     assert_matches(book, state, "BTC", NOW)
+
+
+# ---- the tick path is a full reprice: exact against the row-by-row reference ---------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_DELTA_FIELDS = [f for f in GREEK_FIELDS if "delta" in f]
+_GAMMA_FIELDS = [f for f in GREEK_FIELDS if "gamma" in f]
+
+
+def reference_with_scale(
+    state: State, underlying: str, now_ms: int
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per bucket: (GREEK_FIELDS summed row by row from `valuation` and black76 for vanna,
+    the scale of rounding in that sum). The book sums ``q b S N(d1)``, ``q K N(d2)`` and
+    ``alpha S``, ``beta`` before they cancel, so the scale adds those notionals."""
+    S = state.index[underlying]
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    fields = {f: i for i, f in enumerate(GREEK_FIELDS)}
+
+    def add(bucket: int, v: va.Valuation, vanna: float, notional_usd: float, opt: bool) -> None:
+        row = np.zeros(len(GREEK_FIELDS))
+        vals = {
+            "value_usd": float(v.value_usd),
+            "delta_usdnum_coin": float(v.delta_usdnum_coin),
+            "delta_coinnum_coin": float(v.delta_coinnum_coin),
+            "gamma_usdnum_coin_per_usd": float(v.gamma_usdnum_coin_per_usd),
+            "gamma_coinnum_coin_per_usd": float(v.gamma_coinnum_coin_per_usd),
+            "vega_usd_per_vol": float(v.vega_usd_per_vol),
+            "theta_usd_per_day": float(v.theta_usd_per_year) / 365.0,
+            "vanna_usdnum_coin_per_vol": vanna,
+        }
+        prefix = "options_" if opt else "hedge_"
+        vals[prefix + "delta_usdnum_coin"] = vals["delta_usdnum_coin"]
+        vals[prefix + "delta_coinnum_coin"] = vals["delta_coinnum_coin"]
+        for k, x in vals.items():
+            row[fields[k]] = x
+        scale = np.abs(row)
+        scale[fields["value_usd"]] += notional_usd
+        for f in _DELTA_FIELDS:
+            scale[fields[f]] += notional_usd / S
+        for f in _GAMMA_FIELDS:
+            scale[fields[f]] += notional_usd / S**2
+        total, gross = out.get(bucket, (np.zeros_like(row), np.zeros_like(row)))
+        out[bucket] = (total + row, gross + scale)
+
+    for name, q in state.qty.items():
+        inst = parse_instrument_name(name)
+        if inst.underlying != underlying or q == 0:
+            continue
+        kind = va.row_kind(inst)
+        e = inst.expiry_ms
+        b = state.ratio.get((underlying, e), 1.0) if e is not None else 1.0
+        if kind.is_option:
+            assert e is not None and inst.strike_usd is not None
+            tau = (e - now_ms) / va.MS_PER_YEAR
+            vol = state.vol[name]
+            v = va.option_valuation(inst.is_call, q, S, inst.strike_usd, tau, vol, b)
+            vanna = q * b * float(black76(inst.is_call, b * S, inst.strike_usd, tau, vol).vanna)
+            add(e, v, vanna, abs(q) * (b * S + inst.strike_usd), True)
+            continue
+        entry = state.entry[name]
+        if kind in (va.RowKind.INVERSE_PERPETUAL, va.RowKind.INVERSE_FUTURE):
+            v = va.inverse_future_valuation(q, S, entry, b)
+        elif kind in (va.RowKind.LINEAR_PERPETUAL, va.RowKind.LINEAR_FUTURE):
+            v = va.linear_future_valuation(q, S, entry, b)
+        else:
+            v = va.spot_valuation(q, S, entry)
+        alpha, beta = va.affine_coefficients(kind, q, entry, b)
+        add(NO_EXPIRY if e is None else e, v, 0.0, abs(float(alpha)) * S + abs(float(beta)),
+            False)
+    if state.balances.get(underlying):
+        bal = state.balances[underlying]
+        add(NO_EXPIRY, va.collateral_valuation(bal, S), 0.0, abs(bal) * S, False)
+    return out
+
+
+def assert_exact(book: GreeksBook, state: State, underlying: str, now_ms: int) -> None:
+    """Every field of every bucket and the totals within 1e-12 of the rounding scale."""
+    snap = book.underlying_snapshot(underlying, now_ms)
+    ref = reference_with_scale(state, underlying, now_ms)
+    table = snap.by_expiry
+    zero = np.zeros(len(GREEK_FIELDS))
+    total, gross = zero.copy(), zero.copy()
+    for i, e in enumerate(table.expiry_ms.tolist()):
+        want, scale = ref.get(e, (zero, zero))
+        err = np.abs(table.values[:, i] - want)
+        bad = err > 1e-12 * scale + 1e-300
+        assert not bad.any(), [
+            (GREEK_FIELDS[f], e, table.values[f, i], want[f], scale[f])
+            for f in np.flatnonzero(bad)
+        ]
+        total, gross = total + want, gross + scale
+    got_total = np.array([getattr(snap.total, f) for f in GREEK_FIELDS])
+    assert np.all(np.abs(got_total - total) <= 1e-12 * gross + 1e-300)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**16),
+    n_opts=st.integers(1, 60),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["BTC", "ETH"]),
+            st.floats(-0.3, 0.3),  # log move of the index
+            st.integers(0, 9_000_000),  # ms of clock: 8 steps stay before the first expiry
+            st.integers(0, 9),  # an update between ticks (6..9) or none
+            st.floats(0.0, 1.0),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_tick_path_equals_a_full_reprice_on_random_books_and_ticks(
+    seed: int, n_opts: int, steps: list[tuple[str, float, int, int, float]]
+) -> None:
+    rng = np.random.default_rng(seed)
+    book, state = build(rng, n_opts=n_opts)
+    now = NOW
+    for und, move, dt, op, x in steps:
+        if op == 6:  # a mark vol (Deribit vols span ~5 % to 300 %)
+            name = sorted(n for n in state.vol if n.startswith(und + "-"))[int(x * n_opts * 0.99)]
+            vol = 0.05 + 2.95 * x
+            book.set_option_vol(name, vol)
+            state.vol[name] = vol
+        elif op == 7:  # a position, possibly closed (its row may be compacted later)
+            name = sorted(n for n in state.vol if n.startswith(und + "-"))[int(x * n_opts * 0.99)]
+            q = round((x - 0.5) * 40.0, 1)
+            book.set_position(name, q, AmountUnit.COIN)
+            state.qty[name] = q
+        elif op == 8:  # an expiry's forward
+            e = parse_expiry_ms(EXPIRIES[1 + int(x * (len(EXPIRIES) - 1.01))])
+            book.set_forward_ratio(und, e, 0.98 + 0.06 * x)
+            state.ratio[(und, e)] = 0.98 + 0.06 * x
+        elif op == 9:  # a hedge
+            name = HEDGES[und][int(x * (len(HEDGES[und]) - 0.01))]
+            inst = parse_instrument_name(name)
+            q = round((x - 0.5) * 100) * inst.amount_step
+            book.set_position(name, q, inst.amount_unit, average_price=state.index[und] * 1.01)
+            state.qty[name], state.entry[name] = q, state.index[und] * 1.01
+        S = state.index[und] * math.exp(move)
+        book.set_index(und, S)
+        state.index[und] = S
+        now += dt
+        assert_exact(book, state, und, now)
+    assert_exact(book, state, "ETH" if steps[-1][0] == "BTC" else "BTC", now)
+
+
+@pytest.mark.parametrize("S", [1e-30, 1e-3, 1e3, 1e30])
+def test_extreme_index_and_tiny_vol_at_the_last_millisecond_stay_finite(S: float) -> None:
+    """|d| up to ~1e11 (vol 1e-4, 1 ms to expiry, absurd index): saturated, never NaN."""
+    book = GreeksBook()
+    call, put = "BTC-21NOV26-90000-C", "BTC-21NOV26-90000-P"
+    for name in (call, put):
+        book.add_instrument(parse_instrument_name(name))
+        book.set_option_vol(name, 1e-4)
+        book.set_position(name, 1.0, AmountUnit.COIN)
+    book.set_index("BTC", S)
+    snap = book.underlying_snapshot("BTC", parse_expiry_ms("21NOV26") - 1)
+    t = snap.total
+    assert all(math.isfinite(getattr(t, f)) for f in GREEK_FIELDS)
+    # call + put on the same strike: delta 2 N(d1) - 1 = ±1, value |S - K|
+    assert t.options_delta_usdnum_coin == (1.0 if S > 90_000 else -1.0)
+    assert t.value_usd == pytest.approx(abs(S - 90_000.0), rel=1e-12)

@@ -5,10 +5,15 @@ Layout (structure of arrays, one store per underlying):
 - Options live in preallocated numpy arrays (capacity doubles when full), kept sorted by
   expiry so each expiry is a contiguous segment; an index maps instrument name → stable slot
   → row. Per row the book keeps coefficients that only change when the position, the mark vol
-  or the expiry's forward ratio change (``q·b``, ``q·K``, ``q·b·σ``, ``q·b/σ``), so an index tick
-  costs: ``d1``, ``d2``, two normal CDFs, one ``exp`` and six multiply-and-segment-sum passes
-  over that underlying's rows, into preallocated buffers. Nothing is rebuilt per tick; a
-  position or vol change rewrites one row.
+  or the expiry's forward ratio change (``q·b``, ``q·K``, ``q·b·σ``, ``q·b/σ``, ``σ/2``,
+  ``ln(b/K)/2``), so an index tick costs about 25 numpy ufunc passes over that underlying's
+  rows, into preallocated buffers, and one segment sum: ``d1``, ``d2``, one ``exp``, and the
+  normal CDFs from a table plus a three-term Taylor series that reuses the ``exp``
+  (`normal_cdf`; equal to ``scipy.special.ndtr`` within 4e-16, about three times cheaper).
+  Per expiry, the sums are mixed into the snapshot's fields by one small matrix product.
+  Nothing is rebuilt per tick; a position or vol change rewrites one row. The tick path is
+  exact (a full reprice of every row, to rounding: tested against a row-by-row reference on
+  random books and tick sequences); ``scripts/bench_greeks.py --sections book`` times it.
 - Hedge instruments (inverse and linear perpetuals and futures, spot, coin collateral) have
   values affine in the index, ``V = α S + β`` (see `valuation`), so the book keeps ``α, β`` per
   expiry bucket and kind and values them in O(buckets) per tick.
@@ -47,8 +52,8 @@ from typing import Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtr
 
+from hedgerd.book.normal_cdf import GRID, TABLE, split_grid, taylor_into
 from hedgerd.book.valuation import (
     HEDGE_KINDS,
     MS_PER_YEAR,
@@ -116,8 +121,42 @@ GREEK_FIELDS: tuple[str, ...] = (
 (_VAL, _DU, _DC, _ODU, _ODC, _HDU, _HDC, _GU, _GC, _VEGA, _THETA, _VANNA) = range(
     len(GREEK_FIELDS)
 )
-# rows of the (fields x buckets) table that `_OptionRows.reprice` fills, in its order
-_OPT_ROWS = np.array([_ODU, _VAL, _VEGA, _THETA, _GU, _VANNA], np.intp)
+# Per bucket the book keeps 8 inputs (`_Underlying.inputs`, columns of the mix matrix):
+# the 6 per-segment option sums of `_OptionRows.reprice` and the hedges' V = alpha S + beta.
+(_C_DU, _C_KN2, _C_VEGA, _C_THETA, _C_GU, _C_VANNA, _C_HA, _C_HB) = range(8)
+
+
+def _mix_template() -> tuple[FloatArray, NDArray[np.intp]]:
+    """The (fields x inputs) matrix ``M(S)`` with ``table = M(S) @ inputs``: every field is
+    linear in the inputs with coefficients 1, S, 1/S or 1/S² (see `_mix`). Returns the
+    S-free part and the flat positions of the S-dependent entries, in `_mix`'s order."""
+    m = np.zeros((len(GREEK_FIELDS), 8))
+    # value = S delta_opt - Σ qK N(d2) + alpha S + beta
+    m[_VAL, _C_KN2], m[_VAL, _C_HB] = -1.0, 1.0
+    m[_DU, _C_DU] = m[_DU, _C_HA] = 1.0
+    m[_ODU, _C_DU] = 1.0
+    m[_HDU, _C_HA] = 1.0
+    m[_VANNA, _C_VANNA] = 1.0
+    pos = [
+        (_VAL, _C_DU), (_VAL, _C_HA), (_VEGA, _C_VEGA), (_THETA, _C_THETA),  # S
+        (_DC, _C_KN2), (_ODC, _C_KN2),  # 1/S: coin delta of options = Σ qK N(d2) / S
+        (_GU, _C_GU), (_GC, _C_GU),  # 1/S
+        (_DC, _C_HB), (_HDC, _C_HB),  # -1/S
+        (_GC, _C_KN2),  # -1/S²: gamma_coin = gamma_usd + (V/S - delta_usd)/S
+        (_GC, _C_HB),  # 1/S²
+    ]
+    return m, np.array([r * 8 + c for r, c in pos], np.intp)
+
+
+_MIX0, _MIX_POS = _mix_template()
+
+
+def _mix(S: float) -> FloatArray:
+    m = _MIX0.copy()
+    i, i2 = 1.0 / S, 1.0 / (S * S)
+    m.flat[_MIX_POS] = (S, S, S, S, i, i, i, i, -i, -i, -i2, i2)
+    return m
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,11 +392,37 @@ def _split(n: int) -> list[tuple[int, int]]:
     return [(i * per, min((i + 1) * per, n)) for i in range(parts) if i * per < n]
 
 
+_LN_BOUND = 70.0
+"""|ln S| and |ln(b/K)| are clamped here for d1/d2 only (prices beyond e^±70 USD are not
+real), which bounds |G d| below `normal_cdf.U_MAX` for any σ >= MIN_VOL and τ >= 1 ms."""
+_THETA_GAMMA = np.array([[-0.5 * _INV_SQRT_2PI / DAYS_PER_YEAR], [_INV_SQRT_2PI]])
+
+
+def _clamp_ln(x: float) -> float:
+    return min(max(x, -_LN_BOUND), _LN_BOUND)
+
+
+class _RowViews:
+    """Contiguous (rows, n) views of an `_OptionRows`' flat scratch for one reprice."""
+
+    __slots__ = ("hg", "idx", "n", "prod", "u", "u2", "work")
+
+    def __init__(self, rows: _OptionRows, n: int) -> None:
+        self.n = n
+        self.work = rows.work[: 2 * n].reshape(2, n)
+        self.u = rows.u[: 2 * n].reshape(2, n)
+        self.u2 = rows.u2[: 2 * n].reshape(2, n)
+        self.hg = rows.hg[: 2 * n].reshape(2, n)
+        self.idx = rows.idx[: 2 * n].reshape(2, n)
+        self.prod = rows.prod[: 8 * n].reshape(8, n)
+
+
 class _OptionRows:
     """Options of one underlying, sorted by expiry (see module docstring)."""
 
     # Coefficient rows: C1 = q b (N(d1) and vega), C2 = q K (N(d2)), C3 = q b σ (theta),
-    # C4 = q b / σ (gamma, vanna). C1 is stored twice so rows 2..4 multiply n(d1) in one pass.
+    # C4 = q b / σ (gamma, vanna). C1 is stored twice so rows 0..1 multiply (N(d1), N(d2))
+    # and rows 2..4 multiply n(d1), each in one ufunc call.
     def __init__(self, capacity: int = 64) -> None:
         self.n = 0
         self.cap = capacity
@@ -369,30 +434,44 @@ class _OptionRows:
         self.ratio = np.ones(capacity)
         self.qeff = np.zeros(capacity)
         self.sigma = np.ones(capacity)
-        self.lnbk = np.zeros(capacity)
+        # in grid units of `normal_cdf` (G = GRID, a power of 2: the scaling is exact)
+        self.gsigma = np.full(capacity, 0.5 * GRID)  # G σ/2
+        self.glnbk = np.zeros(capacity)  # G² ln(b/K)/2
         self.coef = np.zeros((5, capacity))
         self.row_slot = np.zeros(capacity, np.intp)
         self.slot_row = np.zeros(capacity, np.intp)
-        self.work = np.zeros((5, capacity))
-        self.prod = np.zeros((6, capacity))
         self.seg_of_row = np.zeros(capacity, np.intp)
+        self._alloc_scratch(capacity)
         self.slot_of: dict[str, int] = {}
         self.slot_names: list[str] = []
         self.bad: dict[str, str] = {}
         self.seg_exp = np.zeros(0, np.int64)
         self.seg_start = np.zeros(0, np.intp)
-        self.put1 = np.zeros(0)
-        self.put2 = np.zeros(0)
+        self.seg_counts = np.zeros(0, np.intp)  # rows per segment
+        self.put12 = np.zeros((2, 0))  # per segment: Σ over puts of (c1, c2)
+        self.seg_sums = np.zeros((8, 0))
+        self.seg_factor = np.zeros((4, 0))
         self.first_expiry_ms = NO_EXPIRY
         self.all_live = np.ones(0, np.bool_)
         self.seg_dirty = False
         self.put_dirty = False
 
     _ROW_ARRAYS = (
-        "exp", "strike", "is_put", "qty", "vol", "ratio", "qeff", "sigma", "lnbk", "row_slot",
-        "seg_of_row",
+        "exp", "strike", "is_put", "qty", "vol", "ratio", "qeff", "sigma", "gsigma", "glnbk",
+        "row_slot", "seg_of_row",
     )
-    _ROW_MATRICES = ("coef", "work", "prod")
+
+    def _alloc_scratch(self, cap: int) -> None:
+        """Per-tick work arrays (rewritten by every reprice, so not kept on growth). Flat, so
+        that `reprice` can view them as contiguous (rows, n) blocks: ``np.take`` copies
+        non-contiguous index and output arrays."""
+        self.work = np.zeros(2 * cap)  # exp(-d1²/2); G σ sqrt(tau)/2
+        self.u = np.zeros(2 * cap)  # G d1, G d2
+        self.u2 = np.zeros(2 * cap)
+        self.hg = np.zeros(2 * cap)
+        self.idx = np.zeros(2 * cap, np.int64)  # table indices
+        self.prod = np.zeros(8 * cap)
+        self.views: _RowViews | None = None
 
     def _grow(self) -> None:
         new = self.cap * 2
@@ -401,17 +480,17 @@ class _OptionRows:
             arr = np.zeros(new, old.dtype)
             arr[: self.cap] = old
             setattr(self, name, arr)
-        for name in self._ROW_MATRICES:
-            old = getattr(self, name)
-            arr = np.zeros((old.shape[0], new))
-            arr[:, : self.cap] = old
-            setattr(self, name, arr)
+        coef = np.zeros((self.coef.shape[0], new))
+        coef[:, : self.cap] = self.coef
+        self.coef = coef
+        self._alloc_scratch(new)
         slot_row = np.zeros(new, np.intp)
         slot_row[: self.cap] = self.slot_row
         self.slot_row = slot_row
         self.strike[self.cap :] = 1.0
         self.ratio[self.cap :] = 1.0
         self.sigma[self.cap :] = 1.0
+        self.gsigma[self.cap :] = 0.5 * GRID
         self.vol[self.cap :] = np.nan
         self.cap = new
 
@@ -484,7 +563,8 @@ class _OptionRows:
         s = v if ok else 1.0
         self.qeff[i] = qe
         self.sigma[i] = s
-        self.lnbk[i] = math.log(b / K)
+        self.gsigma[i] = (0.5 * GRID) * s
+        self.glnbk[i] = (0.5 * GRID * GRID) * _clamp_ln(math.log(b / K))
         c1 = qe * b
         col = self.coef[:, i]
         if self.is_put[i] and (col[0] != c1 or col[1] != qe * K):
@@ -519,28 +599,33 @@ class _OptionRows:
             self.first_expiry_ms = int(self.seg_exp[0]) if n else NO_EXPIRY
             self.all_live = np.ones(len(self.seg_start), np.bool_)
             counts = np.diff(np.append(self.seg_start, n))
+            self.seg_counts = counts.astype(np.intp)
             self.seg_of_row[:n] = np.repeat(np.arange(len(self.seg_start)), counts)
+            self.seg_sums = np.zeros((8, len(start)))
+            self.seg_factor = np.full((4, len(start)), -_INV_SQRT_2PI / GRID)  # row 3: vanna
             self.seg_dirty = False
             self.put_dirty = True
         if self.put_dirty:
             if n:
                 put = self.is_put[:n]
-                self.put1 = np.add.reduceat(np.where(put, self.coef[0, :n], 0.0), self.seg_start)
-                self.put2 = np.add.reduceat(np.where(put, self.coef[1, :n], 0.0), self.seg_start)
+                self.put12 = np.add.reduceat(
+                    np.where(put, self.coef[:2, :n], 0.0), self.seg_start, axis=1
+                )
             else:
-                self.put1 = np.zeros(0)
-                self.put2 = np.zeros(0)
+                self.put12 = np.zeros((2, 0))
             self.put_dirty = False
 
     def reprice(self, S: float, now_ms: int) -> tuple[FloatArray, NDArray[np.bool_]]:
-        """Per-segment Greeks at index ``S``: rows delta_usd, value_usd, vega, theta_per_day,
-        gamma_usd, vanna (a (6, segments) array, order of `_OPT_ROWS`), and the live mask."""
+        """Per-segment sums at index ``S``: a (6, segments) array, rows (`_C_DU` ...):
+        delta_usd, ``Σ q K N(d2)`` (value = ``S·delta_usd`` minus it), and vega, theta per
+        day, gamma and vanna before their index factors (``S``, ``S``, ``1/S``, 1; `_mix`
+        applies them); dead (expired) segments are zero. And the live mask. The array is
+        scratch, valid until the next reprice."""
         self.refresh_layout()
         n = self.n
-        k = len(self.seg_exp)
         if n == 0:
-            return np.zeros((6, 0)), np.zeros(0, np.bool_)
-        tau = (self.seg_exp - now_ms) * (1.0 / MS_PER_YEAR)
+            return self.seg_sums[:6], self.all_live
+        tau = np.multiply(self.seg_exp - now_ms, 1.0 / MS_PER_YEAR, dtype=np.float64)
         all_live = now_ms < self.first_expiry_ms
         if all_live:
             live = self.all_live
@@ -548,54 +633,57 @@ class _OptionRows:
         else:
             live = tau > 0.0
             sqt_seg = np.sqrt(np.where(live, tau, 1.0))
-        lnS = math.log(S)
+        lnS = (0.5 * GRID * GRID) * _clamp_ln(math.log(S))
+        v = self.views
+        if v is None or v.n != n:
+            v = self.views = _RowViews(self, n)
+        sqt = np.repeat(sqt_seg, self.seg_counts)  # per row (much cheaper than a take)
         parts = _split(n)
         if len(parts) == 1:
-            self._rows(0, n, lnS, sqt_seg)
+            self._rows(v, 0, n, lnS, sqt)
         else:
             pool = _get_pool()
-            futures = [pool.submit(self._rows, lo, hi, lnS, sqt_seg) for lo, hi in parts[1:]]
-            self._rows(*parts[0], lnS, sqt_seg)
+            futures = [pool.submit(self._rows, v, lo, hi, lnS, sqt) for lo, hi in parts[1:]]
+            self._rows(v, *parts[0], lnS, sqt)
             for fut in futures:
                 fut.result()
-        p = self.prod
-        # per segment: [sum c1 N(d1), sum c2 N(d2), sum c1 n, sum c3 n, sum c4 n, sum c4 n d2]
-        out = np.add.reduceat(p[:, :n], self.seg_start, axis=1)
-        np.subtract(out[0], self.put1, out=out[0])  # delta (USD numeraire)
-        np.subtract(out[1], self.put2, out=out[1])
-        np.subtract(out[0] * S, out[1], out=out[1])  # value, USD
-        inv_sqt = 1.0 / sqt_seg
-        f = np.empty((4, k))
-        np.multiply(sqt_seg, S * _INV_SQRT_2PI, out=f[0])  # vega per 1.00 vol
-        np.multiply(inv_sqt, -0.5 * S * _INV_SQRT_2PI / DAYS_PER_YEAR, out=f[1])  # theta/day
-        np.multiply(inv_sqt, _INV_SQRT_2PI / S, out=f[2])  # gamma
-        f[3] = -_INV_SQRT_2PI  # vanna
-        np.multiply(out[2:], f, out=out[2:])
+        sums = self.seg_sums
+        np.add.reduceat(v.prod, self.seg_start, axis=1, out=sums)
+        # N(d1) = table + e Q1, N(d2) = table + e(d2) Q2 with q K e(d2) = S q b e(d1)
+        sums[7] *= S
+        sums[:2] += sums[6:]
+        sums[:2] -= self.put12  # put-call parity: puts are calls minus forwards
+        f = self.seg_factor
+        np.multiply(sqt_seg, _INV_SQRT_2PI, out=f[0])  # vega per 1.00 vol, / S
+        np.divide(_THETA_GAMMA, sqt_seg, out=f[1:3])  # theta per day / S, gamma * S
+        sums[2:6] *= f
         if not all_live:
-            out[:, ~live] = 0.0
-        return out, live
+            sums[:, ~live] = 0.0
+        return sums[:6], live
 
-    def _rows(self, lo: int, hi: int, lnS: float, sqt_seg: FloatArray) -> None:
-        """The per-row pass over rows [lo, hi): N(d1)·c1, N(d2)·c2, n(d1)·(c1, c3, c4) and
-        n(d1)·c4·d2 into ``prod``. Elementwise, so row ranges may run on different threads."""
-        w, p, c = self.work, self.prod, self.coef
-        sqt, sd, d1, d2, pdf = w[0, lo:hi], w[1, lo:hi], w[2, lo:hi], w[3, lo:hi], w[4, lo:hi]
-        np.take(sqt_seg, self.seg_of_row[lo:hi], out=sqt, mode="clip")
-        np.multiply(self.sigma[lo:hi], sqt, out=sd)
-        np.add(self.lnbk[lo:hi], lnS, out=d1)
-        np.divide(d1, sd, out=d1)
-        np.multiply(sd, 0.5, out=d2)
-        np.add(d1, d2, out=d1)
-        np.subtract(d1, sd, out=d2)
-        ndtr(d1, out=p[0, lo:hi])
-        np.multiply(p[0, lo:hi], c[0, lo:hi], out=p[0, lo:hi])
-        ndtr(d2, out=p[1, lo:hi])
-        np.multiply(p[1, lo:hi], c[1, lo:hi], out=p[1, lo:hi])
-        np.multiply(d1, d1, out=pdf)
-        np.multiply(pdf, -0.5, out=pdf)
-        np.exp(pdf, out=pdf)
-        np.multiply(c[2:5, lo:hi], pdf, out=p[2:5, lo:hi])
-        np.multiply(p[4, lo:hi], d2, out=p[5, lo:hi])
+    def _rows(self, v: _RowViews, lo: int, hi: int, lnS: float, sqt: FloatArray) -> None:
+        """The per-row pass over rows [lo, hi) into ``v.prod`` (rows: c1 T(d1), c2 T(d2),
+        c1 e, c3 e, c4 e, c4 e G d2, c1 e Q1, c1 e Q2 with ``e = exp(-d1²/2)``, ``T`` the
+        table of `normal_cdf` and ``Q`` its Taylor terms). Elementwise, so row ranges may run
+        on different threads and give the same numbers."""
+        s = slice(lo, hi)
+        c, p = self.coef, v.prod
+        e, half, u, u2, hg = v.work[0, s], v.work[1, s], v.u[:, s], v.u2[:, s], v.hg[:, s]
+        np.multiply(self.gsigma[s], sqt[s], out=half)  # G σ√τ/2
+        np.add(self.glnbk[s], lnS, out=u[0])  # G² ln(F/K)/2
+        np.divide(u[0], half, out=u[0])  # G ln(F/K)/(σ√τ)
+        np.subtract(u[0], half, out=u[1])  # G d2
+        np.add(u[0], half, out=u[0])  # G d1
+        np.multiply(u, u, out=u2)
+        np.multiply(u2[0], -0.5 / (GRID * GRID), out=e)
+        np.exp(e, out=e)
+        np.multiply(c[2:5, s], e, out=p[2:5, s])
+        np.multiply(p[4, s], u[1], out=p[5, s])
+        split_grid(u, hg, v.idx[:, s])
+        np.take(TABLE, v.idx[:, s], out=p[0:2, s], mode="clip")
+        np.multiply(p[0:2, s], c[0:2, s], out=p[0:2, s])
+        taylor_into(u, u2, hg, p[6:8, s])
+        np.multiply(p[6:8, s], p[2, s], out=p[6:8, s])
 
     def expired_names(self, now_ms: int) -> list[str]:
         hi = int(np.searchsorted(self.exp[: self.n], now_ms, side="right"))
@@ -626,20 +714,18 @@ class _Underlying:
         self.layout_dirty = True
         self.buckets = np.zeros(0, np.int64)
         self.seg_bucket = np.zeros(0, np.intp)
+        self.seg_cols: slice | NDArray[np.intp] = self.seg_bucket  # x[:, seg_cols]: options
         # alpha/beta per (bucket, hedge kind), V = alpha S + beta
         self.alpha = np.zeros((0, len(RowKind)))
         self.beta = np.zeros((0, len(RowKind)))
         self.bucket_list: list[int] = []
-        self.opt_ix: tuple[NDArray[np.intp], ...] = (
-            np.zeros((6, 1), np.intp), np.zeros((1, 0), np.intp)
-        )
+        # per bucket: the option sums (rewritten every tick) and the live hedges' alpha, beta
+        self.inputs = np.zeros((8, 0))
+        self.no_window = _frozen(np.zeros(0, np.bool_))
         # hedge aggregates over live buckets, valid for now_ms in [live_lo, live_hi)
         self.live_lo = 0
         self.live_hi = -1
-        self.h_alpha = np.zeros(0)
-        self.h_beta = np.zeros(0)
-        self.k_alpha = np.zeros(len(RowKind))
-        self.k_beta = np.zeros(len(RowKind))
+        self.kinds: tuple[tuple[RowKind, float, float], ...] = ()  # (kind, alpha, beta)
         self.version = 0
         self.cache: UnderlyingGreeks | None = None
         self.cache_version = -1
@@ -666,8 +752,15 @@ class _Underlying:
             self.bucket_list = sorted(keys)
             self.buckets = np.array(self.bucket_list, np.int64)
             self.seg_bucket = np.searchsorted(self.buckets, opts.seg_exp).astype(np.intp)
-            self.opt_ix = np.ix_(_OPT_ROWS, self.seg_bucket)
+            k = len(self.seg_bucket)
+            # option buckets are usually the first k (hedge-only expiries and perpetuals after)
+            contiguous = k > 0 and int(self.seg_bucket[-1]) - int(self.seg_bucket[0]) == k - 1
+            lo = int(self.seg_bucket[0]) if contiguous else 0
+            self.seg_cols = slice(lo, lo + k) if contiguous else self.seg_bucket
+            _frozen(self.buckets)
             m = len(self.buckets)
+            self.inputs = np.zeros((8, m))
+            self.no_window = _frozen(np.zeros(m, np.bool_))
             self.alpha = np.zeros((m, len(RowKind)))
             self.beta = np.zeros((m, len(RowKind)))
             for h in self.hedges.values():
@@ -686,10 +779,12 @@ class _Underlying:
             live = (self.buckets > now_ms)[:, None]
             alpha = self.alpha * live
             beta = self.beta * live
-            self.h_alpha = alpha.sum(axis=1)
-            self.h_beta = beta.sum(axis=1)
-            self.k_alpha = alpha.sum(axis=0)
-            self.k_beta = beta.sum(axis=0)
+            self.inputs[_C_HA] = alpha.sum(axis=1)
+            self.inputs[_C_HB] = beta.sum(axis=1)
+            ka, kb = alpha.sum(axis=0).tolist(), beta.sum(axis=0).tolist()
+            self.kinds = tuple(
+                (k, ka[k], kb[k]) for k in HEDGE_KINDS if ka[k] != 0.0 or kb[k] != 0.0
+            )
 
 
 # ---- the book ------------------------------------------------------------------------------
@@ -726,6 +821,11 @@ class GreeksBook:
         """Register an instrument definition (idempotent)."""
         self._kinds[instrument.name] = row_kind(instrument)
         self._instruments[instrument.name] = instrument
+
+    @property
+    def instrument_count(self) -> int:
+        """How many instruments the book holds (options, hedges, anything added)."""
+        return len(self._instruments)
 
     def instrument(self, name: str) -> Instrument:
         try:
@@ -1008,40 +1108,32 @@ class GreeksBook:
     def _compute(self, u: _Underlying, now_ms: int) -> UnderlyingGreeks:
         u.refresh(now_ms)
         S = u.index_usd
-        opt, seg_live = u.options.reprice(S, now_ms)
-        m = len(u.bucket_list)
-        t = np.zeros((len(GREEK_FIELDS), m))
-        t[u.opt_ix] = opt
-        ha, hb = u.h_alpha, u.h_beta
-        val = t[_VAL]
-        val += ha * S + hb
-        t[_HDU] = ha
-        np.multiply(hb, -1.0 / S, out=t[_HDC])
-        np.subtract(t[_ODU], (val - ha * S - hb) / S, out=t[_ODC])
-        np.add(t[_ODU], ha, out=t[_DU])
-        np.add(t[_ODC], t[_HDC], out=t[_DC])
-        # gamma_coinnum = gamma_usdnum - delta_usdnum / S + V / S^2 (hedges: beta / S^2)
-        np.add(t[_GU], (val / S - t[_DU]) / S, out=t[_GC])
-        totals = t.sum(axis=1).tolist()
+        x = u.inputs
+        if u.options.n:
+            sums, seg_live = u.options.reprice(S, now_ms)
+            x[:_C_HA, u.seg_cols] = sums
+        else:
+            seg_live = np.zeros(0, np.bool_)
+        t = np.dot(_mix(S), x)  # (fields, buckets): a fresh array, frozen into the snapshot
+        totals = np.add.reduce(t, axis=1).tolist()
         # At most one expiry settles at a time (they are all at 08:00 UTC on distinct days).
-        i0 = bisect.bisect_right(u.bucket_list, now_ms)
-        window = np.zeros(m, np.bool_)
+        buckets = u.bucket_list
+        m = len(buckets)
+        i0 = bisect.bisect_right(buckets, now_ms)
+        window = u.no_window
         proj_du, proj_dc = totals[_DU], totals[_DC]
         next_expiry: int | None = None
         in_window = False
-        if i0 < m and u.bucket_list[i0] != NO_EXPIRY:
-            next_expiry = u.bucket_list[i0]
+        if i0 < m and buckets[i0] != NO_EXPIRY:
+            next_expiry = buckets[i0]
             if next_expiry - now_ms <= SETTLEMENT_WINDOW_MS:
                 in_window = True
+                window = np.zeros(m, np.bool_)
                 window[i0] = True
+                _frozen(window)
                 proj_du -= float(t[_DU, i0])
                 proj_dc -= float(t[_DC, i0])
-        ka, kb = u.k_alpha.tolist(), u.k_beta.tolist()
-        hedges = tuple(
-            HedgeDelta(k, ka[k] * S + kb[k], ka[k], -kb[k] / S)
-            for k in HEDGE_KINDS
-            if ka[k] != 0.0 or kb[k] != 0.0
-        )
+        hedges = tuple(HedgeDelta(k, a * S + b, a, -b / S) for k, a, b in u.kinds)
         if u.options.bad or i0 > 0:
             quarantined = self._quarantined(u, now_ms, seg_live, u.buckets > now_ms)
         else:
@@ -1051,7 +1143,7 @@ class GreeksBook:
             index_price_usd=S,
             valued_at_ms=now_ms,
             total=Greeks(*totals),
-            by_expiry=ExpiryTable(_frozen(u.buckets), _frozen(window), _frozen(t)),
+            by_expiry=ExpiryTable(u.buckets, window, _frozen(t)),
             hedges=hedges,
             projected_delta_usdnum_coin=proj_du,
             projected_delta_coinnum_coin=proj_dc,

@@ -1,0 +1,110 @@
+"""Standard normal CDF for the book's tick path, from a table and a short Taylor series.
+
+``scipy.special.ndtr`` costs 10-20 ns per element (a scalar erfc each), which was most of a
+`GreeksBook` tick. The book already computes ``e = exp(-x²/2)`` for gamma and vega, so here
+``N(x)`` is the tabulated ``N(x0)`` at the nearest grid point ``x0 = j / GRID`` plus the
+integral of the density from ``x0`` to ``x``, expanded at ``x``::
+
+    N(x) = N(x0) + e Q,   Q = (h + x h²/2 + (x² - 1) h³/6) / sqrt(2 pi),   h = x - x0
+
+with ``|h| <= 1/(2 GRID)`` and a remainder below ``max|n He₃| h⁴/24 < 6e-18``. Every step
+is one numpy ufunc over the whole array (no per-element Python or scalar special function),
+several times faster than ``ndtr`` at 10k elements. Work is in grid units ``u = GRID x``,
+``hg = GRID h``; `split_grid` and `taylor_into` are the two halves, `ncdf_into` puts them
+together (the book fuses them with its own products instead).
+
+Accuracy: within 4e-16 of ``ndtr`` absolutely over the whole line (a few ulps of values
+near 1; tested), relative error below 1e-13 for ``x >= -9``. Beyond ``|x| > 9`` the result
+is ``N(±9)`` to within 1e-21, i.e. within ``N(-9) = 1.1e-19`` of the true value. Requires
+finite ``|x| <= 2.7e11`` (`U_MAX`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import ndtr
+
+FloatArray = NDArray[np.float64]
+
+GRID = 4096
+"""Table points per unit of x."""
+X_MAX = 9.0
+"""The table covers [-X_MAX, X_MAX]; N(-9) = 1.1e-19."""
+U_MAX = float(2**50)
+"""Largest ``|u| = GRID |x|`` `split_grid` handles (``|x| <= 2.7e11``)."""
+
+_L = int(X_MAX * GRID)
+TABLE: FloatArray = ndtr(np.arange(-_L, _L + 1, dtype=np.float64) / GRID)
+"""``N(j / GRID)`` at index ``j + X_MAX·GRID``."""
+TABLE.flags.writeable = False
+# Adding 1.5·2^52 rounds u to an integer (ulp 1 in [2^52, 2^53)) and leaves it in the low
+# mantissa bits, so the table index is the float's bit pattern minus a constant: two cheap
+# passes instead of rint + cast. Bit patterns of positive floats are monotone in the value,
+# so indices out of the table's range stay out of it (clipped by `take`).
+_MAGIC = 1.5 * 2.0**52 + _L
+_MAGIC_BITS = int(np.array(1.5 * 2.0**52).view(np.int64))
+_ISQ = 1.0 / math.sqrt(2.0 * math.pi)
+# Q = hg (_K1 + hg (_K2 u + hg (_K3 u² - _K3B))) in grid units
+_K1 = _ISQ / GRID
+_K2 = _ISQ / (2.0 * GRID**3)
+_K3 = _ISQ / (6.0 * GRID**5)
+_K3B = _ISQ / (6.0 * GRID**3)
+
+
+def split_grid(u: FloatArray, hg: FloatArray, idx: NDArray[np.int64]) -> None:
+    """``hg = u - j`` (``j`` the nearest integer, ``|hg| <= 1/2``) and ``idx`` = the table
+    index of ``j`` (out of the table's range for ``|u| > X_MAX·GRID``: use ``take(mode=
+    "clip")``). ``hg`` must not alias ``u``."""
+    np.add(u, _MAGIC, out=hg)  # 1.5·2^52 + L + j
+    np.subtract(hg.view(np.int64), _MAGIC_BITS, out=idx)  # L + j
+    np.subtract(hg, _MAGIC, out=hg)  # j, exact
+    np.subtract(u, hg, out=hg)
+
+
+def taylor_into(u: FloatArray, u2: FloatArray, hg: FloatArray, out: FloatArray) -> None:
+    """``out = Q`` (see module docstring) from ``u``, ``u2 = u²`` and ``hg``; overwrites
+    ``u`` (scaled). ``out`` must not alias the inputs."""
+    np.multiply(u2, _K3, out=out)
+    np.subtract(out, _K3B, out=out)
+    np.multiply(out, hg, out=out)
+    np.multiply(u, _K2, out=u)
+    np.add(out, u, out=out)
+    np.multiply(out, hg, out=out)
+    np.add(out, _K1, out=out)
+    np.multiply(out, hg, out=out)
+
+
+def ncdf_into(
+    x: FloatArray,
+    out: FloatArray,
+    u: FloatArray,
+    u2: FloatArray,
+    hg: FloatArray,
+    idx: NDArray[np.int64],
+) -> FloatArray:
+    """``out = N(x)`` (dimensionless) for finite ``|x| <= 2.7e11``; ``u``, ``u2``, ``hg``
+    (float) and ``idx`` (int64) are scratch of ``x``'s shape. Nothing is allocated.
+    Elementwise: a slice of the inputs gives the same values."""
+    np.multiply(x, GRID, out=u)
+    np.multiply(u, u, out=u2)
+    split_grid(u, hg, idx)
+    taylor_into(u, u2, hg, out)
+    np.multiply(u2, -0.5 / GRID**2, out=u2)
+    np.exp(u2, out=u2)  # e = exp(-x²/2)
+    np.multiply(out, u2, out=out)
+    np.take(TABLE, idx, out=u2, mode="clip")
+    np.add(out, u2, out=out)
+    return out
+
+
+def ncdf(x: FloatArray) -> FloatArray:
+    """``N(x)`` of a finite float64 array (allocating; for tests and one-off use)."""
+    xa = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(xa)
+    return ncdf_into(
+        xa, out, np.empty_like(xa), np.empty_like(xa), np.empty_like(xa),
+        np.empty(xa.shape, np.int64),
+    )
