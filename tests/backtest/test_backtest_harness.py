@@ -124,11 +124,12 @@ def test_hedgerd_beats_timer_and_ww_at_matched_risk_short_reference() -> None:
     results, _ = run_backtest(sc, runs, paths=300, seed=3)
     rows = [stats(r, premium_usd(sc) / 100) for r in results]
     comps, _ = compare(rows, "hedgerd", [])
-    timer = [c.ratios["timer"] for c in comps if c.ratios.get("timer") is not None]
-    ww = [c.ratios["ww"] for c in comps if c.ratios.get("ww") is not None]
-    assert timer and ww
+    timer = [r for c in comps if (r := c.ratios.get("timer")) is not None]
+    ww = [r for c in comps if (r := c.ratios.get("ww")) is not None]
+    assert timer and len(ww) >= 3
     assert max(timer) < 0.75
-    assert max(ww) < 1.02
+    # The default (HedgerdPolicy()) costs less than Whalley–Wilmott at every matched std.
+    assert max(ww) < 1.0, ww
 
 
 def test_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -205,7 +206,6 @@ def test_maker_and_routing_halve_the_timer_cost_short_two_instruments() -> None:
     rows = [stats(r, premium_usd(sc) / 100) for r in results]
     timer_front = frontier([(r.std_pnl, r.mean_cost) for r in rows if r.policy == "timer"])
     ours = [r for r in rows if r.policy == "hedgerd"]
-    compared = [(r, cost_at(timer_front, r.std_pnl)) for r in ours]
-    compared = [(r, c) for r, c in compared if c is not None]
+    compared = [(r, c) for r in ours if (c := cost_at(timer_front, r.std_pnl)) is not None]
     assert compared, (timer_front, [(r.std_pnl, r.mean_cost) for r in ours])
     assert all(r.mean_cost < 0.5 * c for r, c in compared)

@@ -4,6 +4,9 @@
 - `band_centre`, `band_edge`: fixed absolute band, trade to the centre / to the edge.
 - `ww`: Whalley–Wilmott band, to the edge.
 - `zakamouline`: Zakamouline band on the modified delta, to the edge.
+- `exact`: the exponential-utility-optimal hedge of the static book (`exact_band`, solved by
+  dynamic programming on the scenario's GBM at its vol), a band traded to its edge: what the
+  best possible band achieves on the same paths (reference, not for live use).
 - `hedgerd`: the default policy (`hedging.config.HedgerdPolicy`), with maker execution where
   the scenario allows it.
 
@@ -30,6 +33,7 @@ BASELINES = ("timer", "band_centre", "band_edge", "ww")
 _TIMER_S = (600, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 21600, 28800, 43200, 86400)
 _BAND = (0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.045, 0.065, 0.09, 0.13)
 _GAMMA = tuple(float(x) for x in np.geomspace(0.3, 1000.0, 11))
+_GAMMA_EXACT = (3.0, 8.0, 15.0, 30.0, 60.0, 120.0, 250.0, 500.0, 1000.0)  # one DP solve each
 _GAMMA_MAKER = tuple(float(x) for x in np.geomspace(0.0005, 20.0, 12))
 
 
@@ -73,6 +77,14 @@ def builtin_policies(sc: Scenario) -> dict[str, PolicySpec]:
             config={"kind": "zakamouline"},
             sweep=SweepSpec(param="risk_aversion_per_usd", values=gammas),
         ),
+        "exact": PolicySpec(
+            family="exact DP band",
+            config={"kind": "band", "rebalance_to": "edge"},
+            sweep=SweepSpec(
+                param="risk_aversion_per_usd", values=tuple(g0 * x for x in _GAMMA_EXACT)
+            ),
+            exact=True,
+        ),
         "hedgerd": PolicySpec(
             family="hedgerd (default)",
             config={"kind": "hedgerd", "maker": maker},
@@ -98,6 +110,7 @@ def expand(specs: dict[str, PolicySpec], names: list[str]) -> list[PolicyRun]:
                     params={spec.sweep.param: v},
                     config=materialise(spec, v),
                     baseline=spec.baseline,
+                    exact_risk_aversion=v if spec.exact else None,
                 )
             )
     return runs

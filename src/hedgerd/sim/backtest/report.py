@@ -179,6 +179,18 @@ def render(
             txt = ", ".join(f"{r:.3f}x @ std {s:.3g}" for s, r in got)
             verdict = "beats" if all(r < 1.0 for _, r in got) else "does NOT beat everywhere"
             lines.append(f"{default} vs {b}: {verdict}: {txt}")
+        if "timer" in names:
+            # Every family against the best fixed timer (e.g. how close `exact` gets).
+            lines.append("")
+            for n in names:
+                if n == "timer":
+                    continue
+                parts: list[str] = []
+                for c in comparisons:
+                    own, tim = c.costs[n], c.costs["timer"]
+                    q = f"{own / tim:.3f}" if own is not None and tim else "-"
+                    parts.append(f"{q} @ std {c.std:.3g}")
+                lines.append(f"{n} / best timer: " + ", ".join(parts))
     return "\n".join(lines)
 
 

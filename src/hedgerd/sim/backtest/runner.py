@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from hedgerd.hedging.config import PolicyConfig, TimerPolicy
 from hedgerd.hedging.kernel import (
+    Band,
     BandContext,
     band_for,
     cap_levels,
@@ -40,8 +41,9 @@ from hedgerd.hedging.kernel import (
     route_greedy,
 )
 from hedgerd.pricing.black import black_scholes
+from hedgerd.sim.backtest.exact_band import ExactBand, StaticOption, solve
 from hedgerd.sim.backtest.paths import PathGenerator
-from hedgerd.sim.backtest.scenario import Scenario
+from hedgerd.sim.backtest.scenario import Scenario, ScenarioError
 
 Arr = NDArray[np.float64]
 YEAR_S = 365.0 * 86400.0
@@ -56,6 +58,9 @@ class PolicyRun:
     params: dict[str, Any]
     config: PolicyConfig
     baseline: bool = False
+    # Set for the `exact` family: trade to the exact DP band of this risk aversion (1/USD)
+    # instead of `band_for(config)`; `config` still sets triggers and sizing.
+    exact_risk_aversion: float | None = None
 
 
 @dataclass(slots=True)
@@ -246,6 +251,7 @@ def run_backtest(
     # The venue's settlement is on the terminal price here: no settlement window in the sim.
     configs = [r.config.model_copy(update={"settlement_window_s": 0.0}) for r in runs]
     states = [_new_state(n, k) for _ in runs]
+    exact = [_exact_band(sc, r.exact_risk_aversion, lam) for r in runs]
     grow = math.exp(mk.rate * dt)
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
@@ -312,7 +318,12 @@ def run_backtest(
         )
         ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam, carry_lam, delta_book)
         factor = _price_factor(ins, now)  # (k,) instrument price / spot
-        for run_cfg, s in zip(configs, states, strict=True):
+        for run_cfg, s, xb in zip(configs, states, exact, strict=True):
+            override = None
+            if xb is not None:
+                h_lo, h_hi = xb.edges(t, spot)
+                half = 0.5 * (h_hi - h_lo)
+                override = Band(delta_book + 0.5 * (h_lo + h_hi), half, half)
             _decide_and_trade(
                 run_cfg,
                 s,
@@ -328,6 +339,7 @@ def run_backtest(
                 sc.cost.maker_fill_probability,
                 hold_years,
                 sc.cost.maker_fill_delay_s,
+                override,
             )
 
     # End: mark what is left of the book, close the hedges.
@@ -348,6 +360,23 @@ def run_backtest(
             RunResult(run, pnl, s.cost + s.carry, s.carry, s.trades, s.turnover, s.maxdelta)
         )
     return results, opt_cash
+
+
+def _exact_band(sc: Scenario, risk_aversion: float | None, lam: float) -> ExactBand | None:
+    """The exact DP band of the scenario's static book (GBM at `market.vol`, zero rate; for
+    other processes it is that GBM's band, a reference rather than the optimum), or None."""
+    if risk_aversion is None:
+        return None
+    mk = sc.market
+    if sc.flow.trades_per_day > 0 or not sc.options or mk.rate != 0.0:
+        raise ScenarioError(
+            f"{sc.name}: the exact band needs a static option book (no option flow) and rate 0"
+        )
+    opts = tuple(
+        StaticOption(o.type == "call", o.strike_usd, o.expiry_days / 365.0, o.qty_coin)
+        for o in sc.options
+    )
+    return solve(opts, mk.spot_usd, mk.vol, mk.dt_years, mk.steps, lam, risk_aversion)
 
 
 def _greeks(book: _Book, spot: Arr, vol: Arr, now: float, mk: Any) -> Any:
@@ -451,6 +480,7 @@ def _decide_and_trade(
     p_fill: float,
     hold_years: float,
     fill_delay_s: float,
+    band_override: Band | None = None,
 ) -> None:
     now_s = now * YEAR_S
     maker_on = maker_enabled and policy.maker.enabled and not isinstance(policy, TimerPolicy)
@@ -461,7 +491,7 @@ def _decide_and_trade(
     hedge_delta = s.pos @ factor
     pend_delta = s.pend_q * factor[s.pend_i]
     net = delta_book + hedge_delta + pend_delta
-    band = band_for(policy, ctx)
+    band = band_for(policy, ctx) if band_override is None else band_override
     plan = plan_trades(
         policy,
         band,

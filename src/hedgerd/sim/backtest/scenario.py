@@ -142,6 +142,12 @@ class PolicySpec(_S):
     config: dict[str, Any] = Field(description="The policy table (with its `kind`).")
     sweep: SweepSpec = Field(description="Swept parameter.")
     baseline: bool = Field(False, description="Compared against the default in reports.")
+    exact: bool = Field(
+        False,
+        description="Trade to the exact dynamic-programming band of the static book "
+        "(`exact_band.solve`) instead of a controller band; the sweep value is its risk "
+        "aversion (1/USD) and `config` only sets triggers and sizing.",
+    )
 
 
 class ReportSpec(_S):
@@ -225,7 +231,8 @@ def book_scale_coin(scenario: Scenario) -> float:
 
 
 def materialise(spec: PolicySpec, value: float) -> PolicyConfig:
-    """The policy config of one sweep point."""
+    """The policy config of one sweep point (an exact-band spec's value is not a field)."""
     cfg = dict(spec.config)
-    cfg[spec.sweep.param] = value
+    if not spec.exact:
+        cfg[spec.sweep.param] = value
     return load_policy(cfg, key="policy")

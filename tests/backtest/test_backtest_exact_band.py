@@ -1,0 +1,91 @@
+"""The exact DP band (`exact_band.solve`): known limits on tiny grids, and the backtest family.
+
+- Zero cost: no band, the hedge is the variance-minimising delta at every node.
+- Small cost: the band's half-width grows like lambda^(1/3) and matches Whalley–Wilmott once
+  the discrete-monitoring overshoot (0.5826 x the delta's move per step, the Broadie–Glasserman–
+  Kou continuity correction) is taken off.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hedgerd.pricing.black import black_scholes
+from hedgerd.sim.backtest.exact_band import Criterion, StaticOption, solve
+from hedgerd.sim.backtest.families import builtin_policies, expand
+from hedgerd.sim.backtest.runner import run_backtest
+from hedgerd.sim.backtest.scenario import ScenarioError, SweepSpec, load_scenario
+
+SHORT_CALL = (StaticOption(True, 100.0, 30.0 / 365.0, -1.0),)
+MINUTE_Y = 1.0 / 525600.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _atm_halfwidth(lam: float, steps: int = 240) -> tuple[float, float]:
+    """(DP half-width, centre - delta) at t = 0, S = K (coin)."""
+    band = solve(
+        SHORT_CALL, 100.0, 0.6, MINUTE_Y, steps, lam, 1.0, nh=801, h_range=(0.3, 0.7), n_sigma=4.0
+    )
+    i = band.x.size // 2
+    delta = float(black_scholes(True, 100.0, 100.0, 30.0 / 365.0, 0.6).delta)
+    lo, hi = float(band.h_lo[0, i]), float(band.h_hi[0, i])
+    return 0.5 * (hi - lo), 0.5 * (hi + lo) - delta
+
+
+@pytest.mark.parametrize("criterion", ["exp_utility", "mean_variance"])
+def test_zero_cost_band_collapses_to_the_delta(criterion: Criterion) -> None:
+    band = solve(SHORT_CALL, 100.0, 0.6, 10 * MINUTE_Y, 30, 0.0, 1.0, nh=401, criterion=criterion)
+    assert np.array_equal(band.h_lo, band.h_hi)
+    t = np.arange(band.steps) * band.dt_years
+    s = np.exp(band.x)
+    delta = black_scholes(True, s[None, :], 100.0, 30.0 / 365.0 - t[:, None], 0.6).delta
+    # Without cost the best hedge of a 10-minute step is the delta (to the h grid's step),
+    # at every node up to the grid's edges.
+    assert np.max(np.abs(band.h_lo - delta)) < 2e-3
+
+
+def test_band_grows_as_cube_root_of_cost_like_whalley_wilmott() -> None:
+    g = black_scholes(True, 100.0, 100.0, 30.0 / 365.0, 0.6)
+    gamma = float(g.gamma)
+    overshoot = 0.5826 * gamma * 100.0 * 0.6 * math.sqrt(MINUTE_Y)
+    widths = {}
+    for lam in (1e-5, 8e-5):
+        h, shift = _atm_halfwidth(lam)
+        ww = (1.5 * lam * 100.0 * gamma**2) ** (1.0 / 3.0)
+        assert h / (ww - overshoot) == pytest.approx(1.0, abs=0.12), (lam, h, ww)
+        assert abs(shift) < 0.2 * h
+        widths[lam] = h
+    assert widths[8e-5] / widths[1e-5] == pytest.approx(2.0, abs=0.3)
+
+
+def test_exact_band_beats_whalley_wilmott_on_its_own_objective() -> None:
+    """At the same risk aversion the DP band maximises the exponential utility of the P&L: on
+    common paths its certainty-equivalent loss is no worse than the Whalley–Wilmott band's."""
+    sc = load_scenario(ROOT / "config" / "scenarios" / "reference.toml")
+    m = sc.market.model_copy(update={"horizon_days": 1.0})
+    opts = tuple(o.model_copy(update={"expiry_days": 1.0}) for o in sc.options)
+    sc = sc.model_copy(update={"market": m, "options": opts})
+    gamma = 0.1  # 1/USD: bands of a few hundredths of a coin
+    sweep = SweepSpec(param="risk_aversion_per_usd", values=(gamma,))
+    specs = builtin_policies(sc)
+    specs = {
+        "exact": specs["exact"].model_copy(update={"sweep": sweep}),
+        "ww": specs["ww"].model_copy(update={"sweep": sweep}),
+    }
+    runs = expand(specs, ["exact", "ww"])
+    results, _ = run_backtest(sc, runs, paths=400, seed=3)
+    # Certainty-equivalent loss (USD): (1/gamma) log E exp(-gamma P&L).
+    loss = [float(np.log(np.mean(np.exp(-gamma * r.pnl_usd))) / gamma) for r in results]
+    assert all(r.trades.mean() > 5 and np.all(np.isfinite(r.pnl_usd)) for r in results)
+    assert loss[0] <= loss[1], loss
+
+
+def test_exact_family_refuses_a_book_it_cannot_solve() -> None:
+    sc = load_scenario(ROOT / "config" / "scenarios" / "option-flow.toml")
+    runs = expand(builtin_policies(sc), ["exact"])[:1]
+    with pytest.raises(ScenarioError, match="static option book"):
+        run_backtest(sc, runs, paths=4, seed=1)
