@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Chaos drill: the whole daemon against the in-process simulator for `--hours` simulated hours
 (accelerated by `--speed`) under a random, seeded fault schedule (5xx, 10028, timeouts after
-accept, WebSocket drops, frozen and stale data, price gaps, rejects, latency).
+accept, WebSocket drops, frozen and stale data, price gaps, rejects, latency, thin books,
+lost private notifications).
 
 Prints (and writes with `--json OUT`): faults injected, orders sent, duplicate orders (a label
 the simulator received or accepted twice, or more filled on one decision leg than it asked for:
@@ -22,6 +23,8 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import faulthandler
+import io
 import json
 import logging
 import math
@@ -54,23 +57,40 @@ FAULT_WEIGHTS: dict[str, float] = {
     "stale_market_data": 1.0,
     "price_gap": 1.5,
     "latency": 1.0,
+    "thin_depth": 1.0,
+    "drop_notifications": 1.0,
 }
 
 #: Which faults explain which kill switch (reason code -> fault kinds).
 EXPLAINS: dict[str, set[str]] = {
-    "stale_data": {"freeze_market_data", "stale_market_data", "ws_drop", "rate_limit", "latency"},
+    "stale_data": {
+        "freeze_market_data",
+        "stale_market_data",
+        "ws_drop",
+        "rate_limit",
+        "latency",
+        "drop_notifications",  # positions and portfolio go quiet
+    },
     "venue_disconnected": {"ws_drop", "rate_limit", "http_5xx", "timeout_after_accept"},
     "reject_streak": {"order_reject", "rate_limit", "http_5xx", "timeout_after_accept"},
     "price_sanity": {"price_gap", "stale_market_data", "freeze_market_data"},
-    "delta_limit": {"price_gap"},
-    "greeks_divergence": {"price_gap", "stale_market_data", "freeze_market_data"},
-    "position_mismatch": {"timeout_after_accept", "ws_drop", "http_5xx"},
+    "delta_limit": {"price_gap", "thin_depth"},
+    "greeks_divergence": {
+        "price_gap",
+        "stale_market_data",
+        "freeze_market_data",
+        "drop_notifications",
+    },
+    "position_mismatch": {"timeout_after_accept", "ws_drop", "http_5xx", "drop_notifications"},
+    "daily_loss": {"price_gap", "thin_depth"},  # hedges after a gap, or walking a thin book
     "insufficient_funds": {"order_reject"},  # the schedule rejects with 10009 too
     "margin": {"price_gap"},
     "clock_skew": {"latency", "stale_market_data"},
 }
 #: Simulated seconds after a fault's end during which a trip still counts as its consequence.
 GRACE_S = 120.0
+#: A simulator lagging its clock by more than this (simulated s) was starved of CPU.
+MAX_MARKET_LAG_S = 30.0
 
 
 @dataclass(slots=True)
@@ -90,6 +110,8 @@ class Trace:
     samples: list[tuple[int, str, bool]] = field(default_factory=list)
     trips: list[tuple[int, str, tuple[str, ...]]] = field(default_factory=list)
     resumes: int = 0
+    #: The largest lag seen of the simulator's market behind its clock (simulated s).
+    max_market_lag_s: float = 0.0
 
 
 def fault_spec(kind: str, rng: random.Random) -> dict[str, Any]:
@@ -110,6 +132,11 @@ def fault_spec(kind: str, rng: random.Random) -> dict[str, Any]:
         spec.update(currency=rng.choice(["BTC", "ETH"]), pct=rng.choice([-6, -3, 3, 6]))
     elif kind == "latency":
         spec.update(ms=rng.choice([300, 800, 1500]), jitter_ms=100)
+    elif kind == "thin_depth":
+        # the hedge instruments' books (inverse perpetuals: USD) thin out or empty
+        spec.update(instruments=["*-PERPETUAL"], depth_amount=rng.choice([0, 500, 5000]))
+    elif kind == "drop_notifications":
+        spec.update(channels=["user.changes.*", "user.portfolio.*"])
     return spec
 
 
@@ -264,6 +291,47 @@ async def _sampler(
         await asyncio.sleep(0.05)
 
 
+def market_lag_s(sim: Simulator) -> float:
+    """How far the simulator's market (its last processed tick) is behind its clock, in
+    simulated seconds. A simulator that cannot keep up with `speed` catches up synchronously,
+    starving everything else on the event loop: a lag that keeps growing is a stall, not a
+    daemon fault."""
+    state: Any = getattr(sim.engine, "admin_state", None)
+    market_ms = state().get("market_ms") if callable(state) else None
+    return max(0.0, (sim.now_ms() - int(market_ms)) / 1e3) if market_ms else 0.0
+
+
+async def _lag_monitor(sim: Simulator, trace: Trace, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        trace.max_market_lag_s = max(trace.max_market_lag_s, market_lag_s(sim))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _progress(
+    daemon: Daemon, sim: Simulator, t0: int, every_s: float, stop: asyncio.Event
+) -> None:
+    """A line on stderr every `every_s` wall seconds: simulated time, how far the simulator's
+    market lags its clock (a simulator starved of CPU falls behind `speed`), state, orders."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        tr = daemon.trading
+        counters = sim.server.counters
+        print(
+            f"chaos: sim {(sim.now_ms() - t0) / 1e3:.0f} s, market lag "
+            f"{market_lag_s(sim):.1f} s, state "
+            f"{tr.state.value if tr else None}, orders {daemon.status()['orders_sent_total']}, "
+            f"in flight {daemon.status()['executions_in_flight']}; simulator: "
+            f"subscribes {counters.requests.get('public/subscribe', 0)}, "
+            f"ws connections {counters.ws_connections}, subscriptions {sim.server.hub.count()}, "
+            f"market names {len(daemon.venue.market_names) if daemon.venue else 0}, "
+            f"positions {len(daemon.feed.positions) if daemon.feed else 0}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def recovery(faults: list[Injected], trace: Trace) -> list[float]:
     """Simulated seconds from each fault's end to the first sample ACTIVE and in band."""
     out: list[float] = []
@@ -306,13 +374,19 @@ async def run_chaos(
     evaluate_s: float = 5.0,
     mean_gap_s: float = 300.0,
     resume_after_s: float = 60.0,
+    progress_s: float = 0.0,
+    tick_ms: int = 1000,
 ) -> dict[str, Any]:
-    """Run the drill; returns the figures (see the module doc)."""
+    """Run the drill; returns the figures (see the module doc). `progress_s` > 0: a progress
+    line on stderr every that many wall seconds. `tick_ms`: the simulator's market step
+    (simulated ms); at 250 ms and speed 30 the simulator cannot keep up on a shared 2-core
+    machine once the account holds ~50 options (it publishes every held option's ticker each
+    step), and its synchronous catch-up then stalls the whole run."""
     workdir = Path(tempfile.mkdtemp(prefix="hgd-chaos-", dir="/tmp"))
     plan = schedule(hours, seed, mean_gap_s)
     wall0 = time.monotonic()
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms="now"
+        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms="now", tick_ms=tick_ms
     ) as sim:
         config = paper_config(chaos_config(workdir, evaluate_s), sim)
         daemon = Daemon(
@@ -337,6 +411,14 @@ async def run_chaos(
             _sampler(daemon, sim, trace, sampler_stop, resume_after_s)
         )
         t0 = sim.now_ms()
+        lag_monitor = asyncio.get_running_loop().create_task(_lag_monitor(sim, trace, sampler_stop))
+        progress = (
+            asyncio.get_running_loop().create_task(
+                _progress(daemon, sim, t0, progress_s, sampler_stop)
+            )
+            if progress_s > 0
+            else None
+        )
         injected: list[Injected] = []
         for offset_s, dur_s, spec in plan:
             spec = dict(spec)
@@ -351,8 +433,19 @@ async def run_chaos(
         wall_end = time.monotonic() + 3 * hours * 3600 / speed + 60
         while sim.now_ms() < end_ms and not task.done() and time.monotonic() < wall_end:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
+        wall_limit_hit = sim.now_ms() < end_ms and not task.done()
+        if wall_limit_hit:
+            print(
+                f"chaos: wall-time limit hit at {(sim.now_ms() - t0) / 1e3:.0f} of "
+                f"{hours * 3600:.0f} simulated s; tasks:",
+                file=sys.stderr,
+            )
+            dump_tasks()
         sampler_stop.set()
         await sampler
+        await lag_monitor
+        if progress is not None:
+            await progress
         simulated_s = (sim.now_ms() - t0) / 1000.0
         final_state = daemon.trading.state.value if daemon.trading else None
         # Drain before the audit: halt (no new decisions), let executions in flight finish and
@@ -372,7 +465,12 @@ async def run_chaos(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(daemon.reconciler.reconcile(startup=False), 30.0)
         stop.set()
-        await asyncio.wait_for(task, 60.0)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 60.0)
+        except TimeoutError:
+            print("chaos: the daemon did not stop within 60 s; tasks:", file=sys.stderr)
+            dump_tasks()
+            raise
         figures = audit(sim, workdir / "journal.sqlite")
         samples = sum(st.samples for st in daemon.stats.per_underlying.values())
         in_band = sum(st.in_band_samples for st in daemon.stats.per_underlying.values())
@@ -390,6 +488,7 @@ async def run_chaos(
             "orders": daemon.status()["orders_sent_total"],
             **figures,
             "fills_awaiting_reconcile_at_end": unreconciled,
+            "fills_repaired_by_executor": daemon.executor.fills_repaired if daemon.executor else 0,
             "time_outside_band": round(1.0 - in_band / samples, 4) if samples else None,
             "evaluations": samples,
             "time_not_active": round(1 - len(active) / len(trace.samples), 4)
@@ -407,6 +506,9 @@ async def run_chaos(
             "final_state": final_state,
             "daemon_errors": len(daemon.stats.errors),
             "sim_internal_errors": sim.server.counters.internal_errors,
+            "wall_limit_hit": wall_limit_hit,
+            "tick_ms": tick_ms,
+            "max_market_lag_s": round(trace.max_market_lag_s, 1),
         }
     return out
 
@@ -421,8 +523,9 @@ def render(r: dict[str, Any]) -> str:
         f"accepted {r['orders_accepted_total']})",
         f"  duplicate orders: {r['duplicate_orders']}   lost fills: {r['lost_fills']}   "
         f"double fills: {r['double_fills']}   (sim trades {r['sim_trades']}, journal fills "
-        f"{r['journal_fills']}; {r['fills_awaiting_reconcile_at_end']} missed by the streams "
-        "and not yet reconciled at the end, journalled by a final reconciliation)",
+        f"{r['journal_fills']}; {r['fills_repaired_by_executor']} missed by the streams and "
+        f"fetched by order at once; {r['fills_awaiting_reconcile_at_end']} not yet journalled "
+        "at the end, journalled by a final reconciliation)",
         f"  |delta| outside band: {r['time_outside_band']} of {r['evaluations']} evaluations; "
         f"not ACTIVE {r['time_not_active']} of the time",
         f"  recovery after a fault (sim s): p50 {rec['p50']} p99 {rec['p99']} "
@@ -431,6 +534,19 @@ def render(r: dict[str, Any]) -> str:
         f"{r['unwarranted_trips']}, operator resumes {r['operator_resumes']}; "
         f"final state {r['final_state']}",
     ]
+    lines.append(
+        f"  simulator market step {r['tick_ms']} ms, largest lag behind its clock "
+        f"{r['max_market_lag_s']} simulated s"
+        + (
+            " (FELL BEHIND: figures are of a starved simulator)"
+            if r["max_market_lag_s"] > MAX_MARKET_LAG_S
+            else ""
+        )
+    )
+    if r.get("wall_limit_hit"):
+        lines.append(
+            "  WALL-TIME LIMIT HIT: the run ended before its simulated hours (tasks dumped)"
+        )
     for t in r["kill_switch_trips"][:20]:
         lines.append(
             f"    at {t['at_s']} s: {t['reason']} -> {t['state']}: "
@@ -439,10 +555,29 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def quiet_logs() -> None:
-    """Only critical log lines (the drill prints its own figures)."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-    logging.getLogger().setLevel(logging.CRITICAL)
+def dump_tasks(out: Any = None, *, limit: int = 12) -> str:
+    """Every asyncio task of the running loop with its stack (at most `limit` frames each),
+    as text; written to `out` (default stderr) too. Where a run is stuck shows here: a hang
+    on the event loop is an await that never returns, which a thread dump does not show."""
+    buf = io.StringIO()
+    tasks = sorted(asyncio.all_tasks(), key=lambda t: t.get_name())
+    buf.write(f"--- {len(tasks)} asyncio tasks ---\n")
+    for t in tasks:
+        buf.write(f"task {t.get_name()}: {t.get_coro()!r} done={t.done()}\n")
+        t.print_stack(limit=limit, file=buf)
+    text = buf.getvalue()
+    print(text, file=out or sys.stderr, flush=True)
+    return text
+
+
+def quiet_logs(level: str = "critical") -> None:
+    """Only log lines at `level` and above, on stderr (the drill prints its own figures)."""
+    num = logging.getLevelNamesMapping()[level.upper()]
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(num),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    logging.getLogger().setLevel(num)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -459,11 +594,34 @@ def main(argv: list[str] | None = None) -> int:
         help="simulated s after a halt until the drill's operator resumes (-1: never)",
     )
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
-    a = p.parse_args(argv)
-    quiet_logs()
-    r = asyncio.run(
-        run_chaos(a.hours, a.seed, a.speed, a.evaluate_s, a.mean_gap_s, a.resume_after_s)
+    p.add_argument(
+        "--progress-s", type=float, default=0.0, help="progress line every N wall s (0: none)"
     )
+    p.add_argument("--tick-ms", type=int, default=1000, help="simulator market step (simulated ms)")
+    p.add_argument(
+        "--log-level",
+        default="critical",
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="daemon and simulator log lines on stderr from this level",
+    )
+    a = p.parse_args(argv)
+    quiet_logs(a.log_level)
+    # A blocked event loop never reaches the wall-limit check: dump every thread's stack
+    # and exit well after the run should have ended.
+    faulthandler.dump_traceback_later(4 * a.hours * 3600 / a.speed + 300, exit=True)
+    r = asyncio.run(
+        run_chaos(
+            a.hours,
+            a.seed,
+            a.speed,
+            a.evaluate_s,
+            a.mean_gap_s,
+            a.resume_after_s,
+            a.progress_s,
+            a.tick_ms,
+        )
+    )
+    faulthandler.cancel_dump_traceback_later()
     print(render(r), flush=True)
     if a.json is not None:
         a.json.write_text(json.dumps(r, indent=2) + "\n", encoding="utf-8")

@@ -7,7 +7,13 @@ Prints (and writes with `--json OUT`): RSS over time (simulated hour, MB), RSS a
 the warm-up (the first `--warmup-frac` of the run), at the end, and the growth after warm-up
 in percent (target <= 10 %), with the daemon's evaluations, orders and errors.
 
-    .venv/bin/python scripts/soak.py --sim-hours 24 --speed 240 --json var/soak.json
+    .venv/bin/python scripts/soak.py --sim-hours 24 --speed 60 --json var/soak.json
+
+The daemon's clock is the simulator's, polled every 0.1 s and extrapolated: at `speed` x the
+poll lag is `speed` times larger in simulated time, and market data stamped more than 60 s
+ahead of the daemon's clock is refused (then the data goes stale and the daemon halts, which
+is no soak). 60x keeps the lag near 10 s; the figures say whether the daemon stayed ACTIVE and
+how many evaluations it ran against how many the interval asks for.
 """
 
 from __future__ import annotations
@@ -53,7 +59,9 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-async def _start_sim(speed: float, seed: int) -> tuple[asyncio.subprocess.Process, str, str]:
+async def _start_sim(
+    speed: float, seed: int, tick_ms: int
+) -> tuple[asyncio.subprocess.Process, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -68,6 +76,8 @@ async def _start_sim(speed: float, seed: int) -> tuple[asyncio.subprocess.Proces
         str(speed),
         "--start-ms",
         "now",
+        "--tick-ms",
+        str(tick_ms),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
@@ -110,30 +120,49 @@ async def _sim_now_ms(rest: str) -> int:
 
 
 async def run_soak(
-    sim_hours: float, speed: float, seed: int, evaluate_s: float, samples: int, warmup_frac: float
+    sim_hours: float,
+    speed: float,
+    seed: int,
+    evaluate_s: float,
+    samples: int,
+    warmup_frac: float,
+    tick_ms: int = 1000,
 ) -> dict[str, Any]:
-    """Run the drill; returns the figures (MB, percent)."""
+    """Run the drill; returns the figures (MB, percent). `tick_ms`: the simulator's market
+    step (simulated ms)."""
     work = Path(tempfile.mkdtemp(prefix="hgd-soak-", dir="/tmp"))
-    proc, rest, ws = await _start_sim(speed, seed)
+    proc, rest, ws = await _start_sim(speed, seed, tick_ms)
     try:
         base = chaos_config(work, evaluate_s)
         name, venue = next(iter(base.venues.items()))
         venue = venue.model_copy(update={"rest_url": rest, "ws_url": ws})
-        config: HedgerdConfig = base.model_copy(update={"venues": {name: venue}})
+        # The clock-skew switch compares the daemon's clock with the venue's in simulated ms;
+        # a round trip to a busy simulator is `speed` times longer in simulated time, so its
+        # limit is scaled like the accelerated clock (1 s of wall time).
+        skew = base.risk.clock_skew.model_copy(
+            update={"skew_limit_ms": max(base.risk.clock_skew.skew_limit_ms, 1000.0 * speed)}
+        )
+        risk = base.risk.model_copy(update={"clock_skew": skew})
+        config: HedgerdConfig = base.model_copy(update={"venues": {name: venue}, "risk": risk})
         last = [await _sim_now_ms(rest), time.monotonic()]
         w0 = time.monotonic()
 
+        issued = [int(last[0])]
+
         def clock_ms() -> int:
-            # The simulator's clock: its last reading, moved on at `speed` for at most one
-            # polling period (a simulator starved of CPU falls behind its nominal speed).
-            ahead = min(time.monotonic() - last[1], 0.5) * 1000.0 * speed
-            return int(last[0] + ahead)
+            # The simulator's clock: its last reading, anchored at the middle of the request
+            # and run on at `speed` (both processes share the wall clock); never backwards.
+            # A simulator that falls behind its nominal speed is caught at the next poll.
+            now = int(last[0] + (time.monotonic() - last[1]) * 1000.0 * speed)
+            issued[0] = max(issued[0], now)
+            return issued[0]
 
         async def poll_clock() -> None:
             while True:
                 with contextlib.suppress(OSError, aiohttp.ClientError, ValueError, KeyError):
+                    sent = time.monotonic()
                     ms = await _sim_now_ms(rest)
-                    last[:] = [ms, time.monotonic()]
+                    last[:] = [ms, (sent + time.monotonic()) / 2.0]
                 await asyncio.sleep(0.1)
 
         poller = asyncio.get_running_loop().create_task(poll_clock())
@@ -153,6 +182,7 @@ async def run_soak(
         t0 = clock_ms()
         total_ms = sim_hours * 3_600_000
         series: list[tuple[float, float]] = []
+        instruments: list[int] = []  # held by the book at each sample (option flow adds)
         for i in range(samples + 1):
             target = t0 + total_ms * i / samples
             while clock_ms() < target and not task.done():  # noqa: ASYNC110 (sim time)
@@ -161,12 +191,24 @@ async def run_soak(
                 break
             gc.collect()  # RSS of live objects, not of garbage waiting for a collection
             series.append((round((clock_ms() - t0) / 3_600_000, 3), round(rss_mb(), 2)))
-            print(f"soak: {series[-1][0]:g} sim h: RSS {series[-1][1]} MB", file=sys.stderr)
+            held = daemon.book.instrument_count if daemon.book is not None else 0
+            instruments.append(held)
+            print(
+                f"soak: {series[-1][0]:g} sim h: RSS {series[-1][1]} MB, {held} instruments",
+                file=sys.stderr,
+            )
         stop.set()
         await asyncio.wait_for(task, 60.0)
         poller.cancel()
         status = daemon.status()
+        state = daemon.trading.state.value if daemon.trading is not None else "unknown"
+        reasons = (
+            [f"{r.code.value}: {r.detail}" for r in daemon.trading.reasons]
+            if daemon.trading is not None
+            else []
+        )
         evaluations = daemon.stats.evaluations
+        n_underlyings = len(daemon.stats.per_underlying)
         errors = list(daemon.stats.errors)
     finally:
         await _stop_child(proc)
@@ -177,14 +219,19 @@ async def run_soak(
         "sim_hours": sim_hours,
         "speed": speed,
         "seed": seed,
+        "tick_ms": tick_ms,
         "wall_s": round(time.monotonic() - w0, 1),
         "rss_mb": series,
+        "instruments": instruments,
         "warmup_end_h": series[min(k, len(series) - 1)][0],
         "rss_warm_mb": round(warm, 2),
         "rss_end_mb": round(end, 2),
         "rss_max_mb": max(r for _, r in series),
         "growth_after_warmup_pct": round(100.0 * (end - warm) / warm, 2),
         "evaluations": evaluations,
+        "expected_evaluations": int(n_underlyings * sim_hours * 3600 / evaluate_s),
+        "state": state,
+        "reasons": reasons,
         "orders": status["orders_sent_total"],
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
@@ -196,9 +243,15 @@ def render(r: dict[str, Any]) -> str:
     shown = r["rss_mb"][::step]
     return "\n".join(
         [
-            f"soak: {r['sim_hours']:g} simulated h in {r['wall_s']} s wall (speed {r['speed']:g}),"
-            f" {r['evaluations']} evaluations, {r['orders']} orders, {r['errors']} errors",
+            f"soak: {r['sim_hours']:g} simulated h in {r['wall_s']} s wall (speed {r['speed']:g},"
+            f" market step {r['tick_ms']} ms),"
+            f" {r['evaluations']} evaluations of {r['expected_evaluations']} asked for,"
+            f" {r['orders']} orders, {r['errors']} errors, trading state at the end {r['state']}"
+            + (f" ({r['reasons']})" if r["reasons"] else ""),
             "  RSS over time (sim h: MB): " + ", ".join(f"{h:g}: {m:.1f}" for h, m in shown),
+            f"  instruments in the book: {r['instruments'][0]} at the start, "
+            f"{r['instruments'][-1]} at the end (the simulator's option flow trades against the "
+            "account all day)",
             f"  RSS after warm-up ({r['warmup_end_h']} h) {r['rss_warm_mb']} MB, at the end "
             f"{r['rss_end_mb']} MB, max {r['rss_max_mb']} MB: growth "
             f"{r['growth_after_warmup_pct']} % (target <= 10 %)",
@@ -209,19 +262,36 @@ def render(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sim-hours", type=float, default=24.0)
-    p.add_argument("--speed", type=float, default=240.0, help="simulated s per wall s")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated s per wall s (above about 120 the clock's poll lag makes the daemon "
+        "refuse market data as stamped in the future)",
+    )
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--tick-ms",
+        type=int,
+        default=1000,
+        help="the simulator's market step (sim ms); its default 250 ms is four times the work "
+        "per simulated second, and a simulator that falls behind stretches the day",
+    )
     p.add_argument("--evaluate-s", type=float, default=10.0, help="evaluation interval (sim s)")
     p.add_argument("--samples", type=int, default=48, help="RSS samples over the run")
     p.add_argument("--warmup-frac", type=float, default=0.1, help="share of the run as warm-up")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
     a = p.parse_args(argv)
     quiet_logs()
-    r = asyncio.run(run_soak(a.sim_hours, a.speed, a.seed, a.evaluate_s, a.samples, a.warmup_frac))
+    r = asyncio.run(
+        run_soak(a.sim_hours, a.speed, a.seed, a.evaluate_s, a.samples, a.warmup_frac, a.tick_ms)
+    )
     print(render(r), flush=True)
     if a.json is not None:
         a.json.write_text(json.dumps(r, indent=2) + "\n", encoding="utf-8")
-    return 0 if r["growth_after_warmup_pct"] <= 10.0 and r["evaluations"] > 0 else 1
+    # a daemon that halted or barely evaluated (a starved simulator) has not been soaked
+    ran = r["state"] == "active" and r["evaluations"] >= r["expected_evaluations"] // 10
+    return 0 if r["growth_after_warmup_pct"] <= 10.0 and ran else 1
 
 
 if __name__ == "__main__":

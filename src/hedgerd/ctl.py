@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     flatten.add_argument("underlying", nargs="?", help="only this underlying (default: all)")
     flatten.add_argument("--confirm", action="store_true", required=True, help="required")
     sub.add_parser("cancel-all", help="cancel every open order of the hedger")
+    sub.add_parser("reconcile", help="reconcile orders and fills with the venue now")
     events = sub.add_parser("events", help="the audit trail")
     events.add_argument("--follow", action="store_true", help="keep printing new events")
     events.add_argument("--limit", type=int, default=50, help="how many recent events")
@@ -61,7 +62,7 @@ def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]
             return "GET", "/v1/status", None
         case "halt":
             return "POST", "/v1/halt", {"reason": args.reason}
-        case "resume" | "reduce-only" | "cancel-all":
+        case "resume" | "reduce-only" | "cancel-all" | "reconcile":
             return "POST", f"/v1/{args.command}", {}
         case "flatten":
             return "POST", "/v1/flatten", {"underlying": args.underlying, "confirm": True}

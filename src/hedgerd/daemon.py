@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -69,6 +70,7 @@ from hedgerd.execution.executor import (
 )
 from hedgerd.execution.journal import Journal, JournalError
 from hedgerd.execution.reconcile import Reconciler, ReconcileSettings
+from hedgerd.execution.reconcile import ReconcileReport as ExecReconcileReport
 from hedgerd.hedging.adapter import risk_from_book
 from hedgerd.hedging.config import HedgingConfig, PolicyConfig
 from hedgerd.hedging.controller import after, decide, should_log
@@ -138,7 +140,6 @@ _CROSS_CHECK_TICKS = 5
 _VENUE_CHECK_INTERVAL_S = 2.0
 
 
-
 def position_diffs_coin(report: ReconcileReport, book: GreeksBook) -> list[PositionDiff]:
     """The corrections of a reconciliation as position differences in coin of the underlying:
     USD-sized (inverse) contracts converted at the underlying's index. A position the book
@@ -154,6 +155,7 @@ def position_diffs_coin(report: ReconcileReport, book: GreeksBook) -> list[Posit
             ours, theirs = math.nan, math.nan
         diffs.append(PositionDiff(name, ours, theirs))
     return diffs
+
 
 class DaemonError(Exception):
     """The daemon cannot start (unsafe or unusable configuration, venue unreachable)."""
@@ -395,6 +397,13 @@ class Daemon:
         #: (amount in its unit, wall deadline s)): a fill answered over the order session can
         #: arrive before the position stream says so; until then it still counts in flight.
         self._expected_pos: dict[str, tuple[float, float]] = {}
+        #: The book's position refresh after fills the stream missed (one at a time; `_wanted`
+        #: asks for one more pass when a fill comes while one is under way).
+        self._book_refresh: asyncio.Task[None] | None = None
+        self._book_refresh_wanted = False
+        #: Signed amounts (instrument's unit) of repaired fills the book's positions have not
+        #: seen yet: what the next "fill_repair" refresh is expected to correct, and no more.
+        self._repaired_pending: dict[str, float] = {}
         # Built in `run`.
         self.journal: Journal | None = None
         self.trading: TradingStateMachine | None = None
@@ -474,6 +483,7 @@ class Daemon:
             quote=self._fresh_quote,
             coin_per_amount=self._coin_per_amount,
             on_reject=self._on_reject,
+            on_fill_repaired=self._on_fill_repaired,
         )
         reconciler = self.reconciler = Reconciler(
             venue,
@@ -502,6 +512,7 @@ class Daemon:
                     status_source=self.status,
                     clock_ms=self.clock_ms,
                     tunables=self._tunables(),
+                    reconciler=self._reconcile_command,
                 )
                 token = config.control.token.get_secret_value() if config.control.token else None
                 async with serve_control(
@@ -526,6 +537,10 @@ class Daemon:
                     notifier.stopping("shutting down")
                     await self._shutdown()
         finally:
+            if self._book_refresh is not None:
+                self._book_refresh.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._book_refresh
             if self.feed is not None:
                 await self.feed.stop()
             with contextlib.suppress(Exception):
@@ -586,6 +601,12 @@ class Daemon:
             clock_ms=self.clock_ms,
             on_event=self._on_event,
             on_reconcile=self._on_reconcile,
+            # PRICE_SANITY judges an index before the book takes it: a refused one never lands.
+            index_check=lambda u, price: (
+                board.on_price(
+                    self.board_clock_ms(), f"{self.venue_name}:index:{u}", price
+                ).accepted
+            ),
         )
         await feed.start()
         self._positions_seen_ms = self.board_clock_ms()
@@ -695,7 +716,11 @@ class Daemon:
             self.metrics.record_reconciliation(
                 self.venue.name, position_mismatches=len(report.corrected)
             )
-        if report.reason != "timer":
+        if report.reason == "fill_repair":
+            report = self._unexplained_by_repairs(report)
+            if not report.corrected:
+                return  # the refresh found the repaired fills and nothing else: neutral
+        elif report.reason != "timer":
             return
         diffs = position_diffs_coin(report, self.book)
         self.board.on_reconciliation(self.board_clock_ms(), self.venue.name, diffs)
@@ -705,7 +730,7 @@ class Daemon:
         try:
             await self._route(ev)
         except Exception as exc:  # the feed must keep reading whatever one event does
-            log.exception("daemon.event_failed", event=type(ev).__name__)
+            log.exception("daemon.event_failed", event_type=type(ev).__name__)
             self.stats.error(f"event {type(ev).__name__}: {exc!r}")
 
     async def _route(self, ev: VenueEvent) -> None:
@@ -727,10 +752,7 @@ class Daemon:
             # clock, in wall time when the daemon's clock is accelerated.
             age_ms = max(self.clock_ms() - ev.index.ts_ms, 0) / self.speed
             board.on_data(self.venue_name, f"index:{ev.index.underlying}", int(now - age_ms))
-            # Price sanity: an index that jumps trips (judged against its last good value).
-            board.on_price(
-                now, f"{self.venue_name}:index:{ev.index.underlying}", ev.index.price_usd
-            )
+            # Price sanity judged the index before the book applied it (BookFeed.index_check).
         elif isinstance(ev, PositionEvent | PortfolioEvent):
             board.on_data(self.venue_name, "positions", now)
         elif isinstance(ev, ConnectionEvent):
@@ -780,6 +802,55 @@ class Daemon:
             self.metrics.record_hedge(
                 inst.underlying, self.venue_name, cost_usd=cost, notional_usd=notional
             )
+
+    def _on_fill_repaired(self, fill: Fill) -> None:
+        """A fill the executor fetched by order because the stream missed it (journalled):
+        counted like a stream fill, and the book's positions refreshed from the venue at
+        once rather than at the next timer or reconnect reconciliation."""
+        if self.feed is not None:
+            self.feed.apply(FillEvent(fill))
+        self._note_fill(fill)
+        pending = self._repaired_pending
+        pending[fill.instrument] = pending.get(fill.instrument, 0.0) + fill.side.sign * fill.amount
+        self._book_refresh_wanted = True
+        if self._book_refresh is None or self._book_refresh.done():
+            self._book_refresh = asyncio.get_running_loop().create_task(
+                self._refresh_book(), name="book-refresh-after-fill"
+            )
+
+    def _unexplained_by_repairs(self, report: ReconcileReport) -> ReconcileReport:
+        """The corrections of a "fill_repair" refresh less the repaired fills' own amounts:
+        whatever is left is a position the stream lost besides them (a mismatch, counted like
+        a timer reconciliation's), not the missed fill the refresh was for."""
+        pending, self._repaired_pending = self._repaired_pending, {}
+        left = []
+        for name, ours, venue in report.corrected:
+            expected = ours + pending.get(name, 0.0)
+            if not math.isclose(venue, expected, rel_tol=1e-9, abs_tol=1e-9):
+                left.append((name, expected, venue))
+        return dataclasses.replace(report, corrected=tuple(left))
+
+    async def _refresh_book(self) -> None:
+        while self._book_refresh_wanted and self.feed is not None:
+            self._book_refresh_wanted = False
+            try:
+                # Not "timer": a correction here is the missed fill, not a position mismatch.
+                await self.feed.reconcile("fill_repair")
+            except VenueError as exc:
+                log.warning("daemon.book_refresh_failed", error=str(exc)[:200])
+                return
+
+    async def reconcile_now(self) -> ExecReconcileReport:
+        """Run the order and fill reconciliation the timer runs (every
+        `daemon.reconcile_interval_s`), now; returns its report. Passes never overlap: one
+        under way is waited for first. Raises DaemonError before the daemon is started."""
+        if self.reconciler is None:
+            raise DaemonError("not started: no reconciler yet")
+        return await self.reconciler.reconcile()
+
+    async def _reconcile_command(self) -> dict[str, Any]:
+        """The operator's `reconcile`: `reconcile_now`'s report as JSON-ready values."""
+        return dataclasses.asdict(await self.reconcile_now())
 
     def _on_reject(self, rejection: OrderRejection) -> None:
         self.stats.error(f"order {rejection.label} rejected: {rejection.code} {rejection.reason}")

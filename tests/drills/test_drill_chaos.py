@@ -3,6 +3,8 @@ order, no fill lost or counted twice. The full run is `scripts/chaos.py --hours 
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 
 from drill_support import load_script
@@ -40,6 +42,8 @@ async def test_short_chaos_run_loses_and_doubles_nothing() -> None:
     assert r["double_fills"] == 0, why
     assert r["journal_fills"] + r["lost_fills"] == r["sim_trades"], why
     assert r["sim_internal_errors"] == 0
+    assert not r["wall_limit_hit"]
+    assert r["tick_ms"] == 1000 and r["max_market_lag_s"] >= 0
     for key in (
         "faults",
         "orders",
@@ -49,3 +53,20 @@ async def test_short_chaos_run_loses_and_doubles_nothing() -> None:
         "time_outside_band",
     ):
         assert key in r
+
+
+async def test_task_dump_names_every_task_and_where_it_waits() -> None:
+    gate = asyncio.Event()
+
+    async def stuck_somewhere() -> None:
+        await gate.wait()
+
+    task = asyncio.get_running_loop().create_task(stuck_somewhere(), name="stuck-part")
+    await asyncio.sleep(0)
+    out = io.StringIO()
+    text = chaos.dump_tasks(out)
+    gate.set()
+    await task
+    assert text in out.getvalue()
+    assert "task stuck-part" in text
+    assert "in stuck_somewhere" in text and "await gate.wait()" in text

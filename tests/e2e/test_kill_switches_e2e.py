@@ -1,7 +1,12 @@
 """Every automatic kill switch the simulator can provoke, tripped against a running daemon: the
 trading state changes, `kill_switch_tripped` is logged with the reason code, and no order
 reaches the simulator afterwards even though the controller wants to trade (counted on the
-simulator's side)."""
+simulator's side).
+
+The venue-state switches come from venue failures: position updates that never arrive while
+trades are booked behind the daemon's back (position mismatch), wrong account Greeks from the
+venue (Greeks divergence), and a book too thin for the hedges after a large option trade
+(delta limit)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 from e2e_support import (
     Running,
@@ -57,11 +63,12 @@ async def _set_target(run: Running, target_coin: float) -> None:
     await run.daemon._tunables()["hedging.BTC.target_coin"].apply(target_coin)
 
 
-def _growing_target(run: Running) -> float:
-    """A target that needs |net delta| to grow (refused in REDUCE_ONLY as well as HALTED)."""
+def _growing_target(run: Running, step_coin: float = 4.0) -> float:
+    """A target that needs |net delta| to grow by `step_coin` (refused in REDUCE_ONLY as well
+    as HALTED); the step must exceed the band's half-width for the controller to trade."""
     d = run.daemon.stats.per_underlying["BTC"].last_delta_coin
     d = d if math.isfinite(d) else 0.0
-    return math.copysign(abs(d) + 4.0, d if d != 0 else 1.0)
+    return math.copysign(abs(d) + step_coin, d if d != 0 else 1.0)
 
 
 Trigger = Callable[[Simulator, Running, list[int]], Awaitable[None]]
@@ -114,11 +121,82 @@ async def _churn(sim: Simulator, run: Running, skew: list[int]) -> None:
         await asyncio.sleep(0.5)
 
 
+async def _admin_trade(sim: Simulator, instrument: str, side: str, amount: float) -> None:
+    """A trade on the market maker's account that the daemon did not cause (another client
+    hit its quote), booked through the simulator's admin API."""
+    body = {"account": "mm", "instrument": instrument, "side": side, "amount": amount}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{sim.rest_url}/sim/admin/accounts/trade", json=body) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+
+
+def _atm_call(sim: Simulator) -> str:
+    """A BTC call a few weeks out, struck nearest the index (delta about 0.5)."""
+    engine: Any = sim.engine
+    index = engine.index_price("BTC")
+    calls = [
+        i
+        for i in engine.catalog.active()
+        if i.is_option and i.currency == "BTC" and i.option_type == "call"
+    ]
+    expiries = sorted({i.expiry_ms for i in calls})
+    expiry = expiries[min(3, len(expiries) - 1)]
+    return str(
+        min((i for i in calls if i.expiry_ms == expiry), key=lambda i: abs(i.strike - index)).name
+    )
+
+
+async def _lost_updates(sim: Simulator, run: Running, skew: list[int]) -> None:
+    """The venue stops telling the daemon about position changes; positions change behind its
+    back twice, so two timer reconciliations in a row must correct the book."""
+    feed = run.daemon.feed
+    assert feed is not None
+    # A hedge of the daemon's own whose fill went unheard would be repaired by the executor,
+    # with a book refresh that is not a timer run: let them end first (and the case's wide
+    # band keeps the daemon from hedging during it).
+    await wait_for(lambda: not run.daemon._exec_tasks, 10.0, "executions to end")
+    await _fault(sim, {"kind": "drop_notifications", "account": "mm"})
+    corrected = feed.stats.reconcile_corrections
+    await _admin_trade(sim, "BTC-PERPETUAL", "buy", 1_000.0)  # 0.01 coin, unheard of
+    await wait_for(
+        lambda: feed.stats.reconcile_corrections > corrected,
+        10.0,
+        "a timer reconciliation to correct the book",
+    )
+    # Milliseconds after the first correction (the timer runs every 1.5 s): the next timer
+    # run corrects again, the second in a row, and trips.
+    await _admin_trade(sim, "BTC-PERPETUAL", "buy", 1_000.0)
+
+
+async def _wrong_venue_greeks(sim: Simulator, run: Running, skew: list[int]) -> None:
+    await _fault(sim, {"kind": "portfolio_delta_offset", "currency": "BTC", "offset_coin": 3.0})
+
+
+async def _unhedgeable(sim: Simulator, run: Running, skew: list[int]) -> None:
+    """The perpetual's book is 1,000 USD deep (0.01 coin; it refills within a simulated second,
+    so the top of book stays quoted); then a customer buys 20 ATM calls from the market maker
+    (about -10 coin of delta), which the hedges cannot bring back."""
+    # Start from a delta the daemon has seen inside the limit (the start-up hedge's breach
+    # cleared), so that only the hedges after the option trade count as attempts.
+    stats = run.daemon.stats.per_underlying["BTC"]
+    await wait_for(lambda: not run.daemon._exec_tasks, 10.0, "executions to end")
+    await wait_for(lambda: abs(stats.last_delta_coin) < 1.0, 10.0, "|delta| back in the band")
+    await _fault(
+        sim, {"kind": "thin_depth", "instruments": ["BTC-PERPETUAL"], "depth_amount": 1_000}
+    )
+    await _admin_trade(sim, _atm_call(sim), "sell", 20.0)
+
+
 @dataclass(frozen=True)
 class Case:
     code: str
     trigger: Trigger
     risk: dict[str, Any] = field(default_factory=dict)
+    venue: dict[str, Any] = field(default_factory=dict)  # venues.sim settings
+    policy: dict[str, Any] = field(default_factory=dict)  # the hedging policy's settings
+    grow_coin: float = 4.0  # how far the post-trip target moves |delta| (beyond the band)
     speed: float = SPEED
     after_first_hedge: bool = True
     detail: str = ""  # in the trip's detail
@@ -164,6 +242,31 @@ CASES = {
         {"daily_loss": {"max_daily_loss_usd": 1.0}},
         detail="reached the limit",  # a real loss, not "cannot be computed"
     ),
+    "position_mismatch": Case(
+        "position_mismatch",
+        _lost_updates,
+        venue={"reconcile_s": 1.5},
+        policy={"min_halfwidth_coin": 5.0},
+        grow_coin=12.0,
+        detail="BTC-PERPETUAL",
+    ),
+    "greeks_divergence": Case(
+        "greeks_divergence", _wrong_venue_greeks, {"greeks_divergence": {"min_duration_s": 0.0}}
+    ),
+    "delta_limit": Case(
+        "delta_limit",
+        _unhedgeable,
+        {
+            "delta_limit": {
+                "hard_limit_coin_by_underlying": {"BTC": 5.0},
+                "hedge_attempts": 3,
+                "max_breach_s": 3_600.0,  # the attempts trip it, not the time
+            }
+        },
+        # Half-filled hedges leave the last net delta a few coin off the settled one.
+        grow_coin=12.0,
+        detail="after 3 hedge attempts",
+    ),
 }
 
 
@@ -174,6 +277,8 @@ async def test_switch_trips_and_no_order_follows(name: str) -> None:
     skew = [0]
     async with simulator(case.speed, seed=21) as sim:
         values = daemon_config(work, extra={"risk": case.risk})
+        values["venues"]["sim"].update(case.venue)
+        values["hedging"]["policies"]["t"].update(case.policy)
         with capture_logs() as logs:
             run = await _start(sim, values, case.speed, skew)
             daemon = run.daemon
@@ -201,7 +306,7 @@ async def test_switch_trips_and_no_order_follows(name: str) -> None:
             await wait_for(lambda: not daemon._exec_tasks, 10.0, "executions to end")
             sent = orders_received(sim)
             blocked = stats.blocked_legs
-            await _set_target(run, _growing_target(run))
+            await _set_target(run, _growing_target(run, case.grow_coin))
             await wait_for(lambda: stats.blocked_legs > blocked, 15.0, "a refused hedge")
             assert orders_received(sim) == sent
             assert trading.state.value == "halted"

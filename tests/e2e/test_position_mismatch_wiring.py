@@ -13,6 +13,7 @@ from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.config import HedgerdConfig, VenueSettings
 from hedgerd.daemon import Daemon, position_diffs_coin
 from hedgerd.execution.journal import Journal
+from hedgerd.model import Fill, OrderSide
 from hedgerd.risk.kill_switches import KillSwitchBoard
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateMachine
@@ -66,6 +67,40 @@ async def test_two_timer_mismatches_halt(tmp_path: Path, reason: str, trips: boo
             assert ReasonCode.POSITION_MISMATCH in {r.code for r in machine.reasons}
         else:
             assert machine.state is TradingState.ACTIVE
+        await machine.flush()
+    finally:
+        await journal.close()
+
+
+def _fill(amount: float, side: OrderSide) -> Fill:
+    return Fill(
+        "deribit", "BTC-PERPETUAL", "t1", "o1", None, side, amount, 100_000.0, 0.0, "BTC", 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("venue_amount", "trips"),
+    [
+        (1000.0, False),  # the refresh found the repaired fill (a 1,000 USD buy) and nothing else
+        (3000.0, True),  # ... and 2,000 USD more the stream lost: a mismatch, twice in a row
+    ],
+)
+async def test_fill_repair_refresh_counts_only_what_the_repairs_do_not_explain(
+    tmp_path: Path, venue_amount: float, trips: bool
+) -> None:
+    journal = await Journal.open(tmp_path / "j.sqlite")
+    try:
+        machine = await TradingStateMachine.restore(journal, clock_ms=lambda: NOW_MS)
+        daemon = Daemon(HedgerdConfig(venues={"deribit": VenueSettings()}), clock_ms=lambda: NOW_MS)
+        daemon.board = KillSwitchBoard(KillSwitchSettings(), machine)
+        daemon.book = make_book()
+        daemon.venue = SimpleNamespace(name="deribit")  # type: ignore[assignment]
+        for _ in range(2):
+            daemon._on_fill_repaired(_fill(1000.0, OrderSide.BUY))  # no feed: no refresh runs
+            daemon._on_reconcile(report("fill_repair", (("BTC-PERPETUAL", 0.0, venue_amount),)))
+            assert daemon._repaired_pending == {}
+        expected = TradingState.HALTED if trips else TradingState.ACTIVE
+        assert machine.state is expected
         await machine.flush()
     finally:
         await journal.close()

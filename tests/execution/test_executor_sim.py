@@ -141,13 +141,16 @@ async def test_timeout_after_accept_no_duplicate_found_by_label_fill_counted_onc
     events = await env.rig.journal.events_since()
     statuses = [e.payload.get("status_after") for e in events if e.ref == label]
     assert "unknown" in statuses and statuses[-1] == "filled", statuses
-    # Its fill is counted once, whether it came from the stream or reconciliation.
+    # Its fill is counted once, whether it came from the stream, the executor's repair (the
+    # query showed it filled, no trade had come: fetched by order) or reconciliation.
+    await env.rig.executor.flush()
+    assert env.rig.executor.fills_repaired == 1
     report = await env.rig.reconciler.reconcile()
     again = await env.rig.reconciler.reconcile()
     venue_ids = sorted(t["trade_id"] for t in env.venue_trades() if t.get("label") == label)
     journal_ids = sorted(f.trade_id for f in await env.rig.journal.fills_for_order(label))
     assert venue_ids and journal_ids == venue_ids
-    assert not again.missed_fills and sorted(report.missed_fills) == venue_ids
+    assert not again.missed_fills and not report.missed_fills
     # The same trade from the stream later is a duplicate.
     fill = (await env.rig.journal.fills_for_order(label))[0]
     assert (await env.rig.executor.on_fill(fill)).duplicate

@@ -245,3 +245,34 @@ def test_order_ticker_quote_and_summary_parsing() -> None:
         0.5,
         2.0,
     )
+
+
+async def test_a_stream_that_fails_right_after_connecting_keeps_backing_off() -> None:
+    """The backoff resets on a step that worked, not on a connect: otherwise a stream that
+    connects and fails at once reconnects at the first delay forever (each reconnect a full
+    resync of the book)."""
+    s = VenueSettings(mode="sim", rest_url="http://127.0.0.1:9", ws_url="ws://127.0.0.1:9/ws")
+    attempts: list[int] = []
+
+    class Recording(Backoff):
+        def delay_s(self, attempt: int) -> float:
+            attempts.append(attempt)
+            return 0.0
+
+    v = DeribitVenue("d", s, backoff=Recording())
+    calls = [0]
+
+    async def step() -> None:
+        calls[0] += 1
+        if calls[0] == 6:
+            return  # one step that works ...
+        if calls[0] > 8:
+            await v.close()
+        raise ccxt.NetworkError("connection reset")
+
+    try:
+        await asyncio.wait_for(v.supervise("market", step), 5.0)
+    finally:
+        await v.close()
+    assert attempts[:5] == [0, 1, 2, 3, 4]
+    assert attempts[5:7] == [0, 1]  # ... resets the backoff

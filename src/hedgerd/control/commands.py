@@ -102,6 +102,9 @@ class ControlCommands:
     status_source: Callable[[], Mapping[str, Any]]
     clock_ms: Callable[[], int]
     tunables: dict[str, Tunable] = field(default_factory=dict)
+    #: Runs the daemon's order and fill reconciliation now and returns its report (None: the
+    #: daemon offers none).
+    reconciler: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
 
     async def _audit(self, command: str, args: Mapping[str, Any], caller: Caller) -> str:
         actor = f"{caller.surface}:uid={caller.uid}" if caller.uid is not None else caller.surface
@@ -134,6 +137,14 @@ class ControlCommands:
     async def cancel_all(self, caller: Caller) -> dict[str, Any]:
         actor = await self._audit("cancel-all", {}, caller)
         return {"cancelled_orders": await self.orders.cancel_all(actor)}
+
+    async def reconcile(self, caller: Caller) -> dict[str, Any]:
+        """Reconcile orders and fills with the venue now (what the timer does every
+        `daemon.reconcile_interval_s`); returns the pass's report."""
+        await self._audit("reconcile", {}, caller)
+        if self.reconciler is None:
+            raise CommandRefusedError("this daemon has no reconciler")
+        return dict(await self.reconciler())
 
     async def flatten(
         self, underlying: str | None, confirm: bool, caller: Caller

@@ -141,6 +141,12 @@ def _routes(commands: ControlCommands, hub: EventHub) -> web.RouteTableDef:
         hub.publish({"event": "cancel-all", **result})
         return web.json_response(result)
 
+    @routes.post("/v1/reconcile")
+    async def reconcile(request: web.Request) -> web.StreamResponse:
+        result = await commands.reconcile(request[_CALLER_KEY])
+        hub.publish({"event": "reconcile"})
+        return web.json_response(result)
+
     @routes.post("/v1/flatten")
     async def flatten(request: web.Request) -> web.StreamResponse:
         data = await body(request)

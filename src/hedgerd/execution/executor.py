@@ -34,6 +34,15 @@ Errors (a `VenueError`'s class):
   INSUFFICIENT_FUNDS; `reject_streak_limit` rejects in a row trip REJECT_STREAK.
 - AUTH: REJECTED and VENUE_DISCONNECTED is tripped (nothing will work until an operator acts).
 
+Fills the streams missed: when an answer, a query or an order update shows the venue's filled
+amount above the fills journalled (`OrderRecord.fills_missing`: the trades' notifications were
+lost, e.g. the WebSocket was down when an IOC order filled), that order's trades are fetched
+at once (`fetch_order_fills`, Deribit `private/get_user_trades_by_order`) and journalled
+through the same de-duplicated path as the stream's (unique by trade id); each fill new to the
+journal goes to `on_fill_repaired` (the book). With the venue's private stream up, the stream
+first gets `fill_repair_grace_ms` to deliver them. The periodic reconciliation remains the
+backstop.
+
 In flight: `in_flight_delta_coin(underlying)` and `in_flight_orders(underlying)` give the
 controller the signed delta of what may still fill: the unfilled rest of every leg being
 worked (from the moment `execute` is called, before any await) and the open amount of every
@@ -51,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import signal
@@ -59,7 +69,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -136,6 +146,13 @@ async def _sleep_ms(ms: int) -> None:
     await asyncio.sleep(max(ms, 0) / 1000.0)
 
 
+@runtime_checkable
+class OrderFillsVenue(Protocol):
+    """A venue that can list one order's trades (not part of `Venue`)."""
+
+    async def fetch_order_fills(self, order_id: str) -> list[Fill]: ...
+
+
 # ------------------------------------------------------------------------------ settings
 
 
@@ -170,6 +187,10 @@ class ExecutorSettings:
     reject_streak_limit: int = 5
     #: Cancel every open order this executor knows when the trading state becomes HALTED.
     cancel_on_halt: bool = True
+    #: How long (ms, through `sleep_ms`) the venue's private stream, when up, gets to deliver
+    #: the trades of a fill an answer reported before they are fetched by order; with the
+    #: stream down they are fetched at once.
+    fill_repair_grace_ms: int = 1_000
 
     def __post_init__(self) -> None:
         if self.max_concurrent_orders < 1:
@@ -353,6 +374,7 @@ class Executor:
         quote: Callable[[str, str], Quote | None] | None = None,
         coin_per_amount: Callable[[str, str], float | None] | None = None,
         on_reject: Callable[[OrderRejection], None] | None = None,
+        on_fill_repaired: Callable[[Fill], None] | None = None,
     ) -> None:
         self.venues = dict(venues)
         self.journal = journal
@@ -365,6 +387,8 @@ class Executor:
         self._quote = quote
         self._coin_per_amount = coin_per_amount
         self.on_reject = on_reject
+        #: Each fill the executor fetched itself (the stream missed it), once journalled.
+        self.on_fill_repaired = on_fill_repaired
         self._sem = asyncio.Semaphore(self.settings.max_concurrent_orders)
         self._records: dict[str, OrderRecord] = {}
         self._meta: dict[str, _OrderMeta] = {}
@@ -375,6 +399,8 @@ class Executor:
         self._reject_streak = 0
         self._drill = os.environ.get(DRILL_ENV) or None
         self._halt_tasks: set[asyncio.Task[int]] = set()
+        self._repairs: dict[str, asyncio.Task[int]] = {}
+        self.fills_repaired = 0
         if self.settings.cancel_on_halt:
             trading.add_listener(self._on_trading_state)
         self.timings: deque[OrderTiming] = deque(maxlen=10_000)
@@ -1188,9 +1214,87 @@ class Executor:
         return n
 
     async def flush(self) -> None:
-        """Wait for the cancels started by a HALT (shutdown, tests)."""
-        while self._halt_tasks:
-            await asyncio.gather(*tuple(self._halt_tasks), return_exceptions=True)
+        """Wait for the cancels started by a HALT and the fill repairs under way (shutdown,
+        tests)."""
+        while self._halt_tasks or self._repairs:
+            await asyncio.gather(
+                *tuple(self._halt_tasks), *tuple(self._repairs.values()), return_exceptions=True
+            )
+
+    # ----------------------------------------------------------------- fill repair
+
+    def _stream_up(self, venue_name: str) -> bool:
+        """Whether the venue's private stream (order updates, trades) is connected; a venue
+        without one has no stream to wait for."""
+        session = getattr(self.venues.get(venue_name), "session", None)
+        connected = getattr(session, "connected", None)
+        return isinstance(connected, asyncio.Event) and connected.is_set()
+
+    def _schedule_repair(self, rec: OrderRecord) -> None:
+        """Fetch `rec`'s trades in a task of its own (one per order at a time), so that
+        neither the leg being worked nor the stream's reader waits for it."""
+        if rec.label in self._repairs or rec.venue_order_id is None:
+            return
+        if not isinstance(self.venues.get(rec.venue), OrderFillsVenue):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.repair_fills(rec.label), name=f"fill-repair:{rec.label}")
+        self._repairs[rec.label] = task
+        task.add_done_callback(functools.partial(self._repair_done, rec.label))
+
+    def _repair_done(self, label: str, task: asyncio.Task[int]) -> None:
+        if self._repairs.get(label) is task:
+            del self._repairs[label]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("executor.fill_repair_crashed", label=label, error=repr(task.exception()))
+
+    async def repair_fills(self, label: str) -> int:
+        """Fetch the trades of order `label` when the venue reports more filled than the
+        journal holds, and journal them (de-duplicated by trade id). Returns how many fills
+        were new to the journal. Venue failures are logged: the reconciler is the backstop."""
+        rec = self._records.get(label) or await self.journal.order(label)
+        if rec is None or not rec.fills_missing or rec.venue_order_id is None:
+            return 0
+        venue = self.venues.get(rec.venue)
+        if not isinstance(venue, OrderFillsVenue):
+            return 0
+        if self._stream_up(rec.venue) and self.settings.fill_repair_grace_ms > 0:
+            await self.sleep_ms(self.settings.fill_repair_grace_ms)
+            rec = self._records.get(label) or await self.journal.order(label) or rec
+            if not rec.fills_missing or rec.venue_order_id is None:
+                return 0  # the stream delivered them
+        rlog = log.bind(decision_id=rec.decision_id, label=label, venue_order_id=rec.venue_order_id)
+        try:
+            fills = await venue.fetch_order_fills(rec.venue_order_id)
+        except VenueError as exc:
+            rlog.warning("executor.fill_repair_failed", error=str(exc)[:200])
+            return 0
+        new = 0
+        for fill in fills:
+            if fill.order_id and fill.order_id != rec.venue_order_id:
+                continue  # not this order's (a venue answering loosely)
+            outcome = await self.on_fill(fill)
+            if outcome.duplicate or outcome.order is None:
+                continue
+            new += 1
+            if self.on_fill_repaired is not None:
+                try:
+                    self.on_fill_repaired(fill)
+                except Exception:
+                    rlog.exception("executor.on_fill_repaired_failed", trade_id=fill.trade_id)
+        self.fills_repaired += new
+        after = self._records.get(label)
+        rlog.info(
+            "executor.fills_repaired",
+            fetched=len(fills),
+            new=new,
+            filled_amount=after.filled_amount if after is not None else None,
+            venue_filled_amount=rec.venue_filled_amount,
+        )
+        return new
 
     def _on_trading_state(self, snapshot: TradingStateSnapshot) -> None:
         if snapshot.state is not TradingState.HALTED or not self.open_records():
@@ -1243,6 +1347,8 @@ class Executor:
         before = self._records.get(label)
         out = await self.journal.apply_event(label, event)
         self._records[label] = out
+        if out.fills_missing:
+            self._schedule_repair(out)
         if not quiet or before is None or out.status is not before.status:
             log.info(
                 "executor.order",
@@ -1269,6 +1375,7 @@ __all__ = [
     "ExecutorSettings",
     "LegOutcome",
     "LegResult",
+    "OrderFillsVenue",
     "OrderRejection",
     "OrderTiming",
     "protected_price",

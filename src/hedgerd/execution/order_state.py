@@ -173,6 +173,12 @@ class OrderRecord:
         return max(self.venue_filled_amount - self.filled_amount, 0.0)
 
     @property
+    def fills_missing(self) -> bool:
+        """The venue reports more filled than the fills counted (beyond float noise): its
+        trades are to be fetched."""
+        return self.missing_fill_amount > _tol(self.amount)
+
+    @property
     def signed_filled_amount(self) -> float:
         return self.side.sign * self.filled_amount
 

@@ -12,6 +12,12 @@
     DELETE /sim/admin/faults                remove all (also POST /sim/admin/faults/clear)
     POST   /sim/admin/ws/drop[?account=ID]  drop WebSocket connections now
     POST   /sim/admin/market/gap?currency=BTC&pct=-5   jump an index now
+    POST   /sim/admin/accounts/trade        book a trade on an account (JSON: account,
+                                            instrument, side, amount, optional price), as if
+                                            another client had hit its quote
+    POST   /sim/admin/ws/inject[?account=ID][&channel=CH]   push the raw request body as
+                                            one text frame to WebSocket sessions (tests: hostile
+                                            frames); `channel`: only sessions subscribed to it
 
 Fault objects are described in `hedgerd.sim.faults`. Errors come back as
 `{"error": "..."}` with HTTP 400 (403 for a non-loopback caller).
@@ -26,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from hedgerd.sim.faults import FaultError
+from hedgerd.sim.protocol import DeribitError
 from hedgerd.sim.subscriptions import dumps
 
 if TYPE_CHECKING:
@@ -155,6 +162,29 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
         server.price_gap(ccy, pct)
         return _json({"currency": ccy, "pct": pct, "now_ms": int(server.engine.now_ms())})
 
+    async def account_trade(request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ValueError("body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        book = getattr(server.engine, "book_trade", None)
+        if not callable(book):
+            raise RuntimeError("the engine cannot book trades")
+        price = body.get("price")
+        try:
+            result = book(
+                str(body["account"]),
+                str(body["instrument"]),
+                str(body["side"]),
+                float(body["amount"]),
+                None if price is None else float(price),
+            )
+        except DeribitError as exc:  # the engine's refusal, with its reason
+            raise ValueError(f"{exc}: {exc.data or ''}") from None
+        return _json(result)
+
     r = app.router
     r.add_get("/sim/admin/state", guard(state))
     r.add_post("/sim/admin/time/advance", guard(advance))
@@ -168,3 +198,29 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
     r.add_delete("/sim/admin/faults/{fid}", guard(faults_delete))
     r.add_post("/sim/admin/ws/drop", guard(ws_drop))
     r.add_post("/sim/admin/market/gap", guard(gap))
+    r.add_post("/sim/admin/accounts/trade", guard(account_trade))
+
+    # -- test-only: raw frame injection (fuzzing the clients' parsers) --------------------
+    async def ws_inject(request: web.Request) -> web.StreamResponse:
+        text = await request.text()
+        sent = inject_ws(server, text, request.query.get("account"), request.query.get("channel"))
+        return _json({"sent": sent})
+
+    r.add_post("/sim/admin/ws/inject", guard(ws_inject))
+
+
+def inject_ws(
+    server: SimServer, text: str, account: str | None = None, channel: str | None = None
+) -> int:
+    """Queue `text` verbatim (not validated: tests send malformed frames on purpose) as one
+    text frame on every WebSocket session, or only those of `account` and/or subscribed to
+    `channel`. Returns the number of sessions it was queued on."""
+    sent = 0
+    for s in list(server.sessions.values()):
+        if account is not None and s.account_id != account:
+            continue
+        if channel is not None and channel not in server.hub.channels_of(s):
+            continue
+        s.send_text(text)
+        sent += 1
+    return sent

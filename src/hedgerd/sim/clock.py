@@ -35,6 +35,10 @@ class SimClock:
         wall_now_ms = int(wall_s() * 1000)
         self._base_sim_ms = int(start_ms) if start_ms is not None else wall_now_ms
         self._base_wall_s = wall_s()
+        self._floor_ms: Callable[[], int] | None = None
+        self._lead_wall_s = 0.0
+        self._min_lead_ms = 0
+        self._last_ms = self._base_sim_ms
 
     @property
     def stepped(self) -> bool:
@@ -44,12 +48,36 @@ class SimClock:
     def speed(self) -> float:
         return self._speed
 
+    def limit_lead(
+        self, floor_ms: Callable[[], int], *, lead_wall_s: float = 0.5, min_lead_ms: int = 1_000
+    ) -> None:
+        """Keep simulated time at most `max(speed * lead_wall_s s, min_lead_ms ms)` ahead of
+        `floor_ms()` (the engine's processed market time, UTC epoch ms).
+
+        Why: an engine that cannot keep up with `speed` (a high --speed, a busy machine) would
+        otherwise owe a backlog of market steps that grows without bound and is worked off in
+        one blocking catch-up (minutes of a frozen server). Capped, the clock slows down to
+        what the engine does: time stays monotonic and the backlog is dropped, not owed.
+        Explicit `advance`/`set` calls are honoured in full."""
+        if not lead_wall_s > 0 or min_lead_ms < 0:
+            raise ValueError("lead_wall_s must be positive and min_lead_ms non-negative")
+        self._floor_ms = floor_ms
+        self._lead_wall_s = float(lead_wall_s)
+        self._min_lead_ms = int(min_lead_ms)
+
     def now_ms(self) -> int:
         """Current simulated time, UTC epoch ms."""
         if self._stepped:
             return self._base_sim_ms
-        elapsed_s = self._wall_s() - self._base_wall_s
-        return self._base_sim_ms + int(elapsed_s * 1000.0 * self._speed)
+        wall = self._wall_s()
+        now = self._base_sim_ms + int((wall - self._base_wall_s) * 1000.0 * self._speed)
+        if self._floor_ms is not None:
+            lead = max(int(self._speed * self._lead_wall_s * 1000.0), self._min_lead_ms)
+            cap = max(self._floor_ms() + lead, self._last_ms)
+            if now > cap:  # re-anchor at the cap: the lost time is dropped
+                self._base_sim_ms, self._base_wall_s, now = cap, wall, cap
+        self._last_ms = now
+        return now
 
     def advance(self, ms: int) -> int:
         """Move simulated time forward by `ms` milliseconds (any mode); returns the new time."""
@@ -57,6 +85,7 @@ class SimClock:
             raise ValueError("the clock does not go backwards")
         self._rebase()
         self._base_sim_ms += int(ms)
+        self._last_ms = max(self._last_ms, self._base_sim_ms)
         return self._base_sim_ms
 
     def set(self, now_ms: int) -> int:

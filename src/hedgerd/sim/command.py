@@ -73,9 +73,11 @@ def build_scenario(
     seed: int | None = None,
     accounts: Iterable[AccountLike] = (),
     start_ms: int | str | None = None,
+    tick_ms: int | None = None,
 ) -> Scenario:
     """The scenario (default when None) with `seed`, `start_ms` (UTC epoch ms, or "now": the
-    wall clock rounded down to the second) and the extra client accounts applied."""
+    wall clock rounded down to the second), `tick_ms` (the market step, simulated ms) and the
+    extra client accounts applied."""
     if isinstance(scenario, Scenario):
         sc = scenario if seed is None else scenario.model_copy(update={"seed": seed})
     else:
@@ -83,6 +85,9 @@ def build_scenario(
     if start_ms is not None:
         start = int(time.time()) * 1000 if start_ms == "now" else int(start_ms)
         sc = sc.model_copy(update={"start_ms": start})
+    if tick_ms is not None:
+        # Validated like the file's own value (1 ms .. 60 s).
+        sc = Scenario.model_validate({**sc.model_dump(), "tick_ms": tick_ms})
     extra = _account_specs(accounts, {a.api_key for a in sc.accounts})
     if extra:
         sc = Scenario.model_validate({**sc.model_dump(), "accounts": [*sc.accounts, *extra]})
@@ -90,10 +95,14 @@ def build_scenario(
 
 
 def build_engine(scenario: Scenario, clock: SimClock) -> SimEngine:
-    """The engine (`SimExchange`) for a scenario, on `clock`."""
+    """The engine (`SimExchange`) for a scenario, on `clock`; the clock is held at most a few
+    market steps (or half a wall second at its speed) ahead of the engine's market time."""
     from hedgerd.sim.exchange import SimExchange
 
-    engine: SimEngine = SimExchange(scenario, clock=clock)
+    exchange = SimExchange(scenario, clock=clock)
+    # An engine that falls behind slows the clock instead of blocking to catch up.
+    clock.limit_lead(lambda: exchange.market_ms, min_lead_ms=4 * scenario.tick_ms)
+    engine: SimEngine = exchange
     return engine
 
 
@@ -158,6 +167,7 @@ async def start_simulator(
     speed: float = 1.0,
     stepped: bool = False,
     start_ms: int | str | None = None,
+    tick_ms: int | None = None,
     rate_limits: RateLimitConfig | bool | None = True,
     engine: SimEngine | None = None,
     engine_factory: Callable[[], SimEngine] | None = None,
@@ -171,7 +181,8 @@ async def start_simulator(
     or `AccountSpec`s), funded with 10 BTC, 100 ETH and 100,000 USDC. `speed`: simulated
     seconds per wall second; `stepped`: time moves only through `sim.advance(ms)` or the
     admin API; `start_ms`: simulated start (UTC epoch ms, or "now" so that simulated time
-    matches the wall clock, as paper trading wants; default: the scenario's).
+    matches the wall clock, as paper trading wants; default: the scenario's); `tick_ms`: the
+    market step in simulated ms (default: the scenario's; coarser lets high `speed` keep up).
     `rate_limits`: True for Deribit's defaults, False/None to switch them off, or a
     `RateLimitConfig`. `engine`/`engine_factory` replace the default engine (tests).
     `server_kw` go to `SimServer` (tick_s, heartbeat_scale, max_queue, cod_cancels, ...).
@@ -189,7 +200,9 @@ async def start_simulator(
         limits = rate_limits
     sc: Scenario | None = None
     if engine is None and engine_factory is None:
-        sc = build_scenario(scenario, seed=seed, accounts=accounts, start_ms=start_ms)
+        sc = build_scenario(
+            scenario, seed=seed, accounts=accounts, start_ms=start_ms, tick_ms=tick_ms
+        )
         scenario_fixed = sc
 
         def factory() -> SimEngine:
@@ -255,6 +268,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="simulated start: UTC epoch ms, or 'now' (default: the scenario's start_ms)",
     )
     p.add_argument(
+        "--tick-ms",
+        type=int,
+        default=None,
+        help="market step in simulated ms (default: the scenario's, 250); coarser steps let "
+        "a high --speed keep up",
+    )
+    p.add_argument(
         "--no-rate-limits", action="store_true", help="switch off Deribit's credit buckets"
     )
     p.add_argument(
@@ -297,6 +317,7 @@ async def _serve(args: argparse.Namespace, accounts: list[AccountLike]) -> int:
         speed=args.speed,
         stepped=args.stepped,
         start_ms=args.start_ms,
+        tick_ms=args.tick_ms,
         rate_limits=not args.no_rate_limits,
         allow_remote=args.allow_remote,
     )

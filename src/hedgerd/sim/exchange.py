@@ -8,9 +8,10 @@ seed and sequence of requests at the same simulated times give the same results.
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import structlog
@@ -22,7 +23,7 @@ from hedgerd.sim.instruments import DAY_MS, HOUR_MS, InstrumentCatalog, SimInstr
 from hedgerd.sim.market import UnderlyingMarket
 from hedgerd.sim.marketdata import SETTLEMENT_CURRENCIES
 from hedgerd.sim.matching import Fill, plan_fills, post_only_price
-from hedgerd.sim.orderbook import InstrumentBook, num
+from hedgerd.sim.orderbook import InstrumentBook, SynthLevel, num
 from hedgerd.sim.params import get_bool, get_float, get_str, invalid, req_str
 from hedgerd.sim.portfolio import (
     OptionGreeks,
@@ -81,6 +82,51 @@ KNOWN_CURRENCIES = frozenset(
     }
 )
 NEW_ACCOUNT_BALANCES = {"BTC": 10.0, "ETH": 100.0, "USDC": 100_000.0}
+ADMIN_TRADE_LABEL = "sim-admin"
+
+
+class DepthLimit(Protocol):
+    """A cap on the synthetic depth of some books (the server's `thin_depth` fault)."""
+
+    @property
+    def depth_amount(self) -> float:
+        """Most amount a capped side holds, the instrument's amount unit."""
+        ...
+
+    @property
+    def side(self) -> str:
+        """`both`, `bids` or `asks`."""
+        ...
+
+    def matches(self, instrument_name: str) -> bool: ...
+
+
+def _cap_levels(b: InstrumentBook, cap: DepthLimit) -> None:
+    """Keep at most `cap.depth_amount` of synthetic depth on the capped side(s), best first,
+    in whole steps (contracts, or the option's minimum amount)."""
+    inst = b.inst
+    step = inst.min_trade_amount if inst.is_option else inst.contract_size
+    for side in ("bids", "asks"):
+        if cap.side not in ("both", side):
+            continue
+        left = cap.depth_amount
+        kept: list[SynthLevel] = []
+        for lvl in b.bids_synth if side == "bids" else b.asks_synth:
+            size = min(lvl.size, math.floor(left / step + 1e-9) * step)
+            if size <= 0:
+                break
+            kept.append(SynthLevel(lvl.price, round(size, 10), lvl.index))
+            left -= size
+            taken = b.depletion.get((side, lvl.index))
+            if taken is not None and taken.taken > size:
+                # Taken before the cap: at most the capped level is gone, and it refills at
+                # the capped level's pace (not the full level's, which would take ages).
+                taken.taken = size
+        if side == "bids":
+            b.bids_synth = kept
+        else:
+            b.asks_synth = kept
+    b.dirty = True
 
 
 class _NullSink:
@@ -144,6 +190,7 @@ class SimExchange:
         self._wanted: list[tuple[SimInstrument, bool, bool, bool]] | None = None
         self._wanted_ms = start
         self._faults_done: set[int] = set()
+        self._depth_caps: tuple[DepthLimit, ...] = ()
         for u in sc.underlyings:
             self.catalog.list_static(u, start)
             self.catalog.list_expiries(u, start, self.markets[u.currency].index_price)
@@ -170,6 +217,11 @@ class SimExchange:
 
     def now_ms(self) -> int:
         return self.clock.now_ms()
+
+    @property
+    def market_ms(self) -> int:
+        """The last market step processed, UTC epoch ms (at most the clock's time)."""
+        return self._market_ms
 
     def account_for_key(self, api_key: str) -> Account | None:
         return self._by_key.get(api_key)
@@ -229,6 +281,82 @@ class SimExchange:
             raise invalid("currency", "unknown currency")
         m.index.gap(pct)
         m.invalidate()  # no random draw: the path after the gap stays the seeded one
+
+    def set_depth_caps(self, caps: Sequence[DepthLimit]) -> None:
+        """Cap the synthetic depth of the matching books (fault `thin_depth`; empty: none).
+        Every book is rebuilt on its next use, so takers and book notifications see it now."""
+        self._depth_caps = tuple(caps)
+        for b in self.books.values():
+            b.built_ms = -1
+            b.built_mark = math.nan
+            b.dirty = True
+        self._wanted = None
+
+    def book_trade(
+        self,
+        account_id: str,
+        instrument_name: str,
+        direction: str,
+        amount: float,
+        price: float | None = None,
+        label: str = ADMIN_TRADE_LABEL,
+    ) -> dict[str, Any]:
+        """Book a trade on an account as if another client had hit its quote (admin API): a
+        filled maker order of `direction` (the account's side, `buy` or `sell`) for `amount`
+        (the instrument's amount unit: USD for inverse futures, coin otherwise) at `price`
+        (the instrument's price unit; None: the mark), published on the account's `user.*`
+        channels like any fill. No margin check: the operator of the simulator decides."""
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            raise invalid("account", "unknown account")
+        if direction not in ("buy", "sell"):
+            raise invalid("direction", "must be buy or sell")
+        inst = self._active_inst({"instrument_name": instrument_name})
+        size = self._check_amount(inst, float(amount))
+        px = self.mark_price(inst) if price is None else float(price)
+        if not (px > 0 and math.isfinite(px)):
+            raise invalid("price", "must be positive")
+        px = max(inst.tick_size, inst.round_price(px))
+        order, trade = self.book_fill(acct, inst, direction, size, px, label, self.now_ms())
+        self._after_book_change(inst)
+        return {"order": order.to_json(), "trades": [trade.to_json()]}
+
+    def book_fill(
+        self,
+        acct: AccountState,
+        inst: SimInstrument,
+        direction: str,
+        amount: float,
+        price: float,
+        label: str,
+        t: int,
+    ) -> tuple[Order, Trade]:
+        """A filled maker order of `acct` with its trade at `t` (option flow, admin trades),
+        published on the account's channels and as a public trade. `amount` and `price` in the
+        instrument's units, already on its grid."""
+        order = Order(
+            order_id=self._next_order_id(inst),
+            account_id=acct.account_id,
+            inst=inst,
+            direction=direction,
+            amount=amount,
+            price=price,
+            order_type="limit",
+            time_in_force="good_til_cancelled",
+            post_only=False,
+            reject_post_only=False,
+            reduce_only=False,
+            label=label,
+            creation_ms=t,
+            last_update_ms=t,
+        )
+        self.orders[order.order_id] = order
+        tr = self._fill(acct, order, price, amount, "M", t)
+        order.order_state = "filled"
+        tr.order_state_after = "filled"
+        self._publish_user(acct, inst, [order], [tr])
+        self._public_trades(inst, [tr])
+        return order, tr
 
     def admin_state(self) -> dict[str, Any]:
         """Figures for the admin endpoint."""
@@ -385,6 +513,9 @@ class SimExchange:
             b.built_ms = self._market_ms
             return
         b.rebuild(self._market_ms, mark, half, step)
+        for cap in self._depth_caps:
+            if cap.matches(inst.name):
+                _cap_levels(b, cap)
 
     def lookup(self, params: Mapping[str, Any], name: str = "instrument_name") -> SimInstrument:
         """The instrument named by `params[name]`: a name that is not Deribit's format gets

@@ -29,10 +29,27 @@ Kinds and their parameters:
   tickers keep old marks and timestamps.
 - `price_gap`: `currency` (default BTC), `pct` (default -5.0): the engine jumps that index
   once when the fault starts.
+- `drop_notifications`: private subscription notifications whose engine channel matches one
+  of `channels` (shell patterns, default `user.changes.*` and `user.portfolio.*`), of
+  `account` only when given, are silently dropped: the venue's state changes, the client never
+  hears (it learns only by asking over REST). `probability` and `count` apply per
+  notification.
+- `portfolio_delta_offset`: the venue's account Greeks are wrong: `delta_total`,
+  `projected_delta_total`, `delta_total_map` and `options_delta` of
+  `private/get_account_summary(ies)` replies and `user.portfolio` notifications are shifted
+  by `offset_coin` (default 1.0, coin of the currency) for `currency` (default every one) and
+  `account` (default every one).
+- `thin_depth`: the synthetic order book of the instruments matching `instruments` (shell
+  patterns, default `*`) holds at most `depth_amount` (default 0, in the instrument's amount
+  unit: USD for inverse futures, coin otherwise) on `side` (`both` (default), `bids` or
+  `asks`), best levels first; 0 empties it. Takers (IOC hedges) then fill partly or not at
+  all; other clients' resting orders stay. Depth is the market's, so the server hands the
+  active caps to the engine (`set_depth_caps`), as it does price gaps.
 - `clear`: removes every active fault when it starts.
 
-Decisions come from a seeded `random.Random`: the same seed and the same requests fire the
-same faults.
+`drop_notifications`, `portfolio_delta_offset` and `thin_depth` ignore `methods` and
+`transport` (they are not about requests). Decisions come from a seeded `random.Random`: the
+same seed and the same requests fire the same faults.
 """
 
 from __future__ import annotations
@@ -53,6 +70,10 @@ REQUEST_KINDS = frozenset(
     {"latency", "http_5xx", "rate_limit", "timeout_after_accept", "ws_drop", "order_reject"}
 )
 ONE_SHOT_KINDS = frozenset({"price_gap", "clear"})
+DEFAULT_DROP_CHANNELS = ("user.changes.*", "user.portfolio.*")
+_DEPTH_SIDES = ("both", "bids", "asks")
+# Account-summary fields that carry the account's delta (shifted by `portfolio_delta_offset`).
+_DELTA_FIELDS = ("delta_total", "projected_delta_total", "options_delta")
 _DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
     "timeout_after_accept": ("private/buy", "private/sell"),
     "order_reject": ("private/buy", "private/sell", "private/edit"),
@@ -75,6 +96,71 @@ _COMMON_KEYS = frozenset(
 
 class FaultError(ValueError):
     """A fault description that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class DepthCap:
+    """Fault `thin_depth` as the engine applies it: the synthetic book of instruments matching
+    `instruments` (shell patterns) holds at most `depth_amount` (instrument amount unit) on
+    `side` (`both`, `bids` or `asks`)."""
+
+    instruments: tuple[str, ...]
+    depth_amount: float
+    side: str
+
+    def matches(self, instrument_name: str) -> bool:
+        return any(fnmatch.fnmatchcase(instrument_name, pat) for pat in self.instruments)
+
+
+def _patterns(value: Any, default: tuple[str, ...], name: str) -> tuple[str, ...]:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise FaultError(f"{name} must be a pattern or a list of patterns")
+    return tuple(value)
+
+
+def _check_params(kind: str, p: Mapping[str, Any]) -> None:
+    """Refuse unusable parameters of the state kinds when the fault is added, not later."""
+    try:
+        if kind == "drop_notifications":
+            _patterns(p.get("channels"), DEFAULT_DROP_CHANNELS, "channels")
+        elif kind == "portfolio_delta_offset":
+            offset = float(p.get("offset_coin", 1.0))
+            if offset != offset or offset in (float("inf"), float("-inf")):
+                raise FaultError("offset_coin must be a finite number")
+        elif kind == "thin_depth":
+            _patterns(p.get("instruments"), ("*",), "instruments")
+            depth = float(p.get("depth_amount", 0.0))
+            if not depth >= 0.0:
+                raise FaultError("depth_amount must be >= 0")
+            if str(p.get("side", "both")) not in _DEPTH_SIDES:
+                raise FaultError(f"side must be one of {', '.join(_DEPTH_SIDES)}")
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, FaultError):
+            raise
+        raise FaultError(f"bad fault parameters: {exc}") from None
+
+
+def offset_summary(summary: Mapping[str, Any], offset_coin: float) -> dict[str, Any]:
+    """A copy of an account summary (`private/get_account_summary` result or `user.portfolio`
+    data) with its delta fields shifted by `offset_coin` (coin of its currency)."""
+    out = dict(summary)
+    for key in _DELTA_FIELDS:
+        value = out.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = value + offset_coin
+    dmap = out.get("delta_total_map")
+    if isinstance(dmap, Mapping):
+        # The currency's own index carries the error, so that the map still sums to delta_total.
+        key = f"{str(out.get('currency', '')).lower()}_usd"
+        shifted = dict(dmap)
+        base = shifted.get(key, 0.0)
+        shifted[key] = (base if isinstance(base, int | float) else 0.0) + offset_coin
+        out["delta_total_map"] = shifted
+    return out
 
 
 class ScheduledFault(Protocol):
@@ -222,6 +308,7 @@ class FaultInjector:
             raise FaultError("count must be >= 0")
         if transport not in ("any", "http", "ws"):
             raise FaultError("transport must be any, http or ws")
+        _check_params(kind, params)
         fault = Fault(
             id=next(self._ids),
             kind=kind,
@@ -345,6 +432,53 @@ class FaultInjector:
 
     def market_stale(self, now_ms: int) -> bool:
         return bool(self._faults) and self._state_active("stale_market_data", now_ms)
+
+    def drop_notification(self, channel: str, account_id: str | None, now_ms: int) -> bool:
+        """Whether the private notification on engine channel `channel` (e.g.
+        `user.changes.future.BTC`) for `account_id` is dropped (fault `drop_notifications`)."""
+        if not self._faults:
+            return False
+        for fault in list(self._faults.values()):
+            if fault.kind != "drop_notifications" or not fault.active(now_ms):
+                continue
+            p = fault.params
+            if p.get("account") is not None and str(p["account"]) != account_id:
+                continue
+            pats = _patterns(p.get("channels"), DEFAULT_DROP_CHANNELS, "channels")
+            if any(fnmatch.fnmatchcase(channel, pat) for pat in pats) and self._fire(fault):
+                return True
+        return False
+
+    def delta_offset_coin(self, currency: str, account_id: str | None, now_ms: int) -> float:
+        """The sum of the active `portfolio_delta_offset` faults for `currency` and
+        `account_id`, coin (0.0 when none)."""
+        if not self._faults:
+            return 0.0
+        total = 0.0
+        for fault in self._faults.values():
+            if fault.kind != "portfolio_delta_offset" or not fault.active(now_ms):
+                continue
+            p = fault.params
+            if p.get("account") is not None and str(p["account"]) != account_id:
+                continue
+            if p.get("currency") is not None and str(p["currency"]).upper() != currency.upper():
+                continue
+            total += float(p.get("offset_coin", 1.0))
+        return total
+
+    def depth_caps(self, now_ms: int) -> tuple[DepthCap, ...]:
+        """The active `thin_depth` faults, in the order they were added."""
+        if not self._faults:
+            return ()
+        return tuple(
+            DepthCap(
+                _patterns(f.params.get("instruments"), ("*",), "instruments"),
+                float(f.params.get("depth_amount", 0.0)),
+                str(f.params.get("side", "both")),
+            )
+            for f in self._faults.values()
+            if f.kind == "thin_depth" and f.active(now_ms)
+        )
 
     def extend(self, specs: Iterable[Mapping[str, Any]], now_ms: int) -> list[Fault]:
         return [self.add(s, now_ms) for s in specs]

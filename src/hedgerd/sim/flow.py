@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hedgerd.sim.accounts import Order
 from hedgerd.sim.scenario import FlowSpec
 
 if TYPE_CHECKING:
@@ -84,27 +83,5 @@ class OptionFlow:
         mm_direction = "sell" if client_buys else "buy"
         price = mark + edge if mm_direction == "sell" else max(inst.tick_size, mark - edge)
         price = inst.round_price(price, "up" if mm_direction == "sell" else "down")
-        acct = ex.accounts[aid]
-        order = Order(
-            order_id=ex._next_order_id(inst),
-            account_id=aid,
-            inst=inst,
-            direction=mm_direction,
-            amount=amount,
-            price=price,
-            order_type="limit",
-            time_in_force="good_til_cancelled",
-            post_only=False,
-            reject_post_only=False,
-            reduce_only=False,
-            label=FLOW_LABEL,
-            creation_ms=t,
-            last_update_ms=t,
-        )
-        ex.orders[order.order_id] = order
-        tr = ex._fill(acct, order, price, amount, "M", t)
-        order.order_state = "filled"
-        tr.order_state_after = "filled"
+        ex.book_fill(ex.accounts[aid], inst, mm_direction, amount, price, FLOW_LABEL, t)
         self.count += 1
-        ex._publish_user(acct, inst, [order], [tr])
-        ex._public_trades(inst, [tr])

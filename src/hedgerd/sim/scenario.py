@@ -206,6 +206,9 @@ FaultKind = Literal[
     "freeze_market_data",
     "stale_market_data",
     "price_gap",
+    "drop_notifications",
+    "portfolio_delta_offset",
+    "thin_depth",
     "clear",
 ]
 

@@ -34,7 +34,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from hedgerd.sim.auth import Authenticator
-from hedgerd.sim.faults import FaultInjector, RequestFaults
+from hedgerd.sim.faults import DepthCap, FaultInjector, RequestFaults, offset_summary
 from hedgerd.sim.protocol import (
     ERR_INTERNAL,
     ERR_INVALID_ARGUMENTS,
@@ -91,6 +91,7 @@ WS_ONLY = frozenset(
     }
 )
 ORDER_METHODS = frozenset({"private/buy", "private/sell"})
+SUMMARY_METHODS = frozenset({"private/get_account_summary", "private/get_account_summaries"})
 
 # Query-string values arrive as text; these names are numbers or booleans in Deribit's API.
 _NUMBER_PARAMS = frozenset(
@@ -391,7 +392,10 @@ class SimServer:
         self.engine_factory = engine_factory
         self.admin_remote = admin_remote
         self.counters = Counters()
-        self.hub = SubscriptionHub(market_frozen=self._market_frozen)
+        self.hub = SubscriptionHub(
+            market_frozen=self._market_frozen, private_filter=self._private_filter
+        )
+        self._depth_caps: tuple[DepthCap, ...] = ()
         self.sessions: dict[int, WsSession] = {}
         self._cod_accounts: set[str] = set()
         self._market_held = False
@@ -421,6 +425,38 @@ class SimServer:
 
     def _market_frozen(self) -> bool:
         return self.faults.market_frozen(self.engine.now_ms())
+
+    def _private_filter(self, channel: str, account_id: str, data: Any) -> Any:
+        """Faults on private notifications: dropped (`drop_notifications`) or, for
+        `user.portfolio`, wrong account Greeks (`portfolio_delta_offset`)."""
+        now = int(self.engine.now_ms())
+        if self.faults.drop_notification(channel, account_id, now):
+            return None
+        if channel.startswith("user.portfolio.") and isinstance(data, dict):
+            offset = self.faults.delta_offset_coin(channel.split(".")[2], account_id, now)
+            if offset:
+                return offset_summary(data, offset)
+        return data
+
+    def _offset_summaries(self, method: str, result: Any, account: Account | None) -> Any:
+        """`portfolio_delta_offset` on the REST account summaries."""
+        if account is None or not isinstance(result, dict):
+            return result
+        now = int(self.engine.now_ms())
+
+        def one(summary: Any) -> Any:
+            if not isinstance(summary, dict):
+                return summary
+            ccy = str(summary.get("currency", ""))
+            offset = self.faults.delta_offset_coin(ccy, account.account_id, now)
+            return offset_summary(summary, offset) if offset else summary
+
+        if method == "private/get_account_summary":
+            return one(result)
+        summaries = result.get("summaries")
+        if isinstance(summaries, list):
+            return {**result, "summaries": [one(x) for x in summaries]}
+        return result
 
     def _build_app(self) -> web.Application:
         from hedgerd.sim.admin import add_admin_routes
@@ -508,6 +544,12 @@ class SimServer:
                 self.drop_ws()
             for ccy, pct in eff.price_gaps:
                 self.price_gap(ccy, pct)
+            caps = self.faults.depth_caps(now)
+            if caps != self._depth_caps:
+                set_caps = getattr(self.engine, "set_depth_caps", None)
+                if callable(set_caps):
+                    set_caps(caps)
+                self._depth_caps = caps
             stale = self.faults.market_stale(now)
             hold = getattr(self.engine, "hold_market", None)
             if callable(hold) and stale != self._market_held:
@@ -553,6 +595,7 @@ class SimServer:
             s.abort()
         self.engine = self.engine_factory()
         self._market_held = False
+        self._depth_caps = ()
         self._stepped_to = int(self.engine.now_ms())
         self._attach_engine(self.engine)
         self.counters = Counters()
@@ -623,6 +666,8 @@ class SimServer:
             result = self._dispatch(method, params, ctx.account)
         if method in ORDER_METHODS:
             self.counters.orders_accepted[str(params.get("label", ""))] += 1
+        if method in SUMMARY_METHODS and self.faults:
+            result = self._offset_summaries(method, result, ctx.account)
         if ctx.session is not None and isinstance(result, dict):
             order = result.get("order")
             if isinstance(order, dict) and order.get("order_state") in ("open", "untriggered"):

@@ -242,11 +242,22 @@ def _merge_changes(pending: dict[str, Any], new: dict[str, Any]) -> dict[str, An
     }
 
 
+#: (engine channel, account id, data) -> the data to deliver, or None to drop it: how the
+#: server's faults reach private notifications (see `SubscriptionHub.private_filter`).
+PrivateFilter = Callable[[str, str, Any], Any]
+
+
 @dataclass(slots=True)
 class SubscriptionHub:
-    """Implements `EventSink` for every WebSocket connection of one server."""
+    """Implements `EventSink` for every WebSocket connection of one server.
+
+    `private_filter` sees every private notification (engine channel such as
+    `user.changes.future.BTC` or `user.portfolio.btc`, account, data) before it is routed, and
+    the first `user.portfolio` notification of a subscription; it returns what to deliver, or
+    None to drop it."""
 
     market_frozen: Callable[[], bool] = lambda: False
+    private_filter: PrivateFilter | None = None
     _public: dict[str, list[_Sub]] = field(default_factory=dict)
     _private: dict[tuple[str, str], list[_Sub]] = field(default_factory=dict)
     _by_conn: dict[int, dict[str, _Sub]] = field(default_factory=dict)
@@ -347,6 +358,10 @@ class SubscriptionHub:
         subs = self._private.get((account_id, family))
         if not subs:
             return
+        if self.private_filter is not None:
+            data = self.private_filter(channel, account_id, data)
+            if data is None:
+                return
         if family == "portfolio":
             ccy = parts[2].upper()
             for sub in list(subs):
@@ -413,6 +428,13 @@ class SubscriptionHub:
             return
         if sub.channel.family == "quote":
             data = _quote_of(data)
+        ch = sub.channel
+        if ch.family == "user.portfolio" and self.private_filter is not None:
+            data = self.private_filter(
+                f"user.portfolio.{(ch.currency or '').lower()}", conn.account_id or "", data
+            )
+            if data is None:
+                return
         if sub.channel.conflated:
             self._stash(sub, "", data)
         else:

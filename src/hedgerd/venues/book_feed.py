@@ -27,7 +27,7 @@ from typing import Literal
 
 import structlog
 
-from hedgerd.book.greeks_book import BookError, GreeksBook
+from hedgerd.book.greeks_book import BadMarketDataError, BookError, GreeksBook
 from hedgerd.book.valuation import MS_PER_YEAR
 from hedgerd.model import Fill, Instrument, Position, PriceUnit, Ticker
 from hedgerd.pricing.implied import implied_vol_with_reason
@@ -58,6 +58,13 @@ Numeraire = Literal["usd", "coin"]
 FILL_OVERLAP_MS = 5_000
 #: Trade ids remembered for de-duplication (recovery only reaches back FILL_OVERLAP_MS).
 MAX_FILLS_KEPT = 100_000
+#: Market data stamped further ahead of the feed's clock than this (ms) is refused: "newest
+#: wins" bookkeeping would otherwise keep a far-future index for good (every true update then
+#: looks older) and never see it go stale. Clock skew proper is the clock-skew switch's job.
+MAX_AHEAD_MS = 60_000
+#: An index outside this range (USD per coin) is refused as no coin's price: finite and
+#: positive is not enough, 1e-300 overflows the book's 1/S² terms (ZeroDivisionError).
+INDEX_RANGE_USD = (1e-6, 1e12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +144,15 @@ class BookFeed:
         delta_tolerance_coin: float | None = None,
         on_reconcile: Callable[[ReconcileReport], None] | None = None,
         on_event: Callable[[VenueEvent], Awaitable[None]] | None = None,
+        index_check: Callable[[str, float], bool] | None = None,
     ) -> None:
         s = venue.settings
+        #: Judges an index (underlying, price USD) before the book takes it (the daemon's
+        #: PRICE_SANITY switch): a refused index is not applied, the last good one stays.
+        self.index_check = index_check
+        #: The last index judged per underlying: (price USD, time ms, accepted). A ticker and
+        #: the index event it carries are one observation, judged once.
+        self._index_judged: dict[str, tuple[float, int, bool]] = {}
         #: Awaited for every stream event after the book applied it (the daemon routes order
         #: and fill events to the executor: this feed is the stream's only reader).
         self.on_event = on_event
@@ -396,7 +410,9 @@ class BookFeed:
             log.warning(
                 "book_feed.event_refused",
                 venue=self.venue.name,
-                event=type(ev).__name__,
+                # Not `event=`: structlog's first argument is the event name, and the clash
+                # raised TypeError out of the feed (its task died on the first refusal).
+                event_type=type(ev).__name__,
                 error=str(exc),
             )
 
@@ -444,11 +460,21 @@ class BookFeed:
         if len(self.fills) > MAX_FILLS_KEPT:  # oldest first: dicts keep insertion order
             del self.fills[next(iter(self.fills))]
         self.stats.fills += 1
-        self._last_fill_ms = max(self._last_fill_ms, fill.ts_ms)
+        # Capped at now: a fill stamped in the future would move the recovery window past
+        # the fills it exists to find.
+        self._last_fill_ms = max(self._last_fill_ms, min(fill.ts_ms, self.clock_ms()))
         return 1
+
+    def _check_not_ahead(self, what: str, ts_ms: int) -> None:
+        now = self.clock_ms()
+        if ts_ms > now + MAX_AHEAD_MS:
+            raise BadMarketDataError(
+                f"{what}: stamped {ts_ms - now} ms ahead of the clock (limit {MAX_AHEAD_MS})"
+            )
 
     def _apply_ticker(self, ev: TickerEvent) -> None:
         t = ev.ticker
+        self._check_not_ahead(f"{t.instrument} ticker", t.ts_ms)
         self.stats.tickers += 1
         self._ticker_ms[t.instrument] = max(self._ticker_ms.get(t.instrument, 0), t.ts_ms)
         inst = self.venue.instruments().get(t.instrument)
@@ -461,6 +487,21 @@ class BookFeed:
         self.book.apply_ticker(t)
 
     def _apply_index(self, underlying: str, price_usd: float, ts_ms: int) -> None:
+        self._check_not_ahead(f"{underlying} index", ts_ms)
+        lo, hi = INDEX_RANGE_USD
+        if not lo <= price_usd <= hi:
+            raise BadMarketDataError(f"{underlying} index {price_usd!r} outside [{lo}, {hi}] USD")
+        # Judged even when older than the index held (and then not applied): the switch
+        # sees every index the venue sends.
+        if self.index_check is not None:
+            judged = self._index_judged.get(underlying)
+            if judged is not None and judged[:2] == (price_usd, ts_ms):
+                accepted = judged[2]
+            else:
+                accepted = self.index_check(underlying, price_usd)
+                self._index_judged[underlying] = (price_usd, ts_ms, accepted)
+            if not accepted:
+                raise BadMarketDataError(f"{underlying} index {price_usd!r} refused (price sanity)")
         if ts_ms < self._index_ms.get(underlying, 0):
             return  # an older index than the one held (REST answer overtaken by the stream)
         self.book.set_index(underlying, price_usd)
@@ -621,8 +662,11 @@ def polish_vol(
     then uses the full solver), or when they do not converge to 1e-12 of the forward."""
     if not (tau_years > 0 and vol_guess > 0 and forward_usd > 0 and strike_usd > 0):
         return None
+    moneyness = forward_usd / strike_usd
+    if not (math.isfinite(moneyness) and moneyness > 0):  # 5e-324 / 1e5 underflows to 0
+        return None
     sqrt_t = math.sqrt(tau_years)
-    log_fk = math.log(forward_usd / strike_usd)
+    log_fk = math.log(moneyness)
     vol = vol_guess
     for _ in range(steps + 1):
         sd = vol * sqrt_t

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import re
 import time
@@ -32,6 +33,7 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 import structlog
 from asyncio_throttle.throttler import Throttler
+from ccxt.async_support.base.ws.client import Client as WsClient
 
 from hedgerd.config import VenueSettings
 from hedgerd.model import (
@@ -291,6 +293,56 @@ class Backoff:
         return float(min(self.max_s, self.initial_s * self.factor ** max(0, attempt)))
 
 
+# ------------------------------------------------------------------ guarded ws client
+
+
+class _GuardedClient(WsClient):  # type: ignore[misc]  # ccxt is untyped
+    """ccxt's WebSocket client, except that a frame it cannot handle is dropped (logged and
+    counted), not fatal. ccxt decodes (orjson) and dispatches each frame inside a done
+    callback of its receive task; an exception there (a NaN literal, truncated JSON, a
+    JSON-RPC error the exchange class raises on) skips rescheduling the receive loop, and
+    the stream then stops for good with the socket still open and no error to any waiter."""
+
+    on_dropped: Callable[[BaseException], None] | None = None
+
+    def handle_text_or_binary_message(self, data: Any) -> None:
+        try:
+            super().handle_text_or_binary_message(data)
+        except Exception as exc:
+            if self.on_dropped is not None:
+                self.on_dropped(exc)
+
+
+def guarded_ws_exchange(exchange_id: str) -> type[Any]:
+    """The ccxt.pro exchange class of `exchange_id`, subclassed so that every WebSocket
+    client it opens drops undecodable or unhandled frames instead of dying on them (see
+    `_GuardedClient`). Only instances of this subclass are affected: ccxt's globals are
+    left alone. Its instances count dropped frames in `dropped_frames`."""
+    base: type[Any] = getattr(ccxt_pro, exchange_id)
+
+    def client(self: Any, url: str) -> Any:
+        c = base.client(self, url)
+        if type(c) is WsClient:  # a fresh client: same state, guarded dispatch
+            c.__class__ = _GuardedClient
+            c.on_dropped = functools.partial(_frame_dropped, self, url)
+        return c
+
+    return type(f"Guarded{base.__name__}", (base,), {"client": client, "dropped_frames": 0})
+
+
+def _frame_dropped(exchange: Any, url: str, exc: BaseException) -> None:
+    exchange.dropped_frames += 1
+    # The frame itself is not logged: on a private client it may carry an access token.
+    log.warning(
+        "venue.ws_frame_dropped",
+        exchange=exchange.id,
+        url=url,
+        error_type=type(exc).__name__,
+        error=str(exc)[:200],
+        dropped=exchange.dropped_frames,
+    )
+
+
 # -------------------------------------------------------------------------------- adapter
 
 
@@ -333,7 +385,7 @@ class CcxtVenue:
             config["apiKey"] = creds[0].get_secret_value()
             config["secret"] = creds[1].get_secret_value()
         self.rest: Any = getattr(ccxt_async, self.exchange_id)(dict(config))
-        self.ws: Any = getattr(ccxt_pro, self.exchange_id)(dict(config))
+        self.ws: Any = guarded_ws_exchange(self.exchange_id)(dict(config))
         for client in (self.rest, self.ws):
             configure_endpoints(client, settings.mode, settings.rest_url, settings.ws_url)
         self._instruments: dict[str, Instrument] = {}
@@ -436,6 +488,7 @@ class CcxtVenue:
         `on_connect` (resubscribe), emit RECONNECTED and go on. Auth failures stop the loop."""
         attempt = 0
         connected = False
+        ever = False
         while not self._closed:
             try:
                 if not connected:
@@ -446,13 +499,16 @@ class CcxtVenue:
                             self._name,
                             self.account,
                             session,
-                            ConnectionState.RECONNECTED if attempt else ConnectionState.CONNECTED,
+                            ConnectionState.RECONNECTED if ever else ConnectionState.CONNECTED,
                             self.clock_ms(),
                         )
                     )
-                    connected = True
-                    attempt = 0
+                    connected = ever = True
                 await step()
+                # The backoff resets on a step that worked, not on a connect: a stream that
+                # connects and then fails at once every time must keep backing off (else it
+                # reconnects every 0.2 s, each reconnect a full resync of the book).
+                attempt = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -519,6 +575,7 @@ __all__ = [
     "LaneLimiter",
     "classify_error",
     "configure_endpoints",
+    "guarded_ws_exchange",
     "instrument_from_market",
     "venue_error_code",
 ]

@@ -19,6 +19,7 @@ ccxt.pro's `watch_tickers`; snapshots go through ccxt's REST client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -61,6 +62,7 @@ from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, now_ms
 from hedgerd.venues.deribit_payloads import (
     FAR_FUTURE_MS,
     LINEAR_SETTLEMENT,
+    BadPayloadError,
     as_float,
     balance_from_summary,
     check_environment,
@@ -91,6 +93,9 @@ CAPABILITIES = VenueCapabilities(
     reports_testnet=True,
 )
 
+#: The market watchdog's default silence limit, in `stale_market_s` windows.
+MARKET_SILENCE_STALE_WINDOWS = 3.0
+
 # ------------------------------------------------------------------------------ venue
 
 
@@ -105,14 +110,42 @@ class DeribitVenue(CcxtVenue):
         clock_ms: Callable[[], int] = now_ms,
         backoff: Backoff | None = None,
         private_stream: bool = True,
+        market_silence_s: float | None = None,
+        market_watchdog_poll_s: float = 0.5,
     ) -> None:
+        """`market_silence_s`: the market stream is restarted (ccxt's client closed, the
+        tickers resubscribed) once no ticker has come for this long on `clock_ms` (the
+        daemon's clock: accelerated in paper mode); default `MARKET_SILENCE_STALE_WINDOWS`
+        times the settings' `stale_market_s`: the data has been stale for a while by then, so
+        the STALE_DATA switch sees a silent venue first and the restart is the recovery.
+        Restarts in a row that bring back no more than one ticker (a subscription snapshot)
+        double the limit each time. `market_watchdog_poll_s`: how often (wall seconds) the
+        market step wakes up to check."""
         super().__init__(name, settings, clock_ms=clock_ms, backoff=backoff)
+        self.market_silence_s = (
+            market_silence_s
+            if market_silence_s is not None
+            else MARKET_SILENCE_STALE_WINDOWS * settings.stale_market_s
+        )
+        self._market_restarts_in_row = 0
+        #: Times ccxt's `watch_tickers` returned since the last restart.
+        self.market_updates_since_restart = 0
+        self.market_watchdog_poll_s = market_watchdog_poll_s
+        #: Times the market stream was restarted for silence (`venue.market_stream_restarted`).
+        self.market_restarts = 0
+        self._market_watch: asyncio.Task[Any] | None = None
+        self._market_seen_ms: int | None = None
         self._private_stream = private_stream
         self.session: DeribitSession | None = None
         self.market_names: set[str] = set()
         self.server_offset_ms = 0
         self._ticker_seen: dict[str, tuple[Any, Any]] = {}
         self._market_task: asyncio.Task[None] | None = None
+        #: `market_names` still unknown after a markets reload (not asked about again).
+        self._market_unknown: set[str] = set()
+        #: Private-stream entries (a trade, order or position of a `user.changes` batch, the
+        #: balance or Greeks of a portfolio) refused as unreadable; the rest was applied.
+        self.refused_entries = 0
 
     @property
     def capabilities(self) -> VenueCapabilities:
@@ -186,21 +219,99 @@ class DeribitVenue(CcxtVenue):
         )
 
     def _on_private(self, channel: str, data: Any) -> None:
+        """One private notification. Each entry of a `user.changes` batch (trade, order,
+        position) and each part of a `user.portfolio` summary (cash balance, Greeks) is read
+        on its own: a bad one is refused and logged (`deribit.private_entry_refused`), the
+        valid rest applied. A batch or summary that is not an object raises
+        (`BadPayloadError`: the session counts and logs it)."""
         ts = self.venue_time_ms()
         if channel.startswith("user.changes."):
-            if not isinstance(data, Mapping):
-                return
-            for trade in data.get("trades") or ():
-                self.emit(FillEvent(fill_from_deribit(self.name, trade)))
-            for order in data.get("orders") or ():
-                self.emit(OrderEvent(order_from_deribit(self.name, order)))
-            for pos in data.get("positions") or ():
-                inst = resolve_instrument(self._instruments, str(pos["instrument_name"]), self.name)
-                self.emit(position_from_deribit(self.name, self.account, pos, inst, ts))
-        elif channel.startswith("user.portfolio.") and isinstance(data, Mapping):
-            ccy = str(data.get("currency") or channel.split(".")[2]).upper()
-            self.emit(BalanceEvent(balance_from_summary(self.name, self.account, ccy, data, ts)))
-            self.emit(PortfolioEvent(greeks_from_summary(self.name, self.account, ccy, data, ts)))
+            data = _payload_mapping("user.changes", data)
+            for trade in self._entries(channel, data, "trades"):
+                self._refusing(channel, "trade", trade, functools.partial(self._emit_fill, trade))
+            for order in self._entries(channel, data, "orders"):
+                self._refusing(channel, "order", order, functools.partial(self._emit_order, order))
+            for pos in self._entries(channel, data, "positions"):
+                self._refusing(
+                    channel, "position", pos, functools.partial(self._emit_position, pos, ts)
+                )
+        elif channel.startswith("user.portfolio."):
+            data = _payload_mapping("user.portfolio", data)
+            ccy = channel.split(".")[2].upper()
+            named = data.get("currency")
+            if isinstance(named, str) and named and named.upper() != ccy:
+                # Filed under another currency than its channel's: neither part is trusted.
+                raise BadPayloadError(f"portfolio (currency {named!r} on {channel})", data)
+            self._refusing(
+                channel,
+                "balance",
+                data,
+                lambda: self.emit(
+                    BalanceEvent(balance_from_summary(self.name, self.account, ccy, data, ts))
+                ),
+            )
+            self._refusing(
+                channel,
+                "greeks",
+                data,
+                lambda: self.emit(
+                    PortfolioEvent(greeks_from_summary(self.name, self.account, ccy, data, ts))
+                ),
+            )
+
+    def _entries(self, channel: str, data: Mapping[str, Any], key: str) -> list[Any]:
+        """The list under `key` of a `user.changes` batch (absent or null: none). Another
+        shape cannot be split into entries: refused (counted, logged), the other keys read."""
+        value = data.get(key)
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return value
+        self._refusing(
+            channel, key, value, functools.partial(_refuse, f"user.changes ({key})", value)
+        )
+        return []
+
+    def _emit_fill(self, trade: Any) -> None:
+        self.emit(FillEvent(fill_from_deribit(self.name, trade)))
+
+    def _emit_order(self, order: Any) -> None:
+        self.emit(OrderEvent(order_from_deribit(self.name, order)))
+
+    def _emit_position(self, pos: Any, ts_ms: int) -> None:
+        name = pos.get("instrument_name") if isinstance(pos, Mapping) else None
+        inst = (
+            resolve_instrument(self._instruments, name, self.name)
+            if isinstance(name, str)
+            else None
+        )
+        self.emit(position_from_deribit(self.name, self.account, pos, inst, ts_ms))
+
+    def _refusing(self, channel: str, kind: str, entry: Any, parse: Callable[[], None]) -> None:
+        """Run `parse` (which emits one entry's event); a payload it refuses is counted in
+        `refused_entries` and logged with its reason, and the batch goes on."""
+        try:
+            parse()
+        except BadPayloadError as exc:
+            self.refused_entries += 1
+            log.warning(
+                "deribit.private_entry_refused",
+                venue=self.name,
+                channel=channel,
+                kind=kind,
+                reason=str(exc)[:300],
+            )
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            # A parser bug on a hostile shape: refused the same way, with the type for triage.
+            self.refused_entries += 1
+            log.warning(
+                "deribit.private_entry_refused",
+                venue=self.name,
+                channel=channel,
+                kind=kind,
+                reason=f"{type(exc).__name__}: {exc}"[:300],
+                entry=str(entry)[:200],
+            )
 
     # --------------------------------------------------------------------- snapshots
     @property
@@ -221,12 +332,8 @@ class DeribitVenue(CcxtVenue):
         ts = self.venue_time_ms()
         out = []
         for ccy in (underlying.upper(), LINEAR_SETTLEMENT):
-            raw = await self.call(
-                Lane.READS,
-                functools.partial(self.rest.privateGetGetPositions, {"currency": ccy}),
-            )
-            self._check_raw(raw)
-            for pos in raw.get("result") or ():
+            result = await self._result(Lane.READS, "privateGetGetPositions", {"currency": ccy})
+            for pos in result or ():
                 name = str(pos["instrument_name"])
                 if not self._belongs(name, ccy, underlying):
                     continue
@@ -237,14 +344,9 @@ class DeribitVenue(CcxtVenue):
         return out
 
     async def _summary(self, currency: str) -> Mapping[str, Any]:
-        raw = await self.call(
-            Lane.READS,
-            functools.partial(
-                self.rest.privateGetGetAccountSummary, {"currency": currency, "extended": "true"}
-            ),
+        result = await self._result(
+            Lane.READS, "privateGetGetAccountSummary", {"currency": currency, "extended": "true"}
         )
-        self._check_raw(raw)
-        result = raw.get("result")
         return result if isinstance(result, Mapping) else {}
 
     async def fetch_balances(self) -> list[Balance]:
@@ -277,12 +379,9 @@ class DeribitVenue(CcxtVenue):
                     "count": 1000,
                     "sorting": "asc",
                 }
-                raw = await self.call(
-                    Lane.READS,
-                    functools.partial(self.rest.privateGetGetUserTradesByCurrencyAndTime, params),
+                result = await self._result(
+                    Lane.READS, "privateGetGetUserTradesByCurrencyAndTime", params
                 )
-                self._check_raw(raw)
-                result = raw.get("result")
                 if not isinstance(result, Mapping):
                     break
                 trades = result.get("trades") or []
@@ -296,11 +395,7 @@ class DeribitVenue(CcxtVenue):
         return sorted(unique.values(), key=lambda f: f.ts_ms)
 
     async def _raw_ticker(self, instrument: str) -> Mapping[str, Any]:
-        raw = await self.call(
-            Lane.READS, lambda: self.rest.publicGetTicker({"instrument_name": instrument})
-        )
-        self._check_raw(raw)
-        result = raw.get("result")
+        result = await self._result(Lane.READS, "publicGetTicker", {"instrument_name": instrument})
         if not isinstance(result, Mapping):
             raise VenueError(
                 f"{self.name}: empty ticker for {instrument}",
@@ -332,12 +427,10 @@ class DeribitVenue(CcxtVenue):
         return quote
 
     async def fetch_index(self, underlying: str) -> IndexPrice:
-        raw = await self.call(
-            Lane.READS,
-            lambda: self.rest.publicGetGetIndexPrice({"index_name": index_name(underlying)}),
+        result = await self._result(
+            Lane.READS, "publicGetGetIndexPrice", {"index_name": index_name(underlying)}
         )
-        self._check_raw(raw)
-        price = as_float((raw.get("result") or {}).get("index_price"))
+        price = as_float((result if isinstance(result, Mapping) else {}).get("index_price"))
         if not price > 0:
             raise VenueError(
                 f"{self.name}: bad index price for {underlying}: {price}",
@@ -370,6 +463,22 @@ class DeribitVenue(CcxtVenue):
             asks=tuple(BookLevel(p, a) for p, a in asks),
             ts_ms=int(book.get("timestamp") or self.venue_time_ms()),
         )
+
+    async def _result(
+        self,
+        lane: Lane,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        mutating: bool = False,
+    ) -> Any:
+        """One JSON-RPC call through ccxt's implicit `method` (e.g. "privateGetGetPositions")
+        in `lane`: the envelope checked (testnet flag, shape), its `result` returned."""
+        fn = getattr(self.rest, method)
+        args = () if params is None else (dict(params),)
+        raw = await self.call(lane, functools.partial(fn, *args), mutating=mutating)
+        self._check_raw(raw)
+        return raw.get("result")
 
     def _check_raw(self, raw: Any) -> None:
         if not isinstance(raw, Mapping):
@@ -463,49 +572,46 @@ class DeribitVenue(CcxtVenue):
         params: dict[str, Any] = {"label": label}
         if underlying is not None:
             params["currency"] = underlying
-        raw = await self.call(
-            Lane.CANCELS, lambda: self.rest.privateGetCancelByLabel(params), mutating=True
-        )
-        self._check_raw(raw)
-        return int(raw.get("result") or 0)
+        result = await self._result(Lane.CANCELS, "privateGetCancelByLabel", params, mutating=True)
+        return int(result or 0)
 
     async def cancel_all(self, underlying: str | None = None) -> int:
         if underlying is None:
-            raw = await self.call(
-                Lane.CANCELS, lambda: self.rest.privateGetCancelAll(), mutating=True
-            )
+            result = await self._result(Lane.CANCELS, "privateGetCancelAll", mutating=True)
         else:
-            raw = await self.call(
+            result = await self._result(
                 Lane.CANCELS,
-                lambda: self.rest.privateGetCancelAllByCurrency({"currency": underlying}),
+                "privateGetCancelAllByCurrency",
+                {"currency": underlying},
                 mutating=True,
             )
-        self._check_raw(raw)
-        return int(raw.get("result") or 0)
+        return int(result or 0)
 
     async def fetch_open_orders(self, underlying: str) -> list[OrderUpdate]:
         """Open orders on `underlying`'s inverse products (filed under the coin), venue
         units."""
-        raw = await self.call(
-            Lane.READS,
-            functools.partial(
-                self.rest.privateGetGetOpenOrdersByCurrency, {"currency": underlying.upper()}
-            ),
+        result = await self._result(
+            Lane.READS, "privateGetGetOpenOrdersByCurrency", {"currency": underlying.upper()}
         )
-        self._check_raw(raw)
-        return [order_from_deribit(self.name, o) for o in raw.get("result") or ()]
+        return [order_from_deribit(self.name, o) for o in result or ()]
+
+    async def fetch_order_fills(self, order_id: str) -> list[Fill]:
+        """The trades of one order (`private/get_user_trades_by_order`), oldest first, venue
+        units. Deribit answers with a list; an object with `trades` is accepted too."""
+        result = await self._result(
+            Lane.READS, "privateGetGetUserTradesByOrder", {"order_id": order_id, "sorting": "asc"}
+        )
+        trades = result.get("trades") if isinstance(result, Mapping) else result
+        fills = [fill_from_deribit(self.name, t) for t in trades or () if isinstance(t, Mapping)]
+        return sorted(fills, key=lambda f: f.ts_ms)
 
     async def order_by_label(self, label: str) -> list[OrderUpdate]:
         out: list[OrderUpdate] = []
         for u in self.settings.underlyings:
-            raw = await self.call(
-                Lane.READS,
-                functools.partial(
-                    self.rest.privateGetGetOrderStateByLabel, {"currency": u, "label": label}
-                ),
+            result = await self._result(
+                Lane.READS, "privateGetGetOrderStateByLabel", {"currency": u, "label": label}
             )
-            self._check_raw(raw)
-            out.extend(order_from_deribit(self.name, o) for o in raw.get("result") or ())
+            out.extend(order_from_deribit(self.name, o) for o in result or ())
         return out
 
     # ---------------------------------------------------------------------- streams
@@ -519,8 +625,9 @@ class DeribitVenue(CcxtVenue):
         if self._market_task is None and self.market_names:
 
             async def step() -> None:
-                symbols = sorted(self.symbol(n) for n in self.market_names)
-                await self.ws.watch_tickers(symbols)
+                symbols = await self._market_symbols()
+                if not await self._watch_tickers(symbols):
+                    return
                 # ccxt.pro returns only the notification that woke this call; others that
                 # arrived meanwhile are only in its cache. Sweep the cache (synchronously,
                 # so nothing can slip in before the next call registers its future).
@@ -535,6 +642,81 @@ class DeribitVenue(CcxtVenue):
                         self._on_ticker(info)
 
             self._market_task = self.spawn(self.supervise("market", step), "market")
+
+    async def _watch_tickers(self, symbols: list[str]) -> bool:
+        """Wait (at most `market_watchdog_poll_s`) for ccxt's `watch_tickers`; True when it
+        returned tickers. A watch outlives a step that timed out (the next step goes on
+        waiting for it). The watchdog: a stream silent for longer than `market_silence_s`
+        on `clock_ms` is restarted (`restart_market_stream`), whatever silenced it (a socket
+        that stopped reading without closing, a lost subscription)."""
+        now = self.clock_ms()
+        if self._market_seen_ms is None:
+            self._market_seen_ms = now
+        watch = self._market_watch
+        if watch is None:
+            watch = self._market_watch = asyncio.ensure_future(self.ws.watch_tickers(symbols))
+        done, _ = await asyncio.wait({watch}, timeout=self.market_watchdog_poll_s)
+        if watch in done:
+            self._market_watch = None
+            if watch.cancelled():  # ccxt cancelled its futures (its client closed)
+                raise ConnectionResetError(f"{self.name}: market watch cancelled")
+            watch.result()  # a ccxt error: the supervisor reconnects with backoff
+            self._market_seen_ms = self.clock_ms()
+            self.market_updates_since_restart += 1
+            if self.market_updates_since_restart > 1:  # streaming again, not just a snapshot
+                self._market_restarts_in_row = 0
+            return True
+        silent_s = (self.clock_ms() - self._market_seen_ms) / 1000.0
+        limit_s = self.market_silence_s * 2 ** min(self._market_restarts_in_row, 6)
+        if silent_s > limit_s:
+            await self.restart_market_stream(
+                f"no ticker for {silent_s:.1f} s (limit {limit_s:g} s)"
+            )
+        return False
+
+    async def restart_market_stream(self, reason: str) -> None:
+        """Close ccxt's market-data connection and drop its client, so that the next watch
+        opens a new one and resubscribes; logged (`venue.market_stream_restarted`) with
+        `reason`."""
+        self.market_restarts += 1
+        self._market_restarts_in_row += 1
+        self.market_updates_since_restart = 0
+        log.warning(
+            "venue.market_stream_restarted",
+            venue=self.name,
+            reason=reason,
+            restarts=self.market_restarts,
+        )
+        watch, self._market_watch = self._market_watch, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watch
+        url = self.rest_ws_url()
+        client = (self.ws.clients or {}).pop(url, None)
+        if client is not None:
+            # Marked as closed by us: ccxt's on_close would otherwise drop the client under
+            # this URL from its table, by then the new one.
+            client.error = client.error or ConnectionResetError(f"restarted: {reason}")
+            with contextlib.suppress(Exception):
+                await client.close()
+        self._market_seen_ms = self.clock_ms()
+
+    async def _market_symbols(self) -> list[str]:
+        """The ccxt symbols of the `market_names` this venue knows. A name it does not know
+        (an instrument listed since the markets were loaded, added by the book feed) reloads
+        the markets once; a name still unknown is left out and logged once. One bad name must
+        not stop the ticker stream: a step that raised would reconnect at once, forever."""
+        fresh = {n for n in self.market_names if n not in self._symbols} - self._market_unknown
+        if fresh:
+            await self.reload_instruments()  # a failure: the supervisor backs off and retries
+            still = {n for n in fresh if n not in self._symbols}
+            if still:
+                log.warning(
+                    "deribit.market_names_unknown", venue=self.name, names=sorted(still)[:20]
+                )
+            self._market_unknown |= still
+        return sorted(self._symbols[n] for n in self.market_names if n in self._symbols)
 
     def _on_ticker(self, data: Mapping[str, Any]) -> None:
         ticker = ticker_from_deribit(self.name, data)
@@ -559,6 +741,21 @@ class DeribitVenue(CcxtVenue):
         if self.session is not None:
             await self.session.close()
         await super().close()
+        watch, self._market_watch = self._market_watch, None
+        if watch is not None:  # not one of the spawned tasks: the market step outlives it
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watch
+
+
+def _payload_mapping(what: str, data: Any) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise BadPayloadError(what, data)
+    return data
+
+
+def _refuse(what: str, data: Any) -> None:
+    raise BadPayloadError(what, data)
 
 
 def _order_info(order: Any) -> Mapping[str, Any]:

@@ -27,6 +27,7 @@ from hedgerd.venues.base import (
     VenueModeMismatchError,
 )
 from hedgerd.venues.ccxt_venue import Backoff, now_ms
+from hedgerd.venues.deribit_payloads import BadPayloadError
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +85,10 @@ class DeribitSession:
         self.connected = asyncio.Event()
         self.connects = 0
         self.heartbeats_answered = 0
+        #: Frames dropped unread (not JSON, not a JSON-RPC object, malformed params) and
+        #: notifications whose handler raised: logged, counted, never fatal to the session.
+        self.bad_frames = 0
+        self.failed_notifications = 0
         self.fatal: BaseException | None = None
 
     async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -205,27 +210,47 @@ class DeribitSession:
                     continue
                 try:
                     body = json.loads(msg.data)
-                except ValueError:
-                    log.warning("deribit.bad_json", session=self.name, data=str(msg.data)[:200])
+                except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+                    self._bad_frame("not JSON", msg.data)
+                    continue
+                if not isinstance(body, Mapping):
+                    self._bad_frame("not a JSON-RPC object", msg.data)
                     continue
                 self._dispatch(ws, body)
         finally:
             # Calls waiting for an answer learn now that none will come (not at timeout).
             self._fail_pending()
 
+    def _bad_frame(self, why: str, data: Any) -> None:
+        """Drop one frame the session cannot read (logged and counted, never raised: whatever
+        the socket carries, the receive loop goes on)."""
+        self.bad_frames += 1
+        log.warning("deribit.bad_frame", session=self.name, why=why, data=str(data)[:200])
+
     def _dispatch(self, ws: aiohttp.ClientWebSocketResponse, body: Mapping[str, Any]) -> None:
         method = body.get("method")
+        params = body.get("params")
         if method == "subscription":
-            params = body.get("params") or {}
+            if not isinstance(params, Mapping):
+                self._bad_frame("notification without params", body)
+                return
+            channel = params.get("channel")
+            if not isinstance(channel, str) or not channel:
+                self._bad_frame("notification without a channel", body)
+                return
             try:
-                self._on_message(str(params.get("channel", "")), params.get("data"))
-            except Exception:  # a bad payload must not kill the session
-                log.exception(
-                    "deribit.notification_failed", session=self.name, channel=params.get("channel")
+                self._on_message(channel, params.get("data"))
+            except BadPayloadError as exc:  # refused by the parser: no traceback needed
+                self.failed_notifications += 1
+                log.warning(
+                    "deribit.payload_refused", session=self.name, channel=channel, error=str(exc)
                 )
+            except Exception:  # a bad payload must not kill the session
+                self.failed_notifications += 1
+                log.exception("deribit.notification_failed", session=self.name, channel=channel)
             return
         if method == "heartbeat":
-            if (body.get("params") or {}).get("type") == "test_request":
+            if isinstance(params, Mapping) and params.get("type") == "test_request":
                 # Answer without waiting: a missed answer closes the session (and fires
                 # cancel-on-disconnect).
                 self.heartbeats_answered += 1
@@ -245,7 +270,12 @@ class DeribitSession:
                 task.add_done_callback(self._sends.discard)
             return
         req_id = body.get("id")
-        fut = self._pending.get(req_id) if isinstance(req_id, int) else None
+        # bool is an int to Python: `"id": true` must not answer request 1.
+        fut = (
+            self._pending.get(req_id)
+            if isinstance(req_id, int) and not isinstance(req_id, bool)
+            else None
+        )
         if fut is None or fut.done():
             return
         if self._check_testnet is not None and "testnet" in body:
