@@ -36,7 +36,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -45,6 +45,7 @@ from hedgerd.daemon import Daemon
 from hedgerd.execution.client_ids import parse_label
 from hedgerd.paper import BUILTIN_PAPER_CONFIG, paper_config
 from hedgerd.sim.command import Simulator, running_simulator
+from hedgerd.sim.portfolio import account_summary
 
 #: Fault kinds the schedule draws from, with their relative weights.
 FAULT_WEIGHTS: dict[str, float] = {
@@ -112,6 +113,8 @@ class Trace:
     resumes: int = 0
     #: The largest lag seen of the simulator's market behind its clock (simulated s).
     max_market_lag_s: float = 0.0
+    #: Sample times (sim ms) of margin trips the simulator's own books bear out.
+    margin_real: set[int] = field(default_factory=set)
 
 
 def fault_spec(kind: str, rng: random.Random) -> dict[str, Any]:
@@ -283,12 +286,31 @@ async def _sampler(
             if state != last_state:
                 codes = tuple(str(r.code) for r in tr.reasons)
                 trace.trips.append((now, state, codes))
+                if "margin" in codes and margin_is_real(daemon, sim):
+                    trace.margin_real.add(now)
                 last_state = state
                 since_ms = now
             if state != "active" and resume_after_s >= 0 and now - since_ms >= resume_after_s * 1e3:
                 await tr.resume(actor="chaos-operator", text="chaos drill: operator resumes")
                 trace.resumes += 1
         await asyncio.sleep(0.05)
+
+
+def margin_is_real(daemon: Daemon, sim: Simulator, account: str = "mm") -> bool:
+    """Whether the simulator's own book of the account (no fault applied) has maintenance
+    margin / equity at the switch's limit in some currency: the option flow sells options to
+    the account all day, so a long run can reach it with no fault at all (a warranted trip)."""
+    limit = daemon.config.risk.margin.maintenance_limit_pct / 100.0
+    accounts: Any = getattr(sim.engine, "accounts", {})
+    acct = accounts.get(account)
+    if acct is None:
+        return False
+    for ccy in ("BTC", "ETH"):
+        summary = account_summary(acct, ccy, cast(Any, sim.engine))
+        equity, mm = float(summary["equity"]), float(summary["maintenance_margin"])
+        if equity > 0 and mm / equity >= limit * (1 - 1e-9):
+            return True
+    return False
 
 
 def market_lag_s(sim: Simulator) -> float:
@@ -355,6 +377,8 @@ def judge_trips(faults: list[Injected], trace: Trace, t0: int) -> list[dict[str,
                 for f in faults
                 if f.kind in kinds and f.start_ms - 5_000 <= ts <= f.end_ms + GRACE_S * 1000
             ]
+            if code == "margin" and ts in trace.margin_real:
+                cause.append("account margin (the simulator's own books)")
             trips.append(
                 {
                     "at_s": round((ts - t0) / 1e3, 1),

@@ -60,8 +60,9 @@ async def _drain(stream: asyncio.StreamReader) -> None:
 
 
 async def _start_sim(
-    speed: float, seed: int, tick_ms: int
+    speed: float, seed: int, tick_ms: int, flow_rate: float | None
 ) -> tuple[asyncio.subprocess.Process, str, str]:
+    flow = [] if flow_rate is None else ["--flow-rate", str(flow_rate)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -78,6 +79,7 @@ async def _start_sim(
         "now",
         "--tick-ms",
         str(tick_ms),
+        *flow,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
@@ -127,11 +129,13 @@ async def run_soak(
     samples: int,
     warmup_frac: float,
     tick_ms: int = 1000,
+    flow_rate: float | None = None,
 ) -> dict[str, Any]:
     """Run the drill; returns the figures (MB, percent). `tick_ms`: the simulator's market
-    step (simulated ms)."""
+    step (simulated ms); `flow_rate`: the simulator's client option trades per simulated
+    minute (None: its default, 2; they grow the book all day)."""
     work = Path(tempfile.mkdtemp(prefix="hgd-soak-", dir="/tmp"))
-    proc, rest, ws = await _start_sim(speed, seed, tick_ms)
+    proc, rest, ws = await _start_sim(speed, seed, tick_ms, flow_rate)
     try:
         base = chaos_config(work, evaluate_s)
         name, venue = next(iter(base.venues.items()))
@@ -182,7 +186,7 @@ async def run_soak(
         t0 = clock_ms()
         total_ms = sim_hours * 3_600_000
         series: list[tuple[float, float]] = []
-        instruments: list[int] = []  # held by the book at each sample (option flow adds)
+        instruments: list[int] = []  # known to the book at each sample (listings add)
         for i in range(samples + 1):
             target = t0 + total_ms * i / samples
             while clock_ms() < target and not task.done():  # noqa: ASYNC110 (sim time)
@@ -220,6 +224,7 @@ async def run_soak(
         "speed": speed,
         "seed": seed,
         "tick_ms": tick_ms,
+        "flow_rate": flow_rate,
         "wall_s": round(time.monotonic() - w0, 1),
         "rss_mb": series,
         "instruments": instruments,
@@ -249,9 +254,8 @@ def render(r: dict[str, Any]) -> str:
             f" {r['orders']} orders, {r['errors']} errors, trading state at the end {r['state']}"
             + (f" ({r['reasons']})" if r["reasons"] else ""),
             "  RSS over time (sim h: MB): " + ", ".join(f"{h:g}: {m:.1f}" for h, m in shown),
-            f"  instruments in the book: {r['instruments'][0]} at the start, "
-            f"{r['instruments'][-1]} at the end (the simulator's option flow trades against the "
-            "account all day)",
+            f"  instruments known to the book (listed and held): {r['instruments'][0]} at the "
+            f"start, {r['instruments'][-1]} at the end",
             f"  RSS after warm-up ({r['warmup_end_h']} h) {r['rss_warm_mb']} MB, at the end "
             f"{r['rss_end_mb']} MB, max {r['rss_max_mb']} MB: growth "
             f"{r['growth_after_warmup_pct']} % (target <= 10 %)",
@@ -280,11 +284,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evaluate-s", type=float, default=10.0, help="evaluation interval (sim s)")
     p.add_argument("--samples", type=int, default=48, help="RSS samples over the run")
     p.add_argument("--warmup-frac", type=float, default=0.1, help="share of the run as warm-up")
+    p.add_argument(
+        "--flow-rate",
+        type=float,
+        default=None,
+        help="the simulator's client option trades per simulated minute (default 2: the book "
+        "grows all day; 0: a still book, so RSS growth is the daemon's own)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
     a = p.parse_args(argv)
     quiet_logs()
     r = asyncio.run(
-        run_soak(a.sim_hours, a.speed, a.seed, a.evaluate_s, a.samples, a.warmup_frac, a.tick_ms)
+        run_soak(
+            a.sim_hours,
+            a.speed,
+            a.seed,
+            a.evaluate_s,
+            a.samples,
+            a.warmup_frac,
+            a.tick_ms,
+            a.flow_rate,
+        )
     )
     print(render(r), flush=True)
     if a.json is not None:

@@ -74,10 +74,12 @@ def build_scenario(
     accounts: Iterable[AccountLike] = (),
     start_ms: int | str | None = None,
     tick_ms: int | None = None,
+    flow_rate_per_min: float | None = None,
 ) -> Scenario:
     """The scenario (default when None) with `seed`, `start_ms` (UTC epoch ms, or "now": the
-    wall clock rounded down to the second), `tick_ms` (the market step, simulated ms) and the
-    extra client accounts applied."""
+    wall clock rounded down to the second), `tick_ms` (the market step, simulated ms),
+    `flow_rate_per_min` (client option trades per simulated minute; 0 keeps the books still)
+    and the extra client accounts applied."""
     if isinstance(scenario, Scenario):
         sc = scenario if seed is None else scenario.model_copy(update={"seed": seed})
     else:
@@ -88,6 +90,9 @@ def build_scenario(
     if tick_ms is not None:
         # Validated like the file's own value (1 ms .. 60 s).
         sc = Scenario.model_validate({**sc.model_dump(), "tick_ms": tick_ms})
+    if flow_rate_per_min is not None:
+        flow = {**sc.flow.model_dump(), "rate_per_min": flow_rate_per_min}
+        sc = Scenario.model_validate({**sc.model_dump(), "flow": flow})
     extra = _account_specs(accounts, {a.api_key for a in sc.accounts})
     if extra:
         sc = Scenario.model_validate({**sc.model_dump(), "accounts": [*sc.accounts, *extra]})
@@ -168,6 +173,7 @@ async def start_simulator(
     stepped: bool = False,
     start_ms: int | str | None = None,
     tick_ms: int | None = None,
+    flow_rate_per_min: float | None = None,
     rate_limits: RateLimitConfig | bool | None = True,
     engine: SimEngine | None = None,
     engine_factory: Callable[[], SimEngine] | None = None,
@@ -182,7 +188,8 @@ async def start_simulator(
     seconds per wall second; `stepped`: time moves only through `sim.advance(ms)` or the
     admin API; `start_ms`: simulated start (UTC epoch ms, or "now" so that simulated time
     matches the wall clock, as paper trading wants; default: the scenario's); `tick_ms`: the
-    market step in simulated ms (default: the scenario's; coarser lets high `speed` keep up).
+    market step in simulated ms (default: the scenario's; coarser lets high `speed` keep up);
+    `flow_rate_per_min`: client option trades per simulated minute (default: the scenario's).
     `rate_limits`: True for Deribit's defaults, False/None to switch them off, or a
     `RateLimitConfig`. `engine`/`engine_factory` replace the default engine (tests).
     `server_kw` go to `SimServer` (tick_s, heartbeat_scale, max_queue, cod_cancels, ...).
@@ -201,7 +208,12 @@ async def start_simulator(
     sc: Scenario | None = None
     if engine is None and engine_factory is None:
         sc = build_scenario(
-            scenario, seed=seed, accounts=accounts, start_ms=start_ms, tick_ms=tick_ms
+            scenario,
+            seed=seed,
+            accounts=accounts,
+            start_ms=start_ms,
+            tick_ms=tick_ms,
+            flow_rate_per_min=flow_rate_per_min,
         )
         scenario_fixed = sc
 
@@ -275,6 +287,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "a high --speed keep up",
     )
     p.add_argument(
+        "--flow-rate",
+        type=float,
+        default=None,
+        help="client option trades per simulated minute against the market maker (default: "
+        "the scenario's, 2); 0 keeps the books still",
+    )
+    p.add_argument(
         "--no-rate-limits", action="store_true", help="switch off Deribit's credit buckets"
     )
     p.add_argument(
@@ -318,6 +337,7 @@ async def _serve(args: argparse.Namespace, accounts: list[AccountLike]) -> int:
         stepped=args.stepped,
         start_ms=args.start_ms,
         tick_ms=args.tick_ms,
+        flow_rate_per_min=args.flow_rate,
         rate_limits=not args.no_rate_limits,
         allow_remote=args.allow_remote,
     )
