@@ -75,7 +75,7 @@ def bench_pricing(args: argparse.Namespace) -> None:
     print("== pricing: black76 full reprice (price + 6 Greeks), ns per option ==")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"   threads={_black._threads} cpus={os.cpu_count()} load average {load:.1f}"
+        f"   threads={_black._workers.threads} cpus={os.cpu_count()} load average {load:.1f}"
         " (wall clock; best and median; other load inflates them)"
     )
     header = ("options", "best", "median", "1-thread best", "1-thread CPU")
@@ -88,7 +88,7 @@ def bench_pricing(args: argparse.Namespace) -> None:
             black76_into(out, inp["is_call"], inp["forward"], inp["strike"], inp["tau"], inp["vol"])
 
         times = time_call(run)
-        threads = _black._threads
+        threads = _black._workers.threads
         _black.set_threads(1)
         single = time_call(run)
         single_cpu = time_call(run, clock=time.thread_time)  # robust to other processes

@@ -338,7 +338,7 @@ def test_threaded_and_chunked_paths_agree_with_single_thread(n: int) -> None:
 
     grid = random_grid(n, seed=n)
     args = (grid["is_call"], grid["F"], grid["K"], grid["tau"], grid["vol"], grid["D"])
-    previous = black_module._threads
+    previous = black_module._workers.threads
     try:
         black_module.set_threads(1)
         one = black76(*args)

@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import bisect
 import math
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -68,6 +66,7 @@ from hedgerd.model.market import IndexPrice, Ticker
 from hedgerd.model.positions import Balance, Position
 from hedgerd.pricing.implied import implied_vol_with_reason
 from hedgerd.pricing.reasons import Reason
+from hedgerd.pricing.threads import WorkerPool
 
 Numeraire = Literal["usd", "coin"]
 
@@ -356,36 +355,18 @@ _COMPACT_MIN_DEAD = 256
 """Option rows without a position are dropped once there are this many and a quarter."""
 _PARALLEL_MIN_ROWS = 4096
 """Below this many rows a thread hand-off costs more than it saves."""
-_threads = 1
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_workers = WorkerPool(1, "hedgerd-book", caller_works=False)
 
 
 def set_threads(n: int) -> None:
     """Threads an underlying's reprice is split over when it has >= 4096 option rows
-    (default 1: no threads; a hand-off to a busy core costs more than it saves). numpy and
-    scipy ufuncs release the GIL and every thread writes its own rows, so results do not
-    depend on the thread count."""
-    global _threads, _pool
-    if n < 1:
-        raise ValueError(f"threads must be >= 1, got {n}")
-    with _pool_lock:
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
-        _threads = n
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="hedgerd-book")
-        return _pool
+    (default 1: no threads; a hand-off to a busy core costs more than it saves). Results do
+    not depend on the thread count."""
+    _workers.set_threads(n)
 
 
 def _split(n: int) -> list[tuple[int, int]]:
-    parts = min(_threads, n // (_PARALLEL_MIN_ROWS // 2))
+    parts = min(_workers.threads, n // (_PARALLEL_MIN_ROWS // 2))
     if parts <= 1 or n < _PARALLEL_MIN_ROWS:
         return [(0, n)]
     per = -(-n // parts // 512) * 512  # multiples of 512 rows
@@ -642,7 +623,7 @@ class _OptionRows:
         if len(parts) == 1:
             self._rows(v, 0, n, lnS, sqt)
         else:
-            pool = _get_pool()
+            pool = _workers.executor()
             futures = [pool.submit(self._rows, v, lo, hi, lnS, sqt) for lo, hi in parts[1:]]
             self._rows(v, *parts[0], lnS, sqt)
             for fut in futures:

@@ -57,7 +57,6 @@ import itertools
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +65,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special as _sp
 
 from hedgerd.pricing.reasons import REASON_DTYPE, Reason
+from hedgerd.pricing.threads import WorkerPool
 
 FloatArray = NDArray[np.float64]
 
@@ -337,9 +337,7 @@ _CHUNK = 8192  # elements per kernel call: ~25 work arrays of 64 KiB, mostly in 
 # Below this a thread hand-off (and its tail latency when the other core is busy) costs more
 # than it saves: a 10k-option book tick stays on the calling thread.
 _PARALLEL_MIN = 32768
-_threads = max(1, min(os.cpu_count() or 1, 8))
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_workers = WorkerPool(max(1, min(os.cpu_count() or 1, 8)), "hedgerd-pricing", caller_works=True)
 
 
 def set_threads(n: int) -> None:
@@ -347,36 +345,7 @@ def set_threads(n: int) -> None:
 
     numpy and scipy ufuncs release the GIL, so chunks run in parallel. 1 disables threads.
     """
-    global _threads, _pool
-    if n < 1:
-        raise ValueError(f"threads must be >= 1, got {n}")
-    with _pool_lock:
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
-        _threads = n
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            # the calling thread computes one part itself
-            _pool = ThreadPoolExecutor(
-                max_workers=max(1, _threads - 1), thread_name_prefix="hedgerd-pricing"
-            )
-        return _pool
-
-
-def _forget_pool_after_fork() -> None:
-    # a forked child inherits the pool object but not its threads
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+    _workers.set_threads(n)
 
 
 _local = threading.local()
@@ -405,7 +374,7 @@ def _run_kernel(
     (single-thread speed), on an idle one the work splits across cores. At the end the
     caller cancels workers that have not started and waits only for chunks in flight.
     """
-    threads = _threads if size >= _PARALLEL_MIN else 1
+    threads = _workers.threads if size >= _PARALLEL_MIN else 1
     chunk = _CHUNK
     n_chunks = -(-size // chunk)
     counter = itertools.count()
@@ -425,7 +394,7 @@ def _run_kernel(
     if threads <= 1 or n_chunks <= 1:
         work()
         return
-    pool = _get_pool()
+    pool = _workers.executor()
     futures = [pool.submit(work) for _ in range(min(threads, n_chunks) - 1)]
     work()
     for f in futures:
