@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -79,6 +79,8 @@ from hedgerd.venues.deribit_session import DeribitSession, SessionClosedError
 from hedgerd.venues.units import depth_to_notional
 
 log = structlog.get_logger(__name__)
+
+_P = TypeVar("_P")  # what a ticker parser reads from `public/ticker`
 
 CAPABILITIES = VenueCapabilities(
     position_stream=True,
@@ -404,27 +406,30 @@ class DeribitVenue(CcxtVenue):
             )
         return result
 
-    async def fetch_ticker(self, instrument: str) -> Ticker:
-        data = await self._raw_ticker(instrument)
-        ticker = ticker_from_deribit(self.name, data)
-        if ticker is None:
+    async def _parsed_ticker(
+        self,
+        instrument: str,
+        parse: Callable[[str, Mapping[str, Any]], _P | None],
+        refused: str,
+    ) -> _P:
+        """`public/ticker` of `instrument` read by `parse`; a retryable VenueError saying
+        `refused` where it reads nothing usable."""
+        parsed = parse(self.name, await self._raw_ticker(instrument))
+        if parsed is None:
             raise VenueError(
-                f"{self.name}: ticker of {instrument} has no valid mark/index",
-                error_class=ErrorClass.RETRYABLE,
-                venue=self.exchange_id,
+                f"{self.name}: {refused}", error_class=ErrorClass.RETRYABLE, venue=self.exchange_id
             )
-        return ticker
+        return parsed
+
+    async def fetch_ticker(self, instrument: str) -> Ticker:
+        return await self._parsed_ticker(
+            instrument, ticker_from_deribit, f"ticker of {instrument} has no valid mark/index"
+        )
 
     async def fetch_quote(self, instrument: str) -> Quote:
-        data = await self._raw_ticker(instrument)
-        quote = quote_from_deribit(self.name, data)
-        if quote is None:
-            raise VenueError(
-                f"{self.name}: {instrument} has an empty or crossed top of book",
-                error_class=ErrorClass.RETRYABLE,
-                venue=self.exchange_id,
-            )
-        return quote
+        return await self._parsed_ticker(
+            instrument, quote_from_deribit, f"{instrument} has an empty or crossed top of book"
+        )
 
     async def fetch_index(self, underlying: str) -> IndexPrice:
         result = await self._result(
