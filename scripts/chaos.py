@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -175,6 +176,27 @@ def chaos_config(workdir: Path, evaluate_s: float) -> HedgerdConfig:
     values["metrics"] = {"enabled": False, "port": 0}
     values["daemon"].update(status_line=False, evaluate_interval_s=evaluate_s)
     return HedgerdConfig(**values)
+
+
+async def start_daemon(
+    config: HedgerdConfig, clock_ms: Callable[[], int], speed: float, ready_s: float = 60.0
+) -> tuple[Daemon, asyncio.Event, asyncio.Task[int]]:
+    """A Daemon on `clock_ms` (simulated UTC ms; kill-switch timing on the wall clock) running
+    in a task until the returned event is set, once READY (within `ready_s` wall seconds)."""
+    daemon = Daemon(
+        config, clock_ms=clock_ms, speed=speed, board_clock_ms=lambda: time.time_ns() // 10**6
+    )
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(daemon.run(stop))
+    deadline = time.monotonic() + ready_s
+    while not daemon.ready.is_set():
+        if task.done():
+            task.result()
+            raise RuntimeError("daemon exited before READY")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"daemon not READY within {ready_s:g} s")
+        await asyncio.sleep(0.05)
+    return daemon, stop, task
 
 
 def pct(xs: list[float], q: float) -> float | None:
@@ -413,22 +435,7 @@ async def run_chaos(
         host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms="now", tick_ms=tick_ms
     ) as sim:
         config = paper_config(chaos_config(workdir, evaluate_s), sim)
-        daemon = Daemon(
-            config,
-            clock_ms=lambda: int(sim.engine.now_ms()),
-            speed=speed,
-            board_clock_ms=lambda: time.time_ns() // 1_000_000,
-        )
-        stop = asyncio.Event()
-        task = asyncio.get_running_loop().create_task(daemon.run(stop))
-        deadline = time.monotonic() + 60.0
-        while not daemon.ready.is_set():
-            if task.done():
-                task.result()
-                raise RuntimeError("daemon exited before READY")
-            if time.monotonic() > deadline:
-                raise RuntimeError("daemon not READY within 60 s")
-            await asyncio.sleep(0.05)
+        daemon, stop, task = await start_daemon(config, lambda: int(sim.engine.now_ms()), speed)
         trace = Trace()
         sampler_stop = asyncio.Event()
         sampler = asyncio.get_running_loop().create_task(

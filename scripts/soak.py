@@ -35,9 +35,8 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chaos import chaos_config, quiet_logs
+from chaos import chaos_config, quiet_logs, start_daemon
 from hedgerd.config import HedgerdConfig
-from hedgerd.daemon import Daemon
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -170,19 +169,7 @@ async def run_soak(
                 await asyncio.sleep(0.1)
 
         poller = asyncio.get_running_loop().create_task(poll_clock())
-        daemon = Daemon(
-            config, clock_ms=clock_ms, speed=speed, board_clock_ms=lambda: time.time_ns() // 10**6
-        )
-        stop = asyncio.Event()
-        task = asyncio.get_running_loop().create_task(daemon.run(stop))
-        deadline = time.monotonic() + 60.0
-        while not daemon.ready.is_set():
-            if task.done():
-                task.result()
-                raise RuntimeError("daemon exited before READY")
-            if time.monotonic() > deadline:
-                raise RuntimeError("daemon not READY within 60 s")
-            await asyncio.sleep(0.05)
+        daemon, stop, task = await start_daemon(config, clock_ms, speed)
         t0 = clock_ms()
         total_ms = sim_hours * 3_600_000
         series: list[tuple[float, float]] = []
