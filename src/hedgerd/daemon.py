@@ -39,7 +39,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -1024,33 +1024,28 @@ class Daemon:
             return None
         policy_name, policy = self.policy_for(underlying)
         in_flight = self.executor.in_flight_orders(underlying) + self._unconfirmed(venues, now)
-        decision = decide(
-            risk,
-            venues,
-            in_flight,
-            policy_name,
-            policy,
-            self._policy_state[underlying],
-            now,
-            self.hedging.cost,
-            self.hedging.router,
-        )
+        state = self._policy_state[underlying]
+
+        def decide_on(v: Sequence[HedgeVenueState]) -> HedgeDecision:
+            return decide(
+                risk,
+                v,
+                in_flight,
+                policy_name,
+                policy,
+                state,
+                now,
+                self.hedging.cost,
+                self.hedging.router,
+            )
+
+        decision = decide_on(venues)
         if decision.trades:
             # Only a trade needs depth (the router sizes and prices through the book): fetch
             # it then, not on every evaluation, and decide again with it.
             deep = await self._with_books(venues)
             if deep is not venues:
-                decision = decide(
-                    risk,
-                    deep,
-                    in_flight,
-                    policy_name,
-                    policy,
-                    self._policy_state[underlying],
-                    now,
-                    self.hedging.cost,
-                    self.hedging.router,
-                )
+                decision = decide_on(deep)
         self._observe(underlying, st, snap, decision)
         self.board.on_delta(
             self.board_clock_ms(), underlying, decision.book_delta_coin, risk.spot_usd
