@@ -38,8 +38,9 @@ def add_parser(sub: SubParsers) -> None:
     p.add_argument(
         "--policy",
         default=",".join((*BASELINES, DEFAULT_POLICY)),
-        help="comma-separated policy names (built-in: timer, band_centre, band_edge, ww, exact, "
-        "zakamouline, hedgerd; plus the scenario's own) [default: baselines + hedgerd]",
+        help="comma-separated policy names (built-in: timer, band_centre, band_edge, ww, "
+        "zakamouline, exact, exact_mv, hedgerd; plus the scenario's own) "
+        "[default: baselines + hedgerd]",
     )
     p.add_argument("--paths", type=int, default=None, help="number of paths [scenario's]")
     p.add_argument("--seed", type=int, default=None, help="random seed [scenario's]")

@@ -7,6 +7,8 @@
 - `exact`: the exponential-utility-optimal hedge of the static book (`exact_band`, solved by
   dynamic programming on the scenario's GBM at its vol), a band traded to its edge: what the
   best possible band achieves on the same paths (reference, not for live use).
+- `exact_mv`: the same with the mean-variance criterion (costs + gamma/2 x variance), whose
+  sweep traces the cost-versus-std frontier itself.
 - `hedgerd`: the default policy (`hedging.config.HedgerdPolicy`), with maker execution where
   the scenario allows it.
 
@@ -85,6 +87,15 @@ def builtin_policies(sc: Scenario) -> dict[str, PolicySpec]:
             ),
             exact=True,
         ),
+        "exact_mv": PolicySpec(
+            family="exact DP band (mean-variance)",
+            config={"kind": "band", "rebalance_to": "edge"},
+            sweep=SweepSpec(
+                param="risk_aversion_per_usd", values=tuple(g0 * x for x in _GAMMA_EXACT)
+            ),
+            exact=True,
+            exact_criterion="mean_variance",
+        ),
         "hedgerd": PolicySpec(
             family="hedgerd (default)",
             config={"kind": "hedgerd", "maker": maker},
@@ -111,6 +122,7 @@ def expand(specs: dict[str, PolicySpec], names: list[str]) -> list[PolicyRun]:
                     config=materialise(spec, v),
                     baseline=spec.baseline,
                     exact_risk_aversion=v if spec.exact else None,
+                    exact_criterion=spec.exact_criterion,
                 )
             )
     return runs

@@ -41,7 +41,7 @@ from hedgerd.hedging.kernel import (
     route_greedy,
 )
 from hedgerd.pricing.black import black_scholes
-from hedgerd.sim.backtest.exact_band import ExactBand, StaticOption, solve
+from hedgerd.sim.backtest.exact_band import Criterion, ExactBand, StaticOption, solve
 from hedgerd.sim.backtest.paths import PathGenerator
 from hedgerd.sim.backtest.scenario import Scenario, ScenarioError
 
@@ -61,6 +61,7 @@ class PolicyRun:
     # Set for the `exact` family: trade to the exact DP band of this risk aversion (1/USD)
     # instead of `band_for(config)`; `config` still sets triggers and sizing.
     exact_risk_aversion: float | None = None
+    exact_criterion: Criterion = "exp_utility"
 
 
 @dataclass(slots=True)
@@ -251,7 +252,7 @@ def run_backtest(
     # The venue's settlement is on the terminal price here: no settlement window in the sim.
     configs = [r.config.model_copy(update={"settlement_window_s": 0.0}) for r in runs]
     states = [_new_state(n, k) for _ in runs]
-    exact = [_exact_band(sc, r.exact_risk_aversion, lam) for r in runs]
+    exact = [_exact_band(sc, r.exact_risk_aversion, lam, r.exact_criterion) for r in runs]
     grow = math.exp(mk.rate * dt)
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
@@ -362,7 +363,9 @@ def run_backtest(
     return results, opt_cash
 
 
-def _exact_band(sc: Scenario, risk_aversion: float | None, lam: float) -> ExactBand | None:
+def _exact_band(
+    sc: Scenario, risk_aversion: float | None, lam: float, criterion: Criterion
+) -> ExactBand | None:
     """The exact DP band of the scenario's static book (GBM at `market.vol`, zero rate; for
     other processes it is that GBM's band, a reference rather than the optimum), or None."""
     if risk_aversion is None:
@@ -376,7 +379,9 @@ def _exact_band(sc: Scenario, risk_aversion: float | None, lam: float) -> ExactB
         StaticOption(o.type == "call", o.strike_usd, o.expiry_days / 365.0, o.qty_coin)
         for o in sc.options
     )
-    return solve(opts, mk.spot_usd, mk.vol, mk.dt_years, mk.steps, lam, risk_aversion)
+    return solve(
+        opts, mk.spot_usd, mk.vol, mk.dt_years, mk.steps, lam, risk_aversion, criterion=criterion
+    )
 
 
 def _greeks(book: _Book, spot: Arr, vol: Arr, now: float, mk: Any) -> Any:

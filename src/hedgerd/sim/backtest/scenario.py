@@ -21,6 +21,7 @@ from hedgerd.hedging.config import (
     describe_validation_error,
     load_policy,
 )
+from hedgerd.sim.backtest.exact_band import Criterion
 
 
 class ScenarioError(ValueError):
@@ -147,6 +148,10 @@ class PolicySpec(_S):
         description="Trade to the exact dynamic-programming band of the static book "
         "(`exact_band.solve`) instead of a controller band; the sweep value is its risk "
         "aversion (1/USD) and `config` only sets triggers and sizing.",
+    )
+    exact_criterion: Criterion = Field(
+        "exp_utility",
+        description="Criterion of the exact band: exponential utility, or mean-variance.",
     )
 
 
