@@ -607,6 +607,7 @@ class Daemon:
                     self.board_clock_ms(), f"{self.venue_name}:index:{u}", price
                 ).accepted
             ),
+            forward_check=self._forward_sane,
         )
         await feed.start()
         self._positions_seen_ms = self.board_clock_ms()
@@ -760,6 +761,23 @@ class Daemon:
             # orders) is: one reconnecting must not hide another that stays down.
             self._sessions_up[ev.session] = ev.state is not ConnectionState.DISCONNECTED
             board.on_connection(self.venue_name, all(self._sessions_up.values()), now)
+
+    def _forward_sane(
+        self, underlying: str, expiry_ms: int, forward_usd: float, index_usd: float
+    ) -> bool:
+        """PRICE_SANITY on a forward (BookFeed.forward_check): its jump per expiry, and its
+        distance from the index within the basis its time to expiry allows."""
+        if self.board is None:  # not trading yet: nothing may be judged good
+            return False
+        tau = max(expiry_ms - self.clock_ms(), 0) / MS_PER_YEAR
+        verdict = self.board.on_price(
+            self.board_clock_ms(),
+            f"{self.venue_name}:forward:{underlying}:{expiry_ms}",
+            forward_usd,
+            reference_price_usd=index_usd,
+            reference_horizon_years=tau,
+        )
+        return verdict.accepted
 
     def _note_fill(self, fill: Fill) -> None:
         """A fill of one of the hedger's orders: hedge cost (fee + distance from the mid),

@@ -306,6 +306,63 @@ def test_an_index_jump_halts_with_price_sanity_and_sends_nothing(rig: Rig) -> No
     rig.runner.run(example())
 
 
+def test_a_forward_off_the_index_halts_with_price_sanity_and_is_not_applied(rig: Rig) -> None:
+    # An option ticker whose underlying price (the expiry's forward) is 30 % off the index, a
+    # few weeks out: a basis no expiry that close carries. Before the forward check it went
+    # straight into the book (only a factor of 2 was implausible) and moved every delta of
+    # the expiry.
+    trading = rig.daemon.trading
+    book = rig.daemon.book
+    venue = rig.daemon.venue
+    assert trading is not None and book is not None and venue is not None
+    now = rig.sim.now_ms()
+    streamed = {
+        ch.split(".")[1]: ch
+        for s in rig.sim.server.sessions.values()
+        for ch in rig.sim.server.hub.channels_of(s)
+        if ch.startswith("ticker.")
+    }
+    options = [
+        venue.instruments()[n]
+        for n in sorted(streamed)
+        if n in venue.instruments() and venue.instruments()[n].is_option
+    ]
+    option = next(o for o in options if (o.expiry_ms or 0) > now + 3 * 86_400_000)
+    channel = streamed[option.name]
+
+    async def example() -> None:
+        await rig.settle()
+        orders = orders_received(rig.sim)
+        assert option.expiry_ms is not None
+        raw = dict(await venue._raw_ticker(option.name))
+        before = book.forward_ratio("BTC", option.expiry_ms)
+        off = dict(
+            raw,
+            underlying_price=float(raw["index_price"]) * 1.3,
+            timestamp=int(raw["timestamp"]) + 1,
+        )
+        assert inject_ws(rig.sim.server, notification(channel, off), channel=channel) >= 1
+        await wait_until(
+            lambda: "price_sanity" in [r.code.value for r in trading.reasons],
+            10.0,
+            "price sanity to trip on the forward",
+        )
+        assert trading.state.value == "halted"
+        assert book.forward_ratio("BTC", option.expiry_ms) == before
+        await rig.settle()
+        assert orders_received(rig.sim) == orders
+        # The true ticker again (accepted), then the operator resumes.
+        back = dict(raw, timestamp=int(raw["timestamp"]) + 2)
+        assert inject_ws(rig.sim.server, notification(channel, back), channel=channel) >= 1
+        await rig.settle()
+        await trading.resume(actor="fuzz-test")
+        await rig.settle()
+        assert trading.state.value == "active", trading.reasons
+        assert orders_received(rig.sim) == orders
+
+    rig.runner.run(example())
+
+
 def test_control_a_valid_position_injected_the_same_way_does_trade(rig: Rig) -> None:
     # Without this, "no order" could mean the injected frames never reached the controller.
     feed = rig.daemon.feed

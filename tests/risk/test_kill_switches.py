@@ -399,6 +399,21 @@ def test_price_deviation_from_reference() -> None:
     assert not sw.observe(T0, "mark3", 100.0, reference_price_usd=math.nan).accepted
 
 
+def test_forward_deviation_limit_widens_with_time_to_expiry() -> None:
+    """A forward's limit is max(max_deviation_pct, max_basis_annual_pct x years): a 20 %
+    premium passes half a year out (limit 50 %), not a week out (limit 5 %)."""
+    sw = PriceSanitySwitch(PriceSanitySettings(max_deviation_pct=5.0, max_basis_annual_pct=100.0))
+    assert sw.observe(T0, "fwd:half-year", 120.0, 100.0, reference_horizon_years=0.5).accepted
+    week = sw.observe(T0, "fwd:week", 120.0, 100.0, reference_horizon_years=7 / 365)
+    assert not week.accepted and week.trip is not None
+    assert week.trip.code is ReasonCode.PRICE_SANITY and week.trip.values["limit_pct"] == 5.0
+    # 1.5 years out: limit 150 %, but the last good forward still bounds the jump.
+    assert sw.observe(T0, "fwd:far", 140.0, 100.0, reference_horizon_years=1.5).accepted
+    assert not sw.observe(T0 + 1_000, "fwd:far", 180.0, 100.0, 1.5).accepted
+    # Expired or no horizon: the plain deviation limit.
+    assert not sw.observe(T0, "fwd:now", 106.0, 100.0, reference_horizon_years=0.0).accepted
+
+
 def test_order_price_band() -> None:
     sw = PriceSanitySwitch(PriceSanitySettings(order_price_band_pct=3.0))
     assert sw.check_order_price(102.99, 100.0).accepted

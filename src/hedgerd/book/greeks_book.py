@@ -961,6 +961,11 @@ class GreeksBook:
             / u.index_usd
         )
 
+    def forward_ratio(self, underlying: str, expiry_ms: int) -> float:
+        """Forward / index of an expiry as the book holds it (1.0 when none was set)."""
+        u = self._und.get(underlying)
+        return u.ratio(expiry_ms) if u is not None else 1.0
+
     def set_forward_ratio(self, underlying: str, expiry_ms: int, ratio: float) -> None:
         """Forward / index of an expiry (1.0: no basis)."""
         if not (math.isfinite(ratio) and 1 / _MAX_FORWARD_RATIO < ratio < _MAX_FORWARD_RATIO):

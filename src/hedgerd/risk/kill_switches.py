@@ -285,10 +285,14 @@ class KillSwitchBoard:
         source: str,
         price_usd: float,
         reference_price_usd: float | None = None,
+        reference_horizon_years: float | None = None,
     ) -> PriceVerdict:
         """Judge a market price before anything uses it: a refused price must be dropped
-        (quarantined) by the caller."""
-        verdict = self.prices.observe(now_ms, source, price_usd, reference_price_usd)
+        (quarantined) by the caller. `reference_horizon_years`: the price is a forward that
+        far out from its reference (see `PriceSanitySwitch.observe`)."""
+        verdict = self.prices.observe(
+            now_ms, source, price_usd, reference_price_usd, reference_horizon_years
+        )
         if not verdict.accepted:
             if source not in self._quarantined:
                 log.warning("price_quarantined", source=source, reason=verdict.reason)

@@ -300,6 +300,13 @@ class PriceSanitySettings(_Switch):
         description="A price this far or farther (percent) from its reference "
         "(e.g. mark vs index, venue index vs another venue's) is quarantined and trips.",
     )
+    max_basis_annual_pct: float = Field(
+        100.0,
+        gt=0,
+        description="A forward (a dated future's mark, an option expiry's underlying price) "
+        "is judged against the index with the limit max(max_deviation_pct, this x years to "
+        "expiry): a year-out future may carry a large basis, a weekly expiry cannot.",
+    )
     order_price_band_pct: float = Field(
         3.0,
         gt=0,

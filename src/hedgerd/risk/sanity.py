@@ -51,7 +51,11 @@ class PriceSanitySwitch:
         source: str,
         price_usd: float,
         reference_price_usd: float | None = None,
+        reference_horizon_years: float | None = None,
     ) -> PriceVerdict:
+        """Judge `price_usd` from `source` at `now_ms`. With `reference_horizon_years` the
+        price is a forward that far out from its reference (the index): the deviation limit
+        widens to max(max_deviation_pct, max_basis_annual_pct x horizon)."""
         s = self.settings
         if not (finite(price_usd) and price_usd > 0):
             return self._refuse(
@@ -81,16 +85,19 @@ class PriceSanitySwitch:
                         {"source": source, "reference_usd": str(reference_price_usd)},
                     )
                 dev = _pct(price_usd, reference_price_usd)
-                if reaches(dev, s.max_deviation_pct):
+                limit = s.max_deviation_pct
+                if reference_horizon_years is not None and reference_horizon_years > 0:
+                    limit = max(limit, s.max_basis_annual_pct * reference_horizon_years)
+                if reaches(dev, limit):
                     return self._refuse(
                         f"{source}: {price_usd:.8g} is {dev:.2f}% from its reference "
-                        f"{reference_price_usd:.8g} (limit {s.max_deviation_pct:g}%)",
+                        f"{reference_price_usd:.8g} (limit {limit:g}%)",
                         {
                             "source": source,
                             "price_usd": price_usd,
                             "reference_usd": reference_price_usd,
                             "deviation_pct": round(dev, 4),
-                            "limit_pct": s.max_deviation_pct,
+                            "limit_pct": round(limit, 6),
                         },
                     )
         self._last_good[source] = (now_ms, price_usd)

@@ -145,11 +145,16 @@ class BookFeed:
         on_reconcile: Callable[[ReconcileReport], None] | None = None,
         on_event: Callable[[VenueEvent], Awaitable[None]] | None = None,
         index_check: Callable[[str, float], bool] | None = None,
+        forward_check: Callable[[str, int, float, float], bool] | None = None,
     ) -> None:
         s = venue.settings
         #: Judges an index (underlying, price USD) before the book takes it (the daemon's
         #: PRICE_SANITY switch): a refused index is not applied, the last good one stays.
         self.index_check = index_check
+        #: Judges a forward (underlying, expiry ms, forward USD, index USD) before the book
+        #: takes it: a dated future's mark, an option expiry's underlying price. A refused
+        #: ticker is not applied at all (its option vol was implied at that forward).
+        self.forward_check = forward_check
         #: The last index judged per underlying: (price USD, time ms, accepted). A ticker and
         #: the index event it carries are one observation, judged once.
         self._index_judged: dict[str, tuple[float, int, bool]] = {}
@@ -482,6 +487,17 @@ class BookFeed:
             return
         self._add_instrument(inst)
         self._apply_index(inst.underlying, t.index_price_usd, t.ts_ms)
+        if self.forward_check is not None and inst.expiry_ms is not None:
+            fwd = t.underlying_price_usd if inst.is_option else t.mark_price
+            # Only a usable number is judged: the book ignores a missing or non-positive
+            # forward (and keeps the last good one) by itself.
+            if (
+                fwd is not None
+                and math.isfinite(fwd)
+                and fwd > 0
+                and not self.forward_check(inst.underlying, inst.expiry_ms, fwd, t.index_price_usd)
+            ):
+                raise BadMarketDataError(f"{t.instrument}: forward {fwd!r} refused (price sanity)")
         if inst.is_option:
             t = replace(t, mark_iv=option_vol(inst, t))
         self.book.apply_ticker(t)
