@@ -608,6 +608,9 @@ class Daemon:
                 ).accepted
             ),
             forward_check=self._forward_sane,
+            vol_check=lambda name, vol: board.on_vol(
+                self.board_clock_ms(), f"{self.venue_name}:iv:{name}", vol
+            ),
         )
         await feed.start()
         self._positions_seen_ms = self.board_clock_ms()

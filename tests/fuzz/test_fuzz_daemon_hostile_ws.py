@@ -46,6 +46,7 @@ from e2e_support import daemon_config, orders_received, short_dir, status
 
 from hedgerd.config import HedgerdConfig
 from hedgerd.daemon import Daemon
+from hedgerd.model.instruments import Instrument
 from hedgerd.paper import paper_config
 from hedgerd.sim.admin import inject_ws
 from hedgerd.sim.command import Simulator, start_simulator
@@ -306,6 +307,27 @@ def test_an_index_jump_halts_with_price_sanity_and_sends_nothing(rig: Rig) -> No
     rig.runner.run(example())
 
 
+def _streamed_option(rig: Rig) -> tuple[Instrument, str]:
+    """An option the daemon streams the ticker of, a few days or more from expiry, and its
+    ticker channel."""
+    venue = rig.daemon.venue
+    assert venue is not None
+    now = rig.sim.now_ms()
+    streamed = {
+        ch.split(".")[1]: ch
+        for s in rig.sim.server.sessions.values()
+        for ch in rig.sim.server.hub.channels_of(s)
+        if ch.startswith("ticker.")
+    }
+    known = venue.instruments()
+    option = next(
+        known[n]
+        for n in sorted(streamed)
+        if n in known and known[n].is_option and (known[n].expiry_ms or 0) > now + 3 * 86_400_000
+    )
+    return option, streamed[option.name]
+
+
 def test_a_forward_off_the_index_halts_with_price_sanity_and_is_not_applied(rig: Rig) -> None:
     # An option ticker whose underlying price (the expiry's forward) is 30 % off the index, a
     # few weeks out: a basis no expiry that close carries. Before the forward check it went
@@ -315,20 +337,7 @@ def test_a_forward_off_the_index_halts_with_price_sanity_and_is_not_applied(rig:
     book = rig.daemon.book
     venue = rig.daemon.venue
     assert trading is not None and book is not None and venue is not None
-    now = rig.sim.now_ms()
-    streamed = {
-        ch.split(".")[1]: ch
-        for s in rig.sim.server.sessions.values()
-        for ch in rig.sim.server.hub.channels_of(s)
-        if ch.startswith("ticker.")
-    }
-    options = [
-        venue.instruments()[n]
-        for n in sorted(streamed)
-        if n in venue.instruments() and venue.instruments()[n].is_option
-    ]
-    option = next(o for o in options if (o.expiry_ms or 0) > now + 3 * 86_400_000)
-    channel = streamed[option.name]
+    option, channel = _streamed_option(rig)
 
     async def example() -> None:
         await rig.settle()
@@ -359,6 +368,50 @@ def test_a_forward_off_the_index_halts_with_price_sanity_and_is_not_applied(rig:
         await rig.settle()
         assert trading.state.value == "active", trading.reasons
         assert orders_received(rig.sim) == orders
+
+    rig.runner.run(example())
+
+
+def test_an_option_iv_jump_is_not_applied_and_does_not_halt(rig: Rig) -> None:
+    # The option's mark (and mark IV) doubles in one tick: a plausible number, but no option
+    # reprices like that in a second. The book keeps the last good vol, the daemon keeps
+    # hedging (no trip), and nothing is traded on it. A small move is applied as usual.
+    trading = rig.daemon.trading
+    book = rig.daemon.book
+    venue = rig.daemon.venue
+    assert trading is not None and book is not None and venue is not None
+    option, channel = _streamed_option(rig)
+
+    async def example() -> None:
+        await rig.settle()
+        orders = orders_received(rig.sim)
+        raw = dict(await venue._raw_ticker(option.name))
+        before = book.option_vol(option.name)
+        assert math.isfinite(before)
+        stamp = int(raw["timestamp"])
+
+        def scaled(k: float, dt: int) -> str:
+            data = dict(raw, timestamp=stamp + dt, mark_price=float(raw["mark_price"]) * k)
+            data["mark_iv"] = float(raw["mark_iv"]) * k
+            return notification(channel, data)
+
+        assert inject_ws(rig.sim.server, scaled(2.0, 1), channel=channel) >= 1
+        await rig.settle()
+        assert book.option_vol(option.name) == before
+        assert trading.state.value == "active", trading.reasons
+        assert orders_received(rig.sim) == orders
+        assert inject_ws(rig.sim.server, scaled(1.05, 2), channel=channel) >= 1
+        await wait_until(
+            lambda: book.option_vol(option.name) > before * 1.02, 5.0, "the small move applied"
+        )
+        # Back to the venue's own mark.
+        back = notification(channel, dict(raw, timestamp=stamp + 3))
+        assert inject_ws(rig.sim.server, back, channel=channel) >= 1
+        await wait_until(
+            lambda: abs(book.option_vol(option.name) / before - 1) < 1e-6, 5.0, "the vol back"
+        )
+        await rig.settle()
+        assert trading.state.value == "active", trading.reasons
 
     rig.runner.run(example())
 

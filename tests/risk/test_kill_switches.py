@@ -414,6 +414,20 @@ def test_forward_deviation_limit_widens_with_time_to_expiry() -> None:
     assert not sw.observe(T0, "fwd:now", 106.0, 100.0, reference_horizon_years=0.0).accepted
 
 
+def test_option_iv_jump_is_refused_without_a_trip_until_it_holds() -> None:
+    sw = PriceSanitySwitch(PriceSanitySettings(max_vol_jump_pct=50.0, jump_interval_s=60.0))
+    assert sw.observe_vol(T0, "iv", 0.60).accepted
+    assert sw.observe_vol(T0 + 1_000, "iv", 0.89).accepted  # +48 %: a move, not a jump
+    jump = sw.observe_vol(T0 + 2_000, "iv", 0.89 * 1.5)  # +50 % of the last good: refused
+    assert not jump.accepted and jump.trip is None
+    assert not sw.observe_vol(T0 + 61_000, "iv", 1.34).accepted  # last good at T0+1s: inside
+    assert sw.observe_vol(T0 + 61_001, "iv", 1.34).accepted  # the level held past the window
+    assert not sw.observe_vol(T0, "iv2", math.nan).accepted
+    assert not sw.observe_vol(T0, "iv2", 0.0).accepted
+    off = PriceSanitySwitch(PriceSanitySettings(enabled=False))
+    assert off.observe_vol(T0, "iv", 0.6).accepted and off.observe_vol(T0, "iv", 3.0).accepted
+
+
 def test_order_price_band() -> None:
     sw = PriceSanitySwitch(PriceSanitySettings(order_price_band_pct=3.0))
     assert sw.check_order_price(102.99, 100.0).accepted

@@ -983,6 +983,13 @@ class GreeksBook:
             u.hedge_dirty = True
         u.touch()
 
+    def option_vol(self, name: str) -> float:
+        """The option's vol as the book holds it (fraction; NaN when it has none)."""
+        inst = self.instrument(name)
+        u = self._und.get(inst.underlying)
+        row = u.options.row_of(name) if u is not None else None
+        return float(u.options.vol[row]) if u is not None and row is not None else math.nan
+
     def set_option_vol(self, name: str, vol: float) -> None:
         """The option's mark implied vol (0.6 = 60 %). NaN or out of (1e-4, 20) quarantines
         the option until a good vol arrives."""

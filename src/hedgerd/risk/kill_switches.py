@@ -303,6 +303,19 @@ class KillSwitchBoard:
         self.apply(verdict.trip, now_ms)
         return verdict
 
+    def on_vol(self, now_ms: int, source: str, vol: float) -> bool:
+        """Judge an option's mark IV before the book takes it (no trip: a refused IV is
+        dropped by the caller, and the book keeps the last good one)."""
+        verdict = self.prices.observe_vol(now_ms, source, vol)
+        if not verdict.accepted:
+            if source not in self._quarantined:
+                log.warning("vol_quarantined", source=source, reason=verdict.reason)
+            self._quarantined[source] = self._quarantined.get(source, 0) + 1
+        elif source in self._quarantined:
+            refused = self._quarantined.pop(source)
+            log.info("vol_accepted_again", source=source, refused=refused)
+        return verdict.accepted
+
     def on_daily_pnl(self, now_ms: int, estimate: PnlEstimate) -> Trip | None:
         trip = self.daily_loss.observe(now_ms, estimate.pnl_usd, ",".join(estimate.missing))
         self.apply(trip, now_ms)

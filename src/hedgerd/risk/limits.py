@@ -307,6 +307,14 @@ class PriceSanitySettings(_Switch):
         "is judged against the index with the limit max(max_deviation_pct, this x years to "
         "expiry): a year-out future may carry a large basis, a weekly expiry cannot.",
     )
+    max_vol_jump_pct: float = Field(
+        50.0,
+        gt=0,
+        description="An option mark IV that moved this much or more (percent of its last good "
+        "IV) within jump_interval_s is not applied and the last good IV stays; no trip (one "
+        "option's vol, the daemon keeps hedging). A level that holds past the interval is "
+        "accepted.",
+    )
     order_price_band_pct: float = Field(
         3.0,
         gt=0,

@@ -35,6 +35,7 @@ class PriceSanitySwitch:
     def __init__(self, settings: PriceSanitySettings) -> None:
         self.settings = settings
         self._last_good: dict[str, tuple[int, float]] = {}
+        self._last_vol: dict[str, tuple[int, float]] = {}
 
     def last_good(self, source: str) -> tuple[int, float] | None:
         """(time ms, price USD) of the source's last accepted price."""
@@ -101,6 +102,26 @@ class PriceSanitySwitch:
                         },
                     )
         self._last_good[source] = (now_ms, price_usd)
+        return PriceVerdict(True, "ok")
+
+    def observe_vol(self, now_ms: int, source: str, vol: float) -> PriceVerdict:
+        """Judge an option's mark IV (fraction, 0.6 = 60 %) against its last good one: a move
+        of `max_vol_jump_pct` or more within `jump_interval_s` is refused. Never a trip (the
+        caller keeps the last good IV); a non-positive or NaN IV is refused too."""
+        s = self.settings
+        if not (finite(vol) and vol > 0):
+            return PriceVerdict(False, f"{source}: IV {vol} is not a positive number")
+        if s.enabled:
+            last = self._last_vol.get(source)
+            if last is not None and now_ms - last[0] <= s.jump_interval_s * 1000:
+                jump = _pct(vol, last[1])
+                if reaches(jump, s.max_vol_jump_pct):
+                    return PriceVerdict(
+                        False,
+                        f"{source}: IV {vol:.4g} moved {jump:.1f}% from {last[1]:.4g} in "
+                        f"{ms_to_s(now_ms - last[0]):.1f} s (limit {s.max_vol_jump_pct:g}%)",
+                    )
+        self._last_vol[source] = (now_ms, vol)
         return PriceVerdict(True, "ok")
 
     def check_order_price(self, price_usd: float, reference_price_usd: float) -> PriceVerdict:

@@ -146,6 +146,7 @@ class BookFeed:
         on_event: Callable[[VenueEvent], Awaitable[None]] | None = None,
         index_check: Callable[[str, float], bool] | None = None,
         forward_check: Callable[[str, int, float, float], bool] | None = None,
+        vol_check: Callable[[str, float], bool] | None = None,
     ) -> None:
         s = venue.settings
         #: Judges an index (underlying, price USD) before the book takes it (the daemon's
@@ -155,6 +156,9 @@ class BookFeed:
         #: takes it: a dated future's mark, an option expiry's underlying price. A refused
         #: ticker is not applied at all (its option vol was implied at that forward).
         self.forward_check = forward_check
+        #: Judges an option's mark IV (instrument, vol) before the book takes it: a refused
+        #: ticker is not applied, the book keeps the option's last good vol.
+        self.vol_check = vol_check
         #: The last index judged per underlying: (price USD, time ms, accepted). A ticker and
         #: the index event it carries are one observation, judged once.
         self._index_judged: dict[str, tuple[float, int, bool]] = {}
@@ -499,7 +503,15 @@ class BookFeed:
             ):
                 raise BadMarketDataError(f"{t.instrument}: forward {fwd!r} refused (price sanity)")
         if inst.is_option:
-            t = replace(t, mark_iv=option_vol(inst, t))
+            vol = option_vol(inst, t)
+            if (
+                self.vol_check is not None
+                and vol is not None
+                and math.isfinite(vol)
+                and not self.vol_check(inst.name, vol)
+            ):
+                raise BadMarketDataError(f"{t.instrument}: IV {vol!r} refused (price sanity)")
+            t = replace(t, mark_iv=vol)
         self.book.apply_ticker(t)
 
     def _apply_index(self, underlying: str, price_usd: float, ts_ms: int) -> None:
