@@ -46,6 +46,32 @@ class PathGenerator:
             vol = np.full(n, market.vol)
         self.state = PathState(s0, vol.copy(), s0.copy(), s0.copy())
 
+    def expected_vol(self, tau_years: float) -> Arr:
+        """Root of the mean variance expected over the next `tau_years` given each path's
+        state (annualised): the implied vol of a market that knows the process.
+
+        Regimes: leaving at rate q to one of the other k - 1 at random has generator
+        Q = (q / (k - 1)) J - (q k / (k - 1)) I, so E[var(s)] = mean + (var_now - mean)
+        e^{-a s}, a = q k / (k - 1). Heston: E[v(s)] = theta + (v - theta) e^{-kappa s}.
+        Both averaged over [0, tau]."""
+        m = self.m
+
+        def avg(now: Arr, mean: float | Arr, rate: float) -> Arr:
+            x = rate * tau_years
+            w = (1.0 - np.exp(-x)) / x if x > 1e-12 else 1.0
+            out: Arr = np.sqrt(np.maximum(mean + (now - mean) * w, 1e-12))
+            return out
+
+        if m.process == "regimes" and len(self.regime_vols) > 1:
+            k = len(self.regime_vols)
+            var = self.regime_vols**2
+            a = m.regime_switch_per_year * k / (k - 1)
+            return avg(var[self.regime], float(var.mean()), a)
+        if m.process == "heston":
+            theta = m.heston_theta if m.heston_theta is not None else m.vol**2
+            return avg(np.maximum(self.var, 0.0), theta, m.heston_kappa)
+        return self.state.vol.copy()
+
     def step(self) -> PathState:
         m, rng, dt, n = self.m, self.rng, self.dt, self.n
         s = self.state.spot

@@ -258,7 +258,7 @@ def run_backtest(
     # The option book: premium received/paid at the start (cash), shared by all policies.
     spot = gen.state.spot
     vol = gen.state.vol
-    g = _greeks(book, spot, vol, 0.0, mk)
+    g = _greeks(book, spot, _greeks_vol(mk, gen, vol, horizon), 0.0, mk)
     opt_cash = -np.sum(np.where(book.live, book.qty * g.price, 0.0), axis=1)
 
     for t in range(steps + 1):
@@ -282,7 +282,7 @@ def run_backtest(
                 )
                 opt_cash += np.sum(np.where(expiring, book.qty * payoff, 0.0), axis=1)
                 book.live &= ~expiring
-        gvol = vol if mk.greeks_vol == "instantaneous" else np.full(n, mk.vol)
+        gvol = _greeks_vol(mk, gen, vol, horizon - now)
         # Option flow arriving now: struck relative to spot, traded at model value.
         arriving = (book.flow_time <= now + 1e-12) & ~book.live & (book.flow_qty != 0.0)
         arriving &= book.flow_time > now - dt + 1e-12
@@ -382,6 +382,15 @@ def _exact_band(
     return solve(
         opts, mk.spot_usd, mk.vol, mk.dt_years, mk.steps, lam, risk_aversion, criterion=criterion
     )
+
+
+def _greeks_vol(mk: Any, gen: PathGenerator, vol: Arr, rest_years: float) -> Arr:
+    """The vol the hedger prices with (see `MarketSpec.greeks_vol`), per path."""
+    if mk.greeks_vol == "instantaneous":
+        return vol
+    if mk.greeks_vol == "expected":
+        return gen.expected_vol(max(rest_years, mk.dt_years))
+    return np.full(vol.shape, mk.vol)
 
 
 def _greeks(book: _Book, spot: Arr, vol: Arr, now: float, mk: Any) -> Any:

@@ -57,9 +57,11 @@ class MarketSpec(_S):
     heston_theta: float | None = Field(None, description="Long-run variance (None: vol^2).")
     heston_xi: float = Field(1.0, ge=0, description="Vol of variance.")
     heston_rho: float = Field(-0.5, ge=-1, le=1, description="Price/variance correlation.")
-    greeks_vol: Literal["instantaneous", "fixed"] = Field(
+    greeks_vol: Literal["instantaneous", "fixed", "expected"] = Field(
         "instantaneous",
-        description="Vol the hedger prices with: the current instantaneous vol, or `vol`.",
+        description="Vol the hedger prices with: the current instantaneous vol, `vol`, or "
+        "`expected`: the root of the variance expected over the rest of the horizon given "
+        "the current state (regimes, heston), the implied vol a market would quote.",
     )
 
     @property
