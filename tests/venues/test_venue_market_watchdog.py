@@ -121,13 +121,13 @@ async def rig() -> AsyncIterator[Rig]:
         await sim.stop()
 
 
-async def test_an_undecodable_or_error_frame_is_dropped_and_the_stream_goes_on(rig: Rig) -> None:
+async def test_an_undecodable_frame_is_dropped_and_the_stream_goes_on(rig: Rig) -> None:
     rig.inject(rig.frame(mark_price=1.0, timestamp=int(rig.ticker["timestamp"]) + 1))
     await until(lambda: rig.tickers() == [1.0], "the first ticker")
     bad = [
         rig.frame(mark_price=float("nan"), timestamp=int(rig.ticker["timestamp"]) + 2),
         rig.frame(mark_price=2.0)[:-7],  # truncated JSON
-        '{"jsonrpc": "2.0", "id": 77, "error": {"code": 10000, "message": "boom"}}',
+        '{"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "nope.x"}}',
     ]
     for text in bad:
         rig.inject(text)
@@ -135,9 +135,68 @@ async def test_an_undecodable_or_error_frame_is_dropped_and_the_stream_goes_on(r
     await until(lambda: rig.venue.ws.dropped_frames == 3, "the bad frames dropped")
     got: list[float] = []
     await until(lambda: rig.collect(got) == [3.0], "the next ticker")
-    # The clock stood still: the stream lived on its own, the watchdog did nothing.
+    # The clock stood still: the stream lived on its own, the watchdog did nothing, and the
+    # socket is the same one.
     assert rig.venue.market_restarts == 0
     assert len(rig.channel_sessions()) == 1
+
+
+async def test_an_error_reply_resubscribes_at_once_not_after_the_silence(rig: Rig) -> None:
+    # A JSON-RPC error answering a request on the market socket: a refused subscription, so
+    # no data will come on it. The venue drops ccxt's client and subscribes again on a new
+    # socket straight away; the venue's clock stands still, so the watchdog cannot be the
+    # one that acts.
+    (first,) = rig.channel_sessions()
+    rig.inject('{"jsonrpc": "2.0", "id": 77, "error": {"code": 10000, "message": "boom"}}')
+    await until(lambda: rig.venue.ws.dropped_frames == 1, "the error frame dropped")
+    await until(
+        lambda: rig.channel_sessions() not in ([], [first]), "the resubscription on a new socket"
+    )
+    assert rig.venue.market_restarts == 0 and len(rig.channel_sessions()) == 1
+    rig.inject(rig.frame(mark_price=5.0, timestamp=int(rig.ticker["timestamp"]) + 5))
+    got: list[float] = []
+    await until(lambda: rig.collect(got) == [5.0], "a ticker on the new subscription")
+
+
+async def test_a_refused_subscription_is_retried_without_the_watchdog() -> None:
+    # The venue answers the first public/subscribe with an error (the simulator's http_5xx
+    # fault over WebSocket: 11094 internal_server_error). Before, ccxt raised on the reply,
+    # the guard dropped it, and the stream waited in silence for the watchdog.
+    sim = await start_simulator(seed=5, stepped=True, start_ms="now")
+    sim.faults.add(
+        {
+            "kind": "http_5xx",
+            "count": 1,
+            "methods": ["public/subscribe"],
+            "transport": "ws",
+        },
+        sim.now_ms(),
+    )
+    clock = [int(sim.now_ms())]
+    settings = VenueSettings(
+        mode="sim", rest_url=sim.rest_url, ws_url=sim.ws_url, underlyings=("BTC",)
+    )
+    venue = DeribitVenue(
+        "wd",
+        settings,
+        clock_ms=lambda: clock[0],
+        backoff=Backoff(initial_s=0.05, max_s=0.2),
+        private_stream=False,
+        market_silence_s=SILENCE_S,
+        market_watchdog_poll_s=0.02,
+    )
+    try:
+        await venue.connect()
+        await venue.subscribe_market([PERP])
+        rig = Rig(sim, venue, clock, {})
+        await until(lambda: bool(rig.tickers()), "a ticker despite the refused subscription")
+        # The fault fired once (count 1: it is spent, so listed no more) and the refusal was
+        # the one dropped frame; the watchdog never acted.
+        assert sim.faults.to_json() == []
+        assert venue.ws.dropped_frames == 1 and venue.market_restarts == 0
+    finally:
+        await venue.close()
+        await sim.stop()
 
 
 async def test_a_silent_stream_is_restarted_and_resubscribed(rig: Rig) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import math
 import re
 import time
@@ -301,7 +302,11 @@ class _GuardedClient(WsClient):  # type: ignore[misc]  # ccxt is untyped
     counted), not fatal. ccxt decodes (orjson) and dispatches each frame inside a done
     callback of its receive task; an exception there (a NaN literal, truncated JSON, a
     JSON-RPC error the exchange class raises on) skips rescheduling the receive loop, and
-    the stream then stops for good with the socket still open and no error to any waiter."""
+    the stream then stops for good with the socket still open and no error to any waiter.
+
+    A JSON-RPC error reply (an `error` answering a request `id`: on a market socket, a
+    subscription the venue refused) also fails every pending watch with that error: the
+    waiter learns at once that its data will not come, instead of from the silence."""
 
     on_dropped: Callable[[BaseException], None] | None = None
 
@@ -311,6 +316,17 @@ class _GuardedClient(WsClient):  # type: ignore[misc]  # ccxt is untyped
         except Exception as exc:
             if self.on_dropped is not None:
                 self.on_dropped(exc)
+            if _is_error_reply(data):
+                self.reject(exc)
+
+
+def _is_error_reply(data: Any) -> bool:
+    """A JSON-RPC error reply: an object with `error` and the `id` of a request."""
+    try:
+        frame = json.loads(data)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(frame, dict) and "error" in frame and frame.get("id") is not None
 
 
 def guarded_ws_exchange(exchange_id: str) -> type[Any]:

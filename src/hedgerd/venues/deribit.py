@@ -58,7 +58,7 @@ from hedgerd.venues.base import (
     VenueError,
     VenueGreeks,
 )
-from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, now_ms
+from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, classify_error, now_ms
 from hedgerd.venues.deribit_payloads import (
     FAR_FUTURE_MS,
     LINEAR_SETTLEMENT,
@@ -665,7 +665,21 @@ class DeribitVenue(CcxtVenue):
             self._market_watch = None
             if watch.cancelled():  # ccxt cancelled its futures (its client closed)
                 raise ConnectionResetError(f"{self.name}: market watch cancelled")
-            watch.result()  # a ccxt error: the supervisor reconnects with backoff
+            try:
+                watch.result()  # a ccxt error: the supervisor reconnects with backoff
+            except Exception as exc:
+                # A socket that is still open (the venue refused the subscription) keeps
+                # ccxt's record of it, and the next watch would not subscribe again: drop
+                # it, the reconnect opens a new one. A closed one ccxt has dropped already.
+                await self._drop_market_client(f"watch failed: {str(exc)[:200]}")
+                if classify_error(exc, self.exchange_id).error_class is ErrorClass.AUTH:
+                    # Public data needs no key: an "auth" refusal on this socket is the
+                    # venue's confusion, not a reason to stop the market data for good.
+                    # (The venue's text, logged above, would classify as auth again.)
+                    raise ConnectionResetError(
+                        f"market watch refused ({type(exc).__name__})"
+                    ) from exc
+                raise
             self._market_seen_ms = self.clock_ms()
             self.market_updates_since_restart += 1
             if self.market_updates_since_restart > 1:  # streaming again, not just a snapshot
@@ -697,15 +711,23 @@ class DeribitVenue(CcxtVenue):
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watch
+        await self._drop_market_client(reason, log_it=False)
+        self._market_seen_ms = self.clock_ms()
+
+    async def _drop_market_client(self, reason: str, log_it: bool = True) -> None:
+        """Close and forget ccxt's market-data client, if it still has one (the next watch
+        opens a new connection and subscribes again)."""
         url = self.rest_ws_url()
         client = (self.ws.clients or {}).pop(url, None)
-        if client is not None:
-            # Marked as closed by us: ccxt's on_close would otherwise drop the client under
-            # this URL from its table, by then the new one.
-            client.error = client.error or ConnectionResetError(f"restarted: {reason}")
-            with contextlib.suppress(Exception):
-                await client.close()
-        self._market_seen_ms = self.clock_ms()
+        if client is None:
+            return
+        if log_it:
+            log.warning("venue.market_client_dropped", venue=self.name, reason=reason)
+        # Marked as closed by us: ccxt's on_close would otherwise drop the client under
+        # this URL from its table, by then the new one.
+        client.error = client.error or ConnectionResetError(f"restarted: {reason}")
+        with contextlib.suppress(Exception):
+            await client.close()
 
     async def _market_symbols(self) -> list[str]:
         """The ccxt symbols of the `market_names` this venue knows. A name it does not know
