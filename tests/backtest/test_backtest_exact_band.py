@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from hedgerd.pricing.black import black_scholes
-from hedgerd.sim.backtest.exact_band import Criterion, StaticOption, solve
+from hedgerd.sim.backtest.exact_band import Criterion, StaticOption, solve, solve_regimes
 from hedgerd.sim.backtest.families import builtin_policies, expand
 from hedgerd.sim.backtest.runner import run_backtest
 from hedgerd.sim.backtest.scenario import ScenarioError, SweepSpec, load_scenario
@@ -105,6 +105,29 @@ def test_mean_variance_exact_band_beats_whalley_wilmott_on_its_own_objective() -
     obj = [float(-np.mean(r.pnl_usd) + 0.5 * gamma * np.var(r.pnl_usd)) for r in results]
     assert all(r.trades.mean() > 5 for r in results)
     assert obj[0] <= obj[1], obj
+
+
+def test_regime_band_with_one_regime_is_the_constant_vol_band() -> None:
+    """`solve_regimes` values the book by its own induction instead of Black-Scholes; with one
+    regime it must find the mean-variance band of `solve` (to the grid's precision)."""
+    one_day = (StaticOption(True, 100.0, 1.0 / 365.0, -1.0),)
+    a = solve(one_day, 100.0, 0.6, 10 * MINUTE_Y, 144, 5e-4, 1.0, criterion="mean_variance")
+    b = solve_regimes(one_day, 100.0, (0.6,), 0.0, 10 * MINUTE_Y, 144, 5e-4, 1.0)
+    spots = np.array([90.0, 97.0, 100.0, 103.0, 110.0])
+    for step in (0, 72, 130):
+        lo_a, hi_a = a.edges(step, spots)
+        lo_b, hi_b = b.edges(step, spots, np.zeros(spots.size, dtype=np.intp))
+        assert lo_b == pytest.approx(lo_a, abs=5e-3) and hi_b == pytest.approx(hi_a, abs=5e-3)
+
+
+def test_regime_band_is_wider_in_the_calm_regime() -> None:
+    """Knowing the regime, the hedger tolerates more delta when the vol is low (each coin of
+    error costs sigma^2 less variance) and less when it is high."""
+    five_days = (StaticOption(True, 100.0, 5.0 / 365.0, -1.0),)
+    band = solve_regimes(five_days, 100.0, (0.6, 0.35, 0.9), 24.0, 10 * MINUTE_Y, 720, 5e-4, 1.0)
+    lo, hi = band.edges(0, np.full(3, 100.0), np.arange(3))
+    width = hi - lo
+    assert width[1] > width[0] > width[2] > 0.0
 
 
 def test_exact_family_refuses_a_book_it_cannot_solve() -> None:

@@ -66,7 +66,7 @@ class ExactBand:
     """
 
     x: Arr  # log spot grid (log USD)
-    h_lo: Arr
+    h_lo: Arr  # (steps, nx), or (steps, regimes, nx) for `solve_regimes`
     h_hi: Arr
     dt_years: float
     risk_aversion_per_usd: float
@@ -76,11 +76,21 @@ class ExactBand:
     def steps(self) -> int:
         return int(self.h_lo.shape[0])
 
-    def edges(self, step: int, spot_usd: Arr) -> tuple[Arr, Arr]:
-        """Hedge-position edges (coin) at decision `step` for spots `spot_usd` (USD)."""
+    def edges(self, step: int, spot_usd: Arr, regime: Arr | None = None) -> tuple[Arr, Arr]:
+        """Hedge-position edges (coin) at decision `step` for spots `spot_usd` (USD), in each
+        path's `regime` for a band of `solve_regimes`."""
         i = min(max(step, 0), self.steps - 1)
         xs = np.log(spot_usd)
-        return np.interp(xs, self.x, self.h_lo[i]), np.interp(xs, self.x, self.h_hi[i])
+        if self.h_lo.ndim == 2:
+            return np.interp(xs, self.x, self.h_lo[i]), np.interp(xs, self.x, self.h_hi[i])
+        assert regime is not None, "a regime band needs each path's regime"
+        lo = np.empty_like(xs)
+        hi = np.empty_like(xs)
+        for r in range(self.h_lo.shape[1]):
+            m = regime == r
+            lo[m] = np.interp(xs[m], self.x, self.h_lo[i, r])
+            hi[m] = np.interp(xs[m], self.x, self.h_hi[i, r])
+        return lo, hi
 
 
 def book_value(options: tuple[StaticOption, ...], spot: Arr, t_years: float, vol: float) -> Arr:
@@ -226,4 +236,109 @@ def solve(
         sell += kh
         v = np.minimum(buy_min, sell, out=sell)
         b_next, o_next = b_now, o_now
+    return ExactBand(x, h_lo, np.maximum(h_hi, h_lo), dt_years, g, lam)
+
+
+def solve_regimes(
+    options: tuple[StaticOption, ...],
+    spot_usd: float,
+    regime_vols: tuple[float, ...],
+    switch_per_year: float,
+    dt_years: float,
+    steps: int,
+    lam: float,
+    risk_aversion_per_usd: float,
+    *,
+    n_sigma: float = 5.0,
+    nh: int = 481,
+    h_range: tuple[float, float] | None = None,
+) -> ExactBand:
+    """The mean-variance optimal band when the vol switches among `regime_vols` (the
+    backtest's `regimes` process: each step diffuses at the current regime's vol, then leaves
+    it with probability 1 - exp(-q dt) for one of the others at random) and the hedger knows
+    the regime. The book is valued by the same induction (its true conditional expectation,
+    not Black-Scholes), so its increments are martingale increments and the variance of the
+    P&L is additive over steps, as in `solve`'s `mean_variance`. Costs and the unwind as in
+    `solve`. Edges of shape (steps, regimes, nx), coin of hedge.
+    """
+    g = risk_aversion_per_usd
+    vols = np.asarray(regime_vols, dtype=np.float64)
+    k = vols.size
+    horizon = steps * dt_years
+    if any(abs(o.expiry_years - horizon) > dt_years for o in options):
+        raise ValueError("solve_regimes values a book that expires at the horizon only")
+    smax = float(vols.max())
+    dx = smax * math.sqrt(3.0 * dt_years)
+    half = n_sigma * smax * math.sqrt(horizon)
+    nxh = max(2, math.ceil(half / dx))
+    x = math.log(spot_usd) + dx * np.arange(-nxh, nxh + 1, dtype=np.float64)
+    s = np.exp(x)
+    if h_range is None:
+        scale = sum(abs(o.qty_coin) for o in options) or 1.0
+        lo = -sum(max(o.qty_coin, 0.0) if o.is_call else max(-o.qty_coin, 0.0) for o in options)
+        hi = sum(max(-o.qty_coin, 0.0) if o.is_call else max(o.qty_coin, 0.0) for o in options)
+        h_range = (lo - 0.05 * scale, hi + 0.05 * scale)
+    h = np.linspace(h_range[0], h_range[1], nh)
+    # Per regime: side probability sigma^2 dt / dx^2, split so the spot is a martingale.
+    side = vols * vols * dt_years / (dx * dx)  # (k,)
+    split = (1.0 - math.exp(-dx)) / (math.exp(dx) - math.exp(-dx))
+    p = np.stack([side * (1.0 - split), 1.0 - side, side * split], axis=1)  # (k, 3)
+    stay = math.exp(-switch_per_year * dt_years)
+    trans = np.full((k, k), (1.0 - stay) / max(k - 1, 1))
+    np.fill_diagonal(trans, stay if k > 1 else 1.0)
+    s_out = np.exp(np.array([x[0] - dx, x[-1] + dx]))
+    s_dn = np.concatenate([s_out[:1], s[:-1]])
+    s_up = np.concatenate([s[1:], s_out[1:]])
+    ds = np.stack([s_dn - s, np.zeros_like(s), s_up - s])  # (3, nx)
+    var_s = p @ (ds * ds)  # (k, nx): E dS = 0 by construction
+    lam_s = lam * s
+    kh = lam_s[:, None] * h[None, :]  # (nx, nh)
+    v = np.broadcast_to(np.abs(kh), (k, *kh.shape)).copy()  # unwind at expiry
+    h_lo = np.empty((steps, k, x.size))
+    h_hi = np.empty((steps, k, x.size))
+
+    def shifted(a: Arr) -> tuple[Arr, Arr]:
+        """Values at the down and up neighbours (axis -2 is spot), linear past the edges."""
+        dn = np.empty_like(a)
+        dn[..., 1:, :] = a[..., :-1, :]
+        dn[..., 0, :] = 2.0 * a[..., 0, :] - a[..., 1, :]
+        up = np.empty_like(a)
+        up[..., :-1, :] = a[..., 1:, :]
+        up[..., -1, :] = 2.0 * a[..., -1, :] - a[..., -2, :]
+        return dn, up
+
+    # The book's value per regime on the grid and its two ghost nodes: (k, nx + 2).
+    pay = book_value(options, np.concatenate([s_out[:1], s, s_out[1:]]), horizon, 0.2)
+    b = np.broadcast_to(pay, (k, pay.size)).copy()
+    for i in range(steps - 1, -1, -1):
+        # Regime mixing after the step: next-step values seen from the regime of this step.
+        b_mix = trans @ b  # (k, nx + 2)
+        b_dn, b_mid, b_up = b_mix[:, :-2], b_mix[:, 1:-1], b_mix[:, 2:]
+        b_now = p[:, :1] * b_dn + p[:, 1:2] * b_mid + p[:, 2:] * b_up  # (k, nx)
+        # Ghost nodes: extrapolate the new value linearly in log S (nothing at stake there).
+        b_now_full = np.concatenate(
+            [2 * b_now[:, :1] - b_now[:, 1:2], b_now, 2 * b_now[:, -1:] - b_now[:, -2:-1]], axis=1
+        )
+        cov = (
+            p[:, :1] * ds[0] * (b_dn - b_now)
+            + p[:, 2:] * ds[2] * (b_up - b_now)
+        )  # (k, nx): Cov(dS, dB), E dS = 0
+        hstar = -cov / var_s
+        curv = 0.5 * g * var_s
+        v_mix = np.einsum("rq,qxh->rxh", trans, v)
+        v_dn, v_up = shifted(v_mix)
+        ev = p[:, 1][:, None, None] * v_mix
+        ev += p[:, 0][:, None, None] * v_dn
+        ev += p[:, 2][:, None, None] * v_up
+        dev = h[None, None, :] - hstar[:, :, None]
+        ev += curv[:, :, None] * dev * dev
+        buy = ev + kh[None]
+        sell = ev - kh[None]
+        for r in range(k):
+            h_lo[i, r] = _argmin_refined(buy[r], h)
+            h_hi[i, r] = _argmin_refined(sell[r], h)
+        buy_min = np.minimum.accumulate(buy[:, :, ::-1], axis=2)[:, :, ::-1] - kh[None]
+        sell_min = np.minimum.accumulate(sell, axis=2) + kh[None]
+        v = np.minimum(buy_min, sell_min)
+        b = b_now_full
     return ExactBand(x, h_lo, np.maximum(h_hi, h_lo), dt_years, g, lam)

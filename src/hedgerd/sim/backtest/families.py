@@ -8,7 +8,8 @@
   dynamic programming on the scenario's GBM at its vol), a band traded to its edge: what the
   best possible band achieves on the same paths (reference, not for live use).
 - `exact_mv`: the same with the mean-variance criterion (costs + gamma/2 x variance), whose
-  sweep traces the cost-versus-std frontier itself.
+  sweep traces the cost-versus-std frontier itself; on a `regimes` scenario it knows the
+  regime (`exact_band.solve_regimes`).
 - `hedgerd`: the default policy (`hedging.config.HedgerdPolicy`), with maker execution where
   the scenario allows it.
 

@@ -41,7 +41,13 @@ from hedgerd.hedging.kernel import (
     route_greedy,
 )
 from hedgerd.pricing.black import black_scholes
-from hedgerd.sim.backtest.exact_band import Criterion, ExactBand, StaticOption, solve
+from hedgerd.sim.backtest.exact_band import (
+    Criterion,
+    ExactBand,
+    StaticOption,
+    solve,
+    solve_regimes,
+)
 from hedgerd.sim.backtest.paths import PathGenerator
 from hedgerd.sim.backtest.scenario import Scenario, ScenarioError
 
@@ -322,7 +328,7 @@ def run_backtest(
         for run_cfg, s, xb in zip(configs, states, exact, strict=True):
             override = None
             if xb is not None:
-                h_lo, h_hi = xb.edges(t, spot)
+                h_lo, h_hi = xb.edges(t, spot, getattr(gen, "regime", None))
                 half = 0.5 * (h_hi - h_lo)
                 override = Band(delta_book + 0.5 * (h_lo + h_hi), half, half)
             _decide_and_trade(
@@ -379,6 +385,18 @@ def _exact_band(
         StaticOption(o.type == "call", o.strike_usd, o.expiry_days / 365.0, o.qty_coin)
         for o in sc.options
     )
+    if mk.process == "regimes" and criterion == "mean_variance":
+        # The hedger knows the regime (it marks at its vol): the optimum knows it too.
+        return solve_regimes(
+            opts,
+            mk.spot_usd,
+            tuple(mk.regime_vols),
+            mk.regime_switch_per_year,
+            mk.dt_years,
+            mk.steps,
+            lam,
+            risk_aversion,
+        )
     return solve(
         opts, mk.spot_usd, mk.vol, mk.dt_years, mk.steps, lam, risk_aversion, criterion=criterion
     )
