@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from hedgerd.model import (
     Balance,
@@ -27,6 +27,9 @@ from hedgerd.model import (
     Ticker,
     TimeInForce,
 )
+
+if TYPE_CHECKING:
+    from hedgerd.config import VenueSettings
 
 # ---------------------------------------------------------------------------------- errors
 
@@ -341,11 +344,27 @@ class Venue(Protocol):
         ...
 
 
+class FeedVenue(Venue, Protocol):
+    """What `BookFeed` needs of a venue beyond `Venue`: its settings (staleness and
+    reconciliation defaults), the instruments it streams, and its clock."""
+
+    @property
+    def settings(self) -> VenueSettings: ...
+
+    #: Instruments whose market data is streamed; the feed adds the ones it needs.
+    market_names: set[str]
+
+    def venue_time_ms(self) -> int:
+        """The venue's clock (UTC epoch ms) as this adapter keeps it."""
+        ...
+
+
 __all__ = [
     "BalanceEvent",
     "ConnectionEvent",
     "ConnectionState",
     "ErrorClass",
+    "FeedVenue",
     "FillEvent",
     "IndexEvent",
     "Lane",

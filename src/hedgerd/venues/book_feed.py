@@ -35,6 +35,7 @@ from hedgerd.venues.base import (
     BalanceEvent,
     ConnectionEvent,
     ConnectionState,
+    FeedVenue,
     FillEvent,
     IndexEvent,
     OrderEvent,
@@ -47,7 +48,6 @@ from hedgerd.venues.base import (
     VenueEvent,
     VenueGreeks,
 )
-from hedgerd.venues.deribit import DeribitVenue
 from hedgerd.venues.deribit_payloads import resolve_instrument
 
 log = structlog.get_logger(__name__)
@@ -134,7 +134,7 @@ class BookFeed:
 
     def __init__(
         self,
-        venue: DeribitVenue,
+        venue: FeedVenue,
         book: GreeksBook,
         *,
         clock_ms: Callable[[], int] | None = None,
