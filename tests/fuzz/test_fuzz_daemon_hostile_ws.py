@@ -372,10 +372,11 @@ def test_a_forward_off_the_index_halts_with_price_sanity_and_is_not_applied(rig:
     rig.runner.run(example())
 
 
-def test_an_option_iv_jump_is_not_applied_and_does_not_halt(rig: Rig) -> None:
+def test_an_option_iv_jump_is_held_until_confirmed_and_does_not_halt(rig: Rig) -> None:
     # The option's mark (and mark IV) doubles in one tick: a plausible number, but no option
     # reprices like that in a second. The book keeps the last good vol, the daemon keeps
-    # hedging (no trip), and nothing is traded on it. A small move is applied as usual.
+    # hedging (no trip), and nothing is traded on it. The next tick back at the old level
+    # is taken; a jump that the next tick confirms (a real repricing) is taken one tick late.
     trading = rig.daemon.trading
     book = rig.daemon.book
     venue = rig.daemon.venue
@@ -404,9 +405,20 @@ def test_an_option_iv_jump_is_not_applied_and_does_not_halt(rig: Rig) -> None:
         await wait_until(
             lambda: book.option_vol(option.name) > before * 1.02, 5.0, "the small move applied"
         )
-        # Back to the venue's own mark.
-        back = notification(channel, dict(raw, timestamp=stamp + 3))
-        assert inject_ws(rig.sim.server, back, channel=channel) >= 1
+        # A repricing the next tick confirms is taken (one tick late), with no trip.
+        assert inject_ws(rig.sim.server, scaled(2.0, 3), channel=channel) >= 1
+        await rig.settle()
+        assert book.option_vol(option.name) < before * 1.5
+        assert inject_ws(rig.sim.server, scaled(2.01, 4), channel=channel) >= 1
+        await wait_until(
+            lambda: book.option_vol(option.name) > before * 1.8, 5.0, "the confirmed jump"
+        )
+        # Back to the venue's own mark: a jump down, confirmed by the tick after it (one at a
+        # time: ccxt keeps only the latest ticker of a symbol until it is read).
+        for dt in (5, 6):
+            back = notification(channel, dict(raw, timestamp=stamp + dt))
+            assert inject_ws(rig.sim.server, back, channel=channel) >= 1
+            await rig.settle()
         await wait_until(
             lambda: abs(book.option_vol(option.name) / before - 1) < 1e-6, 5.0, "the vol back"
         )

@@ -414,14 +414,24 @@ def test_forward_deviation_limit_widens_with_time_to_expiry() -> None:
     assert not sw.observe(T0, "fwd:now", 106.0, 100.0, reference_horizon_years=0.0).accepted
 
 
-def test_option_iv_jump_is_refused_without_a_trip_until_it_holds() -> None:
+def test_option_iv_jump_is_refused_once_then_taken_when_confirmed() -> None:
     sw = PriceSanitySwitch(PriceSanitySettings(max_vol_jump_pct=50.0, jump_interval_s=60.0))
     assert sw.observe_vol(T0, "iv", 0.60).accepted
     assert sw.observe_vol(T0 + 1_000, "iv", 0.89).accepted  # +48 %: a move, not a jump
-    jump = sw.observe_vol(T0 + 2_000, "iv", 0.89 * 1.5)  # +50 % of the last good: refused
-    assert not jump.accepted and jump.trip is None
-    assert not sw.observe_vol(T0 + 61_000, "iv", 1.34).accepted  # last good at T0+1s: inside
-    assert sw.observe_vol(T0 + 61_001, "iv", 1.34).accepted  # the level held past the window
+    # A single bad tick (+50 % of the last good) is dropped, without a trip...
+    glitch = sw.observe_vol(T0 + 2_000, "iv", 0.89 * 1.5)
+    assert not glitch.accepted and glitch.trip is None
+    # ...and the next good one is taken as usual.
+    assert sw.observe_vol(T0 + 3_000, "iv", 0.90).accepted
+    # A repricing: refused once, taken when the next tick confirms the level (within 5 %).
+    assert not sw.observe_vol(T0 + 4_000, "iv", 1.50).accepted
+    assert sw.observe_vol(T0 + 5_000, "iv", 1.47).accepted
+    # A second jump that the next tick does not confirm stays refused.
+    assert not sw.observe_vol(T0 + 6_000, "iv", 0.50).accepted
+    assert not sw.observe_vol(T0 + 7_000, "iv", 0.70).accepted  # -52 %, and 40 % off 0.50
+    assert sw.observe_vol(T0 + 8_000, "iv", 0.72).accepted  # confirms 0.70
+    # Past the window the last good value no longer judges.
+    assert sw.observe_vol(T0 + 68_001, "iv", 2.0).accepted
     assert not sw.observe_vol(T0, "iv2", math.nan).accepted
     assert not sw.observe_vol(T0, "iv2", 0.0).accepted
     off = PriceSanitySwitch(PriceSanitySettings(enabled=False))

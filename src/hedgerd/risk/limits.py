@@ -311,9 +311,9 @@ class PriceSanitySettings(_Switch):
         50.0,
         gt=0,
         description="An option mark IV that moved this much or more (percent of its last good "
-        "IV) within jump_interval_s is not applied and the last good IV stays; no trip (one "
-        "option's vol, the daemon keeps hedging). A level that holds past the interval is "
-        "accepted.",
+        "IV) within jump_interval_s is not applied until the next IV confirms it (within a "
+        "tenth of this of the refused one); the last good IV stays meanwhile. No trip: one "
+        "option's vol is no reason to stop hedging.",
     )
     order_price_band_pct: float = Field(
         3.0,

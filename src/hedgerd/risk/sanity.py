@@ -36,6 +36,7 @@ class PriceSanitySwitch:
         self.settings = settings
         self._last_good: dict[str, tuple[int, float]] = {}
         self._last_vol: dict[str, tuple[int, float]] = {}
+        self._pending_vol: dict[str, float] = {}
 
     def last_good(self, source: str) -> tuple[int, float] | None:
         """(time ms, price USD) of the source's last accepted price."""
@@ -106,16 +107,21 @@ class PriceSanitySwitch:
 
     def observe_vol(self, now_ms: int, source: str, vol: float) -> PriceVerdict:
         """Judge an option's mark IV (fraction, 0.6 = 60 %) against its last good one: a move
-        of `max_vol_jump_pct` or more within `jump_interval_s` is refused. Never a trip (the
-        caller keeps the last good IV); a non-positive or NaN IV is refused too."""
+        of `max_vol_jump_pct` or more within `jump_interval_s` is refused until the next IV
+        confirms it (within a tenth of that limit of the refused one): a single bad tick is
+        dropped, a real repricing (a crash moves the smile) is taken one tick late. Never a
+        trip (the caller keeps the last good IV); a non-positive or NaN IV is refused."""
         s = self.settings
         if not (finite(vol) and vol > 0):
             return PriceVerdict(False, f"{source}: IV {vol} is not a positive number")
+        pending = self._pending_vol.pop(source, None)
         if s.enabled:
             last = self._last_vol.get(source)
             if last is not None and now_ms - last[0] <= s.jump_interval_s * 1000:
                 jump = _pct(vol, last[1])
-                if reaches(jump, s.max_vol_jump_pct):
+                confirms = pending is not None and _pct(vol, pending) < s.max_vol_jump_pct / 10
+                if reaches(jump, s.max_vol_jump_pct) and not confirms:
+                    self._pending_vol[source] = vol
                     return PriceVerdict(
                         False,
                         f"{source}: IV {vol:.4g} moved {jump:.1f}% from {last[1]:.4g} in "
