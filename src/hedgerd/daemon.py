@@ -82,6 +82,7 @@ from hedgerd.model import (
     HedgeLeg,
     HedgeStyle,
     HedgeTrigger,
+    Instrument,
     InstrumentKind,
     OrderSide,
     PriceUnit,
@@ -117,6 +118,7 @@ from hedgerd.venues.base import (
 )
 from hedgerd.venues.book_feed import BookFeed, ReconcileReport
 from hedgerd.venues.deribit import DeribitVenue
+from hedgerd.venues.deribit_names import parse_instrument_name
 from hedgerd.venues.units import amount_to_qty_coin
 
 log = structlog.get_logger(__name__)
@@ -392,6 +394,8 @@ class Daemon:
         self._orders_sent_total = 0
         self._recent_fills: deque[str] = deque(maxlen=10_000)
         self._seen_fills: set[str] = set()
+        #: Instrument names the markets were reloaded for once (`_instruments_of`).
+        self._reloaded_for: set[str] = set()
         self._positions_seen_ms = 0
         #: Hedge positions expected once the book sees this process's fills (instrument ->
         #: (amount in its unit, wall deadline s)): a fill answered over the order session can
@@ -1447,8 +1451,8 @@ class Daemon:
         settings = self.board.settings.daily_loss
         if not settings.enabled:
             return
-        instruments = self.venue.instruments()
         fills = await self.journal.fills_since(day_start_ms(now, settings.day_start_hour_utc))
+        instruments = await self._instruments_of({f.instrument for f in fills})
         marks: dict[str, float] = {}
         for name in {f.instrument for f in fills}:
             inst = instruments.get(name)
@@ -1476,6 +1480,29 @@ class Daemon:
         log.debug(
             "daemon.daily_pnl", pnl_usd=estimate.pnl_usd, missing=estimate.missing, marks=marks
         )
+
+    async def _instruments_of(self, names: set[str]) -> Mapping[str, Instrument]:
+        """The venue's instruments, covering `names` where they can be known: one reload of
+        the markets for a name first seen (listed since the markets were loaded), then the
+        name itself for an option (one that expired today is gone from the venue's list; the
+        day's loss does not count options, it only needs to know they are options). A name
+        still unknown stays out, and the day's loss cannot be computed."""
+        assert self.venue is not None
+        instruments: Mapping[str, Instrument] = self.venue.instruments()
+        fresh = names - instruments.keys() - self._reloaded_for
+        if fresh:
+            self._reloaded_for |= fresh
+            instruments = await self.venue.reload_instruments()
+        missing = names - instruments.keys()
+        if not missing:
+            return instruments
+        out = dict(instruments)
+        for name in missing:
+            with contextlib.suppress(ValueError):
+                inst = parse_instrument_name(name, self.venue_name)
+                if inst.is_option:
+                    out[name] = inst
+        return out
 
     # ---------------------------------------------------------------- timers
     async def _tick_loop(self) -> None:

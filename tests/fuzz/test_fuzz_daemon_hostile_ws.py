@@ -47,6 +47,7 @@ from e2e_support import daemon_config, orders_received, short_dir, status
 from hedgerd.config import HedgerdConfig
 from hedgerd.daemon import Daemon
 from hedgerd.model.instruments import Instrument
+from hedgerd.model.orders import Fill, OrderSide
 from hedgerd.paper import paper_config
 from hedgerd.sim.admin import inject_ws
 from hedgerd.sim.command import Simulator, start_simulator
@@ -423,6 +424,42 @@ def test_an_option_iv_jump_is_held_until_confirmed_and_does_not_halt(rig: Rig) -
             lambda: abs(book.option_vol(option.name) / before - 1) < 1e-6, 5.0, "the vol back"
         )
         await rig.settle()
+        assert trading.state.value == "active", trading.reasons
+
+    rig.runner.run(example())
+
+
+def test_a_fill_in_an_option_the_venue_no_longer_lists_does_not_halt_the_day(rig: Rig) -> None:
+    # Found by the chaos drill: the account traded an option that the venue's instrument list
+    # did not hold (listed after the markets were loaded, or expired since), and the day's
+    # hedge loss "could not be computed": daily_loss halted the daemon. Options are the book,
+    # not its hedges: the check reloads the markets once, then knows the name is an option.
+    daemon = rig.daemon
+    trading = daemon.trading
+    journal = daemon.journal
+    assert trading is not None and journal is not None and daemon.venue is not None
+    name = "BTC-1JAN30-123456-P"
+    assert name not in daemon.venue.instruments()
+    fill = Fill(
+        venue=daemon.venue.name,
+        instrument=name,
+        trade_id="chaos-found-1",
+        order_id="foreign-1",
+        label=None,
+        side=OrderSide.SELL,
+        amount=0.5,
+        price=0.01,
+        fee=0.0,
+        fee_currency="BTC",
+        ts_ms=int(rig.sim.now_ms()),
+    )
+
+    async def example() -> None:
+        await journal.record_fill(fill)
+        await daemon._check_daily_loss()
+        assert name in daemon._reloaded_for  # the markets were reloaded for it, once
+        await daemon._check_daily_loss()
+        assert "daily_loss" not in [r.code.value for r in trading.reasons]
         assert trading.state.value == "active", trading.reasons
 
     rig.runner.run(example())
