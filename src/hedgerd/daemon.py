@@ -118,7 +118,7 @@ from hedgerd.venues.base import (
 )
 from hedgerd.venues.book_feed import BookFeed, ReconcileReport
 from hedgerd.venues.deribit import DeribitVenue
-from hedgerd.venues.deribit_names import parse_instrument_name
+from hedgerd.venues.deribit_payloads import resolve_instrument
 from hedgerd.venues.units import amount_to_qty_coin
 
 log = structlog.get_logger(__name__)
@@ -1498,10 +1498,9 @@ class Daemon:
             return instruments
         out = dict(instruments)
         for name in missing:
-            with contextlib.suppress(ValueError):
-                inst = parse_instrument_name(name, self.venue_name)
-                if inst.is_option:
-                    out[name] = inst
+            inst = resolve_instrument(instruments, name, self.venue_name)
+            if inst is not None and inst.is_option:
+                out[name] = inst
         return out
 
     # ---------------------------------------------------------------- timers
