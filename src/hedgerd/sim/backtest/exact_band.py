@@ -93,18 +93,19 @@ class ExactBand:
         return lo, hi
 
 
+def _payoff(o: StaticOption, spot: Arr) -> Arr:
+    """What one coin of `o` pays at expiry (USD per coin)."""
+    gain = spot - o.strike_usd if o.is_call else o.strike_usd - spot
+    return np.maximum(gain, 0.0)
+
+
 def book_value(options: tuple[StaticOption, ...], spot: Arr, t_years: float, vol: float) -> Arr:
     """Black-Scholes value of the static book at time `t_years` (USD; zero rate)."""
     total = np.zeros_like(spot)
     for o in options:
         tau = o.expiry_years - t_years
         if tau <= 1e-12:
-            pay = (
-                np.maximum(spot - o.strike_usd, 0.0)
-                if o.is_call
-                else np.maximum(o.strike_usd - spot, 0.0)
-            )
-            total += o.qty_coin * pay
+            total += o.qty_coin * _payoff(o, spot)
         else:
             g = black_scholes(o.is_call, spot, o.strike_usd, tau, vol, 0.0)
             total += o.qty_coin * np.asarray(g.price)
@@ -126,6 +127,86 @@ def _argmin_refined(f: Arr, h: Arr) -> Arr:
     dh = h[1] - h[0]
     out: Arr = h[j] + off * dh
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Lattice:
+    """The trinomial log-spot grid, with one ghost node past each edge, and the hedge grid."""
+
+    dx: float  # log-spot spacing
+    x: Arr  # log spot (log USD), (nx,)
+    s: Arr  # spot (USD), (nx,)
+    s_out: Arr  # the ghost spots below and above the grid (USD), (2,)
+    ds: Arr  # spot move to the down / same / up node (USD), (3, nx)
+    h: Arr  # hedge positions (coin), (nh,)
+
+
+def _lattice(
+    options: tuple[StaticOption, ...],
+    spot_usd: float,
+    vol: float,
+    dt_years: float,
+    horizon_years: float,
+    n_sigma: float,
+    nh: int,
+    h_range: tuple[float, float] | None,
+) -> _Lattice:
+    """Spacing vol sqrt(3 dt), `n_sigma` standard deviations of the horizon either side of the
+    spot; `nh` hedge points over `h_range` (coin; default: the book's delta range with a 5 %
+    margin)."""
+    dx = vol * math.sqrt(3.0 * dt_years)
+    half = n_sigma * vol * math.sqrt(horizon_years)
+    nxh = max(2, math.ceil(half / dx))
+    x = math.log(spot_usd) + dx * np.arange(-nxh, nxh + 1, dtype=np.float64)
+    s = np.exp(x)
+    if h_range is None:
+        scale = sum(abs(o.qty_coin) for o in options) or 1.0
+        lo = -sum(max(o.qty_coin, 0.0) if o.is_call else max(-o.qty_coin, 0.0) for o in options)
+        hi = sum(max(-o.qty_coin, 0.0) if o.is_call else max(o.qty_coin, 0.0) for o in options)
+        h_range = (lo - 0.05 * scale, hi + 0.05 * scale)
+    # Spot moves to the neighbours. One ghost node beyond each edge: its spot and book value
+    # are exact, its value function is extrapolated linearly in log S (clamping would feed
+    # the edge's distortion inward).
+    s_out = np.exp(np.array([x[0] - dx, x[-1] + dx]))
+    s_dn = np.concatenate([s_out[:1], s[:-1]])
+    s_up = np.concatenate([s[1:], s_out[1:]])
+    ds = np.stack([s_dn - s, np.zeros_like(s), s_up - s])
+    return _Lattice(dx, x, s, s_out, ds, np.linspace(h_range[0], h_range[1], nh))
+
+
+def _up_share(dx: float) -> float:
+    """The share of a step's side probability that goes up, so that the spot is a martingale
+    on the lattice (zero rate): a symmetric split would give it a drift sigma^2/2."""
+    return (1.0 - math.exp(-dx)) / (math.exp(dx) - math.exp(-dx))
+
+
+def _neighbours(a: Arr) -> tuple[Arr, Arr]:
+    """Values of `a` at the down and up spot node (spot on axis -2), linear past the edges."""
+    dn = np.empty_like(a)
+    dn[..., 1:, :] = a[..., :-1, :]
+    dn[..., 0, :] = 2.0 * a[..., 0, :] - a[..., 1, :]
+    up = np.empty_like(a)
+    up[..., :-1, :] = a[..., 1:, :]
+    up[..., -1, :] = 2.0 * a[..., -1, :] - a[..., -2, :]
+    return dn, up
+
+
+def _band_step(ev: Arr, kh: Arr, h: Arr) -> tuple[Arr, Arr, Arr]:
+    """One decision from W(h') = `ev` (spots x hedges, consumed) and the cost of holding each
+    hedge `kh` (same shape, the criterion's unit): buy up to h_lo = argmin(W + kh), sell down
+    to h_hi = argmin(W - kh), and the value before trading V(h) = min(min_{h' >= h} (W + kh)(h')
+    - kh(h), min_{h' <= h} (W - kh)(h') + kh(h)), by running minima (exact on the grid, no
+    convexity assumed). Returns (h_lo, h_hi, V)."""
+    buy = ev + kh
+    sell = ev
+    sell -= kh  # in place: W is not needed any more
+    lo = _argmin_refined(buy, h)
+    hi = _argmin_refined(sell, h)
+    buy_min = np.minimum.accumulate(buy[:, ::-1], axis=1)[:, ::-1]
+    buy_min -= kh
+    np.minimum.accumulate(sell, axis=1, out=sell)
+    sell += kh
+    return lo, hi, np.minimum(buy_min, sell, out=sell)
 
 
 def solve(
@@ -151,28 +232,12 @@ def solve(
     """
     g = risk_aversion_per_usd
     horizon = steps * dt_years
-    dx = vol * math.sqrt(3.0 * dt_years)
-    half = n_sigma * vol * math.sqrt(horizon)
-    nxh = max(2, math.ceil(half / dx))
-    x = math.log(spot_usd) + dx * np.arange(-nxh, nxh + 1, dtype=np.float64)
-    s = np.exp(x)
-    if h_range is None:
-        scale = sum(abs(o.qty_coin) for o in options) or 1.0
-        lo = -sum(max(o.qty_coin, 0.0) if o.is_call else max(-o.qty_coin, 0.0) for o in options)
-        hi = sum(max(-o.qty_coin, 0.0) if o.is_call else max(o.qty_coin, 0.0) for o in options)
-        h_range = (lo - 0.05 * scale, hi + 0.05 * scale)
-    h = np.linspace(h_range[0], h_range[1], nh)
-    # 2/3 in the middle, the outer 1/3 split so the spot is a martingale (zero rate): a
-    # symmetric split would give the lattice a drift sigma^2/2 that a utility hedger trades.
-    p_up = (1.0 - math.exp(-dx)) / (math.exp(dx) - math.exp(-dx)) / 3.0
+    lat = _lattice(options, spot_usd, vol, dt_years, horizon, n_sigma, nh, h_range)
+    x, s, s_out, ds, h = lat.x, lat.s, lat.s_out, lat.ds, lat.h
+    # 2/3 in the middle, the outer 1/3 split so the spot is a martingale (a utility hedger
+    # would trade a drift).
+    p_up = _up_share(lat.dx) / 3.0
     p = np.array([1.0 / 3.0 - p_up, 2.0 / 3.0, p_up])
-    # Spot moves to the neighbours (clamped at the grid's edges, where nothing is at stake).
-    # One ghost node beyond each edge: its spot and book value are exact, its value function
-    # is extrapolated linearly in log S (clamping would feed the edge's distortion inward).
-    s_out = np.exp(np.array([x[0] - dx, x[-1] + dx]))
-    s_dn = np.concatenate([s_out[:1], s[:-1]])
-    s_up = np.concatenate([s[1:], s_out[1:]])
-    ds = np.stack([s_dn - s, np.zeros_like(s), s_up - s])  # (3, nx) USD
     ms = p @ ds
     var_s = p @ (ds * ds) - ms * ms  # Var_t(dS), USD^2
     lam_s = lam * s  # USD per coin traded
@@ -190,12 +255,7 @@ def solve(
         b_dn = np.concatenate([o_next[:1], b_next[:-1]])
         b_up = np.concatenate([b_next[1:], o_next[1:]])
         db = np.stack([b_dn - b_now, b_next - b_now, b_up - b_now])
-        v_dn = np.empty_like(v)
-        v_dn[1:] = v[:-1]
-        v_dn[0] = 2.0 * v[0] - v[1]
-        v_up = np.empty_like(v)
-        v_up[:-1] = v[1:]
-        v_up[-1] = 2.0 * v[-1] - v[-2]
+        v_dn, v_up = _neighbours(v)
         cov = p @ (ds * db) - ms * (p @ db)
         if criterion == "exp_utility":
             # G(h') = log E exp(-gamma (h' dS + dB) + L(t + dt, S', h')): costs, unwind and
@@ -224,17 +284,7 @@ def solve(
             dev *= dev
             dev *= curv[:, None]
             ev += dev  # W(h'), USD
-        buy = ev + kh  # buy up to its argmin
-        sell = ev
-        sell -= kh  # sell down to its argmin (in place: W is not needed any more)
-        h_lo[i] = _argmin_refined(buy, h)
-        h_hi[i] = _argmin_refined(sell, h)
-        # V(h) = min(min_{h' >= h} buy(h') - lam S h, min_{h' <= h} sell(h') + lam S h).
-        buy_min = np.minimum.accumulate(buy[:, ::-1], axis=1)[:, ::-1]
-        buy_min -= kh
-        np.minimum.accumulate(sell, axis=1, out=sell)
-        sell += kh
-        v = np.minimum(buy_min, sell, out=sell)
+        h_lo[i], h_hi[i], v = _band_step(ev, kh, h)
         b_next, o_next = b_now, o_now
     return ExactBand(x, h_lo, np.maximum(h_hi, h_lo), dt_years, g, lam)
 
@@ -267,29 +317,16 @@ def solve_regimes(
     horizon = steps * dt_years
     if any(abs(o.expiry_years - horizon) > dt_years for o in options):
         raise ValueError("solve_regimes values a book that expires at the horizon only")
-    smax = float(vols.max())
-    dx = smax * math.sqrt(3.0 * dt_years)
-    half = n_sigma * smax * math.sqrt(horizon)
-    nxh = max(2, math.ceil(half / dx))
-    x = math.log(spot_usd) + dx * np.arange(-nxh, nxh + 1, dtype=np.float64)
-    s = np.exp(x)
-    if h_range is None:
-        scale = sum(abs(o.qty_coin) for o in options) or 1.0
-        lo = -sum(max(o.qty_coin, 0.0) if o.is_call else max(-o.qty_coin, 0.0) for o in options)
-        hi = sum(max(-o.qty_coin, 0.0) if o.is_call else max(o.qty_coin, 0.0) for o in options)
-        h_range = (lo - 0.05 * scale, hi + 0.05 * scale)
-    h = np.linspace(h_range[0], h_range[1], nh)
+    # Spaced for the highest vol; a calmer regime moves to the side less often.
+    lat = _lattice(options, spot_usd, float(vols.max()), dt_years, horizon, n_sigma, nh, h_range)
+    x, s, s_out, ds, h, dx = lat.x, lat.s, lat.s_out, lat.ds, lat.h, lat.dx
     # Per regime: side probability sigma^2 dt / dx^2, split so the spot is a martingale.
     side = vols * vols * dt_years / (dx * dx)  # (k,)
-    split = (1.0 - math.exp(-dx)) / (math.exp(dx) - math.exp(-dx))
+    split = _up_share(dx)
     p = np.stack([side * (1.0 - split), 1.0 - side, side * split], axis=1)  # (k, 3)
     stay = math.exp(-switch_per_year * dt_years)
     trans = np.full((k, k), (1.0 - stay) / max(k - 1, 1))
     np.fill_diagonal(trans, stay if k > 1 else 1.0)
-    s_out = np.exp(np.array([x[0] - dx, x[-1] + dx]))
-    s_dn = np.concatenate([s_out[:1], s[:-1]])
-    s_up = np.concatenate([s[1:], s_out[1:]])
-    ds = np.stack([s_dn - s, np.zeros_like(s), s_up - s])  # (3, nx)
     var_s = p @ (ds * ds)  # (k, nx): E dS = 0 by construction
     lam_s = lam * s
     kh = lam_s[:, None] * h[None, :]  # (nx, nh)
@@ -297,18 +334,9 @@ def solve_regimes(
     h_lo = np.empty((steps, k, x.size))
     h_hi = np.empty((steps, k, x.size))
 
-    def shifted(a: Arr) -> tuple[Arr, Arr]:
-        """Values at the down and up neighbours (axis -2 is spot), linear past the edges."""
-        dn = np.empty_like(a)
-        dn[..., 1:, :] = a[..., :-1, :]
-        dn[..., 0, :] = 2.0 * a[..., 0, :] - a[..., 1, :]
-        up = np.empty_like(a)
-        up[..., :-1, :] = a[..., 1:, :]
-        up[..., -1, :] = 2.0 * a[..., -1, :] - a[..., -2, :]
-        return dn, up
-
     # The book's value per regime on the grid and its two ghost nodes: (k, nx + 2).
-    pay = book_value(options, np.concatenate([s_out[:1], s, s_out[1:]]), horizon, 0.2)
+    s_all = np.concatenate([s_out[:1], s, s_out[1:]])
+    pay = sum((o.qty_coin * _payoff(o, s_all) for o in options), np.zeros_like(s_all))
     b = np.broadcast_to(pay, (k, pay.size)).copy()
     for i in range(steps - 1, -1, -1):
         # Regime mixing after the step: next-step values seen from the regime of this step.
@@ -326,19 +354,14 @@ def solve_regimes(
         hstar = -cov / var_s
         curv = 0.5 * g * var_s
         v_mix = np.einsum("rq,qxh->rxh", trans, v)
-        v_dn, v_up = shifted(v_mix)
+        v_dn, v_up = _neighbours(v_mix)
         ev = p[:, 1][:, None, None] * v_mix
         ev += p[:, 0][:, None, None] * v_dn
         ev += p[:, 2][:, None, None] * v_up
         dev = h[None, None, :] - hstar[:, :, None]
         ev += curv[:, :, None] * dev * dev
-        buy = ev + kh[None]
-        sell = ev - kh[None]
+        v = np.empty_like(ev)
         for r in range(k):
-            h_lo[i, r] = _argmin_refined(buy[r], h)
-            h_hi[i, r] = _argmin_refined(sell[r], h)
-        buy_min = np.minimum.accumulate(buy[:, :, ::-1], axis=2)[:, :, ::-1] - kh[None]
-        sell_min = np.minimum.accumulate(sell, axis=2) + kh[None]
-        v = np.minimum(buy_min, sell_min)
+            h_lo[i, r], h_hi[i, r], v[r] = _band_step(ev[r], kh, h)
         b = b_now_full
     return ExactBand(x, h_lo, np.maximum(h_hi, h_lo), dt_years, g, lam)
