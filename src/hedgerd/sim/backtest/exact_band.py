@@ -76,7 +76,9 @@ class ExactBand:
     def steps(self) -> int:
         return int(self.h_lo.shape[0])
 
-    def edges(self, step: int, spot_usd: Arr, regime: Arr | None = None) -> tuple[Arr, Arr]:
+    def edges(
+        self, step: int, spot_usd: Arr, regime: NDArray[np.intp] | None = None
+    ) -> tuple[Arr, Arr]:
         """Hedge-position edges (coin) at decision `step` for spots `spot_usd` (USD), in each
         path's `regime` for a band of `solve_regimes`."""
         i = min(max(step, 0), self.steps - 1)

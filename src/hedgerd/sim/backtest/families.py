@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hedgerd.sim.backtest.exact_band import Criterion
 from hedgerd.sim.backtest.runner import PolicyRun
 from hedgerd.sim.backtest.scenario import (
     PolicySpec,
@@ -80,23 +81,8 @@ def builtin_policies(sc: Scenario) -> dict[str, PolicySpec]:
             config={"kind": "zakamouline"},
             sweep=SweepSpec(param="risk_aversion_per_usd", values=gammas),
         ),
-        "exact": PolicySpec(
-            family="exact DP band",
-            config={"kind": "band", "rebalance_to": "edge"},
-            sweep=SweepSpec(
-                param="risk_aversion_per_usd", values=tuple(g0 * x for x in _GAMMA_EXACT)
-            ),
-            exact=True,
-        ),
-        "exact_mv": PolicySpec(
-            family="exact DP band (mean-variance)",
-            config={"kind": "band", "rebalance_to": "edge"},
-            sweep=SweepSpec(
-                param="risk_aversion_per_usd", values=tuple(g0 * x for x in _GAMMA_EXACT)
-            ),
-            exact=True,
-            exact_criterion="mean_variance",
-        ),
+        "exact": _exact_spec("exact DP band", g0, "exp_utility"),
+        "exact_mv": _exact_spec("exact DP band (mean-variance)", g0, "mean_variance"),
         "hedgerd": PolicySpec(
             family="hedgerd (default)",
             config={"kind": "hedgerd", "maker": maker},
@@ -105,6 +91,20 @@ def builtin_policies(sc: Scenario) -> dict[str, PolicySpec]:
     }
     out.update(sc.policies)
     return out
+
+
+def _exact_spec(family: str, g0_per_usd: float, criterion: Criterion) -> PolicySpec:
+    """An exact-band family: its sweep is the DP's risk aversion (1/USD, scaled by the
+    book's `g0_per_usd`); the band config only sets that trades go to the edge."""
+    return PolicySpec(
+        family=family,
+        config={"kind": "band", "rebalance_to": "edge"},
+        sweep=SweepSpec(
+            param="risk_aversion_per_usd", values=tuple(g0_per_usd * x for x in _GAMMA_EXACT)
+        ),
+        exact=True,
+        exact_criterion=criterion,
+    )
 
 
 def expand(specs: dict[str, PolicySpec], names: list[str]) -> list[PolicyRun]:

@@ -35,6 +35,8 @@ class PathGenerator:
         self.dt = market.dt_years
         self.drift = market.rate if market.drift is None else market.drift
         s0 = np.full(n, market.spot_usd)
+        #: Each path's current regime (index into `regime_vols`); None for other processes.
+        self.regime: NDArray[np.intp] | None = None
         if market.process == "regimes":
             self.regime = np.zeros(n, dtype=np.intp)
             self.regime_vols = np.asarray(market.regime_vols, dtype=np.float64)
@@ -62,7 +64,7 @@ class PathGenerator:
             out: Arr = np.sqrt(np.maximum(mean + (now - mean) * w, 1e-12))
             return out
 
-        if m.process == "regimes" and len(self.regime_vols) > 1:
+        if self.regime is not None and len(self.regime_vols) > 1:
             k = len(self.regime_vols)
             var = self.regime_vols**2
             a = m.regime_switch_per_year * k / (k - 1)
@@ -98,7 +100,7 @@ class PathGenerator:
         s1 = np.exp(x1)
         low = np.minimum(np.exp(low), s1)
         high = np.maximum(np.exp(high), s1)
-        if m.process == "regimes":
+        if self.regime is not None:
             switch = rng.random(n) < (1.0 - np.exp(-m.regime_switch_per_year * dt))
             k = len(self.regime_vols)
             if k > 1:

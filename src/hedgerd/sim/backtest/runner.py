@@ -328,7 +328,7 @@ def run_backtest(
         for run_cfg, s, xb in zip(configs, states, exact, strict=True):
             override = None
             if xb is not None:
-                h_lo, h_hi = xb.edges(t, spot, getattr(gen, "regime", None))
+                h_lo, h_hi = xb.edges(t, spot, gen.regime)
                 half = 0.5 * (h_hi - h_lo)
                 override = Band(delta_book + 0.5 * (h_lo + h_hi), half, half)
             _decide_and_trade(
