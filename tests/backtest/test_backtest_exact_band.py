@@ -17,7 +17,7 @@ import pytest
 from hedgerd.pricing.black import black_scholes
 from hedgerd.sim.backtest.exact_band import Criterion, StaticOption, solve, solve_regimes
 from hedgerd.sim.backtest.families import builtin_policies, expand
-from hedgerd.sim.backtest.runner import run_backtest
+from hedgerd.sim.backtest.runner import PolicyRun, RunResult, run_backtest
 from hedgerd.sim.backtest.scenario import ScenarioError, SweepSpec, load_scenario
 
 SHORT_CALL = (StaticOption(True, 100.0, 30.0 / 365.0, -1.0),)
@@ -62,22 +62,26 @@ def test_band_grows_as_cube_root_of_cost_like_whalley_wilmott() -> None:
     assert widths[8e-5] / widths[1e-5] == pytest.approx(2.0, abs=0.3)
 
 
-def test_exact_band_beats_whalley_wilmott_on_its_own_objective() -> None:
-    """At the same risk aversion the DP band maximises the exponential utility of the P&L: on
-    common paths its certainty-equivalent loss is no worse than the Whalley–Wilmott band's."""
+def _one_day_reference(exact: str, gamma: float) -> tuple[list[PolicyRun], list[RunResult]]:
+    """The reference book shortened to one day, run with the `exact` family named and
+    Whalley–Wilmott, both at risk aversion `gamma` (1/USD), on 400 common paths."""
     sc = load_scenario(ROOT / "config" / "scenarios" / "reference.toml")
     m = sc.market.model_copy(update={"horizon_days": 1.0})
     opts = tuple(o.model_copy(update={"expiry_days": 1.0}) for o in sc.options)
     sc = sc.model_copy(update={"market": m, "options": opts})
-    gamma = 0.1  # 1/USD: bands of a few hundredths of a coin
     sweep = SweepSpec(param="risk_aversion_per_usd", values=(gamma,))
     specs = builtin_policies(sc)
-    specs = {
-        "exact": specs["exact"].model_copy(update={"sweep": sweep}),
-        "ww": specs["ww"].model_copy(update={"sweep": sweep}),
-    }
-    runs = expand(specs, ["exact", "ww"])
+    specs = {name: specs[name].model_copy(update={"sweep": sweep}) for name in (exact, "ww")}
+    runs = expand(specs, [exact, "ww"])
     results, _ = run_backtest(sc, runs, paths=400, seed=3)
+    return runs, results
+
+
+def test_exact_band_beats_whalley_wilmott_on_its_own_objective() -> None:
+    """At the same risk aversion the DP band maximises the exponential utility of the P&L: on
+    common paths its certainty-equivalent loss is no worse than the Whalley–Wilmott band's."""
+    gamma = 0.1  # 1/USD: bands of a few hundredths of a coin
+    _, results = _one_day_reference("exact", gamma)
     # Certainty-equivalent loss (USD): (1/gamma) log E exp(-gamma P&L).
     loss = [float(np.log(np.mean(np.exp(-gamma * r.pnl_usd))) / gamma) for r in results]
     assert all(r.trades.mean() > 5 and np.all(np.isfinite(r.pnl_usd)) for r in results)
@@ -88,20 +92,9 @@ def test_mean_variance_exact_band_beats_whalley_wilmott_on_its_own_objective() -
     """`exact_mv` minimises mean cost + (gamma/2) variance of the P&L: on common paths it is no
     worse on that objective than the Whalley–Wilmott band at the same risk aversion, and its
     runs carry the criterion through."""
-    sc = load_scenario(ROOT / "config" / "scenarios" / "reference.toml")
-    m = sc.market.model_copy(update={"horizon_days": 1.0})
-    opts = tuple(o.model_copy(update={"expiry_days": 1.0}) for o in sc.options)
-    sc = sc.model_copy(update={"market": m, "options": opts})
     gamma = 0.1
-    sweep = SweepSpec(param="risk_aversion_per_usd", values=(gamma,))
-    specs = builtin_policies(sc)
-    specs = {
-        "exact_mv": specs["exact_mv"].model_copy(update={"sweep": sweep}),
-        "ww": specs["ww"].model_copy(update={"sweep": sweep}),
-    }
-    runs = expand(specs, ["exact_mv", "ww"])
+    runs, results = _one_day_reference("exact_mv", gamma)
     assert runs[0].exact_criterion == "mean_variance"
-    results, _ = run_backtest(sc, runs, paths=400, seed=3)
     obj = [float(-np.mean(r.pnl_usd) + 0.5 * gamma * np.var(r.pnl_usd)) for r in results]
     assert all(r.trades.mean() > 5 for r in results)
     assert obj[0] <= obj[1], obj

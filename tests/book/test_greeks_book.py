@@ -39,27 +39,35 @@ class State:
     balances: dict[str, float] = field(default_factory=dict)
 
 
+def greek_row(v: va.Valuation, is_option: bool, vanna: float = 0.0) -> np.ndarray:
+    """One position's GREEK_FIELDS from its `valuation` (theta per day; `vanna` USD-numeraire
+    coin per vol, 0 where the reference leaves it out)."""
+    vals = {
+        "value_usd": float(v.value_usd),
+        "delta_usdnum_coin": float(v.delta_usdnum_coin),
+        "delta_coinnum_coin": float(v.delta_coinnum_coin),
+        "gamma_usdnum_coin_per_usd": float(v.gamma_usdnum_coin_per_usd),
+        "gamma_coinnum_coin_per_usd": float(v.gamma_coinnum_coin_per_usd),
+        "vega_usd_per_vol": float(v.vega_usd_per_vol),
+        "theta_usd_per_day": float(v.theta_usd_per_year) / 365.0,
+        "vanna_usdnum_coin_per_vol": vanna,
+    }
+    prefix = "options_" if is_option else "hedge_"
+    vals[prefix + "delta_usdnum_coin"] = vals["delta_usdnum_coin"]
+    vals[prefix + "delta_coinnum_coin"] = vals["delta_coinnum_coin"]
+    row = np.zeros(len(GREEK_FIELDS))
+    for k, x in vals.items():
+        row[GREEK_FIELDS.index(k)] = x
+    return row
+
+
 def reference(state: State, underlying: str, now_ms: int) -> dict[int, np.ndarray]:
     """Per bucket: GREEK_FIELDS values summed from per-row `valuation` calls."""
     S = state.index[underlying]
     out: dict[int, np.ndarray] = {}
 
     def add(bucket: int, v: va.Valuation, is_option: bool) -> None:
-        row = np.zeros(len(GREEK_FIELDS))
-        vals = {
-            "value_usd": float(v.value_usd),
-            "delta_usdnum_coin": float(v.delta_usdnum_coin),
-            "delta_coinnum_coin": float(v.delta_coinnum_coin),
-            "gamma_usdnum_coin_per_usd": float(v.gamma_usdnum_coin_per_usd),
-            "gamma_coinnum_coin_per_usd": float(v.gamma_coinnum_coin_per_usd),
-            "vega_usd_per_vol": float(v.vega_usd_per_vol),
-            "theta_usd_per_day": float(v.theta_usd_per_year) / 365.0,
-        }
-        prefix = "options_" if is_option else "hedge_"
-        vals[prefix + "delta_usdnum_coin"] = vals["delta_usdnum_coin"]
-        vals[prefix + "delta_coinnum_coin"] = vals["delta_coinnum_coin"]
-        for k, x in vals.items():
-            row[GREEK_FIELDS.index(k)] = x
+        row = greek_row(v, is_option)
         out[bucket] = out.get(bucket, np.zeros(len(GREEK_FIELDS))) + row
 
     for name, q in state.qty.items():
@@ -526,22 +534,7 @@ def reference_with_scale(
     fields = {f: i for i, f in enumerate(GREEK_FIELDS)}
 
     def add(bucket: int, v: va.Valuation, vanna: float, notional_usd: float, opt: bool) -> None:
-        row = np.zeros(len(GREEK_FIELDS))
-        vals = {
-            "value_usd": float(v.value_usd),
-            "delta_usdnum_coin": float(v.delta_usdnum_coin),
-            "delta_coinnum_coin": float(v.delta_coinnum_coin),
-            "gamma_usdnum_coin_per_usd": float(v.gamma_usdnum_coin_per_usd),
-            "gamma_coinnum_coin_per_usd": float(v.gamma_coinnum_coin_per_usd),
-            "vega_usd_per_vol": float(v.vega_usd_per_vol),
-            "theta_usd_per_day": float(v.theta_usd_per_year) / 365.0,
-            "vanna_usdnum_coin_per_vol": vanna,
-        }
-        prefix = "options_" if opt else "hedge_"
-        vals[prefix + "delta_usdnum_coin"] = vals["delta_usdnum_coin"]
-        vals[prefix + "delta_coinnum_coin"] = vals["delta_coinnum_coin"]
-        for k, x in vals.items():
-            row[fields[k]] = x
+        row = greek_row(v, opt, vanna)
         scale = np.abs(row)
         scale[fields["value_usd"]] += notional_usd
         for f in _DELTA_FIELDS:

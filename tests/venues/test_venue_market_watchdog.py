@@ -91,14 +91,13 @@ async def until(predicate: Callable[[], bool], what: str, timeout_s: float = 5.0
         await asyncio.sleep(0.005)
 
 
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    sim = await start_simulator(seed=5, stepped=True, start_ms="now")
-    clock = [int(sim.now_ms())]
+def _venue(sim: Simulator, clock: list[int]) -> DeribitVenue:
+    """A market-data-only venue on the simulator, on the test's clock, with a fast backoff
+    and watchdog poll."""
     settings = VenueSettings(
         mode="sim", rest_url=sim.rest_url, ws_url=sim.ws_url, underlyings=("BTC",)
     )
-    venue = DeribitVenue(
+    return DeribitVenue(
         "wd",
         settings,
         clock_ms=lambda: clock[0],
@@ -107,6 +106,13 @@ async def rig() -> AsyncIterator[Rig]:
         market_silence_s=SILENCE_S,
         market_watchdog_poll_s=0.02,
     )
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    sim = await start_simulator(seed=5, stepped=True, start_ms="now")
+    clock = [int(sim.now_ms())]
+    venue = _venue(sim, clock)
     try:
         await venue.connect()
         ticker = dict(await venue._raw_ticker(PERP))
@@ -173,18 +179,7 @@ async def test_a_refused_subscription_is_retried_without_the_watchdog() -> None:
         sim.now_ms(),
     )
     clock = [int(sim.now_ms())]
-    settings = VenueSettings(
-        mode="sim", rest_url=sim.rest_url, ws_url=sim.ws_url, underlyings=("BTC",)
-    )
-    venue = DeribitVenue(
-        "wd",
-        settings,
-        clock_ms=lambda: clock[0],
-        backoff=Backoff(initial_s=0.05, max_s=0.2),
-        private_stream=False,
-        market_silence_s=SILENCE_S,
-        market_watchdog_poll_s=0.02,
-    )
+    venue = _venue(sim, clock)
     try:
         await venue.connect()
         await venue.subscribe_market([PERP])
