@@ -1491,8 +1491,8 @@ class Daemon:
         instruments: Mapping[str, Instrument] = self.venue.instruments()
         fresh = names - instruments.keys() - self._reloaded_for
         if fresh:
-            self._reloaded_for |= fresh
             instruments = await self.venue.reload_instruments()
+            self._reloaded_for |= fresh  # only once it worked: a failed reload is tried again
         missing = names - instruments.keys()
         if not missing:
             return instruments
