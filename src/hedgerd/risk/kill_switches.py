@@ -293,13 +293,7 @@ class KillSwitchBoard:
         verdict = self.prices.observe(
             now_ms, source, price_usd, reference_price_usd, reference_horizon_years
         )
-        if not verdict.accepted:
-            if source not in self._quarantined:
-                log.warning("price_quarantined", source=source, reason=verdict.reason)
-            self._quarantined[source] = self._quarantined.get(source, 0) + 1
-        elif source in self._quarantined:
-            refused = self._quarantined.pop(source)
-            log.info("price_accepted_again", source=source, refused=refused)
+        self._note_quarantine("price", source, verdict)
         self.apply(verdict.trip, now_ms)
         return verdict
 
@@ -307,14 +301,19 @@ class KillSwitchBoard:
         """Judge an option's mark IV before the book takes it (no trip: a refused IV is
         dropped by the caller, and the book keeps the last good one)."""
         verdict = self.prices.observe_vol(now_ms, source, vol)
+        self._note_quarantine("vol", source, verdict)
+        return verdict.accepted
+
+    def _note_quarantine(self, what: str, source: str, verdict: PriceVerdict) -> None:
+        """Count refusals per source; log the first of a run (`{what}_quarantined`) and the
+        acceptance that ends it (`{what}_accepted_again`, with how many were refused)."""
         if not verdict.accepted:
             if source not in self._quarantined:
-                log.warning("vol_quarantined", source=source, reason=verdict.reason)
+                log.warning(f"{what}_quarantined", source=source, reason=verdict.reason)
             self._quarantined[source] = self._quarantined.get(source, 0) + 1
         elif source in self._quarantined:
             refused = self._quarantined.pop(source)
-            log.info("vol_accepted_again", source=source, refused=refused)
-        return verdict.accepted
+            log.info(f"{what}_accepted_again", source=source, refused=refused)
 
     def on_daily_pnl(self, now_ms: int, estimate: PnlEstimate) -> Trip | None:
         trip = self.daily_loss.observe(now_ms, estimate.pnl_usd, ",".join(estimate.missing))
