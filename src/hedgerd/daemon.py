@@ -116,7 +116,7 @@ from hedgerd.venues.base import (
     VenueError,
     VenueEvent,
 )
-from hedgerd.venues.book_feed import BookFeed, ReconcileReport
+from hedgerd.venues.book_feed import BookFeed, DeltaDivergence, ReconcileReport
 from hedgerd.venues.deribit import DeribitVenue
 from hedgerd.venues.deribit_payloads import resolve_instrument
 from hedgerd.venues.units import amount_to_qty_coin
@@ -140,6 +140,8 @@ _UNCONFIRMED_TIMEOUT_S = 3.0
 _CROSS_CHECK_TICKS = 5
 #: Wall seconds between two venue checks (clock skew, margin, daily hedge loss).
 _VENUE_CHECK_INTERVAL_S = 2.0
+#: Board seconds between two book refreshes asked for by a delta divergence.
+_DIVERGENCE_REFRESH_S = 10.0
 
 
 def position_diffs_coin(report: ReconcileReport, book: GreeksBook) -> list[PositionDiff]:
@@ -401,10 +403,13 @@ class Daemon:
         #: (amount in its unit, wall deadline s)): a fill answered over the order session can
         #: arrive before the position stream says so; until then it still counts in flight.
         self._expected_pos: dict[str, tuple[float, float]] = {}
-        #: The book's position refresh after fills the stream missed (one at a time; `_wanted`
-        #: asks for one more pass when a fill comes while one is under way).
+        #: The book's position refresh after fills the stream missed, or when its delta
+        #: disagrees with the venue's (one at a time; `_wanted` asks for one more pass when a
+        #: request comes while one is under way).
         self._book_refresh: asyncio.Task[None] | None = None
         self._book_refresh_wanted = False
+        #: Board-clock ms of the last refresh asked for by a delta divergence (rate limit).
+        self._divergence_refresh_ms: int | None = None
         #: Signed amounts (instrument's unit) of repaired fills the book's positions have not
         #: seen yet: what the next "fill_repair" refresh is expected to correct, and no more.
         self._repaired_pending: dict[str, float] = {}
@@ -728,7 +733,7 @@ class Daemon:
             report = self._unexplained_by_repairs(report)
             if not report.corrected:
                 return  # the refresh found the repaired fills and nothing else: neutral
-        elif report.reason != "timer":
+        elif report.reason not in ("timer", "divergence"):
             return
         diffs = position_diffs_coin(report, self.book)
         self.board.on_reconciliation(self.board_clock_ms(), self.venue.name, diffs)
@@ -837,11 +842,39 @@ class Daemon:
         self._note_fill(fill)
         pending = self._repaired_pending
         pending[fill.instrument] = pending.get(fill.instrument, 0.0) + fill.side.sign * fill.amount
+        self._want_book_refresh()
+
+    def _want_book_refresh(self) -> None:
+        """Refresh the book's positions from the venue now (one pass at a time)."""
         self._book_refresh_wanted = True
         if self._book_refresh is None or self._book_refresh.done():
             self._book_refresh = asyncio.get_running_loop().create_task(
-                self._refresh_book(), name="book-refresh-after-fill"
+                self._refresh_book(), name="book-refresh"
             )
+
+    def _on_divergence(self, now_ms: int, divergences: Sequence[DeltaDivergence]) -> None:
+        """The book's delta disagrees with the venue's own figure: most often a position
+        update the stream lost (or a stale venue figure). A refresh from the venue's snapshot
+        repairs either well before the Greeks-divergence switch's `min_duration_s` is up, so
+        only a divergence the venue's own positions confirm keeps holding and trips it. At
+        most one such refresh per `_DIVERGENCE_REFRESH_S`."""
+        exceeded = [d for d in divergences if d.exceeded]
+        if not exceeded:
+            return
+        last = self._divergence_refresh_ms
+        if last is not None and now_ms - last < _DIVERGENCE_REFRESH_S * 1000:
+            return
+        self._divergence_refresh_ms = now_ms
+        worst = max(exceeded, key=lambda d: abs(d.diff_coin))
+        log.warning(
+            "daemon.book_refresh_divergence",
+            venue=self.venue_name,
+            underlying=worst.underlying,
+            numeraire=worst.numeraire,
+            hedgerd_delta_coin=worst.hedgerd_delta_coin,
+            venue_delta_coin=worst.venue_delta_coin,
+        )
+        self._want_book_refresh()
 
     def _unexplained_by_repairs(self, report: ReconcileReport) -> ReconcileReport:
         """The corrections of a "fill_repair" refresh less the repaired fills' own amounts:
@@ -858,9 +891,11 @@ class Daemon:
     async def _refresh_book(self) -> None:
         while self._book_refresh_wanted and self.feed is not None:
             self._book_refresh_wanted = False
+            # After a repaired fill, a correction by its amount is that fill, not a position
+            # mismatch; after a divergence, every correction is one the stream lost.
+            reason = "fill_repair" if self._repaired_pending else "divergence"
             try:
-                # Not "timer": a correction here is the missed fill, not a position mismatch.
-                await self.feed.reconcile("fill_repair")
+                await self.feed.reconcile(reason)
             except VenueError as exc:
                 log.warning("daemon.book_refresh_failed", error=str(exc)[:200])
                 return
@@ -1519,7 +1554,9 @@ class Daemon:
             ticks += 1
             if feed is not None and ticks % _CROSS_CHECK_TICKS == 0:
                 # hedgerd's delta against the venue's own figure (Greeks-divergence switch).
-                for d in feed.cross_check():
+                divergences = feed.cross_check()
+                self._on_divergence(now, divergences)
+                for d in divergences:
                     if d.numeraire == self.config.numeraire:
                         self.board.on_greeks(
                             now,

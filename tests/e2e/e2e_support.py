@@ -176,3 +176,30 @@ async def hedgerctl(socket_path: Path, *args: str) -> tuple[int, str]:
     out, err = await asyncio.wait_for(proc.communicate(), 30.0)
     assert proc.returncode is not None
     return proc.returncode, out.decode() + err.decode()
+
+
+async def admin_trade(sim: Simulator, instrument: str, side: str, amount: float) -> None:
+    """A trade on the market maker's account that the daemon did not cause (another client
+    hit its quote), booked through the simulator's admin API."""
+    body = {"account": "mm", "instrument": instrument, "side": side, "amount": amount}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{sim.rest_url}/sim/admin/accounts/trade", json=body) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+
+
+def atm_call(sim: Simulator) -> str:
+    """A BTC call a few weeks out, struck nearest the index (delta about 0.5)."""
+    engine: Any = sim.engine
+    index = engine.index_price("BTC")
+    calls = [
+        i
+        for i in engine.catalog.active()
+        if i.is_option and i.currency == "BTC" and i.option_type == "call"
+    ]
+    expiries = sorted({i.expiry_ms for i in calls})
+    expiry = expiries[min(3, len(expiries) - 1)]
+    return str(
+        min((i for i in calls if i.expiry_ms == expiry), key=lambda i: abs(i.strike - index)).name
+    )

@@ -17,10 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 from e2e_support import (
     Running,
+    admin_trade,
+    atm_call,
     daemon_config,
     orders_received,
     short_dir,
@@ -121,33 +122,6 @@ async def _churn(sim: Simulator, run: Running, skew: list[int]) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _admin_trade(sim: Simulator, instrument: str, side: str, amount: float) -> None:
-    """A trade on the market maker's account that the daemon did not cause (another client
-    hit its quote), booked through the simulator's admin API."""
-    body = {"account": "mm", "instrument": instrument, "side": side, "amount": amount}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{sim.rest_url}/sim/admin/accounts/trade", json=body) as resp,
-    ):
-        assert resp.status == 200, await resp.text()
-
-
-def _atm_call(sim: Simulator) -> str:
-    """A BTC call a few weeks out, struck nearest the index (delta about 0.5)."""
-    engine: Any = sim.engine
-    index = engine.index_price("BTC")
-    calls = [
-        i
-        for i in engine.catalog.active()
-        if i.is_option and i.currency == "BTC" and i.option_type == "call"
-    ]
-    expiries = sorted({i.expiry_ms for i in calls})
-    expiry = expiries[min(3, len(expiries) - 1)]
-    return str(
-        min((i for i in calls if i.expiry_ms == expiry), key=lambda i: abs(i.strike - index)).name
-    )
-
-
 async def _lost_updates(sim: Simulator, run: Running, skew: list[int]) -> None:
     """The venue stops telling the daemon about position changes; positions change behind its
     back twice, so two timer reconciliations in a row must correct the book."""
@@ -159,7 +133,7 @@ async def _lost_updates(sim: Simulator, run: Running, skew: list[int]) -> None:
     await wait_for(lambda: not run.daemon._exec_tasks, 10.0, "executions to end")
     await _fault(sim, {"kind": "drop_notifications", "account": "mm"})
     corrected = feed.stats.reconcile_corrections
-    await _admin_trade(sim, "BTC-PERPETUAL", "buy", 1_000.0)  # 0.01 coin, unheard of
+    await admin_trade(sim, "BTC-PERPETUAL", "buy", 1_000.0)  # 0.01 coin, unheard of
     await wait_for(
         lambda: feed.stats.reconcile_corrections > corrected,
         10.0,
@@ -167,7 +141,7 @@ async def _lost_updates(sim: Simulator, run: Running, skew: list[int]) -> None:
     )
     # Milliseconds after the first correction (the timer runs every 1.5 s): the next timer
     # run corrects again, the second in a row, and trips.
-    await _admin_trade(sim, "BTC-PERPETUAL", "buy", 1_000.0)
+    await admin_trade(sim, "BTC-PERPETUAL", "buy", 1_000.0)
 
 
 async def _wrong_venue_greeks(sim: Simulator, run: Running, skew: list[int]) -> None:
@@ -186,7 +160,7 @@ async def _unhedgeable(sim: Simulator, run: Running, skew: list[int]) -> None:
     await _fault(
         sim, {"kind": "thin_depth", "instruments": ["BTC-PERPETUAL"], "depth_amount": 1_000}
     )
-    await _admin_trade(sim, _atm_call(sim), "sell", 20.0)
+    await admin_trade(sim, atm_call(sim), "sell", 20.0)
 
 
 @dataclass(frozen=True)

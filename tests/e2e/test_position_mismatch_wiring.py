@@ -1,5 +1,5 @@
-"""Position mismatch: timer reconciliations that must correct the book trip the kill switch;
-start-up and post-reconnect corrections (recovery) do not."""
+"""Position mismatch: timer reconciliations (and divergence refreshes) that must correct the book
+trip the kill switch; start-up and post-reconnect corrections (recovery) do not."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ def test_unknown_instrument_is_a_nan_mismatch() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reason", "trips"), [("timer", True), ("reconnect", False), ("start", False)]
+    ("reason", "trips"),
+    # A refresh the delta divergence asked for checks the stream as a timer run does.
+    [("timer", True), ("divergence", True), ("reconnect", False), ("start", False)],
 )
 async def test_two_timer_mismatches_halt(tmp_path: Path, reason: str, trips: bool) -> None:
     journal = await Journal.open(tmp_path / "j.sqlite")

@@ -197,6 +197,7 @@ class BookFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self._aux: set[asyncio.Task[None]] = set()
         self._resync: asyncio.Event = asyncio.Event()
+        self._reconcile_lock = asyncio.Lock()
         self.streaming = False
 
     # ---------------------------------------------------------------------- lifecycle
@@ -244,7 +245,12 @@ class BookFeed:
 
     async def reconcile(self, reason: str) -> ReconcileReport:
         """Compare every position with a fresh venue snapshot and correct the book (the venue
-        is the truth); recover fills made since the last one seen."""
+        is the truth); recover fills made since the last one seen. One pass at a time: an
+        older snapshot applied after a newer one would undo it."""
+        async with self._reconcile_lock:
+            return await self._reconcile(reason)
+
+    async def _reconcile(self, reason: str) -> ReconcileReport:
         seq_before = dict(self._pos_seq)
         snapshot: dict[str, PositionEvent] = {}
         for u in self.underlyings:
