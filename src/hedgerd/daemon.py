@@ -142,6 +142,8 @@ _CROSS_CHECK_TICKS = 5
 _VENUE_CHECK_INTERVAL_S = 2.0
 #: Board seconds between two book refreshes asked for by a delta divergence.
 _DIVERGENCE_REFRESH_S = 10.0
+#: Share of the Greeks-divergence limit from which a divergence refreshes the book.
+_DIVERGENCE_REFRESH_SHARE = 0.5
 
 
 def position_diffs_coin(report: ReconcileReport, book: GreeksBook) -> list[PositionDiff]:
@@ -856,9 +858,18 @@ class Daemon:
         """The book's delta disagrees with the venue's own figure: most often a position
         update the stream lost (or a stale venue figure). A refresh from the venue's snapshot
         repairs either well before the Greeks-divergence switch's `min_duration_s` is up, so
-        only a divergence the venue's own positions confirm keeps holding and trips it. At
-        most one such refresh per `_DIVERGENCE_REFRESH_S`."""
-        exceeded = [d for d in divergences if d.exceeded]
+        only a divergence the venue's own positions confirm keeps holding and trips it.
+        Asked for from half the switch's limit (smaller gaps, such as the venue's figure
+        lagging a hedge's fill, wait for the timer run); at most one per
+        `_DIVERGENCE_REFRESH_S`."""
+        if self.board is None:
+            return
+        limits = self.board.divergence.settings
+        exceeded = [
+            d
+            for d in divergences
+            if abs(d.diff_coin) >= _DIVERGENCE_REFRESH_SHARE * limits.limit_coin(d.underlying)
+        ]
         if not exceeded:
             return
         last = self._divergence_refresh_ms

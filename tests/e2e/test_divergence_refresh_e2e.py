@@ -5,6 +5,8 @@ timer reconciliation in the test's reach, only that refresh can teach the book t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from e2e_support import (
     admin_trade,
     atm_call,
@@ -16,7 +18,16 @@ from e2e_support import (
 )
 from structlog.testing import capture_logs
 
+from hedgerd.config import HedgerdConfig, VenueSettings
+from hedgerd.daemon import Daemon
+from hedgerd.execution.journal import Journal
+from hedgerd.risk.kill_switches import KillSwitchBoard
+from hedgerd.risk.limits import KillSwitchSettings
+from hedgerd.risk.trading_state import TradingStateMachine
+from hedgerd.venues.book_feed import DeltaDivergence
+
 SPEED = 10.0
+NOW_MS = 1_790_000_000_000
 CALLS_SOLD = 8.0  # about -4 coin of delta: far beyond the 0.5 coin divergence limit
 
 
@@ -65,3 +76,28 @@ async def test_divergence_refreshes_the_book_before_the_switch_trips() -> None:
             assert trading.state.value == "active", trading.reasons
             assert not [e for e in logs if e["event"] == "kill_switch_tripped"]
         assert await run.shutdown() == 0
+
+
+async def test_refresh_asked_from_half_the_limit_at_most_every_10_s(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.sqlite")
+    try:
+        machine = await TradingStateMachine.restore(journal, clock_ms=lambda: NOW_MS)
+        daemon = Daemon(HedgerdConfig(venues={"deribit": VenueSettings()}), clock_ms=lambda: NOW_MS)
+        daemon.board = KillSwitchBoard(KillSwitchSettings(), machine)  # BTC limit 0.5 coin
+        asked: list[int] = []
+        daemon._want_book_refresh = lambda: asked.append(1)  # type: ignore[method-assign]
+
+        def gap(diff_coin: float) -> list[DeltaDivergence]:
+            return [DeltaDivergence("BTC", "coin", diff_coin, 0.0, diff_coin, 0.01, True, NOW_MS)]
+
+        daemon._on_divergence(NOW_MS, gap(0.2))  # the venue's figure lagging a small fill
+        assert asked == []
+        daemon._on_divergence(NOW_MS, gap(-0.3))
+        assert asked == [1]
+        daemon._on_divergence(NOW_MS + 9_999, gap(3.0))
+        assert asked == [1]
+        daemon._on_divergence(NOW_MS + 10_000, gap(3.0))
+        assert asked == [1, 1]
+        await machine.flush()
+    finally:
+        await journal.close()
