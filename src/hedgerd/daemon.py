@@ -412,6 +412,8 @@ class Daemon:
         self._book_refresh_wanted = False
         #: Board-clock ms of the last refresh asked for by a delta divergence (rate limit).
         self._divergence_refresh_ms: int | None = None
+        #: Underlyings whose delta diverged at the last cross-check.
+        self._diverged: set[str] = set()
         #: Signed amounts (instrument's unit) of repaired fills the book's positions have not
         #: seen yet: what the next "fill_repair" refresh is expected to correct, and no more.
         self._repaired_pending: dict[str, float] = {}
@@ -722,20 +724,24 @@ class Daemon:
     # ------------------------------------------------------------------- events
     def _on_reconcile(self, report: ReconcileReport) -> None:
         """A timer reconciliation that had to correct the book means the position stream lost
-        an update: fed to the position-mismatch kill switch. Start-up (the book was empty) and
-        post-reconnect (the outage's fills are expected) corrections are recovery, not
-        mismatches."""
+        an update: fed to the position-mismatch kill switch, as are the corrections of a
+        refresh after a repaired fill or a delta divergence (those two only when they found
+        something: they run because something is expected to be off). Corrections by the
+        amount of a fill the executor repaired are that fill, whichever pass finds them.
+        Start-up (the book was empty) and post-reconnect (the outage's fills are expected)
+        corrections are recovery, not mismatches."""
         if self.board is None or self.book is None or self.venue is None:
             return
         if self.metrics is not None:
             self.metrics.record_reconciliation(
                 self.venue.name, position_mismatches=len(report.corrected)
             )
-        if report.reason == "fill_repair":
-            report = self._unexplained_by_repairs(report)
+        # Every pass sets the book to the venue's positions: the repairs are in it now.
+        report = self._unexplained_by_repairs(report)
+        if report.reason in ("fill_repair", "divergence"):
             if not report.corrected:
-                return  # the refresh found the repaired fills and nothing else: neutral
-        elif report.reason not in ("timer", "divergence"):
+                return  # found only what it was run for: neutral
+        elif report.reason != "timer":
             return
         diffs = position_diffs_coin(report, self.book)
         self.board.on_reconciliation(self.board_clock_ms(), self.venue.name, diffs)
@@ -859,8 +865,9 @@ class Daemon:
         update the stream lost (or a stale venue figure). A refresh from the venue's snapshot
         repairs either well before the Greeks-divergence switch's `min_duration_s` is up, so
         only a divergence the venue's own positions confirm keeps holding and trips it.
-        Asked for from half the switch's limit (smaller gaps, such as the venue's figure
-        lagging a hedge's fill, wait for the timer run); at most one per
+        Asked for when two cross-checks in a row (about 5 s apart) find the switch's
+        numeraire off by half its limit or more: smaller or shorter gaps, such as the
+        venue's figure lagging a hedge's fill, wait for the timer run. At most one per
         `_DIVERGENCE_REFRESH_S`."""
         if self.board is None:
             return
@@ -868,15 +875,18 @@ class Daemon:
         exceeded = [
             d
             for d in divergences
-            if abs(d.diff_coin) >= _DIVERGENCE_REFRESH_SHARE * limits.limit_coin(d.underlying)
+            if d.numeraire == self.config.numeraire
+            and abs(d.diff_coin) >= _DIVERGENCE_REFRESH_SHARE * limits.limit_coin(d.underlying)
         ]
-        if not exceeded:
+        held = [d for d in exceeded if d.underlying in self._diverged]
+        self._diverged = {d.underlying for d in exceeded}
+        if not held:
             return
         last = self._divergence_refresh_ms
         if last is not None and now_ms - last < _DIVERGENCE_REFRESH_S * 1000:
             return
         self._divergence_refresh_ms = now_ms
-        worst = max(exceeded, key=lambda d: abs(d.diff_coin))
+        worst = max(held, key=lambda d: abs(d.diff_coin))
         log.warning(
             "daemon.book_refresh_divergence",
             venue=self.venue_name,
@@ -888,9 +898,9 @@ class Daemon:
         self._want_book_refresh()
 
     def _unexplained_by_repairs(self, report: ReconcileReport) -> ReconcileReport:
-        """The corrections of a "fill_repair" refresh less the repaired fills' own amounts:
-        whatever is left is a position the stream lost besides them (a mismatch, counted like
-        a timer reconciliation's), not the missed fill the refresh was for."""
+        """The corrections of a reconciliation less the repaired fills' own amounts (which
+        it consumes): whatever is left is a position the stream lost besides them, not the
+        missed fills."""
         pending, self._repaired_pending = self._repaired_pending, {}
         left = []
         for name, ours, venue in report.corrected:
@@ -902,8 +912,7 @@ class Daemon:
     async def _refresh_book(self) -> None:
         while self._book_refresh_wanted and self.feed is not None:
             self._book_refresh_wanted = False
-            # After a repaired fill, a correction by its amount is that fill, not a position
-            # mismatch; after a divergence, every correction is one the stream lost.
+            # Named for the log; `_on_reconcile` matches repaired fills whatever the reason.
             reason = "fill_repair" if self._repaired_pending else "divergence"
             try:
                 await self.feed.reconcile(reason)

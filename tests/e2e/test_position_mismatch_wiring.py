@@ -80,15 +80,16 @@ def _fill(amount: float, side: OrderSide) -> Fill:
     )
 
 
+@pytest.mark.parametrize("reason", ["fill_repair", "timer", "divergence"])
 @pytest.mark.parametrize(
     ("venue_amount", "trips"),
     [
-        (1000.0, False),  # the refresh found the repaired fill (a 1,000 USD buy) and nothing else
+        (1000.0, False),  # the pass found the repaired fill (a 1,000 USD buy) and nothing else
         (3000.0, True),  # ... and 2,000 USD more the stream lost: a mismatch, twice in a row
     ],
 )
-async def test_fill_repair_refresh_counts_only_what_the_repairs_do_not_explain(
-    tmp_path: Path, venue_amount: float, trips: bool
+async def test_a_pass_counts_only_what_the_repairs_do_not_explain(
+    tmp_path: Path, venue_amount: float, trips: bool, reason: str
 ) -> None:
     journal = await Journal.open(tmp_path / "j.sqlite")
     try:
@@ -99,7 +100,7 @@ async def test_fill_repair_refresh_counts_only_what_the_repairs_do_not_explain(
         daemon.venue = SimpleNamespace(name="deribit")  # type: ignore[assignment]
         for _ in range(2):
             daemon._on_fill_repaired(_fill(1000.0, OrderSide.BUY))  # no feed: no refresh runs
-            daemon._on_reconcile(report("fill_repair", (("BTC-PERPETUAL", 0.0, venue_amount),)))
+            daemon._on_reconcile(report(reason, (("BTC-PERPETUAL", 0.0, venue_amount),)))
             assert daemon._repaired_pending == {}
         expected = TradingState.HALTED if trips else TradingState.ACTIVE
         assert machine.state is expected

@@ -139,10 +139,11 @@ class PositionMismatchSettings(_Switch):
     consecutive_runs: int = Field(
         2,
         ge=1,
-        description="Timer reconciliations (or book refreshes a delta divergence asked for) "
-        "in a row that must find a mismatch before it trips (1: the first one). The default 2 ignores a fill that raced the snapshot: the "
-        "first reconciliation corrects the book, so a second mismatch means the position "
-        "stream itself is losing updates.",
+        description="Timer reconciliations in a row that must find a mismatch before it "
+        "trips (1: the first one); a book refresh after a delta divergence or a repaired "
+        "fill counts when it finds one. The default 2 ignores a fill that raced the "
+        "snapshot: the first reconciliation corrects the book, so a second mismatch means "
+        "the position stream itself is losing updates.",
     )
     trips_to: TripState = _trips_to(ReasonCode.POSITION_MISMATCH)
 
@@ -166,9 +167,9 @@ class GreeksDivergenceSettings(_Switch):
         15.0,
         ge=0,
         description="The divergence must hold this long before it trips, seconds "
-        "(the venue's figure lags its ticker by a few seconds). From half the limit, the "
-        "daemon refreshes its positions from the venue at once (at most every 10 s), so a "
-        "lost position update is repaired before this is up.",
+        "(the venue's figure lags its ticker by a few seconds). When half the limit holds "
+        "over two cross-checks (about 5 s), the daemon refreshes its positions from the "
+        "venue (at most every 10 s), so a lost position update is repaired before this is up.",
     )
     trips_to: TripState = _trips_to(ReasonCode.GREEKS_DIVERGENCE)
 
