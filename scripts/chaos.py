@@ -44,7 +44,9 @@ import structlog
 from hedgerd.config import HedgerdConfig
 from hedgerd.daemon import Daemon
 from hedgerd.execution.client_ids import parse_label
+from hedgerd.model import Fill, OrderSide
 from hedgerd.paper import BUILTIN_PAPER_CONFIG, paper_config
+from hedgerd.risk.pnl import day_start_ms, hedge_pnl_usd
 from hedgerd.sim.command import Simulator, running_simulator
 from hedgerd.sim.portfolio import account_summary
 
@@ -114,8 +116,8 @@ class Trace:
     resumes: int = 0
     #: The largest lag seen of the simulator's market behind its clock (simulated s).
     max_market_lag_s: float = 0.0
-    #: Sample times (sim ms) of margin trips the simulator's own books bear out.
-    margin_real: set[int] = field(default_factory=set)
+    #: (sim ms, reason code) of trips the simulator's own books bear out, with what does.
+    real: dict[tuple[int, str], str] = field(default_factory=dict)
 
 
 def fault_spec(kind: str, rng: random.Random) -> dict[str, Any]:
@@ -308,8 +310,9 @@ async def _sampler(
             if state != last_state:
                 codes = tuple(str(r.code) for r in tr.reasons)
                 trace.trips.append((now, state, codes))
-                if "margin" in codes and margin_is_real(daemon, sim):
-                    trace.margin_real.add(now)
+                for code, is_real in BORNE_OUT.items():
+                    if code in codes and is_real(daemon, sim, "mm"):
+                        trace.real[(now, code)] = BORNE_OUT_WHY[code]
                 last_state = state
                 since_ms = now
             if state != "active" and resume_after_s >= 0 and now - since_ms >= resume_after_s * 1e3:
@@ -323,16 +326,77 @@ def margin_is_real(daemon: Daemon, sim: Simulator, account: str = "mm") -> bool:
     margin / equity at the switch's limit in some currency: the option flow sells options to
     the account all day, so a long run can reach it with no fault at all (a warranted trip)."""
     limit = daemon.config.risk.margin.maintenance_limit_pct / 100.0
-    accounts: Any = getattr(sim.engine, "accounts", {})
-    acct = accounts.get(account)
-    if acct is None:
-        return False
-    for ccy in ("BTC", "ETH"):
-        summary = account_summary(acct, ccy, cast(Any, sim.engine))
+    for summary in _summaries(sim, account):
         equity, mm = float(summary["equity"]), float(summary["maintenance_margin"])
         if equity > 0 and mm / equity >= limit * (1 - 1e-9):
             return True
     return False
+
+
+def _summaries(sim: Simulator, account: str) -> list[dict[str, Any]]:
+    """The simulator's own account summaries (no fault applied), BTC and ETH."""
+    accounts: Any = getattr(sim.engine, "accounts", {})
+    acct = accounts.get(account)
+    if acct is None:
+        return []
+    return [account_summary(acct, ccy, cast(Any, sim.engine)) for ccy in ("BTC", "ETH")]
+
+
+def funds_are_real(daemon: Daemon, sim: Simulator, account: str = "mm") -> bool:
+    """Whether the simulator's own book of the account has no funds available in some
+    currency: a long run's option flow can use up the margin, and the venue then rejects
+    hedges with 10009 not_enough_funds with no fault injected (a warranted trip)."""
+    return any(float(s["available_funds"]) <= 0.0 for s in _summaries(sim, account))
+
+
+def daily_loss_is_real(daemon: Daemon, sim: Simulator, account: str = "mm") -> bool:
+    """Whether the simulator's own ledger has the day's hedge loss at the switch's limit:
+    the account's trades in futures and perpetuals since the trading day's start, marked at
+    the simulator's marks, by the daemon's own formula (`hedge_pnl_usd`; the marks differ
+    from the daemon's by a spread at most, hence 2 % of slack). A long run's option flow grows
+    the book and its hedges, whose P&L alone can reach the limit with no fault at all."""
+    settings = daemon.config.risk.daily_loss
+    start = day_start_ms(sim.now_ms(), settings.day_start_hour_utc)
+    accounts: Any = getattr(sim.engine, "accounts", {})
+    acct = accounts.get(account)
+    if acct is None or daemon.venue is None:
+        return False
+    trades = [t for t in acct.trades if t.timestamp >= start and not t.inst.is_option]
+    fills = [
+        Fill(
+            "sim",
+            t.inst.name,
+            t.trade_id,
+            t.order.order_id,
+            t.order.label,
+            OrderSide(t.direction),
+            t.amount,
+            t.price,
+            t.fee,
+            t.fee_currency,
+            t.timestamp,
+        )
+        for t in trades
+    ]
+    engine: Any = sim.engine
+    marks = {t.inst.name: float(engine.mark_price(t.inst)) for t in trades}
+    index = {ccy: float(engine.index_price(ccy)) for ccy in ("BTC", "ETH")}
+    pnl = hedge_pnl_usd(fills, daemon.venue.instruments(), marks, index).pnl_usd
+    return pnl is not None and -pnl >= 0.98 * settings.max_daily_loss_usd
+
+
+#: Kill switches a long run can trip with no fault, and how the drill checks that the
+#: simulator's own books bear a trip out (at the moment it trips).
+BORNE_OUT: dict[str, Callable[[Daemon, Simulator, str], bool]] = {
+    "margin": margin_is_real,
+    "insufficient_funds": funds_are_real,
+    "daily_loss": daily_loss_is_real,
+}
+BORNE_OUT_WHY = {
+    "margin": "account margin (the simulator's own books)",
+    "insufficient_funds": "account funds (the simulator's own books)",
+    "daily_loss": "hedge loss (the simulator's own ledger)",
+}
 
 
 def market_lag_s(sim: Simulator) -> float:
@@ -399,8 +463,8 @@ def judge_trips(faults: list[Injected], trace: Trace, t0: int) -> list[dict[str,
                 for f in faults
                 if f.kind in kinds and f.start_ms - 5_000 <= ts <= f.end_ms + GRACE_S * 1000
             ]
-            if code == "margin" and ts in trace.margin_real:
-                cause.append("account margin (the simulator's own books)")
+            if (ts, code) in trace.real:
+                cause.append(trace.real[(ts, code)])
             trips.append(
                 {
                     "at_s": round((ts - t0) / 1e3, 1),

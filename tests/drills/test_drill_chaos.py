@@ -6,8 +6,14 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from types import SimpleNamespace
+from typing import Any
 
 from drill_support import load_script
+
+from hedgerd.config import HedgerdConfig, VenueSettings
+from hedgerd.sim.command import running_simulator
+from hedgerd.venues.deribit_names import parse_instrument_name
 
 chaos = load_script("chaos")
 
@@ -29,6 +35,38 @@ def test_trip_is_warranted_only_near_a_matching_fault() -> None:
     assert [t["warranted"] for t in judged] == [True, False]
     trace = chaos.Trace(trips=[(30_000, "halted", ("daily_loss",))])
     assert not chaos.judge_trips(faults, trace, 0)[0]["warranted"]
+
+
+def test_trip_the_simulators_books_bear_out_is_warranted_without_a_fault() -> None:
+    trace = chaos.Trace(trips=[(30_000, "halted", ("daily_loss",))])
+    trace.real[(30_000, "daily_loss")] = chaos.BORNE_OUT_WHY["daily_loss"]
+    (judged,) = chaos.judge_trips([], trace, 0)
+    assert judged["warranted"] and judged["faults"] == ["hedge loss (the simulator's own ledger)"]
+
+
+async def test_simulators_ledger_bears_out_a_hedge_loss_and_empty_funds() -> None:
+    """A 10 BTC perpetual hedge bought, then the index 10 % down: about 0.1 x 10 coin x the
+    index of loss on the simulator's own ledger, well beyond a 1,000 USD limit and short of
+    a 10 M one; the same account with a 1,000 BTC short perpetual has no funds left."""
+    async with running_simulator(host="127.0.0.1", port=0, seed=5, speed=1.0) as sim:
+        engine: Any = sim.engine
+        index = engine.index_price("BTC")
+        engine.book_trade("mm", "BTC-PERPETUAL", "buy", round(10 * index, -1))
+        engine.price_gap("BTC", -10.0)
+        instruments = {"BTC-PERPETUAL": parse_instrument_name("BTC-PERPETUAL")}
+
+        def daemon(limit_usd: float) -> Any:
+            risk = {"daily_loss": {"max_daily_loss_usd": limit_usd}}
+            config = HedgerdConfig(venues={"sim": VenueSettings()}, risk=risk)
+            venue = SimpleNamespace(instruments=lambda: instruments)
+            return SimpleNamespace(config=config, venue=venue)
+
+        assert chaos.daily_loss_is_real(daemon(1_000.0), sim)
+        assert not chaos.daily_loss_is_real(daemon(10_000_000.0), sim)
+        assert not chaos.funds_are_real(daemon(1_000.0), sim)
+        engine.book_trade("mm", "BTC-PERPETUAL", "sell", round(1_000 * index, -1))
+        engine.price_gap("BTC", 50.0)
+        assert chaos.funds_are_real(daemon(1_000.0), sim)
 
 
 async def test_short_chaos_run_loses_and_doubles_nothing() -> None:
