@@ -390,11 +390,13 @@ def daily_loss_is_real(daemon: Daemon, sim: Simulator, account: str = "mm") -> b
 BORNE_OUT: dict[str, Callable[[Daemon, Simulator, str], bool]] = {
     "margin": margin_is_real,
     "insufficient_funds": funds_are_real,
+    "reject_streak": funds_are_real,  # the venue rejecting every hedge for want of funds
     "daily_loss": daily_loss_is_real,
 }
 BORNE_OUT_WHY = {
     "margin": "account margin (the simulator's own books)",
     "insufficient_funds": "account funds (the simulator's own books)",
+    "reject_streak": "account funds (the simulator's own books)",
     "daily_loss": "hedge loss (the simulator's own ledger)",
 }
 
