@@ -518,3 +518,18 @@ async def test_a_bad_price_feed_logs_once_per_episode(rig: Rig) -> None:
         ("price_quarantined", None),
     ]
     await rig.board.flush()
+
+
+async def test_a_resume_gives_hedging_its_attempts_again_during_a_delta_breach(rig: Rig) -> None:
+    delta_limit(rig.board)  # three hedges sent, |delta| still 25 coin (limit 20): halted
+    assert rig.machine.state is H
+    await rig.machine.resume(actor=operator_actor(1000))
+    # Still beyond the limit, but no hedge tried since the resume: hedging goes on.
+    assert rig.board.on_delta(T0 + 3, "BTC", 25.0, 100_000.0) is None
+    assert rig.machine.state is A
+    for _ in range(2):
+        rig.board.on_hedge_sent("BTC")
+    assert rig.board.on_delta(T0 + 4, "BTC", 24.0, 100_000.0) is None
+    rig.board.on_hedge_sent("BTC")  # the third since the resume, and still beyond
+    assert rig.board.on_delta(T0 + 5, "BTC", 23.0, 100_000.0) is not None
+    assert rig.machine.state is H

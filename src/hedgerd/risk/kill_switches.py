@@ -77,6 +77,7 @@ from hedgerd.risk.sanity import PriceSanitySwitch, PriceVerdict
 from hedgerd.risk.trading_state import (
     OrderKind,
     ReasonCode,
+    TradingState,
     TradingStateMachine,
     TradingStateSnapshot,
 )
@@ -135,6 +136,8 @@ class KillSwitchBoard:
         self.clock = ClockSkewSwitch(settings.clock_skew)
         # Sources whose last price was refused: log the change, not every bad tick.
         self._quarantined: dict[str, int] = {}
+        self._state = machine.snapshot.state
+        machine.add_listener(self._on_state)
         if metrics is not None:
             machine.add_listener(self._export_state)
             self._export_state(machine.snapshot)
@@ -157,6 +160,12 @@ class KillSwitchBoard:
         self.margin.settings = settings.margin
         self.clock.settings = settings.clock_skew
         log.info("kill_switches_reconfigured")
+
+    def _on_state(self, snapshot: TradingStateSnapshot) -> None:
+        """Back to ACTIVE: the delta limit's breaches start over (see `DeltaLimitSwitch`)."""
+        if snapshot.state is TradingState.ACTIVE and self._state is not TradingState.ACTIVE:
+            self.delta.restart()
+        self._state = snapshot.state
 
     def _export_state(self, snapshot: TradingStateSnapshot) -> None:
         assert self.metrics is not None

@@ -201,13 +201,14 @@ class DeltaLimitSettings(_Switch):
         3,
         ge=1,
         description="Trips when |net delta| is still at or beyond the limit after "
-        "this many hedge orders were sent for the underlying since it got there.",
+        "this many hedge orders were sent for the underlying since it got there (or since "
+        "trading was last resumed: a resume gives hedging its attempts again).",
     )
     max_breach_s: float = Field(
         120.0,
         gt=0,
         description="Trips anyway when |net delta| has stayed at or beyond the "
-        "limit this long, whatever the attempts, seconds.",
+        "limit this long (counted again from a resume), whatever the attempts, seconds.",
     )
     trips_to: TripState = _trips_to(ReasonCode.DELTA_LIMIT)
 

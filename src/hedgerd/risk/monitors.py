@@ -312,6 +312,13 @@ class DeltaLimitSwitch:
             return self.settings.hard_limit_usd / index_price_usd
         return None
 
+    def restart(self) -> None:
+        """Trading resumed (the operator's resume): standing breaches start over at their
+        next observation, so hedging gets its `hedge_attempts` and `max_breach_s` again
+        before the switch judges. Otherwise a resume during a breach re-trips at once, with
+        no hedge tried: the one thing that could bring |delta| back."""
+        self._breaches.clear()
+
     def on_hedge_sent(self, underlying: str) -> None:
         """The executor sent a hedge order for `underlying`."""
         breach = self._breaches.get(underlying)
