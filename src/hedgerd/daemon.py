@@ -729,7 +729,8 @@ class Daemon:
         something: they run because something is expected to be off). Corrections by the
         amount of a fill the executor repaired are that fill, whichever pass finds them.
         Start-up (the book was empty) and post-reconnect (the outage's fills are expected)
-        corrections are recovery, not mismatches."""
+        corrections are recovery, not mismatches; a reconnect also starts the count over
+        (runs counted before it judged a stream that is gone)."""
         if self.board is None or self.book is None or self.venue is None:
             return
         if self.metrics is not None:
@@ -741,6 +742,10 @@ class Daemon:
         if report.reason in ("fill_repair", "divergence"):
             if not report.corrected:
                 return  # found only what it was run for: neutral
+        elif report.reason == "reconnect":
+            # A new stream: what the old one lost says nothing of it.
+            self.board.mismatch.restart(self.venue.name)
+            return
         elif report.reason != "timer":
             return
         diffs = position_diffs_coin(report, self.book)

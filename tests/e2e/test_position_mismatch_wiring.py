@@ -3,7 +3,9 @@ trip the kill switch; start-up and post-reconnect corrections (recovery) do not.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,6 +36,23 @@ def report(reason: str, corrected: tuple[tuple[str, float, float], ...]) -> Reco
     return ReconcileReport(reason, NOW_MS, corrected, (), 0)
 
 
+@contextlib.asynccontextmanager
+async def wired(tmp_path: Path) -> AsyncIterator[tuple[Daemon, TradingStateMachine]]:
+    """A daemon with only the parts `_on_reconcile` uses (nothing connected), and its
+    trading state machine."""
+    journal = await Journal.open(tmp_path / "j.sqlite")
+    try:
+        machine = await TradingStateMachine.restore(journal, clock_ms=lambda: NOW_MS)
+        daemon = Daemon(HedgerdConfig(venues={"deribit": VenueSettings()}), clock_ms=lambda: NOW_MS)
+        daemon.board = KillSwitchBoard(KillSwitchSettings(), machine)
+        daemon.book = make_book()
+        daemon.venue = SimpleNamespace(name="deribit")  # type: ignore[assignment]
+        yield daemon, machine
+        await machine.flush()
+    finally:
+        await journal.close()
+
+
 def test_diffs_are_in_coin_at_the_index() -> None:
     diffs = position_diffs_coin(report("timer", (("BTC-PERPETUAL", 1000.0, 0.0),)), make_book())
     assert len(diffs) == 1
@@ -52,14 +71,7 @@ def test_unknown_instrument_is_a_nan_mismatch() -> None:
     [("timer", True), ("divergence", True), ("reconnect", False), ("start", False)],
 )
 async def test_two_timer_mismatches_halt(tmp_path: Path, reason: str, trips: bool) -> None:
-    journal = await Journal.open(tmp_path / "j.sqlite")
-    try:
-        machine = await TradingStateMachine.restore(journal, clock_ms=lambda: NOW_MS)
-        daemon = Daemon(HedgerdConfig(venues={"deribit": VenueSettings()}), clock_ms=lambda: NOW_MS)
-        # The parts `_on_reconcile` uses, without connecting anything.
-        daemon.board = KillSwitchBoard(KillSwitchSettings(), machine)
-        daemon.book = make_book()
-        daemon.venue = SimpleNamespace(name="deribit")  # type: ignore[assignment]
+    async with wired(tmp_path) as (daemon, machine):
         bad = report(reason, (("BTC-PERPETUAL", 1000.0, 0.0),))
         daemon._on_reconcile(bad)
         assert machine.state is TradingState.ACTIVE  # one run may be a fill racing the snapshot
@@ -69,9 +81,17 @@ async def test_two_timer_mismatches_halt(tmp_path: Path, reason: str, trips: boo
             assert ReasonCode.POSITION_MISMATCH in {r.code for r in machine.reasons}
         else:
             assert machine.state is TradingState.ACTIVE
-        await machine.flush()
-    finally:
-        await journal.close()
+
+
+async def test_a_reconnect_between_two_mismatches_starts_the_count_over(tmp_path: Path) -> None:
+    async with wired(tmp_path) as (daemon, machine):
+        bad = report("divergence", (("BTC-PERPETUAL", 1000.0, 0.0),))
+        daemon._on_reconcile(bad)
+        daemon._on_reconcile(report("reconnect", ()))  # a new position stream
+        daemon._on_reconcile(bad)
+        assert machine.state is TradingState.ACTIVE
+        daemon._on_reconcile(report("timer", (("BTC-PERPETUAL", 1000.0, 0.0),)))
+        assert machine.state is TradingState.HALTED  # the new stream lost two in a row
 
 
 def _fill(amount: float, side: OrderSide) -> Fill:
@@ -91,19 +111,10 @@ def _fill(amount: float, side: OrderSide) -> Fill:
 async def test_a_pass_counts_only_what_the_repairs_do_not_explain(
     tmp_path: Path, venue_amount: float, trips: bool, reason: str
 ) -> None:
-    journal = await Journal.open(tmp_path / "j.sqlite")
-    try:
-        machine = await TradingStateMachine.restore(journal, clock_ms=lambda: NOW_MS)
-        daemon = Daemon(HedgerdConfig(venues={"deribit": VenueSettings()}), clock_ms=lambda: NOW_MS)
-        daemon.board = KillSwitchBoard(KillSwitchSettings(), machine)
-        daemon.book = make_book()
-        daemon.venue = SimpleNamespace(name="deribit")  # type: ignore[assignment]
+    async with wired(tmp_path) as (daemon, machine):
         for _ in range(2):
             daemon._on_fill_repaired(_fill(1000.0, OrderSide.BUY))  # no feed: no refresh runs
             daemon._on_reconcile(report(reason, (("BTC-PERPETUAL", 0.0, venue_amount),)))
             assert daemon._repaired_pending == {}
         expected = TradingState.HALTED if trips else TradingState.ACTIVE
         assert machine.state is expected
-        await machine.flush()
-    finally:
-        await journal.close()

@@ -141,7 +141,8 @@ class PositionMismatchSettings(_Switch):
         ge=1,
         description="Timer reconciliations in a row that must find a mismatch before it "
         "trips (1: the first one); a book refresh after a delta divergence or a repaired "
-        "fill counts when it finds one. The default 2 ignores a fill that raced the "
+        "fill counts when it finds one; a reconnect of the stream starts the count over. "
+        "The default 2 ignores a fill that raced the "
         "snapshot: the first reconciliation corrects the book, so a second mismatch means "
         "the position stream itself is losing updates.",
     )

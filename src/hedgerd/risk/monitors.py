@@ -197,6 +197,11 @@ class PositionMismatchSwitch:
         self.settings = settings
         self._runs: dict[str, int] = {}
 
+    def restart(self, venue: str) -> None:
+        """`venue`'s position stream reconnected: the runs counted so far judged the stream
+        that is gone, so the count starts over."""
+        self._runs.pop(venue, None)
+
     def observe(self, now_ms: int, venue: str, diffs: Sequence[PositionDiff]) -> Trip | None:
         """One reconciliation of `venue` (all instruments compared, or only the differing
         ones). A non-finite position counts as a mismatch."""

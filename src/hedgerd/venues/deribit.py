@@ -145,6 +145,8 @@ class DeribitVenue(CcxtVenue):
         self._market_task: asyncio.Task[None] | None = None
         #: `market_names` still unknown after a markets reload (not asked about again).
         self._market_unknown: set[str] = set()
+        #: Names whose last ticker was refused (logged once until a good one).
+        self._tickers_refused: set[object] = set()
         #: Private-stream entries (a trade, order or position of a `user.changes` batch, the
         #: balance or Greeks of a portfolio) refused as unreadable; the rest was applied.
         self.refused_entries = 0
@@ -747,11 +749,15 @@ class DeribitVenue(CcxtVenue):
 
     def _on_ticker(self, data: Mapping[str, Any]) -> None:
         ticker = ticker_from_deribit(self.name, data)
+        name = data.get("instrument_name")
         if ticker is None:
-            log.warning(
-                "deribit.ticker_refused", venue=self.name, instrument=data.get("instrument_name")
-            )
+            # Once per instrument until a good one: a worthless option's mark rounds to 0 on
+            # every tick (10 a second) for as long as it is held.
+            if name not in self._tickers_refused:
+                self._tickers_refused.add(name)
+                log.warning("deribit.ticker_refused", venue=self.name, instrument=name)
             return
+        self._tickers_refused.discard(name)
         self.emit(TickerEvent(ticker))
         inst = self._instruments.get(ticker.instrument)
         if inst is not None:
