@@ -93,6 +93,10 @@ EXPLAINS: dict[str, set[str]] = {
 }
 #: Simulated seconds after a fault's end during which a trip still counts as its consequence.
 GRACE_S = 120.0
+#: ... and at least this many wall seconds: the daemon's own checks run on wall time (book
+#: reconciliation every 15 s, delta cross-checks every 5 s, two in a row for a refresh), so
+#: at `--speed` 30 the consequence of a fault can come 30 wall s = 900 simulated s later.
+GRACE_WALL_S = 30.0
 #: A simulator lagging its clock by more than this (simulated s) was starved of CPU.
 MAX_MARKET_LAG_S = 30.0
 
@@ -453,7 +457,12 @@ def recovery(faults: list[Injected], trace: Trace) -> list[float]:
     return out
 
 
-def judge_trips(faults: list[Injected], trace: Trace, t0: int) -> list[dict[str, Any]]:
+def judge_trips(
+    faults: list[Injected], trace: Trace, t0: int, speed: float = 1.0
+) -> list[dict[str, Any]]:
+    """Each trip with the faults that explain it (active from 5 s before it to the grace
+    after it: `GRACE_S` simulated or `GRACE_WALL_S` wall seconds at `speed`, the longer)."""
+    grace_ms = 1000 * max(GRACE_S, GRACE_WALL_S * speed)
     trips: list[dict[str, Any]] = []
     for ts, state, codes in trace.trips:
         if state == "active":
@@ -463,7 +472,7 @@ def judge_trips(faults: list[Injected], trace: Trace, t0: int) -> list[dict[str,
             cause = [
                 f.kind
                 for f in faults
-                if f.kind in kinds and f.start_ms - 5_000 <= ts <= f.end_ms + GRACE_S * 1000
+                if f.kind in kinds and f.start_ms - 5_000 <= ts <= f.end_ms + grace_ms
             ]
             if (ts, code) in trace.real:
                 cause.append(trace.real[(ts, code)])
@@ -572,7 +581,7 @@ async def run_chaos(
         samples = sum(st.samples for st in daemon.stats.per_underlying.values())
         in_band = sum(st.in_band_samples for st in daemon.stats.per_underlying.values())
         rec = recovery(injected, trace)
-        trips = judge_trips(injected, trace, t0)
+        trips = judge_trips(injected, trace, t0, speed)
         active = [s for s in trace.samples if s[1] == "active"]
         out: dict[str, Any] = {
             "hours": hours,

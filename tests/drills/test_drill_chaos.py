@@ -33,6 +33,9 @@ def test_trip_is_warranted_only_near_a_matching_fault() -> None:
     )
     judged = chaos.judge_trips(faults, trace, 0)
     assert [t["warranted"] for t in judged] == [True, False]
+    # At 30 times real time the daemon's wall-clock checks (30 wall s) span 900 simulated s.
+    judged = chaos.judge_trips(faults, trace, 0, speed=30.0)
+    assert [t["warranted"] for t in judged] == [True, True]
     trace = chaos.Trace(trips=[(30_000, "halted", ("daily_loss",))])
     assert not chaos.judge_trips(faults, trace, 0)[0]["warranted"]
 
