@@ -985,10 +985,9 @@ class GreeksBook:
 
     def option_vol(self, name: str) -> float:
         """The option's vol as the book holds it (fraction; NaN when it has none)."""
-        inst = self.instrument(name)
-        u = self._und.get(inst.underlying)
-        row = u.options.row_of(name) if u is not None else None
-        return float(u.options.vol[row]) if u is not None and row is not None else math.nan
+        u = self._und.get(self.instrument(name).underlying)
+        row = None if u is None else u.options.row_of(name)
+        return math.nan if u is None or row is None else float(u.options.vol[row])
 
     def set_option_vol(self, name: str, vol: float) -> None:
         """The option's mark implied vol (0.6 = 60 %). NaN or out of (1e-4, 20) quarantines

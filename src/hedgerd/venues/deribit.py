@@ -146,7 +146,7 @@ class DeribitVenue(CcxtVenue):
         #: `market_names` still unknown after a markets reload (not asked about again).
         self._market_unknown: set[str] = set()
         #: Names whose last ticker was refused (logged once until a good one).
-        self._tickers_refused: set[object] = set()
+        self._tickers_refused: set[str] = set()
         #: Private-stream entries (a trade, order or position of a `user.changes` batch, the
         #: balance or Greeks of a portfolio) refused as unreadable; the rest was applied.
         self.refused_entries = 0
@@ -749,7 +749,7 @@ class DeribitVenue(CcxtVenue):
 
     def _on_ticker(self, data: Mapping[str, Any]) -> None:
         ticker = ticker_from_deribit(self.name, data)
-        name = data.get("instrument_name")
+        name = str(data.get("instrument_name"))
         if ticker is None:
             # Once per instrument until a good one: a worthless option's mark rounds to 0 on
             # every tick (10 a second) for as long as it is held.
