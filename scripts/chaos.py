@@ -337,10 +337,15 @@ def margin_is_real(daemon: Daemon, sim: Simulator, account: str = "mm") -> bool:
     return False
 
 
+def _account(sim: Simulator, account: str) -> Any:
+    """The simulator's own state of `account` (None when it has no such account)."""
+    accounts: Any = getattr(sim.engine, "accounts", {})
+    return accounts.get(account)
+
+
 def _summaries(sim: Simulator, account: str) -> list[dict[str, Any]]:
     """The simulator's own account summaries (no fault applied), BTC and ETH."""
-    accounts: Any = getattr(sim.engine, "accounts", {})
-    acct = accounts.get(account)
+    acct = _account(sim, account)
     if acct is None:
         return []
     return [account_summary(acct, ccy, cast(Any, sim.engine)) for ccy in ("BTC", "ETH")]
@@ -361,8 +366,7 @@ def daily_loss_is_real(daemon: Daemon, sim: Simulator, account: str = "mm") -> b
     the book and its hedges, whose P&L alone can reach the limit with no fault at all."""
     settings = daemon.config.risk.daily_loss
     start = day_start_ms(sim.now_ms(), settings.day_start_hour_utc)
-    accounts: Any = getattr(sim.engine, "accounts", {})
-    acct = accounts.get(account)
+    acct = _account(sim, account)
     if acct is None or daemon.venue is None:
         return False
     trades = [t for t in acct.trades if t.timestamp >= start and not t.inst.is_option]
