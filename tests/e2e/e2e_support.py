@@ -12,14 +12,21 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 
-from hedgerd.config import HedgerdConfig
+from hedgerd.book.greeks_book import GreeksBook
+from hedgerd.config import HedgerdConfig, VenueSettings
 from hedgerd.daemon import Daemon
+from hedgerd.execution.journal import Journal
 from hedgerd.paper import paper_config
+from hedgerd.risk.kill_switches import KillSwitchBoard
+from hedgerd.risk.limits import KillSwitchSettings
+from hedgerd.risk.trading_state import TradingStateMachine
 from hedgerd.sim.command import Simulator, running_simulator
+from hedgerd.venues.deribit_names import parse_instrument_name
 
 MM_KEY, MM_SECRET = "sim-mm-key", "sim-mm-secret"
 REPO = Path(__file__).resolve().parents[2]
@@ -203,3 +210,30 @@ def atm_call(sim: Simulator) -> str:
     return str(
         min((i for i in calls if i.expiry_ms == expiry), key=lambda i: abs(i.strike - index)).name
     )
+
+
+NOW_MS = 1_790_000_000_000
+
+
+def make_book() -> GreeksBook:
+    book = GreeksBook()
+    book.add_instrument(parse_instrument_name("BTC-PERPETUAL"))
+    book.set_index("BTC", 100_000.0)
+    return book
+
+
+@contextlib.asynccontextmanager
+async def wired(tmp_path: Path) -> AsyncIterator[tuple[Daemon, TradingStateMachine]]:
+    """A daemon with only the parts `_on_reconcile` uses (nothing connected), and its
+    trading state machine."""
+    journal = await Journal.open(tmp_path / "j.sqlite")
+    try:
+        machine = await TradingStateMachine.restore(journal, clock_ms=lambda: NOW_MS)
+        daemon = Daemon(HedgerdConfig(venues={"deribit": VenueSettings()}), clock_ms=lambda: NOW_MS)
+        daemon.board = KillSwitchBoard(KillSwitchSettings(), machine)
+        daemon.book = make_book()
+        daemon.venue = SimpleNamespace(name="deribit")  # type: ignore[assignment]
+        yield daemon, machine
+        await machine.flush()
+    finally:
+        await journal.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from e2e_support import (
+    NOW_MS,
     admin_trade,
     atm_call,
     daemon_config,
@@ -15,19 +16,13 @@ from e2e_support import (
     simulator,
     start_daemon,
     wait_for,
+    wired,
 )
 from structlog.testing import capture_logs
 
-from hedgerd.config import HedgerdConfig, VenueSettings
-from hedgerd.daemon import Daemon
-from hedgerd.execution.journal import Journal
-from hedgerd.risk.kill_switches import KillSwitchBoard
-from hedgerd.risk.limits import KillSwitchSettings
-from hedgerd.risk.trading_state import TradingStateMachine
-from hedgerd.venues.book_feed import DeltaDivergence
+from hedgerd.venues.book_feed import DeltaDivergence, Numeraire
 
 SPEED = 10.0
-NOW_MS = 1_790_000_000_000
 CALLS_SOLD = 8.0  # about -4 coin of delta: far beyond the 0.5 coin divergence limit
 
 
@@ -85,11 +80,7 @@ async def test_divergence_refreshes_the_book_before_the_switch_trips() -> None:
 async def test_refresh_when_half_the_limit_holds_two_checks_at_most_every_10_s(
     tmp_path: Path,
 ) -> None:
-    journal = await Journal.open(tmp_path / "j.sqlite")
-    try:
-        machine = await TradingStateMachine.restore(journal, clock_ms=lambda: NOW_MS)
-        daemon = Daemon(HedgerdConfig(venues={"deribit": VenueSettings()}), clock_ms=lambda: NOW_MS)
-        daemon.board = KillSwitchBoard(KillSwitchSettings(), machine)  # BTC limit 0.5 coin
+    async with wired(tmp_path) as (daemon, _machine):  # BTC divergence limit 0.5 coin
         asked: list[int] = []
         daemon._want_book_refresh = lambda: asked.append(1)  # type: ignore[method-assign]
 
@@ -118,11 +109,8 @@ async def test_refresh_when_half_the_limit_holds_two_checks_at_most_every_10_s(
         assert asked == [1]  # 5 s after the last refresh
         daemon._on_divergence(NOW_MS + 45_000, gap(3.0))
         assert asked == [1, 1]
-        other = "coin" if numeraire == "usd" else "usd"
+        other: Numeraire = "coin" if numeraire == "usd" else "usd"
         off = [DeltaDivergence("BTC", other, 3.0, 0.0, 3.0, 0.01, True, NOW_MS)]
         daemon._on_divergence(NOW_MS + 60_000, off)
         daemon._on_divergence(NOW_MS + 65_000, off)
         assert asked == [1, 1]  # the switch judges its own numeraire only
-        await machine.flush()
-    finally:
-        await journal.close()

@@ -3,54 +3,20 @@ trip the kill switch; start-up and post-reconnect corrections (recovery) do not.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from e2e_support import NOW_MS, make_book, wired
 
-from hedgerd.book.greeks_book import GreeksBook
-from hedgerd.config import HedgerdConfig, VenueSettings
-from hedgerd.daemon import Daemon, position_diffs_coin
-from hedgerd.execution.journal import Journal
+from hedgerd.daemon import position_diffs_coin
 from hedgerd.model import Fill, OrderSide
-from hedgerd.risk.kill_switches import KillSwitchBoard
-from hedgerd.risk.limits import KillSwitchSettings
-from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateMachine
+from hedgerd.risk.trading_state import ReasonCode, TradingState
 from hedgerd.venues.book_feed import ReconcileReport
-from hedgerd.venues.deribit_names import parse_instrument_name
-
-NOW_MS = 1_790_000_000_000
-
-
-def make_book() -> GreeksBook:
-    book = GreeksBook()
-    book.add_instrument(parse_instrument_name("BTC-PERPETUAL"))
-    book.set_index("BTC", 100_000.0)
-    return book
 
 
 def report(reason: str, corrected: tuple[tuple[str, float, float], ...]) -> ReconcileReport:
     return ReconcileReport(reason, NOW_MS, corrected, (), 0)
-
-
-@contextlib.asynccontextmanager
-async def wired(tmp_path: Path) -> AsyncIterator[tuple[Daemon, TradingStateMachine]]:
-    """A daemon with only the parts `_on_reconcile` uses (nothing connected), and its
-    trading state machine."""
-    journal = await Journal.open(tmp_path / "j.sqlite")
-    try:
-        machine = await TradingStateMachine.restore(journal, clock_ms=lambda: NOW_MS)
-        daemon = Daemon(HedgerdConfig(venues={"deribit": VenueSettings()}), clock_ms=lambda: NOW_MS)
-        daemon.board = KillSwitchBoard(KillSwitchSettings(), machine)
-        daemon.book = make_book()
-        daemon.venue = SimpleNamespace(name="deribit")  # type: ignore[assignment]
-        yield daemon, machine
-        await machine.flush()
-    finally:
-        await journal.close()
 
 
 def test_diffs_are_in_coin_at_the_index() -> None:
