@@ -47,7 +47,7 @@ from hedgerd.execution.client_ids import parse_label
 from hedgerd.model import Fill, OrderSide
 from hedgerd.paper import BUILTIN_PAPER_CONFIG, paper_config
 from hedgerd.risk.pnl import day_start_ms, hedge_pnl_usd
-from hedgerd.sim.command import Simulator, running_simulator
+from hedgerd.sim.command import Simulator, running_simulator, start_ms_arg
 from hedgerd.sim.portfolio import account_summary
 
 #: Fault kinds the schedule draws from, with their relative weights.
@@ -501,17 +501,19 @@ async def run_chaos(
     resume_after_s: float = 60.0,
     progress_s: float = 0.0,
     tick_ms: int = 1000,
+    start_ms: int | str = "now",
 ) -> dict[str, Any]:
     """Run the drill; returns the figures (see the module doc). `progress_s` > 0: a progress
     line on stderr every that many wall seconds. `tick_ms`: the simulator's market step
     (simulated ms); at 250 ms and speed 30 the simulator cannot keep up on a shared 2-core
     machine once the account holds ~50 options (it publishes every held option's ticker each
-    step), and its synchronous catch-up then stalls the whole run."""
+    step), and its synchronous catch-up then stalls the whole run. `start_ms`: the
+    simulator's start (UTC epoch ms, or "now"); the daemon runs on the simulator's clock."""
     workdir = Path(tempfile.mkdtemp(prefix="hgd-chaos-", dir="/tmp"))
     plan = schedule(hours, seed, mean_gap_s)
     wall0 = time.monotonic()
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms="now", tick_ms=tick_ms
+        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms=start_ms, tick_ms=tick_ms
     ) as sim:
         config = paper_config(chaos_config(workdir, evaluate_s), sim)
         daemon, stop, task = await start_daemon(config, lambda: int(sim.engine.now_ms()), speed)
@@ -709,6 +711,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tick-ms", type=int, default=1000, help="simulator market step (simulated ms)")
     p.add_argument(
+        "--start-ms",
+        type=start_ms_arg,
+        default="now",
+        help="the simulator's start: UTC epoch ms, or 'now' (default)",
+    )
+    p.add_argument(
         "--log-level",
         default="critical",
         choices=("debug", "info", "warning", "error", "critical"),
@@ -729,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
             a.resume_after_s,
             a.progress_s,
             a.tick_ms,
+            a.start_ms,
         )
     )
     faulthandler.cancel_dump_traceback_later()

@@ -31,7 +31,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chaos import audit, quiet_logs
-from hedgerd.sim.command import Simulator, running_simulator
+from hedgerd.sim.command import Simulator, running_simulator, start_ms_arg
+from hedgerd.sim.wall_clock import on_sim_calendar
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,8 +113,10 @@ def _err_file(work: Path) -> Any:
     return (work / "daemon.err").open("ab")  # the child writes to it
 
 
-async def _start(config_path: Path, work: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+async def _start(
+    config_path: Path, work: Path, clock_env: dict[str, str]
+) -> asyncio.subprocess.Process:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **clock_env}
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -139,8 +142,12 @@ async def _wait_up(proc: asyncio.subprocess.Process, sock: Path, timeout_s: floa
     raise RuntimeError(f"hedgerd run not up within {timeout_s} s")
 
 
-async def run_drill(restarts: int, seed: int, max_life_s: float = 6.0) -> dict[str, Any]:
-    """Kill and restart the daemon `restarts` times; returns the figures."""
+async def run_drill(
+    restarts: int, seed: int, max_life_s: float = 6.0, start_ms: int | str = "now"
+) -> dict[str, Any]:
+    """Kill and restart the daemon `restarts` times; returns the figures. `start_ms`: the
+    simulator's start (UTC epoch ms, or "now"); a pinned start puts each `hedgerd run`
+    process's wall clock on the simulator's calendar with libfaketime."""
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="hgd-crash-", dir="/tmp"))
     sock = work / "ctl.sock"
@@ -150,14 +157,17 @@ async def run_drill(restarts: int, seed: int, max_life_s: float = 6.0) -> dict[s
     halted_kills = 0
     up_times: list[float] = []
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=seed, speed=1.0, start_ms="now"
+        host="127.0.0.1", port=0, seed=seed, speed=1.0, start_ms=start_ms
     ) as sim:
         config_path = work / "hedgerd.toml"
         config_path.write_text(_toml(drill_config(work, sim)), encoding="utf-8")
         expected: str | None = None
         for i in range(restarts + 1):
             t_start = time.monotonic()
-            proc = await _start(config_path, work)
+            # A pinned calendar: each process's faked clock starts at the simulator's time
+            # of its own start (libfaketime starts counting when the process does).
+            clock_env = {} if start_ms == "now" else on_sim_calendar(sim)
+            proc = await _start(config_path, work, clock_env)
             try:
                 state = await _wait_up(proc, sock, 60.0)
                 up_times.append(time.monotonic() - t_start)
@@ -229,9 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--max-life-s", type=float, default=6.0, help="longest life before a kill")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
+    p.add_argument(
+        "--start-ms",
+        type=start_ms_arg,
+        default="now",
+        help="the simulator's start: UTC epoch ms (needs Debian's faketime), or 'now'",
+    )
     a = p.parse_args(argv)
     quiet_logs()
-    r = asyncio.run(run_drill(a.restarts, a.seed, a.max_life_s))
+    r = asyncio.run(run_drill(a.restarts, a.seed, a.max_life_s, a.start_ms))
     print(render(r), flush=True)
     if a.json is not None:
         a.json.write_text(json.dumps(r, indent=2) + "\n", encoding="utf-8")

@@ -9,8 +9,40 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("explore" if os.environ.get("HEDGERD_HYPOTHESIS") == "explore" else "ci")
+
+
+# Modules whose names mean "this test runs on the simulator's calendar" (see pinned_clock).
+_CALENDAR_MODULES = frozenset({"pinned_clock", "e2e_support"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "calendar: runs on a simulated calendar pinned by HEDGERD_TEST_START "
+        "(scripts/calendar_check runs these at several start dates)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `calendar` every test of a module that takes anything from `pinned_clock` or the
+    e2e helpers (which start simulators at `TEST_START_MS`): marked by what it uses, a test
+    cannot be left out of the calendar check by forgetting a decorator."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and uses_pinned_calendar(vars(module)):
+            item.add_marker(pytest.mark.calendar)
+
+
+def uses_pinned_calendar(namespace: dict[str, object]) -> bool:
+    """Whether a module's globals hold something from the pinned-calendar helpers."""
+    return any(
+        getattr(value, "__module__", None) in _CALENDAR_MODULES
+        or getattr(value, "__name__", None) in _CALENDAR_MODULES
+        for value in namespace.values()
+    ) or "TEST_START_MS" in namespace

@@ -14,6 +14,7 @@ from drill_support import load_script
 from hedgerd.config import HedgerdConfig, VenueSettings
 from hedgerd.sim.command import running_simulator
 from hedgerd.venues.deribit_names import parse_instrument_name
+from pinned_clock import TEST_START_MS
 
 chaos = load_script("chaos")
 
@@ -73,7 +74,9 @@ async def test_simulators_ledger_bears_out_a_hedge_loss_and_empty_funds() -> Non
 
 
 async def test_short_chaos_run_loses_and_doubles_nothing() -> None:
-    r = await chaos.run_chaos(hours=0.05, seed=5, speed=30.0, evaluate_s=5.0, mean_gap_s=25.0)
+    r = await chaos.run_chaos(
+        hours=0.05, seed=5, speed=30.0, evaluate_s=5.0, mean_gap_s=25.0, start_ms=TEST_START_MS
+    )
     why = json.dumps({k: v for k, v in r.items() if k != "kill_switch_trips"})
     assert r["faults"] >= 2
     assert r["evaluations"] > 0

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import pytest
 
 from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.config import HedgerdConfig, VenueSettings
@@ -25,8 +26,10 @@ from hedgerd.paper import paper_config
 from hedgerd.risk.kill_switches import KillSwitchBoard
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.trading_state import TradingStateMachine
+from hedgerd.sim import wall_clock
 from hedgerd.sim.command import Simulator, running_simulator
 from hedgerd.venues.deribit_names import parse_instrument_name
+from pinned_clock import TEST_START_MS
 
 MM_KEY, MM_SECRET = "sim-mm-key", "sim-mm-secret"
 REPO = Path(__file__).resolve().parents[2]
@@ -129,9 +132,18 @@ class Running:
 @contextlib.asynccontextmanager
 async def simulator(speed: float, seed: int = 3) -> AsyncIterator[Simulator]:
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms="now"
+        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms=TEST_START_MS
     ) as sim:
         yield sim
+
+
+def on_sim_calendar(sim: Simulator) -> dict[str, str]:
+    """Environment additions that run a `hedgerd run` process on the simulator's calendar
+    (`hedgerd.sim.wall_clock`); skips where libfaketime is absent."""
+    try:
+        return wall_clock.on_sim_calendar(sim)
+    except wall_clock.FaketimeMissingError as exc:
+        pytest.skip(f"{exc}; .ci/run installs it")
 
 
 async def start_daemon(sim: Simulator, values: dict[str, Any], speed: float) -> Running:

@@ -15,6 +15,7 @@ from e2e_support import (
     REPO,
     daemon_config,
     mm_open_orders,
+    on_sim_calendar,
     short_dir,
     simulator,
     status,
@@ -85,6 +86,7 @@ async def test_sigterm_cancels_orders_and_exits_zero() -> None:
         config_path = work / "hedgerd.toml"
         config_path.write_text(_toml(values), encoding="utf-8")
         assert hedgerd_main(["check-config", str(config_path)]) == 0
+        faked_env = on_sim_calendar(sim)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -94,7 +96,7 @@ async def test_sigterm_cancels_orders_and_exits_zero() -> None:
             str(config_path),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={**_env(work), "HEDGERD_LOG__LEVEL": "info"},
+            env={**_env(work), "HEDGERD_LOG__LEVEL": "info", **faked_env},
         )
 
         async def up() -> bool:
@@ -120,7 +122,8 @@ async def test_sigterm_cancels_orders_and_exits_zero() -> None:
 
             async def widened() -> bool:
                 band = (await status(sock))["underlyings"]["BTC"]["band"]
-                return bool(band["upper"] - band["lower"] >= 7.9)
+                # No band until the first decision after the reload.
+                return band["upper"] is not None and band["upper"] - band["lower"] >= 7.9
 
             await wait_for(widened, 10.0, "the reloaded band")
             start = time.monotonic()

@@ -20,6 +20,7 @@ from e2e_support import (
     REPO,
     daemon_config,
     hedgerctl,
+    on_sim_calendar,
     short_dir,
     start_daemon,
     status,
@@ -30,6 +31,7 @@ from test_paper_and_run import _toml
 
 from hedgerd.sim.command import running_simulator
 from hedgerd.sim.scenario import AccountSpec, PositionSpec
+from pinned_clock import TEST_START_MS
 
 # Distinctive values: nothing else in the output can contain them by chance.
 API_KEY = "hgd-e2e-apikey-Q7vZ3kP9"
@@ -118,7 +120,7 @@ async def test_secrets_never_in_structlog_events_status_or_events() -> None:
     work = short_dir()
     sock = work / "ctl.sock"
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=5, speed=10.0, start_ms="now", accounts=[_account()]
+        host="127.0.0.1", port=0, seed=5, speed=10.0, start_ms=TEST_START_MS, accounts=[_account()]
     ) as sim:
         values = daemon_config(work, rest_url=sim.rest_url, ws_url=sim.ws_url)
         values["venues"]["sim"].update(
@@ -155,7 +157,7 @@ async def test_secrets_never_appear_in_output_logs_status_or_events() -> None:
     sock = work / "ctl.sock"
     tcp_port = _free_port()
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=5, speed=1.0, start_ms="now", accounts=[_account()]
+        host="127.0.0.1", port=0, seed=5, speed=1.0, start_ms=TEST_START_MS, accounts=[_account()]
     ) as sim:
         values = daemon_config(work, rest_url=sim.rest_url, ws_url=sim.ws_url)
         venue = values["venues"]["sim"]
@@ -181,6 +183,7 @@ async def test_secrets_never_appear_in_output_logs_status_or_events() -> None:
             "HEDGERD_LOG__LEVEL": "debug",
             "HEDGERD_LOG__FORMAT": "json",
         }
+        faked_env = on_sim_calendar(sim)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -190,7 +193,7 @@ async def test_secrets_never_appear_in_output_logs_status_or_events() -> None:
             str(config_path),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=daemon_env,
+            env={**daemon_env, **faked_env},
         )
         outputs: dict[str, bytes] = {}
         try:

@@ -24,6 +24,7 @@ from hedgerd.execution.executor import LegOutcome
 from hedgerd.model import OrderSide
 from hedgerd.paper import paper_config
 from hedgerd.sim.command import Simulator, running_simulator
+from pinned_clock import TEST_START_MS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from e2e_support import daemon_config, short_dir, wait_for
@@ -46,7 +47,7 @@ def _sim_trade_ids(sim: Simulator, label: str) -> set[str]:
 @pytest.fixture
 async def running() -> AsyncIterator[tuple[Simulator, Daemon]]:
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=5, speed=1.0, start_ms="now"
+        host="127.0.0.1", port=0, seed=5, speed=1.0, start_ms=TEST_START_MS
     ) as sim:
         values = daemon_config(
             short_dir(),

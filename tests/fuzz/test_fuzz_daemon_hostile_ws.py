@@ -44,14 +44,17 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from e2e_support import daemon_config, orders_received, short_dir, status
 
+from hedgerd.book.valuation import MS_PER_YEAR
 from hedgerd.config import HedgerdConfig
 from hedgerd.daemon import Daemon
 from hedgerd.model.instruments import Instrument
 from hedgerd.model.orders import Fill, OrderSide
 from hedgerd.paper import paper_config
+from hedgerd.pricing.black import black76
 from hedgerd.sim.admin import inject_ws
 from hedgerd.sim.command import Simulator, start_simulator
 from hedgerd.venues.base import ConnectionEvent, ConnectionState
+from pinned_clock import TEST_START_MS
 
 SPEED = 20.0  # daemon seconds per wall second: the controller runs every 50 ms
 SENTINEL = "fuzz.sentinel"
@@ -118,7 +121,7 @@ def _config(workdir: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def rig() -> Iterator[Rig]:
     runner = LoopRunner()
-    sim = runner.run(start_simulator(seed=21, stepped=True, start_ms="now"))
+    sim = runner.run(start_simulator(seed=21, stepped=True, start_ms=TEST_START_MS))
     config = paper_config(HedgerdConfig(**_config(short_dir())), sim)
     daemon = Daemon(
         config,
@@ -329,6 +332,21 @@ def _streamed_option(rig: Rig) -> tuple[Instrument, str]:
     return option, streamed[option.name]
 
 
+def _repriced(option: Instrument, raw: dict[str, Any], vol: float, ts_ms: int) -> dict[str, Any]:
+    """The ticker `raw` at time `ts_ms` with its mark (coin) and mark IV (percent) set to
+    the Black-76 price at `vol` (fraction), on the ticker's own forward and index."""
+    assert option.expiry_ms is not None and option.strike_usd is not None
+    tau = (option.expiry_ms - ts_ms) / MS_PER_YEAR
+    forward = float(raw["underlying_price"])
+    price_usd = float(black76(option.is_call, forward, option.strike_usd, tau, vol).price)
+    return dict(
+        raw,
+        timestamp=ts_ms,
+        mark_price=price_usd / float(raw["index_price"]),
+        mark_iv=vol * 100.0,
+    )
+
+
 def test_a_forward_off_the_index_halts_with_price_sanity_and_is_not_applied(rig: Rig) -> None:
     # An option ticker whose underlying price (the expiry's forward) is 30 % off the index, a
     # few weeks out: a basis no expiry that close carries. Before the forward check it went
@@ -393,9 +411,11 @@ def test_an_option_iv_jump_is_held_until_confirmed_and_does_not_halt(rig: Rig) -
         stamp = int(raw["timestamp"])
 
         def scaled(k: float, dt: int) -> str:
-            data = dict(raw, timestamp=stamp + dt, mark_price=float(raw["mark_price"]) * k)
-            data["mark_iv"] = float(raw["mark_iv"]) * k
-            return notification(channel, data)
+            # The tick's mark is priced at k times the held vol, so the vol the daemon
+            # implies from it (and judges) moves by exactly that factor. Scaling the mark
+            # price itself would not: how far a doubled premium moves the implied vol depends
+            # on the option's moneyness and time to expiry, i.e. on the day the test runs.
+            return notification(channel, _repriced(option, raw, before * k, stamp + dt))
 
         assert inject_ws(rig.sim.server, scaled(2.0, 1), channel=channel) >= 1
         await rig.settle()

@@ -16,6 +16,7 @@ from hedgerd.config import VenueSettings
 from hedgerd.sim.command import Simulator, running_simulator
 from hedgerd.venues.base import ConnectionEvent, ConnectionState, TickerEvent
 from hedgerd.venues.deribit import DeribitVenue
+from pinned_clock import TEST_START_MS
 
 KEY, SECRET = "names-key", "names-secret"
 PERP = "BTC-PERPETUAL"
@@ -25,7 +26,12 @@ NEVER_LISTED = "BTC-1JAN30-100000-C"
 @pytest.fixture
 async def venue() -> AsyncIterator[tuple[Simulator, DeribitVenue]]:
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=4, speed=1.0, start_ms="now", accounts=[(KEY, SECRET)]
+        host="127.0.0.1",
+        port=0,
+        seed=4,
+        speed=1.0,
+        start_ms=TEST_START_MS,
+        accounts=[(KEY, SECRET)],
     ) as sim:
         v = DeribitVenue(
             "sim",

@@ -24,6 +24,7 @@ from hedgerd.sim.command import Simulator, start_simulator
 from hedgerd.venues.base import TickerEvent
 from hedgerd.venues.ccxt_venue import Backoff
 from hedgerd.venues.deribit import DeribitVenue
+from pinned_clock import TEST_START_MS
 
 PERP = "BTC-PERPETUAL"
 SILENCE_S = 5.0  # on the venue's (the test's) clock
@@ -110,7 +111,7 @@ def _venue(sim: Simulator, clock: list[int]) -> DeribitVenue:
 
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    sim = await start_simulator(seed=5, stepped=True, start_ms="now")
+    sim = await start_simulator(seed=5, stepped=True, start_ms=TEST_START_MS)
     clock = [int(sim.now_ms())]
     venue = _venue(sim, clock)
     try:
@@ -168,7 +169,7 @@ async def test_a_refused_subscription_is_retried_without_the_watchdog() -> None:
     # The venue answers the first public/subscribe with an error (the simulator's http_5xx
     # fault over WebSocket: 11094 internal_server_error). Before, ccxt raised on the reply,
     # the guard dropped it, and the stream waited in silence for the watchdog.
-    sim = await start_simulator(seed=5, stepped=True, start_ms="now")
+    sim = await start_simulator(seed=5, stepped=True, start_ms=TEST_START_MS)
     sim.faults.add(
         {
             "kind": "http_5xx",

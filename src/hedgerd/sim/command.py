@@ -162,6 +162,19 @@ class Simulator:
         await self.server.stop()
 
 
+def start_ms_arg(text: str) -> int | str:
+    """A `--start-ms` command-line value: UTC epoch ms (> 0), or "now" (the wall clock)."""
+    if text == "now":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected UTC epoch ms or 'now', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected UTC epoch ms > 0, got {value}")
+    return value
+
+
 async def start_simulator(
     *,
     host: str = "127.0.0.1",
@@ -276,6 +289,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--stepped", action="store_true", help="time moves only via the admin API")
     p.add_argument(
         "--start-ms",
+        type=start_ms_arg,
         default=None,
         help="simulated start: UTC epoch ms, or 'now' (default: the scenario's start_ms)",
     )
