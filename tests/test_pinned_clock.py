@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from conftest import uses_pinned_calendar
 from pinned_clock import CALENDAR_DATES, DEFAULT_TEST_START, parse_start
 
