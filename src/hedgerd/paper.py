@@ -2,9 +2,10 @@
 
 The simulator starts in-process (the demo scenario: a market maker `mm` with a short-gamma BTC
 and ETH options book across expiries, and client option flow against it), at `--speed`
-simulated seconds per wall second, from the current time (or `--start-ms`). The daemon then runs exactly as
-`hedgerd run` would, through the real ccxt client and the Deribit WebSocket session, with its
-control socket up (so `hedgerctl --config config/paper.toml status` works while it runs).
+simulated seconds per wall second, from the current time (or `--start-ms`). The daemon then
+runs exactly as `hedgerd run` would, through the real ccxt client and the Deribit WebSocket
+session, with its control socket up (so `hedgerctl --config config/paper.toml status` works
+while it runs).
 
 At the end (after `--duration` wall seconds, or Ctrl-C) it prints a summary and, with
 `--summary-json PATH`, writes it as JSON: `hedges`, `hedge_cost_usd`, `time_in_band` and

@@ -89,9 +89,14 @@ def daemon_config(
 
 
 async def wait_for(
-    predicate: Callable[[], bool | Awaitable[bool]], timeout_s: float, what: str
+    predicate: Callable[[], bool | Awaitable[bool]],
+    timeout_s: float,
+    what: str,
+    *,
+    interval_s: float = 0.02,
 ) -> None:
-    """Poll `predicate` (every 20 ms) until it holds; fail with `what` after `timeout_s`."""
+    """Poll `predicate` (every `interval_s`) until it holds; fail with `what` after
+    `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
         got = predicate()
@@ -101,7 +106,7 @@ async def wait_for(
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(interval_s)
 
 
 def orders_received(sim: Simulator) -> int:

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from e2e_support import (
     REPO,
     daemon_config,
@@ -22,6 +23,7 @@ from e2e_support import (
 )
 from test_daemon_control import _resting_hedger_order
 
+from hedgerd.cli import build_parser
 from hedgerd.cli import main as hedgerd_main
 
 
@@ -74,6 +76,16 @@ async def test_paper_hedges_and_keeps_delta_in_band() -> None:
         pnl = summary["pnl_usd"][u]
         assert set(pnl) >= {"options_usd", "hedges_usd", "fees_usd", "funding_usd", "total_usd"}
         assert pnl["fees_usd"] <= 0
+
+
+def test_paper_start_ms_is_epoch_ms_or_now(capsys: pytest.CaptureFixture[str]) -> None:
+    parse = build_parser().parse_args
+    assert parse(["paper"]).start_ms == "now"
+    assert parse(["paper", "--start-ms", "1767571200000"]).start_ms == 1_767_571_200_000
+    for bad in ("2026-01-05", "-1"):
+        with pytest.raises(SystemExit):
+            parse(["paper", "--start-ms", bad])
+        assert "--start-ms" in capsys.readouterr().err
 
 
 async def test_sigterm_cancels_orders_and_exits_zero() -> None:
