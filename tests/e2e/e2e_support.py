@@ -37,6 +37,24 @@ def short_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="hgd-", dir="/tmp"))
 
 
+def hedgerd_env(work: Path) -> dict[str, str]:
+    """The environment of a `hedgerd` subprocess: this checkout's code, the journal and the
+    control socket in `work`, JSON logs."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "HEDGERD_JOURNAL__PATH": str(work / "journal.sqlite"),
+        "HEDGERD_CONTROL__SOCKET_PATH": str(work / "ctl.sock"),
+        "HEDGERD_LOG__FORMAT": "json",
+    }
+
+
+def paper_argv(*args: str) -> list[str]:
+    """`hedgerd paper --config config/paper.toml ARGS...` as a subprocess's argv."""
+    config = str(REPO / "config" / "paper.toml")
+    return [sys.executable, "-m", "hedgerd.cli", "paper", "--config", config, *args]
+
+
 def daemon_config(
     workdir: Path,
     *,

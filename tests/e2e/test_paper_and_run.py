@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from e2e_support import (
     REPO,
     daemon_config,
+    hedgerd_env,
     mm_open_orders,
+    paper_argv,
     short_dir,
     simulator,
     status,
@@ -27,37 +27,16 @@ from hedgerd.cli import build_parser
 from hedgerd.cli import main as hedgerd_main
 
 
-def _env(work: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(REPO / "src"),
-        "HEDGERD_JOURNAL__PATH": str(work / "journal.sqlite"),
-        "HEDGERD_CONTROL__SOCKET_PATH": str(work / "ctl.sock"),
-        "HEDGERD_LOG__FORMAT": "json",
-    }
-
-
 async def test_paper_hedges_and_keeps_delta_in_band() -> None:
     work = short_dir()
     summary_path = work / "summary.json"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hedgerd.cli",
-        "paper",
-        "--config",
-        str(REPO / "config" / "paper.toml"),
-        "--duration",
-        "10",
-        "--speed",
-        "30",
-        "--seed",
-        "1",
-        "--summary-json",
-        str(summary_path),
+        *paper_argv(
+            "--duration", "10", "--speed", "30", "--seed", "1", "--summary-json", str(summary_path)
+        ),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_env(work),
+        env=hedgerd_env(work),
         cwd=str(REPO),
     )
     out, err = await asyncio.wait_for(proc.communicate(), 90.0)
@@ -106,7 +85,7 @@ async def test_sigterm_cancels_orders_and_exits_zero() -> None:
             str(config_path),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={**_env(work), "HEDGERD_LOG__LEVEL": "info"},
+            env={**hedgerd_env(work), "HEDGERD_LOG__LEVEL": "info"},
         )
 
         async def up() -> bool:

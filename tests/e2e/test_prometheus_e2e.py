@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from e2e_support import REPO, hedgerctl, short_dir, wait_for
+from e2e_support import REPO, hedgerctl, hedgerd_env, paper_argv, short_dir, wait_for
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
@@ -73,40 +71,24 @@ class Paper:
 async def running_paper(work: Path) -> AsyncIterator[Paper]:
     """`hedgerd paper --config config/paper.toml` until the block ends (SIGTERM), its
     journal, control socket and metrics listener (any free port) in `work`."""
-    sock = work / "ctl.sock"
     env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO / "src"),
-        "HEDGERD_JOURNAL__PATH": str(work / "journal.sqlite"),
-        "HEDGERD_CONTROL__SOCKET_PATH": str(sock),
+        **hedgerd_env(work),
         "HEDGERD_METRICS__PORT": "0",
-        "HEDGERD_LOG__FORMAT": "json",
         # daemon.ready (an info line) carries the metrics port the listener got.
         "HEDGERD_LOG__LEVEL": "info",
         "HEDGERD_DAEMON__STATUS_LINE": "false",
     }
+    # --duration 0: until SIGTERM; --speed 1: the alert needs no market activity (least CPU).
+    argv = paper_argv("--duration", "0", "--speed", "1", "--seed", "1", "--start-ms", str(START_MS))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hedgerd.cli",
-        "paper",
-        "--config",
-        str(REPO / "config" / "paper.toml"),
-        "--duration",
-        "0",  # until SIGTERM
-        "--speed",
-        "1",  # the alert needs no market activity: the least CPU
-        "--seed",
-        "1",
-        "--start-ms",
-        str(START_MS),
+        *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         env=env,
         cwd=str(work),
     )
-    paper = Paper(proc, sock)
+    paper = Paper(proc, work / "ctl.sock")
     paper.reader = asyncio.get_running_loop().create_task(paper.read_stderr())
     try:
 
