@@ -2,9 +2,10 @@
 
 The simulator starts in-process (the demo scenario: a market maker `mm` with a short-gamma BTC
 and ETH options book across expiries, and client option flow against it), at `--speed`
-simulated seconds per wall second, from the current time. The daemon then runs exactly as
-`hedgerd run` would, through the real ccxt client and the Deribit WebSocket session, with its
-control socket up (so `hedgerctl --config config/paper.toml status` works while it runs).
+simulated seconds per wall second, from the current time (or `--start-ms`). The daemon then
+runs exactly as `hedgerd run` would, through the real ccxt client and the Deribit WebSocket
+session, with its control socket up (so `hedgerctl --config config/paper.toml status` works
+while it runs).
 
 At the end (after `--duration` wall seconds, or Ctrl-C) it prints a summary and, with
 `--summary-json PATH`, writes it as JSON: `hedges`, `hedge_cost_usd`, `time_in_band` and
@@ -278,12 +279,14 @@ async def run_paper(
     scenario: Path | None = None,
     stop: asyncio.Event | None = None,
     account: str = "mm",
+    start_ms: int | str = "now",
 ) -> dict[str, Any]:
     """Run the simulator and the daemon; returns the summary. Stops after `duration_s` wall
-    seconds from READY (None: when `stop` is set, e.g. by Ctrl-C)."""
+    seconds from READY (None: when `stop` is set, e.g. by Ctrl-C). `start_ms`: the simulated
+    start (UTC epoch ms, or "now")."""
     stop = stop or asyncio.Event()
     async with running_simulator(
-        host="127.0.0.1", port=0, scenario=scenario, seed=seed, speed=speed, start_ms="now"
+        host="127.0.0.1", port=0, scenario=scenario, seed=seed, speed=speed, start_ms=start_ms
     ) as sim:
         cfg = paper_config(config, sim)
         daemon = Daemon(
@@ -362,6 +365,7 @@ def _paper_command(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 config_path=args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None),
                 scenario=args.scenario,
+                start_ms=args.start_ms,
             )
         )
     except (DaemonError, ConfigError, ControlServerError, JournalError, ValueError) as exc:
@@ -374,6 +378,18 @@ def _paper_command(args: argparse.Namespace) -> int:
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0 if not summary["errors"] else EXIT_FAILED
+
+
+def _start_ms(text: str) -> int | str:
+    if text == "now":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected UTC epoch ms or 'now', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected UTC epoch ms > 0, got {value}")
+    return value
 
 
 def add_parser(sub: Any) -> Any:
@@ -399,6 +415,14 @@ def add_parser(sub: Any) -> Any:
     p.add_argument("--speed", type=float, default=20.0, help="simulated seconds per wall second")
     p.add_argument("--seed", type=int, default=1, help="simulator seed")
     p.add_argument("--scenario", type=Path, default=None, help="simulator scenario TOML")
+    # A fixed start makes a run repeatable (the option expiries and the path no longer
+    # depend on the day it runs).
+    p.add_argument(
+        "--start-ms",
+        type=_start_ms,
+        default="now",
+        help="simulated start: UTC epoch ms, or 'now' (default)",
+    )
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
     p.set_defaults(func=_paper_command)
     return p

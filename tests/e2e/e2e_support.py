@@ -40,6 +40,26 @@ def short_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="hgd-", dir="/tmp"))
 
 
+def hedgerd_env(work: Path) -> dict[str, str]:
+    """The environment of a `hedgerd` subprocess: this checkout's code, the journal and the
+    control socket in `work`, JSON logs."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "HEDGERD_JOURNAL__PATH": str(work / "journal.sqlite"),
+        "HEDGERD_CONTROL__SOCKET_PATH": str(work / "ctl.sock"),
+        "HEDGERD_LOG__FORMAT": "json",
+    }
+
+
+def paper_argv(*args: str) -> list[str]:
+    """`hedgerd paper --config config/paper.toml ARGS...` as a subprocess's argv, its
+    simulator started at `TEST_START_MS`."""
+    config = str(REPO / "config" / "paper.toml")
+    pin = ("--start-ms", str(TEST_START_MS))
+    return [sys.executable, "-m", "hedgerd.cli", "paper", "--config", config, *pin, *args]
+
+
 def daemon_config(
     workdir: Path,
     *,
@@ -92,9 +112,14 @@ def daemon_config(
 
 
 async def wait_for(
-    predicate: Callable[[], bool | Awaitable[bool]], timeout_s: float, what: str
+    predicate: Callable[[], bool | Awaitable[bool]],
+    timeout_s: float,
+    what: str,
+    *,
+    interval_s: float = 0.02,
 ) -> None:
-    """Poll `predicate` (every 20 ms) until it holds; fail with `what` after `timeout_s`."""
+    """Poll `predicate` (every `interval_s`) until it holds; fail with `what` after
+    `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
         got = predicate()
@@ -104,7 +129,7 @@ async def wait_for(
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(interval_s)
 
 
 def orders_received(sim: Simulator) -> int:

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
-from pathlib import Path
 
+import pytest
 from e2e_support import (
     REPO,
     daemon_config,
+    hedgerd_env,
     mm_open_orders,
     on_sim_calendar,
+    paper_argv,
     short_dir,
     simulator,
     status,
@@ -23,40 +24,20 @@ from e2e_support import (
 )
 from test_daemon_control import _resting_hedger_order
 
+from hedgerd.cli import build_parser
 from hedgerd.cli import main as hedgerd_main
-
-
-def _env(work: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(REPO / "src"),
-        "HEDGERD_JOURNAL__PATH": str(work / "journal.sqlite"),
-        "HEDGERD_CONTROL__SOCKET_PATH": str(work / "ctl.sock"),
-        "HEDGERD_LOG__FORMAT": "json",
-    }
 
 
 async def test_paper_hedges_and_keeps_delta_in_band() -> None:
     work = short_dir()
     summary_path = work / "summary.json"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hedgerd.cli",
-        "paper",
-        "--config",
-        str(REPO / "config" / "paper.toml"),
-        "--duration",
-        "10",
-        "--speed",
-        "30",
-        "--seed",
-        "1",
-        "--summary-json",
-        str(summary_path),
+        *paper_argv(
+            "--duration", "10", "--speed", "30", "--seed", "1", "--summary-json", str(summary_path)
+        ),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_env(work),
+        env=hedgerd_env(work),
         cwd=str(REPO),
     )
     out, err = await asyncio.wait_for(proc.communicate(), 90.0)
@@ -75,6 +56,16 @@ async def test_paper_hedges_and_keeps_delta_in_band() -> None:
         pnl = summary["pnl_usd"][u]
         assert set(pnl) >= {"options_usd", "hedges_usd", "fees_usd", "funding_usd", "total_usd"}
         assert pnl["fees_usd"] <= 0
+
+
+def test_paper_start_ms_is_epoch_ms_or_now(capsys: pytest.CaptureFixture[str]) -> None:
+    parse = build_parser().parse_args
+    assert parse(["paper"]).start_ms == "now"
+    assert parse(["paper", "--start-ms", "1767571200000"]).start_ms == 1_767_571_200_000
+    for bad in ("2026-01-05", "-1"):
+        with pytest.raises(SystemExit):
+            parse(["paper", "--start-ms", bad])
+        assert "--start-ms" in capsys.readouterr().err
 
 
 async def test_sigterm_cancels_orders_and_exits_zero() -> None:
@@ -96,7 +87,7 @@ async def test_sigterm_cancels_orders_and_exits_zero() -> None:
             str(config_path),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={**_env(work), "HEDGERD_LOG__LEVEL": "info", **faked_env},
+            env={**hedgerd_env(work), "HEDGERD_LOG__LEVEL": "info", **faked_env},
         )
 
         async def up() -> bool:
