@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib.image
 from e2e_support import (
     REPO,
     daemon_config,
@@ -74,6 +75,41 @@ async def test_paper_hedges_and_keeps_delta_in_band() -> None:
         pnl = summary["pnl_usd"][u]
         assert set(pnl) >= {"options_usd", "hedges_usd", "fees_usd", "funding_usd", "total_usd"}
         assert pnl["fees_usd"] <= 0
+
+
+async def test_paper_plot_is_a_png_with_both_underlyings() -> None:
+    """`--plot`: a short run from a pinned start draws BTC and ETH (the figure's panels are
+    checked in tests/ops/test_plots.py; here the run's own series reach a PNG that opens)."""
+    work = short_dir()
+    png = work / "paper.png"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hedgerd.cli",
+        "paper",
+        "--config",
+        str(REPO / "config" / "paper.toml"),
+        "--duration",
+        "4",
+        "--speed",
+        "30",
+        "--seed",
+        "1",
+        "--start-ms",
+        "1767571200000",  # 2026-01-05T00:00:00Z
+        "--plot",
+        str(png),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(work),
+        cwd=str(REPO),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 90.0)
+    assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-3000:])
+    assert f"wrote {png} (BTC, ETH)" in err.decode()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = matplotlib.image.imread(png).shape
+    assert (width, height) == (1100, 1040)  # two underlyings: 5.2 in each, at 100 dpi
 
 
 async def test_sigterm_cancels_orders_and_exits_zero() -> None:
