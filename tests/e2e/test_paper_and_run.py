@@ -36,9 +36,9 @@ def _env(work: Path) -> dict[str, str]:
     }
 
 
-async def test_paper_hedges_and_keeps_delta_in_band() -> None:
-    work = short_dir()
-    summary_path = work / "summary.json"
+async def _paper(work: Path, *args: str) -> tuple[str, str]:
+    """`hedgerd paper` with the repo's paper config at speed 30, seed 1; its stdout and stderr
+    once it has exited 0."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -46,14 +46,11 @@ async def test_paper_hedges_and_keeps_delta_in_band() -> None:
         "paper",
         "--config",
         str(REPO / "config" / "paper.toml"),
-        "--duration",
-        "10",
         "--speed",
         "30",
         "--seed",
         "1",
-        "--summary-json",
-        str(summary_path),
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=_env(work),
@@ -61,7 +58,14 @@ async def test_paper_hedges_and_keeps_delta_in_band() -> None:
     )
     out, err = await asyncio.wait_for(proc.communicate(), 90.0)
     assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-3000:])
-    assert "hedges:" in out.decode()
+    return out.decode(), err.decode()
+
+
+async def test_paper_hedges_and_keeps_delta_in_band() -> None:
+    work = short_dir()
+    summary_path = work / "summary.json"
+    out, _ = await _paper(work, "--duration", "10", "--summary-json", str(summary_path))
+    assert "hedges:" in out
     summary = json.loads(summary_path.read_text())
     assert summary["hedges"] >= 1
     assert summary["hedge_cost_usd"] > 0
@@ -82,31 +86,9 @@ async def test_paper_plot_is_a_png_with_both_underlyings() -> None:
     checked in tests/ops/test_plots.py; here the run's own series reach a PNG that opens)."""
     work = short_dir()
     png = work / "paper.png"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hedgerd.cli",
-        "paper",
-        "--config",
-        str(REPO / "config" / "paper.toml"),
-        "--duration",
-        "4",
-        "--speed",
-        "30",
-        "--seed",
-        "1",
-        "--start-ms",
-        "1767571200000",  # 2026-01-05T00:00:00Z
-        "--plot",
-        str(png),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=_env(work),
-        cwd=str(REPO),
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 90.0)
-    assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-3000:])
-    assert f"wrote {png} (BTC, ETH)" in err.decode()
+    start = "1767571200000"  # 2026-01-05T00:00:00Z
+    _, err = await _paper(work, "--duration", "4", "--start-ms", start, "--plot", str(png))
+    assert f"wrote {png} (BTC, ETH)" in err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = matplotlib.image.imread(png).shape
     assert (width, height) == (1100, 1040)  # two underlyings: 5.2 in each, at 100 dpi

@@ -11,7 +11,7 @@ import matplotlib.dates
 import matplotlib.image
 import pytest
 
-from hedgerd.model import HedgeDecision, HedgeTrigger, OrderSide
+from hedgerd.model import OrderSide
 from hedgerd.model.orders import Fill
 from hedgerd.ops.plots import (
     MISSING_MATPLOTLIB,
@@ -25,30 +25,10 @@ from hedgerd.ops.plots import (
 )
 from hedgerd.paper import PaperRecorder
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hedging"))
+from hedging_builders import hedge_decision
+
 T0 = 1_767_571_200_000  # 2026-01-05T00:00:00Z
-
-
-def _hold(underlying: str, ts_ms: int, net: float) -> HedgeDecision:
-    return HedgeDecision(
-        decision_id=f"{underlying}-{ts_ms}",
-        underlying=underlying,
-        policy="test",
-        ts_ms=ts_ms,
-        trigger=HedgeTrigger.NONE,
-        net_delta_coin=net,
-        book_delta_coin=net,
-        in_flight_delta_coin=0.0,
-        target_delta_coin=0.0,
-        band_lower_coin=-1.0,
-        band_upper_coin=1.0,
-        wanted_coin=0.0,
-        delta_after_coin=net,
-        legs=(),
-        expected_cost_usd=0.0,
-        lambda_frac=0.0,
-        gamma_coin_per_usd=0.0,
-        spot_usd=50_000.0,
-    )
 
 
 def _fill(ts_ms: int, side: OrderSide) -> Fill:
@@ -59,11 +39,11 @@ def _fill(ts_ms: int, side: OrderSide) -> Fill:
 
 def _recorded() -> list[UnderlyingSeries]:
     rec = PaperRecorder()
-    rec.on_decision(_hold("BTC", T0, 0.5))
-    rec.on_decision(_hold("ETH", T0, -3.0))
-    rec.on_decision(_hold("BTC", T0 + 1_000, 1.4))
+    rec.on_decision(hedge_decision("BTC", T0, 0.5))
+    rec.on_decision(hedge_decision("ETH", T0, -3.0))
+    rec.on_decision(hedge_decision("BTC", T0 + 1_000, 1.4))
     rec.on_hedge_fill("BTC", _fill(T0 + 1_200, OrderSide.SELL), 2.5)
-    rec.on_decision(_hold("BTC", T0 + 2_000, 0.1))
+    rec.on_decision(hedge_decision("BTC", T0 + 2_000, 0.1))
     rec.on_hedge_fill("BTC", _fill(T0 + 2_500, OrderSide.BUY), 1.0)
     return rec.series(["BTC", "ETH", "SOL"])
 
