@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import stat
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.image
@@ -121,7 +122,22 @@ def test_series_from_records_marks_hedges_and_accumulates_cost() -> None:
     fills = [DecidedFill(f, d.decision_id) for f, d in FILLS]
     # A fill of an order with no decision (adopted, placed by hand) is not a hedge.
     stray = _fill("t9", BTC_BUY, T0 + 2_000, price=1.0, fee=1.0, fee_ccy="BTC")
-    btc, eth = journal_series(_records(), [*reversed(fills), DecidedFill(stray, None)])
+    # Nor is a decision (with its fills) whose payload is not a HedgeDecision's.
+    odd = DecisionRecord("d-odd", T0, "BTC", "by hand", {"why": "no deltas"})
+    odd_fill = DecidedFill(
+        _fill("t8", BTC_BUY, T0 + 3_000, price=1.0, fee=1.0, fee_ccy="BTC"), "d-odd"
+    )
+    # Nor a fill of an instrument its decision did not trade (the journal's fill_conflict).
+    conflict = replace(FILLS[0][0], trade_id="t7", instrument="BTC-27MAR26")
+    btc, eth = journal_series(
+        [*_records(), odd],
+        [
+            *reversed(fills),
+            DecidedFill(stray, None),
+            odd_fill,
+            DecidedFill(conflict, BTC_BUY.decision_id),
+        ],
+    )
 
     assert (btc.underlying, eth.underlying) == ("BTC", "ETH")
     assert [(h.ts_ms, h.side) for h in btc.hedges] == [

@@ -57,7 +57,16 @@ class _Decision:
     legs: dict[str, _LegUnits]  # by instrument
 
     @classmethod
-    def of(cls, record: DecisionRecord) -> _Decision:
+    def of(cls, record: DecisionRecord) -> _Decision | None:
+        """None for a payload that is not a `HedgeDecision`'s (a record written by hand or by
+        another version): one unreadable row should not cost the whole picture."""
+        try:
+            return cls._of(record)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @classmethod
+    def _of(cls, record: DecisionRecord) -> _Decision:
         # The payload is `dataclasses.asdict(HedgeDecision)` as JSON (enums as their values).
         p = record.payload
         return cls(
@@ -82,8 +91,9 @@ def journal_series(
     decisions: Iterable[DecisionRecord], fills: Iterable[DecidedFill]
 ) -> list[UnderlyingSeries]:
     """Per underlying (sorted by name), the delta points of `decisions` and the hedges of
-    `fills` (see the module doc). `decisions` must include every decision a fill refers to."""
-    by_id = {r.decision_id: _Decision.of(r) for r in decisions}
+    `fills` (see the module doc). `decisions` must include every decision a fill refers to; one
+    whose payload is not a `HedgeDecision`'s is left out, with its fills."""
+    by_id = {r.decision_id: d for r in decisions if (d := _Decision.of(r)) is not None}
     points: dict[str, list[DeltaPoint]] = {}
     for d in sorted(by_id.values(), key=lambda d: d.ts_ms):
         band = (d.band_lower_coin, d.target_coin, d.band_upper_coin)
