@@ -438,13 +438,17 @@ def _paper_command(args: argparse.Namespace) -> int:
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if recorder is not None:
         series = recorder.series(list(summary["underlyings"]))
-        write_hedge_plot(
-            args.plot,
-            series,
-            title=f"hedgerd paper: seed {summary['seed']}, speed {summary['speed']:g}x, "
-            f"numeraire {summary['numeraire']}",
-            cost_label=PAPER_COST_LABEL,
-        )
+        try:
+            write_hedge_plot(
+                args.plot,
+                series,
+                title=f"hedgerd paper: seed {summary['seed']}, speed {summary['speed']:g}x, "
+                f"numeraire {summary['numeraire']}",
+                cost_label=PAPER_COST_LABEL,
+            )
+        except OSError as exc:
+            print(f"hedgerd paper: --plot {args.plot}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         names = ", ".join(s.underlying for s in series)
         print(f"wrote {args.plot} ({names})", file=sys.stderr)
     return 0 if not summary["errors"] else EXIT_FAILED

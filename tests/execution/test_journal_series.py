@@ -270,3 +270,7 @@ def test_export_plot_with_nothing_to_draw(
     assert args.func(args) == 2
     assert "nothing to draw" in capsys.readouterr().err
     assert not png.exists()
+    nowhere = tmp_path / "no-such-dir" / "p.png"
+    args = _export(journal, "--since", str(T0), "--plot", str(nowhere))
+    assert args.func(args) == 2
+    assert f"--plot {nowhere}" in capsys.readouterr().err

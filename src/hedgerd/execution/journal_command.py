@@ -180,6 +180,9 @@ def _plot(store: JournalStore, path: Path, since_ms: int, until_ms: int | None) 
     except PlotUnavailableError as exc:
         print(f"hedgerd journal export: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # the picture's file cannot be written
+        print(f"hedgerd journal export: --plot {path}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     names = ", ".join(s.underlying for s in series)
     print(f"wrote {path} ({names})", file=sys.stderr)
     return EXIT_OK
