@@ -127,9 +127,12 @@ def hedge_figure(series: Sequence[UnderlyingSeries], *, title: str, cost_label: 
         axes[2 * i + 1][0].sharex(axes[2 * i][0])
     for row in axes:
         ax = row[0]
-        # matplotlib's DateFormatter has no annotations.
-        utc_format = mdates.DateFormatter("%m-%d %H:%M:%S", tz=UTC)  # type: ignore[no-untyped-call]
-        ax.xaxis.set_major_formatter(utc_format)
+        # Short tick labels (a run spans minutes, a journal days) with the date once at the
+        # axis end, all in UTC. matplotlib's date locators and formatters have no annotations.
+        locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        concise = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_formatter(concise)
         ax.set_xlabel("time (UTC)")
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
