@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -74,6 +74,7 @@ from hedgerd.execution.reconcile import ReconcileReport as ExecReconcileReport
 from hedgerd.hedging.adapter import risk_from_book
 from hedgerd.hedging.config import HedgingConfig, PolicyConfig
 from hedgerd.hedging.controller import after, decide, should_log
+from hedgerd.hedging.costs import fill_cost
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
 from hedgerd.model import (
     AmountUnit,
@@ -212,6 +213,18 @@ class UnderlyingStats:
     last_decision: dict[str, Any] = field(default_factory=dict)
     #: Hedge trades (signed amount in the instrument's unit, price, instrument), for P&L.
     fills: list[Fill] = field(default_factory=list)
+
+
+class HedgeObserver(Protocol):
+    """Sees each evaluation and each hedge fill as the daemon counts them (`hedgerd paper
+    --plot` records them). Called on the event loop: must return at once, and must not raise."""
+
+    def on_decision(self, decision: HedgeDecision) -> None:
+        """Every decision, holds included (deltas in coin, `ts_ms` on the daemon's clock)."""
+
+    def on_hedge_fill(self, underlying: str, fill: Fill, cost_usd: float) -> None:
+        """A fill of one of the hedger's orders, once per trade id, with its cost (fee +
+        distance from the mid, USD)."""
 
 
 @dataclass(slots=True)
@@ -362,6 +375,7 @@ class Daemon:
         board_clock_ms: Callable[[], int] | None = None,
         config_path: Path | None = None,
         confirmed_live: bool = False,
+        observer: HedgeObserver | None = None,
     ) -> None:
         if len(config.venues) != 1:
             raise DaemonError(
@@ -377,6 +391,7 @@ class Daemon:
         self._same_clocks = board_clock_ms is None
         self.config_path = config_path
         self.confirmed_live = confirmed_live
+        self.observer = observer
         self.hedging: HedgingConfig = config.hedging
         self.overrides: dict[str, PolicyConfig] = {}
         self.stats = DaemonStats()
@@ -824,27 +839,25 @@ class Daemon:
             return
         index = self.book.index_price(inst.underlying) if self.book is not None else math.nan
         q = self._quotes.get(fill.instrument)
-        mid = q.mid_price if q is not None else fill.price
-        price_usd = fill.price * index if inst.price_unit is PriceUnit.COIN else fill.price
-        mid_usd = mid * index if inst.price_unit is PriceUnit.COIN else mid
-        if inst.amount_unit is AmountUnit.USD:
-            notional = fill.amount
-            slip = fill.side.sign * notional * (price_usd - mid_usd) / price_usd
-        else:
-            notional = fill.amount * price_usd
-            slip = fill.side.sign * fill.amount * (price_usd - mid_usd)
-        fee_usd = fill.fee * index if fill.fee_currency.upper() == inst.underlying else fill.fee
-        if not math.isfinite(fee_usd):
-            fee_usd = 0.0
-        cost = slip + fee_usd
+        paid = fill_cost(
+            fill,
+            underlying=inst.underlying,
+            amount_unit=inst.amount_unit,
+            price_unit=inst.price_unit,
+            index_usd=index,
+            reference_price=q.mid_price if q is not None else fill.price,
+        )
+        cost = paid.cost_usd
         st.hedge_cost_usd += cost
-        st.fees_usd += fee_usd
-        st.hedge_notional_usd += abs(notional)
+        st.fees_usd += paid.fee_usd
+        st.hedge_notional_usd += paid.notional_usd
         st.fills.append(fill)
         if self.metrics is not None and math.isfinite(cost):
             self.metrics.record_hedge(
-                inst.underlying, self.venue_name, cost_usd=cost, notional_usd=notional
+                inst.underlying, self.venue_name, cost_usd=cost, notional_usd=paid.notional_usd
             )
+        if self.observer is not None:
+            self.observer.on_hedge_fill(inst.underlying, fill, cost)
 
     def _on_fill_repaired(self, fill: Fill) -> None:
         """A fill the executor fetched by order because the stream missed it (journalled):
@@ -1171,6 +1184,8 @@ class Daemon:
         st.max_abs_delta_coin = max(st.max_abs_delta_coin, abs(net))
         st.last_delta_coin = net
         st.last_band = (d.band_lower_coin, d.target_delta_coin, d.band_upper_coin)
+        if self.observer is not None:
+            self.observer.on_decision(d)
         st.last_decision = {
             "decision_id": d.decision_id,
             "ts_ms": d.ts_ms,

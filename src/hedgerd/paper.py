@@ -10,7 +10,10 @@ while it runs).
 At the end (after `--duration` wall seconds, or Ctrl-C) it prints a summary and, with
 `--summary-json PATH`, writes it as JSON: `hedges`, `hedge_cost_usd`, `time_in_band` and
 `max_abs_delta` (per underlying, coin), `errors`, and `pnl_usd` per underlying split into
-options, hedges, fees and funding.
+options, hedges, fees and funding. With `--plot OUT.png` it also draws, per underlying, every
+evaluation's net delta against its band and target over time with the hedge fills marked, and
+the cumulative hedge cost (the summary's `hedge_cost_usd`: fees + distance from the mid).
+`--start-ms` pins the simulated start (UTC epoch ms) instead of now, for a run that repeats.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +37,16 @@ from hedgerd.config import ConfigError, HedgerdConfig, load_config
 from hedgerd.control.server import ControlServerError
 from hedgerd.daemon import EXIT_CONFIG, EXIT_FAILED, Daemon, DaemonError, install_signals
 from hedgerd.execution.journal import JournalError
-from hedgerd.model import AmountUnit
-from hedgerd.sim.command import Simulator, running_simulator
+from hedgerd.model import AmountUnit, Fill, HedgeDecision
+from hedgerd.ops.plots import (
+    DeltaPoint,
+    HedgeMark,
+    PlotUnavailableError,
+    UnderlyingSeries,
+    pyplot,
+    write_hedge_plot,
+)
+from hedgerd.sim.command import Simulator, running_simulator, start_ms_arg
 from hedgerd.venues.base import VenueError
 
 log = structlog.get_logger(__name__)
@@ -101,6 +113,9 @@ def load_paper_config(path: Path | None) -> HedgerdConfig:
         raise ConfigError(str(exc)) from None
 
 
+#: How the paper picture measures a hedge's cost (the daemon's own count, as in the summary).
+PAPER_COST_LABEL = "fees + distance from the mid at the fill"
+
 #: How long the daemon may take to connect, reconcile and build its book (wall seconds).
 READY_TIMEOUT_S = 60.0
 
@@ -143,6 +158,41 @@ def _funding_coin(sim: Simulator, account: str) -> dict[str, float]:
             u = name.split("-")[0]
             out[u] = out.get(u, 0.0) + float(pos.realized_funding)
     return out
+
+
+class PaperRecorder:
+    """The daemon's evaluations and hedge fills as the picture's series (a `HedgeObserver`).
+
+    Every evaluation is kept (one small frozen record each, some 200 bytes), so `hedgerd paper`
+    passes one to the daemon only under `--plot`.
+    """
+
+    def __init__(self) -> None:
+        self._points: dict[str, list[DeltaPoint]] = {}
+        self._hedges: dict[str, list[HedgeMark]] = {}
+
+    def on_decision(self, decision: HedgeDecision) -> None:
+        self._points.setdefault(decision.underlying, []).append(
+            DeltaPoint(
+                ts_ms=decision.ts_ms,
+                delta_coin=decision.net_delta_coin,
+                band_lower_coin=decision.band_lower_coin,
+                target_coin=decision.target_delta_coin,
+                band_upper_coin=decision.band_upper_coin,
+            )
+        )
+
+    def on_hedge_fill(self, underlying: str, fill: Fill, cost_usd: float) -> None:
+        self._hedges.setdefault(underlying, []).append(
+            HedgeMark(ts_ms=fill.ts_ms, side=fill.side, cost_usd=cost_usd)
+        )
+
+    def series(self, underlyings: Sequence[str]) -> list[UnderlyingSeries]:
+        """One series per underlying, in the given order (empty when nothing was seen)."""
+        return [
+            UnderlyingSeries(u, tuple(self._points.get(u, ())), tuple(self._hedges.get(u, ())))
+            for u in underlyings
+        ]
 
 
 def _snapshot_values(daemon: Daemon) -> dict[str, float]:
@@ -280,10 +330,11 @@ async def run_paper(
     stop: asyncio.Event | None = None,
     account: str = "mm",
     start_ms: int | str = "now",
+    recorder: PaperRecorder | None = None,
 ) -> dict[str, Any]:
     """Run the simulator and the daemon; returns the summary. Stops after `duration_s` wall
     seconds from READY (None: when `stop` is set, e.g. by Ctrl-C). `start_ms`: the simulated
-    start (UTC epoch ms, or "now")."""
+    start (UTC epoch ms, or "now"). `recorder` sees every evaluation and hedge fill."""
     stop = stop or asyncio.Event()
     async with running_simulator(
         host="127.0.0.1", port=0, scenario=scenario, seed=seed, speed=speed, start_ms=start_ms
@@ -295,6 +346,7 @@ async def run_paper(
             speed=speed,
             board_clock_ms=_wall_ms,
             config_path=config_path,
+            observer=recorder,
         )
         install_signals(daemon, stop)
         task = asyncio.get_running_loop().create_task(daemon.run(stop), name="daemon")
@@ -356,6 +408,13 @@ def _paper_command(args: argparse.Namespace) -> int:
             "terminal",
             file=sys.stderr,
         )
+    if args.plot is not None:
+        try:
+            pyplot()  # before the run: a missing matplotlib should not cost the whole run
+        except PlotUnavailableError as exc:
+            print(f"hedgerd paper: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    recorder = PaperRecorder() if args.plot is not None else None
     try:
         summary = asyncio.run(
             run_paper(
@@ -366,6 +425,7 @@ def _paper_command(args: argparse.Namespace) -> int:
                 config_path=args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None),
                 scenario=args.scenario,
                 start_ms=args.start_ms,
+                recorder=recorder,
             )
         )
     except (DaemonError, ConfigError, ControlServerError, JournalError, ValueError) as exc:
@@ -377,19 +437,23 @@ def _paper_command(args: argparse.Namespace) -> int:
     print(render_summary(summary), flush=True)
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if recorder is not None:
+        series = recorder.series(list(summary["underlyings"]))
+        try:
+            write_hedge_plot(
+                args.plot,
+                series,
+                title=f"hedgerd paper: seed {summary['seed']}, speed {summary['speed']:g}x, "
+                f"numeraire {summary['numeraire']}",
+                cost_label=PAPER_COST_LABEL,
+            )
+        except OSError as exc:
+            print(f"hedgerd paper: --plot {args.plot}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        names = ", ".join(s.underlying for s in series)
+        print(f"wrote {args.plot} ({names})", file=sys.stderr)
     return 0 if not summary["errors"] else EXIT_FAILED
 
-
-def _start_ms(text: str) -> int | str:
-    if text == "now":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected UTC epoch ms or 'now', got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected UTC epoch ms > 0, got {value}")
-    return value
 
 
 def add_parser(sub: Any) -> Any:
@@ -419,13 +483,27 @@ def add_parser(sub: Any) -> Any:
     # depend on the day it runs).
     p.add_argument(
         "--start-ms",
-        type=_start_ms,
+        type=start_ms_arg,
         default="now",
         help="simulated start: UTC epoch ms, or 'now' (default)",
     )
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="draw delta vs band with the hedges, and cumulative hedge cost, per underlying "
+        "(PNG; needs matplotlib)",
+    )
     p.set_defaults(func=_paper_command)
     return p
 
 
-__all__ = ["add_parser", "build_summary", "paper_config", "render_summary", "run_paper"]
+__all__ = [
+    "PaperRecorder",
+    "add_parser",
+    "build_summary",
+    "paper_config",
+    "render_summary",
+    "run_paper",
+]

@@ -159,9 +159,13 @@ def test_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
             "1",
             "--json",
             str(out),
+            "--plot",
+            str(tmp_path / "frontier.png"),
         ]
     )
     assert args.func(args) == 0
+    # The frontier is drawn through the shared matplotlib set-up (hedgerd.ops.plots).
+    assert (tmp_path / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads(out.read_text())
     assert doc["scenario"] == "reference" and doc["unit"] == "% of premium"
     row = doc["results"][0]

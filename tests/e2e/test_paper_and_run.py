@@ -8,7 +8,9 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 
+import matplotlib.image
 import pytest
 from e2e_support import (
     REPO,
@@ -28,13 +30,11 @@ from hedgerd.cli import build_parser
 from hedgerd.cli import main as hedgerd_main
 
 
-async def test_paper_hedges_and_keeps_delta_in_band() -> None:
-    work = short_dir()
-    summary_path = work / "summary.json"
+async def _paper(work: Path, *args: str) -> tuple[str, str]:
+    """`hedgerd paper` with the repo's paper config at speed 30, seed 1, from the pinned
+    start; its stdout and stderr once it has exited 0."""
     proc = await asyncio.create_subprocess_exec(
-        *paper_argv(
-            "--duration", "10", "--speed", "30", "--seed", "1", "--summary-json", str(summary_path)
-        ),
+        *paper_argv("--speed", "30", "--seed", "1", *args),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=hedgerd_env(work),
@@ -42,7 +42,14 @@ async def test_paper_hedges_and_keeps_delta_in_band() -> None:
     )
     out, err = await asyncio.wait_for(proc.communicate(), 90.0)
     assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-3000:])
-    assert "hedges:" in out.decode()
+    return out.decode(), err.decode()
+
+
+async def test_paper_hedges_and_keeps_delta_in_band() -> None:
+    work = short_dir()
+    summary_path = work / "summary.json"
+    out, _ = await _paper(work, "--duration", "10", "--summary-json", str(summary_path))
+    assert "hedges:" in out
     summary = json.loads(summary_path.read_text())
     assert summary["hedges"] >= 1
     assert summary["hedge_cost_usd"] > 0
@@ -56,6 +63,18 @@ async def test_paper_hedges_and_keeps_delta_in_band() -> None:
         pnl = summary["pnl_usd"][u]
         assert set(pnl) >= {"options_usd", "hedges_usd", "fees_usd", "funding_usd", "total_usd"}
         assert pnl["fees_usd"] <= 0
+
+
+async def test_paper_plot_is_a_png_with_both_underlyings() -> None:
+    """`--plot`: a short run draws BTC and ETH (the figure's panels are checked in
+    tests/ops/test_plots.py; here the run's own series reach a PNG that opens)."""
+    work = short_dir()
+    png = work / "paper.png"
+    _, err = await _paper(work, "--duration", "4", "--plot", str(png))
+    assert f"wrote {png} (BTC, ETH)" in err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = matplotlib.image.imread(png).shape
+    assert (width, height) == (1100, 1040)  # two underlyings: 5.2 in each, at 100 dpi
 
 
 def test_paper_start_ms_is_epoch_ms_or_now(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,9 @@ from hedgerd.hedging.inputs import HedgeVenueState, UnderlyingRisk
 from hedgerd.model import (
     AmountUnit,
     BookLevel,
+    HedgeDecision,
+    HedgeLeg,
+    HedgeTrigger,
     Instrument,
     InstrumentKind,
     OrderBookSnapshot,
@@ -101,3 +104,39 @@ def risk(
 
 def total_delta(legs: Sequence[object]) -> float:
     return sum(leg.delta_coin for leg in legs)  # type: ignore[attr-defined]
+
+
+def hedge_decision(
+    underlying: str,
+    ts_ms: int,
+    net_coin: float,
+    *,
+    after_coin: float | None = None,
+    legs: tuple[HedgeLeg, ...] = (),
+    band_coin: tuple[float, float, float] = (-1.0, 0.0, 1.0),
+    spot_usd: float = SPOT,
+    decision_id: str | None = None,
+) -> HedgeDecision:
+    """A controller decision: a hold without `legs`; `band_coin` is (lower, target, upper)."""
+    lower, target, upper = band_coin
+    after = net_coin if after_coin is None else after_coin
+    return HedgeDecision(
+        decision_id=decision_id or f"{underlying}-{ts_ms}",
+        underlying=underlying,
+        policy="test",
+        ts_ms=ts_ms,
+        trigger=HedgeTrigger.BAND if legs else HedgeTrigger.NONE,
+        net_delta_coin=net_coin,
+        book_delta_coin=net_coin,
+        in_flight_delta_coin=0.0,
+        target_delta_coin=target,
+        band_lower_coin=lower,
+        band_upper_coin=upper,
+        wanted_coin=after - net_coin,
+        delta_after_coin=after,
+        legs=legs,
+        expected_cost_usd=sum(leg.expected_cost_usd for leg in legs),
+        lambda_frac=0.0005,
+        gamma_coin_per_usd=0.001,
+        spot_usd=spot_usd,
+    )

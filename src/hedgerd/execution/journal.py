@@ -300,6 +300,16 @@ def _fill_from_row(row: sqlite3.Row) -> Fill:
     )
 
 
+def _decision_from_row(row: sqlite3.Row) -> DecisionRecord:
+    return DecisionRecord(
+        decision_id=row["decision_id"],
+        ts_ms=row["ts_ms"],
+        underlying=row["underlying"],
+        reason=row["reason"],
+        payload=json.loads(row["payload"]),
+    )
+
+
 # ----------------------------------------------------------------------------- store
 
 
@@ -902,15 +912,16 @@ class JournalStore:
         row = self._conn.execute(
             "SELECT * FROM decisions WHERE decision_id = ?", (decision_id,)
         ).fetchone()
-        if row is None:
-            return None
-        return DecisionRecord(
-            decision_id=row["decision_id"],
-            ts_ms=row["ts_ms"],
-            underlying=row["underlying"],
-            reason=row["reason"],
-            payload=json.loads(row["payload"]),
+        return None if row is None else _decision_from_row(row)
+
+    def decisions_since(self, since_ms: int, until_ms: int | None = None) -> list[DecisionRecord]:
+        """Journalled decisions (those that sent orders) with `ts_ms` in [since_ms, until_ms),
+        oldest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM decisions WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, rowid",
+            (since_ms, until_ms if until_ms is not None else 2**62),
         )
+        return [_decision_from_row(r) for r in rows]
 
     def fills_for_order(self, label: str) -> list[Fill]:
         """Every journalled fill matched to order `label` (including any that conflicted)."""

@@ -2,7 +2,7 @@
 
     hedgerd journal export --journal var/hedgerd.sqlite --since 2026-11-20T00:00Z \\
         [--until 1763683200000] [--table decisions|orders|fills|events|state|audit] \\
-        [--format csv|json|jsonl] [--out FILE]
+        [--format csv|json|jsonl] [--out FILE] [--plot OUT.png]
 
 `--since`/`--until` take ISO 8601 (a time without a zone is UTC) or UTC epoch milliseconds;
 rows are selected by their time column (decisions, fills, events, state, audit: `ts_ms`;
@@ -11,7 +11,12 @@ the epoch-ms columns. JSON columns (payload, reasons, args) are nested objects i
 JSON text in csv. The journal is opened read-only, so exporting from a running daemon's journal
 is safe. `--out` files are created owner-only, like the journal.
 
-Exit codes: 0 done, 1 the journal cannot be read, 2 bad arguments.
+`--plot OUT.png` draws, per underlying, the delta against its band at each journalled decision
+with the hedge fills marked, and the cumulative hedge cost (`execution.journal_series`; needs
+matplotlib, the `plot` extra). With `--plot`, rows are written only when `--out` is given.
+
+Exit codes: 0 done, 1 the journal cannot be read, 2 bad arguments (or nothing to draw, or no
+matplotlib, for `--plot`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 from hedgerd.execution.journal import FILE_MODE, JournalError, JournalStore
 from hedgerd.execution.journal_schema import JournalVersionError
+from hedgerd.execution.journal_series import JOURNAL_COST_LABEL, load_journal_series
+from hedgerd.ops.plots import PlotUnavailableError, write_hedge_plot
 
 if TYPE_CHECKING:
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -98,6 +105,12 @@ def add_parser(sub: SubParsers) -> None:
     export.add_argument("--table", choices=tuple(TABLES), default="events", help="what to export")
     export.add_argument("--format", choices=FORMATS, default="csv", help="output format")
     export.add_argument("--out", type=Path, help="write here (owner-only) instead of stdout")
+    export.add_argument(
+        "--plot",
+        type=Path,
+        help="also draw delta vs band with the hedges, and cumulative hedge cost, per "
+        "underlying (PNG); rows then go to --out only",
+    )
     journal.set_defaults(func=run)
     export.set_defaults(func=run)
 
@@ -121,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"hedgerd journal export: {args.journal}: {exc}", file=sys.stderr)
         return EXIT_JOURNAL
     try:
+        if args.plot is not None:
+            status = _plot(store, args.plot, since_ms, until_ms)
+            if status != EXIT_OK or args.out is None:
+                return status
         table = TABLES[args.table]
         columns = _columns(store, table)
         rows = _rows(store, table, since_ms, until_ms)
@@ -141,6 +158,33 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"exported {count} {args.table} rows", file=sys.stderr)
+    return EXIT_OK
+
+
+def _plot(store: JournalStore, path: Path, since_ms: int, until_ms: int | None) -> int:
+    series = load_journal_series(store, since_ms, until_ms)
+    span = f"[{_iso(since_ms)}, {_iso(until_ms) if until_ms is not None else 'end'})"
+    if not series:
+        print(
+            f"hedgerd journal export: no hedge decisions in {span}: nothing to draw",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        write_hedge_plot(
+            path,
+            series,
+            title=f"hedgerd journal {store.path.name}: {span}",
+            cost_label=JOURNAL_COST_LABEL,
+        )
+    except PlotUnavailableError as exc:
+        print(f"hedgerd journal export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # the picture's file cannot be written
+        print(f"hedgerd journal export: --plot {path}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    names = ", ".join(s.underlying for s in series)
+    print(f"wrote {path} ({names})", file=sys.stderr)
     return EXIT_OK
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
 from hedgerd.hedging.inputs import HedgeVenueState
 from hedgerd.hedging.kernel import cap_levels, maker_cost_frac
+from hedgerd.model.instruments import AmountUnit, PriceUnit
+from hedgerd.model.orders import Fill
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
 MAX_LEVELS = 10
@@ -155,3 +157,47 @@ def maker_cost(levels: CandidateLevels, cost: CostModelSettings) -> list[float]:
             levels.maker_fee, levels.taker_fee, levels.half_spread, levels.carry, strict=True
         )
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class FillCost:
+    """What one hedge fill cost, USD. `fee_usd` is the fee (negative: a rebate);
+    `slippage_usd` the fill price's distance from the reference price, signed against us
+    (positive when we bought above it or sold below it); `notional_usd` is unsigned."""
+
+    fee_usd: float
+    slippage_usd: float
+    notional_usd: float
+
+    @property
+    def cost_usd(self) -> float:
+        """Fee plus slippage (USD)."""
+        return self.fee_usd + self.slippage_usd
+
+
+def fill_cost(
+    fill: Fill,
+    *,
+    underlying: str,
+    amount_unit: AmountUnit,
+    price_unit: PriceUnit,
+    index_usd: float,
+    reference_price: float,
+) -> FillCost:
+    """The realized cost of `fill` against `reference_price` (in the instrument's price unit:
+    the mid at the fill for the daemon's own count). `index_usd` (USD per coin) converts coin
+    prices and coin fees. An inverse contract's amount is USD, so its slippage is that amount's
+    change in coin value, in USD. A fee that is not a number counts as 0."""
+    price_usd = fill.price * index_usd if price_unit is PriceUnit.COIN else fill.price
+    ref_usd = reference_price * index_usd if price_unit is PriceUnit.COIN else reference_price
+    sign = fill.side.sign
+    if amount_unit is AmountUnit.USD:
+        notional = fill.amount
+        slip = sign * notional * (price_usd - ref_usd) / price_usd
+    else:
+        notional = fill.amount * price_usd
+        slip = sign * fill.amount * (price_usd - ref_usd)
+    fee_usd = fill.fee * index_usd if fill.fee_currency.upper() == underlying else fill.fee
+    if not math.isfinite(fee_usd):
+        fee_usd = 0.0
+    return FillCost(fee_usd=fee_usd, slippage_usd=slip, notional_usd=abs(notional))

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hedgerd.ops.plots import PlotUnavailableError
 from hedgerd.sim.backtest.families import BASELINES, DEFAULT_POLICY, builtin_policies, expand
 from hedgerd.sim.backtest.report import compare, plot, render, stats, to_json
 from hedgerd.sim.backtest.runner import run_backtest
@@ -92,12 +93,10 @@ def run(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     if args.plot is not None:
         try:
-            from hedgerd.sim.backtest.report import RunStats  # noqa: F401
-
             rows = [_row(r) for r in doc["results"]]
             plot(args.plot, doc["unit"], doc["scenario"], fronts, rows)
-        except ImportError:
-            print("--plot needs matplotlib: pip install 'hedgerd[plot]'", file=sys.stderr)
+        except PlotUnavailableError as exc:
+            print(exc, file=sys.stderr)
             return EXIT_USAGE
     return EXIT_OK
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from hedgerd.ops.plots import pyplot
 from hedgerd.sim.backtest.runner import RunResult
 
 MATCHED_RISK_METHOD = (
@@ -238,12 +239,9 @@ def plot(
     fronts: dict[str, list[tuple[float, float]]],
     rows: Sequence[RunStats],
 ) -> None:
-    """Cost-vs-risk frontier per policy (needs matplotlib: the `plot` extra)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Cost-vs-risk frontier per policy (needs matplotlib: the `plot` extra; raises
+    `PlotUnavailableError` without it)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for name in fronts:
         pts = sorted((r.std_pnl, r.mean_cost) for r in rows if r.policy == name)
