@@ -475,7 +475,7 @@ class Daemon:
         # The config's own secrets (API keys, control token, webhook token and URL), whether
         # or not logging was configured with them: an alert body never carries one.
         alerts = self.alerts = AlertDispatcher(
-            config.risk.alerts, secrets=SecretRedactor(config.secret_values())
+            config.risk.alerts, secrets=SecretRedactor(config.secret_values()), metrics=metrics
         )
         trading.add_listener(alerts.state_listener())
         board = self.board = KillSwitchBoard(

@@ -20,6 +20,7 @@ from webhook_receiver import HOST, HttpsReceiver, https_receiver
 
 from hedgerd.config import ConfigError, HedgerdConfig, load_config
 from hedgerd.ops.logging import REDACTED, SecretRedactor
+from hedgerd.ops.metrics import Metrics
 from hedgerd.risk.alert_webhook import TARGET
 from hedgerd.risk.alerts import Alert, AlertDispatcher
 from hedgerd.risk.limits import AlertSettings, WebhookSettings
@@ -67,14 +68,23 @@ def hook(receiver: HttpsReceiver, **kw: Any) -> WebhookSettings:
     return WebhookSettings(**values)
 
 
-def dispatcher(webhook: WebhookSettings, sleeps: Sleeps | None = None) -> AlertDispatcher:
+def dispatcher(
+    webhook: WebhookSettings, sleeps: Sleeps | None = None, metrics: Metrics | None = None
+) -> AlertDispatcher:
     """Only the HTTPS webhook, with the dispatcher's own limits out of the way; the configured
     secrets are the API secret and the webhook's own, as `HedgerdConfig.secret_values()`
     gives them to the daemon's dispatcher."""
     return AlertDispatcher(
         AlertSettings(webhook=webhook, min_interval_s=0.0, max_per_hour=10_000),
         secrets=SecretRedactor([API_SECRET, *webhook.secret_values()]),
+        metrics=metrics,
         webhook_sleep=sleeps if sleeps is not None else Sleeps(),
+    )
+
+
+def counted(metrics: Metrics, outcome: str, target: str = TARGET) -> float | None:
+    return metrics.registry.get_sample_value(
+        "hedgerd_alerts_total", {"target": target, "outcome": outcome}
     )
 
 
@@ -206,7 +216,10 @@ def test_the_url_and_token_are_secrets_of_the_config(tmp_path: Path) -> None:
 async def test_retries_with_doubling_waits_then_gives_up(receiver: HttpsReceiver) -> None:
     receiver.statuses = [500] * 10
     sleeps = Sleeps()
-    alerts = dispatcher(hook(receiver, retries=3, backoff_initial_s=0.5, backoff_max_s=1.5), sleeps)
+    metrics = Metrics(process_metrics=False)
+    settings = hook(receiver, retries=3, backoff_initial_s=0.5, backoff_max_s=1.5)
+    alerts = dispatcher(settings, sleeps, metrics)
+    assert counted(metrics, "failed") == 0.0  # the series exist from the start
     assert alerts.webhook is not None
     with capture_logs() as logs:
         assert alerts.notify(alert())
@@ -218,6 +231,7 @@ async def test_retries_with_doubling_waits_then_gives_up(receiver: HttpsReceiver
     (failed,) = [e for e in logs if e["event"] == "alert_failed"]
     assert failed["target"] == TARGET
     assert failed["error"] == "HTTP 500; gave up after 4 attempt(s)"
+    assert (counted(metrics, "failed"), counted(metrics, "sent")) == (1.0, 0.0)
     await alerts.aclose()
 
 
@@ -252,7 +266,8 @@ async def test_a_hanging_receiver_times_out_and_never_holds_the_caller(
 
 
 async def test_rate_limit_per_minute_counts_what_it_held_back(receiver: HttpsReceiver) -> None:
-    alerts = dispatcher(hook(receiver, max_per_minute=2))
+    metrics = Metrics(process_metrics=False)
+    alerts = dispatcher(hook(receiver, max_per_minute=2), metrics=metrics)
     assert alerts.webhook is not None
     sent = [alerts.notify(alert(f"c{i}", ts_ms=T0 + i * 1_000)) for i in range(5)]
     # The dispatcher accepted all five (other targets would get them); the webhook held 3.
@@ -265,11 +280,13 @@ async def test_rate_limit_per_minute_counts_what_it_held_back(receiver: HttpsRec
         ("c1", 0),
         ("late", 3),
     ]
+    assert (counted(metrics, "suppressed"), counted(metrics, "sent")) == (3.0, 3.0)
 
 
 async def test_a_full_queue_drops_the_oldest_and_counts_it(receiver: HttpsReceiver) -> None:
     receiver.hang = True
-    alerts = dispatcher(hook(receiver, queue_size=2, timeout_s=30.0))
+    metrics = Metrics(process_metrics=False)
+    alerts = dispatcher(hook(receiver, queue_size=2, timeout_s=30.0), metrics=metrics)
     sink = alerts.webhook
     assert sink is not None
     assert alerts.notify(alert("c0", ts_ms=T0))
@@ -280,6 +297,7 @@ async def test_a_full_queue_drops_the_oldest_and_counts_it(receiver: HttpsReceiv
     assert sink.stats.dropped == 2 and sink.pending == 3  # c1, c2 dropped; c0 held, c3, c4
     dropped = [e["code"] for e in logs if e["event"] == "alert_dropped"]
     assert dropped == ["c1", "c2"]
+    assert counted(metrics, "dropped") == 2.0
     receiver.release.set()
     await asyncio.wait_for(alerts.drain(), 10)
     assert [b["code"] for b in receiver.bodies] == ["c0", "c3", "c4"]
@@ -296,7 +314,7 @@ async def test_close_gives_up_on_a_stuck_receiver_at_once(receiver: HttpsReceive
     await alerts.aclose(timeout_s=0.2)
     assert time.perf_counter() - started < 5.0  # not the 60 s timeout
     assert alerts.in_flight == 0
-    assert alerts.webhook is not None and alerts.webhook.stats.dropped == 2
+    assert alerts.webhook is not None and alerts.webhook.stats.dropped == 3  # 1 held, 2 queued
 
 
 # ------------------------------------------------------------------------------ config

@@ -29,6 +29,7 @@ import structlog
 
 from hedgerd import __version__
 from hedgerd.ops.logging import SecretRedactor
+from hedgerd.ops.metrics import AlertOutcome, Metrics
 from hedgerd.risk.limits import WebhookSettings
 from hedgerd.risk.trips import MINUTE_MS, SlidingWindow
 
@@ -100,6 +101,7 @@ class WebhookSink:
         settings: WebhookSettings,
         *,
         on_outcome: OutcomeHook | None = None,
+        metrics: Metrics | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if settings.url is None:
@@ -110,6 +112,7 @@ class WebhookSink:
         self._url = settings.url.get_secret_value()
         self._own_secrets = SecretRedactor(settings.secret_values())
         self._on_outcome = on_outcome
+        self._metrics = metrics
         self._sleep = sleep
         self._headers = self._make_headers(settings)
         # Built now, so a bad ca_file fails at start-up rather than at the first alert.
@@ -151,6 +154,7 @@ class WebhookSink:
         if self._minute.total(ts_ms) >= self.settings.max_per_minute:
             self._held_back += 1
             self.stats.suppressed += 1
+            self._count(AlertOutcome.SUPPRESSED)
             log.info("alert_suppressed", target=TARGET, code=code, held_back=self._held_back)
             return False
         self._minute.add(ts_ms, 1)
@@ -159,6 +163,7 @@ class WebhookSink:
         if len(self._queue) >= self.settings.queue_size:
             oldest = self._queue.popleft()
             self.stats.dropped += 1
+            self._count(AlertOutcome.DROPPED)
             log.error("alert_dropped", target=TARGET, code=oldest.code, queue_full=True)
         self._queue.append(_Queued(code, body))
         self.stats.queued += 1
@@ -249,6 +254,10 @@ class WebhookSink:
     def _scrub(self, text: str) -> str:
         return self._own_secrets.redact_text(text)[:_ERROR_CHARS]
 
+    def _count(self, outcome: AlertOutcome, n: int = 1) -> None:
+        if self._metrics is not None:
+            self._metrics.record_alert(TARGET, outcome, n)
+
     def _report(self, code: str, error: str | None) -> None:
         if self._on_outcome is not None:
             self._on_outcome(code, error)
@@ -265,15 +274,18 @@ class WebhookSink:
         await self._idle.wait()
 
     async def aclose(self) -> None:
-        """Stop delivering (what is still queued is dropped) and close the session."""
+        """Stop delivering (the alert being sent and those queued are dropped, counted) and
+        close the session."""
+        lost = self.pending
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
-        if self._queue:
-            self.stats.dropped += len(self._queue)
-            log.warning("alerts_cancelled_at_shutdown", target=TARGET, dropped=len(self._queue))
-            self._queue.clear()
+        self._queue.clear()
+        if lost:
+            self.stats.dropped += lost
+            self._count(AlertOutcome.DROPPED, lost)
+            log.warning("alerts_cancelled_at_shutdown", target=TARGET, dropped=lost)
         self._idle.set()
         if self._session is not None:
             await self._session.close()

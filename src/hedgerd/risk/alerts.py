@@ -31,6 +31,7 @@ import aiohttp
 import structlog
 
 from hedgerd.ops.logging import SecretRedactor, redactor
+from hedgerd.ops.metrics import AlertOutcome, Metrics
 from hedgerd.risk.alert_webhook import TARGET as WEBHOOK_TARGET
 from hedgerd.risk.alert_webhook import Sleep, WebhookSink
 from hedgerd.risk.limits import AlertSettings
@@ -107,9 +108,11 @@ class AlertDispatcher:
         settings: AlertSettings,
         *,
         secrets: SecretRedactor | None = None,
+        metrics: Metrics | None = None,
         webhook_sleep: Sleep = asyncio.sleep,
     ) -> None:
-        """`webhook_sleep` is the HTTPS webhook's backoff wait (a test records it instead)."""
+        """`metrics` counts every outcome per target (`hedgerd_alerts_total`);
+        `webhook_sleep` is the HTTPS webhook's backoff wait (a test records it instead)."""
         self.settings = settings
         self.stats = AlertStats()
         self._redactor = secrets if secrets is not None else redactor()
@@ -117,11 +120,26 @@ class AlertDispatcher:
         self._suppressed: dict[str, int] = {}
         self._hour = SlidingWindow(HOUR_MS)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._metrics = metrics
         self.webhook: WebhookSink | None = None
         if settings.webhook.url is not None:
             self.webhook = WebhookSink(
-                settings.webhook, on_outcome=self._webhook_outcome, sleep=webhook_sleep
+                settings.webhook,
+                on_outcome=self._webhook_outcome,
+                metrics=metrics,
+                sleep=webhook_sleep,
             )
+        if metrics is not None:
+            for target in ("all", *self._targets()):
+                for outcome in AlertOutcome:
+                    metrics.record_alert(target, outcome, 0)
+
+    def _targets(self) -> list[str]:
+        s = self.settings
+        out = ["command"] if s.command else []
+        out += ["webhook"] if s.webhook_url is not None else []
+        out += ["unix_socket"] if s.unix_socket_path is not None else []
+        return out + ([WEBHOOK_TARGET] if self.webhook is not None else [])
 
     # ---------------------------------------------------------------------- accepting
 
@@ -175,10 +193,12 @@ class AlertDispatcher:
         if limited or self._hour.total(alert.ts_ms) >= s.max_per_hour:
             self._suppressed[alert.code] = self._suppressed.get(alert.code, 0) + 1
             self.stats.suppressed += 1
+            self._count("all", AlertOutcome.SUPPRESSED)
             log.info("alert_suppressed", code=alert.code, rate_limited=limited)
             return False
         if len(self._tasks) >= MAX_IN_FLIGHT:
             self.stats.dropped += 1
+            self._count("all", AlertOutcome.DROPPED)
             log.error("alert_dropped", code=alert.code, in_flight=len(self._tasks))
             return False
         suppressed = self._suppressed.pop(alert.code, 0)
@@ -209,12 +229,18 @@ class AlertDispatcher:
 
     # ---------------------------------------------------------------------- delivering
 
+    def _count(self, target: str, outcome: AlertOutcome) -> None:
+        if self._metrics is not None:
+            self._metrics.record_alert(target, outcome)
+
     def _ok(self, target: str, code: str) -> None:
         self.stats.delivered += 1
+        self._count(target, AlertOutcome.SENT)
         log.info("alert_sent", target=target, code=code)
 
     def _failed(self, target: str, code: str, error: str) -> None:
         self.stats.failed += 1
+        self._count(target, AlertOutcome.FAILED)
         log.warning(
             "alert_failed", target=target, code=code, error=self._redactor.redact_text(error)
         )
