@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 from webhook_receiver import HOST, HttpsReceiver, https_receiver
 
+from hedgerd.cli import main as hedgerd_main
 from hedgerd.config import ConfigError, HedgerdConfig, load_config
 from hedgerd.ops.logging import REDACTED, SecretRedactor
 from hedgerd.ops.metrics import Metrics
@@ -342,6 +343,23 @@ def test_allowed_hosts_are_names_without_scheme_or_port() -> None:
             WebhookSettings(allowed_hosts=[bad])
     w = WebhookSettings(url="https://[::1]:8443/x", allowed_hosts=["Hooks.Example.com", "[::1]"])
     assert w.allowed_hosts == ("hooks.example.com", "::1") and w.host == "::1"
+
+
+def test_check_config_prints_neither_url_nor_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[risk.alerts.webhook]\n"
+        'url = "https://hooks.slack.com/services/T1/B2/sEcReTpArT"\n'
+        'allowed_hosts = ["hooks.slack.com"]\n'
+        f'token = "{TOKEN}"\n'
+    )
+    assert hedgerd_main(["check-config", str(path)]) == 0
+    out = capsys.readouterr()
+    shown = json.loads(out.out)["risk"]["alerts"]["webhook"]
+    assert shown["allowed_hosts"] == ["hooks.slack.com"]
+    assert "sEcReTpArT" not in out.out + out.err and TOKEN not in out.out + out.err
 
 
 def test_a_config_error_names_the_host_never_the_secret_path(tmp_path: Path) -> None:
