@@ -366,6 +366,14 @@ def test_a_config_error_names_the_host_never_the_secret_path(tmp_path: Path) -> 
     assert "sEcReTpArT" not in text
 
 
+def test_a_bad_ca_file_is_a_config_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    for ca_file in (tmp_path / "missing.pem", junk):
+        with pytest.raises(ValidationError, match="cannot load"):
+            WebhookSettings(ca_file=ca_file)
+
+
 def test_an_unreadable_token_file_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(f'[risk.alerts.webhook]\ntoken_file = "{tmp_path / "missing"}"\n')

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import ssl
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -396,6 +397,25 @@ def _doc(model: type[BaseModel]) -> str:
     return " ".join((model.__doc__ or "").split())
 
 
+def _check_webhook_url(url: str, allowed_hosts: tuple[str, ...]) -> None:
+    """Raise ValueError unless `url` is https:// to a host on `allowed_hosts`, without
+    credentials, with a valid port. Messages name the host, never the path (a secret)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise ValueError(f"url must be https://, got scheme {parts.scheme!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("url must not carry credentials (use token)")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ValueError("url has no host")
+    if host not in allowed_hosts:
+        raise ValueError(f"url host {host!r} is not in allowed_hosts {list(allowed_hosts)}")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ValueError(f"url: bad port ({exc})") from None
+
+
 class WebhookSettings(_Section):
     """An HTTPS webhook for people (`[risk.alerts.webhook]`): Slack-compatible (`{"text": ...}`)
     or the JSON alert, POSTed to a host on `allowed_hosts`, from a bounded queue by one
@@ -495,29 +515,20 @@ class WebhookSettings(_Section):
         return v
 
     @model_validator(mode="after")
-    def _check_url(self) -> WebhookSettings:
+    def _check(self) -> WebhookSettings:
         # A model-level check: a failure names the section, and the URL (a secret) is not
         # echoed as the "value" of the error.
-        if self.url is None:
-            return self
-        parts = urlsplit(self.url.get_secret_value())
-        if parts.scheme != "https":
-            raise ValueError(f"url must be https://, got scheme {parts.scheme!r}")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("url must not carry credentials (use token)")
-        host = (parts.hostname or "").lower()
-        if not host:
-            raise ValueError("url has no host")
-        if host not in self.allowed_hosts:
-            raise ValueError(
-                f"url host {host!r} is not in allowed_hosts {list(self.allowed_hosts)}"
-            )
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise ValueError(f"url: bad port ({exc})") from None
+        if self.url is not None:
+            _check_webhook_url(self.url.get_secret_value(), self.allowed_hosts)
         if self.backoff_initial_s > self.backoff_max_s:
             raise ValueError("backoff_initial_s must not exceed backoff_max_s")
+        if self.token is not None and any(c in self.token.get_secret_value() for c in "\r\n"):
+            raise ValueError("token must be one line")
+        if self.ca_file is not None:
+            try:  # the same load the sink does, so a bad file is a config error
+                ssl.create_default_context(cafile=str(self.ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"ca_file {self.ca_file}: cannot load ({exc})") from None
         return self
 
     @property
