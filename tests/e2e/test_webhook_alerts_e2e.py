@@ -1,8 +1,9 @@
 """A webhook receiver that hangs never delays a hedge: the whole daemon on the simulator (its
 clock the simulator's, started at a fixed time) with `[risk.alerts.webhook]` pointed at a local
 HTTPS receiver that takes every request and never answers. The test drives the daemon's hedge
-evaluations itself and times them (decision latency, wall clock) first with the webhook idle,
-then with its delivery task stuck on the receiver and its queue full of alerts; then a trade
+evaluations itself and times them (decision latency, wall clock) first with the webhook idle
+and no alert (as without a webhook), then with its delivery task stuck on the receiver, its
+queue full, and an alert raised inside every timed pass; then a trade
 the daemon did not cause must be hedged (the order reaches the simulator) while the webhook is
 still stuck, and the daemon must shut down promptly."""
 
@@ -25,7 +26,7 @@ from e2e_support import (
 )
 
 from hedgerd.daemon import Daemon
-from hedgerd.risk.alerts import Alert
+from hedgerd.risk.alerts import Alert, AlertDispatcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "risk"))
 from webhook_receiver import HOST, https_receiver
@@ -37,11 +38,16 @@ QUEUE = 8
 HOOK_TIMEOUT_S = 60.0  # far beyond the test: the delivery task stays stuck throughout
 
 
-async def _decision_latencies_s(daemon: Daemon, n: int) -> list[float]:
-    """Wall seconds of `n` hedge evaluations of BTC, one after the other."""
+async def _decision_latencies_s(
+    daemon: Daemon, n: int, alerts: AlertDispatcher | None = None
+) -> list[float]:
+    """Wall seconds of `n` hedge evaluations of BTC, one after the other; with `alerts`, each
+    raises an alert first, inside the timed pass (as a kill switch does in its own pass)."""
     out: list[float] = []
-    for _ in range(n):
+    for i in range(n):
         started = time.perf_counter()
+        if alerts is not None:
+            assert alerts.notify(Alert("test", f"in_pass_{i}", "halted", "x", START_MS + i))
         decision = await daemon.evaluate("BTC")
         out.append(time.perf_counter() - started)
         assert decision is not None
@@ -91,8 +97,8 @@ async def test_a_hanging_webhook_never_delays_a_hedge(tmp_path: Path) -> None:
             await wait_for(lambda: receiver.attempts >= 1, 10.0, "the receiver to hold a POST")
             for i in range(2 * QUEUE):
                 assert alerts.notify(Alert("test", f"flood_{i}", "halted", "x", START_MS + i))
-            stuck = await _decision_latencies_s(daemon, SAMPLES)
-            assert sink.pending == 1 + QUEUE and sink.stats.dropped == QUEUE
+            stuck = await _decision_latencies_s(daemon, SAMPLES, alerts)
+            assert sink.pending == 1 + QUEUE and sink.stats.dropped == QUEUE + SAMPLES
             assert alerts.stats.delivered == 0 and receiver.attempts == 1  # still stuck
 
             # A trade the daemon did not cause (about -10 coin of delta) is hedged while the
