@@ -335,6 +335,24 @@ def test_allowed_hosts_are_names_without_scheme_or_port() -> None:
     assert w.allowed_hosts == ("hooks.example.com", "::1") and w.host == "::1"
 
 
+def test_url_and_token_from_the_environment_join_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's set-up: format and hosts in the file, the secret URL and token from the
+    environment."""
+    url = "https://hooks.slack.com/services/T1/B2/sEcReTpArT"
+    monkeypatch.setenv("HEDGERD_RISK__ALERTS__WEBHOOK__URL", url)
+    monkeypatch.setenv("HEDGERD_RISK__ALERTS__WEBHOOK__TOKEN", TOKEN)
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[risk.alerts.webhook]\nformat = "slack"\nallowed_hosts = ["hooks.slack.com"]\n'
+    )
+    webhook = load_config(path).risk.alerts.webhook
+    assert webhook.url is not None and webhook.url.get_secret_value() == url
+    assert webhook.token is not None and webhook.token.get_secret_value() == TOKEN
+    assert (webhook.format, webhook.host) == ("slack", "hooks.slack.com")
+
+
 def test_check_config_prints_neither_url_nor_token(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

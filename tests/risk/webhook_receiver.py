@@ -53,9 +53,9 @@ def write_ca(ca: trustme.CA, directory: Path) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def https_receiver(directory: Path, path: str = "/services/T0/B0/hook") -> AsyncIterator[
-    HttpsReceiver
-]:
+async def https_receiver(
+    directory: Path, path: str = "/services/T0/B0/hook"
+) -> AsyncIterator[HttpsReceiver]:
     """An `HttpsReceiver` serving POST `path` over TLS; its CA's PEM is written to
     `directory` (`receiver.ca_file`)."""
     ca = trustme.CA()
