@@ -129,6 +129,6 @@ async def test_a_hanging_webhook_never_delays_a_hedge(tmp_path: Path) -> None:
     # Comparable to the idle case (a generous allowance for a shared machine), and nowhere
     # near the webhook's timeout, which a decision waiting on the receiver would take.
     assert p50_stuck <= 3 * p50_idle + 0.02
-    assert max(stuck) < 1.0
+    assert max(stuck) < HOOK_TIMEOUT_S / 30  # 2 s: room for a loaded machine, not for a wait
     assert hedge_s < 5.0
     assert shutdown_s < 10.0

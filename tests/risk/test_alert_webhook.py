@@ -99,10 +99,9 @@ def alert(code: str = "clock_skew", detail: str = "clock is off", ts_ms: int = T
 async def test_slack_message_over_https_and_notify_never_waits(receiver: HttpsReceiver) -> None:
     receiver.hang = True
     alerts = dispatcher(hook(receiver, format="slack", token=TOKEN))
-    started = time.perf_counter()
     assert alerts.notify(alert(detail="clock <is> off & late")) is True
-    returned_s = time.perf_counter() - started
-    assert alerts.in_flight == 1 and receiver.attempts == 0  # queued; nothing sent yet
+    # notify is synchronous and returned with nothing sent: the POST is the worker's.
+    assert alerts.in_flight == 1 and receiver.attempts == 0
     await asyncio.wait_for(receiver.arrived.wait(), 5)
     assert alerts.stats.delivered == 0  # the receiver still holds it
     receiver.release.set()
@@ -116,7 +115,6 @@ async def test_slack_message_over_https_and_notify_never_waits(receiver: HttpsRe
     )
     assert headers["Authorization"] == f"Bearer {TOKEN}"
     assert headers["Content-Type"] == "application/json"
-    assert returned_s < 0.05  # notify did no I/O (a generous bound for a loaded machine)
     await alerts.aclose()
 
 
