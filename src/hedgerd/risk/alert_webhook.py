@@ -195,6 +195,7 @@ class WebhookSink:
             try:
                 await self._deliver(item)
             except Exception as exc:  # a bug here must not stop later alerts
+                self.stats.failed += 1
                 self._report(item.code, f"internal error {type(exc).__name__}")
                 log.exception("alert_webhook_error", target=TARGET, host=self.host)
             finally:
