@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from hedgerd.hedging.config import POLICY_KINDS, HedgingConfig
 from hedgerd.risk.limits import KillSwitchSettings
+from hedgerd.secret_files import read_secret_file
 from hedgerd.validation_errors import describe_validation_error
 
 ENV_PREFIX = "HEDGERD_"
@@ -165,9 +166,9 @@ def _read_secret_file(path: Path | None) -> SecretStr | None:
     if path is None:
         return None
     try:
-        return SecretStr(path.read_text(encoding="utf-8").strip())
-    except OSError as exc:
-        raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from None
+        return read_secret_file(path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class JournalSettings(_Section):
@@ -321,6 +322,7 @@ class HedgerdConfig(BaseSettings):
                 out.extend(s.get_secret_value() for s in creds)
         if self.control.token is not None:
             out.append(self.control.token.get_secret_value())
+        out.extend(self.risk.alerts.webhook.secret_values())
         # Very short values would redact ordinary words; those are refused as weak anyway.
         return sorted({s for s in out if len(s) >= 4})
 

@@ -90,6 +90,7 @@ from hedgerd.model import (
     Quote,
 )
 from hedgerd.ops.health import LoopMonitor, Readiness, serve_ops
+from hedgerd.ops.logging import SecretRedactor
 from hedgerd.ops.metrics import Metrics
 from hedgerd.ops.supervisor import Part, Supervisor
 from hedgerd.ops.systemd import SystemdNotifier, run_watchdog
@@ -436,6 +437,7 @@ class Daemon:
         self.journal: Journal | None = None
         self.trading: TradingStateMachine | None = None
         self.board: KillSwitchBoard | None = None
+        self.alerts: AlertDispatcher | None = None
         self.metrics: Metrics | None = None
         self.venue: DeribitVenue | None = None
         self.executor: Executor | None = None
@@ -485,7 +487,11 @@ class Daemon:
         config = self.config
         trading = self.trading = await TradingStateMachine.restore(journal, clock_ms=self.clock_ms)
         metrics = self.metrics = Metrics(underlyings=self.underlyings, venues=(self.venue_name,))
-        alerts = AlertDispatcher(config.risk.alerts)
+        # The config's own secrets (API keys, control token, webhook token and URL), whether
+        # or not logging was configured with them: an alert body never carries one.
+        alerts = self.alerts = AlertDispatcher(
+            config.risk.alerts, secrets=SecretRedactor(config.secret_values()), metrics=metrics
+        )
         trading.add_listener(alerts.state_listener())
         board = self.board = KillSwitchBoard(
             self._risk_settings(config.risk), trading, alerts=alerts, metrics=metrics

@@ -155,9 +155,12 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def simulator(speed: float, seed: int = 3) -> AsyncIterator[Simulator]:
+async def simulator(
+    speed: float, seed: int = 3, start_ms: int = TEST_START_MS
+) -> AsyncIterator[Simulator]:
+    """The simulator on 127.0.0.1 (port 0); `start_ms`: its start (UTC epoch ms)."""
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms=TEST_START_MS
+        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms=start_ms
     ) as sim:
         yield sim
 

@@ -3,7 +3,8 @@ distinctive API key (from a file), API secret and control token (from the enviro
 operated with `hedgerctl` over the Unix socket and the token-guarded TCP listener (halt with a
 reason, set, reduce-only, resume, status and events as tables and JSON); then every byte it and
 `hedgerctl` wrote (stdout, stderr with the debug log, the journal's files) is searched for the
-secrets, also base64- and hex-encoded."""
+secrets, also base64- and hex-encoded. In process, the HTTPS alert webhook's token and URL path
+are searched for too, after an alert carrying secrets failed to reach it."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from e2e_support import (
 from structlog.testing import capture_logs
 from test_paper_and_run import _toml
 
+from hedgerd.risk.alerts import Alert
 from hedgerd.sim.command import running_simulator
 from hedgerd.sim.scenario import AccountSpec, PositionSpec
 from pinned_clock import TEST_START_MS
@@ -37,7 +39,9 @@ from pinned_clock import TEST_START_MS
 API_KEY = "hgd-e2e-apikey-Q7vZ3kP9"
 API_SECRET = "hgd-e2e-apisecret-X4mT8wL2"
 CONTROL_TOKEN = "hgd-e2e-ctltoken-R6nY1cJ5"
-SECRETS = (API_KEY, API_SECRET, CONTROL_TOKEN)
+HOOK_TOKEN = "hgd-e2e-hooktoken-V5cF2hK8"
+HOOK_PATH_SECRET = "hgd-e2e-hookpath-P3sD6fG1"  # a Slack URL's path is its credential
+SECRETS = (API_KEY, API_SECRET, CONTROL_TOKEN, HOOK_TOKEN, HOOK_PATH_SECRET)
 
 
 def _encodings(secret: str) -> set[bytes]:
@@ -128,11 +132,29 @@ async def test_secrets_never_in_structlog_events_status_or_events() -> None:
         )
         values["control"].update({"tcp_port": _free_port(), "token": CONTROL_TOKEN})
         values["log"]["level"] = "debug"
+        # The HTTPS webhook, at a port nobody listens on: its failure is logged too.
+        values["risk"] = {
+            "alerts": {
+                "webhook": {
+                    "url": f"https://127.0.0.1:{_free_port()}/services/{HOOK_PATH_SECRET}",
+                    "allowed_hosts": ["127.0.0.1"],
+                    "token": HOOK_TOKEN,
+                    "retries": 1,
+                    "backoff_initial_s": 0.1,
+                    "timeout_s": 2.0,
+                }
+            }
+        }
         outputs: dict[str, bytes] = {}
         with capture_logs() as logs:
             run = await start_daemon(sim, values, 10.0)
             stats = run.daemon.stats.per_underlying["BTC"]
             await wait_for(lambda: stats.hedges > 0, 20.0, "a hedge")
+            alerts = run.daemon.alerts
+            assert alerts is not None
+            leaky = f"venue said {API_SECRET}; hook {HOOK_PATH_SECRET} token {HOOK_TOKEN}"
+            assert alerts.notify(Alert("test", "leak_probe", "halted", leaky, 0))
+            await wait_for(lambda: alerts.stats.failed == 1, 20.0, "the webhook to give up")
             for args in (
                 ("halt", "--reason", "secret search"),
                 ("--json", "status"),
@@ -146,6 +168,7 @@ async def test_secrets_never_in_structlog_events_status_or_events() -> None:
             outputs["status"] = repr(await status(sock)).encode()
             assert await run.shutdown() == 0
         assert any(e["event"] == "operator_command" for e in logs)
+        assert any(e["event"] == "alert_failed" for e in logs)
         outputs["structlog"] = "\n".join(repr(e) for e in logs).encode()
         outputs.update(_journal_files(work))
     leaks = [leak for name, data in outputs.items() for leak in _leaks(name, data)]

@@ -65,6 +65,16 @@ class ThrottleLane(StrEnum):
     READS = "reads"
 
 
+class AlertOutcome(StrEnum):
+    """What became of an alert at a target: sent; failed (given up after its retries);
+    suppressed (a rate limit held it back); dropped (a queue or in-flight bound was full)."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    DROPPED = "dropped"
+
+
 class MismatchKind(StrEnum):
     """What a reconciliation found different between hedgerd and the venue."""
 
@@ -231,6 +241,12 @@ class Metrics:
         )
         self._errors = counter(
             "errors_total", "Errors by component and class.", ("component", "error_class")
+        )
+        self._alerts = counter(
+            "alerts_total",
+            "Alerts by target (command, webhook, unix_socket, https_webhook; 'all' for the "
+            "dispatcher's own limits) and outcome (sent, failed, suppressed, dropped).",
+            ("target", "outcome"),
         )
 
         # Trading state and kill switches.
@@ -422,6 +438,15 @@ class Metrics:
         """An error in a component (`error_class` e.g. an exception's class name; sanitised)."""
         self._errors.labels(_ident("component", component), _sanitise(error_class)).inc()
 
+    def record_alert(self, target: str, outcome: str, count: int = 1) -> None:
+        """`count` alerts at `target` had `outcome` (`AlertOutcome`); 0 creates the series."""
+        try:
+            kind = AlertOutcome(outcome).value
+        except ValueError:
+            known = ", ".join(o.value for o in AlertOutcome)
+            raise ValueError(f"alert outcome {outcome!r}: expected one of {known}") from None
+        self._alerts.labels(_ident("target", target), kind).inc(count)
+
     # Trading state and kill switches ---------------------------------------------------------
 
     def set_trading_state(self, state: TradingState | str, reasons: Collection[str]) -> None:
@@ -503,6 +528,7 @@ def exported_sample_names(registry: CollectorRegistry) -> frozenset[str]:
 
 __all__ = [
     "DEFAULT_KILL_SWITCH_REASONS",
+    "AlertOutcome",
     "Metrics",
     "MismatchKind",
     "OrderLatencyStage",

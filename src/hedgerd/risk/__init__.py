@@ -8,7 +8,8 @@
 - `kill_switches`: `KillSwitchBoard`, which holds one of each, trips the state machine, logs,
   exports metrics, alerts, and runs the executor's pre-trade `check_order`; it re-exports the
   switches' public names.
-- `alerts`: alert hooks (command, loopback webhook, Unix socket), rate-limited and redacted.
+- `alerts`: alert hooks (command, loopback webhook, Unix socket), rate-limited and redacted;
+  `alert_webhook`: the HTTPS webhook for people (Slack or JSON), queued, retried, redacted.
 
 Nothing is re-exported here: `hedgerd.ops.metrics` imports `trading_state`, and importing the
 board from this package's `__init__` would make that a cycle.

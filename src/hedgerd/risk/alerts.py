@@ -6,7 +6,10 @@ Targets (any combination, from `AlertSettings`):
   API secrets), killed after `command_timeout_s`;
 - a JSON POST to a webhook on 127.0.0.1, localhost or [::1] (other hosts are refused when the
   settings are validated);
-- a JSON POST to an HTTP server on a Unix socket.
+- a JSON POST to an HTTP server on a Unix socket;
+- an HTTPS webhook for people (`[risk.alerts.webhook]`: Slack-compatible or JSON, to an
+  allow-listed host; `risk/alert_webhook.py`), delivered from a bounded queue by one task with
+  retries and its own per-minute limit.
 
 `notify` is synchronous and returns at once: delivery runs in background tasks on the running
 loop. Failures (unreachable, non-2xx, timeout, non-zero exit) are logged and counted, never
@@ -28,6 +31,9 @@ import aiohttp
 import structlog
 
 from hedgerd.ops.logging import SecretRedactor, redactor
+from hedgerd.ops.metrics import AlertOutcome, Metrics
+from hedgerd.risk.alert_webhook import TARGET as WEBHOOK_TARGET
+from hedgerd.risk.alert_webhook import Sleep, WebhookSink
 from hedgerd.risk.limits import AlertSettings
 from hedgerd.risk.trading_state import ReasonCode, TradingStateSnapshot
 from hedgerd.risk.trips import HOUR_MS, Number, SlidingWindow, Trip
@@ -97,7 +103,16 @@ class AlertDispatcher:
     """Sends alerts to the configured targets in the background. Build it on the event loop's
     side (it schedules tasks on the running loop); `aclose()` at shutdown."""
 
-    def __init__(self, settings: AlertSettings, *, secrets: SecretRedactor | None = None) -> None:
+    def __init__(
+        self,
+        settings: AlertSettings,
+        *,
+        secrets: SecretRedactor | None = None,
+        metrics: Metrics | None = None,
+        webhook_sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        """`metrics` counts every outcome per target (`hedgerd_alerts_total`);
+        `webhook_sleep` is the HTTPS webhook's backoff wait (a test records it instead)."""
         self.settings = settings
         self.stats = AlertStats()
         self._redactor = secrets if secrets is not None else redactor()
@@ -105,6 +120,26 @@ class AlertDispatcher:
         self._suppressed: dict[str, int] = {}
         self._hour = SlidingWindow(HOUR_MS)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._metrics = metrics
+        self.webhook: WebhookSink | None = None
+        if settings.webhook.url is not None:
+            self.webhook = WebhookSink(
+                settings.webhook,
+                on_outcome=self._webhook_outcome,
+                metrics=metrics,
+                sleep=webhook_sleep,
+            )
+        if metrics is not None:
+            for target in ("all", *self._targets()):
+                for outcome in AlertOutcome:
+                    metrics.record_alert(target, outcome, 0)
+
+    def _targets(self) -> list[str]:
+        s = self.settings
+        out = ["command"] if s.command else []
+        out += ["webhook"] if s.webhook_url is not None else []
+        out += ["unix_socket"] if s.unix_socket_path is not None else []
+        return out + ([WEBHOOK_TARGET] if self.webhook is not None else [])
 
     # ---------------------------------------------------------------------- accepting
 
@@ -158,10 +193,12 @@ class AlertDispatcher:
         if limited or self._hour.total(alert.ts_ms) >= s.max_per_hour:
             self._suppressed[alert.code] = self._suppressed.get(alert.code, 0) + 1
             self.stats.suppressed += 1
+            self._count("all", AlertOutcome.SUPPRESSED)
             log.info("alert_suppressed", code=alert.code, rate_limited=limited)
             return False
         if len(self._tasks) >= MAX_IN_FLIGHT:
             self.stats.dropped += 1
+            self._count("all", AlertOutcome.DROPPED)
             log.error("alert_dropped", code=alert.code, in_flight=len(self._tasks))
             return False
         suppressed = self._suppressed.pop(alert.code, 0)
@@ -177,6 +214,8 @@ class AlertDispatcher:
         if s.unix_socket_path is not None:
             url = f"http://localhost{s.unix_socket_url_path}"
             self._spawn(loop, self._post("unix_socket", url, payload, str(s.unix_socket_path)))
+        if self.webhook is not None:
+            self.webhook.submit(payload, alert.ts_ms)
         return True
 
     def _clean(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -190,15 +229,27 @@ class AlertDispatcher:
 
     # ---------------------------------------------------------------------- delivering
 
+    def _count(self, target: str, outcome: AlertOutcome) -> None:
+        if self._metrics is not None:
+            self._metrics.record_alert(target, outcome)
+
     def _ok(self, target: str, code: str) -> None:
         self.stats.delivered += 1
+        self._count(target, AlertOutcome.SENT)
         log.info("alert_sent", target=target, code=code)
 
     def _failed(self, target: str, code: str, error: str) -> None:
         self.stats.failed += 1
+        self._count(target, AlertOutcome.FAILED)
         log.warning(
             "alert_failed", target=target, code=code, error=self._redactor.redact_text(error)
         )
+
+    def _webhook_outcome(self, code: str, error: str | None) -> None:
+        if error is None:
+            self._ok(WEBHOOK_TARGET, code)
+        else:
+            self._failed(WEBHOOK_TARGET, code, error)
 
     async def _run_command(self, payload: dict[str, Any]) -> None:
         code = str(payload.get("code", ""))
@@ -275,12 +326,16 @@ class AlertDispatcher:
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        """Deliveries started and not finished (the webhook's queue included)."""
+        return len(self._tasks) + (self.webhook.pending if self.webhook is not None else 0)
 
     async def drain(self) -> None:
-        """Wait for every delivery started so far (each is bounded by its timeout)."""
+        """Wait for every delivery started so far (each is bounded by its timeout and, for
+        the HTTPS webhook, its retries)."""
         while self._tasks:
             await asyncio.gather(*tuple(self._tasks), return_exceptions=True)
+        if self.webhook is not None:
+            await self.webhook.drain()
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Give deliveries in flight up to `timeout_s`, then cancel the rest."""
@@ -291,6 +346,8 @@ class AlertDispatcher:
                 task.cancel()
             await asyncio.gather(*tuple(self._tasks), return_exceptions=True)
             log.warning("alerts_cancelled_at_shutdown")
+        if self.webhook is not None:
+            await self.webhook.aclose()
 
 
 __all__ = [

@@ -18,13 +18,22 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import ssl
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from hedgerd.risk.trading_state import DEFAULT_TRIP_STATE, ReasonCode, TradingState
+from hedgerd.secret_files import read_secret_file
 
 TripState = Literal["reduce_only", "halted"]
 
@@ -384,9 +393,171 @@ class ClockSkewSettings(_Switch):
     trips_to: TripState = _trips_to(ReasonCode.CLOCK_SKEW)
 
 
+def _doc(model: type[BaseModel]) -> str:
+    return " ".join((model.__doc__ or "").split())
+
+
+def _check_webhook_url(url: str, allowed_hosts: tuple[str, ...]) -> None:
+    """Raise ValueError unless `url` is https:// to a host on `allowed_hosts`, without
+    credentials, with a valid port. Messages name the host, never the path (a secret)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise ValueError(f"url must be https://, got scheme {parts.scheme!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("url must not carry credentials (use token)")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ValueError("url has no host")
+    if host not in allowed_hosts:
+        raise ValueError(f"url host {host!r} is not in allowed_hosts {list(allowed_hosts)}")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ValueError(f"url: bad port ({exc})") from None
+
+
+class WebhookSettings(_Section):
+    """An HTTPS webhook for people (`[risk.alerts.webhook]`): Slack-compatible (`{"text": ...}`)
+    or the JSON alert, POSTed to a host on `allowed_hosts`, from a bounded queue by one
+    background task (trading never waits for it), with retries, a rate limit and redaction."""
+
+    url: SecretStr | None = Field(
+        None,
+        description="https:// URL the alert is POSTed to (off when unset). Held as a secret: "
+        "a Slack URL's path is its credential; logs name only the host.",
+    )
+    format: Literal["slack", "json"] = Field(
+        "json",
+        description="'slack' (a {\"text\": ...} message, for Slack and compatible receivers) "
+        "or 'json' (the alert's JSON, as the other hooks get it).",
+    )
+    allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description="Hosts the URL may point at (exact names, e.g. ['hooks.slack.com']); a URL "
+        "whose host is not listed is a config error.",
+    )
+    ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) that sign the receiver's certificate, trusted "
+        "instead of the system's (a private receiver); unset: the system's CAs.",
+    )
+    token: SecretStr | None = Field(
+        None, description="Token sent in token_header (never logged); unset: none sent."
+    )
+    token_file: Path | None = Field(
+        None, description="File holding the token (read at load when token is not set)."
+    )
+    token_header: str = Field(
+        "Authorization",
+        description="Header that carries the token: 'Authorization' sends 'Bearer <token>', "
+        "any other header the token as it is.",
+    )
+    timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Timeout of one POST (connect, TLS, answer), seconds."
+    )
+    retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="Attempts after the first when the POST fails (no answer, timeout, HTTP "
+        "429 or 5xx); other answers are not retried.",
+    )
+    backoff_initial_s: float = Field(
+        1.0, gt=0, le=60, description="Wait before the first retry, seconds; doubles per retry."
+    )
+    backoff_max_s: float = Field(
+        30.0, gt=0, le=600, description="Longest wait between two attempts, seconds."
+    )
+    max_per_minute: int = Field(
+        10,
+        ge=1,
+        description="At most this many alerts in any minute (by the alerts' own times); the "
+        "ones held back are counted in the next message sent.",
+    )
+    queue_size: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Alerts waiting for delivery; when full, the oldest is dropped (counted).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_from_file(cls, data: Any) -> Any:
+        # Read once at load, so a missing file is a config error and the token joins the
+        # redacted secrets like every other configured secret.
+        if isinstance(data, dict) and not data.get("token") and data.get("token_file"):
+            data = {**data, "token": read_secret_file(Path(data["token_file"]))}
+        return data
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for entry in v:
+            host = entry.strip().lower().removeprefix("[").removesuffix("]")
+            bad = not host or any(c in host for c in "/@ \t")
+            if not bad and ":" in host:  # only an IPv6 literal has one; a port does not belong
+                try:
+                    ipaddress.IPv6Address(host)
+                except ValueError:
+                    bad = True
+            if bad:
+                raise ValueError(f"allowed_hosts: {entry!r} is not a host name (no scheme/port)")
+            out.append(host)
+        return tuple(out)
+
+    @field_validator("token_header")
+    @classmethod
+    def _header(cls, v: str) -> str:
+        if not v or any(c in v for c in ": \r\n"):
+            raise ValueError("token_header must be an HTTP header name")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> WebhookSettings:
+        # A model-level check: a failure names the section, and the URL (a secret) is not
+        # echoed as the "value" of the error.
+        if self.url is not None:
+            _check_webhook_url(self.url.get_secret_value(), self.allowed_hosts)
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError("backoff_initial_s must not exceed backoff_max_s")
+        if self.token is not None and any(c in self.token.get_secret_value() for c in "\r\n"):
+            raise ValueError("token must be one line")
+        if self.ca_file is not None:
+            try:  # the same load the sink does, so a bad file is a config error
+                ssl.create_default_context(cafile=str(self.ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"ca_file {self.ca_file}: cannot load ({exc})") from None
+        return self
+
+    @property
+    def host(self) -> str:
+        """The URL's host (not secret: what logs name); "" when off."""
+        if self.url is None:
+            return ""
+        return (urlsplit(self.url.get_secret_value()).hostname or "").lower()
+
+    def secret_values(self) -> list[str]:
+        """The token, the URL and its path with query (a Slack URL's path is its credential),
+        in clear, for the redactor. Never print the result."""
+        out: list[str] = []
+        if self.token is not None:
+            out.append(self.token.get_secret_value())
+        if self.url is not None:
+            url = self.url.get_secret_value()
+            parts = urlsplit(url)
+            out.append(url)
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            if path.strip("/"):
+                out.append(path)
+        return [s for s in out if s]
+
+
 class AlertSettings(_Section):
-    """Where kill-switch alerts go: a command, a webhook on the loopback interface, and/or an
-    HTTP endpoint on a Unix socket. All are optional; failures are logged, never raised."""
+    """Where kill-switch alerts go: a command, a webhook on the loopback interface, an HTTP
+    endpoint on a Unix socket and/or an HTTPS webhook for people (Slack or JSON). All are
+    optional; failures are logged, never raised."""
 
     command: tuple[str, ...] = Field(
         (),
@@ -401,7 +572,8 @@ class AlertSettings(_Section):
     webhook_url: str | None = Field(
         None,
         description="URL a JSON alert is POSTed to; host must be 127.0.0.1, localhost or [::1] "
-        "(a local relay forwards it elsewhere).",
+        "(a local relay forwards it elsewhere; [risk.alerts.webhook] reaches an HTTPS "
+        "receiver directly).",
     )
     unix_socket_path: Path | None = Field(
         None, description="Unix socket of an HTTP server the JSON alert is POSTed to."
@@ -420,6 +592,9 @@ class AlertSettings(_Section):
     )
     max_per_hour: int = Field(
         30, ge=1, description="At most this many alerts in any hour, all codes together."
+    )
+    webhook: WebhookSettings = Field(
+        default_factory=WebhookSettings, description=_doc(WebhookSettings)
     )
 
     @field_validator("command")
@@ -450,6 +625,7 @@ class AlertSettings(_Section):
             bool(self.command)
             or self.webhook_url is not None
             or (self.unix_socket_path is not None)
+            or self.webhook.url is not None
         )
 
 
@@ -477,10 +653,6 @@ def check_loopback_url(url: str) -> None:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
         raise ValueError(f"webhook_url: bad port ({exc})") from None
-
-
-def _doc(model: type[BaseModel]) -> str:
-    return " ".join((model.__doc__ or "").split())
 
 
 class KillSwitchSettings(_Section):
