@@ -31,6 +31,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 from hedgerd.execution.journal import FILE_MODE, JournalError, JournalStore
 from hedgerd.execution.journal_schema import JournalVersionError
+from hedgerd.textfmt import utc_iso as _iso
 
 if TYPE_CHECKING:
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -76,10 +77,6 @@ def parse_time_ms(text: str) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return int(when.timestamp() * 1000)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def add_parser(sub: SubParsers) -> None:
