@@ -1,0 +1,503 @@
+"""hedgerctl's human output: the status document as tables (the `hedgerd book` look), command
+results as one-line confirmations, audit events one line each.
+
+The JSON a daemon sends is read once, at the edge, into the frozen views below; a key a daemon
+does not send (an older daemon, a test double) shows as "-". Units: deltas, bands, targets and
+gamma in coin of the underlying (gamma per 1 % index move); vega USD per vol point; theta USD
+per day; ages seconds; times UTC. Everything fits in 100 columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hedgerd.textfmt import coin, duration, table, usd, utc_iso, utc_time
+
+WIDTH = 100
+NONE = "-"
+#: Stale sources named per data kind before "+N more".
+STALE_NAMED = 3
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _int(value: Any) -> int | None:
+    f = _float(value)
+    return int(f) if f is not None else None
+
+
+def _str(value: Any, default: str = NONE) -> str:
+    return str(value) if value is not None else default
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonView:
+    """Why the state is not ACTIVE: code, detail, who raised it and since when (UTC ms)."""
+
+    code: str
+    detail: str
+    actor: str
+    since_ms: int | None
+
+    @classmethod
+    def from_json(cls, data: Any) -> ReasonView:
+        if not isinstance(data, Mapping):  # a plain string from a simple state source
+            return cls(code=str(data), detail="", actor="", since_ms=None)
+        return cls(
+            code=_str(data.get("code")),
+            detail=_str(data.get("detail"), ""),
+            actor=_str(data.get("actor"), ""),
+            since_ms=_int(data.get("since_ms")),
+        )
+
+    def text(self) -> str:
+        by = f" by {self.actor}" if self.actor else ""
+        since = f" since {utc_time(self.since_ms)}" if self.since_ms is not None else ""
+        detail = f": {self.detail}" if self.detail else ""
+        return f"{self.code}{detail} ({by.strip()}{since})" if by or since else self.code + detail
+
+
+@dataclass(frozen=True, slots=True)
+class StateView:
+    """The trading state, its reasons and since when (UTC ms) it holds."""
+
+    state: str
+    reasons: tuple[ReasonView, ...]
+    since_ms: int | None
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> StateView:
+        return cls(
+            state=_str(doc.get("state"), "UNKNOWN"),
+            reasons=tuple(ReasonView.from_json(r) for r in doc.get("reasons") or ()),
+            since_ms=_int(doc.get("since_ms")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UnderlyingView:
+    """One underlying's risk. Coin of the underlying: delta, band, target; gamma coin per USD
+    of index move; vega USD per 1.00 of vol; theta USD per day; hedge cost USD; time in band
+    a fraction of the evaluations."""
+
+    name: str
+    delta_coin: float | None
+    lower_coin: float | None
+    upper_coin: float | None
+    target_coin: float | None
+    gamma_coin_per_usd: float | None
+    vega_usd_per_vol: float | None
+    theta_usd_per_day: float | None
+    index_usd: float | None
+    hedges: int | None
+    hedge_cost_usd: float | None
+    time_in_band: float | None
+
+    @classmethod
+    def from_json(cls, name: str, data: Mapping[str, Any]) -> UnderlyingView:
+        raw_band = data.get("band")
+        band: Mapping[str, Any] = raw_band if isinstance(raw_band, Mapping) else {}
+        return cls(
+            name=name,
+            delta_coin=_float(data.get("delta")),
+            lower_coin=_float(band.get("lower")),
+            upper_coin=_float(band.get("upper")),
+            target_coin=_float(data.get("target")),
+            gamma_coin_per_usd=_float(data.get("gamma")),
+            vega_usd_per_vol=_float(data.get("vega")),
+            theta_usd_per_day=_float(data.get("theta")),
+            index_usd=_float(data.get("index_usd")),
+            hedges=_int(data.get("hedges")),
+            hedge_cost_usd=_float(data.get("hedge_cost_usd")),
+            time_in_band=_float(data.get("time_in_band")),
+        )
+
+    @property
+    def gamma_coin_per_pct(self) -> float | None:
+        """Change of delta (coin) for a 1 % index move."""
+        if self.gamma_coin_per_usd is None or self.index_usd is None:
+            return None
+        return self.gamma_coin_per_usd * self.index_usd * 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """An open order of the hedger; `amount` in `amount_unit` ("usd" or "coin")."""
+
+    label: str
+    instrument: str
+    side: str
+    amount: float | None
+    amount_unit: str | None
+    limit_price: float | None
+    status: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OrderView:
+        return cls(
+            label=_str(data.get("label")),
+            instrument=_str(data.get("instrument")),
+            side=_str(data.get("side")),
+            amount=_float(data.get("amount")),
+            amount_unit=data.get("amount_unit")
+            if isinstance(data.get("amount_unit"), str)
+            else None,
+            limit_price=_float(data.get("limit_price")),
+            status=_str(data.get("status")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFreshness:
+    """One kind of data (positions, tickers, index, ...): how many sources, the oldest age
+    (seconds; None when one never arrived) and the stale ones by key."""
+
+    source: str
+    count: int
+    oldest_age_s: float | None
+    stale: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "count": self.count,
+            "oldest_age_s": self.oldest_age_s,
+            "stale": list(self.stale),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SourceFreshness:
+        return cls(
+            source=_str(data.get("source")),
+            count=_int(data.get("count")) or 0,
+            oldest_age_s=_float(data.get("oldest_age_s")),
+            stale=tuple(str(k) for k in data.get("stale") or ()),
+        )
+
+
+def summarize_freshness(
+    entries: Iterable[tuple[str, str, float | None, bool]],
+) -> list[SourceFreshness]:
+    """(source, key, age in s or None for never, stale) per data source, summarised per kind
+    of source in first-seen order. A source never received counts as the oldest."""
+    kinds: dict[str, list[tuple[str, float | None, bool]]] = {}
+    for source, key, age_s, stale in entries:
+        kinds.setdefault(source, []).append((key, age_s, stale))
+    out = []
+    for source, items in kinds.items():
+        ages = [a for _k, a, _s in items]
+        oldest = None if any(a is None for a in ages) else max(a for a in ages if a is not None)
+        stale_keys = tuple(k or source for k, _a, s in items if s)
+        out.append(SourceFreshness(source, len(items), oldest, stale_keys))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    """The status document as hedgerctl shows it. Times UTC epoch ms on the daemon's clock
+    (the simulator's in paper mode); `speed` simulated seconds per wall second."""
+
+    state: StateView
+    venue: str
+    mode: str | None
+    dry_run: bool
+    speed: float | None
+    numeraire: str
+    now_ms: int | None
+    started_ms: int | None
+    orders_sent: int | None
+    errors: int | None
+    in_flight: int | None
+    underlyings: tuple[UnderlyingView, ...]
+    orders: tuple[OrderView, ...]
+    freshness: tuple[SourceFreshness, ...]
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> StatusView:
+        raw_unds = doc.get("underlyings")
+        unds: Mapping[str, Any] = raw_unds if isinstance(raw_unds, Mapping) else {}
+        if isinstance(doc.get("data_freshness_summary"), list):
+            fresh = [SourceFreshness.from_json(f) for f in doc["data_freshness_summary"]]
+        else:  # a daemon that sends only the per-source list
+            fresh = summarize_freshness(
+                (
+                    _str(f.get("source")),
+                    _str(f.get("key"), ""),
+                    _float(f.get("age_s")),
+                    bool(f.get("stale")),
+                )
+                for f in doc.get("data_freshness") or ()
+            )
+        errors = doc.get("errors")
+        return cls(
+            state=StateView.from_json(doc),
+            venue=_str(doc.get("venue")),
+            mode=doc.get("mode") if isinstance(doc.get("mode"), str) else None,
+            dry_run=doc.get("dry_run") is True,
+            speed=_float(doc.get("speed")),
+            numeraire=_str(doc.get("numeraire")),
+            now_ms=_int(doc.get("now_ms")),
+            started_ms=_int(doc.get("started_ms")),
+            orders_sent=_int(doc.get("orders_sent_total")),
+            errors=len(errors) if isinstance(errors, list) else _int(errors),
+            in_flight=_int(doc.get("executions_in_flight")),
+            underlyings=tuple(UnderlyingView.from_json(n, u) for n, u in unds.items()),
+            orders=tuple(OrderView.from_json(o) for o in doc.get("open_orders") or ()),
+            freshness=tuple(fresh),
+        )
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def _fit(line: str) -> str:
+    return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
+
+
+def _or_none(value: float | None, fmt: Any) -> str:
+    return fmt(value) if value is not None else NONE
+
+
+def _ago(view: StatusView, ms: int | None) -> str:
+    if ms is None:
+        return ""
+    ago = f" ({duration((view.now_ms - ms) / 1000)} ago)" if view.now_ms is not None else ""
+    return f" since {utc_time(ms)}{ago}"
+
+
+def _mode(view: StatusView) -> str:
+    parts = [view.mode or NONE]
+    if view.dry_run:
+        parts.append("dry run")
+    if view.speed is not None and view.speed != 1.0:
+        parts.append(f"{view.speed:g}x speed")
+    return ", ".join(parts)
+
+
+def render_header(view: StatusView) -> list[str]:
+    """State with its reasons and since when; venue, mode, numeraire, uptime, orders, errors."""
+    now = f"; now {utc_time(view.now_ms)}" if view.now_ms is not None else ""
+    lines = [f"hedgerd {view.state.state}{_ago(view, view.state.since_ms)}{now}"]
+    lines += [f"  reason {r.text()}" for r in view.state.reasons]
+    up = NONE
+    if view.started_ms is not None and view.now_ms is not None:
+        up = duration((view.now_ms - view.started_ms) / 1000)
+    in_flight = f" ({view.in_flight} in flight)" if view.in_flight else ""
+    lines.append(
+        f"venue {view.venue} | mode {_mode(view)} | numeraire {view.numeraire} | up {up} | "
+        f"orders sent {_str(view.orders_sent)}{in_flight} | errors {_str(view.errors)}"
+    )
+    return [_fit(line) for line in lines]
+
+
+def render_underlyings(view: StatusView) -> list[str]:
+    """One row per underlying; units under the column names."""
+    if not view.underlyings:
+        return ["  no underlyings yet"]
+    rows = []
+    for u in view.underlyings:
+        band = NONE
+        if u.lower_coin is not None and u.upper_coin is not None:
+            band = f"{coin(u.lower_coin)}..{coin(u.upper_coin)}"
+        rows.append(
+            [
+                u.name,
+                _or_none(u.delta_coin, coin),
+                band,
+                _or_none(u.target_coin, coin),
+                _or_none(u.gamma_coin_per_pct, coin),
+                _or_none(u.vega_usd_per_vol, lambda v: usd(v / 100.0)),
+                _or_none(u.theta_usd_per_day, usd),
+                _str(u.hedges),
+                _or_none(u.hedge_cost_usd, usd),
+                _or_none(u.time_in_band, lambda x: f"{x:.1%}"),
+            ]
+        )
+    headers = [
+        "",
+        "delta\ncoin",
+        "band\ncoin",
+        "target\ncoin",
+        "gamma\ncoin/1%",
+        "vega\nUSD/vol pt",
+        "theta\nUSD/day",
+        "hedges",
+        "cost\nUSD",
+        "in band\nof time",
+    ]
+    names = ", ".join(u.name for u in view.underlyings)
+    return [
+        *table(headers, rows),
+        _fit(
+            f"  coin: of the row's underlying ({names}); gamma: delta change for a 1% index "
+            "move; cost: of the hedges"
+        ),
+    ]
+
+
+def _amount(o: OrderView) -> str:
+    if o.amount is None:
+        return NONE
+    if o.amount_unit == "usd":
+        return f"{usd(o.amount)} USD"
+    unit = o.instrument.split("-")[0] if o.amount_unit == "coin" else (o.amount_unit or "")
+    return f"{o.amount:,.4f} {unit}".rstrip()
+
+
+def render_orders(view: StatusView) -> list[str]:
+    if not view.orders:
+        return ["  open orders: none"]
+    rows = [
+        [
+            o.instrument,
+            o.side,
+            _amount(o),
+            _or_none(o.limit_price, lambda p: f"{p:,.4f}".rstrip("0").rstrip(".")),
+            o.status,
+            o.label,
+        ]
+        for o in view.orders
+    ]
+    return table(["open order", "side", "amount", "limit price", "status", "label"], rows)
+
+
+def render_freshness(view: StatusView) -> list[str]:
+    """Per kind of data: how many sources, the oldest age, the stale ones named."""
+    if not view.freshness:
+        return ["  data freshness: not reported"]
+    rows = []
+    for f in view.freshness:
+        stale = "none"
+        if f.stale:
+            named = ", ".join(f.stale[:STALE_NAMED])
+            more = f", +{len(f.stale) - STALE_NAMED} more" if len(f.stale) > STALE_NAMED else ""
+            stale = f"{len(f.stale)}: {named}{more}"
+        oldest = f"{f.oldest_age_s:,.1f} s" if f.oldest_age_s is not None else "never"
+        rows.append([f.source, str(f.count), oldest, stale])
+    lines = table(["data", "sources", "oldest", "stale"], rows, align="lrrl")
+    return [_fit(line) for line in lines]
+
+
+def render_status(doc: Mapping[str, Any]) -> str:
+    """The human `hedgerctl status` (and each `watch` frame)."""
+    view = StatusView.from_json(doc)
+    lines = [
+        *render_header(view),
+        "",
+        *render_underlyings(view),
+        "",
+        *render_orders(view),
+        "",
+        *render_freshness(view),
+    ]
+    return "\n".join(lines)
+
+
+def _state_line(payload: Mapping[str, Any]) -> list[str]:
+    state = StateView.from_json(payload)
+    return [f"state {state.state}", *(_fit(f"  reason {r.text()}") for r in state.reasons)]
+
+
+def _args_text(args: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in args.items():
+        text = value if isinstance(value, str) and value and " " not in value else None
+        parts.append(f"{key}={text if text is not None else json.dumps(value)}")
+    return " ".join(parts)
+
+
+def render_event(event: Mapping[str, Any]) -> str:
+    """One audit event on one line: UTC ISO time, command, arguments, who, outcome. Takes the
+    journal's entries and the live `--follow` notices alike."""
+    ts = _int(event.get("ts_ms"))
+    when = utc_iso(ts) if ts is not None else NONE
+    command = _str(event.get("command") or event.get("event"))
+    if isinstance(event.get("args"), Mapping):
+        args = dict(event["args"])
+    else:  # a live notice carries its arguments beside its name
+        skip = {"event", "ts_ms", "seq"}
+        args = {k: v for k, v in event.items() if k not in skip}
+    who = _str(event.get("surface"), "")
+    if event.get("uid") is not None:
+        who += f" uid={event['uid']}"
+    outcome = _str(event.get("outcome"), "")
+    cells = [when, command, _args_text(args), f"by {who.strip()}" if who.strip() else "", outcome]
+    return "  ".join(c for c in cells if c)
+
+
+def render_events(events: Sequence[Mapping[str, Any]]) -> str:
+    if not events:
+        return "no events"
+    return "\n".join(render_event(e) for e in events)
+
+
+def _flatten_lines(payload: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for u, res in (payload.get("underlyings") or {}).items():
+        legs = res.get("legs") or []
+        lines.append(f"flatten {u}: {len(legs)} order(s) sent ({_str(res.get('decision_id'))})")
+        for leg in legs:
+            unit = "USD" if leg.get("amount_unit") == "usd" else u
+            lines.append(
+                f"  {leg.get('side')} {leg.get('amount')} {unit} {leg.get('instrument')}: "
+                f"{leg.get('outcome')}, filled {leg.get('filled_amount')} {unit}"
+            )
+        lines += [
+            f"  skipped {s.get('instrument')}: {s.get('why')}" for s in res.get("skipped") or []
+        ]
+    return lines or ["flatten: nothing to do"]
+
+
+def _reconcile_lines(payload: Mapping[str, Any]) -> list[str]:
+    counts = [
+        f"{key.replace('_', ' ')} {len(value)}"
+        for key, value in payload.items()
+        if isinstance(value, list) and value and key != "errors"
+    ]
+    lines = [f"reconciled {_str(payload.get('venue'))}: " + (", ".join(counts) or "all in order")]
+    lines += [_fit(f"  error: {e}") for e in payload.get("errors") or []]
+    return lines
+
+
+def render_result(command: str, payload: Any) -> str:
+    """A short confirmation of a command that acted: the state after it and its reasons,
+    what was cancelled or sent."""
+    if not isinstance(payload, Mapping):
+        return str(payload)
+    match command:
+        case "halt" | "resume" | "reduce-only":
+            lines = [f"{command}: done", *_state_line(payload)]
+            if "cancelled_orders" in payload:
+                lines.append(f"cancelled {payload['cancelled_orders']} open order(s)")
+            return "\n".join(lines)
+        case "cancel-all":
+            return f"cancelled {_str(payload.get('cancelled_orders'))} open order(s)"
+        case "set":
+            return f"set {_str(payload.get('key'))} = {_str(payload.get('value'))}"
+        case "flatten":
+            return "\n".join(_flatten_lines(payload))
+        case "reconcile":
+            return "\n".join(_reconcile_lines(payload))
+    return json.dumps(payload, indent=2)
+
+
+__all__ = [
+    "SourceFreshness",
+    "StatusView",
+    "render_event",
+    "render_events",
+    "render_result",
+    "render_status",
+    "summarize_freshness",
+]
