@@ -176,7 +176,7 @@ STATUS_UNITS: Mapping[str, str] = {
     "theta": "USD per day",
     "hedge_cost_usd": "USD",
     "time_in_band": "fraction of the evaluations with the delta inside the band",
-    "amount": "the order's amount_unit (usd or coin)",
+    "amount, limit_price": "the order's amount_unit and price_unit (usd, or coin of underlying)",
     "age_s, oldest_age_s": "seconds",
     "*_ms": "UTC epoch milliseconds on the daemon's clock (the simulator's in paper mode)",
     "speed": "daemon seconds per wall second",
@@ -1665,19 +1665,22 @@ class Daemon:
                 "time_in_band": st.in_band_samples / st.samples if st.samples else None,
             }
         open_orders = []
-        if self.executor is not None:
-            open_orders = [
+        instruments = self.venue.instruments() if self.venue is not None else {}
+        for r in self.executor.open_records() if self.executor is not None else ():
+            inst = instruments.get(r.instrument)
+            open_orders.append(
                 {
                     "label": r.label,
                     "instrument": r.instrument,
+                    "underlying": inst.underlying if inst is not None else None,
                     "side": str(r.side),
                     "amount": r.amount,
                     "amount_unit": str(r.amount_unit),
                     "limit_price": r.limit_price,
+                    "price_unit": str(inst.price_unit) if inst is not None else None,
                     "status": str(r.status),
                 }
-                for r in self.executor.open_records()
-            ]
+            )
         health = self.feed.health() if self.feed is not None else []
         freshness = [
             {"source": str(h.source), "key": h.key, "age_s": h.age_s, "stale": h.stale}

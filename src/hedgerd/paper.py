@@ -4,7 +4,8 @@ The simulator starts in-process (the demo scenario: a market maker `mm` with a s
 and ETH options book across expiries, and client option flow against it), at `--speed`
 simulated seconds per wall second, from the current time. The daemon then runs exactly as
 `hedgerd run` would, through the real ccxt client and the Deribit WebSocket session, with its
-control socket up (so `hedgerctl --config config/paper.toml status` works while it runs).
+control socket up (it prints the `hedgerctl` line that reaches it; `hedgerctl status` from the
+same directory finds it too).
 
 At the end (after `--duration` wall seconds, or Ctrl-C) it prints a summary and, with
 `--summary-json PATH`, writes it as JSON: `hedges`, `hedge_cost_usd`, `time_in_band` and
@@ -28,6 +29,7 @@ from typing import Any
 import structlog
 
 from hedgerd.config import ConfigError, HedgerdConfig
+from hedgerd.control.locate import hedgerctl_line
 from hedgerd.control.server import ControlServerError
 from hedgerd.daemon import EXIT_CONFIG, EXIT_FAILED, Daemon, DaemonError, install_signals
 from hedgerd.execution.journal import JournalError
@@ -216,12 +218,14 @@ async def run_paper(
     scenario: Path | None = None,
     stop: asyncio.Event | None = None,
     account: str = "mm",
+    start_ms: int | str = "now",
 ) -> dict[str, Any]:
     """Run the simulator and the daemon; returns the summary. Stops after `duration_s` wall
-    seconds from READY (None: when `stop` is set, e.g. by Ctrl-C)."""
+    seconds from READY (None: when `stop` is set, e.g. by Ctrl-C). `start_ms`: the simulated
+    start (UTC epoch ms, or "now")."""
     stop = stop or asyncio.Event()
     async with running_simulator(
-        host="127.0.0.1", port=0, scenario=scenario, seed=seed, speed=speed, start_ms="now"
+        host="127.0.0.1", port=0, scenario=scenario, seed=seed, speed=speed, start_ms=start_ms
     ) as sim:
         cfg = paper_config(config, sim)
         daemon = Daemon(
@@ -247,8 +251,8 @@ async def run_paper(
         if daemon.trading is not None and daemon.trading.state.value != "active":
             print(
                 f"hedgerd paper: trading state {daemon.trading.state.value.upper()} restored "
-                "from the journal (halts survive restarts); `hedgerctl --config "
-                f"{config_path or DEFAULT_CONFIG} resume` to trade",
+                "from the journal (halts survive restarts); "
+                f"`{hedgerctl_line(config.control.socket_path, 'resume', sys.argv[0])}` to trade",
                 file=sys.stderr,
             )
         start.sim_ms = sim.now_ms()
@@ -283,14 +287,13 @@ def _paper_command(args: argparse.Namespace) -> int:
         print(f"config error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(config.log.level, config.log.format, secrets=config.secret_values())
-    if sys.stderr.isatty():
-        print(
-            f"hedgerd paper: simulator at {args.speed:g}x, "
-            + (f"{args.duration:g} s" if args.duration else "until Ctrl-C")
-            + f"; try `hedgerctl --config {args.config or DEFAULT_CONFIG} status` in another "
-            "terminal",
-            file=sys.stderr,
-        )
+    print(
+        f"hedgerd paper: simulator at {args.speed:g}x, "
+        + (f"{args.duration:g} s" if args.duration else "until Ctrl-C")
+        + f"; in another terminal: {hedgerctl_line(config.control.socket_path, argv0=sys.argv[0])}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         summary = asyncio.run(
             run_paper(
@@ -300,6 +303,7 @@ def _paper_command(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 config_path=args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None),
                 scenario=args.scenario,
+                start_ms=args.start_ms,
             )
         )
     except (DaemonError, ConfigError, ControlServerError, JournalError, ValueError) as exc:
@@ -337,6 +341,11 @@ def add_parser(sub: Any) -> Any:
     p.add_argument("--speed", type=float, default=20.0, help="simulated seconds per wall second")
     p.add_argument("--seed", type=int, default=1, help="simulator seed")
     p.add_argument("--scenario", type=Path, default=None, help="simulator scenario TOML")
+    p.add_argument(
+        "--start-ms",
+        default="now",
+        help="simulated start: UTC epoch ms, or 'now' (default; a fixed start repeats a run)",
+    )
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
     p.set_defaults(func=_paper_command)
     return p

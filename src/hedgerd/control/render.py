@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from hedgerd.textfmt import coin, duration, table, usd, utc_iso, utc_time
 WIDTH = 100
 NONE = "-"
 #: Stale sources named per data kind before "+N more".
-STALE_NAMED = 3
+STALE_NAMED = 2
 
 
 # ------------------------------------------------------------------------------ reading
@@ -39,6 +40,10 @@ def _int(value: Any) -> int | None:
 
 def _str(value: Any, default: str = NONE) -> str:
     return str(value) if value is not None else default
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +67,12 @@ class ReasonView:
         )
 
     def text(self) -> str:
-        by = f" by {self.actor}" if self.actor else ""
-        since = f" since {utc_time(self.since_ms)}" if self.since_ms is not None else ""
-        detail = f": {self.detail}" if self.detail else ""
-        return f"{self.code}{detail} ({by.strip()}{since})" if by or since else self.code + detail
+        """`stale_data (auto, since 2026-12-06 10:00:00 UTC): <detail>`"""
+        when = [self.actor] if self.actor else []
+        if self.since_ms is not None:
+            when.append(f"since {utc_time(self.since_ms)}")
+        head = f"{self.code} ({', '.join(when)})" if when else self.code
+        return f"{head}: {self.detail}" if self.detail else head
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,14 +140,17 @@ class UnderlyingView:
 
 @dataclass(frozen=True, slots=True)
 class OrderView:
-    """An open order of the hedger; `amount` in `amount_unit` ("usd" or "coin")."""
+    """An open order of the hedger: `amount` in `amount_unit`, `limit_price` in `price_unit`
+    ("usd", or "coin" of `underlying`)."""
 
     label: str
     instrument: str
+    underlying: str | None
     side: str
     amount: float | None
     amount_unit: str | None
     limit_price: float | None
+    price_unit: str | None
     status: str
 
     @classmethod
@@ -148,12 +158,12 @@ class OrderView:
         return cls(
             label=_str(data.get("label")),
             instrument=_str(data.get("instrument")),
+            underlying=_opt_str(data.get("underlying")),
             side=_str(data.get("side")),
             amount=_float(data.get("amount")),
-            amount_unit=data.get("amount_unit")
-            if isinstance(data.get("amount_unit"), str)
-            else None,
+            amount_unit=_opt_str(data.get("amount_unit")),
             limit_price=_float(data.get("limit_price")),
+            price_unit=_opt_str(data.get("price_unit")),
             status=_str(data.get("status")),
         )
 
@@ -198,7 +208,7 @@ def summarize_freshness(
     for source, items in kinds.items():
         ages = [a for _k, a, _s in items]
         oldest = None if any(a is None for a in ages) else max(a for a in ages if a is not None)
-        stale_keys = tuple(k or source for k, _a, s in items if s)
+        stale_keys = tuple(k or "account" for k, _a, s in items if s)
         out.append(SourceFreshness(source, len(items), oldest, stale_keys))
     return out
 
@@ -279,26 +289,54 @@ def _ago(view: StatusView, ms: int | None) -> str:
 def _mode(view: StatusView) -> str:
     parts = [view.mode or NONE]
     if view.dry_run:
-        parts.append("dry run")
+        parts.append("dry-run")
     if view.speed is not None and view.speed != 1.0:
-        parts.append(f"{view.speed:g}x speed")
-    return ", ".join(parts)
+        parts.append(f"{view.speed:g}x")  # simulated seconds per wall second
+    return " ".join(parts)
+
+
+def _wrap_parts(parts: Sequence[str], sep: str) -> list[str]:
+    """`parts` joined by `sep`, a new line (indented) where the next would pass WIDTH."""
+    lines: list[str] = []
+    current = ""
+    for part in parts:
+        if current and len(current + sep + part) > WIDTH:
+            lines.append(current)
+            current = "  " + part
+        else:
+            current = current + sep + part if current else part
+    return [*lines, current] if current else lines
+
+
+def _reason_lines(reasons: Sequence[ReasonView]) -> list[str]:
+    out: list[str] = []
+    for r in reasons:
+        out += textwrap.wrap(r.text(), WIDTH, initial_indent="  - ", subsequent_indent="    ")
+    return out
 
 
 def render_header(view: StatusView) -> list[str]:
     """State with its reasons and since when; venue, mode, numeraire, uptime, orders, errors."""
-    now = f"; now {utc_time(view.now_ms)}" if view.now_ms is not None else ""
-    lines = [f"hedgerd {view.state.state}{_ago(view, view.state.since_ms)}{now}"]
-    lines += [f"  reason {r.text()}" for r in view.state.reasons]
+    first = [f"hedgerd {view.state.state}{_ago(view, view.state.since_ms)}"]
+    if view.now_ms is not None:
+        first.append(f"now {utc_time(view.now_ms)}")
     up = NONE
     if view.started_ms is not None and view.now_ms is not None:
         up = duration((view.now_ms - view.started_ms) / 1000)
-    in_flight = f" ({view.in_flight} in flight)" if view.in_flight else ""
-    lines.append(
-        f"venue {view.venue} | mode {_mode(view)} | numeraire {view.numeraire} | up {up} | "
-        f"orders sent {_str(view.orders_sent)}{in_flight} | errors {_str(view.errors)}"
-    )
-    return [_fit(line) for line in lines]
+    in_flight = f", {view.in_flight} in flight" if view.in_flight else ""
+    facts = [
+        f"venue {view.venue}",
+        f"mode {_mode(view)}",
+        f"numeraire {view.numeraire}",
+        f"up {up}",
+        f"orders sent {_str(view.orders_sent)}{in_flight}",
+        f"errors {_str(view.errors)}",
+    ]
+    return [
+        *_wrap_parts(first, "; "),
+        *_reason_lines(view.state.reasons),
+        *_wrap_parts(facts, " | "),
+    ]
 
 
 def render_underlyings(view: StatusView) -> list[str]:
@@ -340,19 +378,33 @@ def render_underlyings(view: StatusView) -> list[str]:
     return [
         *table(headers, rows),
         _fit(
-            f"  coin: of the row's underlying ({names}); gamma: delta change for a 1% index "
-            "move; cost: of the hedges"
+            f"  coin: the row's underlying ({names}); gamma: delta change per 1% index move; "
+            "cost: the hedges'"
         ),
     ]
+
+
+def _unit(unit: str | None, underlying: str | None) -> str:
+    """ "usd" as USD, "coin" as the underlying's coin (the raw unit when that is unknown)."""
+    if unit == "usd":
+        return "USD"
+    if unit == "coin" and underlying:
+        return underlying
+    return unit or "?"
 
 
 def _amount(o: OrderView) -> str:
     if o.amount is None:
         return NONE
-    if o.amount_unit == "usd":
-        return f"{usd(o.amount)} USD"
-    unit = o.instrument.split("-")[0] if o.amount_unit == "coin" else (o.amount_unit or "")
-    return f"{o.amount:,.4f} {unit}".rstrip()
+    unit = _unit(o.amount_unit, o.underlying)
+    figure = usd(o.amount) if unit == "USD" else f"{o.amount:,.4f}"
+    return f"{figure} {unit}"
+
+
+def _price(o: OrderView) -> str:
+    if o.limit_price is None:
+        return NONE
+    return f"{o.limit_price:,.4f}".rstrip("0").rstrip(".") + " " + _unit(o.price_unit, o.underlying)
 
 
 def render_orders(view: StatusView) -> list[str]:
@@ -363,7 +415,7 @@ def render_orders(view: StatusView) -> list[str]:
             o.instrument,
             o.side,
             _amount(o),
-            _or_none(o.limit_price, lambda p: f"{p:,.4f}".rstrip("0").rstrip(".")),
+            _price(o),
             o.status,
             o.label,
         ]
@@ -404,9 +456,13 @@ def render_status(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _state_line(payload: Mapping[str, Any]) -> list[str]:
+def _state_lines(command: str, payload: Mapping[str, Any]) -> list[str]:
+    """`halt: state now HALTED; 2 open orders cancelled` and a line per reason."""
     state = StateView.from_json(payload)
-    return [f"state {state.state}", *(_fit(f"  reason {r.text()}") for r in state.reasons)]
+    first = f"{command}: state now {state.state}"
+    if "cancelled_orders" in payload:
+        first += f"; {_str(payload.get('cancelled_orders'))} open order(s) cancelled"
+    return [first, *_reason_lines(state.reasons)]
 
 
 def _args_text(args: Mapping[str, Any]) -> str:
@@ -477,12 +533,9 @@ def render_result(command: str, payload: Any) -> str:
         return str(payload)
     match command:
         case "halt" | "resume" | "reduce-only":
-            lines = [f"{command}: done", *_state_line(payload)]
-            if "cancelled_orders" in payload:
-                lines.append(f"cancelled {payload['cancelled_orders']} open order(s)")
-            return "\n".join(lines)
+            return "\n".join(_state_lines(command, payload))
         case "cancel-all":
-            return f"cancelled {_str(payload.get('cancelled_orders'))} open order(s)"
+            return f"cancel-all: {_str(payload.get('cancelled_orders'))} open order(s) cancelled"
         case "set":
             return f"set {_str(payload.get('key'))} = {_str(payload.get('value'))}"
         case "flatten":
