@@ -253,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before and after the command land in one namespace: the group cannot see both.
     if args.socket is not None and args.tcp is not None:
         parser.error("--socket and --tcp: give one")
-    if args.command == "watch" and not (args.interval > 0 and (args.count or 1) > 0):
+    if args.command == "watch" and not (
+        args.interval > 0 and (args.count is None or args.count > 0)
+    ):
         parser.error("watch: --interval and --count must be positive")
     target: Target | None = None
     try:
