@@ -17,8 +17,9 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -50,8 +51,7 @@ def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
         return value if defaults else argparse.SUPPRESS
 
     parser = argparse.ArgumentParser(add_help=False)
-    group = parser.add_argument_group("daemon and output (before or after the command)")
-    where = group.add_mutually_exclusive_group()
+    where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--socket",
         type=Path,
@@ -65,16 +65,16 @@ def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
         default=default(None),
         help=f"control port on 127.0.0.1 (token in ${TOKEN_ENV})",
     )
-    group.add_argument(
+    parser.add_argument(
         "--config", type=Path, default=default(None), help="hedgerd config file (its socket)"
     )
-    group.add_argument(
+    parser.add_argument(
         "--json",
         action="store_true",
         default=default(False),
         help="print the daemon's JSON instead of tables",
     )
-    group.add_argument(
+    parser.add_argument(
         "--timeout", type=float, default=default(10.0), help="seconds to wait for an answer"
     )
     return parser
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hedgerctl",
         description="Operate a running hedgerd.",
+        epilog="Options go before or after COMMAND. Without --socket, --tcp or --config, the "
+        "socket of a daemon started from this directory is found. Exit codes: 0 done, 1 "
+        "refused by the daemon, 2 usage or config error, 3 daemon unreachable.",
         parents=[_global_options(defaults=True)],
     )
     common = [_global_options(defaults=False)]
@@ -189,21 +192,24 @@ class ControlClient:
         except aiohttp.ClientError as exc:
             raise ConnectionError(str(exc) or type(exc).__name__) from exc
 
-    async def lines(self, method: str, path: str) -> AsyncIterator[str]:
-        """The answer's lines as they come (a streamed answer, e.g. `events --follow`)."""
+    async def stream(self, path: str, on_line: Callable[[str], None]) -> tuple[int, Any]:
+        """GET a streamed answer (`events --follow`), each non-empty line to `on_line` as it
+        comes; (HTTP status, the decoded error when the daemon refused, else None)."""
         try:
-            async with self._session.request(method, self._base + path) as resp:
+            async with self._session.get(self._base + path) as resp:
+                if resp.status >= 400:
+                    return resp.status, await resp.json(content_type=None)
                 async for raw in resp.content:
-                    yield raw.decode().rstrip()
+                    if line := raw.decode().rstrip():
+                        on_line(line)
+                return resp.status, None
         except aiohttp.ClientError as exc:
             raise ConnectionError(str(exc) or type(exc).__name__) from exc
 
 
-async def _follow(client: ControlClient, path: str, as_json: bool) -> None:
-    async for line in client.lines("GET", path):
-        if not line:
-            continue
-        print(line if as_json else render_event(json.loads(line)), flush=True)
+def _print_event(as_json: bool, line: str) -> None:
+    """One line of `events --follow`: the daemon's JSON, or the human line."""
+    print(line if as_json else render_event(json.loads(line)), flush=True)
 
 
 async def _call(args: argparse.Namespace, target: Target) -> tuple[int, Any]:
@@ -212,8 +218,7 @@ async def _call(args: argparse.Namespace, target: Target) -> tuple[int, Any]:
     timeout = None if args.command == "events" else args.timeout
     async with ControlClient(target, timeout) as client:
         if streaming:
-            await _follow(client, path, args.json)
-            return 200, None
+            return await client.stream(path, partial(_print_event, args.json))
         return await client.call(method, path, body)
 
 

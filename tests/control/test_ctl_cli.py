@@ -284,3 +284,13 @@ def test_watch_ctrl_c_exits_zero(monkeypatch: pytest.MonkeyPatch, here: Path) ->
         listener.bind("c.sock")
         listener.listen()
         assert ctl_module.main(["watch", "--socket", "c.sock"]) == 0
+
+
+async def test_events_follow_refused_is_exit_1(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sock = here / "c.sock"
+    async with serving(sock):
+        capsys.readouterr()
+        assert await ctl("events", "--follow", "--limit", "0", "--socket", str(sock)) == 1
+    assert "events refused: limit must be between 1 and 10000" in capsys.readouterr().err
