@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,7 +253,7 @@ class StatusView:
         return cls(
             state=StateView.from_json(doc),
             venue=_str(doc.get("venue")),
-            mode=doc.get("mode") if isinstance(doc.get("mode"), str) else None,
+            mode=_opt_str(doc.get("mode")),
             dry_run=doc.get("dry_run") is True,
             speed=_float(doc.get("speed")),
             numeraire=_str(doc.get("numeraire")),
@@ -275,7 +275,7 @@ def _fit(line: str) -> str:
     return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
 
 
-def _or_none(value: float | None, fmt: Any) -> str:
+def _or_none(value: float | None, fmt: Callable[[float], str]) -> str:
     return fmt(value) if value is not None else NONE
 
 
