@@ -58,8 +58,8 @@ from hedgerd.control.commands import (
     parse_fraction,
     parse_positive_float,
 )
-from hedgerd.control.render import summarize_freshness
 from hedgerd.control.server import ControlServerError, serve_control
+from hedgerd.control.views import summarize_freshness
 from hedgerd.execution.executor import (
     DecisionResult,
     Executor,

@@ -11,8 +11,8 @@ from hedgerd.control.render import (
     render_events,
     render_result,
     render_status,
-    summarize_freshness,
 )
+from hedgerd.control.views import summarize_freshness
 from hedgerd.textfmt import duration, table
 
 DATA = Path(__file__).parent / "data"

@@ -1,271 +1,33 @@
 """hedgerctl's human output: the status document as tables (the `hedgerd book` look), command
 results as one-line confirmations, audit events one line each.
 
-The JSON a daemon sends is read once, at the edge, into the frozen views below; a key a daemon
-does not send (an older daemon, a test double) shows as "-". Units: deltas, bands, targets and
-gamma in coin of the underlying (gamma per 1 % index move); vega USD per vol point; theta USD
-per day; ages seconds; times UTC. Everything fits in 100 columns.
+The JSON a daemon sends is read once, at the edge, into the frozen views of
+`hedgerd.control.views`; a figure a daemon does not send shows as "-". Units: deltas, bands,
+targets and gamma in coin of the underlying (gamma per 1 % index move); vega USD per vol
+point; theta USD per day; ages seconds; times UTC. Everything fits in 100 columns.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import textwrap
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from hedgerd.control.views import (
+    NONE,
+    OrderView,
+    ReasonView,
+    StateView,
+    StatusView,
+    as_int,
+    as_str,
+)
 from hedgerd.textfmt import coin, duration, table, usd, utc_iso, utc_time
 
 WIDTH = 100
-NONE = "-"
 #: Stale sources named per data kind before "+N more".
 STALE_NAMED = 2
-
-
-# ------------------------------------------------------------------------------ reading
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _int(value: Any) -> int | None:
-    f = _float(value)
-    return int(f) if f is not None else None
-
-
-def _str(value: Any, default: str = NONE) -> str:
-    return str(value) if value is not None else default
-
-
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-@dataclass(frozen=True, slots=True)
-class ReasonView:
-    """Why the state is not ACTIVE: code, detail, who raised it and since when (UTC ms)."""
-
-    code: str
-    detail: str
-    actor: str
-    since_ms: int | None
-
-    @classmethod
-    def from_json(cls, data: Any) -> ReasonView:
-        if not isinstance(data, Mapping):  # a plain string from a simple state source
-            return cls(code=str(data), detail="", actor="", since_ms=None)
-        return cls(
-            code=_str(data.get("code")),
-            detail=_str(data.get("detail"), ""),
-            actor=_str(data.get("actor"), ""),
-            since_ms=_int(data.get("since_ms")),
-        )
-
-    def text(self) -> str:
-        """`stale_data (auto, since 2026-12-06 10:00:00 UTC): <detail>`"""
-        when = [self.actor] if self.actor else []
-        if self.since_ms is not None:
-            when.append(f"since {utc_time(self.since_ms)}")
-        head = f"{self.code} ({', '.join(when)})" if when else self.code
-        return f"{head}: {self.detail}" if self.detail else head
-
-
-@dataclass(frozen=True, slots=True)
-class StateView:
-    """The trading state, its reasons and since when (UTC ms) it holds."""
-
-    state: str
-    reasons: tuple[ReasonView, ...]
-    since_ms: int | None
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> StateView:
-        return cls(
-            state=_str(doc.get("state"), "UNKNOWN"),
-            reasons=tuple(ReasonView.from_json(r) for r in doc.get("reasons") or ()),
-            since_ms=_int(doc.get("since_ms")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class UnderlyingView:
-    """One underlying's risk. Coin of the underlying: delta, band, target; gamma coin per USD
-    of index move; vega USD per 1.00 of vol; theta USD per day; hedge cost USD; time in band
-    a fraction of the evaluations."""
-
-    name: str
-    delta_coin: float | None
-    lower_coin: float | None
-    upper_coin: float | None
-    target_coin: float | None
-    gamma_coin_per_usd: float | None
-    vega_usd_per_vol: float | None
-    theta_usd_per_day: float | None
-    index_usd: float | None
-    hedges: int | None
-    hedge_cost_usd: float | None
-    time_in_band: float | None
-
-    @classmethod
-    def from_json(cls, name: str, data: Mapping[str, Any]) -> UnderlyingView:
-        raw_band = data.get("band")
-        band: Mapping[str, Any] = raw_band if isinstance(raw_band, Mapping) else {}
-        return cls(
-            name=name,
-            delta_coin=_float(data.get("delta")),
-            lower_coin=_float(band.get("lower")),
-            upper_coin=_float(band.get("upper")),
-            target_coin=_float(data.get("target")),
-            gamma_coin_per_usd=_float(data.get("gamma")),
-            vega_usd_per_vol=_float(data.get("vega")),
-            theta_usd_per_day=_float(data.get("theta")),
-            index_usd=_float(data.get("index_usd")),
-            hedges=_int(data.get("hedges")),
-            hedge_cost_usd=_float(data.get("hedge_cost_usd")),
-            time_in_band=_float(data.get("time_in_band")),
-        )
-
-    @property
-    def gamma_coin_per_pct(self) -> float | None:
-        """Change of delta (coin) for a 1 % index move."""
-        if self.gamma_coin_per_usd is None or self.index_usd is None:
-            return None
-        return self.gamma_coin_per_usd * self.index_usd * 0.01
-
-
-@dataclass(frozen=True, slots=True)
-class OrderView:
-    """An open order of the hedger: `amount` in `amount_unit`, `limit_price` in `price_unit`
-    ("usd", or "coin" of `underlying`)."""
-
-    label: str
-    instrument: str
-    underlying: str | None
-    side: str
-    amount: float | None
-    amount_unit: str | None
-    limit_price: float | None
-    price_unit: str | None
-    status: str
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> OrderView:
-        return cls(
-            label=_str(data.get("label")),
-            instrument=_str(data.get("instrument")),
-            underlying=_opt_str(data.get("underlying")),
-            side=_str(data.get("side")),
-            amount=_float(data.get("amount")),
-            amount_unit=_opt_str(data.get("amount_unit")),
-            limit_price=_float(data.get("limit_price")),
-            price_unit=_opt_str(data.get("price_unit")),
-            status=_str(data.get("status")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SourceFreshness:
-    """One kind of data (positions, tickers, index, ...): how many sources, the oldest age
-    (seconds; None when one never arrived) and the stale ones by key."""
-
-    source: str
-    count: int
-    oldest_age_s: float | None
-    stale: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "count": self.count,
-            "oldest_age_s": self.oldest_age_s,
-            "stale": list(self.stale),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SourceFreshness:
-        return cls(
-            source=_str(data.get("source")),
-            count=_int(data.get("count")) or 0,
-            oldest_age_s=_float(data.get("oldest_age_s")),
-            stale=tuple(str(k) for k in data.get("stale") or ()),
-        )
-
-
-def summarize_freshness(
-    entries: Iterable[tuple[str, str, float | None, bool]],
-) -> list[SourceFreshness]:
-    """(source, key, age in s or None for never, stale) per data source, summarised per kind
-    of source in first-seen order. A source never received counts as the oldest."""
-    kinds: dict[str, list[tuple[str, float | None, bool]]] = {}
-    for source, key, age_s, stale in entries:
-        kinds.setdefault(source, []).append((key, age_s, stale))
-    out = []
-    for source, items in kinds.items():
-        ages = [a for _k, a, _s in items]
-        oldest = None if any(a is None for a in ages) else max(a for a in ages if a is not None)
-        stale_keys = tuple(k or "account" for k, _a, s in items if s)
-        out.append(SourceFreshness(source, len(items), oldest, stale_keys))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class StatusView:
-    """The status document as hedgerctl shows it. Times UTC epoch ms on the daemon's clock
-    (the simulator's in paper mode); `speed` simulated seconds per wall second."""
-
-    state: StateView
-    venue: str
-    mode: str | None
-    dry_run: bool
-    speed: float | None
-    numeraire: str
-    now_ms: int | None
-    started_ms: int | None
-    orders_sent: int | None
-    errors: int | None
-    in_flight: int | None
-    underlyings: tuple[UnderlyingView, ...]
-    orders: tuple[OrderView, ...]
-    freshness: tuple[SourceFreshness, ...]
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> StatusView:
-        raw_unds = doc.get("underlyings")
-        unds: Mapping[str, Any] = raw_unds if isinstance(raw_unds, Mapping) else {}
-        if isinstance(doc.get("data_freshness_summary"), list):
-            fresh = [SourceFreshness.from_json(f) for f in doc["data_freshness_summary"]]
-        else:  # a daemon that sends only the per-source list
-            fresh = summarize_freshness(
-                (
-                    _str(f.get("source")),
-                    _str(f.get("key"), ""),
-                    _float(f.get("age_s")),
-                    bool(f.get("stale")),
-                )
-                for f in doc.get("data_freshness") or ()
-            )
-        errors = doc.get("errors")
-        return cls(
-            state=StateView.from_json(doc),
-            venue=_str(doc.get("venue")),
-            mode=_opt_str(doc.get("mode")),
-            dry_run=doc.get("dry_run") is True,
-            speed=_float(doc.get("speed")),
-            numeraire=_str(doc.get("numeraire")),
-            now_ms=_int(doc.get("now_ms")),
-            started_ms=_int(doc.get("started_ms")),
-            orders_sent=_int(doc.get("orders_sent_total")),
-            errors=len(errors) if isinstance(errors, list) else _int(errors),
-            in_flight=_int(doc.get("executions_in_flight")),
-            underlyings=tuple(UnderlyingView.from_json(n, u) for n, u in unds.items()),
-            orders=tuple(OrderView.from_json(o) for o in doc.get("open_orders") or ()),
-            freshness=tuple(fresh),
-        )
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -329,8 +91,8 @@ def render_header(view: StatusView) -> list[str]:
         f"mode {_mode(view)}",
         f"numeraire {view.numeraire}",
         f"up {up}",
-        f"orders sent {_str(view.orders_sent)}{in_flight}",
-        f"errors {_str(view.errors)}",
+        f"orders sent {as_str(view.orders_sent)}{in_flight}",
+        f"errors {as_str(view.errors)}",
     ]
     return [
         *_wrap_parts(first, "; "),
@@ -357,7 +119,7 @@ def render_underlyings(view: StatusView) -> list[str]:
                 _or_none(u.gamma_coin_per_pct, coin),
                 _or_none(u.vega_usd_per_vol, lambda v: usd(v / 100.0)),
                 _or_none(u.theta_usd_per_day, usd),
-                _str(u.hedges),
+                as_str(u.hedges),
                 _or_none(u.hedge_cost_usd, usd),
                 _or_none(u.time_in_band, lambda x: f"{x:.1%}"),
             ]
@@ -461,7 +223,7 @@ def _state_lines(command: str, payload: Mapping[str, Any]) -> list[str]:
     state = StateView.from_json(payload)
     first = f"{command}: state now {state.state}"
     if "cancelled_orders" in payload:
-        first += f"; {_str(payload.get('cancelled_orders'))} open order(s) cancelled"
+        first += f"; {as_str(payload.get('cancelled_orders'))} open order(s) cancelled"
     return [first, *_reason_lines(state.reasons)]
 
 
@@ -476,18 +238,18 @@ def _args_text(args: Mapping[str, Any]) -> str:
 def render_event(event: Mapping[str, Any]) -> str:
     """One audit event on one line: UTC ISO time, command, arguments, who, outcome. Takes the
     journal's entries and the live `--follow` notices alike."""
-    ts = _int(event.get("ts_ms"))
+    ts = as_int(event.get("ts_ms"))
     when = utc_iso(ts) if ts is not None else NONE
-    command = _str(event.get("command") or event.get("event"))
+    command = as_str(event.get("command") or event.get("event"))
     if isinstance(event.get("args"), Mapping):
         args = dict(event["args"])
     else:  # a live notice carries its arguments beside its name
         skip = {"event", "ts_ms", "seq"}
         args = {k: v for k, v in event.items() if k not in skip}
-    who = _str(event.get("surface"), "")
+    who = as_str(event.get("surface"), "")
     if event.get("uid") is not None:
         who += f" uid={event['uid']}"
-    outcome = _str(event.get("outcome"), "")
+    outcome = as_str(event.get("outcome"), "")
     cells = [when, command, _args_text(args), f"by {who.strip()}" if who.strip() else "", outcome]
     return "  ".join(c for c in cells if c)
 
@@ -502,7 +264,7 @@ def _flatten_lines(payload: Mapping[str, Any]) -> list[str]:
     lines = []
     for u, res in (payload.get("underlyings") or {}).items():
         legs = res.get("legs") or []
-        lines.append(f"flatten {u}: {len(legs)} order(s) sent ({_str(res.get('decision_id'))})")
+        lines.append(f"flatten {u}: {len(legs)} order(s) sent ({as_str(res.get('decision_id'))})")
         for leg in legs:
             unit = "USD" if leg.get("amount_unit") == "usd" else u
             lines.append(
@@ -521,7 +283,7 @@ def _reconcile_lines(payload: Mapping[str, Any]) -> list[str]:
         for key, value in payload.items()
         if isinstance(value, list) and value and key != "errors"
     ]
-    lines = [f"reconciled {_str(payload.get('venue'))}: " + (", ".join(counts) or "all in order")]
+    lines = [f"reconciled {as_str(payload.get('venue'))}: " + (", ".join(counts) or "all in order")]
     lines += [_fit(f"  error: {e}") for e in payload.get("errors") or []]
     return lines
 
@@ -535,9 +297,9 @@ def render_result(command: str, payload: Any) -> str:
         case "halt" | "resume" | "reduce-only":
             return "\n".join(_state_lines(command, payload))
         case "cancel-all":
-            return f"cancel-all: {_str(payload.get('cancelled_orders'))} open order(s) cancelled"
+            return f"cancel-all: {as_str(payload.get('cancelled_orders'))} open order(s) cancelled"
         case "set":
-            return f"set {_str(payload.get('key'))} = {_str(payload.get('value'))}"
+            return f"set {as_str(payload.get('key'))} = {as_str(payload.get('value'))}"
         case "flatten":
             return "\n".join(_flatten_lines(payload))
         case "reconcile":
@@ -546,11 +308,8 @@ def render_result(command: str, payload: Any) -> str:
 
 
 __all__ = [
-    "SourceFreshness",
-    "StatusView",
     "render_event",
     "render_events",
     "render_result",
     "render_status",
-    "summarize_freshness",
 ]
