@@ -59,6 +59,7 @@ from hedgerd.control.commands import (
     parse_positive_float,
 )
 from hedgerd.control.server import ControlServerError, serve_control
+from hedgerd.control.views import summarize_freshness
 from hedgerd.execution.executor import (
     DecisionResult,
     Executor,
@@ -169,6 +170,21 @@ class DaemonError(Exception):
     """The daemon cannot start (unsafe or unusable configuration, venue unreachable)."""
 
 
+#: The units of the status document's figures, for scripts reading `hedgerctl status --json`.
+STATUS_UNITS: Mapping[str, str] = {
+    "delta, band, target": "coin of the underlying, in the configured numeraire",
+    "gamma": "coin per USD of index move",
+    "vega": "USD per 1.00 of vol (divide by 100 for a vol point)",
+    "theta": "USD per day",
+    "hedge_cost_usd": "USD",
+    "time_in_band": "fraction of the evaluations with the delta inside the band",
+    "amount, limit_price": "the order's amount_unit and price_unit (usd, or coin of underlying)",
+    "age_s, oldest_age_s": "seconds",
+    "*_ms": "UTC epoch milliseconds on the daemon's clock (the simulator's in paper mode)",
+    "speed": "daemon seconds per wall second",
+}
+
+
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -264,6 +280,7 @@ class TradingControlAdapter:
         return {
             "state": snap.state.value.upper(),
             "reasons": [r.to_json() for r in snap.reasons],
+            "since_ms": snap.ts_ms,
         }
 
 
@@ -1669,32 +1686,44 @@ class Daemon:
                 "time_in_band": st.in_band_samples / st.samples if st.samples else None,
             }
         open_orders = []
-        if self.executor is not None:
-            open_orders = [
+        instruments = self.venue.instruments() if self.venue is not None else {}
+        for r in self.executor.open_records() if self.executor is not None else ():
+            inst = instruments.get(r.instrument)
+            open_orders.append(
                 {
                     "label": r.label,
                     "instrument": r.instrument,
+                    "underlying": inst.underlying if inst is not None else None,
                     "side": str(r.side),
                     "amount": r.amount,
+                    "amount_unit": str(r.amount_unit),
+                    "limit_price": r.limit_price,
+                    "price_unit": str(inst.price_unit) if inst is not None else None,
                     "status": str(r.status),
                 }
-                for r in self.executor.open_records()
-            ]
-        freshness: list[dict[str, Any]] = []
-        if self.feed is not None:
-            freshness = [
-                {"source": str(h.source), "key": h.key, "age_s": h.age_s, "stale": h.stale}
-                for h in self.feed.health()
-            ][:50]
+            )
+        health = self.feed.health() if self.feed is not None else []
+        freshness = [
+            {"source": str(h.source), "key": h.key, "age_s": h.age_s, "stale": h.stale}
+            for h in health
+        ]
+        # The list is cut to keep the document small; the summary covers every source.
+        summary = summarize_freshness((str(h.source), h.key, h.age_s, h.stale) for h in health)
         return {
             "venue": self.venue_name,
+            "mode": self.venue_settings.mode,
+            "dry_run": self.config.dry_run,
+            "speed": self.speed,
             "numeraire": self.config.numeraire,
             "now_ms": self.clock_ms(),
+            "started_ms": self.stats.started_ms,
+            "units": STATUS_UNITS,
             "underlyings": unds,
             "open_orders": open_orders,
             "orders_sent_total": self._orders_sent_total,
             "executions_in_flight": len(self._exec_tasks),
-            "data_freshness": freshness,
+            "data_freshness": freshness[:50],
+            "data_freshness_summary": [f.to_json() for f in summary],
             "errors": len(self.stats.errors),
         }
 

@@ -4,8 +4,8 @@ The simulator starts in-process (the demo scenario: a market maker `mm` with a s
 and ETH options book across expiries, and client option flow against it), at `--speed`
 simulated seconds per wall second, from the current time (or `--start-ms`). The daemon then
 runs exactly as `hedgerd run` would, through the real ccxt client and the Deribit WebSocket
-session, with its control socket up (so `hedgerctl --config config/paper.toml status` works
-while it runs).
+session, with its control socket up (it prints the `hedgerctl` line that reaches it;
+`hedgerctl status` from the same directory finds it too).
 
 At the end (after `--duration` wall seconds, or Ctrl-C) it prints a summary and, with
 `--summary-json PATH`, writes it as JSON: `hedges`, `hedge_cost_usd`, `time_in_band` and
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
-from hedgerd.config import ConfigError, HedgerdConfig, load_config
+from hedgerd.config import ConfigError, HedgerdConfig
+from hedgerd.control.locate import hedgerctl_line
 from hedgerd.control.server import ControlServerError
 from hedgerd.daemon import EXIT_CONFIG, EXIT_FAILED, Daemon, DaemonError, install_signals
 from hedgerd.execution.journal import JournalError
@@ -46,72 +46,11 @@ from hedgerd.ops.plots import (
     pyplot,
     write_hedge_plot,
 )
+from hedgerd.paper_config import BUILTIN_PAPER_CONFIG, DEFAULT_CONFIG, load_paper_config
 from hedgerd.sim.command import Simulator, running_simulator, start_ms_arg
 from hedgerd.venues.base import VenueError
 
 log = structlog.get_logger(__name__)
-
-DEFAULT_CONFIG = Path("config/paper.toml")
-#: The paper config when config/paper.toml is not at hand (an installed package, a container):
-#: the same values as that file (a test keeps them equal).
-BUILTIN_PAPER_CONFIG: dict[str, Any] = {
-    "numeraire": "coin",
-    "dry_run": False,
-    "log": {"level": "warning", "format": "auto"},
-    "venues": {
-        "sim": {
-            "mode": "sim",
-            "account": "mm",
-            "api_key": "sim-mm-key",
-            "api_secret": "sim-mm-secret",
-            "underlyings": ["BTC", "ETH"],
-            "cancel_on_disconnect": True,
-            "delta_tolerance_coin": 0.5,
-        }
-    },
-    "journal": {"path": "var/paper/hedgerd.sqlite"},
-    "control": {"socket_path": "var/paper/hedgerd.sock"},
-    "metrics": {"enabled": True, "port": 0},
-    "daemon": {
-        "evaluate_interval_s": 1.0,
-        "reconcile_interval_s": 15.0,
-        "hedge_instruments": {"BTC": ["BTC-PERPETUAL"], "ETH": ["ETH-PERPETUAL"]},
-        "status_line": True,
-        "status_interval_s": 5.0,
-    },
-    "hedging": {
-        "default_policy": "demo",
-        "underlyings": {"ETH": "demo-eth"},
-        "policies": {
-            "demo": {
-                "kind": "hedgerd",
-                "risk_aversion_per_usd": 0.05,
-                "rebalance_to": "target",
-                "min_halfwidth_coin": 0.5,
-            },
-            "demo-eth": {
-                "kind": "hedgerd",
-                "risk_aversion_per_usd": 0.05,
-                "rebalance_to": "target",
-                "min_halfwidth_coin": 10.0,
-            },
-        },
-    },
-}
-
-
-def load_paper_config(path: Path | None) -> HedgerdConfig:
-    """`path`, else config/paper.toml when present, else the built-in paper config (with
-    `HEDGERD_*` environment overrides either way)."""
-    if path is None and DEFAULT_CONFIG.exists():
-        path = DEFAULT_CONFIG
-    if path is not None:
-        return load_config(path)
-    try:
-        return HedgerdConfig(**BUILTIN_PAPER_CONFIG)
-    except ValidationError as exc:
-        raise ConfigError(str(exc)) from None
-
 
 #: How the paper picture measures a hedge's cost (the daemon's own count, as in the summary).
 PAPER_COST_LABEL = "fees + distance from the mid at the fill"
@@ -364,8 +303,8 @@ async def run_paper(
         if daemon.trading is not None and daemon.trading.state.value != "active":
             print(
                 f"hedgerd paper: trading state {daemon.trading.state.value.upper()} restored "
-                "from the journal (halts survive restarts); `hedgerctl --config "
-                f"{config_path or DEFAULT_CONFIG} resume` to trade",
+                "from the journal (halts survive restarts); "
+                f"`{hedgerctl_line(config.control.socket_path, 'resume', sys.argv[0])}` to trade",
                 file=sys.stderr,
             )
         start.sim_ms = sim.now_ms()
@@ -400,14 +339,13 @@ def _paper_command(args: argparse.Namespace) -> int:
         print(f"config error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(config.log.level, config.log.format, secrets=config.secret_values())
-    if sys.stderr.isatty():
-        print(
-            f"hedgerd paper: simulator at {args.speed:g}x, "
-            + (f"{args.duration:g} s" if args.duration else "until Ctrl-C")
-            + f"; try `hedgerctl --config {args.config or DEFAULT_CONFIG} status` in another "
-            "terminal",
-            file=sys.stderr,
-        )
+    print(
+        f"hedgerd paper: simulator at {args.speed:g}x, "
+        + (f"{args.duration:g} s" if args.duration else "until Ctrl-C")
+        + f"; in another terminal: {hedgerctl_line(config.control.socket_path, argv0=sys.argv[0])}",
+        file=sys.stderr,
+        flush=True,
+    )
     if args.plot is not None:
         try:
             pyplot()  # before the run: a missing matplotlib should not cost the whole run
@@ -485,7 +423,7 @@ def add_parser(sub: Any) -> Any:
         "--start-ms",
         type=start_ms_arg,
         default="now",
-        help="simulated start: UTC epoch ms, or 'now' (default)",
+        help="simulated start: UTC epoch ms, or 'now' (default; a fixed start repeats a run)",
     )
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
     p.add_argument(
@@ -500,9 +438,12 @@ def add_parser(sub: Any) -> Any:
 
 
 __all__ = [
+    "BUILTIN_PAPER_CONFIG",
+    "DEFAULT_CONFIG",
     "PaperRecorder",
     "add_parser",
     "build_summary",
+    "load_paper_config",
     "paper_config",
     "render_summary",
     "run_paper",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from hedgerd.book.greeks_book import (
@@ -25,6 +24,10 @@ from hedgerd.book.greeks_book import (
     UnderlyingGreeks,
 )
 from hedgerd.book.positions_file import BookFileError, build_book, load_book_file
+from hedgerd.textfmt import coin as _coin
+from hedgerd.textfmt import table as _table
+from hedgerd.textfmt import usd as _usd
+from hedgerd.textfmt import utc_time as _iso
 from hedgerd.venues.deribit_names import format_expiry
 
 EXIT_OK = 0
@@ -72,36 +75,8 @@ def run(args: argparse.Namespace) -> int:
 # ---- text ----------------------------------------------------------------------------------
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _expiry_label(expiry_ms: int | None) -> str:
     return "perp/spot/collateral" if expiry_ms is None else format_expiry(expiry_ms)
-
-
-def _usd(x: float) -> str:
-    return f"{round(x) + 0.0:,.0f}"  # + 0.0: no "-0"
-
-
-def _coin(x: float) -> str:
-    return f"{round(x, 4) + 0.0:+,.4f}"
-
-
-def _table(headers: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return indent + "  ".join([first, *rest]).rstrip()
-
-    out = [line(headers), indent + "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in rows[:-1]]
-    if rows:
-        out.append(indent + "  ".join("-" * w for w in widths))
-        out.append(line(rows[-1]))
-    return out
 
 
 def _greeks_cells(g: Greeks, S: float, numeraire: Numeraire) -> list[str]:
@@ -154,7 +129,9 @@ def render_underlying(u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numera
     rows.append(["total", _coin(u.total.delta_usdnum_coin), _coin(u.total.delta_coinnum_coin),
                  _usd(u.total.value_usd)])
     lines += _table(
-        ["delta by kind", f"delta USD-num ({c})", f"delta coin-num ({c})", "value (USD)"], rows
+        ["delta by kind", f"delta USD-num ({c})", f"delta coin-num ({c})", "value (USD)"],
+        rows,
+        last_is_total=True,
     )
     lines.append("")
     # by expiry
@@ -170,6 +147,7 @@ def render_underlying(u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numera
         ["expiry", "value (USD)", f"delta USD-num ({c})", f"delta coin-num ({c})",
          f"gamma {numeraire}-num ({c} per 1%)", "vega (USD per vol pt)", "theta (USD/day)"],
         rows,
+        last_is_total=True,
     )
     lines.append("")
     # scenario grid

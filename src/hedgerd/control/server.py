@@ -101,6 +101,10 @@ def _token_guard(token: str) -> Any:
 def _routes(commands: ControlCommands, hub: EventHub) -> web.RouteTableDef:
     routes = web.RouteTableDef()
 
+    def publish(event: dict[str, Any]) -> None:
+        # Stamped like the journal's entries, so `events --follow` can show when.
+        hub.publish({**event, "ts_ms": commands.clock_ms()})
+
     async def body(request: web.Request) -> dict[str, Any]:
         if not request.can_read_body:
             return {}
@@ -120,31 +124,31 @@ def _routes(commands: ControlCommands, hub: EventHub) -> web.RouteTableDef:
     async def halt(request: web.Request) -> web.StreamResponse:
         reason = str((await body(request)).get("reason") or "operator halt")[:200]
         result = await commands.halt(reason, request[_CALLER_KEY])
-        hub.publish({"event": "halt", "reason": reason})
+        publish({"event": "halt", "reason": reason})
         return web.json_response(result)
 
     @routes.post("/v1/resume")
     async def resume(request: web.Request) -> web.StreamResponse:
         result = await commands.resume(request[_CALLER_KEY])
-        hub.publish({"event": "resume"})
+        publish({"event": "resume"})
         return web.json_response(result)
 
     @routes.post("/v1/reduce-only")
     async def reduce_only(request: web.Request) -> web.StreamResponse:
         result = await commands.reduce_only(request[_CALLER_KEY])
-        hub.publish({"event": "reduce-only"})
+        publish({"event": "reduce-only"})
         return web.json_response(result)
 
     @routes.post("/v1/cancel-all")
     async def cancel_all(request: web.Request) -> web.StreamResponse:
         result = await commands.cancel_all(request[_CALLER_KEY])
-        hub.publish({"event": "cancel-all", **result})
+        publish({"event": "cancel-all", **result})
         return web.json_response(result)
 
     @routes.post("/v1/reconcile")
     async def reconcile(request: web.Request) -> web.StreamResponse:
         result = await commands.reconcile(request[_CALLER_KEY])
-        hub.publish({"event": "reconcile"})
+        publish({"event": "reconcile"})
         return web.json_response(result)
 
     @routes.post("/v1/flatten")
@@ -156,7 +160,7 @@ def _routes(commands: ControlCommands, hub: EventHub) -> web.RouteTableDef:
         result = await commands.flatten(
             underlying, data.get("confirm") is True, request[_CALLER_KEY]
         )
-        hub.publish({"event": "flatten", "underlying": underlying})
+        publish({"event": "flatten", "underlying": underlying})
         return web.json_response(result)
 
     @routes.post("/v1/set")
@@ -166,7 +170,7 @@ def _routes(commands: ControlCommands, hub: EventHub) -> web.RouteTableDef:
         if not isinstance(key, str) or not isinstance(value, str):
             raise CommandRefusedError("set needs string 'key' and 'value'")
         result = await commands.set(key, value, request[_CALLER_KEY])
-        hub.publish({"event": "set", "key": key})
+        publish({"event": "set", "key": key})
         return web.json_response(result)
 
     @routes.get("/v1/events")

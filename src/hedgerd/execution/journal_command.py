@@ -38,6 +38,7 @@ from hedgerd.execution.journal import FILE_MODE, JournalError, JournalStore
 from hedgerd.execution.journal_schema import JournalVersionError
 from hedgerd.execution.journal_series import JOURNAL_COST_LABEL, load_journal_series
 from hedgerd.ops.plots import PlotUnavailableError, write_hedge_plot
+from hedgerd.textfmt import utc_iso as _iso
 
 if TYPE_CHECKING:
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -83,10 +84,6 @@ def parse_time_ms(text: str) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return int(when.timestamp() * 1000)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def add_parser(sub: SubParsers) -> None:

@@ -1,0 +1,315 @@
+"""hedgerctl's human output: the status document as tables (the `hedgerd book` look), command
+results as one-line confirmations, audit events one line each.
+
+The JSON a daemon sends is read once, at the edge, into the frozen views of
+`hedgerd.control.views`; a figure a daemon does not send shows as "-". Units: deltas, bands,
+targets and gamma in coin of the underlying (gamma per 1 % index move); vega USD per vol
+point; theta USD per day; ages seconds; times UTC. Everything fits in 100 columns.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from hedgerd.control.views import (
+    NONE,
+    OrderView,
+    ReasonView,
+    StateView,
+    StatusView,
+    as_int,
+    as_str,
+)
+from hedgerd.textfmt import coin, duration, table, usd, utc_iso, utc_time
+
+WIDTH = 100
+#: Stale sources named per data kind before "+N more".
+STALE_NAMED = 2
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def _fit(line: str) -> str:
+    return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
+
+
+def _or_none(value: float | None, fmt: Callable[[float], str]) -> str:
+    return fmt(value) if value is not None else NONE
+
+
+def _ago(view: StatusView, ms: int | None) -> str:
+    if ms is None:
+        return ""
+    ago = f" ({duration((view.now_ms - ms) / 1000)} ago)" if view.now_ms is not None else ""
+    return f" since {utc_time(ms)}{ago}"
+
+
+def _mode(view: StatusView) -> str:
+    parts = [view.mode or NONE]
+    if view.dry_run:
+        parts.append("dry-run")
+    if view.speed is not None and view.speed != 1.0:
+        parts.append(f"{view.speed:g}x")  # simulated seconds per wall second
+    return " ".join(parts)
+
+
+def _wrap_parts(parts: Sequence[str], sep: str) -> list[str]:
+    """`parts` joined by `sep`, a new line (indented) where the next would pass WIDTH."""
+    lines: list[str] = []
+    current = ""
+    for part in parts:
+        if current and len(current + sep + part) > WIDTH:
+            lines.append(current)
+            current = "  " + part
+        else:
+            current = current + sep + part if current else part
+    return [*lines, current] if current else lines
+
+
+def _reason_lines(reasons: Sequence[ReasonView]) -> list[str]:
+    out: list[str] = []
+    for r in reasons:
+        out += textwrap.wrap(r.text(), WIDTH, initial_indent="  - ", subsequent_indent="    ")
+    return out
+
+
+def render_header(view: StatusView) -> list[str]:
+    """State with its reasons and since when; venue, mode, numeraire, uptime, orders, errors."""
+    first = [f"hedgerd {view.state.state}{_ago(view, view.state.since_ms)}"]
+    if view.now_ms is not None:
+        first.append(f"now {utc_time(view.now_ms)}")
+    up = NONE
+    if view.started_ms is not None and view.now_ms is not None:
+        up = duration((view.now_ms - view.started_ms) / 1000)
+    in_flight = f", {view.in_flight} in flight" if view.in_flight else ""
+    facts = [
+        f"venue {view.venue}",
+        f"mode {_mode(view)}",
+        f"numeraire {view.numeraire}",
+        f"up {up}",
+        f"orders sent {as_str(view.orders_sent)}{in_flight}",
+        f"errors {as_str(view.errors)}",
+    ]
+    return [
+        *_wrap_parts(first, "; "),
+        *_reason_lines(view.state.reasons),
+        *_wrap_parts(facts, " | "),
+    ]
+
+
+def render_underlyings(view: StatusView) -> list[str]:
+    """One row per underlying; units under the column names."""
+    if not view.underlyings:
+        return ["  no underlyings yet"]
+    rows = []
+    for u in view.underlyings:
+        band = NONE
+        if u.lower_coin is not None and u.upper_coin is not None:
+            band = f"{coin(u.lower_coin)}..{coin(u.upper_coin)}"
+        rows.append(
+            [
+                u.name,
+                _or_none(u.delta_coin, coin),
+                band,
+                _or_none(u.target_coin, coin),
+                _or_none(u.gamma_coin_per_pct, coin),
+                _or_none(u.vega_usd_per_vol, lambda v: usd(v / 100.0)),
+                _or_none(u.theta_usd_per_day, usd),
+                as_str(u.hedges),
+                _or_none(u.hedge_cost_usd, usd),
+                _or_none(u.time_in_band, lambda x: f"{x:.1%}"),
+            ]
+        )
+    headers = [
+        "",
+        "delta\ncoin",
+        "band\ncoin",
+        "target\ncoin",
+        "gamma\ncoin/1%",
+        "vega\nUSD/vol pt",
+        "theta\nUSD/day",
+        "hedges",
+        "cost\nUSD",
+        "in band\nof time",
+    ]
+    names = ", ".join(u.name for u in view.underlyings)
+    return [
+        *table(headers, rows),
+        _fit(
+            f"  coin: the row's underlying ({names}); gamma: delta change per 1% index move; "
+            "cost: the hedges'"
+        ),
+    ]
+
+
+def _unit(unit: str | None, underlying: str | None) -> str:
+    """ "usd" as USD, "coin" as the underlying's coin (the raw unit when that is unknown)."""
+    if unit == "usd":
+        return "USD"
+    if unit == "coin" and underlying:
+        return underlying
+    return unit or "?"
+
+
+def _amount(o: OrderView) -> str:
+    if o.amount is None:
+        return NONE
+    unit = _unit(o.amount_unit, o.underlying)
+    figure = usd(o.amount) if unit == "USD" else f"{o.amount:,.4f}"
+    return f"{figure} {unit}"
+
+
+def _price(o: OrderView) -> str:
+    if o.limit_price is None:
+        return NONE
+    return f"{o.limit_price:,.4f}".rstrip("0").rstrip(".") + " " + _unit(o.price_unit, o.underlying)
+
+
+def render_orders(view: StatusView) -> list[str]:
+    if not view.orders:
+        return ["  open orders: none"]
+    rows = [
+        [
+            o.instrument,
+            o.side,
+            _amount(o),
+            _price(o),
+            o.status,
+            o.label,
+        ]
+        for o in view.orders
+    ]
+    return table(["open order", "side", "amount", "limit price", "status", "label"], rows)
+
+
+def render_freshness(view: StatusView) -> list[str]:
+    """Per kind of data: how many sources, the oldest age, the stale ones named."""
+    if not view.freshness:
+        return ["  data freshness: not reported"]
+    rows = []
+    for f in view.freshness:
+        stale = "none"
+        if f.stale:
+            named = ", ".join(f.stale[:STALE_NAMED])
+            more = f", +{len(f.stale) - STALE_NAMED} more" if len(f.stale) > STALE_NAMED else ""
+            stale = f"{len(f.stale)}: {named}{more}"
+        oldest = f"{f.oldest_age_s:,.1f} s" if f.oldest_age_s is not None else "never"
+        rows.append([f.source, str(f.count), oldest, stale])
+    lines = table(["data", "sources", "oldest", "stale"], rows, align="lrrl")
+    return [_fit(line) for line in lines]
+
+
+def render_status(doc: Mapping[str, Any]) -> str:
+    """The human `hedgerctl status` (and each `watch` frame)."""
+    view = StatusView.from_json(doc)
+    lines = [
+        *render_header(view),
+        "",
+        *render_underlyings(view),
+        "",
+        *render_orders(view),
+        "",
+        *render_freshness(view),
+    ]
+    return "\n".join(lines)
+
+
+def _state_lines(command: str, payload: Mapping[str, Any]) -> list[str]:
+    """`halt: state now HALTED; 2 open orders cancelled` and a line per reason."""
+    state = StateView.from_json(payload)
+    first = f"{command}: state now {state.state}"
+    if "cancelled_orders" in payload:
+        first += f"; {as_str(payload.get('cancelled_orders'))} open order(s) cancelled"
+    return [first, *_reason_lines(state.reasons)]
+
+
+def _args_text(args: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in args.items():
+        text = value if isinstance(value, str) and value and " " not in value else None
+        parts.append(f"{key}={text if text is not None else json.dumps(value)}")
+    return " ".join(parts)
+
+
+def render_event(event: Mapping[str, Any]) -> str:
+    """One audit event on one line: UTC ISO time, command, arguments, who, outcome. Takes the
+    journal's entries and the live `--follow` notices alike."""
+    ts = as_int(event.get("ts_ms"))
+    when = utc_iso(ts) if ts is not None else NONE
+    command = as_str(event.get("command") or event.get("event"))
+    if isinstance(event.get("args"), Mapping):
+        args = dict(event["args"])
+    else:  # a live notice carries its arguments beside its name
+        skip = {"event", "ts_ms", "seq"}
+        args = {k: v for k, v in event.items() if k not in skip}
+    who = as_str(event.get("surface"), "")
+    if event.get("uid") is not None:
+        who += f" uid={event['uid']}"
+    outcome = as_str(event.get("outcome"), "")
+    cells = [when, command, _args_text(args), f"by {who.strip()}" if who.strip() else "", outcome]
+    return "  ".join(c for c in cells if c)
+
+
+def render_events(events: Sequence[Mapping[str, Any]]) -> str:
+    if not events:
+        return "no events"
+    return "\n".join(render_event(e) for e in events)
+
+
+def _flatten_lines(payload: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for u, res in (payload.get("underlyings") or {}).items():
+        legs = res.get("legs") or []
+        lines.append(f"flatten {u}: {len(legs)} order(s) sent ({as_str(res.get('decision_id'))})")
+        for leg in legs:
+            unit = "USD" if leg.get("amount_unit") == "usd" else u
+            lines.append(
+                f"  {leg.get('side')} {leg.get('amount')} {unit} {leg.get('instrument')}: "
+                f"{leg.get('outcome')}, filled {leg.get('filled_amount')} {unit}"
+            )
+        lines += [
+            f"  skipped {s.get('instrument')}: {s.get('why')}" for s in res.get("skipped") or []
+        ]
+    return lines or ["flatten: nothing to do"]
+
+
+def _reconcile_lines(payload: Mapping[str, Any]) -> list[str]:
+    counts = [
+        f"{key.replace('_', ' ')} {len(value)}"
+        for key, value in payload.items()
+        if isinstance(value, list) and value and key != "errors"
+    ]
+    lines = [f"reconciled {as_str(payload.get('venue'))}: " + (", ".join(counts) or "all in order")]
+    lines += [_fit(f"  error: {e}") for e in payload.get("errors") or []]
+    return lines
+
+
+def render_result(command: str, payload: Any) -> str:
+    """A short confirmation of a command that acted: the state after it and its reasons,
+    what was cancelled or sent."""
+    if not isinstance(payload, Mapping):
+        return str(payload)
+    match command:
+        case "halt" | "resume" | "reduce-only":
+            return "\n".join(_state_lines(command, payload))
+        case "cancel-all":
+            return f"cancel-all: {as_str(payload.get('cancelled_orders'))} open order(s) cancelled"
+        case "set":
+            return f"set {as_str(payload.get('key'))} = {as_str(payload.get('value'))}"
+        case "flatten":
+            return "\n".join(_flatten_lines(payload))
+        case "reconcile":
+            return "\n".join(_reconcile_lines(payload))
+    return json.dumps(payload, indent=2)
+
+
+__all__ = [
+    "render_event",
+    "render_events",
+    "render_result",
+    "render_status",
+]

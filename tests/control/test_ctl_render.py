@@ -1,0 +1,198 @@
+"""hedgerctl's human output: the status table pinned by a golden text, confirmations, events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hedgerd.control.render import (
+    render_event,
+    render_events,
+    render_result,
+    render_status,
+)
+from hedgerd.control.views import summarize_freshness
+from hedgerd.textfmt import duration, table
+
+DATA = Path(__file__).parent / "data"
+
+
+def _sample() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((DATA / "status_two_underlyings.json").read_text())
+    return doc
+
+
+def test_status_table_matches_the_golden_text() -> None:
+    # A status document captured from a paper daemon (a halt and a stale ticker added).
+    expected = (DATA / "status_two_underlyings.txt").read_text()
+    assert render_status(_sample()) + "\n" == expected
+
+
+def test_status_fits_100_columns_and_names_every_unit() -> None:
+    text = render_status(_sample())
+    assert max(len(line) for line in text.splitlines()) <= 100
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "delta" in line and "theta" in line)
+    header, units = lines[at : at + 2]
+    for name in ("delta", "band", "target", "gamma", "vega", "theta", "hedges", "cost"):
+        assert name in header
+    for unit in ("coin", "coin/1%", "USD/vol pt", "USD/day", "USD", "of time"):
+        assert unit in units
+    # No epoch milliseconds, no 17-digit floats: the sample's now_ms and BTC gamma.
+    assert "1796518" not in text and "0.000339" not in text
+
+
+def test_gamma_vega_are_shown_per_1pct_and_per_vol_point() -> None:
+    doc = _sample()
+    btc = doc["underlyings"]["BTC"]
+    btc.update(gamma=0.0001, index_usd=90_000.0, vega=12_345.0, theta=-1_000.4, delta=0.123456)
+    doc["underlyings"] = {"BTC": btc}
+    row = next(line for line in render_status(doc).splitlines() if line.startswith("  BTC"))
+    # gamma 0.0001 coin/USD x 90,000 USD x 1 % = 0.09 coin; vega 12,345 per 1.00 = 123 per pt
+    assert row.split()[1:2] == ["+0.1235"]
+    assert row.split()[4:7] == ["+0.0900", "123", "-1,000"]
+
+
+def test_a_sparse_document_renders_with_dashes() -> None:
+    doc = {
+        "state": "ACTIVE",
+        "reasons": [],
+        "underlyings": {"BTC": {"delta": 0.1, "gamma": None}},
+        "open_orders": [],
+    }
+    lines = render_status(doc).splitlines()
+    assert lines[0] == "hedgerd ACTIVE"
+    row = next(line for line in lines if line.startswith("  BTC"))
+    assert row.split() == ["BTC", "+0.1000", "-", "-", "-", "-", "-", "-", "-", "-"]
+    assert "  open orders: none" in lines
+    assert "  data freshness: not reported" in lines
+
+
+def test_freshness_summary_per_source_kind() -> None:
+    summary = summarize_freshness(
+        [
+            ("positions", "", 3.0, False),
+            ("tickers", "A", 1.0, False),
+            ("tickers", "B", 40.0, True),
+            ("index", "BTC", None, True),
+            ("portfolio", "", 99.0, True),
+        ]
+    )
+    assert [(f.source, f.count, f.oldest_age_s, f.stale) for f in summary] == [
+        ("positions", 1, 3.0, ()),
+        ("tickers", 2, 40.0, ("B",)),
+        ("index", 1, None, ("BTC",)),
+        ("portfolio", 1, 99.0, ("account",)),
+    ]
+    doc = {"state": "ACTIVE", "data_freshness_summary": [f.to_json() for f in summary]}
+    text = render_status(doc)
+    assert "  index            1   never  1: BTC" in text.splitlines()
+    # A daemon sending only the per-source list gets the same summary.
+    listed = {
+        "state": "ACTIVE",
+        "data_freshness": [
+            {"source": s, "key": k, "age_s": a, "stale": st}
+            for s, k, a, st in [("tickers", "A", 1.0, False), ("tickers", "B", 40.0, True)]
+        ],
+    }
+    assert "  tickers        2  40.0 s  1: B" in render_status(listed).splitlines()
+
+
+def test_confirmations_say_the_state_after_and_why() -> None:
+    halted = {
+        "state": "HALTED",
+        "reasons": [
+            {
+                "code": "operator",
+                "state": "halted",
+                "detail": "lunch",
+                "since_ms": 1_767_571_200_000,
+                "actor": "unix:uid=1000",
+            }
+        ],
+        "cancelled_orders": 2,
+    }
+    assert render_result("halt", halted) == (
+        "halt: state now HALTED; 2 open order(s) cancelled\n"
+        "  - operator (unix:uid=1000, since 2026-01-05 00:00:00 UTC): lunch"
+    )
+    assert render_result("resume", {"state": "ACTIVE", "reasons": []}) == (
+        "resume: state now ACTIVE"
+    )
+    assert render_result("reduce-only", {"state": "REDUCE_ONLY", "reasons": ["operator"]}) == (
+        "reduce-only: state now REDUCE_ONLY\n  - operator"
+    )
+    assert render_result("cancel-all", {"cancelled_orders": 3}) == (
+        "cancel-all: 3 open order(s) cancelled"
+    )
+    assert render_result("set", {"key": "hedging.BTC.band_coin", "value": 2.5}) == (
+        "set hedging.BTC.band_coin = 2.5"
+    )
+    report = {"venue": "sim", "missed_fills": ["t-1", "t-2"], "adopted": [], "errors": ["x"]}
+    assert render_result("reconcile", report) == ("reconciled sim: missed fills 2\n  error: x")
+    flat = {
+        "underlyings": {
+            "BTC": {
+                "decision_id": "flatten-BTC-1",
+                "legs": [
+                    {
+                        "instrument": "BTC-PERPETUAL",
+                        "side": "sell",
+                        "amount": 1230.0,
+                        "amount_unit": "usd",
+                        "outcome": "filled",
+                        "filled_amount": 1230.0,
+                    }
+                ],
+                "skipped": [{"instrument": "BTC-27DEC26-100000-C", "why": "not a hedge"}],
+            }
+        }
+    }
+    assert render_result("flatten", flat).splitlines() == [
+        "flatten BTC: 1 order(s) sent (flatten-BTC-1)",
+        "  sell 1230.0 USD BTC-PERPETUAL: filled, filled 1230.0 USD",
+        "  skipped BTC-27DEC26-100000-C: not a hedge",
+    ]
+
+
+def test_events_one_line_each_with_a_utc_iso_time() -> None:
+    journal_entry = {
+        "seq": 7,
+        "ts_ms": 1_767_571_200_123,
+        "uid": 1000,
+        "surface": "unix",
+        "command": "halt",
+        "args": {"reason": "lunch break"},
+        "outcome": "ok",
+    }
+    live_notice = {"event": "set", "key": "hedging.BTC.band_coin", "ts_ms": 1_767_571_260_000}
+    assert render_event(journal_entry) == (
+        '2026-01-05T00:00:00.123+00:00  halt  reason="lunch break"  by unix uid=1000  ok'
+    )
+    assert render_event(live_notice) == (
+        "2026-01-05T00:01:00.000+00:00  set  key=hedging.BTC.band_coin"
+    )
+    assert render_events([]) == "no events"
+    assert len(render_events([journal_entry, live_notice]).splitlines()) == 2
+
+
+def test_table_stacks_units_and_aligns() -> None:
+    lines = table(["name", "delta\ncoin", "note"], [["BTC", "+0.1", "ok"]], align="lrl")
+    assert lines == [
+        "  name  delta  note",
+        "         coin",
+        "  ----  -----  ----",
+        "  BTC    +0.1  ok",
+    ]
+    assert table(["a", "b"], []) == ["  a  b", "  -  -"]
+
+
+def test_duration() -> None:
+    assert [duration(s) for s in (-1, 45, 725, 10_920, 187_200)] == [
+        "0s",
+        "45s",
+        "12m 05s",
+        "3h 02m",
+        "2d 04h",
+    ]
