@@ -139,10 +139,8 @@ def render_underlyings(view: StatusView) -> list[str]:
     names = ", ".join(u.name for u in view.underlyings)
     return [
         *table(headers, rows),
-        _fit(
-            f"  coin: the row's underlying ({names}); gamma: delta change per 1% index move; "
-            "cost: the hedges'"
-        ),
+        _fit(f"  coin: the row's underlying ({names}); gamma: delta change per 1% index move;"),
+        "  cost: the hedges' fees + distance from the mid at each fill",
     ]
 
 
