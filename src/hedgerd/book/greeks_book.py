@@ -51,7 +51,7 @@ from typing import Literal, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgerd.book.normal_cdf import GRID, TABLE, split_grid, taylor_into
+from hedgerd.pricing.normal_cdf import GRID, TABLE, split_grid, taylor_into
 from hedgerd.book.valuation import (
     HEDGE_KINDS,
     MS_PER_YEAR,

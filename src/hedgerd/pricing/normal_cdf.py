@@ -1,4 +1,5 @@
-"""Standard normal CDF for the book's tick path, from a table and a short Taylor series.
+"""Standard normal CDF from a table and a short Taylor series, for the Greeks book's tick
+path and the Black-76 kernel (`hedgerd.pricing.black`).
 
 ``scipy.special.ndtr`` costs 10-20 ns per element (a scalar erfc each), which was most of a
 `GreeksBook` tick. The book already computes ``e = exp(-x²/2)`` for gamma and vega, so here
