@@ -243,8 +243,8 @@ def bench_book_steps(args: argparse.Namespace) -> None:
     (the book's table + Taylor vs scipy's ndtr on the same d1, d2)."""
     from scipy.special import ndtr
 
-    from hedgerd.pricing.normal_cdf import ncdf_into
     from hedgerd.book.valuation import MS_PER_YEAR
+    from hedgerd.pricing.normal_cdf import ncdf_into
 
     book, _ = build_book({"BTC": 5_995, "ETH": 3_995}, seed=9_990)
     u = book._und["BTC"]
