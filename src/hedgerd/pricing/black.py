@@ -45,9 +45,10 @@ underflow (``q = |ln(F/K)| / (vol sqrt(tau))``: ``q^3 / (vol sqrt(tau)) > 1e4`` 
 i.e. far wings at short expiry and astronomically far strikes) are recomputed from the
 scaled complementary error function. Delta uses ``N(so d1)`` directly (no ``1 - N`` in the
 tail); gamma, vega, theta, vanna and volga use ``n(d1)``. ``N`` comes from the table and
-Taylor series of ``hedgerd.pricing.normal_cdf`` (relative error ~1e-16 in the lower tail for
-``|d| <= 6``, the same as scipy's ``erfc``), which reuses the density's ``exp``; options with
-``|d| > 6`` (far wings) take ``erfc``.
+Taylor series of ``hedgerd.pricing.normal_cdf``, which reuses the density's ``exp``; for
+``|d| <= 6`` its relative error in the lower tail (below 1e-14) is that of scipy's ``erfc``
+(both are limited by the conditioning ``d^2 eps`` of ``exp(-d^2/2)``); options with ``|d| > 6``
+(far wings) take ``erfc``.
 
 Speed: ``black76_into`` runs the kernel in cache-sized chunks with preallocated work arrays
 and splits large books over a small thread pool (numpy and scipy release the GIL);
