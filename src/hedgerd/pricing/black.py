@@ -166,35 +166,27 @@ def _all_valid(F: FloatArray, K: FloatArray, T: FloatArray, V: FloatArray, D: Fl
 
 
 class _Scratch:
-    """Per-thread work arrays for one chunk (no temporaries allocated per ufunc)."""
+    """Per-thread work arrays for one chunk (no temporaries allocated per ufunc). The kernel
+    also uses its output arrays as work space before their final values, so that one chunk's
+    working set (with the CDF table) stays within a core's L2 cache."""
 
-    __slots__ = (
-        "Fe", "N1", "T2", "e", "g", "h", "hg", "idx", "m1", "m2", "mask", "q1", "q2", "so",
-        "sq", "tmp", "u1", "u2", "v", "xk",
-    )  # fmt: skip
-    N1: FloatArray
+    __slots__ = ("Fe", "T2", "c8", "e", "g", "hg", "idx", "itm", "mask", "q1", "q2", "so", "u")
     Fe: FloatArray
     T2: FloatArray
+    c8: NDArray[np.int8]
     e: FloatArray
     g: FloatArray
-    h: FloatArray
     hg: FloatArray
     idx: NDArray[np.int64]
-    m1: FloatArray
-    m2: FloatArray
+    itm: NDArray[np.bool_]
     mask: NDArray[np.bool_]
     q1: FloatArray
     q2: FloatArray
     so: FloatArray
-    sq: FloatArray
-    tmp: FloatArray
-    u1: FloatArray
-    u2: FloatArray
-    v: FloatArray
-    xk: FloatArray
+    u: FloatArray
 
     def __init__(self, n: int) -> None:
-        dtypes = {"mask": np.bool_, "idx": np.int64}
+        dtypes = {"mask": np.bool_, "itm": np.bool_, "idx": np.int64, "c8": np.int8}
         for name in self.__slots__:
             setattr(self, name, np.empty(n, dtype=dtypes.get(name, np.float64)))
 
@@ -232,36 +224,38 @@ def _kernel(
     ``|d| <= _TABLE_D_MAX`` (the rest, far wings only, take ``erfc``).
     """
     price, delta, gamma, vega, theta, vanna, volga = out
-    N1, Fe, T2, e, g, h, hg, idx, m1, m2, mask, q1, q2, so, sq, tmp, u1, u2, v, xk = (
-        w.N1, w.Fe, w.T2, w.e, w.g, w.h, w.hg, w.idx, w.m1, w.m2, w.mask, w.q1, w.q2, w.so,
-        w.sq, w.tmp, w.u1, w.u2, w.v, w.xk,
+    Fe, T2, c8, e, g, hg, idx, itm, mask, q1, q2, so, u = (
+        w.Fe, w.T2, w.c8, w.e, w.g, w.hg, w.idx, w.itm, w.mask, w.q1, w.q2, w.so, w.u
     )  # fmt: skip
+    # outputs as work arrays until their final values: names for what they hold meanwhile
+    sq, v, nh, m1, m2, N1 = vega, gamma, theta, volga, vanna, delta
     np.sqrt(T, out=sq)
     np.multiply(V, sq, out=v)  # total standard deviation
-    np.divide(K, F, out=xk)
-    np.log(xk, out=xk)  # ln(K/F) = -x
-    np.divide(xk, v, out=g)  # -x/v
-    np.multiply(v, 0.5, out=h)
-    np.subtract(g, h, out=m1)  # -d1
-    np.add(g, h, out=m2)  # -d2
+    np.divide(K, F, out=T2)
+    np.log(T2, out=T2)  # ln(K/F) = -x
+    np.divide(T2, v, out=g)  # -x/v
     # OTM side so = +1 (call) when F <= K, -1 (put) when F > K; in grid units of normal_cdf
     # (GRID a power of 2: exact) u = GRID w with w = -so d, and N(so d) = N(-w) = TABLE[mirror
     # index] - e Q(u) with e = exp(-d^2/2).
-    np.copysign(GRID, xk, out=so)
-    np.multiply(so, m1, out=u1)
-    np.multiply(so, m2, out=u2)
-    np.multiply(u1, u1, out=q1)
+    np.copysign(GRID, T2, out=so)
+    np.greater_equal(T2, 0.0, out=itm)  # OTM side is the call
+    np.multiply(v, -0.5, out=nh)
+    np.add(g, nh, out=m1)  # -d1
+    np.subtract(g, nh, out=m2)  # -d2
+    np.multiply(so, m1, out=u)
+    np.multiply(u, u, out=q1)
     np.multiply(q1, -0.5 / GRID**2, out=e)
     np.exp(e, out=e)  # exp(-d1^2/2)
-    split_grid(u1, hg, idx, mirror=True)
-    taylor_into(u1, q1, hg, q2)  # Q(w1)
+    split_grid(u, hg, idx, mirror=True)
+    taylor_into(u, q1, hg, q2)  # Q(w1)
     np.take(TABLE, idx, out=N1, mode="clip")
     np.multiply(q2, e, out=q2)
     np.subtract(N1, q2, out=N1)  # N(so d1)
     np.multiply(F, e, out=Fe)  # F exp(-d1^2/2) = K exp(-d2^2/2)
-    np.multiply(u2, u2, out=q1)
-    split_grid(u2, hg, idx, mirror=True)
-    taylor_into(u2, q1, hg, q2)  # Q(w2)
+    np.multiply(so, m2, out=u)
+    np.multiply(u, u, out=q1)
+    split_grid(u, hg, idx, mirror=True)
+    taylor_into(u, q1, hg, q2)  # Q(w2)
     np.take(TABLE, idx, out=T2, mode="clip")
     # OTM-side undiscounted price so (F N(so d1) - K N(so d2)), N(so d2) = T2 - e2 Q(w2)
     np.multiply(T2, K, out=T2)
@@ -271,16 +265,23 @@ def _kernel(
     np.add(price, q2, out=price)
     np.multiply(so, 1.0 / GRID, out=so)  # +-1, exact
     np.multiply(price, so, out=price)
-    _far_wings(price, N1, so, m1, m2, g, v, F, K, mask)
-    _fix_cancellation(price, v, g, Fe, q1, q2, mask)
+    if g.size:
+        # Whole-chunk bounds first (four reductions): a desk's book needs neither repair.
+        # A bad element (NaN) fails the bounds, and the per-element checks then decide.
+        q_max = max(float(g.max()), -float(g.min()))
+        v_min, v_max = float(v.min()), float(v.max())
+        if not q_max + 0.5 * v_max <= _TABLE_D_MAX:
+            _far_wings(price, N1, so, m1, m2, g, v, F, K, mask)
+        if not q_max * q_max * q_max <= _CANCEL_LIMIT * min(v_min, _V_CAP):  # no ** overflow
+            _fix_cancellation(price, v, g, Fe, q1, q2, mask)
     # c = +-1 in the money (call: F > K, put: F < K), 0 out of it: price += c (F - K),
     # delta = so N(so d1) + c.
-    np.greater_equal(xk, 0.0, out=tmp)  # OTM side is the call
-    np.subtract(call, tmp, out=tmp)
+    np.subtract(call.view(np.int8), itm.view(np.int8), out=c8)
+    np.copyto(g, c8)  # c
     np.multiply(so, N1, out=delta)
-    np.add(delta, tmp, out=delta)
+    np.add(delta, g, out=delta)
     np.subtract(F, K, out=T2)
-    np.multiply(T2, tmp, out=T2)
+    np.multiply(T2, g, out=T2)
     np.add(price, T2, out=price)
     # Greeks from the (discounted) density D n(d1): only price and delta need D separately
     np.multiply(e, _INV_SQRT_2PI, out=e)
@@ -289,21 +290,20 @@ def _kernel(
         np.multiply(price, D, out=price)
         np.multiply(delta, D, out=delta)
     np.multiply(e, F, out=Fe)  # D F n(d1)
-    np.multiply(F, v, out=tmp)
-    np.divide(e, tmp, out=gamma)  # D n(d1) / (F v)
+    np.multiply(F, v, out=gamma)
+    np.divide(e, gamma, out=gamma)  # D n(d1) / (F v)
     np.multiply(Fe, sq, out=vega)  # D F n(d1) sqrt(tau)
-    np.divide(m2, V, out=tmp)  # -d2 / vol
-    np.multiply(e, tmp, out=vanna)  # -D n(d1) d2 / vol
+    np.divide(m2, V, out=vanna)  # -d2 / vol
     np.multiply(vega, m1, out=volga)
-    np.multiply(volga, tmp, out=volga)  # vega d1 d2 / vol
+    np.multiply(volga, vanna, out=volga)  # vega d1 d2 / vol
+    np.multiply(e, vanna, out=vanna)  # -D n(d1) d2 / vol
     # theta = -D F n(d1) v / (2 tau) + r price, r = -ln(D)/tau (D moves with tau at fixed r)
-    np.multiply(Fe, h, out=theta)
+    np.multiply(Fe, nh, out=theta)
     if not unit_discount:
-        np.log(D, out=tmp)
-        np.multiply(tmp, price, out=tmp)
-        np.add(theta, tmp, out=theta)
+        np.log(D, out=q1)
+        np.multiply(q1, price, out=q1)
+        np.subtract(theta, q1, out=theta)
     np.divide(theta, T, out=theta)
-    np.negative(theta, out=theta)
 
 
 def _far_wings(
@@ -321,11 +321,6 @@ def _far_wings(
     """Redo ``N(so d1)`` and the OTM price with scipy's ``erfc`` where ``max |d|`` (``|g| +
     v/2``) exceeds ``_TABLE_D_MAX``, beyond the table's accurate range. Per element, so a
     chunk's results never depend on its neighbours."""
-    if g.size == 0:
-        return
-    # whole-chunk bound first: a desk's book has no such option at all
-    if max(float(g.max()), -float(g.min())) + 0.5 * float(v.max()) <= _TABLE_D_MAX:
-        return
     np.greater(np.abs(g) + 0.5 * v, _TABLE_D_MAX, out=far)
     idx = np.flatnonzero(far)
     s = so[idx]
@@ -355,12 +350,6 @@ def _fix_cancellation(
     formula's ``eps q^3 / v``. It also covers ``q > 25`` at any ``v``, where ``N(so d2)``
     would underflow before ``K N(so d2)`` (huge strikes). Uses ``q`` and ``cube`` as scratch.
     """
-    if g.size == 0:
-        return
-    # Whole-chunk bound first (three reductions): a typical book has no such option at all.
-    q_max = max(float(g.max()), -float(g.min()))
-    if q_max * q_max * q_max <= _CANCEL_LIMIT * min(float(v.min()), _V_CAP):  # no ** overflow
-        return
     np.abs(g, out=q)
     np.minimum(v, _V_CAP, out=cube)
     np.divide(q, cube, out=cube)
@@ -422,7 +411,7 @@ _local = threading.local()
 def _thread_scratch() -> _Scratch:
     """This thread's chunk-sized work arrays (allocated once per thread, reused)."""
     scratch: _Scratch | None = getattr(_local, "scratch", None)
-    if scratch is None or scratch.v.shape[0] != _CHUNK:
+    if scratch is None or scratch.u.shape[0] != _CHUNK:
         scratch = _Scratch(_CHUNK)
         _local.scratch = scratch
     return scratch
@@ -454,7 +443,7 @@ def _run_kernel(
                 a = i * chunk
                 b = min(a + chunk, size)
                 sl = slice(a, b)
-                w = scratch if b - a == scratch.v.shape[0] else scratch.view(b - a)
+                w = scratch if b - a == scratch.u.shape[0] else scratch.view(b - a)
                 F, K, T, V, D = (x[sl] if x.ndim else x for x in args)
                 c = call[sl] if call.ndim else call
                 _kernel(tuple(o[sl] for o in out), c, F, K, T, V, D, unit_discount, w)
@@ -583,9 +572,9 @@ def _black76_scalar(
     v = V * sq
     xk = math.log(K / F)
     g = xk / v
-    h = v * 0.5
-    m1 = g - h  # -d1
-    m2 = g + h  # -d2
+    nh = v * -0.5
+    m1 = g + nh  # -d1
+    m2 = g - nh  # -d2
     so_g = math.copysign(GRID, xk)
     u1 = so_g * m1
     u2 = so_g * m2
@@ -623,10 +612,10 @@ def _black76_scalar(
     r2 = m2 / V
     vanna = n * r2
     volga = vega * m1 * r2
-    theta = Fn * h
+    theta = Fn * nh
     if D != 1.0:
-        theta += math.log(D) * price
-    theta = -(theta / T)
+        theta -= math.log(D) * price
+    theta /= T
     return price, delta, gamma, vega, theta, vanna, volga
 
 
