@@ -110,8 +110,12 @@ class Greeks:
 
     @classmethod
     def empty(cls, shape: int | tuple[int, ...]) -> Greeks:
-        """Preallocated (uninitialised) buffers, for ``black76_into``."""
-        return cls(*(np.empty(shape, dtype=np.float64) for _ in _GREEK_NAMES))
+        """Preallocated (uninitialised) buffers, for ``black76_into``: the seven arrays are the
+        rows of one block, so a large book's outputs come in one allocation (numpy asks for
+        huge pages from 4 MiB: a few page faults instead of one per 4 KiB of output)."""
+        dims = (shape,) if isinstance(shape, int) else tuple(shape)
+        block = np.empty((len(_GREEK_NAMES), *dims), dtype=np.float64)
+        return cls(*(block[i, ...] for i in range(len(_GREEK_NAMES))))  # views, also when 0-d
 
     def arrays(self) -> tuple[FloatArray, ...]:
         """The seven arrays in field order (price, delta, gamma, vega, theta, vanna, volga)."""
