@@ -157,9 +157,9 @@ def pricing_reason(
     return reason
 
 
-def _all_valid(F: FloatArray, K: FloatArray, T: FloatArray, V: FloatArray, D: FloatArray) -> bool:
+def _all_valid(*arrays: FloatArray) -> bool:
     """Fast check (min/max reductions) that every element is finite, positive, not expired."""
-    for a in (F, K, T, V, D):
+    for a in arrays:
         if a.size == 0:
             continue
         lo = a.min()
@@ -174,10 +174,8 @@ class _Scratch:
     also uses its output arrays as work space before their final values, so that one chunk's
     working set (with the CDF table) stays within a core's L2 cache."""
 
-    __slots__ = ("Fe", "T2", "c8", "e", "g", "hg", "idx", "itm", "mask", "q1", "q2", "so", "u")
-    Fe: FloatArray
+    __slots__ = ("T2", "e", "g", "hg", "idx", "itm", "mask", "q1", "q2", "so", "u")
     T2: FloatArray
-    c8: NDArray[np.int8]
     e: FloatArray
     g: FloatArray
     hg: FloatArray
@@ -190,15 +188,24 @@ class _Scratch:
     u: FloatArray
 
     def __init__(self, n: int) -> None:
-        dtypes = {"mask": np.bool_, "itm": np.bool_, "idx": np.int64, "c8": np.int8}
+        dtypes = {"mask": np.bool_, "itm": np.bool_, "idx": np.int64}
         for name in self.__slots__:
             setattr(self, name, np.empty(n, dtype=dtypes.get(name, np.float64)))
+
+    @property
+    def n(self) -> int:
+        return int(self.g.shape[0])
 
     def view(self, n: int) -> _Scratch:
         out = object.__new__(_Scratch)
         for name in self.__slots__:
             setattr(out, name, getattr(self, name)[:n])
         return out
+
+
+# u^2 = (GRID w)^2 bound for the table (|w| <= _TABLE_D_MAX), a hair low so that the chunk
+# bound never decides an element that the per-element test in `_far_wings` would not
+_UU_MAX = (_TABLE_D_MAX * GRID) ** 2 * (1.0 - 1e-12)
 
 
 def _kernel(
@@ -211,8 +218,9 @@ def _kernel(
     D: FloatArray,
     unit_discount: bool,
     w: _Scratch,
-) -> None:
-    """Price and Greeks of valid, unexpired inputs into 1-D ``out`` arrays of one length ``n``.
+) -> bool:
+    """Price and Greeks of valid, unexpired inputs into 1-D ``out`` arrays of one length ``n``;
+    False when some input may be bad or expired (then ``pricing_reason`` decides).
 
     Inputs are 1-D of length ``n`` or 0-d; ``w`` holds work arrays of length ``n``. Every
     operation writes into a preallocated array: this is the hot loop of a book reprice.
@@ -228,8 +236,8 @@ def _kernel(
     ``|d| <= _TABLE_D_MAX`` (the rest, far wings only, take ``erfc``).
     """
     price, delta, gamma, vega, theta, vanna, volga = out
-    Fe, T2, c8, e, g, hg, idx, itm, mask, q1, q2, so, u = (
-        w.Fe, w.T2, w.c8, w.e, w.g, w.hg, w.idx, w.itm, w.mask, w.q1, w.q2, w.so, w.u
+    T2, e, g, hg, idx, itm, mask, q1, q2, so, u = (
+        w.T2, w.e, w.g, w.hg, w.idx, w.itm, w.mask, w.q1, w.q2, w.so, w.u
     )  # fmt: skip
     # outputs as work arrays until their final values: names for what they hold meanwhile
     sq, v, nh, m1, m2, N1 = vega, gamma, theta, volga, vanna, delta
@@ -248,6 +256,8 @@ def _kernel(
     np.subtract(g, nh, out=m2)  # -d2
     np.multiply(so, m1, out=u)
     np.multiply(u, u, out=q1)
+    n = g.shape[0]
+    uu_max = float(q1.max()) if n else 0.0  # NaN if a bad input made d NaN
     np.multiply(q1, -0.5 / GRID**2, out=e)
     np.exp(e, out=e)  # exp(-d1^2/2)
     split_grid(u, hg, idx, mirror=True)
@@ -255,44 +265,54 @@ def _kernel(
     np.take(TABLE, idx, out=N1, mode="clip")
     np.multiply(q2, e, out=q2)
     np.subtract(N1, q2, out=N1)  # N(so d1)
-    np.multiply(F, e, out=Fe)  # F exp(-d1^2/2) = K exp(-d2^2/2)
     np.multiply(so, m2, out=u)
     np.multiply(u, u, out=q1)
+    if n:
+        uu_max = max(uu_max, float(q1.max()))
     split_grid(u, hg, idx, mirror=True)
     taylor_into(u, q1, hg, q2)  # Q(w2)
     np.take(TABLE, idx, out=T2, mode="clip")
-    # OTM-side undiscounted price so (F N(so d1) - K N(so d2)), N(so d2) = T2 - e2 Q(w2)
+    # so (OTM-side undiscounted price) = F N(so d1) - K N(so d2), N(so d2) = T2 - e2 Q(w2),
+    # K e2 = F e
+    np.multiply(q2, e, out=q2)
+    np.add(N1, q2, out=q2)
+    np.multiply(F, q2, out=price)
     np.multiply(T2, K, out=T2)
-    np.multiply(q2, Fe, out=q2)
-    np.multiply(F, N1, out=price)
     np.subtract(price, T2, out=price)
-    np.add(price, q2, out=price)
     np.multiply(so, 1.0 / GRID, out=so)  # +-1, exact
-    np.multiply(price, so, out=price)
-    if g.size:
-        # Whole-chunk bounds first (four reductions): a desk's book needs neither repair.
-        # A bad element (NaN) fails the bounds, and the per-element checks then decide.
-        q_max = max(float(g.max()), -float(g.min()))
-        v_min, v_max = float(v.min()), float(v.max())
-        if not q_max + 0.5 * v_max <= _TABLE_D_MAX:
+    ok = True
+    if n:
+        # Chunk bounds (a few reductions): validity of tau and vol (v finite and positive),
+        # of the strike given the forward (d finite), of forward and discount arrays, and
+        # whether any option needs a repair (a desk's book needs none). NaN fails them all.
+        v_min = float(v.min())
+        ok = uu_max < math.inf and v_min > 0.0
+        for x in (F, D) if not unit_discount else (F,):
+            if x.ndim:  # 0-d inputs are checked once by the caller
+                ok = ok and float(x.min()) > 0.0 and float(x.max()) < math.inf
+        if not uu_max <= _UU_MAX:
             _far_wings(price, N1, so, m1, m2, g, v, F, K, mask)
-        if not q_max * q_max * q_max <= _CANCEL_LIMIT * min(v_min, _V_CAP):  # no ** overflow
-            _fix_cancellation(price, v, g, Fe, q1, q2, mask)
-    # c = +-1 in the money (call: F > K, put: F < K), 0 out of it: price += c (F - K),
-    # delta = so N(so d1) + c.
-    np.subtract(call.view(np.int8), itm.view(np.int8), out=c8)
-    np.copyto(g, c8)  # c
+        # q = |g| <= max |w| (w = q -+ v/2), so the chunk bound on q^3 / v holds per element
+        q_max = math.sqrt(uu_max) / GRID if uu_max < math.inf else math.inf
+        if not q_max * q_max * q_max <= _CANCEL_LIMIT * min(v_min, _V_CAP):  # no overflow
+            _fix_cancellation(price, so, v, g, e, F, q1, q2, mask)
+    # In the money (call: F > K, put: F < K): price = so (P + K - F) (intrinsic value added,
+    # no cancellation), delta = so (N(so d1) - 1); out of it: so P and so N(so d1).
+    np.not_equal(call, itm, out=itm)
+    np.copyto(g, itm)
+    np.subtract(N1, g, out=N1)
     np.multiply(so, N1, out=delta)
-    np.add(delta, g, out=delta)
-    np.subtract(F, K, out=T2)
+    np.subtract(K, F, out=T2)
     np.multiply(T2, g, out=T2)
     np.add(price, T2, out=price)
+    np.multiply(price, so, out=price)
     # Greeks from the (discounted) density D n(d1): only price and delta need D separately
     np.multiply(e, _INV_SQRT_2PI, out=e)
     if not unit_discount:
         np.multiply(e, D, out=e)
         np.multiply(price, D, out=price)
         np.multiply(delta, D, out=delta)
+    Fe = q2
     np.multiply(e, F, out=Fe)  # D F n(d1)
     np.multiply(F, v, out=gamma)
     np.divide(e, gamma, out=gamma)  # D n(d1) / (F v)
@@ -308,10 +328,11 @@ def _kernel(
         np.multiply(q1, price, out=q1)
         np.subtract(theta, q1, out=theta)
     np.divide(theta, T, out=theta)
+    return ok
 
 
 def _far_wings(
-    price: FloatArray,
+    P: FloatArray,
     N1: FloatArray,
     so: FloatArray,
     m1: FloatArray,
@@ -322,9 +343,9 @@ def _far_wings(
     K: FloatArray,
     far: NDArray[np.bool_],
 ) -> None:
-    """Redo ``N(so d1)`` and the OTM price with scipy's ``erfc`` where ``max |d|`` (``|g| +
-    v/2``) exceeds ``_TABLE_D_MAX``, beyond the table's accurate range. Per element, so a
-    chunk's results never depend on its neighbours."""
+    """Redo ``N(so d1)`` and ``P = F N(so d1) - K N(so d2)`` with scipy's ``erfc`` where
+    ``max |d|`` (``|g| + v/2``) exceeds ``_TABLE_D_MAX``, beyond the table's accurate range.
+    Per element, so a chunk's results never depend on its neighbours."""
     np.greater(np.abs(g) + 0.5 * v, _TABLE_D_MAX, out=far)
     idx = np.flatnonzero(far)
     s = so[idx]
@@ -333,24 +354,27 @@ def _far_wings(
     f = F[idx] if F.ndim else F
     k = K[idx] if K.ndim else K
     N1[idx] = n1
-    price[idx] = s * (f * n1 - k * n2)
+    P[idx] = f * n1 - k * n2
 
 
 def _fix_cancellation(
-    price: FloatArray,
+    P: FloatArray,
+    so: FloatArray,
     v: FloatArray,
     g: FloatArray,
-    Fe: FloatArray,
+    e: FloatArray,
+    F: FloatArray,
     q: FloatArray,
     cube: FloatArray,
     risky: NDArray[np.bool_],
 ) -> None:
-    """Far OTM at short expiry ``F N(d1) - K N(d2)`` cancels; recompute those from erfcx.
+    """Far OTM at short expiry ``P = F N(so d1) - K N(so d2)`` cancels; recompute those from
+    erfcx.
 
     With ``q = |x|/v`` (``g = +-x/v`` on entry) and ``t = v/2`` (the OTM side's ``d``s are
-    ``-(q -+ t)``), the undiscounted OTM price is
-    ``F exp(-d1^2/2) (erfcx((q - t)/sqrt2) - erfcx((q + t)/sqrt2)) / 2`` (``Fe`` holds
-    ``F exp(-d1^2/2)``), whose relative error is about ``eps q / v`` instead of the naive
+    ``-(q -+ t)``), the undiscounted OTM price ``so P`` is
+    ``F exp(-d1^2/2) (erfcx((q - t)/sqrt2) - erfcx((q + t)/sqrt2)) / 2`` (``e`` holds
+    ``exp(-d1^2/2)``), whose relative error is about ``eps q / v`` instead of the naive
     formula's ``eps q^3 / v``. It also covers ``q > 25`` at any ``v``, where ``N(so d2)``
     would underflow before ``K N(so d2)`` (huge strikes). Uses ``q`` and ``cube`` as scratch.
     """
@@ -367,8 +391,10 @@ def _fix_cancellation(
     t = 0.5 * v[idx]
     lo = (qq - t) * _INV_SQRT2
     hi = (qq + t) * _INV_SQRT2
+    f = F[idx] if F.ndim else F
     # lo > 0 whenever the cancellation is severe (lo < 0 only for v > ~40): keep naive there.
-    price[idx] = np.where(lo > 0, 0.5 * Fe[idx] * (_sp.erfcx(lo) - _sp.erfcx(hi)), price[idx])
+    fixed = so[idx] * (0.5 * (f * e[idx]) * (_sp.erfcx(lo) - _sp.erfcx(hi)))
+    P[idx] = np.where(lo > 0, fixed, P[idx])
 
 
 def _prepare(
@@ -415,7 +441,7 @@ _local = threading.local()
 def _thread_scratch() -> _Scratch:
     """This thread's chunk-sized work arrays (allocated once per thread, reused)."""
     scratch: _Scratch | None = getattr(_local, "scratch", None)
-    if scratch is None or scratch.u.shape[0] != _CHUNK:
+    if scratch is None or scratch.n != _CHUNK:
         scratch = _Scratch(_CHUNK)
         _local.scratch = scratch
     return scratch
@@ -427,8 +453,9 @@ def _run_kernel(
     args: tuple[FloatArray, ...],
     unit_discount: bool,
     size: int,
-) -> None:
-    """Run the kernel over ``[0, size)`` in chunks, shared with pool threads when large.
+) -> bool:
+    """Run the kernel over ``[0, size)`` in chunks, shared with pool threads when large;
+    False if any chunk's kernel found a possibly bad input.
 
     The calling thread and the workers take chunks from one counter, so the caller never
     waits for a worker to be scheduled: on a busy machine it just does all chunks itself
@@ -439,6 +466,7 @@ def _run_kernel(
     chunk = _CHUNK
     n_chunks = -(-size // chunk)
     counter = itertools.count()
+    flags: list[bool] = []  # list.append is atomic under the GIL
 
     def work() -> None:
         scratch = _thread_scratch()
@@ -447,20 +475,21 @@ def _run_kernel(
                 a = i * chunk
                 b = min(a + chunk, size)
                 sl = slice(a, b)
-                w = scratch if b - a == scratch.u.shape[0] else scratch.view(b - a)
+                w = scratch if b - a == scratch.n else scratch.view(b - a)
                 F, K, T, V, D = (x[sl] if x.ndim else x for x in args)
                 c = call[sl] if call.ndim else call
-                _kernel(tuple(o[sl] for o in out), c, F, K, T, V, D, unit_discount, w)
+                flags.append(_kernel(tuple(o[sl] for o in out), c, F, K, T, V, D, unit_discount, w))
 
     if threads <= 1 or n_chunks <= 1:
         work()
-        return
+        return all(flags)
     pool = _workers.executor()
     futures = [pool.submit(work) for _ in range(min(threads, n_chunks) - 1)]
     work()
     for f in futures:
         if not f.cancel():  # started: it holds at most one chunk
             f.result()
+    return all(flags)
 
 
 def black76_into(
@@ -484,8 +513,9 @@ def black76_into(
             raise ValueError(f"out arrays must be C-contiguous float64 of shape {shape}")
     flat_out = tuple(a.reshape(size) for a in arrays)
     unit_discount = D.ndim == 0 and float(D) == 1.0
-    _run_kernel(flat_out, call, (F, K, T, V, D), unit_discount, size)
-    if not _all_valid(F, K, T, V, D):
+    ok = _run_kernel(flat_out, call, (F, K, T, V, D), unit_discount, size)
+    # the kernel checks array inputs on the way (chunk reductions); scalars are checked here
+    if not (ok and _all_valid(*(x for x in (F, K, T, V, D) if x.ndim == 0))):
         reason = pricing_reason(F, K, T, V, D).reshape(size)
         _apply_reason(flat_out, reason, call, F, K, D)
     return out
@@ -584,27 +614,28 @@ def _black76_scalar(
     u2 = so_g * m2
     q1 = u1 * u1
     e = math.exp(q1 * (-0.5 / GRID**2))
-    Fe = F * e
     so = so_g * (1.0 / GRID)
     if abs(g) + 0.5 * v > _TABLE_D_MAX:
         N1 = 0.5 * float(_sp.erfc(so * m1 * _INV_SQRT2))
         N2 = 0.5 * float(_sp.erfc(so * m2 * _INV_SQRT2))
-        price = so * (F * N1 - K * N2)
+        P = F * N1 - K * N2
     else:
         T1, Q1 = upper_tail_scalar(u1, q1)
         N1 = T1 - Q1 * e
         T2, Q2 = upper_tail_scalar(u2, u2 * u2)
-        price = (F * N1 - T2 * K + Q2 * Fe) * so
+        P = F * (N1 + Q2 * e) - T2 * K
     q = abs(g)
     if q / min(v, _V_CAP) * q * q > _CANCEL_LIMIT:
         t = 0.5 * v
         lo = (q - t) * _INV_SQRT2
         if lo > 0:
             hi = (q + t) * _INV_SQRT2
-            price = 0.5 * Fe * float(_sp.erfcx(lo) - _sp.erfcx(hi))
-    c = float(call) - (1.0 if xk >= 0 else 0.0)
-    delta = so * N1 + c
-    price += (F - K) * c
+            P = so * (0.5 * (F * e) * float(_sp.erfcx(lo) - _sp.erfcx(hi)))
+    if call != (xk >= 0):  # in the money
+        N1 -= 1.0
+        P += K - F
+    delta = so * N1
+    price = P * so
     n = e * _INV_SQRT_2PI
     if D != 1.0:
         n *= D
