@@ -282,14 +282,13 @@ def _kernel(
     np.multiply(so, 1.0 / GRID, out=so)  # +-1, exact
     ok = True
     if n:
-        # Chunk bounds (a few reductions): validity of tau and vol (v finite and positive),
-        # of the strike given the forward (d finite), of forward and discount arrays, and
-        # whether any option needs a repair (a desk's book needs none). NaN fails them all.
+        # Chunk bounds (a few reductions) for validity and for repairs (a desk's book needs
+        # none). Valid means: tau and vol finite and positive (v > 0 and d finite), the
+        # strike finite and positive given the forward (d finite) and the forward positive
+        # (with K <= 0 or F = inf, d is not finite); the discount is checked below, 0-d
+        # inputs by the caller. NaN fails every comparison.
         v_min = float(v.min())
-        ok = uu_max < math.inf and v_min > 0.0
-        for x in (F, D) if not unit_discount else (F,):
-            if x.ndim:  # 0-d inputs are checked once by the caller
-                ok = ok and float(x.min()) > 0.0 and float(x.max()) < math.inf
+        ok = uu_max < math.inf and v_min > 0.0 and (F.ndim == 0 or float(F.min()) > 0.0)
         if not uu_max <= _UU_MAX:
             _far_wings(price, N1, so, m1, m2, g, v, F, K, mask)
         # q = |g| <= max |w| (w = q -+ v/2), so the chunk bound on q^3 / v holds per element
@@ -301,17 +300,17 @@ def _kernel(
     np.not_equal(call, itm, out=itm)
     np.copyto(g, itm)
     np.subtract(N1, g, out=N1)
-    np.multiply(so, N1, out=delta)
     np.subtract(K, F, out=T2)
     np.multiply(T2, g, out=T2)
     np.add(price, T2, out=price)
+    if not unit_discount:
+        np.multiply(so, D, out=so)  # so D: discounted price and delta in one product each
+    np.multiply(so, N1, out=delta)
     np.multiply(price, so, out=price)
-    # Greeks from the (discounted) density D n(d1): only price and delta need D separately
+    # Greeks from the (discounted) density D n(d1)
     np.multiply(e, _INV_SQRT_2PI, out=e)
     if not unit_discount:
         np.multiply(e, D, out=e)
-        np.multiply(price, D, out=price)
-        np.multiply(delta, D, out=delta)
     Fe = q2
     np.multiply(e, F, out=Fe)  # D F n(d1)
     np.multiply(F, v, out=gamma)
@@ -325,6 +324,8 @@ def _kernel(
     np.multiply(Fe, nh, out=theta)
     if not unit_discount:
         np.log(D, out=q1)
+        if D.ndim and n:  # D finite and positive <=> ln(D) finite: one reduction
+            ok = ok and math.isfinite(float(np.dot(q1, q1)))
         np.multiply(q1, price, out=q1)
         np.subtract(theta, q1, out=theta)
     np.divide(theta, T, out=theta)
