@@ -464,8 +464,8 @@ def _run_kernel(
     caller cancels workers that have not started and waits only for chunks in flight.
     """
     threads = _workers.threads if size >= _PARALLEL_MIN else 1
-    chunk = _CHUNK
-    n_chunks = -(-size // chunk)
+    n_chunks = -(-size // _CHUNK)
+    chunk = -(-size // n_chunks) if n_chunks else _CHUNK  # equal chunks: no short tail
     counter = itertools.count()
     flags: list[bool] = []  # list.append is atomic under the GIL
 
