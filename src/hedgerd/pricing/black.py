@@ -51,8 +51,11 @@ Taylor series of ``hedgerd.pricing.normal_cdf``, which reuses the density's ``ex
 (far wings) take ``erfc``.
 
 Speed: ``black76_into`` runs the kernel in cache-sized chunks with preallocated work arrays
-and splits large books over a small thread pool (numpy and scipy release the GIL);
-``set_threads`` tunes it. ``scripts/bench_greeks.py`` prints the figures.
+(the outputs double as work space; array inputs are checked by chunk reductions inside the
+kernel) and splits large books over a small thread pool (numpy and scipy release the GIL);
+``set_threads`` tunes it. ``scripts/bench_greeks.py`` prints the figures, and its ``numpy``
+section the ratio to a plain numpy implementation on the same inputs (docs/architecture.md,
+"Pricing speed").
 """
 
 from __future__ import annotations
