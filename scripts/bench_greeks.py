@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Benchmarks of the Greeks engine: ns per option for a full reprice (price and all six
-Greeks) at several book sizes, the GreeksBook tick latency (``book``) and where a tick's
-time goes (``book-steps``).
+"""Benchmarks of the Greeks engine: black76 against a plain numpy implementation of the same
+formulas on the same mixed inputs in the same run (``numpy``: the ratio, which unlike an
+absolute figure carries from machine to machine), ns per option for a full reprice (price
+and all six Greeks) at several book sizes (``pricing``), the GreeksBook tick latency
+(``book``) and where a tick's time goes (``book-steps``).
 
-Run: ``.venv/bin/python scripts/bench_greeks.py [--sections pricing,...] [--threads N]``.
+Run: ``.venv/bin/python scripts/bench_greeks.py [--sections numpy,pricing,...] [--threads N]``.
 Each section is a function ``bench_<name>(args) -> None`` that prints its figures; ``main``
 runs the selected ones (``book-steps`` only when named). Figures are wall-clock: on a shared
 machine, run it on an idle one (the book section also prints per-tick CPU time, which
-leaves out preemption by other processes).
+leaves out preemption by other processes; the numpy section alternates the two
+implementations within each round, so load hits both alike).
 """
 
 from __future__ import annotations
@@ -22,17 +25,27 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy
+from scipy.special import ndtr
 
-from hedgerd.pricing import Greeks, black76_into
+from hedgerd.pricing import Greeks, black76, black76_into
 from hedgerd.pricing import black as _black
 
 MINUTE_Y = 1.0 / (365.0 * 24 * 60)
 DAY_Y = 1.0 / 365.0
 
 
+INPUTS = (
+    "calls and puts mixed at random, BTC forwards ~60k, tau 1 day..1 year (log-uniform),"
+    " vol 30..120 %, strikes within +-4 sd, per-option discount exp(-r tau) with r 0..10 %;"
+    " float64 contiguous arrays"
+)
+
+
 def make_option_inputs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """A crypto-desk-like book: BTC forwards around 60k, expiries from one day to a year
-    (log-uniform), vols 30..120 %, strikes within +-4 standard deviations, calls and puts."""
+    """A crypto-desk-like book (`INPUTS`): BTC forwards around 60k, expiries from one day to a
+    year (log-uniform), vols 30..120 %, strikes within +-4 standard deviations, calls and
+    puts at random, a discount factor per option (rates 0..10 %)."""
     rng = np.random.default_rng(seed)
     forward = 60_000.0 * np.exp(rng.normal(0.0, 0.01, n))
     tau = np.exp(rng.uniform(math.log(DAY_Y), math.log(1.0), n))
@@ -44,7 +57,39 @@ def make_option_inputs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
         "strike": strike,
         "tau": tau,
         "vol": vol,
+        "discount": np.exp(-rng.uniform(0.0, 0.1, n) * tau),
     }
+
+
+def black76_plain_numpy(
+    is_call: np.ndarray,
+    F: np.ndarray,
+    K: np.ndarray,
+    tau: np.ndarray,
+    vol: np.ndarray,
+    D: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """The reference for the ``numpy`` section: Black-76 written the straightforward way with
+    numpy and ``scipy.special.ndtr``, the same seven outputs in the same units as ``black76``
+    (price in F's unit, delta, gamma, vega and vanna per 1.00 of vol, volga, theta per year
+    with ``r = -ln(D)/tau``). Not tuned, not deliberately slow: one exp for the density,
+    calls and puts by a sign array."""
+    sqrt_tau = np.sqrt(tau)
+    v = vol * sqrt_tau
+    d1 = np.log(F / K) / v + 0.5 * v
+    d2 = d1 - v
+    sign = np.where(is_call, 1.0, -1.0)
+    Nd1 = ndtr(sign * d1)
+    Nd2 = ndtr(sign * d2)
+    pdf = D * np.exp(-0.5 * d1 * d1) / math.sqrt(2.0 * math.pi)  # D n(d1)
+    price = D * sign * (F * Nd1 - K * Nd2)
+    delta = D * sign * Nd1
+    gamma = pdf / (F * v)
+    vega = F * pdf * sqrt_tau
+    theta = -F * pdf * vol / (2.0 * sqrt_tau) - np.log(D) / tau * price
+    vanna = -pdf * d2 / vol
+    volga = vega * d1 * d2 / vol
+    return price, delta, gamma, vega, theta, vanna, volga
 
 
 def time_call(
@@ -69,10 +114,136 @@ def time_call(
     return out
 
 
+def runtime_note() -> str:
+    """numpy and scipy versions, the BLAS numpy was built with and the thread settings."""
+    try:
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]  # type: ignore[attr-defined]
+        blas_name = f"{blas['name']} {blas.get('version', '')}".strip()
+    except (AttributeError, KeyError, TypeError):
+        blas_name = "unknown"
+    env = " ".join(
+        f"{k}={os.environ.get(k, 'unset')}"
+        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE")
+    )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"numpy {np.__version__}, scipy {scipy.__version__}, Python {sys.version.split()[0]};"
+        f" BLAS {blas_name} (not used here: element-wise ufuncs only, single-threaded; {env});"
+        f" cpus {os.cpu_count()}, load average {load:.1f}"
+    )
+
+
+def bench_numpy(args: argparse.Namespace) -> None:
+    """black76 against `black76_plain_numpy` on the same mixed inputs, in one run: ns per
+    option of each, and their ratio (the figure that carries across machines)."""
+    n = args.numpy_size
+    inp = make_option_inputs(n, seed=12345)
+    call, F, K, T, V, D = (
+        inp[k] for k in ("is_call", "forward", "strike", "tau", "vol", "discount")
+    )
+    threads = _black._workers.threads
+    out = Greeks.empty(n)
+
+    def plain() -> object:
+        return black76_plain_numpy(call, F, K, T, V, D)
+
+    def fast() -> object:
+        return black76(call, F, K, T, V, D)
+
+    def fast_into() -> object:
+        return black76_into(out, call, F, K, T, V, D)
+
+    ref = plain()
+    got = fast()
+    assert isinstance(ref, tuple) and isinstance(got, Greeks)
+    # same quantities: max difference relative to each value (floored at 1e-9 of the output's
+    # largest magnitude, for Greeks that cross zero)
+    agree = max(
+        float(np.max(np.abs(a - b) / (np.abs(b) + 1e-9 * np.max(np.abs(b)))))
+        for a, b in zip(ref, got.arrays(), strict=True)
+    )
+    if not agree < 1e-8:
+        raise SystemExit(f"black76 and the plain numpy reference disagree: {agree:.1e}")
+    cases: list[tuple[str, Callable[[], object], int]] = [
+        ("plain numpy + scipy ndtr", plain, 1),
+        ("black76, 1 thread", fast, 1),
+        ("black76_into (preallocated outputs), 1 thread", fast_into, 1),
+    ]
+    if threads > 1:
+        cases.append((f"black76, {threads} threads (default pool)", fast, threads))
+    malloc_note = keep_freed_memory() if args.malloc == "keep" else "default malloc settings"
+    for _, fn, t in cases:  # warm-up: pool threads, caches, allocator
+        _black.set_threads(t)
+        fn()
+    # times[case][round] = seconds of each call in that round
+    times: list[list[list[float]]] = [[] for _ in cases]
+    number = 5
+    try:
+        for _ in range(args.numpy_rounds):  # alternate within a round: load hits all alike
+            for i, (_, fn, t) in enumerate(cases):
+                _black.set_threads(t)
+                calls = []
+                for _ in range(number):
+                    t0 = time.perf_counter()
+                    fn()
+                    calls.append(time.perf_counter() - t0)
+                times[i].append(calls)
+    finally:
+        _black.set_threads(threads)
+    print("== numpy: black76 vs plain numpy on the same mixed inputs, ns per option ==")
+    print(f"   inputs: {n} options, {INPUTS}")
+    print(
+        "   reference: scripts/bench_greeks.py black76_plain_numpy, textbook Black-76 in numpy"
+        " with scipy.special.ndtr: price, delta, gamma, vega, theta, vanna, volga in black76's"
+        f" units (agree to {agree:.0e} relative)"
+    )
+    print(f"   {runtime_note()}; {malloc_note}")
+    print(
+        f"   wall clock per call, {args.numpy_rounds} rounds x {number} calls of each, the"
+        " implementations alternating within each round; best = fastest call, ratio = best /"
+        " best of plain numpy; paired median: median over rounds of the ratio of round medians"
+    )
+    header = ("", "best", "median", "ratio", "paired median")
+    print("   {:<48} {:>8} {:>8} {:>7} {:>13}".format(*header))
+    base = np.array(times[0])
+    for (label, _, _), ts in zip(cases, times, strict=True):
+        arr = np.array(ts)
+        best, med = 1e9 * arr.min() / n, 1e9 * float(np.median(arr)) / n
+        ratio = arr.min() / base.min()
+        paired = float(np.median(np.median(arr, axis=1) / np.median(base, axis=1)))
+        print(f"   {label:<48} {best:>8.1f} {med:>8.1f} {ratio:>7.2f} {paired:>13.2f}")
+    one = np.array(times[1])
+    print(
+        f"   ratio black76 / plain numpy, both on one thread: {one.min() / base.min():.2f}"
+        " (issue 15 item 7 asks <= 0.5)"
+    )
+
+
+def keep_freed_memory() -> str:
+    """Ask glibc's malloc to keep freed memory (no trimming, no mmap for large blocks), so
+    that neither implementation pays page faults for memory it freed a call earlier: plain
+    numpy's temporaries otherwise fault in up to ~2600 pages a call, depending on what else
+    the process allocated, and its time swings by ~40 %. Returns a note for the printout."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return "malloc settings unchanged (not glibc)"
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = mallopt(m_trim_threshold, 1 << 30) == 1 and mallopt(m_mmap_threshold, 1 << 30) == 1
+    return "glibc malloc keeps freed memory" if ok else "malloc settings unchanged (refused)"
+
+
 def bench_pricing(args: argparse.Namespace) -> None:
-    """ns per option for black76_into (price + delta, gamma, vega, theta, vanna, volga)."""
+    """ns per option for black76_into (price + delta, gamma, vega, theta, vanna, volga) on
+    `make_option_inputs` books of several sizes (outputs preallocated, as the book does)."""
     sizes = [int(s) for s in args.sizes.split(",")]
     print("== pricing: black76 full reprice (price + 6 Greeks), ns per option ==")
+    print(f"   inputs: {INPUTS}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"   threads={_black._workers.threads} cpus={os.cpu_count()} load average {load:.1f}"
@@ -85,7 +256,10 @@ def bench_pricing(args: argparse.Namespace) -> None:
         out = Greeks.empty(n)
 
         def run(inp: dict[str, np.ndarray] = inp, out: Greeks = out) -> None:
-            black76_into(out, inp["is_call"], inp["forward"], inp["strike"], inp["tau"], inp["vol"])
+            black76_into(
+                out,
+                *(inp[k] for k in ("is_call", "forward", "strike", "tau", "vol", "discount")),
+            )
 
         times = time_call(run)
         threads = _black._workers.threads
@@ -243,8 +417,8 @@ def bench_book_steps(args: argparse.Namespace) -> None:
     (the book's table + Taylor vs scipy's ndtr on the same d1, d2)."""
     from scipy.special import ndtr
 
-    from hedgerd.book.normal_cdf import ncdf_into
     from hedgerd.book.valuation import MS_PER_YEAR
+    from hedgerd.pricing.normal_cdf import ncdf_into
 
     book, _ = build_book({"BTC": 5_995, "ETH": 3_995}, seed=9_990)
     u = book._und["BTC"]
@@ -271,6 +445,7 @@ def bench_book_steps(args: argparse.Namespace) -> None:
 
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "numpy": bench_numpy,
     "pricing": bench_pricing,
     "book": bench_book_tick,
     "book-steps": bench_book_steps,
@@ -280,7 +455,15 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--sections", default="pricing,book", help=f"comma list of {sorted(SECTIONS)}"
+        "--sections", default="numpy,pricing,book", help=f"comma list of {sorted(SECTIONS)}"
+    )
+    parser.add_argument("--numpy-size", type=int, default=100_000, help="numpy: options")
+    parser.add_argument("--numpy-rounds", type=int, default=15, help="numpy: timing rounds")
+    parser.add_argument(
+        "--malloc",
+        choices=("keep", "default"),
+        default="keep",
+        help="numpy: keep freed memory in glibc (steady state, no page faults) or not",
     )
     parser.add_argument("--sizes", default="1000,10000,100000,1000000", help="pricing: book sizes")
     parser.add_argument("--threads", type=int, default=None, help="pricing threads")

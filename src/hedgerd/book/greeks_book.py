@@ -51,7 +51,6 @@ from typing import Literal, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgerd.book.normal_cdf import GRID, TABLE, split_grid, taylor_into
 from hedgerd.book.valuation import (
     HEDGE_KINDS,
     MS_PER_YEAR,
@@ -65,6 +64,7 @@ from hedgerd.model.instruments import AmountUnit, Instrument, PriceUnit
 from hedgerd.model.market import IndexPrice, Ticker
 from hedgerd.model.positions import Balance, Position
 from hedgerd.pricing.implied import implied_vol_with_reason
+from hedgerd.pricing.normal_cdf import GRID, TABLE, split_grid, taylor_into
 from hedgerd.pricing.reasons import Reason
 from hedgerd.pricing.threads import WorkerPool
 

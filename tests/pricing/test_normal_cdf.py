@@ -1,4 +1,4 @@
-"""The book's table-and-Taylor normal CDF against scipy's ``ndtr``."""
+"""The table-and-Taylor normal CDF (pricing and the Greeks book) against scipy's ``ndtr``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import ndtr
 
-from hedgerd.book.normal_cdf import GRID, U_MAX, X_MAX, ncdf, ncdf_into, split_grid
+from hedgerd.pricing.normal_cdf import GRID, U_MAX, X_MAX, ncdf, ncdf_into, split_grid
 
 ABS_TOL = 4e-16  # a few ulps of values near 1; ndtr itself is good to ~1 ulp
 

@@ -1,4 +1,5 @@
-"""Standard normal CDF for the book's tick path, from a table and a short Taylor series.
+"""Standard normal CDF from a table and a short Taylor series, for the Greeks book's tick
+path and the Black-76 kernel (`hedgerd.pricing.black`).
 
 ``scipy.special.ndtr`` costs 10-20 ns per element (a scalar erfc each), which was most of a
 `GreeksBook` tick. The book already computes ``e = exp(-x²/2)`` for gamma and vega, so here
@@ -54,12 +55,18 @@ _K3 = _ISQ / (6.0 * GRID**5)
 _K3B = _ISQ / (6.0 * GRID**3)
 
 
-def split_grid(u: FloatArray, hg: FloatArray, idx: NDArray[np.int64]) -> None:
+def split_grid(
+    u: FloatArray, hg: FloatArray, idx: NDArray[np.int64], *, mirror: bool = False
+) -> None:
     """``hg = u - j`` (``j`` the nearest integer, ``|hg| <= 1/2``) and ``idx`` = the table
     index of ``j`` (out of the table's range for ``|u| > X_MAX·GRID``: use ``take(mode=
-    "clip")``). ``hg`` must not alias ``u``."""
+    "clip")``). ``hg`` must not alias ``u``. With ``mirror``, ``idx`` is the index of ``-j``
+    instead (``TABLE[idx] = N(-j/GRID)``, for the upper tail ``N(-x) = N(-x0) - e Q``)."""
     np.add(u, _MAGIC, out=hg)  # 1.5·2^52 + L + j
-    np.subtract(hg.view(np.int64), _MAGIC_BITS, out=idx)  # L + j
+    if mirror:
+        np.subtract(_MAGIC_BITS + 2 * _L, hg.view(np.int64), out=idx)  # L - j
+    else:
+        np.subtract(hg.view(np.int64), _MAGIC_BITS, out=idx)  # L + j
     np.subtract(hg, _MAGIC, out=hg)  # j, exact
     np.subtract(u, hg, out=hg)
 
@@ -75,6 +82,24 @@ def taylor_into(u: FloatArray, u2: FloatArray, hg: FloatArray, out: FloatArray) 
     np.multiply(out, hg, out=out)
     np.add(out, _K1, out=out)
     np.multiply(out, hg, out=out)
+
+
+def upper_tail_scalar(u: float, u2: float) -> tuple[float, float]:
+    """``(N(-j/GRID), Q)`` for one ``u = GRID w`` (``|w| <= X_MAX``) and ``u2 = u²``, so that
+    ``N(-w) = N(-j/GRID) - exp(-w²/2) Q``: `split_grid` (``mirror=True``), `TABLE` and
+    `taylor_into` on Python floats, the same operations in the same order (bit-identical
+    results), for one option at a time."""
+    hg = u + _MAGIC
+    j = hg - _MAGIC
+    hg = u - j
+    q = u2 * _K3
+    q = q - _K3B
+    q = q * hg
+    q = q + u * _K2
+    q = q * hg
+    q = q + _K1
+    q = q * hg
+    return float(TABLE[min(max(_L - int(j), 0), 2 * _L)]), q
 
 
 def ncdf_into(
