@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from e2e_support import REPO, short_dir, wait_for
@@ -23,6 +24,8 @@ from hedgerd.paper_config import BUILTIN_PAPER_CONFIG
 from pinned_clock import TEST_START_MS
 
 CTL = [sys.executable, "-m", "hedgerd.ctl"]
+#: The simulated day the run happens on (it lasts well under an hour of simulated time).
+START_DAY = datetime.fromtimestamp(TEST_START_MS / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 def _env() -> dict[str, str]:
@@ -87,7 +90,7 @@ async def test_hedgerctl_reaches_paper_with_and_without_flags() -> None:
 
         code, out, err = await _hedgerctl(work, [*CTL, *printed[1:]])
         assert code == 0, err
-        assert out.startswith("hedgerd ACTIVE since 2026-01-05"), out
+        assert out.startswith(f"hedgerd ACTIVE since {START_DAY}"), out
 
         code, out, err = await _hedgerctl(work, [*CTL, "status"])  # no flags at all
         assert code == 0, err
@@ -115,8 +118,8 @@ async def test_hedgerctl_reaches_paper_with_and_without_flags() -> None:
         code, out, err = await _hedgerctl(work, [*CTL, "events"])
         assert code == 0, err
         halt, resume = out.splitlines()[-2:]
-        assert halt.startswith("2026-01-05T") and "  halt  reason=e2e  by unix uid=" in halt
-        assert resume.startswith("2026-01-05T") and "  resume  " in resume
+        assert halt.startswith(f"{START_DAY}T") and "  halt  reason=e2e  by unix uid=" in halt
+        assert resume.startswith(f"{START_DAY}T") and "  resume  " in resume
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)  # Ctrl-C: paper stops and prints its summary
