@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hedgerd.model import InstrumentKind
 from hedgerd.sim.clock import SimClock
 from hedgerd.sim.exchange import SimExchange
 from hedgerd.sim.instruments import PERPETUAL_EXPIRY_MS, format_expiry, format_strike
@@ -82,13 +83,25 @@ def test_instrument_catalogue(ex: SimExchange) -> None:
     only_opts = ex.dispatch("public/get_instruments", {"currency": "BTC", "kind": "option"}, None)
     assert len(only_opts) == len(options)
     everything = ex.dispatch("public/get_instruments", {}, None)
-    assert len(everything) == len(btc) + len(eth) + len(usdc)
+    # a spot pair is listed under its coin and under USDC; everything else under one
+    spots = {n for n, i in usdc.items() if i["kind"] == "spot"}
+    assert spots == {"BTC_USDC", "ETH_USDC"}
+    assert "BTC_USDC" in names and "ETH_USDC" in eth
+    assert len(everything) == len(btc) + len(eth) + len(usdc) - len(spots)
     assert ex.dispatch("public/get_instruments", {"currency": "BTC", "expired": "true"}, None) == []
 
 
 def test_currencies(ex: SimExchange) -> None:
-    cur = ex.dispatch("public/get_currencies", {}, None)
-    assert [c["currency"] for c in cur] == ["BTC", "ETH", "USDC"]
+    cur = {c["currency"]: c for c in ex.dispatch("public/get_currencies", {}, None)}
+    # the spec's currency enum, and the collateral tokens it names
+    assert {"BTC", "ETH", "USDC", "USDT", "EURR"} <= set(cur)
+    assert {"STETH", "USDE", "PAXG", "USYC"} <= set(cur)
+    assert cur["BTC"]["coin_type"] == "BITCOIN" and cur["USDT"]["coin_type"] == "ETHER"
+    # `apr` only for the yield-bearing tokens the spec names
+    assert {c for c, row in cur.items() if "apr" in row} == {"USDC", "USDE", "STETH"}
+    # every listed currency is one the API accepts (and is empty when not simulated)
+    for c in cur:
+        ex.dispatch("public/get_instruments", {"currency": c}, None)
 
 
 def test_ticker_and_book_are_consistent(ex: SimExchange) -> None:
@@ -239,6 +252,9 @@ def test_listed_names_parse_with_the_venue_parser(ex: SimExchange) -> None:
             assert parsed.strike_usd == i["strike"]
             assert parsed.expiry_ms == i["expiration_timestamp"]
             assert parsed.is_call == (i["option_type"] == "call")
+        elif i["kind"] == "spot":
+            assert parsed.kind is InstrumentKind.SPOT
+            assert (parsed.tick_size, parsed.contract_size) == (i["tick_size"], i["contract_size"])
         elif i["settlement_period"] != "perpetual":
             assert parsed.expiry_ms == i["expiration_timestamp"]
 

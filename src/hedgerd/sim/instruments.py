@@ -1,9 +1,11 @@
 """The simulator's instrument catalogue: Deribit's names, fields and listing rules.
 
 Inverse perpetuals (BTC-PERPETUAL: USD amounts in multiples of 10; ETH-PERPETUAL: 1), inverse
-dated futures (BTC-27MAR26), linear USDC perpetuals (BTC_USDC-PERPETUAL: coin amounts), and
-inverse option chains (BTC-27MAR26-100000-C: coin amounts, premium in coin) with daily,
-weekly, monthly and quarterly expiries at 08:00 UTC.
+dated futures (BTC-27MAR26), linear USDC perpetuals (BTC_USDC-PERPETUAL: coin amounts, P&L and
+funding in USDC), spot pairs against USDC (BTC_USDC: coin amounts, USDC prices; a trade moves
+both balances at once, there is no position), and inverse option chains
+(BTC-27MAR26-100000-C: coin amounts, premium in coin) with daily, weekly, monthly and
+quarterly expiries at 08:00 UTC.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ HOUR_MS = 3_600_000
 SETTLEMENT_HOUR_UTC = 8
 
 # Per underlying: inverse contract size (USD), futures tick (USD), option minimum (coin),
-# linear perpetual contract/minimum (coin) and tick (USDC).
+# linear perpetual contract/minimum (coin) and tick (USDC), spot step (coin) and tick (USDC).
+# The same figures as the daemon's name parser (hedgerd.venues.deribit_names), so a market
+# loaded from the simulator and one parsed from its name agree.
 _SPECS: dict[str, dict[str, float]] = {
     "BTC": {
         "inv_cs": 10.0,
@@ -34,6 +38,8 @@ _SPECS: dict[str, dict[str, float]] = {
         "opt_min": 0.1,
         "lin_cs": 0.001,
         "lin_tick": 1.0,
+        "spot_step": 0.0001,
+        "spot_tick": 1.0,
     },
     "ETH": {
         "inv_cs": 1.0,
@@ -42,8 +48,11 @@ _SPECS: dict[str, dict[str, float]] = {
         "opt_min": 1.0,
         "lin_cs": 0.01,
         "lin_tick": 0.1,
+        "spot_step": 0.0001,
+        "spot_tick": 0.1,
     },
 }
+SPOT_QUOTE = "USDC"
 OPTION_TICK_LOW = 0.0001  # coin, below OPTION_TICK_STEP_ABOVE
 OPTION_TICK_HIGH = 0.0005
 OPTION_TICK_STEP_ABOVE = 0.005
@@ -57,12 +66,14 @@ def format_strike(strike: float) -> str:
 @dataclass(slots=True)
 class SimInstrument:
     """One listed instrument. Amounts are in `amount_unit` (USD for inverse futures, coin
-    otherwise); prices in USD for futures, coin for inverse options."""
+    otherwise); prices in USD for futures and spot (USDC), coin for inverse options."""
 
     instrument_id: int
     name: str
-    kind: str  # "future" | "option" (Deribit's kind; perpetuals are futures)
+    kind: str  # "future" | "option" | "spot" (Deribit's kind; perpetuals are futures)
     currency: str  # base currency, e.g. "BTC"
+    # Spot pairs settle at once in both currencies; this is their quote currency (where fees
+    # are charged), and Deribit's listing leaves the field out for them.
     settlement_currency: str
     quote_currency: str
     counter_currency: str
@@ -85,6 +96,26 @@ class SimInstrument:
     @property
     def is_option(self) -> bool:
         return self.kind == "option"
+
+    @property
+    def is_spot(self) -> bool:
+        return self.kind == "spot"
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """The currencies the instrument is filed under (the `currency` filter of
+        `get_instruments`, open orders and trades): its settlement currency, and both sides
+        of a spot pair."""
+        if self.is_spot:
+            return (self.currency, self.quote_currency)
+        return (self.settlement_currency,)
+
+    @property
+    def channel_currency(self) -> str:
+        """The currency of the `user.*.{kind}.{currency}` channels its orders and trades go
+        to: the settlement currency, and a spot pair's base coin (one channel, so that an
+        `any.any` subscriber hears each trade once)."""
+        return self.currency if self.is_spot else self.settlement_currency
 
     @property
     def is_call(self) -> bool:
@@ -126,6 +157,9 @@ class SimInstrument:
         """`public/get_instruments` entry, exactly Deribit's fields."""
         if self._json is not None and self._json["is_active"] == self.is_active:
             return self._json
+        if self.is_spot:
+            self._json = self._spot_json()
+            return self._json
         out: dict[str, Any] = {
             "tick_size": self.tick_size,
             "tick_size_steps": (
@@ -164,6 +198,34 @@ class SimInstrument:
             out["max_liquidation_commission"] = 0.0075
         self._json = out
         return out
+
+    def _spot_json(self) -> dict[str, Any]:
+        """A spot pair's entry: Deribit's spec leaves `settlement_currency` and
+        `settlement_period` out for spot (so ccxt files it as spot, not as a swap), and the
+        futures-only fields (leverage, liquidation commission, future_type) with them."""
+        return {
+            "tick_size": self.tick_size,
+            "tick_size_steps": [],
+            "taker_commission": self.taker_commission,
+            "quote_currency": self.quote_currency,
+            "price_index": self.price_index,
+            "min_trade_amount": self.min_trade_amount,
+            "maker_commission": self.maker_commission,
+            "kind": "spot",
+            "is_active": self.is_active,
+            "instrument_name": self.name,
+            "instrument_id": self.instrument_id,
+            "instrument_type": "linear",
+            "expiration_timestamp": self.expiry_ms,
+            "creation_timestamp": self.creation_ms,
+            "counter_currency": self.counter_currency,
+            "contract_size": self.contract_size,
+            "block_trade_tick_size": 0.01,
+            "block_trade_min_trade_amount": 25,
+            "block_trade_commission": 0.0,
+            "base_currency": self.currency,
+            "state": self.state,
+        }
 
 
 def _clean(x: float) -> float:
@@ -273,7 +335,8 @@ class InstrumentCatalog:
         return self._next_id
 
     def list_static(self, u: UnderlyingSpec, now_ms: int) -> list[SimInstrument]:
-        """Perpetuals: the inverse one and (if configured) the linear USDC one."""
+        """Perpetuals: the inverse one and (if configured) the linear USDC one; the spot
+        pair against USDC (if configured)."""
         spec = _SPECS[u.currency]
         ccy = u.currency
         new = []
@@ -323,6 +386,32 @@ class InstrumentCatalog:
                         expiry_ms=PERPETUAL_EXPIRY_MS,
                         creation_ms=now_ms - 365 * DAY_MS,
                         settlement_period="perpetual",
+                        price_index=f"{ccy.lower()}_usdc",
+                    )
+                )
+            )
+        if u.spot_pair and f"{ccy}_{SPOT_QUOTE}" not in self.by_name:
+            new.append(
+                self._add(
+                    SimInstrument(
+                        instrument_id=self._id(),
+                        name=f"{ccy}_{SPOT_QUOTE}",
+                        kind="spot",
+                        currency=ccy,
+                        settlement_currency=SPOT_QUOTE,
+                        quote_currency=SPOT_QUOTE,
+                        counter_currency=SPOT_QUOTE,
+                        inverse=False,
+                        perpetual=False,
+                        contract_size=spec["spot_step"],
+                        min_trade_amount=spec["spot_step"],
+                        tick_size=spec["spot_tick"],
+                        maker_commission=self._fees.spot_maker,
+                        taker_commission=self._fees.spot_taker,
+                        # Deribit reports spot pairs as never expiring, like perpetuals.
+                        expiry_ms=PERPETUAL_EXPIRY_MS,
+                        creation_ms=now_ms - 365 * DAY_MS,
+                        settlement_period="perpetual",  # not listed (see _spot_json)
                         price_index=f"{ccy.lower()}_usdc",
                     )
                 )

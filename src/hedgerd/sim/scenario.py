@@ -94,6 +94,7 @@ class UnderlyingSpec(_Model):
     surface: SurfaceSpec = SurfaceSpec()
     chain: ChainSpec = ChainSpec()
     linear_perpetual: bool = Field(True, description="list {CCY}_USDC-PERPETUAL")
+    spot_pair: bool = Field(True, description="list the spot pair {CCY}_USDC")
 
 
 class BookSpec(_Model):
@@ -125,6 +126,8 @@ class FeeSpec(_Model):
     perpetual_taker: float = 0.0005
     linear_maker: float = 0.0
     linear_taker: float = 0.0005
+    spot_maker: float = 0.0  # spot fees are in the quote currency (USDC), of amount * price
+    spot_taker: float = 0.0
     option_maker: float = 0.0003
     option_taker: float = 0.0003
     option_fee_cap: float = 0.125
