@@ -304,6 +304,21 @@ def listed_expiries(now_ms: int, chain: ChainSpec) -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
+@dataclass(frozen=True, slots=True)
+class _Undated:
+    """An instrument that never expires (perpetuals, spot pairs), before it is listed."""
+
+    name: str
+    kind: str  # "future" (a perpetual) | "spot"
+    settlement_currency: str  # a spot pair's quote currency
+    quote_currency: str
+    contract_size: float  # USD for inverse perpetuals, coin otherwise
+    tick_size: float  # USD (USDC)
+    maker: float
+    taker: float
+    price_index: str
+
+
 class InstrumentCatalog:
     """Every instrument ever listed in this simulation, by name, in listing order.
 
@@ -335,84 +350,55 @@ class InstrumentCatalog:
         return self._next_id
 
     def list_static(self, u: UnderlyingSpec, now_ms: int) -> list[SimInstrument]:
-        """Perpetuals: the inverse one and (if configured) the linear USDC one; the spot
-        pair against USDC (if configured)."""
+        """The instruments that never expire: the inverse perpetual and (if configured) the
+        linear USDC perpetual and the spot pair against USDC."""
         spec = _SPECS[u.currency]
         ccy = u.currency
+        fees = self._fees
+        usd, usdc = f"{ccy.lower()}_usd", f"{ccy.lower()}_usdc"
+        wanted = [
+            _Undated(f"{ccy}-PERPETUAL", "future", ccy, "USD", spec["inv_cs"],
+                     spec["fut_tick"], fees.perpetual_maker, fees.perpetual_taker, usd),
+        ]  # fmt: skip
+        if u.linear_perpetual:
+            wanted.append(
+                _Undated(f"{ccy}_USDC-PERPETUAL", "future", "USDC", "USDC", spec["lin_cs"],
+                         spec["lin_tick"], fees.linear_maker, fees.linear_taker, usdc)
+            )  # fmt: skip
+        if u.spot_pair:
+            wanted.append(
+                _Undated(f"{ccy}_{SPOT_QUOTE}", "spot", SPOT_QUOTE, SPOT_QUOTE,
+                         spec["spot_step"], spec["spot_tick"], fees.spot_maker,
+                         fees.spot_taker, usdc)
+            )  # fmt: skip
         new = []
-        if f"{ccy}-PERPETUAL" not in self.by_name:
+        for w in wanted:
+            if w.name in self.by_name:
+                continue
             new.append(
                 self._add(
                     SimInstrument(
                         instrument_id=self._id(),
-                        name=f"{ccy}-PERPETUAL",
-                        kind="future",
+                        name=w.name,
+                        kind=w.kind,
                         currency=ccy,
-                        settlement_currency=ccy,
-                        quote_currency="USD",
-                        counter_currency="USD",
-                        inverse=True,
-                        perpetual=True,
-                        contract_size=spec["inv_cs"],
-                        min_trade_amount=spec["inv_cs"],
-                        tick_size=spec["fut_tick"],
-                        maker_commission=self._fees.perpetual_maker,
-                        taker_commission=self._fees.perpetual_taker,
+                        settlement_currency=w.settlement_currency,
+                        quote_currency=w.quote_currency,
+                        counter_currency=w.quote_currency,
+                        inverse=w.settlement_currency == ccy,  # coin-settled
+                        perpetual=w.kind == "future",
+                        contract_size=w.contract_size,
+                        # inverse: one contract; linear and spot: one step of coin
+                        min_trade_amount=w.contract_size,
+                        tick_size=w.tick_size,
+                        maker_commission=w.maker,
+                        taker_commission=w.taker,
+                        # Deribit reports perpetuals and spot pairs as expiring in year 3000
                         expiry_ms=PERPETUAL_EXPIRY_MS,
                         creation_ms=now_ms - 365 * DAY_MS,
+                        # spot: kept for the engine's sake, left out of its listing
                         settlement_period="perpetual",
-                        price_index=f"{ccy.lower()}_usd",
-                    )
-                )
-            )
-        if u.linear_perpetual and f"{ccy}_USDC-PERPETUAL" not in self.by_name:
-            new.append(
-                self._add(
-                    SimInstrument(
-                        instrument_id=self._id(),
-                        name=f"{ccy}_USDC-PERPETUAL",
-                        kind="future",
-                        currency=ccy,
-                        settlement_currency="USDC",
-                        quote_currency="USDC",
-                        counter_currency="USDC",
-                        inverse=False,
-                        perpetual=True,
-                        contract_size=spec["lin_cs"],
-                        min_trade_amount=spec["lin_cs"],
-                        tick_size=spec["lin_tick"],
-                        maker_commission=self._fees.linear_maker,
-                        taker_commission=self._fees.linear_taker,
-                        expiry_ms=PERPETUAL_EXPIRY_MS,
-                        creation_ms=now_ms - 365 * DAY_MS,
-                        settlement_period="perpetual",
-                        price_index=f"{ccy.lower()}_usdc",
-                    )
-                )
-            )
-        if u.spot_pair and f"{ccy}_{SPOT_QUOTE}" not in self.by_name:
-            new.append(
-                self._add(
-                    SimInstrument(
-                        instrument_id=self._id(),
-                        name=f"{ccy}_{SPOT_QUOTE}",
-                        kind="spot",
-                        currency=ccy,
-                        settlement_currency=SPOT_QUOTE,
-                        quote_currency=SPOT_QUOTE,
-                        counter_currency=SPOT_QUOTE,
-                        inverse=False,
-                        perpetual=False,
-                        contract_size=spec["spot_step"],
-                        min_trade_amount=spec["spot_step"],
-                        tick_size=spec["spot_tick"],
-                        maker_commission=self._fees.spot_maker,
-                        taker_commission=self._fees.spot_taker,
-                        # Deribit reports spot pairs as never expiring, like perpetuals.
-                        expiry_ms=PERPETUAL_EXPIRY_MS,
-                        creation_ms=now_ms - 365 * DAY_MS,
-                        settlement_period="perpetual",  # not listed (see _spot_json)
-                        price_index=f"{ccy.lower()}_usdc",
+                        price_index=w.price_index,
                     )
                 )
             )
