@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 import pytest
+from _sim_ccxt import ccxt_client
 
 from hedgerd.sim.command import Simulator, running_simulator
 from hedgerd.sim.scenario import load_scenario
@@ -36,13 +36,8 @@ async def sim() -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def ex(sim: Simulator) -> AsyncIterator[Any]:
-    client = ccxt_async.deribit({"apiKey": KEY, "secret": SECRET})
-    client.urls["api"] = sim.ccxt_urls()
-    try:
-        await client.load_markets()
+    async with ccxt_client(sim, KEY, SECRET) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def test_load_markets_files_every_kind(ex: Any, sim: Simulator) -> None:
@@ -151,13 +146,8 @@ async def test_linear_perpetual_round_trip_in_usdc(ex: Any, sim: Simulator) -> N
 
 
 async def test_spot_over_the_websocket(sim: Simulator) -> None:
-    client = ccxt_pro.deribit({"apiKey": KEY, "secret": SECRET})
-    client.urls["api"] = sim.ccxt_urls()
-    try:
-        await client.load_markets()
+    async with ccxt_client(sim, KEY, SECRET, cls=ccxt_pro.deribit) as client:
         book = await asyncio.wait_for(client.watch_order_book(SPOT), 10)
         assert book["bids"] and book["asks"] and book["bids"][0][0] < book["asks"][0][0]
         ticker = await asyncio.wait_for(client.watch_ticker(SPOT), 10)
         assert ticker["symbol"] == SPOT and ticker["low"] <= ticker["last"] <= ticker["high"]
-    finally:
-        await client.close()

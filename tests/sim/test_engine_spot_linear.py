@@ -8,11 +8,12 @@ import math
 from typing import Any
 
 import pytest
+from _sim_engine_calls import call, err, quiet, to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedgerd.sim.exchange import SimExchange
-from hedgerd.sim.protocol import Account, DeribitError
+from hedgerd.sim.protocol import Account
 from hedgerd.sim.scenario import Scenario
 from hedgerd.sim.stats import WINDOW_MS, TrailingStats
 
@@ -21,39 +22,18 @@ EXACT = 1e-9  # settlement-currency tolerance: float noise, never a unit or a fe
 
 
 def scenario(**extra: Any) -> Scenario:
-    data: dict[str, Any] = {
+    """BTC and ETH, quiet, with a spot taker fee."""
+    fields: dict[str, Any] = {
         "seed": 31,
-        "accounts": [],
-        "tick_ms": 15_000,
-        "flow": {"enabled": False},
         "fees": {"spot_taker": SPOT_TAKER, "spot_maker": 0.0},
-        "underlyings": [
-            {"currency": "BTC", "spot": 90_000, "vol": 0.3, "jumps": {"intensity_per_day": 0}},
-            {"currency": "ETH", "spot": 3_000, "vol": 0.5, "jumps": {"intensity_per_day": 0}},
-        ],
+        "underlyings": [_btc_only(), _eth_only()],
     }
-    data.update(extra)
-    return Scenario.model_validate(data)
-
-
-def call(ex: SimExchange, method: str, acct: Account | None = None, **params: Any) -> Any:
-    return ex.dispatch(method, params, acct)
-
-
-def code(ex: SimExchange, method: str, acct: Account | None = None, **params: Any) -> int:
-    with pytest.raises(DeribitError) as e:
-        ex.dispatch(method, params, acct)
-    return e.value.code
+    return quiet(**(fields | extra))
 
 
 def balances(ex: SimExchange, acct: Account) -> dict[str, float]:
     s = call(ex, "private/get_account_summaries", acct)
     return {x["currency"]: float(x["balance"]) for x in s["summaries"]}
-
-
-def to(ex: SimExchange, t: int) -> None:
-    ex.clock.set(t)
-    ex.advance_to(t)
 
 
 @pytest.fixture
@@ -123,7 +103,7 @@ def test_a_spot_buy_and_sell_move_both_balances_exactly(ex: SimExchange, acct: A
     # spot has no positions: nothing listed, and asking for one is an error
     assert call(ex, "private/get_positions", acct, currency="USDC") == []
     assert call(ex, "private/get_positions", acct, currency="BTC") == []
-    assert code(ex, "private/get_position", acct, instrument_name="BTC_USDC") == -32602
+    assert err(ex, "private/get_position", acct, instrument_name="BTC_USDC") == -32602
     # the trades are filed under both currencies of the pair
     for ccy in ("BTC", "USDC"):
         rows = call(ex, "private/get_user_trades_by_currency", acct, currency=ccy, count=100)
@@ -147,7 +127,7 @@ def test_spot_orders_hold_what_they_would_spend(ex: SimExchange) -> None:
     assert usdc["balance"] == 10_000 and usdc["initial_margin"] == 0  # held, not spent
     # what is held cannot be spent twice
     assert (
-        code(
+        err(
             ex,
             "private/buy",
             acct,
@@ -166,13 +146,13 @@ def test_spot_orders_hold_what_they_would_spend(ex: SimExchange) -> None:
     assert btc["spot_reserve"] == pytest.approx(0.4, abs=EXACT)
     assert btc["available_funds"] == pytest.approx(0.1, abs=EXACT)
     assert (
-        code(ex, "private/sell", acct, instrument_name="BTC_USDC", amount=0.2, type="market")
+        err(ex, "private/sell", acct, instrument_name="BTC_USDC", amount=0.2, type="market")
         == 10009
     )
     # a market buy is checked at the top of the price band (0.022 BTC would fit at the
     # mark, 90,000, but not at 94,500), so walking the book cannot overdraw
     assert (
-        code(ex, "private/buy", acct, instrument_name="BTC_USDC", amount=0.022, type="market")
+        err(ex, "private/buy", acct, instrument_name="BTC_USDC", amount=0.022, type="market")
         == 10009
     )
     # cancelling releases everything held
@@ -343,3 +323,7 @@ def test_ticker_low_last_high_hold_through_trading(
 
 def _btc_only() -> dict[str, Any]:
     return {"currency": "BTC", "spot": 90_000, "vol": 0.3, "jumps": {"intensity_per_day": 0}}
+
+
+def _eth_only() -> dict[str, Any]:
+    return {"currency": "ETH", "spot": 3_000, "vol": 0.5, "jumps": {"intensity_per_day": 0}}
