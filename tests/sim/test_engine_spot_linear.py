@@ -155,6 +155,16 @@ def test_spot_orders_hold_what_they_would_spend(ex: SimExchange) -> None:
         err(ex, "private/buy", acct, instrument_name="BTC_USDC", amount=0.022, type="market")
         == 10009
     )
+    # an edit must still be covered; a refused one leaves the order and what it holds
+    oid = buy["order"]["order_id"]
+    assert err(ex, "private/edit", acct, order_id=oid, amount=0.13, price=80_000) == 10009
+    o = call(ex, "private/get_order_state", acct, order_id=oid)
+    assert (o["order_state"], o["amount"], o["price"]) == ("open", 0.1, 80_000)
+    usdc = call(ex, "private/get_account_summary", acct, currency="USDC")
+    assert usdc["spot_reserve"] == pytest.approx(held, abs=EXACT)
+    call(ex, "private/edit", acct, order_id=oid, amount=0.12, price=80_000)
+    usdc = call(ex, "private/get_account_summary", acct, currency="USDC")
+    assert usdc["spot_reserve"] == pytest.approx(0.12 * 80_000 * (1 + SPOT_TAKER), abs=EXACT)
     # cancelling releases everything held
     call(ex, "private/cancel_all", acct)
     for ccy in ("BTC", "USDC"):

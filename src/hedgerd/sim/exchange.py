@@ -898,7 +898,11 @@ class SimExchange:
             self._check_funds(acct, order, pos_size)
         return self._execute(acct, order, new=True)
 
-    def _check_funds(self, acct: AccountState, order: Order, pos_size: float) -> None:
+    def _check_funds(
+        self, acct: AccountState, order: Order, pos_size: float, held: float = 0.0
+    ) -> None:
+        """Refuse (10009) an order whose margin, or for spot the balance it would spend,
+        exceeds the available funds plus `held` (what the order already holds, on edits)."""
         if order.inst.is_spot and order.price is None and order.direction == "buy":
             # a market buy may walk the book up to the band: hold what that would cost
             order.price = self._price_band(order.inst)[1]
@@ -909,7 +913,7 @@ class SimExchange:
         if need <= 0:
             return
         summary = account_summary(acct, reserve_currency(order), self)
-        if need > float(summary["available_funds"]) + 1e-12:
+        if need > float(summary["available_funds"]) + held + 1e-12:
             raise DeribitError(
                 ERR_NOT_ENOUGH_FUNDS,
                 "not_enough_funds",
@@ -1234,8 +1238,18 @@ class SimExchange:
         if "reduce_only" in params:
             o.reduce_only = get_bool(params, "reduce_only")
         self._unrest(o)
+        old_amount, old_price = o.amount, o.price
         o.amount = amount
         o.price = inst.round_price(price) if price is not None else None
+        if inst.is_spot and o.remaining > 0:
+            # a spot order spends balance, not margin: a bigger or dearer one must still be
+            # covered, or it could take the balance below zero
+            try:
+                self._check_funds(acct, o, 0.0, held=o.reserved_margin)
+            except DeribitError:
+                o.amount, o.price = old_amount, old_price
+                self._rest(o)
+                raise
         o.replaced = True
         if o.remaining <= 0:
             self._close_order(acct, o, "filled", None, self.now_ms())
