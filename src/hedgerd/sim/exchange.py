@@ -614,9 +614,7 @@ class SimExchange:
         if not trades:
             return
         rows = [tr.public_json() for tr in trades]
-        stats = self._stats.get(inst.name)
-        if stats is None:
-            stats = self._stats[inst.name] = TrailingStats()
+        stats = self.trade_stats(inst)
         for tr in trades:
             coin, usd = _trade_volume(inst, tr.amount, tr.price, tr.index_price)
             stats.add(tr.timestamp, tr.price, coin, usd)
