@@ -92,16 +92,23 @@ def test_instrument_catalogue(ex: SimExchange) -> None:
 
 
 def test_currencies(ex: SimExchange) -> None:
-    cur = {c["currency"]: c for c in ex.dispatch("public/get_currencies", {}, None)}
-    # the spec's currency enum, and the collateral tokens it names
-    assert {"BTC", "ETH", "USDC", "USDT", "EURR"} <= set(cur)
-    assert {"STETH", "USDE", "PAXG", "USYC"} <= set(cur)
+    rows = ex.dispatch("public/get_currencies", {}, None)
+    cur = {c["currency"]: c for c in rows}
+    # the spec's wallet currencies, in its order (BTC, ETH, USDC, USDT, EURR among them)
+    assert list(cur) == [
+        "BTC", "ETH", "STETH", "ETHW", "USDC", "USDT", "EURR",
+        "SOL", "XRP", "USYC", "PAXG", "BNB", "USDE",
+    ]  # fmt: skip
     assert cur["BTC"]["coin_type"] == "BITCOIN" and cur["USDT"]["coin_type"] == "ETHER"
-    # `apr` only for the yield-bearing tokens the spec names
-    assert {c for c, row in cur.items() if "apr" in row} == {"USDC", "USDE", "STETH"}
-    # every listed currency is one the API accepts (and is empty when not simulated)
+    assert cur["XRP"]["coin_type"] == "XRP"  # as ccxt's recorded replies show
+    assert cur["USDC"]["network_currency"] == "ETH"  # an ERC-20 token
+    required = {"currency", "currency_long", "min_confirmations", "withdrawal_fee"}
+    assert all(required | {"coin_type", "in_cross_collateral_pool"} <= set(r) for r in rows)
+    # every listed currency is one the API accepts (empty when not simulated)
+    a = ex.add_account("cur", "cur")
     for c in cur:
         ex.dispatch("public/get_instruments", {"currency": c}, None)
+        assert ex.dispatch("private/get_account_summary", {"currency": c}, a)["currency"] == c
 
 
 def test_ticker_and_book_are_consistent(ex: SimExchange) -> None:

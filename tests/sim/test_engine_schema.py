@@ -3,7 +3,8 @@ each method), with the spec's known disagreements with the real venue allowed (s
 shared/reference/venues.md): `matching_id` may be null; `reduce_only`/`post_only` of trades
 are booleans; `tick_size_steps` is a list; and enums the spec lists too narrowly:
 `quote_currency` is the coin for inverse options and USDC for linear instruments,
-`settlement_period` is `day` for daily expiries (ccxt's own recorded responses show both);
+`settlement_period` is `day` for daily expiries (ccxt's own recorded responses show both),
+`coin_type` names other chains' coins after their chain (XRP, SOL);
 linear perpetuals settle in USDC with fractional contract sizes; spot pairs (quoted in USDC,
 fractional contract sizes) leave out `settlement_period` and `settlement_currency`, which the
 schema requires but its descriptions say are "not added for spot"."""
@@ -50,6 +51,7 @@ def _relax(node: Any) -> Any:
                 ("settlement_currency", ["USDC"]),
                 ("counter_currency", ["USDC"]),
                 ("settlement_period", ["day"]),
+                ("coin_type", ["SOL", "XRP", "BNB"]),  # ccxt's recorded replies: XRP, SOL
             ):
                 enum = props.get(key, {}).get("enum") if isinstance(props.get(key), dict) else None
                 if isinstance(enum, list) and enum:

@@ -21,7 +21,7 @@ from hedgerd.sim.accounts import AccountState, Order, Trade
 from hedgerd.sim.clock import SimClock
 from hedgerd.sim.instruments import DAY_MS, HOUR_MS, InstrumentCatalog, SimInstrument
 from hedgerd.sim.market import UnderlyingMarket
-from hedgerd.sim.marketdata import SETTLEMENT_CURRENCIES
+from hedgerd.sim.marketdata import CURRENCIES, SETTLEMENT_CURRENCIES
 from hedgerd.sim.matching import Fill, plan_fills, post_only_price
 from hedgerd.sim.orderbook import InstrumentBook, SynthLevel, num
 from hedgerd.sim.params import get_bool, get_float, get_str, invalid, req_str
@@ -63,25 +63,10 @@ KINDS_ANY = ("future", "option", "spot", "future_combo", "option_combo", "combo"
 WANTS_REFRESH_MS = 100
 WANTS_REFRESH_TICKS = 4
 PRICE_BAND_FUTURE = 0.05  # min/max price: mark ± 5 %; orders beyond are clamped to it
-# Deribit's currencies (spec of get_account_summary): the ones not simulated are valid and
-# simply empty (no instruments, zero balances), as an unfunded currency is on Deribit.
-KNOWN_CURRENCIES = frozenset(
-    {
-        "BTC",
-        "ETH",
-        "STETH",
-        "ETHW",
-        "USDC",
-        "USDT",
-        "EURR",
-        "SOL",
-        "XRP",
-        "USYC",
-        "PAXG",
-        "BNB",
-        "USDE",
-    }
-)
+# Deribit's currencies (the spec's wallet currencies, as public/get_currencies lists them): the
+# ones not simulated are valid and simply empty (no instruments, zero balances), as an
+# unfunded currency is on Deribit.
+KNOWN_CURRENCIES = frozenset(c.currency for c in CURRENCIES)
 NEW_ACCOUNT_BALANCES = {"BTC": 10.0, "ETH": 100.0, "USDC": 100_000.0}
 ADMIN_TRADE_LABEL = "sim-admin"
 

@@ -20,33 +20,38 @@ SETTLEMENT_CURRENCIES = ("BTC", "ETH", "USDC")
 
 @dataclass(frozen=True, slots=True)
 class CurrencyInfo:
-    """One `public/get_currencies` entry. Fees in the currency itself."""
+    """One `public/get_currencies` entry. Fees in the currency itself, except `network_fee`,
+    in `network_currency` (ETH for ERC-20 tokens)."""
 
     currency: str
     long_name: str
-    coin_type: str  # the spec's enum: BITCOIN | ETHER (ERC-20 tokens are ETHER)
+    # The spec's enum says BITCOIN | ETHER, but the venue names other chains' coins after
+    # their chain: ccxt's recorded replies show "XRP" and "SOL".
+    coin_type: str
+    network_currency: str
     withdrawal_fee: float
+    network_fee: float
     decimals: int
     in_cross_collateral_pool: bool
-    yield_bearing: bool = False  # the spec gives `apr` for USDC, USDE, STETH
 
 
-# What Deribit lists: the spec's `currency` enum (BTC, ETH, USDC, USDT, EURR) and the
-# collateral tokens its examples and field docs name (STETH, USDE, PAXG, USYC). Coins on
-# chains of their own (SOL, XRP, BNB, ETHW) are left out: their `coin_type` is outside the
-# spec's enum and the simulator trades nothing in them (their summaries are still valid and
-# empty). The coins the scenario does not simulate are listed too: they are currencies of
-# the venue, with no instruments.
+# What Deribit lists: the spec's wallet currencies (`wallet_currency`, what an account can
+# hold), in its order. The coins the scenario does not simulate are listed too: currencies
+# of the venue with no instruments, whose summaries are valid and empty.
 CURRENCIES: tuple[CurrencyInfo, ...] = (
-    CurrencyInfo("BTC", "Bitcoin", "BITCOIN", 0.0001, 8, True),
-    CurrencyInfo("ETH", "Ethereum", "ETHER", 0.0006, 6, True),
-    CurrencyInfo("USDC", "USD Coin", "ETHER", 1.0, 6, True, yield_bearing=True),
-    CurrencyInfo("USDT", "Tether USD", "ETHER", 1.0, 6, True),
-    CurrencyInfo("EURR", "StablR Euro", "ETHER", 1.0, 6, False),
-    CurrencyInfo("STETH", "Lido Staked Ether", "ETHER", 0.0006, 18, True, yield_bearing=True),
-    CurrencyInfo("USDE", "Ethena USDe", "ETHER", 1.0, 18, True, yield_bearing=True),
-    CurrencyInfo("PAXG", "Pax Gold", "ETHER", 0.0005, 18, True),
-    CurrencyInfo("USYC", "Hashnote US Yield Coin", "ETHER", 1.0, 6, True),
+    CurrencyInfo("BTC", "Bitcoin", "BITCOIN", "BTC", 0.0001, 0.0001, 8, True),
+    CurrencyInfo("ETH", "Ethereum", "ETHER", "ETH", 0.0006, 0.0006, 6, True),
+    CurrencyInfo("STETH", "Lido Staked Ether", "ETHER", "ETH", 0.0006, 0.0006, 18, True),
+    CurrencyInfo("ETHW", "EthereumPoW", "ETHER", "ETHW", 0.0006, 0.0006, 18, False),
+    CurrencyInfo("USDC", "USD Coin", "ETHER", "ETH", 1.0, 0.0006, 6, True),
+    CurrencyInfo("USDT", "Tether USD", "ETHER", "ETH", 1.0, 0.0006, 6, True),
+    CurrencyInfo("EURR", "StablR Euro", "ETHER", "ETH", 1.0, 0.0006, 6, False),
+    CurrencyInfo("SOL", "Solana", "SOL", "SOL", 0.01457324, 0.000005, 9, True),
+    CurrencyInfo("XRP", "XRP", "XRP", "XRP", 0.0001, 0.000015, 6, False),
+    CurrencyInfo("USYC", "Hashnote US Yield Coin", "ETHER", "ETH", 1.0, 0.0006, 6, True),
+    CurrencyInfo("PAXG", "Pax Gold", "ETHER", "ETH", 0.0005, 0.0006, 18, True),
+    CurrencyInfo("BNB", "BNB", "BNB", "BNB", 0.0005, 0.0001, 18, False),
+    CurrencyInfo("USDE", "Ethena USDe", "ETHER", "ETH", 1.0, 0.0006, 18, True),
 )
 
 
@@ -149,10 +154,9 @@ def open_interest(ex: SimExchange, inst: SimInstrument) -> float:
 # ------------------------------------------------------------------ methods: public
 def currencies_json(ex: SimExchange) -> list[dict[str, Any]]:
     """`public/get_currencies`: every currency of the venue (`CURRENCIES`), with the fields
-    the spec names; `apr` only for the yield-bearing ones, as the spec says."""
-    out = []
-    for c in CURRENCIES:
-        row: dict[str, Any] = {
+    the spec names (`apr` 0: nothing yields in the simulator)."""
+    return [
+        {
             "coin_type": c.coin_type,
             "currency": c.currency,
             "currency_long": c.long_name,
@@ -166,15 +170,13 @@ def currencies_json(ex: SimExchange) -> list[dict[str, Any]]:
                 if c.coin_type == "BITCOIN"
                 else []
             ),
-            # ERC-20 tokens move on Ethereum: their network fee is paid in ETH
-            "network_currency": "ETH" if c.coin_type == "ETHER" else c.currency,
-            "network_fee": c.withdrawal_fee if c.coin_type == "BITCOIN" else 0.0006,
+            "network_currency": c.network_currency,
+            "network_fee": c.network_fee,
             "decimals": c.decimals,
+            "apr": 0,
         }
-        if c.yield_bearing:
-            row["apr"] = 0
-        out.append(row)
-    return out
+        for c in CURRENCIES
+    ]
 
 
 def order_book_json(ex: SimExchange, inst: SimInstrument, depth: int) -> dict[str, Any]:
