@@ -86,7 +86,7 @@ class SimInstrument:
     taker_commission: float
     expiry_ms: int
     creation_ms: int
-    settlement_period: str  # "perpetual" | "day" | "week" | "month"
+    settlement_period: str  # "perpetual" | "day" | "week" | "month"; "" for spot
     price_index: str  # "btc_usd" | "btc_usdc"
     strike: float | None = None
     option_type: str | None = None  # "call" | "put"
@@ -100,6 +100,11 @@ class SimInstrument:
     @property
     def is_spot(self) -> bool:
         return self.kind == "spot"
+
+    @property
+    def is_dated(self) -> bool:
+        """Expires and settles (dated futures, options); perpetuals and spot never do."""
+        return not self.perpetual and not self.is_spot
 
     @property
     def currencies(self) -> tuple[str, ...]:
@@ -396,8 +401,8 @@ class InstrumentCatalog:
                         # Deribit reports perpetuals and spot pairs as expiring in year 3000
                         expiry_ms=PERPETUAL_EXPIRY_MS,
                         creation_ms=now_ms - 365 * DAY_MS,
-                        # spot: kept for the engine's sake, left out of its listing
-                        settlement_period="perpetual",
+                        # a spot pair settles at once: no period (nor in its listing)
+                        settlement_period="perpetual" if w.kind == "future" else "",
                         price_index=w.price_index,
                     )
                 )
