@@ -197,7 +197,7 @@ def test_a_resting_spot_order_fills_when_the_market_crosses_it(ex: SimExchange) 
     assert usdc["spot_reserve"] == 0
 
 
-def test_linear_perpetual_pnl_and_funding_are_usdc(ex: SimExchange) -> None:
+def test_linear_perpetual_pnl_and_funding_are_usdc() -> None:
     """Open, hold through funding, close: the USDC balance moves by exactly the trades' P&L,
     less fees, plus the funding the position reports; the coin balances do not move."""
     ex = SimExchange(scenario(funding={"premium_vol_bps": 0, "premium_mean_bps": 10}))
