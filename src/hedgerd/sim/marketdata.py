@@ -38,21 +38,45 @@ class CurrencyInfo:
 # What Deribit lists: the spec's wallet currencies (`wallet_currency`, what an account can
 # hold), in its order. The coins the scenario does not simulate are listed too: currencies
 # of the venue with no instruments, whose summaries are valid and empty.
-CURRENCIES: tuple[CurrencyInfo, ...] = (
-    CurrencyInfo("BTC", "Bitcoin", "BITCOIN", "BTC", 0.0001, 0.0001, 8, True),
-    CurrencyInfo("ETH", "Ethereum", "ETHER", "ETH", 0.0006, 0.0006, 6, True),
-    CurrencyInfo("STETH", "Lido Staked Ether", "ETHER", "ETH", 0.0006, 0.0006, 18, True),
-    CurrencyInfo("ETHW", "EthereumPoW", "ETHER", "ETHW", 0.0006, 0.0006, 18, False),
-    CurrencyInfo("USDC", "USD Coin", "ETHER", "ETH", 1.0, 0.0006, 6, True),
-    CurrencyInfo("USDT", "Tether USD", "ETHER", "ETH", 1.0, 0.0006, 6, True),
-    CurrencyInfo("EURR", "StablR Euro", "ETHER", "ETH", 1.0, 0.0006, 6, False),
-    CurrencyInfo("SOL", "Solana", "SOL", "SOL", 0.01457324, 0.000005, 9, True),
-    CurrencyInfo("XRP", "XRP", "XRP", "XRP", 0.0001, 0.000015, 6, False),
-    CurrencyInfo("USYC", "Hashnote US Yield Coin", "ETHER", "ETH", 1.0, 0.0006, 6, True),
-    CurrencyInfo("PAXG", "Pax Gold", "ETHER", "ETH", 0.0005, 0.0006, 18, True),
-    CurrencyInfo("BNB", "BNB", "BNB", "BNB", 0.0005, 0.0001, 18, False),
-    CurrencyInfo("USDE", "Ethena USDe", "ETHER", "ETH", 1.0, 0.0006, 18, True),
-)
+# Columns: currency, coin_type, network_currency, withdrawal fee (currency), network fee
+# (network currency), decimals, in the cross-collateral pool, long name.
+_CURRENCY_TABLE = """
+BTC    BITCOIN  BTC   0.0001      0.0001    8   yes  Bitcoin
+ETH    ETHER    ETH   0.0006      0.0006    6   yes  Ethereum
+STETH  ETHER    ETH   0.0006      0.0006    18  yes  Lido Staked Ether
+ETHW   ETHER    ETHW  0.0006      0.0006    18  no   EthereumPoW
+USDC   ETHER    ETH   1.0         0.0006    6   yes  USD Coin
+USDT   ETHER    ETH   1.0         0.0006    6   yes  Tether USD
+EURR   ETHER    ETH   1.0         0.0006    6   no   StablR Euro
+SOL    SOL      SOL   0.01457324  0.000005  9   yes  Solana
+XRP    XRP      XRP   0.0001      0.000015  6   no   XRP
+USYC   ETHER    ETH   1.0         0.0006    6   yes  Hashnote US Yield Coin
+PAXG   ETHER    ETH   0.0005      0.0006    18  yes  Pax Gold
+BNB    BNB      BNB   0.0005      0.0001    18  no   BNB
+USDE   ETHER    ETH   1.0         0.0006    18  yes  Ethena USDe
+"""
+
+
+def _currencies(table: str) -> tuple[CurrencyInfo, ...]:
+    out = []
+    for line in table.strip().splitlines():
+        ccy, coin_type, network, wfee, nfee, decimals, pool, name = line.split(maxsplit=7)
+        out.append(
+            CurrencyInfo(
+                currency=ccy,
+                long_name=name,
+                coin_type=coin_type,
+                network_currency=network,
+                withdrawal_fee=float(wfee),
+                network_fee=float(nfee),
+                decimals=int(decimals),
+                in_cross_collateral_pool=pool == "yes",
+            )
+        )
+    return tuple(out)
+
+
+CURRENCIES = _currencies(_CURRENCY_TABLE)
 
 
 def ticker_json(ex: SimExchange, inst: SimInstrument) -> dict[str, Any]:
