@@ -11,6 +11,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 import pytest
+from _sim_ccxt import ccxt_client
 
 from hedgerd.sim.command import Simulator, running_simulator
 
@@ -26,13 +27,8 @@ async def sim() -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def ex(sim: Simulator) -> AsyncIterator[Any]:
-    client = ccxt_async.deribit({"apiKey": KEY, "secret": SECRET})
-    client.urls["api"] = {"rest": sim.rest_url, "ws": sim.ws_url}
-    try:
-        await client.load_markets()
+    async with ccxt_client(sim, KEY, SECRET) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def test_load_markets(ex: Any) -> None:

@@ -5,31 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _sim_engine_calls import quiet, to
 
 from hedgerd.sim.exchange import SimExchange
 from hedgerd.sim.instruments import format_expiry
 from hedgerd.sim.scenario import Scenario
 
 EXPIRY_5JAN = 1_767_600_000_000  # 2026-01-05T08:00Z, the first daily of the default start
-
-
-def quiet(**extra: Any) -> Scenario:
-    data: dict[str, Any] = {
-        "seed": 21,
-        "accounts": [],
-        "tick_ms": 15_000,
-        "flow": {"enabled": False},
-        "underlyings": [
-            {"currency": "BTC", "spot": 90000, "vol": 0.3, "jumps": {"intensity_per_day": 0}}
-        ],
-    }
-    data.update(extra)
-    return Scenario.model_validate(data)
-
-
-def to(ex: SimExchange, t: int) -> None:
-    ex.clock.set(t)
-    ex.advance_to(t)
 
 
 def test_option_settles_in_coin_at_0800_and_new_expiries_list() -> None:

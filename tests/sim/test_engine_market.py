@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hedgerd.model import InstrumentKind
 from hedgerd.sim.clock import SimClock
 from hedgerd.sim.exchange import SimExchange
 from hedgerd.sim.instruments import PERPETUAL_EXPIRY_MS, format_expiry, format_strike
@@ -82,13 +83,32 @@ def test_instrument_catalogue(ex: SimExchange) -> None:
     only_opts = ex.dispatch("public/get_instruments", {"currency": "BTC", "kind": "option"}, None)
     assert len(only_opts) == len(options)
     everything = ex.dispatch("public/get_instruments", {}, None)
-    assert len(everything) == len(btc) + len(eth) + len(usdc)
+    # a spot pair is listed under its coin and under USDC; everything else under one
+    spots = {n for n, i in usdc.items() if i["kind"] == "spot"}
+    assert spots == {"BTC_USDC", "ETH_USDC"}
+    assert "BTC_USDC" in names and "ETH_USDC" in eth
+    assert len(everything) == len(btc) + len(eth) + len(usdc) - len(spots)
     assert ex.dispatch("public/get_instruments", {"currency": "BTC", "expired": "true"}, None) == []
 
 
 def test_currencies(ex: SimExchange) -> None:
-    cur = ex.dispatch("public/get_currencies", {}, None)
-    assert [c["currency"] for c in cur] == ["BTC", "ETH", "USDC"]
+    rows = ex.dispatch("public/get_currencies", {}, None)
+    cur = {c["currency"]: c for c in rows}
+    # the spec's wallet currencies, in its order (BTC, ETH, USDC, USDT, EURR among them)
+    assert list(cur) == [
+        "BTC", "ETH", "STETH", "ETHW", "USDC", "USDT", "EURR",
+        "SOL", "XRP", "USYC", "PAXG", "BNB", "USDE",
+    ]  # fmt: skip
+    assert cur["BTC"]["coin_type"] == "BITCOIN" and cur["USDT"]["coin_type"] == "ETHER"
+    assert cur["XRP"]["coin_type"] == "XRP"  # as ccxt's recorded replies show
+    assert cur["USDC"]["network_currency"] == "ETH"  # an ERC-20 token
+    required = {"currency", "currency_long", "min_confirmations", "withdrawal_fee"}
+    assert all(required | {"coin_type", "in_cross_collateral_pool"} <= set(r) for r in rows)
+    # every listed currency is one the API accepts (empty when not simulated)
+    a = ex.add_account("cur", "cur")
+    for c in cur:
+        ex.dispatch("public/get_instruments", {"currency": c}, None)
+        assert ex.dispatch("private/get_account_summary", {"currency": c}, a)["currency"] == c
 
 
 def test_ticker_and_book_are_consistent(ex: SimExchange) -> None:
@@ -239,6 +259,9 @@ def test_listed_names_parse_with_the_venue_parser(ex: SimExchange) -> None:
             assert parsed.strike_usd == i["strike"]
             assert parsed.expiry_ms == i["expiration_timestamp"]
             assert parsed.is_call == (i["option_type"] == "call")
+        elif i["kind"] == "spot":
+            assert parsed.kind is InstrumentKind.SPOT
+            assert (parsed.tick_size, parsed.contract_size) == (i["tick_size"], i["contract_size"])
         elif i["settlement_period"] != "perpetual":
             assert parsed.expiry_ms == i["expiration_timestamp"]
 

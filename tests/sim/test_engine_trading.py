@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _sim_engine_calls import call, err
 
 from hedgerd.sim.exchange import SimExchange
 from hedgerd.sim.protocol import Account, DeribitError
@@ -19,16 +20,6 @@ def ex() -> SimExchange:
 @pytest.fixture
 def acct(ex: SimExchange) -> Account:
     return ex.add_account("key-1", "secret-1")
-
-
-def call(ex: SimExchange, method: str, acct: Account | None = None, **params: Any) -> Any:
-    return ex.dispatch(method, params, acct)
-
-
-def err(ex: SimExchange, method: str, acct: Account | None = None, **params: Any) -> int:
-    with pytest.raises(DeribitError) as e:
-        ex.dispatch(method, params, acct)
-    return e.value.code
 
 
 def btc(ex: SimExchange, acct: Account) -> float:

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import ccxt.async_support as ccxt
 import pytest
+from _sim_ccxt import ccxt_client
 
 from hedgerd.sim.command import Simulator, running_simulator
 
@@ -29,12 +29,8 @@ async def sim() -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def rest(sim: Simulator) -> AsyncIterator[Any]:
-    client = ccxt.deribit({"apiKey": KEY, "secret": SECRET})
-    client.urls["api"] = sim.ccxt_urls()
-    try:
+    async with ccxt_client(sim, KEY, SECRET, load_markets=False) as client:
         yield client
-    finally:
-        await client.close()
 
 
 def account_id(sim: Simulator) -> str:

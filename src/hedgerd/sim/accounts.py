@@ -2,9 +2,10 @@
 
 Units: inverse futures positions are USD (`size`) with P&L in coin,
 `amount * (1/entry - 1/exit)`; linear (USDC) perpetual positions are coin with P&L in USDC;
-option positions are coin, premiums and fees in the settlement coin. Realized P&L, fees,
-premiums and funding go to `balance` at once; equity adds floating futures P&L and the
-options' mark value.
+option positions are coin, premiums and fees in the settlement coin; spot trades (coin amounts,
+USDC prices) have no position and move the coin and the USDC balance at once, the fee in
+USDC. Realized P&L, fees, premiums and funding go to `balance` at once; equity adds floating
+futures P&L and the options' mark value.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class Order:
             "amount": num(self.amount),
             "contracts": num(self.amount / self.inst.contract_size),
         }
+        if self.inst.is_spot:
+            # Deribit leaves these out for spot (spec: "Optional (not added for spot)")
+            del out["reduce_only"], out["is_liquidation"]
         if self.order_type == "market":
             out["original_order_type"] = "market"
         if self.cancel_reason is not None:
@@ -150,6 +154,8 @@ class Trade:
             "risk_reducing": False,
             "self_trade": False,
         }
+        if self.inst.is_spot:
+            del out["reduce_only"]  # not added for spot (spec)
         if self.order.label:
             out["label"] = self.order.label
         if self.iv is not None:
@@ -243,6 +249,8 @@ class AccountState:
     fees_paid: dict[str, float] = field(default_factory=dict)
     session_rpl: dict[str, float] = field(default_factory=dict)
     open_orders_margin: dict[str, float] = field(default_factory=dict)  # sum of reserved
+    # balance held by open spot orders, per currency (USDC for buys, coin for sells)
+    spot_reserve: dict[str, float] = field(default_factory=dict)
     creation_ms: int = 0
 
     def position(self, inst: SimInstrument) -> Position:

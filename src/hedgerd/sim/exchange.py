@@ -21,7 +21,7 @@ from hedgerd.sim.accounts import AccountState, Order, Trade
 from hedgerd.sim.clock import SimClock
 from hedgerd.sim.instruments import DAY_MS, HOUR_MS, InstrumentCatalog, SimInstrument
 from hedgerd.sim.market import UnderlyingMarket
-from hedgerd.sim.marketdata import SETTLEMENT_CURRENCIES
+from hedgerd.sim.marketdata import CURRENCIES, SETTLEMENT_CURRENCIES
 from hedgerd.sim.matching import Fill, plan_fills, post_only_price
 from hedgerd.sim.orderbook import InstrumentBook, SynthLevel, num
 from hedgerd.sim.params import get_bool, get_float, get_str, invalid, req_str
@@ -50,6 +50,7 @@ from hedgerd.sim.protocol import (
     EventSink,
 )
 from hedgerd.sim.scenario import Scenario, load_scenario
+from hedgerd.sim.stats import TrailingStats
 from hedgerd.venues.deribit_names import parse_instrument_name
 
 log = structlog.get_logger(__name__)
@@ -62,25 +63,10 @@ KINDS_ANY = ("future", "option", "spot", "future_combo", "option_combo", "combo"
 WANTS_REFRESH_MS = 100
 WANTS_REFRESH_TICKS = 4
 PRICE_BAND_FUTURE = 0.05  # min/max price: mark ± 5 %; orders beyond are clamped to it
-# Deribit's currencies (spec of get_account_summary): the ones not simulated are valid and
-# simply empty (no instruments, zero balances), as an unfunded currency is on Deribit.
-KNOWN_CURRENCIES = frozenset(
-    {
-        "BTC",
-        "ETH",
-        "STETH",
-        "ETHW",
-        "USDC",
-        "USDT",
-        "EURR",
-        "SOL",
-        "XRP",
-        "USYC",
-        "PAXG",
-        "BNB",
-        "USDE",
-    }
-)
+# Deribit's currencies (the spec's wallet currencies, as public/get_currencies lists them): the
+# ones not simulated are valid and simply empty (no instruments, zero balances), as an
+# unfunded currency is on Deribit.
+KNOWN_CURRENCIES = frozenset(c.currency for c in CURRENCIES)
 NEW_ACCOUNT_BALANCES = {"BTC": 10.0, "ETH": 100.0, "USDC": 100_000.0}
 ADMIN_TRADE_LABEL = "sim-admin"
 
@@ -127,6 +113,28 @@ def _cap_levels(b: InstrumentBook, cap: DepthLimit) -> None:
         else:
             b.asks_synth = kept
     b.dirty = True
+
+
+def _trade_volume(
+    inst: SimInstrument, amount: float, price: float, index: float
+) -> tuple[float, float]:
+    """A trade's size in coin of the underlying and in USD (the ticker's `volume` and
+    `volume_usd`): inverse futures trade USD amounts, everything else coin; option prices are
+    coin, so their USD size is taken at the index."""
+    if inst.inverse and not inst.is_option:
+        return amount / price, amount
+    if inst.is_option:
+        return amount, amount * index
+    return amount, amount * price
+
+
+def reserve_currency(order: Order) -> str:
+    """The balance an open order holds funds in: the settlement currency, or for spot what
+    the order would spend (USDC for a buy, the coin for a sell)."""
+    inst = order.inst
+    if inst.is_spot and order.direction == "sell":
+        return inst.currency
+    return inst.settlement_currency
 
 
 class _NullSink:
@@ -178,7 +186,7 @@ class SimExchange:
         self._trade_seq_global = 0
         self._trade_seq: dict[str, int] = {}
         self._last_trade: dict[str, float] = {}
-        self._volume: dict[str, float] = {}
+        self._stats: dict[str, TrailingStats] = {}  # public trades of the last 24 h
         self._resting: set[str] = set()  # instruments with resting client orders
         self._settlement_prices: dict[str, float] = {}
         self._delivery_samples: dict[tuple[str, int], list[float]] = {}
@@ -395,6 +403,11 @@ class SimExchange:
             inst = self.catalog.get(spec.instrument)
             if inst is None:
                 raise ValueError(f"scenario position: unknown instrument {spec.instrument}")
+            if inst.is_spot:
+                raise ValueError(
+                    f"scenario position: {spec.instrument} is spot (fund the account's "
+                    "balances instead: spot has no positions)"
+                )
         else:
             if spec.currency not in self.markets:
                 log.warning(
@@ -442,6 +455,8 @@ class SimExchange:
             if i is None:  # expired: its delivery value
                 return self._settlement_prices.get(inst.name, 0.0)
             return max(float(marks.price_coin[i]), 0.0)
+        if inst.is_spot:
+            return m.index_price  # USDC is taken at par with USD, as the index does
         if inst.perpetual:
             return m.perpetual_mark()
         return m.forward(inst.expiry_ms)
@@ -584,11 +599,22 @@ class SimExchange:
         if not trades:
             return
         rows = [tr.public_json() for tr in trades]
+        stats = self.trade_stats(inst)
+        for tr in trades:
+            coin, usd = _trade_volume(inst, tr.amount, tr.price, tr.index_price)
+            stats.add(tr.timestamp, tr.price, coin, usd)
         book = self._last_public.setdefault(inst.name, deque(maxlen=1000))
         book.extend(rows)
         ch = "trades." + inst.name
         if self.sink.wants(ch):
             self.sink.publish(ch, rows)
+
+    def trade_stats(self, inst: SimInstrument) -> TrailingStats:
+        """The instrument's public trades of the last 24 h (ticker `stats`, `last_price`)."""
+        stats = self._stats.get(inst.name)
+        if stats is None:
+            stats = self._stats[inst.name] = TrailingStats()
+        return stats
 
     def last_trades(self, inst: SimInstrument) -> list[dict[str, Any]]:
         """Recent public trades of `inst`, oldest first."""
@@ -714,7 +740,7 @@ class SimExchange:
     ) -> None:
         sink = self.sink
         aid = acct.account_id
-        suffix = f"{inst.kind}.{inst.settlement_currency}"
+        suffix = f"{inst.kind}.{inst.channel_currency}"
         if orders and sink.wants("user.orders." + suffix, aid):
             for o in orders:
                 sink.publish("user.orders." + suffix, o.to_json(), aid)
@@ -733,7 +759,8 @@ class SimExchange:
                 aid,
             )
         if trades:
-            self._publish_portfolios(acct, inst.settlement_currency)
+            for ccy in inst.currencies:  # a spot trade moves both of its balances
+                self._publish_portfolios(acct, ccy)
 
     def _publish_portfolios(self, only: AccountState | None, currency: str | None = None) -> None:
         sink = self.sink
@@ -854,12 +881,22 @@ class SimExchange:
             self._check_funds(acct, order, pos_size)
         return self._execute(acct, order, new=True)
 
-    def _check_funds(self, acct: AccountState, order: Order, pos_size: float) -> None:
-        need = order_margin(order, pos_size, self)
+    def _check_funds(
+        self, acct: AccountState, order: Order, pos_size: float, held: float = 0.0
+    ) -> None:
+        """Refuse (10009) an order whose margin, or for spot the balance it would spend,
+        exceeds the available funds plus `held` (what the order already holds, on edits)."""
+        if order.inst.is_spot and order.price is None and order.direction == "buy":
+            # a market buy may walk the book up to the band: hold what that would cost
+            order.price = self._price_band(order.inst)[1]
+            need = order_margin(order, pos_size, self)
+            order.price = None
+        else:
+            need = order_margin(order, pos_size, self)
         if need <= 0:
             return
-        summary = account_summary(acct, order.inst.settlement_currency, self)
-        if need > float(summary["available_funds"]) + 1e-12:
+        summary = account_summary(acct, reserve_currency(order), self)
+        if need > float(summary["available_funds"]) + held + 1e-12:
             raise DeribitError(
                 ERR_NOT_ENOUGH_FUNDS,
                 "not_enough_funds",
@@ -935,7 +972,8 @@ class SimExchange:
     def _fill(
         self, acct: AccountState, order: Order, price: float, amount: float, liq: str, now: int
     ) -> Trade:
-        """Book one fill to `acct`: position, balance (premium, P&L, fee), trade record."""
+        """Book one fill to `acct`: position, balance (premium, P&L, fee), trade record.
+        A spot fill has no position: it moves the coin and the USDC balance at once."""
         inst = order.inst
         ccy = inst.settlement_currency
         rate = inst.maker_commission if liq == "M" else inst.taker_commission
@@ -948,12 +986,18 @@ class SimExchange:
         else:
             fee = amount * price * rate
         signed = amount if order.direction == "buy" else -amount
-        pos = acct.position(inst)
-        realized = pos.apply_fill(signed, price)
-        if inst.is_option:
+        realized = 0.0
+        if inst.is_spot:
+            # coin in, USDC out (or the reverse); the fee is USDC, of the USDC notional
+            acct.balances[inst.currency] = acct.balances.get(inst.currency, 0.0) + signed
             acct.balances[ccy] -= signed * price
         else:
-            acct.balances[ccy] += realized
+            pos = acct.position(inst)
+            realized = pos.apply_fill(signed, price)
+            if inst.is_option:
+                acct.balances[ccy] -= signed * price
+            else:
+                acct.balances[ccy] += realized
         acct.balances[ccy] -= fee
         acct.fees_paid[ccy] = acct.fees_paid.get(ccy, 0.0) + fee
         order.filled_amount = round(order.filled_amount + amount, 10)
@@ -969,15 +1013,18 @@ class SimExchange:
         last = self._last_trade.get(inst.name)
         tick_dir = 1 if last is None or price == last else (0 if price > last else 2)
         self._last_trade[inst.name] = price
-        self._volume[inst.name] = self._volume.get(inst.name, 0.0) + amount
         tid = str(400_000_000 + self._trade_seq_global)
         m = self._market(inst)
         iv = up = None
         if inst.is_option:
             g = self.greeks(inst)
             iv, up = g.iv, g.underlying_price
+        if inst.is_spot:
+            tid = f"{inst.name}-{tid}"  # Deribit's spot trade ids: "BTC_USDC-1041164"
+        elif ccy != "BTC":
+            tid = f"{ccy}-{tid}"
         tr = Trade(
-            trade_id=tid if ccy == "BTC" else f"{ccy}-{tid}",
+            trade_id=tid,
             trade_seq=seq,
             account_id=acct.account_id,
             order=order,
@@ -1008,12 +1055,13 @@ class SimExchange:
             new = order_margin(order, pos.size if pos is not None else 0.0, self)
         else:
             new = 0.0
-        ccy = order.inst.settlement_currency
-        acct.open_orders_margin[ccy] = acct.open_orders_margin.get(ccy, 0.0) + (
-            new - order.reserved_margin
-        )
-        if not acct.open_orders:
-            acct.open_orders_margin[ccy] = 0.0  # no drift when nothing is open
+        ccy = reserve_currency(order)
+        # spot orders hold the balance they would spend (`spot_reserve`), not margin
+        held = acct.spot_reserve if order.inst.is_spot else acct.open_orders_margin
+        held[ccy] = held.get(ccy, 0.0) + (new - order.reserved_margin)
+        if not acct.open_orders:  # no drift when nothing is open
+            acct.open_orders_margin.clear()
+            acct.spot_reserve.clear()
         order.reserved_margin = new
 
     def _rest(self, order: Order) -> None:
@@ -1173,8 +1221,18 @@ class SimExchange:
         if "reduce_only" in params:
             o.reduce_only = get_bool(params, "reduce_only")
         self._unrest(o)
+        old_amount, old_price = o.amount, o.price
         o.amount = amount
         o.price = inst.round_price(price) if price is not None else None
+        if inst.is_spot and o.remaining > 0:
+            # a spot order spends balance, not margin: a bigger or dearer one must still be
+            # covered, or it could take the balance below zero
+            try:
+                self._check_funds(acct, o, 0.0, held=o.reserved_margin)
+            except DeribitError:
+                o.amount, o.price = old_amount, old_price
+                self._rest(o)
+                raise
         o.replaced = True
         if o.remaining <= 0:
             self._close_order(acct, o, "filled", None, self.now_ms())

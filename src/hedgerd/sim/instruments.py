@@ -1,9 +1,11 @@
 """The simulator's instrument catalogue: Deribit's names, fields and listing rules.
 
 Inverse perpetuals (BTC-PERPETUAL: USD amounts in multiples of 10; ETH-PERPETUAL: 1), inverse
-dated futures (BTC-27MAR26), linear USDC perpetuals (BTC_USDC-PERPETUAL: coin amounts), and
-inverse option chains (BTC-27MAR26-100000-C: coin amounts, premium in coin) with daily,
-weekly, monthly and quarterly expiries at 08:00 UTC.
+dated futures (BTC-27MAR26), linear USDC perpetuals (BTC_USDC-PERPETUAL: coin amounts, P&L and
+funding in USDC), spot pairs against USDC (BTC_USDC: coin amounts, USDC prices; a trade moves
+both balances at once, there is no position), and inverse option chains
+(BTC-27MAR26-100000-C: coin amounts, premium in coin) with daily, weekly, monthly and
+quarterly expiries at 08:00 UTC.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ HOUR_MS = 3_600_000
 SETTLEMENT_HOUR_UTC = 8
 
 # Per underlying: inverse contract size (USD), futures tick (USD), option minimum (coin),
-# linear perpetual contract/minimum (coin) and tick (USDC).
+# linear perpetual contract/minimum (coin) and tick (USDC), spot step (coin) and tick (USDC).
+# The same figures as the daemon's name parser (hedgerd.venues.deribit_names), so a market
+# loaded from the simulator and one parsed from its name agree.
 _SPECS: dict[str, dict[str, float]] = {
     "BTC": {
         "inv_cs": 10.0,
@@ -34,6 +38,8 @@ _SPECS: dict[str, dict[str, float]] = {
         "opt_min": 0.1,
         "lin_cs": 0.001,
         "lin_tick": 1.0,
+        "spot_step": 0.0001,
+        "spot_tick": 1.0,
     },
     "ETH": {
         "inv_cs": 1.0,
@@ -42,8 +48,11 @@ _SPECS: dict[str, dict[str, float]] = {
         "opt_min": 1.0,
         "lin_cs": 0.01,
         "lin_tick": 0.1,
+        "spot_step": 0.0001,
+        "spot_tick": 0.1,
     },
 }
+SPOT_QUOTE = "USDC"
 OPTION_TICK_LOW = 0.0001  # coin, below OPTION_TICK_STEP_ABOVE
 OPTION_TICK_HIGH = 0.0005
 OPTION_TICK_STEP_ABOVE = 0.005
@@ -57,12 +66,14 @@ def format_strike(strike: float) -> str:
 @dataclass(slots=True)
 class SimInstrument:
     """One listed instrument. Amounts are in `amount_unit` (USD for inverse futures, coin
-    otherwise); prices in USD for futures, coin for inverse options."""
+    otherwise); prices in USD for futures and spot (USDC), coin for inverse options."""
 
     instrument_id: int
     name: str
-    kind: str  # "future" | "option" (Deribit's kind; perpetuals are futures)
+    kind: str  # "future" | "option" | "spot" (Deribit's kind; perpetuals are futures)
     currency: str  # base currency, e.g. "BTC"
+    # Spot pairs settle at once in both currencies; this is their quote currency (where fees
+    # are charged), and Deribit's listing leaves the field out for them.
     settlement_currency: str
     quote_currency: str
     counter_currency: str
@@ -75,7 +86,7 @@ class SimInstrument:
     taker_commission: float
     expiry_ms: int
     creation_ms: int
-    settlement_period: str  # "perpetual" | "day" | "week" | "month"
+    settlement_period: str  # "perpetual" | "day" | "week" | "month"; "" for spot
     price_index: str  # "btc_usd" | "btc_usdc"
     strike: float | None = None
     option_type: str | None = None  # "call" | "put"
@@ -85,6 +96,31 @@ class SimInstrument:
     @property
     def is_option(self) -> bool:
         return self.kind == "option"
+
+    @property
+    def is_spot(self) -> bool:
+        return self.kind == "spot"
+
+    @property
+    def is_dated(self) -> bool:
+        """Expires and settles (dated futures, options); perpetuals and spot never do."""
+        return not self.perpetual and not self.is_spot
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """The currencies the instrument is filed under (the `currency` filter of
+        `get_instruments`, open orders and trades): its settlement currency, and both sides
+        of a spot pair."""
+        if self.is_spot:
+            return (self.currency, self.quote_currency)
+        return (self.settlement_currency,)
+
+    @property
+    def channel_currency(self) -> str:
+        """The currency of the `user.*.{kind}.{currency}` channels its orders and trades go
+        to: the settlement currency, and a spot pair's base coin (one channel, so that an
+        `any.any` subscriber hears each trade once)."""
+        return self.currency if self.is_spot else self.settlement_currency
 
     @property
     def is_call(self) -> bool:
@@ -126,6 +162,9 @@ class SimInstrument:
         """`public/get_instruments` entry, exactly Deribit's fields."""
         if self._json is not None and self._json["is_active"] == self.is_active:
             return self._json
+        if self.is_spot:
+            self._json = self._spot_json()
+            return self._json
         out: dict[str, Any] = {
             "tick_size": self.tick_size,
             "tick_size_steps": (
@@ -164,6 +203,34 @@ class SimInstrument:
             out["max_liquidation_commission"] = 0.0075
         self._json = out
         return out
+
+    def _spot_json(self) -> dict[str, Any]:
+        """A spot pair's entry: Deribit's spec leaves `settlement_currency` and
+        `settlement_period` out for spot (so ccxt files it as spot, not as a swap), and the
+        futures-only fields (leverage, liquidation commission, future_type) with them."""
+        return {
+            "tick_size": self.tick_size,
+            "tick_size_steps": [],
+            "taker_commission": self.taker_commission,
+            "quote_currency": self.quote_currency,
+            "price_index": self.price_index,
+            "min_trade_amount": self.min_trade_amount,
+            "maker_commission": self.maker_commission,
+            "kind": "spot",
+            "is_active": self.is_active,
+            "instrument_name": self.name,
+            "instrument_id": self.instrument_id,
+            "instrument_type": "linear",
+            "expiration_timestamp": self.expiry_ms,
+            "creation_timestamp": self.creation_ms,
+            "counter_currency": self.counter_currency,
+            "contract_size": self.contract_size,
+            "block_trade_tick_size": 0.01,
+            "block_trade_min_trade_amount": 25,
+            "block_trade_commission": 0.0,
+            "base_currency": self.currency,
+            "state": self.state,
+        }
 
 
 def _clean(x: float) -> float:
@@ -242,6 +309,21 @@ def listed_expiries(now_ms: int, chain: ChainSpec) -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
+@dataclass(frozen=True, slots=True)
+class _Undated:
+    """An instrument that never expires (perpetuals, spot pairs), before it is listed."""
+
+    name: str
+    kind: str  # "future" (a perpetual) | "spot"
+    settlement_currency: str  # a spot pair's quote currency
+    quote_currency: str
+    contract_size: float  # USD for inverse perpetuals, coin otherwise
+    tick_size: float  # USD (USDC)
+    maker: float
+    taker: float
+    price_index: str
+
+
 class InstrumentCatalog:
     """Every instrument ever listed in this simulation, by name, in listing order.
 
@@ -273,57 +355,55 @@ class InstrumentCatalog:
         return self._next_id
 
     def list_static(self, u: UnderlyingSpec, now_ms: int) -> list[SimInstrument]:
-        """Perpetuals: the inverse one and (if configured) the linear USDC one."""
+        """The instruments that never expire: the inverse perpetual and (if configured) the
+        linear USDC perpetual and the spot pair against USDC."""
         spec = _SPECS[u.currency]
         ccy = u.currency
+        fees = self._fees
+        usd, usdc = f"{ccy.lower()}_usd", f"{ccy.lower()}_usdc"
+        wanted = [
+            _Undated(f"{ccy}-PERPETUAL", "future", ccy, "USD", spec["inv_cs"],
+                     spec["fut_tick"], fees.perpetual_maker, fees.perpetual_taker, usd),
+        ]  # fmt: skip
+        if u.linear_perpetual:
+            wanted.append(
+                _Undated(f"{ccy}_USDC-PERPETUAL", "future", "USDC", "USDC", spec["lin_cs"],
+                         spec["lin_tick"], fees.linear_maker, fees.linear_taker, usdc)
+            )  # fmt: skip
+        if u.spot_pair:
+            wanted.append(
+                _Undated(f"{ccy}_{SPOT_QUOTE}", "spot", SPOT_QUOTE, SPOT_QUOTE,
+                         spec["spot_step"], spec["spot_tick"], fees.spot_maker,
+                         fees.spot_taker, usdc)
+            )  # fmt: skip
         new = []
-        if f"{ccy}-PERPETUAL" not in self.by_name:
+        for w in wanted:
+            if w.name in self.by_name:
+                continue
             new.append(
                 self._add(
                     SimInstrument(
                         instrument_id=self._id(),
-                        name=f"{ccy}-PERPETUAL",
-                        kind="future",
+                        name=w.name,
+                        kind=w.kind,
                         currency=ccy,
-                        settlement_currency=ccy,
-                        quote_currency="USD",
-                        counter_currency="USD",
-                        inverse=True,
-                        perpetual=True,
-                        contract_size=spec["inv_cs"],
-                        min_trade_amount=spec["inv_cs"],
-                        tick_size=spec["fut_tick"],
-                        maker_commission=self._fees.perpetual_maker,
-                        taker_commission=self._fees.perpetual_taker,
+                        settlement_currency=w.settlement_currency,
+                        quote_currency=w.quote_currency,
+                        counter_currency=w.quote_currency,
+                        inverse=w.settlement_currency == ccy,  # coin-settled
+                        perpetual=w.kind == "future",
+                        contract_size=w.contract_size,
+                        # inverse: one contract; linear and spot: one step of coin
+                        min_trade_amount=w.contract_size,
+                        tick_size=w.tick_size,
+                        maker_commission=w.maker,
+                        taker_commission=w.taker,
+                        # Deribit reports perpetuals and spot pairs as expiring in year 3000
                         expiry_ms=PERPETUAL_EXPIRY_MS,
                         creation_ms=now_ms - 365 * DAY_MS,
-                        settlement_period="perpetual",
-                        price_index=f"{ccy.lower()}_usd",
-                    )
-                )
-            )
-        if u.linear_perpetual and f"{ccy}_USDC-PERPETUAL" not in self.by_name:
-            new.append(
-                self._add(
-                    SimInstrument(
-                        instrument_id=self._id(),
-                        name=f"{ccy}_USDC-PERPETUAL",
-                        kind="future",
-                        currency=ccy,
-                        settlement_currency="USDC",
-                        quote_currency="USDC",
-                        counter_currency="USDC",
-                        inverse=False,
-                        perpetual=True,
-                        contract_size=spec["lin_cs"],
-                        min_trade_amount=spec["lin_cs"],
-                        tick_size=spec["lin_tick"],
-                        maker_commission=self._fees.linear_maker,
-                        taker_commission=self._fees.linear_taker,
-                        expiry_ms=PERPETUAL_EXPIRY_MS,
-                        creation_ms=now_ms - 365 * DAY_MS,
-                        settlement_period="perpetual",
-                        price_index=f"{ccy.lower()}_usdc",
+                        # a spot pair settles at once: no period (nor in its listing)
+                        settlement_period="perpetual" if w.kind == "future" else "",
+                        price_index=w.price_index,
                     )
                 )
             )

@@ -199,10 +199,9 @@ class UnderlyingMarket:
         self.premium = funding.premium_mean_bps * 1e-4  # perpetual mark / index - 1
         self._marks: OptionMarks | None = None
         self.set_options([])
-        # 24h stats (simple): high/low of the index since start of a rolling day
+        # the index at the start of the current rolling day (the ticker's price_change);
+        # an instrument's high and low come from its own trades (hedgerd.sim.stats)
         self.open_24h = self.index.price
-        self.high_24h = self.index.price
-        self.low_24h = self.index.price
         self._stats_day_ms = start_ms
 
     # -- time -----------------------------------------------------------------------------
@@ -220,19 +219,13 @@ class UnderlyingMarket:
             )
         self.now_ms = now_ms
         self._marks = None
-        px = self.index.price
         if now_ms - self._stats_day_ms >= DAY_MS:
             self._stats_day_ms = now_ms
-            self.open_24h = self.high_24h = self.low_24h = px
-        self.high_24h = max(self.high_24h, px)
-        self.low_24h = min(self.low_24h, px)
+            self.open_24h = self.index.price
 
     def invalidate(self) -> None:
         """Forget this tick's option marks (after an out-of-band index move)."""
         self._marks = None
-        px = self.index.price
-        self.high_24h = max(self.high_24h, px)
-        self.low_24h = min(self.low_24h, px)
 
     def set_options(self, options: list[SimInstrument]) -> None:
         """The active options to mark (call after listing or expiry)."""

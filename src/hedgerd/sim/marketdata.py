@@ -6,6 +6,7 @@ Functions of a `SimExchange` (they read its marks, books and positions).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hedgerd.sim.instruments import SimInstrument, format_expiry
@@ -15,16 +16,74 @@ if TYPE_CHECKING:
     from hedgerd.sim.exchange import SimExchange
 
 SETTLEMENT_CURRENCIES = ("BTC", "ETH", "USDC")
-_CURRENCY_INFO = {
-    "BTC": ("Bitcoin", "BITCOIN", 0.0001, 8),
-    "ETH": ("Ethereum", "ETHER", 0.0006, 6),
-    "USDC": ("USD Coin", "ETHER", 1.0, 6),
-}
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyInfo:
+    """One `public/get_currencies` entry. Fees in the currency itself, except `network_fee`,
+    in `network_currency` (ETH for ERC-20 tokens)."""
+
+    currency: str
+    long_name: str
+    # The spec's enum says BITCOIN | ETHER, but the venue names other chains' coins after
+    # their chain: ccxt's recorded replies show "XRP" and "SOL".
+    coin_type: str
+    network_currency: str
+    withdrawal_fee: float
+    network_fee: float
+    decimals: int
+    in_cross_collateral_pool: bool
+
+
+# What Deribit lists: the spec's wallet currencies (`wallet_currency`, what an account can
+# hold), in its order. The coins the scenario does not simulate are listed too: currencies
+# of the venue with no instruments, whose summaries are valid and empty.
+# Columns: currency, coin_type, network_currency, withdrawal fee (currency), network fee
+# (network currency), decimals, in the cross-collateral pool, long name.
+_CURRENCY_TABLE = """
+BTC    BITCOIN  BTC   0.0001      0.0001    8   yes  Bitcoin
+ETH    ETHER    ETH   0.0006      0.0006    6   yes  Ethereum
+STETH  ETHER    ETH   0.0006      0.0006    18  yes  Lido Staked Ether
+ETHW   ETHER    ETHW  0.0006      0.0006    18  no   EthereumPoW
+USDC   ETHER    ETH   1.0         0.0006    6   yes  USD Coin
+USDT   ETHER    ETH   1.0         0.0006    6   yes  Tether USD
+EURR   ETHER    ETH   1.0         0.0006    6   no   StablR Euro
+SOL    SOL      SOL   0.01457324  0.000005  9   yes  Solana
+XRP    XRP      XRP   0.0001      0.000015  6   no   XRP
+USYC   ETHER    ETH   1.0         0.0006    6   yes  Hashnote US Yield Coin
+PAXG   ETHER    ETH   0.0005      0.0006    18  yes  Pax Gold
+BNB    BNB      BNB   0.0005      0.0001    18  no   BNB
+USDE   ETHER    ETH   1.0         0.0006    18  yes  Ethena USDe
+"""
+
+
+def _currencies(table: str) -> tuple[CurrencyInfo, ...]:
+    out = []
+    for line in table.strip().splitlines():
+        ccy, coin_type, network, wfee, nfee, decimals, pool, name = line.split(maxsplit=7)
+        out.append(
+            CurrencyInfo(
+                currency=ccy,
+                long_name=name,
+                coin_type=coin_type,
+                network_currency=network,
+                withdrawal_fee=float(wfee),
+                network_fee=float(nfee),
+                decimals=int(decimals),
+                in_cross_collateral_pool=pool == "yes",
+            )
+        )
+    return tuple(out)
+
+
+CURRENCIES = _currencies(_CURRENCY_TABLE)
 
 
 def ticker_json(ex: SimExchange, inst: SimInstrument) -> dict[str, Any]:
     """`public/ticker` result (also `ticker.X` notifications): marks, best prices, stats;
-    options add IVs (percent) and Greeks (vega per 1 % vol in USD, theta per day in USD)."""
+    options add IVs (percent) and Greeks (vega per 1 % vol in USD, theta per day in USD).
+    `stats` covers the public trades of the last 24 h with the last price among them, so
+    `low <= last_price <= high`; spot has no settlement price (Deribit leaves it out)."""
     m = ex._market(inst)
     now = ex.now_ms()
     b = ex.book(inst)
@@ -32,19 +91,19 @@ def ticker_json(ex: SimExchange, inst: SimInstrument) -> dict[str, Any]:
     mark = ex.mark_price(inst)
     lo, hi = ex._price_band(inst)
     mark = round(mark, 8) if inst.is_option else round(mark, 4)
-    last = ex._last_trade.get(inst.name, mark)
-    vol = ex._volume.get(inst.name, 0.0)
+    st = ex.trade_stats(inst).view(now, mark)
     idx = m.index_price
     chg = (idx / m.open_24h - 1.0) * 100.0 if m.open_24h else 0.0
     out: dict[str, Any] = {
         "timestamp": now,
         "state": "open" if inst.is_active else "closed",
         "stats": {
-            "volume": num(vol if not (inst.inverse and not inst.is_option) else vol / idx),
+            "volume": num(st.volume),
             "price_change": num(round(chg, 4)),
-            "low": num(round(m.low_24h, 2)),
-            "high": num(round(m.high_24h, 2)),
-            "volume_usd": num(vol if inst.inverse and not inst.is_option else vol * idx),
+            # num() only trims binary noise and never reorders: low <= last <= high holds
+            "low": num(st.low),
+            "high": num(st.high),
+            "volume_usd": num(st.volume_usd),
         },
         "open_interest": num(open_interest(ex, inst)),
         "best_bid_price": num(bb),
@@ -56,12 +115,14 @@ def ticker_json(ex: SimExchange, inst: SimInstrument) -> dict[str, Any]:
         "min_price": num(lo),
         "max_price": num(hi),
         "mark_price": num(mark),
-        "last_price": num(last),
+        "last_price": num(st.last),
         "settlement_price": num(
             mark if inst.is_option and inst.is_active else ex.settlement_price(inst)
         ),
         "instrument_name": inst.name,
     }
+    if inst.is_spot:
+        del out["settlement_price"]
     if inst.is_option:
         g = ex.greeks(inst)
         vega_coin = g.vega / idx
@@ -116,30 +177,30 @@ def open_interest(ex: SimExchange, inst: SimInstrument) -> float:
 
 # ------------------------------------------------------------------ methods: public
 def currencies_json(ex: SimExchange) -> list[dict[str, Any]]:
-    """`public/get_currencies`: the simulated coins and USDC."""
-    out = []
-    for ccy in SETTLEMENT_CURRENCIES:
-        if ccy != "USDC" and ccy not in ex.markets:
-            continue
-        long_name, coin_type, wfee, decimals = _CURRENCY_INFO[ccy]
-        out.append(
-            {
-                "coin_type": coin_type,
-                "currency": ccy,
-                "currency_long": long_name,
-                "fee_precision": 4,
-                "in_cross_collateral_pool": False,
-                "min_confirmations": 1,
-                "min_withdrawal_fee": wfee,
-                "withdrawal_fee": wfee,
-                "withdrawal_priorities": [],
-                "network_currency": ccy,
-                "network_fee": wfee,
-                "decimals": decimals,
-                "apr": 0,
-            }
-        )
-    return out
+    """`public/get_currencies`: every currency of the venue (`CURRENCIES`), with the fields
+    the spec names (`apr` 0: nothing yields in the simulator)."""
+    return [
+        {
+            "coin_type": c.coin_type,
+            "currency": c.currency,
+            "currency_long": c.long_name,
+            "fee_precision": 4,
+            "in_cross_collateral_pool": c.in_cross_collateral_pool,
+            "min_confirmations": 1,
+            "min_withdrawal_fee": c.withdrawal_fee,
+            "withdrawal_fee": c.withdrawal_fee,
+            "withdrawal_priorities": (
+                [{"value": 0.15, "name": "very_low"}, {"value": 1.5, "name": "very_high"}]
+                if c.coin_type == "BITCOIN"
+                else []
+            ),
+            "network_currency": c.network_currency,
+            "network_fee": c.network_fee,
+            "decimals": c.decimals,
+            "apr": 0,
+        }
+        for c in CURRENCIES
+    ]
 
 
 def order_book_json(ex: SimExchange, inst: SimInstrument, depth: int) -> dict[str, Any]:

@@ -60,7 +60,9 @@ def table(ex: SimExchange) -> dict[str, Handler]:
         for inst in ex.catalog.by_name.values():
             if inst.is_active == expired:
                 continue
-            if ccy is not None and inst.settlement_currency != ccy:
+            # USDC lists the linear products and the spot pairs; a spot pair is also
+            # listed under its coin (BTC_USDC under BTC)
+            if ccy is not None and ccy not in inst.currencies:
                 continue
             if kind is not None and inst.kind != kind:
                 continue
@@ -105,7 +107,7 @@ def table(ex: SimExchange) -> dict[str, Handler]:
         return [
             _summary(ex, i)
             for i in ex.catalog.active()
-            if i.settlement_currency == ccy and (kind is None or i.kind == kind)
+            if ccy in i.currencies and (kind is None or i.kind == kind)
         ]
 
     def get_last_trades_by_instrument(p: Mapping[str, Any], a: AccountState | None) -> Any:
@@ -324,6 +326,8 @@ def table(ex: SimExchange) -> dict[str, Handler]:
     def get_position(p: Mapping[str, Any], a: AccountState | None) -> Any:
         acct = _acct(a)
         inst = ex_inst(p)
+        if inst.is_spot:  # spot settles at once: there is never a position
+            raise invalid("instrument_name", "spot instruments have no positions")
         pos = acct.positions.get(inst.name)
         if pos is None:
             from hedgerd.sim.accounts import Position
@@ -454,7 +458,7 @@ def _open_type_filter(p: Mapping[str, Any]) -> str | None:
 
 def _match(o: Order, ccy: str | None, kind: str | None, typ: str | None) -> bool:
     return (
-        (ccy is None or o.inst.settlement_currency == ccy)
+        (ccy is None or ccy in o.inst.currencies)
         and (kind is None or o.inst.kind == kind)
         and (typ is None or o.order_type == typ)
     )

@@ -5,7 +5,9 @@ Margins (simplified Deribit standard margin, all in the settlement currency):
 - inverse futures: initial 2 %, maintenance 1 % of the position in coin (size / mark);
 - linear perpetuals: initial 2 %, maintenance 1 % of size * mark (USDC);
 - long options: none (the premium is paid up front);
-- short options: initial max(0.15 - OTM/S, 0.10) + mark, maintenance 0.075 + mark, per coin.
+- short options: initial max(0.15 - OTM/S, 0.10) + mark, maintenance 0.075 + mark, per coin;
+- spot: no margin and no position; an open order holds what it would spend (`spot_reserve`:
+  amount * price plus the taker fee in USDC for a buy, the coin amount for a sell).
 Delta (coin of the underlying): futures size in coin; options Black-Scholes delta * size;
 `delta_total` uses net transaction delta (BS delta - mark in coin) for options, with the
 deltas of contracts expiring at the next 08:00 settlement decayed linearly to zero over the
@@ -79,11 +81,17 @@ def position_margins(pos: Position, marks: Marks) -> tuple[float, float]:
 
 def order_margin(order: Order, position_size: float, marks: Marks) -> float:
     """Initial margin an open order would add (0 for the part that reduces the position);
-    option buys reserve their premium. Settlement currency."""
+    option buys reserve their premium. Settlement currency; spot: what the order would spend
+    (USDC for a buy, coin for a sell)."""
     inst = order.inst
     rem = order.remaining
     if rem <= 0:
         return 0.0
+    if inst.is_spot:
+        if order.direction == "sell":
+            return rem
+        price = order.price if order.price is not None else marks.mark_price(inst)
+        return rem * price * (1.0 + max(0.0, inst.taker_commission))
     signed = rem if order.direction == "buy" else -rem
     if position_size != 0 and (position_size > 0) != (signed > 0):
         rem = max(0.0, rem - abs(position_size))
@@ -225,9 +233,10 @@ def account_summary(
             proj_delta += ntd
     # kept up to date by the exchange as orders rest, fill and close (see Order.reserved_margin)
     oo_margin = max(0.0, acct.open_orders_margin.get(currency, 0.0))
+    spot_reserve = max(0.0, acct.spot_reserve.get(currency, 0.0))
     equity = balance + futures_upl + options_value
     margin_balance = balance + futures_upl + options_upl
-    available = equity - im - oo_margin
+    available = equity - im - oo_margin - spot_reserve
     fees = acct.fees_paid.get(currency, 0.0)
     out: dict[str, Any] = {
         "currency": currency,
@@ -261,7 +270,7 @@ def account_summary(
         "session_rpl": num(futures_rpl + options_rpl),
         "total_pl": num(futures_upl + options_upl + futures_rpl + options_rpl),
         "fee_balance": 0,
-        "spot_reserve": 0,
+        "spot_reserve": num(spot_reserve),
         "additional_reserve": 0,
         "estimated_liquidation_ratio": num(mm / margin_balance) if margin_balance > 0 else 0,
         "estimated_liquidation_ratio_map": {},

@@ -94,20 +94,23 @@ class UnderlyingSpec(_Model):
     surface: SurfaceSpec = SurfaceSpec()
     chain: ChainSpec = ChainSpec()
     linear_perpetual: bool = Field(True, description="list {CCY}_USDC-PERPETUAL")
+    spot_pair: bool = Field(True, description="list the spot pair {CCY}_USDC")
 
 
 class BookSpec(_Model):
     """Synthetic depth around the mark. Level i (0-based) of each side sits at
     mark * (1 -/+ (half_spread + i * level_step)) and holds size_0 * size_growth**i, where the
-    spreads are in bps of the mark for futures and in vol points (converted through vega,
-    floored at one tick) for options. Liquidity taken from a level comes back linearly over
-    `refill_s`."""
+    spreads are in bps of the mark for futures and spot pairs and in vol points (converted
+    through vega, floored at one tick) for options. Liquidity taken from a level comes back
+    linearly over `refill_s`."""
 
     levels: int = Field(10, ge=1, le=100)
     future_half_spread_bps: float = Field(1.0, ge=0)
     future_level_step_bps: float = Field(1.0, gt=0)
     future_size_0_usd: float = Field(20_000.0, gt=0, description="inverse futures, USD")
-    linear_size_0_coin: float = Field(0.5, gt=0, description="linear perpetual, coin")
+    linear_size_0_coin: float = Field(
+        0.5, gt=0, description="linear perpetuals and spot pairs, coin"
+    )
     option_half_spread_vol: float = Field(0.01, ge=0, description="1 vol point = 0.01")
     option_level_step_vol: float = Field(0.005, gt=0)
     option_size_0_coin: float = Field(5.0, gt=0)
@@ -125,6 +128,8 @@ class FeeSpec(_Model):
     perpetual_taker: float = 0.0005
     linear_maker: float = 0.0
     linear_taker: float = 0.0005
+    spot_maker: float = 0.0  # spot fees are in the quote currency (USDC), of amount * price
+    spot_taker: float = 0.0
     option_maker: float = 0.0003
     option_taker: float = 0.0003
     option_fee_cap: float = 0.125

@@ -54,7 +54,7 @@ def sample_delivery(ex: SimExchange, t: int) -> None:
 
 def next_expiry(ex: SimExchange) -> int:
     """The earliest expiry (UTC ms) among active dated instruments."""
-    exps = [i.expiry_ms for i in ex.catalog.active() if not i.perpetual]
+    exps = [i.expiry_ms for i in ex.catalog.active() if i.is_dated]
     return min(exps) if exps else 1 << 62
 
 
@@ -62,7 +62,7 @@ def settle_due(ex: SimExchange, t: int) -> None:
     """Settle every dated instrument that expired at or before `t` (UTC ms)."""
     if t < ex._next_expiry_ms:
         return
-    due = [i for i in ex.catalog.active() if not i.perpetual and i.expiry_ms <= t]
+    due = [i for i in ex.catalog.active() if i.is_dated and i.expiry_ms <= t]
     by_expiry: dict[tuple[str, int], float] = {}
     for inst in due:
         key = (inst.currency, inst.expiry_ms)
