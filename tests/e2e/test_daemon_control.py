@@ -236,6 +236,9 @@ async def test_no_order_goes_out_while_the_order_session_is_down() -> None:
         run = await start_daemon(sim, daemon_config(work), SPEED)
         stats = run.daemon.stats.per_underlying["BTC"]
         await wait_for(lambda: stats.hedges > 0, 20.0, "the first hedge")
+        # Its last slice may still be on the wire: counted before the drop, it would read as
+        # an order sent while the session was down.
+        await wait_for(lambda: not run.daemon._exec_tasks, 10.0, "the first hedge done")
         assert run.daemon.venue is not None and run.daemon.venue.session is not None
         connected = run.daemon.venue.session.connected
         connected.clear()  # as the session sees a dropped connection
