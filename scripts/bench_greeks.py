@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numba
 import numpy as np
 import scipy
 from scipy.special import ndtr
@@ -115,7 +116,8 @@ def time_call(
 
 
 def runtime_note() -> str:
-    """numpy and scipy versions, the BLAS numpy was built with and the thread settings."""
+    """numpy, scipy and numba versions, the BLAS numpy was built with and the thread
+    settings."""
     try:
         blas = np.__config__.CONFIG["Build Dependencies"]["blas"]  # type: ignore[attr-defined]
         blas_name = f"{blas['name']} {blas.get('version', '')}".strip()
@@ -127,7 +129,8 @@ def runtime_note() -> str:
     )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
-        f"numpy {np.__version__}, scipy {scipy.__version__}, Python {sys.version.split()[0]};"
+        f"numpy {np.__version__}, scipy {scipy.__version__}, numba {numba.__version__},"
+        f" Python {sys.version.split()[0]};"
         f" BLAS {blas_name} (not used here: element-wise ufuncs only, single-threaded; {env});"
         f" cpus {os.cpu_count()}, load average {load:.1f}"
     )
@@ -154,7 +157,9 @@ def bench_numpy(args: argparse.Namespace) -> None:
         return black76_into(out, call, F, K, T, V, D)
 
     ref = plain()
-    got = fast()
+    t0 = time.perf_counter()
+    got = fast()  # the process's first black76 call: compiles the kernel or loads its cache
+    first_call = time.perf_counter() - t0
     assert isinstance(ref, tuple) and isinstance(got, Greeks)
     # same quantities: max difference relative to each value (floored at 1e-9 of the output's
     # largest magnitude, for Greeks that cross zero)
@@ -198,6 +203,11 @@ def bench_numpy(args: argparse.Namespace) -> None:
         f" units (agree to {agree:.0e} relative)"
     )
     print(f"   {runtime_note()}; {malloc_note}")
+    print(
+        f"   black76's first call in this process {first_call:.2f} s (compiles the numba kernel,"
+        " or loads it from its on-disk cache: hedgerd/pricing/__pycache__ or NUMBA_CACHE_DIR);"
+        " not in the figures below"
+    )
     print(
         f"   wall clock per call, {args.numpy_rounds} rounds x {number} calls of each, the"
         " implementations alternating within each round; best = fastest call, ratio = best /"

@@ -22,37 +22,34 @@ finite ``|x| <= 2.7e11`` (`U_MAX`).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
+from hedgerd.pricing import _kernel as _kl
+
 FloatArray = NDArray[np.float64]
 
-GRID = 4096
+GRID: int = _kl.GRID
 """Table points per unit of x."""
-X_MAX = 9.0
+X_MAX: float = _kl.X_MAX
 """The table covers [-X_MAX, X_MAX]; N(-9) = 1.1e-19."""
 U_MAX = float(2**50)
 """Largest ``|u| = GRID |x|`` `split_grid` handles (``|x| <= 2.7e11``)."""
 
-_L = int(X_MAX * GRID)
+# The grid's constants live with the compiled kernel (`hedgerd.pricing._kernel`: one source
+# file for its cache): _MAGIC rounds u to the integer j in the low mantissa bits, so the
+# table index is the float's bit pattern minus a constant (two cheap passes instead of rint
+# + cast); bit patterns of positive floats are monotone in the value, so indices out of the
+# table's range stay out of it (clipped by `take`). Q = hg (_K1 + hg (_K2 u + hg (_K3 u² -
+# _K3B))) in grid units.
+_L = _kl.L
 TABLE: FloatArray = ndtr(np.arange(-_L, _L + 1, dtype=np.float64) / GRID)
 """``N(j / GRID)`` at index ``j + X_MAX·GRID``."""
 TABLE.flags.writeable = False
-# Adding 1.5·2^52 rounds u to an integer (ulp 1 in [2^52, 2^53)) and leaves it in the low
-# mantissa bits, so the table index is the float's bit pattern minus a constant: two cheap
-# passes instead of rint + cast. Bit patterns of positive floats are monotone in the value,
-# so indices out of the table's range stay out of it (clipped by `take`).
-_MAGIC = 1.5 * 2.0**52 + _L
+_MAGIC = _kl.MAGIC
 _MAGIC_BITS = int(np.array(1.5 * 2.0**52).view(np.int64))
-_ISQ = 1.0 / math.sqrt(2.0 * math.pi)
-# Q = hg (_K1 + hg (_K2 u + hg (_K3 u² - _K3B))) in grid units
-_K1 = _ISQ / GRID
-_K2 = _ISQ / (2.0 * GRID**3)
-_K3 = _ISQ / (6.0 * GRID**5)
-_K3B = _ISQ / (6.0 * GRID**3)
+_K1, _K2, _K3, _K3B = _kl.K1, _kl.K2, _kl.K3, _kl.K3B
 
 
 def split_grid(
@@ -87,19 +84,10 @@ def taylor_into(u: FloatArray, u2: FloatArray, hg: FloatArray, out: FloatArray) 
 def upper_tail_scalar(u: float, u2: float) -> tuple[float, float]:
     """``(N(-j/GRID), Q)`` for one ``u = GRID w`` (``|w| <= X_MAX``) and ``u2 = u²``, so that
     ``N(-w) = N(-j/GRID) - exp(-w²/2) Q``: `split_grid` (``mirror=True``), `TABLE` and
-    `taylor_into` on Python floats, the same operations in the same order (bit-identical
-    results), for one option at a time."""
-    hg = u + _MAGIC
-    j = hg - _MAGIC
-    hg = u - j
-    q = u2 * _K3
-    q = q - _K3B
-    q = q * hg
-    q = q + u * _K2
-    q = q * hg
-    q = q + _K1
-    q = q * hg
-    return float(TABLE[min(max(_L - int(j), 0), 2 * _L)]), q
+    `taylor_into` for one element, the same operations in the same order (bit-identical
+    results): the compiled kernel's `hedgerd.pricing._kernel.upper_tail`, from Python."""
+    t, q = _kl.upper_tail(TABLE, u, u2)
+    return float(t), float(q)
 
 
 def ncdf_into(
