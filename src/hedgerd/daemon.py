@@ -39,18 +39,18 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from hedgerd.book.greeks_book import BookError, GreeksBook, UnderlyingGreeks
 from hedgerd.book.valuation import MS_PER_YEAR
-from hedgerd.config import ConfigError, HedgerdConfig, Numeraire, VenueSettings, load_config
+from hedgerd.config import ConfigError, HedgerdConfig, VenueSettings, load_config
+from hedgerd.control.adapters import JournalAudit, OrderControlAdapter, TradingControlAdapter
 from hedgerd.control.commands import (
-    Caller,
     CommandRefusedError,
     ControlCommands,
     Tunable,
@@ -72,11 +72,11 @@ from hedgerd.execution.executor import (
 from hedgerd.execution.journal import Journal, JournalError
 from hedgerd.execution.reconcile import Reconciler, ReconcileSettings
 from hedgerd.execution.reconcile import ReconcileReport as ExecReconcileReport
-from hedgerd.hedging.adapter import risk_from_book
+from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.config import HedgingConfig, PolicyConfig
 from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.costs import fill_cost
-from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
+from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState
 from hedgerd.model import (
     AmountUnit,
     Fill,
@@ -95,6 +95,7 @@ from hedgerd.ops.logging import SecretRedactor
 from hedgerd.ops.metrics import Metrics
 from hedgerd.ops.supervisor import Part, Supervisor
 from hedgerd.ops.systemd import SystemdNotifier, run_watchdog
+from hedgerd.portfolio.stats import DaemonStats, HedgeObserver, UnderlyingStats
 from hedgerd.risk.alerts import AlertDispatcher
 from hedgerd.risk.kill_switches import (
     KillSwitchBoard,
@@ -132,10 +133,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
-_MIN_VOL = 0.05
-_MAX_VOL = 3.0
-_DEFAULT_VOL = 0.5
-_DEFAULT_TAU_YEARS = 30.0 / 365.0
 #: Wall seconds a filled hedge may take to show in the position stream before the book's
 #: figure is believed again (the reconciliation corrects either way).
 _UNCONFIRMED_TIMEOUT_S = 3.0
@@ -204,176 +201,6 @@ def check_live(config: HedgerdConfig, confirmed: bool) -> None:
             f"venue(s) {', '.join(live)} are mode 'live' (real money): start with "
             f"{LIVE_CONFIRM_FLAG} or {LIVE_CONFIRM_ENV}=yes to confirm"
         )
-
-
-# ------------------------------------------------------------------------ statistics
-
-
-@dataclass(slots=True)
-class UnderlyingStats:
-    """What the controller saw of one underlying (for status, the paper summary, metrics).
-    Deltas in coin; `in_band_samples` of `samples` evaluations had the net delta (orders in
-    flight included) inside the band."""
-
-    samples: int = 0
-    in_band_samples: int = 0
-    max_abs_delta_coin: float = 0.0
-    hedges: int = 0
-    hedge_cost_usd: float = 0.0
-    hedge_notional_usd: float = 0.0
-    fees_usd: float = 0.0
-    skipped_incomplete: int = 0
-    blocked_legs: int = 0
-    last_delta_coin: float = math.nan
-    last_band: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # lower, target, upper
-    last_greeks: UnderlyingGreeks | None = None
-    last_decision: dict[str, Any] = field(default_factory=dict)
-    #: Hedge trades (signed amount in the instrument's unit, price, instrument), for P&L.
-    fills: list[Fill] = field(default_factory=list)
-
-
-class HedgeObserver(Protocol):
-    """Sees each evaluation and each hedge fill as the daemon counts them (`hedgerd paper
-    --plot` records them). Called on the event loop: must return at once, and must not raise."""
-
-    def on_decision(self, decision: HedgeDecision) -> None:
-        """Every decision, holds included (deltas in coin, `ts_ms` on the daemon's clock)."""
-
-    def on_hedge_fill(self, underlying: str, fill: Fill, cost_usd: float) -> None:
-        """A fill of one of the hedger's orders, once per trade id, with its cost (fee +
-        distance from the mid, USD)."""
-
-
-@dataclass(slots=True)
-class DaemonStats:
-    started_ms: int = 0
-    evaluations: int = 0
-    decisions_trading: int = 0
-    errors: list[str] = field(default_factory=list)
-    per_underlying: dict[str, UnderlyingStats] = field(default_factory=dict)
-
-    def error(self, text: str) -> None:
-        if len(self.errors) < 100:
-            self.errors.append(text[:300])
-
-
-# ------------------------------------------------------------------ control adapters
-
-
-class TradingControlAdapter:
-    """`TradingControl` over the `TradingStateMachine`."""
-
-    def __init__(self, machine: TradingStateMachine) -> None:
-        self.machine = machine
-
-    async def operator_halt(self, reason: str, actor: str) -> None:
-        await self.machine.halt(actor=actor, text=reason)
-
-    async def operator_resume(self, actor: str) -> None:
-        await self.machine.resume(actor=actor)
-
-    async def operator_reduce_only(self, reason: str, actor: str) -> None:
-        await self.machine.reduce_only(actor=actor, text=reason)
-
-    def describe(self) -> Mapping[str, Any]:
-        snap = self.machine.snapshot
-        return {
-            "state": snap.state.value.upper(),
-            "reasons": [r.to_json() for r in snap.reasons],
-            "since_ms": snap.ts_ms,
-        }
-
-
-class OrderControlAdapter:
-    """`OrderControl` over the `Executor` (flatten: the daemon's `flatten`)."""
-
-    def __init__(
-        self,
-        executor: Executor,
-        flatten: Callable[[str | None, str], Awaitable[Mapping[str, Any]]] | None = None,
-    ) -> None:
-        self.executor = executor
-        self._flatten = flatten
-
-    async def cancel_all(self, actor: str) -> int:
-        n = await self.executor.cancel_all_open()
-        log.info("daemon.cancel_all", actor=actor, cancelled=n)
-        return n
-
-    async def flatten(self, underlying: str | None, actor: str) -> Mapping[str, Any]:
-        if self._flatten is None:
-            raise CommandRefusedError("flatten is not available here")
-        return await self._flatten(underlying, actor)
-
-
-class JournalAudit:
-    """`AuditLog` over the journal."""
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-
-    async def record_operator_command(
-        self, command: str, args: Mapping[str, Any], caller: Caller, ts_ms: int
-    ) -> None:
-        await self.journal.record_operator_command(
-            ts_ms=ts_ms, uid=caller.uid, command=command, args=args, surface=caller.surface
-        )
-
-    async def recent_events(self, limit: int) -> list[Mapping[str, Any]]:
-        entries = await self.journal.audit_since(0)
-        return [
-            {
-                "seq": e.seq,
-                "ts_ms": e.ts_ms,
-                "uid": e.uid,
-                "surface": e.surface,
-                "command": e.command,
-                "args": dict(e.args),
-                "outcome": e.outcome,
-            }
-            for e in entries[-limit:]
-        ]
-
-
-# ------------------------------------------------------------------------ the daemon
-
-
-def representative_vol_tau(
-    snap: UnderlyingGreeks, now_ms: int, numeraire: str
-) -> tuple[float, float]:
-    """The book's gamma-weighted implied vol (fraction) and time to expiry (years).
-
-    Per expiry bucket, vol is backed out of Black-Scholes' vega = gamma · S² · σ · τ (both
-    from the book); buckets are weighted by |gamma|. Without gamma: 50 % and 30 days."""
-    table = snap.by_expiry
-    gname = "gamma_usdnum_coin_per_usd" if numeraire == "usd" else "gamma_coinnum_coin_per_usd"
-    gammas = table.field(gname)
-    vegas = table.field("vega_usd_per_vol")
-    s = snap.index_price_usd
-    w_sum = tau_sum = vol_sum = 0.0
-    for i in range(len(table)):
-        expiry = table.expiry(i)
-        g = abs(float(gammas[i]))
-        if expiry is None or expiry <= now_ms or g <= 0 or not math.isfinite(g):
-            continue
-        tau = (expiry - now_ms) / MS_PER_YEAR
-        vol = abs(float(vegas[i])) / (g * s * s * tau)
-        if not math.isfinite(vol):
-            continue
-        w_sum += g
-        tau_sum += g * tau
-        vol_sum += g * min(max(vol, _MIN_VOL), _MAX_VOL)
-    if w_sum <= 0:
-        return _DEFAULT_VOL, _DEFAULT_TAU_YEARS
-    return vol_sum / w_sum, tau_sum / w_sum
-
-
-def underlying_risk(snap: UnderlyingGreeks, now_ms: int, numeraire: str) -> UnderlyingRisk:
-    """The controller's `UnderlyingRisk` from a book snapshot, in `numeraire` ("usd"/"coin"),
-    through the hedging package's adapter, with the book's gamma-weighted implied vol."""
-    num: Numeraire = "usd" if numeraire == "usd" else "coin"
-    vol, _tau = representative_vol_tau(snap, now_ms, num)
-    return risk_from_book(snap, num, vol)
 
 
 class Daemon:
