@@ -46,9 +46,10 @@ from typing import Any
 
 import structlog
 
+from hedgerd.accounts.integrity import position_diffs_coin
+from hedgerd.accounts.runtime import AccountRuntime, AccountStartError
 from hedgerd.book.greeks_book import BookError, GreeksBook, UnderlyingGreeks
-from hedgerd.book.valuation import MS_PER_YEAR
-from hedgerd.config import ConfigError, HedgerdConfig, VenueSettings, load_config
+from hedgerd.config import ConfigError, HedgerdConfig, load_config
 from hedgerd.control.adapters import JournalAudit, OrderControlAdapter, TradingControlAdapter
 from hedgerd.control.commands import (
     CommandRefusedError,
@@ -70,7 +71,7 @@ from hedgerd.execution.executor import (
     round_down,
 )
 from hedgerd.execution.journal import Journal, JournalError
-from hedgerd.execution.reconcile import Reconciler, ReconcileSettings
+from hedgerd.execution.reconcile import Reconciler
 from hedgerd.execution.reconcile import ReconcileReport as ExecReconcileReport
 from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.config import HedgingConfig, PolicyConfig
@@ -84,46 +85,31 @@ from hedgerd.model import (
     HedgeLeg,
     HedgeStyle,
     HedgeTrigger,
-    Instrument,
     InstrumentKind,
     OrderSide,
     PriceUnit,
-    Quote,
 )
 from hedgerd.ops.health import LoopMonitor, Readiness, serve_ops
 from hedgerd.ops.logging import SecretRedactor
 from hedgerd.ops.metrics import Metrics
 from hedgerd.ops.supervisor import Part, Supervisor
 from hedgerd.ops.systemd import SystemdNotifier, run_watchdog
+from hedgerd.portfolio.parts import Clocks, PortfolioParts
 from hedgerd.portfolio.stats import DaemonStats, HedgeObserver, UnderlyingStats
 from hedgerd.risk.alerts import AlertDispatcher
 from hedgerd.risk.kill_switches import (
     KillSwitchBoard,
-    MarginInputs,
-    PositionDiff,
     day_start_ms,
     hedge_pnl_usd,
 )
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateMachine
 from hedgerd.venues.base import (
-    ConnectionEvent,
-    ConnectionState,
-    FillEvent,
-    IndexEvent,
-    Lane,
-    OrderEvent,
-    PortfolioEvent,
-    PositionEvent,
-    QuoteEvent,
-    TickerEvent,
     VenueError,
     VenueEvent,
 )
 from hedgerd.venues.book_feed import BookFeed, DeltaDivergence, ReconcileReport
 from hedgerd.venues.deribit import DeribitVenue
-from hedgerd.venues.deribit_payloads import resolve_instrument
-from hedgerd.venues.units import amount_to_qty_coin
 
 log = structlog.get_logger(__name__)
 
@@ -140,27 +126,6 @@ _UNCONFIRMED_TIMEOUT_S = 3.0
 _CROSS_CHECK_TICKS = 5
 #: Wall seconds between two venue checks (clock skew, margin, daily hedge loss).
 _VENUE_CHECK_INTERVAL_S = 2.0
-#: Board seconds between two book refreshes asked for by a delta divergence.
-_DIVERGENCE_REFRESH_S = 10.0
-#: Share of the Greeks-divergence limit from which a divergence refreshes the book.
-_DIVERGENCE_REFRESH_SHARE = 0.5
-
-
-def position_diffs_coin(report: ReconcileReport, book: GreeksBook) -> list[PositionDiff]:
-    """The corrections of a reconciliation as position differences in coin of the underlying:
-    USD-sized (inverse) contracts converted at the underlying's index. A position the book
-    cannot convert (no index) is reported as NaN, which the switch treats as a mismatch."""
-    diffs: list[PositionDiff] = []
-    for name, ours_amount, venue_amount in report.corrected:
-        try:
-            inst = book.instrument(name)
-            index_usd = book.index_price(inst.underlying)
-            ours = amount_to_qty_coin(inst, ours_amount, index_usd)
-            theirs = amount_to_qty_coin(inst, venue_amount, index_usd)
-        except (BookError, ValueError):
-            ours, theirs = math.nan, math.nan
-        diffs.append(PositionDiff(name, ours, theirs))
-    return diffs
 
 
 class DaemonError(Exception):
@@ -240,8 +205,20 @@ class Daemon:
         self.hedging: HedgingConfig = config.hedging
         self.overrides: dict[str, PolicyConfig] = {}
         self.stats = DaemonStats()
+        self.clocks = Clocks(self.clock_ms, self.board_clock_ms, self.speed)
+        #: The portfolio-wide parts (journal, trading state, board, ...): built in `run`.
+        self.parts = PortfolioParts()
         self.venue_name, self.venue_settings = next(iter(config.venues.items()))
-        self.underlyings = tuple(u.upper() for u in self.venue_settings.underlyings)
+        self.account = AccountRuntime(
+            self.venue_name,
+            self.venue_settings,
+            config,
+            self.clocks,
+            self.parts,
+            on_fill=self._note_fill,
+            on_error=self.stats.error,
+        )
+        self.underlyings = self.account.underlyings
         for u in self.underlyings:
             self.stats.per_underlying[u] = UnderlyingStats()
         self.ready = asyncio.Event()
@@ -249,50 +226,124 @@ class Daemon:
         self._reload = asyncio.Event()
         self._policy_state: dict[str, PolicyState] = {u: PolicyState() for u in self.underlyings}
         self._exec_tasks: set[asyncio.Task[None]] = set()
-        self._quotes: dict[str, Quote] = {}
-        #: Whether each of the venue's stream sessions is connected (by session name).
-        self._sessions_up: dict[str, bool] = {}
-        #: The venue's mark price per instrument (its price unit), for the daily hedge P&L.
-        self._marks: dict[str, float] = {}
         self._book_delta: dict[str, float] = {}
         self._orders_sent_total = 0
         self._recent_fills: deque[str] = deque(maxlen=10_000)
         self._seen_fills: set[str] = set()
-        #: Instrument names the markets were reloaded for once (`_instruments_of`).
-        self._reloaded_for: set[str] = set()
-        self._positions_seen_ms = 0
         #: Hedge positions expected once the book sees this process's fills (instrument ->
         #: (amount in its unit, wall deadline s)): a fill answered over the order session can
         #: arrive before the position stream says so; until then it still counts in flight.
         self._expected_pos: dict[str, tuple[float, float]] = {}
-        #: The book's position refresh after fills the stream missed, or when its delta
-        #: disagrees with the venue's (one at a time; `_wanted` asks for one more pass when a
-        #: request comes while one is under way).
-        self._book_refresh: asyncio.Task[None] | None = None
-        self._book_refresh_wanted = False
-        #: Board-clock ms of the last refresh asked for by a delta divergence (rate limit).
-        self._divergence_refresh_ms: int | None = None
-        #: Underlyings whose delta diverged at the last cross-check.
-        self._diverged: set[str] = set()
-        #: Signed amounts (instrument's unit) of repaired fills the book's positions have not
-        #: seen yet: what the next "fill_repair" refresh is expected to correct, and no more.
-        self._repaired_pending: dict[str, float] = {}
         # Built in `run`.
-        self.journal: Journal | None = None
-        self.trading: TradingStateMachine | None = None
-        self.board: KillSwitchBoard | None = None
-        self.alerts: AlertDispatcher | None = None
-        self.metrics: Metrics | None = None
-        self.venue: DeribitVenue | None = None
-        self.executor: Executor | None = None
-        self.reconciler: Reconciler | None = None
-        self.book: GreeksBook | None = None
-        self.feed: BookFeed | None = None
         self.supervisor: Supervisor | None = None
         self.control_socket: Path | None = None
         self._notifier: SystemdNotifier | None = None
         self._orders_counted: int | None = None
         self.ops_port: int | None = None
+
+    # ------------------------------------------------- the parts, as tests reach them
+    # The parts live in the services that use them (`self.parts`: portfolio-wide;
+    # `self.account`: the venue account's); these read and set them there.
+    @property
+    def journal(self) -> Journal | None:
+        return self.parts.journal
+
+    @journal.setter
+    def journal(self, value: Journal | None) -> None:
+        self.parts.journal = value
+
+    @property
+    def trading(self) -> TradingStateMachine | None:
+        return self.parts.trading
+
+    @trading.setter
+    def trading(self, value: TradingStateMachine | None) -> None:
+        self.parts.trading = value
+
+    @property
+    def board(self) -> KillSwitchBoard | None:
+        return self.parts.board
+
+    @board.setter
+    def board(self, value: KillSwitchBoard | None) -> None:
+        self.parts.board = value
+
+    @property
+    def alerts(self) -> AlertDispatcher | None:
+        return self.parts.alerts
+
+    @alerts.setter
+    def alerts(self, value: AlertDispatcher | None) -> None:
+        self.parts.alerts = value
+
+    @property
+    def metrics(self) -> Metrics | None:
+        return self.parts.metrics
+
+    @metrics.setter
+    def metrics(self, value: Metrics | None) -> None:
+        self.parts.metrics = value
+
+    @property
+    def executor(self) -> Executor | None:
+        return self.parts.executor
+
+    @executor.setter
+    def executor(self, value: Executor | None) -> None:
+        self.parts.executor = value
+
+    @property
+    def venue(self) -> DeribitVenue | None:
+        return self.account.parts.venue
+
+    @venue.setter
+    def venue(self, value: DeribitVenue | None) -> None:
+        self.account.parts.venue = value
+
+    @property
+    def reconciler(self) -> Reconciler | None:
+        return self.account.parts.reconciler
+
+    @property
+    def book(self) -> GreeksBook | None:
+        return self.account.parts.book
+
+    @book.setter
+    def book(self, value: GreeksBook | None) -> None:
+        self.account.parts.book = value
+
+    @property
+    def feed(self) -> BookFeed | None:
+        return self.account.parts.feed
+
+    # The account's book integrity and events, under the names tests drive them by.
+    def _on_reconcile(self, report: ReconcileReport) -> None:
+        self.account.integrity.on_reconcile(report)
+
+    def _on_divergence(self, now_ms: int, divergences: Sequence[DeltaDivergence]) -> None:
+        self.account.integrity.on_divergence(now_ms, divergences)
+
+    def _on_fill_repaired(self, fill: Fill) -> None:
+        self.account.on_fill_repaired(fill)
+
+    async def _on_event(self, ev: VenueEvent) -> None:
+        await self.account.on_event(ev)
+
+    @property
+    def _repaired_pending(self) -> dict[str, float]:
+        return self.account.integrity.repaired_pending
+
+    @property
+    def _divergence_refresh_ms(self) -> int | None:
+        return self.account.integrity.divergence_refresh_ms
+
+    @_divergence_refresh_ms.setter
+    def _divergence_refresh_ms(self, value: int | None) -> None:
+        self.account.integrity.divergence_refresh_ms = value
+
+    @property
+    def _reloaded_for(self) -> set[str]:
+        return self.account.reloaded_for
 
     # -------------------------------------------------------------------- helpers
     def _daemon_sleep_s(self, seconds: float) -> Any:
@@ -347,9 +398,8 @@ class Daemon:
         readiness = Readiness()
         readiness.set("startup", False, "start-up reconciliation not done")
         loop_monitor = LoopMonitor(metrics)
-        venue = self.venue = DeribitVenue(
-            self.venue_name, self._venue_settings(self.venue_settings), clock_ms=self.clock_ms
-        )
+        account = self.account
+        venue = account.build_venue()
         executor = self.executor = Executor(
             {self.venue_name: venue},
             journal,
@@ -357,32 +407,20 @@ class Daemon:
             settings=ExecutorSettings(dry_run=config.dry_run),
             clock_ms=self.clock_ms,
             book_delta_coin=self._book_delta_coin,
-            position_amount=self._position_amount,
-            quote=self._fresh_quote,
-            coin_per_amount=self._coin_per_amount,
+            position_amount=account.market.position_amount,
+            quote=account.market.fresh_quote,
+            coin_per_amount=account.market.coin_per_amount,
             on_reject=self._on_reject,
-            on_fill_repaired=self._on_fill_repaired,
+            on_fill_repaired=account.on_fill_repaired,
         )
-        reconciler = self.reconciler = Reconciler(
-            venue,
-            journal,
-            underlyings=self.underlyings,
-            settings=ReconcileSettings(
-                not_found_grace_ms=int(5_000 * max(1.0, self.speed)),
-                # The account may carry other systems' orders (an options market maker's
-                # quotes): only orders with a hedgerd label are adopted, others left alone.
-                foreign_hedgerd_only=True,
-            ),
-            clock_ms=self.clock_ms,
-            on_record=executor.note_record,
-        )
+        account.build_reconciler(journal, executor.note_record)
         board.register_venue(self.venue_name, self.board_clock_ms())
         try:
             async with serve_ops(
                 config.metrics, metrics, readiness, loop_monitor=loop_monitor
             ) as ops:
                 self.ops_port = ops.port if ops.listening else None
-                await self._start_trading(venue, reconciler, executor, board)
+                await self._start_trading(executor)
                 commands = ControlCommands(
                     trading=TradingControlAdapter(trading),
                     orders=OrderControlAdapter(executor, self.flatten),
@@ -415,14 +453,7 @@ class Daemon:
                     notifier.stopping("shutting down")
                     await self._shutdown()
         finally:
-            if self._book_refresh is not None:
-                self._book_refresh.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._book_refresh
-            if self.feed is not None:
-                await self.feed.stop()
-            with contextlib.suppress(Exception):
-                await venue.close()
+            await account.close()
             with contextlib.suppress(Exception):
                 await alerts.aclose(timeout_s=1.0)
         return EXIT_OK
@@ -452,58 +483,16 @@ class Daemon:
         )
         return risk.model_copy(update={"order_rate": order_rate, "notional_rate": notional_rate})
 
-    def _venue_settings(self, settings: VenueSettings) -> VenueSettings:
-        if not settings.cancel_on_disconnect:
-            # Orders then go out through ccxt's REST client as GETs, which aiohttp may re-send
-            # when the connection drops: a possible double order. Say so loudly.
-            log.warning("daemon.orders_over_rest", venue=self.venue_name)
-        return settings
-
-    async def _start_trading(
-        self,
-        venue: DeribitVenue,
-        reconciler: Reconciler,
-        executor: Executor,
-        board: KillSwitchBoard,
-    ) -> None:
-        await venue.connect()
-        board.on_connection(self.venue_name, True, self.board_clock_ms())
-        report = await reconciler.reconcile(startup=True)
-        if report.errors:
-            raise DaemonError(f"start-up reconciliation failed: {report.errors[0]}")
+    async def _start_trading(self, executor: Executor) -> None:
+        """The account connected and its orders reconciled, the executor loaded from the
+        journal, then the account's book rebuilt and streamed (each step needs the one
+        before)."""
+        try:
+            await self.account.connect_and_reconcile()
+        except AccountStartError as exc:
+            raise DaemonError(str(exc)) from exc
         await executor.load()
-        book = self.book = GreeksBook()
-        feed = self.feed = BookFeed(
-            venue,
-            book,
-            clock_ms=self.clock_ms,
-            on_event=self._on_event,
-            on_reconcile=self._on_reconcile,
-            # PRICE_SANITY judges an index before the book takes it: a refused one never lands.
-            index_check=lambda u, price: (
-                board.on_price(
-                    self.board_clock_ms(), f"{self.venue_name}:index:{u}", price
-                ).accepted
-            ),
-            forward_check=self._forward_sane,
-            vol_check=lambda name, vol: board.on_vol(
-                self.board_clock_ms(), f"{self.venue_name}:iv:{name}", vol
-            ),
-        )
-        await feed.start()
-        self._positions_seen_ms = self.board_clock_ms()
-        hedge_names = [
-            n
-            for u in self.underlyings
-            for n in self.config.daemon.hedge_instruments.get(u, ())
-            if n in venue.instruments()
-        ]
-        if hedge_names:
-            await venue.subscribe_market(hedge_names)
-        now = self.board_clock_ms()
-        for u in self.underlyings:
-            board.register_feed(self.venue_name, f"index:{u}", now)
-        board.register_feed(self.venue_name, "positions", now)
+        await self.account.start_feed()
 
     # ---------------------------------------------------------------- supervision
     async def _supervise(
@@ -522,7 +511,7 @@ class Daemon:
             await asyncio.Event().wait()  # no watchdog configured: idle until stopped
 
         parts = [
-            Part("book-feed", self._feed_watch),
+            Part("book-feed", self.account.feed_watch),
             Part("controller", self._controller_loop),
             Part("reconciler", reconcile_timer),
             Part("kill-switch-tick", self._tick_loop),
@@ -543,22 +532,6 @@ class Daemon:
             waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiter
-
-    async def _feed_watch(self) -> None:
-        """Supervise the book feed's tasks (stream consumer, position reconciliation): one
-        that ends is a crash (trading halts); the restart rebuilds the book from the venue."""
-        feed = self.feed
-        assert feed is not None
-        tasks = list(feed._tasks)  # the feed's own tasks; it exposes no other handle
-        if not tasks or any(t.done() for t in tasks):
-            await feed.stop()
-            await feed.start()
-            tasks = list(feed._tasks)
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for t in tasks:
-            if t.done() and not t.cancelled() and t.exception() is not None:
-                raise RuntimeError(f"book feed task {t.get_name()} failed") from t.exception()
-        raise RuntimeError("book feed stopped")
 
     async def _on_crash(self, part: str, exc: BaseException) -> None:
         self.stats.error(f"part {part} crashed: {exc!r}")
@@ -587,88 +560,6 @@ class Daemon:
             self.stats.error("shutdown timed out")
 
     # ------------------------------------------------------------------- events
-    def _on_reconcile(self, report: ReconcileReport) -> None:
-        """A timer reconciliation that had to correct the book means the position stream lost
-        an update: fed to the position-mismatch kill switch, as are the corrections of a
-        refresh after a repaired fill or a delta divergence (those two only when they found
-        something: they run because something is expected to be off). Corrections by the
-        amount of a fill the executor repaired are that fill, whichever pass finds them.
-        Start-up (the book was empty) and post-reconnect (the outage's fills are expected)
-        corrections are recovery, not mismatches; a reconnect also starts the count over
-        (runs counted before it judged a stream that is gone)."""
-        if self.board is None or self.book is None or self.venue is None:
-            return
-        if self.metrics is not None:
-            self.metrics.record_reconciliation(
-                self.venue.name, position_mismatches=len(report.corrected)
-            )
-        # Every pass sets the book to the venue's positions: the repairs are in it now.
-        report = self._unexplained_by_repairs(report)
-        if report.reason in ("fill_repair", "divergence"):
-            if not report.corrected:
-                return  # found only what it was run for: neutral
-        elif report.reason == "reconnect":
-            # A new stream: what the old one lost says nothing of it.
-            self.board.mismatch.restart(self.venue.name)
-            return
-        elif report.reason != "timer":
-            return
-        diffs = position_diffs_coin(report, self.book)
-        self.board.on_reconciliation(self.board_clock_ms(), self.venue.name, diffs)
-
-    async def _on_event(self, ev: VenueEvent) -> None:
-        """Every venue stream event, after the book applied it. Never raises."""
-        try:
-            await self._route(ev)
-        except Exception as exc:  # the feed must keep reading whatever one event does
-            log.exception("daemon.event_failed", event_type=type(ev).__name__)
-            self.stats.error(f"event {type(ev).__name__}: {exc!r}")
-
-    async def _route(self, ev: VenueEvent) -> None:
-        board = self.board
-        assert board is not None and self.executor is not None
-        now = self.board_clock_ms()
-        if isinstance(ev, OrderEvent):
-            await self.executor.handle_event(ev)
-        elif isinstance(ev, FillEvent):
-            await self.executor.handle_event(ev)
-            self._note_fill(ev.fill)
-        elif isinstance(ev, QuoteEvent):
-            self._quotes[ev.quote.instrument] = ev.quote
-        elif isinstance(ev, TickerEvent):
-            self._marks[ev.ticker.instrument] = ev.ticker.mark_price
-        elif isinstance(ev, IndexEvent):
-            # Stamped with the data's own time (a ticker that keeps coming with a time that
-            # no longer advances is stale), on the board's clock: its age on the daemon's
-            # clock, in wall time when the daemon's clock is accelerated.
-            age_ms = max(self.clock_ms() - ev.index.ts_ms, 0) / self.speed
-            board.on_data(self.venue_name, f"index:{ev.index.underlying}", int(now - age_ms))
-            # Price sanity judged the index before the book applied it (BookFeed.index_check).
-        elif isinstance(ev, PositionEvent | PortfolioEvent):
-            board.on_data(self.venue_name, "positions", now)
-        elif isinstance(ev, ConnectionEvent):
-            # The venue is connected when every one of its sessions (market data, private
-            # orders) is: one reconnecting must not hide another that stays down.
-            self._sessions_up[ev.session] = ev.state is not ConnectionState.DISCONNECTED
-            board.on_connection(self.venue_name, all(self._sessions_up.values()), now)
-
-    def _forward_sane(
-        self, underlying: str, expiry_ms: int, forward_usd: float, index_usd: float
-    ) -> bool:
-        """PRICE_SANITY on a forward (BookFeed.forward_check): its jump per expiry, and its
-        distance from the index within the basis its time to expiry allows."""
-        if self.board is None:  # not trading yet: nothing may be judged good
-            return False
-        tau = max(expiry_ms - self.clock_ms(), 0) / MS_PER_YEAR
-        verdict = self.board.on_price(
-            self.board_clock_ms(),
-            f"{self.venue_name}:forward:{underlying}:{expiry_ms}",
-            forward_usd,
-            reference_price_usd=index_usd,
-            reference_horizon_years=tau,
-        )
-        return verdict.accepted
-
     def _note_fill(self, fill: Fill) -> None:
         """A fill of one of the hedger's orders: hedge cost (fee + distance from the mid),
         counted once per trade id."""
@@ -688,7 +579,7 @@ class Daemon:
         if st is None:
             return
         index = self.book.index_price(inst.underlying) if self.book is not None else math.nan
-        q = self._quotes.get(fill.instrument)
+        q = self.account.market.quotes.get(fill.instrument)
         paid = fill_cost(
             fill,
             underlying=inst.underlying,
@@ -709,85 +600,6 @@ class Daemon:
         if self.observer is not None:
             self.observer.on_hedge_fill(inst.underlying, fill, cost)
 
-    def _on_fill_repaired(self, fill: Fill) -> None:
-        """A fill the executor fetched by order because the stream missed it (journalled):
-        counted like a stream fill, and the book's positions refreshed from the venue at
-        once rather than at the next timer or reconnect reconciliation."""
-        if self.feed is not None:
-            self.feed.apply(FillEvent(fill))
-        self._note_fill(fill)
-        pending = self._repaired_pending
-        pending[fill.instrument] = pending.get(fill.instrument, 0.0) + fill.side.sign * fill.amount
-        self._want_book_refresh()
-
-    def _want_book_refresh(self) -> None:
-        """Refresh the book's positions from the venue now (one pass at a time)."""
-        self._book_refresh_wanted = True
-        if self._book_refresh is None or self._book_refresh.done():
-            self._book_refresh = asyncio.get_running_loop().create_task(
-                self._refresh_book(), name="book-refresh"
-            )
-
-    def _on_divergence(self, now_ms: int, divergences: Sequence[DeltaDivergence]) -> None:
-        """The book's delta disagrees with the venue's own figure: most often a position
-        update the stream lost (or a stale venue figure). A refresh from the venue's snapshot
-        repairs either well before the Greeks-divergence switch's `min_duration_s` is up, so
-        only a divergence the venue's own positions confirm keeps holding and trips it.
-        Asked for when two cross-checks in a row (about 5 s apart) find the switch's
-        numeraire off by half its limit or more: smaller or shorter gaps, such as the
-        venue's figure lagging a hedge's fill, wait for the timer run. At most one per
-        `_DIVERGENCE_REFRESH_S`."""
-        if self.board is None:
-            return
-        limits = self.board.divergence.settings
-        exceeded = [
-            d
-            for d in divergences
-            if d.numeraire == self.config.numeraire
-            and abs(d.diff_coin) >= _DIVERGENCE_REFRESH_SHARE * limits.limit_coin(d.underlying)
-        ]
-        held = [d for d in exceeded if d.underlying in self._diverged]
-        self._diverged = {d.underlying for d in exceeded}
-        if not held:
-            return
-        last = self._divergence_refresh_ms
-        if last is not None and now_ms - last < _DIVERGENCE_REFRESH_S * 1000:
-            return
-        self._divergence_refresh_ms = now_ms
-        worst = max(held, key=lambda d: abs(d.diff_coin))
-        log.warning(
-            "daemon.book_refresh_divergence",
-            venue=self.venue_name,
-            underlying=worst.underlying,
-            numeraire=worst.numeraire,
-            hedgerd_delta_coin=worst.hedgerd_delta_coin,
-            venue_delta_coin=worst.venue_delta_coin,
-        )
-        self._want_book_refresh()
-
-    def _unexplained_by_repairs(self, report: ReconcileReport) -> ReconcileReport:
-        """The corrections of a reconciliation less the repaired fills' own amounts (which
-        it consumes): whatever is left is a position the stream lost besides them, not the
-        missed fills."""
-        pending, self._repaired_pending = self._repaired_pending, {}
-        left = []
-        for name, ours, venue in report.corrected:
-            expected = ours + pending.get(name, 0.0)
-            if not math.isclose(venue, expected, rel_tol=1e-9, abs_tol=1e-9):
-                left.append((name, expected, venue))
-        return dataclasses.replace(report, corrected=tuple(left))
-
-    async def _refresh_book(self) -> None:
-        while self._book_refresh_wanted and self.feed is not None:
-            self._book_refresh_wanted = False
-            # Named for the log; `_on_reconcile` matches repaired fills whatever the reason.
-            reason = "fill_repair" if self._repaired_pending else "divergence"
-            try:
-                await self.feed.reconcile(reason)
-            except VenueError as exc:
-                log.warning("daemon.book_refresh_failed", error=str(exc)[:200])
-                return
-
     async def reconcile_now(self) -> ExecReconcileReport:
         """Run the order and fill reconciliation the timer runs (every
         `daemon.reconcile_interval_s`), now; returns its report. Passes never overlap: one
@@ -806,35 +618,6 @@ class Daemon:
     # ------------------------------------------------------------ executor callbacks
     def _book_delta_coin(self, underlying: str) -> float:
         return self._book_delta.get(underlying, math.nan)
-
-    def _position_amount(self, venue: str, instrument: str) -> float | None:
-        if self.feed is None:
-            return None
-        pos = self.feed.positions.get(instrument)
-        return pos.amount if pos is not None else 0.0
-
-    def _fresh_quote(self, venue: str, instrument: str) -> Quote | None:
-        q = self._quotes.get(instrument)
-        if q is None:
-            return None
-        age_s = (self.clock_ms() - q.ts_ms) / 1000.0
-        return q if age_s <= self.venue_settings.stale_market_s else None
-
-    def _coin_per_amount(self, venue: str, instrument: str) -> float | None:
-        assert self.venue is not None
-        inst = self.venue.instruments().get(instrument)
-        if inst is None:
-            return None
-        if inst.amount_unit is not AmountUnit.USD:
-            return 1.0
-        q = self._quotes.get(instrument)
-        if q is not None and q.mid_price > 0:
-            return 1.0 / q.mid_price
-        if self.book is not None:
-            s = self.book.index_price(inst.underlying)
-            if math.isfinite(s) and s > 0:
-                return 1.0 / s
-        return None
 
     # ----------------------------------------------------------------- controller
     async def _controller_loop(self) -> None:
@@ -877,14 +660,14 @@ class Daemon:
             inst = self.venue.instruments().get(name)
             if inst is None:
                 continue
-            quote = self._fresh_quote(self.venue_name, name)
+            quote = self.account.market.fresh_quote(self.venue_name, name)
             if quote is None:
                 try:
                     quote = await self.venue.fetch_quote(name)
                 except VenueError as exc:
                     log.warning("daemon.quote_unavailable", instrument=name, error=str(exc)[:200])
                     continue
-                self._quotes[name] = quote
+                self.account.market.quotes[name] = quote
             per_amount = 1.0 / quote.mid_price if inst.amount_unit is AmountUnit.USD else 1.0
             pos = self.feed.positions.get(name)
             out.append(
@@ -1066,10 +849,7 @@ class Daemon:
         largest single order the executor will send for it); refusals are logged."""
         assert self.board is not None and self.venue is not None and self.book is not None
         st = self.stats.per_underlying[decision.underlying]
-        session = self.venue.session
-        if self.venue_settings.cancel_on_disconnect and (
-            session is None or not session.connected.is_set()
-        ):
+        if self.account.orders_blocked():
             # The adapter would fall back to ccxt's REST client, whose order requests are GETs
             # that aiohttp may re-send when a connection drops: wait for the session instead.
             st.blocked_legs += len(decision.legs)
@@ -1117,7 +897,7 @@ class Daemon:
         base: dict[str, float] = {}
         for leg in decision.legs:
             entry = self._expected_pos.get(leg.instrument)
-            held = self._position_amount(leg.venue, leg.instrument) or 0.0
+            held = self.account.market.position_amount(leg.venue, leg.instrument) or 0.0
             base[leg.instrument] = entry[0] if entry is not None else held
         task = asyncio.get_running_loop().create_task(
             self._execute(decision, base), name=f"execute:{decision.decision_id[:8]}"
@@ -1151,7 +931,7 @@ class Daemon:
             traded = traded or leg.filled_amount > 0
             if leg.filled_amount > 0:
                 side = decision.legs[leg.leg].side.sign
-                held = self._position_amount(self.venue_name, leg.instrument) or 0.0
+                held = self.account.market.position_amount(self.venue_name, leg.instrument) or 0.0
                 start = base.get(leg.instrument, held)
                 current = self._expected_pos.get(leg.instrument, (start, 0.0))[0]
                 self._expected_pos[leg.instrument] = (
@@ -1177,10 +957,7 @@ class Daemon:
                     f"unknown underlying {underlying!r}; known: {', '.join(self.underlyings)}"
                 )
             unds = (u,)
-        session = self.venue.session if self.venue is not None else None
-        if self.venue_settings.cancel_on_disconnect and (
-            session is None or not session.connected.is_set()
-        ):
+        if self.account.orders_blocked():
             raise CommandRefusedError("the venue's order session is down: nothing can be sent")
         log.warning("daemon.flatten", actor=actor, underlyings=list(unds))
         out: dict[str, Any] = {}
@@ -1282,7 +1059,8 @@ class Daemon:
             spot_usd=index if math.isfinite(index) else 0.0,
         )
         base = {
-            leg.instrument: self._position_amount(leg.venue, leg.instrument) or 0.0 for leg in legs
+            leg.instrument: self.account.market.position_amount(leg.venue, leg.instrument) or 0.0
+            for leg in legs
         }
         res = await self.executor.execute(decision, operator_flatten=True)
         self._after_execute(decision, res, base)
@@ -1311,61 +1089,18 @@ class Daemon:
         seconds. A venue error skips that check (the disconnection and stale-data switches
         judge an unreachable venue); anything else is a crash of this part (HALTED)."""
         while True:
-            for check in (self._check_clock_skew, self._check_margin, self._check_daily_loss):
+            checks = self.account.checks
+            # Named as before the account's checks left the daemon (operators grep them).
+            for name, check in (
+                ("_check_clock_skew", checks.check_clock_skew),
+                ("_check_margin", checks.check_margin),
+                ("_check_daily_loss", self._check_daily_loss),
+            ):
                 try:
                     await check()
                 except VenueError as exc:
-                    log.warning("daemon.venue_check_failed", check=check.__name__, error=str(exc))
+                    log.warning("daemon.venue_check_failed", check=name, error=str(exc))
             await asyncio.sleep(_VENUE_CHECK_INTERVAL_S)
-
-    async def _check_clock_skew(self) -> None:
-        """The daemon's clock against the venue's server time (`public/get_time`), corrected
-        by half the round trip. In paper mode the daemon's clock is the simulator's, so an
-        accelerated simulator is not "skewed"."""
-        assert self.venue is not None and self.board is not None
-        venue = self.venue
-        sent_ms = 0
-
-        async def get_time() -> Any:
-            nonlocal sent_ms
-            sent_ms = self.clock_ms()  # after the lane's throttle: only the trip is timed
-            return await venue.rest.publicGetGetTime()
-
-        raw = await venue.call(Lane.READS, get_time)
-        received_ms = self.clock_ms()
-        server_ms = raw.get("result") if isinstance(raw, Mapping) else None
-        if not isinstance(server_ms, int | float) or isinstance(server_ms, bool):
-            log.warning("daemon.venue_time_unreadable", venue=self.venue_name)
-            return
-        # The venue stamped its time somewhere within the round trip: the skew is at least
-        # the midpoint's offset less half the trip (an event-loop stall on either leg, worse
-        # with an accelerated paper clock, must not read as skew).
-        mid = (sent_ms + received_ms) / 2.0 - float(server_ms)
-        half_trip = max(received_ms - sent_ms, 0) / 2.0
-        skew_ms = math.copysign(max(abs(mid) - half_trip, 0.0), mid)
-        self.board.on_clock_skew(self.board_clock_ms(), self.venue_name, skew_ms)
-
-    async def _check_margin(self) -> None:
-        """Maintenance margin / equity per settlement currency (the venue's account summary).
-        A currency with no equity and no margin (nothing held there) is not judged."""
-        assert self.venue is not None and self.board is not None
-        for ccy in self.venue.settlement_currencies:
-            data = await self.venue._summary(ccy)
-            equity = _float(data.get("equity"))
-            mm = _float(data.get("maintenance_margin"))
-            if equity == 0.0 and mm == 0.0:
-                continue
-            index = self.book.index_price(ccy) if self.book is not None else math.nan
-            self.board.on_margin(
-                self.board_clock_ms(),
-                MarginInputs(
-                    venue=self.venue_name,
-                    currency=ccy,
-                    equity=equity,
-                    maintenance_margin=mm,
-                    index_price_usd=index if math.isfinite(index) else None,
-                ),
-            )
 
     async def _check_daily_loss(self) -> None:
         """The day's hedge P&L from the journal's fills, marked at the hedge instruments'
@@ -1377,15 +1112,15 @@ class Daemon:
         if not settings.enabled:
             return
         fills = await self.journal.fills_since(day_start_ms(now, settings.day_start_hour_utc))
-        instruments = await self._instruments_of({f.instrument for f in fills})
+        instruments = await self.account.instruments_of({f.instrument for f in fills})
         marks: dict[str, float] = {}
         for name in {f.instrument for f in fills}:
             inst = instruments.get(name)
             if inst is None or inst.is_option:
                 continue
-            mark = self._marks.get(name, math.nan)
+            mark = self.account.market.marks.get(name, math.nan)
             if not (math.isfinite(mark) and mark > 0):
-                q = self._quotes.get(name)
+                q = self.account.market.quotes.get(name)
                 mark = q.mid_price if q is not None else math.nan
             if not (math.isfinite(mark) and mark > 0):
                 mark = (await self.venue.fetch_ticker(name)).mark_price
@@ -1406,55 +1141,17 @@ class Daemon:
             "daemon.daily_pnl", pnl_usd=estimate.pnl_usd, missing=estimate.missing, marks=marks
         )
 
-    async def _instruments_of(self, names: set[str]) -> Mapping[str, Instrument]:
-        """The venue's instruments, covering `names` where they can be known: one reload of
-        the markets for a name first seen (listed since the markets were loaded), then the
-        name itself for an option (one that expired today is gone from the venue's list; the
-        day's loss does not count options, it only needs to know they are options). A name
-        still unknown stays out, and the day's loss cannot be computed."""
-        assert self.venue is not None
-        instruments: Mapping[str, Instrument] = self.venue.instruments()
-        fresh = names - instruments.keys() - self._reloaded_for
-        if fresh:
-            instruments = await self.venue.reload_instruments()
-            self._reloaded_for |= fresh  # only once it worked: a failed reload is tried again
-        missing = names - instruments.keys()
-        if not missing:
-            return instruments
-        out = dict(instruments)
-        for name in missing:
-            inst = resolve_instrument(instruments, name, self.venue_name)
-            if inst is not None and inst.is_option:
-                out[name] = inst
-        return out
-
     # ---------------------------------------------------------------- timers
     async def _tick_loop(self) -> None:
         assert self.board is not None and self.journal is not None and self.executor is not None
         ticks = 0
         while True:
             now = self.board_clock_ms()
-            feed = self.feed
-            last = feed.last_reconcile if feed is not None else None
-            # A reconciliation confirmed every position (the stream only says changes).
-            if last is not None and last.ts_ms != self._positions_seen_ms:
-                self._positions_seen_ms = last.ts_ms
-                self.board.on_data(self.venue_name, "positions", now)
+            self.account.note_positions_seen(now)
             self.board.tick(now)
             ticks += 1
-            if feed is not None and ticks % _CROSS_CHECK_TICKS == 0:
-                # hedgerd's delta against the venue's own figure (Greeks-divergence switch).
-                divergences = feed.cross_check()
-                self._on_divergence(now, divergences)
-                for d in divergences:
-                    if d.numeraire == self.config.numeraire:
-                        self.board.on_greeks(
-                            now,
-                            self.venue_name,
-                            d.underlying,
-                            d.hedgerd_delta_coin,
-                            d.venue_delta_coin,
-                        )
+            if ticks % _CROSS_CHECK_TICKS == 0:
+                self.account.cross_check(now)
             self._orders_sent_total = await self.journal.count_intents_since(0)
             if self.metrics is not None:
                 # Orders sent since this start (the journal's history is not re-counted).
@@ -1678,6 +1375,7 @@ __all__ = [
     "check_live",
     "install_signals",
     "live_confirmed",
+    "position_diffs_coin",
     "run_daemon",
     "underlying_risk",
 ]
