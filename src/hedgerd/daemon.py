@@ -17,10 +17,14 @@ then the hedger's orders are cancelled and the journal flushed, within
 `daemon.shutdown_timeout_s`); SIGHUP reloads the live-tunable config (hedging policies, risk
 limits).
 
-The controller loop evaluates every underlying every `daemon.evaluate_interval_s` of the
-daemon's clock: book snapshot → `UnderlyingRisk` + `HedgeVenueState`s → `decide` →
-kill-switch pre-trade checks per leg → `executor.execute` as a task (the next evaluation sees
-its in-flight delta) → `after`.
+The work is done by services this module only builds and runs: the venue account's
+`accounts.runtime.AccountRuntime` (session, reconciler, book feed, event routing, book
+integrity, clock and margin checks) and the portfolio's (`portfolio/`: `HedgeLoop`,
+`FillLedger`, `PolicyBook`, `Flattener`, `DailyLossCheck`, `StatusReport`), all over one
+`PortfolioParts`. The hedge loop evaluates every underlying every
+`daemon.evaluate_interval_s` of the daemon's clock: book snapshot → `UnderlyingRisk` +
+`HedgeVenueState`s → `decide` → kill-switch pre-trade checks per leg → `executor.execute` as
+a task (the next evaluation sees its in-flight delta) → `after`.
 
 Clocks: `clock_ms` is the daemon's clock (UTC epoch ms; the venue's time: in paper mode the
 simulator's accelerated clock). `board_clock_ms` is what the kill switches judge durations
@@ -50,6 +54,7 @@ from hedgerd.config import ConfigError, HedgerdConfig, load_config
 from hedgerd.control.adapters import JournalAudit, OrderControlAdapter, TradingControlAdapter
 from hedgerd.control.commands import ControlCommands, Tunable
 from hedgerd.control.server import ControlServerError, serve_control
+from hedgerd.delegate import Kept
 from hedgerd.execution.executor import Executor, ExecutorSettings
 from hedgerd.execution.journal import Journal, JournalError
 from hedgerd.execution.reconcile import Reconciler
@@ -68,6 +73,7 @@ from hedgerd.portfolio.flatten import Flattener
 from hedgerd.portfolio.hedge_loop import HedgeLoop
 from hedgerd.portfolio.parts import Clocks, PortfolioParts
 from hedgerd.portfolio.policies import PolicyBook
+from hedgerd.portfolio.scope import PortfolioScope
 from hedgerd.portfolio.stats import DaemonStats, HedgeObserver, UnderlyingStats
 from hedgerd.portfolio.status import StatusReport
 from hedgerd.risk.alerts import AlertDispatcher
@@ -173,30 +179,20 @@ class Daemon:
         self._reload = asyncio.Event()
         self._orders_sent_total = 0
         # The portfolio services, over the one account.
+        scope = PortfolioScope(config, self.clocks, self.parts, self.stats, self.account)
         self.policies = PolicyBook(config.hedging, self.underlyings)
-        self.fills = FillLedger(self.parts, self.account, self.stats, observer)
+        self.fills = FillLedger(scope, observer)
         self.hedge_loop = HedgeLoop(
-            config,
-            self.clocks,
-            self.parts,
-            self.account,
-            self.stats,
+            scope,
             self.policies,
             observer=observer,
             reload_requested=self._reload,
             reload=self.reload,
         )
-        self.flattener = Flattener(
-            config, self.clocks, self.parts, self.account, self.hedge_loop, self.underlyings
-        )
-        self.daily_loss = DailyLossCheck(self.clocks, self.parts, self.account, self.underlyings)
+        self.flattener = Flattener(scope, self.hedge_loop)
+        self.daily_loss = DailyLossCheck(scope)
         self.status_report = StatusReport(
-            config,
-            self.clocks,
-            self.parts,
-            self.account,
-            self.stats,
-            self.policies,
+            scope,
             self.hedge_loop,
             orders_sent_total=lambda: self._orders_sent_total,
         )
@@ -207,80 +203,18 @@ class Daemon:
         self._orders_counted: int | None = None
         self.ops_port: int | None = None
 
-    # ------------------------------------------------- the parts, as tests reach them
-    # The parts live in the services that use them (`self.parts`: portfolio-wide;
-    # `self.account`: the venue account's); these read and set them there.
-    @property
-    def journal(self) -> Journal | None:
-        return self.parts.journal
-
-    @journal.setter
-    def journal(self, value: Journal | None) -> None:
-        self.parts.journal = value
-
-    @property
-    def trading(self) -> TradingStateMachine | None:
-        return self.parts.trading
-
-    @trading.setter
-    def trading(self, value: TradingStateMachine | None) -> None:
-        self.parts.trading = value
-
-    @property
-    def board(self) -> KillSwitchBoard | None:
-        return self.parts.board
-
-    @board.setter
-    def board(self, value: KillSwitchBoard | None) -> None:
-        self.parts.board = value
-
-    @property
-    def alerts(self) -> AlertDispatcher | None:
-        return self.parts.alerts
-
-    @alerts.setter
-    def alerts(self, value: AlertDispatcher | None) -> None:
-        self.parts.alerts = value
-
-    @property
-    def metrics(self) -> Metrics | None:
-        return self.parts.metrics
-
-    @metrics.setter
-    def metrics(self, value: Metrics | None) -> None:
-        self.parts.metrics = value
-
-    @property
-    def executor(self) -> Executor | None:
-        return self.parts.executor
-
-    @executor.setter
-    def executor(self, value: Executor | None) -> None:
-        self.parts.executor = value
-
-    @property
-    def venue(self) -> DeribitVenue | None:
-        return self.account.parts.venue
-
-    @venue.setter
-    def venue(self, value: DeribitVenue | None) -> None:
-        self.account.parts.venue = value
-
-    @property
-    def reconciler(self) -> Reconciler | None:
-        return self.account.parts.reconciler
-
-    @property
-    def book(self) -> GreeksBook | None:
-        return self.account.parts.book
-
-    @book.setter
-    def book(self, value: GreeksBook | None) -> None:
-        self.account.parts.book = value
-
-    @property
-    def feed(self) -> BookFeed | None:
-        return self.account.parts.feed
+    # The parts live in the services that use them (`parts`: portfolio-wide; `account`:
+    # the venue account's): the daemon's attributes of the same names read and set them there.
+    journal = Kept[Journal | None]("parts")
+    trading = Kept[TradingStateMachine | None]("parts")
+    board = Kept[KillSwitchBoard | None]("parts")
+    alerts = Kept[AlertDispatcher | None]("parts")
+    metrics = Kept[Metrics | None]("parts")
+    executor = Kept[Executor | None]("parts")
+    venue = Kept[DeribitVenue | None]("account.parts")
+    reconciler = Kept[Reconciler | None]("account.parts")
+    book = Kept[GreeksBook | None]("account.parts")
+    feed = Kept[BookFeed | None]("account.parts")
 
     # The account's book integrity and events, under the names tests drive them by.
     def _on_reconcile(self, report: ReconcileReport) -> None:

@@ -22,6 +22,7 @@ from hedgerd.accounts.parts import AccountParts
 from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.book.valuation import MS_PER_YEAR
 from hedgerd.config import HedgerdConfig, VenueSettings
+from hedgerd.delegate import Kept
 from hedgerd.execution.journal import Journal
 from hedgerd.execution.order_state import OrderRecord
 from hedgerd.execution.reconcile import Reconciler, ReconcileSettings
@@ -93,21 +94,11 @@ class AccountRuntime:
     def settings(self) -> VenueSettings:
         return self.parts.settings
 
-    @property
-    def venue(self) -> DeribitVenue | None:
-        return self.parts.venue
-
-    @property
-    def reconciler(self) -> Reconciler | None:
-        return self.parts.reconciler
-
-    @property
-    def book(self) -> GreeksBook | None:
-        return self.parts.book
-
-    @property
-    def feed(self) -> BookFeed | None:
-        return self.parts.feed
+    # The account's parts, as its services and the portfolio's read them.
+    venue = Kept[DeribitVenue | None]("parts")
+    reconciler = Kept[Reconciler | None]("parts")
+    book = Kept[GreeksBook | None]("parts")
+    feed = Kept[BookFeed | None]("parts")
 
     # ------------------------------------------------------------------ building
     def build_venue(self) -> DeribitVenue:

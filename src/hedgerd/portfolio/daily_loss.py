@@ -4,31 +4,17 @@ instruments' latest mids, fed to the daily-loss kill switch (portfolio-wide)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import structlog
 
-from hedgerd.accounts.runtime import AccountRuntime
-from hedgerd.portfolio.parts import Clocks, PortfolioParts
+from hedgerd.portfolio.scope import PortfolioService
 from hedgerd.risk.kill_switches import day_start_ms, hedge_pnl_usd
 
 log = structlog.get_logger(__name__)
 
 
-class DailyLossCheck:
+class DailyLossCheck(PortfolioService):
     """Run by the daemon's venue-check loop after the account's own checks."""
-
-    def __init__(
-        self,
-        clocks: Clocks,
-        shared: PortfolioParts,
-        account: AccountRuntime,
-        underlyings: Sequence[str],
-    ) -> None:
-        self.clocks = clocks
-        self.shared = shared
-        self.account = account
-        self.underlyings = tuple(underlyings)
 
     async def check(self) -> None:
         """The day's hedge P&L from the journal's fills, marked at the hedge instruments'

@@ -8,30 +8,21 @@ from collections import deque
 
 import structlog
 
-from hedgerd.accounts.runtime import AccountRuntime
 from hedgerd.execution.executor import OrderRejection
 from hedgerd.hedging.costs import fill_cost
 from hedgerd.model import Fill
-from hedgerd.portfolio.parts import PortfolioParts
-from hedgerd.portfolio.stats import DaemonStats, HedgeObserver
+from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
+from hedgerd.portfolio.stats import HedgeObserver
 
 log = structlog.get_logger(__name__)
 
 
-class FillLedger:
+class FillLedger(PortfolioService):
     """Hedge cost, fees and notional per underlying (`DaemonStats`), hedge metrics and the
     observer's fills."""
 
-    def __init__(
-        self,
-        shared: PortfolioParts,
-        account: AccountRuntime,
-        stats: DaemonStats,
-        observer: HedgeObserver | None,
-    ) -> None:
-        self.shared = shared
-        self.account = account
-        self.stats = stats
+    def __init__(self, scope: PortfolioScope, observer: HedgeObserver | None) -> None:
+        super().__init__(scope)
         self.observer = observer
         self._recent_fills: deque[str] = deque(maxlen=10_000)
         self._seen_fills: set[str] = set()

@@ -5,13 +5,10 @@ account; today over the one account."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import structlog
 
-from hedgerd.accounts.runtime import AccountRuntime
-from hedgerd.config import HedgerdConfig
 from hedgerd.control.commands import CommandRefusedError
 from hedgerd.execution.executor import protected_price, round_down
 from hedgerd.model import (
@@ -25,30 +22,18 @@ from hedgerd.model import (
     PriceUnit,
 )
 from hedgerd.portfolio.hedge_loop import HedgeLoop
-from hedgerd.portfolio.parts import Clocks, PortfolioParts
+from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 from hedgerd.venues.base import VenueError
 
 log = structlog.get_logger(__name__)
 
 
-class Flattener:
+class Flattener(PortfolioService):
     """`OrderControl.flatten` for the control API."""
 
-    def __init__(
-        self,
-        config: HedgerdConfig,
-        clocks: Clocks,
-        shared: PortfolioParts,
-        account: AccountRuntime,
-        hedge_loop: HedgeLoop,
-        underlyings: Sequence[str],
-    ) -> None:
-        self.config = config
-        self.clocks = clocks
-        self.shared = shared
-        self.account = account
+    def __init__(self, scope: PortfolioScope, hedge_loop: HedgeLoop) -> None:
+        super().__init__(scope)
         self.hedge_loop = hedge_loop
-        self.underlyings = tuple(underlyings)
 
     async def flatten(self, underlying: str | None, actor: str) -> dict[str, Any]:
         """The operator's flatten: close the hedge positions (the configured hedge

@@ -18,17 +18,15 @@ from dataclasses import replace
 
 import structlog
 
-from hedgerd.accounts.runtime import AccountRuntime
 from hedgerd.book.greeks_book import BookError, UnderlyingGreeks
-from hedgerd.config import HedgerdConfig
 from hedgerd.execution.executor import DecisionResult, ExecutorSettings, LegOutcome
 from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, HedgeStyle, PriceUnit
-from hedgerd.portfolio.parts import Clocks, PortfolioParts
 from hedgerd.portfolio.policies import PolicyBook
-from hedgerd.portfolio.stats import DaemonStats, HedgeObserver, UnderlyingStats
+from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
+from hedgerd.portfolio.stats import HedgeObserver, UnderlyingStats
 from hedgerd.venues.base import VenueError
 
 log = structlog.get_logger(__name__)
@@ -38,32 +36,23 @@ log = structlog.get_logger(__name__)
 _UNCONFIRMED_TIMEOUT_S = 3.0
 
 
-class HedgeLoop:
+class HedgeLoop(PortfolioService):
     """The controller pass over every underlying, and the executions it starts.
 
     `reload_requested`/`reload`: SIGHUP's flag, and what reloads the config at the next pass."""
 
     def __init__(
         self,
-        config: HedgerdConfig,
-        clocks: Clocks,
-        shared: PortfolioParts,
-        account: AccountRuntime,
-        stats: DaemonStats,
+        scope: PortfolioScope,
         policies: PolicyBook,
         *,
         observer: HedgeObserver | None,
         reload_requested: asyncio.Event,
         reload: Callable[[], object],
     ) -> None:
-        self.config = config
-        self.clocks = clocks
-        self.shared = shared
-        self.account = account
-        self.stats = stats
+        super().__init__(scope)
         self.policies = policies
         self.observer = observer
-        self.underlyings = account.underlyings
         self._reload_requested = reload_requested
         self._reload = reload
         self._policy_state: dict[str, PolicyState] = {u: PolicyState() for u in self.underlyings}

@@ -9,13 +9,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hedgerd.accounts.runtime import AccountRuntime
-from hedgerd.config import HedgerdConfig
 from hedgerd.control.views import summarize_freshness
 from hedgerd.portfolio.hedge_loop import HedgeLoop
-from hedgerd.portfolio.parts import Clocks, PortfolioParts
-from hedgerd.portfolio.policies import PolicyBook
-from hedgerd.portfolio.stats import DaemonStats
+from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 
 #: The units of the status document's figures, for scripts reading `hedgerctl status --json`.
 STATUS_UNITS: Mapping[str, str] = {
@@ -32,27 +28,19 @@ STATUS_UNITS: Mapping[str, str] = {
 }
 
 
-class StatusReport:
+class StatusReport(PortfolioService):
     """Assembles the status document; `orders_sent_total`: the journal's order count, as
     the daemon's board tick last read it."""
 
     def __init__(
         self,
-        config: HedgerdConfig,
-        clocks: Clocks,
-        shared: PortfolioParts,
-        account: AccountRuntime,
-        stats: DaemonStats,
-        policies: PolicyBook,
+        scope: PortfolioScope,
         hedge_loop: HedgeLoop,
         orders_sent_total: Callable[[], int],
     ) -> None:
-        self.config = config
-        self.clocks = clocks
-        self.shared = shared
-        self.account = account
-        self.stats = stats
-        self.policies = policies
+        super().__init__(scope)
+        # The policies in force are the hedge loop's (overrides included).
+        self.policies = hedge_loop.policies
         self.hedge_loop = hedge_loop
         self._orders_sent_total = orders_sent_total
 
