@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from hedgerd.book.greeks_book import GreeksBook
-from hedgerd.daemon import underlying_risk
+from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.config import FixedBandPolicy
 from hedgerd.hedging.controller import decide
 from hedgerd.hedging.inputs import HedgeVenueState, PolicyState

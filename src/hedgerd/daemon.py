@@ -17,10 +17,14 @@ then the hedger's orders are cancelled and the journal flushed, within
 `daemon.shutdown_timeout_s`); SIGHUP reloads the live-tunable config (hedging policies, risk
 limits).
 
-The controller loop evaluates every underlying every `daemon.evaluate_interval_s` of the
-daemon's clock: book snapshot → `UnderlyingRisk` + `HedgeVenueState`s → `decide` →
-kill-switch pre-trade checks per leg → `executor.execute` as a task (the next evaluation sees
-its in-flight delta) → `after`.
+The work is done by services this module only builds and runs: the venue account's
+`accounts.runtime.AccountRuntime` (session, reconciler, book feed, event routing, book
+integrity, clock and margin checks) and the portfolio's (`portfolio/`: `HedgeLoop`,
+`FillLedger`, `PolicyBook`, `Flattener`, `DailyLossCheck`, `StatusReport`), all over one
+`PortfolioParts`. The hedge loop evaluates every underlying every
+`daemon.evaluate_interval_s` of the daemon's clock: book snapshot → `UnderlyingRisk` +
+`HedgeVenueState`s → `decide` → kill-switch pre-trade checks per leg → `executor.execute` as
+a task (the next evaluation sees its in-flight delta) → `after`.
 
 Clocks: `clock_ms` is the daemon's clock (UTC epoch ms; the venue's time: in paper mode the
 simulator's accelerated clock). `board_clock_ms` is what the kill switches judge durations
@@ -33,96 +37,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import math
 import os
 import signal
 import sys
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
-from hedgerd.book.greeks_book import BookError, GreeksBook, UnderlyingGreeks
-from hedgerd.book.valuation import MS_PER_YEAR
-from hedgerd.config import ConfigError, HedgerdConfig, Numeraire, VenueSettings, load_config
-from hedgerd.control.commands import (
-    Caller,
-    CommandRefusedError,
-    ControlCommands,
-    Tunable,
-    parse_finite_float,
-    parse_fraction,
-    parse_positive_float,
-)
+from hedgerd.accounts.integrity import position_diffs_coin
+from hedgerd.accounts.runtime import AccountRuntime, AccountStartError
+from hedgerd.book.greeks_book import GreeksBook
+from hedgerd.config import ConfigError, HedgerdConfig, load_config
+from hedgerd.control.adapters import JournalAudit, OrderControlAdapter, TradingControlAdapter
+from hedgerd.control.commands import ControlCommands, Tunable
 from hedgerd.control.server import ControlServerError, serve_control
-from hedgerd.control.views import summarize_freshness
-from hedgerd.execution.executor import (
-    DecisionResult,
-    Executor,
-    ExecutorSettings,
-    LegOutcome,
-    OrderRejection,
-    protected_price,
-    round_down,
-)
+from hedgerd.delegate import Kept
+from hedgerd.execution.executor import Executor, ExecutorSettings
 from hedgerd.execution.journal import Journal, JournalError
-from hedgerd.execution.reconcile import Reconciler, ReconcileSettings
+from hedgerd.execution.reconcile import Reconciler
 from hedgerd.execution.reconcile import ReconcileReport as ExecReconcileReport
-from hedgerd.hedging.adapter import risk_from_book
-from hedgerd.hedging.config import HedgingConfig, PolicyConfig
-from hedgerd.hedging.controller import after, decide, should_log
-from hedgerd.hedging.costs import fill_cost
-from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
-from hedgerd.model import (
-    AmountUnit,
-    Fill,
-    HedgeDecision,
-    HedgeLeg,
-    HedgeStyle,
-    HedgeTrigger,
-    Instrument,
-    InstrumentKind,
-    OrderSide,
-    PriceUnit,
-    Quote,
-)
+from hedgerd.hedging.adapter import underlying_risk
+from hedgerd.hedging.config import PolicyConfig
+from hedgerd.model import Fill, HedgeDecision
 from hedgerd.ops.health import LoopMonitor, Readiness, serve_ops
 from hedgerd.ops.logging import SecretRedactor
 from hedgerd.ops.metrics import Metrics
 from hedgerd.ops.supervisor import Part, Supervisor
 from hedgerd.ops.systemd import SystemdNotifier, run_watchdog
+from hedgerd.portfolio.daily_loss import DailyLossCheck
+from hedgerd.portfolio.fills import FillLedger
+from hedgerd.portfolio.flatten import Flattener
+from hedgerd.portfolio.hedge_loop import HedgeLoop
+from hedgerd.portfolio.parts import Clocks, PortfolioParts
+from hedgerd.portfolio.policies import PolicyBook
+from hedgerd.portfolio.scope import PortfolioScope
+from hedgerd.portfolio.stats import DaemonStats, HedgeObserver, UnderlyingStats
+from hedgerd.portfolio.status import StatusReport
 from hedgerd.risk.alerts import AlertDispatcher
-from hedgerd.risk.kill_switches import (
-    KillSwitchBoard,
-    MarginInputs,
-    PositionDiff,
-    day_start_ms,
-    hedge_pnl_usd,
-)
+from hedgerd.risk.kill_switches import KillSwitchBoard
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateMachine
-from hedgerd.venues.base import (
-    ConnectionEvent,
-    ConnectionState,
-    FillEvent,
-    IndexEvent,
-    Lane,
-    OrderEvent,
-    PortfolioEvent,
-    PositionEvent,
-    QuoteEvent,
-    TickerEvent,
-    VenueError,
-    VenueEvent,
-)
+from hedgerd.venues.base import VenueError, VenueEvent
 from hedgerd.venues.book_feed import BookFeed, DeltaDivergence, ReconcileReport
 from hedgerd.venues.deribit import DeribitVenue
-from hedgerd.venues.deribit_payloads import resolve_instrument
-from hedgerd.venues.units import amount_to_qty_coin
 
 log = structlog.get_logger(__name__)
 
@@ -132,57 +92,14 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
-_MIN_VOL = 0.05
-_MAX_VOL = 3.0
-_DEFAULT_VOL = 0.5
-_DEFAULT_TAU_YEARS = 30.0 / 365.0
-#: Wall seconds a filled hedge may take to show in the position stream before the book's
-#: figure is believed again (the reconciliation corrects either way).
-_UNCONFIRMED_TIMEOUT_S = 3.0
 #: Kill-switch ticks (about 1 s each) between two comparisons with the venue's own delta.
 _CROSS_CHECK_TICKS = 5
 #: Wall seconds between two venue checks (clock skew, margin, daily hedge loss).
 _VENUE_CHECK_INTERVAL_S = 2.0
-#: Board seconds between two book refreshes asked for by a delta divergence.
-_DIVERGENCE_REFRESH_S = 10.0
-#: Share of the Greeks-divergence limit from which a divergence refreshes the book.
-_DIVERGENCE_REFRESH_SHARE = 0.5
-
-
-def position_diffs_coin(report: ReconcileReport, book: GreeksBook) -> list[PositionDiff]:
-    """The corrections of a reconciliation as position differences in coin of the underlying:
-    USD-sized (inverse) contracts converted at the underlying's index. A position the book
-    cannot convert (no index) is reported as NaN, which the switch treats as a mismatch."""
-    diffs: list[PositionDiff] = []
-    for name, ours_amount, venue_amount in report.corrected:
-        try:
-            inst = book.instrument(name)
-            index_usd = book.index_price(inst.underlying)
-            ours = amount_to_qty_coin(inst, ours_amount, index_usd)
-            theirs = amount_to_qty_coin(inst, venue_amount, index_usd)
-        except (BookError, ValueError):
-            ours, theirs = math.nan, math.nan
-        diffs.append(PositionDiff(name, ours, theirs))
-    return diffs
 
 
 class DaemonError(Exception):
     """The daemon cannot start (unsafe or unusable configuration, venue unreachable)."""
-
-
-#: The units of the status document's figures, for scripts reading `hedgerctl status --json`.
-STATUS_UNITS: Mapping[str, str] = {
-    "delta, band, target": "coin of the underlying, in the configured numeraire",
-    "gamma": "coin per USD of index move",
-    "vega": "USD per 1.00 of vol (divide by 100 for a vol point)",
-    "theta": "USD per day",
-    "hedge_cost_usd": "USD",
-    "time_in_band": "fraction of the evaluations with the delta inside the band",
-    "amount, limit_price": "the order's amount_unit and price_unit (usd, or coin of underlying)",
-    "age_s, oldest_age_s": "seconds",
-    "*_ms": "UTC epoch milliseconds on the daemon's clock (the simulator's in paper mode)",
-    "speed": "daemon seconds per wall second",
-}
 
 
 def _wall_ms() -> int:
@@ -204,176 +121,6 @@ def check_live(config: HedgerdConfig, confirmed: bool) -> None:
             f"venue(s) {', '.join(live)} are mode 'live' (real money): start with "
             f"{LIVE_CONFIRM_FLAG} or {LIVE_CONFIRM_ENV}=yes to confirm"
         )
-
-
-# ------------------------------------------------------------------------ statistics
-
-
-@dataclass(slots=True)
-class UnderlyingStats:
-    """What the controller saw of one underlying (for status, the paper summary, metrics).
-    Deltas in coin; `in_band_samples` of `samples` evaluations had the net delta (orders in
-    flight included) inside the band."""
-
-    samples: int = 0
-    in_band_samples: int = 0
-    max_abs_delta_coin: float = 0.0
-    hedges: int = 0
-    hedge_cost_usd: float = 0.0
-    hedge_notional_usd: float = 0.0
-    fees_usd: float = 0.0
-    skipped_incomplete: int = 0
-    blocked_legs: int = 0
-    last_delta_coin: float = math.nan
-    last_band: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # lower, target, upper
-    last_greeks: UnderlyingGreeks | None = None
-    last_decision: dict[str, Any] = field(default_factory=dict)
-    #: Hedge trades (signed amount in the instrument's unit, price, instrument), for P&L.
-    fills: list[Fill] = field(default_factory=list)
-
-
-class HedgeObserver(Protocol):
-    """Sees each evaluation and each hedge fill as the daemon counts them (`hedgerd paper
-    --plot` records them). Called on the event loop: must return at once, and must not raise."""
-
-    def on_decision(self, decision: HedgeDecision) -> None:
-        """Every decision, holds included (deltas in coin, `ts_ms` on the daemon's clock)."""
-
-    def on_hedge_fill(self, underlying: str, fill: Fill, cost_usd: float) -> None:
-        """A fill of one of the hedger's orders, once per trade id, with its cost (fee +
-        distance from the mid, USD)."""
-
-
-@dataclass(slots=True)
-class DaemonStats:
-    started_ms: int = 0
-    evaluations: int = 0
-    decisions_trading: int = 0
-    errors: list[str] = field(default_factory=list)
-    per_underlying: dict[str, UnderlyingStats] = field(default_factory=dict)
-
-    def error(self, text: str) -> None:
-        if len(self.errors) < 100:
-            self.errors.append(text[:300])
-
-
-# ------------------------------------------------------------------ control adapters
-
-
-class TradingControlAdapter:
-    """`TradingControl` over the `TradingStateMachine`."""
-
-    def __init__(self, machine: TradingStateMachine) -> None:
-        self.machine = machine
-
-    async def operator_halt(self, reason: str, actor: str) -> None:
-        await self.machine.halt(actor=actor, text=reason)
-
-    async def operator_resume(self, actor: str) -> None:
-        await self.machine.resume(actor=actor)
-
-    async def operator_reduce_only(self, reason: str, actor: str) -> None:
-        await self.machine.reduce_only(actor=actor, text=reason)
-
-    def describe(self) -> Mapping[str, Any]:
-        snap = self.machine.snapshot
-        return {
-            "state": snap.state.value.upper(),
-            "reasons": [r.to_json() for r in snap.reasons],
-            "since_ms": snap.ts_ms,
-        }
-
-
-class OrderControlAdapter:
-    """`OrderControl` over the `Executor` (flatten: the daemon's `flatten`)."""
-
-    def __init__(
-        self,
-        executor: Executor,
-        flatten: Callable[[str | None, str], Awaitable[Mapping[str, Any]]] | None = None,
-    ) -> None:
-        self.executor = executor
-        self._flatten = flatten
-
-    async def cancel_all(self, actor: str) -> int:
-        n = await self.executor.cancel_all_open()
-        log.info("daemon.cancel_all", actor=actor, cancelled=n)
-        return n
-
-    async def flatten(self, underlying: str | None, actor: str) -> Mapping[str, Any]:
-        if self._flatten is None:
-            raise CommandRefusedError("flatten is not available here")
-        return await self._flatten(underlying, actor)
-
-
-class JournalAudit:
-    """`AuditLog` over the journal."""
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-
-    async def record_operator_command(
-        self, command: str, args: Mapping[str, Any], caller: Caller, ts_ms: int
-    ) -> None:
-        await self.journal.record_operator_command(
-            ts_ms=ts_ms, uid=caller.uid, command=command, args=args, surface=caller.surface
-        )
-
-    async def recent_events(self, limit: int) -> list[Mapping[str, Any]]:
-        entries = await self.journal.audit_since(0)
-        return [
-            {
-                "seq": e.seq,
-                "ts_ms": e.ts_ms,
-                "uid": e.uid,
-                "surface": e.surface,
-                "command": e.command,
-                "args": dict(e.args),
-                "outcome": e.outcome,
-            }
-            for e in entries[-limit:]
-        ]
-
-
-# ------------------------------------------------------------------------ the daemon
-
-
-def representative_vol_tau(
-    snap: UnderlyingGreeks, now_ms: int, numeraire: str
-) -> tuple[float, float]:
-    """The book's gamma-weighted implied vol (fraction) and time to expiry (years).
-
-    Per expiry bucket, vol is backed out of Black-Scholes' vega = gamma · S² · σ · τ (both
-    from the book); buckets are weighted by |gamma|. Without gamma: 50 % and 30 days."""
-    table = snap.by_expiry
-    gname = "gamma_usdnum_coin_per_usd" if numeraire == "usd" else "gamma_coinnum_coin_per_usd"
-    gammas = table.field(gname)
-    vegas = table.field("vega_usd_per_vol")
-    s = snap.index_price_usd
-    w_sum = tau_sum = vol_sum = 0.0
-    for i in range(len(table)):
-        expiry = table.expiry(i)
-        g = abs(float(gammas[i]))
-        if expiry is None or expiry <= now_ms or g <= 0 or not math.isfinite(g):
-            continue
-        tau = (expiry - now_ms) / MS_PER_YEAR
-        vol = abs(float(vegas[i])) / (g * s * s * tau)
-        if not math.isfinite(vol):
-            continue
-        w_sum += g
-        tau_sum += g * tau
-        vol_sum += g * min(max(vol, _MIN_VOL), _MAX_VOL)
-    if w_sum <= 0:
-        return _DEFAULT_VOL, _DEFAULT_TAU_YEARS
-    return vol_sum / w_sum, tau_sum / w_sum
-
-
-def underlying_risk(snap: UnderlyingGreeks, now_ms: int, numeraire: str) -> UnderlyingRisk:
-    """The controller's `UnderlyingRisk` from a book snapshot, in `numeraire` ("usd"/"coin"),
-    through the hedging package's adapter, with the book's gamma-weighted implied vol."""
-    num: Numeraire = "usd" if numeraire == "usd" else "coin"
-    vol, _tau = representative_vol_tau(snap, now_ms, num)
-    return risk_from_book(snap, num, vol)
 
 
 class Daemon:
@@ -410,72 +157,128 @@ class Daemon:
         self.config_path = config_path
         self.confirmed_live = confirmed_live
         self.observer = observer
-        self.hedging: HedgingConfig = config.hedging
-        self.overrides: dict[str, PolicyConfig] = {}
         self.stats = DaemonStats()
+        self.clocks = Clocks(self.clock_ms, self.board_clock_ms, self.speed)
+        #: The portfolio-wide parts (journal, trading state, board, ...): built in `run`.
+        self.parts = PortfolioParts()
         self.venue_name, self.venue_settings = next(iter(config.venues.items()))
-        self.underlyings = tuple(u.upper() for u in self.venue_settings.underlyings)
+        self.account = AccountRuntime(
+            self.venue_name,
+            self.venue_settings,
+            config,
+            self.clocks,
+            self.parts,
+            on_fill=self._note_fill,
+            on_error=self.stats.error,
+        )
+        self.underlyings = self.account.underlyings
         for u in self.underlyings:
             self.stats.per_underlying[u] = UnderlyingStats()
         self.ready = asyncio.Event()
         self.stopped = asyncio.Event()
         self._reload = asyncio.Event()
-        self._policy_state: dict[str, PolicyState] = {u: PolicyState() for u in self.underlyings}
-        self._exec_tasks: set[asyncio.Task[None]] = set()
-        self._quotes: dict[str, Quote] = {}
-        #: Whether each of the venue's stream sessions is connected (by session name).
-        self._sessions_up: dict[str, bool] = {}
-        #: The venue's mark price per instrument (its price unit), for the daily hedge P&L.
-        self._marks: dict[str, float] = {}
-        self._book_delta: dict[str, float] = {}
         self._orders_sent_total = 0
-        self._recent_fills: deque[str] = deque(maxlen=10_000)
-        self._seen_fills: set[str] = set()
-        #: Instrument names the markets were reloaded for once (`_instruments_of`).
-        self._reloaded_for: set[str] = set()
-        self._positions_seen_ms = 0
-        #: Hedge positions expected once the book sees this process's fills (instrument ->
-        #: (amount in its unit, wall deadline s)): a fill answered over the order session can
-        #: arrive before the position stream says so; until then it still counts in flight.
-        self._expected_pos: dict[str, tuple[float, float]] = {}
-        #: The book's position refresh after fills the stream missed, or when its delta
-        #: disagrees with the venue's (one at a time; `_wanted` asks for one more pass when a
-        #: request comes while one is under way).
-        self._book_refresh: asyncio.Task[None] | None = None
-        self._book_refresh_wanted = False
-        #: Board-clock ms of the last refresh asked for by a delta divergence (rate limit).
-        self._divergence_refresh_ms: int | None = None
-        #: Underlyings whose delta diverged at the last cross-check.
-        self._diverged: set[str] = set()
-        #: Signed amounts (instrument's unit) of repaired fills the book's positions have not
-        #: seen yet: what the next "fill_repair" refresh is expected to correct, and no more.
-        self._repaired_pending: dict[str, float] = {}
+        # The portfolio services, over the one account.
+        scope = PortfolioScope(config, self.clocks, self.parts, self.stats, self.account)
+        self.policies = PolicyBook(config.hedging, self.underlyings)
+        self.fills = FillLedger(scope, observer)
+        self.hedge_loop = HedgeLoop(
+            scope,
+            self.policies,
+            observer=observer,
+            reload_requested=self._reload,
+            reload=self.reload,
+        )
+        self.flattener = Flattener(scope, self.hedge_loop)
+        self.daily_loss = DailyLossCheck(scope)
+        self.status_report = StatusReport(
+            scope,
+            self.hedge_loop,
+            orders_sent_total=lambda: self._orders_sent_total,
+        )
         # Built in `run`.
-        self.journal: Journal | None = None
-        self.trading: TradingStateMachine | None = None
-        self.board: KillSwitchBoard | None = None
-        self.alerts: AlertDispatcher | None = None
-        self.metrics: Metrics | None = None
-        self.venue: DeribitVenue | None = None
-        self.executor: Executor | None = None
-        self.reconciler: Reconciler | None = None
-        self.book: GreeksBook | None = None
-        self.feed: BookFeed | None = None
         self.supervisor: Supervisor | None = None
         self.control_socket: Path | None = None
         self._notifier: SystemdNotifier | None = None
         self._orders_counted: int | None = None
         self.ops_port: int | None = None
 
-    # -------------------------------------------------------------------- helpers
-    def _daemon_sleep_s(self, seconds: float) -> Any:
-        return asyncio.sleep(max(seconds, 0.0) / self.speed)
+    # The parts live in the services that use them (`parts`: portfolio-wide; `account`:
+    # the venue account's): the daemon's attributes of the same names read and set them there.
+    journal = Kept[Journal | None]("parts")
+    trading = Kept[TradingStateMachine | None]("parts")
+    board = Kept[KillSwitchBoard | None]("parts")
+    alerts = Kept[AlertDispatcher | None]("parts")
+    metrics = Kept[Metrics | None]("parts")
+    executor = Kept[Executor | None]("parts")
+    venue = Kept[DeribitVenue | None]("account.parts")
+    reconciler = Kept[Reconciler | None]("account.parts")
+    book = Kept[GreeksBook | None]("account.parts")
+    feed = Kept[BookFeed | None]("account.parts")
+
+    # The account's book integrity and events, under the names tests drive them by.
+    def _on_reconcile(self, report: ReconcileReport) -> None:
+        self.account.integrity.on_reconcile(report)
+
+    def _on_divergence(self, now_ms: int, divergences: Sequence[DeltaDivergence]) -> None:
+        self.account.integrity.on_divergence(now_ms, divergences)
+
+    def _on_fill_repaired(self, fill: Fill) -> None:
+        self.account.on_fill_repaired(fill)
+
+    async def _on_event(self, ev: VenueEvent) -> None:
+        await self.account.on_event(ev)
+
+    @property
+    def _repaired_pending(self) -> dict[str, float]:
+        return self.account.integrity.repaired_pending
+
+    @property
+    def _divergence_refresh_ms(self) -> int | None:
+        return self.account.integrity.divergence_refresh_ms
+
+    @_divergence_refresh_ms.setter
+    def _divergence_refresh_ms(self, value: int | None) -> None:
+        self.account.integrity.divergence_refresh_ms = value
+
+    @property
+    def _reloaded_for(self) -> set[str]:
+        return self.account.reloaded_for
+
+    # The portfolio services, under the names the control API, paper mode and tests use.
+    @property
+    def _exec_tasks(self) -> set[asyncio.Task[None]]:
+        return self.hedge_loop.exec_tasks
+
+    def _note_fill(self, fill: Fill) -> None:
+        # The account is built before the ledger (which reads the account's market data).
+        self.fills.note_fill(fill)
 
     def policy_for(self, underlying: str) -> tuple[str, PolicyConfig]:
-        name, policy = self.hedging.policy_for(underlying)
-        override = self.overrides.get(underlying)
-        return (name, override) if override is not None else (name, policy)
+        return self.policies.policy_for(underlying)
 
+    async def evaluate(self, underlying: str) -> HedgeDecision | None:
+        """One evaluation of one underlying (`HedgeLoop.evaluate`)."""
+        return await self.hedge_loop.evaluate(underlying)
+
+    async def flatten(self, underlying: str | None, actor: str) -> dict[str, Any]:
+        """The operator's flatten (`Flattener.flatten`)."""
+        return await self.flattener.flatten(underlying, actor)
+
+    def status(self) -> dict[str, Any]:
+        """The control API's status (`StatusReport.status`)."""
+        return self.status_report.status()
+
+    def status_line(self) -> str:
+        return self.status_report.status_line()
+
+    def _tunables(self) -> dict[str, Tunable]:
+        return self.policies.tunables()
+
+    async def _check_daily_loss(self) -> None:
+        await self.daily_loss.check()
+
+    # -------------------------------------------------------------------- helpers
     def request_reload(self) -> None:
         """SIGHUP: reload the live-tunable config at the next controller pass."""
         self._reload.set()
@@ -520,42 +323,29 @@ class Daemon:
         readiness = Readiness()
         readiness.set("startup", False, "start-up reconciliation not done")
         loop_monitor = LoopMonitor(metrics)
-        venue = self.venue = DeribitVenue(
-            self.venue_name, self._venue_settings(self.venue_settings), clock_ms=self.clock_ms
-        )
+        account = self.account
+        venue = account.build_venue()
         executor = self.executor = Executor(
             {self.venue_name: venue},
             journal,
             trading,
             settings=ExecutorSettings(dry_run=config.dry_run),
             clock_ms=self.clock_ms,
-            book_delta_coin=self._book_delta_coin,
-            position_amount=self._position_amount,
-            quote=self._fresh_quote,
-            coin_per_amount=self._coin_per_amount,
-            on_reject=self._on_reject,
-            on_fill_repaired=self._on_fill_repaired,
+            book_delta_coin=self.hedge_loop.book_delta_coin,
+            position_amount=account.market.position_amount,
+            quote=account.market.fresh_quote,
+            coin_per_amount=account.market.coin_per_amount,
+            on_reject=self.fills.on_reject,
+            on_fill_repaired=account.on_fill_repaired,
         )
-        reconciler = self.reconciler = Reconciler(
-            venue,
-            journal,
-            underlyings=self.underlyings,
-            settings=ReconcileSettings(
-                not_found_grace_ms=int(5_000 * max(1.0, self.speed)),
-                # The account may carry other systems' orders (an options market maker's
-                # quotes): only orders with a hedgerd label are adopted, others left alone.
-                foreign_hedgerd_only=True,
-            ),
-            clock_ms=self.clock_ms,
-            on_record=executor.note_record,
-        )
+        account.build_reconciler(journal, executor.note_record)
         board.register_venue(self.venue_name, self.board_clock_ms())
         try:
             async with serve_ops(
                 config.metrics, metrics, readiness, loop_monitor=loop_monitor
             ) as ops:
                 self.ops_port = ops.port if ops.listening else None
-                await self._start_trading(venue, reconciler, executor, board)
+                await self._start_trading(executor)
                 commands = ControlCommands(
                     trading=TradingControlAdapter(trading),
                     orders=OrderControlAdapter(executor, self.flatten),
@@ -588,14 +378,7 @@ class Daemon:
                     notifier.stopping("shutting down")
                     await self._shutdown()
         finally:
-            if self._book_refresh is not None:
-                self._book_refresh.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._book_refresh
-            if self.feed is not None:
-                await self.feed.stop()
-            with contextlib.suppress(Exception):
-                await venue.close()
+            await account.close()
             with contextlib.suppress(Exception):
                 await alerts.aclose(timeout_s=1.0)
         return EXIT_OK
@@ -625,58 +408,16 @@ class Daemon:
         )
         return risk.model_copy(update={"order_rate": order_rate, "notional_rate": notional_rate})
 
-    def _venue_settings(self, settings: VenueSettings) -> VenueSettings:
-        if not settings.cancel_on_disconnect:
-            # Orders then go out through ccxt's REST client as GETs, which aiohttp may re-send
-            # when the connection drops: a possible double order. Say so loudly.
-            log.warning("daemon.orders_over_rest", venue=self.venue_name)
-        return settings
-
-    async def _start_trading(
-        self,
-        venue: DeribitVenue,
-        reconciler: Reconciler,
-        executor: Executor,
-        board: KillSwitchBoard,
-    ) -> None:
-        await venue.connect()
-        board.on_connection(self.venue_name, True, self.board_clock_ms())
-        report = await reconciler.reconcile(startup=True)
-        if report.errors:
-            raise DaemonError(f"start-up reconciliation failed: {report.errors[0]}")
+    async def _start_trading(self, executor: Executor) -> None:
+        """The account connected and its orders reconciled, the executor loaded from the
+        journal, then the account's book rebuilt and streamed (each step needs the one
+        before)."""
+        try:
+            await self.account.connect_and_reconcile()
+        except AccountStartError as exc:
+            raise DaemonError(str(exc)) from exc
         await executor.load()
-        book = self.book = GreeksBook()
-        feed = self.feed = BookFeed(
-            venue,
-            book,
-            clock_ms=self.clock_ms,
-            on_event=self._on_event,
-            on_reconcile=self._on_reconcile,
-            # PRICE_SANITY judges an index before the book takes it: a refused one never lands.
-            index_check=lambda u, price: (
-                board.on_price(
-                    self.board_clock_ms(), f"{self.venue_name}:index:{u}", price
-                ).accepted
-            ),
-            forward_check=self._forward_sane,
-            vol_check=lambda name, vol: board.on_vol(
-                self.board_clock_ms(), f"{self.venue_name}:iv:{name}", vol
-            ),
-        )
-        await feed.start()
-        self._positions_seen_ms = self.board_clock_ms()
-        hedge_names = [
-            n
-            for u in self.underlyings
-            for n in self.config.daemon.hedge_instruments.get(u, ())
-            if n in venue.instruments()
-        ]
-        if hedge_names:
-            await venue.subscribe_market(hedge_names)
-        now = self.board_clock_ms()
-        for u in self.underlyings:
-            board.register_feed(self.venue_name, f"index:{u}", now)
-        board.register_feed(self.venue_name, "positions", now)
+        await self.account.start_feed()
 
     # ---------------------------------------------------------------- supervision
     async def _supervise(
@@ -695,15 +436,15 @@ class Daemon:
             await asyncio.Event().wait()  # no watchdog configured: idle until stopped
 
         parts = [
-            Part("book-feed", self._feed_watch),
-            Part("controller", self._controller_loop),
+            Part("book-feed", self.account.feed_watch),
+            Part("controller", self.hedge_loop.run),
             Part("reconciler", reconcile_timer),
             Part("kill-switch-tick", self._tick_loop),
             Part("venue-checks", self._venue_check_loop),
             Part("watchdog", watchdog),
         ]
         if self.config.daemon.status_line:
-            parts.append(Part("status-line", self._status_loop))
+            parts.append(Part("status-line", self.status_report.run_line_loop))
 
         async def stopper() -> None:
             await stop.wait()
@@ -717,22 +458,6 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await waiter
 
-    async def _feed_watch(self) -> None:
-        """Supervise the book feed's tasks (stream consumer, position reconciliation): one
-        that ends is a crash (trading halts); the restart rebuilds the book from the venue."""
-        feed = self.feed
-        assert feed is not None
-        tasks = list(feed._tasks)  # the feed's own tasks; it exposes no other handle
-        if not tasks or any(t.done() for t in tasks):
-            await feed.stop()
-            await feed.start()
-            tasks = list(feed._tasks)
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for t in tasks:
-            if t.done() and not t.cancelled() and t.exception() is not None:
-                raise RuntimeError(f"book feed task {t.get_name()} failed") from t.exception()
-        raise RuntimeError("book feed stopped")
-
     async def _on_crash(self, part: str, exc: BaseException) -> None:
         self.stats.error(f"part {part} crashed: {exc!r}")
         assert self.trading is not None
@@ -741,12 +466,13 @@ class Daemon:
     async def _shutdown(self) -> None:
         """Stop sending, cancel the hedger's open orders, flush the journal; bounded."""
         timeout = self.config.daemon.shutdown_timeout_s
-        log.info("daemon.stopping", executions=len(self._exec_tasks))
+        exec_tasks = self.hedge_loop.exec_tasks
+        log.info("daemon.stopping", executions=len(exec_tasks))
         try:
             async with asyncio.timeout(timeout):
-                if self._exec_tasks:
+                if exec_tasks:
                     # IOC legs finish in one round trip; give them half the budget.
-                    _done, pending = await asyncio.wait(self._exec_tasks, timeout=timeout / 2)
+                    _done, pending = await asyncio.wait(exec_tasks, timeout=timeout / 2)
                     for t in pending:
                         t.cancel()
                     await asyncio.gather(*pending, return_exceptions=True)
@@ -760,207 +486,6 @@ class Daemon:
             self.stats.error("shutdown timed out")
 
     # ------------------------------------------------------------------- events
-    def _on_reconcile(self, report: ReconcileReport) -> None:
-        """A timer reconciliation that had to correct the book means the position stream lost
-        an update: fed to the position-mismatch kill switch, as are the corrections of a
-        refresh after a repaired fill or a delta divergence (those two only when they found
-        something: they run because something is expected to be off). Corrections by the
-        amount of a fill the executor repaired are that fill, whichever pass finds them.
-        Start-up (the book was empty) and post-reconnect (the outage's fills are expected)
-        corrections are recovery, not mismatches; a reconnect also starts the count over
-        (runs counted before it judged a stream that is gone)."""
-        if self.board is None or self.book is None or self.venue is None:
-            return
-        if self.metrics is not None:
-            self.metrics.record_reconciliation(
-                self.venue.name, position_mismatches=len(report.corrected)
-            )
-        # Every pass sets the book to the venue's positions: the repairs are in it now.
-        report = self._unexplained_by_repairs(report)
-        if report.reason in ("fill_repair", "divergence"):
-            if not report.corrected:
-                return  # found only what it was run for: neutral
-        elif report.reason == "reconnect":
-            # A new stream: what the old one lost says nothing of it.
-            self.board.mismatch.restart(self.venue.name)
-            return
-        elif report.reason != "timer":
-            return
-        diffs = position_diffs_coin(report, self.book)
-        self.board.on_reconciliation(self.board_clock_ms(), self.venue.name, diffs)
-
-    async def _on_event(self, ev: VenueEvent) -> None:
-        """Every venue stream event, after the book applied it. Never raises."""
-        try:
-            await self._route(ev)
-        except Exception as exc:  # the feed must keep reading whatever one event does
-            log.exception("daemon.event_failed", event_type=type(ev).__name__)
-            self.stats.error(f"event {type(ev).__name__}: {exc!r}")
-
-    async def _route(self, ev: VenueEvent) -> None:
-        board = self.board
-        assert board is not None and self.executor is not None
-        now = self.board_clock_ms()
-        if isinstance(ev, OrderEvent):
-            await self.executor.handle_event(ev)
-        elif isinstance(ev, FillEvent):
-            await self.executor.handle_event(ev)
-            self._note_fill(ev.fill)
-        elif isinstance(ev, QuoteEvent):
-            self._quotes[ev.quote.instrument] = ev.quote
-        elif isinstance(ev, TickerEvent):
-            self._marks[ev.ticker.instrument] = ev.ticker.mark_price
-        elif isinstance(ev, IndexEvent):
-            # Stamped with the data's own time (a ticker that keeps coming with a time that
-            # no longer advances is stale), on the board's clock: its age on the daemon's
-            # clock, in wall time when the daemon's clock is accelerated.
-            age_ms = max(self.clock_ms() - ev.index.ts_ms, 0) / self.speed
-            board.on_data(self.venue_name, f"index:{ev.index.underlying}", int(now - age_ms))
-            # Price sanity judged the index before the book applied it (BookFeed.index_check).
-        elif isinstance(ev, PositionEvent | PortfolioEvent):
-            board.on_data(self.venue_name, "positions", now)
-        elif isinstance(ev, ConnectionEvent):
-            # The venue is connected when every one of its sessions (market data, private
-            # orders) is: one reconnecting must not hide another that stays down.
-            self._sessions_up[ev.session] = ev.state is not ConnectionState.DISCONNECTED
-            board.on_connection(self.venue_name, all(self._sessions_up.values()), now)
-
-    def _forward_sane(
-        self, underlying: str, expiry_ms: int, forward_usd: float, index_usd: float
-    ) -> bool:
-        """PRICE_SANITY on a forward (BookFeed.forward_check): its jump per expiry, and its
-        distance from the index within the basis its time to expiry allows."""
-        if self.board is None:  # not trading yet: nothing may be judged good
-            return False
-        tau = max(expiry_ms - self.clock_ms(), 0) / MS_PER_YEAR
-        verdict = self.board.on_price(
-            self.board_clock_ms(),
-            f"{self.venue_name}:forward:{underlying}:{expiry_ms}",
-            forward_usd,
-            reference_price_usd=index_usd,
-            reference_horizon_years=tau,
-        )
-        return verdict.accepted
-
-    def _note_fill(self, fill: Fill) -> None:
-        """A fill of one of the hedger's orders: hedge cost (fee + distance from the mid),
-        counted once per trade id."""
-        if self.executor is None or fill.label is None or self.executor.record(fill.label) is None:
-            return
-        if fill.trade_id in self._seen_fills:
-            return
-        self._seen_fills.add(fill.trade_id)
-        self._recent_fills.append(fill.trade_id)
-        if len(self._seen_fills) > 20_000:
-            self._seen_fills = set(self._recent_fills)
-        assert self.venue is not None
-        inst = self.venue.instruments().get(fill.instrument)
-        if inst is None:
-            return
-        st = self.stats.per_underlying.get(inst.underlying)
-        if st is None:
-            return
-        index = self.book.index_price(inst.underlying) if self.book is not None else math.nan
-        q = self._quotes.get(fill.instrument)
-        paid = fill_cost(
-            fill,
-            underlying=inst.underlying,
-            amount_unit=inst.amount_unit,
-            price_unit=inst.price_unit,
-            index_usd=index,
-            reference_price=q.mid_price if q is not None else fill.price,
-        )
-        cost = paid.cost_usd
-        st.hedge_cost_usd += cost
-        st.fees_usd += paid.fee_usd
-        st.hedge_notional_usd += paid.notional_usd
-        st.fills.append(fill)
-        if self.metrics is not None and math.isfinite(cost):
-            self.metrics.record_hedge(
-                inst.underlying, self.venue_name, cost_usd=cost, notional_usd=paid.notional_usd
-            )
-        if self.observer is not None:
-            self.observer.on_hedge_fill(inst.underlying, fill, cost)
-
-    def _on_fill_repaired(self, fill: Fill) -> None:
-        """A fill the executor fetched by order because the stream missed it (journalled):
-        counted like a stream fill, and the book's positions refreshed from the venue at
-        once rather than at the next timer or reconnect reconciliation."""
-        if self.feed is not None:
-            self.feed.apply(FillEvent(fill))
-        self._note_fill(fill)
-        pending = self._repaired_pending
-        pending[fill.instrument] = pending.get(fill.instrument, 0.0) + fill.side.sign * fill.amount
-        self._want_book_refresh()
-
-    def _want_book_refresh(self) -> None:
-        """Refresh the book's positions from the venue now (one pass at a time)."""
-        self._book_refresh_wanted = True
-        if self._book_refresh is None or self._book_refresh.done():
-            self._book_refresh = asyncio.get_running_loop().create_task(
-                self._refresh_book(), name="book-refresh"
-            )
-
-    def _on_divergence(self, now_ms: int, divergences: Sequence[DeltaDivergence]) -> None:
-        """The book's delta disagrees with the venue's own figure: most often a position
-        update the stream lost (or a stale venue figure). A refresh from the venue's snapshot
-        repairs either well before the Greeks-divergence switch's `min_duration_s` is up, so
-        only a divergence the venue's own positions confirm keeps holding and trips it.
-        Asked for when two cross-checks in a row (about 5 s apart) find the switch's
-        numeraire off by half its limit or more: smaller or shorter gaps, such as the
-        venue's figure lagging a hedge's fill, wait for the timer run. At most one per
-        `_DIVERGENCE_REFRESH_S`."""
-        if self.board is None:
-            return
-        limits = self.board.divergence.settings
-        exceeded = [
-            d
-            for d in divergences
-            if d.numeraire == self.config.numeraire
-            and abs(d.diff_coin) >= _DIVERGENCE_REFRESH_SHARE * limits.limit_coin(d.underlying)
-        ]
-        held = [d for d in exceeded if d.underlying in self._diverged]
-        self._diverged = {d.underlying for d in exceeded}
-        if not held:
-            return
-        last = self._divergence_refresh_ms
-        if last is not None and now_ms - last < _DIVERGENCE_REFRESH_S * 1000:
-            return
-        self._divergence_refresh_ms = now_ms
-        worst = max(held, key=lambda d: abs(d.diff_coin))
-        log.warning(
-            "daemon.book_refresh_divergence",
-            venue=self.venue_name,
-            underlying=worst.underlying,
-            numeraire=worst.numeraire,
-            hedgerd_delta_coin=worst.hedgerd_delta_coin,
-            venue_delta_coin=worst.venue_delta_coin,
-        )
-        self._want_book_refresh()
-
-    def _unexplained_by_repairs(self, report: ReconcileReport) -> ReconcileReport:
-        """The corrections of a reconciliation less the repaired fills' own amounts (which
-        it consumes): whatever is left is a position the stream lost besides them, not the
-        missed fills."""
-        pending, self._repaired_pending = self._repaired_pending, {}
-        left = []
-        for name, ours, venue in report.corrected:
-            expected = ours + pending.get(name, 0.0)
-            if not math.isclose(venue, expected, rel_tol=1e-9, abs_tol=1e-9):
-                left.append((name, expected, venue))
-        return dataclasses.replace(report, corrected=tuple(left))
-
-    async def _refresh_book(self) -> None:
-        while self._book_refresh_wanted and self.feed is not None:
-            self._book_refresh_wanted = False
-            # Named for the log; `_on_reconcile` matches repaired fills whatever the reason.
-            reason = "fill_repair" if self._repaired_pending else "divergence"
-            try:
-                await self.feed.reconcile(reason)
-            except VenueError as exc:
-                log.warning("daemon.book_refresh_failed", error=str(exc)[:200])
-                return
-
     async def reconcile_now(self) -> ExecReconcileReport:
         """Run the order and fill reconciliation the timer runs (every
         `daemon.reconcile_interval_s`), now; returns its report. Passes never overlap: one
@@ -973,53 +498,8 @@ class Daemon:
         """The operator's `reconcile`: `reconcile_now`'s report as JSON-ready values."""
         return dataclasses.asdict(await self.reconcile_now())
 
-    def _on_reject(self, rejection: OrderRejection) -> None:
-        self.stats.error(f"order {rejection.label} rejected: {rejection.code} {rejection.reason}")
-
     # ------------------------------------------------------------ executor callbacks
-    def _book_delta_coin(self, underlying: str) -> float:
-        return self._book_delta.get(underlying, math.nan)
-
-    def _position_amount(self, venue: str, instrument: str) -> float | None:
-        if self.feed is None:
-            return None
-        pos = self.feed.positions.get(instrument)
-        return pos.amount if pos is not None else 0.0
-
-    def _fresh_quote(self, venue: str, instrument: str) -> Quote | None:
-        q = self._quotes.get(instrument)
-        if q is None:
-            return None
-        age_s = (self.clock_ms() - q.ts_ms) / 1000.0
-        return q if age_s <= self.venue_settings.stale_market_s else None
-
-    def _coin_per_amount(self, venue: str, instrument: str) -> float | None:
-        assert self.venue is not None
-        inst = self.venue.instruments().get(instrument)
-        if inst is None:
-            return None
-        if inst.amount_unit is not AmountUnit.USD:
-            return 1.0
-        q = self._quotes.get(instrument)
-        if q is not None and q.mid_price > 0:
-            return 1.0 / q.mid_price
-        if self.book is not None:
-            s = self.book.index_price(inst.underlying)
-            if math.isfinite(s) and s > 0:
-                return 1.0 / s
-        return None
-
     # ----------------------------------------------------------------- controller
-    async def _controller_loop(self) -> None:
-        interval = self.config.daemon.evaluate_interval_s
-        while True:
-            if self._reload.is_set():
-                self._reload.clear()
-                self.reload()
-            for u in self.underlyings:
-                await self.evaluate(u)
-            await self._daemon_sleep_s(interval)
-
     def reload(self) -> bool:
         """Reload hedging policies and risk limits from the config file (SIGHUP). Other
         settings need a restart. A bad file is refused and logged; the old config stays."""
@@ -1036,570 +516,31 @@ class Daemon:
         finally:
             if self._notifier is not None:
                 self._notifier.ready("hedging")
-        self.hedging = new.hedging
-        self.overrides.clear()
+        self.policies.replace(new.hedging)
         if self.board is not None:
             self.board.reconfigure(self._risk_settings(new.risk))
         log.info("daemon.reloaded", path=str(self.config_path))
         return True
 
-    async def _hedge_states(self, underlying: str) -> list[HedgeVenueState]:
-        assert self.venue is not None and self.feed is not None
-        out: list[HedgeVenueState] = []
-        for name in self.config.daemon.hedge_instruments.get(underlying, ()):
-            inst = self.venue.instruments().get(name)
-            if inst is None:
-                continue
-            quote = self._fresh_quote(self.venue_name, name)
-            if quote is None:
-                try:
-                    quote = await self.venue.fetch_quote(name)
-                except VenueError as exc:
-                    log.warning("daemon.quote_unavailable", instrument=name, error=str(exc)[:200])
-                    continue
-                self._quotes[name] = quote
-            per_amount = 1.0 / quote.mid_price if inst.amount_unit is AmountUnit.USD else 1.0
-            pos = self.feed.positions.get(name)
-            out.append(
-                HedgeVenueState(
-                    instrument=inst,
-                    quote=quote,
-                    delta_coin_per_amount=per_amount,
-                    position_amount=pos.amount if pos is not None else 0.0,
-                )
-            )
-        return out
-
-    def _unconfirmed(self, venues: list[HedgeVenueState], now_ms: int) -> list[InFlightOrder]:
-        """Fills of this process not yet in the book's positions, as in-flight orders."""
-        out: list[InFlightOrder] = []
-        for v in venues:
-            entry = self._expected_pos.get(v.name)
-            if entry is None:
-                continue
-            expected, deadline_s = entry
-            missing = expected - v.position_amount
-            if abs(missing) < 0.5 * v.instrument.amount_step or time.monotonic() > deadline_s:
-                del self._expected_pos[v.name]
-                continue
-            out.append(
-                InFlightOrder(
-                    v.venue,
-                    v.name,
-                    f"unconfirmed:{v.name}",
-                    missing * v.delta_coin_per_amount,
-                    HedgeStyle.TAKER,
-                    now_ms,
-                )
-            )
-        return out
-
-    async def _with_books(self, venues: list[HedgeVenueState]) -> list[HedgeVenueState]:
-        """`venues` with their order book depth (the same list when a fetch fails)."""
-        assert self.venue is not None
-        out: list[HedgeVenueState] = []
-        for v in venues:
-            try:
-                book = await self.venue.fetch_order_book(
-                    v.name, self.venue_settings.depth_notional_usd
-                )
-            except VenueError as exc:
-                log.warning("daemon.book_unavailable", instrument=v.name, error=str(exc)[:200])
-                return venues
-            out.append(replace(v, book=book))
-        return out
-
-    async def evaluate(self, underlying: str) -> HedgeDecision | None:
-        """One evaluation of one underlying; returns the decision (None when the inputs were
-        refused)."""
-        assert self.book is not None and self.executor is not None and self.board is not None
-        st = self.stats.per_underlying[underlying]
-        now = self.clock_ms()
-        numeraire = self.config.numeraire
-        try:
-            snap = self.book.underlying_snapshot(underlying, now)
-        except BookError as exc:
-            st.skipped_incomplete += 1
-            if st.skipped_incomplete % 100 == 1:
-                log.info("daemon.no_book", underlying=underlying, error=str(exc))
-            return None
-        st.last_greeks = snap
-        if not snap.complete:
-            st.skipped_incomplete += 1
-            if st.skipped_incomplete % 100 == 1:
-                log.warning(
-                    "daemon.book_incomplete",
-                    underlying=underlying,
-                    quarantined=[q.instrument for q in snap.quarantined][:5],
-                )
-            return None
-        try:
-            risk = underlying_risk(snap, now, numeraire)
-        except ValueError as exc:
-            st.skipped_incomplete += 1
-            log.warning("daemon.risk_refused", underlying=underlying, error=str(exc))
-            return None
-        self._book_delta[underlying] = risk.net_delta_coin
-        venues = await self._hedge_states(underlying)
-        if not venues:
-            return None
-        policy_name, policy = self.policy_for(underlying)
-        in_flight = self.executor.in_flight_orders(underlying) + self._unconfirmed(venues, now)
-        state = self._policy_state[underlying]
-
-        def decide_on(v: Sequence[HedgeVenueState]) -> HedgeDecision:
-            return decide(
-                risk,
-                v,
-                in_flight,
-                policy_name,
-                policy,
-                state,
-                now,
-                self.hedging.cost,
-                self.hedging.router,
-            )
-
-        decision = decide_on(venues)
-        if decision.trades:
-            # Only a trade needs depth (the router sizes and prices through the book): fetch
-            # it then, not on every evaluation, and decide again with it.
-            deep = await self._with_books(venues)
-            if deep is not venues:
-                decision = decide_on(deep)
-        self._observe(underlying, st, snap, decision)
-        self.board.on_delta(
-            self.board_clock_ms(), underlying, decision.book_delta_coin, risk.spot_usd
-        )
-        if should_log(decision, self.config.daemon.hold_log_sample_rate):
-            log.info(
-                "daemon.decision",
-                decision_id=decision.decision_id,
-                underlying=underlying,
-                policy=policy_name,
-                trigger=str(decision.trigger),
-                net_delta_coin=round(decision.net_delta_coin, 6),
-                band_lower_coin=round(decision.band_lower_coin, 6),
-                band_upper_coin=round(decision.band_upper_coin, 6),
-                legs=len(decision.legs),
-                delta_after_coin=round(decision.delta_after_coin, 6),
-                expected_cost_usd=round(decision.expected_cost_usd, 4),
-            )
-        if decision.trades and self.trading is not None:
-            legs = self._pre_trade(decision)
-            if legs:
-                self._dispatch(
-                    decision if len(legs) == len(decision.legs) else _with_legs(decision, legs)
-                )
-                self._policy_state[underlying] = after(
-                    self._policy_state[underlying], decision, risk.spot_usd
-                )
-        return decision
-
-    def _observe(
-        self, underlying: str, st: UnderlyingStats, snap: UnderlyingGreeks, d: HedgeDecision
-    ) -> None:
-        self.stats.evaluations += 1
-        st.samples += 1
-        net = d.net_delta_coin
-        if d.band_lower_coin - 1e-9 <= net <= d.band_upper_coin + 1e-9:
-            st.in_band_samples += 1
-        st.max_abs_delta_coin = max(st.max_abs_delta_coin, abs(net))
-        st.last_delta_coin = net
-        st.last_band = (d.band_lower_coin, d.target_delta_coin, d.band_upper_coin)
-        if self.observer is not None:
-            self.observer.on_decision(d)
-        st.last_decision = {
-            "decision_id": d.decision_id,
-            "ts_ms": d.ts_ms,
-            "trigger": str(d.trigger),
-            "net_delta_coin": net,
-            "delta_after_coin": d.delta_after_coin,
-            "legs": len(d.legs),
-        }
-        if self.metrics is not None:
-            num = self.config.numeraire
-            with contextlib.suppress(ValueError):
-                self.metrics.set_greeks(
-                    underlying,
-                    delta_coin=snap.delta_coin(num, projected=False),
-                    gamma_coin_per_usd=snap.total.gamma_coin_per_usd(num),
-                    vega_usd=snap.total.vega_usd_per_vol,
-                    theta_usd_per_day=snap.total.theta_usd_per_day,
-                )
-                self.metrics.set_band(
-                    underlying,
-                    target_coin=d.target_delta_coin,
-                    lower_coin=min(d.band_lower_coin, d.target_delta_coin),
-                    upper_coin=max(d.band_upper_coin, d.target_delta_coin),
-                )
-
-    def _pre_trade(self, decision: HedgeDecision) -> list[HedgeLeg]:
-        """The legs the kill switches let through (`check_order` per leg, judged at the
-        largest single order the executor will send for it); refusals are logged."""
-        assert self.board is not None and self.venue is not None and self.book is not None
-        st = self.stats.per_underlying[decision.underlying]
-        session = self.venue.session
-        if self.venue_settings.cancel_on_disconnect and (
-            session is None or not session.connected.is_set()
-        ):
-            # The adapter would fall back to ccxt's REST client, whose order requests are GETs
-            # that aiohttp may re-send when a connection drops: wait for the session instead.
-            st.blocked_legs += len(decision.legs)
-            log.warning(
-                "daemon.order_session_down",
-                decision_id=decision.decision_id,
-                venue=self.venue_name,
-            )
-            return []
-        before = decision.net_delta_coin
-        index = self.book.index_price(decision.underlying)
-        out: list[HedgeLeg] = []
-        for i, leg in enumerate(decision.legs):
-            inst = self.venue.instruments().get(leg.instrument)
-            price_usd = (
-                leg.limit_price * index if leg.price_unit is PriceUnit.COIN else (leg.limit_price)
-            )
-            notional = leg.amount if leg.amount_unit is AmountUnit.USD else leg.amount * price_usd
-            # The executor sends a leg in slices of at most max_slice_delta_coin.
-            slice_cap_usd = ExecutorSettings().max_slice_delta_coin * index
-            per_order = min(notional, slice_cap_usd) if inst is not None else notional
-            check = self.board.check_order(
-                now_ms=self.board_clock_ms(),
-                notional_usd=per_order,
-                price_usd=price_usd,
-                reference_price_usd=index,
-                delta_before_coin=before,
-                delta_after_coin=before + leg.delta_coin,
-            )
-            if not check.allowed:
-                st.blocked_legs += 1
-                log.warning(
-                    "daemon.leg_refused",
-                    decision_id=decision.decision_id,
-                    leg=i,
-                    reason=check.reason,
-                    code=check.code.value if check.code is not None else None,
-                )
-                continue
-            before += leg.delta_coin
-            out.append(leg)
-        return out
-
-    def _dispatch(self, decision: HedgeDecision) -> None:
-        base: dict[str, float] = {}
-        for leg in decision.legs:
-            entry = self._expected_pos.get(leg.instrument)
-            held = self._position_amount(leg.venue, leg.instrument) or 0.0
-            base[leg.instrument] = entry[0] if entry is not None else held
-        task = asyncio.get_running_loop().create_task(
-            self._execute(decision, base), name=f"execute:{decision.decision_id[:8]}"
-        )
-        self._exec_tasks.add(task)
-        task.add_done_callback(self._exec_tasks.discard)
-
-    async def _execute(self, decision: HedgeDecision, base: dict[str, float]) -> None:
-        assert self.executor is not None and self.board is not None
-        self.stats.decisions_trading += 1
-        self.board.on_hedge_sent(decision.underlying)
-        try:
-            result = await self.executor.execute(decision)
-        except Exception as exc:
-            log.exception("daemon.execute_failed", decision_id=decision.decision_id)
-            self.stats.error(f"execute {decision.decision_id[:8]}: {exc!r}")
-            return
-        self._after_execute(decision, result, base)
-
-    def _after_execute(
-        self, decision: HedgeDecision, result: DecisionResult, base: dict[str, float]
-    ) -> None:
-        assert self.board is not None
-        st = self.stats.per_underlying[decision.underlying]
-        now = self.board_clock_ms()
-        traded = False
-        for leg in result.legs:
-            if leg.outcome in (LegOutcome.BLOCKED, LegOutcome.DUPLICATE, LegOutcome.DRY_RUN):
-                continue
-            self.board.on_order_outcome(now, leg.outcome is not LegOutcome.REJECTED, leg.detail)
-            traded = traded or leg.filled_amount > 0
-            if leg.filled_amount > 0:
-                side = decision.legs[leg.leg].side.sign
-                held = self._position_amount(self.venue_name, leg.instrument) or 0.0
-                start = base.get(leg.instrument, held)
-                current = self._expected_pos.get(leg.instrument, (start, 0.0))[0]
-                self._expected_pos[leg.instrument] = (
-                    current + side * leg.filled_amount,
-                    time.monotonic() + _UNCONFIRMED_TIMEOUT_S,
-                )
-        if traded:
-            st.hedges += 1
-
     # ---------------------------------------------------------------- flatten
-    async def flatten(self, underlying: str | None, actor: str) -> dict[str, Any]:
-        """The operator's flatten: close the hedge positions (the configured hedge
-        instruments; never options) of `underlying`, or of every underlying when None, with
-        reduce-only IOC orders at a protected price (sliced when large), in any trading state
-        (HALTED included). Journalled like any order under decision id
-        `flatten-<UNDERLYING>-<ts_ms>`. Returns what was sent, per underlying."""
-        if underlying is None:
-            unds = self.underlyings
-        else:
-            u = underlying.upper()
-            if u not in self.underlyings:
-                raise CommandRefusedError(
-                    f"unknown underlying {underlying!r}; known: {', '.join(self.underlyings)}"
-                )
-            unds = (u,)
-        session = self.venue.session if self.venue is not None else None
-        if self.venue_settings.cancel_on_disconnect and (
-            session is None or not session.connected.is_set()
-        ):
-            raise CommandRefusedError("the venue's order session is down: nothing can be sent")
-        log.warning("daemon.flatten", actor=actor, underlyings=list(unds))
-        out: dict[str, Any] = {}
-        for u in unds:
-            out[u] = await self._flatten_one(u)
-        return {"underlyings": out}
-
-    async def _flatten_one(self, underlying: str) -> dict[str, Any]:
-        assert self.venue is not None and self.executor is not None and self.board is not None
-        venue = self.venue
-        now = self.clock_ms()
-        hedge_names = set(self.config.daemon.hedge_instruments.get(underlying, ()))
-        try:
-            positions = await venue.fetch_positions(underlying)
-        except VenueError as exc:
-            raise CommandRefusedError(f"{underlying}: positions unavailable: {exc}") from exc
-        index = self.book.index_price(underlying) if self.book is not None else math.nan
-        slippage_bps = self.executor.settings.max_slippage_bps
-        legs: list[HedgeLeg] = []
-        skipped: list[dict[str, Any]] = []
-        for ev in positions:
-            pos = ev.position
-            inst = venue.instruments().get(pos.instrument)
-            if inst is None or inst.kind is InstrumentKind.OPTION:
-                continue  # options are the book, never flattened
-            if pos.instrument not in hedge_names:
-                skipped.append({"instrument": pos.instrument, "why": "not a hedge instrument"})
-                continue
-            amount = round_down(abs(pos.amount), inst.amount_step)
-            if amount < inst.min_amount or amount <= 0:
-                skipped.append({"instrument": pos.instrument, "why": "below the minimum size"})
-                continue
-            try:
-                quote = await venue.fetch_quote(pos.instrument)
-            except VenueError as exc:
-                skipped.append({"instrument": pos.instrument, "why": f"no quote: {exc}"[:200]})
-                continue
-            side = OrderSide.SELL if pos.amount > 0 else OrderSide.BUY
-            mid = quote.mid_price
-            per_amount = 1.0 / mid if inst.amount_unit is AmountUnit.USD else 1.0
-            try:
-                limit = protected_price(side, mid, slippage_bps, inst.tick_size)
-            except ValueError as exc:
-                skipped.append({"instrument": pos.instrument, "why": str(exc)[:200]})
-                continue
-            price_usd = limit * index if inst.price_unit is PriceUnit.COIN else limit
-            notional = amount if inst.amount_unit is AmountUnit.USD else amount * price_usd
-            slice_cap_usd = self.executor.settings.max_slice_delta_coin * index
-            check = self.board.check_order(
-                now_ms=self.board_clock_ms(),
-                notional_usd=min(notional, slice_cap_usd) if slice_cap_usd > 0 else notional,
-                price_usd=price_usd,
-                reference_price_usd=index,
-                delta_before_coin=0.0,
-                delta_after_coin=0.0,
-                is_operator_flatten=True,
-            )
-            if not check.allowed:
-                skipped.append({"instrument": pos.instrument, "why": check.reason})
-                continue
-            legs.append(
-                HedgeLeg(
-                    venue=self.venue_name,
-                    instrument=pos.instrument,
-                    side=side,
-                    amount=amount,
-                    amount_unit=inst.amount_unit,
-                    delta_coin=side.sign * amount * per_amount,
-                    style=HedgeStyle.TAKER,
-                    limit_price=limit,
-                    price_unit=inst.price_unit,
-                    expected_cost_usd=0.0,
-                )
-            )
-        result: dict[str, Any] = {"decision_id": None, "legs": [], "skipped": skipped}
-        if not legs:
-            return result
-        book_delta = self._book_delta.get(underlying, 0.0)
-        net = book_delta if math.isfinite(book_delta) else 0.0
-        traded = sum(leg.delta_coin for leg in legs)
-        decision = HedgeDecision(
-            decision_id=f"flatten-{underlying}-{now}",
-            underlying=underlying,
-            policy="operator-flatten",
-            ts_ms=now,
-            trigger=HedgeTrigger.NONE,
-            net_delta_coin=net,
-            book_delta_coin=net,
-            in_flight_delta_coin=0.0,
-            target_delta_coin=net + traded,
-            band_lower_coin=net + traded,
-            band_upper_coin=net + traded,
-            wanted_coin=traded,
-            delta_after_coin=net + traded,
-            legs=tuple(legs),
-            expected_cost_usd=0.0,
-            lambda_frac=0.0,
-            gamma_coin_per_usd=0.0,
-            spot_usd=index if math.isfinite(index) else 0.0,
-        )
-        base = {
-            leg.instrument: self._position_amount(leg.venue, leg.instrument) or 0.0 for leg in legs
-        }
-        res = await self.executor.execute(decision, operator_flatten=True)
-        self._after_execute(decision, res, base)
-        result["decision_id"] = decision.decision_id
-        result["legs"] = [
-            {
-                "instrument": leg.instrument,
-                "side": str(leg.side),
-                "amount": leg.amount,
-                "amount_unit": str(leg.amount_unit),
-                "limit_price": leg.limit_price,
-                "outcome": str(r.outcome),
-                "filled_amount": r.filled_amount,
-                "labels": list(r.labels),
-                "detail": r.detail,
-            }
-            for r in res.legs
-            for leg in (decision.legs[r.leg],)
-        ]
-        log.warning("daemon.flattened", decision_id=decision.decision_id, legs=result["legs"])
-        return result
-
     # ------------------------------------------------------------ venue checks
     async def _venue_check_loop(self) -> None:
         """Clock skew, margin and the daily hedge loss, every `_VENUE_CHECK_INTERVAL_S` wall
         seconds. A venue error skips that check (the disconnection and stale-data switches
         judge an unreachable venue); anything else is a crash of this part (HALTED)."""
         while True:
-            for check in (self._check_clock_skew, self._check_margin, self._check_daily_loss):
+            checks = self.account.checks
+            # Named as before the account's checks left the daemon (operators grep them).
+            for name, check in (
+                ("_check_clock_skew", checks.check_clock_skew),
+                ("_check_margin", checks.check_margin),
+                ("_check_daily_loss", self.daily_loss.check),
+            ):
                 try:
                     await check()
                 except VenueError as exc:
-                    log.warning("daemon.venue_check_failed", check=check.__name__, error=str(exc))
+                    log.warning("daemon.venue_check_failed", check=name, error=str(exc))
             await asyncio.sleep(_VENUE_CHECK_INTERVAL_S)
-
-    async def _check_clock_skew(self) -> None:
-        """The daemon's clock against the venue's server time (`public/get_time`), corrected
-        by half the round trip. In paper mode the daemon's clock is the simulator's, so an
-        accelerated simulator is not "skewed"."""
-        assert self.venue is not None and self.board is not None
-        venue = self.venue
-        sent_ms = 0
-
-        async def get_time() -> Any:
-            nonlocal sent_ms
-            sent_ms = self.clock_ms()  # after the lane's throttle: only the trip is timed
-            return await venue.rest.publicGetGetTime()
-
-        raw = await venue.call(Lane.READS, get_time)
-        received_ms = self.clock_ms()
-        server_ms = raw.get("result") if isinstance(raw, Mapping) else None
-        if not isinstance(server_ms, int | float) or isinstance(server_ms, bool):
-            log.warning("daemon.venue_time_unreadable", venue=self.venue_name)
-            return
-        # The venue stamped its time somewhere within the round trip: the skew is at least
-        # the midpoint's offset less half the trip (an event-loop stall on either leg, worse
-        # with an accelerated paper clock, must not read as skew).
-        mid = (sent_ms + received_ms) / 2.0 - float(server_ms)
-        half_trip = max(received_ms - sent_ms, 0) / 2.0
-        skew_ms = math.copysign(max(abs(mid) - half_trip, 0.0), mid)
-        self.board.on_clock_skew(self.board_clock_ms(), self.venue_name, skew_ms)
-
-    async def _check_margin(self) -> None:
-        """Maintenance margin / equity per settlement currency (the venue's account summary).
-        A currency with no equity and no margin (nothing held there) is not judged."""
-        assert self.venue is not None and self.board is not None
-        for ccy in self.venue.settlement_currencies:
-            data = await self.venue._summary(ccy)
-            equity = _float(data.get("equity"))
-            mm = _float(data.get("maintenance_margin"))
-            if equity == 0.0 and mm == 0.0:
-                continue
-            index = self.book.index_price(ccy) if self.book is not None else math.nan
-            self.board.on_margin(
-                self.board_clock_ms(),
-                MarginInputs(
-                    venue=self.venue_name,
-                    currency=ccy,
-                    equity=equity,
-                    maintenance_margin=mm,
-                    index_price_usd=index if math.isfinite(index) else None,
-                ),
-            )
-
-    async def _check_daily_loss(self) -> None:
-        """The day's hedge P&L from the journal's fills, marked at the hedge instruments'
-        latest mids (fetched when no quote streams for one). Positions carried into the day
-        are not counted (only the day's trades)."""
-        assert self.venue is not None and self.board is not None and self.journal is not None
-        now = self.clock_ms()
-        settings = self.board.settings.daily_loss
-        if not settings.enabled:
-            return
-        fills = await self.journal.fills_since(day_start_ms(now, settings.day_start_hour_utc))
-        instruments = await self._instruments_of({f.instrument for f in fills})
-        marks: dict[str, float] = {}
-        for name in {f.instrument for f in fills}:
-            inst = instruments.get(name)
-            if inst is None or inst.is_option:
-                continue
-            mark = self._marks.get(name, math.nan)
-            if not (math.isfinite(mark) and mark > 0):
-                q = self._quotes.get(name)
-                mark = q.mid_price if q is not None else math.nan
-            if not (math.isfinite(mark) and mark > 0):
-                mark = (await self.venue.fetch_ticker(name)).mark_price
-            marks[name] = mark
-        index = {
-            u: self.book.index_price(u) if self.book is not None else math.nan
-            for u in self.underlyings
-        }
-        for name in marks:  # hedges of an underlying the book does not follow (or no index yet)
-            u = instruments[name].underlying
-            if not (math.isfinite(index.get(u, math.nan)) and index[u] > 0):
-                index[u] = (await self.venue.fetch_index(u)).price_usd
-        # Judged on the fills read above (`check_daily_loss` would read them again, and a
-        # fill landing in between would have no mark).
-        estimate = hedge_pnl_usd(fills, instruments, marks, index)
-        self.board.on_daily_pnl(now, estimate)
-        log.debug(
-            "daemon.daily_pnl", pnl_usd=estimate.pnl_usd, missing=estimate.missing, marks=marks
-        )
-
-    async def _instruments_of(self, names: set[str]) -> Mapping[str, Instrument]:
-        """The venue's instruments, covering `names` where they can be known: one reload of
-        the markets for a name first seen (listed since the markets were loaded), then the
-        name itself for an option (one that expired today is gone from the venue's list; the
-        day's loss does not count options, it only needs to know they are options). A name
-        still unknown stays out, and the day's loss cannot be computed."""
-        assert self.venue is not None
-        instruments: Mapping[str, Instrument] = self.venue.instruments()
-        fresh = names - instruments.keys() - self._reloaded_for
-        if fresh:
-            instruments = await self.venue.reload_instruments()
-            self._reloaded_for |= fresh  # only once it worked: a failed reload is tried again
-        missing = names - instruments.keys()
-        if not missing:
-            return instruments
-        out = dict(instruments)
-        for name in missing:
-            inst = resolve_instrument(instruments, name, self.venue_name)
-            if inst is not None and inst.is_option:
-                out[name] = inst
-        return out
 
     # ---------------------------------------------------------------- timers
     async def _tick_loop(self) -> None:
@@ -1607,27 +548,11 @@ class Daemon:
         ticks = 0
         while True:
             now = self.board_clock_ms()
-            feed = self.feed
-            last = feed.last_reconcile if feed is not None else None
-            # A reconciliation confirmed every position (the stream only says changes).
-            if last is not None and last.ts_ms != self._positions_seen_ms:
-                self._positions_seen_ms = last.ts_ms
-                self.board.on_data(self.venue_name, "positions", now)
+            self.account.note_positions_seen(now)
             self.board.tick(now)
             ticks += 1
-            if feed is not None and ticks % _CROSS_CHECK_TICKS == 0:
-                # hedgerd's delta against the venue's own figure (Greeks-divergence switch).
-                divergences = feed.cross_check()
-                self._on_divergence(now, divergences)
-                for d in divergences:
-                    if d.numeraire == self.config.numeraire:
-                        self.board.on_greeks(
-                            now,
-                            self.venue_name,
-                            d.underlying,
-                            d.hedgerd_delta_coin,
-                            d.venue_delta_coin,
-                        )
+            if ticks % _CROSS_CHECK_TICKS == 0:
+                self.account.cross_check(now)
             self._orders_sent_total = await self.journal.count_intents_since(0)
             if self.metrics is not None:
                 # Orders sent since this start (the journal's history is not re-counted).
@@ -1638,151 +563,8 @@ class Daemon:
                 self.metrics.set_open_orders(self.venue_name, len(self.executor.open_records()))
             await asyncio.sleep(1.0)
 
-    async def _status_loop(self) -> None:
-        tty = sys.stderr.isatty()
-        interval = 0.5 if tty else self.config.daemon.status_interval_s
-        while True:
-            await asyncio.sleep(interval)
-            line = self.status_line()
-            if tty:
-                sys.stderr.write("\r\x1b[2K" + line)
-            else:
-                sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-
     # ------------------------------------------------------------------ status
-    def status_line(self) -> str:
-        """One line: state, per underlying delta against its band, hedges, cost."""
-        state = self.trading.state.value.upper() if self.trading is not None else "STARTING"
-        parts = [f"hedgerd {state}"]
-        for u, st in self.stats.per_underlying.items():
-            lo, _target, hi = st.last_band
-            share = st.in_band_samples / st.samples if st.samples else math.nan
-            parts.append(
-                f"{u} Δ {st.last_delta_coin:+.3f} [{lo:+.3f}, {hi:+.3f}] "
-                f"in band {share:.0%} hedges {st.hedges} cost ${st.hedge_cost_usd:,.2f}"
-            )
-        return " | ".join(parts)
-
-    def status(self) -> dict[str, Any]:
-        """The control API's status (the trading state is added by the command layer)."""
-        unds: dict[str, Any] = {}
-        for u, st in self.stats.per_underlying.items():
-            g = st.last_greeks
-            num = self.config.numeraire
-            lo, target, hi = st.last_band
-            unds[u] = {
-                "delta": _num(st.last_delta_coin),
-                "gamma": _num(g.total.gamma_coin_per_usd(num)) if g else None,
-                "vega": _num(g.total.vega_usd_per_vol) if g else None,
-                "theta": _num(g.total.theta_usd_per_day) if g else None,
-                "index_usd": _num(g.index_price_usd) if g else None,
-                "band": {"lower": _num(lo), "upper": _num(hi)},
-                "target": _num(target),
-                "policy": self.policy_for(u)[0],
-                "last_decision": st.last_decision,
-                "hedges": st.hedges,
-                "hedge_cost_usd": st.hedge_cost_usd,
-                "time_in_band": st.in_band_samples / st.samples if st.samples else None,
-            }
-        open_orders = []
-        instruments = self.venue.instruments() if self.venue is not None else {}
-        for r in self.executor.open_records() if self.executor is not None else ():
-            inst = instruments.get(r.instrument)
-            open_orders.append(
-                {
-                    "label": r.label,
-                    "instrument": r.instrument,
-                    "underlying": inst.underlying if inst is not None else None,
-                    "side": str(r.side),
-                    "amount": r.amount,
-                    "amount_unit": str(r.amount_unit),
-                    "limit_price": r.limit_price,
-                    "price_unit": str(inst.price_unit) if inst is not None else None,
-                    "status": str(r.status),
-                }
-            )
-        health = self.feed.health() if self.feed is not None else []
-        freshness = [
-            {"source": str(h.source), "key": h.key, "age_s": h.age_s, "stale": h.stale}
-            for h in health
-        ]
-        # The list is cut to keep the document small; the summary covers every source.
-        summary = summarize_freshness((str(h.source), h.key, h.age_s, h.stale) for h in health)
-        return {
-            "venue": self.venue_name,
-            "mode": self.venue_settings.mode,
-            "dry_run": self.config.dry_run,
-            "speed": self.speed,
-            "numeraire": self.config.numeraire,
-            "now_ms": self.clock_ms(),
-            "started_ms": self.stats.started_ms,
-            "units": STATUS_UNITS,
-            "underlyings": unds,
-            "open_orders": open_orders,
-            "orders_sent_total": self._orders_sent_total,
-            "executions_in_flight": len(self._exec_tasks),
-            "data_freshness": freshness[:50],
-            "data_freshness_summary": [f.to_json() for f in summary],
-            "errors": len(self.stats.errors),
-        }
-
     # ---------------------------------------------------------------- tunables
-    def _tunables(self) -> dict[str, Tunable]:
-        out: dict[str, Tunable] = {}
-        for u in self.underlyings:
-            for key, parse, fld in (
-                ("target_coin", parse_finite_float, "target_delta_coin"),
-                ("hedge_ratio", parse_fraction, "hedge_ratio"),
-                ("band_coin", parse_positive_float, None),
-            ):
-                name = f"hedging.{u}.{key}"
-                out[name] = Tunable(
-                    key=name,
-                    description=f"{key} of {u}'s policy",
-                    parse=parse,
-                    apply=self._setter(u, fld),
-                )
-        return out
-
-    def _setter(self, underlying: str, fld: str | None) -> Callable[[Any], Any]:
-        async def apply(value: Any) -> None:
-            _name, policy = self.policy_for(underlying)
-            if fld is not None:
-                update = {fld: float(value)}
-            elif policy.kind == "band":
-                update = {"halfwidth_coin": float(value)}
-            elif policy.kind == "timer":
-                raise CommandRefusedError("a timer policy has no band")
-            else:
-                update = {"min_halfwidth_coin": float(value)}
-            new = type(policy).model_validate({**policy.model_dump(), **update})
-            self.overrides[underlying] = new
-            log.info("daemon.tuned", underlying=underlying, **update)
-
-        return apply
-
-
-def _with_legs(decision: HedgeDecision, legs: list[HedgeLeg]) -> HedgeDecision:
-    traded = sum(leg.delta_coin for leg in legs)
-    return replace(
-        decision,
-        legs=tuple(legs),
-        delta_after_coin=decision.net_delta_coin + traded,
-        expected_cost_usd=sum(leg.expected_cost_usd for leg in legs),
-    )
-
-
-def _num(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def _float(x: Any) -> float:
-    """A venue figure as a float (NaN when it is not a number)."""
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def install_signals(daemon: Daemon, stop: asyncio.Event) -> None:
@@ -1851,6 +633,7 @@ __all__ = [
     "check_live",
     "install_signals",
     "live_confirmed",
+    "position_diffs_coin",
     "run_daemon",
     "underlying_risk",
 ]

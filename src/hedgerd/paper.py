@@ -152,7 +152,7 @@ def hedge_pnl_usd(daemon: Daemon, underlying: str) -> float:
     total = 0.0
     for fill in st.fills:
         inst = venue.instruments().get(fill.instrument)
-        q = daemon._quotes.get(fill.instrument)
+        q = daemon.account.market.quotes.get(fill.instrument)
         if inst is None or q is None:
             continue
         end = q.mid_price

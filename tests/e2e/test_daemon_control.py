@@ -149,7 +149,7 @@ async def test_crashed_part_halts_trading_and_restarts() -> None:
     async with simulator(SPEED, seed=9) as sim:
         run = await start_daemon(sim, daemon_config(work), SPEED)
         daemon = run.daemon
-        real = daemon._hedge_states
+        real = daemon.hedge_loop.hedge_states
         crashed: list[bool] = []
 
         async def failing_once(underlying: str) -> Any:
@@ -158,7 +158,7 @@ async def test_crashed_part_halts_trading_and_restarts() -> None:
                 raise RuntimeError("injected controller failure")
             return await real(underlying)
 
-        daemon._hedge_states = failing_once  # type: ignore[method-assign]
+        daemon.hedge_loop.hedge_states = failing_once  # type: ignore[method-assign]
         assert daemon.trading is not None
         trading = daemon.trading
         await wait_for(

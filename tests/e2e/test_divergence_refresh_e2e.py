@@ -82,7 +82,7 @@ async def test_refresh_when_half_the_limit_holds_two_checks_at_most_every_10_s(
 ) -> None:
     async with wired(tmp_path) as (daemon, _machine):  # BTC divergence limit 0.5 coin
         asked: list[int] = []
-        daemon._want_book_refresh = lambda: asked.append(1)  # type: ignore[method-assign]
+        daemon.account.integrity.want_refresh = lambda: asked.append(1)  # type: ignore[method-assign]
 
         numeraire = daemon.config.numeraire
 

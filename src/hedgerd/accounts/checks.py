@@ -1,0 +1,85 @@
+"""One account's venue checks: the daemon's clock against the venue's server time, and the
+maintenance margin per settlement currency. Each feeds its kill switch on the board."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from hedgerd.accounts.parts import AccountParts
+from hedgerd.portfolio.parts import Clocks, PortfolioParts
+from hedgerd.risk.kill_switches import MarginInputs
+from hedgerd.venues.base import Lane
+
+log = structlog.get_logger(__name__)
+
+
+class AccountChecks:
+    """Clock skew and margin of one account (run by the daemon's venue-check loop)."""
+
+    def __init__(self, account: AccountParts, shared: PortfolioParts, clocks: Clocks) -> None:
+        self.account = account
+        self.shared = shared
+        self.clocks = clocks
+
+    async def check_clock_skew(self) -> None:
+        """The daemon's clock against the venue's server time (`public/get_time`), corrected
+        by half the round trip. In paper mode the daemon's clock is the simulator's, so an
+        accelerated simulator is not "skewed"."""
+        venue, board = self.account.venue, self.shared.board
+        assert venue is not None and board is not None
+        clock_ms = self.clocks.clock_ms
+        sent_ms = 0
+
+        async def get_time() -> Any:
+            nonlocal sent_ms
+            sent_ms = clock_ms()  # after the lane's throttle: only the trip is timed
+            return await venue.rest.publicGetGetTime()
+
+        raw = await venue.call(Lane.READS, get_time)
+        received_ms = clock_ms()
+        server_ms = raw.get("result") if isinstance(raw, Mapping) else None
+        if not isinstance(server_ms, int | float) or isinstance(server_ms, bool):
+            log.warning("daemon.venue_time_unreadable", venue=self.account.name)
+            return
+        # The venue stamped its time somewhere within the round trip: the skew is at least
+        # the midpoint's offset less half the trip (an event-loop stall on either leg, worse
+        # with an accelerated paper clock, must not read as skew).
+        mid = (sent_ms + received_ms) / 2.0 - float(server_ms)
+        half_trip = max(received_ms - sent_ms, 0) / 2.0
+        skew_ms = math.copysign(max(abs(mid) - half_trip, 0.0), mid)
+        board.on_clock_skew(self.clocks.board_clock_ms(), self.account.name, skew_ms)
+
+    async def check_margin(self) -> None:
+        """Maintenance margin / equity per settlement currency (the venue's account summary).
+        A currency with no equity and no margin (nothing held there) is not judged."""
+        venue, board, book = self.account.venue, self.shared.board, self.account.book
+        assert venue is not None and board is not None
+        for ccy in venue.settlement_currencies:
+            data = await venue._summary(ccy)
+            equity = _float(data.get("equity"))
+            mm = _float(data.get("maintenance_margin"))
+            if equity == 0.0 and mm == 0.0:
+                continue
+            index = book.index_price(ccy) if book is not None else math.nan
+            board.on_margin(
+                self.clocks.board_clock_ms(),
+                MarginInputs(
+                    venue=self.account.name,
+                    currency=ccy,
+                    equity=equity,
+                    maintenance_margin=mm,
+                    index_price_usd=index if math.isfinite(index) else None,
+                ),
+            )
+
+
+def _float(x: Any) -> float:
+    """A venue figure as a float (NaN when it is not a number)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan

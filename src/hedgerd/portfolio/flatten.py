@@ -1,0 +1,183 @@
+"""The operator's flatten: close the hedge positions of one or every underlying with
+reduce-only IOC orders at a protected price, in any trading state. Later fans out per
+account; today over the one account."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import structlog
+
+from hedgerd.control.commands import CommandRefusedError
+from hedgerd.execution.executor import protected_price, round_down
+from hedgerd.model import (
+    AmountUnit,
+    HedgeDecision,
+    HedgeLeg,
+    HedgeStyle,
+    HedgeTrigger,
+    InstrumentKind,
+    OrderSide,
+    PriceUnit,
+)
+from hedgerd.portfolio.hedge_loop import HedgeLoop
+from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
+from hedgerd.venues.base import VenueError
+
+log = structlog.get_logger(__name__)
+
+
+class Flattener(PortfolioService):
+    """`OrderControl.flatten` for the control API."""
+
+    def __init__(self, scope: PortfolioScope, hedge_loop: HedgeLoop) -> None:
+        super().__init__(scope)
+        self.hedge_loop = hedge_loop
+
+    async def flatten(self, underlying: str | None, actor: str) -> dict[str, Any]:
+        """The operator's flatten: close the hedge positions (the configured hedge
+        instruments; never options) of `underlying`, or of every underlying when None, with
+        reduce-only IOC orders at a protected price (sliced when large), in any trading state
+        (HALTED included). Journalled like any order under decision id
+        `flatten-<UNDERLYING>-<ts_ms>`. Returns what was sent, per underlying."""
+        if underlying is None:
+            unds = self.underlyings
+        else:
+            u = underlying.upper()
+            if u not in self.underlyings:
+                raise CommandRefusedError(
+                    f"unknown underlying {underlying!r}; known: {', '.join(self.underlyings)}"
+                )
+            unds = (u,)
+        if self.account.orders_blocked():
+            raise CommandRefusedError("the venue's order session is down: nothing can be sent")
+        log.warning("daemon.flatten", actor=actor, underlyings=list(unds))
+        out: dict[str, Any] = {}
+        for u in unds:
+            out[u] = await self._flatten_one(u)
+        return {"underlyings": out}
+
+    async def _flatten_one(self, underlying: str) -> dict[str, Any]:
+        assert (
+            self.account.venue is not None
+            and self.shared.executor is not None
+            and self.shared.board is not None
+        )
+        venue = self.account.venue
+        now = self.clocks.clock_ms()
+        hedge_names = set(self.config.daemon.hedge_instruments.get(underlying, ()))
+        try:
+            positions = await venue.fetch_positions(underlying)
+        except VenueError as exc:
+            raise CommandRefusedError(f"{underlying}: positions unavailable: {exc}") from exc
+        index = (
+            self.account.book.index_price(underlying) if self.account.book is not None else math.nan
+        )
+        slippage_bps = self.shared.executor.settings.max_slippage_bps
+        legs: list[HedgeLeg] = []
+        skipped: list[dict[str, Any]] = []
+        for ev in positions:
+            pos = ev.position
+            inst = venue.instruments().get(pos.instrument)
+            if inst is None or inst.kind is InstrumentKind.OPTION:
+                continue  # options are the book, never flattened
+            if pos.instrument not in hedge_names:
+                skipped.append({"instrument": pos.instrument, "why": "not a hedge instrument"})
+                continue
+            amount = round_down(abs(pos.amount), inst.amount_step)
+            if amount < inst.min_amount or amount <= 0:
+                skipped.append({"instrument": pos.instrument, "why": "below the minimum size"})
+                continue
+            try:
+                quote = await venue.fetch_quote(pos.instrument)
+            except VenueError as exc:
+                skipped.append({"instrument": pos.instrument, "why": f"no quote: {exc}"[:200]})
+                continue
+            side = OrderSide.SELL if pos.amount > 0 else OrderSide.BUY
+            mid = quote.mid_price
+            per_amount = 1.0 / mid if inst.amount_unit is AmountUnit.USD else 1.0
+            try:
+                limit = protected_price(side, mid, slippage_bps, inst.tick_size)
+            except ValueError as exc:
+                skipped.append({"instrument": pos.instrument, "why": str(exc)[:200]})
+                continue
+            price_usd = limit * index if inst.price_unit is PriceUnit.COIN else limit
+            notional = amount if inst.amount_unit is AmountUnit.USD else amount * price_usd
+            slice_cap_usd = self.shared.executor.settings.max_slice_delta_coin * index
+            check = self.shared.board.check_order(
+                now_ms=self.clocks.board_clock_ms(),
+                notional_usd=min(notional, slice_cap_usd) if slice_cap_usd > 0 else notional,
+                price_usd=price_usd,
+                reference_price_usd=index,
+                delta_before_coin=0.0,
+                delta_after_coin=0.0,
+                is_operator_flatten=True,
+            )
+            if not check.allowed:
+                skipped.append({"instrument": pos.instrument, "why": check.reason})
+                continue
+            legs.append(
+                HedgeLeg(
+                    venue=self.account.name,
+                    instrument=pos.instrument,
+                    side=side,
+                    amount=amount,
+                    amount_unit=inst.amount_unit,
+                    delta_coin=side.sign * amount * per_amount,
+                    style=HedgeStyle.TAKER,
+                    limit_price=limit,
+                    price_unit=inst.price_unit,
+                    expected_cost_usd=0.0,
+                )
+            )
+        result: dict[str, Any] = {"decision_id": None, "legs": [], "skipped": skipped}
+        if not legs:
+            return result
+        book_delta = self.hedge_loop.book_delta_coin(underlying)
+        net = book_delta if math.isfinite(book_delta) else 0.0
+        traded = sum(leg.delta_coin for leg in legs)
+        decision = HedgeDecision(
+            decision_id=f"flatten-{underlying}-{now}",
+            underlying=underlying,
+            policy="operator-flatten",
+            ts_ms=now,
+            trigger=HedgeTrigger.NONE,
+            net_delta_coin=net,
+            book_delta_coin=net,
+            in_flight_delta_coin=0.0,
+            target_delta_coin=net + traded,
+            band_lower_coin=net + traded,
+            band_upper_coin=net + traded,
+            wanted_coin=traded,
+            delta_after_coin=net + traded,
+            legs=tuple(legs),
+            expected_cost_usd=0.0,
+            lambda_frac=0.0,
+            gamma_coin_per_usd=0.0,
+            spot_usd=index if math.isfinite(index) else 0.0,
+        )
+        base = {
+            leg.instrument: self.account.market.position_amount(leg.venue, leg.instrument) or 0.0
+            for leg in legs
+        }
+        res = await self.shared.executor.execute(decision, operator_flatten=True)
+        self.hedge_loop.after_execute(decision, res, base)
+        result["decision_id"] = decision.decision_id
+        result["legs"] = [
+            {
+                "instrument": leg.instrument,
+                "side": str(leg.side),
+                "amount": leg.amount,
+                "amount_unit": str(leg.amount_unit),
+                "limit_price": leg.limit_price,
+                "outcome": str(r.outcome),
+                "filled_amount": r.filled_amount,
+                "labels": list(r.labels),
+                "detail": r.detail,
+            }
+            for r in res.legs
+            for leg in (decision.legs[r.leg],)
+        ]
+        log.warning("daemon.flattened", decision_id=decision.decision_id, legs=result["legs"])
+        return result

@@ -1,0 +1,59 @@
+"""What the hedge loop saw, per underlying and in total: for status, the paper summary and
+metrics. Portfolio-wide: one entry per underlying, whichever account its hedges trade on."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hedgerd.book.greeks_book import UnderlyingGreeks
+from hedgerd.model import Fill, HedgeDecision
+
+
+@dataclass(slots=True)
+class UnderlyingStats:
+    """What the controller saw of one underlying (for status, the paper summary, metrics).
+    Deltas in coin; `in_band_samples` of `samples` evaluations had the net delta (orders in
+    flight included) inside the band."""
+
+    samples: int = 0
+    in_band_samples: int = 0
+    max_abs_delta_coin: float = 0.0
+    hedges: int = 0
+    hedge_cost_usd: float = 0.0
+    hedge_notional_usd: float = 0.0
+    fees_usd: float = 0.0
+    skipped_incomplete: int = 0
+    blocked_legs: int = 0
+    last_delta_coin: float = math.nan
+    last_band: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # lower, target, upper
+    last_greeks: UnderlyingGreeks | None = None
+    last_decision: dict[str, Any] = field(default_factory=dict)
+    #: Hedge trades (signed amount in the instrument's unit, price, instrument), for P&L.
+    fills: list[Fill] = field(default_factory=list)
+
+
+class HedgeObserver(Protocol):
+    """Sees each evaluation and each hedge fill as the daemon counts them (`hedgerd paper
+    --plot` records them). Called on the event loop: must return at once, and must not raise."""
+
+    def on_decision(self, decision: HedgeDecision) -> None:
+        """Every decision, holds included (deltas in coin, `ts_ms` on the daemon's clock)."""
+
+    def on_hedge_fill(self, underlying: str, fill: Fill, cost_usd: float) -> None:
+        """A fill of one of the hedger's orders, once per trade id, with its cost (fee +
+        distance from the mid, USD)."""
+
+
+@dataclass(slots=True)
+class DaemonStats:
+    started_ms: int = 0
+    evaluations: int = 0
+    decisions_trading: int = 0
+    errors: list[str] = field(default_factory=list)
+    per_underlying: dict[str, UnderlyingStats] = field(default_factory=dict)
+
+    def error(self, text: str) -> None:
+        if len(self.errors) < 100:
+            self.errors.append(text[:300])

@@ -1,0 +1,141 @@
+"""The status document (`hedgerctl status`, the control API) and the one-line status, from
+the hedge loop's statistics, the account's feed and the executor's open orders."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hedgerd.control.views import summarize_freshness
+from hedgerd.portfolio.hedge_loop import HedgeLoop
+from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
+
+#: The units of the status document's figures, for scripts reading `hedgerctl status --json`.
+STATUS_UNITS: Mapping[str, str] = {
+    "delta, band, target": "coin of the underlying, in the configured numeraire",
+    "gamma": "coin per USD of index move",
+    "vega": "USD per 1.00 of vol (divide by 100 for a vol point)",
+    "theta": "USD per day",
+    "hedge_cost_usd": "USD",
+    "time_in_band": "fraction of the evaluations with the delta inside the band",
+    "amount, limit_price": "the order's amount_unit and price_unit (usd, or coin of underlying)",
+    "age_s, oldest_age_s": "seconds",
+    "*_ms": "UTC epoch milliseconds on the daemon's clock (the simulator's in paper mode)",
+    "speed": "daemon seconds per wall second",
+}
+
+
+class StatusReport(PortfolioService):
+    """Assembles the status document; `orders_sent_total`: the journal's order count, as
+    the daemon's board tick last read it."""
+
+    def __init__(
+        self,
+        scope: PortfolioScope,
+        hedge_loop: HedgeLoop,
+        orders_sent_total: Callable[[], int],
+    ) -> None:
+        super().__init__(scope)
+        # The policies in force are the hedge loop's (overrides included).
+        self.policies = hedge_loop.policies
+        self.hedge_loop = hedge_loop
+        self._orders_sent_total = orders_sent_total
+
+    async def run_line_loop(self) -> None:
+        tty = sys.stderr.isatty()
+        interval = 0.5 if tty else self.config.daemon.status_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            line = self.status_line()
+            if tty:
+                sys.stderr.write("\r\x1b[2K" + line)
+            else:
+                sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    def status_line(self) -> str:
+        """One line: state, per underlying delta against its band, hedges, cost."""
+        state = (
+            self.shared.trading.state.value.upper()
+            if self.shared.trading is not None
+            else "STARTING"
+        )
+        parts = [f"hedgerd {state}"]
+        for u, st in self.stats.per_underlying.items():
+            lo, _target, hi = st.last_band
+            share = st.in_band_samples / st.samples if st.samples else math.nan
+            parts.append(
+                f"{u} Δ {st.last_delta_coin:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+                f"in band {share:.0%} hedges {st.hedges} cost ${st.hedge_cost_usd:,.2f}"
+            )
+        return " | ".join(parts)
+
+    def status(self) -> dict[str, Any]:
+        """The control API's status (the trading state is added by the command layer)."""
+        unds: dict[str, Any] = {}
+        for u, st in self.stats.per_underlying.items():
+            g = st.last_greeks
+            num = self.config.numeraire
+            lo, target, hi = st.last_band
+            unds[u] = {
+                "delta": _num(st.last_delta_coin),
+                "gamma": _num(g.total.gamma_coin_per_usd(num)) if g else None,
+                "vega": _num(g.total.vega_usd_per_vol) if g else None,
+                "theta": _num(g.total.theta_usd_per_day) if g else None,
+                "index_usd": _num(g.index_price_usd) if g else None,
+                "band": {"lower": _num(lo), "upper": _num(hi)},
+                "target": _num(target),
+                "policy": self.policies.policy_for(u)[0],
+                "last_decision": st.last_decision,
+                "hedges": st.hedges,
+                "hedge_cost_usd": st.hedge_cost_usd,
+                "time_in_band": st.in_band_samples / st.samples if st.samples else None,
+            }
+        open_orders = []
+        instruments = self.account.venue.instruments() if self.account.venue is not None else {}
+        for r in self.shared.executor.open_records() if self.shared.executor is not None else ():
+            inst = instruments.get(r.instrument)
+            open_orders.append(
+                {
+                    "label": r.label,
+                    "instrument": r.instrument,
+                    "underlying": inst.underlying if inst is not None else None,
+                    "side": str(r.side),
+                    "amount": r.amount,
+                    "amount_unit": str(r.amount_unit),
+                    "limit_price": r.limit_price,
+                    "price_unit": str(inst.price_unit) if inst is not None else None,
+                    "status": str(r.status),
+                }
+            )
+        health = self.account.feed.health() if self.account.feed is not None else []
+        freshness = [
+            {"source": str(h.source), "key": h.key, "age_s": h.age_s, "stale": h.stale}
+            for h in health
+        ]
+        # The list is cut to keep the document small; the summary covers every source.
+        summary = summarize_freshness((str(h.source), h.key, h.age_s, h.stale) for h in health)
+        return {
+            "venue": self.account.name,
+            "mode": self.account.settings.mode,
+            "dry_run": self.config.dry_run,
+            "speed": self.clocks.speed,
+            "numeraire": self.config.numeraire,
+            "now_ms": self.clocks.clock_ms(),
+            "started_ms": self.stats.started_ms,
+            "units": STATUS_UNITS,
+            "underlyings": unds,
+            "open_orders": open_orders,
+            "orders_sent_total": self._orders_sent_total(),
+            "executions_in_flight": len(self.hedge_loop.exec_tasks),
+            "data_freshness": freshness[:50],
+            "data_freshness_summary": [f.to_json() for f in summary],
+            "errors": len(self.stats.errors),
+        }
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
