@@ -6,7 +6,7 @@ Used by `scripts/maker_fills.py`. The probe talks to a `DeribitVenue` (ccxt unde
 way the executor does: `OrderRequest(post_only=True, time_in_force=GTC)` for the order,
 `cancel_order` at the timeout, `fetch_order_fills` (Deribit `get_user_trades_by_order`) for
 what it traded. The touch is the book's best price without our own resting orders, so probes
-placed earlier do not move where later ones go.
+placed earlier (and any other order of the account) do not move where later ones go.
 
 Times are the venue's (simulated) UTC epoch ms; distances in ticks of the instrument.
 """
@@ -76,6 +76,7 @@ class CellStats:
 
     activity: str
     distance_ticks: int
+    distance_bp: float  # mean distance from the touch, basis points of the touch
     n: int
     filled: int
     partial: int
@@ -112,6 +113,7 @@ def cell_stats(results: Iterable[ProbeResult]) -> list[CellStats]:
             CellStats(
                 act,
                 d,
+                sum(abs(r.probe.price - r.probe.touch) / r.probe.touch for r in rs) * 1e4 / n,
                 n,
                 k,
                 sum(r.partial for r in rs),
@@ -149,22 +151,29 @@ class MakerProbe:
         self.results: list[ProbeResult] = []
         self._seq = 0
 
-    def _own(self, side: OrderSide) -> dict[float, float]:
-        out: dict[float, float] = {}
-        for p in self.open.values():
-            if p.side is side:
-                out[p.price] = out.get(p.price, 0.0) + p.amount
+    async def _own(self) -> dict[tuple[OrderSide, float], float]:
+        """The account's resting amount per (side, price) on the instrument: the probes and
+        anything else it has there (the executor's maker orders when they share it)."""
+        out: dict[tuple[OrderSide, float], float] = {}
+        underlying = self.venue.instrument(self.instrument).underlying
+        for o in await self.venue.fetch_open_orders(underlying):
+            if o.instrument == self.instrument and o.price is not None:
+                key = (o.side, o.price)
+                out[key] = out.get(key, 0.0) + max(o.amount - o.filled_amount, 0.0)
         return out
 
     async def touch(self) -> tuple[float, float]:
-        """(best bid, best ask) of the book without our own resting probes."""
+        """(best bid, best ask) of the book without the account's own resting orders."""
         book = await self.venue.fetch_order_book(self.instrument, math.inf)
-        own_b, own_a = self._own(OrderSide.BUY), self._own(OrderSide.SELL)
+        own = await self._own()
+        b, s = OrderSide.BUY, OrderSide.SELL
         bid = next(
-            (lv.price for lv in book.bids if lv.amount - own_b.get(lv.price, 0.0) > _EPS), math.nan
+            (lv.price for lv in book.bids if lv.amount - own.get((b, lv.price), 0.0) > _EPS),
+            math.nan,
         )
         ask = next(
-            (lv.price for lv in book.asks if lv.amount - own_a.get(lv.price, 0.0) > _EPS), math.nan
+            (lv.price for lv in book.asks if lv.amount - own.get((s, lv.price), 0.0) > _EPS),
+            math.nan,
         )
         return bid, ask
 
