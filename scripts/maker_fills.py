@@ -318,6 +318,11 @@ def calibration(cells: list[CellStats], pegs: dict[str, dict[str, Any]]) -> str:
             f"{_fmt(peg['median_s'])}, p90 {_fmt(peg['p90_s'])}), "
             f"{peg['orders_per_leg']:.1f} post-only orders per leg"
         )
+        if peg["filled"] == peg["n"]:
+            lines.append(
+                f"  (no leg fell back to taker: P(fill) >= {1 - 3 / peg['n']:.3f} at 95 %, the "
+                "rule of three)"
+            )
     if static is not None:
         lines.append(
             f"  static at the touch: P(fill ≤ timeout) {static.p_fill:.3f} ± {static.se:.3f}, "
@@ -393,8 +398,9 @@ def main(argv: list[str]) -> int:
     bad = [a for a in args.activities if a not in ACTIVITIES]
     if bad:
         p.error(f"unknown activity {bad}")
-    logging.basicConfig(level=logging.WARNING)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    # ERROR: the executor warns when a re-price's cancel finds the order already filled.
+    logging.basicConfig(level=logging.ERROR)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     out = asyncio.run(main_async(args))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
