@@ -44,7 +44,7 @@ from typing import Any
 
 import structlog
 
-from hedgerd.execution.drill import DRILL_KEY, DRILL_SECRET, PERP, Rig, perp_decision, rig
+from hedgerd.execution.drill import DRILL_KEY, DRILL_SECRET, PERP, Rig, perp_decision, sim_rig
 from hedgerd.execution.executor import ExecutorSettings
 from hedgerd.execution.order_state import OrderStyle
 from hedgerd.model import HedgeStyle, OrderSide
@@ -182,13 +182,9 @@ async def run_activity(
         rate_limits=False,
         accounts=[(DRILL_KEY, DRILL_SECRET)],
     ) as sim:
-        r = await rig(
-            rest_url=sim.rest_url,
-            ws_url=sim.ws_url,
-            key=DRILL_KEY,
-            secret=DRILL_SECRET,
-            journal_path=tmp / f"{name}.sqlite",
-            clock_ms=sim.now_ms,
+        r = await sim_rig(
+            sim,
+            tmp / f"{name}.sqlite",
             sleep_ms=sleep_ms,
             settings=ExecutorSettings(maker_fallback_ms=timeout_ms),
             request_timeout_s=10.0,

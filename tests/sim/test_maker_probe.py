@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hedgerd.execution.drill import DRILL_KEY, DRILL_SECRET, PERP, rig, sim_scenario
+from hedgerd.execution.drill import DRILL_KEY, DRILL_SECRET, PERP, sim_rig, sim_scenario
 from hedgerd.model import OrderSide
 from hedgerd.sim.command import running_simulator
 from hedgerd.sim.maker_probe import MakerProbe, cell_stats
@@ -22,14 +22,7 @@ async def test_probe_at_touch_fills_when_crossed_far_one_does_not(tmp_path: Path
         rate_limits=False,
         accounts=[(DRILL_KEY, DRILL_SECRET)],
     ) as sim:
-        r = await rig(
-            rest_url=sim.rest_url,
-            ws_url=sim.ws_url,
-            key=DRILL_KEY,
-            secret=DRILL_SECRET,
-            journal_path=tmp_path / "j.sqlite",
-            clock_ms=sim.now_ms,
-        )
+        r = await sim_rig(sim, tmp_path / "j.sqlite")
         await r.venue.connect()
         try:
             probe = MakerProbe(
