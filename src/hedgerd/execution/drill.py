@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hedgerd.config import VenueSettings
 from hedgerd.execution.executor import DecisionResult, Executor, ExecutorSettings
@@ -49,6 +49,9 @@ from hedgerd.model import (
 from hedgerd.risk.trading_state import TradingStateMachine
 from hedgerd.venues.ccxt_venue import Backoff
 from hedgerd.venues.deribit import DeribitVenue
+
+if TYPE_CHECKING:
+    from hedgerd.sim.command import Simulator
 
 VENUE_NAME = "deribit-sim"
 PERP = "BTC-PERPETUAL"
@@ -144,6 +147,20 @@ async def rig(
 
 
 DRILL_KEY, DRILL_SECRET = "exec-key", "exec-secret"
+
+
+async def sim_rig(sim: Simulator, journal_path: str | Path, **kw: Any) -> Rig:
+    """`rig` for the drill account (`DRILL_KEY`) of a running simulator, on its clock; `kw`
+    as for `rig`."""
+    return await rig(
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        key=DRILL_KEY,
+        secret=DRILL_SECRET,
+        journal_path=journal_path,
+        clock_ms=sim.now_ms,
+        **kw,
+    )
 
 
 def sim_scenario(vol: float = 0.8, seed: int = 21) -> Any:
