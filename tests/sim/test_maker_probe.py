@@ -10,15 +10,14 @@ from hedgerd.execution.drill import DRILL_KEY, DRILL_SECRET, PERP, sim_rig, sim_
 from hedgerd.model import OrderSide
 from hedgerd.sim.command import running_simulator
 from hedgerd.sim.maker_probe import MakerProbe, cell_stats
-
-START_MS = 1_767_571_200_000
+from pinned_clock import TEST_START_MS
 
 
 async def test_probe_at_touch_fills_when_crossed_far_one_does_not(tmp_path: Path) -> None:
     async with running_simulator(
         scenario=sim_scenario(vol=0.05),
         stepped=True,
-        start_ms=START_MS,
+        start_ms=TEST_START_MS,
         rate_limits=False,
         accounts=[(DRILL_KEY, DRILL_SECRET)],
     ) as sim:
@@ -30,7 +29,7 @@ async def test_probe_at_touch_fills_when_crossed_far_one_does_not(tmp_path: Path
             )
             bid0, ask0 = await probe.touch()
             placed = await probe.place([OrderSide.BUY, OrderSide.SELL], [0, 200])
-            assert len(placed) == 4 and all(p.placed_ms == START_MS for p in placed)
+            assert len(placed) == 4 and all(p.placed_ms == TEST_START_MS for p in placed)
             assert await probe.touch() == (bid0, ask0), "own probes do not move the touch"
             near_buy = next(p for p in placed if p.side is OrderSide.BUY and p.distance_ticks == 0)
             assert near_buy.price == bid0
