@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,47 +137,52 @@ def execute_sweep(
     return sweep_json(spec, results, rows, n, s), text
 
 
-def _run_sweep(args: argparse.Namespace) -> int:
-    fams = [f.strip() for f in str(args.family).split(",") if f.strip()]
-    t0 = time.perf_counter()
+def _attempt(
+    label: str, work: Callable[[], tuple[dict[str, Any], str]]
+) -> tuple[dict[str, Any], str] | None:
+    """Run a backtest or a sweep; None (the error printed) if its file or a name is bad."""
     try:
-        doc, text = execute_sweep(args.sweep, fams, args.paths, args.seed)
+        return work()
     except ScenarioError as exc:
-        print(f"sweep error:\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"{label} error:\n{exc}", file=sys.stderr)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
-        return EXIT_USAGE
-    elapsed = time.perf_counter() - t0
-    doc["runtime_s"] = elapsed
-    print(text)
-    print(f"\n{len(doc['variants'])} variants, {elapsed:.0f} s")
-    if args.json is not None:
-        args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    return EXIT_OK
+    return None
+
+
+def _write_json(path: Path | None, doc: dict[str, Any]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def _names(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
 
 
 def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
     if args.sweep is not None:
         if args.plot is not None:
             print("error: --plot is for --scenario", file=sys.stderr)
             return EXIT_USAGE
-        return _run_sweep(args)
-    names = [p.strip() for p in str(args.policy).split(",") if p.strip()]
-    t0 = time.perf_counter()
-    try:
-        doc, text = execute(args.scenario, names, args.paths, args.seed)
-    except ScenarioError as exc:
-        print(f"scenario error:\n{exc}", file=sys.stderr)
+        fams = _names(str(args.family))
+        got = _attempt("sweep", lambda: execute_sweep(args.sweep, fams, args.paths, args.seed))
+    else:
+        names = _names(str(args.policy))
+        got = _attempt("scenario", lambda: execute(args.scenario, names, args.paths, args.seed))
+    if got is None:
         return EXIT_USAGE
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return EXIT_USAGE
+    doc, text = got
+    if args.sweep is not None:
+        doc["runtime_s"] = elapsed = time.perf_counter() - t0
+        print(text)
+        print(f"\n{len(doc['variants'])} variants, {elapsed:.0f} s")
+        _write_json(args.json, doc)
+        return EXIT_OK
     fronts = doc.pop("_fronts")
     print(text)
     print(f"\n{doc['paths']} paths, seed {doc['seed']}, {time.perf_counter() - t0:.1f} s")
-    if args.json is not None:
-        args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    _write_json(args.json, doc)
     if args.plot is not None:
         try:
             rows = [_row(r) for r in doc["results"]]
