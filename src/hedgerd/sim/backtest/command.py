@@ -1,9 +1,15 @@
 """`hedgerd backtest --scenario FILE --policy NAME[,NAME...] [--paths N] [--seed S]
-[--json OUT] [--plot OUT.png]`.
+[--json OUT] [--plot OUT.png]`, or `hedgerd backtest --sweep FILE [--family NAME[,NAME...]]
+[--paths N] [--seed S] [--json OUT]`.
 
 Runs the named policies (each over its parameter sweep) on the scenario's simulated paths,
 prints per-run statistics and the default policy's cost against each baseline at matched std
 of P&L, and optionally writes JSON and a frontier plot (matplotlib: the `plot` extra).
+
+With --sweep, expands the sweep file's base scenario into families of variants (`sweep.py`),
+runs the default and the sweep's baselines on each, and prints per family the default's worst
+ratio at matched std against each baseline (a Markdown table), with the variant and its
+bootstrap standard error.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +26,21 @@ from hedgerd.ops.plots import PlotUnavailableError
 from hedgerd.sim.backtest.families import BASELINES, DEFAULT_POLICY, builtin_policies, expand
 from hedgerd.sim.backtest.report import compare, plot, render, stats, to_json
 from hedgerd.sim.backtest.runner import run_backtest
-from hedgerd.sim.backtest.scenario import ScenarioError, load_scenario, premium_usd
+from hedgerd.sim.backtest.scenario import (
+    ScenarioError,
+    load_scenario,
+    premium_usd,
+    read_scenario_toml,
+)
+from hedgerd.sim.backtest.sweep import (
+    evaluate,
+    expand_sweep,
+    family_worst,
+    parse_sweep,
+    render_table,
+    render_variants,
+)
+from hedgerd.sim.backtest.sweep import to_json as sweep_json
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -35,7 +56,14 @@ def add_parser(sub: SubParsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--scenario", type=Path, required=True, help="scenario TOML file")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--scenario", type=Path, help="scenario TOML file")
+    what.add_argument("--sweep", type=Path, help="sweep TOML file (config/sweeps/)")
+    p.add_argument(
+        "--family",
+        default="",
+        help="with --sweep: comma-separated families to run [all]",
+    )
     p.add_argument(
         "--policy",
         default=",".join((*BASELINES, DEFAULT_POLICY)),
@@ -75,22 +103,86 @@ def execute(
     return doc, text
 
 
-def run(args: argparse.Namespace) -> int:
-    names = [p.strip() for p in str(args.policy).split(",") if p.strip()]
-    t0 = time.perf_counter()
+def execute_sweep(
+    sweep_path: Path, families: list[str], paths: int | None, seed: int | None
+) -> tuple[dict[str, Any], str]:
+    """Run a sweep; returns the JSON document and the printed report."""
+    spec = parse_sweep(read_scenario_toml(sweep_path), str(sweep_path))
+    base_path = (sweep_path.parent / spec.base).resolve()
+    variants = expand_sweep(spec, read_scenario_toml(base_path), families)
+    n = paths if paths is not None else spec.paths
+    s = seed if seed is not None else spec.seed
+    results = []
+    for v in variants:
+        t0 = time.perf_counter()
+        r = evaluate(v, spec.default_policy, spec.baselines, n, s, spec.bootstrap)
+        results.append(r)
+        worst = ", ".join(f"{b} {w.ratio:.3f}" for b, w in r.worst.items() if w is not None)
+        print(
+            f"{v.family}/{v.name}: {r.steps} steps, {time.perf_counter() - t0:.1f} s; {worst}",
+            file=sys.stderr,
+            flush=True,
+        )
+    rows = family_worst(results, spec.baselines)
+    text = "\n".join(
+        [
+            f"sweep {spec.name}: {spec.default_policy}'s worst cost ratio at matched std per "
+            f"family ({n} paths per variant, seed {s}, bootstrap {spec.bootstrap})",
+            "",
+            render_variants(results, spec.baselines),
+            "",
+            render_table(rows, spec.baselines),
+        ]
+    )
+    return sweep_json(spec, results, rows, n, s), text
+
+
+def _attempt(
+    label: str, work: Callable[[], tuple[dict[str, Any], str]]
+) -> tuple[dict[str, Any], str] | None:
+    """Run a backtest or a sweep; None (the error printed) if its file or a name is bad."""
     try:
-        doc, text = execute(args.scenario, names, args.paths, args.seed)
+        return work()
     except ScenarioError as exc:
-        print(f"scenario error:\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"{label} error:\n{exc}", file=sys.stderr)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
+    return None
+
+
+def _write_json(path: Path | None, doc: dict[str, Any]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def _names(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    if args.sweep is not None:
+        if args.plot is not None:
+            print("error: --plot is for --scenario", file=sys.stderr)
+            return EXIT_USAGE
+        fams = _names(str(args.family))
+        got = _attempt("sweep", lambda: execute_sweep(args.sweep, fams, args.paths, args.seed))
+    else:
+        names = _names(str(args.policy))
+        got = _attempt("scenario", lambda: execute(args.scenario, names, args.paths, args.seed))
+    if got is None:
         return EXIT_USAGE
+    doc, text = got
+    if args.sweep is not None:
+        doc["runtime_s"] = elapsed = time.perf_counter() - t0
+        print(text)
+        print(f"\n{len(doc['variants'])} variants, {elapsed:.0f} s")
+        _write_json(args.json, doc)
+        return EXIT_OK
     fronts = doc.pop("_fronts")
     print(text)
     print(f"\n{doc['paths']} paths, seed {doc['seed']}, {time.perf_counter() - t0:.1f} s")
-    if args.json is not None:
-        args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    _write_json(args.json, doc)
     if args.plot is not None:
         try:
             rows = [_row(r) for r in doc["results"]]

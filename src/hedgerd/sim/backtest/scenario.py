@@ -194,25 +194,34 @@ class Scenario(_S):
         return self
 
 
-def load_scenario(path: Path) -> Scenario:
-    """Read and validate a scenario file; ScenarioError names the bad key."""
+def read_scenario_toml(path: Path) -> dict[str, Any]:
+    """The raw table of a scenario (or sweep) file; ScenarioError if unreadable."""
     try:
         with path.open("rb") as fh:
-            raw = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: invalid TOML: {exc}") from None
+
+
+def parse_scenario(raw: dict[str, Any], where: str) -> Scenario:
+    """Validate a scenario table (as read from TOML); ScenarioError names `where` and the key."""
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise ScenarioError(f"{path}:\n" + describe_validation_error(exc, "")) from None
+        raise ScenarioError(f"{where}:\n" + describe_validation_error(exc, "")) from None
     for name, spec in scenario.policies.items():
         try:
             load_policy(spec.config, key=f"policies.{name}.config")
         except HedgingConfigError as exc:
-            raise ScenarioError(f"{path}:\n{exc}") from None
+            raise ScenarioError(f"{where}:\n{exc}") from None
     return scenario
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario file; ScenarioError names the bad key."""
+    return parse_scenario(read_scenario_toml(path), str(path))
 
 
 def premium_usd(scenario: Scenario) -> float:

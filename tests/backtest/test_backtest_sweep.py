@@ -1,0 +1,330 @@
+"""Scenario coverage sweeps: patches, expansion into validated variants, the worst ratio per
+family and baseline, and `hedgerd backtest --sweep` on a tiny sweep."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hedgerd.sim.backtest import command
+from hedgerd.sim.backtest.families import builtin_policies
+from hedgerd.sim.backtest.scenario import ScenarioError, load_scenario
+from hedgerd.sim.backtest.sweep import (
+    SWEEP_BASELINES,
+    SweepError,
+    Variant,
+    apply_patch,
+    evaluate,
+    expand_sweep,
+    family_worst,
+    parse_sweep,
+    render_table,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = ROOT / "config" / "scenarios" / "reference.toml"
+DEFAULT_SWEEP = ROOT / "config" / "sweeps" / "default.toml"
+
+
+def _raw(path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+# ------------------------------------------------------------------ patches
+
+
+def test_patch_dotted_keys_indices_and_merge() -> None:
+    base = _raw(REFERENCE)
+    before = copy.deepcopy(base)
+    out = apply_patch(
+        base,
+        {
+            "market.horizon_days": 3.0,
+            "instruments.0.taker_fee": 0.002,
+            "flow": {"trades_per_day": 4.0},  # a table not in the base is created
+            "market": {"vol": 0.3},  # merged into the existing table
+        },
+    )
+    assert base == before  # the base is not changed
+    assert out["market"]["horizon_days"] == 3.0
+    assert out["market"]["vol"] == 0.3
+    assert out["market"]["step_minutes"] == base["market"]["step_minutes"]  # kept by the merge
+    assert out["instruments"][0]["taker_fee"] == 0.002
+    assert out["instruments"][0]["name"] == "UNDERLYING"
+    assert out["flow"] == {"trades_per_day": 4.0}
+    opts = [{"type": "put", "strike_usd": 90.0, "expiry_days": 7.0, "qty_coin": 1.0}]
+    assert apply_patch(base, {"options": opts})["options"] == opts  # arrays are replaced
+
+
+@pytest.mark.parametrize(
+    ("patch", "needle"),
+    [
+        ({"instruments.x.taker_fee": 1.0}, "'x' indexes an array"),
+        ({"instruments.3.taker_fee": 1.0}, "index 3 outside the array"),
+        ({"name.first": "x"}, "inside a str"),
+    ],
+)
+def test_patch_errors_name_the_key(patch: dict[str, Any], needle: str) -> None:
+    with pytest.raises(SweepError) as e:
+        apply_patch(_raw(REFERENCE), patch)
+    assert needle in str(e.value)
+    assert next(iter(patch)) in str(e.value)
+
+
+_keys = st.sampled_from(
+    ["market.vol", "market.horizon_days", "instruments.0.taker_fee", "options.0.strike_usd"]
+)
+
+
+@given(st.dictionaries(_keys, st.floats(0.01, 100.0), max_size=4))
+@settings(max_examples=50, deadline=None)
+def test_patch_sets_exactly_its_keys(patch: dict[str, float]) -> None:
+    """Reading each patched key back gives its value; every other leaf is the base's."""
+    base = _raw(REFERENCE)
+
+    def get(d: Any, key: str) -> Any:
+        for part in key.split("."):
+            d = d[int(part)] if isinstance(d, list) else d[part]
+        return d
+
+    out = apply_patch(base, patch)
+    for k, v in patch.items():
+        assert get(out, k) == v
+    for k in ("market.vol", "market.horizon_days", "instruments.0.taker_fee", "seed", "name"):
+        if k not in patch:
+            assert get(out, k) == get(base, k)
+    assert apply_patch(base, {}) == base
+
+
+# ------------------------------------------------------------------ expansion
+
+
+def test_default_sweep_expands_every_family_into_valid_variants() -> None:
+    raw = _raw(DEFAULT_SWEEP)
+    spec = parse_sweep(raw, str(DEFAULT_SWEEP))
+    assert spec.baselines == SWEEP_BASELINES
+    variants = expand_sweep(spec, _raw((DEFAULT_SWEEP.parent / spec.base).resolve()))
+    fams = {v.family for v in variants}
+    assert fams == {f.name for f in spec.families}
+    for f in spec.families:
+        mine = [v for v in variants if v.family == f.name]
+        n_axes = 1
+        for vals in f.axes.values():
+            n_axes *= len(vals)
+        assert len(mine) == n_axes * max(1, len(f.variants))
+        assert len({v.name for v in mine}) == len(mine)
+    # The families the issue names are there and say what they claim.
+    by = {(v.family, v.name): v.scenario for v in variants}
+    mixed = by["mixed gamma", "long 1 far call"]
+    expiries = sorted(o.expiry_days for o in mixed.options)
+    assert expiries[0] <= mixed.market.horizon_days < expiries[-1]
+    assert {o.qty_coin > 0 for o in mixed.options} == {True, False}
+    assert by["long gamma", "strike_usd=100"].options[0].qty_coin > 0
+    assert by["calls and puts", "short put 100"].options[0].type == "put"
+    costs = [s for (f, _), s in by.items() if f == "costs"]
+    assert {s.instruments[0].taker_fee for s in costs} == {0.0001, 0.0005, 0.002}
+    assert {s.instruments[0].half_spread for s in costs} == {0.0, 0.0005}
+    mon = [s.market.step_minutes for (f, _), s in by.items() if f == "monitoring"]
+    assert min(mon) == 1.0 and max(mon) == 30.0
+    days = [s.market.horizon_days for (f, _), s in by.items() if f == "days"]
+    assert min(days) == 3.0 and max(days) == 90.0
+    # Every variant stays within the steps the runtime budget was sized for.
+    assert max(v.scenario.market.steps for v in variants) <= 4320
+
+
+def test_bad_variant_is_named(tmp_path: Path) -> None:
+    spec = parse_sweep(
+        {
+            "name": "t",
+            "base": "x.toml",
+            "families": [
+                {"name": "fam", "variants": [{"name": "bad", "patch": {"market.volx": 1.0}}]}
+            ],
+        },
+        "t",
+    )
+    with pytest.raises(ScenarioError) as e:
+        expand_sweep(spec, _raw(REFERENCE))
+    assert "family 'fam', variant 'bad'" in str(e.value)
+    assert "market.volx" in str(e.value)
+    with pytest.raises(SweepError, match="unknown families: nope"):
+        expand_sweep(spec, _raw(REFERENCE), ["nope"])
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"families": [{"name": "f"}]}, "axes or variants"),
+        ({"families": [{"name": "f", "axes": {"market.vol": []}}]}, "at least one value"),
+        ({"families": [{"name": "f", "axes": {"a": [1]}}] * 2}, "unique"),
+        (
+            {"families": [{"name": "f", "axes": {"a": [1]}}], "baselines": ["hedgerd"]},
+            "own baseline",
+        ),
+        ({"families": []}, "families"),
+    ],
+)
+def test_bad_sweep_files(raw: dict[str, Any], needle: str) -> None:
+    with pytest.raises(SweepError, match=needle):
+        parse_sweep({"name": "t", "base": "x.toml", **raw}, "t")
+
+
+# ------------------------------------------------------------------ a tiny sweep
+
+
+def _tiny_base(tmp_path: Path) -> Path:
+    """Half a day, 30-minute steps, and `same`: a baseline that is the default itself."""
+    sc = load_scenario(REFERENCE)
+    own = builtin_policies(sc)["hedgerd"]
+    path = tmp_path / "base.toml"
+    path.write_text(
+        f"""
+name = "tiny-base"
+[market]
+horizon_days = 0.5
+step_minutes = 30.0
+vol = 0.6
+[[options]]
+type = "call"
+strike_usd = 100.0
+expiry_days = 0.5
+qty_coin = -1.0
+[[instruments]]
+name = "UNDERLYING"
+taker_fee = 0.0005
+depth_levels = 1
+[policies.same]
+family = "the default again"
+baseline = true
+config = {{ kind = "hedgerd", maker = {{ enabled = false }} }}
+sweep = {{ param = "{own.sweep.param}", values = {json.dumps(list(own.sweep.values))} }}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+_TINY = """
+name = "tiny"
+base = "base.toml"
+paths = 24
+seed = 3
+bootstrap = 20
+baselines = ["same", "timer", "band_centre", "band_edge", "ww", "zakamouline"]
+
+[[families]]
+name = "short gamma"
+axes = { "options.0.strike_usd" = [98.0, 102.0] }
+
+[[families]]
+name = "costs"
+axes = { "instruments.0.taker_fee" = [0.0001, 0.002] }
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
+    d = tmp_path_factory.mktemp("sweep")
+    _tiny_base(d)
+    sweep = d / "tiny.toml"
+    sweep.write_text(_TINY, encoding="utf-8")
+    doc, text = command.execute_sweep(sweep, [], None, None)
+    return sweep, doc, text
+
+
+def test_tiny_sweep_covers_every_family_and_baseline(
+    tiny: tuple[Path, dict[str, Any], str],
+) -> None:
+    _, doc, text = tiny
+    fams = {"short gamma", "costs"}
+    bases = ["same", "timer", "band_centre", "band_edge", "ww", "zakamouline"]
+    cells = {(r["family"], r["baseline"]) for r in doc["families"]}
+    assert cells == {(f, b) for f in fams for b in bases}
+    assert len(doc["variants"]) == 4
+    assert doc["paths"] == 24 and doc["seed"] == 3
+    for f in fams:
+        assert any(line.startswith(f"| {f} |") for line in text.splitlines())
+
+
+def test_ratio_of_the_default_against_itself_is_one(
+    tiny: tuple[Path, dict[str, Any], str],
+) -> None:
+    _, doc, _ = tiny
+    for v in doc["variants"]:
+        w = v["worst"]["same"]
+        assert w is not None and w["ratio"] == pytest.approx(1.0, abs=1e-12)
+        assert w["se"] == pytest.approx(0.0, abs=1e-12)
+        got = [r["ratio_default_to"]["same"] for r in v["ratios"]]
+        # None only where the default's cost is 0 (a point that never trades: 0/0).
+        assert [x for x in got if x is not None] == pytest.approx(
+            [1.0] * (len(got) - got.count(None))
+        )
+        assert got.count(None) < len(got)
+
+
+def test_worst_is_the_largest_ratio(tiny: tuple[Path, dict[str, Any], str]) -> None:
+    """A variant's worst is the max of its ratios; a family's is the max of its variants'."""
+    _, doc, _ = tiny
+    for v in doc["variants"]:
+        for b, w in v["worst"].items():
+            got = [r["ratio_default_to"][b] for r in v["ratios"]]
+            got = [x for x in got if x is not None]
+            if w is None:
+                assert not got
+            else:
+                assert w["ratio"] == max(got)
+    for row in doc["families"]:
+        mine = [
+            v["worst"][row["baseline"]]["ratio"]
+            for v in doc["variants"]
+            if v["family"] == row["family"] and v["worst"][row["baseline"]] is not None
+        ]
+        assert row["compared"] == len(mine)
+        if mine:
+            assert row["worst"]["ratio"] == max(mine)
+            assert row["worst"]["se"] is None or row["worst"]["se"] >= 0.0
+
+
+def test_evaluate_is_deterministic(tiny: tuple[Path, dict[str, Any], str]) -> None:
+    sweep, doc, _ = tiny
+    spec = parse_sweep(_raw(sweep), str(sweep))
+    variants = expand_sweep(spec, _raw(sweep.parent / spec.base), ["costs"])
+    v: Variant = variants[0]
+    a = evaluate(v, "hedgerd", spec.baselines, 24, 3, 20)
+    b = evaluate(v, "hedgerd", spec.baselines, 24, 3, 20)
+    assert a.worst == b.worst
+    first = next(x for x in doc["variants"] if x["family"] == "costs")
+    assert {k: (w.ratio if w else None) for k, w in a.worst.items()} == {
+        k: (w["ratio"] if w else None) for k, w in first["worst"].items()
+    }
+    rows = family_worst([a], spec.baselines)
+    table = render_table(rows, spec.baselines)
+    assert table.splitlines()[0] == "| family | " + " | ".join(spec.baselines) + " |"
+    assert "| costs | 1.000 ± 0.000 " in table
+
+
+def test_cli_sweep_writes_json_and_refuses_bad_use(
+    tiny: tuple[Path, dict[str, Any], str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep, _, _ = tiny
+    out = tmp_path / "s.json"
+    rc = command.main(
+        ["backtest", "--sweep", str(sweep), "--family", "costs", "--paths", "8", "--json", str(out)]
+    )
+    assert rc == command.EXIT_OK
+    doc = json.loads(out.read_text())
+    assert doc["paths"] == 8 and {r["family"] for r in doc["families"]} == {"costs"}
+    assert doc["runtime_s"] > 0
+    assert "| costs |" in capsys.readouterr().out
+    assert command.main(["backtest", "--sweep", str(sweep), "--family", "nope"]) == 2
+    assert "unknown families: nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        command.main(["backtest", "--sweep", str(sweep), "--scenario", str(REFERENCE)])
