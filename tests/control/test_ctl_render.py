@@ -196,3 +196,25 @@ def test_duration() -> None:
         "3h 02m",
         "2d 04h",
     ]
+
+
+def test_open_orders_fit_100_columns_with_real_labels() -> None:
+    # Found by the calendar check: a partially filled hedge with hedgerd's 42-character label
+    # made a 109-column row. The label keeps both ends; --json has it whole.
+    doc = _sample()
+    label = "hg1-9e738a04aabe839b96144b7dbc0ad10a-0-0-0"
+    doc["open_orders"] = [
+        dict(
+            doc["open_orders"][0],
+            instrument="BTC_USDC-PERPETUAL",
+            amount=136_830.0,
+            limit_price=89_797.25,
+            status="partially_filled",
+            label=label,
+        )
+    ]
+    text = render_status(doc)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    row = next(line for line in text.splitlines() if "BTC_USDC-PERPETUAL" in line)
+    assert "partial" in row and "…" in row
+    assert label[:8] in row and row.endswith(label[-6:])

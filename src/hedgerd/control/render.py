@@ -171,17 +171,35 @@ def render_orders(view: StatusView) -> list[str]:
     if not view.orders:
         return ["  open orders: none"]
     rows = [
-        [
-            o.instrument,
-            o.side,
-            _amount(o),
-            _price(o),
-            o.status,
-            o.label,
-        ]
+        [o.instrument, o.side, _amount(o), _price(o), _short_status(o.status), o.label]
         for o in view.orders
     ]
-    return table(["open order", "side", "amount", "limit price", "status", "label"], rows)
+    headers = ["open order", "side", "amount", "limit price", "status", "label"]
+    # The label gets what the other columns leave of the width (hedgerd's labels are 42
+    # characters); a cut label keeps both ends, where the decision id starts and the leg ends.
+    others = table(headers[:-1], [r[:-1] for r in rows])
+    room = max(_MIN_LABEL, WIDTH - max(len(line) for line in others) - 2)
+    for r in rows:
+        r[-1] = _middle_cut(r[-1], room)
+    return table(headers, rows)
+
+
+#: Order statuses as the table shows them (the full word is in `--json`).
+_STATUS_SHORT = {"partially_filled": "partial"}
+
+
+def _short_status(status: str) -> str:
+    return _STATUS_SHORT.get(status, status)
+
+_MIN_LABEL = 16
+
+
+def _middle_cut(text: str, width: int) -> str:
+    """`text` within `width` characters: its middle replaced by "…" when too long."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
 def render_freshness(view: StatusView) -> list[str]:
