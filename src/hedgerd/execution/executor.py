@@ -14,8 +14,9 @@ Styles (`HedgeStyle` of the leg → `OrderStyle` of its orders):
 - TAKER: immediate-or-cancel limits at the leg's protected price, clamped to at most
   `max_slippage_bps` from the mid; a partial fill's remainder is retried (a new attempt, so a
   new label) until the decided amount is done, within the attempt budget.
-- SLICED (or any leg above `max_slice_delta_coin`): the same IOC orders, at most a slice each,
-  paced by `slice_interval_ms`; what a slice leaves is carried into the next.
+- SLICED (or any leg above `max_slice_delta_coin`, or worth more than `max_slice_notional_usd`):
+  the same IOC orders, at most a slice each, paced by `slice_interval_ms`; what a slice leaves
+  is carried into the next.
 - MAKER: post-only at the leg's price, re-priced (cancel, then a new attempt at the touch)
   when the touch moves away, and replaced by an IOC taker order for the remainder at the
   leg's `fallback_after_ms`.
@@ -94,6 +95,7 @@ from hedgerd.execution.order_state import (
 )
 from hedgerd.hedging.inputs import InFlightOrder
 from hedgerd.model import (
+    AmountUnit,
     Fill,
     HedgeDecision,
     HedgeLeg,
@@ -103,6 +105,7 @@ from hedgerd.model import (
     OrderStatus,
     OrderType,
     OrderUpdate,
+    PriceUnit,
     Quote,
     TimeInForce,
 )
@@ -167,6 +170,10 @@ class ExecutorSettings:
     max_slippage_bps: float = 25.0
     #: A leg moving more delta than this (coin) is sent in slices of at most this much.
     max_slice_delta_coin: float = 5.0
+    #: ... and a leg worth more than this (USD notional) in slices worth at most this much
+    #: (None: no such cap). The daemon sets the order-notional kill switch's limit: a hedge
+    #: sized for a whole breach must not go out as orders the switch refuses (and halts on).
+    max_slice_notional_usd: float | None = None
     #: Pause between two IOC orders of one leg (slices, or the remainder after a partial fill).
     slice_interval_ms: int = 500
     #: How often a resting maker order is checked (and re-priced if the touch moved away).
@@ -197,6 +204,8 @@ class ExecutorSettings:
             raise ValueError("max_concurrent_orders must be >= 1")
         if not (self.max_slippage_bps > 0 and self.max_slice_delta_coin > 0):
             raise ValueError("max_slippage_bps and max_slice_delta_coin must be > 0")
+        if self.max_slice_notional_usd is not None and not self.max_slice_notional_usd > 0:
+            raise ValueError("max_slice_notional_usd must be > 0 (or None)")
         if self.max_orders_per_leg < 1 or self.unknown_queries < 1:
             raise ValueError("max_orders_per_leg and unknown_queries must be >= 1")
 
@@ -316,6 +325,16 @@ def round_down(amount: float, step: float) -> float:
     """`amount` rounded down to a multiple of `step` (float noise absorbed), same unit."""
     n = math.floor(amount / step + 1e-9)
     return float(f"{n * step:.12g}")
+
+
+def leg_notional_usd(leg: HedgeLeg) -> float | None:
+    """The leg's notional, USD: its amount where that is USD (inverse contracts), else its
+    amount at its limit price where that is USD; None for a coin price (no index here)."""
+    if leg.amount_unit is AmountUnit.USD:
+        return abs(leg.amount)
+    if leg.price_unit is PriceUnit.USD:
+        return abs(leg.amount) * leg.limit_price
+    return None
 
 
 def round_price(price: float, tick: float, side: OrderSide) -> float:
@@ -699,18 +718,26 @@ class Executor:
         )
         return self._book_delta(decision.underlying) + others
 
+    def _slices(self, run: _LegRun) -> int:
+        """How many orders the leg's amount needs at most, by its delta (coin) and its
+        notional (USD) against the slice caps; 1 when neither cap applies."""
+        s = self.settings
+        n = math.ceil(abs(run.leg.delta_coin) / s.max_slice_delta_coin - 1e-9)
+        notional = leg_notional_usd(run.leg)
+        if s.max_slice_notional_usd is not None and notional is not None:
+            n = max(n, math.ceil(notional / s.max_slice_notional_usd - 1e-9))
+        return max(1, n)
+
     def _is_sliced(self, run: _LegRun) -> bool:
         return run.leg.style is HedgeStyle.SLICED or (
-            run.leg.style is HedgeStyle.TAKER
-            and abs(run.leg.delta_coin) > self.settings.max_slice_delta_coin + _EPS
+            run.leg.style is HedgeStyle.TAKER and self._slices(run) > 1
         )
 
     def _slice_amount(self, run: _LegRun) -> float:
         if not self._is_sliced(run):
             return run.leg.amount
-        n = max(1, math.ceil(abs(run.leg.delta_coin) / self.settings.max_slice_delta_coin - 1e-9))
         step = run.instrument.amount_step
-        return max(round_down(run.leg.amount / n, step), run.instrument.min_amount)
+        return max(round_down(run.leg.amount / self._slices(run), step), run.instrument.min_amount)
 
     def _reduce_only(self, run: _LegRun, amount: float) -> bool:
         if run.operator_flatten:
@@ -1378,6 +1405,7 @@ __all__ = [
     "OrderFillsVenue",
     "OrderRejection",
     "OrderTiming",
+    "leg_notional_usd",
     "protected_price",
     "round_down",
     "round_price",

@@ -318,8 +318,16 @@ class HedgeLoop(PortfolioService):
                 leg.limit_price * index if leg.price_unit is PriceUnit.COIN else (leg.limit_price)
             )
             notional = leg.amount if leg.amount_unit is AmountUnit.USD else leg.amount * price_usd
-            # The executor sends a leg in slices of at most max_slice_delta_coin.
-            slice_cap_usd = ExecutorSettings().max_slice_delta_coin * index
+            # The executor sends a leg in slices of at most max_slice_delta_coin and at most
+            # max_slice_notional_usd.
+            xs = (
+                self.shared.executor.settings
+                if self.shared.executor is not None
+                else ExecutorSettings()
+            )
+            slice_cap_usd = xs.max_slice_delta_coin * index
+            if xs.max_slice_notional_usd is not None:
+                slice_cap_usd = min(slice_cap_usd, xs.max_slice_notional_usd)
             per_order = min(notional, slice_cap_usd) if inst is not None else notional
             check = self.shared.board.check_order(
                 now_ms=self.clocks.board_clock_ms(),
