@@ -24,6 +24,7 @@ from hedgerd.execution.executor import (
 from hedgerd.execution.journal import Journal
 from hedgerd.model import (
     AmountUnit,
+    Fill,
     Instrument,
     InstrumentKind,
     OrderSide,
@@ -148,6 +149,43 @@ async def test_slow_fill_counts_in_flight_so_no_second_hedge(tmp_path: Path) -> 
         (leg,) = (await task).legs
         assert leg.outcome is LegOutcome.DONE
         assert ex.in_flight_delta_coin("BTC") == 0.0
+    finally:
+        await journal.close()
+
+
+async def test_a_slice_reported_filled_stays_in_flight_until_its_trade_arrives(
+    tmp_path: Path,
+) -> None:
+    # The venue's answer says filled; the trade (and the position with it) comes later on
+    # the stream. Between two slices the controller must still count that slice: the book
+    # does not show it yet (a 3-hour chaos drill hedged such a slice twice).
+    venue = FakeVenue()
+    ex, journal = await parts(tmp_path, venue, max_slice_delta_coin=0.04)
+    seen: list[float] = []
+    sleep = ex.sleep_ms
+
+    async def between_slices(ms: int) -> None:
+        seen.append(ex.in_flight_delta_coin("BTC"))
+        if len(seen) == 1:  # the stream delivers the first slice's trade
+            label = venue.sent[0]
+            upd = venue.orders[label]
+            fill = Fill(
+                VENUE_NAME, upd.instrument, "t1", upd.order_id, label, upd.side,
+                upd.filled_amount, MID, 0.0, "BTC", venue.now,
+            )  # fmt: skip
+            assert not (await ex.on_fill(fill)).duplicate
+            seen.append(ex.in_flight_delta_coin("BTC"))
+        await sleep(ms)
+
+    ex.sleep_ms = between_slices
+    try:
+        d = perp_decision("slices-1", OrderSide.BUY, 9_000.0, mid_usd=MID, ts_ms=venue.now)
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.DONE and len(venue.sent) == 3  # 3,000 USD each
+        # 0.1 coin in all: after slice 1 (answered, no trade yet) the whole 0.1; once its
+        # trade is journalled, 0.0667; after slice 2 (answered only) 0.0667 still.
+        assert seen == pytest.approx([0.1, 2 / 30, 2 / 30])
+        assert ex.in_flight_delta_coin("BTC") == 0.0  # the leg ended: the daemon's count
     finally:
         await journal.close()
 

@@ -45,9 +45,11 @@ first gets `fill_repair_grace_ms` to deliver them. The periodic reconciliation r
 backstop.
 
 In flight: `in_flight_delta_coin(underlying)` and `in_flight_orders(underlying)` give the
-controller the signed delta of what may still fill: the unfilled rest of every leg being
-worked (from the moment `execute` is called, before any await) and the open amount of every
-non-terminal order (UNKNOWN in full). So a slow fill never causes a second hedge.
+controller the signed delta of what may still fill: the rest of every leg being worked (from
+the moment `execute` is called, before any await) that no journalled trade covers yet (a fill
+the venue's answer reported counts until its trade, and the position with it, arrives) and
+the open amount of every non-terminal order (UNKNOWN in full). So a slow fill never causes a
+second hedge.
 
 Dry run: the decision and its intents are journalled, then closed as cancelled "dry_run";
 nothing is sent.
@@ -448,7 +450,11 @@ class Executor:
             covered.update(run.labels)
             if run.decision.decision_id == exclude_decision:
                 continue
-            rest = max(run.leg.amount - self._leg_filled(run), 0.0)
+            # Filled means in the book only once the stream delivered the trade (the
+            # positions come with it): a slice the venue's answer reports filled stays in
+            # flight until then. Otherwise the evaluations between two slices of a leg saw
+            # neither that slice nor its position, and hedged it again.
+            rest = max(run.leg.amount - self._leg_filled(run, journalled=True), 0.0)
             if rest <= _EPS:
                 continue
             label = (
@@ -800,12 +806,18 @@ class Executor:
             run.decision.underlying, run.coin_per_amount, run.leg.style
         )
 
-    def _leg_filled(self, run: _LegRun) -> float:
+    def _leg_filled(self, run: _LegRun, *, journalled: bool = False) -> float:
+        """What the leg's orders filled (amount unit): by the venue's word or the journal's
+        fills, the larger; `journalled`: the journal's fills (trades delivered) only."""
         total = 0.0
         for label in run.labels:
             rec = self._records.get(label)
             if rec is not None:
-                total += max(rec.filled_amount, rec.venue_filled_amount)
+                total += (
+                    rec.filled_amount
+                    if journalled
+                    else max(rec.filled_amount, rec.venue_filled_amount)
+                )
         return total
 
     def _leg_end(self, run: _LegRun, outcome: LegOutcome, detail: str) -> LegResult:
