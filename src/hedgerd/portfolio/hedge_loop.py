@@ -319,7 +319,8 @@ class HedgeLoop(PortfolioService):
             )
             notional = leg.amount if leg.amount_unit is AmountUnit.USD else leg.amount * price_usd
             # The executor sends a leg in slices of at most max_slice_delta_coin and at most
-            # max_slice_notional_usd.
+            # max_slice_notional_usd, but never below the instrument's minimum order (a limit
+            # under it must still refuse).
             xs = (
                 self.shared.executor.settings
                 if self.shared.executor is not None
@@ -328,7 +329,15 @@ class HedgeLoop(PortfolioService):
             slice_cap_usd = xs.max_slice_delta_coin * index
             if xs.max_slice_notional_usd is not None:
                 slice_cap_usd = min(slice_cap_usd, xs.max_slice_notional_usd)
-            per_order = min(notional, slice_cap_usd) if inst is not None else notional
+            if inst is not None:
+                min_usd = (
+                    inst.min_amount
+                    if inst.amount_unit is AmountUnit.USD
+                    else inst.min_amount * price_usd
+                )
+                per_order = min(notional, max(slice_cap_usd, min_usd))
+            else:
+                per_order = notional
             check = self.shared.board.check_order(
                 now_ms=self.clocks.board_clock_ms(),
                 notional_usd=per_order,
