@@ -2,10 +2,10 @@
 switch's hedge attempts, and it tripped.
 
 The cause was the hedge's size, not its execution: the daemon fetched the perpetual's book cut
-at `depth_notional_usd` (250,000 USD, the simulator's five best levels, about 2.7 BTC) and
+at `depth_notional_usd` (250,000 USD, the simulator's five best levels, about 2.8 BTC) and
 the router sized the hedge through the levels it was shown, so every decision hedged at most
 that much and left the rest for the next one; each of them counted as an attempt. Here a short
-book of near-expiry calls, hedged, meets a +5 % gap (about -25 coin of delta against a limit
+book of near-expiry calls, hedged, meets a +5 % gap (about -31 coin of delta against a limit
 of 20); the evaluations are the test's own (the controller's timer is an hour), and each one
 that trades is followed to its end and to the book's positions. The first hedge after the gap
 must bring |delta| back inside the limit, and the switch must not trip.
