@@ -386,10 +386,15 @@ class Daemon:
     def _executor_settings(self, risk: KillSwitchSettings) -> ExecutorSettings:
         """How the executor works orders: slices worth at most the order-notional switch's
         limit, so that a large hedge goes out as orders the switch lets through (it refuses
-        a larger one and halts)."""
+        a larger one and halts); with `cancel_on_disconnect`, a leg's later orders wait for
+        the order session as the first one does (`_pre_trade`)."""
         on = risk.order_notional.enabled
         cap = risk.order_notional.max_order_notional_usd if on else None
-        return ExecutorSettings(dry_run=self.config.dry_run, max_slice_notional_usd=cap)
+        return ExecutorSettings(
+            dry_run=self.config.dry_run,
+            max_slice_notional_usd=cap,
+            orders_need_session=self.venue_settings.cancel_on_disconnect,
+        )
 
     def _risk_settings(self, risk: KillSwitchSettings) -> KillSwitchSettings:
         """The kill-switch limits as the board applies them. With an accelerated daemon clock

@@ -192,6 +192,11 @@ class ExecutorSettings:
     rate_limit_max_ms: int = 10_000
     #: Wall seconds to wait for a venue's private session to come back after a rate limit.
     session_wait_s: float = 10.0
+    #: Orders go over the venue's private session only (the daemon's `cancel_on_disconnect`):
+    #: a leg's next order (slice, retry, re-price) waits up to `session_wait_s` for a session
+    #: that is down, and the leg ends if it stays down. The adapter would otherwise send it
+    #: over REST, whose GETs aiohttp may re-send when a connection drops.
+    orders_need_session: bool = False
     #: This many definitive rejects in a row trip REJECT_STREAK (0: never).
     reject_streak_limit: int = 5
     #: Cancel every open order this executor knows when the trading state becomes HALTED.
@@ -872,6 +877,8 @@ class Executor:
         """Gate, journal and track one more order of a running leg (None: the gate refused)."""
         if len(run.labels) >= self.settings.max_orders_per_leg:
             return None
+        if not await self._session_ready(run):
+            return None
         order_delta = run.sign * amount * run.coin_per_amount
         before = self._gate_before(run, amount)
         gate = self.trading.check(
@@ -907,6 +914,34 @@ class Executor:
             reduce_only=rec.reduce_only,
         )
         return rec
+
+    async def _session_ready(self, run: _LegRun) -> bool:
+        """Whether the leg's next order may go (see `orders_need_session`): the venue's
+        private session is up, or comes back within `session_wait_s` wall seconds. A venue
+        without a session object has nothing to wait for."""
+        if not self.settings.orders_need_session:
+            return True
+        session = getattr(self.venues.get(run.leg.venue), "session", None)
+        connected = getattr(session, "connected", None)
+        if not isinstance(connected, asyncio.Event) or connected.is_set():
+            return True
+        log.warning(
+            "executor.session_wait",
+            decision_id=run.decision.decision_id,
+            leg=run.index,
+            venue=run.leg.venue,
+        )
+        try:
+            await asyncio.wait_for(connected.wait(), self.settings.session_wait_s)
+        except TimeoutError:
+            log.warning(
+                "executor.session_down_leg_ended",
+                decision_id=run.decision.decision_id,
+                leg=run.index,
+                venue=run.leg.venue,
+            )
+            return False
+        return True
 
     def _gate_before(self, run: _LegRun, amount: float) -> float:
         if self._book_delta is not None:
