@@ -387,7 +387,7 @@ class Daemon:
         """How the executor works orders: slices worth at most the order-notional switch's
         limit, so that a large hedge goes out as orders the switch lets through (it refuses
         a larger one and halts); with `cancel_on_disconnect`, a leg's later orders wait for
-        the order session as the first one does (`_pre_trade`)."""
+        the order session as the first one does (`HedgeLoop._pre_trade`)."""
         on = risk.order_notional.enabled
         cap = risk.order_notional.max_order_notional_usd if on else None
         return ExecutorSettings(
