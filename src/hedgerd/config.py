@@ -130,7 +130,9 @@ class VenueSettings(_Section):
     depth_notional_usd: float = Field(
         250_000.0,
         gt=0,
-        description="Order book depth fetched per side, as cumulative USD notional.",
+        description="Order book depth fetched per side for a hedge, as cumulative USD "
+        "notional; a larger hedge fetches depth for its own notional (the router sizes the "
+        "hedge through the levels fetched).",
     )
     delta_tolerance_coin: float = Field(
         0.01,

@@ -329,7 +329,7 @@ class Daemon:
             {self.venue_name: venue},
             journal,
             trading,
-            settings=ExecutorSettings(dry_run=config.dry_run),
+            settings=self._executor_settings(config.risk),
             clock_ms=self.clock_ms,
             book_delta_coin=self.hedge_loop.book_delta_coin,
             position_amount=account.market.position_amount,
@@ -382,6 +382,19 @@ class Daemon:
             with contextlib.suppress(Exception):
                 await alerts.aclose(timeout_s=1.0)
         return EXIT_OK
+
+    def _executor_settings(self, risk: KillSwitchSettings) -> ExecutorSettings:
+        """How the executor works orders: slices worth at most the order-notional switch's
+        limit, so that a large hedge goes out as orders the switch lets through (it refuses
+        a larger one and halts); with `cancel_on_disconnect`, a leg's later orders wait for
+        the order session as the first one does (`HedgeLoop._pre_trade`)."""
+        on = risk.order_notional.enabled
+        cap = risk.order_notional.max_order_notional_usd if on else None
+        return ExecutorSettings(
+            dry_run=self.config.dry_run,
+            max_slice_notional_usd=cap,
+            orders_need_session=self.venue_settings.cancel_on_disconnect,
+        )
 
     def _risk_settings(self, risk: KillSwitchSettings) -> KillSwitchSettings:
         """The kill-switch limits as the board applies them. With an accelerated daemon clock
@@ -519,6 +532,8 @@ class Daemon:
         self.policies.replace(new.hedging)
         if self.board is not None:
             self.board.reconfigure(self._risk_settings(new.risk))
+        if self.executor is not None:
+            self.executor.settings = self._executor_settings(new.risk)
         log.info("daemon.reloaded", path=str(self.config_path))
         return True
 

@@ -160,6 +160,17 @@ async def _unhedgeable(sim: Simulator, run: Running, skew: list[int]) -> None:
     await _fault(
         sim, {"kind": "thin_depth", "instruments": ["BTC-PERPETUAL"], "depth_amount": 1_000}
     )
+    # The engine thins the book at its next step: trade only once the daemon would see it.
+    # A hedge sized on the whole book just before is one attempt that works its slices in
+    # the thin book until its order budget ends (the switch's duration judges that).
+    venue = run.daemon.venue
+    assert venue is not None
+
+    async def thin() -> bool:
+        book = await venue.fetch_order_book("BTC-PERPETUAL", math.inf)
+        return sum(level.amount for level in book.asks) <= 1_000
+
+    await wait_for(thin, 10.0, "the thin book", interval_s=0.1)
     await admin_trade(sim, atm_call(sim), "sell", 20.0)
 
 

@@ -9,6 +9,7 @@ still stuck, and the daemon must shut down promptly."""
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import sys
 import time
@@ -112,6 +113,9 @@ async def test_a_hanging_webhook_never_delays_a_hedge(tmp_path: Path) -> None:
                 if decision is not None and decision.trades:
                     break
                 assert time.monotonic() < deadline, "the option trade never reached the book"
+                # A hold may do no I/O at all: let the simulator and the streams run, or
+                # the trade is never delivered (nothing else gets the event loop).
+                await asyncio.sleep(0.01)
             await wait_for(lambda: orders_received(sim) > sent, 5.0, "the hedge at the venue")
             hedge_s = time.perf_counter() - started
             assert receiver.attempts == 1 and alerts.stats.delivered == 0  # still stuck

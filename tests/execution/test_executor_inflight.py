@@ -7,6 +7,7 @@ import asyncio
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -24,6 +25,7 @@ from hedgerd.execution.executor import (
 from hedgerd.execution.journal import Journal
 from hedgerd.model import (
     AmountUnit,
+    Fill,
     Instrument,
     InstrumentKind,
     OrderSide,
@@ -148,6 +150,76 @@ async def test_slow_fill_counts_in_flight_so_no_second_hedge(tmp_path: Path) -> 
         (leg,) = (await task).legs
         assert leg.outcome is LegOutcome.DONE
         assert ex.in_flight_delta_coin("BTC") == 0.0
+    finally:
+        await journal.close()
+
+
+async def test_a_slice_reported_filled_stays_in_flight_until_its_trade_arrives(
+    tmp_path: Path,
+) -> None:
+    # The venue's answer says filled; the trade (and the position with it) comes later on
+    # the stream. Between two slices the controller must still count that slice: the book
+    # does not show it yet (a 3-hour chaos drill hedged such a slice twice).
+    venue = FakeVenue()
+    ex, journal = await parts(tmp_path, venue, max_slice_delta_coin=0.04)
+    seen: list[float] = []
+    sleep = ex.sleep_ms
+
+    async def between_slices(ms: int) -> None:
+        seen.append(ex.in_flight_delta_coin("BTC"))
+        if len(seen) == 1:  # the stream delivers the first slice's trade
+            label = venue.sent[0]
+            upd = venue.orders[label]
+            fill = Fill(
+                VENUE_NAME, upd.instrument, "t1", upd.order_id, label, upd.side,
+                upd.filled_amount, MID, 0.0, "BTC", venue.now,
+            )  # fmt: skip
+            assert not (await ex.on_fill(fill)).duplicate
+            seen.append(ex.in_flight_delta_coin("BTC"))
+        await sleep(ms)
+
+    ex.sleep_ms = between_slices
+    try:
+        d = perp_decision("slices-1", OrderSide.BUY, 9_000.0, mid_usd=MID, ts_ms=venue.now)
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.DONE and len(venue.sent) == 3  # 3,000 USD each
+        # 0.1 coin in all: after slice 1 (answered, no trade yet) the whole 0.1; once its
+        # trade is journalled, 0.0667; after slice 2 (answered only) 0.0667 still.
+        assert seen == pytest.approx([0.1, 2 / 30, 2 / 30])
+        assert ex.in_flight_delta_coin("BTC") == 0.0  # the leg ended: the daemon's count
+    finally:
+        await journal.close()
+
+
+async def test_a_legs_next_slice_waits_for_the_order_session(tmp_path: Path) -> None:
+    # The private session drops between two slices: the next slice waits for it (never over
+    # REST); back within session_wait_s, the leg goes on; still down, the leg ends.
+    venue = FakeVenue()
+    session = SimpleNamespace(connected=asyncio.Event())
+    session.connected.set()
+    venue.session = session  # type: ignore[attr-defined]
+    ex, journal = await parts(
+        tmp_path, venue, max_slice_delta_coin=0.04, orders_need_session=True, session_wait_s=1.0
+    )
+    sleep = ex.sleep_ms
+    sent_while_down: list[int] = []
+
+    async def drop_then_restore(ms: int) -> None:
+        session.connected.clear()
+        sent_while_down.append(len(venue.sent))
+        loop = asyncio.get_running_loop()
+        if len(sent_while_down) == 1:  # back in time for the second slice only
+            loop.call_later(0.05, session.connected.set)
+        await sleep(ms)
+
+    ex.sleep_ms = drop_then_restore
+    try:
+        d = perp_decision("session-1", OrderSide.BUY, 9_000.0, mid_usd=MID, ts_ms=venue.now)
+        (leg,) = (await ex.execute(d)).legs
+        # Slice 1 sent; slice 2 after the session came back; slice 3 never (still down).
+        assert venue.sent == ["hg1-session-1-0-0-0", "hg1-session-1-0-1-0"]
+        assert sent_while_down == [1, 2]
+        assert leg.outcome is LegOutcome.PARTIAL and leg.filled_amount == 6_000.0
     finally:
         await journal.close()
 

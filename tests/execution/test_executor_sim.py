@@ -214,6 +214,27 @@ async def test_sliced_leg_paced_and_exact(tmp_path: Path) -> None:
         assert env.perp_position_usd() == -55_000.0
 
 
+async def test_a_taker_leg_worth_more_than_the_order_notional_cap_goes_in_slices(
+    tmp_path: Path,
+) -> None:
+    # Under max_slice_delta_coin (5 coin), over the notional cap: before the cap, one order
+    # worth the whole leg, which the order-notional kill switch refuses (and halts on) once
+    # hedges are sized for a whole breach (issue 19).
+    settings = ExecutorSettings(max_slice_notional_usd=20_000.0, slice_interval_ms=1_000)
+    async for env in make_env(tmp_path, settings):
+        m = await mid(env)
+        d = perp_decision("notional-1", OrderSide.BUY, 50_000.0, mid_usd=m, ts_ms=env.sim.now_ms())
+        res = await env.rig.executor.execute(d)
+        (leg,) = res.legs
+        assert leg.outcome is LegOutcome.DONE and leg.filled_amount == 50_000.0
+        recs = [await env.rig.journal.order(lb) for lb in leg.labels]
+        # 50,000 USD in slices of 16,660 USD (a third, on the 10 USD step) and what rounding
+        # leaves: every order within the cap.
+        amounts = [r.amount if r else None for r in recs]
+        assert amounts == [16_660.0, 16_660.0, 16_660.0, 20.0], amounts
+        assert env.perp_position_usd() == 50_000.0
+
+
 async def test_maker_reprices_then_taker_fallback_exact_quantity(tmp_path: Path) -> None:
     settings = ExecutorSettings(reprice_interval_ms=1_000, max_orders_per_leg=40)
     async for env in make_env(tmp_path, settings):

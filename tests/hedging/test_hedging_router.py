@@ -92,3 +92,15 @@ def test_maker_goes_to_the_cheapest_expected_maker_cost() -> None:
     assert leg.candidate == 1 and leg.style is HedgeStyle.MAKER
     assert leg.limit_price == rebate.quote.ask_price  # a sell rests at the ask
     assert leg.side == -1
+
+
+def test_a_taker_hedge_walks_as_many_levels_as_it_needs() -> None:
+    # 30 levels of 0.2 coin (10,000 USD at 50,000): a 5 coin hedge needs 25 of them. The
+    # router once looked at the best 10 levels only and routed 2 coin (issue 19: a hedge
+    # capped by the book it was shown took several decisions, each a delta-limit attempt).
+    many = venue_state("MANY", level_usd=10_000.0, levels=30, level_step_usd=0.5)
+    legs = route_taker([many], 5.0, COST, ROUTER, SPOT)
+    assert sum(leg.delta_coin for leg in legs) == pytest.approx(5.0, abs=10 / SPOT)
+    # A book thinner than the need still caps it: the rest waits for the next decision.
+    legs = route_taker([many], 8.0, COST, ROUTER, SPOT)
+    assert sum(leg.delta_coin for leg in legs) == pytest.approx(6.0, abs=10 / SPOT)

@@ -14,8 +14,9 @@ Styles (`HedgeStyle` of the leg → `OrderStyle` of its orders):
 - TAKER: immediate-or-cancel limits at the leg's protected price, clamped to at most
   `max_slippage_bps` from the mid; a partial fill's remainder is retried (a new attempt, so a
   new label) until the decided amount is done, within the attempt budget.
-- SLICED (or any leg above `max_slice_delta_coin`): the same IOC orders, at most a slice each,
-  paced by `slice_interval_ms`; what a slice leaves is carried into the next.
+- SLICED (or any leg above `max_slice_delta_coin`, or worth more than `max_slice_notional_usd`):
+  the same IOC orders, at most a slice each, paced by `slice_interval_ms`; what a slice leaves
+  is carried into the next.
 - MAKER: post-only at the leg's price, re-priced (cancel, then a new attempt at the touch)
   when the touch moves away, and replaced by an IOC taker order for the remainder at the
   leg's `fallback_after_ms`.
@@ -44,9 +45,11 @@ first gets `fill_repair_grace_ms` to deliver them. The periodic reconciliation r
 backstop.
 
 In flight: `in_flight_delta_coin(underlying)` and `in_flight_orders(underlying)` give the
-controller the signed delta of what may still fill: the unfilled rest of every leg being
-worked (from the moment `execute` is called, before any await) and the open amount of every
-non-terminal order (UNKNOWN in full). So a slow fill never causes a second hedge.
+controller the signed delta of what may still fill: the rest of every leg being worked (from
+the moment `execute` is called, before any await) that no journalled trade covers yet (a fill
+the venue's answer reported counts until its trade, and the position with it, arrives) and
+the open amount of every non-terminal order (UNKNOWN in full). So a slow fill never causes a
+second hedge.
 
 Dry run: the decision and its intents are journalled, then closed as cancelled "dry_run";
 nothing is sent.
@@ -94,6 +97,7 @@ from hedgerd.execution.order_state import (
 )
 from hedgerd.hedging.inputs import InFlightOrder
 from hedgerd.model import (
+    AmountUnit,
     Fill,
     HedgeDecision,
     HedgeLeg,
@@ -103,6 +107,7 @@ from hedgerd.model import (
     OrderStatus,
     OrderType,
     OrderUpdate,
+    PriceUnit,
     Quote,
     TimeInForce,
 )
@@ -167,6 +172,10 @@ class ExecutorSettings:
     max_slippage_bps: float = 25.0
     #: A leg moving more delta than this (coin) is sent in slices of at most this much.
     max_slice_delta_coin: float = 5.0
+    #: ... and a leg worth more than this (USD notional) in slices worth at most this much
+    #: (None: no such cap). The daemon sets the order-notional kill switch's limit: a hedge
+    #: sized for a whole breach must not go out as orders the switch refuses (and halts on).
+    max_slice_notional_usd: float | None = None
     #: Pause between two IOC orders of one leg (slices, or the remainder after a partial fill).
     slice_interval_ms: int = 500
     #: How often a resting maker order is checked (and re-priced if the touch moved away).
@@ -183,6 +192,11 @@ class ExecutorSettings:
     rate_limit_max_ms: int = 10_000
     #: Wall seconds to wait for a venue's private session to come back after a rate limit.
     session_wait_s: float = 10.0
+    #: Orders go over the venue's private session only (the daemon's `cancel_on_disconnect`):
+    #: a leg's next order (slice, retry, re-price) waits up to `session_wait_s` for a session
+    #: that is down, and the leg ends if it stays down. The adapter would otherwise send it
+    #: over REST, whose GETs aiohttp may re-send when a connection drops.
+    orders_need_session: bool = False
     #: This many definitive rejects in a row trip REJECT_STREAK (0: never).
     reject_streak_limit: int = 5
     #: Cancel every open order this executor knows when the trading state becomes HALTED.
@@ -197,6 +211,8 @@ class ExecutorSettings:
             raise ValueError("max_concurrent_orders must be >= 1")
         if not (self.max_slippage_bps > 0 and self.max_slice_delta_coin > 0):
             raise ValueError("max_slippage_bps and max_slice_delta_coin must be > 0")
+        if self.max_slice_notional_usd is not None and not self.max_slice_notional_usd > 0:
+            raise ValueError("max_slice_notional_usd must be > 0 (or None)")
         if self.max_orders_per_leg < 1 or self.unknown_queries < 1:
             raise ValueError("max_orders_per_leg and unknown_queries must be >= 1")
 
@@ -318,6 +334,16 @@ def round_down(amount: float, step: float) -> float:
     return float(f"{n * step:.12g}")
 
 
+def leg_notional_usd(leg: HedgeLeg) -> float | None:
+    """The leg's notional, USD: its amount where that is USD (inverse contracts), else its
+    amount at its limit price where that is USD; None for a coin price (no index here)."""
+    if leg.amount_unit is AmountUnit.USD:
+        return abs(leg.amount)
+    if leg.price_unit is PriceUnit.USD:
+        return abs(leg.amount) * leg.limit_price
+    return None
+
+
 def round_price(price: float, tick: float, side: OrderSide) -> float:
     """A protective limit on the tick grid: a buy rounds down, a sell up (price unit).
     Raises ValueError when no positive price on the grid is as good (a buy below one tick)."""
@@ -429,7 +455,11 @@ class Executor:
             covered.update(run.labels)
             if run.decision.decision_id == exclude_decision:
                 continue
-            rest = max(run.leg.amount - self._leg_filled(run), 0.0)
+            # Filled means in the book only once the stream delivered the trade (the
+            # positions come with it): a slice the venue's answer reports filled stays in
+            # flight until then. Otherwise the evaluations between two slices of a leg saw
+            # neither that slice nor its position, and hedged it again.
+            rest = max(run.leg.amount - self._leg_filled(run, journalled=True), 0.0)
             if rest <= _EPS:
                 continue
             label = (
@@ -699,18 +729,26 @@ class Executor:
         )
         return self._book_delta(decision.underlying) + others
 
+    def _slices(self, run: _LegRun) -> int:
+        """How many orders the leg's amount needs at most, by its delta (coin) and its
+        notional (USD) against the slice caps; 1 when neither cap applies."""
+        s = self.settings
+        n = math.ceil(abs(run.leg.delta_coin) / s.max_slice_delta_coin - 1e-9)
+        notional = leg_notional_usd(run.leg)
+        if s.max_slice_notional_usd is not None and notional is not None:
+            n = max(n, math.ceil(notional / s.max_slice_notional_usd - 1e-9))
+        return max(1, n)
+
     def _is_sliced(self, run: _LegRun) -> bool:
         return run.leg.style is HedgeStyle.SLICED or (
-            run.leg.style is HedgeStyle.TAKER
-            and abs(run.leg.delta_coin) > self.settings.max_slice_delta_coin + _EPS
+            run.leg.style is HedgeStyle.TAKER and self._slices(run) > 1
         )
 
     def _slice_amount(self, run: _LegRun) -> float:
         if not self._is_sliced(run):
             return run.leg.amount
-        n = max(1, math.ceil(abs(run.leg.delta_coin) / self.settings.max_slice_delta_coin - 1e-9))
         step = run.instrument.amount_step
-        return max(round_down(run.leg.amount / n, step), run.instrument.min_amount)
+        return max(round_down(run.leg.amount / self._slices(run), step), run.instrument.min_amount)
 
     def _reduce_only(self, run: _LegRun, amount: float) -> bool:
         if run.operator_flatten:
@@ -773,12 +811,18 @@ class Executor:
             run.decision.underlying, run.coin_per_amount, run.leg.style
         )
 
-    def _leg_filled(self, run: _LegRun) -> float:
+    def _leg_filled(self, run: _LegRun, *, journalled: bool = False) -> float:
+        """What the leg's orders filled (amount unit): by the venue's word or the journal's
+        fills, the larger; `journalled`: the journal's fills (trades delivered) only."""
         total = 0.0
         for label in run.labels:
             rec = self._records.get(label)
             if rec is not None:
-                total += max(rec.filled_amount, rec.venue_filled_amount)
+                total += (
+                    rec.filled_amount
+                    if journalled
+                    else max(rec.filled_amount, rec.venue_filled_amount)
+                )
         return total
 
     def _leg_end(self, run: _LegRun, outcome: LegOutcome, detail: str) -> LegResult:
@@ -833,6 +877,8 @@ class Executor:
         """Gate, journal and track one more order of a running leg (None: the gate refused)."""
         if len(run.labels) >= self.settings.max_orders_per_leg:
             return None
+        if not await self._session_ready(run):
+            return None
         order_delta = run.sign * amount * run.coin_per_amount
         before = self._gate_before(run, amount)
         gate = self.trading.check(
@@ -868,6 +914,34 @@ class Executor:
             reduce_only=rec.reduce_only,
         )
         return rec
+
+    async def _session_ready(self, run: _LegRun) -> bool:
+        """Whether the leg's next order may go (see `orders_need_session`): the venue's
+        private session is up, or comes back within `session_wait_s` wall seconds. A venue
+        without a session object has nothing to wait for."""
+        if not self.settings.orders_need_session:
+            return True
+        session = getattr(self.venues.get(run.leg.venue), "session", None)
+        connected = getattr(session, "connected", None)
+        if not isinstance(connected, asyncio.Event) or connected.is_set():
+            return True
+        log.warning(
+            "executor.session_wait",
+            decision_id=run.decision.decision_id,
+            leg=run.index,
+            venue=run.leg.venue,
+        )
+        try:
+            await asyncio.wait_for(connected.wait(), self.settings.session_wait_s)
+        except TimeoutError:
+            log.warning(
+                "executor.session_down_leg_ended",
+                decision_id=run.decision.decision_id,
+                leg=run.index,
+                venue=run.leg.venue,
+            )
+            return False
+        return True
 
     def _gate_before(self, run: _LegRun, amount: float) -> float:
         if self._book_delta is not None:
@@ -1378,6 +1452,7 @@ __all__ = [
     "OrderFillsVenue",
     "OrderRejection",
     "OrderTiming",
+    "leg_notional_usd",
     "protected_price",
     "round_down",
     "round_price",

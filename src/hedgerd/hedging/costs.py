@@ -100,7 +100,8 @@ def candidate_levels(
     """The levels a taker trade on `side` (+1 buy, -1 sell) could take, with their costs.
 
     With `need_coin`, each candidate's levels stop once they alone could fill it (deeper
-    levels can never be part of the cheapest split).
+    levels can never be part of the cheapest split), however many that takes; without it, at
+    most `MAX_LEVELS` levels.
     """
     out = CandidateLevels(side, [], [], [], [], [], [], [], [], [], [], [])
     hold_years = cost.expected_holding_s / SECONDS_PER_YEAR
@@ -119,7 +120,10 @@ def candidate_levels(
         book_side = None if v.book is None else (v.book.asks if side > 0 else v.book.bids)
         dpa = v.delta_coin_per_amount
         if book_side:
-            lv = book_side[:MAX_LEVELS]
+            # A taker trade walks as deep as it needs (the snapshot is already cut at the
+            # depth fetched for it): a cap on levels would cap the hedge, and the remainder
+            # would wait for later decisions (issue 19). MAX_LEVELS bounds only the rest.
+            lv = book_side[:MAX_LEVELS] if need_coin is None else book_side
             if need_coin is not None:
                 cum, cut = 0.0, len(lv)
                 for j, lvl in enumerate(lv):

@@ -104,7 +104,10 @@ class Flattener(PortfolioService):
                 continue
             price_usd = limit * index if inst.price_unit is PriceUnit.COIN else limit
             notional = amount if inst.amount_unit is AmountUnit.USD else amount * price_usd
-            slice_cap_usd = self.shared.executor.settings.max_slice_delta_coin * index
+            xs = self.shared.executor.settings
+            slice_cap_usd = xs.max_slice_delta_coin * index
+            if xs.max_slice_notional_usd is not None:  # the executor slices by notional too
+                slice_cap_usd = min(slice_cap_usd, xs.max_slice_notional_usd)
             check = self.shared.board.check_order(
                 now_ms=self.clocks.board_clock_ms(),
                 notional_usd=min(notional, slice_cap_usd) if slice_cap_usd > 0 else notional,

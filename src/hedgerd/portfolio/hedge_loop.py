@@ -34,6 +34,13 @@ log = structlog.get_logger(__name__)
 #: Wall seconds a filled hedge may take to show in the position stream before the book's
 #: figure is believed again (the reconciliation corrects either way).
 _UNCONFIRMED_TIMEOUT_S = 3.0
+#: The order book depth fetched for a trade covers the trade's notional this many times over
+#: (the index is not the instrument's price, and the router's walk stops once the need is
+#: covered, so the extra costs nothing). The router sizes a taker trade through the levels
+#: it is shown: a snapshot cut at a fixed notional capped every hedge at that notional
+#: (250,000 USD, about 2.8 BTC), so a price gap's breach of the delta limit took more hedge
+#: attempts than the switch allows (issue 19).
+_DEPTH_HEADROOM = 1.25
 
 
 class HedgeLoop(PortfolioService):
@@ -128,15 +135,23 @@ class HedgeLoop(PortfolioService):
             )
         return out
 
-    async def _with_books(self, venues: list[HedgeVenueState]) -> list[HedgeVenueState]:
-        """`venues` with their order book depth (the same list when a fetch fails)."""
+    def _depth_usd(self, decision: HedgeDecision, spot_usd: float) -> float:
+        """USD notional of book depth to fetch per side for `decision`: the configured depth,
+        or the decision's whole wanted trade (`_DEPTH_HEADROOM` times over) when larger."""
+        floor = self.account.settings.depth_notional_usd
+        need = abs(decision.wanted_coin) * spot_usd * _DEPTH_HEADROOM
+        return max(floor, need) if math.isfinite(need) else floor
+
+    async def _with_books(
+        self, venues: list[HedgeVenueState], depth_usd: float
+    ) -> list[HedgeVenueState]:
+        """`venues` with `depth_usd` of order book depth per side, USD notional (the same list
+        when a fetch fails)."""
         assert self.account.venue is not None
         out: list[HedgeVenueState] = []
         for v in venues:
             try:
-                book = await self.account.venue.fetch_order_book(
-                    v.name, self.account.settings.depth_notional_usd
-                )
+                book = await self.account.venue.fetch_order_book(v.name, depth_usd)
             except VenueError as exc:
                 log.warning("daemon.book_unavailable", instrument=v.name, error=str(exc)[:200])
                 return venues
@@ -203,8 +218,9 @@ class HedgeLoop(PortfolioService):
         decision = decide_on(venues)
         if decision.trades:
             # Only a trade needs depth (the router sizes and prices through the book): fetch
-            # it then, not on every evaluation, and decide again with it.
-            deep = await self._with_books(venues)
+            # it then, not on every evaluation, and decide again with it. Deep enough for the
+            # whole trade: the router cannot route more than the levels it is shown.
+            deep = await self._with_books(venues, self._depth_usd(decision, risk.spot_usd))
             if deep is not venues:
                 decision = decide_on(deep)
         self._observe(underlying, st, snap, decision)
@@ -302,9 +318,26 @@ class HedgeLoop(PortfolioService):
                 leg.limit_price * index if leg.price_unit is PriceUnit.COIN else (leg.limit_price)
             )
             notional = leg.amount if leg.amount_unit is AmountUnit.USD else leg.amount * price_usd
-            # The executor sends a leg in slices of at most max_slice_delta_coin.
-            slice_cap_usd = ExecutorSettings().max_slice_delta_coin * index
-            per_order = min(notional, slice_cap_usd) if inst is not None else notional
+            # The executor sends a leg in slices of at most max_slice_delta_coin and at most
+            # max_slice_notional_usd, but never below the instrument's minimum order (a limit
+            # under it must still refuse).
+            xs = (
+                self.shared.executor.settings
+                if self.shared.executor is not None
+                else ExecutorSettings()
+            )
+            slice_cap_usd = xs.max_slice_delta_coin * index
+            if xs.max_slice_notional_usd is not None:
+                slice_cap_usd = min(slice_cap_usd, xs.max_slice_notional_usd)
+            if inst is not None:
+                min_usd = (
+                    inst.min_amount
+                    if inst.amount_unit is AmountUnit.USD
+                    else inst.min_amount * price_usd
+                )
+                per_order = min(notional, max(slice_cap_usd, min_usd))
+            else:
+                per_order = notional
             check = self.shared.board.check_order(
                 now_ms=self.clocks.board_clock_ms(),
                 notional_usd=per_order,
