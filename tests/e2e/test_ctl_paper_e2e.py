@@ -96,7 +96,8 @@ async def test_hedgerctl_reaches_paper_with_and_without_flags() -> None:
         assert code == 0, err
         lines = out.splitlines()
         assert max(len(line) for line in lines) <= 100, out
-        assert [line.split()[0] for line in lines if line.startswith(("  BTC", "  ETH"))] == [
+        # One row per underlying (an open order's row starts "  BTC-PERPETUAL": not one).
+        assert [line.split()[0] for line in lines if line.startswith(("  BTC ", "  ETH "))] == [
             "BTC",
             "ETH",
         ]
