@@ -328,3 +328,16 @@ def test_cli_sweep_writes_json_and_refuses_bad_use(
     assert "unknown families: nope" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         command.main(["backtest", "--sweep", str(sweep), "--scenario", str(REFERENCE)])
+
+
+def test_cli_refuses_flags_of_the_other_mode(
+    tiny: tuple[Path, dict[str, Any], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A --policy next to --sweep was silently ignored (the sweep file names its policies).
+    sweep, _, _ = tiny
+    assert command.main(["backtest", "--sweep", str(sweep), "--policy", "timer"]) == 2
+    assert "--policy is for --scenario" in capsys.readouterr().err
+    assert command.main(["backtest", "--sweep", str(sweep), "--plot", "x.png"]) == 2
+    assert "--plot is for --scenario" in capsys.readouterr().err
+    assert command.main(["backtest", "--scenario", str(REFERENCE), "--family", "costs"]) == 2
+    assert "--family is for --sweep" in capsys.readouterr().err

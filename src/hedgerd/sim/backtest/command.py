@@ -66,7 +66,7 @@ def add_parser(sub: SubParsers) -> None:
     )
     p.add_argument(
         "--policy",
-        default=",".join((*BASELINES, DEFAULT_POLICY)),
+        default=None,
         help="comma-separated policy names (built-in: timer, band_centre, band_edge, ww, "
         "zakamouline, exact, exact_mv, hedgerd; plus the scenario's own) "
         "[default: baselines + hedgerd]",
@@ -162,13 +162,18 @@ def _names(text: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.sweep is not None:
-        if args.plot is not None:
-            print("error: --plot is for --scenario", file=sys.stderr)
-            return EXIT_USAGE
+        # The sweep file names its policies: a --policy here would be silently ignored.
+        for flag, value in (("--plot", args.plot), ("--policy", args.policy)):
+            if value is not None:
+                print(f"error: {flag} is for --scenario", file=sys.stderr)
+                return EXIT_USAGE
         fams = _names(str(args.family))
         got = _attempt("sweep", lambda: execute_sweep(args.sweep, fams, args.paths, args.seed))
     else:
-        names = _names(str(args.policy))
+        if args.family:
+            print("error: --family is for --sweep", file=sys.stderr)
+            return EXIT_USAGE
+        names = _names(args.policy or ",".join((*BASELINES, DEFAULT_POLICY)))
         got = _attempt("scenario", lambda: execute(args.scenario, names, args.paths, args.seed))
     if got is None:
         return EXIT_USAGE
