@@ -27,7 +27,9 @@ _EPS = 1e-9
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """One post-only order placed: `distance_ticks` behind the touch on `side`."""
+    """One post-only order placed: `distance_ticks` behind the touch on `side`. `price` and
+    `touch` in the instrument's price unit (USD for BTC-PERPETUAL), `amount` in its amount unit
+    (USD of contracts for an inverse perpetual), `placed_ms` UTC epoch ms (simulated)."""
 
     label: str
     order_id: str
