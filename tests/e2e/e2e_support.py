@@ -155,12 +155,10 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def simulator(
-    speed: float, seed: int = 3, start_ms: int = TEST_START_MS
-) -> AsyncIterator[Simulator]:
-    """The simulator on 127.0.0.1 (port 0); `start_ms`: its start (UTC epoch ms)."""
+async def simulator(speed: float, seed: int = 3) -> AsyncIterator[Simulator]:
+    """The simulator on 127.0.0.1 (port 0), started at the pinned `TEST_START_MS`."""
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms=start_ms
+        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms=TEST_START_MS
     ) as sim:
         yield sim
 
