@@ -102,6 +102,16 @@ async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> N
         assert st["accounts"]["main"]["state"] == "HALTED"
         assert st["accounts"]["sub"]["state"] == "ACTIVE"
         assert "BTC-PERPETUAL" in st["accounts"]["sub"]["hedge_positions"]
+        code, out = await hedgerctl(sock, "status")
+        assert code == 0, out
+        rows: dict[str, list[str]] = {}
+        for line in out.splitlines():
+            if line.split()[:1]:
+                rows.setdefault(line.split()[0], []).append(line)
+        state_row, funds_row = rows["main"]
+        assert "HALTED" in state_row and "out: halted" in state_row, out
+        state_row, funds_row = rows["sub"]
+        assert "ACTIVE" in state_row and "BTC-PERPETUAL" in funds_row, out
 
         # Every order carries its account's client-id tag (ids unique across accounts).
         assert daemon.journal is not None
