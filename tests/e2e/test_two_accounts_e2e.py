@@ -21,6 +21,7 @@ from e2e_support import (
 )
 
 from hedgerd.execution.client_ids import account_tag, is_hedgerd_label
+from hedgerd.risk.trading_state import ReasonCode, TradingState
 from hedgerd.sim.scenario import AccountSpec
 
 SPEED = 10.0
@@ -120,4 +121,50 @@ async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> N
         assert {f.venue for f in fills} == {"main", "sub"}
         for f in fills:
             assert f.label is not None and f.label.startswith(f"hg2-{tags[f.venue]}-0-"), f
+        assert await run.shutdown() == 0
+
+
+async def test_an_account_without_funds_gets_no_growing_hedge_the_other_hedges() -> None:
+    """`poor` (listed first: the router's tie goes to it) has almost no collateral: its hedge
+    is refused for funds, which puts that account alone in REDUCE_ONLY; from flat it then
+    gets no hedge at all, and the options account's own hedges bring the delta in."""
+    work = short_dir()
+    sock = work / "ctl.sock"
+    poor = AccountSpec(
+        name="poor",
+        api_key=SUB_KEY,
+        api_secret=SUB_SECRET,
+        balances={"BTC": 0.0005, "ETH": 0.0, "USDC": 0.0},
+    )
+    values = _two_accounts(work)
+    values["venues"] = {"poor": values["venues"]["sub"], "main": values["venues"]["main"]}
+    async with simulator(SPEED, seed=5, accounts=[poor]) as sim:
+        run = await start_daemon(sim, values, SPEED)
+        daemon = run.daemon
+        assert daemon.journal is not None and daemon.parts.states is not None
+        states, journal = daemon.parts.states, daemon.journal
+        stats = daemon.stats.per_underlying["BTC"]
+
+        def poor_reduce_only() -> bool:
+            return ReasonCode.INSUFFICIENT_FUNDS in states.machine("poor").snapshot.reason_codes
+
+        await wait_for(poor_reduce_only, 30.0, "the poor account's hedge refused for funds")
+        assert states.machine("poor").state is TradingState.REDUCE_ONLY
+        assert states.portfolio.state is TradingState.ACTIVE  # the portfolio trades on
+
+        def settled() -> bool:
+            lo, _target, hi = stats.last_band
+            return stats.hedges > 0 and lo <= stats.last_delta_coin <= hi
+
+        await wait_for(settled, 30.0, "the other account's hedges to bring delta into the band")
+        sent_poor = await journal.count_intents_since(0, venue="poor")
+        assert sent_poor >= 1  # the refused one(s), journalled first
+        code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "2.5")
+        assert code == 0, out
+        await wait_for(lambda: stats.last_delta_coin > 1.5, 30.0, "delta near the new target")
+        assert await journal.count_intents_since(0, venue="poor") == sent_poor
+        assert _perp(sim, "poor") == 0.0
+        st = await status(sock)
+        assert st["accounts"]["poor"]["state"] == "REDUCE_ONLY"
+        assert st["state"] == "ACTIVE"
         assert await run.shutdown() == 0
