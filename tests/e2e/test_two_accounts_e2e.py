@@ -114,6 +114,16 @@ async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> N
         state_row, funds_row = rows["sub"]
         assert "ACTIVE" in state_row and "BTC-PERPETUAL" in funds_row, out
 
+        # Flatten one account (in any state): its hedge closes, the other account's stays.
+        code, out = await hedgerctl(sock, "halt", "--venue", "sub")
+        assert code == 0, out
+        main_before = _perp(sim, "mm")
+        assert _perp(sim, "sub") != 0.0
+        code, out = await hedgerctl(sock, "flatten", "BTC", "--confirm", "--venue", "sub")
+        assert code == 0, out
+        await wait_for(lambda: _perp(sim, "sub") == 0.0, 20.0, "sub's hedge flattened")
+        assert _perp(sim, "mm") == main_before
+
         # Every order carries its account's client-id tag (ids unique across accounts).
         assert daemon.journal is not None
         fills = [f for f in await daemon.journal.fills_since(0) if is_hedgerd_label(f.label)]
