@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from e2e_support import (
     MM_KEY,
     MM_SECRET,
@@ -19,6 +20,7 @@ from e2e_support import (
     status,
     wait_for,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from hedgerd.execution.client_ids import account_tag, is_hedgerd_label
 from hedgerd.risk.trading_state import ReasonCode, TradingState
@@ -52,6 +54,23 @@ def _perp(sim: Any, account: str) -> float:
     return float(pos.size) if pos is not None else 0.0
 
 
+async def _account_state_codes(port: int | None) -> dict[str, float]:
+    """`hedgerd_account_trading_state_code` per venue account, from /metrics."""
+    assert port is not None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as resp,
+    ):
+        assert resp.status == 200
+        text = await resp.text()
+    return {
+        s.labels["venue"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "hedgerd_account_trading_state_code"
+    }
+
+
 async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> None:
     work = short_dir()
     sock = work / "ctl.sock"
@@ -79,6 +98,7 @@ async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> N
         assert st["accounts"]["sub"]["state"] == "HALTED"
         assert st["account_states"]["sub"]["effective_state"] == "HALTED"
         assert st["accounts"]["main"]["effective_state"] == "ACTIVE"
+        assert await _account_state_codes(daemon.ops_port) == {"main": 0.0, "sub": 2.0}
         sub_before, main_before = _perp(sim, "sub"), _perp(sim, "mm")
         code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "2.5")
         assert code == 0, out
