@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
+from journal_backends import JournalBackend
 from pg_server import PgServer, find_binaries, running_server, scratch_schema
 
 settings.register_profile("ci", derandomize=True, database=None)
@@ -71,3 +72,12 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
     """A connection URL to an empty schema of the throwaway PostgreSQL, dropped afterwards."""
     with scratch_schema(pg_server) as url:
         yield url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def journal_backend(request: pytest.FixtureRequest) -> JournalBackend:
+    """Each journal test once per engine (tests/journal_backends.py); the PostgreSQL run
+    skips, saying why, where PostgreSQL is not installed."""
+    if request.param == "postgresql":
+        return JournalBackend("postgresql", request.getfixturevalue("pg_server"))
+    return JournalBackend("sqlite")
