@@ -55,7 +55,7 @@ def raw(location: JournalLocation) -> Iterator[JournalDb]:
     if isinstance(location, PostgresTarget):
         from hedgerd.execution.journal_pg import PostgresDb
 
-        db: JournalDb = PostgresDb.open(location)
+        db: JournalDb = PostgresDb(location)
     else:
         import sqlite3
 

@@ -432,13 +432,7 @@ class JournalStore:
     ) -> PostgresDb:
         from hedgerd.execution.journal_pg import PostgresDb  # psycopg only when it is used
 
-        db = PostgresDb.open(target, readonly=readonly)
-        if exclusive and not readonly and not db.try_writer_lock():
-            db.close()
-            raise JournalLockedError(
-                f"{target} is open for writing by another process (is hedgerd running?)"
-            )
-        return db
+        return PostgresDb(target, readonly=readonly, exclusive=exclusive)
 
     def _take_lock(self, path: Path) -> int:
         lock_path = Path(f"{path}.lock")

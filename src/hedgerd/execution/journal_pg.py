@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
@@ -42,6 +43,8 @@ from hedgerd.execution.journal_db import (
     postgres_placeholders,
     without_private,
 )
+
+log = structlog.get_logger(__name__)
 
 #: Connection defaults; the URL's own parameters win.
 CONNECT_DEFAULTS: dict[str, Any] = {
@@ -113,28 +116,54 @@ class PostgresDb:
 
     dialect = "postgresql"
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
+    def __init__(
+        self, target: PostgresTarget, *, readonly: bool = False, exclusive: bool = False
+    ) -> None:
+        """Connect; `exclusive` (writers): take the writer lock or raise JournalLockedError."""
+        self.target = target
+        self.readonly = readonly
+        self.exclusive = exclusive and not readonly
+        self.conn = self._session()
 
-    @classmethod
-    def open(cls, target: PostgresTarget, *, readonly: bool = False) -> PostgresDb:
-        conn = connect(target)
+    def _session(self) -> psycopg.Connection[Any]:
+        conn = connect(self.target)
         try:
             conn.execute("SET synchronous_commit = on")
-            if readonly:
+            if self.readonly:
                 conn.execute("SET default_transaction_read_only = on")
+            else:
+                # A writer that stops half-way through a transaction (a paused process) would
+                # hold its row locks, and with them a lease takeover (hedgerd.ha.lease): the
+                # server ends such a session. Journal transactions take milliseconds.
+                conn.execute("SET idle_in_transaction_session_timeout = 5000")
+            if self.exclusive and not self._try_writer_lock(conn):
+                from hedgerd.execution.journal import JournalLockedError
+
+                raise JournalLockedError(
+                    f"{self.target} is open for writing by another process (is hedgerd running?)"
+                )
         except BaseException:
             conn.close()
             raise
-        return cls(conn)
+        return conn
+
+    def _live(self) -> psycopg.Connection[Any]:
+        """The connection, opened again if the last one was lost (only ever between
+        transactions: a transaction that lost its connection has failed, and says so)."""
+        if self.conn.closed or self.conn.broken:
+            self.conn.close()
+            self.conn = self._session()
+            log.warning("journal_reconnected", journal=str(self.target))
+        return self.conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        conn = self.conn if self.in_transaction else self._live()
         if not params:  # no placeholder processing at all: `%` stays as written
-            return self.conn.execute(sql)
-        return self.conn.execute(postgres_placeholders(sql), params)
+            return conn.execute(sql)
+        return conn.execute(postgres_placeholders(sql), params)
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN")
+        self._live().execute("BEGIN")
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -144,7 +173,12 @@ class PostgresDb:
 
     @property
     def in_transaction(self) -> bool:
-        return self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        status = self.conn.info.transaction_status
+        return status in (
+            psycopg.pq.TransactionStatus.INTRANS,
+            psycopg.pq.TransactionStatus.INERROR,
+            psycopg.pq.TransactionStatus.ACTIVE,
+        )
 
     def _version_table_exists(self) -> bool:
         row = self.conn.execute("SELECT to_regclass(%s)", (VERSION_TABLE,)).fetchone()
@@ -197,9 +231,10 @@ class PostgresDb:
         # what the journal can check is that the server answers and the schema is there.
         return "ok" if self._version_table_exists() else "no journal schema"
 
-    def try_writer_lock(self) -> bool:
+    @staticmethod
+    def _try_writer_lock(conn: psycopg.Connection[Any]) -> bool:
         """Take the journal's writer lock for this session (False: another writer has it)."""
-        row = self.conn.execute(
+        row = conn.execute(
             "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))", (WRITER_LOCK,)
         ).fetchone()
         return bool(row is not None and row[0])
