@@ -40,9 +40,13 @@ class Clocks:
     locals: list[LocalClock] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE lease_test_clock (t timestamptz NOT NULL)")
-            conn.execute("INSERT INTO lease_test_clock VALUES ('2026-01-01T00:00:00Z')")
+        #: The test's own connection (the clock, and looking at the lease row).
+        self.conn = psycopg.connect(self.url, autocommit=True)
+        self.conn.execute("CREATE TABLE lease_test_clock (t timestamptz NOT NULL)")
+        self.conn.execute("INSERT INTO lease_test_clock VALUES ('2026-01-01T00:00:00Z')")
+
+    def close(self) -> None:
+        self.conn.close()
 
     def local(self) -> LocalClock:
         clock = LocalClock()
@@ -51,8 +55,9 @@ class Clocks:
 
     def advance(self, ms: int) -> None:
         """`ms` milliseconds pass on the server and on every clock not frozen."""
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute("UPDATE lease_test_clock SET t = t + %s * interval '1 millisecond'", (ms,))
+        self.conn.execute(
+            "UPDATE lease_test_clock SET t = t + %s * interval '1 millisecond'", (ms,)
+        )
         for clock in self.locals:
             if not clock.frozen:
                 clock.s += ms / 1000.0

@@ -13,6 +13,7 @@ import pytest
 from lease_support import LEASE, Clocks, Node, an_intent, node, write_intent
 
 from hedgerd.execution.journal import JournalStore
+from hedgerd.execution.journal_db import JournalDb
 from hedgerd.ha.lease import (
     NEVER_MS,
     RELEASED_CHANNEL,
@@ -29,8 +30,10 @@ M_MS = LeaseTiming().margin_ms  # 1.5 s
 
 
 @pytest.fixture
-def clocks(pg_url: str) -> Clocks:
-    return Clocks(pg_url)
+def clocks(pg_url: str) -> Iterator[Clocks]:
+    c = Clocks(pg_url)
+    yield c
+    c.close()
 
 
 @pytest.fixture
@@ -257,3 +260,26 @@ def test_the_fence_needs_postgresql(a: Node, tmp_path: Path) -> None:
 def test_timing_is_checked(kw: dict[str, int], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         LeaseTiming(**kw)
+
+
+def test_a_takeover_waits_for_the_holders_open_intent_write(
+    clocks: Clocks, a: Node, b: Node
+) -> None:
+    """The fence reads the lease row FOR SHARE: while an epoch-1 intent transaction is open,
+    epoch 2 cannot be granted, even once the lease has expired; after it commits, the new
+    holder sees the intent."""
+    assert a.lease.acquire() is not None
+    fence = a.lease.guard()
+    during: list[object] = []
+
+    def guard_then_expire(db: JournalDb) -> None:
+        fence(db)  # the lease is checked and the row share-locked...
+        clocks.advance(D_MS)  # ...then the lease expires before the commit
+        during.append(b.lease.acquire())  # waits lock_timeout for the row, then gives up
+
+    order, decision = an_intent()
+    a.journal.record_intent(order, decision, guard=guard_then_expire)
+    assert during == [None]
+    grant = b.lease.acquire()
+    assert grant is not None and grant.epoch == 2
+    assert b.journal.order(order.label) is not None  # epoch 1's intent is visible to epoch 2

@@ -79,6 +79,10 @@ class JournalDb(Protocol):
         """`begin()`, serialised against other processes migrating the same database."""
         ...
 
+    def end_migration(self) -> None:
+        """After the migration's COMMIT or ROLLBACK: let the next process migrate."""
+        ...
+
     def ddl(self, statement: str) -> str:
         """A schema statement (written for SQLite) in this engine's dialect."""
         ...
@@ -178,6 +182,9 @@ class SqliteDb:
         self.conn.execute("BEGIN IMMEDIATE")
 
     begin_migration = begin  # BEGIN IMMEDIATE already serialises writers of the file
+
+    def end_migration(self) -> None:
+        pass
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")

@@ -156,14 +156,32 @@ class PostgresDb:
             log.warning("journal_reconnected", journal=str(self.target))
         return self.conn
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        conn = self.conn if self.in_transaction else self._live()
+    def _run(self, conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> Cursor:
         if not params:  # no placeholder processing at all: `%` stays as written
             return conn.execute(sql)
         return conn.execute(postgres_placeholders(sql), params)
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        if self.in_transaction:
+            return self._run(self.conn, sql, params)
+        # Outside a transaction (reads): a connection found dead is opened again and the
+        # statement retried once; whatever it was, it had not run.
+        try:
+            return self._run(self._live(), sql, params)
+        except psycopg.OperationalError:
+            if not self.conn.broken:
+                raise
+        return self._run(self._live(), sql, params)
+
     def begin(self) -> None:
-        self._live().execute("BEGIN")
+        try:
+            self._live().execute("BEGIN")
+        except psycopg.OperationalError:
+            # The server or the network dropped the idle session since the last write (a
+            # restart, pg_terminate_backend): nothing was done yet, so a new session may start.
+            if not self.conn.broken:
+                raise
+            self._live().execute("BEGIN")
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -202,12 +220,24 @@ class PostgresDb:
         )
 
     def begin_migration(self) -> None:
-        self.begin()
-        # Held to the end of this transaction: a second process starting at the same time
-        # waits, then finds the new version and applies nothing twice.
-        self.conn.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (MIGRATION_LOCK,)
+        # A session lock taken *before* BEGIN: a second process starting at the same time
+        # waits here, and its transaction then starts after the first one's commit, with
+        # catalog caches that see the tables just created (a transaction-level lock taken
+        # inside the transaction would leave it looking at a stale catalog).
+        self._live().execute(
+            "SELECT pg_advisory_lock(%s, hashtext(current_schema()))", (MIGRATION_LOCK,)
         )
+        try:
+            self.begin()
+        except BaseException:
+            self.end_migration()
+            raise
+
+    def end_migration(self) -> None:
+        if not self.conn.broken and not self.conn.closed:
+            self.conn.execute(
+                "SELECT pg_advisory_unlock(%s, hashtext(current_schema()))", (MIGRATION_LOCK,)
+            )
 
     def ddl(self, statement: str) -> str:
         return postgres_ddl(statement)

@@ -207,6 +207,8 @@ def migrate(
             if db.in_transaction:
                 db.rollback()
             raise
+        finally:
+            db.end_migration()
     return before, max(before, goal)
 
 
