@@ -164,11 +164,25 @@ def location_name(location: JournalLocation) -> str:
 # -------------------------------------------------------------------------------- SQLite
 
 
-class SqliteDb:
+class ExplicitTransactions:
+    """COMMIT and ROLLBACK as statements, on a connection in autocommit mode (both engines:
+    the journal starts its transactions itself, see `JournalDb.begin`)."""
+
+    conn: Any
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.conn.execute("ROLLBACK")
+
+
+class SqliteDb(ExplicitTransactions):
     """A journal file through the standard library's sqlite3 (autocommit mode: transactions
     are explicit)."""
 
     dialect = "sqlite"
+    conn: sqlite3.Connection
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -185,12 +199,6 @@ class SqliteDb:
 
     def end_migration(self) -> None:
         pass
-
-    def commit(self) -> None:
-        self.conn.execute("COMMIT")
-
-    def rollback(self) -> None:
-        self.conn.execute("ROLLBACK")
 
     @property
     def in_transaction(self) -> bool:
@@ -275,6 +283,7 @@ def without_private(columns: Iterable[str]) -> list[str]:
 __all__ = [
     "ROWID",
     "Cursor",
+    "ExplicitTransactions",
     "JournalDb",
     "JournalLocation",
     "JournalUrlError",

@@ -38,6 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from hedgerd.execution.journal_db import (
     Cursor,
+    ExplicitTransactions,
     PostgresTarget,
     postgres_ddl,
     postgres_placeholders,
@@ -111,10 +112,11 @@ def connect(
     return conn
 
 
-class PostgresDb:
+class PostgresDb(ExplicitTransactions):
     """A journal in a PostgreSQL database (the schema on the connection's `search_path`)."""
 
     dialect = "postgresql"
+    conn: psycopg.Connection[Any]
 
     def __init__(
         self, target: PostgresTarget, *, readonly: bool = False, exclusive: bool = False
@@ -182,12 +184,6 @@ class PostgresDb:
             if not self.conn.broken:
                 raise
             self._live().execute("BEGIN")
-
-    def commit(self) -> None:
-        self.conn.execute("COMMIT")
-
-    def rollback(self) -> None:
-        self.conn.execute("ROLLBACK")
 
     @property
     def in_transaction(self) -> bool:
