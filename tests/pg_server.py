@@ -28,6 +28,7 @@ from pathlib import Path
 SUPERUSER = "hedgerd"
 #: Where Debian's postgresql-15 puts the server binaries (not on PATH); newest first.
 BIN_DIRS = tuple(Path(f"/usr/lib/postgresql/{v}/bin") for v in (17, 16, 15, 14))
+BINDIR_ENV = "HEDGERD_TEST_PG_BINDIR"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
@@ -55,9 +56,12 @@ class PgServer:
 
 
 def find_binaries() -> PgBinaries | str:
-    """The server binaries, or why there are none."""
-    candidates = list(BIN_DIRS)
-    pg_config = shutil.which("pg_config")
+    """The server binaries, or why there are none. `HEDGERD_TEST_PG_BINDIR` names the
+    directory to use instead of searching (another version; or a missing one, to see the
+    PostgreSQL tests skip)."""
+    override = os.environ.get(BINDIR_ENV)
+    candidates = [Path(override)] if override else list(BIN_DIRS)
+    pg_config = None if override else shutil.which("pg_config")
     if pg_config is not None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run(
