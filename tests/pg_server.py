@@ -116,10 +116,11 @@ def running_server(binaries: PgBinaries, dbname: str = "hedgerd_test") -> Iterat
     base = Path(tempfile.mkdtemp(prefix="hedgerd-pg-"))  # short: Unix socket paths are ≤ 107
     proc: subprocess.Popen[bytes] | None = None
     try:
-        user_kw: dict[str, int] = {}
+        user_kw: dict[str, object] = {}
         if account is not None:
             os.chown(base, account.pw_uid, account.pw_gid)
-            user_kw = {"user": account.pw_uid, "group": account.pw_gid}
+            # extra_groups=[]: drop root's supplementary groups too (only root may set them)
+            user_kw = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
         os.chmod(base, 0o700)
         data = base / "data"
         log_path = base / "server.log"
@@ -142,7 +143,6 @@ def running_server(binaries: PgBinaries, dbname: str = "hedgerd_test") -> Iterat
             stderr=subprocess.PIPE,
             check=True,
             timeout=120,
-            extra_groups=[],
             **user_kw,  # type: ignore[arg-type]
         )
         for _attempt in range(3):  # another process may take the free port before we bind it
@@ -170,7 +170,6 @@ def running_server(binaries: PgBinaries, dbname: str = "hedgerd_test") -> Iterat
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    extra_groups=[],
                     **user_kw,  # type: ignore[arg-type]
                 )
             deadline = time.monotonic() + START_TIMEOUT_S
