@@ -183,11 +183,14 @@ def test_expired_on_the_server_but_not_locally_is_not_renewed(clocks: Clocks, a:
 def test_handoff(clocks: Clocks, a: Node, b: Node) -> None:
     assert a.lease.acquire() is not None
     write_intent(a)
+    assert b.lease.acquire() is None
+    assert not b.lease.wait_released(0.0)  # the standby listens between polls
     with psycopg.connect(clocks.url, autocommit=True) as listener:
         listener.execute(f"LISTEN {RELEASED_CHANNEL}")
         assert a.lease.release()
         notes = list(listener.notifies(timeout=5.0, stop_after=1))
     assert [n.payload for n in notes] == [LEASE]
+    assert b.lease.wait_released(5.0)  # woken by the release, not by its poll interval
     assert not a.lease.can_write() and a.lease.role is Role.STANDBY
     grant = b.lease.acquire()  # at once: no waiting for expiry
     assert grant is not None and grant.epoch == 2

@@ -171,6 +171,7 @@ class LeaderLease:
         self._grant: LeaseGrant | None = None
         self._fenced = False
         self._ready = False  # schema and row ensured
+        self._listening = False  # LISTEN issued on the current connection
 
     # ------------------------------------------------------------------ connection
 
@@ -198,6 +199,7 @@ class LeaderLease:
         return self._conn
 
     def _drop_connection(self) -> None:
+        self._listening = False
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -359,6 +361,27 @@ class LeaderLease:
         log.info("lease_released", lease=self.name, epoch=grant.epoch, confirmed=released)
         return released
 
+    def wait_released(self, timeout_s: float) -> bool:
+        """A standby's wait between two `acquire` polls: True as soon as this lease is
+        released (NOTIFY), False after `timeout_s`. The first call starts listening, so a
+        release before it is not seen: the loop is `while acquire() is None:
+        wait_released(0.5)`, which a lost notification only slows down to the poll."""
+
+        def run(conn: psycopg.Connection[Any]) -> bool:
+            if not self._listening:
+                conn.execute(f"LISTEN {RELEASED_CHANNEL}")
+                self._listening = True
+            for note in conn.notifies(timeout=max(0.0, timeout_s), stop_after=1):
+                if note.payload == self.name:
+                    return True
+            return False
+
+        try:
+            return bool(self._call("wait_released", run))
+        except LeaseUnavailableError:
+            self._listening = False  # a new connection listens again
+            raise
+
     def view(self) -> LeaseView:
         """The lease as the database has it now (raises `LeaseUnavailableError`)."""
         now = self._now
@@ -387,7 +410,10 @@ class LeaderLease:
         database says it still holds this epoch with at least `min_left_ms` before expiry.
         The row is read FOR SHARE: a takeover's UPDATE waits for this transaction, so every
         intent of epoch E is committed before epoch E + 1 can be granted, and the new
-        leader sees it."""
+        leader sees it.
+
+        The guard checks the grant held when it was made: make one per write, after building
+        the intents' client ids from that grant's epoch."""
         grant = self._grant
         min_left_ms = self.timing.min_left_ms
         now = self._now
@@ -398,7 +424,8 @@ class LeaderLease:
             if grant is None:
                 raise LeaseLostError(f"lease {name}: not held: no intent may be created")
             if self._monotonic_s() >= grant.deadline_s:
-                self._fence("deadline passed at a write")
+                if self._grant is grant:  # not if a renew replaced it meanwhile (other thread)
+                    self._fence("deadline passed at a write")
                 raise LeaseLostError(f"lease {name}: epoch {grant.epoch} past its deadline")
             if db.dialect != "postgresql":
                 raise LeaseError("the leader lease fences a PostgreSQL journal only")
