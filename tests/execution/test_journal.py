@@ -416,9 +416,13 @@ def test_migrates_an_old_version_file(db_path: JournalLocation) -> None:
         )
     store = JournalStore(db_path)
     try:
-        assert store.schema_version == journal_schema.SCHEMA_VERSION == 2
+        assert store.schema_version == journal_schema.SCHEMA_VERSION == 3
         assert store.decision("d1") is not None  # v1 data kept
         store.save_trading_state(state_record(1, "halted", 10))  # v2 table usable
+        store.save_trading_state(state_record(1, "halted", 10), account="hedge")  # v3
+        assert (
+            store.last_trading_state("hedge") is not None and store.last_trading_state("x") is None
+        )
         assert store.integrity_check() == "ok"
     finally:
         store.close()
@@ -437,11 +441,15 @@ def test_newer_file_is_refused(db_path: JournalLocation) -> None:
 def test_failed_migration_rolls_back_whole(
     db_path: JournalLocation, journal_backend: JournalBackend
 ) -> None:
-    bad = journal_schema.Migration(3, "broken", ("CREATE TABLE half_done (x INTEGER)", "NOT SQL"))
+    bad = journal_schema.Migration(
+        journal_schema.SCHEMA_VERSION + 1,
+        "broken",
+        ("CREATE TABLE half_done (x INTEGER)", "NOT SQL"),
+    )
     with pytest.raises(journal_backend.syntax_error):
         JournalStore(db_path, migrations=(*journal_schema.MIGRATIONS, bad))
     with raw(db_path) as db:
-        assert journal_schema.user_version(db) == 2
+        assert journal_schema.user_version(db) == journal_schema.SCHEMA_VERSION
         assert db.columns("half_done") == [] and "seq" in db.columns("audit_log")
 
 

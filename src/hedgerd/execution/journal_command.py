@@ -76,6 +76,8 @@ TABLES: dict[str, _Table] = {
     "fills": _Table("fills", "ts_ms", (), "seq"),
     "events": _Table("events", "ts_ms", ("payload",), "seq"),
     "state": _Table("trading_state_history", "ts_ms", ("reasons",), "seq"),
+    # (account, seq) is the key: rowid (explicit on PostgreSQL) keeps insertion order
+    "account_state": _Table("account_trading_state_history", "ts_ms", ("reasons",), "rowid"),
     "audit": _Table("audit_log", "ts_ms", ("args",), "seq"),
 }
 FORMATS = ("csv", "json", "jsonl")
