@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from hedgerd.config import ConfigError, HedgerdConfig, load_config
 from hedgerd.execution.journal_db import PostgresTarget, journal_location
+from hedgerd.secret_files import env_secret
 
 SECRET = "pg-pass-7f3a91"
 
@@ -76,3 +77,19 @@ def test_other_urls_and_stray_passwords_are_refused(tmp_path: Path) -> None:
 def test_command_line_location() -> None:
     assert journal_location("var/j.sqlite") == Path("var/j.sqlite")
     assert isinstance(journal_location("postgres://h@db1/h"), PostgresTarget)
+
+
+def test_tools_take_the_password_like_the_daemon(tmp_path: Path) -> None:
+    """`hedgerd journal export` reads HEDGERD_JOURNAL__PASSWORD, else the file
+    HEDGERD_JOURNAL__PASSWORD_FILE names (secret_files.env_secret)."""
+    name, file_name = "HEDGERD_JOURNAL__PASSWORD", "HEDGERD_JOURNAL__PASSWORD_FILE"
+    assert env_secret(name, file_name, {}) is None
+    direct = env_secret(name, file_name, {name: SECRET})
+    assert direct is not None and direct.get_secret_value() == SECRET
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(SECRET + "\n")
+    from_file = env_secret(name, file_name, {file_name: str(secret_file)})
+    assert from_file is not None and from_file.get_secret_value() == SECRET
+    with pytest.raises(ValueError, match="cannot read secret file") as info:
+        env_secret(name, file_name, {file_name: str(tmp_path / "missing")})
+    assert SECRET not in str(info.value)
