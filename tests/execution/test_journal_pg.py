@@ -10,7 +10,12 @@ import psycopg
 import pytest
 
 from hedgerd.execution import journal_schema
-from hedgerd.execution.journal import DecisionRecord, JournalLockedError, JournalStore
+from hedgerd.execution.journal import (
+    JOURNAL_TABLES,
+    DecisionRecord,
+    JournalLockedError,
+    JournalStore,
+)
 from hedgerd.execution.journal_db import PostgresTarget, postgres_ddl
 from pg_server import PgServer, scratch_schema
 
@@ -103,3 +108,13 @@ def test_reconnects_between_transactions(target: PostgresTarget) -> None:
             JournalStore(target)
     finally:
         store.close()
+
+
+def test_journal_tables_lists_every_table(target: PostgresTarget) -> None:
+    JournalStore(target).close()
+    with psycopg.connect(target.url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name <> 'journal_schema_version'"
+        ).fetchall()
+    assert {r[0] for r in rows} == set(JOURNAL_TABLES)

@@ -87,6 +87,8 @@ JOURNAL_TABLES = (
     "trading_state",
     "trading_state_history",
     "audit_log",
+    "account_trading_state",
+    "account_trading_state_history",
 )
 
 
