@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from lease_support import LEASE, Clocks, Node, an_intent, node, write_intent
 
-from hedgerd.execution.journal import JournalStore
-from hedgerd.execution.journal_db import JournalDb
+from hedgerd.execution.journal import Journal, JournalStore
+from hedgerd.execution.journal_db import JournalDb, PostgresTarget
 from hedgerd.ha.lease import (
     NEVER_MS,
     RELEASED_CHANNEL,
@@ -286,3 +286,21 @@ def test_a_takeover_waits_for_the_holders_open_intent_write(
     grant = b.lease.acquire()
     assert grant is not None and grant.epoch == 2
     assert b.journal.order(order.label) is not None  # epoch 1's intent is visible to epoch 2
+
+
+async def test_the_async_journal_runs_the_fence_on_its_thread(clocks: Clocks, a: Node) -> None:
+    """The daemon's path: `Journal.record_intents(..., guard=)` on the journal's thread."""
+    journal = await Journal.open(PostgresTarget(clocks.url), exclusive=False)
+    try:
+        assert a.lease.acquire() is not None
+        order, decision = an_intent()
+        await journal.record_intent(order, decision, guard=a.lease.guard())
+        clocks.advance(D_MS - M_MS)
+        late, late_decision = an_intent()
+        with pytest.raises(LeaseLostError):
+            await journal.record_intent(late, late_decision, guard=a.lease.guard())
+        assert await journal.order(order.label) is not None
+        assert await journal.order(late.label) is None
+        assert await journal.decision(late_decision.decision_id) is None
+    finally:
+        await journal.close()
