@@ -308,9 +308,10 @@ class Daemon:
         check_live(config, self.confirmed_live)
         notifier = self._notifier = SystemdNotifier.from_env()
         self.stats.started_ms = self.clock_ms()
-        path = config.journal.path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        journal = self.journal = await Journal.open(path)
+        location = config.journal.location()  # a SQLite path or a PostgreSQL target
+        if isinstance(location, Path):
+            location.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        journal = self.journal = await Journal.open(location)
         try:
             return await self._run_open(stop, journal, notifier)
         finally:
