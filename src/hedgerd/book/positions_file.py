@@ -24,7 +24,7 @@ CSV (``.csv``; ``#`` starts a comment line), one record per line::
 
 Fields (units are in the names; Deribit's own conventions):
 
-- ``instrument``/``name``: a Deribit instrument name (see `hedgerd.venues.deribit_names`).
+- ``instrument``/``name``: a Deribit instrument name (see `hedgerd.venues.deribit.names`).
 - ``size``: signed position in the venue's amount unit: USD for inverse perpetuals and futures
   (a multiple of the contract size, 10 USD on BTC), coin for options, linear contracts and
   spot (a multiple of the minimum amount).
@@ -56,7 +56,7 @@ from typing import Any
 
 from hedgerd.book.greeks_book import BookError, GreeksBook
 from hedgerd.model.instruments import Instrument, InstrumentKind
-from hedgerd.venues.deribit_names import UnknownInstrumentError, parse_instrument_name
+from hedgerd.venues.deribit.names import UnknownInstrumentError, parse_instrument_name
 
 CSV_COLUMNS = (
     "record", "name", "size", "mark_iv_pct", "mark_price", "average_price_usd",
