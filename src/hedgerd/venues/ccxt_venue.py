@@ -160,12 +160,20 @@ def _positive(value: Any) -> float | None:
 #: `venues/okx/`) when it is imported: the codes whose meaning ccxt's exception mapping blurs,
 #: and hedgerd's neutral reject reasons. Shared code never names a venue's codes.
 ERROR_CODES: dict[str, Mapping[int, VenueErrorCode]] = {}
-_CODE_RE = re.compile(r'"code"\s*:\s*(-?\d+)')
+_CODE_RE = re.compile(r'"code"\s*:\s*"?(-?\d+)"?')
+# OKX: a per-order failure code inside `data[]` (its top-level code is then "1" or "2").
+_SCODE_RE = re.compile(r'"sCode"\s*:\s*"?(-?\d+)"?')
 
 
 def venue_error_code(exc: BaseException) -> int | None:
-    """The venue's numeric error code inside a ccxt exception message, if any."""
-    m = _CODE_RE.search(str(exc))
+    """The venue's numeric error code inside a ccxt exception message, if any: a JSON
+    number or numeric string under `code` (Deribit, OKX), or first a non-zero OKX `sCode`
+    (the per-order code under a batch-level `"code":"1"`)."""
+    text = str(exc)
+    for s in _SCODE_RE.finditer(text):
+        if int(s.group(1)) != 0:
+            return int(s.group(1))
+    m = _CODE_RE.search(text)
     return int(m.group(1)) if m else None
 
 

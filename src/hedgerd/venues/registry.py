@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hedgerd.config import VenueSettings
 from hedgerd.model import Instrument
-from hedgerd.venues.base import FeedVenue
 from hedgerd.venues.deribit import names as deribit_names
-from hedgerd.venues.deribit.venue import DeribitVenue
+from hedgerd.venues.okx import names as okx_names
+
+if TYPE_CHECKING:
+    from hedgerd.config import VenueSettings
+    from hedgerd.venues.base import FeedVenue
 
 
 class UnknownExchangeError(ValueError):
@@ -39,8 +41,18 @@ class VenueSpec:
     description: str
 
 
-def _make_deribit(name: str, settings: VenueSettings, **kwargs: Any) -> DeribitVenue:
+# The adapters are imported when one is made: the name parsers (position files, `hedgerd
+# book`) need neither ccxt nor the adapters.
+def _make_deribit(name: str, settings: VenueSettings, **kwargs: Any) -> FeedVenue:
+    from hedgerd.venues.deribit.venue import DeribitVenue
+
     return DeribitVenue(name, settings, **kwargs)
+
+
+def _make_okx(name: str, settings: VenueSettings, **kwargs: Any) -> FeedVenue:
+    from hedgerd.venues.okx.venue import OkxVenue
+
+    return OkxVenue(name, settings, **kwargs)
 
 
 _SPECS: dict[str, VenueSpec] = {
@@ -49,6 +61,12 @@ _SPECS: dict[str, VenueSpec] = {
         make_venue=_make_deribit,
         parse_instrument_name=deribit_names.parse_instrument_name,
         description="Deribit: inverse options and futures on BTC/ETH, USDC linear products",
+    ),
+    "okx": VenueSpec(
+        exchange="okx",
+        make_venue=_make_okx,
+        parse_instrument_name=okx_names.parse_instrument_name,
+        description="OKX (API v5): inverse options, inverse and linear swaps, futures, spot",
     ),
 }
 

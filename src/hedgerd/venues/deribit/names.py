@@ -41,16 +41,15 @@ from hedgerd.model.instruments import (
     OptionType,
     PriceUnit,
 )
+from hedgerd.model.instruments import (
+    UnknownInstrumentError as UnknownInstrumentError,
+)
 
 VENUE = "deribit"
 SETTLEMENT_HOUR_UTC = 8
 MS_PER_HOUR = 3_600_000
 
 _MONTHS = {name.upper(): i for i, name in enumerate(calendar.month_abbr) if name}
-
-
-class UnknownInstrumentError(ValueError):
-    """A name that is not a Deribit instrument this module knows how to size and value."""
 
 
 @dataclass(frozen=True, slots=True)
