@@ -51,6 +51,7 @@ CODES: Mapping[int, VenueErrorCode] = {
     51000: VenueErrorCode(_D, RejectReason.INVALID_ORDER),
     51006: VenueErrorCode(_D, RejectReason.INVALID_ORDER),
     51121: VenueErrorCode(_D, RejectReason.INVALID_ORDER),
+    51020: VenueErrorCode(_D, RejectReason.INVALID_ORDER),  # below the minimum size
     **{c: VenueErrorCode(_D, RejectReason.ORDER_NOT_FOUND) for c in (51400, 51401, 51402,
                                                                      51503, ORDER_NOT_FOUND)},
 }  # fmt: skip

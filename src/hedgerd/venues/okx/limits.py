@@ -9,6 +9,19 @@ from __future__ import annotations
 from hedgerd.venues.base import Lane, RateLimit
 from hedgerd.venues.ccxt_venue import RATE_LIMITS
 
+#: Endpoints with a tighter limit than their lane, as (requests, seconds) on top of it:
+#: ccxt implicit method → limit. OKX's windows are 2 s; these keep half a window's margin.
+ENDPOINT_LIMITS: dict[str, tuple[int, float]] = {
+    "privatePostTradeCancelAllAfter": (1, 1.0),  # 1 / s per user (okx.md §4)
+    "privateGetTradeFillsHistory": (4, 1.0),  # 10 / 2 s
+    "privateGetAccountBalance": (4, 1.0),
+    "privateGetAccountPositions": (4, 1.0),
+    "privateGetAccountGreeks": (4, 1.0),
+    "publicGetPublicMarkPrice": (4, 1.0),
+    "publicGetPublicFundingRate": (4, 1.0),
+    "publicGetPublicTime": (4, 1.0),
+}
+
 LIMITS: tuple[RateLimit, ...] = (
     RateLimit(Lane.ORDERS, 20, 1.0),
     RateLimit(Lane.CANCELS, 20, 1.0),
@@ -17,4 +30,4 @@ LIMITS: tuple[RateLimit, ...] = (
 
 RATE_LIMITS["okx"] = LIMITS
 
-__all__ = ["LIMITS"]
+__all__ = ["ENDPOINT_LIMITS", "LIMITS"]

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
+from asyncio_throttle.throttler import Throttler
 
 from hedgerd.config import VenueSettings
 from hedgerd.model import (
@@ -82,8 +83,8 @@ from hedgerd.venues.ccxt_venue import (
     now_ms,
 )
 from hedgerd.venues.okx import errors as _errors  # noqa: F401  (registers the codes)
-from hedgerd.venues.okx import limits as _limits  # noqa: F401  (registers the lanes)
 from hedgerd.venues.okx.contracts import ContractSizeError, amount_to_contracts, instrument_from_okx
+from hedgerd.venues.okx.limits import ENDPOINT_LIMITS
 from hedgerd.venues.okx.names import format_expiry, parse_instrument_name
 from hedgerd.venues.okx.payloads import (
     BadOkxPayloadError,
@@ -204,6 +205,17 @@ class OkxVenue(CcxtVenue):
         self._poll_task: asyncio.Task[None] | None = None
         #: Pushes refused as unreadable (logged); the rest of each push was applied.
         self.refused_entries = 0
+        # asyncio-throttle is untyped: keep its objects behind Any.
+        self._endpoint_throttles: dict[str, Any] = {
+            m: Throttler(rate_limit=n, period=s, retry_interval=0.005)
+            for m, (n, s) in ENDPOINT_LIMITS.items()
+        }
+
+    async def _endpoint_slot(self, method: str) -> None:
+        """Wait for the endpoint's own window (`limits.ENDPOINT_LIMITS`), if it has one."""
+        throttle = self._endpoint_throttles.get(method)
+        if throttle is not None:
+            await throttle.acquire()
 
     def _ccxt_config(self, settings: VenueSettings) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -302,6 +314,7 @@ class OkxVenue(CcxtVenue):
         """One call of ccxt's implicit `method` (e.g. "privateGetAccountPositions"): its
         `data` list (ccxt has raised on a non-zero `code` already)."""
         fn = getattr(self.rest, method)
+        await self._endpoint_slot(method)
         raw = await self.call(lane, functools.partial(fn, dict(params or {})), mutating=mutating)
         data = raw.get("data") if isinstance(raw, Mapping) else None
         if not isinstance(data, list):
@@ -354,6 +367,7 @@ class OkxVenue(CcxtVenue):
         """`trade/cancel-all-after` with `timeout_s` (default `settings.dead_man_s`; 0
         disarms): OKX cancels every open order of the account when the countdown runs out."""
         seconds = self.settings.dead_man_s if timeout_s is None else timeout_s
+        await self._endpoint_slot("privatePostTradeCancelAllAfter")
         sent_ms = self.clock_ms()
         await self.call(
             Lane.CANCELS, lambda: self.rest.cancel_all_orders_after(seconds * 1000), mutating=True
