@@ -4,6 +4,7 @@ the wire body ccxt builds from the adapter's order params."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date
 from typing import Any
@@ -13,6 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hedgerd.book.positions_file import (
+    BookFileError,
+    build_book,
+    parse_book_csv,
+    parse_book_json,
+)
 from hedgerd.model import AmountUnit, InstrumentKind, OptionType, PriceUnit, UnknownInstrumentError
 from hedgerd.venues import registry
 from hedgerd.venues.okx.contracts import (
@@ -227,3 +234,38 @@ def test_instrument_without_sizes_is_skipped() -> None:
     assert instrument_from_okx("okx", dict(OPTION_INFO, ctMult="")) is None
     assert instrument_from_okx("okx", dict(OPTION_INFO, state="expired")) is None
     assert instrument_from_okx("okx", {"instId": ""}) is None
+
+
+def test_book_files_name_their_exchange() -> None:
+    """`hedgerd book` files: `venue: okx` (JSON) or a `venue,okx` record (CSV) reads OKX
+    names; sizes are hedgerd amounts (3 BTC option contracts are 0.03 BTC) on OKX's lots."""
+    doc = {
+        "venue": "okx",
+        "valuation_time": "2026-11-20T11:00:00Z",
+        "index_prices_usd": {"BTC": 91250.0},
+        "balances": {"BTC": 1.0, "USDT": 5000.0},
+        "positions": [
+            {"instrument": "BTC-USD-261225-95000-C", "size": -0.03, "mark_iv_pct": 52.0},
+            {"instrument": "BTC-USD-SWAP", "size": -1000, "average_price_usd": 90500.0},
+            {"instrument": "BTC-USDT-SWAP", "size": 0.02, "average_price_usd": 91000.0},
+        ],
+    }
+    bf = parse_book_json(json.dumps(doc))
+    assert [p.instrument.contract_size for p in bf.positions] == [0.01, 100.0, 0.01]
+    book = build_book(bf)
+    assert book.underlying_snapshot("BTC", bf.valuation_time_ms).complete
+    with pytest.raises(BookFileError, match=r"positions row 1.*not a multiple"):
+        parse_book_json(json.dumps(doc | {"positions": [
+            {"instrument": "BTC-USD-261225-95000-C", "size": -0.015, "mark_iv_pct": 52.0}]}))
+    with pytest.raises(BookFileError, match="positions row 1"):
+        parse_book_json(json.dumps(doc | {"venue": "deribit"}))  # an OKX name on Deribit
+    with pytest.raises(BookFileError, match="no adapter for exchange 'bybit'"):
+        parse_book_json(json.dumps(doc | {"venue": "bybit"}))
+    csv_text = (
+        "record,name,size,mark_iv_pct,mark_price,average_price_usd,underlying_price_usd,value\n"
+        "time,,,,,,,2026-11-20T11:00:00Z\nvenue,okx,,,,,,\nindex,BTC,,,,,,91250\n"
+        "position,BTC-USD-SWAP,-1000,,,90500,,\n"
+    )
+    assert parse_book_csv(csv_text).positions[0].instrument.amount_unit is AmountUnit.USD
+    with pytest.raises(BookFileError, match="venue record must come before"):
+        parse_book_csv(csv_text + "venue,deribit,,,,,,\n")

@@ -127,6 +127,13 @@ class DeribitVenue(CcxtVenue):
         Restarts in a row that bring back no more than one ticker (a subscription snapshot)
         double the limit each time. `market_watchdog_poll_s`: how often (wall seconds) the
         market step wakes up to check."""
+        if settings.exchange != "deribit":
+            # Guard for callers that build the Deribit adapter directly instead of through
+            # `hedgerd.venues.registry.make_venue`.
+            raise ValueError(
+                f"venue {name!r} is on exchange {settings.exchange!r}, not Deribit: build it "
+                "with hedgerd.venues.registry.make_venue"
+            )
         super().__init__(name, settings, clock_ms=clock_ms, backoff=backoff)
         self.market_silence_s = (
             market_silence_s

@@ -180,6 +180,8 @@ class OkxVenue(CcxtVenue):
         switch when `settings.cancel_on_disconnect`) at `connect`; False for read-only use
         (`hedgerd positions`). `market_poll_s`: wall seconds between REST polls of marks and
         indexes (default a quarter of `stale_market_s`, at least 0.5 s)."""
+        if settings.exchange != "okx":
+            raise ValueError(f"venue {name!r} is on exchange {settings.exchange!r}, not OKX")
         super().__init__(name, settings, clock_ms=clock_ms, backoff=backoff)
         self.ws = okx_ws_class()(self._ccxt_config(settings))
         configure_endpoints(self.ws, settings.mode, settings.rest_url, settings.ws_url)
