@@ -11,6 +11,7 @@ reference are generated from them.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hedgerd.execution.client_ids import account_tag
 from hedgerd.hedging.config import POLICY_KINDS, HedgingConfig
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.secret_files import read_secret_file
@@ -31,6 +33,9 @@ from hedgerd.validation_errors import describe_validation_error
 ENV_PREFIX = "HEDGERD_"
 VenueMode = Literal["sim", "testnet", "live"]
 Numeraire = Literal["usd", "coin"]
+
+
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 class ConfigError(Exception):
@@ -70,6 +75,19 @@ class VenueSettings(_Section):
         ("options", "hedge"),
         description="What this account is used for: 'options' (its option positions are in the "
         "book) and/or 'hedge' (hedge orders may be sent to it).",
+    )
+    hedge_instruments: dict[str, tuple[str, ...]] | None = Field(
+        None,
+        description="Instruments hedge orders may use on this account, per underlying (venue "
+        "instrument names); unset: daemon.hedge_instruments. Only for an account with the "
+        "'hedge' role.",
+    )
+    client_id_tag: str | None = Field(
+        None,
+        pattern=r"^[0-9A-Za-z]{4}$",
+        description="The 4 letters or digits every client order id of this account carries "
+        "(ids are unique across accounts); unset: derived from the account's [venues.NAME] "
+        "name. Changing it orphans the ids of open orders: set it only for a tag clash.",
     )
     api_key: SecretStr | None = Field(None, description="API key (client id).")
     api_secret: SecretStr | None = Field(None, description="API secret.")
@@ -168,7 +186,21 @@ class VenueSettings(_Section):
             )
         if self.mode == "live" and self.rest_url is not None:
             raise ValueError("mode 'live' cannot use rest_url/ws_url overrides")
+        if not self.roles or len(set(self.roles)) != len(self.roles):
+            raise ValueError(
+                f"roles must name 'options' and/or 'hedge' once each, got {list(self.roles)}"
+            )
+        if self.hedge_instruments is not None and "hedge" not in self.roles:
+            raise ValueError(
+                "hedge_instruments is set on an account without the 'hedge' role (roles "
+                f"{list(self.roles)}): add 'hedge' to roles or remove hedge_instruments"
+            )
         return self
+
+    @property
+    def hedges(self) -> bool:
+        """Whether hedge orders may be sent to this account (role 'hedge')."""
+        return "hedge" in self.roles
 
     def credentials(self) -> tuple[SecretStr, SecretStr] | None:
         """The API key and secret, from the fields or their files; None when neither is set."""
@@ -317,6 +349,67 @@ class HedgerdConfig(BaseSettings):
         default_factory=DaemonSettings,
         description="The daemon's loop: evaluation interval, hedge instruments, status line.",
     )
+
+    @model_validator(mode="after")
+    def _check_accounts(self) -> HedgerdConfig:
+        """Several `[venues.NAME]` accounts must be told apart and run together safely."""
+        problems: list[str] = []
+        for name in self.venues:
+            if not _ACCOUNT_NAME.fullmatch(name):
+                problems.append(
+                    f"venues.{name}: an account name is 1-32 letters, digits, '_' or '-' (it "
+                    "names the account in the journal, metrics and hedgerctl --venue)"
+                )
+        tags: dict[str, str] = {}
+        for name in self.venues:
+            tag = self.client_id_tag(name)
+            if tag in tags:
+                problems.append(
+                    f"venues.{name}: client-id tag {tag!r} is also venues.{tags[tag]}'s: set "
+                    "client_id_tag on one of them"
+                )
+            tags.setdefault(tag, name)
+        keys: dict[str, str] = {}
+        for name, v in self.venues.items():
+            if v.api_key is None:
+                continue
+            key = f"{v.exchange}:{v.api_key.get_secret_value()}"
+            if key in keys:
+                problems.append(
+                    f"venues.{name}: the same API key as venues.{keys[key]}: one account, two "
+                    "runtimes (each would cancel the other's orders); use one [venues.NAME] "
+                    "or a sub-account's own key"
+                )
+            keys.setdefault(key, name)
+        modes = {v.mode for v in self.venues.values()}
+        if "live" in modes and len(modes) > 1:
+            live = sorted(n for n, v in self.venues.items() if v.mode == "live")
+            others = sorted(n for n, v in self.venues.items() if v.mode != "live")
+            problems.append(
+                f"venues {', '.join(live)} are mode 'live' and {', '.join(others)} are not: "
+                "one portfolio cannot hedge real positions with simulated ones"
+            )
+        if self.venues and not any(v.hedges for v in self.venues.values()):
+            problems.append("no [venues.NAME] account has the 'hedge' role: nothing can hedge")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def client_id_tag(self, account: str) -> str:
+        """The client-id tag of account `account` (its `client_id_tag`, else derived from
+        the name: `execution.client_ids.account_tag`)."""
+        return self.venues[account].client_id_tag or account_tag(account)
+
+    def hedge_instruments(self, account: str, underlying: str) -> tuple[str, ...]:
+        """The instruments hedge orders may use on `account` for `underlying` (none for an
+        account without the 'hedge' role)."""
+        v = self.venues[account]
+        if not v.hedges:
+            return ()
+        table = v.hedge_instruments
+        if table is None:
+            table = self.daemon.hedge_instruments
+        return tuple(table.get(underlying, ()))
 
     @classmethod
     def settings_customise_sources(

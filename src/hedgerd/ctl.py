@@ -101,12 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--count", type=int, default=None, help="stop after N refreshes")
     halt = add("halt", "stop trading now and cancel the hedger's orders")
     halt.add_argument("--reason", default="operator halt", help="recorded in the journal")
-    add("resume", "return to ACTIVE")
-    add("reduce-only", "only orders that reduce |net delta| pass")
+    resume = add("resume", "return to ACTIVE")
+    reduce_only = add("reduce-only", "only orders that reduce |net delta| pass")
     flatten = add("flatten", "close hedge positions (never options)")
     flatten.add_argument("underlying", nargs="?", help="only this underlying (default: all)")
     flatten.add_argument("--confirm", action="store_true", required=True, help="required")
-    add("cancel-all", "cancel every open order of the hedger")
+    cancel_all = add("cancel-all", "cancel every open order of the hedger")
+    for p in (halt, resume, reduce_only, flatten, cancel_all):
+        p.add_argument(
+            "--venue",
+            metavar="NAME",
+            default=None,
+            help="only this venue account ([venues.NAME]); default: all of them",
+        )
     add("reconcile", "reconcile orders and fills with the venue now")
     events = add("events", "the audit trail, one line per event (UTC times)")
     events.add_argument("--follow", action="store_true", help="keep printing new events")
@@ -117,17 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _venue(args: argparse.Namespace) -> dict[str, Any]:
+    venue = getattr(args, "venue", None)
+    return {} if venue is None else {"venue": venue}
+
+
 def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
     """The HTTP method, path and JSON body of a command."""
     match args.command:
         case "status" | "watch":
             return "GET", "/v1/status", None
         case "halt":
-            return "POST", "/v1/halt", {"reason": args.reason}
-        case "resume" | "reduce-only" | "cancel-all" | "reconcile":
+            return "POST", "/v1/halt", {"reason": args.reason, **_venue(args)}
+        case "resume" | "reduce-only" | "cancel-all":
+            return "POST", f"/v1/{args.command}", _venue(args)
+        case "reconcile":
             return "POST", f"/v1/{args.command}", {}
         case "flatten":
-            return "POST", "/v1/flatten", {"underlying": args.underlying, "confirm": True}
+            body = {"underlying": args.underlying, "confirm": True, **_venue(args)}
+            return "POST", "/v1/flatten", body
         case "events":
             return "GET", f"/v1/events?limit={args.limit}&follow={int(args.follow)}", None
         case "set":

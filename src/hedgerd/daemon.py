@@ -41,13 +41,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from hedgerd.accounts.integrity import position_diffs_coin
+from hedgerd.accounts.market import AccountMarkets
 from hedgerd.accounts.runtime import AccountRuntime, AccountStartError
 from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.config import ConfigError, HedgerdConfig, load_config
@@ -55,6 +56,7 @@ from hedgerd.control.adapters import JournalAudit, OrderControlAdapter, TradingC
 from hedgerd.control.commands import ControlCommands, Tunable
 from hedgerd.control.server import ControlServerError, serve_control
 from hedgerd.delegate import Kept
+from hedgerd.execution.client_ids import codec_for
 from hedgerd.execution.executor import Executor, ExecutorSettings
 from hedgerd.execution.journal import Journal, JournalError
 from hedgerd.execution.reconcile import Reconciler
@@ -73,9 +75,10 @@ from hedgerd.portfolio.flatten import Flattener
 from hedgerd.portfolio.hedge_loop import HedgeLoop
 from hedgerd.portfolio.parts import Clocks, PortfolioParts
 from hedgerd.portfolio.policies import PolicyBook
-from hedgerd.portfolio.scope import PortfolioScope
+from hedgerd.portfolio.scope import PortfolioScope, portfolio_underlyings
 from hedgerd.portfolio.stats import DaemonStats, HedgeObserver, UnderlyingStats
 from hedgerd.portfolio.status import StatusReport
+from hedgerd.risk.account_state import AccountStates
 from hedgerd.risk.alerts import AlertDispatcher
 from hedgerd.risk.kill_switches import KillSwitchBoard
 from hedgerd.risk.limits import KillSwitchSettings
@@ -142,11 +145,8 @@ class Daemon:
         confirmed_live: bool = False,
         observer: HedgeObserver | None = None,
     ) -> None:
-        if len(config.venues) != 1:
-            raise DaemonError(
-                f"this version runs exactly one venue account; the config has "
-                f"{len(config.venues)} ([venues.NAME] sections)"
-            )
+        if not config.venues:
+            raise DaemonError("the config has no venue account ([venues.NAME] section)")
         if not speed > 0:
             raise DaemonError(f"speed must be positive, got {speed}")
         self.config = config
@@ -161,25 +161,30 @@ class Daemon:
         self.clocks = Clocks(self.clock_ms, self.board_clock_ms, self.speed)
         #: The portfolio-wide parts (journal, trading state, board, ...): built in `run`.
         self.parts = PortfolioParts()
-        self.venue_name, self.venue_settings = next(iter(config.venues.items()))
-        self.account = AccountRuntime(
-            self.venue_name,
-            self.venue_settings,
-            config,
-            self.clocks,
-            self.parts,
-            on_fill=self._note_fill,
-            on_error=self.stats.error,
-        )
-        self.underlyings = self.account.underlyings
+        #: One runtime per `[venues.NAME]` account, in config order; `account` is the first.
+        self.accounts: dict[str, AccountRuntime] = {
+            name: AccountRuntime(
+                name,
+                settings,
+                config,
+                self.clocks,
+                self.parts,
+                on_fill=self._note_fill,
+                on_error=self.stats.error,
+            )
+            for name, settings in config.venues.items()
+        }
+        self.account = next(iter(self.accounts.values()))
+        self.venue_name, self.venue_settings = self.account.name, self.account.settings
+        self.underlyings = portfolio_underlyings(self.accounts)
         for u in self.underlyings:
             self.stats.per_underlying[u] = UnderlyingStats()
         self.ready = asyncio.Event()
         self.stopped = asyncio.Event()
         self._reload = asyncio.Event()
         self._orders_sent_total = 0
-        # The portfolio services, over the one account.
-        scope = PortfolioScope(config, self.clocks, self.parts, self.stats, self.account)
+        # The portfolio services, over every account.
+        scope = PortfolioScope(config, self.clocks, self.parts, self.stats, self.accounts)
         self.policies = PolicyBook(config.hedging, self.underlyings)
         self.fills = FillLedger(scope, observer)
         self.hedge_loop = HedgeLoop(
@@ -261,9 +266,11 @@ class Daemon:
         """One evaluation of one underlying (`HedgeLoop.evaluate`)."""
         return await self.hedge_loop.evaluate(underlying)
 
-    async def flatten(self, underlying: str | None, actor: str) -> dict[str, Any]:
+    async def flatten(
+        self, underlying: str | None, actor: str, venue: str | None = None
+    ) -> dict[str, Any]:
         """The operator's flatten (`Flattener.flatten`)."""
-        return await self.flattener.flatten(underlying, actor)
+        return await self.flattener.flatten(underlying, actor, venue)
 
     def status(self) -> dict[str, Any]:
         """The control API's status (`StatusReport.status`)."""
@@ -306,7 +313,10 @@ class Daemon:
     ) -> int:
         config = self.config
         trading = self.trading = await TradingStateMachine.restore(journal, clock_ms=self.clock_ms)
-        metrics = self.metrics = Metrics(underlyings=self.underlyings, venues=(self.venue_name,))
+        states = self.parts.states = await AccountStates.restore(
+            journal, trading, self.accounts, clock_ms=self.clock_ms
+        )
+        metrics = self.metrics = Metrics(underlyings=self.underlyings, venues=tuple(self.accounts))
         # The config's own secrets (API keys, control token, webhook token and URL), whether
         # or not logging was configured with them: an alert body never carries one.
         alerts = self.alerts = AlertDispatcher(
@@ -316,6 +326,7 @@ class Daemon:
         board = self.board = KillSwitchBoard(
             self._risk_settings(config.risk), trading, alerts=alerts, metrics=metrics
         )
+        board.accounts = states
         if self._same_clocks:
             # A restart must not reset the order-rate budgets. (Paper mode judges rates by the
             # wall clock while the journal holds simulated times: nothing to restore there.)
@@ -323,23 +334,29 @@ class Daemon:
         readiness = Readiness()
         readiness.set("startup", False, "start-up reconciliation not done")
         loop_monitor = LoopMonitor(metrics)
-        account = self.account
-        venue = account.build_venue()
+        venues = {name: a.build_venue() for name, a in self.accounts.items()}
+        markets = AccountMarkets({name: a.market for name, a in self.accounts.items()})
         executor = self.executor = Executor(
-            {self.venue_name: venue},
+            venues,
             journal,
             trading,
             settings=self._executor_settings(config.risk),
             clock_ms=self.clock_ms,
             book_delta_coin=self.hedge_loop.book_delta_coin,
-            position_amount=account.market.position_amount,
-            quote=account.market.fresh_quote,
-            coin_per_amount=account.market.coin_per_amount,
+            position_amount=markets.position_amount,
+            quote=markets.fresh_quote,
+            coin_per_amount=markets.coin_per_amount,
             on_reject=self.fills.on_reject,
-            on_fill_repaired=account.on_fill_repaired,
+            on_fill_repaired=self._on_fill_repaired_any,
+            states=states,
+            client_ids={
+                name: codec_for(a.settings.exchange, config.client_id_tag(name))
+                for name, a in self.accounts.items()
+            },
         )
-        account.build_reconciler(journal, executor.note_record)
-        board.register_venue(self.venue_name, self.board_clock_ms())
+        for account in self.accounts.values():
+            account.build_reconciler(journal, executor.note_record)
+            board.register_venue(account.name, self.board_clock_ms())
         try:
             async with serve_ops(
                 config.metrics, metrics, readiness, loop_monitor=loop_monitor
@@ -347,8 +364,8 @@ class Daemon:
                 self.ops_port = ops.port if ops.listening else None
                 await self._start_trading(executor)
                 commands = ControlCommands(
-                    trading=TradingControlAdapter(trading),
-                    orders=OrderControlAdapter(executor, self.flatten),
+                    trading=TradingControlAdapter(trading, states),
+                    orders=OrderControlAdapter(executor, self.flatten, tuple(self.accounts)),
                     audit=JournalAudit(journal),
                     status_source=self.status,
                     clock_ms=self.clock_ms,
@@ -368,7 +385,7 @@ class Daemon:
                     self.ready.set()
                     log.info(
                         "daemon.ready",
-                        venue=self.venue_name,
+                        venues=list(self.accounts),
                         state=trading.state.value,
                         underlyings=list(self.underlyings),
                         control_socket=str(config.control.socket_path),
@@ -378,7 +395,8 @@ class Daemon:
                     notifier.stopping("shutting down")
                     await self._shutdown()
         finally:
-            await account.close()
+            for account in self.accounts.values():
+                await account.close()
             with contextlib.suppress(Exception):
                 await alerts.aclose(timeout_s=1.0)
         return EXIT_OK
@@ -393,7 +411,9 @@ class Daemon:
         return ExecutorSettings(
             dry_run=self.config.dry_run,
             max_slice_notional_usd=cap,
-            orders_need_session=self.venue_settings.cancel_on_disconnect,
+            orders_need_session=any(
+                a.settings.cancel_on_disconnect for a in self.accounts.values()
+            ),
         )
 
     def _risk_settings(self, risk: KillSwitchSettings) -> KillSwitchSettings:
@@ -422,36 +442,45 @@ class Daemon:
         return risk.model_copy(update={"order_rate": order_rate, "notional_rate": notional_rate})
 
     async def _start_trading(self, executor: Executor) -> None:
-        """The account connected and its orders reconciled, the executor loaded from the
-        journal, then the account's book rebuilt and streamed (each step needs the one
-        before)."""
-        try:
-            await self.account.connect_and_reconcile()
-        except AccountStartError as exc:
-            raise DaemonError(str(exc)) from exc
+        """Every account connected and its orders reconciled, the executor loaded from the
+        journal, then each account's book rebuilt and streamed (each step needs the one
+        before; a journal's open orders may be on any account)."""
+        for account in self.accounts.values():
+            try:
+                await account.connect_and_reconcile()
+            except AccountStartError as exc:
+                raise DaemonError(f"{account.name}: {exc}") from exc
         await executor.load()
-        await self.account.start_feed()
+        for account in self.accounts.values():
+            await account.start_feed()
 
     # ---------------------------------------------------------------- supervision
     async def _supervise(
         self, stop: asyncio.Event, notifier: SystemdNotifier, loop_monitor: LoopMonitor
     ) -> None:
         supervisor = self.supervisor = Supervisor(self._on_crash)
-        assert self.reconciler is not None
-        reconciler = self.reconciler
         interval_ms = int(self.config.daemon.reconcile_interval_s * 1000)
 
-        async def reconcile_timer() -> None:
-            await reconciler.run(interval_ms, sleep_ms=lambda ms: asyncio.sleep(ms / 1000.0))
+        def reconcile_timer(reconciler: Reconciler) -> Callable[[], Awaitable[None]]:
+            async def run() -> None:
+                await reconciler.run(interval_ms, sleep_ms=lambda ms: asyncio.sleep(ms / 1000.0))
+
+            return run
 
         async def watchdog() -> None:
             await run_watchdog(notifier, lambda: True, loop_monitor=loop_monitor)
             await asyncio.Event().wait()  # no watchdog configured: idle until stopped
 
-        parts = [
-            Part("book-feed", self.account.feed_watch),
+        # One account keeps the part names it always had (operators and alerts know them).
+        one = len(self.accounts) == 1
+        parts: list[Part] = []
+        for account in self.accounts.values():
+            assert account.reconciler is not None
+            suffix = "" if one else f":{account.name}"
+            parts.append(Part(f"book-feed{suffix}", account.feed_watch))
+            parts.append(Part(f"reconciler{suffix}", reconcile_timer(account.reconciler)))
+        parts += [
             Part("controller", self.hedge_loop.run),
-            Part("reconciler", reconcile_timer),
             Part("kill-switch-tick", self._tick_loop),
             Part("venue-checks", self._venue_check_loop),
             Part("watchdog", watchdog),
@@ -501,15 +530,28 @@ class Daemon:
     # ------------------------------------------------------------------- events
     async def reconcile_now(self) -> ExecReconcileReport:
         """Run the order and fill reconciliation the timer runs (every
-        `daemon.reconcile_interval_s`), now; returns its report. Passes never overlap: one
-        under way is waited for first. Raises DaemonError before the daemon is started."""
+        `daemon.reconcile_interval_s`), now, of the first account; returns its report.
+        Passes never overlap: one under way is waited for first. Raises DaemonError before
+        the daemon is started."""
         if self.reconciler is None:
             raise DaemonError("not started: no reconciler yet")
         return await self.reconciler.reconcile()
 
     async def _reconcile_command(self) -> dict[str, Any]:
-        """The operator's `reconcile`: `reconcile_now`'s report as JSON-ready values."""
-        return dataclasses.asdict(await self.reconcile_now())
+        """The operator's `reconcile`: each account's report as JSON-ready values (one
+        account: its report itself, as before accounts)."""
+        if len(self.accounts) == 1:
+            return dataclasses.asdict(await self.reconcile_now())
+        out: dict[str, Any] = {}
+        for name, account in self.accounts.items():
+            if account.reconciler is None:
+                raise DaemonError("not started: no reconciler yet")
+            out[name] = dataclasses.asdict(await account.reconciler.reconcile())
+        return {"accounts": out}
+
+    def _on_fill_repaired_any(self, fill: Fill) -> None:
+        """A fill the executor repaired: to the account it is on."""
+        self.accounts.get(fill.venue, self.account).on_fill_repaired(fill)
 
     # ------------------------------------------------------------ executor callbacks
     # ----------------------------------------------------------------- controller
@@ -544,17 +586,19 @@ class Daemon:
         seconds. A venue error skips that check (the disconnection and stale-data switches
         judge an unreachable venue); anything else is a crash of this part (HALTED)."""
         while True:
-            checks = self.account.checks
-            # Named as before the account's checks left the daemon (operators grep them).
-            for name, check in (
-                ("_check_clock_skew", checks.check_clock_skew),
-                ("_check_margin", checks.check_margin),
-                ("_check_daily_loss", self.daily_loss.check),
-            ):
+            steps: list[tuple[str, str, Callable[[], Awaitable[None]]]] = []
+            for account in self.accounts.values():
+                # Named as before the account's checks left the daemon (operators grep them).
+                steps.append((account.name, "_check_clock_skew", account.checks.check_clock_skew))
+                steps.append((account.name, "_check_margin", account.checks.check_margin))
+            steps.append(("portfolio", "_check_daily_loss", self.daily_loss.check))
+            for where, name, check in steps:
                 try:
                     await check()
                 except VenueError as exc:
-                    log.warning("daemon.venue_check_failed", check=name, error=str(exc))
+                    log.warning(
+                        "daemon.venue_check_failed", venue=where, check=name, error=str(exc)
+                    )
             await asyncio.sleep(_VENUE_CHECK_INTERVAL_S)
 
     # ---------------------------------------------------------------- timers
@@ -563,11 +607,14 @@ class Daemon:
         ticks = 0
         while True:
             now = self.board_clock_ms()
-            self.account.note_positions_seen(now)
+            for account in self.accounts.values():
+                account.note_positions_seen(now)
             self.board.tick(now)
             ticks += 1
             if ticks % _CROSS_CHECK_TICKS == 0:
-                self.account.cross_check(now)
+                # Each account's delta against its own venue's figure.
+                for account in self.accounts.values():
+                    account.cross_check(now)
             self._orders_sent_total = await self.journal.count_intents_since(0)
             if self.metrics is not None:
                 # Orders sent since this start (the journal's history is not re-counted).
@@ -575,7 +622,11 @@ class Daemon:
                     for _ in range(max(0, self._orders_sent_total - self._orders_counted)):
                         self.metrics.record_order_sent(self.venue_name)
                 self._orders_counted = self._orders_sent_total
-                self.metrics.set_open_orders(self.venue_name, len(self.executor.open_records()))
+                open_records = self.executor.open_records()
+                for name in self.accounts:
+                    self.metrics.set_open_orders(
+                        name, sum(1 for r in open_records if r.venue == name)
+                    )
             await asyncio.sleep(1.0)
 
     # ------------------------------------------------------------------ status

@@ -64,14 +64,16 @@ def _wall_ms() -> int:
 
 
 def paper_config(config: HedgerdConfig, sim: Simulator) -> HedgerdConfig:
-    """`config` with its (single) venue pointed at the running simulator."""
-    if len(config.venues) != 1:
-        raise DaemonError("paper mode needs exactly one [venues.NAME] section (the simulator)")
-    name, venue = next(iter(config.venues.items()))
-    if venue.mode != "sim":
-        raise DaemonError(f"paper mode needs venues.{name}.mode = 'sim', got {venue.mode!r}")
-    venue = venue.model_copy(update={"rest_url": sim.rest_url, "ws_url": sim.ws_url})
-    return config.model_copy(update={"venues": {name: venue}})
+    """`config` with its venue accounts (each a simulator account, by its keys) pointed at
+    the running simulator."""
+    if not config.venues:
+        raise DaemonError("paper mode needs a [venues.NAME] section (the simulator)")
+    venues = {}
+    for name, venue in config.venues.items():
+        if venue.mode != "sim":
+            raise DaemonError(f"paper mode needs venues.{name}.mode = 'sim', got {venue.mode!r}")
+        venues[name] = venue.model_copy(update={"rest_url": sim.rest_url, "ws_url": sim.ws_url})
+    return config.model_copy(update={"venues": venues})
 
 
 @dataclass(slots=True)

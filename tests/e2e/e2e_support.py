@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -155,10 +155,18 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def simulator(speed: float, seed: int = 3) -> AsyncIterator[Simulator]:
-    """The simulator on 127.0.0.1 (port 0), started at the pinned `TEST_START_MS`."""
+async def simulator(
+    speed: float, seed: int = 3, accounts: Sequence[Any] = ()
+) -> AsyncIterator[Simulator]:
+    """The simulator on 127.0.0.1 (port 0), started at the pinned `TEST_START_MS`;
+    `accounts`: extra client accounts (`sim.command.start_simulator`'s)."""
     async with running_simulator(
-        host="127.0.0.1", port=0, seed=seed, speed=speed, start_ms=TEST_START_MS
+        host="127.0.0.1",
+        port=0,
+        seed=seed,
+        speed=speed,
+        start_ms=TEST_START_MS,
+        accounts=accounts,
     ) as sim:
         yield sim
 

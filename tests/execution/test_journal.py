@@ -395,9 +395,13 @@ def test_migrates_an_old_version_file(db_path: Path) -> None:
     conn.close()
     store = JournalStore(db_path)
     try:
-        assert store.schema_version == journal_schema.SCHEMA_VERSION == 2
+        assert store.schema_version == journal_schema.SCHEMA_VERSION == 3
         assert store.decision("d1") is not None  # v1 data kept
         store.save_trading_state(state_record(1, "halted", 10))  # v2 table usable
+        store.save_trading_state(state_record(1, "halted", 10), account="hedge")  # v3
+        assert (
+            store.last_trading_state("hedge") is not None and store.last_trading_state("x") is None
+        )
         assert store.integrity_check() == "ok"
     finally:
         store.close()
@@ -414,12 +418,14 @@ def test_newer_file_is_refused(db_path: Path) -> None:
 
 
 def test_failed_migration_rolls_back_whole(db_path: Path) -> None:
-    bad = journal_schema.Migration(3, "broken", ("CREATE TABLE half_done (x)", "NOT SQL"))
+    bad = journal_schema.Migration(
+        journal_schema.SCHEMA_VERSION + 1, "broken", ("CREATE TABLE half_done (x)", "NOT SQL")
+    )
     with pytest.raises(sqlite3.OperationalError):
         JournalStore(db_path, migrations=(*journal_schema.MIGRATIONS, bad))
     conn = sqlite3.connect(db_path)
     try:
-        assert journal_schema.user_version(conn) == 2
+        assert journal_schema.user_version(conn) == journal_schema.SCHEMA_VERSION
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "half_done" not in tables and "audit_log" in tables
     finally:

@@ -24,6 +24,9 @@ class AccountChecks:
         self.account = account
         self.shared = shared
         self.clocks = clocks
+        #: The last account summary per settlement currency: equity and maintenance margin,
+        #: in that currency (for status).
+        self.margin: dict[str, tuple[float, float]] = {}
 
     async def check_clock_skew(self) -> None:
         """The daemon's clock against the venue's server time (`public/get_time`), corrected
@@ -62,6 +65,7 @@ class AccountChecks:
             data = await venue._summary(ccy)
             equity = _float(data.get("equity"))
             mm = _float(data.get("maintenance_margin"))
+            self.margin[ccy] = (equity, mm)
             if equity == 0.0 and mm == 0.0:
                 continue
             index = book.index_price(ccy) if book is not None else math.nan

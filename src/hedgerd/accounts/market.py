@@ -4,7 +4,7 @@ position amounts its feed holds. What the executor and the hedge loop see of the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from hedgerd.accounts.parts import AccountParts
 from hedgerd.model import AmountUnit, Quote
@@ -51,3 +51,23 @@ class MarketCache:
             if math.isfinite(s) and s > 0:
                 return 1.0 / s
         return None
+
+
+class AccountMarkets:
+    """The executor's `(venue, instrument)` callbacks over every account's `MarketCache`
+    (`venue` is the account name an order or leg carries)."""
+
+    def __init__(self, markets: Mapping[str, MarketCache]) -> None:
+        self.markets = dict(markets)
+
+    def position_amount(self, venue: str, instrument: str) -> float | None:
+        m = self.markets.get(venue)
+        return m.position_amount(venue, instrument) if m is not None else None
+
+    def fresh_quote(self, venue: str, instrument: str) -> Quote | None:
+        m = self.markets.get(venue)
+        return m.fresh_quote(venue, instrument) if m is not None else None
+
+    def coin_per_amount(self, venue: str, instrument: str) -> float | None:
+        m = self.markets.get(venue)
+        return m.coin_per_amount(venue, instrument) if m is not None else None

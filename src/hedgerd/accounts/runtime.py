@@ -169,7 +169,7 @@ class AccountRuntime:
         hedge_names = [
             n
             for u in self.underlyings
-            for n in self.config.daemon.hedge_instruments.get(u, ())
+            for n in self.config.hedge_instruments(self.name, u)
             if n in venue.instruments()
         ]
         if hedge_names:

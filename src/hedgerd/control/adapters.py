@@ -11,33 +11,62 @@ import structlog
 from hedgerd.control.commands import Caller, CommandRefusedError
 from hedgerd.execution.executor import Executor
 from hedgerd.execution.journal import Journal
+from hedgerd.risk.account_state import AccountStates
 from hedgerd.risk.trading_state import TradingStateMachine
 
 log = structlog.get_logger(__name__)
 
 
 class TradingControlAdapter:
-    """`TradingControl` over the `TradingStateMachine`."""
+    """`TradingControl` over the portfolio's `TradingStateMachine` and, with `states`, each
+    venue account's (`venue=NAME`). Without `venue` a command acts on the portfolio's state,
+    which every account's orders pass (so on all accounts); `resume` without `venue` also
+    resumes every account."""
 
-    def __init__(self, machine: TradingStateMachine) -> None:
+    def __init__(self, machine: TradingStateMachine, states: AccountStates | None = None) -> None:
         self.machine = machine
+        self.states = states
 
-    async def operator_halt(self, reason: str, actor: str) -> None:
-        await self.machine.halt(actor=actor, text=reason)
+    def _target(self, venue: str | None) -> TradingStateMachine:
+        if venue is None:
+            return self.machine
+        if self.states is None:
+            raise CommandRefusedError("this daemon has no per-venue trading state")
+        try:
+            return self.states.machine(venue)
+        except KeyError as exc:
+            raise CommandRefusedError(str(exc.args[0])) from None
 
-    async def operator_resume(self, actor: str) -> None:
-        await self.machine.resume(actor=actor)
+    async def operator_halt(self, reason: str, actor: str, venue: str | None = None) -> None:
+        await self._target(venue).halt(actor=actor, text=reason)
 
-    async def operator_reduce_only(self, reason: str, actor: str) -> None:
-        await self.machine.reduce_only(actor=actor, text=reason)
+    async def operator_resume(self, actor: str, venue: str | None = None) -> None:
+        await self._target(venue).resume(actor=actor)
+        if venue is None and self.states is not None:
+            for machine in self.states.accounts.values():
+                await machine.resume(actor=actor)
+
+    async def operator_reduce_only(self, reason: str, actor: str, venue: str | None = None) -> None:
+        await self._target(venue).reduce_only(actor=actor, text=reason)
 
     def describe(self) -> Mapping[str, Any]:
         snap = self.machine.snapshot
-        return {
+        out: dict[str, Any] = {
             "state": snap.state.value.upper(),
             "reasons": [r.to_json() for r in snap.reasons],
             "since_ms": snap.ts_ms,
         }
+        if self.states is not None:
+            out["account_states"] = {
+                name: {
+                    "state": m.snapshot.state.value.upper(),
+                    "effective_state": self.states.state(name).value.upper(),
+                    "reasons": [r.to_json() for r in m.snapshot.reasons],
+                    "since_ms": m.snapshot.ts_ms,
+                }
+                for name, m in self.states.accounts.items()
+            }
+        return out
 
 
 class OrderControlAdapter:
@@ -46,20 +75,35 @@ class OrderControlAdapter:
     def __init__(
         self,
         executor: Executor,
-        flatten: Callable[[str | None, str], Awaitable[Mapping[str, Any]]] | None = None,
+        flatten: Callable[..., Awaitable[Mapping[str, Any]]] | None = None,
+        venues: tuple[str, ...] | None = None,
     ) -> None:
         self.executor = executor
         self._flatten = flatten
+        #: The venue accounts `venue=NAME` may name (None: the executor's).
+        self.venues = venues if venues is not None else tuple(executor.venues)
 
-    async def cancel_all(self, actor: str) -> int:
-        n = await self.executor.cancel_all_open()
-        log.info("daemon.cancel_all", actor=actor, cancelled=n)
+    def _check_venue(self, venue: str | None) -> None:
+        if venue is not None and venue not in self.venues:
+            raise CommandRefusedError(
+                f"unknown venue account {venue!r}; known: {', '.join(self.venues)}"
+            )
+
+    async def cancel_all(self, actor: str, venue: str | None = None) -> int:
+        self._check_venue(venue)
+        n = await self.executor.cancel_all_open(venue)
+        log.info("daemon.cancel_all", actor=actor, venue=venue, cancelled=n)
         return n
 
-    async def flatten(self, underlying: str | None, actor: str) -> Mapping[str, Any]:
+    async def flatten(
+        self, underlying: str | None, actor: str, venue: str | None = None
+    ) -> Mapping[str, Any]:
         if self._flatten is None:
             raise CommandRefusedError("flatten is not available here")
-        return await self._flatten(underlying, actor)
+        self._check_venue(venue)
+        if venue is None:
+            return await self._flatten(underlying, actor)
+        return await self._flatten(underlying, actor, venue)
 
 
 class JournalAudit:

@@ -31,7 +31,8 @@ class CommandRefusedError(Exception):
 
 
 class TradingControl(Protocol):
-    """The trading-state machine as the control layer sees it."""
+    """The trading-state machine as the control layer sees it. A command with `venue=NAME`
+    acts on that venue account's state only (the layer passes `venue` only when given)."""
 
     async def operator_halt(self, reason: str, actor: str) -> None: ...
     async def operator_resume(self, actor: str) -> None: ...
@@ -42,7 +43,8 @@ class TradingControl(Protocol):
 
 
 class OrderControl(Protocol):
-    """The executor's operator actions."""
+    """The executor's operator actions (`venue=NAME`, passed only when given: that venue
+    account's orders and positions only)."""
 
     async def cancel_all(self, actor: str) -> int:
         """Cancel every open order of the hedger; returns how many were cancelled."""
@@ -118,25 +120,29 @@ class ControlCommands:
         out.update(self.trading.describe())
         return out
 
-    async def halt(self, reason: str, caller: Caller) -> dict[str, Any]:
-        actor = await self._audit("halt", {"reason": reason}, caller)
-        await self.trading.operator_halt(reason, actor)
-        cancelled = await self.orders.cancel_all(actor)
+    async def halt(self, reason: str, caller: Caller, venue: str | None = None) -> dict[str, Any]:
+        """Halt the portfolio (every account), or venue account `venue` only (the others keep
+        hedging); the hedger's open orders there are cancelled."""
+        actor = await self._audit("halt", _with_venue({"reason": reason}, venue), caller)
+        await self.trading.operator_halt(reason, actor, **_venue_kw(venue))
+        cancelled = await self.orders.cancel_all(actor, **_venue_kw(venue))
         return {**self.trading.describe(), "cancelled_orders": cancelled}
 
-    async def resume(self, caller: Caller) -> dict[str, Any]:
-        actor = await self._audit("resume", {}, caller)
-        await self.trading.operator_resume(actor)
+    async def resume(self, caller: Caller, venue: str | None = None) -> dict[str, Any]:
+        actor = await self._audit("resume", _with_venue({}, venue), caller)
+        await self.trading.operator_resume(actor, **_venue_kw(venue))
         return dict(self.trading.describe())
 
-    async def reduce_only(self, caller: Caller, reason: str = "operator") -> dict[str, Any]:
-        actor = await self._audit("reduce-only", {"reason": reason}, caller)
-        await self.trading.operator_reduce_only(reason, actor)
+    async def reduce_only(
+        self, caller: Caller, reason: str = "operator", venue: str | None = None
+    ) -> dict[str, Any]:
+        actor = await self._audit("reduce-only", _with_venue({"reason": reason}, venue), caller)
+        await self.trading.operator_reduce_only(reason, actor, **_venue_kw(venue))
         return dict(self.trading.describe())
 
-    async def cancel_all(self, caller: Caller) -> dict[str, Any]:
-        actor = await self._audit("cancel-all", {}, caller)
-        return {"cancelled_orders": await self.orders.cancel_all(actor)}
+    async def cancel_all(self, caller: Caller, venue: str | None = None) -> dict[str, Any]:
+        actor = await self._audit("cancel-all", _with_venue({}, venue), caller)
+        return {"cancelled_orders": await self.orders.cancel_all(actor, **_venue_kw(venue))}
 
     async def reconcile(self, caller: Caller) -> dict[str, Any]:
         """Reconcile orders and fills with the venue now (what the timer does every
@@ -147,13 +153,13 @@ class ControlCommands:
         return dict(await self.reconciler())
 
     async def flatten(
-        self, underlying: str | None, confirm: bool, caller: Caller
+        self, underlying: str | None, confirm: bool, caller: Caller, venue: str | None = None
     ) -> dict[str, Any]:
-        args = {"underlying": underlying, "confirm": confirm}
+        args = _with_venue({"underlying": underlying, "confirm": confirm}, venue)
         actor = await self._audit("flatten", args, caller)
         if not confirm:
             raise CommandRefusedError("flatten needs --confirm")
-        return dict(await self.orders.flatten(underlying, actor))
+        return dict(await self.orders.flatten(underlying, actor, **_venue_kw(venue)))
 
     async def set(self, key: str, value: str, caller: Caller) -> dict[str, Any]:
         await self._audit("set", {"key": key, "value": value}, caller)
@@ -172,3 +178,12 @@ class ControlCommands:
         if not 1 <= limit <= 10_000:
             raise CommandRefusedError("limit must be between 1 and 10000")
         return await self.audit.recent_events(limit)
+
+
+def _venue_kw(venue: str | None) -> dict[str, str]:
+    # Only when given: a port without venue support (one account) is called as before.
+    return {} if venue is None else {"venue": venue}
+
+
+def _with_venue(args: dict[str, Any], venue: str | None) -> dict[str, Any]:
+    return args if venue is None else {**args, "venue": venue}

@@ -120,29 +120,43 @@ def _routes(commands: ControlCommands, hub: EventHub) -> web.RouteTableDef:
     async def status(request: web.Request) -> web.StreamResponse:
         return web.json_response(await commands.status())
 
+    def venue_of(data: dict[str, Any]) -> dict[str, str]:
+        """`{"venue": NAME}` when the body names one venue account (else empty)."""
+        venue = data.get("venue")
+        if venue is None:
+            return {}
+        if not isinstance(venue, str) or not venue:
+            raise CommandRefusedError("venue must be a venue account's name")
+        return {"venue": venue}
+
     @routes.post("/v1/halt")
     async def halt(request: web.Request) -> web.StreamResponse:
-        reason = str((await body(request)).get("reason") or "operator halt")[:200]
-        result = await commands.halt(reason, request[_CALLER_KEY])
-        publish({"event": "halt", "reason": reason})
+        data = await body(request)
+        reason = str(data.get("reason") or "operator halt")[:200]
+        where = venue_of(data)
+        result = await commands.halt(reason, request[_CALLER_KEY], **where)
+        publish({"event": "halt", "reason": reason, **where})
         return web.json_response(result)
 
     @routes.post("/v1/resume")
     async def resume(request: web.Request) -> web.StreamResponse:
-        result = await commands.resume(request[_CALLER_KEY])
-        publish({"event": "resume"})
+        where = venue_of(await body(request))
+        result = await commands.resume(request[_CALLER_KEY], **where)
+        publish({"event": "resume", **where})
         return web.json_response(result)
 
     @routes.post("/v1/reduce-only")
     async def reduce_only(request: web.Request) -> web.StreamResponse:
-        result = await commands.reduce_only(request[_CALLER_KEY])
-        publish({"event": "reduce-only"})
+        where = venue_of(await body(request))
+        result = await commands.reduce_only(request[_CALLER_KEY], **where)
+        publish({"event": "reduce-only", **where})
         return web.json_response(result)
 
     @routes.post("/v1/cancel-all")
     async def cancel_all(request: web.Request) -> web.StreamResponse:
-        result = await commands.cancel_all(request[_CALLER_KEY])
-        publish({"event": "cancel-all", **result})
+        where = venue_of(await body(request))
+        result = await commands.cancel_all(request[_CALLER_KEY], **where)
+        publish({"event": "cancel-all", **where, **result})
         return web.json_response(result)
 
     @routes.post("/v1/reconcile")
@@ -157,10 +171,11 @@ def _routes(commands: ControlCommands, hub: EventHub) -> web.RouteTableDef:
         underlying = data.get("underlying")
         if underlying is not None and not isinstance(underlying, str):
             raise CommandRefusedError("underlying must be a string")
+        where = venue_of(data)
         result = await commands.flatten(
-            underlying, data.get("confirm") is True, request[_CALLER_KEY]
+            underlying, data.get("confirm") is True, request[_CALLER_KEY], **where
         )
-        publish({"event": "flatten", "underlying": underlying})
+        publish({"event": "flatten", "underlying": underlying, **where})
         return web.json_response(result)
 
     @routes.post("/v1/set")

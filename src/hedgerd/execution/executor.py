@@ -3,7 +3,8 @@
 Per decision:
 
     risk gate (`allows`, judged on the underlying's net delta)
-      → labels (`client_ids.client_label(decision_id, leg, slice, attempt)`)
+      → labels (the account's `client_ids` codec: account tag, epoch, decision, leg, slice,
+        attempt; format-1 `client_label` without one)
       → decision + first intents committed to the journal
       → send through the `Venue` protocol (its lanes throttle the wire)
       → every answer (ack, fill, cancel, reject, timeout, query) through the journal's state
@@ -76,7 +77,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
-from hedgerd.execution.client_ids import client_label, parse_label
+from hedgerd.execution.client_ids import ClientIdCodec, client_label, parse_label
 from hedgerd.execution.journal import (
     DecisionRecord,
     DuplicateIntentError,
@@ -111,7 +112,9 @@ from hedgerd.model import (
     Quote,
     TimeInForce,
 )
+from hedgerd.risk.account_state import AccountStates
 from hedgerd.risk.trading_state import (
+    GateResult,
     OrderKind,
     ReasonCode,
     TradingState,
@@ -398,10 +401,21 @@ class Executor:
         coin_per_amount: Callable[[str, str], float | None] | None = None,
         on_reject: Callable[[OrderRejection], None] | None = None,
         on_fill_repaired: Callable[[Fill], None] | None = None,
+        states: AccountStates | None = None,
+        client_ids: Mapping[str, ClientIdCodec] | None = None,
+        epoch: Callable[[], int] | None = None,
     ) -> None:
         self.venues = dict(venues)
         self.journal = journal
         self.trading = trading
+        #: Per-account trading states: an order passes the portfolio's gate and its
+        #: account's, and account trips (funds, auth, rejects) trip its account. None: the
+        #: portfolio's state alone (`trading`).
+        self.states = states
+        #: The client-id codec per venue account; an account without one gets format-1
+        #: labels (`client_label`). `epoch`: the lease epoch the ids carry (0 without HA).
+        self.client_ids = dict(client_ids or {})
+        self._epoch = epoch or (lambda: 0)
         self.settings = settings or ExecutorSettings()
         self.clock_ms = clock_ms
         self.sleep_ms = sleep_ms
@@ -419,13 +433,16 @@ class Executor:
         self._run_objs: dict[int, _LegRun] = {}
         self._rl_until_ms: dict[str, int] = {}
         self._rl_streak: dict[str, int] = {}
-        self._reject_streak = 0
+        self._reject_streak: dict[str, int] = {}
         self._drill = os.environ.get(DRILL_ENV) or None
         self._halt_tasks: set[asyncio.Task[int]] = set()
         self._repairs: dict[str, asyncio.Task[int]] = {}
         self.fills_repaired = 0
         if self.settings.cancel_on_halt:
             trading.add_listener(self._on_trading_state)
+            if states is not None:
+                for name, machine in states.accounts.items():
+                    machine.add_listener(self._account_halt_listener(name))
         self.timings: deque[OrderTiming] = deque(maxlen=10_000)
         self.rejections: deque[OrderRejection] = deque(maxlen=1_000)
         self.rate_limited = 0
@@ -460,7 +477,9 @@ class Executor:
             if rest <= _EPS:
                 continue
             label = (
-                run.labels[-1] if run.labels else client_label(run.decision.decision_id, run.index)
+                run.labels[-1]
+                if run.labels
+                else self.label(run.leg.venue, run.decision.decision_id, run.index)
             )
             out.append(
                 InFlightOrder(
@@ -638,8 +657,8 @@ class Executor:
             allowed: list[_LegRun] = []
             for run in runs:
                 after = before + run.leg.delta_coin
-                gate = self.trading.check(
-                    OrderKind.NEW, before, after, is_operator_flatten=operator_flatten
+                gate = self._check(
+                    run.leg.venue, before, after, is_operator_flatten=operator_flatten
                 )
                 if not gate.allowed:
                     blog.warning(
@@ -760,9 +779,40 @@ class Executor:
         )
         return reduces and amount <= abs(pos) + _EPS
 
+    def _check(
+        self, venue: str, before: float, after: float, *, is_operator_flatten: bool
+    ) -> GateResult:
+        """The trading-state gate for a new order to `venue` (its account's state too)."""
+        if self.states is not None:
+            return self.states.check(
+                venue, OrderKind.NEW, before, after, is_operator_flatten=is_operator_flatten
+            )
+        return self.trading.check(
+            OrderKind.NEW, before, after, is_operator_flatten=is_operator_flatten
+        )
+
+    async def _trip(self, venue: str, code: ReasonCode, detail: str) -> None:
+        """An account's trouble (auth, funds, rejects): its account with several accounts,
+        the portfolio otherwise (`AccountStates.machine_for`)."""
+        if self.states is not None:
+            await self.states.trip(venue, code, detail)
+        else:
+            await self.trading.trip(code, detail)
+
+    def label(
+        self, venue: str, decision_id: str, leg: int, slice_no: int = 0, attempt: int = 0
+    ) -> str:
+        """The client id of an order to account `venue` (its codec's; see `client_ids`)."""
+        codec = self.client_ids.get(venue)
+        if codec is None:
+            return client_label(decision_id, leg, slice_no, attempt)
+        return codec.client_id(decision_id, leg, slice_no, attempt, self._epoch()).label
+
     def _intent(self, run: _LegRun, amount: float, price: float, style: OrderStyle) -> OrderRecord:
         return new_order(
-            label=client_label(run.decision.decision_id, run.index, run.slice_no, run.attempt),
+            label=self.label(
+                run.leg.venue, run.decision.decision_id, run.index, run.slice_no, run.attempt
+            ),
             decision_id=run.decision.decision_id,
             venue=run.leg.venue,
             instrument=run.leg.instrument,
@@ -878,8 +928,8 @@ class Executor:
             return None
         order_delta = run.sign * amount * run.coin_per_amount
         before = self._gate_before(run, amount)
-        gate = self.trading.check(
-            OrderKind.NEW,
+        gate = self._check(
+            run.leg.venue,
             before,
             before + order_delta,
             is_operator_flatten=run.operator_flatten,
@@ -1182,19 +1232,23 @@ class Executor:
             except Exception:
                 log.exception("executor.on_reject_failed", label=rec.label)
         if exc.error_class is ErrorClass.AUTH:
-            await self.trading.trip(ReasonCode.VENUE_DISCONNECTED, f"{rec.venue}: auth: {exc}")
+            await self._trip(
+                rec.venue, ReasonCode.VENUE_DISCONNECTED, f"{rec.venue}: auth: {exc}"
+            )
         elif (
             exc.reason is RejectReason.INSUFFICIENT_FUNDS
             or "not_enough_funds" in str(exc).lower()
             or ("insufficient" in str(exc).lower())
         ):
-            await self.trading.trip(ReasonCode.INSUFFICIENT_FUNDS, f"{rec.label}: {exc}"[:200])
+            await self._trip(
+                rec.venue, ReasonCode.INSUFFICIENT_FUNDS, f"{rec.label}: {exc}"[:200]
+            )
         elif "post_only" not in str(exc):
-            self._reject_streak += 1
+            streak = self._reject_streak[rec.venue] = self._reject_streak.get(rec.venue, 0) + 1
             limit = self.settings.reject_streak_limit
-            if limit and self._reject_streak >= limit:
-                await self.trading.trip(
-                    ReasonCode.REJECT_STREAK, f"{self._reject_streak} rejects in a row"
+            if limit and streak >= limit:
+                await self._trip(
+                    rec.venue, ReasonCode.REJECT_STREAK, f"{rec.venue}: {streak} rejects in a row"
                 )
         return out
 
@@ -1268,12 +1322,14 @@ class Executor:
         clog.info("executor.cancelled", status=str(out.status), filled_amount=out.filled_amount)
         return out
 
-    async def cancel_all_open(self) -> int:
-        """Cancel every open order this executor knows (HALTED, shutdown); returns how many
-        cancels were answered."""
+    async def cancel_all_open(self, venue: str | None = None) -> int:
+        """Cancel every open order this executor knows (HALTED, shutdown), or those of
+        account `venue`; returns how many cancels were answered."""
         n = 0
         for rec in list(self.open_records()):
             if rec.venue_order_id is None or rec.venue not in self.venues:
+                continue
+            if venue is not None and rec.venue != venue:
                 continue
             try:
                 update = await self.venues[rec.venue].cancel_order(rec.venue_order_id)
@@ -1366,6 +1422,23 @@ class Executor:
             venue_filled_amount=rec.venue_filled_amount,
         )
         return new
+
+    def _account_halt_listener(self, venue: str) -> Callable[[TradingStateSnapshot], None]:
+        def on_state(snapshot: TradingStateSnapshot) -> None:
+            if snapshot.state is not TradingState.HALTED:
+                return
+            if not any(r.venue == venue for r in self.open_records()):
+                return
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            log.warning("executor.account_halted_cancelling", venue=venue)
+            task = loop.create_task(self.cancel_all_open(venue), name=f"cancel-on-halt:{venue}")
+            self._halt_tasks.add(task)
+            task.add_done_callback(self._halt_tasks.discard)
+
+        return on_state
 
     def _on_trading_state(self, snapshot: TradingStateSnapshot) -> None:
         if snapshot.state is not TradingState.HALTED or not self.open_records():

@@ -748,47 +748,69 @@ class JournalStore:
 
     # -------------------------------------------------------------------- trading state
 
-    def save_trading_state(self, record: TradingStateRecord) -> None:
+    def save_trading_state(self, record: TradingStateRecord, account: str | None = None) -> None:
         """Persist a trading-state transition: the history row and, if `record.seq` is the
-        newest, the current state (so writes landing out of order cannot roll it back)."""
+        newest, the current state (so writes landing out of order cannot roll it back).
+        `account`: the venue account's state (None: the portfolio's)."""
         detail = self._redactor.redact_text(record.detail)
         reasons = _dumps([self._clean(dict(r)) for r in record.reasons])
         now = self._clock_ms()
+        history = (
+            record.seq,
+            record.ts_ms,
+            record.previous_state,
+            record.state,
+            record.cause,
+            record.actor,
+            detail,
+            reasons,
+            now,
+        )
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO trading_state_history (seq, ts_ms, previous_state, state, cause, "
-                "actor, detail, reasons, recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.seq,
-                    record.ts_ms,
-                    record.previous_state,
-                    record.state,
-                    record.cause,
-                    record.actor,
-                    detail,
-                    reasons,
-                    now,
-                ),
-            )
-            conn.execute(
-                "INSERT INTO trading_state (id, seq, ts_ms, state, reasons, recorded_ms) "
-                "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, "
-                "ts_ms = excluded.ts_ms, state = excluded.state, reasons = excluded.reasons, "
-                "recorded_ms = excluded.recorded_ms WHERE excluded.seq > trading_state.seq",
-                (record.seq, record.ts_ms, record.state, reasons, now),
-            )
+            if account is None:
+                conn.execute(
+                    "INSERT INTO trading_state_history (seq, ts_ms, previous_state, state, "
+                    "cause, actor, detail, reasons, recorded_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    history,
+                )
+                conn.execute(
+                    "INSERT INTO trading_state (id, seq, ts_ms, state, reasons, recorded_ms) "
+                    "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, "
+                    "ts_ms = excluded.ts_ms, state = excluded.state, reasons = excluded.reasons, "
+                    "recorded_ms = excluded.recorded_ms WHERE excluded.seq > trading_state.seq",
+                    (record.seq, record.ts_ms, record.state, reasons, now),
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO account_trading_state_history (account, seq, ts_ms, "
+                    "previous_state, state, cause, actor, detail, reasons, recorded_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (account, *history),
+                )
+                conn.execute(
+                    "INSERT INTO account_trading_state (account, seq, ts_ms, state, reasons, "
+                    "recorded_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET "
+                    "seq = excluded.seq, ts_ms = excluded.ts_ms, state = excluded.state, "
+                    "reasons = excluded.reasons, recorded_ms = excluded.recorded_ms "
+                    "WHERE excluded.seq > account_trading_state.seq",
+                    (account, record.seq, record.ts_ms, record.state, reasons, now),
+                )
+            payload: dict[str, Any] = {
+                "seq": record.seq,
+                "previous_state": record.previous_state,
+                "cause": record.cause,
+                "actor": record.actor,
+                "detail": detail,
+            }
+            if account is not None:
+                payload["account"] = account
             self._event(
                 conn,
                 record.ts_ms,
-                "state",
+                "state" if account is None else "account_state",
                 record.state,
-                {
-                    "seq": record.seq,
-                    "previous_state": record.previous_state,
-                    "cause": record.cause,
-                    "actor": record.actor,
-                    "detail": detail,
-                },
+                payload,
             )
 
     def _history_record(self, row: sqlite3.Row) -> TradingStateRecord:
@@ -803,17 +825,36 @@ class JournalStore:
             detail=row["detail"],
         )
 
-    def last_trading_state(self) -> TradingStateRecord | None:
-        """The newest persisted trading state (None on a fresh journal)."""
-        row = self._conn.execute(
-            "SELECT h.* FROM trading_state s JOIN trading_state_history h ON h.seq = s.seq"
-        ).fetchone()
+    def last_trading_state(self, account: str | None = None) -> TradingStateRecord | None:
+        """The newest persisted trading state of the portfolio, or of venue account
+        `account` (None on a fresh journal)."""
+        if account is None:
+            row = self._conn.execute(
+                "SELECT h.* FROM trading_state s JOIN trading_state_history h ON h.seq = s.seq"
+            ).fetchone()
+        else:
+            row = self._conn.execute(
+                "SELECT h.* FROM account_trading_state s JOIN account_trading_state_history h "
+                "ON h.account = s.account AND h.seq = s.seq WHERE s.account = ?",
+                (account,),
+            ).fetchone()
         return None if row is None else self._history_record(row)
 
-    def trading_state_history(self, since_ms: int = 0) -> list[TradingStateRecord]:
-        rows = self._conn.execute(
-            "SELECT * FROM trading_state_history WHERE ts_ms >= ? ORDER BY seq", (since_ms,)
-        )
+    def trading_state_history(
+        self, since_ms: int = 0, account: str | None = None
+    ) -> list[TradingStateRecord]:
+        """The portfolio's trading-state transitions since `since_ms` (or account
+        `account`'s)."""
+        if account is None:
+            rows = self._conn.execute(
+                "SELECT * FROM trading_state_history WHERE ts_ms >= ? ORDER BY seq", (since_ms,)
+            )
+        else:
+            rows = self._conn.execute(
+                "SELECT * FROM account_trading_state_history WHERE account = ? AND ts_ms >= ? "
+                "ORDER BY seq",
+                (account, since_ms),
+            )
         return [self._history_record(r) for r in rows]
 
     # ----------------------------------------------------------------------- audit log
@@ -1092,8 +1133,10 @@ class Journal:
     async def record_fill(self, fill: Fill) -> FillOutcome:
         return await self.run(JournalStore.record_fill, fill)
 
-    async def save_trading_state(self, record: TradingStateRecord) -> None:
-        await self.run(JournalStore.save_trading_state, record)
+    async def save_trading_state(
+        self, record: TradingStateRecord, account: str | None = None
+    ) -> None:
+        await self.run(JournalStore.save_trading_state, record, account)
 
     async def record_operator_command(
         self,
@@ -1143,11 +1186,13 @@ class Journal:
     async def count_intents_since(self, since_ms: int, venue: str | None = None) -> int:
         return await self.run(JournalStore.count_intents_since, since_ms, venue)
 
-    async def last_trading_state(self) -> TradingStateRecord | None:
-        return await self.run(JournalStore.last_trading_state)
+    async def last_trading_state(self, account: str | None = None) -> TradingStateRecord | None:
+        return await self.run(JournalStore.last_trading_state, account)
 
-    async def trading_state_history(self, since_ms: int = 0) -> list[TradingStateRecord]:
-        return await self.run(JournalStore.trading_state_history, since_ms)
+    async def trading_state_history(
+        self, since_ms: int = 0, account: str | None = None
+    ) -> list[TradingStateRecord]:
+        return await self.run(JournalStore.trading_state_history, since_ms, account)
 
     async def events_since(
         self, after_seq: int = 0, since_ms: int | None = None, limit: int = 1000

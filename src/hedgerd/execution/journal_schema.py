@@ -159,7 +159,38 @@ _V2_CONTROL = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1_ORDERS, _V2_CONTROL)
+_V3_ACCOUNTS = Migration(
+    version=3,
+    description="trading state per venue account (under the portfolio's trading_state)",
+    statements=(
+        # One row per account (its `[venues.NAME]` name): what `trading_state` is for the
+        # portfolio. `seq` counts the account's own transitions.
+        """CREATE TABLE account_trading_state (
+            account     TEXT PRIMARY KEY,
+            seq         INTEGER NOT NULL,
+            ts_ms       INTEGER NOT NULL,
+            state       TEXT NOT NULL,
+            reasons     TEXT NOT NULL,          -- JSON list of active reasons
+            recorded_ms INTEGER NOT NULL
+        )""",
+        """CREATE TABLE account_trading_state_history (
+            account        TEXT NOT NULL,
+            seq            INTEGER NOT NULL,     -- the account machine's transition number
+            ts_ms          INTEGER NOT NULL,
+            previous_state TEXT,
+            state          TEXT NOT NULL,
+            cause          TEXT NOT NULL,
+            actor          TEXT NOT NULL,
+            detail         TEXT NOT NULL,
+            reasons        TEXT NOT NULL,
+            recorded_ms    INTEGER NOT NULL,
+            PRIMARY KEY (account, seq)
+        )""",
+        "CREATE INDEX account_trading_state_history_ts ON account_trading_state_history (ts_ms)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1_ORDERS, _V2_CONTROL, _V3_ACCOUNTS)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 

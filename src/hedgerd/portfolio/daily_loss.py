@@ -7,6 +7,7 @@ import math
 
 import structlog
 
+from hedgerd.model import Instrument
 from hedgerd.portfolio.scope import PortfolioService
 from hedgerd.risk.kill_switches import day_start_ms, hedge_pnl_usd
 
@@ -20,11 +21,7 @@ class DailyLossCheck(PortfolioService):
         """The day's hedge P&L from the journal's fills, marked at the hedge instruments'
         latest mids (fetched when no quote streams for one). Positions carried into the day
         are not counted (only the day's trades)."""
-        assert (
-            self.account.venue is not None
-            and self.shared.board is not None
-            and self.shared.journal is not None
-        )
+        assert self.shared.board is not None and self.shared.journal is not None
         now = self.clocks.clock_ms()
         settings = self.shared.board.settings.daily_loss
         if not settings.enabled:
@@ -32,26 +29,36 @@ class DailyLossCheck(PortfolioService):
         fills = await self.shared.journal.fills_since(
             day_start_ms(now, settings.day_start_hour_utc)
         )
-        instruments = await self.account.instruments_of({f.instrument for f in fills})
+        # Each account's hedges marked on that account; one instrument name on two accounts
+        # (BTC-PERPETUAL on two Deribit sub-accounts) is one market: one mark.
+        instruments: dict[str, Instrument] = {}
         marks: dict[str, float] = {}
-        for name in {f.instrument for f in fills}:
-            inst = instruments.get(name)
-            if inst is None or inst.is_option:
-                continue
-            mark = self.account.market.marks.get(name, math.nan)
-            if not (math.isfinite(mark) and mark > 0):
-                q = self.account.market.quotes.get(name)
-                mark = q.mid_price if q is not None else math.nan
-            if not (math.isfinite(mark) and mark > 0):
-                mark = (await self.account.venue.fetch_ticker(name)).mark_price
-            marks[name] = mark
-        index = {
-            u: self.account.book.index_price(u) if self.account.book is not None else math.nan
-            for u in self.underlyings
-        }
+        by_account: dict[str, set[str]] = {}
+        for f in fills:
+            by_account.setdefault(f.venue, set()).add(f.instrument)
+        for name, names in by_account.items():
+            account = self.account_of(name)
+            assert account.venue is not None
+            known = await account.instruments_of(names)
+            for inst_name in names:
+                inst = known.get(inst_name)
+                if inst is None:
+                    continue
+                instruments.setdefault(inst_name, inst)
+                if inst.is_option or inst_name in marks:
+                    continue
+                mark = account.market.marks.get(inst_name, math.nan)
+                if not (math.isfinite(mark) and mark > 0):
+                    q = account.market.quotes.get(inst_name)
+                    mark = q.mid_price if q is not None else math.nan
+                if not (math.isfinite(mark) and mark > 0):
+                    mark = (await account.venue.fetch_ticker(inst_name)).mark_price
+                marks[inst_name] = mark
+        index = {u: self._index(u) for u in self.underlyings}
         for name in marks:  # hedges of an underlying the book does not follow (or no index yet)
             u = instruments[name].underlying
             if not (math.isfinite(index.get(u, math.nan)) and index[u] > 0):
+                assert self.account.venue is not None
                 index[u] = (await self.account.venue.fetch_index(u)).price_usd
         # Judged on the fills read above (`check_daily_loss` would read them again, and a
         # fill landing in between would have no mark).
@@ -60,3 +67,9 @@ class DailyLossCheck(PortfolioService):
         log.debug(
             "daemon.daily_pnl", pnl_usd=estimate.pnl_usd, missing=estimate.missing, marks=marks
         )
+
+    def _index(self, underlying: str) -> float:
+        for account in self.accounts.values():
+            if account.book is not None and underlying in account.underlyings:
+                return account.book.index_price(underlying)
+        return math.nan

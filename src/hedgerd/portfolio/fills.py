@@ -42,19 +42,16 @@ class FillLedger(PortfolioService):
         self._recent_fills.append(fill.trade_id)
         if len(self._seen_fills) > 20_000:
             self._seen_fills = set(self._recent_fills)
-        assert self.account.venue is not None
-        inst = self.account.venue.instruments().get(fill.instrument)
+        account = self.account_of(fill.venue)
+        assert account.venue is not None
+        inst = account.venue.instruments().get(fill.instrument)
         if inst is None:
             return
         st = self.stats.per_underlying.get(inst.underlying)
         if st is None:
             return
-        index = (
-            self.account.book.index_price(inst.underlying)
-            if self.account.book is not None
-            else math.nan
-        )
-        q = self.account.market.quotes.get(fill.instrument)
+        index = account.book.index_price(inst.underlying) if account.book is not None else math.nan
+        q = account.market.quotes.get(fill.instrument)
         paid = fill_cost(
             fill,
             underlying=inst.underlying,
@@ -70,7 +67,7 @@ class FillLedger(PortfolioService):
         st.fills.append(fill)
         if self.shared.metrics is not None and math.isfinite(cost):
             self.shared.metrics.record_hedge(
-                inst.underlying, self.account.name, cost_usd=cost, notional_usd=paid.notional_usd
+                inst.underlying, account.name, cost_usd=cost, notional_usd=paid.notional_usd
             )
         if self.observer is not None:
             self.observer.on_hedge_fill(inst.underlying, fill, cost)

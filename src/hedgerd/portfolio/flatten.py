@@ -1,6 +1,6 @@
 """The operator's flatten: close the hedge positions of one or every underlying with
-reduce-only IOC orders at a protected price, in any trading state. Later fans out per
-account; today over the one account."""
+reduce-only IOC orders at a protected price, in any trading state, on every hedge account
+(or the one named)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from hedgerd.accounts.runtime import AccountRuntime
 from hedgerd.control.commands import CommandRefusedError
 from hedgerd.execution.executor import protected_price, round_down
 from hedgerd.model import (
@@ -35,45 +36,71 @@ class Flattener(PortfolioService):
         super().__init__(scope)
         self.hedge_loop = hedge_loop
 
-    async def flatten(self, underlying: str | None, actor: str) -> dict[str, Any]:
+    async def flatten(
+        self, underlying: str | None, actor: str, venue: str | None = None
+    ) -> dict[str, Any]:
         """The operator's flatten: close the hedge positions (the configured hedge
         instruments; never options) of `underlying`, or of every underlying when None, with
         reduce-only IOC orders at a protected price (sliced when large), in any trading state
-        (HALTED included). Journalled like any order under decision id
-        `flatten-<UNDERLYING>-<ts_ms>`. Returns what was sent, per underlying."""
+        (HALTED included), on account `venue` or on every hedge account when None.
+        Journalled like any order under decision id `flatten-<UNDERLYING>-<ts_ms>` (one per
+        account: the ids carry the account). Returns what was sent, per underlying (one
+        account) or per account and underlying (`accounts`)."""
+        if venue is not None and venue not in self.accounts:
+            raise CommandRefusedError(
+                f"unknown venue account {venue!r}; known: {', '.join(self.accounts)}"
+            )
+        targets = (
+            [self.accounts[venue]]
+            if venue is not None
+            else [a for a in self.accounts.values() if a.settings.hedges]
+        )
+        if len(self.accounts) == 1:
+            return await self._flatten_account(targets[0], underlying, actor)
+        out: dict[str, Any] = {}
+        for account in targets:
+            try:
+                out[account.name] = await self._flatten_account(account, underlying, actor)
+            except CommandRefusedError as exc:  # one account down must not stop the others
+                out[account.name] = {"refused": str(exc)}
+        return {"accounts": out}
+
+    async def _flatten_account(
+        self, account: AccountRuntime, underlying: str | None, actor: str
+    ) -> dict[str, Any]:
         if underlying is None:
-            unds = self.underlyings
+            unds = tuple(u for u in self.underlyings if u in account.underlyings)
         else:
             u = underlying.upper()
             if u not in self.underlyings:
                 raise CommandRefusedError(
                     f"unknown underlying {underlying!r}; known: {', '.join(self.underlyings)}"
                 )
-            unds = (u,)
-        if self.account.orders_blocked():
-            raise CommandRefusedError("the venue's order session is down: nothing can be sent")
-        log.warning("daemon.flatten", actor=actor, underlyings=list(unds))
+            unds = (u,) if u in account.underlyings else ()
+        if account.orders_blocked():
+            raise CommandRefusedError(
+                f"{account.name}: the venue's order session is down: nothing can be sent"
+            )
+        log.warning("daemon.flatten", actor=actor, venue=account.name, underlyings=list(unds))
         out: dict[str, Any] = {}
         for u in unds:
-            out[u] = await self._flatten_one(u)
+            out[u] = await self._flatten_one(account, u)
         return {"underlyings": out}
 
-    async def _flatten_one(self, underlying: str) -> dict[str, Any]:
+    async def _flatten_one(self, account: AccountRuntime, underlying: str) -> dict[str, Any]:
         assert (
-            self.account.venue is not None
+            account.venue is not None
             and self.shared.executor is not None
             and self.shared.board is not None
         )
-        venue = self.account.venue
+        venue = account.venue
         now = self.clocks.clock_ms()
-        hedge_names = set(self.config.daemon.hedge_instruments.get(underlying, ()))
+        hedge_names = set(self.config.hedge_instruments(account.name, underlying))
         try:
             positions = await venue.fetch_positions(underlying)
         except VenueError as exc:
             raise CommandRefusedError(f"{underlying}: positions unavailable: {exc}") from exc
-        index = (
-            self.account.book.index_price(underlying) if self.account.book is not None else math.nan
-        )
+        index = self.hedge_loop.index_price(underlying)
         slippage_bps = self.shared.executor.settings.max_slippage_bps
         legs: list[HedgeLeg] = []
         skipped: list[dict[str, Any]] = []
@@ -122,7 +149,7 @@ class Flattener(PortfolioService):
                 continue
             legs.append(
                 HedgeLeg(
-                    venue=self.account.name,
+                    venue=account.name,
                     instrument=pos.instrument,
                     side=side,
                     amount=amount,
@@ -141,7 +168,8 @@ class Flattener(PortfolioService):
         net = book_delta if math.isfinite(book_delta) else 0.0
         traded = sum(leg.delta_coin for leg in legs)
         decision = HedgeDecision(
-            decision_id=f"flatten-{underlying}-{now}",
+            decision_id=f"flatten-{underlying}-{now}"
+            + ("" if len(self.accounts) == 1 else f"-{account.name}"),
             underlying=underlying,
             policy="operator-flatten",
             ts_ms=now,
@@ -161,7 +189,8 @@ class Flattener(PortfolioService):
             spot_usd=index if math.isfinite(index) else 0.0,
         )
         base = {
-            leg.instrument: self.account.market.position_amount(leg.venue, leg.instrument) or 0.0
+            (leg.venue, leg.instrument): account.market.position_amount(leg.venue, leg.instrument)
+            or 0.0
             for leg in legs
         }
         res = await self.shared.executor.execute(decision, operator_flatten=True)

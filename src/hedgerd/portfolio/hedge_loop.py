@@ -3,8 +3,11 @@ book snapshot -> `UnderlyingRisk` + the hedge instruments' `HedgeVenueState`s ->
 kill-switch pre-trade checks per leg -> `executor.execute` as a task (the next evaluation
 sees its in-flight delta) -> `after`.
 
-Portfolio-wide: the candidates are the hedge instruments of every hedge account (one today),
-and the orders it dispatches are tracked here until they end (`exec_tasks`).
+Portfolio-wide: the risk is the sum of every account's book (`portfolio.book.sum_risks`),
+the candidates are the hedge instruments of every routable hedge account
+(`portfolio.routing.hedge_accounts`: a halted or unreachable account is out of routing for
+that evaluation, a reduce-only one takes only position-reducing hedges), and the orders it
+dispatches are tracked here until they end (`exec_tasks`).
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from dataclasses import replace
 
 import structlog
 
+from hedgerd.accounts.runtime import AccountRuntime
 from hedgerd.book.greeks_book import BookError, UnderlyingGreeks
 from hedgerd.execution.executor import DecisionResult, ExecutorSettings, LegOutcome
 from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.controller import after, decide, should_log
-from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState
+from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, HedgeStyle, PriceUnit
+from hedgerd.portfolio.book import sum_risks
 from hedgerd.portfolio.policies import PolicyBook
+from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 from hedgerd.portfolio.stats import HedgeObserver, UnderlyingStats
 from hedgerd.venues.base import VenueError
@@ -66,10 +72,13 @@ class HedgeLoop(PortfolioService):
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Net delta (coin) per underlying at the last evaluation: the executor's risk gate.
         self._book_delta: dict[str, float] = {}
-        #: Hedge positions expected once the book sees this process's fills (instrument ->
-        #: (amount in its unit, wall deadline s)): a fill answered over the order session can
-        #: arrive before the position stream says so; until then it still counts in flight.
-        self._expected_pos: dict[str, tuple[float, float]] = {}
+        #: Hedge positions expected once the book sees this process's fills ((account,
+        #: instrument) -> (amount in its unit, wall deadline s)): a fill answered over the
+        #: order session can arrive before the position stream says so; until then it still
+        #: counts in flight.
+        self._expected_pos: dict[tuple[str, str], tuple[float, float]] = {}
+        #: Why each hedge account was out of routing at the last evaluation (for status).
+        self.excluded: dict[str, str] = {}
 
     async def run(self) -> None:
         interval = self.config.daemon.evaluate_interval_s
@@ -84,23 +93,57 @@ class HedgeLoop(PortfolioService):
     def book_delta_coin(self, underlying: str) -> float:
         return self._book_delta.get(underlying, math.nan)
 
+    def index_price(self, underlying: str) -> float:
+        """The underlying's index (USD) from the first account whose book has it (NaN)."""
+        for account in self.accounts.values():
+            if account.book is not None and underlying in account.underlyings:
+                s = account.book.index_price(underlying)
+                if math.isfinite(s):
+                    return s
+        return math.nan
+
     async def hedge_states(self, underlying: str) -> list[HedgeVenueState]:
-        assert self.account.venue is not None and self.account.feed is not None
+        """The hedge candidates of every routable hedge account (`portfolio.routing`)."""
         out: list[HedgeVenueState] = []
-        for name in self.config.daemon.hedge_instruments.get(underlying, ()):
-            inst = self.account.venue.instruments().get(name)
+        for route in hedge_accounts(self.accounts, self.shared.states, underlying):
+            name = route.account.name
+            if not route.routable:
+                if self.excluded.get(name) != route.excluded:
+                    log.warning("daemon.account_out_of_routing", venue=name, why=route.excluded)
+                self.excluded[name] = route.excluded or ""
+                continue
+            if name in self.excluded:
+                log.info("daemon.account_back_in_routing", venue=name)
+                del self.excluded[name]
+            for v in await self._account_states(route.account, underlying):
+                out.append(limit_to_reducing(v) if route.reducing_only else v)
+        return out
+
+    async def _account_states(
+        self, account: AccountRuntime, underlying: str
+    ) -> list[HedgeVenueState]:
+        venue, feed = account.venue, account.feed
+        assert venue is not None and feed is not None
+        out: list[HedgeVenueState] = []
+        for name in self.config.hedge_instruments(account.name, underlying):
+            inst = venue.instruments().get(name)
             if inst is None:
                 continue
-            quote = self.account.market.fresh_quote(self.account.name, name)
+            quote = account.market.fresh_quote(account.name, name)
             if quote is None:
                 try:
-                    quote = await self.account.venue.fetch_quote(name)
+                    quote = await venue.fetch_quote(name)
                 except VenueError as exc:
-                    log.warning("daemon.quote_unavailable", instrument=name, error=str(exc)[:200])
+                    log.warning(
+                        "daemon.quote_unavailable",
+                        venue=account.name,
+                        instrument=name,
+                        error=str(exc)[:200],
+                    )
                     continue
-                self.account.market.quotes[name] = quote
+                account.market.quotes[name] = quote
             per_amount = 1.0 / quote.mid_price if inst.amount_unit is AmountUnit.USD else 1.0
-            pos = self.account.feed.positions.get(name)
+            pos = feed.positions.get(name)
             out.append(
                 HedgeVenueState(
                     instrument=inst,
@@ -115,19 +158,19 @@ class HedgeLoop(PortfolioService):
         """Fills of this process not yet in the book's positions, as in-flight orders."""
         out: list[InFlightOrder] = []
         for v in venues:
-            entry = self._expected_pos.get(v.name)
+            entry = self._expected_pos.get((v.venue, v.name))
             if entry is None:
                 continue
             expected, deadline_s = entry
             missing = expected - v.position_amount
             if abs(missing) < 0.5 * v.instrument.amount_step or time.monotonic() > deadline_s:
-                del self._expected_pos[v.name]
+                del self._expected_pos[(v.venue, v.name)]
                 continue
             out.append(
                 InFlightOrder(
                     v.venue,
                     v.name,
-                    f"unconfirmed:{v.name}",
+                    f"unconfirmed:{v.venue}:{v.name}",
                     missing * v.delta_coin_per_amount,
                     HedgeStyle.TAKER,
                     now_ms,
@@ -138,7 +181,7 @@ class HedgeLoop(PortfolioService):
     def _depth_usd(self, decision: HedgeDecision, spot_usd: float) -> float:
         """USD notional of book depth to fetch per side for `decision`: the configured depth,
         or the decision's whole wanted trade (`_DEPTH_HEADROOM` times over) when larger."""
-        floor = self.account.settings.depth_notional_usd
+        floor = max(a.settings.depth_notional_usd for a in self.accounts.values())
         need = abs(decision.wanted_coin) * spot_usd * _DEPTH_HEADROOM
         return max(floor, need) if math.isfinite(need) else floor
 
@@ -147,11 +190,12 @@ class HedgeLoop(PortfolioService):
     ) -> list[HedgeVenueState]:
         """`venues` with `depth_usd` of order book depth per side, USD notional (the same list
         when a fetch fails)."""
-        assert self.account.venue is not None
         out: list[HedgeVenueState] = []
         for v in venues:
+            venue = self.account_of(v.venue).venue
+            assert venue is not None
             try:
-                book = await self.account.venue.fetch_order_book(v.name, depth_usd)
+                book = await venue.fetch_order_book(v.name, depth_usd)
             except VenueError as exc:
                 log.warning("daemon.book_unavailable", instrument=v.name, error=str(exc)[:200])
                 return venues
@@ -161,37 +205,25 @@ class HedgeLoop(PortfolioService):
     async def evaluate(self, underlying: str) -> HedgeDecision | None:
         """One evaluation of one underlying; returns the decision (None when the inputs were
         refused)."""
-        assert (
-            self.account.book is not None
-            and self.shared.executor is not None
-            and self.shared.board is not None
-        )
+        assert self.shared.executor is not None and self.shared.board is not None
         st = self.stats.per_underlying[underlying]
         now = self.clocks.clock_ms()
-        numeraire = self.config.numeraire
-        try:
-            snap = self.account.book.underlying_snapshot(underlying, now)
-        except BookError as exc:
-            st.skipped_incomplete += 1
-            if st.skipped_incomplete % 100 == 1:
-                log.info("daemon.no_book", underlying=underlying, error=str(exc))
+        risks: dict[str, UnderlyingRisk] = {}
+        snaps: dict[str, UnderlyingGreeks] = {}
+        for account in self.accounts.values():
+            if underlying not in account.underlyings:
+                continue
+            got = self._account_risk(account, underlying, now, st)
+            if got is None:
+                return None  # one account's book incomplete: the sum would be a guess
+            snaps[account.name], risks[account.name] = got
+        if not risks:
             return None
-        st.last_greeks = snap
-        if not snap.complete:
-            st.skipped_incomplete += 1
-            if st.skipped_incomplete % 100 == 1:
-                log.warning(
-                    "daemon.book_incomplete",
-                    underlying=underlying,
-                    quarantined=[q.instrument for q in snap.quarantined][:5],
-                )
-            return None
-        try:
-            risk = underlying_risk(snap, now, numeraire)
-        except ValueError as exc:
-            st.skipped_incomplete += 1
-            log.warning("daemon.risk_refused", underlying=underlying, error=str(exc))
-            return None
+        st.last_greeks = next(iter(snaps.values()))
+        st.greeks_by_account = snaps
+        portfolio = sum_risks(risks)
+        st.delta_by_account = portfolio.delta_by_account()
+        risk = portfolio.total
         self._book_delta[underlying] = risk.net_delta_coin
         venues = await self.hedge_states(underlying)
         if not venues:
@@ -223,7 +255,7 @@ class HedgeLoop(PortfolioService):
             deep = await self._with_books(venues, self._depth_usd(decision, risk.spot_usd))
             if deep is not venues:
                 decision = decide_on(deep)
-        self._observe(underlying, st, snap, decision)
+        self._observe(underlying, st, snaps, decision)
         self.shared.board.on_delta(
             self.clocks.board_clock_ms(), underlying, decision.book_delta_coin, risk.spot_usd
         )
@@ -252,8 +284,47 @@ class HedgeLoop(PortfolioService):
                 )
         return decision
 
+    def _account_risk(
+        self, account: AccountRuntime, underlying: str, now: int, st: UnderlyingStats
+    ) -> tuple[UnderlyingGreeks, UnderlyingRisk] | None:
+        """One account's book snapshot of `underlying` and its risk (None: not usable)."""
+        if account.book is None:
+            st.skipped_incomplete += 1
+            return None
+        try:
+            snap = account.book.underlying_snapshot(underlying, now)
+        except BookError as exc:
+            st.skipped_incomplete += 1
+            if st.skipped_incomplete % 100 == 1:
+                log.info(
+                    "daemon.no_book", venue=account.name, underlying=underlying, error=str(exc)
+                )
+            return None
+        if not snap.complete:
+            st.skipped_incomplete += 1
+            if st.skipped_incomplete % 100 == 1:
+                log.warning(
+                    "daemon.book_incomplete",
+                    venue=account.name,
+                    underlying=underlying,
+                    quarantined=[q.instrument for q in snap.quarantined][:5],
+                )
+            return None
+        try:
+            return snap, underlying_risk(snap, now, self.config.numeraire)
+        except ValueError as exc:
+            st.skipped_incomplete += 1
+            log.warning(
+                "daemon.risk_refused", venue=account.name, underlying=underlying, error=str(exc)
+            )
+            return None
+
     def _observe(
-        self, underlying: str, st: UnderlyingStats, snap: UnderlyingGreeks, d: HedgeDecision
+        self,
+        underlying: str,
+        st: UnderlyingStats,
+        snaps: dict[str, UnderlyingGreeks],
+        d: HedgeDecision,
     ) -> None:
         self.stats.evaluations += 1
         st.samples += 1
@@ -278,10 +349,10 @@ class HedgeLoop(PortfolioService):
             with contextlib.suppress(ValueError):
                 self.shared.metrics.set_greeks(
                     underlying,
-                    delta_coin=snap.delta_coin(num, projected=False),
-                    gamma_coin_per_usd=snap.total.gamma_coin_per_usd(num),
-                    vega_usd=snap.total.vega_usd_per_vol,
-                    theta_usd_per_day=snap.total.theta_usd_per_day,
+                    delta_coin=sum(s.delta_coin(num, projected=False) for s in snaps.values()),
+                    gamma_coin_per_usd=sum(s.total.gamma_coin_per_usd(num) for s in snaps.values()),
+                    vega_usd=sum(s.total.vega_usd_per_vol for s in snaps.values()),
+                    theta_usd_per_day=sum(s.total.theta_usd_per_day for s in snaps.values()),
                 )
                 self.shared.metrics.set_band(
                     underlying,
@@ -293,27 +364,25 @@ class HedgeLoop(PortfolioService):
     def _pre_trade(self, decision: HedgeDecision) -> list[HedgeLeg]:
         """The legs the kill switches let through (`check_order` per leg, judged at the
         largest single order the executor will send for it); refusals are logged."""
-        assert (
-            self.shared.board is not None
-            and self.account.venue is not None
-            and self.account.book is not None
-        )
+        assert self.shared.board is not None
         st = self.stats.per_underlying[decision.underlying]
-        if self.account.orders_blocked():
-            # The adapter would fall back to ccxt's REST client, whose order requests are GETs
-            # that aiohttp may re-send when a connection drops: wait for the session instead.
-            st.blocked_legs += len(decision.legs)
-            log.warning(
-                "daemon.order_session_down",
-                decision_id=decision.decision_id,
-                venue=self.account.name,
-            )
-            return []
         before = decision.net_delta_coin
-        index = self.account.book.index_price(decision.underlying)
+        index = self.index_price(decision.underlying)
         out: list[HedgeLeg] = []
         for i, leg in enumerate(decision.legs):
-            inst = self.account.venue.instruments().get(leg.instrument)
+            account = self.account_of(leg.venue)
+            if account.orders_blocked():
+                # The adapter would fall back to ccxt's REST client, whose order requests are
+                # GETs that aiohttp may re-send when a connection drops: wait for the session.
+                st.blocked_legs += 1
+                log.warning(
+                    "daemon.order_session_down",
+                    decision_id=decision.decision_id,
+                    venue=account.name,
+                )
+                continue
+            assert account.venue is not None
+            inst = account.venue.instruments().get(leg.instrument)
             price_usd = (
                 leg.limit_price * index if leg.price_unit is PriceUnit.COIN else (leg.limit_price)
             )
@@ -361,18 +430,19 @@ class HedgeLoop(PortfolioService):
         return out
 
     def _dispatch(self, decision: HedgeDecision) -> None:
-        base: dict[str, float] = {}
+        base: dict[tuple[str, str], float] = {}
         for leg in decision.legs:
-            entry = self._expected_pos.get(leg.instrument)
-            held = self.account.market.position_amount(leg.venue, leg.instrument) or 0.0
-            base[leg.instrument] = entry[0] if entry is not None else held
+            key = (leg.venue, leg.instrument)
+            entry = self._expected_pos.get(key)
+            held = self.account_of(leg.venue).market.position_amount(leg.venue, leg.instrument)
+            base[key] = entry[0] if entry is not None else (held or 0.0)
         task = asyncio.get_running_loop().create_task(
             self._execute(decision, base), name=f"execute:{decision.decision_id[:8]}"
         )
         self.exec_tasks.add(task)
         task.add_done_callback(self.exec_tasks.discard)
 
-    async def _execute(self, decision: HedgeDecision, base: dict[str, float]) -> None:
+    async def _execute(self, decision: HedgeDecision, base: dict[tuple[str, str], float]) -> None:
         assert self.shared.executor is not None and self.shared.board is not None
         self.stats.decisions_trading += 1
         self.shared.board.on_hedge_sent(decision.underlying)
@@ -385,8 +455,14 @@ class HedgeLoop(PortfolioService):
         self.after_execute(decision, result, base)
 
     def after_execute(
-        self, decision: HedgeDecision, result: DecisionResult, base: dict[str, float]
+        self,
+        decision: HedgeDecision,
+        result: DecisionResult,
+        base: dict[tuple[str, str], float],
     ) -> None:
+        """Count the decision's outcome: reject streaks per account, hedges, and the
+        positions its fills will show (`base`: each (account, instrument)'s position before,
+        in the instrument's amount unit)."""
         assert self.shared.board is not None
         st = self.stats.per_underlying[decision.underlying]
         now = self.clocks.board_clock_ms()
@@ -394,16 +470,18 @@ class HedgeLoop(PortfolioService):
         for leg in result.legs:
             if leg.outcome in (LegOutcome.BLOCKED, LegOutcome.DUPLICATE, LegOutcome.DRY_RUN):
                 continue
+            venue = decision.legs[leg.leg].venue
             self.shared.board.on_order_outcome(
-                now, leg.outcome is not LegOutcome.REJECTED, leg.detail
+                now, leg.outcome is not LegOutcome.REJECTED, leg.detail, venue
             )
             traded = traded or leg.filled_amount > 0
             if leg.filled_amount > 0:
                 side = decision.legs[leg.leg].side.sign
-                held = self.account.market.position_amount(self.account.name, leg.instrument) or 0.0
-                start = base.get(leg.instrument, held)
-                current = self._expected_pos.get(leg.instrument, (start, 0.0))[0]
-                self._expected_pos[leg.instrument] = (
+                key = (venue, leg.instrument)
+                held = self.account_of(venue).market.position_amount(venue, leg.instrument)
+                start = base.get(key, held or 0.0)
+                current = self._expected_pos.get(key, (start, 0.0))[0]
+                self._expected_pos[key] = (
                     current + side * leg.filled_amount,
                     time.monotonic() + _UNCONFIRMED_TIMEOUT_S,
                 )

@@ -15,6 +15,7 @@ from typing import Any
 from hedgerd.execution.executor import Executor
 from hedgerd.execution.journal import Journal
 from hedgerd.ops.metrics import Metrics
+from hedgerd.risk.account_state import AccountStates
 from hedgerd.risk.alerts import AlertDispatcher
 from hedgerd.risk.kill_switches import KillSwitchBoard
 from hedgerd.risk.trading_state import TradingStateMachine
@@ -45,3 +46,5 @@ class PortfolioParts:
     alerts: AlertDispatcher | None = None
     metrics: Metrics | None = None
     executor: Executor | None = None
+    #: The trading state of each venue account under `trading` (see `risk.account_state`).
+    states: AccountStates | None = None

@@ -29,6 +29,9 @@ class UnderlyingStats:
     last_delta_coin: float = math.nan
     last_band: tuple[float, float, float] = (math.nan, math.nan, math.nan)  # lower, target, upper
     last_greeks: UnderlyingGreeks | None = None
+    #: Each account's book snapshot and net delta (coin) at the last evaluation.
+    greeks_by_account: dict[str, UnderlyingGreeks] = field(default_factory=dict)
+    delta_by_account: dict[str, float] = field(default_factory=dict)
     last_decision: dict[str, Any] = field(default_factory=dict)
     #: Hedge trades (signed amount in the instrument's unit, price, instrument), for P&L.
     fills: list[Fill] = field(default_factory=list)

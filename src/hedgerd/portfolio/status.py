@@ -25,6 +25,9 @@ STATUS_UNITS: Mapping[str, str] = {
     "age_s, oldest_age_s": "seconds",
     "*_ms": "UTC epoch milliseconds on the daemon's clock (the simulator's in paper mode)",
     "speed": "daemon seconds per wall second",
+    "accounts.*.margin": "equity and maintenance margin in the settlement currency; "
+    "margin_use = maintenance / equity",
+    "accounts.*.hedge_positions": "each instrument's amount_unit",
 }
 
 
@@ -94,13 +97,16 @@ class StatusReport(PortfolioService):
                 "hedge_cost_usd": st.hedge_cost_usd,
                 "time_in_band": st.in_band_samples / st.samples if st.samples else None,
             }
+            if len(self.accounts) > 1:
+                unds[u]["delta_by_account"] = {k: _num(v) for k, v in st.delta_by_account.items()}
         open_orders = []
-        instruments = self.account.venue.instruments() if self.account.venue is not None else {}
         for r in self.shared.executor.open_records() if self.shared.executor is not None else ():
-            inst = instruments.get(r.instrument)
+            venue = self.account_of(r.venue).venue
+            inst = venue.instruments().get(r.instrument) if venue is not None else None
             open_orders.append(
                 {
                     "label": r.label,
+                    "venue": r.venue,
                     "instrument": r.instrument,
                     "underlying": inst.underlying if inst is not None else None,
                     "side": str(r.side),
@@ -120,6 +126,7 @@ class StatusReport(PortfolioService):
         summary = summarize_freshness((str(h.source), h.key, h.age_s, h.stale) for h in health)
         return {
             "venue": self.account.name,
+            "accounts": {name: self._account(name) for name in self.accounts},
             "mode": self.account.settings.mode,
             "dry_run": self.config.dry_run,
             "speed": self.clocks.speed,
@@ -134,6 +141,48 @@ class StatusReport(PortfolioService):
             "data_freshness": freshness[:50],
             "data_freshness_summary": [f.to_json() for f in summary],
             "errors": len(self.stats.errors),
+        }
+
+    def _account(self, name: str) -> dict[str, Any]:
+        """One venue account's rows: state (its own, and the one its orders are judged in),
+        reasons, equity and maintenance margin per currency, hedge positions, freshness,
+        delta per underlying and why it is out of routing (if it is)."""
+        account = self.accounts[name]
+        states = self.shared.states
+        machine = states.accounts.get(name) if states is not None else None
+        hedge_positions: dict[str, float] = {}
+        if account.feed is not None:
+            hedge_names = {
+                n for u in account.underlyings for n in self.config.hedge_instruments(name, u)
+            }
+            for inst_name, pos in account.feed.positions.items():
+                if inst_name in hedge_names and pos.amount != 0:
+                    hedge_positions[inst_name] = pos.amount
+        health = account.feed.health() if account.feed is not None else []
+        summary = summarize_freshness((str(h.source), h.key, h.age_s, h.stale) for h in health)
+        return {
+            "exchange": account.settings.exchange,
+            "mode": account.settings.mode,
+            "roles": list(account.settings.roles),
+            "state": machine.state.value.upper() if machine is not None else None,
+            "effective_state": states.state(name).value.upper() if states is not None else None,
+            "reasons": [r.to_json() for r in machine.reasons] if machine is not None else [],
+            "out_of_routing": self.hedge_loop.excluded.get(name),
+            "margin": {
+                ccy: {
+                    "equity": _num(eq),
+                    "maintenance_margin": _num(mm),
+                    "margin_use": _num(mm / eq) if eq > 0 else None,
+                }
+                for ccy, (eq, mm) in account.checks.margin.items()
+            },
+            "hedge_positions": hedge_positions,
+            "delta": {
+                u: _num(st.delta_by_account[name])
+                for u, st in self.stats.per_underlying.items()
+                if name in st.delta_by_account
+            },
+            "data_freshness_summary": [f.to_json() for f in summary],
         }
 
 

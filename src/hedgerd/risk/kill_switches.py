@@ -47,6 +47,7 @@ import structlog
 from hedgerd.execution.journal import Journal, JournalStore
 from hedgerd.model.instruments import AmountUnit, Instrument
 from hedgerd.ops.metrics import Metrics
+from hedgerd.risk.account_state import AccountStates
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.monitors import (
     POSITION_FEEDS,
@@ -137,6 +138,9 @@ class KillSwitchBoard:
         # Sources whose last price was refused: log the change, not every bad tick.
         self._quarantined: dict[str, int] = {}
         self._state = machine.snapshot.state
+        #: Per-account states (set by the daemon): account switches then trip the account
+        #: they name (`AccountStates.machine_for`); None: every trip trips `machine`.
+        self.accounts: AccountStates | None = None
         machine.add_listener(self._on_state)
         if metrics is not None:
             machine.add_listener(self._export_state)
@@ -179,10 +183,15 @@ class KillSwitchBoard:
         an operator's resume). Returns whether anything changed."""
         if trip is None:
             return False
-        changed = self.machine.trip_nowait(trip.code, trip.detail, state=trip.state)
+        machine = self.machine
+        account = trip.values.get("venue")
+        if self.accounts is not None:
+            machine = self.accounts.machine_for(trip.code, str(account) if account else None)
+        changed = machine.trip_nowait(trip.code, trip.detail, state=trip.state)
         if changed:
             log.warning(
                 "kill_switch_tripped",
+                scope="portfolio" if machine is self.machine else f"account:{account}",
                 code=trip.code.value,
                 state=trip.state.value,
                 detail=trip.detail,
@@ -238,11 +247,13 @@ class KillSwitchBoard:
 
     def tick(self, now_ms: int) -> tuple[Trip, ...]:
         """The time-driven checks: stale data, venue disconnected, delta-limit duration."""
+        # Each venue's worst stale feed and its disconnection: with several accounts each
+        # trips its own account, so one account's trip must not hide another's.
         fired = self._apply_all(
             now_ms,
             (
-                self.stale.evaluate(now_ms),
-                self.disconnected.evaluate(now_ms),
+                *self.stale.evaluate_each(now_ms),
+                *self.disconnected.evaluate_each(now_ms),
                 self.delta.evaluate(now_ms),
             ),
         )
@@ -283,8 +294,11 @@ class KillSwitchBoard:
     def on_hedge_sent(self, underlying: str) -> None:
         self.delta.on_hedge_sent(underlying)
 
-    def on_order_outcome(self, now_ms: int, accepted: bool, detail: str = "") -> Trip | None:
-        trip = self.rejects.observe(now_ms, accepted, detail)
+    def on_order_outcome(
+        self, now_ms: int, accepted: bool, detail: str = "", venue: str = ""
+    ) -> Trip | None:
+        """A venue's answer to an order of account `venue` ("": not said; one streak)."""
+        trip = self.rejects.observe(now_ms, accepted, detail, venue)
         self.apply(trip, now_ms)
         return trip
 

@@ -102,9 +102,15 @@ class StaleDataSwitch:
 
     def evaluate(self, now_ms: int) -> Trip | None:
         """Trip for the stalest feed (relative to its limit) whose age reached its limit."""
+        trips = self.evaluate_each(now_ms)
+        return trips[0] if trips else None
+
+    def evaluate_each(self, now_ms: int) -> list[Trip]:
+        """One trip per venue: its stalest feed (relative to its limit) whose age reached its
+        limit; the stalest venue first."""
         if not self.settings.enabled:
-            return None
-        worst: tuple[float, str, str, float, float] | None = None
+            return []
+        worst: dict[str, tuple[float, str, float, float]] = {}
         for (venue, feed), f in self._feeds.items():
             limit = self.limit_s(feed, f.kind)
             if f.last_ms is None:
@@ -112,17 +118,18 @@ class StaleDataSwitch:
                 limit += self.settings.startup_grace_s
             else:
                 age = ms_to_s(now_ms - f.last_ms)
-            if age >= limit and (worst is None or age / limit > worst[0]):
-                worst = (age / limit, venue, feed, age, limit)
-        if worst is None:
-            return None
-        _, venue, feed, age, limit = worst
-        return Trip(
-            ReasonCode.STALE_DATA,
-            self.settings.trip_state,
-            f"{venue}/{feed} data is {age:.1f} s old (limit {limit:g} s)",
-            {"venue": venue, "feed": feed, "age_s": round(age, 3), "limit_s": limit},
-        )
+            if age >= limit and (venue not in worst or age / limit > worst[venue][0]):
+                worst[venue] = (age / limit, feed, age, limit)
+        ranked = sorted(worst.items(), key=lambda kv: -kv[1][0])
+        return [
+            Trip(
+                ReasonCode.STALE_DATA,
+                self.settings.trip_state,
+                f"{venue}/{feed} data is {age:.1f} s old (limit {limit:g} s)",
+                {"venue": venue, "feed": feed, "age_s": round(age, 3), "limit_s": limit},
+            )
+            for venue, (_, feed, age, limit) in ranked
+        ]
 
 
 def _kind(feed: str, kind: FeedKind | None) -> FeedKind:
@@ -151,25 +158,30 @@ class VenueDisconnectedSwitch:
             self._down_since_ms[venue] = now_ms
 
     def evaluate(self, now_ms: int) -> Trip | None:
+        """Trip for the venue down longest, once that reached the limit."""
+        trips = self.evaluate_each(now_ms)
+        return trips[0] if trips else None
+
+    def evaluate_each(self, now_ms: int) -> list[Trip]:
+        """One trip per venue down for the limit or longer; the longest first."""
         if not self.settings.enabled:
-            return None
+            return []
         limit = self.settings.trip_after_s
-        longest: tuple[float, str] | None = None
-        for venue, since in self._down_since_ms.items():
-            if since is None:
-                continue
-            down = ms_to_s(now_ms - since)
-            if down >= limit and (longest is None or down > longest[0]):
-                longest = (down, venue)
-        if longest is None:
-            return None
-        down, venue = longest
-        return Trip(
-            ReasonCode.VENUE_DISCONNECTED,
-            self.settings.trip_state,
-            f"{venue} disconnected for {down:.1f} s (limit {limit:g} s)",
-            {"venue": venue, "disconnected_s": round(down, 3), "limit_s": limit},
-        )
+        down_s = {
+            venue: ms_to_s(now_ms - since)
+            for venue, since in self._down_since_ms.items()
+            if since is not None
+        }
+        ranked = sorted(((d, v) for v, d in down_s.items() if d >= limit), reverse=True)
+        return [
+            Trip(
+                ReasonCode.VENUE_DISCONNECTED,
+                self.settings.trip_state,
+                f"{venue} disconnected for {down:.1f} s (limit {limit:g} s)",
+                {"venue": venue, "disconnected_s": round(down, 3), "limit_s": limit},
+            )
+            for down, venue in ranked
+        ]
 
 
 # ------------------------------------------------------------------- position mismatch
@@ -392,24 +404,41 @@ class RejectStreakSwitch:
 
     def __init__(self, settings: RejectStreakSettings) -> None:
         self.settings = settings
-        self.streak = 0
+        #: The streak per venue account ("" when the caller does not say).
+        self.streaks: dict[str, int] = {}
 
-    def observe(self, now_ms: int, accepted: bool, detail: str = "") -> Trip | None:
-        """One venue answer to an order (new, amend or cancel): accepted, or rejected / failed
-        (`detail`: the reject class, short)."""
+    @property
+    def streak(self) -> int:
+        """The longest current streak."""
+        return max(self.streaks.values(), default=0)
+
+    def observe(
+        self, now_ms: int, accepted: bool, detail: str = "", venue: str = ""
+    ) -> Trip | None:
+        """One venue answer to an order (new, amend or cancel) of account `venue`: accepted,
+        or rejected / failed (`detail`: the reject class, short). Streaks count per account:
+        one account rejecting does not reset on another's accepted order."""
         if accepted:
-            self.streak = 0
+            self.streaks[venue] = 0
             return None
-        self.streak += 1
+        streak = self.streaks[venue] = self.streaks.get(venue, 0) + 1
         s = self.settings
-        if not s.enabled or self.streak < s.streak_limit:
+        if not s.enabled or streak < s.streak_limit:
             return None
+        where = f"{venue}: " if venue else ""
+        values: dict[str, Number] = {
+            "streak": streak,
+            "limit": s.streak_limit,
+            "last": detail[:120],
+        }
+        if venue:
+            values["venue"] = venue
         return Trip(
             ReasonCode.REJECT_STREAK,
             s.trip_state,
-            f"{self.streak} order rejects or errors in a row (limit {s.streak_limit}); "
+            f"{where}{streak} order rejects or errors in a row (limit {s.streak_limit}); "
             f"last: {detail[:120]}",
-            {"streak": self.streak, "limit": s.streak_limit, "last": detail[:120]},
+            values,
         )
 
 

@@ -1,0 +1,113 @@
+"""Two Deribit sub-accounts in one daemon, real ccxt clients against the simulator: the
+options account's delta and the hedge account's hedges are one book (the summed delta is
+hedged), each account's orders carry its own client-id tag, and `hedgerctl halt --venue X`
+takes X out of routing while the other account keeps hedging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from e2e_support import (
+    MM_KEY,
+    MM_SECRET,
+    daemon_config,
+    hedgerctl,
+    short_dir,
+    simulator,
+    start_daemon,
+    status,
+    wait_for,
+)
+
+from hedgerd.execution.client_ids import account_tag, is_hedgerd_label
+from hedgerd.sim.scenario import AccountSpec
+
+SPEED = 10.0
+SUB_KEY, SUB_SECRET = "sim-sub-key", "sim-sub-secret"
+#: The simulator's second client account: funded, flat.
+SUB = AccountSpec(
+    name="sub",
+    api_key=SUB_KEY,
+    api_secret=SUB_SECRET,
+    balances={"BTC": 20.0, "ETH": 100.0, "USDC": 100_000.0},
+)
+
+
+def _two_accounts(work: Path) -> dict[str, Any]:
+    """`main`: the market maker's options book (it may hedge too); `sub`: a hedge-only
+    sub-account. BTC only, coin numeraire."""
+    values = daemon_config(work)
+    main = dict(values["venues"]["sim"], roles=["options", "hedge"])
+    sub = dict(main, api_key=SUB_KEY, api_secret=SUB_SECRET, account="sub", roles=["hedge"])
+    assert main["api_key"] == MM_KEY and main["api_secret"] == MM_SECRET
+    values["venues"] = {"main": main, "sub": sub}
+    return values
+
+
+def _perp(sim: Any, account: str) -> float:
+    """The simulator's own BTC-PERPETUAL position of `account` (USD): the truth."""
+    pos = sim.engine.accounts[account].positions.get("BTC-PERPETUAL")
+    return float(pos.size) if pos is not None else 0.0
+
+
+async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> None:
+    work = short_dir()
+    sock = work / "ctl.sock"
+    async with simulator(SPEED, seed=5, accounts=[SUB]) as sim:
+        run = await start_daemon(sim, _two_accounts(work), SPEED)
+        daemon = run.daemon
+        stats = daemon.stats.per_underlying["BTC"]
+        assert set(daemon.accounts) == {"main", "sub"}
+
+        def settled() -> bool:
+            lo, _target, hi = stats.last_band
+            return stats.hedges > 0 and lo <= stats.last_delta_coin <= hi
+
+        await wait_for(settled, 30.0, "the first hedges to bring the summed delta into the band")
+        # One book: the portfolio's delta is the sum of the accounts' own books.
+        by_account = dict(stats.delta_by_account)
+        assert set(by_account) == {"main", "sub"}
+        assert abs(sum(by_account.values()) - daemon.hedge_loop.book_delta_coin("BTC")) < 1e-9
+
+        # Halt `sub`: it leaves routing; `main` keeps hedging a new target.
+        code, out = await hedgerctl(sock, "halt", "--venue", "sub", "--reason", "drill")
+        assert code == 0, out
+        st = await status(sock)
+        assert st["state"] == "ACTIVE"
+        assert st["accounts"]["sub"]["state"] == "HALTED"
+        assert st["account_states"]["sub"]["effective_state"] == "HALTED"
+        assert st["accounts"]["main"]["effective_state"] == "ACTIVE"
+        sub_before, main_before = _perp(sim, "sub"), _perp(sim, "mm")
+        code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "2.5")
+        assert code == 0, out
+        await wait_for(lambda: stats.last_delta_coin > 1.5, 30.0, "delta near the new target")
+        assert _perp(sim, "sub") == sub_before  # nothing went to the halted account
+        assert _perp(sim, "mm") != main_before  # the other account hedged
+        assert daemon.hedge_loop.excluded.get("sub") == "halted"
+
+        # The other way round: `main` halted, `sub` resumed and hedging back to 0.
+        code, out = await hedgerctl(sock, "halt", "--venue", "main")
+        assert code == 0, out
+        code, out = await hedgerctl(sock, "resume", "--venue", "sub")
+        assert code == 0, out
+        sub_before, main_before = _perp(sim, "sub"), _perp(sim, "mm")
+        code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "0")
+        assert code == 0, out
+        await wait_for(lambda: abs(stats.last_delta_coin) < 1.0, 30.0, "delta back near 0")
+        assert _perp(sim, "mm") == main_before
+        assert _perp(sim, "sub") != sub_before
+        st = await status(sock)
+        assert st["state"] == "ACTIVE"  # no portfolio switch tripped (divergence, mismatch)
+        assert st["accounts"]["main"]["state"] == "HALTED"
+        assert st["accounts"]["sub"]["state"] == "ACTIVE"
+        assert "BTC-PERPETUAL" in st["accounts"]["sub"]["hedge_positions"]
+
+        # Every order carries its account's client-id tag (ids unique across accounts).
+        assert daemon.journal is not None
+        fills = [f for f in await daemon.journal.fills_since(0) if is_hedgerd_label(f.label)]
+        tags = {"main": account_tag("main"), "sub": account_tag("sub")}
+        assert {f.venue for f in fills} == {"main", "sub"}
+        for f in fills:
+            assert f.label is not None and f.label.startswith(f"hg2-{tags[f.venue]}-0-"), f
+        assert await run.shutdown() == 0
