@@ -10,6 +10,7 @@ simulator's clock. The truth is the simulator's engine (`sim.okx`), never the ad
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -259,6 +260,28 @@ async def test_dead_man_timer_cancels_when_not_renewed(venue: OkxVenue, sim: Sim
     assert _account(sim).open_orders == {}  # the venue cancelled everything
     await venue.arm_dead_man(0)
     assert _account(sim).cancel_all_at_ms is None and not venue.order_path_ready()
+
+
+async def test_dead_man_loop_renews_on_the_venues_clock(sim: Simulator) -> None:
+    """The renewal follows `clock_ms` (the simulator's here, accelerated in paper mode): the
+    countdown never runs out while the adapter runs, and does once it stops."""
+    venue = OkxVenue("okx", _settings(sim, dead_man_s=10), clock_ms=sim.now_ms,
+                     private_stream=False, dead_man_poll_s=0.01)  # fmt: skip
+    await venue.connect()
+    try:
+        quote = await venue.fetch_quote(SWAP)
+        await venue.place_order(OrderRequest(SWAP, OrderSide.BUY, 100.0, _label("loop"),
+                                             price=round(quote.bid_price * 0.8, 1)))  # fmt: skip
+        await venue.start_dead_man()
+        for _ in range(4):  # 16 simulated seconds in steps of 4: renewed after each step
+            venue.dead_man_armed.clear()
+            sim.advance(4_000)
+            await asyncio.wait_for(venue.dead_man_armed.wait(), 5.0)
+            assert _account(sim).open_orders and venue.order_path_ready()
+    finally:
+        await venue.close()
+    sim.advance(11_000)  # nobody renews: the venue cancels
+    assert _account(sim).open_orders == {}
 
 
 async def test_order_book_depth_in_hedgerd_units(venue: OkxVenue) -> None:

@@ -175,11 +175,15 @@ class OkxVenue(CcxtVenue):
         backoff: Backoff | None = None,
         private_stream: bool = True,
         market_poll_s: float | None = None,
+        dead_man_poll_s: float = 0.5,
     ) -> None:
         """`private_stream`: stream orders, positions and balances (and arm the dead-man
         switch when `settings.cancel_on_disconnect`) at `connect`; False for read-only use
         (`hedgerd positions`). `market_poll_s`: wall seconds between REST polls of marks and
-        indexes (default a quarter of `stale_market_s`, at least 0.5 s)."""
+        indexes (default a quarter of `stale_market_s`, at least 0.5 s). `dead_man_poll_s`:
+        wall seconds between checks whether the dead-man countdown is due for renewal (due
+        every third of `dead_man_s` on `clock_ms`, the daemon's clock: accelerated in paper
+        mode, as the simulator's countdown is)."""
         if settings.exchange != "okx":
             raise ValueError(f"venue {name!r} is on exchange {settings.exchange!r}, not OKX")
         super().__init__(name, settings, clock_ms=clock_ms, backoff=backoff)
@@ -203,6 +207,10 @@ class OkxVenue(CcxtVenue):
         #: Until when (our clock, ms) the cancel-all-after countdown is known to be armed.
         self.dead_man_until_ms = 0
         self.dead_man_renewals = 0
+        self.dead_man_poll_s = dead_man_poll_s
+        self._dead_man_armed_ms = 0
+        #: Set on every successful arming (tests and operators wait on it).
+        self.dead_man_armed = asyncio.Event()
         self._market_task: asyncio.Task[None] | None = None
         self._poll_task: asyncio.Task[None] | None = None
         #: Pushes refused as unreadable (logged); the rest of each push was applied.
@@ -252,8 +260,7 @@ class OkxVenue(CcxtVenue):
         if self.settings.credentials() is None or not self._private_stream:
             return
         if self.settings.cancel_on_disconnect:
-            await self.arm_dead_man()
-            self.spawn(self._dead_man_loop(), "dead-man")
+            await self.start_dead_man()
         for session, watch in (
             ("orders", lambda: self.ws.watch_orders()),
             ("positions", lambda: self.ws.watch_positions()),
@@ -375,14 +382,24 @@ class OkxVenue(CcxtVenue):
             Lane.CANCELS, lambda: self.rest.cancel_all_orders_after(seconds * 1000), mutating=True
         )
         self.dead_man_until_ms = sent_ms + seconds * 1000 if seconds else 0
+        self._dead_man_armed_ms = sent_ms
         self.dead_man_renewals += 1
+        self.dead_man_armed.set()
+
+    async def start_dead_man(self) -> None:
+        """Arm the countdown now and keep renewing it (`connect` does this when
+        `settings.cancel_on_disconnect`)."""
+        await self.arm_dead_man()
+        self.spawn(self._dead_man_loop(), "dead-man")
 
     async def _dead_man_loop(self) -> None:
-        """Renew the countdown every third of it; a failed renewal is logged and retried at
-        the next tick (the countdown still covers two more)."""
-        interval = self.settings.dead_man_s / 3.0
+        """Renew the countdown every third of it on `clock_ms`; a failed renewal is logged
+        and tried again at the next check (the countdown still covers two more thirds)."""
+        interval_ms = self.settings.dead_man_s * 1000 / 3.0
         while not self._closed:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.dead_man_poll_s)
+            if self.clock_ms() < self._dead_man_armed_ms + interval_ms:
+                continue
             try:
                 await self.arm_dead_man()
             except VenueError as exc:
