@@ -268,3 +268,52 @@ def test_what_okx_cannot_take_is_refused_before_sending(request_: OrderRequest) 
         venue.order_params(request_, inst)
     assert err.value.error_class is ErrorClass.DEFINITIVE
     assert err.value.reason is RejectReason.INVALID_ORDER
+
+
+# ------------------------------------------------------------------- raw pushes → events
+
+
+def test_raw_pushes_become_events_and_bad_items_are_refused_alone() -> None:
+    """What the hooks on ccxt.pro's handlers hand over (the pushes' shapes of okx.md §3):
+    each item read on its own; an order push with a `tradeId` is an order and a fill."""
+    from hedgerd.venues.base import BalanceEvent, FillEvent, OrderEvent, PositionEvent
+
+    venue = _venue()
+    venue._instruments = {i.name: i for i in (INVERSE, OPTION)}
+    order = {"instId": INVERSE.name, "ordId": "5", "clOrdId": LABEL, "side": "buy", "sz": "3",
+             "accFillSz": "1", "px": "80000", "avgPx": "80000", "state": "partially_filled",
+             "tradeId": "77", "fillSz": "1", "fillPx": "80000", "fillFee": "-0.0000006",
+             "fillFeeCcy": "BTC", "fillTime": str(T), "uTime": str(T)}  # fmt: skip
+    venue._on_raw("handle_orders", {"arg": {"channel": "orders"},
+                                    "data": [order, {"instId": "NOPE"}, "junk"]})  # fmt: skip
+    venue._on_raw("handle_positions", {"arg": {"channel": "positions"}, "data": [
+        {"instId": INVERSE.name, "pos": "1", "posSide": "net", "markPx": "80000"}]})
+    venue._on_raw("handle_balance", {"arg": {"channel": "account"}, "data": [
+        {"uTime": str(T), "details": [{"ccy": "BTC", "cashBal": "9.9", "eq": "10"}]}]})
+    venue._on_raw("handle_ticker", {"arg": {"channel": "tickers"}, "data": [
+        {"instId": INVERSE.name, "bidPx": "79999.9", "bidSz": "4", "askPx": "80000",
+         "askSz": "2", "ts": str(T)}]})  # fmt: skip
+    events = []
+    while venue.pending_events():
+        events.append(venue._queue.get_nowait())
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["OrderEvent", "FillEvent", "PositionEvent", "BalanceEvent", "QuoteEvent"]
+    assert venue.refused_entries == 2
+    o, f, p, b = events[0], events[1], events[2], events[3]
+    assert isinstance(o, OrderEvent) and o.order.amount == 300.0 and o.order.label == LABEL
+    assert isinstance(f, FillEvent) and f.fill.amount == 100.0 and f.fill.fee > 0
+    assert isinstance(p, PositionEvent) and p.position.amount == 100.0
+    assert isinstance(b, BalanceEvent) and b.balance.equity == 9.9
+    # cancels and queries of order 5 now know its instrument
+    assert venue._order_inst["5"] == INVERSE.name and venue._label_inst[LABEL] == INVERSE.name
+
+
+def test_ws_class_hooks_ccxt_handlers() -> None:
+    """The ccxt.pro subclass routes OKX channels to hooked handlers (ccxt dispatches on
+    `arg.channel` through bound methods, so the overrides are the ones called)."""
+    from hedgerd.venues.okx.venue import okx_ws_class
+
+    cls = okx_ws_class()
+    for name in ("handle_orders", "handle_positions", "handle_balance", "handle_ticker"):
+        assert name in vars(cls)
+    assert cls.__mro__[2].__name__ == "okx"
