@@ -297,9 +297,9 @@ def test_raw_pushes_become_events_and_bad_items_are_refused_alone() -> None:
     while venue.pending_events():
         events.append(venue._queue.get_nowait())
     kinds = [type(e).__name__ for e in events]
-    assert kinds == ["OrderEvent", "FillEvent", "PositionEvent", "BalanceEvent", "QuoteEvent"]
+    assert kinds == ["FillEvent", "OrderEvent", "PositionEvent", "BalanceEvent", "QuoteEvent"]
     assert venue.refused_entries == 2
-    o, f, p, b = events[0], events[1], events[2], events[3]
+    f, o, p, b = events[0], events[1], events[2], events[3]
     assert isinstance(o, OrderEvent) and o.order.amount == 300.0 and o.order.label == LABEL
     assert isinstance(f, FillEvent) and f.fill.amount == 100.0 and f.fill.fee > 0
     assert isinstance(p, PositionEvent) and p.position.amount == 100.0

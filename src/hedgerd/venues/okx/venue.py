@@ -801,11 +801,13 @@ class OkxVenue(CcxtVenue):
                 if not isinstance(item, Mapping):
                     raise BadOkxPayloadError(method, item)
                 if method == "handle_orders":
+                    # The fill before the order state it led to, as Deribit's `user.changes`
+                    # lists trades before orders: a FILLED order is never seen without it.
                     upd = self._order_update(item)
-                    self.emit(OrderEvent(upd))
                     if item.get("tradeId"):
                         inst = self._resolved("fill", item)
                         self.emit(FillEvent(fill_from_okx(self.name, item, inst)))
+                    self.emit(OrderEvent(upd))
                 elif method == "handle_positions":
                     inst = self._resolved("position", item)
                     self.emit(position_from_okx(self.name, self.account, item, inst, ts))
