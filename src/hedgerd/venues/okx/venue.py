@@ -529,10 +529,14 @@ class OkxVenue(CcxtVenue):
         funding = None
         if inst.kind is InstrumentKind.PERPETUAL:
             funding = await self._funding_8h(instrument)
+        # The entry of this instrument, not the first: a venue may answer a filtered query
+        # with more than asked (the simulator lists every option for instType OPTION).
+        mark = next(
+            (m for m in marks if isinstance(m, Mapping) and m.get("instId") == instrument), {}
+        )
         ticker = ticker_from_okx(
-            self.name, inst, marks[0] if marks else {}, index.price_usd, self.venue_time_ms(),
-            option, funding,
-        )  # fmt: skip
+            self.name, inst, mark, index.price_usd, self.venue_time_ms(), option, funding
+        )
         if ticker is None:
             raise VenueError(
                 f"{self.name}: ticker of {instrument} has no valid mark/index",
