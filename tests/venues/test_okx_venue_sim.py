@@ -32,6 +32,7 @@ from hedgerd.venues.base import (
     RejectReason,
     VenueError,
 )
+from hedgerd.venues.ccxt_venue import Backoff
 from hedgerd.venues.okx.names import parse_instrument_name
 from hedgerd.venues.okx.venue import OkxVenue
 from hedgerd.venues.positions_command import collect
@@ -490,4 +491,77 @@ async def _book_feed_matches(sim: Simulator) -> None:
         ), (base, gaps[-3:])
     finally:
         await feed.stop()
+        await venue.close()
+
+
+async def test_market_stream_quotes_marks_and_index(sim: Simulator) -> None:
+    """`subscribe_market`: quotes from ccxt.pro's `watch_tickers` (OKX `tickers`), marks
+    and the index polled over REST, all as events."""
+    from hedgerd.venues.base import IndexEvent, QuoteEvent, TickerEvent
+
+    venue = OkxVenue("okx", _settings(sim), clock_ms=sim.now_ms, private_stream=False,
+                     market_poll_s=0.05)  # fmt: skip
+    await venue.connect()
+    try:
+        await venue.subscribe_market([SWAP])
+        kinds: set[type] = set()
+
+        def all_three(ev: Any) -> bool:
+            if isinstance(ev, QuoteEvent):
+                assert ev.quote.instrument == SWAP and ev.quote.bid_amount % 100.0 == 0
+            elif isinstance(ev, TickerEvent):
+                assert ev.ticker.instrument == SWAP and ev.ticker.mark_price > 0
+            elif isinstance(ev, IndexEvent):
+                assert ev.index.underlying == "BTC" and ev.index.price_usd > 0
+            else:
+                return False
+            kinds.add(type(ev))
+            return len(kinds) == 3
+
+        await _until(venue, all_three)
+    finally:
+        await venue.close()
+
+
+async def test_private_stream_reconnects_after_a_drop(sim: Simulator) -> None:
+    """The simulator drops the private socket: the supervisor reports it and ccxt.pro logs in
+    and subscribes again; pushes flow again afterwards."""
+    from hedgerd.sim.okx.dialect import OkxDialect
+    from hedgerd.venues.base import ConnectionEvent, ConnectionState, FillEvent, OrderEvent
+
+    venue = OkxVenue("okx", _settings(sim, cancel_on_disconnect=False), clock_ms=sim.now_ms,
+                     backoff=Backoff(initial_s=0.05, max_s=0.2))  # fmt: skip
+    await venue.connect()
+    try:
+        dialect = sim.server.dialects["okx"]
+        assert isinstance(dialect, OkxDialect)
+        from hedgerd.venues.base import BalanceEvent
+
+        await _until(venue, lambda e: isinstance(e, BalanceEvent))  # the account snapshot
+        assert dialect.drop_ws() > 0
+        await _until(venue, lambda e: isinstance(e, ConnectionEvent)
+                     and e.state is ConnectionState.RECONNECTED)  # fmt: skip
+        # RECONNECTED comes before ccxt has subscribed again (what happened meanwhile is in
+        # the next snapshot): probe with resting orders until the orders channel answers.
+        q = await venue.fetch_quote(SWAP)
+        for probe in range(5):
+            placed = await venue.place_order(OrderRequest(
+                SWAP, OrderSide.BUY, 100.0, _label(f"probe{probe}"),
+                price=round(q.bid_price * 0.8, 1)))  # fmt: skip
+            await venue.cancel_order(placed.order_id)
+            try:
+                await _until(venue, lambda e, oid=placed.order_id: isinstance(e, OrderEvent)
+                             and e.order.order_id == oid, 2.0)  # fmt: skip
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise AssertionError("the orders channel never came back")
+        label = _label("after-drop")
+        q = await venue.fetch_quote(SWAP)
+        await venue.place_order(OrderRequest(SWAP, OrderSide.BUY, 100.0, label,
+                                             price=q.ask_price * 1.01,
+                                             time_in_force=TimeInForce.IOC))  # fmt: skip
+        await _until(venue, lambda e: isinstance(e, FillEvent) and e.fill.label == label)
+    finally:
         await venue.close()
