@@ -44,6 +44,7 @@ NEW_ACCOUNT_BALANCES = {"BTC": 10.0, "ETH": 100.0, "USDT": 100_000.0}
 FIRST_ORDER_ID = 2_900_000_000_000_000_000
 FIRST_TRADE_ID = 700_000_000
 FIRST_BILL_ID = 600_000_000_000_000_000
+FIRST_INST_CODE = 10_001
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,9 +207,10 @@ class OkxVenue:
             "deriv": deriv,
             "spot": deriv.model_copy(update={"linear_size_0_coin": spec.spot_size_0_coin}),
         }
+        self.by_code: dict[int, OkxInstrument] = {}
         for ccy in world.markets:
             for inst in static_instruments(ccy, spec, start):
-                self.instruments[inst.inst_id] = inst
+                self._list(inst)
         self._sync_listing()
         for a in spec.accounts:
             self.add_account(a.api_key, a.api_secret, a.passphrase, a.balances, name=a.name)
@@ -289,8 +291,24 @@ class OkxVenue:
             if inst is not None and inst.inst_id not in self.instruments:
                 if not winst.is_active:
                     inst.state = "expired"
-                self.instruments[inst.inst_id] = inst
+                self._list(inst)
         self._seen_world = len(cat)
+
+    def _list(self, inst: OkxInstrument) -> None:
+        inst.code = FIRST_INST_CODE + len(self.instruments)
+        self.instruments[inst.inst_id] = inst
+        self.by_code[inst.code] = inst
+
+    def resolve_code(self, req: Any) -> Any:
+        """A WS order/cancel item with `instIdCode` (what ccxt sends when the market has one)
+        turned into one with `instId`; anything else unchanged."""
+        if not isinstance(req, Mapping) or req.get("instId") or "instIdCode" not in req:
+            return req
+        code = req.get("instIdCode")
+        inst = self.by_code.get(code) if isinstance(code, int) else None
+        out = {k: v for k, v in req.items() if k != "instIdCode"}
+        out["instId"] = inst.inst_id if inst is not None else f"?{code}"
+        return out
 
     # ------------------------------------------------------------------ prices
     def index_price(self, ccy: str) -> float:

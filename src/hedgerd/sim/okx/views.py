@@ -46,7 +46,7 @@ def instrument_json(inst: OkxInstrument) -> dict[str, Any]:
         "expTime": s(inst.expiry_ms) if inst.expiry_ms is not None else "",
         "instFamily": inst.uly,
         "instId": inst.inst_id,
-        "instIdCode": None,
+        "instIdCode": inst.code,
         "instType": inst.inst_type,
         "lever": "" if inst.is_option else ("10" if inst.is_spot else str(SWAP_LEVER)),
         "listTime": s(inst.list_ms),
