@@ -15,7 +15,7 @@ import aiohttp
 import ccxt
 import ccxt.pro as ccxt_pro
 import pytest
-from _okx_ccxt import KEY, PASSPHRASE, SECRET, okx_client
+from _okx_ccxt import okx_client, okx_simulator
 
 from hedgerd.sim.command import Simulator, running_simulator
 from hedgerd.sim.okx.dialect import OkxDialect
@@ -27,13 +27,7 @@ WAIT_S = 10.0
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with running_simulator(
-        stepped=True,
-        seed=5,
-        venues=("deribit", "okx"),
-        accounts=[(KEY, SECRET)],
-        api_passphrase=PASSPHRASE,
-    ) as s:
+    async with okx_simulator(seed=5) as s:
         yield s
 
 
