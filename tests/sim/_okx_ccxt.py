@@ -9,7 +9,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 
-from hedgerd.sim.command import Simulator
+from hedgerd.sim.command import Simulator, running_simulator
 
 KEY, SECRET, PASSPHRASE = "okx-key", "okx-secret", "okxPass1"
 
@@ -36,3 +36,17 @@ async def okx_client(
         yield client
     finally:
         await client.close()
+
+
+@asynccontextmanager
+async def okx_simulator(seed: int = 11, **kw: Any) -> AsyncIterator[Simulator]:
+    """A stepped simulator serving Deribit and OKX with the client account `KEY`."""
+    async with running_simulator(
+        stepped=True,
+        seed=seed,
+        venues=("deribit", "okx"),
+        accounts=[(KEY, SECRET)],
+        api_passphrase=PASSPHRASE,
+        **kw,
+    ) as sim:
+        yield sim

@@ -11,7 +11,7 @@ from typing import Any
 import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
-from _okx_ccxt import KEY, PASSPHRASE, SECRET, okx_client
+from _okx_ccxt import KEY, PASSPHRASE, SECRET, okx_client, okx_simulator
 
 from hedgerd.sim.command import Simulator, running_simulator
 from hedgerd.sim.okx.dialect import OkxDialect
@@ -22,13 +22,7 @@ LIN_SWAP = "BTC/USDT:USDT"
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with running_simulator(
-        stepped=True,
-        seed=11,
-        venues=("deribit", "okx"),
-        accounts=[(KEY, SECRET)],
-        api_passphrase=PASSPHRASE,
-    ) as s:
+    async with okx_simulator(seed=11) as s:
         yield s
 
 

@@ -375,9 +375,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register `exchange-sim` on an argparse subparsers object."""
     p: argparse.ArgumentParser = sub.add_parser(
         "exchange-sim",
-        help="run the Deribit API v2 exchange simulator",
-        description="Deribit API v2 simulator on HTTP and WebSocket, with fault injection "
-        "and time control under /sim/admin/.",
+        help="run the exchange simulator (Deribit API v2; OKX API v5 with --venues)",
+        description="Deribit API v2 (and, with --venues deribit,okx, OKX API v5) simulator on "
+        "HTTP and WebSocket over one simulated market, with fault injection and time control "
+        "under /sim/admin/.",
     )
     p.add_argument("--host", default="127.0.0.1", help="listen address (loopback only)")
     p.add_argument("--port", type=int, default=8765, help="TCP port (0: pick a free one)")

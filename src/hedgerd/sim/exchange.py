@@ -190,6 +190,8 @@ class SimExchange:
         self._resting: set[str] = set()  # instruments with resting client orders
         self._settlement_prices: dict[str, float] = {}
         self._delivery_samples: dict[tuple[str, int], list[float]] = {}
+        # (currency, expiry UTC ms) -> delivery price, USD: every expiry settled so far
+        self.delivery_prices: dict[tuple[str, int], float] = {}
         self._last_listing_ms = start
         self._last_funding_ms = start
         self._last_portfolio_ms = start

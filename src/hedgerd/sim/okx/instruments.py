@@ -54,6 +54,7 @@ class OkxInstrument:
     strike: float | None = None
     opt_type: str | None = None  # "C" | "P"
     state: str = "live"  # "live" | "expired"
+    code: int = 0  # `instIdCode`: the venue's integer id (ccxt's WS orders send it)
 
     @property
     def inverse(self) -> bool:

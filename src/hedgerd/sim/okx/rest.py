@@ -70,15 +70,17 @@ def order_ack(
         if order is not None
         else (str(req.get("tag") or "") if isinstance(req, Mapping) else "")
     )
-    return {
+    out = {
         "clOrdId": cl,
         "ordId": order.ord_id if order is not None else "",
         "sCode": "0" if err is None else err.s_code,
         "sMsg": ("Order placed" if err is None else err.s_msg),
-        "subCode": "" if err is None else "1000" if err.s_code == errors.INSUFFICIENT else "",
         "tag": tag,
         "ts": str(ts),
     }
+    if err is not None:  # OKX adds subCode to failures only (okx.md §2)
+        out["subCode"] = "1000" if err.s_code == errors.INSUFFICIENT else ""
+    return out
 
 
 def batch_reply(items: list[dict[str, Any]]) -> dict[str, Any]:

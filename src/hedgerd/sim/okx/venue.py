@@ -44,6 +44,8 @@ NEW_ACCOUNT_BALANCES = {"BTC": 10.0, "ETH": 100.0, "USDT": 100_000.0}
 FIRST_ORDER_ID = 2_900_000_000_000_000_000
 FIRST_TRADE_ID = 700_000_000
 FIRST_BILL_ID = 600_000_000_000_000_000
+FIRST_INST_CODE = 10_001
+ADMIN_TAG = "simAdmin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,9 +208,10 @@ class OkxVenue:
             "deriv": deriv,
             "spot": deriv.model_copy(update={"linear_size_0_coin": spec.spot_size_0_coin}),
         }
+        self.by_code: dict[int, OkxInstrument] = {}
         for ccy in world.markets:
             for inst in static_instruments(ccy, spec, start):
-                self.instruments[inst.inst_id] = inst
+                self._list(inst)
         self._sync_listing()
         for a in spec.accounts:
             self.add_account(a.api_key, a.api_secret, a.passphrase, a.balances, name=a.name)
@@ -289,8 +292,24 @@ class OkxVenue:
             if inst is not None and inst.inst_id not in self.instruments:
                 if not winst.is_active:
                     inst.state = "expired"
-                self.instruments[inst.inst_id] = inst
+                self._list(inst)
         self._seen_world = len(cat)
+
+    def _list(self, inst: OkxInstrument) -> None:
+        inst.code = FIRST_INST_CODE + len(self.instruments)
+        self.instruments[inst.inst_id] = inst
+        self.by_code[inst.code] = inst
+
+    def resolve_code(self, req: Any) -> Any:
+        """A WS order/cancel item with `instIdCode` (what ccxt sends when the market has one)
+        turned into one with `instId`; anything else unchanged."""
+        if not isinstance(req, Mapping) or req.get("instId") or "instIdCode" not in req:
+            return req
+        code = req.get("instIdCode")
+        inst = self.by_code.get(code) if isinstance(code, int) else None
+        out = {k: v for k, v in req.items() if k != "instIdCode"}
+        out["instId"] = inst.inst_id if inst is not None else f"?{code}"
+        return out
 
     # ------------------------------------------------------------------ prices
     def index_price(self, ccy: str) -> float:
@@ -762,6 +781,36 @@ class OkxVenue:
         acct.cancel_all_at_ms = self.now_ms() + timeout_s * 1000
         return acct.cancel_all_at_ms
 
+    def book_trade(
+        self, account_id: str, inst_id: str, side: str, sz: float, px: float | None
+    ) -> dict[str, Any]:
+        """Book a fill on an account as if another client had hit its quote (admin API and
+        tests: option flow against an OKX account). `side` is the account's side, `sz`
+        contracts, `px` the price (default: the mark). Raises ValueError when invalid."""
+        acct = self.accounts.get(account_id)
+        inst = self.instruments.get(inst_id)
+        if acct is None or inst is None or inst.is_spot or side not in ("buy", "sell"):
+            raise ValueError("unknown account or instrument, a spot pair, or a bad side")
+        if sz <= 0 or not inst.is_lot_multiple(sz):
+            raise ValueError("sz must be a positive multiple of the lot size")
+        self.sync()
+        now = self.now_ms()
+        price = px if px is not None else self.mark_price(inst)
+        order = OkxOrder(
+            order_id="", account_id=account_id, inst=inst.sim, direction=side, amount=sz,
+            price=price, order_type="limit", time_in_force="good_til_cancelled",
+            post_only=False, reject_post_only=False, reduce_only=False, label=ADMIN_TAG,
+            creation_ms=now, last_update_ms=now, okx=inst, tag=ADMIN_TAG,
+            fee_ccy=self._fee_ccy(inst, side),
+        )  # fmt: skip
+        order.ord_id = order.order_id = self._next_ord_id()
+        self.orders[order.ord_id] = order
+        fill = self._fill(acct, order, price, sz, "M", now)
+        order.order_state = "filled"
+        self.listener.on_orders(account_id, [order])
+        self.listener.on_account(account_id)
+        return {"ordId": order.ord_id, "tradeId": fill.trade_id, "px": price, "sz": sz}
+
     # ------------------------------------------------------------------ margin
     def _check_funds(self, acct: OkxAccount, order: OkxOrder) -> None:
         """Refuse an order whose margin (or, for spot, cost) the currency cannot cover."""
@@ -880,13 +929,14 @@ class OkxVenue:
                 self.listener.on_account(acct.account_id)
 
     def _settle_expired(self, t: int) -> None:
+        """Settle the options and futures the world has settled, at the world's delivery
+        price of their expiry (the same number the Deribit venue settles at)."""
         for inst in self.instruments.values():
             if inst.state != "live" or inst.expiry_ms is None or inst.expiry_ms > t:
                 continue
-            w = self.world.catalog.get(inst.deribit_name or "")
-            if w is not None and w.is_active:
-                continue  # the world has not settled it yet (same tick ordering)
-            price = self.world.settlement_price(w) if w is not None else self.index_price(inst.base)
+            delivery = self.world.delivery_prices.get((inst.base, inst.expiry_ms))
+            if delivery is None:
+                continue  # not settled by the world yet
             inst.state = "expired"
             for acct in self.accounts.values():
                 for o in [o for o in acct.open_orders.values() if o.okx is inst]:
@@ -896,18 +946,23 @@ class OkxVenue:
                 if pos is None or pos.size == 0:
                     continue
                 if inst.is_option:
-                    idx = self.world._settlement_prices.get(inst.base, self.index_price(inst.base))
                     k = inst.strike or 0.0
-                    intrinsic = max(0.0, idx - k) if inst.opt_type == "C" else max(0.0, k - idx)
-                    payoff = pos.size * inst.ct_mult * intrinsic / idx if idx > 0 else 0.0
-                    acct.cash[inst.settle] = acct.cash.get(inst.settle, 0.0) + payoff
-                else:
-                    acct.cash[inst.settle] = acct.cash.get(inst.settle, 0.0) + pos.size * (
-                        inst.ct_val * (1.0 / pos.average_price - 1.0 / price)
+                    intrinsic = (
+                        max(0.0, delivery - k) if inst.opt_type == "C" else max(0.0, k - delivery)
                     )
+                    value = intrinsic / delivery  # coin per coin of underlying
+                    pnl = pos.size * inst.ct_mult * value
+                    pos.realized_pnl += pos.size * (value - pos.average_price)
+                else:
+                    pnl = pos.size * inst.ct_val * (1.0 / pos.average_price - 1.0 / delivery)
+                    pos.realized_pnl += pnl / inst.ct_val
+                acct.cash[inst.settle] = acct.cash.get(inst.settle, 0.0) + pnl
                 pos.size = 0.0
                 pos.average_price = 0.0
+                acct.position_utime[inst.inst_id] = t
                 self.listener.on_account(acct.account_id)
+            self.books.pop(inst.inst_id, None)
+            self._resting.discard(inst.inst_id)
 
     # ------------------------------------------------------------------ market stats
     def last_trade(self, inst: OkxInstrument) -> tuple[float, float]:

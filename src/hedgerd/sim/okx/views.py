@@ -46,7 +46,7 @@ def instrument_json(inst: OkxInstrument) -> dict[str, Any]:
         "expTime": s(inst.expiry_ms) if inst.expiry_ms is not None else "",
         "instFamily": inst.uly,
         "instId": inst.inst_id,
-        "instIdCode": None,
+        "instIdCode": inst.code,
         "instType": inst.inst_type,
         "lever": "" if inst.is_option else ("10" if inst.is_spot else str(SWAP_LEVER)),
         "listTime": s(inst.list_ms),
@@ -365,6 +365,7 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
     """`account/balance` data[0] (also the `account` channel's item)."""
     details = []
     total_usd = 0.0
+    avail_usd = 0.0
     for ccy in venue.currencies(acct):
         if only and ccy not in only:
             continue
@@ -378,13 +379,19 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
             if venue.instruments[i].settle == ccy and not venue.instruments[i].is_option
         )
         avail = eq - imr - ordf
+        avail_usd += avail * px
         details.append(
             {
+                "accAvgPx": "",
                 "availBal": s(acct.cash.get(ccy, 0.0) - ordf),
                 "availEq": s(avail),
                 "borrowFroz": "",
                 "cashBal": s(acct.cash.get(ccy, 0.0)),
                 "ccy": ccy,
+                "clSpotInUseAmt": "",
+                "colBorrAutoConversion": "0",
+                "collateralEnabled": True,
+                "collateralRestrict": False,
                 "crossLiab": "",
                 "disEq": s(eq * px),
                 "eq": s(eq),
@@ -398,14 +405,23 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
                 "isoUpl": "0",
                 "liab": "",
                 "maxLoan": "",
+                "maxSpotInUse": "",
                 "mgnRatio": "",
                 "mmr": s(imr / 2),
                 "notionalLever": "",
+                "openAvgPx": "",
                 "ordFrozen": s(ordf),
                 "rewardBal": "",
+                "smtSyncEq": "0",
+                "spotBal": "",
+                "spotCopyTradingEq": "0",
                 "spotInUseAmt": "",
                 "spotIsoBal": "0",
+                "spotUpl": "",
+                "spotUplRatio": "",
                 "stgyEq": "0",
+                "totalPnl": "",
+                "totalPnlRatio": "",
                 "twap": "0",
                 "uTime": s(venue.market_ms),
                 "upl": s(upl),
@@ -414,6 +430,7 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
         )
     return {
         "adjEq": s(total_usd),
+        "availEq": s(avail_usd),
         "borrowFroz": "",
         "details": details,
         "imr": "",
@@ -421,6 +438,10 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
         "mgnRatio": "",
         "mmr": "",
         "notionalUsd": "",
+        "notionalUsdForBorrow": "",
+        "notionalUsdForFutures": "",
+        "notionalUsdForOption": "",
+        "notionalUsdForSwap": "",
         "ordFroz": "",
         "totalEq": s(total_usd),
         "uTime": s(venue.market_ms),

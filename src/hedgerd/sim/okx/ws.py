@@ -371,6 +371,7 @@ class OkxWsHub:
         us = str(int(time.time() * 1_000_000))
         placing = op in ("order", "batch-orders")
         if placing:
+            args = [self._resolve_code(it) for it in args]
             for it in args:
                 inst_id = str(it.get("instId", "")) if isinstance(it, Mapping) else ""
                 if not self.d.limiter.admit(acct.account_id, "trade/order", inst_id):
@@ -381,18 +382,17 @@ class OkxWsHub:
             err = OrderRejectedError(str(reject["code"]), str(reject["message"]))
             items = [order_ack(None, venue.now_ms(), it, err) for it in args]
         elif placing:
-            items = api.place_items(acct, [self._resolve_code(it) for it in args])
+            items = api.place_items(acct, args)
         else:
-            items = api.cancel_items(acct, args)
+            items = api.cancel_items(acct, [self._resolve_code(it) for it in args])
         failed = sum(1 for i in items if i["sCode"] != "0")
         code = "0" if failed == 0 else ("1" if failed == len(items) else "2")
         return {"id": req_id, "op": op, "data": items, "code": code, "msg": "",
                 "inTime": us, "outTime": us}  # fmt: skip
 
     def _resolve_code(self, item: Any) -> Any:
-        """ccxt sends `instIdCode` instead of `instId` when the market has one: ours have
-        none (listed as null), so this only passes the request through."""
-        return item
+        """ccxt sends `instIdCode` instead of `instId` when the market has one (okx.md §3)."""
+        return self.venue.resolve_code(item)
 
     # ------------------------------------------------------------------ pushes
     def _feed(self, channel: str, inst: OkxInstrument) -> _BookFeed:
