@@ -263,13 +263,14 @@ def audit(sim: Simulator, journal_path: Path, account: str = "mm") -> dict[str, 
         for i in lost[:10]
     ]
     double = sorted(k for k, n in j_ids.items() if n > 1) + sorted(set(j_ids) - set(sim_ids))
-    # Overfill: more traded on one (decision, leg, slice) across attempts than any attempt asked.
+    # Overfill: more traded on one (account, decision, leg, slice) across attempts than any
+    # attempt asked (the account tag: two accounts' legs are two legs).
     filled: dict[tuple[str, int, int], float] = defaultdict(float)
     asked: dict[tuple[str, int, int], float] = defaultdict(float)
     for t in trades:
         cid = parse_label(t.order.label)
         assert cid is not None
-        key = (cid.decision_key, cid.leg, cid.slice_no)
+        key = (f"{cid.account_tag}:{cid.decision_key}", cid.leg, cid.slice_no)
         filled[key] += t.amount
         asked[key] = max(asked[key], orders.get(t.order.label, t.order.amount))
     overfilled = sorted(

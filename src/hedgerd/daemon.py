@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import signal
 import sys
@@ -82,7 +83,12 @@ from hedgerd.risk.account_state import AccountStates
 from hedgerd.risk.alerts import AlertDispatcher
 from hedgerd.risk.kill_switches import KillSwitchBoard
 from hedgerd.risk.limits import KillSwitchSettings
-from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateMachine
+from hedgerd.risk.trading_state import (
+    ReasonCode,
+    TradingState,
+    TradingStateMachine,
+    TradingStateSnapshot,
+)
 from hedgerd.venues.base import VenueError, VenueEvent
 from hedgerd.venues.book_feed import BookFeed, DeltaDivergence, ReconcileReport
 from hedgerd.venues.deribit import DeribitVenue
@@ -107,6 +113,10 @@ class DaemonError(Exception):
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _export_account_state(metrics: Metrics, venue: str, snapshot: TradingStateSnapshot) -> None:
+    metrics.set_account_trading_state(venue, snapshot.state)
 
 
 def live_confirmed(flag: bool, environ: Mapping[str, str] | None = None) -> bool:
@@ -323,6 +333,9 @@ class Daemon:
             config.risk.alerts, secrets=SecretRedactor(config.secret_values()), metrics=metrics
         )
         trading.add_listener(alerts.state_listener())
+        for name, machine in states.accounts.items():
+            metrics.set_account_trading_state(name, machine.state)
+            machine.add_listener(functools.partial(_export_account_state, metrics, name))
         board = self.board = KillSwitchBoard(
             self._risk_settings(config.risk), trading, alerts=alerts, metrics=metrics
         )

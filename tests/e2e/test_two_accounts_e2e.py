@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from e2e_support import (
     MM_KEY,
     MM_SECRET,
@@ -19,8 +20,10 @@ from e2e_support import (
     status,
     wait_for,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from hedgerd.execution.client_ids import account_tag, is_hedgerd_label
+from hedgerd.risk.trading_state import ReasonCode, TradingState
 from hedgerd.sim.scenario import AccountSpec
 
 SPEED = 10.0
@@ -51,6 +54,23 @@ def _perp(sim: Any, account: str) -> float:
     return float(pos.size) if pos is not None else 0.0
 
 
+async def _account_state_codes(port: int | None) -> dict[str, float]:
+    """`hedgerd_account_trading_state_code` per venue account, from /metrics."""
+    assert port is not None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as resp,
+    ):
+        assert resp.status == 200
+        text = await resp.text()
+    return {
+        s.labels["venue"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "hedgerd_account_trading_state_code"
+    }
+
+
 async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> None:
     work = short_dir()
     sock = work / "ctl.sock"
@@ -78,6 +98,7 @@ async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> N
         assert st["accounts"]["sub"]["state"] == "HALTED"
         assert st["account_states"]["sub"]["effective_state"] == "HALTED"
         assert st["accounts"]["main"]["effective_state"] == "ACTIVE"
+        assert await _account_state_codes(daemon.ops_port) == {"main": 0.0, "sub": 2.0}
         sub_before, main_before = _perp(sim, "sub"), _perp(sim, "mm")
         code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "2.5")
         assert code == 0, out
@@ -102,6 +123,26 @@ async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> N
         assert st["accounts"]["main"]["state"] == "HALTED"
         assert st["accounts"]["sub"]["state"] == "ACTIVE"
         assert "BTC-PERPETUAL" in st["accounts"]["sub"]["hedge_positions"]
+        code, out = await hedgerctl(sock, "status")
+        assert code == 0, out
+        rows: dict[str, list[str]] = {}
+        for line in out.splitlines():
+            if line.split()[:1]:
+                rows.setdefault(line.split()[0], []).append(line)
+        state_row, funds_row = rows["main"]
+        assert "HALTED" in state_row and "out: halted" in state_row, out
+        state_row, funds_row = rows["sub"]
+        assert "ACTIVE" in state_row and "BTC-PERPETUAL" in funds_row, out
+
+        # Flatten one account (in any state): its hedge closes, the other account's stays.
+        code, out = await hedgerctl(sock, "halt", "--venue", "sub")
+        assert code == 0, out
+        main_before = _perp(sim, "mm")
+        assert _perp(sim, "sub") != 0.0
+        code, out = await hedgerctl(sock, "flatten", "BTC", "--confirm", "--venue", "sub")
+        assert code == 0, out
+        await wait_for(lambda: _perp(sim, "sub") == 0.0, 20.0, "sub's hedge flattened")
+        assert _perp(sim, "mm") == main_before
 
         # Every order carries its account's client-id tag (ids unique across accounts).
         assert daemon.journal is not None
@@ -110,4 +151,50 @@ async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> N
         assert {f.venue for f in fills} == {"main", "sub"}
         for f in fills:
             assert f.label is not None and f.label.startswith(f"hg2-{tags[f.venue]}-0-"), f
+        assert await run.shutdown() == 0
+
+
+async def test_an_account_without_funds_gets_no_growing_hedge_the_other_hedges() -> None:
+    """`poor` (listed first: the router's tie goes to it) has almost no collateral: its hedge
+    is refused for funds, which puts that account alone in REDUCE_ONLY; from flat it then
+    gets no hedge at all, and the options account's own hedges bring the delta in."""
+    work = short_dir()
+    sock = work / "ctl.sock"
+    poor = AccountSpec(
+        name="poor",
+        api_key=SUB_KEY,
+        api_secret=SUB_SECRET,
+        balances={"BTC": 0.0005, "ETH": 0.0, "USDC": 0.0},
+    )
+    values = _two_accounts(work)
+    values["venues"] = {"poor": values["venues"]["sub"], "main": values["venues"]["main"]}
+    async with simulator(SPEED, seed=5, accounts=[poor]) as sim:
+        run = await start_daemon(sim, values, SPEED)
+        daemon = run.daemon
+        assert daemon.journal is not None and daemon.parts.states is not None
+        states, journal = daemon.parts.states, daemon.journal
+        stats = daemon.stats.per_underlying["BTC"]
+
+        def poor_reduce_only() -> bool:
+            return ReasonCode.INSUFFICIENT_FUNDS in states.machine("poor").snapshot.reason_codes
+
+        await wait_for(poor_reduce_only, 30.0, "the poor account's hedge refused for funds")
+        assert states.machine("poor").state is TradingState.REDUCE_ONLY
+        assert states.portfolio.state is TradingState.ACTIVE  # the portfolio trades on
+
+        def settled() -> bool:
+            lo, _target, hi = stats.last_band
+            return stats.hedges > 0 and lo <= stats.last_delta_coin <= hi
+
+        await wait_for(settled, 30.0, "the other account's hedges to bring delta into the band")
+        sent_poor = await journal.count_intents_since(0, venue="poor")
+        assert sent_poor >= 1  # the refused one(s), journalled first
+        code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "2.5")
+        assert code == 0, out
+        await wait_for(lambda: stats.last_delta_coin > 1.5, 30.0, "delta near the new target")
+        assert await journal.count_intents_since(0, venue="poor") == sent_poor
+        assert _perp(sim, "poor") == 0.0
+        st = await status(sock)
+        assert st["accounts"]["poor"]["state"] == "REDUCE_ONLY"
+        assert st["state"] == "ACTIVE"
         assert await run.shutdown() == 0

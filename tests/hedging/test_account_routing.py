@@ -11,7 +11,7 @@ from hedging_builders import SPOT, venue_state
 
 from hedgerd.hedging.config import RouterSettings
 from hedgerd.hedging.costs import capacity_coin
-from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing
+from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing, short_of_funds
 from hedgerd.risk.trading_state import TradingState
 
 A, R, H = TradingState.ACTIVE, TradingState.REDUCE_ONLY, TradingState.HALTED
@@ -73,3 +73,13 @@ def test_one_account_is_judged_by_the_portfolio_gate_as_before() -> None:
     states: Any = _States({"only": H})
     (route,) = hedge_accounts(accounts, states, "BTC")
     assert route.routable and not route.reducing_only and route.state is H
+
+
+def test_no_free_collateral_in_the_settlement_currency_means_short_of_funds() -> None:
+    perp = venue_state("BTC-PERPETUAL")  # inverse: settles in BTC
+    assert short_of_funds({"BTC": 0.0}, perp)
+    assert short_of_funds({"BTC": -0.2, "USDC": 5_000.0}, perp)
+    assert not short_of_funds({"BTC": 0.01}, perp)
+    assert not short_of_funds({"USDC": 0.0}, perp)  # another currency's funds
+    assert not short_of_funds({}, perp)  # not known yet: not judged
+    assert not short_of_funds({"BTC": float("nan")}, perp)

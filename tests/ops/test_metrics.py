@@ -37,6 +37,7 @@ def test_every_hedgerd_metric_names_a_unit_or_is_a_count() -> None:
         "hedgerd_open_orders",
         "hedgerd_trading_state",
         "hedgerd_trading_state_code",
+        "hedgerd_account_trading_state_code",
         "hedgerd_kill_switch_tripped",
         "hedgerd_venue_connected",
     }

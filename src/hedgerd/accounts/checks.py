@@ -27,6 +27,9 @@ class AccountChecks:
         #: The last account summary per settlement currency: equity and maintenance margin,
         #: in that currency (for status).
         self.margin: dict[str, tuple[float, float]] = {}
+        #: The last free collateral per settlement currency (the summary's
+        #: `available_funds`, in that currency): routing's margin headroom.
+        self.available: dict[str, float] = {}
 
     async def check_clock_skew(self) -> None:
         """The daemon's clock against the venue's server time (`public/get_time`), corrected
@@ -66,6 +69,7 @@ class AccountChecks:
             equity = _float(data.get("equity"))
             mm = _float(data.get("maintenance_margin"))
             self.margin[ccy] = (equity, mm)
+            self.available[ccy] = _float(data.get("available_funds"))
             if equity == 0.0 and mm == 0.0:
                 continue
             index = book.index_price(ccy) if book is not None else math.nan

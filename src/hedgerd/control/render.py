@@ -191,6 +191,7 @@ _STATUS_SHORT = {"partially_filled": "partial"}
 def _short_status(status: str) -> str:
     return _STATUS_SHORT.get(status, status)
 
+
 _MIN_LABEL = 16
 
 
@@ -219,14 +220,65 @@ def render_freshness(view: StatusView) -> list[str]:
     return [_fit(line) for line in lines]
 
 
+def render_accounts(view: StatusView) -> list[str]:
+    """The venue accounts under the portfolio's rows: one row each with its state (its own /
+    the one its orders are judged in), reasons, routing, delta and data age; then its funds
+    (equity and maintenance margin use per currency) and hedge positions."""
+    if not view.accounts:
+        return []
+    rows = []
+    funds = []
+    for a in view.accounts:
+        state = a.state if a.state == a.effective_state else f"{a.state}/{a.effective_state}"
+        rows.append(
+            [
+                a.name,
+                f"{a.exchange} {'+'.join(a.roles)}",
+                state,
+                ",".join(a.reasons) or "-",
+                "out: " + a.out_of_routing if a.out_of_routing else "in",
+                " ".join(f"{u} {_or_none(d, coin)}" for u, d in a.delta_coin.items()) or NONE,
+                (f"{a.oldest_age_s:,.1f} s" if a.oldest_age_s is not None else NONE)
+                + (f", {a.stale} stale" if a.stale else ""),
+            ]
+        )
+        equity = " ".join(
+            f"{c} {_or_none(e, coin)} ({_or_none(a.margin_use.get(c), lambda x: f'{x:.1%}')})"
+            for c, e in a.equity.items()
+        )
+        hedges = " ".join(f"{k} {v:+g}" for k, v in a.hedge_positions.items())
+        funds.append([a.name, equity or NONE, hedges or "-"])
+    headers = [
+        "account",
+        "exchange\nroles",
+        "state\nown/eff.",
+        "reasons",
+        "routing",
+        "delta\ncoin",
+        "data\noldest",
+    ]
+    fund_headers = [
+        "account",
+        "equity ccy (maint. margin / equity)",
+        "hedge positions\namount unit",
+    ]
+    return [
+        *(_fit(line) for line in table(headers, rows)),
+        "",
+        *(_fit(line) for line in table(fund_headers, funds, align="lll")),
+    ]
+
+
 def render_status(doc: Mapping[str, Any]) -> str:
     """The human `hedgerctl status` (and each `watch` frame)."""
     view = StatusView.from_json(doc)
+    accounts = render_accounts(view)
     lines = [
         *render_header(view),
         "",
         *render_underlyings(view),
         "",
+        *([*accounts, ""] if accounts else []),
         *render_orders(view),
         "",
         *render_freshness(view),
@@ -277,6 +329,15 @@ def render_events(events: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _flatten_lines(payload: Mapping[str, Any]) -> list[str]:
+    accounts = payload.get("accounts")
+    if isinstance(accounts, Mapping):  # several accounts: each one's own flatten
+        out: list[str] = []
+        for name, res in accounts.items():
+            if isinstance(res, Mapping) and res.get("refused"):
+                out.append(f"{name}: refused: {res['refused']}")
+            elif isinstance(res, Mapping):
+                out += [f"{name}: {line}" for line in _flatten_lines(res)]
+        return out or ["flatten: nothing to do"]
     lines = []
     for u, res in (payload.get("underlyings") or {}).items():
         legs = res.get("legs") or []
@@ -294,6 +355,14 @@ def _flatten_lines(payload: Mapping[str, Any]) -> list[str]:
 
 
 def _reconcile_lines(payload: Mapping[str, Any]) -> list[str]:
+    accounts = payload.get("accounts")
+    if isinstance(accounts, Mapping):  # several accounts: a report each
+        return [
+            line
+            for name, report in accounts.items()
+            if isinstance(report, Mapping)
+            for line in _reconcile_lines({"venue": name, **report})
+        ]
     counts = [
         f"{key.replace('_', ' ')} {len(value)}"
         for key, value in payload.items()
@@ -324,6 +393,7 @@ def render_result(command: str, payload: Any) -> str:
 
 
 __all__ = [
+    "render_accounts",
     "render_event",
     "render_events",
     "render_result",

@@ -206,6 +206,53 @@ def summarize_freshness(
 
 
 @dataclass(frozen=True, slots=True)
+class AccountView:
+    """One venue account's rows of the status document: its own state and the state its
+    orders are judged in (the tighter of the portfolio's and its own), the codes of its
+    reasons, why it is out of routing (None: in), its delta per underlying (coin),
+    maintenance margin over equity per settlement currency (fraction) and equity (that
+    currency), hedge positions (each instrument's amount unit) and the oldest data age (s)."""
+
+    name: str
+    exchange: str
+    roles: tuple[str, ...]
+    state: str
+    effective_state: str
+    reasons: tuple[str, ...]
+    out_of_routing: str | None
+    delta_coin: Mapping[str, float | None]
+    margin_use: Mapping[str, float | None]
+    equity: Mapping[str, float | None]
+    hedge_positions: Mapping[str, float]
+    oldest_age_s: float | None
+    stale: int
+
+    @classmethod
+    def from_json(cls, name: str, data: Mapping[str, Any]) -> AccountView:
+        margin = data.get("margin") if isinstance(data.get("margin"), Mapping) else {}
+        assert isinstance(margin, Mapping)
+        fresh = [SourceFreshness.from_json(f) for f in data.get("data_freshness_summary") or ()]
+        ages = [f.oldest_age_s for f in fresh if f.oldest_age_s is not None]
+        return cls(
+            name=name,
+            exchange=as_str(data.get("exchange")),
+            roles=tuple(as_str(r) for r in data.get("roles") or ()),
+            state=as_str(data.get("state")),
+            effective_state=as_str(data.get("effective_state")),
+            reasons=tuple(as_str(r.get("code")) for r in data.get("reasons") or ()),
+            out_of_routing=opt_str(data.get("out_of_routing")),
+            delta_coin={u: as_float(d) for u, d in (data.get("delta") or {}).items()},
+            margin_use={c: as_float(m.get("margin_use")) for c, m in margin.items()},
+            equity={c: as_float(m.get("equity")) for c, m in margin.items()},
+            hedge_positions={
+                k: v for k, v in (data.get("hedge_positions") or {}).items() if as_float(v)
+            },
+            oldest_age_s=max(ages) if ages else None,
+            stale=sum(len(f.stale) for f in fresh),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class StatusView:
     """The status document as hedgerctl shows it. Times UTC epoch ms on the daemon's clock
     (the simulator's in paper mode); `speed` simulated seconds per wall second."""
@@ -224,6 +271,7 @@ class StatusView:
     underlyings: tuple[UnderlyingView, ...]
     orders: tuple[OrderView, ...]
     freshness: tuple[SourceFreshness, ...]
+    accounts: tuple[AccountView, ...] = ()
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> StatusView:
@@ -257,11 +305,17 @@ class StatusView:
             underlyings=tuple(UnderlyingView.from_json(n, u) for n, u in unds.items()),
             orders=tuple(OrderView.from_json(o) for o in doc.get("open_orders") or ()),
             freshness=tuple(fresh),
+            accounts=tuple(
+                AccountView.from_json(name, a)
+                for name, a in (doc.get("accounts") or {}).items()
+                if isinstance(a, Mapping)
+            ),
         )
 
 
 __all__ = [
     "NONE",
+    "AccountView",
     "OrderView",
     "ReasonView",
     "SourceFreshness",

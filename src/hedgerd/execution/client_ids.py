@@ -46,7 +46,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 LABEL_PREFIX = "hg1"
 """Prefix of format-1 Deribit labels (before accounts; parse only, see the module doc)."""
@@ -254,10 +254,11 @@ class ClientIdCodec(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class DeribitLabels:
-    """Deribit `label`s of one account (format 2; format-1 labels decode too)."""
+class _AccountCodec:
+    """What both venues' codecs share: one account's tag, ids of one scheme."""
 
     account_tag: str
+    scheme: ClassVar[Scheme]
 
     def __post_init__(self) -> None:
         if _TAG.fullmatch(self.account_tag) is None:
@@ -266,15 +267,15 @@ class DeribitLabels:
     def client_id(
         self, decision_id: str, leg: int, slice_no: int = 0, attempt: int = 0, epoch: int = 0
     ) -> ClientId:
-        return ClientId(
-            deribit_decision_key(decision_id),
-            leg,
-            slice_no,
-            attempt,
-            self.account_tag,
-            epoch,
-            "deribit",
-        )
+        key = _KEY_OF[self.scheme](decision_id)
+        return ClientId(key, leg, slice_no, attempt, self.account_tag, epoch, self.scheme)
+
+
+@dataclass(frozen=True, slots=True)
+class DeribitLabels(_AccountCodec):
+    """Deribit `label`s of one account (format 2; format-1 labels decode too)."""
+
+    scheme: ClassVar[Scheme] = "deribit"
 
     def decode(self, text: str | None) -> ClientId | None:
         cid = _parse_deribit(text)
@@ -286,21 +287,10 @@ class DeribitLabels:
 
 
 @dataclass(frozen=True, slots=True)
-class OkxClOrdIds:
+class OkxClOrdIds(_AccountCodec):
     """OKX `clOrdId`s of one account."""
 
-    account_tag: str
-
-    def __post_init__(self) -> None:
-        if _TAG.fullmatch(self.account_tag) is None:
-            raise ValueError(f"bad account tag {self.account_tag!r}")
-
-    def client_id(
-        self, decision_id: str, leg: int, slice_no: int = 0, attempt: int = 0, epoch: int = 0
-    ) -> ClientId:
-        return ClientId(
-            okx_decision_key(decision_id), leg, slice_no, attempt, self.account_tag, epoch, "okx"
-        )
+    scheme: ClassVar[Scheme] = "okx"
 
     def decode(self, text: str | None) -> ClientId | None:
         cid = _parse_okx(text)

@@ -61,6 +61,7 @@ TABLES: dict[str, _Table] = {
     "fills": _Table("fills", "ts_ms", ()),
     "events": _Table("events", "ts_ms", ("payload",)),
     "state": _Table("trading_state_history", "ts_ms", ("reasons",)),
+    "account_state": _Table("account_trading_state_history", "ts_ms", ("reasons",)),
     "audit": _Table("audit_log", "ts_ms", ("args",)),
 }
 FORMATS = ("csv", "json", "jsonl")

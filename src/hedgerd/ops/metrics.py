@@ -256,6 +256,12 @@ class Metrics:
         self._state_code = gauge(
             "trading_state_code", "Current trading state: 0 ACTIVE, 1 REDUCE_ONLY, 2 HALTED."
         )
+        self._account_state_code = gauge(
+            "account_trading_state_code",
+            "Trading state of one venue account (its own, under the portfolio's): 0 ACTIVE, "
+            "1 REDUCE_ONLY, 2 HALTED.",
+            ("venue",),
+        )
         self._tripped = gauge(
             "kill_switch_tripped", "1 while a kill-switch reason holds, else 0.", ("reason",)
         )
@@ -318,6 +324,7 @@ class Metrics:
         venue_list = [_ident("venue", v) for v in venues]
         for venue in venue_list:
             self._orders_sent.labels(venue)
+            self._account_state_code.labels(venue).set(0)
             self._open_orders.labels(venue)
             self._connected.labels(venue).set(0)
             self._disconnects.labels(venue)
@@ -465,6 +472,10 @@ class Metrics:
         for code in self._reasons_seen:
             self._tripped.labels(code).set(1 if code in codes else 0)
         self._active_reasons = codes
+
+    def set_account_trading_state(self, venue: str, state: TradingState | str) -> None:
+        """Venue account `venue`'s own trading state (`risk.account_state`)."""
+        self._account_state_code.labels(_ident("venue", venue)).set(_state(state).severity)
 
     # Data quality and venues -----------------------------------------------------------------
 

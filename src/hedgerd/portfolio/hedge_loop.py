@@ -30,7 +30,7 @@ from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, 
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, HedgeStyle, PriceUnit
 from hedgerd.portfolio.book import sum_risks
 from hedgerd.portfolio.policies import PolicyBook
-from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing
+from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing, short_of_funds
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 from hedgerd.portfolio.stats import HedgeObserver, UnderlyingStats
 from hedgerd.venues.base import VenueError
@@ -105,6 +105,7 @@ class HedgeLoop(PortfolioService):
     async def hedge_states(self, underlying: str) -> list[HedgeVenueState]:
         """The hedge candidates of every routable hedge account (`portfolio.routing`)."""
         out: list[HedgeVenueState] = []
+        per_account = self.shared.states is not None and self.shared.states.per_account
         for route in hedge_accounts(self.accounts, self.shared.states, underlying):
             name = route.account.name
             if not route.routable:
@@ -115,8 +116,11 @@ class HedgeLoop(PortfolioService):
             if name in self.excluded:
                 log.info("daemon.account_back_in_routing", venue=name)
                 del self.excluded[name]
+            # With one account the venue's refusal judges funds, as before accounts.
+            available = route.account.checks.available if per_account else {}
             for v in await self._account_states(route.account, underlying):
-                out.append(limit_to_reducing(v) if route.reducing_only else v)
+                reduce = route.reducing_only or short_of_funds(available, v)
+                out.append(limit_to_reducing(v) if reduce else v)
         return out
 
     async def _account_states(

@@ -8,9 +8,11 @@ this evaluation, when it is HALTED (a switch on its stale data, its disconnectio
 streak, or the operator), when its order session is down, or before its feed is running;
 the others keep hedging. An account whose own state is REDUCE_ONLY (margin, insufficient
 funds, the operator's `--venue`) stays in, but only for hedges that shrink the position it
-holds (`limit_to_reducing`): an account short of funds gets no position-growing hedge. (With
-one account the portfolio's gate judges every order, as before accounts existed: the decision
-is made and logged, and a refused leg is counted as blocked.)
+holds (`limit_to_reducing`): an account short of funds gets no position-growing hedge. So
+does an account whose last margin check showed no free collateral in the hedge's settlement
+currency (`short_of_funds`), before the venue refuses one. (With one account the portfolio's
+gate and the venue judge every order, as before accounts existed: the decision is made and
+logged, and a refused leg is counted as blocked.)
 
 The candidates of every routable account then go to the controller together
 (`hedging.router`), which already prices each one all-in (fee tier, half-spread and depth
@@ -22,6 +24,7 @@ a list of `HedgeVenueState`s, one per (account, instrument).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -72,6 +75,14 @@ def hedge_accounts(
     return out
 
 
+def short_of_funds(available: Mapping[str, float], candidate: HedgeVenueState) -> bool:
+    """Whether the account has no free collateral (`available_funds`, the last margin check's,
+    per settlement currency) in the candidate's settlement currency: then only reducing
+    hedges go there, before the venue has to refuse one. Unknown funds are not judged."""
+    free = available.get(candidate.instrument.settlement_currency)
+    return free is not None and math.isfinite(free) and free <= 0.0
+
+
 def limit_to_reducing(candidate: HedgeVenueState) -> HedgeVenueState:
     """`candidate` restricted to trades that shrink its position, at most to flat
     (REDUCE_ONLY account): a position limit of 0 leaves the router room for |position| on
@@ -79,4 +90,4 @@ def limit_to_reducing(candidate: HedgeVenueState) -> HedgeVenueState:
     return replace(candidate, max_position_amount=0.0)
 
 
-__all__ = ["AccountRoute", "hedge_accounts", "limit_to_reducing"]
+__all__ = ["AccountRoute", "hedge_accounts", "limit_to_reducing", "short_of_funds"]

@@ -22,7 +22,8 @@ Who calls what (the daemon wires it):
 - venue Greeks against the book: `on_greeks(now_ms, venue, underlying, ours, venue's)`;
 - the book, per update: `on_delta(now_ms, underlying, delta_coin, index_usd)`, and the
   executor per hedge sent: `on_hedge_sent(underlying)` (delta limit after K attempts);
-- the executor, per venue answer: `on_order_outcome(now_ms, accepted, detail)` (reject streak);
+- the executor, per venue answer: `on_order_outcome(now_ms, accepted, detail, venue)` (reject
+  streak, per venue account);
 - market data, per price: `on_price(now_ms, source, price_usd, reference)` (price sanity: the
   caller drops a refused price);
 - a P&L timer: `await check_daily_loss(journal, now_ms, instruments, marks, index)`, or
