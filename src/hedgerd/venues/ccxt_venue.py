@@ -421,7 +421,7 @@ class CcxtVenue:
             config["apiKey"] = creds[0].get_secret_value()
             config["secret"] = creds[1].get_secret_value()
         self.rest: Any = getattr(ccxt_async, self.exchange_id)(dict(config))
-        self.ws: Any = guarded_ws_exchange(self.exchange_id)(dict(config))
+        self.ws: Any = self.ws_class()(dict(config))
         for client in (self.rest, self.ws):
             configure_endpoints(client, settings.mode, settings.rest_url, settings.ws_url)
         self._instruments: dict[str, Instrument] = {}
@@ -429,6 +429,11 @@ class CcxtVenue:
         self._queue: asyncio.Queue[VenueEvent] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+
+    def ws_class(self) -> type[Any]:
+        """The ccxt.pro class of this venue's WebSocket client (a venue module may hook its
+        handlers); guarded against frames it cannot handle."""
+        return guarded_ws_exchange(self.exchange_id)
 
     # -------------------------------------------------------------------- identity
     @property

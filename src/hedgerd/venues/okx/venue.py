@@ -75,13 +75,7 @@ from hedgerd.venues.base import (
     VenueError,
     VenueGreeks,
 )
-from hedgerd.venues.ccxt_venue import (
-    Backoff,
-    CcxtVenue,
-    configure_endpoints,
-    guarded_ws_exchange,
-    now_ms,
-)
+from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, guarded_ws_exchange, now_ms
 from hedgerd.venues.okx import errors as _errors  # noqa: F401  (registers the codes)
 from hedgerd.venues.okx.contracts import ContractSizeError, amount_to_contracts, instrument_from_okx
 from hedgerd.venues.okx.limits import ENDPOINT_LIMITS
@@ -187,8 +181,6 @@ class OkxVenue(CcxtVenue):
         if settings.exchange != "okx":
             raise ValueError(f"venue {name!r} is on exchange {settings.exchange!r}, not OKX")
         super().__init__(name, settings, clock_ms=clock_ms, backoff=backoff)
-        self.ws = okx_ws_class()(self._ccxt_config(settings))
-        configure_endpoints(self.ws, settings.mode, settings.rest_url, settings.ws_url)
         self.ws.raw_sink = self._on_raw
         phrase = settings.passphrase()
         for client in (self.rest, self.ws):
@@ -227,16 +219,8 @@ class OkxVenue(CcxtVenue):
         if throttle is not None:
             await throttle.acquire()
 
-    def _ccxt_config(self, settings: VenueSettings) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "enableRateLimit": False,
-            "timeout": int(settings.request_timeout_s * 1000),
-        }
-        creds = settings.credentials()
-        if creds is not None:
-            config["apiKey"] = creds[0].get_secret_value()
-            config["secret"] = creds[1].get_secret_value()
-        return config
+    def ws_class(self) -> type[Any]:
+        return okx_ws_class()
 
     def _configure(self, client: Any) -> None:
         """Demo trading with a URL override: the override becomes the sandbox URL, then
