@@ -317,3 +317,32 @@ def test_ws_class_hooks_ccxt_handlers() -> None:
     for name in ("handle_orders", "handle_positions", "handle_balance", "handle_ticker"):
         assert name in vars(cls)
     assert cls.__mro__[2].__name__ == "okx"
+
+
+_JSON_LEAF = st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats() | st.text(
+    max_size=12
+) | st.sampled_from(["", "0", "-3", "1e400", "nan", "buy", "sell", "net", "short",
+                     INVERSE.name, OPTION.name, "filled", "live"])  # fmt: skip
+_FIELDS = ["instId", "ordId", "clOrdId", "side", "sz", "accFillSz", "px", "avgPx", "state",
+           "tradeId", "fillSz", "fillPx", "fillFee", "fillFeeCcy", "fillTime", "uTime", "pos",
+           "posSide", "markPx", "deltaBS", "details", "ccy", "cashBal", "eq", "bidPx", "askPx",
+           "bidSz", "askSz", "ts"]  # fmt: skip
+_ITEM = st.dictionaries(st.sampled_from(_FIELDS), _JSON_LEAF | st.lists(
+    st.dictionaries(st.sampled_from(_FIELDS), _JSON_LEAF, max_size=4), max_size=2), max_size=12)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    method=st.sampled_from(["handle_orders", "handle_positions", "handle_balance",
+                            "handle_ticker"]),
+    data=st.lists(_ITEM | _JSON_LEAF, max_size=4),
+)  # fmt: skip
+def test_hostile_pushes_are_refused_never_raised(method: str, data: list[Any]) -> None:
+    """Whatever a push holds, the hook neither raises nor emits an event it could not read:
+    each item becomes events or one counted refusal."""
+    venue = _venue()
+    venue._instruments = {i.name: i for i in (INVERSE, OPTION)}
+    venue._on_raw(method, {"arg": {"channel": "x"}, "data": data})
+    events = venue.pending_events()
+    assert venue.refused_entries <= len(data)
+    assert events + venue.refused_entries >= 0
