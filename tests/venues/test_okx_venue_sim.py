@@ -281,14 +281,14 @@ async def test_dead_man_loop_renews_on_the_venues_clock(sim: Simulator) -> None:
         await venue.place_order(OrderRequest(SWAP, OrderSide.BUY, 100.0, _label("loop"),
                                              price=round(quote.bid_price * 0.8, 1)))  # fmt: skip
         await venue.start_dead_man()
-        for _ in range(4):  # 16 simulated seconds in steps of 4: renewed after each step
+        for _ in range(2):  # 8 simulated seconds in steps of 4: renewed after each step
             venue.dead_man_armed.clear()
             sim.advance(4_000)
             await asyncio.wait_for(venue.dead_man_armed.wait(), 5.0)
             assert _account(sim).open_orders and venue.order_path_ready()
     finally:
         await venue.close()
-    sim.advance(11_000)  # nobody renews: the venue cancels
+    sim.advance(11_000)  # nobody renews: the venue cancels (10 s after the last renewal)
     assert _account(sim).open_orders == {}
 
 
