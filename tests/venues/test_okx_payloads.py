@@ -11,7 +11,7 @@ import ccxt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_okx_units import INVERSE_SWAP_INFO, LINEAR_SWAP_INFO, OPTION_INFO
+from test_okx_units import INVERSE_SWAP_INFO, LINEAR_SWAP_INFO, OPTION_INFO, SPOT_INFO
 
 from hedgerd.config import VenueSettings
 from hedgerd.execution.client_ids import codec_for
@@ -203,7 +203,7 @@ def _venue() -> OkxVenue:
     )
     venue = OkxVenue("okx-main", settings, private_stream=False)
     markets = [venue.rest.parse_market(i) for i in (OPTION_INFO, INVERSE_SWAP_INFO,
-                                                    LINEAR_SWAP_INFO)]  # fmt: skip
+                                                    LINEAR_SWAP_INFO, SPOT_INFO)]  # fmt: skip
     venue.rest.set_markets(markets)
     return venue
 
@@ -246,6 +246,11 @@ def test_post_only_and_reduce_only_on_swaps() -> None:
         "BTC-USDT-SWAP", 1,
     )  # fmt: skip
     assert market["ordType"] == "market" and "px" not in market
+    spot = _wire(
+        OrderRequest("BTC-USDT", OrderSide.BUY, 0.5, LABEL, order_type=OrderType.MARKET),
+        "BTC-USDT", 0.5,
+    )  # fmt: skip
+    assert (spot["tdMode"], spot["tgtCcy"], spot["sz"]) == ("cash", "base_ccy", "0.5")
 
 
 @pytest.mark.parametrize(

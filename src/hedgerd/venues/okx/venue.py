@@ -607,6 +607,10 @@ class OkxVenue(CcxtVenue):
                     RejectReason.INVALID_ORDER,
                 )
             params["reduceOnly"] = True
+        if inst.kind is InstrumentKind.SPOT:
+            # `sz` in coin of the base: OKX reads a spot market buy's size in the quote
+            # currency unless told (ccxt 4.5.90 sends base_ccy by default; not left to it).
+            params["tgtCcy"] = "base_ccy"
         if request.order_type is OrderType.MARKET and inst.is_option:
             raise self._refuse(f"OKX takes no market orders on options ({inst.name})",
                                RejectReason.INVALID_ORDER)  # fmt: skip
