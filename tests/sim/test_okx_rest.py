@@ -299,3 +299,19 @@ async def test_timeout_after_accept_and_thin_depth_faults(ex: Any, sim: Simulato
     )
     got = await ex.fetch_order(ioc["id"], INV_SWAP)
     assert got["filled"] == 3 and got["status"] == "canceled"
+
+
+async def test_spot_orders_move_both_balances(ex: Any, sim: Simulator) -> None:
+    ask = (await ex.fetch_order_book("BTC/USDT", 1))["asks"][0][0]
+    await ex.create_order("BTC/USDT", "market", "buy", 0.01)  # ccxt: tgtCcy base_ccy
+    bal = await ex.fetch_balance()
+    fee = 0.01 * sim.okx.spec.spot_taker  # a buyer pays the fee in the coin
+    assert bal["total"]["BTC"] == pytest.approx(10 + 0.01 - fee, abs=1e-12)
+    assert bal["total"]["USDT"] == pytest.approx(100_000 - 0.01 * ask, abs=1e-6)
+    await ex.create_order("BTC/USDT", "limit", "sell", 0.005, round(ask * 1.05, 1))
+    bal = await ex.fetch_balance()
+    assert bal["free"]["BTC"] == pytest.approx(bal["total"]["BTC"] - 0.005, abs=1e-12)
+    # OKX's own default for a market buy: sz in the quote currency
+    await ex.create_order("BTC/USDT", "market", "buy", 500, None, {"tgtCcy": "quote_ccy"})
+    costs = sorted(t["cost"] for t in await ex.fetch_my_trades("BTC/USDT"))
+    assert len(costs) == 2 and costs[0] == pytest.approx(500, rel=1e-3)
