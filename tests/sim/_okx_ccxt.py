@@ -10,6 +10,7 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 
 from hedgerd.sim.command import Simulator, running_simulator
+from pinned_clock import TEST_START_MS
 
 KEY, SECRET, PASSPHRASE = "okx-key", "okx-secret", "okxPass1"
 
@@ -40,9 +41,11 @@ async def okx_client(
 
 @asynccontextmanager
 async def okx_simulator(seed: int = 11, **kw: Any) -> AsyncIterator[Simulator]:
-    """A stepped simulator serving Deribit and OKX with the client account `KEY`."""
+    """A stepped simulator serving Deribit and OKX with the client account `KEY`, starting at
+    the pinned test start (tests using it are calendar tests)."""
     async with running_simulator(
         stepped=True,
+        start_ms=TEST_START_MS,
         seed=seed,
         venues=("deribit", "okx"),
         accounts=[(KEY, SECRET)],

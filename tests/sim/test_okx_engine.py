@@ -14,12 +14,13 @@ from hedgerd.sim.command import build_scenario, running_simulator
 from hedgerd.sim.okx.venue import OkxVenue
 from hedgerd.sim.scenario import load_scenario
 from hedgerd.sim.world import SimWorld, parse_venues
+from pinned_clock import TEST_START_MS
 
 HOUR_MS = 3_600_000
 
 
 def _world(tick_ms: int = 60_000, **okx: object) -> tuple[SimWorld, OkxVenue]:
-    sc = build_scenario(None, seed=3, tick_ms=tick_ms, flow_rate_per_min=0)
+    sc = build_scenario(None, seed=3, tick_ms=tick_ms, flow_rate_per_min=0, start_ms=TEST_START_MS)
     if okx:
         data = sc.model_dump()
         data["venues"]["okx"].update(okx)
@@ -88,7 +89,10 @@ def test_future_and_option_pnl_to_expiry_exact() -> None:
         (i for i in okx.live() if i.is_option and i.expiry_ms == first and i.opt_type == "C"),
         key=lambda i: abs((i.strike or 0) - world.index_price("BTC") * 0.97),
     )
-    fut = min((i for i in okx.live() if i.inst_type == "FUTURES"), key=lambda i: i.expiry_ms or 0)
+    fut = min(
+        (i for i in okx.live() if i.inst_type == "FUTURES" and (i.expiry_ms or 0) > first),
+        key=lambda i: i.expiry_ms or 0,
+    )
     okx.book_trade("acct", call.inst_id, "buy", 20, 0.0312)
     okx.book_trade("acct", fut.inst_id, "sell", 7, 91_000.0)
     assert first - now <= 24 * HOUR_MS

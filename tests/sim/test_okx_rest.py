@@ -15,7 +15,9 @@ from _okx_ccxt import KEY, PASSPHRASE, SECRET, okx_client, okx_simulator
 
 from hedgerd.sim.command import Simulator, running_simulator
 from hedgerd.sim.okx.dialect import OkxDialect
+from pinned_clock import TEST_START_MS
 
+START_MS = TEST_START_MS  # a calendar test: scripts/calendar_check runs it at other starts
 INV_SWAP = "BTC/USD:BTC"
 LIN_SWAP = "BTC/USDT:USDT"
 
@@ -273,3 +275,43 @@ async def test_demo_venue_needs_the_simulated_trading_header() -> None:
             assert (await demo.fetch_balance())["total"]["USDT"] == 100_000
         finally:
             await demo.close()
+
+
+async def test_timeout_after_accept_and_thin_depth_faults(ex: Any, sim: Simulator) -> None:
+    sim.faults.add(
+        {"kind": "timeout_after_accept", "venue": "okx", "count": 1, "hold_s": 5}, sim.now_ms()
+    )
+    ex.timeout = 1_000  # ms: the client gives up; the order exists all the same
+    with pytest.raises(ccxt.RequestTimeout):
+        await ex.create_order(INV_SWAP, "limit", "buy", 2, 1_000.0, {"clientOrderId": "lost1"})
+    found = await ex.fetch_order(None, INV_SWAP, {"clOrdId": "lost1"})
+    assert found["status"] == "open" and found["amount"] == 2
+    sim.faults.add(
+        {"kind": "thin_depth", "venue": "okx", "instruments": ["BTC-USD-SWAP"],
+         "depth_amount": 3, "side": "asks"},
+        sim.now_ms(),
+    )  # fmt: skip
+    sim.advance(250)
+    book = await ex.fetch_order_book(INV_SWAP, 50)
+    assert sum(a[1] for a in book["asks"]) == 3
+    ioc = await ex.create_order(
+        INV_SWAP, "limit", "buy", 10, round(book["asks"][-1][0] * 1.01, 1), {"timeInForce": "IOC"}
+    )
+    got = await ex.fetch_order(ioc["id"], INV_SWAP)
+    assert got["filled"] == 3 and got["status"] == "canceled"
+
+
+async def test_spot_orders_move_both_balances(ex: Any, sim: Simulator) -> None:
+    ask = (await ex.fetch_order_book("BTC/USDT", 1))["asks"][0][0]
+    await ex.create_order("BTC/USDT", "market", "buy", 0.01)  # ccxt: tgtCcy base_ccy
+    bal = await ex.fetch_balance()
+    fee = 0.01 * sim.okx.spec.spot_taker  # a buyer pays the fee in the coin
+    assert bal["total"]["BTC"] == pytest.approx(10 + 0.01 - fee, abs=1e-12)
+    assert bal["total"]["USDT"] == pytest.approx(100_000 - 0.01 * ask, abs=1e-6)
+    await ex.create_order("BTC/USDT", "limit", "sell", 0.005, round(ask * 1.05, 1))
+    bal = await ex.fetch_balance()
+    assert bal["free"]["BTC"] == pytest.approx(bal["total"]["BTC"] - 0.005, abs=1e-12)
+    # OKX's own default for a market buy: sz in the quote currency
+    await ex.create_order("BTC/USDT", "market", "buy", 500, None, {"tgtCcy": "quote_ccy"})
+    costs = sorted(t["cost"] for t in await ex.fetch_my_trades("BTC/USDT"))
+    assert len(costs) == 2 and costs[0] == pytest.approx(500, rel=1e-3)

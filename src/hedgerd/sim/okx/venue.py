@@ -452,6 +452,8 @@ class OkxVenue:
             )
         if sz + 1e-12 < inst.min_sz:
             raise OrderRejectedError(errors.MIN_SIZE, "Order quantity is less than minimum.")
+        if inst.is_spot and ord_type == "market":
+            sz = self._spot_market_size(inst, str(side), sz, req.get("tgtCcy"))
         px: float | None = None
         if ord_type not in ("market", "optimal_limit_ioc"):
             px = self._number(req.get("px"), "px")
@@ -517,6 +519,21 @@ class OkxVenue:
         self._check_funds(acct, order)
         self._execute(acct, order)
         return order
+
+    def _spot_market_size(self, inst: OkxInstrument, side: str, sz: float, tgt: Any) -> float:
+        """A spot market order's size in coin: OKX reads `sz` as quote currency for market
+        buys unless `tgtCcy` is `base_ccy` (ccxt sends `base_ccy`), coin otherwise."""
+        if tgt not in (None, "", "base_ccy", "quote_ccy"):
+            raise param_error("tgtCcy")
+        quote = tgt == "quote_ccy" or (not tgt and side == "buy")
+        if not quote:
+            return sz
+        _, asks = self.levels(inst, 1) if side == "buy" else ([], [])
+        px = asks[0][0] if asks else self.mark_price(inst)
+        coin = math.floor(sz / px / inst.lot_sz + 1e-9) * inst.lot_sz
+        if coin + 1e-12 < inst.min_sz:
+            raise OrderRejectedError(errors.MIN_SIZE, "Order quantity is less than minimum.")
+        return round(coin, 10)
 
     @staticmethod
     def _number(value: Any, name: str) -> float:

@@ -334,7 +334,7 @@ def position_json(
         "pnl": s(pos.realized_pnl * (inst.ct_mult if inst.is_option else inst.ct_val)),
         "pos": s(pos.size),
         "posCcy": "",
-        "posId": str(abs(hash((acct.account_id, inst.inst_id))) % 10**18),
+        "posId": f"{acct.creds.uid}{inst.code:06d}",  # stable: account and instrument
         "posSide": "net",
         "quoteBal": "",
         "quoteBorrowed": "",
