@@ -207,6 +207,14 @@ async def test_resting_order_reconciled_by_clordid_after_a_restart(
             upd.order_id, OrderStatus.ACKED, 300.0, price,
         )  # fmt: skip
         assert await fresh.order_by_label(_label("never-sent")) == []
+        # An IOC that filled while its answer was lost is only in the history: found there.
+        filled = await venue.place_order(OrderRequest(
+            SWAP, OrderSide.BUY, 200.0, _label("lost-answer"), price=quote.ask_price * 1.01,
+            time_in_force=TimeInForce.IOC))  # fmt: skip
+        [hist] = await fresh.order_by_label(_label("lost-answer"))
+        assert (hist.order_id, hist.status, hist.filled_amount) == (
+            filled.order_id, OrderStatus.FILLED, 200.0,
+        )  # fmt: skip
         cancelled = await fresh.cancel_order(upd.order_id)  # instId learnt from the search
         assert cancelled.status is OrderStatus.CANCELLED
         [after] = await fresh.order_by_label(label)
