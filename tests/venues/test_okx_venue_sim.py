@@ -573,3 +573,40 @@ async def test_private_stream_reconnects_after_a_drop(sim: Simulator) -> None:
         await _until(venue, lambda e: isinstance(e, FillEvent) and e.fill.label == label)
     finally:
         await venue.close()
+
+
+async def test_executor_hedges_on_okx_with_journalled_clordids(
+    venue: OkxVenue, sim: Simulator, tmp_path: Path
+) -> None:
+    """The executor works a one-leg hedge on BTC-USD-SWAP through the OKX adapter: the id
+    sent is the account's OKX codec label, journalled before the send, and the leg fills
+    in USD (hedgerd's unit) as 100 USD contracts on the venue."""
+    import dataclasses
+
+    from hedgerd.execution.drill import perp_decision
+    from hedgerd.execution.executor import Executor, ExecutorSettings, LegOutcome
+    from hedgerd.execution.journal import Journal
+    from hedgerd.model import HedgeStyle
+    from hedgerd.risk.trading_state import TradingStateMachine
+
+    journal = await Journal.open(tmp_path / "j.sqlite")
+    try:
+        trading = await TradingStateMachine.restore(journal, clock_ms=sim.now_ms)
+        ex = Executor(
+            {"okx": venue}, journal, trading, clock_ms=sim.now_ms,
+            settings=ExecutorSettings(), client_ids={"okx": CODEC},
+        )  # fmt: skip
+        q = await venue.fetch_quote(SWAP)
+        d = perp_decision("okx-hedge-1", OrderSide.SELL, 1_200.0, mid_usd=q.bid_price,
+                          ts_ms=sim.now_ms(), style=HedgeStyle.TAKER)  # fmt: skip
+        leg = dataclasses.replace(d.legs[0], venue="okx", instrument=SWAP)
+        d = dataclasses.replace(d, legs=(leg,))
+        (result,) = (await ex.execute(d)).legs
+        assert result.outcome is LegOutcome.DONE and result.filled_amount == 1_200.0
+        for label in result.labels:
+            assert CODEC.decode(label) is not None and len(label) == 32
+            rec = await journal.order(label)
+            assert rec is not None and rec.venue == "okx"
+        assert _account(sim).positions[SWAP].size == -12
+    finally:
+        await journal.close()
