@@ -25,7 +25,7 @@ ENDPOINT_LIMITS: dict[str, tuple[int, float]] = {
 LIMITS: tuple[RateLimit, ...] = (
     RateLimit(Lane.ORDERS, 20, 1.0),
     RateLimit(Lane.CANCELS, 20, 1.0),
-    RateLimit(Lane.READS, 8, 1.0),
+    RateLimit(Lane.READS, 20, 1.0),  # the tight endpoints have their own windows below it
 )
 
 RATE_LIMITS["okx"] = LIMITS
