@@ -27,7 +27,7 @@ from hedgerd.config import VenueSettings
 from hedgerd.pricing import black76
 from hedgerd.venues.book_feed import BookFeed
 from hedgerd.venues.deribit import DeribitVenue
-from hedgerd.venues.deribit_names import option_name, parse_instrument_name
+from hedgerd.venues.deribit.names import option_name, parse_instrument_name
 from hedgerd.venues.units import depth_to_notional
 
 NOW_MS = 1_767_571_200_000  # 2026-01-05T00:00Z

@@ -307,7 +307,7 @@ BOOK_SPOTS = {"BTC": 91_000.0, "ETH": 3_050.0}
 
 def book_now0_ms() -> int:
     """The book benches' start time: 20 Nov 2026 11:00 UTC (UTC epoch ms)."""
-    from hedgerd.venues.deribit_names import parse_expiry_ms
+    from hedgerd.venues.deribit.names import parse_expiry_ms
 
     return parse_expiry_ms("20NOV26") + 3 * 3_600_000
 
@@ -317,7 +317,7 @@ def build_book(counts: dict[str, int], seed: int) -> tuple[Any, int]:
     30..120 %), four hedges and coin collateral per underlying; returns it and its rows."""
     from hedgerd.book.greeks_book import GreeksBook
     from hedgerd.model import AmountUnit
-    from hedgerd.venues.deribit_names import option_name, parse_expiry_ms, parse_instrument_name
+    from hedgerd.venues.deribit.names import option_name, parse_expiry_ms, parse_instrument_name
 
     expiries = [parse_expiry_ms(e) for e in BOOK_EXPIRIES]
     rng = np.random.default_rng(seed)

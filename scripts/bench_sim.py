@@ -13,6 +13,10 @@
 
 Targets from issue 3: >= 2,000 book updates/s and >= 200 orders/s. Run:
     .venv/bin/python scripts/bench_sim.py
+
+`--venue okx` measures the OKX dialect the same way with both venues served (issue 16): `books`
+updates of every swap, future and spot instrument on /ws/v5/public, and signed `trade/order`
+market orders on BTC-USD-SWAP (1 contract) over HTTP.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from typing import Any
 import aiohttp
 
 from hedgerd.sim.auth import sign_client_signature, sign_rest
+from hedgerd.sim.okx.auth import sign as okx_sign
 
-KEY, SECRET = "bench-key", "bench-secret"
+KEY, SECRET, PASSPHRASE = "bench-key", "bench-secret", "benchPass"
+BOTH = ("--venues", "deribit,okx", "--api-passphrase", PASSPHRASE)
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
@@ -164,6 +170,92 @@ async def bench_orders(seconds: float, workers: int) -> dict[str, Any]:
         await stop_server(proc)
 
 
+async def bench_book_okx(seconds: float, speed: float) -> dict[str, Any]:
+    proc, rest, ws_url = await start_server("--speed", str(speed), "--no-rate-limits", *BOTH)
+    try:
+        async with aiohttp.ClientSession() as http:
+            ids: list[str] = []
+            for t in ("SWAP", "FUTURES", "SPOT"):
+                async with http.get(f"{rest}/api/v5/public/instruments?instType={t}") as r:
+                    ids += [i["instId"] for i in (await r.json())["data"]]
+            okx_ws = ws_url.replace("/ws/api/v2", "/ws/v5/public")
+            async with http.ws_connect(okx_ws, max_msg_size=0) as ws:
+                args = [{"channel": "books", "instId": i} for i in ids]
+                await ws.send_json({"op": "subscribe", "args": args})
+                warm_until = time.monotonic() + 1.0
+                n_notes = n_levels = 0
+                t_end = None
+                async for msg in ws:
+                    now = time.monotonic()
+                    if now < warm_until:
+                        continue
+                    if t_end is None:
+                        t_end = now + seconds
+                    data = json.loads(msg.data)
+                    if data.get("action") == "update":
+                        n_notes += 1
+                        d = data["data"][0]
+                        n_levels += len(d["bids"]) + len(d["asks"])
+                    if now >= t_end:
+                        break
+        return {
+            "instruments": len(ids),
+            "book_notifications_per_s": n_notes / seconds,
+            "level_updates_per_s": n_levels / seconds,
+        }
+    finally:
+        await stop_server(proc)
+
+
+async def bench_orders_okx(seconds: float, workers: int) -> dict[str, Any]:
+    proc, rest, _ = await start_server("--stepped", "--no-rate-limits", *BOTH)
+    latencies: list[float] = []
+    errors = 0
+    try:
+        conn = aiohttp.TCPConnector(limit=workers)
+        async with aiohttp.ClientSession(connector=conn) as http:
+            t_end = time.monotonic() + seconds
+
+            async def worker(w: int) -> None:
+                nonlocal errors
+                i = 0
+                while time.monotonic() < t_end:
+                    side = "buy" if (i + w) % 2 == 0 else "sell"
+                    i += 1
+                    body = json.dumps(
+                        {"instId": "BTC-USD-SWAP", "side": side, "ordType": "market",
+                         "sz": "1", "tdMode": "cross", "clOrdId": f"b{w}x{i}"},
+                        separators=(",", ":"),
+                    )  # fmt: skip
+                    path = "/api/v5/trade/order"
+                    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+                    hdr = {
+                        "OK-ACCESS-KEY": KEY,
+                        "OK-ACCESS-PASSPHRASE": PASSPHRASE,
+                        "OK-ACCESS-TIMESTAMP": ts,
+                        "OK-ACCESS-SIGN": okx_sign(SECRET, ts + "POST" + path + body),
+                        "Content-Type": "application/json",
+                    }
+                    t0 = time.perf_counter()
+                    async with http.post(rest + path, data=body, headers=hdr) as r:
+                        reply = await r.json()
+                    latencies.append(time.perf_counter() - t0)
+                    if r.status != 200 or reply["data"][0]["sCode"] != "0":
+                        errors += 1
+
+            await asyncio.gather(*(worker(w) for w in range(workers)))
+        lat = sorted(latencies)
+        return {
+            "workers": workers,
+            "orders_per_s": len(lat) / seconds,
+            "errors": errors,
+            "latency_ms_p50": 1000 * statistics.median(lat),
+            "latency_ms_p99": 1000 * lat[int(0.99 * (len(lat) - 1))],
+        }
+    finally:
+        await stop_server(proc)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -172,15 +264,23 @@ async def main() -> None:
         "--kind", default="future", help="instruments whose books to watch: future|option|any"
     )
     ap.add_argument("--workers", type=int, default=4, help="concurrent HTTP connections")
+    ap.add_argument("--venue", choices=("deribit", "okx"), default="deribit")
     args = ap.parse_args()
-    book = await bench_book(args.seconds, args.speed, args.kind)
+    if args.venue == "okx":
+        book = await bench_book_okx(args.seconds, args.speed)
+        args.kind = "OKX swap/future/spot"
+    else:
+        book = await bench_book(args.seconds, args.speed, args.kind)
     print(
         f"book updates delivered to one WebSocket subscriber: "
         f"{book['book_notifications_per_s']:,.0f} notifications/s "
         f"({book['level_updates_per_s']:,.0f} level updates/s) over {book['instruments']} "
         f"{args.kind} books at speed {args.speed:g}  [target >= 2,000/s]"
     )
-    orders = await bench_orders(args.seconds, args.workers)
+    if args.venue == "okx":
+        orders = await bench_orders_okx(args.seconds, args.workers)
+    else:
+        orders = await bench_orders(args.seconds, args.workers)
     print(
         f"orders over HTTP: {orders['orders_per_s']:,.0f} orders/s with {orders['workers']} "
         f"connections, p50 {orders['latency_ms_p50']:.1f} ms, "

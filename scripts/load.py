@@ -38,7 +38,7 @@ from hedgerd.hedging.config import FixedBandPolicy
 from hedgerd.hedging.controller import decide
 from hedgerd.hedging.inputs import HedgeVenueState, PolicyState
 from hedgerd.model import AmountUnit, Quote
-from hedgerd.venues.deribit_names import option_name, parse_expiry_ms, parse_instrument_name
+from hedgerd.venues.deribit.names import option_name, parse_expiry_ms, parse_instrument_name
 
 SPOTS = {"BTC": 91_000.0, "ETH": 3_050.0}
 EXPIRIES = ("21NOV26", "22NOV26", "27NOV26", "4DEC26", "25DEC26", "29JAN27", "26MAR27", "25JUN27")

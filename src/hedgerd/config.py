@@ -61,8 +61,10 @@ class LogSettings(_Section):
 
 
 class VenueSettings(_Section):
-    exchange: Literal["deribit"] = Field(
-        "deribit", description="ccxt id of the exchange this account is on."
+    exchange: Literal["deribit", "okx"] = Field(
+        "deribit",
+        description="ccxt id of the exchange this account is on (its adapter is chosen by "
+        "hedgerd.venues.registry).",
     )
     mode: VenueMode = Field(
         "sim",
@@ -97,6 +99,13 @@ class VenueSettings(_Section):
     api_secret_file: Path | None = Field(
         None, description="File holding the API secret (used when api_secret is not set)."
     )
+    api_passphrase: SecretStr | None = Field(
+        None, description="API passphrase (OKX: chosen when the key was created)."
+    )
+    api_passphrase_file: Path | None = Field(
+        None,
+        description="File holding the API passphrase (used when api_passphrase is not set).",
+    )
     rest_url: str | None = Field(
         None,
         description="Override of the REST base URL (e.g. http://127.0.0.1:8765 for an "
@@ -130,7 +139,15 @@ class VenueSettings(_Section):
     cancel_on_disconnect: bool = Field(
         True,
         description="Ask the venue to cancel this account's open orders when the "
-        "private session drops (Deribit enable_cancel_on_disconnect, scope 'account').",
+        "private session drops (Deribit enable_cancel_on_disconnect, scope 'account'; OKX "
+        "trade/cancel-all-after, a countdown renewed on a timer: see dead_man_s).",
+    )
+    dead_man_s: int = Field(
+        30,
+        ge=10,
+        le=120,
+        description="OKX: the cancel-all-after countdown, seconds (10 to 120): open orders are "
+        "cancelled this long after the last renewal; renewed every third of it.",
     )
     reconcile_s: float = Field(
         30.0,
@@ -196,6 +213,10 @@ class VenueSettings(_Section):
         if key is None or secret is None:
             raise ConfigError(f"venue account {self.account!r}: api key and secret go together")
         return key, secret
+
+    def passphrase(self) -> SecretStr | None:
+        """The API passphrase (OKX), from the field or its file; None when not set."""
+        return self.api_passphrase or _read_secret_file(self.api_passphrase_file)
 
 
 def _read_secret_file(path: Path | None) -> SecretStr | None:
@@ -436,15 +457,18 @@ class HedgerdConfig(BaseSettings):
         """Every configured secret in clear, for the log redactor. Never print the result."""
         out: list[str] = []
         for venue in self.venues.values():
-            for secret in (venue.api_key, venue.api_secret):
+            for secret in (venue.api_key, venue.api_secret, venue.api_passphrase):
                 if secret is not None:
                     out.append(secret.get_secret_value())
             try:
                 creds = venue.credentials()
+                phrase = venue.passphrase()
             except ConfigError:
-                creds = None
+                creds = phrase = None
             if creds is not None:
                 out.extend(s.get_secret_value() for s in creds)
+            if phrase is not None:
+                out.append(phrase.get_secret_value())
         if self.control.token is not None:
             out.append(self.control.token.get_secret_value())
         if self.journal.password is not None:

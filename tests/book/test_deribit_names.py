@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hedgerd.model import AmountUnit, InstrumentKind, OptionType, PriceUnit
-from hedgerd.venues.deribit_names import (
+from hedgerd.venues.deribit.names import (
     UnknownInstrumentError,
     format_expiry,
     option_name,

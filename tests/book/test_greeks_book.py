@@ -20,7 +20,7 @@ from hedgerd.book.greeks_book import (
 )
 from hedgerd.model import AmountUnit, Instrument, Position
 from hedgerd.pricing import black76
-from hedgerd.venues.deribit_names import option_name, parse_expiry_ms, parse_instrument_name
+from hedgerd.venues.deribit.names import option_name, parse_expiry_ms, parse_instrument_name
 
 NOW = parse_expiry_ms("20NOV26") + 3 * 3_600_000  # Fri 20 Nov 2026 11:00 UTC
 EXPIRIES = ["21NOV26", "27NOV26", "4DEC26", "25DEC26", "26MAR27"]

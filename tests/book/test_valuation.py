@@ -189,7 +189,7 @@ def _affine_matches(kind: va.RowKind, qty: np.ndarray, entry: np.ndarray | float
 
 
 def test_row_kind_of_deribit_names() -> None:
-    from hedgerd.venues.deribit_names import parse_instrument_name as p
+    from hedgerd.venues.deribit.names import parse_instrument_name as p
 
     assert va.row_kind(p("BTC-PERPETUAL")) is va.RowKind.INVERSE_PERPETUAL
     assert va.row_kind(p("ETH-27DEC26")) is va.RowKind.INVERSE_FUTURE

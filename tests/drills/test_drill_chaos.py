@@ -13,7 +13,7 @@ from drill_support import load_script
 
 from hedgerd.config import HedgerdConfig, VenueSettings
 from hedgerd.sim.command import running_simulator
-from hedgerd.venues.deribit_names import parse_instrument_name
+from hedgerd.venues.deribit.names import parse_instrument_name
 from pinned_clock import TEST_START_MS
 
 chaos = load_script("chaos")

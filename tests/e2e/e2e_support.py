@@ -28,7 +28,7 @@ from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.trading_state import TradingStateMachine
 from hedgerd.sim import wall_clock
 from hedgerd.sim.command import Simulator, running_simulator
-from hedgerd.venues.deribit_names import parse_instrument_name
+from hedgerd.venues.deribit.names import parse_instrument_name
 from pinned_clock import TEST_START_MS
 
 MM_KEY, MM_SECRET = "sim-mm-key", "sim-mm-secret"

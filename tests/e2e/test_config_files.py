@@ -31,6 +31,7 @@ def test_modes_are_what_the_names_say() -> None:
     assert modes["paper.toml"] == {"sim"}
     assert modes["deribit-testnet.toml"] == {"testnet"}
     assert modes["live.example.toml"] == {"live"}
+    assert modes["okx-demo.toml"] == {"testnet"}
     assert load_config(CONFIG_DIR / "live.example.toml").dry_run
 
 

@@ -63,8 +63,8 @@ from hedgerd.venues.base import (
 from hedgerd.venues.book_feed import BookFeed
 from hedgerd.venues.ccxt_venue import Backoff
 from hedgerd.venues.deribit import DeribitVenue
-from hedgerd.venues.deribit_payloads import FAR_FUTURE_MS, ticker_from_deribit
-from hedgerd.venues.deribit_session import DeribitSession
+from hedgerd.venues.deribit.payloads import FAR_FUTURE_MS, ticker_from_deribit
+from hedgerd.venues.deribit.session import DeribitSession
 
 KEY, SECRET = "fuzz-key", "fuzz-secret"
 SENTINEL = "fuzz.sentinel"
@@ -236,7 +236,7 @@ def _reads_as_bad_frame(text: str) -> bool:
 
 def test_unknown_instrument_names_are_unknown() -> None:
     # The position strategy below relies on these names resolving to nothing.
-    from hedgerd.venues.deribit_payloads import resolve_instrument
+    from hedgerd.venues.deribit.payloads import resolve_instrument
 
     for name in UNKNOWN_NAMES:
         if isinstance(name, str):

@@ -17,7 +17,7 @@ from _sim_ccxt import ccxt_client
 from hedgerd.sim.command import Simulator, running_simulator
 from hedgerd.sim.scenario import load_scenario
 from hedgerd.venues.ccxt_venue import instrument_from_market
-from hedgerd.venues.deribit_names import parse_instrument_name
+from hedgerd.venues.deribit.names import parse_instrument_name
 
 KEY, SECRET = "ccxt-spot-key", "ccxt-spot-secret"
 SPOT, LINEAR, INVERSE = "BTC/USDC", "BTC/USDC:USDC", "BTC/USD:BTC"

@@ -249,7 +249,7 @@ def test_default_scenario_file_is_the_builtin_default() -> None:
 
 
 def test_listed_names_parse_with_the_venue_parser(ex: SimExchange) -> None:
-    from hedgerd.venues.deribit_names import parse_instrument_name
+    from hedgerd.venues.deribit.names import parse_instrument_name
 
     for i in ex.dispatch("public/get_instruments", {}, None):
         parsed = parse_instrument_name(i["instrument_name"])

@@ -20,7 +20,7 @@ from hedgerd.pricing.implied import implied_vol_with_reason
 from hedgerd.venues.book_feed import polish_vol
 from hedgerd.venues.ccxt_venue import instrument_from_market
 from hedgerd.venues.deribit import position_from_deribit
-from hedgerd.venues.deribit_names import parse_instrument_name
+from hedgerd.venues.deribit.names import parse_instrument_name
 from hedgerd.venues.units import (
     amount_to_qty_coin,
     depth_to_notional,

@@ -28,7 +28,7 @@ from hedgerd.textfmt import coin as _coin
 from hedgerd.textfmt import table as _table
 from hedgerd.textfmt import usd as _usd
 from hedgerd.textfmt import utc_time as _iso
-from hedgerd.venues.deribit_names import format_expiry
+from hedgerd.venues.deribit.names import format_expiry
 
 EXIT_OK = 0
 EXIT_INPUT = 2

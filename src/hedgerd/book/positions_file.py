@@ -24,10 +24,14 @@ CSV (``.csv``; ``#`` starts a comment line), one record per line::
 
 Fields (units are in the names; Deribit's own conventions):
 
-- ``instrument``/``name``: a Deribit instrument name (see `hedgerd.venues.deribit_names`).
-- ``size``: signed position in the venue's amount unit: USD for inverse perpetuals and futures
-  (a multiple of the contract size, 10 USD on BTC), coin for options, linear contracts and
-  spot (a multiple of the minimum amount).
+- ``venue`` (JSON key, or a CSV ``venue`` record before the positions): the exchange whose
+  instrument names and sizes the file uses, ``deribit`` (the default) or ``okx``.
+- ``instrument``/``name``: an instrument name of that exchange (Deribit ``BTC-PERPETUAL``,
+  see `hedgerd.venues.deribit.names`; OKX ``BTC-USD-SWAP``, see `hedgerd.venues.okx.names`).
+- ``size``: signed position in hedgerd's amount unit: USD for inverse perpetuals and futures
+  (a multiple of the contract size: Deribit 10 USD on BTC, OKX 100 USD), coin for options,
+  linear contracts and spot (a multiple of the step; OKX contracts times their coin size,
+  e.g. 3 BTC option contracts are 0.03).
 - ``mark_iv_pct``: the option's mark implied vol in percent (52 = 52 %, as Deribit shows it).
 - ``mark_price``: the option's mark in its price unit (coin per coin for inverse options,
   USDC for linear ones); used, through implied vol, when ``mark_iv_pct`` is absent.
@@ -56,7 +60,7 @@ from typing import Any
 
 from hedgerd.book.greeks_book import BookError, GreeksBook
 from hedgerd.model.instruments import Instrument, InstrumentKind
-from hedgerd.venues.deribit_names import UnknownInstrumentError, parse_instrument_name
+from hedgerd.venues.registry import UnknownExchangeError, parse_instrument_name, venue_spec
 
 CSV_COLUMNS = (
     "record", "name", "size", "mark_iv_pct", "mark_price", "average_price_usd",
@@ -150,14 +154,26 @@ def parse_time_ms(row: str, value: Any) -> int:
     return round(when.timestamp() * 1000)
 
 
-def _position(row: str, fields: Mapping[str, Any]) -> PositionRow:
+def _exchange(row: str, value: Any) -> str:
+    """The exchange a file's names belong to (`venue`), checked against the registry."""
+    if not isinstance(value, str) or not value.strip():
+        raise BookFileError(f"{row}: venue must be an exchange name (deribit, okx)")
+    exchange = value.strip().lower()
+    try:
+        venue_spec(exchange)
+    except UnknownExchangeError as exc:
+        raise BookFileError(f"{row}: {exc}") from None
+    return exchange
+
+
+def _position(row: str, fields: Mapping[str, Any], exchange: str = "deribit") -> PositionRow:
     name = fields.get("instrument")
     if not isinstance(name, str) or not name.strip():
         raise BookFileError(f"{row}: missing instrument name")
     name = name.strip()
     try:
-        inst = parse_instrument_name(name)
-    except UnknownInstrumentError as exc:
+        inst = parse_instrument_name(exchange, name)
+    except ValueError as exc:  # UnknownInstrumentError
         raise BookFileError(f"{row}: {exc}") from None
     if fields.get("size") in (None, ""):
         raise BookFileError(f"{row}: {name}: missing size")
@@ -221,6 +237,7 @@ def parse_book_json(text: str, source: str = "<json>") -> BookFile:
     if "valuation_time" not in doc:
         raise BookFileError(f"{source}: missing valuation_time")
     when = parse_time_ms("valuation_time", doc["valuation_time"])
+    exchange = _exchange("venue", doc["venue"]) if "venue" in doc else "deribit"
     index = doc.get("index_prices_usd", {})
     balances = doc.get("balances", {})
     positions = doc.get("positions", [])
@@ -247,7 +264,7 @@ def parse_book_json(text: str, source: str = "<json>") -> BookFile:
         extra = set(entry) - _POSITION_KEYS
         if extra:
             raise BookFileError(f"{row}: unknown field(s) {', '.join(sorted(extra))}")
-        rows.append(_position(row, entry))
+        rows.append(_position(row, entry, exchange))
     return BookFile(source, when, idx, bal, tuple(rows))
 
 
@@ -269,6 +286,7 @@ def parse_book_csv(text: str, source: str = "<csv>") -> BookFile:
     idx: list[IndexRow] = []
     bal: list[BalanceRow] = []
     rows: list[PositionRow] = []
+    exchange = "deribit"
     for n, line in data[1:]:
         values = next(csv.reader(io.StringIO(line)))
         row = f"row {n}"
@@ -279,6 +297,10 @@ def parse_book_csv(text: str, source: str = "<csv>") -> BookFile:
         name = rec.get("name", "")
         if kind == "time":
             when = parse_time_ms(row, rec.get("value") or name)
+        elif kind == "venue":
+            if rows:
+                raise BookFileError(f"{row}: the venue record must come before the positions")
+            exchange = _exchange(row, rec.get("value") or name)
         elif kind == "index":
             idx.append(IndexRow(row, name.upper(),
                                 _number(row, "index price", rec.get("value"), positive=True)))
@@ -287,10 +309,11 @@ def parse_book_csv(text: str, source: str = "<csv>") -> BookFile:
         elif kind == "position":
             fields: dict[str, Any] = {k: v for k, v in rec.items() if k in _POSITION_KEYS}
             fields["instrument"] = name
-            rows.append(_position(row, fields))
+            rows.append(_position(row, fields, exchange))
         else:
             raise BookFileError(
-                f"{row}: unknown record {rec.get('record')!r} (time, index, balance, position)"
+                f"{row}: unknown record {rec.get('record')!r} "
+                "(time, venue, index, balance, position)"
             )
     if when is None:
         raise BookFileError(f"{source}: missing 'time' record (the valuation time)")

@@ -125,6 +125,7 @@ from hedgerd.venues.base import (
     ErrorClass,
     FillEvent,
     OrderRequest,
+    RejectReason,
     Venue,
     VenueError,
     VenueEvent,
@@ -134,10 +135,6 @@ from hedgerd.venues.base import (
 )
 
 log = structlog.get_logger(__name__)
-
-#: Deribit error codes the executor reacts to specifically.
-ERR_NOT_ENOUGH_FUNDS = 10009
-ERR_TOO_MANY_REQUESTS = 10028
 
 #: Env var naming a point where the process SIGKILLs itself (crash drills only):
 #: "after_intent" (journalled, not sent) or "after_send" (sent and answered, answer not
@@ -1239,7 +1236,7 @@ class Executor:
                 rec.venue, ReasonCode.VENUE_DISCONNECTED, f"{rec.venue}: auth: {exc}"
             )
         elif (
-            exc.code == ERR_NOT_ENOUGH_FUNDS
+            exc.reason is RejectReason.INSUFFICIENT_FUNDS
             or "not_enough_funds" in str(exc).lower()
             or ("insufficient" in str(exc).lower())
         ):

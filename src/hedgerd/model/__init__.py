@@ -7,6 +7,7 @@ from hedgerd.model.instruments import (
     InstrumentKind,
     OptionType,
     PriceUnit,
+    UnknownInstrumentError,
 )
 from hedgerd.model.market import BookLevel, IndexPrice, OrderBookSnapshot, Quote, Ticker
 from hedgerd.model.orders import Fill, OrderSide, OrderStatus, OrderType, OrderUpdate, TimeInForce
@@ -35,4 +36,5 @@ __all__ = [
     "Quote",
     "Ticker",
     "TimeInForce",
+    "UnknownInstrumentError",
 ]

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+class UnknownInstrumentError(ValueError):
+    """A name that is not an instrument of its venue that hedgerd knows how to size and value
+    (each venue's name parser raises it, naming the offending name)."""
+
+
 class InstrumentKind(StrEnum):
     OPTION = "option"
     PERPETUAL = "perpetual"

@@ -10,17 +10,21 @@
     POST   /sim/admin/faults                add one fault (JSON object) or several (list)
     DELETE /sim/admin/faults/{id}           remove one
     DELETE /sim/admin/faults                remove all (also POST /sim/admin/faults/clear)
-    POST   /sim/admin/ws/drop[?account=ID]  drop WebSocket connections now
+    POST   /sim/admin/ws/drop[?account=ID][&venue=V]   drop WebSocket connections now
+                                            (venue: deribit (default), okx or all)
     POST   /sim/admin/market/gap?currency=BTC&pct=-5   jump an index now
     POST   /sim/admin/accounts/trade        book a trade on an account (JSON: account,
                                             instrument, side, amount, optional price), as if
-                                            another client had hit its quote
+                                            another client had hit its quote; `venue`: okx
+                                            books it on an OKX account (amount in
+                                            contracts, instrument an instId)
     POST   /sim/admin/ws/inject[?account=ID][&channel=CH]   push the raw request body as
                                             one text frame to WebSocket sessions (tests: hostile
                                             frames); `channel`: only sessions subscribed to it
 
-Fault objects are described in `hedgerd.sim.faults`. Errors come back as
-`{"error": "..."}` with HTTP 400 (403 for a non-loopback caller).
+Fault objects are described in `hedgerd.sim.faults` (a `venue` key picks the venue whose
+wire they act on; default deribit). `state` lists each served venue under `venues`. Errors
+come back as `{"error": "..."}` with HTTP 400 (403 for a non-loopback caller).
 """
 
 from __future__ import annotations
@@ -84,6 +88,10 @@ def state_of(server: SimServer) -> dict[str, Any]:
         "faults_fired": dict(server.faults.fired_total),
         "rate_limited": server.limiter.rejected,
         "engine": engine_state,
+        "venues": {
+            "deribit": {"engine": engine_state},
+            **{name: d.state() for name, d in server.dialects.items()},
+        },
     }
 
 
@@ -154,7 +162,15 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
         return _json({"removed": server.faults.clear()})
 
     async def ws_drop(request: web.Request) -> web.StreamResponse:
-        return _json({"dropped": server.drop_ws(request.query.get("account"))})
+        venue = request.query.get("venue", "deribit")
+        account = request.query.get("account")
+        if venue not in ("deribit", "all", *server.dialects):
+            raise ValueError(f"unknown venue {venue!r}")
+        n = server.drop_ws(account) if venue in ("deribit", "all") else 0
+        for name, dialect in server.dialects.items():
+            if venue in (name, "all"):
+                n += dialect.drop_ws(account)
+        return _json({"dropped": n})
 
     async def gap(request: web.Request) -> web.StreamResponse:
         ccy = request.query.get("currency", "BTC")
@@ -173,6 +189,20 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
         if not callable(book):
             raise RuntimeError("the engine cannot book trades")
         price = body.get("price")
+        venue = str(body.get("venue", "deribit"))
+        if venue != "deribit":
+            dialect = server.dialects.get(venue)
+            if dialect is None:
+                raise ValueError(f"venue {venue!r} is not served")
+            return _json(
+                dialect.venue.book_trade(
+                    str(body["account"]),
+                    str(body["instrument"]),
+                    str(body["side"]),
+                    float(body["amount"]),
+                    None if price is None else float(price),
+                )
+            )
         try:
             result = book(
                 str(body["account"]),

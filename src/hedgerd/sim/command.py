@@ -6,6 +6,20 @@
         ...
         sim.advance(1_000)          # stepped time: one simulated second
 
+Both venues on one port (Deribit under /api/v2, OKX under /api/v5 and /ws/v5/...):
+
+    async with running_simulator(venues=("deribit", "okx"), stepped=True,
+                                 accounts=[("key", "secret")], api_passphrase="pass") as sim:
+        okx = ccxt.async_support.okx({"apiKey": "key", "secret": "secret",
+                                      "password": "pass"})
+        okx.urls["api"] = sim.okx_urls()     # {"rest": "http://127.0.0.1:P",
+                                             #  "ws": "ws://127.0.0.1:P/ws/v5"}
+        sim.world.okx                        # the OKX venue (engine side)
+
+Each client account exists on every served venue under the same key and secret (OKX: 10 BTC,
+100 ETH, 100,000 USDT, no positions, passphrase `api_passphrase`, default
+`OKX_DEFAULT_PASSPHRASE`).
+
 Port 0 (the default here) picks a free port. The server refuses to listen on anything but a
 loopback address unless `allow_remote=True` (`--allow-remote`): it has no real security.
 """
@@ -22,7 +36,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -30,12 +44,17 @@ from hedgerd.sim.clock import SimClock
 from hedgerd.sim.faults import FaultInjector
 from hedgerd.sim.protocol import Account, SimEngine
 from hedgerd.sim.ratelimit import RateLimitConfig
-from hedgerd.sim.scenario import AccountSpec, Scenario, load_scenario
+from hedgerd.sim.scenario import AccountSpec, OkxAccountSpec, Scenario, load_scenario
 from hedgerd.sim.server import SimServer
+
+if TYPE_CHECKING:
+    from hedgerd.sim.okx.venue import OkxVenue
+    from hedgerd.sim.world import SimWorld
 
 log = structlog.get_logger(__name__)
 
-AccountLike = Account | AccountSpec | tuple[str, str]
+AccountLike = Account | AccountSpec | tuple[str, str] | tuple[str, str, str]
+OKX_DEFAULT_PASSPHRASE = "sim-passphrase"
 
 
 def is_loopback_host(host: str) -> bool:
@@ -56,7 +75,7 @@ def _account_specs(accounts: Iterable[AccountLike], taken: set[str]) -> list[Acc
         elif isinstance(a, Account):
             spec = AccountSpec(name=a.account_id, api_key=a.api_key, api_secret=a.api_secret)
         else:
-            key, secret = a
+            key, secret = a[0], a[1]
             spec = AccountSpec(
                 name=f"client{i + 1}" if i else "client", api_key=key, api_secret=secret
             )
@@ -75,6 +94,7 @@ def build_scenario(
     start_ms: int | str | None = None,
     tick_ms: int | None = None,
     flow_rate_per_min: float | None = None,
+    api_passphrase: str | None = None,
 ) -> Scenario:
     """The scenario (default when None) with `seed`, `start_ms` (UTC epoch ms, or "now": the
     wall clock rounded down to the second), `tick_ms` (the market step, simulated ms),
@@ -93,18 +113,58 @@ def build_scenario(
     if flow_rate_per_min is not None:
         flow = {**sc.flow.model_dump(), "rate_per_min": flow_rate_per_min}
         sc = Scenario.model_validate({**sc.model_dump(), "flow": flow})
+    accounts = list(accounts)
     extra = _account_specs(accounts, {a.api_key for a in sc.accounts})
     if extra:
         sc = Scenario.model_validate({**sc.model_dump(), "accounts": [*sc.accounts, *extra]})
+    okx_extra = _okx_account_specs(
+        accounts, {a.api_key for a in sc.venues.okx.accounts}, api_passphrase
+    )
+    if okx_extra:
+        data = sc.model_dump()
+        data["venues"]["okx"]["accounts"] += [a.model_dump() for a in okx_extra]
+        sc = Scenario.model_validate(data)
     return sc
 
 
-def build_engine(scenario: Scenario, clock: SimClock) -> SimEngine:
-    """The engine (`SimExchange`) for a scenario, on `clock`; the clock is held at most a few
-    market steps (or half a wall second at its speed) ahead of the engine's market time."""
-    from hedgerd.sim.exchange import SimExchange
+def _okx_account_specs(
+    accounts: Iterable[AccountLike], taken: set[str], passphrase: str | None
+) -> list[OkxAccountSpec]:
+    """The OKX twins of the client accounts: same key and secret, the passphrase of a
+    (key, secret, passphrase) triple or `passphrase`, funded with 10 BTC, 100 ETH and
+    100,000 USDT."""
+    out: list[OkxAccountSpec] = []
+    for i, a in enumerate(accounts):
+        if isinstance(a, AccountSpec | Account):
+            key, secret, name = a.api_key, a.api_secret, getattr(a, "name", None)
+            phrase = passphrase
+        else:
+            key, secret = a[0], a[1]
+            phrase = a[2] if len(a) > 2 else passphrase
+            name = None
+        if key in taken:
+            continue
+        taken.add(key)
+        out.append(
+            OkxAccountSpec(
+                name=name or (f"client{i + 1}" if i else "client"),
+                api_key=key,
+                api_secret=secret,
+                passphrase=phrase or OKX_DEFAULT_PASSPHRASE,
+            )
+        )
+    return out
 
-    exchange = SimExchange(scenario, clock=clock)
+
+def build_engine(
+    scenario: Scenario, clock: SimClock, venues: Sequence[str] = ("deribit",)
+) -> SimEngine:
+    """The engine (`SimExchange`, the Deribit venue of a `SimWorld` with `venues`; the world
+    is its `.world`) for a scenario, on `clock`; the clock is held at most a few market
+    steps (or half a wall second at its speed) ahead of the engine's market time."""
+    from hedgerd.sim.world import SimWorld
+
+    exchange = SimWorld.build(scenario, clock, venues).deribit
     # An engine that falls behind slows the clock instead of blocking to catch up.
     clock.limit_lead(lambda: exchange.market_ms, min_lead_ms=4 * scenario.tick_ms)
     engine: SimEngine = exchange
@@ -158,6 +218,31 @@ class Simulator:
         """What to put in a ccxt deribit client's `urls['api']`."""
         return {"rest": self.rest_url, "ws": self.ws_url}
 
+    @property
+    def world(self) -> SimWorld:
+        """The shared market and its venues (`world.deribit`, `world.okx`)."""
+        world = getattr(self.server.engine, "world", None)
+        assert world is not None, "the engine was not built by a SimWorld"
+        return world  # type: ignore[no-any-return]
+
+    @property
+    def okx(self) -> OkxVenue:
+        """The OKX venue (engine side); the simulator must serve okx."""
+        venue = self.world.okx
+        if venue is None:
+            raise RuntimeError("this simulator does not serve okx (venues=('deribit', 'okx'))")
+        return venue
+
+    @property
+    def okx_ws_url(self) -> str:
+        """The OKX WebSocket base: ccxt appends /public, /private or /business."""
+        return self.ws_url.replace("/ws/api/v2", "/ws/v5")
+
+    def okx_urls(self) -> dict[str, str]:
+        """What to put in a ccxt okx client's `urls['api']` (and `urls['test']` in sandbox
+        mode): REST without /api/v5 (ccxt adds it), WS without the scope."""
+        return {"rest": self.rest_url, "ws": self.okx_ws_url}
+
     async def stop(self) -> None:
         await self.server.stop()
 
@@ -191,6 +276,9 @@ async def start_simulator(
     engine: SimEngine | None = None,
     engine_factory: Callable[[], SimEngine] | None = None,
     allow_remote: bool = False,
+    venues: Sequence[str] = ("deribit",),
+    api_passphrase: str | None = None,
+    okx_demo: bool | None = None,
     **server_kw: Any,
 ) -> Simulator:
     """Start a simulator and return it (call `await sim.stop()`).
@@ -206,7 +294,14 @@ async def start_simulator(
     `rate_limits`: True for Deribit's defaults, False/None to switch them off, or a
     `RateLimitConfig`. `engine`/`engine_factory` replace the default engine (tests).
     `server_kw` go to `SimServer` (tick_s, heartbeat_scale, max_queue, cod_cancels, ...).
+    `venues`: the venues served on the port (`("deribit", "okx")` adds OKX API v5; every
+    client account then also exists on OKX with passphrase `api_passphrase`); `okx_demo`:
+    True makes OKX a demo venue that refuses requests without `x-simulated-trading: 1`
+    (default: the scenario's `venues.okx.require_simulated_header`).
     """
+    from hedgerd.sim.world import parse_venues
+
+    venue_names = parse_venues(venues)
     if not allow_remote and not is_loopback_host(host):
         raise ValueError(
             f"refusing to listen on {host}: the simulator is for loopback use "
@@ -227,12 +322,13 @@ async def start_simulator(
             start_ms=start_ms,
             tick_ms=tick_ms,
             flow_rate_per_min=flow_rate_per_min,
+            api_passphrase=api_passphrase,
         )
         scenario_fixed = sc
 
         def factory() -> SimEngine:
             clock = SimClock(scenario_fixed.start_ms, speed=speed, stepped=stepped)
-            return build_engine(scenario_fixed, clock)
+            return build_engine(scenario_fixed, clock, venue_names)
 
         engine_factory = factory
     if engine is None:
@@ -250,6 +346,10 @@ async def start_simulator(
     )
     if sc is not None:
         _schedule_scenario_faults(server, sc)
+    if "okx" in venue_names:
+        from hedgerd.sim.okx.dialect import OkxDialect
+
+        OkxDialect(server, rate_limits=limits.enabled, require_simulated_header=okx_demo)
     await server.start(host, port)
     return Simulator(server, sc)
 
@@ -275,9 +375,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register `exchange-sim` on an argparse subparsers object."""
     p: argparse.ArgumentParser = sub.add_parser(
         "exchange-sim",
-        help="run the Deribit API v2 exchange simulator",
-        description="Deribit API v2 simulator on HTTP and WebSocket, with fault injection "
-        "and time control under /sim/admin/.",
+        help="run the exchange simulator (Deribit API v2; OKX API v5 with --venues)",
+        description="Deribit API v2 (and, with --venues deribit,okx, OKX API v5) simulator on "
+        "HTTP and WebSocket over one simulated market, with fault injection and time control "
+        "under /sim/admin/.",
     )
     p.add_argument("--host", default="127.0.0.1", help="listen address (loopback only)")
     p.add_argument("--port", type=int, default=8765, help="TCP port (0: pick a free one)")
@@ -285,6 +386,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed (overrides the scenario)")
     p.add_argument("--api-key", default=None, help="add a client trading account with this key")
     p.add_argument("--api-secret", default=None, help="... and this secret")
+    p.add_argument(
+        "--api-passphrase",
+        default=None,
+        help=f"the OKX passphrase of that account (default {OKX_DEFAULT_PASSPHRASE})",
+    )
+    p.add_argument(
+        "--venues",
+        default="deribit",
+        help="venues served on the port, comma-separated: deribit (/api/v2), okx (/api/v5)",
+    )
+    p.add_argument(
+        "--okx-demo",
+        action="store_true",
+        help="OKX as a demo venue: refuse requests without x-simulated-trading: 1",
+    )
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
     p.add_argument("--stepped", action="store_true", help="time moves only via the admin API")
     p.add_argument(
@@ -354,8 +470,13 @@ async def _serve(args: argparse.Namespace, accounts: list[AccountLike]) -> int:
         flow_rate_per_min=args.flow_rate,
         rate_limits=not args.no_rate_limits,
         allow_remote=args.allow_remote,
+        venues=args.venues,
+        api_passphrase=args.api_passphrase,
+        okx_demo=True if args.okx_demo else None,
     )
     print(f"exchange-sim: REST {sim.rest_url}  WebSocket {sim.ws_url}", flush=True)
+    if sim.world.okx is not None:
+        print(f"exchange-sim: OKX REST {sim.rest_url}/api/v5  WebSocket {sim.okx_ws_url}")
     print(f"exchange-sim: admin {sim.rest_url}/sim/admin/state", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

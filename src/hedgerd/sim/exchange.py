@@ -190,6 +190,8 @@ class SimExchange:
         self._resting: set[str] = set()  # instruments with resting client orders
         self._settlement_prices: dict[str, float] = {}
         self._delivery_samples: dict[tuple[str, int], list[float]] = {}
+        # (currency, expiry UTC ms) -> delivery price, USD: every expiry settled so far
+        self.delivery_prices: dict[tuple[str, int], float] = {}
         self._last_listing_ms = start
         self._last_funding_ms = start
         self._last_portfolio_ms = start
@@ -214,6 +216,10 @@ class SimExchange:
             for p in spec.positions:
                 self._seed_position(acct, p)
         self._methods: dict[str, Handler] = self._method_table()
+        # Other venues of the world on this market (sim/world.py): each runs its own tick
+        # work right after this one moved the shared index and surface to `t`.
+        self.followers: list[Callable[[int], None]] = []
+        self.world: Any = None  # the SimWorld this venue belongs to, when built by one
 
     # ------------------------------------------------------------------ SimEngine API
     def set_sink(self, sink: EventSink) -> None:
@@ -583,6 +589,8 @@ class SimExchange:
         if t - self._last_portfolio_ms >= 1000:
             self._last_portfolio_ms = t
             self._publish_portfolios(None)
+        for follow in self.followers:
+            follow(t)
 
     def _apply_scheduled_faults(self, t: int) -> None:
         for i, f in enumerate(self.scenario.faults):

@@ -47,6 +47,15 @@ Kinds and their parameters:
   active caps to the engine (`set_depth_caps`), as it does price gaps.
 - `clear`: removes every active fault when it starts.
 
+Every fault names the venue whose wire it acts on: `venue` = `deribit` (the default, for
+backwards compatibility) or `okx`. OKX faults match OKX method names: REST paths under
+/api/v5 (`trade/batch-orders`, `account/balance`, ...) and WebSocket ops (`batch-orders`,
+`order`, `cancel-order`, `subscribe`, `login`); their defaults for `timeout_after_accept` and
+`order_reject` are the order-placing ones, `order_reject`'s default code is 51000 and
+`drop_notifications` channels are OKX channel names (default `orders`, `positions`,
+`account`); `portfolio_delta_offset` shifts `account/greeks` and the positions' `deltaPA`/
+`deltaBS`. `price_gap` moves the shared index, so every venue sees it.
+
 `drop_notifications`, `portfolio_delta_offset` and `thin_depth` ignore `methods` and
 `transport` (they are not about requests). Decisions come from a seeded `random.Random`: the
 same seed and the same requests fire the same faults.
@@ -90,8 +99,16 @@ _COMMON_KEYS = frozenset(
         "at_ms",
         "params",
         "id",
+        "venue",
     }
 )
+FAULT_VENUES = ("deribit", "okx")
+_OKX_ORDER_METHODS = ("trade/order", "trade/batch-orders", "order", "batch-orders")
+_OKX_DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
+    "timeout_after_accept": _OKX_ORDER_METHODS,
+    "order_reject": _OKX_ORDER_METHODS,
+}
+OKX_DEFAULT_DROP_CHANNELS = ("orders", "positions", "account")
 
 
 class FaultError(ValueError):
@@ -192,6 +209,7 @@ class Fault:
     fired: int = 0
     started: bool = False
     next_drop_ms: int | None = None
+    venue: str = "deribit"
 
     def matches(self, method: str, transport: str) -> bool:
         if self.transport != "any" and self.transport != transport:
@@ -219,6 +237,7 @@ class Fault:
             "params": dict(self.params),
             "start_ms": self.start_ms,
             "until_ms": self.until_ms,
+            "venue": self.venue,
         }
 
 
@@ -241,7 +260,8 @@ class RequestFaults:
 class TickEffects:
     """One-shot effects of faults that started on this tick."""
 
-    drop_all_ws: bool = False
+    drop_all_ws: bool = False  # the Deribit venue's sessions
+    drop_ws_venues: set[str] = field(default_factory=set)  # every venue whose sessions drop
     price_gaps: list[tuple[str, float]] = field(default_factory=list)  # (currency, pct)
 
 
@@ -294,7 +314,9 @@ class FaultInjector:
         try:
             probability = float(common.get("probability", 1.0))
             count = None if common.get("count") is None else int(common["count"])
-            methods_in = common.get("methods") or _DEFAULT_METHODS.get(kind, ())
+            venue = str(common.get("venue", "deribit"))
+            defaults = _OKX_DEFAULT_METHODS if venue == "okx" else _DEFAULT_METHODS
+            methods_in = common.get("methods") or defaults.get(kind, ())
             methods = (
                 (methods_in,) if isinstance(methods_in, str) else tuple(str(m) for m in methods_in)
             )
@@ -308,6 +330,8 @@ class FaultInjector:
             raise FaultError("count must be >= 0")
         if transport not in ("any", "http", "ws"):
             raise FaultError("transport must be any, http or ws")
+        if venue not in FAULT_VENUES:
+            raise FaultError(f"venue must be one of {', '.join(FAULT_VENUES)}")
         _check_params(kind, params)
         fault = Fault(
             id=next(self._ids),
@@ -319,6 +343,7 @@ class FaultInjector:
             params=params,
             start_ms=start_ms,
             until_ms=until_ms,
+            venue=venue,
         )
         self._faults[fault.id] = fault
         return fault
@@ -345,12 +370,16 @@ class FaultInjector:
         self.fired_total[fault.kind] = self.fired_total.get(fault.kind, 0) + 1
         return True
 
-    def for_request(self, method: str, transport: str, now_ms: int) -> RequestFaults:
+    def for_request(
+        self, method: str, transport: str, now_ms: int, venue: str = "deribit"
+    ) -> RequestFaults:
         out = RequestFaults()
         if not self._faults:
             return out
         for fault in list(self._faults.values()):
             if fault.kind not in REQUEST_KINDS or not fault.active(now_ms):
+                continue
+            if fault.venue != venue:
                 continue
             if fault.kind == "ws_drop" and not fault.methods:
                 continue  # a timed drop, handled by `tick`
@@ -377,9 +406,12 @@ class FaultInjector:
             elif fault.kind == "ws_drop":
                 out.ws_drop = True
             elif fault.kind == "order_reject":
+                default_code, default_msg = (
+                    (51000, "Parameter error") if venue == "okx" else (11030, "other_reject")
+                )
                 out.reject = {
-                    "code": int(p.get("code", 11030)),
-                    "message": str(p.get("message", "other_reject")),
+                    "code": int(p.get("code", default_code)),
+                    "message": str(p.get("message", default_msg)),
                     "data": p.get("data", {"reason": "injected fault"}),
                 }
         return out
@@ -410,7 +442,8 @@ class FaultInjector:
             if fault.kind == "ws_drop" and not fault.methods and due_drop and fault.active(now_ms):
                 fault.fired += 1  # a timed drop ignores `probability`
                 self.fired_total["ws_drop"] = self.fired_total.get("ws_drop", 0) + 1
-                eff.drop_all_ws = True
+                eff.drop_ws_venues.add(fault.venue)
+                eff.drop_all_ws = eff.drop_all_ws or fault.venue == "deribit"
                 every = fault.params.get("every_s")
                 if every:
                     fault.next_drop_ms = now_ms + int(float(every) * 1000)
@@ -427,13 +460,18 @@ class FaultInjector:
     def _state_active(self, kind: str, now_ms: int) -> bool:
         return any(f.kind == kind and f.active(now_ms) for f in self._faults.values())
 
-    def market_frozen(self, now_ms: int) -> bool:
-        return bool(self._faults) and self._state_active("freeze_market_data", now_ms)
+    def market_frozen(self, now_ms: int, venue: str = "deribit") -> bool:
+        return bool(self._faults) and any(
+            f.kind == "freeze_market_data" and f.venue == venue and f.active(now_ms)
+            for f in self._faults.values()
+        )
 
     def market_stale(self, now_ms: int) -> bool:
         return bool(self._faults) and self._state_active("stale_market_data", now_ms)
 
-    def drop_notification(self, channel: str, account_id: str | None, now_ms: int) -> bool:
+    def drop_notification(
+        self, channel: str, account_id: str | None, now_ms: int, venue: str = "deribit"
+    ) -> bool:
         """Whether the private notification on engine channel `channel` (e.g.
         `user.changes.future.BTC`) for `account_id` is dropped (fault `drop_notifications`)."""
         if not self._faults:
@@ -441,15 +479,20 @@ class FaultInjector:
         for fault in list(self._faults.values()):
             if fault.kind != "drop_notifications" or not fault.active(now_ms):
                 continue
+            if fault.venue != venue:
+                continue
             p = fault.params
             if p.get("account") is not None and str(p["account"]) != account_id:
                 continue
-            pats = _patterns(p.get("channels"), DEFAULT_DROP_CHANNELS, "channels")
+            default = OKX_DEFAULT_DROP_CHANNELS if venue == "okx" else DEFAULT_DROP_CHANNELS
+            pats = _patterns(p.get("channels"), default, "channels")
             if any(fnmatch.fnmatchcase(channel, pat) for pat in pats) and self._fire(fault):
                 return True
         return False
 
-    def delta_offset_coin(self, currency: str, account_id: str | None, now_ms: int) -> float:
+    def delta_offset_coin(
+        self, currency: str, account_id: str | None, now_ms: int, venue: str = "deribit"
+    ) -> float:
         """The sum of the active `portfolio_delta_offset` faults for `currency` and
         `account_id`, coin (0.0 when none)."""
         if not self._faults:
@@ -457,6 +500,8 @@ class FaultInjector:
         total = 0.0
         for fault in self._faults.values():
             if fault.kind != "portfolio_delta_offset" or not fault.active(now_ms):
+                continue
+            if fault.venue != venue:
                 continue
             p = fault.params
             if p.get("account") is not None and str(p["account"]) != account_id:
@@ -466,7 +511,7 @@ class FaultInjector:
             total += float(p.get("offset_coin", 1.0))
         return total
 
-    def depth_caps(self, now_ms: int) -> tuple[DepthCap, ...]:
+    def depth_caps(self, now_ms: int, venue: str = "deribit") -> tuple[DepthCap, ...]:
         """The active `thin_depth` faults, in the order they were added."""
         if not self._faults:
             return ()
@@ -477,7 +522,7 @@ class FaultInjector:
                 str(f.params.get("side", "both")),
             )
             for f in self._faults.values()
-            if f.kind == "thin_depth" and f.active(now_ms)
+            if f.kind == "thin_depth" and f.venue == venue and f.active(now_ms)
         )
 
     def extend(self, specs: Iterable[Mapping[str, Any]], now_ms: int) -> list[Fault]:

@@ -201,6 +201,62 @@ class AccountSpec(_Model):
     positions: list[PositionSpec] = Field(default_factory=list)
 
 
+class OkxAccountSpec(_Model):
+    """An OKX trading account present from the start (unified account, net position mode)."""
+
+    name: str
+    api_key: str
+    api_secret: str
+    passphrase: str
+    balances: dict[str, float] = Field(
+        default_factory=lambda: {"BTC": 10.0, "ETH": 100.0, "USDT": 100_000.0}
+    )
+
+
+class OkxVenueSpec(_Model):
+    """The OKX venue (`[venues.okx]`): its own instruments, books, fees, basis and funding over
+    the world's shared index and vol surface. Amounts here are OKX contracts (`sz`) unless the
+    name says coin; fees are fractions of notional (negative is a rebate)."""
+
+    swap_basis_bps: float = Field(
+        1.5, description="perpetual swaps' mark premium over the shared index, bps"
+    )
+    funding_rate_8h: float = Field(
+        0.0001, description="funding per 8 h paid by longs (negative: shorts pay), fraction"
+    )
+    future_basis_bps_per_year: float = Field(
+        0.0, description="dated futures' extra premium over the forward, bps per year to expiry"
+    )
+    half_spread_bps: float = Field(1.0, ge=0, description="swaps, futures and spot")
+    level_step_bps: float = Field(1.0, gt=0)
+    option_half_spread_vol: float = Field(0.01, ge=0, description="1 vol point = 0.01")
+    option_level_step_vol: float = Field(0.005, gt=0)
+    levels: int = Field(10, ge=1, le=400)
+    swap_size_0_contracts: float = Field(200.0, gt=0)
+    option_size_0_contracts: float = Field(100.0, gt=0)
+    spot_size_0_coin: float = Field(0.5, gt=0)
+    size_growth: float = Field(1.5, gt=0)
+    swap_maker: float = 0.0002
+    swap_taker: float = 0.0005
+    future_maker: float = 0.0002
+    future_taker: float = 0.0005
+    option_maker: float = 0.0002
+    option_taker: float = 0.0003
+    spot_maker: float = 0.0008
+    spot_taker: float = 0.001
+    require_simulated_header: bool = Field(
+        False, description="demo venue: refuse REST requests without x-simulated-trading: 1"
+    )
+    accounts: list[OkxAccountSpec] = Field(default_factory=list)
+
+
+class VenuesSpec(_Model):
+    """Per-venue settings beside the shared market. Deribit's are the top-level sections
+    (book, fees, funding, accounts) for backwards compatibility."""
+
+    okx: OkxVenueSpec = OkxVenueSpec()
+
+
 FaultKind = Literal[
     "latency",
     "http_5xx",
@@ -309,6 +365,7 @@ class Scenario(_Model):
         description="absent: the default market maker `mm`; `accounts = []` for none",
     )
     faults: list[FaultSpec] = Field(default_factory=list)
+    venues: VenuesSpec = VenuesSpec()
     base_dir: str | None = Field(None, description="set by `load_scenario`: the file's folder")
 
     @model_validator(mode="after")

@@ -405,6 +405,10 @@ class SimServer:
         self._tick_task: asyncio.Task[None] | None = None
         self.host = ""
         self.port = 0
+        # Other wire dialects served on this port (e.g. `okx.dialect.OkxDialect`), by venue
+        # name; each adds its routes to `app` before `start` and hears `step`, `drop_ws`,
+        # `reset`.
+        self.dialects: dict[str, Any] = {}
         self._attach_engine(engine)
         self.app = self._build_app()
 
@@ -542,6 +546,8 @@ class SimServer:
             eff = self.faults.tick(now)
             if eff.drop_all_ws:
                 self.drop_ws()
+            for name, dialect in self.dialects.items():
+                dialect.on_step(now, eff, name in eff.drop_ws_venues)
             for ccy, pct in eff.price_gaps:
                 self.price_gap(ccy, pct)
             caps = self.faults.depth_caps(now)
@@ -598,6 +604,8 @@ class SimServer:
         self._depth_caps = ()
         self._stepped_to = int(self.engine.now_ms())
         self._attach_engine(self.engine)
+        for dialect in self.dialects.values():
+            dialect.reset()
         self.counters = Counters()
         self.limiter.reset()
         self.auth.clear()

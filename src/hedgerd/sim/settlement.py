@@ -75,6 +75,7 @@ def settle_due(ex: SimExchange, t: int) -> None:
         delivery = by_expiry[(inst.currency, inst.expiry_ms)]
         settle_instrument(ex, inst, delivery, t)
     for (ccy, expiry), delivery in sorted(by_expiry.items()):
+        ex.delivery_prices[(ccy, expiry)] = delivery  # other venues settle at the same price
         log.info("sim_expiry_settled", currency=ccy, expiry_ms=expiry, delivery_price=delivery)
     for ccy in ex.markets:
         ex._settlement_prices[ccy] = ex.index_price(ccy)

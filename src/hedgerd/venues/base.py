@@ -51,8 +51,33 @@ class ErrorClass(StrEnum):
     AUTH = "auth"
 
 
+class RejectReason(StrEnum):
+    """Why a venue refused, in hedgerd's words, so that callers (the executor's kill
+    switches, reconciliation) never test a venue's numeric codes. Each venue maps its own
+    codes (`VenueErrorCode`); a refusal it does not map has no reason (None)."""
+
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    RATE_LIMITED = "rate_limited"
+    DUPLICATE_CLIENT_ID = "duplicate_client_id"
+    REDUCE_ONLY = "reduce_only"
+    POST_ONLY = "post_only"
+    INVALID_ORDER = "invalid_order"
+    ORDER_NOT_FOUND = "order_not_found"
+    UNKNOWN_INSTRUMENT = "unknown_instrument"
+    AUTH = "auth"
+
+
+@dataclass(frozen=True, slots=True)
+class VenueErrorCode:
+    """What one of a venue's error codes means: its class and, for refusals, the reason."""
+
+    error_class: ErrorClass
+    reason: RejectReason | None = None
+
+
 class VenueError(Exception):
-    """A failed venue call, classified. `code` is the venue's own error code when known.
+    """A failed venue call, classified. `code` is the venue's own error code when known,
+    `reason` hedgerd's neutral name for a refusal (None when the venue's code is unmapped).
 
     `outcome_unknown` is True when a state-changing request may have reached the venue (a
     timeout or dropped connection after sending): the order must stay in flight until a query
@@ -67,12 +92,14 @@ class VenueError(Exception):
         venue: str,
         code: int | None = None,
         outcome_unknown: bool = False,
+        reason: RejectReason | None = None,
     ) -> None:
         super().__init__(message)
         self.error_class = error_class
         self.venue = venue
         self.code = code
         self.outcome_unknown = outcome_unknown
+        self.reason = reason
 
     @property
     def retryable(self) -> bool:
@@ -242,6 +269,18 @@ class VenueGreeks:
 
 
 @dataclass(frozen=True, slots=True)
+class MarginSummary:
+    """An account's equity and maintenance margin in one settlement currency, both in that
+    currency (coin for inverse products, USD-like for linear ones)."""
+
+    venue: str
+    currency: str
+    equity: float
+    maintenance_margin: float
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class PortfolioEvent:
     greeks: VenueGreeks
 
@@ -343,6 +382,27 @@ class Venue(Protocol):
         """Stream tickers and top of book of these instruments (and their indexes)."""
         ...
 
+    # The venue-neutral seam: what callers used to read off a Deribit adapter's internals.
+    async def server_time_ms(self) -> int:
+        """The venue's server clock (UTC epoch ms), one request (Deribit `public/get_time`,
+        OKX `public/time`)."""
+        ...
+
+    async def margin_summaries(self) -> list[MarginSummary]:
+        """Equity and maintenance margin per settlement currency the account uses."""
+        ...
+
+    def order_path_ready(self) -> bool:
+        """Whether an order sent now goes where the dead-man switch covers it (Deribit: the
+        cancel-on-disconnect session is up; OKX: the cancel-all-after timer is armed).
+        Always True for a venue that has no such switch configured."""
+        ...
+
+    def resolve_instrument(self, name: str) -> Instrument | None:
+        """The instrument by venue name: the loaded markets first, else the venue's name
+        parser (an expired or newly listed instrument); None if hedgerd cannot value it."""
+        ...
+
 
 class FeedVenue(Venue, Protocol):
     """What `BookFeed` needs of a venue beyond `Venue`: its settings (staleness and
@@ -368,17 +428,20 @@ __all__ = [
     "FillEvent",
     "IndexEvent",
     "Lane",
+    "MarginSummary",
     "OrderEvent",
     "OrderRequest",
     "PortfolioEvent",
     "PositionEvent",
     "QuoteEvent",
     "RateLimit",
+    "RejectReason",
     "StreamSource",
     "TickerEvent",
     "Venue",
     "VenueCapabilities",
     "VenueError",
+    "VenueErrorCode",
     "VenueEvent",
     "VenueGreeks",
     "VenueModeMismatchError",

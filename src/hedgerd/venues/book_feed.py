@@ -48,7 +48,6 @@ from hedgerd.venues.base import (
     VenueEvent,
     VenueGreeks,
 )
-from hedgerd.venues.deribit_payloads import resolve_instrument
 
 log = structlog.get_logger(__name__)
 
@@ -439,8 +438,8 @@ class BookFeed:
         try:
             self.book.instrument(pos.instrument)
         except BookError:
-            # Loaded markets first, else Deribit's name parser (e.g. an expired instrument).
-            inst = resolve_instrument(self.venue.instruments(), pos.instrument, self.venue.name)
+            # Loaded markets first, else the venue's name parser (e.g. an expired instrument).
+            inst = self.venue.resolve_instrument(pos.instrument)
             if inst is None:
                 self.stats.unknown_instruments.add(pos.instrument)
                 raise

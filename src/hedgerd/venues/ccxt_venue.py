@@ -13,7 +13,7 @@ What lives here is venue-neutral ccxt plumbing:
   bucket per client, so a kill-switch cancel would queue behind reads, and two limiters in
   series only add latency.
 - `Backoff`: capped exponential reconnect delays.
-- `CcxtVenue`: the adapter, with hooks a venue module (`deribit.py`) overrides.
+- `CcxtVenue`: the adapter, with hooks a venue package (`deribit/`, `okx/`) overrides.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ from hedgerd.venues.base import (
     ErrorClass,
     Lane,
     RateLimit,
+    RejectReason,
     VenueError,
+    VenueErrorCode,
     VenueEvent,
 )
 
@@ -154,38 +156,46 @@ def _positive(value: Any) -> float | None:
 
 # ------------------------------------------------------------------ error classification
 
-# Venue error codes whose meaning ccxt's exception mapping blurs. Deribit maps 10028
-# too_many_requests to DDoSProtection (a NetworkError) and 11094 internal_server_error to a
-# plain ExchangeError (which would read as definitive).
-_CODE_CLASSES: dict[str, dict[int, ErrorClass]] = {
-    "deribit": {
-        10028: ErrorClass.RATE_LIMITED,
-        11094: ErrorClass.RETRYABLE,
-        10041: ErrorClass.RETRYABLE,  # settlement in progress: a few seconds at 08:00 UTC
-        10000: ErrorClass.AUTH,
-        13004: ErrorClass.AUTH,
-        13009: ErrorClass.AUTH,
-    }
-}
-_CODE_RE = re.compile(r'"code"\s*:\s*(-?\d+)')
+#: Error-code tables by ccxt exchange id, filled by each venue package (`venues/deribit/`,
+#: `venues/okx/`) when it is imported: the codes whose meaning ccxt's exception mapping blurs,
+#: and hedgerd's neutral reject reasons. Shared code never names a venue's codes.
+ERROR_CODES: dict[str, Mapping[int, VenueErrorCode]] = {}
+_CODE_RE = re.compile(r'"code"\s*:\s*"?(-?\d+)"?')
+# OKX: a per-order failure code inside `data[]` (its top-level code is then "1" or "2").
+_SCODE_RE = re.compile(r'"sCode"\s*:\s*"?(-?\d+)"?')
 
 
 def venue_error_code(exc: BaseException) -> int | None:
-    """The venue's numeric error code inside a ccxt exception message, if any."""
-    m = _CODE_RE.search(str(exc))
+    """The venue's numeric error code inside a ccxt exception message, if any: a JSON
+    number or numeric string under `code` (Deribit, OKX), or first a non-zero OKX `sCode`
+    (the per-order code under a batch-level `"code":"1"`)."""
+    text = str(exc)
+    for s in _SCODE_RE.finditer(text):
+        if int(s.group(1)) != 0:
+            return int(s.group(1))
+    m = _CODE_RE.search(text)
     return int(m.group(1)) if m else None
 
 
-def classify_error(exc: BaseException, venue: str, *, mutating: bool = False) -> VenueError:
+def classify_error(
+    exc: BaseException,
+    venue: str,
+    *,
+    mutating: bool = False,
+    codes: Mapping[int, VenueErrorCode] | None = None,
+) -> VenueError:
     """Map an exception from a ccxt call to a classified `VenueError`.
 
-    `mutating` marks a state-changing request (place, cancel): a network failure after
-    sending leaves its outcome unknown (`VenueError.outcome_unknown`).
+    `codes`: the venue's error-code table (default: `ERROR_CODES[venue]`, the table its
+    package registered). `mutating` marks a state-changing request (place, cancel): a
+    network failure after sending leaves its outcome unknown (`VenueError.outcome_unknown`).
     """
     if isinstance(exc, VenueError):
         return exc
     code = venue_error_code(exc)
-    by_code = _CODE_CLASSES.get(venue, {}).get(code) if code is not None else None
+    table = ERROR_CODES.get(venue, {}) if codes is None else codes
+    mapped = table.get(code) if code is not None else None
+    by_code = mapped.error_class if mapped is not None else None
     cls: ErrorClass
     if by_code is not None:
         cls = by_code
@@ -209,7 +219,25 @@ def classify_error(exc: BaseException, venue: str, *, mutating: bool = False) ->
         venue=venue,
         code=code,
         outcome_unknown=unknown,
+        reason=mapped.reason if mapped is not None else _default_reason(exc, cls),
     )
+
+
+def _default_reason(exc: BaseException, cls: ErrorClass) -> RejectReason | None:
+    """The neutral reason ccxt's own exception class implies, for unmapped codes."""
+    if cls is ErrorClass.RATE_LIMITED:
+        return RejectReason.RATE_LIMITED
+    if cls is ErrorClass.AUTH:
+        return RejectReason.AUTH
+    if isinstance(exc, ccxt.InsufficientFunds):
+        return RejectReason.INSUFFICIENT_FUNDS
+    if isinstance(exc, ccxt.OrderNotFound):
+        return RejectReason.ORDER_NOT_FOUND
+    if isinstance(exc, ccxt.BadSymbol):
+        return RejectReason.UNKNOWN_INSTRUMENT
+    if isinstance(exc, ccxt.InvalidOrder):
+        return RejectReason.INVALID_ORDER
+    return None
 
 
 # ----------------------------------------------------------------------------- endpoints
@@ -240,17 +268,9 @@ def configure_endpoints(exchange: Any, mode: str, rest_url: str | None, ws_url: 
 
 # ---------------------------------------------------------------------------- rate limits
 
-#: Declared limits per ccxt exchange id. Deribit: the matching engine (buy, sell, edit,
-#: cancel) allows about 5 requests/s with a burst of 20 in one credit pool, other calls about
-#: 20/s. The matching-engine pool is split between orders (3/s) and cancels (2/s) so that
-#: a cancel never queues behind an order and the two together never exceed the pool.
-RATE_LIMITS: dict[str, tuple[RateLimit, ...]] = {
-    "deribit": (
-        RateLimit(Lane.ORDERS, 12, 4.0),
-        RateLimit(Lane.CANCELS, 8, 4.0),
-        RateLimit(Lane.READS, 18, 1.0),
-    ),
-}
+#: Declared limits per ccxt exchange id, filled by each venue package when it is imported
+#: (`venues/deribit/limits.py`, `venues/okx/limits.py`); others get `DEFAULT_RATE_LIMITS`.
+RATE_LIMITS: dict[str, tuple[RateLimit, ...]] = {}
 DEFAULT_RATE_LIMITS = (
     RateLimit(Lane.ORDERS, 5, 1.0),
     RateLimit(Lane.CANCELS, 5, 1.0),
@@ -401,7 +421,7 @@ class CcxtVenue:
             config["apiKey"] = creds[0].get_secret_value()
             config["secret"] = creds[1].get_secret_value()
         self.rest: Any = getattr(ccxt_async, self.exchange_id)(dict(config))
-        self.ws: Any = guarded_ws_exchange(self.exchange_id)(dict(config))
+        self.ws: Any = self.ws_class()(dict(config))
         for client in (self.rest, self.ws):
             configure_endpoints(client, settings.mode, settings.rest_url, settings.ws_url)
         self._instruments: dict[str, Instrument] = {}
@@ -409,6 +429,11 @@ class CcxtVenue:
         self._queue: asyncio.Queue[VenueEvent] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+
+    def ws_class(self) -> type[Any]:
+        """The ccxt.pro class of this venue's WebSocket client (a venue module may hook its
+        handlers); guarded against frames it cannot handle."""
+        return guarded_ws_exchange(self.exchange_id)
 
     # -------------------------------------------------------------------- identity
     @property
@@ -585,6 +610,7 @@ class CcxtVenue:
 
 __all__ = [
     "DEFAULT_RATE_LIMITS",
+    "ERROR_CODES",
     "RATE_LIMITS",
     "Backoff",
     "CcxtVenue",

@@ -27,7 +27,7 @@ from hedgerd.config import ConfigError, HedgerdConfig, load_config
 from hedgerd.ops.logging import configure_logging
 from hedgerd.venues.base import VenueError, VenueModeMismatchError
 from hedgerd.venues.book_feed import BookFeed
-from hedgerd.venues.deribit import make_venue
+from hedgerd.venues.registry import make_venue
 from hedgerd.venues.units import amount_to_qty_coin
 
 log = structlog.get_logger(__name__)

@@ -33,6 +33,7 @@ from hedgerd.model import (
     BookLevel,
     Fill,
     IndexPrice,
+    Instrument,
     OrderBookSnapshot,
     OrderType,
     OrderUpdate,
@@ -47,6 +48,7 @@ from hedgerd.venues.base import (
     FillEvent,
     IndexEvent,
     Lane,
+    MarginSummary,
     OrderEvent,
     OrderRequest,
     PortfolioEvent,
@@ -59,7 +61,9 @@ from hedgerd.venues.base import (
     VenueGreeks,
 )
 from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, classify_error, now_ms
-from hedgerd.venues.deribit_payloads import (
+from hedgerd.venues.deribit import errors as _errors  # noqa: F401  (registers the codes)
+from hedgerd.venues.deribit import limits as _limits  # noqa: F401  (registers the lanes)
+from hedgerd.venues.deribit.payloads import (
     FAR_FUTURE_MS,
     LINEAR_SETTLEMENT,
     BadPayloadError,
@@ -75,7 +79,7 @@ from hedgerd.venues.deribit_payloads import (
     resolve_instrument,
     ticker_from_deribit,
 )
-from hedgerd.venues.deribit_session import DeribitSession, SessionClosedError
+from hedgerd.venues.deribit.session import DeribitSession, SessionClosedError
 from hedgerd.venues.units import depth_to_notional
 
 log = structlog.get_logger(__name__)
@@ -123,6 +127,13 @@ class DeribitVenue(CcxtVenue):
         Restarts in a row that bring back no more than one ticker (a subscription snapshot)
         double the limit each time. `market_watchdog_poll_s`: how often (wall seconds) the
         market step wakes up to check."""
+        if settings.exchange != "deribit":
+            # Guard for callers that build the Deribit adapter directly instead of through
+            # `hedgerd.venues.registry.make_venue`.
+            raise ValueError(
+                f"venue {name!r} is on exchange {settings.exchange!r}, not Deribit: build it "
+                "with hedgerd.venues.registry.make_venue"
+            )
         super().__init__(name, settings, clock_ms=clock_ms, backoff=backoff)
         self.market_silence_s = (
             market_silence_s
@@ -205,6 +216,47 @@ class DeribitVenue(CcxtVenue):
                 error_class=ErrorClass.RETRYABLE,
                 venue=self.exchange_id,
             )
+
+    # --------------------------------------------------------------- neutral seam
+    async def server_time_ms(self) -> int:
+        """Deribit's `public/get_time` (UTC epoch ms), through the reads lane."""
+        raw = await self.call(Lane.READS, lambda: self.rest.publicGetGetTime())
+        server_ms = raw.get("result") if isinstance(raw, Mapping) else None
+        if not isinstance(server_ms, int | float) or isinstance(server_ms, bool):
+            raise VenueError(
+                f"{self.name}: unreadable server time {str(raw)[:100]}",
+                error_class=ErrorClass.RETRYABLE,
+                venue=self.exchange_id,
+            )
+        return int(server_ms)
+
+    async def margin_summaries(self) -> list[MarginSummary]:
+        """Equity and maintenance margin (`private/get_account_summary`) per settlement
+        currency, each in that currency."""
+        out = []
+        for ccy in self.settlement_currencies:
+            data = await self._summary(ccy)
+            out.append(
+                MarginSummary(
+                    venue=self.name,
+                    currency=ccy,
+                    equity=as_float(data.get("equity"), 0.0),
+                    maintenance_margin=as_float(data.get("maintenance_margin"), 0.0),
+                    ts_ms=self.venue_time_ms(),
+                )
+            )
+        return out
+
+    def order_path_ready(self) -> bool:
+        """With cancel-on-disconnect, orders must go over the private session (the REST
+        fallback's order requests are GETs that aiohttp may re-send when a connection
+        drops): ready only while it is up. Without it, always ready."""
+        if not self.settings.cancel_on_disconnect:
+            return True
+        return self.session is not None and self.session.connected.is_set()
+
+    def resolve_instrument(self, name: str) -> Instrument | None:
+        return resolve_instrument(self._instruments, name, self.name)
 
     def venue_time_ms(self) -> int:
         """The venue's clock (UTC ms) estimated from `public/get_time` at connect: our clock
@@ -806,9 +858,10 @@ def _order_info(order: Any) -> Mapping[str, Any]:
 
 
 def make_venue(name: str, settings: VenueSettings, **kwargs: Any) -> DeribitVenue:
-    """The adapter for a configured venue account (only Deribit for now)."""
+    """The Deribit adapter for a configured venue account (`hedgerd.venues.registry`
+    chooses the adapter by `settings.exchange`)."""
     if settings.exchange != "deribit":
-        raise ValueError(f"no adapter for exchange {settings.exchange!r}")
+        raise ValueError(f"not a Deribit account: exchange {settings.exchange!r}")
     return DeribitVenue(name, settings, **kwargs)
 
 

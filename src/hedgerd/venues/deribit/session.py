@@ -27,7 +27,8 @@ from hedgerd.venues.base import (
     VenueModeMismatchError,
 )
 from hedgerd.venues.ccxt_venue import Backoff, now_ms
-from hedgerd.venues.deribit_payloads import BadPayloadError
+from hedgerd.venues.deribit.errors import CODES
+from hedgerd.venues.deribit.payloads import BadPayloadError
 
 log = structlog.get_logger(__name__)
 
@@ -310,18 +311,17 @@ class DeribitSession:
 
 
 def _rpc_error(name: str, err: Any, code: Any) -> VenueError:
-    ccode = int(code) if isinstance(code, int) else None
-    auth = ccode in (10000, 13004, 13009)
-    cls = (
-        ErrorClass.AUTH
-        if auth
-        else ErrorClass.RATE_LIMITED
-        if ccode == 10028
-        else ErrorClass.RETRYABLE
-        if ccode in (11094, 10041)
-        else ErrorClass.DEFINITIVE
+    """A JSON-RPC error → VenueError, classified by Deribit's code table (an unmapped code is
+    a definitive refusal: the venue understood and said no)."""
+    ccode = int(code) if isinstance(code, int) and not isinstance(code, bool) else None
+    mapped = CODES.get(ccode) if ccode is not None else None
+    return VenueError(
+        f"{name}: {err}",
+        error_class=mapped.error_class if mapped is not None else ErrorClass.DEFINITIVE,
+        venue="deribit",
+        code=ccode,
+        reason=mapped.reason if mapped is not None else None,
     )
-    return VenueError(f"{name}: {err}", error_class=cls, venue="deribit", code=ccode)
 
 
 __all__ = ["DeribitSession", "SessionClosedError"]

@@ -1,0 +1,33 @@
+"""OKX's rate limits as lanes (okx.md §4). Placing: 60 requests / 2 s per instrument, shared
+by REST and WebSocket, 1000 / 2 s per sub-account; cancelling 60 / 2 s; account reads
+(balance, positions, greeks, fills-history) 10 / 2 s each; cancel-all-after 1 / s. hedgerd
+stays well inside: a hedge is a handful of orders, and the lanes keep a kill-switch cancel
+from queueing behind reads."""
+
+from __future__ import annotations
+
+from hedgerd.venues.base import Lane, RateLimit
+from hedgerd.venues.ccxt_venue import RATE_LIMITS
+
+#: Endpoints with a tighter limit than their lane, as (requests, seconds) on top of it:
+#: ccxt implicit method → limit. OKX's windows are 2 s; these keep half a window's margin.
+ENDPOINT_LIMITS: dict[str, tuple[int, float]] = {
+    "privatePostTradeCancelAllAfter": (1, 1.0),  # 1 / s per user (okx.md §4)
+    "privateGetTradeFillsHistory": (4, 1.0),  # 10 / 2 s
+    "privateGetAccountBalance": (4, 1.0),
+    "privateGetAccountPositions": (4, 1.0),
+    "privateGetAccountGreeks": (4, 1.0),
+    "publicGetPublicMarkPrice": (4, 1.0),
+    "publicGetPublicFundingRate": (4, 1.0),
+    "publicGetPublicTime": (4, 1.0),
+}
+
+LIMITS: tuple[RateLimit, ...] = (
+    RateLimit(Lane.ORDERS, 20, 1.0),
+    RateLimit(Lane.CANCELS, 20, 1.0),
+    RateLimit(Lane.READS, 20, 1.0),  # the tight endpoints have their own windows below it
+)
+
+RATE_LIMITS["okx"] = LIMITS
+
+__all__ = ["ENDPOINT_LIMITS", "LIMITS"]
