@@ -31,6 +31,7 @@ from hedgerd.portfolio.parts import Clocks, PortfolioParts
 from hedgerd.venues.base import (
     ConnectionEvent,
     ConnectionState,
+    FeedVenue,
     FillEvent,
     IndexEvent,
     OrderEvent,
@@ -41,8 +42,7 @@ from hedgerd.venues.base import (
     VenueEvent,
 )
 from hedgerd.venues.book_feed import BookFeed, DeltaDivergence
-from hedgerd.venues.deribit import DeribitVenue
-from hedgerd.venues.deribit_payloads import resolve_instrument
+from hedgerd.venues.registry import make_venue
 
 log = structlog.get_logger(__name__)
 
@@ -95,18 +95,19 @@ class AccountRuntime:
         return self.parts.settings
 
     # The account's parts, as its services and the portfolio's read them.
-    venue = Kept[DeribitVenue | None]("parts")
+    venue = Kept[FeedVenue | None]("parts")
     reconciler = Kept[Reconciler | None]("parts")
     book = Kept[GreeksBook | None]("parts")
     feed = Kept[BookFeed | None]("parts")
 
     # ------------------------------------------------------------------ building
-    def build_venue(self) -> DeribitVenue:
+    def build_venue(self) -> FeedVenue:
         if not self.settings.cancel_on_disconnect:
             # Orders then go out through ccxt's REST client as GETs, which aiohttp may re-send
             # when the connection drops: a possible double order. Say so loudly.
             log.warning("daemon.orders_over_rest", venue=self.name)
-        venue = self.parts.venue = DeribitVenue(
+        # The adapter of the account's exchange (`venues/registry.py`).
+        venue = self.parts.venue = make_venue(
             self.name, self.settings, clock_ms=self.clocks.clock_ms
         )
         return venue
@@ -296,14 +297,12 @@ class AccountRuntime:
 
     # ----------------------------------------------------------------- queries
     def orders_blocked(self) -> bool:
-        """Whether orders must wait: with cancel-on-disconnect the adapter would fall back to
-        ccxt's REST client while the order session is down, whose order requests are GETs
-        that aiohttp may re-send when a connection drops."""
+        """Whether orders must wait: the venue's order path is not ready (Deribit: with
+        cancel-on-disconnect, its order session is down and ccxt's REST fallback would send
+        order requests as GETs that aiohttp may re-send; OKX: the dead-man countdown is not
+        armed). No venue yet: wait."""
         venue = self.parts.venue
-        session = venue.session if venue is not None else None
-        return self.settings.cancel_on_disconnect and (
-            session is None or not session.connected.is_set()
-        )
+        return venue is None or not venue.order_path_ready()
 
     async def instruments_of(self, names: set[str]) -> Mapping[str, Instrument]:
         """The venue's instruments, covering `names` where they can be known: one reload of
@@ -323,7 +322,7 @@ class AccountRuntime:
             return instruments
         out = dict(instruments)
         for name in missing:
-            inst = resolve_instrument(instruments, name, self.name)
+            inst = venue.resolve_instrument(name)
             if inst is not None and inst.is_option:
                 out[name] = inst
         return out

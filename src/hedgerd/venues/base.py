@@ -8,6 +8,7 @@ the event types below. Amounts are in the instrument's `amount_unit`, prices in 
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -278,6 +279,9 @@ class MarginSummary:
     equity: float
     maintenance_margin: float
     ts_ms: int
+    available: float = math.nan
+    """Free collateral in that currency (what new positions may still use); NaN when the
+    venue did not say."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -243,6 +244,7 @@ class DeribitVenue(CcxtVenue):
                     equity=as_float(data.get("equity"), 0.0),
                     maintenance_margin=as_float(data.get("maintenance_margin"), 0.0),
                     ts_ms=self.venue_time_ms(),
+                    available=as_float(data.get("available_funds"), math.nan),
                 )
             )
         return out

@@ -344,6 +344,7 @@ class OkxVenue(CcxtVenue):
                         equity=num(d.get("eq"), 0.0),
                         maintenance_margin=num(d.get("mmr"), 0.0),
                         ts_ms=ts,
+                        available=num(d.get("availEq"), math.nan),
                     )
                 )
         return out
