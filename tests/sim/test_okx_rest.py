@@ -308,3 +308,8 @@ async def test_spot_orders_move_both_balances(ex: Any, sim: Simulator) -> None:
     await ex.create_order("BTC/USDT", "market", "buy", 500, None, {"tgtCcy": "quote_ccy"})
     costs = sorted(t["cost"] for t in await ex.fetch_my_trades("BTC/USDT"))
     assert len(costs) == 2 and costs[0] == pytest.approx(500, rel=1e-3)
+
+
+async def test_deep_books_come_from_books_full(ex: Any) -> None:
+    book = await ex.fetch_order_book(INV_SWAP, 500)  # ccxt: > 400 levels -> market/books-full
+    assert len(book["bids"]) == len(book["asks"]) == 10  # the scenario's synthetic levels
