@@ -10,7 +10,8 @@ from hedgerd.sim.accounts import Position
 from hedgerd.sim.okx.instruments import SWAP_LEVER, OkxInstrument, yymmdd
 
 if TYPE_CHECKING:
-    from hedgerd.sim.okx.venue import OkxAccount, OkxFill, OkxOrder, OkxVenue
+    from hedgerd.sim.okx.accounts import OkxAccount, OkxFill, OkxOrder
+    from hedgerd.sim.okx.venue import OkxVenue
 
 YEAR_DAYS = 365.0
 
@@ -299,6 +300,7 @@ def position_json(
         "avgPx": s(pos.average_price),
         "baseBal": "",
         "baseBorrowed": "",
+        "baseInterest": "",
         "bePx": "",
         "bizRefId": "",
         "bizRefType": "",
@@ -312,6 +314,7 @@ def position_json(
         "fundingFee": s(-venue_funding(acct, inst, pos)),
         "gammaBS": greeks["gammaBS"],
         "gammaPA": greeks["gammaPA"],
+        "hedgedPos": "",
         "idxPx": s(idx),
         "imr": s(im),
         "instId": inst.inst_id,
@@ -325,9 +328,11 @@ def position_json(
         "liqPx": "",
         "margin": "",
         "markPx": s(mark),
+        "maxSpotInUseAmt": "",
         "mgnMode": "cross",
         "mgnRatio": "",
         "mmr": s(im / 2),
+        "nonSettleAvgPx": "",
         "notionalUsd": s(notional_usd),
         "optVal": s(pos.size * inst.ct_mult * mark) if inst.is_option else "",
         "pendingCloseOrdLiabVal": "",
@@ -338,7 +343,9 @@ def position_json(
         "posSide": "net",
         "quoteBal": "",
         "quoteBorrowed": "",
+        "quoteInterest": "",
         "realizedPnl": s(pos.realized_pnl * (inst.ct_mult if inst.is_option else inst.ct_val)),
+        "settledPnl": "",
         "spotInUseAmt": "",
         "spotInUseCcy": "",
         "thetaBS": greeks["thetaBS"],

@@ -25,11 +25,12 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from hedgerd.sim.okx import errors, views
+from hedgerd.sim.okx.accounts import OkxCredentials, OkxOrder
 from hedgerd.sim.okx.auth import verify_ws_login
 from hedgerd.sim.okx.errors import OrderRejectedError
 from hedgerd.sim.okx.instruments import INST_TYPES, OkxInstrument
 from hedgerd.sim.okx.rest import order_ack
-from hedgerd.sim.okx.venue import OkxCredentials, OkxOrder, OkxVenue
+from hedgerd.sim.okx.venue import OkxVenue
 
 if TYPE_CHECKING:
     from hedgerd.sim.okx.dialect import OkxDialect
@@ -351,7 +352,9 @@ class OkxWsHub:
         if sub.channel == "positions":
             session.send(self._positions_msg(session, sub, "snapshot", only=None))
         elif sub.channel == "account":
-            session.send({"arg": self._private_arg(session, sub), "data": [self._balance(acct)]})
+            session.send(
+                {"arg": self._private_arg(session, sub), "data": [self._balance(acct, sub)]}
+            )
 
     # ------------------------------------------------------------------ orders over WS
     def _order_op(
@@ -533,8 +536,10 @@ class OkxWsHub:
             return
         session.send(msg)
 
-    def _balance(self, acct: Any) -> dict[str, Any]:
-        return views.balance_json(self.venue, acct)
+    def _balance(self, acct: Any, sub: _Sub) -> dict[str, Any]:
+        """The `account` push, of the subscribed `ccy` only when the arg names one."""
+        ccy = sub.arg.get("ccy")
+        return views.balance_json(self.venue, acct, {str(ccy)} if ccy else None)
 
     def _positions_msg(
         self, session: OkxWsSession, sub: _Sub, event: str, only: set[str] | None
@@ -615,7 +620,10 @@ class OkxWsHub:
                 continue
             for sub in session.subs:
                 if sub.channel == "account":
-                    msg = {"arg": self._private_arg(session, sub), "data": [self._balance(acct)]}
+                    msg = {
+                        "arg": self._private_arg(session, sub),
+                        "data": [self._balance(acct, sub)],
+                    }
                     self._send_private(session, sub, msg)
                 elif sub.channel == "positions":
                     self._send_private(
