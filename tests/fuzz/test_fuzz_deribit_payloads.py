@@ -1,5 +1,5 @@
 """Hostile Deribit payloads through the real receive path: simulator WebSocket → `DeribitSession`
-(JSON-RPC framing) → `DeribitVenue._on_private` (deribit_payloads) → `BookFeed` → `GreeksBook`.
+(JSON-RPC framing) → `DeribitVenue._on_private` (deribit/payloads.py) → `BookFeed` → `GreeksBook`.
 
 Frames are pushed by the simulator's test hook (`sim.admin.inject_ws`) on the venue's own
 authenticated session, followed by a sentinel notification: once the sentinel is seen, every

@@ -51,7 +51,7 @@ from hedgerd.sim.protocol import (
 )
 from hedgerd.sim.scenario import Scenario, load_scenario
 from hedgerd.sim.stats import TrailingStats
-from hedgerd.venues.deribit_names import parse_instrument_name
+from hedgerd.venues.deribit.names import parse_instrument_name
 
 log = structlog.get_logger(__name__)
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hedgerd.sim.scenario import ChainSpec, FeeSpec, UnderlyingSpec
-from hedgerd.venues.deribit_names import format_expiry, option_name
+from hedgerd.venues.deribit.names import format_expiry, option_name
 
 __all__ = ["InstrumentCatalog", "SimInstrument", "format_expiry", "format_strike"]
 
@@ -28,7 +28,7 @@ SETTLEMENT_HOUR_UTC = 8
 
 # Per underlying: inverse contract size (USD), futures tick (USD), option minimum (coin),
 # linear perpetual contract/minimum (coin) and tick (USDC), spot step (coin) and tick (USDC).
-# The same figures as the daemon's name parser (hedgerd.venues.deribit_names), so a market
+# The same figures as the daemon's name parser (hedgerd.venues.deribit.names), so a market
 # loaded from the simulator and one parsed from its name agree.
 _SPECS: dict[str, dict[str, float]] = {
     "BTC": {

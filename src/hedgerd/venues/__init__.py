@@ -8,8 +8,7 @@
   endpoints, per-lane rate limits, supervised streams with backoff).
 - `deribit/`: the Deribit adapter (private session: `user.changes`, `user.portfolio`,
   heartbeat, cancel-on-disconnect; labels as client ids; testnet/live check), its payloads,
-  instrument names, error codes and rate limits. `deribit_names`/`deribit_payloads` are
-  aliases kept for modules of other lanes until they import the new paths.
+  instrument names, error codes and rate limits.
 - `units`: venue amounts and prices ↔ coin and USD.
 - `book_feed`: keeps a `GreeksBook` equal to the venue's truth (snapshot, streams,
   reconciliation, staleness, Greeks cross-check).
