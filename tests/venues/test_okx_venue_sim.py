@@ -610,3 +610,31 @@ async def test_executor_hedges_on_okx_with_journalled_clordids(
         assert _account(sim).positions[SWAP].size == -12
     finally:
         await journal.close()
+
+
+async def test_lost_order_is_found_behind_a_full_page_of_history(
+    venue: OkxVenue, sim: Simulator
+) -> None:
+    """OKX lists orders-history newest first, 100 a page: a restarted daemon looking for an
+    older lost order must page back (`after` = ordId), or it reads "never arrived" and the
+    reconciler closes a filled hedge as cancelled with nothing filled."""
+    quote = await venue.fetch_quote(SWAP)
+    lost = await venue.place_order(OrderRequest(
+        SWAP, OrderSide.BUY, 100.0, _label("lost-early"), price=quote.ask_price * 1.01,
+        time_in_force=TimeInForce.IOC))  # fmt: skip
+    assert lost.status is OrderStatus.FILLED
+    price = round(quote.bid_price * 0.8, 1)
+    for i in range(100):
+        await venue.place_order(
+            OrderRequest(SWAP, OrderSide.BUY, 100.0, _label(f"later{i}"), price=price)
+        )
+    assert await venue.cancel_all("BTC") == 100
+    fresh = OkxVenue("okx", _settings(sim), clock_ms=sim.now_ms, private_stream=False)
+    await fresh.connect()
+    try:
+        [found] = await fresh.order_by_label(_label("lost-early"))
+        assert (found.order_id, found.status, found.filled_amount) == (
+            lost.order_id, OrderStatus.FILLED, 100.0,
+        )  # fmt: skip
+    finally:
+        await fresh.close()

@@ -553,7 +553,19 @@ class OkxRestApi:
             out = [o for o in out if o.okx is not None and o.okx.inst_id == p["instId"]]
         if p.get("ordType"):
             out = [o for o in out if o.ord_type == p["ordType"]]
+        # OKX pages order lists by `ordId`: `after` = older than it, `before` = newer.
+        if p.get("after"):
+            out = [o for o in out if int(o.ord_id) < self._ord_id(p["after"])]
+        if p.get("before"):
+            out = [o for o in out if int(o.ord_id) > self._ord_id(p["before"])]
         return out
+
+    @staticmethod
+    def _ord_id(value: Any) -> int:
+        try:
+            return int(str(value))
+        except ValueError:
+            raise OkxError(errors.PARAM_ERROR, "Parameter after error", 400) from None
 
     def orders_pending(self, call: Call) -> Any:
         acct = self._acct(call)

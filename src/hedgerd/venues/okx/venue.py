@@ -122,6 +122,8 @@ _KIND_TYPES = {
 }
 #: Pages of 100 fills read at most by one `fetch_fills`.
 MAX_FILL_PAGES = 50
+#: Pages of 100 terminal orders of one instrument type read at most by `order_by_label`.
+MAX_HISTORY_PAGES = 100
 #: OKX's funding period today (okx.md §5: "currently set at 8 hours"), ms.
 EIGHT_HOURS_MS = 8 * 3_600_000
 
@@ -770,13 +772,23 @@ class OkxVenue(CcxtVenue):
                 return []
         found = {o.order_id: o for o in await self._pending({}) if o.label == label}
         for itype in INST_TYPES:
-            page = await self._data(
-                Lane.READS, "privateGetTradeOrdersHistory", {"instType": itype, "limit": "100"}
-            )
-            for o in page:
-                if isinstance(o, Mapping) and o.get("clOrdId") == label:
-                    upd = self._order_update(o)
-                    found.setdefault(upd.order_id, upd)
+            # Every page back to the 7 days OKX keeps: the first 100 terminal orders of a
+            # busy account may all be newer than the lost one, and "not found" is taken for
+            # "never arrived" (the reconciler closes it as cancelled with nothing filled).
+            query = {"instType": itype, "limit": "100"}
+            for _ in range(MAX_HISTORY_PAGES):
+                page = [
+                    o
+                    for o in await self._data(Lane.READS, "privateGetTradeOrdersHistory", query)
+                    if isinstance(o, Mapping)
+                ]
+                for o in page:
+                    if o.get("clOrdId") == label:
+                        upd = self._order_update(o)
+                        found.setdefault(upd.order_id, upd)
+                if len(page) < 100 or not page[-1].get("ordId"):
+                    break
+                query["after"] = str(page[-1]["ordId"])
         return list(found.values())
 
     # ---------------------------------------------------------------------- streams
