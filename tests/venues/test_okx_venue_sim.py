@@ -638,3 +638,25 @@ async def test_lost_order_is_found_behind_a_full_page_of_history(
         )  # fmt: skip
     finally:
         await fresh.close()
+
+
+async def test_cancel_whose_read_back_fails_reports_no_guessed_state(
+    venue: OkxVenue, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel went through, the read-back (`trade/order`) did not: the adapter must not
+    invent the order's state (CANCELLED, nothing filled, side BUY: a partial fill not yet
+    streamed would be closed as unfilled). It raises, and the executor asks by label."""
+    quote = await venue.fetch_quote(SWAP)
+    price = round(quote.bid_price * 0.8, 1)
+    upd = await venue.place_order(
+        OrderRequest(SWAP, OrderSide.SELL, 100.0, _label("readback"), price=price * 1.5)
+    )
+
+    async def unreachable(inst_id: str, ids: Any) -> Any:
+        raise VenueError("okx: read-back lost", error_class=ErrorClass.RETRYABLE, venue="okx")
+
+    monkeypatch.setattr(venue, "_order", unreachable)
+    with pytest.raises(VenueError) as err:
+        await venue.cancel_order(upd.order_id)
+    assert err.value.error_class is ErrorClass.RETRYABLE
+    assert _account(sim).open_orders == {}  # the cancel itself reached the venue

@@ -48,8 +48,6 @@ from hedgerd.model import (
     Instrument,
     InstrumentKind,
     OrderBookSnapshot,
-    OrderSide,
-    OrderStatus,
     OrderType,
     OrderUpdate,
     Quote,
@@ -703,11 +701,15 @@ class OkxVenue(CcxtVenue):
         )  # fmt: skip
         try:
             return await self._order(inst_id, {"ordId": order_id})
-        except VenueError:
-            inst = self.instrument(inst_id)
-            return OrderUpdate(self.name, inst.name, order_id, None, OrderSide.BUY,
-                               OrderStatus.CANCELLED, 0.0, 0.0, None, None,
-                               self.venue_time_ms())  # fmt: skip
+        except VenueError as exc:
+            # Accepted, but its state unread: what filled before the cancel is not known, so
+            # no state is made up (a partial fill not yet streamed would read as unfilled);
+            # the caller asks by label.
+            raise VenueError(
+                f"{self.name}: order {order_id} cancelled, its state unread: {exc}",
+                error_class=ErrorClass.RETRYABLE,
+                venue=self.exchange_id,
+            ) from exc
 
     async def _pending(self, params: Mapping[str, Any]) -> list[OrderUpdate]:
         out: list[OrderUpdate] = []
