@@ -660,3 +660,17 @@ async def test_cancel_whose_read_back_fails_reports_no_guessed_state(
         await venue.cancel_order(upd.order_id)
     assert err.value.error_class is ErrorClass.RETRYABLE
     assert _account(sim).open_orders == {}  # the cancel itself reached the venue
+
+
+async def test_an_account_in_long_short_mode_is_refused_at_connect(sim: Simulator) -> None:
+    """The adapter reads positions as net (`pos` signed) and sends no `posSide`: an account
+    in long/short mode would list a long and a short of one instrument as two positions, of
+    which the book keeps the last (a wrong net delta, a wrong hedge). Refused, clearly."""
+    _account(sim).pos_mode = "long_short_mode"
+    v = OkxVenue("okx", _settings(sim), clock_ms=sim.now_ms, private_stream=False)
+    try:
+        with pytest.raises(VenueError, match="long_short_mode") as err:
+            await v.connect()
+        assert err.value.error_class is ErrorClass.DEFINITIVE
+    finally:
+        await v.close()

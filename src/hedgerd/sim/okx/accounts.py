@@ -70,6 +70,10 @@ class OkxAccount:
     position_ctime: dict[str, int] = field(default_factory=dict)
     position_utime: dict[str, int] = field(default_factory=dict)
     cancel_all_at_ms: int | None = None  # the dead-man deadline, sim ms
+    #: OKX `posMode`, set on the web: `net_mode`, or `long_short_mode` (a long and a short
+    #: of one instrument side by side). The simulated engine trades net only; a test sets
+    #: long/short to see a client refuse such an account.
+    pos_mode: str = "net_mode"
 
     @property
     def account_id(self) -> str:

@@ -451,7 +451,7 @@ class OkxRestApi:
                 "uid": acct.creds.uid,
                 "mainUid": acct.creds.uid,
                 "acctLv": "3",
-                "posMode": "net_mode",
+                "posMode": acct.pos_mode,
                 "autoLoan": False,
                 "greeksType": "PA",
                 "level": "Lv1",

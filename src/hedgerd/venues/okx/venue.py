@@ -237,11 +237,15 @@ class OkxVenue(CcxtVenue):
 
     # ------------------------------------------------------------------------ connect
     async def connect(self) -> None:
-        """Measure the server clock, load instruments, then (with keys and
-        `private_stream`) arm the dead-man switch and start the private streams."""
+        """Measure the server clock, load instruments, then (with keys) check the account is
+        in net position mode and (with `private_stream`) arm the dead-man switch and start
+        the private streams."""
         self.server_offset_ms = await self.server_time_ms() - self.clock_ms()
         await self.reload_instruments()
-        if self.settings.credentials() is None or not self._private_stream:
+        if self.settings.credentials() is None:
+            return
+        await self.check_position_mode()
+        if not self._private_stream:
             return
         if self.settings.cancel_on_disconnect:
             await self.start_dead_man()
@@ -251,6 +255,20 @@ class OkxVenue(CcxtVenue):
             ("balance", lambda: self.ws.watch_balance()),
         ):
             self.spawn(self.supervise(session, functools.partial(self._watch, watch)), session)
+
+    async def check_position_mode(self) -> None:
+        """Refuse an account not in net mode (`account/config` `posMode`): positions are read
+        as net (`pos` signed) and orders carry no `posSide`. In long/short mode a long and a
+        short of one instrument are two entries, and the book would keep only one of them."""
+        data = await self._data(Lane.READS, "privateGetAccountConfig")
+        mode = data[0].get("posMode") if data and isinstance(data[0], Mapping) else None
+        if mode != "net_mode":
+            raise VenueError(
+                f"{self.name}: OKX account is in position mode {mode!r}; hedgerd needs "
+                "net_mode (set it on OKX: Trade > Settings > Position mode)",
+                error_class=ErrorClass.DEFINITIVE,
+                venue=self.exchange_id,
+            )
 
     @staticmethod
     async def _watch(watch: Callable[[], Any]) -> None:
