@@ -674,3 +674,25 @@ async def test_an_account_in_long_short_mode_is_refused_at_connect(sim: Simulato
         assert err.value.error_class is ErrorClass.DEFINITIVE
     finally:
         await v.close()
+
+
+@pytest.mark.parametrize("acct_lv", ["3", "2"])
+async def test_margin_of_a_unified_account_is_the_accounts_in_usd(
+    venue: OkxVenue, sim: Simulator, acct_lv: str
+) -> None:
+    """OKX fills `details[].mmr` in Futures mode (acctLv 2) only; a Multi-currency or
+    Portfolio margin account (3, 4) is margined as a whole, in USD, at the top level
+    (`adjEq`, `mmr`). Read per currency only, such an account's maintenance margin is 0:
+    the margin switch could never trip however close it came to liquidation."""
+    _account(sim).acct_lv = acct_lv
+    quote = await venue.fetch_quote(SWAP)
+    await venue.place_order(OrderRequest(SWAP, OrderSide.BUY, 5000.0, _label("margin"),
+                                         price=quote.ask_price * 1.01,
+                                         time_in_force=TimeInForce.IOC))  # fmt: skip
+    margins = {m.currency: m for m in await venue.margin_summaries()}
+    if acct_lv == "2":
+        assert margins["BTC"].maintenance_margin > 0 and "USD" not in margins
+        return
+    usd = margins["USD"]
+    assert usd.maintenance_margin > 0 and usd.equity > 100_000.0  # USDT plus coins in USD
+    assert usd.maintenance_margin / usd.equity < 0.01 and usd.available < usd.equity

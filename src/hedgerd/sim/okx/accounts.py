@@ -74,6 +74,10 @@ class OkxAccount:
     #: of one instrument side by side). The simulated engine trades net only; a test sets
     #: long/short to see a client refuse such an account.
     pos_mode: str = "net_mode"
+    #: OKX `acctLv`: 2 Futures mode (margin per currency: `details[].imr/mmr`), 3
+    #: Multi-currency margin or 4 Portfolio margin (margin for the account, in USD: the
+    #: top-level `imr/mmr/mgnRatio`; the per-currency fields are empty), as OKX documents.
+    acct_lv: str = "3"
 
     @property
     def account_id(self) -> str:

@@ -450,7 +450,7 @@ class OkxRestApi:
             {
                 "uid": acct.creds.uid,
                 "mainUid": acct.creds.uid,
-                "acctLv": "3",
+                "acctLv": acct.acct_lv,
                 "posMode": acct.pos_mode,
                 "autoLoan": False,
                 "greeksType": "PA",

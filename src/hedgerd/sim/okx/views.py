@@ -373,6 +373,11 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
     details = []
     total_usd = 0.0
     avail_usd = 0.0
+    imr_usd = 0.0
+    # Futures mode margins each currency on its own; the unified modes margin the account
+    # in USD and leave the per-currency `imr`/`mmr`/`mgnRatio` empty (OKX's balance docs:
+    # "Applicable to Futures mode and when there is cross position").
+    per_ccy = acct.acct_lv == "2"
     for ccy in venue.currencies(acct):
         if only and ccy not in only:
             continue
@@ -387,6 +392,7 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
         )
         avail = eq - imr - ordf
         avail_usd += avail * px
+        imr_usd += imr * px
         details.append(
             {
                 "accAvgPx": "",
@@ -405,7 +411,7 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
                 "eqUsd": s(eq * px),
                 "fixedBal": "0",
                 "frozenBal": s(imr + ordf),
-                "imr": s(imr),
+                "imr": s(imr) if per_ccy else "",
                 "interest": "",
                 "isoEq": "0",
                 "isoLiab": "",
@@ -414,7 +420,7 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
                 "maxLoan": "",
                 "maxSpotInUse": "",
                 "mgnRatio": "",
-                "mmr": s(imr / 2),
+                "mmr": s(imr / 2) if per_ccy else "",
                 "notionalLever": "",
                 "openAvgPx": "",
                 "ordFrozen": s(ordf),
@@ -440,10 +446,10 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
         "availEq": s(avail_usd),
         "borrowFroz": "",
         "details": details,
-        "imr": "",
+        "imr": "" if per_ccy else s(imr_usd),
         "isoEq": "0",
-        "mgnRatio": "",
-        "mmr": "",
+        "mgnRatio": "" if per_ccy or imr_usd <= 0 else s(total_usd / (imr_usd / 2)),
+        "mmr": "" if per_ccy else s(imr_usd / 2),
         "notionalUsd": "",
         "notionalUsdForBorrow": "",
         "notionalUsdForFutures": "",
