@@ -319,3 +319,24 @@ async def test_spot_orders_move_both_balances(ex: Any, sim: Simulator) -> None:
 async def test_deep_books_come_from_books_full(ex: Any) -> None:
     book = await ex.fetch_order_book(INV_SWAP, 500)  # ccxt: > 400 levels -> market/books-full
     assert len(book["bids"]) == len(book["asks"]) == 10  # the scenario's synthetic levels
+
+
+async def test_history_lists_page_back_by_id(ex: Any) -> None:
+    """OKX pages `trade/fills-history` by `billId` and `trade/orders-history` /
+    `orders-pending` by `ordId` (`after` = older than it). A dialect that ignores `after`
+    answers page 1 again: a client paging back loops on the same page (the adapter's
+    fill and order searches) and never sees older records."""
+    ask = (await ex.fetch_order_book(INV_SWAP, 1))["asks"][0][0]
+    for _ in range(3):
+        await ex.create_order(INV_SWAP, "limit", "buy", 1, ask * 1.01, {"timeInForce": "IOC"})
+    for method, key in (
+        (ex.private_get_trade_fills_history, "billId"),
+        (ex.private_get_trade_orders_history, "ordId"),
+    ):
+        first = (await method({"instType": "SWAP", "limit": "2"}))["data"]
+        rest = (await method({"instType": "SWAP", "limit": "2", "after": first[-1][key]}))[
+            "data"
+        ]
+        ids = [r[key] for r in first + rest]
+        assert len(first) == 2 and len(ids) == len(set(ids)) >= 3, (method, ids)
+        assert all(int(r[key]) < int(first[-1][key]) for r in rest)

@@ -562,6 +562,7 @@ class OkxRestApi:
 
     @staticmethod
     def _ord_id(value: Any) -> int:
+        """An `after`/`before` cursor (an `ordId` or `billId`) as a number."""
         try:
             return int(str(value))
         except ValueError:
@@ -601,6 +602,11 @@ class OkxRestApi:
             if p.get("begin") and f.ts < int(p["begin"]):
                 continue
             if p.get("end") and f.ts > int(p["end"]):
+                continue
+            # Paged by billId, as OKX does: `after` = older than it, `before` = newer.
+            if p.get("after") and int(f.bill_id) >= self._ord_id(p["after"]):
+                continue
+            if p.get("before") and int(f.bill_id) <= self._ord_id(p["before"]):
                 continue
             out.append(views.fill_json(f))
         return out[: self._limit(p)]
