@@ -95,3 +95,26 @@ async def test_a_funds_refusal_trips_the_account_not_the_portfolio(tmp_path: Pat
         assert states.machine("other").state is TradingState.ACTIVE
     finally:
         await journal.close()
+
+
+async def test_a_halt_while_an_intent_waits_to_be_sent_stops_it(tmp_path: Path) -> None:
+    """The gate judges an order when it is journalled; the send may then wait (a rate-limit
+    backoff, the venue's session coming back). An account halted meanwhile must not see the
+    order go out: the halt's cancel-all only reaches orders the venue acknowledged."""
+    venue = FakeVenue()
+    ex, states, journal = await _executor(tmp_path, venue)
+    waited = ex.sleep_ms
+
+    async def halt_while_waiting(ms: int) -> None:
+        await states.machine(VENUE_NAME).halt(actor="uid:1", text="halted during the wait")
+        await waited(ms)
+
+    ex.sleep_ms = halt_while_waiting
+    ex._rl_until_ms[VENUE_NAME] = venue.now + 1_000  # a backoff is running
+    try:
+        d = perp_decision("wait-1", OrderSide.BUY, 1_000.0, mid_usd=MID, ts_ms=venue.now)
+        (leg,) = (await ex.execute(d)).legs
+        assert venue.sent == []
+        assert leg.outcome is not LegOutcome.DONE
+    finally:
+        await journal.close()

@@ -1164,6 +1164,11 @@ class Executor:
         olog = log.bind(decision_id=rec.decision_id, label=rec.label, venue=rec.venue)
         async with self._sem:
             await self._wait_rate_limit(rec.venue)
+            if self._halted_since_intent(run, rec):
+                # Judged at the intent, halted while it waited (semaphore, backoff, session):
+                # never sent, so closed as such; the halt's cancel-all cannot reach it.
+                olog.warning("executor.halted_before_send")
+                return await self._apply(rec.label, Cancelled(self.clock_ms(), "halted"))
             _drill("after_intent", self._drill)
             send_ns = time.perf_counter_ns()
             try:
@@ -1186,6 +1191,14 @@ class Executor:
             wire_ms=(answer_ns - send_ns) / 1e6,
         )
         return out
+
+    def _halted_since_intent(self, run: _LegRun, rec: OrderRecord) -> bool:
+        """Whether the order's account (or the portfolio) is HALTED now; the operator's
+        flatten still goes, as the gate lets it."""
+        if run.operator_flatten:
+            return False
+        state = self.states.state(rec.venue) if self.states is not None else self.trading.state
+        return state is TradingState.HALTED
 
     async def _mark_sent(self, label: str) -> None:
         rec = self._records.get(label)
