@@ -692,7 +692,12 @@ async def test_margin_of_a_unified_account_is_the_accounts_in_usd(
     margins = {m.currency: m for m in await venue.margin_summaries()}
     if acct_lv == "2":
         assert margins["BTC"].maintenance_margin > 0 and "USD" not in margins
+        assert margins["BTC"].margined
         return
+    # Per currency only for status and routing's free collateral: a borrowed currency's
+    # negative equity inside a unified account is not a margin call of its own.
+    assert not any(m.margined for c, m in margins.items() if c != "USD")
     usd = margins["USD"]
+    assert usd.margined
     assert usd.maintenance_margin > 0 and usd.equity > 100_000.0  # USDT plus coins in USD
     assert usd.maintenance_margin / usd.equity < 0.01 and usd.available < usd.equity

@@ -54,7 +54,8 @@ class AccountChecks:
             ccy, equity, mm = summary.currency, summary.equity, summary.maintenance_margin
             self.margin[ccy] = (equity, mm)
             self.available[ccy] = summary.available
-            if equity == 0.0 and mm == 0.0:
+            if not summary.margined or (equity == 0.0 and mm == 0.0):
+                # Not margined on its own (the account's summary is judged), or nothing held.
                 continue
             index = book.index_price(ccy) if book is not None else math.nan
             board.on_margin(

@@ -282,6 +282,11 @@ class MarginSummary:
     available: float = math.nan
     """Free collateral in that currency (what new positions may still use); NaN when the
     venue did not say."""
+    margined: bool = True
+    """Whether the venue margins this currency on its own, so the margin switch judges it.
+    False for a currency inside an account margined as a whole (OKX Multi-currency and
+    Portfolio margin): a borrowed currency's negative equity there is not a margin call, the
+    account's own summary is what liquidation judges."""
 
 
 @dataclass(frozen=True, slots=True)

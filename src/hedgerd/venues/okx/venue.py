@@ -357,6 +357,9 @@ class OkxVenue(CcxtVenue):
         ts = self.venue_time_ms()
         out = []
         top = data[0] if data and isinstance(data[0], Mapping) else {}
+        account_mmr = num(top.get("mmr"))
+        # Account-level figures ("" in Futures mode): the account is margined as a whole.
+        unified = not math.isnan(account_mmr)
         for d in top.get("details") or []:
             if isinstance(d, Mapping) and d.get("ccy"):
                 out.append(
@@ -367,10 +370,10 @@ class OkxVenue(CcxtVenue):
                         maintenance_margin=num(d.get("mmr"), 0.0),
                         ts_ms=ts,
                         available=num(d.get("availEq"), math.nan),
+                        margined=not unified,
                     )
                 )
-        account_mmr = num(top.get("mmr"))
-        if not math.isnan(account_mmr):
+        if unified:
             # The account-level figures ("" in Futures mode): what liquidation judges in the
             # unified modes. Adjusted equity is the collateral after OKX's discounts.
             equity = num(top.get("adjEq"))
