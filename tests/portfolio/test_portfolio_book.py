@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging.inputs import UnderlyingRisk
@@ -50,6 +50,7 @@ def test_one_account_is_its_own_portfolio() -> None:
         max_size=6,
     )
 )
+@example([(0.0, 0.0, 1.0, 0.0), (0.0, 2.2250738585e-313, 1.75, 0.0)])  # a subnormal gamma
 def test_sums_and_weighted_vol(parts: list[tuple[float, float, float, float]]) -> None:
     risks = {f"a{i}": _risk(d, g, v, t) for i, (d, g, v, t) in enumerate(parts)}
     p = sum_risks(risks)

@@ -47,10 +47,12 @@ def sum_risks(by_account: Mapping[str, UnderlyingRisk]) -> PortfolioRisk:
     w_sum = sum(weights)
 
     def weighted(field: str) -> float:
-        if w_sum > 0:
-            total = sum(w * float(getattr(r, field)) for w, r in zip(weights, risks, strict=True))
-            return total / w_sum
-        return float(getattr(first, field))
+        values = [float(getattr(r, field)) for r in risks]
+        if not w_sum > 0:
+            return values[0]
+        # Shares first: weights near the float minimum lose their precision in a product.
+        mean = sum((w / w_sum) * v for w, v in zip(weights, values, strict=True))
+        return min(max(mean, min(values)), max(values))
 
     settlements = [r.next_settlement_ms for r in risks if r.next_settlement_ms is not None]
     total = UnderlyingRisk(
