@@ -82,6 +82,11 @@ class NodeStatus:
         }
 
 
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 def _refuse(why: str) -> IntentGuard:
     def check(_db: JournalDb) -> None:
         raise LeaseLostError(why)
@@ -116,7 +121,6 @@ class HaNode:
         #: Set while not ACTIVE: the gated parts stop.
         self.inactive = asyncio.Event()
         self.inactive.set()
-        self._taking_over = False
         self._was_fenced = False
         self._handoff_until_s = 0.0
         self.acquisitions = 0
@@ -124,13 +128,20 @@ class HaNode:
         self.last_takeover_s: float | None = None
         self.db_reachable = True
         self._seen = LeaseView(lease.name, "", 0, 0)
+        #: The grant being led followed a graceful release (handoff) of the epoch before it:
+        #: the previous leader stopped and cancelled before releasing, no expiry wait needed.
+        self.after_release = False
+        #: When this node last released the lease in a handoff (lease clock, s).
+        self.released_at_s: float | None = None
         self._handoff = asyncio.Lock()
 
     # ---------------------------------------------------------------------- state
     @property
     def role(self) -> NodeRole:
         if self.lease.grant is not None and self.lease.can_write():
-            return NodeRole.TAKEOVER if self._taking_over else NodeRole.ACTIVE
+            # ACTIVE only once the takeover is done (the lease thread sets the grant before
+            # this loop has even started the takeover).
+            return NodeRole.ACTIVE if self.active.is_set() else NodeRole.TAKEOVER
         if self.lease.grant is not None or self._was_fenced:
             return NodeRole.FENCED
         return NodeRole.STANDBY
@@ -207,6 +218,8 @@ class HaNode:
                 grant = await self._call(self.lease.acquire)
                 if grant is not None:
                     self._db(True)
+                    seen = self._seen
+                    self.after_release = seen.holder == "" and seen.epoch == grant.epoch - 1
                     return grant
                 self._seen = await self._call(self.lease.view)
                 self._db(True)
@@ -219,7 +232,6 @@ class HaNode:
         self.acquisitions += 1
         self.last_failover_ms = self.clock_ms()
         self._was_fenced = False
-        self._taking_over = True
         started = self._now_s()
         log.warning("ha.acquired", lease=grant.name, epoch=grant.epoch, holder=grant.holder)
         self._on_alert(
@@ -234,7 +246,6 @@ class HaNode:
                 renewer.cancel()
                 await self._fence(f"takeover failed: {exc!r}"[:200])
                 return
-            self._taking_over = False
             self.last_takeover_s = self._now_s() - started
             if renewer.done():  # fenced during the takeover
                 await renewer
@@ -248,7 +259,6 @@ class HaNode:
             )
             await renewer  # returns when fenced or handed off
         finally:
-            self._taking_over = False
             if not renewer.done():
                 renewer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -268,15 +278,22 @@ class HaNode:
             try:
                 # The thread may hang on a dead network: the deadline bounds the wait.
                 left_s = max(0.0, grant.deadline_s - self._now_s())
-                await asyncio.wait_for(asyncio.shield(self._call(self.lease.renew)), left_s)
+                call = asyncio.ensure_future(self._call(self.lease.renew))
+                # A renew still running past the deadline ends on its thread; its outcome
+                # (likely LeaseLostError) no longer matters.
+                call.add_done_callback(_consume)
+                await asyncio.wait_for(asyncio.shield(call), left_s)
                 self._db(True)
             except LeaseUnavailableError:
                 self._db(False)
                 if self._now_s() >= grant.deadline_s:
                     await self._fence("deadline passed, database unreachable")
                     return
-            except (LeaseLostError, TimeoutError) as exc:
-                await self._fence(f"renew: {exc or 'timed out before the deadline'}")
+            except LeaseLostError as exc:
+                await self._fence(f"renew: {exc}")
+                return
+            except TimeoutError:
+                await self._fence("renew: no answer before the self-fence deadline")
                 return
 
     async def _fence(self, why: str) -> None:
@@ -308,8 +325,12 @@ class HaNode:
             await stop_trading()
             self._handoff_until_s = self._now_s() + self.settings.lease_ms / 1000.0
             released = await self._call(self.lease.release)
+            self.released_at_s = self._now_s()
             log.warning("ha.handed_off", lease=self.lease.name, confirmed=released)
             return True
+
+    async def _until_inactive(self) -> None:
+        await self.inactive.wait()
 
     async def gate(self, part: Callable[[], Awaitable[None]]) -> None:
         """Run `part` only while ACTIVE: started when the node becomes active, cancelled when
@@ -317,12 +338,14 @@ class HaNode:
         while True:
             await self.active.wait()
             task: asyncio.Future[None] = asyncio.ensure_future(part())
-            stopper = asyncio.get_running_loop().create_task(self.inactive.wait())
+            stopper: asyncio.Future[None] = asyncio.ensure_future(self._until_inactive())
             try:
-                done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for t in (task, stopper):
                     t.cancel()
                 await asyncio.gather(task, stopper, return_exceptions=True)
-            if task in done and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            if task.done() and not task.cancelled():
+                exc = task.exception()
+                if exc is not None:
+                    raise exc

@@ -82,7 +82,9 @@ class DaemonHa:
         d = self.daemon
         assert d.executor is not None and d.trading is not None
         log.warning("ha.takeover_start", epoch=grant.epoch)
-        await asyncio.sleep(self.settings.takeover_wait_s())
+        if not self.node.after_release:
+            # The previous leader may have died: its last requests may still be on the way.
+            await asyncio.sleep(self.settings.takeover_wait_s())
         report: dict[str, Any] = {"epoch": grant.epoch}
         for account in d.accounts.values():
             assert account.reconciler is not None
