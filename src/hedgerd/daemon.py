@@ -17,11 +17,12 @@ then the hedger's orders are cancelled and the journal flushed, within
 `daemon.shutdown_timeout_s`); SIGHUP reloads the live-tunable config (hedging policies, risk
 limits).
 
-The work is done by services this module only builds and runs: the venue account's
-`accounts.runtime.AccountRuntime` (session, reconciler, book feed, event routing, book
-integrity, clock and margin checks) and the portfolio's (`portfolio/`: `HedgeLoop`,
-`FillLedger`, `PolicyBook`, `Flattener`, `DailyLossCheck`, `StatusReport`), all over one
-`PortfolioParts`. The hedge loop evaluates every underlying every
+The work is done by services this module only builds and runs: one
+`accounts.runtime.AccountRuntime` per `[venues.NAME]` account (session, reconciler, book
+feed, event routing, book integrity, clock and margin checks, its own trading state under
+the portfolio's: `risk.account_state`) and the portfolio's (`portfolio/`: `HedgeLoop` over
+the summed book, `FillLedger`, `PolicyBook`, `Flattener`, `DailyLossCheck`, `StatusReport`),
+all over one `PortfolioParts`. The hedge loop evaluates every underlying every
 `daemon.evaluate_interval_s` of the daemon's clock: book snapshot → `UnderlyingRisk` +
 `HedgeVenueState`s → `decide` → kill-switch pre-trade checks per leg → `executor.execute` as
 a task (the next evaluation sees its in-flight delta) → `after`.
