@@ -395,6 +395,7 @@ def _paper_command(args: argparse.Namespace) -> int:
     return 0 if not summary["errors"] else EXIT_FAILED
 
 
+
 def add_parser(sub: Any) -> Any:
     """Register `hedgerd paper`."""
     p = sub.add_parser(
