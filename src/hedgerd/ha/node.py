@@ -116,6 +116,7 @@ class HaNode:
         self._on_fenced = on_fenced
         self._on_alert = on_alert or (lambda _kind, _text: None)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hedgerd-lease")
+        self._thread_closed = False
         #: Set while ACTIVE (granted and reconciled): the gated parts run.
         self.active = asyncio.Event()
         #: Set while not ACTIVE: the gated parts stop.
@@ -196,7 +197,11 @@ class HaNode:
 
     # ---------------------------------------------------------------------- loop
     async def run(self) -> None:
-        """The lease loop, until cancelled (then the grant, if any, is released)."""
+        """The lease loop, until cancelled (then the grant, if any, is released). Restartable:
+        the supervisor runs it again after a crash."""
+        if self._thread_closed:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hedgerd-lease")
+            self._thread_closed = False
         try:
             while True:
                 grant = await self._acquire_loop()
@@ -207,6 +212,7 @@ class HaNode:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._call(self.lease.release))
             self._thread.shutdown(wait=False)
+            self._thread_closed = True
 
     async def _acquire_loop(self) -> LeaseGrant:
         poll_s = self.settings.acquire_poll_ms / 1000.0
