@@ -6,6 +6,7 @@ handoff releases the lease at once."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -38,12 +39,13 @@ def clocks(pg_url: str) -> Iterator[Clocks]:
 
 async def _until(pred: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
     """Wait for `pred` (polled every 10 ms), failing with `what` after `timeout_s`."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not pred():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for: {what}") from None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if pred():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.01)
 
 
 async def test_node_roles_and_fenced_writes(clocks: Clocks) -> None:
