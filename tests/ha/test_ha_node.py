@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from lease_support import LEASE, SERVER_NOW, Clocks, an_intent, node, write_intent
@@ -16,6 +17,7 @@ from hedgerd.execution.journal_db import PostgresTarget
 from hedgerd.ha.lease import LeaderLease, LeaseLostError
 from hedgerd.ha.node import HaNode, NodeRole
 from hedgerd.ha.settings import HaSettings
+from tcp_proxy import TcpProxy
 
 SETTINGS = HaSettings(
     enabled=True,
@@ -122,4 +124,42 @@ async def test_handoff_releases_at_once(clocks: Clocks) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        a.close()
+
+
+async def test_database_unreachable_fences_and_alerts(clocks: Clocks) -> None:
+    """The active's database is cut: the renewals fail (alert), its grant stands until its
+    deadline, then it is FENCED (alert) and writes nothing."""
+    parts = urlsplit(clocks.url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    via = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    a = node(clocks, "host-a", via, timing=SETTINGS.timing())
+    alerts: list[str] = []
+
+    async def nothing(_x: object) -> None:
+        return None
+
+    ha = HaNode(
+        a.lease,
+        SETTINGS,
+        clock_ms=lambda: 0,
+        on_acquired=nothing,
+        on_fenced=nothing,
+        on_alert=lambda kind, _text: alerts.append(kind),
+    )
+    task = asyncio.get_running_loop().create_task(ha.run())
+    try:
+        await _until(lambda: ha.role is NodeRole.ACTIVE, "a active")
+        proxy.cut()
+        await _until(lambda: "ha_db_unreachable" in alerts, "the unreachable alert")
+        assert ha.role is NodeRole.ACTIVE  # a blip does not cost a failover
+        clocks.advance(SETTINGS.lease_ms - SETTINGS.margin_ms)  # a's deadline passes
+        assert ha.role is NodeRole.FENCED  # judged on its own clock at once
+        await _until(lambda: "ha_fenced" in alerts, "the fenced alert")
+        with pytest.raises(LeaseLostError):
+            ha.intent_guard()(None)  # type: ignore[arg-type]  # refused before any SQL
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        proxy.close()
         a.close()
