@@ -151,6 +151,10 @@ async def _run(
                     "epoch_new": epoch_new,
                     "failover_s": round(failover_s, 3),
                     "old_node_role": _role(nodes[active]).value,
+                    "new_leader_state": str(nodes[other].daemon.trading.state.value)  # type: ignore[union-attr]
+                    if nodes[other].daemon.trading is not None
+                    else None,
+                    "orders_received": sum(sim.server.counters.orders_received.values()),
                 }
             )
             print(json.dumps(details[-1]), flush=True)

@@ -329,6 +329,7 @@ class Daemon:
             self.ha = DaemonHa(
                 self, config.ha, location, monotonic_s=self._ha_monotonic_s or boottime_s
             )
+            journal.state_guard = self.ha.node.state_guard
         try:
             return await self._run_open(stop, journal, notifier)
         finally:

@@ -147,6 +147,14 @@ class HaNode:
             return NodeRole.FENCED
         return NodeRole.STANDBY
 
+    def state_guard(self) -> IntentGuard:
+        """The fence of a trading-state write: refused unless this node holds a grant
+        (taking over or ACTIVE), then the lease's check on the database, so that a write
+        queued before a fence and landing after it is refused too."""
+        if self.role not in (NodeRole.TAKEOVER, NodeRole.ACTIVE):
+            return _refuse(f"lease {self.lease.name}: this node is {self.role.value}")
+        return self.lease.guard()
+
     def epoch(self) -> int:
         """The epoch client ids carry: the held grant's (0 without one; no intent is then
         written anyway)."""

@@ -288,8 +288,9 @@ class TradingStateMachine:
         have halted while this node stood by; a HALTED desk stays HALTED). Listeners hear
         the change; nothing is written. True when the state changed."""
         record = await self._store.last_trading_state()
-        if record is None:
-            return False
+        if record is None:  # none recorded yet: the journal says ACTIVE (restore's initial)
+            snapshot = TradingStateSnapshot(TradingState.ACTIVE, (), 0, self._clock_ms())
+            return self._adopt(snapshot)
         try:
             snapshot = TradingStateSnapshot(
                 state=TradingState(record.state),
@@ -304,6 +305,10 @@ class TradingStateMachine:
                 state=TradingState.HALTED,
             )
             return True
+        return self._adopt(snapshot)
+
+    def _adopt(self, snapshot: TradingStateSnapshot) -> bool:
+        """`resync`'s second half: take `snapshot`, tell the listeners if it changed."""
         old = self._snapshot
         self._snapshot = snapshot
         changed = snapshot.state is not old.state or snapshot.reasons != old.reasons
