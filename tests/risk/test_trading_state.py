@@ -249,6 +249,6 @@ async def test_resync_takes_the_journals_state() -> None:
 
     fresh = await TradingStateMachine.restore(MemoryStore(), clock_ms=Clock())
     await fresh.trip(ReasonCode.COMPONENT_CRASH, "own outage", state=TradingState.HALTED)
-    fresh._store = MemoryStore()  # noqa: SLF001 - the shared journal never got the trip
+    fresh._store = MemoryStore()
     assert await fresh.resync()
     assert fresh.state is TradingState.ACTIVE and fresh.reasons == ()
