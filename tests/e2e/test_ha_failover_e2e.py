@@ -195,8 +195,12 @@ async def test_handoff_gap(pg_url: str, db_proxy: TcpProxy) -> None:
         a, b = await _pair(sim, pg_url, db_proxy)
         await wait_for(lambda: sum(_epochs(sim).values()) > 0, 20.0, "a's first hedge")
         await wait_for(lambda: not a.daemon.hedge_loop.exec_tasks, 20.0, "a's executions")
-        st = await status(b.daemon.config.control.socket_path)
-        assert st["ha"]["role"] == "standby" and st["ha"]["lease_holder_seen"].startswith("a:")
+        async def b_sees_a() -> bool:
+            st = await status(b.daemon.config.control.socket_path)
+            assert st["ha"]["role"] == "standby"
+            return bool(st["ha"]["lease_holder_seen"].startswith("a:"))
+
+        await wait_for(b_sees_a, 10.0, "the standby to see a's lease")
         code, out = await hedgerctl(a.daemon.config.control.socket_path, "status")
         assert code == 0, out
         assert "HA  active  epoch 1" in out
