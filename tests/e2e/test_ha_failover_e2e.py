@@ -53,8 +53,9 @@ HA = {
     "takeover_wait_ms": 300,
 }
 #: Failover budget: the lease expires at most LEASE_MS after the dead leader's last renew,
-#: the standby polls every 100 ms, waits 300 ms and reconciles (a second at most here).
-FAILOVER_BUDGET_S = (LEASE_MS + MARGIN_MS) / 1000.0 + 1.5
+#: the standby polls every 100 ms, waits 300 ms and reconciles (REST round trips that queue
+#: on a loaded two-core machine: the drill saw up to 4.2 s in all over 20 failovers).
+FAILOVER_BUDGET_S = (LEASE_MS + MARGIN_MS) / 1000.0 + 3.0
 
 
 @pytest.fixture
