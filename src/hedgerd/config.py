@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from hedgerd.execution.client_ids import account_tag
 from hedgerd.execution.journal_db import PostgresTarget, check_postgres_url
+from hedgerd.ha.settings import HaSettings
 from hedgerd.hedging.config import POLICY_KINDS, HedgingConfig
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.secret_files import read_secret_file
@@ -379,6 +380,10 @@ class HedgerdConfig(BaseSettings):
         default_factory=DaemonSettings,
         description="The daemon's loop: evaluation interval, hedge instruments, status line.",
     )
+    ha: HaSettings = Field(
+        default_factory=HaSettings,
+        description="High availability: an active and a standby over a PostgreSQL journal.",
+    )
 
     @model_validator(mode="after")
     def _check_accounts(self) -> HedgerdConfig:
@@ -418,6 +423,11 @@ class HedgerdConfig(BaseSettings):
             problems.append(
                 f"venues {', '.join(live)} are mode 'live' and {', '.join(others)} are not: "
                 "one portfolio cannot hedge real positions with simulated ones"
+            )
+        if self.ha.enabled and self.journal.url is None:
+            problems.append(
+                "ha.enabled needs a PostgreSQL journal ([journal] url): the lease and the "
+                "fenced intent writes live in the database both nodes share"
             )
         if self.venues and not any(v.hedges for v in self.venues.values()):
             problems.append("no [venues.NAME] account has the 'hedge' role: nothing can hedge")

@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="only this venue account ([venues.NAME]); default: all of them",
         )
     add("reconcile", "reconcile orders and fills with the venue now")
+    add("handoff", "HA: hand the leader lease to the standby now (this node stops hedging)")
     events = add("events", "the audit trail, one line per event (UTC times)")
     events.add_argument("--follow", action="store_true", help="keep printing new events")
     events.add_argument("--limit", type=int, default=50, help="how many recent events")
@@ -138,7 +139,7 @@ def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]
             return "POST", "/v1/halt", {"reason": args.reason, **_venue(args)}
         case "resume" | "reduce-only" | "cancel-all":
             return "POST", f"/v1/{args.command}", _venue(args)
-        case "reconcile":
+        case "reconcile" | "handoff":
             return "POST", f"/v1/{args.command}", {}
         case "flatten":
             body = {"underlying": args.underlying, "confirm": True, **_venue(args)}

@@ -61,8 +61,11 @@ from hedgerd.delegate import Kept
 from hedgerd.execution.client_ids import codec_for
 from hedgerd.execution.executor import Executor, ExecutorSettings
 from hedgerd.execution.journal import Journal, JournalError
+from hedgerd.execution.journal_db import PostgresTarget
 from hedgerd.execution.reconcile import Reconciler
 from hedgerd.execution.reconcile import ReconcileReport as ExecReconcileReport
+from hedgerd.ha.lease import boottime_s
+from hedgerd.ha.takeover import DaemonHa
 from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.config import PolicyConfig
 from hedgerd.model import Fill, HedgeDecision
@@ -154,6 +157,7 @@ class Daemon:
         config_path: Path | None = None,
         confirmed_live: bool = False,
         observer: HedgeObserver | None = None,
+        ha_monotonic_s: Callable[[], float] | None = None,
     ) -> None:
         if not config.venues:
             raise DaemonError("the config has no venue account ([venues.NAME] section)")
@@ -217,6 +221,10 @@ class Daemon:
         self._notifier: SystemdNotifier | None = None
         self._orders_counted: int | None = None
         self.ops_port: int | None = None
+        #: `[ha] enabled`: the lease and the roles (built in `run`); `ha_monotonic_s`: the
+        #: lease's clock (tests give each node its own).
+        self.ha: DaemonHa | None = None
+        self._ha_monotonic_s = ha_monotonic_s
 
     # The parts live in the services that use them (`parts`: portfolio-wide; `account`:
     # the venue account's): the daemon's attributes of the same names read and set them there.
@@ -284,7 +292,10 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         """The control API's status (`StatusReport.status`)."""
-        return self.status_report.status()
+        out = self.status_report.status()
+        if self.ha is not None:
+            out["ha"] = self.ha.status()
+        return out
 
     def status_line(self) -> str:
         return self.status_report.status_line()
@@ -310,7 +321,14 @@ class Daemon:
         location = config.journal.location()  # a SQLite path or a PostgreSQL target
         if isinstance(location, Path):
             location.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        journal = self.journal = await Journal.open(location)
+        # HA: the lease fences the writes; a writer lock would block a takeover.
+        journal = self.journal = await Journal.open(location, exclusive=not config.ha.enabled)
+        if config.ha.enabled:
+            assert isinstance(location, PostgresTarget)  # the config requires a url
+            self.ha = DaemonHa(
+                self, config.ha, location, monotonic_s=self._ha_monotonic_s or boottime_s
+            )
+            journal.state_guard = self.ha.node.state_guard
         try:
             return await self._run_open(stop, journal, notifier)
         finally:
@@ -367,6 +385,8 @@ class Daemon:
                 name: codec_for(a.settings.exchange, config.client_id_tag(name))
                 for name, a in self.accounts.items()
             },
+            epoch=self.ha.node.epoch if self.ha is not None else None,
+            intent_guard=self.ha.node.intent_guard if self.ha is not None else None,
         )
         for account in self.accounts.values():
             account.build_reconciler(journal, executor.note_record)
@@ -385,6 +405,7 @@ class Daemon:
                     clock_ms=self.clock_ms,
                     tunables=self._tunables(),
                     reconciler=self._reconcile_command,
+                    handoff=self.ha.handoff if self.ha is not None else None,
                 )
                 token = config.control.token.get_secret_value() if config.control.token else None
                 async with serve_control(
@@ -461,7 +482,8 @@ class Daemon:
         before; a journal's open orders may be on any account)."""
         for account in self.accounts.values():
             try:
-                await account.connect_and_reconcile()
+                # An HA node reconciles when it takes the lease, not as a standby.
+                await account.connect_and_reconcile(reconcile=self.ha is None)
             except AccountStartError as exc:
                 raise DaemonError(f"{account.name}: {exc}") from exc
         await executor.load()
@@ -497,8 +519,12 @@ class Daemon:
             Part("controller", self.hedge_loop.run),
             Part("kill-switch-tick", self._tick_loop),
             Part("venue-checks", self._venue_check_loop),
-            Part("watchdog", watchdog),
         ]
+        if self.ha is not None:
+            # A standby trades, reconciles and judges nothing: those parts run while ACTIVE.
+            parts = [Part(p.name, functools.partial(self.ha.node.gate, p.run)) for p in parts]
+            parts += [Part("ha-lease", self.ha.node.run), Part("ha-metrics", self.ha.watch)]
+        parts.append(Part("watchdog", watchdog))
         if self.config.daemon.status_line:
             parts.append(Part("status-line", self.status_report.run_line_loop))
 

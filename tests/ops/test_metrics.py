@@ -40,6 +40,8 @@ def test_every_hedgerd_metric_names_a_unit_or_is_a_count() -> None:
         "hedgerd_account_trading_state_code",
         "hedgerd_kill_switch_tripped",
         "hedgerd_venue_connected",
+        "hedgerd_ha_role_code",  # a code, like the trading state's
+        "hedgerd_ha_epoch",  # a fencing token: a count of grants
     }
     units = ("_seconds", "_coin", "_usd", "_per_day", "_per_usd")
     families = list(metrics.registry.collect())
@@ -268,3 +270,14 @@ def test_exported_sample_names_cover_untouched_label_sets() -> None:
     ):
         assert expected in names
     assert "hedgerd_delta_coin_total" not in names
+
+
+def test_ha_metrics() -> None:
+    metrics = Metrics(process_metrics=False)
+    metrics.set_ha(3, 7, 0.4, 1_796_531_409_000)
+    metrics.record_ha_event("ha_failover")
+    assert _value(metrics, "hedgerd_ha_role_code") == 3.0
+    assert _value(metrics, "hedgerd_ha_epoch") == 7.0
+    assert _value(metrics, "hedgerd_ha_lease_age_seconds") == 0.4
+    assert _value(metrics, "hedgerd_ha_last_failover_timestamp_seconds") == 1_796_531_409.0
+    assert _value(metrics, "hedgerd_ha_events_total", kind="ha_failover") == 1.0

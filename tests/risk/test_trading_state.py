@@ -232,3 +232,23 @@ async def test_nowait_trips_persist_in_order_and_failures_do_not_loosen() -> Non
     with pytest.raises(OSError):
         await failing.trip(ReasonCode.MARGIN, "thin", state=H)
     assert failing.state is H
+
+
+async def test_resync_takes_the_journals_state() -> None:
+    """HA takeover: the machine takes what the shared journal last recorded (another node's
+    halt), and ACTIVE when nothing was recorded (its own unrecorded trip is dropped)."""
+    store = MemoryStore()
+    m = await TradingStateMachine.restore(store, clock_ms=Clock())
+    seen: list[TradingState] = []
+    m.add_listener(lambda snap: seen.append(snap.state))
+    other = await TradingStateMachine.restore(store, clock_ms=Clock())
+    await other.halt(actor="uid:0", text="other node")
+    assert await m.resync()
+    assert m.state is TradingState.HALTED and seen == [TradingState.HALTED]
+    assert not await m.resync()  # nothing new
+
+    fresh = await TradingStateMachine.restore(MemoryStore(), clock_ms=Clock())
+    await fresh.trip(ReasonCode.COMPONENT_CRASH, "own outage", state=TradingState.HALTED)
+    fresh._store = MemoryStore()
+    assert await fresh.resync()
+    assert fresh.state is TradingState.ACTIVE and fresh.reasons == ()

@@ -132,13 +132,16 @@ class AccountRuntime:
         return reconciler
 
     # ------------------------------------------------------------------ start-up
-    async def connect_and_reconcile(self) -> None:
+    async def connect_and_reconcile(self, *, reconcile: bool = True) -> None:
         """Connect, then the start-up order reconciliation (in-doubt orders asked by label)
-        before anything is sent."""
+        before anything is sent. `reconcile=False`: an HA standby, which must not resolve
+        the active's in-flight intents; it reconciles when it takes over."""
         venue, reconciler, board = self.parts.venue, self.parts.reconciler, self.shared.board
         assert venue is not None and reconciler is not None and board is not None
         await venue.connect()
         board.on_connection(self.name, True, self.clocks.board_clock_ms())
+        if not reconcile:
+            return
         report = await reconciler.reconcile(startup=True)
         if report.errors:
             raise AccountStartError(f"start-up reconciliation failed: {report.errors[0]}")

@@ -107,6 +107,8 @@ class ControlCommands:
     #: Runs the daemon's order and fill reconciliation now and returns its report (None: the
     #: daemon offers none).
     reconciler: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
+    #: HA: hand the leader lease to the standby (None: HA is off).
+    handoff: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
 
     async def _audit(self, command: str, args: Mapping[str, Any], caller: Caller) -> str:
         actor = f"{caller.surface}:uid={caller.uid}" if caller.uid is not None else caller.surface
@@ -143,6 +145,14 @@ class ControlCommands:
     async def cancel_all(self, caller: Caller, venue: str | None = None) -> dict[str, Any]:
         actor = await self._audit("cancel-all", _with_venue({}, venue), caller)
         return {"cancelled_orders": await self.orders.cancel_all(actor, **_venue_kw(venue))}
+
+    async def hand_off(self, caller: Caller) -> dict[str, Any]:
+        """HA: stop hedging, cancel this node's orders and release the lease so the standby
+        takes over at once (`hedgerctl handoff`)."""
+        await self._audit("handoff", {}, caller)
+        if self.handoff is None:
+            raise CommandRefusedError("high availability is off ([ha] enabled = false)")
+        return dict(await self.handoff())
 
     async def reconcile(self, caller: Caller) -> dict[str, Any]:
         """Reconcile orders and fills with the venue now (what the timer does every

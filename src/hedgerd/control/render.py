@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -269,12 +270,36 @@ def render_accounts(view: StatusView) -> list[str]:
     ]
 
 
+def render_ha(doc: Mapping[str, Any]) -> list[str]:
+    """`HA  active  epoch 7  lease age 0.4 s  last failover 2026-12-06 04:30:09Z` (none when
+    HA is off)."""
+    ha = doc.get("ha")
+    if not isinstance(ha, Mapping):
+        return []
+    age = ha.get("lease_age_ms")
+    age_text = f"{age / 1000:.1f} s" if isinstance(age, int) else "-"
+    failover = ha.get("last_failover_ms")
+    when = (
+        time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(failover / 1000))
+        if isinstance(failover, int)
+        else "never"
+    )
+    line = (
+        f"HA  {as_str(ha.get('role'))}  epoch {as_str(ha.get('epoch'))}  lease age {age_text}"
+        f"  last failover {when}"
+    )
+    if ha.get("db_reachable") is False:
+        line += "  DATABASE UNREACHABLE"
+    return [_fit(line)]
+
+
 def render_status(doc: Mapping[str, Any]) -> str:
     """The human `hedgerctl status` (and each `watch` frame)."""
     view = StatusView.from_json(doc)
     accounts = render_accounts(view)
     lines = [
         *render_header(view),
+        *render_ha(doc),
         "",
         *render_underlyings(view),
         "",
@@ -389,6 +414,10 @@ def render_result(command: str, payload: Any) -> str:
             return "\n".join(_flatten_lines(payload))
         case "reconcile":
             return "\n".join(_reconcile_lines(payload))
+        case "handoff":
+            if payload.get("handed_off"):
+                return f"handoff: lease of epoch {as_str(payload.get('epoch'))} released"
+            return "handoff: this node does not hold the lease (nothing to hand off)"
     return json.dumps(payload, indent=2)
 
 
@@ -396,6 +425,7 @@ __all__ = [
     "render_accounts",
     "render_event",
     "render_events",
+    "render_ha",
     "render_result",
     "render_status",
 ]

@@ -159,6 +159,12 @@ def _routes(commands: ControlCommands, hub: EventHub) -> web.RouteTableDef:
         publish({"event": "cancel-all", **where, **result})
         return web.json_response(result)
 
+    @routes.post("/v1/handoff")
+    async def handoff(request: web.Request) -> web.StreamResponse:
+        result = await commands.hand_off(request[_CALLER_KEY])
+        publish({"event": "handoff", **result})
+        return web.json_response(result)
+
     @routes.post("/v1/reconcile")
     async def reconcile(request: web.Request) -> web.StreamResponse:
         result = await commands.reconcile(request[_CALLER_KEY])

@@ -82,6 +82,7 @@ from hedgerd.execution.journal import (
     DecisionRecord,
     DuplicateIntentError,
     FillOutcome,
+    IntentGuard,
     Journal,
 )
 from hedgerd.execution.order_state import (
@@ -96,6 +97,7 @@ from hedgerd.execution.order_state import (
     new_order,
     query_result_from_update,
 )
+from hedgerd.ha.lease import LeaseError
 from hedgerd.hedging.inputs import InFlightOrder
 from hedgerd.model import (
     AmountUnit,
@@ -404,6 +406,7 @@ class Executor:
         states: AccountStates | None = None,
         client_ids: Mapping[str, ClientIdCodec] | None = None,
         epoch: Callable[[], int] | None = None,
+        intent_guard: Callable[[], IntentGuard | None] | None = None,
     ) -> None:
         self.venues = dict(venues)
         self.journal = journal
@@ -416,6 +419,9 @@ class Executor:
         #: labels (`client_label`). `epoch`: the lease epoch the ids carry (0 without HA).
         self.client_ids = dict(client_ids or {})
         self._epoch = epoch or (lambda: 0)
+        #: HA: the fence each intent write runs in its transaction (the lease's `guard`);
+        #: one that refuses (LeaseError) means nothing is written and nothing sent.
+        self._intent_guard = intent_guard or (lambda: None)
         self.settings = settings or ExecutorSettings()
         self.clock_ms = clock_ms
         self.sleep_ms = sleep_ms
@@ -684,7 +690,18 @@ class Executor:
                     self._run_objs.pop(id(run), None)
             t0 = time.perf_counter_ns()
             try:
-                await self.journal.record_intents(firsts, DecisionRecord.of(decision))
+                await self.journal.record_intents(
+                    firsts, DecisionRecord.of(decision), guard=self._intent_guard()
+                )
+            except LeaseError as exc:
+                blog.warning("executor.fenced", error=str(exc))
+                return DecisionResult(
+                    did,
+                    tuple(
+                        self._leg_end_none(i, leg, LegOutcome.BLOCKED, f"fenced: {exc}")
+                        for i, leg in enumerate(decision.legs)
+                    ),
+                )
             except DuplicateIntentError as exc:
                 blog.warning("executor.decision_duplicate", error=str(exc))
                 return DecisionResult(
@@ -944,7 +961,11 @@ class Executor:
             return None
         rec = self._intent(run, amount, price, style)
         t0 = time.perf_counter_ns()
-        await self.journal.record_intent(rec)
+        try:
+            await self.journal.record_intent(rec, guard=self._intent_guard())
+        except LeaseError as exc:
+            log.warning("executor.fenced", label=rec.label, error=str(exc))
+            return None
         run.journal_ns = time.perf_counter_ns() - t0
         run.decision_ns = t0  # later orders: their own start
         self._track(run, rec)

@@ -838,10 +838,17 @@ class JournalStore:
 
     # -------------------------------------------------------------------- trading state
 
-    def save_trading_state(self, record: TradingStateRecord, account: str | None = None) -> None:
+    def save_trading_state(
+        self,
+        record: TradingStateRecord,
+        account: str | None = None,
+        *,
+        guard: IntentGuard | None = None,
+    ) -> None:
         """Persist a trading-state transition: the history row and, if `record.seq` is the
         newest, the current state (so writes landing out of order cannot roll it back).
-        `account`: the venue account's state (None: the portfolio's)."""
+        `account`: the venue account's state (None: the portfolio's). `guard` runs first in
+        the transaction, as for intents (HA: only the lease holder records states)."""
         detail = self._redactor.redact_text(record.detail)
         reasons = _dumps([self._clean(dict(r)) for r in record.reasons])
         now = self._clock_ms()
@@ -857,6 +864,8 @@ class JournalStore:
             now,
         )
         with self._transaction() as conn:
+            if guard is not None:
+                guard(conn)
             if account is None:
                 conn.execute(
                     "INSERT INTO trading_state_history (seq, ts_ms, previous_state, state, "
@@ -1133,6 +1142,14 @@ class JournalStore:
 # ----------------------------------------------------------------------------- async
 
 
+def _is_lease_refusal(exc: BaseException) -> bool:
+    """A `ha.lease.LeaseError` (imported here lazily: the lease module imports the
+    journal's database layer)."""
+    from hedgerd.ha.lease import LeaseError
+
+    return isinstance(exc, LeaseError)
+
+
 class Journal:
     """The async journal the daemon uses. Every call runs on one dedicated thread that owns the
     connection, in the order the calls were made; a write's coroutine returns only after its
@@ -1149,6 +1166,10 @@ class Journal:
         self._store = store
         self._executor = executor
         self._closed = False
+        #: HA: the fence of a trading-state write (only the lease holder may record states:
+        #: a fenced node's crash trip, or a standby's, written to the shared journal would be
+        #: adopted by the next leader's takeover). None: no fence.
+        self.state_guard: Callable[[], IntentGuard] | None = None
 
     @classmethod
     async def open(
@@ -1255,7 +1276,22 @@ class Journal:
     async def save_trading_state(
         self, record: TradingStateRecord, account: str | None = None
     ) -> None:
-        await self.run(JournalStore.save_trading_state, record, account)
+        make_guard = self.state_guard
+        if make_guard is None:
+            await self.run(JournalStore.save_trading_state, record, account)
+            return
+        try:
+            await self.run(JournalStore.save_trading_state, record, account, guard=make_guard())
+        except Exception as exc:
+            if not _is_lease_refusal(exc):
+                raise
+            log.warning(
+                "journal.trading_state_not_recorded",
+                why=str(exc)[:200],
+                account=account,
+                state=record.state,
+                cause=record.cause,
+            )
 
     async def record_operator_command(
         self,

@@ -256,6 +256,23 @@ class Metrics:
         self._state_code = gauge(
             "trading_state_code", "Current trading state: 0 ACTIVE, 1 REDUCE_ONLY, 2 HALTED."
         )
+        # High availability (docs/ha.md).
+        self._ha_role = gauge(
+            "ha_role_code",
+            "HA role of this node: 0 off, 1 standby, 2 takeover, 3 active, 4 fenced.",
+        )
+        self._ha_epoch = gauge("ha_epoch", "Leader-lease epoch this node holds (0: none).")
+        self._ha_lease_age = gauge(
+            "ha_lease_age_seconds", "Seconds since the held lease's last renew was sent."
+        )
+        self._ha_last_failover = gauge(
+            "ha_last_failover_timestamp_seconds", "When this node last took the lease (UTC)."
+        )
+        self._ha_events = counter(
+            "ha_events",
+            "HA events: ha_failover, ha_fenced, ha_db_unreachable, ha_lease_unseen.",
+            ("kind",),
+        )
         self._account_state_code = gauge(
             "account_trading_state_code",
             "Trading state of one venue account (its own, under the portfolio's): 0 ACTIVE, "
@@ -472,6 +489,19 @@ class Metrics:
         for code in self._reasons_seen:
             self._tripped.labels(code).set(1 if code in codes else 0)
         self._active_reasons = codes
+
+    def set_ha(
+        self, role_code: int, epoch: int, lease_age_s: float | None, failover_ms: int | None
+    ) -> None:
+        """This node's HA role (`ha_role_code` values), epoch, lease age (s), last failover."""
+        self._ha_role.set(role_code)
+        self._ha_epoch.set(epoch)
+        self._ha_lease_age.set(lease_age_s if lease_age_s is not None else float("nan"))
+        if failover_ms is not None:
+            self._ha_last_failover.set(failover_ms / 1000.0)
+
+    def record_ha_event(self, kind: str) -> None:
+        self._ha_events.labels(_ident("kind", kind)).inc()
 
     def set_account_trading_state(self, venue: str, state: TradingState | str) -> None:
         """Venue account `venue`'s own trading state (`risk.account_state`)."""

@@ -175,6 +175,10 @@ class AlertDispatcher:
 
         return listener
 
+    def notify_text(self, kind: str, detail: str, ts_ms: int = 0) -> bool:
+        """An alert that is no kill switch's (HA: failover, fenced, database unreachable)."""
+        return self.notify(Alert(kind=kind, code=kind, state="", detail=detail, ts_ms=ts_ms))
+
     def notify(self, alert: Alert) -> bool:
         """Queue `alert` for every target unless rate-limited; returns whether it was queued.
         Never blocks, never raises."""

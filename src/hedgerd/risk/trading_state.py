@@ -283,6 +283,44 @@ class TradingStateMachine:
     def snapshot(self) -> TradingStateSnapshot:
         return self._snapshot
 
+    async def resync(self) -> bool:
+        """Take the state the journal last recorded (an HA takeover: the previous leader may
+        have halted while this node stood by; a HALTED desk stays HALTED). Listeners hear
+        the change; nothing is written. True when the state changed."""
+        record = await self._store.last_trading_state()
+        if record is None:  # none recorded yet: the journal says ACTIVE (restore's initial)
+            snapshot = TradingStateSnapshot(TradingState.ACTIVE, (), 0, self._clock_ms())
+            return self._adopt(snapshot)
+        try:
+            snapshot = TradingStateSnapshot(
+                state=TradingState(record.state),
+                reasons=tuple(sorted((Reason.from_json(r) for r in record.reasons), key=_by_code)),
+                seq=record.seq,
+                ts_ms=record.ts_ms,
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            await self.trip(
+                ReasonCode.COMPONENT_CRASH,
+                f"stored trading state unreadable: {exc}",
+                state=TradingState.HALTED,
+            )
+            return True
+        return self._adopt(snapshot)
+
+    def _adopt(self, snapshot: TradingStateSnapshot) -> bool:
+        """`resync`'s second half: take `snapshot`, tell the listeners if it changed."""
+        old = self._snapshot
+        self._snapshot = snapshot
+        changed = snapshot.state is not old.state or snapshot.reasons != old.reasons
+        log.info("trading_state_resynced", state=snapshot.state.value, seq=snapshot.seq)
+        if changed:
+            for listener in tuple(self._listeners):
+                try:
+                    listener(snapshot)
+                except Exception:
+                    log.exception("trading_state_listener_failed")
+        return changed
+
     @property
     def state(self) -> TradingState:
         return self._snapshot.state

@@ -1,0 +1,168 @@
+"""The daemon's HA roles: what a node does when it takes the lease, loses it or hands it off.
+
+`DaemonHa` owns the `HaNode` of one daemon (one lease for all its accounts) and the three
+transitions:
+
+- **takeover** (lease acquired, before any hedge): wait `takeover_wait_ms` so the previous
+  leader's requests, sent before its self-fence deadline, have reached the venue → resolve
+  every account's in-doubt intents by label and record missed fills once (the start-up
+  reconciliation) → reload the journal's open orders (the previous leader's, all of an older
+  epoch: this leader has sent nothing) and cancel them by id → take the journalled trading
+  state (a HALTED desk stays HALTED) → compare positions with the venue → only then ACTIVE.
+- **fence** (renew refused or deadline passed): the node is no longer ACTIVE (the gated
+  parts stop and every intent guard refuses), its executions are cancelled and its open
+  orders cancelled by id, best effort (a possibly stale leader never cancels account-wide:
+  that would cancel the new leader's orders).
+- **handoff** (`hedgerctl handoff`): stop, cancel own orders, release the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from hedgerd.execution.journal_db import PostgresTarget
+from hedgerd.ha.lease import LeaderLease, LeaseGrant, boottime_s
+from hedgerd.ha.node import HaNode, NodeRole
+from hedgerd.ha.settings import HaSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hedgerd.daemon import Daemon
+
+log = structlog.get_logger(__name__)
+
+#: Bound on the best-effort cancel of a fenced node's orders (seconds).
+_FENCE_CANCEL_TIMEOUT_S = 5.0
+
+
+class DaemonHa:
+    """HA for one daemon. `monotonic_s`: the lease's clock (tests inject one per node)."""
+
+    def __init__(
+        self,
+        daemon: Daemon,
+        settings: HaSettings,
+        target: PostgresTarget,
+        *,
+        monotonic_s: Callable[[], float] = boottime_s,
+    ) -> None:
+        self.daemon = daemon
+        self.settings = settings
+        self.lease = LeaderLease(
+            target,
+            settings.lease_name,
+            settings.holder(),
+            timing=settings.timing(),
+            monotonic_s=monotonic_s,
+        )
+        self.node = HaNode(
+            self.lease,
+            settings,
+            clock_ms=daemon.clock_ms,
+            on_acquired=self.take_over,
+            on_fenced=self.fenced,
+            on_alert=self._alert,
+        )
+        self.last_reconcile: dict[str, Any] = {}
+
+    def _alert(self, kind: str, text: str) -> None:
+        d = self.daemon
+        if d.metrics is not None:
+            d.metrics.record_ha_event(kind)
+        if d.alerts is not None:
+            d.alerts.notify_text(kind, text)
+
+    # -------------------------------------------------------------------- takeover
+    async def take_over(self, grant: LeaseGrant) -> None:
+        d = self.daemon
+        assert d.executor is not None and d.trading is not None
+        log.warning("ha.takeover_start", epoch=grant.epoch)
+        if not self.node.after_release:
+            # The previous leader may have died: its last requests may still be on the way.
+            await asyncio.sleep(self.settings.takeover_wait_s())
+        report: dict[str, Any] = {"epoch": grant.epoch}
+        for account in d.accounts.values():
+            assert account.reconciler is not None
+            r = await account.reconciler.reconcile(startup=True)
+            if r.errors:
+                raise RuntimeError(f"{account.name}: takeover reconciliation: {r.errors[0]}")
+            report[account.name] = {"resolved": len(getattr(r, "resolved", ()) or ())}
+        await d.executor.load()
+        stale = [r for r in d.executor.open_records() if self._epoch_of(r.label) < grant.epoch]
+        report["stale_open_orders"] = len(stale)
+        report["stale_cancelled"] = await d.executor.cancel_all_open() if stale else 0
+        await d.trading.resync()
+        if d.parts.states is not None:
+            for machine in d.parts.states.accounts.values():
+                with contextlib.suppress(Exception):
+                    await machine.resync()
+        report["trading_state"] = d.trading.state.value
+        now = d.board_clock_ms()
+        for account in d.accounts.values():
+            account.cross_check(now)  # positions: the book against the venue's own figure
+        self.last_reconcile = report
+        log.warning(
+            "ha.takeover_done",
+            **{k: v for k, v in report.items() if k != "epoch"},
+            epoch=grant.epoch,
+        )
+
+    def _epoch_of(self, label: str) -> int:
+        for codec in self.daemon.executor.client_ids.values() if self.daemon.executor else ():
+            cid = codec.decode(label)
+            if cid is not None:
+                return cid.epoch
+        return 0
+
+    # ------------------------------------------------------------------ fence/handoff
+    async def _stop_trading(self) -> int:
+        d = self.daemon
+        tasks = list(d.hedge_loop.exec_tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if d.executor is None:
+            return 0
+        try:
+            async with asyncio.timeout(_FENCE_CANCEL_TIMEOUT_S):
+                return await d.executor.cancel_all_open()
+        except Exception as exc:  # best effort: the venue's dead-man switch is the backstop
+            log.warning("ha.cancel_own_failed", error=repr(exc)[:200])
+            return 0
+
+    async def fenced(self, why: str) -> None:
+        cancelled = await self._stop_trading()
+        log.warning("ha.fenced_cancelled", cancelled=cancelled, why=why)
+
+    async def handoff(self) -> dict[str, Any]:
+        epoch = self.node.epoch()
+        handed = await self.node.handoff(self._stop_trading)
+        return {"handed_off": handed, "epoch": epoch}
+
+    async def watch(self) -> None:
+        """Every second: the HA metrics, and an alert when this node cannot see the lease
+        (its database is unreachable: as a standby it could not take over)."""
+        codes = {NodeRole.STANDBY: 1, NodeRole.TAKEOVER: 2, NodeRole.ACTIVE: 3, NodeRole.FENCED: 4}
+        unseen = False
+        while True:
+            st = self.node.status()
+            if self.daemon.metrics is not None:
+                age = None if st.lease_age_ms is None else st.lease_age_ms / 1000.0
+                self.daemon.metrics.set_ha(codes[st.role], st.epoch, age, st.last_failover_ms)
+            if not st.db_reachable and st.role is not NodeRole.ACTIVE and not unseen:
+                self._alert(
+                    "ha_lease_unseen", f"{st.holder} ({st.role.value}) cannot see the lease"
+                )
+            unseen = not st.db_reachable
+            await asyncio.sleep(1.0)
+
+    def status(self) -> dict[str, Any]:
+        out = self.node.status().to_json()
+        out["lease"] = self.lease.name
+        out["last_takeover"] = self.last_reconcile
+        return out
