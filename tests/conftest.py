@@ -8,9 +8,13 @@ red CI is a defect and not a draw. `HEDGERD_HYPOTHESIS=explore` runs fresh rando
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
+
+from journal_backends import JournalBackend
+from pg_server import PgServer, find_binaries, running_server, scratch_schema
 
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False)
@@ -46,3 +50,34 @@ def uses_pinned_calendar(namespace: dict[str, object]) -> bool:
         or getattr(value, "__name__", None) in _CALENDAR_MODULES
         for value in namespace.values()
     ) or "TEST_START_MS" in namespace
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL for the whole session (tests/pg_server.py); the tests that ask
+    for it skip, saying why, where PostgreSQL or psycopg is not installed."""
+    binaries = find_binaries()
+    if isinstance(binaries, str):
+        pytest.skip(binaries)
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install 'psycopg[binary]')")
+    with running_server(binaries) as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A connection URL to an empty schema of the throwaway PostgreSQL, dropped afterwards."""
+    with scratch_schema(pg_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def journal_backend(request: pytest.FixtureRequest) -> JournalBackend:
+    """Each journal test once per engine (tests/journal_backends.py); the PostgreSQL run
+    skips, saying why, where PostgreSQL is not installed."""
+    if request.param == "postgresql":
+        return JournalBackend("postgresql", request.getfixturevalue("pg_server"))
+    return JournalBackend("sqlite")

@@ -11,6 +11,7 @@ reference are generated from them.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from pydantic_settings import (
 )
 
 from hedgerd.execution.client_ids import account_tag
+from hedgerd.execution.journal_db import PostgresTarget, check_postgres_url
 from hedgerd.hedging.config import POLICY_KINDS, HedgingConfig
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.secret_files import read_secret_file
@@ -230,8 +232,36 @@ class JournalSettings(_Section):
     path: Path = Field(
         Path("var/hedgerd.sqlite"),
         description="SQLite journal of decisions, orders, fills, trading state and operator "
-        "commands (created owner-only).",
+        "commands (created owner-only). Used unless url is set.",
     )
+    url: str | None = Field(
+        None,
+        description="PostgreSQL journal instead of the SQLite file, e.g. "
+        "'postgresql://hedgerd@db1:5432/hedgerd' (same schema; the tables go in the user's "
+        "search_path). No password in the URL: use password, password_file or libpq's "
+        "PGPASSWORD / ~/.pgpass.",
+    )
+    password: SecretStr | None = Field(
+        None, description="Password of the PostgreSQL journal's user (HEDGERD_JOURNAL__PASSWORD)."
+    )
+    password_file: Path | None = Field(
+        None, description="File holding that password (used when password is not set)."
+    )
+
+    @model_validator(mode="after")
+    def _check_url(self) -> JournalSettings:
+        if self.url is not None:
+            check_postgres_url(self.url)  # its ValueError names the problem, not the URL
+        elif self.password is not None or self.password_file is not None:
+            raise ValueError("password and password_file are for a PostgreSQL journal (url)")
+        return self
+
+    def location(self) -> Path | PostgresTarget:
+        """Where the journal is: the SQLite path, or the PostgreSQL URL with its password
+        (read from password_file here, so a missing file is a config error at start)."""
+        if self.url is None:
+            return self.path
+        return PostgresTarget(self.url, self.password or _read_secret_file(self.password_file))
 
 
 class ControlSettings(_Section):
@@ -441,6 +471,12 @@ class HedgerdConfig(BaseSettings):
                 out.append(phrase.get_secret_value())
         if self.control.token is not None:
             out.append(self.control.token.get_secret_value())
+        if self.journal.password is not None:
+            out.append(self.journal.password.get_secret_value())
+        with contextlib.suppress(ConfigError):
+            from_file = _read_secret_file(self.journal.password_file)
+            if from_file is not None:
+                out.append(from_file.get_secret_value())
         out.extend(self.risk.alerts.webhook.secret_values())
         # Very short values would redact ordinary words; those are refused as weak anyway.
         return sorted({s for s in out if len(s) >= 4})

@@ -17,11 +17,12 @@ then the hedger's orders are cancelled and the journal flushed, within
 `daemon.shutdown_timeout_s`); SIGHUP reloads the live-tunable config (hedging policies, risk
 limits).
 
-The work is done by services this module only builds and runs: the venue account's
-`accounts.runtime.AccountRuntime` (session, reconciler, book feed, event routing, book
-integrity, clock and margin checks) and the portfolio's (`portfolio/`: `HedgeLoop`,
-`FillLedger`, `PolicyBook`, `Flattener`, `DailyLossCheck`, `StatusReport`), all over one
-`PortfolioParts`. The hedge loop evaluates every underlying every
+The work is done by services this module only builds and runs: one
+`accounts.runtime.AccountRuntime` per `[venues.NAME]` account (session, reconciler, book
+feed, event routing, book integrity, clock and margin checks, its own trading state under
+the portfolio's: `risk.account_state`) and the portfolio's (`portfolio/`: `HedgeLoop` over
+the summed book, `FillLedger`, `PolicyBook`, `Flattener`, `DailyLossCheck`, `StatusReport`),
+all over one `PortfolioParts`. The hedge loop evaluates every underlying every
 `daemon.evaluate_interval_s` of the daemon's clock: book snapshot → `UnderlyingRisk` +
 `HedgeVenueState`s → `decide` → kill-switch pre-trade checks per leg → `executor.execute` as
 a task (the next evaluation sees its in-flight delta) → `after`.
@@ -307,9 +308,10 @@ class Daemon:
         check_live(config, self.confirmed_live)
         notifier = self._notifier = SystemdNotifier.from_env()
         self.stats.started_ms = self.clock_ms()
-        path = config.journal.path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        journal = self.journal = await Journal.open(path)
+        location = config.journal.location()  # a SQLite path or a PostgreSQL target
+        if isinstance(location, Path):
+            location.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        journal = self.journal = await Journal.open(location)
         try:
             return await self._run_open(stop, journal, notifier)
         finally:

@@ -1,15 +1,15 @@
-"""The SQLite journal: commits before returning, off the event loop, de-duplicated fills,
-queries for the executor and reconciler, trading state, audit log, migrations, permissions."""
+"""The journal, on SQLite and on PostgreSQL (every test runs on both: `journal_backend`):
+commits before returning, off the event loop, de-duplicated fills, queries for the executor
+and reconciler, trading state, audit log, migrations, permissions."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import stat
-import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hedgerd.execution import journal_schema
 from hedgerd.execution.client_ids import client_label
 from hedgerd.execution.journal import (
+    JOURNAL_TABLES,
     DecisionRecord,
     DuplicateIntentError,
     Journal,
@@ -29,6 +30,7 @@ from hedgerd.execution.journal import (
     TradingStateRecord,
     UnknownOrderError,
 )
+from hedgerd.execution.journal_db import JournalLocation
 from hedgerd.execution.order_state import (
     Acked,
     Cancelled,
@@ -45,6 +47,7 @@ from hedgerd.execution.order_state import (
 from hedgerd.model.instruments import AmountUnit
 from hedgerd.model.orders import Fill, OrderSide, OrderStatus
 from hedgerd.ops.logging import REDACTED, SecretRedactor
+from journal_backends import JournalBackend, raw
 
 SECRET = "tok-3c9d1f0e8a7b6c5d"
 
@@ -90,15 +93,22 @@ def fill(trade_id: str, amount: float, label: str | None, **kw: object) -> Fill:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "journal.sqlite"
+def db_path(journal_backend: JournalBackend) -> Iterator[JournalLocation]:
+    """A fresh journal location: a file path (SQLite) or an empty schema (PostgreSQL)."""
+    with journal_backend.fresh() as location:
+        yield location
 
 
 @pytest.fixture
-def store(db_path: Path) -> JournalStore:
+def store(db_path: JournalLocation) -> Iterator[JournalStore]:
     s = JournalStore(db_path, secrets=SecretRedactor([SECRET]))
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
+
+
+def sqlite_only(backend: JournalBackend, what: str) -> None:
+    if backend.name != "sqlite":
+        pytest.skip(f"{what}: a property of the SQLite file")
 
 
 def mode(path: Path) -> int:
@@ -108,7 +118,8 @@ def mode(path: Path) -> int:
 # --------------------------------------------------------------------------- files
 
 
-def test_owner_only_permissions(db_path: Path) -> None:
+def test_owner_only_permissions(db_path: Path, journal_backend: JournalBackend) -> None:
+    sqlite_only(journal_backend, "file permissions")
     old = os.umask(0o022)  # a typical permissive umask: the journal must not rely on it
     try:
         s = JournalStore(db_path)
@@ -125,15 +136,20 @@ def test_owner_only_permissions(db_path: Path) -> None:
         os.umask(old)
 
 
-def test_wal_and_full_sync(store: JournalStore) -> None:
-    rows = {
-        "journal_mode": next(store.iter_rows("PRAGMA journal_mode"))[0],
-        "synchronous": next(store.iter_rows("PRAGMA synchronous"))[0],
-    }
-    assert rows == {"journal_mode": "wal", "synchronous": 2}  # 2 = FULL
+def test_every_commit_is_durable(store: JournalStore) -> None:
+    if store.dialect == "sqlite":
+        rows = {
+            "journal_mode": next(store.iter_rows("PRAGMA journal_mode"))[0],
+            "synchronous": next(store.iter_rows("PRAGMA synchronous"))[0],
+        }
+        assert rows == {"journal_mode": "wal", "synchronous": 2}  # 2 = FULL
+    else:
+        assert next(store.iter_rows("SHOW synchronous_commit"))[0] == "on"
 
 
-def test_second_writer_is_refused_readers_are_not(store: JournalStore, db_path: Path) -> None:
+def test_second_writer_is_refused_readers_are_not(
+    store: JournalStore, db_path: JournalLocation
+) -> None:
     with pytest.raises(JournalLockedError):
         JournalStore(db_path)
     store.record_intent(intent(), decision())
@@ -145,15 +161,17 @@ def test_second_writer_is_refused_readers_are_not(store: JournalStore, db_path: 
 # ------------------------------------------------------------------------------ async
 
 
-async def test_record_intent_returns_after_commit_and_runs_off_the_loop(db_path: Path) -> None:
+async def test_record_intent_returns_after_commit_and_runs_off_the_loop(
+    db_path: JournalLocation,
+) -> None:
     journal = await Journal.open(db_path)
     try:
         order = intent()
         await journal.record_intent(order, decision())
         # another connection sees it at once: the await returned after COMMIT
-        with sqlite3.connect(db_path) as other:
+        with raw(db_path) as other:
             status = other.execute("SELECT status FROM orders WHERE label = ?", (order.label,))
-            assert status.fetchone() == ("new",)
+            assert tuple(status.fetchone()) == ("new",)
 
         loop_thread = threading.get_ident()
         ticks = 0
@@ -177,7 +195,7 @@ async def test_record_intent_returns_after_commit_and_runs_off_the_loop(db_path:
         await journal.close()
 
 
-async def test_async_writes_apply_in_call_order(db_path: Path) -> None:
+async def test_async_writes_apply_in_call_order(db_path: JournalLocation) -> None:
     async with await Journal.open(db_path) as journal:
         order = intent()
         await journal.record_intent(order, decision())
@@ -212,7 +230,7 @@ def test_intent_needs_its_decision_journalled(store: JournalStore) -> None:
         store.record_intent(replace(intent(), status=OrderStatus.SENT))
 
 
-def test_updates_persist_and_survive_reopen(store: JournalStore, db_path: Path) -> None:
+def test_updates_persist_and_survive_reopen(store: JournalStore, db_path: JournalLocation) -> None:
     order = intent()
     store.record_intent(order, decision())
     store.apply_event(order.label, Sent(1_001))
@@ -363,7 +381,9 @@ def test_trading_state_current_and_history(store: JournalStore) -> None:
     assert SECRET not in repr(store.trading_state_history())
 
 
-def test_operator_audit_log_never_stores_secrets(store: JournalStore, db_path: Path) -> None:
+def test_operator_audit_log_never_stores_secrets(
+    store: JournalStore, db_path: JournalLocation
+) -> None:
     store.record_operator_command(
         ts_ms=5, uid=1000, command="halt", args={"reason": f"rotating {SECRET}", "token": "x"}
     )
@@ -377,22 +397,23 @@ def test_operator_audit_log_never_stores_secrets(store: JournalStore, db_path: P
     ]
     assert entries[0].args == {"reason": f"rotating {REDACTED}", "token": REDACTED}
     assert entries[1].args == {"key": "band", "value": "0.1"}
+    for table in JOURNAL_TABLES:
+        assert SECRET not in repr([tuple(r) for r in store.iter_rows(f"SELECT * FROM {table}")])
     store.close()
-    raw = b"".join(p.read_bytes() for p in db_path.parent.iterdir() if p.is_file())
-    assert SECRET.encode() not in raw
+    if isinstance(db_path, Path):  # and not in a free page of the file either
+        data = b"".join(p.read_bytes() for p in db_path.parent.iterdir() if p.is_file())
+        assert SECRET.encode() not in data
 
 
 # -------------------------------------------------------------------------- migrations
 
 
-def test_migrates_an_old_version_file(db_path: Path) -> None:
-    db_path.parent.mkdir(mode=0o700)
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    assert journal_schema.migrate(conn, target=1) == (0, 1)
-    conn.execute(
-        "INSERT INTO decisions VALUES ('d1', 1000, 'BTC', 'band', '{}', 1000)",
-    )
-    conn.close()
+def test_migrates_an_old_version_file(db_path: JournalLocation) -> None:
+    with raw(db_path) as db:
+        assert journal_schema.migrate(db, target=1) == (0, 1)
+        db.execute(
+            "INSERT INTO decisions VALUES ('d1', 1000, 'BTC', 'band', '{}', 1000)",
+        )
     store = JournalStore(db_path)
     try:
         assert store.schema_version == journal_schema.SCHEMA_VERSION == 3
@@ -407,29 +428,29 @@ def test_migrates_an_old_version_file(db_path: Path) -> None:
         store.close()
 
 
-def test_newer_file_is_refused(db_path: Path) -> None:
+def test_newer_file_is_refused(db_path: JournalLocation) -> None:
     JournalStore(db_path).close()
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("PRAGMA user_version = 99")
+    with raw(db_path) as db:
+        db.set_user_version(99)
     with pytest.raises(journal_schema.JournalVersionError):
         JournalStore(db_path)
     with pytest.raises(journal_schema.JournalVersionError):
         JournalStore(db_path, readonly=True)
 
 
-def test_failed_migration_rolls_back_whole(db_path: Path) -> None:
+def test_failed_migration_rolls_back_whole(
+    db_path: JournalLocation, journal_backend: JournalBackend
+) -> None:
     bad = journal_schema.Migration(
-        journal_schema.SCHEMA_VERSION + 1, "broken", ("CREATE TABLE half_done (x)", "NOT SQL")
+        journal_schema.SCHEMA_VERSION + 1,
+        "broken",
+        ("CREATE TABLE half_done (x INTEGER)", "NOT SQL"),
     )
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(journal_backend.syntax_error):
         JournalStore(db_path, migrations=(*journal_schema.MIGRATIONS, bad))
-    conn = sqlite3.connect(db_path)
-    try:
-        assert journal_schema.user_version(conn) == journal_schema.SCHEMA_VERSION
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        assert "half_done" not in tables and "audit_log" in tables
-    finally:
-        conn.close()
+    with raw(db_path) as db:
+        assert journal_schema.user_version(db) == journal_schema.SCHEMA_VERSION
+        assert db.columns("half_done") == [] and "seq" in db.columns("audit_log")
 
 
 def test_decision_record_of_a_dataclass_decision(store: JournalStore) -> None:
@@ -503,9 +524,11 @@ def test_recover_in_doubt_after_restart(store: JournalStore) -> None:
         max_size=10,
     )
 )
-def test_journal_counts_each_trade_once(trades: list[tuple[str, float]]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        store = JournalStore(Path(tmp) / "j.sqlite")
+def test_journal_counts_each_trade_once(
+    journal_backend: JournalBackend, trades: list[tuple[str, float]]
+) -> None:
+    with journal_backend.fresh() as location:
+        store = JournalStore(location)
         try:
             order = intent()
             store.record_intent(order, decision())

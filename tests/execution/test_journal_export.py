@@ -1,4 +1,5 @@
-"""`hedgerd journal export`: tables, time windows, formats, owner-only output, exit codes."""
+"""`hedgerd journal export`: tables, time windows, formats, owner-only output, exit codes; from
+a SQLite file and from a PostgreSQL URL (`journal_backend`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import io
 import json
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,12 @@ from hedgerd.execution import journal_command
 from hedgerd.execution.client_ids import client_label
 from hedgerd.execution.journal import DecisionRecord, JournalStore
 from hedgerd.execution.journal_command import add_parser, parse_time_ms
+from hedgerd.execution.journal_db import JournalLocation
 from hedgerd.execution.order_state import OrderStyle, Sent, new_order
 from hedgerd.model.instruments import AmountUnit
 from hedgerd.model.orders import Fill, OrderSide
+from journal_backends import JournalBackend
+from pg_server import PgServer
 
 T0 = 1_763_730_000_000  # 2025-11-21T13:00:00Z
 
@@ -28,13 +33,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def export(journal: Path, *extra: str) -> argparse.Namespace:
+def export(journal: JournalLocation, *extra: str) -> argparse.Namespace:
     return parse(["journal", "export", "--journal", str(journal), *extra])
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Path:
-    path = tmp_path / "j.sqlite"
+def journal(journal_backend: JournalBackend) -> Iterator[JournalLocation]:
+    with journal_backend.fresh() as location:
+        _write_journal(location)
+        yield location
+
+
+def _write_journal(path: JournalLocation) -> None:
     store = JournalStore(path)
     for i in range(3):
         did = f"d{i}"
@@ -72,7 +82,6 @@ def journal(tmp_path: Path) -> Path:
         )
     store.record_operator_command(ts_ms=T0, uid=1000, command="halt", args={"reason": "x"})
     store.close()
-    return path
 
 
 def test_parse_time() -> None:
@@ -84,7 +93,9 @@ def test_parse_time() -> None:
         parse_time_ms("yesterday")
 
 
-def test_csv_fills_in_a_window(journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_csv_fills_in_a_window(
+    journal: JournalLocation, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = export(
         journal, "--table", "fills", "--since", "2025-11-21T13:01:00Z", "--until", str(T0 + 120_000)
     )
@@ -97,7 +108,9 @@ def test_csv_fills_in_a_window(journal: Path, capsys: pytest.CaptureFixture[str]
     assert "exported 1 fills rows" in captured.err
 
 
-def test_json_events_with_nested_payload(journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_events_with_nested_payload(
+    journal: JournalLocation, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = parse(
         ["journal", "export", "--journal", str(journal), "--since", "0", "--format", "json"]
     )
@@ -112,7 +125,7 @@ def test_json_events_with_nested_payload(journal: Path, capsys: pytest.CaptureFi
 
 @pytest.mark.parametrize("table", list(journal_command.TABLES))
 def test_every_table_exports_in_every_format(
-    journal: Path, table: str, capsys: pytest.CaptureFixture[str]
+    journal: JournalLocation, table: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for fmt in journal_command.FORMATS:
         args = export(journal, "--since", "0", "--table", table, "--format", fmt)
@@ -127,14 +140,16 @@ def test_every_table_exports_in_every_format(
             assert out.startswith("time_utc,")
 
 
-def test_decisions_keep_their_payload(journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_decisions_keep_their_payload(
+    journal: JournalLocation, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = export(journal, "--since", "0", "--table", "decisions", "--format", "jsonl")
     assert args.func(args) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["payload"]["i"] for r in rows] == [0, 1, 2]
 
 
-def test_out_file_is_owner_only(journal: Path, tmp_path: Path) -> None:
+def test_out_file_is_owner_only(journal: JournalLocation, tmp_path: Path) -> None:
     out = tmp_path / "orders.csv"
     args = export(journal, "--since", "0", "--table", "orders", "--out", str(out))
     assert args.func(args) == 0
@@ -144,7 +159,7 @@ def test_out_file_is_owner_only(journal: Path, tmp_path: Path) -> None:
 
 
 def test_export_while_the_daemon_holds_the_journal(
-    journal: Path, capsys: pytest.CaptureFixture[str]
+    journal: JournalLocation, capsys: pytest.CaptureFixture[str]
 ) -> None:
     writer = JournalStore(journal)  # holds the writer lock, like a running daemon
     try:
@@ -154,7 +169,9 @@ def test_export_while_the_daemon_holds_the_journal(
         writer.close()
 
 
-def test_exit_codes(tmp_path: Path, journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_codes(
+    tmp_path: Path, journal: JournalLocation, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = parse(["journal", "export", "--journal", str(tmp_path / "no.sqlite"), "--since", "0"])
     assert missing.func(missing) == 1
     bad_time = parse(["journal", "export", "--journal", str(journal), "--since", "soon"])
@@ -166,3 +183,18 @@ def test_exit_codes(tmp_path: Path, journal: Path, capsys: pytest.CaptureFixture
     assert "must be after" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse(["journal", "export", "--journal", str(journal), "--since", "0", "--table", "x"])
+
+
+def test_postgresql_url_errors(pg_server: PgServer, capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "pw-5d1e9c"
+    with_password = pg_server.url().replace("hedgerd@", f"hedgerd:{secret}@")
+    args = parse(["journal", "export", "--journal", with_password, "--since", "0"])
+    assert args.func(args) == 2  # refused before connecting: it would show in ps and logs
+    err = capsys.readouterr().err
+    assert "must not contain a password" in err and secret not in err
+    empty = parse(["journal", "export", "--journal", pg_server.url(), "--since", "0"])
+    assert empty.func(empty) == 1
+    assert "no journal there" in capsys.readouterr().err
+    nowhere = pg_server.url().replace(f":{pg_server.port}/", ":1/")
+    down = parse(["journal", "export", "--journal", nowhere, "--since", "0"])
+    assert down.func(down) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import stat
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from hedgerd.execution.client_ids import client_label
 from hedgerd.execution.journal import DecisionRecord, JournalStore
 from hedgerd.execution.journal_command import add_parser
+from hedgerd.execution.journal_db import JournalLocation
 from hedgerd.execution.journal_series import (
     DecidedFill,
     journal_series,
@@ -28,6 +30,8 @@ from hedgerd.ops.plots import hedge_figure, pyplot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hedging"))
 from hedging_builders import hedge_decision
+
+from journal_backends import JournalBackend
 
 T0 = 1_767_571_200_000  # 2026-01-05T00:00:00Z
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -181,7 +185,7 @@ def test_a_rebate_or_a_better_price_lowers_the_running_cost() -> None:
     assert btc.cumulative_cost_usd()[-1][1] == pytest.approx(sum(BTC_COSTS) + expected)
 
 
-def _write_journal(path: Path) -> None:
+def _write_journal(path: JournalLocation) -> None:
     store = JournalStore(path)
     for f, d in FILLS:
         leg = d.legs[0]
@@ -206,13 +210,14 @@ def _write_journal(path: Path) -> None:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Path:
-    path = tmp_path / "j.sqlite"
-    _write_journal(path)
-    return path
+def journal(journal_backend: JournalBackend) -> Iterator[JournalLocation]:
+    """The same journal on SQLite and on PostgreSQL."""
+    with journal_backend.fresh() as location:
+        _write_journal(location)
+        yield location
 
 
-def test_load_from_a_journal(journal: Path) -> None:
+def test_load_from_a_journal(journal: JournalLocation) -> None:
     store = JournalStore(journal, readonly=True)
     try:
         series = load_journal_series(store, T0, None)
@@ -235,14 +240,14 @@ def test_load_from_a_journal(journal: Path) -> None:
     assert [t.split(":")[0] for t in titles] == ["BTC", "BTC", "ETH", "ETH"]
 
 
-def _export(journal: Path, *extra: str) -> argparse.Namespace:
+def _export(journal: JournalLocation, *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hedgerd")
     add_parser(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(["journal", "export", "--journal", str(journal), *extra])
 
 
 def test_export_plot_writes_a_png_with_both_underlyings(
-    journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    journal: JournalLocation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     png = tmp_path / "hedges.png"
     args = _export(journal, "--since", str(T0), "--plot", str(png))
@@ -263,7 +268,7 @@ def test_export_plot_writes_a_png_with_both_underlyings(
 
 
 def test_export_plot_with_nothing_to_draw(
-    journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    journal: JournalLocation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     png = tmp_path / "none.png"
     args = _export(journal, "--since", str(T0 + 3_600_000), "--plot", str(png))

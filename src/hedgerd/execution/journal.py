@@ -1,4 +1,5 @@
-"""The journal: hedgerd's only durable state, in one SQLite file.
+"""The journal: hedgerd's only durable state, in one SQLite file (the default) or a
+PostgreSQL database (`[journal] url`, for a standby on another host: hedgerd.ha).
 
 Decisions, order intents (committed before the send), order updates, fills (unique by venue
 trade id), the trading state and the operator audit log. The daemon writes it through the async
@@ -10,6 +11,10 @@ Durability. WAL mode with `synchronous=FULL`: every commit fsyncs the WAL, so a 
 returned survives a process kill *and* a power cut. (NORMAL would survive a process kill but may
 lose the last commits on power loss; an order intent lost that way would leave a live order the
 journal does not know, so intents pay the fsync.) Each write method is one transaction.
+
+PostgreSQL runs the same schema, migrations and SQL through `journal_db`/`journal_pg` (what
+differs is the dialect, the version's place and the writer lock; see journal_pg); the rest of
+this page describes the SQLite file.
 
 Files. The database and its -wal and -shm are created 0600, a missing parent directory 0700,
 and an existing file with looser permissions is tightened. A sidecar `<db>.lock` (0600) holds an
@@ -34,11 +39,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import structlog
 
 from hedgerd.execution import journal_schema
+from hedgerd.execution.journal_db import (
+    JournalDb,
+    JournalLocation,
+    PostgresTarget,
+    Row,
+    SqliteDb,
+    location_name,
+)
 from hedgerd.execution.order_state import (
     Filled,
     OrderEvent,
@@ -53,6 +66,9 @@ from hedgerd.model.instruments import AmountUnit
 from hedgerd.model.orders import Fill, OrderSide, OrderStatus
 from hedgerd.ops.logging import SecretRedactor, redactor
 
+if TYPE_CHECKING:
+    from hedgerd.execution.journal_pg import PostgresDb
+
 log = structlog.get_logger(__name__)
 
 P = ParamSpec("P")
@@ -61,6 +77,19 @@ T = TypeVar("T")
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 _TERMINAL = tuple(s.value for s in OrderStatus if s.is_terminal)
+#: Every table the journal's schema creates.
+JOURNAL_TABLES = (
+    "decisions",
+    "orders",
+    "order_updates",
+    "fills",
+    "events",
+    "trading_state",
+    "trading_state_history",
+    "audit_log",
+    "account_trading_state",
+    "account_trading_state_history",
+)
 
 
 class JournalError(Exception):
@@ -284,7 +313,7 @@ def _order_values(order: OrderRecord) -> tuple[Any, ...]:
     )
 
 
-def _fill_from_row(row: sqlite3.Row) -> Fill:
+def _fill_from_row(row: Row) -> Fill:
     return Fill(
         venue=row["venue"],
         instrument=row["instrument"],
@@ -300,7 +329,7 @@ def _fill_from_row(row: sqlite3.Row) -> Fill:
     )
 
 
-def _decision_from_row(row: sqlite3.Row) -> DecisionRecord:
+def _decision_from_row(row: Row) -> DecisionRecord:
     return DecisionRecord(
         decision_id=row["decision_id"],
         ts_ms=row["ts_ms"],
@@ -313,67 +342,109 @@ def _decision_from_row(row: sqlite3.Row) -> DecisionRecord:
 # ----------------------------------------------------------------------------- store
 
 
+#: A guard runs first inside an intent's write transaction, on the journal's connection, and
+#: raises to refuse the write (the HA lease's fence: hedgerd.ha.lease).
+IntentGuard = Callable[[JournalDb], None]
+
+
 class JournalStore:
     """The journal on one connection, synchronous. Not thread-safe: use it from one thread
     (the async `Journal` does that for the daemon). Each write method is one transaction that
-    has committed when the method returns."""
+    has committed when the method returns.
+
+    `location` is a path (SQLite) or a `PostgresTarget`. `exclusive` (writers only): refuse to
+    open while another writer has the journal open; the HA integration turns it off on
+    PostgreSQL and fences intents with the leader lease instead."""
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        location: JournalLocation,
         *,
         readonly: bool = False,
         clock_ms: Callable[[], int] = _now_ms,
         secrets: SecretRedactor | None = None,
         migrations: Sequence[journal_schema.Migration] = journal_schema.MIGRATIONS,
+        exclusive: bool = True,
     ) -> None:
-        self.path = Path(path)
         self.readonly = readonly
+        self.name = location_name(location)
+        #: The SQLite file (None for PostgreSQL).
+        self.path: Path | None = None
         self._clock_ms = clock_ms
         self._redactor = secrets if secrets is not None else redactor()
         self._lock_fd: int | None = None
-        if readonly:
-            if not self.path.exists():
-                raise JournalError(f"{self.path}: no such journal")
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        self._db: JournalDb
+        if isinstance(location, PostgresTarget):
+            self._db = self._open_postgres(location, readonly=readonly, exclusive=exclusive)
         else:
-            _prepare_path(self.path)
-            self._lock_fd = self._take_lock()
-            try:
-                self._conn = sqlite3.connect(self.path, isolation_level=None)
-            except BaseException:
-                self._release_lock()
-                raise
-        self._conn.row_factory = sqlite3.Row
+            self.path = path = Path(location)
+            self._db = SqliteDb(self._open_sqlite(path, readonly=readonly, exclusive=exclusive))
         try:
-            self._configure()
             if readonly:
-                version = journal_schema.user_version(self._conn)
+                version = self._db.user_version()
+                if version == 0 and self._db.dialect != "sqlite":
+                    raise JournalError(f"{self.name}: no journal there (schema not created)")
                 if version > journal_schema.SCHEMA_VERSION:
                     raise journal_schema.JournalVersionError(
                         f"journal schema version {version} is newer than this hedgerd's "
                         f"({journal_schema.SCHEMA_VERSION})"
                     )
             else:
-                before, after = journal_schema.migrate(self._conn, migrations)
+                before, after = journal_schema.migrate(self._db, migrations)
                 if before != after:
-                    log.info("journal_migrated", path=str(self.path), before=before, after=after)
-                for sidecar in _sidecars(self.path):
-                    _chmod_owner_only(sidecar, FILE_MODE)
+                    log.info("journal_migrated", journal=self.name, before=before, after=after)
+                if self.path is not None:
+                    for sidecar in _sidecars(self.path):
+                        _chmod_owner_only(sidecar, FILE_MODE)
         except BaseException:
             self.close()
             raise
 
-    def _take_lock(self) -> int:
-        lock_path = Path(f"{self.path}.lock")
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._db.dialect
+
+    def _open_sqlite(self, path: Path, *, readonly: bool, exclusive: bool) -> sqlite3.Connection:
+        if readonly:
+            if not path.exists():
+                raise JournalError(f"{path}: no such journal")
+            uri = f"{path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        else:
+            _prepare_path(path)
+            if exclusive:
+                self._lock_fd = self._take_lock(path)
+            try:
+                conn = sqlite3.connect(path, isolation_level=None)
+            except BaseException:
+                self._release_lock()
+                raise
+        conn.row_factory = sqlite3.Row
+        try:
+            self._configure_sqlite(conn, path, readonly=readonly)
+        except BaseException:
+            conn.close()
+            self._release_lock()
+            raise
+        return conn
+
+    def _open_postgres(
+        self, target: PostgresTarget, *, readonly: bool, exclusive: bool
+    ) -> PostgresDb:
+        from hedgerd.execution.journal_pg import PostgresDb  # psycopg only when it is used
+
+        return PostgresDb(target, readonly=readonly, exclusive=exclusive)
+
+    def _take_lock(self, path: Path) -> int:
+        lock_path = Path(f"{path}.lock")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise JournalLockedError(
-                f"{self.path} is open for writing by another process (is hedgerd running?)"
+                f"{path} is open for writing by another process (is hedgerd running?)"
             ) from None
         _chmod_owner_only(lock_path, FILE_MODE)
         return fd
@@ -383,44 +454,42 @@ class JournalStore:
             os.close(self._lock_fd)  # closing the descriptor drops the flock
             self._lock_fd = None
 
-    def _configure(self) -> None:
-        conn = self._conn
+    @staticmethod
+    def _configure_sqlite(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
         conn.execute("PRAGMA busy_timeout = 5000")
-        if not self.readonly:
+        if not readonly:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
-                raise JournalError(f"{self.path}: cannot enable WAL (got {mode})")
+                raise JournalError(f"{path}: cannot enable WAL (got {mode})")
             conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
 
     def close(self) -> None:
-        conn = getattr(self, "_conn", None)
-        if conn is not None:
-            conn.close()
-            self._conn = None  # type: ignore[assignment]
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+            self._db = None  # type: ignore[assignment]
         self._release_lock()
 
     @property
     def schema_version(self) -> int:
-        return journal_schema.user_version(self._conn)
+        return self._db.user_version()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[JournalDb]:
         if self.readonly:
             raise JournalError("journal opened read-only")
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        db = self._db
+        db.begin()
         try:
-            yield conn
-            conn.execute("COMMIT")
+            yield db
+            db.commit()
         except BaseException:
-            if conn.in_transaction:  # also after a failed COMMIT (disk full, I/O error)
-                conn.execute("ROLLBACK")
+            if db.in_transaction:  # also after a failed COMMIT (disk full, I/O error)
+                db.rollback()
             raise
 
-    def _event(
-        self, conn: sqlite3.Connection, ts_ms: int, kind: str, ref: str | None, payload: Any
-    ) -> None:
+    def _event(self, conn: JournalDb, ts_ms: int, kind: str, ref: str | None, payload: Any) -> None:
         conn.execute(
             "INSERT INTO events (ts_ms, kind, ref, payload, recorded_ms) VALUES (?, ?, ?, ?, ?)",
             (ts_ms, kind, ref, _dumps(payload), self._clock_ms()),
@@ -428,7 +497,7 @@ class JournalStore:
 
     # ---------------------------------------------------------------- decisions, intents
 
-    def _insert_decision(self, conn: sqlite3.Connection, decision: DecisionRecord) -> None:
+    def _insert_decision(self, conn: JournalDb, decision: DecisionRecord) -> None:
         try:
             conn.execute(
                 "INSERT INTO decisions (decision_id, ts_ms, underlying, reason, payload, "
@@ -442,7 +511,9 @@ class JournalStore:
                     self._clock_ms(),
                 ),
             )
-        except sqlite3.IntegrityError:
+        except Exception as exc:
+            if not conn.is_unique_violation(exc):
+                raise
             raise DuplicateIntentError(
                 f"decision {decision.decision_id} is already journalled"
             ) from None
@@ -459,17 +530,22 @@ class JournalStore:
         with self._transaction() as conn:
             self._insert_decision(conn, decision)
 
-    def _insert_order(self, conn: sqlite3.Connection, order: OrderRecord, kind: str) -> None:
+    def _insert_order(self, conn: JournalDb, order: OrderRecord, kind: str) -> None:
         placeholders = ", ".join("?" for _ in _ORDER_COLUMNS)
         try:
             conn.execute(
                 f"INSERT INTO orders ({_ORDER_SELECT}, recorded_ms) VALUES ({placeholders}, ?)",
                 (*_order_values(order), self._clock_ms()),
             )
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
+        except Exception as exc:
+            if conn.is_unique_violation(exc):
                 raise DuplicateIntentError(f"order {order.label} is already journalled") from None
-            raise JournalError(f"order {order.label}: {exc}") from None
+            if conn.is_foreign_key_violation(exc):
+                raise JournalError(
+                    f"order {order.label}: FOREIGN KEY constraint failed (decision "
+                    f"{order.decision_id} is not journalled)"
+                ) from None
+            raise
         payload = {
             "decision_id": order.decision_id,
             "venue": order.venue,
@@ -498,26 +574,40 @@ class JournalStore:
         self._event(conn, order.created_ms, kind, order.label, payload)
 
     def record_intents(
-        self, orders: Sequence[OrderRecord], decision: DecisionRecord | None = None
+        self,
+        orders: Sequence[OrderRecord],
+        decision: DecisionRecord | None = None,
+        *,
+        guard: IntentGuard | None = None,
     ) -> None:
         """Journal order intents (status NEW), with their decision if given, in one
         transaction: when this returns they are on disk and may be sent. Each intent's
         `decision_id` must be journalled (here or before). Raises `DuplicateIntentError` if a
-        label (or the decision) is already there, and then nothing is written."""
+        label (or the decision) is already there, and then nothing is written. `guard` runs
+        first in the same transaction; whatever it raises refuses the whole write (the HA
+        lease: "only if I still hold epoch E")."""
         for order in orders:
             if order.status is not OrderStatus.NEW:
                 raise ValueError(f"intent {order.label} must be NEW, is {order.status}")
             if order.decision_id is None:
                 raise ValueError(f"intent {order.label} needs a decision id")
         with self._transaction() as conn:
+            if guard is not None:
+                guard(conn)
             if decision is not None:
                 self._insert_decision(conn, decision)
             for order in orders:
                 self._insert_order(conn, order, "intent")
 
-    def record_intent(self, order: OrderRecord, decision: DecisionRecord | None = None) -> None:
+    def record_intent(
+        self,
+        order: OrderRecord,
+        decision: DecisionRecord | None = None,
+        *,
+        guard: IntentGuard | None = None,
+    ) -> None:
         """`record_intents` for one order."""
-        self.record_intents((order,), decision)
+        self.record_intents((order,), decision, guard=guard)
 
     def adopt_order(self, order: OrderRecord) -> None:
         """Journal an order found on the venue that the journal did not know (reconciliation
@@ -527,7 +617,7 @@ class JournalStore:
 
     # ------------------------------------------------------------------- order updates
 
-    def _load_order(self, conn: sqlite3.Connection, label: str) -> OrderRecord | None:
+    def _load_order(self, conn: JournalDb, label: str) -> OrderRecord | None:
         row = conn.execute(
             f"SELECT {_ORDER_SELECT} FROM orders WHERE label = ?", (label,)
         ).fetchone()
@@ -566,7 +656,7 @@ class JournalStore:
 
     def _store_update(
         self,
-        conn: sqlite3.Connection,
+        conn: JournalDb,
         before: OrderRecord,
         after: OrderRecord,
         event: OrderEvent,
@@ -652,7 +742,7 @@ class JournalStore:
 
     # ---------------------------------------------------------------------------- fills
 
-    def _match_order(self, conn: sqlite3.Connection, fill: Fill) -> OrderRecord | None:
+    def _match_order(self, conn: JournalDb, fill: Fill) -> OrderRecord | None:
         if fill.label:
             order = self._load_order(conn, fill.label)
             if order is not None and order.venue == fill.venue:
@@ -813,7 +903,7 @@ class JournalStore:
                 payload,
             )
 
-    def _history_record(self, row: sqlite3.Row) -> TradingStateRecord:
+    def _history_record(self, row: Row) -> TradingStateRecord:
         return TradingStateRecord(
             seq=row["seq"],
             ts_ms=row["ts_ms"],
@@ -829,11 +919,11 @@ class JournalStore:
         """The newest persisted trading state of the portfolio, or of venue account
         `account` (None on a fresh journal)."""
         if account is None:
-            row = self._conn.execute(
+            row = self._db.execute(
                 "SELECT h.* FROM trading_state s JOIN trading_state_history h ON h.seq = s.seq"
             ).fetchone()
         else:
-            row = self._conn.execute(
+            row = self._db.execute(
                 "SELECT h.* FROM account_trading_state s JOIN account_trading_state_history h "
                 "ON h.account = s.account AND h.seq = s.seq WHERE s.account = ?",
                 (account,),
@@ -846,11 +936,11 @@ class JournalStore:
         """The portfolio's trading-state transitions since `since_ms` (or account
         `account`'s)."""
         if account is None:
-            rows = self._conn.execute(
+            rows = self._db.execute(
                 "SELECT * FROM trading_state_history WHERE ts_ms >= ? ORDER BY seq", (since_ms,)
             )
         else:
-            rows = self._conn.execute(
+            rows = self._db.execute(
                 "SELECT * FROM account_trading_state_history WHERE account = ? AND ts_ms >= ? "
                 "ORDER BY seq",
                 (account, since_ms),
@@ -879,12 +969,12 @@ class JournalStore:
         command = self._redactor.redact_text(command)
         outcome = self._redactor.redact_text(outcome)
         with self._transaction() as conn:
-            cur = conn.execute(
+            row = conn.execute(
                 "INSERT INTO audit_log (ts_ms, uid, surface, command, args, outcome, "
-                "recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
                 (ts_ms, uid, surface, command, _dumps(clean_args), outcome, self._clock_ms()),
-            )
-            seq = int(cur.lastrowid or 0)
+            ).fetchone()
+            seq = int(row[0])
             self._event(
                 conn,
                 ts_ms,
@@ -895,7 +985,7 @@ class JournalStore:
         return seq
 
     def audit_since(self, since_ms: int = 0) -> list[AuditEntry]:
-        rows = self._conn.execute(
+        rows = self._db.execute(
             "SELECT * FROM audit_log WHERE ts_ms >= ? ORDER BY seq", (since_ms,)
         )
         return [
@@ -915,15 +1005,15 @@ class JournalStore:
 
     def order(self, label: str) -> OrderRecord | None:
         """The journalled order with client id `label`."""
-        return self._load_order(self._conn, label)
+        return self._load_order(self._db, label)
 
     def _orders_where(self, where: str, params: Sequence[Any]) -> list[OrderRecord]:
-        rows = self._conn.execute(
+        rows = self._db.execute(
             f"SELECT label FROM orders WHERE {where} ORDER BY created_ms, label", params
         ).fetchall()
         out = []
         for row in rows:
-            order = self._load_order(self._conn, row["label"])
+            order = self._load_order(self._db, row["label"])
             if order is not None:
                 out.append(order)
         return out
@@ -943,14 +1033,14 @@ class JournalStore:
         return self._orders_where("decision_id = ?", (decision_id,))
 
     def order_by_venue_id(self, venue: str, venue_order_id: str) -> OrderRecord | None:
-        row = self._conn.execute(
+        row = self._db.execute(
             "SELECT label FROM orders WHERE venue = ? AND venue_order_id = ?",
             (venue, venue_order_id),
         ).fetchone()
-        return None if row is None else self._load_order(self._conn, row["label"])
+        return None if row is None else self._load_order(self._db, row["label"])
 
     def decision(self, decision_id: str) -> DecisionRecord | None:
-        row = self._conn.execute(
+        row = self._db.execute(
             "SELECT * FROM decisions WHERE decision_id = ?", (decision_id,)
         ).fetchone()
         return None if row is None else _decision_from_row(row)
@@ -958,7 +1048,7 @@ class JournalStore:
     def decisions_since(self, since_ms: int, until_ms: int | None = None) -> list[DecisionRecord]:
         """Journalled decisions (those that sent orders) with `ts_ms` in [since_ms, until_ms),
         oldest first."""
-        rows = self._conn.execute(
+        rows = self._db.execute(
             "SELECT * FROM decisions WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, rowid",
             (since_ms, until_ms if until_ms is not None else 2**62),
         )
@@ -966,14 +1056,14 @@ class JournalStore:
 
     def fills_for_order(self, label: str) -> list[Fill]:
         """Every journalled fill matched to order `label` (including any that conflicted)."""
-        rows = self._conn.execute(
+        rows = self._db.execute(
             "SELECT * FROM fills WHERE order_label = ? ORDER BY ts_ms, seq", (label,)
         )
         return [_fill_from_row(r) for r in rows]
 
     def fills_since(self, since_ms: int, until_ms: int | None = None) -> list[Fill]:
         """Fills with venue time in [since_ms, until_ms), oldest first."""
-        rows = self._conn.execute(
+        rows = self._db.execute(
             "SELECT * FROM fills WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, seq",
             (since_ms, until_ms if until_ms is not None else 2**62),
         )
@@ -993,7 +1083,7 @@ class JournalStore:
         sql += " GROUP BY venue, instrument ORDER BY venue, instrument"
         return [
             FillTotal(r["venue"], r["instrument"], r["net"], r["gross"], r["n"])
-            for r in self._conn.execute(sql, params)
+            for r in self._db.execute(sql, params)
         ]
 
     def count_intents_since(self, since_ms: int, venue: str | None = None) -> int:
@@ -1003,14 +1093,14 @@ class JournalStore:
         if venue is not None:
             sql += " AND venue = ?"
             params.append(venue)
-        return int(self._conn.execute(sql, params).fetchone()[0])
+        return int(self._db.execute(sql, params).fetchone()[0])
 
     def events_since(
         self, after_seq: int = 0, since_ms: int | None = None, limit: int = 1000
     ) -> list[JournalEvent]:
         """Timeline rows with seq > `after_seq` (and ts_ms >= `since_ms` if given), in seq
         order, at most `limit`. Follow the timeline by passing the last seen seq back."""
-        rows = self._conn.execute(
+        rows = self._db.execute(
             "SELECT * FROM events WHERE seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?",
             (after_seq, since_ms if since_ms is not None else -(2**62), limit),
         )
@@ -1027,12 +1117,17 @@ class JournalStore:
         ]
 
     def integrity_check(self) -> str:
-        """SQLite's `PRAGMA integrity_check` ("ok" when the file is sound)."""
-        return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+        """ "ok" when the database is sound (SQLite: `PRAGMA integrity_check`)."""
+        return self._db.integrity_check()
 
-    def iter_rows(self, sql: str, params: Sequence[Any] = ()) -> Iterator[sqlite3.Row]:
-        """Stream the rows of a read query (export and diagnostics)."""
-        yield from self._conn.execute(sql, params)
+    def iter_rows(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        """Stream the rows of a read query (export and diagnostics), written with `?`
+        placeholders whatever the engine."""
+        yield from self._db.execute(sql, params)
+
+    def columns(self, table: str) -> list[str]:
+        """A table's columns, in definition order."""
+        return self._db.columns(table)
 
 
 # ----------------------------------------------------------------------------- async
@@ -1058,16 +1153,26 @@ class Journal:
     @classmethod
     async def open(
         cls,
-        path: str | os.PathLike[str],
+        location: JournalLocation,
         *,
         clock_ms: Callable[[], int] = _now_ms,
         secrets: SecretRedactor | None = None,
+        exclusive: bool = True,
     ) -> Journal:
+        """Open (creating or migrating) the journal at `location`: a path or a
+        `PostgresTarget`."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hedgerd-journal")
         loop = asyncio.get_running_loop()
         try:
             store = await loop.run_in_executor(
-                executor, functools.partial(JournalStore, path, clock_ms=clock_ms, secrets=secrets)
+                executor,
+                functools.partial(
+                    JournalStore,
+                    location,
+                    clock_ms=clock_ms,
+                    secrets=secrets,
+                    exclusive=exclusive,
+                ),
             )
         except BaseException:
             executor.shutdown(wait=False)
@@ -1075,8 +1180,14 @@ class Journal:
         return cls(store, executor)
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | None:
+        """The SQLite file (None for PostgreSQL)."""
         return self._store.path
+
+    @property
+    def name(self) -> str:
+        """The journal's path or URL, for messages (never with a secret)."""
+        return self._store.name
 
     async def close(self) -> None:
         """Close the connection (on its thread) and stop the thread; idempotent."""
@@ -1112,14 +1223,22 @@ class Journal:
         await self.run(JournalStore.record_decision, decision)
 
     async def record_intents(
-        self, orders: Sequence[OrderRecord], decision: DecisionRecord | None = None
+        self,
+        orders: Sequence[OrderRecord],
+        decision: DecisionRecord | None = None,
+        *,
+        guard: IntentGuard | None = None,
     ) -> None:
-        await self.run(JournalStore.record_intents, tuple(orders), decision)
+        await self.run(JournalStore.record_intents, tuple(orders), decision, guard=guard)
 
     async def record_intent(
-        self, order: OrderRecord, decision: DecisionRecord | None = None
+        self,
+        order: OrderRecord,
+        decision: DecisionRecord | None = None,
+        *,
+        guard: IntentGuard | None = None,
     ) -> None:
-        await self.run(JournalStore.record_intent, order, decision)
+        await self.run(JournalStore.record_intent, order, decision, guard=guard)
 
     async def adopt_order(self, order: OrderRecord) -> None:
         await self.run(JournalStore.adopt_order, order)
@@ -1206,11 +1325,13 @@ class Journal:
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
+    "JOURNAL_TABLES",
     "AuditEntry",
     "DecisionRecord",
     "DuplicateIntentError",
     "FillOutcome",
     "FillTotal",
+    "IntentGuard",
     "Journal",
     "JournalError",
     "JournalEvent",

@@ -3,6 +3,11 @@
     hedgerd journal export --journal var/hedgerd.sqlite --since 2026-11-20T00:00Z \\
         [--until 1763683200000] [--table decisions|orders|fills|events|state|audit] \\
         [--format csv|json|jsonl] [--out FILE] [--plot OUT.png]
+    hedgerd journal export --journal postgresql://hedgerd@db1/hedgerd --since ...
+
+`--journal` is a SQLite file or a PostgreSQL URL without a password; the password comes from
+HEDGERD_JOURNAL__PASSWORD or the file HEDGERD_JOURNAL__PASSWORD_FILE names (as for the
+daemon), else from libpq's PGPASSWORD or ~/.pgpass.
 
 `--since`/`--until` take ISO 8601 (a time without a zone is UTC) or UTC epoch milliseconds;
 rows are selected by their time column (decisions, fills, events, state, audit: `ts_ms`;
@@ -35,9 +40,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 from hedgerd.execution.journal import FILE_MODE, JournalError, JournalStore
+from hedgerd.execution.journal_db import (
+    JournalLocation,
+    JournalUrlError,
+    journal_location,
+    location_name,
+)
 from hedgerd.execution.journal_schema import JournalVersionError
 from hedgerd.execution.journal_series import JOURNAL_COST_LABEL, load_journal_series
 from hedgerd.ops.plots import PlotUnavailableError, write_hedge_plot
+from hedgerd.secret_files import env_secret
 from hedgerd.textfmt import utc_iso as _iso
 
 if TYPE_CHECKING:
@@ -53,16 +65,20 @@ class _Table:
     sql_name: str
     time_column: str
     json_columns: tuple[str, ...]
+    #: Breaks ties in time: insertion order (`rowid` is SQLite's implicit one, which the
+    #: PostgreSQL schema makes explicit; `seq` is the rowid itself where a table has one).
+    order_column: str
 
 
 TABLES: dict[str, _Table] = {
-    "decisions": _Table("decisions", "ts_ms", ("payload",)),
-    "orders": _Table("orders", "created_ms", ()),
-    "fills": _Table("fills", "ts_ms", ()),
-    "events": _Table("events", "ts_ms", ("payload",)),
-    "state": _Table("trading_state_history", "ts_ms", ("reasons",)),
-    "account_state": _Table("account_trading_state_history", "ts_ms", ("reasons",)),
-    "audit": _Table("audit_log", "ts_ms", ("args",)),
+    "decisions": _Table("decisions", "ts_ms", ("payload",), "rowid"),
+    "orders": _Table("orders", "created_ms", (), "rowid"),
+    "fills": _Table("fills", "ts_ms", (), "seq"),
+    "events": _Table("events", "ts_ms", ("payload",), "seq"),
+    "state": _Table("trading_state_history", "ts_ms", ("reasons",), "seq"),
+    # (account, seq) is the key: rowid (explicit on PostgreSQL) keeps insertion order
+    "account_state": _Table("account_trading_state_history", "ts_ms", ("reasons",), "rowid"),
+    "audit": _Table("audit_log", "ts_ms", ("args",), "seq"),
 }
 FORMATS = ("csv", "json", "jsonl")
 
@@ -97,7 +113,11 @@ def add_parser(sub: SubParsers) -> None:
         description="Export journal rows in [--since, --until) as CSV or JSON. Times are ISO "
         "8601 (UTC when no zone is given) or UTC epoch milliseconds.",
     )
-    export.add_argument("--journal", required=True, type=Path, help="journal file (SQLite)")
+    export.add_argument(
+        "--journal",
+        required=True,
+        help="journal: a SQLite file or a postgresql:// URL (no password in it)",
+    )
     export.add_argument("--since", required=True, help="start, inclusive (ISO 8601 or epoch ms)")
     export.add_argument("--until", help="end, exclusive (ISO 8601 or epoch ms); default: no end")
     export.add_argument("--table", choices=tuple(TABLES), default="events", help="what to export")
@@ -127,9 +147,17 @@ def run(args: argparse.Namespace) -> int:
         print("hedgerd journal export: --until must be after --since", file=sys.stderr)
         return EXIT_USAGE
     try:
-        store = JournalStore(args.journal, readonly=True)
-    except (JournalError, JournalVersionError, sqlite3.Error) as exc:
-        print(f"hedgerd journal export: {args.journal}: {exc}", file=sys.stderr)
+        location = _location(str(args.journal))
+    except (JournalUrlError, ValueError) as exc:
+        print(f"hedgerd journal export: --journal: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    name = location_name(location)
+    db_errors = _db_errors()
+    open_errors: tuple[type[Exception], ...] = (JournalError, JournalVersionError, *db_errors)
+    try:
+        store = JournalStore(location, readonly=True)
+    except open_errors as exc:
+        print(f"hedgerd journal export: {name}: {exc}", file=sys.stderr)
         return EXIT_JOURNAL
     try:
         if args.plot is not None:
@@ -146,8 +174,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             count = _write(rows, args.format, sys.stdout, columns)
             sys.stdout.flush()
-    except sqlite3.Error as exc:
-        print(f"hedgerd journal export: {args.journal}: {exc}", file=sys.stderr)
+    except db_errors as exc:
+        print(f"hedgerd journal export: {name}: {exc}", file=sys.stderr)
         return EXIT_JOURNAL
     except BrokenPipeError:  # `... | head`: the reader is gone, which is fine
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -157,6 +185,21 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     print(f"exported {count} {args.table} rows", file=sys.stderr)
     return EXIT_OK
+
+
+def _location(text: str) -> JournalLocation:
+    """The journal the command names; a PostgreSQL password from the daemon's variables."""
+    password = env_secret("HEDGERD_JOURNAL__PASSWORD", "HEDGERD_JOURNAL__PASSWORD_FILE")
+    return journal_location(text, password)
+
+
+def _db_errors() -> tuple[type[Exception], ...]:
+    """The engines' own errors (psycopg's only where it is installed)."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
 
 
 def _plot(store: JournalStore, path: Path, since_ms: int, until_ms: int | None) -> int:
@@ -172,7 +215,7 @@ def _plot(store: JournalStore, path: Path, since_ms: int, until_ms: int | None) 
         write_hedge_plot(
             path,
             series,
-            title=f"hedgerd journal {store.path.name}: {span}",
+            title=f"hedgerd journal {_short_name(store)}: {span}",
             cost_label=JOURNAL_COST_LABEL,
         )
     except PlotUnavailableError as exc:
@@ -186,17 +229,22 @@ def _plot(store: JournalStore, path: Path, since_ms: int, until_ms: int | None) 
     return EXIT_OK
 
 
+def _short_name(store: JournalStore) -> str:
+    return store.path.name if store.path is not None else store.name
+
+
 def _rows(
     store: JournalStore, table: _Table, since_ms: int, until_ms: int | None
 ) -> Iterator[dict[str, Any]]:
-    # Table and column names come from TABLES, never from the command line.
+    # Table and column names come from TABLES and the schema, never from the command line.
+    columns = store.columns(table.sql_name)
     sql = (
-        f"SELECT * FROM {table.sql_name} WHERE {table.time_column} >= ? "
-        f"AND {table.time_column} < ? ORDER BY {table.time_column}, rowid"
+        f"SELECT {', '.join(columns)} FROM {table.sql_name} WHERE {table.time_column} >= ? "
+        f"AND {table.time_column} < ? ORDER BY {table.time_column}, {table.order_column}"
     )
     for row in store.iter_rows(sql, (since_ms, until_ms if until_ms is not None else 2**62)):
         out: dict[str, Any] = {"time_utc": _iso(row[table.time_column])}
-        for key in row.keys():  # noqa: SIM118 - sqlite3.Row is not a mapping
+        for key in columns:
             value = row[key]
             if key in table.json_columns and isinstance(value, str):
                 value = json.loads(value)
@@ -205,8 +253,7 @@ def _rows(
 
 
 def _columns(store: JournalStore, table: _Table) -> list[str]:
-    info = store.iter_rows(f"PRAGMA table_info({table.sql_name})")
-    return ["time_utc", *(str(r["name"]) for r in info)]
+    return ["time_utc", *store.columns(table.sql_name)]
 
 
 def _write(rows: Iterator[dict[str, Any]], fmt: str, out: IO[str], columns: list[str]) -> int:

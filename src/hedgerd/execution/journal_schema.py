@@ -1,5 +1,7 @@
 """The journal's schema as a list of migrations, applied in order and recorded in
-`PRAGMA user_version`.
+`PRAGMA user_version` (SQLite) or the `journal_schema_version` table (PostgreSQL). The
+statements are written once, in SQLite's dialect; `JournalDb.ddl` translates them for
+PostgreSQL (types, autoincrement: see `journal_db.postgres_ddl`).
 
 Rules for adding a migration: append a `Migration(version=N + 1, ...)`; never edit one that
 has shipped (files in the field are at its version); each migration runs in one transaction
@@ -17,6 +19,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from hedgerd.execution.journal_db import JournalDb, as_journal_db
 
 
 class JournalVersionError(Exception):
@@ -194,19 +198,21 @@ MIGRATIONS: tuple[Migration, ...] = (_V1_ORDERS, _V2_CONTROL, _V3_ACCOUNTS)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
-def user_version(conn: sqlite3.Connection) -> int:
-    row = conn.execute("PRAGMA user_version").fetchone()
-    return int(row[0])
+def user_version(conn: sqlite3.Connection | JournalDb) -> int:
+    return as_journal_db(conn).user_version()
 
 
 def migrate(
-    conn: sqlite3.Connection,
+    conn: sqlite3.Connection | JournalDb,
     migrations: Sequence[Migration] = MIGRATIONS,
     target: int | None = None,
 ) -> tuple[int, int]:
     """Bring the database up to `target` (default: the last migration); returns
-    (version before, version after). `conn` must be in autocommit mode (isolation_level None).
-    Each step is one `BEGIN IMMEDIATE` transaction including its `user_version` bump."""
+    (version before, version after). A sqlite3 connection must be in autocommit mode
+    (isolation_level None). Each step is one write transaction including its version bump,
+    serialised against another process migrating the same database (which then finds the step
+    done and skips it)."""
+    db = as_journal_db(conn)
     for expected, step in enumerate(migrations, start=1):
         if step.version != expected:
             raise JournalVersionError(f"migrations must be numbered 1..N, found {step.version}")
@@ -214,22 +220,26 @@ def migrate(
     goal = latest if target is None else target
     if not 0 <= goal <= latest:
         raise JournalVersionError(f"no migration to version {goal}")
-    before = user_version(conn)
+    before = db.user_version()
     if before > latest:
         raise JournalVersionError(
             f"journal schema version {before} is newer than this hedgerd's ({latest}); "
             "use the hedgerd release that wrote it"
         )
     for step in migrations[before:goal]:
-        conn.execute("BEGIN IMMEDIATE")
+        db.begin_migration()
         try:
-            for statement in step.statements:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {int(step.version)}")
-            conn.execute("COMMIT")
+            if db.user_version() < step.version:  # else another process just applied it
+                for statement in step.statements:
+                    db.execute(db.ddl(statement))
+                db.set_user_version(step.version)
+            db.commit()
         except BaseException:
-            conn.execute("ROLLBACK")
+            if db.in_transaction:
+                db.rollback()
             raise
+        finally:
+            db.end_migration()
     return before, max(before, goal)
 
 
