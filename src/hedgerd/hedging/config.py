@@ -254,6 +254,14 @@ class CostModelSettings(_Section):
         description="Send a leg SLICED when its depth walk costs more than this fraction "
         "beyond the touch.",
     )
+    move_later_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="With candidates on several accounts: weight of the cost of moving a "
+        "hedge later (closing the position it leaves there: that venue's taker fee plus half "
+        "spread, a fraction of notional), charged on the part of a trade that grows the "
+        "position on that account. 0: routing ignores where positions sit.",
+    )
 
 
 class RouterSettings(_Section):
