@@ -275,6 +275,14 @@ class RouterSettings(_Section):
         description="Largest absolute position per instrument name, in its amount unit.",
     )
     max_legs: int = Field(3, ge=1, description="Most instruments one decision may split over.")
+    initial_margin_frac: float = Field(
+        0.02,
+        ge=0.0,
+        lt=1.0,
+        description="With several accounts: initial margin a hedge that grows a position "
+        "needs, as a fraction of its notional; with each account's free collateral (its last "
+        "margin check) it bounds the hedges that account may take. 0: unchecked.",
+    )
 
 
 class HedgingConfig(_Section):

@@ -16,13 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
-from hedgerd.hedging.cross_venue import move_later_frac, reducing_coin, several_accounts
+from hedgerd.hedging.cross_venue import (
+    SECONDS_PER_YEAR,
+    move_later_frac,
+    reducing_coin,
+    several_accounts,
+)
 from hedgerd.hedging.inputs import HedgeVenueState
 from hedgerd.hedging.kernel import cap_levels, maker_cost_frac
 from hedgerd.model.instruments import AmountUnit, PriceUnit
 from hedgerd.model.orders import Fill
 
-SECONDS_PER_YEAR = 365.0 * 86400.0
 MAX_LEVELS = 10
 
 

@@ -27,8 +27,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from hedgerd.hedging.inputs import HedgeVenueState
+from hedgerd.model import InstrumentKind, PriceUnit, Ticker
+
+#: Seconds per year for annualised carry (`hedging.costs` uses the same, from here).
+SECONDS_PER_YEAR = 365.0 * 86400.0
 
 #: (account, settlement currency): the pool of free collateral a candidate draws on.
 HeadroomKey = tuple[str, str]
@@ -103,6 +108,32 @@ def split_with_headroom(
     return per
 
 
+def with_carry(v: HedgeVenueState, ticker: Ticker, now_ms: int) -> HedgeVenueState:
+    """`v` with the carry its venue's marks imply: a perpetual's funding (fraction of notional
+    per 8 h, as the venue reports it), a dated future's basis to the index, annualised to its
+    expiry (the premium a long loses as the future converges). Unchanged when the ticker
+    gives neither."""
+    if v.instrument.kind is InstrumentKind.PERPETUAL and ticker.funding_8h is not None:
+        if math.isfinite(ticker.funding_8h):
+            return replace(v, funding_8h=ticker.funding_8h)
+        return v
+    expiry = v.instrument.expiry_ms
+    index, mark = ticker.index_price_usd, ticker.mark_price
+    if (
+        v.instrument.kind is InstrumentKind.FUTURE
+        and expiry is not None
+        and expiry > now_ms
+        and v.instrument.price_unit is PriceUnit.USD
+        and math.isfinite(index)
+        and index > 0.0
+        and math.isfinite(mark)
+        and mark > 0.0
+    ):
+        years = (expiry - now_ms) / 1000.0 / SECONDS_PER_YEAR
+        return replace(v, basis_annual=(mark / index - 1.0) / years)
+    return v
+
+
 __all__ = [
     "HeadroomKey",
     "headroom_usd",
@@ -110,4 +141,5 @@ __all__ = [
     "reducing_coin",
     "several_accounts",
     "split_with_headroom",
+    "with_carry",
 ]
