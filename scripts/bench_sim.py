@@ -72,6 +72,42 @@ async def stop_server(proc: asyncio.subprocess.Process) -> None:
         proc.kill()
 
 
+def _deribit_change(data: dict[str, Any]) -> dict[str, Any] | None:
+    if data.get("method") != "subscription":
+        return None
+    d: dict[str, Any] = data["params"]["data"]
+    return d if d.get("type") == "change" else None
+
+
+def _okx_update(data: dict[str, Any]) -> dict[str, Any] | None:
+    return data["data"][0] if data.get("action") == "update" else None
+
+
+async def count_book_updates(
+    ws: aiohttp.ClientWebSocketResponse,
+    seconds: float,
+    update_of: Any,
+) -> tuple[int, int]:
+    """(book updates, level changes) received over `seconds` after a one-second warm-up;
+    `update_of(message)` gives a message's book update (with `bids`/`asks`) or None."""
+    warm_until = time.monotonic() + 1.0
+    n_notes = n_levels = 0
+    t_end = None
+    async for msg in ws:
+        now = time.monotonic()
+        if now < warm_until:
+            continue
+        if t_end is None:
+            t_end = now + seconds
+        d = update_of(json.loads(msg.data))
+        if d is not None:
+            n_notes += 1
+            n_levels += len(d["bids"]) + len(d["asks"])
+        if now >= t_end:
+            break
+    return n_notes, n_levels
+
+
 async def bench_book(seconds: float, speed: float, kind: str) -> dict[str, Any]:
     proc, rest, ws_url = await start_server("--speed", str(speed), "--no-rate-limits")
     try:
@@ -100,23 +136,7 @@ async def bench_book(seconds: float, speed: float, kind: str) -> dict[str, Any]:
                             "params": {"channels": chans},
                         }
                     )
-                warm_until = time.monotonic() + 1.0
-                n_notes = n_levels = 0
-                t_end = None
-                async for msg in ws:
-                    now = time.monotonic()
-                    if now < warm_until:
-                        continue
-                    if t_end is None:
-                        t_end = now + seconds
-                    data = json.loads(msg.data)
-                    if data.get("method") == "subscription":
-                        d = data["params"]["data"]
-                        if d.get("type") == "change":
-                            n_notes += 1
-                            n_levels += len(d["bids"]) + len(d["asks"])
-                    if now >= t_end:
-                        break
+                n_notes, n_levels = await count_book_updates(ws, seconds, _deribit_change)
         return {
             "instruments": len(names),
             "book_notifications_per_s": n_notes / seconds,
@@ -182,22 +202,7 @@ async def bench_book_okx(seconds: float, speed: float) -> dict[str, Any]:
             async with http.ws_connect(okx_ws, max_msg_size=0) as ws:
                 args = [{"channel": "books", "instId": i} for i in ids]
                 await ws.send_json({"op": "subscribe", "args": args})
-                warm_until = time.monotonic() + 1.0
-                n_notes = n_levels = 0
-                t_end = None
-                async for msg in ws:
-                    now = time.monotonic()
-                    if now < warm_until:
-                        continue
-                    if t_end is None:
-                        t_end = now + seconds
-                    data = json.loads(msg.data)
-                    if data.get("action") == "update":
-                        n_notes += 1
-                        d = data["data"][0]
-                        n_levels += len(d["bids"]) + len(d["asks"])
-                    if now >= t_end:
-                        break
+                n_notes, n_levels = await count_book_updates(ws, seconds, _okx_update)
         return {
             "instruments": len(ids),
             "book_notifications_per_s": n_notes / seconds,

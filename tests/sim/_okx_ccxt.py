@@ -10,6 +10,7 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 
 from hedgerd.sim.command import Simulator, running_simulator
+from hedgerd.sim.okx.dialect import OkxDialect
 from pinned_clock import TEST_START_MS
 
 KEY, SECRET, PASSPHRASE = "okx-key", "okx-secret", "okxPass1"
@@ -53,3 +54,10 @@ async def okx_simulator(seed: int = 11, **kw: Any) -> AsyncIterator[Simulator]:
         **kw,
     ) as sim:
         yield sim
+
+
+def okx_dialect(sim: Simulator) -> OkxDialect:
+    """The OKX wire of a simulator serving okx (its limiter, hub, counters, auth clock)."""
+    d = sim.server.dialects["okx"]
+    assert isinstance(d, OkxDialect)
+    return d

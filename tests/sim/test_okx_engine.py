@@ -140,3 +140,35 @@ async def test_admin_names_the_venue() -> None:
                 assert r.status == 400
             async with http.post(base + "/faults", json={"kind": "latency", "venue": "x"}) as r:
                 assert r.status == 400
+
+
+def test_option_greeks_match_black76_and_hedgerds_numeraire_algebra() -> None:
+    from hedgerd.pricing.black import black76
+    from hedgerd.pricing.numeraire import coin_numeraire_delta
+    from hedgerd.sim.okx import views
+
+    world, okx = _world()
+    now = world.clock.now_ms()
+    for cp in ("C", "P"):
+        opt = min(
+            (
+                i
+                for i in okx.live()
+                if i.is_option and i.opt_type == cp and (i.expiry_ms or 0) - now > 3 * 86_400_000
+            ),
+            key=lambda i: abs((i.strike or 0) - world.index_price("BTC") * 1.03),
+        )
+        okx.book_trade("acct", opt.inst_id, "sell", 40, None)
+        acct = okx.accounts["acct"]
+        pos = views.position_json(okx, acct, opt, acct.positions[opt.inst_id])
+        r = okx.option_risk(opt)
+        tau = world.deribit.markets["BTC"].tau_years(opt.expiry_ms or 0)
+        g = black76(cp == "C", r.forward, opt.strike, tau, r.iv)
+        coin = -40 * 0.01
+        # BS: the Black-76 delta of the position's coin (USD numeraire)
+        assert float(pos["deltaBS"]) == pytest.approx(float(g.delta) * coin, rel=1e-6)
+        # PA: hedgerd's coin-numeraire delta of the same position, from the venue's figures
+        idx = float(pos["idxPx"])
+        value_usd = float(pos["optVal"]) * idx
+        want_pa = coin_numeraire_delta(float(pos["deltaBS"]), value_usd, idx)
+        assert float(pos["deltaPA"]) == pytest.approx(float(want_pa), abs=1e-9)

@@ -11,10 +11,9 @@ from typing import Any
 import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
-from _okx_ccxt import KEY, PASSPHRASE, SECRET, okx_client, okx_simulator
+from _okx_ccxt import KEY, PASSPHRASE, SECRET, okx_client, okx_dialect, okx_simulator
 
 from hedgerd.sim.command import Simulator, running_simulator
-from hedgerd.sim.okx.dialect import OkxDialect
 from pinned_clock import TEST_START_MS
 
 START_MS = TEST_START_MS  # a calendar test: scripts/calendar_check runs it at other starts
@@ -32,12 +31,6 @@ async def sim() -> AsyncIterator[Simulator]:
 async def ex(sim: Simulator) -> AsyncIterator[Any]:
     async with okx_client(sim) as client:
         yield client
-
-
-def _dialect(sim: Simulator) -> OkxDialect:
-    d = sim.server.dialects["okx"]
-    assert isinstance(d, OkxDialect)
-    return d
 
 
 def _option(ex: Any, now_ms: int, base: str = "BTC", cp: str = "C") -> dict[str, Any]:
@@ -199,7 +192,7 @@ async def test_bad_signature_and_stale_timestamp(sim: Simulator) -> None:
         with pytest.raises(ccxt.InvalidNonce, match="50102"):
             await late.fetch_balance()
     # strict mode: only the simulated clock counts (a stepped clock far from the wall's)
-    _dialect(sim).auth_clock = "sim"
+    okx_dialect(sim).auth_clock = "sim"
     async with okx_client(sim, load_markets=False) as ok:
         sim.advance(60_000)  # a minute of simulated time the client has not seen
         with pytest.raises(ccxt.InvalidNonce):
@@ -209,7 +202,7 @@ async def test_bad_signature_and_stale_timestamp(sim: Simulator) -> None:
 
 
 async def test_order_rate_limit_answers_50011(ex: Any, sim: Simulator) -> None:
-    _dialect(sim).limiter.now = lambda: 1000.0  # a frozen wall clock: one 2 s window
+    okx_dialect(sim).limiter.now = lambda: 1000.0  # a frozen wall clock: one 2 s window
     bid = (await ex.fetch_order_book(INV_SWAP, 1))["bids"][0][0]
     px = round(bid * 0.8, 1)
     for _ in range(60):
@@ -315,3 +308,8 @@ async def test_spot_orders_move_both_balances(ex: Any, sim: Simulator) -> None:
     await ex.create_order("BTC/USDT", "market", "buy", 500, None, {"tgtCcy": "quote_ccy"})
     costs = sorted(t["cost"] for t in await ex.fetch_my_trades("BTC/USDT"))
     assert len(costs) == 2 and costs[0] == pytest.approx(500, rel=1e-3)
+
+
+async def test_deep_books_come_from_books_full(ex: Any) -> None:
+    book = await ex.fetch_order_book(INV_SWAP, 500)  # ccxt: > 400 levels -> market/books-full
+    assert len(book["bids"]) == len(book["asks"]) == 10  # the scenario's synthetic levels

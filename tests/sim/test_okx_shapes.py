@@ -58,3 +58,7 @@ async def test_shapes_match_the_captures(ex: Any) -> None:
     assert set(placed) == set(CAPTURES["createOrder.envelope"])
     _covers(placed["data"][0], "createOrder.item")
     assert set(placed["data"][0]) == set(CAPTURES["createOrder.item"])
+    positions = (await ex.private_get_account_positions())["data"]
+    assert [p["instId"] for p in positions] == ["BTC-USD-SWAP"]
+    for pos in positions:
+        _covers(pos, "position")

@@ -15,10 +15,9 @@ import aiohttp
 import ccxt
 import ccxt.pro as ccxt_pro
 import pytest
-from _okx_ccxt import okx_client, okx_simulator
+from _okx_ccxt import okx_client, okx_dialect, okx_simulator
 
 from hedgerd.sim.command import Simulator, running_simulator
-from hedgerd.sim.okx.dialect import OkxDialect
 from pinned_clock import TEST_START_MS
 
 START_MS = TEST_START_MS  # a calendar test: scripts/calendar_check runs it at other starts
@@ -43,12 +42,6 @@ async def pro(sim: Simulator) -> AsyncIterator[Any]:
 async def rest(sim: Simulator) -> AsyncIterator[Any]:
     async with okx_client(sim) as client:
         yield client
-
-
-def _dialect(sim: Simulator) -> OkxDialect:
-    d = sim.server.dialects["okx"]
-    assert isinstance(d, OkxDialect)
-    return d
 
 
 def _crc(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> int:
@@ -129,7 +122,7 @@ async def test_watch_order_book_across_updates_and_reconnects(sim: Simulator, pr
         sim.advance(3_000)
         ob = await pro.watch_order_book(INV_SWAP)
     assert ob["nonce"] > first and ob["bids"][0][0] < ob["asks"][0][0]
-    feed = _dialect(sim).ws._books[("books", "BTC-USD-SWAP")]
+    feed = okx_dialect(sim).ws._books[("books", "BTC-USD-SWAP")]
     while ob["nonce"] != feed.seq_id:  # catch up with the last update sent
         ob = await asyncio.wait_for(pro.watch_order_book(INV_SWAP), WAIT_S)
     # ccxt's pre-4.5.60 checksum, from the parsed book exactly as it computed it
@@ -142,7 +135,7 @@ async def test_watch_order_book_across_updates_and_reconnects(sim: Simulator, pr
     sent_b = sorted(((p, lv[1]) for p, lv in feed.bids.items()), key=lambda x: -float(x[0]))
     sent_a = sorted(((p, lv[1]) for p, lv in feed.asks.items()), key=lambda x: float(x[0]))
     assert pro.crc32(":".join(parts), True) == _crc(sent_b, sent_a)
-    assert _dialect(sim).drop_ws() >= 1  # the connection drops; ccxt reconnects
+    assert okx_dialect(sim).drop_ws() >= 1  # the connection drops; ccxt reconnects
     await asyncio.sleep(0.2)
     ob = await pro.watch_order_book(INV_SWAP)
     sim.advance(3_000)
@@ -200,7 +193,7 @@ async def test_ws_login_failure(sim: Simulator) -> None:
 
 
 async def test_ws_orders_share_the_rest_rate_limit(sim: Simulator, pro: Any, rest: Any) -> None:
-    _dialect(sim).limiter.now = lambda: 50.0  # one frozen 2 s window
+    okx_dialect(sim).limiter.now = lambda: 50.0  # one frozen 2 s window
     bid = (await rest.fetch_order_book(INV_SWAP, 1))["bids"][0][0]
     px = round(bid * 0.8, 1)
     for _ in range(30):
@@ -239,11 +232,11 @@ async def test_okx_faults_name_their_venue(sim: Simulator, pro: Any, rest: Any) 
 
 async def test_ws_drop_fault_closes_okx_sessions(sim: Simulator, pro: Any) -> None:
     await pro.watch_ticker(LIN_SWAP)
-    assert _dialect(sim).ws.sessions
+    assert okx_dialect(sim).ws.sessions
     sim.faults.add({"kind": "ws_drop", "venue": "okx"}, sim.now_ms())
     sim.advance(250)
     await asyncio.sleep(0.1)
-    assert _dialect(sim).counters.ws_dropped >= 1
+    assert okx_dialect(sim).counters.ws_dropped >= 1
 
 
 async def test_both_venues_in_one_process_from_the_cli_options() -> None:

@@ -1073,15 +1073,8 @@ class SimExchange:
         order.reserved_margin = new
 
     def _rest(self, order: Order) -> None:
-        b = self.book(order.inst)
-        b.dirty = True
-        side = b.bids_orders if order.direction == "buy" else b.asks_orders
-        if order not in side:
+        if self.book(order.inst).add_order(order, self._order_seq + 1):
             self._order_seq += 1
-            order.seq = self._order_seq
-            side.append(order)
-        sign = -1.0 if order.direction == "buy" else 1.0
-        side.sort(key=lambda o: (sign * (o.price or 0.0), o.seq))
         self._resting.add(order.inst.name)
         self._reserve(order)
 
@@ -1089,13 +1082,7 @@ class SimExchange:
         if order.reserved_margin:
             self._reserve(order)
         b = self.books.get(order.inst.name)
-        if b is None:
-            return
-        side = b.bids_orders if order.direction == "buy" else b.asks_orders
-        if order in side:
-            side.remove(order)
-            b.dirty = True
-        if not b.bids_orders and not b.asks_orders:
+        if b is not None and b.remove_order(order):
             self._resting.discard(order.inst.name)
 
     def _close_order(

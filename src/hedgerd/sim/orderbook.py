@@ -154,6 +154,28 @@ class InstrumentBook:
         left_before = self.remaining(side, lvl, now_ms)
         self.depletion[key] = _Depletion(taken=lvl.size - left_before + amount, at_ms=now_ms)
 
+    # -- resting client orders -------------------------------------------------------------
+    def add_order(self, order: Order, seq: int) -> bool:
+        """Rest `order` in price-time priority (`seq` stamps its time unless it rests
+        already); returns whether it was new."""
+        side = self.bids_orders if order.direction == "buy" else self.asks_orders
+        self.dirty = True
+        new = order not in side
+        if new:
+            order.seq = seq
+            side.append(order)
+        sign = -1.0 if order.direction == "buy" else 1.0
+        side.sort(key=lambda o: (sign * (o.price or 0.0), o.seq))
+        return new
+
+    def remove_order(self, order: Order) -> bool:
+        """Take `order` off the book; returns whether the book now holds no client order."""
+        side = self.bids_orders if order.direction == "buy" else self.asks_orders
+        if order in side:
+            side.remove(order)
+            self.dirty = True
+        return not self.bids_orders and not self.asks_orders
+
     # -- views ----------------------------------------------------------------------------
     def side_levels(self, side: str, now_ms: int) -> dict[float, float]:
         """Aggregated {price: amount} of one side ('bids'/'asks'), synthetic and resting."""

@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 MAX_LIMIT = 100
 BOOK_DEPTH_DEFAULT = 1
 BOOK_DEPTH_MAX = 400
+BOOK_FULL_DEPTH_MAX = 5000
 
 
 @dataclass(slots=True)
@@ -104,7 +105,7 @@ class OkxRestApi:
             ("GET", "market/ticker"): (False, OkxRestApi.ticker),
             ("GET", "market/tickers"): (False, OkxRestApi.tickers),
             ("GET", "market/books"): (False, OkxRestApi.books),
-            ("GET", "market/books-full"): (False, OkxRestApi.books),
+            ("GET", "market/books-full"): (False, OkxRestApi.books_full),
             ("GET", "market/index-tickers"): (False, OkxRestApi.index_tickers),
             ("GET", "public/funding-rate"): (False, OkxRestApi.funding_rate),
             ("GET", "public/mark-price"): (False, OkxRestApi.mark_price),
@@ -280,13 +281,16 @@ class OkxRestApi:
     def tickers(self, call: Call) -> Any:
         return [views.ticker_json(self.venue, i) for i in self._filter(call.params)]
 
-    def books(self, call: Call) -> Any:
+    def books_full(self, call: Call) -> Any:
+        return self.books(call, BOOK_FULL_DEPTH_MAX)
+
+    def books(self, call: Call, max_depth: int = BOOK_DEPTH_MAX) -> Any:
         inst = self._inst(call.params.get("instId"))
         try:
             depth = int(call.params.get("sz", BOOK_DEPTH_DEFAULT))
         except ValueError:
             raise OkxError(errors.PARAM_ERROR, "Parameter sz error", 400) from None
-        depth = max(1, min(depth, BOOK_DEPTH_MAX if "books-full" not in call.params else 5000))
+        depth = max(1, min(depth, max_depth))
         bids, asks = self.venue.levels(inst, depth)
         return [
             {

@@ -610,25 +610,14 @@ class OkxVenue:
             self.listener.on_account(acct.account_id)
 
     def _rest(self, order: OkxOrder) -> None:
-        b = self.book(order.okx)  # type: ignore[arg-type]
-        side = b.bids_orders if order.direction == "buy" else b.asks_orders
+        assert order.okx is not None
         self._order_seq += 1
-        order.seq = self._order_seq
-        side.append(order)
-        sign = -1.0 if order.direction == "buy" else 1.0
-        side.sort(key=lambda o: (sign * (o.price or 0.0), o.seq))
-        b.dirty = True
+        self.book(order.okx).add_order(order, self._order_seq)
         self._resting.add(order.inst.name)
 
     def _unrest(self, order: OkxOrder) -> None:
         b = self.books.get(order.inst.name)
-        if b is None:
-            return
-        side = b.bids_orders if order.direction == "buy" else b.asks_orders
-        if order in side:
-            side.remove(order)
-            b.dirty = True
-        if not b.bids_orders and not b.asks_orders:
+        if b is not None and b.remove_order(order):
             self._resting.discard(order.inst.name)
 
     def _close(

@@ -351,7 +351,9 @@ class OkxWsHub:
         if sub.channel == "positions":
             session.send(self._positions_msg(session, sub, "snapshot", only=None))
         elif sub.channel == "account":
-            session.send({"arg": self._private_arg(session, sub), "data": [self._balance(acct)]})
+            session.send(
+                {"arg": self._private_arg(session, sub), "data": [self._balance(acct, sub)]}
+            )
 
     # ------------------------------------------------------------------ orders over WS
     def _order_op(
@@ -533,8 +535,10 @@ class OkxWsHub:
             return
         session.send(msg)
 
-    def _balance(self, acct: Any) -> dict[str, Any]:
-        return views.balance_json(self.venue, acct)
+    def _balance(self, acct: Any, sub: _Sub) -> dict[str, Any]:
+        """The `account` push, of the subscribed `ccy` only when the arg names one."""
+        ccy = sub.arg.get("ccy")
+        return views.balance_json(self.venue, acct, {str(ccy)} if ccy else None)
 
     def _positions_msg(
         self, session: OkxWsSession, sub: _Sub, event: str, only: set[str] | None
@@ -615,7 +619,10 @@ class OkxWsHub:
                 continue
             for sub in session.subs:
                 if sub.channel == "account":
-                    msg = {"arg": self._private_arg(session, sub), "data": [self._balance(acct)]}
+                    msg = {
+                        "arg": self._private_arg(session, sub),
+                        "data": [self._balance(acct, sub)],
+                    }
                     self._send_private(session, sub, msg)
                 elif sub.channel == "positions":
                     self._send_private(
