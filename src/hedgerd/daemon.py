@@ -90,9 +90,8 @@ from hedgerd.risk.trading_state import (
     TradingStateMachine,
     TradingStateSnapshot,
 )
-from hedgerd.venues.base import VenueError, VenueEvent
+from hedgerd.venues.base import FeedVenue, VenueError, VenueEvent
 from hedgerd.venues.book_feed import BookFeed, DeltaDivergence, ReconcileReport
-from hedgerd.venues.deribit import DeribitVenue
 
 log = structlog.get_logger(__name__)
 
@@ -227,7 +226,7 @@ class Daemon:
     alerts = Kept[AlertDispatcher | None]("parts")
     metrics = Kept[Metrics | None]("parts")
     executor = Kept[Executor | None]("parts")
-    venue = Kept[DeribitVenue | None]("account.parts")
+    venue = Kept[FeedVenue | None]("account.parts")
     reconciler = Kept[Reconciler | None]("account.parts")
     book = Kept[GreeksBook | None]("account.parts")
     feed = Kept[BookFeed | None]("account.parts")

@@ -4,7 +4,6 @@ maintenance margin per settlement currency. Each feeds its kill switch on the bo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -12,7 +11,7 @@ import structlog
 from hedgerd.accounts.parts import AccountParts
 from hedgerd.portfolio.parts import Clocks, PortfolioParts
 from hedgerd.risk.kill_switches import MarginInputs
-from hedgerd.venues.base import Lane
+from hedgerd.venues.base import VenueError
 
 log = structlog.get_logger(__name__)
 
@@ -40,17 +39,15 @@ class AccountChecks:
         clock_ms = self.clocks.clock_ms
         sent_ms = 0
 
-        async def get_time() -> Any:
-            nonlocal sent_ms
-            sent_ms = clock_ms()  # after the lane's throttle: only the trip is timed
-            return await venue.rest.publicGetGetTime()
-
-        raw = await venue.call(Lane.READS, get_time)
-        received_ms = clock_ms()
-        server_ms = raw.get("result") if isinstance(raw, Mapping) else None
-        if not isinstance(server_ms, int | float) or isinstance(server_ms, bool):
-            log.warning("daemon.venue_time_unreadable", venue=self.account.name)
+        sent_ms = clock_ms()
+        try:
+            # The adapter's own time call (Deribit public/get_time, OKX public/time); the
+            # lane's throttle is inside the timed trip, which only widens the tolerance.
+            server_ms = await venue.server_time_ms()
+        except VenueError as exc:
+            log.warning("daemon.venue_time_unreadable", venue=self.account.name, error=str(exc))
             return
+        received_ms = clock_ms()
         # The venue stamped its time somewhere within the round trip: the skew is at least
         # the midpoint's offset less half the trip (an event-loop stall on either leg, worse
         # with an accelerated paper clock, must not read as skew).
@@ -64,12 +61,10 @@ class AccountChecks:
         A currency with no equity and no margin (nothing held there) is not judged."""
         venue, board, book = self.account.venue, self.shared.board, self.account.book
         assert venue is not None and board is not None
-        for ccy in venue.settlement_currencies:
-            data = await venue._summary(ccy)
-            equity = _float(data.get("equity"))
-            mm = _float(data.get("maintenance_margin"))
+        for summary in await venue.margin_summaries():
+            ccy, equity, mm = summary.currency, summary.equity, summary.maintenance_margin
             self.margin[ccy] = (equity, mm)
-            self.available[ccy] = _float(data.get("available_funds"))
+            self.available[ccy] = summary.available_funds
             if equity == 0.0 and mm == 0.0:
                 continue
             index = book.index_price(ccy) if book is not None else math.nan

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.config import VenueSettings
 from hedgerd.execution.reconcile import Reconciler
+from hedgerd.venues.base import FeedVenue
 from hedgerd.venues.book_feed import BookFeed
-from hedgerd.venues.deribit import DeribitVenue
 
 
 @dataclass(slots=True)
@@ -19,7 +19,7 @@ class AccountParts:
 
     name: str
     settings: VenueSettings
-    venue: DeribitVenue | None = None
+    venue: FeedVenue | None = None
     reconciler: Reconciler | None = None
     book: GreeksBook | None = None
     feed: BookFeed | None = None

@@ -31,6 +31,7 @@ from hedgerd.portfolio.parts import Clocks, PortfolioParts
 from hedgerd.venues.base import (
     ConnectionEvent,
     ConnectionState,
+    FeedVenue,
     FillEvent,
     IndexEvent,
     OrderEvent,
@@ -41,8 +42,8 @@ from hedgerd.venues.base import (
     VenueEvent,
 )
 from hedgerd.venues.book_feed import BookFeed, DeltaDivergence
-from hedgerd.venues.deribit import DeribitVenue
 from hedgerd.venues.deribit_payloads import resolve_instrument
+from hedgerd.venues.registry import make_venue
 
 log = structlog.get_logger(__name__)
 
@@ -95,18 +96,19 @@ class AccountRuntime:
         return self.parts.settings
 
     # The account's parts, as its services and the portfolio's read them.
-    venue = Kept[DeribitVenue | None]("parts")
+    venue = Kept[FeedVenue | None]("parts")
     reconciler = Kept[Reconciler | None]("parts")
     book = Kept[GreeksBook | None]("parts")
     feed = Kept[BookFeed | None]("parts")
 
     # ------------------------------------------------------------------ building
-    def build_venue(self) -> DeribitVenue:
+    def build_venue(self) -> FeedVenue:
         if not self.settings.cancel_on_disconnect:
             # Orders then go out through ccxt's REST client as GETs, which aiohttp may re-send
             # when the connection drops: a possible double order. Say so loudly.
             log.warning("daemon.orders_over_rest", venue=self.name)
-        venue = self.parts.venue = DeribitVenue(
+        # The adapter of the account's exchange (`venues.registry`): Deribit or OKX.
+        venue = self.parts.venue = make_venue(
             self.name, self.settings, clock_ms=self.clocks.clock_ms
         )
         return venue
@@ -300,10 +302,9 @@ class AccountRuntime:
         ccxt's REST client while the order session is down, whose order requests are GETs
         that aiohttp may re-send when a connection drops."""
         venue = self.parts.venue
-        session = venue.session if venue is not None else None
-        return self.settings.cancel_on_disconnect and (
-            session is None or not session.connected.is_set()
-        )
+        if venue is None:
+            return self.settings.cancel_on_disconnect
+        return not venue.order_path_ready()
 
     async def instruments_of(self, names: set[str]) -> Mapping[str, Instrument]:
         """The venue's instruments, covering `names` where they can be known: one reload of

@@ -502,10 +502,14 @@ class HedgeLoop(PortfolioService):
         st = self.stats.per_underlying[decision.underlying]
         now = self.clocks.board_clock_ms()
         traded = False
+        filled_on: set[str] = set()
         for leg in result.legs:
             if leg.outcome in (LegOutcome.BLOCKED, LegOutcome.DUPLICATE, LegOutcome.DRY_RUN):
                 continue
             venue = decision.legs[leg.leg].venue
+            st.account(venue).orders += len(leg.labels)
+            if leg.filled_amount > 0:
+                filled_on.add(venue)
             self.shared.board.on_order_outcome(
                 now, leg.outcome is not LegOutcome.REJECTED, leg.detail, venue
             )
@@ -522,6 +526,8 @@ class HedgeLoop(PortfolioService):
                 )
         if traded:
             st.hedges += 1
+        for venue in filled_on:
+            st.account(venue).hedges += 1
 
 
 def _with_legs(decision: HedgeDecision, legs: list[HedgeLeg]) -> HedgeDecision:

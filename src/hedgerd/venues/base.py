@@ -8,6 +8,7 @@ the event types below. Amounts are in the instrument's `amount_unit`, prices in 
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -271,13 +272,15 @@ class VenueGreeks:
 @dataclass(frozen=True, slots=True)
 class MarginSummary:
     """An account's equity and maintenance margin in one settlement currency, both in that
-    currency (coin for inverse products, USD-like for linear ones)."""
+    currency (coin for inverse products, USD-like for linear ones). `available_funds`: the
+    collateral free for new positions, in that currency (NaN: the venue did not say)."""
 
     venue: str
     currency: str
     equity: float
     maintenance_margin: float
     ts_ms: int
+    available_funds: float = math.nan
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,6 +243,7 @@ class DeribitVenue(CcxtVenue):
                     equity=as_float(data.get("equity"), 0.0),
                     maintenance_margin=as_float(data.get("maintenance_margin"), 0.0),
                     ts_ms=self.venue_time_ms(),
+                    available_funds=as_float(data.get("available_funds")),
                 )
             )
         return out

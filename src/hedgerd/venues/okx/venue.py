@@ -344,6 +344,7 @@ class OkxVenue(CcxtVenue):
                         equity=num(d.get("eq"), 0.0),
                         maintenance_margin=num(d.get("mmr"), 0.0),
                         ts_ms=ts,
+                        available_funds=num(d.get("availEq")),
                     )
                 )
         return out
@@ -478,9 +479,7 @@ class OkxVenue(CcxtVenue):
 
     async def fetch_index(self, underlying: str) -> IndexPrice:
         ccy = underlying.upper()
-        data = await self._data(
-            Lane.READS, "publicGetMarketIndexTickers", {"instId": f"{ccy}-USD"}
-        )
+        data = await self._data(Lane.READS, "publicGetMarketIndexTickers", {"instId": f"{ccy}-USD"})
         price = num(data[0].get("idxPx")) if data and isinstance(data[0], Mapping) else math.nan
         if not price > 0:
             raise VenueError(
@@ -650,8 +649,7 @@ class OkxVenue(CcxtVenue):
         )
         self._order_inst[ack.order_id] = inst.name
         immediate = (
-            request.order_type is OrderType.MARKET
-            or request.time_in_force is not TimeInForce.GTC
+            request.order_type is OrderType.MARKET or request.time_in_force is not TimeInForce.GTC
         )
         if immediate:
             with contextlib.suppress(VenueError):
