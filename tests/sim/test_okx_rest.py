@@ -214,7 +214,13 @@ async def test_order_rate_limit_answers_50011(ex: Any, sim: Simulator) -> None:
     await ex.create_order(LIN_SWAP, "limit", "buy", 1, round(lin_bid * 0.8, 1))
 
 
-async def test_funding_every_eight_hours(ex: Any, sim: Simulator) -> None:
+async def test_funding_every_eight_hours() -> None:
+    # minute ticks: up to eight simulated hours pass in a fraction of a second
+    async with okx_simulator(tick_ms=60_000) as sim, okx_client(sim) as ex:
+        await _funding_every_eight_hours(ex, sim)
+
+
+async def _funding_every_eight_hours(ex: Any, sim: Simulator) -> None:
     await ex.create_order(INV_SWAP, "market", "buy", 100)
     venue = sim.okx
     acct = venue.accounts["client"]

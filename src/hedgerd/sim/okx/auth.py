@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from hedgerd.sim.okx import errors
+from hedgerd.sim.okx.accounts import OkxCredentials
 from hedgerd.sim.okx.errors import OkxError
-from hedgerd.sim.okx.venue import OkxCredentials
 
 WINDOW_MS = 30_000
 WS_VERIFY_PATH = "/users/self/verify"

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hedgerd.sim.faults import RequestFaults, TickEffects
+from hedgerd.sim.okx.accounts import OkxAccount
 from hedgerd.sim.okx.limits import OkxRateLimiter
 from hedgerd.sim.okx.rest import OkxRestApi
-from hedgerd.sim.okx.venue import OkxAccount, OkxVenue
+from hedgerd.sim.okx.venue import OkxVenue
 from hedgerd.sim.okx.views import s
 
 if TYPE_CHECKING:

@@ -16,11 +16,12 @@ import structlog
 from aiohttp import web
 
 from hedgerd.sim.okx import errors, views
+from hedgerd.sim.okx.accounts import OkxAccount, OkxOrder
 from hedgerd.sim.okx.auth import verify_rest
 from hedgerd.sim.okx.errors import OkxError, OrderRejectedError
 from hedgerd.sim.okx.instruments import INST_TYPES, OkxInstrument
 from hedgerd.sim.okx.limits import ORDER_ENDPOINTS, OkxRateLimiter
-from hedgerd.sim.okx.venue import OkxAccount, OkxOrder, OkxVenue
+from hedgerd.sim.okx.venue import OkxVenue
 
 if TYPE_CHECKING:
     from hedgerd.sim.okx.dialect import OkxDialect

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from hedgerd.sim.accounts import Order, Position
+from hedgerd.sim.accounts import Position
 from hedgerd.sim.exchange import DepthLimit, _cap_levels
 from hedgerd.sim.instruments import DAY_MS, HOUR_MS
 from hedgerd.sim.matching import Fill, best_opposite, plan_fills
 from hedgerd.sim.okx import errors
+from hedgerd.sim.okx.accounts import OkxAccount, OkxCredentials, OkxFill, OkxOrder
 from hedgerd.sim.okx.errors import OrderRejectedError, param_error
 from hedgerd.sim.okx.instruments import OkxInstrument, mirror, static_instruments
 from hedgerd.sim.orderbook import InstrumentBook
@@ -46,77 +47,6 @@ FIRST_TRADE_ID = 700_000_000
 FIRST_BILL_ID = 600_000_000_000_000_000
 FIRST_INST_CODE = 10_001
 ADMIN_TAG = "simAdmin"
-
-
-@dataclass(frozen=True, slots=True)
-class OkxCredentials:
-    account_id: str
-    api_key: str
-    api_secret: str
-    passphrase: str
-    uid: str
-
-
-@dataclass(slots=True, eq=False)
-class OkxOrder(Order):
-    """An order in OKX's terms on top of the shared `Order` (amount in contracts)."""
-
-    okx: OkxInstrument | None = None
-    ord_id: str = ""
-    cl_ord_id: str = ""
-    tag: str = ""
-    ord_type: str = "limit"
-    td_mode: str = "cross"
-    fee_total: float = 0.0  # OKX sign: negative = paid, settlement currency
-    fee_ccy: str = ""
-    pnl: float = 0.0
-    cancel_source: str = ""
-    last_fill: OkxFill | None = None
-    fills: list[OkxFill] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class OkxFill:
-    """One fill of one account's order (`fills-history`, the `orders` push's fill fields)."""
-
-    trade_id: str
-    bill_id: str
-    order: OkxOrder
-    side: str
-    px: float
-    sz: float  # contracts (spot: coin)
-    fee: float  # OKX sign: negative = paid
-    fee_ccy: str
-    exec_type: str  # "T" taker | "M" maker
-    ts: int
-    fill_pnl: float
-    mark_px: float
-    index_px: float
-
-
-@dataclass(slots=True)
-class OkxAccount:
-    """One unified account: cash per currency, net positions by instId, orders, fills."""
-
-    creds: OkxCredentials
-    cash: dict[str, float] = field(default_factory=dict)
-    positions: dict[str, Position] = field(default_factory=dict)
-    open_orders: dict[str, OkxOrder] = field(default_factory=dict)
-    fills: list[OkxFill] = field(default_factory=list)
-    funding_paid: dict[str, float] = field(default_factory=dict)  # settle ccy, paid > 0
-    position_ctime: dict[str, int] = field(default_factory=dict)
-    position_utime: dict[str, int] = field(default_factory=dict)
-    cancel_all_at_ms: int | None = None  # the dead-man deadline, sim ms
-
-    @property
-    def account_id(self) -> str:
-        return self.creds.account_id
-
-    def position(self, inst: OkxInstrument) -> Position:
-        p = self.positions.get(inst.inst_id)
-        if p is None:
-            p = self.positions[inst.inst_id] = Position(inst.sim)
-        return p
 
 
 class VenueListener(Protocol):

@@ -10,7 +10,8 @@ from hedgerd.sim.accounts import Position
 from hedgerd.sim.okx.instruments import SWAP_LEVER, OkxInstrument, yymmdd
 
 if TYPE_CHECKING:
-    from hedgerd.sim.okx.venue import OkxAccount, OkxFill, OkxOrder, OkxVenue
+    from hedgerd.sim.okx.accounts import OkxAccount, OkxFill, OkxOrder
+    from hedgerd.sim.okx.venue import OkxVenue
 
 YEAR_DAYS = 365.0
 

@@ -25,11 +25,12 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from hedgerd.sim.okx import errors, views
+from hedgerd.sim.okx.accounts import OkxCredentials, OkxOrder
 from hedgerd.sim.okx.auth import verify_ws_login
 from hedgerd.sim.okx.errors import OrderRejectedError
 from hedgerd.sim.okx.instruments import INST_TYPES, OkxInstrument
 from hedgerd.sim.okx.rest import order_ack
-from hedgerd.sim.okx.venue import OkxCredentials, OkxOrder, OkxVenue
+from hedgerd.sim.okx.venue import OkxVenue
 
 if TYPE_CHECKING:
     from hedgerd.sim.okx.dialect import OkxDialect
