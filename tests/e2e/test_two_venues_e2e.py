@@ -18,6 +18,7 @@ from e2e_support import (
     wait_for,
 )
 
+from hedgerd.paper import venue_summary
 from hedgerd.sim.command import OKX_DEFAULT_PASSPHRASE, Simulator, running_simulator
 from hedgerd.sim.scenario import Scenario, load_scenario
 from pinned_clock import TEST_START_MS
@@ -122,4 +123,12 @@ async def test_the_cheaper_venue_hedges_and_a_venue_down_leaves_routing() -> Non
         assert stats.by_account["deribit"].hedges > 0
         assert daemon.parts.states is not None
         assert daemon.parts.states.portfolio.state.value == "active"  # the desk keeps going
+
+        # The paper summary's per-venue section counts the same (hedges, orders, cost).
+        venues = venue_summary(daemon)
+        assert set(venues) == {"deribit", "okx"}
+        for name in venues:
+            v = venues[name]
+            assert v["hedges"] > 0 and v["orders"] >= v["hedges"] and v["hedge_cost_usd"] > 0
+        assert venues["okx"]["exchange"] == "okx" and venues["deribit"]["state"] == "ACTIVE"
         await run.shutdown()
