@@ -4,6 +4,7 @@ in 0.01 BTC), within each account's margin headroom, lots and position limits.""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
@@ -13,10 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
-from hedgerd.hedging.cross_venue import reducing_coin
+from hedgerd.hedging.cross_venue import reducing_coin, with_carry
 from hedgerd.hedging.inputs import HedgeVenueState
 from hedgerd.hedging.router import RoutedLeg, route_maker, route_taker
-from hedgerd.model import AmountUnit, BookLevel, OrderBookSnapshot, Quote
+from hedgerd.model import (
+    AmountUnit,
+    BookLevel,
+    InstrumentKind,
+    OrderBookSnapshot,
+    Quote,
+    Ticker,
+)
 from hedgerd.portfolio.routing import hedge_accounts
 from hedgerd.risk.trading_state import TradingState
 
@@ -250,3 +258,18 @@ def test_a_halted_account_is_never_routed_to(own: list[TradingState]) -> None:
         assert route.reducing_only is (
             accounts_state[route.account.name] is TradingState.REDUCE_ONLY
         )
+
+
+def test_carry_from_the_venue_ticker_funding_for_a_perpetual_basis_for_a_future() -> None:
+    perp = venue_state("BTC-PERPETUAL")
+    tick = Ticker("deribit", "BTC-PERPETUAL", SPOT * 1.001, SPOT, NOW_MS, funding_8h=0.0002)
+    assert with_carry(perp, tick, NOW_MS).funding_8h == 0.0002
+    fut = venue_state("BTC-FUT", kind=InstrumentKind.FUTURE)
+    assert fut.instrument.expiry_ms is not None
+    years = (fut.instrument.expiry_ms - NOW_MS) / 1000.0 / (365.0 * 86400.0)
+    tick = Ticker("deribit", "BTC-FUT", SPOT * 1.01, SPOT, NOW_MS)
+    got = with_carry(fut, tick, NOW_MS).basis_annual
+    assert got is not None and abs(got - 0.01 / years) < 1e-12
+    # A future whose mark cannot be read keeps no basis (the cost model then counts none).
+    bad = Ticker("deribit", "BTC-FUT", math.nan, SPOT, NOW_MS)
+    assert with_carry(fut, bad, NOW_MS).basis_annual is None
