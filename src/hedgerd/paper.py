@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import SecretStr
 
-from hedgerd.config import ConfigError, HedgerdConfig
+from hedgerd.config import ConfigError, HedgerdConfig, VenueSettings
 from hedgerd.control.locate import hedgerctl_line
 from hedgerd.control.server import ControlServerError
 from hedgerd.daemon import EXIT_CONFIG, EXIT_FAILED, Daemon, DaemonError, install_signals
@@ -47,7 +48,12 @@ from hedgerd.ops.plots import (
     write_hedge_plot,
 )
 from hedgerd.paper_config import BUILTIN_PAPER_CONFIG, DEFAULT_CONFIG, load_paper_config
-from hedgerd.sim.command import Simulator, running_simulator, start_ms_arg
+from hedgerd.sim.command import (
+    OKX_DEFAULT_PASSPHRASE,
+    Simulator,
+    running_simulator,
+    start_ms_arg,
+)
 from hedgerd.venues.base import VenueError
 
 log = structlog.get_logger(__name__)
@@ -63,17 +69,66 @@ def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def paper_config(config: HedgerdConfig, sim: Simulator) -> HedgerdConfig:
+def paper_config(
+    config: HedgerdConfig,
+    sim: Simulator,
+    exchanges: Sequence[str] = ("deribit",),
+    speed: float = 1.0,
+) -> HedgerdConfig:
     """`config` with its venue accounts (each a simulator account, by its keys) pointed at
-    the running simulator."""
+    the running simulator. With "okx" in `exchanges` and no OKX account in `config`, an OKX
+    hedge account is added (`okx_hedge_account`): the market maker's OKX twin on the same
+    simulator."""
     if not config.venues:
         raise DaemonError("paper mode needs a [venues.NAME] section (the simulator)")
     venues = {}
     for name, venue in config.venues.items():
         if venue.mode != "sim":
             raise DaemonError(f"paper mode needs venues.{name}.mode = 'sim', got {venue.mode!r}")
-        venues[name] = venue.model_copy(update={"rest_url": sim.rest_url, "ws_url": sim.ws_url})
+        if venue.exchange not in exchanges:
+            raise DaemonError(
+                f"venues.{name} is on {venue.exchange}: run paper with --venues "
+                f"{','.join([*exchanges, venue.exchange])}"
+            )
+        ws = sim.okx_ws_url if venue.exchange == "okx" else sim.ws_url
+        venues[name] = venue.model_copy(update={"rest_url": sim.rest_url, "ws_url": ws})
+    if "okx" in exchanges and not any(v.exchange == "okx" for v in venues.values()):
+        first = next(iter(venues.values()))
+        okx = okx_hedge_account(first, speed)
+        venues[PAPER_OKX_ACCOUNT] = okx.model_copy(
+            update={"rest_url": sim.rest_url, "ws_url": sim.okx_ws_url}
+        )
     return config.model_copy(update={"venues": venues})
+
+
+#: The `[venues.NAME]` of the OKX account `hedgerd paper --venues deribit,okx` adds.
+PAPER_OKX_ACCOUNT = "okx"
+#: Each underlying's OKX hedge: the inverse swap (100 USD contracts), margined in the coin
+#: like Deribit's perpetual, so the two compete on fees, depth, funding and basis alone.
+PAPER_OKX_HEDGES = {"BTC": ("BTC-USD-SWAP",), "ETH": ("ETH-USD-SWAP",)}
+
+
+def okx_hedge_account(deribit: VenueSettings, speed: float = 1.0) -> VenueSettings:
+    """The market maker's OKX account in the simulator (same key and secret, the simulator's
+    default passphrase), hedge-only: the simulator holds no OKX options for it and sends no
+    option flow there. Its dead-man countdown is renewed every third of `dead_man_s` on the
+    simulated clock: at `speed` x, as long as OKX's 1 request/s on cancel-all-after allows
+    (a renewal every 2 wall seconds, up to the 120 s cap)."""
+    dead_man_s = min(120, max(30, math.ceil(6.0 * speed)))
+    return VenueSettings(
+        exchange="okx",
+        mode="sim",
+        account="mm-okx",
+        api_key=deribit.api_key,
+        api_secret=deribit.api_secret,
+        api_passphrase=SecretStr(OKX_DEFAULT_PASSPHRASE),
+        roles=("hedge",),
+        underlyings=deribit.underlyings,
+        hedge_instruments={u: PAPER_OKX_HEDGES[u] for u in deribit.underlyings},
+        cancel_on_disconnect=deribit.cancel_on_disconnect,
+        dead_man_s=dead_man_s,
+        delta_tolerance_coin=deribit.delta_tolerance_coin,
+    )
 
 
 @dataclass(slots=True)
@@ -147,14 +202,14 @@ def _snapshot_values(daemon: Daemon) -> dict[str, float]:
 def hedge_pnl_usd(daemon: Daemon, underlying: str) -> float:
     """Mark-to-market of this run's hedge fills at the last mid (USD, fees excluded)."""
     st = daemon.stats.per_underlying[underlying]
-    venue = daemon.venue
-    if venue is None:
-        return 0.0
     index = st.last_greeks.index_price_usd if st.last_greeks is not None else math.nan
     total = 0.0
     for fill in st.fills:
-        inst = venue.instruments().get(fill.instrument)
-        q = daemon.account.market.quotes.get(fill.instrument)
+        account = daemon.accounts.get(fill.venue, daemon.account)
+        if account.venue is None:
+            continue
+        inst = account.venue.instruments().get(fill.instrument)
+        q = account.market.quotes.get(fill.instrument)
         if inst is None or q is None:
             continue
         end = q.mid_price
@@ -220,7 +275,39 @@ def build_summary(
         "errors": list(stats.errors),
         "pnl_usd": pnl,
         "underlyings": per,
+        "venues": venue_summary(daemon),
     }
+
+
+def venue_summary(daemon: Daemon) -> dict[str, dict[str, Any]]:
+    """Per account (its `[venues.NAME]`): `hedges` (decisions that filled there), `orders`
+    sent there, its fills' `hedge_cost_usd` (fee + distance from the mid, USD) and
+    `hedge_notional_usd`, and its `state` (its own trading state; the portfolio's with one
+    account), summed over the underlyings."""
+    states = daemon.parts.states
+    out: dict[str, dict[str, Any]] = {}
+    for name in daemon.accounts:
+        shares = [
+            st.by_account[name]
+            for st in daemon.stats.per_underlying.values()
+            if name in st.by_account
+        ]
+        own = states.accounts.get(name) if states is not None else None
+        machine = own if own is not None and states is not None and states.per_account else None
+        state = (
+            machine.state
+            if machine is not None
+            else (daemon.trading.state if daemon.trading is not None else None)
+        )
+        out[name] = {
+            "exchange": daemon.accounts[name].settings.exchange,
+            "hedges": sum(s.hedges for s in shares),
+            "hedge_cost_usd": sum(s.hedge_cost_usd for s in shares),
+            "hedge_notional_usd": sum(s.hedge_notional_usd for s in shares),
+            "orders": sum(s.orders for s in shares),
+            "state": state.value.upper() if state is not None else None,
+        }
+    return out
 
 
 def _f(x: float) -> float | None:
@@ -256,6 +343,12 @@ def render_summary(s: dict[str, Any]) -> str:
                 **pl
             )
         )
+    for name, v in s.get("venues", {}).items():
+        lines.append(
+            f"  venue {name} ({v['exchange']}): {v['hedges']} hedges, {v['orders']} orders, "
+            f"cost ${v['hedge_cost_usd']:,.2f} on ${v['hedge_notional_usd']:,.0f}, "
+            f"state {v['state']}"
+        )
     lines.append(f"  errors: {len(s['errors'])}" + (f" ({s['errors'][0]})" if s["errors"] else ""))
     return "\n".join(lines)
 
@@ -272,15 +365,26 @@ async def run_paper(
     account: str = "mm",
     start_ms: int | str = "now",
     recorder: PaperRecorder | None = None,
+    exchanges: Sequence[str] = ("deribit",),
 ) -> dict[str, Any]:
     """Run the simulator and the daemon; returns the summary. Stops after `duration_s` wall
     seconds from READY (None: when `stop` is set, e.g. by Ctrl-C). `start_ms`: the simulated
-    start (UTC epoch ms, or "now"). `recorder` sees every evaluation and hedge fill."""
+    start (UTC epoch ms, or "now"). `recorder` sees every evaluation and hedge fill.
+    `exchanges`: the venues the simulator serves (with "okx": an OKX hedge account beside
+    the Deribit one, `paper_config`)."""
     stop = stop or asyncio.Event()
+    twins = _okx_twins(config) if "okx" in exchanges else []
     async with running_simulator(
-        host="127.0.0.1", port=0, scenario=scenario, seed=seed, speed=speed, start_ms=start_ms
+        host="127.0.0.1",
+        port=0,
+        scenario=scenario,
+        seed=seed,
+        speed=speed,
+        start_ms=start_ms,
+        venues=tuple(exchanges),
+        accounts=twins,
     ) as sim:
-        cfg = paper_config(config, sim)
+        cfg = paper_config(config, sim, exchanges, speed)
         daemon = Daemon(
             cfg,
             clock_ms=lambda: int(sim.engine.now_ms()),
@@ -332,6 +436,34 @@ async def run_paper(
     return summary
 
 
+def _okx_twins(config: HedgerdConfig) -> list[tuple[str, str, str]]:
+    """(key, secret, passphrase) of each paper account, for the simulator's OKX twins (the
+    Deribit market maker's own key is already an account there; on OKX it is added)."""
+    out: list[tuple[str, str, str]] = []
+    for v in config.venues.values():
+        if v.api_key is None or v.api_secret is None:
+            continue
+        phrase = v.api_passphrase.get_secret_value() if v.api_passphrase is not None else None
+        out.append(
+            (
+                v.api_key.get_secret_value(),
+                v.api_secret.get_secret_value(),
+                phrase or OKX_DEFAULT_PASSPHRASE,
+            )
+        )
+    return out
+
+
+def _venues_arg(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in ("deribit", "okx")]
+    if not names or bad or names[0] != "deribit" or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"--venues: 'deribit' or 'deribit,okx' (the options book is on Deribit), got {text!r}"
+        )
+    return names
+
+
 def _paper_command(args: argparse.Namespace) -> int:
     from hedgerd.ops.logging import configure_logging
 
@@ -366,6 +498,7 @@ def _paper_command(args: argparse.Namespace) -> int:
                 scenario=args.scenario,
                 start_ms=args.start_ms,
                 recorder=recorder,
+                exchanges=args.venues,
             )
         )
     except (DaemonError, ConfigError, ControlServerError, JournalError, ValueError) as exc:
@@ -393,7 +526,6 @@ def _paper_command(args: argparse.Namespace) -> int:
         names = ", ".join(s.underlying for s in series)
         print(f"wrote {args.plot} ({names})", file=sys.stderr)
     return 0 if not summary["errors"] else EXIT_FAILED
-
 
 
 def add_parser(sub: Any) -> Any:
@@ -427,6 +559,13 @@ def add_parser(sub: Any) -> Any:
         default="now",
         help="simulated start: UTC epoch ms, or 'now' (default; a fixed start repeats a run)",
     )
+    p.add_argument(
+        "--venues",
+        type=_venues_arg,
+        default=("deribit",),
+        help="venues the simulator serves: 'deribit' (default) or 'deribit,okx' (adds the "
+        "market maker's OKX account as a hedge account; hedges routed by all-in cost)",
+    )
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
     p.add_argument(
         "--plot",
@@ -446,7 +585,9 @@ __all__ = [
     "add_parser",
     "build_summary",
     "load_paper_config",
+    "okx_hedge_account",
     "paper_config",
     "render_summary",
     "run_paper",
+    "venue_summary",
 ]

@@ -180,9 +180,15 @@ def on_sim_calendar(sim: Simulator) -> dict[str, str]:
         pytest.skip(f"{exc}; .ci/run installs it")
 
 
-async def start_daemon(sim: Simulator, values: dict[str, Any], speed: float) -> Running:
-    """A `Daemon` on `sim` (clock: the simulator's), started and READY."""
-    config = paper_config(HedgerdConfig(**values), sim)
+async def start_daemon(
+    sim: Simulator,
+    values: dict[str, Any],
+    speed: float,
+    exchanges: Sequence[str] = ("deribit",),
+) -> Running:
+    """A `Daemon` on `sim` (clock: the simulator's), started and READY; `exchanges`: the
+    venues `sim` serves (an OKX account needs "okx")."""
+    config = paper_config(HedgerdConfig(**values), sim, exchanges, speed)
     daemon = Daemon(
         config,
         clock_ms=lambda: int(sim.engine.now_ms()),

@@ -247,7 +247,11 @@ def render_accounts(view: StatusView) -> list[str]:
             f"{c} {_or_none(e, coin)} ({_or_none(a.margin_use.get(c), lambda x: f'{x:.1%}')})"
             for c, e in a.equity.items()
         )
-        hedges = " ".join(f"{k} {v:+g}" for k, v in a.hedge_positions.items())
+        hedges = " ".join(
+            f"{k} {v:+g}"
+            + (f" ({a.hedge_delta_coin[k]:+.4f} coin)" if k in a.hedge_delta_coin else "")
+            for k, v in a.hedge_positions.items()
+        )
         funds.append([a.name, equity or NONE, hedges or "-"])
     headers = [
         "account",

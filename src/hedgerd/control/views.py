@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hedgerd.textfmt import utc_time
@@ -211,7 +211,8 @@ class AccountView:
     orders are judged in (the tighter of the portfolio's and its own), the codes of its
     reasons, why it is out of routing (None: in), its delta per underlying (coin),
     maintenance margin over equity per settlement currency (fraction) and equity (that
-    currency), hedge positions (each instrument's amount unit) and the oldest data age (s)."""
+    currency), hedge positions (each instrument's amount unit, and in coin of delta) and
+    the oldest data age (s)."""
 
     name: str
     exchange: str
@@ -226,6 +227,8 @@ class AccountView:
     hedge_positions: Mapping[str, float]
     oldest_age_s: float | None
     stale: int
+    #: Each hedge position's delta (coin of the underlying): where the hedge delta sits.
+    hedge_delta_coin: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, name: str, data: Mapping[str, Any]) -> AccountView:
@@ -246,6 +249,11 @@ class AccountView:
             equity={c: as_float(m.get("equity")) for c, m in margin.items()},
             hedge_positions={
                 k: v for k, v in (data.get("hedge_positions") or {}).items() if as_float(v)
+            },
+            hedge_delta_coin={
+                k: d
+                for k, v in (data.get("hedge_delta_coin") or {}).items()
+                if (d := as_float(v)) is not None
             },
             oldest_age_s=max(ages) if ages else None,
             stale=sum(len(f.stale) for f in fresh),

@@ -254,6 +254,14 @@ class CostModelSettings(_Section):
         description="Send a leg SLICED when its depth walk costs more than this fraction "
         "beyond the touch.",
     )
+    move_later_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="With candidates on several accounts: weight of the cost of moving a "
+        "hedge later (closing the position it leaves there: that venue's taker fee plus half "
+        "spread, a fraction of notional), charged on the part of a trade that grows the "
+        "position on that account. 0: routing ignores where positions sit.",
+    )
 
 
 class RouterSettings(_Section):
@@ -267,6 +275,14 @@ class RouterSettings(_Section):
         description="Largest absolute position per instrument name, in its amount unit.",
     )
     max_legs: int = Field(3, ge=1, description="Most instruments one decision may split over.")
+    initial_margin_frac: float = Field(
+        0.02,
+        ge=0.0,
+        lt=1.0,
+        description="With several accounts: initial margin a hedge that grows a position "
+        "needs, as a fraction of its notional; with each account's free collateral (its last "
+        "margin check) it bounds the hedges that account may take. 0: unchecked.",
+    )
 
 
 class HedgingConfig(_Section):

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
+from hedgerd.hedging.cross_venue import (
+    SECONDS_PER_YEAR,
+    move_later_frac,
+    reducing_coin,
+    several_accounts,
+)
 from hedgerd.hedging.inputs import HedgeVenueState
 from hedgerd.hedging.kernel import cap_levels, maker_cost_frac
 from hedgerd.model.instruments import AmountUnit, PriceUnit
 from hedgerd.model.orders import Fill
 
-SECONDS_PER_YEAR = 365.0 * 86400.0
 MAX_LEVELS = 10
 
 
@@ -48,6 +53,11 @@ class CandidateLevels:
     maker_fee: list[float]
     carry: list[float]
     capacity_coin: list[float]
+    #: Per level: whether it grows the candidate's position (past the part that reduces it).
+    growing: list[bool] = field(default_factory=list)
+    #: Per candidate: the cost of moving later what a trade leaves there (`cross_venue`),
+    #: charged on growing levels; 0 with candidates on one account.
+    move_later: list[float] = field(default_factory=list)
 
     def levels_of(self, k: int) -> tuple[list[float], list[float]]:
         """(offsets, sizes) of candidate k's levels, best first."""
@@ -105,6 +115,7 @@ def candidate_levels(
     """
     out = CandidateLevels(side, [], [], [], [], [], [], [], [], [], [], [])
     hold_years = cost.expected_holding_s / SECONDS_PER_YEAR
+    cross = several_accounts(venues) and cost.move_later_weight > 0.0
     for i, v in enumerate(venues):
         q = v.quote
         mid = 0.5 * (q.bid_price + q.ask_price)
@@ -139,13 +150,25 @@ def candidate_levels(
             raw = [(q.ask_amount if side > 0 else q.bid_amount) * dpa]
         if math.isfinite(cap):
             raw = cap_levels(raw, cap)
-        offsets = [abs(p - mid) / mid for p in prices]
         base = fee + carry
-        out.prices.extend(prices)
-        out.offsets.extend(offsets)
-        out.sizes_coin.extend(raw)
-        out.marginal.extend([base + o for o in offsets])
-        out.owner.extend([i] * len(prices))
+        move = move_later_frac(v, cost.move_later_weight) if cross else 0.0
+        out.move_later.append(move)
+        # Each level split where the trade stops shrinking the position and starts growing
+        # it: the growing part also bears the cost of moving it later (cross_venue).
+        reduce_left = reducing_coin(v, side)
+        for p, size in zip(prices, raw, strict=True):
+            off = abs(p - mid) / mid
+            r = min(size, reduce_left)
+            reduce_left -= r
+            for part, grows in ((r, False), (size - r, True)):
+                if part <= 0.0 and not (grows and r <= 0.0):
+                    continue  # keep one entry per level even when it is empty
+                out.prices.append(p)
+                out.offsets.append(off)
+                out.sizes_coin.append(part)
+                out.marginal.append(base + off + (move if grows else 0.0))
+                out.owner.append(i)
+                out.growing.append(grows)
     return out
 
 

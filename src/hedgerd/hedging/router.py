@@ -1,9 +1,12 @@
 """Router: where a hedge of a given size goes, at the least expected cost.
 
 Taker trades are split over instruments by filling the globally cheapest book levels first
-(`kernel.route_greedy`), within depth, position and margin limits and the allowed venues; legs
-below an instrument's minimum are dropped (the remainder is carried to the next decision). A
-maker trade goes whole to the candidate with the lowest expected maker cost.
+(`cross_venue.split_with_headroom`), within depth, position and margin limits (each account's
+free collateral shared by its instruments) and the allowed venues; legs below an instrument's
+minimum are dropped (the remainder is carried to the next decision). A maker trade goes whole
+to the candidate with the lowest expected maker cost. With candidates on several accounts,
+the part of a trade that grows a position also bears the cost of moving it later
+(`hedging.cross_venue`).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from dataclasses import dataclass
 
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
 from hedgerd.hedging.costs import CandidateLevels, candidate_levels, maker_cost
+from hedgerd.hedging.cross_venue import reducing_coin, split_with_headroom
 from hedgerd.hedging.inputs import HedgeVenueState
-from hedgerd.hedging.kernel import round_to_lots, route_greedy
+from hedgerd.hedging.kernel import round_to_lots
 from hedgerd.model import HedgeStyle
 
 
@@ -48,7 +52,9 @@ def route_taker(
         return []
     side = 1 if qty_coin > 0 else -1
     lv = candidate_levels(venues, side, cost, router, spot_usd, need_coin=abs(qty_coin))
-    per, _ = route_greedy(abs(qty_coin), lv.marginal, lv.sizes_coin, lv.owner, len(venues))
+    per = split_with_headroom(
+        abs(qty_coin), lv.marginal, lv.sizes_coin, lv.owner, lv.growing, venues, spot_usd
+    )
     order = sorted(range(len(per)), key=lambda j: -per[j])[: router.max_legs]
     legs: list[RoutedLeg] = []
     for k in order:
@@ -111,7 +117,13 @@ def route_maker(
     room = [j for j, cap in enumerate(lv.capacity_coin) if cap >= abs(qty_coin)]
     if not room:
         return []
-    k = min(room, key=mc.__getitem__)
+
+    def all_in(j: int) -> float:
+        # The growing part of the trade also bears the cost of moving it later.
+        grows = max(abs(qty_coin) - reducing_coin(venues[j], side), 0.0) / abs(qty_coin)
+        return mc[j] + grows * lv.move_later[j]
+
+    k = min(room, key=all_in)
     v = venues[k]
     amount = float(
         round_to_lots(

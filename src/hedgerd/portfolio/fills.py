@@ -64,6 +64,9 @@ class FillLedger(PortfolioService):
         st.hedge_cost_usd += cost
         st.fees_usd += paid.fee_usd
         st.hedge_notional_usd += paid.notional_usd
+        share = st.account(account.name)
+        share.hedge_cost_usd += cost
+        share.hedge_notional_usd += paid.notional_usd
         st.fills.append(fill)
         if self.shared.metrics is not None and math.isfinite(cost):
             self.shared.metrics.record_hedge(

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import structlog
@@ -26,6 +26,7 @@ from hedgerd.book.greeks_book import BookError, UnderlyingGreeks
 from hedgerd.execution.executor import DecisionResult, ExecutorSettings, LegOutcome
 from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.controller import after, decide, should_log
+from hedgerd.hedging.cross_venue import several_accounts, with_carry
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, HedgeStyle, PriceUnit
 from hedgerd.portfolio.book import sum_risks
@@ -120,8 +121,26 @@ class HedgeLoop(PortfolioService):
             available = route.account.checks.available if per_account else {}
             for v in await self._account_states(route.account, underlying):
                 reduce = route.reducing_only or short_of_funds(available, v)
-                out.append(limit_to_reducing(v) if reduce else v)
+                v = limit_to_reducing(v) if reduce else v
+                out.append(self._with_headroom(v, available, underlying) if per_account else v)
         return out
+
+    def _with_headroom(
+        self, v: HedgeVenueState, available: Mapping[str, float], underlying: str
+    ) -> HedgeVenueState:
+        """`v` with its account's free collateral in its settlement currency (USD; the coin's
+        figure at the index) and the initial margin a growing hedge needs: the cross-venue
+        router keeps every split within it. Unknown funds or index: unchanged."""
+        free = available.get(v.instrument.settlement_currency)
+        frac = self.policies.hedging.router.initial_margin_frac
+        if free is None or not math.isfinite(free) or frac <= 0.0:
+            return v
+        if v.instrument.settlement_currency == underlying:
+            index = self.index_price(underlying)
+            if not math.isfinite(index):
+                return v
+            free *= index
+        return replace(v, margin_available_usd=free, initial_margin_frac=frac)
 
     async def _account_states(
         self, account: AccountRuntime, underlying: str
@@ -195,6 +214,8 @@ class HedgeLoop(PortfolioService):
         """`venues` with `depth_usd` of order book depth per side, USD notional (the same list
         when a fetch fails)."""
         out: list[HedgeVenueState] = []
+        cross = several_accounts(venues)
+        now = self.clocks.clock_ms()
         for v in venues:
             venue = self.account_of(v.venue).venue
             assert venue is not None
@@ -203,7 +224,17 @@ class HedgeLoop(PortfolioService):
             except VenueError as exc:
                 log.warning("daemon.book_unavailable", instrument=v.name, error=str(exc)[:200])
                 return venues
-            out.append(replace(v, book=book))
+            v = replace(v, book=book)
+            if cross:
+                # Across venues the carry (funding, basis to the index) decides too: fetched
+                # with the depth, only when a trade is due.
+                try:
+                    v = with_carry(v, await venue.fetch_ticker(v.name), now)
+                except VenueError as exc:
+                    log.warning(
+                        "daemon.ticker_unavailable", instrument=v.name, error=str(exc)[:200]
+                    )
+            out.append(v)
         return out
 
     async def evaluate(self, underlying: str) -> HedgeDecision | None:
@@ -471,10 +502,14 @@ class HedgeLoop(PortfolioService):
         st = self.stats.per_underlying[decision.underlying]
         now = self.clocks.board_clock_ms()
         traded = False
+        filled_on: set[str] = set()
         for leg in result.legs:
             if leg.outcome in (LegOutcome.BLOCKED, LegOutcome.DUPLICATE, LegOutcome.DRY_RUN):
                 continue
             venue = decision.legs[leg.leg].venue
+            st.account(venue).orders += len(leg.labels)
+            if leg.filled_amount > 0:
+                filled_on.add(venue)
             self.shared.board.on_order_outcome(
                 now, leg.outcome is not LegOutcome.REJECTED, leg.detail, venue
             )
@@ -491,6 +526,8 @@ class HedgeLoop(PortfolioService):
                 )
         if traded:
             st.hedges += 1
+        for venue in filled_on:
+            st.account(venue).hedges += 1
 
 
 def _with_legs(decision: HedgeDecision, legs: list[HedgeLeg]) -> HedgeDecision:

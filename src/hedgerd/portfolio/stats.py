@@ -12,6 +12,18 @@ from hedgerd.model import Fill, HedgeDecision
 
 
 @dataclass(slots=True)
+class AccountHedgeStats:
+    """One account's share of an underlying's hedging: `hedges` decisions that filled there,
+    `orders` sent there (every order a leg used), and its fills' cost (fee + distance from
+    the mid, USD) and notional (USD)."""
+
+    hedges: int = 0
+    orders: int = 0
+    hedge_cost_usd: float = 0.0
+    hedge_notional_usd: float = 0.0
+
+
+@dataclass(slots=True)
 class UnderlyingStats:
     """What the controller saw of one underlying (for status, the paper summary, metrics).
     Deltas in coin; `in_band_samples` of `samples` evaluations had the net delta (orders in
@@ -35,6 +47,15 @@ class UnderlyingStats:
     last_decision: dict[str, Any] = field(default_factory=dict)
     #: Hedge trades (signed amount in the instrument's unit, price, instrument), for P&L.
     fills: list[Fill] = field(default_factory=list)
+    #: Where the hedging went, per account (the cross-venue router's choices).
+    by_account: dict[str, AccountHedgeStats] = field(default_factory=dict)
+
+    def account(self, name: str) -> AccountHedgeStats:
+        """`name`'s share (created empty on first use)."""
+        got = self.by_account.get(name)
+        if got is None:
+            got = self.by_account[name] = AccountHedgeStats()
+        return got
 
 
 class HedgeObserver(Protocol):

@@ -28,6 +28,7 @@ STATUS_UNITS: Mapping[str, str] = {
     "accounts.*.margin": "equity and maintenance margin in the settlement currency; "
     "margin_use = maintenance / equity",
     "accounts.*.hedge_positions": "each instrument's amount_unit",
+    "accounts.*.hedge_delta_coin": "coin of the underlying (where the hedge delta sits)",
 }
 
 
@@ -151,6 +152,7 @@ class StatusReport(PortfolioService):
         states = self.shared.states
         machine = states.accounts.get(name) if states is not None else None
         hedge_positions: dict[str, float] = {}
+        hedge_delta: dict[str, float] = {}
         if account.feed is not None:
             hedge_names = {
                 n for u in account.underlyings for n in self.config.hedge_instruments(name, u)
@@ -158,6 +160,9 @@ class StatusReport(PortfolioService):
             for inst_name, pos in account.feed.positions.items():
                 if inst_name in hedge_names and pos.amount != 0:
                     hedge_positions[inst_name] = pos.amount
+                    per = account.market.coin_per_amount(name, inst_name)
+                    if per is not None:
+                        hedge_delta[inst_name] = pos.amount * per
         health = account.feed.health() if account.feed is not None else []
         summary = summarize_freshness((str(h.source), h.key, h.age_s, h.stale) for h in health)
         return {
@@ -177,6 +182,7 @@ class StatusReport(PortfolioService):
                 for ccy, (eq, mm) in account.checks.margin.items()
             },
             "hedge_positions": hedge_positions,
+            "hedge_delta_coin": hedge_delta,
             "delta": {
                 u: _num(st.delta_by_account[name])
                 for u, st in self.stats.per_underlying.items()

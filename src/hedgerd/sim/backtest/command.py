@@ -93,7 +93,8 @@ def execute(
         scale, unit = prem / 100.0, "% of premium"
     else:
         prem, scale, unit = None, 1.0, "USD"
-    rows = [stats(r, scale) for r in results]
+    venues = [i.venue or i.name for i in sc.instruments]
+    rows = [stats(r, scale, venues) for r in results]
     default = sc.report.default_policy
     comparisons, fronts = compare(rows, default, list(sc.report.std_targets))
     baselines = [p for p in policies if p != default and specs[p].baseline]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,13 @@ class RunStats:
     trades: float
     turnover: float
     max_abs_delta: float
+    #: Mean traded notional per path on each venue (report unit), where the scenario names
+    #: venues; empty otherwise.
+    venue_volume: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **({"venue_volume": self.venue_volume} if self.venue_volume else {}),
             "policy": self.policy,
             "family": self.family,
             "params": self.params,
@@ -60,8 +64,9 @@ class RunStats:
         }
 
 
-def stats(result: RunResult, scale: float) -> RunStats:
+def stats(result: RunResult, scale: float, venues: Sequence[str] = ()) -> RunStats:
     """Statistics of one run; money divided by `scale` (e.g. premium/100 for % of premium).
+    `venues`: each instrument's venue (the scenario's order), for `venue_volume`.
 
     cvar95: mean loss over the worst 5 % of paths (positive = loss); trades: mean count per
     path; turnover: mean traded notional per path (report unit); max_abs_delta: mean over paths
@@ -82,7 +87,19 @@ def stats(result: RunResult, scale: float) -> RunStats:
         trades=float(np.mean(result.trades)),
         turnover=float(np.mean(result.turnover_usd) / scale),
         max_abs_delta=float(np.mean(result.max_abs_delta_coin)),
+        venue_volume=_venue_volume(result, scale, venues),
     )
+
+
+def _venue_volume(result: RunResult, scale: float, venues: Sequence[str]) -> dict[str, float]:
+    """Mean traded notional per path on each venue (report unit)."""
+    per = result.turnover_by_instrument_usd
+    if per is None or not venues or len(venues) != per.shape[1]:
+        return {}
+    out: dict[str, float] = {}
+    for i, venue in enumerate(venues):
+        out[venue] = out.get(venue, 0.0) + float(np.mean(per[:, i]) / scale)
+    return out
 
 
 def frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -161,6 +178,13 @@ def render(
             f"{r.policy:<14}{p:<34}{r.mean_cost:>10.4f}{r.std_pnl:>9.4f}{r.cvar95:>9.3f}"
             f"{r.mean_pnl:>9.3f}{r.trades:>9.1f}{r.turnover:>11.2f}{r.max_abs_delta:>8.3f}"
         )
+    if any(len(r.venue_volume) > 1 for r in rows):
+        lines += ["", "volume per venue (mean traded notional per path, share of the total)"]
+        for r in rows:
+            total = sum(r.venue_volume.values()) or 1.0
+            cells = ", ".join(f"{v} {x:.2f} ({x / total:.0%})" for v, x in r.venue_volume.items())
+            p = ",".join(f"{k}={v:.4g}" for k, v in r.params.items())
+            lines.append(f"{r.policy:<14}{p:<34}{cells}")
     if comparisons:
         lines += ["", f"matched risk: {MATCHED_RISK_METHOD}", ""]
         names = list(comparisons[0].costs)

@@ -81,6 +81,8 @@ class RunResult:
     trades: Arr
     turnover_usd: Arr
     max_abs_delta_coin: Arr
+    #: (n, I) traded notional per instrument (USD), for the per-venue volume.
+    turnover_by_instrument_usd: Arr | None = None
 
 
 @dataclass(slots=True)
@@ -99,10 +101,18 @@ class _Instruments:
     lvl_offsets: Arr  # (L,) offsets of all levels
     lvl_sizes: Arr  # (L,)
     owner: NDArray[np.intp]  # (L,)
+    down_from: Arr = field(default_factory=lambda: np.zeros(0))  # years; inf: never down
+    down_until: Arr = field(default_factory=lambda: np.zeros(0))  # years
 
     @property
     def count(self) -> int:
         return len(self.taker_fee)
+
+    def up(self, now: float) -> NDArray[np.bool_]:
+        """(I,) whether each instrument's venue takes orders at `now` (years)."""
+        if self.down_from.size == 0:
+            return np.ones(self.count, dtype=bool)
+        return ~((now >= self.down_from - 1e-12) & (now < self.down_until - 1e-12))
 
 
 def _instruments(sc: Scenario) -> _Instruments:
@@ -138,6 +148,17 @@ def _instruments(sc: Scenario) -> _Instruments:
         lvl_offsets=arr(offsets),
         lvl_sizes=arr(sizes),
         owner=np.asarray(owner, dtype=np.intp),
+        down_from=arr(
+            [s.down_from_days / 365.0 if s.down_from_days is not None else math.inf for s in specs]
+        ),
+        down_until=arr(
+            [
+                (s.down_from_days + s.down_hours / 24.0) / 365.0
+                if s.down_from_days is not None
+                else math.inf
+                for s in specs
+            ]
+        ),
     )
 
 
@@ -201,6 +222,7 @@ class _State:
     trades: Arr
     turnover: Arr
     maxdelta: Arr
+    turnover_i: Arr  # (n, I) traded notional per instrument, USD
     last_s: Arr
     last_spot: Arr
     pend_q: Arr  # resting maker order, coin of instrument (signed)
@@ -220,6 +242,7 @@ def _new_state(n: int, k: int) -> _State:
         trades=z.copy(),
         turnover=z.copy(),
         maxdelta=z.copy(),
+        turnover_i=np.zeros((n, k)),
         last_s=np.full(n, np.nan),
         last_spot=np.full(n, np.nan),
         pend_q=z.copy(),
@@ -364,7 +387,16 @@ def run_backtest(
         value = np.sum(s.pos * (spot[:, None] * factor[None, :]), axis=1)
         pnl = opt_cash + s.cash + value
         results.append(
-            RunResult(run, pnl, s.cost + s.carry, s.carry, s.trades, s.turnover, s.maxdelta)
+            RunResult(
+                run,
+                pnl,
+                s.cost + s.carry,
+                s.carry,
+                s.trades,
+                s.turnover,
+                s.maxdelta,
+                s.turnover_i,
+            )
         )
     return results, opt_cash
 
@@ -457,6 +489,7 @@ def _maker_fills(
     filled = np.where(
         buy, low[idx] * f <= px * (1.0 - through * hs), high[idx] * f >= px * (1.0 + through * hs)
     )
+    filled &= ins.up(now)[i]  # a venue that is down fills nothing
     if not filled.any():
         return
     j = idx[filled]
@@ -467,6 +500,7 @@ def _maker_fills(
     s.cost[j] += (qj * pj - s.pend_ref[j]) + fee
     s.trades[j] += 1
     s.turnover[j] += np.abs(qj) * pj
+    s.turnover_i[j, ij] += np.abs(qj) * pj
     s.pend_q[j] = 0.0
     s.pend_ref[j] = 0.0
 
@@ -495,6 +529,7 @@ def _execute_taker_on(s: _State, ins: _Instruments, i: int, q: Arr, mid: Arr) ->
     s.cost += tx
     s.trades += filled > 0
     s.turnover += filled * mid
+    s.turnover_i[:, i] += filled * mid
 
 
 def _decide_and_trade(
@@ -520,6 +555,10 @@ def _decide_and_trade(
         # A resting order past its timeout is cancelled; this evaluation re-decides.
         stale = (s.pend_q != 0.0) & (now_s - s.pend_t >= policy.maker.timeout_s - 1e-6)
         _cancel(s, stale, spot, factor)
+    up = ins.up(now)
+    if maker_on and not up.all():
+        # A resting order on a venue that went down is gone (cancel-on-disconnect).
+        _cancel(s, (s.pend_q != 0.0) & ~up[s.pend_i], spot, factor)
     hedge_delta = s.pos @ factor
     pend_delta = s.pend_q * factor[s.pend_i]
     net = delta_book + hedge_delta + pend_delta
@@ -547,7 +586,8 @@ def _decide_and_trade(
         q = taker[tidx]
         side = np.sign(q)
         marg = np.where(side[:, None] > 0, marg_buy[None, :], marg_sell[None, :])
-        sizes = np.broadcast_to(ins.lvl_sizes, marg.shape)
+        # A venue that is down offers no depth this evaluation: routing skips it.
+        sizes = np.broadcast_to(ins.lvl_sizes * up[ins.owner], marg.shape)
         if np.isfinite(ins.max_pos).any():
             room = np.maximum(ins.max_pos[None, :] - side[:, None] * s.pos[tidx], 0.0)
             room = room * factor[None, :]
@@ -576,6 +616,7 @@ def _decide_and_trade(
             s.cost[rows] += tx
             s.trades[rows] += 1
             s.turnover[rows] += filled * mid
+            s.turnover_i[rows, i] += filled * mid
             any_trade |= hit
         done = tidx[any_trade]
         s.last_s[done] = now_s
@@ -588,13 +629,14 @@ def _decide_and_trade(
             side = np.sign(q)
             carry = side[:, None] * ins.carry_annual[None, :] * hold_years
             mc = maker_cost_frac(p_fill, ins.maker_fee, ins.taker_fee, ins.half_spread, carry)
-            mc = np.where(ins.maker_ok[None, :], mc, np.inf)
+            mc = np.where((ins.maker_ok & up)[None, :], mc, np.inf)
             best = np.argmin(mc, axis=1)
             resting = s.pend_q[midx] != 0.0
             inst = np.where(resting, s.pend_i[midx], best)
             f = factor[inst]
             qi = round_to_lots(q / f, ins.step[inst], ins.minimum[inst])
-            ok = qi != 0.0
+            # Every venue that allows posting is down: no order this evaluation.
+            ok = (qi != 0.0) & np.isfinite(mc[np.arange(midx.size), inst])
             rows = midx[ok]
             inst = inst[ok]
             qi = qi[ok]

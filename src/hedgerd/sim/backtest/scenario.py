@@ -113,6 +113,15 @@ class InstrumentSpec(_S):
     min_amount_coin: float = Field(1e-6, gt=0, description="Smallest order (coin).")
     max_position_coin: float | None = Field(None, gt=0, description="Position limit (coin).")
     maker_allowed: bool = Field(True, description="Post-only orders allowed on it.")
+    venue: str = Field(
+        "", description="The venue it trades on, for per-venue volume (empty: its own name)."
+    )
+    down_from_days: float | None = Field(
+        None, ge=0, description="Start of an outage (days from start; None: never down)."
+    )
+    down_hours: float = Field(
+        0.0, ge=0, description="Length of the outage (hours): no order reaches it meanwhile."
+    )
 
     @model_validator(mode="after")
     def _future(self) -> InstrumentSpec:

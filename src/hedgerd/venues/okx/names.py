@@ -158,9 +158,7 @@ def parse_instrument_name(name: str, venue: str = VENUE) -> Instrument:
     raise UnknownInstrumentError(f"unknown instrument {name!r}: quote {quote!r}")
 
 
-def _inverse(
-    name: str, base: str, spec: ContractSpec, rest: list[str], venue: str
-) -> Instrument:
+def _inverse(name: str, base: str, spec: ContractSpec, rest: list[str], venue: str) -> Instrument:
     if rest == ["SWAP"] or len(rest) == 1:
         perpetual = rest == ["SWAP"]
         return Instrument(
