@@ -71,9 +71,9 @@ async def test_order_types_on_every_contract_kind(ex: tuple[Any, Simulator], kin
     if kind == "option":
         # OKX takes neither market nor reduce-only orders on options (okx.md §1: reduceOnly is
         # for MARGIN, FUTURES and SWAP); both are refused before anything is placed
-        with pytest.raises(ccxt.BadRequest, match="51000.*ordType"):
+        with pytest.raises(ccxt.BadRequest, match=r"51000.*ordType"):
             await client.create_order(sym, "market", "buy", lot)
-        with pytest.raises(ccxt.BadRequest, match="51000.*reduceOnly"):
+        with pytest.raises(ccxt.BadRequest, match=r"51000.*reduceOnly"):
             await client.create_order(sym, "limit", "sell", lot, bid, {"reduceOnly": True})
         assert await client.fetch_open_orders(sym) == []
         closing = await client.create_order(
