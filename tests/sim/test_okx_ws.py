@@ -63,6 +63,23 @@ async def _recv(ws: aiohttp.ClientWebSocketResponse) -> Any:
     return msg.data if msg.data in ("pong",) else json.loads(msg.data)
 
 
+async def ccxt_book_checksum_matches_the_feed(sim: Simulator, pro: Any, ob: Any) -> None:
+    """Catch ccxt's BTC-USD-SWAP book up with the last update the venue sent, then check that
+    ccxt's pre-4.5.60 checksum of its parsed book (computed exactly as it did) equals the
+    checksum recomputed (okx.md) from the levels the venue sent."""
+    feed = okx_dialect(sim).ws._books[("books", "BTC-USD-SWAP")]
+    while ob["nonce"] != feed.seq_id:
+        ob = await asyncio.wait_for(pro.watch_order_book(INV_SWAP), WAIT_S)
+    parts: list[Any] = []
+    for i in range(25):
+        for side in ("bids", "asks"):
+            if i < len(ob[side]):
+                parts += [pro.number_to_string(x) for x in ob[side][i][:2]]
+    sent_b = sorted(((p, lv[1]) for p, lv in feed.bids.items()), key=lambda x: -float(x[0]))
+    sent_a = sorted(((p, lv[1]) for p, lv in feed.asks.items()), key=lambda x: float(x[0]))
+    assert pro.crc32(":".join(parts), True) == _crc(sent_b, sent_a)
+
+
 async def test_books_snapshot_updates_checksum_on_the_wire(sim: Simulator, rest: Any) -> None:
     arg = {"channel": "books", "instId": "BTC-USD-SWAP"}
     async with (
@@ -122,19 +139,7 @@ async def test_watch_order_book_across_updates_and_reconnects(sim: Simulator, pr
         sim.advance(3_000)
         ob = await pro.watch_order_book(INV_SWAP)
     assert ob["nonce"] > first and ob["bids"][0][0] < ob["asks"][0][0]
-    feed = okx_dialect(sim).ws._books[("books", "BTC-USD-SWAP")]
-    while ob["nonce"] != feed.seq_id:  # catch up with the last update sent
-        ob = await asyncio.wait_for(pro.watch_order_book(INV_SWAP), WAIT_S)
-    # ccxt's pre-4.5.60 checksum, from the parsed book exactly as it computed it
-    parts: list[Any] = []
-    for i in range(25):
-        for side in ("bids", "asks"):
-            if i < len(ob[side]):
-                parts += [pro.number_to_string(x) for x in ob[side][i][:2]]
-    # ... equals the checksum of the last message, recomputed (okx.md) from the sent levels
-    sent_b = sorted(((p, lv[1]) for p, lv in feed.bids.items()), key=lambda x: -float(x[0]))
-    sent_a = sorted(((p, lv[1]) for p, lv in feed.asks.items()), key=lambda x: float(x[0]))
-    assert pro.crc32(":".join(parts), True) == _crc(sent_b, sent_a)
+    await ccxt_book_checksum_matches_the_feed(sim, pro, ob)
     assert okx_dialect(sim).drop_ws() >= 1  # the connection drops; ccxt reconnects
     await asyncio.sleep(0.2)
     ob = await pro.watch_order_book(INV_SWAP)

@@ -430,8 +430,9 @@ def _flat_scenario() -> Scenario:
 async def test_book_feed_on_okx_matches_the_venues_greeks() -> None:
     """`BookFeed` over the OKX adapter (snapshot, then streams): after an option sale and
     swap trades the book's delta equals OKX's own account Greeks, coin numeraire `deltaPA`,
-    USD numeraire `deltaPA + eq`, read from the engine: the option sale to 1e-6 coin, the
-    swaps after it to 1e-5 (see `close_enough`)."""
+    USD numeraire `deltaPA + eq`, read from the engine, with the linear swap's floating P&L
+    taken out of the coin numeraire (see `truth`): to 1e-6 coin through the option sale and
+    the swap trades after it."""
     async with running_simulator(
         scenario=_flat_scenario(), stepped=True, start_ms=TEST_START_MS,
         venues=("deribit", "okx"), accounts=[(KEY, SECRET)], api_passphrase=PASSPHRASE,
@@ -450,16 +451,27 @@ async def _book_feed_matches(sim: Simulator) -> None:
     acct = _account(sim)
 
     def truth() -> tuple[float, float]:
+        """The account's delta by hedgerd's convention (book/valuation.py), from the venue's
+        own figures: USD numeraire `deltaPA + eq` (Deribit's `delta_total`); coin numeraire
+        `dV/dS - V/S`, which for a linear swap is its coin size less its floating USDT P&L
+        over the index: OKX's `deltaPA` counts the contracts' coin alone, so the floating
+        P&L is taken out here (the linear swap's realised USDT is cash, outside both)."""
         g = views.account_greeks_json(sim.okx, acct, "BTC")
         pa = float(g["deltaPA"])
-        return pa, pa + sim.okx.eq(acct, "BTC")
+        index = sim.okx.index_price("BTC")
+        linear_upl_usd = 0.0
+        for inst_id, pos in acct.positions.items():
+            inst = sim.okx.instruments[inst_id]
+            if inst.base == "BTC" and inst.inst_type == "SWAP" and not inst.inverse:
+                assert sim.okx.mark_price(inst) == index  # no swap basis in this scenario
+                linear_upl_usd += sim.okx.upl(inst, pos)
+        return pa - linear_upl_usd / index, pa + sim.okx.eq(acct, "BTC")
 
     def ours() -> tuple[float, float]:
         snap = book.underlying_snapshot("BTC", sim.now_ms())
         return snap.delta_coin("coin", projected=False), snap.delta_coin("usd", projected=False)
 
     gaps: list[tuple[float, float]] = []
-    base = (0.0, 0.0)
 
     def close_enough() -> bool:
         try:
@@ -468,12 +480,7 @@ async def _book_feed_matches(sim: Simulator) -> None:
             return False
         t = truth()
         gaps.append((o[0] - t[0], o[1] - t[1]))
-        # 1e-5: the linear swap's USDT floating P&L V (a few USDT) moves hedgerd's
-        # coin-numeraire delta by -V/S, which OKX's deltaPA (the contracts' coin) leaves out.
-        return all(abs(g - b) < 1e-5 for g, b in zip(gaps[-1], base, strict=True))
-
-    def within(tol: float) -> bool:
-        return close_enough() or (bool(gaps) and all(abs(g) < tol for g in gaps[-1]))
+        return all(abs(g) < 1e-6 for g in gaps[-1])
 
     try:
         await feed.start()
@@ -483,9 +490,8 @@ async def _book_feed_matches(sim: Simulator) -> None:
                                              price=max(q.bid_price * 0.5, 0.0001),
                                              time_in_force=TimeInForce.IOC))  # fmt: skip
         assert await feed.wait_until(
-            lambda: acct.positions[name].size == -5 and within(1e-6), 10.0
+            lambda: acct.positions[name].size == -5 and close_enough(), 10.0
         ), gaps[-3:]
-        base = gaps[-1]
         for i, (inst, side, amount) in enumerate(
             [(SWAP, OrderSide.BUY, 400.0), (LINEAR, OrderSide.SELL, 0.02)]
         ):
@@ -496,7 +502,13 @@ async def _book_feed_matches(sim: Simulator) -> None:
                                                  time_in_force=TimeInForce.IOC))  # fmt: skip
         assert await feed.wait_until(
             lambda: acct.positions[LINEAR].size == -2 and close_enough(), 10.0
-        ), (base, gaps[-3:])
+        ), gaps[-3:]
+        # the price moves: the book follows the venue's index, the gap stays under 1e-6
+        before = sim.okx.index_price("BTC")
+        for _ in range(3):
+            sim.advance(20_000)
+            assert await feed.wait_until(close_enough, 10.0), gaps[-3:]
+        assert sim.okx.index_price("BTC") != before
     finally:
         await feed.stop()
         await venue.close()

@@ -140,6 +140,7 @@ def order_json(order: OkxOrder) -> dict[str, Any]:
         "instType": inst.inst_type,
         "isTpLimit": "false",
         "lever": "" if inst.is_spot or inst.is_option else str(SWAP_LEVER),
+        "linkedAlgoOrd": {"algoId": ""},  # ccxt's fetchOrder capture carries it; no algo orders
         "ordId": order.ord_id,
         "ordType": order.ord_type,
         "pnl": s(order.pnl),
