@@ -163,10 +163,14 @@ class ZakamoulinePolicy(_PolicyBase):
 class HedgerdPolicy(_PolicyBase):
     """hedgerd's default: a cost-aware band closer to the utility-optimal one.
 
-    Half-width `H = w_ww * H_ww + w_0 * min(H0, h0_cap)` (Whalley–Wilmott plus Zakamouline's
-    horizon term that keeps the band open out of the money and near expiry), centred on the
+    Half-width `H = w_ww * H_ww` on the over-hedged side and `H + min(w_0 * min(H0, h0_cap),
+    |options delta|)` on the under-hedged side (Whalley–Wilmott plus Zakamouline's horizon
+    term, which prices the hedge's unwind at settlement and so only ever argues for a smaller
+    hedge; `horizon_side = "both"` puts it on both sides as Zakamouline does), centred on the
     modified-volatility delta; the cost lambda comes from the live cost model of the cheapest
     instrument. Trades go to the band edge; maker orders work the inner band when enabled.
+    The one knob swept is `risk_aversion_per_usd`; the others are the shape (issue 19,
+    docs/backtest.md).
     """
 
     kind: Literal["hedgerd"] = Field("hedgerd", description="Policy kind.")
@@ -183,7 +187,13 @@ class HedgerdPolicy(_PolicyBase):
         description="Exponent of |Gamma| in the gamma term (2/3: Whalley–Wilmott's).",
     )
     h0_weight: float = Field(
-        1.0, ge=0.0, description="Weight of the horizon term H0 = lambda/(gamma S sigma^2 tau)."
+        1.5, ge=0.0, description="Weight of the horizon term H0 = lambda/(gamma S sigma^2 tau)."
+    )
+    horizon_side: Literal["both", "under"] = Field(
+        "under",
+        description="Which side of the band the horizon term widens: both (Zakamouline), or "
+        "only the under-hedged side and at most by the options' delta (the unwind at "
+        "settlement argues for a smaller hedge, never a larger one).",
     )
     h0_cap_coin: float = Field(0.5, gt=0.0, description="Cap of the horizon term (coin).")
     k_prefactor: float = Field(

@@ -213,6 +213,36 @@ def unwind_shift(ctx: BandContext, risk_aversion: float) -> Any:
     return -_sign(d) * _minimum(s, _abs(d))
 
 
+def horizon_sides(
+    h_gamma: Any, h_horizon: Any, options_delta_coin: Any, policy: HedgerdPolicy
+) -> tuple[Any, Any]:
+    """The (lower, upper) half-widths of the hedgerd band from its gamma term `h_gamma` and
+    its horizon term `h_horizon` (coin), floored at `min_halfwidth_coin`.
+
+    `horizon_side = "both"` widens both sides by the horizon term (Zakamouline's H0).
+    `"under"` widens only the under-hedged side: the one where the hedge covers less of the
+    options' delta than the centre (net delta of the options' sign), and by at most the
+    options' delta, so the term never takes the hedge past zero. Why: the horizon term prices
+    the unwind of the hedge when the options settle. A unit of hedge held then costs the
+    cost twice, a unit not held saves it, so the unwind argues for a smaller hedge and never
+    for a larger one. The exact dynamic-programming band of a single option (`exact_band`)
+    has that shape: near expiry it runs from no hedge to a little beyond the full hedge.
+    With the options' delta unknown (exactly 0) the band stays symmetric.
+    """
+    floor = policy.min_halfwidth_coin
+    if policy.horizon_side == "both":
+        both = _maximum(h_gamma + h_horizon, floor)
+        return both, both
+    side = _maximum(h_gamma, floor)
+    d = options_delta_coin
+    under = side + _minimum(h_horizon, _abs(d))
+    sym = _maximum(h_gamma + h_horizon, floor)
+    # d > 0 (options long delta, hedge short): under-hedged means net above the centre.
+    lower = _where(d < 0, under, _where(d > 0, side, sym))
+    upper = _where(d > 0, under, _where(d < 0, side, sym))
+    return lower, upper
+
+
 def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
     """The no-trade band of `policy` around its target (net-delta terms, coin).
 
@@ -241,9 +271,10 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
     if isinstance(policy, HedgerdPolicy):
         g = policy.risk_aversion_per_usd
         h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent)
+        h0 = zero
         if policy.h0_weight > 0.0:
-            h = h + policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
-        h = _maximum(h, policy.min_halfwidth_coin)
+            h0 = policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
+        lower, upper = horizon_sides(h, h0, ctx.options_delta_coin, policy)
         shift = modified_delta_shift(ctx, g, policy.k_prefactor)
         if policy.carry_weight > 0.0:
             shift = shift + policy.carry_weight * carry_shift(ctx, g)
@@ -252,8 +283,8 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         if policy.asymmetry != 0.0:
             # Over-hedged side of a short-gamma book is net > centre (hedge beyond -delta).
             a = _where(ctx.gamma_coin_per_usd < 0, policy.asymmetry, -policy.asymmetry)
-            return Band(target - shift, h * (1.0 - a), h * (1.0 + a))
-        return Band(target - shift, h, h)
+            return Band(target - shift, lower * (1.0 - a), upper * (1.0 + a))
+        return Band(target - shift, lower, upper)
     raise TypeError(f"unknown policy {type(policy).__name__}")
 
 

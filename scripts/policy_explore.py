@@ -1,0 +1,101 @@
+"""Compare candidate shapes of the default policy against the sweep's baselines (issue 19).
+
+    .venv/bin/python scripts/policy_explore.py --paths 500 \
+        --family "mixed gamma" --cand 'base={}' --cand 'zakw={"hw_weight": 1.0}'
+
+Each candidate is a `hedgerd` policy config (JSON overrides of the default) swept over the
+default's risk aversions; all candidates and the baselines run on the same paths of each
+variant. Prints, per variant and candidate, the worst ratio at matched std against each
+baseline (as `sweep.evaluate` does for the default), then the worst per candidate over all
+variants. A tool for shaping the default, not part of the product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from hedgerd.sim.backtest.families import builtin_policies, expand
+from hedgerd.sim.backtest.report import compare, stats
+from hedgerd.sim.backtest.runner import run_backtest
+from hedgerd.sim.backtest.scenario import PolicySpec, premium_usd, read_scenario_toml
+from hedgerd.sim.backtest.sweep import expand_sweep, parse_sweep
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sweep", type=Path, default=Path("config/sweeps/default.toml"))
+    ap.add_argument("--family", action="append", default=[], help="family (repeatable)")
+    ap.add_argument("--variant", action="append", default=[], help="variant name substring")
+    ap.add_argument("--paths", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--cand", action="append", default=[], help="NAME=JSON overrides")
+    ap.add_argument("--baselines", default="timer,band_centre,band_edge,ww,zakamouline")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    spec = parse_sweep(read_scenario_toml(args.sweep), str(args.sweep))
+    base = read_scenario_toml((args.sweep.parent / spec.base).resolve())
+    variants = expand_sweep(spec, base, args.family)
+    if args.variant:
+        variants = [v for v in variants if any(s in v.name for s in args.variant)]
+    cands = {}
+    for c in args.cand or ["base={}"]:
+        name, _, js = c.partition("=")
+        cands[name] = json.loads(js or "{}")
+    baselines = [b for b in args.baselines.split(",") if b]
+    seed = args.seed if args.seed is not None else spec.seed
+    worst_all: dict[str, dict[str, tuple[float, str]]] = {c: {} for c in cands}
+    out = []
+    for v in variants:
+        t0 = time.perf_counter()
+        sc = v.scenario
+        specs = builtin_policies(sc)
+        own = specs["hedgerd"]
+        for name, over in cands.items():
+            specs[f"c:{name}"] = PolicySpec(
+                family=name, config={**own.config, **over}, sweep=own.sweep
+            )
+        runs = expand(specs, [*baselines, *(f"c:{n}" for n in cands)])
+        results, _ = run_backtest(sc, runs, args.paths, seed)
+        scale = premium_usd(sc) / 100.0 if sc.report.unit == "pct_premium" else 1.0
+        rows = [stats(r, scale) for r in results]
+        line = [f"{v.family}/{v.name} ({time.perf_counter() - t0:.0f}s)"]
+        for name in cands:
+            sub = [r for r in rows if r.policy in baselines or r.policy == f"c:{name}"]
+            comps, _ = compare(sub, f"c:{name}", [])
+            cells = []
+            for b in baselines:
+                got = [(r, c.std) for c in comps if (r := c.ratios.get(b)) is not None]
+                if not got:
+                    cells.append(f"{b[:5]} -")
+                    continue
+                r, s = max(got)
+                cells.append(f"{b[:5]} {r:.3f}@{s:.3g}")
+                prev = worst_all[name].get(b)
+                if prev is None or r > prev[0]:
+                    worst_all[name][b] = (r, v.name)
+            line.append(f"  {name:<12} " + "  ".join(cells))
+            out.append(
+                {
+                    "variant": f"{v.family}/{v.name}",
+                    "cand": name,
+                    "ratios": [[c.std, c.ratios] for c in comps],
+                }
+            )
+        print("\n".join(line), flush=True)
+    print("\nworst over variants:")
+    for name in cands:
+        cells = "  ".join(
+            f"{b[:5]} {r:.3f} ({vn})" for b, (r, vn) in worst_all[name].items()
+        )
+        print(f"  {name:<12} {cells}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

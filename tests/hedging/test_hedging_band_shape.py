@@ -1,0 +1,142 @@
+"""The hedgerd band's shape: the horizon term on the under-hedged side only (issue 19).
+
+Invariants of `kernel.band_for` for the default policy, checked on random books: the band
+mirrors with the sign of the options' delta, the over-hedged side is the gamma term alone,
+the horizon term never takes the hedge past zero, both sides grow with the cost, and the
+scalar path (live controller) equals the array path (backtest).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hedgerd.hedging.config import HedgerdPolicy
+from hedgerd.hedging.kernel import BandContext, band_for, ww_halfwidth, zak_h0
+
+SPOT_USD = 60_000.0
+
+books = st.fixed_dictionaries(
+    {
+        "gamma": st.floats(-5e-4, 5e-4),
+        "vanna": st.floats(-2.0, 2.0),
+        "vol": st.floats(0.2, 1.5),
+        "tau": st.floats(1e-4, 0.5),
+        "lam": st.floats(1e-5, 3e-3),
+        "delta": st.floats(-5.0, 5.0).filter(lambda d: abs(d) > 1e-9),
+        "ra": st.floats(1e-6, 1e-2),
+    }
+)
+
+
+def _ctx(b: dict[str, float], **over: float) -> BandContext:
+    v = {**b, **over}
+    return BandContext(
+        spot_usd=SPOT_USD,
+        gamma_coin_per_usd=v["gamma"],
+        vanna_coin_per_vol=v["vanna"],
+        vol=v["vol"],
+        tau_years=v["tau"],
+        rate=0.0,
+        lam=v["lam"],
+        options_delta_coin=v["delta"],
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(books)
+def test_band_mirrors_with_the_sign_of_the_options_delta(b: dict[str, float]) -> None:
+    p = HedgerdPolicy(risk_aversion_per_usd=b["ra"], k_prefactor=0.0)
+    pos = band_for(p, _ctx(b, delta=abs(b["delta"])))
+    neg = band_for(p, _ctx(b, delta=-abs(b["delta"])))
+    assert pos.lower == pytest.approx(neg.upper, rel=1e-12)
+    assert pos.upper == pytest.approx(neg.lower, rel=1e-12)
+    # options long delta (hedge short): the under-hedged side is above the centre
+    assert pos.upper >= pos.lower
+
+
+@settings(max_examples=200, deadline=None)
+@given(books)
+def test_horizon_term_only_on_the_under_hedged_side_and_at_most_to_no_hedge(
+    b: dict[str, float],
+) -> None:
+    p = HedgerdPolicy(risk_aversion_per_usd=b["ra"], k_prefactor=0.0)
+    ctx = _ctx(b)
+    band = band_for(p, ctx)
+    over, under = (band.upper, band.lower) if b["delta"] < 0 else (band.lower, band.upper)
+    gamma_term = ww_halfwidth(ctx, b["ra"])
+    assert over == pytest.approx(gamma_term, rel=1e-12, abs=1e-15)
+    extra = under - over
+    h0 = p.h0_weight * zak_h0(ctx, b["ra"], p.h0_cap_coin)
+    assert extra == pytest.approx(min(h0, abs(b["delta"])), rel=1e-9, abs=1e-12)
+    assert -1e-12 <= extra <= abs(b["delta"]) + 1e-12
+
+
+@settings(max_examples=200, deadline=None)
+@given(books, st.floats(1.01, 10.0), st.sampled_from(["both", "under"]))
+def test_both_sides_grow_with_the_cost(b: dict[str, float], k: float, side: str) -> None:
+    p = HedgerdPolicy(risk_aversion_per_usd=b["ra"], k_prefactor=0.0, horizon_side=side)
+    cheap = band_for(p, _ctx(b))
+    dear = band_for(p, _ctx(b, lam=b["lam"] * k))
+    assert dear.lower >= cheap.lower * (1 - 1e-12)
+    assert dear.upper >= cheap.upper * (1 - 1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(books)
+def test_symmetric_when_the_options_delta_is_unknown_or_side_is_both(
+    b: dict[str, float],
+) -> None:
+    p = HedgerdPolicy(risk_aversion_per_usd=b["ra"], k_prefactor=0.0)
+    unknown = band_for(p, _ctx(b, delta=0.0))
+    assert unknown.lower == unknown.upper
+    both = band_for(p.model_copy(update={"horizon_side": "both"}), _ctx(b))
+    assert both.lower == both.upper
+    # Zakamouline's symmetric band: gamma term plus horizon term on each side
+    assert both.lower == pytest.approx(unknown.lower, rel=1e-12)
+
+
+def test_scalar_path_equals_array_path() -> None:
+    rng = np.random.default_rng(19)
+    n = 64
+    gamma = rng.uniform(-5e-4, 5e-4, n)
+    delta = rng.uniform(-3.0, 3.0, n)
+    delta[:4] = 0.0  # unknown options delta: the symmetric fallback
+    tau = rng.uniform(1e-4, 0.2, n)
+    p = HedgerdPolicy(risk_aversion_per_usd=1e-4)
+    arr = band_for(
+        p,
+        BandContext(SPOT_USD, gamma, 0.1 * delta, 0.6, tau, 0.0, 5e-4, 0.0, delta),
+    )
+    for i in range(n):
+        one = band_for(
+            p,
+            BandContext(
+                SPOT_USD,
+                float(gamma[i]),
+                float(0.1 * delta[i]),
+                0.6,
+                float(tau[i]),
+                0.0,
+                5e-4,
+                0.0,
+                float(delta[i]),
+            ),
+        )
+        assert one.centre == pytest.approx(arr.centre[i], rel=1e-12, abs=1e-15)
+        assert one.lower == pytest.approx(arr.lower[i], rel=1e-12, abs=1e-15)
+        assert one.upper == pytest.approx(arr.upper[i], rel=1e-12, abs=1e-15)
+
+
+def test_near_expiry_the_band_runs_from_no_hedge_to_beyond_the_full_hedge() -> None:
+    """Short 1 call, in the money an hour before expiry: options delta -1 (hedge +1). The
+    horizon term is large (its cap lifted); it opens the band down to no hedge (net -1) and
+    not above."""
+    p = HedgerdPolicy(risk_aversion_per_usd=1e-5, k_prefactor=0.0, h0_cap_coin=5.0)
+    ctx = BandContext(SPOT_USD, -1e-7, 0.0, 0.6, 1 / (365 * 24), 0.0, 5e-4, 0.0, -1.0)
+    band = band_for(p, ctx)
+    assert band.centre - band.lower == pytest.approx(-1.0 - ww_halfwidth(ctx, 1e-5))
+    assert band.upper == pytest.approx(ww_halfwidth(ctx, 1e-5))
+    assert band.upper < 0.05
