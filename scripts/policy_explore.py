@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from hedgerd.sim.backtest.families import builtin_policies, expand
-from hedgerd.sim.backtest.report import compare, stats
-from hedgerd.sim.backtest.runner import run_backtest
-from hedgerd.sim.backtest.scenario import PolicySpec, premium_usd, read_scenario_toml
-from hedgerd.sim.backtest.sweep import expand_sweep, parse_sweep
+from hedgerd.backtest.families import builtin_policies, expand
+from hedgerd.backtest.report import compare, stats
+from hedgerd.backtest.runner import run_backtest
+from hedgerd.backtest.scenario import PolicySpec, premium_usd, read_scenario_toml
+from hedgerd.backtest.sweep import expand_sweep, parse_sweep
 
 
 def main(argv: list[str] | None = None) -> int:

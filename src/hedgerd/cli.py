@@ -51,10 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _subcommands() -> list[Callable[[SubParsers], object]]:
     # Imported here so `hedgerd --help` stays fast and each package owns its own command.
     from hedgerd import daemon, paper
+    from hedgerd.backtest import command as backtest_command
     from hedgerd.book import command as book_command
     from hedgerd.execution import journal_command
     from hedgerd.sim import command as sim_command
-    from hedgerd.sim.backtest import command as backtest_command
     from hedgerd.venues import positions_command
 
     return [

@@ -11,10 +11,10 @@ import math
 
 import pytest
 
+from hedgerd.backtest.runner import PolicyRun, run_backtest
+from hedgerd.backtest.scenario import Scenario
 from hedgerd.hedging.config import TimerPolicy
 from hedgerd.pricing.black import black_scholes
-from hedgerd.sim.backtest.runner import PolicyRun, run_backtest
-from hedgerd.sim.backtest.scenario import Scenario
 
 HORIZON_DAYS = 365.0 / 12.0
 

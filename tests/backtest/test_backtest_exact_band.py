@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hedgerd.backtest.exact_band import Criterion, StaticOption, solve, solve_regimes
+from hedgerd.backtest.families import builtin_policies, expand
+from hedgerd.backtest.runner import PolicyRun, RunResult, run_backtest
+from hedgerd.backtest.scenario import ScenarioError, SweepSpec, load_scenario
 from hedgerd.pricing.black import black_scholes
-from hedgerd.sim.backtest.exact_band import Criterion, StaticOption, solve, solve_regimes
-from hedgerd.sim.backtest.families import builtin_policies, expand
-from hedgerd.sim.backtest.runner import PolicyRun, RunResult, run_backtest
-from hedgerd.sim.backtest.scenario import ScenarioError, SweepSpec, load_scenario
 
 SHORT_CALL = (StaticOption(True, 100.0, 30.0 / 365.0, -1.0),)
 MINUTE_Y = 1.0 / 525600.0

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hedgerd.sim.backtest import command
-from hedgerd.sim.backtest.families import builtin_policies, expand
-from hedgerd.sim.backtest.report import compare, cost_at, frontier, stats
-from hedgerd.sim.backtest.runner import run_backtest
-from hedgerd.sim.backtest.scenario import (
+from hedgerd.backtest import command
+from hedgerd.backtest.families import builtin_policies, expand
+from hedgerd.backtest.report import compare, cost_at, frontier, stats
+from hedgerd.backtest.runner import run_backtest
+from hedgerd.backtest.scenario import (
     PolicySpec,
     Scenario,
     ScenarioError,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hedgerd.sim.backtest.paths import PathGenerator
-from hedgerd.sim.backtest.scenario import MarketSpec
+from hedgerd.backtest.paths import PathGenerator
+from hedgerd.backtest.scenario import MarketSpec
 
 REGIMES = MarketSpec(
     process="regimes",

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hedgerd.sim.backtest import command
-from hedgerd.sim.backtest.families import builtin_policies
-from hedgerd.sim.backtest.scenario import ScenarioError, load_scenario
-from hedgerd.sim.backtest.sweep import (
+from hedgerd.backtest import command
+from hedgerd.backtest.families import builtin_policies
+from hedgerd.backtest.scenario import ScenarioError, load_scenario
+from hedgerd.backtest.sweep import (
     SWEEP_BASELINES,
     SweepError,
     Variant,

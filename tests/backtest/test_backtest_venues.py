@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hedgerd.sim.backtest.families import builtin_policies, expand
-from hedgerd.sim.backtest.report import render, stats
-from hedgerd.sim.backtest.runner import run_backtest
-from hedgerd.sim.backtest.scenario import Scenario, load_scenario
+from hedgerd.backtest.families import builtin_policies, expand
+from hedgerd.backtest.report import render, stats
+from hedgerd.backtest.runner import run_backtest
+from hedgerd.backtest.scenario import Scenario, load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from hedgerd.backtest.runner import RunResult
 from hedgerd.ops.plots import pyplot
-from hedgerd.sim.backtest.runner import RunResult
 
 MATCHED_RISK_METHOD = (
     "each policy's sweep traces points (std of P&L, mean cost); its frontier keeps the points "

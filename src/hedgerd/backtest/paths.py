@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgerd.sim.backtest.scenario import MarketSpec
+from hedgerd.backtest.scenario import MarketSpec
 
 Arr = NDArray[np.float64]
 

@@ -46,16 +46,16 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hedgerd.hedging.config import describe_validation_error
-from hedgerd.sim.backtest.families import builtin_policies, expand
-from hedgerd.sim.backtest.report import compare, stats
-from hedgerd.sim.backtest.runner import RunResult, run_backtest
-from hedgerd.sim.backtest.scenario import (
+from hedgerd.backtest.families import builtin_policies, expand
+from hedgerd.backtest.report import compare, stats
+from hedgerd.backtest.runner import RunResult, run_backtest
+from hedgerd.backtest.scenario import (
     Scenario,
     ScenarioError,
     parse_scenario,
     premium_usd,
 )
+from hedgerd.hedging.config import describe_validation_error
 
 #: The baselines of issue 19: timer, band to centre, band to edge, Whalley–Wilmott, Zakamouline.
 SWEEP_BASELINES = ("timer", "band_centre", "band_edge", "ww", "zakamouline")

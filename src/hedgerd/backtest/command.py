@@ -22,17 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hedgerd.ops.plots import PlotUnavailableError
-from hedgerd.sim.backtest.families import BASELINES, DEFAULT_POLICY, builtin_policies, expand
-from hedgerd.sim.backtest.report import compare, plot, render, stats, to_json
-from hedgerd.sim.backtest.runner import run_backtest
-from hedgerd.sim.backtest.scenario import (
+from hedgerd.backtest.families import BASELINES, DEFAULT_POLICY, builtin_policies, expand
+from hedgerd.backtest.report import compare, plot, render, stats, to_json
+from hedgerd.backtest.runner import run_backtest
+from hedgerd.backtest.scenario import (
     ScenarioError,
     load_scenario,
     premium_usd,
     read_scenario_toml,
 )
-from hedgerd.sim.backtest.sweep import (
+from hedgerd.backtest.sweep import (
     evaluate,
     expand_sweep,
     family_worst,
@@ -40,7 +39,8 @@ from hedgerd.sim.backtest.sweep import (
     render_table,
     render_variants,
 )
-from hedgerd.sim.backtest.sweep import to_json as sweep_json
+from hedgerd.backtest.sweep import to_json as sweep_json
+from hedgerd.ops.plots import PlotUnavailableError
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _row(d: dict[str, Any]) -> Any:
-    from hedgerd.sim.backtest.report import RunStats
+    from hedgerd.backtest.report import RunStats
 
     return RunStats(
         policy=d["policy"],

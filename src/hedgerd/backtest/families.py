@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hedgerd.sim.backtest.exact_band import Criterion
-from hedgerd.sim.backtest.runner import PolicyRun
-from hedgerd.sim.backtest.scenario import (
+from hedgerd.backtest.exact_band import Criterion
+from hedgerd.backtest.runner import PolicyRun
+from hedgerd.backtest.scenario import (
     PolicySpec,
     Scenario,
     SweepSpec,

@@ -26,6 +26,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from hedgerd.backtest.exact_band import (
+    Criterion,
+    ExactBand,
+    StaticOption,
+    solve,
+    solve_regimes,
+)
+from hedgerd.backtest.paths import PathGenerator
+from hedgerd.backtest.scenario import Scenario, ScenarioError
 from hedgerd.hedging.config import PolicyConfig, TimerPolicy
 from hedgerd.hedging.kernel import (
     Band,
@@ -41,15 +50,6 @@ from hedgerd.hedging.kernel import (
     route_greedy,
 )
 from hedgerd.pricing.black import black_scholes
-from hedgerd.sim.backtest.exact_band import (
-    Criterion,
-    ExactBand,
-    StaticOption,
-    solve,
-    solve_regimes,
-)
-from hedgerd.sim.backtest.paths import PathGenerator
-from hedgerd.sim.backtest.scenario import Scenario, ScenarioError
 
 Arr = NDArray[np.float64]
 YEAR_S = 365.0 * 86400.0

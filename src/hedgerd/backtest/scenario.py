@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hedgerd.backtest.exact_band import Criterion
 from hedgerd.hedging.config import (
     CostModelSettings,
     HedgingConfigError,
@@ -21,7 +22,6 @@ from hedgerd.hedging.config import (
     describe_validation_error,
     load_policy,
 )
-from hedgerd.sim.backtest.exact_band import Criterion
 
 
 class ScenarioError(ValueError):
