@@ -33,7 +33,7 @@ from typing import Any
 
 import aiohttp
 
-from hedgerd.sim.auth import sign_client_signature, sign_rest
+from hedgerd.sim.deribit.auth import sign_client_signature, sign_rest
 from hedgerd.sim.okx.auth import sign as okx_sign
 
 KEY, SECRET, PASSPHRASE = "bench-key", "bench-secret", "benchPass"

@@ -48,7 +48,7 @@ from hedgerd.model import Fill, OrderSide
 from hedgerd.paper import BUILTIN_PAPER_CONFIG, paper_config
 from hedgerd.risk.pnl import day_start_ms, hedge_pnl_usd
 from hedgerd.sim.command import Simulator, running_simulator, start_ms_arg
-from hedgerd.sim.portfolio import account_summary
+from hedgerd.sim.deribit.portfolio import account_summary
 
 #: Fault kinds the schedule draws from, with their relative weights.
 FAULT_WEIGHTS: dict[str, float] = {

@@ -26,8 +26,8 @@ import aiohttp
 import jsonschema
 import pytest
 
-from hedgerd.sim.auth import sign_client_signature
 from hedgerd.sim.command import Simulator, running_simulator
+from hedgerd.sim.deribit.auth import sign_client_signature
 
 KEY, SECRET = "conf-key", "conf-secret"
 

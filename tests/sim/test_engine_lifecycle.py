@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from _sim_engine_calls import quiet, to
 
+from hedgerd.sim.deribit.instruments import format_expiry
 from hedgerd.sim.exchange import SimExchange
-from hedgerd.sim.instruments import format_expiry
 from hedgerd.sim.scenario import Scenario
 
 EXPIRY_5JAN = 1_767_600_000_000  # 2026-01-05T08:00Z, the first daily of the default start

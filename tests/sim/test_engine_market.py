@@ -9,8 +9,8 @@ import pytest
 
 from hedgerd.model import InstrumentKind
 from hedgerd.sim.clock import SimClock
+from hedgerd.sim.deribit.instruments import PERPETUAL_EXPIRY_MS, format_expiry, format_strike
 from hedgerd.sim.exchange import SimExchange
-from hedgerd.sim.instruments import PERPETUAL_EXPIRY_MS, format_expiry, format_strike
 from hedgerd.sim.protocol import DeribitError
 from hedgerd.sim.scenario import Scenario, load_scenario
 

@@ -13,11 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hedgerd.sim.auth import sign_client_signature, sign_rest
 from hedgerd.sim.clock import SimClock
 from hedgerd.sim.command import Simulator, is_loopback_host, running_simulator
+from hedgerd.sim.deribit.auth import sign_client_signature, sign_rest
+from hedgerd.sim.deribit.ratelimit import BucketSpec, RateLimitConfig
 from hedgerd.sim.protocol import Account, DeribitError, EventSink
-from hedgerd.sim.ratelimit import BucketSpec, RateLimitConfig
 
 KEY, SECRET = "testkey", "testsecret"
 

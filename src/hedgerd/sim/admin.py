@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from hedgerd.sim.deribit.subscriptions import dumps
 from hedgerd.sim.faults import FaultError
 from hedgerd.sim.protocol import DeribitError
-from hedgerd.sim.subscriptions import dumps
 
 if TYPE_CHECKING:
     from hedgerd.sim.server import SimServer

@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from hedgerd.sim.clock import SimClock
+from hedgerd.sim.deribit.ratelimit import RateLimitConfig
 from hedgerd.sim.faults import FaultInjector
 from hedgerd.sim.protocol import Account, SimEngine
-from hedgerd.sim.ratelimit import RateLimitConfig
 from hedgerd.sim.scenario import AccountSpec, OkxAccountSpec, Scenario, load_scenario
 from hedgerd.sim.server import SimServer
 

@@ -16,21 +16,22 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
-from hedgerd.sim import marketdata, settlement
-from hedgerd.sim.accounts import AccountState, Order, Trade
+from hedgerd.sim import settlement
 from hedgerd.sim.clock import SimClock
-from hedgerd.sim.instruments import DAY_MS, HOUR_MS, InstrumentCatalog, SimInstrument
-from hedgerd.sim.market import UnderlyingMarket
-from hedgerd.sim.marketdata import CURRENCIES, SETTLEMENT_CURRENCIES
-from hedgerd.sim.matching import Fill, plan_fills, post_only_price
-from hedgerd.sim.orderbook import InstrumentBook, SynthLevel, num
-from hedgerd.sim.params import get_bool, get_float, get_str, invalid, req_str
-from hedgerd.sim.portfolio import (
+from hedgerd.sim.deribit import marketdata
+from hedgerd.sim.deribit.accounts import AccountState, Order, Trade
+from hedgerd.sim.deribit.instruments import DAY_MS, HOUR_MS, InstrumentCatalog, SimInstrument
+from hedgerd.sim.deribit.marketdata import CURRENCIES, SETTLEMENT_CURRENCIES
+from hedgerd.sim.deribit.params import get_bool, get_float, get_str, invalid, req_str
+from hedgerd.sim.deribit.portfolio import (
     OptionGreeks,
     account_summary,
     order_margin,
     position_json,
 )
+from hedgerd.sim.market import UnderlyingMarket
+from hedgerd.sim.matching import Fill, plan_fills, post_only_price
+from hedgerd.sim.orderbook import InstrumentBook, SynthLevel, num
 from hedgerd.sim.protocol import (
     ERR_BOOK_CLOSED,
     ERR_INTERNAL,
@@ -1154,7 +1155,7 @@ class SimExchange:
 
     # ------------------------------------------------------------------ JSON views
     def _method_table(self) -> dict[str, Handler]:
-        from hedgerd.sim import methods
+        from hedgerd.sim.deribit import methods
 
         return methods.table(self)
 

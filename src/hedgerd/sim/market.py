@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hedgerd.sim.instruments import DAY_MS, SimInstrument
+from hedgerd.sim.deribit.instruments import DAY_MS, SimInstrument
 from hedgerd.sim.scenario import FundingSpec, UnderlyingSpec
 
 YEAR_MS = 365.0 * DAY_MS

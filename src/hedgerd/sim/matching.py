@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hedgerd.sim.accounts import Order
+from hedgerd.sim.deribit.accounts import Order
 from hedgerd.sim.orderbook import InstrumentBook, SynthLevel
 
 

@@ -12,11 +12,11 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hedgerd.sim.instruments import OPTION_TICK_HIGH, OPTION_TICK_STEP_ABOVE, SimInstrument
+from hedgerd.sim.deribit.instruments import OPTION_TICK_HIGH, OPTION_TICK_STEP_ABOVE, SimInstrument
 from hedgerd.sim.scenario import BookSpec
 
 if TYPE_CHECKING:
-    from hedgerd.sim.accounts import Order
+    from hedgerd.sim.deribit.accounts import Order
 
 
 def num(x: float) -> float | int:

@@ -33,7 +33,15 @@ from typing import Any, ClassVar
 import structlog
 from aiohttp import WSMsgType, web
 
-from hedgerd.sim.auth import Authenticator
+from hedgerd.sim.deribit.auth import Authenticator
+from hedgerd.sim.deribit.ratelimit import RateLimitConfig, RateLimiter
+from hedgerd.sim.deribit.subscriptions import (
+    Channel,
+    ChannelError,
+    SubscriptionHub,
+    dumps,
+    parse_channel,
+)
 from hedgerd.sim.faults import DepthCap, FaultInjector, RequestFaults, offset_summary
 from hedgerd.sim.protocol import (
     ERR_INTERNAL,
@@ -47,14 +55,6 @@ from hedgerd.sim.protocol import (
     Account,
     DeribitError,
     SimEngine,
-)
-from hedgerd.sim.ratelimit import RateLimitConfig, RateLimiter
-from hedgerd.sim.subscriptions import (
-    Channel,
-    ChannelError,
-    SubscriptionHub,
-    dumps,
-    parse_channel,
 )
 
 try:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from hedgerd.sim.instruments import SimInstrument
+from hedgerd.sim.deribit.instruments import SimInstrument
 from hedgerd.sim.market import EIGHT_HOURS_MS
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hedgerd.sim.accounts import Order, Position
+from hedgerd.sim.deribit.accounts import Order, Position
 from hedgerd.sim.okx.instruments import OkxInstrument
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hedgerd.sim.instruments import SimInstrument
+from hedgerd.sim.deribit.instruments import SimInstrument
 from hedgerd.sim.scenario import OkxVenueSpec
 
 INST_TYPES = ("SPOT", "SWAP", "FUTURES", "OPTION")

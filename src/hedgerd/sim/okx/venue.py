@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from hedgerd.sim.accounts import Position
+from hedgerd.sim.deribit.accounts import Position
+from hedgerd.sim.deribit.instruments import DAY_MS, HOUR_MS
 from hedgerd.sim.exchange import DepthLimit, _cap_levels
-from hedgerd.sim.instruments import DAY_MS, HOUR_MS
 from hedgerd.sim.matching import Fill, best_opposite, plan_fills
 from hedgerd.sim.okx import errors
 from hedgerd.sim.okx.accounts import OkxAccount, OkxCredentials, OkxFill, OkxOrder

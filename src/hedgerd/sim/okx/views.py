@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from hedgerd.sim.accounts import Position
+from hedgerd.sim.deribit.accounts import Position
 from hedgerd.sim.okx.instruments import SWAP_LEVER, OkxInstrument, yymmdd
 
 if TYPE_CHECKING:

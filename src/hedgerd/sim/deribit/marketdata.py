@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hedgerd.sim.instruments import SimInstrument, format_expiry
+from hedgerd.sim.deribit.instruments import SimInstrument, format_expiry
 from hedgerd.sim.orderbook import num
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hedgerd.sim.accounts import AccountState, Order, Position
-from hedgerd.sim.instruments import SimInstrument
+from hedgerd.sim.deribit.accounts import AccountState, Order, Position
+from hedgerd.sim.deribit.instruments import SimInstrument
 from hedgerd.sim.orderbook import num
 
 FUTURE_IM = 0.02

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from hedgerd.sim.accounts import AccountState, Order, Trade
+from hedgerd.sim.deribit.accounts import AccountState, Order, Trade
+from hedgerd.sim.deribit.params import get_bool, get_int, get_str, invalid, req_str
+from hedgerd.sim.deribit.portfolio import account_fields, account_summary, position_json
 from hedgerd.sim.orderbook import num
-from hedgerd.sim.params import get_bool, get_int, get_str, invalid, req_str
-from hedgerd.sim.portfolio import account_fields, account_summary, position_json
 from hedgerd.sim.protocol import DeribitError
 
 if TYPE_CHECKING:
@@ -330,7 +330,7 @@ def table(ex: SimExchange) -> dict[str, Handler]:
             raise invalid("instrument_name", "spot instruments have no positions")
         pos = acct.positions.get(inst.name)
         if pos is None:
-            from hedgerd.sim.accounts import Position
+            from hedgerd.sim.deribit.accounts import Position
 
             pos = Position(inst)
         return position_json(pos, ex)

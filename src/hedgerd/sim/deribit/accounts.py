@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hedgerd.sim.instruments import SimInstrument
+from hedgerd.sim.deribit.instruments import SimInstrument
 from hedgerd.sim.orderbook import num
 
 
