@@ -119,6 +119,11 @@ async def test_reduce_only_passes_reducing_hedge_and_blocks_growing_one() -> Non
         # REDUCE_ONLY, then a target that needs |delta| to grow: refused, nothing sent.
         code, out = await hedgerctl(sock, "reduce-only")
         assert code == 0, out
+        # A hedge already journalled before REDUCE_ONLY (the gate judges an order when it is
+        # journalled) may still be on the wire: count from when nothing is in flight.
+        executor = run.daemon.executor
+        assert executor is not None
+        await wait_for(lambda: not executor.in_flight_orders("BTC"), 10.0, "no hedge in flight")
         sent = orders_received(sim)
         blocked = stats.blocked_legs
         code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "2.5")
