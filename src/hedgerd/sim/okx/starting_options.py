@@ -29,11 +29,14 @@ class StartingOption:
     size_coin: float
 
 
-#: A smaller short-gamma book than the Deribit market maker's, on other expiries.
+#: A smaller short-gamma book than the Deribit market maker's, on other expiries: short
+#: at-the-money straddles, about delta-neutral at the start (the paper run's first
+#: evaluations find the portfolio in its band, as with the Deribit book alone).
 PAPER_OKX_OPTIONS: tuple[StartingOption, ...] = (
     StartingOption("BTC", "C", 3, 1.0, -4.0),
-    StartingOption("BTC", "P", 5, 0.95, 6.0),
-    StartingOption("ETH", "C", 4, 1.05, -40.0),
+    StartingOption("BTC", "P", 3, 1.0, -4.0),
+    StartingOption("ETH", "C", 4, 1.0, -40.0),
+    StartingOption("ETH", "P", 4, 1.0, -40.0),
 )
 
 
