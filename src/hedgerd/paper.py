@@ -580,10 +580,9 @@ def add_parser(sub: Any) -> Any:
     p.add_argument(
         "--venues",
         type=_venues_arg,
-        default=("deribit", "okx"),
-        help="venues the simulator serves: 'deribit,okx' (default: the market maker's "
-        "Deribit account and its OKX twin, options on both, hedges routed by all-in cost) "
-        "or 'deribit' (one account)",
+        default=("deribit",),
+        help="venues the simulator serves: 'deribit' (default) or 'deribit,okx' (adds the "
+        "market maker's OKX account, with options and hedges; hedges routed by all-in cost)",
     )
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
     p.add_argument(

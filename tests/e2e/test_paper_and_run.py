@@ -56,10 +56,6 @@ async def test_paper_hedges_and_keeps_delta_in_band() -> None:
     assert summary["errors"] == []
     assert summary["state"] == "ACTIVE"
     assert set(summary["time_in_band"]) == {"BTC", "ETH"}
-    # Both venues by default, options held on each (the OKX account's booked at the start).
-    venues = summary["venues"]
-    assert {v["exchange"] for v in venues.values()} == {"deribit", "okx"}
-    assert all(v["option_positions"] > 0 and v["state"] == "ACTIVE" for v in venues.values())
     for u, share in summary["time_in_band"].items():
         assert share >= 0.95, (u, share)
         assert summary["max_abs_delta"][u] > 0
