@@ -654,6 +654,7 @@ class Daemon:
             if ticks % _CROSS_CHECK_TICKS == 0:
                 # Each account's delta against its own venue's figure.
                 for account in self.accounts.values():
+                    await account.refresh_venue_greeks()
                     account.cross_check(now)
             self._orders_sent_total = await self.journal.count_intents_since(0)
             if self.metrics is not None:

@@ -38,7 +38,7 @@ from hedgerd.control.locate import hedgerctl_line
 from hedgerd.control.server import ControlServerError
 from hedgerd.daemon import EXIT_CONFIG, EXIT_FAILED, Daemon, DaemonError, install_signals
 from hedgerd.execution.journal import JournalError
-from hedgerd.model import AmountUnit, Fill, HedgeDecision
+from hedgerd.model import AmountUnit, Fill, HedgeDecision, InstrumentKind
 from hedgerd.ops.plots import (
     DeltaPoint,
     HedgeMark,
@@ -54,6 +54,7 @@ from hedgerd.sim.command import (
     running_simulator,
     start_ms_arg,
 )
+from hedgerd.sim.okx.starting_options import book_starting_options
 from hedgerd.venues.base import VenueError
 
 log = structlog.get_logger(__name__)
@@ -110,8 +111,9 @@ PAPER_OKX_HEDGES = {"BTC": ("BTC-USD-SWAP",), "ETH": ("ETH-USD-SWAP",)}
 
 def okx_hedge_account(deribit: VenueSettings, speed: float = 1.0) -> VenueSettings:
     """The market maker's OKX account in the simulator (same key and secret, the simulator's
-    default passphrase), hedge-only: the simulator holds no OKX options for it and sends no
-    option flow there. Its dead-man countdown is renewed every third of `dead_man_s` on the
+    default passphrase), options and hedges: `run_paper` books its starting options
+    (`PAPER_OKX_OPTIONS`) before the daemon starts; the simulator's option flow stays on
+    Deribit. Its dead-man countdown is renewed every third of `dead_man_s` on the
     simulated clock: at `speed` x, as long as OKX's 1 request/s on cancel-all-after allows
     (a renewal every 2 wall seconds, up to the 120 s cap)."""
     dead_man_s = min(120, max(30, math.ceil(6.0 * speed)))
@@ -122,7 +124,7 @@ def okx_hedge_account(deribit: VenueSettings, speed: float = 1.0) -> VenueSettin
         api_key=deribit.api_key,
         api_secret=deribit.api_secret,
         api_passphrase=SecretStr(OKX_DEFAULT_PASSPHRASE),
-        roles=("hedge",),
+        roles=("options", "hedge"),
         underlyings=deribit.underlyings,
         hedge_instruments={u: PAPER_OKX_HEDGES[u] for u in deribit.underlyings},
         cancel_on_disconnect=deribit.cancel_on_disconnect,
@@ -283,7 +285,7 @@ def venue_summary(daemon: Daemon) -> dict[str, dict[str, Any]]:
     """Per account (its `[venues.NAME]`): `hedges` (decisions that filled there), `orders`
     sent there, its fills' `hedge_cost_usd` (fee + distance from the mid, USD) and
     `hedge_notional_usd`, and its `state` (its own trading state; the portfolio's with one
-    account), summed over the underlyings."""
+    account), summed over the underlyings; `option_positions`: options it holds at the end."""
     states = daemon.parts.states
     out: dict[str, dict[str, Any]] = {}
     for name in daemon.accounts:
@@ -306,8 +308,19 @@ def venue_summary(daemon: Daemon) -> dict[str, dict[str, Any]]:
             "hedge_notional_usd": sum(s.hedge_notional_usd for s in shares),
             "orders": sum(s.orders for s in shares),
             "state": state.value.upper() if state is not None else None,
+            "option_positions": _option_positions(daemon, name),
         }
     return out
+
+
+def _option_positions(daemon: Daemon, account: str) -> int:
+    """How many options the account's book holds (0 with no feed)."""
+    feed = daemon.accounts[account].parts.feed
+    if feed is None:
+        return 0
+    return sum(
+        1 for name in feed.positions if feed.book.instrument(name).kind is InstrumentKind.OPTION
+    )
 
 
 def _f(x: float) -> float | None:
@@ -347,7 +360,7 @@ def render_summary(s: dict[str, Any]) -> str:
         lines.append(
             f"  venue {name} ({v['exchange']}): {v['hedges']} hedges, {v['orders']} orders, "
             f"cost ${v['hedge_cost_usd']:,.2f} on ${v['hedge_notional_usd']:,.0f}, "
-            f"state {v['state']}"
+            f"{v.get('option_positions', 0)} options held, state {v['state']}"
         )
     lines.append(f"  errors: {len(s['errors'])}" + (f" ({s['errors'][0]})" if s["errors"] else ""))
     return "\n".join(lines)
@@ -385,6 +398,11 @@ async def run_paper(
         accounts=twins,
     ) as sim:
         cfg = paper_config(config, sim, exchanges, speed)
+        if twins:
+            # Options on the OKX account too (the market maker's twin of the first account).
+            creds = sim.okx.credentials_for_key(twins[0][0])
+            if creds is not None:
+                book_starting_options(sim.okx, creds.account_id)
         daemon = Daemon(
             cfg,
             clock_ms=lambda: int(sim.engine.now_ms()),
@@ -564,7 +582,7 @@ def add_parser(sub: Any) -> Any:
         type=_venues_arg,
         default=("deribit",),
         help="venues the simulator serves: 'deribit' (default) or 'deribit,okx' (adds the "
-        "market maker's OKX account as a hedge account; hedges routed by all-in cost)",
+        "market maker's OKX account, with options and hedges; hedges routed by all-in cost)",
     )
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
     p.add_argument(

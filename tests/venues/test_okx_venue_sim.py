@@ -514,6 +514,42 @@ async def _book_feed_matches(sim: Simulator) -> None:
         await venue.close()
 
 
+async def test_venue_greeks_are_asked_again_after_a_hedge_before_the_cross_check() -> None:
+    """OKX streams no account Greeks: the figure in hand is the last reconciliation's. A swap
+    hedge the book hears of at once left hedgerd's delta and that figure apart until the next
+    reconciliation (the false `greeks_divergence` halt of a two-venue paper run).
+    `refresh_venue_greeks` asks `account/greeks` again because a position changed since the
+    figure was asked for, even while the figure is young; then the two agree."""
+    from hedgerd.book.greeks_book import GreeksBook
+    from hedgerd.venues.book_feed import BookFeed
+
+    async with running_simulator(
+        scenario=_flat_scenario(), stepped=True, start_ms=TEST_START_MS,
+        venues=("deribit", "okx"), accounts=[(KEY, SECRET)], api_passphrase=PASSPHRASE,
+    ) as sim:  # fmt: skip
+        venue = OkxVenue("okx", _settings(sim), clock_ms=sim.now_ms)
+        feed = BookFeed(venue, GreeksBook(), reconcile_s=3600.0, delta_tolerance_coin=0.01)
+        young_ms = 3_600_000  # no figure is too old here: only the position change counts
+        try:
+            await feed.start()
+            assert not any(d.exceeded for d in feed.cross_check())
+            assert await feed.refresh_venue_greeks(young_ms) == 0  # nothing moved
+            q = await venue.fetch_quote(SWAP)
+            await venue.place_order(OrderRequest(SWAP, OrderSide.BUY, 40_000.0, _label("g0"),
+                                                 price=round(q.ask_price * 1.01, 1),
+                                                 time_in_force=TimeInForce.IOC))  # fmt: skip
+            assert await feed.wait_until(lambda: SWAP in feed.positions, 10.0)
+            # The figure from the start lacks the hedge (40,000 USD, about 0.44 BTC).
+            assert any(d.exceeded for d in feed.cross_check())
+            assert await feed.refresh_venue_greeks(young_ms) == 1  # BTC; ETH did not move
+            gaps = {(d.underlying, d.numeraire): d.diff_coin for d in feed.cross_check()}
+            assert all(abs(g) < 1e-5 for g in gaps.values()), gaps
+            assert await feed.refresh_venue_greeks(young_ms) == 0  # now up to date
+        finally:
+            await feed.stop()
+            await venue.close()
+
+
 async def test_market_stream_quotes_marks_and_index(sim: Simulator) -> None:
     """`subscribe_market`: quotes from ccxt.pro's `watch_tickers` (OKX `tickers`), marks
     and the index polled over REST, all as events."""

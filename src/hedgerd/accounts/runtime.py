@@ -39,12 +39,19 @@ from hedgerd.venues.base import (
     PositionEvent,
     QuoteEvent,
     TickerEvent,
+    VenueError,
     VenueEvent,
 )
 from hedgerd.venues.book_feed import BookFeed, DeltaDivergence
 from hedgerd.venues.registry import make_venue
 
 log = structlog.get_logger(__name__)
+
+#: The venue's own Greeks older than this (feed clock ms) are asked for again before a
+#: cross-check (about every 5 s), as are those that predate a position change.
+VENUE_GREEKS_MAX_AGE_MS = 4_000
+#: Wall seconds a venue Greeks request may hold the daemon's tick loop.
+VENUE_GREEKS_TIMEOUT_S = 2.0
 
 
 class AccountStartError(Exception):
@@ -281,6 +288,21 @@ class AccountRuntime:
             self._positions_seen_ms = last.ts_ms
             assert self.shared.board is not None
             self.shared.board.on_data(self.name, "positions", now_ms)
+
+    async def refresh_venue_greeks(self) -> None:
+        """Bring the venue's own Greeks up to the book's positions before `cross_check`
+        (`BookFeed.refresh_venue_greeks`): a venue that does not stream them (OKX) is asked.
+        A slow or failing venue leaves the figure in hand; the request never holds the
+        caller longer than `VENUE_GREEKS_TIMEOUT_S`."""
+        feed = self.parts.feed
+        if feed is None:
+            return
+        try:
+            await asyncio.wait_for(
+                feed.refresh_venue_greeks(VENUE_GREEKS_MAX_AGE_MS), VENUE_GREEKS_TIMEOUT_S
+            )
+        except (VenueError, TimeoutError) as exc:
+            log.warning("account.venue_greeks_failed", venue=self.name, error=str(exc))
 
     def cross_check(self, now_ms: int) -> Sequence[DeltaDivergence]:
         """hedgerd's delta against the venue's own figure (Greeks-divergence switch); a

@@ -188,6 +188,12 @@ class BookFeed:
         self._pos_seq: dict[str, int] = {}
         self._positions_confirmed_ms: int | None = None
         self._portfolio_ms: int | None = None
+        #: Per underlying: position changes the book has applied from the stream, and how
+        #: many of them the venue's Greeks figure in hand had seen (`refresh_venue_greeks`).
+        self._moves: dict[str, int] = {}
+        self._greeks_basis: dict[str, int] = {}
+        #: Per underlying: when (clock ms) the venue's Greeks in hand were received.
+        self._greeks_ms: dict[str, int] = {}
         self._ticker_ms: dict[str, int] = {}
         self._index_ms: dict[str, int] = {}
         self._connected: dict[str, bool] = {}
@@ -263,11 +269,13 @@ class BookFeed:
             ):
                 self._apply_event(BalanceEvent(bal))
         for u in self.underlyings:
+            moves = self._moves.get(u, 0)
             greeks = await self.venue.fetch_venue_greeks(u)
             if greeks is not None and self._pos_seq.get(f"greeks:{u}", 0) == seq_before.get(
                 f"greeks:{u}", 0
             ):
                 self._apply_event(PortfolioEvent(greeks))
+                self._greeks_basis[u] = moves
         recovered = 0
         since = max(self.started_ms, self._last_fill_ms - FILL_OVERLAP_MS)
         for u in self.underlyings:
@@ -414,6 +422,8 @@ class BookFeed:
                 g = ev.greeks
                 self.venue_greeks[g.underlying] = g
                 self._portfolio_ms = now
+                self._greeks_ms[g.underlying] = now
+                self._greeks_basis[g.underlying] = self._moves.get(g.underlying, 0)
                 self._bump(f"greeks:{g.underlying}")
             elif isinstance(ev, ConnectionEvent):
                 self._on_connection(ev)
@@ -454,6 +464,8 @@ class BookFeed:
         if count:
             self.stats.positions += 1
             self._bump(pos.instrument)
+            u = self.book.instrument(pos.instrument).underlying
+            self._moves[u] = self._moves.get(u, 0) + 1
 
     def _bump(self, key: str) -> None:
         """Mark `key` (an instrument, 'bal:CCY' or 'greeks:U') as updated by the stream."""
@@ -596,6 +608,31 @@ class BookFeed:
         return [h for h in self.health(now_ms) if h.stale]
 
     # ------------------------------------------------------------------ cross-check
+    async def refresh_venue_greeks(self, max_age_ms: int, now_ms: int | None = None) -> int:
+        """Fetch the venue's Greeks of each underlying whose figure in hand predates a
+        position change the book has applied, or is older than `max_age_ms` (ms): the figure
+        `cross_check` compares with. A venue that streams its Greeks (Deribit
+        `user.portfolio`) keeps them fresh and is rarely asked; one that only answers requests
+        (OKX `account/greeks`) would otherwise be compared, after every hedge, with a figure
+        from the last reconciliation that lacks it (a false Greeks-divergence halt). Returns
+        how many were fetched; a venue error propagates (the caller logs it)."""
+        now = self.clock_ms() if now_ms is None else now_ms
+        fetched = 0
+        for u in self.underlyings:
+            moved = self._moves.get(u, 0) != self._greeks_basis.get(u, 0)
+            received = self._greeks_ms.get(u)
+            if not moved and received is not None and now - received < max_age_ms:
+                continue
+            moves, seq = self._moves.get(u, 0), self._pos_seq.get(f"greeks:{u}", 0)
+            greeks = await self.venue.fetch_venue_greeks(u)
+            # The stream may have delivered a newer figure while the request was in flight.
+            if greeks is None or self._pos_seq.get(f"greeks:{u}", 0) != seq:
+                continue
+            self._apply_event(PortfolioEvent(greeks))
+            self._greeks_basis[u] = moves  # the figure was asked for after these changes
+            fetched += 1
+        return fetched
+
     def cross_check(self, now_ms: int | None = None) -> list[DeltaDivergence]:
         """hedgerd's delta (coin-settled products and coin collateral) against the venue's
         account Greeks, per underlying, in both numeraires. Logs each divergence beyond
