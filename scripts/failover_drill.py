@@ -385,6 +385,12 @@ async def _cycle(
     admin_url: str,
     rng: random.Random,
 ) -> dict[str, Any]:
+    # A cycle starts from a settled pair: one node leads (after a failover it may still be
+    # taking over, or fencing itself and acquiring again).
+    async def one_leads() -> bool:
+        return await _is(nodes["a"], "active") or await _is(nodes["b"], "active")
+
+    await wait_for(one_leads, FAILOVER_TIMEOUT_S, "a leader")
     active = "a" if await _is(nodes["a"], "active") else "b"
     other = "b" if active == "a" else "a"
     old = nodes[active]
@@ -411,8 +417,10 @@ async def _cycle(
             raise AssertionError(f"cycle {i} ({how}): {other} did not take over")
         await asyncio.sleep(0.02)
     failover_s = time.monotonic() - t0
-    ha_new = await _ha_status(nodes[other])
-    epoch_new = int(ha_new["epoch"]) if ha_new else -1
+    ha_new = None
+    while ha_new is None:  # it answered "active" a moment ago
+        ha_new = await _ha_status(nodes[other])
+    epoch_new = int(ha_new["epoch"])
     stale_at_takeover = _accepted_older_than(sim, epoch_new)
     row: dict[str, Any] = {
         "cycle": i,
