@@ -181,31 +181,9 @@ async def _run(
             await run.shutdown(30.0)
         perp_change = _perp_usd(sim) - perp_before
         received = sim.server.counters.orders_received
-    store = JournalStore(PostgresTarget(url), readonly=True)
-    try:
-        fills = store.fills_since(0)
-    finally:
-        store.close()
-    trades = Counter((f.venue, f.trade_id) for f in fills)
-    perp = sum(
-        f.amount if str(f.side) == "buy" else -f.amount
-        for f in fills
-        if f.instrument == "BTC-PERPETUAL"
-    )
-    times = sorted(d["failover_s"] for d in details)
-    mismatch = perp - perp_change
-    return {
-        "failovers": len(details),
-        "duplicate_orders": sum(1 for lbl, n in received.items() if lbl and n > 1),
-        "double_fills": sum(n - 1 for n in trades.values() if n > 1),
-        "fill_mismatch_usd": mismatch,
-        "lost_fills": int(abs(mismatch) > 1e-9),
-        "stale_epoch_orders_accepted": stale_accepted,
-        "failover_s_p50": statistics.median(times) if times else None,
-        "failover_s_p99": times[min(len(times) - 1, int(0.99 * len(times)))] if times else None,
-        "orders_received": sum(received.values()),
-        "cycles": details,
-    }
+    result = _figures(url, details, received, perp_change, stale_accepted)
+    result["cycles"] = details
+    return result
 
 
 KINDS = ("kill", "stop", "terminate", "drop")
@@ -355,7 +333,8 @@ async def _run_processes(
                 await _stop_node(node)
         perp_change = _perp_usd(sim) - perp_before
         received = sim.server.counters.orders_received
-        result = _figures(url, details, received, perp_change)
+        stale = sum(d["stale_accepted"] for d in details)
+        result = _figures(url, details, received, perp_change, stale)
     result["by_kind"] = {k: _timings([d for d in details if d["how"] == k]) for k in kinds}
     for k in kinds:
         of_kind = [d for d in details if d["how"] == k]
@@ -480,7 +459,11 @@ def _timings(details: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _figures(
-    url: str, details: list[dict[str, Any]], received: Counter[str], perp_change: float
+    url: str,
+    details: list[dict[str, Any]],
+    received: Counter[str],
+    perp_change: float,
+    stale_accepted: int,
 ) -> dict[str, Any]:
     """The run's figures from the journal (fills) and the simulator's counters."""
     store = JournalStore(PostgresTarget(url), readonly=True)
@@ -501,7 +484,7 @@ def _figures(
         "double_fills": sum(n - 1 for n in trades.values() if n > 1),
         "fill_mismatch_usd": mismatch,
         "lost_fills": int(abs(mismatch) > 1e-9),
-        "stale_epoch_orders_accepted": sum(d["stale_accepted"] for d in details),
+        "stale_epoch_orders_accepted": stale_accepted,
         "orders_received": sum(received.values()),
     }
 
