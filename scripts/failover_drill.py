@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -187,6 +188,10 @@ async def _run(
 
 
 KINDS = ("kill", "stop", "terminate", "drop")
+#: The option trade (contracts) that gives the leader delta to hedge each cycle: small, so the
+#: hedges stay under the order-notional-per-minute kill switch (10 lots tripped it: the desk
+#: then stayed HALTED through every later failover).
+TRADE_LOTS = 2.0
 #: The processes run the production lease timings (lease 6 s, renew 1 s, margin 1.5 s): a
 #: `hedgerd run` process on a loaded two-core machine starves its renewals during a takeover
 #: with the tests' 2-3 s leases (seen: three epochs fenced in a row, 12 s failovers).
@@ -375,7 +380,7 @@ async def _cycle(
     old = nodes[active]
     ha_old = await _ha_status(old)
     epoch_old = int(ha_old["epoch"]) if ha_old else -1
-    await admin_trade(sim, atm_call(sim), rng.choice(["buy", "sell"]), 10.0)
+    await admin_trade(sim, atm_call(sim), rng.choice(["buy", "sell"]), TRADE_LOTS)
     await asyncio.sleep(rng.uniform(0.0, 1.5))  # fail it at a random moment of its hedging
     t0 = time.monotonic()
     terminated = 0
@@ -427,12 +432,20 @@ async def _cycle(
         START_TIMEOUT_S,
         f"{active} to stand by",
     )
-    await admin_trade(sim, atm_call(sim), rng.choice(["buy", "sell"]), 10.0)
+    await admin_trade(sim, atm_call(sim), rng.choice(["buy", "sell"]), TRADE_LOTS)
     await asyncio.sleep(1.5)  # the new leader hedges that trade
     row["stale_accepted"] = _accepted_older_than(sim, epoch_new) - stale_at_takeover
     if how == "stop":
         row["woken_accepted"] = _accepted_older_than(sim, epoch_new) - woken_before
     row["orders_received"] = sum(sim.server.counters.orders_received.values())
+    accepted = sim.server.counters.orders_accepted
+    row["new_epoch_accepted"] = sum(n for lbl, n in accepted.items() if _epoch(lbl) == epoch_new)
+    led = await _ha_status(nodes[other])
+    st = None
+    with contextlib.suppress(OSError, AssertionError, TimeoutError, aiohttp.ClientError):
+        st = await asyncio.wait_for(status(nodes[other].socket), 1.0)
+    # A HALTED desk stays HALTED across takeovers: its failovers exercise no hedging.
+    row["leader_state"] = None if st is None or led is None else st.get("state")
     return row
 
 
