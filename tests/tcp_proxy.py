@@ -1,7 +1,11 @@
 """A TCP proxy on loopback that a test can cut: the database "unreachable" without touching
 the database (tests/ha). `cut()` closes every proxied connection and stops listening, so a
 client sees its connection drop and new connections refused; `restore()` listens again on the
-same port."""
+same port. `drop()` keeps every connection open but silently discards what flows through it
+(a network partition that sends no reset: the client only notices by its own timeouts);
+`restore()` then closes those connections, whose protocol streams lost data.
+`upstream_ports()`: the local ports of the proxy's upstream sockets (PostgreSQL's
+`pg_stat_activity.client_port` of the proxied clients)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._listener: socket.socket | None = None
+        self._dropping = threading.Event()
         self.port = 0
         self._listen()
 
@@ -45,11 +50,11 @@ class TcpProxy:
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if not self._dropping.is_set():
+                    dst.sendall(data)
         except OSError:
             pass
         for s in (src, dst):
@@ -58,13 +63,9 @@ class TcpProxy:
 
     def cut(self) -> None:
         """Drop every connection and refuse new ones."""
-        if self._listener is not None:
-            # shutdown wakes the thread blocked in accept(); close alone would not, and the
-            # kernel socket would go on accepting
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
+        # shutdown wakes the thread blocked in accept(); close alone would not, and the
+        # kernel socket would go on accepting
+        self.refuse()
         with self._lock:
             conns, self._conns = self._conns, []
         for s in conns:
@@ -72,7 +73,31 @@ class TcpProxy:
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
 
+    def refuse(self) -> None:
+        """Refuse new connections; the open ones go on."""
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+
+    def drop(self) -> None:
+        """Discard all traffic from now on, without closing or refusing anything."""
+        self._dropping.set()
+
+    def upstream_ports(self) -> list[int]:
+        with self._lock:
+            conns = list(self._conns)
+        ports = []
+        for s in conns[1::2]:  # appended as (client, upstream) pairs
+            with contextlib.suppress(OSError):
+                ports.append(int(s.getsockname()[1]))
+        return ports
+
     def restore(self) -> None:
+        if self._dropping.is_set():
+            self._dropping.clear()
+            self.cut()  # the dropped connections' streams are broken: close them
         if self._listener is None:
             self._listen()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -109,6 +110,23 @@ def daemon_config(
     for key, value in (extra or {}).items():
         values[key] = value
     return values
+
+
+def toml_text(values: dict[str, object]) -> str:
+    """A config as TOML (for a `hedgerd` subprocess): one line per top-level key, tables inline."""
+    return "".join(f"{json.dumps(k)} = {_toml_inline(v)}\n" for k, v in values.items())
+
+
+def _toml_inline(value: object) -> str:
+    if isinstance(value, dict):
+        return (
+            "{ "
+            + ", ".join(f"{json.dumps(k)} = {_toml_inline(v)}" for k, v in value.items())
+            + " }"
+        )
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_inline(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 async def wait_for(

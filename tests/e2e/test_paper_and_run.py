@@ -22,6 +22,7 @@ from e2e_support import (
     short_dir,
     simulator,
     status,
+    toml_text,
     wait_for,
 )
 from test_daemon_control import _resting_hedger_order
@@ -94,7 +95,7 @@ async def test_sigterm_cancels_orders_and_exits_zero() -> None:
         label = _resting_hedger_order(sim)  # left over "from an earlier run"
         values = daemon_config(work, rest_url=sim.rest_url, ws_url=sim.ws_url)
         config_path = work / "hedgerd.toml"
-        config_path.write_text(_toml(values), encoding="utf-8")
+        config_path.write_text(toml_text(values), encoding="utf-8")
         assert hedgerd_main(["check-config", str(config_path)]) == 0
         faked_env = on_sim_calendar(sim)
         proc = await asyncio.create_subprocess_exec(
@@ -127,7 +128,7 @@ async def test_sigterm_cancels_orders_and_exits_zero() -> None:
             # SIGHUP reloads the hedging policy from the file: a wider band floor shows in
             # the band the next decision reports.
             values["hedging"]["policies"]["t"]["min_halfwidth_coin"] = 4.0
-            config_path.write_text(_toml(values), encoding="utf-8")
+            config_path.write_text(toml_text(values), encoding="utf-8")
             proc.send_signal(signal.SIGHUP)
 
             async def widened() -> bool:
@@ -152,16 +153,3 @@ async def test_sigterm_cancels_orders_and_exits_zero() -> None:
         ]
         assert stopped and stopped[0]["cancelled_orders"] >= 1, err.decode()[-3000:]
         assert not sock.exists()
-
-
-def _toml(values: dict[str, object]) -> str:
-    """The test config as TOML: one line per top-level key, tables inline."""
-    return "".join(f"{json.dumps(k)} = {_inline(v)}\n" for k, v in values.items())
-
-
-def _inline(value: object) -> str:
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_inline(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_inline(v) for v in value) + "]"
-    return json.dumps(value)

@@ -1,0 +1,46 @@
+"""Short HA failover drill: two `hedgerd run` processes on one throwaway PostgreSQL, the active
+failed once by each fault kind (SIGKILL, SIGSTOP past its lease then SIGCONT,
+`pg_terminate_backend`, a proxy that silently drops its database traffic): every failover
+completes, nothing is sent twice, no fill is lost or doubled, no older epoch's order is
+accepted after a takeover. The full run is `scripts/failover_drill.py --cycles 100`.
+
+Skips, saying why, without PostgreSQL's server binaries, psycopg or libfaketime."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from drill_support import load_script
+
+from hedgerd.sim.wall_clock import FaketimeMissingError
+from pg_server import find_binaries
+
+failover_drill = load_script("failover_drill")
+
+
+async def test_short_failover_drill() -> None:
+    binaries = find_binaries()
+    if isinstance(binaries, str):
+        pytest.skip(binaries)
+    pytest.importorskip(
+        "psycopg", reason="psycopg is not installed (pip install 'psycopg[binary]')"
+    )
+    try:
+        r = await failover_drill.drill_processes(
+            cycles=1, seed=5, kinds=failover_drill.KINDS, until=math.inf
+        )
+    except FaketimeMissingError as exc:
+        pytest.skip(f"{exc}; .ci/run installs it")
+    assert r["errors"] == [], r["errors"]
+    for kind in failover_drill.KINDS:
+        assert r["by_kind"][kind]["failovers"] == 1, r["by_kind"]
+        assert r["by_kind"][kind]["stale_epoch_orders_accepted"] == 0, r["by_kind"]
+    assert r["duplicate_orders"] == 0, r
+    assert r["lost_fills"] == 0, r
+    assert r["double_fills"] == 0, r
+    assert r["stale_epoch_orders_accepted"] == 0, r
+    assert r["woken_accepted"] == 0, r  # the paused leader sent nothing accepted on waking
+    # Issue #18 asks p99 ≤ 10 s over 100 failovers per kind (the full run); one failover per
+    # kind on a loaded two-core CI machine gets twice that.
+    assert r["failover_s_p99"] <= 20.0, r
