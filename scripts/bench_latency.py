@@ -8,6 +8,13 @@ decision: the hedge controller's decision for one underlying of a 10k-position b
 (two candidate instruments with 10-level books, in-flight orders), and separately the
 aggregation of 10k positions' cached Greeks into that risk plus the decision, the path a
 price tick takes once the book has revalued.
+
+decision-two-accounts (also run by `decision`): the same 10k positions split across two
+accounts (a Deribit account with the inverse perpetual and future, an OKX account with the
+linear USDT swap), the path of `portfolio.hedge_loop`: each account's risk, their sum
+(`portfolio.book.sum_risks`), and `decide` routing across the four candidate instruments of
+both venues with the default cost model and router. Target p99 <= 100 us; figures (and
+why they are not yet an idle measurement): docs/backtest.md, "Latency of a decision".
 """
 
 from __future__ import annotations
@@ -47,9 +54,18 @@ def _percentiles(ns: list[int]) -> str:
     )
 
 
-def _venue(name: str, kind: InstrumentKind, fee: float, hs: float, level: float) -> HedgeVenueState:
+def _venue(
+    name: str,
+    kind: InstrumentKind,
+    fee: float,
+    hs: float,
+    level: float,
+    account: str = "deribit",
+) -> HedgeVenueState:
+    """An inverse Deribit-style hedge instrument (amounts in USD, 10 USD contracts) on
+    `account`, with a 10-level book of `level` USD a level and half-spread `hs` USD."""
     inst = Instrument(
-        venue="deribit",
+        venue=account,
         name=name,
         kind=kind,
         underlying="BTC",
@@ -70,9 +86,9 @@ def _venue(name: str, kind: InstrumentKind, fee: float, hs: float, level: float)
     bids = tuple(BookLevel(SPOT - hs - 2.5 * i, level) for i in range(10))
     return HedgeVenueState(
         instrument=inst,
-        quote=Quote("deribit", name, SPOT - hs, level, SPOT + hs, level, NOW_MS),
+        quote=Quote(account, name, SPOT - hs, level, SPOT + hs, level, NOW_MS),
         delta_coin_per_amount=1.0 / SPOT,
-        book=OrderBookSnapshot("deribit", name, bids, asks, NOW_MS),
+        book=OrderBookSnapshot(account, name, bids, asks, NOW_MS),
         funding_8h=0.0001 if kind is InstrumentKind.PERPETUAL else None,
         basis_annual=0.05 if kind is InstrumentKind.FUTURE else None,
     )
@@ -176,6 +192,145 @@ def section_decision(n_positions: int = 10_000, iterations: int = 20_000) -> Non
     print(f"  target p99 <= 100 us: {'PASS' if p99 <= 100.0 else 'FAIL'} ({p99:.1f} us)")
 
 
+def _linear_venue(account: str, hs: float, level_coin: float) -> HedgeVenueState:
+    """An OKX-style linear USDT swap on `account` (amounts in coin, 0.01 BTC lots), with a
+    10-level book of `level_coin` BTC a level and half-spread `hs` USD."""
+    name = "BTC-USDT-SWAP"
+    inst = Instrument(
+        venue=account,
+        name=name,
+        kind=InstrumentKind.PERPETUAL,
+        underlying="BTC",
+        quote_currency="USDT",
+        settlement_currency="USDT",
+        inverse=False,
+        contract_size=0.01,
+        amount_unit=AmountUnit.COIN,
+        min_amount=0.01,
+        amount_step=0.01,
+        tick_size=0.1,
+        price_unit=PriceUnit.USD,
+        maker_fee=0.0002,
+        taker_fee=0.0005,
+    )
+    asks = tuple(BookLevel(SPOT + hs + 0.5 * i, level_coin) for i in range(10))
+    bids = tuple(BookLevel(SPOT - hs - 0.5 * i, level_coin) for i in range(10))
+    return HedgeVenueState(
+        instrument=inst,
+        quote=Quote(account, name, SPOT - hs, level_coin, SPOT + hs, level_coin, NOW_MS),
+        delta_coin_per_amount=1.0,
+        book=OrderBookSnapshot(account, name, bids, asks, NOW_MS),
+        funding_8h=0.00008,
+        margin_available_usd=2_000_000.0,
+        initial_margin_frac=0.01,
+    )
+
+
+def section_decision_two_accounts(n_positions: int = 10_000, iterations: int = 20_000) -> None:
+    """The portfolio path of one evaluation with the 10k-position book split across two
+    accounts (half each): per-account risk, `sum_risks`, then `decide` over both venues'
+    instruments with the default cost model and router. Latencies in microseconds."""
+    from hedgerd.hedging.config import CostModelSettings, RouterSettings
+    from hedgerd.portfolio.book import sum_risks
+
+    rng = np.random.default_rng(5)
+    book = _book(n_positions, rng)
+    g = black76(book["is_call"], SPOT, book["strike"], book["tau"], book["vol"])
+    q = book["qty"]
+    delta, gamma, vanna = g.delta * q, g.gamma * q, g.vanna * q
+    expiring = book["tau"] <= 1 / 365.0
+    # Which account holds each position (half each, interleaved at random).
+    on_okx = rng.random(n_positions) < 0.5
+    accounts = {"deribit-main": ~on_okx, "okx-main": on_okx}
+    venues = [
+        _venue("BTC-PERPETUAL", InstrumentKind.PERPETUAL, 0.0005, 0.25, 200_000.0, "deribit-main"),
+        _venue("BTC-FUTURE", InstrumentKind.FUTURE, 0.0005, 2.5, 50_000.0, "deribit-main"),
+        _linear_venue("okx-main", 0.05, 3.0),
+    ]
+    flying = [
+        InFlightOrder(
+            "deribit-main", "BTC-PERPETUAL", f"hg2-d-{i}-0", 0.05, HedgeStyle.MAKER, NOW_MS
+        )
+        for i in range(2)
+    ] + [InFlightOrder("okx-main", "BTC-USDT-SWAP", "hg2o1x0", 0.05, HedgeStyle.MAKER, NOW_MS)]
+    policy = HedgerdPolicy(risk_aversion_per_usd=1e-5, maker=MakerSettings(enabled=True))
+    state = PolicyState(last_hedge_ms=NOW_MS - 60_000, last_hedge_spot_usd=SPOT)
+    cost = CostModelSettings()
+    router = RouterSettings()
+
+    def account_risk(mask: np.ndarray, shift: float) -> UnderlyingRisk:
+        ag = np.abs(gamma[mask])
+        w = ag / ag.sum()
+        return UnderlyingRisk(
+            underlying="BTC",
+            spot_usd=SPOT,
+            net_delta_coin=float(delta[mask].sum()) + shift,
+            gamma_coin_per_usd=float(gamma[mask].sum()),
+            vol=float(w @ book["vol"][mask]),
+            tau_years=float(w @ book["tau"][mask]),
+            vanna_coin_per_vol=float(vanna[mask].sum()),
+            expiring_delta_coin=float(delta[mask & expiring].sum()),
+            next_settlement_ms=NOW_MS + 3_600_000,
+        )
+
+    base = {name: account_risk(mask, 0.0) for name, mask in accounts.items()}
+    shifts = rng.normal(0.0, 3.0, iterations)
+
+    def shifted(s: float) -> dict[str, UnderlyingRisk]:
+        # The book's delta moved by s coin, half on each account (most leave the band).
+        return {
+            name: UnderlyingRisk(
+                r.underlying,
+                r.spot_usd,
+                s / 2.0,
+                r.gamma_coin_per_usd,
+                r.vol,
+                r.tau_years,
+                r.vanna_coin_per_vol,
+                0.0,
+                r.expiring_delta_coin,
+                r.next_settlement_ms,
+            )
+            for name, r in base.items()
+        }
+
+    per_account = [shifted(float(s)) for s in shifts]
+
+    def one(risks: dict[str, UnderlyingRisk], now: int) -> int:
+        total = sum_risks(risks).total
+        return decide(total, venues, flying, "hedgerd", policy, state, now, cost, router).trades
+
+    for r in per_account[:500]:  # warm up
+        one(r, NOW_MS)
+    gc.collect()
+    gc.disable()
+    ns: list[int] = []
+    trades = 0
+    agg_ns: list[int] = []
+    try:
+        for i, r in enumerate(per_account):
+            t = time.perf_counter_ns()
+            trades += one(r, NOW_MS + i)
+            ns.append(time.perf_counter_ns() - t)
+        for i in range(min(iterations, 5000)):
+            t = time.perf_counter_ns()
+            s = float(shifts[i])
+            one({n: account_risk(m, s / 2.0) for n, m in accounts.items()}, NOW_MS + i)
+            agg_ns.append(time.perf_counter_ns() - t)
+    finally:
+        gc.enable()
+    sizes = ", ".join(f"{n} {int(m.sum())}" for n, m in accounts.items())
+    print(
+        f"decision latency, {n_positions} positions on two accounts ({sizes}), "
+        f"{len(venues)} instruments on 2 venues x 10 levels, {len(flying)} orders in flight "
+        f"({trades} of {iterations} decisions trade):"
+    )
+    print(f"  sum_risks() + decide():                     {_percentiles(ns)}")
+    print(f"  per-account aggregate + sum_risks + decide: {_percentiles(agg_ns)}")
+    p99 = float(np.percentile(np.asarray(ns) / 1000.0, 99))
+    print(f"  target p99 <= 100 us: {'PASS' if p99 <= 100.0 else 'FAIL'} ({p99:.1f} us)")
+
+
 # ------------------------------------------------------------------ wire (execution helper)
 
 
@@ -274,8 +429,15 @@ def bench_wire_latency(n_orders: int = 200) -> None:
         asyncio.run(run("rest", Path(d)))
 
 
+def section_decision_all() -> None:
+    """`decision`: the single-account book, then the same book split across two accounts."""
+    section_decision()
+    section_decision_two_accounts()
+
+
 SECTIONS: dict[str, Callable[[], None]] = {
-    "decision": section_decision,
+    "decision": section_decision_all,
+    "decision-two-accounts": section_decision_two_accounts,
     "wire": bench_wire_latency,
 }
 

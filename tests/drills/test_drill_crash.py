@@ -24,3 +24,23 @@ async def test_short_crash_drill() -> None:
     assert r["double_fills"] == 0, r
     assert r["state_preserved"] == 2, r
     assert r["last_exit_code"] == 0, r
+
+
+async def test_short_crash_drill_two_accounts() -> None:
+    """Two accounts (Deribit and its OKX twin) in one daemon, killed twice: seed 25 halts
+    every account before the first kill and one account only before the second; each
+    account's state survives, and neither venue sees a duplicate or loses a fill."""
+    try:
+        r = await crash_drill.run_drill(
+            restarts=2, seed=25, max_life_s=3.0, start_ms=TEST_START_MS, venues=("deribit", "okx")
+        )
+    except FaketimeMissingError as exc:
+        pytest.skip(f"{exc}; .ci/run installs it")
+    assert r["accounts"] == ["sim", "okx"]
+    assert r["kills_with_one_account_halted"] == 1, r
+    assert r["duplicate_orders"] == 0, r
+    assert r["lost_fills"] == 0, r
+    assert r["double_fills"] == 0, r
+    assert r["venues"]["okx"]["duplicate_orders"] == 0, r
+    assert r["state_preserved"] == 2, r
+    assert r["last_exit_code"] == 0, r

@@ -37,6 +37,10 @@ class OkxCounters:
     rate_limited: int = 0
     internal_errors: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    #: Order items by `clOrdId` ("" = none): received (past the rate limit) and accepted; the
+    #: chaos drill's duplicate check (a client id received or accepted twice).
+    received_by_cl_ord_id: Counter[str] = field(default_factory=Counter)
+    accepted_by_cl_ord_id: Counter[str] = field(default_factory=Counter)
 
     def to_json(self) -> dict[str, Any]:
         return {

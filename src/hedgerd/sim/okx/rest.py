@@ -213,6 +213,9 @@ class OkxRestApi:
             return self._reply(batch_reply([order_ack(None, now, it, err) for it in items]))
         if path in ORDER_ENDPOINTS:
             self.d.counters.orders_received += 1
+            for it in body if isinstance(body, list) else [body]:
+                cl = str(it.get("clOrdId", "")) if isinstance(it, Mapping) else ""
+                self.d.counters.received_by_cl_ord_id[cl] += 1
         out = handler(self, Call(params, body, acct))
         if faults.timeout_mode is not None:
             raise _NoReplyError(faults.timeout_mode, faults.hold_s)
@@ -489,6 +492,7 @@ class OkxRestApi:
             try:
                 order = self.venue.place(acct, req)
                 self.d.counters.orders_accepted += 1
+                self.d.counters.accepted_by_cl_ord_id[order.cl_ord_id] += 1
                 out.append(order_ack(order, now, req, None))
             except OrderRejectedError as err:
                 out.append(order_ack(None, now, req, err))

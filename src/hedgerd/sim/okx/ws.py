@@ -381,6 +381,9 @@ class OkxWsHub:
                     return {"id": req_id, "op": op, "code": errors.RATE_LIMITED,
                             "msg": "Too Many Requests", "data": []}  # fmt: skip
             self.d.counters.orders_received += 1
+            for it in args:
+                cl = str(it.get("clOrdId", "")) if isinstance(it, Mapping) else ""
+                self.d.counters.received_by_cl_ord_id[cl] += 1
         if reject is not None and placing:
             err = OrderRejectedError(str(reject["code"]), str(reject["message"]))
             items = [order_ack(None, venue.now_ms(), it, err) for it in args]
