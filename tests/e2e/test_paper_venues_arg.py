@@ -19,12 +19,13 @@ def test_venues_are_deribit_or_deribit_and_okx() -> None:
             _venues_arg(bad)
 
 
-def test_the_okx_account_is_the_market_makers_twin_hedging_only() -> None:
+def test_the_okx_account_is_the_market_makers_twin_with_options_and_hedges() -> None:
     deribit = VenueSettings(
         mode="sim", account="mm", api_key="k", api_secret="s", underlyings=("BTC", "ETH")
     )
     okx = okx_hedge_account(deribit, speed=20.0)
-    assert okx.exchange == "okx" and okx.roles == ("hedge",)
+    # Options are booked on it at start (sim/okx/starting_options.py) and it hedges.
+    assert okx.exchange == "okx" and okx.roles == ("options", "hedge")
     assert okx.api_key is not None and okx.api_key.get_secret_value() == "k"
     assert okx.hedge_instruments == {"BTC": ("BTC-USD-SWAP",), "ETH": ("ETH-USD-SWAP",)}
     # Renewed every third of dead_man_s simulated seconds: at 20x, once every 2 wall s.

@@ -25,10 +25,10 @@ from e2e_support import (
     short_dir,
     start_daemon,
     status,
+    toml_text,
     wait_for,
 )
 from structlog.testing import capture_logs
-from test_paper_and_run import _toml
 
 from hedgerd.risk.alerts import Alert
 from hedgerd.sim.command import running_simulator
@@ -192,7 +192,7 @@ async def test_secrets_never_appear_in_output_logs_status_or_events() -> None:
         venue["account"] = "leaky"
         values["control"]["tcp_port"] = tcp_port
         config_path = work / "hedgerd.toml"
-        config_path.write_text(_toml(values), encoding="utf-8")
+        config_path.write_text(toml_text(values), encoding="utf-8")
         assert not _leaks("config file", config_path.read_bytes())
 
         base_env = {
