@@ -36,6 +36,7 @@ from hedgerd.venues.base import (
     VenueModeMismatchError,
 )
 from hedgerd.venues.deribit.names import UnknownInstrumentError, parse_instrument_name
+from hedgerd.venues.json_values import as_float
 
 log = structlog.get_logger(__name__)
 
@@ -80,18 +81,6 @@ class BadPayloadError(VenueError):
             venue="deribit",
             outcome_unknown=True,
         )
-
-
-def as_float(value: Any, default: float = math.nan) -> float:
-    """A finite float from a JSON value (a number or a numeric string), else `default`.
-    JSON true/false are not numbers (Python would read them as 1 and 0)."""
-    if isinstance(value, bool):
-        return default
-    try:
-        x = float(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: a huge JSON integer
-        return default
-    return x if math.isfinite(x) else default
 
 
 def as_ms(value: Any) -> int | None:
@@ -378,7 +367,6 @@ __all__ = [
     "FAR_FUTURE_MS",
     "LINEAR_SETTLEMENT",
     "BadPayloadError",
-    "as_float",
     "as_ms",
     "balance_from_summary",
     "check_environment",

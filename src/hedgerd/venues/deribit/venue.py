@@ -68,7 +68,6 @@ from hedgerd.venues.deribit.payloads import (
     FAR_FUTURE_MS,
     LINEAR_SETTLEMENT,
     BadPayloadError,
-    as_float,
     balance_from_summary,
     check_environment,
     fill_from_deribit,
@@ -81,6 +80,7 @@ from hedgerd.venues.deribit.payloads import (
     ticker_from_deribit,
 )
 from hedgerd.venues.deribit.session import DeribitSession, SessionClosedError
+from hedgerd.venues.json_values import as_float
 from hedgerd.venues.units import depth_to_notional
 
 log = structlog.get_logger(__name__)

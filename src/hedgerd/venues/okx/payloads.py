@@ -26,6 +26,7 @@ from hedgerd.model import (
     Ticker,
 )
 from hedgerd.venues.base import ErrorClass, PositionEvent, VenueError, VenueGreeks
+from hedgerd.venues.json_values import as_float
 from hedgerd.venues.okx.contracts import contracts_to_amount
 
 
@@ -43,26 +44,14 @@ class BadOkxPayloadError(VenueError):
         )
 
 
-def num(value: Any, default: float = math.nan) -> float:
-    """A finite float from an OKX numeric string (or number); `""`, None, booleans and
-    non-numbers give `default`."""
-    if isinstance(value, bool) or value is None or value == "":
-        return default
-    try:
-        x = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return default
-    return x if math.isfinite(x) else default
-
-
 def opt_num(value: Any) -> float | None:
-    x = num(value)
+    x = as_float(value)
     return None if math.isnan(x) else x
 
 
 def ms(value: Any) -> int | None:
     """An OKX timestamp string (UTC epoch ms) → int; None when absent or invalid."""
-    x = num(value)
+    x = as_float(value)
     return int(x) if x >= 0 else None
 
 
@@ -99,7 +88,7 @@ def _label(data: Mapping[str, Any]) -> str | None:
 def signed_contracts(data: Mapping[str, Any]) -> float:
     """A position's signed size in contracts: `pos` is signed in net mode (`posSide
     "net"`); in long/short mode it is unsigned and `posSide` gives the sign."""
-    pos = num(data.get("pos"))
+    pos = as_float(data.get("pos"))
     if math.isnan(pos):
         raise BadOkxPayloadError("position (pos)", data)
     side = data.get("posSide")
@@ -123,7 +112,7 @@ def position_from_okx(
     name = _text("position", data, "instId")
     contracts = signed_contracts(data)
     amount = contracts_to_amount(instrument, contracts)
-    mark = num(data.get("markPx"))
+    mark = as_float(data.get("markPx"))
     if instrument.amount_unit is AmountUnit.COIN:
         qty_coin: float | None = amount
     elif mark > 0:
@@ -136,7 +125,7 @@ def position_from_okx(
             delta = 0.0
     else:
         delta = qty_coin
-    avg = num(data.get("avgPx"))
+    avg = as_float(data.get("avgPx"))
     return PositionEvent(
         position=Position(
             venue=venue,
@@ -160,12 +149,12 @@ def fill_from_okx(venue: str, data: Mapping[str, Any], instrument: Instrument) -
     non-empty: `fillSz`, `fillPx`, `fillFee`), → `Fill` in hedgerd units; fee positive when
     paid, in `feeCcy`."""
     data = _mapping("fill", data)
-    contracts = num(data.get("fillSz"))
-    price = num(data.get("fillPx"))
+    contracts = as_float(data.get("fillSz"))
+    price = as_float(data.get("fillPx"))
     ts = ms(data.get("fillTime") or data.get("ts"))
     if not (contracts > 0 and price > 0) or ts is None:
         raise BadOkxPayloadError("fill (fillSz, fillPx or ts)", data)
-    fee = num(data.get("fillFee") if "fillFee" in data else data.get("fee"), 0.0)
+    fee = as_float(data.get("fillFee") if "fillFee" in data else data.get("fee"), 0.0)
     fee_ccy = data.get("fillFeeCcy") if "fillFeeCcy" in data else data.get("feeCcy")
     return Fill(
         venue=venue,
@@ -196,16 +185,16 @@ def order_from_okx(venue: str, data: Mapping[str, Any], instrument: Instrument) 
     """An OKX order object (`trade/order`, `orders-pending`, `orders` push) → `OrderUpdate`
     in hedgerd units. A market order's `px` is `""`: its price is None."""
     data = _mapping("order", data)
-    size = num(data.get("sz"), 0.0)
-    filled = num(data.get("accFillSz"), 0.0)
+    size = as_float(data.get("sz"), 0.0)
+    filled = as_float(data.get("accFillSz"), 0.0)
     if not (size >= 0 and filled >= 0):
         raise BadOkxPayloadError("order (sz, accFillSz)", data)
     state = str(data.get("state") or "")
     status = _STATES.get(state)
     if status is None:
         status = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.ACKED
-    price = num(data.get("px"))
-    avg = num(data.get("avgPx"))
+    price = as_float(data.get("px"))
+    avg = as_float(data.get("avgPx"))
     return OrderUpdate(
         venue=venue,
         instrument=_text("order", data, "instId"),
@@ -263,9 +252,9 @@ def balances_from_okx(
     for d in details:
         d = _mapping("balance detail", d)
         ccy = _text("balance detail", d, "ccy")
-        cash = num(d.get("cashBal"))
+        cash = as_float(d.get("cashBal"))
         if math.isnan(cash):
-            cash = num(d.get("eq"))
+            cash = as_float(d.get("eq"))
         if math.isnan(cash):
             raise BadOkxPayloadError("balance detail (cashBal, eq)", d)
         out.append(
@@ -279,7 +268,7 @@ def equity_of(data: Mapping[str, Any], currency: str) -> float:
     `account/balance` `data[0]`; 0 when the currency is not held."""
     for d in data.get("details") or ():
         if isinstance(d, Mapping) and str(d.get("ccy", "")).upper() == currency.upper():
-            return num(d.get("eq"), 0.0)
+            return as_float(d.get("eq"), 0.0)
     return 0.0
 
 
@@ -294,7 +283,7 @@ def greeks_from_okx(
     figure is `delta_total_coin + equity_coin` (see `BookFeed.cross_check`), with
     `equity_coin` the coin's `eq`. Raises when `deltaPA` is unreadable."""
     greeks = _mapping("account greeks", greeks)
-    delta_pa = num(greeks.get("deltaPA"))
+    delta_pa = as_float(greeks.get("deltaPA"))
     if math.isnan(delta_pa):
         raise BadOkxPayloadError("account greeks (deltaPA)", greeks)
     return VenueGreeks(
@@ -302,7 +291,7 @@ def greeks_from_okx(
         account=account,
         underlying=underlying.upper(),
         delta_total_coin=delta_pa,
-        options_delta_coin=num(greeks.get("deltaBS"), 0.0),
+        options_delta_coin=as_float(greeks.get("deltaBS"), 0.0),
         equity_coin=equity_coin,
         ts_ms=ms(greeks.get("ts")) or ts_ms,
         options_gamma=opt_num(greeks.get("gammaBS")),
@@ -318,8 +307,8 @@ def quote_from_okx(venue: str, data: Mapping[str, Any], instrument: Instrument) 
     None when a side is empty, the book is crossed or the timestamp is invalid."""
     if not isinstance(data, Mapping):
         return None
-    bid, ask = num(data.get("bidPx")), num(data.get("askPx"))
-    bid_sz, ask_sz = num(data.get("bidSz"), 0.0), num(data.get("askSz"), 0.0)
+    bid, ask = as_float(data.get("bidPx")), as_float(data.get("askPx"))
+    bid_sz, ask_sz = as_float(data.get("bidSz"), 0.0), as_float(data.get("askSz"), 0.0)
     ts = ms(data.get("ts"))
     if not (bid > 0 and ask > 0 and bid <= ask and bid_sz >= 0 and ask_sz >= 0) or ts is None:
         return None
@@ -343,7 +332,7 @@ def ticker_from_okx(
     (`idxPx`), `public/opt-summary` (options: `markVol` fraction, `fwdPx`, `deltaBS`) and
     `public/funding-rate` (swaps: `fundingRate` per 8 h period). None without a positive mark
     and index."""
-    mark_px = num(mark.get("markPx")) if isinstance(mark, Mapping) else math.nan
+    mark_px = as_float(mark.get("markPx")) if isinstance(mark, Mapping) else math.nan
     if not (mark_px > 0 and index_usd > 0):
         return None
     iv = fwd = delta = None
@@ -371,7 +360,6 @@ __all__ = [
     "fill_from_okx",
     "greeks_from_okx",
     "ms",
-    "num",
     "opt_num",
     "order_ack",
     "order_from_okx",

@@ -74,6 +74,7 @@ from hedgerd.venues.base import (
     VenueGreeks,
 )
 from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, guarded_ws_exchange, now_ms
+from hedgerd.venues.json_values import as_float
 from hedgerd.venues.okx import errors as _errors  # noqa: F401  (registers the codes)
 from hedgerd.venues.okx.contracts import ContractSizeError, amount_to_contracts, instrument_from_okx
 from hedgerd.venues.okx.limits import ENDPOINT_LIMITS
@@ -84,7 +85,6 @@ from hedgerd.venues.okx.payloads import (
     equity_of,
     fill_from_okx,
     greeks_from_okx,
-    num,
     order_ack,
     order_from_okx,
     position_from_okx,
@@ -339,7 +339,7 @@ class OkxVenue(CcxtVenue):
 
     async def server_time_ms(self) -> int:
         data = await self._data(Lane.READS, "publicGetPublicTime")
-        ts = num(data[0].get("ts")) if data and isinstance(data[0], Mapping) else math.nan
+        ts = as_float(data[0].get("ts")) if data and isinstance(data[0], Mapping) else math.nan
         if not ts > 0:
             raise VenueError(
                 f"{self.name}: unreadable server time {str(data)[:100]}",
@@ -357,7 +357,7 @@ class OkxVenue(CcxtVenue):
         ts = self.venue_time_ms()
         out = []
         top = data[0] if data and isinstance(data[0], Mapping) else {}
-        account_mmr = num(top.get("mmr"))
+        account_mmr = as_float(top.get("mmr"))
         # Account-level figures ("" in Futures mode): the account is margined as a whole.
         unified = not math.isnan(account_mmr)
         for d in top.get("details") or []:
@@ -366,25 +366,25 @@ class OkxVenue(CcxtVenue):
                     MarginSummary(
                         venue=self.name,
                         currency=str(d["ccy"]).upper(),
-                        equity=num(d.get("eq"), 0.0),
-                        maintenance_margin=num(d.get("mmr"), 0.0),
+                        equity=as_float(d.get("eq"), 0.0),
+                        maintenance_margin=as_float(d.get("mmr"), 0.0),
                         ts_ms=ts,
-                        available=num(d.get("availEq"), math.nan),
+                        available=as_float(d.get("availEq"), math.nan),
                         margined=not unified,
                     )
                 )
         if unified:
             # The account-level figures ("" in Futures mode): what liquidation judges in the
             # unified modes. Adjusted equity is the collateral after OKX's discounts.
-            equity = num(top.get("adjEq"))
+            equity = as_float(top.get("adjEq"))
             out.append(
                 MarginSummary(
                     venue=self.name,
                     currency="USD",
-                    equity=equity if not math.isnan(equity) else num(top.get("totalEq"), 0.0),
+                    equity=equity if not math.isnan(equity) else as_float(top.get("totalEq"), 0.0),
                     maintenance_margin=account_mmr,
                     ts_ms=ts,
-                    available=num(top.get("availEq"), math.nan),
+                    available=as_float(top.get("availEq"), math.nan),
                 )
             )
         return out
@@ -522,7 +522,8 @@ class OkxVenue(CcxtVenue):
         data = await self._data(
             Lane.READS, "publicGetMarketIndexTickers", {"instId": f"{ccy}-USD"}
         )
-        price = num(data[0].get("idxPx")) if data and isinstance(data[0], Mapping) else math.nan
+        first = data[0] if data and isinstance(data[0], Mapping) else {}
+        price = as_float(first.get("idxPx"))
         if not price > 0:
             raise VenueError(
                 f"{self.name}: bad index price for {ccy}: {price}",
@@ -576,10 +577,10 @@ class OkxVenue(CcxtVenue):
         data = await self._data(Lane.READS, "publicGetPublicFundingRate", {"instId": instrument})
         if not data or not isinstance(data[0], Mapping):
             return None
-        rate = num(data[0].get("fundingRate"))
+        rate = as_float(data[0].get("fundingRate"))
         if math.isnan(rate):
             return None
-        period = num(data[0].get("nextFundingTime")) - num(data[0].get("fundingTime"))
+        period = as_float(data[0].get("nextFundingTime")) - as_float(data[0].get("fundingTime"))
         return rate * EIGHT_HOURS_MS / period if period > 0 else rate
 
     async def fetch_order_book(
