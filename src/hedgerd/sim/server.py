@@ -25,7 +25,7 @@ import itertools
 import json
 import socket
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -56,6 +56,7 @@ from hedgerd.sim.protocol import (
     DeribitError,
     SimEngine,
 )
+from hedgerd.sim.ws_outbox import WsOutbox
 
 try:
     import orjson
@@ -245,69 +246,37 @@ class WsSession:
         self.cod_enabled = False
         self.cod_orders: set[str] = set()
         self.logged_out = False
-        self.closed = False
         self.heartbeat_s: float | None = None
         self.awaiting_test = False
-        self._queue: deque[str] = deque()
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._writer = asyncio.create_task(self._write_loop(), name=f"sim-ws-writer-{conn_id}")
+        self.outbox = WsOutbox(
+            ws, request, max_queue=server.max_queue, name=f"sim-ws-writer-{conn_id}",
+            on_overflow=self._overflowed,
+        )  # fmt: skip
         self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def account_id(self) -> str | None:
         return self.account.account_id if self.account is not None else None
 
+    @property
+    def closed(self) -> bool:
+        return self.outbox.closed
+
     def send_text(self, text: str) -> None:
-        if self.closed:
-            return
-        if len(self._queue) >= self.server.max_queue:
-            # A client that cannot keep up is cut off, as a venue would: never block the loop.
-            self.server.counters.ws_overflows += 1
-            log.warning("sim_ws_send_queue_overflow", conn_id=self.conn_id, queued=len(self._queue))
-            self.abort()
-            return
-        self._queue.append(text)
-        self._wake.set()
+        self.outbox.send_text(text)
 
-    async def _write_loop(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._queue:
-                    text = self._queue.popleft()
-                    if self.ws.closed:
-                        return
-                    await self.ws.send_str(text)
-                self._drained.set()
-        except (ConnectionError, RuntimeError, asyncio.CancelledError):
-            return
-
-    async def drain(self, timeout_s: float = 1.0) -> None:
-        """Wait (briefly) for queued frames to go out."""
-        if self._queue and not self.ws.closed:
-            self._drained.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), timeout_s)
+    def _overflowed(self, queued: int) -> None:
+        # A client that cannot keep up is cut off, as a venue would: never block the loop.
+        self.server.counters.ws_overflows += 1
+        log.warning("sim_ws_send_queue_overflow", conn_id=self.conn_id, queued=queued)
 
     def abort(self) -> None:
         """Drop the connection without a close frame (a network failure)."""
-        if self.closed:
-            return
-        self.closed = True
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
+        self.outbox.abort()
 
     async def close(self) -> None:
         """Close the connection with a close frame, after what is queued."""
-        if self.closed:
-            return
-        await self.drain()
-        self.closed = True
-        with contextlib.suppress(Exception):
-            await self.ws.close()
+        await self.outbox.close()
 
     def set_heartbeat(self, interval_s: float | None) -> None:
         if self._heartbeat is not None:
@@ -337,7 +306,7 @@ class WsSession:
             )
 
     def stop_tasks(self) -> None:
-        self._writer.cancel()
+        self.outbox.stop()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
 
@@ -1097,7 +1066,6 @@ class SimServer:
                 await session.close()
 
     def _ws_closed(self, session: WsSession) -> None:
-        session.closed = True
         session.stop_tasks()
         self.hub.remove_all(session)
         self.sessions.pop(session.conn_id, None)

@@ -16,7 +16,6 @@ import itertools
 import json
 import time
 import zlib
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from hedgerd.sim.okx.errors import OrderRejectedError
 from hedgerd.sim.okx.instruments import INST_TYPES, OkxInstrument
 from hedgerd.sim.okx.rest import order_ack
 from hedgerd.sim.okx.venue import OkxVenue
+from hedgerd.sim.ws_outbox import WsOutbox
 
 if TYPE_CHECKING:
     from hedgerd.sim.okx.dialect import OkxDialect
@@ -90,55 +90,39 @@ class OkxWsSession:
     request: web.Request
     creds: OkxCredentials | None = None
     subs: list[_Sub] = field(default_factory=list)
-    closed: bool = False
-    _queue: deque[str] = field(default_factory=deque)
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _writer: asyncio.Task[None] | None = None
+    outbox: WsOutbox | None = None  # set by `start`, in the handler's loop
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop(), name=f"okx-ws-{self.conn_id}")
+        self.outbox = WsOutbox(
+            self.ws, self.request, max_queue=MAX_QUEUE, name=f"okx-ws-{self.conn_id}",
+            on_overflow=self._overflowed,
+        )  # fmt: skip
 
     @property
     def account_id(self) -> str | None:
         return self.creds.account_id if self.creds is not None else None
 
+    @property
+    def closed(self) -> bool:
+        return self.outbox is None or self.outbox.closed
+
+    def _overflowed(self, queued: int) -> None:
+        log.warning("okx_ws_send_queue_overflow", conn_id=self.conn_id)
+
     def send(self, data: Any) -> None:
         self.send_text(data if isinstance(data, str) else dumps(data))
 
     def send_text(self, text: str) -> None:
-        if self.closed:
-            return
-        if len(self._queue) >= MAX_QUEUE:
-            log.warning("okx_ws_send_queue_overflow", conn_id=self.conn_id)
-            self.abort()
-            return
-        self._queue.append(text)
-        self._wake.set()
-
-    async def _write_loop(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._queue:
-                    text = self._queue.popleft()
-                    if self.ws.closed:
-                        return
-                    await self.ws.send_str(text)
-        except (ConnectionError, RuntimeError, asyncio.CancelledError):
-            return
+        if self.outbox is not None:
+            self.outbox.send_text(text)
 
     def abort(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.request.transport is not None:
-            self.request.transport.abort()
+        if self.outbox is not None:
+            self.outbox.abort()
 
     def stop(self) -> None:
-        self.closed = True
-        if self._writer is not None:
-            self._writer.cancel()
+        if self.outbox is not None:
+            self.outbox.stop()
 
 
 class OkxWsHub:
