@@ -448,13 +448,18 @@ class CcxtVenue:
     def instruments(self) -> Mapping[str, Instrument]:
         return self._instruments
 
+    def _instrument_from_market(self, market: Mapping[str, Any]) -> Instrument | None:
+        """One ccxt market as an `Instrument` (None: not one hedgerd trades); a venue whose
+        ccxt markets miss what hedgerd needs reads the venue's own fields instead."""
+        return instrument_from_market(self._name, market)
+
     async def reload_instruments(self) -> Mapping[str, Instrument]:
         """Load markets through ccxt (REST) and normalise them; the WS client shares them."""
         markets = await self.call(Lane.READS, lambda: self.rest.load_markets(True))
         out: dict[str, Instrument] = {}
         symbols: dict[str, str] = {}
         for market in markets.values():
-            inst = instrument_from_market(self._name, market)
+            inst = self._instrument_from_market(market)
             if inst is not None:
                 out[inst.name] = inst
                 symbols[inst.name] = str(market["symbol"])

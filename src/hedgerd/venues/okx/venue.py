@@ -281,25 +281,12 @@ class OkxVenue(CcxtVenue):
         return self.clock_ms() + self.server_offset_ms
 
     # ------------------------------------------------------------------ instruments
-    async def reload_instruments(self) -> Mapping[str, Instrument]:
-        """OKX markets through ccxt, normalised from OKX's own fields (`ctMult` included)."""
-        markets = await self.call(Lane.READS, lambda: self.rest.load_markets(True))
-        out: dict[str, Instrument] = {}
-        symbols: dict[str, str] = {}
-        for market in markets.values():
-            info = market.get("info") or {}
-            inst = instrument_from_okx(
-                self.name, info, float(market.get("maker") or 0.0),
-                float(market.get("taker") or 0.0),
-            )  # fmt: skip
-            if inst is not None:
-                out[inst.name] = inst
-                symbols[inst.name] = str(market["symbol"])
-        self.ws.set_markets(self.rest.markets, self.rest.currencies)
-        self._instruments = out
-        self._symbols = symbols
-        log.info("venue.instruments_loaded", venue=self.name, count=len(out))
-        return out
+    def _instrument_from_market(self, market: Mapping[str, Any]) -> Instrument | None:
+        """Normalised from OKX's own fields (`ctMult` included), not ccxt's contract size."""
+        info = market.get("info") or {}
+        return instrument_from_okx(
+            self.name, info, float(market.get("maker") or 0.0), float(market.get("taker") or 0.0)
+        )
 
     def resolve_instrument(self, name: str) -> Instrument | None:
         inst = self._instruments.get(name)
