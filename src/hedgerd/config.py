@@ -31,6 +31,7 @@ from hedgerd.ha.settings import HaSettings
 from hedgerd.hedging.config import POLICY_KINDS, HedgingConfig
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.secret_files import read_secret_file
+from hedgerd.validation_errors import ConfigError as ConfigError
 from hedgerd.validation_errors import describe_validation_error
 
 ENV_PREFIX = "HEDGERD_"
@@ -39,11 +40,6 @@ Numeraire = Literal["usd", "coin"]
 
 
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; the message names the key, the value and what was
-    expected, one problem per line."""
 
 
 class _Section(BaseModel):

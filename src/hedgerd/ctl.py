@@ -26,7 +26,6 @@ from typing import Any
 
 import aiohttp
 
-from hedgerd.config import ConfigError
 from hedgerd.control.locate import (
     SocketAmbiguousError,
     SocketNotFoundError,
@@ -35,6 +34,7 @@ from hedgerd.control.locate import (
 )
 from hedgerd.control.render import render_event, render_events, render_result, render_status
 from hedgerd.control.watch import WatchRefusedError, WatchSettings, watch
+from hedgerd.validation_errors import ConfigError
 
 EXIT_OK = 0
 EXIT_REFUSED = 1

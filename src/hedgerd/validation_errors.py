@@ -11,6 +11,12 @@ from pydantic import ValidationError
 _SECRET_WORDS = ("secret", "token", "key", "password")
 
 
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the key, the value and what was
+    expected, one problem per line. (Defined here, re-exported by `hedgerd.config`, so that
+    `hedgerctl` can catch it without importing the settings and what they pull in.)"""
+
+
 def describe_validation_error(
     exc: ValidationError, prefix: str = "", skip_parts: Collection[str] = ()
 ) -> list[str]:

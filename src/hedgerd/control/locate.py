@@ -19,9 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hedgerd.config import ConfigError, load_config
-from hedgerd.paper_config import DEFAULT_CONFIG as PAPER_CONFIG
-from hedgerd.paper_config import load_paper_config
+from hedgerd.validation_errors import ConfigError
 
 SOCKET_ENV = "HEDGERD_CONTROL__SOCKET_PATH"
 #: How to point hedgerctl at a daemon, for messages.
@@ -62,6 +60,12 @@ def socket_candidates(socket_path: Path | None, config: Path | None) -> list[Soc
     directory, as the daemon resolves them). Raises ConfigError for a bad --config file."""
     if socket_path is not None:
         return [SocketCandidate(socket_path, "--socket")]
+    # Imported here: the settings pull in pydantic-settings, numpy and psycopg, ~0.3 s of CPU
+    # that every `hedgerctl --socket ...` (the common case) would pay for nothing.
+    from hedgerd.config import load_config
+    from hedgerd.paper_config import DEFAULT_CONFIG as PAPER_CONFIG
+    from hedgerd.paper_config import load_paper_config
+
     if config is not None:
         path = load_config(config).control.socket_path
         return [SocketCandidate(path, f"control.socket_path in {config}, from --config")]
