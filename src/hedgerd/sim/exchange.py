@@ -88,6 +88,32 @@ class DepthLimit(Protocol):
     def matches(self, instrument_name: str) -> bool: ...
 
 
+def rebuild_quantised(
+    b: InstrumentBook,
+    market_ms: int,
+    tick: float,
+    mark_half_step: tuple[float, float, float],
+    caps: Sequence[DepthLimit],
+    name: str,
+) -> None:
+    """Rebuild `b`'s synthetic levels at `market_ms` around (mark, half spread, level step),
+    then apply the depth caps matching `name` (every venue's books). Quantised (mark to a
+    quarter tick, spreads to a tick): books whose inputs did not move that far are not
+    rebuilt, and the levels do not depend on when (or whether) the book was looked at before."""
+    mark, half, step = mark_half_step
+    q = 0.25 * tick
+    mark = round(mark / q) * q
+    half = round(half / tick) * tick
+    step = max(tick, round(step / tick) * tick)
+    if b.built_ms >= 0 and (mark, half, step) == (b.built_mark, b.built_half, b.built_step):
+        b.built_ms = market_ms
+        return
+    b.rebuild(market_ms, mark, half, step)
+    for cap in caps:
+        if cap.matches(name):
+            _cap_levels(b, cap)
+
+
 def _cap_levels(b: InstrumentBook, cap: DepthLimit) -> None:
     """Keep at most `cap.depth_amount` of synthetic depth on the capped side(s), best first,
     in whole steps (contracts, or the option's minimum amount)."""
@@ -524,20 +550,9 @@ class SimExchange:
             mark = self.mark_price(inst)
             half = mark * spec.future_half_spread_bps * 1e-4
             step = mark * spec.future_level_step_bps * 1e-4
-        # Quantised (mark to a quarter tick, spreads to a tick): books whose inputs did not
-        # move that far are not rebuilt,
-        # and the levels do not depend on when (or whether) the book was looked at before.
-        q = 0.25 * inst.tick_size
-        mark = round(mark / q) * q
-        half = round(half / inst.tick_size) * inst.tick_size
-        step = max(inst.tick_size, round(step / inst.tick_size) * inst.tick_size)
-        if b.built_ms >= 0 and (mark, half, step) == (b.built_mark, b.built_half, b.built_step):
-            b.built_ms = self._market_ms
-            return
-        b.rebuild(self._market_ms, mark, half, step)
-        for cap in self._depth_caps:
-            if cap.matches(inst.name):
-                _cap_levels(b, cap)
+        rebuild_quantised(
+            b, self._market_ms, inst.tick_size, (mark, half, step), self._depth_caps, inst.name
+        )
 
     def lookup(self, params: Mapping[str, Any], name: str = "instrument_name") -> SimInstrument:
         """The instrument named by `params[name]`: a name that is not Deribit's format gets

@@ -469,6 +469,20 @@ class FaultInjector:
     def market_stale(self, now_ms: int) -> bool:
         return bool(self._faults) and self._state_active("stale_market_data", now_ms)
 
+    def _active_for(
+        self, kind: str, venue: str, account_id: str | None, now_ms: int
+    ) -> list[Fault]:
+        """The active faults of `kind` on `venue` whose `account` (when given) is
+        `account_id` (a copy: firing one may end it)."""
+        return [
+            fault
+            for fault in self._faults.values()
+            if fault.kind == kind
+            and fault.active(now_ms)
+            and fault.venue == venue
+            and (fault.params.get("account") is None or str(fault.params["account"]) == account_id)
+        ]
+
     def drop_notification(
         self, channel: str, account_id: str | None, now_ms: int, venue: str = "deribit"
     ) -> bool:
@@ -476,14 +490,8 @@ class FaultInjector:
         `user.changes.future.BTC`) for `account_id` is dropped (fault `drop_notifications`)."""
         if not self._faults:
             return False
-        for fault in list(self._faults.values()):
-            if fault.kind != "drop_notifications" or not fault.active(now_ms):
-                continue
-            if fault.venue != venue:
-                continue
+        for fault in self._active_for("drop_notifications", venue, account_id, now_ms):
             p = fault.params
-            if p.get("account") is not None and str(p["account"]) != account_id:
-                continue
             default = OKX_DEFAULT_DROP_CHANNELS if venue == "okx" else DEFAULT_DROP_CHANNELS
             pats = _patterns(p.get("channels"), default, "channels")
             if any(fnmatch.fnmatchcase(channel, pat) for pat in pats) and self._fire(fault):
@@ -498,14 +506,8 @@ class FaultInjector:
         if not self._faults:
             return 0.0
         total = 0.0
-        for fault in self._faults.values():
-            if fault.kind != "portfolio_delta_offset" or not fault.active(now_ms):
-                continue
-            if fault.venue != venue:
-                continue
+        for fault in self._active_for("portfolio_delta_offset", venue, account_id, now_ms):
             p = fault.params
-            if p.get("account") is not None and str(p["account"]) != account_id:
-                continue
             if p.get("currency") is not None and str(p["currency"]).upper() != currency.upper():
                 continue
             total += float(p.get("offset_coin", 1.0))

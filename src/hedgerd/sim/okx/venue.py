@@ -21,7 +21,7 @@ import structlog
 
 from hedgerd.sim.deribit.accounts import Position
 from hedgerd.sim.deribit.instruments import DAY_MS, HOUR_MS
-from hedgerd.sim.exchange import DepthLimit, _cap_levels
+from hedgerd.sim.exchange import DepthLimit, rebuild_quantised
 from hedgerd.sim.matching import Fill, best_opposite, plan_fills
 from hedgerd.sim.okx import errors
 from hedgerd.sim.okx.accounts import OkxAccount, OkxCredentials, OkxFill, OkxOrder
@@ -304,17 +304,9 @@ class OkxVenue:
             mark = self.mark_price(inst)
             half = mark * spec.half_spread_bps * 1e-4
             step = mark * spec.level_step_bps * 1e-4
-        q = 0.25 * tick
-        mark = round(mark / q) * q
-        half = round(half / tick) * tick
-        step = max(tick, round(step / tick) * tick)
-        if b.built_ms >= 0 and (mark, half, step) == (b.built_mark, b.built_half, b.built_step):
-            b.built_ms = self._market_ms
-            return
-        b.rebuild(self._market_ms, mark, half, step)
-        for cap in self._depth_caps:
-            if cap.matches(inst.inst_id):
-                _cap_levels(b, cap)
+        rebuild_quantised(
+            b, self._market_ms, tick, (mark, half, step), self._depth_caps, inst.inst_id
+        )
 
     def set_depth_caps(self, caps: Sequence[DepthLimit]) -> None:
         """Cap the synthetic depth of matching books (fault `thin_depth`, venue okx)."""
