@@ -33,23 +33,58 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# The modules with the longest tests (seconds to a minute each: drills, `hedgerd` processes),
+# slowest first. scripts/test runs them first: pytest-xdist's `worksteal` hands each worker
+# half of the list and an idle worker takes the tail of the other's, so a long test at the
+# end of the list would run alone while the other core idles. Whole modules move, so their
+# module-scoped fixtures stay shared. A module missing here only runs in its usual place.
+_SLOW_FIRST = (
+    "tests/drills/test_drill_failover.py",
+    "tests/e2e/test_paper_and_run.py",
+    "tests/drills/test_drill_crash.py",
+    "tests/e2e/test_secrets_not_leaked.py",
+    "tests/e2e/test_two_accounts_e2e.py",
+    "tests/execution/test_executor_sigkill.py",
+    "tests/e2e/test_two_venues_e2e.py",
+    "tests/e2e/test_delta_breach_e2e.py",
+    "tests/e2e/test_ha_failover_e2e.py",
+    "tests/e2e/test_daemon_control.py",
+    "tests/backtest/test_backtest_exact_band.py",
+    "tests/e2e/test_ctl_paper_e2e.py",
+    "tests/e2e/test_kill_switches_e2e.py",
+    "tests/drills/test_drill_chaos.py",
+    "tests/drills/test_drill_soak.py",
+    "tests/backtest/test_backtest_harness.py",
+    "tests/venues/test_venue_positions_command.py",
+    "tests/e2e/test_divergence_refresh_e2e.py",
+    "tests/e2e/test_flatten_e2e.py",
+    "tests/execution/test_journal.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark `calendar` every test of a module that takes anything from `pinned_clock` or the
     e2e helpers (which start simulators at `TEST_START_MS`): marked by what it uses, a test
-    cannot be left out of the calendar check by forgetting a decorator."""
+    cannot be left out of the calendar check by forgetting a decorator. Then order the
+    modules of `_SLOW_FIRST` ahead of the rest (the same order on every xdist worker)."""
     for item in items:
         module = getattr(item, "module", None)
         if module is not None and uses_pinned_calendar(vars(module)):
             item.add_marker(pytest.mark.calendar)
+    rank = {path: i for i, path in enumerate(_SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 def uses_pinned_calendar(namespace: dict[str, object]) -> bool:
     """Whether a module's globals hold something from the pinned-calendar helpers."""
-    return any(
-        getattr(value, "__module__", None) in _CALENDAR_MODULES
-        or getattr(value, "__name__", None) in _CALENDAR_MODULES
-        for value in namespace.values()
-    ) or "TEST_START_MS" in namespace
+    return (
+        any(
+            getattr(value, "__module__", None) in _CALENDAR_MODULES
+            or getattr(value, "__name__", None) in _CALENDAR_MODULES
+            for value in namespace.values()
+        )
+        or "TEST_START_MS" in namespace
+    )
 
 
 @pytest.fixture(scope="session")
