@@ -41,15 +41,26 @@ async def _paper(work: Path, *args: str) -> tuple[str, str]:
         env=hedgerd_env(work),
         cwd=str(REPO),
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 90.0)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 90.0)
+    finally:
+        if proc.returncode is None:  # timed out: leave no process behind
+            proc.kill()
+            await proc.wait()
     assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-3000:])
     return out.decode(), err.decode()
 
 
-async def test_paper_hedges_and_keeps_delta_in_band() -> None:
+async def test_paper_hedges_keeps_delta_in_band_and_plots_both_underlyings() -> None:
+    """One run (each `hedgerd paper` process costs seconds of start-up) checks the summary
+    and `--plot`: a short run draws BTC and ETH (the figure's panels are checked in
+    tests/ops/test_plots.py; here the run's own series reach a PNG that opens)."""
     work = short_dir()
     summary_path = work / "summary.json"
-    out, _ = await _paper(work, "--duration", "10", "--summary-json", str(summary_path))
+    png = work / "paper.png"
+    out, err = await _paper(
+        work, "--duration", "10", "--summary-json", str(summary_path), "--plot", str(png)
+    )
     assert "hedges:" in out
     summary = json.loads(summary_path.read_text())
     assert summary["hedges"] >= 1
@@ -64,14 +75,6 @@ async def test_paper_hedges_and_keeps_delta_in_band() -> None:
         pnl = summary["pnl_usd"][u]
         assert set(pnl) >= {"options_usd", "hedges_usd", "fees_usd", "funding_usd", "total_usd"}
         assert pnl["fees_usd"] <= 0
-
-
-async def test_paper_plot_is_a_png_with_both_underlyings() -> None:
-    """`--plot`: a short run draws BTC and ETH (the figure's panels are checked in
-    tests/ops/test_plots.py; here the run's own series reach a PNG that opens)."""
-    work = short_dir()
-    png = work / "paper.png"
-    _, err = await _paper(work, "--duration", "4", "--plot", str(png))
     assert f"wrote {png} (BTC, ETH)" in err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = matplotlib.image.imread(png).shape
