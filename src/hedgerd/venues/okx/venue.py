@@ -506,9 +506,7 @@ class OkxVenue(CcxtVenue):
 
     async def fetch_index(self, underlying: str) -> IndexPrice:
         ccy = underlying.upper()
-        data = await self._data(
-            Lane.READS, "publicGetMarketIndexTickers", {"instId": f"{ccy}-USD"}
-        )
+        data = await self._data(Lane.READS, "publicGetMarketIndexTickers", {"instId": f"{ccy}-USD"})
         first = data[0] if data and isinstance(data[0], Mapping) else {}
         price = as_float(first.get("idxPx"))
         if not price > 0:
@@ -679,8 +677,7 @@ class OkxVenue(CcxtVenue):
         )
         self._order_inst[ack.order_id] = inst.name
         immediate = (
-            request.order_type is OrderType.MARKET
-            or request.time_in_force is not TimeInForce.GTC
+            request.order_type is OrderType.MARKET or request.time_in_force is not TimeInForce.GTC
         )
         if immediate:
             with contextlib.suppress(VenueError):
