@@ -43,37 +43,45 @@ def sum_risks(by_account: Mapping[str, UnderlyingRisk]) -> PortfolioRisk:
         raise ValueError(f"accounts disagree on the underlying: {[r.underlying for r in risks]}")
     if len(risks) == 1:
         return PortfolioRisk(first, dict(by_account))
+    # Plain loops over a handful of accounts: this runs on every evaluation (issue 17's
+    # decision latency), where per-field getattr and closures cost more than the sums.
     weights = [abs(r.gamma_coin_per_usd) for r in risks]
     w_sum = sum(weights)
-
-    def weighted(field: str) -> float:
-        values = [float(getattr(r, field)) for r in risks]
-        if not w_sum > 0:
-            return values[0]
-        # Shares first: weights near the float minimum lose their precision in a product.
-        mean = sum((w / w_sum) * v for w, v in zip(weights, values, strict=True))
-        return min(max(mean, min(values)), max(values))
-
+    vols = [r.vol for r in risks]
+    taus = [r.tau_years for r in risks]
     settlements = [r.next_settlement_ms for r in risks if r.next_settlement_ms is not None]
+    first_settle = min(settlements) if settlements else None
     total = UnderlyingRisk(
         underlying=first.underlying,
         spot_usd=first.spot_usd,
-        net_delta_coin=sum(r.net_delta_coin for r in risks),
-        gamma_coin_per_usd=sum(r.gamma_coin_per_usd for r in risks),
-        vol=weighted("vol"),
-        tau_years=weighted("tau_years"),
-        vanna_coin_per_vol=sum(r.vanna_coin_per_vol for r in risks),
+        net_delta_coin=sum([r.net_delta_coin for r in risks]),
+        gamma_coin_per_usd=sum([r.gamma_coin_per_usd for r in risks]),
+        vol=_weighted(weights, w_sum, vols),
+        tau_years=_weighted(weights, w_sum, taus),
+        vanna_coin_per_vol=sum([r.vanna_coin_per_vol for r in risks]),
         rate=first.rate,
         # Only the accounts settling at the earliest settlement count in its expiring part.
         expiring_delta_coin=sum(
-            r.expiring_delta_coin
-            for r in risks
-            if settlements and r.next_settlement_ms == min(settlements)
+            [
+                r.expiring_delta_coin
+                for r in risks
+                if first_settle is not None and r.next_settlement_ms == first_settle
+            ]
         ),
-        next_settlement_ms=min(settlements) if settlements else None,
-        options_delta_coin=sum(r.options_delta_coin for r in risks),
+        next_settlement_ms=first_settle,
+        options_delta_coin=sum([r.options_delta_coin for r in risks]),
     )
     return PortfolioRisk(total, dict(by_account))
+
+
+def _weighted(weights: list[float], w_sum: float, values: list[float]) -> float:
+    """The weighted mean of `values`, kept within their range (the first value when the
+    weights sum to 0)."""
+    if not w_sum > 0:
+        return float(values[0])
+    # Shares first: weights near the float minimum lose their precision in a product.
+    mean = sum([(w / w_sum) * v for w, v in zip(weights, values, strict=True)])
+    return min(max(mean, min(values)), max(values))
 
 
 __all__ = ["PortfolioRisk", "sum_risks"]
