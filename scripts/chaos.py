@@ -622,14 +622,18 @@ async def run_chaos(
     tick_ms: int = 1000,
     start_ms: int | str = "now",
     venues: tuple[str, ...] = ("deribit",),
+    workdir: Path | None = None,
 ) -> dict[str, Any]:
     """Run the drill; returns the figures (see the module doc). `progress_s` > 0: a progress
     line on stderr every that many wall seconds. `tick_ms`: the simulator's market step
     (simulated ms); at 250 ms and speed 30 the simulator cannot keep up on a shared 2-core
     machine once the account holds ~50 options (it publishes every held option's ticker each
     step), and its synchronous catch-up then stalls the whole run. `start_ms`: the
-    simulator's start (UTC epoch ms, or "now"); the daemon runs on the simulator's clock."""
-    workdir = Path(tempfile.mkdtemp(prefix="hgd-chaos-", dir="/tmp"))
+    simulator's start (UTC epoch ms, or "now"); the daemon runs on the simulator's clock.
+    `workdir`: a new directory under it holds the journal and the control socket (default
+    /tmp, where a job of another user of the machine may clean it mid-run: the audit at the
+    end reads the journal again by its path)."""
+    workdir = Path(tempfile.mkdtemp(prefix="hgd-chaos-", dir=workdir or "/tmp"))
     plan = schedule(hours, seed, mean_gap_s, venues)
     base = chaos_config(workdir, evaluate_s)
     wall0 = time.monotonic()
@@ -910,6 +914,12 @@ def main(argv: list[str] | None = None) -> int:
         default="deribit",
         help="exchanges the simulator serves and the faults hit: deribit or deribit,okx",
     )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="directory for the drill's own (journal, control socket) [/tmp]",
+    )
     a = p.parse_args(argv)
     venues = tuple(v.strip() for v in a.venues.split(",") if v.strip())
     if not venues or venues[0] != "deribit" or not set(venues) <= {"deribit", "okx"}:
@@ -930,6 +940,7 @@ def main(argv: list[str] | None = None) -> int:
             a.tick_ms,
             a.start_ms,
             venues,
+            a.workdir,
         )
     )
     faulthandler.cancel_dump_traceback_later()
