@@ -133,13 +133,16 @@ def render_venues(vc: VenueComparison) -> str:
             ratios.append(f"{r:.3f} ({b.venue})" if r is not None and b is not None else "-")
         lines.append(f"| {row.std:g} | " + " | ".join(cells + ratios) + " |")
     lines += ["", "volume per venue of each run (mean traded notional per path, share)"]
-    for r in vc.rows:
-        if r.policy not in (d, TIMER) and not r.policy.startswith(f"{d}@"):
+    for run in vc.rows:
+        if run.policy not in (d, TIMER) and not run.policy.startswith(f"{d}@"):
             continue
-        total = sum(r.venue_volume.values()) or 1.0
-        cells = ", ".join(f"{v} {x:.0f} ({x / total:.0%})" for v, x in r.venue_volume.items())
-        p = ",".join(f"{k}={v:.4g}" for k, v in r.params.items())
-        lines.append(f"{r.policy:<16}{p:<32} std {r.std_pnl:7.3f} cost {r.mean_cost:7.4f}  {cells}")
+        total = sum(run.venue_volume.values()) or 1.0
+        vols = ", ".join(f"{v} {x:.0f} ({x / total:.0%})" for v, x in run.venue_volume.items())
+        params = ",".join(f"{k}={v:.4g}" for k, v in run.params.items())
+        lines.append(
+            f"{run.policy:<16}{params:<32} std {run.std_pnl:7.3f} cost {run.mean_cost:7.4f}  "
+            + vols
+        )
     return "\n".join(lines)
 
 
