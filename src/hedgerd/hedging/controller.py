@@ -175,7 +175,8 @@ def decide(
     book_delta = projected_delta(
         risk.net_delta_coin, risk.expiring_delta_coin, to_settle_s, policy.settlement_window_s
     )
-    pending = float(sum(o.delta_coin for o in in_flight))
+    # List comprehensions, not generators, on this path: a generator costs ~1 us more.
+    pending = float(sum([o.delta_coin for o in in_flight]))
     net = book_delta + pending
     lam, carry = _cheapest_lambda(usable)
     ctx = BandContext(
@@ -214,11 +215,12 @@ def decide(
     elif maker_q != 0.0:
         routed = route_maker(usable, maker_q, cost, router, risk.spot_usd)
 
-    legs = tuple(_leg(usable[r.candidate], r, now_ms, policy.maker.timeout_s) for r in routed)
-    traded = sum(leg.delta_coin for leg in legs)
+    timeout_s = policy.maker.timeout_s
+    legs = tuple([_leg(usable[r.candidate], r, now_ms, timeout_s) for r in routed])
+    traded = sum([leg.delta_coin for leg in legs])
     wanted = taker_q + maker_q
     cancels = tuple(
-        o.label for o in in_flight if o.style is HedgeStyle.MAKER and o.delta_coin * wanted < 0.0
+        [o.label for o in in_flight if o.style is HedgeStyle.MAKER and o.delta_coin * wanted < 0.0]
     )
     if not legs and taker_q == 0.0 and maker_q == 0.0:
         trigger = HedgeTrigger.NONE
@@ -237,7 +239,7 @@ def decide(
         wanted_coin=wanted,
         delta_after_coin=net + traded,
         legs=legs,
-        expected_cost_usd=sum(leg.expected_cost_usd for leg in legs),
+        expected_cost_usd=sum([leg.expected_cost_usd for leg in legs]),
         lambda_frac=lam,
         gamma_coin_per_usd=risk.gamma_coin_per_usd,
         spot_usd=risk.spot_usd,
