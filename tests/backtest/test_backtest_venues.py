@@ -83,7 +83,9 @@ def test_single_venue_keeps_only_that_venues_instruments_and_its_outage() -> Non
 
 def test_compare_venues_prices_the_default_against_the_cheapest_single_venue() -> None:
     sc = _short(1.0, 0.3, 6.0)
-    vc = compare_venues(sc, paths=20, seed=3, targets=())
+    # No std targets: the default's own frontier points are the targets.
+    sc = sc.model_copy(update={"report": sc.report.model_copy(update={"std_targets": ()})})
+    vc = compare_venues(sc, paths=20, seed=3)
     policies = {r.policy for r in vc.rows}
     assert policies == {
         "hedgerd",
@@ -106,6 +108,7 @@ def test_compare_venues_prices_the_default_against_the_cheapest_single_venue() -
             assert best.cost == min(reached)
             base = row.costs["hedgerd"]
             assert base is not None and row.ratio[p] == pytest.approx(base / best.cost)
+    assert any(row.ratio["timer"] is not None for row in vc.table)
     text = render_venues(vc)
     assert "best single-venue timer" in text and "hedgerd@okx" in text
     assert venues_json(vc)["matched_std"][0]["ratio_to_best_single_venue"].keys() == {
@@ -125,17 +128,19 @@ def test_cli_compare_venues_refuses_a_one_venue_scenario_and_other_flags(
     assert "--compare-venues runs its own policies" in capsys.readouterr().err
 
 
-def _carry_of_timer(move_later_weight: float) -> float:
-    """Mean carry (USD) of a 10-minute timer hedging on OKX's two instruments, each put on a
-    venue of its own: buys are cheapest on the future (low basis), sells on the swap (they
-    earn its high funding)."""
+def _carry_of_timer(
+    move_later_weight: float, venues: tuple[str, str] = ("a", "b"), within: bool = False
+) -> float:
+    """Mean carry (USD) of a 10-minute timer hedging on OKX's two instruments, put on
+    `venues`: buys are cheapest on the future (low basis), sells on the swap (they earn its
+    high funding)."""
     sc = _short(2.0, None, 0.0)
     okx = [i for i in sc.instruments if i.venue == "okx"]
-    ins = (okx[0].model_copy(update={"venue": "a"}), okx[1].model_copy(update={"venue": "b"}))
+    ins = tuple(i.model_copy(update={"venue": v}) for i, v in zip(okx, venues, strict=True))
     cost = sc.cost.model_copy(update={"move_later_weight": move_later_weight})
     sc = sc.model_copy(update={"instruments": ins, "cost": cost})
     runs = expand(builtin_policies(sc), ["timer"])[:1]
-    (r,), _ = run_backtest(sc, runs, paths=40, seed=3)
+    (r,), _ = run_backtest(sc, runs, paths=40, seed=3, move_later_within_venue=within)
     return float(r.carry_usd.mean())
 
 
@@ -146,3 +151,6 @@ def test_across_venues_a_hedge_is_unwound_where_it_sits_not_built_into_a_spread(
     # the long it has; the long hedge of short calls pays its carry.
     assert _carry_of_timer(0.0) < 0.0
     assert _carry_of_timer(1.0) > 0.0
+    # On one venue the term applies only when asked (`compare_venues`' single-venue runs).
+    assert _carry_of_timer(1.0, ("a", "a")) < 0.0
+    assert _carry_of_timer(1.0, ("a", "a"), within=True) > 0.0

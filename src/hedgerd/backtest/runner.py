@@ -120,12 +120,14 @@ class _Instruments:
         return ~((now >= self.down_from - 1e-12) & (now < self.down_until - 1e-12))
 
 
-def _instruments(sc: Scenario) -> _Instruments:
+def _instruments(sc: Scenario, move_later_within_venue: bool = False) -> _Instruments:
     specs = sc.instruments
     # Instruments on several named venues (accounts): an instrument without one is not
     # placed on any, and a scenario of such (two-instruments.toml) keeps one account's routing.
+    # `move_later_within_venue`: the term on instruments of one named venue too (the same
+    # router as across venues, for `venues.compare_venues`' single-venue runs).
     named = {s.venue for s in specs}
-    several = "" not in named and len(named) > 1
+    several = "" not in named and (len(named) > 1 or move_later_within_venue)
     weight = sc.cost.move_later_weight if several else 0.0
     offsets: list[float] = []
     sizes: list[float] = []
@@ -265,10 +267,16 @@ def _new_state(n: int, k: int) -> _State:
 
 
 def run_backtest(
-    sc: Scenario, runs: list[PolicyRun], paths: int, seed: int
+    sc: Scenario,
+    runs: list[PolicyRun],
+    paths: int,
+    seed: int,
+    move_later_within_venue: bool = False,
 ) -> tuple[list[RunResult], Arr]:
     """Run every policy over the same `paths` paths. Returns the results and the option
-    book's own P&L per path (USD)."""
+    book's own P&L per path (USD). `move_later_within_venue`: route trades on the instruments
+    of one named venue with the cost of moving a position later too (live applies it across
+    accounts only)."""
     rng = np.random.default_rng(seed)
     flow_rng = np.random.default_rng([seed, 1])
     mk = sc.market
@@ -276,7 +284,7 @@ def run_backtest(
     dt = mk.dt_years
     steps = mk.steps
     horizon = steps * dt
-    ins = _instruments(sc)
+    ins = _instruments(sc, move_later_within_venue)
     k = ins.count
     book = _book(sc, n, flow_rng)
     gen = PathGenerator(mk, n, rng)
