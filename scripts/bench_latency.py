@@ -13,8 +13,9 @@ decision-two-accounts (also run by `decision`): the same 10k positions split acr
 accounts (a Deribit account with the inverse perpetual and future, an OKX account with the
 linear USDT swap), the path of `portfolio.hedge_loop`: each account's risk, their sum
 (`portfolio.book.sum_risks`), and `decide` routing across the four candidate instruments of
-both venues with the default cost model and router. Target p99 <= 100 us; figures (and
-why they are not yet an idle measurement): docs/backtest.md, "Latency of a decision".
+both venues with the default cost model and router. Target p99 <= 100 us; figures, with the
+load average they were measured at and how (`chrt -f 50`: no preemption by the machine's
+other jobs): docs/backtest.md, "Latency of a decision".
 """
 
 from __future__ import annotations

@@ -22,10 +22,19 @@ own faults (until that venue's accounts are ACTIVE again and the book in band).
 Measured 2026-12-06 on the shared 2-core box (`--venues deribit,okx --hours 3 --speed 30
 --start-ms 1798761600000`, seeds 7 and 11 run side by side, 902 and 885 s wall each): 0
 duplicate orders, 0 lost fills, 0 double fills on both venues (seed 7: 68 Deribit + 52 OKX
-fills, 36 faults; seed 11: 38 + 74 fills, 33 faults). Those runs predate the operator's
-per-account resume (below): accounts halted by their own checks stayed halted, so their
-per-venue recovery figures (seed 7: Deribit p50 1.5 s p99 30.4 s n=8, OKX p50 3.4 s n=2;
-most faults "unrecovered") are not yet the figure to quote; rerun.
+fills, 36 faults; seed 11: 38 + 74 fills, 33 faults). Rerun after the operator's per-account
+resume, seeds 7 and 8 side by side (`--venues deribit,okx --hours 3 --speed 10 --start-ms
+1798761600000 --workdir var/chaos-wd`, 1967 and 2038 s wall, load average 15-23 from other
+jobs: the daemon made 458 and 373 of its ~2,160 evaluations, so recovery times are long): 0
+duplicate orders, 0 lost fills, 0 double fills on both venues; seed 7: 36 faults, 177
+Deribit + 104 OKX fills, recovery (simulated s) Deribit p50 38 p99 1620 (n=20, 1
+unrecovered), OKX p50 312 p99 1558 (n=13, 6 unrecovered); seed 8: 32 faults, 139 + 72
+fills, Deribit p50 361 p99 2557 (n=17, 2 unrecovered), OKX p50 443 p99 1942 (n=13, 2
+unrecovered); 4 and 5 unwarranted trips (greeks_divergence, position_mismatch) on the
+starved daemon. At `--speed 30` under that load the daemon made 4 evaluations in half a
+simulated hour: pick the speed the machine can serve. A job that cleans /tmp took the
+journal of two runs mid-drill (the audit at the end reopens it): `--workdir` keeps it
+elsewhere.
 
 Loopback only; bounded in wall time (hours * 3600 / speed plus start-up).
 """
@@ -622,14 +631,18 @@ async def run_chaos(
     tick_ms: int = 1000,
     start_ms: int | str = "now",
     venues: tuple[str, ...] = ("deribit",),
+    workdir: Path | None = None,
 ) -> dict[str, Any]:
     """Run the drill; returns the figures (see the module doc). `progress_s` > 0: a progress
     line on stderr every that many wall seconds. `tick_ms`: the simulator's market step
     (simulated ms); at 250 ms and speed 30 the simulator cannot keep up on a shared 2-core
     machine once the account holds ~50 options (it publishes every held option's ticker each
     step), and its synchronous catch-up then stalls the whole run. `start_ms`: the
-    simulator's start (UTC epoch ms, or "now"); the daemon runs on the simulator's clock."""
-    workdir = Path(tempfile.mkdtemp(prefix="hgd-chaos-", dir="/tmp"))
+    simulator's start (UTC epoch ms, or "now"); the daemon runs on the simulator's clock.
+    `workdir`: a new directory under it holds the journal and the control socket (default
+    /tmp, where a job of another user of the machine may clean it mid-run: the audit at the
+    end reads the journal again by its path)."""
+    workdir = Path(tempfile.mkdtemp(prefix="hgd-chaos-", dir=workdir or "/tmp"))
     plan = schedule(hours, seed, mean_gap_s, venues)
     base = chaos_config(workdir, evaluate_s)
     wall0 = time.monotonic()
@@ -910,6 +923,12 @@ def main(argv: list[str] | None = None) -> int:
         default="deribit",
         help="exchanges the simulator serves and the faults hit: deribit or deribit,okx",
     )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="directory for the drill's own (journal, control socket) [/tmp]",
+    )
     a = p.parse_args(argv)
     venues = tuple(v.strip() for v in a.venues.split(",") if v.strip())
     if not venues or venues[0] != "deribit" or not set(venues) <= {"deribit", "okx"}:
@@ -930,6 +949,7 @@ def main(argv: list[str] | None = None) -> int:
             a.tick_ms,
             a.start_ms,
             venues,
+            a.workdir,
         )
     )
     faulthandler.cancel_dump_traceback_later()

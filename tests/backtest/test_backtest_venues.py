@@ -1,14 +1,25 @@
 """The backtest over two venues (config/scenarios/two-venues.toml): per-venue volume in the
-report, and a venue that is down takes no order while it is."""
+report, a venue that is down takes no order while it is, and the cross-venue default against
+each venue alone (`--compare-venues`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from hedgerd.backtest import command
 from hedgerd.backtest.families import builtin_policies, expand
 from hedgerd.backtest.report import render, stats
 from hedgerd.backtest.runner import run_backtest
 from hedgerd.backtest.scenario import Scenario, load_scenario
+from hedgerd.backtest.venues import (
+    compare_venues,
+    render_venues,
+    single_venue,
+    venue_names,
+    venues_json,
+)
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 
@@ -56,3 +67,90 @@ def test_the_scenario_file_loads_with_two_venues_and_an_outage() -> None:
     assert {i.venue for i in sc.instruments} == {"deribit", "okx"}
     down = [i for i in sc.instruments if i.down_from_days is not None]
     assert down and all(i.venue == "okx" and i.down_hours == 1.0 for i in down)
+
+
+def test_single_venue_keeps_only_that_venues_instruments_and_its_outage() -> None:
+    sc = _short(2.0, 0.5, 6.0)
+    assert venue_names(sc) == ["deribit", "okx"]
+    okx = single_venue(sc, "okx")
+    assert {i.venue for i in okx.instruments} == {"okx"}
+    assert all(i.down_from_days == 0.5 and i.down_hours == 6.0 for i in okx.instruments)
+    assert {i.name for i in single_venue(sc, "deribit").instruments} == {
+        "DERIBIT-PERPETUAL",
+        "DERIBIT-FUTURE-60D",
+    }
+
+
+def test_compare_venues_prices_the_default_against_the_cheapest_single_venue() -> None:
+    sc = _short(1.0, 0.3, 6.0)
+    # No std targets: the default's own frontier points are the targets.
+    sc = sc.model_copy(update={"report": sc.report.model_copy(update={"std_targets": ()})})
+    vc = compare_venues(sc, paths=20, seed=3)
+    policies = {r.policy for r in vc.rows}
+    assert policies == {
+        "hedgerd",
+        "timer",
+        "hedgerd@deribit",
+        "hedgerd@okx",
+        "timer@deribit",
+        "timer@okx",
+    }
+    # A single-venue run trades on its venue only.
+    assert all(set(r.venue_volume) == {"okx"} for r in vc.rows if r.policy.endswith("@okx"))
+    assert vc.table, "the default's own frontier gives the std targets"
+    for row in vc.table:
+        for p in ("hedgerd", "timer"):
+            best = row.best[p]
+            reached = [c for v in vc.venues if (c := row.costs[f"{p}@{v}"]) is not None]
+            if best is None:
+                assert not reached
+                continue
+            assert best.cost == min(reached)
+            base = row.costs["hedgerd"]
+            assert base is not None and row.ratio[p] == pytest.approx(base / best.cost)
+    assert any(row.ratio["timer"] is not None for row in vc.table)
+    text = render_venues(vc)
+    assert "best single-venue timer" in text and "hedgerd@okx" in text
+    assert venues_json(vc)["matched_std"][0]["ratio_to_best_single_venue"].keys() == {
+        "hedgerd",
+        "timer",
+    }
+
+
+def test_cli_compare_venues_refuses_a_one_venue_scenario_and_other_flags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    two = str(SCENARIOS / "two-venues.toml")
+    one = str(SCENARIOS / "reference.toml")
+    assert command.main(["backtest", "--scenario", one, "--compare-venues"]) == 2
+    assert "needs instruments on two venues" in capsys.readouterr().err
+    assert command.main(["backtest", "--scenario", two, "--compare-venues", "--policy", "ww"]) == 2
+    assert "--compare-venues runs its own policies" in capsys.readouterr().err
+
+
+def _carry_of_timer(
+    move_later_weight: float, venues: tuple[str, str] = ("a", "b"), within: bool = False
+) -> float:
+    """Mean carry (USD) of a 10-minute timer hedging on OKX's two instruments, put on
+    `venues`: buys are cheapest on the future (low basis), sells on the swap (they earn its
+    high funding)."""
+    sc = _short(2.0, None, 0.0)
+    okx = [i for i in sc.instruments if i.venue == "okx"]
+    ins = tuple(i.model_copy(update={"venue": v}) for i, v in zip(okx, venues, strict=True))
+    cost = sc.cost.model_copy(update={"move_later_weight": move_later_weight})
+    sc = sc.model_copy(update={"instruments": ins, "cost": cost})
+    runs = expand(builtin_policies(sc), ["timer"])[:1]
+    (r,), _ = run_backtest(sc, runs, paths=40, seed=3, move_later_within_venue=within)
+    return float(r.carry_usd.mean())
+
+
+def test_across_venues_a_hedge_is_unwound_where_it_sits_not_built_into_a_spread() -> None:
+    # Without the cost of moving a position later, every buy opens a long future and every
+    # sell a short swap: a spread that grows with each trade and earns the funding difference
+    # (carry below 0), a carry trade rather than a hedge. With it (as live), a sell reduces
+    # the long it has; the long hedge of short calls pays its carry.
+    assert _carry_of_timer(0.0) < 0.0
+    assert _carry_of_timer(1.0) > 0.0
+    # On one venue the term applies only when asked (`compare_venues`' single-venue runs).
+    assert _carry_of_timer(1.0, ("a", "a")) < 0.0
+    assert _carry_of_timer(1.0, ("a", "a"), within=True) > 0.0

@@ -1,5 +1,6 @@
 """`hedgerd backtest --scenario FILE --policy NAME[,NAME...] [--paths N] [--seed S]
-[--json OUT] [--plot OUT.png]`, or `hedgerd backtest --sweep FILE [--family NAME[,NAME...]]
+[--json OUT] [--plot OUT.png]`, `hedgerd backtest --scenario FILE --compare-venues [--paths N]
+[--seed S] [--json OUT]`, or `hedgerd backtest --sweep FILE [--family NAME[,NAME...]]
 [--paths N] [--seed S] [--json OUT]`.
 
 Runs the named policies (each over its parameter sweep) on the scenario's simulated paths,
@@ -40,6 +41,7 @@ from hedgerd.backtest.sweep import (
     render_variants,
 )
 from hedgerd.backtest.sweep import to_json as sweep_json
+from hedgerd.backtest.venues import compare_venues, render_venues, venues_json
 from hedgerd.ops.plots import PlotUnavailableError
 
 if TYPE_CHECKING:
@@ -75,6 +77,12 @@ def add_parser(sub: SubParsers) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed [scenario's]")
     p.add_argument("--json", type=Path, default=None, help="write results as JSON here")
     p.add_argument("--plot", type=Path, default=None, help="write the frontier plot (PNG)")
+    p.add_argument(
+        "--compare-venues",
+        action="store_true",
+        help="with --scenario over several venues: the default and the timer routing across "
+        "venues against each on one venue alone, at matched std (backtest/venues.py)",
+    )
     p.set_defaults(func=run)
 
 
@@ -102,6 +110,17 @@ def execute(
     doc = to_json(sc.name, unit, prem, n, s, rows, comparisons, default)
     doc["_fronts"] = fronts
     return doc, text
+
+
+def execute_venues(
+    scenario_path: Path, paths: int | None, seed: int | None
+) -> tuple[dict[str, Any], str]:
+    """`--compare-venues`: cross-venue against single-venue hedging at matched std."""
+    sc = load_scenario(scenario_path)
+    n = paths if paths is not None else sc.paths
+    s = seed if seed is not None else sc.seed
+    vc = compare_venues(sc, n, s)
+    return venues_json(vc), render_venues(vc)
 
 
 def execute_sweep(
@@ -164,12 +183,24 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.sweep is not None:
         # The sweep file names its policies: a --policy here would be silently ignored.
-        for flag, value in (("--plot", args.plot), ("--policy", args.policy)):
+        for flag, value in (
+            ("--plot", args.plot),
+            ("--policy", args.policy),
+            ("--compare-venues", True if args.compare_venues else None),
+        ):
             if value is not None:
                 print(f"error: {flag} is for --scenario", file=sys.stderr)
                 return EXIT_USAGE
         fams = _names(str(args.family))
         got = _attempt("sweep", lambda: execute_sweep(args.sweep, fams, args.paths, args.seed))
+    elif args.compare_venues:
+        if args.family or args.policy is not None or args.plot is not None:
+            print(
+                "error: --compare-venues runs its own policies; no --family/--policy/--plot",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        got = _attempt("scenario", lambda: execute_venues(args.scenario, args.paths, args.seed))
     else:
         if args.family:
             print("error: --family is for --sweep", file=sys.stderr)
@@ -179,6 +210,11 @@ def run(args: argparse.Namespace) -> int:
     if got is None:
         return EXIT_USAGE
     doc, text = got
+    if args.compare_venues:
+        print(text)
+        print(f"\n{doc['paths']} paths, seed {doc['seed']}, {time.perf_counter() - t0:.1f} s")
+        _write_json(args.json, doc)
+        return EXIT_OK
     if args.sweep is not None:
         doc["runtime_s"] = elapsed = time.perf_counter() - t0
         print(text)

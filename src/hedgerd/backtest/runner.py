@@ -103,6 +103,11 @@ class _Instruments:
     owner: NDArray[np.intp]  # (L,)
     down_from: Arr = field(default_factory=lambda: np.zeros(0))  # years; inf: never down
     down_until: Arr = field(default_factory=lambda: np.zeros(0))  # years
+    #: Per instrument: the cost of moving later a unit of position a trade leaves there
+    #: (`hedging.cross_venue.move_later_frac`: weight x (taker fee + half spread)), charged on
+    #: the part of a trade that grows the position; all 0 with instruments on one venue (as
+    #: live: the term applies only across accounts).
+    move_later: Arr = field(default_factory=lambda: np.zeros(0))
 
     @property
     def count(self) -> int:
@@ -115,8 +120,15 @@ class _Instruments:
         return ~((now >= self.down_from - 1e-12) & (now < self.down_until - 1e-12))
 
 
-def _instruments(sc: Scenario) -> _Instruments:
+def _instruments(sc: Scenario, move_later_within_venue: bool = False) -> _Instruments:
     specs = sc.instruments
+    # Instruments on several named venues (accounts): an instrument without one is not
+    # placed on any, and a scenario of such (two-instruments.toml) keeps one account's routing.
+    # `move_later_within_venue`: the term on instruments of one named venue too (the same
+    # router as across venues, for `venues.compare_venues`' single-venue runs).
+    named = {s.venue for s in specs}
+    several = "" not in named and (len(named) > 1 or move_later_within_venue)
+    weight = sc.cost.move_later_weight if several else 0.0
     offsets: list[float] = []
     sizes: list[float] = []
     owner: list[int] = []
@@ -159,6 +171,7 @@ def _instruments(sc: Scenario) -> _Instruments:
                 for s in specs
             ]
         ),
+        move_later=arr([weight * (s.taker_fee + s.half_spread) for s in specs]),
     )
 
 
@@ -254,10 +267,16 @@ def _new_state(n: int, k: int) -> _State:
 
 
 def run_backtest(
-    sc: Scenario, runs: list[PolicyRun], paths: int, seed: int
+    sc: Scenario,
+    runs: list[PolicyRun],
+    paths: int,
+    seed: int,
+    move_later_within_venue: bool = False,
 ) -> tuple[list[RunResult], Arr]:
     """Run every policy over the same `paths` paths. Returns the results and the option
-    book's own P&L per path (USD)."""
+    book's own P&L per path (USD). `move_later_within_venue`: route trades on the instruments
+    of one named venue with the cost of moving a position later too (live applies it across
+    accounts only)."""
     rng = np.random.default_rng(seed)
     flow_rng = np.random.default_rng([seed, 1])
     mk = sc.market
@@ -265,7 +284,7 @@ def run_backtest(
     dt = mk.dt_years
     steps = mk.steps
     horizon = steps * dt
-    ins = _instruments(sc)
+    ins = _instruments(sc, move_later_within_venue)
     k = ins.count
     book = _book(sc, n, flow_rng)
     gen = PathGenerator(mk, n, rng)
@@ -532,6 +551,12 @@ def _execute_taker_on(s: _State, ins: _Instruments, i: int, q: Arr, mid: Arr) ->
     s.turnover_i[:, i] += filled * mid
 
 
+def _reducing(pos: Arr, side: Arr, factor: Arr) -> Arr:
+    """(rows, I) coin of delta a trade on `side` (+1/-1 per row) can take on each instrument
+    before it stops shrinking the position there (`cross_venue.reducing_coin`, per path)."""
+    return np.maximum(-side[:, None] * pos, 0.0) * factor[None, :]
+
+
 def _decide_and_trade(
     policy: PolicyConfig,
     s: _State,
@@ -596,7 +621,21 @@ def _decide_and_trade(
                 axis=1,
             )
             marg = np.concatenate([marg[:, ins.owner == i] for i in range(ins.count)], axis=1)
-        per, _ = route_greedy(np.abs(q), marg, sizes, ins.owner, ins.count)
+        owner = ins.owner
+        if ins.move_later.any():
+            # As the live router (`hedging.cross_venue`): each instrument's levels split where
+            # the trade stops reducing its position; the growing part also bears the cost of
+            # moving it later, so a hedge is unwound where it sits rather than opened on the
+            # other venue against it.
+            red = _reducing(s.pos[tidx], side, factor)
+            red_sizes = np.concatenate(
+                [cap_levels(sizes[:, ins.owner == i], red[:, i]) for i in range(ins.count)],
+                axis=1,
+            )
+            sizes = np.concatenate([red_sizes, sizes - red_sizes], axis=1)
+            marg = np.concatenate([marg, marg + ins.move_later[ins.owner][None, :]], axis=1)
+            owner = np.concatenate([ins.owner, ins.owner])
+        per, _ = route_greedy(np.abs(q), marg, sizes, owner, ins.count)
         any_trade = np.zeros(tidx.size, dtype=bool)
         for i in range(ins.count):
             qi = round_to_lots(side * per[:, i] / factor[i], ins.step[i], ins.minimum[i])
@@ -629,6 +668,13 @@ def _decide_and_trade(
             side = np.sign(q)
             carry = side[:, None] * ins.carry_annual[None, :] * hold_years
             mc = maker_cost_frac(p_fill, ins.maker_fee, ins.taker_fee, ins.half_spread, carry)
+            if ins.move_later.any():
+                # The growing part of the order bears the cost of moving it later (live:
+                # `router.route_maker`).
+                red = _reducing(s.pos[midx], side, factor)
+                size = np.abs(q)[:, None]
+                grows = np.maximum(size - red, 0.0) / size
+                mc = mc + grows * ins.move_later[None, :]
             mc = np.where((ins.maker_ok & up)[None, :], mc, np.inf)
             best = np.argmin(mc, axis=1)
             resting = s.pend_q[midx] != 0.0

@@ -58,11 +58,14 @@ class CandidateLevels:
     #: Per candidate: the cost of moving later what a trade leaves there (`cross_venue`),
     #: charged on growing levels; 0 with candidates on one account.
     move_later: list[float] = field(default_factory=list)
+    #: Per candidate: where its levels start in the per-level lists (they are contiguous,
+    #: candidate after candidate), and one past the last at the end.
+    starts: list[int] = field(default_factory=list)
 
     def levels_of(self, k: int) -> tuple[list[float], list[float]]:
         """(offsets, sizes) of candidate k's levels, best first."""
-        idx = [j for j, o in enumerate(self.owner) if o == k]
-        return [self.offsets[j] for j in idx], [self.sizes_coin[j] for j in idx]
+        a, z = self.starts[k], self.starts[k + 1]
+        return self.offsets[a:z], self.sizes_coin[a:z]
 
 
 def allowed(venues: Sequence[HedgeVenueState], router: RouterSettings) -> list[HedgeVenueState]:
@@ -106,12 +109,14 @@ def candidate_levels(
     router: RouterSettings,
     spot_usd: float,
     need_coin: float | None = None,
+    depth: bool = True,
 ) -> CandidateLevels:
     """The levels a taker trade on `side` (+1 buy, -1 sell) could take, with their costs.
 
     With `need_coin`, each candidate's levels stop once they alone could fill it (deeper
     levels can never be part of the cheapest split), however many that takes; without it, at
-    most `MAX_LEVELS` levels.
+    most `MAX_LEVELS` levels. `depth=False` gives only the per-candidate terms (the per-level
+    lists stay empty): a maker order posts at the touch and walks no level.
     """
     out = CandidateLevels(side, [], [], [], [], [], [], [], [], [], [], [])
     hold_years = cost.expected_holding_s / SECONDS_PER_YEAR
@@ -128,36 +133,52 @@ def candidate_levels(
         out.maker_fee.append(v.instrument.maker_fee)
         out.carry.append(carry)
         out.capacity_coin.append(cap)
+        move = move_later_frac(v, cost.move_later_weight) if cross else 0.0
+        out.move_later.append(move)
+        if not depth:
+            continue
         book_side = None if v.book is None else (v.book.asks if side > 0 else v.book.bids)
         dpa = v.delta_coin_per_amount
         if book_side:
             # A taker trade walks as deep as it needs (the snapshot is already cut at the
             # depth fetched for it): a cap on levels would cap the hedge, and the remainder
             # would wait for later decisions (issue 19). MAX_LEVELS bounds only the rest.
-            lv = book_side[:MAX_LEVELS] if need_coin is None else book_side
-            if need_coin is not None:
-                cum, cut = 0.0, len(lv)
-                for j, lvl in enumerate(lv):
-                    cum += lvl.amount * dpa
+            if need_coin is None:
+                lv = book_side[:MAX_LEVELS]
+                prices = [lvl.price for lvl in lv]
+                raw = [lvl.amount * dpa for lvl in lv]
+            else:
+                prices, raw, cum = [], [], 0.0
+                for lvl in book_side:
+                    size = lvl.amount * dpa
+                    prices.append(lvl.price)
+                    raw.append(size)
+                    cum += size
                     if cum >= need_coin:
-                        cut = j + 1
                         break
-                lv = lv[:cut]
-            prices = [lvl.price for lvl in lv]
-            raw = [lvl.amount * dpa for lvl in lv]
         else:
             prices = [q.ask_price if side > 0 else q.bid_price]
             raw = [(q.ask_amount if side > 0 else q.bid_amount) * dpa]
-        if math.isfinite(cap):
+        if cap < sum(raw):  # (inf when unlimited) within the limits, the levels are as is
             raw = cap_levels(raw, cap)
         base = fee + carry
-        move = move_later_frac(v, cost.move_later_weight) if cross else 0.0
-        out.move_later.append(move)
+        offs = [abs(p - mid) / mid for p in prices]
+        out.starts.append(len(out.prices))
+        reduce_left = reducing_coin(v, side)
+        if reduce_left <= 0.0:
+            # Every level grows the position (the usual case): one entry per level, built
+            # list-wise (this runs on every decision that trades).
+            grow_base = base + move
+            out.prices += prices
+            out.offsets += offs
+            out.sizes_coin += raw
+            out.marginal += [grow_base + off for off in offs]
+            out.owner += [i] * len(prices)
+            out.growing += [True] * len(prices)
+            continue
         # Each level split where the trade stops shrinking the position and starts growing
         # it: the growing part also bears the cost of moving it later (cross_venue).
-        reduce_left = reducing_coin(v, side)
-        for p, size in zip(prices, raw, strict=True):
-            off = abs(p - mid) / mid
+        for p, off, size in zip(prices, offs, raw, strict=True):
             r = min(size, reduce_left)
             reduce_left -= r
             for part, grows in ((r, False), (size - r, True)):
@@ -169,6 +190,8 @@ def candidate_levels(
                 out.marginal.append(base + off + (move if grows else 0.0))
                 out.owner.append(i)
                 out.growing.append(grows)
+    if depth:
+        out.starts.append(len(out.prices))
     return out
 
 

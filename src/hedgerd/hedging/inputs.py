@@ -42,6 +42,21 @@ class UnderlyingRisk:
     options_delta_coin: float = 0.0
 
     def __post_init__(self) -> None:
+        isfinite = math.isfinite
+        if (
+            self.spot_usd > 0
+            and self.vol > 0
+            and isfinite(self.spot_usd)
+            and isfinite(self.vol)
+            and isfinite(self.net_delta_coin)
+            and isfinite(self.gamma_coin_per_usd)
+            and isfinite(self.tau_years)
+            and isfinite(self.vanna_coin_per_vol)
+            and isfinite(self.rate)
+            and isfinite(self.expiring_delta_coin)
+            and isfinite(self.options_delta_coin)
+        ):
+            return  # the usual case, checked without a loop (built on every evaluation)
         for name in ("spot_usd", "vol"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):

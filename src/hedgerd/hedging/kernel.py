@@ -42,11 +42,9 @@ _TAU_FLOOR = 1e-9  # years; avoids division by zero at expiry
 # controller evaluates one underlying with plain floats (math: ~0.1 us an operation, where a
 # numpy call on a scalar costs ~1 us); the backtest passes arrays (numpy). The formulas below
 # are written once against these.
-_SCALAR = (float, int, bool, np.float64, np.bool_)
-
-
-def _sc(a: Any, b: Any, c: Any = 0.0) -> bool:
-    return type(a) in _SCALAR and type(b) in _SCALAR and type(c) in _SCALAR
+_SCALAR = frozenset((float, int, bool, np.float64, np.bool_))
+# Each helper tests its operands' types inline (a frozenset: one hash lookup): a decision
+# makes a few dozen of these calls, and a nested call would be most of the cost of one.
 
 
 def _where(c: Any, a: Any, b: Any) -> Any:
@@ -56,19 +54,19 @@ def _where(c: Any, a: Any, b: Any) -> Any:
 
 
 def _maximum(a: Any, b: Any) -> Any:
-    if _sc(a, b):
+    if type(a) in _SCALAR and type(b) in _SCALAR:
         return a if a >= b else b
     return np.maximum(a, b)
 
 
 def _minimum(a: Any, b: Any) -> Any:
-    if _sc(a, b):
+    if type(a) in _SCALAR and type(b) in _SCALAR:
         return a if a <= b else b
     return np.minimum(a, b)
 
 
 def _clip(x: Any, lo: Any, hi: Any) -> Any:
-    if _sc(x, lo, hi):
+    if type(x) in _SCALAR and type(lo) in _SCALAR and type(hi) in _SCALAR:
         return lo if x < lo else (hi if x > hi else x)
     return np.clip(x, lo, hi)
 

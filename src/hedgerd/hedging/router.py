@@ -112,7 +112,7 @@ def route_maker(
     if qty_coin == 0.0 or not venues:
         return []
     side = 1 if qty_coin > 0 else -1
-    lv = candidate_levels(venues, side, cost, router, spot_usd)
+    lv = candidate_levels(venues, side, cost, router, spot_usd, depth=False)
     mc = maker_cost(lv, cost)
     room = [j for j, cap in enumerate(lv.capacity_coin) if cap >= abs(qty_coin)]
     if not room:

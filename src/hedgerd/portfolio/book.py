@@ -39,41 +39,61 @@ def sum_risks(by_account: Mapping[str, UnderlyingRisk]) -> PortfolioRisk:
         raise ValueError("no account risk to sum")
     risks = list(by_account.values())
     first = risks[0]
-    if any(r.underlying != first.underlying for r in risks):
-        raise ValueError(f"accounts disagree on the underlying: {[r.underlying for r in risks]}")
     if len(risks) == 1:
         return PortfolioRisk(first, dict(by_account))
-    weights = [abs(r.gamma_coin_per_usd) for r in risks]
+    # One plain loop over a handful of accounts: this runs on every evaluation (issue 17's
+    # decision latency), where per-field generators and getattr cost more than the sums.
+    net = gamma = vanna = options = 0.0
+    weights: list[float] = []
+    vols: list[float] = []
+    taus: list[float] = []
+    first_settle: int | None = None
+    for r in risks:
+        if r.underlying != first.underlying:
+            raise ValueError(
+                f"accounts disagree on the underlying: {[r.underlying for r in risks]}"
+            )
+        net += r.net_delta_coin
+        gamma += r.gamma_coin_per_usd
+        vanna += r.vanna_coin_per_vol
+        options += r.options_delta_coin
+        weights.append(abs(r.gamma_coin_per_usd))
+        vols.append(r.vol)
+        taus.append(r.tau_years)
+        t = r.next_settlement_ms
+        if t is not None and (first_settle is None or t < first_settle):
+            first_settle = t
     w_sum = sum(weights)
-
-    def weighted(field: str) -> float:
-        values = [float(getattr(r, field)) for r in risks]
-        if not w_sum > 0:
-            return values[0]
-        # Shares first: weights near the float minimum lose their precision in a product.
-        mean = sum((w / w_sum) * v for w, v in zip(weights, values, strict=True))
-        return min(max(mean, min(values)), max(values))
-
-    settlements = [r.next_settlement_ms for r in risks if r.next_settlement_ms is not None]
+    # Only the accounts settling at the earliest settlement count in its expiring part.
+    expiring = 0.0
+    if first_settle is not None:
+        for r in risks:
+            if r.next_settlement_ms == first_settle:
+                expiring += r.expiring_delta_coin
     total = UnderlyingRisk(
         underlying=first.underlying,
         spot_usd=first.spot_usd,
-        net_delta_coin=sum(r.net_delta_coin for r in risks),
-        gamma_coin_per_usd=sum(r.gamma_coin_per_usd for r in risks),
-        vol=weighted("vol"),
-        tau_years=weighted("tau_years"),
-        vanna_coin_per_vol=sum(r.vanna_coin_per_vol for r in risks),
+        net_delta_coin=net,
+        gamma_coin_per_usd=gamma,
+        vol=_weighted(weights, w_sum, vols),
+        tau_years=_weighted(weights, w_sum, taus),
+        vanna_coin_per_vol=vanna,
         rate=first.rate,
-        # Only the accounts settling at the earliest settlement count in its expiring part.
-        expiring_delta_coin=sum(
-            r.expiring_delta_coin
-            for r in risks
-            if settlements and r.next_settlement_ms == min(settlements)
-        ),
-        next_settlement_ms=min(settlements) if settlements else None,
-        options_delta_coin=sum(r.options_delta_coin for r in risks),
+        expiring_delta_coin=expiring,
+        next_settlement_ms=first_settle,
+        options_delta_coin=options,
     )
     return PortfolioRisk(total, dict(by_account))
+
+
+def _weighted(weights: list[float], w_sum: float, values: list[float]) -> float:
+    """The weighted mean of `values`, kept within their range (the first value when the
+    weights sum to 0)."""
+    if not w_sum > 0:
+        return float(values[0])
+    # Shares first: weights near the float minimum lose their precision in a product.
+    mean = sum([(w / w_sum) * v for w, v in zip(weights, values, strict=True)])
+    return min(max(mean, min(values)), max(values))
 
 
 __all__ = ["PortfolioRisk", "sum_risks"]
