@@ -18,6 +18,11 @@
                                             another client had hit its quote; `venue`: okx
                                             books it on an OKX account (amount in
                                             contracts, instrument an instId)
+    POST   /sim/admin/venues/okx/carry      change OKX's funding and basis from now on (JSON:
+                                            any of funding_rate_8h, swap_basis_bps,
+                                            future_basis_bps_per_year); answers the carry
+                                            in force (Deribit's perpetual premium is the
+                                            scenario's random process: not settable)
     POST   /sim/admin/ws/inject[?account=ID][&channel=CH]   push the raw request body as
                                             one text frame to WebSocket sessions (tests: hostile
                                             frames); `channel`: only sessions subscribed to it
@@ -215,6 +220,19 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
             raise ValueError(f"{exc}: {exc.data or ''}") from None
         return _json(result)
 
+    async def venue_carry(request: web.Request) -> web.StreamResponse:
+        venue = request.match_info["venue"]
+        dialect = server.dialects.get(venue)
+        if dialect is None:
+            raise ValueError(f"venue {venue!r} has no settable carry (served: okx only)")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ValueError("body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        return _json({"venue": venue, "carry": dialect.venue.set_carry(body)})
+
     r = app.router
     r.add_get("/sim/admin/state", guard(state))
     r.add_post("/sim/admin/time/advance", guard(advance))
@@ -229,6 +247,7 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
     r.add_post("/sim/admin/ws/drop", guard(ws_drop))
     r.add_post("/sim/admin/market/gap", guard(gap))
     r.add_post("/sim/admin/accounts/trade", guard(account_trade))
+    r.add_post("/sim/admin/venues/{venue}/carry", guard(venue_carry))
 
     # -- test-only: raw frame injection (fuzzing the clients' parsers) --------------------
     async def ws_inject(request: web.Request) -> web.StreamResponse:
