@@ -191,6 +191,44 @@ async def test_a_slice_reported_filled_stays_in_flight_until_its_trade_arrives(
         await journal.close()
 
 
+async def test_a_journalled_slice_stays_in_flight_until_the_position_shows_it(
+    tmp_path: Path,
+) -> None:
+    # OKX reports trades (`orders` channel) and positions (`positions` channel) on two
+    # streams: a slice's trade can be journalled before the book's position moves. Until it
+    # moves the slice stays in flight, or an evaluation in between counted it nowhere and
+    # hedged it again (the two-venue e2e did, issue 17).
+    venue = FakeVenue()
+    held = {"pos": 0.0}
+    ex, journal = await parts(tmp_path, venue, max_slice_delta_coin=0.04)
+    ex._position = lambda v, i: held["pos"]
+    seen: list[float] = []
+    sleep = ex.sleep_ms
+
+    async def between_slices(ms: int) -> None:
+        if not seen:  # the first slice's trade is journalled, the position not yet moved
+            label = venue.sent[0]
+            upd = venue.orders[label]
+            fill = Fill(
+                VENUE_NAME, upd.instrument, "t1", upd.order_id, label, upd.side,
+                upd.filled_amount, MID, 0.0, "BTC", venue.now,
+            )  # fmt: skip
+            assert not (await ex.on_fill(fill)).duplicate
+            seen.append(ex.in_flight_delta_coin("BTC"))
+            held["pos"] = upd.filled_amount  # the positions stream catches up
+            seen.append(ex.in_flight_delta_coin("BTC"))
+        await sleep(ms)
+
+    ex.sleep_ms = between_slices
+    try:
+        d = perp_decision("slices-2", OrderSide.BUY, 9_000.0, mid_usd=MID, ts_ms=venue.now)
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.DONE and len(venue.sent) == 3
+        assert seen == pytest.approx([0.1, 2 / 30])
+    finally:
+        await journal.close()
+
+
 async def test_a_legs_next_slice_waits_for_the_order_session(tmp_path: Path) -> None:
     # The private session drops between two slices: the next slice waits for it (never over
     # REST); back within session_wait_s, the leg goes on; still down, the leg ends.
