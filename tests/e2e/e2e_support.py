@@ -493,3 +493,25 @@ async def settle_two_venues(run: Running, quiet_evaluations: int = 3) -> None:
         return len(quiet) > quiet_evaluations
 
     await wait_for(calm, 40.0, "the first hedges done and in the book")
+
+
+async def control_post(socket_path: Path, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """`POST /v1/PATH` over the control socket (what `hedgerctl` sends, without its process
+    start: a few wall seconds each on a loaded machine)."""
+    connector = aiohttp.UnixConnector(path=str(socket_path))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.post(f"http://hedgerd/v1/{path}", json=body) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        data: dict[str, Any] = await resp.json()
+        return data
+
+
+async def move_target(run: Running, socket_path: Path, coin: float) -> float:
+    """Set BTC's target `coin` away from the last evaluation's delta (positive: a buy
+    hedge of about `coin`), as `hedgerctl set hedging.BTC.target_coin` does; the target."""
+    stats = run.daemon.stats.per_underlying["BTC"]
+    target = round(stats.last_delta_coin + coin, 3)
+    await control_post(socket_path, "set", {"key": "hedging.BTC.target_coin", "value": str(target)})
+    return target

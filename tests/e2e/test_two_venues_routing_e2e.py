@@ -5,13 +5,11 @@ dearer sends the next hedge to the other one.
 
 OKX's swap is the cheaper venue here (`two_venue_scenario`: 0.1 bps half spread and deep
 levels against Deribit's 10 bps, no funding or basis on either). Each step is driven by the
-operator's target (`hedgerctl set hedging.BTC.target_coin`) from a settled book, so the side
+operator's target (the control API's `set hedging.BTC.target_coin`) from a settled book, so the side
 and size of the hedge are known; the simulator's positions are the truth.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from e2e_support import (
     OKX_SWAP,
@@ -20,8 +18,8 @@ from e2e_support import (
     Running,
     deribit_position,
     filled_by_venue,
-    hedgerctl,
     hedges_seen,
+    move_target,
     okx_position,
     settle_two_venues,
     short_dir,
@@ -55,16 +53,6 @@ async def _idle(run: Running) -> None:
     await wait_for(lambda: hedges_seen(run.daemon, run.sim), 20.0, "the hedges done and seen")
 
 
-async def _buy_delta(run: Running, work: Path, coin: float) -> float:
-    """Move the target `coin` above the current delta (a buy hedge of about `coin`); the new
-    target."""
-    stats = run.daemon.stats.per_underlying["BTC"]
-    target = round(stats.last_delta_coin + coin, 3)
-    code, out = await hedgerctl(work / "ctl.sock", "set", "hedging.BTC.target_coin", str(target))
-    assert code == 0, out
-    return target
-
-
 async def test_depth_too_thin_on_the_cheaper_venue_splits_the_hedge_over_both() -> None:
     work = short_dir()
     async with two_venue_simulator(two_venue_scenario(seed=7, still=True), SPEED) as sim:
@@ -82,7 +70,7 @@ async def test_depth_too_thin_on_the_cheaper_venue_splits_the_hedge_over_both() 
             },
         )
         perp0, swap0 = deribit_position(sim), okx_position(sim)
-        await _buy_delta(run, work, 2.0)
+        await move_target(run, work / "ctl.sock", 2.0)
         await wait_for(lambda: bool(decisions.trades), 20.0, "a hedge decision")
         first = decisions.trades[0]
         # One decision, legs on both accounts: OKX's thin book taken whole, the rest on Deribit.
@@ -90,7 +78,9 @@ async def test_depth_too_thin_on_the_cheaper_venue_splits_the_hedge_over_both() 
         legs = {leg.venue: leg for leg in first.legs}
         okx_leg, deribit_leg = legs["okx"], legs["deribit"]
         assert okx_leg.amount_unit is AmountUnit.USD and deribit_leg.amount_unit is AmountUnit.USD
-        assert okx_leg.amount == cap_contracts * OKX_CONTRACT_USD
+        # OKX's leg is what its thin book holds (60 contracts at most: less where the start's
+        # hedge took some that has not refilled yet).
+        assert 0 < okx_leg.amount <= cap_contracts * OKX_CONTRACT_USD
         assert deribit_leg.amount > okx_leg.amount  # the larger part where the depth is
         assert all(leg.delta_coin > 0 for leg in first.legs)
         # The legs add up to the hedge the decision wanted (to lot rounding, 1e-3 coin).
@@ -123,7 +113,7 @@ async def test_a_funding_change_makes_the_cheaper_venue_dearer_and_flips_the_cho
 
         # No funding anywhere: the buy goes to OKX, the cheaper book; Deribit gets none.
         perp0, swap0 = deribit_position(sim), okx_position(sim)
-        await _buy_delta(run, work, 1.5)
+        await move_target(run, work / "ctl.sock", 1.5)
         await wait_for(lambda: okx_position(sim) > swap0, 20.0, "a hedge on OKX")
         await _idle(run)
         assert deribit_position(sim) == perp0
@@ -135,7 +125,7 @@ async def test_a_funding_change_makes_the_cheaper_venue_dearer_and_flips_the_cho
         assert carry["carry"]["funding_rate_8h"] == 0.003
         n = len(decisions.trades)
         perp1, swap1 = deribit_position(sim), okx_position(sim)
-        await _buy_delta(run, work, 1.5)
+        await move_target(run, work / "ctl.sock", 1.5)
         await wait_for(lambda: deribit_position(sim) > perp1, 20.0, "a hedge on Deribit")
         await _idle(run)
         assert okx_position(sim) == swap1

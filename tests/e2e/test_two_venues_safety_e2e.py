@@ -21,6 +21,7 @@ from e2e_support import (
     duplicate_orders,
     hedgerctl,
     hedges_seen,
+    move_target,
     okx_position,
     settle_two_venues,
     short_dir,
@@ -46,10 +47,7 @@ async def _hedge(run: Running, work: Path, coin: float, moved: str, still: str) 
     sim = run.sim
     pos = {"deribit": lambda: deribit_position(sim), "okx": lambda: okx_position(sim)}
     before = {name: get() for name, get in pos.items()}
-    stats = run.daemon.stats.per_underlying["BTC"]
-    target = round(stats.last_delta_coin + coin, 3)
-    code, out = await hedgerctl(work / "ctl.sock", "set", "hedging.BTC.target_coin", str(target))
-    assert code == 0, out
+    await move_target(run, work / "ctl.sock", coin)
     await wait_for(lambda: pos[moved]() != before[moved], 20.0, f"a hedge on {moved}")
     await wait_for(lambda: hedges_seen(run.daemon, sim), 20.0, "the hedge done and seen")
     assert pos[still]() == before[still], f"{still} traded"
@@ -81,6 +79,7 @@ async def test_a_failed_venue_leaves_routing_within_two_evaluations_and_comes_ba
         # One request: the failure starts whole.
         outage = {"venue": "okx", "after_s": 0.0, "duration_s": OUTAGE_S}
         start = loop.evaluations_started
+        over_ms = sim.engine.now_ms() + OUTAGE_S * 1000.0
         await sim_admin(
             sim,
             "faults",
@@ -99,7 +98,14 @@ async def test_a_failed_venue_leaves_routing_within_two_evaluations_and_comes_ba
         )
 
         # OKX recovers: routing takes it back, and the next hedge goes there (cheaper).
-        await wait_for(lambda: "okx" not in loop.excluded, 30.0, "okx back in routing")
+        # (Between two drops the WebSocket reconnects: wait for the outage's end.)
+        okx = run.daemon.accounts["okx"]
+
+        def recovered() -> bool:
+            over = sim.engine.now_ms() > over_ms and not okx.disconnected()
+            return over and not okx.orders_blocked() and "okx" not in loop.excluded
+
+        await wait_for(recovered, 30.0, "okx back in routing after the outage")
         await _hedge(run, work, 1.2, "okx", "deribit")
         await _no_duplicates(run, decisions)
         assert run.daemon.parts.states is not None
