@@ -177,10 +177,11 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def simulator(
-    speed: float, seed: int = 3, accounts: Sequence[Any] = ()
+    speed: float, seed: int | None = 3, accounts: Sequence[Any] = (), **kw: Any
 ) -> AsyncIterator[Simulator]:
     """The simulator on 127.0.0.1 (port 0), started at the pinned `TEST_START_MS`;
-    `accounts`: extra client accounts (`sim.command.start_simulator`'s)."""
+    `accounts`: extra client accounts; `kw`: more of `sim.command.start_simulator`'s
+    arguments (scenario, venues)."""
     async with running_simulator(
         host="127.0.0.1",
         port=0,
@@ -188,6 +189,7 @@ async def simulator(
         speed=speed,
         start_ms=TEST_START_MS,
         accounts=accounts,
+        **kw,
     ) as sim:
         yield sim
 
@@ -347,15 +349,8 @@ def two_venue_scenario(seed: int = 7, *, still: bool = False, **okx: float) -> S
 async def two_venue_simulator(scenario: Scenario, speed: float) -> AsyncIterator[Simulator]:
     """The simulator serving Deribit and OKX on 127.0.0.1 from `TEST_START_MS`; the market
     maker's account exists on both (same key and secret)."""
-    async with running_simulator(
-        host="127.0.0.1",
-        port=0,
-        scenario=scenario,
-        speed=speed,
-        start_ms=TEST_START_MS,
-        venues=TWO_VENUES,
-        accounts=[(MM_KEY, MM_SECRET, OKX_DEFAULT_PASSPHRASE)],
-    ) as sim:
+    twin = (MM_KEY, MM_SECRET, OKX_DEFAULT_PASSPHRASE)
+    async with simulator(speed, None, [twin], scenario=scenario, venues=TWO_VENUES) as sim:
         yield sim
 
 

@@ -130,6 +130,18 @@ async def parts(
     return ex, journal
 
 
+async def _first_trade_arrives(ex: Executor, venue: FakeVenue) -> OrderUpdate:
+    """The stream delivers the trade of the first order sent (journalled); its update."""
+    label = venue.sent[0]
+    upd = venue.orders[label]
+    fill = Fill(
+        VENUE_NAME, upd.instrument, "t1", upd.order_id, label, upd.side,
+        upd.filled_amount, MID, 0.0, "BTC", venue.now,
+    )  # fmt: skip
+    assert not (await ex.on_fill(fill)).duplicate
+    return upd
+
+
 async def test_slow_fill_counts_in_flight_so_no_second_hedge(tmp_path: Path) -> None:
     venue = FakeVenue()
     venue.gate.clear()  # the venue sits on the order
@@ -168,13 +180,7 @@ async def test_a_slice_reported_filled_stays_in_flight_until_its_trade_arrives(
     async def between_slices(ms: int) -> None:
         seen.append(ex.in_flight_delta_coin("BTC"))
         if len(seen) == 1:  # the stream delivers the first slice's trade
-            label = venue.sent[0]
-            upd = venue.orders[label]
-            fill = Fill(
-                VENUE_NAME, upd.instrument, "t1", upd.order_id, label, upd.side,
-                upd.filled_amount, MID, 0.0, "BTC", venue.now,
-            )  # fmt: skip
-            assert not (await ex.on_fill(fill)).duplicate
+            await _first_trade_arrives(ex, venue)
             seen.append(ex.in_flight_delta_coin("BTC"))
         await sleep(ms)
 
@@ -207,13 +213,7 @@ async def test_a_journalled_slice_stays_in_flight_until_the_position_shows_it(
 
     async def between_slices(ms: int) -> None:
         if not seen:  # the first slice's trade is journalled, the position not yet moved
-            label = venue.sent[0]
-            upd = venue.orders[label]
-            fill = Fill(
-                VENUE_NAME, upd.instrument, "t1", upd.order_id, label, upd.side,
-                upd.filled_amount, MID, 0.0, "BTC", venue.now,
-            )  # fmt: skip
-            assert not (await ex.on_fill(fill)).duplicate
+            upd = await _first_trade_arrives(ex, venue)
             seen.append(ex.in_flight_delta_coin("BTC"))
             held["pos"] = upd.filled_amount  # the positions stream catches up
             seen.append(ex.in_flight_delta_coin("BTC"))

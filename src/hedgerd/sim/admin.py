@@ -54,6 +54,17 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=dumps(data), content_type="application/json")
 
 
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    """The request's body, which must be one JSON object (ValueError: a 400)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValueError("body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
+
+
 def _is_loopback(remote: str | None) -> bool:
     if not remote:
         return False
@@ -184,12 +195,7 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
         return _json({"currency": ccy, "pct": pct, "now_ms": int(server.engine.now_ms())})
 
     async def account_trade(request: web.Request) -> web.StreamResponse:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise ValueError("body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise ValueError("body must be a JSON object")
+        body = await _json_object(request)
         book = getattr(server.engine, "book_trade", None)
         if not callable(book):
             raise RuntimeError("the engine cannot book trades")
@@ -225,12 +231,7 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
         dialect = server.dialects.get(venue)
         if dialect is None:
             raise ValueError(f"venue {venue!r} has no settable carry (served: okx only)")
-        try:
-            body = await request.json()
-        except ValueError:
-            raise ValueError("body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise ValueError("body must be a JSON object")
+        body = await _json_object(request)
         return _json({"venue": venue, "carry": dialect.venue.set_carry(body)})
 
     r = app.router
