@@ -66,10 +66,19 @@ async def _no_duplicates(run: Running, decisions: Decisions) -> None:
     assert duplicate_orders(run.sim) == set()
 
 
+#: The account's own stale-data switch judges in wall seconds (5 s by default) and its HALT
+#: latches until an operator resumes the account: an outage longer than that (3 wall
+#: seconds here, plus the reconnection's backoff on a loaded machine) would leave OKX halted
+#: after it recovers. Routing's own exclusion (a stream down) is what this test shows, so the
+#: market feeds may be 20 s old before that switch trips.
+STALE_AFTER_S = {"risk": {"stale_data": {"market_stale_after_s": 20.0}}}
+
+
 async def test_a_failed_venue_leaves_routing_within_two_evaluations_and_comes_back() -> None:
     work = short_dir()
     async with two_venue_simulator(two_venue_scenario(seed=7, still=True), SPEED) as sim:
-        run = await start_daemon(sim, two_venue_values(work), SPEED, TWO_VENUES)
+        values = two_venue_values(work, extra=STALE_AFTER_S)
+        run = await start_daemon(sim, values, SPEED, TWO_VENUES)
         loop = run.daemon.hedge_loop
         await settle_two_venues(run)
         decisions = Decisions()
