@@ -196,7 +196,6 @@ async def test_handoff_gap(pg_url: str, db_proxy: TcpProxy) -> None:
         a, b = await _pair(sim, pg_url, db_proxy)
         await wait_for(lambda: sum(_epochs(sim).values()) > 0, 20.0, "a's first hedge")
         await wait_for(lambda: not a.daemon.hedge_loop.exec_tasks, 20.0, "a's executions")
-
         async def b_sees_a() -> bool:
             st = await status(b.daemon.config.control.socket_path)
             assert st["ha"]["role"] == "standby"
