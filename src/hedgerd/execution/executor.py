@@ -1287,17 +1287,13 @@ class Executor:
             except Exception:
                 log.exception("executor.on_reject_failed", label=rec.label)
         if exc.error_class is ErrorClass.AUTH:
-            await self._trip(
-                rec.venue, ReasonCode.VENUE_DISCONNECTED, f"{rec.venue}: auth: {exc}"
-            )
+            await self._trip(rec.venue, ReasonCode.VENUE_DISCONNECTED, f"{rec.venue}: auth: {exc}")
         elif (
             exc.reason is RejectReason.INSUFFICIENT_FUNDS
             or "not_enough_funds" in str(exc).lower()
             or ("insufficient" in str(exc).lower())
         ):
-            await self._trip(
-                rec.venue, ReasonCode.INSUFFICIENT_FUNDS, f"{rec.label}: {exc}"[:200]
-            )
+            await self._trip(rec.venue, ReasonCode.INSUFFICIENT_FUNDS, f"{rec.label}: {exc}"[:200])
         elif "post_only" not in str(exc):
             streak = self._reject_streak[rec.venue] = self._reject_streak.get(rec.venue, 0) + 1
             limit = self.settings.reject_streak_limit
