@@ -23,12 +23,15 @@ from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.config import HedgerdConfig, VenueSettings
 from hedgerd.daemon import Daemon
 from hedgerd.execution.journal import Journal
+from hedgerd.model import HedgeDecision
+from hedgerd.model.orders import Fill
 from hedgerd.paper import paper_config
 from hedgerd.risk.kill_switches import KillSwitchBoard
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.trading_state import TradingStateMachine
 from hedgerd.sim import wall_clock
-from hedgerd.sim.command import Simulator, running_simulator
+from hedgerd.sim.command import OKX_DEFAULT_PASSPHRASE, Simulator, running_simulator
+from hedgerd.sim.scenario import Scenario, load_scenario
 from hedgerd.venues.deribit.names import parse_instrument_name
 from pinned_clock import TEST_START_MS
 
@@ -174,10 +177,11 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def simulator(
-    speed: float, seed: int = 3, accounts: Sequence[Any] = ()
+    speed: float, seed: int | None = 3, accounts: Sequence[Any] = (), **kw: Any
 ) -> AsyncIterator[Simulator]:
     """The simulator on 127.0.0.1 (port 0), started at the pinned `TEST_START_MS`;
-    `accounts`: extra client accounts (`sim.command.start_simulator`'s)."""
+    `accounts`: extra client accounts; `kw`: more of `sim.command.start_simulator`'s
+    arguments (scenario, venues)."""
     async with running_simulator(
         host="127.0.0.1",
         port=0,
@@ -185,6 +189,7 @@ async def simulator(
         speed=speed,
         start_ms=TEST_START_MS,
         accounts=accounts,
+        **kw,
     ) as sim:
         yield sim
 
@@ -307,3 +312,201 @@ async def wired(tmp_path: Path) -> AsyncIterator[tuple[Daemon, TradingStateMachi
         await machine.flush()
     finally:
         await journal.close()
+
+
+# --------------------------------------------------------------- a Deribit and an OKX account
+#: The venues of the two-venue tests (both APIs on the simulator's one port).
+TWO_VENUES = ("deribit", "okx")
+#: OKX's hedge instrument in these tests: the inverse swap (100 USD contracts).
+OKX_SWAP = "BTC-USD-SWAP"
+
+
+def two_venue_scenario(seed: int = 7, *, still: bool = False, **okx: float) -> Scenario:
+    """OKX's swap far cheaper to trade than Deribit's perpetual (0.1 bps half spread and deep
+    levels against 10 bps), with no funding or basis on either venue to blur the comparison
+    (Deribit's perpetual premium held at 0); `okx`: `OkxVenueSpec` fields to change.
+    `still`: no option flow and no jumps, so the book's delta moves only with the index's
+    diffusion and the test's own trades (each hedge is one the test asked for)."""
+    data = load_scenario(None, seed=seed).model_dump()
+    if still:
+        data["flow"]["rate_per_min"] = 0.0
+        for u in data["underlyings"]:
+            u["jumps"]["intensity_per_day"] = 0.0
+    data["book"]["future_half_spread_bps"] = 10.0
+    data["funding"].update(premium_mean_bps=0.0, premium_vol_bps=0.0)
+    data["venues"]["okx"].update(
+        half_spread_bps=0.1,
+        level_step_bps=0.1,
+        swap_size_0_contracts=2_000.0,
+        funding_rate_8h=0.0,
+        swap_basis_bps=0.0,
+    )
+    data["venues"]["okx"].update(okx)
+    return Scenario.model_validate(data)
+
+
+@contextlib.asynccontextmanager
+async def two_venue_simulator(scenario: Scenario, speed: float) -> AsyncIterator[Simulator]:
+    """The simulator serving Deribit and OKX on 127.0.0.1 from `TEST_START_MS`; the market
+    maker's account exists on both (same key and secret)."""
+    twin = (MM_KEY, MM_SECRET, OKX_DEFAULT_PASSPHRASE)
+    async with simulator(speed, None, [twin], scenario=scenario, venues=TWO_VENUES) as sim:
+        yield sim
+
+
+def two_venue_values(
+    work: Path, *, okx_roles: Sequence[str] = ("hedge",), extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Config values of a daemon with two accounts: `deribit` (the market maker's options
+    book, hedging on BTC-PERPETUAL) and `okx` (its OKX twin, hedging on the inverse swap).
+    BTC only, coin numeraire."""
+    values = daemon_config(work, extra=extra)
+    deribit = dict(values["venues"]["sim"], roles=["options", "hedge"])
+    okx = {
+        "exchange": "okx",
+        "mode": "sim",
+        "account": "mm-okx",
+        "api_key": MM_KEY,
+        "api_secret": MM_SECRET,
+        "api_passphrase": OKX_DEFAULT_PASSPHRASE,
+        "roles": list(okx_roles),
+        "underlyings": ["BTC"],
+        "hedge_instruments": {"BTC": [OKX_SWAP]},
+        "request_timeout_s": 5.0,
+        "dead_man_s": 60,
+    }
+    values["venues"] = {"deribit": deribit, "okx": okx}
+    return values
+
+
+def deribit_position(sim: Simulator, instrument: str = "BTC-PERPETUAL") -> float:
+    """The market maker's Deribit position (its amount unit: USD for the perpetual), the
+    simulator's truth."""
+    pos = sim.engine.accounts["mm"].positions.get(instrument)
+    return float(pos.size) if pos is not None else 0.0
+
+
+def okx_position(sim: Simulator, inst_id: str = OKX_SWAP) -> float:
+    """The market maker's OKX position (contracts), the simulator's truth."""
+    for acct in sim.okx.accounts.values():
+        if acct.creds.api_key == MM_KEY:
+            pos = acct.positions.get(inst_id)
+            return float(pos.size) if pos is not None else 0.0
+    raise AssertionError("no OKX twin of the market maker")
+
+
+async def sim_admin(sim: Simulator, path: str, body: object = None) -> Any:
+    """POST `body` (JSON) to the simulator's `/sim/admin/PATH`; its JSON answer (asserts 200)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{sim.rest_url}/sim/admin/{path}", json=body) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def venue_fault(sim: Simulator, venue: str, body: dict[str, Any]) -> int:
+    """Add one fault on `venue`'s wire (`hedgerd.sim.faults`); its id."""
+    added = await sim_admin(sim, "faults", {"venue": venue, **body})
+    return int(added["added"][0]["id"])
+
+
+def duplicate_orders(sim: Simulator) -> set[str]:
+    """Client ids the simulator received or accepted more than once, on either venue (the
+    chaos drill's duplicate check)."""
+    c = sim.server.counters
+    counts = [c.orders_received, c.orders_accepted]
+    for dialect in sim.server.dialects.values():
+        counts += [dialect.counters.received_by_cl_ord_id, dialect.counters.accepted_by_cl_ord_id]
+    return {k for counter in counts for k, n in counter.items() if k and n > 1}
+
+
+class Decisions:
+    """A `HedgeObserver` that keeps every decision with legs (install on
+    `daemon.hedge_loop.observer`)."""
+
+    def __init__(self) -> None:
+        self.trades: list[HedgeDecision] = []
+
+    def on_decision(self, decision: HedgeDecision) -> None:
+        if decision.legs:
+            self.trades.append(decision)
+
+    def on_hedge_fill(self, underlying: str, fill: Fill, cost_usd: float) -> None:
+        return None
+
+    def venues_of(self, decision: HedgeDecision) -> set[str]:
+        return {leg.venue for leg in decision.legs}
+
+
+def in_band(stats: Any) -> bool:
+    """Whether an underlying's stats (`daemon.stats.per_underlying[U]`) show a hedge done and
+    the delta of the last evaluation inside its band."""
+    lo, _target, hi = stats.last_band
+    return bool(stats.hedges > 0 and lo <= stats.last_delta_coin <= hi)
+
+
+async def filled_by_venue(daemon: Daemon, decisions: Sequence[HedgeDecision]) -> dict[str, float]:
+    """Signed filled amount (the instrument's amount unit) per account over the orders of
+    `decisions`, from the journal."""
+    assert daemon.journal is not None
+    out: dict[str, float] = {}
+    for d in decisions:
+        for order in await daemon.journal.orders_for_decision(d.decision_id):
+            signed = order.side.sign * order.filled_amount
+            out[order.venue] = out.get(order.venue, 0.0) + signed
+    return out
+
+
+def hedges_seen(daemon: Daemon, sim: Simulator) -> bool:
+    """Whether the daemon's book holds both hedge positions as the simulator does (Deribit's
+    perpetual in USD, OKX's swap in contracts of 100 USD) and no execution is running."""
+    perp = daemon.accounts["deribit"].market.position_amount("deribit", "BTC-PERPETUAL")
+    swap = daemon.accounts["okx"].market.position_amount("okx", OKX_SWAP)
+    return (
+        not daemon.hedge_loop.exec_tasks
+        and perp == deribit_position(sim)
+        and swap == okx_position(sim) * 100.0
+    )
+
+
+async def settle_two_venues(run: Running, quiet_evaluations: int = 3) -> None:
+    """Wait until the first hedges are done and seen: the delta in its band, both hedge
+    positions in the book as in the simulator, nothing executing, for `quiet_evaluations`
+    evaluations in a row (the start's hedge may be sliced; the book must have caught up with
+    every slice before a test's own step)."""
+    stats = run.daemon.stats.per_underlying["BTC"]
+    quiet: list[int] = []
+
+    def calm() -> bool:
+        if not (in_band(stats) and hedges_seen(run.daemon, run.sim)):
+            quiet.clear()
+            return False
+        n = run.daemon.stats.evaluations
+        if not quiet or quiet[-1] != n:
+            quiet.append(n)
+        return len(quiet) > quiet_evaluations
+
+    await wait_for(calm, 40.0, "the first hedges done and in the book")
+
+
+async def control_post(socket_path: Path, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """`POST /v1/PATH` over the control socket (what `hedgerctl` sends, without its process
+    start: a few wall seconds each on a loaded machine)."""
+    connector = aiohttp.UnixConnector(path=str(socket_path))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.post(f"http://hedgerd/v1/{path}", json=body) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        data: dict[str, Any] = await resp.json()
+        return data
+
+
+async def move_target(run: Running, socket_path: Path, coin: float) -> float:
+    """Set BTC's target `coin` away from the last evaluation's delta (positive: a buy
+    hedge of about `coin`), as `hedgerctl set hedging.BTC.target_coin` does; the target."""
+    stats = run.daemon.stats.per_underlying["BTC"]
+    target = round(stats.last_delta_coin + coin, 3)
+    await control_post(socket_path, "set", {"key": "hedging.BTC.target_coin", "value": str(target)})
+    return target

@@ -14,6 +14,7 @@ from e2e_support import (
     MM_SECRET,
     daemon_config,
     hedgerctl,
+    in_band,
     short_dir,
     simulator,
     start_daemon,
@@ -80,11 +81,9 @@ async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> N
         stats = daemon.stats.per_underlying["BTC"]
         assert set(daemon.accounts) == {"main", "sub"}
 
-        def settled() -> bool:
-            lo, _target, hi = stats.last_band
-            return stats.hedges > 0 and lo <= stats.last_delta_coin <= hi
-
-        await wait_for(settled, 30.0, "the first hedges to bring the summed delta into the band")
+        await wait_for(
+            lambda: in_band(stats), 30.0, "the first hedges to bring the summed delta into the band"
+        )
         # One book: the portfolio's delta is the sum of the accounts' own books.
         by_account = dict(stats.delta_by_account)
         assert set(by_account) == {"main", "sub"}
@@ -182,11 +181,9 @@ async def test_an_account_without_funds_gets_no_growing_hedge_the_other_hedges()
         assert states.machine("poor").state is TradingState.REDUCE_ONLY
         assert states.portfolio.state is TradingState.ACTIVE  # the portfolio trades on
 
-        def settled() -> bool:
-            lo, _target, hi = stats.last_band
-            return stats.hedges > 0 and lo <= stats.last_delta_coin <= hi
-
-        await wait_for(settled, 30.0, "the other account's hedges to bring delta into the band")
+        await wait_for(
+            lambda: in_band(stats), 30.0, "the other account's hedges to bring delta into the band"
+        )
         sent_poor = await journal.count_intents_since(0, venue="poor")
         assert sent_poor >= 1  # the refused one(s), journalled first
         code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "2.5")

@@ -130,6 +130,18 @@ async def parts(
     return ex, journal
 
 
+async def _first_trade_arrives(ex: Executor, venue: FakeVenue) -> OrderUpdate:
+    """The stream delivers the trade of the first order sent (journalled); its update."""
+    label = venue.sent[0]
+    upd = venue.orders[label]
+    fill = Fill(
+        VENUE_NAME, upd.instrument, "t1", upd.order_id, label, upd.side,
+        upd.filled_amount, MID, 0.0, "BTC", venue.now,
+    )  # fmt: skip
+    assert not (await ex.on_fill(fill)).duplicate
+    return upd
+
+
 async def test_slow_fill_counts_in_flight_so_no_second_hedge(tmp_path: Path) -> None:
     venue = FakeVenue()
     venue.gate.clear()  # the venue sits on the order
@@ -168,13 +180,7 @@ async def test_a_slice_reported_filled_stays_in_flight_until_its_trade_arrives(
     async def between_slices(ms: int) -> None:
         seen.append(ex.in_flight_delta_coin("BTC"))
         if len(seen) == 1:  # the stream delivers the first slice's trade
-            label = venue.sent[0]
-            upd = venue.orders[label]
-            fill = Fill(
-                VENUE_NAME, upd.instrument, "t1", upd.order_id, label, upd.side,
-                upd.filled_amount, MID, 0.0, "BTC", venue.now,
-            )  # fmt: skip
-            assert not (await ex.on_fill(fill)).duplicate
+            await _first_trade_arrives(ex, venue)
             seen.append(ex.in_flight_delta_coin("BTC"))
         await sleep(ms)
 
@@ -187,6 +193,38 @@ async def test_a_slice_reported_filled_stays_in_flight_until_its_trade_arrives(
         # trade is journalled, 0.0667; after slice 2 (answered only) 0.0667 still.
         assert seen == pytest.approx([0.1, 2 / 30, 2 / 30])
         assert ex.in_flight_delta_coin("BTC") == 0.0  # the leg ended: the daemon's count
+    finally:
+        await journal.close()
+
+
+async def test_a_journalled_slice_stays_in_flight_until_the_position_shows_it(
+    tmp_path: Path,
+) -> None:
+    # OKX reports trades (`orders` channel) and positions (`positions` channel) on two
+    # streams: a slice's trade can be journalled before the book's position moves. Until it
+    # moves the slice stays in flight, or an evaluation in between counted it nowhere and
+    # hedged it again (the two-venue e2e did, issue 17).
+    venue = FakeVenue()
+    held = {"pos": 0.0}
+    ex, journal = await parts(tmp_path, venue, max_slice_delta_coin=0.04)
+    ex._position = lambda v, i: held["pos"]
+    seen: list[float] = []
+    sleep = ex.sleep_ms
+
+    async def between_slices(ms: int) -> None:
+        if not seen:  # the first slice's trade is journalled, the position not yet moved
+            upd = await _first_trade_arrives(ex, venue)
+            seen.append(ex.in_flight_delta_coin("BTC"))
+            held["pos"] = upd.filled_amount  # the positions stream catches up
+            seen.append(ex.in_flight_delta_coin("BTC"))
+        await sleep(ms)
+
+    ex.sleep_ms = between_slices
+    try:
+        d = perp_decision("slices-2", OrderSide.BUY, 9_000.0, mid_usd=MID, ts_ms=venue.now)
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.DONE and len(venue.sent) == 3
+        assert seen == pytest.approx([0.1, 2 / 30])
     finally:
         await journal.close()
 

@@ -39,7 +39,7 @@ class _States:
         return max(own, self.portfolio.state, key=lambda s: s.severity)
 
 
-def _account(name: str, roles: tuple[str, ...], blocked: bool = False) -> Any:
+def _account(name: str, roles: tuple[str, ...], blocked: bool = False, down: bool = False) -> Any:
     return SimpleNamespace(
         name=name,
         settings=SimpleNamespace(hedges="hedge" in roles),
@@ -47,6 +47,7 @@ def _account(name: str, roles: tuple[str, ...], blocked: bool = False) -> Any:
         venue=object(),
         feed=object(),
         orders_blocked=lambda: blocked,
+        disconnected=lambda: down,
     )
 
 
@@ -57,12 +58,16 @@ def test_halted_or_session_down_accounts_leave_routing_reduce_only_stays_limited
         "b": _account("b", ("hedge", "options")),
         "c": _account("c", ("hedge",)),
         "d": _account("d", ("hedge",), blocked=True),
+        # A stream down (its WebSocket dropped): out at once, still ACTIVE (the disconnection
+        # switch halts it only after its limit).
+        "e": _account("e", ("hedge",), down=True),
     }
-    states: Any = _States({"opts": A, "a": H, "b": R, "c": A, "d": A})
+    states: Any = _States({"opts": A, "a": H, "b": R, "c": A, "d": A, "e": A})
     routes = {r.account.name: r for r in hedge_accounts(accounts, states, "BTC")}
-    assert set(routes) == {"a", "b", "c", "d"}  # an options-only account is never offered
+    assert set(routes) == {"a", "b", "c", "d", "e"}  # an options-only account is never offered
     assert routes["a"].excluded == "halted"
     assert routes["d"].excluded == "order session down"
+    assert routes["e"].excluded == "disconnected" and routes["e"].state is A
     assert routes["b"].routable and routes["b"].reducing_only
     assert routes["c"].routable and not routes["c"].reducing_only
     assert hedge_accounts(accounts, states, "ETH") == []

@@ -22,7 +22,7 @@ from hedgerd.config import VenueSettings, load_config
 from hedgerd.execution.client_ids import codec_for
 from hedgerd.model import AmountUnit, InstrumentKind, OrderSide, OrderStatus, TimeInForce
 from hedgerd.sim.command import Simulator, running_simulator
-from hedgerd.sim.okx.venue import OkxAccount
+from hedgerd.sim.okx.accounts import OkxAccount
 from hedgerd.sim.scenario import Scenario
 from hedgerd.venues import registry
 from hedgerd.venues.base import (
@@ -37,6 +37,7 @@ from hedgerd.venues.okx.names import parse_instrument_name
 from hedgerd.venues.okx.venue import OkxVenue
 from hedgerd.venues.positions_command import collect
 from pinned_clock import TEST_START_MS
+from venue_truth import okx_truth
 
 KEY, SECRET, PASSPHRASE = "okx-key", "okx-secret", "okxPass1"
 CODEC = codec_for("okx", "Q7xa")
@@ -117,8 +118,18 @@ async def test_instruments_are_in_hedgerd_units_and_agree_with_the_name_parser(
     checked = 0
     for inst in insts.values():
         named = parse_instrument_name(inst.name, venue.name)
-        for field in ("kind", "underlying", "settlement_currency", "inverse", "contract_size",
-                      "amount_unit", "price_unit", "expiry_ms", "strike_usd", "option_type"):
+        for field in (
+            "kind",
+            "underlying",
+            "settlement_currency",
+            "inverse",
+            "contract_size",
+            "amount_unit",
+            "price_unit",
+            "expiry_ms",
+            "strike_usd",
+            "option_type",
+        ):
             assert getattr(inst, field) == getattr(named, field), (inst.name, field)
         if inst.is_option:
             # ctMult, not ccxt's contractSize (1): one BTC option contract is 0.01 BTC.
@@ -442,7 +453,6 @@ async def test_book_feed_on_okx_matches_the_venues_greeks() -> None:
 
 async def _book_feed_matches(sim: Simulator) -> None:
     from hedgerd.book.greeks_book import GreeksBook
-    from hedgerd.sim.okx import views
     from hedgerd.venues.book_feed import BookFeed
 
     venue = OkxVenue("okx", _settings(sim), clock_ms=sim.now_ms)
@@ -451,21 +461,7 @@ async def _book_feed_matches(sim: Simulator) -> None:
     acct = _account(sim)
 
     def truth() -> tuple[float, float]:
-        """The account's delta by hedgerd's convention (book/valuation.py), from the venue's
-        own figures: USD numeraire `deltaPA + eq` (Deribit's `delta_total`); coin numeraire
-        `dV/dS - V/S`, which for a linear swap is its coin size less its floating USDT P&L
-        over the index: OKX's `deltaPA` counts the contracts' coin alone, so the floating
-        P&L is taken out here (the linear swap's realised USDT is cash, outside both)."""
-        g = views.account_greeks_json(sim.okx, acct, "BTC")
-        pa = float(g["deltaPA"])
-        index = sim.okx.index_price("BTC")
-        linear_upl_usd = 0.0
-        for inst_id, pos in acct.positions.items():
-            inst = sim.okx.instruments[inst_id]
-            if inst.base == "BTC" and inst.inst_type == "SWAP" and not inst.inverse:
-                assert sim.okx.mark_price(inst) == index  # no swap basis in this scenario
-                linear_upl_usd += sim.okx.upl(inst, pos)
-        return pa - linear_upl_usd / index, pa + sim.okx.eq(acct, "BTC")
+        return okx_truth(sim, acct)  # the venue's own figures (tests/venue_truth.py)
 
     def ours() -> tuple[float, float]:
         snap = book.underlying_snapshot("BTC", sim.now_ms())

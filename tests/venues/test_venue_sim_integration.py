@@ -34,6 +34,7 @@ from hedgerd.venues.base import (
 from hedgerd.venues.book_feed import BookFeed
 from hedgerd.venues.ccxt_venue import Backoff
 from hedgerd.venues.deribit import DeribitVenue
+from venue_truth import deribit_truth
 
 KEY, SECRET = "mm-key", "mm-secret"
 TOL_COIN = 1e-6
@@ -93,12 +94,7 @@ class Rig:
 
     def truth(self) -> tuple[float, float]:
         """(coin-numeraire, USD-numeraire) delta of the account's BTC book, from the engine."""
-        engine: Any = self.sim.engine
-        acct = engine.account_for_key(KEY)
-        s = engine.dispatch(
-            "private/get_account_summary", {"currency": "BTC", "extended": True}, acct
-        )
-        return float(s["delta_total"]), float(s["delta_total"]) + float(s["equity"])
+        return deribit_truth(self.sim, KEY)
 
     def ours(self) -> tuple[float, float]:
         snap = self.book.underlying_snapshot("BTC", self.sim.now_ms())

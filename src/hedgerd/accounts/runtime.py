@@ -321,6 +321,12 @@ class AccountRuntime:
         return divergences
 
     # ----------------------------------------------------------------- queries
+    def disconnected(self) -> bool:
+        """Whether one of the venue's stream sessions (market data, private) is down now, as
+        its last connection event said: routing leaves the account out at once, long before
+        the venue-disconnected switch's limit halts it."""
+        return not all(self._sessions_up.values())
+
     def orders_blocked(self) -> bool:
         """Whether orders must wait: the venue's order path is not ready (Deribit: with
         cancel-on-disconnect, its order session is down and ccxt's REST fallback would send

@@ -314,6 +314,8 @@ class _LegRun:
     journal_ns: int = 0  # duration of the last intent commit
     #: An operator's flatten: passes the trading-state gate in any state, always reduce-only.
     operator_flatten: bool = False
+    #: The book's position in the instrument when the leg began (None: unknown).
+    base_position: float | None = None
 
     @property
     def sign(self) -> int:
@@ -475,11 +477,11 @@ class Executor:
             covered.update(run.labels)
             if run.decision.decision_id == exclude_decision:
                 continue
-            # Filled means in the book only once the stream delivered the trade (the
-            # positions come with it): a slice the venue's answer reports filled stays in
-            # flight until then. Otherwise the evaluations between two slices of a leg saw
-            # neither that slice nor its position, and hedged it again.
-            rest = max(run.leg.amount - self._leg_filled(run, journalled=True), 0.0)
+            # Filled means in the book only once the stream delivered the trade and the
+            # book's position shows it (`_seen_in_book`): a slice the venue's answer reports
+            # filled stays in flight until then. Otherwise the evaluations between two
+            # slices of a leg saw neither that slice nor its position, and hedged it again.
+            rest = max(run.leg.amount - self._seen_in_book(run), 0.0)
             if rest <= _EPS:
                 continue
             label = (
@@ -656,6 +658,8 @@ class Executor:
             if run is None:
                 results[i] = self._leg_end_none(i, leg, LegOutcome.REJECTED, "unknown instrument")
                 continue
+            if self._position is not None:
+                run.base_position = self._position(leg.venue, leg.instrument)
             runs.append(run)
             self._run_objs[id(run)] = run
         try:
@@ -888,6 +892,23 @@ class Executor:
                     else max(rec.filled_amount, rec.venue_filled_amount)
                 )
         return total
+
+    def _seen_in_book(self, run: _LegRun) -> float:
+        """What of the leg's journalled fills the book's position already shows (amount
+        unit). A venue whose positions come on a stream of their own (OKX: `orders` and
+        `positions` are two channels) reports a trade before its position moves: until the
+        position shows it, the fill stays in flight, or an evaluation in between counted it
+        nowhere and hedged it again (two-venue e2e, issue 17). The position's move since the
+        leg began, within [0, journalled]; the journalled fills alone when the position is
+        not known."""
+        journalled = self._leg_filled(run, journalled=True)
+        if run.base_position is None or self._position is None:
+            return journalled
+        now = self._position(run.leg.venue, run.leg.instrument)
+        if now is None:
+            return journalled
+        moved = run.sign * (now - run.base_position)
+        return min(max(moved, 0.0), journalled)
 
     def _leg_end(self, run: _LegRun, outcome: LegOutcome, detail: str) -> LegResult:
         return LegResult(
@@ -1266,17 +1287,13 @@ class Executor:
             except Exception:
                 log.exception("executor.on_reject_failed", label=rec.label)
         if exc.error_class is ErrorClass.AUTH:
-            await self._trip(
-                rec.venue, ReasonCode.VENUE_DISCONNECTED, f"{rec.venue}: auth: {exc}"
-            )
+            await self._trip(rec.venue, ReasonCode.VENUE_DISCONNECTED, f"{rec.venue}: auth: {exc}")
         elif (
             exc.reason is RejectReason.INSUFFICIENT_FUNDS
             or "not_enough_funds" in str(exc).lower()
             or ("insufficient" in str(exc).lower())
         ):
-            await self._trip(
-                rec.venue, ReasonCode.INSUFFICIENT_FUNDS, f"{rec.label}: {exc}"[:200]
-            )
+            await self._trip(rec.venue, ReasonCode.INSUFFICIENT_FUNDS, f"{rec.label}: {exc}"[:200])
         elif "post_only" not in str(exc):
             streak = self._reject_streak[rec.venue] = self._reject_streak.get(rec.venue, 0) + 1
             limit = self.settings.reject_streak_limit

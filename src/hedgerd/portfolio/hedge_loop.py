@@ -80,6 +80,10 @@ class HedgeLoop(PortfolioService):
         self._expected_pos: dict[tuple[str, str], tuple[float, float]] = {}
         #: Why each hedge account was out of routing at the last evaluation (for status).
         self.excluded: dict[str, str] = {}
+        #: Evaluations begun (every underlying's), and the count at which each account now
+        #: out of routing was first left out: how many evaluations a failure took to act.
+        self.evaluations_started = 0
+        self.excluded_at: dict[str, int] = {}
 
     async def run(self) -> None:
         interval = self.config.daemon.evaluate_interval_s
@@ -113,10 +117,12 @@ class HedgeLoop(PortfolioService):
                 if self.excluded.get(name) != route.excluded:
                     log.warning("daemon.account_out_of_routing", venue=name, why=route.excluded)
                 self.excluded[name] = route.excluded or ""
+                self.excluded_at.setdefault(name, self.evaluations_started)
                 continue
             if name in self.excluded:
                 log.info("daemon.account_back_in_routing", venue=name)
                 del self.excluded[name]
+                self.excluded_at.pop(name, None)
             # With one account the venue's refusal judges funds, as before accounts.
             available = route.account.checks.available if per_account else {}
             for v in await self._account_states(route.account, underlying):
@@ -185,7 +191,10 @@ class HedgeLoop(PortfolioService):
             if entry is None:
                 continue
             expected, deadline_s = entry
-            missing = expected - v.position_amount
+            # The position now, as the books just read hold it (the candidate's own figure
+            # was read before the waits of gathering the candidates).
+            held = self.account_of(v.venue).market.position_amount(v.venue, v.name)
+            missing = expected - (v.position_amount if held is None else held)
             if abs(missing) < 0.5 * v.instrument.amount_step or time.monotonic() > deadline_s:
                 del self._expected_pos[(v.venue, v.name)]
                 continue
@@ -242,6 +251,13 @@ class HedgeLoop(PortfolioService):
         refused)."""
         assert self.shared.executor is not None and self.shared.board is not None
         st = self.stats.per_underlying[underlying]
+        self.evaluations_started += 1
+        # The candidates first: gathering them may wait on the venues (a quote fetched), and
+        # fills and positions arrive meanwhile. The books, the orders in flight and the
+        # unconfirmed fills are then read at one instant, with no wait between them: a book
+        # read before the wait and in-flight orders read after it counted a hedge that filled
+        # meanwhile in neither, and the next hedge doubled it (two-venue e2e, issue 17).
+        venues = await self.hedge_states(underlying)
         now = self.clocks.clock_ms()
         risks: dict[str, UnderlyingRisk] = {}
         snaps: dict[str, UnderlyingGreeks] = {}
@@ -260,7 +276,6 @@ class HedgeLoop(PortfolioService):
         st.delta_by_account = portfolio.delta_by_account()
         risk = portfolio.total
         self._book_delta[underlying] = risk.net_delta_coin
-        venues = await self.hedge_states(underlying)
         if not venues:
             return None
         policy_name, policy = self.policies.policy_for(underlying)

@@ -5,7 +5,8 @@ Every evaluation asks `hedge_accounts(underlying)`: each account with the 'hedge
 follows the underlying, with the state orders to it are judged in (the tighter of the
 portfolio's and its own) and whether it is routable. An account is left out of routing, for
 this evaluation, when it is HALTED (a switch on its stale data, its disconnection, a reject
-streak, or the operator), when its order session is down, or before its feed is running;
+streak, or the operator), when its order session is down, when one of its streams is down
+(at once, long before the disconnection switch halts it), or before its feed is running;
 the others keep hedging. An account whose own state is REDUCE_ONLY (margin, insufficient
 funds, the operator's `--venue`) stays in, but only for hedges that shrink the position it
 holds (`limit_to_reducing`): an account short of funds gets no position-growing hedge. So
@@ -71,6 +72,10 @@ def hedge_accounts(
             excluded = "halted"
         elif account.orders_blocked() and per_account:
             excluded = "order session down"
+        elif account.disconnected() and per_account:
+            # A stream down: the venue is failing now (its orders, fills and positions may
+            # not be heard), so hedges go elsewhere from this evaluation on.
+            excluded = "disconnected"
         out.append(AccountRoute(account, state, excluded, reducing_only))
     return out
 

@@ -18,6 +18,11 @@
                                             another client had hit its quote; `venue`: okx
                                             books it on an OKX account (amount in
                                             contracts, instrument an instId)
+    POST   /sim/admin/venues/okx/carry      change OKX's funding and basis from now on (JSON:
+                                            any of funding_rate_8h, swap_basis_bps,
+                                            future_basis_bps_per_year); answers the carry
+                                            in force (Deribit's perpetual premium is the
+                                            scenario's random process: not settable)
     POST   /sim/admin/ws/inject[?account=ID][&channel=CH]   push the raw request body as
                                             one text frame to WebSocket sessions (tests: hostile
                                             frames); `channel`: only sessions subscribed to it
@@ -47,6 +52,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=dumps(data), content_type="application/json")
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    """The request's body, which must be one JSON object (ValueError: a 400)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValueError("body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
 
 
 def _is_loopback(remote: str | None) -> bool:
@@ -179,12 +195,7 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
         return _json({"currency": ccy, "pct": pct, "now_ms": int(server.engine.now_ms())})
 
     async def account_trade(request: web.Request) -> web.StreamResponse:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise ValueError("body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise ValueError("body must be a JSON object")
+        body = await _json_object(request)
         book = getattr(server.engine, "book_trade", None)
         if not callable(book):
             raise RuntimeError("the engine cannot book trades")
@@ -215,6 +226,14 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
             raise ValueError(f"{exc}: {exc.data or ''}") from None
         return _json(result)
 
+    async def venue_carry(request: web.Request) -> web.StreamResponse:
+        venue = request.match_info["venue"]
+        dialect = server.dialects.get(venue)
+        if dialect is None:
+            raise ValueError(f"venue {venue!r} has no settable carry (served: okx only)")
+        body = await _json_object(request)
+        return _json({"venue": venue, "carry": dialect.venue.set_carry(body)})
+
     r = app.router
     r.add_get("/sim/admin/state", guard(state))
     r.add_post("/sim/admin/time/advance", guard(advance))
@@ -229,6 +248,7 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
     r.add_post("/sim/admin/ws/drop", guard(ws_drop))
     r.add_post("/sim/admin/market/gap", guard(gap))
     r.add_post("/sim/admin/accounts/trade", guard(account_trade))
+    r.add_post("/sim/admin/venues/{venue}/carry", guard(venue_carry))
 
     # -- test-only: raw frame injection (fuzzing the clients' parsers) --------------------
     async def ws_inject(request: web.Request) -> web.StreamResponse:

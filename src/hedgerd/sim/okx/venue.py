@@ -47,6 +47,8 @@ FIRST_TRADE_ID = 700_000_000
 FIRST_BILL_ID = 600_000_000_000_000_000
 FIRST_INST_CODE = 10_001
 ADMIN_TAG = "simAdmin"
+#: The spec's funding and basis figures the admin API may change while the venue runs.
+CARRY_FIELDS = ("funding_rate_8h", "swap_basis_bps", "future_basis_bps_per_year")
 
 
 class VenueListener(Protocol):
@@ -274,6 +276,23 @@ class OkxVenue:
 
     def next_funding_ms(self) -> int:
         return self._last_funding_ms + FUNDING_PERIOD_MS
+
+    def set_carry(self, changes: Mapping[str, object]) -> dict[str, float]:
+        """Change the venue's funding and basis from now on (`CARRY_FIELDS` of its spec; the
+        admin API's `venues/okx/carry`: a drill moves the carry that routing weighs). The
+        next funding settles at the new rate; marks and books follow at the next tick. A
+        reset restores the scenario's. Returns the carry now in force."""
+        unknown = sorted(set(changes) - set(CARRY_FIELDS))
+        if unknown:
+            raise ValueError(f"not a carry field: {', '.join(unknown)} (one of {CARRY_FIELDS})")
+        values: dict[str, float] = {}
+        for k, v in changes.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"{k} must be a finite number, got {v!r}")
+            values[k] = float(v)
+        self.spec = self.spec.model_copy(update=values)
+        log.info("sim.okx_carry_set", **values)
+        return {k: float(getattr(self.spec, k)) for k in CARRY_FIELDS}
 
     # ------------------------------------------------------------------ books
     def lookup(self, inst_id: str) -> OkxInstrument | None:

@@ -1,0 +1,173 @@
+"""Per-venue safety in one daemon with a Deribit and an OKX account against one simulator, real
+ccxt clients (issue 17's "Must show"): a venue that fails (its WebSockets dropped and every
+REST call answered 503 for 60 simulated seconds) is out of routing within two evaluations,
+hedges go to the other venue and nothing is sent twice, and when it recovers routing takes it
+back; an operator's HALT of one venue leaves the other trading; a REDUCE_ONLY venue gets only
+hedges that shrink its position, the growing ones go to the other venue.
+
+OKX's swap is the cheaper venue (`two_venue_scenario`), so without a failure or an operator's
+state every hedge would go there: a hedge on Deribit is the router's answer to the state."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from e2e_support import (
+    TWO_VENUES,
+    Decisions,
+    Running,
+    deribit_position,
+    duplicate_orders,
+    hedgerctl,
+    hedges_seen,
+    move_target,
+    okx_position,
+    settle_two_venues,
+    short_dir,
+    sim_admin,
+    start_daemon,
+    status,
+    two_venue_scenario,
+    two_venue_simulator,
+    two_venue_values,
+    wait_for,
+)
+
+from hedgerd.risk.trading_state import TradingState
+
+SPEED = 20.0
+#: The failure's length, simulated seconds (3 wall seconds at `SPEED`).
+OUTAGE_S = 60.0
+
+
+async def _hedge(run: Running, work: Path, coin: float, moved: str, still: str) -> None:
+    """Move the target `coin` from the current delta (positive: a buy hedge); wait until the
+    hedge moved `moved`'s position and is seen; `still`'s did not move."""
+    sim = run.sim
+    pos = {"deribit": lambda: deribit_position(sim), "okx": lambda: okx_position(sim)}
+    before = {name: get() for name, get in pos.items()}
+    await move_target(run, work / "ctl.sock", coin)
+    await wait_for(lambda: pos[moved]() != before[moved], 20.0, f"a hedge on {moved}")
+    await wait_for(lambda: hedges_seen(run.daemon, sim), 20.0, "the hedge done and seen")
+    assert pos[still]() == before[still], f"{still} traded"
+
+
+async def _no_duplicates(run: Running, decisions: Decisions) -> None:
+    """Nothing sent twice: every journalled order of the recorded decisions has its own
+    client id, and the simulator received and accepted each id at most once (both venues)."""
+    assert run.daemon.journal is not None
+    labels = [
+        o.label
+        for d in decisions.trades
+        for o in await run.daemon.journal.orders_for_decision(d.decision_id)
+    ]
+    assert labels and len(labels) == len(set(labels)), labels
+    assert duplicate_orders(run.sim) == set()
+
+
+#: The account's own stale-data switch judges in wall seconds (5 s by default) and its HALT
+#: latches until an operator resumes the account: an outage longer than that (3 wall
+#: seconds here, plus the reconnection's backoff on a loaded machine) would leave OKX halted
+#: after it recovers. Routing's own exclusion (a stream down) is what this test shows, so the
+#: market feeds may be 20 s old before that switch trips.
+STALE_AFTER_S = {"risk": {"stale_data": {"market_stale_after_s": 20.0}}}
+
+
+async def test_a_failed_venue_leaves_routing_within_two_evaluations_and_comes_back() -> None:
+    work = short_dir()
+    async with two_venue_simulator(two_venue_scenario(seed=7, still=True), SPEED) as sim:
+        values = two_venue_values(work, extra=STALE_AFTER_S)
+        run = await start_daemon(sim, values, SPEED, TWO_VENUES)
+        loop = run.daemon.hedge_loop
+        await settle_two_venues(run)
+        decisions = Decisions()
+        loop.observer = decisions
+
+        # OKX fails: every REST call 503, every WebSocket dropped (and again every 2 s).
+        # One request: the failure starts whole.
+        outage = {"venue": "okx", "after_s": 0.0, "duration_s": OUTAGE_S}
+        start = loop.evaluations_started
+        over_ms = sim.engine.now_ms() + OUTAGE_S * 1000.0
+        await sim_admin(
+            sim,
+            "faults",
+            [
+                {**outage, "kind": "http_5xx", "params": {"status": 503}},
+                {**outage, "kind": "ws_drop", "params": {"every_s": 2.0}},
+            ],
+        )
+        await wait_for(lambda: "okx" in loop.excluded, 10.0, "okx out of routing")
+        assert loop.excluded_at["okx"] - start <= 2, (start, loop.excluded_at, loop.excluded)
+
+        # The hedges go to Deribit meanwhile; OKX's position does not move.
+        await _hedge(run, work, 1.2, "deribit", "okx")
+        assert decisions.trades and all(
+            decisions.venues_of(d) == {"deribit"} for d in decisions.trades
+        )
+
+        # OKX recovers: routing takes it back, and the next hedge goes there (cheaper).
+        # (Between two drops the WebSocket reconnects: wait for the outage's end.)
+        okx = run.daemon.accounts["okx"]
+
+        def recovered() -> bool:
+            over = sim.engine.now_ms() > over_ms and not okx.disconnected()
+            return over and not okx.orders_blocked() and "okx" not in loop.excluded
+
+        await wait_for(recovered, 30.0, "okx back in routing after the outage")
+        await _hedge(run, work, 1.2, "okx", "deribit")
+        await _no_duplicates(run, decisions)
+        assert run.daemon.parts.states is not None
+        assert run.daemon.parts.states.portfolio.state is TradingState.ACTIVE
+        assert await run.shutdown() == 0
+
+
+async def test_halt_and_reduce_only_on_one_venue_leave_the_other_trading() -> None:
+    work = short_dir()
+    sock = work / "ctl.sock"
+    async with two_venue_simulator(two_venue_scenario(seed=5, still=True), SPEED) as sim:
+        run = await start_daemon(sim, two_venue_values(work), SPEED, TWO_VENUES)
+        assert run.daemon.parts.states is not None
+        states = run.daemon.parts.states
+        await settle_two_venues(run)
+        decisions = Decisions()
+        run.daemon.hedge_loop.observer = decisions
+
+        # HALT OKX: the next hedge goes to Deribit, OKX stays as it is.
+        code, out = await hedgerctl(sock, "halt", "--venue", "okx", "--reason", "drill")
+        assert code == 0, out
+        await _hedge(run, work, 1.0, "deribit", "okx")
+        assert run.daemon.hedge_loop.excluded.get("okx") == "halted"
+        assert states.portfolio.state is TradingState.ACTIVE
+
+        # OKX resumed, then REDUCE_ONLY: it holds a position (the start's hedge went there,
+        # the cheaper venue); a hedge that would grow it goes to Deribit instead ...
+        code, out = await hedgerctl(sock, "resume", "--venue", "okx")
+        assert code == 0, out
+        code, out = await hedgerctl(sock, "reduce-only", "--venue", "okx")
+        assert code == 0, out
+        st = await status(sock)
+        assert st["accounts"]["okx"]["state"] == "REDUCE_ONLY" and st["state"] == "ACTIVE"
+        held = okx_position(sim)
+        assert held != 0.0, "the start's hedge went to OKX"
+        side = math.copysign(1.0, held)
+        n = len(decisions.trades)
+        await _hedge(run, work, side * 1.0, "deribit", "okx")
+
+        # ... and one that shrinks it goes to OKX (cheaper), as reduce-only orders.
+        shrink_coin = min(1.0, 0.5 * abs(held) * 100.0 / run.daemon.hedge_loop.index_price("BTC"))
+        await _hedge(run, work, -side * shrink_coin, "okx", "deribit")
+        assert 0.0 < abs(okx_position(sim)) < abs(held)
+        assert math.copysign(1.0, okx_position(sim)) == side  # reduced, never flipped
+        assert run.daemon.journal is not None
+        okx_orders = [
+            o
+            for d in decisions.trades[n:]
+            for o in await run.daemon.journal.orders_for_decision(d.decision_id)
+            if o.venue == "okx"
+        ]
+        assert okx_orders and all(o.reduce_only for o in okx_orders), okx_orders
+        assert states.machine("okx").state is TradingState.REDUCE_ONLY
+        assert states.portfolio.state is TradingState.ACTIVE
+        await _no_duplicates(run, decisions)
+        assert await run.shutdown() == 0
