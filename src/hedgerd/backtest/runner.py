@@ -39,6 +39,7 @@ from hedgerd.hedging.config import PolicyConfig, TimerPolicy
 from hedgerd.hedging.kernel import (
     Band,
     BandContext,
+    OptionArrays,
     band_for,
     cap_levels,
     cheapest_lambda,
@@ -346,7 +347,18 @@ def run_backtest(
             np.sum(ag * tau_all, axis=1) / np.maximum(wsum, 1e-300),
             np.max(tau_all, axis=1),
         )
-        ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam, carry_lam, delta_book)
+        ctx = BandContext(
+            spot,
+            gamma,
+            vanna,
+            gvol,
+            tau_eff,
+            mk.rate,
+            lam,
+            carry_lam,
+            delta_book,
+            OptionArrays(book.is_call, book.strike, tau_all, live_q),
+        )
         factor = _price_factor(ins, now)  # (k,) instrument price / spot
         for run_cfg, s, xb in zip(configs, states, exact, strict=True):
             override = None

@@ -202,6 +202,23 @@ class HedgerdPolicy(_PolicyBase):
         description="Prefactor of K in the modified volatility of the centre (0: plain delta).",
     )
     min_halfwidth_coin: float = Field(0.0, ge=0.0, description="Floor of the half-width (coin).")
+    gamma_horizon_s: float = Field(
+        43_200.0,
+        ge=0.0,
+        description="The gamma term uses the book's gamma averaged over the spot range this "
+        "many seconds of diffusion span (the range the delta crosses before the next "
+        "rebalance), not the gamma at the current spot (0: the gamma at spot).",
+    )
+    gamma_horizon: Literal["fixed", "band"] = Field(
+        "fixed",
+        description="The averaging range: `gamma_horizon_s` of diffusion (fixed), or the time "
+        "the delta takes to diffuse across the band, at most `gamma_horizon_s` (band).",
+    )
+    gamma_average: Literal["signed", "abs"] = Field(
+        "abs",
+        description="How the gamma is averaged over that range: the net gamma (strikes of "
+        "opposite sign cancel) or its magnitude.",
+    )
     asymmetry: float = Field(
         0.0,
         ge=-0.9,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hedgerd.hedging.kernel import OptionArrays
 from hedgerd.model import HedgeStyle, Instrument, InstrumentKind, OrderBookSnapshot, Quote
 
 
@@ -27,6 +28,9 @@ class UnderlyingRisk:
       shift of the hedgerd policy (0 if unknown: no shift).
     - `vol`, `tau_years`: the book's representative (gamma-weighted) implied vol and time to
       expiry; `rate`: continuously compounded, per year.
+    - `options`: the options themselves (`GreeksBook.option_arrays`), for a policy whose band
+      averages the gamma over the spot range ahead (None: not given; such a band then uses
+      `gamma_coin_per_usd`).
     """
 
     underlying: str
@@ -40,6 +44,7 @@ class UnderlyingRisk:
     expiring_delta_coin: float = 0.0
     next_settlement_ms: int | None = None
     options_delta_coin: float = 0.0
+    options: OptionArrays | None = None
 
     def __post_init__(self) -> None:
         for name in ("spot_usd", "vol"):

@@ -107,6 +107,20 @@ def _floor(x: Any) -> Any:
     return float(math.floor(x)) if type(x) in _SCALAR else np.floor(x)
 
 
+@dataclass(frozen=True, slots=True)
+class OptionArrays:
+    """The book's options of one underlying, for `horizon_gamma`: arrays of shape
+    (..., options). `strike_usd` is the strike over the expiry's forward ratio (F / S), and
+    `qty_coin` the position times that ratio, so that Black–Scholes on the index gives the
+    gamma per USD of index move; `vol` each option's mark vol (None: the band's vol)."""
+
+    is_call: Any
+    strike_usd: Any
+    tau_years: Any
+    qty_coin: Any
+    vol: Any = None
+
+
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
 class BandContext:
     """Market and book state the bands depend on; every field broadcasts with the others
@@ -121,6 +135,9 @@ class BandContext:
     lam: Any  # one-way proportional cost (fee + half spread) of the cheapest instrument
     carry_annual: Any = 0.0  # what a long hedge in that instrument pays a year (fraction)
     options_delta_coin: Any = 0.0  # the options' own delta (hedges excluded), coin
+    # The options themselves, for a policy whose band averages the gamma over the spot range
+    # ahead (`gamma_horizon_s > 0`, `horizon_gamma`). None: not given (the gamma at spot).
+    options: OptionArrays | None = None
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -132,17 +149,18 @@ class Band:
     upper: Any
 
 
-def ww_halfwidth(ctx: BandContext, risk_aversion: float, gamma_exponent: float = 2 / 3) -> Any:
+def ww_halfwidth(
+    ctx: BandContext, risk_aversion: float, gamma_exponent: float = 2 / 3, gamma: Any = None
+) -> Any:
     """Whalley–Wilmott: (3 e^{-r tau} lambda S Gamma^2 / (2 gamma))^{1/3} (coin).
 
     `gamma_exponent` other than 2/3 replaces Gamma^2 by |Gamma|^(3 x exponent) (a shape knob
-    of the hedgerd policy; Whalley–Wilmott's own band uses 2/3).
+    of the hedgerd policy; Whalley–Wilmott's own band uses 2/3). `gamma` replaces the
+    context's gamma at spot (the hedgerd policy's averaged gamma).
     """
     disc = _exp(-ctx.rate * ctx.tau_years)
-    if gamma_exponent == 2 / 3:
-        g2 = ctx.gamma_coin_per_usd * ctx.gamma_coin_per_usd
-    else:
-        g2 = _abs(ctx.gamma_coin_per_usd) ** (3.0 * gamma_exponent)
+    g = ctx.gamma_coin_per_usd if gamma is None else gamma
+    g2 = g * g if gamma_exponent == 2 / 3 else _abs(g) ** (3.0 * gamma_exponent)
     return _cbrt(1.5 * disc * ctx.lam * ctx.spot_usd * g2 / risk_aversion)
 
 
@@ -270,7 +288,10 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         return Band(target - shift, h, h)
     if isinstance(policy, HedgerdPolicy):
         g = policy.risk_aversion_per_usd
-        h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent)
+        band_gamma = None
+        if policy.gamma_horizon_s > 0.0 and ctx.options is not None:
+            band_gamma = band_gamma_for(policy, ctx)
+        h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent, band_gamma)
         h0 = zero
         if policy.h0_weight > 0.0:
             h0 = policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
@@ -286,6 +307,103 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
             return Band(target - shift, lower * (1.0 - a), upper * (1.0 + a))
         return Band(target - shift, lower, upper)
     raise TypeError(f"unknown policy {type(policy).__name__}")
+
+
+_YEAR_S = 365.0 * 86400.0
+
+
+def band_gamma_for(policy: HedgerdPolicy, ctx: BandContext) -> Any:
+    """The gamma the hedgerd band's gamma term uses: the book's gamma averaged over the spot
+    range the delta crosses before the next rebalance (`horizon_gamma`, coin/USD).
+
+    `gamma_horizon = "fixed"`: that range is `gamma_horizon_s` of diffusion. `"band"`: it is
+    the time the delta takes to diffuse across the band, (H / (|Gamma| S sigma))^2 with H the
+    Whalley–Wilmott half-width at the current gamma, at most `gamma_horizon_s`: a loose band
+    (low risk aversion) is crossed in days and sees the gamma of a wide range, a tight one in
+    minutes and sees the gamma at spot; where the gamma at spot vanishes the cap applies.
+    """
+    cap = policy.gamma_horizon_s / _YEAR_S
+    if policy.gamma_horizon == "fixed":
+        horizon: Any = cap
+    else:
+        h = ww_halfwidth(ctx, policy.risk_aversion_per_usd)
+        speed = _abs(ctx.gamma_coin_per_usd) * ctx.spot_usd * ctx.vol
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (np.asarray(h, dtype=np.float64) / np.asarray(speed, dtype=np.float64)) ** 2
+        horizon = np.where(np.isfinite(t), np.minimum(t, cap), cap)
+    o = ctx.options
+    assert o is not None
+    g = horizon_gamma(
+        o.is_call,
+        o.strike_usd,
+        o.tau_years,
+        o.qty_coin,
+        ctx.spot_usd,
+        ctx.vol,
+        horizon,
+        policy.gamma_average,
+        o.vol,
+    )
+    return float(g) if type(ctx.spot_usd) in _SCALAR else g
+
+
+# Gauss–Hermite nodes and weights for E[f(Z)], Z standard normal (probabilists' form).
+_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(7)
+_GH_W = _GH_W / math.sqrt(2.0 * math.pi)
+
+
+def horizon_gamma(
+    is_call: Any,
+    strike_usd: Any,
+    tau_years: Any,
+    qty_coin: Any,
+    spot_usd: Any,
+    vol: Any,
+    horizon_years: Any,
+    mode: str = "signed",
+    option_vol: Any = None,
+) -> Any:
+    """The book's gamma averaged over the spot range `horizon_years` of diffusion span (coin/USD).
+
+    Options along the last axis (`is_call`, `strike_usd`, `tau_years`, `qty_coin`, shape
+    (..., m); options with tau <= 0 count as gone); `spot_usd`, `vol` and `horizon_years`
+    broadcast to shape (...); `option_vol` (..., m), each option's vol for its gamma (None:
+    `vol`, which always sets the spot's spread). The
+    average is over the spot S' = S exp(vol sqrt(h) Z - vol^2 h / 2) that the delta will see
+    before the next rebalance, weighted by (S'/S)^2 (dollar gamma). With `mode = "signed"` it
+    is the net gamma, computed exactly as the gamma of the same options at tau + h: dollar
+    gamma S^2 Gamma solves the pricing equation (zero rate), so its expectation h ahead at tau
+    is its value now at tau + h. With `mode = "abs"` it is the magnitude of the net gamma,
+    averaged by Gauss–Hermite quadrature (7 nodes): strikes of opposite sign do not cancel.
+    Why: the band's width is set by the gamma the delta will travel through; a near short
+    strike's gamma peak (or the zero between a short and a long strike) at the current spot
+    is not what the next hours see.
+    """
+    from hedgerd.pricing.black import black_scholes  # pure numerics; import kept local
+
+    tau = np.asarray(tau_years, dtype=np.float64)
+    alive = tau > 0.0
+    q = np.where(alive, qty_coin, 0.0)
+    s = np.asarray(spot_usd, dtype=np.float64)[..., None]
+    v = np.asarray(vol, dtype=np.float64)[..., None]
+    ov = v if option_vol is None else np.asarray(option_vol, dtype=np.float64)
+    h = np.maximum(np.asarray(horizon_years, dtype=np.float64), 0.0)[..., None]
+    with np.errstate(all="ignore"):
+        if mode == "signed":
+            # The spot spreads by v^2 h; an option marked at its own vol ov sees that as
+            # h (v / ov)^2 of its own time (equal to h without a smile).
+            th = tau + h * (v / ov) ** 2
+            g = black_scholes(is_call, s, strike_usd, np.where(alive, th, 1.0), ov).gamma
+            return np.sum(q * np.where(np.isfinite(g), g, 0.0), axis=-1)
+        total = 0.0 * s[..., 0]
+        sd = v * np.sqrt(h)
+        t = np.where(alive, tau, 1.0)
+        for z, w in zip(_GH_Z, _GH_W, strict=True):
+            ratio = np.exp(sd * z - 0.5 * sd * sd)
+            g = black_scholes(is_call, s * ratio, strike_usd, t, ov).gamma
+            net = np.sum(q * np.where(np.isfinite(g), g, 0.0), axis=-1)
+            total = total + w * np.abs(net) * ratio[..., 0] ** 2
+        return total
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow

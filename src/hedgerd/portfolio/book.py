@@ -13,10 +13,13 @@ Pure: no I/O and no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from hedgerd.hedging.inputs import UnderlyingRisk
+from hedgerd.hedging.kernel import OptionArrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +75,26 @@ def sum_risks(by_account: Mapping[str, UnderlyingRisk]) -> PortfolioRisk:
         ),
         next_settlement_ms=min(settlements) if settlements else None,
         options_delta_coin=sum(r.options_delta_coin for r in risks),
+        options=concat_options([r.options for r in risks]),
     )
     return PortfolioRisk(total, dict(by_account))
 
 
-__all__ = ["PortfolioRisk", "sum_risks"]
+def concat_options(parts: Sequence[OptionArrays | None]) -> OptionArrays | None:
+    """Every account's options of one underlying side by side (None if one is missing: a
+    band on part of the book's gamma would be a guess)."""
+    if any(p is None for p in parts):
+        return None
+    got = [p for p in parts if p is not None]
+
+    def cat(field: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(p, field)) for p in got])
+
+    if any(p.vol is None for p in got):
+        return OptionArrays(cat("is_call"), cat("strike_usd"), cat("tau_years"), cat("qty_coin"))
+    return OptionArrays(
+        cat("is_call"), cat("strike_usd"), cat("tau_years"), cat("qty_coin"), cat("vol")
+    )
+
+
+__all__ = ["PortfolioRisk", "concat_options", "sum_risks"]

@@ -346,7 +346,12 @@ class HedgeLoop(PortfolioService):
                 )
             return None
         try:
-            return snap, underlying_risk(snap, now, self.config.numeraire)
+            risk = underlying_risk(snap, now, self.config.numeraire)
+            _, policy = self.policies.policy_for(underlying)
+            if getattr(policy, "gamma_horizon_s", 0.0) > 0.0:
+                # The band averages the gamma over the spot range ahead: it needs the options.
+                risk = replace(risk, options=account.book.option_arrays(underlying, now))
+            return snap, risk
         except ValueError as exc:
             st.skipped_incomplete += 1
             log.warning(
