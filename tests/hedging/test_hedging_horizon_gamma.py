@@ -22,7 +22,8 @@ from hedgerd.hedging.kernel import (
     BandContext,
     OptionArrays,
     band_for,
-    band_gamma_for,
+    gamma_ahead,
+    gamma_ahead_key,
     horizon_gamma,
     ww_halfwidth,
 )
@@ -145,96 +146,54 @@ def test_the_band_takes_the_averaged_gamma_only_when_asked() -> None:
         np.array([DAY, DAY, 24 * DAY]),
         np.array([-1.0, -1.0, 1.0]),
     )
-    spot_gamma = float(
-        horizon_gamma(
-            opts.is_call,
-            opts.strike_usd,
-            opts.tau_years,
-            opts.qty_coin,
-            np.array([95.0]),
-            np.array([0.6]),
-            0.0,
-        )[0]
-    )
-    ctx = BandContext(
-        spot_usd=95.0,
-        gamma_coin_per_usd=spot_gamma,
-        vanna_coin_per_vol=0.0,
-        vol=0.6,
-        tau_years=DAY,
-        rate=0.0,
-        lam=5e-4,
-        options_delta_coin=0.0,
-        options=opts,
-    )
-    ra = 0.01
-    plain = band_for(HedgerdPolicy(risk_aversion_per_usd=ra, h0_weight=0.0), ctx)
-    assert plain.upper == pytest.approx(ww_halfwidth(ctx, ra))
-    fixed = HedgerdPolicy(risk_aversion_per_usd=ra, h0_weight=0.0, gamma_horizon_s=86_400.0)
-    ahead = float(
-        horizon_gamma(
-            opts.is_call,
-            opts.strike_usd,
-            opts.tau_years,
-            opts.qty_coin,
-            np.array([95.0]),
-            np.array([0.6]),
-            DAY,
-        )[0]
-    )
-    assert band_for(fixed, ctx).upper == pytest.approx(ww_halfwidth(ctx, ra, gamma=ahead))
-    # at the short put's strike a day before expiry the gamma ahead is smaller: a narrower band
-    assert band_for(fixed, ctx).upper < plain.upper
-    # "band": the averaging range is the band's own crossing time, capped
-    banded = HedgerdPolicy(
-        risk_aversion_per_usd=ra, h0_weight=0.0, gamma_horizon_s=86_400.0, gamma_horizon="band"
-    )
-    cross = (ww_halfwidth(ctx, ra) / (abs(spot_gamma) * 95.0 * 0.6)) ** 2
-    assert band_gamma_for(banded, ctx) == pytest.approx(
+    spot, vol = 95.0, 0.6
+    policy = HedgerdPolicy(risk_aversion_per_usd=0.01, h0_weight=0.0, gamma_horizon_s=86_400.0)
+    key = gamma_ahead_key(policy)
+    assert key == (86_400.0, "abs")
+    assert gamma_ahead_key(policy.model_copy(update={"gamma_horizon_s": 0.0})) is None
+    at_spot = gamma_ahead((0.0, "signed"), opts, spot, vol)
+    ahead = gamma_ahead(key, opts, spot, vol)
+    assert isinstance(ahead, float) and ahead == pytest.approx(
         float(
             horizon_gamma(
                 opts.is_call,
                 opts.strike_usd,
                 opts.tau_years,
                 opts.qty_coin,
-                np.array([95.0]),
-                np.array([0.6]),
-                min(cross, DAY),
+                np.array([spot]),
+                np.array([vol]),
+                DAY,
+                "abs",
             )[0]
         )
     )
-    ctx.options = None  # not given: the gamma at spot
-    assert band_for(fixed, ctx).upper == pytest.approx(plain.upper)
-
-
-@settings(max_examples=50, deadline=None)
-@given(options, st.floats(0.2, 1.5), st.floats(1e-4, 1.0), st.floats(0.5, 2.0))
-def test_scalar_path_equals_array_path(opts: list, vol: float, ra: float, days: float) -> None:
-    # The live controller passes floats and 1-d option arrays; the backtest (paths, options).
-    ic, k, t, q = _arrays(opts, 100.0)
-    g0 = float(_gamma_at(ic, k, t, q, np.array([100.0]), vol)[0])
-    for horizon in ("fixed", "band"):
-        p = HedgerdPolicy(
-            risk_aversion_per_usd=ra, gamma_horizon_s=days * 86_400.0, gamma_horizon=horizon
-        )
-        common = dict(vanna_coin_per_vol=0.0, rate=0.0, lam=5e-4)
-        scalar = BandContext(
-            spot_usd=100.0,
-            gamma_coin_per_usd=g0,
-            vol=vol,
-            tau_years=0.02,
-            options=OptionArrays(ic[0], k[0], t[0], q[0]),
-            **common,
-        )
-        arr = BandContext(
-            spot_usd=np.array([100.0]),
-            gamma_coin_per_usd=np.array([g0]),
-            vol=np.array([vol]),
-            tau_years=np.array([0.02]),
-            options=OptionArrays(ic, k, t, q),
-            **common,
-        )
-        bs, ba = band_for(p, scalar), band_for(p, arr)
-        assert isinstance(bs.upper, float)
-        assert bs.upper == pytest.approx(float(ba.upper[0]), rel=1e-12)
-        assert bs.lower == pytest.approx(float(ba.lower[0]), rel=1e-12)
+    ctx = BandContext(
+        spot_usd=spot,
+        gamma_coin_per_usd=at_spot,
+        vanna_coin_per_vol=0.0,
+        vol=vol,
+        tau_years=DAY,
+        rate=0.0,
+        lam=5e-4,
+        options_delta_coin=0.0,
+    )
+    plain = band_for(policy, ctx)  # not computed: the gamma at spot
+    assert plain.upper == pytest.approx(ww_halfwidth(ctx, 0.01))
+    ctx.gamma_ahead_coin_per_usd = ahead
+    averaged = band_for(policy, ctx)
+    assert averaged.upper == pytest.approx(ww_halfwidth(ctx, 0.01, gamma=ahead))
+    # at the short put's strike a day before expiry the gamma ahead is smaller: narrower band
+    assert averaged.upper < plain.upper
+    # a policy without a horizon ignores it
+    off = policy.model_copy(update={"gamma_horizon_s": 0.0})
+    assert band_for(off, ctx).upper == pytest.approx(plain.upper)
+    # the backtest's array path gives the same number
+    arr = gamma_ahead(
+        key,
+        OptionArrays(
+            opts.is_call[None], opts.strike_usd[None], opts.tau_years[None], opts.qty_coin[None]
+        ),
+        np.array([spot]),
+        np.array([vol]),
+    )
+    assert float(arr[0]) == pytest.approx(ahead, rel=1e-12)

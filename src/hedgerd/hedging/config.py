@@ -209,11 +209,6 @@ class HedgerdPolicy(_PolicyBase):
         "many seconds of diffusion span (the range the delta crosses before the next "
         "rebalance), not the gamma at the current spot (0: the gamma at spot).",
     )
-    gamma_horizon: Literal["fixed", "band"] = Field(
-        "fixed",
-        description="The averaging range: `gamma_horizon_s` of diffusion (fixed), or the time "
-        "the delta takes to diffuse across the band, at most `gamma_horizon_s` (band).",
-    )
     gamma_average: Literal["signed", "abs"] = Field(
         "abs",
         description="How the gamma is averaged over that range: the net gamma (strikes of "

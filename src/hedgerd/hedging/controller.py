@@ -22,8 +22,6 @@ import struct
 from collections.abc import Sequence
 from dataclasses import replace
 
-import numpy as np
-
 from hedgerd.hedging.config import CostModelSettings, PolicyConfig, RouterSettings
 from hedgerd.hedging.costs import allowed
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
@@ -91,6 +89,7 @@ def decision_id(
         risk.rate,
         risk.expiring_delta_coin,
         risk.options_delta_coin,
+        _nan_if_none(risk.gamma_ahead_coin_per_usd),
         _nan_if_none(risk.next_settlement_ms),
         _nan_if_none(state.last_hedge_ms),
         _nan_if_none(state.last_hedge_spot_usd),
@@ -129,12 +128,6 @@ def decision_id(
     h = hashlib.blake2b(digest_size=16)
     h.update("\x1f".join(names).encode())
     h.update(struct.pack(f"<{len(nums)}d", *nums))
-    o = risk.options
-    if o is not None:
-        # The options set an averaged-gamma band: they are inputs too.
-        for a in (o.is_call, o.strike_usd, o.tau_years, o.qty_coin, o.vol):
-            if a is not None:
-                h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
     return h.hexdigest()
 
 
@@ -200,7 +193,7 @@ def decide(
         lam=lam,
         carry_annual=carry,
         options_delta_coin=risk.options_delta_coin,
-        options=risk.options,
+        gamma_ahead_coin_per_usd=risk.gamma_ahead_coin_per_usd,
     )
     band = band_for(policy, ctx)
     centre, lower, upper = band.centre, band.lower, band.upper

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hedgerd.hedging.kernel import OptionArrays
 from hedgerd.model import HedgeStyle, Instrument, InstrumentKind, OrderBookSnapshot, Quote
 
 
@@ -28,9 +27,9 @@ class UnderlyingRisk:
       shift of the hedgerd policy (0 if unknown: no shift).
     - `vol`, `tau_years`: the book's representative (gamma-weighted) implied vol and time to
       expiry; `rate`: continuously compounded, per year.
-    - `options`: the options themselves (`GreeksBook.option_arrays`), for a policy whose band
-      averages the gamma over the spot range ahead (None: not given; such a band then uses
-      `gamma_coin_per_usd`).
+    - `gamma_ahead_coin_per_usd`: the book's gamma averaged over the spot range ahead
+      (`kernel.gamma_ahead`, at the policy's horizon), for the hedgerd band's gamma term
+      (None: not computed; the band then uses `gamma_coin_per_usd`).
     """
 
     underlying: str
@@ -44,7 +43,7 @@ class UnderlyingRisk:
     expiring_delta_coin: float = 0.0
     next_settlement_ms: int | None = None
     options_delta_coin: float = 0.0
-    options: OptionArrays | None = None
+    gamma_ahead_coin_per_usd: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("spot_usd", "vol"):
@@ -63,6 +62,9 @@ class UnderlyingRisk:
             v = getattr(self, name)
             if not math.isfinite(v):
                 raise ValueError(f"{self.underlying}: {name} must be finite, got {v}")
+        g = self.gamma_ahead_coin_per_usd
+        if g is not None and not math.isfinite(g):
+            raise ValueError(f"{self.underlying}: gamma_ahead_coin_per_usd must be finite, got {g}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,9 +135,10 @@ class BandContext:
     lam: Any  # one-way proportional cost (fee + half spread) of the cheapest instrument
     carry_annual: Any = 0.0  # what a long hedge in that instrument pays a year (fraction)
     options_delta_coin: Any = 0.0  # the options' own delta (hedges excluded), coin
-    # The options themselves, for a policy whose band averages the gamma over the spot range
-    # ahead (`gamma_horizon_s > 0`, `horizon_gamma`). None: not given (the gamma at spot).
-    options: OptionArrays | None = None
+    # The book's gamma averaged over the spot range ahead (`horizon_gamma` at the policy's
+    # `gamma_horizon_s` and `gamma_average`), coin/USD; None: not computed (the band of a
+    # policy with `gamma_horizon_s > 0` then uses the gamma at spot).
+    gamma_ahead_coin_per_usd: Any = None
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -288,9 +289,7 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         return Band(target - shift, h, h)
     if isinstance(policy, HedgerdPolicy):
         g = policy.risk_aversion_per_usd
-        band_gamma = None
-        if policy.gamma_horizon_s > 0.0 and ctx.options is not None:
-            band_gamma = band_gamma_for(policy, ctx)
+        band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
         h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent, band_gamma)
         h0 = zero
         if policy.h0_weight > 0.0:
@@ -312,39 +311,29 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
 _YEAR_S = 365.0 * 86400.0
 
 
-def band_gamma_for(policy: HedgerdPolicy, ctx: BandContext) -> Any:
-    """The gamma the hedgerd band's gamma term uses: the book's gamma averaged over the spot
-    range the delta crosses before the next rebalance (`horizon_gamma`, coin/USD).
+def gamma_ahead_key(policy: PolicyConfig) -> tuple[float, str] | None:
+    """(horizon s, mode) of the averaged gamma a policy's band takes, or None (gamma at spot).
+    Policies with the same key take the same number: compute it once for all of them."""
+    if isinstance(policy, HedgerdPolicy) and policy.gamma_horizon_s > 0.0:
+        return policy.gamma_horizon_s, policy.gamma_average
+    return None
 
-    `gamma_horizon = "fixed"`: that range is `gamma_horizon_s` of diffusion. `"band"`: it is
-    the time the delta takes to diffuse across the band, (H / (|Gamma| S sigma))^2 with H the
-    Whalley–Wilmott half-width at the current gamma, at most `gamma_horizon_s`: a loose band
-    (low risk aversion) is crossed in days and sees the gamma of a wide range, a tight one in
-    minutes and sees the gamma at spot; where the gamma at spot vanishes the cap applies.
-    """
-    cap = policy.gamma_horizon_s / _YEAR_S
-    if policy.gamma_horizon == "fixed":
-        horizon: Any = cap
-    else:
-        h = ww_halfwidth(ctx, policy.risk_aversion_per_usd)
-        speed = _abs(ctx.gamma_coin_per_usd) * ctx.spot_usd * ctx.vol
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (np.asarray(h, dtype=np.float64) / np.asarray(speed, dtype=np.float64)) ** 2
-        horizon = np.where(np.isfinite(t), np.minimum(t, cap), cap)
-    o = ctx.options
-    assert o is not None
+
+def gamma_ahead(key: tuple[float, str], options: OptionArrays, spot_usd: Any, vol: Any) -> Any:
+    """The book's gamma averaged over the spot range ahead, as `key` (`gamma_ahead_key`) asks
+    (coin/USD; a float for one underlying, an array of paths in the backtest)."""
     g = horizon_gamma(
-        o.is_call,
-        o.strike_usd,
-        o.tau_years,
-        o.qty_coin,
-        ctx.spot_usd,
-        ctx.vol,
-        horizon,
-        policy.gamma_average,
-        o.vol,
+        options.is_call,
+        options.strike_usd,
+        options.tau_years,
+        options.qty_coin,
+        spot_usd,
+        vol,
+        key[0] / _YEAR_S,
+        key[1],
+        options.vol,
     )
-    return float(g) if type(ctx.spot_usd) in _SCALAR else g
+    return float(g) if type(spot_usd) in _SCALAR else g
 
 
 # Gauss–Hermite nodes and weights for E[f(Z)], Z standard normal (probabilists' form).

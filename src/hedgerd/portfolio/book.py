@@ -75,17 +75,14 @@ def sum_risks(by_account: Mapping[str, UnderlyingRisk]) -> PortfolioRisk:
         ),
         next_settlement_ms=min(settlements) if settlements else None,
         options_delta_coin=sum(r.options_delta_coin for r in risks),
-        options=concat_options([r.options for r in risks]),
     )
     return PortfolioRisk(total, dict(by_account))
 
 
-def concat_options(parts: Sequence[OptionArrays | None]) -> OptionArrays | None:
-    """Every account's options of one underlying side by side (None if one is missing: a
-    band on part of the book's gamma would be a guess)."""
-    if any(p is None for p in parts):
-        return None
-    got = [p for p in parts if p is not None]
+def concat_options(parts: Sequence[OptionArrays]) -> OptionArrays:
+    """Every account's options of one underlying side by side (for `kernel.gamma_ahead`:
+    the band's averaged gamma is the whole book's)."""
+    got = list(parts)
 
     def cat(field: str) -> np.ndarray:
         return np.concatenate([np.asarray(getattr(p, field)) for p in got])
