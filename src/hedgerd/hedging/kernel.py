@@ -357,9 +357,9 @@ def horizon_gamma(
     Options along the last axis (`is_call`, `strike_usd`, `tau_years`, `qty_coin`, shape
     (..., m); options with tau <= 0 count as gone); `spot_usd`, `vol` and `horizon_years`
     broadcast to shape (...); `option_vol` (..., m), each option's vol for its gamma (None:
-    `vol`, which always sets the spot's spread). The
-    average is over the spot S' = S exp(vol sqrt(h) Z - vol^2 h / 2) that the delta will see
-    before the next rebalance, weighted by (S'/S)^2 (dollar gamma). With `mode = "signed"` it
+    `vol`, which always sets the spot's spread). The average is over the spot
+    S' = S exp(vol sqrt(h) Z - vol^2 h / 2) that the delta will see before the next
+    rebalance, weighted by (S'/S)^2 (dollar gamma). With `mode = "signed"` it
     is the net gamma, computed exactly as the gamma of the same options at tau + h: dollar
     gamma S^2 Gamma solves the pricing equation (zero rate), so its expectation h ahead at tau
     is its value now at tau + h. With `mode = "abs"` it is the magnitude of the net gamma,
@@ -368,7 +368,9 @@ def horizon_gamma(
     strike's gamma peak (or the zero between a short and a long strike) at the current spot
     is not what the next hours see.
     """
-    from hedgerd.pricing.black import black_scholes  # pure numerics; import kept local
+    # Imported on first use: `hedgerd.pricing` loads numba, which what imports the kernel
+    # for the controller's other rules (config checks, the CLI) should not pay for.
+    from hedgerd.pricing.black import black_scholes
 
     tau = np.asarray(tau_years, dtype=np.float64)
     alive = tau > 0.0
