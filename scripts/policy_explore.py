@@ -100,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(line), flush=True)
     print("\nworst over variants:")
     for name in cands:
-        cells = "  ".join(
-            f"{b[:5]} {r:.3f} ({vn})" for b, (r, vn) in worst_all[name].items()
-        )
+        cells = "  ".join(f"{b[:5]} {r:.3f} ({vn})" for b, (r, vn) in worst_all[name].items())
         print(f"  {name:<12} {cells}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
