@@ -17,17 +17,24 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from hedgerd.backtest.families import builtin_policies, expand
 from hedgerd.backtest.report import compare, stats
 from hedgerd.backtest.runner import run_backtest
-from hedgerd.backtest.scenario import PolicySpec, premium_usd, read_scenario_toml
+from hedgerd.backtest.scenario import (
+    PolicySpec,
+    load_scenario,
+    premium_usd,
+    read_scenario_toml,
+)
 from hedgerd.backtest.sweep import expand_sweep, parse_sweep
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweep", type=Path, default=Path("config/sweeps/default.toml"))
+    ap.add_argument("--scenario", type=Path, default=None, help="one scenario instead")
     ap.add_argument("--family", action="append", default=[], help="family (repeatable)")
     ap.add_argument("--variant", action="append", default=[], help="variant name substring")
     ap.add_argument("--paths", type=int, default=500)
@@ -39,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     spec = parse_sweep(read_scenario_toml(args.sweep), str(args.sweep))
     base = read_scenario_toml((args.sweep.parent / spec.base).resolve())
     variants = expand_sweep(spec, base, args.family)
+    if args.scenario is not None:
+        one = load_scenario(args.scenario)
+        variants = [SimpleNamespace(family="scenario", name=one.name, scenario=one)]
     if args.variant:
         variants = [v for v in variants if any(s in v.name for s in args.variant)]
     cands = {}
@@ -47,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         cands[name] = json.loads(js or "{}")
     baselines = [b for b in args.baselines.split(",") if b]
     seed = args.seed if args.seed is not None else spec.seed
+    if args.scenario is not None and args.seed is None:
+        seed = variants[0].scenario.seed
     worst_all: dict[str, dict[str, tuple[float, str]]] = {c: {} for c in cands}
     out = []
     for v in variants:
@@ -88,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(line), flush=True)
     print("\nworst over variants:")
     for name in cands:
-        cells = "  ".join(
-            f"{b[:5]} {r:.3f} ({vn})" for b, (r, vn) in worst_all[name].items()
-        )
+        cells = "  ".join(f"{b[:5]} {r:.3f} ({vn})" for b, (r, vn) in worst_all[name].items())
         print(f"  {name:<12} {cells}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))

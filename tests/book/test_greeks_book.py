@@ -662,3 +662,21 @@ def test_extreme_index_and_tiny_vol_at_the_last_millisecond_stay_finite(S: float
     # call + put on the same strike: delta 2 N(d1) - 1 = ±1, value |S - K|
     assert t.options_delta_usdnum_coin == (1.0 if S > 90_000 else -1.0)
     assert t.value_usd == pytest.approx(abs(S - 90_000.0), rel=1e-12)
+
+
+def test_option_arrays_give_the_books_own_gamma() -> None:
+    # Black–Scholes on the index over `option_arrays` (strike / forward ratio, quantity x
+    # ratio, each option's vol) is the book's USD-numeraire option gamma: the averaged-gamma
+    # band (`hedging.kernel.horizon_gamma`) at a zero horizon sees what the snapshot reports.
+    from hedgerd.hedging.kernel import gamma_ahead
+
+    book, _state = build(np.random.default_rng(RNG_SEED + 7), n_opts=60)
+    for und in ("BTC", "ETH"):
+        snap = book.underlying_snapshot(und, NOW)
+        o = book.option_arrays(und, NOW)
+        assert len(o.qty_coin) > 0 and np.all(o.tau_years > 0)
+        got = gamma_ahead((0.0, "signed"), o, snap.index_price_usd, 0.5)
+        # hedges (perpetuals, futures, collateral) have no gamma in the USD numeraire
+        assert got == pytest.approx(snap.total.gamma_usdnum_coin_per_usd, rel=1e-9)
+        # later than every expiry: nothing left
+        assert len(book.option_arrays(und, NOW + 10 * 365 * 86_400_000).qty_coin) == 0

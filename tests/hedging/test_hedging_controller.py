@@ -275,3 +275,33 @@ def test_hedgerd_band_knobs_asymmetry_and_unwind() -> None:
     r = risk(0.0, gamma=-2e-5, tau_years=1 / 365, options_delta_coin=-0.9)
     u = decide(r, [PERP], [], "h", unwind, EMPTY, NOW_MS)
     assert -0.9 <= u.target_delta_coin < -0.01
+
+
+def test_the_default_band_takes_the_gamma_ahead_when_given() -> None:
+    # A short strangle a day before expiry, spot at its put strike: the gamma at spot is the
+    # strike's peak; over the next 12 hours' range it is smaller, and so is the band. The
+    # gamma ahead is a decision input: it changes the decision id.
+    from dataclasses import replace
+
+    from hedgerd.hedging.config import HedgerdPolicy
+    from hedgerd.hedging.kernel import OptionArrays, gamma_ahead, gamma_ahead_key
+
+    opts = OptionArrays(
+        np.array([False, True]),
+        np.array([SPOT, SPOT * 1.1]),
+        np.array([1 / 365, 1 / 365]),
+        np.array([-1.0, -1.0]),
+        np.array([0.6, 0.6]),
+    )
+    policy = HedgerdPolicy(risk_aversion_per_usd=1e-4, h0_weight=0.0, k_prefactor=0.0)
+    key = gamma_ahead_key(policy)
+    assert key is not None
+    plain = risk(0.0, gamma=gamma_ahead((0.0, "signed"), opts, SPOT, 0.6), tau_years=1 / 365)
+    ahead = replace(plain, gamma_ahead_coin_per_usd=gamma_ahead(key, opts, SPOT, 0.6))
+    a = decide(plain, [PERP], [], "hedgerd", policy, EMPTY, NOW_MS)
+    b = decide(ahead, [PERP], [], "hedgerd", policy, EMPTY, NOW_MS)
+    assert b.band_upper_coin - b.target_delta_coin < a.band_upper_coin - a.target_delta_coin
+    assert a.decision_id != b.decision_id
+    off = policy.model_copy(update={"gamma_horizon_s": 0.0})
+    c = decide(ahead, [PERP], [], "hedgerd", off, EMPTY, NOW_MS)
+    assert c.band_upper_coin == pytest.approx(a.band_upper_coin)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging.inputs import UnderlyingRisk
-from hedgerd.portfolio.book import sum_risks
+from hedgerd.portfolio.book import concat_options, sum_risks
 
 FINITE = st.floats(-1e4, 1e4, allow_nan=False)
 GAMMA = st.floats(-1e-2, 1e-2, allow_nan=False)
@@ -87,3 +88,24 @@ def test_refuses_nothing_and_mixed_underlyings() -> None:
     eth = UnderlyingRisk("ETH", 3_000.0, 1.0, 0.0, 0.5, 0.1)
     with pytest.raises(ValueError, match="disagree"):
         sum_risks({"a": _risk(1.0, 0.0), "b": eth})
+
+
+def test_the_accounts_options_are_put_side_by_side() -> None:
+    # The averaged-gamma band takes the whole book's options (`kernel.gamma_ahead`).
+    import numpy as np
+
+    from hedgerd.hedging.kernel import OptionArrays
+
+    a = OptionArrays(np.array([True]), np.array([100.0]), np.array([0.1]), np.array([-1.0]))
+    b = OptionArrays(
+        np.array([False, True]), np.array([90.0, 110.0]), np.array([0.2, 0.3]), np.array([2.0, 1.0])
+    )
+    both = concat_options([a, b])
+    assert list(both.qty_coin) == [-1.0, 2.0, 1.0]
+    assert list(both.is_call) == [True, False, True]
+    assert list(both.strike_usd) == [100.0, 90.0, 110.0]
+    assert both.vol is None
+    with_vol = concat_options(
+        [replace(a, vol=np.array([0.5])), replace(b, vol=np.array([0.6, 0.7]))]
+    )
+    assert with_vol.vol is not None and list(with_vol.vol) == [0.5, 0.6, 0.7]

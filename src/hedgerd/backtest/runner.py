@@ -39,10 +39,13 @@ from hedgerd.hedging.config import PolicyConfig, TimerPolicy
 from hedgerd.hedging.kernel import (
     Band,
     BandContext,
+    OptionArrays,
     band_for,
     cap_levels,
     cheapest_lambda,
     depth_walk,
+    gamma_ahead,
+    gamma_ahead_key,
     maker_cost_frac,
     maker_drift,
     plan_trades,
@@ -302,6 +305,7 @@ def run_backtest(
     states = [_new_state(n, k) for _ in runs]
     exact = [_exact_band(sc, r.exact_risk_aversion, lam, r.exact_criterion) for r in runs]
     grow = math.exp(mk.rate * dt)
+    ahead_keys = {key for c in configs if (key := gamma_ahead_key(c)) is not None}
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
     spot = gen.state.spot
@@ -366,8 +370,12 @@ def run_backtest(
             np.max(tau_all, axis=1),
         )
         ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam, carry_lam, delta_book)
+        options = OptionArrays(book.is_call, book.strike, tau_all, live_q)
+        ahead = {key: gamma_ahead(key, options, spot, gvol) for key in ahead_keys}
         factor = _price_factor(ins, now)  # (k,) instrument price / spot
         for run_cfg, s, xb in zip(configs, states, exact, strict=True):
+            key = gamma_ahead_key(run_cfg)
+            ctx.gamma_ahead_coin_per_usd = ahead[key] if key is not None else None
             override = None
             if xb is not None:
                 h_lo, h_hi = xb.edges(t, spot, gen.regime)

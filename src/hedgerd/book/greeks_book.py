@@ -60,6 +60,7 @@ from hedgerd.book.valuation import (
     option_value_usd,
     row_kind,
 )
+from hedgerd.hedging.kernel import OptionArrays
 from hedgerd.model.instruments import AmountUnit, Instrument, PriceUnit
 from hedgerd.model.market import IndexPrice, Ticker
 from hedgerd.model.positions import Balance, Position
@@ -1083,6 +1084,27 @@ class GreeksBook:
         if not math.isfinite(u.index_usd):
             raise BookError(f"{underlying}: no index price")
         return self._value(u, now_ms)
+
+    def option_arrays(self, underlying: str, now_ms: int) -> OptionArrays:
+        """The live options of `underlying` at `now_ms` as arrays (copies), for a band that
+        averages the gamma over the spot range ahead (`hedging.kernel.horizon_gamma`).
+
+        Per option: strike over its expiry's forward ratio b and quantity times b, so that
+        Black–Scholes on the index gives the USD-numeraire gamma per USD of index move (the
+        book holds F = b S fixed in ratio: d2V/dS2 = b2 Gamma_F(bS, K) = b Gamma_S(S, K/b));
+        its mark vol; quarantined options (no usable vol) and expired ones are left out."""
+        u = self._u(underlying)
+        o = u.options
+        n = o.n
+        keep = (o.exp[:n] > now_ms) & (o.qeff[:n] != 0.0)
+        b = o.ratio[:n][keep]
+        return OptionArrays(
+            is_call=~o.is_put[:n][keep],
+            strike_usd=o.strike[:n][keep] / b,
+            tau_years=(o.exp[:n][keep] - now_ms) / MS_PER_YEAR,
+            qty_coin=o.qeff[:n][keep] * b,
+            vol=o.sigma[:n][keep].copy(),
+        )
 
     def _value(self, u: _Underlying, now_ms: int) -> UnderlyingGreeks:
         c = u.cache

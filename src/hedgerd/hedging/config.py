@@ -168,7 +168,11 @@ class HedgerdPolicy(_PolicyBase):
     term, which prices the hedge's unwind at settlement and so only ever argues for a smaller
     hedge; `horizon_side = "both"` puts it on both sides as Zakamouline does), centred on the
     modified-volatility delta; the cost lambda comes from the live cost model of the cheapest
-    instrument. Trades go to the band edge; maker orders work the inner band when enabled.
+    instrument. The Gamma of `H_ww` is the book's gamma averaged over the spot range the
+    next `gamma_horizon_s` span (`kernel.horizon_gamma`), not the gamma at spot: a near
+    strike's gamma peak, or the zero between a short and a long strike, is not what the delta
+    meets before the next rebalance. Trades go to the band edge; maker orders work the inner
+    band when enabled.
     The one knob swept is `risk_aversion_per_usd`; the others are the shape (issue 19,
     docs/backtest.md).
     """
@@ -202,6 +206,18 @@ class HedgerdPolicy(_PolicyBase):
         description="Prefactor of K in the modified volatility of the centre (0: plain delta).",
     )
     min_halfwidth_coin: float = Field(0.0, ge=0.0, description="Floor of the half-width (coin).")
+    gamma_horizon_s: float = Field(
+        43_200.0,
+        ge=0.0,
+        description="The gamma term uses the book's gamma averaged over the spot range this "
+        "many seconds of diffusion span (the range the delta crosses before the next "
+        "rebalance), not the gamma at the current spot (0: the gamma at spot).",
+    )
+    gamma_average: Literal["signed", "abs"] = Field(
+        "abs",
+        description="How the gamma is averaged over that range: the net gamma (strikes of "
+        "opposite sign cancel) or its magnitude.",
+    )
     asymmetry: float = Field(
         0.0,
         ge=-0.9,

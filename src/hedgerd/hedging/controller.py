@@ -91,6 +91,7 @@ def decision_id(
         risk.rate,
         risk.expiring_delta_coin,
         risk.options_delta_coin,
+        nan if risk.gamma_ahead_coin_per_usd is None else float(risk.gamma_ahead_coin_per_usd),
         nan if risk.next_settlement_ms is None else float(risk.next_settlement_ms),
         nan if state.last_hedge_ms is None else float(state.last_hedge_ms),
         nan if state.last_hedge_spot_usd is None else float(state.last_hedge_spot_usd),
@@ -189,6 +190,7 @@ def decide(
         lam=lam,
         carry_annual=carry,
         options_delta_coin=risk.options_delta_coin,
+        gamma_ahead_coin_per_usd=risk.gamma_ahead_coin_per_usd,
     )
     band = band_for(policy, ctx)
     centre, lower, upper = band.centre, band.lower, band.upper

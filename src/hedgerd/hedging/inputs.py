@@ -27,6 +27,9 @@ class UnderlyingRisk:
       shift of the hedgerd policy (0 if unknown: no shift).
     - `vol`, `tau_years`: the book's representative (gamma-weighted) implied vol and time to
       expiry; `rate`: continuously compounded, per year.
+    - `gamma_ahead_coin_per_usd`: the book's gamma averaged over the spot range ahead
+      (`kernel.gamma_ahead`, at the policy's horizon), for the hedgerd band's gamma term
+      (None: not computed; the band then uses `gamma_coin_per_usd`).
     """
 
     underlying: str
@@ -40,6 +43,7 @@ class UnderlyingRisk:
     expiring_delta_coin: float = 0.0
     next_settlement_ms: int | None = None
     options_delta_coin: float = 0.0
+    gamma_ahead_coin_per_usd: float | None = None
 
     def __post_init__(self) -> None:
         isfinite = math.isfinite
@@ -73,6 +77,9 @@ class UnderlyingRisk:
             v = getattr(self, name)
             if not math.isfinite(v):
                 raise ValueError(f"{self.underlying}: {name} must be finite, got {v}")
+        g = self.gamma_ahead_coin_per_usd
+        if g is not None and not math.isfinite(g):
+            raise ValueError(f"{self.underlying}: gamma_ahead_coin_per_usd must be finite, got {g}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,20 @@ def _floor(x: Any) -> Any:
     return float(math.floor(x)) if type(x) in _SCALAR else np.floor(x)
 
 
+@dataclass(frozen=True, slots=True)
+class OptionArrays:
+    """The book's options of one underlying, for `horizon_gamma`: arrays of shape
+    (..., options). `strike_usd` is the strike over the expiry's forward ratio (F / S), and
+    `qty_coin` the position times that ratio, so that Black–Scholes on the index gives the
+    gamma per USD of index move; `vol` each option's mark vol (None: the band's vol)."""
+
+    is_call: Any
+    strike_usd: Any
+    tau_years: Any
+    qty_coin: Any
+    vol: Any = None
+
+
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
 class BandContext:
     """Market and book state the bands depend on; every field broadcasts with the others
@@ -119,6 +133,10 @@ class BandContext:
     lam: Any  # one-way proportional cost (fee + half spread) of the cheapest instrument
     carry_annual: Any = 0.0  # what a long hedge in that instrument pays a year (fraction)
     options_delta_coin: Any = 0.0  # the options' own delta (hedges excluded), coin
+    # The book's gamma averaged over the spot range ahead (`horizon_gamma` at the policy's
+    # `gamma_horizon_s` and `gamma_average`), coin/USD; None: not computed (the band of a
+    # policy with `gamma_horizon_s > 0` then uses the gamma at spot).
+    gamma_ahead_coin_per_usd: Any = None
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -130,17 +148,18 @@ class Band:
     upper: Any
 
 
-def ww_halfwidth(ctx: BandContext, risk_aversion: float, gamma_exponent: float = 2 / 3) -> Any:
+def ww_halfwidth(
+    ctx: BandContext, risk_aversion: float, gamma_exponent: float = 2 / 3, gamma: Any = None
+) -> Any:
     """Whalley–Wilmott: (3 e^{-r tau} lambda S Gamma^2 / (2 gamma))^{1/3} (coin).
 
     `gamma_exponent` other than 2/3 replaces Gamma^2 by |Gamma|^(3 x exponent) (a shape knob
-    of the hedgerd policy; Whalley–Wilmott's own band uses 2/3).
+    of the hedgerd policy; Whalley–Wilmott's own band uses 2/3). `gamma` replaces the
+    context's gamma at spot (the hedgerd policy's averaged gamma).
     """
     disc = _exp(-ctx.rate * ctx.tau_years)
-    if gamma_exponent == 2 / 3:
-        g2 = ctx.gamma_coin_per_usd * ctx.gamma_coin_per_usd
-    else:
-        g2 = _abs(ctx.gamma_coin_per_usd) ** (3.0 * gamma_exponent)
+    g = ctx.gamma_coin_per_usd if gamma is None else gamma
+    g2 = g * g if gamma_exponent == 2 / 3 else _abs(g) ** (3.0 * gamma_exponent)
     return _cbrt(1.5 * disc * ctx.lam * ctx.spot_usd * g2 / risk_aversion)
 
 
@@ -268,7 +287,8 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         return Band(target - shift, h, h)
     if isinstance(policy, HedgerdPolicy):
         g = policy.risk_aversion_per_usd
-        h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent)
+        band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
+        h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent, band_gamma)
         h0 = zero
         if policy.h0_weight > 0.0:
             h0 = policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
@@ -284,6 +304,97 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
             return Band(target - shift, lower * (1.0 - a), upper * (1.0 + a))
         return Band(target - shift, lower, upper)
     raise TypeError(f"unknown policy {type(policy).__name__}")
+
+
+_YEAR_S = 365.0 * 86400.0
+
+
+def gamma_ahead_key(policy: PolicyConfig) -> tuple[float, str] | None:
+    """(horizon s, mode) of the averaged gamma a policy's band takes, or None (gamma at spot).
+    Policies with the same key take the same number: compute it once for all of them."""
+    if isinstance(policy, HedgerdPolicy) and policy.gamma_horizon_s > 0.0:
+        return policy.gamma_horizon_s, policy.gamma_average
+    return None
+
+
+def gamma_ahead(key: tuple[float, str], options: OptionArrays, spot_usd: Any, vol: Any) -> Any:
+    """The book's gamma averaged over the spot range ahead, as `key` (`gamma_ahead_key`) asks
+    (coin/USD; a float for one underlying, an array of paths in the backtest)."""
+    g = horizon_gamma(
+        options.is_call,
+        options.strike_usd,
+        options.tau_years,
+        options.qty_coin,
+        spot_usd,
+        vol,
+        key[0] / _YEAR_S,
+        key[1],
+        options.vol,
+    )
+    return float(g) if type(spot_usd) in _SCALAR else g
+
+
+# Gauss–Hermite nodes and weights for E[f(Z)], Z standard normal (probabilists' form).
+_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(7)
+_GH_W = _GH_W / math.sqrt(2.0 * math.pi)
+
+
+def horizon_gamma(
+    is_call: Any,
+    strike_usd: Any,
+    tau_years: Any,
+    qty_coin: Any,
+    spot_usd: Any,
+    vol: Any,
+    horizon_years: Any,
+    mode: str = "signed",
+    option_vol: Any = None,
+) -> Any:
+    """The book's gamma averaged over the spot range `horizon_years` of diffusion span (coin/USD).
+
+    Options along the last axis (`is_call`, `strike_usd`, `tau_years`, `qty_coin`, shape
+    (..., m); options with tau <= 0 count as gone); `spot_usd`, `vol` and `horizon_years`
+    broadcast to shape (...); `option_vol` (..., m), each option's vol for its gamma (None:
+    `vol`, which always sets the spot's spread). The average is over the spot
+    S' = S exp(vol sqrt(h) Z - vol^2 h / 2) that the delta will see before the next
+    rebalance, weighted by (S'/S)^2 (dollar gamma). With `mode = "signed"` it
+    is the net gamma, computed exactly as the gamma of the same options at tau + h: dollar
+    gamma S^2 Gamma solves the pricing equation (zero rate), so its expectation h ahead at tau
+    is its value now at tau + h. With `mode = "abs"` it is the magnitude of the net gamma,
+    averaged by Gauss–Hermite quadrature (7 nodes): strikes of opposite sign do not cancel.
+    Why: the band's width is set by the gamma the delta will travel through; a near short
+    strike's gamma peak (or the zero between a short and a long strike) at the current spot
+    is not what the next hours see.
+    """
+    # Imported on first use: `hedgerd.pricing` loads numba, which what imports the kernel
+    # for the controller's other rules (config checks, the CLI) should not pay for.
+    from hedgerd.pricing.black import black_scholes
+
+    tau = np.asarray(tau_years, dtype=np.float64)
+    alive = tau > 0.0
+    q = np.where(alive, qty_coin, 0.0)
+    s = np.asarray(spot_usd, dtype=np.float64)[..., None]
+    v = np.asarray(vol, dtype=np.float64)[..., None]
+    ov = v if option_vol is None else np.asarray(option_vol, dtype=np.float64)
+    h = np.maximum(np.asarray(horizon_years, dtype=np.float64), 0.0)[..., None]
+    with np.errstate(all="ignore"):
+        if mode == "signed":
+            # The spot spreads by v^2 h; an option marked at its own vol ov sees that as
+            # h (v / ov)^2 of its own time (equal to h without a smile).
+            th = tau + h * (v / ov) ** 2
+            g = black_scholes(is_call, s, strike_usd, np.where(alive, th, 1.0), ov).gamma
+            return np.sum(q * np.where(np.isfinite(g), g, 0.0), axis=-1)
+        total = 0.0 * s[..., 0]
+        sd = v * np.sqrt(h)
+        t = np.where(alive, tau, 1.0)
+        # All nodes in one pricing call (one pass of the kernel's per-call overhead).
+        ratios = np.stack([np.exp(sd * z - 0.5 * sd * sd) for z in _GH_Z])
+        gs = black_scholes(is_call, s * ratios, strike_usd, t, ov).gamma
+        for k, w in enumerate(_GH_W):
+            g = gs[k]
+            net = np.sum(q * np.where(np.isfinite(g), g, 0.0), axis=-1)
+            total = total + w * np.abs(net) * ratios[k][..., 0] ** 2
+        return total
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow

@@ -13,10 +13,13 @@ Pure: no I/O and no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from hedgerd.hedging.inputs import UnderlyingRisk
+from hedgerd.hedging.kernel import OptionArrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,4 +99,19 @@ def _weighted(weights: list[float], w_sum: float, values: list[float]) -> float:
     return min(max(mean, min(values)), max(values))
 
 
-__all__ = ["PortfolioRisk", "sum_risks"]
+def concat_options(parts: Sequence[OptionArrays]) -> OptionArrays:
+    """Every account's options of one underlying side by side (for `kernel.gamma_ahead`:
+    the band's averaged gamma is the whole book's)."""
+    got = list(parts)
+
+    def cat(field: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(p, field)) for p in got])
+
+    if any(p.vol is None for p in got):
+        return OptionArrays(cat("is_call"), cat("strike_usd"), cat("tau_years"), cat("qty_coin"))
+    return OptionArrays(
+        cat("is_call"), cat("strike_usd"), cat("tau_years"), cat("qty_coin"), cat("vol")
+    )
+
+
+__all__ = ["PortfolioRisk", "concat_options", "sum_risks"]

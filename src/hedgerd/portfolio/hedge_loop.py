@@ -22,14 +22,15 @@ from dataclasses import replace
 import structlog
 
 from hedgerd.accounts.runtime import AccountRuntime
-from hedgerd.book.greeks_book import BookError, UnderlyingGreeks
+from hedgerd.book.greeks_book import BookError, GreeksBook, UnderlyingGreeks
 from hedgerd.execution.executor import DecisionResult, ExecutorSettings, LegOutcome
 from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.cross_venue import several_accounts, with_carry
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
+from hedgerd.hedging.kernel import gamma_ahead, gamma_ahead_key
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, HedgeStyle, PriceUnit
-from hedgerd.portfolio.book import sum_risks
+from hedgerd.portfolio.book import concat_options, sum_risks
 from hedgerd.portfolio.policies import PolicyBook
 from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing, short_of_funds
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
@@ -261,6 +262,7 @@ class HedgeLoop(PortfolioService):
         now = self.clocks.clock_ms()
         risks: dict[str, UnderlyingRisk] = {}
         snaps: dict[str, UnderlyingGreeks] = {}
+        books: list[GreeksBook] = []
         for account in self.accounts.values():
             if underlying not in account.underlyings:
                 continue
@@ -268,6 +270,8 @@ class HedgeLoop(PortfolioService):
             if got is None:
                 return None  # one account's book incomplete: the sum would be a guess
             snaps[account.name], risks[account.name] = got
+            if account.book is not None:  # always: a risk came from it
+                books.append(account.book)
         if not risks:
             return None
         st.last_greeks = next(iter(snaps.values()))
@@ -279,6 +283,15 @@ class HedgeLoop(PortfolioService):
         if not venues:
             return None
         policy_name, policy = self.policies.policy_for(underlying)
+        key = gamma_ahead_key(policy)
+        if key is not None:
+            # The band's gamma term takes the whole book's gamma over the spot range ahead:
+            # one Black–Scholes pass per account's options (7 for the magnitude), here and
+            # not inside `decide`, whose latency budget is per decision.
+            options = concat_options([b.option_arrays(underlying, now) for b in books])
+            ahead = gamma_ahead(key, options, risk.spot_usd, risk.vol)
+            if math.isfinite(ahead):
+                risk = replace(risk, gamma_ahead_coin_per_usd=ahead)
         in_flight = self.shared.executor.in_flight_orders(underlying) + self._unconfirmed(
             venues, now
         )

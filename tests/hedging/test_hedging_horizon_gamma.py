@@ -1,0 +1,199 @@
+"""The gamma averaged over the spot range ahead (`kernel.horizon_gamma`, issue 19).
+
+Invariants on random books: at a zero horizon it is the gamma at spot; the signed average
+(computed as the gamma at tau + h) equals the dollar-gamma-weighted average over the
+lognormal spot h ahead, taken by brute-force quadrature; the magnitude average is at least
+the magnitude of the signed one and equals it for a book whose gamma has one sign; both are
+linear (or absolutely homogeneous) in the quantities and homogeneous of degree -1 in the
+price scale. And the hedgerd band takes that gamma in its gamma term only when asked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from hedgerd.hedging.config import HedgerdPolicy
+from hedgerd.hedging.kernel import (
+    BandContext,
+    OptionArrays,
+    band_for,
+    gamma_ahead,
+    gamma_ahead_key,
+    horizon_gamma,
+    ww_halfwidth,
+)
+from hedgerd.pricing.black import black_scholes
+
+DAY = 1.0 / 365.0
+
+options = st.lists(
+    st.tuples(
+        st.booleans(),  # call
+        st.floats(0.7, 1.3),  # strike / spot
+        st.floats(1.0, 60.0),  # days to expiry
+        st.floats(-5.0, 5.0),  # quantity, coin
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def _arrays(opts: list[tuple[bool, float, float, float]], spot: float) -> tuple[np.ndarray, ...]:
+    is_call = np.array([[o[0] for o in opts]])
+    strike = np.array([[o[1] * spot for o in opts]])
+    tau = np.array([[o[2] * DAY for o in opts]])
+    qty = np.array([[o[3] for o in opts]])
+    return is_call, strike, tau, qty
+
+
+def _gamma_at(
+    is_call: np.ndarray,
+    strike: np.ndarray,
+    tau: np.ndarray,
+    qty: np.ndarray,
+    spot: np.ndarray,
+    vol: float,
+) -> np.ndarray:
+    g = black_scholes(is_call, spot[..., None], strike, tau, vol).gamma
+    return np.sum(qty * g, axis=-1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(options, st.floats(0.2, 1.5))
+def test_zero_horizon_is_the_gamma_at_spot(opts: list, vol: float) -> None:
+    spot = np.array([60_000.0])
+    ic, k, t, q = _arrays(opts, 60_000.0)
+    at_spot = _gamma_at(ic, k, t, q, spot, vol)
+    for mode in ("signed", "abs"):
+        got = horizon_gamma(ic, k, t, q, spot, np.array([vol]), 0.0, mode)
+        want = at_spot if mode == "signed" else np.abs(at_spot)
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-18)
+
+
+@settings(max_examples=60, deadline=None)
+@given(options, st.floats(0.2, 1.5), st.floats(0.0, 2.0))
+def test_signed_average_is_the_lognormal_average_of_dollar_gamma(
+    opts: list, vol: float, days: float
+) -> None:
+    # Brute force: 200-node Gauss–Hermite over S' = S exp(vol sqrt(h) Z - vol^2 h / 2),
+    # weighted by (S'/S)^2; the kernel's closed form is the gamma at tau + h.
+    spot = 60_000.0
+    ic, k, t, q = _arrays(opts, spot)
+    # quadrature resolves the gamma peak: the spread ahead at most ~3x the option's own
+    assume(days <= 3.0 * float(t.min()) / DAY)
+    h = days * DAY
+    z, w = np.polynomial.hermite_e.hermegauss(200)
+    w = w / math.sqrt(2.0 * math.pi)
+    sd = vol * math.sqrt(h)
+    ratio = np.exp(sd * z - 0.5 * sd * sd)
+    g = _gamma_at(ic, k, t, q, spot * ratio, vol)
+    brute = float(np.sum(w * g * ratio**2))
+    got = float(horizon_gamma(ic, k, t, q, np.array([spot]), np.array([vol]), h, "signed")[0])
+    scale = float(np.sum(np.abs(q))) / (spot * vol * math.sqrt(float(t.min())))
+    assert got == pytest.approx(brute, rel=1e-6, abs=1e-6 * scale)
+
+
+@settings(max_examples=60, deadline=None)
+@given(options, st.floats(0.2, 1.5), st.floats(0.05, 2.0))
+def test_magnitude_average_bounds_the_signed_one(opts: list, vol: float, days: float) -> None:
+    spot = np.array([60_000.0])
+    ic, k, t, q = _arrays(opts, 60_000.0)
+    h = days * DAY
+    signed = float(horizon_gamma(ic, k, t, q, spot, np.array([vol]), h, "signed")[0])
+    mag = float(horizon_gamma(ic, k, t, q, spot, np.array([vol]), h, "abs")[0])
+    # 7-node quadrature against the closed form: a small relative error
+    assert mag >= abs(signed) * (1.0 - 0.03) - 1e-15
+    same_sign = np.all(q >= 0.0) or np.all(q <= 0.0)
+    if same_sign and days <= float(t.min()) / DAY:
+        assert mag == pytest.approx(abs(signed), rel=0.03, abs=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    options, st.floats(0.2, 1.5), st.floats(0.0, 2.0), st.floats(-3.0, 3.0), st.floats(0.01, 100.0)
+)
+def test_homogeneity(opts: list, vol: float, days: float, c: float, scale: float) -> None:
+    ic, k, t, q = _arrays(opts, 100.0)
+    h = days * DAY
+    v = np.array([vol])
+    for mode in ("signed", "abs"):
+        base = horizon_gamma(ic, k, t, q, np.array([100.0]), v, h, mode)
+        scaled_q = horizon_gamma(ic, k, t, c * q, np.array([100.0]), v, h, mode)
+        want = c * base if mode == "signed" else abs(c) * base
+        assert scaled_q == pytest.approx(want, rel=1e-9, abs=1e-15)
+        scaled_px = horizon_gamma(ic, k * scale, t, q, np.array([100.0 * scale]), v, h, mode)
+        assert scaled_px == pytest.approx(base / scale, rel=1e-9, abs=1e-15)
+
+
+def test_expired_options_count_for_nothing() -> None:
+    ic = np.array([[True, True]])
+    k = np.array([[100.0, 100.0]])
+    t = np.array([[0.0, 7 * DAY]])
+    q = np.array([[-1.0, 0.0]])
+    for mode in ("signed", "abs"):
+        assert horizon_gamma(ic, k, t, q, np.array([100.0]), np.array([0.6]), DAY, mode) == 0.0
+
+
+def test_the_band_takes_the_averaged_gamma_only_when_asked() -> None:
+    opts = OptionArrays(
+        np.array([False, True, True]),
+        np.array([95.0, 105.0, 100.0]),
+        np.array([DAY, DAY, 24 * DAY]),
+        np.array([-1.0, -1.0, 1.0]),
+    )
+    spot, vol = 95.0, 0.6
+    policy = HedgerdPolicy(risk_aversion_per_usd=0.01, h0_weight=0.0, gamma_horizon_s=86_400.0)
+    key = gamma_ahead_key(policy)
+    assert key == (86_400.0, "abs")
+    assert gamma_ahead_key(policy.model_copy(update={"gamma_horizon_s": 0.0})) is None
+    at_spot = gamma_ahead((0.0, "signed"), opts, spot, vol)
+    ahead = gamma_ahead(key, opts, spot, vol)
+    assert isinstance(ahead, float) and ahead == pytest.approx(
+        float(
+            horizon_gamma(
+                opts.is_call,
+                opts.strike_usd,
+                opts.tau_years,
+                opts.qty_coin,
+                np.array([spot]),
+                np.array([vol]),
+                DAY,
+                "abs",
+            )[0]
+        )
+    )
+    ctx = BandContext(
+        spot_usd=spot,
+        gamma_coin_per_usd=at_spot,
+        vanna_coin_per_vol=0.0,
+        vol=vol,
+        tau_years=DAY,
+        rate=0.0,
+        lam=5e-4,
+        options_delta_coin=0.0,
+    )
+    plain = band_for(policy, ctx)  # not computed: the gamma at spot
+    assert plain.upper == pytest.approx(ww_halfwidth(ctx, 0.01))
+    ctx.gamma_ahead_coin_per_usd = ahead
+    averaged = band_for(policy, ctx)
+    assert averaged.upper == pytest.approx(ww_halfwidth(ctx, 0.01, gamma=ahead))
+    # at the short put's strike a day before expiry the gamma ahead is smaller: narrower band
+    assert averaged.upper < plain.upper
+    # a policy without a horizon ignores it
+    off = policy.model_copy(update={"gamma_horizon_s": 0.0})
+    assert band_for(off, ctx).upper == pytest.approx(plain.upper)
+    # the backtest's array path gives the same number
+    arr = gamma_ahead(
+        key,
+        OptionArrays(
+            opts.is_call[None], opts.strike_usd[None], opts.tau_years[None], opts.qty_coin[None]
+        ),
+        np.array([spot]),
+        np.array([vol]),
+    )
+    assert float(arr[0]) == pytest.approx(ahead, rel=1e-12)
