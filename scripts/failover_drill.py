@@ -413,6 +413,11 @@ async def _cycle(
         "epoch_old": epoch_old,
         "epoch_new": epoch_new,
         "failover_s": round(failover_s, 3),
+        # The new leader's own account: acquisition to ACTIVE and its phases; the rest of
+        # `failover_s` is detection (the old lease running out, then the next acquire poll).
+        "takeover_s": ha_new.get("last_takeover_s"),
+        "phases_s": (ha_new.get("last_takeover") or {}).get("phases_s"),
+        "acquisitions": ha_new.get("acquisitions"),
     }
     if how == "kill":
         await old.proc.wait()

@@ -283,6 +283,7 @@ _ORDER_COLUMNS = (
     "updated_ms",
     "closed_ms",
     "reason",
+    "valid_until_ms",
 )
 _ORDER_SELECT = ", ".join(_ORDER_COLUMNS)
 
@@ -310,6 +311,7 @@ def _order_values(order: OrderRecord) -> tuple[Any, ...]:
         order.updated_ms,
         order.closed_ms,
         order.reason,
+        order.valid_until_ms,
     )
 
 
@@ -558,6 +560,8 @@ class JournalStore:
             "reduce_only": order.reduce_only,
             "status": order.status.value,
         }
+        if order.valid_until_ms is not None:
+            payload["valid_until_ms"] = order.valid_until_ms
         conn.execute(
             "INSERT INTO order_updates (label, ts_ms, event, status_before, status_after, "
             "payload, recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -652,6 +656,7 @@ class JournalStore:
             updated_ms=row["updated_ms"],
             closed_ms=row["closed_ms"],
             reason=row["reason"],
+            valid_until_ms=row["valid_until_ms"],
         )
 
     def _store_update(
@@ -1041,6 +1046,12 @@ class JournalStore:
     def orders_for_decision(self, decision_id: str) -> list[OrderRecord]:
         return self._orders_where("decision_id = ?", (decision_id,))
 
+    def latest_request_expiry_ms(self) -> int | None:
+        """The latest request expiry (`valid_until_ms`) of any journalled order, None when
+        none carries one: after it, no request of those orders can still be processed."""
+        row = self._db.execute("SELECT MAX(valid_until_ms) FROM orders").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def order_by_venue_id(self, venue: str, venue_order_id: str) -> OrderRecord | None:
         row = self._db.execute(
             "SELECT label FROM orders WHERE venue = ? AND venue_order_id = ?",
@@ -1319,6 +1330,9 @@ class Journal:
 
     async def open_orders(self, venue: str | None = None) -> list[OrderRecord]:
         return await self.run(JournalStore.open_orders, venue)
+
+    async def latest_request_expiry_ms(self) -> int | None:
+        return await self.run(JournalStore.latest_request_expiry_ms)
 
     async def orders_for_decision(self, decision_id: str) -> list[OrderRecord]:
         return await self.run(JournalStore.orders_for_decision, decision_id)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -82,35 +83,66 @@ class DaemonHa:
         d = self.daemon
         assert d.executor is not None and d.trading is not None
         log.warning("ha.takeover_start", epoch=grant.epoch)
+        phases: dict[str, float] = {}
+        mark = time.monotonic()
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            phases[name] = round(now - mark, 3)
+            mark = now
+
+        report: dict[str, Any] = {"epoch": grant.epoch}
         if not self.node.after_release:
             # The previous leader may have died: its last requests may still be on the way.
-            await asyncio.sleep(self.settings.takeover_wait_s())
-        report: dict[str, Any] = {"epoch": grant.epoch}
+            # None it journalled can be processed after its request expiry.
+            wait_s = await self.previous_requests_wait_s()
+            report["expiry_wait_s"] = round(wait_s, 3)
+            await asyncio.sleep(wait_s)
+        phase("wait")
         for account in d.accounts.values():
             assert account.reconciler is not None
             r = await account.reconciler.reconcile(startup=True)
             if r.errors:
                 raise RuntimeError(f"{account.name}: takeover reconciliation: {r.errors[0]}")
             report[account.name] = {"resolved": len(getattr(r, "resolved", ()) or ())}
+        phase("reconcile")
         await d.executor.load()
         stale = [r for r in d.executor.open_records() if self._epoch_of(r.label) < grant.epoch]
         report["stale_open_orders"] = len(stale)
         report["stale_cancelled"] = await d.executor.cancel_all_open() if stale else 0
+        phase("cancel_stale")
         await d.trading.resync()
         if d.parts.states is not None:
             for machine in d.parts.states.accounts.values():
                 with contextlib.suppress(Exception):
                     await machine.resync()
         report["trading_state"] = d.trading.state.value
+        phase("trading_state")
         now = d.board_clock_ms()
         for account in d.accounts.values():
             account.cross_check(now)  # positions: the book against the venue's own figure
+        phase("cross_check")
+        report["phases_s"] = phases
         self.last_reconcile = report
         log.warning(
             "ha.takeover_done",
             **{k: v for k, v in report.items() if k != "epoch"},
             epoch=grant.epoch,
         )
+
+    async def previous_requests_wait_s(self) -> float:
+        """How long until no request of an earlier epoch can still be processed by a venue:
+        the journal's latest request expiry (every intent of those epochs is committed and
+        visible: a takeover's acquire waits for an open intent transaction) plus the clock
+        skew allowance, from now on this node's clock. Without any expiry in the journal
+        (orders written before them), `takeover_wait_ms`."""
+        d = self.daemon
+        assert d.journal is not None
+        latest = await d.journal.latest_request_expiry_ms()
+        if latest is None:
+            return self.settings.takeover_wait_s()
+        return max(0.0, (latest + self.settings.clock_skew_ms - d.clock_ms()) / 1000.0)
 
     def _epoch_of(self, label: str) -> int:
         for codec in self.daemon.executor.client_ids.values() if self.daemon.executor else ():

@@ -590,6 +590,9 @@ class DeribitVenue(CcxtVenue):
             params["post_only"] = True
         if request.reduce_only:
             params["reduce_only"] = True
+        if request.valid_until_ms is not None:
+            # The matching engine refuses it after this instant (`timed_out`, 13888).
+            params["valid_until"] = int(request.valid_until_ms)
         price = request.price if request.order_type is OrderType.LIMIT else None
         session = self._order_session()
         if session is not None:

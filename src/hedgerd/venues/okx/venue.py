@@ -157,6 +157,37 @@ def okx_ws_class() -> type[Any]:
     return type("OkxWsHooks", (base,), attrs)
 
 
+#: The place endpoint ccxt's `create_order` uses (one order in a batch).
+_PLACE_PATH = "trade/batch-orders"
+
+
+def exp_time_as_header(rest: Any) -> None:
+    """Make `rest` (a ccxt okx client) send an order's `expTime` param as the REST header
+    OKX reads it from ("Request effective deadline", ms): ccxt would put it in the order's
+    JSON body, and has no per-request headers. Only `trade/batch-orders` carries it; the
+    body is signed without it."""
+    sign = rest.sign
+
+    def sign_with_exp_time(
+        path: str, api: Any = ("public",), method: str = "GET", params: Any = None
+    ) -> Any:
+        exp_time = None
+        if path == _PLACE_PATH and isinstance(params, list):
+            entries = []
+            for entry in params:
+                if isinstance(entry, dict) and "expTime" in entry:
+                    entry = dict(entry)
+                    exp_time = entry.pop("expTime")
+                entries.append(entry)
+            params = entries
+        out = sign(path, list(api), method, {} if params is None else params)
+        if exp_time is not None:
+            out["headers"] = {**(out.get("headers") or {}), "expTime": str(exp_time)}
+        return out
+
+    rest.sign = sign_with_exp_time
+
+
 class OkxVenue(CcxtVenue):
     """An OKX account (unified account, net position mode) through ccxt."""
 
@@ -182,6 +213,7 @@ class OkxVenue(CcxtVenue):
             raise ValueError(f"venue {name!r} is on exchange {settings.exchange!r}, not OKX")
         super().__init__(name, settings, clock_ms=clock_ms, backoff=backoff)
         self.ws.raw_sink = self._on_raw
+        exp_time_as_header(self.rest)
         phrase = settings.passphrase()
         for client in (self.rest, self.ws):
             if phrase is not None:
@@ -656,6 +688,10 @@ class OkxVenue(CcxtVenue):
         if request.order_type is OrderType.MARKET and inst.is_option:
             raise self._refuse(f"OKX takes no market orders on options ({inst.name})",
                                RejectReason.INVALID_ORDER)  # fmt: skip
+        if request.valid_until_ms is not None:
+            # Sent as the `expTime` header (`exp_time_as_header`): OKX does not process the
+            # request after it.
+            params["expTime"] = str(int(request.valid_until_ms))
         return params
 
     async def place_order(self, request: OrderRequest) -> OrderUpdate:
