@@ -406,6 +406,7 @@ async def _cycle(
         ha_new = await _ha_status(nodes[other])
     epoch_new = int(ha_new["epoch"])
     stale_at_takeover = _accepted_older_than(sim, epoch_new)
+    first_hedge = asyncio.ensure_future(_first_order_s(sim, epoch_new, time.monotonic()))
     row: dict[str, Any] = {
         "cycle": i,
         "how": how,
@@ -445,6 +446,9 @@ async def _cycle(
     row["orders_received"] = sum(sim.server.counters.orders_received.values())
     accepted = sim.server.counters.orders_accepted
     row["new_epoch_accepted"] = sum(n for lbl, n in accepted.items() if _epoch(lbl) == epoch_new)
+    first_hedge.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        row["first_hedge_s"] = await first_hedge  # from ACTIVE (None: none in the cycle)
     led = await _ha_status(nodes[other])
     st = None
     with contextlib.suppress(OSError, AssertionError, TimeoutError, aiohttp.ClientError):
@@ -452,6 +456,18 @@ async def _cycle(
     # A HALTED desk stays HALTED across takeovers: its failovers exercise no hedging.
     row["leader_state"] = None if st is None or led is None else st.get("state")
     return row
+
+
+async def _first_order_s(sim: Simulator, epoch: int, since: float) -> float | None:
+    """Seconds from `since` until the simulator first receives an order of `epoch` (the new
+    leader's first hedge); polled every 20 ms until cancelled (then None)."""
+    try:
+        while True:
+            if any(_epoch(lbl) == epoch for lbl in sim.server.counters.orders_received):
+                return round(time.monotonic() - since, 3)
+            await asyncio.sleep(0.02)
+    except asyncio.CancelledError:
+        return None
 
 
 async def _stop_node(node: Node) -> None:
