@@ -1136,6 +1136,28 @@ class JournalStore:
             for r in rows
         ]
 
+    def record_event(self, ts_ms: int, kind: str, ref: str | None, payload: Any) -> None:
+        """Append one row to the timeline (a fact with no table of its own)."""
+        with self._transaction() as conn:
+            self._event(conn, ts_ms, kind, ref, payload)
+
+    def last_event(self, kind: str, ref: str | None) -> JournalEvent | None:
+        """The latest timeline row of `kind` about `ref`, if any."""
+        r = self._db.execute(
+            "SELECT * FROM events WHERE kind = ? AND ref = ? ORDER BY seq DESC LIMIT 1",
+            (kind, ref),
+        ).fetchone()
+        if r is None:
+            return None
+        return JournalEvent(
+            seq=r["seq"],
+            ts_ms=r["ts_ms"],
+            kind=r["kind"],
+            ref=r["ref"],
+            payload=json.loads(r["payload"]),
+            recorded_ms=r["recorded_ms"],
+        )
+
     def integrity_check(self) -> str:
         """ "ok" when the database is sound (SQLite: `PRAGMA integrity_check`)."""
         return self._db.integrity_check()
@@ -1330,6 +1352,12 @@ class Journal:
 
     async def open_orders(self, venue: str | None = None) -> list[OrderRecord]:
         return await self.run(JournalStore.open_orders, venue)
+
+    async def record_event(self, ts_ms: int, kind: str, ref: str | None, payload: Any) -> None:
+        await self.run(JournalStore.record_event, ts_ms, kind, ref, payload)
+
+    async def last_event(self, kind: str, ref: str | None) -> JournalEvent | None:
+        return await self.run(JournalStore.last_event, kind, ref)
 
     async def latest_request_expiry_ms(self) -> int | None:
         return await self.run(JournalStore.latest_request_expiry_ms)

@@ -259,6 +259,10 @@ class LeaderLease:
         now = self._now
 
         def run(conn: psycopg.Connection[Any]) -> Any:
+            # The deadline counts from the statement's send, not from before a (re)connect:
+            # the server computes the expiry when it runs the statement, later still.
+            nonlocal sent_s
+            sent_s = self._monotonic_s()
             with conn.transaction():
                 row = conn.execute(
                     f"UPDATE leader_lease SET holder = %s, epoch = epoch + 1, "
@@ -314,6 +318,10 @@ class LeaderLease:
         now = self._now
 
         def run(conn: psycopg.Connection[Any]) -> Any:
+            nonlocal sent_s  # as in `acquire`: from the statement's send, after a reconnect
+            sent_s = self._monotonic_s()
+            if sent_s >= grant.deadline_s:
+                return None  # the reconnect took the rest of the grant: lost
             return conn.execute(
                 f"UPDATE leader_lease SET renewed_at = {now}, "
                 f"expires_at = {now} + %s * interval '1 millisecond' "

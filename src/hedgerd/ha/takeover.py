@@ -28,7 +28,9 @@ import structlog
 from hedgerd.execution.journal_db import PostgresTarget
 from hedgerd.ha.lease import LeaderLease, LeaseGrant, boottime_s
 from hedgerd.ha.node import HaNode, NodeRole
+from hedgerd.ha.positions import MISMATCH_EVENT, POSITIONS_EVENT, PositionMismatch, compare
 from hedgerd.ha.settings import HaSettings
+from hedgerd.venues.base import DeadManVenue, VenueError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -100,6 +102,10 @@ class DaemonHa:
             report["expiry_wait_s"] = round(wait_s, 3)
             await asyncio.sleep(wait_s)
         phase("wait")
+        # The venue's positions before the fills are reconciled: a trade after this read
+        # has a later venue time, outside the fills compared with it.
+        positions = {a.name: await self._venue_positions(a) for a in d.accounts.values()}
+        phase("positions")
         for account in d.accounts.values():
             assert account.reconciler is not None
             r = await account.reconciler.reconcile(startup=True)
@@ -107,11 +113,20 @@ class DaemonHa:
                 raise RuntimeError(f"{account.name}: takeover reconciliation: {r.errors[0]}")
             report[account.name] = {"resolved": len(getattr(r, "resolved", ()) or ())}
         phase("reconcile")
+        mismatches = []
+        for account in d.accounts.values():
+            mismatches += await self._check_positions(account, positions[account.name], grant)
+        report["position_mismatches"] = [m.to_json() for m in mismatches]
+        phase("positions_check")
         await d.executor.load()
         stale = [r for r in d.executor.open_records() if self._epoch_of(r.label) < grant.epoch]
         report["stale_open_orders"] = len(stale)
         report["stale_cancelled"] = await d.executor.cancel_all_open() if stale else 0
         phase("cancel_stale")
+        # The dead-man switch is this node's from now on (a standby's is never armed): a
+        # failure to arm it fails the takeover, as the venue would not cancel for us.
+        await self._set_dead_man(True)
+        phase("dead_man")
         await d.trading.resync()
         if d.parts.states is not None:
             for machine in d.parts.states.accounts.values():
@@ -144,6 +159,63 @@ class DaemonHa:
             return self.settings.takeover_wait_s()
         return max(0.0, (latest + self.settings.clock_skew_ms - d.clock_ms()) / 1000.0)
 
+    async def _venue_positions(self, account: Any) -> tuple[int, dict[str, float]] | None:
+        """The account's positions at the venue now (instrument → amount in its amount
+        unit) and when they were read (this node's clock); None when the venue could not be
+        asked (the comparison is then skipped, logged: it never fails a takeover)."""
+        venue = account.parts.venue
+        if venue is None:
+            return None
+        read_ms = self.daemon.clock_ms()
+        out: dict[str, float] = {}
+        try:
+            for underlying in account.underlyings:
+                for ev in await venue.fetch_positions(underlying):
+                    name = ev.position.instrument
+                    out[name] = out.get(name, 0.0) + ev.position.amount
+        except VenueError as exc:
+            log.warning("ha.positions_unavailable", account=account.name, error=str(exc)[:200])
+            return None
+        return read_ms, out
+
+    async def _check_positions(
+        self, account: Any, read: tuple[int, dict[str, float]] | None, grant: LeaseGrant
+    ) -> list[PositionMismatch]:
+        """Compare `read` with the previous takeover's snapshot plus the journal's fills of
+        this account since (`ha.positions`); alert on each difference; journal `read` for the
+        next takeover."""
+        journal = self.daemon.journal
+        if read is None or journal is None:
+            return []
+        read_ms, now = read
+        venue = account.parts.venue
+        previous = await journal.last_event(POSITIONS_EVENT, account.name)
+        found: list[PositionMismatch] = []
+        if previous is not None:
+            since_ms = int(previous.payload["ts_ms"])
+            fills = [f for f in await journal.fills_since(since_ms, read_ms)
+                     if f.venue == account.name]  # fmt: skip
+
+            def expired(name: str) -> bool:
+                inst = venue.instruments().get(name) if venue is not None else None
+                return inst is None or (inst.expiry_ms is not None and inst.expiry_ms <= read_ms)
+
+            found = compare(account.name, previous.payload["positions"], fills, now,
+                            expired=expired)  # fmt: skip
+        for m in found:
+            log.error("ha.position_mismatch", epoch=grant.epoch, **m.to_json())
+            await journal.record_event(read_ms, MISMATCH_EVENT, account.name, m.to_json())
+            self._alert(
+                "ha_position_mismatch",
+                f"{m.account} {m.instrument}: venue {m.venue_amount:g}, journal "
+                f"{m.journal_amount:g} at takeover (epoch {grant.epoch})",
+            )
+        await journal.record_event(
+            read_ms, POSITIONS_EVENT, account.name,
+            {"epoch": grant.epoch, "ts_ms": read_ms, "positions": now},
+        )  # fmt: skip
+        return found
+
     def _epoch_of(self, label: str) -> int:
         for codec in self.daemon.executor.client_ids.values() if self.daemon.executor else ():
             cid = codec.decode(label)
@@ -163,9 +235,27 @@ class DaemonHa:
         try:
             async with asyncio.timeout(_FENCE_CANCEL_TIMEOUT_S):
                 return await d.executor.cancel_all_open()
-        except Exception as exc:  # best effort: the venue's dead-man switch is the backstop
+        except Exception as exc:  # best effort: the next leader cancels them by id
             log.warning("ha.cancel_own_failed", error=repr(exc)[:200])
             return 0
+        finally:
+            # No longer the leader: its dead-man switch must not cancel the next one's orders.
+            await self._disarm_dead_man()
+
+    async def _set_dead_man(self, armed: bool) -> None:
+        for account in self.daemon.accounts.values():
+            venue = account.parts.venue
+            if isinstance(venue, DeadManVenue) and venue.dead_man_by_role:
+                await venue.set_dead_man(armed)
+
+    async def _disarm_dead_man(self) -> None:
+        """Best effort (a fenced node's venue may be unreachable too): its orders were
+        cancelled by id already, and the next leader cancels the old epoch's at takeover."""
+        try:
+            async with asyncio.timeout(_FENCE_CANCEL_TIMEOUT_S):
+                await self._set_dead_man(False)
+        except Exception as exc:
+            log.warning("ha.dead_man_disarm_failed", error=repr(exc)[:200])
 
     async def fenced(self, why: str) -> None:
         cancelled = await self._stop_trading()

@@ -318,6 +318,20 @@ VenueEvent = (
 
 
 @runtime_checkable
+class DeadManVenue(Protocol):
+    """A venue whose dead-man switch (Deribit cancel-on-disconnect, OKX cancel-all-after)
+    can follow an HA node's role: with `dead_man_by_role` set before `connect`, `connect`
+    does not arm it; `set_dead_man(True)` arms it (the node leads), `set_dead_man(False)`
+    disarms it (standby, fenced, handed off). A standby's switch must not be armed: OKX's
+    countdown and Deribit's account-scope cancel would cancel the leader's orders when the
+    standby dies."""
+
+    dead_man_by_role: bool
+
+    async def set_dead_man(self, armed: bool) -> None: ...
+
+
+@runtime_checkable
 class Venue(Protocol):
     """One account on one exchange, as the daemon sees it. Implementations are async and
     safe to call from several tasks; every method raises `VenueError` (classified) on

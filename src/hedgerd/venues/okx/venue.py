@@ -235,6 +235,7 @@ class OkxVenue(CcxtVenue):
         self._dead_man_armed_ms = 0
         #: Set on every successful arming (tests and operators wait on it).
         self.dead_man_armed = asyncio.Event()
+        self._dead_man_task: asyncio.Task[None] | None = None
         self._market_task: asyncio.Task[None] | None = None
         self._poll_task: asyncio.Task[None] | None = None
         #: Pushes refused as unreadable (logged); the rest of each push was applied.
@@ -279,7 +280,7 @@ class OkxVenue(CcxtVenue):
         await self.check_position_mode()
         if not self._private_stream:
             return
-        if self.settings.cancel_on_disconnect:
+        if self.settings.cancel_on_disconnect and not self.dead_man_by_role:
             await self.start_dead_man()
         for session, watch in (
             ("orders", lambda: self.ws.watch_orders()),
@@ -447,7 +448,25 @@ class OkxVenue(CcxtVenue):
         """Arm the countdown now and keep renewing it (`connect` does this when
         `settings.cancel_on_disconnect`)."""
         await self.arm_dead_man()
-        self.spawn(self._dead_man_loop(), "dead-man")
+        self._dead_man_task = self.spawn(self._dead_man_loop(), "dead-man")
+
+    async def set_dead_man(self, armed: bool) -> None:
+        """HA (`dead_man_by_role`): the countdown armed and renewed while this node leads;
+        disarmed (timeOut 0, renewals stopped) otherwise (see `DeadManVenue`). The countdown
+        is the account's: a new leader's arming replaces a dead leader's."""
+        if not self.settings.cancel_on_disconnect:
+            return
+        task = self._dead_man_task
+        if armed:
+            if task is None or task.done():
+                await self.start_dead_man()
+            else:
+                await self.arm_dead_man()
+            return
+        if task is not None:
+            task.cancel()
+            self._dead_man_task = None
+        await self.arm_dead_man(0)
 
     async def _dead_man_loop(self) -> None:
         """Renew the countdown every third of it on `clock_ms`; a failed renewal is logged
