@@ -1089,6 +1089,13 @@ class JournalStore:
         )
         return [_fill_from_row(r) for r in rows]
 
+    def trade_ids_since(self, venue: str, since_ms: int) -> set[str]:
+        """The trade ids journalled for account `venue` with venue time >= `since_ms`."""
+        rows = self._db.execute(
+            "SELECT trade_id FROM fills WHERE venue = ? AND ts_ms >= ?", (venue, since_ms)
+        )
+        return {r[0] for r in rows}
+
     def fill_totals_since(self, since_ms: int, venue: str | None = None) -> list[FillTotal]:
         """Sum of fills per (venue, instrument) with venue time >= `since_ms`."""
         sql = (
@@ -1373,6 +1380,9 @@ class Journal:
 
     async def fills_for_order(self, label: str) -> list[Fill]:
         return await self.run(JournalStore.fills_for_order, label)
+
+    async def trade_ids_since(self, venue: str, since_ms: int) -> set[str]:
+        return await self.run(JournalStore.trade_ids_since, venue, since_ms)
 
     async def fills_since(self, since_ms: int, until_ms: int | None = None) -> list[Fill]:
         return await self.run(JournalStore.fills_since, since_ms, until_ms)
