@@ -324,7 +324,10 @@ async def test_positions_against_the_journal_at_takeover(pg_url: str, db_proxy: 
     async with simulator(SPEED) as sim:
         a, b = await _pair(sim, pg_url, db_proxy)
         assert a.daemon.journal is not None and a.daemon.ha is not None
-        assert a.daemon.ha.last_reconcile["position_mismatches"] == []  # nothing to compare
+        ha_a = a.daemon.ha
+        # The check runs on after ACTIVE (it only alerts).
+        await wait_for(lambda: "position_mismatches" in ha_a.last_reconcile, 10.0, "a's check")
+        assert ha_a.last_reconcile["position_mismatches"] == []  # nothing to compare yet
         ghost = Fill(
             venue="sim", instrument=PERP, trade_id="ghost-1", order_id="", label=None,
             side=OrderSide.BUY, amount=10.0, price=90_000.0, fee=0.0, fee_currency="BTC",
@@ -334,7 +337,9 @@ async def test_positions_against_the_journal_at_takeover(pg_url: str, db_proxy: 
         db_proxy.cut()
         await wait_for(lambda: _role(b) is NodeRole.ACTIVE, 15.0, "b to take over")
         assert b.daemon.ha is not None and b.daemon.journal is not None
-        [m] = b.daemon.ha.last_reconcile["position_mismatches"]
+        ha_b = b.daemon.ha
+        await wait_for(lambda: "position_mismatches" in ha_b.last_reconcile, 10.0, "b's check")
+        [m] = ha_b.last_reconcile["position_mismatches"]
         assert m["instrument"] == PERP
         assert m["journal_amount"] == pytest.approx(m["venue_amount"] + 10.0)
         event = await b.daemon.journal.last_event("position_mismatch", "sim")
