@@ -203,7 +203,7 @@ LEASE_MS = 6_000
 def proc_ha(lease_ms: int = LEASE_MS) -> dict[str, Any]:
     """`[ha]` of the drill's processes: the defaults, or every timing scaled to `lease_ms`
     as the defaults stand to 6 s (renew a sixth of it, margin and time to spare a quarter,
-    request expiry half). CI's short drill uses 3 s to halve each failover."""
+    request expiry half). 3 s halves each failover but fences more often on a loaded machine."""
     if lease_ms == LEASE_MS:
         return dict(PROC_HA)
     renew = lease_ms // 6

@@ -3,7 +3,9 @@ failed once by each fault kind (SIGKILL, SIGSTOP past its lease then SIGCONT,
 `pg_terminate_backend`, a proxy that silently drops its database traffic): every failover
 completes, nothing is sent twice, no fill is lost or doubled, no older epoch's order is
 accepted after a takeover. The full run is `scripts/failover_drill.py --cycles 100`
-(docs/ha.md).
+(docs/ha.md). It keeps the production lease (6 s): `--lease-ms 3000` halves each failover but,
+on a loaded two-core machine, fenced new leaders over and over and tripped clock-skew and
+stale-data halts (tried).
 
 Skips, saying why, without PostgreSQL's server binaries, psycopg or libfaketime."""
 
@@ -28,10 +30,8 @@ async def test_short_failover_drill() -> None:
         "psycopg", reason="psycopg is not installed (pip install 'psycopg[binary]')"
     )
     try:
-        # A 3 s lease (timings scaled, `--lease-ms 3000`): each failover takes half as long
-        # as with the production 6 s; the full run keeps 6 s.
         r = await failover_drill.drill_processes(
-            cycles=1, seed=5, kinds=failover_drill.KINDS, until=math.inf, lease_ms=3_000
+            cycles=1, seed=5, kinds=failover_drill.KINDS, until=math.inf
         )
     except FaketimeMissingError as exc:
         pytest.skip(f"{exc}; .ci/run installs it")
