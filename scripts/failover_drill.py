@@ -413,6 +413,20 @@ async def _cycle(
     old = nodes[active]
     ha_old = await _ha_status(old)
     epoch_old = int(ha_old["epoch"]) if ha_old else -1
+
+    async def warm_standby() -> bool:
+        # The standby's lease loop has seen the current grant (its database calls answer):
+        # a node restarted a moment ago is still loading, and a failover onto it measures
+        # its start-up, not the takeover (seen: an acquire answered 4 s late, then fenced).
+        ha = await _ha_status(nodes[other])
+        return (
+            ha is not None
+            and ha.get("role") in ("standby", "fenced")
+            and bool(ha.get("db_reachable"))
+            and int(ha.get("lease_epoch_seen") or -1) == epoch_old
+        )
+
+    await wait_for(warm_standby, START_TIMEOUT_S, f"{other} to see epoch {epoch_old}")
     await admin_trade(sim, atm_call(sim), rng.choice(["buy", "sell"]), TRADE_LOTS)
     await asyncio.sleep(rng.uniform(0.0, 1.5))  # fail it at a random moment of its hedging
     t0 = time.monotonic()
