@@ -341,6 +341,17 @@ def _decision_from_row(row: Row) -> DecisionRecord:
     )
 
 
+def _event_from_row(row: Row) -> JournalEvent:
+    return JournalEvent(
+        seq=row["seq"],
+        ts_ms=row["ts_ms"],
+        kind=row["kind"],
+        ref=row["ref"],
+        payload=json.loads(row["payload"]),
+        recorded_ms=row["recorded_ms"],
+    )
+
+
 # ----------------------------------------------------------------------------- store
 
 
@@ -1131,17 +1142,7 @@ class JournalStore:
             "SELECT * FROM events WHERE seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?",
             (after_seq, since_ms if since_ms is not None else -(2**62), limit),
         )
-        return [
-            JournalEvent(
-                seq=r["seq"],
-                ts_ms=r["ts_ms"],
-                kind=r["kind"],
-                ref=r["ref"],
-                payload=json.loads(r["payload"]),
-                recorded_ms=r["recorded_ms"],
-            )
-            for r in rows
-        ]
+        return [_event_from_row(r) for r in rows]
 
     def record_event(self, ts_ms: int, kind: str, ref: str | None, payload: Any) -> None:
         """Append one row to the timeline (a fact with no table of its own)."""
@@ -1154,16 +1155,7 @@ class JournalStore:
             "SELECT * FROM events WHERE kind = ? AND ref = ? ORDER BY seq DESC LIMIT 1",
             (kind, ref),
         ).fetchone()
-        if r is None:
-            return None
-        return JournalEvent(
-            seq=r["seq"],
-            ts_ms=r["ts_ms"],
-            kind=r["kind"],
-            ref=r["ref"],
-            payload=json.loads(r["payload"]),
-            recorded_ms=r["recorded_ms"],
-        )
+        return None if r is None else _event_from_row(r)
 
     def integrity_check(self) -> str:
         """ "ok" when the database is sound (SQLite: `PRAGMA integrity_check`)."""

@@ -16,6 +16,7 @@ each instrument's amount unit; times UTC ms.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -42,12 +43,7 @@ class PositionMismatch:
     journal_amount: float
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "account": self.account,
-            "instrument": self.instrument,
-            "venue_amount": self.venue_amount,
-            "journal_amount": self.journal_amount,
-        }
+        return dataclasses.asdict(self)
 
 
 def journal_positions(before: Mapping[str, float], fills: Iterable[Fill]) -> dict[str, float]:
