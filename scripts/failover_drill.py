@@ -412,7 +412,10 @@ async def _cycle(
     other = "b" if active == "a" else "a"
     old = nodes[active]
     ha_old = None
+    asked_until = time.monotonic() + START_TIMEOUT_S
     while ha_old is None:  # it answered "active" a moment ago (a loaded machine: slowly)
+        if time.monotonic() > asked_until:
+            raise AssertionError(f"cycle {i}: {active}'s status does not answer")
         ha_old = await _ha_status(old)
     epoch_old = int(ha_old["epoch"])
 
