@@ -196,6 +196,29 @@ TRADE_LOTS = 2.0
 #: `hedgerd run` process on a loaded two-core machine starves its renewals during a takeover
 #: with the tests' 2-3 s leases (seen: three epochs fenced in a row, 12 s failovers).
 PROC_HA: dict[str, Any] = {"enabled": True}
+#: The production lease, ms (`[ha] lease_ms`'s default).
+LEASE_MS = 6_000
+
+
+def proc_ha(lease_ms: int = LEASE_MS) -> dict[str, Any]:
+    """`[ha]` of the drill's processes: the defaults, or every timing scaled to `lease_ms`
+    as the defaults stand to 6 s (renew a sixth of it, margin and time to spare a quarter,
+    request expiry half). 3 s halves each failover but fences more often on a loaded machine."""
+    if lease_ms == LEASE_MS:
+        return dict(PROC_HA)
+    renew = lease_ms // 6
+    return {
+        **PROC_HA,
+        "lease_ms": lease_ms,
+        "renew_interval_ms": renew,
+        "renew_timeout_ms": renew * 4 // 5,
+        "margin_ms": lease_ms // 4,
+        "min_left_ms": lease_ms // 4,
+        "acquire_poll_ms": lease_ms // 12,
+        "request_ttl_ms": lease_ms // 2,
+    }
+
+
 FAILOVER_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 60.0
 
@@ -208,19 +231,22 @@ class Node:
     proxy: TcpProxy
     work: Path
     proc: asyncio.subprocess.Process
+    ha: dict[str, Any]
 
     @property
     def socket(self) -> Path:
         return self.work / "ctl.sock"
 
 
-async def _start_node(sim: Simulator, name: str, url: str, proxy: TcpProxy) -> Node:
+async def _start_node(
+    sim: Simulator, name: str, url: str, proxy: TcpProxy, ha: dict[str, Any]
+) -> Node:
     work = short_dir()
     parts = urlsplit(url)
     values = daemon_config(work, rest_url=sim.rest_url, ws_url=sim.ws_url)
     netloc = f"{parts.username}@127.0.0.1:{proxy.port}"
     values["journal"] = {"url": urlunsplit(parts._replace(netloc=netloc))}
-    values["ha"] = {**PROC_HA, "node_id": name}
+    values["ha"] = {**ha, "node_id": name}
     values["log"] = {"level": "warning", "format": "json"}
     config = work / "hedgerd.toml"
     config.write_text(toml_text(values), encoding="utf-8")
@@ -238,7 +264,7 @@ async def _start_node(sim: Simulator, name: str, url: str, proxy: TcpProxy) -> N
             stderr=asyncio.subprocess.STDOUT,
             env=env,
         )
-    node = Node(name, proxy, work, proc)
+    node = Node(name, proxy, work, proc, ha)
 
     async def up() -> bool:
         if proc.returncode is not None:
@@ -288,16 +314,17 @@ def _terminate_backends(admin_url: str, ports: list[int]) -> int:
 
 
 async def drill_processes(
-    cycles: int, seed: int, kinds: tuple[str, ...], until: float
+    cycles: int, seed: int, kinds: tuple[str, ...], until: float, lease_ms: int = LEASE_MS
 ) -> dict[str, Any]:
     rng = random.Random(seed)
+    ha = proc_ha(lease_ms)
     binaries = find_binaries()
     if isinstance(binaries, str):
         raise SystemExit(f"failover_drill: {binaries}")
     with running_server(binaries) as server, scratch_schema(server, "drill") as url:
         proxies = {n: TcpProxy(server.host, server.port) for n in "ab"}
         try:
-            return await _run_processes(server.url(), url, proxies, cycles, kinds, rng, until)
+            return await _run_processes(server.url(), url, proxies, cycles, kinds, rng, until, ha)
         finally:
             for p in proxies.values():
                 p.close()
@@ -311,14 +338,15 @@ async def _run_processes(
     kinds: tuple[str, ...],
     rng: random.Random,
     until: float,
+    ha: dict[str, Any],
 ) -> dict[str, Any]:
     details: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     async with simulator(1.0, seed=rng.randrange(1 << 16)) as sim:
         perp_before = _perp_usd(sim)
-        nodes = {"a": await _start_node(sim, "a", url, proxies["a"])}
+        nodes = {"a": await _start_node(sim, "a", url, proxies["a"], ha)}
         await wait_for(lambda: _is(nodes["a"], "active"), START_TIMEOUT_S, "a to lead")
-        nodes["b"] = await _start_node(sim, "b", url, proxies["b"])
+        nodes["b"] = await _start_node(sim, "b", url, proxies["b"], ha)
         await wait_for(lambda: _is(nodes["b"], "standby"), START_TIMEOUT_S, "b to stand by")
         try:
             plan = [k for _ in range(cycles) for k in kinds]
@@ -347,6 +375,9 @@ async def _run_processes(
             d["stale_accepted"] for d in of_kind
         )
     result["errors"] = errors
+    result["ha"] = ha
+    walls = [d["cycle_wall_s"] for d in details]
+    result["cycle_wall_s_mean"] = round(statistics.mean(walls), 2) if walls else None
     result["woken_accepted"] = sum(d.get("woken_accepted", 0) for d in details)
     result["cycles"] = details
     return result
@@ -369,6 +400,8 @@ async def _cycle(
     admin_url: str,
     rng: random.Random,
 ) -> dict[str, Any]:
+    started = time.monotonic()
+
     # A cycle starts from a settled pair: one node leads (after a failover it may still be
     # taking over, or fencing itself and acquiring again).
     async def one_leads() -> bool:
@@ -378,8 +411,27 @@ async def _cycle(
     active = "a" if await _is(nodes["a"], "active") else "b"
     other = "b" if active == "a" else "a"
     old = nodes[active]
-    ha_old = await _ha_status(old)
-    epoch_old = int(ha_old["epoch"]) if ha_old else -1
+    ha_old = None
+    asked_until = time.monotonic() + START_TIMEOUT_S
+    while ha_old is None:  # it answered "active" a moment ago (a loaded machine: slowly)
+        if time.monotonic() > asked_until:
+            raise AssertionError(f"cycle {i}: {active}'s status does not answer")
+        ha_old = await _ha_status(old)
+    epoch_old = int(ha_old["epoch"])
+
+    async def warm_standby() -> bool:
+        # The standby's lease loop has seen the current grant (its database calls answer):
+        # a node restarted a moment ago is still loading, and a failover onto it measures
+        # its start-up, not the takeover (seen: an acquire answered 4 s late, then fenced).
+        ha = await _ha_status(nodes[other])
+        return (
+            ha is not None
+            and ha.get("role") in ("standby", "fenced")
+            and bool(ha.get("db_reachable"))
+            and int(ha.get("lease_epoch_seen") or -1) >= epoch_old
+        )
+
+    await wait_for(warm_standby, START_TIMEOUT_S, f"{other} to see epoch {epoch_old}")
     await admin_trade(sim, atm_call(sim), rng.choice(["buy", "sell"]), TRADE_LOTS)
     await asyncio.sleep(rng.uniform(0.0, 1.5))  # fail it at a random moment of its hedging
     t0 = time.monotonic()
@@ -406,6 +458,7 @@ async def _cycle(
         ha_new = await _ha_status(nodes[other])
     epoch_new = int(ha_new["epoch"])
     stale_at_takeover = _accepted_older_than(sim, epoch_new)
+    first_hedge = asyncio.ensure_future(_first_order_s(sim, epoch_new, time.monotonic()))
     row: dict[str, Any] = {
         "cycle": i,
         "how": how,
@@ -413,10 +466,15 @@ async def _cycle(
         "epoch_old": epoch_old,
         "epoch_new": epoch_new,
         "failover_s": round(failover_s, 3),
+        # The new leader's own account: acquisition to ACTIVE and its phases; the rest of
+        # `failover_s` is detection (the old lease running out, then the next acquire poll).
+        "takeover_s": ha_new.get("last_takeover_s"),
+        "phases_s": (ha_new.get("last_takeover") or {}).get("phases_s"),
+        "acquisitions": ha_new.get("acquisitions"),
     }
     if how == "kill":
         await old.proc.wait()
-        nodes[active] = await _start_node(sim, active, url, old.proxy)
+        nodes[active] = await _start_node(sim, active, url, old.proxy, old.ha)
     elif how == "stop":
         await asyncio.sleep(rng.uniform(0.0, 2.0))  # well past its lease: it woke late
         woken_before = _accepted_older_than(sim, epoch_new)
@@ -440,13 +498,29 @@ async def _cycle(
     row["orders_received"] = sum(sim.server.counters.orders_received.values())
     accepted = sim.server.counters.orders_accepted
     row["new_epoch_accepted"] = sum(n for lbl, n in accepted.items() if _epoch(lbl) == epoch_new)
+    first_hedge.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        row["first_hedge_s"] = await first_hedge  # from ACTIVE (None: none in the cycle)
     led = await _ha_status(nodes[other])
     st = None
     with contextlib.suppress(OSError, AssertionError, TimeoutError, aiohttp.ClientError):
         st = await asyncio.wait_for(status(nodes[other].socket), 1.0)
     # A HALTED desk stays HALTED across takeovers: its failovers exercise no hedging.
     row["leader_state"] = None if st is None or led is None else st.get("state")
+    row["cycle_wall_s"] = round(time.monotonic() - started, 2)
     return row
+
+
+async def _first_order_s(sim: Simulator, epoch: int, since: float) -> float | None:
+    """Seconds from `since` until the simulator first receives an order of `epoch` (the new
+    leader's first hedge); polled every 20 ms until cancelled (then None)."""
+    try:
+        while True:
+            if any(_epoch(lbl) == epoch for lbl in sim.server.counters.orders_received):
+                return round(time.monotonic() - since, 3)
+            await asyncio.sleep(0.02)
+    except asyncio.CancelledError:
+        return None
 
 
 async def _stop_node(node: Node) -> None:
@@ -509,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the result here")
     ap.add_argument("--kinds", default=",".join(KINDS), help="faults, in turn (kill,stop,...)")
     ap.add_argument("--max-minutes", type=float, default=1e9, help="start no cycle after this long")
+    ap.add_argument(
+        "--lease-ms", type=int, default=LEASE_MS, help="the processes' lease (timings scaled)"
+    )
     ap.add_argument("--in-process", action="store_true", help="the in-process drill instead")
     args = ap.parse_args(argv)
     kinds = tuple(k for k in args.kinds.split(",") if k)
@@ -518,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(drill(args.cycles, args.seed))
     else:
         until = time.monotonic() + 60.0 * args.max_minutes
-        result = asyncio.run(drill_processes(args.cycles, args.seed, kinds, until))
+        result = asyncio.run(drill_processes(args.cycles, args.seed, kinds, until, args.lease_ms))
     text = json.dumps(result, indent=2)
     if args.json is not None:
         args.json.write_text(text + "\n", encoding="utf-8")

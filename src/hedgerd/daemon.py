@@ -93,7 +93,7 @@ from hedgerd.risk.trading_state import (
     TradingStateMachine,
     TradingStateSnapshot,
 )
-from hedgerd.venues.base import FeedVenue, VenueError, VenueEvent
+from hedgerd.venues.base import DeadManVenue, FeedVenue, VenueError, VenueEvent
 from hedgerd.venues.book_feed import BookFeed, DeltaDivergence, ReconcileReport
 
 log = structlog.get_logger(__name__)
@@ -367,6 +367,10 @@ class Daemon:
         readiness.set("startup", False, "start-up reconciliation not done")
         loop_monitor = LoopMonitor(metrics)
         venues = {name: a.build_venue() for name, a in self.accounts.items()}
+        if self.ha is not None:
+            for venue in venues.values():
+                if isinstance(venue, DeadManVenue):
+                    venue.dead_man_by_role = True  # armed only while leading (ha/takeover.py)
         markets = AccountMarkets({name: a.market for name, a in self.accounts.items()})
         executor = self.executor = Executor(
             venues,
@@ -387,6 +391,7 @@ class Daemon:
             },
             epoch=self.ha.node.epoch if self.ha is not None else None,
             intent_guard=self.ha.node.intent_guard if self.ha is not None else None,
+            request_ttl_ms=config.ha.request_ttl_ms if self.ha is not None else None,
         )
         for account in self.accounts.values():
             account.build_reconciler(journal, executor.note_record)

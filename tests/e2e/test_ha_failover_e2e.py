@@ -9,6 +9,8 @@ timeout."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -24,6 +26,7 @@ from e2e_support import (
     atm_call,
     daemon_config,
     hedgerctl,
+    mm_open_orders,
     short_dir,
     simulator,
     start_daemon,
@@ -34,12 +37,16 @@ from e2e_support import (
 from hedgerd.execution.client_ids import parse_label
 from hedgerd.execution.journal import JournalStore
 from hedgerd.execution.journal_db import PostgresTarget
+from hedgerd.execution.order_state import OrderStyle, new_order
 from hedgerd.ha.lease import boottime_s
 from hedgerd.ha.node import NodeRole
+from hedgerd.model import Fill, OrderSide, OrderStatus
 from hedgerd.sim.command import Simulator
+from hedgerd.venues.base import OrderRequest
 from tcp_proxy import TcpProxy
 
 SPEED = 10.0
+PERP = "BTC-PERPETUAL"
 LEASE_MS = 2_000
 MARGIN_MS = 600
 HA = {
@@ -196,6 +203,7 @@ async def test_handoff_gap(pg_url: str, db_proxy: TcpProxy) -> None:
         a, b = await _pair(sim, pg_url, db_proxy)
         await wait_for(lambda: sum(_epochs(sim).values()) > 0, 20.0, "a's first hedge")
         await wait_for(lambda: not a.daemon.hedge_loop.exec_tasks, 20.0, "a's executions")
+
         async def b_sees_a() -> bool:
             st = await status(b.daemon.config.control.socket_path)
             assert st["ha"]["role"] == "standby"
@@ -226,4 +234,117 @@ async def test_handoff_gap(pg_url: str, db_proxy: TcpProxy) -> None:
         assert _sent_twice(sim) == []
         assert _role(a) is NodeRole.STANDBY  # it stays away from the lease
         assert await b.shutdown() == 0
+        assert await a.shutdown() == 0
+
+
+async def test_a_resting_order_of_the_old_epoch_is_cancelled_by_id_at_takeover(
+    pg_url: str, db_proxy: TcpProxy
+) -> None:
+    """An order of the old leader's epoch still resting at the venue (the old leader died
+    before cancelling it: here it never knew it in memory, so its own fence cannot cancel it)
+    is cancelled by its venue id during the new leader's takeover, before it hedges."""
+    async with simulator(SPEED) as sim:
+        a, b = await _pair(sim, pg_url, db_proxy)
+        da = a.daemon
+        assert da.executor is not None and da.journal is not None and da.ha is not None
+        venue = da.accounts["sim"].parts.venue
+        assert venue is not None
+        label = da.executor.label("sim", "stale-resting", 0)
+        assert parse_label(label) is not None
+        assert parse_label(label).epoch == da.ha.node.epoch()  # type: ignore[union-attr]
+        inst = venue.instruments()[PERP]
+        quote = await venue.fetch_quote(PERP)
+        price = round(quote.bid_price * 0.9 / inst.tick_size) * inst.tick_size
+        ack = await venue.place_order(
+            OrderRequest(PERP, OrderSide.BUY, 10.0, label, price=price, post_only=True)
+        )
+        await asyncio.sleep(0.5)  # its stream update has passed a (the journal did not know it)
+        now = da.clock_ms()
+        rec = new_order(
+            label=label, decision_id=None, venue="sim", instrument=PERP, side=OrderSide.BUY,
+            amount=10.0, amount_unit=inst.amount_unit, limit_price=price,
+            style=OrderStyle.POST_ONLY, reduce_only=False, created_ms=now,
+        )  # fmt: skip
+        await da.journal.adopt_order(
+            dataclasses.replace(
+                rec, status=OrderStatus.ACKED, venue_order_id=ack.order_id, sent_ms=now,
+                acked_ms=now,
+            )
+        )  # fmt: skip
+        assert any(o.label == label for o in mm_open_orders(sim))
+        db_proxy.cut()
+        await wait_for(lambda: _role(b) is NodeRole.ACTIVE, 15.0, "b to take over")
+        assert b.daemon.ha is not None
+        report = b.daemon.ha.last_reconcile
+        assert report["stale_open_orders"] >= 1 and report["stale_cancelled"] >= 1, report
+        assert not any(o.label == label for o in mm_open_orders(sim))  # gone at the venue
+        assert b.daemon.journal is not None
+        after = await b.daemon.journal.order(label)
+        assert after is not None and after.status is OrderStatus.CANCELLED
+        assert await b.shutdown() == 0
+        db_proxy.restore()
+        assert await a.shutdown() == 0
+
+
+def _cod_sessions(sim: Simulator) -> int:
+    """The simulator's WebSocket sessions with cancel-on-disconnect on."""
+    server: Any = sim.server
+    return sum(1 for s in server.sessions.values() if s.cod_enabled)
+
+
+def _cod_armed(run: Running) -> bool:
+    venue: Any = run.daemon.accounts["sim"].parts.venue
+    return bool(venue.session.cancel_on_disconnect)
+
+
+async def test_dead_man_switch_is_armed_only_while_active(pg_url: str, db_proxy: TcpProxy) -> None:
+    """Deribit's cancel-on-disconnect follows the role: on (scope connection) for the
+    leader's session only, never the standby's (whose disconnect would otherwise cancel the
+    leader's orders); a fenced leader turns its own off, the new leader turns its on."""
+    async with simulator(SPEED) as sim:
+        a, b = await _pair(sim, pg_url, db_proxy)
+        server: Any = sim.server
+        assert _cod_armed(a) and not _cod_armed(b)
+        assert _cod_sessions(sim) == 1 and not server._cod_accounts  # no account scope
+        db_proxy.cut()
+        await wait_for(lambda: _role(b) is NodeRole.ACTIVE, 15.0, "b to take over")
+        await wait_for(lambda: not _cod_armed(a), 10.0, "the fenced a to disarm")
+        assert _cod_armed(b)
+        await wait_for(lambda: _cod_sessions(sim) == 1, 10.0, "one armed session: b's")
+        assert await b.shutdown() == 0
+        db_proxy.restore()
+        assert await a.shutdown() == 0
+
+
+async def test_positions_against_the_journal_at_takeover(pg_url: str, db_proxy: TcpProxy) -> None:
+    """Each takeover reads the venue's positions and compares them with the previous
+    takeover's reading plus the journal's fills since: here the journal holds a fill the
+    venue never booked, so the new leader reports the perpetual (alert, journal event) and
+    trades on: the venue's positions are what it hedges."""
+    async with simulator(SPEED) as sim:
+        a, b = await _pair(sim, pg_url, db_proxy)
+        assert a.daemon.journal is not None and a.daemon.ha is not None
+        ha_a = a.daemon.ha
+        # The check runs on after ACTIVE (it only alerts).
+        await wait_for(lambda: "position_mismatches" in ha_a.last_reconcile, 10.0, "a's check")
+        assert ha_a.last_reconcile["position_mismatches"] == []  # nothing to compare yet
+        ghost = Fill(
+            venue="sim", instrument=PERP, trade_id="ghost-1", order_id="", label=None,
+            side=OrderSide.BUY, amount=10.0, price=90_000.0, fee=0.0, fee_currency="BTC",
+            ts_ms=a.daemon.clock_ms(),
+        )  # fmt: skip
+        await a.daemon.journal.record_fill(ghost)
+        db_proxy.cut()
+        await wait_for(lambda: _role(b) is NodeRole.ACTIVE, 15.0, "b to take over")
+        assert b.daemon.ha is not None and b.daemon.journal is not None
+        ha_b = b.daemon.ha
+        await wait_for(lambda: "position_mismatches" in ha_b.last_reconcile, 10.0, "b's check")
+        [m] = ha_b.last_reconcile["position_mismatches"]
+        assert m["instrument"] == PERP
+        assert m["journal_amount"] == pytest.approx(m["venue_amount"] + 10.0)
+        event = await b.daemon.journal.last_event("position_mismatch", "sim")
+        assert event is not None and event.payload["instrument"] == PERP
+        assert _role(b) is NodeRole.ACTIVE  # an alert, not a halt
+        assert await b.shutdown() == 0
+        db_proxy.restore()
         assert await a.shutdown() == 0

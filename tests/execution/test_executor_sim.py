@@ -383,3 +383,37 @@ async def test_halt_cancels_the_resting_order_and_stops_the_leg(tmp_path: Path) 
         (state,) = await env.rig.venue.order_by_label(label)
         assert state.status is OrderStatus.CANCELLED
         assert ex.in_flight_delta_coin("BTC") == 0.0
+
+
+async def test_an_intent_whose_request_expired_before_the_send_is_not_sent(env: Env) -> None:
+    """HA's request expiry (`request_ttl_ms`): the process stalls between journalling an
+    intent and sending it, past the intent's expiry. It must not send that request (a new
+    leader may already count on its expiry): the intent is closed unsent
+    (`request_expired`) and the leg goes on with a new intent (new label, new expiry)."""
+    executor = env.rig.executor
+    executor.request_ttl_ms = 1_000
+    journal: Any = env.rig.journal
+    record_intents = journal.record_intents
+    stalls = [1_500]
+
+    async def stall_after_commit(*args: Any, **kw: Any) -> Any:
+        out = await record_intents(*args, **kw)
+        if stalls:
+            env.sim.advance(stalls.pop())  # paused right after the commit
+        return out
+
+    journal.record_intents = stall_after_commit
+    m = await mid(env)
+    d = perp_decision("expiry-1", OrderSide.BUY, 1_000.0, mid_usd=m, ts_ms=env.sim.now_ms(),
+                      limit_price=m * 1.01)  # fmt: skip
+    (leg,) = (await executor.execute(d)).legs
+    assert leg.outcome is LegOutcome.DONE, leg
+    first, second = leg.labels
+    assert first not in env.received()  # never sent
+    labels_once(env, (second,))
+    rec = await env.rig.journal.order(first)
+    assert rec is not None and rec.status is OrderStatus.CANCELLED
+    assert rec.reason == "request_expired" and rec.valid_until_ms is not None
+    again = await env.rig.journal.order(second)
+    assert again is not None and again.valid_until_ms == again.created_ms + 1_000
+    assert env.perp_position_usd() == 1_000.0

@@ -416,13 +416,14 @@ def test_migrates_an_old_version_file(db_path: JournalLocation) -> None:
         )
     store = JournalStore(db_path)
     try:
-        assert store.schema_version == journal_schema.SCHEMA_VERSION == 3
+        assert store.schema_version == journal_schema.SCHEMA_VERSION == 4
         assert store.decision("d1") is not None  # v1 data kept
         store.save_trading_state(state_record(1, "halted", 10))  # v2 table usable
         store.save_trading_state(state_record(1, "halted", 10), account="hedge")  # v3
         assert (
             store.last_trading_state("hedge") is not None and store.last_trading_state("x") is None
         )
+        assert store.latest_request_expiry_ms() is None  # v4 column there, nothing in it
         assert store.integrity_check() == "ok"
     finally:
         store.close()

@@ -270,6 +270,36 @@ async def test_refusals_carry_neutral_reasons(
     assert _account(sim).open_orders == {} and len(_account(sim).fills) == before
 
 
+async def test_a_request_arriving_after_its_exp_time_is_not_processed(
+    venue: OkxVenue, sim: Simulator
+) -> None:
+    """The journalled request expiry goes as OKX's `expTime` header: in time, the order is
+    placed; from a process paused after journalling (the simulator's clock moved past it
+    before the request arrived), the simulator refuses it (51149) and nothing is placed.
+    hedgerd reads that code as outcome unknown: the order is asked for by clOrdId."""
+    dialect = sim.server.dialects["okx"]
+    quote = await venue.fetch_quote(SWAP)
+    price = quote.ask_price * 1.01
+    now = sim.now_ms()
+    on_time = _label("exp-on-time")
+    upd = await venue.place_order(
+        OrderRequest(SWAP, OrderSide.BUY, 100.0, on_time, price=price,
+                     time_in_force=TimeInForce.IOC, valid_until_ms=now + 1_000)
+    )  # fmt: skip
+    assert upd.status is OrderStatus.FILLED
+    late = _label("exp-late")
+    request = OrderRequest(SWAP, OrderSide.BUY, 100.0, late, price=price,
+                           time_in_force=TimeInForce.IOC, valid_until_ms=now + 1_000)  # fmt: skip
+    sim.advance(1_500)  # the sender was paused between its journal write and the send
+    with pytest.raises(VenueError) as err:
+        await venue.place_order(request)
+    # Retryable: the executor asks for it by clOrdId before anything else goes.
+    assert err.value.code == 51149 and err.value.error_class is ErrorClass.RETRYABLE
+    assert dialect.counters.requests_expired == 1  # type: ignore[attr-defined]
+    assert await venue.order_by_label(late) == []
+    assert _account(sim).positions[SWAP].size == 1  # the on-time order only
+
+
 async def test_dead_man_timer_cancels_when_not_renewed(venue: OkxVenue, sim: Simulator) -> None:
     quote = await venue.fetch_quote(SWAP)
     await venue.place_order(OrderRequest(SWAP, OrderSide.BUY, 100.0, _label("dm"),

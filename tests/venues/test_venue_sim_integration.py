@@ -27,6 +27,7 @@ from hedgerd.venues.base import (
     ErrorClass,
     OrderRequest,
     PositionEvent,
+    RejectReason,
     StreamSource,
     VenueError,
     VenueModeMismatchError,
@@ -407,5 +408,38 @@ async def test_order_with_no_answer_is_outcome_unknown_and_found_by_label() -> N
             assert not info.value.outcome_unknown
             assert info.value.error_class is ErrorClass.DEFINITIVE and info.value.code == 10009
             assert await venue.order_by_label("refused") == []
+        finally:
+            await venue.close()
+
+
+async def test_a_request_arriving_after_its_valid_until_is_refused() -> None:
+    """The journalled request expiry goes as Deribit's `valid_until`: in time, the order is
+    placed; from a process paused after journalling (the venue's clock moved past it before
+    the request arrived), the simulator answers 13888 `timed_out` and places nothing, which
+    hedgerd reads as a definitive refusal (REQUEST_EXPIRED)."""
+    async with running_simulator(scenario=_scenario(flow={"enabled": False}), stepped=True) as sim:
+        venue = DeribitVenue("deribit-sim", _settings(sim), clock_ms=sim.now_ms)
+        try:
+            await venue.connect()
+            now = sim.now_ms()
+
+            def request(label: str) -> OrderRequest:
+                return OrderRequest(
+                    "BTC-PERPETUAL", OrderSide.BUY, 10.0, label=label,
+                    order_type=OrderType.MARKET, valid_until_ms=now + 1_000,
+                )  # fmt: skip
+
+            placed = await venue.place_order(request("in-time"))
+            assert placed.status is OrderStatus.FILLED
+            late = request("paused")
+            sim.advance(1_500)  # the sender was paused between its journal write and the send
+            with pytest.raises(VenueError) as info:
+                await venue.place_order(late)
+            assert info.value.code == 13888 and info.value.reason is RejectReason.REQUEST_EXPIRED
+            assert info.value.error_class is ErrorClass.DEFINITIVE
+            assert not info.value.outcome_unknown
+            assert sim.server.counters.requests_expired == 1
+            assert sim.server.counters.orders_accepted["paused"] == 0
+            assert await venue.order_by_label("paused") == []
         finally:
             await venue.close()

@@ -409,6 +409,7 @@ class Executor:
         client_ids: Mapping[str, ClientIdCodec] | None = None,
         epoch: Callable[[], int] | None = None,
         intent_guard: Callable[[], IntentGuard | None] | None = None,
+        request_ttl_ms: int | None = None,
     ) -> None:
         self.venues = dict(venues)
         self.journal = journal
@@ -424,6 +425,10 @@ class Executor:
         #: HA: the fence each intent write runs in its transaction (the lease's `guard`);
         #: one that refuses (LeaseError) means nothing is written and nothing sent.
         self._intent_guard = intent_guard or (lambda: None)
+        #: HA: each intent journals a request expiry this long after its creation, sent with
+        #: the order (Deribit `valid_until`, OKX `expTime`): a request that reaches the venue
+        #: later is refused, so a paused leader cannot place it after a takeover. None: none.
+        self.request_ttl_ms = request_ttl_ms
         self.settings = settings or ExecutorSettings()
         self.clock_ms = clock_ms
         self.sleep_ms = sleep_ms
@@ -830,6 +835,8 @@ class Executor:
         return codec.client_id(decision_id, leg, slice_no, attempt, self._epoch()).label
 
     def _intent(self, run: _LegRun, amount: float, price: float, style: OrderStyle) -> OrderRecord:
+        now = self.clock_ms()
+        ttl = self.request_ttl_ms
         return new_order(
             label=self.label(
                 run.leg.venue, run.decision.decision_id, run.index, run.slice_no, run.attempt
@@ -843,7 +850,8 @@ class Executor:
             limit_price=price,
             style=style,
             reduce_only=self._reduce_only(run, amount),
-            created_ms=self.clock_ms(),
+            created_ms=now,
+            valid_until_ms=now + ttl if ttl is not None else None,
         )
 
     def _first_intent(self, run: _LegRun) -> OrderRecord:
@@ -1197,6 +1205,7 @@ class Executor:
             time_in_force=TimeInForce.IOC if ioc else TimeInForce.GTC,
             post_only=rec.style is OrderStyle.POST_ONLY,
             reduce_only=rec.reduce_only,
+            valid_until_ms=rec.valid_until_ms,
         )
 
     async def _send(self, run: _LegRun, rec: OrderRecord) -> OrderRecord:
@@ -1211,6 +1220,13 @@ class Executor:
                 # never sent, so closed as such; the halt's cancel-all cannot reach it.
                 olog.warning("executor.halted_before_send")
                 return await self._apply(rec.label, Cancelled(self.clock_ms(), "halted"))
+            if rec.valid_until_ms is not None and self.clock_ms() >= rec.valid_until_ms:
+                # Its request expiry passed while it waited (or this process was paused): the
+                # venue would refuse it, and a takeover may already count on that. Never
+                # sent; the next attempt journals a new intent through the lease's guard.
+                olog.warning("executor.request_expired_before_send")
+                await self._apply(rec.label, Cancelled(self.clock_ms(), "request_expired"))
+                raise _Retry()
             _drill("after_intent", self._drill)
             send_ns = time.perf_counter_ns()
             try:
@@ -1260,6 +1276,13 @@ class Executor:
             await self._apply(rec.label, Rejected(now, "too_many_requests", exc.code))
             self._note_rate_limited(rec.venue)
             olog.warning("executor.rate_limited", backoff_until_ms=self._rl_until_ms[rec.venue])
+            raise _Retry()
+        if exc.reason is RejectReason.REQUEST_EXPIRED:
+            # Not processed (its expiry passed on the way): no kill-switch streak; a new
+            # attempt journals a new intent (the lease's guard decides whether it may).
+            await self._mark_sent(rec.label)
+            await self._apply(rec.label, Rejected(now, "request_expired", exc.code))
+            olog.warning("executor.request_expired")
             raise _Retry()
         if exc.outcome_unknown or exc.error_class is ErrorClass.RETRYABLE:
             await self._mark_sent(rec.label)

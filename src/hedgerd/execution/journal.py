@@ -283,6 +283,7 @@ _ORDER_COLUMNS = (
     "updated_ms",
     "closed_ms",
     "reason",
+    "valid_until_ms",
 )
 _ORDER_SELECT = ", ".join(_ORDER_COLUMNS)
 
@@ -310,6 +311,7 @@ def _order_values(order: OrderRecord) -> tuple[Any, ...]:
         order.updated_ms,
         order.closed_ms,
         order.reason,
+        order.valid_until_ms,
     )
 
 
@@ -336,6 +338,17 @@ def _decision_from_row(row: Row) -> DecisionRecord:
         underlying=row["underlying"],
         reason=row["reason"],
         payload=json.loads(row["payload"]),
+    )
+
+
+def _event_from_row(row: Row) -> JournalEvent:
+    return JournalEvent(
+        seq=row["seq"],
+        ts_ms=row["ts_ms"],
+        kind=row["kind"],
+        ref=row["ref"],
+        payload=json.loads(row["payload"]),
+        recorded_ms=row["recorded_ms"],
     )
 
 
@@ -558,6 +571,8 @@ class JournalStore:
             "reduce_only": order.reduce_only,
             "status": order.status.value,
         }
+        if order.valid_until_ms is not None:
+            payload["valid_until_ms"] = order.valid_until_ms
         conn.execute(
             "INSERT INTO order_updates (label, ts_ms, event, status_before, status_after, "
             "payload, recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -652,6 +667,7 @@ class JournalStore:
             updated_ms=row["updated_ms"],
             closed_ms=row["closed_ms"],
             reason=row["reason"],
+            valid_until_ms=row["valid_until_ms"],
         )
 
     def _store_update(
@@ -1041,6 +1057,12 @@ class JournalStore:
     def orders_for_decision(self, decision_id: str) -> list[OrderRecord]:
         return self._orders_where("decision_id = ?", (decision_id,))
 
+    def latest_request_expiry_ms(self) -> int | None:
+        """The latest request expiry (`valid_until_ms`) of any journalled order, None when
+        none carries one: after it, no request of those orders can still be processed."""
+        row = self._db.execute("SELECT MAX(valid_until_ms) FROM orders").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def order_by_venue_id(self, venue: str, venue_order_id: str) -> OrderRecord | None:
         row = self._db.execute(
             "SELECT label FROM orders WHERE venue = ? AND venue_order_id = ?",
@@ -1078,6 +1100,13 @@ class JournalStore:
         )
         return [_fill_from_row(r) for r in rows]
 
+    def trade_ids_since(self, venue: str, since_ms: int) -> set[str]:
+        """The trade ids journalled for account `venue` with venue time >= `since_ms`."""
+        rows = self._db.execute(
+            "SELECT trade_id FROM fills WHERE venue = ? AND ts_ms >= ?", (venue, since_ms)
+        )
+        return {r[0] for r in rows}
+
     def fill_totals_since(self, since_ms: int, venue: str | None = None) -> list[FillTotal]:
         """Sum of fills per (venue, instrument) with venue time >= `since_ms`."""
         sql = (
@@ -1113,17 +1142,20 @@ class JournalStore:
             "SELECT * FROM events WHERE seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?",
             (after_seq, since_ms if since_ms is not None else -(2**62), limit),
         )
-        return [
-            JournalEvent(
-                seq=r["seq"],
-                ts_ms=r["ts_ms"],
-                kind=r["kind"],
-                ref=r["ref"],
-                payload=json.loads(r["payload"]),
-                recorded_ms=r["recorded_ms"],
-            )
-            for r in rows
-        ]
+        return [_event_from_row(r) for r in rows]
+
+    def record_event(self, ts_ms: int, kind: str, ref: str | None, payload: Any) -> None:
+        """Append one row to the timeline (a fact with no table of its own)."""
+        with self._transaction() as conn:
+            self._event(conn, ts_ms, kind, ref, payload)
+
+    def last_event(self, kind: str, ref: str | None) -> JournalEvent | None:
+        """The latest timeline row of `kind` about `ref`, if any."""
+        r = self._db.execute(
+            "SELECT * FROM events WHERE kind = ? AND ref = ? ORDER BY seq DESC LIMIT 1",
+            (kind, ref),
+        ).fetchone()
+        return None if r is None else _event_from_row(r)
 
     def integrity_check(self) -> str:
         """ "ok" when the database is sound (SQLite: `PRAGMA integrity_check`)."""
@@ -1320,6 +1352,15 @@ class Journal:
     async def open_orders(self, venue: str | None = None) -> list[OrderRecord]:
         return await self.run(JournalStore.open_orders, venue)
 
+    async def record_event(self, ts_ms: int, kind: str, ref: str | None, payload: Any) -> None:
+        await self.run(JournalStore.record_event, ts_ms, kind, ref, payload)
+
+    async def last_event(self, kind: str, ref: str | None) -> JournalEvent | None:
+        return await self.run(JournalStore.last_event, kind, ref)
+
+    async def latest_request_expiry_ms(self) -> int | None:
+        return await self.run(JournalStore.latest_request_expiry_ms)
+
     async def orders_for_decision(self, decision_id: str) -> list[OrderRecord]:
         return await self.run(JournalStore.orders_for_decision, decision_id)
 
@@ -1331,6 +1372,9 @@ class Journal:
 
     async def fills_for_order(self, label: str) -> list[Fill]:
         return await self.run(JournalStore.fills_for_order, label)
+
+    async def trade_ids_since(self, venue: str, since_ms: int) -> set[str]:
+        return await self.run(JournalStore.trade_ids_since, venue, since_ms)
 
     async def fills_since(self, since_ms: int, until_ms: int | None = None) -> list[Fill]:
         return await self.run(JournalStore.fills_since, since_ms, until_ms)

@@ -194,7 +194,21 @@ _V3_ACCOUNTS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1_ORDERS, _V2_CONTROL, _V3_ACCOUNTS)
+_V4_REQUEST_EXPIRY = Migration(
+    version=4,
+    description="each order's request expiry (Deribit valid_until, OKX expTime); events by kind",
+    statements=(
+        # UTC ms after which the venue refuses the order's request; NULL: none was sent. A
+        # new HA leader waits until the latest has passed before it sends (docs/ha.md).
+        "ALTER TABLE orders ADD COLUMN valid_until_ms INTEGER",
+        "CREATE INDEX orders_valid_until ON orders (valid_until_ms)",
+        # The latest timeline row of a kind about one thing (an HA takeover reads the
+        # positions the previous one recorded).
+        "CREATE INDEX events_kind_ref ON events (kind, ref, seq)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1_ORDERS, _V2_CONTROL, _V3_ACCOUNTS, _V4_REQUEST_EXPIRY)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 

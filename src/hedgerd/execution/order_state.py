@@ -130,6 +130,9 @@ class OrderRecord:
     updated_ms: int | None = None
     closed_ms: int | None = None
     reason: str | None = None
+    #: The request expiry sent with the order (UTC ms; None: none): the venue refuses the
+    #: request if it arrives later. Journalled with the intent, never recomputed at send.
+    valid_until_ms: int | None = None
 
     def __post_init__(self) -> None:
         if not self.label or len(self.label) > MAX_LABEL_LEN:
@@ -330,9 +333,11 @@ def new_order(
     style: OrderStyle,
     reduce_only: bool,
     created_ms: int,
+    valid_until_ms: int | None = None,
 ) -> OrderRecord:
     """An order intent in status NEW (what `Journal.record_intent` commits before the send)."""
     return OrderRecord(
+        valid_until_ms=valid_until_ms,
         label=label,
         decision_id=decision_id,
         venue=venue,

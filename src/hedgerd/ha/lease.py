@@ -259,22 +259,25 @@ class LeaderLease:
         now = self._now
 
         def run(conn: psycopg.Connection[Any]) -> Any:
-            with conn.transaction():
-                row = conn.execute(
-                    f"UPDATE leader_lease SET holder = %s, epoch = epoch + 1, "
-                    f"acquired_at = {now}, renewed_at = {now}, "
-                    f"expires_at = {now} + %s * interval '1 millisecond' "
-                    f"WHERE name = %s AND expires_at <= {now} "
-                    f"RETURNING epoch, expires_at - {now}",
-                    (self.holder, duration_ms, self.name),
-                ).fetchone()
-                if row is not None:
-                    conn.execute(
-                        f"INSERT INTO lease_history (name, epoch, holder, acquired_at) "
-                        f"VALUES (%s, %s, %s, {now})",
-                        (self.name, row[0], self.holder),
-                    )
-                return row
+            # The deadline counts from the statement's send, not from before a (re)connect:
+            # the server computes the expiry when it runs the statement, later still.
+            nonlocal sent_s
+            sent_s = self._monotonic_s()
+            # One statement (autocommit), grant and history row together: as a transaction
+            # it was four round trips, which on a loaded machine took the grant's whole
+            # local lifetime (acquires answered 4-8 s after they were sent).
+            return conn.execute(
+                f"WITH granted AS ("
+                f"UPDATE leader_lease SET holder = %s, epoch = epoch + 1, "
+                f"acquired_at = {now}, renewed_at = {now}, "
+                f"expires_at = {now} + %s * interval '1 millisecond' "
+                f"WHERE name = %s AND expires_at <= {now} "
+                f"RETURNING name, epoch, holder, expires_at), "
+                f"history AS (INSERT INTO lease_history (name, epoch, holder, acquired_at) "
+                f"SELECT name, epoch, holder, {now} FROM granted) "
+                f"SELECT epoch, expires_at - {now} FROM granted",
+                (self.holder, duration_ms, self.name),
+            ).fetchone()
 
         try:
             row = self._call("acquire", run)
@@ -314,6 +317,10 @@ class LeaderLease:
         now = self._now
 
         def run(conn: psycopg.Connection[Any]) -> Any:
+            nonlocal sent_s  # as in `acquire`: from the statement's send, after a reconnect
+            sent_s = self._monotonic_s()
+            if sent_s >= grant.deadline_s:
+                return None  # the reconnect took the rest of the grant: lost
             return conn.execute(
                 f"UPDATE leader_lease SET renewed_at = {now}, "
                 f"expires_at = {now} + %s * interval '1 millisecond' "

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -34,12 +36,22 @@ from hedgerd.ha.lease import (
     LeaseLostError,
     LeaseUnavailableError,
     LeaseView,
+    Role,
 )
 from hedgerd.ha.settings import HaSettings
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+#: How often the event loop looks at a held grant between the renewer's signals (seconds):
+#: only the reaction to a deadline passing unnoticed (the guards refuse at once anyway).
+_HOLD_POLL_S = 0.25
+#: The shortest wait between two renews (seconds): no busy loop when they fail fast.
+_MIN_RENEW_GAP_S = 0.05
+#: A standby's acquire follows the seen lease's expiry by this much (seconds): the view's
+#: round trip made the remaining time a little shorter than it reads.
+_EXPIRY_SLACK_S = 0.005
 
 
 class NodeRole(StrEnum):
@@ -80,11 +92,6 @@ class NodeStatus:
             "lease_holder_seen": self.seen_holder,
             "lease_epoch_seen": self.seen_epoch,
         }
-
-
-def _consume(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled():
-        fut.exception()
 
 
 def _refuse(why: str) -> IntentGuard:
@@ -135,6 +142,7 @@ class HaNode:
         #: When this node last released the lease in a handoff (lease clock, s).
         self.released_at_s: float | None = None
         self._handoff = asyncio.Lock()
+        self._renewer: _Renewer | None = None
 
     # ---------------------------------------------------------------------- state
     @property
@@ -216,6 +224,8 @@ class HaNode:
                 await self._lead(grant)
         finally:
             self._set_active(False)
+            if self._renewer is not None:
+                self._renewer.stop()
             if self.lease.grant is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._call(self.lease.release))
@@ -235,34 +245,61 @@ class HaNode:
                     seen = self._seen
                     self.after_release = seen.holder == "" and seen.epoch == grant.epoch - 1
                     return grant
-                self._seen = await self._call(self.lease.view)
+                seen = self._seen = await self._call(self.lease.view)
                 self._db(True)
-                await self._call(self.lease.wait_released, poll_s)
+                await self._call(self.lease.wait_released, self._poll_wait_s(seen, poll_s))
             except LeaseUnavailableError:
                 self._db(False)
                 await asyncio.sleep(poll_s)
+
+    @staticmethod
+    def _poll_wait_s(seen: LeaseView, poll_s: float) -> float:
+        """Until the next acquire: the poll interval, or less when the held lease runs out
+        sooner (by the server's own count): a dead leader's lease is taken as it expires,
+        not up to a poll later."""
+        if not seen.holder or seen.expires_in_ms <= 0:
+            return poll_s
+        return min(poll_s, seen.expires_in_ms / 1000.0 + _EXPIRY_SLACK_S)
 
     async def _lead(self, grant: LeaseGrant) -> None:
         self.acquisitions += 1
         self.last_failover_ms = self.clock_ms()
         self._was_fenced = False
         started = self._now_s()
-        log.warning("ha.acquired", lease=grant.name, epoch=grant.epoch, holder=grant.holder)
+        log.warning(
+            "ha.acquired",
+            lease=grant.name,
+            epoch=grant.epoch,
+            holder=grant.holder,
+            # What the acquire's round trip left of the grant's local lifetime: short when
+            # the process was starved while it waited for the answer.
+            deadline_in_s=round(grant.deadline_s - started, 3),
+        )
         self._on_alert(
             "ha_failover", f"lease {grant.name}: {grant.holder} leads, epoch {grant.epoch}"
         )
-        renewer = asyncio.get_running_loop().create_task(self._renew_loop(), name="ha-renew")
+        loop = asyncio.get_running_loop()
+        lost = asyncio.Event()
+        renewer = self._renewer = _Renewer(self, loop, lost)
+        renewer.start()
+        watcher = loop.create_task(self._hold(renewer, lost), name="ha-hold")
+        takeover = loop.create_task(self._take_over(grant), name="ha-takeover")
         try:
-            try:
-                await self._on_acquired(grant)
-            except Exception as exc:
-                log.exception("ha.takeover_failed", epoch=grant.epoch)
-                renewer.cancel()
-                await self._fence(f"takeover failed: {exc!r}"[:200])
+            await asyncio.wait((watcher, takeover), return_when=asyncio.FIRST_COMPLETED)
+            if not takeover.done():  # the grant was lost while taking over
+                takeover.cancel()
+                await asyncio.gather(takeover, return_exceptions=True)
+                await watcher
+                return
+            failure = takeover.result()
+            if failure is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+                await self._fence(failure)
                 return
             self.last_takeover_s = self._now_s() - started
-            if renewer.done():  # fenced during the takeover
-                await renewer
+            if watcher.done():  # fenced just as the takeover ended
+                await watcher
                 return
             self._set_active(True)
             log.warning(
@@ -271,44 +308,44 @@ class HaNode:
                 epoch=grant.epoch,
                 takeover_s=round(self.last_takeover_s, 3),
             )
-            await renewer  # returns when fenced or handed off
+            await watcher  # returns when fenced or handed off
         finally:
-            if not renewer.done():
-                renewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewer
+            renewer.stop()
+            for t in (watcher, takeover):
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(watcher, takeover, return_exceptions=True)
 
-    async def _renew_loop(self) -> None:
-        """Renew until the grant is lost; then fence (unless a handoff gave it up)."""
-        interval_s = self.settings.renew_interval_ms / 1000.0
+    async def _take_over(self, grant: LeaseGrant) -> str | None:
+        """The takeover; None when done, else why it failed (the node then fences)."""
+        try:
+            await self._on_acquired(grant)
+        except Exception as exc:
+            log.exception("ha.takeover_failed", epoch=grant.epoch)
+            return f"takeover failed: {exc!r}"[:200]
+        return None
+
+    async def _hold(self, renewer: _Renewer, lost: asyncio.Event) -> None:
+        """While the grant is held: return when the renewer lost it or its local deadline
+        passed (then fence), or when a handoff released it. The renewals themselves run on
+        the renewer's thread, so a busy event loop (a takeover's reconciliation) delays only
+        this watch, never a renew; the deadline is judged on the lease's monotonic clock by
+        every intent guard whatever this loop is doing."""
         while True:
+            if renewer.lost_why is not None:
+                await self._fence(renewer.lost_why)
+                return
             grant = self.lease.grant
             if grant is None:
-                return  # released by a handoff
-            wait_s = min(interval_s, max(0.0, grant.deadline_s - self._now_s()))
-            await asyncio.sleep(wait_s)
-            if self.lease.grant is not grant:
-                continue
-            try:
-                # The thread may hang on a dead network: the deadline bounds the wait.
-                left_s = max(0.0, grant.deadline_s - self._now_s())
-                call = asyncio.ensure_future(self._call(self.lease.renew))
-                # A renew still running past the deadline ends on its thread; its outcome
-                # (likely LeaseLostError) no longer matters.
-                call.add_done_callback(_consume)
-                await asyncio.wait_for(asyncio.shield(call), left_s)
-                self._db(True)
-            except LeaseUnavailableError:
-                self._db(False)
-                if self._now_s() >= grant.deadline_s:
-                    await self._fence("deadline passed, database unreachable")
-                    return
-            except LeaseLostError as exc:
-                await self._fence(f"renew: {exc}")
-                return
-            except TimeoutError:
+                if self.lease.role is Role.FENCED:  # a guard found the deadline passed
+                    await self._fence("deadline passed at a write")
+                return  # else released by a handoff
+            left_s = grant.deadline_s - self._now_s()
+            if left_s <= 0:
                 await self._fence("renew: no answer before the self-fence deadline")
                 return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), min(left_s, _HOLD_POLL_S))
 
     async def _fence(self, why: str) -> None:
         self._set_active(False)
@@ -337,6 +374,9 @@ class HaNode:
                 return False
             self._set_active(False)
             await stop_trading()
+            if self._renewer is not None:
+                # No renew may follow the release (it would find the lease gone: a fence).
+                self._renewer.stop()
             self._handoff_until_s = self._now_s() + self.settings.lease_ms / 1000.0
             released = await self._call(self.lease.release)
             self.released_at_s = self._now_s()
@@ -363,3 +403,74 @@ class HaNode:
                 exc = task.exception()
                 if exc is not None:
                     raise exc
+
+
+class _Renewer(threading.Thread):
+    """Renews the held grant every `renew_interval_ms` from a thread of its own, whatever
+    the event loop is doing: under load a takeover's reconciliation kept the loop busy for
+    seconds, the renew task woke up past its deadline and the new leader fenced itself
+    (failovers of 10-46 s in the process drill). Each renew still runs on the lease's one
+    thread (`HaNode._thread`: the lease is not thread-safe), on the lease's own connection;
+    this thread only times them, waits for each at most until the grant's local deadline
+    (a renew hung on a dead network), and tells the loop when the grant is lost (`lost`).
+    Times on the lease's monotonic clock, except the waits between renews (real seconds)."""
+
+    def __init__(self, node: HaNode, loop: asyncio.AbstractEventLoop, lost: asyncio.Event):
+        super().__init__(name="hedgerd-lease-renew", daemon=True)
+        self.node = node
+        self.loop = loop
+        self.lost = lost
+        self.lost_why: str | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """No renew is started after this; the outcome of one under way is ignored."""
+        self._stop.set()
+
+    def _signal(self, fn: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed (shutdown)
+            self.loop.call_soon_threadsafe(fn)
+
+    def _lose(self, why: str) -> None:
+        if self._stop.is_set():
+            return
+        self.lost_why = why
+        self._signal(self.lost.set)
+
+    def run(self) -> None:
+        node = self.node
+        lease = node.lease
+        interval_s = node.settings.renew_interval_ms / 1000.0
+        timeout_s = node.settings.renew_timeout_ms / 1000.0
+        while True:
+            grant = lease.grant
+            if grant is None:
+                return  # released (handoff) or fenced by a guard: the loop sees it
+            # Every interval, or sooner when the deadline is nearer than one renew's timeout
+            # after that: a grant whose acquire answered late (a starved process: seen
+            # 3.4 s under load) is renewed at once instead of fencing at its first renew.
+            left_s = grant.deadline_s - lease._monotonic_s()
+            if self._stop.wait(min(interval_s, max(_MIN_RENEW_GAP_S, left_s - timeout_s))):
+                return
+            if lease.grant is not grant:
+                continue
+            left_s = grant.deadline_s - lease._monotonic_s()
+            if left_s <= 0:
+                self._lose("deadline passed before renew")
+                return
+            try:
+                node._thread.submit(lease.renew).result(timeout=left_s)
+            except LeaseUnavailableError:
+                self._signal(lambda: node._db(False))
+                continue  # the grant stands until its deadline
+            except LeaseLostError as exc:
+                self._lose(f"renew: {exc}")
+                return
+            except FutureTimeout:
+                self._lose("renew: no answer before the self-fence deadline")
+                return
+            except RuntimeError:  # the lease thread was shut down (daemon stopping)
+                return
+            if self._stop.is_set():
+                return
+            self._signal(lambda: node._db(True))

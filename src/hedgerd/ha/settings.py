@@ -48,11 +48,26 @@ class HaSettings(BaseModel):
     acquire_poll_ms: int = Field(
         500, gt=0, description="A standby tries to acquire this often (and on a release)."
     )
+    request_ttl_ms: int = Field(
+        3_000,
+        gt=0,
+        description="Each order intent journals a request expiry this long after it was "
+        "created, sent with the order (Deribit valid_until, OKX expTime): the venue refuses "
+        "the request if it arrives later. A new leader waits until the latest has passed.",
+    )
+    clock_skew_ms: int = Field(
+        250,
+        ge=0,
+        description="How far this node's clock may be from the venue's (NTP): added to the "
+        "previous leader's latest request expiry before the new leader sends.",
+    )
     takeover_wait_ms: int | None = Field(
         None,
         ge=0,
-        description="After acquiring, wait this long before reconciling and sending, so a "
-        "previous leader's in-flight requests have reached the venue (default: margin_ms).",
+        description="After acquiring, when the journal holds no request expiry (orders "
+        "journalled before expiries were): wait this long before reconciling and sending, "
+        "so a previous leader's in-flight requests have reached the venue (default: "
+        "margin_ms).",
     )
 
     @model_validator(mode="after")

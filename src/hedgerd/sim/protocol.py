@@ -45,6 +45,8 @@ ERR_NOT_OPEN_ORDER = 11044
 ERR_INVALID_AMOUNT = 10002  # qty_too_low
 ERR_POST_ONLY_REJECT = 11054
 ERR_REDUCE_ONLY = 11098
+#: `timed_out`: the request's `valid_until` passed before the matching engine took it.
+ERR_TIMED_OUT = 13888
 # Corrected by the engine side (values were 10006/10007): Deribit's price_too_high is 10007
 # and price_too_low is 10005 (10006/10008 are the "...4idx" variants).
 ERR_PRICE_TOO_HIGH = 10007

@@ -50,6 +50,7 @@ from hedgerd.sim.protocol import (
     ERR_INVALID_REQUEST,
     ERR_METHOD_NOT_FOUND,
     ERR_PARSE_ERROR,
+    ERR_TIMED_OUT,
     ERR_TOO_MANY_REQUESTS,
     ERR_UNAUTHORIZED,
     Account,
@@ -92,6 +93,8 @@ WS_ONLY = frozenset(
     }
 )
 ORDER_METHODS = frozenset({"private/buy", "private/sell"})
+#: Methods that take `valid_until` (request expiry).
+EXPIRING_METHODS = ORDER_METHODS | {"private/edit"}
 SUMMARY_METHODS = frozenset({"private/get_account_summary", "private/get_account_summaries"})
 
 # Query-string values arrive as text; these names are numbers or booleans in Deribit's API.
@@ -109,6 +112,7 @@ _NUMBER_PARAMS = frozenset(
         "start_timestamp",
         "end_timestamp",
         "timestamp",
+        "valid_until",
         "interval",
         "start_seq",
         "end_seq",
@@ -205,6 +209,8 @@ class Counters:
     errors: Counter[int] = field(default_factory=Counter)
     orders_received: Counter[str] = field(default_factory=Counter)  # by label ("" = none)
     orders_accepted: Counter[str] = field(default_factory=Counter)
+    #: Order requests refused because their expiry (`valid_until`) had passed on arrival.
+    requests_expired: int = 0
     internal_errors: int = 0
     ws_connections: int = 0
     ws_dropped: int = 0
@@ -221,6 +227,7 @@ class Counters:
             "orders_accepted": dict(self.orders_accepted),
             "orders_received_total": sum(self.orders_received.values()),
             "orders_accepted_total": sum(self.orders_accepted.values()),
+            "requests_expired": self.requests_expired,
             "internal_errors": self.internal_errors,
             "ws_connections": self.ws_connections,
             "ws_dropped": self.ws_dropped,
@@ -636,6 +643,8 @@ class SimServer:
         if faults.reject is not None:
             r = faults.reject
             raise DeribitError(int(r["code"]), str(r["message"]), r.get("data"))
+        if method in EXPIRING_METHODS:
+            self._check_valid_until(params)
         handler = self._local.get(method)
         if handler is not None:
             result = await handler(self, params, ctx)
@@ -652,6 +661,24 @@ class SimServer:
         if faults.timeout_mode is not None:
             raise NoReplyError(faults.timeout_mode, faults.hold_s)
         return result
+
+    def _check_valid_until(self, params: Mapping[str, Any]) -> None:
+        """Deribit's `valid_until` (ms, venue time): "server will start processing request
+        in Matching Engine only before given timestamp, in other cases `timed_out` error will
+        be responded" (buy, sell, edit). Checked after the request's network faults (a
+        delayed request arrives late) and before the engine sees it."""
+        raw = params.get("valid_until")
+        if raw is None:
+            return
+        try:
+            valid_until = int(raw)
+        except (TypeError, ValueError):
+            raise DeribitError(
+                ERR_INVALID_ARGUMENTS, "Invalid params", {"param": "valid_until"}
+            ) from None
+        if self.engine.now_ms() >= valid_until:
+            self.counters.requests_expired += 1
+            raise DeribitError(ERR_TIMED_OUT, "timed_out", {"valid_until": valid_until})
 
     async def _apply_faults_before(self, faults: RequestFaults, ctx: CallContext) -> None:
         if faults.latency_s > 0:

@@ -66,6 +66,9 @@ class RejectReason(StrEnum):
     ORDER_NOT_FOUND = "order_not_found"
     UNKNOWN_INSTRUMENT = "unknown_instrument"
     AUTH = "auth"
+    #: The request's expiry (`valid_until`, `expTime`) passed before the venue took it:
+    #: definitively not processed.
+    REQUEST_EXPIRED = "request_expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,10 @@ class VenueCapabilities:
 class OrderRequest:
     """An order to send. `amount` is in the instrument's amount unit (USD for inverse futures,
     coin otherwise), already on the venue's step; `price` in its price unit (None for market);
-    `label` is hedgerd's client order id (journalled before sending)."""
+    `label` is hedgerd's client order id (journalled before sending); `valid_until_ms` (UTC
+    ms, None: none) the journalled request expiry: the venue must refuse the request if it
+    arrives later (Deribit `valid_until`, OKX `expTime`), so a process paused between its
+    journal write and its send cannot place it after its lease is gone (docs/ha.md)."""
 
     instrument: str
     side: OrderSide
@@ -173,6 +179,7 @@ class OrderRequest:
     time_in_force: TimeInForce = TimeInForce.GTC
     post_only: bool = False
     reduce_only: bool = False
+    valid_until_ms: int | None = None
 
 
 # -------------------------------------------------------------------------------- events
@@ -308,6 +315,20 @@ VenueEvent = (
 
 
 # ------------------------------------------------------------------------------ protocol
+
+
+@runtime_checkable
+class DeadManVenue(Protocol):
+    """A venue whose dead-man switch (Deribit cancel-on-disconnect, OKX cancel-all-after)
+    can follow an HA node's role: with `dead_man_by_role` set before `connect`, `connect`
+    does not arm it; `set_dead_man(True)` arms it (the node leads), `set_dead_man(False)`
+    disarms it (standby, fenced, handed off). A standby's switch must not be armed: OKX's
+    countdown and Deribit's account-scope cancel would cancel the leader's orders when the
+    standby dies."""
+
+    dead_man_by_role: bool
+
+    async def set_dead_man(self, armed: bool) -> None: ...
 
 
 @runtime_checkable

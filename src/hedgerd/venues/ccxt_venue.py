@@ -395,6 +395,8 @@ class CcxtVenue:
     """
 
     exchange_id: str = ""
+    #: HA: the dead-man switch follows the node's role, not `connect` (`DeadManVenue`).
+    dead_man_by_role: bool = False
 
     def __init__(
         self,

@@ -34,6 +34,8 @@ class OkxCounters:
     ws_dropped: int = 0
     orders_received: int = 0
     orders_accepted: int = 0
+    #: Place requests refused because their `expTime` had passed on arrival.
+    requests_expired: int = 0
     rate_limited: int = 0
     internal_errors: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -50,6 +52,7 @@ class OkxCounters:
             "ws_dropped": self.ws_dropped,
             "orders_received": self.orders_received,
             "orders_accepted": self.orders_accepted,
+            "requests_expired": self.requests_expired,
             "rate_limited": self.rate_limited,
             "internal_errors": self.internal_errors,
             "errors": dict(self.errors),

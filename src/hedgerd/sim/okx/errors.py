@@ -43,6 +43,11 @@ LOT_SIZE = "51121"
 MIN_SIZE = "51020"
 INSUFFICIENT = "51008"
 DUPLICATE_CLORDID = "51016"
+#: A place/amend request whose `expTime` (request effective deadline) had passed when it
+#: arrived: "the request will not be processed if the current system time of the server is
+#: after the expTime". OKX's own failure code for it is not in okx.md; 51149 ("Order timed
+#: out") is the nearest documented one (verify against OKX demo trading).
+REQUEST_EXPIRED = "51149"
 CANCEL_FAILED = "51400"
 ORDER_NOT_EXIST = "51603"
 REDUCE_NO_POSITION = "51169"

@@ -41,6 +41,8 @@ class Call:
     params: dict[str, Any]
     body: Any
     acct: OkxAccount | None
+    #: The `expTime` header (request effective deadline, ms), if any.
+    exp_time: str | None = None
 
 
 Handler = Callable[["OkxRestApi", Call], Any]
@@ -216,7 +218,7 @@ class OkxRestApi:
             for it in body if isinstance(body, list) else [body]:
                 cl = str(it.get("clOrdId", "")) if isinstance(it, Mapping) else ""
                 self.d.counters.received_by_cl_ord_id[cl] += 1
-        out = handler(self, Call(params, body, acct))
+        out = handler(self, Call(params, body, acct, request.headers.get("expTime")))
         if faults.timeout_mode is not None:
             raise _NoReplyError(faults.timeout_mode, faults.hold_s)
         if isinstance(out, dict):  # a full envelope (orders)
@@ -485,10 +487,31 @@ class OkxRestApi:
         return [{"posMode": mode}]
 
     # ------------------------------------------------------------------ trading
-    def place_items(self, acct: OkxAccount, items: list[Any]) -> list[dict[str, Any]]:
+    def expired(self, exp_time: Any) -> OrderRejectedError | None:
+        """The refusal of a place request whose `expTime` (ms; REST header, WebSocket
+        field) has passed on the venue's clock, else None. A malformed one is a parameter
+        error."""
+        if exp_time is None or exp_time == "":
+            return None
+        try:
+            deadline = int(str(exp_time))
+        except ValueError:
+            return errors.param_error("expTime")
+        if self.venue.now_ms() <= deadline:
+            return None
+        self.d.counters.requests_expired += 1
+        return OrderRejectedError(errors.REQUEST_EXPIRED, "Request timed out (expTime passed)")
+
+    def place_items(
+        self, acct: OkxAccount, items: list[Any], exp_time: Any = None
+    ) -> list[dict[str, Any]]:
         out = []
         for req in items:
             now = self.venue.now_ms()
+            late = self.expired(exp_time)
+            if late is not None:
+                out.append(order_ack(None, now, req, late))
+                continue
             try:
                 order = self.venue.place(acct, req)
                 self.d.counters.orders_accepted += 1
@@ -501,13 +524,13 @@ class OkxRestApi:
     def place_one(self, call: Call) -> Any:
         if not isinstance(call.body, Mapping):
             raise OkxError(errors.PARAM_ERROR, "Parameter body error", 400)
-        return batch_reply(self.place_items(self._acct(call), [call.body]))
+        return batch_reply(self.place_items(self._acct(call), [call.body], call.exp_time))
 
     def place_batch(self, call: Call) -> Any:
         body = call.body
         if not isinstance(body, list) or not body or len(body) > 20:
             raise OkxError(errors.PARAM_ERROR, "Parameter body error", 400)
-        return batch_reply(self.place_items(self._acct(call), body))
+        return batch_reply(self.place_items(self._acct(call), body, call.exp_time))
 
     def cancel_items(self, acct: OkxAccount, items: list[Any]) -> list[dict[str, Any]]:
         out = []

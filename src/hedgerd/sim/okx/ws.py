@@ -241,7 +241,7 @@ class OkxWsHub:
                 for arg in args:
                     self._subscribe(session, arg, op == "subscribe")
             elif op in ORDER_OPS:
-                reply = self._order_op(session, op, args, req_id, faults.reject)
+                reply = self._order_op(session, op, args, req_id, faults.reject, msg.get("expTime"))
                 if faults.timeout_mode is not None:
                     if faults.timeout_mode == "close":
                         session.abort()
@@ -348,6 +348,7 @@ class OkxWsHub:
         args: list[Any],
         req_id: Any,
         reject: Mapping[str, Any] | None,
+        exp_time: Any = None,
     ) -> dict[str, Any]:
         if session.creds is None:
             return {"id": req_id, "op": op, "code": errors.WS_NOT_LOGGED_IN, "msg": "Please log in",
@@ -372,7 +373,7 @@ class OkxWsHub:
             err = OrderRejectedError(str(reject["code"]), str(reject["message"]))
             items = [order_ack(None, venue.now_ms(), it, err) for it in args]
         elif placing:
-            items = api.place_items(acct, args)
+            items = api.place_items(acct, args, exp_time)
         else:
             items = api.cancel_items(acct, [self._resolve_code(it) for it in args])
         failed = sum(1 for i in items if i["sCode"] != "0")

@@ -14,6 +14,9 @@ from hedgerd.venues.ccxt_venue import ERROR_CODES
 NOT_ENOUGH_FUNDS = 10009
 #: Deribit's `too_many_requests` (the venue may also end the session).
 TOO_MANY_REQUESTS = 10028
+#: Deribit's `timed_out`: the request's `valid_until` passed before the matching engine
+#: took it, so it was not processed.
+TIMED_OUT = 13888
 
 CODES: Mapping[int, VenueErrorCode] = {
     NOT_ENOUGH_FUNDS: VenueErrorCode(ErrorClass.DEFINITIVE, RejectReason.INSUFFICIENT_FUNDS),
@@ -25,8 +28,9 @@ CODES: Mapping[int, VenueErrorCode] = {
     13009: VenueErrorCode(ErrorClass.AUTH, RejectReason.AUTH),
     10004: VenueErrorCode(ErrorClass.DEFINITIVE, RejectReason.ORDER_NOT_FOUND),
     11054: VenueErrorCode(ErrorClass.DEFINITIVE, RejectReason.POST_ONLY),  # post_only_reject
+    TIMED_OUT: VenueErrorCode(ErrorClass.DEFINITIVE, RejectReason.REQUEST_EXPIRED),
 }
 
 ERROR_CODES["deribit"] = CODES
 
-__all__ = ["CODES", "NOT_ENOUGH_FUNDS", "TOO_MANY_REQUESTS"]
+__all__ = ["CODES", "NOT_ENOUGH_FUNDS", "TIMED_OUT", "TOO_MANY_REQUESTS"]

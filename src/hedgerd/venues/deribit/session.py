@@ -61,6 +61,7 @@ class DeribitSession:
         on_state: Callable[[ConnectionState, str], None],
         heartbeat_s: int = 10,
         cancel_on_disconnect: bool = True,
+        cod_scope: str = "account",
         backoff: Backoff | None = None,
         call_timeout_s: float = 10.0,
         check_testnet: Callable[[Any], None] | None = None,
@@ -74,6 +75,10 @@ class DeribitSession:
         self._on_state = on_state
         self.heartbeat_s = heartbeat_s
         self.cancel_on_disconnect = cancel_on_disconnect
+        #: Deribit's COD scope: "account" (every order of the account) or "connection"
+        #: (the orders created through this session: what an HA node uses, so that one
+        #: node's disconnect never cancels the other's orders).
+        self.cod_scope = cod_scope
         self.backoff = backoff or Backoff()
         self.call_timeout_s = call_timeout_s
         self._check_testnet = check_testnet
@@ -198,9 +203,17 @@ class DeribitSession:
         )
         await self.call("public/set_heartbeat", {"interval": self.heartbeat_s})
         if self.cancel_on_disconnect:
-            await self.call("private/enable_cancel_on_disconnect", {"scope": "account"})
+            await self.call("private/enable_cancel_on_disconnect", {"scope": self.cod_scope})
         if self.channels:
             await self.call("private/subscribe", {"channels": list(self.channels)})
+
+    async def set_cancel_on_disconnect(self, on: bool) -> None:
+        """Enable or disable cancel-on-disconnect now (when connected) and at every later
+        login."""
+        self.cancel_on_disconnect = on
+        if self.connected.is_set():
+            method = "enable" if on else "disable"
+            await self.call(f"private/{method}_cancel_on_disconnect", {"scope": self.cod_scope})
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:

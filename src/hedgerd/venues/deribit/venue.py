@@ -194,7 +194,8 @@ class DeribitVenue(CcxtVenue):
             on_message=self._on_private,
             on_state=self._on_session_state,
             heartbeat_s=self.settings.heartbeat_s,
-            cancel_on_disconnect=self.settings.cancel_on_disconnect,
+            cancel_on_disconnect=self.settings.cancel_on_disconnect and not self.dead_man_by_role,
+            cod_scope="connection" if self.dead_man_by_role else "account",
             backoff=self.backoff,
             call_timeout_s=self.settings.request_timeout_s,
             check_testnet=lambda flag: self.check_testnet(flag, "WebSocket API"),
@@ -248,6 +249,12 @@ class DeribitVenue(CcxtVenue):
                 )
             )
         return out
+
+    async def set_dead_man(self, armed: bool) -> None:
+        """HA (`dead_man_by_role`): cancel-on-disconnect of this node's session, scope
+        "connection", on while it leads (see `DeadManVenue`)."""
+        if self.settings.cancel_on_disconnect and self.session is not None:
+            await self.session.set_cancel_on_disconnect(armed)
 
     def order_path_ready(self) -> bool:
         """With cancel-on-disconnect, orders must go over the private session (the REST
@@ -590,6 +597,9 @@ class DeribitVenue(CcxtVenue):
             params["post_only"] = True
         if request.reduce_only:
             params["reduce_only"] = True
+        if request.valid_until_ms is not None:
+            # The matching engine refuses it after this instant (`timed_out`, 13888).
+            params["valid_until"] = int(request.valid_until_ms)
         price = request.price if request.order_type is OrderType.LIMIT else None
         session = self._order_session()
         if session is not None:

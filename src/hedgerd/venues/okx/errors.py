@@ -20,6 +20,11 @@ INSUFFICIENT_BALANCE = 51008
 REDUCE_ONLY_NO_POSITION = 51169
 REDUCE_ONLY_TOO_LARGE = 51170
 ORDER_NOT_FOUND = 51603
+#: "Order timed out": what the simulator answers for a place request past its `expTime`.
+#: Read as outcome unknown (the order is then asked for by `clOrdId`), not as a refusal:
+#: OKX's documentation of the code is not at hand (okx.md) and treating an order that may
+#: exist as refused could hedge twice.
+ORDER_TIMED_OUT = 51149
 
 _D, _R = ErrorClass.DEFINITIVE, ErrorClass.RETRYABLE
 _RL, _A = ErrorClass.RATE_LIMITED, ErrorClass.AUTH
@@ -31,6 +36,7 @@ CODES: Mapping[int, VenueErrorCode] = {
     50013: VenueErrorCode(_R),
     50026: VenueErrorCode(_R),
     51410: VenueErrorCode(_R),  # cancel pending
+    ORDER_TIMED_OUT: VenueErrorCode(_R),
     # rate limits (REST and WebSocket orders share them)
     RATE_LIMIT: VenueErrorCode(_RL, RejectReason.RATE_LIMITED),
     50061: VenueErrorCode(_RL, RejectReason.RATE_LIMITED),
@@ -63,6 +69,7 @@ __all__ = [
     "DUPLICATE_CLORDID",
     "INSUFFICIENT_BALANCE",
     "ORDER_NOT_FOUND",
+    "ORDER_TIMED_OUT",
     "RATE_LIMIT",
     "REDUCE_ONLY_NO_POSITION",
     "REDUCE_ONLY_TOO_LARGE",

@@ -157,6 +157,37 @@ def okx_ws_class() -> type[Any]:
     return type("OkxWsHooks", (base,), attrs)
 
 
+#: The place endpoint ccxt's `create_order` uses (one order in a batch).
+_PLACE_PATH = "trade/batch-orders"
+
+
+def exp_time_as_header(rest: Any) -> None:
+    """Make `rest` (a ccxt okx client) send an order's `expTime` param as the REST header
+    OKX reads it from ("Request effective deadline", ms): ccxt would put it in the order's
+    JSON body, and has no per-request headers. Only `trade/batch-orders` carries it; the
+    body is signed without it."""
+    sign = rest.sign
+
+    def sign_with_exp_time(
+        path: str, api: Any = ("public",), method: str = "GET", params: Any = None
+    ) -> Any:
+        exp_time = None
+        if path == _PLACE_PATH and isinstance(params, list):
+            entries = []
+            for entry in params:
+                if isinstance(entry, dict) and "expTime" in entry:
+                    entry = dict(entry)
+                    exp_time = entry.pop("expTime")
+                entries.append(entry)
+            params = entries
+        out = sign(path, list(api), method, {} if params is None else params)
+        if exp_time is not None:
+            out["headers"] = {**(out.get("headers") or {}), "expTime": str(exp_time)}
+        return out
+
+    rest.sign = sign_with_exp_time
+
+
 class OkxVenue(CcxtVenue):
     """An OKX account (unified account, net position mode) through ccxt."""
 
@@ -182,6 +213,7 @@ class OkxVenue(CcxtVenue):
             raise ValueError(f"venue {name!r} is on exchange {settings.exchange!r}, not OKX")
         super().__init__(name, settings, clock_ms=clock_ms, backoff=backoff)
         self.ws.raw_sink = self._on_raw
+        exp_time_as_header(self.rest)
         phrase = settings.passphrase()
         for client in (self.rest, self.ws):
             if phrase is not None:
@@ -203,6 +235,7 @@ class OkxVenue(CcxtVenue):
         self._dead_man_armed_ms = 0
         #: Set on every successful arming (tests and operators wait on it).
         self.dead_man_armed = asyncio.Event()
+        self._dead_man_task: asyncio.Task[None] | None = None
         self._market_task: asyncio.Task[None] | None = None
         self._poll_task: asyncio.Task[None] | None = None
         #: Pushes refused as unreadable (logged); the rest of each push was applied.
@@ -247,7 +280,7 @@ class OkxVenue(CcxtVenue):
         await self.check_position_mode()
         if not self._private_stream:
             return
-        if self.settings.cancel_on_disconnect:
+        if self.settings.cancel_on_disconnect and not self.dead_man_by_role:
             await self.start_dead_man()
         for session, watch in (
             ("orders", lambda: self.ws.watch_orders()),
@@ -402,7 +435,25 @@ class OkxVenue(CcxtVenue):
         """Arm the countdown now and keep renewing it (`connect` does this when
         `settings.cancel_on_disconnect`)."""
         await self.arm_dead_man()
-        self.spawn(self._dead_man_loop(), "dead-man")
+        self._dead_man_task = self.spawn(self._dead_man_loop(), "dead-man")
+
+    async def set_dead_man(self, armed: bool) -> None:
+        """HA (`dead_man_by_role`): the countdown armed and renewed while this node leads;
+        disarmed (timeOut 0, renewals stopped) otherwise (see `DeadManVenue`). The countdown
+        is the account's: a new leader's arming replaces a dead leader's."""
+        if not self.settings.cancel_on_disconnect:
+            return
+        task = self._dead_man_task
+        if armed:
+            if task is None or task.done():
+                await self.start_dead_man()
+            else:
+                await self.arm_dead_man()
+            return
+        if task is not None:
+            task.cancel()
+            self._dead_man_task = None
+        await self.arm_dead_man(0)
 
     async def _dead_man_loop(self) -> None:
         """Renew the countdown every third of it on `clock_ms`; a failed renewal is logged
@@ -641,6 +692,10 @@ class OkxVenue(CcxtVenue):
         if request.order_type is OrderType.MARKET and inst.is_option:
             raise self._refuse(f"OKX takes no market orders on options ({inst.name})",
                                RejectReason.INVALID_ORDER)  # fmt: skip
+        if request.valid_until_ms is not None:
+            # Sent as the `expTime` header (`exp_time_as_header`): OKX does not process the
+            # request after it.
+            params["expTime"] = str(int(request.valid_until_ms))
         return params
 
     async def place_order(self, request: OrderRequest) -> OrderUpdate:
