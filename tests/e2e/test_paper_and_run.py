@@ -149,7 +149,7 @@ async def test_sigterm_cancels_orders_and_exits_zero() -> None:
                 await proc.wait()
         assert proc.returncode == 0, err.decode()[-3000:]
         assert time.monotonic() - start < 15.0
-        assert all(o.label != label for o in mm_open_orders(sim))
+        assert all(o.label != label for o in mm_open_orders(sim)), err.decode()[-6000:]
         # The daemon cancelled it itself (not only the venue's cancel-on-disconnect).
         stopped = [
             json.loads(line) for line in err.decode().splitlines() if '"daemon.stopped"' in line

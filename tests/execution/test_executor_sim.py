@@ -8,6 +8,7 @@ market moves exactly as far as the executor waits and nothing depends on wall-cl
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,3 +384,112 @@ async def test_halt_cancels_the_resting_order_and_stops_the_leg(tmp_path: Path) 
         (state,) = await env.rig.venue.order_by_label(label)
         assert state.status is OrderStatus.CANCELLED
         assert ex.in_flight_delta_coin("BTC") == 0.0
+
+
+async def test_stop_sending_ends_a_sliced_leg_after_the_slice_on_the_wire(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM's first step: the slice already sent completes, no further slice goes out
+    (an order sent after shutdown's cancel-all would be left behind)."""
+    settings = ExecutorSettings(max_slice_delta_coin=0.2, slice_interval_ms=1_000)
+    async for env in make_env(tmp_path, settings):
+        ex = env.rig.executor
+
+        async def stop(ex: Executor = ex) -> None:  # shutdown starts between two slices
+            ex.stop_sending()
+
+        env.on_sleep.append(stop)
+        m = await mid(env)
+        d = perp_decision(
+            "stop-1",
+            OrderSide.SELL,
+            55_000.0,
+            mid_usd=m,
+            ts_ms=env.sim.now_ms(),
+            style=HedgeStyle.SLICED,
+        )
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.PARTIAL
+        (label,) = leg.labels  # one slice, then nothing
+        assert env.received() == {label: 1}
+        assert 0 < leg.filled_amount < 55_000.0
+        assert env.perp_position_usd() == -leg.filled_amount
+        assert ex.open_records() == []
+        assert await ex.cancel_all_verified() == (0, [])
+
+
+async def test_stop_sending_cancels_the_resting_maker_order_and_sends_no_other(
+    tmp_path: Path,
+) -> None:
+    async for env in make_env(tmp_path, ExecutorSettings(reprice_interval_ms=1_000)):
+        ex = env.rig.executor
+        q = await env.rig.venue.fetch_quote(PERP)
+        now = env.sim.now_ms()
+        d = perp_decision(
+            "stop-2",
+            OrderSide.BUY,
+            10_000.0,
+            mid_usd=q.mid_price,
+            ts_ms=now,
+            style=HedgeStyle.MAKER,
+            limit_price=round(q.bid_price * 0.99),
+            fallback_after_ms=now + 60_000,
+        )
+
+        async def stop(ex: Executor = ex) -> None:  # shutdown starts while it rests
+            ex.stop_sending()
+
+        env.on_sleep.append(stop)
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.PARTIAL and leg.filled_amount == 0.0
+        (label,) = leg.labels  # cancelled by its leg; no re-price, no taker fallback
+        assert env.received() == {label: 1}
+        (state,) = await env.rig.venue.order_by_label(label)
+        assert state.status is OrderStatus.CANCELLED
+        assert ex.open_records() == []
+
+
+async def test_cancel_all_verified_finds_a_resting_order_whose_answer_never_came(
+    env: Env,
+) -> None:
+    """Shutdown cancelled an execution while its send was on the wire: the venue took the
+    order, the executor has no venue id for it. The checked cancel-all looks it up by its
+    label and cancels it; nothing is left open."""
+    await env.rig.stop_pump()  # no stream: only the query can tell the order rests
+    env.sim.faults.add({"kind": "timeout_after_accept", "count": 1}, env.sim.now_ms())
+    ex = env.rig.executor
+    q = await env.rig.venue.fetch_quote(PERP)
+    now = env.sim.now_ms()
+    d = perp_decision(
+        "stop-3",
+        OrderSide.BUY,
+        10_000.0,
+        mid_usd=q.mid_price,
+        ts_ms=now,
+        style=HedgeStyle.MAKER,
+        limit_price=round(q.bid_price * 0.99),
+        fallback_after_ms=now + 60_000,
+    )
+    counters: Any = env.sim.server.counters
+    accepted = asyncio.Event()
+
+    class _Seen(Counter[str]):  # the simulator counts the order it takes: tell the test
+        def __setitem__(self, key: str, value: int) -> None:
+            super().__setitem__(key, value)
+            accepted.set()
+
+    counters.orders_accepted = _Seen()
+    task = asyncio.get_running_loop().create_task(ex.execute(d))
+    await asyncio.wait_for(accepted.wait(), 5.0)
+    ex.stop_sending()
+    task.cancel()  # what shutdown does to an execution past its half of the budget
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (label,) = counters.orders_accepted
+    (rec,) = ex.open_records()
+    assert rec.label == label and rec.venue_order_id is None
+    cancelled, left = await ex.cancel_all_verified()
+    assert (cancelled, left) == (1, [])
+    (state,) = await env.rig.venue.order_by_label(label)
+    assert state.status is OrderStatus.CANCELLED
+    assert env.received() == {label: 1}
