@@ -14,8 +14,8 @@ Start-up, in this order (each step needs the one before):
 Long-running parts run under one `Supervisor`: a crash trips COMPONENT_CRASH (HALTED), is
 logged and the part restarts with backoff. SIGTERM/SIGINT stop gracefully (controller first,
 no order sent after that, the requests in flight resolved, then the hedger's orders are
-cancelled and checked and the journal flushed, within `daemon.shutdown_timeout_s`); SIGHUP reloads the live-tunable config (hedging policies, risk
-limits).
+cancelled and checked and the journal flushed, within `daemon.shutdown_timeout_s`); SIGHUP
+reloads the live-tunable config (hedging policies, risk limits).
 
 The work is done by services this module only builds and runs: one
 `accounts.runtime.AccountRuntime` per `[venues.NAME]` account (session, reconciler, book

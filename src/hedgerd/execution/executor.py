@@ -1383,6 +1383,8 @@ class Executor:
                 update = await self.venues[rec.venue].cancel_order(rec.venue_order_id)
             except VenueError as exc:
                 log.warning("executor.cancel_failed", label=rec.label, error=str(exc)[:200])
+                # Filled or cancelled meanwhile (a concurrent cancel-all): the venue's view.
+                await self._query_by_label(rec)
                 continue
             await self._apply(rec.label, query_result_from_update(update), quiet=True)
             n += 1
@@ -1417,8 +1419,12 @@ class Executor:
         """Shutdown's cancel-all, checked: cancel every open order with a venue id, then
         look up by label each open order without one (a send whose answer never came: it
         may rest on the venue) and cancel it if it does. Returns the cancels answered and
-        the labels still open afterwards (for the start-up reconciliation to settle)."""
-        n = await self.cancel_all_open()
+        the labels still open afterwards (for the start-up reconciliation to settle). The
+        cancels of a halt's cancel-all already under way are waited for and counted."""
+        # A halt's cancel-all under way: its cancels count, and ours must not race them.
+        started = await asyncio.gather(*tuple(self._halt_tasks), return_exceptions=True)
+        n = sum(x for x in started if isinstance(x, int))
+        n += await self.cancel_all_open()
         unanswered = [
             r for r in self.open_records() if r.venue_order_id is None and r.venue in self.venues
         ]
