@@ -27,7 +27,7 @@ from hedgerd.execution.drill import (
 )
 from hedgerd.execution.executor import Executor, ExecutorSettings, LegOutcome, OrderRejection
 from hedgerd.execution.reconcile import ReconcileSettings
-from hedgerd.model import HedgeStyle, OrderSide, OrderStatus
+from hedgerd.model import HedgeDecision, HedgeStyle, OrderSide, OrderStatus
 from hedgerd.risk.trading_state import ReasonCode, TradingState
 from hedgerd.sim.command import Simulator, running_simulator
 
@@ -114,6 +114,35 @@ async def mid(env: Env) -> float:
     return (await env.rig.venue.fetch_quote(PERP)).mid_price
 
 
+async def resting_buy(env: Env, decision_id: str, fallback_in_ms: int = 60_000) -> HedgeDecision:
+    """A maker buy of 10,000 USD priced 1 % under the bid (it rests), falling back to a taker
+    order `fallback_in_ms` after now."""
+    q = await env.rig.venue.fetch_quote(PERP)
+    now = env.sim.now_ms()
+    return perp_decision(
+        decision_id,
+        OrderSide.BUY,
+        10_000.0,
+        mid_usd=q.mid_price,
+        ts_ms=now,
+        style=HedgeStyle.MAKER,
+        limit_price=round(q.bid_price * 0.99),
+        fallback_after_ms=now + fallback_in_ms,
+    )
+
+
+def sliced_sell(env: Env, decision_id: str, mid_usd: float) -> HedgeDecision:
+    """A sliced sell of 55,000 USD (about 0.61 BTC: four slices of at most 0.2 BTC)."""
+    return perp_decision(
+        decision_id,
+        OrderSide.SELL,
+        55_000.0,
+        mid_usd=mid_usd,
+        ts_ms=env.sim.now_ms(),
+        style=HedgeStyle.SLICED,
+    )
+
+
 def labels_once(env: Env, labels: tuple[str, ...]) -> None:
     got = env.received()
     assert all(got.get(lb, 0) == 1 for lb in labels), {lb: got.get(lb) for lb in labels}
@@ -196,14 +225,7 @@ async def test_sliced_leg_paced_and_exact(tmp_path: Path) -> None:
     settings = ExecutorSettings(max_slice_delta_coin=0.2, slice_interval_ms=1_000)
     async for env in make_env(tmp_path, settings):
         m = await mid(env)
-        d = perp_decision(
-            "slice-1",
-            OrderSide.SELL,
-            55_000.0,
-            mid_usd=m,
-            ts_ms=env.sim.now_ms(),
-            style=HedgeStyle.SLICED,
-        )
+        d = sliced_sell(env, "slice-1", m)
         res = await env.rig.executor.execute(d)
         (leg,) = res.legs
         assert leg.outcome is LegOutcome.DONE and leg.filled_amount == 55_000.0
@@ -282,19 +304,8 @@ async def test_maker_reprices_then_taker_fallback_exact_quantity(tmp_path: Path)
 async def test_taker_fallback_when_the_maker_never_fills(tmp_path: Path) -> None:
     settings = ExecutorSettings(reprice_interval_ms=1_000)
     async for env in make_env(tmp_path, settings):
-        q = await env.rig.venue.fetch_quote(PERP)
-        now = env.sim.now_ms()
         # Far below the touch and never re-priced up to it before the deadline (1 s away).
-        d = perp_decision(
-            "mk-2",
-            OrderSide.BUY,
-            10_000.0,
-            mid_usd=q.mid_price,
-            ts_ms=now,
-            style=HedgeStyle.MAKER,
-            limit_price=round(q.bid_price * 0.99),
-            fallback_after_ms=now + 1_000,
-        )
+        d = await resting_buy(env, "mk-2", 1_000)
         res = await env.rig.executor.execute(d)
         (leg,) = res.legs
         assert leg.outcome is LegOutcome.DONE and leg.filled_amount == 10_000.0
@@ -356,18 +367,7 @@ async def test_invalid_order_rejected_once_fed_back_and_funds_trip(env: Env) -> 
 async def test_halt_cancels_the_resting_order_and_stops_the_leg(tmp_path: Path) -> None:
     async for env in make_env(tmp_path, ExecutorSettings(reprice_interval_ms=1_000)):
         ex = env.rig.executor
-        q = await env.rig.venue.fetch_quote(PERP)
-        now = env.sim.now_ms()
-        d = perp_decision(
-            "halt-1",
-            OrderSide.BUY,
-            10_000.0,
-            mid_usd=q.mid_price,
-            ts_ms=now,
-            style=HedgeStyle.MAKER,
-            limit_price=round(q.bid_price * 0.99),
-            fallback_after_ms=now + 60_000,
-        )
+        d = await resting_buy(env, "halt-1")
 
         async def halt_once(env: Env = env) -> None:  # the operator halts while it rests
             if env.rig.trading.state is not TradingState.HALTED:
@@ -399,15 +399,7 @@ async def test_stop_sending_ends_a_sliced_leg_after_the_slice_on_the_wire(
             ex.stop_sending()
 
         env.on_sleep.append(stop)
-        m = await mid(env)
-        d = perp_decision(
-            "stop-1",
-            OrderSide.SELL,
-            55_000.0,
-            mid_usd=m,
-            ts_ms=env.sim.now_ms(),
-            style=HedgeStyle.SLICED,
-        )
+        d = sliced_sell(env, "stop-1", await mid(env))
         (leg,) = (await ex.execute(d)).legs
         assert leg.outcome is LegOutcome.PARTIAL
         (label,) = leg.labels  # one slice, then nothing
@@ -423,18 +415,7 @@ async def test_stop_sending_cancels_the_resting_maker_order_and_sends_no_other(
 ) -> None:
     async for env in make_env(tmp_path, ExecutorSettings(reprice_interval_ms=1_000)):
         ex = env.rig.executor
-        q = await env.rig.venue.fetch_quote(PERP)
-        now = env.sim.now_ms()
-        d = perp_decision(
-            "stop-2",
-            OrderSide.BUY,
-            10_000.0,
-            mid_usd=q.mid_price,
-            ts_ms=now,
-            style=HedgeStyle.MAKER,
-            limit_price=round(q.bid_price * 0.99),
-            fallback_after_ms=now + 60_000,
-        )
+        d = await resting_buy(env, "stop-2")
 
         async def stop(ex: Executor = ex) -> None:  # shutdown starts while it rests
             ex.stop_sending()
@@ -458,18 +439,7 @@ async def test_cancel_all_verified_finds_a_resting_order_whose_answer_never_came
     await env.rig.stop_pump()  # no stream: only the query can tell the order rests
     env.sim.faults.add({"kind": "timeout_after_accept", "count": 1}, env.sim.now_ms())
     ex = env.rig.executor
-    q = await env.rig.venue.fetch_quote(PERP)
-    now = env.sim.now_ms()
-    d = perp_decision(
-        "stop-3",
-        OrderSide.BUY,
-        10_000.0,
-        mid_usd=q.mid_price,
-        ts_ms=now,
-        style=HedgeStyle.MAKER,
-        limit_price=round(q.bid_price * 0.99),
-        fallback_after_ms=now + 60_000,
-    )
+    d = await resting_buy(env, "stop-3")
     counters: Any = env.sim.server.counters
     accepted = asyncio.Event()
 
