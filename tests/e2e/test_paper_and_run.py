@@ -99,6 +99,10 @@ async def test_sigterm_cancels_orders_and_exits_zero() -> None:
     async with simulator(1.0, seed=7) as sim:
         label = _resting_hedger_order(sim)  # left over "from an earlier run"
         values = daemon_config(work, rest_url=sim.rest_url, ws_url=sim.ws_url)
+        # The shipped default budget, not e2e_support's 5 s: on a loaded host one venue round
+        # trip has taken seconds, and this test proves the cancels happen, not how fast a
+        # starved process makes them. The exit within 15 s is still asserted.
+        values["daemon"]["shutdown_timeout_s"] = 10.0
         config_path = work / "hedgerd.toml"
         config_path.write_text(toml_text(values), encoding="utf-8")
         assert hedgerd_main(["check-config", str(config_path)]) == 0
