@@ -13,9 +13,9 @@ Start-up, in this order (each step needs the one before):
 
 Long-running parts run under one `Supervisor`: a crash trips COMPONENT_CRASH (HALTED), is
 logged and the part restarts with backoff. SIGTERM/SIGINT stop gracefully (controller first,
-then the hedger's orders are cancelled and the journal flushed, within
-`daemon.shutdown_timeout_s`); SIGHUP reloads the live-tunable config (hedging policies, risk
-limits).
+no order sent after that, the requests in flight resolved, then the hedger's orders are
+cancelled and checked and the journal flushed, within `daemon.shutdown_timeout_s`); SIGHUP
+reloads the live-tunable config (hedging policies, risk limits).
 
 The work is done by services this module only builds and runs: one
 `accounts.runtime.AccountRuntime` per `[venues.NAME]` account (session, reconciler, book
@@ -551,25 +551,39 @@ class Daemon:
         await self.trading.trip(ReasonCode.COMPONENT_CRASH, f"{part} crashed: {exc!r}"[:200])
 
     async def _shutdown(self) -> None:
-        """Stop sending, cancel the hedger's open orders, flush the journal; bounded."""
+        """Stop sending, let the requests in flight resolve, cancel the hedger's open orders
+        and check none is left, flush the journal; bounded by `shutdown_timeout_s`.
+
+        The order matters for money: an order sent after the cancel-all would rest on the
+        venue with nobody to cancel it (an order of an earlier run is not covered by this
+        connection's cancel-on-disconnect). So no order goes out once shutdown starts, the
+        executions in flight get at most half the budget, and the cancels always get the
+        rest of it, however long the executions took."""
         timeout = self.config.daemon.shutdown_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        assert self.executor is not None and self.trading is not None
+        self.executor.stop_sending()
         exec_tasks = self.hedge_loop.exec_tasks
         log.info("daemon.stopping", executions=len(exec_tasks))
+        if exec_tasks:
+            # A leg ends after the request it has on the wire (one round trip).
+            _done, pending = await asyncio.wait(exec_tasks, timeout=timeout / 2)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         try:
-            async with asyncio.timeout(timeout):
-                if exec_tasks:
-                    # IOC legs finish in one round trip; give them half the budget.
-                    _done, pending = await asyncio.wait(exec_tasks, timeout=timeout / 2)
-                    for t in pending:
-                        t.cancel()
-                    await asyncio.gather(*pending, return_exceptions=True)
-                assert self.executor is not None and self.trading is not None
+            async with asyncio.timeout_at(deadline):
+                cancelled, left = await self.executor.cancel_all_verified()
+                if left:
+                    log.error("daemon.orders_left_open", labels=left)
+                # Then what only the journal needs: halt cancels, fill repairs, state.
                 await self.executor.flush()
-                cancelled = await self.executor.cancel_all_open()
                 await self.trading.flush()
-                log.info("daemon.stopped", cancelled_orders=cancelled)
+                log.info("daemon.stopped", cancelled_orders=cancelled, left_open=len(left))
         except TimeoutError:
-            log.error("daemon.shutdown_timeout", timeout_s=timeout)
+            open_labels = [r.label for r in self.executor.open_records()]
+            log.error("daemon.shutdown_timeout", timeout_s=timeout, open_orders=open_labels)
             self.stats.error("shutdown timed out")
 
     # ------------------------------------------------------------------- events

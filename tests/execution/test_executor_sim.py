@@ -8,6 +8,7 @@ market moves exactly as far as the executor waits and nothing depends on wall-cl
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from hedgerd.execution.drill import (
 )
 from hedgerd.execution.executor import Executor, ExecutorSettings, LegOutcome, OrderRejection
 from hedgerd.execution.reconcile import ReconcileSettings
-from hedgerd.model import HedgeStyle, OrderSide, OrderStatus
+from hedgerd.model import HedgeDecision, HedgeStyle, OrderSide, OrderStatus
 from hedgerd.risk.trading_state import ReasonCode, TradingState
 from hedgerd.sim.command import Simulator, running_simulator
 
@@ -113,6 +114,35 @@ async def mid(env: Env) -> float:
     return (await env.rig.venue.fetch_quote(PERP)).mid_price
 
 
+async def resting_buy(env: Env, decision_id: str, fallback_in_ms: int = 60_000) -> HedgeDecision:
+    """A maker buy of 10,000 USD priced 1 % under the bid (it rests), falling back to a taker
+    order `fallback_in_ms` after now."""
+    q = await env.rig.venue.fetch_quote(PERP)
+    now = env.sim.now_ms()
+    return perp_decision(
+        decision_id,
+        OrderSide.BUY,
+        10_000.0,
+        mid_usd=q.mid_price,
+        ts_ms=now,
+        style=HedgeStyle.MAKER,
+        limit_price=round(q.bid_price * 0.99),
+        fallback_after_ms=now + fallback_in_ms,
+    )
+
+
+def sliced_sell(env: Env, decision_id: str, mid_usd: float) -> HedgeDecision:
+    """A sliced sell of 55,000 USD (about 0.61 BTC: four slices of at most 0.2 BTC)."""
+    return perp_decision(
+        decision_id,
+        OrderSide.SELL,
+        55_000.0,
+        mid_usd=mid_usd,
+        ts_ms=env.sim.now_ms(),
+        style=HedgeStyle.SLICED,
+    )
+
+
 def labels_once(env: Env, labels: tuple[str, ...]) -> None:
     got = env.received()
     assert all(got.get(lb, 0) == 1 for lb in labels), {lb: got.get(lb) for lb in labels}
@@ -195,14 +225,7 @@ async def test_sliced_leg_paced_and_exact(tmp_path: Path) -> None:
     settings = ExecutorSettings(max_slice_delta_coin=0.2, slice_interval_ms=1_000)
     async for env in make_env(tmp_path, settings):
         m = await mid(env)
-        d = perp_decision(
-            "slice-1",
-            OrderSide.SELL,
-            55_000.0,
-            mid_usd=m,
-            ts_ms=env.sim.now_ms(),
-            style=HedgeStyle.SLICED,
-        )
+        d = sliced_sell(env, "slice-1", m)
         res = await env.rig.executor.execute(d)
         (leg,) = res.legs
         assert leg.outcome is LegOutcome.DONE and leg.filled_amount == 55_000.0
@@ -281,19 +304,8 @@ async def test_maker_reprices_then_taker_fallback_exact_quantity(tmp_path: Path)
 async def test_taker_fallback_when_the_maker_never_fills(tmp_path: Path) -> None:
     settings = ExecutorSettings(reprice_interval_ms=1_000)
     async for env in make_env(tmp_path, settings):
-        q = await env.rig.venue.fetch_quote(PERP)
-        now = env.sim.now_ms()
         # Far below the touch and never re-priced up to it before the deadline (1 s away).
-        d = perp_decision(
-            "mk-2",
-            OrderSide.BUY,
-            10_000.0,
-            mid_usd=q.mid_price,
-            ts_ms=now,
-            style=HedgeStyle.MAKER,
-            limit_price=round(q.bid_price * 0.99),
-            fallback_after_ms=now + 1_000,
-        )
+        d = await resting_buy(env, "mk-2", 1_000)
         res = await env.rig.executor.execute(d)
         (leg,) = res.legs
         assert leg.outcome is LegOutcome.DONE and leg.filled_amount == 10_000.0
@@ -355,18 +367,7 @@ async def test_invalid_order_rejected_once_fed_back_and_funds_trip(env: Env) -> 
 async def test_halt_cancels_the_resting_order_and_stops_the_leg(tmp_path: Path) -> None:
     async for env in make_env(tmp_path, ExecutorSettings(reprice_interval_ms=1_000)):
         ex = env.rig.executor
-        q = await env.rig.venue.fetch_quote(PERP)
-        now = env.sim.now_ms()
-        d = perp_decision(
-            "halt-1",
-            OrderSide.BUY,
-            10_000.0,
-            mid_usd=q.mid_price,
-            ts_ms=now,
-            style=HedgeStyle.MAKER,
-            limit_price=round(q.bid_price * 0.99),
-            fallback_after_ms=now + 60_000,
-        )
+        d = await resting_buy(env, "halt-1")
 
         async def halt_once(env: Env = env) -> None:  # the operator halts while it rests
             if env.rig.trading.state is not TradingState.HALTED:
@@ -417,3 +418,82 @@ async def test_an_intent_whose_request_expired_before_the_send_is_not_sent(env: 
     again = await env.rig.journal.order(second)
     assert again is not None and again.valid_until_ms == again.created_ms + 1_000
     assert env.perp_position_usd() == 1_000.0
+
+
+async def test_stop_sending_ends_a_sliced_leg_after_the_slice_on_the_wire(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM's first step: the slice already sent completes, no further slice goes out
+    (an order sent after shutdown's cancel-all would be left behind)."""
+    settings = ExecutorSettings(max_slice_delta_coin=0.2, slice_interval_ms=1_000)
+    async for env in make_env(tmp_path, settings):
+        ex = env.rig.executor
+
+        async def stop(ex: Executor = ex) -> None:  # shutdown starts between two slices
+            ex.stop_sending()
+
+        env.on_sleep.append(stop)
+        d = sliced_sell(env, "stop-1", await mid(env))
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.PARTIAL
+        (label,) = leg.labels  # one slice, then nothing
+        assert env.received() == {label: 1}
+        assert 0 < leg.filled_amount < 55_000.0
+        assert env.perp_position_usd() == -leg.filled_amount
+        assert ex.open_records() == []
+        assert await ex.cancel_all_verified() == (0, [])
+
+
+async def test_stop_sending_cancels_the_resting_maker_order_and_sends_no_other(
+    tmp_path: Path,
+) -> None:
+    async for env in make_env(tmp_path, ExecutorSettings(reprice_interval_ms=1_000)):
+        ex = env.rig.executor
+        d = await resting_buy(env, "stop-2")
+
+        async def stop(ex: Executor = ex) -> None:  # shutdown starts while it rests
+            ex.stop_sending()
+
+        env.on_sleep.append(stop)
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.PARTIAL and leg.filled_amount == 0.0
+        (label,) = leg.labels  # cancelled by its leg; no re-price, no taker fallback
+        assert env.received() == {label: 1}
+        (state,) = await env.rig.venue.order_by_label(label)
+        assert state.status is OrderStatus.CANCELLED
+        assert ex.open_records() == []
+
+
+async def test_cancel_all_verified_finds_a_resting_order_whose_answer_never_came(
+    env: Env,
+) -> None:
+    """Shutdown cancelled an execution while its send was on the wire: the venue took the
+    order, the executor has no venue id for it. The checked cancel-all looks it up by its
+    label and cancels it; nothing is left open."""
+    await env.rig.stop_pump()  # no stream: only the query can tell the order rests
+    env.sim.faults.add({"kind": "timeout_after_accept", "count": 1}, env.sim.now_ms())
+    ex = env.rig.executor
+    d = await resting_buy(env, "stop-3")
+    counters: Any = env.sim.server.counters
+    accepted = asyncio.Event()
+
+    class _Seen(Counter[str]):  # the simulator counts the order it takes: tell the test
+        def __setitem__(self, key: str, value: int) -> None:
+            super().__setitem__(key, value)
+            accepted.set()
+
+    counters.orders_accepted = _Seen()
+    task = asyncio.get_running_loop().create_task(ex.execute(d))
+    await asyncio.wait_for(accepted.wait(), 5.0)
+    ex.stop_sending()
+    task.cancel()  # what shutdown does to an execution past its half of the budget
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (label,) = counters.orders_accepted
+    (rec,) = ex.open_records()
+    assert rec.label == label and rec.venue_order_id is None
+    cancelled, left = await ex.cancel_all_verified()
+    assert (cancelled, left) == (1, [])
+    (state,) = await env.rig.venue.order_by_label(label)
+    assert state.status is OrderStatus.CANCELLED
+    assert env.received() == {label: 1}

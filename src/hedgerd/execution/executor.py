@@ -440,6 +440,9 @@ class Executor:
         #: Each fill the executor fetched itself (the stream missed it), once journalled.
         self.on_fill_repaired = on_fill_repaired
         self._sem = asyncio.Semaphore(self.settings.max_concurrent_orders)
+        #: Shutdown began (`stop_sending`): no order goes out any more, whatever the state.
+        self._stopping = False
+        self._stop_event = asyncio.Event()
         self._records: dict[str, OrderRecord] = {}
         self._meta: dict[str, _OrderMeta] = {}
         self._runs: set[int] = set()
@@ -970,6 +973,13 @@ class Executor:
         """Gate, journal and track one more order of a running leg (None: the gate refused)."""
         if len(run.labels) >= self.settings.max_orders_per_leg:
             return None
+        if self._stopping:  # shutdown: the leg ends with what it has
+            log.info(
+                "executor.stopping_no_new_order",
+                decision_id=run.decision.decision_id,
+                leg=run.index,
+            )
+            return None
         if not await self._session_ready(run):
             return None
         order_delta = run.sign * amount * run.coin_per_amount
@@ -1120,7 +1130,7 @@ class Executor:
             else:
                 run.attempt += 1
             rec = None
-            await self.sleep_ms(self.settings.slice_interval_ms)
+            await self._pause(self.settings.slice_interval_ms)
 
     async def _work_maker(self, run: _LegRun, first: OrderRecord) -> LegResult:
         """Post-only at the touch, re-priced as it moves, IOC fallback at the deadline."""
@@ -1166,10 +1176,13 @@ class Executor:
                     rec = None
                     continue
                 return self._leg_end(run, LegOutcome.REJECTED, live.reason or "")
-            # Rest until filled, the touch moves away, or the deadline.
+            # Rest until filled, the touch moves away, the deadline, or shutdown.
             while live.is_open:
+                if self._stopping:
+                    live = await self._cancel(run, live)
+                    break
                 wait = min(self.settings.reprice_interval_ms, max(deadline - self.clock_ms(), 0))
-                await self.sleep_ms(wait)
+                await self._pause(wait)
                 live = await self._refresh(run, live)
                 if not live.is_open or live.status is OrderStatus.UNKNOWN:
                     break
@@ -1215,11 +1228,13 @@ class Executor:
         olog = log.bind(decision_id=rec.decision_id, label=rec.label, venue=rec.venue)
         async with self._sem:
             await self._wait_rate_limit(rec.venue)
-            if self._halted_since_intent(run, rec):
-                # Judged at the intent, halted while it waited (semaphore, backoff, session):
-                # never sent, so closed as such; the halt's cancel-all cannot reach it.
-                olog.warning("executor.halted_before_send")
-                return await self._apply(rec.label, Cancelled(self.clock_ms(), "halted"))
+            if self._stopping or self._halted_since_intent(run, rec):
+                # Judged at the intent, halted (or shut down) while it waited (semaphore,
+                # backoff, session): never sent, so closed as such; the cancel-all that
+                # follows a halt or a SIGTERM cannot reach an order sent after it.
+                why = "shutdown" if self._stopping else "halted"
+                olog.warning("executor.halted_before_send", why=why)
+                return await self._apply(rec.label, Cancelled(self.clock_ms(), why))
             if rec.valid_until_ms is not None and self.clock_ms() >= rec.valid_until_ms:
                 # Its request expiry passed while it waited (or this process was paused): the
                 # venue would refuse it, and a takeover may already count on that. Never
@@ -1365,6 +1380,9 @@ class Executor:
 
     async def _refresh(self, run: _LegRun, rec: OrderRecord) -> OrderRecord:
         """The venue's current view of a live order (the stream may lag): query by label."""
+        return await self._query_by_label(rec)
+
+    async def _query_by_label(self, rec: OrderRecord) -> OrderRecord:
         try:
             found = [
                 u
@@ -1409,10 +1427,56 @@ class Executor:
                 update = await self.venues[rec.venue].cancel_order(rec.venue_order_id)
             except VenueError as exc:
                 log.warning("executor.cancel_failed", label=rec.label, error=str(exc)[:200])
+                # Filled or cancelled meanwhile (a concurrent cancel-all): the venue's view.
+                await self._query_by_label(rec)
                 continue
             await self._apply(rec.label, query_result_from_update(update), quiet=True)
             n += 1
         return n
+
+    def stop_sending(self) -> None:
+        """Shutdown's first step: from now on no order is sent (a journalled intent not yet
+        on the wire is closed unsent, a running leg ends after the request it has in flight,
+        a resting maker order is cancelled by its leg). Requests already sent still finish,
+        so that `cancel_all_verified` afterwards sees every order that can rest."""
+        self._stopping = True
+        self._stop_event.set()
+
+    async def _pause(self, ms: int) -> None:
+        """A leg's wait between orders (`sleep_ms`), cut short by `stop_sending`: shutdown
+        waits for the legs, and a leg that may send nothing more has nothing to wait for."""
+        if self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        waits = {
+            asyncio.ensure_future(self.sleep_ms(ms)),
+            loop.create_task(self._stop_event.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in waits:
+                t.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def cancel_all_verified(self) -> tuple[int, list[str]]:
+        """Shutdown's cancel-all, checked: cancel every open order with a venue id, then
+        look up by label each open order without one (a send whose answer never came: it
+        may rest on the venue) and cancel it if it does. Returns the cancels answered and
+        the labels still open afterwards (for the start-up reconciliation to settle). The
+        cancels of a halt's cancel-all already under way are waited for and counted."""
+        # A halt's cancel-all under way: its cancels count, and ours must not race them.
+        started = await asyncio.gather(*tuple(self._halt_tasks), return_exceptions=True)
+        n = sum(x for x in started if isinstance(x, int))
+        n += await self.cancel_all_open()
+        unanswered = [
+            r for r in self.open_records() if r.venue_order_id is None and r.venue in self.venues
+        ]
+        found = [await self._query_by_label(r) for r in unanswered]
+        if any(r.is_open and r.venue_order_id is not None for r in found):
+            n += await self.cancel_all_open()
+        left = [r.label for r in self.open_records() if r.venue in self.venues]
+        return n, left
 
     async def flush(self) -> None:
         """Wait for the cancels started by a HALT and the fill repairs under way (shutdown,
