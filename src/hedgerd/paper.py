@@ -412,6 +412,8 @@ async def run_paper(
             creds = sim.okx.credentials_for_key(twins[0][0])
             if creds is not None:
                 book_starting_options(sim.okx, creds.account_id)
+                # ... and the client option flow trades against it, as against Deribit's.
+                sim.okx.flow.account_id = creds.account_id
         daemon = Daemon(
             cfg,
             clock_ms=lambda: int(sim.engine.now_ms()),

@@ -1,6 +1,7 @@
-"""The client option flow trades on OKX too: against the market maker's OKX account (the one
-opened with its API key), so its options book changes over a run as the Deribit one does;
-Deribit's flow is the same draw for draw whether or not OKX is served."""
+"""The client option flow trades on OKX too: against the OKX account it is given (`hedgerd
+paper`: the market maker's twin), so that account's options book changes over a run as the
+Deribit one does; none given, none trades. Deribit's flow is the same draw for draw whether or
+not OKX is served."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ def _scenario() -> Scenario:
 def _run(venues: tuple[str, ...], twin: bool) -> SimWorld:
     sc = _scenario()
     world = SimWorld.build(sc, SimClock(sc.start_ms, stepped=True), venues)
-    if world.okx is not None and twin:
+    if world.okx is not None:
         mm = sc.accounts[0]
-        world.okx.add_account(mm.api_key, mm.api_secret, "pass", name="mm-okx")
+        creds = world.okx.add_account(mm.api_key, mm.api_secret, "pass", name="mm-okx")
+        if twin:
+            world.okx.flow.account_id = creds.account_id
     world.clock.advance(HOUR_MS)
     world.deribit.advance_to(world.clock.now_ms())
     return world
@@ -44,7 +47,7 @@ def test_flow_books_options_on_the_market_makers_okx_account() -> None:
     assert len(acct.fills) == okx.flow.count
 
 
-def test_no_okx_twin_no_okx_trades_and_deribits_flow_unchanged() -> None:
+def test_no_okx_account_given_no_okx_trades_and_deribits_flow_unchanged() -> None:
     alone = _run(("deribit",), twin=False)
     both = _run(("deribit", "okx"), twin=False)
     assert both.okx is not None and both.okx.flow.count == 0

@@ -5,8 +5,8 @@ On Deribit (`OptionFlow`) each trade is booked as a filled maker order of the ma
 (label `sim-flow`) with its trade, and published on the account's `user.*` channels like any
 fill. On OKX (`OkxOptionFlow`, when the world serves OKX) the same kind of stream, drawn from
 its own random stream (Deribit's draws do not change with the venues served), trades against
-the market maker's OKX account (the one opened with its API key) through `OkxVenue.
-book_trade`: its options book changes over a run too, as the market maker's would.
+the OKX account it is given (`hedgerd paper`: the market maker's OKX twin) through
+`OkxVenue.book_trade_at`: its options book changes over a run too.
 """
 
 from __future__ import annotations
@@ -117,20 +117,20 @@ class OptionFlow:
 
 class OkxOptionFlow(OptionFlow):
     """The client option flow on OKX: drawn like Deribit's over the world's options (its
-    own random stream), booked on the OKX twin of the scenario's flow account (the OKX
-    account opened with that account's API key; none: the draws happen, nothing trades)."""
+    own random stream), booked on the OKX account named by `account_id` (None, the default:
+    the draws happen, nothing trades; `hedgerd paper` names the market maker's OKX twin, so
+    scenarios and tests that open OKX accounts keep still books unless they ask)."""
 
     def __init__(
         self, ex: SimExchange, venue: OkxVenue, spec: FlowSpec, rng: np.random.Generator
     ) -> None:
         super().__init__(ex, spec, rng)
         self.venue = venue
+        self.account_id: str | None = None
 
     def _okx_account(self) -> str | None:
-        aid = self._account_id()
-        keys = [a.api_key for a in self.ex.scenario.accounts if a.name == aid]
-        creds = self.venue.credentials_for_key(keys[0]) if keys else None
-        return creds.account_id if creds is not None else None
+        aid = self.account_id
+        return aid if aid is not None and aid in self.venue.accounts else None
 
     def _book(self, trade: ClientTrade, t: int) -> bool:
         account = self._okx_account()
