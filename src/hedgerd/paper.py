@@ -48,6 +48,7 @@ from hedgerd.ops.plots import (
     write_hedge_plot,
 )
 from hedgerd.paper_config import BUILTIN_PAPER_CONFIG, DEFAULT_CONFIG, load_paper_config
+from hedgerd.paper_journal import set_aside_journal
 from hedgerd.sim.command import (
     OKX_DEFAULT_PASSPHRASE,
     Simulator,
@@ -102,6 +103,9 @@ def paper_config(
     return config.model_copy(update={"venues": venues})
 
 
+#: The venues `hedgerd paper` serves by default. Deribit alone for now: two-venue paper at
+#: 30x starves its one event loop (simulator and daemon) on a loaded machine (issue 17).
+PAPER_VENUES: tuple[str, ...] = ("deribit",)
 #: The `[venues.NAME]` of the OKX account `hedgerd paper --venues deribit,okx` adds.
 PAPER_OKX_ACCOUNT = "okx"
 #: Each underlying's OKX hedge: the inverse swap (100 USD contracts), margined in the coin
@@ -112,10 +116,11 @@ PAPER_OKX_HEDGES = {"BTC": ("BTC-USD-SWAP",), "ETH": ("ETH-USD-SWAP",)}
 def okx_hedge_account(deribit: VenueSettings, speed: float = 1.0) -> VenueSettings:
     """The market maker's OKX account in the simulator (same key and secret, the simulator's
     default passphrase), options and hedges: `run_paper` books its starting options
-    (`PAPER_OKX_OPTIONS`) before the daemon starts; the simulator's option flow stays on
-    Deribit. Its dead-man countdown is renewed every third of `dead_man_s` on the
-    simulated clock: at `speed` x, as long as OKX's 1 request/s on cancel-all-after allows
-    (a renewal every 2 wall seconds, up to the 120 s cap)."""
+    (`PAPER_OKX_OPTIONS`) before the daemon starts, and the simulator's client option flow
+    trades against it as against the Deribit account (`sim.flow.OkxOptionFlow`). Its
+    dead-man countdown is renewed every third of `dead_man_s` on the simulated clock: at
+    `speed` x, as long as OKX's 1 request/s on cancel-all-after allows (a renewal every 2
+    wall seconds, up to the 120 s cap)."""
     dead_man_s = min(120, max(30, math.ceil(6.0 * speed)))
     return VenueSettings(
         exchange="okx",
@@ -378,7 +383,7 @@ async def run_paper(
     account: str = "mm",
     start_ms: int | str = "now",
     recorder: PaperRecorder | None = None,
-    exchanges: Sequence[str] = ("deribit",),
+    exchanges: Sequence[str] = PAPER_VENUES,
 ) -> dict[str, Any]:
     """Run the simulator and the daemon; returns the summary. Stops after `duration_s` wall
     seconds from READY (None: when `stop` is set, e.g. by Ctrl-C). `start_ms`: the simulated
@@ -386,6 +391,11 @@ async def run_paper(
     `exchanges`: the venues the simulator serves (with "okx": an OKX hedge account beside
     the Deribit one, `paper_config`)."""
     stop = stop or asyncio.Event()
+    if config.journal.url is None:
+        # A new simulator world each run: the last run's journal is set aside, not reused.
+        prev = set_aside_journal(config.journal.path)
+        if prev is not None:
+            print(f"hedgerd paper: the previous run's journal is now {prev}", file=sys.stderr)
     twins = _okx_twins(config) if "okx" in exchanges else []
     async with running_simulator(
         host="127.0.0.1",
@@ -403,6 +413,8 @@ async def run_paper(
             creds = sim.okx.credentials_for_key(twins[0][0])
             if creds is not None:
                 book_starting_options(sim.okx, creds.account_id)
+                # ... and the client option flow trades against it, as against Deribit's.
+                sim.okx.flow.account_id = creds.account_id
         daemon = Daemon(
             cfg,
             clock_ms=lambda: int(sim.engine.now_ms()),
@@ -580,9 +592,10 @@ def add_parser(sub: Any) -> Any:
     p.add_argument(
         "--venues",
         type=_venues_arg,
-        default=("deribit",),
-        help="venues the simulator serves: 'deribit' (default) or 'deribit,okx' (adds the "
-        "market maker's OKX account, with options and hedges; hedges routed by all-in cost)",
+        default=PAPER_VENUES,
+        help="venues the simulator serves: 'deribit' (default, one account) or "
+        "'deribit,okx' (the market maker's Deribit account and its OKX twin, options and "
+        "client option flow on both, hedges routed by all-in cost)",
     )
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
     p.add_argument(

@@ -70,6 +70,8 @@ async def test_paper_hedges_keeps_delta_in_band_and_plots_both_underlyings() -> 
     assert summary["errors"] == []
     assert summary["state"] == "ACTIVE"
     assert set(summary["time_in_band"]) == {"BTC", "ETH"}
+    venues = summary["venues"]
+    assert all(v["option_positions"] > 0 and v["state"] == "ACTIVE" for v in venues.values())
     for u, share in summary["time_in_band"].items():
         assert share >= 0.95, (u, share)
         assert summary["max_abs_delta"][u] > 0

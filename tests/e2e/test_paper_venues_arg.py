@@ -7,8 +7,15 @@ import argparse
 
 import pytest
 
+from hedgerd.cli import build_parser
 from hedgerd.config import VenueSettings
 from hedgerd.paper import _venues_arg, okx_hedge_account
+
+
+def test_paper_runs_deribit_unless_told_both() -> None:
+    parse = build_parser().parse_args
+    assert parse(["paper"]).venues == ("deribit",)
+    assert parse(["paper", "--venues", "deribit,okx"]).venues == ("deribit", "okx")
 
 
 def test_venues_are_deribit_or_deribit_and_okx() -> None:
@@ -24,7 +31,8 @@ def test_the_okx_account_is_the_market_makers_twin_with_options_and_hedges() -> 
         mode="sim", account="mm", api_key="k", api_secret="s", underlyings=("BTC", "ETH")
     )
     okx = okx_hedge_account(deribit, speed=20.0)
-    # Options are booked on it at start (sim/okx/starting_options.py) and it hedges.
+    # Options are booked on it at start (sim/okx/starting_options.py), the client option
+    # flow trades against it (sim/flow.py), and it hedges.
     assert okx.exchange == "okx" and okx.roles == ("options", "hedge")
     assert okx.api_key is not None and okx.api_key.get_secret_value() == "k"
     assert okx.hedge_instruments == {"BTC": ("BTC-USD-SWAP",), "ETH": ("ETH-USD-SWAP",)}

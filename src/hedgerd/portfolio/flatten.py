@@ -188,13 +188,8 @@ class Flattener(PortfolioService):
             gamma_coin_per_usd=0.0,
             spot_usd=index if math.isfinite(index) else 0.0,
         )
-        base = {
-            (leg.venue, leg.instrument): account.market.position_amount(leg.venue, leg.instrument)
-            or 0.0
-            for leg in legs
-        }
         res = await self.shared.executor.execute(decision, operator_flatten=True)
-        self.hedge_loop.after_execute(decision, res, base)
+        self.hedge_loop.after_execute(decision, res)
         result["decision_id"] = decision.decision_id
         result["legs"] = [
             {

@@ -49,6 +49,12 @@ _UNCONFIRMED_TIMEOUT_S = 3.0
 #: (250,000 USD, about 2.8 BTC), so a price gap's breach of the delta limit took more hedge
 #: attempts than the switch allows (issue 19).
 _DEPTH_HEADROOM = 1.25
+#: Wall seconds an evaluation waits for each account's stream to be applied (`BookFeed.
+#: wait_caught_up`) before it reads the books. Without it, under load, evaluations read
+#: positions a batch behind the executor's in-flight orders and hedged the same delta twice
+#: (paper at 30x: +-2.5 BTC back and forth). Bounded: a stream that never drains (market
+#: data faster than it is applied) must not stop the hedging.
+_CATCH_UP_S = 0.25
 
 
 class HedgeLoop(PortfolioService):
@@ -74,11 +80,14 @@ class HedgeLoop(PortfolioService):
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Net delta (coin) per underlying at the last evaluation: the executor's risk gate.
         self._book_delta: dict[str, float] = {}
-        #: Hedge positions expected once the book sees this process's fills ((account,
-        #: instrument) -> (amount in its unit, wall deadline s)): a fill answered over the
-        #: order session can arrive before the position stream says so; until then it still
-        #: counts in flight.
-        self._expected_pos: dict[tuple[str, str], tuple[float, float]] = {}
+        #: Orders of finished hedges whose fills the venue reported before their trades
+        #: arrived (label -> (account, instrument, signed coin per amount, wall deadline s)):
+        #: the rest of their fills still counts in flight until the trades (and the positions
+        #: with them) arrive. Per order, not per position: an expected position anchored at
+        #: the position seen when a decision was sent counted the fills of another decision
+        #: on the same instrument, sent meanwhile, twice (2.5 BTC for 90 simulated seconds at
+        #: paper's 30x, and hedges back and forth).
+        self._settling: dict[str, tuple[str, str, float, float]] = {}
         #: Why each hedge account was out of routing at the last evaluation (for status).
         self.excluded: dict[str, str] = {}
         #: Evaluations begun (every underlying's), and the count at which each account now
@@ -100,13 +109,18 @@ class HedgeLoop(PortfolioService):
         return self._book_delta.get(underlying, math.nan)
 
     def index_price(self, underlying: str) -> float:
-        """The underlying's index (USD) from the first account whose book has it (NaN)."""
+        """The underlying's index (USD) for portfolio-wide figures (kill-switch notional and
+        price checks, margin headroom, flatten): the freshest of the accounts' indexes, by
+        the data's own time, so a venue whose feed went stale does not price the others
+        (each account's own Greeks still use its own venue's index). NaN when no book has
+        one. Was the first account's, stale or not."""
+        quotes: list[tuple[float, int | None]] = []
         for account in self.accounts.values():
-            if account.book is not None and underlying in account.underlyings:
-                s = account.book.index_price(underlying)
-                if math.isfinite(s):
-                    return s
-        return math.nan
+            if account.book is None or underlying not in account.underlyings:
+                continue
+            ts = account.feed.index_ms(underlying) if account.feed is not None else None
+            quotes.append((account.book.index_price(underlying), ts))
+        return freshest_index(quotes)
 
     async def hedge_states(self, underlying: str) -> list[HedgeVenueState]:
         """The hedge candidates of every routable hedge account (`portfolio.routing`)."""
@@ -184,29 +198,25 @@ class HedgeLoop(PortfolioService):
             )
         return out
 
-    def _unconfirmed(self, venues: list[HedgeVenueState], now_ms: int) -> list[InFlightOrder]:
-        """Fills of this process not yet in the book's positions, as in-flight orders."""
+    def _unconfirmed(self, underlying: str, now_ms: int) -> list[InFlightOrder]:
+        """Fills of finished hedges the venue reported but whose trades have not arrived
+        (`OrderRecord.missing_fill_amount`), as in-flight orders."""
+        assert self.shared.executor is not None
         out: list[InFlightOrder] = []
-        for v in venues:
-            entry = self._expected_pos.get((v.venue, v.name))
-            if entry is None:
+        wall = time.monotonic()
+        for label, (venue, instrument, per_amount, deadline_s) in list(self._settling.items()):
+            rec = self.shared.executor.record(label)
+            missing = rec.missing_fill_amount if rec is not None else 0.0
+            if missing <= 0.0 or wall > deadline_s:
+                del self._settling[label]
                 continue
-            expected, deadline_s = entry
-            # The position now, as the books just read hold it (the candidate's own figure
-            # was read before the waits of gathering the candidates).
-            held = self.account_of(v.venue).market.position_amount(v.venue, v.name)
-            missing = expected - (v.position_amount if held is None else held)
-            if abs(missing) < 0.5 * v.instrument.amount_step or time.monotonic() > deadline_s:
-                del self._expected_pos[(v.venue, v.name)]
+            inst = self.account_of(venue).venue
+            known = inst.instruments().get(instrument) if inst is not None else None
+            if known is None or known.underlying != underlying:
                 continue
             out.append(
                 InFlightOrder(
-                    v.venue,
-                    v.name,
-                    f"unconfirmed:{v.venue}:{v.name}",
-                    missing * v.delta_coin_per_amount,
-                    HedgeStyle.TAKER,
-                    now_ms,
+                    venue, instrument, label, missing * per_amount, HedgeStyle.TAKER, now_ms
                 )
             )
         return out
@@ -254,11 +264,15 @@ class HedgeLoop(PortfolioService):
         st = self.stats.per_underlying[underlying]
         self.evaluations_started += 1
         # The candidates first: gathering them may wait on the venues (a quote fetched), and
-        # fills and positions arrive meanwhile. The books, the orders in flight and the
-        # unconfirmed fills are then read at one instant, with no wait between them: a book
-        # read before the wait and in-flight orders read after it counted a hedge that filled
-        # meanwhile in neither, and the next hedge doubled it (two-venue e2e, issue 17).
+        # fills and positions arrive meanwhile. Then each account's event stream catches up,
+        # and the books, the orders in flight and the unconfirmed fills are read at one
+        # instant with no wait between them: a book read before a wait and in-flight orders
+        # read after it counted a hedge that filled meanwhile in neither, and the next hedge
+        # doubled it (two-venue e2e and paper, issue 17).
         venues = await self.hedge_states(underlying)
+        for account in self.accounts.values():
+            if account.feed is not None and underlying in account.underlyings:
+                await account.feed.wait_caught_up(_CATCH_UP_S)
         now = self.clocks.clock_ms()
         risks: dict[str, UnderlyingRisk] = {}
         snaps: dict[str, UnderlyingGreeks] = {}
@@ -293,7 +307,7 @@ class HedgeLoop(PortfolioService):
             if math.isfinite(ahead):
                 risk = replace(risk, gamma_ahead_coin_per_usd=ahead)
         in_flight = self.shared.executor.in_flight_orders(underlying) + self._unconfirmed(
-            venues, now
+            underlying, now
         )
         state = self._policy_state[underlying]
 
@@ -370,7 +384,7 @@ class HedgeLoop(PortfolioService):
                     "daemon.book_incomplete",
                     venue=account.name,
                     underlying=underlying,
-                    quarantined=[q.instrument for q in snap.quarantined][:5],
+                    quarantined=[f"{q.instrument}: {q.reason}" for q in snap.quarantined][:5],
                 )
             return None
         try:
@@ -493,19 +507,13 @@ class HedgeLoop(PortfolioService):
         return out
 
     def _dispatch(self, decision: HedgeDecision) -> None:
-        base: dict[tuple[str, str], float] = {}
-        for leg in decision.legs:
-            key = (leg.venue, leg.instrument)
-            entry = self._expected_pos.get(key)
-            held = self.account_of(leg.venue).market.position_amount(leg.venue, leg.instrument)
-            base[key] = entry[0] if entry is not None else (held or 0.0)
         task = asyncio.get_running_loop().create_task(
-            self._execute(decision, base), name=f"execute:{decision.decision_id[:8]}"
+            self._execute(decision), name=f"execute:{decision.decision_id[:8]}"
         )
         self.exec_tasks.add(task)
         task.add_done_callback(self.exec_tasks.discard)
 
-    async def _execute(self, decision: HedgeDecision, base: dict[tuple[str, str], float]) -> None:
+    async def _execute(self, decision: HedgeDecision) -> None:
         assert self.shared.executor is not None and self.shared.board is not None
         self.stats.decisions_trading += 1
         self.shared.board.on_hedge_sent(decision.underlying)
@@ -515,17 +523,11 @@ class HedgeLoop(PortfolioService):
             log.exception("daemon.execute_failed", decision_id=decision.decision_id)
             self.stats.error(f"execute {decision.decision_id[:8]}: {exc!r}")
             return
-        self.after_execute(decision, result, base)
+        self.after_execute(decision, result)
 
-    def after_execute(
-        self,
-        decision: HedgeDecision,
-        result: DecisionResult,
-        base: dict[tuple[str, str], float],
-    ) -> None:
-        """Count the decision's outcome: reject streaks per account, hedges, and the
-        positions its fills will show (`base`: each (account, instrument)'s position before,
-        in the instrument's amount unit)."""
+    def after_execute(self, decision: HedgeDecision, result: DecisionResult) -> None:
+        """Count the decision's outcome: reject streaks per account, hedges, and the fills
+        of its orders still to arrive as trades (`_settling`)."""
         assert self.shared.board is not None
         st = self.stats.per_underlying[decision.underlying]
         now = self.clocks.board_clock_ms()
@@ -534,7 +536,8 @@ class HedgeLoop(PortfolioService):
         for leg in result.legs:
             if leg.outcome in (LegOutcome.BLOCKED, LegOutcome.DUPLICATE, LegOutcome.DRY_RUN):
                 continue
-            venue = decision.legs[leg.leg].venue
+            hedge = decision.legs[leg.leg]
+            venue = hedge.venue
             st.account(venue).orders += len(leg.labels)
             if leg.filled_amount > 0:
                 filled_on.add(venue)
@@ -542,20 +545,26 @@ class HedgeLoop(PortfolioService):
                 now, leg.outcome is not LegOutcome.REJECTED, leg.detail, venue
             )
             traded = traded or leg.filled_amount > 0
-            if leg.filled_amount > 0:
-                side = decision.legs[leg.leg].side.sign
-                key = (venue, leg.instrument)
-                held = self.account_of(venue).market.position_amount(venue, leg.instrument)
-                start = base.get(key, held or 0.0)
-                current = self._expected_pos.get(key, (start, 0.0))[0]
-                self._expected_pos[key] = (
-                    current + side * leg.filled_amount,
-                    time.monotonic() + _UNCONFIRMED_TIMEOUT_S,
-                )
+            if leg.filled_amount > 0 and hedge.amount > 0:
+                per_amount = hedge.delta_coin / hedge.amount
+                deadline = time.monotonic() + _UNCONFIRMED_TIMEOUT_S
+                for label in leg.labels:
+                    self._settling[label] = (venue, leg.instrument, per_amount, deadline)
         if traded:
             st.hedges += 1
         for venue in filled_on:
             st.account(venue).hedges += 1
+
+
+def freshest_index(quotes: Sequence[tuple[float, int | None]]) -> float:
+    """The index (USD) with the latest time among (price, data time ms or None) pairs, a
+    finite price only; ties and unknown times keep the earlier account. NaN when none."""
+    best, best_ms = math.nan, -1
+    for price, ts in quotes:
+        stamp = ts if ts is not None else 0
+        if math.isfinite(price) and stamp > best_ms:
+            best, best_ms = price, stamp
+    return best
 
 
 def _with_legs(decision: HedgeDecision, legs: list[HedgeLeg]) -> HedgeDecision:

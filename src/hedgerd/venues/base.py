@@ -448,6 +448,10 @@ class FeedVenue(Venue, Protocol):
         """The venue's clock (UTC epoch ms) as this adapter keeps it."""
         ...
 
+    def pending_events(self) -> int:
+        """Events received and not yet read from `events()`."""
+        ...
+
 
 __all__ = [
     "BalanceEvent",

@@ -204,6 +204,10 @@ class BookFeed:
         self._resync: asyncio.Event = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
         self.streaming = False
+        #: An event is being applied or routed (`_consume` between reading and finishing it),
+        #: and how many were finished.
+        self._busy = False
+        self._consumed = 0
 
     # ---------------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -374,10 +378,33 @@ class BookFeed:
     # -------------------------------------------------------------------------- stream
     async def _consume(self) -> None:
         async for ev in self.venue.events():
-            self._apply_event(ev)
+            self._busy = True
+            try:
+                self._apply_event(ev)
+                await self._notify()
+                if self.on_event is not None:
+                    await self.on_event(ev)
+            finally:
+                self._busy = False
+                self._consumed += 1
             await self._notify()
-            if self.on_event is not None:
-                await self.on_event(ev)
+
+    def index_ms(self, underlying: str) -> int | None:
+        """The time (the data's own, UTC ms) of the last index of `underlying` the book took."""
+        return self._index_ms.get(underlying.upper())
+
+    async def wait_caught_up(self, timeout_s: float) -> bool:
+        """Wait (bounded) until every event the venue had sent when called is applied and
+        routed (the executor journalled its fills); True when it is. Then the book's
+        positions and the executor's in-flight orders tell the same story: between a batch's
+        trades and its positions (each trade's journal write is awaited) they do not, the
+        trades no longer count in flight and the positions do not have them yet. Events
+        arriving meanwhile are not waited for (market data never stops). Immediately True
+        when the stream is not being read."""
+        if not any(t.get_name() == "book-feed" and not t.done() for t in self._tasks):
+            return True
+        target = self._consumed + self.venue.pending_events() + (1 if self._busy else 0)
+        return await self.wait_until(lambda: self._consumed >= target, timeout_s)
 
     async def _notify(self) -> None:
         async with self._changed:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import structlog
 
 from hedgerd.sim.deribit.accounts import Position
@@ -147,6 +148,15 @@ class OkxVenue:
         self._sync_listing()
         for a in spec.accounts:
             self.add_account(a.api_key, a.api_secret, a.passphrase, a.balances, name=a.name)
+        from hedgerd.sim.flow import OkxOptionFlow  # late: the flow uses this venue's API
+
+        sc = world.scenario
+        # Its own stream, after the world's children (Deribit's flow draws stay the same
+        # whether or not OKX is served).
+        rng = np.random.default_rng(
+            np.random.SeedSequence(sc.seed).spawn(len(sc.underlyings) + 3)[-1]
+        )
+        self.flow = OkxOptionFlow(world, self, sc.flow, rng)
 
     # ------------------------------------------------------------------ accounts
     def add_account(
@@ -200,9 +210,11 @@ class OkxVenue:
         """Run this venue's periodic work up to market time `t` (the world already moved)."""
         if t <= self._market_ms:
             return
+        dt = t - self._market_ms
         self._market_ms = t
         self._sync_listing()
         self._settle_expired(t)
+        self.flow.on_tick(t, dt)
         while self._last_funding_ms + FUNDING_PERIOD_MS <= t:
             self._last_funding_ms += FUNDING_PERIOD_MS
             self._pay_funding(self._last_funding_ms)
@@ -734,14 +746,20 @@ class OkxVenue:
         """Book a fill on an account as if another client had hit its quote (admin API and
         tests: option flow against an OKX account). `side` is the account's side, `sz`
         contracts, `px` the price (default: the mark). Raises ValueError when invalid."""
+        self.sync()
+        return self.book_trade_at(account_id, inst_id, side, sz, px, self.now_ms())
+
+    def book_trade_at(
+        self, account_id: str, inst_id: str, side: str, sz: float, px: float | None, now: int
+    ) -> dict[str, Any]:
+        """`book_trade` at market time `now` without first bringing the venue up to the
+        clock (the option flow books from inside a market tick)."""
         acct = self.accounts.get(account_id)
         inst = self.instruments.get(inst_id)
         if acct is None or inst is None or inst.is_spot or side not in ("buy", "sell"):
             raise ValueError("unknown account or instrument, a spot pair, or a bad side")
         if sz <= 0 or not inst.is_lot_multiple(sz):
             raise ValueError("sz must be a positive multiple of the lot size")
-        self.sync()
-        now = self.now_ms()
         price = px if px is not None else self.mark_price(inst)
         order = OkxOrder(
             order_id="", account_id=account_id, inst=inst.sim, direction=side, amount=sz,

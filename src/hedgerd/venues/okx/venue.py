@@ -33,7 +33,7 @@ import contextlib
 import functools
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -573,8 +573,12 @@ class OkxVenue(CcxtVenue):
         (`public/opt-summary`), for swaps the funding rate per 8 h."""
         inst = self.instrument(instrument)
         itype = inst_type(inst)
+        # With its family: a venue may answer instId alone with the whole instType.
+        family = "-".join(instrument.split("-")[:2])
         marks = await self._data(
-            Lane.READS, "publicGetPublicMarkPrice", {"instType": itype, "instId": instrument}
+            Lane.READS,
+            "publicGetPublicMarkPrice",
+            {"instType": itype, "instFamily": family, "instId": instrument},
         )
         index = await self.fetch_index(inst.underlying)
         option = None
@@ -928,20 +932,72 @@ class OkxVenue(CcxtVenue):
 
     async def _poll_marks(self) -> None:
         """Tickers (mark, index, IV, funding) of the streamed instruments every
-        `market_poll_s`; a failure is logged and retried at the next poll."""
+        `market_poll_s` (`poll_tickers`); a failure is logged and retried at the next poll."""
         while not self._closed:
-            for name in sorted(self.market_names):
-                try:
-                    ticker = await self.fetch_ticker(name)
-                except VenueError as exc:
-                    log.warning("okx.mark_poll_failed", venue=self.name, instrument=name,
-                                error=str(exc)[:200])  # fmt: skip
-                    continue
+            for ticker in await self.poll_tickers(sorted(self.market_names)):
                 self.emit(TickerEvent(ticker))
-                inst = self._instruments[name]
+                inst = self._instruments[ticker.instrument]
                 self.emit(IndexEvent(IndexPrice(self.name, inst.underlying,
                                                 ticker.index_price_usd, ticker.ts_ms)))  # fmt: skip
             await asyncio.sleep(self.market_poll_s)
+
+    async def poll_tickers(self, names: Sequence[str]) -> list[Ticker]:
+        """The tickers of `names`, a few requests per instrument family, not per instrument:
+        one `public/mark-price` per (instType, instFamily), one `public/opt-summary` per
+        option expiry, one index per underlying, the funding rate per
+        perpetual. Polled one by one, each option cost the whole family's marks and its
+        expiry's summary (OKX filters `mark-price` by family only): the options the client
+        flow left on the account made one poll round outlast the index's staleness limit
+        (a HALT) and starved the event loop. A family whose request fails is logged and
+        skipped (the others still arrive)."""
+        groups: dict[tuple[str, str], list[Instrument]] = {}
+        for name in names:
+            inst = self._instruments.get(name)
+            if inst is not None:
+                family = "-".join(name.split("-")[:2])
+                groups.setdefault((inst_type(inst), family), []).append(inst)
+        indexes: dict[str, float] = {}
+        out: list[Ticker] = []
+        for (itype, family), members in sorted(groups.items()):
+            try:
+                u = members[0].underlying
+                if u not in indexes:
+                    indexes[u] = (await self.fetch_index(u)).price_usd
+                marks = await self._data(
+                    Lane.READS,
+                    "publicGetPublicMarkPrice",
+                    {"instType": itype, "instFamily": family},
+                )
+                options: list[Any] = []
+                for expiry in sorted({i.expiry_ms for i in members if i.is_option and i.expiry_ms}):
+                    options += await self._data(
+                        Lane.READS,
+                        "publicGetPublicOptSummary",
+                        {"instFamily": family, "expTime": format_expiry(expiry)},
+                    )
+                out += await self._family_tickers(members, marks, options, indexes[u])
+            except VenueError as exc:
+                log.warning("okx.mark_poll_failed", venue=self.name, family=family,
+                            inst_type=itype, error=str(exc)[:200])  # fmt: skip
+        return out
+
+    async def _family_tickers(
+        self, members: list[Instrument], marks: list[Any], options: list[Any], index: float
+    ) -> list[Ticker]:
+        by_id = {m.get("instId"): m for m in marks if isinstance(m, Mapping)}
+        summary = {o.get("instId"): o for o in options if isinstance(o, Mapping)}
+        out: list[Ticker] = []
+        for inst in members:
+            funding = None
+            if inst.kind is InstrumentKind.PERPETUAL:
+                funding = await self._funding_8h(inst.name)
+            ticker = ticker_from_okx(
+                self.name, inst, by_id.get(inst.name, {}), index, self.venue_time_ms(),
+                summary.get(inst.name) if inst.is_option else None, funding,
+            )  # fmt: skip
+            if ticker is not None:
+                out.append(ticker)
+        return out
 
     async def close(self) -> None:
         """Stop streams and clients. An armed cancel-all-after countdown is left running:

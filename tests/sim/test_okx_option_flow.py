@@ -1,0 +1,57 @@
+"""The client option flow trades on OKX too: against the OKX account it is given (`hedgerd
+paper`: the market maker's twin), so that account's options book changes over a run as the
+Deribit one does; none given, none trades. Deribit's flow is the same draw for draw whether or
+not OKX is served."""
+
+from __future__ import annotations
+
+from hedgerd.sim.clock import SimClock
+from hedgerd.sim.command import build_scenario
+from hedgerd.sim.scenario import Scenario
+from hedgerd.sim.world import SimWorld
+from pinned_clock import TEST_START_MS
+
+HOUR_MS = 3_600_000
+
+
+def _scenario() -> Scenario:
+    return build_scenario(
+        None, seed=3, tick_ms=10_000, flow_rate_per_min=2.0, start_ms=TEST_START_MS
+    )
+
+
+def _run(venues: tuple[str, ...], twin: bool) -> SimWorld:
+    sc = _scenario()
+    world = SimWorld.build(sc, SimClock(sc.start_ms, stepped=True), venues)
+    if world.okx is not None:
+        mm = sc.accounts[0]
+        creds = world.okx.add_account(mm.api_key, mm.api_secret, "pass", name="mm-okx")
+        if twin:
+            world.okx.flow.account_id = creds.account_id
+    world.clock.advance(HOUR_MS)
+    world.deribit.advance_to(world.clock.now_ms())
+    return world
+
+
+def test_flow_books_options_on_the_market_makers_okx_account() -> None:
+    world = _run(("deribit", "okx"), twin=True)
+    okx = world.okx
+    assert okx is not None
+    acct = okx.accounts["mm-okx"]
+    options = {i: p for i, p in acct.positions.items() if okx.instruments[i].is_option}
+    # About 60 client trades an hour on each venue, half of them on each currency.
+    assert okx.flow.count >= 30
+    assert len(options) >= 10
+    assert {okx.instruments[i].base for i in options} == {"BTC", "ETH"}
+    # Each at the world's option mark plus an edge, recorded as a fill of the account.
+    assert len(acct.fills) == okx.flow.count
+
+
+def test_no_okx_account_given_no_okx_trades_and_deribits_flow_unchanged() -> None:
+    alone = _run(("deribit",), twin=False)
+    both = _run(("deribit", "okx"), twin=False)
+    assert both.okx is not None and both.okx.flow.count == 0
+    assert both.deribit.flow.count == alone.deribit.flow.count > 0
+    mm = _scenario().accounts[0].name
+    positions = {k: p.size for k, p in alone.deribit.accounts[mm].positions.items()}
+    assert {k: p.size for k, p in both.deribit.accounts[mm].positions.items()} == positions
