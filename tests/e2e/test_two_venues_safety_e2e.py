@@ -39,8 +39,12 @@ from e2e_support import (
 from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateSnapshot
 
 SPEED = 20.0
-#: The failure's length, simulated seconds (3 wall seconds at `SPEED`).
+#: The failure's length, simulated seconds.
 OUTAGE_S = 60.0
+#: The failure's test runs slower: the kill switches judge in wall seconds, and its 60
+#: simulated seconds must outlast the normal 5 s stale-data limit (10 wall seconds here), so
+#: that OKX's own stale-data HALT is what has to clear by itself.
+OUTAGE_SPEED = 6.0
 
 
 async def _hedge(run: Running, work: Path, coin: float, moved: str, still: str) -> None:
@@ -70,9 +74,9 @@ async def _no_duplicates(run: Running, decisions: Decisions) -> None:
 
 async def test_a_failed_venue_leaves_routing_within_two_evaluations_and_comes_back() -> None:
     work = short_dir()
-    async with two_venue_simulator(two_venue_scenario(seed=7, still=True), SPEED) as sim:
+    async with two_venue_simulator(two_venue_scenario(seed=7, still=True), OUTAGE_SPEED) as sim:
         values = two_venue_values(work)
-        run = await start_daemon(sim, values, SPEED, TWO_VENUES)
+        run = await start_daemon(sim, values, OUTAGE_SPEED, TWO_VENUES)
         loop = run.daemon.hedge_loop
         await settle_two_venues(run)
         decisions = Decisions()

@@ -12,11 +12,15 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from hedgerd.execution.journal import Journal, TradingStateRecord
+from hedgerd.ops.metrics import Metrics
 from hedgerd.risk.account_state import LINK_CODES, AccountStates
 from hedgerd.risk.kill_switches import KillSwitchBoard, MarginInputs
 from hedgerd.risk.limits import KillSwitchSettings
+from hedgerd.risk.monitors import VenueDisconnectedSwitch
 from hedgerd.risk.trading_state import (
     AUTO_ACTOR,
     LINK_ACTOR,
@@ -57,7 +61,9 @@ async def _rig(journal: Journal, names: tuple[str, ...] = NAMES) -> tuple[KillSw
     portfolio = await TradingStateMachine.restore(journal, clock_ms=lambda: T0)
     states = await AccountStates.restore(journal, portfolio, names, clock_ms=lambda: T0)
     alerts = Alerts()
-    board = KillSwitchBoard(KillSwitchSettings(), portfolio, alerts=alerts)
+    board = KillSwitchBoard(
+        KillSwitchSettings(), portfolio, alerts=alerts, metrics=Metrics(process_metrics=False)
+    )
     board.accounts = states
     for name in names:
         board.register_venue(name, T0)
@@ -111,6 +117,19 @@ async def test_a_venue_down_for_60_s_leaves_and_rejoins_by_itself(journal: Journ
     record = await journal.last_trading_state("sub")
     assert isinstance(record, TradingStateRecord)
     assert (record.state, record.previous_state, record.actor) == ("active", "halted", LINK_ACTOR)
+    # Counted once each way (two codes tripped: one transition out).
+    assert board.metrics is not None
+    assert _transitions(board.metrics, "sub") == {"out": 1.0, "back": 1.0}
+
+
+def _transitions(metrics: Metrics, venue: str) -> dict[str, float]:
+    text = generate_latest(metrics.registry).decode()
+    return {
+        s.labels["transition"]: s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if s.name == "hedgerd_account_link_transitions_total" and s.labels["venue"] == venue
+    }
 
 
 async def test_a_reconnect_whose_subscription_fails_restarts_the_hold(journal: Journal) -> None:
@@ -235,3 +254,19 @@ def test_clearing_never_loosens_an_operator_or_a_latched_reason(ops: list[tuple[
         await m.flush()
 
     asyncio.run(run())
+
+
+def test_reconnected_since_is_none_until_a_reconnection() -> None:
+    """Routing's "awaiting data" judges reconnections only: at start the stale-data switch's
+    start-up grace judges the first data, as before."""
+    switch = VenueDisconnectedSwitch(KillSwitchSettings().venue_disconnected)
+    switch.register("okx", T0)
+    assert switch.up_since_ms("okx") is None
+    switch.observe("okx", True, T0 + 100)
+    assert (switch.up_since_ms("okx"), switch.reconnected_since_ms("okx")) == (T0 + 100, None)
+    switch.observe("okx", True, T0 + 200)  # another session: still up since the first
+    assert switch.up_since_ms("okx") == T0 + 100
+    switch.observe("okx", False, T0 + 300)
+    assert (switch.up_since_ms("okx"), switch.reconnected_since_ms("okx")) == (None, None)
+    switch.observe("okx", True, T0 + 400)
+    assert switch.reconnected_since_ms("okx") == T0 + 400

@@ -328,13 +328,14 @@ class AccountRuntime:
         return not all(self._sessions_up.values())
 
     def awaiting_data(self) -> bool:
-        """Whether the streams are connected but the link is not healthy yet: no fresh market
-        data since the (re)connection (a reconnect whose subscription then fails looks
+        """Whether the streams reconnected but the link is not healthy yet: no fresh market
+        data since the reconnection (a reconnect whose subscription then fails looks
         connected for an instant), or a feed past its limit (`KillSwitchBoard.link_healthy`).
-        Routing leaves the account out meanwhile."""
+        Routing leaves the account out meanwhile. (The first connection at start is judged by
+        the stale-data switch's start-up grace, as before.)"""
         board = self.shared.board
-        if board is None or board.disconnected.up_since_ms(self.name) is None:
-            return False  # down (`disconnected`) or never heard of: judged elsewhere
+        if board is None or board.disconnected.reconnected_since_ms(self.name) is None:
+            return False  # down (`disconnected`), not reconnected yet: judged elsewhere
         return not board.link_healthy(self.name, self.clocks.board_clock_ms())
 
     def orders_blocked(self) -> bool:

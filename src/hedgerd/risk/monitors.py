@@ -170,6 +170,8 @@ class VenueDisconnectedSwitch:
         self.settings = settings
         self._down_since_ms: dict[str, int | None] = {}
         self._up_since_ms: dict[str, int] = {}
+        self._ever_up: set[str] = set()
+        self._reconnected: set[str] = set()
 
     def register(self, venue: str, now_ms: int) -> None:
         self._down_since_ms.setdefault(venue, now_ms)
@@ -178,6 +180,9 @@ class VenueDisconnectedSwitch:
         if connected:
             if self._down_since_ms.get(venue, now_ms) is not None:
                 self._up_since_ms[venue] = now_ms  # (re)connected now: not before
+                if venue in self._ever_up:
+                    self._reconnected.add(venue)
+                self._ever_up.add(venue)
             self._down_since_ms[venue] = None
         else:
             self._up_since_ms.pop(venue, None)
@@ -190,6 +195,11 @@ class VenueDisconnectedSwitch:
         if self._down_since_ms.get(venue, 0) is not None:
             return None
         return self._up_since_ms.get(venue)
+
+    def reconnected_since_ms(self, venue: str) -> int | None:
+        """`up_since_ms`, once `venue` has connected again after a disconnection (None
+        before: at start the stale-data switch's start-up grace judges the first data)."""
+        return self.up_since_ms(venue) if venue in self._reconnected else None
 
     def evaluate(self, now_ms: int) -> Trip | None:
         """Trip for the venue down longest, once that reached the limit."""
