@@ -39,7 +39,13 @@ class _States:
         return max(own, self.portfolio.state, key=lambda s: s.severity)
 
 
-def _account(name: str, roles: tuple[str, ...], blocked: bool = False, down: bool = False) -> Any:
+def _account(
+    name: str,
+    roles: tuple[str, ...],
+    blocked: bool = False,
+    down: bool = False,
+    waiting: bool = False,
+) -> Any:
     return SimpleNamespace(
         name=name,
         settings=SimpleNamespace(hedges="hedge" in roles),
@@ -48,6 +54,7 @@ def _account(name: str, roles: tuple[str, ...], blocked: bool = False, down: boo
         feed=object(),
         orders_blocked=lambda: blocked,
         disconnected=lambda: down,
+        awaiting_data=lambda: waiting,
     )
 
 
@@ -61,13 +68,16 @@ def test_halted_or_session_down_accounts_leave_routing_reduce_only_stays_limited
         # A stream down (its WebSocket dropped): out at once, still ACTIVE (the disconnection
         # switch halts it only after its limit).
         "e": _account("e", ("hedge",), down=True),
+        # Reconnected, no fresh data yet (its subscription may still fail): out as well.
+        "f": _account("f", ("hedge",), waiting=True),
     }
-    states: Any = _States({"opts": A, "a": H, "b": R, "c": A, "d": A, "e": A})
+    states: Any = _States({"opts": A, "a": H, "b": R, "c": A, "d": A, "e": A, "f": A})
     routes = {r.account.name: r for r in hedge_accounts(accounts, states, "BTC")}
-    assert set(routes) == {"a", "b", "c", "d", "e"}  # an options-only account is never offered
+    assert set(routes) == {"a", "b", "c", "d", "e", "f"}  # an options-only account is never offered
     assert routes["a"].excluded == "halted"
     assert routes["d"].excluded == "order session down"
     assert routes["e"].excluded == "disconnected" and routes["e"].state is A
+    assert routes["f"].excluded == "awaiting data" and routes["f"].state is A
     assert routes["b"].routable and routes["b"].reducing_only
     assert routes["c"].routable and not routes["c"].reducing_only
     assert hedge_accounts(accounts, states, "ETH") == []

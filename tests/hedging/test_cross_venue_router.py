@@ -244,6 +244,7 @@ def test_a_halted_account_is_never_routed_to(own: list[TradingState]) -> None:
             feed=object(),
             orders_blocked=lambda: False,
             disconnected=lambda: False,
+            awaiting_data=lambda: False,
         )
         for n in names
     }

@@ -65,6 +65,9 @@ class Alerts:
     def notify_trip(self, trip: Trip, ts_ms: int) -> None:
         self.trips.append((trip, ts_ms))
 
+    def notify_text(self, kind: str, detail: str, ts_ms: int = 0) -> bool:
+        return True
+
 
 @dataclass
 class Rig:
@@ -357,6 +360,9 @@ async def test_a_refused_order_is_not_counted(rig: Rig) -> None:
 async def test_an_alert_hook_that_raises_never_reaches_trading(journal: Journal) -> None:
     class Broken:
         def notify_trip(self, trip: Trip, ts_ms: int) -> None:
+            raise RuntimeError("boom")
+
+        def notify_text(self, kind: str, detail: str, ts_ms: int = 0) -> bool:
             raise RuntimeError("boom")
 
     machine = await TradingStateMachine.restore(journal, clock_ms=lambda: T0)

@@ -327,6 +327,17 @@ class AccountRuntime:
         the venue-disconnected switch's limit halts it."""
         return not all(self._sessions_up.values())
 
+    def awaiting_data(self) -> bool:
+        """Whether the streams reconnected but the link is not healthy yet: no fresh market
+        data since the reconnection (a reconnect whose subscription then fails looks
+        connected for an instant), or a feed past its limit (`KillSwitchBoard.link_healthy`).
+        Routing leaves the account out meanwhile. (The first connection at start is judged by
+        the stale-data switch's start-up grace, as before.)"""
+        board = self.shared.board
+        if board is None or board.disconnected.reconnected_since_ms(self.name) is None:
+            return False  # down (`disconnected`), not reconnected yet: judged elsewhere
+        return not board.link_healthy(self.name, self.clocks.board_clock_ms())
+
     def orders_blocked(self) -> bool:
         """Whether orders must wait: the venue's order path is not ready (Deribit: with
         cancel-on-disconnect, its order session is down and ccxt's REST fallback would send

@@ -298,6 +298,11 @@ class Metrics:
         self._disconnects = counter(
             "venue_disconnects_total", "Times a venue's streams disconnected.", ("venue",)
         )
+        self._link_transitions = counter(
+            "account_link_transitions_total",
+            "Times an account's link trips took it out of routing (out) or cleared (back).",
+            ("venue", "transition"),
+        )
         self._reconciliations = counter(
             "reconciliation_runs_total", "Reconciliations against a venue.", ("venue",)
         )
@@ -515,6 +520,11 @@ class Metrics:
         if math.isnan(age_seconds) or age_seconds < 0.0:
             raise ValueError(f"data age {venue}/{feed}: must be >= 0 s, got {age_seconds!r}")
         self._data_age.labels(_ident("venue", venue), _ident("feed", feed)).set(age_seconds)
+
+    def record_link_transition(self, venue: str, back: bool) -> None:
+        """Account `venue`'s self-clearing link trips: out of routing, or back (cleared)."""
+        transition = "back" if back else "out"
+        self._link_transitions.labels(_ident("venue", venue), transition).inc()
 
     def set_venue_connected(self, venue: str, connected: bool) -> None:
         """Whether a venue's streams are connected; a connected → disconnected change counts

@@ -5,15 +5,18 @@ Every evaluation asks `hedge_accounts(underlying)`: each account with the 'hedge
 follows the underlying, with the state orders to it are judged in (the tighter of the
 portfolio's and its own) and whether it is routable. An account is left out of routing, for
 this evaluation, when it is HALTED (a switch on its stale data, its disconnection, a reject
-streak, or the operator), when its order session is down, when one of its streams is down
-(at once, long before the disconnection switch halts it), or before its feed is running;
-the others keep hedging. An account whose own state is REDUCE_ONLY (margin, insufficient
-funds, the operator's `--venue`) stays in, but only for hedges that shrink the position it
-holds (`limit_to_reducing`): an account short of funds gets no position-growing hedge. So
-does an account whose last margin check showed no free collateral in the hedge's settlement
-currency (`short_of_funds`), before the venue refuses one. (With one account the portfolio's
-gate and the venue judge every order, as before accounts existed: the decision is made and
-logged, and a refused leg is counted as blocked.)
+streak, or the operator), when its order session is down, when one of its streams is down (at
+once, long before the disconnection switch halts it), when its streams reconnected but no fresh
+market data has come since (a subscription that fails right after the reconnect), or before its
+feed is running; the others keep hedging. A HALT from the account's stale data or disconnection
+clears by itself once its link has been healthy for `risk.link_recover_after_s`
+(`KillSwitchBoard.recover_links`): routing takes the account back. An account whose own state
+is REDUCE_ONLY (margin, insufficient funds, the operator's `--venue`) stays in, but only for
+hedges that shrink the position it holds (`limit_to_reducing`): an account short of funds gets
+no position-growing hedge. So does an account whose last margin check showed no free collateral
+in the hedge's settlement currency (`short_of_funds`), before the venue refuses one. (With one
+account the portfolio's gate and the venue judge every order, as before accounts existed: the
+decision is made and logged, and a refused leg is counted as blocked.)
 
 The candidates of every routable account then go to the controller together
 (`hedging.router`), which already prices each one all-in (fee tier, half-spread and depth
@@ -76,6 +79,9 @@ def hedge_accounts(
             # A stream down: the venue is failing now (its orders, fills and positions may
             # not be heard), so hedges go elsewhere from this evaluation on.
             excluded = "disconnected"
+        elif account.awaiting_data() and per_account:
+            # Connected again, but no fresh data yet: the subscription may still fail.
+            excluded = "awaiting data"
         out.append(AccountRoute(account, state, excluded, reducing_only))
     return out
 

@@ -16,8 +16,19 @@ Which kill switch judges what:
   mismatch, order and notional rates, price sanity, component crash: they judge the whole
   book (or the daemon itself) and trip the portfolio state.
 
+Of the account switches, the link conditions (`LINK_CODES`: stale data, venue
+disconnected) clear by themselves: the board trips them with `LINK_ACTOR`, and once the
+account's link has been healthy (streams connected, fresh market data since the
+reconnection) for `risk.link_recover_after_s` it removes them (`KillSwitchBoard.recover_links`)
+and the account rejoins routing. Funds, reject streak, margin and clock skew latch (the
+operator resumes the account), and so does anything the operator set: an operator's HALT
+stays HALTED whatever the link does. A VENUE_DISCONNECTED from an auth failure (the
+executor's) latches too.
+
 With one account every trip goes to the portfolio state, exactly as before accounts existed
-(the account's own machine then changes only on `hedgerctl ... --venue NAME`).
+(the account's own machine then changes only on `hedgerctl ... --venue NAME`), and latches:
+with no other venue to take the hedges, a link that flaps would otherwise resume the whole
+desk by itself, over and over; the operator judges whether the venue is fit again.
 """
 
 from __future__ import annotations
@@ -46,6 +57,11 @@ ACCOUNT_CODES: frozenset[ReasonCode] = frozenset(
         ReasonCode.MARGIN,
         ReasonCode.CLOCK_SKEW,
     }
+)
+
+#: The account codes that clear by themselves once the account's link is healthy again.
+LINK_CODES: frozenset[ReasonCode] = frozenset(
+    {ReasonCode.STALE_DATA, ReasonCode.VENUE_DISCONNECTED}
 )
 
 
@@ -152,4 +168,4 @@ class AccountStates:
         return {name: m.snapshot for name, m in self.accounts.items()}
 
 
-__all__ = ["ACCOUNT_CODES", "AccountStateStore", "AccountStates"]
+__all__ = ["ACCOUNT_CODES", "LINK_CODES", "AccountStateStore", "AccountStates"]

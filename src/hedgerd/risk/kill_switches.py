@@ -48,7 +48,7 @@ import structlog
 from hedgerd.execution.journal import Journal, JournalStore
 from hedgerd.model.instruments import AmountUnit, Instrument
 from hedgerd.ops.metrics import Metrics
-from hedgerd.risk.account_state import AccountStates
+from hedgerd.risk.account_state import LINK_CODES, AccountStates
 from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.monitors import (
     POSITION_FEEDS,
@@ -77,6 +77,8 @@ from hedgerd.risk.pnl import (
 )
 from hedgerd.risk.sanity import PriceSanitySwitch, PriceVerdict
 from hedgerd.risk.trading_state import (
+    AUTO_ACTOR,
+    LINK_ACTOR,
     OrderKind,
     ReasonCode,
     TradingState,
@@ -105,6 +107,8 @@ class AlertHook(Protocol):
     must not block or raise."""
 
     def notify_trip(self, trip: Trip, ts_ms: int) -> None: ...
+
+    def notify_text(self, kind: str, detail: str, ts_ms: int = 0) -> bool: ...
 
 
 class KillSwitchBoard:
@@ -142,6 +146,8 @@ class KillSwitchBoard:
         #: Per-account states (set by the daemon): account switches then trip the account
         #: they name (`AccountStates.machine_for`); None: every trip trips `machine`.
         self.accounts: AccountStates | None = None
+        #: Per account: since when its link has been healthy (`link_healthy`), board ms.
+        self._healthy_since: dict[str, int] = {}
         machine.add_listener(self._on_state)
         if metrics is not None:
             machine.add_listener(self._export_state)
@@ -188,11 +194,20 @@ class KillSwitchBoard:
         account = trip.values.get("venue")
         if self.accounts is not None:
             machine = self.accounts.machine_for(trip.code, str(account) if account else None)
-        changed = machine.trip_nowait(trip.code, trip.detail, state=trip.state)
+        # An account's own link condition clears by itself (`recover_links`); with one
+        # account the portfolio's trip latches, as every other trip does.
+        link = machine is not self.machine and trip.code in LINK_CODES
+        had = machine.link_codes()
+        changed = machine.trip_nowait(
+            trip.code, trip.detail, state=trip.state, actor=LINK_ACTOR if link else AUTO_ACTOR
+        )
         if changed:
+            if link and not had and self.metrics is not None:
+                self._metric(self.metrics.record_link_transition, str(account), False)
             log.warning(
                 "kill_switch_tripped",
                 scope="portfolio" if machine is self.machine else f"account:{account}",
+                self_clearing=link,
                 code=trip.code.value,
                 state=trip.state.value,
                 detail=trip.detail,
@@ -261,7 +276,59 @@ class KillSwitchBoard:
         if self.metrics is not None:
             for (venue, feed), age in self.stale.ages_s(now_ms).items():
                 self._metric(self.metrics.set_data_age, venue, feed, age)
+        self.recover_links(now_ms)
         return fired
+
+    def link_healthy(self, venue: str, now_ms: int) -> bool:
+        """Whether account `venue`'s link is healthy now: every stream connected, and data
+        flowing since that connection (`StaleDataSwitch.fresh_since`: a reconnect whose
+        subscription failed is not healthy)."""
+        up = self.disconnected.up_since_ms(venue)
+        return up is not None and self.stale.fresh_since(venue, up, now_ms)
+
+    def recover_links(self, now_ms: int) -> tuple[str, ...]:
+        """Clear each account's self-clearing link trips (stale data, disconnection) once its
+        link has been healthy for `link_recover_after_s` without a break: the account rejoins
+        routing. Logged, journalled (the account's state record), counted and alerted.
+        Returns the accounts that recovered."""
+        if self.accounts is None or not self.accounts.per_account:
+            return ()
+        hold_ms = self.settings.link_recover_after_s * 1000.0
+        out: list[str] = []
+        for name, machine in self.accounts.accounts.items():
+            if not self.link_healthy(name, now_ms):
+                self._healthy_since.pop(name, None)
+                continue
+            up = self.disconnected.up_since_ms(name)
+            assert up is not None  # healthy
+            # A drop and reconnect between two ticks restarts the hold at the reconnection.
+            since = self._healthy_since[name] = max(self._healthy_since.get(name, now_ms), up)
+            if not machine.link_codes() or now_ms - since < hold_ms:
+                continue
+            held_s = (now_ms - since) / 1000.0
+            detail = f"{name} link healthy for {held_s:.1f} s: back in routing"
+            previous = machine.state
+            cleared = machine.clear_link_nowait(detail)
+            if not cleared:
+                continue
+            out.append(name)
+            log.warning(
+                "account_link_recovered",
+                scope=f"account:{name}",
+                venue=name,
+                cleared=sorted(c.value for c in cleared),
+                previous=previous.value,
+                state=machine.state.value,
+                healthy_s=round(held_s, 3),
+            )
+            if self.metrics is not None:
+                self._metric(self.metrics.record_link_transition, name, True)
+            if self.alerts is not None:
+                try:
+                    self.alerts.notify_text("account_link_recovered", detail, now_ms)
+                except Exception:  # an alert problem must never reach trading
+                    log.exception("alert_hook_failed", code="account_link_recovered")
+        return tuple(out)
 
     def on_reconciliation(
         self, now_ms: int, venue: str, diffs: Sequence[PositionDiff]

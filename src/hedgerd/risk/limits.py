@@ -699,6 +699,15 @@ class KillSwitchSettings(_Section):
         default_factory=ClockSkewSettings, description=_doc(ClockSkewSettings)
     )
     alerts: AlertSettings = Field(default_factory=AlertSettings, description=_doc(AlertSettings))
+    link_recover_after_s: float = Field(
+        10.0,
+        gt=0,
+        description="With several accounts, an account's stale-data and venue-disconnected "
+        "trips clear by themselves once its link has been healthy (every stream connected, "
+        "fresh market data since the reconnection, no feed past its limit) for this long, "
+        "seconds, on the stale-data switch's clock; it then rejoins routing. Every other "
+        "trip, an operator's state and the single-account (portfolio) state latch.",
+    )
 
     @model_validator(mode="after")
     def _windows_nest(self) -> KillSwitchSettings:

@@ -131,6 +131,28 @@ class StaleDataSwitch:
             for venue, (_, feed, age, limit) in ranked
         ]
 
+    def fresh_since(self, venue: str, since_ms: int, now_ms: int) -> bool:
+        """Whether `venue`'s data flows: every market feed updated at or after `since_ms`
+        (its reconnection: a stream that reconnected but failed to subscribe delivers
+        nothing) and no feed at or past its limit. A venue with no feed is not judged."""
+        for (v, feed), f in self._feeds.items():
+            if v != venue:
+                continue
+            limit = self.limit_s(feed, f.kind)
+            if f.last_ms is None:
+                # Positions are confirmed by the stream's changes and the timer's
+                # reconciliation: judged as the switch judges them, from registration.
+                if f.kind is FeedKind.MARKET:
+                    return False
+                if ms_to_s(now_ms - f.registered_ms) >= limit + self.settings.startup_grace_s:
+                    return False
+                continue
+            if f.kind is FeedKind.MARKET and f.last_ms < since_ms:
+                return False
+            if ms_to_s(now_ms - f.last_ms) >= limit:
+                return False
+        return True
+
 
 def _kind(feed: str, kind: FeedKind | None) -> FeedKind:
     if kind is not None:
@@ -147,15 +169,37 @@ class VenueDisconnectedSwitch:
     def __init__(self, settings: VenueDisconnectedSettings) -> None:
         self.settings = settings
         self._down_since_ms: dict[str, int | None] = {}
+        self._up_since_ms: dict[str, int] = {}
+        self._ever_up: set[str] = set()
+        self._reconnected: set[str] = set()
 
     def register(self, venue: str, now_ms: int) -> None:
         self._down_since_ms.setdefault(venue, now_ms)
 
     def observe(self, venue: str, connected: bool, now_ms: int) -> None:
         if connected:
+            if self._down_since_ms.get(venue, now_ms) is not None:
+                self._up_since_ms[venue] = now_ms  # (re)connected now: not before
+                if venue in self._ever_up:
+                    self._reconnected.add(venue)
+                self._ever_up.add(venue)
             self._down_since_ms[venue] = None
-        elif self._down_since_ms.get(venue) is None:
-            self._down_since_ms[venue] = now_ms
+        else:
+            self._up_since_ms.pop(venue, None)
+            if self._down_since_ms.get(venue) is None:
+                self._down_since_ms[venue] = now_ms
+
+    def up_since_ms(self, venue: str) -> int | None:
+        """Since when every stream of `venue` is connected (None: one is down, or none has
+        connected yet)."""
+        if self._down_since_ms.get(venue, 0) is not None:
+            return None
+        return self._up_since_ms.get(venue)
+
+    def reconnected_since_ms(self, venue: str) -> int | None:
+        """`up_since_ms`, once `venue` has connected again after a disconnection (None
+        before: at start the stale-data switch's start-up grace judges the first data)."""
+        return self.up_since_ms(venue) if venue in self._reconnected else None
 
     def evaluate(self, now_ms: int) -> Trip | None:
         """Trip for the venue down longest, once that reached the limit."""

@@ -4,8 +4,12 @@ passes.
 - `TradingStateMachine` holds the state and its active reasons, persists every transition to
   the journal and restores it at start: a halted daemon comes back halted.
 - Automatic trips (kill switches) only tighten: ACTIVE → REDUCE_ONLY → HALTED. Only an operator
-  loosens (`resume`, or `reduce_only` from HALTED). Several reasons can be active at once; the
-  state is never looser than the tightest of them.
+  loosens (`resume`, or `reduce_only` from HALTED), with one exception: a reason tripped with
+  `actor=LINK_ACTOR` (an account's own link condition, with several accounts: see
+  `risk.account_state`) is taken back by `clear_link_nowait` once the link has been healthy
+  for a while; that removes only that reason, never an operator's or a latched one, and the
+  state never goes looser than the tightest reason left. Several reasons can be active at
+  once; the state is never looser than the tightest of them.
 - `allows(...)` is the pure gate: ACTIVE passes everything; REDUCE_ONLY passes cancels, the
   operator's flatten, and orders that make the underlying's |net delta| strictly smaller
   (judged on the underlying's net delta, not per instrument; an order that crosses zero passes
@@ -95,6 +99,9 @@ DEFAULT_TRIP_STATE: Mapping[ReasonCode, TradingState] = {
 }
 
 AUTO_ACTOR = "auto"
+#: The actor of a self-clearing trip: an account's stale data or disconnection, judged by the
+#: board's link switches (with several accounts). `clear_link_nowait` removes only these.
+LINK_ACTOR = "auto:link"
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,44 +420,86 @@ class TradingStateMachine:
         return record is not None
 
     def _tripped(
-        self, code: ReasonCode, detail: str, state: TradingState | None
+        self, code: ReasonCode, detail: str, state: TradingState | None, actor: str = AUTO_ACTOR
     ) -> TradingStateRecord | None:
         if code is ReasonCode.OPERATOR:
             raise ValueError("operator changes go through halt / reduce_only / resume")
+        if actor not in (AUTO_ACTOR, LINK_ACTOR):
+            raise ValueError(f"a trip's actor is {AUTO_ACTOR!r} or {LINK_ACTOR!r}, not {actor!r}")
         wanted = state if state is not None else DEFAULT_TRIP_STATE[code]
         if wanted is TradingState.ACTIVE:
             raise ValueError("a trip cannot ask for ACTIVE")
         current = {r.code: r for r in self._snapshot.reasons}
         existing = current.get(code)
-        if existing is not None and existing.state.severity >= wanted.severity:
+        # A latching trip of a code held as self-clearing makes it latch (an auth failure on
+        # top of a disconnection): the stricter actor wins, never the other way round.
+        latches = existing is not None and existing.actor == LINK_ACTOR and actor == AUTO_ACTOR
+        if existing is not None and existing.state.severity >= wanted.severity and not latches:
             return None  # already tripped at least this tight
+        if existing is not None and existing.actor == AUTO_ACTOR:
+            actor = AUTO_ACTOR
+        if existing is not None:
+            wanted = tightest(wanted, existing.state)
         since = existing.since_ms if existing is not None else self._clock_ms()
-        current[code] = Reason(code, wanted, detail, since, AUTO_ACTOR)
+        current[code] = Reason(code, wanted, detail, since, actor)
         new_state = tightest(self.state, wanted)
-        return self._apply(new_state, tuple(current.values()), code, AUTO_ACTOR, detail)
+        return self._apply(new_state, tuple(current.values()), code, actor, detail)
 
     async def trip(
-        self, code: ReasonCode, detail: str, *, state: TradingState | None = None
+        self,
+        code: ReasonCode,
+        detail: str,
+        *,
+        state: TradingState | None = None,
+        actor: str = AUTO_ACTOR,
     ) -> bool:
         """An automatic kill switch fired: add reason `code` demanding `state` (default from
         `DEFAULT_TRIP_STATE`) and tighten if needed. Never loosens. Returns True if anything
         changed (then it is persisted before this returns); tripping an already active reason
-        again at the same or a looser level is a no-op."""
-        record = self._tripped(code, detail, state)
+        again at the same or a looser level is a no-op. `actor` LINK_ACTOR marks the reason
+        self-clearing (`clear_link_nowait`)."""
+        record = self._tripped(code, detail, state, actor)
         await self._persist(record)
         return record is not None
 
     def trip_nowait(
-        self, code: ReasonCode, detail: str, *, state: TradingState | None = None
+        self,
+        code: ReasonCode,
+        detail: str,
+        *,
+        state: TradingState | None = None,
+        actor: str = AUTO_ACTOR,
     ) -> bool:
         """`trip` from synchronous code: the state changes before this returns, the journal
         write is scheduled on the running loop (`flush()` waits for it)."""
-        record = self._tripped(code, detail, state)
+        return self._schedule(self._tripped(code, detail, state, actor))
+
+    def _schedule(self, record: TradingStateRecord | None) -> bool:
         if record is not None:
             task = asyncio.get_running_loop().create_task(self._persist(record))
             self._pending.add(task)
             task.add_done_callback(self._persisted)
         return record is not None
+
+    def link_codes(self) -> frozenset[ReasonCode]:
+        """The codes held now as self-clearing (tripped with `LINK_ACTOR`)."""
+        return frozenset(r.code for r in self._snapshot.reasons if r.actor == LINK_ACTOR)
+
+    def clear_link_nowait(self, detail: str) -> frozenset[ReasonCode]:
+        """The account's link is healthy again: remove every self-clearing reason (actor
+        LINK_ACTOR) and loosen to the tightest reason left, never further; an operator's
+        reason and every latched one stay. Journalled like a trip (cause: the first code
+        cleared, actor LINK_ACTOR). Returns the codes cleared (empty: nothing changed)."""
+        cleared = self.link_codes()
+        if not cleared:
+            return cleared
+        kept = tuple(r for r in self._snapshot.reasons if r.actor != LINK_ACTOR)
+        state = tightest(*(r.state for r in kept))
+        if self.state.severity > tightest(*(r.state for r in self.reasons)).severity:
+            state = self.state  # tighter than any reason (never seen): keep it, as a latch
+        cause = min(cleared, key=lambda c: c.value)
+        self._schedule(self._apply(state, kept, cause, LINK_ACTOR, detail))
+        return cleared
 
     def _persisted(self, task: asyncio.Task[None]) -> None:
         self._pending.discard(task)
@@ -508,6 +557,7 @@ def _by_code(reason: Reason) -> str:
 __all__ = [
     "AUTO_ACTOR",
     "DEFAULT_TRIP_STATE",
+    "LINK_ACTOR",
     "GateResult",
     "OrderKind",
     "Reason",
