@@ -507,6 +507,10 @@ async def move_target(run: Running, socket_path: Path, coin: float) -> float:
     """Set BTC's target `coin` away from the last evaluation's delta (positive: a buy
     hedge of about `coin`), as `hedgerctl set hedging.BTC.target_coin` does; the target."""
     stats = run.daemon.stats.per_underlying["BTC"]
+    # From an evaluation begun after this call: the last one may have read the books before
+    # the hedge just done reached them (its delta is then a hedge behind).
+    seen = stats.samples
+    await wait_for(lambda: stats.samples >= seen + 2, 20.0, "a fresh evaluation of BTC")
     target = round(stats.last_delta_coin + coin, 3)
     await control_post(socket_path, "set", {"key": "hedging.BTC.target_coin", "value": str(target)})
     return target
