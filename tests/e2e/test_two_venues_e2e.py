@@ -9,6 +9,7 @@ from e2e_support import (
     TWO_VENUES,
     deribit_position,
     hedgerctl,
+    hedges_seen,
     okx_position,
     short_dir,
     start_daemon,
@@ -50,6 +51,8 @@ async def test_the_cheaper_venue_hedges_and_a_venue_down_leaves_routing() -> Non
         code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "-1.0")
         assert code == 0, out
         await wait_for(lambda: deribit_position(sim) != perp_start, 40.0, "a hedge on Deribit")
+        # Its execution done (the hedge counts when its decision is), the fills in the book.
+        await wait_for(lambda: hedges_seen(daemon, sim), 20.0, "the hedge done and seen")
         assert okx_position(sim) == okx_contracts
         assert stats.by_account["deribit"].hedges > 0
         assert daemon.parts.states is not None
