@@ -24,6 +24,7 @@ from dataclasses import replace
 
 from hedgerd.hedging.config import CostModelSettings, PolicyConfig, RouterSettings
 from hedgerd.hedging.costs import allowed
+from hedgerd.hedging.cross_venue import SECONDS_PER_YEAR
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import (
     TRIG_BAND,
@@ -210,10 +211,12 @@ def decide(
     trigger = _TRIGGERS[int(plan.trigger)]
 
     routed: list[RoutedLeg] = []
+    # The hedge's own side is held as long as the book it hedges: its carry runs that long.
+    horizon_s = risk.tau_years * SECONDS_PER_YEAR
     if taker_q != 0.0:
-        routed = route_taker(usable, taker_q, cost, router, risk.spot_usd)
+        routed = route_taker(usable, taker_q, cost, router, risk.spot_usd, horizon_s)
     elif maker_q != 0.0:
-        routed = route_maker(usable, maker_q, cost, router, risk.spot_usd)
+        routed = route_maker(usable, maker_q, cost, router, risk.spot_usd, horizon_s)
 
     timeout_s = policy.maker.timeout_s
     legs = tuple([_leg(usable[r.candidate], r, now_ms, timeout_s) for r in routed])
