@@ -4,8 +4,9 @@ For a taker trade the cost per unit of each book level is `fee + |level - mid| /
 where carry is the funding (perpetual) or basis (dated future) a position pays over the time
 it is held (`cross_venue.carry_holds_s`: the book's horizon for the hedge's own side),
 signed by the trade's direction (a buy adds a long that pays positive funding; a sell earns
-it), plus, on the part that grows a position, the cost of moving it later. A maker trade posts at the touch: with probability p it fills and
-earns the half spread at the maker fee, otherwise it ends as a taker trade.
+it), plus, on the part that grows a position, the cost of moving it later. A maker trade
+posts at the touch: with probability p it fills and earns the half spread at the maker fee,
+otherwise it ends as a taker trade.
 
 All costs are fractions of notional; sizes are in coin of delta (|amount x delta per amount|).
 """

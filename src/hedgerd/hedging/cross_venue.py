@@ -92,7 +92,8 @@ def carry_holds_s(
 ) -> tuple[float, float]:
     """`carry_holds` (s) for a trade over these candidates (the hedge: their positions)."""
     hedge = sum([v.position_amount * v.delta_coin_per_amount for v in venues])
-    return carry_holds(side, hedge, expected_holding_s, horizon_s)  # type: ignore[no-any-return]
+    grow, reduce = carry_holds(side, hedge, expected_holding_s, horizon_s)
+    return float(grow), float(reduce)
 
 
 def headroom_usd(venues: Sequence[HedgeVenueState]) -> dict[HeadroomKey, float]:
