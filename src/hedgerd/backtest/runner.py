@@ -44,6 +44,7 @@ from hedgerd.hedging.kernel import (
     cap_levels,
     cheapest_lambda,
     depth_walk,
+    hedge_lambda,
     maker_cost_frac,
     maker_drift,
     plan_trades,
@@ -281,8 +282,6 @@ def run_backtest(
     gen = PathGenerator(mk, n, rng)
     hold_years = sc.cost.expected_holding_s / YEAR_S
     lam = cheapest_lambda(ins.taker_fee, ins.half_spread)
-    # The carry of the cheapest instrument (as the live controller takes it).
-    carry_lam = float(ins.carry_annual[int(np.argmin(ins.taker_fee + ins.half_spread))])
     # Per level: fee and offset (the carry, per path, follows the book's horizon).
     marg_base = ins.taker_fee[ins.owner] + ins.lvl_offsets
     maker_enabled = sc.execution.maker_allowed and bool(ins.maker_ok.any())
@@ -354,7 +353,12 @@ def run_backtest(
             np.sum(ag * tau_all, axis=1) / np.maximum(wsum, 1e-300),
             np.max(tau_all, axis=1),
         )
-        ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam, carry_lam, delta_book)
+        # As the live controller: the band's cost and carry are those of the instrument the
+        # hedge would be held on to the book's horizon (per path).
+        lam_t, carry_t = hedge_lambda(
+            ins.taker_fee, ins.half_spread, ins.carry_annual, -np.sign(delta_book), tau_eff
+        )
+        ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam_t, carry_t, delta_book)
         factor = _price_factor(ins, now)  # (k,) instrument price / spot
         for run_cfg, s, xb in zip(configs, states, exact, strict=True):
             override = None

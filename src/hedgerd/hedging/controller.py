@@ -34,6 +34,7 @@ from hedgerd.hedging.kernel import (
     TRIG_TIMER,
     BandContext,
     band_for,
+    hedge_lambda,
     maker_drift,
     plan_trades,
     projected_delta,
@@ -133,18 +134,6 @@ def decision_id(
     return h.hexdigest()
 
 
-def _cheapest_lambda(venues: Sequence[HedgeVenueState]) -> tuple[float, float]:
-    """(lambda, carry a year) of the instrument with the cheapest touch: fee + half spread
-    (`kernel.cheapest_lambda`'s rule, in one pass over the candidates)."""
-    best, carry = math.inf, 0.0
-    for v in venues:
-        q = v.quote
-        c = v.instrument.taker_fee + (q.ask_price - q.bid_price) / (q.ask_price + q.bid_price)
-        if c < best:
-            best, carry = c, v.carry_annual
-    return (best, carry) if venues else (0.0, 0.0)
-
-
 def decide(
     risk: UnderlyingRisk,
     venues: Sequence[HedgeVenueState],
@@ -179,7 +168,20 @@ def decide(
     # List comprehensions, not generators, on this path: a generator costs ~1 us more.
     pending = float(sum([o.delta_coin for o in in_flight]))
     net = book_delta + pending
-    lam, carry = _cheapest_lambda(usable)
+    # The band's cost and carry: the instrument the hedge would be held on to the horizon.
+    hedge_side = (
+        -1.0 if risk.options_delta_coin > 0 else (1.0 if risk.options_delta_coin < 0 else 0.0)
+    )
+    lam, carry = hedge_lambda(
+        [v.instrument.taker_fee for v in usable],
+        [
+            (v.quote.ask_price - v.quote.bid_price) / (v.quote.ask_price + v.quote.bid_price)
+            for v in usable
+        ],
+        [v.carry_annual for v in usable],
+        hedge_side,
+        risk.tau_years,
+    )
     ctx = BandContext(
         spot_usd=risk.spot_usd,
         gamma_coin_per_usd=risk.gamma_coin_per_usd,
