@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 from hedging_builders import NOW_MS, SPOT, instrument, risk, venue_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from hedgerd.hedging.config import CostModelSettings, HedgerdPolicy, RouterSetti
 from hedgerd.hedging.controller import decide
 from hedgerd.hedging.cross_venue import carry_holds_s
 from hedgerd.hedging.inputs import HedgeVenueState, PolicyState
+from hedgerd.hedging.kernel import hedge_lambda
 from hedgerd.hedging.router import RoutedLeg, route_maker, route_taker
 from hedgerd.model import InstrumentKind
 
@@ -138,3 +140,23 @@ def test_a_second_venue_offering_nothing_cheaper_changes_nothing(
         assert [(leg.candidate, leg.amount) for leg in two] == [
             (leg.candidate, leg.amount) for leg in one
         ]
+
+
+def test_the_band_is_sized_for_the_instrument_the_hedge_is_held_on() -> None:
+    # Touch: OKX's swap is cheapest (4.5 bp against 5.5); held long a month, its funding
+    # (27 bp against 9) makes Deribit's perpetual the hedge's instrument. The backtest's arrays
+    # of paths and the live lists give the same choice.
+    fee, half, carry = [0.0005, 0.0004], [0.00005, 0.00005], [0.011, 0.033]
+    month = 30.0 / 365.0
+    assert hedge_lambda(fee, half, carry, 0.0, month) == (fee[1] + half[1], 0.033)
+    assert hedge_lambda(fee, half, carry, 1.0, month) == (fee[0] + half[0], 0.011)
+    assert hedge_lambda(fee, half, carry, 1.0, 1.0 / 365.0) == (fee[1] + half[1], 0.033)
+    lam, c = hedge_lambda(
+        np.array(fee),
+        np.array(half),
+        np.array(carry),
+        np.array([0.0, 1.0, 1.0, -1.0]),
+        np.array([month, month, 1.0 / 365.0, month]),
+    )
+    assert np.allclose(lam, [0.00045, 0.00055, 0.00045, 0.00045])
+    assert np.allclose(c, [0.033, 0.011, 0.033, 0.033])
