@@ -128,9 +128,7 @@ def test_cli_compare_venues_refuses_a_one_venue_scenario_and_other_flags(
     assert "--compare-venues runs its own policies" in capsys.readouterr().err
 
 
-def _carry_of_timer(
-    move_later_weight: float, venues: tuple[str, str] = ("a", "b"), within: bool = False
-) -> float:
+def _carry_of_timer(move_later_weight: float, venues: tuple[str, str] = ("a", "b")) -> float:
     """Mean carry (USD) of a 10-minute timer hedging on OKX's two instruments, put on
     `venues`: buys are cheapest on the future (low basis), sells on the swap (they earn its
     high funding)."""
@@ -140,17 +138,20 @@ def _carry_of_timer(
     cost = sc.cost.model_copy(update={"move_later_weight": move_later_weight})
     sc = sc.model_copy(update={"instruments": ins, "cost": cost})
     runs = expand(builtin_policies(sc), ["timer"])[:1]
-    (r,), _ = run_backtest(sc, runs, paths=40, seed=3, move_later_within_venue=within)
+    (r,), _ = run_backtest(sc, runs, paths=40, seed=3)
     return float(r.carry_usd.mean())
 
 
 def test_across_venues_a_hedge_is_unwound_where_it_sits_not_built_into_a_spread() -> None:
-    # Without the cost of moving a position later, every buy opens a long future and every
-    # sell a short swap: a spread that grows with each trade and earns the funding difference
-    # (carry below 0), a carry trade rather than a hedge. With it (as live), a sell reduces
-    # the long it has; the long hedge of short calls pays its carry.
-    assert _carry_of_timer(0.0) < 0.0
+    # Priced naively (every part of a trade grows a position and carries for the same short
+    # time), every buy opens a long future and every sell a short swap: a spread that grows
+    # with each trade and earns the funding difference (carry below 0), a carry trade rather
+    # than a hedge. Two rules stop it, each alone: the cost of moving a position later on the
+    # growing part, and the carry of the hedge's own side over the book's horizon (a sell that
+    # reduces the long saves its carry to expiry; a short opened against it earns only to the
+    # next rebalance). The long hedge of short calls pays its carry.
+    assert _carry_of_timer(0.0) > 0.0
     assert _carry_of_timer(1.0) > 0.0
-    # On one venue the term applies only when asked (`compare_venues`' single-venue runs).
-    assert _carry_of_timer(1.0, ("a", "a")) < 0.0
-    assert _carry_of_timer(1.0, ("a", "a"), within=True) > 0.0
+    # One rule: on one venue too (as live on one account).
+    assert _carry_of_timer(1.0, ("a", "a")) > 0.0
+    assert _carry_of_timer(0.0, ("a", "a")) > 0.0

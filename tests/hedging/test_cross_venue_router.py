@@ -222,13 +222,19 @@ def test_moving_the_hedge_later_favours_unwinding_where_it_sits() -> None:
     assert route_taker([okx, deribit], -1.5, off, ROUTER, SPOT)
 
 
-def test_one_account_routes_as_before() -> None:
-    # The cross-venue terms apply only across accounts: one account's candidates keep the
-    # plain cost model's choice and cost.
+def test_one_account_prices_reducing_against_growing_as_across_accounts() -> None:
+    # One rule for one account and several: the perpetual holds a long hedge; a sell reduces
+    # it there (no later close to pay) rather than opening a short on the future, whose
+    # lower taker fee does not cover closing that short later.
     perp = venue_state("BTC-PERPETUAL", taker_fee=0.0005, position_amount=100_000.0)
-    fut = venue_state("BTC-FUT", taker_fee=0.0004)
-    legs = route_taker([perp, fut], -1.0, COST, ROUTER, SPOT)
-    assert [leg.candidate for leg in legs] == [1]
+    fut = venue_state("BTC-FUT", kind=InstrumentKind.FUTURE, taker_fee=0.0004)
+    assert [leg.candidate for leg in route_taker([perp, fut], -1.0, COST, ROUTER, SPOT)] == [0]
+    assert [leg.candidate for leg in route_maker([perp, fut], -1.0, COST, ROUTER, SPOT)] == [0]
+    # Growing the hedge, the cheaper future is the choice, as it was.
+    assert [leg.candidate for leg in route_taker([perp, fut], 1.0, COST, ROUTER, SPOT)] == [1]
+    # Without the term the router ignores where the hedge sits.
+    off = COST.model_copy(update={"move_later_weight": 0.0})
+    assert [leg.candidate for leg in route_taker([perp, fut], -1.0, off, ROUTER, SPOT)] == [1]
 
 
 @settings(max_examples=100, deadline=None)

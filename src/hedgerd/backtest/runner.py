@@ -36,6 +36,7 @@ from hedgerd.backtest.exact_band import (
 from hedgerd.backtest.paths import PathGenerator
 from hedgerd.backtest.scenario import Scenario, ScenarioError
 from hedgerd.hedging.config import PolicyConfig, TimerPolicy
+from hedgerd.hedging.cross_venue import carry_holds
 from hedgerd.hedging.kernel import (
     Band,
     BandContext,
@@ -46,6 +47,7 @@ from hedgerd.hedging.kernel import (
     depth_walk,
     gamma_ahead,
     gamma_ahead_key,
+    hedge_lambda,
     maker_cost_frac,
     maker_drift,
     plan_trades,
@@ -108,8 +110,7 @@ class _Instruments:
     down_until: Arr = field(default_factory=lambda: np.zeros(0))  # years
     #: Per instrument: the cost of moving later a unit of position a trade leaves there
     #: (`hedging.cross_venue.move_later_frac`: weight x (taker fee + half spread)), charged on
-    #: the part of a trade that grows the position; all 0 with instruments on one venue (as
-    #: live: the term applies only across accounts).
+    #: the part of a trade that grows the position (as live, on one venue and across venues).
     move_later: Arr = field(default_factory=lambda: np.zeros(0))
 
     @property
@@ -123,15 +124,9 @@ class _Instruments:
         return ~((now >= self.down_from - 1e-12) & (now < self.down_until - 1e-12))
 
 
-def _instruments(sc: Scenario, move_later_within_venue: bool = False) -> _Instruments:
+def _instruments(sc: Scenario) -> _Instruments:
     specs = sc.instruments
-    # Instruments on several named venues (accounts): an instrument without one is not
-    # placed on any, and a scenario of such (two-instruments.toml) keeps one account's routing.
-    # `move_later_within_venue`: the term on instruments of one named venue too (the same
-    # router as across venues, for `venues.compare_venues`' single-venue runs).
-    named = {s.venue for s in specs}
-    several = "" not in named and (len(named) > 1 or move_later_within_venue)
-    weight = sc.cost.move_later_weight if several else 0.0
+    weight = sc.cost.move_later_weight
     offsets: list[float] = []
     sizes: list[float] = []
     owner: list[int] = []
@@ -274,12 +269,9 @@ def run_backtest(
     runs: list[PolicyRun],
     paths: int,
     seed: int,
-    move_later_within_venue: bool = False,
 ) -> tuple[list[RunResult], Arr]:
     """Run every policy over the same `paths` paths. Returns the results and the option
-    book's own P&L per path (USD). `move_later_within_venue`: route trades on the instruments
-    of one named venue with the cost of moving a position later too (live applies it across
-    accounts only)."""
+    book's own P&L per path (USD)."""
     rng = np.random.default_rng(seed)
     flow_rng = np.random.default_rng([seed, 1])
     mk = sc.market
@@ -287,18 +279,14 @@ def run_backtest(
     dt = mk.dt_years
     steps = mk.steps
     horizon = steps * dt
-    ins = _instruments(sc, move_later_within_venue)
+    ins = _instruments(sc)
     k = ins.count
     book = _book(sc, n, flow_rng)
     gen = PathGenerator(mk, n, rng)
     hold_years = sc.cost.expected_holding_s / YEAR_S
     lam = cheapest_lambda(ins.taker_fee, ins.half_spread)
-    # The carry of the cheapest instrument (as the live controller takes it).
-    carry_lam = float(ins.carry_annual[int(np.argmin(ins.taker_fee + ins.half_spread))])
-    marg_buy = ins.taker_fee[ins.owner] + ins.lvl_offsets + hold_years * ins.carry_annual[ins.owner]
-    marg_sell = (
-        ins.taker_fee[ins.owner] + ins.lvl_offsets - hold_years * ins.carry_annual[ins.owner]
-    )
+    # Per level: fee and offset (the carry, per path, follows the book's horizon).
+    marg_base = ins.taker_fee[ins.owner] + ins.lvl_offsets
     maker_enabled = sc.execution.maker_allowed and bool(ins.maker_ok.any())
     # The venue's settlement is on the terminal price here: no settlement window in the sim.
     configs = [r.config.model_copy(update={"settlement_window_s": 0.0}) for r in runs]
@@ -369,7 +357,12 @@ def run_backtest(
             np.sum(ag * tau_all, axis=1) / np.maximum(wsum, 1e-300),
             np.max(tau_all, axis=1),
         )
-        ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam, carry_lam, delta_book)
+        # As the live controller: the band's cost and carry are those of the instrument the
+        # hedge would be held on to the book's horizon (per path).
+        lam_t, carry_t = hedge_lambda(
+            ins.taker_fee, ins.half_spread, ins.carry_annual, -np.sign(delta_book), tau_eff
+        )
+        ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam_t, carry_t, delta_book)
         options = OptionArrays(book.is_call, book.strike, tau_all, live_q)
         ahead = {key: gamma_ahead(key, options, spot, gvol) for key in ahead_keys}
         factor = _price_factor(ins, now)  # (k,) instrument price / spot
@@ -390,8 +383,7 @@ def run_backtest(
                 delta_book,
                 spot,
                 now,
-                marg_buy,
-                marg_sell,
+                marg_base,
                 maker_enabled,
                 sc.cost.maker_fill_probability,
                 hold_years,
@@ -574,8 +566,7 @@ def _decide_and_trade(
     delta_book: Arr,
     spot: Arr,
     now: float,
-    marg_buy: Arr,
-    marg_sell: Arr,
+    marg_base: Arr,
     maker_enabled: bool,
     p_fill: float,
     hold_years: float,
@@ -618,7 +609,15 @@ def _decide_and_trade(
     if tidx.size:
         q = taker[tidx]
         side = np.sign(q)
-        marg = np.where(side[:, None] > 0, marg_buy[None, :], marg_sell[None, :])
+        # As the live router (`hedging.cross_venue`): each instrument's levels split where the
+        # trade stops reducing its position; the growing part bears the cost of moving it
+        # later (a hedge is unwound where it sits rather than opened elsewhere against it),
+        # and each part carries over its own holding time (the book's horizon on the hedge's
+        # side).
+        hold_g, hold_r = carry_holds(side, s.pos[tidx] @ factor, hold_years, ctx.tau_years[tidx])
+        carry = side[:, None] * ins.carry_annual[ins.owner][None, :]
+        marg = marg_base[None, :] + carry * hold_r[:, None]
+        marg_g = marg_base[None, :] + carry * hold_g[:, None] + ins.move_later[ins.owner][None, :]
         # A venue that is down offers no depth this evaluation: routing skips it.
         sizes = np.broadcast_to(ins.lvl_sizes * up[ins.owner], marg.shape)
         if np.isfinite(ins.max_pos).any():
@@ -629,20 +628,15 @@ def _decide_and_trade(
                 axis=1,
             )
             marg = np.concatenate([marg[:, ins.owner == i] for i in range(ins.count)], axis=1)
-        owner = ins.owner
-        if ins.move_later.any():
-            # As the live router (`hedging.cross_venue`): each instrument's levels split where
-            # the trade stops reducing its position; the growing part also bears the cost of
-            # moving it later, so a hedge is unwound where it sits rather than opened on the
-            # other venue against it.
-            red = _reducing(s.pos[tidx], side, factor)
-            red_sizes = np.concatenate(
-                [cap_levels(sizes[:, ins.owner == i], red[:, i]) for i in range(ins.count)],
-                axis=1,
-            )
-            sizes = np.concatenate([red_sizes, sizes - red_sizes], axis=1)
-            marg = np.concatenate([marg, marg + ins.move_later[ins.owner][None, :]], axis=1)
-            owner = np.concatenate([ins.owner, ins.owner])
+            marg_g = np.concatenate([marg_g[:, ins.owner == i] for i in range(ins.count)], axis=1)
+        red = _reducing(s.pos[tidx], side, factor)
+        red_sizes = np.concatenate(
+            [cap_levels(sizes[:, ins.owner == i], red[:, i]) for i in range(ins.count)],
+            axis=1,
+        )
+        sizes = np.concatenate([red_sizes, sizes - red_sizes], axis=1)
+        marg = np.concatenate([marg, marg_g], axis=1)
+        owner = np.concatenate([ins.owner, ins.owner])
         per, _ = route_greedy(np.abs(q), marg, sizes, owner, ins.count)
         any_trade = np.zeros(tidx.size, dtype=bool)
         for i in range(ins.count):
@@ -674,15 +668,18 @@ def _decide_and_trade(
         if midx.size:
             q = maker[midx]
             side = np.sign(q)
-            carry = side[:, None] * ins.carry_annual[None, :] * hold_years
+            # As live (`router.route_maker`): the growing part of the order bears the cost of
+            # moving it later, and each part carries over its own holding time.
+            hold_g, hold_r = carry_holds(
+                side, s.pos[midx] @ factor, hold_years, ctx.tau_years[midx]
+            )
+            red = _reducing(s.pos[midx], side, factor)
+            size = np.abs(q)[:, None]
+            grows = np.maximum(size - red, 0.0) / size
+            hold = grows * hold_g[:, None] + (1.0 - grows) * hold_r[:, None]
+            carry = side[:, None] * ins.carry_annual[None, :] * hold
             mc = maker_cost_frac(p_fill, ins.maker_fee, ins.taker_fee, ins.half_spread, carry)
-            if ins.move_later.any():
-                # The growing part of the order bears the cost of moving it later (live:
-                # `router.route_maker`).
-                red = _reducing(s.pos[midx], side, factor)
-                size = np.abs(q)[:, None]
-                grows = np.maximum(size - red, 0.0) / size
-                mc = mc + grows * ins.move_later[None, :]
+            mc = mc + grows * ins.move_later[None, :]
             mc = np.where((ins.maker_ok & up)[None, :], mc, np.inf)
             best = np.argmin(mc, axis=1)
             resting = s.pend_q[midx] != 0.0

@@ -7,11 +7,11 @@ depend on the seed and the market only, not on the instruments):
 - on the whole scenario, routing across every venue (`<policy>`);
 - on each venue alone: the scenario with only that venue's instruments, outages included
   (`<policy>@<venue>`): what a desk hedging on one exchange gets, with the same router (the
-  cost of moving a position later priced on the part of a trade that grows it, which live
-  applies across accounts only). Without it a venue's router buys the instrument of least
-  carry and sells the one of most, and builds a calendar spread that earns the funding
-  difference: a carry trade whose income would count as a negative hedging cost
-  (docs/backtest.md, "Two venues").
+  cost of moving a position later priced on the part of a trade that grows it, on one venue
+  as across venues). Without it a venue's router buys the instrument of least carry and
+  sells the one of most, and builds a calendar spread that earns the funding difference: a
+  carry trade whose income would count as a negative hedging cost (docs/backtest.md, "Two
+  venues").
 
 At each target std the default's cost is divided by the cheapest single-venue frontier of the
 default and of the timer that reaches that std (a venue whose frontier does not reach it is
@@ -94,9 +94,7 @@ def compare_venues(
         raise ScenarioError(f"{sc.name}: --compare-venues needs instruments on two venues")
     rows: list[RunStats] = []
     for label, scen in [("", sc), *((f"@{v}", single_venue(sc, v)) for v in venues)]:
-        results, _ = run_backtest(
-            scen, expand(specs, policies), paths, seed, move_later_within_venue=True
-        )
+        results, _ = run_backtest(scen, expand(specs, policies), paths, seed)
         inst_venues = [i.venue or i.name for i in scen.instruments]
         for r in results:
             s = stats(r, scale, inst_venues)

@@ -258,7 +258,10 @@ class CostModelSettings(_Section):
     expected_holding_s: float = Field(
         86400.0,
         ge=0.0,
-        description="Expected time a hedge position is held, for funding and basis carry (s).",
+        description="Expected time a position against the hedge's side (a spread leg, closed at "
+        "the next rebalance) is held, for funding and basis carry (s); a position on the "
+        "hedge's side carries over the book's horizon (its gamma-weighted time to expiry), "
+        "this when the book has none.",
     )
     maker_fill_probability: float = Field(
         0.6,
@@ -283,10 +286,10 @@ class CostModelSettings(_Section):
     move_later_weight: float = Field(
         1.0,
         ge=0.0,
-        description="With candidates on several accounts: weight of the cost of moving a "
-        "hedge later (closing the position it leaves there: that venue's taker fee plus half "
-        "spread, a fraction of notional), charged on the part of a trade that grows the "
-        "position on that account. 0: routing ignores where positions sit.",
+        description="Weight of the cost of moving a hedge later (closing the position it "
+        "leaves there: that venue's taker fee plus half spread, a fraction of notional), "
+        "charged on the part of a trade that grows the position on that instrument (one "
+        "account or several). 0: routing ignores where positions sit.",
     )
 
 

@@ -24,6 +24,7 @@ from dataclasses import replace
 
 from hedgerd.hedging.config import CostModelSettings, PolicyConfig, RouterSettings
 from hedgerd.hedging.costs import allowed
+from hedgerd.hedging.cross_venue import SECONDS_PER_YEAR
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import (
     TRIG_BAND,
@@ -33,6 +34,7 @@ from hedgerd.hedging.kernel import (
     TRIG_TIMER,
     BandContext,
     band_for,
+    hedge_lambda,
     maker_drift,
     plan_trades,
     projected_delta,
@@ -133,18 +135,6 @@ def decision_id(
     return h.hexdigest()
 
 
-def _cheapest_lambda(venues: Sequence[HedgeVenueState]) -> tuple[float, float]:
-    """(lambda, carry a year) of the instrument with the cheapest touch: fee + half spread
-    (`kernel.cheapest_lambda`'s rule, in one pass over the candidates)."""
-    best, carry = math.inf, 0.0
-    for v in venues:
-        q = v.quote
-        c = v.instrument.taker_fee + (q.ask_price - q.bid_price) / (q.ask_price + q.bid_price)
-        if c < best:
-            best, carry = c, v.carry_annual
-    return (best, carry) if venues else (0.0, 0.0)
-
-
 def decide(
     risk: UnderlyingRisk,
     venues: Sequence[HedgeVenueState],
@@ -179,7 +169,20 @@ def decide(
     # List comprehensions, not generators, on this path: a generator costs ~1 us more.
     pending = float(sum([o.delta_coin for o in in_flight]))
     net = book_delta + pending
-    lam, carry = _cheapest_lambda(usable)
+    # The band's cost and carry: the instrument the hedge would be held on to the horizon.
+    hedge_side = (
+        -1.0 if risk.options_delta_coin > 0 else (1.0 if risk.options_delta_coin < 0 else 0.0)
+    )
+    lam, carry = hedge_lambda(
+        [v.instrument.taker_fee for v in usable],
+        [
+            (v.quote.ask_price - v.quote.bid_price) / (v.quote.ask_price + v.quote.bid_price)
+            for v in usable
+        ],
+        [v.carry_annual for v in usable],
+        hedge_side,
+        risk.tau_years,
+    )
     ctx = BandContext(
         spot_usd=risk.spot_usd,
         gamma_coin_per_usd=risk.gamma_coin_per_usd,
@@ -212,10 +215,12 @@ def decide(
     trigger = _TRIGGERS[int(plan.trigger)]
 
     routed: list[RoutedLeg] = []
+    # The hedge's own side is held as long as the book it hedges: its carry runs that long.
+    horizon_s = risk.tau_years * SECONDS_PER_YEAR
     if taker_q != 0.0:
-        routed = route_taker(usable, taker_q, cost, router, risk.spot_usd)
+        routed = route_taker(usable, taker_q, cost, router, risk.spot_usd, horizon_s)
     elif maker_q != 0.0:
-        routed = route_maker(usable, maker_q, cost, router, risk.spot_usd)
+        routed = route_maker(usable, maker_q, cost, router, risk.spot_usd, horizon_s)
 
     timeout_s = policy.maker.timeout_s
     legs = tuple([_leg(usable[r.candidate], r, now_ms, timeout_s) for r in routed])

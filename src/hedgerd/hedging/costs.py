@@ -1,10 +1,12 @@
 """Cost model: the expected all-in cost of trading on each candidate instrument.
 
 For a taker trade the cost per unit of each book level is `fee + |level - mid| / mid + carry`,
-where carry is the funding (perpetual) or basis (dated future) a position pays over the
-expected holding time, signed by the trade's direction (a buy adds a long that pays positive
-funding; a sell earns it). A maker trade posts at the touch: with probability p it fills and
-earns the half spread at the maker fee, otherwise it ends as a taker trade.
+where carry is the funding (perpetual) or basis (dated future) a position pays over the time
+it is held (`cross_venue.carry_holds_s`: the book's horizon for the hedge's own side),
+signed by the trade's direction (a buy adds a long that pays positive funding; a sell earns
+it), plus, on the part that grows a position, the cost of moving it later. A maker trade
+posts at the touch: with probability p it fills and earns the half spread at the maker fee,
+otherwise it ends as a taker trade.
 
 All costs are fractions of notional; sizes are in coin of delta (|amount x delta per amount|).
 """
@@ -18,9 +20,9 @@ from dataclasses import dataclass, field
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
 from hedgerd.hedging.cross_venue import (
     SECONDS_PER_YEAR,
+    carry_holds_s,
     move_later_frac,
     reducing_coin,
-    several_accounts,
 )
 from hedgerd.hedging.inputs import HedgeVenueState
 from hedgerd.hedging.kernel import cap_levels, maker_cost_frac
@@ -36,7 +38,8 @@ class CandidateLevels:
 
     `prices`/`offsets`/`sizes_coin`/`marginal`/`owner` have one entry per level (all
     candidates' levels concatenated; `owner` is the candidate index). `mid`, `half_spread`,
-    `taker_fee`, `maker_fee`, `carry` (signed for this side, over the holding time) and
+    `taker_fee`, `maker_fee`, `carry` (signed for this side, over the growing part's holding
+    time; `carry_reduce` the reducing part's) and
     `capacity_coin` (what position and margin limits leave) have one entry per candidate.
     Plain lists: a decision touches a few dozen numbers, where numpy's per-call cost dominates.
     """
@@ -56,8 +59,10 @@ class CandidateLevels:
     #: Per level: whether it grows the candidate's position (past the part that reduces it).
     growing: list[bool] = field(default_factory=list)
     #: Per candidate: the cost of moving later what a trade leaves there (`cross_venue`),
-    #: charged on growing levels; 0 with candidates on one account.
+    #: charged on growing levels.
     move_later: list[float] = field(default_factory=list)
+    #: Per candidate: the carry (signed for this side) of the part that reduces a position.
+    carry_reduce: list[float] = field(default_factory=list)
     #: Per candidate: where its levels start in the per-level lists (they are contiguous,
     #: candidate after candidate), and one past the last at the end.
     starts: list[int] = field(default_factory=list)
@@ -110,30 +115,35 @@ def candidate_levels(
     spot_usd: float,
     need_coin: float | None = None,
     depth: bool = True,
+    horizon_s: float | None = None,
 ) -> CandidateLevels:
     """The levels a taker trade on `side` (+1 buy, -1 sell) could take, with their costs.
 
     With `need_coin`, each candidate's levels stop once they alone could fill it (deeper
     levels can never be part of the cheapest split), however many that takes; without it, at
     most `MAX_LEVELS` levels. `depth=False` gives only the per-candidate terms (the per-level
-    lists stay empty): a maker order posts at the touch and walks no level.
+    lists stay empty): a maker order posts at the touch and walks no level. `horizon_s`: the
+    book's remaining life (s), over which the hedge's own side carries (`carry_holds_s`).
     """
     out = CandidateLevels(side, [], [], [], [], [], [], [], [], [], [], [])
-    hold_years = cost.expected_holding_s / SECONDS_PER_YEAR
-    cross = several_accounts(venues) and cost.move_later_weight > 0.0
+    hold_g, hold_r = carry_holds_s(venues, side, cost.expected_holding_s, horizon_s)
+    years_g, years_r = hold_g / SECONDS_PER_YEAR, hold_r / SECONDS_PER_YEAR
+    moves = cost.move_later_weight > 0.0
     for i, v in enumerate(venues):
         q = v.quote
         mid = 0.5 * (q.bid_price + q.ask_price)
         fee = v.instrument.taker_fee
-        carry = side * v.carry_annual * hold_years
+        carry = side * v.carry_annual * years_g
+        carry_r = side * v.carry_annual * years_r
         cap = capacity_coin(v, side, router, spot_usd)
         out.mid.append(mid)
         out.half_spread.append((q.ask_price - q.bid_price) / (2.0 * mid))
         out.taker_fee.append(fee)
         out.maker_fee.append(v.instrument.maker_fee)
         out.carry.append(carry)
+        out.carry_reduce.append(carry_r)
         out.capacity_coin.append(cap)
-        move = move_later_frac(v, cost.move_later_weight) if cross else 0.0
+        move = move_later_frac(v, cost.move_later_weight) if moves else 0.0
         out.move_later.append(move)
         if not depth:
             continue
@@ -161,14 +171,13 @@ def candidate_levels(
             raw = [(q.ask_amount if side > 0 else q.bid_amount) * dpa]
         if cap < sum(raw):  # (inf when unlimited) within the limits, the levels are as is
             raw = cap_levels(raw, cap)
-        base = fee + carry
         offs = [abs(p - mid) / mid for p in prices]
         out.starts.append(len(out.prices))
         reduce_left = reducing_coin(v, side)
         if reduce_left <= 0.0:
             # Every level grows the position (the usual case): one entry per level, built
             # list-wise (this runs on every decision that trades).
-            grow_base = base + move
+            grow_base = fee + carry + move
             out.prices += prices
             out.offsets += offs
             out.sizes_coin += raw
@@ -187,7 +196,7 @@ def candidate_levels(
                 out.prices.append(p)
                 out.offsets.append(off)
                 out.sizes_coin.append(part)
-                out.marginal.append(base + off + (move if grows else 0.0))
+                out.marginal.append(fee + off + (carry + move if grows else carry_r))
                 out.owner.append(i)
                 out.growing.append(grows)
     if depth:

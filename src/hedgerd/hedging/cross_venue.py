@@ -5,14 +5,22 @@ spread and depth walk, maker fill probability with its taker fallback, and carry
 the expected holding time, or the future's basis to the index). Across accounts two more
 things matter, and they live here:
 
-- **The cost of moving the hedge later.** A trade that grows the position on an account
+- **The cost of moving the hedge later.** A trade that grows the position on a candidate
   leaves a position there that some later trade has to close: that venue's taker fee plus
   half spread (fraction of notional), weighted by `CostModelSettings.move_later_weight`. A
   trade that shrinks a position there is that later close, already paid for at its opening.
   So the part of a trade that reduces a position is priced without it and the growing part
   with it: the router prefers unwinding a hedge where it sits to opening an opposite one on
-  another venue. With one account every candidate bears the same kind of term, and it is
-  left out (single-venue decisions are unchanged).
+  another venue or instrument. One rule for one account and several (and the backtest):
+  without it one account's router sells the instrument paying the most funding and buys the
+  one of least carry, a calendar spread rather than a hedge.
+- **How long the carry runs** (`carry_holds_s`). A unit on the hedge's own side is held as
+  long as the exposure it hedges: the book's horizon (its gamma-weighted time to expiry,
+  passed in by the caller), not the short `CostModelSettings.expected_holding_s`. So the
+  part of a trade that grows the hedge, and the part of a trade against it that reduces it,
+  carry over the horizon; a unit against the hedge's side (the part of a reducing trade that
+  opens an opposite position, or of a growing trade that closes one) is a spread leg closed
+  at the next rebalance, and carries over the short expected holding time.
 - **Margin headroom per account.** Every candidate of one account and settlement currency
   draws on the same free collateral (`HedgeVenueState.margin_available_usd`, USD): the part
   of a trade that grows a position there needs `initial_margin_frac x spot` USD per coin of
@@ -28,6 +36,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
+
+import numpy as np
 
 from hedgerd.hedging.inputs import HedgeVenueState
 from hedgerd.model import InstrumentKind, PriceUnit, Ticker
@@ -57,6 +68,32 @@ def reducing_coin(v: HedgeVenueState, side: int) -> float:
     """Coin of delta a trade on `side` (+1 buy, -1 sell) can take before it stops shrinking
     this candidate's position (0 when it grows it from the first unit)."""
     return max(-side * v.position_amount, 0.0) * v.delta_coin_per_amount
+
+
+def carry_holds(side: Any, hedge_coin: Any, short: Any, horizon: Any) -> tuple[Any, Any]:
+    """(growing part, reducing part): how long the carry of each part of a trade on `side`
+    (+1 buy, -1 sell) runs, for a hedge of `hedge_coin` (its whole position, coin of delta).
+    A part that leaves or removes a unit on the hedge's side (a flat hedge: the trade's)
+    holds it for `horizon` (the book's remaining life; `short` when not positive), a part
+    against it for `short`. Any time unit; floats, or arrays of paths (the backtest)."""
+    if isinstance(hedge_coin, np.ndarray):
+        held = np.where(np.isfinite(horizon) & (horizon > 0.0), horizon, short)
+        grows = side * hedge_coin >= 0.0
+        return np.where(grows, held, short), np.where(grows, short, held)
+    held = horizon if horizon is not None and math.isfinite(horizon) and horizon > 0.0 else short
+    return (held, short) if side * hedge_coin >= 0.0 else (short, held)
+
+
+def carry_holds_s(
+    venues: Sequence[HedgeVenueState],
+    side: int,
+    expected_holding_s: float,
+    horizon_s: float | None,
+) -> tuple[float, float]:
+    """`carry_holds` (s) for a trade over these candidates (the hedge: their positions)."""
+    hedge = sum([v.position_amount * v.delta_coin_per_amount for v in venues])
+    grow, reduce = carry_holds(side, hedge, expected_holding_s, horizon_s)
+    return float(grow), float(reduce)
 
 
 def headroom_usd(venues: Sequence[HedgeVenueState]) -> dict[HeadroomKey, float]:
@@ -136,6 +173,8 @@ def with_carry(v: HedgeVenueState, ticker: Ticker, now_ms: int) -> HedgeVenueSta
 
 __all__ = [
     "HeadroomKey",
+    "carry_holds",
+    "carry_holds_s",
     "headroom_usd",
     "move_later_frac",
     "reducing_coin",

@@ -563,6 +563,31 @@ def cheapest_lambda(taker_fee: Any, half_spread: Any) -> float:
     return min(costs) if costs else 0.0
 
 
+def hedge_lambda(
+    taker_fee: Any, half_spread: Any, carry_annual: Any, hedge_side: Any, horizon_years: Any
+) -> tuple[Any, Any]:
+    """(lambda, carry a year) the bands use: those of the instrument the hedge would be held
+    on, the least fee + half spread + carry its side (`hedge_side`: +1 long, -1 short, 0
+    none) pays over the book's horizon. Without a side or a horizon: the cheapest touch
+    (`cheapest_lambda`). Why: the cheapest touch may be dear to hold (a swap's funding), and
+    a band sized for an instrument the router does not hold the hedge on is mis-sized.
+    Per instrument: lists of floats with a scalar side and horizon (one decision, plain
+    Python), or arrays with side and horizon arrays of paths (the backtest)."""
+    if isinstance(taker_fee, list):
+        best, lam, carry = math.inf, 0.0, 0.0
+        held = hedge_side * max(horizon_years, 0.0) if math.isfinite(horizon_years) else 0.0
+        for f, h, c in zip(taker_fee, half_spread, carry_annual, strict=True):
+            cost = f + h + held * c
+            if cost < best:
+                best, lam, carry = cost, f + h, c
+        return lam, carry
+    touch = np.asarray(taker_fee) + np.asarray(half_spread)
+    carries = np.asarray(carry_annual)
+    held = np.asarray(hedge_side, dtype=float) * np.maximum(np.asarray(horizon_years), 0.0)
+    k = np.argmin(touch + held[..., None] * carries, axis=-1)
+    return touch[k], carries[k]
+
+
 def maker_cost_frac(
     fill_probability: float, maker_fee: Any, taker_fee: Any, half_spread: Any, carry: Any
 ) -> Any:

@@ -4,9 +4,9 @@ Taker trades are split over instruments by filling the globally cheapest book le
 (`cross_venue.split_with_headroom`), within depth, position and margin limits (each account's
 free collateral shared by its instruments) and the allowed venues; legs below an instrument's
 minimum are dropped (the remainder is carried to the next decision). A maker trade goes whole
-to the candidate with the lowest expected maker cost. With candidates on several accounts,
-the part of a trade that grows a position also bears the cost of moving it later
-(`hedging.cross_venue`).
+to the candidate with the lowest expected maker cost. The part of a trade that grows a
+position also bears the cost of moving it later, and the hedge's own side carries over the
+book's horizon `horizon_s` (`hedging.cross_venue`).
 """
 
 from __future__ import annotations
@@ -40,18 +40,29 @@ def _limit_price(levels: CandidateLevels, k: int, worst_offset: float, protect: 
     return levels.mid[k] * (1.0 + levels.side * (worst_offset + protect))
 
 
+def _carry(lv: CandidateLevels, k: int, q_coin: float, reducing: float) -> float:
+    """Carry per unit of a `q_coin` trade on candidate k whose first `reducing` coin shrink
+    its position: each part over its own holding time."""
+    r = min(reducing, q_coin)
+    return (r * lv.carry_reduce[k] + (q_coin - r) * lv.carry[k]) / q_coin
+
+
 def route_taker(
     venues: Sequence[HedgeVenueState],
     qty_coin: float,
     cost: CostModelSettings,
     router: RouterSettings,
     spot_usd: float,
+    horizon_s: float | None = None,
 ) -> list[RoutedLeg]:
-    """Split a signed taker trade of `qty_coin` over the candidates."""
+    """Split a signed taker trade of `qty_coin` over the candidates. `horizon_s`: the book's
+    remaining life (s), over which the hedge's own side carries."""
     if qty_coin == 0.0 or not venues:
         return []
     side = 1 if qty_coin > 0 else -1
-    lv = candidate_levels(venues, side, cost, router, spot_usd, need_coin=abs(qty_coin))
+    lv = candidate_levels(
+        venues, side, cost, router, spot_usd, need_coin=abs(qty_coin), horizon_s=horizon_s
+    )
     per = split_with_headroom(
         abs(qty_coin), lv.marginal, lv.sizes_coin, lv.owner, lv.growing, venues, spot_usd
     )
@@ -83,7 +94,7 @@ def route_taker(
                 walk += take * off
                 worst = off
                 left -= take
-        frac = walk / q_coin + lv.taker_fee[k] + lv.carry[k]
+        frac = walk / q_coin + lv.taker_fee[k] + _carry(lv, k, q_coin, reducing_coin(v, side))
         beyond_touch = worst - (first or 0.0)
         style = HedgeStyle.SLICED if beyond_touch > cost.slice_above_frac else HedgeStyle.TAKER
         legs.append(
@@ -107,20 +118,27 @@ def route_maker(
     cost: CostModelSettings,
     router: RouterSettings,
     spot_usd: float,
+    horizon_s: float | None = None,
 ) -> list[RoutedLeg]:
-    """A post-only order at the touch on the candidate with the lowest expected maker cost."""
+    """A post-only order at the touch on the candidate with the lowest expected maker cost.
+    `horizon_s` as for `route_taker`."""
     if qty_coin == 0.0 or not venues:
         return []
     side = 1 if qty_coin > 0 else -1
-    lv = candidate_levels(venues, side, cost, router, spot_usd, depth=False)
-    mc = maker_cost(lv, cost)
-    room = [j for j, cap in enumerate(lv.capacity_coin) if cap >= abs(qty_coin)]
+    size = abs(qty_coin)
+    lv = candidate_levels(venues, side, cost, router, spot_usd, depth=False, horizon_s=horizon_s)
+    # `maker_cost` is linear in the carry: its growing-part carry swapped for the blend.
+    mc = [
+        m - lv.carry[j] + _carry(lv, j, size, reducing_coin(venues[j], side))
+        for j, m in enumerate(maker_cost(lv, cost))
+    ]
+    room = [j for j, cap in enumerate(lv.capacity_coin) if cap >= size]
     if not room:
         return []
 
     def all_in(j: int) -> float:
         # The growing part of the trade also bears the cost of moving it later.
-        grows = max(abs(qty_coin) - reducing_coin(venues[j], side), 0.0) / abs(qty_coin)
+        grows = max(size - reducing_coin(venues[j], side), 0.0) / size
         return mc[j] + grows * lv.move_later[j]
 
     k = min(room, key=all_in)
