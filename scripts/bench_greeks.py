@@ -299,8 +299,18 @@ def bench_pricing(args: argparse.Namespace) -> None:
 
 
 BOOK_EXPIRIES = (
-    "21NOV26", "22NOV26", "23NOV26", "27NOV26", "4DEC26", "11DEC26", "25DEC26", "29JAN27",
-    "26FEB27", "26MAR27", "25JUN27", "24SEP27",
+    "21NOV26",
+    "22NOV26",
+    "23NOV26",
+    "27NOV26",
+    "4DEC26",
+    "11DEC26",
+    "25DEC26",
+    "29JAN27",
+    "26FEB27",
+    "26MAR27",
+    "25JUN27",
+    "24SEP27",
 )
 BOOK_SPOTS = {"BTC": 91_000.0, "ETH": 3_050.0}
 
@@ -450,8 +460,10 @@ def bench_book_steps(args: argparse.Namespace) -> None:
     print("== book steps: 6k + 4k book, tick BTC (5995 option rows), microseconds ==")
     print(f"   tick (set_index + underlying_snapshot)  p50 {whole[0]:7.1f}  p99 {whole[1]:7.1f}")
     print(f"   option rows reprice (incl. segment sums) p50 {rows[0]:7.1f}  p99 {rows[1]:7.1f}")
-    print(f"   normal CDF of d1 and d2 ({2 * n} values): table+Taylor {1e6 * t_table:6.1f},"
-          f" scipy ndtr {1e6 * t_ndtr:6.1f} (best of 7)")
+    print(
+        f"   normal CDF of d1 and d2 ({2 * n} values): table+Taylor {1e6 * t_table:6.1f},"
+        f" scipy ndtr {1e6 * t_ndtr:6.1f} (best of 7)"
+    )
 
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {

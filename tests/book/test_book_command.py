@@ -29,11 +29,20 @@ def run(*argv: str) -> int:
 def test_example_book_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("--positions", str(EXAMPLE_JSON)) == 0
     out = capsys.readouterr().out
-    for needle in ("BTC  index 91,250.00 USD", "ETH  index 3,050.00 USD",
-                   "Delta to hedge (usd numeraire)", "delta USD-num (BTC)",
-                   "delta coin-num (BTC)", "vega (USD per vol pt)", "theta (USD/day)",
-                   "Scenario P&L in USD", "inverse perpetual", "coin collateral",
-                   "21NOV26 *settling*", "Settlement window"):
+    for needle in (
+        "BTC  index 91,250.00 USD",
+        "ETH  index 3,050.00 USD",
+        "Delta to hedge (usd numeraire)",
+        "delta USD-num (BTC)",
+        "delta coin-num (BTC)",
+        "vega (USD per vol pt)",
+        "theta (USD/day)",
+        "Scenario P&L in USD",
+        "inverse perpetual",
+        "coin collateral",
+        "21NOV26 *settling*",
+        "Settlement window",
+    ):
         assert needle in out, needle
     assert "nan" not in out.lower()
 
@@ -52,12 +61,15 @@ def test_example_json_and_csv_agree(capsys: pytest.CaptureFixture[str]) -> None:
     t = btc["total"]
     # the two numeraires differ by the book's value in coin
     assert t["delta_usdnum_coin"] - t["delta_coinnum_coin"] == pytest.approx(
-        t["value_usd"] / btc["index_price_usd"], rel=1e-12)
+        t["value_usd"] / btc["index_price_usd"], rel=1e-12
+    )
     # options + hedges = total; expiries add up to the total
     assert t["options_delta_usdnum_coin"] + t["hedge_delta_usdnum_coin"] == pytest.approx(
-        t["delta_usdnum_coin"])
+        t["delta_usdnum_coin"]
+    )
     assert sum(e["delta_coinnum_coin"] for e in btc["by_expiry"]) == pytest.approx(
-        t["delta_coinnum_coin"])
+        t["delta_coinnum_coin"]
+    )
     kinds = {h["kind"]: h for h in btc["hedges"]}
     assert kinds["coin collateral"]["delta_usdnum_coin"] == 25.0
     assert kinds["coin collateral"]["delta_coinnum_coin"] == 0.0
@@ -76,6 +88,7 @@ def test_mark_price_rows_imply_vols_consistent_with_the_marks() -> None:
     assert snap.complete
     # valued at its mark: premium in coin times the index
     from hedgerd.book.greeks_book import GreeksBook
+
     solo = GreeksBook([row.instrument])
     solo.set_index("BTC", 91_250.0)
     solo.set_forward("BTC", row.instrument.expiry_ms or 0, 91_700.0)
@@ -110,18 +123,23 @@ CSV_OK_TOP = [
         ("position,BTC-27NOV26-90000-C,1,5000,,,,", "row 7: BTC-27NOV26-90000-C: bad mark vol"),
         ("position,BTC-20NOV26-90000-C,1,50,,,,", "row 7: BTC-20NOV26-90000-C has expired"),
         ("position,ETH-PERPETUAL,10,,,,,", "row 7: ETH-PERPETUAL: no index price for ETH"),
-        ("position,BTC-27NOV26-90000-C,1,,1.5,,,",
-         "row 7: BTC-27NOV26-90000-C: mark_price 1.5 BTC"),
+        (
+            "position,BTC-27NOV26-90000-C,1,,1.5,,,",
+            "row 7: BTC-27NOV26-90000-C: mark_price 1.5 BTC",
+        ),
         ("position,BTC-27NOV26-80000-C,1,,0.0001,,,", "implies no volatility"),
         ("position,BTC-PERPETUAL,10,50,,,,", "row 7: mark_iv_pct is only for options"),
         ("index,BTC,,,,,,-1", "row 7: index price must be positive"),
         ("oops,BTC,,,,,,1", "row 7: unknown record 'oops'"),
-        ("position,BTC-PERPETUAL,10,,,,,\nposition,BTC-PERPETUAL,20,,,,,",
-         "row 8: second position in BTC-PERPETUAL (first at row 7)"),
+        (
+            "position,BTC-PERPETUAL,10,,,,,\nposition,BTC-PERPETUAL,20,,,,,",
+            "row 8: second position in BTC-PERPETUAL (first at row 7)",
+        ),
     ],
 )
-def test_csv_errors_name_the_row(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                 line: str, message: str) -> None:
+def test_csv_errors_name_the_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str
+) -> None:
     path = tmp_path / "book.csv"
     path.write_text("\n".join([*CSV_OK_TOP, "", line]) + "\n")  # blank line 6 still counts
     assert run("--positions", str(path)) == 2

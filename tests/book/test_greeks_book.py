@@ -123,8 +123,11 @@ def assert_matches(book: GreeksBook, state: State, underlying: str, now_ms: int)
         for f, name in enumerate(GREEK_FIELDS):
             if name == "vanna_usdnum_coin_per_vol":
                 continue
-            tol = 1e-10 * max(1.0, abs(want[f]), abs(want[GREEK_FIELDS.index("value_usd")]) /
-                              state.index[underlying])
+            tol = 1e-10 * max(
+                1.0,
+                abs(want[f]),
+                abs(want[GREEK_FIELDS.index("value_usd")]) / state.index[underlying],
+            )
             assert abs(got[f] - want[f]) <= tol, (name, e, got[f], want[f])
     total = sum(ref.values())
     for f, name in enumerate(GREEK_FIELDS):
@@ -254,8 +257,7 @@ def test_incremental_updates_match_reference_and_fresh_rebuild() -> None:
         fresh.set_position(name, q, inst.amount_unit, average_price=state.entry.get(name))
     for und in ("BTC", "ETH"):
         a, b = book.underlying_snapshot(und, now), fresh.underlying_snapshot(und, now)
-        np.testing.assert_allclose(a.by_expiry.values, b.by_expiry.values, rtol=1e-9,
-                                   atol=1e-9)
+        np.testing.assert_allclose(a.by_expiry.values, b.by_expiry.values, rtol=1e-9, atol=1e-9)
 
 
 def _small_book() -> GreeksBook:
@@ -288,10 +290,12 @@ def test_settlement_window_projects_delta_without_expiring_contracts() -> None:
         expiring = table.greeks(i).delta_coin(num)  # type: ignore[arg-type]
         assert expiring != 0.0
         assert inside.delta_coin(num) == pytest.approx(  # type: ignore[arg-type]
-            inside.total.delta_coin(num) - expiring, rel=1e-12)  # type: ignore[arg-type]
+            inside.total.delta_coin(num) - expiring, rel=1e-12
+        )  # type: ignore[arg-type]
         # Deribit's own figure decays the expiring delta linearly: 29 of 30 minutes left
         assert inside.venue_delta_coin(num) == pytest.approx(  # type: ignore[arg-type]
-            inside.total.delta_coin(num) - expiring / 30, rel=1e-12)  # type: ignore[arg-type]
+            inside.total.delta_coin(num) - expiring / 30, rel=1e-12
+        )  # type: ignore[arg-type]
     assert before.venue_delta_coin("usd") == before.total.delta_usdnum_coin
     after = book.underlying_snapshot("BTC", expiry)
     assert not after.complete
@@ -328,8 +332,9 @@ def test_bad_input_is_refused_or_quarantined() -> None:
     name = "BTC-4DEC26-100000-C"
     book.add_instrument(parse_instrument_name(name))
     book.set_position(name, 1.0, AmountUnit.COIN)
-    reasons = dict((q.instrument, q.reason) for q in book.underlying_snapshot("BTC", NOW)
-                   .quarantined)
+    reasons = dict(
+        (q.instrument, q.reason) for q in book.underlying_snapshot("BTC", NOW).quarantined
+    )
     assert reasons[name] == "no mark vol"
     book.set_option_vol(name, 0.6)
     book.set_option_vol("BTC-27NOV26-95000-P", 0.55)
@@ -343,12 +348,22 @@ def test_bad_input_is_refused_or_quarantined() -> None:
 
 
 def test_deribit_conventions_inverse_perp_and_collateral() -> None:
-    book = GreeksBook([parse_instrument_name("BTC-PERPETUAL"),
-                       parse_instrument_name("BTC-27NOV26-100000-C")])
+    book = GreeksBook(
+        [parse_instrument_name("BTC-PERPETUAL"), parse_instrument_name("BTC-27NOV26-100000-C")]
+    )
     book.set_index("BTC", 100_000.0)
     book.set_balance("BTC", 2.0)
-    book.apply_position(Position("deribit", "main", "BTC-PERPETUAL", -50_000.0, AmountUnit.USD,
-                                 NOW, average_price=80_000.0))
+    book.apply_position(
+        Position(
+            "deribit",
+            "main",
+            "BTC-PERPETUAL",
+            -50_000.0,
+            AmountUnit.USD,
+            NOW,
+            average_price=80_000.0,
+        )
+    )
     snap = book.underlying_snapshot("BTC", NOW)
     perp = {h.kind: h for h in snap.hedges}
     # coin numeraire: size_currency = size / price, independent of the entry
@@ -364,7 +379,8 @@ def test_deribit_conventions_inverse_perp_and_collateral() -> None:
     g = black76(True, 100_000.0, 100_000.0, tau, 0.5)
     assert snap2.total.options_delta_usdnum_coin == pytest.approx(float(g.delta), rel=1e-12)
     assert snap2.total.options_delta_coinnum_coin == pytest.approx(
-        float(g.delta) - float(g.price) / 100_000.0, rel=1e-12)
+        float(g.delta) - float(g.price) / 100_000.0, rel=1e-12
+    )
 
 
 def test_mark_price_implies_the_vol() -> None:
@@ -377,7 +393,8 @@ def test_mark_price_implies_the_vol() -> None:
     assert vol == pytest.approx(0.62, rel=1e-8)
     book.set_position(name, 3.0, AmountUnit.COIN)
     assert book.underlying_snapshot("BTC", NOW).total.value_usd == pytest.approx(
-        3 * premium_coin * 95_000.0, rel=1e-9)
+        3 * premium_coin * 95_000.0, rel=1e-9
+    )
     # below intrinsic: no vol, quarantined with the reason
     assert math.isnan(book.set_option_mark_price(name, 0.0, NOW))
     (q,) = book.underlying_snapshot("BTC", NOW).quarantined
@@ -401,9 +418,11 @@ def test_scenario_grid() -> None:
     j, s = grid.vol_shocks.index(-0.10), grid.spot_shocks.index(0.10)
     assert grid.pnl_usd[j, s] == pytest.approx(shocked_v - base_v, rel=1e-9)
     assert grid.pnl_coin[j, s] == pytest.approx(
-        shocked_v / shocked.index["BTC"] - base_v / state.index["BTC"], rel=1e-9)
-    np.testing.assert_allclose(grid.by_expiry_pnl_usd.sum(axis=0), grid.pnl_usd, rtol=1e-10,
-                               atol=1e-6)
+        shocked_v / shocked.index["BTC"] - base_v / state.index["BTC"], rel=1e-9
+    )
+    np.testing.assert_allclose(
+        grid.by_expiry_pnl_usd.sum(axis=0), grid.pnl_usd, rtol=1e-10, atol=1e-6
+    )
     # small spot shocks agree with delta and gamma (USD numeraire)
     snap = book.underlying_snapshot("BTC", NOW)
     tiny = book.scenario_grid("BTC", NOW, spot_shocks=(-1e-4, 1e-4), vol_shocks=(0.0,))
@@ -567,8 +586,7 @@ def reference_with_scale(
         else:
             v = va.spot_valuation(q, S, entry)
         alpha, beta = va.affine_coefficients(kind, q, entry, b)
-        add(NO_EXPIRY if e is None else e, v, 0.0, abs(float(alpha)) * S + abs(float(beta)),
-            False)
+        add(NO_EXPIRY if e is None else e, v, 0.0, abs(float(alpha)) * S + abs(float(beta)), False)
     if state.balances.get(underlying):
         bal = state.balances[underlying]
         add(NO_EXPIRY, va.collateral_valuation(bal, S), 0.0, abs(bal) * S, False)
@@ -587,8 +605,7 @@ def assert_exact(book: GreeksBook, state: State, underlying: str, now_ms: int) -
         err = np.abs(table.values[:, i] - want)
         bad = err > 1e-12 * scale + 1e-300
         assert not bad.any(), [
-            (GREEK_FIELDS[f], e, table.values[f, i], want[f], scale[f])
-            for f in np.flatnonzero(bad)
+            (GREEK_FIELDS[f], e, table.values[f, i], want[f], scale[f]) for f in np.flatnonzero(bad)
         ]
         total, gross = total + want, gross + scale
     got_total = np.array([getattr(snap.total, f) for f in GREEK_FIELDS])

@@ -17,8 +17,13 @@ N_CASES = 400
 Value = Callable[[np.ndarray], np.ndarray]
 
 
-def _fd_check(value: Value, val: va.Valuation, S: np.ndarray, h: np.ndarray,
-              delta_of: Callable[[np.ndarray], va.Valuation] | None = None) -> None:
+def _fd_check(
+    value: Value,
+    val: va.Valuation,
+    S: np.ndarray,
+    h: np.ndarray,
+    delta_of: Callable[[np.ndarray], va.Valuation] | None = None,
+) -> None:
     """delta_usdnum = dV/dS; delta_coinnum = S d(V/S)/dS; gammas = d(delta)/dS."""
     up, dn = value(S + h), value(S - h)
     fd_usd = (up - dn) / (2 * h)
@@ -48,13 +53,18 @@ def _option_grid() -> dict[str, np.ndarray]:
     return {
         "is_call": RNG.random(N_CASES) < 0.5,
         "qty": RNG.choice([-1, 1], N_CASES) * RNG.uniform(0.1, 50, N_CASES),
-        "S": S, "K": K, "tau": tau, "vol": vol, "b": b,
+        "S": S,
+        "K": K,
+        "tau": tau,
+        "vol": vol,
+        "b": b,
     }
 
 
 @pytest.mark.parametrize("kind", [va.RowKind.INVERSE_OPTION, va.RowKind.LINEAR_OPTION])
 def test_option_delta_and_gamma_match_finite_differences(kind: va.RowKind) -> None:
     g = _option_grid()
+
     # Inverse and linear options have the same USD value; the inverse case is driven from the
     # coin premium to show the coin-numeraire delta is Black-Scholes delta minus premium.
     def value(S: np.ndarray) -> np.ndarray:
@@ -71,8 +81,10 @@ def test_option_delta_and_gamma_match_finite_differences(kind: va.RowKind) -> No
         premium_coin = va.inverse_premium_coin(val.value_usd, g["qty"], S)
         bs_delta = black76(g["is_call"], g["b"] * S, g["K"], g["tau"], g["vol"]).delta * g["b"]
         np.testing.assert_allclose(
-            val.delta_coinnum_coin, g["qty"] * (bs_delta - premium_coin),
-            rtol=1e-12, atol=1e-12 * np.abs(g["qty"]).max(),
+            val.delta_coinnum_coin,
+            g["qty"] * (bs_delta - premium_coin),
+            rtol=1e-12,
+            atol=1e-12 * np.abs(g["qty"]).max(),
         )
 
 
@@ -80,22 +92,32 @@ def test_option_vega_and_theta_match_finite_differences() -> None:
     g = _option_grid()
     val = va.option_valuation(g["is_call"], g["qty"], g["S"], g["K"], g["tau"], g["vol"], g["b"])
     dv = 1e-6
-    fv = (va.option_value_usd(g["is_call"], g["qty"], g["S"], g["K"], g["tau"], g["vol"] + dv,
-                              g["b"])
-          - va.option_value_usd(g["is_call"], g["qty"], g["S"], g["K"], g["tau"], g["vol"] - dv,
-                                g["b"])) / (2 * dv)
+    fv = (
+        va.option_value_usd(g["is_call"], g["qty"], g["S"], g["K"], g["tau"], g["vol"] + dv, g["b"])
+        - va.option_value_usd(
+            g["is_call"], g["qty"], g["S"], g["K"], g["tau"], g["vol"] - dv, g["b"]
+        )
+    ) / (2 * dv)
     notional = np.abs(g["qty"]) * g["S"]
-    assert np.all(np.abs(fv - val.vega_usd_per_vol)
-                  <= 1e-6 * np.abs(val.vega_usd_per_vol) + 1e-9 * notional
-                  + 1e-14 * np.abs(val.value_usd) / dv)  # FD rounding
+    assert np.all(
+        np.abs(fv - val.vega_usd_per_vol)
+        <= 1e-6 * np.abs(val.vega_usd_per_vol)
+        + 1e-9 * notional
+        + 1e-14 * np.abs(val.value_usd) / dv
+    )  # FD rounding
     dt = g["tau"] * 1e-5
-    ft = -(va.option_value_usd(g["is_call"], g["qty"], g["S"], g["K"], g["tau"] + dt, g["vol"],
-                               g["b"])
-           - va.option_value_usd(g["is_call"], g["qty"], g["S"], g["K"], g["tau"] - dt, g["vol"],
-                                 g["b"])) / (2 * dt)
-    assert np.all(np.abs(ft - val.theta_usd_per_year)
-                  <= 1e-6 * np.abs(val.theta_usd_per_year) + 1e-9 * notional / g["tau"]
-                  + 1e-14 * np.abs(val.value_usd) / dt)
+    ft = -(
+        va.option_value_usd(g["is_call"], g["qty"], g["S"], g["K"], g["tau"] + dt, g["vol"], g["b"])
+        - va.option_value_usd(
+            g["is_call"], g["qty"], g["S"], g["K"], g["tau"] - dt, g["vol"], g["b"]
+        )
+    ) / (2 * dt)
+    assert np.all(
+        np.abs(ft - val.theta_usd_per_year)
+        <= 1e-6 * np.abs(val.theta_usd_per_year)
+        + 1e-9 * notional / g["tau"]
+        + 1e-14 * np.abs(val.value_usd) / dt
+    )
 
 
 def _hedge_grid() -> dict[str, np.ndarray]:
@@ -178,8 +200,14 @@ def test_coin_collateral_is_delta_one_in_usd_and_zero_in_coin() -> None:
     _affine_matches(va.RowKind.COLLATERAL, g["qty"], np.nan, 1.0, g["S"], val)
 
 
-def _affine_matches(kind: va.RowKind, qty: np.ndarray, entry: np.ndarray | float,
-                    b: np.ndarray | float, S: np.ndarray, val: va.Valuation) -> None:
+def _affine_matches(
+    kind: va.RowKind,
+    qty: np.ndarray,
+    entry: np.ndarray | float,
+    b: np.ndarray | float,
+    S: np.ndarray,
+    val: va.Valuation,
+) -> None:
     alpha, beta = va.affine_coefficients(kind, qty, entry, b)
     inverse = kind in (va.RowKind.INVERSE_PERPETUAL, va.RowKind.INVERSE_FUTURE)
     delta_scale = np.abs(qty) / S if inverse else np.abs(qty)

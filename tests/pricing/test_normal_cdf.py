@@ -47,8 +47,12 @@ def test_elementwise_so_slices_and_shapes_agree() -> None:
     idx = np.empty((2, 1000), np.int64)
     for lo, hi in ((0, 317), (317, 1000)):
         part = ncdf_into(
-            x[:, lo:hi], buf[0][:, lo:hi], buf[1][:, lo:hi], buf[2][:, lo:hi],
-            buf[3][:, lo:hi], idx[:, lo:hi],
+            x[:, lo:hi],
+            buf[0][:, lo:hi],
+            buf[1][:, lo:hi],
+            buf[2][:, lo:hi],
+            buf[3][:, lo:hi],
+            idx[:, lo:hi],
         )
         np.testing.assert_array_equal(part, whole[:, lo:hi])
 

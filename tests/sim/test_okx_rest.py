@@ -334,9 +334,7 @@ async def test_history_lists_page_back_by_id(ex: Any) -> None:
         (ex.private_get_trade_orders_history, "ordId"),
     ):
         first = (await method({"instType": "SWAP", "limit": "2"}))["data"]
-        rest = (await method({"instType": "SWAP", "limit": "2", "after": first[-1][key]}))[
-            "data"
-        ]
+        rest = (await method({"instType": "SWAP", "limit": "2", "after": first[-1][key]}))["data"]
         ids = [r[key] for r in first + rest]
         assert len(first) == 2 and len(ids) == len(set(ids)) >= 3, (method, ids)
         assert all(int(r[key]) < int(first[-1][key]) for r in rest)

@@ -291,10 +291,20 @@ def test_raw_pushes_become_events_and_bad_items_are_refused_alone() -> None:
              "fillFeeCcy": "BTC", "fillTime": str(T), "uTime": str(T)}  # fmt: skip
     venue._on_raw("handle_orders", {"arg": {"channel": "orders"},
                                     "data": [order, {"instId": "NOPE"}, "junk"]})  # fmt: skip
-    venue._on_raw("handle_positions", {"arg": {"channel": "positions"}, "data": [
-        {"instId": INVERSE.name, "pos": "1", "posSide": "net", "markPx": "80000"}]})
-    venue._on_raw("handle_balance", {"arg": {"channel": "account"}, "data": [
-        {"uTime": str(T), "details": [{"ccy": "BTC", "cashBal": "9.9", "eq": "10"}]}]})
+    venue._on_raw(
+        "handle_positions",
+        {
+            "arg": {"channel": "positions"},
+            "data": [{"instId": INVERSE.name, "pos": "1", "posSide": "net", "markPx": "80000"}],
+        },
+    )
+    venue._on_raw(
+        "handle_balance",
+        {
+            "arg": {"channel": "account"},
+            "data": [{"uTime": str(T), "details": [{"ccy": "BTC", "cashBal": "9.9", "eq": "10"}]}],
+        },
+    )
     venue._on_raw("handle_ticker", {"arg": {"channel": "tickers"}, "data": [
         {"instId": INVERSE.name, "bidPx": "79999.9", "bidSz": "4", "askPx": "80000",
          "askSz": "2", "ts": str(T)}]})  # fmt: skip
@@ -332,8 +342,12 @@ _FIELDS = ["instId", "ordId", "clOrdId", "side", "sz", "accFillSz", "px", "avgPx
            "tradeId", "fillSz", "fillPx", "fillFee", "fillFeeCcy", "fillTime", "uTime", "pos",
            "posSide", "markPx", "deltaBS", "details", "ccy", "cashBal", "eq", "bidPx", "askPx",
            "bidSz", "askSz", "ts"]  # fmt: skip
-_ITEM = st.dictionaries(st.sampled_from(_FIELDS), _JSON_LEAF | st.lists(
-    st.dictionaries(st.sampled_from(_FIELDS), _JSON_LEAF, max_size=4), max_size=2), max_size=12)
+_ITEM = st.dictionaries(
+    st.sampled_from(_FIELDS),
+    _JSON_LEAF
+    | st.lists(st.dictionaries(st.sampled_from(_FIELDS), _JSON_LEAF, max_size=4), max_size=2),
+    max_size=12,
+)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

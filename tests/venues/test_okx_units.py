@@ -162,7 +162,7 @@ def test_contracts_amount_round_trip(name: str, lots: int) -> None:
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     name=st.sampled_from(NAMES),
-    contracts=st.integers(min_value=-10**6, max_value=10**6),
+    contracts=st.integers(min_value=-(10**6), max_value=10**6),
     mark=st.floats(min_value=100.0, max_value=1e6),
 )
 def test_coin_quantity_invariants(name: str, contracts: int, mark: float) -> None:
@@ -209,8 +209,18 @@ def test_ccxt_okx_option_market_is_100x_too_large_and_ours_is_not() -> None:
     assert inst.min_amount == inst.amount_step == 0.01 and inst.tick_size == 0.0001
     assert inst.expiry_ms == 1735286400000 and inst.option_type is OptionType.PUT
     named = parse_instrument_name("BTC-USD-241227-60000-P")
-    for field in ("kind", "underlying", "settlement_currency", "inverse", "contract_size",
-                  "amount_unit", "price_unit", "expiry_ms", "strike_usd", "option_type"):
+    for field in (
+        "kind",
+        "underlying",
+        "settlement_currency",
+        "inverse",
+        "contract_size",
+        "amount_unit",
+        "price_unit",
+        "expiry_ms",
+        "strike_usd",
+        "option_type",
+    ):
         assert getattr(inst, field) == getattr(named, field), field
 
 
@@ -255,8 +265,20 @@ def test_book_files_name_their_exchange() -> None:
     book = build_book(bf)
     assert book.underlying_snapshot("BTC", bf.valuation_time_ms).complete
     with pytest.raises(BookFileError, match=r"positions row 1.*not a multiple"):
-        parse_book_json(json.dumps(doc | {"positions": [
-            {"instrument": "BTC-USD-261225-95000-C", "size": -0.015, "mark_iv_pct": 52.0}]}))
+        parse_book_json(
+            json.dumps(
+                doc
+                | {
+                    "positions": [
+                        {
+                            "instrument": "BTC-USD-261225-95000-C",
+                            "size": -0.015,
+                            "mark_iv_pct": 52.0,
+                        }
+                    ]
+                }
+            )
+        )
     with pytest.raises(BookFileError, match="positions row 1"):
         parse_book_json(json.dumps(doc | {"venue": "deribit"}))  # an OKX name on Deribit
     with pytest.raises(BookFileError, match="no adapter for exchange 'bybit'"):

@@ -349,9 +349,8 @@ def solve_regimes(
         b_now_full = np.concatenate(
             [2 * b_now[:, :1] - b_now[:, 1:2], b_now, 2 * b_now[:, -1:] - b_now[:, -2:-1]], axis=1
         )
-        cov = (
-            p[:, :1] * ds[0] * (b_dn - b_now)
-            + p[:, 2:] * ds[2] * (b_up - b_now)
+        cov = p[:, :1] * ds[0] * (b_dn - b_now) + p[:, 2:] * ds[2] * (
+            b_up - b_now
         )  # (k, nx): Cov(dS, dB), E dS = 0
         hstar = -cov / var_s
         curv = 0.5 * g * var_s

@@ -45,12 +45,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "in USD and coin numeraires, gamma, vega, theta per underlying and expiry, and a "
         "spot x vol scenario grid of P&L.",
     )
-    p.add_argument("--positions", required=True, metavar="FILE",
-                   help="book file (.json or .csv); see config/example-book.json")
+    p.add_argument(
+        "--positions",
+        required=True,
+        metavar="FILE",
+        help="book file (.json or .csv); see config/example-book.json",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    p.add_argument("--numeraire", choices=("usd", "coin"), default="usd",
-                   help="which P&L to be neutral in: usd (coin collateral counts as delta) or "
-                   "coin (inverse option delta net of premium); default usd")
+    p.add_argument(
+        "--numeraire",
+        choices=("usd", "coin"),
+        default="usd",
+        help="which P&L to be neutral in: usd (coin collateral counts as delta) or "
+        "coin (inverse option delta net of premium); default usd",
+    )
     p.set_defaults(func=run)
 
 
@@ -90,8 +98,7 @@ def _greeks_cells(g: Greeks, S: float, numeraire: Numeraire) -> list[str]:
     ]
 
 
-def render_underlying(u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numeraire
-                      ) -> list[str]:
+def render_underlying(u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numeraire) -> list[str]:
     c = u.underlying
     S = u.index_price_usd
     other: Numeraire = "coin" if numeraire == "usd" else "usd"
@@ -116,18 +123,26 @@ def render_underlying(u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numera
         lines.append(f"  WARNING: {q.instrument} left out: {q.reason}")
     lines.append("")
     # by instrument kind
-    rows = [[
-        "options", _coin(u.total.options_delta_usdnum_coin),
-        _coin(u.total.options_delta_coinnum_coin),
-        _usd(u.total.value_usd - sum(h.value_usd for h in u.hedges)),
-    ]]
+    rows = [
+        [
+            "options",
+            _coin(u.total.options_delta_usdnum_coin),
+            _coin(u.total.options_delta_coinnum_coin),
+            _usd(u.total.value_usd - sum(h.value_usd for h in u.hedges)),
+        ]
+    ]
     rows += [
-        [h.kind.label, _coin(h.delta_usdnum_coin), _coin(h.delta_coinnum_coin),
-         _usd(h.value_usd)]
+        [h.kind.label, _coin(h.delta_usdnum_coin), _coin(h.delta_coinnum_coin), _usd(h.value_usd)]
         for h in u.hedges
     ]
-    rows.append(["total", _coin(u.total.delta_usdnum_coin), _coin(u.total.delta_coinnum_coin),
-                 _usd(u.total.value_usd)])
+    rows.append(
+        [
+            "total",
+            _coin(u.total.delta_usdnum_coin),
+            _coin(u.total.delta_coinnum_coin),
+            _usd(u.total.value_usd),
+        ]
+    )
     lines += _table(
         ["delta by kind", f"delta USD-num ({c})", f"delta coin-num ({c})", "value (USD)"],
         rows,
@@ -144,8 +159,15 @@ def render_underlying(u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numera
         rows.append([label, *_greeks_cells(table.greeks(i), S, numeraire)])
     rows.append(["total", *_greeks_cells(u.total, S, numeraire)])
     lines += _table(
-        ["expiry", "value (USD)", f"delta USD-num ({c})", f"delta coin-num ({c})",
-         f"gamma {numeraire}-num ({c} per 1%)", "vega (USD per vol pt)", "theta (USD/day)"],
+        [
+            "expiry",
+            "value (USD)",
+            f"delta USD-num ({c})",
+            f"delta coin-num ({c})",
+            f"gamma {numeraire}-num ({c} per 1%)",
+            "vega (USD per vol pt)",
+            "theta (USD/day)",
+        ],
         rows,
         last_is_total=True,
     )
@@ -164,21 +186,39 @@ def render_underlying(u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numera
         for j, v in enumerate(grid.vol_shocks)
     ]
     widths = [max(len(h), *(len(r[i]) for r in grows)) for i, h in enumerate(headers)]
-    lines.append("  " + "  ".join(h.rjust(w) if i else h.ljust(w)
-                                  for i, (h, w) in enumerate(zip(headers, widths, strict=True))))
+    lines.append(
+        "  "
+        + "  ".join(
+            h.rjust(w) if i else h.ljust(w)
+            for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+        )
+    )
     for r in grows:
-        lines.append("  " + "  ".join(x.rjust(w) if i else x.ljust(w)
-                                      for i, (x, w) in enumerate(zip(r, widths, strict=True))))
+        lines.append(
+            "  "
+            + "  ".join(
+                x.rjust(w) if i else x.ljust(w)
+                for i, (x, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     return lines
 
 
-def render_text(out: TextIO, snap: BookSnapshot, grids: dict[str, ScenarioGrid],
-                numeraire: Numeraire, source: str) -> None:
+def render_text(
+    out: TextIO,
+    snap: BookSnapshot,
+    grids: dict[str, ScenarioGrid],
+    numeraire: Numeraire,
+    source: str,
+) -> None:
     lines = [
         f"hedgerd book: {source}",
         f"valued at {_iso(snap.valued_at_ms)}; numeraire {numeraire} "
-        + ("(USD P&L neutral: coin collateral counts as delta)" if numeraire == "usd"
-           else "(coin P&L neutral: inverse options count delta net of premium)"),
+        + (
+            "(USD P&L neutral: coin collateral counts as delta)"
+            if numeraire == "usd"
+            else "(coin P&L neutral: inverse options count delta net of premium)"
+        ),
         "delta in coin of the underlying; USD-num = dV/dS, coin-num = dV/dS - V/S "
         "(like Deribit's delta_total); gamma as the change of delta for a 1% index move",
         "",
@@ -200,19 +240,22 @@ def _greeks_json(g: Greeks) -> dict[str, float]:
     return {f: getattr(g, f) for f in GREEK_FIELDS}
 
 
-def underlying_json(u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numeraire
-                    ) -> dict[str, Any]:
+def underlying_json(
+    u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numeraire
+) -> dict[str, Any]:
     table = u.by_expiry
     by_expiry = []
     for i in range(len(table)):
         e = int(table.expiry_ms[i])
-        by_expiry.append({
-            "expiry": _expiry_label(None if e == NO_EXPIRY else e),
-            "expiry_ms": None if e == NO_EXPIRY else e,
-            "in_settlement_window": bool(table.in_settlement_window[i]),
-            **_greeks_json(table.greeks(i)),
-            "scenario_pnl_usd": grid.by_expiry_pnl_usd[i].tolist(),
-        })
+        by_expiry.append(
+            {
+                "expiry": _expiry_label(None if e == NO_EXPIRY else e),
+                "expiry_ms": None if e == NO_EXPIRY else e,
+                "in_settlement_window": bool(table.in_settlement_window[i]),
+                **_greeks_json(table.greeks(i)),
+                "scenario_pnl_usd": grid.by_expiry_pnl_usd[i].tolist(),
+            }
+        )
     return {
         "underlying": u.underlying,
         "index_price_usd": u.index_price_usd,
@@ -222,12 +265,15 @@ def underlying_json(u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numerair
         "in_settlement_window": u.in_settlement_window,
         "next_expiry_ms": u.next_expiry_ms,
         "complete": u.complete,
-        "quarantined": [{"instrument": q.instrument, "reason": q.reason}
-                        for q in u.quarantined],
+        "quarantined": [{"instrument": q.instrument, "reason": q.reason} for q in u.quarantined],
         "total": _greeks_json(u.total),
         "hedges": [
-            {"kind": h.kind.label, "value_usd": h.value_usd,
-             "delta_usdnum_coin": h.delta_usdnum_coin, "delta_coinnum_coin": h.delta_coinnum_coin}
+            {
+                "kind": h.kind.label,
+                "value_usd": h.value_usd,
+                "delta_usdnum_coin": h.delta_usdnum_coin,
+                "delta_coinnum_coin": h.delta_coinnum_coin,
+            }
             for h in u.hedges
         ],
         "by_expiry": by_expiry,
@@ -240,8 +286,9 @@ def underlying_json(u: UnderlyingGreeks, grid: ScenarioGrid, numeraire: Numerair
     }
 
 
-def snapshot_json(snap: BookSnapshot, grids: dict[str, ScenarioGrid], numeraire: Numeraire,
-                  source: str) -> dict[str, Any]:
+def snapshot_json(
+    snap: BookSnapshot, grids: dict[str, ScenarioGrid], numeraire: Numeraire, source: str
+) -> dict[str, Any]:
     return {
         "source": source,
         "valuation_time_ms": snap.valued_at_ms,
@@ -260,6 +307,7 @@ def snapshot_json(snap: BookSnapshot, grids: dict[str, ScenarioGrid], numeraire:
         },
         "cash_usd": snap.cash_usd,
         "unpriced": [{"underlying": q.instrument, "reason": q.reason} for q in snap.unpriced],
-        "underlyings": [underlying_json(u, grids[u.underlying], numeraire)
-                        for u in snap.underlyings],
+        "underlyings": [
+            underlying_json(u, grids[u.underlying], numeraire) for u in snap.underlyings
+        ],
     }

@@ -118,9 +118,7 @@ GREEK_FIELDS: tuple[str, ...] = (
     "theta_usd_per_day",
     "vanna_usdnum_coin_per_vol",
 )
-(_VAL, _DU, _DC, _ODU, _ODC, _HDU, _HDC, _GU, _GC, _VEGA, _THETA, _VANNA) = range(
-    len(GREEK_FIELDS)
-)
+(_VAL, _DU, _DC, _ODU, _ODC, _HDU, _HDC, _GU, _GC, _VEGA, _THETA, _VANNA) = range(len(GREEK_FIELDS))
 # Per bucket the book keeps 8 inputs (`_Underlying.inputs`, columns of the mix matrix):
 # the 6 per-segment option sums of `_OptionRows.reprice` and the hedges' V = alpha S + beta.
 (_C_DU, _C_KN2, _C_VEGA, _C_THETA, _C_GU, _C_VANNA, _C_HA, _C_HB) = range(8)
@@ -138,10 +136,16 @@ def _mix_template() -> tuple[FloatArray, NDArray[np.intp]]:
     m[_HDU, _C_HA] = 1.0
     m[_VANNA, _C_VANNA] = 1.0
     pos = [
-        (_VAL, _C_DU), (_VAL, _C_HA), (_VEGA, _C_VEGA), (_THETA, _C_THETA),  # S
-        (_DC, _C_KN2), (_ODC, _C_KN2),  # 1/S: coin delta of options = Σ qK N(d2) / S
-        (_GU, _C_GU), (_GC, _C_GU),  # 1/S
-        (_DC, _C_HB), (_HDC, _C_HB),  # -1/S
+        (_VAL, _C_DU),
+        (_VAL, _C_HA),
+        (_VEGA, _C_VEGA),
+        (_THETA, _C_THETA),  # S
+        (_DC, _C_KN2),
+        (_ODC, _C_KN2),  # 1/S: coin delta of options = Σ qK N(d2) / S
+        (_GU, _C_GU),
+        (_GC, _C_GU),  # 1/S
+        (_DC, _C_HB),
+        (_HDC, _C_HB),  # -1/S
         (_GC, _C_KN2),  # -1/S²: gamma_coin = gamma_usd + (V/S - delta_usd)/S
         (_GC, _C_HB),  # 1/S²
     ]
@@ -156,7 +160,6 @@ def _mix(S: float) -> FloatArray:
     i, i2 = 1.0 / S, 1.0 / (S * S)
     m.flat[_MIX_POS] = (S, S, S, S, i, i, i, i, -i, -i, -i2, i2)
     return m
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,8 +442,18 @@ class _OptionRows:
         self.put_dirty = False
 
     _ROW_ARRAYS = (
-        "exp", "strike", "is_put", "qty", "vol", "ratio", "qeff", "sigma", "gsigma", "glnbk",
-        "row_slot", "seg_of_row",
+        "exp",
+        "strike",
+        "is_put",
+        "qty",
+        "vol",
+        "ratio",
+        "qeff",
+        "sigma",
+        "gsigma",
+        "glnbk",
+        "row_slot",
+        "seg_of_row",
     )
 
     def _alloc_scratch(self, cap: int) -> None:
@@ -480,8 +493,7 @@ class _OptionRows:
         slot = self.slot_of.get(name)
         return None if slot is None else int(self.slot_row[slot])
 
-    def insert(self, name: str, expiry_ms: int, strike: float, is_put: bool, ratio: float
-               ) -> int:
+    def insert(self, name: str, expiry_ms: int, strike: float, is_put: bool, ratio: float) -> int:
         """A new option row at its expiry's place; later rows shift down by one."""
         if self.n == self.cap:
             self._grow()
@@ -786,9 +798,7 @@ class GreeksBook:
     it changed and it was valued at most this long ago (0: revalue whenever time moved).
     """
 
-    def __init__(
-        self, instruments: Iterable[Instrument] = (), time_tolerance_ms: int = 0
-    ) -> None:
+    def __init__(self, instruments: Iterable[Instrument] = (), time_tolerance_ms: int = 0) -> None:
         self._instruments: dict[str, Instrument] = {}
         self._kinds: dict[str, RowKind] = {}
         self._und: dict[str, _Underlying] = {}
@@ -870,7 +880,10 @@ class GreeksBook:
                 return
             assert inst.expiry_ms is not None and inst.strike_usd is not None
             row = opts.insert(
-                inst.name, inst.expiry_ms, inst.strike_usd, not inst.is_call,
+                inst.name,
+                inst.expiry_ms,
+                inst.strike_usd,
+                not inst.is_call,
                 u.ratio(inst.expiry_ms),
             )
             u.layout_dirty = True
@@ -881,7 +894,11 @@ class GreeksBook:
             opts.compact()
 
     def _set_hedge(
-        self, u: _Underlying, inst: Instrument, kind: RowKind, qty: float,
+        self,
+        u: _Underlying,
+        inst: Instrument,
+        kind: RowKind,
+        qty: float,
         average_price: float | None,
     ) -> None:
         if qty == 0.0:
@@ -958,8 +975,7 @@ class GreeksBook:
         if not math.isfinite(u.index_usd):
             raise BookError(f"{underlying}: set the index before forwards")
         self.set_forward_ratio(
-            underlying, expiry_ms, _check_price(f"{underlying} forward", forward_usd)
-            / u.index_usd
+            underlying, expiry_ms, _check_price(f"{underlying} forward", forward_usd) / u.index_usd
         )
 
     def forward_ratio(self, underlying: str, expiry_ms: int) -> float:
@@ -1025,7 +1041,10 @@ class GreeksBook:
         price_usd = price * u.index_usd if inst.price_unit is PriceUnit.COIN else price
         tau = (inst.expiry_ms - now_ms) / MS_PER_YEAR
         vol_a, reason_a = implied_vol_with_reason(
-            inst.is_call, price_usd, u.ratio(inst.expiry_ms) * u.index_usd, inst.strike_usd,
+            inst.is_call,
+            price_usd,
+            u.ratio(inst.expiry_ms) * u.index_usd,
+            inst.strike_usd,
             max(tau, 0.0),
         )
         vol = float(vol_a)
@@ -1177,9 +1196,7 @@ class GreeksBook:
         if not seg_live.all():
             out += [Quarantined(n, "expired") for n in u.options.expired_names(now_ms)]
         out += [
-            Quarantined(n, "expired")
-            for n, h in sorted(u.hedges.items())
-            if h.expiry_ms <= now_ms
+            Quarantined(n, "expired") for n, h in sorted(u.hedges.items()) if h.expiry_ms <= now_ms
         ]
         return tuple(out)
 

@@ -63,12 +63,17 @@ from hedgerd.model.instruments import Instrument, InstrumentKind
 from hedgerd.venues.registry import UnknownExchangeError, parse_instrument_name, venue_spec
 
 CSV_COLUMNS = (
-    "record", "name", "size", "mark_iv_pct", "mark_price", "average_price_usd",
-    "underlying_price_usd", "value",
+    "record",
+    "name",
+    "size",
+    "mark_iv_pct",
+    "mark_price",
+    "average_price_usd",
+    "underlying_price_usd",
+    "value",
 )
 _POSITION_KEYS = frozenset(
-    {"instrument", "size", "mark_iv_pct", "mark_price", "average_price_usd",
-     "underlying_price_usd"}
+    {"instrument", "size", "mark_iv_pct", "mark_price", "average_price_usd", "underlying_price_usd"}
 )
 _STEP_TOLERANCE = 1e-9
 
@@ -197,8 +202,7 @@ def _position(row: str, fields: Mapping[str, Any], exchange: str = "deribit") ->
             raise BookFileError(f"{row}: option {name} needs mark_iv_pct or mark_price")
         if iv_pct is not None and iv_pct < 1.0:
             raise BookFileError(
-                f"{row}: mark_iv_pct {iv_pct:g} looks like a fraction; give percent "
-                "(52 means 52 %)"
+                f"{row}: mark_iv_pct {iv_pct:g} looks like a fraction; give percent (52 means 52 %)"
             )
     elif iv_pct is not None:
         raise BookFileError(f"{row}: mark_iv_pct is only for options, not {name}")
@@ -242,14 +246,17 @@ def parse_book_json(text: str, source: str = "<json>") -> BookFile:
     balances = doc.get("balances", {})
     positions = doc.get("positions", [])
     if not isinstance(index, dict):
-        raise BookFileError("index_prices_usd: expected an object {\"BTC\": price, ...}")
+        raise BookFileError('index_prices_usd: expected an object {"BTC": price, ...}')
     if not isinstance(balances, dict):
-        raise BookFileError("balances: expected an object {\"BTC\": amount, ...}")
+        raise BookFileError('balances: expected an object {"BTC": amount, ...}')
     if not isinstance(positions, list):
         raise BookFileError("positions: expected a list")
     idx = tuple(
-        IndexRow(f"index_prices_usd.{k}", str(k).upper(),
-                 _number(f"index_prices_usd.{k}", "index price", v, positive=True))
+        IndexRow(
+            f"index_prices_usd.{k}",
+            str(k).upper(),
+            _number(f"index_prices_usd.{k}", "index price", v, positive=True),
+        )
         for k, v in index.items()
     )
     bal = tuple(
@@ -302,8 +309,11 @@ def parse_book_csv(text: str, source: str = "<csv>") -> BookFile:
                 raise BookFileError(f"{row}: the venue record must come before the positions")
             exchange = _exchange(row, rec.get("value") or name)
         elif kind == "index":
-            idx.append(IndexRow(row, name.upper(),
-                                _number(row, "index price", rec.get("value"), positive=True)))
+            idx.append(
+                IndexRow(
+                    row, name.upper(), _number(row, "index price", rec.get("value"), positive=True)
+                )
+            )
         elif kind == "balance":
             bal.append(BalanceRow(row, name.upper(), _number(row, "balance", rec.get("value"))))
         elif kind == "position":
@@ -349,8 +359,10 @@ def build_book(bf: BookFile) -> GreeksBook:
     seen_index: dict[str, str] = {}
     for ir in bf.index_prices:
         if ir.underlying in seen_index:
-            raise BookFileError(f"{ir.row}: second index price for {ir.underlying} "
-                                f"(first at {seen_index[ir.underlying]})")
+            raise BookFileError(
+                f"{ir.row}: second index price for {ir.underlying} "
+                f"(first at {seen_index[ir.underlying]})"
+            )
         seen_index[ir.underlying] = ir.row
         book.set_index(ir.underlying, ir.price_usd)
     seen_bal: dict[str, str] = {}
@@ -366,13 +378,12 @@ def build_book(bf: BookFile) -> GreeksBook:
     for pr in bf.positions:
         inst = pr.instrument
         if inst.name in seen:
-            raise BookFileError(f"{pr.row}: second position in {inst.name} (first at "
-                                f"{seen[inst.name]})")
+            raise BookFileError(
+                f"{pr.row}: second position in {inst.name} (first at {seen[inst.name]})"
+            )
         seen[inst.name] = pr.row
         if inst.underlying not in seen_index:
-            raise BookFileError(
-                f"{pr.row}: {inst.name}: no index price for {inst.underlying}"
-            )
+            raise BookFileError(f"{pr.row}: {inst.name}: no index price for {inst.underlying}")
         if inst.expiry_ms is not None and inst.expiry_ms <= now:
             raise BookFileError(f"{pr.row}: {inst.name} has expired at the valuation time")
         if pr.underlying_price_usd is not None and inst.expiry_ms is not None:

@@ -144,8 +144,12 @@ def coin_numeraire(
 
 
 def _valuation(
-    value: FloatArray, delta: FloatArray, gamma: FloatArray, index: FloatArray,
-    vega: FloatArray | None = None, theta: FloatArray | None = None,
+    value: FloatArray,
+    delta: FloatArray,
+    gamma: FloatArray,
+    index: FloatArray,
+    vega: FloatArray | None = None,
+    theta: FloatArray | None = None,
 ) -> Valuation:
     dc, gc = coin_numeraire(value, delta, gamma, index)
     zero = np.zeros_like(value)
@@ -164,8 +168,13 @@ def _valuation(
 
 
 def option_value_usd(
-    is_call: ArrayLike, qty_coin: ArrayLike, index_usd: ArrayLike, strike_usd: ArrayLike,
-    tau_years: ArrayLike, vol: ArrayLike, forward_ratio: ArrayLike = 1.0,
+    is_call: ArrayLike,
+    qty_coin: ArrayLike,
+    index_usd: ArrayLike,
+    strike_usd: ArrayLike,
+    tau_years: ArrayLike,
+    vol: ArrayLike,
+    forward_ratio: ArrayLike = 1.0,
 ) -> FloatArray:
     """USD value of ``qty_coin`` options (Black-76 on ``F = forward_ratio · index_usd``)."""
     S = _f(index_usd)
@@ -174,21 +183,31 @@ def option_value_usd(
 
 
 def option_valuation(
-    is_call: ArrayLike, qty_coin: ArrayLike, index_usd: ArrayLike, strike_usd: ArrayLike,
-    tau_years: ArrayLike, vol: ArrayLike, forward_ratio: ArrayLike = 1.0,
+    is_call: ArrayLike,
+    qty_coin: ArrayLike,
+    index_usd: ArrayLike,
+    strike_usd: ArrayLike,
+    tau_years: ArrayLike,
+    vol: ArrayLike,
+    forward_ratio: ArrayLike = 1.0,
 ) -> Valuation:
     """Value and Greeks of ``qty_coin`` options, inverse or linear (see module docstring)."""
     S, b, N = _f(index_usd), _f(forward_ratio), _f(qty_coin)
     g = black76(is_call, b * S, strike_usd, tau_years, vol)
     value = N * g.price
     return _valuation(
-        value, N * b * g.delta, N * b * b * g.gamma, np.broadcast_to(S, value.shape),
-        vega=N * g.vega, theta=N * g.theta,
+        value,
+        N * b * g.delta,
+        N * b * b * g.gamma,
+        np.broadcast_to(S, value.shape),
+        vega=N * g.vega,
+        theta=N * g.theta,
     )
 
 
-def inverse_premium_coin(value_usd: ArrayLike, qty_coin: ArrayLike, index_usd: ArrayLike
-                         ) -> FloatArray:
+def inverse_premium_coin(
+    value_usd: ArrayLike, qty_coin: ArrayLike, index_usd: ArrayLike
+) -> FloatArray:
     """An inverse option's premium in coin per coin of underlying: ``V / (N · S)``."""
     return _f(value_usd) / (_f(qty_coin) * _f(index_usd))
 
@@ -197,7 +216,9 @@ def inverse_premium_coin(value_usd: ArrayLike, qty_coin: ArrayLike, index_usd: A
 
 
 def inverse_future_value_usd(
-    size_usd: ArrayLike, index_usd: ArrayLike, entry_price_usd: ArrayLike,
+    size_usd: ArrayLike,
+    index_usd: ArrayLike,
+    entry_price_usd: ArrayLike,
     forward_ratio: ArrayLike = 1.0,
 ) -> FloatArray:
     """USD value of the coin P&L ``N (1/entry − 1/F)`` at the index: ``N S/entry − N/b``."""
@@ -206,7 +227,9 @@ def inverse_future_value_usd(
 
 
 def inverse_future_valuation(
-    size_usd: ArrayLike, index_usd: ArrayLike, entry_price_usd: ArrayLike,
+    size_usd: ArrayLike,
+    index_usd: ArrayLike,
+    entry_price_usd: ArrayLike,
     forward_ratio: ArrayLike = 1.0,
 ) -> Valuation:
     N, S, e, b = np.broadcast_arrays(
@@ -220,7 +243,9 @@ def inverse_future_valuation(
 
 
 def linear_future_value_usd(
-    qty_coin: ArrayLike, index_usd: ArrayLike, entry_price_usd: ArrayLike,
+    qty_coin: ArrayLike,
+    index_usd: ArrayLike,
+    entry_price_usd: ArrayLike,
     forward_ratio: ArrayLike = 1.0,
 ) -> FloatArray:
     """USD floating P&L ``N (F − entry)``, ``F = b S``."""
@@ -229,7 +254,9 @@ def linear_future_value_usd(
 
 
 def linear_future_valuation(
-    qty_coin: ArrayLike, index_usd: ArrayLike, entry_price_usd: ArrayLike,
+    qty_coin: ArrayLike,
+    index_usd: ArrayLike,
+    entry_price_usd: ArrayLike,
     forward_ratio: ArrayLike = 1.0,
 ) -> Valuation:
     N, S, e, b = np.broadcast_arrays(
@@ -239,14 +266,16 @@ def linear_future_valuation(
     return _valuation(value, N * b, np.zeros_like(value), S)
 
 
-def spot_value_usd(qty_coin: ArrayLike, index_usd: ArrayLike, entry_price_usd: ArrayLike
-                   ) -> FloatArray:
+def spot_value_usd(
+    qty_coin: ArrayLike, index_usd: ArrayLike, entry_price_usd: ArrayLike
+) -> FloatArray:
     """``N`` coin bought against USDC at ``entry``: ``N (S − entry)``."""
     return linear_future_value_usd(qty_coin, index_usd, entry_price_usd, 1.0)
 
 
-def spot_valuation(qty_coin: ArrayLike, index_usd: ArrayLike, entry_price_usd: ArrayLike
-                   ) -> Valuation:
+def spot_valuation(
+    qty_coin: ArrayLike, index_usd: ArrayLike, entry_price_usd: ArrayLike
+) -> Valuation:
     return linear_future_valuation(qty_coin, index_usd, entry_price_usd, 1.0)
 
 

@@ -86,8 +86,10 @@ class Instrument:
                 raise ValueError(f"option {self.name}: strike must be positive")
         if self.kind is InstrumentKind.FUTURE and self.expiry_ms is None:
             raise ValueError(f"future {self.name} needs expiry_ms")
-        if self.inverse and self.kind is not InstrumentKind.OPTION and (
-            self.amount_unit is not AmountUnit.USD
+        if (
+            self.inverse
+            and self.kind is not InstrumentKind.OPTION
+            and (self.amount_unit is not AmountUnit.USD)
         ):
             raise ValueError(f"inverse {self.kind} {self.name} must be sized in USD")
 

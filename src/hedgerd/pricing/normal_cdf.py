@@ -118,6 +118,10 @@ def ncdf(x: FloatArray) -> FloatArray:
     xa = np.asarray(x, dtype=np.float64)
     out = np.empty_like(xa)
     return ncdf_into(
-        xa, out, np.empty_like(xa), np.empty_like(xa), np.empty_like(xa),
+        xa,
+        out,
+        np.empty_like(xa),
+        np.empty_like(xa),
+        np.empty_like(xa),
         np.empty(xa.shape, np.int64),
     )
