@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from hedgerd.ops.supervisor import Backoff, Part, Supervisor
 
@@ -71,3 +72,30 @@ async def test_unexpected_return_is_a_crash() -> None:
 def test_backoff_doubles_and_caps() -> None:
     b = Backoff(initial_s=0.5, max_s=4.0)
     assert [b.delay_s(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+async def test_a_part_that_ignores_its_cancellation_does_not_hold_up_the_stop() -> None:
+    """Shutdown must reach the cancel-all: a part stuck past `stop_grace_s` is logged and left
+    behind, the others stop as usual."""
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        started.set()
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    async def polite() -> None:
+        await asyncio.Event().wait()
+
+    async def on_crash(name: str, exc: BaseException) -> None:
+        raise AssertionError(f"{name} crashed: {exc!r}")
+
+    sup = Supervisor(on_crash, stop_grace_s=0.05)
+    runner = asyncio.create_task(sup.run([Part("stubborn", stubborn), Part("polite", polite)]))
+    await asyncio.wait_for(started.wait(), 5)
+    sup.stop()
+    await asyncio.wait_for(runner, 5)  # returns although "stubborn" is still running
+    assert sup.stuck == ["stubborn"]
+    release.set()

@@ -1,6 +1,8 @@
 """Supervised tasks: a part that crashes halts trading (through `on_crash`), is logged with
 its traceback, and is restarted with exponential backoff, instead of dying silently or trading
-on. All parts run in one asyncio.TaskGroup and stop together."""
+on. All parts stop together; a part that does not end within `stop_grace_s` of being cancelled
+is logged (`part_stuck`) and left behind, so that shutdown still reaches the cancel-all of the
+hedger's orders."""
 
 from __future__ import annotations
 
@@ -45,13 +47,17 @@ class Supervisor:
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] | None = None,
+        stop_grace_s: float = 5.0,
     ) -> None:
         self._on_crash = on_crash
         self._backoff = backoff or Backoff()
         self._sleep = sleep
         self._monotonic = monotonic or asyncio.get_running_loop().time
         self._stopping = asyncio.Event()
+        self._stop_grace_s = stop_grace_s
         self.crashes: dict[str, int] = {}
+        #: Parts that had not ended `stop_grace_s` after being cancelled (last `run`).
+        self.stuck: list[str] = []
 
     def stop(self) -> None:
         self._stopping.set()
@@ -61,12 +67,21 @@ class Supervisor:
         return self._stopping.is_set()
 
     async def run(self, parts: Sequence[Part]) -> None:
-        """Run every part until `stop()` is called; then cancel them and return."""
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._keep(part), name=part.name) for part in parts]
+        """Run every part until `stop()` is called; then cancel them and return once they
+        ended, or after `stop_grace_s` (wall seconds) with the stragglers logged."""
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._keep(part), name=part.name) for part in parts]
+        try:
             await self._stopping.wait()
+        finally:
             for task in tasks:
                 task.cancel()
+            _done, pending = await asyncio.wait(tasks, timeout=self._stop_grace_s)
+            self.stuck = sorted(t.get_name() for t in pending)
+            if pending:
+                # A part that swallows its cancellation (or waits on something that cannot be
+                # cancelled) must not keep the daemon from cancelling its orders.
+                log.error("part_stuck", parts=self.stuck, grace_s=self._stop_grace_s)
 
     async def _keep(self, part: Part) -> None:
         consecutive = 0
