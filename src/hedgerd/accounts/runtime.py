@@ -298,9 +298,8 @@ class AccountRuntime:
         if feed is None:
             return
         try:
-            await asyncio.wait_for(
-                feed.refresh_venue_greeks(VENUE_GREEKS_MAX_AGE_MS), VENUE_GREEKS_TIMEOUT_S
-            )
+            async with asyncio.timeout(VENUE_GREEKS_TIMEOUT_S):
+                await feed.refresh_venue_greeks(VENUE_GREEKS_MAX_AGE_MS)
         except (VenueError, TimeoutError) as exc:
             log.warning("account.venue_greeks_failed", venue=self.name, error=str(exc))
 

@@ -1039,7 +1039,8 @@ class Executor:
             venue=run.leg.venue,
         )
         try:
-            await asyncio.wait_for(connected.wait(), self.settings.session_wait_s)
+            async with asyncio.timeout(self.settings.session_wait_s):
+                await connected.wait()
         except TimeoutError:
             log.warning(
                 "executor.session_down_leg_ended",
@@ -1614,7 +1615,8 @@ class Executor:
             connected = getattr(session, "connected", None)
             if isinstance(connected, asyncio.Event) and not connected.is_set():
                 try:
-                    await asyncio.wait_for(connected.wait(), self.settings.session_wait_s)
+                    async with asyncio.timeout(self.settings.session_wait_s):
+                        await connected.wait()
                     log.info(
                         "executor.session_back",
                         venue=venue_name,

@@ -345,7 +345,8 @@ class HaNode:
                 await self._fence("renew: no answer before the self-fence deadline")
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), min(left_s, _HOLD_POLL_S))
+                async with asyncio.timeout(min(left_s, _HOLD_POLL_S)):
+                    await lost.wait()
 
     async def _fence(self, why: str) -> None:
         self._set_active(False)

@@ -134,7 +134,8 @@ class Readiness:
         try:
             outcome = check()
             if inspect.isawaitable(outcome):
-                outcome = await asyncio.wait_for(outcome, self._timeout_s)
+                async with asyncio.timeout(self._timeout_s):
+                    outcome = await outcome
         except TimeoutError:
             return CheckResult(False, f"check timed out after {self._timeout_s} s")
         except Exception as exc:

@@ -73,7 +73,8 @@ class WsOutbox:
         if self._queue and not self.ws.closed:
             self._drained.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._drained.wait()
 
     def abort(self) -> None:
         """Drop the connection without a close frame (a network failure)."""

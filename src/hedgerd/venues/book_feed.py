@@ -364,7 +364,8 @@ class BookFeed:
     async def _reconcile_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._resync.wait(), self.reconcile_s)
+                async with asyncio.timeout(self.reconcile_s):
+                    await self._resync.wait()
             reason = "reconnect" if self._resync.is_set() else "timer"
             self._resync.clear()
             try:
@@ -414,12 +415,12 @@ class BookFeed:
         """Wait (bounded) until `predicate()` holds, re-checking after every applied event or
         reconciliation. Returns whether it held."""
 
-        async def waiter() -> None:
-            async with self._changed:
-                await self._changed.wait_for(predicate)
-
+        # `asyncio.timeout`, not `wait_for`: Python 3.11's wait_for returns the result and drops
+        # a cancel that lands as the wait completes, and the hedge loop calls this every
+        # evaluation, so a shutdown's cancel of the loop was lost and the daemon never stopped.
         try:
-            await asyncio.wait_for(waiter(), timeout_s)
+            async with asyncio.timeout(timeout_s), self._changed:
+                await self._changed.wait_for(predicate)
         except TimeoutError:
             return predicate()
         return True

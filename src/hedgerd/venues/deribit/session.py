@@ -114,7 +114,8 @@ class DeribitSession:
                     {"jsonrpc": "2.0", "id": req_id, "method": method, "params": dict(params or {})}
                 )
             )
-            return await asyncio.wait_for(fut, self.call_timeout_s)
+            async with asyncio.timeout(self.call_timeout_s):
+                return await fut
         finally:
             self._pending.pop(req_id, None)
 
