@@ -775,3 +775,25 @@ async def test_margin_of_a_unified_account_is_the_accounts_in_usd(
     assert usd.margined
     assert usd.maintenance_margin > 0 and usd.equity > 100_000.0  # USDT plus coins in USD
     assert usd.maintenance_margin / usd.equity < 0.01 and usd.available < usd.equity
+
+
+async def test_free_collateral_of_a_unified_account_is_capped_by_the_accounts(
+    venue: OkxVenue, sim: Simulator
+) -> None:
+    """Multi-currency margin: BTC has equity to spare, but the account has no free equity
+    left (its USDT tied up by an initial margin add-on): routing must read no free BTC
+    collateral, since OKX refuses a growing BTC order then (51008)."""
+    before = {m.currency: m for m in await venue.margin_summaries()}
+    assert before["BTC"].available == 10.0 and before["USD"].available > 100_000.0
+    _account(sim).imr_add["USDT"] = 10_000_000.0
+    after = {m.currency: m for m in await venue.margin_summaries()}
+    assert after["USD"].available < 0.0
+    assert after["BTC"].available < 0.0
+    assert sim.okx.avail_eq(_account(sim), "BTC") == 10.0  # its own figure is unchanged
+    quote = await venue.fetch_quote(SWAP)
+    with pytest.raises(VenueError) as err:
+        await venue.place_order(
+            OrderRequest(SWAP, OrderSide.BUY, 100.0, _label("starved"),
+                         price=quote.ask_price * 1.01, time_in_force=TimeInForce.IOC)
+        )  # fmt: skip
+    assert err.value.reason is RejectReason.INSUFFICIENT_FUNDS
