@@ -148,6 +148,9 @@ class KillSwitchBoard:
         self.accounts: AccountStates | None = None
         #: Per account: since when its link has been healthy (`link_healthy`), board ms.
         self._healthy_since: dict[str, int] = {}
+        #: Per venue: the stale-data switch's update count when its streams last came up
+        #: (`StaleDataSwitch.updates`): data since then is what `link_healthy` asks for.
+        self._up_at_update: dict[str, int] = {}
         machine.add_listener(self._on_state)
         if metrics is not None:
             machine.add_listener(self._export_state)
@@ -257,6 +260,8 @@ class KillSwitchBoard:
             log.warning("kill_switch_metric_failed", metric=fn.__name__, error=repr(exc))
 
     def on_connection(self, venue: str, connected: bool, now_ms: int) -> None:
+        if connected and self.disconnected.up_since_ms(venue) is None:
+            self._up_at_update[venue] = self.stale.updates  # (re)connected: from now on
         self.disconnected.observe(venue, connected, now_ms)
         if self.metrics is not None:
             self._metric(self.metrics.set_venue_connected, venue, connected)
@@ -282,9 +287,13 @@ class KillSwitchBoard:
     def link_healthy(self, venue: str, now_ms: int) -> bool:
         """Whether account `venue`'s link is healthy now: every stream connected, and data
         flowing since that connection (`StaleDataSwitch.fresh_since`: a reconnect whose
-        subscription failed is not healthy)."""
+        subscription failed is not healthy), counted by updates processed after it, not by
+        their stamps alone (between two drops, the last update before the second one can
+        carry a stamp at or after its reconnection)."""
         up = self.disconnected.up_since_ms(venue)
-        return up is not None and self.stale.fresh_since(venue, up, now_ms)
+        if up is None:
+            return False
+        return self.stale.fresh_since(venue, up, now_ms, self._up_at_update.get(venue))
 
     def recover_links(self, now_ms: int) -> tuple[str, ...]:
         """Clear each account's self-clearing link trips (stale data, disconnection) once its
