@@ -75,7 +75,7 @@ from hedgerd.risk.pnl import (
     day_start_ms,
     hedge_pnl_usd,
 )
-from hedgerd.risk.sanity import PriceSanitySwitch, PriceVerdict
+from hedgerd.risk.sanity import GapWitness, PriceSanitySwitch, PriceVerdict
 from hedgerd.risk.trading_state import (
     AUTO_ACTOR,
     LINK_ACTOR,
@@ -386,12 +386,14 @@ class KillSwitchBoard:
         price_usd: float,
         reference_price_usd: float | None = None,
         reference_horizon_years: float | None = None,
+        witness: GapWitness | None = None,
     ) -> PriceVerdict:
         """Judge a market price before anything uses it: a refused price must be dropped
         (quarantined) by the caller. `reference_horizon_years`: the price is a forward that
-        far out from its reference (see `PriceSanitySwitch.observe`)."""
+        far out from its reference; `witness`: which independent feed of which underlying it
+        is, so that a gap other feeds confirm is accepted (see `PriceSanitySwitch.observe`)."""
         verdict = self.prices.observe(
-            now_ms, source, price_usd, reference_price_usd, reference_horizon_years
+            now_ms, source, price_usd, reference_price_usd, reference_horizon_years, witness
         )
         self._note_quarantine("price", source, verdict)
         self.apply(verdict.trip, now_ms)

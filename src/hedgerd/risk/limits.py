@@ -321,6 +321,14 @@ class PriceSanitySettings(_Switch):
         "is judged against the index with the limit max(max_deviation_pct, this x years to "
         "expiry): a year-out future may carry a large basis, a weekly expiry cannot.",
     )
+    gap_confirm_s: float = Field(
+        3.0,
+        ge=0,
+        description="A jump of max_jump_pct or more is quarantined (no trip) for this long; "
+        "then it is accepted if the source held the new level and an independent source "
+        "moved to it too (another venue's index, the venue's index against its marks); an "
+        "isolated jump that holds trips, one that reverts is dropped. 0: every jump trips.",
+    )
     max_vol_jump_pct: float = Field(
         50.0,
         gt=0,

@@ -535,7 +535,10 @@ class BookFeed:
         if inst is None:
             return
         self._add_instrument(inst)
-        self._apply_index(inst.underlying, t.index_price_usd, t.ts_ms)
+        # The forward is judged before the index, and the index even when the forward was
+        # refused: price sanity sees both every tick, so that in a gap each witnesses the
+        # other (`risk.sanity`); the ticker is applied only when both are accepted.
+        refused: BadMarketDataError | None = None
         if self.forward_check is not None and inst.expiry_ms is not None:
             fwd = t.underlying_price_usd if inst.is_option else t.mark_price
             # Only a usable number is judged: the book ignores a missing or non-positive
@@ -546,7 +549,12 @@ class BookFeed:
                 and fwd > 0
                 and not self.forward_check(inst.underlying, inst.expiry_ms, fwd, t.index_price_usd)
             ):
-                raise BadMarketDataError(f"{t.instrument}: forward {fwd!r} refused (price sanity)")
+                refused = BadMarketDataError(
+                    f"{t.instrument}: forward {fwd!r} refused (price sanity)"
+                )
+        self._apply_index(inst.underlying, t.index_price_usd, t.ts_ms)
+        if refused is not None:
+            raise refused
         if inst.is_option:
             vol = option_vol(inst, t)
             if (
