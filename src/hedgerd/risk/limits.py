@@ -327,7 +327,8 @@ class PriceSanitySettings(_Switch):
         description="A jump of max_jump_pct or more is quarantined (no trip) for this long; "
         "then it is accepted if the source held the new level and an independent source "
         "moved to it too (another venue's index, the venue's index against its marks); an "
-        "isolated jump that holds trips, one that reverts is dropped. 0: every jump trips.",
+        "isolated jump that holds trips, one that reverts is dropped. 0: every jump trips. "
+        "Keep it under the stale-data limits (5 s): the book holds the last good price meanwhile.",
     )
     max_vol_jump_pct: float = Field(
         50.0,
