@@ -284,8 +284,9 @@ async def test_a_request_arriving_after_its_exp_time_is_not_processed(
 ) -> None:
     """The journalled request expiry goes as OKX's `expTime` header: in time, the order is
     placed; from a process paused after journalling (the simulator's clock moved past it
-    before the request arrived), the simulator refuses it (51149) and nothing is placed.
-    hedgerd reads that code as outcome unknown: the order is asked for by clOrdId."""
+    before the request arrived), the simulator refuses it (50036, OKX's code for an expTime
+    already passed) and nothing is placed. hedgerd reads that code as a definitive refusal
+    for having expired (as Deribit's 13888): no reject streak, a new intent follows."""
     dialect = sim.server.dialects["okx"]
     quote = await venue.fetch_quote(SWAP)
     price = quote.ask_price * 1.01
@@ -302,8 +303,8 @@ async def test_a_request_arriving_after_its_exp_time_is_not_processed(
     sim.advance(1_500)  # the sender was paused between its journal write and the send
     with pytest.raises(VenueError) as err:
         await venue.place_order(request)
-    # Retryable: the executor asks for it by clOrdId before anything else goes.
-    assert err.value.code == 51149 and err.value.error_class is ErrorClass.RETRYABLE
+    assert err.value.code == 50036 and err.value.error_class is ErrorClass.DEFINITIVE
+    assert err.value.reason is RejectReason.REQUEST_EXPIRED
     assert dialect.counters.requests_expired == 1  # type: ignore[attr-defined]
     assert await venue.order_by_label(late) == []
     assert _account(sim).positions[SWAP].size == 1  # the on-time order only
