@@ -77,7 +77,7 @@ from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, guarded_ws_exchange, n
 from hedgerd.venues.json_values import as_float
 from hedgerd.venues.okx import errors as _errors  # noqa: F401  (registers the codes)
 from hedgerd.venues.okx.contracts import ContractSizeError, amount_to_contracts, instrument_from_okx
-from hedgerd.venues.okx.limits import ENDPOINT_LIMITS
+from hedgerd.venues.okx.limits import ARRIVAL_JITTER_S, ENDPOINT_LIMITS
 from hedgerd.venues.okx.names import format_expiry, parse_instrument_name
 from hedgerd.venues.okx.payloads import (
     BadOkxPayloadError,
@@ -243,7 +243,7 @@ class OkxVenue(CcxtVenue):
         self.refused_entries = 0
         # asyncio-throttle is untyped: keep its objects behind Any.
         self._endpoint_throttles: dict[str, Any] = {
-            m: Throttler(rate_limit=n, period=s, retry_interval=0.005)
+            m: Throttler(rate_limit=n, period=s + ARRIVAL_JITTER_S, retry_interval=0.005)
             for m, (n, s) in ENDPOINT_LIMITS.items()
         }
 
