@@ -386,3 +386,41 @@ async def test_ioc_out_of_the_market_stops_after_two_empty_orders(tmp_path: Path
         assert ex.in_flight_delta_coin("BTC") == 0.0
     finally:
         await journal.close()
+
+
+async def test_two_decisions_on_one_instrument_are_each_credited_with_their_own_fill(
+    tmp_path: Path,
+) -> None:
+    # Two hedges of one instrument at once; both fill and their trades arrive, the book's
+    # position shows the first one's only. The second's fill still counts in flight: the
+    # position's move is the first's (earliest fill, at most its own fill), not both.
+    venue = FakeVenue()
+    venue.gate.clear()
+    held = {"pos": 0.0}
+    ex, journal = await parts(tmp_path, venue, position_amount=lambda v, i: held["pos"])
+    try:
+        loop = asyncio.get_running_loop()
+        first = loop.create_task(
+            ex.execute(perp_decision("two-a", OrderSide.BUY, 9_000.0, mid_usd=MID, ts_ms=1))
+        )
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        second = loop.create_task(
+            ex.execute(perp_decision("two-b", OrderSide.BUY, 4_500.0, mid_usd=MID, ts_ms=2))
+        )
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert len(venue.sent) == 2
+        assert ex.in_flight_delta_coin("BTC") == pytest.approx(0.15)
+        venue.gate.set()
+        for task in (first, second):
+            assert (await task).legs[0].outcome is LegOutcome.DONE
+        for n in (0, 1):
+            await _trade_arrives(ex, venue, n)
+        assert ex.in_flight_delta_coin("BTC") == pytest.approx(0.15), "the book shows neither"
+        held["pos"] = 9_000.0  # the first hedge's position
+        assert ex.in_flight_delta_coin("BTC") == pytest.approx(0.05)
+        held["pos"] = 13_500.0
+        assert ex.in_flight_delta_coin("BTC") == 0.0
+    finally:
+        await journal.close()

@@ -27,6 +27,15 @@ VENUE, INST = "deribit-a", "BTC-PERPETUAL"
 STEP = 10.0  # USD: amounts are whole lots, so sums are exact
 
 
+def _intent(label: str, side: OrderSide, amount: float) -> OrderRecord:
+    """An IOC order on the one instrument, journalled and not yet sent."""
+    return new_order(
+        label=label, decision_id=label, venue=VENUE, instrument=INST, side=side,
+        amount=amount, amount_unit=AmountUnit.USD, limit_price=None,
+        style=OrderStyle.IOC_LIMIT, reduce_only=False, created_ms=0,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class _Order:
     side: OrderSide
@@ -128,11 +137,7 @@ def test_book_plus_in_flight_is_the_final_position_after_every_event(
     for n, (kind, i, j) in enumerate(events):
         if kind == "reg":
             o = orders[i]
-            rec = new_order(
-                label=labels[i], decision_id=f"d{i}", venue=VENUE, instrument=INST,
-                side=o.side, amount=o.amount, amount_unit=AmountUnit.USD, limit_price=None,
-                style=OrderStyle.IOC_LIMIT, reduce_only=False, created_ms=n,
-            )  # fmt: skip
+            rec = _intent(labels[i], o.side, o.amount)
             records[rec.label] = rec
             ledger.register(rec)
             update(apply(rec, Sent(n)))
@@ -183,11 +188,7 @@ def test_two_concurrent_orders_are_credited_with_their_own_fills_only() -> None:
     ledger = InFlightLedger(lambda v, i: book["pos"], timeout_s=3.0, wall_s=lambda: 0.0)
     recs: dict[str, OrderRecord] = {}
     for label, amount in (("a", 30.0), ("b", 20.0)):
-        rec = new_order(
-            label=label, decision_id=label, venue=VENUE, instrument=INST, side=OrderSide.BUY,
-            amount=amount, amount_unit=AmountUnit.USD, limit_price=None,
-            style=OrderStyle.IOC_LIMIT, reduce_only=False, created_ms=0,
-        )  # fmt: skip
+        rec = _intent(label, OrderSide.BUY, amount)
         recs[label] = rec
         ledger.register(rec)
     for label in ("a", "b"):
@@ -206,11 +207,7 @@ def test_a_fill_the_book_never_shows_is_believed_gone_after_the_timeout() -> Non
     # `timeout_s` wall seconds the book is believed, the order no longer counts in flight.
     book, wall = {"pos": 0.0}, {"s": 0.0}
     ledger = InFlightLedger(lambda v, i: book["pos"], timeout_s=3.0, wall_s=lambda: wall["s"])
-    rec = new_order(
-        label="a", decision_id="a", venue=VENUE, instrument=INST, side=OrderSide.SELL,
-        amount=50.0, amount_unit=AmountUnit.USD, limit_price=None,
-        style=OrderStyle.IOC_LIMIT, reduce_only=False, created_ms=0,
-    )  # fmt: skip
+    rec = _intent("a", OrderSide.SELL, 50.0)
     ledger.register(rec)
     rec = apply(rec, QueryResult(1, OrderStatus.FILLED, 50.0, "v"))
     ledger.observe(rec)
