@@ -212,9 +212,12 @@ class ExecutorSettings:
     #: stream down they are fetched at once.
     fill_repair_grace_ms: int = 1_000
     #: Wall seconds a terminal order's fill may take to show in the book's position before
-    #: the book is believed (`execution.inflight`): a position the stream lost is the
-    #: reconciliation's to correct, one moved by something else must not stay in flight.
-    absorb_timeout_s: float = 3.0
+    #: the book is believed (`execution.inflight`): longer than a reconciliation interval
+    #: (30 s by default), so a position the stream lost is corrected by the reconciliation
+    #: first, and far longer than a starved stream's lag (seconds: believing the book sooner
+    #: hedged the fill again); a position moved by something else must not stay in flight
+    #: for good.
+    absorb_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.max_concurrent_orders < 1:

@@ -27,8 +27,8 @@ shows a prefix of the venue's fills (the venue's reports are consistent), whatev
 hedgerd first. Orders leave the ledger when terminal and fully absorbed (from the front of
 the fill order, moving `base` by their fills: the attribution of the others is unchanged),
 and when terminal and still not absorbed `timeout_s` wall seconds later: the book is then
-believed (the position the stream lost is the reconciliation's to correct; a position moved
-by something else than these orders would otherwise be "in flight" for good).
+believed (by then a reconciliation has corrected a position the stream lost; a position
+moved by something else than these orders would otherwise be "in flight" for good).
 
 Without a known position (no book for the account) an order's trades are taken to be in the
 book once journalled (`filled_amount`): what the venue reported filled without its trades
