@@ -319,7 +319,11 @@ class AccountRuntime:
         if feed is None:
             return ()
         assert board is not None
-        divergences = feed.cross_check()
+        # Only a venue figure that reflects every position change the book applied is judged:
+        # one that predates the book's latest trades (its refresh failed or timed out, as it
+        # does in a starved process, or was ahead of the stream and not taken) differs from
+        # the book by those trades, not by anything lost (chaos's greeks_divergence trips).
+        divergences = [d for d in feed.cross_check() if feed.greeks_current(d.underlying)]
         self.integrity.on_divergence(now_ms, divergences)
         for d in divergences:
             if d.numeraire == self.config.numeraire:

@@ -153,7 +153,9 @@ class PositionMismatchSettings(_Switch):
         "fill counts when it finds one; a reconnect of the stream starts the count over. "
         "The default 2 ignores a fill that raced the "
         "snapshot: the first reconciliation corrects the book, so a second mismatch means "
-        "the position stream itself is losing updates.",
+        "the position stream itself is losing updates. A reconciliation is judged only "
+        "once the stream has applied what it had received (a starved process's backlog is "
+        "no lost update).",
     )
     trips_to: TripState = _trips_to(ReasonCode.POSITION_MISMATCH)
 
