@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,76 @@ def paper_config(
             update={"rest_url": sim.rest_url, "ws_url": sim.okx_ws_url}
         )
     return config.model_copy(update={"venues": venues})
+
+
+#: Market steps per wall second `hedgerd paper` keeps to by default (`paper_tick_ms`).
+PAPER_TICKS_PER_WALL_S = 40.0
+#: The default scenario's market step, and the coarsest `paper_tick_ms` picks (simulated ms):
+#: the daemon's evaluation interval, so that no evaluation sees a market a step behind.
+SCENARIO_TICK_MS = 250
+MAX_PAPER_TICK_MS = 1000
+
+
+def paper_tick_ms(speed: float) -> int:
+    """The market step (simulated ms) for a paper run at `speed`: the scenario's 250 ms up
+    to 10x, coarser above (multiples of 250 ms, at most `PAPER_TICKS_PER_WALL_S` steps per
+    wall second, at most 1 s). Why: every step moves every subscribed book and ticker on
+    both venues; at 30x, 250 ms steps are 120 a wall second, and their fan-out (simulator and
+    daemon share one process and one event loop) took most of the CPU, leaving the hedge
+    loop fewer evaluations per simulated minute than it has at 1x (issue 17)."""
+    want = speed * 1000.0 / PAPER_TICKS_PER_WALL_S
+    steps = max(1, math.ceil(want / SCENARIO_TICK_MS - 1e-9))
+    return min(MAX_PAPER_TICK_MS, steps * SCENARIO_TICK_MS)
+
+
+#: How far (in the daemon's evaluation intervals of simulated time) the simulator may run
+#: ahead of the daemon's last evaluation (`EvaluationPace`).
+PACE_EVALUATIONS = 3
+#: Wall seconds without an evaluation after which the pace lets the clock run (a daemon
+#: whose hedge loop waits on the market must not freeze it).
+PACE_RELEASE_S = 2.0
+
+
+class EvaluationPace:
+    """The simulator's clock cap (`SimClock.limit_to`): at most `lead_ms` of simulated time
+    past the market time at which the daemon last began an evaluation.
+
+    Why: simulator and daemon share one process. On a loaded machine the hedge loop got
+    fewer evaluations per wall second while the simulator kept its `--speed`, so it hedged
+    each simulated minute less often and the paper run measured the machine, not the
+    policy (issue 17: two venues at 30x, 91.8-94.0 % of BTC evaluations in band). Paced,
+    a starved run simulates fewer minutes in its wall time and the minutes it simulates
+    are evaluated as at full speed. No cap before the first evaluation, nor after
+    `release_s` wall seconds without one (the daemon halted, stopping, or waiting on the
+    market itself)."""
+
+    def __init__(
+        self,
+        evaluations: Callable[[], int],
+        market_ms: Callable[[], int],
+        lead_ms: int,
+        release_s: float = PACE_RELEASE_S,
+        wall_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._evaluations = evaluations
+        self._market_ms = market_ms
+        self._lead_ms = lead_ms
+        self._release_s = release_s
+        self._wall_s = wall_s
+        self._seen = 0
+        self._at_ms = 0
+        self._at_wall_s = 0.0
+
+    def cap_ms(self) -> int | None:
+        n = self._evaluations()
+        if n == 0:
+            return None
+        wall = self._wall_s()
+        if n != self._seen:
+            self._seen, self._at_ms, self._at_wall_s = n, self._market_ms(), wall
+        if wall - self._at_wall_s > self._release_s:
+            return None
+        return self._at_ms + self._lead_ms
 
 
 #: The venues `hedgerd paper` serves by default. Deribit alone for now: two-venue paper at
@@ -401,13 +471,15 @@ async def run_paper(
     recorder: PaperRecorder | None = None,
     exchanges: Sequence[str] = PAPER_VENUES,
     backstop: ExitBackstop | None = None,
+    tick_ms: int | None = None,
 ) -> dict[str, Any]:
     """Run the simulator and the daemon; returns the summary. Stops after `duration_s` wall
     seconds from READY (None: when `stop` is set, e.g. by Ctrl-C). `start_ms`: the simulated
     start (UTC epoch ms, or "now"). `recorder` sees every evaluation and hedge fill.
     `exchanges`: the venues the simulator serves (with "okx": an OKX hedge account beside
     the Deribit one, `paper_config`). `backstop`: armed at READY to end the process if the
-    run has not ended `run_deadline_s` later (never with `duration_s` None)."""
+    run has not ended `run_deadline_s` later (never with `duration_s` None). `tick_ms`: the
+    market step (simulated ms; None: `paper_tick_ms(speed)`, or the `scenario`'s own)."""
     stop = stop or asyncio.Event()
     if config.journal.url is None:
         # A new simulator world each run: the last run's journal is set aside, not reused.
@@ -424,6 +496,7 @@ async def run_paper(
         start_ms=start_ms,
         venues=tuple(exchanges),
         accounts=twins,
+        tick_ms=tick_ms if tick_ms is not None or scenario is not None else paper_tick_ms(speed),
     )
     try:
         cfg = paper_config(config, sim, exchanges, speed)
@@ -442,6 +515,13 @@ async def run_paper(
             config_path=config_path,
             observer=recorder,
         )
+        interval_ms = int(cfg.daemon.evaluate_interval_s * 1000)
+        pace = EvaluationPace(
+            lambda: daemon.hedge_loop.evaluations_started,
+            lambda: sim.world.deribit.market_ms,
+            PACE_EVALUATIONS * interval_ms,
+        )
+        sim.world.clock.limit_to(pace.cap_ms)
         install_signals(daemon, stop)
         task = asyncio.get_running_loop().create_task(daemon.run(stop), name="daemon")
         start = _Start()
@@ -521,6 +601,19 @@ def run_deadline_s(duration_s: float, config: HedgerdConfig) -> float:
     return duration_s + stop + RUN_MARGIN_S
 
 
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """Where `task` waits: each coroutine of its await chain, outermost first, as
+    `qualname:line` (what a stuck stop is stuck on, for the log)."""
+    out: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None and len(out) < 50:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            out.append(f"{frame.f_code.co_qualname}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out
+
+
 async def stop_daemon(task: asyncio.Task[int], stop: asyncio.Event, budget_s: float) -> str | None:
     """Set `stop` and wait at most `budget_s` wall seconds for the daemon `task` to end; past
     it, cancel it and wait `CANCEL_WAIT_S` more. Returns None when it ended (re-raising its
@@ -534,7 +627,7 @@ async def stop_daemon(task: asyncio.Task[int], stop: asyncio.Event, budget_s: fl
     if done:
         task.result()  # a start-up or run error surfaces as before
         return None
-    log.error("paper.daemon_stop_overdue", budget_s=budget_s)
+    log.error("paper.daemon_stop_overdue", budget_s=budget_s, awaiting=await_chain(task))
     task.cancel()
     await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
     return f"the daemon did not stop within {budget_s:g} s of the end of the run"
@@ -621,6 +714,7 @@ async def _paper_and_report(
         recorder=recorder,
         exchanges=args.venues,
         backstop=backstop,
+        tick_ms=args.tick_ms,
     )
     code = _report(args, summary, recorder)
     backstop.arm(EXIT_GRACE_S, code, f"still running {EXIT_GRACE_S:g} s after the summary")
@@ -711,6 +805,13 @@ def add_parser(sub: Any) -> Any:
         type=start_ms_arg,
         default="now",
         help="simulated start: UTC epoch ms, or 'now' (default; a fixed start repeats a run)",
+    )
+    p.add_argument(
+        "--tick-ms",
+        type=int,
+        default=None,
+        help="market step in simulated ms (default: 250 up to --speed 10, coarser above: "
+        "at most 40 steps per wall second, at most 1000; with --scenario: the scenario's)",
     )
     p.add_argument(
         "--venues",

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from hedgerd import paper
-from hedgerd.paper import BUILTIN_PAPER_CONFIG, run_deadline_s, stop_daemon
+from hedgerd.paper import BUILTIN_PAPER_CONFIG, await_chain, run_deadline_s, stop_daemon
 from hedgerd.paper_config import load_paper_config
 
 
@@ -58,6 +58,9 @@ async def test_a_daemon_that_does_not_stop_is_cancelled_within_the_budget(
         return 0
 
     task = asyncio.get_running_loop().create_task(daemon())
+    await asyncio.sleep(0)  # the task starts waiting
+    chain = await_chain(task)  # what the overdue stop's log shows
+    assert "<locals>.daemon:" in chain[0] and chain[1].startswith("Event.wait:")
     began = time.monotonic()
     why = await stop_daemon(task, stop, 0.3)
     assert why == "the daemon did not stop within 0.3 s of the end of the run"
