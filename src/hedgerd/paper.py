@@ -127,10 +127,13 @@ def paper_tick_ms(speed: float) -> int:
 
 #: How far (in the daemon's evaluation intervals of simulated time) the simulator may run
 #: ahead of the daemon's last evaluation (`EvaluationPace`).
-PACE_EVALUATIONS = 3
-#: Wall seconds without an evaluation after which the pace lets the clock run (a daemon
-#: whose hedge loop waits on the market must not freeze it).
-PACE_RELEASE_S = 2.0
+PACE_EVALUATIONS = 1
+#: Wall seconds without an evaluation after which the pace lets the clock run: a daemon
+#: halted, stopping or whose hedge loop waits on the market must not freeze it. Under the
+#: stale-data kill switch's default 5 s: a clock held longer would stop the market data and
+#: halt the daemon. (A starved round of two accounts took seconds: catching up with each
+#: account's event stream waits up to 0.25 s each.)
+PACE_RELEASE_S = 4.0
 
 
 class EvaluationPace:
@@ -175,9 +178,10 @@ class EvaluationPace:
         return self._at_ms + self._lead_ms
 
 
-#: The venues `hedgerd paper` serves by default. Deribit alone for now: two-venue paper at
-#: 30x starves its one event loop (simulator and daemon) on a loaded machine (issue 17).
-PAPER_VENUES: tuple[str, ...] = ("deribit",)
+#: The venues `hedgerd paper` serves by default: Deribit and OKX, the market maker's account
+#: on each with options and client option flow, hedges routed by all-in cost (issue 17).
+#: `--venues deribit` runs the Deribit account alone.
+PAPER_VENUES: tuple[str, ...] = ("deribit", "okx")
 #: The `[venues.NAME]` of the OKX account `hedgerd paper --venues deribit,okx` adds.
 PAPER_OKX_ACCOUNT = "okx"
 #: Each underlying's OKX hedge: the inverse swap (100 USD contracts), margined in the coin
@@ -817,9 +821,9 @@ def add_parser(sub: Any) -> Any:
         "--venues",
         type=_venues_arg,
         default=PAPER_VENUES,
-        help="venues the simulator serves: 'deribit' (default, one account) or "
-        "'deribit,okx' (the market maker's Deribit account and its OKX twin, options and "
-        "client option flow on both, hedges routed by all-in cost)",
+        help="venues the simulator serves: 'deribit,okx' (default: the market maker's Deribit "
+        "account and its OKX twin, options and client option flow on both, hedges routed by "
+        "all-in cost) or 'deribit' (the Deribit account alone)",
     )
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
     p.add_argument(
