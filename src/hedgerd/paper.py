@@ -23,9 +23,11 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +54,8 @@ from hedgerd.paper_journal import set_aside_journal
 from hedgerd.sim.command import (
     OKX_DEFAULT_PASSPHRASE,
     Simulator,
-    running_simulator,
     start_ms_arg,
+    start_simulator,
 )
 from hedgerd.sim.okx.starting_options import book_starting_options
 from hedgerd.venues.base import VenueError
@@ -103,9 +105,83 @@ def paper_config(
     return config.model_copy(update={"venues": venues})
 
 
-#: The venues `hedgerd paper` serves by default. Deribit alone for now: two-venue paper at
-#: 30x starves its one event loop (simulator and daemon) on a loaded machine (issue 17).
-PAPER_VENUES: tuple[str, ...] = ("deribit",)
+#: Market steps per wall second `hedgerd paper` keeps to by default (`paper_tick_ms`).
+PAPER_TICKS_PER_WALL_S = 40.0
+#: The default scenario's market step, and the coarsest `paper_tick_ms` picks (simulated ms):
+#: the daemon's evaluation interval, so that no evaluation sees a market a step behind.
+SCENARIO_TICK_MS = 250
+MAX_PAPER_TICK_MS = 1000
+
+
+def paper_tick_ms(speed: float) -> int:
+    """The market step (simulated ms) for a paper run at `speed`: the scenario's 250 ms up
+    to 10x, coarser above (multiples of 250 ms, at most `PAPER_TICKS_PER_WALL_S` steps per
+    wall second, at most 1 s). Why: every step moves every subscribed book and ticker on
+    both venues; at 30x, 250 ms steps are 120 a wall second, and their fan-out (simulator and
+    daemon share one process and one event loop) took most of the CPU, leaving the hedge
+    loop fewer evaluations per simulated minute than it has at 1x (issue 17)."""
+    want = speed * 1000.0 / PAPER_TICKS_PER_WALL_S
+    steps = max(1, math.ceil(want / SCENARIO_TICK_MS - 1e-9))
+    return min(MAX_PAPER_TICK_MS, steps * SCENARIO_TICK_MS)
+
+
+#: How far (in the daemon's evaluation intervals of simulated time) the simulator may run
+#: ahead of the daemon's last evaluation (`EvaluationPace`).
+PACE_EVALUATIONS = 1
+#: Wall seconds without an evaluation after which the pace lets the clock run: a daemon
+#: halted, stopping or whose hedge loop waits on the market must not freeze it. Under the
+#: stale-data kill switch's default 5 s: a clock held longer would stop the market data and
+#: halt the daemon. (A starved round of two accounts took seconds: catching up with each
+#: account's event stream waits up to 0.25 s each.)
+PACE_RELEASE_S = 4.0
+
+
+class EvaluationPace:
+    """The simulator's clock cap (`SimClock.limit_to`): at most `lead_ms` of simulated time
+    past the market time at which the daemon last began an evaluation.
+
+    Why: simulator and daemon share one process. On a loaded machine the hedge loop got
+    fewer evaluations per wall second while the simulator kept its `--speed`, so it hedged
+    each simulated minute less often and the paper run measured the machine, not the
+    policy (issue 17: two venues at 30x, 91.8-94.0 % of BTC evaluations in band). Paced,
+    a starved run simulates fewer minutes in its wall time and the minutes it simulates
+    are evaluated as at full speed. No cap before the first evaluation, nor after
+    `release_s` wall seconds without one (the daemon halted, stopping, or waiting on the
+    market itself)."""
+
+    def __init__(
+        self,
+        evaluations: Callable[[], int],
+        market_ms: Callable[[], int],
+        lead_ms: int,
+        release_s: float = PACE_RELEASE_S,
+        wall_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._evaluations = evaluations
+        self._market_ms = market_ms
+        self._lead_ms = lead_ms
+        self._release_s = release_s
+        self._wall_s = wall_s
+        self._seen = 0
+        self._at_ms = 0
+        self._at_wall_s = 0.0
+
+    def cap_ms(self) -> int | None:
+        n = self._evaluations()
+        if n == 0:
+            return None
+        wall = self._wall_s()
+        if n != self._seen:
+            self._seen, self._at_ms, self._at_wall_s = n, self._market_ms(), wall
+        if wall - self._at_wall_s > self._release_s:
+            return None
+        return self._at_ms + self._lead_ms
+
+
+#: The venues `hedgerd paper` serves by default: Deribit and OKX, the market maker's account
+#: on each with options and client option flow, hedges routed by all-in cost (issue 17).
+#: `--venues deribit` runs the Deribit account alone.
+PAPER_VENUES: tuple[str, ...] = ("deribit", "okx")
 #: The `[venues.NAME]` of the OKX account `hedgerd paper --venues deribit,okx` adds.
 PAPER_OKX_ACCOUNT = "okx"
 #: Each underlying's OKX hedge: the inverse swap (100 USD contracts), margined in the coin
@@ -146,6 +222,16 @@ class _Start:
     funding_coin: dict[str, float] = field(default_factory=dict)
     sim_ms: int = 0
     wall_s: float = 0.0
+    cpu_s: float = 0.0
+    #: The same three when the run ended (before the daemon's shutdown; 0: not yet).
+    end_sim_ms: int = 0
+    end_wall_s: float = 0.0
+    end_cpu_s: float = 0.0
+
+    def end(self, sim_ms: int) -> None:
+        self.end_sim_ms = sim_ms
+        self.end_wall_s = time.monotonic()
+        self.end_cpu_s = time.process_time()
 
 
 def _funding_coin(sim: Simulator, account: str) -> dict[str, float]:
@@ -266,12 +352,17 @@ def build_summary(
             "skipped_incomplete": st.skipped_incomplete,
             "blocked_legs": st.blocked_legs,
         }
-    sim_s = (sim.now_ms() - start.sim_ms) / 1000.0 if start.sim_ms else 0.0
+    if start.wall_s and not start.end_wall_s:
+        start.end(sim.now_ms())
+    sim_s = (start.end_sim_ms - start.sim_ms) / 1000.0 if start.sim_ms else 0.0
     return {
         "speed": speed,
         "seed": seed,
-        "wall_s": round(time.monotonic() - start.wall_s, 3) if start.wall_s else 0.0,
+        "wall_s": round(start.end_wall_s - start.wall_s, 3) if start.wall_s else 0.0,
         "simulated_s": round(sim_s, 3),
+        # The process's CPU time over the run (simulator and daemon share it): what a
+        # simulated minute costs, whatever the machine's load did to the wall time.
+        "cpu_s": round(start.end_cpu_s - start.cpu_s, 3) if start.wall_s else 0.0,
         "numeraire": daemon.config.numeraire,
         "state": daemon.trading.state.value.upper() if daemon.trading else None,
         "hedges": sum(st.hedges for st in stats.per_underlying.values()),
@@ -354,12 +445,11 @@ def render_summary(s: dict[str, Any]) -> str:
             if tib is not None
             else f"  {u}: no evaluation"
         )
-        pl = s["pnl_usd"][u]
+        # A figure is None (JSON null) when the run had no evaluation of `u` to value it by.
+        pl = {k: "n/a" if v is None else f"{v:+,.2f}" for k, v in s["pnl_usd"][u].items()}
         lines.append(
-            "      P&L USD: total {total_usd:+,.2f}, options {options_usd:+,.2f}, "
-            "hedges {hedges_usd:+,.2f}, fees {fees_usd:+,.2f}, funding {funding_usd:+,.2f}".format(
-                **pl
-            )
+            "      P&L USD: total {total_usd}, options {options_usd}, "
+            "hedges {hedges_usd}, fees {fees_usd}, funding {funding_usd}".format(**pl)
         )
     for name, v in s.get("venues", {}).items():
         lines.append(
@@ -384,12 +474,16 @@ async def run_paper(
     start_ms: int | str = "now",
     recorder: PaperRecorder | None = None,
     exchanges: Sequence[str] = PAPER_VENUES,
+    backstop: ExitBackstop | None = None,
+    tick_ms: int | None = None,
 ) -> dict[str, Any]:
     """Run the simulator and the daemon; returns the summary. Stops after `duration_s` wall
     seconds from READY (None: when `stop` is set, e.g. by Ctrl-C). `start_ms`: the simulated
     start (UTC epoch ms, or "now"). `recorder` sees every evaluation and hedge fill.
     `exchanges`: the venues the simulator serves (with "okx": an OKX hedge account beside
-    the Deribit one, `paper_config`)."""
+    the Deribit one, `paper_config`). `backstop`: armed at READY to end the process if the
+    run has not ended `run_deadline_s` later (never with `duration_s` None). `tick_ms`: the
+    market step (simulated ms; None: `paper_tick_ms(speed)`, or the `scenario`'s own)."""
     stop = stop or asyncio.Event()
     if config.journal.url is None:
         # A new simulator world each run: the last run's journal is set aside, not reused.
@@ -397,7 +491,7 @@ async def run_paper(
         if prev is not None:
             print(f"hedgerd paper: the previous run's journal is now {prev}", file=sys.stderr)
     twins = _okx_twins(config) if "okx" in exchanges else []
-    async with running_simulator(
+    sim = await start_simulator(
         host="127.0.0.1",
         port=0,
         scenario=scenario,
@@ -406,7 +500,9 @@ async def run_paper(
         start_ms=start_ms,
         venues=tuple(exchanges),
         accounts=twins,
-    ) as sim:
+        tick_ms=tick_ms if tick_ms is not None or scenario is not None else paper_tick_ms(speed),
+    )
+    try:
         cfg = paper_config(config, sim, exchanges, speed)
         if twins:
             # Options on the OKX account too (the market maker's twin of the first account).
@@ -423,6 +519,13 @@ async def run_paper(
             config_path=config_path,
             observer=recorder,
         )
+        interval_ms = int(cfg.daemon.evaluate_interval_s * 1000)
+        pace = EvaluationPace(
+            lambda: daemon.hedge_loop.evaluations_started,
+            lambda: sim.world.deribit.market_ms,
+            PACE_EVALUATIONS * interval_ms,
+        )
+        sim.world.clock.limit_to(pace.cap_ms)
         install_signals(daemon, stop)
         task = asyncio.get_running_loop().create_task(daemon.run(stop), name="daemon")
         start = _Start()
@@ -443,8 +546,12 @@ async def run_paper(
                 f"`{hedgerctl_line(config.control.socket_path, 'resume', sys.argv[0])}` to trade",
                 file=sys.stderr,
             )
+        if backstop is not None and duration_s is not None and duration_s > 0:
+            limit = run_deadline_s(duration_s, cfg)
+            backstop.arm(limit, EXIT_FAILED, f"the run did not end within {limit:g} s")
         start.sim_ms = sim.now_ms()
         start.wall_s = time.monotonic()
+        start.cpu_s = time.process_time()
         start.funding_coin = _funding_coin(sim, account)
         # The book's value at the first evaluation of each underlying (bounded wait).
         deadline = time.monotonic() + 10.0
@@ -455,15 +562,79 @@ async def run_paper(
         start.value_usd = _snapshot_values(daemon)
         if duration_s is not None and duration_s > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), duration_s)
+                async with asyncio.timeout(duration_s):
+                    await stop.wait()
         else:
             await asyncio.wait(
                 {task, asyncio.ensure_future(stop.wait())}, return_when="FIRST_COMPLETED"
             )
-        stop.set()
-        await task
+        start.end(sim.now_ms())
+        budget = cfg.daemon.shutdown_timeout_s + STOP_GRACE_S
+        stuck = await stop_daemon(task, stop, budget)
         summary = build_summary(daemon, sim, start, speed=speed, seed=seed, account=account)
+        if stuck is not None:
+            summary["errors"].append(stuck)
+    finally:
+        # Bounded like the daemon's stop: a WebSocket handler that does not end would hold
+        # the server's clean-up for its own 60 s.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_WAIT_S):
+                await sim.stop()
     return summary
+
+
+#: Wall seconds `hedgerd paper` gives the daemon to stop after `--duration`, beyond its own
+#: shutdown budget (`daemon.shutdown_timeout_s`): the supervisor's grace for its parts (5 s)
+#: and closing the venue sessions. Past it the daemon task is cancelled.
+STOP_GRACE_S = 10.0
+#: Wall seconds a cancelled daemon task (or the simulator's stop) gets to end.
+CANCEL_WAIT_S = 3.0
+#: Wall seconds the process may take to exit once the summary is out (asyncio.run's own
+#: clean-up: cancelling what is left, joining the journal's threads) before it exits anyway.
+EXIT_GRACE_S = 10.0
+#: Wall seconds for what a run does besides its duration and its stop: the wait for the
+#: first evaluations (at most 10 s), building and writing the summary and the plot.
+RUN_MARGIN_S = 30.0
+
+
+def run_deadline_s(duration_s: float, config: HedgerdConfig) -> float:
+    """The most wall seconds a paper run of `duration_s` may take from READY to its summary:
+    the duration, the daemon's stop (`stop_daemon`'s budget and cancel wait), the
+    simulator's stop and `RUN_MARGIN_S`."""
+    stop = config.daemon.shutdown_timeout_s + STOP_GRACE_S + 2 * CANCEL_WAIT_S
+    return duration_s + stop + RUN_MARGIN_S
+
+
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """Where `task` waits: each coroutine of its await chain, outermost first, as
+    `qualname:line` (what a stuck stop is stuck on, for the log)."""
+    out: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None and len(out) < 50:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            out.append(f"{frame.f_code.co_qualname}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out
+
+
+async def stop_daemon(task: asyncio.Task[int], stop: asyncio.Event, budget_s: float) -> str | None:
+    """Set `stop` and wait at most `budget_s` wall seconds for the daemon `task` to end; past
+    it, cancel it and wait `CANCEL_WAIT_S` more. Returns None when it ended (re-raising its
+    error), else what is wrong (for the summary's errors).
+
+    Why: a paper run is bounded in wall time (`--duration` is a promise to whoever runs it,
+    a test or a script); a daemon whose shutdown hangs (a session that does not close, a
+    simulator too far behind to answer) must not keep the process alive."""
+    stop.set()
+    done, _ = await asyncio.wait({task}, timeout=budget_s)
+    if done:
+        task.result()  # a start-up or run error surfaces as before
+        return None
+    log.error("paper.daemon_stop_overdue", budget_s=budget_s, awaiting=await_chain(task))
+    task.cancel()
+    await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
+    return f"the daemon did not stop within {budget_s:g} s of the end of the run"
 
 
 def _okx_twins(config: HedgerdConfig) -> list[tuple[str, str, str]]:
@@ -518,25 +689,75 @@ def _paper_command(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
     recorder = PaperRecorder() if args.plot is not None else None
     try:
-        summary = asyncio.run(
-            run_paper(
-                config,
-                duration_s=args.duration,
-                speed=args.speed,
-                seed=args.seed,
-                config_path=args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None),
-                scenario=args.scenario,
-                start_ms=args.start_ms,
-                recorder=recorder,
-                exchanges=args.venues,
-            )
-        )
+        return asyncio.run(_paper_and_report(args, config, recorder))
     except (DaemonError, ConfigError, ControlServerError, JournalError, ValueError) as exc:
         print(f"hedgerd paper: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except (VenueError, OSError) as exc:
         print(f"hedgerd paper: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+async def _paper_and_report(
+    args: argparse.Namespace, config: HedgerdConfig, recorder: PaperRecorder | None
+) -> int:
+    """The run, then its report (summary, JSON, plot) while the event loop still runs: what
+    asyncio.run does after this returns (cancel what is left, join threads) has no bound of
+    its own, so the process exits `EXIT_GRACE_S` later whatever is left (`ExitBackstop`).
+    Until the summary is out, the backstop is the run's own: `--duration` plus every stop
+    budget (`run_deadline_s`) after the daemon is READY."""
+    backstop = ExitBackstop()
+    summary = await run_paper(
+        config,
+        duration_s=args.duration,
+        speed=args.speed,
+        seed=args.seed,
+        config_path=args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None),
+        scenario=args.scenario,
+        start_ms=args.start_ms,
+        recorder=recorder,
+        exchanges=args.venues,
+        backstop=backstop,
+        tick_ms=args.tick_ms,
+    )
+    code = _report(args, summary, recorder)
+    backstop.arm(EXIT_GRACE_S, code, f"still running {EXIT_GRACE_S:g} s after the summary")
+    return code
+
+
+class ExitBackstop:
+    """Exits the process (`os._exit`) when a deadline passes, from a daemon thread: the bound
+    on a paper run's wall time that holds whatever the event loop does (a loop starved by
+    the simulator, a task that swallows its cancel, asyncio.run's own unbounded clean-up).
+    `arm` sets (or moves) the deadline; stdout and stderr are flushed before the exit."""
+
+    def __init__(self) -> None:
+        self._timer: threading.Timer | None = None
+
+    def arm(self, after_s: float, code: int, why: str) -> None:
+        self.disarm()
+
+        def hard_exit() -> None:
+            print(f"hedgerd paper: {why}; exiting", file=sys.stderr)
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code)
+
+        timer = self._timer = threading.Timer(after_s, hard_exit)
+        timer.daemon = True  # a normal exit does not wait for it
+        timer.start()
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _report(
+    args: argparse.Namespace, summary: dict[str, Any], recorder: PaperRecorder | None
+) -> int:
+    """Print the summary, write `--summary-json` and `--plot`; the exit code."""
     print(render_summary(summary), flush=True)
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -590,12 +811,19 @@ def add_parser(sub: Any) -> Any:
         help="simulated start: UTC epoch ms, or 'now' (default; a fixed start repeats a run)",
     )
     p.add_argument(
+        "--tick-ms",
+        type=int,
+        default=None,
+        help="market step in simulated ms (default: 250 up to --speed 10, coarser above: "
+        "at most 40 steps per wall second, at most 1000; with --scenario: the scenario's)",
+    )
+    p.add_argument(
         "--venues",
         type=_venues_arg,
         default=PAPER_VENUES,
-        help="venues the simulator serves: 'deribit' (default, one account) or "
-        "'deribit,okx' (the market maker's Deribit account and its OKX twin, options and "
-        "client option flow on both, hedges routed by all-in cost)",
+        help="venues the simulator serves: 'deribit,okx' (default: the market maker's Deribit "
+        "account and its OKX twin, options and client option flow on both, hedges routed by "
+        "all-in cost) or 'deribit' (the Deribit account alone)",
     )
     p.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
     p.add_argument(
@@ -612,6 +840,7 @@ def add_parser(sub: Any) -> Any:
 __all__ = [
     "BUILTIN_PAPER_CONFIG",
     "DEFAULT_CONFIG",
+    "ExitBackstop",
     "PaperRecorder",
     "add_parser",
     "build_summary",
@@ -619,6 +848,8 @@ __all__ = [
     "okx_hedge_account",
     "paper_config",
     "render_summary",
+    "run_deadline_s",
     "run_paper",
+    "stop_daemon",
     "venue_summary",
 ]

@@ -12,10 +12,10 @@ from hedgerd.config import VenueSettings
 from hedgerd.paper import _venues_arg, okx_hedge_account
 
 
-def test_paper_runs_deribit_unless_told_both() -> None:
+def test_paper_runs_both_venues_unless_told_deribit() -> None:
     parse = build_parser().parse_args
-    assert parse(["paper"]).venues == ("deribit",)
-    assert parse(["paper", "--venues", "deribit,okx"]).venues == ("deribit", "okx")
+    assert parse(["paper"]).venues == ("deribit", "okx")
+    assert parse(["paper", "--venues", "deribit"]).venues == ("deribit",)
 
 
 def test_venues_are_deribit_or_deribit_and_okx() -> None:

@@ -70,3 +70,24 @@ def test_time_never_goes_backwards(steps: list[tuple[float, int, int]]) -> None:
         now = clock.now_ms()
         assert now >= last
         last = now
+
+
+def test_a_cap_holds_the_clock_and_time_resumes_from_it() -> None:
+    """`limit_to` (the paper run's pace): held at the cap, never back, and on from the cap
+    once it moves (the held wall time is dropped); None from the cap: no cap."""
+    clock, wall, floor = make()
+    cap: list[int | None] = [2_000]
+    clock.limit_to(lambda: cap[0])
+    wall[0] += 0.125
+    floor[0] = 12_500
+    assert clock.now_ms() == 2_000  # 12,500 at 100x, held at 2,000
+    wall[0] += 10.0
+    cap[0] = 1_000  # a cap behind the clock does not move it back
+    assert clock.now_ms() == 2_000
+    cap[0] = None
+    wall[0] += 0.015625
+    assert clock.now_ms() == 3_562  # from the cap at 100x, not from 1,000 s of wall time
+    clock.limit_to(None)
+    wall[0] += 0.015625
+    floor[0] = 10_000
+    assert clock.now_ms() == 5_125

@@ -615,6 +615,35 @@ async def test_market_stream_quotes_marks_and_index(sim: Simulator) -> None:
         await venue.close()
 
 
+async def test_the_index_keeps_coming_while_a_marks_round_is_slow(sim: Simulator) -> None:
+    """The index is polled on its own: a marks round that takes longer than the index's
+    staleness limit (a loaded two-venue paper run, issue 17) no longer holds it back."""
+    from hedgerd.venues.base import IndexEvent
+
+    venue = OkxVenue("okx", _settings(sim), clock_ms=sim.now_ms, private_stream=False,
+                     market_poll_s=0.05)  # fmt: skip
+
+    async def stuck_round(names: Any) -> list[Any]:
+        await asyncio.Event().wait()  # the marks' round never ends
+        return []
+
+    venue.poll_tickers = stuck_round  # type: ignore[method-assign]
+    await venue.connect()
+    try:
+        await venue.subscribe_market([SWAP])
+        indexes: list[IndexEvent] = []
+
+        def three_indexes(ev: Any) -> bool:
+            if isinstance(ev, IndexEvent):
+                assert ev.index.underlying == "BTC" and ev.index.price_usd > 0
+                indexes.append(ev)
+            return len(indexes) == 3
+
+        await _until(venue, three_indexes)
+    finally:
+        await venue.close()
+
+
 async def test_private_stream_reconnects_after_a_drop(sim: Simulator) -> None:
     """The simulator drops the private socket: the supervisor reports it and ccxt.pro logs in
     and subscribes again; pushes flow again afterwards."""

@@ -39,6 +39,7 @@ class SimClock:
         self._lead_wall_s = 0.0
         self._min_lead_ms = 0
         self._last_ms = self._base_sim_ms
+        self._cap_ms: Callable[[], int | None] | None = None
 
     @property
     def stepped(self) -> bool:
@@ -65,6 +66,17 @@ class SimClock:
         self._lead_wall_s = float(lead_wall_s)
         self._min_lead_ms = int(min_lead_ms)
 
+    def limit_to(self, cap_ms: Callable[[], int | None] | None) -> None:
+        """Keep simulated time at most `cap_ms()` (UTC epoch ms; None from it: no cap now;
+        `cap_ms` None: remove it), never going back: held at the cap, the clock resumes at
+        `speed` from there once the cap moves on (the time held is dropped, as with
+        `limit_lead`).
+
+        Why: `hedgerd paper` paces the simulator by its daemon's evaluations
+        (`paper.EvaluationPace`), so that a starved process runs fewer simulated minutes in
+        its wall time instead of hedging the same minutes less often."""
+        self._cap_ms = cap_ms
+
     def now_ms(self) -> int:
         """Current simulated time, UTC epoch ms."""
         if self._stepped:
@@ -76,6 +88,11 @@ class SimClock:
             cap = max(self._floor_ms() + lead, self._last_ms)
             if now > cap:  # re-anchor at the cap: the lost time is dropped
                 self._base_sim_ms, self._base_wall_s, now = cap, wall, cap
+        if self._cap_ms is not None:
+            held = self._cap_ms()
+            if held is not None and now > max(held, self._last_ms):
+                now = max(held, self._last_ms)
+                self._base_sim_ms, self._base_wall_s = now, wall
         self._last_ms = now
         return now
 

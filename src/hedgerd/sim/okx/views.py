@@ -24,7 +24,12 @@ def s(x: float | int | None) -> str:
         return str(x)
     if x == 0:
         return "0"
-    d = Decimal(repr(float(f"{x:.12g}")))
+    text = f"{x:.12g}"
+    if "e" not in text and "n" not in text:
+        # Already plain and without trailing zeros (the common case, every ticker field of
+        # every tick): only an exponent, nan or inf needs the Decimal round trip below.
+        return text
+    d = Decimal(repr(float(text)))
     out = format(d, "f")
     if "." in out:
         out = out.rstrip("0").rstrip(".")
@@ -73,8 +78,15 @@ def instrument_json(inst: OkxInstrument) -> dict[str, Any]:
     }
 
 
-def ticker_json(venue: OkxVenue, inst: OkxInstrument) -> dict[str, Any]:
-    now = venue.market_ms
+#: A ticker's figures before formatting (`ticker_values`): last, lastSz, best ask and size,
+#: best bid and size (None without one), open, high, low, volume in currency, volume.
+TickerValues = tuple[float, float, float | None, float | None, float | None, float | None,
+                     float, float, float, float, float]  # fmt: skip
+
+
+def ticker_values(venue: OkxVenue, inst: OkxInstrument) -> TickerValues:
+    """What a ticker shows, as numbers: cheap to compare, so the `tickers` channel formats a
+    body only when it changed (`OkxWsHub._push_ticker`)."""
     bids, asks = venue.levels(inst, 1)
     last, last_sz = venue.last_trade(inst)
     o, h, lo, vol = venue.day_stats(inst)
@@ -85,15 +97,28 @@ def ticker_json(venue: OkxVenue, inst: OkxInstrument) -> dict[str, Any]:
     )
     if inst.is_spot:
         vol_ccy = vol * last  # spot: quote volume
+    ask, ask_sz = (asks[0][0], asks[0][1]) if asks else (None, None)
+    bid, bid_sz = (bids[0][0], bids[0][1]) if bids else (None, None)
+    return (last, last_sz, ask, ask_sz, bid, bid_sz, o, h, lo, vol_ccy, vol)
+
+
+def ticker_json(
+    venue: OkxVenue, inst: OkxInstrument, values: TickerValues | None = None
+) -> dict[str, Any]:
+    """The `market/ticker` entry (and `tickers` push) of `inst` now; `values`: its
+    `ticker_values`, when already at hand."""
+    last, last_sz, ask, ask_sz, bid, bid_sz, o, h, lo, vol_ccy, vol = (
+        values if values is not None else ticker_values(venue, inst)
+    )
     return {
         "instType": inst.inst_type,
         "instId": inst.inst_id,
         "last": s(last),
         "lastSz": s(last_sz),
-        "askPx": s(asks[0][0]) if asks else "",
-        "askSz": s(asks[0][1]) if asks else "",
-        "bidPx": s(bids[0][0]) if bids else "",
-        "bidSz": s(bids[0][1]) if bids else "",
+        "askPx": s(ask),
+        "askSz": s(ask_sz),
+        "bidPx": s(bid),
+        "bidSz": s(bid_sz),
         "open24h": s(o),
         "high24h": s(h),
         "low24h": s(lo),
@@ -101,7 +126,7 @@ def ticker_json(venue: OkxVenue, inst: OkxInstrument) -> dict[str, Any]:
         "vol24h": s(vol),
         "sodUtc0": s(o),
         "sodUtc8": s(o),
-        "ts": s(now),
+        "ts": s(venue.market_ms),
     }
 
 

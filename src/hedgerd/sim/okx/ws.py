@@ -133,7 +133,8 @@ class OkxWsHub:
         self.sessions: dict[str, OkxWsSession] = {}
         self._ids = itertools.count(1)
         self._books: dict[tuple[str, str], _BookFeed] = {}  # (channel, instId)
-        self._last_ticker: dict[str, tuple[int, str]] = {}  # instId -> (ms sent, body)
+        #: instId -> (ms sent, what it showed)
+        self._last_ticker: dict[str, tuple[int, views.TickerValues]] = {}
         self._last_positions_ms = 0
         self._pushed_fills: dict[str, int] = {}  # ordId -> fills pushed
         self._flat_sent: dict[str, set[str]] = {}  # account -> instIds pushed as pos 0
@@ -502,12 +503,12 @@ class OkxWsHub:
     def _push_ticker(
         self, inst: OkxInstrument, subs: list[tuple[OkxWsSession, _Sub]], now_ms: int
     ) -> None:
-        body = views.ticker_json(self.venue, inst)
-        key = dumps({k: v for k, v in body.items() if k != "ts"})
+        values = views.ticker_values(self.venue, inst)
         last = self._last_ticker.get(inst.inst_id)
-        if last is not None and last[1] == key and now_ms - last[0] < TICKER_EVERY_MS:
+        if last is not None and last[1] == values and now_ms - last[0] < TICKER_EVERY_MS:
             return
-        self._last_ticker[inst.inst_id] = (now_ms, key)
+        self._last_ticker[inst.inst_id] = (now_ms, values)
+        body = views.ticker_json(self.venue, inst, values)
         for session, sub in subs:
             session.send({"arg": sub.arg, "data": [body]})
 

@@ -933,6 +933,24 @@ class OkxVenue(CcxtVenue):
 
             self._market_task = self.spawn(self.supervise("market", step), "market")
             self._poll_task = self.spawn(self._poll_marks(), "marks")
+            self.spawn(self._poll_indexes(), "indexes")
+
+    async def _poll_indexes(self) -> None:
+        """Each streamed underlying's index (`market/index-tickers`, one request each) every
+        `market_poll_s`, on its own: the marks' round (`poll_tickers`: a few requests per
+        family and one per option expiry) also brings the index, but a loaded process took
+        longer than the index's staleness limit over one round and halted the account
+        (two-venue paper, issue 17). A failure is logged and retried at the next poll."""
+        while not self._closed:
+            names = sorted({i.underlying for n, i in self._instruments.items()
+                            if n in self.market_names})  # fmt: skip
+            for u in names:
+                try:
+                    self.emit(IndexEvent(await self.fetch_index(u)))
+                except VenueError as exc:
+                    log.warning("okx.index_poll_failed", venue=self.name, underlying=u,
+                                error=str(exc)[:200])  # fmt: skip
+            await asyncio.sleep(self.market_poll_s)
 
     async def _poll_marks(self) -> None:
         """Tickers (mark, index, IV, funding) of the streamed instruments every
