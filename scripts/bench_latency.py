@@ -338,6 +338,104 @@ def section_decision_two_accounts(n_positions: int = 10_000, iterations: int = 2
     print(f"  target p99 <= 100 us: {'PASS' if p99 <= 100.0 else 'FAIL'} ({p99:.1f} us)")
 
 
+def section_options(sizes: tuple[int, ...] = (100, 1_000, 10_000), evaluations: int = 40) -> None:
+    """The band's averaged gamma per evaluation (`hedge_loop`: every account's options of the
+    underlying side by side, then `kernel.gamma_ahead` at the default policy's horizon and
+    "abs" average) for books of `sizes` options split across two accounts, in process CPU
+    time (the pricing kernel may use threads). Before: the arrays cut from each book and
+    concatenated on every evaluation (as before `portfolio.book.BookOptions`). After: the
+    cache, with the index moving on every evaluation (positions and marks unchanged: the
+    arrays are kept, the gamma is recomputed), and with nothing changed (all kept)."""
+    from hedgerd.book.greeks_book import GreeksBook, _live_options
+    from hedgerd.hedging.kernel import OptionArrays, gamma_ahead
+    from hedgerd.model import OptionType
+    from hedgerd.portfolio.book import BookOptions, concat_options
+
+    key = (HedgerdPolicy(risk_aversion_per_usd=1e-5).gamma_horizon_s, "abs")
+    day = 86_400_000
+    expiries = [NOW_MS + d * day for d in (1, 2, 7, 14, 28, 56, 91, 182)]
+
+    def books_of(n: int) -> list[GreeksBook]:
+        rng = np.random.default_rng(11)
+        out = []
+        for account in range(2):
+            book = GreeksBook()
+            book.set_index("BTC", SPOT)
+            for i in range(n // 2):
+                exp = expiries[i % len(expiries)]
+                strike = 20_000.0 + 1_000.0 * (i // (2 * len(expiries)))
+                call = (i // len(expiries)) % 2 == 0
+                name = f"BTC-{exp}-{int(strike)}-{'C' if call else 'P'}"
+                book.add_instrument(
+                    Instrument(
+                        venue=f"acct{account}",
+                        name=name,
+                        kind=InstrumentKind.OPTION,
+                        underlying="BTC",
+                        quote_currency="BTC",
+                        settlement_currency="BTC",
+                        inverse=True,
+                        contract_size=1.0,
+                        amount_unit=AmountUnit.COIN,
+                        min_amount=0.1,
+                        amount_step=0.1,
+                        tick_size=0.0005,
+                        price_unit=PriceUnit.COIN,
+                        expiry_ms=exp,
+                        strike_usd=strike,
+                        option_type=OptionType.CALL if call else OptionType.PUT,
+                    )
+                )
+                book.set_option_vol(name, float(rng.uniform(0.45, 0.8)))
+                book.set_position(name, float(rng.normal(0.0, 2.0)), AmountUnit.COIN)
+            out.append(book)
+        return out
+
+    def uncached(book: GreeksBook, now: int) -> OptionArrays:
+        live = _live_options(book._u("BTC").options, now)[1]
+        return OptionArrays(
+            live.is_call, live.strike_usd, (live.exp - now) / 31_536_000_000.0, live.qty_coin,
+            live.vol,
+        )  # fmt: skip
+
+    print(
+        f"averaged gamma per evaluation (key {key}), two accounts, process CPU time, "
+        f"mean of {evaluations} evaluations:"
+    )
+
+    def measure(n: int) -> dict[str, float]:
+        books = books_of(n)
+        cache = BookOptions("BTC")
+        spots = SPOT * (1.0 + 0.001 * np.sin(np.arange(evaluations)))
+
+        def before(i: int) -> float:
+            options = concat_options([uncached(b, NOW_MS + i) for b in books])
+            return float(gamma_ahead(key, options, float(spots[i]), 0.6))
+
+        def after(i: int) -> float:
+            return cache.gamma_ahead(key, books, NOW_MS + i, float(spots[i]), 0.6)
+
+        def unchanged(i: int) -> float:
+            return cache.gamma_ahead(key, books, NOW_MS, SPOT, 0.6)
+
+        figures = {}
+        for name, f in (("before", before), ("after", after), ("unchanged", unchanged)):
+            f(0)  # warm up (the pricing kernel's compilation, the cache's first fill)
+            t = time.process_time()
+            for i in range(evaluations):
+                f(i)
+            figures[name] = (time.process_time() - t) / evaluations * 1e3
+        assert before(3) == after(3)
+        return figures
+
+    for n in sizes:
+        figures = measure(n)
+        print(
+            f"  {n:>6} options: before {figures['before']:.3f} ms, after (index moved) "
+            f"{figures['after']:.3f} ms, after (nothing changed) {figures['unchanged']:.4f} ms"
+        )
+
+
 # ------------------------------------------------------------------ wire (execution helper)
 
 
@@ -445,6 +543,7 @@ def section_decision_all() -> None:
 SECTIONS: dict[str, Callable[[], None]] = {
     "decision": section_decision_all,
     "decision-two-accounts": section_decision_two_accounts,
+    "options": section_options,
     "wire": bench_wire_latency,
 }
 

@@ -159,7 +159,7 @@ def decision_id(
     for o in in_flight:
         names.append(o.label)
         parts.append(_ORDER_BLOCK.pack(o.delta_coin, o.placed_ms))
-    h = _id_prefix(risk.underlying, policy_name, policy).copy()
+    h: hashlib._Hash = _id_prefix(risk.underlying, policy_name, policy).copy()
     if names:
         h.update(("\x1f" + "\x1f".join(names)).encode())
     h.update(b"".join(parts))
