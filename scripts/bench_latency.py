@@ -348,8 +348,8 @@ def section_options(sizes: tuple[int, ...] = (100, 1_000, 10_000), evaluations: 
     arrays are kept, the gamma is recomputed), and with nothing changed (all kept)."""
     from hedgerd.book.greeks_book import GreeksBook, _live_options
     from hedgerd.hedging.kernel import OptionArrays, gamma_ahead
-    from hedgerd.model import OptionType
     from hedgerd.portfolio.book import BookOptions, concat_options
+    from hedgerd.venues.deribit.names import option_name, parse_instrument_name
 
     key = (HedgerdPolicy(risk_aversion_per_usd=1e-5).gamma_horizon_s, "abs")
     day = 86_400_000
@@ -365,27 +365,8 @@ def section_options(sizes: tuple[int, ...] = (100, 1_000, 10_000), evaluations: 
                 exp = expiries[i % len(expiries)]
                 strike = 20_000.0 + 1_000.0 * (i // (2 * len(expiries)))
                 call = (i // len(expiries)) % 2 == 0
-                name = f"BTC-{exp}-{int(strike)}-{'C' if call else 'P'}"
-                book.add_instrument(
-                    Instrument(
-                        venue=f"acct{account}",
-                        name=name,
-                        kind=InstrumentKind.OPTION,
-                        underlying="BTC",
-                        quote_currency="BTC",
-                        settlement_currency="BTC",
-                        inverse=True,
-                        contract_size=1.0,
-                        amount_unit=AmountUnit.COIN,
-                        min_amount=0.1,
-                        amount_step=0.1,
-                        tick_size=0.0005,
-                        price_unit=PriceUnit.COIN,
-                        expiry_ms=exp,
-                        strike_usd=strike,
-                        option_type=OptionType.CALL if call else OptionType.PUT,
-                    )
-                )
+                name = option_name("BTC", exp, strike, call)
+                book.add_instrument(parse_instrument_name(name, f"acct{account}"))
                 book.set_option_vol(name, float(rng.uniform(0.45, 0.8)))
                 book.set_position(name, float(rng.normal(0.0, 2.0)), AmountUnit.COIN)
             out.append(book)

@@ -52,36 +52,23 @@ LEG = {
     "expected_cost_usd": 0.05,
 }
 
+RISK = {
+    "underlying": "BTC",
+    "spot_usd": 50_000.0,
+    "net_delta_coin": 1.5,
+    "gamma_coin_per_usd": -2e-5,
+    "vol": 0.6,
+    "tau_years": 0.1,
+}
+
 
 @pytest.mark.parametrize(
     ("cls", "kwargs"),
     [
         (HedgeLeg, LEG),
         (HedgeLeg, {**LEG, "fallback_after_ms": 123}),
-        (
-            UnderlyingRisk,
-            {
-                "underlying": "BTC",
-                "spot_usd": 50_000.0,
-                "net_delta_coin": 1.5,
-                "gamma_coin_per_usd": -2e-5,
-                "vol": 0.6,
-                "tau_years": 0.1,
-            },
-        ),
-        (
-            UnderlyingRisk,
-            {
-                "underlying": "BTC",
-                "spot_usd": 50_000.0,
-                "net_delta_coin": 1.5,
-                "gamma_coin_per_usd": -2e-5,
-                "vol": 0.6,
-                "tau_years": 0.1,
-                "next_settlement_ms": 5,
-                "gamma_ahead_coin_per_usd": 1e-6,
-            },
-        ),
+        (UnderlyingRisk, RISK),
+        (UnderlyingRisk, {**RISK, "next_settlement_ms": 5, "gamma_ahead_coin_per_usd": 1e-6}),
     ],
 )
 def test_records_equal_the_generated_init(cls: type, kwargs: dict[str, object]) -> None:

@@ -9,18 +9,18 @@ here as the reference), so ids (and client order ids) do not change across the r
 
 from __future__ import annotations
 
-import hashlib
 import math
-import struct
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import pytest
 from hedging_builders import NOW_MS, SPOT, risk, venue_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hedgerd.hedging import controller
 from hedgerd.hedging.config import FixedBandPolicy, HedgerdPolicy, MakerSettings, PolicyConfig
-from hedgerd.hedging.controller import _policy_fingerprint, decision_id
+from hedgerd.hedging.controller import decision_id
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import Band, plan_trades, round_to_lots
 from hedgerd.model import BookLevel, HedgeStyle, InstrumentKind, OrderBookSnapshot
@@ -119,84 +119,17 @@ def test_scalar_lot_rounding_is_the_array_rounding(qty: float, step: float, mini
     assert got == float(want[0])
 
 
-def _reference_id(
-    risk: UnderlyingRisk,
-    venues: Sequence[HedgeVenueState],
-    in_flight: Sequence[InFlightOrder],
-    policy_name: str,
-    policy: PolicyConfig,
-    state: PolicyState,
-    now_ms: int,
-) -> str:
-    """`decision_id` as it was written before the block-wise packing (one list of numbers,
-    one of names, hashed at once)."""
-    nan = math.nan
-
-    def opt(x: float | None) -> float:
-        return nan if x is None else float(x)
-
-    nums: list[float] = [
-        float(now_ms),
-        risk.spot_usd,
-        risk.net_delta_coin,
-        risk.gamma_coin_per_usd,
-        risk.vol,
-        risk.tau_years,
-        risk.vanna_coin_per_vol,
-        risk.rate,
-        risk.expiring_delta_coin,
-        risk.options_delta_coin,
-        opt(risk.gamma_ahead_coin_per_usd),
-        opt(risk.next_settlement_ms),
-        opt(state.last_hedge_ms),
-        opt(state.last_hedge_spot_usd),
-    ]
-    names = [risk.underlying, policy_name, _policy_fingerprint(policy)]
-    for v in venues:
-        q = v.quote
-        names += (v.instrument.venue, v.instrument.name)
-        nums += (
-            q.bid_price,
-            q.bid_amount,
-            q.ask_price,
-            q.ask_amount,
-            float(q.ts_ms),
-            v.delta_coin_per_amount,
-            v.position_amount,
-            opt(v.funding_8h),
-            opt(v.basis_annual),
-            opt(v.max_position_amount),
-            opt(v.margin_available_usd),
-            v.initial_margin_frac,
-        )
-        b = v.book
-        if b is not None:
-            nums += (float(b.ts_ms), len(b.bids), len(b.asks))
-            if b.bids:
-                nums += (b.bids[0].price, b.bids[0].amount)
-            if b.asks:
-                nums += (b.asks[0].price, b.asks[0].amount)
-    for o in in_flight:
-        names.append(o.label)
-        nums += (o.delta_coin, float(o.placed_ms))
-    h = hashlib.blake2b(digest_size=16)
-    h.update("\x1f".join(names).encode())
-    h.update(struct.pack(f"<{len(nums)}d", *nums))
-    return h.hexdigest()
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    net=finite,
-    n_venues=st.integers(0, 3),
-    n_orders=st.integers(0, 3),
-    optional=st.booleans(),
-    one_sided=st.sampled_from(["both", "bids", "asks", "none", "no book"]),
-    now_offset=st.integers(0, 10**9),
-)
-def test_decision_id_is_the_whole_input_hashed_at_once(
+def _id_inputs(
     net: float, n_venues: int, n_orders: int, optional: bool, one_sided: str, now_offset: int
-) -> None:
+) -> tuple[
+    UnderlyingRisk,
+    list[HedgeVenueState],
+    list[InFlightOrder],
+    str,
+    PolicyConfig,
+    PolicyState,
+    int,
+]:
     r = risk(
         net,
         gamma_ahead_coin_per_usd=-1e-5 if optional else None,  # type: ignore[arg-type]
@@ -227,12 +160,49 @@ def test_decision_id_is_the_whole_input_hashed_at_once(
     ]
     policy = HedgerdPolicy(risk_aversion_per_usd=1e-5)
     state = PolicyState(NOW_MS - 5_000, SPOT) if optional else PolicyState()
-    now = NOW_MS + now_offset
-    args = (r, venues, orders, "hedgerd", policy, state, now)
-    assert decision_id(*args) == _reference_id(*args)
-    # The cached prefix is per policy: another policy (or name) gives another id.
+    return r, venues, orders, "hedgerd", policy, state, NOW_MS + now_offset
+
+
+# Ids computed by `decision_id` as it was before the block-wise packing and the cached prefix
+# (main at 404772c), with the policy's fingerprint fixed (so that a new policy field does not
+# change them): the rewrite must not change one (client order ids derive from them).
+PINNED_IDS = [
+    ((0.5, 0, 0, False, "both", 0), "69bf650c80af48f824f3556dbfe5ef5b"),
+    ((-1.25, 1, 0, True, "both", 17), "0247065de807830f45a55f08526022b4"),
+    ((2.0, 3, 3, True, "both", 123_456), "bfbfebba6ef9956c9f35077583f50dbe"),
+    ((0.0, 3, 2, False, "bids", 1), "43f0c3f5638688b1ff6a145473d2eccd"),
+    ((-3.5, 2, 1, True, "asks", 999), "69e322bb1feaef43927740cc8b1e38bf"),
+    ((1.0, 2, 0, False, "none", 5), "6d115f1c8e328dd671af332678ca3b1c"),
+    ((0.75, 3, 1, True, "no book", 10**9), "456533f926e0130679d1978c33c38885"),
+]
+
+
+@pytest.mark.parametrize(("inputs", "want"), PINNED_IDS)
+def test_decision_ids_are_unchanged(
+    inputs: tuple[Any, ...], want: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(controller, "_policy_fingerprint", lambda policy: "policy-fingerprint")
+    assert decision_id(*_id_inputs(*inputs)) == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    net=finite,
+    n_venues=st.integers(0, 3),
+    n_orders=st.integers(0, 3),
+    optional=st.booleans(),
+    one_sided=st.sampled_from(["both", "bids", "asks", "none", "no book"]),
+    now_offset=st.integers(0, 10**9),
+)
+def test_decision_ids_follow_every_input_and_the_policy(
+    net: float, n_venues: int, n_orders: int, optional: bool, one_sided: str, now_offset: int
+) -> None:
+    args = _id_inputs(net, n_venues, n_orders, optional, one_sided, now_offset)
+    r, venues, orders, name, policy, state, now = args
+    did = decision_id(*args)
+    assert did == decision_id(*args)  # from the cached prefix: the same
+    # The cached prefix is per policy and name: another gives another id.
     other = HedgerdPolicy(risk_aversion_per_usd=2e-5)
-    assert decision_id(r, venues, orders, "hedgerd", other, state, now) == _reference_id(
-        r, venues, orders, "hedgerd", other, state, now
-    )
-    assert decision_id(r, venues, orders, "other", policy, state, now) != decision_id(*args)
+    assert decision_id(r, venues, orders, name, other, state, now) != did
+    assert decision_id(r, venues, orders, "other", policy, state, now) != did
+    assert decision_id(r, venues, orders, name, policy, state, now + 1) != did
