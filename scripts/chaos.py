@@ -31,7 +31,13 @@ Deribit + 104 OKX fills, recovery (simulated s) Deribit p50 38 p99 1620 (n=20, 1
 unrecovered), OKX p50 312 p99 1558 (n=13, 6 unrecovered); seed 8: 32 faults, 139 + 72
 fills, Deribit p50 361 p99 2557 (n=17, 2 unrecovered), OKX p50 443 p99 1942 (n=13, 2
 unrecovered); 4 and 5 unwarranted trips (greeks_divergence, position_mismatch) on the
-starved daemon. At `--speed 30` under that load the daemon made 4 evaluations in half a
+starved daemon. With the in-flight rule and snapshots compared only with a caught-up book
+(2026-12-06, seed 7, same flags, `--workdir var/chaos-wd7b`, 1178 s wall, load average
+10-13 from other jobs, 1854 evaluations): 0 duplicate orders, 0 lost, 0 double fills (448
+Deribit + 115 OKX), 1 trip (price_sanity, warranted by a price gap), 0 unwarranted; the
+same seed on the code before, in the same hour, tripped greeks_divergence after a failed
+venue-Greeks refresh (that run did not stop within 60 s at the end: no figures). At
+`--speed 30` under that load the daemon made 4 evaluations in half a
 simulated hour: pick the speed the machine can serve. A job that cleans /tmp took the
 journal of two runs mid-drill (the audit at the end reopens it): `--workdir` keeps it
 elsewhere.

@@ -52,6 +52,7 @@ from e2e_support import (  # noqa: E402
     admin_trade,
     atm_call,
     daemon_config,
+    hedgerctl,
     hedgerd_env,
     short_dir,
     simulator,
@@ -418,6 +419,17 @@ async def _cycle(
             raise AssertionError(f"cycle {i}: {active}'s status does not answer")
         ha_old = await _ha_status(old)
     epoch_old = int(ha_old["epoch"])
+    # A desk a kill switch halted (on a loaded machine: stale data) stays HALTED across
+    # takeovers, as it must; the operator resumes it, so every cycle's failover also
+    # exercises hedging. Each resume is counted with the reasons it cleared.
+    resumed: list[str] | None = None
+    with contextlib.suppress(OSError, AssertionError, TimeoutError, aiohttp.ClientError):
+        st_old = await asyncio.wait_for(status(old.socket), 2.0)
+        if st_old.get("state") == "HALTED":
+            code, _ = await hedgerctl(old.socket, "resume")
+            reasons = st_old.get("reasons") or []
+            codes = [str(r.get("code") if isinstance(r, dict) else r) for r in reasons]
+            resumed = codes if code == 0 else None
 
     async def warm_standby() -> bool:
         # The standby's lease loop has seen the current grant (its database calls answer):
@@ -471,6 +483,7 @@ async def _cycle(
         "takeover_s": ha_new.get("last_takeover_s"),
         "phases_s": (ha_new.get("last_takeover") or {}).get("phases_s"),
         "acquisitions": ha_new.get("acquisitions"),
+        "resumed_halt": resumed,
     }
     if how == "kill":
         await old.proc.wait()
@@ -573,6 +586,7 @@ def _figures(
         "lost_fills": int(abs(mismatch) > 1e-9),
         "stale_epoch_orders_accepted": stale_accepted,
         "orders_received": sum(received.values()),
+        "halts_resumed": sum(1 for d in details if d.get("resumed_halt") is not None),
     }
 
 

@@ -514,3 +514,18 @@ async def move_target(run: Running, socket_path: Path, coin: float) -> float:
     target = round(stats.last_delta_coin + coin, 3)
     await control_post(socket_path, "set", {"key": "hedging.BTC.target_coin", "value": str(target)})
     return target
+
+
+async def hedge_and_see(
+    run: Running, socket_path: Path, coin: float, moved: str, still: str
+) -> None:
+    """Move BTC's target `coin` from the current delta (positive: a buy hedge); wait until
+    the hedge moved account `moved`'s position ("deribit" or "okx") and is seen in the book;
+    `still`'s position did not move."""
+    sim = run.sim
+    pos = {"deribit": lambda: deribit_position(sim), "okx": lambda: okx_position(sim)}
+    before = {name: get() for name, get in pos.items()}
+    await move_target(run, socket_path, coin)
+    await wait_for(lambda: pos[moved]() != before[moved], 20.0, f"a hedge on {moved}")
+    await wait_for(lambda: hedges_seen(run.daemon, sim), 20.0, "the hedge done and seen")
+    assert pos[still]() == before[still], f"{still} traded"

@@ -197,7 +197,9 @@ CASES = {
         "venue_disconnected", _ws_down, {"venue_disconnected": {"trip_after_s": 0.5}}
     ),
     "reject_streak": Case("reject_streak", _rejects, {"reject_streak": {"streak_limit": 2}}),
-    "price_sanity": Case("price_sanity", _gap),
+    # The gap moves every feed of the venue (index and marks), which confirm it after
+    # `gap_confirm_s` (test_price_gap_e2e); without that window every jump trips at once.
+    "price_sanity": Case("price_sanity", _gap, {"price_sanity": {"gap_confirm_s": 0.0}}),
     # Unscaled budgets: speed 1 (at other speeds the per-minute budget is per simulated minute).
     "order_rate": Case(
         "order_rate", _more_orders, {"order_rate": {"max_orders_per_minute": 1}}, speed=1.0

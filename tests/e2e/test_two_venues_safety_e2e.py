@@ -19,11 +19,9 @@ from e2e_support import (
     TWO_VENUES,
     Decisions,
     Running,
-    deribit_position,
     duplicate_orders,
+    hedge_and_see,
     hedgerctl,
-    hedges_seen,
-    move_target,
     okx_position,
     settle_two_venues,
     short_dir,
@@ -48,15 +46,7 @@ OUTAGE_SPEED = 6.0
 
 
 async def _hedge(run: Running, work: Path, coin: float, moved: str, still: str) -> None:
-    """Move the target `coin` from the current delta (positive: a buy hedge); wait until the
-    hedge moved `moved`'s position and is seen; `still`'s did not move."""
-    sim = run.sim
-    pos = {"deribit": lambda: deribit_position(sim), "okx": lambda: okx_position(sim)}
-    before = {name: get() for name, get in pos.items()}
-    await move_target(run, work / "ctl.sock", coin)
-    await wait_for(lambda: pos[moved]() != before[moved], 20.0, f"a hedge on {moved}")
-    await wait_for(lambda: hedges_seen(run.daemon, sim), 20.0, "the hedge done and seen")
-    assert pos[still]() == before[still], f"{still} traded"
+    await hedge_and_see(run, work / "ctl.sock", coin, moved, still)
 
 
 async def _no_duplicates(run: Running, decisions: Decisions) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -109,7 +109,11 @@ class FakeVenue:
 
 
 async def parts(
-    tmp_path: Path, venue: FakeVenue, position: float | None = None, **kw: Any
+    tmp_path: Path,
+    venue: FakeVenue,
+    position: float | None = None,
+    position_amount: Callable[[str, str], float | None] | None = None,
+    **kw: Any,
 ) -> tuple[Executor, Journal]:
     journal = await Journal.open(tmp_path / "j.sqlite")
     trading = await TradingStateMachine.restore(journal, clock_ms=lambda: venue.now)
@@ -125,17 +129,17 @@ async def parts(
         clock_ms=lambda: venue.now,
         sleep_ms=no_sleep,
         settings=ExecutorSettings(unknown_queries=2, **kw),
-        position_amount=lambda v, i: position,
+        position_amount=position_amount or (lambda v, i: position),
     )
     return ex, journal
 
 
-async def _first_trade_arrives(ex: Executor, venue: FakeVenue) -> OrderUpdate:
-    """The stream delivers the trade of the first order sent (journalled); its update."""
-    label = venue.sent[0]
+async def _trade_arrives(ex: Executor, venue: FakeVenue, n: int = 0) -> OrderUpdate:
+    """The stream delivers the trade of the `n`-th order sent (journalled); its update."""
+    label = venue.sent[n]
     upd = venue.orders[label]
     fill = Fill(
-        VENUE_NAME, upd.instrument, "t1", upd.order_id, label, upd.side,
+        VENUE_NAME, upd.instrument, f"t{n + 1}", upd.order_id, label, upd.side,
         upd.filled_amount, MID, 0.0, "BTC", venue.now,
     )  # fmt: skip
     assert not (await ex.on_fill(fill)).duplicate
@@ -161,6 +165,10 @@ async def test_slow_fill_counts_in_flight_so_no_second_hedge(tmp_path: Path) -> 
         venue.gate.set()
         (leg,) = (await task).legs
         assert leg.outcome is LegOutcome.DONE
+        # Filled by the venue's word, its trade (the book's only sign of it without a
+        # position) not arrived: still in flight once the leg ended, until the trade comes.
+        assert ex.in_flight_delta_coin("BTC") == pytest.approx(0.1)
+        await _trade_arrives(ex, venue)
         assert ex.in_flight_delta_coin("BTC") == 0.0
     finally:
         await journal.close()
@@ -180,7 +188,7 @@ async def test_a_slice_reported_filled_stays_in_flight_until_its_trade_arrives(
     async def between_slices(ms: int) -> None:
         seen.append(ex.in_flight_delta_coin("BTC"))
         if len(seen) == 1:  # the stream delivers the first slice's trade
-            await _first_trade_arrives(ex, venue)
+            await _trade_arrives(ex, venue)
             seen.append(ex.in_flight_delta_coin("BTC"))
         await sleep(ms)
 
@@ -192,7 +200,11 @@ async def test_a_slice_reported_filled_stays_in_flight_until_its_trade_arrives(
         # 0.1 coin in all: after slice 1 (answered, no trade yet) the whole 0.1; once its
         # trade is journalled, 0.0667; after slice 2 (answered only) 0.0667 still.
         assert seen == pytest.approx([0.1, 2 / 30, 2 / 30])
-        assert ex.in_flight_delta_coin("BTC") == 0.0  # the leg ended: the daemon's count
+        # The leg ended; slices 2 and 3 stay in flight until their trades arrive.
+        assert ex.in_flight_delta_coin("BTC") == pytest.approx(2 / 30)
+        await _trade_arrives(ex, venue, 1)
+        await _trade_arrives(ex, venue, 2)
+        assert ex.in_flight_delta_coin("BTC") == 0.0
     finally:
         await journal.close()
 
@@ -206,14 +218,15 @@ async def test_a_journalled_slice_stays_in_flight_until_the_position_shows_it(
     # hedged it again (the two-venue e2e did, issue 17).
     venue = FakeVenue()
     held = {"pos": 0.0}
-    ex, journal = await parts(tmp_path, venue, max_slice_delta_coin=0.04)
-    ex._position = lambda v, i: held["pos"]
+    ex, journal = await parts(
+        tmp_path, venue, position_amount=lambda v, i: held["pos"], max_slice_delta_coin=0.04
+    )
     seen: list[float] = []
     sleep = ex.sleep_ms
 
     async def between_slices(ms: int) -> None:
         if not seen:  # the first slice's trade is journalled, the position not yet moved
-            upd = await _first_trade_arrives(ex, venue)
+            upd = await _trade_arrives(ex, venue)
             seen.append(ex.in_flight_delta_coin("BTC"))
             held["pos"] = upd.filled_amount  # the positions stream catches up
             seen.append(ex.in_flight_delta_coin("BTC"))
@@ -370,6 +383,44 @@ async def test_ioc_out_of_the_market_stops_after_two_empty_orders(tmp_path: Path
         (leg,) = (await ex.execute(d)).legs
         assert leg.outcome is LegOutcome.PARTIAL and leg.detail == "price protection held"
         assert venue.sent == ["hg1-thin-1-0-0-0", "hg1-thin-1-0-0-1"]
+        assert ex.in_flight_delta_coin("BTC") == 0.0
+    finally:
+        await journal.close()
+
+
+async def test_two_decisions_on_one_instrument_are_each_credited_with_their_own_fill(
+    tmp_path: Path,
+) -> None:
+    # Two hedges of one instrument at once; both fill and their trades arrive, the book's
+    # position shows the first one's only. The second's fill still counts in flight: the
+    # position's move is the first's (earliest fill, at most its own fill), not both.
+    venue = FakeVenue()
+    venue.gate.clear()
+    held = {"pos": 0.0}
+    ex, journal = await parts(tmp_path, venue, position_amount=lambda v, i: held["pos"])
+    try:
+        loop = asyncio.get_running_loop()
+        first = loop.create_task(
+            ex.execute(perp_decision("two-a", OrderSide.BUY, 9_000.0, mid_usd=MID, ts_ms=1))
+        )
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        second = loop.create_task(
+            ex.execute(perp_decision("two-b", OrderSide.BUY, 4_500.0, mid_usd=MID, ts_ms=2))
+        )
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert len(venue.sent) == 2
+        assert ex.in_flight_delta_coin("BTC") == pytest.approx(0.15)
+        venue.gate.set()
+        for task in (first, second):
+            assert (await task).legs[0].outcome is LegOutcome.DONE
+        for n in (0, 1):
+            await _trade_arrives(ex, venue, n)
+        assert ex.in_flight_delta_coin("BTC") == pytest.approx(0.15), "the book shows neither"
+        held["pos"] = 9_000.0  # the first hedge's position
+        assert ex.in_flight_delta_coin("BTC") == pytest.approx(0.05)
+        held["pos"] = 13_500.0
         assert ex.in_flight_delta_coin("BTC") == 0.0
     finally:
         await journal.close()

@@ -58,6 +58,8 @@ from pinned_clock import TEST_START_MS
 
 SPEED = 20.0  # daemon seconds per wall second: the controller runs every 50 ms
 SENTINEL = "fuzz.sentinel"
+#: Price sanity's gap window here, wall seconds (short: the tests wait it out).
+GAP_CONFIRM_S = 0.5
 
 
 @dataclass(repr=False)  # hypothesis prints the fixture on failure
@@ -111,6 +113,8 @@ def _config(workdir: Path) -> dict[str, Any]:
             "risk": {
                 # The stepped market sends nothing new: staleness is not under test here.
                 "stale_data": {"market_stale_after_s": 3600.0, "positions_stale_after_s": 3600.0},
+                # A jump is held this long as a possible gap before it trips (board: wall).
+                "price_sanity": {"gap_confirm_s": GAP_CONFIRM_S},
             }
         },
     )
@@ -262,7 +266,7 @@ def test_hostile_frames_neither_crash_the_daemon_nor_trade(rig: Rig, data: st.Da
     rig.runner.run(example())
 
 
-def test_an_index_jump_halts_with_price_sanity_and_sends_nothing(rig: Rig) -> None:
+def test_an_isolated_index_jump_halts_with_price_sanity_and_sends_nothing(rig: Rig) -> None:
     trading = rig.daemon.trading
     assert trading is not None
 
@@ -276,6 +280,16 @@ def test_an_index_jump_halts_with_price_sanity_and_sends_nothing(rig: Rig) -> No
             timestamp=int(rig.ticker["timestamp"]) + 1,
         )
         await rig.push([("market", notification(rig.ticker_channel, jump))])
+        # Alone, the jump is held as a possible gap: not in the book, no trip, nothing sent.
+        assert "price_sanity" not in [r.code.value for r in trading.reasons]
+        assert rig.daemon.book is not None
+        assert rig.daemon.book.index_price("BTC") == float(rig.ticker["index_price"])
+        assert orders_received(rig.sim) == orders
+        # Still there once the window is over, and no other feed moved with it (the stepped
+        # market sends nothing new): an isolated jump, which trips.
+        await asyncio.sleep(GAP_CONFIRM_S)
+        again = dict(jump, timestamp=int(rig.ticker["timestamp"]) + 2)
+        await rig.push([("market", notification(rig.ticker_channel, again))])
         await wait_until(
             lambda: "price_sanity" in [r.code.value for r in trading.reasons],
             10.0,
@@ -294,7 +308,7 @@ def test_an_index_jump_halts_with_price_sanity_and_sends_nothing(rig: Rig) -> No
         assert (await status(socket))["state"] == "HALTED"
         # The next true tick (accepted: back at the last good index), then the operator
         # resumes; the market stands still again.
-        back = dict(rig.ticker, timestamp=int(rig.ticker["timestamp"]) + 2)
+        back = dict(rig.ticker, timestamp=int(rig.ticker["timestamp"]) + 3)
         inject_ws(rig.sim.server, notification(rig.ticker_channel, back))
         await wait_until(
             lambda: (

@@ -270,3 +270,32 @@ def test_reconnected_since_is_none_until_a_reconnection() -> None:
     assert (switch.up_since_ms("okx"), switch.reconnected_since_ms("okx")) == (None, None)
     switch.observe("okx", True, T0 + 400)
     assert switch.reconnected_since_ms("okx") == T0 + 400
+
+
+@pytest.mark.parametrize("stamp_ms", [0, 300])
+async def test_between_two_drops_only_data_after_the_latest_reconnect_counts(
+    journal: Journal, stamp_ms: int
+) -> None:
+    """Issue 17: an account flipped back into routing for an instant between two WebSocket
+    drops. Its last update before the second drop was processed in the same board
+    millisecond as the drop and the reconnect (`stamp_ms` 0: a burst of events drained in one
+    go), or stamped at or after the reconnect (300: the update's own time, ahead of when it was
+    processed): judged by timestamps it counted as data after the reconnect, so the link read
+    healthy at once and routing (`awaiting_data`) took the account back with nothing received
+    since. Only an update processed after the latest reconnect counts."""
+    board, _ = await _rig(journal)
+    # First drop and reconnect; data flows after it: healthy.
+    board.on_connection("sub", False, T0 + 1_000)
+    board.on_connection("sub", True, T0 + 1_200)
+    board.on_data("sub", "index:BTC", T0 + 2_000)
+    assert board.link_healthy("sub", T0 + 2_000)
+    # A last update, then the second drop and its reconnect in the same millisecond.
+    board.on_data("sub", "index:BTC", T0 + 2_000 + stamp_ms)
+    board.on_connection("sub", False, T0 + 2_000)
+    board.on_connection("sub", True, T0 + 2_000)
+    assert board.disconnected.reconnected_since_ms("sub") == T0 + 2_000
+    assert not board.link_healthy("sub", T0 + 2_000)
+    assert not board.link_healthy("sub", T0 + 2_500)  # nothing since: still not
+    # The first update processed after the reconnect: healthy again.
+    board.on_data("sub", "index:BTC", T0 + 2_600)
+    assert board.link_healthy("sub", T0 + 2_600)

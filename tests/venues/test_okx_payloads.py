@@ -28,6 +28,7 @@ from hedgerd.venues.okx.payloads import (
     order_from_okx,
     position_from_okx,
     quote_from_okx,
+    unified_available,
 )
 from hedgerd.venues.okx.venue import OkxVenue
 
@@ -365,3 +366,29 @@ def test_hostile_pushes_are_refused_never_raised(method: str, data: list[Any]) -
     events = venue.pending_events()
     assert venue.refused_entries <= len(data)
     assert events + venue.refused_entries >= 0
+
+
+@pytest.mark.parametrize(
+    ("detail", "account_usd", "expected"),
+    [
+        # The currency's own room is the tighter: it stands.
+        ({"availEq": "0.5", "eq": "2", "eqUsd": "200000"}, 1e6, 0.5),
+        # The account's room (USD at OKX's own price of the coin) is the tighter.
+        ({"availEq": "5", "eq": "2", "eqUsd": "200000"}, 100_000.0, 1.0),
+        ({"availEq": "5", "coinUsdPrice": "50000", "eq": "2", "eqUsd": "1"}, 100_000.0, 2.0),
+        # The account has none left: no room in any currency, even one with equity to spare.
+        ({"availEq": "5", "eq": "2", "eqUsd": "200000"}, -10.0, -0.0001),
+        ({"availEq": "5", "eq": "0", "eqUsd": "0"}, -10.0, -10.0),  # (its sign is what counts)
+        ({"availEq": "5", "eq": "0", "eqUsd": "0"}, 1e6, 5.0),  # no price, room: its own
+        ({"availEq": ""}, math.nan, math.nan),  # not said: not judged
+        ({"availEq": "3"}, math.nan, 3.0),  # Futures mode: its own only
+    ],
+)
+def test_unified_available_is_capped_by_the_accounts_available_equity(
+    detail: dict[str, str], account_usd: float, expected: float
+) -> None:
+    got = unified_available(detail, account_usd)
+    if math.isnan(expected):
+        assert math.isnan(got)
+    else:
+        assert got == pytest.approx(expected)

@@ -2,7 +2,9 @@
 instruments in hedgerd units, balances, orders placed / read back / cancelled with the
 journal's `clOrdId`, fills and positions as coin quantities and deltas, an UNKNOWN order
 reconciled by `clOrdId` from a fresh adapter (a restart), the error codes as neutral reasons,
-the cancel-all-after dead-man timer, demo mode's header and `hedgerd positions` on OKX.
+the cancel-all-after dead-man timer, demo mode's header and `hedgerd positions` on OKX; a
+unified account's free collateral capped by the account's, and OKX's 51008 as a funds trip of
+that account only, through the executor.
 
 The simulator runs in stepped time from the pinned test start; the adapter reads the
 simulator's clock. The truth is the simulator's engine (`sim.okx`), never the adapter.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,12 @@ import pytest
 
 from hedgerd.config import VenueSettings, load_config
 from hedgerd.execution.client_ids import codec_for
+from hedgerd.execution.drill import perp_decision
+from hedgerd.execution.executor import Executor, ExecutorSettings, LegOutcome
+from hedgerd.execution.journal import Journal
 from hedgerd.model import AmountUnit, InstrumentKind, OrderSide, OrderStatus, TimeInForce
+from hedgerd.risk.account_state import AccountStates
+from hedgerd.risk.trading_state import ReasonCode, TradingState, TradingStateMachine
 from hedgerd.sim.command import Simulator, running_simulator
 from hedgerd.sim.okx.accounts import OkxAccount
 from hedgerd.sim.scenario import Scenario
@@ -33,6 +41,7 @@ from hedgerd.venues.base import (
     VenueError,
 )
 from hedgerd.venues.ccxt_venue import Backoff
+from hedgerd.venues.okx.errors import INSUFFICIENT_BALANCE
 from hedgerd.venues.okx.names import parse_instrument_name
 from hedgerd.venues.okx.venue import OkxVenue
 from hedgerd.venues.positions_command import collect
@@ -275,8 +284,9 @@ async def test_a_request_arriving_after_its_exp_time_is_not_processed(
 ) -> None:
     """The journalled request expiry goes as OKX's `expTime` header: in time, the order is
     placed; from a process paused after journalling (the simulator's clock moved past it
-    before the request arrived), the simulator refuses it (51149) and nothing is placed.
-    hedgerd reads that code as outcome unknown: the order is asked for by clOrdId."""
+    before the request arrived), the simulator refuses it (50036, OKX's code for an expTime
+    already passed) and nothing is placed. hedgerd reads that code as a definitive refusal
+    for having expired (as Deribit's 13888): no reject streak, a new intent follows."""
     dialect = sim.server.dialects["okx"]
     quote = await venue.fetch_quote(SWAP)
     price = quote.ask_price * 1.01
@@ -293,8 +303,8 @@ async def test_a_request_arriving_after_its_exp_time_is_not_processed(
     sim.advance(1_500)  # the sender was paused between its journal write and the send
     with pytest.raises(VenueError) as err:
         await venue.place_order(request)
-    # Retryable: the executor asks for it by clOrdId before anything else goes.
-    assert err.value.code == 51149 and err.value.error_class is ErrorClass.RETRYABLE
+    assert err.value.code == 50036 and err.value.error_class is ErrorClass.DEFINITIVE
+    assert err.value.reason is RejectReason.REQUEST_EXPIRED
     assert dialect.counters.requests_expired == 1  # type: ignore[attr-defined]
     assert await venue.order_by_label(late) == []
     assert _account(sim).positions[SWAP].size == 1  # the on-time order only
@@ -775,3 +785,79 @@ async def test_margin_of_a_unified_account_is_the_accounts_in_usd(
     assert usd.margined
     assert usd.maintenance_margin > 0 and usd.equity > 100_000.0  # USDT plus coins in USD
     assert usd.maintenance_margin / usd.equity < 0.01 and usd.available < usd.equity
+
+
+async def test_free_collateral_of_a_unified_account_is_capped_by_the_accounts(
+    venue: OkxVenue, sim: Simulator
+) -> None:
+    """Multi-currency margin: BTC has equity to spare, but the account has no free equity
+    left (its USDT tied up by an initial margin add-on): routing must read no free BTC
+    collateral, since OKX refuses a growing BTC order then (51008)."""
+    before = {m.currency: m for m in await venue.margin_summaries()}
+    assert before["BTC"].available == 10.0 and before["USD"].available > 100_000.0
+    _account(sim).imr_add["USDT"] = 10_000_000.0
+    after = {m.currency: m for m in await venue.margin_summaries()}
+    assert after["USD"].available < 0.0
+    assert after["BTC"].available < 0.0
+    assert sim.okx.avail_eq(_account(sim), "BTC") == 10.0  # its own figure is unchanged
+    quote = await venue.fetch_quote(SWAP)
+    with pytest.raises(VenueError) as err:
+        await venue.place_order(
+            OrderRequest(SWAP, OrderSide.BUY, 100.0, _label("starved"),
+                         price=quote.ask_price * 1.01, time_in_force=TimeInForce.IOC)
+        )  # fmt: skip
+    assert err.value.reason is RejectReason.INSUFFICIENT_FUNDS
+
+
+async def test_an_okx_51008_is_a_funds_trip_of_that_account_only(
+    tmp_path: Path, sim: Simulator, venue: OkxVenue
+) -> None:
+    """OKX's insufficient-funds refusal (`sCode` 51008), through the adapter into the
+    executor with two accounts: a funds trip of the OKX account alone (REDUCE_ONLY, reason
+    insufficient_funds), not a plain reject toward a reject streak; the other account and the
+    portfolio trade on."""
+    acct = _account(sim)
+    acct.imr_add["BTC"] = 1_000.0  # OKX raised the initial margin: no free BTC equity left
+    quote = await venue.fetch_quote(SWAP)
+    journal = await Journal.open(tmp_path / "j.sqlite")
+    try:
+        trading = await TradingStateMachine.restore(journal, clock_ms=sim.now_ms)
+        states = await AccountStates.restore(
+            journal, trading, ("okx", "deribit"), clock_ms=sim.now_ms
+        )
+
+        async def sleep_ms(ms: int) -> None:
+            sim.advance(ms)
+            await asyncio.sleep(0)
+
+        ex = Executor(
+            {"okx": venue, "deribit": venue},  # the other account sends nothing here
+            journal,
+            trading,
+            clock_ms=sim.now_ms,
+            sleep_ms=sleep_ms,
+            settings=ExecutorSettings(unknown_queries=2, reject_streak_limit=1),
+            states=states,
+            client_ids={"okx": codec_for("okx", "Q7xa")},
+        )
+        d = perp_decision(
+            "funds-1", OrderSide.BUY, 1_000.0, mid_usd=quote.mid_price, ts_ms=sim.now_ms()
+        )
+        (leg,) = d.legs
+        d = replace(d, legs=(replace(leg, venue="okx", instrument=SWAP),))
+        assert d.legs[0].amount_unit is AmountUnit.USD  # the inverse swap: USD, as the perp
+
+        (out,) = (await ex.execute(d)).legs
+        assert out.outcome is LegOutcome.REJECTED
+        (rejection,) = ex.rejections
+        assert rejection.venue == "okx" and rejection.code == INSUFFICIENT_BALANCE
+        assert acct.positions.get(SWAP) is None or acct.positions[SWAP].size == 0
+        okx = states.machine("okx")
+        assert okx.state is TradingState.REDUCE_ONLY
+        # A funds trip, not a reject streak (the limit of 1 would have tripped that too).
+        assert okx.snapshot.reason_codes == (ReasonCode.INSUFFICIENT_FUNDS,)
+        assert states.machine("deribit").state is TradingState.ACTIVE
+        assert states.portfolio.state is TradingState.ACTIVE
+        assert trading.state is TradingState.ACTIVE
+    finally:
+        await journal.close()

@@ -28,6 +28,7 @@ from hedgerd.execution.order_state import OrderRecord
 from hedgerd.execution.reconcile import Reconciler, ReconcileSettings
 from hedgerd.model import Fill, Instrument
 from hedgerd.portfolio.parts import Clocks, PortfolioParts
+from hedgerd.risk.sanity import GapWitness
 from hedgerd.venues.base import (
     ConnectionEvent,
     ConnectionState,
@@ -167,8 +168,15 @@ class AccountRuntime:
             on_event=self.on_event,
             on_reconcile=self.integrity.on_reconcile,
             # PRICE_SANITY judges an index before the book takes it: a refused one never lands.
+            # A gap is confirmed by the other feeds of the underlying (this venue's marks,
+            # another venue's index).
             index_check=lambda u, price: (
-                board.on_price(board_clock_ms(), f"{self.name}:index:{u}", price).accepted
+                board.on_price(
+                    board_clock_ms(),
+                    f"{self.name}:index:{u}",
+                    price,
+                    witness=GapWitness(u, f"{self.name}:index"),
+                ).accepted
             ),
             forward_check=self.forward_sane,
             vol_check=lambda name, vol: board.on_vol(
@@ -267,6 +275,7 @@ class AccountRuntime:
             forward_usd,
             reference_price_usd=index_usd,
             reference_horizon_years=tau,
+            witness=GapWitness(underlying, f"{self.name}:mark"),
         )
         return verdict.accepted
 
@@ -310,7 +319,11 @@ class AccountRuntime:
         if feed is None:
             return ()
         assert board is not None
-        divergences = feed.cross_check()
+        # Only a venue figure that reflects every position change the book applied is judged:
+        # one that predates the book's latest trades (its refresh failed or timed out, as it
+        # does in a starved process, or was ahead of the stream and not taken) differs from
+        # the book by those trades, not by anything lost (chaos's greeks_divergence trips).
+        divergences = [d for d in feed.cross_check() if feed.greeks_current(d.underlying)]
         self.integrity.on_divergence(now_ms, divergences)
         for d in divergences:
             if d.numeraire == self.config.numeraire:

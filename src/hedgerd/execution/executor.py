@@ -46,11 +46,14 @@ first gets `fill_repair_grace_ms` to deliver them. The periodic reconciliation r
 backstop.
 
 In flight: `in_flight_delta_coin(underlying)` and `in_flight_orders(underlying)` give the
-controller the signed delta of what may still fill: the rest of every leg being worked (from
-the moment `execute` is called, before any await) that no journalled trade covers yet (a fill
-the venue's answer reported counts until its trade, and the position with it, arrives) and
-the open amount of every non-terminal order (UNKNOWN in full). So a slow fill never causes a
-second hedge.
+controller the signed delta of what may still fill or has filled without the book's position
+showing it yet (`execution.inflight`, one rule for every order: its fill counts in flight
+until the book's position shows it, keyed per order and attributed per instrument): the rest
+of every leg being worked (from the moment `execute` is called, before any await) that the
+book does not hold yet, and every other order tracked (an open one's amount, a terminal one's
+fill, less what the book holds; UNKNOWN in full). The caller reads the book's positions and
+this at one instant, with no await in between. So a slow fill never causes a second hedge,
+and a fill is never counted twice.
 
 Dry run: the decision and its intents are journalled, then closed as cancelled "dry_run";
 nothing is sent.
@@ -78,6 +81,7 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 
 from hedgerd.execution.client_ids import ClientIdCodec, client_label, parse_label
+from hedgerd.execution.inflight import InFlightLedger, reported_fill
 from hedgerd.execution.journal import (
     DecisionRecord,
     DuplicateIntentError,
@@ -207,6 +211,13 @@ class ExecutorSettings:
     #: the trades of a fill an answer reported before they are fetched by order; with the
     #: stream down they are fetched at once.
     fill_repair_grace_ms: int = 1_000
+    #: Wall seconds a terminal order's fill may take to show in the book's position before
+    #: the book is believed (`execution.inflight`): longer than a reconciliation interval
+    #: (30 s by default), so a position the stream lost is corrected by the reconciliation
+    #: first, and far longer than a starved stream's lag (seconds: believing the book sooner
+    #: hedged the fill again); a position moved by something else must not stay in flight
+    #: for good.
+    absorb_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.max_concurrent_orders < 1:
@@ -314,8 +325,6 @@ class _LegRun:
     journal_ns: int = 0  # duration of the last intent commit
     #: An operator's flatten: passes the trading-state gate in any state, always reduce-only.
     operator_flatten: bool = False
-    #: The book's position in the instrument when the leg began (None: unknown).
-    base_position: float | None = None
 
     @property
     def sign(self) -> int:
@@ -410,6 +419,7 @@ class Executor:
         epoch: Callable[[], int] | None = None,
         intent_guard: Callable[[], IntentGuard | None] | None = None,
         request_ttl_ms: int | None = None,
+        wall_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self.venues = dict(venues)
         self.journal = journal
@@ -445,6 +455,10 @@ class Executor:
         self._stop_event = asyncio.Event()
         self._records: dict[str, OrderRecord] = {}
         self._meta: dict[str, _OrderMeta] = {}
+        #: Every order this executor tracks, until the book's position shows its fill.
+        self._ledger = InFlightLedger(
+            position_amount, timeout_s=self.settings.absorb_timeout_s, wall_s=wall_s
+        )
         self._runs: set[int] = set()
         self._run_objs: dict[int, _LegRun] = {}
         self._rl_until_ms: dict[str, int] = {}
@@ -475,8 +489,11 @@ class Executor:
         self, underlying: str, exclude_decision: str | None = None
     ) -> list[InFlightOrder]:
         """The controller's `InFlightOrder`s of `underlying` (without those of decision
-        `exclude_decision`). A leg being worked is one entry (label of its latest order)
-        carrying its whole unfilled rest."""
+        `exclude_decision`): what may still fill or filled without the book's position
+        showing it (`execution.inflight`). A leg being worked is one entry (label of its
+        latest order) carrying its whole rest: its amount less what the book holds of its
+        orders' fills."""
+        absorbed = self._ledger.absorbed(self._records.get)
         out: list[InFlightOrder] = []
         covered: set[str] = set()
         for run in self._run_objs.values():
@@ -485,11 +502,11 @@ class Executor:
             covered.update(run.labels)
             if run.decision.decision_id == exclude_decision:
                 continue
-            # Filled means in the book only once the stream delivered the trade and the
-            # book's position shows it (`_seen_in_book`): a slice the venue's answer reports
-            # filled stays in flight until then. Otherwise the evaluations between two
-            # slices of a leg saw neither that slice nor its position, and hedged it again.
-            rest = max(run.leg.amount - self._seen_in_book(run), 0.0)
+            held = sum(
+                self._ledger.held(lb, self._records.get(lb), absorbed.get(lb, 0.0))
+                for lb in run.labels
+            )
+            rest = max(run.leg.amount - held, 0.0)
             if rest <= _EPS:
                 continue
             label = (
@@ -509,11 +526,15 @@ class Executor:
             )
         for label, rec in self._records.items():
             meta = self._meta.get(label)
-            if label in covered or not rec.is_open or meta is None:
+            if label in covered or meta is None or meta.underlying != underlying:
                 continue
             if exclude_decision is not None and rec.decision_id == exclude_decision:
                 continue
-            if meta.underlying != underlying:
+            if label in self._ledger:
+                amount = self._ledger.in_flight(label, rec, absorbed.get(label, 0.0))
+            else:
+                amount = rec.open_amount
+            if amount <= _EPS:
                 continue
             ratio = meta.coin_per_amount
             if ratio is None and self._coin_per_amount is not None:
@@ -526,7 +547,7 @@ class Executor:
                     rec.venue,
                     rec.instrument,
                     label,
-                    rec.side.sign * rec.open_amount * ratio,
+                    rec.side.sign * amount * ratio,
                     meta.style,
                     rec.sent_ms or rec.created_ms,
                 )
@@ -576,13 +597,19 @@ class Executor:
         return _OrderMeta(underlying, ratio, style)
 
     def note_record(self, rec: OrderRecord) -> None:
-        """Take the journal's newest view of an order (the reconciler calls this)."""
+        """Take the journal's newest view of an order (the reconciler calls this). An open
+        order not tracked yet (loaded, or placed by an earlier process) is tracked from now
+        on, what it filled so far taken to be in the book already (reconciled)."""
         self._records[rec.label] = rec
         if rec.label not in self._meta and rec.venue in self.venues:
             inst = self.venues[rec.venue].instruments().get(rec.instrument)
             if inst is not None:
                 style = HedgeStyle.MAKER if rec.style is OrderStyle.POST_ONLY else HedgeStyle.TAKER
                 self._meta[rec.label] = _OrderMeta(inst.underlying, None, style)
+        if rec.label in self._ledger:
+            self._ledger.observe(rec)
+        elif rec.is_open and rec.label in self._meta:
+            self._ledger.register(rec, prior=reported_fill(rec))
 
     # ------------------------------------------------------------------------- stream
 
@@ -666,8 +693,6 @@ class Executor:
             if run is None:
                 results[i] = self._leg_end_none(i, leg, LegOutcome.REJECTED, "unknown instrument")
                 continue
-            if self._position is not None:
-                run.base_position = self._position(leg.venue, leg.instrument)
             runs.append(run)
             self._run_objs[id(run)] = run
         try:
@@ -889,37 +914,17 @@ class Executor:
         self._meta[rec.label] = _OrderMeta(
             run.decision.underlying, run.coin_per_amount, run.leg.style
         )
+        self._ledger.register(rec)  # journalled, not sent: the book's position is its base
 
-    def _leg_filled(self, run: _LegRun, *, journalled: bool = False) -> float:
+    def _leg_filled(self, run: _LegRun) -> float:
         """What the leg's orders filled (amount unit): by the venue's word or the journal's
-        fills, the larger; `journalled`: the journal's fills (trades delivered) only."""
+        fills, the larger."""
         total = 0.0
         for label in run.labels:
             rec = self._records.get(label)
             if rec is not None:
-                total += (
-                    rec.filled_amount
-                    if journalled
-                    else max(rec.filled_amount, rec.venue_filled_amount)
-                )
+                total += reported_fill(rec)
         return total
-
-    def _seen_in_book(self, run: _LegRun) -> float:
-        """What of the leg's journalled fills the book's position already shows (amount
-        unit). A venue whose positions come on a stream of their own (OKX: `orders` and
-        `positions` are two channels) reports a trade before its position moves: until the
-        position shows it, the fill stays in flight, or an evaluation in between counted it
-        nowhere and hedged it again (two-venue e2e, issue 17). The position's move since the
-        leg began, within [0, journalled]; the journalled fills alone when the position is
-        not known."""
-        journalled = self._leg_filled(run, journalled=True)
-        if run.base_position is None or self._position is None:
-            return journalled
-        now = self._position(run.leg.venue, run.leg.instrument)
-        if now is None:
-            return journalled
-        moved = run.sign * (now - run.base_position)
-        return min(max(moved, 0.0), journalled)
 
     def _leg_end(self, run: _LegRun, outcome: LegOutcome, detail: str) -> LegResult:
         return LegResult(
@@ -947,6 +952,7 @@ class Executor:
         live: set[str] = set()
         for run in self._run_objs.values():
             live.update(run.labels)
+        live.update(self._ledger.labels())  # a fill the book does not show yet
         for label in [lb for lb, r in self._records.items() if r.is_terminal and lb not in live]:
             self._records.pop(label, None)
             self._meta.pop(label, None)
@@ -1631,6 +1637,7 @@ class Executor:
         before = self._records.get(label)
         out = await self.journal.apply_event(label, event)
         self._records[label] = out
+        self._ledger.observe(out)
         if out.fills_missing:
             self._schedule_repair(out)
         if not quiet or before is None or out.status is not before.status:

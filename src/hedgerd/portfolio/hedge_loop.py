@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
@@ -27,9 +26,9 @@ from hedgerd.execution.executor import DecisionResult, ExecutorSettings, LegOutc
 from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.cross_venue import several_accounts, with_carry
-from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
+from hedgerd.hedging.inputs import HedgeVenueState, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import gamma_ahead_key
-from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, HedgeStyle, PriceUnit
+from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, PriceUnit
 from hedgerd.portfolio.book import BookOptions, sum_risks
 from hedgerd.portfolio.policies import PolicyBook
 from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing, short_of_funds
@@ -39,9 +38,6 @@ from hedgerd.venues.base import VenueError
 
 log = structlog.get_logger(__name__)
 
-#: Wall seconds a filled hedge may take to show in the position stream before the book's
-#: figure is believed again (the reconciliation corrects either way).
-_UNCONFIRMED_TIMEOUT_S = 3.0
 #: The order book depth fetched for a trade covers the trade's notional this many times over
 #: (the index is not the instrument's price, and the router's walk stops once the need is
 #: covered, so the extra costs nothing). The router sizes a taker trade through the levels
@@ -49,12 +45,6 @@ _UNCONFIRMED_TIMEOUT_S = 3.0
 #: (250,000 USD, about 2.8 BTC), so a price gap's breach of the delta limit took more hedge
 #: attempts than the switch allows (issue 19).
 _DEPTH_HEADROOM = 1.25
-#: Wall seconds an evaluation waits for each account's stream to be applied (`BookFeed.
-#: wait_caught_up`) before it reads the books. Without it, under load, evaluations read
-#: positions a batch behind the executor's in-flight orders and hedged the same delta twice
-#: (paper at 30x: +-2.5 BTC back and forth). Bounded: a stream that never drains (market
-#: data faster than it is applied) must not stop the hedging.
-_CATCH_UP_S = 0.25
 
 
 class HedgeLoop(PortfolioService):
@@ -81,14 +71,6 @@ class HedgeLoop(PortfolioService):
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Net delta (coin) per underlying at the last evaluation: the executor's risk gate.
         self._book_delta: dict[str, float] = {}
-        #: Orders of finished hedges whose fills the venue reported before their trades
-        #: arrived (label -> (account, instrument, signed coin per amount, wall deadline s)):
-        #: the rest of their fills still counts in flight until the trades (and the positions
-        #: with them) arrive. Per order, not per position: an expected position anchored at
-        #: the position seen when a decision was sent counted the fills of another decision
-        #: on the same instrument, sent meanwhile, twice (2.5 BTC for 90 simulated seconds at
-        #: paper's 30x, and hedges back and forth).
-        self._settling: dict[str, tuple[str, str, float, float]] = {}
         #: Why each hedge account was out of routing at the last evaluation (for status).
         self.excluded: dict[str, str] = {}
         #: Evaluations begun (every underlying's), and the count at which each account now
@@ -199,29 +181,6 @@ class HedgeLoop(PortfolioService):
             )
         return out
 
-    def _unconfirmed(self, underlying: str, now_ms: int) -> list[InFlightOrder]:
-        """Fills of finished hedges the venue reported but whose trades have not arrived
-        (`OrderRecord.missing_fill_amount`), as in-flight orders."""
-        assert self.shared.executor is not None
-        out: list[InFlightOrder] = []
-        wall = time.monotonic()
-        for label, (venue, instrument, per_amount, deadline_s) in list(self._settling.items()):
-            rec = self.shared.executor.record(label)
-            missing = rec.missing_fill_amount if rec is not None else 0.0
-            if missing <= 0.0 or wall > deadline_s:
-                del self._settling[label]
-                continue
-            inst = self.account_of(venue).venue
-            known = inst.instruments().get(instrument) if inst is not None else None
-            if known is None or known.underlying != underlying:
-                continue
-            out.append(
-                InFlightOrder(
-                    venue, instrument, label, missing * per_amount, HedgeStyle.TAKER, now_ms
-                )
-            )
-        return out
-
     def _depth_usd(self, decision: HedgeDecision, spot_usd: float) -> float:
         """USD notional of book depth to fetch per side for `decision`: the configured depth,
         or the decision's whole wanted trade (`_DEPTH_HEADROOM` times over) when larger."""
@@ -265,15 +224,13 @@ class HedgeLoop(PortfolioService):
         st = self.stats.per_underlying[underlying]
         self.evaluations_started += 1
         # The candidates first: gathering them may wait on the venues (a quote fetched), and
-        # fills and positions arrive meanwhile. Then each account's event stream catches up,
-        # and the books, the orders in flight and the unconfirmed fills are read at one
-        # instant with no wait between them: a book read before a wait and in-flight orders
-        # read after it counted a hedge that filled meanwhile in neither, and the next hedge
-        # doubled it (two-venue e2e and paper, issue 17).
+        # fills and positions arrive meanwhile. Then the books and the orders in flight are
+        # read at one instant with no wait between them (`execution.inflight`: a fill counts
+        # in flight until the book's position shows it, so at any instant the two together
+        # count it once, whichever of its trade and its position has arrived): a book read
+        # before a wait and in-flight orders read after it counted a hedge that filled
+        # meanwhile in neither, and the next hedge doubled it (two-venue e2e, issue 17).
         venues = await self.hedge_states(underlying)
-        for account in self.accounts.values():
-            if account.feed is not None and underlying in account.underlyings:
-                await account.feed.wait_caught_up(_CATCH_UP_S)
         now = self.clocks.clock_ms()
         risks: dict[str, UnderlyingRisk] = {}
         snaps: dict[str, UnderlyingGreeks] = {}
@@ -311,9 +268,7 @@ class HedgeLoop(PortfolioService):
             ahead = cache.gamma_ahead(key, books, now, risk.spot_usd, risk.vol)
             if math.isfinite(ahead):
                 risk = replace(risk, gamma_ahead_coin_per_usd=ahead)
-        in_flight = self.shared.executor.in_flight_orders(underlying) + self._unconfirmed(
-            underlying, now
-        )
+        in_flight = self.shared.executor.in_flight_orders(underlying)
         state = self._policy_state[underlying]
 
         def decide_on(v: Sequence[HedgeVenueState]) -> HedgeDecision:
@@ -531,8 +486,7 @@ class HedgeLoop(PortfolioService):
         self.after_execute(decision, result)
 
     def after_execute(self, decision: HedgeDecision, result: DecisionResult) -> None:
-        """Count the decision's outcome: reject streaks per account, hedges, and the fills
-        of its orders still to arrive as trades (`_settling`)."""
+        """Count the decision's outcome: reject streaks per account, and hedges."""
         assert self.shared.board is not None
         st = self.stats.per_underlying[decision.underlying]
         now = self.clocks.board_clock_ms()
@@ -550,11 +504,6 @@ class HedgeLoop(PortfolioService):
                 now, leg.outcome is not LegOutcome.REJECTED, leg.detail, venue
             )
             traded = traded or leg.filled_amount > 0
-            if leg.filled_amount > 0 and hedge.amount > 0:
-                per_amount = hedge.delta_coin / hedge.amount
-                deadline = time.monotonic() + _UNCONFIRMED_TIMEOUT_S
-                for label in leg.labels:
-                    self._settling[label] = (venue, leg.instrument, per_amount, deadline)
         if traded:
             st.hedges += 1
         for venue in filled_on:

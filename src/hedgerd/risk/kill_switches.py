@@ -75,7 +75,7 @@ from hedgerd.risk.pnl import (
     day_start_ms,
     hedge_pnl_usd,
 )
-from hedgerd.risk.sanity import PriceSanitySwitch, PriceVerdict
+from hedgerd.risk.sanity import GapWitness, PriceSanitySwitch, PriceVerdict
 from hedgerd.risk.trading_state import (
     AUTO_ACTOR,
     LINK_ACTOR,
@@ -148,6 +148,9 @@ class KillSwitchBoard:
         self.accounts: AccountStates | None = None
         #: Per account: since when its link has been healthy (`link_healthy`), board ms.
         self._healthy_since: dict[str, int] = {}
+        #: Per venue: the stale-data switch's update count when its streams last came up
+        #: (`StaleDataSwitch.updates`): data since then is what `link_healthy` asks for.
+        self._up_at_update: dict[str, int] = {}
         machine.add_listener(self._on_state)
         if metrics is not None:
             machine.add_listener(self._export_state)
@@ -257,6 +260,8 @@ class KillSwitchBoard:
             log.warning("kill_switch_metric_failed", metric=fn.__name__, error=repr(exc))
 
     def on_connection(self, venue: str, connected: bool, now_ms: int) -> None:
+        if connected and self.disconnected.up_since_ms(venue) is None:
+            self._up_at_update[venue] = self.stale.updates  # (re)connected: from now on
         self.disconnected.observe(venue, connected, now_ms)
         if self.metrics is not None:
             self._metric(self.metrics.set_venue_connected, venue, connected)
@@ -282,9 +287,13 @@ class KillSwitchBoard:
     def link_healthy(self, venue: str, now_ms: int) -> bool:
         """Whether account `venue`'s link is healthy now: every stream connected, and data
         flowing since that connection (`StaleDataSwitch.fresh_since`: a reconnect whose
-        subscription failed is not healthy)."""
+        subscription failed is not healthy), counted by updates processed after it, not by
+        their stamps alone (between two drops, the last update before the second one can
+        carry a stamp at or after its reconnection)."""
         up = self.disconnected.up_since_ms(venue)
-        return up is not None and self.stale.fresh_since(venue, up, now_ms)
+        if up is None:
+            return False
+        return self.stale.fresh_since(venue, up, now_ms, self._up_at_update.get(venue))
 
     def recover_links(self, now_ms: int) -> tuple[str, ...]:
         """Clear each account's self-clearing link trips (stale data, disconnection) once its
@@ -377,12 +386,14 @@ class KillSwitchBoard:
         price_usd: float,
         reference_price_usd: float | None = None,
         reference_horizon_years: float | None = None,
+        witness: GapWitness | None = None,
     ) -> PriceVerdict:
         """Judge a market price before anything uses it: a refused price must be dropped
         (quarantined) by the caller. `reference_horizon_years`: the price is a forward that
-        far out from its reference (see `PriceSanitySwitch.observe`)."""
+        far out from its reference; `witness`: which independent feed of which underlying it
+        is, so that a gap other feeds confirm is accepted (see `PriceSanitySwitch.observe`)."""
         verdict = self.prices.observe(
-            now_ms, source, price_usd, reference_price_usd, reference_horizon_years
+            now_ms, source, price_usd, reference_price_usd, reference_horizon_years, witness
         )
         self._note_quarantine("price", source, verdict)
         self.apply(verdict.trip, now_ms)

@@ -153,7 +153,9 @@ class PositionMismatchSettings(_Switch):
         "fill counts when it finds one; a reconnect of the stream starts the count over. "
         "The default 2 ignores a fill that raced the "
         "snapshot: the first reconciliation corrects the book, so a second mismatch means "
-        "the position stream itself is losing updates.",
+        "the position stream itself is losing updates. A reconciliation is judged only "
+        "once the stream has applied what it had received (a starved process's backlog is "
+        "no lost update).",
     )
     trips_to: TripState = _trips_to(ReasonCode.POSITION_MISMATCH)
 
@@ -320,6 +322,15 @@ class PriceSanitySettings(_Switch):
         description="A forward (a dated future's mark, an option expiry's underlying price) "
         "is judged against the index with the limit max(max_deviation_pct, this x years to "
         "expiry): a year-out future may carry a large basis, a weekly expiry cannot.",
+    )
+    gap_confirm_s: float = Field(
+        3.0,
+        ge=0,
+        description="A jump of max_jump_pct or more is quarantined (no trip) for this long; "
+        "then it is accepted if the source held the new level and an independent source "
+        "moved to it too (another venue's index, the venue's index against its marks); an "
+        "isolated jump that holds trips, one that reverts is dropped. 0: every jump trips. "
+        "Keep it under the stale-data limits (5 s): the book holds the last good price meanwhile.",
     )
     max_vol_jump_pct: float = Field(
         50.0,

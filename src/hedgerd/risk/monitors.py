@@ -56,6 +56,9 @@ class _Feed:
     kind: FeedKind
     registered_ms: int
     last_ms: int | None = None
+    #: The switch's update count at this feed's last update (`StaleDataSwitch.updates`):
+    #: orders updates against a reconnection by when they were processed, not by stamps.
+    last_update: int = 0
 
 
 class StaleDataSwitch:
@@ -65,6 +68,9 @@ class StaleDataSwitch:
     def __init__(self, settings: StaleDataSettings) -> None:
         self.settings = settings
         self._feeds: dict[tuple[str, str], _Feed] = {}
+        #: Updates observed so far, every feed's: a reconnection notes the count, and only
+        #: an update counted after it is data since that reconnection (`fresh_since`).
+        self.updates = 0
 
     def register(self, venue: str, feed: str, now_ms: int, kind: FeedKind | None = None) -> None:
         """Watch a feed from `now_ms` (the daemon registers every feed it subscribes)."""
@@ -85,6 +91,8 @@ class StaleDataSwitch:
             entry = self._feeds[(venue, feed)] = _Feed(_kind(feed, kind), ts_ms)
         if entry.last_ms is None or ts_ms > entry.last_ms:
             entry.last_ms = ts_ms
+        self.updates += 1
+        entry.last_update = self.updates
 
     def limit_s(self, feed: str, kind: FeedKind) -> float:
         s = self.settings
@@ -131,10 +139,16 @@ class StaleDataSwitch:
             for venue, (_, feed, age, limit) in ranked
         ]
 
-    def fresh_since(self, venue: str, since_ms: int, now_ms: int) -> bool:
+    def fresh_since(
+        self, venue: str, since_ms: int, now_ms: int, since_update: int | None = None
+    ) -> bool:
         """Whether `venue`'s data flows: every market feed updated at or after `since_ms`
         (its reconnection: a stream that reconnected but failed to subscribe delivers
-        nothing) and no feed at or past its limit. A venue with no feed is not judged."""
+        nothing) and, with `since_update` (`updates` when it reconnected), by an update
+        observed after it: between two drops, an update processed before the last one
+        may carry a stamp at or after the reconnection (the same millisecond, or its own
+        time ahead of the board's); and no feed at or past its limit. A venue with no feed
+        is not judged."""
         for (v, feed), f in self._feeds.items():
             if v != venue:
                 continue
@@ -147,7 +161,9 @@ class StaleDataSwitch:
                 if ms_to_s(now_ms - f.registered_ms) >= limit + self.settings.startup_grace_s:
                     return False
                 continue
-            if f.kind is FeedKind.MARKET and f.last_ms < since_ms:
+            if f.kind is FeedKind.MARKET and (
+                f.last_ms < since_ms or (since_update is not None and f.last_update <= since_update)
+            ):
                 return False
             if ms_to_s(now_ms - f.last_ms) >= limit:
                 return False

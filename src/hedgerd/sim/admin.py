@@ -18,6 +18,13 @@
                                             another client had hit its quote; `venue`: okx
                                             books it on an OKX account (amount in
                                             contracts, instrument an instId)
+    POST   /sim/admin/accounts/margin       raise an account's initial margin requirement
+                                            (JSON: account, currency, initial_margin_add in
+                                            that currency, set not added; `venue`: okx for
+                                            an OKX account): its free margin (Deribit
+                                            `available_funds`, OKX `availEq`) falls by as
+                                            much, its maintenance margin stays; answers
+                                            the free margin now
     POST   /sim/admin/venues/okx/carry      change OKX's funding and basis from now on (JSON:
                                             any of funding_rate_8h, swap_basis_bps,
                                             future_basis_bps_per_year); answers the carry
@@ -40,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from hedgerd.sim.deribit.portfolio import account_summary
 from hedgerd.sim.deribit.subscriptions import dumps
 from hedgerd.sim.faults import FaultError
 from hedgerd.sim.protocol import DeribitError
@@ -226,6 +234,28 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
             raise ValueError(f"{exc}: {exc.data or ''}") from None
         return _json(result)
 
+    async def account_margin(request: web.Request) -> web.StreamResponse:
+        body = await _json_object(request)
+        venue, account = str(body.get("venue", "deribit")), str(body["account"])
+        ccy, add = str(body["currency"]).upper(), float(body["initial_margin_add"])
+        if not add >= 0.0:
+            raise ValueError("initial_margin_add must be >= 0")
+        if venue != "deribit":
+            dialect = server.dialects.get(venue)
+            if dialect is None:
+                raise ValueError(f"venue {venue!r} is not served")
+            okx = dialect.venue
+            acct = okx.accounts[account]
+            acct.imr_add[ccy] = add
+            okx.listener.on_account(account)  # the `account` channel's push, as OKX sends
+            free = okx.avail_eq(acct, ccy)
+        else:
+            engine: Any = server.engine
+            deribit = engine.accounts[account]
+            deribit.initial_margin_add[ccy] = add
+            free = float(account_summary(deribit, ccy, engine)["available_funds"])
+        return _json({"venue": venue, "account": account, "currency": ccy, "available": free})
+
     async def venue_carry(request: web.Request) -> web.StreamResponse:
         venue = request.match_info["venue"]
         dialect = server.dialects.get(venue)
@@ -248,6 +278,7 @@ def add_admin_routes(app: web.Application, server: SimServer) -> None:
     r.add_post("/sim/admin/ws/drop", guard(ws_drop))
     r.add_post("/sim/admin/market/gap", guard(gap))
     r.add_post("/sim/admin/accounts/trade", guard(account_trade))
+    r.add_post("/sim/admin/accounts/margin", guard(account_margin))
     r.add_post("/sim/admin/venues/{venue}/carry", guard(venue_carry))
 
     # -- test-only: raw frame injection (fuzzing the clients' parsers) --------------------

@@ -5,9 +5,14 @@
 - `apply`: stream events update it (positions are absolute, so a repeated event is harmless;
   fills are de-duplicated by venue trade id).
 - `reconcile`: on a timer and after every reconnect, positions are compared with a fresh
-  snapshot; the venue is the truth. A position that changed on the stream while the snapshot
-  was in flight is left alone (the stream is newer), every other difference is corrected,
-  counted and logged; fills made while disconnected are fetched and de-duplicated.
+  snapshot; the venue is the truth. The comparison waits (bounded, `catch_up_s`) until the
+  stream has applied what it had received by then (`wait_caught_up`): a starved process's
+  stream lags the venue, and a snapshot compared with a book a batch behind it found "lost"
+  updates that were only queued (the failover drill's and chaos's position-mismatch trips).
+  A position that changed on the stream meanwhile is left alone (the stream is newer); every
+  other difference is corrected, and counted and logged as a correction when the stream had
+  caught up (`unconfirmed` when it had not); fills made while disconnected are fetched and
+  de-duplicated.
 - Staleness is tracked per source (positions, portfolio, each ticker, each index) and
   reported by `health`; `cross_check` compares hedgerd's delta with the venue's in both
   numeraires and flags divergences beyond tolerance for the kill switch.
@@ -61,6 +66,9 @@ MAX_FILLS_KEPT = 100_000
 #: wins" bookkeeping would otherwise keep a far-future index for good (every true update then
 #: looks older) and never see it go stale. Clock skew proper is the clock-skew switch's job.
 MAX_AHEAD_MS = 60_000
+#: Wall seconds a reconciliation or a fetch of the venue's Greeks waits for the stream to
+#: apply what it had received (`wait_caught_up`) before comparing with the book.
+CATCH_UP_S = 2.0
 #: An index outside this range (USD per coin) is refused as no coin's price: finite and
 #: positive is not enough, 1e-300 overflows the book's 1/S² terms (ZeroDivisionError).
 INDEX_RANGE_USD = (1e-6, 1e12)
@@ -107,6 +115,10 @@ class ReconcileReport:
     corrected: tuple[tuple[str, float, float], ...]
     skipped_newer: tuple[str, ...]
     fills_recovered: int
+    #: Differences found while the stream was still behind (not caught up within
+    #: `catch_up_s`): applied like the corrections, but the stream's backlog may explain
+    #: them, so they are not counted as lost updates.
+    unconfirmed: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass(slots=True)
@@ -146,8 +158,12 @@ class BookFeed:
         index_check: Callable[[str, float], bool] | None = None,
         forward_check: Callable[[str, int, float, float], bool] | None = None,
         vol_check: Callable[[str, float], bool] | None = None,
+        catch_up_s: float = CATCH_UP_S,
     ) -> None:
         s = venue.settings
+        #: Wall seconds a venue snapshot (positions, Greeks) waits for the stream to apply
+        #: what it had received before it is compared with the book.
+        self.catch_up_s = catch_up_s
         #: Judges an index (underlying, price USD) before the book takes it (the daemon's
         #: PRICE_SANITY switch): a refused index is not applied, the last good one stays.
         self.index_check = index_check
@@ -272,19 +288,23 @@ class BookFeed:
                 f"bal:{bal.currency}", 0
             ):
                 self._apply_event(BalanceEvent(bal))
-        for u in self.underlyings:
-            moves = self._moves.get(u, 0)
-            greeks = await self.venue.fetch_venue_greeks(u)
-            if greeks is not None and self._pos_seq.get(f"greeks:{u}", 0) == seq_before.get(
-                f"greeks:{u}", 0
-            ):
-                self._apply_event(PortfolioEvent(greeks))
-                self._greeks_basis[u] = moves
+        fetched_greeks = [await self.venue.fetch_venue_greeks(u) for u in self.underlyings]
         recovered = 0
         since = max(self.started_ms, self._last_fill_ms - FILL_OVERLAP_MS)
         for u in self.underlyings:
             for fill in await self.venue.fetch_fills(u, since):
                 recovered += self._record_fill(fill)
+        # Only now, with the book caught up with the stream, is a difference the stream's loss
+        # rather than its backlog (`moved` skips what the stream applied meanwhile).
+        caught_up = await self.wait_caught_up(self.catch_up_s)
+        for greeks in fetched_greeks:
+            # Taken only with the book caught up (else it is ahead of the book's positions).
+            if greeks is None or not caught_up:
+                continue
+            key = f"greeks:{greeks.underlying}"
+            if self._pos_seq.get(key, 0) == seq_before.get(key, 0):
+                self._apply_event(PortfolioEvent(greeks))
+                self._greeks_basis[greeks.underlying] = self._moves.get(greeks.underlying, 0)
         corrected: list[tuple[str, float, float]] = []
         skipped: list[str] = []
         now = self.clock_ms()
@@ -314,8 +334,21 @@ class BookFeed:
                 corrected.append((name, book_amount, venue_amount))
         self._positions_confirmed_ms = now
         self.stats.reconciles += 1
+        unconfirmed: list[tuple[str, float, float]] = []
+        if not caught_up:
+            corrected, unconfirmed = [], corrected
+            if unconfirmed:
+                log.info(
+                    "book_feed.reconcile_behind_stream",
+                    venue=self.venue.name,
+                    reason=reason,
+                    unconfirmed=[c[0] for c in unconfirmed][:20],
+                    pending_events=self.venue.pending_events(),
+                )
         self.stats.reconcile_corrections += len(corrected) if reason != "start" else 0
-        report = ReconcileReport(reason, now, tuple(corrected), tuple(skipped), recovered)
+        report = ReconcileReport(
+            reason, now, tuple(corrected), tuple(skipped), recovered, tuple(unconfirmed)
+        )
         self.last_reconcile = report
         if self._on_reconcile is not None:
             self._on_reconcile(report)
@@ -396,12 +429,12 @@ class BookFeed:
 
     async def wait_caught_up(self, timeout_s: float) -> bool:
         """Wait (bounded) until every event the venue had sent when called is applied and
-        routed (the executor journalled its fills); True when it is. Then the book's
-        positions and the executor's in-flight orders tell the same story: between a batch's
-        trades and its positions (each trade's journal write is awaited) they do not, the
-        trades no longer count in flight and the positions do not have them yet. Events
-        arriving meanwhile are not waited for (market data never stops). Immediately True
-        when the stream is not being read."""
+        routed (the executor journalled its fills); True when it is. A venue snapshot taken
+        before the call (positions, Greeks) is then comparable with the book: a starved
+        stream lags the venue by whole batches, and the book then lacks positions the
+        snapshot has without any update being lost. Events arriving meanwhile are not waited
+        for (market data never stops). Immediately True when the stream is not being read.
+        Never awaited by the stream's own reader (it would wait for itself)."""
         if not any(t.get_name() == "book-feed" and not t.done() for t in self._tasks):
             return True
         target = self._consumed + self.venue.pending_events() + (1 if self._busy else 0)
@@ -535,7 +568,10 @@ class BookFeed:
         if inst is None:
             return
         self._add_instrument(inst)
-        self._apply_index(inst.underlying, t.index_price_usd, t.ts_ms)
+        # The forward is judged before the index, and the index even when the forward was
+        # refused: price sanity sees both every tick, so that in a gap each witnesses the
+        # other (`risk.sanity`); the ticker is applied only when both are accepted.
+        refused: BadMarketDataError | None = None
         if self.forward_check is not None and inst.expiry_ms is not None:
             fwd = t.underlying_price_usd if inst.is_option else t.mark_price
             # Only a usable number is judged: the book ignores a missing or non-positive
@@ -546,7 +582,12 @@ class BookFeed:
                 and fwd > 0
                 and not self.forward_check(inst.underlying, inst.expiry_ms, fwd, t.index_price_usd)
             ):
-                raise BadMarketDataError(f"{t.instrument}: forward {fwd!r} refused (price sanity)")
+                refused = BadMarketDataError(
+                    f"{t.instrument}: forward {fwd!r} refused (price sanity)"
+                )
+        self._apply_index(inst.underlying, t.index_price_usd, t.ts_ms)
+        if refused is not None:
+            raise refused
         if inst.is_option:
             vol = option_vol(inst, t)
             if (
@@ -651,15 +692,27 @@ class BookFeed:
             received = self._greeks_ms.get(u)
             if not moved and received is not None and now - received < max_age_ms:
                 continue
-            moves, seq = self._moves.get(u, 0), self._pos_seq.get(f"greeks:{u}", 0)
+            seq = self._pos_seq.get(f"greeks:{u}", 0)
             greeks = await self.venue.fetch_venue_greeks(u)
-            # The stream may have delivered a newer figure while the request was in flight.
-            if greeks is None or self._pos_seq.get(f"greeks:{u}", 0) != seq:
+            # The figure is the venue's now: the book has the position changes it reflects
+            # only once the stream applied what it had received (a starved stream lags it,
+            # and the figure then is ahead of the book: not taken, so not compared).
+            if greeks is None or not await self.wait_caught_up(self.catch_up_s):
                 continue
+            # The stream may have delivered a newer figure while the request was in flight.
+            if self._pos_seq.get(f"greeks:{u}", 0) != seq:
+                continue
+            moves = self._moves.get(u, 0)
             self._apply_event(PortfolioEvent(greeks))
-            self._greeks_basis[u] = moves  # the figure was asked for after these changes
+            self._greeks_basis[u] = moves  # the figure reflects these changes
             fetched += 1
         return fetched
+
+    def greeks_current(self, underlying: str) -> bool:
+        """Whether the venue's Greeks in hand reflect every position change the book applied
+        (else the two cannot be compared: the figure lacks the book's latest trades)."""
+        u = underlying.upper()
+        return u in self.venue_greeks and self._moves.get(u, 0) == self._greeks_basis.get(u, 0)
 
     def cross_check(self, now_ms: int | None = None) -> list[DeltaDivergence]:
         """hedgerd's delta (coin-settled products and coin collateral) against the venue's

@@ -251,6 +251,10 @@ class AccountState:
     open_orders_margin: dict[str, float] = field(default_factory=dict)  # sum of reserved
     # balance held by open spot orders, per currency (USDC for buys, coin for sells)
     spot_reserve: dict[str, float] = field(default_factory=dict)
+    #: Initial margin the venue requires on top of the positions' and orders', per currency
+    #: (admin `accounts/margin`: a raised requirement, as when the venue tightens its margin
+    #: rules): it lowers `available_funds` and leaves the maintenance margin as it is.
+    initial_margin_add: dict[str, float] = field(default_factory=dict)
     creation_ms: int = 0
 
     def position(self, inst: SimInstrument) -> Position:

@@ -234,9 +234,11 @@ def account_summary(
     # kept up to date by the exchange as orders rest, fill and close (see Order.reserved_margin)
     oo_margin = max(0.0, acct.open_orders_margin.get(currency, 0.0))
     spot_reserve = max(0.0, acct.spot_reserve.get(currency, 0.0))
+    # the venue's own add-on (admin `accounts/margin`): initial margin only
+    im_add = max(0.0, acct.initial_margin_add.get(currency, 0.0))
     equity = balance + futures_upl + options_value
     margin_balance = balance + futures_upl + options_upl
-    available = equity - im - oo_margin - spot_reserve
+    available = equity - im - im_add - oo_margin - spot_reserve
     fees = acct.fees_paid.get(currency, 0.0)
     out: dict[str, Any] = {
         "currency": currency,
@@ -245,9 +247,9 @@ def account_summary(
         "margin_balance": num(margin_balance),
         "available_funds": num(available),
         "available_withdrawal_funds": num(max(0.0, min(balance, available))),
-        "initial_margin": num(im + oo_margin),
+        "initial_margin": num(im + im_add + oo_margin),
         "maintenance_margin": num(mm),
-        "projected_initial_margin": num(proj_im + oo_margin),
+        "projected_initial_margin": num(proj_im + im_add + oo_margin),
         "projected_maintenance_margin": num(proj_mm),
         "delta_total": num(delta_total),
         "projected_delta_total": num(proj_delta),

@@ -78,6 +78,10 @@ class OkxAccount:
     #: Multi-currency margin or 4 Portfolio margin (margin for the account, in USD: the
     #: top-level `imr/mmr/mgnRatio`; the per-currency fields are empty), as OKX documents.
     acct_lv: str = "3"
+    #: Initial margin OKX requires on top of the positions' and orders', per currency (admin
+    #: `accounts/margin`: a raised requirement, as a higher position tier brings): it is in
+    #: `imr` and `frozenBal` and lowers `availEq`; the maintenance margin `mmr` stays.
+    imr_add: dict[str, float] = field(default_factory=dict)
 
     @property
     def account_id(self) -> str:

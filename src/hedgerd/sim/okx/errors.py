@@ -45,9 +45,10 @@ INSUFFICIENT = "51008"
 DUPLICATE_CLORDID = "51016"
 #: A place/amend request whose `expTime` (request effective deadline) had passed when it
 #: arrived: "the request will not be processed if the current system time of the server is
-#: after the expTime". OKX's own failure code for it is not in okx.md; 51149 ("Order timed
-#: out") is the nearest documented one (verify against OKX demo trading).
-REQUEST_EXPIRED = "51149"
+#: after the expTime". OKX's error table lists 50036 "The expTime can't be earlier than the
+#: current system time. Please adjust the expTime and try again." for it (OKX v5 docs, error
+#: codes, general class; 51149 "Order timed out", HTTP 500, is the ambiguous timeout).
+REQUEST_EXPIRED = "50036"
 CANCEL_FAILED = "51400"
 ORDER_NOT_EXIST = "51603"
 REDUCE_NO_POSITION = "51169"

@@ -500,7 +500,11 @@ class OkxRestApi:
         if self.venue.now_ms() <= deadline:
             return None
         self.d.counters.requests_expired += 1
-        return OrderRejectedError(errors.REQUEST_EXPIRED, "Request timed out (expTime passed)")
+        return OrderRejectedError(
+            errors.REQUEST_EXPIRED,
+            "The expTime can't be earlier than the current system time. "
+            "Please adjust the expTime and try again.",
+        )
 
     def place_items(
         self, acct: OkxAccount, items: list[Any], exp_time: Any = None

@@ -787,6 +787,10 @@ class OkxVenue:
         avail = self.avail_eq(acct, ccy)
         if need > avail + 1e-12:
             raise OrderRejectedError(errors.INSUFFICIENT, f"Insufficient {ccy} balance in account")
+        if acct.acct_lv != "2" and need * self.usd_price(ccy) > self.account_avail_usd(acct):
+            # The unified modes margin the account as a whole: its available equity (USD,
+            # the top-level `availEq`) must cover the order too (no auto-borrowing here).
+            raise OrderRejectedError(errors.INSUFFICIENT, "Insufficient USD balance in account")
 
     def _order_need(self, acct: OkxAccount, order: OkxOrder) -> tuple[float, str]:
         """What an order would tie up, and in which currency (only what increases risk)."""
@@ -851,12 +855,13 @@ class OkxVenue:
         return out
 
     def frozen(self, acct: OkxAccount, ccy: str) -> tuple[float, float]:
-        """(position margin, open-order margin) held in `ccy`."""
+        """(position margin with OKX's add-on, open-order margin) held in `ccy`."""
         imr = 0.0
         for inst_id, pos in acct.positions.items():
             inst = self.instruments[inst_id]
             if inst.settle == ccy:
                 imr += self.position_im(inst, pos)
+        imr += max(0.0, acct.imr_add.get(ccy, 0.0))
         ord_frozen = 0.0
         for o in acct.open_orders.values():
             need, c = self._order_need(acct, o)
@@ -867,6 +872,14 @@ class OkxVenue:
     def avail_eq(self, acct: OkxAccount, ccy: str) -> float:
         imr, ordf = self.frozen(acct, ccy)
         return self.eq(acct, ccy) - imr - ordf
+
+    def usd_price(self, ccy: str) -> float:
+        """USD per unit of `ccy` (stablecoins at 1, coins at the index)."""
+        return 1.0 if ccy in ("USDT", "USD", "USDC") else self.index_price(ccy)
+
+    def account_avail_usd(self, acct: OkxAccount) -> float:
+        """The account's available equity in USD (the top-level `availEq`)."""
+        return sum(self.avail_eq(acct, c) * self.usd_price(c) for c in self.currencies(acct))
 
     def currencies(self, acct: OkxAccount) -> list[str]:
         seen = dict.fromkeys(acct.cash)

@@ -375,6 +375,7 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
     total_usd = 0.0
     avail_usd = 0.0
     imr_usd = 0.0
+    mmr_usd = 0.0
     # Futures mode margins each currency on its own; the unified modes margin the account
     # in USD and leave the per-currency `imr`/`mmr`/`mgnRatio` empty (OKX's balance docs:
     # "Applicable to Futures mode and when there is cross position").
@@ -384,7 +385,9 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
             continue
         eq = venue.eq(acct, ccy)
         imr, ordf = venue.frozen(acct, ccy)
-        px = 1.0 if ccy in ("USDT", "USD", "USDC") else venue.index_price(ccy)
+        # maintenance: half the positions' initial margin (the add-on is initial only)
+        mmr = (imr - max(0.0, acct.imr_add.get(ccy, 0.0))) / 2
+        px = venue.usd_price(ccy)
         total_usd += eq * px
         upl = sum(
             venue.upl(venue.instruments[i], p)
@@ -394,6 +397,7 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
         avail = eq - imr - ordf
         avail_usd += avail * px
         imr_usd += imr * px
+        mmr_usd += mmr * px
         details.append(
             {
                 "accAvgPx": "",
@@ -421,7 +425,7 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
                 "maxLoan": "",
                 "maxSpotInUse": "",
                 "mgnRatio": "",
-                "mmr": s(imr / 2) if per_ccy else "",
+                "mmr": s(mmr) if per_ccy else "",
                 "notionalLever": "",
                 "openAvgPx": "",
                 "ordFrozen": s(ordf),
@@ -449,8 +453,8 @@ def balance_json(venue: OkxVenue, acct: OkxAccount, only: set[str] | None = None
         "details": details,
         "imr": "" if per_ccy else s(imr_usd),
         "isoEq": "0",
-        "mgnRatio": "" if per_ccy or imr_usd <= 0 else s(total_usd / (imr_usd / 2)),
-        "mmr": "" if per_ccy else s(imr_usd / 2),
+        "mgnRatio": "" if per_ccy or mmr_usd <= 0 else s(total_usd / mmr_usd),
+        "mmr": "" if per_ccy else s(mmr_usd),
         "notionalUsd": "",
         "notionalUsdForBorrow": "",
         "notionalUsdForFutures": "",

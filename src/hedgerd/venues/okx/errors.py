@@ -20,11 +20,14 @@ INSUFFICIENT_BALANCE = 51008
 REDUCE_ONLY_NO_POSITION = 51169
 REDUCE_ONLY_TOO_LARGE = 51170
 ORDER_NOT_FOUND = 51603
-#: "Order timed out": what the simulator answers for a place request past its `expTime`.
-#: Read as outcome unknown (the order is then asked for by `clOrdId`), not as a refusal:
-#: OKX's documentation of the code is not at hand (okx.md) and treating an order that may
-#: exist as refused could hedge twice.
+#: "Order timed out. Please try again." (HTTP 500): the order's outcome is unknown, so it is
+#: asked for by `clOrdId` before anything else goes.
 ORDER_TIMED_OUT = 51149
+#: "The expTime can't be earlier than the current system time": the place/amend request
+#: arrived after its `expTime` and OKX did not process it ("the request will not be processed
+#: if the current system time of the server is after the expTime"). A definitive refusal,
+#: as Deribit's 13888 `timed_out` for `valid_until`: no reject streak, a new intent follows.
+REQUEST_EXPIRED = 50036
 
 _D, _R = ErrorClass.DEFINITIVE, ErrorClass.RETRYABLE
 _RL, _A = ErrorClass.RATE_LIMITED, ErrorClass.AUTH
@@ -37,6 +40,7 @@ CODES: Mapping[int, VenueErrorCode] = {
     50026: VenueErrorCode(_R),
     51410: VenueErrorCode(_R),  # cancel pending
     ORDER_TIMED_OUT: VenueErrorCode(_R),
+    REQUEST_EXPIRED: VenueErrorCode(_D, RejectReason.REQUEST_EXPIRED),
     # rate limits (REST and WebSocket orders share them)
     RATE_LIMIT: VenueErrorCode(_RL, RejectReason.RATE_LIMITED),
     50061: VenueErrorCode(_RL, RejectReason.RATE_LIMITED),
@@ -73,4 +77,5 @@ __all__ = [
     "RATE_LIMIT",
     "REDUCE_ONLY_NO_POSITION",
     "REDUCE_ONLY_TOO_LARGE",
+    "REQUEST_EXPIRED",
 ]

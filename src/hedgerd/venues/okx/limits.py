@@ -11,6 +11,11 @@ from hedgerd.venues.ccxt_venue import RATE_LIMITS
 
 #: Endpoints with a tighter limit than their lane, as (requests, seconds) on top of it:
 #: ccxt implicit method → limit. OKX's windows are 2 s; these keep half a window's margin.
+#: Seconds added to each endpoint window below on our side: OKX counts a window by when the
+#: requests arrive, and a request that waited longer on the way than the next one did (a
+#: loaded host, a slow network) would otherwise put two of them in one venue window (50011).
+ARRIVAL_JITTER_S = 0.25
+
 ENDPOINT_LIMITS: dict[str, tuple[int, float]] = {
     "privatePostTradeCancelAllAfter": (1, 1.0),  # 1 / s per user (okx.md §4)
     "privateGetTradeFillsHistory": (4, 1.0),  # 10 / 2 s
@@ -30,4 +35,4 @@ LIMITS: tuple[RateLimit, ...] = (
 
 RATE_LIMITS["okx"] = LIMITS
 
-__all__ = ["ENDPOINT_LIMITS", "LIMITS"]
+__all__ = ["ARRIVAL_JITTER_S", "ENDPOINT_LIMITS", "LIMITS"]

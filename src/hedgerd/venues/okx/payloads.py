@@ -272,6 +272,30 @@ def equity_of(data: Mapping[str, Any], currency: str) -> float:
     return 0.0
 
 
+def unified_available(detail: Mapping[str, Any], account_avail_usd: float) -> float:
+    """A currency's free collateral in a unified account (Multi-currency or Portfolio margin):
+    the lower of its own `availEq` and the account's (top-level `availEq`, USD) in that
+    currency, at OKX's own price of it (`coinUsdPrice`, else `eqUsd / eq`). Those modes
+    margin the account as a whole: a currency with equity to spare cannot grow a position
+    when the account has none left, and OKX refuses the order (51008). When the price is
+    unknown (nothing held), an account with no free equity still caps it at 0. NaN: the venue
+    did not say."""
+    own = as_float(detail.get("availEq"))
+    if math.isnan(account_avail_usd):
+        return own
+    px = as_float(detail.get("coinUsdPrice"))
+    if not px > 0.0:
+        eq, eq_usd = as_float(detail.get("eq")), as_float(detail.get("eqUsd"))
+        px = eq_usd / eq if eq > 0.0 and eq_usd > 0.0 else math.nan
+    if px > 0.0:
+        cap = account_avail_usd / px
+    else:  # no price: only the sign of the account's room is known
+        cap = math.inf if account_avail_usd > 0.0 else min(account_avail_usd, 0.0)
+    if math.isnan(own):
+        return cap if math.isfinite(cap) else own
+    return min(own, cap)
+
+
 def greeks_from_okx(
     venue: str, account: str, underlying: str, greeks: Mapping[str, Any], equity_coin: float,
     ts_ms: int,
@@ -367,4 +391,5 @@ __all__ = [
     "quote_from_okx",
     "signed_contracts",
     "ticker_from_okx",
+    "unified_available",
 ]

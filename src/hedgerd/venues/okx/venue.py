@@ -77,7 +77,7 @@ from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, guarded_ws_exchange, n
 from hedgerd.venues.json_values import as_float
 from hedgerd.venues.okx import errors as _errors  # noqa: F401  (registers the codes)
 from hedgerd.venues.okx.contracts import ContractSizeError, amount_to_contracts, instrument_from_okx
-from hedgerd.venues.okx.limits import ENDPOINT_LIMITS
+from hedgerd.venues.okx.limits import ARRIVAL_JITTER_S, ENDPOINT_LIMITS
 from hedgerd.venues.okx.names import format_expiry, parse_instrument_name
 from hedgerd.venues.okx.payloads import (
     BadOkxPayloadError,
@@ -90,6 +90,7 @@ from hedgerd.venues.okx.payloads import (
     position_from_okx,
     quote_from_okx,
     ticker_from_okx,
+    unified_available,
 )
 from hedgerd.venues.units import depth_to_notional
 
@@ -242,7 +243,7 @@ class OkxVenue(CcxtVenue):
         self.refused_entries = 0
         # asyncio-throttle is untyped: keep its objects behind Any.
         self._endpoint_throttles: dict[str, Any] = {
-            m: Throttler(rate_limit=n, period=s, retry_interval=0.005)
+            m: Throttler(rate_limit=n, period=s + ARRIVAL_JITTER_S, retry_interval=0.005)
             for m, (n, s) in ENDPOINT_LIMITS.items()
         }
 
@@ -370,9 +371,11 @@ class OkxVenue(CcxtVenue):
 
     async def margin_summaries(self) -> list[MarginSummary]:
         """Per currency: equity `eq` and maintenance margin `mmr`, both in that currency
-        (OKX fills `details[].mmr` in Futures mode only, 0 here otherwise); and for a
+        (OKX fills `details[].mmr` in Futures mode only, 0 here otherwise), and the free
+        collateral routing judges growing hedges by: the currency's `availEq`, in a unified
+        account also capped by the account's (`unified_available`); and for a
         Multi-currency or Portfolio margin account, which OKX margins as a whole, one "USD"
-        summary: adjusted equity `adjEq` and maintenance margin `mmr`, in USD."""
+        summary: adjusted equity `adjEq`, maintenance margin `mmr` and `availEq`, in USD."""
         data = await self._data(Lane.READS, "privateGetAccountBalance")
         ts = self.venue_time_ms()
         out = []
@@ -380,6 +383,7 @@ class OkxVenue(CcxtVenue):
         account_mmr = as_float(top.get("mmr"))
         # Account-level figures ("" in Futures mode): the account is margined as a whole.
         unified = not math.isnan(account_mmr)
+        account_avail = as_float(top.get("availEq")) if unified else math.nan
         for d in top.get("details") or []:
             if isinstance(d, Mapping) and d.get("ccy"):
                 out.append(
@@ -389,7 +393,7 @@ class OkxVenue(CcxtVenue):
                         equity=as_float(d.get("eq"), 0.0),
                         maintenance_margin=as_float(d.get("mmr"), 0.0),
                         ts_ms=ts,
-                        available=as_float(d.get("availEq"), math.nan),
+                        available=unified_available(d, account_avail),
                         margined=not unified,
                     )
                 )
@@ -404,7 +408,7 @@ class OkxVenue(CcxtVenue):
                     equity=equity if not math.isnan(equity) else as_float(top.get("totalEq"), 0.0),
                     maintenance_margin=account_mmr,
                     ts_ms=ts,
-                    available=as_float(top.get("availEq"), math.nan),
+                    available=account_avail,
                 )
             )
         return out
