@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Latency benchmarks. Each section is one function `section_*` printing its figures.
 
-    .venv/bin/python scripts/bench_latency.py [SECTION ...]
+    .venv/bin/python scripts/bench_latency.py [--cpu] [SECTION ...]
+
+`--cpu`: time the decision sections in this thread's CPU time instead of the wall clock (on a
+shared machine: the other jobs' preemption is left out, their cache pressure is not).
 
 decision: the hedge controller's decision for one underlying of a 10k-position book
 (target: p99 <= 100 us). It times `hedging.controller.decide` on the book's aggregated risk
@@ -43,6 +46,9 @@ from hedgerd.model import (
 from hedgerd.pricing.black import black76
 
 NOW_MS = 1_800_000_000_000
+#: What the sections time with: the wall clock, or with `--cpu` this thread's CPU time (a
+#: figure that a shared machine's other jobs do not inflate by preempting the benchmark).
+_clock_ns: Callable[[], int] = time.perf_counter_ns
 SPOT = 60_000.0
 
 
@@ -167,16 +173,16 @@ def section_decision(n_positions: int = 10_000, iterations: int = 20_000) -> Non
     trades = 0
     try:
         for i, r in enumerate(risks):
-            t = time.perf_counter_ns()
+            t = _clock_ns()
             d = decide(r, venues, flying, "hedgerd", policy, state, NOW_MS + i)
-            ns.append(time.perf_counter_ns() - t)
+            ns.append(_clock_ns() - t)
             trades += d.trades
         agg_ns: list[int] = []
         for i in range(min(iterations, 5000)):
-            t = time.perf_counter_ns()
+            t = _clock_ns()
             r = aggregate(float(shifts[i]))
             decide(r, venues, flying, "hedgerd", policy, state, NOW_MS + i)
-            agg_ns.append(time.perf_counter_ns() - t)
+            agg_ns.append(_clock_ns() - t)
     finally:
         gc.enable()
     print(
@@ -310,14 +316,14 @@ def section_decision_two_accounts(n_positions: int = 10_000, iterations: int = 2
     agg_ns: list[int] = []
     try:
         for i, r in enumerate(per_account):
-            t = time.perf_counter_ns()
+            t = _clock_ns()
             trades += one(r, NOW_MS + i)
-            ns.append(time.perf_counter_ns() - t)
+            ns.append(_clock_ns() - t)
         for i in range(min(iterations, 5000)):
-            t = time.perf_counter_ns()
+            t = _clock_ns()
             s = float(shifts[i])
             one({n: account_risk(m, s / 2.0) for n, m in accounts.items()}, NOW_MS + i)
-            agg_ns.append(time.perf_counter_ns() - t)
+            agg_ns.append(_clock_ns() - t)
     finally:
         gc.enable()
     sizes = ", ".join(f"{n} {int(m.sum())}" for n, m in accounts.items())
@@ -330,6 +336,85 @@ def section_decision_two_accounts(n_positions: int = 10_000, iterations: int = 2
     print(f"  per-account aggregate + sum_risks + decide: {_percentiles(agg_ns)}")
     p99 = float(np.percentile(np.asarray(ns) / 1000.0, 99))
     print(f"  target p99 <= 100 us: {'PASS' if p99 <= 100.0 else 'FAIL'} ({p99:.1f} us)")
+
+
+def section_options(sizes: tuple[int, ...] = (100, 1_000, 10_000), evaluations: int = 40) -> None:
+    """The band's averaged gamma per evaluation (`hedge_loop`: every account's options of the
+    underlying side by side, then `kernel.gamma_ahead` at the default policy's horizon and
+    "abs" average) for books of `sizes` options split across two accounts, in process CPU
+    time (the pricing kernel may use threads). Before: the arrays cut from each book and
+    concatenated on every evaluation (as before `portfolio.book.BookOptions`). After: the
+    cache, with the index moving on every evaluation (positions and marks unchanged: the
+    arrays are kept, the gamma is recomputed), and with nothing changed (all kept)."""
+    from hedgerd.book.greeks_book import GreeksBook, _live_options
+    from hedgerd.hedging.kernel import OptionArrays, gamma_ahead
+    from hedgerd.portfolio.book import BookOptions, concat_options
+    from hedgerd.venues.deribit.names import option_name, parse_instrument_name
+
+    key = (HedgerdPolicy(risk_aversion_per_usd=1e-5).gamma_horizon_s, "abs")
+    day = 86_400_000
+    expiries = [NOW_MS + d * day for d in (1, 2, 7, 14, 28, 56, 91, 182)]
+
+    def books_of(n: int) -> list[GreeksBook]:
+        rng = np.random.default_rng(11)
+        out = []
+        for account in range(2):
+            book = GreeksBook()
+            book.set_index("BTC", SPOT)
+            for i in range(n // 2):
+                exp = expiries[i % len(expiries)]
+                strike = 20_000.0 + 1_000.0 * (i // (2 * len(expiries)))
+                call = (i // len(expiries)) % 2 == 0
+                name = option_name("BTC", exp, strike, call)
+                book.add_instrument(parse_instrument_name(name, f"acct{account}"))
+                book.set_option_vol(name, float(rng.uniform(0.45, 0.8)))
+                book.set_position(name, float(rng.normal(0.0, 2.0)), AmountUnit.COIN)
+            out.append(book)
+        return out
+
+    def uncached(book: GreeksBook, now: int) -> OptionArrays:
+        live = _live_options(book._u("BTC").options, now)[1]
+        return OptionArrays(
+            live.is_call, live.strike_usd, (live.exp - now) / 31_536_000_000.0, live.qty_coin,
+            live.vol,
+        )  # fmt: skip
+
+    print(
+        f"averaged gamma per evaluation (key {key}), two accounts, process CPU time, "
+        f"mean of {evaluations} evaluations:"
+    )
+
+    def measure(n: int) -> dict[str, float]:
+        books = books_of(n)
+        cache = BookOptions("BTC")
+        spots = SPOT * (1.0 + 0.001 * np.sin(np.arange(evaluations)))
+
+        def before(i: int) -> float:
+            options = concat_options([uncached(b, NOW_MS + i) for b in books])
+            return float(gamma_ahead(key, options, float(spots[i]), 0.6))
+
+        def after(i: int) -> float:
+            return cache.gamma_ahead(key, books, NOW_MS + i, float(spots[i]), 0.6)
+
+        def unchanged(i: int) -> float:
+            return cache.gamma_ahead(key, books, NOW_MS, SPOT, 0.6)
+
+        figures = {}
+        for name, f in (("before", before), ("after", after), ("unchanged", unchanged)):
+            f(0)  # warm up (the pricing kernel's compilation, the cache's first fill)
+            t = time.process_time()
+            for i in range(evaluations):
+                f(i)
+            figures[name] = (time.process_time() - t) / evaluations * 1e3
+        assert before(3) == after(3)
+        return figures
+
+    for n in sizes:
+        figures = measure(n)
+        print(
+            f"  {n:>6} options: before {figures['before']:.3f} ms, after (index moved) "
+            f"{figures['after']:.3f} ms, after (nothing changed) {figures['unchanged']:.4f} ms"
+        )
 
 
 # ------------------------------------------------------------------ wire (execution helper)
@@ -439,11 +524,18 @@ def section_decision_all() -> None:
 SECTIONS: dict[str, Callable[[], None]] = {
     "decision": section_decision_all,
     "decision-two-accounts": section_decision_two_accounts,
+    "options": section_options,
     "wire": bench_wire_latency,
 }
 
 
 def main(argv: list[str]) -> int:
+    global _clock_ns
+    if "--cpu" in argv:
+        # CPU time of this thread (`decision*` sections; the wire section keeps the wall
+        # clock: its stamps are compared with the executor's).
+        _clock_ns = time.thread_time_ns
+        argv = [a for a in argv if a != "--cpu"]
     names = argv or list(SECTIONS)
     for name in names:
         if name not in SECTIONS:

@@ -440,6 +440,9 @@ class _OptionRows:
         self.all_live = np.ones(0, np.bool_)
         self.seg_dirty = False
         self.put_dirty = False
+        # Bumped by every change of a row (insert, compact, qty, vol, forward ratio): what
+        # `GreeksBook.option_arrays` caches is valid while it stays (the index moves it not).
+        self.version = 0
 
     _ROW_ARRAYS = (
         "exp",
@@ -528,6 +531,7 @@ class _OptionRows:
         n = self.n
         keep = np.flatnonzero(self.qty[:n] != 0.0)
         m = len(keep)
+        self.version += 1
         for attr in self._ROW_ARRAYS:
             a = getattr(self, attr)
             a[:m] = a[keep]
@@ -543,6 +547,7 @@ class _OptionRows:
 
     def derive_row(self, i: int) -> None:
         """Recompute row ``i``'s coefficients from qty, vol, ratio and strike."""
+        self.version += 1
         q = float(self.qty[i])
         v = float(self.vol[i])
         b = float(self.ratio[i])
@@ -723,6 +728,9 @@ class _Underlying:
         self.version = 0
         self.cache: UnderlyingGreeks | None = None
         self.cache_version = -1
+        # `GreeksBook.option_arrays`' parts that do not move with time: (rows' version, the
+        # time they were cut at, the first expiry among them, the arrays).
+        self.arrays: tuple[int, int, int, _LiveOptions] | None = None
 
     def touch(self) -> None:
         self.version += 1
@@ -782,6 +790,35 @@ class _Underlying:
 
 
 # ---- the book ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _LiveOptions:
+    """The live option rows of one underlying at one time, as `option_arrays` gives them
+    (expiry in ms in place of the time to it). Read-only arrays."""
+
+    is_call: NDArray[np.bool_]
+    strike_usd: FloatArray
+    exp: NDArray[np.int64]
+    qty_coin: FloatArray
+    vol: FloatArray
+
+
+def _live_options(o: _OptionRows, now_ms: int) -> tuple[int, _LiveOptions]:
+    """(first expiry among them, the rows) of the options with a position and a usable vol
+    that have not expired at `now_ms`: the set stays until that first expiry."""
+    n = o.n
+    keep = (o.exp[:n] > now_ms) & (o.qeff[:n] != 0.0)
+    b = o.ratio[:n][keep]
+    exp = o.exp[:n][keep]
+    live = _LiveOptions(
+        is_call=_frozen(~o.is_put[:n][keep]),
+        strike_usd=_frozen(o.strike[:n][keep] / b),
+        exp=_frozen(exp),
+        qty_coin=_frozen(o.qeff[:n][keep] * b),
+        vol=_frozen(o.sigma[:n][keep].copy()),
+    )
+    return (int(exp.min()) if exp.size else NO_EXPIRY), live
 
 
 def _check_price(what: str, value: float) -> float:
@@ -1105,25 +1142,35 @@ class GreeksBook:
         return self._value(u, now_ms)
 
     def option_arrays(self, underlying: str, now_ms: int) -> OptionArrays:
-        """The live options of `underlying` at `now_ms` as arrays (copies), for a band that
+        """The live options of `underlying` at `now_ms` as arrays (read-only), for a band that
         averages the gamma over the spot range ahead (`hedging.kernel.horizon_gamma`).
 
         Per option: strike over its expiry's forward ratio b and quantity times b, so that
         Black–Scholes on the index gives the USD-numeraire gamma per USD of index move (the
         book holds F = b S fixed in ratio: d2V/dS2 = b2 Gamma_F(bS, K) = b Gamma_S(S, K/b));
-        its mark vol; quarantined options (no usable vol) and expired ones are left out."""
+        its mark vol; quarantined options (no usable vol) and expired ones are left out.
+
+        Cached: all but the time to expiry is kept until an option row changes (a position,
+        a mark vol, a forward: `options_version`) or the first kept option expires; the
+        arrays of one version are the same objects (callers key on them)."""
         u = self._u(underlying)
         o = u.options
-        n = o.n
-        keep = (o.exp[:n] > now_ms) & (o.qeff[:n] != 0.0)
-        b = o.ratio[:n][keep]
+        c = u.arrays
+        if c is None or c[0] != o.version or not c[1] <= now_ms < c[2]:
+            c = (o.version, now_ms, *_live_options(o, now_ms))
+            u.arrays = c
+        live = c[3]
         return OptionArrays(
-            is_call=~o.is_put[:n][keep],
-            strike_usd=o.strike[:n][keep] / b,
-            tau_years=(o.exp[:n][keep] - now_ms) / MS_PER_YEAR,
-            qty_coin=o.qeff[:n][keep] * b,
-            vol=o.sigma[:n][keep].copy(),
+            is_call=live.is_call,
+            strike_usd=live.strike_usd,
+            tau_years=(live.exp - now_ms) / MS_PER_YEAR,
+            qty_coin=live.qty_coin,
+            vol=live.vol,
         )
+
+    def options_version(self, underlying: str) -> int:
+        """A counter that changes whenever `option_arrays` may (other than by time)."""
+        return self._u(underlying).options.version
 
     def _value(self, u: _Underlying, now_ms: int) -> UnderlyingGreeks:
         c = u.cache

@@ -18,12 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
-from hedgerd.hedging.cross_venue import (
-    SECONDS_PER_YEAR,
-    carry_holds_s,
-    move_later_frac,
-    reducing_coin,
-)
+from hedgerd.hedging.cross_venue import SECONDS_PER_YEAR, carry_holds_s, reducing_coin
 from hedgerd.hedging.inputs import HedgeVenueState
 from hedgerd.hedging.kernel import cap_levels, maker_cost_frac
 from hedgerd.model.instruments import AmountUnit, PriceUnit
@@ -125,26 +120,48 @@ def candidate_levels(
     lists stay empty): a maker order posts at the touch and walks no level. `horizon_s`: the
     book's remaining life (s), over which the hedge's own side carries (`carry_holds_s`).
     """
-    out = CandidateLevels(side, [], [], [], [], [], [], [], [], [], [], [])
     hold_g, hold_r = carry_holds_s(venues, side, cost.expected_holding_s, horizon_s)
     years_g, years_r = hold_g / SECONDS_PER_YEAR, hold_r / SECONDS_PER_YEAR
-    moves = cost.move_later_weight > 0.0
+    weight = cost.move_later_weight
+    moves = weight > 0.0
+    # Per-candidate lists filled in one pass; locals, not attribute lookups, in the loop: this
+    # runs on every decision that trades (issue 17's latency budget).
+    mids: list[float] = []
+    spreads: list[float] = []
+    fees: list[float] = []
+    maker_fees: list[float] = []
+    carries: list[float] = []
+    carries_r: list[float] = []
+    caps: list[float] = []
+    move_later: list[float] = []
+    prices_all: list[float] = []
+    offsets_all: list[float] = []
+    sizes_all: list[float] = []
+    marginal: list[float] = []
+    owner: list[int] = []
+    growing: list[bool] = []
+    starts: list[int] = []
     for i, v in enumerate(venues):
         q = v.quote
-        mid = 0.5 * (q.bid_price + q.ask_price)
-        fee = v.instrument.taker_fee
-        carry = side * v.carry_annual * years_g
-        carry_r = side * v.carry_annual * years_r
+        bid, ask = q.bid_price, q.ask_price
+        inst = v.instrument
+        mid = 0.5 * (bid + ask)
+        half = (ask - bid) / (2.0 * mid)
+        fee = inst.taker_fee
+        signed = side * v.carry_annual
+        carry = signed * years_g
+        carry_r = signed * years_r
         cap = capacity_coin(v, side, router, spot_usd)
-        out.mid.append(mid)
-        out.half_spread.append((q.ask_price - q.bid_price) / (2.0 * mid))
-        out.taker_fee.append(fee)
-        out.maker_fee.append(v.instrument.maker_fee)
-        out.carry.append(carry)
-        out.carry_reduce.append(carry_r)
-        out.capacity_coin.append(cap)
-        move = move_later_frac(v, cost.move_later_weight) if moves else 0.0
-        out.move_later.append(move)
+        mids.append(mid)
+        spreads.append(half)
+        fees.append(fee)
+        maker_fees.append(inst.maker_fee)
+        carries.append(carry)
+        carries_r.append(carry_r)
+        caps.append(cap)
+        # `cross_venue.move_later_frac`, from the half spread just computed.
+        move = weight * (fee + half) if moves else 0.0
+        move_later.append(move)
         if not depth:
             continue
         book_side = None if v.book is None else (v.book.asks if side > 0 else v.book.bids)
@@ -167,23 +184,24 @@ def candidate_levels(
                     if cum >= need_coin:
                         break
         else:
-            prices = [q.ask_price if side > 0 else q.bid_price]
+            prices = [ask if side > 0 else bid]
             raw = [(q.ask_amount if side > 0 else q.bid_amount) * dpa]
         if cap < sum(raw):  # (inf when unlimited) within the limits, the levels are as is
             raw = cap_levels(raw, cap)
         offs = [abs(p - mid) / mid for p in prices]
-        out.starts.append(len(out.prices))
+        starts.append(len(prices_all))
         reduce_left = reducing_coin(v, side)
         if reduce_left <= 0.0:
             # Every level grows the position (the usual case): one entry per level, built
-            # list-wise (this runs on every decision that trades).
+            # list-wise.
             grow_base = fee + carry + move
-            out.prices += prices
-            out.offsets += offs
-            out.sizes_coin += raw
-            out.marginal += [grow_base + off for off in offs]
-            out.owner += [i] * len(prices)
-            out.growing += [True] * len(prices)
+            n = len(prices)
+            prices_all += prices
+            offsets_all += offs
+            sizes_all += raw
+            marginal += [grow_base + off for off in offs]
+            owner += [i] * n
+            growing += [True] * n
             continue
         # Each level split where the trade stops shrinking the position and starts growing
         # it: the growing part also bears the cost of moving it later (cross_venue).
@@ -193,15 +211,32 @@ def candidate_levels(
             for part, grows in ((r, False), (size - r, True)):
                 if part <= 0.0 and not (grows and r <= 0.0):
                     continue  # keep one entry per level even when it is empty
-                out.prices.append(p)
-                out.offsets.append(off)
-                out.sizes_coin.append(part)
-                out.marginal.append(fee + off + (carry + move if grows else carry_r))
-                out.owner.append(i)
-                out.growing.append(grows)
+                prices_all.append(p)
+                offsets_all.append(off)
+                sizes_all.append(part)
+                marginal.append(fee + off + (carry + move if grows else carry_r))
+                owner.append(i)
+                growing.append(grows)
     if depth:
-        out.starts.append(len(out.prices))
-    return out
+        starts.append(len(prices_all))
+    return CandidateLevels(
+        side,
+        prices_all,
+        offsets_all,
+        sizes_all,
+        marginal,
+        owner,
+        mids,
+        spreads,
+        fees,
+        maker_fees,
+        carries,
+        caps,
+        growing,
+        move_later,
+        carries_r,
+        starts,
+    )
 
 
 def maker_cost(levels: CandidateLevels, cost: CostModelSettings) -> list[float]:

@@ -126,19 +126,26 @@ def split_with_headroom(
     position). Returns coin of delta per candidate; the total is at most `qty_coin`.
     """
     room = headroom_usd(venues)
+    # Each candidate's pool, looked up once (not per level): None where its account's
+    # collateral is not tracked.
+    keys: list[HeadroomKey | None] = [None] * len(venues)
+    if room:
+        for k, v in enumerate(venues):
+            key = (v.venue, v.instrument.settlement_currency)
+            keys[k] = key if key in room else None
     per = [0.0] * len(venues)
     left = float(qty_coin)
     for j in sorted(range(len(marginal)), key=marginal.__getitem__):
         if left <= 0.0:
             break
-        take = min(sizes_coin[j], left)
+        size = sizes_coin[j]
+        take = left if left < size else size  # min(size, left)
         k = owner[j]
-        v = venues[k]
-        key = (v.venue, v.instrument.settlement_currency)
-        if growing[j] and key in room:
-            usd_per_coin = v.initial_margin_frac * spot_usd
-            take = min(take, room[key] / usd_per_coin)
-            room[key] = max(room[key] - take * usd_per_coin, 0.0)
+        pool = keys[k]
+        if pool is not None and growing[j]:
+            usd_per_coin = venues[k].initial_margin_frac * spot_usd
+            take = min(take, room[pool] / usd_per_coin)
+            room[pool] = max(room[pool] - take * usd_per_coin, 0.0)
         if take > 0.0:
             per[k] += take
             left -= take

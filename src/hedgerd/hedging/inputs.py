@@ -11,8 +11,15 @@ import math
 from dataclasses import dataclass
 
 from hedgerd.model import HedgeStyle, Instrument, InstrumentKind, OrderBookSnapshot, Quote
+from hedgerd.model.fast_init import fast_frozen_init
+
+# Enum members bound once: `Enum.MEMBER` is a class attribute lookup through the enum's
+# metaclass (~0.15 us on Python 3.11), made several times on every decision.
+_PERPETUAL = InstrumentKind.PERPETUAL
+_FUTURE = InstrumentKind.FUTURE
 
 
+@fast_frozen_init  # built on every evaluation (the portfolio's sum: issue 17's latency)
 @dataclass(frozen=True, slots=True)
 class UnderlyingRisk:
     """The book's risk in one underlying.
@@ -117,9 +124,9 @@ class HedgeVenueState:
     @property
     def carry_annual(self) -> float:
         """Annual carry a long position pays, as a fraction of notional (funding or basis)."""
-        if self.instrument.kind is InstrumentKind.PERPETUAL and self.funding_8h is not None:
+        if self.instrument.kind is _PERPETUAL and self.funding_8h is not None:
             return self.funding_8h * 3.0 * 365.0
-        if self.instrument.kind is InstrumentKind.FUTURE and self.basis_annual is not None:
+        if self.instrument.kind is _FUTURE and self.basis_annual is not None:
             return self.basis_annual
         return 0.0
 

@@ -426,6 +426,29 @@ def plan_trades(
     order waits for its fill (|Gamma| S sigma sqrt(fill delay)); elsewhere the inner band
     trades as taker.
     """
+    if (
+        type(net_delta_coin) in _SCALAR
+        and type(band.centre) in _SCALAR
+        and type(band.lower) in _SCALAR
+        and type(band.upper) in _SCALAR
+        and type(now_s) in _SCALAR
+        and type(last_hedge_s) in _SCALAR
+        and type(spot_usd) in _SCALAR
+        and type(last_hedge_spot_usd) in _SCALAR
+        and type(maker_drift_coin) in _SCALAR
+        and not isinstance(policy, TimerPolicy)
+    ):
+        return _plan_trades_scalar(
+            policy,
+            band,
+            net_delta_coin,
+            now_s,
+            last_hedge_s,
+            spot_usd,
+            last_hedge_spot_usd,
+            maker_allowed,
+            maker_drift_coin,
+        )
     net = net_delta_coin
     centre = band.centre
     lo = centre - band.lower
@@ -476,6 +499,78 @@ def plan_trades(
     return TradePlan(taker, maker, trigger)
 
 
+def _plan_trades_scalar(
+    policy: PolicyConfig,
+    band: Band,
+    net: Any,
+    now_s: Any,
+    last_hedge_s: Any,
+    spot_usd: Any,
+    last_hedge_spot_usd: Any,
+    maker_allowed: bool,
+    maker_drift_coin: Any,
+) -> TradePlan:
+    """`plan_trades` for one decision (scalars, a band policy): the same rule, step for step,
+    as plain conditionals (the element-wise helpers cost a call each, a dozen per decision).
+    Equality with the array path is tested (tests/hedging/test_hedging_fast_paths.py)."""
+    centre = band.centre
+    lo = centre - band.lower
+    hi = centre + band.upper
+    ratio = policy.hedge_ratio
+    elapsed = now_s - last_hedge_s
+    min_trade = max(policy.min_trade_coin, 1e-12)
+    outside = net < lo or net > hi
+    if policy.price_move_filter_frac > 0.0 and outside:
+        moved = abs(spot_usd / last_hedge_spot_usd - 1.0) >= policy.price_move_filter_frac
+        outside = moved or math.isnan(last_hedge_spot_usd)
+    if outside:
+        if policy.rebalance_to == "edge":
+            dest = lo if net < lo else (hi if net > hi else net)
+        else:
+            dest = centre
+        taker = (dest - net) * ratio
+        trigger = TRIG_BAND
+    else:
+        taker = 0.0 * net
+        trigger = TRIG_NONE
+    if (
+        policy.max_interval_s is not None
+        and not outside
+        and not math.isnan(elapsed)
+        and elapsed >= policy.max_interval_s
+    ):
+        taker = (centre - net) * ratio
+        if taker != 0.0:
+            trigger = TRIG_SAFETY
+    if not abs(taker) >= min_trade:
+        taker = 0.0 * net
+    maker = 0.0 * net
+    m = policy.maker
+    if maker_allowed and m.enabled:
+        bf = m.band_fraction
+        mlo = centre - band.lower * bf
+        mhi = centre + band.upper * bf
+        want = 0.0 * net
+        if taker == 0.0 and (net < mlo or net > mhi):
+            if net < mlo:
+                mdest = centre - band.lower * (bf * m.target_fraction)
+            else:
+                mdest = centre + band.upper * (bf * m.target_fraction)
+            want = (mdest - net) * ratio
+        if not abs(want) >= min_trade:
+            want = 0.0 * net
+        room = net - lo if net < centre else hi - net
+        if room > maker_drift_coin:
+            maker = want
+            if want != 0.0:
+                trigger = TRIG_MAKER
+        else:
+            taker = taker + want
+            if want != 0.0:
+                trigger = TRIG_BAND
+    return TradePlan(taker, maker, trigger)
+
+
 def maker_drift(ctx: BandContext, fill_delay_s: float) -> Any:
     """Expected |delta| drift over a maker order's fill delay: |Gamma| S sigma sqrt(t) (coin)."""
     t = fill_delay_s / (365.0 * 86400.0)
@@ -494,6 +589,12 @@ def projected_delta(
 
 def round_to_lots(qty: Any, step: Any, minimum: Any) -> Any:
     """Round |qty| down to a multiple of `step`; below `minimum` gives 0 (remainder carried)."""
+    if type(qty) in _SCALAR and type(step) in _SCALAR and type(minimum) in _SCALAR:
+        # One leg of one decision: the same operations on floats, without the helpers' calls.
+        mag = float(math.floor(abs(qty) / step + 1e-9)) * step
+        if not mag + 1e-12 >= minimum:
+            mag = 0.0 * mag
+        return (1.0 if qty > 0 else (-1.0 if qty < 0 else 0.0)) * mag
     mag = _floor(_abs(qty) / step + 1e-9) * step
     mag = _where(mag + 1e-12 >= minimum, mag, 0.0 * mag)
     return _sign(qty) * mag

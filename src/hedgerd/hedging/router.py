@@ -21,6 +21,12 @@ from hedgerd.hedging.inputs import HedgeVenueState
 from hedgerd.hedging.kernel import round_to_lots
 from hedgerd.model import HedgeStyle
 
+# Enum members bound once: `Enum.MEMBER` is a class attribute lookup through the enum's
+# metaclass (~0.15 us on Python 3.11), made several times on every decision.
+_SLICED = HedgeStyle.SLICED
+_TAKER = HedgeStyle.TAKER
+_MAKER = HedgeStyle.MAKER
+
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
 class RoutedLeg:
@@ -96,7 +102,7 @@ def route_taker(
                 left -= take
         frac = walk / q_coin + lv.taker_fee[k] + _carry(lv, k, q_coin, reducing_coin(v, side))
         beyond_touch = worst - (first or 0.0)
-        style = HedgeStyle.SLICED if beyond_touch > cost.slice_above_frac else HedgeStyle.TAKER
+        style = _SLICED if beyond_touch > cost.slice_above_frac else _TAKER
         legs.append(
             RoutedLeg(
                 candidate=k,
@@ -160,7 +166,7 @@ def route_maker(
             side=side,
             amount=amount,
             delta_coin=side * q_coin,
-            style=HedgeStyle.MAKER,
+            style=_MAKER,
             limit_price=touch,
             expected_cost_usd=mc[k] * q_coin * lv.mid[k],
             cost_frac=mc[k],

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hedgerd.model.fast_init import fast_frozen_init
 from hedgerd.model.instruments import AmountUnit, PriceUnit
 from hedgerd.model.orders import OrderSide
 
@@ -40,6 +41,7 @@ class HedgeTrigger(StrEnum):
     SETTLEMENT = "settlement"
 
 
+@fast_frozen_init  # built on every decision that trades (issue 17's latency)
 @dataclass(frozen=True, slots=True)
 class HedgeLeg:
     """One order of a decision.
@@ -64,6 +66,7 @@ class HedgeLeg:
     fallback_after_ms: int | None = None
 
 
+@fast_frozen_init  # built on every decision (issue 17's latency)
 @dataclass(frozen=True, slots=True)
 class HedgeDecision:
     """The controller's decision for one underlying at `ts_ms` (UTC epoch ms).

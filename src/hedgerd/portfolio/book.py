@@ -14,12 +14,13 @@ Pure: no I/O and no clock.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.hedging.inputs import UnderlyingRisk
-from hedgerd.hedging.kernel import OptionArrays
+from hedgerd.hedging.kernel import OptionArrays, gamma_ahead
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,4 +115,60 @@ def concat_options(parts: Sequence[OptionArrays]) -> OptionArrays:
     )
 
 
-__all__ = ["PortfolioRisk", "concat_options", "sum_risks"]
+class BookOptions:
+    """The whole book's options of one underlying (every account's `GreeksBook`) and the
+    band's averaged gamma over them, for the hedge loop, without rebuilding per evaluation.
+
+    Each book caches its own arrays per options version (`GreeksBook.option_arrays`: the
+    same array objects until a position, a mark vol or a forward changes, or an option
+    expires); their concatenation is kept while every part is the same, and only the times
+    to expiry are rebuilt. The averaged gamma is kept for the same options, index, vol and
+    time (the same inputs give the same figure: `kernel.gamma_ahead` is pure)."""
+
+    def __init__(self, underlying: str) -> None:
+        self.underlying = underlying
+        self._parts: list[OptionArrays] = []  # kept: their arrays' ids key the cache
+        self._joined: OptionArrays | None = None
+        self._gamma: tuple[object, float] | None = None
+
+    def arrays(self, books: Sequence[GreeksBook], now_ms: int) -> OptionArrays:
+        """Every book's live options at `now_ms`, side by side (`concat_options`)."""
+        parts = [b.option_arrays(self.underlying, now_ms) for b in books]
+        joined = self._joined
+        if (
+            joined is None
+            or len(parts) != len(self._parts)
+            or any(p.qty_coin is not q.qty_coin for p, q in zip(parts, self._parts, strict=True))
+        ):
+            self._parts = parts
+            self._joined = joined = concat_options(parts)
+            return joined
+        tau = np.concatenate([p.tau_years for p in parts])
+        return replace(joined, tau_years=tau)
+
+    def gamma_ahead(
+        self,
+        key: tuple[float, str],
+        books: Sequence[GreeksBook],
+        now_ms: int,
+        spot_usd: float,
+        vol: float,
+    ) -> float:
+        """`kernel.gamma_ahead(key, arrays(books, now_ms), spot_usd, vol)`, reused for the
+        same inputs (the books and their options versions, time, index and vol)."""
+        stamp = (
+            key,
+            tuple((b, b.options_version(self.underlying)) for b in books),
+            now_ms,
+            spot_usd,
+            vol,
+        )
+        hit = self._gamma
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        g = float(gamma_ahead(key, self.arrays(books, now_ms), spot_usd, vol))
+        self._gamma = (stamp, g)
+        return g
+
+
+__all__ = ["BookOptions", "PortfolioRisk", "concat_options", "sum_risks"]

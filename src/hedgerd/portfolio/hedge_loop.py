@@ -27,9 +27,9 @@ from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.cross_venue import several_accounts, with_carry
 from hedgerd.hedging.inputs import HedgeVenueState, PolicyState, UnderlyingRisk
-from hedgerd.hedging.kernel import gamma_ahead, gamma_ahead_key
+from hedgerd.hedging.kernel import gamma_ahead_key
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, PriceUnit
-from hedgerd.portfolio.book import concat_options, sum_risks
+from hedgerd.portfolio.book import BookOptions, sum_risks
 from hedgerd.portfolio.policies import PolicyBook
 from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing, short_of_funds
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
@@ -67,6 +67,7 @@ class HedgeLoop(PortfolioService):
         self._reload_requested = reload_requested
         self._reload = reload
         self._policy_state: dict[str, PolicyState] = {u: PolicyState() for u in self.underlyings}
+        self._book_options: dict[str, BookOptions] = {}
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Net delta (coin) per underlying at the last evaluation: the executor's risk gate.
         self._book_delta: dict[str, float] = {}
@@ -259,8 +260,12 @@ class HedgeLoop(PortfolioService):
             # The band's gamma term takes the whole book's gamma over the spot range ahead:
             # one Black–Scholes pass per account's options (7 for the magnitude), here and
             # not inside `decide`, whose latency budget is per decision.
-            options = concat_options([b.option_arrays(underlying, now) for b in books])
-            ahead = gamma_ahead(key, options, risk.spot_usd, risk.vol)
+            # Cached per the books' options versions (`BookOptions`): positions and marks
+            # change between evaluations far less often than the index.
+            cache = self._book_options.get(underlying)
+            if cache is None:
+                cache = self._book_options[underlying] = BookOptions(underlying)
+            ahead = cache.gamma_ahead(key, books, now, risk.spot_usd, risk.vol)
             if math.isfinite(ahead):
                 risk = replace(risk, gamma_ahead_coin_per_usd=ahead)
         in_flight = self.shared.executor.in_flight_orders(underlying)

@@ -1,0 +1,208 @@
+"""The decision's scalar fast paths (issue 17's latency) give what the general paths give.
+
+`kernel.plan_trades` and `kernel.round_to_lots` take plain floats for one decision and arrays
+for the backtest: the scalar branch must agree with the array branch on the same inputs,
+bit for bit. `controller.decision_id` packs its numbers block by block and hashes from a
+cached prefix: the id must be that of the whole input hashed at once (the former code, kept
+here as the reference), so ids (and client order ids) do not change across the rewrite.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hedging_builders import NOW_MS, SPOT, risk, venue_state
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hedgerd.hedging import controller
+from hedgerd.hedging.config import FixedBandPolicy, HedgerdPolicy, MakerSettings, PolicyConfig
+from hedgerd.hedging.controller import decision_id
+from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
+from hedgerd.hedging.kernel import Band, plan_trades, round_to_lots
+from hedgerd.model import BookLevel, HedgeStyle, InstrumentKind, OrderBookSnapshot
+
+finite = st.floats(-5.0, 5.0, allow_nan=False)
+width = st.floats(0.0, 3.0, allow_nan=False)
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> PolicyConfig:
+    maker = MakerSettings(
+        enabled=draw(st.booleans()),
+        band_fraction=draw(st.floats(0.1, 1.0)),
+        target_fraction=draw(st.floats(0.0, 1.0)),
+    )
+    common = {
+        "maker": maker,
+        "rebalance_to": draw(st.sampled_from(["edge", "target"])),
+        "hedge_ratio": draw(st.floats(0.1, 1.0)),
+        "max_interval_s": draw(st.one_of(st.none(), st.floats(1.0, 600.0))),
+        "price_move_filter_frac": draw(st.sampled_from([0.0, 0.001, 0.01])),
+        "min_trade_coin": draw(st.sampled_from([0.0, 0.001, 0.1])),
+    }
+    if draw(st.booleans()):
+        return FixedBandPolicy(halfwidth_coin=draw(st.floats(0.01, 2.0)), **common)
+    return HedgerdPolicy(risk_aversion_per_usd=1e-5, **common)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    policy=policies(),
+    centre=finite,
+    lower=width,
+    upper=width,
+    net=st.floats(-10.0, 10.0, allow_nan=False),
+    elapsed=st.one_of(st.just(math.nan), st.floats(0.0, 1_000.0)),
+    move=st.one_of(st.just(math.nan), st.floats(-0.02, 0.02)),
+    maker_allowed=st.booleans(),
+    drift=st.floats(0.0, 1.0),
+)
+def test_scalar_plan_is_the_array_plan(
+    policy: PolicyConfig,
+    centre: float,
+    lower: float,
+    upper: float,
+    net: float,
+    elapsed: float,
+    move: float,
+    maker_allowed: bool,
+    drift: float,
+) -> None:
+    now_s = 1_800_000.0
+    last_s = now_s - elapsed
+    last_spot = SPOT * (1.0 + move)
+
+    def arr(x: float) -> np.ndarray:
+        return np.array([x])
+
+    got = plan_trades(
+        policy,
+        Band(centre, lower, upper),
+        net,
+        now_s,
+        last_s,
+        SPOT,
+        last_spot,
+        maker_allowed,
+        drift,
+    )
+    assert type(got.taker_coin) is float and type(got.trigger) is int  # the scalar path
+    want = plan_trades(
+        policy,
+        Band(arr(centre), arr(lower), arr(upper)),
+        arr(net),
+        arr(now_s),
+        arr(last_s),
+        arr(SPOT),
+        arr(last_spot),
+        maker_allowed,
+        arr(drift),
+    )
+    assert got.taker_coin == float(want.taker_coin[0])
+    assert got.maker_coin == float(want.maker_coin[0])
+    assert got.trigger == int(want.trigger[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    qty=st.floats(-1e6, 1e6, allow_nan=False),
+    step=st.sampled_from([10.0, 1.0, 0.01, 0.001, 0.1]),
+    minimum=st.sampled_from([10.0, 1.0, 0.01, 0.001, 0.0]),
+)
+def test_scalar_lot_rounding_is_the_array_rounding(qty: float, step: float, minimum: float) -> None:
+    got = round_to_lots(qty, step, minimum)
+    want = round_to_lots(np.array([qty]), np.array([step]), np.array([minimum]))
+    assert got == float(want[0])
+
+
+def _id_inputs(
+    net: float, n_venues: int, n_orders: int, optional: bool, one_sided: str, now_offset: int
+) -> tuple[
+    UnderlyingRisk,
+    list[HedgeVenueState],
+    list[InFlightOrder],
+    str,
+    PolicyConfig,
+    PolicyState,
+    int,
+]:
+    r = risk(
+        net,
+        gamma_ahead_coin_per_usd=-1e-5 if optional else None,  # type: ignore[arg-type]
+        next_settlement_ms=NOW_MS + 3_600_000 if optional else None,  # type: ignore[arg-type]
+    )
+    venues = []
+    for i in range(n_venues):
+        v = venue_state(
+            f"V{i}",
+            InstrumentKind.FUTURE if i == 1 else InstrumentKind.PERPETUAL,
+            funding_8h=0.0001 if optional else None,
+            basis_annual=0.05 if optional and i == 1 else None,
+            max_position_amount=1e6 if optional else None,
+            position_amount=float(i * 100),
+            venue=f"acct{i % 2}",
+        )
+        if one_sided != "both" and v.book is not None:
+            bids: tuple[BookLevel, ...] = v.book.bids if one_sided == "bids" else ()
+            asks: tuple[BookLevel, ...] = v.book.asks if one_sided == "asks" else ()
+            book = None if one_sided == "no book" else OrderBookSnapshot("x", "y", bids, asks, 7)
+            v = HedgeVenueState(
+                v.instrument, v.quote, v.delta_coin_per_amount, v.position_amount, book
+            )
+        venues.append(v)
+    orders = [
+        InFlightOrder("acct0", "V0", f"hd-{i}", 0.01 * i, HedgeStyle.MAKER, NOW_MS - i)
+        for i in range(n_orders)
+    ]
+    policy = HedgerdPolicy(risk_aversion_per_usd=1e-5)
+    state = PolicyState(NOW_MS - 5_000, SPOT) if optional else PolicyState()
+    return r, venues, orders, "hedgerd", policy, state, NOW_MS + now_offset
+
+
+# Ids computed by `decision_id` as it was before the block-wise packing and the cached prefix
+# (main at 404772c), with the policy's fingerprint fixed (so that a new policy field does not
+# change them): the rewrite must not change one (client order ids derive from them).
+PINNED_IDS = [
+    ((0.5, 0, 0, False, "both", 0), "69bf650c80af48f824f3556dbfe5ef5b"),
+    ((-1.25, 1, 0, True, "both", 17), "0247065de807830f45a55f08526022b4"),
+    ((2.0, 3, 3, True, "both", 123_456), "bfbfebba6ef9956c9f35077583f50dbe"),
+    ((0.0, 3, 2, False, "bids", 1), "43f0c3f5638688b1ff6a145473d2eccd"),
+    ((-3.5, 2, 1, True, "asks", 999), "69e322bb1feaef43927740cc8b1e38bf"),
+    ((1.0, 2, 0, False, "none", 5), "6d115f1c8e328dd671af332678ca3b1c"),
+    ((0.75, 3, 1, True, "no book", 10**9), "456533f926e0130679d1978c33c38885"),
+]
+
+
+@pytest.mark.parametrize(("inputs", "want"), PINNED_IDS)
+def test_decision_ids_are_unchanged(
+    inputs: tuple[Any, ...], want: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(controller, "_policy_fingerprint", lambda policy: "policy-fingerprint")
+    assert decision_id(*_id_inputs(*inputs)) == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    net=finite,
+    n_venues=st.integers(0, 3),
+    n_orders=st.integers(0, 3),
+    optional=st.booleans(),
+    one_sided=st.sampled_from(["both", "bids", "asks", "none", "no book"]),
+    now_offset=st.integers(0, 10**9),
+)
+def test_decision_ids_follow_every_input_and_the_policy(
+    net: float, n_venues: int, n_orders: int, optional: bool, one_sided: str, now_offset: int
+) -> None:
+    args = _id_inputs(net, n_venues, n_orders, optional, one_sided, now_offset)
+    r, venues, orders, name, policy, state, now = args
+    did = decision_id(*args)
+    assert did == decision_id(*args)  # from the cached prefix: the same
+    # The cached prefix is per policy and name: another gives another id.
+    other = HedgerdPolicy(risk_aversion_per_usd=2e-5)
+    assert decision_id(r, venues, orders, name, other, state, now) != did
+    assert decision_id(r, venues, orders, "other", policy, state, now) != did
+    assert decision_id(r, venues, orders, name, policy, state, now + 1) != did
