@@ -21,6 +21,7 @@ from hedgerd.book.positions_file import (
     parse_book_json,
 )
 from hedgerd.model import AmountUnit, InstrumentKind, OptionType, PriceUnit, UnknownInstrumentError
+from hedgerd.sim.okx import limits as sim_okx_limits
 from hedgerd.venues import registry
 from hedgerd.venues.okx.contracts import (
     ContractSizeError,
@@ -29,6 +30,7 @@ from hedgerd.venues.okx.contracts import (
     contracts_to_coin,
     instrument_from_okx,
 )
+from hedgerd.venues.okx.limits import ENDPOINT_LIMITS
 from hedgerd.venues.okx.names import (
     SPECS,
     format_expiry,
@@ -118,6 +120,26 @@ def test_registry_knows_both_exchanges() -> None:
     assert {"deribit", "okx"} <= set(registry.specs())
     with pytest.raises(registry.UnknownExchangeError):
         registry.venue_spec("bybit")
+
+
+def test_endpoint_windows_stay_inside_okx_windows() -> None:
+    """Each tight endpoint's own window counts over OKX's 2 s and admits fewer than OKX does
+    in one (the simulator's table, okx.md §4): a burst never meets 50011."""
+    paths = {
+        "privateGetTradeFillsHistory": "trade/fills-history",
+        "privateGetAccountBalance": "account/balance",
+        "privateGetAccountPositions": "account/positions",
+        "privateGetAccountGreeks": "account/greeks",
+        "publicGetPublicMarkPrice": "public/mark-price",
+        "publicGetPublicFundingRate": "public/funding-rate",
+        "publicGetPublicTime": "public/time",
+    }
+    assert set(ENDPOINT_LIMITS) == {*paths, "privatePostTradeCancelAllAfter"}
+    for method, path in paths.items():
+        n, window_s = ENDPOINT_LIMITS[method]
+        assert window_s == sim_okx_limits.WINDOW_S and n < sim_okx_limits.LIMITS[path], method
+    n, window_s = ENDPOINT_LIMITS["privatePostTradeCancelAllAfter"]
+    assert n / window_s * sim_okx_limits.WINDOW_S <= sim_okx_limits.LIMITS["trade/cancel-all-after"]
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

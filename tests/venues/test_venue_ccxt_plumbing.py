@@ -13,6 +13,7 @@ import pytest
 
 from hedgerd.config import VenueSettings
 from hedgerd.model import OrderStatus
+from hedgerd.sim.deribit.ratelimit import RateLimitConfig
 from hedgerd.venues.base import ErrorClass, Lane, RateLimit, VenueModeMismatchError
 from hedgerd.venues.ccxt_venue import (
     RATE_LIMITS,
@@ -87,6 +88,12 @@ async def test_url_override_sets_rest_and_ws_and_leaves_no_production_url() -> N
                 "ws": "ws://127.0.0.1:1/ws/api/v2",
             }
             assert "deribit.com" not in str(c.urls["api"])
+            # Plain TCP: ccxt's close does not wait for TLS transports to finish closing.
+            assert c.timeout_on_exit == 0
+        tls = ccxt_async.deribit()
+        configure_endpoints(tls, "testnet", "https://127.0.0.1:1", "wss://127.0.0.1:1/ws")
+        assert tls.timeout_on_exit > 0
+        await tls.close()
     finally:
         await rest.close()
         await ws.close()
@@ -100,6 +107,7 @@ async def test_testnet_mode_uses_sandbox_and_live_keeps_production() -> None:
         assert test.urls["api"]["rest"] == "https://test.deribit.com"
         configure_endpoints(live, "live", None, None)
         assert live.urls["api"]["ws"] == "wss://www.deribit.com/ws/api/v2"
+        assert test.timeout_on_exit > 0 and live.timeout_on_exit > 0  # TLS: ccxt's wait kept
         with pytest.raises(ValueError, match="together"):
             configure_endpoints(live, "sim", "http://127.0.0.1:1", None)
         with pytest.raises(ValueError, match="needs rest_url"):
@@ -149,6 +157,9 @@ def test_deribit_limits_declared_within_the_matching_engine_pool() -> None:
     )
     assert me_rate <= 5.0
     assert lanes[Lane.READS].limit / lanes[Lane.READS].interval_s <= 20.0
+    # A full window of reads at once stays inside the venue's burst (the simulator's model
+    # of Deribit's non-matching-engine credits).
+    assert lanes[Lane.READS].limit <= RateLimitConfig().other.burst
     with pytest.raises(ValueError):
         LaneLimiter([RateLimit(Lane.READS, 1, 1.0)])
 

@@ -258,12 +258,20 @@ def configure_endpoints(exchange: Any, mode: str, rest_url: str | None, ws_url: 
         if mode == "live":
             raise ValueError("mode 'live' cannot use URL overrides")
         exchange.urls["api"] = {"rest": rest_url.rstrip("/"), "ws": ws_url}
+        if not _tls(rest_url) and not _tls(ws_url):
+            # ccxt's `close` sleeps this long (250 ms) so TLS transports can finish closing;
+            # plain TCP (the simulator on 127.0.0.1) has nothing to wait for.
+            exchange.timeout_on_exit = 0
         return
     if mode == "testnet":
         exchange.set_sandbox_mode(True)
         return
     if mode == "sim":
         raise ValueError("mode 'sim' needs rest_url and ws_url (the simulator's address)")
+
+
+def _tls(url: str) -> bool:
+    return url.startswith(("https://", "wss://"))
 
 
 # ---------------------------------------------------------------------------- rate limits
@@ -610,9 +618,8 @@ class CcxtVenue:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for client in (self.rest, self.ws):
-            with contextlib.suppress(Exception):
-                await client.close()
+        # Both at once: each may wait out ccxt's `timeout_on_exit` (TLS endpoints).
+        await asyncio.gather(self.rest.close(), self.ws.close(), return_exceptions=True)
 
 
 __all__ = [
