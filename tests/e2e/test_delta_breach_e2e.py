@@ -29,6 +29,7 @@ from e2e_support import (
 from hedgerd.daemon import Daemon
 from hedgerd.model import HedgeDecision
 from hedgerd.sim.command import Simulator
+from hedgerd.sim.scenario import Scenario, load_scenario
 
 SPEED = 1.0
 LIMIT_COIN = 20.0
@@ -38,6 +39,16 @@ GAP_PCT = 5.0
 CALLS_PER_CHUNK = 20.0
 CHUNKS = 3
 PERP = "BTC-PERPETUAL"
+#: How long a taken level of the venue's synthetic book takes to come back, simulated (=
+#: wall, at speed 1) seconds: the scenario's 10 s made the wait for a whole book before the
+#: gap the test's longest step; the gap's hedge must find a whole book either way.
+REFILL_S = 2.0
+
+
+def _scenario() -> Scenario:
+    scenario = load_scenario(None, seed=3)
+    book = scenario.book.model_copy(update={"refill_s": REFILL_S})
+    return scenario.model_copy(update={"book": book})
 
 
 def _nearest_atm_call(sim: Simulator) -> str:
@@ -110,7 +121,7 @@ async def _hedge(run: Running, instruments: tuple[str, ...]) -> HedgeDecision:
 
 
 async def test_one_hedge_brings_a_gap_breach_back_inside_the_delta_limit() -> None:
-    async with simulator(SPEED, seed=3) as sim:
+    async with simulator(SPEED, seed=3, scenario=_scenario()) as sim:
         values = daemon_config(
             short_dir(),
             extra={
