@@ -43,6 +43,12 @@ OUTAGE_S = 60.0
 #: simulated seconds must outlast the normal 5 s stale-data limit (10 wall seconds here), so
 #: that OKX's own stale-data HALT is what has to clear by itself.
 OUTAGE_SPEED = 6.0
+#: OKX's reconnect backoff cap and the healthy-link time before its HALTs clear (wall
+#: seconds; defaults 15 and 10): with the defaults, the backoff grown over the outage's
+#: failed reconnects plus 10 s of healthy link made the recovery the test's longest step
+#: (13 s of its 23 s wait). Still longer than the 2 s between the outage's drops.
+RECONNECT_MAX_S = 2.0
+LINK_RECOVER_AFTER_S = 4.0
 
 
 async def _hedge(run: Running, work: Path, coin: float, moved: str, still: str) -> None:
@@ -65,7 +71,10 @@ async def _no_duplicates(run: Running, decisions: Decisions) -> None:
 async def test_a_failed_venue_leaves_routing_within_two_evaluations_and_comes_back() -> None:
     work = short_dir()
     async with two_venue_simulator(two_venue_scenario(seed=7, still=True), OUTAGE_SPEED) as sim:
-        values = two_venue_values(work)
+        values = two_venue_values(
+            work, extra={"risk": {"link_recover_after_s": LINK_RECOVER_AFTER_S}}
+        )
+        values["venues"]["okx"]["reconnect_max_s"] = RECONNECT_MAX_S
         run = await start_daemon(sim, values, OUTAGE_SPEED, TWO_VENUES)
         loop = run.daemon.hedge_loop
         await settle_two_venues(run)
