@@ -345,11 +345,24 @@ async def _run_processes(
     errors: list[dict[str, Any]] = []
     async with simulator(1.0, seed=rng.randrange(1 << 16)) as sim:
         perp_before = _perp_usd(sim)
-        nodes = {"a": await _start_node(sim, "a", url, proxies["a"], ha)}
-        await wait_for(lambda: _is(nodes["a"], "active"), START_TIMEOUT_S, "a to lead")
-        nodes["b"] = await _start_node(sim, "b", url, proxies["b"], ha)
-        await wait_for(lambda: _is(nodes["b"], "standby"), START_TIMEOUT_S, "b to stand by")
+        # Both start at once (a process start-up is seconds on a loaded machine): whichever
+        # takes the lease leads, the other stands by; each cycle fails whichever leads.
+        started = await asyncio.gather(
+            *(_start_node(sim, n, url, proxies[n], ha) for n in "ab"), return_exceptions=True
+        )
+        nodes = {n: node for n, node in zip("ab", started, strict=True) if isinstance(node, Node)}
+        for failed in started:
+            if isinstance(failed, BaseException):
+                for node in nodes.values():
+                    await _stop_node(node)
+                raise failed
+
+        async def paired() -> bool:
+            roles = {await _role_of(nodes["a"]), await _role_of(nodes["b"])}
+            return roles == {"active", "standby"}
+
         try:
+            await wait_for(paired, START_TIMEOUT_S, "one node to lead and the other to stand by")
             plan = [k for _ in range(cycles) for k in kinds]
             for i, how in enumerate(plan):
                 if time.monotonic() > until:
@@ -485,9 +498,11 @@ async def _cycle(
         "acquisitions": ha_new.get("acquisitions"),
         "resumed_halt": resumed,
     }
+    restart: asyncio.Future[Node] | None = None
     if how == "kill":
         await old.proc.wait()
-        nodes[active] = await _start_node(sim, active, url, old.proxy, old.ha)
+        # Its restart (a process start-up) runs while the new leader hedges the trade below.
+        restart = asyncio.ensure_future(_start_node(sim, active, url, old.proxy, old.ha))
     elif how == "stop":
         await asyncio.sleep(rng.uniform(0.0, 2.0))  # well past its lease: it woke late
         woken_before = _accepted_older_than(sim, epoch_new)
@@ -496,15 +511,24 @@ async def _cycle(
         old.proxy.restore()
     if terminated:
         row["terminated_backends"] = terminated
-    # The healed node must stand by again before the next cycle: a fenced node polls the
-    # lease like a standby (its status says "fenced" until it next acquires).
-    await wait_for(
-        lambda: _is_any(nodes[active], ("standby", "fenced")),
-        START_TIMEOUT_S,
-        f"{active} to stand by",
-    )
+
+    async def healed() -> None:
+        # The healed node must stand by again before the next cycle: a fenced node polls the
+        # lease like a standby (its status says "fenced" until it next acquires).
+        if restart is not None:
+            nodes[active] = await restart
+        await wait_for(
+            lambda: _is_any(nodes[active], ("standby", "fenced")),
+            START_TIMEOUT_S,
+            f"{active} to stand by",
+        )
+
+    if restart is None:
+        await healed()
     await admin_trade(sim, atm_call(sim), rng.choice(["buy", "sell"]), TRADE_LOTS)
     await asyncio.sleep(1.5)  # the new leader hedges that trade
+    if restart is not None:
+        await healed()
     row["stale_accepted"] = _accepted_older_than(sim, epoch_new) - stale_at_takeover
     if how == "stop":
         row["woken_accepted"] = _accepted_older_than(sim, epoch_new) - woken_before
