@@ -26,6 +26,7 @@ from e2e_support import (
     wait_for,
 )
 
+from hedgerd.book.greeks_book import BookError
 from hedgerd.daemon import Daemon
 from hedgerd.model import HedgeDecision
 from hedgerd.sim.command import Simulator
@@ -76,14 +77,19 @@ def _venue_size(sim: Simulator, instrument: str) -> float:
 
 
 def _in_sync(daemon: Daemon, sim: Simulator, instruments: tuple[str, ...]) -> bool:
-    """The daemon's positions are the venue's (its book counts every fill and trade)."""
-    assert daemon.feed is not None
+    """The daemon's positions are the venue's (its book counts every fill and trade), and
+    its book can be valued: a call first held has its mark once its ticker is fetched, after
+    the position (an evaluation before it is refused: seen, "no mark vol")."""
+    assert daemon.feed is not None and daemon.book is not None
     for name in instruments:
         pos = daemon.feed.positions.get(name)
         ours = pos.amount if pos is not None else 0.0
         if not math.isclose(ours, _venue_size(sim, name), abs_tol=1e-9):
             return False
-    return True
+    try:
+        return daemon.book.underlying_snapshot("BTC", daemon.clock_ms()).complete
+    except BookError:
+        return False
 
 
 def _book_delta_coin(daemon: Daemon) -> float:
