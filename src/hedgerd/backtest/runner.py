@@ -53,8 +53,6 @@ from hedgerd.hedging.kernel import (
     plan_trades,
     round_to_lots,
     route_greedy,
-    vol_anchor_key,
-    vol_anchor_update,
 )
 from hedgerd.pricing.black import black_scholes
 
@@ -296,8 +294,6 @@ def run_backtest(
     exact = [_exact_band(sc, r.exact_risk_aversion, lam, r.exact_criterion) for r in runs]
     grow = math.exp(mk.rate * dt)
     ahead_keys = {key for c in configs if (key := gamma_ahead_key(c)) is not None}
-    anchor_keys = {h for c in configs if (h := vol_anchor_key(c)) is not None}
-    anchor_var: dict[float, Arr] = {}
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
     spot = gen.state.spot
@@ -369,15 +365,10 @@ def run_backtest(
         ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam_t, carry_t, delta_book)
         options = OptionArrays(book.is_call, book.strike, tau_all, live_q)
         ahead = {key: gamma_ahead(key, options, spot, gvol) for key in ahead_keys}
-        for h in anchor_keys:
-            prev = anchor_var.get(h, gvol * gvol)
-            anchor_var[h] = vol_anchor_update(prev, gvol, dt * YEAR_S if t > 0 else 0.0, h)
         factor = _price_factor(ins, now)  # (k,) instrument price / spot
         for run_cfg, s, xb in zip(configs, states, exact, strict=True):
             key = gamma_ahead_key(run_cfg)
             ctx.gamma_ahead_coin_per_usd = ahead[key] if key is not None else None
-            hl = vol_anchor_key(run_cfg)
-            ctx.vol_anchor = np.sqrt(anchor_var[hl]) if hl is not None else None
             override = None
             if xb is not None:
                 h_lo, h_hi = xb.edges(t, spot, gen.regime)

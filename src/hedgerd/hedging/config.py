@@ -232,19 +232,6 @@ class HedgerdPolicy(_PolicyBase):
         "lambda/(gamma S sigma^2 tau) (at most the options' delta), since a cash-settled "
         "option's hedge is sold at settlement (0: off).",
     )
-    vol_anchor_halflife_s: float = Field(
-        0.0,
-        ge=0.0,
-        description="Centre the band on the delta at a slow average of the marked vol (an "
-        "exponentially weighted average of the variance with this half-life, no look-ahead) "
-        "rather than at the mark: the true delta prices the vol expected over the option's "
-        "life, which a mark that follows the current vol regime misses (0: off).",
-    )
-    vol_anchor_weight: float = Field(
-        1.0,
-        ge=0.0,
-        description="Weight of that anchor shift (1: the full first-order delta change).",
-    )
     carry_weight: float = Field(
         0.0,
         ge=0.0,

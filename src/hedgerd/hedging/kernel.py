@@ -137,9 +137,6 @@ class BandContext:
     # `gamma_horizon_s` and `gamma_average`), coin/USD; None: not computed (the band of a
     # policy with `gamma_horizon_s > 0` then uses the gamma at spot).
     gamma_ahead_coin_per_usd: Any = None
-    # A slow average of the marked vol (`vol_anchor_update` at the policy's
-    # `vol_anchor_halflife_s`); None: not kept (no anchor shift).
-    vol_anchor: Any = None
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -233,28 +230,6 @@ def unwind_shift(ctx: BandContext, risk_aversion: float) -> Any:
     return -_sign(d) * _minimum(s, _abs(d))
 
 
-def vol_anchor_shift(ctx: BandContext) -> Any:
-    """Change of the book delta when priced at the anchor vol instead of the mark (coin,
-    delta-shift convention: centre = target - shift), first order in vanna.
-
-    Why: when the mark follows the current vol regime (a jump from 60 % to 90 %), the delta
-    at the mark is not the option's true delta, which prices the vol expected over its life;
-    a slow average of the marks (no look-ahead) is a better estimate of that vol than the
-    instantaneous mark. Zero without an anchor or when the anchor equals the mark.
-    """
-    if ctx.vol_anchor is None:
-        return 0.0 * ctx.spot_usd
-    return ctx.vanna_coin_per_vol * (ctx.vol_anchor - ctx.vol)
-
-
-def vol_anchor_update(var_anchor: Any, vol: Any, dt_s: Any, halflife_s: float) -> Any:
-    """One step of the anchor's exponentially weighted average of the marked variance:
-    the new average after `dt_s` seconds at `vol` (returns variance; the anchor vol is its
-    root). A first call passes `var_anchor` = vol^2 (the anchor starts at the mark)."""
-    a = 1.0 - _exp(-math.log(2.0) * _maximum(dt_s, 0.0) / halflife_s)
-    return var_anchor + a * (vol * vol - var_anchor)
-
-
 def horizon_sides(
     h_gamma: Any, h_horizon: Any, options_delta_coin: Any, policy: HedgerdPolicy
 ) -> tuple[Any, Any]:
@@ -323,8 +298,6 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
             shift = shift + policy.carry_weight * carry_shift(ctx, g)
         if policy.unwind_weight > 0.0:
             shift = shift + policy.unwind_weight * unwind_shift(ctx, g)
-        if policy.vol_anchor_halflife_s > 0.0:
-            shift = shift + policy.vol_anchor_weight * vol_anchor_shift(ctx)
         if policy.asymmetry != 0.0:
             # Over-hedged side of a short-gamma book is net > centre (hedge beyond -delta).
             a = _where(ctx.gamma_coin_per_usd < 0, policy.asymmetry, -policy.asymmetry)
@@ -341,13 +314,6 @@ def gamma_ahead_key(policy: PolicyConfig) -> tuple[float, str] | None:
     Policies with the same key take the same number: compute it once for all of them."""
     if isinstance(policy, HedgerdPolicy) and policy.gamma_horizon_s > 0.0:
         return policy.gamma_horizon_s, policy.gamma_average
-    return None
-
-
-def vol_anchor_key(policy: PolicyConfig) -> float | None:
-    """The half-life (s) of the vol anchor a policy's centre takes, or None (no anchor)."""
-    if isinstance(policy, HedgerdPolicy) and policy.vol_anchor_halflife_s > 0.0:
-        return policy.vol_anchor_halflife_s
     return None
 
 
