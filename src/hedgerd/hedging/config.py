@@ -207,7 +207,7 @@ class HedgerdPolicy(_PolicyBase):
     )
     min_halfwidth_coin: float = Field(0.0, ge=0.0, description="Floor of the half-width (coin).")
     gamma_horizon_s: float = Field(
-        43_200.0,
+        10_800.0,
         ge=0.0,
         description="The gamma term uses the book's gamma averaged over the spot range this "
         "many seconds of diffusion span (the range the delta crosses before the next "
