@@ -38,6 +38,8 @@ async def test_the_cheaper_venue_hedges_and_a_venue_down_leaves_routing() -> Non
         code, out = await hedgerctl(sock, "set", "hedging.BTC.target_coin", "2.0")
         assert code == 0, out
         await wait_for(lambda: abs(stats.last_delta_coin - 2.0) < 1.0, 40.0, "delta at 2 BTC")
+        # The delta counts the order in flight; the hedge counts once its execution is done.
+        await wait_for(lambda: hedges_seen(daemon, sim), 20.0, "the hedge done and seen")
         assert okx_position(sim) != 0.0
         assert deribit_position(sim) == perp_start
         assert stats.by_account["okx"].hedges > 0 and "deribit" not in stats.by_account
