@@ -147,13 +147,19 @@ def rig() -> Iterator[Rig]:
             assert daemon.venue is not None and daemon.venue.session is not None
             session = daemon.venue.session
             ticker = dict(await daemon.venue._raw_ticker("BTC-PERPETUAL"))
-            channels = [
-                ch
-                for s in sim.server.sessions.values()
-                for ch in sim.server.hub.channels_of(s)
-                if ch.startswith("ticker.BTC-PERPETUAL")
-            ]
-            assert channels, "the daemon streams the perpetual's ticker"
+
+            def ticker_channels() -> list[str]:
+                return [
+                    ch
+                    for s in sim.server.sessions.values()
+                    for ch in sim.server.hub.channels_of(s)
+                    if ch.startswith("ticker.BTC-PERPETUAL")
+                ]
+
+            # Ready does not wait for every subscription's answer: the market stream
+            # subscribes the perpetual's ticker as it comes up.
+            await wait_until(lambda: bool(ticker_channels()), 20.0, "the ticker streamed")
+            channels = ticker_channels()
             rig = Rig(runner, sim, daemon, stop, task, channels[0], ticker)
             on_message = session._on_message
 
