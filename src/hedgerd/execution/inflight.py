@@ -205,6 +205,26 @@ def _fill_order(entries: Iterable[_Entry]) -> list[_Entry]:
     return sorted(entries, key=lambda e: (e.fill_seq is None, e.fill_seq or 0, e.seq))
 
 
+def _prefix_explaining(
+    ordered: list[_Entry], bounds: list[float], move: float
+) -> tuple[int, float] | None:
+    """(k, x): the book's `move` is the first k orders' reported fills (in fill order) in
+    full and `x` of order k's, the longest such prefix; None when no prefix explains it."""
+    sums = [0.0]
+    for e, b in zip(ordered, bounds, strict=True):
+        sums.append(sums[-1] + e.sign * b)
+    tol = _tol(max((abs(v) for v in sums), default=1.0))
+    for k in range(len(ordered), -1, -1):
+        left = move - sums[k]
+        if abs(left) <= tol:
+            return k, 0.0
+        if k < len(ordered):
+            part = ordered[k].sign * left
+            if 0.0 < part <= bounds[k] + tol:
+                return k, min(part, bounds[k])
+    return None
+
+
 def _attribute(
     inst: _Instrument, position: float | None, records: Callable[[str], OrderRecord | None]
 ) -> dict[str, float]:
@@ -219,12 +239,25 @@ def _attribute(
             got[e.label] = max(rec.filled_amount - e.prior, 0.0) if rec is not None else 0.0
         return got
     rest = position - inst.base
-    for e in _fill_order(inst.entries):
+    ordered = _fill_order(inst.entries)
+    bounds = []
+    for e in ordered:
         rec = recs[e.label]
-        bound = max(reported_fill(rec) - e.prior, 0.0) if rec is not None else 0.0
-        take = min(max(e.sign * rest, 0.0), bound)
-        got[e.label] = take
-        rest -= e.sign * take
+        bounds.append(max(reported_fill(rec) - e.prior, 0.0) if rec is not None else 0.0)
+    prefix = _prefix_explaining(ordered, bounds, rest)
+    if prefix is not None:
+        # The book shows the fills in order up to the k-th, and part x of the next one: a
+        # buy and a sell whose fills net out are both in the book (the step below would
+        # credit neither of them with what the other took back).
+        k, x = prefix
+        for i, e in enumerate(ordered):
+            got[e.label] = bounds[i] if i < k else (x if i == k else 0.0)
+        rest = 0.0
+    else:
+        for e, bound in zip(ordered, bounds, strict=True):
+            take = min(max(e.sign * rest, 0.0), bound)
+            got[e.label] = take
+            rest -= e.sign * take
     for e in sorted(inst.entries, key=lambda e: e.seq):
         rec = recs[e.label]
         if rec is None or rec.is_terminal or abs(rest) <= _EPS:
