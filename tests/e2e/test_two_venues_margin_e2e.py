@@ -26,8 +26,6 @@ from e2e_support import (
     deribit_position,
     duplicate_orders,
     hedge_and_see,
-    hedges_seen,
-    move_target,
     okx_position,
     settle_two_venues,
     short_dir,
@@ -110,23 +108,19 @@ async def _starved_venue_gets_only_reducing_hedges(
     # (seen at one pinned start): then only the starved venue's orders are judged.
     index = run.daemon.hedge_loop.index_price("BTC")
     held_coin = abs(held) * (100.0 if starved == "okx" else 1.0) / index
-    pos = {"deribit": lambda: deribit_position(sim), "okx": lambda: okx_position(sim)}
-    other_held = pos[other]()
-    if other_held * held > 0.0:
-        before = {name: get() for name, get in pos.items()}
-        await move_target(run, sock, -side * min(1.0, 0.5 * held_coin))
-        await wait_for(
-            lambda: any(get() != before[name] for name, get in pos.items()),
-            20.0,
-            "a reducing hedge",
-        )
-        await wait_for(lambda: hedges_seen(run.daemon, sim), 20.0, "the hedge done and seen")
-    else:
-        await hedge_and_see(run, sock, -side * min(1.0, 0.5 * held_coin), starved, other)
+    other_held = okx_position(sim) if other == "okx" else deribit_position(sim)
+    split = other_held * held > 0.0
+    await hedge_and_see(
+        run,
+        sock,
+        -side * min(1.0, 0.5 * held_coin),
+        None if split else starved,
+        None if split else other,
+    )
     new = _received(sim, starved) - received
     reducing = "sell" if held > 0 else "buy"
     assert set(_directions(sim, starved, new)) <= {reducing}, new  # only reducing orders
-    if other_held * held <= 0.0:
+    if not split:
         assert new and 0.0 < abs(position()) < abs(held)
     assert abs(position()) <= abs(held)
     assert position() == 0.0 or math.copysign(1.0, position()) == side  # never flipped

@@ -202,6 +202,39 @@ def test_two_concurrent_orders_are_credited_with_their_own_fills_only() -> None:
     assert got["b"] == 0.0 and ledger.in_flight("b", recs["b"], got["b"]) == 20.0
 
 
+def test_a_buy_and_a_sell_whose_fills_net_out_both_leave_at_once() -> None:
+    # A buy of 40 and a sell of 40 both fill; the book shows the net: no move at all. The
+    # move is explained by both fills in full (the longest prefix), so both leave the ledger
+    # now: crediting the earliest fill first would see 0 of the buy in the book and keep both
+    # in flight until the timeout (the year-end REDUCE_ONLY e2e waited on that).
+    book = {"pos": 100.0}
+    ledger = InFlightLedger(lambda v, i: book["pos"], timeout_s=60.0, wall_s=lambda: 0.0)
+    recs: dict[str, OrderRecord] = {}
+    for label, side in (("buy", OrderSide.BUY), ("sell", OrderSide.SELL)):
+        recs[label] = _intent(label, side, 40.0)
+        ledger.register(recs[label])
+    for label in ("buy", "sell"):
+        recs[label] = apply(recs[label], QueryResult(1, OrderStatus.FILLED, 40.0, f"v{label}"))
+        ledger.observe(recs[label])
+    got = ledger.absorbed(recs.get)
+    assert not list(ledger.labels()), got
+    assert got == {}, "both absorbed in full and dropped"
+    # And when the book shows only the buy (the sell's fill not yet in it): the buy leaves,
+    # the sell's 40 stays in flight.
+    recs2 = {label: _intent(f"{label}2", side, 40.0) for label, side in
+             (("buy", OrderSide.BUY), ("sell", OrderSide.SELL))}  # fmt: skip
+    for rec in recs2.values():
+        ledger.register(rec)
+    by_label: dict[str, OrderRecord] = {}
+    for rec in recs2.values():
+        by_label[rec.label] = apply(rec, QueryResult(1, OrderStatus.FILLED, 40.0, rec.label))
+        ledger.observe(by_label[rec.label])
+    book["pos"] = 140.0
+    got = ledger.absorbed(by_label.get)
+    assert "buy2" not in ledger and "sell2" in ledger
+    assert ledger.in_flight("sell2", by_label["sell2"], got["sell2"]) == 40.0
+
+
 def test_a_fill_the_book_never_shows_is_believed_gone_after_the_timeout() -> None:
     # The position stream lost the update (or something else moved the position back): after
     # `timeout_s` wall seconds the book is believed, the order no longer counts in flight.

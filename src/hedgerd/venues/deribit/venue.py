@@ -153,7 +153,7 @@ class DeribitVenue(CcxtVenue):
         self.session: DeribitSession | None = None
         self.market_names: set[str] = set()
         self.server_offset_ms = 0
-        self._ticker_seen: dict[str, tuple[Any, Any]] = {}
+        self._ticker_seen: dict[Any, tuple[Any, Any]] = {}  # instrument: (ts, mark)
         self._market_task: asyncio.Task[None] | None = None
         #: `market_names` still unknown after a markets reload (not asked about again).
         self._market_unknown: set[str] = set()
@@ -697,29 +697,28 @@ class DeribitVenue(CcxtVenue):
 
             async def step() -> None:
                 symbols = await self._market_symbols()
-                if not await self._watch_tickers(symbols):
-                    return
+                woke = await self._watch_tickers(symbols)
                 # ccxt.pro returns only the notification that woke this call; others that
-                # arrived meanwhile are only in its cache. Sweep the cache (synchronously,
-                # so nothing can slip in before the next call registers its future).
-                for symbol in symbols:
-                    cached = self.ws.tickers.get(symbol)
-                    info = cached.get("info") if isinstance(cached, Mapping) else None
-                    if not isinstance(info, Mapping):
-                        continue
-                    stamp = (info.get("timestamp"), info.get("mark_price"))
-                    if self._ticker_seen.get(symbol) != stamp:
-                        self._ticker_seen[symbol] = stamp
-                        self._on_ticker(info)
+                # arrived meanwhile are only in its cache, and so is one that arrived while
+                # no watch was registered (between a watch's return and the next one's
+                # subscription: ccxt resolves no future then). So the one that woke it, then
+                # the cache after every wait, woken or not: such a ticker is out within one
+                # poll. The cache may hold an older one than the one that woke the watch (a
+                # resubscription's snapshot arriving after a newer update): never go back.
+                for ticker in (*woke.values(), *(self.ws.tickers.get(s) for s in symbols)):
+                    info = ticker.get("info") if isinstance(ticker, Mapping) else None
+                    if isinstance(info, Mapping):
+                        self._on_ticker_if_newer(info)
 
             self._market_task = self.spawn(self.supervise("market", step), "market")
 
-    async def _watch_tickers(self, symbols: list[str]) -> bool:
-        """Wait (at most `market_watchdog_poll_s`) for ccxt's `watch_tickers`; True when it
-        returned tickers. A watch outlives a step that timed out (the next step goes on
-        waiting for it). The watchdog: a stream silent for longer than `market_silence_s`
-        on `clock_ms` is restarted (`restart_market_stream`), whatever silenced it (a socket
-        that stopped reading without closing, a lost subscription)."""
+    async def _watch_tickers(self, symbols: list[str]) -> Mapping[str, Any]:
+        """Wait (at most `market_watchdog_poll_s`) for ccxt's `watch_tickers`; the tickers it
+        returned by ccxt symbol (empty when it did not return). A watch outlives a step that
+        timed out (the next step goes on waiting for it). The watchdog: a stream silent for
+        longer than `market_silence_s` on `clock_ms` is restarted (`restart_market_stream`),
+        whatever silenced it (a socket that stopped reading without closing, a lost
+        subscription)."""
         now = self.clock_ms()
         if self._market_seen_ms is None:
             self._market_seen_ms = now
@@ -732,7 +731,7 @@ class DeribitVenue(CcxtVenue):
             if watch.cancelled():  # ccxt cancelled its futures (its client closed)
                 raise ConnectionResetError(f"{self.name}: market watch cancelled")
             try:
-                watch.result()  # a ccxt error: the supervisor reconnects with backoff
+                got = watch.result()  # a ccxt error: the supervisor reconnects with backoff
             except Exception as exc:
                 # A socket that is still open (the venue refused the subscription) keeps
                 # ccxt's record of it, and the next watch would not subscribe again: drop
@@ -750,14 +749,14 @@ class DeribitVenue(CcxtVenue):
             self.market_updates_since_restart += 1
             if self.market_updates_since_restart > 1:  # streaming again, not just a snapshot
                 self._market_restarts_in_row = 0
-            return True
+            return got if isinstance(got, Mapping) else {}
         silent_s = (self.clock_ms() - self._market_seen_ms) / 1000.0
         limit_s = self.market_silence_s * 2 ** min(self._market_restarts_in_row, 6)
         if silent_s > limit_s:
             await self.restart_market_stream(
                 f"no ticker for {silent_s:.1f} s (limit {limit_s:g} s)"
             )
-        return False
+        return {}
 
     async def restart_market_stream(self, reason: str) -> None:
         """Close ccxt's market-data connection and drop its client, so that the next watch
@@ -811,6 +810,20 @@ class DeribitVenue(CcxtVenue):
             self._market_unknown |= still
         return sorted(self._symbols[n] for n in self.market_names if n in self._symbols)
 
+    def _on_ticker_if_newer(self, data: Mapping[str, Any]) -> None:
+        """`_on_ticker` for a ticker not seen yet and not older than the last one taken of
+        its instrument (venue ms)."""
+        name = data.get("instrument_name")
+        stamp = (data.get("timestamp"), data.get("mark_price"))
+        seen = self._ticker_seen.get(name)
+        if seen == stamp:
+            return
+        if seen is not None and _older(stamp[0], seen[0]):
+            log.debug("deribit.ticker_older_dropped", venue=self.name, instrument=name)
+            return
+        self._ticker_seen[name] = stamp
+        self._on_ticker(data)
+
     def _on_ticker(self, data: Mapping[str, Any]) -> None:
         ticker = ticker_from_deribit(self.name, data)
         name = str(data.get("instrument_name"))
@@ -843,6 +856,14 @@ class DeribitVenue(CcxtVenue):
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watch
+
+
+def _older(ts: Any, than: Any) -> bool:
+    """Whether venue timestamp `ts` (ms) is before `than`; False when either is no number."""
+    try:
+        return float(ts) < float(than)
+    except (TypeError, ValueError):
+        return False
 
 
 def _payload_mapping(what: str, data: Any) -> Mapping[str, Any]:
