@@ -19,6 +19,8 @@ configuration's Deribit account and its OKX hedge account (`paper.okx_hedge_acco
 fault is drawn on one venue (a price gap moves the shared index), and the JSON adds `venues`:
 per exchange its faults, orders, duplicates, lost and double fills and the recovery after its
 own faults (until that venue's accounts are ACTIVE again and the book in band).
+`own_state_reasons` (per venue): the reasons its accounts left ACTIVE on their own (the operator
+resumes those too; the portfolio's trips are `kill_switch_trips`).
 Measured 2026-12-06 on the shared 2-core box (`--venues deribit,okx --hours 3 --speed 30
 --start-ms 1798761600000`, seeds 7 and 11 run side by side, 902 and 885 s wall each): 0
 duplicate orders, 0 lost fills, 0 double fills on both venues (seed 7: 68 Deribit + 52 OKX
@@ -38,7 +40,12 @@ Deribit + 115 OKX), 1 trip (price_sanity, warranted by a price gap), 0 unwarrant
 same seed on the code before, in the same hour, tripped greeks_divergence after a failed
 venue-Greeks refresh (that run did not stop within 60 s at the end: no figures). At
 `--speed 30` under that load the daemon made 4 evaluations in half a
-simulated hour: pick the speed the machine can serve. A job that cleans /tmp took the
+simulated hour: pick the speed the machine can serve. Seed 8 on the code of 3960d7e
+(2026-12-06 13:11, same flags, `--workdir var/chaos-wd8c`, 1092 s wall, load average 7 from
+niced lanes, 3150 evaluations): 0 duplicate orders, 0 lost, 0 double fills (334 Deribit + 380
+OKX trades, 32 faults), 0 kill-switch trips, recovery Deribit p50 0.5 p99 130 s (n=19), OKX
+p50 0.7 p99 58 s (n=15), 0 unrecovered; the operator resumed 26 accounts' own states (their
+reasons were not recorded then: `own_state_reasons` since). A job that cleans /tmp took the
 journal of two runs mid-drill (the audit at the end reopens it): `--workdir` keeps it
 elsewhere.
 
@@ -152,6 +159,8 @@ class Trace:
     real: dict[tuple[int, str], str] = field(default_factory=dict)
     #: (sim ms, effective state) of each account, by account name (with several venues).
     account_samples: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    #: Each account's own transitions: (sim ms, its own state, its reason codes), by name.
+    account_changes: dict[str, list[tuple[int, str, tuple[str, ...]]]] = field(default_factory=dict)
 
 
 def fault_spec(kind: str, rng: random.Random) -> dict[str, Any]:
@@ -381,6 +390,9 @@ async def _sampler(
                     )
                     # An account's own halt latches too: the operator resumes it likewise.
                     own = machine.snapshot
+                    changes = trace.account_changes.setdefault(name, [])
+                    if not changes or changes[-1][1] != own.state.value:
+                        changes.append((now, own.state.value, tuple(map(str, own.reason_codes))))
                     if (
                         own.state.value != "active"
                         and resume_after_s >= 0
@@ -813,6 +825,17 @@ def per_venue(
             "final_state": trace.account_samples[accounts[0]][-1][1]
             if trace.account_samples.get(accounts[0])
             else None,
+            # The accounts' own states other than ACTIVE, by reason (operator resumes these
+            # after `--resume-after`; the portfolio's trips are `kill_switch_trips`).
+            "own_state_reasons": dict(
+                Counter(
+                    code
+                    for a in accounts
+                    for _, state, codes in trace.account_changes.get(a, [])
+                    if state != "active"
+                    for code in codes
+                )
+            ),
         }
     return out
 
@@ -855,7 +878,7 @@ def render(r: dict[str, Any]) -> str:
             f"{v['duplicate_orders']}, lost {v['lost_fills']}, double {v['double_fills']} "
             f"(sim trades {v['sim_trades']}, journal fills {v['journal_fills']}); recovery "
             f"p50 {vr['p50']} p99 {vr['p99']} (n={vr['n']}, unrecovered {vr['unrecovered']}); "
-            f"final state {v['final_state']}"
+            f"final state {v['final_state']}; own states by reason {v['own_state_reasons']}"
         )
     if r.get("wall_limit_hit"):
         lines.append(
