@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from hedgerd.hedging.config import CostModelSettings, PolicyConfig, RouterSettings
-from hedgerd.hedging.costs import allowed
+from hedgerd.hedging.costs import allowed, candidate_quotes
 from hedgerd.hedging.cross_venue import SECONDS_PER_YEAR
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import (
@@ -201,15 +201,11 @@ def decide(
     hedge_side = (
         -1.0 if risk.options_delta_coin > 0 else (1.0 if risk.options_delta_coin < 0 else 0.0)
     )
-    fees: list[float] = []
-    halves: list[float] = []
-    carries: list[float] = []
-    for v in usable:  # one pass over the candidates (three list comprehensions cost more)
-        bid, ask = v.quote.bid_price, v.quote.ask_price
-        fees.append(v.instrument.taker_fee)
-        halves.append((ask - bid) / (ask + bid))
-        carries.append(v.carry_annual)
-    lam, carry = hedge_lambda(fees, halves, carries, hedge_side, risk.tau_years)
+    # The candidates' quote terms, once for the band and the router.
+    quotes = candidate_quotes(usable)
+    lam, carry = hedge_lambda(
+        quotes.taker_fee, quotes.half_spread, quotes.carry_annual, hedge_side, risk.tau_years
+    )
     ctx = BandContext(
         spot_usd=risk.spot_usd,
         gamma_coin_per_usd=risk.gamma_coin_per_usd,
@@ -245,9 +241,9 @@ def decide(
     # The hedge's own side is held as long as the book it hedges: its carry runs that long.
     horizon_s = risk.tau_years * SECONDS_PER_YEAR
     if taker_q != 0.0:
-        routed = route_taker(usable, taker_q, cost, router, risk.spot_usd, horizon_s)
+        routed = route_taker(usable, taker_q, cost, router, risk.spot_usd, horizon_s, quotes)
     elif maker_q != 0.0:
-        routed = route_maker(usable, maker_q, cost, router, risk.spot_usd, horizon_s)
+        routed = route_maker(usable, maker_q, cost, router, risk.spot_usd, horizon_s, quotes)
 
     timeout_s = policy.maker.timeout_s
     legs = tuple([_leg(usable[r.candidate], r, now_ms, timeout_s) for r in routed])

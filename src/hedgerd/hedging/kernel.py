@@ -265,6 +265,20 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
 
     A timer has a zero-width band (it trades to the target whenever its timer fires).
     """
+    if (
+        type(policy) is HedgerdPolicy
+        and type(ctx.spot_usd) in _SCALAR
+        and type(ctx.gamma_coin_per_usd) in _SCALAR
+        and type(ctx.vanna_coin_per_vol) in _SCALAR
+        and type(ctx.vol) in _SCALAR
+        and type(ctx.tau_years) in _SCALAR
+        and type(ctx.rate) in _SCALAR
+        and type(ctx.lam) in _SCALAR
+        and type(ctx.carry_annual) in _SCALAR
+        and type(ctx.options_delta_coin) in _SCALAR
+        and (ctx.gamma_ahead_coin_per_usd is None or type(ctx.gamma_ahead_coin_per_usd) in _SCALAR)
+    ):
+        return _hedgerd_band_scalar(policy, ctx)
     target = policy.target_delta_coin
     zero = 0.0 * ctx.spot_usd
     if isinstance(policy, TimerPolicy):
@@ -304,6 +318,73 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
             return Band(target - shift, lower * (1.0 - a), upper * (1.0 + a))
         return Band(target - shift, lower, upper)
     raise TypeError(f"unknown policy {type(policy).__name__}")
+
+
+def _hedgerd_band_scalar(policy: HedgerdPolicy, ctx: BandContext) -> Band:
+    """`band_for` of the hedgerd policy for one decision (plain floats): the same operations
+    in the same order as `ww_halfwidth`, `zak_h0`, `horizon_sides`, `modified_delta_shift`,
+    `carry_shift` and `unwind_shift`, written out (the element-wise helpers cost a call each,
+    about twenty per band). Equality with the general path is tested bit for bit
+    (tests/hedging/test_hedging_fast_paths.py)."""
+    target = policy.target_delta_coin
+    g = policy.risk_aversion_per_usd
+    spot, gamma, vol, lam = ctx.spot_usd, ctx.gamma_coin_per_usd, ctx.vol, ctx.lam
+    tau, rate = ctx.tau_years, ctx.rate
+    # ww_halfwidth
+    disc = math.exp(-rate * tau)
+    band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
+    gg = gamma if band_gamma is None else band_gamma
+    e = policy.gamma_exponent
+    g2 = gg * gg if e == 2 / 3 else abs(gg) ** (3.0 * e)
+    x = 1.5 * disc * lam * spot * g2 / g
+    h = policy.ww_weight * math.copysign(abs(x) ** (1.0 / 3.0), x)
+    # zak_h0 (and unwind_shift's s: the same expression)
+    tau_f = tau if tau >= _TAU_FLOOR else _TAU_FLOOR
+    s = lam / (g * spot * vol * vol * tau_f)
+    h0 = 0.0 * spot
+    if policy.h0_weight > 0.0:
+        cap = policy.h0_cap_coin
+        h0 = policy.h0_weight * (s if s <= cap else cap)
+    # horizon_sides
+    floor = policy.min_halfwidth_coin
+    d = ctx.options_delta_coin
+    both = h + h0
+    sym = both if both >= floor else floor
+    if policy.horizon_side == "both":
+        lower = upper = sym
+    else:
+        side = h if h >= floor else floor
+        ad = abs(d)
+        under = side + (h0 if h0 <= ad else ad)
+        lower = under if d < 0 else (side if d > 0 else sym)
+        upper = under if d > 0 else (side if d < 0 else sym)
+    # modified_delta_shift
+    prefactor = policy.k_prefactor
+    vanna = ctx.vanna_coin_per_vol
+    if prefactor == 0.0 or vanna == 0:
+        shift = 0.0 * spot
+    else:
+        disc_f = math.exp(-rate * tau_f)
+        k = (
+            -prefactor
+            * lam**0.78
+            * tau_f**-0.02
+            * (disc_f / vol) ** 0.25
+            * (g * spot * spot * abs(gamma)) ** 0.15
+        )
+        factor = 1.0 - k if gamma < 0 else 1.0 + k
+        vol_m = vol * math.sqrt(factor if factor >= 0.05 else 0.05)
+        shift = vanna * (vol_m - vol)
+    if policy.carry_weight > 0.0:
+        shift = shift + policy.carry_weight * (ctx.carry_annual / (g * spot * vol * vol))
+    if policy.unwind_weight > 0.0:
+        sign = 1.0 if d > 0 else (-1.0 if d < 0 else 0.0)
+        ad = abs(d)
+        shift = shift + policy.unwind_weight * (-sign * (s if s <= ad else ad))
+    if policy.asymmetry != 0.0:
+        a = policy.asymmetry if gamma < 0 else -policy.asymmetry
+        return Band(target - shift, lower * (1.0 - a), upper * (1.0 + a))
+    return Band(target - shift, lower, upper)
 
 
 _YEAR_S = 365.0 * 86400.0
