@@ -261,3 +261,42 @@ def test_decision_ids_follow_every_input_and_the_policy(
     assert decision_id(r, venues, orders, name, other, state, now) != did
     assert decision_id(r, venues, orders, "other", policy, state, now) != did
     assert decision_id(r, venues, orders, name, policy, state, now + 1) != did
+
+
+_RISK_FIELDS = (
+    "spot_usd",
+    "vol",
+    "net_delta_coin",
+    "gamma_coin_per_usd",
+    "tau_years",
+    "vanna_coin_per_vol",
+    "rate",
+    "expiring_delta_coin",
+    "options_delta_coin",
+    "gamma_ahead_coin_per_usd",
+)
+
+
+@pytest.mark.parametrize("name", _RISK_FIELDS)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_underlying_risk_refuses_every_non_finite_field(name: str, bad: float) -> None:
+    """`UnderlyingRisk`'s check is one sum of its fields: a NaN or an infinity anywhere still
+    refuses (the averaged gamma included: the former early return let a NaN one through)."""
+    fields: dict[str, Any] = {
+        "underlying": "BTC",
+        "spot_usd": SPOT,
+        "net_delta_coin": 0.1,
+        "gamma_coin_per_usd": -2e-5,
+        "vol": 0.6,
+        "tau_years": 0.1,
+        name: bad,
+    }
+    with pytest.raises(ValueError, match=name):
+        UnderlyingRisk(**fields)
+
+
+def test_underlying_risk_takes_finite_fields_whose_sum_overflows() -> None:
+    r = risk(1e308, gamma=1e308, spot=1e308, vol=1e308, tau_years=1e308)
+    assert r.net_delta_coin == 1e308
+    with pytest.raises(ValueError, match="vol"):
+        risk(0.1, vol=0.0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
 from hedgerd.hedging.cross_venue import SECONDS_PER_YEAR, carry_holds
@@ -37,6 +37,7 @@ class CandidateLevels:
     time; `carry_reduce` the reducing part's) and
     `capacity_coin` (what position and margin limits leave) have one entry per candidate.
     Plain lists: a decision touches a few dozen numbers, where numpy's per-call cost dominates.
+    Every field is passed (no defaults: a default factory costs a test per field per build).
     """
 
     side: int
@@ -52,18 +53,18 @@ class CandidateLevels:
     carry: list[float]
     capacity_coin: list[float]
     #: Per level: whether it grows the candidate's position (past the part that reduces it).
-    growing: list[bool] = field(default_factory=list)
+    growing: list[bool]
     #: Per candidate: the cost of moving later what a trade leaves there (`cross_venue`),
     #: charged on growing levels.
-    move_later: list[float] = field(default_factory=list)
+    move_later: list[float]
     #: Per candidate: the carry (signed for this side) of the part that reduces a position.
-    carry_reduce: list[float] = field(default_factory=list)
+    carry_reduce: list[float]
     #: Per candidate: where its levels start in the per-level lists (they are contiguous,
     #: candidate after candidate), and one past the last at the end.
-    starts: list[int] = field(default_factory=list)
+    starts: list[int]
     #: Per candidate: `cross_venue.reducing_coin` on this side (coin a trade takes before it
     #: stops shrinking the candidate's position).
-    reducing: list[float] = field(default_factory=list)
+    reducing: list[float]
 
     def levels_of(self, k: int) -> tuple[list[float], list[float]]:
         """(offsets, sizes) of candidate k's levels, best first."""
@@ -73,27 +74,20 @@ class CandidateLevels:
 
 def allowed(venues: Sequence[HedgeVenueState], router: RouterSettings) -> list[HedgeVenueState]:
     """The candidates the config lets us trade, with a sane two-sided quote."""
-    out = []
-    for v in venues:
-        if router.allowed_venues is not None and v.venue not in router.allowed_venues:
-            continue
-        q = v.quote
-        if not (q.bid_price > 0 and q.ask_price > q.bid_price and v.delta_coin_per_amount > 0):
-            continue  # crossed, empty or unusable: refuse, never trade on it
-        out.append(v)
-    return out
+    return candidate_quotes(venues, router).venues
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
 class CandidateQuotes:
-    """The side-independent terms of one decision's candidates, one entry per candidate:
-    computed once per decision (`candidate_quotes`) and shared by the band's lambda and the
-    router (each computed them from the quotes again: issue 17's latency). `mid` (price
-    unit), `half_spread` (fraction of mid), `taker_fee`/`maker_fee`, `carry_annual`
-    (`HedgeVenueState.carry_annual`); `hedge_coin` the candidates' positions summed, in coin
-    of delta (`cross_venue.carry_holds`' hedge). Read-only once built: `CandidateLevels`
-    shares its lists."""
+    """One decision's candidates (`venues`) and their side-independent terms, one entry per
+    candidate: computed once per decision (`candidate_quotes`) and shared by the band's
+    lambda and the router (each computed them from the quotes again: issue 17's latency).
+    `mid` (price unit), `half_spread` (fraction of mid), `taker_fee`/`maker_fee`,
+    `carry_annual` (`HedgeVenueState.carry_annual`); `hedge_coin` the candidates' positions
+    summed, in coin of delta (`cross_venue.carry_holds`' hedge). Read-only once built:
+    `CandidateLevels` shares its lists."""
 
+    venues: list[HedgeVenueState]
     mid: list[float]
     half_spread: list[float]
     taker_fee: list[float]
@@ -102,8 +96,13 @@ class CandidateQuotes:
     hedge_coin: float
 
 
-def candidate_quotes(venues: Sequence[HedgeVenueState]) -> CandidateQuotes:
-    """`CandidateQuotes` of `venues` (in their order)."""
+def candidate_quotes(
+    venues: Sequence[HedgeVenueState], router: RouterSettings | None = None
+) -> CandidateQuotes:
+    """`CandidateQuotes` of `venues` (in their order); with `router`, of those it allows
+    (`allowed`: the config's venues, a sane two-sided quote) only."""
+    only = None if router is None else router.allowed_venues
+    out: list[HedgeVenueState] = []
     mids: list[float] = []
     halves: list[float] = []
     fees: list[float] = []
@@ -111,17 +110,23 @@ def candidate_quotes(venues: Sequence[HedgeVenueState]) -> CandidateQuotes:
     carries: list[float] = []
     hedges: list[float] = []
     for v in venues:  # one pass, locals: runs on every decision
+        inst = v.instrument
+        if only is not None and inst.venue not in only:
+            continue
         q = v.quote
         bid, ask = q.bid_price, q.ask_price
-        inst = v.instrument
+        dpa = v.delta_coin_per_amount
+        if router is not None and not (bid > 0 and ask > bid and dpa > 0):
+            continue  # crossed, empty or unusable: refuse, never trade on it
+        out.append(v)
         mid = 0.5 * (bid + ask)
         mids.append(mid)
         halves.append((ask - bid) / (2.0 * mid))
         fees.append(inst.taker_fee)
         maker_fees.append(inst.maker_fee)
         carries.append(v.carry_annual)
-        hedges.append(v.position_amount * v.delta_coin_per_amount)
-    return CandidateQuotes(mids, halves, fees, maker_fees, carries, sum(hedges))
+        hedges.append(v.position_amount * dpa)
+    return CandidateQuotes(out, mids, halves, fees, maker_fees, carries, sum(hedges))
 
 
 def capacity_coin(v: HedgeVenueState, side: int, router: RouterSettings, spot_usd: float) -> float:
@@ -174,6 +179,8 @@ def candidate_levels(
     # Per-candidate lists filled in one pass; locals, not attribute lookups, in the loop: this
     # runs on every decision that trades (issue 17's latency budget).
     mids, spreads, fees = quotes.mid, quotes.half_spread, quotes.taker_fee
+    limits = bool(router.max_position)
+    carry_annual = quotes.carry_annual
     carries: list[float] = []
     carries_r: list[float] = []
     caps: list[float] = []
@@ -189,10 +196,13 @@ def candidate_levels(
     for i, v in enumerate(venues):
         mid = mids[i]
         fee = fees[i]
-        signed = side * quotes.carry_annual[i]
+        signed = side * carry_annual[i]
         carry = signed * years_g
         carry_r = signed * years_r
-        cap = capacity_coin(v, side, router, spot_usd)
+        if v.max_position_amount is None and v.margin_available_usd is None and not limits:
+            cap = math.inf  # `capacity_coin`'s first test, without its call
+        else:
+            cap = capacity_coin(v, side, router, spot_usd)
         carries.append(carry)
         carries_r.append(carry_r)
         caps.append(cap)

@@ -320,6 +320,14 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
     raise TypeError(f"unknown policy {type(policy).__name__}")
 
 
+def band_for_floats(policy: PolicyConfig, ctx: BandContext) -> Band:
+    """`band_for` of one decision, whose context holds plain floats (`controller.decide`):
+    the hedgerd policy's scalar branch without `band_for`'s check of every field's type."""
+    if type(policy) is HedgerdPolicy:
+        return _hedgerd_band_scalar(policy, ctx)
+    return band_for(policy, ctx)
+
+
 def _hedgerd_band_scalar(policy: HedgerdPolicy, ctx: BandContext) -> Band:
     """`band_for` of the hedgerd policy for one decision (plain floats): the same operations
     in the same order as `ww_halfwidth`, `zak_h0`, `horizon_sides`, `modified_delta_shift`,
@@ -585,6 +593,44 @@ def plan_trades(
     if type(trigger) not in _SCALAR:
         trigger = np.asarray(trigger, dtype=np.int8)
     return TradePlan(taker, maker, trigger)
+
+
+def plan_trades_floats(
+    policy: PolicyConfig,
+    band: Band,
+    net_delta_coin: float,
+    now_s: float,
+    last_hedge_s: float,
+    spot_usd: float,
+    last_hedge_spot_usd: float,
+    maker_allowed: bool,
+    maker_drift_coin: float = 0.0,
+) -> TradePlan:
+    """`plan_trades` of one decision, all plain floats (`controller.decide`): the scalar
+    branch without `plan_trades`' check of every argument's type."""
+    if isinstance(policy, TimerPolicy):
+        return plan_trades(
+            policy,
+            band,
+            net_delta_coin,
+            now_s,
+            last_hedge_s,
+            spot_usd,
+            last_hedge_spot_usd,
+            maker_allowed,
+            maker_drift_coin,
+        )
+    return _plan_trades_scalar(
+        policy,
+        band,
+        net_delta_coin,
+        now_s,
+        last_hedge_s,
+        spot_usd,
+        last_hedge_spot_usd,
+        maker_allowed,
+        maker_drift_coin,
+    )
 
 
 def _plan_trades_scalar(

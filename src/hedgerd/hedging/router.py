@@ -74,7 +74,8 @@ def route_taker(
     per = split_with_headroom(
         abs(qty_coin), lv.marginal, lv.sizes_coin, lv.owner, lv.growing, venues, spot_usd
     )
-    order = sorted(range(len(per)), key=lambda j: -per[j])[: router.max_legs]
+    # Largest first, ties in candidate order (a reversed sort is stable too).
+    order = sorted(range(len(per)), key=per.__getitem__, reverse=True)[: router.max_legs]
     legs: list[RoutedLeg] = []
     for k in order:
         q = per[k]
@@ -106,15 +107,15 @@ def route_taker(
         beyond_touch = worst - (first or 0.0)
         style = _SLICED if beyond_touch > cost.slice_above_frac else _TAKER
         legs.append(
-            RoutedLeg(
-                candidate=k,
-                side=side,
-                amount=amount,
-                delta_coin=side * q_coin,
-                style=style,
-                limit_price=_limit_price(lv, k, worst, cost.price_protection_frac),
-                expected_cost_usd=frac * q_coin * lv.mid[k],
-                cost_frac=frac,
+            RoutedLeg(  # positional (declaration order): no keyword matching
+                k,  # candidate
+                side,
+                amount,
+                side * q_coin,  # delta_coin
+                style,
+                _limit_price(lv, k, worst, cost.price_protection_frac),
+                frac * q_coin * lv.mid[k],  # expected_cost_usd
+                frac,  # cost_frac
             )
         )
     return legs
@@ -167,14 +168,14 @@ def route_maker(
     q_coin = amount * v.delta_coin_per_amount
     touch = v.quote.bid_price if side > 0 else v.quote.ask_price
     return [
-        RoutedLeg(
-            candidate=k,
-            side=side,
-            amount=amount,
-            delta_coin=side * q_coin,
-            style=_MAKER,
-            limit_price=touch,
-            expected_cost_usd=mc[k] * q_coin * lv.mid[k],
-            cost_frac=mc[k],
+        RoutedLeg(  # positional (declaration order): no keyword matching
+            k,  # candidate
+            side,
+            amount,
+            side * q_coin,  # delta_coin
+            _MAKER,  # style
+            touch,  # limit_price
+            mc[k] * q_coin * lv.mid[k],  # expected_cost_usd
+            mc[k],  # cost_frac
         )
     ]

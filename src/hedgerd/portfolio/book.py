@@ -97,18 +97,18 @@ def sum_risks(by_account: Mapping[str, UnderlyingRisk]) -> PortfolioRisk:
         tau = min(max(mean_tau, lo_tau), hi_tau)
     else:
         vol, tau = float(first.vol), float(first.tau_years)  # weights all 0: the first's
-    total = UnderlyingRisk(
-        underlying=first.underlying,
-        spot_usd=first.spot_usd,
-        net_delta_coin=net,
-        gamma_coin_per_usd=gamma,
-        vol=vol,
-        tau_years=tau,
-        vanna_coin_per_vol=vanna,
-        rate=first.rate,
-        expiring_delta_coin=expiring,
-        next_settlement_ms=first_settle,
-        options_delta_coin=options,
+    total = UnderlyingRisk(  # positional (declaration order): no keyword matching
+        first.underlying,
+        first.spot_usd,
+        net,  # net_delta_coin
+        gamma,  # gamma_coin_per_usd
+        vol,
+        tau,  # tau_years
+        vanna,  # vanna_coin_per_vol
+        first.rate,
+        expiring,  # expiring_delta_coin
+        first_settle,  # next_settlement_ms
+        options,  # options_delta_coin
     )
     return PortfolioRisk(total, dict(by_account))
 
