@@ -105,10 +105,11 @@ def decision_id(
     timestamp, length and touch."""
     # None is hashed as NaN; written inline (no helper call per field): this runs on every
     # evaluation of every underlying. (Packed in one call: a `Struct` per block and an
-    # `attrgetter` per record measured slower, though fewer bytecodes.)
+    # `attrgetter` per record measured slower, though fewer bytecodes.) Integers (times,
+    # lengths) go to the packing as they are: its `d` converts them as `float()` does.
     nan = math.nan
     nums: list[float] = [
-        float(now_ms),
+        now_ms,
         risk.spot_usd,
         risk.net_delta_coin,
         risk.gamma_coin_per_usd,
@@ -118,10 +119,10 @@ def decision_id(
         risk.rate,
         risk.expiring_delta_coin,
         risk.options_delta_coin,
-        nan if risk.gamma_ahead_coin_per_usd is None else float(risk.gamma_ahead_coin_per_usd),
-        nan if risk.next_settlement_ms is None else float(risk.next_settlement_ms),
-        nan if state.last_hedge_ms is None else float(state.last_hedge_ms),
-        nan if state.last_hedge_spot_usd is None else float(state.last_hedge_spot_usd),
+        nan if risk.gamma_ahead_coin_per_usd is None else risk.gamma_ahead_coin_per_usd,
+        nan if risk.next_settlement_ms is None else risk.next_settlement_ms,
+        nan if state.last_hedge_ms is None else state.last_hedge_ms,
+        nan if state.last_hedge_spot_usd is None else state.last_hedge_spot_usd,
     ]
     names: list[str] = []
     for v in venues:
@@ -133,7 +134,7 @@ def decision_id(
             q.bid_amount,
             q.ask_price,
             q.ask_amount,
-            float(q.ts_ms),
+            q.ts_ms,
             v.delta_coin_per_amount,
             v.position_amount,
             nan if v.funding_8h is None else v.funding_8h,
@@ -146,14 +147,14 @@ def decision_id(
         if b is not None:
             # A venue's book is identified by its timestamp and its touch (not every level).
             bids, asks = b.bids, b.asks
-            nums += (float(b.ts_ms), len(bids), len(asks))
+            nums += (b.ts_ms, len(bids), len(asks))
             if bids:
                 nums += (bids[0].price, bids[0].amount)
             if asks:
                 nums += (asks[0].price, asks[0].amount)
     for o in in_flight:
         names.append(o.label)
-        nums += (o.delta_coin, float(o.placed_ms))
+        nums += (o.delta_coin, o.placed_ms)
     # The names after the fixed prefix (underlying, policy name, policy fingerprint), whose
     # hash state is cached: hashing is streaming, so the id is that of the whole input.
     h: hashlib._Hash = _id_prefix(risk.underlying, policy_name, policy).copy()
