@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -265,6 +266,9 @@ def test_the_mix_trades_every_way() -> None:
     assert {"none", "band", "maker_zone", "maker", "taker", "sliced", "split"} <= kinds
 
 
+@pytest.mark.skipif(
+    sys.version_info[:2] != (3, 11), reason="pinned on CPython 3.11 (3.12 changed sum() of floats)"
+)
 def test_decisions_are_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(controller, "_policy_fingerprint", lambda policy: "policy-fingerprint")
     assert _digest(600) == PINNED

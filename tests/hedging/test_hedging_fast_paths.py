@@ -10,6 +10,7 @@ here as the reference), so ids (and client order ids) do not change across the r
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,10 +20,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging import controller
-from hedgerd.hedging.config import FixedBandPolicy, HedgerdPolicy, MakerSettings, PolicyConfig
+from hedgerd.hedging.config import (
+    CostModelSettings,
+    FixedBandPolicy,
+    HedgerdPolicy,
+    MakerSettings,
+    PolicyConfig,
+    RouterSettings,
+)
 from hedgerd.hedging.controller import decision_id
+from hedgerd.hedging.costs import candidate_quotes
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import Band, BandContext, band_for, plan_trades, round_to_lots
+from hedgerd.hedging.router import route_maker, route_taker
 from hedgerd.model import BookLevel, HedgeStyle, InstrumentKind, OrderBookSnapshot
 
 finite = st.floats(-5.0, 5.0, allow_nan=False)
@@ -300,3 +310,55 @@ def test_underlying_risk_takes_finite_fields_whose_sum_overflows() -> None:
     assert r.net_delta_coin == 1e308
     with pytest.raises(ValueError, match="vol"):
         risk(0.1, vol=0.0)
+
+
+@st.composite
+def _candidates(draw: st.DrawFn) -> list[HedgeVenueState]:
+    """One to four candidates with drawn quotes, books, positions, limits, margin and carry
+    (the state a decision sees, as it changes from one quote to the next)."""
+    out = []
+    # Margin per account, as the hedge loop sets it (every candidate of an account the same).
+    margin = {a: draw(st.one_of(st.none(), st.floats(-100.0, 1e6))) for a in ("acct0", "acct1")}
+    for i in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from([InstrumentKind.PERPETUAL, InstrumentKind.FUTURE]))
+        v = venue_state(
+            f"V{i}",
+            kind,
+            mid=SPOT * (1.0 + draw(st.floats(-0.01, 0.01))),
+            half_spread_usd=draw(st.floats(0.05, 20.0)),
+            level_usd=draw(st.sampled_from([10_000.0, 100_000.0, 1_000_000.0])),
+            levels=draw(st.integers(1, 10)),
+            taker_fee=draw(st.sampled_from([0.0005, 0.0003])),
+            maker_fee=draw(st.sampled_from([0.0, -0.0001])),
+            funding_8h=draw(st.one_of(st.none(), st.floats(-0.001, 0.001))),
+            basis_annual=draw(st.one_of(st.none(), st.floats(-0.1, 0.1))),
+            position_amount=draw(st.sampled_from([0.0, 50_000.0, -200_000.0])),
+            max_position_amount=draw(st.one_of(st.none(), st.just(300_000.0))),
+            venue=f"acct{draw(st.integers(0, 1))}",
+        )
+        free = margin[v.venue]
+        if free is not None:
+            v = replace(v, margin_available_usd=free, initial_margin_frac=0.05)
+        if draw(st.booleans()):
+            v = replace(v, book=None)
+        out.append(v)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    venues=_candidates(),
+    qty=st.floats(-20.0, 20.0, allow_nan=False).filter(lambda q: q != 0.0),
+    horizon=st.one_of(st.none(), st.floats(0.0, 1e8)),
+)
+def test_the_decisions_quote_terms_route_as_the_routers_own(
+    venues: list[HedgeVenueState], qty: float, horizon: float | None
+) -> None:
+    """`decide` computes the candidates' quote terms once (`costs.candidate_quotes`) and hands
+    them to the router; the router without them computes its own from the same states: the
+    legs are the same, field for field, whatever the quotes, books, positions and limits."""
+    quotes = candidate_quotes(venues)
+    for route in (route_taker, route_maker):
+        shared = route(venues, qty, CostModelSettings(), RouterSettings(), SPOT, horizon, quotes)
+        own = route(venues, qty, CostModelSettings(), RouterSettings(), SPOT, horizon)
+        assert repr(shared) == repr(own)
