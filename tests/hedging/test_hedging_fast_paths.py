@@ -10,7 +10,7 @@ here as the reference), so ids (and client order ids) do not change across the r
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,16 @@ from hedgerd.hedging.config import (
 from hedgerd.hedging.controller import decision_id
 from hedgerd.hedging.costs import candidate_quotes
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
-from hedgerd.hedging.kernel import Band, BandContext, band_for, plan_trades, round_to_lots
+from hedgerd.hedging.kernel import (
+    Band,
+    BandContext,
+    MakerNumbers,
+    PolicyNumbers,
+    band_for,
+    plan_trades,
+    policy_numbers,
+    round_to_lots,
+)
 from hedgerd.hedging.router import route_maker, route_taker
 from hedgerd.model import BookLevel, HedgeStyle, InstrumentKind, OrderBookSnapshot
 
@@ -362,3 +371,26 @@ def test_the_decisions_quote_terms_route_as_the_routers_own(
         shared = route(venues, qty, CostModelSettings(), RouterSettings(), SPOT, horizon, quotes)
         own = route(venues, qty, CostModelSettings(), RouterSettings(), SPOT, horizon)
         assert repr(shared) == repr(own)
+
+
+@settings(max_examples=50, deadline=None)
+@given(policy=policies())
+def test_policy_numbers_are_the_policys_and_follow_a_new_policy(policy: PolicyConfig) -> None:
+    """`kernel.policy_numbers` copies a policy's settings once per policy object: every field
+    equals the policy's own, and another policy object (a reload) gets its own copy, never the
+    cached one of a policy it equals in id only."""
+    numbers = policy_numbers(policy)
+    assert policy_numbers(policy) is numbers  # kept for the same object
+    hedgerd = isinstance(policy, HedgerdPolicy)
+    for f in fields(PolicyNumbers):
+        if f.name == "maker":
+            continue
+        if hedgerd or f.default is MISSING:  # the policy's own setting
+            assert getattr(numbers, f.name) == getattr(policy, f.name)
+        else:  # a hedgerd band field of another kind: the default (never read)
+            assert getattr(numbers, f.name) == f.default
+    m = policy.maker
+    assert numbers.maker == MakerNumbers(m.enabled, m.band_fraction, m.target_fraction, m.timeout_s)
+    reloaded = policy.model_copy(update={"min_trade_coin": policy.min_trade_coin + 0.5})
+    assert policy_numbers(reloaded).min_trade_coin == policy.min_trade_coin + 0.5
+    assert policy_numbers(policy) is numbers

@@ -38,6 +38,7 @@ from hedgerd.hedging.kernel import (
     hedge_lambda,
     maker_drift,
     plan_trades_floats,
+    policy_numbers,
     projected_delta,
 )
 from hedgerd.hedging.router import RoutedLeg, route_maker, route_taker
@@ -184,6 +185,7 @@ def decide(
     cost = cost or _DEFAULT_COST
     router = router or _DEFAULT_ROUTER
     did = decision_id(risk, venues, in_flight, policy_name, policy, state, now_ms)
+    numbers = policy_numbers(policy)  # the policy's settings in slots (no pydantic reads)
     # The usable candidates and their quote terms, once for the band and the router.
     quotes = candidate_quotes(venues, router)
     usable = quotes.venues
@@ -195,7 +197,7 @@ def decide(
         else math.inf
     )
     book_delta = projected_delta(
-        risk.net_delta_coin, risk.expiring_delta_coin, to_settle_s, policy.settlement_window_s
+        risk.net_delta_coin, risk.expiring_delta_coin, to_settle_s, numbers.settlement_window_s
     )
     # Plain loops, not comprehensions or generators, on this path (each is a call); the sums
     # in `sum`'s order (from an int 0: a decision without legs costs the int 0).
@@ -251,7 +253,7 @@ def decide(
     elif maker_q != 0.0:
         routed = route_maker(usable, maker_q, cost, router, risk.spot_usd, horizon_s, quotes)
 
-    timeout_s = policy.maker.timeout_s
+    timeout_s = numbers.maker.timeout_s
     built: list[HedgeLeg] = []
     traded: float = 0
     expected_cost: float = 0

@@ -278,7 +278,7 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         and type(ctx.options_delta_coin) in _SCALAR
         and (ctx.gamma_ahead_coin_per_usd is None or type(ctx.gamma_ahead_coin_per_usd) in _SCALAR)
     ):
-        return _hedgerd_band_scalar(policy, ctx)
+        return _hedgerd_band_scalar(policy_numbers(policy), ctx)
     target = policy.target_delta_coin
     zero = 0.0 * ctx.spot_usd
     if isinstance(policy, TimerPolicy):
@@ -320,15 +320,101 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
     raise TypeError(f"unknown policy {type(policy).__name__}")
 
 
+@dataclass(frozen=True, slots=True)
+class MakerNumbers:
+    """`MakerSettings`' numbers (see `PolicyNumbers`)."""
+
+    enabled: bool
+    band_fraction: float
+    target_fraction: float
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyNumbers:
+    """A policy's settings that one decision reads (`controller.decide`, the scalar band and
+    plan), under the same names, copied once per policy object into slots: an attribute read
+    on a pydantic model takes the generic path (the model class defines `__getattr__`), about
+    30 ns more than a slot's, and a decision makes some thirty (issue 17's latency). The
+    hedgerd band's fields keep their defaults for other kinds (read on its path only).
+    Built by `policy_numbers`, which keeps one per policy object: policies are frozen."""
+
+    target_delta_coin: float
+    hedge_ratio: float
+    rebalance_to: str
+    max_interval_s: float | None
+    price_move_filter_frac: float
+    settlement_window_s: float
+    min_trade_coin: float
+    maker: MakerNumbers
+    risk_aversion_per_usd: float = 1.0
+    ww_weight: float = 0.0
+    gamma_exponent: float = 2.0 / 3.0
+    h0_weight: float = 0.0
+    horizon_side: str = "under"
+    h0_cap_coin: float = 1.0
+    k_prefactor: float = 0.0
+    min_halfwidth_coin: float = 0.0
+    gamma_horizon_s: float = 0.0
+    asymmetry: float = 0.0
+    unwind_weight: float = 0.0
+    carry_weight: float = 0.0
+
+
+_HEDGERD_NUMBERS = (
+    "risk_aversion_per_usd",
+    "ww_weight",
+    "gamma_exponent",
+    "h0_weight",
+    "horizon_side",
+    "h0_cap_coin",
+    "k_prefactor",
+    "min_halfwidth_coin",
+    "gamma_horizon_s",
+    "asymmetry",
+    "unwind_weight",
+    "carry_weight",
+)
+# id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
+# cached (as `controller`'s fingerprints); a frozen policy's numbers never change.
+_numbers: dict[int, tuple[PolicyConfig, PolicyNumbers]] = {}
+
+
+def policy_numbers(policy: PolicyConfig) -> PolicyNumbers:
+    """`policy`'s `PolicyNumbers` (built once per policy object, then reused)."""
+    hit = _numbers.get(id(policy))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    m = policy.maker
+    extra: dict[str, Any] = {}
+    if isinstance(policy, HedgerdPolicy):
+        extra = {name: getattr(policy, name) for name in _HEDGERD_NUMBERS}
+    numbers = PolicyNumbers(
+        target_delta_coin=policy.target_delta_coin,
+        hedge_ratio=policy.hedge_ratio,
+        rebalance_to=policy.rebalance_to,
+        max_interval_s=policy.max_interval_s,
+        price_move_filter_frac=policy.price_move_filter_frac,
+        settlement_window_s=policy.settlement_window_s,
+        min_trade_coin=policy.min_trade_coin,
+        maker=MakerNumbers(m.enabled, m.band_fraction, m.target_fraction, m.timeout_s),
+        **extra,
+    )
+    if len(_numbers) > 256:
+        _numbers.clear()
+    _numbers[id(policy)] = (policy, numbers)
+    return numbers
+
+
 def band_for_floats(policy: PolicyConfig, ctx: BandContext) -> Band:
     """`band_for` of one decision, whose context holds plain floats (`controller.decide`):
     the hedgerd policy's scalar branch without `band_for`'s check of every field's type."""
     if type(policy) is HedgerdPolicy:
-        return _hedgerd_band_scalar(policy, ctx)
+        return _hedgerd_band_scalar(policy_numbers(policy), ctx)
     return band_for(policy, ctx)
 
 
-def _hedgerd_band_scalar(policy: HedgerdPolicy, ctx: BandContext) -> Band:
+def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     """`band_for` of the hedgerd policy for one decision (plain floats): the same operations
     in the same order as `ww_halfwidth`, `zak_h0`, `horizon_sides`, `modified_delta_shift`,
     `carry_shift` and `unwind_shift`, written out (the element-wise helpers cost a call each,
@@ -535,7 +621,7 @@ def plan_trades(
         and not isinstance(policy, TimerPolicy)
     ):
         return _plan_trades_scalar(
-            policy,
+            policy_numbers(policy),
             band,
             net_delta_coin,
             now_s,
@@ -621,7 +707,7 @@ def plan_trades_floats(
             maker_drift_coin,
         )
     return _plan_trades_scalar(
-        policy,
+        policy_numbers(policy),
         band,
         net_delta_coin,
         now_s,
@@ -634,7 +720,7 @@ def plan_trades_floats(
 
 
 def _plan_trades_scalar(
-    policy: PolicyConfig,
+    policy: PolicyNumbers,
     band: Band,
     net: Any,
     now_s: Any,
