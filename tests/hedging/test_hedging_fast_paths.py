@@ -282,18 +282,10 @@ def test_decision_ids_follow_every_input_and_the_policy(
     assert decision_id(r, venues, orders, name, policy, state, now + 1) != did
 
 
-_RISK_FIELDS = (
-    "spot_usd",
-    "vol",
-    "net_delta_coin",
-    "gamma_coin_per_usd",
-    "tau_years",
-    "vanna_coin_per_vol",
-    "rate",
-    "expiring_delta_coin",
-    "options_delta_coin",
-    "gamma_ahead_coin_per_usd",
-)
+# Every number field of `UnderlyingRisk` (the underlying's name and the settlement time aside).
+_RISK_FIELDS = [
+    f.name for f in fields(UnderlyingRisk) if f.name not in ("underlying", "next_settlement_ms")
+]
 
 
 @pytest.mark.parametrize("name", _RISK_FIELDS)

@@ -694,29 +694,10 @@ def plan_trades_floats(
 ) -> TradePlan:
     """`plan_trades` of one decision, all plain floats (`controller.decide`): the scalar
     branch without `plan_trades`' check of every argument's type."""
+    args = (band, net_delta_coin, now_s, last_hedge_s, spot_usd, last_hedge_spot_usd)
     if isinstance(policy, TimerPolicy):
-        return plan_trades(
-            policy,
-            band,
-            net_delta_coin,
-            now_s,
-            last_hedge_s,
-            spot_usd,
-            last_hedge_spot_usd,
-            maker_allowed,
-            maker_drift_coin,
-        )
-    return _plan_trades_scalar(
-        policy_numbers(policy),
-        band,
-        net_delta_coin,
-        now_s,
-        last_hedge_s,
-        spot_usd,
-        last_hedge_spot_usd,
-        maker_allowed,
-        maker_drift_coin,
-    )
+        return plan_trades(policy, *args, maker_allowed, maker_drift_coin)
+    return _plan_trades_scalar(policy_numbers(policy), *args, maker_allowed, maker_drift_coin)
 
 
 def _plan_trades_scalar(
