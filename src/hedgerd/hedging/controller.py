@@ -199,8 +199,9 @@ def decide(
     book_delta = projected_delta(
         risk.net_delta_coin, risk.expiring_delta_coin, to_settle_s, numbers.settlement_window_s
     )
-    # Plain loops, not comprehensions or generators, on this path (each is a call); the sums
-    # in `sum`'s order (from an int 0: a decision without legs costs the int 0).
+    # Plain loops, not comprehensions or generators, on this path (each is a call), summing
+    # in `sum`'s order and from its int 0 (a decision without legs keeps the int 0 as its
+    # expected cost, as before: decisions pinned in tests/hedging/test_decision_pins.py).
     pending = 0.0
     for o in in_flight:
         pending += o.delta_coin
