@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from hedgerd.hedging import controller
+from hedgerd.hedging import controller, kernel
 from hedgerd.hedging.config import (
     CostModelSettings,
     FixedBandPolicy,
@@ -275,3 +275,25 @@ def test_decisions_are_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 PINNED = "b1c464900e85c2d06c697f6694b472d40587045e1e83f1efc7320d12500b141b"
+
+
+def test_a_decision_is_the_same_with_the_policy_numbers_cached_or_not() -> None:
+    """The one thing kept across decisions is the policy's settings (`kernel.policy_numbers`,
+    per policy object): a decision from the kept copy equals one from a fresh copy, and a
+    policy object that replaces another (a reload) is decided with its own settings, while
+    the quotes, positions and books change from one decision to the next."""
+    for seed in range(200):
+        by_account, venues, orders, policy, state, cost, router = _inputs(seed)
+        total = sum_risks(by_account).total
+        cached = decide(total, venues, orders, "pin", policy, state, NOW_MS, cost, router)
+        kernel._numbers.clear()
+        fresh = decide(total, venues, orders, "pin", policy, state, NOW_MS, cost, router)
+        assert repr(cached) == repr(fresh)
+        # A policy object that replaces this one (a reload): decided with its own settings.
+        reloaded = policy.model_copy(update={"target_delta_coin": 0.7})
+        moved = decide(total, venues, orders, "pin", reloaded, state, NOW_MS, cost, router)
+        shift = fresh.target_delta_coin - policy.target_delta_coin
+        assert moved.target_delta_coin == pytest.approx(0.7 + shift, abs=1e-12)
+        kernel._numbers.clear()
+        again = decide(total, venues, orders, "pin", reloaded, state, NOW_MS, cost, router)
+        assert repr(again) == repr(moved)
