@@ -10,6 +10,7 @@ here as the reference), so ids (and client order ids) do not change across the r
 from __future__ import annotations
 
 import math
+from dataclasses import MISSING, fields, replace
 from typing import Any
 
 import numpy as np
@@ -19,10 +20,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging import controller
-from hedgerd.hedging.config import FixedBandPolicy, HedgerdPolicy, MakerSettings, PolicyConfig
+from hedgerd.hedging.config import (
+    CostModelSettings,
+    FixedBandPolicy,
+    HedgerdPolicy,
+    MakerSettings,
+    PolicyConfig,
+    RouterSettings,
+)
 from hedgerd.hedging.controller import decision_id
+from hedgerd.hedging.costs import candidate_quotes
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
-from hedgerd.hedging.kernel import Band, plan_trades, round_to_lots
+from hedgerd.hedging.kernel import (
+    Band,
+    BandContext,
+    MakerNumbers,
+    PolicyNumbers,
+    band_for,
+    plan_trades,
+    policy_numbers,
+    round_to_lots,
+)
+from hedgerd.hedging.router import route_maker, route_taker
 from hedgerd.model import BookLevel, HedgeStyle, InstrumentKind, OrderBookSnapshot
 
 finite = st.floats(-5.0, 5.0, allow_nan=False)
@@ -119,6 +138,61 @@ def test_scalar_lot_rounding_is_the_array_rounding(qty: float, step: float, mini
     assert got == float(want[0])
 
 
+class _GeneralPathPolicy(HedgerdPolicy):
+    """The hedgerd policy as `band_for`'s general path sees it (the scalar branch takes the
+    class itself only): the reference, its element-wise helpers on the same floats."""
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    knobs=st.fixed_dictionaries(
+        {
+            "risk_aversion_per_usd": st.floats(1e-7, 1e-3),
+            "ww_weight": st.sampled_from([1.0, 0.0, 0.8]),
+            "gamma_exponent": st.sampled_from([2.0 / 3.0, 0.5, 1.0, 1.5]),
+            "h0_weight": st.sampled_from([1.5, 0.0, 1.0]),
+            "horizon_side": st.sampled_from(["under", "both"]),
+            "h0_cap_coin": st.sampled_from([0.5, 3.0]),
+            "k_prefactor": st.sampled_from([4.76, 0.0]),
+            "min_halfwidth_coin": st.sampled_from([0.0, 0.05, 5.0]),
+            "gamma_horizon_s": st.sampled_from([10_800.0, 0.0]),
+            "asymmetry": st.sampled_from([0.0, 0.3, -0.5]),
+            "unwind_weight": st.sampled_from([0.0, 1.0]),
+            "carry_weight": st.sampled_from([0.0, 0.5]),
+            "target_delta_coin": st.sampled_from([0.0, -0.4]),
+        }
+    ),
+    gamma=st.floats(-1e-3, 1e-3, allow_nan=False),
+    vanna=st.one_of(st.just(0.0), finite),
+    vol=st.floats(0.05, 2.0),
+    tau=st.one_of(st.just(0.0), st.floats(0.0, 2.0)),
+    rate=st.sampled_from([0.0, 0.03, -0.01]),
+    lam=st.floats(0.0, 0.01),
+    carry=st.floats(-0.5, 0.5),
+    options_delta=st.one_of(st.just(0.0), finite),
+    ahead=st.one_of(st.none(), st.floats(-1e-3, 1e-3, allow_nan=False)),
+)
+def test_scalar_hedgerd_band_is_the_general_band(
+    knobs: dict[str, Any],
+    gamma: float,
+    vanna: float,
+    vol: float,
+    tau: float,
+    rate: float,
+    lam: float,
+    carry: float,
+    options_delta: float,
+    ahead: float | None,
+) -> None:
+    ctx = BandContext(SPOT, gamma, vanna, vol, tau, rate, lam, carry, options_delta, ahead)
+    got = band_for(HedgerdPolicy(**knobs), ctx)
+    want = band_for(_GeneralPathPolicy(**knobs), ctx)
+    # Bit for bit (NaN where both give NaN: a zero gamma's cube root of 0 / 0 is not one).
+    for a, b in ((got.centre, want.centre), (got.lower, want.lower), (got.upper, want.upper)):
+        assert type(a) is type(b)
+        assert a == b or (math.isnan(a) and math.isnan(b))
+
+
 def _id_inputs(
     net: float, n_venues: int, n_orders: int, optional: bool, one_sided: str, now_offset: int
 ) -> tuple[
@@ -206,3 +280,109 @@ def test_decision_ids_follow_every_input_and_the_policy(
     assert decision_id(r, venues, orders, name, other, state, now) != did
     assert decision_id(r, venues, orders, "other", policy, state, now) != did
     assert decision_id(r, venues, orders, name, policy, state, now + 1) != did
+
+
+# Every number field of `UnderlyingRisk` (the underlying's name and the settlement time aside).
+_RISK_FIELDS = [
+    f.name for f in fields(UnderlyingRisk) if f.name not in ("underlying", "next_settlement_ms")
+]
+
+
+@pytest.mark.parametrize("name", _RISK_FIELDS)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_underlying_risk_refuses_every_non_finite_field(name: str, bad: float) -> None:
+    """`UnderlyingRisk`'s check is one sum of its fields: a NaN or an infinity anywhere still
+    refuses (the averaged gamma included: the former early return let a NaN one through)."""
+    fields: dict[str, Any] = {
+        "underlying": "BTC",
+        "spot_usd": SPOT,
+        "net_delta_coin": 0.1,
+        "gamma_coin_per_usd": -2e-5,
+        "vol": 0.6,
+        "tau_years": 0.1,
+        name: bad,
+    }
+    with pytest.raises(ValueError, match=name):
+        UnderlyingRisk(**fields)
+
+
+def test_underlying_risk_takes_finite_fields_whose_sum_overflows() -> None:
+    r = risk(1e308, gamma=1e308, spot=1e308, vol=1e308, tau_years=1e308)
+    assert r.net_delta_coin == 1e308
+    with pytest.raises(ValueError, match="vol"):
+        risk(0.1, vol=0.0)
+
+
+@st.composite
+def _candidates(draw: st.DrawFn) -> list[HedgeVenueState]:
+    """One to four candidates with drawn quotes, books, positions, limits, margin and carry
+    (the state a decision sees, as it changes from one quote to the next)."""
+    out = []
+    # Margin per account, as the hedge loop sets it (every candidate of an account the same).
+    margin = {a: draw(st.one_of(st.none(), st.floats(-100.0, 1e6))) for a in ("acct0", "acct1")}
+    for i in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from([InstrumentKind.PERPETUAL, InstrumentKind.FUTURE]))
+        v = venue_state(
+            f"V{i}",
+            kind,
+            mid=SPOT * (1.0 + draw(st.floats(-0.01, 0.01))),
+            half_spread_usd=draw(st.floats(0.05, 20.0)),
+            level_usd=draw(st.sampled_from([10_000.0, 100_000.0, 1_000_000.0])),
+            levels=draw(st.integers(1, 10)),
+            taker_fee=draw(st.sampled_from([0.0005, 0.0003])),
+            maker_fee=draw(st.sampled_from([0.0, -0.0001])),
+            funding_8h=draw(st.one_of(st.none(), st.floats(-0.001, 0.001))),
+            basis_annual=draw(st.one_of(st.none(), st.floats(-0.1, 0.1))),
+            position_amount=draw(st.sampled_from([0.0, 50_000.0, -200_000.0])),
+            max_position_amount=draw(st.one_of(st.none(), st.just(300_000.0))),
+            venue=f"acct{draw(st.integers(0, 1))}",
+        )
+        free = margin[v.venue]
+        if free is not None:
+            v = replace(v, margin_available_usd=free, initial_margin_frac=0.05)
+        if draw(st.booleans()):
+            v = replace(v, book=None)
+        out.append(v)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    venues=_candidates(),
+    qty=st.floats(-20.0, 20.0, allow_nan=False).filter(lambda q: q != 0.0),
+    horizon=st.one_of(st.none(), st.floats(0.0, 1e8)),
+)
+def test_the_decisions_quote_terms_route_as_the_routers_own(
+    venues: list[HedgeVenueState], qty: float, horizon: float | None
+) -> None:
+    """`decide` computes the candidates' quote terms once (`costs.candidate_quotes`) and hands
+    them to the router; the router without them computes its own from the same states: the
+    legs are the same, field for field, whatever the quotes, books, positions and limits."""
+    quotes = candidate_quotes(venues)
+    for route in (route_taker, route_maker):
+        shared = route(venues, qty, CostModelSettings(), RouterSettings(), SPOT, horizon, quotes)
+        own = route(venues, qty, CostModelSettings(), RouterSettings(), SPOT, horizon)
+        assert repr(shared) == repr(own)
+
+
+@settings(max_examples=50, deadline=None)
+@given(policy=policies())
+def test_policy_numbers_are_the_policys_and_follow_a_new_policy(policy: PolicyConfig) -> None:
+    """`kernel.policy_numbers` copies a policy's settings once per policy object: every field
+    equals the policy's own, and another policy object (a reload) gets its own copy, never the
+    cached one of a policy it equals in id only."""
+    numbers = policy_numbers(policy)
+    assert policy_numbers(policy) is numbers  # kept for the same object
+    hedgerd = isinstance(policy, HedgerdPolicy)
+    for f in fields(PolicyNumbers):
+        if f.name == "maker":
+            continue
+        if hedgerd or f.default is MISSING:  # the policy's own setting
+            assert getattr(numbers, f.name) == getattr(policy, f.name)
+        else:  # a hedgerd band field of another kind: the default (never read)
+            assert getattr(numbers, f.name) == f.default
+    m = policy.maker
+    assert numbers.maker == MakerNumbers(m.enabled, m.band_fraction, m.target_fraction, m.timeout_s)
+    reloaded = policy.model_copy(update={"min_trade_coin": policy.min_trade_coin + 0.5})
+    assert policy_numbers(reloaded).min_trade_coin == policy.min_trade_coin + 0.5
+    assert policy_numbers(policy) is numbers

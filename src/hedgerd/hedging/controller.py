@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from hedgerd.hedging.config import CostModelSettings, PolicyConfig, RouterSettings
-from hedgerd.hedging.costs import allowed
+from hedgerd.hedging.costs import candidate_quotes
 from hedgerd.hedging.cross_venue import SECONDS_PER_YEAR
 from hedgerd.hedging.inputs import HedgeVenueState, InFlightOrder, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import (
@@ -34,10 +34,11 @@ from hedgerd.hedging.kernel import (
     TRIG_SAFETY,
     TRIG_TIMER,
     BandContext,
-    band_for,
+    band_for_floats,
     hedge_lambda,
     maker_drift,
-    plan_trades,
+    plan_trades_floats,
+    policy_numbers,
     projected_delta,
 )
 from hedgerd.hedging.router import RoutedLeg, route_maker, route_taker
@@ -105,10 +106,11 @@ def decision_id(
     timestamp, length and touch."""
     # None is hashed as NaN; written inline (no helper call per field): this runs on every
     # evaluation of every underlying. (Packed in one call: a `Struct` per block and an
-    # `attrgetter` per record measured slower, though fewer bytecodes.)
+    # `attrgetter` per record measured slower, though fewer bytecodes.) Integers (times,
+    # lengths) go to the packing as they are: its `d` converts them as `float()` does.
     nan = math.nan
     nums: list[float] = [
-        float(now_ms),
+        now_ms,
         risk.spot_usd,
         risk.net_delta_coin,
         risk.gamma_coin_per_usd,
@@ -118,10 +120,10 @@ def decision_id(
         risk.rate,
         risk.expiring_delta_coin,
         risk.options_delta_coin,
-        nan if risk.gamma_ahead_coin_per_usd is None else float(risk.gamma_ahead_coin_per_usd),
-        nan if risk.next_settlement_ms is None else float(risk.next_settlement_ms),
-        nan if state.last_hedge_ms is None else float(state.last_hedge_ms),
-        nan if state.last_hedge_spot_usd is None else float(state.last_hedge_spot_usd),
+        nan if risk.gamma_ahead_coin_per_usd is None else risk.gamma_ahead_coin_per_usd,
+        nan if risk.next_settlement_ms is None else risk.next_settlement_ms,
+        nan if state.last_hedge_ms is None else state.last_hedge_ms,
+        nan if state.last_hedge_spot_usd is None else state.last_hedge_spot_usd,
     ]
     names: list[str] = []
     for v in venues:
@@ -133,7 +135,7 @@ def decision_id(
             q.bid_amount,
             q.ask_price,
             q.ask_amount,
-            float(q.ts_ms),
+            q.ts_ms,
             v.delta_coin_per_amount,
             v.position_amount,
             nan if v.funding_8h is None else v.funding_8h,
@@ -146,14 +148,14 @@ def decision_id(
         if b is not None:
             # A venue's book is identified by its timestamp and its touch (not every level).
             bids, asks = b.bids, b.asks
-            nums += (float(b.ts_ms), len(bids), len(asks))
+            nums += (b.ts_ms, len(bids), len(asks))
             if bids:
                 nums += (bids[0].price, bids[0].amount)
             if asks:
                 nums += (asks[0].price, asks[0].amount)
     for o in in_flight:
         names.append(o.label)
-        nums += (o.delta_coin, float(o.placed_ms))
+        nums += (o.delta_coin, o.placed_ms)
     # The names after the fixed prefix (underlying, policy name, policy fingerprint), whose
     # hash state is cached: hashing is streaming, so the id is that of the whole input.
     h: hashlib._Hash = _id_prefix(risk.underlying, policy_name, policy).copy()
@@ -183,7 +185,10 @@ def decide(
     cost = cost or _DEFAULT_COST
     router = router or _DEFAULT_ROUTER
     did = decision_id(risk, venues, in_flight, policy_name, policy, state, now_ms)
-    usable = allowed(venues, router)
+    numbers = policy_numbers(policy)  # the policy's settings in slots (no pydantic reads)
+    # The usable candidates and their quote terms, once for the band and the router.
+    quotes = candidate_quotes(venues, router)
+    usable = quotes.venues
     now_s = now_ms / 1000.0
 
     to_settle_s = (
@@ -192,41 +197,41 @@ def decide(
         else math.inf
     )
     book_delta = projected_delta(
-        risk.net_delta_coin, risk.expiring_delta_coin, to_settle_s, policy.settlement_window_s
+        risk.net_delta_coin, risk.expiring_delta_coin, to_settle_s, numbers.settlement_window_s
     )
-    # List comprehensions, not generators, on this path: a generator costs ~1 us more.
-    pending = float(sum([o.delta_coin for o in in_flight]))
+    # Plain loops, not comprehensions or generators, on this path (each is a call), summing
+    # in `sum`'s order and from its int 0 (a decision without legs keeps the int 0 as its
+    # expected cost, as before: decisions pinned in tests/hedging/test_decision_pins.py).
+    pending = 0.0
+    for o in in_flight:
+        pending += o.delta_coin
     net = book_delta + pending
     # The band's cost and carry: the instrument the hedge would be held on to the horizon.
     hedge_side = (
         -1.0 if risk.options_delta_coin > 0 else (1.0 if risk.options_delta_coin < 0 else 0.0)
     )
-    fees: list[float] = []
-    halves: list[float] = []
-    carries: list[float] = []
-    for v in usable:  # one pass over the candidates (three list comprehensions cost more)
-        bid, ask = v.quote.bid_price, v.quote.ask_price
-        fees.append(v.instrument.taker_fee)
-        halves.append((ask - bid) / (ask + bid))
-        carries.append(v.carry_annual)
-    lam, carry = hedge_lambda(fees, halves, carries, hedge_side, risk.tau_years)
-    ctx = BandContext(
-        spot_usd=risk.spot_usd,
-        gamma_coin_per_usd=risk.gamma_coin_per_usd,
-        vanna_coin_per_vol=risk.vanna_coin_per_vol,
-        vol=risk.vol,
-        tau_years=risk.tau_years,
-        rate=risk.rate,
-        lam=lam,
-        carry_annual=carry,
-        options_delta_coin=risk.options_delta_coin,
-        gamma_ahead_coin_per_usd=risk.gamma_ahead_coin_per_usd,
+    lam, carry = hedge_lambda(
+        quotes.taker_fee, quotes.half_spread, quotes.carry_annual, hedge_side, risk.tau_years
     )
-    band = band_for(policy, ctx)
+    # Positional arguments on this path (fields in declaration order): a keyword call
+    # matches each name against the parameters'.
+    ctx = BandContext(
+        risk.spot_usd,
+        risk.gamma_coin_per_usd,
+        risk.vanna_coin_per_vol,
+        risk.vol,
+        risk.tau_years,
+        risk.rate,
+        lam,
+        carry,  # carry_annual
+        risk.options_delta_coin,
+        risk.gamma_ahead_coin_per_usd,
+    )
+    band = band_for_floats(policy, ctx)
     centre, lower, upper = band.centre, band.lower, band.upper
     last_s = state.last_hedge_ms / 1000.0 if state.last_hedge_ms is not None else math.nan
     last_spot = state.last_hedge_spot_usd if state.last_hedge_spot_usd is not None else math.nan
-    plan = plan_trades(
+    plan = plan_trades_floats(
         policy,
         band,
         net,
@@ -245,39 +250,48 @@ def decide(
     # The hedge's own side is held as long as the book it hedges: its carry runs that long.
     horizon_s = risk.tau_years * SECONDS_PER_YEAR
     if taker_q != 0.0:
-        routed = route_taker(usable, taker_q, cost, router, risk.spot_usd, horizon_s)
+        routed = route_taker(usable, taker_q, cost, router, risk.spot_usd, horizon_s, quotes)
     elif maker_q != 0.0:
-        routed = route_maker(usable, maker_q, cost, router, risk.spot_usd, horizon_s)
+        routed = route_maker(usable, maker_q, cost, router, risk.spot_usd, horizon_s, quotes)
 
-    timeout_s = policy.maker.timeout_s
-    legs = tuple([_leg(usable[r.candidate], r, now_ms, timeout_s) for r in routed])
-    traded = sum([leg.delta_coin for leg in legs])
+    timeout_s = numbers.maker.timeout_s
+    built: list[HedgeLeg] = []
+    traded: float = 0
+    expected_cost: float = 0
+    for r in routed:
+        leg = _leg(usable[r.candidate], r, now_ms, timeout_s)
+        built.append(leg)
+        traded += leg.delta_coin
+        expected_cost += leg.expected_cost_usd
+    legs = tuple(built)
     wanted = taker_q + maker_q
-    cancels = tuple(
-        [o.label for o in in_flight if o.style is _MAKER and o.delta_coin * wanted < 0.0]
-    )
+    cancelling: list[str] = []
+    for o in in_flight:
+        if o.style is _MAKER and o.delta_coin * wanted < 0.0:
+            cancelling.append(o.label)
+    cancels = tuple(cancelling)
     if not legs and taker_q == 0.0 and maker_q == 0.0:
         trigger = _HOLD
     return HedgeDecision(
-        decision_id=did,
-        underlying=risk.underlying,
-        policy=policy_name,
-        ts_ms=now_ms,
-        trigger=trigger,
-        net_delta_coin=net,
-        book_delta_coin=book_delta,
-        in_flight_delta_coin=pending,
-        target_delta_coin=centre,
-        band_lower_coin=centre - lower,
-        band_upper_coin=centre + upper,
-        wanted_coin=wanted,
-        delta_after_coin=net + traded,
-        legs=legs,
-        expected_cost_usd=sum([leg.expected_cost_usd for leg in legs]),
-        lambda_frac=lam,
-        gamma_coin_per_usd=risk.gamma_coin_per_usd,
-        spot_usd=risk.spot_usd,
-        cancel_labels=cancels,
+        did,
+        risk.underlying,
+        policy_name,
+        now_ms,  # ts_ms
+        trigger,
+        net,  # net_delta_coin
+        book_delta,  # book_delta_coin
+        pending,  # in_flight_delta_coin
+        centre,  # target_delta_coin
+        centre - lower,  # band_lower_coin
+        centre + upper,  # band_upper_coin
+        wanted,  # wanted_coin
+        net + traded,  # delta_after_coin
+        legs,
+        expected_cost,  # expected_cost_usd
+        lam,  # lambda_frac
+        risk.gamma_coin_per_usd,
+        risk.spot_usd,
+        cancels,  # cancel_labels
     )
 
 
@@ -289,18 +303,20 @@ def after(state: PolicyState, decision: HedgeDecision, spot_usd: float) -> Polic
 
 
 def _leg(v: HedgeVenueState, r: RoutedLeg, now_ms: int, timeout_s: float) -> HedgeLeg:
+    inst = v.instrument
+    style = r.style
     return HedgeLeg(
-        venue=v.venue,
-        instrument=v.name,
-        side=_BUY if r.side > 0 else _SELL,
-        amount=r.amount,
-        amount_unit=v.instrument.amount_unit,
-        delta_coin=r.delta_coin,
-        style=r.style,
-        limit_price=_round_price(r.limit_price, v.instrument.tick_size, r.side, r.style),
-        price_unit=v.instrument.price_unit,
-        expected_cost_usd=r.expected_cost_usd,
-        fallback_after_ms=now_ms + int(timeout_s * 1000) if r.style is _MAKER else None,
+        inst.venue,
+        inst.name,
+        _BUY if r.side > 0 else _SELL,
+        r.amount,
+        inst.amount_unit,
+        r.delta_coin,
+        style,
+        _round_price(r.limit_price, inst.tick_size, r.side, style),
+        inst.price_unit,
+        r.expected_cost_usd,
+        now_ms + int(timeout_s * 1000) if style is _MAKER else None,
     )
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
-from hedgerd.hedging.cross_venue import SECONDS_PER_YEAR, carry_holds_s, reducing_coin
+from hedgerd.hedging.cross_venue import SECONDS_PER_YEAR, carry_holds
 from hedgerd.hedging.inputs import HedgeVenueState
 from hedgerd.hedging.kernel import cap_levels, maker_cost_frac
 from hedgerd.model.instruments import AmountUnit, PriceUnit
@@ -37,6 +37,7 @@ class CandidateLevels:
     time; `carry_reduce` the reducing part's) and
     `capacity_coin` (what position and margin limits leave) have one entry per candidate.
     Plain lists: a decision touches a few dozen numbers, where numpy's per-call cost dominates.
+    Every field is passed (no defaults: a default factory costs a test per field per build).
     """
 
     side: int
@@ -52,15 +53,18 @@ class CandidateLevels:
     carry: list[float]
     capacity_coin: list[float]
     #: Per level: whether it grows the candidate's position (past the part that reduces it).
-    growing: list[bool] = field(default_factory=list)
+    growing: list[bool]
     #: Per candidate: the cost of moving later what a trade leaves there (`cross_venue`),
     #: charged on growing levels.
-    move_later: list[float] = field(default_factory=list)
+    move_later: list[float]
     #: Per candidate: the carry (signed for this side) of the part that reduces a position.
-    carry_reduce: list[float] = field(default_factory=list)
+    carry_reduce: list[float]
     #: Per candidate: where its levels start in the per-level lists (they are contiguous,
     #: candidate after candidate), and one past the last at the end.
-    starts: list[int] = field(default_factory=list)
+    starts: list[int]
+    #: Per candidate: `cross_venue.reducing_coin` on this side (coin a trade takes before it
+    #: stops shrinking the candidate's position).
+    reducing: list[float]
 
     def levels_of(self, k: int) -> tuple[list[float], list[float]]:
         """(offsets, sizes) of candidate k's levels, best first."""
@@ -70,15 +74,59 @@ class CandidateLevels:
 
 def allowed(venues: Sequence[HedgeVenueState], router: RouterSettings) -> list[HedgeVenueState]:
     """The candidates the config lets us trade, with a sane two-sided quote."""
-    out = []
-    for v in venues:
-        if router.allowed_venues is not None and v.venue not in router.allowed_venues:
+    return candidate_quotes(venues, router).venues
+
+
+@dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
+class CandidateQuotes:
+    """One decision's candidates (`venues`) and their side-independent terms, one entry per
+    candidate: computed once per decision (`candidate_quotes`) and shared by the band's
+    lambda and the router (each computed them from the quotes again: issue 17's latency).
+    `mid` (price unit), `half_spread` (fraction of mid), `taker_fee`/`maker_fee`,
+    `carry_annual` (`HedgeVenueState.carry_annual`); `hedge_coin` the candidates' positions
+    summed, in coin of delta (`cross_venue.carry_holds`' hedge). Read-only once built:
+    `CandidateLevels` shares its lists."""
+
+    venues: list[HedgeVenueState]
+    mid: list[float]
+    half_spread: list[float]
+    taker_fee: list[float]
+    maker_fee: list[float]
+    carry_annual: list[float]
+    hedge_coin: float
+
+
+def candidate_quotes(
+    venues: Sequence[HedgeVenueState], router: RouterSettings | None = None
+) -> CandidateQuotes:
+    """`CandidateQuotes` of `venues` (in their order); with `router`, of those it allows
+    (`allowed`: the config's venues, a sane two-sided quote) only."""
+    only = None if router is None else router.allowed_venues
+    out: list[HedgeVenueState] = []
+    mids: list[float] = []
+    halves: list[float] = []
+    fees: list[float] = []
+    maker_fees: list[float] = []
+    carries: list[float] = []
+    hedges: list[float] = []
+    for v in venues:  # one pass, locals: runs on every decision
+        inst = v.instrument
+        if only is not None and inst.venue not in only:
             continue
         q = v.quote
-        if not (q.bid_price > 0 and q.ask_price > q.bid_price and v.delta_coin_per_amount > 0):
+        bid, ask = q.bid_price, q.ask_price
+        dpa = v.delta_coin_per_amount
+        if router is not None and not (bid > 0 and ask > bid and dpa > 0):
             continue  # crossed, empty or unusable: refuse, never trade on it
         out.append(v)
-    return out
+        mid = 0.5 * (bid + ask)
+        mids.append(mid)
+        halves.append((ask - bid) / (2.0 * mid))
+        fees.append(inst.taker_fee)
+        maker_fees.append(inst.maker_fee)
+        carries.append(v.carry_annual)
+        hedges.append(v.position_amount * dpa)
+    return CandidateQuotes(out, mids, halves, fees, maker_fees, carries, sum(hedges))
 
 
 def capacity_coin(v: HedgeVenueState, side: int, router: RouterSettings, spot_usd: float) -> float:
@@ -111,6 +159,7 @@ def candidate_levels(
     need_coin: float | None = None,
     depth: bool = True,
     horizon_s: float | None = None,
+    quotes: CandidateQuotes | None = None,
 ) -> CandidateLevels:
     """The levels a taker trade on `side` (+1 buy, -1 sell) could take, with their costs.
 
@@ -118,22 +167,25 @@ def candidate_levels(
     levels can never be part of the cheapest split), however many that takes; without it, at
     most `MAX_LEVELS` levels. `depth=False` gives only the per-candidate terms (the per-level
     lists stay empty): a maker order posts at the touch and walks no level. `horizon_s`: the
-    book's remaining life (s), over which the hedge's own side carries (`carry_holds_s`).
+    book's remaining life (s), over which the hedge's own side carries (`carry_holds`).
+    `quotes`: `candidate_quotes(venues)` when the caller has it (the decision's).
     """
-    hold_g, hold_r = carry_holds_s(venues, side, cost.expected_holding_s, horizon_s)
-    years_g, years_r = hold_g / SECONDS_PER_YEAR, hold_r / SECONDS_PER_YEAR
+    if quotes is None:
+        quotes = candidate_quotes(venues)
+    hold_g, hold_r = carry_holds(side, quotes.hedge_coin, cost.expected_holding_s, horizon_s)
+    years_g, years_r = float(hold_g) / SECONDS_PER_YEAR, float(hold_r) / SECONDS_PER_YEAR
     weight = cost.move_later_weight
     moves = weight > 0.0
     # Per-candidate lists filled in one pass; locals, not attribute lookups, in the loop: this
     # runs on every decision that trades (issue 17's latency budget).
-    mids: list[float] = []
-    spreads: list[float] = []
-    fees: list[float] = []
-    maker_fees: list[float] = []
+    mids, spreads, fees = quotes.mid, quotes.half_spread, quotes.taker_fee
+    limits = bool(router.max_position)
+    carry_annual = quotes.carry_annual
     carries: list[float] = []
     carries_r: list[float] = []
     caps: list[float] = []
     move_later: list[float] = []
+    reducing: list[float] = []
     prices_all: list[float] = []
     offsets_all: list[float] = []
     sizes_all: list[float] = []
@@ -142,30 +194,29 @@ def candidate_levels(
     growing: list[bool] = []
     starts: list[int] = []
     for i, v in enumerate(venues):
-        q = v.quote
-        bid, ask = q.bid_price, q.ask_price
-        inst = v.instrument
-        mid = 0.5 * (bid + ask)
-        half = (ask - bid) / (2.0 * mid)
-        fee = inst.taker_fee
-        signed = side * v.carry_annual
+        mid = mids[i]
+        fee = fees[i]
+        signed = side * carry_annual[i]
         carry = signed * years_g
         carry_r = signed * years_r
-        cap = capacity_coin(v, side, router, spot_usd)
-        mids.append(mid)
-        spreads.append(half)
-        fees.append(fee)
-        maker_fees.append(inst.maker_fee)
+        if v.max_position_amount is None and v.margin_available_usd is None and not limits:
+            cap = math.inf  # `capacity_coin`'s first test, without its call
+        else:
+            cap = capacity_coin(v, side, router, spot_usd)
         carries.append(carry)
         carries_r.append(carry_r)
         caps.append(cap)
-        # `cross_venue.move_later_frac`, from the half spread just computed.
-        move = weight * (fee + half) if moves else 0.0
+        # `cross_venue.move_later_frac`, from the half spread.
+        move = weight * (fee + spreads[i]) if moves else 0.0
         move_later.append(move)
+        dpa = v.delta_coin_per_amount
+        # `cross_venue.reducing_coin`, written out (max as the builtin picks).
+        to_flat = -side * v.position_amount
+        reduce_left = (0.0 if to_flat < 0.0 else to_flat) * dpa
+        reducing.append(reduce_left)
         if not depth:
             continue
         book_side = None if v.book is None else (v.book.asks if side > 0 else v.book.bids)
-        dpa = v.delta_coin_per_amount
         if book_side:
             # A taker trade walks as deep as it needs (the snapshot is already cut at the
             # depth fetched for it): a cap on levels would cap the hedge, and the remainder
@@ -184,13 +235,13 @@ def candidate_levels(
                     if cum >= need_coin:
                         break
         else:
-            prices = [ask if side > 0 else bid]
+            q = v.quote
+            prices = [q.ask_price if side > 0 else q.bid_price]
             raw = [(q.ask_amount if side > 0 else q.bid_amount) * dpa]
         if cap < sum(raw):  # (inf when unlimited) within the limits, the levels are as is
             raw = cap_levels(raw, cap)
         offs = [abs(p - mid) / mid for p in prices]
         starts.append(len(prices_all))
-        reduce_left = reducing_coin(v, side)
         if reduce_left <= 0.0:
             # Every level grows the position (the usual case): one entry per level, built
             # list-wise.
@@ -229,13 +280,14 @@ def candidate_levels(
         mids,
         spreads,
         fees,
-        maker_fees,
+        quotes.maker_fee,
         carries,
         caps,
         growing,
         move_later,
         carries_r,
         starts,
+        reducing,
     )
 
 

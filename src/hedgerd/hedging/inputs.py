@@ -53,21 +53,27 @@ class UnderlyingRisk:
     gamma_ahead_coin_per_usd: float | None = None
 
     def __post_init__(self) -> None:
-        isfinite = math.isfinite
         if (
             self.spot_usd > 0
             and self.vol > 0
-            and isfinite(self.spot_usd)
-            and isfinite(self.vol)
-            and isfinite(self.net_delta_coin)
-            and isfinite(self.gamma_coin_per_usd)
-            and isfinite(self.tau_years)
-            and isfinite(self.vanna_coin_per_vol)
-            and isfinite(self.rate)
-            and isfinite(self.expiring_delta_coin)
-            and isfinite(self.options_delta_coin)
+            and math.isfinite(
+                self.spot_usd
+                + self.vol
+                + self.net_delta_coin
+                + self.gamma_coin_per_usd
+                + self.tau_years
+                + self.vanna_coin_per_vol
+                + self.rate
+                + self.expiring_delta_coin
+                + self.options_delta_coin
+                + (0.0 if self.gamma_ahead_coin_per_usd is None else self.gamma_ahead_coin_per_usd)
+            )
         ):
-            return  # the usual case, checked without a loop (built on every evaluation)
+            # The usual case, one test (built on every evaluation): a sum of floats is finite
+            # only if every term is (an infinity or a NaN carries through), and a sum that
+            # overflows falls to the field-by-field checks below, which pass it. (The averaged
+            # gamma is in the sum: the former early return let a NaN one through.)
+            return
         for name in ("spot_usd", "vol"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):

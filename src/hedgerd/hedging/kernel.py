@@ -265,6 +265,20 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
 
     A timer has a zero-width band (it trades to the target whenever its timer fires).
     """
+    if (
+        type(policy) is HedgerdPolicy
+        and type(ctx.spot_usd) in _SCALAR
+        and type(ctx.gamma_coin_per_usd) in _SCALAR
+        and type(ctx.vanna_coin_per_vol) in _SCALAR
+        and type(ctx.vol) in _SCALAR
+        and type(ctx.tau_years) in _SCALAR
+        and type(ctx.rate) in _SCALAR
+        and type(ctx.lam) in _SCALAR
+        and type(ctx.carry_annual) in _SCALAR
+        and type(ctx.options_delta_coin) in _SCALAR
+        and (ctx.gamma_ahead_coin_per_usd is None or type(ctx.gamma_ahead_coin_per_usd) in _SCALAR)
+    ):
+        return _hedgerd_band_scalar(policy_numbers(policy), ctx)
     target = policy.target_delta_coin
     zero = 0.0 * ctx.spot_usd
     if isinstance(policy, TimerPolicy):
@@ -304,6 +318,167 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
             return Band(target - shift, lower * (1.0 - a), upper * (1.0 + a))
         return Band(target - shift, lower, upper)
     raise TypeError(f"unknown policy {type(policy).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class MakerNumbers:
+    """`MakerSettings`' numbers (see `PolicyNumbers`)."""
+
+    enabled: bool
+    band_fraction: float
+    target_fraction: float
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyNumbers:
+    """A policy's settings that one decision reads (`controller.decide`, the scalar band and
+    plan), under the same names, copied once per policy object into slots: an attribute read
+    on a pydantic model takes the generic path (the model class defines `__getattr__`), about
+    30 ns more than a slot's, and a decision makes some thirty (issue 17's latency). The
+    hedgerd band's fields keep their defaults for other kinds (read on its path only).
+    Built by `policy_numbers`, which keeps one per policy object: policies are frozen."""
+
+    target_delta_coin: float
+    hedge_ratio: float
+    rebalance_to: str
+    max_interval_s: float | None
+    price_move_filter_frac: float
+    settlement_window_s: float
+    min_trade_coin: float
+    maker: MakerNumbers
+    risk_aversion_per_usd: float = 1.0
+    ww_weight: float = 0.0
+    gamma_exponent: float = 2.0 / 3.0
+    h0_weight: float = 0.0
+    horizon_side: str = "under"
+    h0_cap_coin: float = 1.0
+    k_prefactor: float = 0.0
+    min_halfwidth_coin: float = 0.0
+    gamma_horizon_s: float = 0.0
+    asymmetry: float = 0.0
+    unwind_weight: float = 0.0
+    carry_weight: float = 0.0
+
+
+_HEDGERD_NUMBERS = (
+    "risk_aversion_per_usd",
+    "ww_weight",
+    "gamma_exponent",
+    "h0_weight",
+    "horizon_side",
+    "h0_cap_coin",
+    "k_prefactor",
+    "min_halfwidth_coin",
+    "gamma_horizon_s",
+    "asymmetry",
+    "unwind_weight",
+    "carry_weight",
+)
+# id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
+# cached (as `controller`'s fingerprints); a frozen policy's numbers never change.
+_numbers: dict[int, tuple[PolicyConfig, PolicyNumbers]] = {}
+
+
+def policy_numbers(policy: PolicyConfig) -> PolicyNumbers:
+    """`policy`'s `PolicyNumbers` (built once per policy object, then reused)."""
+    hit = _numbers.get(id(policy))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    m = policy.maker
+    extra: dict[str, Any] = {}
+    if isinstance(policy, HedgerdPolicy):
+        extra = {name: getattr(policy, name) for name in _HEDGERD_NUMBERS}
+    numbers = PolicyNumbers(
+        target_delta_coin=policy.target_delta_coin,
+        hedge_ratio=policy.hedge_ratio,
+        rebalance_to=policy.rebalance_to,
+        max_interval_s=policy.max_interval_s,
+        price_move_filter_frac=policy.price_move_filter_frac,
+        settlement_window_s=policy.settlement_window_s,
+        min_trade_coin=policy.min_trade_coin,
+        maker=MakerNumbers(m.enabled, m.band_fraction, m.target_fraction, m.timeout_s),
+        **extra,
+    )
+    if len(_numbers) > 256:
+        _numbers.clear()
+    _numbers[id(policy)] = (policy, numbers)
+    return numbers
+
+
+def band_for_floats(policy: PolicyConfig, ctx: BandContext) -> Band:
+    """`band_for` of one decision, whose context holds plain floats (`controller.decide`):
+    the hedgerd policy's scalar branch without `band_for`'s check of every field's type."""
+    if type(policy) is HedgerdPolicy:
+        return _hedgerd_band_scalar(policy_numbers(policy), ctx)
+    return band_for(policy, ctx)
+
+
+def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
+    """`band_for` of the hedgerd policy for one decision (plain floats): the same operations
+    in the same order as `ww_halfwidth`, `zak_h0`, `horizon_sides`, `modified_delta_shift`,
+    `carry_shift` and `unwind_shift`, written out (the element-wise helpers cost a call each,
+    about twenty per band). Equality with the general path is tested bit for bit
+    (tests/hedging/test_hedging_fast_paths.py)."""
+    target = policy.target_delta_coin
+    g = policy.risk_aversion_per_usd
+    spot, gamma, vol, lam = ctx.spot_usd, ctx.gamma_coin_per_usd, ctx.vol, ctx.lam
+    tau, rate = ctx.tau_years, ctx.rate
+    # ww_halfwidth
+    disc = math.exp(-rate * tau)
+    band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
+    gg = gamma if band_gamma is None else band_gamma
+    e = policy.gamma_exponent
+    g2 = gg * gg if e == 2 / 3 else abs(gg) ** (3.0 * e)
+    x = 1.5 * disc * lam * spot * g2 / g
+    h = policy.ww_weight * math.copysign(abs(x) ** (1.0 / 3.0), x)
+    # zak_h0 (and unwind_shift's s: the same expression)
+    tau_f = tau if tau >= _TAU_FLOOR else _TAU_FLOOR
+    s = lam / (g * spot * vol * vol * tau_f)
+    h0 = 0.0 * spot
+    if policy.h0_weight > 0.0:
+        cap = policy.h0_cap_coin
+        h0 = policy.h0_weight * (s if s <= cap else cap)
+    # horizon_sides
+    floor = policy.min_halfwidth_coin
+    d = ctx.options_delta_coin
+    both = h + h0
+    sym = both if both >= floor else floor
+    if policy.horizon_side == "both":
+        lower = upper = sym
+    else:
+        side = h if h >= floor else floor
+        ad = abs(d)
+        under = side + (h0 if h0 <= ad else ad)
+        lower = under if d < 0 else (side if d > 0 else sym)
+        upper = under if d > 0 else (side if d < 0 else sym)
+    # modified_delta_shift
+    prefactor = policy.k_prefactor
+    vanna = ctx.vanna_coin_per_vol
+    if prefactor == 0.0 or vanna == 0:
+        shift = 0.0 * spot
+    else:
+        disc_f = math.exp(-rate * tau_f)
+        k = (
+            -prefactor
+            * lam**0.78
+            * tau_f**-0.02
+            * (disc_f / vol) ** 0.25
+            * (g * spot * spot * abs(gamma)) ** 0.15
+        )
+        factor = 1.0 - k if gamma < 0 else 1.0 + k
+        vol_m = vol * math.sqrt(factor if factor >= 0.05 else 0.05)
+        shift = vanna * (vol_m - vol)
+    if policy.carry_weight > 0.0:
+        shift = shift + policy.carry_weight * (ctx.carry_annual / (g * spot * vol * vol))
+    if policy.unwind_weight > 0.0:
+        sign = 1.0 if d > 0 else (-1.0 if d < 0 else 0.0)
+        ad = abs(d)
+        shift = shift + policy.unwind_weight * (-sign * (s if s <= ad else ad))
+    if policy.asymmetry != 0.0:
+        a = policy.asymmetry if gamma < 0 else -policy.asymmetry
+        return Band(target - shift, lower * (1.0 - a), upper * (1.0 + a))
+    return Band(target - shift, lower, upper)
 
 
 _YEAR_S = 365.0 * 86400.0
@@ -446,7 +621,7 @@ def plan_trades(
         and not isinstance(policy, TimerPolicy)
     ):
         return _plan_trades_scalar(
-            policy,
+            policy_numbers(policy),
             band,
             net_delta_coin,
             now_s,
@@ -506,8 +681,27 @@ def plan_trades(
     return TradePlan(taker, maker, trigger)
 
 
-def _plan_trades_scalar(
+def plan_trades_floats(
     policy: PolicyConfig,
+    band: Band,
+    net_delta_coin: float,
+    now_s: float,
+    last_hedge_s: float,
+    spot_usd: float,
+    last_hedge_spot_usd: float,
+    maker_allowed: bool,
+    maker_drift_coin: float = 0.0,
+) -> TradePlan:
+    """`plan_trades` of one decision, all plain floats (`controller.decide`): the scalar
+    branch without `plan_trades`' check of every argument's type."""
+    args = (band, net_delta_coin, now_s, last_hedge_s, spot_usd, last_hedge_spot_usd)
+    if isinstance(policy, TimerPolicy):
+        return plan_trades(policy, *args, maker_allowed, maker_drift_coin)
+    return _plan_trades_scalar(policy_numbers(policy), *args, maker_allowed, maker_drift_coin)
+
+
+def _plan_trades_scalar(
+    policy: PolicyNumbers,
     band: Band,
     net: Any,
     now_s: Any,

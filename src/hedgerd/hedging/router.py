@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
-from hedgerd.hedging.costs import CandidateLevels, candidate_levels, maker_cost
-from hedgerd.hedging.cross_venue import reducing_coin, split_with_headroom
+from hedgerd.hedging.costs import CandidateLevels, CandidateQuotes, candidate_levels, maker_cost
+from hedgerd.hedging.cross_venue import split_with_headroom
 from hedgerd.hedging.inputs import HedgeVenueState
 from hedgerd.hedging.kernel import round_to_lots
 from hedgerd.model import HedgeStyle
@@ -60,19 +60,22 @@ def route_taker(
     router: RouterSettings,
     spot_usd: float,
     horizon_s: float | None = None,
+    quotes: CandidateQuotes | None = None,
 ) -> list[RoutedLeg]:
     """Split a signed taker trade of `qty_coin` over the candidates. `horizon_s`: the book's
-    remaining life (s), over which the hedge's own side carries."""
+    remaining life (s), over which the hedge's own side carries; `quotes`: the decision's
+    `costs.candidate_quotes(venues)`, if it has them."""
     if qty_coin == 0.0 or not venues:
         return []
     side = 1 if qty_coin > 0 else -1
     lv = candidate_levels(
-        venues, side, cost, router, spot_usd, need_coin=abs(qty_coin), horizon_s=horizon_s
+        venues, side, cost, router, spot_usd, abs(qty_coin), True, horizon_s, quotes
     )
     per = split_with_headroom(
         abs(qty_coin), lv.marginal, lv.sizes_coin, lv.owner, lv.growing, venues, spot_usd
     )
-    order = sorted(range(len(per)), key=lambda j: -per[j])[: router.max_legs]
+    # Largest first, ties in candidate order (a reversed sort is stable too).
+    order = sorted(range(len(per)), key=per.__getitem__, reverse=True)[: router.max_legs]
     legs: list[RoutedLeg] = []
     for k in order:
         q = per[k]
@@ -100,19 +103,19 @@ def route_taker(
                 walk += take * off
                 worst = off
                 left -= take
-        frac = walk / q_coin + lv.taker_fee[k] + _carry(lv, k, q_coin, reducing_coin(v, side))
+        frac = walk / q_coin + lv.taker_fee[k] + _carry(lv, k, q_coin, lv.reducing[k])
         beyond_touch = worst - (first or 0.0)
         style = _SLICED if beyond_touch > cost.slice_above_frac else _TAKER
         legs.append(
-            RoutedLeg(
-                candidate=k,
-                side=side,
-                amount=amount,
-                delta_coin=side * q_coin,
-                style=style,
-                limit_price=_limit_price(lv, k, worst, cost.price_protection_frac),
-                expected_cost_usd=frac * q_coin * lv.mid[k],
-                cost_frac=frac,
+            RoutedLeg(  # positional (declaration order): no keyword matching
+                k,  # candidate
+                side,
+                amount,
+                side * q_coin,  # delta_coin
+                style,
+                _limit_price(lv, k, worst, cost.price_protection_frac),
+                frac * q_coin * lv.mid[k],  # expected_cost_usd
+                frac,  # cost_frac
             )
         )
     return legs
@@ -125,29 +128,33 @@ def route_maker(
     router: RouterSettings,
     spot_usd: float,
     horizon_s: float | None = None,
+    quotes: CandidateQuotes | None = None,
 ) -> list[RoutedLeg]:
     """A post-only order at the touch on the candidate with the lowest expected maker cost.
-    `horizon_s` as for `route_taker`."""
+    `horizon_s` and `quotes` as for `route_taker`."""
     if qty_coin == 0.0 or not venues:
         return []
     side = 1 if qty_coin > 0 else -1
     size = abs(qty_coin)
-    lv = candidate_levels(venues, side, cost, router, spot_usd, depth=False, horizon_s=horizon_s)
+    lv = candidate_levels(venues, side, cost, router, spot_usd, None, False, horizon_s, quotes)
+    reducing = lv.reducing
     # `maker_cost` is linear in the carry: its growing-part carry swapped for the blend.
     mc = [
-        m - lv.carry[j] + _carry(lv, j, size, reducing_coin(venues[j], side))
+        m - lv.carry[j] + _carry(lv, j, size, reducing[j])
         for j, m in enumerate(maker_cost(lv, cost))
     ]
-    room = [j for j, cap in enumerate(lv.capacity_coin) if cap >= size]
-    if not room:
+    # The cheapest candidate with room (the first of equals, as `min` picks): the growing
+    # part of the trade also bears the cost of moving it later.
+    k, best = -1, 0.0
+    for j, cap in enumerate(lv.capacity_coin):
+        if not cap >= size:
+            continue
+        over = size - reducing[j]
+        c = mc[j] + ((0.0 if over < 0.0 else over) / size) * lv.move_later[j]
+        if k < 0 or c < best:
+            k, best = j, c
+    if k < 0:
         return []
-
-    def all_in(j: int) -> float:
-        # The growing part of the trade also bears the cost of moving it later.
-        grows = max(size - reducing_coin(venues[j], side), 0.0) / size
-        return mc[j] + grows * lv.move_later[j]
-
-    k = min(room, key=all_in)
     v = venues[k]
     amount = float(
         round_to_lots(
@@ -161,14 +168,14 @@ def route_maker(
     q_coin = amount * v.delta_coin_per_amount
     touch = v.quote.bid_price if side > 0 else v.quote.ask_price
     return [
-        RoutedLeg(
-            candidate=k,
-            side=side,
-            amount=amount,
-            delta_coin=side * q_coin,
-            style=_MAKER,
-            limit_price=touch,
-            expected_cost_usd=mc[k] * q_coin * lv.mid[k],
-            cost_frac=mc[k],
+        RoutedLeg(  # positional (declaration order): no keyword matching
+            k,  # candidate
+            side,
+            amount,
+            side * q_coin,  # delta_coin
+            _MAKER,  # style
+            touch,  # limit_price
+            mc[k] * q_coin * lv.mid[k],  # expected_cost_usd
+            mc[k],  # cost_frac
         )
     ]

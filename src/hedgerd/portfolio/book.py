@@ -21,8 +21,10 @@ import numpy as np
 from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.hedging.kernel import OptionArrays, gamma_ahead
+from hedgerd.model.fast_init import fast_frozen_init
 
 
+@fast_frozen_init  # built on every evaluation (issue 17's latency)
 @dataclass(frozen=True, slots=True)
 class PortfolioRisk:
     """The summed risk of one underlying (`total`, what the controller judges) and each
@@ -45,13 +47,14 @@ def sum_risks(by_account: Mapping[str, UnderlyingRisk]) -> PortfolioRisk:
     first = risks[0]
     if len(risks) == 1:
         return PortfolioRisk(first, dict(by_account))
-    # One plain loop over a handful of accounts: this runs on every evaluation (issue 17's
-    # decision latency), where per-field generators and getattr cost more than the sums.
+    # Plain loops over a handful of accounts, no helper call per field: this runs on every
+    # evaluation (issue 17's decision latency). The sums are accumulated in the order
+    # `sum` takes them (decisions pinned bit for bit: tests/hedging/test_decision_pins.py).
     net = gamma = vanna = options = 0.0
     weights: list[float] = []
-    vols: list[float] = []
-    taus: list[float] = []
     first_settle: int | None = None
+    lo_vol = hi_vol = first.vol
+    lo_tau = hi_tau = first.tau_years
     for r in risks:
         if r.underlying != first.underlying:
             raise ValueError(
@@ -62,11 +65,19 @@ def sum_risks(by_account: Mapping[str, UnderlyingRisk]) -> PortfolioRisk:
         vanna += r.vanna_coin_per_vol
         options += r.options_delta_coin
         weights.append(abs(r.gamma_coin_per_usd))
-        vols.append(r.vol)
-        taus.append(r.tau_years)
-        t = r.next_settlement_ms
-        if t is not None and (first_settle is None or t < first_settle):
-            first_settle = t
+        # min/max as the builtins pick them (the first of equals, NaN-free: validated).
+        v, t = r.vol, r.tau_years
+        if v < lo_vol:
+            lo_vol = v
+        if v > hi_vol:
+            hi_vol = v
+        if t < lo_tau:
+            lo_tau = t
+        if t > hi_tau:
+            hi_tau = t
+        s = r.next_settlement_ms
+        if s is not None and (first_settle is None or s < first_settle):
+            first_settle = s
     w_sum = sum(weights)
     # Only the accounts settling at the earliest settlement count in its expiring part.
     expiring = 0.0
@@ -74,30 +85,32 @@ def sum_risks(by_account: Mapping[str, UnderlyingRisk]) -> PortfolioRisk:
         for r in risks:
             if r.next_settlement_ms == first_settle:
                 expiring += r.expiring_delta_coin
-    total = UnderlyingRisk(
-        underlying=first.underlying,
-        spot_usd=first.spot_usd,
-        net_delta_coin=net,
-        gamma_coin_per_usd=gamma,
-        vol=_weighted(weights, w_sum, vols),
-        tau_years=_weighted(weights, w_sum, taus),
-        vanna_coin_per_vol=vanna,
-        rate=first.rate,
-        expiring_delta_coin=expiring,
-        next_settlement_ms=first_settle,
-        options_delta_coin=options,
+    if w_sum > 0:
+        # The |gamma|-weighted means, kept within the values' range; shares first: weights
+        # near the float minimum lose their precision in a product.
+        mean_vol = mean_tau = 0.0
+        for w, r in zip(weights, risks, strict=True):
+            share = w / w_sum
+            mean_vol += share * r.vol
+            mean_tau += share * r.tau_years
+        vol = min(max(mean_vol, lo_vol), hi_vol)
+        tau = min(max(mean_tau, lo_tau), hi_tau)
+    else:
+        vol, tau = float(first.vol), float(first.tau_years)  # weights all 0: the first's
+    total = UnderlyingRisk(  # positional (declaration order): no keyword matching
+        first.underlying,
+        first.spot_usd,
+        net,  # net_delta_coin
+        gamma,  # gamma_coin_per_usd
+        vol,
+        tau,  # tau_years
+        vanna,  # vanna_coin_per_vol
+        first.rate,
+        expiring,  # expiring_delta_coin
+        first_settle,  # next_settlement_ms
+        options,  # options_delta_coin
     )
     return PortfolioRisk(total, dict(by_account))
-
-
-def _weighted(weights: list[float], w_sum: float, values: list[float]) -> float:
-    """The weighted mean of `values`, kept within their range (the first value when the
-    weights sum to 0)."""
-    if not w_sum > 0:
-        return float(values[0])
-    # Shares first: weights near the float minimum lose their precision in a product.
-    mean = sum([(w / w_sum) * v for w, v in zip(weights, values, strict=True)])
-    return min(max(mean, min(values)), max(values))
 
 
 def concat_options(parts: Sequence[OptionArrays]) -> OptionArrays:
