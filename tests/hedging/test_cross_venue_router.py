@@ -281,3 +281,20 @@ def test_carry_from_the_venue_ticker_funding_for_a_perpetual_basis_for_a_future(
     # A future whose mark cannot be read keeps no basis (the cost model then counts none).
     bad = Ticker("deribit", "BTC-FUT", math.nan, SPOT, NOW_MS)
     assert with_carry(fut, bad, NOW_MS).basis_annual is None
+
+
+def test_an_instrument_needing_no_initial_margin_shares_its_accounts_pool() -> None:
+    # Two instruments of one account and currency: the perpetual reports free collateral and
+    # a margin fraction, the future none (0). The pool is tracked for the account; the
+    # future's growing levels take nothing from it (they divided by its 0 before).
+    perp = with_margin(venue_state("BTC-PERPETUAL", taker_fee=0.0005), 1_000.0, 0.1)
+    future = with_margin(
+        venue_state("BTC-27DEC26", InstrumentKind.FUTURE, taker_fee=0.0002), 1_000.0, 0.0
+    )
+    legs = route_taker([perp, future], 5.0, COST, ROUTER, SPOT)
+    got = {perp.instrument.name: 0.0, future.instrument.name: 0.0}
+    for leg in legs:
+        got[[perp, future][leg.candidate].instrument.name] += leg.delta_coin
+    assert math.isclose(sum(got.values()), 5.0, abs_tol=1e-6)
+    # The perpetual's growing part stays within its 1,000 USD at 10 %.
+    assert got["BTC-PERPETUAL"] * 0.1 * SPOT <= 1_000.0 + 1e-6

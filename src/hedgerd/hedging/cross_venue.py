@@ -142,8 +142,10 @@ def split_with_headroom(
         take = left if left < size else size  # min(size, left)
         k = owner[j]
         pool = keys[k]
-        if pool is not None and growing[j]:
-            usd_per_coin = venues[k].initial_margin_frac * spot_usd
+        usd_per_coin = venues[k].initial_margin_frac * spot_usd
+        # A candidate that needs no initial margin takes nothing from its pool (the pool
+        # may be tracked for another instrument of the same account and currency).
+        if pool is not None and growing[j] and usd_per_coin > 0.0:
             take = min(take, room[pool] / usd_per_coin)
             room[pool] = max(room[pool] - take * usd_per_coin, 0.0)
         if take > 0.0:
