@@ -20,7 +20,9 @@ fault is drawn on one venue (a price gap moves the shared index), and the JSON a
 per exchange its faults, orders, duplicates, lost and double fills and the recovery after its
 own faults (until that venue's accounts are ACTIVE again and the book in band).
 `own_state_reasons` (per venue): the reasons its accounts left ACTIVE on their own (the operator
-resumes those too; the portfolio's trips are `kill_switch_trips`).
+resumes those too; the portfolio's trips are `kill_switch_trips`), and
+`own_state_unwarranted`: those no fault on that venue (or price gap) nor the simulator's own
+books explain, judged as trips are.
 Measured 2026-12-06 on the shared 2-core box (`--venues deribit,okx --hours 3 --speed 30
 --start-ms 1798761600000`, seeds 7 and 11 run side by side, 902 and 885 s wall each): 0
 duplicate orders, 0 lost fills, 0 double fills on both venues (seed 7: 68 Deribit + 52 OKX
@@ -161,6 +163,8 @@ class Trace:
     account_samples: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     #: Each account's own transitions: (sim ms, its own state, its reason codes), by name.
     account_changes: dict[str, list[tuple[int, str, tuple[str, ...]]]] = field(default_factory=dict)
+    #: (sim ms, reason code) of the Deribit accounts' own states the simulator's books bear out.
+    account_real: dict[tuple[int, str], str] = field(default_factory=dict)
 
 
 def fault_spec(kind: str, rng: random.Random) -> dict[str, Any]:
@@ -392,7 +396,12 @@ async def _sampler(
                     own = machine.snapshot
                     changes = trace.account_changes.setdefault(name, [])
                     if not changes or changes[-1][1] != own.state.value:
-                        changes.append((now, own.state.value, tuple(map(str, own.reason_codes))))
+                        codes = tuple(map(str, own.reason_codes))
+                        changes.append((now, own.state.value, codes))
+                        if daemon.accounts[name].settings.exchange == "deribit":
+                            for code, is_real in BORNE_OUT.items():  # the simulator's "mm"
+                                if code in codes and is_real(daemon, sim, "mm"):
+                                    trace.account_real[(now, code)] = BORNE_OUT_WHY[code]
                     if (
                         own.state.value != "active"
                         and resume_after_s >= 0
@@ -783,7 +792,7 @@ async def run_chaos(
             "max_market_lag_s": round(trace.max_market_lag_s, 1),
         }
         if len(venues) > 1:
-            out["venues"] = per_venue(daemon, sim, injected, trace, workdir, out)
+            out["venues"] = per_venue(daemon, sim, injected, trace, workdir, out, t0, speed)
             for key in ("duplicate_orders", "lost_fills", "double_fills"):
                 out[key] = sum(v[key] for v in out["venues"].values())
     return out
@@ -796,6 +805,8 @@ def per_venue(
     trace: Trace,
     workdir: Path,
     deribit: dict[str, Any],
+    t0: int,
+    speed: float,
 ) -> dict[str, dict[str, Any]]:
     """Each exchange's figures: its faults, accounts, orders, duplicates, lost and double
     fills, and the recovery after its own faults (simulated s)."""
@@ -806,6 +817,14 @@ def per_venue(
         accounts = [n for n, a in daemon.accounts.items() if a.settings.exchange == venue]
         figures = okx if venue == "okx" else {k: deribit[k] for k in keys}
         rec = venue_recovery(injected, trace, accounts, venue)
+        mine = [
+            f for f in injected if f.kind == "price_gap" or f.spec.get("venue", "deribit") == venue
+        ]
+        changes = Trace(
+            trips=[c for a in accounts for c in trace.account_changes.get(a, [])],
+            real=trace.account_real,
+        )
+        own_states = judge_trips(mine, changes, t0, speed)
         own = [
             f for f in injected if f.kind != "price_gap" and f.spec.get("venue", "deribit") == venue
         ]
@@ -826,16 +845,10 @@ def per_venue(
             if trace.account_samples.get(accounts[0])
             else None,
             # The accounts' own states other than ACTIVE, by reason (operator resumes these
-            # after `--resume-after`; the portfolio's trips are `kill_switch_trips`).
-            "own_state_reasons": dict(
-                Counter(
-                    code
-                    for a in accounts
-                    for _, state, codes in trace.account_changes.get(a, [])
-                    if state != "active"
-                    for code in codes
-                )
-            ),
+            # after `--resume-after`; the portfolio's trips are `kill_switch_trips`), each
+            # judged as a trip is: by this venue's faults, or the simulator's own books.
+            "own_state_reasons": dict(Counter(t["reason"] for t in own_states)),
+            "own_state_unwarranted": [t for t in own_states if not t["warranted"]][:20],
         }
     return out
 
@@ -878,7 +891,8 @@ def render(r: dict[str, Any]) -> str:
             f"{v['duplicate_orders']}, lost {v['lost_fills']}, double {v['double_fills']} "
             f"(sim trades {v['sim_trades']}, journal fills {v['journal_fills']}); recovery "
             f"p50 {vr['p50']} p99 {vr['p99']} (n={vr['n']}, unrecovered {vr['unrecovered']}); "
-            f"final state {v['final_state']}; own states by reason {v['own_state_reasons']}"
+            f"final state {v['final_state']}; own states by reason {v['own_state_reasons']}, "
+            f"unwarranted {len(v['own_state_unwarranted'])}"
         )
     if r.get("wall_limit_hit"):
         lines.append(
