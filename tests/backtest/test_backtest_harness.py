@@ -20,6 +20,7 @@ from hedgerd.backtest.scenario import (
     ScenarioError,
     SweepSpec,
     load_scenario,
+    parse_scenario,
     premium_usd,
 )
 
@@ -213,3 +214,38 @@ def test_maker_and_routing_halve_the_timer_cost_short_two_instruments() -> None:
     compared = [(r, c) for r in ours if (c := cost_at(timer_front, r.std_pnl)) is not None]
     assert compared, (timer_front, [(r.std_pnl, r.mean_cost) for r in ours])
     assert all(r.mean_cost < 0.5 * c for r, c in compared)
+
+
+def test_the_close_at_the_end_takes_the_whole_hedge_past_the_listed_depth() -> None:
+    """A hedge larger than the listed book is closed in full at the end, each further book of
+    the same depth walked again (it used to stop at the listed depth and mark the rest at mid
+    for free: a hedge on one thin book closed cheaper than one over two deep books)."""
+    fee, half, step = 0.0005, 0.0001, 0.0001
+    sc = parse_scenario(
+        {
+            "name": "thin",
+            "market": {"vol": 0.01, "horizon_days": 1.0, "step_minutes": 60.0},
+            # Deep in the money: the hedge is +20 coin, bought 2 coin (the depth) a step.
+            "options": [{"type": "call", "strike_usd": 50.0, "expiry_days": 1.0, "qty_coin": -20}],
+            "instruments": [
+                {
+                    "name": "PERP",
+                    "kind": "perpetual",
+                    "taker_fee": fee,
+                    "half_spread": half,
+                    "depth_levels": 2,
+                    "level_size_coin": 1.0,
+                    "level_step": step,
+                }
+            ],
+            "report": {"unit": "usd"},
+        },
+        "thin",
+    )
+    runs = expand(builtin_policies(sc), ["timer"])[:1]
+    (r,), _ = run_backtest(sc, runs, paths=20, seed=1)
+    # 20 coin bought and 20 sold near 100 USD: each coin pays the fee and, on average over
+    # each 2-coin book, the half spread plus half a level step.
+    per_coin = (fee + half + 0.5 * step) * 100.0
+    assert r.turnover_usd == pytest.approx(np.full(20, 4000.0), rel=0.01)
+    assert r.cost_usd == pytest.approx(np.full(20, 40 * per_coin), rel=0.01)

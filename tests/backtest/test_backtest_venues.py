@@ -14,7 +14,10 @@ from hedgerd.backtest.report import render, stats
 from hedgerd.backtest.runner import run_backtest
 from hedgerd.backtest.scenario import Scenario, load_scenario
 from hedgerd.backtest.venues import (
+    BEST_OF,
+    best_of,
     compare_venues,
+    hedge_side,
     render_venues,
     single_venue,
     venue_names,
@@ -94,6 +97,7 @@ def test_compare_venues_prices_the_default_against_the_cheapest_single_venue() -
         "hedgerd@okx",
         "timer@deribit",
         "timer@okx",
+        f"hedgerd@{BEST_OF}",
     }
     # A single-venue run trades on its venue only.
     assert all(set(r.venue_volume) == {"okx"} for r in vc.rows if r.policy.endswith("@okx"))
@@ -109,8 +113,15 @@ def test_compare_venues_prices_the_default_against_the_cheapest_single_venue() -
             base = row.costs["hedgerd"]
             assert base is not None and row.ratio[p] == pytest.approx(base / best.cost)
     assert any(row.ratio["timer"] is not None for row in vc.table)
+    for row in vc.table:
+        floor, own = row.costs[f"hedgerd@{BEST_OF}"], row.best["hedgerd"]
+        if floor is None or own is None:
+            assert row.bound is None
+        else:
+            assert row.bound == pytest.approx(floor / own.cost)
     text = render_venues(vc)
     assert "best single-venue timer" in text and "hedgerd@okx" in text
+    assert "best_of_to_best_single_venue" in venues_json(vc)["matched_std"][0]
     assert venues_json(vc)["matched_std"][0]["ratio_to_best_single_venue"].keys() == {
         "hedgerd",
         "timer",
@@ -155,3 +166,25 @@ def test_across_venues_a_hedge_is_unwound_where_it_sits_not_built_into_a_spread(
     # One rule: on one venue too (as live on one account).
     assert _carry_of_timer(1.0, ("a", "a")) > 0.0
     assert _carry_of_timer(0.0, ("a", "a")) > 0.0
+
+
+def test_the_best_of_venue_takes_each_kinds_best_terms_for_the_hedges_side() -> None:
+    sc = load_scenario(SCENARIOS / "two-venues.toml")
+    assert hedge_side(sc) == 1  # short calls: the hedge is long
+    best = {i.kind: i for i in best_of(sc).instruments}
+    assert set(best) == {"perpetual", "future"}
+    assert all(i.venue == BEST_OF and i.down_from_days is None for i in best.values())
+    perp, fut = best["perpetual"], best["future"]
+    # The swap's taker fee and depth with the Deribit perpetual's maker fee and funding.
+    assert (perp.taker_fee, perp.maker_fee, perp.half_spread) == (0.0004, 0.0, 0.00005)
+    assert (perp.level_size_coin, perp.level_step, perp.funding_8h) == (4.0, 0.0001, 0.00001)
+    # Deribit's rebate and depth with OKX's spread and smaller basis.
+    assert (fut.taker_fee, fut.maker_fee, fut.half_spread) == (0.0005, -0.0001, 0.0001)
+    assert (fut.level_size_coin, fut.basis_annual, fut.expiry_days) == (1.0, 0.01, 60.0)
+    # A short hedge takes the most carry (it earns it).
+    calls = tuple(o.model_copy(update={"qty_coin": 20.0}) for o in sc.options)
+    long_book = sc.model_copy(update={"options": calls})
+    assert hedge_side(long_book) == -1
+    short = {i.kind: i for i in best_of(long_book).instruments}
+    assert short["perpetual"].funding_8h == 0.00003
+    assert short["future"].basis_annual == 0.02

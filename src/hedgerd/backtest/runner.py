@@ -538,9 +538,22 @@ def _cancel(s: _State, mask: NDArray[np.bool_], spot: Arr, factor: Arr) -> None:
 
 
 def _execute_taker_on(s: _State, ins: _Instruments, i: int, q: Arr, mid: Arr) -> None:
-    """Taker trade of `q` (coin, signed, per path) on instrument i at mid `mid`."""
+    """Taker close of `q` (coin, signed, per path) on instrument i at mid `mid`, all of it.
+
+    What the listed book cannot take is taken from further books of the same depth, as a
+    hedge beyond depth waits for the next decision's book. Why: the close at the end used to
+    stop at the listed depth and mark the rest at mid for free, so a hedge concentrated on a
+    thin book closed cheaper than one spread over deep books (issue 17: a router that split
+    over two venues paid for a close that one venue alone skipped)."""
     mine = ins.owner == i
-    filled, walk, _ = depth_walk(np.abs(q), ins.lvl_offsets[mine], ins.lvl_sizes[mine])
+    offsets, sizes = ins.lvl_offsets[mine], ins.lvl_sizes[mine]
+    depth = float(np.sum(sizes))
+    size = np.abs(q)
+    books = np.floor(size / depth + 1e-12)
+    _, full_walk, _ = depth_walk(np.full(1, depth), offsets, sizes)
+    rest, walk, _ = depth_walk(size - books * depth, offsets, sizes)
+    filled = books * depth + rest
+    walk = walk + books * full_walk[0]
     qq = np.sign(q) * filled
     tx = (walk + filled * ins.taker_fee[i]) * mid
     s.pos[:, i] += qq

@@ -139,7 +139,11 @@ class ExecutionSpec(_S):
         description="A resting buy at L fills once the intra-step low of the mid reaches "
         "L (1 - this x half spread): 1 = the opposite touch traded through our price.",
     )
-    unwind_at_end: bool = Field(True, description="Close the hedges (taker) at the end.")
+    unwind_at_end: bool = Field(
+        True,
+        description="Close the hedges (taker) at the end, all of them: past the listed depth "
+        "further books of the same depth are walked, as a hedge waits for the next book.",
+    )
 
 
 class SweepSpec(_S):

@@ -17,6 +17,11 @@ At each target std the default's cost is divided by the cheapest single-venue fr
 default and of the timer that reaches that std (a venue whose frontier does not reach it is
 left out there, never extrapolated; `report.cost_at`).
 
+The default also runs on a fictitious single venue, `best-of` (`best_of`): per instrument kind
+the best of every venue on each parameter. Its cost divided by the best single venue's is a
+practical lower bound on what any router over the real venues could reach with this policy
+(the `bound` of each row): a router can at best trade every unit at the better venue's terms.
+
 The core here is pure: no files, no clock; `command.py` reads the file and times the run.
 """
 
@@ -29,10 +34,13 @@ from typing import Any
 from hedgerd.backtest.families import builtin_policies, expand
 from hedgerd.backtest.report import RunStats, compare, stats
 from hedgerd.backtest.runner import run_backtest
-from hedgerd.backtest.scenario import Scenario, ScenarioError, premium_usd
+from hedgerd.backtest.scenario import InstrumentSpec, Scenario, ScenarioError, premium_usd
+from hedgerd.pricing.black import black_scholes
 
 #: The baseline a single venue's default is also measured against (what desks run today).
 TIMER = "timer"
+#: The fictitious venue with the best of every venue's terms (`best_of`).
+BEST_OF = "best-of"
 
 
 def venue_names(sc: Scenario) -> list[str]:
@@ -46,6 +54,66 @@ def single_venue(sc: Scenario, venue: str) -> Scenario:
     if not mine:
         raise ScenarioError(f"{sc.name}: no instrument on venue {venue!r}")
     return sc.model_copy(update={"instruments": mine, "name": f"{sc.name}@{venue}"})
+
+
+def hedge_side(sc: Scenario) -> int:
+    """+1 when the initial book's delta is short (the hedge is long), -1 when long; +1 for a
+    book without delta at the start (option flow only)."""
+    m = sc.market
+    delta = sum(
+        o.qty_coin
+        * float(
+            black_scholes(
+                o.type == "call", m.spot_usd, o.strike_usd, o.expiry_days / 365.0, m.vol, m.rate
+            ).delta
+        )
+        for o in sc.options
+    )
+    return -1 if delta > 0.0 else 1
+
+
+def best_of(sc: Scenario) -> Scenario:
+    """The scenario on one fictitious venue whose instrument of each kind has the best of
+    every venue's instruments of that kind on each parameter: the lowest taker and maker
+    fee, half spread, level step, lot and minimum size; the most levels and the largest
+    level size and position limit; the carry cheapest for the hedge's side (`hedge_side`:
+    the least funding or basis for a long hedge, the most for a short one; a future keeps
+    its own expiry with it); posting allowed where any allows it; down only when every one
+    is down over the same window. Each parameter may come from a different venue: no real
+    venue offers this, so its cost bounds what routing over the real ones can reach."""
+    side = hedge_side(sc)
+    kinds: dict[str, list[InstrumentSpec]] = {}
+    for i in sc.instruments:
+        kinds.setdefault(i.kind, []).append(i)
+    out = []
+    for kind, group in kinds.items():
+        carry = min(group, key=lambda i: side * (i.funding_8h + i.basis_annual))
+        windows = {(i.down_from_days, i.down_hours) for i in group}
+        down = windows.pop() if len(windows) == 1 else (None, 0.0)
+        limits = [i.max_position_coin for i in group]
+        out.append(
+            InstrumentSpec(
+                name=f"BEST-OF-{kind.upper()}",
+                venue=BEST_OF,
+                kind=kind,
+                taker_fee=min(i.taker_fee for i in group),
+                maker_fee=min(i.maker_fee for i in group),
+                half_spread=min(i.half_spread for i in group),
+                depth_levels=max(i.depth_levels for i in group),
+                level_size_coin=max(i.level_size_coin for i in group),
+                level_step=min(i.level_step for i in group),
+                funding_8h=carry.funding_8h,
+                basis_annual=carry.basis_annual,
+                expiry_days=carry.expiry_days,
+                amount_step_coin=min(i.amount_step_coin for i in group),
+                min_amount_coin=min(i.min_amount_coin for i in group),
+                max_position_coin=None if None in limits else max(x or 0.0 for x in limits),
+                maker_allowed=any(i.maker_allowed for i in group),
+                down_from_days=down[0],
+                down_hours=down[1],
+            )
+        )
+    return sc.model_copy(update={"instruments": tuple(out), "name": f"{sc.name}@{BEST_OF}"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +132,8 @@ class VenueRow:
     costs: dict[str, float | None]  # "<policy>" and "<policy>@<venue>" -> cost at std
     best: dict[str, Best | None]  # policy -> cheapest single venue reaching the std
     ratio: dict[str, float | None]  # policy -> default (cross-venue) / best single venue
+    #: The default on the best-of venue / the best single venue's default: the lower bound.
+    bound: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +163,13 @@ def compare_venues(
     if len(venues) < 2:
         raise ScenarioError(f"{sc.name}: --compare-venues needs instruments on two venues")
     rows: list[RunStats] = []
-    for label, scen in [("", sc), *((f"@{v}", single_venue(sc, v)) for v in venues)]:
-        results, _ = run_backtest(scen, expand(specs, policies), paths, seed)
+    runs = [
+        ("", sc, policies),
+        *((f"@{v}", single_venue(sc, v), policies) for v in venues),
+        (f"@{BEST_OF}", best_of(sc), [default]),
+    ]
+    for label, scen, names in runs:
+        results, _ = run_backtest(scen, expand(specs, names), paths, seed)
         inst_venues = [i.venue or i.name for i in scen.instruments]
         for r in results:
             s = stats(r, scale, inst_venues)
@@ -111,7 +186,9 @@ def compare_venues(
             b = Best(min(got)[1], min(got)[0]) if got else None
             best[p] = b
             ratio[p] = base / b.cost if base is not None and b is not None and b.cost > 0 else None
-        table.append(VenueRow(c.std, c.costs, best, ratio))
+        floor, own = c.costs.get(f"{default}@{BEST_OF}"), best[default]
+        bound = floor / own.cost if floor is not None and own is not None and own.cost > 0 else None
+        table.append(VenueRow(c.std, c.costs, best, ratio, bound))
     return VenueComparison(
         sc.name, unit, paths, seed, default, tuple(venues), tuple(rows), tuple(table)
     )
@@ -127,8 +204,8 @@ def render_venues(vc: VenueComparison) -> str:
         "P&L; -: that frontier does not reach the std)",
         "",
         "| std | " + " | ".join(names) + f" | {d} / best single-venue {d} "
-        f"| {d} / best single-venue {TIMER} |",
-        "|" + "---:|" * (len(names) + 3),
+        f"| {d} / best single-venue {TIMER} | {d}@{BEST_OF} / best single-venue {d} |",
+        "|" + "---:|" * (len(names) + 4),
     ]
     for row in vc.table:
         cells = [_num(row.costs[n]) for n in names]
@@ -136,6 +213,7 @@ def render_venues(vc: VenueComparison) -> str:
         for p in (d, TIMER):
             b, r = row.best[p], row.ratio[p]
             ratios.append(f"{r:.3f} ({b.venue})" if r is not None and b is not None else "-")
+        ratios.append(_num(row.bound))
         lines.append(f"| {row.std:g} | " + " | ".join(cells + ratios) + " |")
     lines += ["", "volume per venue of each run (mean traded notional per path, share)"]
     for run in vc.rows:
@@ -173,6 +251,7 @@ def venues_json(vc: VenueComparison) -> dict[str, Any]:
                     for p, b in row.best.items()
                 },
                 "ratio_to_best_single_venue": row.ratio,
+                "best_of_to_best_single_venue": row.bound,
             }
             for row in vc.table
         ],
