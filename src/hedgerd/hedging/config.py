@@ -239,6 +239,9 @@ class HedgerdPolicy(_PolicyBase):
         "this (|ln| between decisions), the constant-vol refinements (centre shift, horizon "
         "term, gamma average) are off for that path (0: never).",
     )
+    vol_jump_scope: Literal["all", "shift"] = Field(
+        "all", description="EXPERIMENT: what the gate switches off: all three, or the shift."
+    )
     carry_weight: float = Field(
         0.0,
         ge=0.0,

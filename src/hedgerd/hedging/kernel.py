@@ -293,12 +293,16 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         keep = 1.0
         if policy.vol_jump_gate > 0.0 and ctx.vol_jumped is not None:
             keep = 1.0 - ctx.vol_jumped
-            if band_gamma is not None:
+            if band_gamma is not None and policy.vol_jump_scope == "all":
                 band_gamma = _where(keep > 0.5, band_gamma, ctx.gamma_coin_per_usd)
         h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent, band_gamma)
         h0 = zero
         if policy.h0_weight > 0.0:
-            h0 = keep * policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
+            h0 = (
+                (keep if policy.vol_jump_scope == "all" else 1.0)
+                * policy.h0_weight
+                * zak_h0(ctx, g, policy.h0_cap_coin)
+            )
         lower, upper = horizon_sides(h, h0, ctx.options_delta_coin, policy)
         shift = keep * modified_delta_shift(ctx, g, policy.k_prefactor)
         if policy.carry_weight > 0.0:
