@@ -239,7 +239,7 @@ class HedgerdPolicy(_PolicyBase):
         "this (|ln| between decisions), the constant-vol refinements (centre shift, horizon "
         "term, gamma average) are off for that path (0: never).",
     )
-    vol_jump_scope: Literal["all", "shift"] = Field(
+    vol_jump_scope: Literal["all", "shift", "shift_h0"] = Field(
         "all", description="EXPERIMENT: what the gate switches off: all three, or the shift."
     )
     carry_weight: float = Field(

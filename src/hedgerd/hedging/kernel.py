@@ -299,7 +299,7 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         h0 = zero
         if policy.h0_weight > 0.0:
             h0 = (
-                (keep if policy.vol_jump_scope == "all" else 1.0)
+                (keep if policy.vol_jump_scope != "shift" else 1.0)
                 * policy.h0_weight
                 * zak_h0(ctx, g, policy.h0_cap_coin)
             )
