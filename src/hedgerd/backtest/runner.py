@@ -35,7 +35,7 @@ from hedgerd.backtest.exact_band import (
 )
 from hedgerd.backtest.paths import PathGenerator
 from hedgerd.backtest.scenario import Scenario, ScenarioError
-from hedgerd.hedging.config import HedgerdPolicy, PolicyConfig, TimerPolicy
+from hedgerd.hedging.config import PolicyConfig, TimerPolicy
 from hedgerd.hedging.cross_venue import carry_holds
 from hedgerd.hedging.kernel import (
     Band,
@@ -294,11 +294,6 @@ def run_backtest(
     exact = [_exact_band(sc, r.exact_risk_aversion, lam, r.exact_criterion) for r in runs]
     grow = math.exp(mk.rate * dt)
     ahead_keys = {key for c in configs if (key := gamma_ahead_key(c)) is not None}
-    gates = {
-        c.vol_jump_gate for c in configs if isinstance(c, HedgerdPolicy) and c.vol_jump_gate > 0
-    }
-    jumped = {gate: np.zeros(n) for gate in gates}
-    prev_gvol: Arr | None = None
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
     spot = gen.state.spot
@@ -368,18 +363,12 @@ def run_backtest(
             ins.taker_fee, ins.half_spread, ins.carry_annual, -np.sign(delta_book), tau_eff
         )
         ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam_t, carry_t, delta_book)
-        if prev_gvol is not None:
-            for gate, flag in jumped.items():
-                flag[np.abs(np.log(gvol / prev_gvol)) > gate] = 1.0
-        prev_gvol = np.array(gvol, dtype=np.float64)
         options = OptionArrays(book.is_call, book.strike, tau_all, live_q)
         ahead = {key: gamma_ahead(key, options, spot, gvol) for key in ahead_keys}
         factor = _price_factor(ins, now)  # (k,) instrument price / spot
         for run_cfg, s, xb in zip(configs, states, exact, strict=True):
             key = gamma_ahead_key(run_cfg)
             ctx.gamma_ahead_coin_per_usd = ahead[key] if key is not None else None
-            gate = run_cfg.vol_jump_gate if isinstance(run_cfg, HedgerdPolicy) else 0.0
-            ctx.vol_jumped = jumped[gate] if gate > 0 else None
             override = None
             if xb is not None:
                 h_lo, h_hi = xb.edges(t, spot, gen.regime)

@@ -232,16 +232,6 @@ class HedgerdPolicy(_PolicyBase):
         "lambda/(gamma S sigma^2 tau) (at most the options' delta), since a cash-settled "
         "option's hedge is sold at settlement (0: off).",
     )
-    vol_jump_gate: float = Field(
-        0.0,
-        ge=0.0,
-        description="EXPERIMENT (backtest only): once the mark vol has jumped by more than "
-        "this (|ln| between decisions), the constant-vol refinements (centre shift, horizon "
-        "term, gamma average) are off for that path (0: never).",
-    )
-    vol_jump_scope: Literal["all", "shift", "shift_h0"] = Field(
-        "all", description="EXPERIMENT: what the gate switches off: all three, or the shift."
-    )
     carry_weight: float = Field(
         0.0,
         ge=0.0,

@@ -137,8 +137,6 @@ class BandContext:
     # `gamma_horizon_s` and `gamma_average`), coin/USD; None: not computed (the band of a
     # policy with `gamma_horizon_s > 0` then uses the gamma at spot).
     gamma_ahead_coin_per_usd: Any = None
-    # EXPERIMENT: 1.0 where the mark vol has jumped (`vol_jump_gate`), else 0.0; None: never.
-    vol_jumped: Any = None
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -290,21 +288,12 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
     if isinstance(policy, HedgerdPolicy):
         g = policy.risk_aversion_per_usd
         band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
-        keep = 1.0
-        if policy.vol_jump_gate > 0.0 and ctx.vol_jumped is not None:
-            keep = 1.0 - ctx.vol_jumped
-            if band_gamma is not None and policy.vol_jump_scope == "all":
-                band_gamma = _where(keep > 0.5, band_gamma, ctx.gamma_coin_per_usd)
         h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent, band_gamma)
         h0 = zero
         if policy.h0_weight > 0.0:
-            h0 = (
-                (keep if policy.vol_jump_scope != "shift" else 1.0)
-                * policy.h0_weight
-                * zak_h0(ctx, g, policy.h0_cap_coin)
-            )
+            h0 = policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
         lower, upper = horizon_sides(h, h0, ctx.options_delta_coin, policy)
-        shift = keep * modified_delta_shift(ctx, g, policy.k_prefactor)
+        shift = modified_delta_shift(ctx, g, policy.k_prefactor)
         if policy.carry_weight > 0.0:
             shift = shift + policy.carry_weight * carry_shift(ctx, g)
         if policy.unwind_weight > 0.0:
