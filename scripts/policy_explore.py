@@ -19,11 +19,15 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+
 from hedgerd.backtest.families import builtin_policies, expand
 from hedgerd.backtest.report import compare, stats
-from hedgerd.backtest.runner import run_backtest
+from hedgerd.backtest.runner import RunResult, run_backtest
 from hedgerd.backtest.scenario import (
     PolicySpec,
+    SweepSpec,
+    book_scale_coin,
     load_scenario,
     premium_usd,
     read_scenario_toml,
@@ -42,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cand", action="append", default=[], help="NAME=JSON overrides")
     ap.add_argument("--baselines", default="timer,band_centre,band_edge,ww,zakamouline")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--ra", default="", help="risk aversions for every gamma sweep (x g0)")
+    ap.add_argument("--points", action="store_true", help="print every sweep point")
+    ap.add_argument("--split", default="", help="baseline to split the variance against")
     args = ap.parse_args(argv)
     spec = parse_sweep(read_scenario_toml(args.sweep), str(args.sweep))
     base = read_scenario_toml((args.sweep.parent / spec.base).resolve())
@@ -65,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         sc = v.scenario
         specs = builtin_policies(sc)
+        if args.ra:
+            g0 = 1.0 / (book_scale_coin(sc) * sc.market.spot_usd)
+            ras = tuple(g0 * float(x) for x in args.ra.split(","))
+            for k, sp in list(specs.items()):
+                if sp.sweep.param == "risk_aversion_per_usd" and not sp.exact:
+                    specs[k] = sp.model_copy(
+                        update={"sweep": SweepSpec(param=sp.sweep.param, values=ras)}
+                    )
         own = specs["hedgerd"]
         for name, over in cands.items():
             specs[f"c:{name}"] = PolicySpec(
@@ -73,8 +88,18 @@ def main(argv: list[str] | None = None) -> int:
         runs = expand(specs, [*baselines, *(f"c:{n}" for n in cands)])
         results, _ = run_backtest(sc, runs, args.paths, seed)
         scale = premium_usd(sc) / 100.0 if sc.report.unit == "pct_premium" else 1.0
-        rows = [stats(r, scale) for r in results]
+        rows = [stats(res, scale) for res in results]
         line = [f"{v.family}/{v.name} ({time.perf_counter() - t0:.0f}s)"]
+        if args.split:
+            line += _variance_split(results, args.split, scale)
+        if args.points:
+            for row in rows:
+                p = ",".join(f"{k}={x:.4g}" for k, x in row.params.items())
+                line.append(
+                    f"    {row.policy:<12} {p:<32} std {row.std_pnl:8.4f}"
+                    f"  cost {row.mean_cost:7.4f}  trades {row.trades:7.1f}"
+                    f"  turnover {row.turnover:9.2f}"
+                )
         for name in cands:
             sub = [r for r in rows if r.policy in baselines or r.policy == f"c:{name}"]
             comps, _ = compare(sub, f"c:{name}", [])
@@ -105,6 +130,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
     return 0
+
+
+def _variance_split(results: list[RunResult], baseline: str, scale: float) -> list[str]:
+    """Lines of `--split`: each candidate point against the baseline point of the same
+    parameters, var(cand) - var(base) = var(D) + 2 cov(base, D), the covariance split into
+    cost (-dC) and hedge P&L (report unit squared)."""
+    base = {json.dumps(r.run.params, sort_keys=True): r for r in results if r.run.name == baseline}
+    out = []
+    for r in results:
+        b = base.get(json.dumps(r.run.params, sort_keys=True))
+        if b is None or not r.run.name.startswith("c:"):
+            continue
+        pb, pc = b.pnl_usd / scale, r.pnl_usd / scale
+        d, dc = pc - pb, -(r.cost_usd - b.cost_usd) / scale
+        cov_cost = 2.0 * float(np.cov(pb, dc)[0, 1])
+        cov_hedge = 2.0 * float(np.cov(pb, d - dc)[0, 1])
+        p = ",".join(f"{k}={x:.4g}" for k, x in r.run.params.items())
+        out.append(
+            f"    split {r.run.name:<10} {p:<32} var diff {pc.var(ddof=1) - pb.var(ddof=1):+7.3f}"
+            f" = var(D) {d.var(ddof=1):6.3f} + 2cov cost {cov_cost:+6.3f} hedge {cov_hedge:+6.3f}"
+        )
+    return out
 
 
 if __name__ == "__main__":
