@@ -170,6 +170,13 @@ async def run_soak(
 
         poller = asyncio.get_running_loop().create_task(poll_clock())
         daemon, stop, task = await start_daemon(config, clock_ms, speed)
+        # The run starts at the first evaluation (READY comes before it; on a loaded machine a
+        # few simulated minutes can pass in between, and a short run then measured nothing).
+        first_by = time.monotonic() + 60.0
+        while daemon.stats.evaluations == 0 and not task.done():
+            if time.monotonic() > first_by:
+                break
+            await asyncio.sleep(0.05)
         t0 = clock_ms()
         total_ms = sim_hours * 3_600_000
         series: list[tuple[float, float]] = []

@@ -786,19 +786,15 @@ class SimServer:
         out: list[str] = []
         for ch in parsed:
             if ch.name not in self.hub.channels_of(session):
-                if ch.family == "book":
-                    # Joined after the reply, with its snapshot: the changes it then gets
-                    # continue the snapshot's change_id.
-                    ctx.after_reply.append(functools.partial(self._join_book, session, ch))
-                else:
-                    self.hub.add(session, ch)
-                    ctx.after_reply.append(
-                        functools.partial(self._initial_notification, session, ch)
-                    )
+                # Joined after the reply, with its snapshot first: nothing reaches the session
+                # on the channel before its snapshot (a book's changes then continue the
+                # snapshot's change_id; a pushed or injected ticker cannot precede the older
+                # snapshot).
+                ctx.after_reply.append(functools.partial(self._join, session, ch))
             out.append(ch.name)
         return out
 
-    def _join_book(self, session: WsSession, ch: Channel) -> None:
+    def _join(self, session: WsSession, ch: Channel) -> None:
         if session.closed or not self.hub.add(session, ch):
             return
         self._initial_notification(session, ch)

@@ -703,12 +703,11 @@ class DeribitVenue(CcxtVenue):
                 # no watch was registered (between a watch's return and the next one's
                 # subscription: ccxt resolves no future then). So the one that woke it, then
                 # the cache after every wait, woken or not: such a ticker is out within one
-                # poll. The cache may hold an older one than the one that woke the watch (a
-                # resubscription's snapshot arriving after a newer update): never go back.
+                # poll.
                 for ticker in (*woke.values(), *(self.ws.tickers.get(s) for s in symbols)):
                     info = ticker.get("info") if isinstance(ticker, Mapping) else None
                     if isinstance(info, Mapping):
-                        self._on_ticker_if_newer(info)
+                        self._on_ticker_if_new(info)
 
             self._market_task = self.spawn(self.supervise("market", step), "market")
 
@@ -810,16 +809,12 @@ class DeribitVenue(CcxtVenue):
             self._market_unknown |= still
         return sorted(self._symbols[n] for n in self.market_names if n in self._symbols)
 
-    def _on_ticker_if_newer(self, data: Mapping[str, Any]) -> None:
-        """`_on_ticker` for a ticker not seen yet and not older than the last one taken of
-        its instrument (venue ms)."""
+    def _on_ticker_if_new(self, data: Mapping[str, Any]) -> None:
+        """`_on_ticker` for a ticker not taken yet (the cache is read after every wait: the
+        same ticker is seen many times)."""
         name = data.get("instrument_name")
         stamp = (data.get("timestamp"), data.get("mark_price"))
-        seen = self._ticker_seen.get(name)
-        if seen == stamp:
-            return
-        if seen is not None and _older(stamp[0], seen[0]):
-            log.debug("deribit.ticker_older_dropped", venue=self.name, instrument=name)
+        if self._ticker_seen.get(name) == stamp:
             return
         self._ticker_seen[name] = stamp
         self._on_ticker(data)
@@ -856,14 +851,6 @@ class DeribitVenue(CcxtVenue):
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watch
-
-
-def _older(ts: Any, than: Any) -> bool:
-    """Whether venue timestamp `ts` (ms) is before `than`; False when either is no number."""
-    try:
-        return float(ts) < float(than)
-    except (TypeError, ValueError):
-        return False
 
 
 def _payload_mapping(what: str, data: Any) -> Mapping[str, Any]:
