@@ -268,7 +268,7 @@ def test_the_flow_term_moves_only_books_with_option_flow() -> None:
     m = flow.market.model_copy(update={"horizon_days": 3.0})
     flow = flow.model_copy(update={"market": m})
     for sc, moves in ((flow, True), (_short_reference(3.0), False)):
-        plain = expand(builtin_policies(sc), ["hedgerd"])[2:3]
+        plain = _with_flow(expand(builtin_policies(sc), ["hedgerd"])[2:3], 0.0)
         (a, b), _ = run_backtest(sc, plain + _with_flow(plain, 1.0), paths=60, seed=3)
         if moves:
             assert b.trades.mean() < a.trades.mean()  # a wider band: fewer trades

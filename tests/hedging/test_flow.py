@@ -100,7 +100,7 @@ def _ctx(v: object = 0.0, j: object = 0.0) -> BandContext:
 
 @pytest.mark.parametrize("weight", [0.0, 1.0])
 def test_without_flow_the_band_is_todays_bit_for_bit(weight: float) -> None:
-    plain = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5), _ctx())
+    plain = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=0.0), _ctx())
     got = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=weight), _ctx())
     assert (got.centre, got.lower, got.upper) == (plain.centre, plain.lower, plain.upper)
     # The backtest's arrays: paths without arrivals (v = 0) keep today's band exactly.
@@ -110,7 +110,7 @@ def test_without_flow_the_band_is_todays_bit_for_bit(weight: float) -> None:
         np.full(3, -3e-5), np.array([0.0, 101.0, 0.0]), np.array([0.0, 0.152, 0.0]),
     )  # fmt: skip
     flow = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=1.0), arr)
-    today = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5), arr)
+    today = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=0.0), arr)
     for a, b in ((flow.centre, today.centre), (flow.lower, today.lower), (flow.upper, today.upper)):
         assert a[0] == b[0] and a[2] == b[2]
     assert flow.lower[1] > today.lower[1]
