@@ -5,6 +5,7 @@ version of the reference scenario at matched risk."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from hedgerd.backtest import command
 from hedgerd.backtest.families import builtin_policies, expand
 from hedgerd.backtest.report import compare, cost_at, frontier, stats
-from hedgerd.backtest.runner import run_backtest
+from hedgerd.backtest.runner import PolicyRun, run_backtest
 from hedgerd.backtest.scenario import (
     PolicySpec,
     Scenario,
@@ -249,3 +250,27 @@ def test_the_close_at_the_end_takes_the_whole_hedge_past_the_listed_depth() -> N
     per_coin = (fee + half + 0.5 * step) * 100.0
     assert r.turnover_usd == pytest.approx(np.full(20, 4000.0), rel=0.01)
     assert r.cost_usd == pytest.approx(np.full(20, 40 * per_coin), rel=0.01)
+
+
+def _with_flow(runs: list[PolicyRun], weight: float) -> list[PolicyRun]:
+    return [
+        replace(
+            r, name=f"{r.name}-flow", config=r.config.model_copy(update={"flow_weight": weight})
+        )
+        for r in runs
+    ]
+
+
+def test_the_flow_term_moves_only_books_with_option_flow() -> None:
+    """`flow_weight` widens the band from the arrivals seen so far (option flow), and
+    without option flow the run is the plain one bit for bit."""
+    flow = load_scenario(SCENARIOS / "option-flow.toml")
+    m = flow.market.model_copy(update={"horizon_days": 3.0})
+    flow = flow.model_copy(update={"market": m})
+    for sc, moves in ((flow, True), (_short_reference(3.0), False)):
+        plain = _with_flow(expand(builtin_policies(sc), ["hedgerd"])[2:3], 0.0)
+        (a, b), _ = run_backtest(sc, plain + _with_flow(plain, 1.0), paths=60, seed=3)
+        if moves:
+            assert b.trades.mean() < a.trades.mean()  # a wider band: fewer trades
+        else:
+            assert np.array_equal(a.pnl_usd, b.pnl_usd) and np.array_equal(a.trades, b.trades)

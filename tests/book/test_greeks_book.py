@@ -697,3 +697,21 @@ def test_option_arrays_give_the_books_own_gamma() -> None:
         assert got == pytest.approx(snap.total.gamma_usdnum_coin_per_usd, rel=1e-9)
         # later than every expiry: nothing left
         assert len(book.option_arrays(und, NOW + 10 * 365 * 86_400_000).qty_coin) == 0
+
+
+def test_option_trades_give_the_change_of_the_books_option_delta() -> None:
+    # The option flow's delta jumps (`hedging.flow`): each option position change, priced
+    # now, is the change of the snapshot's USD-numeraire options delta; taken once.
+    book, _state = build(np.random.default_rng(RNG_SEED + 11), n_opts=30)
+    book.take_option_trades("BTC", NOW)  # the load: not flow
+    before = book.underlying_snapshot("BTC", NOW).total.options_delta_usdnum_coin
+    name = option_name("BTC", parse_expiry_ms("27NOV26"), 95_123, True)
+    book.add_instrument(parse_instrument_name(name))
+    book.set_option_vol(name, 0.55)
+    book.set_position(name, -2.0, AmountUnit.COIN)
+    book.set_position(name, -3.0, AmountUnit.COIN)  # two fills before an evaluation
+    after = book.underlying_snapshot("BTC", NOW).total.options_delta_usdnum_coin
+    jumps = book.take_option_trades("BTC", NOW)
+    assert len(jumps) == 2 and jumps[0] == pytest.approx(2.0 * jumps[1])
+    assert sum(jumps) == pytest.approx(after - before, rel=1e-6)
+    assert book.take_option_trades("BTC", NOW) == []

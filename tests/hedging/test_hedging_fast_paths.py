@@ -159,6 +159,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "asymmetry": st.sampled_from([0.0, 0.3, -0.5]),
             "unwind_weight": st.sampled_from([0.0, 1.0]),
             "carry_weight": st.sampled_from([0.0, 0.5]),
+            "flow_weight": st.sampled_from([0.0, 1.0, 0.5]),
             "target_delta_coin": st.sampled_from([0.0, -0.4]),
         }
     ),
@@ -171,6 +172,8 @@ class _GeneralPathPolicy(HedgerdPolicy):
     carry=st.floats(-0.5, 0.5),
     options_delta=st.one_of(st.just(0.0), finite),
     ahead=st.one_of(st.none(), st.floats(-1e-3, 1e-3, allow_nan=False)),
+    flow_var=st.one_of(st.just(0.0), st.floats(0.0, 500.0)),
+    flow_jump=st.one_of(st.just(0.0), st.floats(0.0, 2.0)),
 )
 def test_scalar_hedgerd_band_is_the_general_band(
     knobs: dict[str, Any],
@@ -183,8 +186,12 @@ def test_scalar_hedgerd_band_is_the_general_band(
     carry: float,
     options_delta: float,
     ahead: float | None,
+    flow_var: float,
+    flow_jump: float,
 ) -> None:
-    ctx = BandContext(SPOT, gamma, vanna, vol, tau, rate, lam, carry, options_delta, ahead)
+    ctx = BandContext(
+        SPOT, gamma, vanna, vol, tau, rate, lam, carry, options_delta, ahead, flow_var, flow_jump
+    )
     got = band_for(HedgerdPolicy(**knobs), ctx)
     want = band_for(_GeneralPathPolicy(**knobs), ctx)
     # Bit for bit (NaN where both give NaN: a zero gamma's cube root of 0 / 0 is not one).

@@ -37,6 +37,7 @@ from hedgerd.backtest.paths import PathGenerator
 from hedgerd.backtest.scenario import Scenario, ScenarioError
 from hedgerd.hedging.config import PolicyConfig, TimerPolicy
 from hedgerd.hedging.cross_venue import carry_holds
+from hedgerd.hedging.flow import flow_estimates
 from hedgerd.hedging.kernel import (
     Band,
     BandContext,
@@ -58,6 +59,7 @@ from hedgerd.pricing.black import black_scholes
 
 Arr = NDArray[np.float64]
 YEAR_S = 365.0 * 86400.0
+_YEAR_MS = YEAR_S * 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +296,13 @@ def run_backtest(
     exact = [_exact_band(sc, r.exact_risk_aversion, lam, r.exact_criterion) for r in runs]
     grow = math.exp(mk.rate * dt)
     ahead_keys = {key for c in configs if (key := gamma_ahead_key(c)) is not None}
+    # The option flow's delta jumps, for the policies whose band takes them (`flow_weight`):
+    # each arrival's time (ms from the start; inf until it arrives) and the book's delta change.
+    flow_on = sc.flow.trades_per_day > 0 and any(
+        getattr(c, "flow_weight", 0.0) > 0.0 for c in configs
+    )
+    jump_ms = np.full(book.qty.shape, np.inf)
+    jump_coin = np.zeros(book.qty.shape)
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
     spot = gen.state.spot
@@ -341,6 +350,8 @@ def run_backtest(
                 mk.rate,
             )
             np.add.at(opt_cash, rows, -book.qty[rows, cols] * gg.price)
+            jump_ms[rows, cols] = now * _YEAR_MS
+            jump_coin[rows, cols] = book.qty[rows, cols] * gg.delta
         if t == steps:
             break
         g = _greeks(book, spot, gvol, now, mk)
@@ -363,6 +374,10 @@ def run_backtest(
             ins.taker_fee, ins.half_spread, ins.carry_annual, -np.sign(delta_book), tau_eff
         )
         ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam_t, carry_t, delta_book)
+        if flow_on:
+            # Only the arrivals seen so far (time <= now), as the live estimator.
+            fv, fj = flow_estimates(jump_ms, jump_coin, now * _YEAR_MS)
+            ctx.flow_var_coin2_per_year, ctx.flow_jump_coin = fv, fj
         options = OptionArrays(book.is_call, book.strike, tau_all, live_q)
         ahead = {key: gamma_ahead(key, options, spot, gvol) for key in ahead_keys}
         factor = _price_factor(ins, now)  # (k,) instrument price / spot

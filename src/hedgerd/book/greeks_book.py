@@ -64,6 +64,7 @@ from hedgerd.hedging.kernel import OptionArrays
 from hedgerd.model.instruments import AmountUnit, Instrument, PriceUnit
 from hedgerd.model.market import IndexPrice, Ticker
 from hedgerd.model.positions import Balance, Position
+from hedgerd.pricing.black import black_scholes
 from hedgerd.pricing.implied import implied_vol_with_reason
 from hedgerd.pricing.normal_cdf import GRID, TABLE, split_grid, taylor_into
 from hedgerd.pricing.reasons import Reason
@@ -731,6 +732,8 @@ class _Underlying:
         # `GreeksBook.option_arrays`' parts that do not move with time: (rows' version, the
         # time they were cut at, the first expiry among them, the arrays).
         self.arrays: tuple[int, int, int, _LiveOptions] | None = None
+        # Option position changes not yet taken (`take_option_trades`): (name, change coin).
+        self.option_trades: list[tuple[str, float]] = []
 
     def touch(self) -> None:
         self.version += 1
@@ -924,7 +927,10 @@ class GreeksBook:
                 u.ratio(inst.expiry_ms),
             )
             u.layout_dirty = True
-        u.open_options += (qty_coin != 0.0) - (float(opts.qty[row]) != 0.0)
+        before = float(opts.qty[row])
+        if qty_coin != before:
+            u.option_trades.append((inst.name, qty_coin - before))
+        u.open_options += (qty_coin != 0.0) - (before != 0.0)
         opts.qty[row] = qty_coin
         opts.derive_row(row)
         if qty_coin == 0.0 and opts.n - u.open_options > max(_COMPACT_MIN_DEAD, opts.n // 4):
@@ -1167,6 +1173,31 @@ class GreeksBook:
             qty_coin=live.qty_coin,
             vol=live.vol,
         )
+
+    def take_option_trades(self, underlying: str, now_ms: int) -> list[float]:
+        """The change of the options' delta (coin, USD numeraire, per USD of index) of each
+        option position change of `underlying` since the last call, priced now at the
+        option's mark vol (the option flow's delta jumps: `hedging.flow`); forgets them.
+        A change of an option with no mark vol, an expired one or without an index is left
+        out (it cannot be priced; its delta would be a guess)."""
+        u = self._u(underlying)
+        pending, u.option_trades = u.option_trades, []
+        out: list[float] = []
+        s = u.index_usd
+        o = u.options
+        for name, dq in pending:
+            row = o.row_of(name)
+            if row is None or not s > 0.0:
+                continue
+            vol = float(o.vol[row])
+            tau = (int(o.exp[row]) - now_ms) / MS_PER_YEAR
+            if not (vol > 0.0 and tau > 0.0):
+                continue
+            # As `option_arrays`: strike over the forward ratio b, quantity times b.
+            b = float(o.ratio[row])
+            g = black_scholes(not bool(o.is_put[row]), s, float(o.strike[row]) / b, tau, vol, 0.0)
+            out.append(dq * b * float(g.delta))
+        return out
 
     def options_version(self, underlying: str) -> int:
         """A counter that changes whenever `option_arrays` may (other than by time)."""

@@ -240,6 +240,17 @@ class HedgerdPolicy(_PolicyBase):
         "off by default: with the band's gamma it over-shifts, see the two-instruments "
         "backtest).",
     )
+    flow_weight: float = Field(
+        0.5,
+        ge=0.0,
+        description="Weight of the option flow's delta motion in the gamma term (issue 19): "
+        "the band takes the effective gamma sqrt(Gamma^2 + w v g / (S sigma)^2), v the rate "
+        "of the delta variance the book's own option trades add (coin^2 a year, estimated "
+        "online by `hedging.flow.FlowEstimator`), g = min(1, (H_ww / J)^2) with J their rms "
+        "delta jump (coin): a jump much wider than the band is not diffusion. No option "
+        "trades: v = 0 and the band is the plain one. 0: off; 0.5 measured better than 1 "
+        "with v estimated (docs/backtest.md, option flow, sixth round).",
+    )
 
 
 PolicyConfig = Annotated[

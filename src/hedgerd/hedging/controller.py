@@ -125,6 +125,9 @@ def decision_id(
         nan if state.last_hedge_ms is None else state.last_hedge_ms,
         nan if state.last_hedge_spot_usd is None else state.last_hedge_spot_usd,
     ]
+    if risk.flow_var_coin2_per_year != 0.0 or risk.flow_jump_coin != 0.0:
+        # Only when there is option flow: every id without it stays as it was (pinned).
+        nums += (risk.flow_var_coin2_per_year, risk.flow_jump_coin)
     names: list[str] = []
     for v in venues:
         q = v.quote
@@ -226,6 +229,8 @@ def decide(
         carry,  # carry_annual
         risk.options_delta_coin,
         risk.gamma_ahead_coin_per_usd,
+        risk.flow_var_coin2_per_year,
+        risk.flow_jump_coin,
     )
     band = band_for_floats(policy, ctx)
     centre, lower, upper = band.centre, band.lower, band.upper

@@ -37,6 +37,9 @@ class UnderlyingRisk:
     - `gamma_ahead_coin_per_usd`: the book's gamma averaged over the spot range ahead
       (`kernel.gamma_ahead`, at the policy's horizon), for the hedgerd band's gamma term
       (None: not computed; the band then uses `gamma_coin_per_usd`).
+    - `flow_var_coin2_per_year`, `flow_jump_coin`: the delta motion of the book's own option
+      trades (`hedging.flow.FlowEstimator`): variance rate (coin^2/year) and rms jump (coin),
+      for the hedgerd band's `flow_weight` (0, 0: none seen).
     """
 
     underlying: str
@@ -51,6 +54,8 @@ class UnderlyingRisk:
     next_settlement_ms: int | None = None
     options_delta_coin: float = 0.0
     gamma_ahead_coin_per_usd: float | None = None
+    flow_var_coin2_per_year: float = 0.0
+    flow_jump_coin: float = 0.0
 
     def __post_init__(self) -> None:
         if (
@@ -67,7 +72,11 @@ class UnderlyingRisk:
                 + self.expiring_delta_coin
                 + self.options_delta_coin
                 + (0.0 if self.gamma_ahead_coin_per_usd is None else self.gamma_ahead_coin_per_usd)
+                + self.flow_var_coin2_per_year
+                + self.flow_jump_coin
             )
+            and self.flow_var_coin2_per_year >= 0.0
+            and self.flow_jump_coin >= 0.0
         ):
             # The usual case, one test (built on every evaluation): a sum of floats is finite
             # only if every term is (an infinity or a NaN carries through), and a sum that
@@ -93,6 +102,10 @@ class UnderlyingRisk:
         g = self.gamma_ahead_coin_per_usd
         if g is not None and not math.isfinite(g):
             raise ValueError(f"{self.underlying}: gamma_ahead_coin_per_usd must be finite, got {g}")
+        for name in ("flow_var_coin2_per_year", "flow_jump_coin"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0.0):
+                raise ValueError(f"{self.underlying}: {name} must be finite and >= 0, got {v}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,11 @@ class BandContext:
     # `gamma_horizon_s` and `gamma_average`), coin/USD; None: not computed (the band of a
     # policy with `gamma_horizon_s > 0` then uses the gamma at spot).
     gamma_ahead_coin_per_usd: Any = None
+    # The option flow's delta motion (`hedging.flow.FlowEstimator`): the variance rate of the
+    # book's delta from its own option trades, coin^2/year, and their rms delta jump, coin
+    # (0, 0: no trades seen; the band is then the plain one).
+    flow_var_coin2_per_year: Any = 0.0
+    flow_jump_coin: Any = 0.0
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -161,6 +166,32 @@ def ww_halfwidth(
     g = ctx.gamma_coin_per_usd if gamma is None else gamma
     g2 = g * g if gamma_exponent == 2 / 3 else _abs(g) ** (3.0 * gamma_exponent)
     return _cbrt(1.5 * disc * ctx.lam * ctx.spot_usd * g2 / risk_aversion)
+
+
+def flow_gamma(
+    ctx: BandContext, risk_aversion: float, gamma_exponent: float, gamma: Any, weight: float
+) -> Any:
+    """The band's gamma with the option flow's delta motion added (coin/USD).
+
+    The book's own option trades jump its delta independently of the spot: a variance rate
+    v (coin^2/year) of delta motion is what a gamma of sqrt(v) / (S sigma) would give, so the
+    gamma term takes sqrt(Gamma^2 + w v g / (S sigma)^2). g = min(1, (H_ww / J)^2), H_ww the
+    gamma term's half-width at `gamma` and J the rms jump (coin): a jump much wider than the
+    band is traded back at once whatever the width, so only its part inside the band acts as
+    diffusion (issue 19, docs/backtest.md "Option flow"). Where v = 0 `gamma` is returned as
+    it is (bit for bit the plain band)."""
+    v = ctx.flow_var_coin2_per_year
+    if type(v) in _SCALAR and not v > 0.0:
+        return gamma
+    sv = ctx.spot_usd * ctx.vol
+    add = weight * v / (sv * sv)
+    j = ctx.flow_jump_coin
+    h = ww_halfwidth(ctx, risk_aversion, gamma_exponent, gamma)
+    h2 = h * h
+    # min(1, h^2 / J^2), and 1 where J = 0 (no jump size known: plain diffusion).
+    gate = h2 / _maximum(_maximum(h2, j * j), 1e-300)
+    gate = _where(j > 0.0, gate, 1.0)
+    return _where(v > 0.0, _sqrt(gamma * gamma + add * gate), gamma)
 
 
 def zak_h0(ctx: BandContext, risk_aversion: float, cap: float) -> Any:
@@ -277,6 +308,8 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         and type(ctx.carry_annual) in _SCALAR
         and type(ctx.options_delta_coin) in _SCALAR
         and (ctx.gamma_ahead_coin_per_usd is None or type(ctx.gamma_ahead_coin_per_usd) in _SCALAR)
+        and type(ctx.flow_var_coin2_per_year) in _SCALAR
+        and type(ctx.flow_jump_coin) in _SCALAR
     ):
         return _hedgerd_band_scalar(policy_numbers(policy), ctx)
     target = policy.target_delta_coin
@@ -302,6 +335,9 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
     if isinstance(policy, HedgerdPolicy):
         g = policy.risk_aversion_per_usd
         band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
+        if policy.flow_weight > 0.0:
+            g_b = ctx.gamma_coin_per_usd if band_gamma is None else band_gamma
+            band_gamma = flow_gamma(ctx, g, policy.gamma_exponent, g_b, policy.flow_weight)
         h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent, band_gamma)
         h0 = zero
         if policy.h0_weight > 0.0:
@@ -359,6 +395,7 @@ class PolicyNumbers:
     asymmetry: float = 0.0
     unwind_weight: float = 0.0
     carry_weight: float = 0.0
+    flow_weight: float = 0.0
 
 
 _HEDGERD_NUMBERS = (
@@ -374,6 +411,7 @@ _HEDGERD_NUMBERS = (
     "asymmetry",
     "unwind_weight",
     "carry_weight",
+    "flow_weight",
 )
 # id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
 # cached (as `controller`'s fingerprints); a frozen policy's numbers never change.
@@ -431,6 +469,21 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     e = policy.gamma_exponent
     g2 = gg * gg if e == 2 / 3 else abs(gg) ** (3.0 * e)
     x = 1.5 * disc * lam * spot * g2 / g
+    v = ctx.flow_var_coin2_per_year
+    if policy.flow_weight > 0.0 and v > 0.0:
+        # flow_gamma: the gate from the plain gamma term, then the effective gamma.
+        sv = spot * vol
+        add = policy.flow_weight * v / (sv * sv)
+        j = ctx.flow_jump_coin
+        hg = math.copysign(abs(x) ** (1.0 / 3.0), x)
+        h2 = hg * hg
+        if j > 0.0:
+            jj = j * j
+            m = h2 if h2 >= jj else jj
+            add = add * (h2 / (m if m >= 1e-300 else 1e-300))
+        gg = math.sqrt(gg * gg + add)
+        g2 = gg * gg if e == 2 / 3 else abs(gg) ** (3.0 * e)
+        x = 1.5 * disc * lam * spot * g2 / g
     h = policy.ww_weight * math.copysign(abs(x) ** (1.0 / 3.0), x)
     # zak_h0 (and unwind_shift's s: the same expression)
     tau_f = tau if tau >= _TAU_FLOOR else _TAU_FLOOR

@@ -26,6 +26,7 @@ from hedgerd.execution.executor import DecisionResult, ExecutorSettings, LegOutc
 from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.cross_venue import several_accounts, with_carry
+from hedgerd.hedging.flow import FlowEstimator
 from hedgerd.hedging.inputs import HedgeVenueState, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import gamma_ahead_key
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, PriceUnit
@@ -68,6 +69,11 @@ class HedgeLoop(PortfolioService):
         self._reload = reload
         self._policy_state: dict[str, PolicyState] = {u: PolicyState() for u in self.underlyings}
         self._book_options: dict[str, BookOptions] = {}
+        #: The option flow's delta jumps per underlying (the band's `flow_weight`), fed from
+        #: the books' option position changes; and the (account, underlying) pairs whose
+        #: first positions were taken (the initial load is the book, not flow).
+        self._flow: dict[str, FlowEstimator] = {}
+        self._flow_seen: set[tuple[str, str]] = set()
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Net delta (coin) per underlying at the last evaluation: the executor's risk gate.
         self._book_delta: dict[str, float] = {}
@@ -244,6 +250,7 @@ class HedgeLoop(PortfolioService):
             snaps[account.name], risks[account.name] = got
             if account.book is not None:  # always: a risk came from it
                 books.append(account.book)
+                self._note_option_trades(account.name, account.book, underlying, now)
         if not risks:
             return None
         st.last_greeks = next(iter(snaps.values()))
@@ -268,6 +275,9 @@ class HedgeLoop(PortfolioService):
             ahead = cache.gamma_ahead(key, books, now, risk.spot_usd, risk.vol)
             if math.isfinite(ahead):
                 risk = replace(risk, gamma_ahead_coin_per_usd=ahead)
+        flow_v, flow_j = self._flow_estimator(underlying, now).estimate(now)
+        if flow_v > 0.0:
+            risk = replace(risk, flow_var_coin2_per_year=flow_v, flow_jump_coin=flow_j)
         in_flight = self.shared.executor.in_flight_orders(underlying)
         state = self._policy_state[underlying]
 
@@ -320,6 +330,34 @@ class HedgeLoop(PortfolioService):
                     self._policy_state[underlying], decision, risk.spot_usd
                 )
         return decision
+
+    def _flow_estimator(self, underlying: str, now: int) -> FlowEstimator:
+        est = self._flow.get(underlying)
+        if est is None:
+            est = self._flow[underlying] = FlowEstimator(now)
+        return est
+
+    def _note_option_trades(
+        self, account: str, book: GreeksBook, underlying: str, now: int
+    ) -> None:
+        """Feed the flow estimator the delta change of each option position change of
+        `account`'s book since the last evaluation. The first complete book's changes are
+        its loading, not flow: dropped."""
+        jumps = book.take_option_trades(underlying, now)
+        if (account, underlying) not in self._flow_seen:
+            self._flow_seen.add((account, underlying))
+            return
+        if jumps:
+            est = self._flow_estimator(underlying, now)
+            for d in jumps:
+                est.observe(d, now)
+            log.info(
+                "daemon.option_flow",
+                venue=account,
+                underlying=underlying,
+                trades=len(jumps),
+                delta_change_coin=round(math.fsum(jumps), 6),
+            )
 
     def _account_risk(
         self, account: AccountRuntime, underlying: str, now: int, st: UnderlyingStats
