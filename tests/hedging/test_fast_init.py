@@ -113,3 +113,22 @@ def test_refuses_what_it_cannot_build() -> None:
 
     with pytest.raises(TypeError):
         fast_frozen_init(WithFactory)
+
+
+def test_records_keep_their_class_and_a_subclass_falls_back_to_setters() -> None:
+    # The stores go through a twin class with the same slots; the record never keeps it.
+    leg = HedgeLeg(**LEG)  # type: ignore[arg-type]
+    assert type(leg) is HedgeLeg and "_object_setattr" in HedgeLeg.__init__.__code__.co_names
+
+    @dataclass(frozen=True, slots=True)
+    class Base:
+        x: float
+
+    @fast_frozen_init
+    @dataclass(frozen=True, slots=True)
+    class Derived(Base):
+        y: float = 2.0
+
+    d = Derived(1.0)
+    assert type(d) is Derived and (d.x, d.y) == (1.0, 2.0)
+    assert "_set_x" in Derived.__init__.__code__.co_names  # not the twin: another layout
