@@ -248,8 +248,9 @@ def decide(
         last_s,
         risk.spot_usd,
         last_spot,
-        maker_allowed=True,
-        maker_drift_coin=maker_drift(ctx, cost.maker_fill_delay_s),
+        True,  # maker_allowed
+        maker_drift(ctx, cost.maker_fill_delay_s),  # maker_drift_coin
+        numbers,
     )
     taker_q = float(plan.taker_coin)
     maker_q = float(plan.maker_coin)

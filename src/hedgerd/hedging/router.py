@@ -92,8 +92,8 @@ def route_taker(
         q_coin = amount * v.delta_coin_per_amount
         # Walk this instrument's own levels for the rounded size (a handful: plain Python).
         left, walk, worst, first = q_coin, 0.0, 0.0, None
-        offsets, sizes = lv.levels_of(k)
-        for off, size in zip(offsets, sizes, strict=True):
+        a, z = lv.starts[k], lv.starts[k + 1]  # `lv.levels_of(k)`, without its call
+        for off, size in zip(lv.offsets[a:z], lv.sizes_coin[a:z], strict=True):
             if first is None:
                 first = off
             if left <= 0.0:
