@@ -76,7 +76,7 @@ def _twin(cls: type) -> type | None:
     if cls.__bases__ != (object,):
         return None
     twin = type(f"_{cls.__name__}Init", (), {"__slots__": cls.__dict__["__slots__"]})
-    probe = object.__new__(cls)
+    probe: object = object.__new__(cls)
     try:
         object.__setattr__(probe, "__class__", twin)  # CPython refuses unlike layouts
         probe.__class__ = cls
