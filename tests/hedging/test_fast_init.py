@@ -12,7 +12,7 @@ import pytest
 
 from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, HedgeStyle, HedgeTrigger, PriceUnit
-from hedgerd.model.fast_init import fast_frozen_init
+from hedgerd.model.fast_init import _twin, fast_frozen_init
 from hedgerd.model.orders import OrderSide
 
 
@@ -113,3 +113,20 @@ def test_refuses_what_it_cannot_build() -> None:
 
     with pytest.raises(TypeError):
         fast_frozen_init(WithFactory)
+
+
+def test_records_keep_their_class_and_a_subclass_gets_no_twin() -> None:
+    # The stores go through a twin class with the same slots; the record never keeps it.
+    leg = HedgeLeg(**LEG)  # type: ignore[arg-type]
+    assert type(leg) is HedgeLeg and "_object_setattr" in HedgeLeg.__init__.__code__.co_names
+
+    @dataclass(frozen=True, slots=True)
+    class Base:
+        x: float
+
+    @dataclass(frozen=True, slots=True)
+    class Derived(Base):
+        y: float = 2.0
+
+    assert _twin(Base) is not None
+    assert _twin(Derived) is None  # its base's slots: another layout, the setters instead

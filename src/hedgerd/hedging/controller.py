@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import struct
+import sys
+from array import array
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -62,6 +63,7 @@ _BUY = OrderSide.BUY
 _SELL = OrderSide.SELL
 _HOLD = HedgeTrigger.NONE
 _prefixes: dict[tuple[str, str, int], tuple[object, Any]] = {}
+_BIG_ENDIAN = sys.byteorder == "big"
 
 
 def _policy_fingerprint(policy: PolicyConfig) -> str:
@@ -164,7 +166,14 @@ def decision_id(
     h: hashlib._Hash = _id_prefix(risk.underlying, policy_name, policy).copy()
     if names:
         h.update(("\x1f" + "\x1f".join(names)).encode())
-    h.update(struct.pack(f"<{len(nums)}d", *nums))
+    # The numbers as little-endian IEEE doubles (as `struct.pack("<...d")` wrote them, the
+    # ids pinned in tests/hedging/test_hedging_fast_paths.py): an `array` of doubles is that
+    # buffer on a little-endian machine, without the pack's format string and its call
+    # with every number as an argument. (An integer converts as `float()` does.)
+    packed = array("d", nums)
+    if _BIG_ENDIAN:
+        packed.byteswap()
+    h.update(packed)
     return h.hexdigest()
 
 
@@ -244,8 +253,9 @@ def decide(
         last_s,
         risk.spot_usd,
         last_spot,
-        maker_allowed=True,
-        maker_drift_coin=maker_drift(ctx, cost.maker_fill_delay_s),
+        True,  # maker_allowed
+        maker_drift(ctx, cost.maker_fill_delay_s),  # maker_drift_coin
+        numbers,
     )
     taker_q = float(plan.taker_coin)
     maker_q = float(plan.maker_coin)

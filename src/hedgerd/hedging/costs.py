@@ -108,7 +108,7 @@ def candidate_quotes(
     fees: list[float] = []
     maker_fees: list[float] = []
     carries: list[float] = []
-    hedges: list[float] = []
+    hedge: float = 0  # summed as `sum` does (from the int 0, in order): no list, no call
     for v in venues:  # one pass, locals: runs on every decision
         inst = v.instrument
         if only is not None and inst.venue not in only:
@@ -125,8 +125,8 @@ def candidate_quotes(
         fees.append(inst.taker_fee)
         maker_fees.append(inst.maker_fee)
         carries.append(v.carry_annual)
-        hedges.append(v.position_amount * dpa)
-    return CandidateQuotes(out, mids, halves, fees, maker_fees, carries, sum(hedges))
+        hedge += v.position_amount * dpa
+    return CandidateQuotes(out, mids, halves, fees, maker_fees, carries, hedge)
 
 
 def capacity_coin(v: HedgeVenueState, side: int, router: RouterSettings, spot_usd: float) -> float:
@@ -138,7 +138,7 @@ def capacity_coin(v: HedgeVenueState, side: int, router: RouterSettings, spot_us
     ):
         return math.inf
     cap = math.inf
-    limit = router.max_position.get(v.name, v.max_position_amount)
+    limit = router.max_position.get(v.instrument.name, v.max_position_amount)
     if limit is not None:
         room_amount = max(limit - side * v.position_amount, 0.0)
         cap = room_amount * v.delta_coin_per_amount
@@ -216,7 +216,35 @@ def candidate_levels(
         reducing.append(reduce_left)
         if not depth:
             continue
-        book_side = None if v.book is None else (v.book.asks if side > 0 else v.book.bids)
+        book = v.book
+        book_side = None if book is None else (book.asks if side > 0 else book.bids)
+        if book_side and need_coin is not None and reduce_left <= 0.0:
+            # The usual taker case (a book, every level grows the position), in one pass:
+            # the steps of the general path below, in its order, without its lists per
+            # candidate and their comprehensions (calls, on Python 3.11). `|p - mid|` as
+            # `abs` gives it (p - mid is never -0.0: mid > 0).
+            a = len(prices_all)
+            starts.append(a)
+            grow_base = fee + carry + move
+            cum = 0.0
+            for lvl in book_side:
+                p = lvl.price
+                size = lvl.amount * dpa
+                d = p - mid
+                off = (d if d >= 0.0 else -d) / mid
+                prices_all.append(p)
+                offsets_all.append(off)
+                sizes_all.append(size)
+                marginal.append(grow_base + off)
+                cum += size
+                if cum >= need_coin:
+                    break
+            n = len(prices_all) - a
+            if cap < cum:  # (`sum` of the sizes, in its order) within the limits, as is
+                sizes_all[a:] = cap_levels(sizes_all[a:], cap)
+            owner += [i] * n
+            growing += [True] * n
+            continue
         if book_side:
             # A taker trade walks as deep as it needs (the snapshot is already cut at the
             # depth fetched for it): a cap on levels would cap the hedge, and the remainder

@@ -103,7 +103,8 @@ def headroom_usd(venues: Sequence[HedgeVenueState]) -> dict[HeadroomKey, float]:
     for v in venues:
         if v.margin_available_usd is None or v.initial_margin_frac <= 0.0:
             continue
-        key = (v.venue, v.instrument.settlement_currency)
+        inst = v.instrument  # (`v.venue` is a property: a call)
+        key = (inst.venue, inst.settlement_currency)
         free = max(v.margin_available_usd, 0.0)
         out[key] = min(out.get(key, math.inf), free)
     return out
@@ -131,7 +132,8 @@ def split_with_headroom(
     keys: list[HeadroomKey | None] = [None] * len(venues)
     if room:
         for k, v in enumerate(venues):
-            key = (v.venue, v.instrument.settlement_currency)
+            inst = v.instrument
+            key = (inst.venue, inst.settlement_currency)
             keys[k] = key if key in room else None
     per = [0.0] * len(venues)
     left = float(qty_coin)

@@ -744,13 +744,17 @@ def plan_trades_floats(
     last_hedge_spot_usd: float,
     maker_allowed: bool,
     maker_drift_coin: float = 0.0,
+    numbers: PolicyNumbers | None = None,
 ) -> TradePlan:
     """`plan_trades` of one decision, all plain floats (`controller.decide`): the scalar
-    branch without `plan_trades`' check of every argument's type."""
+    branch without `plan_trades`' check of every argument's type. `numbers`:
+    `policy_numbers(policy)`, when the caller has it."""
     args = (band, net_delta_coin, now_s, last_hedge_s, spot_usd, last_hedge_spot_usd)
     if isinstance(policy, TimerPolicy):
         return plan_trades(policy, *args, maker_allowed, maker_drift_coin)
-    return _plan_trades_scalar(policy_numbers(policy), *args, maker_allowed, maker_drift_coin)
+    if numbers is None:
+        numbers = policy_numbers(policy)
+    return _plan_trades_scalar(numbers, *args, maker_allowed, maker_drift_coin)
 
 
 def _plan_trades_scalar(

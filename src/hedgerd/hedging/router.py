@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
-from hedgerd.hedging.costs import CandidateLevels, CandidateQuotes, candidate_levels, maker_cost
+from hedgerd.hedging.costs import CandidateLevels, CandidateQuotes, candidate_levels
 from hedgerd.hedging.cross_venue import split_with_headroom
 from hedgerd.hedging.inputs import HedgeVenueState
-from hedgerd.hedging.kernel import round_to_lots
+from hedgerd.hedging.kernel import maker_cost_frac, round_to_lots
 from hedgerd.model import HedgeStyle
 
 # Enum members bound once: `Enum.MEMBER` is a class attribute lookup through the enum's
@@ -92,8 +92,8 @@ def route_taker(
         q_coin = amount * v.delta_coin_per_amount
         # Walk this instrument's own levels for the rounded size (a handful: plain Python).
         left, walk, worst, first = q_coin, 0.0, 0.0, None
-        offsets, sizes = lv.levels_of(k)
-        for off, size in zip(offsets, sizes, strict=True):
+        a, z = lv.starts[k], lv.starts[k + 1]  # `lv.levels_of(k)`, without its call
+        for off, size in zip(lv.offsets[a:z], lv.sizes_coin[a:z], strict=True):
             if first is None:
                 first = off
             if left <= 0.0:
@@ -139,10 +139,13 @@ def route_maker(
     lv = candidate_levels(venues, side, cost, router, spot_usd, None, False, horizon_s, quotes)
     reducing = lv.reducing
     # `maker_cost` is linear in the carry: its growing-part carry swapped for the blend.
-    mc = [
-        m - lv.carry[j] + _carry(lv, j, size, reducing[j])
-        for j, m in enumerate(maker_cost(lv, cost))
-    ]
+    # (`maker_cost`'s terms in a loop: its comprehension and this one are calls each.)
+    p = cost.maker_fill_probability
+    carry = lv.carry
+    mc: list[float] = []
+    for j, (mf, tf, hs) in enumerate(zip(lv.maker_fee, lv.taker_fee, lv.half_spread, strict=True)):
+        c = carry[j]
+        mc.append(maker_cost_frac(p, mf, tf, hs, c) - c + _carry(lv, j, size, reducing[j]))
     # The cheapest candidate with room (the first of equals, as `min` picks): the growing
     # part of the trade also bears the cost of moving it later.
     k, best = -1, 0.0
