@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from hedgerd.hedging.config import CostModelSettings, RouterSettings
 from hedgerd.hedging.cross_venue import SECONDS_PER_YEAR, carry_holds
 from hedgerd.hedging.inputs import HedgeVenueState
-from hedgerd.hedging.kernel import cap_levels, maker_cost_frac
+from hedgerd.hedging.kernel import cap_levels
 from hedgerd.model.instruments import AmountUnit, PriceUnit
 from hedgerd.model.orders import Fill
 
@@ -317,20 +317,6 @@ def candidate_levels(
         starts,
         reducing,
     )
-
-
-def maker_cost(levels: CandidateLevels, cost: CostModelSettings) -> list[float]:
-    """Expected cost per unit of a post-only order at the touch, per candidate (fraction).
-
-    p (maker fee - half spread) + (1 - p) (taker fee + half spread) + carry.
-    """
-    p = cost.maker_fill_probability
-    return [
-        maker_cost_frac(p, mf, tf, hs, c)
-        for mf, tf, hs, c in zip(
-            levels.maker_fee, levels.taker_fee, levels.half_spread, levels.carry, strict=True
-        )
-    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,8 +138,8 @@ def route_maker(
     size = abs(qty_coin)
     lv = candidate_levels(venues, side, cost, router, spot_usd, None, False, horizon_s, quotes)
     reducing = lv.reducing
-    # `maker_cost` is linear in the carry: its growing-part carry swapped for the blend.
-    # (`maker_cost`'s terms in a loop: its comprehension and this one are calls each.)
+    # The expected maker cost (`maker_cost_frac`) is linear in the carry: its growing-part
+    # carry swapped for the blend.
     p = cost.maker_fill_probability
     carry = lv.carry
     mc: list[float] = []
