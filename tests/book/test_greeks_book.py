@@ -715,3 +715,17 @@ def test_option_trades_give_the_change_of_the_books_option_delta() -> None:
     assert len(jumps) == 2 and jumps[0] == pytest.approx(2.0 * jumps[1])
     assert sum(jumps) == pytest.approx(after - before, rel=1e-6)
     assert book.take_option_trades("BTC", NOW) == []
+
+
+def test_option_trades_nobody_takes_are_bounded() -> None:
+    # A book whose underlying is never evaluated keeps only the newest changes.
+    from hedgerd.book import greeks_book
+
+    book, _state = build(np.random.default_rng(RNG_SEED + 12), n_opts=5)
+    book.take_option_trades("BTC", NOW)
+    name = option_name("BTC", parse_expiry_ms("27NOV26"), 95_123, True)
+    book.add_instrument(parse_instrument_name(name))
+    book.set_option_vol(name, 0.55)
+    for k in range(greeks_book._MAX_OPTION_TRADES + 5):
+        book.set_position(name, float(k % 2 + 1), AmountUnit.COIN)
+    assert len(book.take_option_trades("BTC", NOW)) == greeks_book._MAX_OPTION_TRADES

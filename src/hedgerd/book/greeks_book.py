@@ -702,6 +702,11 @@ class _HedgeRow:
     expiry_ms: int
 
 
+#: Option position changes kept for `take_option_trades` (the newest): a book whose
+#: underlying is never evaluated must not grow without bound.
+_MAX_OPTION_TRADES = 10_000
+
+
 class _Underlying:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -930,6 +935,8 @@ class GreeksBook:
         before = float(opts.qty[row])
         if qty_coin != before:
             u.option_trades.append((inst.name, qty_coin - before))
+            if len(u.option_trades) > _MAX_OPTION_TRADES:  # nobody takes them: bounded
+                del u.option_trades[: len(u.option_trades) - _MAX_OPTION_TRADES]
         u.open_options += (qty_coin != 0.0) - (before != 0.0)
         opts.qty[row] = qty_coin
         opts.derive_row(row)
