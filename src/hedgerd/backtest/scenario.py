@@ -237,18 +237,24 @@ def load_scenario(path: Path) -> Scenario:
     return parse_scenario(read_scenario_toml(path), str(path))
 
 
-def premium_usd(scenario: Scenario) -> float:
-    """Sum of |qty| x Black-Scholes value of the initial book (the pct_premium unit's 100 %)."""
+def initial_options(scenario: Scenario) -> list[tuple[float, float, float]]:
+    """Each option of the initial book at the start, Black-Scholes at the market's vol:
+    (quantity coin, value USD per coin, delta per coin)."""
     from hedgerd.pricing.black import black_scholes
 
     m = scenario.market
-    total = 0.0
+    out = []
     for o in scenario.options:
         g = black_scholes(
             o.type == "call", m.spot_usd, o.strike_usd, o.expiry_days / 365.0, m.vol, m.rate
         )
-        total += abs(o.qty_coin) * float(g.price)
-    return total
+        out.append((o.qty_coin, float(g.price), float(g.delta)))
+    return out
+
+
+def premium_usd(scenario: Scenario) -> float:
+    """Sum of |qty| x Black-Scholes value of the initial book (the pct_premium unit's 100 %)."""
+    return sum(abs(qty) * price for qty, price, _ in initial_options(scenario))
 
 
 def book_scale_coin(scenario: Scenario) -> float:

@@ -34,8 +34,13 @@ from typing import Any
 from hedgerd.backtest.families import builtin_policies, expand
 from hedgerd.backtest.report import RunStats, compare, stats
 from hedgerd.backtest.runner import run_backtest
-from hedgerd.backtest.scenario import InstrumentSpec, Scenario, ScenarioError, premium_usd
-from hedgerd.pricing.black import black_scholes
+from hedgerd.backtest.scenario import (
+    InstrumentSpec,
+    Scenario,
+    ScenarioError,
+    initial_options,
+    premium_usd,
+)
 
 #: The baseline a single venue's default is also measured against (what desks run today).
 TIMER = "timer"
@@ -59,17 +64,8 @@ def single_venue(sc: Scenario, venue: str) -> Scenario:
 def hedge_side(sc: Scenario) -> int:
     """+1 when the initial book's delta is short (the hedge is long), -1 when long; +1 for a
     book without delta at the start (option flow only)."""
-    m = sc.market
-    delta = sum(
-        o.qty_coin
-        * float(
-            black_scholes(
-                o.type == "call", m.spot_usd, o.strike_usd, o.expiry_days / 365.0, m.vol, m.rate
-            ).delta
-        )
-        for o in sc.options
-    )
-    return -1 if delta > 0.0 else 1
+    delta_coin = sum(qty * delta for qty, _, delta in initial_options(sc))
+    return -1 if delta_coin > 0.0 else 1
 
 
 def best_of(sc: Scenario) -> Scenario:
