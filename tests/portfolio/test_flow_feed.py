@@ -19,8 +19,12 @@ NAME = "BTC-27NOV26-95000-C"
 
 def _loop() -> SimpleNamespace:
     # The two methods under test read only these attributes.
-    loop = SimpleNamespace(_flow={}, _flow_seen=set())
+    # (An account with no venue: nothing to seed from, `test_flow_seed.py` seeds.)
+    loop = SimpleNamespace(
+        _flow={}, _flow_seen=set(), _flow_seeds={}, accounts={"main": SimpleNamespace(venue=None)}
+    )
     loop._flow_estimator = lambda u, now: HedgeLoop._flow_estimator(loop, u, now)  # type: ignore[arg-type]
+    loop._first_take = lambda a, b, u, now: HedgeLoop._first_take(loop, a, b, u, now)  # type: ignore[arg-type]
     return loop
 
 

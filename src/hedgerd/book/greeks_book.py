@@ -702,6 +702,30 @@ class _HedgeRow:
     expiry_ms: int
 
 
+def option_delta_change(
+    is_call: bool,
+    strike_usd: float,
+    expiry_ms: int,
+    qty_coin: float,
+    index_usd: float,
+    ratio: float,
+    vol: float,
+    at_ms: int,
+) -> float | None:
+    """The change of the book's options delta (coin, USD numeraire, per USD of index) that a
+    change of `qty_coin` of one option makes at `at_ms`, priced at `vol` with the index and
+    `ratio` = the expiry's forward over the index, as the book prices its options
+    (`option_arrays`: strike over the ratio, quantity times it). None where it cannot be
+    priced (no vol, expired, no index or ratio): its delta would be a guess. The one formula
+    of the live flow (`take_option_trades`) and of its seed from the venue's trade history
+    (`portfolio.flow_seed`)."""
+    tau = (expiry_ms - at_ms) / MS_PER_YEAR
+    if not (vol > 0.0 and tau > 0.0 and index_usd > 0.0 and ratio > 0.0):
+        return None
+    g = black_scholes(is_call, index_usd, strike_usd / ratio, tau, vol, 0.0)
+    return qty_coin * ratio * float(g.delta)
+
+
 #: Option position changes kept for `take_option_trades` (the newest): a book whose
 #: underlying is never evaluated must not grow without bound.
 _MAX_OPTION_TRADES = 10_000
@@ -1194,16 +1218,20 @@ class GreeksBook:
         o = u.options
         for name, dq in pending:
             row = o.row_of(name)
-            if row is None or not s > 0.0:
+            if row is None:
                 continue
-            vol = float(o.vol[row])
-            tau = (int(o.exp[row]) - now_ms) / MS_PER_YEAR
-            if not (vol > 0.0 and tau > 0.0):
-                continue
-            # As `option_arrays`: strike over the forward ratio b, quantity times b.
-            b = float(o.ratio[row])
-            g = black_scholes(not bool(o.is_put[row]), s, float(o.strike[row]) / b, tau, vol, 0.0)
-            out.append(dq * b * float(g.delta))
+            d = option_delta_change(
+                not bool(o.is_put[row]),
+                float(o.strike[row]),
+                int(o.exp[row]),
+                dq,
+                s,
+                float(o.ratio[row]),
+                float(o.vol[row]),
+                now_ms,
+            )
+            if d is not None:
+                out.append(d)
         return out
 
     def options_version(self, underlying: str) -> int:

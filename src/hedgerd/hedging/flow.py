@@ -20,6 +20,7 @@ No trades in the window: v = J = 0, and the band is the plain one.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 
@@ -35,7 +36,8 @@ class FlowEstimator:
     """Trailing-window estimate of the option flow's delta variance rate and rms jump.
 
     One per underlying. `start_ms` is when observation began (the daemon's start, the
-    backtest's t = 0): the rate's denominator is the observed span, capped at the window.
+    backtest's t = 0; earlier once seeded: `observed_since`): the rate's denominator is the
+    observed span, capped at the window.
     """
 
     def __init__(
@@ -56,7 +58,19 @@ class FlowEstimator:
         Non-finite changes are refused (the estimate must stay finite)."""
         if not math.isfinite(delta_change_coin):
             raise ValueError(f"non-finite delta change {delta_change_coin!r}")
-        self._jumps.append((at_ms, delta_change_coin * delta_change_coin))
+        jump = (at_ms, delta_change_coin * delta_change_coin)
+        if self._jumps and at_ms < self._jumps[-1][0]:
+            # Kept in time order (`_forget` drops from the left): a seed from the venue's
+            # history can land after the first live trades.
+            bisect.insort(self._jumps, jump)
+        else:
+            self._jumps.append(jump)
+
+    def observed_since(self, start_ms: int) -> None:
+        """Observation began at `start_ms` if that is earlier than the start so far: a seed
+        from the venue's trade history covers the span it was fetched over (the rate's
+        denominator grows with it, so seeded trades do not read as a burst)."""
+        self._start_ms = min(self._start_ms, start_ms)
 
     def _forget(self, now_ms: int) -> None:
         cut = now_ms - self._window_ms

@@ -10,7 +10,15 @@ from hedgerd.model.instruments import (
     UnknownInstrumentError,
 )
 from hedgerd.model.market import BookLevel, IndexPrice, OrderBookSnapshot, Quote, Ticker
-from hedgerd.model.orders import Fill, OrderSide, OrderStatus, OrderType, OrderUpdate, TimeInForce
+from hedgerd.model.orders import (
+    Fill,
+    OptionTrade,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    TimeInForce,
+)
 from hedgerd.model.positions import Balance, Position
 
 __all__ = [
@@ -25,6 +33,7 @@ __all__ = [
     "IndexPrice",
     "Instrument",
     "InstrumentKind",
+    "OptionTrade",
     "OptionType",
     "OrderBookSnapshot",
     "OrderSide",

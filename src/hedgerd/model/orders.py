@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -76,3 +77,39 @@ class Fill:
     fee: float
     fee_currency: str
     ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OptionTrade:
+    """One trade of ours in an option with the market it was made in, from the venue's trade
+    history (the option flow's seed: `portfolio.flow_seed`). `amount_coin` signed (positive:
+    bought), coin of the underlying; `vol` annualised (0.55, not 55); `index_usd` and
+    `forward_usd` (the option's underlying: the expiry's forward) USD per coin at the trade."""
+
+    venue: str
+    instrument: str
+    trade_id: str
+    ts_ms: int
+    amount_coin: float
+    vol: float
+    index_usd: float
+    forward_usd: float
+
+    @staticmethod
+    def of_fill(
+        fill: Fill, *, vol: float, index_usd: float, forward_usd: float
+    ) -> OptionTrade | None:
+        """`fill` (an option's: amount in coin) with its market; None when a market figure
+        is missing or not positive (the venue left it out: pricing it would be a guess)."""
+        if not all(math.isfinite(x) and x > 0.0 for x in (vol, index_usd, forward_usd)):
+            return None
+        return OptionTrade(
+            venue=fill.venue,
+            instrument=fill.instrument,
+            trade_id=fill.trade_id,
+            ts_ms=fill.ts_ms,
+            amount_coin=fill.side.sign * fill.amount,
+            vol=vol,
+            index_usd=index_usd,
+            forward_usd=forward_usd,
+        )

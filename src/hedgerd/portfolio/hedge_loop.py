@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
@@ -31,11 +32,12 @@ from hedgerd.hedging.inputs import HedgeVenueState, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import gamma_ahead_key
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, PriceUnit
 from hedgerd.portfolio.book import BookOptions, sum_risks
+from hedgerd.portfolio.flow_seed import FlowSeed, fetch_seed
 from hedgerd.portfolio.policies import PolicyBook
 from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing, short_of_funds
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 from hedgerd.portfolio.stats import HedgeObserver, UnderlyingStats
-from hedgerd.venues.base import VenueError
+from hedgerd.venues.base import OptionHistoryVenue, VenueError
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +48,12 @@ log = structlog.get_logger(__name__)
 #: (250,000 USD, about 2.8 BTC), so a price gap's breach of the delta limit took more hedge
 #: attempts than the switch allows (issue 19).
 _DEPTH_HEADROOM = 1.25
+
+#: Wall seconds an account's first evaluation waits for its option flow seed from the
+#: venue's trade history (a page or a few on Deribit, a dozen on OKX at 10 requests per 2 s):
+#: the start-up's first decision then has the flow term; a slower or failed venue only
+#: delays the seed, never hedging beyond this.
+SEED_WAIT_S = 5.0
 
 
 class HedgeLoop(PortfolioService):
@@ -74,6 +82,9 @@ class HedgeLoop(PortfolioService):
         #: first positions were taken (the initial load is the book, not flow).
         self._flow: dict[str, FlowEstimator] = {}
         self._flow_seen: set[tuple[str, str]] = set()
+        #: The seeds being fetched from the venues' trade history (`portfolio.flow_seed`)
+        #: by (account, underlying), with the wall deadline (monotonic s) of the wait.
+        self._flow_seeds: dict[tuple[str, str], tuple[asyncio.Task[FlowSeed | None], float]] = {}
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Net delta (coin) per underlying at the last evaluation: the executor's risk gate.
         self._book_delta: dict[str, float] = {}
@@ -236,6 +247,7 @@ class HedgeLoop(PortfolioService):
         # count it once, whichever of its trade and its position has arrived): a book read
         # before a wait and in-flight orders read after it counted a hedge that filled
         # meanwhile in neither, and the next hedge doubled it (two-venue e2e, issue 17).
+        await self._seed_flow(underlying)
         venues = await self.hedge_states(underlying)
         now = self.clocks.clock_ms()
         risks: dict[str, UnderlyingRisk] = {}
@@ -278,6 +290,7 @@ class HedgeLoop(PortfolioService):
         flow_v, flow_j = self._flow_estimator(underlying, now).estimate(now)
         if flow_v > 0.0:
             risk = replace(risk, flow_var_coin2_per_year=flow_v, flow_jump_coin=flow_j)
+        st.last_risk = risk
         in_flight = self.shared.executor.in_flight_orders(underlying)
         state = self._policy_state[underlying]
 
@@ -337,16 +350,82 @@ class HedgeLoop(PortfolioService):
             est = self._flow[underlying] = FlowEstimator(now)
         return est
 
+    async def _seed_flow(self, underlying: str) -> None:
+        """Seed the flow estimate of `underlying` from each account's option trades before
+        its first complete book (`portfolio.flow_seed`): here, before the evaluation reads
+        the books (a wait after that read would break the in-flight rule). The first
+        evaluation waits for the fetch `SEED_WAIT_S` (wall) at most; a later answer is
+        applied at the evaluation that finds it."""
+        for account in self.accounts.values():
+            if (account.name, underlying) in self._flow_seen or account.book is None:
+                continue
+            if underlying not in account.underlyings:
+                continue
+            now = self.clocks.clock_ms()
+            try:
+                complete = account.book.underlying_snapshot(underlying, now).complete
+            except BookError:
+                continue
+            if complete:
+                self._first_take(account.name, account.book, underlying, now)
+        pending = [(k, t) for k, t in self._flow_seeds.items() if k[1] == underlying]
+        if not pending:
+            return
+        waiting = {t for _, (t, _) in pending if not t.done()}
+        wait_s = max((d - time.monotonic() for _, (t, d) in pending if t in waiting), default=0)
+        if waiting and wait_s > 0.0:
+            await asyncio.wait(waiting, timeout=wait_s)
+        for key, (task, _) in pending:
+            # Once: two evaluations may have waited on it (the timer's and an operator's).
+            if task.done() and self._flow_seeds.pop(key, None) is not None:
+                if not task.cancelled():
+                    self._apply_seed(key[0], underlying, task.result())
+
+    def _first_take(self, account: str, book: GreeksBook, underlying: str, now: int) -> None:
+        """`account`'s first complete book of `underlying`: its option position changes so
+        far are its loading, not flow (dropped); the trades that made them are seeded from
+        the venue's history up to `now`, the cut-over (`portfolio.flow_seed`)."""
+        book.take_option_trades(underlying, now)
+        self._flow_seen.add((account, underlying))
+        venue = self.accounts[account].venue
+        if not isinstance(venue, OptionHistoryVenue):
+            return
+        task = asyncio.get_running_loop().create_task(
+            fetch_seed(venue, account, underlying, venue.resolve_instrument, now),
+            name=f"flow-seed:{account}:{underlying}",
+        )
+        self._flow_seeds[(account, underlying)] = (task, time.monotonic() + SEED_WAIT_S)
+
+    def _apply_seed(self, account: str, underlying: str, seed: FlowSeed | None) -> None:
+        if seed is None:
+            return  # logged by `fetch_seed`: the estimate goes on from the live flow only
+        est = self._flow_estimator(underlying, seed.cut_ms)
+        est.observed_since(seed.start_ms)
+        for at_ms, d in seed.jumps:
+            est.observe(d, at_ms)
+        v, j = est.estimate(seed.cut_ms)
+        log.info(
+            "daemon.option_flow_seeded",
+            venue=account,
+            underlying=underlying,
+            trades=seed.trades,
+            unpriced=seed.unpriced,
+            since_ms=seed.start_ms,
+            cut_ms=seed.cut_ms,
+            flow_var_coin2_per_year=round(v, 6),
+            flow_jump_coin=round(j, 6),
+        )
+
     def _note_option_trades(
         self, account: str, book: GreeksBook, underlying: str, now: int
     ) -> None:
         """Feed the flow estimator the delta change of each option position change of
         `account`'s book since the last evaluation. The first complete book's changes are
-        its loading, not flow: dropped."""
-        jumps = book.take_option_trades(underlying, now)
+        its loading, not flow: dropped (`_first_take`, normally by `_seed_flow` already)."""
         if (account, underlying) not in self._flow_seen:
-            self._flow_seen.add((account, underlying))
+            self._first_take(account, book, underlying, now)
             return
+        jumps = book.take_option_trades(underlying, now)
         if jumps:
             est = self._flow_estimator(underlying, now)
             for d in jumps:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hedgerd.book.greeks_book import UnderlyingGreeks
+from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.model import Fill, HedgeDecision
 
 
@@ -45,6 +46,8 @@ class UnderlyingStats:
     greeks_by_account: dict[str, UnderlyingGreeks] = field(default_factory=dict)
     delta_by_account: dict[str, float] = field(default_factory=dict)
     last_decision: dict[str, Any] = field(default_factory=dict)
+    #: The risk the last decision was made on (the band's inputs: gamma, vol, option flow).
+    last_risk: UnderlyingRisk | None = None
     #: Hedge trades (signed amount in the instrument's unit, price, instrument), for P&L.
     fills: list[Fill] = field(default_factory=list)
     #: Where the hedging went, per account (the cross-venue router's choices).

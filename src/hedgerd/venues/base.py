@@ -19,6 +19,7 @@ from hedgerd.model import (
     Fill,
     IndexPrice,
     Instrument,
+    OptionTrade,
     OrderBookSnapshot,
     OrderSide,
     OrderType,
@@ -315,6 +316,19 @@ VenueEvent = (
 
 
 # ------------------------------------------------------------------------------ protocol
+
+
+@runtime_checkable
+class OptionHistoryVenue(Protocol):
+    """A venue that reports our option trades with the market they were made in (Deribit
+    and OKX): what seeds the option flow estimate at start (`portfolio.flow_seed`)."""
+
+    async def fetch_option_trades(
+        self, underlying: str, since_ms: int, until_ms: int, limit: int
+    ) -> list[OptionTrade]:
+        """Our option trades on `underlying` in [since_ms, until_ms] (UTC ms), the newest
+        `limit` at most, oldest first."""
+        ...
 
 
 @runtime_checkable

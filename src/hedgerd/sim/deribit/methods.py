@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 Handler = Callable[[Mapping[str, Any], AccountState | None], Any]
 BOOK_DEPTHS = (1, 5, 10, 20, 50, 100, 1000, 10000)
 INDEX_NAMES = ("btc_usd", "eth_usd", "btc_usdc", "eth_usdc")
+#: `get_user_trades_*` without `historical`: the trades of the last 24 h (Deribit's
+#: real-time store); with it, the indexed store, whose newest trades lag by the indexing
+#: (here a minute).
+RECENT_TRADES_MS = 86_400_000
+HISTORY_INDEX_DELAY_MS = 60_000
 
 
 def _acct(a: AccountState | None) -> AccountState:
@@ -266,6 +271,13 @@ def table(ex: SimExchange) -> dict[str, Handler]:
         end_id = get_str(p, "end_id")
         sorting = get_str(p, "sorting", default="desc", choices=("asc", "desc", "default"))
         rows = [t for t in acct.trades if pred(t)]
+        # Deribit's two stores: by default the real-time one (trades of the last 24 h),
+        # with `historical` the indexed one (everything but the last moments).
+        now = ex.now_ms()
+        if get_bool(p, "historical"):
+            rows = [t for t in rows if t.timestamp <= now - HISTORY_INDEX_DELAY_MS]
+        else:
+            rows = [t for t in rows if t.timestamp >= now - RECENT_TRADES_MS]
         if start_ts is not None:
             rows = [t for t in rows if t.timestamp >= start_ts]
         if end_ts is not None:

@@ -55,6 +55,10 @@ class OkxFill:
     fill_pnl: float
     mark_px: float
     index_px: float
+    #: Options: the mark's vol (a fraction) and the forward (USD) at the fill, as OKX's
+    #: `fillMarkVol` and `fillFwdPx` (None: not an option, the fields are empty).
+    mark_vol: float | None = None
+    fwd_px: float | None = None
 
 
 @dataclass(slots=True)

@@ -644,6 +644,9 @@ class OkxVenue:
             mark_px=self.mark_price(inst),
             index_px=self.index_price(inst.base),
         )
+        if inst.is_option:
+            risk = self.option_risk(inst)
+            fill.mark_vol, fill.fwd_px = risk.iv, risk.forward
         order.last_fill = fill
         order.fills.append(fill)
         acct.fills.append(fill)

@@ -21,6 +21,7 @@ from hedgerd.model import (
     Balance,
     Fill,
     Instrument,
+    OptionTrade,
     OrderSide,
     OrderStatus,
     OrderUpdate,
@@ -221,6 +222,19 @@ def fill_from_deribit(venue: str, data: Mapping[str, Any]) -> Fill:
     )
 
 
+def option_trade_from_deribit(venue: str, data: Mapping[str, Any]) -> OptionTrade | None:
+    """One option's user trade → `OptionTrade`: its `iv` (percent, the trade price's
+    implied vol), `index_price` and `underlying_price` (the forward the iv is on). None
+    when one is missing (`fill_from_deribit`'s checks raise as there)."""
+    fill = fill_from_deribit(venue, data)
+    return OptionTrade.of_fill(
+        fill,
+        vol=as_float(data.get("iv")) / 100.0,
+        index_usd=as_float(data.get("index_price")),
+        forward_usd=as_float(data.get("underlying_price")),
+    )
+
+
 _STATES = {
     "filled": OrderStatus.FILLED,
     "cancelled": OrderStatus.CANCELLED,
@@ -373,6 +387,7 @@ __all__ = [
     "fill_from_deribit",
     "greeks_from_summary",
     "index_name",
+    "option_trade_from_deribit",
     "order_from_deribit",
     "position_from_deribit",
     "quote_from_deribit",

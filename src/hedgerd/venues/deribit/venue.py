@@ -35,6 +35,7 @@ from hedgerd.model import (
     Fill,
     IndexPrice,
     Instrument,
+    OptionTrade,
     OrderBookSnapshot,
     OrderType,
     OrderUpdate,
@@ -73,6 +74,7 @@ from hedgerd.venues.deribit.payloads import (
     fill_from_deribit,
     greeks_from_summary,
     index_name,
+    option_trade_from_deribit,
     order_from_deribit,
     position_from_deribit,
     quote_from_deribit,
@@ -458,6 +460,62 @@ class DeribitVenue(CcxtVenue):
                     break
                 start = int(trades[-1]["timestamp"])
         return sorted(unique.values(), key=lambda f: f.ts_ms)
+
+    async def fetch_option_trades(
+        self, underlying: str, since_ms: int, until_ms: int, limit: int
+    ) -> list[OptionTrade]:
+        """Our option trades on `underlying` in [since_ms, until_ms] (UTC ms), the newest
+        `limit` at most, oldest first, unique by trade id: `private/
+        get_user_trades_by_currency_and_time` with `kind=option` per settlement currency,
+        from both of Deribit's stores (by default the last 24 h only; `historical` the
+        older, lagging by its indexing), newest first, paged back through `has_more` by
+        the last page's oldest time (a page repeats the trades of that millisecond: unique
+        by id). A trade without its iv, index or forward is left out
+        (`option_trade_from_deribit`)."""
+        unique: dict[str, OptionTrade] = {}
+        for ccy in (underlying.upper(), LINEAR_SETTLEMENT):
+            for historical in (False, True):
+                await self._option_trades_from(
+                    unique, underlying, ccy, historical, since_ms, until_ms, limit
+                )
+        return sorted(unique.values(), key=lambda f: (f.ts_ms, f.trade_id))[-limit:]
+
+    async def _option_trades_from(
+        self,
+        into: dict[str, OptionTrade],
+        underlying: str,
+        ccy: str,
+        historical: bool,
+        since_ms: int,
+        until_ms: int,
+        limit: int,
+    ) -> None:
+        end, seen = until_ms, 0
+        for _ in range(limit // 1000 + 2):  # bounded: `limit` trades and a spare page
+            params = {
+                "currency": ccy,
+                "kind": "option",
+                "start_timestamp": since_ms,
+                "end_timestamp": end,
+                "count": 1000,
+                "sorting": "desc",
+                "historical": "true" if historical else "false",
+            }
+            result = await self._result(
+                Lane.READS, "privateGetGetUserTradesByCurrencyAndTime", params
+            )
+            if not isinstance(result, Mapping):
+                return
+            trades = result.get("trades") or []
+            for t in trades:
+                trade = option_trade_from_deribit(self.name, t)
+                name = str(t.get("instrument_name", ""))
+                if trade is not None and self._belongs(name, ccy, underlying):
+                    into.setdefault(trade.trade_id, trade)
+            seen += len(trades)
+            if not trades or not result.get("has_more") or seen >= limit:
+                return
+            end = int(trades[-1]["timestamp"])
 
     async def _raw_ticker(self, instrument: str) -> Mapping[str, Any]:
         result = await self._result(Lane.READS, "publicGetTicker", {"instrument_name": instrument})

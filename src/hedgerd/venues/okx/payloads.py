@@ -18,6 +18,7 @@ from hedgerd.model import (
     Balance,
     Fill,
     Instrument,
+    OptionTrade,
     OrderSide,
     OrderStatus,
     OrderUpdate,
@@ -168,6 +169,22 @@ def fill_from_okx(venue: str, data: Mapping[str, Any], instrument: Instrument) -
         fee=-fee,
         fee_currency=str(fee_ccy or ""),
         ts_ms=ts,
+    )
+
+
+def option_trade_from_okx(
+    venue: str, data: Mapping[str, Any], instrument: Instrument
+) -> OptionTrade | None:
+    """One option's `trade/fills-history` entry → `OptionTrade`: its `fillMarkVol` (the
+    mark's vol at the fill, a fraction; the book prices at the mark's vol too),
+    `fillIdxPx` and `fillFwdPx`. None when one is empty (`fill_from_okx`'s checks raise as
+    there)."""
+    fill = fill_from_okx(venue, data, instrument)
+    return OptionTrade.of_fill(
+        fill,
+        vol=as_float(data.get("fillMarkVol")),
+        index_usd=as_float(data.get("fillIdxPx")),
+        forward_usd=as_float(data.get("fillFwdPx")),
     )
 
 
@@ -385,6 +402,7 @@ __all__ = [
     "greeks_from_okx",
     "ms",
     "opt_num",
+    "option_trade_from_okx",
     "order_ack",
     "order_from_okx",
     "position_from_okx",

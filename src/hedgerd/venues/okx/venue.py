@@ -47,6 +47,7 @@ from hedgerd.model import (
     IndexPrice,
     Instrument,
     InstrumentKind,
+    OptionTrade,
     OrderBookSnapshot,
     OrderType,
     OrderUpdate,
@@ -85,6 +86,7 @@ from hedgerd.venues.okx.payloads import (
     equity_of,
     fill_from_okx,
     greeks_from_okx,
+    option_trade_from_okx,
     order_ack,
     order_from_okx,
     position_from_okx,
@@ -519,10 +521,30 @@ class OkxVenue(CcxtVenue):
                     unique.setdefault(fill.trade_id, fill)
         return sorted(unique.values(), key=lambda f: f.ts_ms)
 
-    async def _fills_history(self, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    async def fetch_option_trades(
+        self, underlying: str, since_ms: int, until_ms: int, limit: int
+    ) -> list[OptionTrade]:
+        """Our option trades on `underlying` in [since_ms, until_ms] (UTC ms), the newest
+        `limit` at most, oldest first, unique by trade: `trade/fills-history` with
+        `instType=OPTION` (newest first, paged by `billId`). A fill without its mark vol,
+        index or forward is left out (`option_trade_from_okx`)."""
+        query = {"instType": "OPTION", "begin": str(since_ms - 1), "end": str(until_ms)}
+        unique: dict[str, OptionTrade] = {}
+        for raw in await self._fills_history(query, pages=-(-limit // 100)):
+            inst = self.resolve_instrument(str(raw.get("instId", "")))
+            if inst is None or inst.underlying != underlying.upper() or not inst.is_option:
+                continue
+            trade = option_trade_from_okx(self.name, raw, inst)
+            if trade is not None and since_ms <= trade.ts_ms <= until_ms:
+                unique.setdefault(trade.trade_id, trade)
+        return sorted(unique.values(), key=lambda f: (f.ts_ms, f.trade_id))[-limit:]
+
+    async def _fills_history(
+        self, params: Mapping[str, Any], pages: int = MAX_FILL_PAGES
+    ) -> list[Mapping[str, Any]]:
         out: list[Mapping[str, Any]] = []
         query = dict(params, limit="100")
-        for _ in range(MAX_FILL_PAGES):
+        for _ in range(pages):
             page = [f for f in await self._data(Lane.READS, "privateGetTradeFillsHistory", query)
                     if isinstance(f, Mapping)]  # fmt: skip
             out.extend(page)
