@@ -123,3 +123,28 @@ def test_the_flow_widens_the_band_and_the_gate_limits_wide_jumps() -> None:
     huge = band_for(policy, _ctx(101.0, 50.0)).lower
     assert small > plain
     assert plain < huge < small
+
+
+@settings(max_examples=100, deadline=None)
+@given(trades=jumps, at=st.integers(0, 6 * DAY_MS))
+def test_trades_fed_out_of_order_give_the_sorted_estimate(
+    trades: list[tuple[int, float]], at: int
+) -> None:
+    """A seed from the venue's history lands after live trades: the estimator keeps its
+    window in time order, whatever order the trades come in."""
+    est = FlowEstimator(START_MS)
+    for t, d in reversed(sorted(trades)):
+        est.observe(d, START_MS + t)
+    assert est.estimate(START_MS + at) == _fed(trades).estimate(START_MS + at)
+
+
+def test_observed_since_moves_the_start_earlier_only() -> None:
+    est = FlowEstimator(START_MS)
+    est.observe(0.3, START_MS + 1_000)
+    v_day, _ = est.estimate(START_MS + 2_000)  # the minimum span: a day
+    est.observed_since(START_MS - FLOW_WINDOW_MS)  # a seed covered the whole window
+    v_window, j = est.estimate(START_MS + 2_000)
+    assert v_window == pytest.approx(v_day / 3.0)  # over 3 days, not 1
+    assert j == pytest.approx(0.3)
+    est.observed_since(START_MS)  # later: no change
+    assert est.estimate(START_MS + 2_000) == (v_window, j)

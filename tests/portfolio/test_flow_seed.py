@@ -1,0 +1,111 @@
+"""The option flow's seed from the venue's trade history (`portfolio.flow_seed`): each
+trade priced as the book prices a position change, the cut-over by time, the fetch's bound,
+and a failed fetch that seeds nothing (the venue's own answers: tests/e2e/
+test_option_flow_seed_e2e.py, real ccxt clients against the simulator)."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from hedgerd.book.greeks_book import option_delta_change
+from hedgerd.hedging.flow import FLOW_WINDOW_MS
+from hedgerd.model import Instrument, OptionTrade
+from hedgerd.portfolio.flow_seed import fetch_seed, seed_from_trades
+from hedgerd.venues.base import ErrorClass, VenueError
+from hedgerd.venues.deribit.names import parse_expiry_ms, parse_instrument_name
+
+CUT = parse_expiry_ms("20NOV26") + 3 * 3_600_000
+CALL = "BTC-27NOV26-95000-C"
+PUT = "BTC-27NOV26-85000-P"
+INSTRUMENTS = {n: parse_instrument_name(n) for n in (CALL, PUT)}
+
+
+def _trade(name: str, ts: int, amount: float, trade_id: str = "1") -> OptionTrade:
+    return OptionTrade("d", name, trade_id, ts, amount, 0.55, 90_000.0, 90_450.0)
+
+
+def test_each_trade_is_the_books_delta_change_at_its_time() -> None:
+    trades = [_trade(CALL, CUT - 5_000, -2.0), _trade(PUT, CUT - 1_000, 1.0)]
+    seed = seed_from_trades(trades, INSTRUMENTS.get, CUT - FLOW_WINDOW_MS, CUT)
+    want = []
+    for t in trades:
+        inst = INSTRUMENTS[t.instrument]
+        assert inst.strike_usd is not None and inst.expiry_ms is not None
+        d = option_delta_change(
+            inst.is_call, inst.strike_usd, inst.expiry_ms, t.amount_coin, 90_000.0,
+            90_450.0 / 90_000.0, 0.55, t.ts_ms,
+        )  # fmt: skip
+        want.append((t.ts_ms, d))
+    assert list(seed.jumps) == want
+    assert want[0][1] < 0.0 and want[1][1] < 0.0  # a call sold and a put bought: both lower it
+    assert (seed.start_ms, seed.cut_ms, seed.trades, seed.unpriced) == (
+        CUT - FLOW_WINDOW_MS,
+        CUT,
+        2,
+        0,
+    )
+
+
+def test_trades_after_the_cut_are_the_live_flows_and_before_the_window_none() -> None:
+    since = CUT - FLOW_WINDOW_MS
+    trades = [
+        _trade(CALL, since - 1, 1.0, "old"),
+        _trade(CALL, since, 1.0, "first"),
+        _trade(CALL, CUT, 1.0, "at the cut"),
+        _trade(CALL, CUT + 1, 1.0, "after"),
+    ]
+    seed = seed_from_trades(trades, INSTRUMENTS.get, since, CUT)
+    assert [t for t, _ in seed.jumps] == [since, CUT]
+
+
+def test_a_trade_that_cannot_be_priced_is_left_out_and_counted() -> None:
+    expired = "BTC-20NOV26-90000-C"
+    instruments: dict[str, Instrument] = {**INSTRUMENTS, expired: parse_instrument_name(expired)}
+    trades = [
+        _trade(CALL, CUT - 10, 1.0),
+        _trade("BTC-UNKNOWN", CUT - 9, 1.0),  # not listed any more
+        _trade(expired, CUT - 8, 1.0),  # expired at 08:00, three hours before the trade
+    ]
+    seed = seed_from_trades(trades, instruments.get, CUT - FLOW_WINDOW_MS, CUT)
+    assert (len(seed.jumps), seed.unpriced, seed.trades) == (1, 2, 3)
+
+
+def test_a_fetch_cut_by_the_bound_starts_at_its_oldest_trade() -> None:
+    trades = [_trade(CALL, CUT - 3_000 + i, 0.1, str(i)) for i in range(3)]
+    seed = seed_from_trades(trades, INSTRUMENTS.get, CUT - FLOW_WINDOW_MS, CUT, limit=3)
+    assert seed.start_ms == CUT - 3_000  # the rate is over what was seen, not the window
+    assert seed_from_trades(trades, INSTRUMENTS.get, 0, CUT, limit=4).start_ms == 0
+
+
+class _Venue:
+    def __init__(self, exc: Exception | None = None) -> None:
+        self.exc = exc
+        self.asked: list[tuple[str, int, int, int]] = []
+
+    async def fetch_option_trades(
+        self, underlying: str, since_ms: int, until_ms: int, limit: int
+    ) -> list[OptionTrade]:
+        self.asked.append((underlying, since_ms, until_ms, limit))
+        if self.exc is not None:
+            raise self.exc
+        return [_trade(CALL, until_ms - 1, -1.0)]
+
+
+async def test_the_fetch_covers_the_window_up_to_the_cut() -> None:
+    venue = _Venue()
+    seed = await fetch_seed(venue, "main", "BTC", INSTRUMENTS.get, CUT)
+    assert venue.asked == [("BTC", CUT - FLOW_WINDOW_MS, CUT, 10_000)]
+    assert seed is not None and len(seed.jumps) == 1
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [VenueError("down", error_class=ErrorClass.RETRYABLE, venue="deribit"), ValueError("bad")],
+)
+async def test_a_failed_fetch_seeds_nothing_and_says_so(exc: Exception) -> None:
+    with capture_logs() as logs:
+        seed = await fetch_seed(_Venue(exc), "main", "BTC", INSTRUMENTS.get, CUT)
+    assert seed is None
+    assert [e["event"] for e in logs] == ["daemon.option_flow_seed_failed"]
+    assert logs[0]["log_level"] == "warning" and logs[0]["venue"] == "main"
