@@ -18,12 +18,17 @@ from typing import Any
 
 import pytest
 from e2e_support import (
+    MM_KEY,
+    TWO_VENUES,
     Running,
     admin_trade,
     daemon_config,
     short_dir,
     simulator,
     start_daemon,
+    two_venue_scenario,
+    two_venue_simulator,
+    two_venue_values,
     venue_fault,
     wait_for,
 )
@@ -37,6 +42,7 @@ from hedgerd.model import HedgeDecision
 from hedgerd.sim.command import Simulator
 from hedgerd.sim.scenario import Scenario, load_scenario
 from hedgerd.venues.deribit.names import parse_instrument_name
+from hedgerd.venues.okx.names import parse_instrument_name as parse_okx_name
 
 SPEED = 1.0
 TRADES = "private/get_user_trades_by_currency_and_time"
@@ -274,13 +280,58 @@ async def test_option_flow_in_the_simulator_widens_the_band_by_the_kernel(
             await run.shutdown()
 
 
-async def _seed_landed(run: Running) -> None:
+async def test_an_okx_account_started_after_option_trades_has_their_flow() -> None:
+    """The same on OKX (`fills-history`, instType OPTION): the market maker's OKX twin as
+    an options account beside Deribit's, its option trades booked before the start."""
+    async with two_venue_simulator(two_venue_scenario(still=True), SPEED) as sim:
+        okx = sim.okx
+        acct = next(a for a in okx.accounts.values() if a.creds.api_key == MM_KEY)
+        later = sim.now_ms() + 7 * 86_400_000
+        options = sorted(
+            (i for i in okx.instruments.values()
+             if i.is_option and i.base == "BTC" and i.state == "live"
+             and (i.expiry_ms or 0) >= later),
+            key=lambda i: (i.expiry_ms or 0, abs((i.strike or 0) - okx.index_price("BTC"))),
+        )[:2]  # fmt: skip
+        okx.book_trade(acct.account_id, options[0].inst_id, "sell", 200, None)  # 2 BTC
+        okx.book_trade(acct.account_id, options[1].inst_id, "buy", 50, None)
+        values = two_venue_values(short_dir(), okx_roles=("options", "hedge"))
+        values["daemon"]["evaluate_interval_s"] = 3_600.0
+        run = await start_daemon(sim, values, SPEED, TWO_VENUES)
+        try:
+            await _seed_landed(run, ("deribit", "okx"))
+            _, risk = await _decide(run)
+            jumps = []
+            for f in acct.fills:
+                assert f.order.okx is not None
+                if not f.order.okx.is_option:
+                    continue  # the daemon's hedges
+                assert f.mark_vol is not None and f.fwd_px is not None
+                inst = parse_okx_name(f.order.okx.inst_id)
+                assert inst.strike_usd is not None and inst.expiry_ms is not None
+                coin = f.sz * f.order.okx.ct_mult
+                d = option_delta_change(
+                    inst.is_call, inst.strike_usd, inst.expiry_ms,
+                    coin if f.side == "buy" else -coin, f.index_px, f.fwd_px / f.index_px,
+                    f.mark_vol, f.ts,
+                )  # fmt: skip
+                assert d is not None
+                jumps.append((f.ts, d))
+            v, j = _expected(jumps)
+            assert risk.flow_var_coin2_per_year == pytest.approx(v, rel=1e-9)
+            assert risk.flow_jump_coin == pytest.approx(j, rel=1e-9)
+        finally:
+            await run.shutdown()
+
+
+async def _seed_landed(run: Running, accounts: tuple[str, ...] = ("sim",)) -> None:
     """Evaluate until every seed fetched has been applied (an evaluation applies them)."""
     loop = run.daemon.hedge_loop
 
     async def landed() -> bool:
         await run.daemon.evaluate("BTC")
-        return ("sim", "BTC") in loop._flow_seen and not loop._flow_seeds
+        seen = all((a, "BTC") in loop._flow_seen for a in accounts)
+        return seen and not loop._flow_seeds
 
     await wait_for(landed, 30.0, "the seed to land", interval_s=0.1)
 
