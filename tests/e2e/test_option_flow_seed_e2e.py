@@ -216,12 +216,12 @@ async def test_a_trade_after_the_cut_over_is_counted_live_not_seeded() -> None:
         try:
 
             async def first_take() -> None:
-                while ("sim", "BTC") not in loop._flow_seen:
+                while ("sim", "BTC") not in loop._flow_taken:
                     await run.daemon.evaluate("BTC")  # waits for the seed once it began
                     await asyncio.sleep(0.05)
 
             evaluating = asyncio.get_running_loop().create_task(first_take())
-            await wait_for(lambda: ("sim", "BTC") in loop._flow_seen, 20.0, "the first take")
+            await wait_for(lambda: ("sim", "BTC") in loop._flow_taken, 20.0, "the first take")
             assert loop._flow_seeds, "the seed's fetch is held by the venue"
             await _trade(sim, names[1], "buy", 1.0)  # after the cut, before the seed lands
             await evaluating
@@ -280,6 +280,44 @@ async def test_option_flow_in_the_simulator_widens_the_band_by_the_kernel(
             await run.shutdown()
 
 
+async def test_trades_during_a_stream_gap_are_counted_each_not_netted() -> None:
+    """Two trades on one option while the account's private notifications are lost, then a
+    reconnection: the resync's snapshot moves the position by both at once (one netted
+    jump); the daemon takes the gap's trades from the venue's history instead, each once."""
+    async with simulator(SPEED, scenario=_scenario()) as sim:
+        names = _options(sim, 2)
+        await _trade(sim, names[0], "sell", 2.0)
+        run = await start_daemon(sim, _values(short_dir()), SPEED)
+        try:
+            await _seed_landed(run)
+            _, risk = await _decide(run)
+            assert _count(risk) == 1
+            await venue_fault(sim, "deribit", {"kind": "drop_notifications", "account": "mm"})
+            await _trade(sim, names[1], "sell", 1.0)
+            await _trade(sim, names[1], "sell", 2.0)
+            _, risk = await _decide(run)
+            assert not _seen(run, sim, names[1]) and _count(risk) == 1  # not heard yet
+            await venue_fault(sim, "deribit", {"kind": "clear"})
+            await venue_fault(sim, "deribit", {"kind": "ws_drop"})
+            feed = run.daemon.feed
+            assert feed is not None
+
+            def resynced() -> bool:
+                report = feed.last_reconcile
+                return report is not None and report.reason == "reconnect"
+
+            await wait_for(resynced, 20.0, "the reconnection's resync")
+            assert _seen(run, sim, names[1])
+            await _seed_landed(run)
+            _, risk = await _decide(run)
+            v, j = _expected(_venue_jumps(sim))
+            assert _count(risk) == 3  # the gap's two trades, not one netted move
+            assert risk.flow_var_coin2_per_year == pytest.approx(v, rel=1e-3)
+            assert risk.flow_jump_coin == pytest.approx(j, rel=1e-3)
+        finally:
+            await run.shutdown()
+
+
 async def test_an_okx_account_started_after_option_trades_has_their_flow() -> None:
     """The same on OKX (`fills-history`, instType OPTION): the market maker's OKX twin as
     an options account beside Deribit's, its option trades booked before the start."""
@@ -330,7 +368,7 @@ async def _seed_landed(run: Running, accounts: tuple[str, ...] = ("sim",)) -> No
 
     async def landed() -> bool:
         await run.daemon.evaluate("BTC")
-        seen = all((a, "BTC") in loop._flow_seen for a in accounts)
+        seen = all((a, "BTC") in loop._flow_taken for a in accounts)
         return seen and not loop._flow_seeds
 
     await wait_for(landed, 30.0, "the seed to land", interval_s=0.1)

@@ -21,10 +21,15 @@ def _loop() -> SimpleNamespace:
     # The two methods under test read only these attributes.
     # (An account with no venue: nothing to seed from, `test_flow_seed.py` seeds.)
     loop = SimpleNamespace(
-        _flow={}, _flow_seen=set(), _flow_seeds={}, accounts={"main": SimpleNamespace(venue=None)}
+        _flow={}, _flow_taken={}, _flow_seeds=None, accounts={"main": SimpleNamespace(venue=None)}
     )
     loop._flow_estimator = lambda u, now: HedgeLoop._flow_estimator(loop, u, now)  # type: ignore[arg-type]
-    loop._first_take = lambda a, b, u, now: HedgeLoop._first_take(loop, a, b, u, now)  # type: ignore[arg-type]
+    loop._observe_jumps = lambda a, u, now, jumps: HedgeLoop._observe_jumps(  # type: ignore[arg-type]
+        loop, a, u, now, jumps
+    )
+    loop._take_and_seed = lambda a, b, u, now, since: HedgeLoop._take_and_seed(  # type: ignore[arg-type]
+        loop, a, b, u, now, since
+    )
     return loop
 
 

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from hedgerd.book.greeks_book import option_delta_change
 from hedgerd.hedging.flow import FLOW_WINDOW_MS
 from hedgerd.model import Instrument, OptionTrade
-from hedgerd.portfolio.flow_seed import fetch_seed, seed_from_trades
+from hedgerd.portfolio.flow_seed import FlowSeed, fetch_seed, gap_jumps, seed_from_trades
 from hedgerd.venues.base import ErrorClass, VenueError
 from hedgerd.venues.deribit.names import parse_expiry_ms, parse_instrument_name
 
@@ -39,7 +39,7 @@ def test_each_trade_is_the_books_delta_change_at_its_time() -> None:
         want.append((t.ts_ms, d))
     assert list(seed.jumps) == want
     assert want[0][1] < 0.0 and want[1][1] < 0.0  # a call sold and a put bought: both lower it
-    assert (seed.start_ms, seed.cut_ms, seed.trades, seed.unpriced) == (
+    assert (seed.start_ms, seed.cut_ms, len(seed.trades), seed.unpriced) == (
         CUT - FLOW_WINDOW_MS,
         CUT,
         2,
@@ -68,7 +68,7 @@ def test_a_trade_that_cannot_be_priced_is_left_out_and_counted() -> None:
         _trade(expired, CUT - 8, 1.0),  # expired at 08:00, three hours before the trade
     ]
     seed = seed_from_trades(trades, instruments.get, CUT - FLOW_WINDOW_MS, CUT)
-    assert (len(seed.jumps), seed.unpriced, seed.trades) == (1, 2, 3)
+    assert (len(seed.jumps), seed.unpriced, len(seed.trades)) == (1, 2, 3)
 
 
 def test_a_fetch_cut_by_the_bound_starts_at_its_oldest_trade() -> None:
@@ -109,3 +109,28 @@ async def test_a_failed_fetch_seeds_nothing_and_says_so(exc: Exception) -> None:
     assert seed is None
     assert [e["event"] for e in logs] == ["daemon.option_flow_seed_failed"]
     assert logs[0]["log_level"] == "warning" and logs[0]["venue"] == "main"
+
+
+def _history(*rows: tuple[int, str, float]) -> FlowSeed:
+    """A seed whose trade i jumps the delta by i + 1 (so each is recognisable)."""
+    return FlowSeed(tuple((t, n, q, float(i + 1)) for i, (t, n, q) in enumerate(rows)), 0, CUT)
+
+
+def test_a_resyncs_netted_move_is_the_newest_trades_that_sum_to_it() -> None:
+    seed = _history(
+        (CUT - 50, CALL, -1.0),  # seen by the book before the gap
+        (CUT - 40, PUT, 2.0),
+        (CUT - 30, CALL, -1.0),  # the gap: two sales netted into one move of -3
+        (CUT - 20, CALL, -2.0),
+    )
+    jumps, fell_back = gap_jumps(seed, [(CALL, -3.0, -9.9)])
+    assert (jumps, fell_back) == ([(CUT - 30, 3.0), (CUT - 20, 4.0)], 0)
+
+
+def test_several_changes_of_one_option_net_and_a_move_with_no_history_falls_back() -> None:
+    seed = _history((CUT - 30, CALL, 1.0), (CUT - 20, CALL, 0.5))
+    netted = [(CALL, 1.0, 0.2), (CALL, 0.5, 0.1), (PUT, 2.0, -0.7), (PUT, -2.0, 0.7)]
+    jumps, fell_back = gap_jumps(seed, netted)
+    assert (jumps, fell_back) == ([(CUT - 30, 1.0), (CUT - 20, 2.0)], 0)  # PUT: no net move
+    jumps, fell_back = gap_jumps(_history(), [(CALL, -3.0, -0.9), (PUT, 1.0, None)])
+    assert (jumps, fell_back) == ([(CUT, -0.9)], 2)  # the net move as before; unpriced: none

@@ -1211,27 +1211,33 @@ class GreeksBook:
         option's mark vol (the option flow's delta jumps: `hedging.flow`); forgets them.
         A change of an option with no mark vol, an expired one or without an index is left
         out (it cannot be priced; its delta would be a guess)."""
+        return [d for _, _, d in self.take_option_changes(underlying, now_ms) if d is not None]
+
+    def take_option_changes(
+        self, underlying: str, now_ms: int
+    ) -> list[tuple[str, float, float | None]]:
+        """`take_option_trades` with each change's option and quantity (coin): (name,
+        quantity change, delta change or None where it cannot be priced)."""
         u = self._u(underlying)
         pending, u.option_trades = u.option_trades, []
-        out: list[float] = []
+        out: list[tuple[str, float, float | None]] = []
         s = u.index_usd
         o = u.options
         for name, dq in pending:
             row = o.row_of(name)
-            if row is None:
-                continue
-            d = option_delta_change(
-                not bool(o.is_put[row]),
-                float(o.strike[row]),
-                int(o.exp[row]),
-                dq,
-                s,
-                float(o.ratio[row]),
-                float(o.vol[row]),
-                now_ms,
-            )
-            if d is not None:
-                out.append(d)
+            d = None
+            if row is not None:
+                d = option_delta_change(
+                    not bool(o.is_put[row]),
+                    float(o.strike[row]),
+                    int(o.exp[row]),
+                    dq,
+                    s,
+                    float(o.ratio[row]),
+                    float(o.vol[row]),
+                    now_ms,
+                )
+            out.append((name, dq, d))
         return out
 
     def options_version(self, underlying: str) -> int:

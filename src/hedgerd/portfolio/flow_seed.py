@@ -23,6 +23,8 @@ and seeds nothing: the estimate starts empty as before, hedging is never held fo
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,18 +43,31 @@ log = structlog.get_logger(__name__)
 #: trade kept, so the rate stays right.
 SEED_MAX_TRADES = 10_000
 
+#: Wall seconds the evaluation that started a seed waits for it (a page or a few on Deribit,
+#: a dozen on OKX at 10 requests per 2 s): the start-up's first decision then has the flow
+#: term; a slower or failed venue only delays the seed, never hedging beyond this.
+SEED_WAIT_S = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class FlowSeed:
-    """The delta jumps of an account's option trades before the cut-over: (time ms, change
-    of the book's delta coin), oldest first; `start_ms` when the history they cover begins
-    (the estimator's observation start); `trades` fetched, `unpriced` of them left out."""
+    """An account's option trades in [since, cut] as the flow estimator takes them:
+    `trades` (time ms, option, quantity coin signed, change of the book's delta coin or None
+    where it cannot be priced), oldest first; `start_ms` when the history they cover begins
+    (the estimator's observation start)."""
 
-    jumps: tuple[tuple[int, float], ...]
+    trades: tuple[tuple[int, str, float, float | None], ...]
     start_ms: int
     cut_ms: int
-    trades: int
-    unpriced: int
+
+    @property
+    def jumps(self) -> list[tuple[int, float]]:
+        """(time ms, delta change coin) of each trade that could be priced."""
+        return [(t, d) for t, _, _, d in self.trades if d is not None]
+
+    @property
+    def unpriced(self) -> int:
+        return sum(d is None for *_, d in self.trades)
 
 
 def seed_from_trades(
@@ -65,8 +80,7 @@ def seed_from_trades(
     """The seed of `trades` (oldest first) fetched over [since_ms, cut_ms]: each trade's
     change of the book's delta at its time; trades after `cut_ms` are the live flow's and
     left out. When the fetch hit `limit` the history seen starts at its oldest trade."""
-    jumps: list[tuple[int, float]] = []
-    unpriced = 0
+    out: list[tuple[int, str, float, float | None]] = []
     kept = [t for t in trades if since_ms <= t.ts_ms <= cut_ms]
     for t in kept:
         inst = instrument(t.instrument)
@@ -83,12 +97,52 @@ def seed_from_trades(
                 t.vol,
                 t.ts_ms,
             )
-        if d is None:
-            unpriced += 1
-        else:
-            jumps.append((t.ts_ms, d))
+        out.append((t.ts_ms, t.instrument, t.amount_coin, d))
     start = since_ms if len(trades) < limit or not kept else kept[0].ts_ms
-    return FlowSeed(tuple(jumps), start, cut_ms, len(kept), unpriced)
+    return FlowSeed(tuple(out), start, cut_ms)
+
+
+def gap_jumps(
+    seed: FlowSeed, netted: Sequence[tuple[str, float, float | None]]
+) -> tuple[list[tuple[int, float]], int]:
+    """The delta jumps behind a resync's netted position moves (`netted`: each option's
+    changes since the last evaluation, as `GreeksBook.take_option_changes` gives them), and
+    how many options fell back to their netted move. A stream delivers an option's trades
+    in order, so the ones the book had not seen are its newest: per option the shortest run
+    of its newest trades in `seed` whose quantities sum to its net move (a sum to within
+    1e-9 coin). An option with no such run (a trade the fetch left out) counts its net move
+    as one jump, priced as the book prices it (today's behaviour without a seed)."""
+    net: dict[str, float] = {}
+    fallback: dict[str, float | None] = {}
+    for name, dq, d in netted:
+        net[name] = net.get(name, 0.0) + dq
+        f = fallback.get(name, 0.0)
+        fallback[name] = None if f is None or d is None else f + d
+    by_name: dict[str, list[tuple[int, float, float | None]]] = {}
+    for t, name, q, d in seed.trades:
+        by_name.setdefault(name, []).append((t, q, d))
+    out: list[tuple[int, float]] = []
+    fell_back = 0
+    for name, dq in net.items():
+        if abs(dq) <= 1e-12:
+            continue  # no net move: nothing the book can tell apart
+        run: list[tuple[int, float, float | None]] = []
+        total = 0.0
+        for trade in reversed(by_name.get(name, [])):
+            run.append(trade)
+            total += trade[1]
+            if abs(total - dq) <= 1e-9 * max(1.0, abs(dq)):
+                break
+        else:
+            run = []
+        if run:
+            out.extend((t, d) for t, _, d in reversed(run) if d is not None)
+            continue
+        fell_back += 1
+        f = fallback[name]
+        if f is not None:
+            out.append((seed.cut_ms, f))
+    return out, fell_back
 
 
 async def fetch_seed(
@@ -115,3 +169,63 @@ async def fetch_seed(
         )
         return None
     return seed_from_trades(trades, instrument, since, cut_ms, limit)
+
+
+class SeedFetches:
+    """The seed fetches in flight, by (account, underlying, cut), each with the wall
+    deadline (monotonic s) of the wait for it."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[tuple[str, str, int], _Fetch] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._tasks)
+
+    def start(
+        self,
+        venue: OptionHistoryVenue,
+        account: str,
+        underlying: str,
+        instrument: Callable[[str], Instrument | None],
+        cut_ms: int,
+        since_ms: int,
+        netted: Sequence[tuple[str, float, float | None]] | None = None,
+    ) -> None:
+        """Fetch `account`'s option trades of `underlying` in [since_ms, cut_ms]; `netted`:
+        the moves of a resync the seed replaces (`gap_jumps`), None at the first take."""
+        task = asyncio.get_running_loop().create_task(
+            fetch_seed(venue, account, underlying, instrument, cut_ms, window_ms=cut_ms - since_ms),
+            name=f"flow-seed:{account}:{underlying}",
+        )
+        deadline = time.monotonic() + SEED_WAIT_S
+        self._tasks[(account, underlying, cut_ms)] = _Fetch(task, deadline, netted)
+
+    async def landed(
+        self, underlying: str
+    ) -> list[tuple[str, FlowSeed, Sequence[tuple[str, float, float | None]] | None]]:
+        """The seeds of `underlying` that have landed, each once: (account, seed, the
+        netted moves it replaces); waits for those still in flight until their deadline. A
+        failed fetch (`fetch_seed` logged it) seeds nothing; a resync's netted moves then
+        count as they are."""
+        pending = [(k, f) for k, f in self._tasks.items() if k[1] == underlying]
+        waiting = {f.task for _, f in pending if not f.task.done()}
+        wait_s = max((f.deadline - time.monotonic() for _, f in pending), default=0.0)
+        if waiting and wait_s > 0.0:
+            await asyncio.wait(waiting, timeout=wait_s)
+        out: list[tuple[str, FlowSeed, Sequence[tuple[str, float, float | None]] | None]] = []
+        for key, f in pending:
+            # Once: two evaluations may have waited on it (the timer's and an operator's).
+            if f.task.done() and self._tasks.pop(key, None) is not None:
+                seed = None if f.task.cancelled() else f.task.result()
+                if seed is None and f.netted is not None:
+                    seed = FlowSeed((), key[2], key[2])  # failed: the netted moves stand
+                if seed is not None:
+                    out.append((key[0], seed, f.netted))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetch:
+    task: asyncio.Task[FlowSeed | None]
+    deadline: float  # wall, monotonic s
+    netted: Sequence[tuple[str, float, float | None]] | None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
@@ -27,12 +26,12 @@ from hedgerd.execution.executor import DecisionResult, ExecutorSettings, LegOutc
 from hedgerd.hedging.adapter import underlying_risk
 from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.cross_venue import several_accounts, with_carry
-from hedgerd.hedging.flow import FlowEstimator
+from hedgerd.hedging.flow import FLOW_WINDOW_MS, FlowEstimator
 from hedgerd.hedging.inputs import HedgeVenueState, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import gamma_ahead_key
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, PriceUnit
 from hedgerd.portfolio.book import BookOptions, sum_risks
-from hedgerd.portfolio.flow_seed import FlowSeed, fetch_seed
+from hedgerd.portfolio.flow_seed import FlowSeed, SeedFetches, gap_jumps
 from hedgerd.portfolio.policies import PolicyBook
 from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing, short_of_funds
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
@@ -48,12 +47,6 @@ log = structlog.get_logger(__name__)
 #: (250,000 USD, about 2.8 BTC), so a price gap's breach of the delta limit took more hedge
 #: attempts than the switch allows (issue 19).
 _DEPTH_HEADROOM = 1.25
-
-#: Wall seconds an account's first evaluation waits for its option flow seed from the
-#: venue's trade history (a page or a few on Deribit, a dozen on OKX at 10 requests per 2 s):
-#: the start-up's first decision then has the flow term; a slower or failed venue only
-#: delays the seed, never hedging beyond this.
-SEED_WAIT_S = 5.0
 
 
 class HedgeLoop(PortfolioService):
@@ -81,10 +74,12 @@ class HedgeLoop(PortfolioService):
         #: the books' option position changes; and the (account, underlying) pairs whose
         #: first positions were taken (the initial load is the book, not flow).
         self._flow: dict[str, FlowEstimator] = {}
-        self._flow_seen: set[tuple[str, str]] = set()
-        #: The seeds being fetched from the venues' trade history (`portfolio.flow_seed`)
-        #: by (account, underlying), with the wall deadline (monotonic s) of the wait.
-        self._flow_seeds: dict[tuple[str, str], tuple[asyncio.Task[FlowSeed | None], float]] = {}
+        #: When each (account, underlying)'s option position changes were last taken (daemon
+        #: ms; absent: its book not yet complete), the time of the last reconnection resync
+        #: seen (feed ms), and the seeds being fetched (`portfolio.flow_seed`).
+        self._flow_taken: dict[tuple[str, str], int] = {}
+        self._flow_gap: dict[tuple[str, str], int] = {}
+        self._flow_seeds = SeedFetches()
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Net delta (coin) per underlying at the last evaluation: the executor's risk gate.
         self._book_delta: dict[str, float] = {}
@@ -351,65 +346,89 @@ class HedgeLoop(PortfolioService):
         return est
 
     async def _seed_flow(self, underlying: str) -> None:
-        """Seed the flow estimate of `underlying` from each account's option trades before
-        its first complete book (`portfolio.flow_seed`): here, before the evaluation reads
-        the books (a wait after that read would break the in-flight rule). The first
-        evaluation waits for the fetch `SEED_WAIT_S` (wall) at most; a later answer is
-        applied at the evaluation that finds it."""
+        """Seed the flow estimate of `underlying` from the venues' option trade history
+        (`portfolio.flow_seed`): each account's trades before its first complete book, and
+        after a resync that moved positions (a reconnection's, or a correction) the trades
+        behind the moves since its last evaluation (the snapshot moves a position by the
+        gap's trades netted: one jump where there were several). Here,
+        before the evaluation reads the books (a wait after that read would break the
+        in-flight rule); the evaluation that started a fetch waits for it `SEED_WAIT_S` (wall)
+        at most, a later answer is applied at the evaluation that finds it."""
         for account in self.accounts.values():
-            if (account.name, underlying) in self._flow_seen or account.book is None:
+            book = account.book
+            if book is None or underlying not in account.underlyings:
                 continue
-            if underlying not in account.underlyings:
-                continue
+            key = (account.name, underlying)
+            # A resync that moved positions: after a reconnection, or a correction.
+            report = account.feed.last_reconcile if account.feed is not None else None
+            moved = report is not None and (report.reason == "reconnect" or report.corrected)
+            resync = report.ts_ms if report is not None and moved else -1
             now = self.clocks.clock_ms()
-            try:
-                complete = account.book.underlying_snapshot(underlying, now).complete
-            except BookError:
-                continue
-            if complete:
-                self._first_take(account.name, account.book, underlying, now)
-        pending = [(k, t) for k, t in self._flow_seeds.items() if k[1] == underlying]
-        if not pending:
-            return
-        waiting = {t for _, (t, _) in pending if not t.done()}
-        wait_s = max((d - time.monotonic() for _, (t, d) in pending if t in waiting), default=0)
-        if waiting and wait_s > 0.0:
-            await asyncio.wait(waiting, timeout=wait_s)
-        for key, (task, _) in pending:
-            # Once: two evaluations may have waited on it (the timer's and an operator's).
-            if task.done() and self._flow_seeds.pop(key, None) is not None:
-                if not task.cancelled():
-                    self._apply_seed(key[0], underlying, task.result())
+            taken = self._flow_taken.get(key)
+            if taken is None:
+                try:
+                    if not book.underlying_snapshot(underlying, now).complete:
+                        continue
+                except BookError:
+                    continue
+                self._take_and_seed(account.name, book, underlying, now, now - FLOW_WINDOW_MS)
+            elif resync > self._flow_gap.get(key, -1):
+                # The resync's moves may net several trades: the venue's history of the
+                # window tells them apart (`flow_seed.gap_jumps`).
+                netted = book.take_option_changes(underlying, now)
+                self._flow_taken[key] = now
+                venue = account.venue
+                if isinstance(venue, OptionHistoryVenue):
+                    self._flow_seeds.start(
+                        venue, account.name, underlying, venue.resolve_instrument, now,
+                        now - FLOW_WINDOW_MS, netted,
+                    )  # fmt: skip
+                else:
+                    self._observe_jumps(account.name, underlying, now, [d for *_, d in netted])
+            self._flow_gap[key] = resync
+        for name, seed, moves in await self._flow_seeds.landed(underlying):
+            self._apply_seed(name, underlying, seed, moves)
 
-    def _first_take(self, account: str, book: GreeksBook, underlying: str, now: int) -> None:
-        """`account`'s first complete book of `underlying`: its option position changes so
-        far are its loading, not flow (dropped); the trades that made them are seeded from
-        the venue's history up to `now`, the cut-over (`portfolio.flow_seed`)."""
+    def _take_and_seed(
+        self, account: str, book: GreeksBook, underlying: str, now: int, since_ms: int
+    ) -> None:
+        """`account`'s option position changes of `underlying` so far are not taken as
+        flow (dropped: the book's loading, or a resync's netted moves); its trades in
+        [since_ms, now] are fetched from the venue instead, `now` the cut-over."""
         book.take_option_trades(underlying, now)
-        self._flow_seen.add((account, underlying))
+        self._flow_taken[(account, underlying)] = now
         venue = self.accounts[account].venue
-        if not isinstance(venue, OptionHistoryVenue):
-            return
-        task = asyncio.get_running_loop().create_task(
-            fetch_seed(venue, account, underlying, venue.resolve_instrument, now),
-            name=f"flow-seed:{account}:{underlying}",
-        )
-        self._flow_seeds[(account, underlying)] = (task, time.monotonic() + SEED_WAIT_S)
+        if isinstance(venue, OptionHistoryVenue):
+            self._flow_seeds.start(
+                venue, account, underlying, venue.resolve_instrument, now, since_ms
+            )
 
-    def _apply_seed(self, account: str, underlying: str, seed: FlowSeed | None) -> None:
-        if seed is None:
-            return  # logged by `fetch_seed`: the estimate goes on from the live flow only
+    def _apply_seed(
+        self,
+        account: str,
+        underlying: str,
+        seed: FlowSeed,
+        netted: Sequence[tuple[str, float, float | None]] | None,
+    ) -> None:
         est = self._flow_estimator(underlying, seed.cut_ms)
-        est.observed_since(seed.start_ms)
-        for at_ms, d in seed.jumps:
+        fell_back = 0
+        if netted is None:
+            est.observed_since(seed.start_ms)
+            jumps = seed.jumps
+        else:
+            jumps, fell_back = gap_jumps(seed, netted)
+        for at_ms, d in jumps:
             est.observe(d, at_ms)
         v, j = est.estimate(seed.cut_ms)
         log.info(
             "daemon.option_flow_seeded",
             venue=account,
             underlying=underlying,
-            trades=seed.trades,
+            reason="start" if netted is None else "resync",
+            trades=len(seed.trades),
+            jumps=len(jumps),
             unpriced=seed.unpriced,
+            netted_fallback=fell_back,
             since_ms=seed.start_ms,
             cut_ms=seed.cut_ms,
             flow_var_coin2_per_year=round(v, 6),
@@ -421,21 +440,28 @@ class HedgeLoop(PortfolioService):
     ) -> None:
         """Feed the flow estimator the delta change of each option position change of
         `account`'s book since the last evaluation. The first complete book's changes are
-        its loading, not flow: dropped (`_first_take`, normally by `_seed_flow` already)."""
-        if (account, underlying) not in self._flow_seen:
-            self._first_take(account, book, underlying, now)
+        its loading, not flow: dropped (`_take_and_seed`, normally by `_seed_flow`)."""
+        if (account, underlying) not in self._flow_taken:
+            self._take_and_seed(account, book, underlying, now, now - FLOW_WINDOW_MS)
             return
         jumps = book.take_option_trades(underlying, now)
-        if jumps:
+        self._flow_taken[(account, underlying)] = now
+        self._observe_jumps(account, underlying, now, jumps)
+
+    def _observe_jumps(
+        self, account: str, underlying: str, now: int, jumps: Sequence[float | None]
+    ) -> None:
+        priced = [d for d in jumps if d is not None]
+        if priced:
             est = self._flow_estimator(underlying, now)
-            for d in jumps:
+            for d in priced:
                 est.observe(d, now)
             log.info(
                 "daemon.option_flow",
                 venue=account,
                 underlying=underlying,
-                trades=len(jumps),
-                delta_change_coin=round(math.fsum(jumps), 6),
+                trades=len(priced),
+                delta_change_coin=round(math.fsum(priced), 6),
             )
 
     def _account_risk(
