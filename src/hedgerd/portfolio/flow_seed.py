@@ -17,8 +17,16 @@ and the seed keeps only trades at or before it, so a trade is counted on one sid
 one inexactness is a trade within a stream's lag of the cut (its position update not yet in
 the book at the first evaluation): seeded and, when its update arrives, counted again.
 
+After a resync that moved option positions (a reconnection's snapshot, or a correction of
+lost updates) the book's moves since the last evaluation may net several trades into one
+jump. They are not taken as they are: the window's history is fetched again and each
+option's move is replaced by the newest of its trades that sum to it (`gap_jumps`: the
+stream delivers an option's trades in order, so the ones the book missed are its newest);
+a move no run of trades explains counts as before, one jump.
+
 A fetch that fails (venue down, refused, bad payload) logs `daemon.option_flow_seed_failed`
-and seeds nothing: the estimate starts empty as before, hedging is never held for it.
+and seeds nothing: the estimate starts empty as before (a resync's moves count as they are),
+hedging is never held for it.
 """
 
 from __future__ import annotations
