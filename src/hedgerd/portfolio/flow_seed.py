@@ -51,10 +51,12 @@ log = structlog.get_logger(__name__)
 #: trade kept, so the rate stays right.
 SEED_MAX_TRADES = 10_000
 
-#: Wall seconds the evaluation that started a seed waits for it (a page or a few on Deribit,
-#: a dozen on OKX at 10 requests per 2 s): the start-up's first decision then has the flow
-#: term; a slower or failed venue only delays the seed, never hedging beyond this.
-SEED_WAIT_S = 5.0
+#: Wall seconds the evaluation that started a seed waits for it: Deribit answers in a few
+#: requests (two stores per settlement currency), OKX in one page per 100 trades (10 per
+#: 2 s), so the start-up's (or a takeover's) first decision normally has the flow term; a
+#: slower or failed venue delays the first decision by this at most, never more, and the
+#: seed lands at a later evaluation.
+SEED_WAIT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)

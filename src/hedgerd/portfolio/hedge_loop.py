@@ -378,7 +378,9 @@ class HedgeLoop(PortfolioService):
                 netted = book.take_option_changes(underlying, now)
                 self._flow_taken[key] = now
                 venue = account.venue
-                if isinstance(venue, OptionHistoryVenue):
+                if not netted:
+                    pass  # no option moved: nothing to tell apart (a hedge's correction)
+                elif isinstance(venue, OptionHistoryVenue):
                     self._flow_seeds.start(
                         venue, account.name, underlying, venue.resolve_instrument, now,
                         now - FLOW_WINDOW_MS, netted,
