@@ -246,7 +246,9 @@ class HedgerdPolicy(_PolicyBase):
         description="Weight of the option flow's delta motion in the gamma term (issue 19): "
         "the band takes the effective gamma sqrt(Gamma^2 + w v g / (S sigma)^2), v the rate "
         "of the delta variance the book's own option trades add (coin^2 a year, estimated "
-        "online by `hedging.flow.FlowEstimator`), g = min(1, (H_ww / J)^2) with J their rms "
+        "online by `hedging.flow.FlowEstimator`, seeded at start from the venue's option "
+        "trade history of the last 3 days, so a restart or failover keeps it), "
+        "g = min(1, (H_ww / J)^2) with J their rms "
         "delta jump (coin): a jump much wider than the band is not diffusion. No option "
         "trades: v = 0 and the band is the plain one. 0: off; 0.5 measured better than 1 "
         "with v estimated (docs/backtest.md, option flow, sixth round).",
