@@ -528,7 +528,6 @@ class HedgeLoop(PortfolioService):
         assert self.shared.board is not None
         st = self.stats.per_underlying[decision.underlying]
         now = self.clocks.board_clock_ms()
-        traded = False
         filled_on: set[str] = set()
         for leg in result.legs:
             if leg.outcome in (LegOutcome.BLOCKED, LegOutcome.DUPLICATE, LegOutcome.DRY_RUN):
@@ -541,11 +540,7 @@ class HedgeLoop(PortfolioService):
             self.shared.board.on_order_outcome(
                 now, leg.outcome is not LegOutcome.REJECTED, leg.detail, venue
             )
-            traded = traded or leg.filled_amount > 0
-        if traded:
-            st.hedges += 1
-        for venue in filled_on:
-            st.account(venue).hedges += 1
+        st.count_hedge(filled_on)
 
 
 def freshest_index(quotes: Sequence[tuple[float, int | None]]) -> float:
