@@ -86,6 +86,11 @@ class HedgeLoop(PortfolioService):
 
     async def run(self) -> None:
         interval = self.config.daemon.evaluate_interval_s
+        # A (re)start: an HA node active again after a standby (its books stayed live), the
+        # supervisor's restart. What the books' options changed while no loop took them has
+        # no time the loop knows (days of a standby's, stamped now, read as a burst for the
+        # next window): taken as their load, not flow, as at the first start.
+        self._flow_seen.clear()
         while True:
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
@@ -342,7 +347,7 @@ class HedgeLoop(PortfolioService):
     ) -> None:
         """Feed the flow estimator the delta change of each option position change of
         `account`'s book since the last evaluation. The first complete book's changes are
-        its loading, not flow: dropped."""
+        its loading, not flow: dropped (after each start of `run` too)."""
         jumps = book.take_option_trades(underlying, now)
         if (account, underlying) not in self._flow_seen:
             self._flow_seen.add((account, underlying))
