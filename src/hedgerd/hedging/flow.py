@@ -72,6 +72,8 @@ class FlowEstimator:
         while self._jumps and self._jumps[0][0] <= cut:
             self._jumps.popleft()
             self._sums = None
+            if not self._jumps:
+                self._latest_ms = None  # (after a clock stepped back: the fast path again)
 
     def estimate(self, now_ms: int) -> tuple[float, float]:
         """(v coin^2/year, J coin) from the trades in (now - window, now]."""
