@@ -378,7 +378,9 @@ def build_summary(
 
 
 def venue_summary(daemon: Daemon) -> dict[str, dict[str, Any]]:
-    """Per account (its `[venues.NAME]`): `hedges` (decisions that filled there), `orders`
+    """Per account (its `[venues.NAME]`): `hedges` (decisions that filled there;
+    `split_hedges` of them also filled on another account, so the accounts' `hedges` add up
+    to more than the portfolio's), `orders`
     sent there, its fills' `hedge_cost_usd` (fee + distance from the mid, USD) and
     `hedge_notional_usd`, and its `state` (its own trading state; the portfolio's with one
     account), summed over the underlyings; `option_positions`: options it holds at the end."""
@@ -400,6 +402,7 @@ def venue_summary(daemon: Daemon) -> dict[str, dict[str, Any]]:
         out[name] = {
             "exchange": daemon.accounts[name].settings.exchange,
             "hedges": sum(s.hedges for s in shares),
+            "split_hedges": sum(s.split_hedges for s in shares),
             "hedge_cost_usd": sum(s.hedge_cost_usd for s in shares),
             "hedge_notional_usd": sum(s.hedge_notional_usd for s in shares),
             "orders": sum(s.orders for s in shares),
@@ -453,7 +456,9 @@ def render_summary(s: dict[str, Any]) -> str:
         )
     for name, v in s.get("venues", {}).items():
         lines.append(
-            f"  venue {name} ({v['exchange']}): {v['hedges']} hedges, {v['orders']} orders, "
+            f"  venue {name} ({v['exchange']}): {v['hedges']} hedges"
+            + (f" ({v['split_hedges']} split with another venue)" if v.get("split_hedges") else "")
+            + f", {v['orders']} orders, "
             f"cost ${v['hedge_cost_usd']:,.2f} on ${v['hedge_notional_usd']:,.0f}, "
             f"{v.get('option_positions', 0)} options held, state {v['state']}"
         )

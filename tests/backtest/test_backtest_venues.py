@@ -188,3 +188,20 @@ def test_the_best_of_venue_takes_each_kinds_best_terms_for_the_hedges_side() -> 
     short = {i.kind: i for i in best_of(long_book).instruments}
     assert short["perpetual"].funding_8h == 0.00003
     assert short["future"].basis_annual == 0.02
+
+
+def test_the_best_of_carry_is_ranked_by_the_carry_the_runner_charges() -> None:
+    # A perpetual's carry is its funding (per 8 h, 3 x 365 a year); its `basis_annual` is not
+    # charged (the runner takes a basis on futures only), so it must not rank the perpetuals:
+    # funding per 8 h plus a basis per year mixed the units, and the dearer swap won.
+    sc = load_scenario(SCENARIOS / "two-venues.toml")
+    ins = tuple(
+        i.model_copy(update={"basis_annual": -0.01})
+        if i.kind == "perpetual" and i.funding_8h == 0.00003
+        else i
+        for i in sc.instruments
+    )
+    sc = sc.model_copy(update={"instruments": ins})
+    assert hedge_side(sc) == 1  # a long hedge: the least funding
+    perp = next(i for i in best_of(sc).instruments if i.kind == "perpetual")
+    assert perp.funding_8h == 0.00001

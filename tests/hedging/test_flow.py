@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -148,3 +150,56 @@ def test_observed_since_moves_the_start_earlier_only() -> None:
     assert j == pytest.approx(0.3)
     est.observed_since(START_MS)  # later: no change
     assert est.estimate(START_MS + 2_000) == (v_window, j)
+
+
+class _CountingDeque(deque[tuple[int, float]]):
+    passes = 0
+
+    def __iter__(self) -> Iterator[tuple[int, float]]:
+        _CountingDeque.passes += 1
+        return super().__iter__()
+
+
+def test_an_estimate_reads_the_jumps_again_only_when_they_changed() -> None:
+    # The hedge loop asks on every evaluation of every underlying; a busy book holds tens
+    # of thousands of jumps in its window (10,000 a day: ~1 ms an estimate read them all).
+    est = FlowEstimator(START_MS)
+    for i in range(1_000):
+        est.observe(0.01 * (i % 7 - 3), START_MS + i * 60_000)
+    now = START_MS + 1_000 * 60_000
+    est._jumps = _CountingDeque(est._jumps)
+    _CountingDeque.passes = 0
+    first = est.estimate(now)
+    assert [est.estimate(now + k) for k in range(1, 50)] == [first] * 49
+    assert _CountingDeque.passes == 1
+    est.observe(0.5, now + 60_000)  # a new jump: read again, once
+    assert est.estimate(now + 60_000) == est.estimate(now + 60_001) != first
+    assert _CountingDeque.passes == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.booleans(), st.integers(0, 5 * DAY_MS), st.floats(-3.0, 3.0)),
+        max_size=40,
+    )
+)
+def test_an_estimator_asked_along_the_way_is_one_fed_at_once(
+    steps: list[tuple[bool, int, float]],
+) -> None:
+    # Observations in any order of times (a clock stepped back), estimates between them (at
+    # times that do not go back: an estimate forgets what left the window): each estimate
+    # is that of a fresh estimator fed the same jumps in the same order.
+    est = FlowEstimator(START_MS)
+    fed: list[tuple[int, float]] = []
+    asked = 0
+    for observe, t, d in steps:
+        if observe:
+            est.observe(d, START_MS + t)
+            fed.append((t, d))
+        else:
+            t = asked = max(t, asked)
+            fresh = FlowEstimator(START_MS)
+            for ft, fd in fed:
+                fresh.observe(fd, START_MS + ft)
+            assert est.estimate(START_MS + t) == fresh.estimate(START_MS + t)

@@ -305,3 +305,25 @@ def test_the_default_band_takes_the_gamma_ahead_when_given() -> None:
     off = policy.model_copy(update={"gamma_horizon_s": 0.0})
     c = decide(ahead, [PERP], [], "hedgerd", off, EMPTY, NOW_MS)
     assert c.band_upper_coin == pytest.approx(a.band_upper_coin)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize(
+    "policy",
+    [
+        BAND,
+        HedgerdPolicy(risk_aversion_per_usd=1e-5),
+        HedgerdPolicy(risk_aversion_per_usd=1e-5, max_interval_s=60.0),
+        FixedBandPolicy(halfwidth_coin=0.1, maker=MakerSettings(enabled=True)),
+    ],
+)
+def test_a_non_finite_net_delta_never_trades(bad: float, policy: object) -> None:
+    # An in-flight order whose rest is not finite makes the net delta NaN or infinite (the
+    # record is not validated). The plan's NaN taker size (its "0" is 0 x net) went to the
+    # router, whose split never reaches a NaN quantity's end: it sold every level shown,
+    # 100 coin of a 5-level book, on a hold's trigger.
+    orders = [InFlightOrder("deribit", "BTC-PERPETUAL", "x0", bad, HedgeStyle.TAKER, NOW_MS)]
+    state = PolicyState(NOW_MS - 3_600_000, SPOT)
+    d = decide(risk(0.5), [PERP], orders, "p", policy, state, NOW_MS)  # type: ignore[arg-type]
+    assert d.legs == () and not d.trades
+    assert d.trigger is HedgeTrigger.NONE

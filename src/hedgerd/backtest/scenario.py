@@ -129,6 +129,15 @@ class InstrumentSpec(_S):
             raise ValueError("a future needs expiry_days")
         return self
 
+    @property
+    def carry_annual(self) -> float:
+        """What a long pays a year as the runner charges it (fraction of notional): a
+        perpetual's funding (per 8 h, 3 x 365 a year), a future's basis, 0 for spot; the
+        other field of each kind is not charged."""
+        if self.kind == "perpetual":
+            return self.funding_8h * 3 * 365
+        return self.basis_annual if self.kind == "future" else 0.0
+
 
 class ExecutionSpec(_S):
     maker_allowed: bool = Field(False, description="Policies may post maker orders.")

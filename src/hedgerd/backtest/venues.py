@@ -83,7 +83,9 @@ def best_of(sc: Scenario) -> Scenario:
         kinds.setdefault(i.kind, []).append(i)
     out = []
     for kind, group in kinds.items():
-        carry = min(group, key=lambda i: side * (i.funding_8h + i.basis_annual))
+        # Ranked by the carry charged (`carry_annual`): funding per 8 h and a basis per year
+        # do not add, and the field a kind is not charged must not rank it.
+        carry = min(group, key=lambda i: side * i.carry_annual)
         windows = {(i.down_from_days, i.down_hours) for i in group}
         down = windows.pop() if len(windows) == 1 else (None, 0.0)
         limits = [i.max_position_coin for i in group]

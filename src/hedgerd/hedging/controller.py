@@ -260,6 +260,11 @@ def decide(
     taker_q = float(plan.taker_coin)
     maker_q = float(plan.maker_coin)
     trigger = _TRIGGERS[int(plan.trigger)]
+    if not math.isfinite(taker_q + maker_q):
+        # A non-finite net delta (an in-flight order's NaN or infinite rest: not validated)
+        # plans a non-finite size (the plan's "0" is 0 x net), and the router's split never
+        # reaches a NaN quantity's end: it took every level shown. Never trade on it: a hold.
+        taker_q = maker_q = 0.0
 
     routed: list[RoutedLeg] = []
     # The hedge's own side is held as long as the book it hedges: its carry runs that long.

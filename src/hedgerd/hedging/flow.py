@@ -52,6 +52,12 @@ class FlowEstimator:
         self._window_ms = window_ms
         self._min_span_ms = min(min_span_ms, window_ms)
         self._jumps: deque[tuple[int, float]] = deque()  # (time ms, squared jump coin^2)
+        # The squared jumps' fsum and count, kept until the jumps change (None: to compute):
+        # asked on every evaluation, a busy book's window holds tens of thousands of jumps.
+        # Valid while every jump is at or before the time asked (`_latest_ms`, an upper
+        # bound of their times); else the jumps are filtered as they are.
+        self._sums: tuple[float, int] | None = None
+        self._latest_ms: int | None = None
 
     def observe(self, delta_change_coin: float, at_ms: int) -> None:
         """Record one option trade's change of the book's delta (coin) at `at_ms`.
@@ -65,6 +71,9 @@ class FlowEstimator:
             bisect.insort(self._jumps, jump)
         else:
             self._jumps.append(jump)
+        self._sums = None
+        if self._latest_ms is None or at_ms > self._latest_ms:
+            self._latest_ms = at_ms
 
     def observed_since(self, start_ms: int) -> None:
         """Observation began at `start_ms` if that is earlier than the start so far: a seed
@@ -76,16 +85,28 @@ class FlowEstimator:
         cut = now_ms - self._window_ms
         while self._jumps and self._jumps[0][0] <= cut:
             self._jumps.popleft()
+            self._sums = None
+            if not self._jumps:
+                self._latest_ms = None  # (after a clock stepped back: the fast path again)
 
     def estimate(self, now_ms: int) -> tuple[float, float]:
         """(v coin^2/year, J coin) from the trades in (now - window, now]."""
         self._forget(now_ms)
-        sq = [j2 for t, j2 in self._jumps if t <= now_ms]
-        if not sq:
+        if not self._jumps:
             return 0.0, 0.0
-        total = math.fsum(sq)
+        if self._latest_ms is not None and self._latest_ms <= now_ms:
+            # Every jump held counts: their sums, kept (fsum is correctly rounded: the same
+            # whichever way it is fed).
+            if self._sums is None:
+                self._sums = (math.fsum(j2 for _, j2 in self._jumps), len(self._jumps))
+            total, count = self._sums
+        else:
+            sq = [j2 for t, j2 in self._jumps if t <= now_ms]
+            if not sq:
+                return 0.0, 0.0
+            total, count = math.fsum(sq), len(sq)
         span = _span_ms(now_ms - self._start_ms, self._window_ms, self._min_span_ms)
-        return total / (span / _YEAR_MS), math.sqrt(total / len(sq))
+        return total / (span / _YEAR_MS), math.sqrt(total / count)
 
 
 def _span_ms(elapsed_ms: float, window_ms: int, min_span_ms: int) -> float:

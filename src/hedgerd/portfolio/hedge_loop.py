@@ -92,6 +92,16 @@ class HedgeLoop(PortfolioService):
 
     async def run(self) -> None:
         interval = self.config.daemon.evaluate_interval_s
+        # A (re)start: an HA node active again after a standby (its books stayed live), the
+        # supervisor's restart. What the books' options changed while no loop took them has
+        # no time the loop knows (days of a standby's, stamped now, read as a burst for the
+        # next window): taken as their load, not flow, as at the first start, and the
+        # estimate seeded again from the venues' history, each trade at its own time (the
+        # estimate kept from before the stop would count the window's older trades twice).
+        self._flow_taken.clear()
+        self._flow_gap.clear()
+        self._flow.clear()
+        self._flow_seeds = SeedFetches()
         while True:
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
@@ -442,7 +452,8 @@ class HedgeLoop(PortfolioService):
     ) -> None:
         """Feed the flow estimator the delta change of each option position change of
         `account`'s book since the last evaluation. The first complete book's changes are
-        its loading, not flow: dropped (`_take_and_seed`, normally by `_seed_flow`)."""
+        its loading, not flow: dropped (`_take_and_seed`, normally by `_seed_flow`; after
+        each start of `run` too)."""
         if (account, underlying) not in self._flow_taken:
             self._take_and_seed(account, book, underlying, now, now - FLOW_WINDOW_MS)
             return
@@ -635,7 +646,6 @@ class HedgeLoop(PortfolioService):
         assert self.shared.board is not None
         st = self.stats.per_underlying[decision.underlying]
         now = self.clocks.board_clock_ms()
-        traded = False
         filled_on: set[str] = set()
         for leg in result.legs:
             if leg.outcome in (LegOutcome.BLOCKED, LegOutcome.DUPLICATE, LegOutcome.DRY_RUN):
@@ -648,11 +658,7 @@ class HedgeLoop(PortfolioService):
             self.shared.board.on_order_outcome(
                 now, leg.outcome is not LegOutcome.REJECTED, leg.detail, venue
             )
-            traded = traded or leg.filled_amount > 0
-        if traded:
-            st.hedges += 1
-        for venue in filled_on:
-            st.account(venue).hedges += 1
+        st.count_hedge(filled_on)
 
 
 def freshest_index(quotes: Sequence[tuple[float, int | None]]) -> float:

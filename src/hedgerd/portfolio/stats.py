@@ -4,6 +4,7 @@ metrics. Portfolio-wide: one entry per underlying, whichever account its hedges 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -14,11 +15,13 @@ from hedgerd.model import Fill, HedgeDecision
 
 @dataclass(slots=True)
 class AccountHedgeStats:
-    """One account's share of an underlying's hedging: `hedges` decisions that filled there,
-    `orders` sent there (every order a leg used), and its fills' cost (fee + distance from
-    the mid, USD) and notional (USD)."""
+    """One account's share of an underlying's hedging: `hedges` decisions that filled there
+    (`split_hedges` of them filled on another account too, so they count on both), `orders`
+    sent there (every order a leg used), and its fills' cost (fee + distance from the mid,
+    USD) and notional (USD)."""
 
     hedges: int = 0
+    split_hedges: int = 0
     orders: int = 0
     hedge_cost_usd: float = 0.0
     hedge_notional_usd: float = 0.0
@@ -52,6 +55,18 @@ class UnderlyingStats:
     fills: list[Fill] = field(default_factory=list)
     #: Where the hedging went, per account (the cross-venue router's choices).
     by_account: dict[str, AccountHedgeStats] = field(default_factory=dict)
+
+    def count_hedge(self, filled_on: Collection[str]) -> None:
+        """Count one decision's outcome: a hedge when any leg filled, on each account a leg
+        filled on (a split hedge once on each, and marked as split there)."""
+        if not filled_on:
+            return
+        self.hedges += 1
+        split = len(filled_on) > 1
+        for name in filled_on:
+            share = self.account(name)
+            share.hedges += 1
+            share.split_hedges += split
 
     def account(self, name: str) -> AccountHedgeStats:
         """`name`'s share (created empty on first use)."""

@@ -1,0 +1,66 @@
+"""A decision counts once for the portfolio and once on each account it filled on; a split
+one says so on each account (so the accounts' counts may add up to more than the total)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hedgerd.paper import render_summary
+from hedgerd.portfolio.stats import UnderlyingStats
+
+
+def test_a_split_hedge_counts_once_in_total_and_as_split_on_each_account() -> None:
+    s = UnderlyingStats()
+    s.count_hedge(set())  # nothing filled: not a hedge
+    s.count_hedge({"okx"})
+    s.count_hedge({"deribit", "okx"})
+    assert s.hedges == 2
+    assert (s.by_account["okx"].hedges, s.by_account["okx"].split_hedges) == (2, 1)
+    assert (s.by_account["deribit"].hedges, s.by_account["deribit"].split_hedges) == (1, 1)
+
+
+@given(st.lists(st.sets(st.sampled_from(["a", "b", "c"])), max_size=30))
+def test_accounts_less_their_splits_never_exceed_the_total(outcomes: list[set[str]]) -> None:
+    s = UnderlyingStats()
+    for filled_on in outcomes:
+        s.count_hedge(filled_on)
+    assert s.hedges == sum(1 for f in outcomes if f)
+    shares = s.by_account.values()
+    assert sum(a.hedges - a.split_hedges for a in shares) <= s.hedges
+    assert sum(a.hedges for a in shares) == sum(len(f) for f in outcomes)
+
+
+def test_the_summary_says_how_many_of_a_venues_hedges_were_split() -> None:
+    summary = {
+        "simulated_s": 60.0,
+        "wall_s": 3.0,
+        "speed": 20.0,
+        "seed": 7,
+        "numeraire": "usd",
+        "state": "ACTIVE",
+        "hedges": 16,
+        "hedge_cost_usd": 1.0,
+        "orders_sent": 30,
+        "underlyings": {},
+        "pnl_usd": {},
+        "errors": [],
+        "venues": {
+            name: {
+                "exchange": name,
+                "hedges": 11,
+                "split_hedges": split,
+                "orders": 15,
+                "hedge_cost_usd": 0.5,
+                "hedge_notional_usd": 1000.0,
+                "option_positions": 3,
+                "state": "ACTIVE",
+            }
+            for name, split in (("deribit", 6), ("okx", 0))
+        },
+    }
+    lines = render_summary(summary).splitlines()
+    deribit = next(line for line in lines if "venue deribit" in line)
+    okx = next(line for line in lines if "venue okx" in line)
+    assert "11 hedges (6 split with another venue), 15 orders" in deribit
+    assert "11 hedges, 15 orders" in okx
