@@ -497,3 +497,29 @@ async def test_cancel_all_verified_finds_a_resting_order_whose_answer_never_came
     (state,) = await env.rig.venue.order_by_label(label)
     assert state.status is OrderStatus.CANCELLED
     assert env.received() == {label: 1}
+
+
+async def test_halt_cancels_a_resting_order_whose_send_outcome_stayed_unknown(env: Env) -> None:
+    """The operator's halt (and `hedgerctl cancel-all`, the same `cancel_all_open`) must cancel
+    every order that can rest, also one the executor has no venue id for: its send timed out
+    after the venue took it and every query by label failed, so it is UNKNOWN (in flight, not
+    guessed). Skipping it left a post-only order resting on the venue while HALTED."""
+    await env.rig.stop_pump()  # no stream: only a query can tell the order rests
+    now = env.sim.now_ms()
+    env.sim.faults.add({"kind": "timeout_after_accept", "count": 1}, now)
+    env.sim.faults.add(
+        {"kind": "http_5xx", "count": 4, "methods": ["private/get_order_state_by_label"]}, now
+    )
+    ex = env.rig.executor
+    d = await resting_buy(env, "halt-unknown-1")
+    (leg,) = (await ex.execute(d)).legs
+    assert leg.outcome is LegOutcome.UNKNOWN, leg
+    (label,) = leg.labels
+    (rec,) = ex.open_records()
+    assert rec.status is OrderStatus.UNKNOWN and rec.venue_order_id is None
+    await env.rig.trading.halt(actor="uid:0", text="test")
+    await ex.flush()  # the cancel-on-halt it started
+    (state,) = await env.rig.venue.order_by_label(label)
+    assert state.status is OrderStatus.CANCELLED, state
+    assert ex.open_records() == []
+    assert env.received() == {label: 1}

@@ -1422,14 +1422,20 @@ class Executor:
         return out
 
     async def cancel_all_open(self, venue: str | None = None) -> int:
-        """Cancel every open order this executor knows (HALTED, shutdown), or those of
-        account `venue`; returns how many cancels were answered."""
+        """Cancel every open order this executor knows (HALTED, the operator's cancel-all,
+        shutdown), or those of account `venue`; returns how many cancels were answered. An
+        open order without a venue id (a send whose answer never came: UNKNOWN, or still on
+        the wire) is looked up by its label first: it may rest on the venue all the same."""
         n = 0
         for rec in list(self.open_records()):
-            if rec.venue_order_id is None or rec.venue not in self.venues:
+            if rec.venue not in self.venues:
                 continue
             if venue is not None and rec.venue != venue:
                 continue
+            if rec.venue_order_id is None:
+                rec = await self._query_by_label(rec)
+                if not rec.is_open or rec.venue_order_id is None:
+                    continue  # not on the venue (yet): nothing to cancel
             try:
                 update = await self.venues[rec.venue].cancel_order(rec.venue_order_id)
             except VenueError as exc:
@@ -1475,13 +1481,7 @@ class Executor:
         # A halt's cancel-all under way: its cancels count, and ours must not race them.
         started = await asyncio.gather(*tuple(self._halt_tasks), return_exceptions=True)
         n = sum(x for x in started if isinstance(x, int))
-        n += await self.cancel_all_open()
-        unanswered = [
-            r for r in self.open_records() if r.venue_order_id is None and r.venue in self.venues
-        ]
-        found = [await self._query_by_label(r) for r in unanswered]
-        if any(r.is_open and r.venue_order_id is not None for r in found):
-            n += await self.cancel_all_open()
+        n += await self.cancel_all_open()  # those without a venue id: looked up by label
         left = [r.label for r in self.open_records() if r.venue in self.venues]
         return n, left
 
