@@ -523,3 +523,44 @@ async def test_halt_cancels_a_resting_order_whose_send_outcome_stayed_unknown(en
     assert state.status is OrderStatus.CANCELLED, state
     assert ex.open_records() == []
     assert env.received() == {label: 1}
+
+
+async def test_a_maker_order_the_halt_could_not_see_is_cancelled_by_its_leg(
+    tmp_path: Path,
+) -> None:
+    """A halt that lands while a post-only order is on the wire: the halt's cancel-all asks
+    the venue by label before the venue has the order, so only the leg can cancel it. It
+    must do so at once (as on shutdown), not leave it resting while HALTED until the maker
+    deadline (a minute here)."""
+    async for env in make_env(tmp_path, ExecutorSettings(reprice_interval_ms=1_000)):
+        await _halt_races_the_maker_send(env)
+
+
+async def _halt_races_the_maker_send(env: Env) -> None:
+    ex, venue = env.rig.executor, env.rig.venue
+    d = await resting_buy(env, "halt-race-1")
+    place = venue.place_order
+
+    async def halt_then_place(request: Any) -> Any:  # the halt races the send
+        await env.rig.trading.halt(actor="uid:0", text="test")
+        await ex.flush()  # its cancel-all: the venue does not know the order yet
+        return await place(request)
+
+    venue.place_order = halt_then_place  # type: ignore[method-assign]
+    resting_while_halted: list[int] = []
+
+    async def watch() -> None:
+        for rec in ex.open_records():
+            (state,) = await venue.order_by_label(rec.label)
+            if state.status is OrderStatus.ACKED:
+                resting_while_halted.append(env.sim.now_ms())
+
+    env.on_sleep.append(watch)
+    (leg,) = (await ex.execute(d)).legs
+    assert not resting_while_halted, resting_while_halted
+    assert leg.outcome is LegOutcome.PARTIAL and leg.filled_amount == 0.0, leg
+    (label,) = leg.labels  # cancelled by its leg; no re-price, no taker fallback
+    (state,) = await venue.order_by_label(label)
+    assert state.status is OrderStatus.CANCELLED
+    assert env.received() == {label: 1}
+    assert ex.open_records() == []

@@ -1183,9 +1183,10 @@ class Executor:
                     rec = None
                     continue
                 return self._leg_end(run, LegOutcome.REJECTED, live.reason or "")
-            # Rest until filled, the touch moves away, the deadline, or shutdown.
+            # Rest until filled, the touch moves away, the deadline, shutdown or a halt (one
+            # that landed while the order was on the wire: its cancel-all could not see it).
             while live.is_open:
-                if self._stopping:
+                if self._stopping or self._halted_since_intent(run, live):
                     live = await self._cancel(run, live)
                     break
                 wait = min(self.settings.reprice_interval_ms, max(deadline - self.clock_ms(), 0))
