@@ -490,6 +490,9 @@ class HedgeLoop(PortfolioService):
             check = self.shared.board.check_order(
                 now_ms=self.clocks.board_clock_ms(),
                 notional_usd=per_order,
+                # The executor sends every slice without asking again: the budgets count
+                # them all (one slice counted let a sliced leg trade past them).
+                added_notional_usd=notional,
                 price_usd=price_usd,
                 reference_price_usd=index,
                 delta_before_coin=before,
