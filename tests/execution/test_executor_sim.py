@@ -68,7 +68,9 @@ class Env:
         return dict(counters.orders_received)
 
 
-async def make_env(tmp_path: Path, settings: ExecutorSettings, **sim_kw: Any) -> AsyncIterator[Env]:
+async def make_env(
+    tmp_path: Path, settings: ExecutorSettings, *, cancel_on_disconnect: bool = True, **sim_kw: Any
+) -> AsyncIterator[Env]:
     async with running_simulator(
         scenario=sim_kw.pop("scenario", scenario()),
         stepped=True,
@@ -96,6 +98,7 @@ async def make_env(tmp_path: Path, settings: ExecutorSettings, **sim_kw: Any) ->
             settings=settings,
             reconcile=ReconcileSettings(not_found_grace_ms=1_000),
             request_timeout_s=0.5,
+            cancel_on_disconnect=cancel_on_disconnect,
         )
         await r.start()
         try:
@@ -564,3 +567,42 @@ async def _halt_races_the_maker_send(env: Env) -> None:
     assert state.status is OrderStatus.CANCELLED
     assert env.received() == {label: 1}
     assert ex.open_records() == []
+
+
+async def test_an_answer_the_adapter_cannot_read_is_an_unknown_outcome(tmp_path: Path) -> None:
+    """The venue took the order, then ccxt failed on its answer with an error that is not a
+    venue error (a parser's TypeError). The send's outcome is unknown: the order is asked
+    for by its label like a timeout, never left NEW (the running reconciliation skips NEW
+    orders as about to be sent: it stayed in flight for good) and never sent again."""
+    settings = ExecutorSettings(unknown_query_interval_ms=200)
+    async for env in make_env(tmp_path, settings, cancel_on_disconnect=False):
+        await _unreadable_answer(env)
+
+
+async def _unreadable_answer(env: Env) -> None:
+    await env.rig.stop_pump()  # no stream: only the query can tell what happened
+    rest: Any = env.rig.venue.rest
+    parse_order = rest.parse_order
+    broken = [1]
+
+    def parse_once_broken(*args: Any, **kw: Any) -> Any:
+        if broken:
+            broken.pop()
+            raise TypeError("unsupported operand type(s) for *: 'NoneType' and 'float'")
+        return parse_order(*args, **kw)
+
+    rest.parse_order = parse_once_broken
+    ex = env.rig.executor
+    d = perp_decision("unreadable-1", OrderSide.BUY, 2_000.0, mid_usd=await mid(env),
+                      ts_ms=env.sim.now_ms())  # fmt: skip
+    (leg,) = (await ex.execute(d)).legs
+    assert not broken  # the adapter's parser did fail
+    assert leg.outcome is LegOutcome.DONE and leg.filled_amount == 2_000.0, leg
+    (label,) = leg.labels
+    labels_once(env, leg.labels)
+    rec = await env.rig.journal.order(label)
+    assert rec is not None and rec.status is OrderStatus.FILLED
+    events = await env.rig.journal.events_since()
+    statuses = [e.payload.get("status_after") for e in events if e.ref == label]
+    assert "unknown" in statuses, statuses
+    assert env.perp_position_usd() == 2_000.0

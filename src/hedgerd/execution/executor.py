@@ -1256,6 +1256,18 @@ class Executor:
                 update = await venue.place_order(self._request(rec))
             except VenueError as exc:
                 return await self._send_failed(run, rec, exc, olog)
+            except Exception as exc:
+                # The adapter failed on its own (a parser's bug in the answer): the venue may
+                # have the order. An unknown outcome, asked for by label; left NEW it stayed
+                # in flight for good (the running reconciliation skips NEW orders).
+                olog.exception("executor.send_failed_unclassified")
+                unknown = VenueError(
+                    f"{rec.venue}: {type(exc).__name__}: {exc}",
+                    error_class=ErrorClass.RETRYABLE,
+                    venue=rec.venue,
+                    outcome_unknown=True,
+                )
+                return await self._send_failed(run, rec, unknown, olog)
             answer_ns = time.perf_counter_ns()
             _drill("after_send", self._drill)
         self.timings.append(
