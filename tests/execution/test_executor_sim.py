@@ -606,3 +606,51 @@ async def _unreadable_answer(env: Env) -> None:
     statuses = [e.payload.get("status_after") for e in events if e.ref == label]
     assert "unknown" in statuses, statuses
     assert env.perp_position_usd() == 2_000.0
+
+
+async def test_a_cancel_answer_the_adapter_cannot_read_does_not_end_the_cancel_all(
+    tmp_path: Path,
+) -> None:
+    """The halt's cancel-all meets a cancel whose answer ccxt fails to parse (a TypeError,
+    not a venue error): that order is asked for by label and the cancel-all goes on to the
+    next order. It ended there, in a task whose failure nobody saw, leaving the second
+    order resting while HALTED."""
+    settings = ExecutorSettings(unknown_query_interval_ms=200)
+    async for env in make_env(tmp_path, settings, cancel_on_disconnect=False):
+        await _cancel_all_past_an_unreadable_answer(env)
+
+
+async def _cancel_all_past_an_unreadable_answer(env: Env) -> None:
+    await env.rig.stop_pump()
+    ex = env.rig.executor
+    labels = []
+    for i in range(2):  # two orders resting on the venue, UNKNOWN to the executor
+        now = env.sim.now_ms()
+        # The answer never comes (held past the client's timeout: a closed connection would
+        # have the GET re-sent by aiohttp, the REST path's known hazard).
+        env.sim.faults.add({"kind": "timeout_after_accept", "hold_s": 1.0, "count": 1}, now)
+        env.sim.faults.add(
+            {"kind": "http_5xx", "count": 4, "methods": ["private/get_order_state_by_label"]},
+            now,
+        )
+        (leg,) = (await ex.execute(await resting_buy(env, f"ca-{i}"))).legs
+        assert leg.outcome is LegOutcome.UNKNOWN, leg
+        labels.extend(leg.labels)
+    rest: Any = env.rig.venue.rest
+    parse_order = rest.parse_order
+    broken = [1]
+
+    def parse_once_broken(*args: Any, **kw: Any) -> Any:
+        if broken:
+            broken.pop()
+            raise TypeError("'NoneType' object is not subscriptable")
+        return parse_order(*args, **kw)
+
+    rest.parse_order = parse_once_broken
+    await env.rig.trading.halt(actor="uid:0", text="test")
+    await ex.flush()  # the cancel-on-halt it started
+    assert not broken  # the first cancel's answer did fail to parse
+    for label in labels:
+        (state,) = await env.rig.venue.order_by_label(label)
+        assert state.status is OrderStatus.CANCELLED, (label, state)
+    assert ex.open_records() == []

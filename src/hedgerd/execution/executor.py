@@ -1427,8 +1427,13 @@ class Executor:
         assert gate.allowed  # cancels always pass
         try:
             update = await self.venues[rec.venue].cancel_order(rec.venue_order_id)
-        except VenueError as exc:
-            clog.warning("executor.cancel_failed", error=str(exc)[:200], code=exc.code)
+        except Exception as exc:  # a VenueError, or the adapter failing on the answer
+            clog.warning(
+                "executor.cancel_failed",
+                error=str(exc)[:200],
+                error_type=type(exc).__name__,
+                code=getattr(exc, "code", None),
+            )
             return await self._refresh(run, rec)  # filled meanwhile, or the cancel got lost
         out = await self._apply(rec.label, query_result_from_update(update))
         clog.info("executor.cancelled", status=str(out.status), filled_amount=out.filled_amount)
@@ -1451,8 +1456,14 @@ class Executor:
                     continue  # not on the venue (yet): nothing to cancel
             try:
                 update = await self.venues[rec.venue].cancel_order(rec.venue_order_id)
-            except VenueError as exc:
-                log.warning("executor.cancel_failed", label=rec.label, error=str(exc)[:200])
+            except Exception as exc:  # a VenueError, or the adapter failing on the answer:
+                # one order's trouble must not end the cancel-all before the others
+                log.warning(
+                    "executor.cancel_failed",
+                    label=rec.label,
+                    error=str(exc)[:200],
+                    error_type=type(exc).__name__,
+                )
                 # Filled or cancelled meanwhile (a concurrent cancel-all): the venue's view.
                 await self._query_by_label(rec)
                 continue
@@ -1594,7 +1605,7 @@ class Executor:
             log.warning("executor.account_halted_cancelling", venue=venue)
             task = loop.create_task(self.cancel_all_open(venue), name=f"cancel-on-halt:{venue}")
             self._halt_tasks.add(task)
-            task.add_done_callback(self._halt_tasks.discard)
+            task.add_done_callback(self._halt_done)
 
         return on_state
 
@@ -1608,7 +1619,14 @@ class Executor:
         log.warning("executor.halted_cancelling", open_orders=len(self.open_records()))
         task = loop.create_task(self.cancel_all_open(), name="executor-cancel-on-halt")
         self._halt_tasks.add(task)
-        task.add_done_callback(self._halt_tasks.discard)
+        task.add_done_callback(self._halt_done)
+
+    def _halt_done(self, task: asyncio.Task[int]) -> None:
+        self._halt_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Orders may still rest on the venue: say so (the reconciliation, a cancel-all
+            # or the next halt is what is left).
+            log.error("executor.cancel_on_halt_failed", error=repr(task.exception())[:300])
 
     # ------------------------------------------------------------------- rate limits
 
