@@ -1,16 +1,21 @@
-"""The hedge loop's pre-trade check counts a leg's whole notional in the notional-rate budget.
+"""The hedge loop's own checks, with stand-ins for the parts around it (the board, the
+trading state, the instruments and the legs are real).
 
-`HedgeLoop._pre_trade` asks the kill-switch board once per leg, judged at the largest single
-order the executor will send for it (the order-notional switch), and the executor then sends
-the leg in slices without asking again. Counting only that one slice in the notional budget
-let a sliced leg trade many times the budget it was counted for ("sent notional bounds traded
-notional from above"). The parts around the loop are stand-ins: only the board, the trading
-state and the leg are real.
+- The pre-trade check counts a leg's whole notional in the notional-rate budget:
+  `HedgeLoop._pre_trade` asks the kill-switch board once per leg, judged at the largest single
+  order the executor will send for it (the order-notional switch), and the executor then sends
+  the leg in slices without asking again. Counting only that one slice let a sliced leg trade
+  many times the budget it was counted for ("sent notional bounds traded notional from
+  above").
+- A configured hedge instrument of another underlying, or an option, is never a hedge
+  candidate: the candidate's delta per amount is 1 (coin-sized) or 1/mid (USD-sized), right
+  only for a future, perpetual or spot of the underlying hedged.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,8 +28,10 @@ from hedgerd.model import (
     HedgeTrigger,
     Instrument,
     InstrumentKind,
+    OptionType,
     OrderSide,
     PriceUnit,
+    Quote,
 )
 from hedgerd.portfolio.hedge_loop import HedgeLoop
 from hedgerd.portfolio.parts import Clocks, PortfolioParts
@@ -49,6 +56,21 @@ PERP = Instrument(
 )  # fmt: skip
 
 
+ETH_PERP = Instrument(
+    venue="deribit", name="ETH-PERPETUAL", kind=InstrumentKind.PERPETUAL, underlying="ETH",
+    quote_currency="USD", settlement_currency="ETH", inverse=True, contract_size=1.0,
+    amount_unit=AmountUnit.USD, min_amount=1.0, amount_step=1.0, tick_size=0.05,
+    price_unit=PriceUnit.USD,
+)  # fmt: skip
+PUT = Instrument(
+    venue="deribit", name="BTC-27MAR26-90000-P", kind=InstrumentKind.OPTION, underlying="BTC",
+    quote_currency="BTC", settlement_currency="BTC", inverse=True, contract_size=1.0,
+    amount_unit=AmountUnit.COIN, min_amount=0.1, amount_step=0.1, tick_size=0.0005,
+    price_unit=PriceUnit.COIN, expiry_ms=T0 + 86_400_000, strike_usd=90_000.0,
+    option_type=OptionType.PUT,
+)  # fmt: skip
+
+
 class _Store:
     async def last_trading_state(self) -> None:
         return None
@@ -57,20 +79,25 @@ class _Store:
         return None
 
 
-def _loop(board: KillSwitchBoard, machine: TradingStateMachine) -> HedgeLoop:
-    venue = SimpleNamespace(instruments=lambda: {PERP.name: PERP})
-    feed = SimpleNamespace(index_ms=lambda underlying: T0)
+def _loop(
+    board: KillSwitchBoard, machine: TradingStateMachine, hedges: tuple[str, ...] = ()
+) -> HedgeLoop:
+    instruments = {i.name: i for i in (PERP, ETH_PERP, PUT)}
+    venue = SimpleNamespace(instruments=lambda: instruments)
+    feed = SimpleNamespace(index_ms=lambda underlying: T0, positions={})
     book = SimpleNamespace(index_price=lambda underlying: INDEX_USD)
+    quote = Quote("deribit", "x", INDEX_USD - 0.5, 1e6, INDEX_USD + 0.5, 1e6, T0)
+    market = SimpleNamespace(fresh_quote=lambda account, name: replace(quote, instrument=name))
     account: Any = SimpleNamespace(
         name="deribit", underlyings=("BTC",), venue=venue, feed=feed, book=book,
-        orders_blocked=lambda: False,
+        market=market, orders_blocked=lambda: False,
     )  # fmt: skip
     executor: Any = SimpleNamespace(
         settings=ExecutorSettings(max_slice_delta_coin=5.0, max_slice_notional_usd=500_000.0)
     )
     parts = PortfolioParts(trading=machine, board=board, executor=executor)
     stats = DaemonStats(per_underlying={"BTC": UnderlyingStats()})
-    config: Any = SimpleNamespace()
+    config: Any = SimpleNamespace(hedge_instruments=lambda account, underlying: hedges)
     scope = PortfolioScope(config, Clocks(lambda: T0, lambda: T0, 1.0), parts, stats,
                            {"deribit": account})  # fmt: skip
     policies: Any = SimpleNamespace()
@@ -126,3 +153,15 @@ async def test_a_leg_within_the_budget_passes_and_spends_its_whole_notional() ->
     minute = board.rates.counts(T0)["minute"]
     assert minute[1] == 900_000.0, minute
     assert machine.state is TradingState.ACTIVE
+
+
+async def test_a_hedge_instrument_of_another_underlying_or_an_option_is_no_candidate() -> None:
+    # A configuration slip (BTC = ["ETH-PERPETUAL", a BTC put, "BTC-PERPETUAL"]): the ETH
+    # perpetual's contracts were counted as BTC delta (1/mid coin each), the put as +1 coin
+    # per coin bought: hedged with the wrong instrument, in the wrong size or direction.
+    machine = TradingStateMachine(_Store(), TradingStateSnapshot(TradingState.ACTIVE, (), 0, T0),
+                                  lambda: T0)  # fmt: skip
+    board = KillSwitchBoard(KillSwitchSettings(), machine)
+    loop = _loop(board, machine, hedges=(ETH_PERP.name, PUT.name, PERP.name))
+    got = await loop._account_states(loop.account, "BTC")
+    assert [v.name for v in got] == [PERP.name]
