@@ -8,6 +8,8 @@ market moves exactly as far as the executor waits and nothing depends on wall-cl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -654,3 +656,30 @@ async def _cancel_all_past_an_unreadable_answer(env: Env) -> None:
         (state,) = await env.rig.venue.order_by_label(label)
         assert state.status is OrderStatus.CANCELLED, (label, state)
     assert ex.open_records() == []
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [("delta_coin", math.nan), ("delta_coin", math.inf), ("limit_price", math.inf)],
+)
+async def test_a_leg_with_a_non_finite_number_is_refused_unsent(
+    env: Env, field: str, bad: float
+) -> None:
+    """A leg is not validated where it is built (`HedgeLeg` is a plain record): the executor
+    refuses one whose amount, delta or price is not a finite number, sends nothing and counts
+    nothing in flight. A NaN delta went out (the amount and price were fine), and every order
+    of the leg then counted NaN in flight (|delta| / amount per unit), the net delta with it."""
+    d = await resting_buy(env, f"nan-leg-{field}-{bad}")
+    (leg,) = d.legs
+    d = dataclasses.replace(d, legs=(dataclasses.replace(leg, **{field: bad}),))
+    seen: list[float] = []
+
+    async def in_flight(ex: Executor = env.rig.executor) -> None:
+        seen.append(ex.in_flight_delta_coin("BTC"))
+
+    env.on_sleep.append(in_flight)
+    (res,) = (await env.rig.executor.execute(d)).legs
+    assert res.outcome is LegOutcome.REJECTED and res.labels == (), res
+    assert env.received() == {}
+    assert all(math.isfinite(x) for x in seen), seen
+    assert env.rig.executor.in_flight_delta_coin("BTC") == 0.0

@@ -347,6 +347,22 @@ def round_down(amount: float, step: float) -> float:
     return float(f"{n * step:.12g}")
 
 
+def leg_problem(leg: HedgeLeg) -> str | None:
+    """Why `leg` cannot be executed (None: it can): its amount, delta or limit price is not a
+    finite number, or its amount or price is not positive. `HedgeLeg` is not validated where
+    it is built; a NaN delta went out and counted NaN in flight (|delta| / amount per unit)."""
+    for name, value in (
+        ("amount", leg.amount),
+        ("delta_coin", leg.delta_coin),
+        ("limit_price", leg.limit_price),
+    ):
+        if not math.isfinite(value):
+            return f"{name} {value} is not a finite number"
+    if not (leg.amount > 0 and leg.limit_price > 0):
+        return f"amount {leg.amount} and limit price {leg.limit_price} must be > 0"
+    return None
+
+
 def leg_notional_usd(leg: HedgeLeg) -> float | None:
     """The leg's notional, USD: its amount where that is USD (inverse contracts), else its
     amount at its limit price where that is USD; None for a coin price (no index here)."""
@@ -681,6 +697,11 @@ class Executor:
         results: dict[int, LegResult] = {}
         # Count the whole decision in flight before the first await.
         for i, leg in enumerate(decision.legs):
+            bad = leg_problem(leg)
+            if bad is not None:  # refused, not traded on, never counted in flight
+                blog.error("executor.bad_leg", leg=i, error=bad)
+                results[i] = self._leg_end_none(i, leg, LegOutcome.REJECTED, bad)
+                continue
             inst = self._instrument(leg)
             ratio = abs(leg.delta_coin) / leg.amount if leg.amount > 0 else 0.0
             run = (
@@ -1701,6 +1722,7 @@ __all__ = [
     "OrderRejection",
     "OrderTiming",
     "leg_notional_usd",
+    "leg_problem",
     "protected_price",
     "round_down",
     "round_price",
