@@ -571,6 +571,23 @@ async def _halt_races_the_maker_send(env: Env) -> None:
     assert ex.open_records() == []
 
 
+def break_parse_order_once(env: Env) -> list[int]:
+    """ccxt's REST client fails once on the venue's answer to an order request, after the
+    venue acted on it (a parser's TypeError, not a ccxt error); empty once it has failed."""
+    rest: Any = env.rig.venue.rest
+    parse_order = rest.parse_order
+    broken = [1]
+
+    def parse_once_broken(*args: Any, **kw: Any) -> Any:
+        if broken:
+            broken.pop()
+            raise TypeError("unsupported operand type(s) for *: 'NoneType' and 'float'")
+        return parse_order(*args, **kw)
+
+    rest.parse_order = parse_once_broken
+    return broken
+
+
 async def test_an_answer_the_adapter_cannot_read_is_an_unknown_outcome(tmp_path: Path) -> None:
     """The venue took the order, then ccxt failed on its answer with an error that is not a
     venue error (a parser's TypeError). The send's outcome is unknown: the order is asked
@@ -583,17 +600,7 @@ async def test_an_answer_the_adapter_cannot_read_is_an_unknown_outcome(tmp_path:
 
 async def _unreadable_answer(env: Env) -> None:
     await env.rig.stop_pump()  # no stream: only the query can tell what happened
-    rest: Any = env.rig.venue.rest
-    parse_order = rest.parse_order
-    broken = [1]
-
-    def parse_once_broken(*args: Any, **kw: Any) -> Any:
-        if broken:
-            broken.pop()
-            raise TypeError("unsupported operand type(s) for *: 'NoneType' and 'float'")
-        return parse_order(*args, **kw)
-
-    rest.parse_order = parse_once_broken
+    broken = break_parse_order_once(env)
     ex = env.rig.executor
     d = perp_decision("unreadable-1", OrderSide.BUY, 2_000.0, mid_usd=await mid(env),
                       ts_ms=env.sim.now_ms())  # fmt: skip
@@ -638,17 +645,7 @@ async def _cancel_all_past_an_unreadable_answer(env: Env) -> None:
         (leg,) = (await ex.execute(await resting_buy(env, f"ca-{i}"))).legs
         assert leg.outcome is LegOutcome.UNKNOWN, leg
         labels.extend(leg.labels)
-    rest: Any = env.rig.venue.rest
-    parse_order = rest.parse_order
-    broken = [1]
-
-    def parse_once_broken(*args: Any, **kw: Any) -> Any:
-        if broken:
-            broken.pop()
-            raise TypeError("'NoneType' object is not subscriptable")
-        return parse_order(*args, **kw)
-
-    rest.parse_order = parse_once_broken
+    broken = break_parse_order_once(env)
     await env.rig.trading.halt(actor="uid:0", text="test")
     await ex.flush()  # the cancel-on-halt it started
     assert not broken  # the first cancel's answer did fail to parse

@@ -56,18 +56,12 @@ PERP = Instrument(
 )  # fmt: skip
 
 
-ETH_PERP = Instrument(
-    venue="deribit", name="ETH-PERPETUAL", kind=InstrumentKind.PERPETUAL, underlying="ETH",
-    quote_currency="USD", settlement_currency="ETH", inverse=True, contract_size=1.0,
-    amount_unit=AmountUnit.USD, min_amount=1.0, amount_step=1.0, tick_size=0.05,
-    price_unit=PriceUnit.USD,
-)  # fmt: skip
-PUT = Instrument(
-    venue="deribit", name="BTC-27MAR26-90000-P", kind=InstrumentKind.OPTION, underlying="BTC",
-    quote_currency="BTC", settlement_currency="BTC", inverse=True, contract_size=1.0,
-    amount_unit=AmountUnit.COIN, min_amount=0.1, amount_step=0.1, tick_size=0.0005,
-    price_unit=PriceUnit.COIN, expiry_ms=T0 + 86_400_000, strike_usd=90_000.0,
-    option_type=OptionType.PUT,
+ETH_PERP = replace(PERP, name="ETH-PERPETUAL", underlying="ETH", settlement_currency="ETH")
+PUT = replace(
+    PERP, name="BTC-27MAR26-90000-P", kind=InstrumentKind.OPTION, quote_currency="BTC",
+    contract_size=1.0, amount_unit=AmountUnit.COIN, min_amount=0.1, amount_step=0.1,
+    tick_size=0.0005, price_unit=PriceUnit.COIN, expiry_ms=T0 + 86_400_000,
+    strike_usd=90_000.0, option_type=OptionType.PUT,
 )  # fmt: skip
 
 
@@ -116,8 +110,9 @@ def _sell(decision_id: str, amount_usd: float) -> HedgeDecision:
     )  # fmt: skip
 
 
-async def test_a_sliced_leg_counts_its_whole_notional_in_the_notional_budget() -> None:
-    # 1,000,000 USD a minute; one order at most 500,000 USD (the executor's slices).
+def _parts(hedges: tuple[str, ...] = ()) -> tuple[HedgeLoop, KillSwitchBoard]:
+    """The loop over a real board and trading state: 1,000,000 USD of orders a minute, one
+    order at most 500,000 USD (the executor's slices)."""
     settings = KillSwitchSettings.model_validate(
         {
             "notional_rate": {"max_notional_usd_per_minute": 1_000_000.0},
@@ -127,41 +122,33 @@ async def test_a_sliced_leg_counts_its_whole_notional_in_the_notional_budget() -
     machine = TradingStateMachine(_Store(), TradingStateSnapshot(TradingState.ACTIVE, (), 0, T0),
                                   lambda: T0)  # fmt: skip
     board = KillSwitchBoard(settings, machine)
-    loop = _loop(board, machine)
+    return _loop(board, machine, hedges), board
+
+
+async def test_a_sliced_leg_counts_its_whole_notional_in_the_notional_budget() -> None:
+    loop, board = _parts()
     # 2,000,000 USD in four 500,000 USD slices: twice the minute's budget. It must not pass
     # as if it were one 500,000 USD order (it did, and so did the next one).
     first = _sell("d1", 2_000_000.0)
     assert loop._pre_trade(first) == []
-    assert machine.state is TradingState.HALTED
-    assert ReasonCode.NOTIONAL_RATE in machine.snapshot.reason_codes
-    await machine.flush()
+    assert board.machine.state is TradingState.HALTED
+    assert ReasonCode.NOTIONAL_RATE in board.machine.snapshot.reason_codes
+    await board.machine.flush()
 
 
 async def test_a_leg_within_the_budget_passes_and_spends_its_whole_notional() -> None:
-    settings = KillSwitchSettings.model_validate(
-        {
-            "notional_rate": {"max_notional_usd_per_minute": 1_000_000.0},
-            "order_notional": {"max_order_notional_usd": 500_000.0},
-        }
-    )
-    machine = TradingStateMachine(_Store(), TradingStateSnapshot(TradingState.ACTIVE, (), 0, T0),
-                                  lambda: T0)  # fmt: skip
-    board = KillSwitchBoard(settings, machine)
-    loop = _loop(board, machine)
+    loop, board = _parts()
     d = _sell("d2", 900_000.0)  # two slices, within the budget
     assert loop._pre_trade(d) == list(d.legs)
     minute = board.rates.counts(T0)["minute"]
     assert minute[1] == 900_000.0, minute
-    assert machine.state is TradingState.ACTIVE
+    assert board.machine.state is TradingState.ACTIVE
 
 
 async def test_a_hedge_instrument_of_another_underlying_or_an_option_is_no_candidate() -> None:
     # A configuration slip (BTC = ["ETH-PERPETUAL", a BTC put, "BTC-PERPETUAL"]): the ETH
     # perpetual's contracts were counted as BTC delta (1/mid coin each), the put as +1 coin
     # per coin bought: hedged with the wrong instrument, in the wrong size or direction.
-    machine = TradingStateMachine(_Store(), TradingStateSnapshot(TradingState.ACTIVE, (), 0, T0),
-                                  lambda: T0)  # fmt: skip
-    board = KillSwitchBoard(KillSwitchSettings(), machine)
-    loop = _loop(board, machine, hedges=(ETH_PERP.name, PUT.name, PERP.name))
+    loop, _board = _parts(hedges=(ETH_PERP.name, PUT.name, PERP.name))
     got = await loop._account_states(loop.account, "BTC")
     assert [v.name for v in got] == [PERP.name]
