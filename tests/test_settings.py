@@ -73,6 +73,18 @@ def test_key_without_secret_is_refused(tmp_path: Path) -> None:
         ('[venues.d]\nrest_url = "http://127.0.0.1:1"\n', "set together"),
         ("nonsense_key = 1\n", "nonsense_key: unknown key"),
         ("numeraire = \n", "invalid TOML"),
+        # Not a number, or no limit at all: refused, never a silently disabled check.
+        ("[venues.d]\nstale_market_s = inf\n", "venues.d.stale_market_s = inf"),
+        ("[daemon]\nevaluate_interval_s = 1e999\n", "daemon.evaluate_interval_s = inf"),
+        (
+            "[risk.order_notional]\nmax_order_notional_usd = inf\n",
+            "risk.order_notional.max_order_notional_usd = inf",
+        ),
+        (
+            '[hedging]\ndefault_policy = "p"\n[hedging.policies.p]\nkind = "band"\n'
+            "target_delta_coin = nan\n",
+            "target_delta_coin = nan",
+        ),
     ],
 )
 def test_errors_name_key_value_and_expectation(tmp_path: Path, text: str, expected: str) -> None:

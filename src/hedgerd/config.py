@@ -43,7 +43,9 @@ _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # An infinite limit or NaN value is not a setting (an "inf" timeout or budget, a
+    # "1e999" that parses to one, a NaN target): refused, never a silent "no limit".
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LogSettings(_Section):

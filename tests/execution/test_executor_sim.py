@@ -8,6 +8,8 @@ market moves exactly as far as the executor waits and nothing depends on wall-cl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -68,7 +70,9 @@ class Env:
         return dict(counters.orders_received)
 
 
-async def make_env(tmp_path: Path, settings: ExecutorSettings, **sim_kw: Any) -> AsyncIterator[Env]:
+async def make_env(
+    tmp_path: Path, settings: ExecutorSettings, *, cancel_on_disconnect: bool = True, **sim_kw: Any
+) -> AsyncIterator[Env]:
     async with running_simulator(
         scenario=sim_kw.pop("scenario", scenario()),
         stepped=True,
@@ -96,6 +100,7 @@ async def make_env(tmp_path: Path, settings: ExecutorSettings, **sim_kw: Any) ->
             settings=settings,
             reconcile=ReconcileSettings(not_found_grace_ms=1_000),
             request_timeout_s=0.5,
+            cancel_on_disconnect=cancel_on_disconnect,
         )
         await r.start()
         try:
@@ -497,3 +502,181 @@ async def test_cancel_all_verified_finds_a_resting_order_whose_answer_never_came
     (state,) = await env.rig.venue.order_by_label(label)
     assert state.status is OrderStatus.CANCELLED
     assert env.received() == {label: 1}
+
+
+async def test_halt_cancels_a_resting_order_whose_send_outcome_stayed_unknown(env: Env) -> None:
+    """The operator's halt (and `hedgerctl cancel-all`, the same `cancel_all_open`) must cancel
+    every order that can rest, also one the executor has no venue id for: its send timed out
+    after the venue took it and every query by label failed, so it is UNKNOWN (in flight, not
+    guessed). Skipping it left a post-only order resting on the venue while HALTED."""
+    await env.rig.stop_pump()  # no stream: only a query can tell the order rests
+    now = env.sim.now_ms()
+    env.sim.faults.add({"kind": "timeout_after_accept", "count": 1}, now)
+    env.sim.faults.add(
+        {"kind": "http_5xx", "count": 4, "methods": ["private/get_order_state_by_label"]}, now
+    )
+    ex = env.rig.executor
+    d = await resting_buy(env, "halt-unknown-1")
+    (leg,) = (await ex.execute(d)).legs
+    assert leg.outcome is LegOutcome.UNKNOWN, leg
+    (label,) = leg.labels
+    (rec,) = ex.open_records()
+    assert rec.status is OrderStatus.UNKNOWN and rec.venue_order_id is None
+    await env.rig.trading.halt(actor="uid:0", text="test")
+    await ex.flush()  # the cancel-on-halt it started
+    (state,) = await env.rig.venue.order_by_label(label)
+    assert state.status is OrderStatus.CANCELLED, state
+    assert ex.open_records() == []
+    assert env.received() == {label: 1}
+
+
+async def test_a_maker_order_the_halt_could_not_see_is_cancelled_by_its_leg(
+    tmp_path: Path,
+) -> None:
+    """A halt that lands while a post-only order is on the wire: the halt's cancel-all asks
+    the venue by label before the venue has the order, so only the leg can cancel it. It
+    must do so at once (as on shutdown), not leave it resting while HALTED until the maker
+    deadline (a minute here)."""
+    async for env in make_env(tmp_path, ExecutorSettings(reprice_interval_ms=1_000)):
+        await _halt_races_the_maker_send(env)
+
+
+async def _halt_races_the_maker_send(env: Env) -> None:
+    ex, venue = env.rig.executor, env.rig.venue
+    d = await resting_buy(env, "halt-race-1")
+    place = venue.place_order
+
+    async def halt_then_place(request: Any) -> Any:  # the halt races the send
+        await env.rig.trading.halt(actor="uid:0", text="test")
+        await ex.flush()  # its cancel-all: the venue does not know the order yet
+        return await place(request)
+
+    venue.place_order = halt_then_place  # type: ignore[method-assign]
+    resting_while_halted: list[int] = []
+
+    async def watch() -> None:
+        for rec in ex.open_records():
+            (state,) = await venue.order_by_label(rec.label)
+            if state.status is OrderStatus.ACKED:
+                resting_while_halted.append(env.sim.now_ms())
+
+    env.on_sleep.append(watch)
+    (leg,) = (await ex.execute(d)).legs
+    assert not resting_while_halted, resting_while_halted
+    assert leg.outcome is LegOutcome.PARTIAL and leg.filled_amount == 0.0, leg
+    (label,) = leg.labels  # cancelled by its leg; no re-price, no taker fallback
+    (state,) = await venue.order_by_label(label)
+    assert state.status is OrderStatus.CANCELLED
+    assert env.received() == {label: 1}
+    assert ex.open_records() == []
+
+
+def break_parse_order_once(env: Env) -> list[int]:
+    """ccxt's REST client fails once on the venue's answer to an order request, after the
+    venue acted on it (a parser's TypeError, not a ccxt error); empty once it has failed."""
+    rest: Any = env.rig.venue.rest
+    parse_order = rest.parse_order
+    broken = [1]
+
+    def parse_once_broken(*args: Any, **kw: Any) -> Any:
+        if broken:
+            broken.pop()
+            raise TypeError("unsupported operand type(s) for *: 'NoneType' and 'float'")
+        return parse_order(*args, **kw)
+
+    rest.parse_order = parse_once_broken
+    return broken
+
+
+async def test_an_answer_the_adapter_cannot_read_is_an_unknown_outcome(tmp_path: Path) -> None:
+    """The venue took the order, then ccxt failed on its answer with an error that is not a
+    venue error (a parser's TypeError). The send's outcome is unknown: the order is asked
+    for by its label like a timeout, never left NEW (the running reconciliation skips NEW
+    orders as about to be sent: it stayed in flight for good) and never sent again."""
+    settings = ExecutorSettings(unknown_query_interval_ms=200)
+    async for env in make_env(tmp_path, settings, cancel_on_disconnect=False):
+        await _unreadable_answer(env)
+
+
+async def _unreadable_answer(env: Env) -> None:
+    await env.rig.stop_pump()  # no stream: only the query can tell what happened
+    broken = break_parse_order_once(env)
+    ex = env.rig.executor
+    d = perp_decision("unreadable-1", OrderSide.BUY, 2_000.0, mid_usd=await mid(env),
+                      ts_ms=env.sim.now_ms())  # fmt: skip
+    (leg,) = (await ex.execute(d)).legs
+    assert not broken  # the adapter's parser did fail
+    assert leg.outcome is LegOutcome.DONE and leg.filled_amount == 2_000.0, leg
+    (label,) = leg.labels
+    labels_once(env, leg.labels)
+    rec = await env.rig.journal.order(label)
+    assert rec is not None and rec.status is OrderStatus.FILLED
+    events = await env.rig.journal.events_since()
+    statuses = [e.payload.get("status_after") for e in events if e.ref == label]
+    assert "unknown" in statuses, statuses
+    assert env.perp_position_usd() == 2_000.0
+
+
+async def test_a_cancel_answer_the_adapter_cannot_read_does_not_end_the_cancel_all(
+    tmp_path: Path,
+) -> None:
+    """The halt's cancel-all meets a cancel whose answer ccxt fails to parse (a TypeError,
+    not a venue error): that order is asked for by label and the cancel-all goes on to the
+    next order. It ended there, in a task whose failure nobody saw, leaving the second
+    order resting while HALTED."""
+    settings = ExecutorSettings(unknown_query_interval_ms=200)
+    async for env in make_env(tmp_path, settings, cancel_on_disconnect=False):
+        await _cancel_all_past_an_unreadable_answer(env)
+
+
+async def _cancel_all_past_an_unreadable_answer(env: Env) -> None:
+    await env.rig.stop_pump()
+    ex = env.rig.executor
+    labels = []
+    for i in range(2):  # two orders resting on the venue, UNKNOWN to the executor
+        now = env.sim.now_ms()
+        # The answer never comes (held past the client's timeout: a closed connection would
+        # have the GET re-sent by aiohttp, the REST path's known hazard).
+        env.sim.faults.add({"kind": "timeout_after_accept", "hold_s": 1.0, "count": 1}, now)
+        env.sim.faults.add(
+            {"kind": "http_5xx", "count": 4, "methods": ["private/get_order_state_by_label"]},
+            now,
+        )
+        (leg,) = (await ex.execute(await resting_buy(env, f"ca-{i}"))).legs
+        assert leg.outcome is LegOutcome.UNKNOWN, leg
+        labels.extend(leg.labels)
+    broken = break_parse_order_once(env)
+    await env.rig.trading.halt(actor="uid:0", text="test")
+    await ex.flush()  # the cancel-on-halt it started
+    assert not broken  # the first cancel's answer did fail to parse
+    for label in labels:
+        (state,) = await env.rig.venue.order_by_label(label)
+        assert state.status is OrderStatus.CANCELLED, (label, state)
+    assert ex.open_records() == []
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [("delta_coin", math.nan), ("delta_coin", math.inf), ("limit_price", math.inf)],
+)
+async def test_a_leg_with_a_non_finite_number_is_refused_unsent(
+    env: Env, field: str, bad: float
+) -> None:
+    """A leg is not validated where it is built (`HedgeLeg` is a plain record): the executor
+    refuses one whose amount, delta or price is not a finite number, sends nothing and counts
+    nothing in flight. A NaN delta went out (the amount and price were fine), and every order
+    of the leg then counted NaN in flight (|delta| / amount per unit), the net delta with it."""
+    d = await resting_buy(env, f"nan-leg-{field}-{bad}")
+    (leg,) = d.legs
+    d = dataclasses.replace(d, legs=(dataclasses.replace(leg, **{field: bad}),))
+    seen: list[float] = []
+
+    async def in_flight(ex: Executor = env.rig.executor) -> None:
+        seen.append(ex.in_flight_delta_coin("BTC"))
+
+    env.on_sleep.append(in_flight)
+    (res,) = (await env.rig.executor.execute(d)).legs
+    assert res.outcome is LegOutcome.REJECTED and res.labels == (), res
+    assert env.received() == {}
+    assert all(math.isfinite(x) for x in seen), seen
+    assert env.rig.executor.in_flight_delta_coin("BTC") == 0.0

@@ -175,3 +175,34 @@ async def test_unknown_closed_as_not_found_only_after_the_grace(tmp_path: Path) 
         rec = await r.journal.order(label)
         assert rec is not None and rec.status is OrderStatus.CANCELLED
         assert rec.reason == "not_found"
+
+
+async def test_an_order_closed_as_not_found_that_arrives_later_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """A request that reached the venue after the grace had closed its order as not found
+    (a network that held it): the order rests with a label the journal knows, as CANCELLED.
+    It was skipped as 'known' and rested unmanaged (no halt or cancel-all reaches a closed
+    order); the journal's word is made true on the venue: it is cancelled."""
+    async for sim, r in make(tmp_path):
+        label = client_label("late-arrival", 0)
+        now = sim.now_ms()
+        intent = new_order(
+            label=label, decision_id="late-arrival", venue=r.venue.name, instrument=PERP,
+            side=OrderSide.BUY, amount=100.0, amount_unit=AmountUnit.USD,
+            limit_price=100_000.0, style=OrderStyle.POST_ONLY, reduce_only=False,
+            created_ms=now,
+        )  # fmt: skip
+        await r.journal.record_intents(
+            [intent], DecisionRecord("late-arrival", now, "BTC", "test", {"legs": []})
+        )
+        await r.reconciler.reconcile(startup=True)  # in doubt: UNKNOWN
+        sim.advance(2_500)
+        assert (await r.reconciler.reconcile()).not_found == [label]
+        late = await resting(r, label)  # the held request arrives
+        report = await r.reconciler.reconcile()
+        assert report.cancelled_foreign == [late.order_id], report
+        (state,) = await r.venue.order_by_label(label)
+        assert state.status is OrderStatus.CANCELLED
+        rec = await r.journal.order(label)
+        assert rec is not None and rec.status is OrderStatus.CANCELLED

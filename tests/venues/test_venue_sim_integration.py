@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import aiohttp
 import pytest
 
 from hedgerd.book.greeks_book import GreeksBook
@@ -492,4 +493,33 @@ async def test_a_reconciliation_behind_the_stream_is_no_correction() -> None:
         finally:
             gate.set()
             await feed.stop()
+            await venue.close()
+
+
+async def test_a_write_to_a_closing_session_is_a_classified_unknown_outcome() -> None:
+    """The private session's socket is closing when an order or a cancel goes out: aiohttp
+    raises ClientConnectionResetError (an OSError) from the write. It must leave the adapter
+    as a VenueError (outcome unknown for the order: ask by label), like a dropped answer: a
+    raw OSError escaped the executor's send (the intent stayed NEW) and ended a halt's
+    cancel-all at the first order it met."""
+    async with running_simulator(scenario=_scenario(flow={"enabled": False}), stepped=True) as sim:
+        venue = DeribitVenue("deribit-sim", _settings(sim), clock_ms=sim.now_ms)
+        try:
+            await venue.connect()
+            session: Any = venue.session
+            assert session is not None and session.connected.is_set()
+
+            async def closing(*args: Any, **kw: Any) -> None:
+                raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
+
+            session._ws.send_str = closing  # what aiohttp does once the transport closes
+            request = OrderRequest("BTC-PERPETUAL", OrderSide.BUY, 10.0, label="closing-1",
+                                   order_type=OrderType.LIMIT, price=1_000.0)  # fmt: skip
+            with pytest.raises(VenueError) as placed:
+                await venue.place_order(request)
+            assert placed.value.outcome_unknown and placed.value.retryable
+            with pytest.raises(VenueError) as cancelled:
+                await venue.cancel_order("30000000001")
+            assert cancelled.value.retryable
+        finally:
             await venue.close()

@@ -347,6 +347,22 @@ def round_down(amount: float, step: float) -> float:
     return float(f"{n * step:.12g}")
 
 
+def leg_problem(leg: HedgeLeg) -> str | None:
+    """Why `leg` cannot be executed (None: it can): its amount, delta or limit price is not a
+    finite number, or its amount or price is not positive. `HedgeLeg` is not validated where
+    it is built; a NaN delta went out and counted NaN in flight (|delta| / amount per unit)."""
+    for name, value in (
+        ("amount", leg.amount),
+        ("delta_coin", leg.delta_coin),
+        ("limit_price", leg.limit_price),
+    ):
+        if not math.isfinite(value):
+            return f"{name} {value} is not a finite number"
+    if not (leg.amount > 0 and leg.limit_price > 0):
+        return f"amount {leg.amount} and limit price {leg.limit_price} must be > 0"
+    return None
+
+
 def leg_notional_usd(leg: HedgeLeg) -> float | None:
     """The leg's notional, USD: its amount where that is USD (inverse contracts), else its
     amount at its limit price where that is USD; None for a coin price (no index here)."""
@@ -681,6 +697,11 @@ class Executor:
         results: dict[int, LegResult] = {}
         # Count the whole decision in flight before the first await.
         for i, leg in enumerate(decision.legs):
+            bad = leg_problem(leg)
+            if bad is not None:  # refused, not traded on, never counted in flight
+                blog.error("executor.bad_leg", leg=i, error=bad)
+                results[i] = self._leg_end_none(i, leg, LegOutcome.REJECTED, bad)
+                continue
             inst = self._instrument(leg)
             ratio = abs(leg.delta_coin) / leg.amount if leg.amount > 0 else 0.0
             run = (
@@ -1183,9 +1204,10 @@ class Executor:
                     rec = None
                     continue
                 return self._leg_end(run, LegOutcome.REJECTED, live.reason or "")
-            # Rest until filled, the touch moves away, the deadline, or shutdown.
+            # Rest until filled, the touch moves away, the deadline, shutdown or a halt (one
+            # that landed while the order was on the wire: its cancel-all could not see it).
             while live.is_open:
-                if self._stopping:
+                if self._stopping or self._halted_since_intent(run, live):
                     live = await self._cancel(run, live)
                     break
                 wait = min(self.settings.reprice_interval_ms, max(deadline - self.clock_ms(), 0))
@@ -1255,6 +1277,18 @@ class Executor:
                 update = await venue.place_order(self._request(rec))
             except VenueError as exc:
                 return await self._send_failed(run, rec, exc, olog)
+            except Exception as exc:
+                # The adapter failed on its own (a parser's bug in the answer): the venue may
+                # have the order. An unknown outcome, asked for by label; left NEW it stayed
+                # in flight for good (the running reconciliation skips NEW orders).
+                olog.exception("executor.send_failed_unclassified")
+                unknown = VenueError(
+                    f"{rec.venue}: {type(exc).__name__}: {exc}",
+                    error_class=ErrorClass.RETRYABLE,
+                    venue=rec.venue,
+                    outcome_unknown=True,
+                )
+                return await self._send_failed(run, rec, unknown, olog)
             answer_ns = time.perf_counter_ns()
             _drill("after_send", self._drill)
         self.timings.append(
@@ -1414,26 +1448,43 @@ class Executor:
         assert gate.allowed  # cancels always pass
         try:
             update = await self.venues[rec.venue].cancel_order(rec.venue_order_id)
-        except VenueError as exc:
-            clog.warning("executor.cancel_failed", error=str(exc)[:200], code=exc.code)
+        except Exception as exc:  # a VenueError, or the adapter failing on the answer
+            clog.warning(
+                "executor.cancel_failed",
+                error=str(exc)[:200],
+                error_type=type(exc).__name__,
+                code=getattr(exc, "code", None),
+            )
             return await self._refresh(run, rec)  # filled meanwhile, or the cancel got lost
         out = await self._apply(rec.label, query_result_from_update(update))
         clog.info("executor.cancelled", status=str(out.status), filled_amount=out.filled_amount)
         return out
 
     async def cancel_all_open(self, venue: str | None = None) -> int:
-        """Cancel every open order this executor knows (HALTED, shutdown), or those of
-        account `venue`; returns how many cancels were answered."""
+        """Cancel every open order this executor knows (HALTED, the operator's cancel-all,
+        shutdown), or those of account `venue`; returns how many cancels were answered. An
+        open order without a venue id (a send whose answer never came: UNKNOWN, or still on
+        the wire) is looked up by its label first: it may rest on the venue all the same."""
         n = 0
         for rec in list(self.open_records()):
-            if rec.venue_order_id is None or rec.venue not in self.venues:
+            if rec.venue not in self.venues:
                 continue
             if venue is not None and rec.venue != venue:
                 continue
+            if rec.venue_order_id is None:
+                rec = await self._query_by_label(rec)
+                if not rec.is_open or rec.venue_order_id is None:
+                    continue  # not on the venue (yet): nothing to cancel
             try:
                 update = await self.venues[rec.venue].cancel_order(rec.venue_order_id)
-            except VenueError as exc:
-                log.warning("executor.cancel_failed", label=rec.label, error=str(exc)[:200])
+            except Exception as exc:  # a VenueError, or the adapter failing on the answer:
+                # one order's trouble must not end the cancel-all before the others
+                log.warning(
+                    "executor.cancel_failed",
+                    label=rec.label,
+                    error=str(exc)[:200],
+                    error_type=type(exc).__name__,
+                )
                 # Filled or cancelled meanwhile (a concurrent cancel-all): the venue's view.
                 await self._query_by_label(rec)
                 continue
@@ -1475,13 +1526,7 @@ class Executor:
         # A halt's cancel-all under way: its cancels count, and ours must not race them.
         started = await asyncio.gather(*tuple(self._halt_tasks), return_exceptions=True)
         n = sum(x for x in started if isinstance(x, int))
-        n += await self.cancel_all_open()
-        unanswered = [
-            r for r in self.open_records() if r.venue_order_id is None and r.venue in self.venues
-        ]
-        found = [await self._query_by_label(r) for r in unanswered]
-        if any(r.is_open and r.venue_order_id is not None for r in found):
-            n += await self.cancel_all_open()
+        n += await self.cancel_all_open()  # those without a venue id: looked up by label
         left = [r.label for r in self.open_records() if r.venue in self.venues]
         return n, left
 
@@ -1581,7 +1626,7 @@ class Executor:
             log.warning("executor.account_halted_cancelling", venue=venue)
             task = loop.create_task(self.cancel_all_open(venue), name=f"cancel-on-halt:{venue}")
             self._halt_tasks.add(task)
-            task.add_done_callback(self._halt_tasks.discard)
+            task.add_done_callback(self._halt_done)
 
         return on_state
 
@@ -1595,7 +1640,14 @@ class Executor:
         log.warning("executor.halted_cancelling", open_orders=len(self.open_records()))
         task = loop.create_task(self.cancel_all_open(), name="executor-cancel-on-halt")
         self._halt_tasks.add(task)
-        task.add_done_callback(self._halt_tasks.discard)
+        task.add_done_callback(self._halt_done)
+
+    def _halt_done(self, task: asyncio.Task[int]) -> None:
+        self._halt_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Orders may still rest on the venue: say so (the reconciliation, a cancel-all
+            # or the next halt is what is left).
+            log.error("executor.cancel_on_halt_failed", error=repr(task.exception())[:300])
 
     # ------------------------------------------------------------------- rate limits
 
@@ -1670,6 +1722,7 @@ __all__ = [
     "OrderRejection",
     "OrderTiming",
     "leg_notional_usd",
+    "leg_problem",
     "protected_price",
     "round_down",
     "round_price",

@@ -27,7 +27,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -256,30 +256,29 @@ class Reconciler:
         for u in self.underlyings:
             for upd in await venue.fetch_open_orders(u):
                 label = upd.label or ""
-                if label and await self.journal.order(label) is not None:
-                    continue
-                if upd.order_id and await self.journal.order_by_venue_id(
-                    self.venue.name, upd.order_id
-                ):
-                    continue
+                known = await self.journal.order(label) if label else None
+                if known is None and upd.order_id:
+                    known = await self.journal.order_by_venue_id(self.venue.name, upd.order_id)
                 olog = log.bind(
                     label=label or None,
                     venue_order_id=upd.order_id,
                     venue=self.venue.name,
                     instrument=upd.instrument,
                 )
+                if known is not None:
+                    if known.is_terminal:
+                        # Closed in the journal (not found after the grace: its request was
+                        # held and arrived later), open on the venue: nothing manages it (no
+                        # halt or cancel-all reaches a closed order). Make the journal true.
+                        olog.error("reconcile.closed_order_open", status=str(known.status))
+                        await self._cancel(report, upd.order_id, olog)
+                    continue
                 hedgerd_made = is_hedgerd_label(label)
                 act = policy
                 if self.settings.foreign_hedgerd_only and not hedgerd_made:
                     act = ForeignOrderPolicy.IGNORE
                 if act is ForeignOrderPolicy.CANCEL:
-                    try:
-                        await self.venue.cancel_order(upd.order_id)
-                        report.cancelled_foreign.append(upd.order_id)
-                        olog.warning("reconcile.foreign_cancelled")
-                    except VenueError as exc:
-                        report.errors.append(f"cancel {upd.order_id}: {exc}")
-                        olog.warning("reconcile.foreign_cancel_failed", error=str(exc)[:200])
+                    await self._cancel(report, upd.order_id, olog)
                 elif act is ForeignOrderPolicy.ADOPT:
                     rec = adopted_record(upd, self.venue, label)
                     await self.journal.adopt_order(rec)
@@ -290,6 +289,16 @@ class Reconciler:
                 else:
                     report.ignored_foreign.append(upd.order_id)
                     olog.warning("reconcile.foreign_ignored")
+
+    async def _cancel(self, report: ReconcileReport, order_id: str, olog: Any) -> None:
+        """Cancel an open venue order the journal does not hold open (`cancelled_foreign`)."""
+        try:
+            await self.venue.cancel_order(order_id)
+            report.cancelled_foreign.append(order_id)
+            olog.warning("reconcile.foreign_cancelled")
+        except VenueError as exc:
+            report.errors.append(f"cancel {order_id}: {exc}")
+            olog.warning("reconcile.foreign_cancel_failed", error=str(exc)[:200])
 
     async def run(
         self,

@@ -15,7 +15,9 @@ class HaSettings(BaseModel):
     every account of the daemon (`lease_name`): the accounts of one daemon hedge one
     portfolio together, so they fail over together (docs/ha.md)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # An infinite limit or NaN value is not a setting (an "inf" timeout or budget, a
+    # "1e999" that parses to one, a NaN target): refused, never a silent "no limit".
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = Field(
         False,

@@ -22,7 +22,9 @@ class HedgingConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # An infinite limit or NaN value is not a setting (an "inf" timeout or budget, a
+    # "1e999" that parses to one, a NaN target): refused, never a silent "no limit".
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MakerSettings(_Section):

@@ -138,6 +138,7 @@ class Flattener(PortfolioService):
             check = self.shared.board.check_order(
                 now_ms=self.clocks.board_clock_ms(),
                 notional_usd=min(notional, slice_cap_usd) if slice_cap_usd > 0 else notional,
+                added_notional_usd=notional,  # every slice, in the budgets (never refused)
                 price_usd=price_usd,
                 reference_price_usd=index,
                 delta_before_coin=0.0,

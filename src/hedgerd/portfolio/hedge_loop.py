@@ -89,6 +89,8 @@ class HedgeLoop(PortfolioService):
         #: out of routing was first left out: how many evaluations a failure took to act.
         self.evaluations_started = 0
         self.excluded_at: dict[str, int] = {}
+        #: Configured hedge instruments refused as candidates (logged once each).
+        self._refused_hedges: set[tuple[str, str]] = set()
 
     async def run(self) -> None:
         interval = self.config.daemon.evaluate_interval_s
@@ -177,6 +179,19 @@ class HedgeLoop(PortfolioService):
         for name in self.config.hedge_instruments(account.name, underlying):
             inst = venue.instruments().get(name)
             if inst is None:
+                continue
+            if inst.underlying != underlying or inst.is_option:
+                # A configuration slip: the delta per amount below (1, or 1/mid) is right
+                # only for a future, perpetual or spot of this underlying. Never a candidate.
+                if (account.name, name) not in self._refused_hedges:
+                    self._refused_hedges.add((account.name, name))
+                    log.error(
+                        "daemon.hedge_instrument_refused",
+                        venue=account.name,
+                        instrument=name,
+                        underlying=underlying,
+                        why=f"an {inst.kind} of {inst.underlying}",
+                    )
                 continue
             quote = account.market.fresh_quote(account.name, name)
             if quote is None:
@@ -603,6 +618,9 @@ class HedgeLoop(PortfolioService):
             check = self.shared.board.check_order(
                 now_ms=self.clocks.board_clock_ms(),
                 notional_usd=per_order,
+                # The executor sends every slice without asking again: the budgets count
+                # them all (one slice counted let a sliced leg trade past them).
+                added_notional_usd=notional,
                 price_usd=price_usd,
                 reference_price_usd=index,
                 delta_before_coin=before,

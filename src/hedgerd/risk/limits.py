@@ -41,7 +41,9 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # An infinite limit or NaN value is not a setting (an "inf" timeout or budget, a
+    # "1e999" that parses to one, a NaN target): refused, never a silent "no limit".
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _default(code: ReasonCode) -> TripState:

@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import aiohttp
 import structlog
 
 from hedgerd.config import VenueSettings
@@ -632,8 +633,9 @@ class DeribitVenue(CcxtVenue):
         await self.limiter.acquire(lane)
         try:
             return await session.call(method, params)
-        except (SessionClosedError, TimeoutError) as exc:
-            # Sent (or maybe sent) and no answer: the venue may have acted on it.
+        except (SessionClosedError, TimeoutError, OSError, aiohttp.ClientError) as exc:
+            # Sent (or maybe sent) and no answer: the venue may have acted on it. A write to a
+            # closing socket raises aiohttp's ClientConnectionResetError (an OSError).
             raise VenueError(
                 f"{self.name}: {method} got no answer ({type(exc).__name__}: {exc})",
                 error_class=ErrorClass.RETRYABLE,
