@@ -11,6 +11,7 @@ import pytest
 from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.hedging.flow import FlowEstimator
 from hedgerd.model import AmountUnit
+from hedgerd.portfolio.flow_seed import SeedFetches
 from hedgerd.portfolio.hedge_loop import HedgeLoop
 from hedgerd.venues.deribit.names import parse_expiry_ms, parse_instrument_name
 
@@ -25,7 +26,7 @@ def _loop() -> SimpleNamespace:
         _flow={},
         _flow_taken={},
         _flow_gap={},
-        _flow_seeds=None,
+        _flow_seeds=SeedFetches(),
         accounts={"main": SimpleNamespace(venue=None)},
     )
     loop._flow_estimator = lambda u, now: HedgeLoop._flow_estimator(loop, u, now)  # type: ignore[arg-type]

@@ -5,13 +5,21 @@ test_option_flow_seed_e2e.py, real ccxt clients against the simulator)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from structlog.testing import capture_logs
 
 from hedgerd.book.greeks_book import option_delta_change
 from hedgerd.hedging.flow import FLOW_WINDOW_MS
 from hedgerd.model import Instrument, OptionTrade
-from hedgerd.portfolio.flow_seed import FlowSeed, fetch_seed, gap_jumps, seed_from_trades
+from hedgerd.portfolio.flow_seed import (
+    FlowSeed,
+    SeedFetches,
+    fetch_seed,
+    gap_jumps,
+    seed_from_trades,
+)
 from hedgerd.venues.base import ErrorClass, VenueError
 from hedgerd.venues.deribit.names import parse_expiry_ms, parse_instrument_name
 
@@ -134,3 +142,28 @@ def test_several_changes_of_one_option_net_and_a_move_with_no_history_falls_back
     assert (jumps, fell_back) == ([(CUT - 30, 1.0), (CUT - 20, 2.0)], 0)  # PUT: no net move
     jumps, fell_back = gap_jumps(_history(), [(CALL, -3.0, -0.9), (PUT, 1.0, None)])
     assert (jumps, fell_back) == ([(CUT, -0.9)], 2)  # the net move as before; unpriced: none
+
+
+class _HangingVenue:
+    """A venue whose history never answers (a fetch still paging when the loop stops)."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def fetch_option_trades(
+        self, underlying: str, since_ms: int, until_ms: int, limit: int
+    ) -> list[OptionTrade]:
+        await self.release.wait()
+        return []
+
+
+async def test_cancel_stops_the_fetches_in_flight() -> None:
+    fetches = SeedFetches()
+    fetches.start(_HangingVenue(), "main", "BTC", INSTRUMENTS.get, CUT, CUT - FLOW_WINDOW_MS)
+    task = next(iter(fetches._tasks.values())).task
+    assert fetches
+    fetches.cancel()
+    assert not fetches
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await fetches.landed("BTC") == []

@@ -55,3 +55,23 @@ def test_no_okx_account_given_no_okx_trades_and_deribits_flow_unchanged() -> Non
     mm = _scenario().accounts[0].name
     positions = {k: p.size for k, p in alone.deribit.accounts[mm].positions.items()}
     assert {k: p.size for k, p in both.deribit.accounts[mm].positions.items()} == positions
+
+
+def test_the_paper_okx_starting_book_is_traded_before_the_flow_window() -> None:
+    """The starting book is a desk's book built before the run, not client flow: its fills
+    are stamped before the option-flow estimator's window, so the daemon's seed from the
+    fills history does not read it as flow."""
+    from hedgerd.hedging.flow import FLOW_WINDOW_MS
+    from hedgerd.sim.okx.starting_options import book_starting_options
+
+    world = _run(("deribit", "okx"), twin=False)
+    okx = world.okx
+    assert okx is not None
+    booked = book_starting_options(okx, "mm-okx")
+    assert booked
+    acct = okx.accounts["mm-okx"]
+    assert {i for i, p in acct.positions.items() if okx.instruments[i].is_option} == {
+        i for i, _ in booked
+    }
+    assert len(acct.fills) == len(booked)
+    assert all(f.ts < okx.now_ms() - FLOW_WINDOW_MS for f in acct.fills)

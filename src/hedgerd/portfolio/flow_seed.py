@@ -191,6 +191,12 @@ class SeedFetches:
     def __bool__(self) -> bool:
         return bool(self._tasks)
 
+    def cancel(self) -> None:
+        """Cancel the fetches in flight (the hedge loop stopped: nobody will take them)."""
+        for f in self._tasks.values():
+            f.task.cancel()
+        self._tasks.clear()
+
     def start(
         self,
         venue: OptionHistoryVenue,

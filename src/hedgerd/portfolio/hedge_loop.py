@@ -103,14 +103,19 @@ class HedgeLoop(PortfolioService):
         self._flow_taken.clear()
         self._flow_gap.clear()
         self._flow.clear()
-        self._flow_seeds = SeedFetches()
-        while True:
-            if self._reload_requested.is_set():
-                self._reload_requested.clear()
-                self._reload()
-            for u in self.underlyings:
-                await self.evaluate(u)
-            await self.clocks.sleep_daemon_s(interval)
+        self._flow_seeds.cancel()
+        try:
+            while True:
+                if self._reload_requested.is_set():
+                    self._reload_requested.clear()
+                    self._reload()
+                for u in self.underlyings:
+                    await self.evaluate(u)
+                await self.clocks.sleep_daemon_s(interval)
+        finally:
+            # Stopped (shutdown, a lost lease): a seed still paging the venue's history
+            # would outlive the loop and hold the venue's read lane for nobody.
+            self._flow_seeds.cancel()
 
     def book_delta_coin(self, underlying: str) -> float:
         return self._book_delta.get(underlying, math.nan)

@@ -2,8 +2,11 @@
 holds options on both venues (the Deribit market maker's come from the scenario's
 `accounts`; an OKX account of the scenario has balances only).
 
-Each position is booked as a client trade at the mark (`OkxVenue.book_trade`, the admin
-path), before the daemon starts: the account's first snapshot already holds them.
+Each position is booked as a client trade at the mark (`OkxVenue.book_trade_at`, the admin
+path), before the daemon starts: the account's first snapshot already holds them. The
+trades are stamped `STARTING_BOOK_AGE_MS` before the venue's clock: a desk's book was built
+before the run, so its trades lie outside the option-flow estimator's window and the daemon's
+seed from the fills history (`portfolio.flow_seed`) does not read the book as flow.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from typing import Literal
 
 from hedgerd.sim.okx.instruments import OkxInstrument
 from hedgerd.sim.okx.venue import OkxVenue
+
+#: How long before the run the starting book's trades are stamped (ms): 7 days, beyond the
+#: option-flow estimator's 3-day window (`hedging.flow.FLOW_WINDOW_MS`).
+STARTING_BOOK_AGE_MS = 7 * 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,8 @@ def book_starting_options(
     """Book `specs` on the account at the mark; returns (instId, signed contracts) booked.
     Raises ValueError for an unknown account (`book_trade`)."""
     booked: list[tuple[str, float]] = []
+    venue.sync()
+    at_ms = venue.now_ms() - STARTING_BOOK_AGE_MS
     for spec in specs:
         inst = pick_option(venue, spec)
         if inst is None:
@@ -71,9 +80,15 @@ def book_starting_options(
         if contracts <= 0:
             continue
         side = "buy" if spec.size_coin > 0 else "sell"
-        venue.book_trade(account_id, inst.inst_id, side, contracts, None)
+        venue.book_trade_at(account_id, inst.inst_id, side, contracts, None, at_ms)
         booked.append((inst.inst_id, contracts if side == "buy" else -contracts))
     return booked
 
 
-__all__ = ["PAPER_OKX_OPTIONS", "StartingOption", "book_starting_options", "pick_option"]
+__all__ = [
+    "PAPER_OKX_OPTIONS",
+    "STARTING_BOOK_AGE_MS",
+    "StartingOption",
+    "book_starting_options",
+    "pick_option",
+]
