@@ -38,6 +38,7 @@ from hedgerd.backtest.scenario import Scenario, ScenarioError
 from hedgerd.hedging.config import PolicyConfig, TimerPolicy
 from hedgerd.hedging.cross_venue import carry_holds
 from hedgerd.hedging.flow import flow_estimates
+from hedgerd.hedging.volvol import VolOfVolPaths
 from hedgerd.hedging.kernel import (
     Band,
     BandContext,
@@ -303,6 +304,13 @@ def run_backtest(
     )
     jump_ms = np.full(book.qty.shape, np.inf)
     jump_coin = np.zeros(book.qty.shape)
+    # The marks' vol-of-vol, for the policies whose band weighs its refinements by it
+    # (`vov_ref`), one estimator per window: fed the mark vol at every decision, as the daemon.
+    vov = {
+        w: VolOfVolPaths(dt * _YEAR_MS, w * 1000.0)
+        for c in configs
+        if getattr(c, "vov_ref", 0.0) > 0.0 and (w := c.vov_window_s) > 0.0
+    }
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
     spot = gen.state.spot
@@ -378,12 +386,20 @@ def run_backtest(
             # Only the arrivals seen so far (time <= now), as the live estimator.
             fv, fj = flow_estimates(jump_ms, jump_coin, now * _YEAR_MS)
             ctx.flow_var_coin2_per_year, ctx.flow_jump_coin = fv, fj
+        xi = {}
+        if vov:
+            ctx.vega_usd_per_vol = np.sum(live_q * g.vega, axis=1)
+            for w, est in vov.items():
+                est.observe(gvol)
+                xi[w] = est.estimate()
         options = OptionArrays(book.is_call, book.strike, tau_all, live_q)
         ahead = {key: gamma_ahead(key, options, spot, gvol) for key in ahead_keys}
         factor = _price_factor(ins, now)  # (k,) instrument price / spot
         for run_cfg, s, xb in zip(configs, states, exact, strict=True):
             key = gamma_ahead_key(run_cfg)
             ctx.gamma_ahead_coin_per_usd = ahead[key] if key is not None else None
+            if xi:
+                ctx.vol_of_vol_per_sqrt_year = xi.get(getattr(run_cfg, "vov_window_s", 0.0), 0.0)
             override = None
             if xb is not None:
                 h_lo, h_hi = xb.edges(t, spot, gen.regime)
@@ -482,7 +498,7 @@ def _greeks(book: _Book, spot: Arr, vol: Arr, now: float, mk: Any) -> Any:
     with np.errstate(all="ignore"):
         g = black_scholes(book.is_call, spot[:, None], book.strike, tau, vol[:, None], mk.rate)
     # Dead slots (and options expiring exactly now) contribute nothing.
-    for a in (g.price, g.delta, g.gamma, g.vanna):
+    for a in (g.price, g.delta, g.gamma, g.vega, g.vanna):
         np.copyto(a, 0.0, where=~book.live | ~np.isfinite(a))
     return g
 

@@ -251,6 +251,28 @@ class HedgerdPolicy(_PolicyBase):
         "trades: v = 0 and the band is the plain one. 0: off; 0.5 measured better than 1 "
         "with v estimated (docs/backtest.md, option flow, sixth round).",
     )
+    vov_ref: float = Field(
+        0.0,
+        ge=0.0,
+        description="Vol-of-vol weight of the constant-vol refinements (issue 19): the centre "
+        "shift and/or the horizon term (`vov_scope`) are multiplied by w = 1 / (1 + (R / "
+        "vov_ref)^vov_exponent), R = gamma |vega| sigma xi sqrt(tau) (dimensionless: risk "
+        "aversion times the std of the book's vega P&L ahead; vega in USD per 1.00 of vol, "
+        "xi the marks' realised vol-of-vol in 1/sqrt(year) from `hedging.volvol`). Marks "
+        "that never change: xi = 0, w = 1 (the plain band). 0: off.",
+    )
+    vov_scope: Literal["shift", "horizon", "both"] = Field(
+        "both", description="Which refinements the vol-of-vol weight scales."
+    )
+    vov_exponent: float = Field(
+        1.0, gt=0.0, description="Exponent of R / vov_ref in the vol-of-vol weight."
+    )
+    vov_window_s: float = Field(
+        259_200.0,
+        gt=0.0,
+        description="Trailing window of the vol-of-vol estimate (s): the squared changes of "
+        "ln(mark vol) over it, divided by the span observed (at least a day, at most this).",
+    )
 
 
 PolicyConfig = Annotated[

@@ -142,6 +142,10 @@ class BandContext:
     # (0, 0: no trades seen; the band is then the plain one).
     flow_var_coin2_per_year: Any = 0.0
     flow_jump_coin: Any = 0.0
+    # The marks' realised vol-of-vol (`hedging.volvol`), 1/sqrt(year), and the book's vega,
+    # USD per 1.00 of vol, for the vol-of-vol weight (`vov_weight`; 0: marks constant).
+    vol_of_vol_per_sqrt_year: Any = 0.0
+    vega_usd_per_vol: Any = 0.0
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -192,6 +196,25 @@ def flow_gamma(
     gate = h2 / _maximum(_maximum(h2, j * j), 1e-300)
     gate = _where(j > 0.0, gate, 1.0)
     return _where(v > 0.0, _sqrt(gamma * gamma + add * gate), gamma)
+
+
+def vov_weight(ctx: BandContext, risk_aversion: float, ref: float, exponent: float) -> Any:
+    """The weight in (0, 1] of the band's constant-vol refinements under vol-of-vol.
+
+    w = 1 / (1 + (R / ref)^exponent), R = gamma |vega| sigma xi sqrt(tau): the risk aversion
+    times the std of the book's vega P&L over the time ahead (a mark vol moving at xi per
+    sqrt(year) moves by about sigma xi sqrt(tau)). The centre shift and the horizon term are
+    gains when the vol is known; their P&L covaries with the vega P&L when it is not, which
+    matters where the risk aversion is high (near the vega floor) and not at the loose end.
+    xi = 0 (marks constant): exactly 1."""
+    xi = ctx.vol_of_vol_per_sqrt_year
+    if type(xi) in _SCALAR and not xi > 0.0:
+        return 1.0
+    tau = _maximum(ctx.tau_years, _TAU_FLOOR)
+    r = risk_aversion * _abs(ctx.vega_usd_per_vol) * ctx.vol * xi * _sqrt(tau) / ref
+    if exponent != 1.0:
+        r = r**exponent
+    return 1.0 / (1.0 + r)
 
 
 def zak_h0(ctx: BandContext, risk_aversion: float, cap: float) -> Any:
@@ -310,6 +333,8 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         and (ctx.gamma_ahead_coin_per_usd is None or type(ctx.gamma_ahead_coin_per_usd) in _SCALAR)
         and type(ctx.flow_var_coin2_per_year) in _SCALAR
         and type(ctx.flow_jump_coin) in _SCALAR
+        and type(ctx.vol_of_vol_per_sqrt_year) in _SCALAR
+        and type(ctx.vega_usd_per_vol) in _SCALAR
     ):
         return _hedgerd_band_scalar(policy_numbers(policy), ctx)
     target = policy.target_delta_coin
@@ -339,11 +364,18 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
             g_b = ctx.gamma_coin_per_usd if band_gamma is None else band_gamma
             band_gamma = flow_gamma(ctx, g, policy.gamma_exponent, g_b, policy.flow_weight)
         h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent, band_gamma)
+        w_vov = 1.0
+        if policy.vov_ref > 0.0:
+            w_vov = vov_weight(ctx, g, policy.vov_ref, policy.vov_exponent)
         h0 = zero
         if policy.h0_weight > 0.0:
             h0 = policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
+            if policy.vov_ref > 0.0 and policy.vov_scope != "shift":
+                h0 = h0 * w_vov
         lower, upper = horizon_sides(h, h0, ctx.options_delta_coin, policy)
         shift = modified_delta_shift(ctx, g, policy.k_prefactor)
+        if policy.vov_ref > 0.0 and policy.vov_scope != "horizon":
+            shift = shift * w_vov
         if policy.carry_weight > 0.0:
             shift = shift + policy.carry_weight * carry_shift(ctx, g)
         if policy.unwind_weight > 0.0:
@@ -396,6 +428,9 @@ class PolicyNumbers:
     unwind_weight: float = 0.0
     carry_weight: float = 0.0
     flow_weight: float = 0.0
+    vov_ref: float = 0.0
+    vov_scope: str = "both"
+    vov_exponent: float = 1.0
 
 
 _HEDGERD_NUMBERS = (
@@ -412,6 +447,9 @@ _HEDGERD_NUMBERS = (
     "unwind_weight",
     "carry_weight",
     "flow_weight",
+    "vov_ref",
+    "vov_scope",
+    "vov_exponent",
 )
 # id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
 # cached (as `controller`'s fingerprints); a frozen policy's numbers never change.
@@ -488,10 +526,22 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     # zak_h0 (and unwind_shift's s: the same expression)
     tau_f = tau if tau >= _TAU_FLOOR else _TAU_FLOOR
     s = lam / (g * spot * vol * vol * tau_f)
+    # vov_weight
+    w_vov = 1.0
+    ref = policy.vov_ref
+    if ref > 0.0:
+        xi = ctx.vol_of_vol_per_sqrt_year
+        if xi > 0.0:
+            r = g * abs(ctx.vega_usd_per_vol) * vol * xi * math.sqrt(tau_f) / ref
+            if policy.vov_exponent != 1.0:
+                r = r**policy.vov_exponent
+            w_vov = 1.0 / (1.0 + r)
     h0 = 0.0 * spot
     if policy.h0_weight > 0.0:
         cap = policy.h0_cap_coin
         h0 = policy.h0_weight * (s if s <= cap else cap)
+        if ref > 0.0 and policy.vov_scope != "shift":
+            h0 = h0 * w_vov
     # horizon_sides
     floor = policy.min_halfwidth_coin
     d = ctx.options_delta_coin
@@ -522,6 +572,8 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         factor = 1.0 - k if gamma < 0 else 1.0 + k
         vol_m = vol * math.sqrt(factor if factor >= 0.05 else 0.05)
         shift = vanna * (vol_m - vol)
+    if ref > 0.0 and policy.vov_scope != "horizon":
+        shift = shift * w_vov
     if policy.carry_weight > 0.0:
         shift = shift + policy.carry_weight * (ctx.carry_annual / (g * spot * vol * vol))
     if policy.unwind_weight > 0.0:

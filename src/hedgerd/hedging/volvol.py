@@ -1,0 +1,118 @@
+"""Online estimate of the marks' vol-of-vol (pure: times are passed in, in ms).
+
+The hedgerd band's two constant-vol refinements (the modified-vol centre shift and the
+horizon term) are mean-variance gains when the vol is known and constant; when the marks
+move, their P&L covaries with the book's vega P&L (issue 19, docs/backtest.md "Volatility
+regimes", fifth and sixth rounds). The band weighs them against that covariance, which needs
+the vol-of-vol. `VolOfVolEstimator` is fed the book's mark vol (one number per underlying and
+evaluation, e.g. the vega-weighted mean mark IV) with its time (ms) and gives
+
+    xi = sqrt(sum of (ln sigma_i - ln sigma_{i-1})^2 over a trailing window / span in years)
+
+in 1/sqrt(year): the realised variance rate of ln(mark vol). A mark that never changes gives
+exactly 0 (the band is then the plain one, bit for bit). The span is as the flow
+estimator's (`flow.observed_span_ms`): the time observed, at least `min_span_ms`, at most the
+window. The first observation has no predecessor and adds nothing.
+
+`VolOfVolPaths` is the backtest's form (arrays of paths, one observation per step), the same
+sum as a difference of running totals (exactly 0 where no change is in the window).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hedgerd.hedging.flow import observed_span_ms
+
+VOLVOL_WINDOW_MS = 3 * 86_400_000
+VOLVOL_MIN_SPAN_MS = 86_400_000
+_YEAR_MS = 365.0 * 86_400_000.0
+
+
+class VolOfVolEstimator:
+    """Trailing-window realised vol-of-vol of one underlying's mark vol (1/sqrt(year)).
+
+    `start_ms` is when observation began (the daemon's start, the backtest's t = 0).
+    """
+
+    def __init__(
+        self,
+        start_ms: int,
+        window_ms: int = VOLVOL_WINDOW_MS,
+        min_span_ms: int = VOLVOL_MIN_SPAN_MS,
+    ) -> None:
+        if window_ms <= 0 or min_span_ms <= 0:
+            raise ValueError("window_ms and min_span_ms must be positive")
+        self._start_ms = start_ms
+        self._window_ms = window_ms
+        self._min_span_ms = min(min_span_ms, window_ms)
+        self._last_ln: float | None = None
+        self._changes: deque[tuple[int, float]] = deque()  # (time ms, squared ln change)
+
+    def observe(self, mark_vol: float, at_ms: int) -> None:
+        """Record the mark vol (a fraction, > 0) at `at_ms`. Non-finite or non-positive marks
+        are skipped: they carry no vol (the next valid mark is compared with the last one)."""
+        if not (math.isfinite(mark_vol) and mark_vol > 0.0):
+            return
+        ln = math.log(mark_vol)
+        if self._last_ln is not None and ln != self._last_ln:
+            d = ln - self._last_ln
+            self._changes.append((at_ms, d * d))
+        self._last_ln = ln
+
+    def estimate(self, now_ms: int) -> float:
+        """xi (1/sqrt(year)) from the changes in (now - window, now]; 0 if none."""
+        cut = now_ms - self._window_ms
+        while self._changes and self._changes[0][0] <= cut:
+            self._changes.popleft()
+        sq = [c for t, c in self._changes if t <= now_ms]
+        if not sq:
+            return 0.0
+        span = observed_span_ms(now_ms - self._start_ms, self._window_ms, self._min_span_ms)
+        return math.sqrt(math.fsum(sq) / (span / _YEAR_MS))
+
+
+class VolOfVolPaths:
+    """`VolOfVolEstimator` for arrays of paths observed every `step_ms` from t = 0 (the
+    backtest): `observe` once per step, in order, then `estimate`."""
+
+    def __init__(
+        self,
+        step_ms: float,
+        window_ms: float = VOLVOL_WINDOW_MS,
+        min_span_ms: float = VOLVOL_MIN_SPAN_MS,
+    ) -> None:
+        self._step_ms = step_ms
+        self._window_ms = window_ms
+        self._min_span_ms = min(min_span_ms, window_ms)
+        # A change at step j counts at step t when j step > t step - window: the last `lag`.
+        self._lag = max(1, math.ceil(window_ms / step_ms - 1e-9))
+        self._totals: deque[NDArray[np.float64]] = deque(maxlen=self._lag + 1)
+        self._last_ln: NDArray[np.float64] | None = None
+        self._steps = 0
+
+    def observe(self, mark_vol: NDArray[np.float64]) -> None:
+        """The paths' mark vols at the next step (fractions, > 0)."""
+        ln = np.log(mark_vol)
+        if self._last_ln is None:
+            total = np.zeros_like(ln)
+        else:
+            d = ln - self._last_ln
+            # A running total of non-negative terms: differences are >= 0, and exactly 0
+            # where every term between is 0.
+            total = self._totals[-1] + d * d
+        self._totals.append(total)
+        self._last_ln = ln
+        self._steps += 1
+
+    def estimate(self) -> NDArray[np.float64]:
+        """xi (1/sqrt(year)) per path at the last observed step."""
+        now = self._totals[-1]
+        old = self._totals[0] if len(self._totals) > self._lag else np.zeros_like(now)
+        elapsed = (self._steps - 1) * self._step_ms
+        span = observed_span_ms(elapsed, self._window_ms, self._min_span_ms)
+        return np.sqrt((now - old) / (span / _YEAR_MS))
