@@ -38,7 +38,6 @@ from hedgerd.backtest.scenario import Scenario, ScenarioError
 from hedgerd.hedging.config import PolicyConfig, TimerPolicy
 from hedgerd.hedging.cross_venue import carry_holds
 from hedgerd.hedging.flow import flow_estimates
-from hedgerd.hedging.volvol import VolOfVolPaths
 from hedgerd.hedging.kernel import (
     Band,
     BandContext,
@@ -56,6 +55,7 @@ from hedgerd.hedging.kernel import (
     round_to_lots,
     route_greedy,
 )
+from hedgerd.hedging.volvol import VolOfVolPaths
 from hedgerd.pricing.black import black_scholes
 
 Arr = NDArray[np.float64]
