@@ -160,9 +160,11 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "unwind_weight": st.sampled_from([0.0, 1.0]),
             "carry_weight": st.sampled_from([0.0, 0.5]),
             "flow_weight": st.sampled_from([0.0, 1.0, 0.5]),
+            "gamma_average": st.sampled_from(["abs", "signed"]),
             "vov_ref": st.sampled_from([0.0, 1.0, 0.3]),
-            "vov_scope": st.sampled_from(["both", "shift", "horizon"]),
+            "vov_scope": st.sampled_from(["both", "shift", "horizon", "all"]),
             "vov_exponent": st.sampled_from([1.0, 2.0]),
+            "vov_horizon_s": st.sampled_from([0.0, 2_592_000.0]),
             "target_delta_coin": st.sampled_from([0.0, -0.4]),
         }
     ),

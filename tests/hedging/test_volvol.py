@@ -103,7 +103,7 @@ def test_weight_is_in_0_1_and_1_without_vol_of_vol(
     assert vov_weight(_ctx(xi, vega), 2.0 * ra, ref, p) <= w
 
 
-@pytest.mark.parametrize("scope", ["both", "shift", "horizon"])
+@pytest.mark.parametrize("scope", ["both", "shift", "horizon", "all"])
 def test_band_without_vol_of_vol_is_the_plain_band_bit_for_bit(scope: str) -> None:
     plain = HedgerdPolicy(risk_aversion_per_usd=0.5)
     weighed = HedgerdPolicy(risk_aversion_per_usd=0.5, vov_ref=0.3, vov_scope=scope)  # type: ignore[arg-type]

@@ -261,11 +261,21 @@ class HedgerdPolicy(_PolicyBase):
         "xi the marks' realised vol-of-vol in 1/sqrt(year) from `hedging.volvol`). Marks "
         "that never change: xi = 0, w = 1 (the plain band). 0: off.",
     )
-    vov_scope: Literal["shift", "horizon", "both"] = Field(
-        "both", description="Which refinements the vol-of-vol weight scales."
+    vov_scope: Literal["shift", "horizon", "both", "all"] = Field(
+        "both",
+        description="Which refinements the vol-of-vol weight scales: the centre shift, the "
+        "horizon term, both, or all (both, and the gamma term's averaged gamma moves toward "
+        "the gamma at spot: w x averaged + (1 - w) x at spot).",
     )
     vov_exponent: float = Field(
         1.0, gt=0.0, description="Exponent of R / vov_ref in the vol-of-vol weight."
+    )
+    vov_horizon_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="0: R takes the book's vega over its time to expiry; > 0: R = gamma "
+        "|Gamma| S^2 sigma^2 xi h^1.5 over this horizon h (s), the book's vol P&L rate (does "
+        "not vanish with the vega near expiry).",
     )
     vov_window_s: float = Field(
         259_200.0,

@@ -198,7 +198,9 @@ def flow_gamma(
     return _where(v > 0.0, _sqrt(gamma * gamma + add * gate), gamma)
 
 
-def vov_weight(ctx: BandContext, risk_aversion: float, ref: float, exponent: float) -> Any:
+def vov_weight(
+    ctx: BandContext, risk_aversion: float, ref: float, exponent: float, horizon: float = 0.0
+) -> Any:
     """The weight in (0, 1] of the band's constant-vol refinements under vol-of-vol.
 
     w = 1 / (1 + (R / ref)^exponent), R = gamma |vega| sigma xi sqrt(tau): the risk aversion
@@ -210,8 +212,14 @@ def vov_weight(ctx: BandContext, risk_aversion: float, ref: float, exponent: flo
     xi = ctx.vol_of_vol_per_sqrt_year
     if type(xi) in _SCALAR and not xi > 0.0:
         return 1.0
-    tau = _maximum(ctx.tau_years, _TAU_FLOOR)
-    r = risk_aversion * _abs(ctx.vega_usd_per_vol) * ctx.vol * xi * _sqrt(tau) / ref
+    if horizon > 0.0:
+        # The book's vol P&L rate |Gamma| S^2 sigma^2 (USD a year per unit of relative
+        # variance change) over a fixed horizon: does not fade with the book's vega at expiry.
+        cash = _abs(ctx.gamma_coin_per_usd) * ctx.spot_usd * ctx.spot_usd * ctx.vol * ctx.vol
+        r = risk_aversion * cash * xi * horizon**1.5 / ref
+    else:
+        tau = _maximum(ctx.tau_years, _TAU_FLOOR)
+        r = risk_aversion * _abs(ctx.vega_usd_per_vol) * ctx.vol * xi * _sqrt(tau) / ref
     if exponent != 1.0:
         r = r**exponent
     return 1.0 / (1.0 + r)
@@ -360,13 +368,21 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
     if isinstance(policy, HedgerdPolicy):
         g = policy.risk_aversion_per_usd
         band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
+        w_vov = 1.0
+        if policy.vov_ref > 0.0:
+            w_vov = vov_weight(
+                ctx, g, policy.vov_ref, policy.vov_exponent, policy.vov_horizon_s / _YEAR_S
+            )
+            if policy.vov_scope == "all" and band_gamma is not None:
+                # 1 x ahead + 0 x spot: the averaged gamma bit for bit where w = 1. The
+                # magnitude's average moves toward the magnitude at spot.
+                g_s = ctx.gamma_coin_per_usd
+                g_s = _abs(g_s) if policy.gamma_average == "abs" else g_s
+                band_gamma = w_vov * band_gamma + (1.0 - w_vov) * g_s
         if policy.flow_weight > 0.0:
             g_b = ctx.gamma_coin_per_usd if band_gamma is None else band_gamma
             band_gamma = flow_gamma(ctx, g, policy.gamma_exponent, g_b, policy.flow_weight)
         h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent, band_gamma)
-        w_vov = 1.0
-        if policy.vov_ref > 0.0:
-            w_vov = vov_weight(ctx, g, policy.vov_ref, policy.vov_exponent)
         h0 = zero
         if policy.h0_weight > 0.0:
             h0 = policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
@@ -431,6 +447,8 @@ class PolicyNumbers:
     vov_ref: float = 0.0
     vov_scope: str = "both"
     vov_exponent: float = 1.0
+    vov_horizon_s: float = 0.0
+    gamma_average: str = "abs"
 
 
 _HEDGERD_NUMBERS = (
@@ -450,6 +468,8 @@ _HEDGERD_NUMBERS = (
     "vov_ref",
     "vov_scope",
     "vov_exponent",
+    "vov_horizon_s",
+    "gamma_average",
 )
 # id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
 # cached (as `controller`'s fingerprints); a frozen policy's numbers never change.
@@ -503,6 +523,25 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     # ww_halfwidth
     disc = math.exp(-rate * tau)
     band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
+    tau_f = tau if tau >= _TAU_FLOOR else _TAU_FLOOR
+    # vov_weight
+    w_vov = 1.0
+    ref = policy.vov_ref
+    if ref > 0.0:
+        xi = ctx.vol_of_vol_per_sqrt_year
+        if xi > 0.0:
+            hz = policy.vov_horizon_s / _YEAR_S
+            if hz > 0.0:
+                cash = abs(gamma) * spot * spot * vol * vol
+                r = g * cash * xi * hz**1.5 / ref
+            else:
+                r = g * abs(ctx.vega_usd_per_vol) * vol * xi * math.sqrt(tau_f) / ref
+            if policy.vov_exponent != 1.0:
+                r = r**policy.vov_exponent
+            w_vov = 1.0 / (1.0 + r)
+        if policy.vov_scope == "all" and band_gamma is not None:
+            g_s = abs(gamma) if policy.gamma_average == "abs" else gamma
+            band_gamma = w_vov * band_gamma + (1.0 - w_vov) * g_s
     gg = gamma if band_gamma is None else band_gamma
     e = policy.gamma_exponent
     g2 = gg * gg if e == 2 / 3 else abs(gg) ** (3.0 * e)
@@ -524,18 +563,7 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         x = 1.5 * disc * lam * spot * g2 / g
     h = policy.ww_weight * math.copysign(abs(x) ** (1.0 / 3.0), x)
     # zak_h0 (and unwind_shift's s: the same expression)
-    tau_f = tau if tau >= _TAU_FLOOR else _TAU_FLOOR
     s = lam / (g * spot * vol * vol * tau_f)
-    # vov_weight
-    w_vov = 1.0
-    ref = policy.vov_ref
-    if ref > 0.0:
-        xi = ctx.vol_of_vol_per_sqrt_year
-        if xi > 0.0:
-            r = g * abs(ctx.vega_usd_per_vol) * vol * xi * math.sqrt(tau_f) / ref
-            if policy.vov_exponent != 1.0:
-                r = r**policy.vov_exponent
-            w_vov = 1.0 / (1.0 + r)
     h0 = 0.0 * spot
     if policy.h0_weight > 0.0:
         cap = policy.h0_cap_coin
