@@ -10,7 +10,10 @@ evaluation, e.g. the vega-weighted mean mark IV) with its time (ms) and gives
     xi = sqrt(sum of (ln sigma_i - ln sigma_{i-1})^2 over a trailing window / span in years)
 
 in 1/sqrt(year): the realised variance rate of ln(mark vol). A mark that never changes gives
-exactly 0 (the band is then the plain one, bit for bit). The span is as the flow
+exactly 0 (the band is then the plain one, bit for bit). Marks are sampled at most once every
+`sample_ms` (10 minutes, the backtest's decision step): a live mark IV moves a little at
+every evaluation, and a realised variance summed over ever finer steps would measure that
+noise, not the vol's moves. The span is as the flow
 estimator's (`flow.observed_span_ms`): the time observed, at least `min_span_ms`, at most the
 window. The first observation has no predecessor and adds nothing.
 
@@ -30,6 +33,7 @@ from hedgerd.hedging.flow import observed_span_ms
 
 VOLVOL_WINDOW_MS = 3 * 86_400_000
 VOLVOL_MIN_SPAN_MS = 86_400_000
+VOLVOL_SAMPLE_MS = 600_000
 _YEAR_MS = 365.0 * 86_400_000.0
 
 
@@ -44,25 +48,33 @@ class VolOfVolEstimator:
         start_ms: int,
         window_ms: int = VOLVOL_WINDOW_MS,
         min_span_ms: int = VOLVOL_MIN_SPAN_MS,
+        sample_ms: int = VOLVOL_SAMPLE_MS,
     ) -> None:
-        if window_ms <= 0 or min_span_ms <= 0:
-            raise ValueError("window_ms and min_span_ms must be positive")
+        if window_ms <= 0 or min_span_ms <= 0 or sample_ms < 0:
+            raise ValueError("window_ms and min_span_ms must be positive, sample_ms >= 0")
+        self.window_ms = window_ms
         self._start_ms = start_ms
         self._window_ms = window_ms
         self._min_span_ms = min(min_span_ms, window_ms)
+        self._sample_ms = sample_ms
+        self._last_ms: int | None = None
         self._last_ln: float | None = None
         self._changes: deque[tuple[int, float]] = deque()  # (time ms, squared ln change)
 
     def observe(self, mark_vol: float, at_ms: int) -> None:
-        """Record the mark vol (a fraction, > 0) at `at_ms`. Non-finite or non-positive marks
-        are skipped: they carry no vol (the next valid mark is compared with the last one)."""
+        """Record the mark vol (a fraction, > 0) at `at_ms`, if `sample_ms` has passed since
+        the last recorded one (else skipped). Non-finite or non-positive marks are skipped:
+        they carry no vol (the next valid mark is compared with the last one)."""
         if not (math.isfinite(mark_vol) and mark_vol > 0.0):
+            return
+        if self._last_ms is not None and at_ms - self._last_ms < self._sample_ms:
             return
         ln = math.log(mark_vol)
         if self._last_ln is not None and ln != self._last_ln:
             d = ln - self._last_ln
             self._changes.append((at_ms, d * d))
         self._last_ln = ln
+        self._last_ms = at_ms
 
     def estimate(self, now_ms: int) -> float:
         """xi (1/sqrt(year)) from the changes in (now - window, now]; 0 if none."""
