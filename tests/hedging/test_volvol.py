@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from hedgerd.hedging.config import HedgerdPolicy
 from hedgerd.hedging.kernel import BandContext, band_for, vov_weight
-from hedgerd.hedging.volvol import VOLVOL_WINDOW_MS, VolOfVolEstimator, VolOfVolPaths
+from hedgerd.hedging.volvol import VolOfVolEstimator, VolOfVolPaths
 
 DAY_MS = 86_400_000
 YEAR_MS = 365.0 * DAY_MS
@@ -33,14 +33,14 @@ def test_constant_marks_give_exactly_zero() -> None:
 
 
 def test_one_change_over_the_span_then_forgotten() -> None:
-    est = VolOfVolEstimator(START_MS)
+    est = VolOfVolEstimator(START_MS, window_ms=3 * DAY_MS)
     est.observe(0.6, START_MS)
     est.observe(0.9, START_MS + 2 * DAY_MS)  # ln 1.5, seen at day 2
     d2 = math.log(1.5) ** 2
     assert est.estimate(START_MS + 2 * DAY_MS) == pytest.approx(math.sqrt(d2 / (2 / 365)))
     # The span is capped at the window (3 days), and the change leaves it after day 5.
     at = START_MS + 4 * DAY_MS
-    assert est.estimate(at) == pytest.approx(math.sqrt(d2 * YEAR_MS / VOLVOL_WINDOW_MS))
+    assert est.estimate(at) == pytest.approx(math.sqrt(d2 * YEAR_MS / (3 * DAY_MS)))
     assert est.estimate(START_MS + 5 * DAY_MS) == 0.0
 
 
@@ -69,56 +69,69 @@ def test_paths_form_is_the_online_estimator(seq: list[float], window_h: int) -> 
         assert got[1] == 0.0
 
 
-def _ctx(xi: float, vega: float, gamma: float = -0.002) -> BandContext:
-    return BandContext(
-        spot_usd=100.0,
-        gamma_coin_per_usd=gamma,
-        vanna_coin_per_vol=0.3,
-        vol=0.6,
-        tau_years=20 / 365,
-        rate=0.0,
-        lam=0.0005,
-        options_delta_coin=-0.5,
-        vol_of_vol_per_sqrt_year=xi,
-        vega_usd_per_vol=vega,
-    )
+def _ctx(xi: float, paths: int = 0) -> BandContext:
+    """One decision's context (floats), or `paths` copies of it (arrays, as the backtest)."""
+    fields = {
+        "spot_usd": 100.0,
+        "gamma_coin_per_usd": -0.002,
+        "vanna_coin_per_vol": 0.3,
+        "vol": 0.6,
+        "tau_years": 20 / 365,
+        "rate": 0.0,
+        "lam": 0.0005,
+        "options_delta_coin": -0.5,
+        "gamma_ahead_coin_per_usd": 0.0018,
+        "vol_of_vol_per_sqrt_year": xi,
+    }
+    if paths:
+        return BandContext(**{k: np.full(paths, v) for k, v in fields.items()})
+    return BandContext(**fields)
+
+
+MONTH_Y = 30 / 365
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     xi=st.floats(0.0, 100.0),
-    vega=st.floats(-1e4, 1e4),
     ra=st.floats(1e-4, 100.0),
     ref=st.floats(0.01, 10.0),
-    p=st.sampled_from([1.0, 2.0]),
+    horizon=st.sampled_from([1 / 365, MONTH_Y]),
 )
 def test_weight_is_in_0_1_and_1_without_vol_of_vol(
-    xi: float, vega: float, ra: float, ref: float, p: float
+    xi: float, ra: float, ref: float, horizon: float
 ) -> None:
-    w = vov_weight(_ctx(xi, vega), ra, ref, p)
+    w = vov_weight(_ctx(xi), ra, ref, horizon)
     assert 0.0 < w <= 1.0
-    assert vov_weight(_ctx(0.0, vega), ra, ref, p) == 1.0
-    assert np.all(vov_weight(_ctx(np.zeros(3), np.full(3, vega)), ra, ref, p) == 1.0)  # type: ignore[arg-type]
+    assert vov_weight(_ctx(0.0), ra, ref, horizon) == 1.0
+    assert np.all(vov_weight(_ctx(0.0, 3), ra, ref, horizon) == 1.0)
     # More risk aversion, less weight.
-    assert vov_weight(_ctx(xi, vega), 2.0 * ra, ref, p) <= w
+    assert vov_weight(_ctx(xi), 2.0 * ra, ref, horizon) <= w
+
+
+def test_r_is_the_risk_aversion_times_the_vol_pnl_scale() -> None:
+    """R = gamma |Gamma| S^2 sigma^2 xi h^1.5: here 0.5 x 0.002 x 100^2 x 0.36 x 2 x h^1.5."""
+    r = 0.5 * 0.002 * 100.0**2 * 0.36 * 2.0 * MONTH_Y**1.5
+    assert vov_weight(_ctx(2.0), 0.5, 0.3, MONTH_Y) == pytest.approx(1.0 / (1.0 + r / 0.3))
 
 
 @pytest.mark.parametrize("scope", ["both", "shift", "horizon", "all"])
 def test_band_without_vol_of_vol_is_the_plain_band_bit_for_bit(scope: str) -> None:
-    plain = HedgerdPolicy(risk_aversion_per_usd=0.5)
+    plain = HedgerdPolicy(risk_aversion_per_usd=0.5, vov_ref=0.0)
     weighed = HedgerdPolicy(risk_aversion_per_usd=0.5, vov_ref=0.3, vov_scope=scope)  # type: ignore[arg-type]
-    for ctx in (_ctx(0.0, 12.0), _ctx(np.zeros(2), np.full(2, 12.0))):  # type: ignore[arg-type]
+    for ctx in (_ctx(0.0), _ctx(0.0, 2)):
         a, b = band_for(plain, ctx), band_for(weighed, ctx)
         for x, y in ((a.centre, b.centre), (a.lower, b.lower), (a.upper, b.upper)):
             assert np.all(np.asarray(x) == np.asarray(y))
 
 
-def test_vol_of_vol_fades_the_shift_and_the_horizon_term() -> None:
-    pol = HedgerdPolicy(risk_aversion_per_usd=0.5, vov_ref=0.3)
-    plain = band_for(pol, _ctx(0.0, 12.0))
-    faded = band_for(pol, _ctx(5.0, 12.0))
+def test_vol_of_vol_fades_the_shift_the_horizon_term_and_the_averaged_gamma() -> None:
+    pol = HedgerdPolicy(risk_aversion_per_usd=0.5, vov_ref=0.3, vov_scope="all")
+    plain = band_for(pol, _ctx(0.0))
+    faded = band_for(pol, _ctx(5.0))
     target = pol.target_delta_coin
     assert 0.0 < abs(faded.centre - target) < abs(plain.centre - target)
-    # The horizon term widens the under-hedged side (short call: options delta < 0, lower).
-    assert faded.upper == plain.upper
-    assert faded.lower < plain.lower
+    # The horizon term widens the under-hedged side (short call: options delta < 0, lower);
+    # the gamma term moves from the averaged gamma (0.0018) toward the gamma at spot (0.002).
+    assert faded.upper > plain.upper
+    assert faded.lower - faded.upper < plain.lower - plain.upper

@@ -22,7 +22,7 @@ def _risk(vol: float) -> UnderlyingRisk:
 
 
 def _feed(loop: SimpleNamespace, vol: float, at: int, policy: object = POLICY) -> UnderlyingRisk:
-    return HedgeLoop._with_vol_of_vol(loop, "BTC", policy, _risk(vol), -1234.5, at)  # type: ignore[arg-type]
+    return HedgeLoop._with_vol_of_vol(loop, "BTC", policy, _risk(vol), at)  # type: ignore[arg-type]
 
 
 def test_constant_marks_leave_the_risk_as_it_is_then_a_move_is_seen() -> None:
@@ -32,7 +32,6 @@ def test_constant_marks_leave_the_risk_as_it_is_then_a_move_is_seen() -> None:
     moved = _feed(loop, 0.9, NOW + 30 * MIN_MS)
     # One change of ln 1.5 over the minimum span of a day.
     assert moved.vol_of_vol_per_sqrt_year == pytest.approx(math.sqrt(math.log(1.5) ** 2 * 365))
-    assert moved.vega_usd_per_vol == -1234.5
     assert moved.vol == 0.9
 
 

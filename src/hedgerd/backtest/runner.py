@@ -388,7 +388,6 @@ def run_backtest(
             ctx.flow_var_coin2_per_year, ctx.flow_jump_coin = fv, fj
         xi = {}
         if vov:
-            ctx.vega_usd_per_vol = np.sum(live_q * g.vega, axis=1)
             for w, est in vov.items():
                 est.observe(gvol)
                 xi[w] = est.estimate()
@@ -498,7 +497,7 @@ def _greeks(book: _Book, spot: Arr, vol: Arr, now: float, mk: Any) -> Any:
     with np.errstate(all="ignore"):
         g = black_scholes(book.is_call, spot[:, None], book.strike, tau, vol[:, None], mk.rate)
     # Dead slots (and options expiring exactly now) contribute nothing.
-    for a in (g.price, g.delta, g.gamma, g.vega, g.vanna):
+    for a in (g.price, g.delta, g.gamma, g.vanna):
         np.copyto(a, 0.0, where=~book.live | ~np.isfinite(a))
     return g
 

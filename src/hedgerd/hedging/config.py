@@ -252,36 +252,34 @@ class HedgerdPolicy(_PolicyBase):
         "with v estimated (docs/backtest.md, option flow, sixth round).",
     )
     vov_ref: float = Field(
-        0.0,
+        0.3,
         ge=0.0,
         description="Vol-of-vol weight of the constant-vol refinements (issue 19): the centre "
-        "shift and/or the horizon term (`vov_scope`) are multiplied by w = 1 / (1 + (R / "
-        "vov_ref)^vov_exponent), R = gamma |vega| sigma xi sqrt(tau) (dimensionless: risk "
-        "aversion times the std of the book's vega P&L ahead; vega in USD per 1.00 of vol, "
-        "xi the marks' realised vol-of-vol in 1/sqrt(year) from `hedging.volvol`). Marks "
-        "that never change: xi = 0, w = 1 (the plain band). 0: off.",
+        "shift, the horizon term and the averaged gamma (`vov_scope`) are weighed by w = 1 / "
+        "(1 + R / vov_ref), R = gamma |Gamma| S^2 sigma^2 xi h^1.5 (dimensionless: the risk "
+        "aversion times the scale of the book's vol P&L over h = `vov_horizon_s`; xi the "
+        "marks' realised vol-of-vol in 1/sqrt(year), `hedging.volvol`). Marks that never "
+        "change: xi = 0, w = 1 (the plain band, bit for bit). 0: off; 0.3 measured on the "
+        "regime-shift scenario (docs/backtest.md, volatility regimes, sixth round).",
     )
     vov_scope: Literal["shift", "horizon", "both", "all"] = Field(
-        "both",
+        "all",
         description="Which refinements the vol-of-vol weight scales: the centre shift, the "
         "horizon term, both, or all (both, and the gamma term's averaged gamma moves toward "
         "the gamma at spot: w x averaged + (1 - w) x at spot).",
     )
-    vov_exponent: float = Field(
-        1.0, gt=0.0, description="Exponent of R / vov_ref in the vol-of-vol weight."
-    )
     vov_horizon_s: float = Field(
-        0.0,
-        ge=0.0,
-        description="0: R takes the book's vega over its time to expiry; > 0: R = gamma "
-        "|Gamma| S^2 sigma^2 xi h^1.5 over this horizon h (s), the book's vol P&L rate (does "
-        "not vanish with the vega near expiry).",
+        2_592_000.0,
+        gt=0.0,
+        description="The horizon h of the vol P&L in the vol-of-vol weight's R (s; 30 days).",
     )
     vov_window_s: float = Field(
-        259_200.0,
+        2_592_000.0,
         gt=0.0,
-        description="Trailing window of the vol-of-vol estimate (s): the squared changes of "
-        "ln(mark vol) over it, divided by the span observed (at least a day, at most this).",
+        description="Trailing window of the vol-of-vol estimate (s; 30 days): the squared "
+        "changes of ln(mark vol) over it, divided by the span observed (at least a day, at "
+        "most this). A month: the covariance the weight answers is with the vol P&L of the "
+        "book's life, so one move of the marks counts for that long.",
     )
 
 

@@ -132,7 +132,7 @@ def decision_id(
         nums += (risk.flow_var_coin2_per_year, risk.flow_jump_coin)
     if risk.vol_of_vol_per_sqrt_year != 0.0:
         # Likewise only when the marks move.
-        nums += (risk.vol_of_vol_per_sqrt_year, risk.vega_usd_per_vol)
+        nums += (risk.vol_of_vol_per_sqrt_year,)
     names: list[str] = []
     for v in venues:
         q = v.quote
@@ -244,7 +244,6 @@ def decide(
         risk.flow_var_coin2_per_year,
         risk.flow_jump_coin,
         risk.vol_of_vol_per_sqrt_year,
-        risk.vega_usd_per_vol,
     )
     band = band_for_floats(policy, ctx)
     centre, lower, upper = band.centre, band.lower, band.upper

@@ -41,8 +41,8 @@ class UnderlyingRisk:
       trades (`hedging.flow.FlowEstimator`): variance rate (coin^2/year) and rms jump (coin),
       for the hedgerd band's `flow_weight` (0, 0: none seen).
     - `vol_of_vol_per_sqrt_year`: the marks' realised vol-of-vol (`hedging.volvol`,
-      1/sqrt(year)) and `vega_usd_per_vol` the book's vega (USD per 1.00 of vol), for the
-      hedgerd band's vol-of-vol weight (`vov_ref`; 0: marks constant or not tracked).
+      1/sqrt(year)), for the hedgerd band's vol-of-vol weight (`vov_ref`; 0: the marks
+      constant or not tracked).
     """
 
     underlying: str
@@ -60,7 +60,6 @@ class UnderlyingRisk:
     flow_var_coin2_per_year: float = 0.0
     flow_jump_coin: float = 0.0
     vol_of_vol_per_sqrt_year: float = 0.0
-    vega_usd_per_vol: float = 0.0
 
     def __post_init__(self) -> None:
         if (
@@ -80,7 +79,6 @@ class UnderlyingRisk:
                 + self.flow_var_coin2_per_year
                 + self.flow_jump_coin
                 + self.vol_of_vol_per_sqrt_year
-                + self.vega_usd_per_vol
             )
             and self.flow_var_coin2_per_year >= 0.0
             and self.flow_jump_coin >= 0.0
@@ -103,7 +101,6 @@ class UnderlyingRisk:
             "rate",
             "expiring_delta_coin",
             "options_delta_coin",
-            "vega_usd_per_vol",
         ):
             v = getattr(self, name)
             if not math.isfinite(v):

@@ -142,10 +142,9 @@ class BandContext:
     # (0, 0: no trades seen; the band is then the plain one).
     flow_var_coin2_per_year: Any = 0.0
     flow_jump_coin: Any = 0.0
-    # The marks' realised vol-of-vol (`hedging.volvol`), 1/sqrt(year), and the book's vega,
-    # USD per 1.00 of vol, for the vol-of-vol weight (`vov_weight`; 0: marks constant).
+    # The marks' realised vol-of-vol (`hedging.volvol`), 1/sqrt(year), for the vol-of-vol
+    # weight (`vov_weight`; 0: marks constant).
     vol_of_vol_per_sqrt_year: Any = 0.0
-    vega_usd_per_vol: Any = 0.0
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -198,30 +197,26 @@ def flow_gamma(
     return _where(v > 0.0, _sqrt(gamma * gamma + add * gate), gamma)
 
 
-def vov_weight(
-    ctx: BandContext, risk_aversion: float, ref: float, exponent: float, horizon: float = 0.0
-) -> Any:
+def vov_weight(ctx: BandContext, risk_aversion: float, ref: float, horizon_years: float) -> Any:
     """The weight in (0, 1] of the band's constant-vol refinements under vol-of-vol.
 
-    w = 1 / (1 + (R / ref)^exponent), R = gamma |vega| sigma xi sqrt(tau): the risk aversion
-    times the std of the book's vega P&L over the time ahead (a mark vol moving at xi per
-    sqrt(year) moves by about sigma xi sqrt(tau)). The centre shift and the horizon term are
-    gains when the vol is known; their P&L covaries with the vega P&L when it is not, which
-    matters where the risk aversion is high (near the vega floor) and not at the loose end.
-    xi = 0 (marks constant): exactly 1."""
+    w = 1 / (1 + R / ref), R = gamma |Gamma| S^2 sigma^2 xi h^1.5: the risk aversion times the
+    scale of the book's vol P&L over a horizon h. |Gamma| S^2 sigma^2 is what the book's P&L
+    changes by, a year, per unit of relative change of the variance, and a mark moving at xi
+    per sqrt(year) changes it by about xi sqrt(h) over h (at the money at h before expiry,
+    Gamma S^2 sigma h is the vega, so R is gamma |vega| sigma xi sqrt(h)). The centre shift
+    and the horizon term are gains when the vol is known; their P&L covaries with the vol
+    P&L when it is not, which matters where the risk aversion is high (near the vega floor)
+    and not at the loose end. A fixed h, not the time to expiry: the covariance is with the
+    vol P&L the book has made as well as the one ahead, which does not vanish near expiry
+    where the horizon term is widest (measured: the vega over the time to expiry in place of
+    h fades the terms too little, docs/backtest.md, sixth round). xi = 0 (marks constant):
+    exactly 1."""
     xi = ctx.vol_of_vol_per_sqrt_year
     if type(xi) in _SCALAR and not xi > 0.0:
         return 1.0
-    if horizon > 0.0:
-        # The book's vol P&L rate |Gamma| S^2 sigma^2 (USD a year per unit of relative
-        # variance change) over a fixed horizon: does not fade with the book's vega at expiry.
-        cash = _abs(ctx.gamma_coin_per_usd) * ctx.spot_usd * ctx.spot_usd * ctx.vol * ctx.vol
-        r = risk_aversion * cash * xi * horizon**1.5 / ref
-    else:
-        tau = _maximum(ctx.tau_years, _TAU_FLOOR)
-        r = risk_aversion * _abs(ctx.vega_usd_per_vol) * ctx.vol * xi * _sqrt(tau) / ref
-    if exponent != 1.0:
-        r = r**exponent
+    cash = _abs(ctx.gamma_coin_per_usd) * ctx.spot_usd * ctx.spot_usd * ctx.vol * ctx.vol
+    r = risk_aversion * cash * xi * horizon_years**1.5 / ref
     return 1.0 / (1.0 + r)
 
 
@@ -342,7 +337,6 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         and type(ctx.flow_var_coin2_per_year) in _SCALAR
         and type(ctx.flow_jump_coin) in _SCALAR
         and type(ctx.vol_of_vol_per_sqrt_year) in _SCALAR
-        and type(ctx.vega_usd_per_vol) in _SCALAR
     ):
         return _hedgerd_band_scalar(policy_numbers(policy), ctx)
     target = policy.target_delta_coin
@@ -370,9 +364,7 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
         w_vov = 1.0
         if policy.vov_ref > 0.0:
-            w_vov = vov_weight(
-                ctx, g, policy.vov_ref, policy.vov_exponent, policy.vov_horizon_s / _YEAR_S
-            )
+            w_vov = vov_weight(ctx, g, policy.vov_ref, policy.vov_horizon_s / _YEAR_S)
             if policy.vov_scope == "all" and band_gamma is not None:
                 # 1 x ahead + 0 x spot: the averaged gamma bit for bit where w = 1. The
                 # magnitude's average moves toward the magnitude at spot.
@@ -446,7 +438,6 @@ class PolicyNumbers:
     flow_weight: float = 0.0
     vov_ref: float = 0.0
     vov_scope: str = "both"
-    vov_exponent: float = 1.0
     vov_horizon_s: float = 0.0
     gamma_average: str = "abs"
 
@@ -467,7 +458,6 @@ _HEDGERD_NUMBERS = (
     "flow_weight",
     "vov_ref",
     "vov_scope",
-    "vov_exponent",
     "vov_horizon_s",
     "gamma_average",
 )
@@ -523,21 +513,14 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     # ww_halfwidth
     disc = math.exp(-rate * tau)
     band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
-    tau_f = tau if tau >= _TAU_FLOOR else _TAU_FLOOR
     # vov_weight
     w_vov = 1.0
     ref = policy.vov_ref
     if ref > 0.0:
         xi = ctx.vol_of_vol_per_sqrt_year
         if xi > 0.0:
-            hz = policy.vov_horizon_s / _YEAR_S
-            if hz > 0.0:
-                cash = abs(gamma) * spot * spot * vol * vol
-                r = g * cash * xi * hz**1.5 / ref
-            else:
-                r = g * abs(ctx.vega_usd_per_vol) * vol * xi * math.sqrt(tau_f) / ref
-            if policy.vov_exponent != 1.0:
-                r = r**policy.vov_exponent
+            cash = abs(gamma) * spot * spot * vol * vol
+            r = g * cash * xi * (policy.vov_horizon_s / _YEAR_S) ** 1.5 / ref
             w_vov = 1.0 / (1.0 + r)
         if policy.vov_scope == "all" and band_gamma is not None:
             g_s = abs(gamma) if policy.gamma_average == "abs" else gamma
@@ -563,6 +546,7 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         x = 1.5 * disc * lam * spot * g2 / g
     h = policy.ww_weight * math.copysign(abs(x) ** (1.0 / 3.0), x)
     # zak_h0 (and unwind_shift's s: the same expression)
+    tau_f = tau if tau >= _TAU_FLOOR else _TAU_FLOOR
     s = lam / (g * spot * vol * vol * tau_f)
     h0 = 0.0 * spot
     if policy.h0_weight > 0.0:

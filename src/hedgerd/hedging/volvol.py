@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from hedgerd.hedging.flow import observed_span_ms
 
-VOLVOL_WINDOW_MS = 3 * 86_400_000
+VOLVOL_WINDOW_MS = 30 * 86_400_000
 VOLVOL_MIN_SPAN_MS = 86_400_000
 VOLVOL_SAMPLE_MS = 600_000
 _YEAR_MS = 365.0 * 86_400_000.0

@@ -283,8 +283,7 @@ class HedgeLoop(PortfolioService):
         flow_v, flow_j = self._flow_estimator(underlying, now).estimate(now)
         if flow_v > 0.0:
             risk = replace(risk, flow_var_coin2_per_year=flow_v, flow_jump_coin=flow_j)
-        vega = math.fsum(s.total.vega_usd_per_vol for s in snaps.values())
-        risk = self._with_vol_of_vol(underlying, policy, risk, vega, now)
+        risk = self._with_vol_of_vol(underlying, policy, risk, now)
         in_flight = self.shared.executor.in_flight_orders(underlying)
         state = self._policy_state[underlying]
 
@@ -339,13 +338,12 @@ class HedgeLoop(PortfolioService):
         return decision
 
     def _with_vol_of_vol(
-        self, underlying: str, policy: PolicyConfig, risk: UnderlyingRisk, vega: float, now: int
+        self, underlying: str, policy: PolicyConfig, risk: UnderlyingRisk, now: int
     ) -> UnderlyingRisk:
         """Feed the vol-of-vol estimator the book's mark vol (`risk.vol`, the gamma-weighted
         IV the band prices with: its moves are what the band's refinements covary with) and
-        put its estimate and the book's vega (USD per 1.00 of vol) in the risk. Fed whatever
-        the policy, so a reload that turns the weight on finds the history; a reload that
-        changes the window starts it again."""
+        put its estimate in the risk. Fed whatever the policy, so a reload that turns the
+        weight on finds the history; a reload that changes the window starts it again."""
         window_s = policy.vov_window_s if isinstance(policy, HedgerdPolicy) else 0.0
         window_ms = int(window_s * 1000.0) if window_s > 0.0 else VOLVOL_WINDOW_MS
         est = self._volvol.get(underlying)
@@ -353,8 +351,8 @@ class HedgeLoop(PortfolioService):
             est = self._volvol[underlying] = VolOfVolEstimator(now, window_ms)
         est.observe(risk.vol, now)
         xi = est.estimate(now)
-        if xi > 0.0 and math.isfinite(vega):
-            return replace(risk, vol_of_vol_per_sqrt_year=xi, vega_usd_per_vol=vega)
+        if xi > 0.0:
+            return replace(risk, vol_of_vol_per_sqrt_year=xi)
         return risk
 
     def _flow_estimator(self, underlying: str, now: int) -> FlowEstimator:
