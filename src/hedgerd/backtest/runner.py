@@ -35,7 +35,7 @@ from hedgerd.backtest.exact_band import (
 )
 from hedgerd.backtest.paths import PathGenerator
 from hedgerd.backtest.scenario import Scenario, ScenarioError
-from hedgerd.hedging.config import PolicyConfig, TimerPolicy
+from hedgerd.hedging.config import HedgerdPolicy, PolicyConfig, TimerPolicy
 from hedgerd.hedging.cross_venue import carry_holds
 from hedgerd.hedging.flow import flow_estimates
 from hedgerd.hedging.kernel import (
@@ -307,9 +307,9 @@ def run_backtest(
     # The marks' vol-of-vol, for the policies whose band weighs its refinements by it
     # (`vov_ref`), one estimator per window: fed the mark vol at every decision, as the daemon.
     vov = {
-        w: VolOfVolPaths(dt * _YEAR_MS, w * 1000.0)
+        c.vov_window_s: VolOfVolPaths(dt * _YEAR_MS, c.vov_window_s * 1000.0)
         for c in configs
-        if getattr(c, "vov_ref", 0.0) > 0.0 and (w := c.vov_window_s) > 0.0
+        if isinstance(c, HedgerdPolicy) and c.vov_ref > 0.0
     }
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
