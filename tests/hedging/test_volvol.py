@@ -52,14 +52,19 @@ def test_bad_marks_are_skipped() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(seq=marks, window_h=st.sampled_from([5, 24, 72]))
-def test_paths_form_is_the_online_estimator(seq: list[float], window_h: int) -> None:
-    """Non-negative, finite, and the backtest's running totals give the online sums."""
+@given(
+    seq=marks,
+    window_h=st.sampled_from([5, 24, 72]),
+    step_ms=st.sampled_from([STEP_MS, 60_000, 240_000]),
+)
+def test_paths_form_is_the_online_estimator(seq: list[float], window_h: int, step_ms: int) -> None:
+    """Non-negative, finite, and the backtest's running totals give the online sums (steps
+    shorter than the 10-minute sample included)."""
     window_ms = window_h * 3_600_000
     est = VolOfVolEstimator(START_MS, window_ms=window_ms)
-    paths = VolOfVolPaths(float(STEP_MS), window_ms=window_ms)
+    paths = VolOfVolPaths(float(step_ms), window_ms=window_ms)
     for i, v in enumerate(seq):
-        now = START_MS + i * STEP_MS
+        now = START_MS + i * step_ms
         est.observe(v, now)
         paths.observe(np.array([v, 0.6]))
         xi = est.estimate(now)

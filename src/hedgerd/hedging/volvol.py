@@ -90,17 +90,21 @@ class VolOfVolEstimator:
 
 class VolOfVolPaths:
     """`VolOfVolEstimator` for arrays of paths observed every `step_ms` from t = 0 (the
-    backtest): `observe` once per step, in order, then `estimate`."""
+    backtest): `observe` once per step, in order, then `estimate`. Steps closer than
+    `sample_ms` to the last sampled one are skipped, as the online estimator skips them."""
 
     def __init__(
         self,
         step_ms: float,
         window_ms: float = VOLVOL_WINDOW_MS,
         min_span_ms: float = VOLVOL_MIN_SPAN_MS,
+        sample_ms: float = VOLVOL_SAMPLE_MS,
     ) -> None:
         self._step_ms = step_ms
         self._window_ms = window_ms
         self._min_span_ms = min(min_span_ms, window_ms)
+        self._sample_ms = sample_ms
+        self._last_ms = 0.0
         # A change at step j counts at step t when j step > t step - window: the last `lag`.
         self._lag = max(1, math.ceil(window_ms / step_ms - 1e-9))
         self._totals: deque[NDArray[np.float64]] = deque(maxlen=self._lag + 1)
@@ -109,17 +113,22 @@ class VolOfVolPaths:
 
     def observe(self, mark_vol: NDArray[np.float64]) -> None:
         """The paths' mark vols at the next step (fractions, > 0)."""
-        ln = np.log(mark_vol)
-        if self._last_ln is None:
-            total = np.zeros_like(ln)
-        else:
-            d = ln - self._last_ln
-            # A running total of non-negative terms: differences are >= 0, and exactly 0
-            # where every term between is 0.
-            total = self._totals[-1] + d * d
-        self._totals.append(total)
-        self._last_ln = ln
+        at = self._steps * self._step_ms
         self._steps += 1
+        if self._last_ln is None:
+            self._last_ln = np.log(mark_vol)
+            self._totals.append(np.zeros_like(self._last_ln))
+            return
+        if at - self._last_ms < self._sample_ms - 1e-6:  # float steps: not a ms short
+            self._totals.append(self._totals[-1])  # not sampled: nothing added this step
+            return
+        ln = np.log(mark_vol)
+        d = ln - self._last_ln
+        # A running total of non-negative terms: differences are >= 0, and exactly 0
+        # where every term between is 0.
+        self._totals.append(self._totals[-1] + d * d)
+        self._last_ln = ln
+        self._last_ms = at
 
     def estimate(self) -> NDArray[np.float64]:
         """xi (1/sqrt(year)) per path at the last observed step."""
