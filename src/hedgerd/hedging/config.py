@@ -172,7 +172,10 @@ class HedgerdPolicy(_PolicyBase):
     next `gamma_horizon_s` span (`kernel.horizon_gamma`), not the gamma at spot: a near
     strike's gamma peak, or the zero between a short and a long strike, is not what the delta
     meets before the next rebalance. Trades go to the band edge; maker orders work the inner
-    band when enabled.
+    band when enabled. The centre shift, the horizon term and the averaged gamma are
+    constant-vol refinements: where the marks move they are weighed down by the marks'
+    vol-of-vol and the book's exposure to it (`vov_ref`), and kept whole where the marks
+    never move.
     The one knob swept is `risk_aversion_per_usd`; the others are the shape (issue 19,
     docs/backtest.md).
     """

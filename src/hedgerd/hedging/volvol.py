@@ -17,8 +17,9 @@ noise, not the vol's moves. The span is as the flow
 estimator's (`flow.observed_span_ms`): the time observed, at least `min_span_ms`, at most the
 window. The first observation has no predecessor and adds nothing.
 
-`VolOfVolPaths` is the backtest's form (arrays of paths, one observation per step), the same
-sum as a difference of running totals (exactly 0 where no change is in the window).
+`VolOfVolPaths` is the backtest's form (arrays of paths, one observation per step, sampled
+as the online one), the same sum as a difference of running totals (exactly 0 where no change
+is in the window).
 """
 
 from __future__ import annotations
