@@ -70,13 +70,12 @@ class FlowEstimator:
         if not sq:
             return 0.0, 0.0
         total = math.fsum(sq)
-        span = observed_span_ms(now_ms - self._start_ms, self._window_ms, self._min_span_ms)
+        span = _span_ms(now_ms - self._start_ms, self._window_ms, self._min_span_ms)
         return total / (span / _YEAR_MS), math.sqrt(total / len(sq))
 
 
-def observed_span_ms(elapsed_ms: float, window_ms: float, min_span_ms: float) -> float:
-    """A trailing-window rate's denominator (also `hedging.volvol`'s): the observed span,
-    between the minimum and the window (ms)."""
+def _span_ms(elapsed_ms: float, window_ms: int, min_span_ms: int) -> float:
+    """The rate's denominator: the observed span, between the minimum and the window (ms)."""
     return float(min(max(elapsed_ms, min(min_span_ms, window_ms)), window_ms))
 
 
@@ -95,7 +94,7 @@ def flow_estimates(
     sq = np.where(seen, jumps_coin * jumps_coin, 0.0)
     total = np.sum(sq, axis=1)
     count = np.sum(seen, axis=1)
-    span = observed_span_ms(now_ms - start_ms, window_ms, min_span_ms)
+    span = _span_ms(now_ms - start_ms, window_ms, min_span_ms)
     v = total / (span / _YEAR_MS)
     j = np.sqrt(total / np.maximum(count, 1))
     return v, j

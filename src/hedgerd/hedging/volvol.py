@@ -5,7 +5,8 @@ horizon term) are mean-variance gains when the vol is known and constant; when t
 move, their P&L covaries with the book's vega P&L (issue 19, docs/backtest.md "Volatility
 regimes", fifth and sixth rounds). The band weighs them against that covariance, which needs
 the vol-of-vol. `VolOfVolEstimator` is fed the book's mark vol (one number per underlying and
-evaluation, e.g. the vega-weighted mean mark IV) with its time (ms) and gives
+evaluation: the hedge loop gives it the |gamma|-weighted mark IV the band prices with) with
+its time (ms) and gives
 
     xi = sqrt(sum of (ln sigma_i - ln sigma_{i-1})^2 over a trailing window / span in years)
 
@@ -13,9 +14,9 @@ in 1/sqrt(year): the realised variance rate of ln(mark vol). A mark that never c
 exactly 0 (the band is then the plain one, bit for bit). Marks are sampled at most once every
 `sample_ms` (10 minutes, the backtest's decision step): a live mark IV moves a little at
 every evaluation, and a realised variance summed over ever finer steps would measure that
-noise, not the vol's moves. The span is as the flow
-estimator's (`flow.observed_span_ms`): the time observed, at least `min_span_ms`, at most the
-window. The first observation has no predecessor and adds nothing.
+noise, not the vol's moves. The span is as the flow estimator's (`flow._span_ms`): the time
+observed, at least `min_span_ms`, at most the window. The first observation has no
+predecessor and adds nothing.
 
 `VolOfVolPaths` is the backtest's form (arrays of paths, one observation per step, sampled
 as the online one), the same sum as a difference of running totals (exactly 0 where no change
@@ -30,7 +31,8 @@ from collections import deque
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgerd.hedging.flow import observed_span_ms
+# The rate's denominator as the option flow estimator's (one rule for both trailing windows).
+from hedgerd.hedging.flow import _span_ms
 
 VOLVOL_WINDOW_MS = 30 * 86_400_000
 VOLVOL_MIN_SPAN_MS = 86_400_000
@@ -85,7 +87,7 @@ class VolOfVolEstimator:
         sq = [c for t, c in self._changes if t <= now_ms]
         if not sq:
             return 0.0
-        span = observed_span_ms(now_ms - self._start_ms, self._window_ms, self._min_span_ms)
+        span = _span_ms(now_ms - self._start_ms, self._window_ms, self._min_span_ms)
         return math.sqrt(math.fsum(sq) / (span / _YEAR_MS))
 
 
@@ -136,5 +138,5 @@ class VolOfVolPaths:
         now = self._totals[-1]
         old = self._totals[0] if len(self._totals) > self._lag else np.zeros_like(now)
         elapsed = (self._steps - 1) * self._step_ms
-        span = observed_span_ms(elapsed, self._window_ms, self._min_span_ms)
+        span = _span_ms(elapsed, int(self._window_ms), int(self._min_span_ms))
         return np.sqrt((now - old) / (span / _YEAR_MS))
