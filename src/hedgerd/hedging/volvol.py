@@ -1,8 +1,8 @@
 """Online estimate of the marks' vol-of-vol (pure: times are passed in, in ms).
 
-The hedgerd band's two constant-vol refinements (the modified-vol centre shift and the
-horizon term) are mean-variance gains when the vol is known and constant; when the marks
-move, their P&L covaries with the book's vega P&L (issue 19, docs/backtest.md "Volatility
+The hedgerd band's constant-vol refinements (the modified-vol centre shift, the horizon
+term, the averaged gamma) are mean-variance gains when the vol is known and constant; when
+the marks move, their P&L covaries with the book's vega P&L (issue 19, docs/backtest.md "Volatility
 regimes", fifth and sixth rounds). The band weighs them against that covariance, which needs
 the vol-of-vol. `VolOfVolEstimator` is fed the book's mark vol (one number per underlying and
 evaluation: the hedge loop gives it the |gamma|-weighted mark IV the band prices with) with
