@@ -4,9 +4,9 @@ The hedgerd band's constant-vol refinements (the modified-vol centre shift, the 
 term, the averaged gamma) are mean-variance gains when the vol is known and constant; when
 the marks move, their P&L covaries with the book's vega P&L (issue 19, docs/backtest.md
 "Volatility regimes", fifth and sixth rounds). The band weighs them against that
-covariance, which needs the vol-of-vol. `VolOfVolEstimator` is fed the book's mark vol (one number per underlying and
-evaluation: the hedge loop gives it the |gamma|-weighted mark IV the band prices with) with
-its time (ms) and gives
+covariance, which needs the vol-of-vol. `VolOfVolEstimator` is fed the book's mark vol (one
+number per underlying and evaluation: the hedge loop gives it the |gamma|-weighted mark IV
+the band prices with) with its time (ms) and gives
 
     xi = sqrt(sum of (ln sigma_i - ln sigma_{i-1})^2 over a trailing window / span in years)
 
