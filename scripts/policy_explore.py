@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ra", default="", help="risk aversions for every gamma sweep (x g0)")
     ap.add_argument("--points", action="store_true", help="print every sweep point")
     ap.add_argument("--split", default="", help="baseline to split the variance against")
+    ap.add_argument(
+        "--targets", default="", help="also print each ratio at these stds (comma-separated)"
+    )
     args = ap.parse_args(argv)
     spec = parse_sweep(read_scenario_toml(args.sweep), str(args.sweep))
     base = read_scenario_toml((args.sweep.parent / spec.base).resolve())
@@ -115,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
                 if prev is None or r > prev[0]:
                     worst_all[name][b] = (r, v.name)
             line.append(f"  {name:<12} " + "  ".join(cells))
+            if args.targets:
+                at, _ = compare(sub, f"c:{name}", [float(x) for x in args.targets.split(",")])
+                for b in baselines:
+                    got = [f"{r:.3f}" if (r := c.ratios.get(b)) else "-" for c in at]
+                    line.append(f"  {name:<12} {b[:5]} at {args.targets}: " + " / ".join(got))
             out.append(
                 {
                     "variant": f"{v.family}/{v.name}",

@@ -274,3 +274,26 @@ def test_the_flow_term_moves_only_books_with_option_flow() -> None:
             assert b.trades.mean() < a.trades.mean()  # a wider band: fewer trades
         else:
             assert np.array_equal(a.pnl_usd, b.pnl_usd) and np.array_equal(a.trades, b.trades)
+
+
+def _with_vov(runs: list[PolicyRun], ref: float) -> list[PolicyRun]:
+    over = {"vov_ref": ref, "vov_scope": "all", "vov_horizon_s": 2_592_000.0}
+    return [
+        replace(r, name=f"{r.name}-vov{ref}", config=r.config.model_copy(update=over)) for r in runs
+    ]
+
+
+def test_the_vol_of_vol_weight_moves_only_books_whose_marks_move() -> None:
+    """`vov_ref` fades the constant-vol refinements once the marks have moved (regime
+    shifts), and under a constant vol the run is the plain one bit for bit."""
+    regimes = load_scenario(SCENARIOS / "regime-shift.toml")
+    m = regimes.market.model_copy(update={"horizon_days": 3.0, "regime_switch_per_year": 200.0})
+    regimes = regimes.model_copy(update={"market": m})
+    for sc, moves in ((regimes, True), (_short_reference(3.0), False)):
+        runs = expand(builtin_policies(sc), ["hedgerd"])[7:8]  # a high risk aversion
+        (a, b), _ = run_backtest(sc, _with_vov(runs, 0.0) + _with_vov(runs, 0.3), paths=40, seed=3)
+        if moves:
+            assert not np.array_equal(a.pnl_usd, b.pnl_usd)
+        else:
+            assert np.array_equal(a.pnl_usd, b.pnl_usd) and np.array_equal(a.trades, b.trades)
+            assert np.array_equal(a.cost_usd, b.cost_usd)

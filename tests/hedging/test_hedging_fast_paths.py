@@ -160,6 +160,10 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "unwind_weight": st.sampled_from([0.0, 1.0]),
             "carry_weight": st.sampled_from([0.0, 0.5]),
             "flow_weight": st.sampled_from([0.0, 1.0, 0.5]),
+            "gamma_average": st.sampled_from(["abs", "signed"]),
+            "vov_ref": st.sampled_from([0.0, 1.0, 0.3]),
+            "vov_scope": st.sampled_from(["both", "shift", "horizon", "all"]),
+            "vov_horizon_s": st.sampled_from([86_400.0, 2_592_000.0]),
             "target_delta_coin": st.sampled_from([0.0, -0.4]),
         }
     ),
@@ -174,6 +178,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
     ahead=st.one_of(st.none(), st.floats(-1e-3, 1e-3, allow_nan=False)),
     flow_var=st.one_of(st.just(0.0), st.floats(0.0, 500.0)),
     flow_jump=st.one_of(st.just(0.0), st.floats(0.0, 2.0)),
+    xi=st.one_of(st.just(0.0), st.floats(0.0, 50.0)),
 )
 def test_scalar_hedgerd_band_is_the_general_band(
     knobs: dict[str, Any],
@@ -188,9 +193,22 @@ def test_scalar_hedgerd_band_is_the_general_band(
     ahead: float | None,
     flow_var: float,
     flow_jump: float,
+    xi: float,
 ) -> None:
     ctx = BandContext(
-        SPOT, gamma, vanna, vol, tau, rate, lam, carry, options_delta, ahead, flow_var, flow_jump
+        SPOT,
+        gamma,
+        vanna,
+        vol,
+        tau,
+        rate,
+        lam,
+        carry,
+        options_delta,
+        ahead,
+        flow_var,
+        flow_jump,
+        xi,
     )
     got = band_for(HedgerdPolicy(**knobs), ctx)
     want = band_for(_GeneralPathPolicy(**knobs), ctx)

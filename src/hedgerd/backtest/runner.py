@@ -35,7 +35,7 @@ from hedgerd.backtest.exact_band import (
 )
 from hedgerd.backtest.paths import PathGenerator
 from hedgerd.backtest.scenario import Scenario, ScenarioError
-from hedgerd.hedging.config import PolicyConfig, TimerPolicy
+from hedgerd.hedging.config import HedgerdPolicy, PolicyConfig, TimerPolicy
 from hedgerd.hedging.cross_venue import carry_holds
 from hedgerd.hedging.flow import flow_estimates
 from hedgerd.hedging.kernel import (
@@ -55,6 +55,7 @@ from hedgerd.hedging.kernel import (
     round_to_lots,
     route_greedy,
 )
+from hedgerd.hedging.volvol import VolOfVolPaths
 from hedgerd.pricing.black import black_scholes
 
 Arr = NDArray[np.float64]
@@ -303,6 +304,13 @@ def run_backtest(
     )
     jump_ms = np.full(book.qty.shape, np.inf)
     jump_coin = np.zeros(book.qty.shape)
+    # The marks' vol-of-vol, for the policies whose band weighs its refinements by it
+    # (`vov_ref`), one estimator per window: fed the mark vol at every decision, as the daemon.
+    vov = {
+        c.vov_window_s: VolOfVolPaths(dt * _YEAR_MS, c.vov_window_s * 1000.0)
+        for c in configs
+        if isinstance(c, HedgerdPolicy) and c.vov_ref > 0.0
+    }
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
     spot = gen.state.spot
@@ -378,12 +386,19 @@ def run_backtest(
             # Only the arrivals seen so far (time <= now), as the live estimator.
             fv, fj = flow_estimates(jump_ms, jump_coin, now * _YEAR_MS)
             ctx.flow_var_coin2_per_year, ctx.flow_jump_coin = fv, fj
+        xi = {}
+        if vov:
+            for w, est in vov.items():
+                est.observe(gvol)
+                xi[w] = est.estimate()
         options = OptionArrays(book.is_call, book.strike, tau_all, live_q)
         ahead = {key: gamma_ahead(key, options, spot, gvol) for key in ahead_keys}
         factor = _price_factor(ins, now)  # (k,) instrument price / spot
         for run_cfg, s, xb in zip(configs, states, exact, strict=True):
             key = gamma_ahead_key(run_cfg)
             ctx.gamma_ahead_coin_per_usd = ahead[key] if key is not None else None
+            if xi:
+                ctx.vol_of_vol_per_sqrt_year = xi.get(getattr(run_cfg, "vov_window_s", 0.0), 0.0)
             override = None
             if xb is not None:
                 h_lo, h_hi = xb.edges(t, spot, gen.regime)

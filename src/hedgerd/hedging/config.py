@@ -174,7 +174,10 @@ class HedgerdPolicy(_PolicyBase):
     next `gamma_horizon_s` span (`kernel.horizon_gamma`), not the gamma at spot: a near
     strike's gamma peak, or the zero between a short and a long strike, is not what the delta
     meets before the next rebalance. Trades go to the band edge; maker orders work the inner
-    band when enabled.
+    band when enabled. The centre shift, the horizon term and the averaged gamma are
+    constant-vol refinements: where the marks move they are weighed down by the marks'
+    vol-of-vol and the book's exposure to it (`vov_ref`), and kept whole where the marks
+    never move.
     The one knob swept is `risk_aversion_per_usd`; the others are the shape (issue 19,
     docs/backtest.md).
     """
@@ -254,6 +257,36 @@ class HedgerdPolicy(_PolicyBase):
         "delta jump (coin): a jump much wider than the band is not diffusion. No option "
         "trades: v = 0 and the band is the plain one. 0: off; 0.5 measured better than 1 "
         "with v estimated (docs/backtest.md, option flow, sixth round).",
+    )
+    vov_ref: float = Field(
+        0.3,
+        ge=0.0,
+        description="Vol-of-vol weight of the constant-vol refinements (issue 19): the centre "
+        "shift, the horizon term and the averaged gamma (`vov_scope`) are weighed by w = 1 / "
+        "(1 + R / vov_ref), R = gamma |Gamma| S^2 sigma^2 xi h^1.5 (dimensionless: the risk "
+        "aversion times the scale of the book's vol P&L over h = `vov_horizon_s`; xi the "
+        "marks' realised vol-of-vol in 1/sqrt(year), `hedging.volvol`). Marks that never "
+        "change: xi = 0, w = 1 (the plain band, bit for bit). 0: off; 0.3 measured on the "
+        "regime-shift scenario (docs/backtest.md, volatility regimes, sixth round).",
+    )
+    vov_scope: Literal["shift", "horizon", "both", "all"] = Field(
+        "all",
+        description="Which refinements the vol-of-vol weight scales: the centre shift, the "
+        "horizon term, both, or all (both, and the gamma term's averaged gamma moves toward "
+        "the gamma at spot: w x averaged + (1 - w) x at spot).",
+    )
+    vov_horizon_s: float = Field(
+        2_592_000.0,
+        gt=0.0,
+        description="The horizon h of the vol P&L in the vol-of-vol weight's R (s; 30 days).",
+    )
+    vov_window_s: float = Field(
+        2_592_000.0,
+        gt=0.0,
+        description="Trailing window of the vol-of-vol estimate (s; 30 days): the squared "
+        "changes of ln(mark vol) over it, divided by the span observed (at least a day, at "
+        "most this). A month: the covariance the weight answers is with the vol P&L of the "
+        "book's life, so one move of the marks counts for that long.",
     )
 
 

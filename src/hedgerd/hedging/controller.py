@@ -130,6 +130,9 @@ def decision_id(
     if risk.flow_var_coin2_per_year != 0.0 or risk.flow_jump_coin != 0.0:
         # Only when there is option flow: every id without it stays as it was (pinned).
         nums += (risk.flow_var_coin2_per_year, risk.flow_jump_coin)
+    if risk.vol_of_vol_per_sqrt_year != 0.0:
+        # Likewise only when the marks move.
+        nums += (risk.vol_of_vol_per_sqrt_year,)
     names: list[str] = []
     for v in venues:
         q = v.quote
@@ -240,6 +243,7 @@ def decide(
         risk.gamma_ahead_coin_per_usd,
         risk.flow_var_coin2_per_year,
         risk.flow_jump_coin,
+        risk.vol_of_vol_per_sqrt_year,
     )
     band = band_for_floats(policy, ctx)
     centre, lower, upper = band.centre, band.lower, band.upper

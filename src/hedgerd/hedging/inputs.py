@@ -40,6 +40,9 @@ class UnderlyingRisk:
     - `flow_var_coin2_per_year`, `flow_jump_coin`: the delta motion of the book's own option
       trades (`hedging.flow.FlowEstimator`): variance rate (coin^2/year) and rms jump (coin),
       for the hedgerd band's `flow_weight` (0, 0: none seen).
+    - `vol_of_vol_per_sqrt_year`: the marks' realised vol-of-vol (`hedging.volvol`,
+      1/sqrt(year)), for the hedgerd band's vol-of-vol weight (`vov_ref`; 0: the marks
+      constant or not tracked).
     """
 
     underlying: str
@@ -56,6 +59,7 @@ class UnderlyingRisk:
     gamma_ahead_coin_per_usd: float | None = None
     flow_var_coin2_per_year: float = 0.0
     flow_jump_coin: float = 0.0
+    vol_of_vol_per_sqrt_year: float = 0.0
 
     def __post_init__(self) -> None:
         if (
@@ -74,9 +78,11 @@ class UnderlyingRisk:
                 + (0.0 if self.gamma_ahead_coin_per_usd is None else self.gamma_ahead_coin_per_usd)
                 + self.flow_var_coin2_per_year
                 + self.flow_jump_coin
+                + self.vol_of_vol_per_sqrt_year
             )
             and self.flow_var_coin2_per_year >= 0.0
             and self.flow_jump_coin >= 0.0
+            and self.vol_of_vol_per_sqrt_year >= 0.0
         ):
             # The usual case, one test (built on every evaluation): a sum of floats is finite
             # only if every term is (an infinity or a NaN carries through), and a sum that
@@ -102,7 +108,7 @@ class UnderlyingRisk:
         g = self.gamma_ahead_coin_per_usd
         if g is not None and not math.isfinite(g):
             raise ValueError(f"{self.underlying}: gamma_ahead_coin_per_usd must be finite, got {g}")
-        for name in ("flow_var_coin2_per_year", "flow_jump_coin"):
+        for name in ("flow_var_coin2_per_year", "flow_jump_coin", "vol_of_vol_per_sqrt_year"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0.0):
                 raise ValueError(f"{self.underlying}: {name} must be finite and >= 0, got {v}")

@@ -142,6 +142,9 @@ class BandContext:
     # (0, 0: no trades seen; the band is then the plain one).
     flow_var_coin2_per_year: Any = 0.0
     flow_jump_coin: Any = 0.0
+    # The marks' realised vol-of-vol (`hedging.volvol`), 1/sqrt(year), for the vol-of-vol
+    # weight (`vov_weight`; 0: marks constant).
+    vol_of_vol_per_sqrt_year: Any = 0.0
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -192,6 +195,29 @@ def flow_gamma(
     gate = h2 / _maximum(_maximum(h2, j * j), 1e-300)
     gate = _where(j > 0.0, gate, 1.0)
     return _where(v > 0.0, _sqrt(gamma * gamma + add * gate), gamma)
+
+
+def vov_weight(ctx: BandContext, risk_aversion: float, ref: float, horizon_years: float) -> Any:
+    """The weight in (0, 1] of the band's constant-vol refinements under vol-of-vol.
+
+    w = 1 / (1 + R / ref), R = gamma |Gamma| S^2 sigma^2 xi h^1.5: the risk aversion times the
+    scale of the book's vol P&L over a horizon h. |Gamma| S^2 sigma^2 is what the book's P&L
+    changes by, a year, per unit of relative change of the variance, and a mark moving at xi
+    per sqrt(year) changes it by about xi sqrt(h) over h (at the money at h before expiry,
+    Gamma S^2 sigma h is the vega, so R is gamma |vega| sigma xi sqrt(h)). The centre shift
+    and the horizon term are gains when the vol is known; their P&L covaries with the vol
+    P&L when it is not, which matters where the risk aversion is high (near the vega floor)
+    and not at the loose end. A fixed h, not the time to expiry: the covariance is with the
+    vol P&L the book has made as well as the one ahead, which does not vanish near expiry
+    where the horizon term is widest (measured: the vega over the time to expiry in place of
+    h fades the terms too little, docs/backtest.md, sixth round). xi = 0 (marks constant):
+    exactly 1."""
+    xi = ctx.vol_of_vol_per_sqrt_year
+    if type(xi) in _SCALAR and not xi > 0.0:
+        return 1.0
+    cash = _abs(ctx.gamma_coin_per_usd) * ctx.spot_usd * ctx.spot_usd * ctx.vol * ctx.vol
+    r = risk_aversion * cash * xi * horizon_years**1.5 / ref
+    return 1.0 / (1.0 + r)
 
 
 def zak_h0(ctx: BandContext, risk_aversion: float, cap: float) -> Any:
@@ -310,6 +336,7 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         and (ctx.gamma_ahead_coin_per_usd is None or type(ctx.gamma_ahead_coin_per_usd) in _SCALAR)
         and type(ctx.flow_var_coin2_per_year) in _SCALAR
         and type(ctx.flow_jump_coin) in _SCALAR
+        and type(ctx.vol_of_vol_per_sqrt_year) in _SCALAR
     ):
         return _hedgerd_band_scalar(policy_numbers(policy), ctx)
     target = policy.target_delta_coin
@@ -335,6 +362,15 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
     if isinstance(policy, HedgerdPolicy):
         g = policy.risk_aversion_per_usd
         band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
+        w_vov = 1.0
+        if policy.vov_ref > 0.0:
+            w_vov = vov_weight(ctx, g, policy.vov_ref, policy.vov_horizon_s / _YEAR_S)
+            if policy.vov_scope == "all" and band_gamma is not None:
+                # 1 x ahead + 0 x spot: the averaged gamma bit for bit where w = 1. The
+                # magnitude's average moves toward the magnitude at spot.
+                g_s = ctx.gamma_coin_per_usd
+                g_s = _abs(g_s) if policy.gamma_average == "abs" else g_s
+                band_gamma = w_vov * band_gamma + (1.0 - w_vov) * g_s
         if policy.flow_weight > 0.0:
             g_b = ctx.gamma_coin_per_usd if band_gamma is None else band_gamma
             band_gamma = flow_gamma(ctx, g, policy.gamma_exponent, g_b, policy.flow_weight)
@@ -342,8 +378,12 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         h0 = zero
         if policy.h0_weight > 0.0:
             h0 = policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
+            if policy.vov_ref > 0.0 and policy.vov_scope != "shift":
+                h0 = h0 * w_vov
         lower, upper = horizon_sides(h, h0, ctx.options_delta_coin, policy)
         shift = modified_delta_shift(ctx, g, policy.k_prefactor)
+        if policy.vov_ref > 0.0 and policy.vov_scope != "horizon":
+            shift = shift * w_vov
         if policy.carry_weight > 0.0:
             shift = shift + policy.carry_weight * carry_shift(ctx, g)
         if policy.unwind_weight > 0.0:
@@ -396,6 +436,10 @@ class PolicyNumbers:
     unwind_weight: float = 0.0
     carry_weight: float = 0.0
     flow_weight: float = 0.0
+    vov_ref: float = 0.0
+    vov_scope: str = "both"
+    vov_horizon_s: float = 0.0
+    gamma_average: str = "abs"
 
 
 _HEDGERD_NUMBERS = (
@@ -412,6 +456,10 @@ _HEDGERD_NUMBERS = (
     "unwind_weight",
     "carry_weight",
     "flow_weight",
+    "vov_ref",
+    "vov_scope",
+    "vov_horizon_s",
+    "gamma_average",
 )
 # id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
 # cached (as `controller`'s fingerprints); a frozen policy's numbers never change.
@@ -465,6 +513,18 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     # ww_halfwidth
     disc = math.exp(-rate * tau)
     band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
+    # vov_weight
+    w_vov = 1.0
+    ref = policy.vov_ref
+    if ref > 0.0:
+        xi = ctx.vol_of_vol_per_sqrt_year
+        if xi > 0.0:
+            cash = abs(gamma) * spot * spot * vol * vol
+            r = g * cash * xi * (policy.vov_horizon_s / _YEAR_S) ** 1.5 / ref
+            w_vov = 1.0 / (1.0 + r)
+        if policy.vov_scope == "all" and band_gamma is not None:
+            g_s = abs(gamma) if policy.gamma_average == "abs" else gamma
+            band_gamma = w_vov * band_gamma + (1.0 - w_vov) * g_s
     gg = gamma if band_gamma is None else band_gamma
     e = policy.gamma_exponent
     g2 = gg * gg if e == 2 / 3 else abs(gg) ** (3.0 * e)
@@ -492,6 +552,8 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     if policy.h0_weight > 0.0:
         cap = policy.h0_cap_coin
         h0 = policy.h0_weight * (s if s <= cap else cap)
+        if ref > 0.0 and policy.vov_scope != "shift":
+            h0 = h0 * w_vov
     # horizon_sides
     floor = policy.min_halfwidth_coin
     d = ctx.options_delta_coin
@@ -522,6 +584,8 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         factor = 1.0 - k if gamma < 0 else 1.0 + k
         vol_m = vol * math.sqrt(factor if factor >= 0.05 else 0.05)
         shift = vanna * (vol_m - vol)
+    if ref > 0.0 and policy.vov_scope != "horizon":
+        shift = shift * w_vov
     if policy.carry_weight > 0.0:
         shift = shift + policy.carry_weight * (ctx.carry_annual / (g * spot * vol * vol))
     if policy.unwind_weight > 0.0:

@@ -24,11 +24,13 @@ from hedgerd.accounts.runtime import AccountRuntime
 from hedgerd.book.greeks_book import BookError, GreeksBook, UnderlyingGreeks
 from hedgerd.execution.executor import DecisionResult, ExecutorSettings, LegOutcome
 from hedgerd.hedging.adapter import underlying_risk
+from hedgerd.hedging.config import HedgerdPolicy, PolicyConfig
 from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.cross_venue import several_accounts, with_carry
 from hedgerd.hedging.flow import FLOW_WINDOW_MS, FlowEstimator
 from hedgerd.hedging.inputs import HedgeVenueState, PolicyState, UnderlyingRisk
 from hedgerd.hedging.kernel import gamma_ahead_key
+from hedgerd.hedging.volvol import VOLVOL_WINDOW_MS, VolOfVolEstimator
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, PriceUnit
 from hedgerd.portfolio.book import BookOptions, sum_risks
 from hedgerd.portfolio.flow_seed import FlowSeed, SeedFetches, gap_jumps
@@ -80,6 +82,9 @@ class HedgeLoop(PortfolioService):
         self._flow_taken: dict[tuple[str, str], int] = {}
         self._flow_gap: dict[tuple[str, str], int] = {}
         self._flow_seeds = SeedFetches()
+        #: The marks' vol-of-vol per underlying (the band's `vov_ref`), fed the book's mark
+        #: vol at every evaluation.
+        self._volvol: dict[str, VolOfVolEstimator] = {}
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Net delta (coin) per underlying at the last evaluation: the executor's risk gate.
         self._book_delta: dict[str, float] = {}
@@ -315,6 +320,7 @@ class HedgeLoop(PortfolioService):
         flow_v, flow_j = self._flow_estimator(underlying, now).estimate(now)
         if flow_v > 0.0:
             risk = replace(risk, flow_var_coin2_per_year=flow_v, flow_jump_coin=flow_j)
+        risk = self._with_vol_of_vol(underlying, policy, risk, now)
         st.last_risk = risk
         in_flight = self.shared.executor.in_flight_orders(underlying)
         state = self._policy_state[underlying]
@@ -368,6 +374,24 @@ class HedgeLoop(PortfolioService):
                     self._policy_state[underlying], decision, risk.spot_usd
                 )
         return decision
+
+    def _with_vol_of_vol(
+        self, underlying: str, policy: PolicyConfig, risk: UnderlyingRisk, now: int
+    ) -> UnderlyingRisk:
+        """Feed the vol-of-vol estimator the book's mark vol (`risk.vol`, the gamma-weighted
+        IV the band prices with: its moves are what the band's refinements covary with) and
+        put its estimate in the risk. Fed whatever the policy, so a reload that turns the
+        weight on finds the history; a reload that changes the window starts it again."""
+        window_s = policy.vov_window_s if isinstance(policy, HedgerdPolicy) else 0.0
+        window_ms = int(window_s * 1000.0) if window_s > 0.0 else VOLVOL_WINDOW_MS
+        est = self._volvol.get(underlying)
+        if est is None or est.window_ms != window_ms:
+            est = self._volvol[underlying] = VolOfVolEstimator(now, window_ms)
+        est.observe(risk.vol, now)
+        xi = est.estimate(now)
+        if xi > 0.0:
+            return replace(risk, vol_of_vol_per_sqrt_year=xi)
+        return risk
 
     def _flow_estimator(self, underlying: str, now: int) -> FlowEstimator:
         est = self._flow.get(underlying)

@@ -1,0 +1,142 @@
+"""Online estimate of the marks' vol-of-vol (pure: times are passed in, in ms).
+
+The hedgerd band's constant-vol refinements (the modified-vol centre shift, the horizon
+term, the averaged gamma) are mean-variance gains when the vol is known and constant; when
+the marks move, their P&L covaries with the book's vega P&L (issue 19, docs/backtest.md
+"Volatility regimes", fifth and sixth rounds). The band weighs them against that
+covariance, which needs the vol-of-vol. `VolOfVolEstimator` is fed the book's mark vol (one
+number per underlying and evaluation: the hedge loop gives it the |gamma|-weighted mark IV
+the band prices with) with its time (ms) and gives
+
+    xi = sqrt(sum of (ln sigma_i - ln sigma_{i-1})^2 over a trailing window / span in years)
+
+in 1/sqrt(year): the realised variance rate of ln(mark vol). A mark that never changes gives
+exactly 0 (the band is then the plain one, bit for bit). Marks are sampled at most once every
+`sample_ms` (10 minutes, the backtest's decision step): a live mark IV moves a little at
+every evaluation, and a realised variance summed over ever finer steps would measure that
+noise, not the vol's moves. The span is as the flow estimator's (`flow._span_ms`): the time
+observed, at least `min_span_ms`, at most the window. The first observation has no
+predecessor and adds nothing.
+
+`VolOfVolPaths` is the backtest's form (arrays of paths, one observation per step, sampled
+as the online one), the same sum as a difference of running totals (exactly 0 where no change
+is in the window).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+from numpy.typing import NDArray
+
+# The rate's denominator as the option flow estimator's (one rule for both trailing windows).
+from hedgerd.hedging.flow import _span_ms
+
+VOLVOL_WINDOW_MS = 30 * 86_400_000
+VOLVOL_MIN_SPAN_MS = 86_400_000
+VOLVOL_SAMPLE_MS = 600_000
+_YEAR_MS = 365.0 * 86_400_000.0
+
+
+class VolOfVolEstimator:
+    """Trailing-window realised vol-of-vol of one underlying's mark vol (1/sqrt(year)).
+
+    `start_ms` is when observation began (the daemon's start, the backtest's t = 0).
+    """
+
+    def __init__(
+        self,
+        start_ms: int,
+        window_ms: int = VOLVOL_WINDOW_MS,
+        min_span_ms: int = VOLVOL_MIN_SPAN_MS,
+        sample_ms: int = VOLVOL_SAMPLE_MS,
+    ) -> None:
+        if window_ms <= 0 or min_span_ms <= 0 or sample_ms < 0:
+            raise ValueError("window_ms and min_span_ms must be positive, sample_ms >= 0")
+        self.window_ms = window_ms
+        self._start_ms = start_ms
+        self._window_ms = window_ms
+        self._min_span_ms = min(min_span_ms, window_ms)
+        self._sample_ms = sample_ms
+        self._last_ms: int | None = None
+        self._last_ln: float | None = None
+        self._changes: deque[tuple[int, float]] = deque()  # (time ms, squared ln change)
+
+    def observe(self, mark_vol: float, at_ms: int) -> None:
+        """Record the mark vol (a fraction, > 0) at `at_ms`, if `sample_ms` has passed since
+        the last recorded one (else skipped). Non-finite or non-positive marks are skipped:
+        they carry no vol (the next valid mark is compared with the last one)."""
+        if not (math.isfinite(mark_vol) and mark_vol > 0.0):
+            return
+        if self._last_ms is not None and at_ms - self._last_ms < self._sample_ms:
+            return
+        ln = math.log(mark_vol)
+        if self._last_ln is not None and ln != self._last_ln:
+            d = ln - self._last_ln
+            self._changes.append((at_ms, d * d))
+        self._last_ln = ln
+        self._last_ms = at_ms
+
+    def estimate(self, now_ms: int) -> float:
+        """xi (1/sqrt(year)) from the changes in (now - window, now]; 0 if none."""
+        cut = now_ms - self._window_ms
+        while self._changes and self._changes[0][0] <= cut:
+            self._changes.popleft()
+        sq = [c for t, c in self._changes if t <= now_ms]
+        if not sq:
+            return 0.0
+        span = _span_ms(now_ms - self._start_ms, self._window_ms, self._min_span_ms)
+        return math.sqrt(math.fsum(sq) / (span / _YEAR_MS))
+
+
+class VolOfVolPaths:
+    """`VolOfVolEstimator` for arrays of paths observed every `step_ms` from t = 0 (the
+    backtest): `observe` once per step, in order, then `estimate`. Steps closer than
+    `sample_ms` to the last sampled one are skipped, as the online estimator skips them."""
+
+    def __init__(
+        self,
+        step_ms: float,
+        window_ms: float = VOLVOL_WINDOW_MS,
+        min_span_ms: float = VOLVOL_MIN_SPAN_MS,
+        sample_ms: float = VOLVOL_SAMPLE_MS,
+    ) -> None:
+        self._step_ms = step_ms
+        self._window_ms = window_ms
+        self._min_span_ms = min(min_span_ms, window_ms)
+        self._sample_ms = sample_ms
+        self._last_ms = 0.0
+        # A change at step j counts at step t when j step > t step - window: the last `lag`.
+        self._lag = max(1, math.ceil(window_ms / step_ms - 1e-9))
+        self._totals: deque[NDArray[np.float64]] = deque(maxlen=self._lag + 1)
+        self._last_ln: NDArray[np.float64] | None = None
+        self._steps = 0
+
+    def observe(self, mark_vol: NDArray[np.float64]) -> None:
+        """The paths' mark vols at the next step (fractions, > 0)."""
+        at = self._steps * self._step_ms
+        self._steps += 1
+        if self._last_ln is None:
+            self._last_ln = np.log(mark_vol)
+            self._totals.append(np.zeros_like(self._last_ln))
+            return
+        if at - self._last_ms < self._sample_ms - 1e-6:  # float steps: not a ms short
+            self._totals.append(self._totals[-1])  # not sampled: nothing added this step
+            return
+        ln = np.log(mark_vol)
+        d = ln - self._last_ln
+        # A running total of non-negative terms: differences are >= 0, and exactly 0
+        # where every term between is 0.
+        self._totals.append(self._totals[-1] + d * d)
+        self._last_ln = ln
+        self._last_ms = at
+
+    def estimate(self) -> NDArray[np.float64]:
+        """xi (1/sqrt(year)) per path at the last observed step."""
+        now = self._totals[-1]
+        old = self._totals[0] if len(self._totals) > self._lag else np.zeros_like(now)
+        elapsed = (self._steps - 1) * self._step_ms
+        span = _span_ms(elapsed, int(self._window_ms), int(self._min_span_ms))
+        return np.sqrt((now - old) / (span / _YEAR_MS))

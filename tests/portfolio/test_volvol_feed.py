@@ -1,0 +1,56 @@
+"""The hedge loop feeds the vol-of-vol estimator the book's mark vol at every evaluation and
+puts its estimate and the book's vega into the risk the band takes (`vov_ref`)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from hedgerd.hedging.config import HedgerdPolicy, WhalleyWilmottPolicy
+from hedgerd.hedging.inputs import UnderlyingRisk
+from hedgerd.portfolio.hedge_loop import HedgeLoop
+
+NOW = 1_790_000_000_000  # any fixed instant: the estimator reads no clock
+MIN_MS = 60_000
+POLICY = HedgerdPolicy(vov_ref=0.3)
+
+
+def _risk(vol: float) -> UnderlyingRisk:
+    return UnderlyingRisk("BTC", 90_000.0, -0.2, -1e-5, vol, 20 / 365)
+
+
+def _feed(loop: SimpleNamespace, vol: float, at: int, policy: object = POLICY) -> UnderlyingRisk:
+    return HedgeLoop._with_vol_of_vol(loop, "BTC", policy, _risk(vol), at)  # type: ignore[arg-type]
+
+
+def test_constant_marks_leave_the_risk_as_it_is_then_a_move_is_seen() -> None:
+    loop = SimpleNamespace(_volvol={})
+    for i in range(30):
+        assert _feed(loop, 0.6, NOW + i * MIN_MS) == _risk(0.6)
+    moved = _feed(loop, 0.9, NOW + 30 * MIN_MS)
+    # One change of ln 1.5 over the minimum span of a day.
+    assert moved.vol_of_vol_per_sqrt_year == pytest.approx(math.sqrt(math.log(1.5) ** 2 * 365))
+    assert moved.vol == 0.9
+
+
+def test_marks_are_sampled_every_ten_minutes() -> None:
+    """A mark moving at every evaluation is compared once per sample: its noise between
+    evaluations is not summed."""
+    loop = SimpleNamespace(_volvol={})
+    _feed(loop, 0.6, NOW)
+    for i in range(1, 9):  # a minute apart: inside the sample, skipped
+        assert _feed(loop, 0.6 + 0.01 * (i % 2), NOW + i * MIN_MS).vol_of_vol_per_sqrt_year == 0.0
+    assert _feed(loop, 0.61, NOW + 10 * MIN_MS).vol_of_vol_per_sqrt_year > 0.0
+
+
+def test_a_new_window_starts_the_history_again_and_other_policies_use_the_default() -> None:
+    loop = SimpleNamespace(_volvol={})
+    _feed(loop, 0.6, NOW)
+    assert _feed(loop, 0.9, NOW + 10 * MIN_MS).vol_of_vol_per_sqrt_year > 0.0
+    other = HedgerdPolicy(vov_ref=0.3, vov_window_s=86_400.0)
+    assert _feed(loop, 0.9, NOW + 20 * MIN_MS, other).vol_of_vol_per_sqrt_year == 0.0
+    ww = WhalleyWilmottPolicy()
+    assert _feed(loop, 0.6, NOW + 30 * MIN_MS, ww).vol_of_vol_per_sqrt_year == 0.0
+    assert _feed(loop, 0.9, NOW + 40 * MIN_MS, ww).vol_of_vol_per_sqrt_year > 0.0
