@@ -341,7 +341,29 @@ def test_cli_refuses_flags_of_the_other_mode(
     assert command.main(["backtest", "--sweep", str(sweep), "--plot", "x.png"]) == 2
     assert "--plot is for --scenario" in capsys.readouterr().err
     assert command.main(["backtest", "--scenario", str(REFERENCE), "--family", "costs"]) == 2
-    assert "--family is for --sweep" in capsys.readouterr().err
+    assert "--family and --variant are for --sweep" in capsys.readouterr().err
+    assert command.main(["backtest", "--scenario", str(REFERENCE), "--variant", "x"]) == 2
+    assert "--family and --variant are for --sweep" in capsys.readouterr().err
+
+
+def test_cli_one_variant_gives_the_rows_of_the_whole_sweep(
+    tiny: tuple[Path, dict[str, Any], str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--variant runs only the named variants (to confirm one cell at more paths), on the
+    sweep's seed: its rows are the whole sweep's."""
+    sweep, whole, _ = tiny
+    out = tmp_path / "one.json"
+    argv = ["backtest", "--sweep", str(sweep), "--variant", "taker_fee=0.002"]
+    assert command.main([*argv, "--json", str(out)]) == command.EXIT_OK
+    doc = json.loads(out.read_text())
+    assert [(v["family"], v["variant"]) for v in doc["variants"]] == [("costs", "taker_fee=0.002")]
+    same = next(v for v in whole["variants"] if v["variant"] == "taker_fee=0.002")
+    assert doc["variants"][0]["worst"] == same["worst"]
+    capsys.readouterr()
+    assert command.main([*argv, "--variant", "nope", "--family", "costs"]) == 2
+    assert "unknown variants: nope" in capsys.readouterr().err
+    # A name of another family than the one asked for is not there either.
+    assert command.main([*argv, "--family", "short gamma"]) == 2
 
 
 # ------------------------------------------------------------------ cross-family combinations
