@@ -76,7 +76,7 @@ def beside(doc: dict[str, Any], other: dict[str, Any]) -> str:
             cell = f"{_short(a['worst'])} `{a['variant']}`"
             if o is not None:
                 where = "" if o["variant"] == a["variant"] else f" `{o['variant']}`"
-                cell += f" <br> ({_short(o['worst'])}{where})"
+                cell += f" ({_short(o['worst'])}{where})"
             cells.append(cell)
         lines.append(f"| {fam} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
