@@ -427,3 +427,25 @@ def test_combos_change_3_to_5_factors_and_cover_the_issues_ranges() -> None:
     assert min(steps) == 1.0 and max(steps) == 30.0
     days = {s.market.horizon_days for s in scs}
     assert min(days) == 3.0 and max(days) == 90.0
+
+
+def test_combos_ablation_sweep_puts_back_one_factor_at_a_time() -> None:
+    path = ROOT / "config" / "sweeps" / "combos-ablation.toml"
+    spec = parse_sweep(_raw(path), str(path))
+    variants = expand_sweep(spec, _raw((path.parent / spec.base).resolve()))
+    by = {(v.family, v.name): v.scenario for v in variants}
+    for fam in {v.family for v in variants}:
+        full = by[fam, "full"]
+        for (f, name), sc in by.items():
+            if f != fam or name == "full":
+                continue
+            # Each variant differs from its family's full combination in one part.
+            parts = [
+                sc.instruments != full.instruments,
+                sc.market.vol != full.market.vol,
+                sc.market.process != full.market.process,
+                sc.market.step_minutes != full.market.step_minutes,
+                sc.market.horizon_days != full.market.horizon_days,
+            ]
+            assert sum(parts) == 1, (fam, name)
+        assert max(s.market.steps for (f, _), s in by.items() if f == fam) <= 4320
