@@ -1,7 +1,7 @@
 """`hedgerd backtest --scenario FILE --policy NAME[,NAME...] [--paths N] [--seed S]
 [--json OUT] [--plot OUT.png]`, `hedgerd backtest --scenario FILE --compare-venues [--paths N]
 [--seed S] [--json OUT]`, or `hedgerd backtest --sweep FILE [--family NAME[,NAME...]]
-[--paths N] [--seed S] [--json OUT]`.
+[--variant NAME ...] [--paths N] [--seed S] [--json OUT]`.
 
 Runs the named policies (each over its parameter sweep) on the scenario's simulated paths,
 prints per-run statistics and the default policy's cost against each baseline at matched std
@@ -67,6 +67,13 @@ def add_parser(sub: SubParsers) -> None:
         help="with --sweep: comma-separated families to run [all]",
     )
     p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="with --sweep: only the variant of this name (repeatable; names may hold commas) "
+        "[all]",
+    )
+    p.add_argument(
         "--policy",
         default=None,
         help="comma-separated policy names (built-in: timer, band_centre, band_edge, ww, "
@@ -124,12 +131,17 @@ def execute_venues(
 
 
 def execute_sweep(
-    sweep_path: Path, families: list[str], paths: int | None, seed: int | None
+    sweep_path: Path,
+    families: list[str],
+    paths: int | None,
+    seed: int | None,
+    only: list[str] | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Run a sweep; returns the JSON document and the printed report."""
+    """Run a sweep (only the variants named `only` if given); returns the JSON document and
+    the printed report."""
     spec = parse_sweep(read_scenario_toml(sweep_path), str(sweep_path))
     base_path = (sweep_path.parent / spec.base).resolve()
-    variants = expand_sweep(spec, read_scenario_toml(base_path), families)
+    variants = expand_sweep(spec, read_scenario_toml(base_path), families, only or ())
     n = paths if paths is not None else spec.paths
     s = seed if seed is not None else spec.seed
     results = []
@@ -192,18 +204,22 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: {flag} is for --scenario", file=sys.stderr)
                 return EXIT_USAGE
         fams = _names(str(args.family))
-        got = _attempt("sweep", lambda: execute_sweep(args.sweep, fams, args.paths, args.seed))
+        got = _attempt(
+            "sweep",
+            lambda: execute_sweep(args.sweep, fams, args.paths, args.seed, args.variant),
+        )
     elif args.compare_venues:
-        if args.family or args.policy is not None or args.plot is not None:
+        if args.family or args.variant or args.policy is not None or args.plot is not None:
             print(
-                "error: --compare-venues runs its own policies; no --family/--policy/--plot",
+                "error: --compare-venues runs its own policies; no "
+                "--family/--variant/--policy/--plot",
                 file=sys.stderr,
             )
             return EXIT_USAGE
         got = _attempt("scenario", lambda: execute_venues(args.scenario, args.paths, args.seed))
     else:
-        if args.family:
-            print("error: --family is for --sweep", file=sys.stderr)
+        if args.family or args.variant:
+            print("error: --family and --variant are for --sweep", file=sys.stderr)
             return EXIT_USAGE
         names = _names(args.policy or ",".join((*BASELINES, DEFAULT_POLICY)))
         got = _attempt("scenario", lambda: execute(args.scenario, names, args.paths, args.seed))

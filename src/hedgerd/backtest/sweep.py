@@ -203,12 +203,27 @@ def _label(key: str, value: Any) -> str:
 
 
 def expand_sweep(
-    spec: SweepSpec, base: Mapping[str, Any], families: Sequence[str] = ()
+    spec: SweepSpec,
+    base: Mapping[str, Any],
+    families: Sequence[str] = (),
+    variants: Sequence[str] = (),
 ) -> list[Variant]:
-    """Every variant of the sweep (only `families` if given), validated as scenarios."""
+    """Every variant of the sweep (only `families` and, of those, only the variants named
+    `variants` if given), validated as scenarios. Every variant runs on the sweep's seed, so a
+    subset gives the same rows as the whole sweep (to confirm one cell at more paths)."""
     unknown = set(families) - {f.name for f in spec.families}
     if unknown:
         raise SweepError(f"unknown families: {', '.join(sorted(unknown))}")
+    out = _expand(spec, base, families)
+    if variants:
+        missing = set(variants) - {v.name for v in out}
+        if missing:
+            raise SweepError(f"unknown variants: {', '.join(sorted(missing))}")
+        out = [v for v in out if v.name in variants]
+    return out
+
+
+def _expand(spec: SweepSpec, base: Mapping[str, Any], families: Sequence[str]) -> list[Variant]:
     out: list[Variant] = []
     for fam in spec.families:
         if families and fam.name not in families:

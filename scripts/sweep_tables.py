@@ -1,0 +1,122 @@
+"""Merge per-family sweep JSONs (`hedgerd backtest --sweep ... --family F --json OUT`) and print
+their tables: the family table, a family table beside another seed's, or one row per variant.
+
+    .venv/bin/python scripts/sweep_tables.py var/seed8/sweep_*.json --out docs/sweep-seed8.json
+    .venv/bin/python scripts/sweep_tables.py docs/sweep-seed8.json --beside OTHER.json
+    .venv/bin/python scripts/sweep_tables.py docs/sweep-combos.json --variants
+
+Runs split by `--family` use the sweep's seed for every variant, so the merge is the table one
+run would give. `--beside`: each cell is this file's worst ratio ± SE and the other's, with the
+variants named when they differ. A reporting tool, not part of the product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hedgerd.backtest.sweep import FamilyWorst, Worst, render_table
+
+
+def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One sweep JSON from several runs of the same sweep, paths and seed (families in order)."""
+    first = docs[0]
+    for d in docs[1:]:
+        for k in ("sweep", "paths", "seed", "bootstrap", "default_policy", "baselines"):
+            if d[k] != first[k]:
+                raise SystemExit(f"cannot merge: {k} differs ({first[k]!r} vs {d[k]!r})")
+    out = {k: v for k, v in first.items() if k not in ("families", "variants")}
+    out["families"] = [f for d in docs for f in d["families"]]
+    out["variants"] = [v for d in docs for v in d["variants"]]
+    return out
+
+
+def _worst(x: dict[str, Any] | None) -> Worst | None:
+    return None if x is None else Worst(x["ratio"], x["std_pnl"], x["se"])
+
+
+def family_rows(doc: dict[str, Any]) -> list[FamilyWorst]:
+    return [
+        FamilyWorst(
+            f["family"],
+            f["baseline"],
+            f["variant"],
+            _worst(f["worst"]),
+            f["variants"],
+            f["compared"],
+        )
+        for f in doc["families"]
+    ]
+
+
+def _short(w: dict[str, Any] | None) -> str:
+    if w is None:
+        return "—"
+    se = f" ± {w['se']:.3f}" if w["se"] is not None else ""
+    flag = "**" if w["ratio"] > 1.02 else ""
+    return f"{flag}{w['ratio']:.3f}{flag}{se}"
+
+
+def beside(doc: dict[str, Any], other: dict[str, Any]) -> str:
+    """Per family and baseline: `this / other` worst ratios (± SE), variants when they differ."""
+    base = doc["baselines"]
+    mine = {(f["family"], f["baseline"]): f for f in doc["families"]}
+    theirs = {(f["family"], f["baseline"]): f for f in other["families"]}
+    lines = [
+        f"| family | {' | '.join(base)} |",
+        "|---" * (len(base) + 1) + "|",
+    ]
+    for fam in dict.fromkeys(f["family"] for f in doc["families"]):
+        cells = []
+        for b in base:
+            a, o = mine[fam, b], theirs.get((fam, b))
+            cell = f"{_short(a['worst'])} `{a['variant']}`"
+            if o is not None:
+                where = "" if o["variant"] == a["variant"] else f" `{o['variant']}`"
+                cell += f" ({_short(o['worst'])}{where})"
+            cells.append(cell)
+        lines.append(f"| {fam} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def variant_rows(doc: dict[str, Any]) -> str:
+    """One row per variant: steps and the worst ratio ± SE against each baseline."""
+    base = doc["baselines"]
+    lines = [
+        f"| family | variant | steps | {' | '.join(base)} |",
+        "|---" * (len(base) + 3) + "|",
+    ]
+    for v in doc["variants"]:
+        cells = " | ".join(_short(v["worst"].get(b)) for b in base)
+        lines.append(f"| {v['family']} | {v['variant']} | {v['steps']:,} | {cells} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("json", type=Path, nargs="+", help="sweep JSON files (merged in order)")
+    ap.add_argument("--out", type=Path, default=None, help="write the merged JSON here")
+    ap.add_argument("--note", action="append", default=[], help="KEY=VALUE kept in the JSON")
+    ap.add_argument("--beside", type=Path, default=None, help="another sweep JSON to compare")
+    ap.add_argument("--variants", action="store_true", help="one row per variant")
+    args = ap.parse_args(argv)
+    doc = merge([json.loads(p.read_text()) for p in args.json])
+    for n in args.note:
+        key, _, value = n.partition("=")
+        doc[key] = json.loads(value) if value[:1] in "{[" else value
+    if args.out is not None:
+        args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    if args.beside is not None:
+        print(beside(doc, json.loads(args.beside.read_text())))
+    elif args.variants:
+        print(variant_rows(doc))
+    else:
+        print(render_table(family_rows(doc), doc["baselines"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
