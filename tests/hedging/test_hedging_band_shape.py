@@ -140,3 +140,37 @@ def test_near_expiry_the_band_runs_from_no_hedge_to_beyond_the_full_hedge() -> N
     assert band.centre - band.lower == pytest.approx(-1.0 - ww_halfwidth(ctx, 1e-5))
     assert band.upper == pytest.approx(ww_halfwidth(ctx, 1e-5))
     assert band.upper < 0.05
+
+
+@settings(max_examples=300, deadline=None)
+@given(books, st.sampled_from([0.25, 0.5, 1.0, 3.0]), st.sampled_from([0.0, 0.3]))
+def test_shift_cap_never_grows_the_shift_and_off_is_the_plain_band(
+    b: dict[str, float], c: float, vov_ref: float
+) -> None:
+    """`shift_cap_hw`: the capped centre shift is never larger than the uncapped one, is at
+    most c times the gamma term, and moves nothing else; 0 (off) is today's band bit for bit."""
+    ctx = BandContext(
+        SPOT_USD,
+        b["gamma"],
+        b["vanna"],
+        b["vol"],
+        b["tau"],
+        0.0,
+        b["lam"],
+        0.0,
+        b["delta"],
+        vol_of_vol_per_sqrt_year=2.0,
+    )
+    knobs = {"risk_aversion_per_usd": b["ra"], "vov_ref": vov_ref}
+    plain = band_for(HedgerdPolicy(**knobs), ctx)
+    off = band_for(HedgerdPolicy(**knobs, shift_cap_hw=0.0), ctx)
+    assert (off.centre, off.lower, off.upper) == (plain.centre, plain.lower, plain.upper)
+    capped = band_for(HedgerdPolicy(**knobs, shift_cap_hw=c), ctx)
+    assert (capped.lower, capped.upper) == (plain.lower, plain.upper)
+    shift, shift_c = -plain.centre, -capped.centre  # target 0: centre = -shift
+    assert abs(shift_c) <= abs(shift)
+    assert shift_c * shift >= 0.0  # never flips the side
+    h = ww_halfwidth(ctx, b["ra"], 2.0 / 3.0, None)
+    assert abs(shift_c) <= c * abs(h) * (1 + 1e-12)
+    if abs(shift) <= c * abs(h):
+        assert shift_c == shift

@@ -154,6 +154,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "horizon_side": st.sampled_from(["under", "both"]),
             "h0_cap_coin": st.sampled_from([0.5, 3.0]),
             "k_prefactor": st.sampled_from([4.76, 0.0]),
+            "shift_cap_hw": st.sampled_from([0.0, 1.0, 0.25]),
             "min_halfwidth_coin": st.sampled_from([0.0, 0.05, 5.0]),
             "gamma_horizon_s": st.sampled_from([10_800.0, 0.0]),
             "asymmetry": st.sampled_from([0.0, 0.3, -0.5]),

@@ -265,6 +265,15 @@ def modified_delta_shift(ctx: BandContext, risk_aversion: float, prefactor: floa
     return ctx.vanna_coin_per_vol * (vol_m - ctx.vol)
 
 
+def cap_shift(shift: Any, cap: Any) -> Any:
+    """`shift` clipped to [-cap, cap] (coin): the modified-vol centre shift kept within a
+    multiple of the band's gamma term (`shift_cap_hw`). Zakamouline's K was fitted where the
+    shift lies inside the band; at high risk aversion K grows as (gamma S^2 |Gamma|)^0.15
+    while the band shrinks as gamma^-1/3, and beyond the band the fit extrapolates (measured:
+    it floors the std of books with a large vanna, docs/backtest.md)."""
+    return _minimum(_maximum(shift, -cap), cap)
+
+
 def carry_shift(ctx: BandContext, risk_aversion: float) -> Any:
     """Mean-variance optimal net delta under carry: holding x coin costs x S c a year and
     risks (gamma/2) x^2 S^2 sigma^2, so the best x is -c / (gamma S sigma^2) (coin); returned
@@ -384,6 +393,8 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         shift = modified_delta_shift(ctx, g, policy.k_prefactor)
         if policy.vov_ref > 0.0 and policy.vov_scope != "horizon":
             shift = shift * w_vov
+        if policy.shift_cap_hw > 0.0:
+            shift = cap_shift(shift, policy.shift_cap_hw * _abs(h))
         if policy.carry_weight > 0.0:
             shift = shift + policy.carry_weight * carry_shift(ctx, g)
         if policy.unwind_weight > 0.0:
@@ -430,6 +441,7 @@ class PolicyNumbers:
     horizon_side: str = "under"
     h0_cap_coin: float = 1.0
     k_prefactor: float = 0.0
+    shift_cap_hw: float = 0.0
     min_halfwidth_coin: float = 0.0
     gamma_horizon_s: float = 0.0
     asymmetry: float = 0.0
@@ -450,6 +462,7 @@ _HEDGERD_NUMBERS = (
     "horizon_side",
     "h0_cap_coin",
     "k_prefactor",
+    "shift_cap_hw",
     "min_halfwidth_coin",
     "gamma_horizon_s",
     "asymmetry",
@@ -586,6 +599,12 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         shift = vanna * (vol_m - vol)
     if ref > 0.0 and policy.vov_scope != "horizon":
         shift = shift * w_vov
+    c = policy.shift_cap_hw
+    if c > 0.0:
+        # cap_shift, as min(max(shift, -cap), cap)
+        cap = c * abs(h)
+        lo = shift if shift >= -cap else -cap
+        shift = lo if lo <= cap else cap
     if policy.carry_weight > 0.0:
         shift = shift + policy.carry_weight * (ctx.carry_annual / (g * spot * vol * vol))
     if policy.unwind_weight > 0.0:
