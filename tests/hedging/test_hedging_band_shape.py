@@ -14,7 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging.config import HedgerdPolicy
-from hedgerd.hedging.kernel import BandContext, band_for, ww_halfwidth, zak_h0
+from hedgerd.hedging.kernel import (
+    BandContext,
+    band_for,
+    modified_delta_shift,
+    vov_weight,
+    ww_halfwidth,
+    zak_h0,
+)
 
 SPOT_USD = 60_000.0
 
@@ -162,9 +169,12 @@ def test_shift_cap_never_grows_the_shift_and_off_is_the_plain_band(
         vol_of_vol_per_sqrt_year=2.0,
     )
     knobs = {"risk_aversion_per_usd": b["ra"], "vov_ref": vov_ref}
-    plain = band_for(HedgerdPolicy(**knobs), ctx)
-    off = band_for(HedgerdPolicy(**knobs, shift_cap_hw=0.0), ctx)
-    assert (off.centre, off.lower, off.upper) == (plain.centre, plain.lower, plain.upper)
+    plain = band_for(HedgerdPolicy(**knobs, shift_cap_hw=0.0), ctx)
+    # Off: the uncapped modified-vol shift (weighed by the vol-of-vol), bit for bit.
+    want = modified_delta_shift(ctx, b["ra"], 4.76)
+    if vov_ref > 0.0:
+        want = want * vov_weight(ctx, b["ra"], vov_ref, 2_592_000.0 / (365.0 * 86_400.0))
+    assert plain.centre == 0.0 - want
     capped = band_for(HedgerdPolicy(**knobs, shift_cap_hw=c), ctx)
     assert (capped.lower, capped.upper) == (plain.lower, plain.upper)
     shift, shift_c = -plain.centre, -capped.centre  # target 0: centre = -shift

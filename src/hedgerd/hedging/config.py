@@ -211,14 +211,15 @@ class HedgerdPolicy(_PolicyBase):
         description="Prefactor of K in the modified volatility of the centre (0: plain delta).",
     )
     shift_cap_hw: float = Field(
-        0.0,
+        0.25,
         ge=0.0,
         description="Cap of the modified-volatility centre shift relative to the band's gamma "
         "term: |shift| <= c x H, H the Whalley–Wilmott half-width the band computes (coin; c "
         "dimensionless). Zakamouline's K was fitted where the shift lies inside the band; "
         "with K growing as (gamma S^2 |Gamma|)^0.15 and H shrinking as gamma^-1/3, at high "
         "risk aversion the shift leaves the band and extrapolates (docs/backtest.md, "
-        "cross-family combinations). 0: off (the uncapped shift).",
+        "cross-family combinations). 0: off (the uncapped shift); 0.25 measured on the two "
+        "combinations and the reference (docs/backtest.md, capping the centre shift).",
     )
     min_halfwidth_coin: float = Field(0.0, ge=0.0, description="Floor of the half-width (coin).")
     gamma_horizon_s: float = Field(
