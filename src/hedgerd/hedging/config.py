@@ -166,18 +166,18 @@ class HedgerdPolicy(_PolicyBase):
     """hedgerd's default: a cost-aware band closer to the utility-optimal one.
 
     Half-width `H = w_ww * H_ww` on the over-hedged side and `H + min(w_0 * min(H0, h0_cap),
-    |options delta|)` on the under-hedged side (Whalley–Wilmott plus Zakamouline's horizon
-    term, which prices the hedge's unwind at settlement and so only ever argues for a smaller
-    hedge; `horizon_side = "both"` puts it on both sides as Zakamouline does), centred on the
-    modified-volatility delta; the cost lambda comes from the live cost model of the cheapest
-    instrument. The Gamma of `H_ww` is the book's gamma averaged over the spot range the
-    next `gamma_horizon_s` span (`kernel.horizon_gamma`), not the gamma at spot: a near
-    strike's gamma peak, or the zero between a short and a long strike, is not what the delta
-    meets before the next rebalance. Trades go to the band edge; maker orders work the inner
-    band when enabled. The centre shift, the horizon term and the averaged gamma are
-    constant-vol refinements: where the marks move they are weighed down by the marks'
-    vol-of-vol and the book's exposure to it (`vov_ref`), and kept whole where the marks
-    never move.
+    |options delta|)` on the under-hedged side (Whalley–Wilmott plus Zakamouline's horizon term,
+    which prices the hedge's unwind at settlement and so only ever argues for a smaller hedge;
+    `horizon_side = "both"` puts it on both sides as Zakamouline does), centred on the
+    modified-volatility delta (its shift from the delta at most `shift_cap_hw` x H_ww); the cost
+    lambda comes from the live cost model of the cheapest instrument. The Gamma of `H_ww` is the
+    book's gamma averaged over the spot range the next `gamma_horizon_s` span
+    (`kernel.horizon_gamma`), not the gamma at spot: a near strike's gamma peak, or the zero
+    between a short and a long strike, is not what the delta meets before the next rebalance.
+    Trades go to the band edge; maker orders work the inner band when enabled. The centre shift,
+    the horizon term and the averaged gamma are constant-vol refinements: where the marks move
+    they are weighed down by the marks' vol-of-vol and the book's exposure to it (`vov_ref`),
+    and kept whole where the marks never move.
     The one knob swept is `risk_aversion_per_usd`; the others are the shape (issue 19,
     docs/backtest.md).
     """
