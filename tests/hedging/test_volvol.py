@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -115,9 +116,20 @@ def test_weight_is_in_0_1_and_1_without_vol_of_vol(
 
 
 def test_r_is_the_risk_aversion_times_the_vol_pnl_scale() -> None:
-    """R = gamma |Gamma| S^2 sigma^2 xi h^1.5: here 0.5 x 0.002 x 100^2 x 0.36 x 2 x h^1.5."""
+    """R = gamma max(-Gamma, 0) S^2 sigma^2 xi h^1.5: 0.5 x 0.002 x 100^2 x 0.36 x 2 x h^1.5."""
     r = 0.5 * 0.002 * 100.0**2 * 0.36 * 2.0 * MONTH_Y**1.5
     assert vov_weight(_ctx(2.0), 0.5, 0.3, MONTH_Y) == pytest.approx(1.0 / (1.0 + r / 0.3))
+
+
+@settings(max_examples=100, deadline=None)
+@given(xi=st.floats(0.0, 100.0), gamma=st.floats(0.0, 1.0), ra=st.floats(1e-4, 100.0))
+def test_a_long_gamma_book_is_never_faded(xi: float, gamma: float, ra: float) -> None:
+    """A long-gamma book is long vol: the refinements offset its vol P&L, so w = 1."""
+    ctx = dataclasses.replace(_ctx(xi), gamma_coin_per_usd=gamma)
+    assert vov_weight(ctx, ra, 0.3, MONTH_Y) == 1.0
+    many = dataclasses.replace(_ctx(xi, 2), gamma_coin_per_usd=np.array([gamma, -0.002]))
+    w = vov_weight(many, ra, 0.3, MONTH_Y)
+    assert w[0] == 1.0 and w[1] == vov_weight(_ctx(xi), ra, 0.3, MONTH_Y)
 
 
 @pytest.mark.parametrize("scope", ["both", "shift", "horizon", "all"])

@@ -274,10 +274,11 @@ class HedgerdPolicy(_PolicyBase):
         ge=0.0,
         description="Vol-of-vol weight of the constant-vol refinements (issue 19): the centre "
         "shift, the horizon term and the averaged gamma (`vov_scope`) are weighed by w = 1 / "
-        "(1 + R / vov_ref), R = gamma |Gamma| S^2 sigma^2 xi h^1.5 (dimensionless: the risk "
-        "aversion times the scale of the book's vol P&L over h = `vov_horizon_s`; xi the "
-        "marks' realised vol-of-vol in 1/sqrt(year), `hedging.volvol`). Marks that never "
-        "change: xi = 0, w = 1 (the plain band, bit for bit). 0: off; 0.3 measured on the "
+        "(1 + R / vov_ref), R = gamma max(-Gamma, 0) S^2 sigma^2 xi h^1.5 (dimensionless: the "
+        "risk aversion times the scale of a short-gamma book's vol P&L over h = "
+        "`vov_horizon_s`; xi the marks' realised vol-of-vol in 1/sqrt(year), "
+        "`hedging.volvol`). Marks that never change (xi = 0) or a long-gamma book: w = 1 (the "
+        "plain band, bit for bit). 0: off; 0.3 measured on the "
         "regime-shift scenario (docs/backtest.md, volatility regimes, sixth round).",
     )
     vov_scope: Literal["shift", "horizon", "both", "all"] = Field(

@@ -211,11 +211,15 @@ def vov_weight(ctx: BandContext, risk_aversion: float, ref: float, horizon_years
     vol P&L the book has made as well as the one ahead, which does not vanish near expiry
     where the horizon term is widest (measured: the vega over the time to expiry in place of
     h fades the terms too little, docs/backtest.md, sixth round). xi = 0 (marks constant):
-    exactly 1."""
+    exactly 1. Short gamma only: a long-gamma book is long vol, the refinements' P&L then
+    offsets its vol P&L instead of adding to it, and fading them cost 10 % against
+    Zakamouline on long books with moving marks (docs/backtest.md, cross-family
+    combinations): Gamma >= 0 gives R = 0, w = 1."""
     xi = ctx.vol_of_vol_per_sqrt_year
     if type(xi) in _SCALAR and not xi > 0.0:
         return 1.0
-    cash = _abs(ctx.gamma_coin_per_usd) * ctx.spot_usd * ctx.spot_usd * ctx.vol * ctx.vol
+    short = _maximum(-ctx.gamma_coin_per_usd, 0.0)
+    cash = short * ctx.spot_usd * ctx.spot_usd * ctx.vol * ctx.vol
     r = risk_aversion * cash * xi * horizon_years**1.5 / ref
     return 1.0 / (1.0 + r)
 
@@ -532,7 +536,8 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     if ref > 0.0:
         xi = ctx.vol_of_vol_per_sqrt_year
         if xi > 0.0:
-            cash = abs(gamma) * spot * spot * vol * vol
+            short = -gamma if -gamma >= 0.0 else 0.0  # _maximum(-gamma, 0): short gamma only
+            cash = short * spot * spot * vol * vol
             r = g * cash * xi * (policy.vov_horizon_s / _YEAR_S) ** 1.5 / ref
             w_vov = 1.0 / (1.0 + r)
         if policy.vov_scope == "all" and band_gamma is not None:
