@@ -167,7 +167,7 @@ def test_an_estimate_reads_the_jumps_again_only_when_they_changed() -> None:
     for i in range(1_000):
         est.observe(0.01 * (i % 7 - 3), START_MS + i * 60_000)
     now = START_MS + 1_000 * 60_000
-    est._jumps = _CountingDeque(est._jumps)
+    est._jumps._items = _CountingDeque(est._jumps._items)
     _CountingDeque.passes = 0
     first = est.estimate(now)
     assert [est.estimate(now + k) for k in range(1, 50)] == [first] * 49

@@ -387,10 +387,9 @@ def run_backtest(
             fv, fj = flow_estimates(jump_ms, jump_coin, now * _YEAR_MS)
             ctx.flow_var_coin2_per_year, ctx.flow_jump_coin = fv, fj
         xi = {}
-        if vov:
-            for w, est in vov.items():
-                est.observe(gvol)
-                xi[w] = est.estimate()
+        for w, est in vov.items():
+            est.observe(gvol)
+            xi[w] = est.estimate()
         options = OptionArrays(book.is_call, book.strike, tau_all, live_q)
         ahead = {key: gamma_ahead(key, options, spot, gvol) for key in ahead_keys}
         factor = _price_factor(ins, now)  # (k,) instrument price / spot

@@ -20,16 +20,15 @@ No trades in the window: v = J = 0, and the band is the plain one.
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections import deque
 
 import numpy as np
 from numpy.typing import NDArray
 
+from hedgerd.hedging.trailing import YEAR_MS, TrailingSum, span_ms
+
 FLOW_WINDOW_MS = 3 * 86_400_000
 FLOW_MIN_SPAN_MS = 86_400_000
-_YEAR_MS = 365.0 * 86_400_000.0
 
 
 class FlowEstimator:
@@ -49,31 +48,19 @@ class FlowEstimator:
         if window_ms <= 0 or min_span_ms <= 0:
             raise ValueError("window_ms and min_span_ms must be positive")
         self._start_ms = start_ms
-        self._window_ms = window_ms
         self._min_span_ms = min(min_span_ms, window_ms)
-        self._jumps: deque[tuple[int, float]] = deque()  # (time ms, squared jump coin^2)
-        # The squared jumps' fsum and count, kept until the jumps change (None: to compute):
-        # asked on every evaluation, a busy book's window holds tens of thousands of jumps.
-        # Valid while every jump is at or before the time asked (`_latest_ms`, an upper
-        # bound of their times); else the jumps are filtered as they are.
-        self._sums: tuple[float, int] | None = None
-        self._latest_ms: int | None = None
+        # The squared jumps (coin^2) by time: asked on every evaluation, a busy book's
+        # window holds tens of thousands of them (`TrailingSum` keeps their sum).
+        self._jumps = TrailingSum(window_ms)
 
     def observe(self, delta_change_coin: float, at_ms: int) -> None:
         """Record one option trade's change of the book's delta (coin) at `at_ms`.
-        Non-finite changes are refused (the estimate must stay finite)."""
+        Non-finite changes are refused (the estimate must stay finite). A jump older than
+        the newest (a seed from the venue's history landing after the first live trades)
+        is kept in time order."""
         if not math.isfinite(delta_change_coin):
             raise ValueError(f"non-finite delta change {delta_change_coin!r}")
-        jump = (at_ms, delta_change_coin * delta_change_coin)
-        if self._jumps and at_ms < self._jumps[-1][0]:
-            # Kept in time order (`_forget` drops from the left): a seed from the venue's
-            # history can land after the first live trades.
-            bisect.insort(self._jumps, jump)
-        else:
-            self._jumps.append(jump)
-        self._sums = None
-        if self._latest_ms is None or at_ms > self._latest_ms:
-            self._latest_ms = at_ms
+        self._jumps.add(at_ms, delta_change_coin * delta_change_coin)
 
     def observed_since(self, start_ms: int) -> None:
         """Observation began at `start_ms` if that is earlier than the start so far: a seed
@@ -81,37 +68,14 @@ class FlowEstimator:
         denominator grows with it, so seeded trades do not read as a burst)."""
         self._start_ms = min(self._start_ms, start_ms)
 
-    def _forget(self, now_ms: int) -> None:
-        cut = now_ms - self._window_ms
-        while self._jumps and self._jumps[0][0] <= cut:
-            self._jumps.popleft()
-            self._sums = None
-            if not self._jumps:
-                self._latest_ms = None  # (after a clock stepped back: the fast path again)
-
     def estimate(self, now_ms: int) -> tuple[float, float]:
         """(v coin^2/year, J coin) from the trades in (now - window, now]."""
-        self._forget(now_ms)
-        if not self._jumps:
+        total, count = self._jumps.sums(now_ms)
+        if count == 0:
             return 0.0, 0.0
-        if self._latest_ms is not None and self._latest_ms <= now_ms:
-            # Every jump held counts: their sums, kept (fsum is correctly rounded: the same
-            # whichever way it is fed).
-            if self._sums is None:
-                self._sums = (math.fsum(j2 for _, j2 in self._jumps), len(self._jumps))
-            total, count = self._sums
-        else:
-            sq = [j2 for t, j2 in self._jumps if t <= now_ms]
-            if not sq:
-                return 0.0, 0.0
-            total, count = math.fsum(sq), len(sq)
-        span = _span_ms(now_ms - self._start_ms, self._window_ms, self._min_span_ms)
-        return total / (span / _YEAR_MS), math.sqrt(total / count)
-
-
-def _span_ms(elapsed_ms: float, window_ms: int, min_span_ms: int) -> float:
-    """The rate's denominator: the observed span, between the minimum and the window (ms)."""
-    return float(min(max(elapsed_ms, min(min_span_ms, window_ms)), window_ms))
+        window = self._jumps.window_ms
+        span = span_ms(now_ms - self._start_ms, window, self._min_span_ms)
+        return total / (span / YEAR_MS), math.sqrt(total / count)
 
 
 def flow_estimates(
@@ -129,7 +93,7 @@ def flow_estimates(
     sq = np.where(seen, jumps_coin * jumps_coin, 0.0)
     total = np.sum(sq, axis=1)
     count = np.sum(seen, axis=1)
-    span = _span_ms(now_ms - start_ms, window_ms, min_span_ms)
-    v = total / (span / _YEAR_MS)
+    span = span_ms(now_ms - start_ms, window_ms, min_span_ms)
+    v = total / (span / YEAR_MS)
     j = np.sqrt(total / np.maximum(count, 1))
     return v, j

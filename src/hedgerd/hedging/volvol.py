@@ -14,7 +14,7 @@ in 1/sqrt(year): the realised variance rate of ln(mark vol). A mark that never c
 exactly 0 (the band is then the plain one, bit for bit). Marks are sampled at most once every
 `sample_ms` (10 minutes, the backtest's decision step): a live mark IV moves a little at
 every evaluation, and a realised variance summed over ever finer steps would measure that
-noise, not the vol's moves. The span is as the flow estimator's (`flow._span_ms`): the time
+noise, not the vol's moves. The span is as the flow estimator's (`trailing.span_ms`): the time
 observed, at least `min_span_ms`, at most the window. The first observation has no
 predecessor and adds nothing.
 
@@ -31,13 +31,12 @@ from collections import deque
 import numpy as np
 from numpy.typing import NDArray
 
-# The rate's denominator as the option flow estimator's (one rule for both trailing windows).
-from hedgerd.hedging.flow import _span_ms
+# The trailing sum and the rate's denominator as the option flow estimator's.
+from hedgerd.hedging.trailing import YEAR_MS, TrailingSum, span_ms
 
 VOLVOL_WINDOW_MS = 30 * 86_400_000
 VOLVOL_MIN_SPAN_MS = 86_400_000
 VOLVOL_SAMPLE_MS = 600_000
-_YEAR_MS = 365.0 * 86_400_000.0
 
 
 class VolOfVolEstimator:
@@ -55,14 +54,16 @@ class VolOfVolEstimator:
     ) -> None:
         if window_ms <= 0 or min_span_ms <= 0 or sample_ms < 0:
             raise ValueError("window_ms and min_span_ms must be positive, sample_ms >= 0")
-        self.window_ms = window_ms
         self._start_ms = start_ms
-        self._window_ms = window_ms
         self._min_span_ms = min(min_span_ms, window_ms)
         self._sample_ms = sample_ms
         self._last_ms: int | None = None
         self._last_ln: float | None = None
-        self._changes: deque[tuple[int, float]] = deque()  # (time ms, squared ln change)
+        self._changes = TrailingSum(window_ms)  # squared ln changes by time
+
+    @property
+    def window_ms(self) -> int:
+        return self._changes.window_ms
 
     def observe(self, mark_vol: float, at_ms: int) -> None:
         """Record the mark vol (a fraction, > 0) at `at_ms`, if `sample_ms` has passed since
@@ -75,20 +76,17 @@ class VolOfVolEstimator:
         ln = math.log(mark_vol)
         if self._last_ln is not None and ln != self._last_ln:
             d = ln - self._last_ln
-            self._changes.append((at_ms, d * d))
+            self._changes.add(at_ms, d * d)
         self._last_ln = ln
         self._last_ms = at_ms
 
     def estimate(self, now_ms: int) -> float:
         """xi (1/sqrt(year)) from the changes in (now - window, now]; 0 if none."""
-        cut = now_ms - self._window_ms
-        while self._changes and self._changes[0][0] <= cut:
-            self._changes.popleft()
-        sq = [c for t, c in self._changes if t <= now_ms]
-        if not sq:
+        total, count = self._changes.sums(now_ms)
+        if count == 0:
             return 0.0
-        span = _span_ms(now_ms - self._start_ms, self._window_ms, self._min_span_ms)
-        return math.sqrt(math.fsum(sq) / (span / _YEAR_MS))
+        span = span_ms(now_ms - self._start_ms, self.window_ms, self._min_span_ms)
+        return math.sqrt(total / (span / YEAR_MS))
 
 
 class VolOfVolPaths:
@@ -138,5 +136,5 @@ class VolOfVolPaths:
         now = self._totals[-1]
         old = self._totals[0] if len(self._totals) > self._lag else np.zeros_like(now)
         elapsed = (self._steps - 1) * self._step_ms
-        span = _span_ms(elapsed, int(self._window_ms), int(self._min_span_ms))
-        return np.sqrt((now - old) / (span / _YEAR_MS))
+        span = span_ms(elapsed, int(self._window_ms), int(self._min_span_ms))
+        return np.sqrt((now - old) / (span / YEAR_MS))
