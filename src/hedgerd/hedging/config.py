@@ -221,6 +221,17 @@ class HedgerdPolicy(_PolicyBase):
         "cross-family combinations). 0: off (the uncapped shift); 0.25 measured on the two "
         "combinations and the reference (docs/backtest.md, capping the centre shift).",
     )
+    shift_coherence: float = Field(
+        1.0,
+        ge=0.0,
+        description="Exponent p of the modified-volatility centre shift's coherence factor "
+        "(|net gamma| / gross gamma)^p, gross the sum of |qty x gamma| over the book's "
+        "options: Zakamouline's shift was fitted for one option, whose vanna comes with its "
+        "gamma; where a book's strikes and expiries cancel each other's gamma, the net vanna "
+        "does not cancel with it (docs/backtest.md, the shift on mixed books). A book of one "
+        "sign: factor exactly 1. 0: off; 1 measured on the combinations' far-put books (the "
+        "30-day one 1.031 -> 1.010 against Whalley–Wilmott).",
+    )
     min_halfwidth_coin: float = Field(0.0, ge=0.0, description="Floor of the half-width (coin).")
     gamma_horizon_s: float = Field(
         10_800.0,

@@ -20,7 +20,7 @@ import numpy as np
 
 from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.hedging.inputs import UnderlyingRisk
-from hedgerd.hedging.kernel import OptionArrays, gamma_ahead
+from hedgerd.hedging.kernel import OptionArrays, book_gamma_coherence, gamma_ahead
 from hedgerd.model.fast_init import fast_frozen_init
 
 
@@ -143,6 +143,7 @@ class BookOptions:
         self._parts: list[OptionArrays] = []  # kept: their arrays' ids key the cache
         self._joined: OptionArrays | None = None
         self._gamma: tuple[object, float] | None = None
+        self._coherence: tuple[object, float] | None = None
 
     def arrays(self, books: Sequence[GreeksBook], now_ms: int) -> OptionArrays:
         """Every book's live options at `now_ms`, side by side (`concat_options`)."""
@@ -182,6 +183,24 @@ class BookOptions:
         g = float(gamma_ahead(key, self.arrays(books, now_ms), spot_usd, vol))
         self._gamma = (stamp, g)
         return g
+
+    def gamma_coherence(
+        self, books: Sequence[GreeksBook], now_ms: int, spot_usd: float, vol: float
+    ) -> float:
+        """`kernel.book_gamma_coherence(arrays(books, now_ms), spot_usd, vol)`, reused for the
+        same inputs (as `gamma_ahead`)."""
+        stamp = (
+            tuple((b, b.options_version(self.underlying)) for b in books),
+            now_ms,
+            spot_usd,
+            vol,
+        )
+        hit = self._coherence
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        c = book_gamma_coherence(self.arrays(books, now_ms), spot_usd, vol)
+        self._coherence = (stamp, c)
+        return c
 
 
 __all__ = ["BookOptions", "PortfolioRisk", "concat_options", "sum_risks"]
