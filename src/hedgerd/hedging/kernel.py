@@ -287,8 +287,9 @@ def gamma_coherence(net_gamma: Any, gross_gamma: Any) -> Any:
     options, `gross_gamma` the sum of |qty x gamma| (coin/USD). 1 where every option's gamma
     has one sign (exactly: |a + b| = |a| + |b| in floating point for a and b of one sign) and
     where there is no gamma (gross 0)."""
-    ratio = _minimum(_abs(net_gamma) / _maximum(gross_gamma, 1e-300), 1.0)
-    return _where(gross_gamma > 0.0, ratio, 1.0)
+    has = gross_gamma > 0.0
+    ratio = _minimum(_abs(net_gamma) / _where(has, gross_gamma, 1.0), 1.0)
+    return _where(has, ratio, 1.0)
 
 
 def book_gamma_coherence(options: OptionArrays, spot_usd: float, vol: float) -> float:
