@@ -169,7 +169,8 @@ class HedgerdPolicy(_PolicyBase):
     |options delta|)` on the under-hedged side (Whalley–Wilmott plus Zakamouline's horizon term,
     which prices the hedge's unwind at settlement and so only ever argues for a smaller hedge;
     `horizon_side = "both"` puts it on both sides as Zakamouline does), centred on the
-    modified-volatility delta (its shift from the delta at most `shift_cap_hw` x H_ww); the cost
+    modified-volatility delta (its shift from the delta scaled by the coherence of the book's
+    gamma, `shift_coherence`, and at most `shift_cap_hw` x H_ww); the cost
     lambda comes from the live cost model of the cheapest instrument. The Gamma of `H_ww` is the
     book's gamma averaged over the spot range the next `gamma_horizon_s` span
     (`kernel.horizon_gamma`), not the gamma at spot: a near strike's gamma peak, or the zero
