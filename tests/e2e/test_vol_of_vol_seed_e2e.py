@@ -1,0 +1,131 @@
+"""The marks' vol-of-vol estimate across a restart, end to end: a daemon on the simulator
+(real ccxt client on 127.0.0.1) samples its book's mark vol as the marks move, keeps the
+samples in its journal (`portfolio.volvol_seed`), and the daemon started again on the same
+journal makes its first decision with the estimate the first one had.
+
+The simulator's clock is stepped (the market moves when the test advances it, 10 minutes a
+time: the estimator's sampling step) and the index gapped between samples so the book's
+mark vol moves (the surface's skew); the controller's timer is an hour, so the evaluations
+are the test's.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from e2e_support import (
+    Running,
+    admin_trade,
+    daemon_config,
+    short_dir,
+    sim_admin,
+    simulator,
+    start_daemon,
+    wait_for,
+)
+
+from hedgerd.execution.journal import JournalStore
+from hedgerd.hedging.inputs import UnderlyingRisk
+from hedgerd.hedging.volvol import VOLVOL_SAMPLE_MS, VOLVOL_WINDOW_MS
+from hedgerd.model import HedgeDecision
+from hedgerd.sim.command import Simulator
+from hedgerd.sim.scenario import Scenario, load_scenario
+
+SPEED = 1.0
+
+
+def _scenario() -> Scenario:
+    """The default world, its market stepped every 10 s (an advance of 10 minutes is 60
+    steps, not 2,400), no client option flow."""
+    scenario = load_scenario(None, seed=3)
+    flow = scenario.flow.model_copy(update={"enabled": False})
+    return scenario.model_copy(update={"flow": flow, "tick_ms": 10_000})
+
+
+def _values(work: Path) -> dict[str, Any]:
+    values = daemon_config(work)
+    values["daemon"]["evaluate_interval_s"] = 3_600.0  # evaluations are the test's
+    return values
+
+
+async def _decide(run: Running) -> tuple[HedgeDecision, UnderlyingRisk]:
+    """One evaluation with a decision (the book complete, its index the simulator's: the
+    notifications of the last advance have arrived), and the risk it was made on."""
+    got: list[HedgeDecision] = []
+    engine: Any = run.sim.engine
+
+    def caught_up() -> bool:
+        book = run.daemon.accounts["sim"].book
+        seen = book.index_price("BTC") if book is not None else math.nan
+        return abs(seen - engine.index_price("BTC")) < 1e-3
+
+    await wait_for(caught_up, 20.0, "the book to see the simulator's index", interval_s=0.02)
+
+    async def decided() -> bool:
+        d = await run.daemon.evaluate("BTC")
+        if d is not None:
+            got.append(d)
+        return bool(got)
+
+    await wait_for(decided, 20.0, "a decision", interval_s=0.1)
+    risk = run.daemon.stats.per_underlying["BTC"].last_risk
+    assert risk is not None
+    return got[0], risk
+
+
+async def _atm_options(sim: Simulator) -> None:
+    """A short straddle-ish book two weeks out: gamma to weight the mark vol with."""
+    engine: Any = sim.engine
+    index = engine.index_price("BTC")
+    later = sim.now_ms() + 14 * 86_400_000
+    for kind in ("call", "put"):
+        pool = [
+            i
+            for i in engine.catalog.active()
+            if i.is_option and i.currency == "BTC" and i.option_type == kind
+            and i.expiry_ms >= later
+        ]  # fmt: skip
+        best = min(pool, key=lambda i: (i.expiry_ms, abs(i.strike - index)))
+        await admin_trade(sim, best.name, "sell", 5.0)
+
+
+async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> None:
+    async with simulator(SPEED, scenario=_scenario()) as sim:
+        work = short_dir()
+        await _atm_options(sim)
+        first = await start_daemon(sim, _values(work), SPEED)
+        try:
+            await sim_admin(sim, "time/stepped?on=1")
+            vols: list[float] = []
+            for pct in (4.0, -6.0, 5.0):
+                _, risk = await _decide(first)
+                vols.append(risk.vol)
+                await sim_admin(sim, f"market/gap?currency=BTC&pct={pct}")
+                await sim_admin(sim, f"time/advance?ms={VOLVOL_SAMPLE_MS}")
+            _, before = await _decide(first)
+            vols.append(before.vol)
+            assert len(set(vols)) > 1 and before.vol_of_vol_per_sqrt_year > 0.0
+        finally:
+            assert await first.shutdown() == 0
+        # The samples are in the journal, one per 10 minutes (the evaluations between are
+        # not).
+        now = sim.now_ms()
+        store = JournalStore(work / "journal.sqlite", readonly=True)
+        try:
+            kept = store.volvol_samples("BTC", now - VOLVOL_WINDOW_MS, now)
+        finally:
+            store.close()
+        assert [v for _, v in kept] == vols
+        second = await start_daemon(sim, _values(work), SPEED)  # the clock has not moved
+        try:
+            _, after = await _decide(second)
+            assert after.vol_of_vol_per_sqrt_year == before.vol_of_vol_per_sqrt_year
+            # And it goes on from there: the next sample is compared with the last stored.
+            await sim_admin(sim, "market/gap?currency=BTC&pct=3")
+            await sim_admin(sim, f"time/advance?ms={VOLVOL_SAMPLE_MS}")
+            _, later = await _decide(second)
+            assert later.vol_of_vol_per_sqrt_year > 0.0
+        finally:
+            assert await second.shutdown() == 0
