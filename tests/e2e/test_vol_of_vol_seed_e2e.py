@@ -11,10 +11,12 @@ are the test's.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
 
+import pytest
 from e2e_support import (
     Running,
     admin_trade,
@@ -28,7 +30,7 @@ from e2e_support import (
 
 from hedgerd.execution.journal import JournalStore
 from hedgerd.hedging.inputs import UnderlyingRisk
-from hedgerd.hedging.volvol import VOLVOL_SAMPLE_MS, VOLVOL_WINDOW_MS
+from hedgerd.hedging.volvol import VOLVOL_SAMPLE_MS, VOLVOL_WINDOW_MS, VolOfVolEstimator
 from hedgerd.model import HedgeDecision
 from hedgerd.sim.command import Simulator
 from hedgerd.sim.scenario import Scenario, load_scenario
@@ -117,7 +119,10 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
             kept = store.volvol_samples("BTC", now - VOLVOL_WINDOW_MS, now)
         finally:
             store.close()
-        assert [v for _, v in kept] == vols
+        # (The first at the start's time is whichever evaluation came first then: the timer's
+        # at start-up, or the test's.)
+        assert [v for _, v in kept][1:] == vols[1:]
+        assert [b - a for (a, _), (b, _) in itertools.pairwise(kept)] == [VOLVOL_SAMPLE_MS] * 3
         second = await start_daemon(sim, _values(work), SPEED)  # the clock has not moved
         try:
             _, after = await _decide(second)
@@ -129,3 +134,33 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
             assert later.vol_of_vol_per_sqrt_year > 0.0
         finally:
             assert await second.shutdown() == 0
+
+
+async def test_a_first_start_seeds_the_vol_of_vol_from_the_venues_vol_index() -> None:
+    """An empty journal: the window is filled from the simulator's DVOL history (hourly,
+    `sim.vol_index`, its walk before the start at 80 % a year), fetched through ccxt."""
+    scenario = _scenario()
+    btc = scenario.underlyings[0]
+    assert btc.currency == "BTC"
+    surface = btc.surface.model_copy(update={"history_vol_of_vol": 0.8})
+    btc = btc.model_copy(update={"surface": surface})
+    scenario = scenario.model_copy(update={"underlyings": [btc, *scenario.underlyings[1:]]})
+    async with simulator(SPEED, scenario=scenario) as sim:
+        await _atm_options(sim)
+        await sim_admin(sim, "time/stepped?on=1")  # the seed's cut is the test's `now`
+        now = sim.now_ms()
+        run = await start_daemon(sim, _values(short_dir()), SPEED)
+        try:
+            _, risk = await _decide(run)
+        finally:
+            assert await run.shutdown() == 0
+        engine: Any = sim.engine
+        hour = 3_600_000
+        since = now - VOLVOL_WINDOW_MS
+        times = range(-(-since // hour) * hour, now + 1, hour)
+        dvol = [(t, round(engine.vol_index("BTC", t), 2) / 100.0) for t in times]
+        assert len(dvol) in (720, 721) and len({v for _, v in dvol}) > 100
+        expected = VolOfVolEstimator.seeded([], now, proxy=dvol).estimate(now)
+        # The first live mark adds no change (not compared with the index: the joint).
+        assert expected > 0.0
+        assert risk.vol_of_vol_per_sqrt_year == pytest.approx(expected, rel=1e-12)

@@ -15,6 +15,7 @@ from hedgerd.hedging.volvol import VOLVOL_WINDOW_MS, VolOfVolEstimator
 DAY_MS = 86_400_000
 START_MS = 1_790_000_000_000  # any fixed instant: the estimator reads no clock
 MIN_MS = 60_000
+YEAR_MS = 365.0 * DAY_MS
 
 
 def _live(
@@ -81,3 +82,30 @@ def test_no_samples_start_empty_at_now() -> None:
     seeded.observe(0.6, START_MS)
     seeded.observe(0.9, START_MS + DAY_MS)
     assert seeded.estimate(START_MS + DAY_MS) == pytest.approx(math.sqrt(math.log(1.5) ** 2 * 365))
+
+
+def test_a_proxy_series_counts_its_changes_but_none_across_the_joint() -> None:
+    """A venue's vol index before the samples: its changes and the samples' count, the
+    step from its last point to the first sample does not (levels differ: an ATM index is
+    not the book's gamma-weighted vol); its points at or after the first sample are not
+    taken. Observation begins at its first point."""
+    hour = 3_600_000
+    proxy = [(START_MS + i * hour, 0.5 * (1.1 if i % 2 else 1.0)) for i in range(48)]
+    joint = START_MS + 48 * hour
+    samples = [(joint, 0.9), (joint + 10 * MIN_MS, 0.99)]
+    now = joint + 10 * MIN_MS
+    late = [*proxy, (joint, 3.0), (joint + 5 * MIN_MS, 0.1)]  # overlapping: dropped
+    est = VolOfVolEstimator.seeded(samples, now, proxy=late)
+    # 47 changes of ln 1.1 in the proxy, one of ln 1.1 in the samples, none at the joint.
+    span_y = (now - START_MS) / YEAR_MS
+    assert est.estimate(now) == pytest.approx(math.sqrt(48 * math.log(1.1) ** 2 / span_y))
+    # Without samples the first live mark is the joint: no change, the next one counts.
+    alone = VolOfVolEstimator.seeded([], joint, proxy=proxy)
+    before = alone.estimate(joint)
+    assert before == pytest.approx(
+        math.sqrt(47 * math.log(1.1) ** 2 / ((joint - START_MS) / YEAR_MS))
+    )
+    assert alone.observe(5.0, joint)
+    assert alone.estimate(joint) == before
+    assert alone.observe(5.5, joint + 10 * MIN_MS)
+    assert alone.estimate(joint + 10 * MIN_MS) > before

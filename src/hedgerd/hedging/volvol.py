@@ -78,13 +78,28 @@ class VolOfVolEstimator:
         window_ms: int = VOLVOL_WINDOW_MS,
         min_span_ms: int = VOLVOL_MIN_SPAN_MS,
         sample_ms: int = VOLVOL_SAMPLE_MS,
+        proxy: Iterable[tuple[int, float]] = (),
     ) -> VolOfVolEstimator:
         """An estimator that sampled `samples` ((time ms, mark vol), oldest first, each as
         `observe` recorded it) live: observation began at the first one (`now_ms` when there
         is none). Samples after `now_ms` are left out; those before the window add nothing
-        but their ln (the last of them is the first change's predecessor, as it was live)."""
+        but their ln (the last of them is the first change's predecessor, as it was live).
+
+        `proxy`: another series of the vol before the samples (a venue's vol index, the
+        window's part the samples do not cover), sampled alike and observed first; its
+        changes count, but no change is taken across the joint of the two series (from its
+        last point to the first sample, or to the first live mark when there is no sample):
+        their levels differ (an ATM index is not the book's gamma-weighted vol)."""
+        ahead = [(t, v) for t, v in proxy if t <= now_ms]
         kept = [(t, v) for t, v in samples if t <= now_ms]
-        est = cls(kept[0][0] if kept else now_ms, window_ms, min_span_ms, sample_ms)
+        if kept:
+            ahead = [(t, v) for t, v in ahead if t < kept[0][0]]
+        first = (ahead or kept)[0][0] if ahead or kept else now_ms
+        est = cls(first, window_ms, min_span_ms, sample_ms)
+        for t, v in ahead:
+            est.observe(v, t)
+        if ahead:
+            est._last_ln = est._last_ms = None  # the joint: the next sample starts a series
         for t, v in kept:
             est.observe(v, t)
         return est

@@ -39,7 +39,7 @@ from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing, short_o
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 from hedgerd.portfolio.stats import HedgeObserver, UnderlyingStats
 from hedgerd.portfolio.volvol_seed import VolOfVolSeed, VolOfVolSeeds
-from hedgerd.venues.base import OptionHistoryVenue, VenueError
+from hedgerd.venues.base import OptionHistoryVenue, VenueError, VolIndexVenue
 
 log = structlog.get_logger(__name__)
 
@@ -400,10 +400,20 @@ class HedgeLoop(PortfolioService):
             self._volvol[underlying] = VolOfVolEstimator(now, window_ms)
             self._volvol_live[underlying] = []
             if self.shared.journal is not None:
-                self._volvol_seeds.start(self.shared.journal, underlying, window_ms, now)
+                self._volvol_seeds.start(
+                    self.shared.journal, self._vol_index_venue(underlying), underlying,
+                    window_ms, now,
+                )  # fmt: skip
         seed = await self._volvol_seeds.landed(underlying)
         if seed is not None:
             self._apply_volvol_seed(seed)
+
+    def _vol_index_venue(self, underlying: str) -> VolIndexVenue | None:
+        """The first account's venue of `underlying` that publishes a vol index (Deribit)."""
+        for account in self.accounts.values():
+            if underlying in account.underlyings and isinstance(account.venue, VolIndexVenue):
+                return account.venue
+        return None
 
     def _apply_volvol_seed(self, seed: VolOfVolSeed) -> None:
         """The estimator rebuilt from the stored samples and those recorded since the read."""
@@ -412,16 +422,20 @@ class HedgeLoop(PortfolioService):
         if est is None or est.window_ms != seed.window_ms:
             return  # the window changed meanwhile: its own read is on its way
         live = self._volvol_live.pop(u, [])
-        if seed.samples:
-            last = seed.samples[-1][0]
+        if seed.samples or seed.proxy:
+            last = seed.samples[-1][0] if seed.samples else seed.cut_ms - seed.window_ms
             samples = [*seed.samples, *((t, v) for t, v in live if t > last)]
-            now = max(seed.cut_ms, samples[-1][0])
-            est = self._volvol[u] = VolOfVolEstimator.seeded(samples, now, seed.window_ms)
+            now = max(seed.cut_ms, samples[-1][0] if samples else seed.cut_ms)
+            est = self._volvol[u] = VolOfVolEstimator.seeded(
+                samples, now, seed.window_ms, proxy=seed.proxy
+            )
         now = self.clocks.clock_ms()
         log.info(
             "daemon.vol_of_vol_seeded",
             underlying=u,
             samples=len(seed.samples),
+            index_points=len(seed.proxy),
+            index_first_ms=seed.proxy[0][0] if seed.proxy else None,
             first_ms=seed.samples[0][0] if seed.samples else None,
             last_ms=seed.samples[-1][0] if seed.samples else None,
             cut_ms=seed.cut_ms,

@@ -19,6 +19,15 @@ it, with the samples recorded meanwhile after the stored ones. A read that fails
 `daemon.vol_of_vol_seed_failed` and the estimate starts empty (as before the journal kept
 them); a write that fails logs `daemon.vol_of_vol_sample_not_recorded` (the live estimate
 is unaffected, the next start lacks that sample).
+
+Where the journal's samples do not reach back over the window (a first start, a new
+machine, a journal younger than the window), the part before its first sample is filled
+from a venue's volatility index history (`VolIndexVenue`: Deribit's DVOL, hourly; OKX
+publishes none, so an OKX-only portfolio has its own samples only). DVOL is the 30-day ATM
+implied vol index, a proxy of the book's |gamma|-weighted mark vol, not the same level: its
+changes are counted, never one across the joint of the two series
+(`VolOfVolEstimator.seeded`'s `proxy`). A fetch that fails logs
+`daemon.vol_of_vol_index_failed` and the journal's samples seed alone.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import structlog
 
 from hedgerd.execution.journal import Journal
 from hedgerd.portfolio.flow_seed import SEED_WAIT_S
+from hedgerd.venues.base import VolIndexVenue
 
 log = structlog.get_logger(__name__)
 
@@ -38,21 +48,29 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class VolOfVolSeed:
     """`underlying`'s stored samples ((time ms, mark vol), oldest first) for an estimator of
-    `window_ms`, read at `cut_ms` (the daemon's clock)."""
+    `window_ms`, read at `cut_ms` (the daemon's clock); `proxy`, the venue's vol index
+    (time ms, vol fraction) over the part of the window before them."""
 
     underlying: str
     samples: tuple[tuple[int, float], ...]
     window_ms: int
     cut_ms: int
+    proxy: tuple[tuple[int, float], ...] = ()
 
 
 async def read_seed(
-    journal: Journal, underlying: str, window_ms: int, cut_ms: int
+    journal: Journal,
+    venue: VolIndexVenue | None,
+    underlying: str,
+    window_ms: int,
+    cut_ms: int,
 ) -> VolOfVolSeed | None:
-    """The samples of `underlying`'s window up to `cut_ms`; None (logged) when the journal
-    could not give them."""
+    """The samples of `underlying`'s window up to `cut_ms`, and `venue`'s vol index before
+    the first of them when they do not reach the window's start; None (logged) when the
+    journal could not give them."""
+    since = cut_ms - window_ms
     try:
-        samples = await journal.volvol_samples(underlying, cut_ms - window_ms, cut_ms)
+        samples = await journal.volvol_samples(underlying, since, cut_ms)
     except Exception as exc:  # any failure: start empty, never hold hedging for it
         log.warning(
             "daemon.vol_of_vol_seed_failed",
@@ -61,7 +79,19 @@ async def read_seed(
             error=str(exc)[:200],
         )
         return None
-    return VolOfVolSeed(underlying, tuple(samples), window_ms, cut_ms)
+    proxy: list[tuple[int, float]] = []
+    if venue is not None and (not samples or samples[0][0] > since):
+        until = samples[0][0] - 1 if samples else cut_ms
+        try:
+            proxy = await venue.fetch_vol_index(underlying, since, until)
+        except Exception as exc:  # the journal's samples seed alone
+            log.warning(
+                "daemon.vol_of_vol_index_failed",
+                underlying=underlying,
+                error_type=type(exc).__name__,
+                error=str(exc)[:200],
+            )
+    return VolOfVolSeed(underlying, tuple(samples), window_ms, cut_ms, tuple(proxy))
 
 
 class VolOfVolSeeds:
@@ -80,14 +110,22 @@ class VolOfVolSeeds:
             task.cancel()
         self._tasks.clear()
 
-    def start(self, journal: Journal, underlying: str, window_ms: int, cut_ms: int) -> None:
-        """Read `underlying`'s samples of the window up to `cut_ms` (replacing a read in
-        flight: the window changed)."""
+    def start(
+        self,
+        journal: Journal,
+        venue: VolIndexVenue | None,
+        underlying: str,
+        window_ms: int,
+        cut_ms: int,
+    ) -> None:
+        """Read `underlying`'s samples of the window up to `cut_ms`, `venue`'s vol index
+        before them (replacing a read in flight: the window changed)."""
         old = self._tasks.pop(underlying, None)
         if old is not None:
             old[0].cancel()
         task = asyncio.get_running_loop().create_task(
-            read_seed(journal, underlying, window_ms, cut_ms), name=f"volvol-seed:{underlying}"
+            read_seed(journal, venue, underlying, window_ms, cut_ms),
+            name=f"volvol-seed:{underlying}",
         )
         self._tasks[underlying] = (task, time.monotonic() + SEED_WAIT_S)
 
