@@ -21,6 +21,7 @@ from e2e_support import (
     Running,
     admin_trade,
     daemon_config,
+    decide,
     short_dir,
     sim_admin,
     simulator,
@@ -53,28 +54,17 @@ def _values(work: Path) -> dict[str, Any]:
 
 
 async def _decide(run: Running) -> tuple[HedgeDecision, UnderlyingRisk]:
-    """One evaluation with a decision (the book complete, its index the simulator's: the
-    notifications of the last advance have arrived), and the risk it was made on."""
-    got: list[HedgeDecision] = []
+    """`decide` once the book's index is the simulator's (the notifications of the last
+    advance have arrived)."""
     engine: Any = run.sim.engine
 
     def caught_up() -> bool:
         book = run.daemon.accounts["sim"].book
         seen = book.index_price("BTC") if book is not None else math.nan
-        return abs(seen - engine.index_price("BTC")) < 1e-3
+        return bool(abs(seen - engine.index_price("BTC")) < 1e-3)
 
     await wait_for(caught_up, 20.0, "the book to see the simulator's index", interval_s=0.02)
-
-    async def decided() -> bool:
-        d = await run.daemon.evaluate("BTC")
-        if d is not None:
-            got.append(d)
-        return bool(got)
-
-    await wait_for(decided, 20.0, "a decision", interval_s=0.1)
-    risk = run.daemon.stats.per_underlying["BTC"].last_risk
-    assert risk is not None
-    return got[0], risk
+    return await decide(run)
 
 
 async def _atm_options(sim: Simulator) -> None:
