@@ -3,10 +3,11 @@
 samples in its journal (`portfolio.volvol_seed`), and the daemon started again on the same
 journal makes its first decision with the estimate the first one had.
 
-The simulator's clock is stepped (the market moves when the test advances it, 10 minutes a
-time: the estimator's sampling step) and the index gapped between samples so the book's
-mark vol moves (the surface's skew); the controller's timer is an hour, so the evaluations
-are the test's.
+The window before the first start is filled from the simulator's DVOL (a walk at 80 % a
+year before its start). The simulator's clock is stepped (the market moves when the test
+advances it, 10 minutes a time: the estimator's sampling step) and the index gapped between
+samples so the book's mark vol moves (the surface's skew); the controller's timer is an
+hour, so the evaluations are the test's.
 """
 
 from __future__ import annotations
@@ -39,12 +40,19 @@ from hedgerd.sim.scenario import Scenario, load_scenario
 SPEED = 1.0
 
 
-def _scenario() -> Scenario:
+def _scenario(history_vol_of_vol: float = 0.8) -> Scenario:
     """The default world, its market stepped every 10 s (an advance of 10 minutes is 60
-    steps, not 2,400), no client option flow."""
+    steps, not 2,400), no client option flow; BTC's DVOL before the start a walk at
+    `history_vol_of_vol` a year (`sim.vol_index`)."""
     scenario = load_scenario(None, seed=3)
     flow = scenario.flow.model_copy(update={"enabled": False})
-    return scenario.model_copy(update={"flow": flow, "tick_ms": 10_000})
+    btc = scenario.underlyings[0]
+    assert btc.currency == "BTC"
+    surface = btc.surface.model_copy(update={"history_vol_of_vol": history_vol_of_vol})
+    btc = btc.model_copy(update={"surface": surface})
+    return scenario.model_copy(
+        update={"flow": flow, "tick_ms": 10_000, "underlyings": [btc, *scenario.underlyings[1:]]}
+    )
 
 
 def _values(work: Path) -> dict[str, Any]:
@@ -129,13 +137,7 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
 async def test_a_first_start_seeds_the_vol_of_vol_from_the_venues_vol_index() -> None:
     """An empty journal: the window is filled from the simulator's DVOL history (hourly,
     `sim.vol_index`, its walk before the start at 80 % a year), fetched through ccxt."""
-    scenario = _scenario()
-    btc = scenario.underlyings[0]
-    assert btc.currency == "BTC"
-    surface = btc.surface.model_copy(update={"history_vol_of_vol": 0.8})
-    btc = btc.model_copy(update={"surface": surface})
-    scenario = scenario.model_copy(update={"underlyings": [btc, *scenario.underlyings[1:]]})
-    async with simulator(SPEED, scenario=scenario) as sim:
+    async with simulator(SPEED, scenario=_scenario()) as sim:
         await _atm_options(sim)
         await sim_admin(sim, "time/stepped?on=1")  # the seed's cut is the test's `now`
         now = sim.now_ms()
@@ -147,9 +149,9 @@ async def test_a_first_start_seeds_the_vol_of_vol_from_the_venues_vol_index() ->
         engine: Any = sim.engine
         hour = 3_600_000
         since = now - VOLVOL_WINDOW_MS
-        times = range(-(-since // hour) * hour, now + 1, hour)
+        times = range(since // hour * hour, now + 1, hour)  # the first, its predecessor
         dvol = [(t, round(engine.vol_index("BTC", t), 2) / 100.0) for t in times]
-        assert len(dvol) in (720, 721) and len({v for _, v in dvol}) > 100
+        assert len(dvol) in (721, 722) and len({v for _, v in dvol}) > 100
         expected = VolOfVolEstimator.seeded([], now, proxy=dvol).estimate(now)
         # The first live mark adds no change (not compared with the index: the joint).
         assert expected > 0.0

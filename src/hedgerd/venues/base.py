@@ -340,8 +340,9 @@ class VolIndexVenue(Protocol):
     async def fetch_vol_index(
         self, underlying: str, since_ms: int, until_ms: int
     ) -> list[tuple[int, float]]:
-        """(time ms, index as a vol fraction) in [since_ms, until_ms] (UTC ms), oldest
-        first."""
+        """(time ms, index as a vol fraction) in (since_ms, until_ms] (UTC ms), oldest first,
+        after the last point at or before `since_ms` (the first change's predecessor, as the
+        journal's samples give it)."""
         ...
 
 

@@ -112,6 +112,7 @@ MARKET_SILENCE_STALE_WINDOWS = 3.0
 #: DVOL's resolution for the vol-of-vol seed: hourly (s), a 30-day window in one page; and the
 #: most pages asked (a longer window).
 VOL_INDEX_RESOLUTION = "3600"
+VOL_INDEX_RESOLUTION_MS = 3_600_000
 VOL_INDEX_MAX_PAGES = 4
 
 
@@ -601,15 +602,16 @@ class DeribitVenue(CcxtVenue):
         self, underlying: str, since_ms: int, until_ms: int
     ) -> list[tuple[int, float]]:
         """DVOL (Deribit's 30-day ATM implied vol index, published in vol points) of
-        `underlying` in [since_ms, until_ms], hourly closes as fractions, oldest first:
+        `underlying` in (since_ms, until_ms] and the last candle at or before `since_ms`
+        (asked from an hour before it), hourly closes as fractions, oldest first:
         `public/get_volatility_index_data`, paged back through `continuation` (1,000 candles
         a page; a 30-day window is one)."""
         out: dict[int, float] = {}
-        end = until_ms
+        end, start = until_ms, since_ms - VOL_INDEX_RESOLUTION_MS
         for _ in range(VOL_INDEX_MAX_PAGES):
             params = {
                 "currency": underlying.upper(),
-                "start_timestamp": since_ms,
+                "start_timestamp": start,
                 "end_timestamp": end,
                 "resolution": VOL_INDEX_RESOLUTION,
             }
@@ -618,13 +620,15 @@ class DeribitVenue(CcxtVenue):
                 break
             for candle in result.get("data") or []:
                 t, close = int(candle[0]), float(candle[4])
-                if since_ms <= t <= until_ms and math.isfinite(close) and close > 0.0:
+                if start <= t <= until_ms and math.isfinite(close) and close > 0.0:
                     out[t] = close / 100.0
             more = result.get("continuation")
-            if not isinstance(more, int | float) or more < since_ms or more >= end:
+            if not isinstance(more, int | float) or more < start or more >= end:
                 break
             end = int(more)
-        return sorted(out.items())
+        points = sorted(out.items())
+        first = max((i for i, (t, _) in enumerate(points) if t <= since_ms), default=0)
+        return points[first:]
 
     async def _result(
         self,
