@@ -23,6 +23,7 @@ from e2e_support import (
     admin_trade,
     daemon_config,
     decide,
+    hedgerctl,
     short_dir,
     sim_admin,
     simulator,
@@ -31,6 +32,8 @@ from e2e_support import (
 )
 
 from hedgerd.execution.journal import JournalStore
+from hedgerd.execution.journal_db import PostgresTarget
+from hedgerd.ha.node import NodeRole
 from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.hedging.volvol import VOLVOL_SAMPLE_MS, VOLVOL_WINDOW_MS, VolOfVolEstimator
 from hedgerd.model import HedgeDecision
@@ -156,3 +159,64 @@ async def test_a_first_start_seeds_the_vol_of_vol_from_the_venues_vol_index() ->
         # The first live mark adds no change (not compared with the index: the joint).
         assert expected > 0.0
         assert risk.vol_of_vol_per_sqrt_year == pytest.approx(expected, rel=1e-12)
+
+
+#: A short lease (as tests/e2e/test_ha_failover_e2e.py's): the handoff takes a second.
+HA = {
+    "enabled": True,
+    "lease_ms": 2_000,
+    "renew_interval_ms": 300,
+    "renew_timeout_ms": 250,
+    "margin_ms": 600,
+    "min_left_ms": 400,
+    "acquire_poll_ms": 100,
+    "takeover_wait_ms": 300,
+}
+
+
+async def test_a_takeover_decides_first_with_the_vol_of_vol_the_leader_had(pg_url: str) -> None:
+    """Two HA daemons on one PostgreSQL journal: the leader's samples are the new leader's
+    seed (it read them from the shared database at its hedge loop's start)."""
+
+    def values(node: str) -> dict[str, Any]:
+        v = _values(short_dir())
+        v["journal"] = {"url": pg_url}
+        v["ha"] = {**HA, "node_id": node}
+        return v
+
+    def role(run: Running) -> NodeRole:
+        assert run.daemon.ha is not None
+        return run.daemon.ha.node.role
+
+    async with simulator(SPEED, scenario=_scenario()) as sim:
+        await _atm_options(sim)
+        a = await start_daemon(sim, values("a"), SPEED)
+        await wait_for(lambda: role(a) is NodeRole.ACTIVE, 10.0, "node a to lead")
+        b = await start_daemon(sim, values("b"), SPEED)
+        try:
+            assert role(b) is NodeRole.STANDBY
+            await sim_admin(sim, "time/stepped?on=1")
+            for pct in (4.0, -6.0, 5.0):
+                await _decide(a)
+                await sim_admin(sim, f"market/gap?currency=BTC&pct={pct}")
+                await sim_admin(sim, f"time/advance?ms={VOLVOL_SAMPLE_MS}")
+            _, before = await _decide(a)
+            assert before.vol_of_vol_per_sqrt_year > 0.0
+            now = sim.now_ms()
+
+            def stored() -> int:  # a's writes are queued: on the database before the handoff
+                store = JournalStore(PostgresTarget(pg_url), readonly=True)
+                try:
+                    return len(store.volvol_samples("BTC", now - VOLVOL_SAMPLE_MS, now))
+                finally:
+                    store.close()
+
+            await wait_for(lambda: stored() == 2, 10.0, "a's last sample on the database")
+            code, out = await hedgerctl(a.daemon.config.control.socket_path, "handoff")
+            assert code == 0, out
+            await wait_for(lambda: role(b) is NodeRole.ACTIVE, 10.0, "b to take over")
+            _, after = await _decide(b)
+            assert after.vol_of_vol_per_sqrt_year == before.vol_of_vol_per_sqrt_year
+        finally:
+            assert await b.shutdown() == 0
+            assert await a.shutdown() == 0
