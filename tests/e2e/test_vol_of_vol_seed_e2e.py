@@ -30,6 +30,7 @@ from e2e_support import (
     start_daemon,
     wait_for,
 )
+from test_ha_failover_e2e import HA  # a short lease: the handoff takes a second
 
 from hedgerd.execution.journal import JournalStore
 from hedgerd.execution.journal_db import PostgresTarget
@@ -159,19 +160,6 @@ async def test_a_first_start_seeds_the_vol_of_vol_from_the_venues_vol_index() ->
         # The first live mark adds no change (not compared with the index: the joint).
         assert expected > 0.0
         assert risk.vol_of_vol_per_sqrt_year == pytest.approx(expected, rel=1e-12)
-
-
-#: A short lease (as tests/e2e/test_ha_failover_e2e.py's): the handoff takes a second.
-HA = {
-    "enabled": True,
-    "lease_ms": 2_000,
-    "renew_interval_ms": 300,
-    "renew_timeout_ms": 250,
-    "margin_ms": 600,
-    "min_left_ms": 400,
-    "acquire_poll_ms": 100,
-    "takeover_wait_ms": 300,
-}
 
 
 async def test_a_takeover_decides_first_with_the_vol_of_vol_the_leader_had(pg_url: str) -> None:
