@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,7 +31,10 @@ from hedgerd.execution.drill import (
 from hedgerd.execution.executor import Executor, ExecutorSettings, LegOutcome, OrderRejection
 from hedgerd.execution.reconcile import ReconcileSettings
 from hedgerd.model import HedgeDecision, HedgeStyle, OrderSide, OrderStatus
+from hedgerd.risk.kill_switches import KillSwitchBoard
+from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.trading_state import ReasonCode, TradingState
+from hedgerd.risk.trips import OrderCheck
 from hedgerd.sim.command import Simulator, running_simulator
 
 KEY, SECRET = DRILL_KEY, DRILL_SECRET
@@ -680,3 +684,47 @@ async def test_a_leg_with_a_non_finite_number_is_refused_unsent(
     assert env.received() == {}
     assert all(math.isfinite(x) for x in seen), seen
     assert env.rig.executor.in_flight_delta_coin("BTC") == 0.0
+
+
+def _next_order(board: KillSwitchBoard, sim: Simulator, flatten: bool) -> OrderCheck:
+    return board.check_next_order(sim.now_ms(), is_operator_flatten=flatten)
+
+
+async def test_the_order_rate_budget_counts_every_slice_on_the_wire(tmp_path: Path) -> None:
+    """A leg sent in four slices with a budget of two orders a minute: the pre-trade check
+    counts the leg's first order (as the hedge loop's does), the executor asks the board for
+    each later one right before sending it; the third is refused (and trips, as any order
+    over the budget), the leg ends PARTIAL and two orders reached the venue (before: every
+    slice went out, four orders in a minute against a budget of two)."""
+    settings = ExecutorSettings(max_slice_delta_coin=0.2, slice_interval_ms=1_000)
+    async for env in make_env(tmp_path, settings):
+        ex = env.rig.executor
+        limits = KillSwitchSettings.model_validate(
+            {"order_rate": {"max_orders_per_minute": 2}, "price_sanity": {"enabled": False}}
+        )
+        board = KillSwitchBoard(limits, env.rig.trading)
+        ex.order_budget = functools.partial(_next_order, board, env.sim)
+        m = await mid(env)
+        d = sliced_sell(env, "rate-1", m)
+        first = board.check_order(
+            now_ms=env.sim.now_ms(),
+            notional_usd=0.2 * m,
+            added_notional_usd=55_000.0,
+            price_usd=m,
+            reference_price_usd=m,
+            delta_before_coin=d.net_delta_coin,
+            delta_after_coin=d.delta_after_coin,
+        )
+        assert first.allowed, first
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.PARTIAL and "order budget" in leg.detail, leg
+        sent = env.received()
+        assert len(sent) == 2 and all(n == 1 for n in sent.values()), sent
+        assert board.rates.counts(env.sim.now_ms())["minute"][0] == 2
+        assert env.perp_position_usd() == -leg.filled_amount
+        # The refused slice was journalled as an intent and closed unsent.
+        refused = await env.rig.journal.order(leg.labels[-1])
+        assert refused is not None and refused.status is OrderStatus.CANCELLED
+        assert leg.labels[-1] not in sent
+        assert ReasonCode.ORDER_RATE in env.rig.trading.snapshot.reason_codes
+        assert ex.open_records() == []

@@ -127,6 +127,7 @@ from hedgerd.risk.trading_state import (
     TradingStateMachine,
     TradingStateSnapshot,
 )
+from hedgerd.risk.trips import OrderCheck
 from hedgerd.venues.base import (
     ErrorClass,
     FillEvent,
@@ -335,6 +336,11 @@ class _Retry(Exception):  # noqa: N818 - internal control flow
     """The order was refused for a reason that allows a new attempt (rate limit)."""
 
 
+class _LegStopped(Exception):  # noqa: N818 - internal control flow
+    """The leg may send no more order (the order budget refused one): it ends PARTIAL with
+    what it has, the rest is left to the next decision."""
+
+
 def _drill(point: str, armed: str | None) -> None:
     if armed == point:
         log.warning("executor.drill_kill", point=point, pid=os.getpid())
@@ -436,6 +442,7 @@ class Executor:
         intent_guard: Callable[[], IntentGuard | None] | None = None,
         request_ttl_ms: int | None = None,
         wall_s: Callable[[], float] = time.monotonic,
+        order_budget: Callable[[bool], OrderCheck] | None = None,
     ) -> None:
         self.venues = dict(venues)
         self.journal = journal
@@ -456,6 +463,10 @@ class Executor:
         #: later is refused, so a paused leader cannot place it after a takeover. None: none.
         self.request_ttl_ms = request_ttl_ms
         self.settings = settings or ExecutorSettings()
+        #: The order-rate budget for a leg's every order after its first (which the caller's
+        #: pre-trade check counted): called with `operator_flatten` right before the send
+        #: (`KillSwitchBoard.check_next_order`). None: no budget.
+        self.order_budget = order_budget
         self.clock_ms = clock_ms
         self.sleep_ms = sleep_ms
         self._book_delta = book_delta_coin
@@ -985,6 +996,8 @@ class Executor:
             if first.style is OrderStyle.POST_ONLY:
                 return await self._work_maker(run, first)
             return await self._work_ioc(run, first)
+        except _LegStopped as exc:
+            return self._leg_end(run, LegOutcome.PARTIAL, str(exc))
         except OrderStateError as exc:
             log.error(
                 "executor.leg_conflict",
@@ -1271,6 +1284,19 @@ class Executor:
                 olog.warning("executor.request_expired_before_send")
                 await self._apply(rec.label, Cancelled(self.clock_ms(), "request_expired"))
                 raise _Retry()
+            if self.order_budget is not None and rec.label != run.labels[0]:
+                # Every order on the wire counts in the order-rate budgets: a slice, a
+                # re-quote, a retry, the fallback (the first was counted before `execute`).
+                # Asked here, after every wait, so that the count is the send's own time.
+                budget = self.order_budget(run.operator_flatten)
+                if not budget.allowed:
+                    olog.warning(
+                        "executor.order_budget_refused",
+                        reason=budget.reason,
+                        code=budget.code.value if budget.code is not None else None,
+                    )
+                    await self._apply(rec.label, Cancelled(self.clock_ms(), "order_budget"))
+                    raise _LegStopped(f"order budget: {budget.reason}")
             _drill("after_intent", self._drill)
             send_ns = time.perf_counter_ns()
             try:
