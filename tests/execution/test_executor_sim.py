@@ -728,3 +728,52 @@ async def test_the_order_rate_budget_counts_every_slice_on_the_wire(tmp_path: Pa
         assert leg.labels[-1] not in sent
         assert ReasonCode.ORDER_RATE in env.rig.trading.snapshot.reason_codes
         assert ex.open_records() == []
+
+
+async def test_a_decision_cancels_its_cancel_labels_and_stops_their_leg(tmp_path: Path) -> None:
+    """A resting maker buy, then a decision that sells and names the buy in `cancel_labels`
+    (the controller's: a resting order working against its direction): the buy is cancelled
+    on the venue with the sell, journalled, and its leg ends without re-posting at the touch
+    (before: nothing read `cancel_labels`, the buy kept resting and re-posting)."""
+    async for env in make_env(tmp_path, ExecutorSettings(reprice_interval_ms=1_000)):
+        ex = env.rig.executor
+        resting = await resting_buy(env, "cancel-1")
+        rests, release = asyncio.Event(), asyncio.Event()
+
+        # Every wait holds at the maker leg's first pause (its order rests); the sell never
+        # waits (one IOC order).
+        async def hold(rests: asyncio.Event = rests, release: asyncio.Event = release) -> None:
+            rests.set()
+            await release.wait()
+
+        env.on_sleep.append(hold)
+        holder = [asyncio.get_running_loop().create_task(ex.execute(resting))]
+        try:
+            await asyncio.wait_for(rests.wait(), 10.0)
+            (label,) = [r.label for r in ex.open_records()]
+            sell = dataclasses.replace(
+                perp_decision(
+                    "cancel-2",
+                    OrderSide.SELL,
+                    2_000.0,
+                    mid_usd=await mid(env),
+                    ts_ms=env.sim.now_ms(),
+                ),
+                cancel_labels=(label,),
+            )
+            res = await ex.execute(sell)
+            (state,) = await env.rig.venue.order_by_label(label)
+            assert state.status is OrderStatus.CANCELLED
+            assert res.legs[0].outcome is LegOutcome.DONE
+            assert res.cancelled == (label,)
+            rec = await env.rig.journal.order(label)
+            assert rec is not None and rec.status is OrderStatus.CANCELLED
+        finally:
+            release.set()
+            ex.stop_sending()  # the test's end either way: no leg left running
+            first = await asyncio.wait_for(holder[0], 30.0)
+        (leg,) = first.legs
+        assert leg.outcome is LegOutcome.PARTIAL and "superseded by decision cancel-2" in leg.detail
+        assert leg.labels == (label,), "never re-posted at the touch"
+        assert env.received().get(label) == 1
+        assert ex.open_records() == []

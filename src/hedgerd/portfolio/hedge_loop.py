@@ -377,15 +377,18 @@ class HedgeLoop(PortfolioService):
                 delta_after_coin=round(decision.delta_after_coin, 6),
                 expected_cost_usd=round(decision.expected_cost_usd, 4),
             )
-        if decision.trades and self.shared.trading is not None:
-            legs = self._pre_trade(decision)
+        if (decision.trades or decision.cancel_labels) and self.shared.trading is not None:
+            legs = self._pre_trade(decision) if decision.trades else []
             if legs:
+                # The executor cancels the decision's `cancel_labels` with its legs.
                 self._dispatch(
                     decision if len(legs) == len(decision.legs) else _with_legs(decision, legs)
                 )
                 self._policy_state[underlying] = after(
                     self._policy_state[underlying], decision, risk.spot_usd
                 )
+            elif decision.cancel_labels:  # no leg goes: its cancels still do
+                self._dispatch(_with_legs(decision, []))
         return decision
 
     async def _seed_vol_of_vol(self, underlying: str) -> None:
@@ -767,8 +770,9 @@ class HedgeLoop(PortfolioService):
 
     async def _execute(self, decision: HedgeDecision) -> None:
         assert self.shared.executor is not None and self.shared.board is not None
-        self.stats.decisions_trading += 1
-        self.shared.board.on_hedge_sent(decision.underlying)
+        if decision.legs:  # not a decision that only cancels
+            self.stats.decisions_trading += 1
+            self.shared.board.on_hedge_sent(decision.underlying)
         try:
             result = await self.shared.executor.execute(decision)
         except Exception as exc:
