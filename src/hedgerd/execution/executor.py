@@ -712,8 +712,13 @@ class Executor:
         if not decision.legs:
             return DecisionResult(did, (), tuple(await self._cancel_superseded(decision)))
         # The resting orders the decision works against go with its legs (started here, no
-        # await before the legs count in flight; they stay in flight until cancelled).
-        cancels = asyncio.ensure_future(self._cancel_superseded(decision))
+        # await before the legs count in flight; they stay in flight until cancelled). No
+        # task when there is none: the usual decision's path to the wire stays as it was.
+        cancels = (
+            asyncio.ensure_future(self._cancel_superseded(decision))
+            if decision.cancel_labels and not self.settings.dry_run
+            else None
+        )
         runs: list[_LegRun] = []
         results: dict[int, LegResult] = {}
         # Count the whole decision in flight before the first await.
@@ -816,7 +821,7 @@ class Executor:
                 for res in done:
                     results[res.leg] = res
         finally:
-            cancelled = await cancels
+            cancelled = await cancels if cancels is not None else []
             for run in runs:
                 self._run_objs.pop(id(run), None)
             self._prune()
