@@ -23,6 +23,11 @@ Styles (`HedgeStyle` of the leg → `OrderStyle` of its orders):
   leg's `fallback_after_ms`.
 - `reduce_only` is set when the order only shrinks a position the caller reports.
 
+Every order of a leg after its first (a slice, a re-price, a retry, the fallback) is put to
+`order_budget` (the order-rate kill switch) right before it is sent: one refused is closed
+unsent and the leg ends PARTIAL. A decision's `cancel_labels` are cancelled with its legs,
+and `cancel_orders` (the operator's flatten) stops the legs it cancels the orders of.
+
 Errors (a `VenueError`'s class):
 
 - network / timeout / no answer (`outcome_unknown`, or any RETRYABLE on a send): the order
