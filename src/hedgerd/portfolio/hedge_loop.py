@@ -377,15 +377,8 @@ class HedgeLoop(PortfolioService):
                 delta_after_coin=round(decision.delta_after_coin, 6),
                 expected_cost_usd=round(decision.expected_cost_usd, 4),
             )
-        if decision.trades and self.shared.trading is not None:
-            legs = self._pre_trade(decision)
-            if legs:
-                self._dispatch(
-                    decision if len(legs) == len(decision.legs) else _with_legs(decision, legs)
-                )
-                self._policy_state[underlying] = after(
-                    self._policy_state[underlying], decision, risk.spot_usd
-                )
+        if (decision.trades or decision.cancel_labels) and self.shared.trading is not None:
+            self._act(decision, risk.spot_usd)
         return decision
 
     async def _seed_vol_of_vol(self, underlying: str) -> None:
@@ -442,6 +435,20 @@ class HedgeLoop(PortfolioService):
             window_ms=seed.window_ms,
             vol_of_vol_per_sqrt_year=round(est.estimate(now), 6),
         )
+
+    def _act(self, decision: HedgeDecision, spot_usd: float) -> None:
+        """Send what the pre-trade check lets through of a decision that trades or cancels:
+        its legs, with which the executor cancels its `cancel_labels`; its cancels alone
+        when no leg goes (a resting order working against it must not wait for one)."""
+        legs = self._pre_trade(decision) if decision.trades else []
+        if legs:
+            self._dispatch(
+                decision if len(legs) == len(decision.legs) else _with_legs(decision, legs)
+            )
+            u = decision.underlying
+            self._policy_state[u] = after(self._policy_state[u], decision, spot_usd)
+        elif decision.cancel_labels:
+            self._dispatch(_with_legs(decision, []))
 
     def _with_vol_of_vol(
         self, underlying: str, policy: PolicyConfig, risk: UnderlyingRisk, now: int
@@ -767,8 +774,9 @@ class HedgeLoop(PortfolioService):
 
     async def _execute(self, decision: HedgeDecision) -> None:
         assert self.shared.executor is not None and self.shared.board is not None
-        self.stats.decisions_trading += 1
-        self.shared.board.on_hedge_sent(decision.underlying)
+        if decision.legs:  # not a decision that only cancels
+            self.stats.decisions_trading += 1
+            self.shared.board.on_hedge_sent(decision.underlying)
         try:
             result = await self.shared.executor.execute(decision)
         except Exception as exc:
