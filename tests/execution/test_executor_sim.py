@@ -777,3 +777,37 @@ async def test_a_decision_cancels_its_cancel_labels_and_stops_their_leg(tmp_path
         assert leg.labels == (label,), "never re-posted at the touch"
         assert env.received().get(label) == 1
         assert ex.open_records() == []
+
+
+async def test_a_leg_stopped_while_its_intent_waits_to_be_sent_never_sends_it(
+    tmp_path: Path,
+) -> None:
+    """The operator's flatten (`cancel_orders` of the account) lands while a taker leg's
+    journalled intent waits for a send slot: the cancels cannot see an order not yet on the
+    venue (looked up by label: not found), so the leg itself must not send it (before: it
+    went out after the flatten had read the positions, and its fill opened the delta
+    again)."""
+    async for env in make_env(tmp_path, ExecutorSettings(max_concurrent_orders=1)):
+        ex = env.rig.executor
+        d = perp_decision(
+            "stop-1", OrderSide.SELL, 2_000.0, mid_usd=await mid(env), ts_ms=env.sim.now_ms()
+        )
+        slot = ex._sem  # the one send slot, held: the leg's intent waits for it
+        await slot.acquire()
+        task = asyncio.get_running_loop().create_task(ex.execute(d))
+        try:
+            for _ in range(10_000):  # the journal thread answers: yield until the intent is in
+                if ex.open_records():
+                    break
+                await asyncio.sleep(0)
+            (rec,) = ex.open_records()
+            assert await ex.cancel_orders("operator flatten (test)", venue=rec.venue) == []
+        finally:
+            slot.release()
+        (leg,) = (await asyncio.wait_for(task, 30.0)).legs
+        assert env.received() == {}, "sent after the flatten stopped its leg"
+        assert leg.outcome is LegOutcome.PARTIAL and "operator flatten" in leg.detail, leg
+        closed = await env.rig.journal.order(rec.label)
+        assert closed is not None and closed.status is OrderStatus.CANCELLED
+        assert env.perp_position_usd() == 0.0
+        assert ex.open_records() == [] and ex.in_flight_delta_coin("BTC") == 0.0

@@ -1314,6 +1314,13 @@ class Executor:
                 why = "shutdown" if self._stopping else "halted"
                 olog.warning("executor.halted_before_send", why=why)
                 return await self._apply(rec.label, Cancelled(self.clock_ms(), why))
+            if run.stopped is not None:
+                # `cancel_orders` stopped the leg while this intent waited (semaphore,
+                # backoff): its cancels could not see an order not yet sent, so it is never
+                # sent (a flatten's position read would miss it, then it would fill).
+                olog.warning("executor.stopped_before_send", why=run.stopped)
+                await self._apply(rec.label, Cancelled(self.clock_ms(), "stopped"))
+                raise _LegStopped(run.stopped)
             if rec.valid_until_ms is not None and self.clock_ms() >= rec.valid_until_ms:
                 # Its request expiry passed while it waited (or this process was paused): the
                 # venue would refuse it, and a takeover may already count on that. Never
