@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hedgerd.execution.drill import DRILL_KEY, DRILL_SECRET, rig, sim_scenario
+from hedgerd.execution.drill import DRILL_KEY, DRILL_SECRET, sim_rig, sim_scenario
 from hedgerd.execution.journal import JournalStore
 from hedgerd.hedging.volvol import VOLVOL_WINDOW_MS, VolOfVolEstimator
 from hedgerd.portfolio.volvol_seed import read_seed
@@ -39,14 +39,7 @@ async def test_a_last_sample_long_before_the_window_is_not_its_predecessor(
     async with running_simulator(
         scenario=_scenario(), stepped=True, accounts=[(DRILL_KEY, DRILL_SECRET)]
     ) as sim:
-        r = await rig(
-            rest_url=sim.rest_url,
-            ws_url=sim.ws_url,
-            key=DRILL_KEY,
-            secret=DRILL_SECRET,
-            journal_path=tmp_path / "journal.sqlite",
-            clock_ms=sim.now_ms,
-        )
+        r = await sim_rig(sim, tmp_path / "journal.sqlite")
         await r.start()
         try:
             cut = sim.now_ms()
