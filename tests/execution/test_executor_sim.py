@@ -777,3 +777,83 @@ async def test_a_decision_cancels_its_cancel_labels_and_stops_their_leg(tmp_path
         assert leg.labels == (label,), "never re-posted at the touch"
         assert env.received().get(label) == 1
         assert ex.open_records() == []
+
+
+async def test_a_leg_stopped_while_its_intent_waits_to_be_sent_never_sends_it(
+    tmp_path: Path,
+) -> None:
+    """The operator's flatten (`cancel_orders` of the account) lands while a taker leg's
+    journalled intent waits for a send slot: the cancels cannot see an order not yet on the
+    venue (looked up by label: not found), so the leg itself must not send it (before: it
+    went out after the flatten had read the positions, and its fill opened the delta
+    again)."""
+    async for env in make_env(tmp_path, ExecutorSettings(max_concurrent_orders=1)):
+        ex = env.rig.executor
+        d = perp_decision(
+            "stop-1", OrderSide.SELL, 2_000.0, mid_usd=await mid(env), ts_ms=env.sim.now_ms()
+        )
+        slot = ex._sem  # the one send slot, held: the leg's intent waits for it
+        await slot.acquire()
+        task = asyncio.get_running_loop().create_task(ex.execute(d))
+        try:
+            for _ in range(10_000):  # the journal thread answers: yield until the intent is in
+                if ex.open_records():
+                    break
+                await asyncio.sleep(0)
+            (rec,) = ex.open_records()
+            assert await ex.cancel_orders("operator flatten (test)", venue=rec.venue) == []
+        finally:
+            slot.release()
+        (leg,) = (await asyncio.wait_for(task, 30.0)).legs
+        assert env.received() == {}, "sent after the flatten stopped its leg"
+        assert leg.outcome is LegOutcome.PARTIAL and "operator flatten" in leg.detail, leg
+        closed = await env.rig.journal.order(rec.label)
+        assert closed is not None and closed.status is OrderStatus.CANCELLED
+        assert env.perp_position_usd() == 0.0
+        assert ex.open_records() == [] and ex.in_flight_delta_coin("BTC") == 0.0
+
+
+async def test_cancel_orders_returns_once_the_stopped_legs_orders_on_the_wire_are_answered(
+    tmp_path: Path,
+) -> None:
+    """The operator's flatten (`cancel_orders` of the account) lands while a taker leg's
+    order is on the wire, not yet on the venue: its label's look-up finds nothing. The
+    cancels return only once that send is answered, so the flatten's position read that
+    follows sees its fill (before: they returned at once, the flatten read the positions
+    without it, and the IOC filled after: the delta opened again)."""
+    async for env in make_env(tmp_path, ExecutorSettings()):
+        await _flatten_races_the_taker_send(env)
+
+
+async def _flatten_races_the_taker_send(env: Env) -> None:
+    ex, venue = env.rig.executor, env.rig.venue
+    d = perp_decision(
+        "wire-1", OrderSide.SELL, 2_000.0, mid_usd=await mid(env), ts_ms=env.sim.now_ms()
+    )
+    place = venue.place_order
+    on_wire, release = asyncio.Event(), asyncio.Event()
+
+    async def held_place(request: Any) -> Any:  # the request travels: not at the venue
+        on_wire.set()
+        await release.wait()
+        return await place(request)
+
+    venue.place_order = held_place  # type: ignore[method-assign]
+    task = asyncio.get_running_loop().create_task(ex.execute(d))
+    await asyncio.wait_for(on_wire.wait(), 10.0)
+    (rec,) = ex.open_records()
+    at_return: list[dict[str, int]] = []
+    cancels = asyncio.get_running_loop().create_task(
+        ex.cancel_orders("operator flatten (test)", venue=rec.venue)
+    )
+    cancels.add_done_callback(lambda _: at_return.append(env.received()))
+    # A bound, not luck: the fixed cancels wait for the answer whatever this lasts; the
+    # old ones returned within it (one look-up on the local simulator).
+    await asyncio.wait({cancels}, timeout=1.0)
+    release.set()
+    assert await asyncio.wait_for(cancels, 30.0) == []
+    assert at_return == [{rec.label: 1}], "returned while the order was on the wire"
+    (leg,) = (await asyncio.wait_for(task, 30.0)).legs
+    assert leg.outcome is LegOutcome.DONE, leg  # the one IOC filled it, nothing more
+    assert env.perp_position_usd() == -2_000.0
+    assert ex.open_records() == []

@@ -338,6 +338,12 @@ class _LegRun:
     #: Why the leg may send no further order (`cancel_orders`: a later decision or the
     #: operator's flatten cancelled its orders); None: it may.
     stopped: str | None = None
+    #: Set while none of the leg's orders is on the wire (sent, its answer not in): what
+    #: `cancel_orders` waits for, the venue may not have such an order yet.
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.answered.set()
 
     @property
     def sign(self) -> int:
@@ -1302,7 +1308,14 @@ class Executor:
 
     async def _send(self, run: _LegRun, rec: OrderRecord) -> OrderRecord:
         """Send one journalled intent and journal its answer. Returns the order after the
-        answer (UNKNOWN if nothing resolved it); raises `_Retry` when a new attempt may go."""
+        answer (UNKNOWN if nothing resolved it); raises `_Retry` when a new attempt may go.
+        The leg's `answered` is clear from the send until its answer is journalled."""
+        try:
+            return await self._send_once(run, rec)
+        finally:
+            run.answered.set()
+
+    async def _send_once(self, run: _LegRun, rec: OrderRecord) -> OrderRecord:
         venue = self.venues[rec.venue]
         olog = log.bind(decision_id=rec.decision_id, label=rec.label, venue=rec.venue)
         async with self._sem:
@@ -1314,6 +1327,13 @@ class Executor:
                 why = "shutdown" if self._stopping else "halted"
                 olog.warning("executor.halted_before_send", why=why)
                 return await self._apply(rec.label, Cancelled(self.clock_ms(), why))
+            if run.stopped is not None:
+                # `cancel_orders` stopped the leg while this intent waited (semaphore,
+                # backoff): its cancels could not see an order not yet sent, so it is never
+                # sent (a flatten's position read would miss it, then it would fill).
+                olog.warning("executor.stopped_before_send", why=run.stopped)
+                await self._apply(rec.label, Cancelled(self.clock_ms(), "stopped"))
+                raise _LegStopped(run.stopped)
             if rec.valid_until_ms is not None and self.clock_ms() >= rec.valid_until_ms:
                 # Its request expiry passed while it waited (or this process was paused): the
                 # venue would refuse it, and a takeover may already count on that. Never
@@ -1336,6 +1356,7 @@ class Executor:
                     raise _LegStopped(f"order budget: {budget.reason}")
             _drill("after_intent", self._drill)
             send_ns = time.perf_counter_ns()
+            run.answered.clear()
             try:
                 update = await venue.place_order(self._request(rec))
             except VenueError as exc:
@@ -1542,18 +1563,25 @@ class Executor:
         answer comes, and ends PARTIAL with `why`."""
         named = set(labels)
         stopped: set[str] = set()
+        runs: list[_LegRun] = []
         for run in self._run_objs.values():
             if (venue is not None and run.leg.venue == venue) or named.intersection(run.labels):
                 run.stopped = why
-                stopped.update(run.labels)
-        wanted = named | stopped
+                runs.append(run)
         log.info(
             "executor.cancel_orders",
             why=why,
             venue=venue,
             labels=sorted(named),
-            legs_stopped=len(stopped),
+            legs_stopped=len(runs),
         )
+        # An order still on the wire may not be on the venue yet: its label's look-up finds
+        # nothing, and it lands (an IOC fills) after this returned, after the flatten read
+        # the positions. Its answer is waited for (the send's own timeout bounds it).
+        for run in runs:
+            await run.answered.wait()
+            stopped.update(run.labels)
+        wanted = named | stopped
         return await self._cancel_open(
             lambda rec: (venue is not None and rec.venue == venue) or rec.label in wanted
         )

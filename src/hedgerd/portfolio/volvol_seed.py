@@ -44,6 +44,13 @@ from hedgerd.venues.base import VolIndexVenue
 
 log = structlog.get_logger(__name__)
 
+#: The oldest a stored sample at or before the window's start may be to stand as its first
+#: change's predecessor: DVOL's step (its own predecessor is at most that old). A live
+#: estimator's is a sampling step old; one much older is the last sample of a run that ended
+#: before the window (the daemon was down longer than it): the change from it spans the
+#: time before the window too (a year's move counted in 30 days).
+PREDECESSOR_MAX_AGE_MS = 3_600_000
+
 
 @dataclass(frozen=True, slots=True)
 class VolOfVolSeed:
@@ -79,6 +86,8 @@ async def read_seed(
             error=str(exc)[:200],
         )
         return None
+    if samples and samples[0][0] < since - PREDECESSOR_MAX_AGE_MS:
+        samples = samples[1:]  # not the window's: the part before the next one is DVOL's
     proxy: list[tuple[int, float]] = []
     if venue is not None and (not samples or samples[0][0] > since):
         until = samples[0][0] - 1 if samples else cut_ms
