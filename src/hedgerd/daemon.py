@@ -392,6 +392,9 @@ class Daemon:
             epoch=self.ha.node.epoch if self.ha is not None else None,
             intent_guard=self.ha.node.intent_guard if self.ha is not None else None,
             request_ttl_ms=config.ha.request_ttl_ms if self.ha is not None else None,
+            order_budget=lambda flatten: board.check_next_order(
+                self.board_clock_ms(), is_operator_flatten=flatten
+            ),
         )
         for account in self.accounts.values():
             account.build_reconciler(journal, executor.note_record)

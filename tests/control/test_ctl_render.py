@@ -154,6 +154,11 @@ def test_confirmations_say_the_state_after_and_why() -> None:
         "  sell 1230.0 USD BTC-PERPETUAL: filled, filled 1230.0 USD",
         "  skipped BTC-27DEC26-100000-C: not a hedge",
     ]
+    flat_cancelling = {**flat, "cancelled_orders": ["hg1-a-0-0-0", "hg1-b-1-0-2"]}
+    assert render_result("flatten", flat_cancelling).splitlines()[:2] == [
+        "cancelled 2 open order(s) first: hg1-a-0-0-0, hg1-b-1-0-2",
+        "flatten BTC: 1 order(s) sent (flatten-BTC-1)",
+    ]
 
 
 def test_events_one_line_each_with_a_utc_iso_time() -> None:

@@ -23,6 +23,7 @@ from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.config import HedgerdConfig, VenueSettings
 from hedgerd.daemon import Daemon
 from hedgerd.execution.journal import Journal
+from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.model import HedgeDecision
 from hedgerd.model.orders import Fill
 from hedgerd.paper import paper_config
@@ -228,6 +229,23 @@ async def start_daemon(
 
     await wait_for(ready, 40.0, "the daemon to become ready")
     return Running(sim, daemon, stop, task)
+
+
+async def decide(run: Running, underlying: str = "BTC") -> tuple[HedgeDecision, UnderlyingRisk]:
+    """One evaluation of `underlying` with a decision (the book complete: evaluations are
+    asked again until one decides), and the risk it was made on."""
+    got: list[HedgeDecision] = []
+
+    async def decided() -> bool:
+        d = await run.daemon.evaluate(underlying)
+        if d is not None:
+            got.append(d)
+        return bool(got)
+
+    await wait_for(decided, 20.0, "a decision", interval_s=0.1)
+    risk = run.daemon.stats.per_underlying[underlying].last_risk
+    assert risk is not None
+    return got[0], risk
 
 
 async def status(socket_path: Path) -> dict[str, Any]:

@@ -10,12 +10,14 @@ from typing import Any
 from e2e_support import (
     daemon_config,
     hedgerctl,
+    mm_open_orders,
     short_dir,
     simulator,
     start_daemon,
     status,
     wait_for,
 )
+from test_daemon_control import _resting_hedger_order
 
 SPEED = 10.0
 PERP = "BTC-PERPETUAL"
@@ -76,4 +78,25 @@ async def test_flatten_closes_the_hedge_only_and_passes_halted() -> None:
         # Without --confirm the command line refuses before anything is sent.
         code, out = await hedgerctl(sock, "flatten", "BTC")
         assert code != 0
+        assert await run.shutdown() == 0
+
+
+async def test_flatten_while_active_cancels_the_resting_orders_first() -> None:
+    """ACTIVE, a hedger's order resting on the venue (left by an earlier run, adopted at
+    start-up): the flatten cancels it before it sends the flattening orders and says so
+    (before: it kept resting, and its fill after the flatten would open delta again)."""
+    work = short_dir()
+    sock = work / "ctl.sock"
+    async with simulator(SPEED, seed=7) as sim:
+        label = _resting_hedger_order(sim)
+        run = await start_daemon(sim, daemon_config(work), SPEED)
+        executor = run.daemon.executor
+        assert executor is not None and executor.record(label) is not None, "adopted"
+        assert (await status(sock))["state"] == "ACTIVE"
+        code, out = await hedgerctl(sock, "--json", "flatten", "BTC", "--confirm")
+        assert code == 0, out
+        assert all(o.label != label for o in mm_open_orders(sim))
+        assert label in json.loads(out)["cancelled_orders"]
+        rec = await run.daemon.journal.order(label) if run.daemon.journal else None
+        assert rec is not None and str(rec.status) == "cancelled"
         assert await run.shutdown() == 0

@@ -201,8 +201,14 @@ CASES = {
     # `gap_confirm_s` (test_price_gap_e2e); without that window every jump trips at once.
     "price_sanity": Case("price_sanity", _gap, {"price_sanity": {"gap_confirm_s": 0.0}}),
     # Unscaled budgets: speed 1 (at other speeds the per-minute budget is per simulated minute).
+    # Every order counts, each slice of a leg too: the first hedge (sliced, or its partial
+    # fill's rest retried) may itself be what trips a budget of one order a minute.
     "order_rate": Case(
-        "order_rate", _more_orders, {"order_rate": {"max_orders_per_minute": 1}}, speed=1.0
+        "order_rate",
+        _more_orders,
+        {"order_rate": {"max_orders_per_minute": 1}},
+        speed=1.0,
+        after_first_hedge=False,
     ),
     "notional_rate": Case(
         "notional_rate",

@@ -23,6 +23,7 @@ from e2e_support import (
     Running,
     admin_trade,
     daemon_config,
+    decide,
     short_dir,
     simulator,
     start_daemon,
@@ -38,7 +39,6 @@ from hedgerd.hedging import controller
 from hedgerd.hedging.flow import FLOW_WINDOW_MS
 from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.hedging.kernel import Band, BandContext, flow_gamma, ww_halfwidth
-from hedgerd.model import HedgeDecision
 from hedgerd.sim.command import Simulator
 from hedgerd.sim.scenario import Scenario, load_scenario
 from hedgerd.venues.deribit.names import parse_instrument_name
@@ -121,20 +121,7 @@ def _expected(jumps: list[tuple[int, float]]) -> tuple[float, float]:
     return sq / (FLOW_WINDOW_MS / YEAR_MS), math.sqrt(sq / len(jumps))
 
 
-async def _decide(run: Running) -> tuple[HedgeDecision, UnderlyingRisk]:
-    """One evaluation with a decision (the book complete), and the risk it was made on."""
-    got: list[HedgeDecision] = []
-
-    async def decided() -> bool:
-        d = await run.daemon.evaluate("BTC")
-        if d is not None:
-            got.append(d)
-        return bool(got)
-
-    await wait_for(decided, 20.0, "a decision", interval_s=0.1)
-    risk = run.daemon.stats.per_underlying["BTC"].last_risk
-    assert risk is not None
-    return got[0], risk
+_decide = decide
 
 
 async def _trade(sim: Simulator, instrument: str, side: str, amount: float) -> None:

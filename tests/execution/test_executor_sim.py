@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,7 +31,10 @@ from hedgerd.execution.drill import (
 from hedgerd.execution.executor import Executor, ExecutorSettings, LegOutcome, OrderRejection
 from hedgerd.execution.reconcile import ReconcileSettings
 from hedgerd.model import HedgeDecision, HedgeStyle, OrderSide, OrderStatus
+from hedgerd.risk.kill_switches import KillSwitchBoard
+from hedgerd.risk.limits import KillSwitchSettings
 from hedgerd.risk.trading_state import ReasonCode, TradingState
+from hedgerd.risk.trips import OrderCheck
 from hedgerd.sim.command import Simulator, running_simulator
 
 KEY, SECRET = DRILL_KEY, DRILL_SECRET
@@ -680,3 +684,176 @@ async def test_a_leg_with_a_non_finite_number_is_refused_unsent(
     assert env.received() == {}
     assert all(math.isfinite(x) for x in seen), seen
     assert env.rig.executor.in_flight_delta_coin("BTC") == 0.0
+
+
+def _next_order(board: KillSwitchBoard, sim: Simulator, flatten: bool) -> OrderCheck:
+    return board.check_next_order(sim.now_ms(), is_operator_flatten=flatten)
+
+
+async def test_the_order_rate_budget_counts_every_slice_on_the_wire(tmp_path: Path) -> None:
+    """A leg sent in four slices with a budget of two orders a minute: the pre-trade check
+    counts the leg's first order (as the hedge loop's does), the executor asks the board for
+    each later one right before sending it; the third is refused (and trips, as any order
+    over the budget), the leg ends PARTIAL and two orders reached the venue (before: every
+    slice went out, four orders in a minute against a budget of two)."""
+    settings = ExecutorSettings(max_slice_delta_coin=0.2, slice_interval_ms=1_000)
+    async for env in make_env(tmp_path, settings):
+        ex = env.rig.executor
+        limits = KillSwitchSettings.model_validate(
+            {"order_rate": {"max_orders_per_minute": 2}, "price_sanity": {"enabled": False}}
+        )
+        board = KillSwitchBoard(limits, env.rig.trading)
+        ex.order_budget = functools.partial(_next_order, board, env.sim)
+        m = await mid(env)
+        d = sliced_sell(env, "rate-1", m)
+        first = board.check_order(
+            now_ms=env.sim.now_ms(),
+            notional_usd=0.2 * m,
+            added_notional_usd=55_000.0,
+            price_usd=m,
+            reference_price_usd=m,
+            delta_before_coin=d.net_delta_coin,
+            delta_after_coin=d.delta_after_coin,
+        )
+        assert first.allowed, first
+        (leg,) = (await ex.execute(d)).legs
+        assert leg.outcome is LegOutcome.PARTIAL and "order budget" in leg.detail, leg
+        sent = env.received()
+        assert len(sent) == 2 and all(n == 1 for n in sent.values()), sent
+        assert board.rates.counts(env.sim.now_ms())["minute"][0] == 2
+        assert env.perp_position_usd() == -leg.filled_amount
+        # The refused slice was journalled as an intent and closed unsent.
+        refused = await env.rig.journal.order(leg.labels[-1])
+        assert refused is not None and refused.status is OrderStatus.CANCELLED
+        assert leg.labels[-1] not in sent
+        assert ReasonCode.ORDER_RATE in env.rig.trading.snapshot.reason_codes
+        assert ex.open_records() == []
+
+
+async def test_a_decision_cancels_its_cancel_labels_and_stops_their_leg(tmp_path: Path) -> None:
+    """A resting maker buy, then a decision that sells and names the buy in `cancel_labels`
+    (the controller's: a resting order working against its direction): the buy is cancelled
+    on the venue with the sell, journalled, and its leg ends without re-posting at the touch
+    (before: nothing read `cancel_labels`, the buy kept resting and re-posting)."""
+    async for env in make_env(tmp_path, ExecutorSettings(reprice_interval_ms=1_000)):
+        ex = env.rig.executor
+        resting = await resting_buy(env, "cancel-1")
+        rests, release = asyncio.Event(), asyncio.Event()
+
+        # Every wait holds at the maker leg's first pause (its order rests); the sell never
+        # waits (one IOC order).
+        async def hold(rests: asyncio.Event = rests, release: asyncio.Event = release) -> None:
+            rests.set()
+            await release.wait()
+
+        env.on_sleep.append(hold)
+        holder = [asyncio.get_running_loop().create_task(ex.execute(resting))]
+        try:
+            await asyncio.wait_for(rests.wait(), 10.0)
+            (label,) = [r.label for r in ex.open_records()]
+            sell = dataclasses.replace(
+                perp_decision(
+                    "cancel-2",
+                    OrderSide.SELL,
+                    2_000.0,
+                    mid_usd=await mid(env),
+                    ts_ms=env.sim.now_ms(),
+                ),
+                cancel_labels=(label,),
+            )
+            res = await ex.execute(sell)
+            (state,) = await env.rig.venue.order_by_label(label)
+            assert state.status is OrderStatus.CANCELLED
+            assert res.legs[0].outcome is LegOutcome.DONE
+            assert res.cancelled == (label,)
+            rec = await env.rig.journal.order(label)
+            assert rec is not None and rec.status is OrderStatus.CANCELLED
+        finally:
+            release.set()
+            ex.stop_sending()  # the test's end either way: no leg left running
+            first = await asyncio.wait_for(holder[0], 30.0)
+        (leg,) = first.legs
+        assert leg.outcome is LegOutcome.PARTIAL and "superseded by decision cancel-2" in leg.detail
+        assert leg.labels == (label,), "never re-posted at the touch"
+        assert env.received().get(label) == 1
+        assert ex.open_records() == []
+
+
+async def test_a_leg_stopped_while_its_intent_waits_to_be_sent_never_sends_it(
+    tmp_path: Path,
+) -> None:
+    """The operator's flatten (`cancel_orders` of the account) lands while a taker leg's
+    journalled intent waits for a send slot: the cancels cannot see an order not yet on the
+    venue (looked up by label: not found), so the leg itself must not send it (before: it
+    went out after the flatten had read the positions, and its fill opened the delta
+    again)."""
+    async for env in make_env(tmp_path, ExecutorSettings(max_concurrent_orders=1)):
+        ex = env.rig.executor
+        d = perp_decision(
+            "stop-1", OrderSide.SELL, 2_000.0, mid_usd=await mid(env), ts_ms=env.sim.now_ms()
+        )
+        slot = ex._sem  # the one send slot, held: the leg's intent waits for it
+        await slot.acquire()
+        task = asyncio.get_running_loop().create_task(ex.execute(d))
+        try:
+            for _ in range(10_000):  # the journal thread answers: yield until the intent is in
+                if ex.open_records():
+                    break
+                await asyncio.sleep(0)
+            (rec,) = ex.open_records()
+            assert await ex.cancel_orders("operator flatten (test)", venue=rec.venue) == []
+        finally:
+            slot.release()
+        (leg,) = (await asyncio.wait_for(task, 30.0)).legs
+        assert env.received() == {}, "sent after the flatten stopped its leg"
+        assert leg.outcome is LegOutcome.PARTIAL and "operator flatten" in leg.detail, leg
+        closed = await env.rig.journal.order(rec.label)
+        assert closed is not None and closed.status is OrderStatus.CANCELLED
+        assert env.perp_position_usd() == 0.0
+        assert ex.open_records() == [] and ex.in_flight_delta_coin("BTC") == 0.0
+
+
+async def test_cancel_orders_returns_once_the_stopped_legs_orders_on_the_wire_are_answered(
+    tmp_path: Path,
+) -> None:
+    """The operator's flatten (`cancel_orders` of the account) lands while a taker leg's
+    order is on the wire, not yet on the venue: its label's look-up finds nothing. The
+    cancels return only once that send is answered, so the flatten's position read that
+    follows sees its fill (before: they returned at once, the flatten read the positions
+    without it, and the IOC filled after: the delta opened again)."""
+    async for env in make_env(tmp_path, ExecutorSettings()):
+        await _flatten_races_the_taker_send(env)
+
+
+async def _flatten_races_the_taker_send(env: Env) -> None:
+    ex, venue = env.rig.executor, env.rig.venue
+    d = perp_decision(
+        "wire-1", OrderSide.SELL, 2_000.0, mid_usd=await mid(env), ts_ms=env.sim.now_ms()
+    )
+    place = venue.place_order
+    on_wire, release = asyncio.Event(), asyncio.Event()
+
+    async def held_place(request: Any) -> Any:  # the request travels: not at the venue
+        on_wire.set()
+        await release.wait()
+        return await place(request)
+
+    venue.place_order = held_place  # type: ignore[method-assign]
+    task = asyncio.get_running_loop().create_task(ex.execute(d))
+    await asyncio.wait_for(on_wire.wait(), 10.0)
+    (rec,) = ex.open_records()
+    at_return: list[dict[str, int]] = []
+    cancels = asyncio.get_running_loop().create_task(
+        ex.cancel_orders("operator flatten (test)", venue=rec.venue)
+    )
+    cancels.add_done_callback(lambda _: at_return.append(env.received()))
+    # A bound, not luck: the fixed cancels wait for the answer whatever this lasts; the
+    # old ones returned within it (one look-up on the local simulator).
+    await asyncio.wait({cancels}, timeout=1.0)
+    release.set()
+    assert await asyncio.wait_for(cancels, 30.0) == []
+    assert at_return == [{rec.label: 1}], "returned while the order was on the wire"
+    (leg,) = (await asyncio.wait_for(task, 30.0)).legs
+    assert leg.outcome is LegOutcome.DONE, leg  # the one IOC filled it, nothing more
+    assert env.perp_position_usd() == -2_000.0
+    assert ex.open_records() == []

@@ -256,8 +256,16 @@ def test_opposite_resting_maker_order_is_cancelled() -> None:
     # The market moved: net (book +0.5, resting buy +0.3) is now far above the band.
     d = decide(risk(0.5), [PERP], resting, "band", BAND, EMPTY, NOW_MS)
     assert d.cancel_labels == ("hd-old-0-0",)
-    # still counted until the venue confirms the cancel: sells 0.8, not 0.5
-    assert total_delta(d.legs) == pytest.approx(-0.8, abs=10 / SPOT)
+    # The legs are sized without the buy being cancelled: sells 0.5, not 0.8 (sized with it,
+    # a cancel that lands left the delta overshot by 0.3, then a round trip to undo it).
+    assert total_delta(d.legs) == pytest.approx(-0.5, abs=10 / SPOT)
+    assert d.in_flight_delta_coin == 0.0
+    assert d.net_delta_coin == pytest.approx(0.5)
+    assert d.delta_after_coin == pytest.approx(0.0, abs=10 / SPOT)
+    # A resting buy that the plan without it still wants: kept, and counted.
+    small = decide(risk(-0.5), [PERP], resting, "band", BAND, EMPTY, NOW_MS)
+    assert small.cancel_labels == ()
+    assert small.in_flight_delta_coin == pytest.approx(0.3)
     same_way = decide(risk(-1.0), [PERP], resting, "band", BAND, EMPTY, NOW_MS)
     assert same_way.cancel_labels == ()
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging.config import HedgerdPolicy
@@ -100,17 +100,26 @@ def test_signed_average_is_the_lognormal_average_of_dollar_gamma(
 
 @settings(max_examples=60, deadline=None)
 @given(options, st.floats(0.2, 1.5), st.floats(0.05, 2.0))
+# A far out-of-the-money book (gamma ~1e-13 of its ATM scale): the quadrature's relative error
+# there is large, its absolute error negligible (found in a run of several test folders).
+@example(
+    opts=[(False, 1.0, 1.0, 2.3867679086225665e-203), (False, 1.125, 1.0, -1.0)],
+    vol=0.25,
+    days=1.0,
+)
 def test_magnitude_average_bounds_the_signed_one(opts: list, vol: float, days: float) -> None:
     spot = np.array([60_000.0])
     ic, k, t, q = _arrays(opts, 60_000.0)
     h = days * DAY
     signed = float(horizon_gamma(ic, k, t, q, spot, np.array([vol]), h, "signed")[0])
     mag = float(horizon_gamma(ic, k, t, q, spot, np.array([vol]), h, "abs")[0])
-    # 7-node quadrature against the closed form: a small relative error
-    assert mag >= abs(signed) * (1.0 - 0.03) - 1e-15
+    # 7-node quadrature against the closed form: a small relative error, and an absolute one
+    # small against the book's ATM gamma scale (coin/USD)
+    tol = 1e-9 * float(np.sum(np.abs(q))) / (60_000.0 * vol * math.sqrt(float(t.min())))
+    assert mag >= abs(signed) * (1.0 - 0.03) - tol
     same_sign = np.all(q >= 0.0) or np.all(q <= 0.0)
     if same_sign and days <= float(t.min()) / DAY:
-        assert mag == pytest.approx(abs(signed), rel=0.03, abs=1e-15)
+        assert mag == pytest.approx(abs(signed), rel=0.03, abs=tol)
 
 
 @settings(max_examples=60, deadline=None)

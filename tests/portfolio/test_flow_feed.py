@@ -13,6 +13,7 @@ from hedgerd.hedging.flow import FlowEstimator
 from hedgerd.model import AmountUnit
 from hedgerd.portfolio.flow_seed import SeedFetches
 from hedgerd.portfolio.hedge_loop import HedgeLoop
+from hedgerd.portfolio.volvol_seed import VolOfVolSeeds
 from hedgerd.venues.deribit.names import parse_expiry_ms, parse_instrument_name
 
 NOW = parse_expiry_ms("20NOV26") + 3 * 3_600_000
@@ -27,6 +28,9 @@ def _loop() -> SimpleNamespace:
         _flow_taken={},
         _flow_gap={},
         _flow_seeds=SeedFetches(),
+        _volvol={},
+        _volvol_live={},
+        _volvol_seeds=VolOfVolSeeds(),
         accounts={"main": SimpleNamespace(venue=None)},
     )
     loop._flow_estimator = lambda u, now: HedgeLoop._flow_estimator(loop, u, now)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
-from hedgerd.execution.executor import ExecutorSettings
+from hedgerd.execution.executor import DecisionResult, ExecutorSettings
 from hedgerd.model import (
     AmountUnit,
     HedgeDecision,
@@ -152,3 +152,23 @@ async def test_a_hedge_instrument_of_another_underlying_or_an_option_is_no_candi
     loop, _board = _parts(hedges=(ETH_PERP.name, PUT.name, PERP.name))
     got = await loop._account_states(loop.account, "BTC")
     assert [v.name for v in got] == [PERP.name]
+
+
+async def test_a_decision_whose_legs_are_all_refused_still_sends_its_cancels() -> None:
+    """The controller names a resting order working against the decision (`cancel_labels`);
+    the pre-trade check refuses the decision's only leg (over the notional budget): the
+    cancels still go to the executor, alone, and count as no hedge sent."""
+    loop, board = _parts()
+    decision = replace(_sell("cx1", 2_000_000.0), cancel_labels=("hg1-old-0-0-0",))
+    sent: list[HedgeDecision] = []
+
+    async def execute(d: HedgeDecision) -> DecisionResult:
+        sent.append(d)
+        return DecisionResult(d.decision_id, (), d.cancel_labels)
+
+    loop.shared.executor.execute = execute
+    loop._act(decision, INDEX_USD)
+    await asyncio.gather(*loop.exec_tasks)
+    assert [(d.legs, d.cancel_labels) for d in sent] == [((), ("hg1-old-0-0-0",))]
+    assert loop.stats.decisions_trading == 0
+    await board.machine.flush()

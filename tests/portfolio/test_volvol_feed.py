@@ -11,6 +11,7 @@ import pytest
 from hedgerd.hedging.config import HedgerdPolicy, WhalleyWilmottPolicy
 from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.portfolio.hedge_loop import HedgeLoop
+from hedgerd.portfolio.volvol_seed import VolOfVolSeeds
 
 NOW = 1_790_000_000_000  # any fixed instant: the estimator reads no clock
 MIN_MS = 60_000
@@ -21,12 +22,22 @@ def _risk(vol: float) -> UnderlyingRisk:
     return UnderlyingRisk("BTC", 90_000.0, -0.2, -1e-5, vol, 20 / 365)
 
 
+def _loop() -> SimpleNamespace:
+    """The hedge loop's vol-of-vol parts, without a journal."""
+    return SimpleNamespace(
+        _volvol={},
+        _volvol_seeds=VolOfVolSeeds(),
+        _volvol_live={},
+        _keep_volvol_sample=lambda *a: None,
+    )
+
+
 def _feed(loop: SimpleNamespace, vol: float, at: int, policy: object = POLICY) -> UnderlyingRisk:
     return HedgeLoop._with_vol_of_vol(loop, "BTC", policy, _risk(vol), at)  # type: ignore[arg-type]
 
 
 def test_constant_marks_leave_the_risk_as_it_is_then_a_move_is_seen() -> None:
-    loop = SimpleNamespace(_volvol={})
+    loop = _loop()
     for i in range(30):
         assert _feed(loop, 0.6, NOW + i * MIN_MS) == _risk(0.6)
     moved = _feed(loop, 0.9, NOW + 30 * MIN_MS)
@@ -38,7 +49,7 @@ def test_constant_marks_leave_the_risk_as_it_is_then_a_move_is_seen() -> None:
 def test_marks_are_sampled_every_ten_minutes() -> None:
     """A mark moving at every evaluation is compared once per sample: its noise between
     evaluations is not summed."""
-    loop = SimpleNamespace(_volvol={})
+    loop = _loop()
     _feed(loop, 0.6, NOW)
     for i in range(1, 9):  # a minute apart: inside the sample, skipped
         assert _feed(loop, 0.6 + 0.01 * (i % 2), NOW + i * MIN_MS).vol_of_vol_per_sqrt_year == 0.0
@@ -46,7 +57,7 @@ def test_marks_are_sampled_every_ten_minutes() -> None:
 
 
 def test_a_new_window_starts_the_history_again_and_other_policies_use_the_default() -> None:
-    loop = SimpleNamespace(_volvol={})
+    loop = _loop()
     _feed(loop, 0.6, NOW)
     assert _feed(loop, 0.9, NOW + 10 * MIN_MS).vol_of_vol_per_sqrt_year > 0.0
     other = HedgerdPolicy(vov_ref=0.3, vov_window_s=86_400.0)

@@ -282,6 +282,13 @@ async def test_every_implemented_method_matches_the_spec(sim: Simulator) -> None
         )
         await get("public/get_index_price", index_name="btc_usd")
         await get("public/get_index_price_names")
+        await get(
+            "public/get_volatility_index_data",
+            currency="BTC",
+            start_timestamp=sim.now_ms() - 86_400_000,
+            end_timestamp=sim.now_ms(),
+            resolution="3600",
+        )
         await get("public/get_contract_size", instrument_name="BTC-PERPETUAL")
         await get("public/get_book_summary_by_instrument", instrument_name="BTC-PERPETUAL")
         await get("public/get_book_summary_by_currency", currency="BTC", kind="option")

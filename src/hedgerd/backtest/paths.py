@@ -101,19 +101,67 @@ class PathGenerator:
         low = np.minimum(np.exp(low), s1)
         high = np.maximum(np.exp(high), s1)
         if self.regime is not None:
+            vol = self._advance_vol(None)
+        elif m.process == "heston":
+            zv = m.heston_rho * z + np.sqrt(1.0 - m.heston_rho**2) * rng.standard_normal(n)
+            vol = self._advance_vol(zv)
+        self.state = PathState(s1, vol, low, high)
+        return self.state
+
+    @property
+    def vol_moves(self) -> bool:
+        """Whether the vol state changes along a path (more than one regime, or Heston)."""
+        if self.regime is not None:
+            return len(self.regime_vols) > 1
+        return self.m.process == "heston"
+
+    def backward(self, rng: np.random.Generator, step_years: float) -> PathGenerator:
+        """A generator whose vol state starts at this one's and whose `step_vol` draws it
+        `step_years` further into the past, each step, from its own `rng`: the history of a
+        path that is in this state now (the vol-of-vol estimator's pre-history).
+
+        Regimes: the switch rule (leave at rate q to one of the other k - 1 at random) has a
+        symmetric transition matrix, so the chain is reversible with the uniform stationary
+        law and the same chain run from the current regime is the exact conditional history.
+        Heston: a one-dimensional diffusion (the CIR variance) is reversible with its
+        stationary law, so the same variance process run from v0 is its history in law, up
+        to the Euler scheme (full truncation, as forward) and taking v0 as a draw from the
+        stationary law; the price is not needed (the marks depend on the variance only)."""
+        back = PathGenerator(self.m, self.n, rng)
+        back.dt = step_years
+        if self.regime is not None:
+            back.regime = self.regime.copy()
+        elif self.m.process == "heston":
+            back.var = self.var.copy()
+        back.state = PathState(
+            self.state.spot, self.state.vol.copy(), self.state.low, self.state.high
+        )
+        return back
+
+    def step_vol(self) -> Arr:
+        """Advance only the vol state one step (`backward`'s history; the price stays)."""
+        if self.regime is None and self.m.process != "heston":
+            return self.state.vol
+        zv = self.rng.standard_normal(self.n) if self.regime is None else None
+        self.state.vol = self._advance_vol(zv)
+        return self.state.vol
+
+    def _advance_vol(self, zv: Arr | None) -> Arr:
+        """The vol state one step on (regimes: the switch draws; Heston: the variance's
+        Euler step with its normal `zv`); the new instantaneous vol."""
+        m, rng, dt, n = self.m, self.rng, self.dt, self.n
+        if self.regime is not None:
             switch = rng.random(n) < (1.0 - np.exp(-m.regime_switch_per_year * dt))
             k = len(self.regime_vols)
             if k > 1:
                 shift = rng.integers(1, k, n)
                 self.regime = np.where(switch, (self.regime + shift) % k, self.regime)
-            vol = self.regime_vols[self.regime]
-        elif m.process == "heston":
-            theta = m.heston_theta if m.heston_theta is not None else m.vol**2
-            zv = m.heston_rho * z + np.sqrt(1.0 - m.heston_rho**2) * rng.standard_normal(n)
-            vp = np.maximum(self.var, 0.0)
-            self.var = (
-                self.var + m.heston_kappa * (theta - vp) * dt + m.heston_xi * np.sqrt(vp * dt) * zv
-            )
-            vol = np.sqrt(np.maximum(self.var, 1e-6))
-        self.state = PathState(s1, vol, low, high)
-        return self.state
+            return self.regime_vols[self.regime]
+        assert zv is not None
+        theta = m.heston_theta if m.heston_theta is not None else m.vol**2
+        vp = np.maximum(self.var, 0.0)
+        self.var = (
+            self.var + m.heston_kappa * (theta - vp) * dt + m.heston_xi * np.sqrt(vp * dt) * zv
+        )
+        out: Arr = np.sqrt(np.maximum(self.var, 1e-6))
+        return out

@@ -56,7 +56,7 @@ from hedgerd.hedging.kernel import (
     round_to_lots,
     route_greedy,
 )
-from hedgerd.hedging.volvol import VolOfVolPaths
+from hedgerd.hedging.volvol import VOLVOL_SAMPLE_MS, VolOfVolPaths
 from hedgerd.pricing.black import black_scholes
 
 Arr = NDArray[np.float64]
@@ -312,6 +312,9 @@ def run_backtest(
         for c in configs
         if isinstance(c, HedgerdPolicy) and c.vov_ref > 0.0
     }
+    if vov and mk.mark_history and mk.greeks_vol != "fixed" and gen.vol_moves:
+        # Its own stream ([seed, 2]): the paths and the flow draw exactly as without it.
+        _vov_history(vov, mk, gen, np.random.default_rng([seed, 2]), horizon)
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
     spot = gen.state.spot
@@ -482,6 +485,37 @@ def _exact_band(
     return solve(
         opts, mk.spot_usd, mk.vol, mk.dt_years, mk.steps, lam, risk_aversion, criterion=criterion
     )
+
+
+def _vov_history(
+    vov: dict[float, VolOfVolPaths],
+    mk: Any,
+    gen: PathGenerator,
+    rng: np.random.Generator,
+    horizon: float,
+) -> None:
+    """Feed each vol-of-vol estimator the mark vols of its window before t = 0
+    (`MarketSpec.mark_history`), oldest first, as a desk running for that long has seen them.
+
+    The vol state is drawn backward from each path's start (`PathGenerator.backward`) one
+    estimator sample apart (the estimator keeps one mark per `VOLVOL_SAMPLE_MS`: with finer
+    steps each drawn mark is fed for that many steps, and only its first is sampled, as it
+    would be along the path), and marked as the runner marks along the path (`_greeks_vol`,
+    the book's horizon that much further away)."""
+    dt = mk.dt_years
+    every = max(1, math.ceil(VOLVOL_SAMPLE_MS / (dt * _YEAR_MS) - 1e-9))
+    step = every * dt
+    counts = {w: max(1, math.ceil(w / YEAR_S / step - 1e-9)) for w in vov}
+    count = max(counts.values())
+    back = gen.backward(rng, step)
+    marks = np.empty((count, gen.n))
+    for j in range(count):
+        back.step_vol()
+        marks[count - 1 - j] = _greeks_vol(mk, back, back.state.vol, horizon + (j + 1) * step)
+    for w, est in vov.items():
+        for row in marks[count - counts[w] :]:
+            for _ in range(every):
+                est.observe(row)
 
 
 def _greeks_vol(mk: Any, gen: PathGenerator, vol: Arr, rest_years: float) -> Arr:

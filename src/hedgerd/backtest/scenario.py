@@ -63,6 +63,15 @@ class MarketSpec(_S):
         "`expected`: the root of the variance expected over the rest of the horizon given "
         "the current state (regimes, heston), the implied vol a market would quote.",
     )
+    mark_history: bool = Field(
+        True,
+        description="Start each path with the marks a running desk has behind it: the "
+        "vol-of-vol estimator (`hedging.volvol`) is first fed the hedger's mark vol over its "
+        "window before t = 0, the vol state drawn backward from the path's start with the "
+        "same process (regimes, heston; its own random stream: the paths are unchanged), as "
+        "the daemon seeds its estimator at start. Constant vol: nothing to feed (the "
+        "estimate is 0 either way). False: the estimator starts empty (0 until the marks move).",
+    )
 
     @property
     def steps(self) -> int:

@@ -367,7 +367,10 @@ def _flatten_lines(payload: Mapping[str, Any]) -> list[str]:
             elif isinstance(res, Mapping):
                 out += [f"{name}: {line}" for line in _flatten_lines(res)]
         return out or ["flatten: nothing to do"]
-    lines = []
+    cancelled = payload.get("cancelled_orders") or []
+    lines: list[str] = []
+    if cancelled:
+        lines.append(f"cancelled {len(cancelled)} open order(s) first: {', '.join(cancelled)}")
     for u, res in (payload.get("underlyings") or {}).items():
         legs = res.get("legs") or []
         lines.append(f"flatten {u}: {len(legs)} order(s) sent ({as_str(res.get('decision_id'))})")

@@ -23,6 +23,11 @@ Styles (`HedgeStyle` of the leg → `OrderStyle` of its orders):
   leg's `fallback_after_ms`.
 - `reduce_only` is set when the order only shrinks a position the caller reports.
 
+Every order of a leg after its first (a slice, a re-price, a retry, the fallback) is put to
+`order_budget` (the order-rate kill switch) right before it is sent: one refused is closed
+unsent and the leg ends PARTIAL. A decision's `cancel_labels` are cancelled with its legs,
+and `cancel_orders` (the operator's flatten) stops the legs it cancels the orders of.
+
 Errors (a `VenueError`'s class):
 
 - network / timeout / no answer (`outcome_unknown`, or any RETRYABLE on a send): the order
@@ -73,7 +78,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -127,6 +132,7 @@ from hedgerd.risk.trading_state import (
     TradingStateMachine,
     TradingStateSnapshot,
 )
+from hedgerd.risk.trips import OrderCheck
 from hedgerd.venues.base import (
     ErrorClass,
     FillEvent,
@@ -261,8 +267,12 @@ class LegResult:
 
 @dataclass(frozen=True, slots=True)
 class DecisionResult:
+    """How each leg ended, and the labels of the resting orders the decision's
+    `cancel_labels` cancelled (their cancels answered)."""
+
     decision_id: str
     legs: tuple[LegResult, ...]
+    cancelled: tuple[str, ...] = ()
 
     @property
     def filled_delta_ok(self) -> bool:
@@ -325,6 +335,15 @@ class _LegRun:
     journal_ns: int = 0  # duration of the last intent commit
     #: An operator's flatten: passes the trading-state gate in any state, always reduce-only.
     operator_flatten: bool = False
+    #: Why the leg may send no further order (`cancel_orders`: a later decision or the
+    #: operator's flatten cancelled its orders); None: it may.
+    stopped: str | None = None
+    #: Set while none of the leg's orders is on the wire (sent, its answer not in): what
+    #: `cancel_orders` waits for, the venue may not have such an order yet.
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.answered.set()
 
     @property
     def sign(self) -> int:
@@ -333,6 +352,11 @@ class _LegRun:
 
 class _Retry(Exception):  # noqa: N818 - internal control flow
     """The order was refused for a reason that allows a new attempt (rate limit)."""
+
+
+class _LegStopped(Exception):  # noqa: N818 - internal control flow
+    """The leg may send no more order (the order budget refused one, or `cancel_orders`
+    stopped it): it ends PARTIAL with what it has, the rest is left to the next decision."""
 
 
 def _drill(point: str, armed: str | None) -> None:
@@ -436,6 +460,7 @@ class Executor:
         intent_guard: Callable[[], IntentGuard | None] | None = None,
         request_ttl_ms: int | None = None,
         wall_s: Callable[[], float] = time.monotonic,
+        order_budget: Callable[[bool], OrderCheck] | None = None,
     ) -> None:
         self.venues = dict(venues)
         self.journal = journal
@@ -456,6 +481,10 @@ class Executor:
         #: later is refused, so a paused leader cannot place it after a takeover. None: none.
         self.request_ttl_ms = request_ttl_ms
         self.settings = settings or ExecutorSettings()
+        #: The order-rate budget for a leg's every order after its first (which the caller's
+        #: pre-trade check counted): called with `operator_flatten` right before the send
+        #: (`KillSwitchBoard.check_next_order`). None: no budget.
+        self.order_budget = order_budget
         self.clock_ms = clock_ms
         self.sleep_ms = sleep_ms
         self._book_delta = book_delta_coin
@@ -692,7 +721,15 @@ class Executor:
         did = decision.decision_id
         blog = log.bind(decision_id=did, underlying=decision.underlying)
         if not decision.legs:
-            return DecisionResult(did, ())
+            return DecisionResult(did, (), tuple(await self._cancel_superseded(decision)))
+        # The resting orders the decision works against go with its legs (started here, no
+        # await before the legs count in flight; they stay in flight until cancelled). No
+        # task when there is none: the usual decision's path to the wire stays as it was.
+        cancels = (
+            asyncio.ensure_future(self._cancel_superseded(decision))
+            if decision.cancel_labels and not self.settings.dry_run
+            else None
+        )
         runs: list[_LegRun] = []
         results: dict[int, LegResult] = {}
         # Count the whole decision in flight before the first await.
@@ -795,15 +832,26 @@ class Executor:
                 for res in done:
                     results[res.leg] = res
         finally:
+            cancelled = await cancels if cancels is not None else []
             for run in runs:
                 self._run_objs.pop(id(run), None)
             self._prune()
-        out = DecisionResult(did, tuple(results[i] for i in sorted(results)))
+        out = DecisionResult(did, tuple(results[i] for i in sorted(results)), tuple(cancelled))
         blog.info(
             "executor.decision_done",
             legs=[(r.leg, str(r.outcome), r.filled_amount, r.target_amount) for r in out.legs],
         )
         return out
+
+    async def _cancel_superseded(self, decision: HedgeDecision) -> list[str]:
+        """Cancel the decision's `cancel_labels` (resting maker orders working against its
+        direction) and stop the legs that sent them (`cancel_orders`); nothing in a dry run
+        (nothing was sent)."""
+        if not decision.cancel_labels or self.settings.dry_run:
+            return []
+        return await self.cancel_orders(
+            f"superseded by decision {decision.decision_id}", labels=decision.cancel_labels
+        )
 
     # ---------------------------------------------------------------------- leg plans
 
@@ -985,6 +1033,8 @@ class Executor:
             if first.style is OrderStyle.POST_ONLY:
                 return await self._work_maker(run, first)
             return await self._work_ioc(run, first)
+        except _LegStopped as exc:
+            return self._leg_end(run, LegOutcome.PARTIAL, str(exc))
         except OrderStateError as exc:
             log.error(
                 "executor.leg_conflict",
@@ -998,6 +1048,8 @@ class Executor:
         self, run: _LegRun, amount: float, price: float, style: OrderStyle
     ) -> OrderRecord | None:
         """Gate, journal and track one more order of a running leg (None: the gate refused)."""
+        if run.stopped is not None:
+            raise _LegStopped(run.stopped)
         if len(run.labels) >= self.settings.max_orders_per_leg:
             return None
         if self._stopping:  # shutdown: the leg ends with what it has
@@ -1207,7 +1259,11 @@ class Executor:
             # Rest until filled, the touch moves away, the deadline, shutdown or a halt (one
             # that landed while the order was on the wire: its cancel-all could not see it).
             while live.is_open:
-                if self._stopping or self._halted_since_intent(run, live):
+                if (
+                    self._stopping
+                    or self._halted_since_intent(run, live)
+                    or run.stopped is not None  # `cancel_orders` could not see it yet
+                ):
                     live = await self._cancel(run, live)
                     break
                 wait = min(self.settings.reprice_interval_ms, max(deadline - self.clock_ms(), 0))
@@ -1252,7 +1308,14 @@ class Executor:
 
     async def _send(self, run: _LegRun, rec: OrderRecord) -> OrderRecord:
         """Send one journalled intent and journal its answer. Returns the order after the
-        answer (UNKNOWN if nothing resolved it); raises `_Retry` when a new attempt may go."""
+        answer (UNKNOWN if nothing resolved it); raises `_Retry` when a new attempt may go.
+        The leg's `answered` is clear from the send until its answer is journalled."""
+        try:
+            return await self._send_once(run, rec)
+        finally:
+            run.answered.set()
+
+    async def _send_once(self, run: _LegRun, rec: OrderRecord) -> OrderRecord:
         venue = self.venues[rec.venue]
         olog = log.bind(decision_id=rec.decision_id, label=rec.label, venue=rec.venue)
         async with self._sem:
@@ -1264,6 +1327,13 @@ class Executor:
                 why = "shutdown" if self._stopping else "halted"
                 olog.warning("executor.halted_before_send", why=why)
                 return await self._apply(rec.label, Cancelled(self.clock_ms(), why))
+            if run.stopped is not None:
+                # `cancel_orders` stopped the leg while this intent waited (semaphore,
+                # backoff): its cancels could not see an order not yet sent, so it is never
+                # sent (a flatten's position read would miss it, then it would fill).
+                olog.warning("executor.stopped_before_send", why=run.stopped)
+                await self._apply(rec.label, Cancelled(self.clock_ms(), "stopped"))
+                raise _LegStopped(run.stopped)
             if rec.valid_until_ms is not None and self.clock_ms() >= rec.valid_until_ms:
                 # Its request expiry passed while it waited (or this process was paused): the
                 # venue would refuse it, and a takeover may already count on that. Never
@@ -1271,8 +1341,22 @@ class Executor:
                 olog.warning("executor.request_expired_before_send")
                 await self._apply(rec.label, Cancelled(self.clock_ms(), "request_expired"))
                 raise _Retry()
+            if self.order_budget is not None and rec.label != run.labels[0]:
+                # Every order on the wire counts in the order-rate budgets: a slice, a
+                # re-quote, a retry, the fallback (the first was counted before `execute`).
+                # Asked here, after every wait, so that the count is the send's own time.
+                budget = self.order_budget(run.operator_flatten)
+                if not budget.allowed:
+                    olog.warning(
+                        "executor.order_budget_refused",
+                        reason=budget.reason,
+                        code=budget.code.value if budget.code is not None else None,
+                    )
+                    await self._apply(rec.label, Cancelled(self.clock_ms(), "order_budget"))
+                    raise _LegStopped(f"order budget: {budget.reason}")
             _drill("after_intent", self._drill)
             send_ns = time.perf_counter_ns()
+            run.answered.clear()
             try:
                 update = await venue.place_order(self._request(rec))
             except VenueError as exc:
@@ -1465,11 +1549,49 @@ class Executor:
         shutdown), or those of account `venue`; returns how many cancels were answered. An
         open order without a venue id (a send whose answer never came: UNKNOWN, or still on
         the wire) is looked up by its label first: it may rest on the venue all the same."""
-        n = 0
+        return len(await self._cancel_open(lambda rec: venue is None or rec.venue == venue))
+
+    async def cancel_orders(
+        self, why: str, *, venue: str | None = None, labels: Collection[str] = ()
+    ) -> list[str]:
+        """Cancel the open orders of account `venue` (the operator's flatten), or the orders
+        named in `labels` and every open order of the legs that sent them (a decision's
+        `cancel_labels`), as `cancel_all_open` does; returns the labels whose cancels were
+        answered. The legs working them are stopped first, without an await: a stopped leg
+        sends no further order (a maker leg would re-post at the touch, a sliced leg its next
+        slice, a fallback its IOC), cancels an order whose send was still on the wire once its
+        answer comes, and ends PARTIAL with `why`."""
+        named = set(labels)
+        stopped: set[str] = set()
+        runs: list[_LegRun] = []
+        for run in self._run_objs.values():
+            if (venue is not None and run.leg.venue == venue) or named.intersection(run.labels):
+                run.stopped = why
+                runs.append(run)
+        log.info(
+            "executor.cancel_orders",
+            why=why,
+            venue=venue,
+            labels=sorted(named),
+            legs_stopped=len(runs),
+        )
+        # An order still on the wire may not be on the venue yet: its label's look-up finds
+        # nothing, and it lands (an IOC fills) after this returned, after the flatten read
+        # the positions. Its answer is waited for (the send's own timeout bounds it).
+        for run in runs:
+            await run.answered.wait()
+            stopped.update(run.labels)
+        wanted = named | stopped
+        return await self._cancel_open(
+            lambda rec: (venue is not None and rec.venue == venue) or rec.label in wanted
+        )
+
+    async def _cancel_open(self, select: Callable[[OrderRecord], bool]) -> list[str]:
+        """Cancel the open orders `select` picks (see `cancel_all_open`); the labels whose
+        cancels were answered."""
+        done: list[str] = []
         for rec in list(self.open_records()):
-            if rec.venue not in self.venues:
-                continue
-            if venue is not None and rec.venue != venue:
+            if rec.venue not in self.venues or not select(rec):
                 continue
             if rec.venue_order_id is None:
                 rec = await self._query_by_label(rec)
@@ -1489,8 +1611,8 @@ class Executor:
                 await self._query_by_label(rec)
                 continue
             await self._apply(rec.label, query_result_from_update(update), quiet=True)
-            n += 1
-        return n
+            done.append(rec.label)
+        return done
 
     def stop_sending(self) -> None:
         """Shutdown's first step: from now on no order is sent (a journalled intent not yet

@@ -89,6 +89,7 @@ JOURNAL_TABLES = (
     "audit_log",
     "account_trading_state",
     "account_trading_state_history",
+    "volvol_samples",
 )
 
 
@@ -1157,6 +1158,45 @@ class JournalStore:
         ).fetchone()
         return None if r is None else _event_from_row(r)
 
+    # ------------------------------------------------------------ vol-of-vol samples
+
+    def record_volvol_sample(
+        self, underlying: str, ts_ms: int, mark_vol: float, keep_since_ms: int
+    ) -> None:
+        """Keep one vol-of-vol sample of `underlying` (a second one at the same time, from
+        another node on a shared journal, is ignored) and prune its samples before the last
+        one at or before `keep_since_ms` (the window's start: that one is the first change's
+        predecessor)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO volvol_samples (underlying, ts_ms, mark_vol, recorded_ms) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (underlying, ts_ms) DO NOTHING",
+                (underlying, ts_ms, mark_vol, self._clock_ms()),
+            )
+            conn.execute(
+                "DELETE FROM volvol_samples WHERE underlying = ? AND ts_ms < ("
+                "SELECT MAX(ts_ms) FROM volvol_samples WHERE underlying = ? AND ts_ms <= ?)",
+                (underlying, underlying, keep_since_ms),
+            )
+
+    def volvol_samples(
+        self, underlying: str, since_ms: int, until_ms: int
+    ) -> list[tuple[int, float]]:
+        """(time ms, mark vol) of `underlying`'s samples in (since_ms, until_ms], oldest
+        first, after the last one at or before `since_ms` if any (their first change's
+        predecessor)."""
+        before = self._db.execute(
+            "SELECT ts_ms, mark_vol FROM volvol_samples WHERE underlying = ? AND ts_ms <= ? "
+            "ORDER BY ts_ms DESC LIMIT 1",
+            (underlying, since_ms),
+        ).fetchall()
+        rows = self._db.execute(
+            "SELECT ts_ms, mark_vol FROM volvol_samples "
+            "WHERE underlying = ? AND ts_ms > ? AND ts_ms <= ? ORDER BY ts_ms",
+            (underlying, since_ms, until_ms),
+        ).fetchall()
+        return [(int(r[0]), float(r[1])) for r in [*before, *rows]]
+
     def integrity_check(self) -> str:
         """ "ok" when the database is sound (SQLite: `PRAGMA integrity_check`)."""
         return self._db.integrity_check()
@@ -1400,6 +1440,31 @@ class Journal:
 
     async def audit_since(self, since_ms: int = 0) -> list[AuditEntry]:
         return await self.run(JournalStore.audit_since, since_ms)
+
+    async def volvol_samples(
+        self, underlying: str, since_ms: int, until_ms: int
+    ) -> list[tuple[int, float]]:
+        return await self.run(JournalStore.volvol_samples, underlying, since_ms, until_ms)
+
+    def record_volvol_sample_soon(
+        self, underlying: str, ts_ms: int, mark_vol: float, keep_since_ms: int
+    ) -> asyncio.Future[None]:
+        """`JournalStore.record_volvol_sample`, queued on the journal thread now (in order
+        with the writes awaited after it) without waiting for it: the hedge loop's decision
+        path does not wait on the disk for a sample. The future carries its outcome."""
+        if self._closed:
+            raise JournalError("journal is closed")
+        return asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            functools.partial(
+                JournalStore.record_volvol_sample,
+                self._store,
+                underlying,
+                ts_ms,
+                mark_vol,
+                keep_since_ms,
+            ),
+        )
 
 
 __all__ = [

@@ -79,6 +79,8 @@ TABLES: dict[str, _Table] = {
     # (account, seq) is the key: rowid (explicit on PostgreSQL) keeps insertion order
     "account_state": _Table("account_trading_state_history", "ts_ms", ("reasons",), "rowid"),
     "audit": _Table("audit_log", "ts_ms", ("args",), "seq"),
+    # the vol-of-vol samples the hedge loop seeds its estimate from (`portfolio.volvol_seed`)
+    "volvol": _Table("volvol_samples", "ts_ms", (), "rowid"),
 }
 FORMATS = ("csv", "json", "jsonl")
 

@@ -208,7 +208,32 @@ _V4_REQUEST_EXPIRY = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1_ORDERS, _V2_CONTROL, _V3_ACCOUNTS, _V4_REQUEST_EXPIRY)
+_V5_VOLVOL_SAMPLES = Migration(
+    version=5,
+    description="the marks' vol-of-vol samples per underlying (the estimate's history)",
+    statements=(
+        # One row per sample the hedge loop's vol-of-vol estimator recorded (at most one per
+        # 10 minutes per underlying): the book's |gamma|-weighted mark vol (a fraction) at
+        # ts_ms (the daemon's clock). A hedge loop's start seeds the estimator from them
+        # (`portfolio.volvol_seed`); rows before the window's first change's predecessor are
+        # pruned at each write.
+        """CREATE TABLE volvol_samples (
+            underlying  TEXT NOT NULL,
+            ts_ms       INTEGER NOT NULL,
+            mark_vol    REAL NOT NULL CHECK (mark_vol > 0),
+            recorded_ms INTEGER NOT NULL,
+            PRIMARY KEY (underlying, ts_ms)
+        )""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _V1_ORDERS,
+    _V2_CONTROL,
+    _V3_ACCOUNTS,
+    _V4_REQUEST_EXPIRY,
+    _V5_VOLVOL_SAMPLES,
+)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 

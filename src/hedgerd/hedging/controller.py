@@ -267,6 +267,33 @@ def decide(
     )
     taker_q = float(plan.taker_coin)
     maker_q = float(plan.maker_coin)
+    # Resting maker orders working against the plan are cancelled with its legs, and a
+    # cancel usually lands first: the legs are sized without them (planned with them, every
+    # cancel that lands left the delta overshot by its order's rest, then a round trip). One
+    # that fills before its cancel leaves the delta short of the plan by its fill, which the
+    # next evaluation sees as a fill and hedges.
+    wanted = taker_q + maker_q
+    cancelling: list[str] = []
+    for o in in_flight:
+        if o.style is _MAKER and o.delta_coin * wanted < 0.0:
+            cancelling.append(o.label)
+            pending -= o.delta_coin
+    if cancelling:
+        net = book_delta + pending
+        plan = plan_trades_floats(
+            policy,
+            band,
+            net,
+            now_s,
+            last_s,
+            risk.spot_usd,
+            last_spot,
+            True,  # maker_allowed
+            maker_drift(ctx, cost.maker_fill_delay_s),  # maker_drift_coin
+            numbers,
+        )
+        taker_q = float(plan.taker_coin)
+        maker_q = float(plan.maker_coin)
     trigger = _TRIGGERS[int(plan.trigger)]
     if not math.isfinite(taker_q + maker_q):
         # A non-finite net delta (an in-flight order's NaN or infinite rest: not validated)
@@ -293,10 +320,6 @@ def decide(
         expected_cost += leg.expected_cost_usd
     legs = tuple(built)
     wanted = taker_q + maker_q
-    cancelling: list[str] = []
-    for o in in_flight:
-        if o.style is _MAKER and o.delta_coin * wanted < 0.0:
-            cancelling.append(o.label)
     cancels = tuple(cancelling)
     if not legs and taker_q == 0.0 and maker_q == 0.0:
         trigger = _HOLD

@@ -18,6 +18,10 @@ noise, not the vol's moves. The span is as the flow estimator's (`trailing.span_
 observed, at least `min_span_ms`, at most the window. The first observation has no
 predecessor and adds nothing.
 
+`VolOfVolEstimator.seeded` rebuilds an estimator from its recorded samples (the daemon keeps
+them in its journal, `portfolio.volvol_seed`): fed the same samples, the same estimate as
+the estimator that sampled them live.
+
 `VolOfVolPaths` is the backtest's form (arrays of paths, one observation per step, sampled
 as the online one), the same sum as a difference of running totals (exactly 0 where no change
 is in the window).
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -65,20 +70,61 @@ class VolOfVolEstimator:
     def window_ms(self) -> int:
         return self._changes.window_ms
 
-    def observe(self, mark_vol: float, at_ms: int) -> None:
+    @classmethod
+    def seeded(
+        cls,
+        samples: Iterable[tuple[int, float]],
+        now_ms: int,
+        window_ms: int = VOLVOL_WINDOW_MS,
+        min_span_ms: int = VOLVOL_MIN_SPAN_MS,
+        sample_ms: int = VOLVOL_SAMPLE_MS,
+        proxy: Iterable[tuple[int, float]] = (),
+    ) -> VolOfVolEstimator:
+        """An estimator that sampled `samples` ((time ms, mark vol), oldest first, each as
+        `observe` recorded it) live: observation began at the first one (`now_ms` when there
+        is none). Samples after `now_ms` are left out; those before the window add nothing
+        but their ln (the last of them is the first change's predecessor, as it was live).
+
+        `proxy`: another series of the vol before the samples (a venue's vol index, the
+        window's part the samples do not cover), sampled alike and observed first; its
+        changes count, but no change is taken across the joint of the two series (from its
+        last point to the first sample, or to the first live mark when there is no sample):
+        their levels differ (an ATM index is not the book's gamma-weighted vol)."""
+        ahead = [(t, v) for t, v in proxy if t <= now_ms]
+        kept = [(t, v) for t, v in samples if t <= now_ms]
+        if kept:
+            ahead = [(t, v) for t, v in ahead if t < kept[0][0]]
+        first = (ahead or kept)[0][0] if ahead or kept else now_ms
+        est = cls(first, window_ms, min_span_ms, sample_ms)
+        for t, v in ahead:
+            est.observe(v, t)
+        if ahead:
+            est._last_ln = est._last_ms = None  # the joint: the next sample starts a series
+        for t, v in kept:
+            est.observe(v, t)
+        return est
+
+    @property
+    def last_sample_ms(self) -> int | None:
+        """When the last sample was recorded (ms); None before the first."""
+        return self._last_ms
+
+    def observe(self, mark_vol: float, at_ms: int) -> bool:
         """Record the mark vol (a fraction, > 0) at `at_ms`, if `sample_ms` has passed since
         the last recorded one (else skipped). Non-finite or non-positive marks are skipped:
-        they carry no vol (the next valid mark is compared with the last one)."""
+        they carry no vol (the next valid mark is compared with the last one). True when
+        recorded (a sample to keep: `seeded` rebuilds the estimator from them)."""
         if not (math.isfinite(mark_vol) and mark_vol > 0.0):
-            return
+            return False
         if self._last_ms is not None and at_ms - self._last_ms < self._sample_ms:
-            return
+            return False
         ln = math.log(mark_vol)
         if self._last_ln is not None and ln != self._last_ln:
             d = ln - self._last_ln
             self._changes.add(at_ms, d * d)
         self._last_ln = ln
         self._last_ms = at_ms
+        return True
 
     def estimate(self, now_ms: int) -> float:
         """xi (1/sqrt(year)) from the changes in (now - window, now]; 0 if none."""

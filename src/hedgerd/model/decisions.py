@@ -77,10 +77,12 @@ class HedgeDecision:
     `band_upper_coin` the no-trade band around `target_delta_coin`, `wanted_coin` what the
     policy asked for before routing and lot rounding, and `delta_after_coin` the net delta once
     every leg fills (the difference to the target is carried). `cancel_labels` are resting
-    maker orders (client ids) working against this decision's direction, to cancel: until the
-    venue confirms, they stay in flight and in the net delta. `lambda_frac` is the one-way
-    cost the band used. `decision_id` is a hash of every input, so the same inputs always give
-    the same id (and the same client order ids). `reason` renders all of it as one line.
+    maker orders (client ids) working against this decision's direction, to cancel: the
+    executor cancels them with the legs and stops the legs that sent them. The legs are sized
+    without them: `net_delta_coin` and `in_flight_delta_coin` leave them out. `lambda_frac`
+    is the one-way cost the band used. `decision_id` is a hash of every input, so the same
+    inputs always give the same id (and the same client order ids). `reason` renders all of it
+    as one line.
     """
 
     decision_id: str

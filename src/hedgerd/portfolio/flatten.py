@@ -44,8 +44,12 @@ class Flattener(PortfolioService):
         reduce-only IOC orders at a protected price (sliced when large), in any trading state
         (HALTED included), on account `venue` or on every hedge account when None.
         Journalled like any order under decision id `flatten-<UNDERLYING>-<ts_ms>` (one per
-        account: the ids carry the account). Returns what was sent, per underlying (one
-        account) or per account and underlying (`accounts`)."""
+        account: the ids carry the account). Every open order of a flattened account is
+        cancelled first (`Executor.cancel_orders`, the cancel-all's code: UNKNOWN ones looked
+        up by label) and the legs working them stopped: a resting hedge order that filled
+        after the flatten would open the position again. Returns what was cancelled
+        (`cancelled_orders`, labels) and sent, per underlying (one account) or per account
+        and underlying (`accounts`)."""
         if venue is not None and venue not in self.accounts:
             raise CommandRefusedError(
                 f"unknown venue account {venue!r}; known: {', '.join(self.accounts)}"
@@ -82,10 +86,14 @@ class Flattener(PortfolioService):
                 f"{account.name}: the venue's order session is down: nothing can be sent"
             )
         log.warning("daemon.flatten", actor=actor, venue=account.name, underlyings=list(unds))
+        assert self.shared.executor is not None
+        cancelled = await self.shared.executor.cancel_orders(
+            f"operator flatten ({actor})", venue=account.name
+        )
         out: dict[str, Any] = {}
         for u in unds:
             out[u] = await self._flatten_one(account, u)
-        return {"underlyings": out}
+        return {"cancelled_orders": cancelled, "underlyings": out}
 
     async def _flatten_one(self, account: AccountRuntime, underlying: str) -> dict[str, Any]:
         assert (

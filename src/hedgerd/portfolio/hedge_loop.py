@@ -38,7 +38,8 @@ from hedgerd.portfolio.policies import PolicyBook
 from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing, short_of_funds
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 from hedgerd.portfolio.stats import HedgeObserver, UnderlyingStats
-from hedgerd.venues.base import OptionHistoryVenue, VenueError
+from hedgerd.portfolio.volvol_seed import VolOfVolSeed, VolOfVolSeeds
+from hedgerd.venues.base import OptionHistoryVenue, VenueError, VolIndexVenue
 
 log = structlog.get_logger(__name__)
 
@@ -83,8 +84,13 @@ class HedgeLoop(PortfolioService):
         self._flow_gap: dict[tuple[str, str], int] = {}
         self._flow_seeds = SeedFetches()
         #: The marks' vol-of-vol per underlying (the band's `vov_ref`), fed the book's mark
-        #: vol at every evaluation.
+        #: vol at every evaluation; its samples are kept in the journal and seed it at each
+        #: start (`portfolio.volvol_seed`): the reads in flight, and the samples recorded
+        #: while one was.
         self._volvol: dict[str, VolOfVolEstimator] = {}
+        self._volvol_seeds = VolOfVolSeeds()
+        self._volvol_live: dict[str, list[tuple[int, float]]] = {}
+        self._volvol_writes: set[asyncio.Future[None]] = set()
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Net delta (coin) per underlying at the last evaluation: the executor's risk gate.
         self._book_delta: dict[str, float] = {}
@@ -109,6 +115,11 @@ class HedgeLoop(PortfolioService):
         self._flow_gap.clear()
         self._flow.clear()
         self._flow_seeds.cancel()
+        # Likewise the vol-of-vol: seeded again from the journal's samples (an HA node's
+        # estimate from its last active spell misses what the other node sampled since).
+        self._volvol.clear()
+        self._volvol_live.clear()
+        self._volvol_seeds.cancel()
         try:
             while True:
                 if self._reload_requested.is_set():
@@ -121,6 +132,7 @@ class HedgeLoop(PortfolioService):
             # Stopped (shutdown, a lost lease): a seed still paging the venue's history
             # would outlive the loop and hold the venue's read lane for nobody.
             self._flow_seeds.cancel()
+            self._volvol_seeds.cancel()
 
     def book_delta_coin(self, underlying: str) -> float:
         return self._book_delta.get(underlying, math.nan)
@@ -278,6 +290,7 @@ class HedgeLoop(PortfolioService):
         # before a wait and in-flight orders read after it counted a hedge that filled
         # meanwhile in neither, and the next hedge doubled it (two-venue e2e, issue 17).
         await self._seed_flow(underlying)
+        await self._seed_vol_of_vol(underlying)
         venues = await self.hedge_states(underlying)
         now = self.clocks.clock_ms()
         risks: dict[str, UnderlyingRisk] = {}
@@ -364,15 +377,8 @@ class HedgeLoop(PortfolioService):
                 delta_after_coin=round(decision.delta_after_coin, 6),
                 expected_cost_usd=round(decision.expected_cost_usd, 4),
             )
-        if decision.trades and self.shared.trading is not None:
-            legs = self._pre_trade(decision)
-            if legs:
-                self._dispatch(
-                    decision if len(legs) == len(decision.legs) else _with_legs(decision, legs)
-                )
-                self._policy_state[underlying] = after(
-                    self._policy_state[underlying], decision, risk.spot_usd
-                )
+        if (decision.trades or decision.cancel_labels) and self.shared.trading is not None:
+            self._act(decision, risk.spot_usd)
         return decision
 
     def _with_coherence(
@@ -407,23 +413,113 @@ class HedgeLoop(PortfolioService):
             cache = self._book_options[underlying] = BookOptions(underlying)
         return cache
 
+    async def _seed_vol_of_vol(self, underlying: str) -> None:
+        """Start the vol-of-vol estimator of `underlying` at this loop's first evaluation
+        (and after a reload changed its window): empty, and seeded from the journal's
+        samples of the window (`portfolio.volvol_seed`) when they land. Here, before the
+        evaluation reads the books, as the flow's seed; waits `SEED_WAIT_S` at most."""
+        window_ms = _volvol_window_ms(self.policies.policy_for(underlying)[1])
+        est = self._volvol.get(underlying)
+        if est is None or est.window_ms != window_ms:
+            now = self.clocks.clock_ms()
+            self._volvol[underlying] = VolOfVolEstimator(now, window_ms)
+            self._volvol_live[underlying] = []
+            if self.shared.journal is not None:
+                self._volvol_seeds.start(
+                    self.shared.journal, self._vol_index_venue(underlying), underlying,
+                    window_ms, now,
+                )  # fmt: skip
+        seed = await self._volvol_seeds.landed(underlying)
+        if seed is not None:
+            self._apply_volvol_seed(seed)
+
+    def _vol_index_venue(self, underlying: str) -> VolIndexVenue | None:
+        """The first account's venue of `underlying` that publishes a vol index (Deribit)."""
+        for account in self.accounts.values():
+            if underlying in account.underlyings and isinstance(account.venue, VolIndexVenue):
+                return account.venue
+        return None
+
+    def _apply_volvol_seed(self, seed: VolOfVolSeed) -> None:
+        """The estimator rebuilt from the stored samples and those recorded since the read."""
+        u = seed.underlying
+        est = self._volvol.get(u)
+        if est is None or est.window_ms != seed.window_ms:
+            return  # the window changed meanwhile: its own read is on its way
+        live = self._volvol_live.pop(u, [])
+        if seed.samples or seed.proxy:
+            last = seed.samples[-1][0] if seed.samples else seed.cut_ms - seed.window_ms
+            samples = [*seed.samples, *((t, v) for t, v in live if t > last)]
+            now = max(seed.cut_ms, samples[-1][0] if samples else seed.cut_ms)
+            est = self._volvol[u] = VolOfVolEstimator.seeded(
+                samples, now, seed.window_ms, proxy=seed.proxy
+            )
+        now = self.clocks.clock_ms()
+        log.info(
+            "daemon.vol_of_vol_seeded",
+            underlying=u,
+            samples=len(seed.samples),
+            index_points=len(seed.proxy),
+            index_first_ms=seed.proxy[0][0] if seed.proxy else None,
+            first_ms=seed.samples[0][0] if seed.samples else None,
+            last_ms=seed.samples[-1][0] if seed.samples else None,
+            cut_ms=seed.cut_ms,
+            window_ms=seed.window_ms,
+            vol_of_vol_per_sqrt_year=round(est.estimate(now), 6),
+        )
+
+    def _act(self, decision: HedgeDecision, spot_usd: float) -> None:
+        """Send what the pre-trade check lets through of a decision that trades or cancels:
+        its legs, with which the executor cancels its `cancel_labels`; its cancels alone
+        when no leg goes (a resting order working against it must not wait for one)."""
+        legs = self._pre_trade(decision) if decision.trades else []
+        if legs:
+            self._dispatch(
+                decision if len(legs) == len(decision.legs) else _with_legs(decision, legs)
+            )
+            u = decision.underlying
+            self._policy_state[u] = after(self._policy_state[u], decision, spot_usd)
+        elif decision.cancel_labels:
+            self._dispatch(_with_legs(decision, []))
+
     def _with_vol_of_vol(
         self, underlying: str, policy: PolicyConfig, risk: UnderlyingRisk, now: int
     ) -> UnderlyingRisk:
         """Feed the vol-of-vol estimator the book's mark vol (`risk.vol`, the gamma-weighted
         IV the band prices with: its moves are what the band's refinements covary with) and
         put its estimate in the risk. Fed whatever the policy, so a reload that turns the
-        weight on finds the history; a reload that changes the window starts it again."""
-        window_s = policy.vov_window_s if isinstance(policy, HedgerdPolicy) else 0.0
-        window_ms = int(window_s * 1000.0) if window_s > 0.0 else VOLVOL_WINDOW_MS
+        weight on finds the history; a reload that changes the window starts it again
+        (`_seed_vol_of_vol`). A recorded sample is kept in the journal, not awaited."""
+        window_ms = _volvol_window_ms(policy)
         est = self._volvol.get(underlying)
-        if est is None or est.window_ms != window_ms:
+        if est is None or est.window_ms != window_ms:  # (normally `_seed_vol_of_vol`'s)
             est = self._volvol[underlying] = VolOfVolEstimator(now, window_ms)
-        est.observe(risk.vol, now)
+        if est.observe(risk.vol, now):
+            self._keep_volvol_sample(underlying, now, risk.vol, est.window_ms)
         xi = est.estimate(now)
         if xi > 0.0:
             return replace(risk, vol_of_vol_per_sqrt_year=xi)
         return risk
+
+    def _keep_volvol_sample(self, underlying: str, now: int, vol: float, window_ms: int) -> None:
+        if underlying in self._volvol_seeds:
+            self._volvol_live.setdefault(underlying, []).append((now, vol))
+        journal = self.shared.journal
+        if journal is None:
+            return
+        try:
+            write = journal.record_volvol_sample_soon(underlying, now, vol, now - window_ms)
+        except Exception as exc:  # closed (shutting down): the sample is lost, not the loop
+            _sample_not_recorded(underlying, now, exc)
+            return
+        self._volvol_writes.add(write)
+
+        def done(f: asyncio.Future[None]) -> None:
+            self._volvol_writes.discard(f)
+            if not f.cancelled() and f.exception() is not None:
+                _sample_not_recorded(underlying, now, f.exception())
+
+        write.add_done_callback(done)
 
     def _flow_estimator(self, underlying: str, now: int) -> FlowEstimator:
         est = self._flow.get(underlying)
@@ -710,8 +806,9 @@ class HedgeLoop(PortfolioService):
 
     async def _execute(self, decision: HedgeDecision) -> None:
         assert self.shared.executor is not None and self.shared.board is not None
-        self.stats.decisions_trading += 1
-        self.shared.board.on_hedge_sent(decision.underlying)
+        if decision.legs:  # not a decision that only cancels
+            self.stats.decisions_trading += 1
+            self.shared.board.on_hedge_sent(decision.underlying)
         try:
             result = await self.shared.executor.execute(decision)
         except Exception as exc:
@@ -738,6 +835,22 @@ class HedgeLoop(PortfolioService):
                 now, leg.outcome is not LegOutcome.REJECTED, leg.detail, venue
             )
         st.count_hedge(filled_on)
+
+
+def _volvol_window_ms(policy: PolicyConfig) -> int:
+    """The policy's vol-of-vol window (ms): its `vov_window_s`, else the default."""
+    window_s = policy.vov_window_s if isinstance(policy, HedgerdPolicy) else 0.0
+    return int(window_s * 1000.0) if window_s > 0.0 else VOLVOL_WINDOW_MS
+
+
+def _sample_not_recorded(underlying: str, ts_ms: int, exc: BaseException | None) -> None:
+    log.warning(
+        "daemon.vol_of_vol_sample_not_recorded",
+        underlying=underlying,
+        ts_ms=ts_ms,
+        error_type=type(exc).__name__,
+        error=str(exc)[:200],
+    )
 
 
 def freshest_index(quotes: Sequence[tuple[float, int | None]]) -> float:

@@ -31,8 +31,10 @@ Who calls what (the daemon wires it):
 - account updates: `on_margin(now_ms, MarginInputs(...))` (margin);
 - venue messages carrying server time: `on_clock(now_ms, venue, venue_time_ms, rtt_ms)`, or
   `on_clock_skew(now_ms, venue, clock_skew_ms_ntp(...))` from Deribit's `usIn`/`usOut`;
-- the executor, before every send: `check_order(...) -> OrderCheck` (price band, order
-  notional, trading-state gate, order and notional rates);
+- the pre-trade check, once per leg before it is executed: `check_order(...) -> OrderCheck`
+  (price band, order notional, trading-state gate, order and notional rates: the leg's first
+  order and its whole notional); the executor, right before each later order of the leg:
+  `check_next_order(...)` (the order-rate budgets count every order sent);
 - at start, after the trading state is restored: `await restore_rates(journal, now_ms)` (so a
   restart does not reset the rate budgets) and `register_feed` / `register_venue` for every
   subscription (a feed that never delivers then counts as stale).
@@ -524,6 +526,21 @@ class KillSwitchBoard:
                 return OrderCheck(False, over.detail, over.code)
         self.rates.record(now_ms, max(0.0, budget_usd))
         return OrderCheck(True, gate.reason)
+
+    def check_next_order(self, now_ms: int, *, is_operator_flatten: bool = False) -> OrderCheck:
+        """May a leg send one more order (a slice, a maker re-quote, a retry, the taker
+        fallback)? The leg's first order passed `check_order`, which counted the leg's whole
+        notional; this counts the order itself, so the order-rate budgets see every order on
+        the wire. The executor calls it right before each such send. One that would exceed a
+        budget is refused and trips, as in `check_order` (the operator's flatten: counted,
+        never refused)."""
+        if not is_operator_flatten:
+            over = self.rates.check_orders(now_ms)
+            if over is not None:
+                self.apply(over, now_ms)
+                return OrderCheck(False, over.detail, over.code)
+        self.rates.record(now_ms, 0.0)
+        return OrderCheck(True, "within the order budgets")
 
     # ----------------------------------------------------------------------- restart
 

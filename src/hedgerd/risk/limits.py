@@ -244,15 +244,17 @@ class RejectStreakSettings(_Switch):
 
 
 class OrderRateSettings(_Switch):
-    """Orders sent per sliding minute, hour and day (a pre-trade budget)."""
+    """Orders sent per sliding minute, hour and day (a pre-trade budget; every order sent
+    counts: each slice, maker re-quote, retry and taker fallback of a leg)."""
 
     CODE = ReasonCode.ORDER_RATE
     enabled: bool = _enabled()
     max_orders_per_minute: int = Field(
         30,
         ge=1,
-        description="Most orders (new and amendments) in any 60 s; the next one is "
-        "refused and trips.",
+        description="Most orders sent in any 60 s (each slice, re-quote, retry and "
+        "fallback of a leg counts); the next one is refused and trips, and its leg ends "
+        "with the rest unsent.",
     )
     max_orders_per_hour: int = Field(300, ge=1, description="Most orders in any 3600 s.")
     max_orders_per_day: int = Field(2_000, ge=1, description="Most orders in any 86400 s.")

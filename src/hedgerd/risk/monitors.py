@@ -564,17 +564,9 @@ class RateSwitch:
 
     def check(self, now_ms: int, notional_usd: float) -> Trip | None:
         """Would one more order of `notional_usd` exceed a budget? (Nothing is recorded.)"""
-        if self.orders.enabled:
-            for lane in self._lanes:
-                count = lane.orders.total(now_ms)
-                if count + 1 > lane.max_orders:
-                    return Trip(
-                        ReasonCode.ORDER_RATE,
-                        self.orders.trip_state,
-                        f"order {count + 1} in a {lane.name} would exceed the limit of "
-                        f"{lane.max_orders}",
-                        {"window": lane.name, "orders": count, "limit": lane.max_orders},
-                    )
+        over = self.check_orders(now_ms)
+        if over is not None:
+            return over
         if self.notional.enabled:
             add = _cents(notional_usd)
             for lane in self._lanes:
@@ -593,6 +585,21 @@ class RateSwitch:
                             "order_notional_usd": notional_usd,
                             "limit_usd": cap_usd,
                         },
+                    )
+        return None
+
+    def check_orders(self, now_ms: int) -> Trip | None:
+        """Would one more order exceed an order-count budget? (Nothing is recorded.)"""
+        if self.orders.enabled:
+            for lane in self._lanes:
+                count = lane.orders.total(now_ms)
+                if count + 1 > lane.max_orders:
+                    return Trip(
+                        ReasonCode.ORDER_RATE,
+                        self.orders.trip_state,
+                        f"order {count + 1} in a {lane.name} would exceed the limit of "
+                        f"{lane.max_orders}",
+                        {"window": lane.name, "orders": count, "limit": lane.max_orders},
                     )
         return None
 

@@ -52,6 +52,7 @@ from hedgerd.sim.protocol import (
 )
 from hedgerd.sim.scenario import Scenario, load_scenario
 from hedgerd.sim.stats import TrailingStats
+from hedgerd.sim.vol_index import VolIndexHistory
 from hedgerd.venues.deribit.names import parse_instrument_name
 
 log = structlog.get_logger(__name__)
@@ -204,6 +205,9 @@ class SimExchange:
                 u, sc.funding, start, np.random.default_rng(child), sc.base_dir
             )
         self.flow_rng = np.random.default_rng(children[-2])
+        self._vol_index: dict[str, VolIndexHistory] = {
+            u.currency: VolIndexHistory(u, sc.seed, start) for u in sc.underlyings
+        }
         self.catalog = InstrumentCatalog(sc.fees)
         self.books: dict[str, InstrumentBook] = {}
         self.accounts: dict[str, AccountState] = {}
@@ -478,6 +482,13 @@ class SimExchange:
 
     def index_price(self, currency: str) -> float:
         return self.markets[currency].index_price
+
+    def vol_index(self, currency: str, at_ms: int) -> float:
+        """DVOL (vol points) at `at_ms`: the 30-day ATM vol now from the start on, the made-up
+        history before it (`sim.vol_index`)."""
+        if at_ms >= self.start_ms:
+            return 100.0 * self.markets[currency].atm_vol(30.0 / 365.0)
+        return self._vol_index[currency].level(at_ms)
 
     def mark_price(self, inst: SimInstrument) -> float:
         """Mark in the instrument's price unit (USD for futures, coin for options)."""

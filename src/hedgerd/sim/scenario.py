@@ -51,6 +51,12 @@ class SurfaceSpec(_Model):
     term_slope: float = -0.05
     min_vol: float = Field(0.05, gt=0)
     max_vol: float = Field(3.0, gt=0)
+    history_vol_of_vol: float = Field(
+        0.0,
+        ge=0,
+        description="annualised vol of ln(30-day ATM vol) before the simulated start: the "
+        "history `public/get_volatility_index_data` (DVOL) serves (`sim.vol_index`); 0: flat",
+    )
 
 
 class ChainSpec(_Model):

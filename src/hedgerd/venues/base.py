@@ -332,6 +332,21 @@ class OptionHistoryVenue(Protocol):
 
 
 @runtime_checkable
+class VolIndexVenue(Protocol):
+    """A venue that publishes a volatility index's history (Deribit's DVOL; OKX has none):
+    what fills the vol-of-vol estimate's window where the journal's own samples do not
+    reach (`portfolio.volvol_seed`)."""
+
+    async def fetch_vol_index(
+        self, underlying: str, since_ms: int, until_ms: int
+    ) -> list[tuple[int, float]]:
+        """(time ms, index as a vol fraction) in (since_ms, until_ms] (UTC ms), oldest first,
+        after the last point at or before `since_ms` (the first change's predecessor, as the
+        journal's samples give it)."""
+        ...
+
+
+@runtime_checkable
 class DeadManVenue(Protocol):
     """A venue whose dead-man switch (Deribit cancel-on-disconnect, OKX cancel-all-after)
     can follow an HA node's role: with `dead_man_by_role` set before `connect`, `connect`

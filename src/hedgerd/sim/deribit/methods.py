@@ -14,6 +14,7 @@ from hedgerd.sim.deribit.params import get_bool, get_int, get_str, invalid, req_
 from hedgerd.sim.deribit.portfolio import account_fields, account_summary, position_json
 from hedgerd.sim.orderbook import num
 from hedgerd.sim.protocol import DeribitError
+from hedgerd.sim.vol_index import RESOLUTIONS_S, candle_times
 
 if TYPE_CHECKING:
     from hedgerd.sim.exchange import SimExchange
@@ -96,6 +97,26 @@ def table(ex: SimExchange) -> dict[str, Handler]:
             raise invalid("index_name", "invalid index name")
         px = ex.index_price(ccy)
         return {"index_price": num(round(px, 4)), "estimated_delivery_price": num(round(px, 4))}
+
+    def get_volatility_index_data(p: Mapping[str, Any], a: AccountState | None) -> Any:
+        ccy = ex.check_currency(p, allow_any=False)
+        assert ccy is not None
+        if ccy not in ex.markets:
+            raise invalid("currency", "no volatility index")
+        # A number (JSON-RPC) or its digits (a GET's query string), or "1D".
+        raw = p.get("resolution")
+        res = RESOLUTIONS_S.get(str(int(raw)) if isinstance(raw, int | float) else str(raw))
+        if res is None:
+            raise invalid("resolution", "unsupported resolution")
+        start = get_int(p, "start_timestamp", required=True)
+        end = get_int(p, "end_timestamp", required=True)
+        assert start is not None and end is not None
+        times, more = candle_times(start, min(end, ex.now_ms()), res)
+        data = []
+        for t in times:
+            v = round(ex.vol_index(ccy, t), 2)
+            data.append([t, v, v, v, v])
+        return {"data": data, "continuation": more}
 
     def get_index_price_names(p: Mapping[str, Any], a: AccountState | None) -> Any:
         return [n for n in INDEX_NAMES if n.split("_")[0].upper() in ex.markets]
@@ -391,6 +412,7 @@ def table(ex: SimExchange) -> dict[str, Handler]:
         "public/get_order_book": get_order_book,
         "public/get_index_price": get_index_price,
         "public/get_index_price_names": get_index_price_names,
+        "public/get_volatility_index_data": get_volatility_index_data,
         "public/get_contract_size": get_contract_size,
         "public/get_book_summary_by_instrument": get_book_summary_by_instrument,
         "public/get_book_summary_by_currency": get_book_summary_by_currency,

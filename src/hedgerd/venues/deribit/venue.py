@@ -109,6 +109,13 @@ MARKET_SILENCE_STALE_WINDOWS = 3.0
 # ------------------------------------------------------------------------------ venue
 
 
+#: DVOL's resolution for the vol-of-vol seed: hourly (s), a 30-day window in one page; and the
+#: most pages asked (a longer window).
+VOL_INDEX_RESOLUTION = "3600"
+VOL_INDEX_RESOLUTION_MS = 3_600_000
+VOL_INDEX_MAX_PAGES = 4
+
+
 class DeribitVenue(CcxtVenue):
     """A Deribit account through ccxt (REST + ccxt.pro tickers) and a private session."""
 
@@ -590,6 +597,38 @@ class DeribitVenue(CcxtVenue):
             asks=tuple(BookLevel(p, a) for p, a in asks),
             ts_ms=int(book.get("timestamp") or self.venue_time_ms()),
         )
+
+    async def fetch_vol_index(
+        self, underlying: str, since_ms: int, until_ms: int
+    ) -> list[tuple[int, float]]:
+        """DVOL (Deribit's 30-day ATM implied vol index, published in vol points) of
+        `underlying` in (since_ms, until_ms] and the last candle at or before `since_ms`
+        (asked from an hour before it), hourly closes as fractions, oldest first:
+        `public/get_volatility_index_data`, paged back through `continuation` (1,000 candles
+        a page; a 30-day window is one)."""
+        out: dict[int, float] = {}
+        end, start = until_ms, since_ms - VOL_INDEX_RESOLUTION_MS
+        for _ in range(VOL_INDEX_MAX_PAGES):
+            params = {
+                "currency": underlying.upper(),
+                "start_timestamp": start,
+                "end_timestamp": end,
+                "resolution": VOL_INDEX_RESOLUTION,
+            }
+            result = await self._result(Lane.READS, "publicGetGetVolatilityIndexData", params)
+            if not isinstance(result, Mapping):
+                break
+            for candle in result.get("data") or []:
+                t, close = int(candle[0]), float(candle[4])
+                if start <= t <= until_ms and math.isfinite(close) and close > 0.0:
+                    out[t] = close / 100.0
+            more = result.get("continuation")
+            if not isinstance(more, int | float) or more < start or more >= end:
+                break
+            end = int(more)
+        points = sorted(out.items())
+        first = max((i for i, (t, _) in enumerate(points) if t <= since_ms), default=0)
+        return points[first:]
 
     async def _result(
         self,

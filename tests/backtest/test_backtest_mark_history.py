@@ -1,0 +1,114 @@
+"""The vol-of-vol estimator's pre-history in the backtest (`MarketSpec.mark_history`): each
+path starts with the marks of the estimator's window behind it, as a running desk (and the
+daemon, seeded at start) has them, drawn from its own random stream."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hedgerd.backtest.families import builtin_policies, expand
+from hedgerd.backtest.paths import PathGenerator
+from hedgerd.backtest.runner import PolicyRun, _greeks_vol, _vov_history, run_backtest
+from hedgerd.backtest.scenario import MarketSpec, Scenario, load_scenario
+from hedgerd.hedging.volvol import VolOfVolPaths
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
+WINDOW_S = 2_592_000.0
+YEAR_MS = 365.0 * 86_400_000.0
+
+
+def _xi_at_start(mk: MarketSpec, n: int, seed: int) -> np.ndarray:
+    """The estimate at t = 0 after the pre-history, as the runner feeds it."""
+    gen = PathGenerator(mk, n, np.random.default_rng(seed))
+    est = VolOfVolPaths(mk.dt_years * YEAR_MS, WINDOW_S * 1000.0)
+    horizon = mk.steps * mk.dt_years
+    _vov_history({WINDOW_S: est}, mk, gen, np.random.default_rng([seed, 2]), horizon)
+    est.observe(_greeks_vol(mk, gen, gen.state.vol, horizon))
+    out: np.ndarray = est.estimate()
+    return out
+
+
+REGIMES = MarketSpec(
+    process="regimes",
+    regime_vols=(0.6, 0.35, 0.9),
+    regime_switch_per_year=24.0,
+    horizon_days=3.0,
+)
+
+
+def test_the_history_is_deterministic_under_a_seed_and_moves_with_it() -> None:
+    a = _xi_at_start(REGIMES, 200, 5)
+    assert np.array_equal(a, _xi_at_start(REGIMES, 200, 5))
+    assert not np.array_equal(a, _xi_at_start(REGIMES, 200, 6))
+
+
+@pytest.mark.parametrize("greeks_vol", ["instantaneous", "expected"])
+def test_a_switch_in_the_history_gives_vol_of_vol_at_the_start(greeks_vol: str) -> None:
+    """About 1 - e^{-q W} of the paths (q = 24/year, W = 30 days: 0.861) saw a switch in
+    their window before t = 0 and start with xi > 0, of the size of a regime jump (ln 0.9/0.6
+    to ln 0.9/0.35 over a month: 1.4 to 3.3 per sqrt(year) for one switch). Marked at the
+    expected vol, the jumps are damped (the mark averages the variance over the book's
+    horizon, a month in the history: about a quarter of a regime jump at the least) and the
+    marks also drift with the horizon (every path moves, by far less)."""
+    mk = REGIMES.model_copy(update={"greeks_vol": greeks_vol})
+    xi = _xi_at_start(mk, 2000, 11)
+    one = math.sqrt(math.log(0.9 / 0.6) ** 2 * 365.0 / 30.0)
+    moved = xi > 0.2 * one
+    assert np.mean(moved) == pytest.approx(1.0 - math.exp(-24.0 * 30.0 / 365.0), abs=0.03)
+    if greeks_vol == "instantaneous":
+        assert np.min(xi[moved]) > 0.9 * one
+        assert np.all(xi[~moved] == 0.0)  # no switch: the marks never changed
+    else:
+        assert np.all(xi[~moved] > 0.0) and np.all(xi[~moved] < 0.01 * one)
+
+
+def test_heston_history_gives_vol_of_vol_at_the_start() -> None:
+    """The variance drawn backward from v0 moves every path; ln(sigma) of a CIR variance
+    diffuses at about xi_v / (2 sigma) per sqrt(year) (xi_v = 1, sigma = 0.6: 0.83)."""
+    mk = MarketSpec(process="heston", heston_xi=1.0, horizon_days=3.0)
+    xi = _xi_at_start(mk, 500, 3)
+    assert np.all(xi > 0.0)
+    assert float(np.median(xi)) == pytest.approx(1.0 / (2 * 0.6), rel=0.25)
+
+
+def _runs(sc: Scenario) -> list[PolicyRun]:
+    specs = builtin_policies(sc)
+    hedgerd = expand(specs, ["hedgerd"])[7:8]  # a high risk aversion
+    return expand(specs, ["ww"])[7:8] + hedgerd
+
+
+def _history(sc: Scenario, on: bool) -> Scenario:
+    m = sc.market.model_copy(update={"horizon_days": 3.0, "mark_history": on})
+    opts = tuple(o.model_copy(update={"expiry_days": 3.0}) for o in sc.options)
+    return sc.model_copy(update={"market": m, "options": opts})
+
+
+@pytest.mark.parametrize("name", ["reference", "jumps"])
+def test_constant_vol_scenarios_are_bit_for_bit_unchanged(name: str) -> None:
+    """No vol moves: nothing is fed, every policy's run is the one without a history."""
+    sc = load_scenario(SCENARIOS / f"{name}.toml")
+    (a_ww, a_h), a_opt = run_backtest(_history(sc, True), _runs(sc), paths=40, seed=3)
+    (b_ww, b_h), b_opt = run_backtest(_history(sc, False), _runs(sc), paths=40, seed=3)
+    assert np.array_equal(a_opt, b_opt)
+    for a, b in ((a_ww, b_ww), (a_h, b_h)):
+        assert np.array_equal(a.pnl_usd, b.pnl_usd) and np.array_equal(a.cost_usd, b.cost_usd)
+        assert np.array_equal(a.trades, b.trades)
+
+
+def test_the_paths_and_the_baselines_are_unchanged_by_the_history() -> None:
+    """The history draws from its own stream: the option book's P&L and a baseline's run are
+    the same bit for bit; only the policy that reads the vol-of-vol moves."""
+    sc = load_scenario(SCENARIOS / "regime-shift.toml")
+    runs = _runs(sc)
+    runs = [runs[0], replace(runs[1], config=runs[1].config.model_copy(update={"vov_ref": 0.3}))]
+    (a_ww, a_h), a_opt = run_backtest(_history(sc, True), runs, paths=60, seed=3)
+    (b_ww, b_h), b_opt = run_backtest(_history(sc, False), runs, paths=60, seed=3)
+    assert np.array_equal(a_opt, b_opt)
+    assert np.array_equal(a_ww.pnl_usd, b_ww.pnl_usd)
+    assert np.array_equal(a_ww.cost_usd, b_ww.cost_usd)
+    assert not np.array_equal(a_h.pnl_usd, b_h.pnl_usd)
