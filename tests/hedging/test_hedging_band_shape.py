@@ -16,7 +16,10 @@ from hypothesis import strategies as st
 from hedgerd.hedging.config import HedgerdPolicy
 from hedgerd.hedging.kernel import (
     BandContext,
+    OptionArrays,
     band_for,
+    book_gamma_coherence,
+    gamma_coherence,
     modified_delta_shift,
     vov_weight,
     ww_halfwidth,
@@ -184,3 +187,79 @@ def test_shift_cap_never_grows_the_shift_and_off_is_the_plain_band(
     assert abs(shift_c) <= c * abs(h) * (1 + 1e-12)
     if abs(shift) <= c * abs(h):
         assert shift_c == shift
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    books,
+    st.sampled_from([0.5, 1.0, 2.0]),
+    st.sampled_from([0.0, 0.25]),
+    st.floats(0.0, 1.0),
+)
+def test_shift_coherence_never_grows_nor_flips_the_shift_and_off_is_the_plain_band(
+    b: dict[str, float], p: float, cap: float, coherence: float
+) -> None:
+    """`shift_coherence`: on a book of mixed gamma (coherence c = |net| / gross < 1) the
+    centre shift is scaled by c^p: never larger, never of the other sign, nothing else moves.
+    Off (p = 0), the coherence unknown (None), or a book of one sign (c = 1, every single
+    option): the plain band bit for bit."""
+    knobs = {"risk_aversion_per_usd": b["ra"], "shift_cap_hw": cap}
+
+    def ctx(c: float | None) -> BandContext:
+        return BandContext(
+            SPOT_USD, b["gamma"], b["vanna"], b["vol"], b["tau"], 0.0, b["lam"], 0.0,
+            b["delta"], gamma_coherence=c,
+        )  # fmt: skip
+
+    plain = band_for(HedgerdPolicy(**knobs, shift_coherence=0.0), ctx(coherence))
+    for policy, c in (
+        (HedgerdPolicy(**knobs, shift_coherence=p), ctx(None)),
+        (HedgerdPolicy(**knobs, shift_coherence=p), ctx(1.0)),
+    ):
+        same = band_for(policy, c)
+        assert (same.centre, same.lower, same.upper) == (plain.centre, plain.lower, plain.upper)
+    mixed = band_for(HedgerdPolicy(**knobs, shift_coherence=p), ctx(coherence))
+    assert (mixed.lower, mixed.upper) == (plain.lower, plain.upper)
+    shift, shift_m = -plain.centre, -mixed.centre  # target 0: centre = -shift
+    assert abs(shift_m) <= abs(shift)
+    assert shift_m * shift >= 0.0  # never flips the side
+    if cap == 0.0:
+        assert shift_m == pytest.approx(shift * coherence**p, rel=1e-12, abs=1e-300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(-5e-3, 5e-3), st.floats(-10.0, 10.0)), min_size=1, max_size=6))
+def test_gamma_coherence_is_one_for_a_book_of_one_sign(legs: list[tuple[float, float]]) -> None:
+    """`gamma_coherence` in [0, 1]; exactly 1 where every option's qty x gamma has one sign
+    (every single option: the shift is then untouched bit for bit)."""
+    qg = np.array([g * q for g, q in legs])
+    c = float(gamma_coherence(float(np.sum(qg)), float(np.sum(np.abs(qg)))))
+    assert 0.0 <= c <= 1.0
+    if np.all(qg >= 0.0) or np.all(qg <= 0.0):
+        assert c == 1.0
+    arr = gamma_coherence(np.array([np.sum(qg)]), np.array([np.sum(np.abs(qg))]))
+    assert float(arr[0]) == c  # the backtest's arrays, the same rule
+
+
+def test_shift_coherence_on_the_far_put_book() -> None:
+    """The diagnosis' book (`strangle v 3.5 far put` at the start, spot 100, vol 100 %): short
+    95 put and 105 call (30 days), long 3.5 x 100 put (128.6 days). Its net gamma is 9 % of
+    the gross (the strangle's short gamma nearly cancels the far put's long), while its net
+    vanna is the far put's: the shift keeps 9 % at p = 1."""
+    days = np.array([30.0, 30.0, 128.6]) / 365.0
+    opts = OptionArrays(
+        np.array([False, True, False]),
+        np.array([95.0, 105.0, 100.0]),
+        days,
+        np.array([-1.0, -1.0, 3.5]),
+    )
+    c = book_gamma_coherence(opts, 100.0, 1.0)
+    assert c == pytest.approx(0.09, abs=0.01)
+    ctx = BandContext(100.0, -0.0046, 0.285, 1.0, 0.12, 0.0, 5e-4, gamma_coherence=c)
+    knobs = {"risk_aversion_per_usd": 100.0 / 550.0, "shift_cap_hw": 0.0}
+    plain = band_for(HedgerdPolicy(**knobs, shift_coherence=0.0), ctx).centre
+    scaled = band_for(HedgerdPolicy(**knobs), ctx).centre  # the default: p = 1
+    assert scaled == pytest.approx(plain * c, rel=1e-12)
+    assert plain < 0.0  # short net gamma: the net vanna's shift up, the centre down
+    one = OptionArrays(np.array([True]), np.array([100.0]), np.array([0.08]), np.array([-1.0]))
+    assert book_gamma_coherence(one, 100.0, 0.6) == 1.0

@@ -335,3 +335,17 @@ def test_a_non_finite_net_delta_never_trades(bad: float, policy: object) -> None
     d = decide(risk(0.5), [PERP], orders, "p", policy, state, NOW_MS)  # type: ignore[arg-type]
     assert d.legs == () and not d.trades
     assert d.trigger is HedgeTrigger.NONE
+
+
+def test_the_gamma_coherence_scales_the_hedgerd_centre_shift_and_enters_the_id() -> None:
+    """`UnderlyingRisk.gamma_coherence` reaches the band (`shift_coherence`, the default 1):
+    the target's shift from the modified-vol delta is scaled by it, and the decision id
+    changes with it (None: as before the field)."""
+    p = HedgerdPolicy(risk_aversion_per_usd=1e-5, shift_cap_hw=0.0)
+    plain = decide(risk(0.0, vanna_coin_per_vol=2.0), [PERP], [], "h", p, EMPTY, NOW_MS)
+    half = decide(
+        risk(0.0, vanna_coin_per_vol=2.0, gamma_coherence=0.5), [PERP], [], "h", p, EMPTY, NOW_MS
+    )
+    assert plain.target_delta_coin != 0.0
+    assert half.target_delta_coin == pytest.approx(0.5 * plain.target_delta_coin, rel=1e-12)
+    assert half.decision_id != plain.decision_id

@@ -155,6 +155,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "h0_cap_coin": st.sampled_from([0.5, 3.0]),
             "k_prefactor": st.sampled_from([4.76, 0.0]),
             "shift_cap_hw": st.sampled_from([0.0, 1.0, 0.25]),
+            "shift_coherence": st.sampled_from([0.0, 1.0, 2.0, 0.5]),
             "min_halfwidth_coin": st.sampled_from([0.0, 0.05, 5.0]),
             "gamma_horizon_s": st.sampled_from([10_800.0, 0.0]),
             "asymmetry": st.sampled_from([0.0, 0.3, -0.5]),
@@ -180,6 +181,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
     flow_var=st.one_of(st.just(0.0), st.floats(0.0, 500.0)),
     flow_jump=st.one_of(st.just(0.0), st.floats(0.0, 2.0)),
     xi=st.one_of(st.just(0.0), st.floats(0.0, 50.0)),
+    coherence=st.one_of(st.none(), st.just(1.0), st.just(0.0), st.floats(0.0, 1.0)),
 )
 def test_scalar_hedgerd_band_is_the_general_band(
     knobs: dict[str, Any],
@@ -195,6 +197,7 @@ def test_scalar_hedgerd_band_is_the_general_band(
     flow_var: float,
     flow_jump: float,
     xi: float,
+    coherence: float | None,
 ) -> None:
     ctx = BandContext(
         SPOT,
@@ -210,6 +213,7 @@ def test_scalar_hedgerd_band_is_the_general_band(
         flow_var,
         flow_jump,
         xi,
+        coherence,
     )
     got = band_for(HedgerdPolicy(**knobs), ctx)
     want = band_for(_GeneralPathPolicy(**knobs), ctx)

@@ -48,6 +48,7 @@ from hedgerd.hedging.kernel import (
     depth_walk,
     gamma_ahead,
     gamma_ahead_key,
+    gamma_coherence,
     hedge_lambda,
     maker_cost_frac,
     maker_drift,
@@ -385,6 +386,7 @@ def run_backtest(
             ins.taker_fee, ins.half_spread, ins.carry_annual, -np.sign(delta_book), tau_eff
         )
         ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam_t, carry_t, delta_book)
+        ctx.gamma_coherence = gamma_coherence(gamma, wsum)  # for `shift_coherence`
         if flow_on:
             # Only the arrivals seen so far (time <= now), as the live estimator.
             fv, fj = flow_estimates(jump_ms, jump_coin, now * _YEAR_MS)

@@ -169,7 +169,8 @@ class HedgerdPolicy(_PolicyBase):
     |options delta|)` on the under-hedged side (Whalley–Wilmott plus Zakamouline's horizon term,
     which prices the hedge's unwind at settlement and so only ever argues for a smaller hedge;
     `horizon_side = "both"` puts it on both sides as Zakamouline does), centred on the
-    modified-volatility delta (its shift from the delta at most `shift_cap_hw` x H_ww); the cost
+    modified-volatility delta (its shift from the delta scaled by the coherence of the book's
+    gamma, `shift_coherence`, and at most `shift_cap_hw` x H_ww); the cost
     lambda comes from the live cost model of the cheapest instrument. The Gamma of `H_ww` is the
     book's gamma averaged over the spot range the next `gamma_horizon_s` span
     (`kernel.horizon_gamma`), not the gamma at spot: a near strike's gamma peak, or the zero
@@ -220,6 +221,17 @@ class HedgerdPolicy(_PolicyBase):
         "risk aversion the shift leaves the band and extrapolates (docs/backtest.md, "
         "cross-family combinations). 0: off (the uncapped shift); 0.25 measured on the two "
         "combinations and the reference (docs/backtest.md, capping the centre shift).",
+    )
+    shift_coherence: float = Field(
+        1.0,
+        ge=0.0,
+        description="Exponent p of the modified-volatility centre shift's coherence factor "
+        "(|net gamma| / gross gamma)^p, gross the sum of |qty x gamma| over the book's "
+        "options: Zakamouline's shift was fitted for one option, whose vanna comes with its "
+        "gamma; where a book's strikes and expiries cancel each other's gamma, the net vanna "
+        "does not cancel with it (docs/backtest.md, the shift on mixed books). A book of one "
+        "sign: factor exactly 1. 0: off; 1 measured on the combinations' far-put books (the "
+        "30-day one 1.031 -> 1.010 against Whalley–Wilmott).",
     )
     min_halfwidth_coin: float = Field(0.0, ge=0.0, description="Floor of the half-width (coin).")
     gamma_horizon_s: float = Field(

@@ -133,6 +133,9 @@ def decision_id(
     if risk.vol_of_vol_per_sqrt_year != 0.0:
         # Likewise only when the marks move.
         nums += (risk.vol_of_vol_per_sqrt_year,)
+    if risk.gamma_coherence is not None:
+        # Likewise only when computed (the hedgerd band's `shift_coherence`).
+        nums += (risk.gamma_coherence,)
     names: list[str] = []
     for v in venues:
         q = v.quote
@@ -244,6 +247,7 @@ def decide(
         risk.flow_var_coin2_per_year,
         risk.flow_jump_coin,
         risk.vol_of_vol_per_sqrt_year,
+        risk.gamma_coherence,
     )
     band = band_for_floats(policy, ctx)
     centre, lower, upper = band.centre, band.lower, band.upper

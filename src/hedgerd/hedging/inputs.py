@@ -43,6 +43,9 @@ class UnderlyingRisk:
     - `vol_of_vol_per_sqrt_year`: the marks' realised vol-of-vol (`hedging.volvol`,
       1/sqrt(year)), for the hedgerd band's vol-of-vol weight (`vov_ref`; 0: the marks
       constant or not tracked).
+    - `gamma_coherence`: |net gamma| / gross gamma of the book's options
+      (`kernel.book_gamma_coherence`, in [0, 1]), for the hedgerd band's `shift_coherence`
+      (None: not computed; the centre shift is not scaled).
     """
 
     underlying: str
@@ -60,6 +63,7 @@ class UnderlyingRisk:
     flow_var_coin2_per_year: float = 0.0
     flow_jump_coin: float = 0.0
     vol_of_vol_per_sqrt_year: float = 0.0
+    gamma_coherence: float | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -79,7 +83,9 @@ class UnderlyingRisk:
                 + self.flow_var_coin2_per_year
                 + self.flow_jump_coin
                 + self.vol_of_vol_per_sqrt_year
+                + (0.5 if self.gamma_coherence is None else self.gamma_coherence)
             )
+            and (self.gamma_coherence is None or 0.0 <= self.gamma_coherence <= 1.0)
             and self.flow_var_coin2_per_year >= 0.0
             and self.flow_jump_coin >= 0.0
             and self.vol_of_vol_per_sqrt_year >= 0.0
@@ -108,6 +114,9 @@ class UnderlyingRisk:
         g = self.gamma_ahead_coin_per_usd
         if g is not None and not math.isfinite(g):
             raise ValueError(f"{self.underlying}: gamma_ahead_coin_per_usd must be finite, got {g}")
+        c = self.gamma_coherence
+        if c is not None and not 0.0 <= c <= 1.0:  # NaN fails too
+            raise ValueError(f"{self.underlying}: gamma_coherence must be in [0, 1], got {c}")
         for name in ("flow_var_coin2_per_year", "flow_jump_coin", "vol_of_vol_per_sqrt_year"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0.0):

@@ -145,6 +145,10 @@ class BandContext:
     # The marks' realised vol-of-vol (`hedging.volvol`), 1/sqrt(year), for the vol-of-vol
     # weight (`vov_weight`; 0: marks constant).
     vol_of_vol_per_sqrt_year: Any = 0.0
+    # The coherence of the book's gamma, |net gamma| / sum of |qty x gamma| over its options
+    # (`gamma_coherence`, in [0, 1]; 1: all of one sign), for the centre shift's
+    # `shift_coherence`; None: not known (the shift is not scaled).
+    gamma_coherence: Any = None
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -278,6 +282,50 @@ def cap_shift(shift: Any, cap: Any) -> Any:
     return _minimum(_maximum(shift, -cap), cap)
 
 
+def gamma_coherence(net_gamma: Any, gross_gamma: Any) -> Any:
+    """|net| / gross of a book's gamma, in [0, 1]: `net_gamma` the sum of qty x gamma over its
+    options, `gross_gamma` the sum of |qty x gamma| (coin/USD). 1 where every option's gamma
+    has one sign (exactly: |a + b| = |a| + |b| in floating point for a and b of one sign) and
+    where there is no gamma (gross 0)."""
+    has = gross_gamma > 0.0
+    ratio = _minimum(_abs(net_gamma) / _where(has, gross_gamma, 1.0), 1.0)
+    return _where(has, ratio, 1.0)
+
+
+def book_gamma_coherence(options: OptionArrays, spot_usd: float, vol: float) -> float:
+    """`gamma_coherence` of the options of one underlying (the live hedge loop; the backtest
+    sums the same from its greeks): Black–Scholes on the index at each option's own vol
+    (`vol`, the band's, where it has none), options with tau <= 0 gone."""
+    from hedgerd.pricing.black import black_scholes  # numba: on first use (`horizon_gamma`)
+
+    tau = np.asarray(options.tau_years, dtype=np.float64)
+    alive = tau > 0.0
+    ov = vol if options.vol is None else options.vol
+    with np.errstate(all="ignore"):
+        g = black_scholes(
+            options.is_call, spot_usd, options.strike_usd, np.where(alive, tau, 1.0), ov
+        ).gamma
+    qg = np.where(alive & np.isfinite(g), np.asarray(options.qty_coin) * g, 0.0)
+    return float(gamma_coherence(float(np.sum(qg)), float(np.sum(np.abs(qg)))))
+
+
+def shift_coherence(ctx: BandContext, power: float) -> Any:
+    """The factor in [0, 1] of the modified-volatility centre shift on a book of mixed gamma:
+    c^p, c = |net gamma| / gross gamma (`ctx.gamma_coherence`), p = `shift_coherence`.
+    Zakamouline's shift, vanna x (sigma_m - sigma), was fitted for one option, whose vanna is
+    its gamma times -S sqrt(tau) d2: the two come together. On a book whose strikes and
+    expiries cancel each other's gamma the net vanna does not cancel with it (a long far
+    put's vanna beside a short near strangle's), while the sign of the vol modification
+    follows the small net gamma that is left: the shift takes its size from one part of the
+    book and its sign from another (on `strangle v 3.5 far put` at the start the per-option
+    shifts sum to the other sign than the net one; docs/backtest.md). A book of one sign
+    (every single option): c = 1, the factor exactly 1. c unknown (None) or p = 0: 1."""
+    c = ctx.gamma_coherence
+    if power == 0.0 or c is None:
+        return 1.0
+    return c if power == 1.0 else c**power
+
+
 def carry_shift(ctx: BandContext, risk_aversion: float) -> Any:
     """Mean-variance optimal net delta under carry: holding x coin costs x S c a year and
     risks (gamma/2) x^2 S^2 sigma^2, so the best x is -c / (gamma S sigma^2) (coin); returned
@@ -350,6 +398,7 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         and type(ctx.flow_var_coin2_per_year) in _SCALAR
         and type(ctx.flow_jump_coin) in _SCALAR
         and type(ctx.vol_of_vol_per_sqrt_year) in _SCALAR
+        and (ctx.gamma_coherence is None or type(ctx.gamma_coherence) in _SCALAR)
     ):
         return _hedgerd_band_scalar(policy_numbers(policy), ctx)
     target = policy.target_delta_coin
@@ -397,6 +446,8 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         shift = modified_delta_shift(ctx, g, policy.k_prefactor)
         if policy.vov_ref > 0.0 and policy.vov_scope != "horizon":
             shift = shift * w_vov
+        if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
+            shift = shift * shift_coherence(ctx, policy.shift_coherence)
         if policy.shift_cap_hw > 0.0:
             shift = cap_shift(shift, policy.shift_cap_hw * _abs(h))
         if policy.carry_weight > 0.0:
@@ -446,6 +497,7 @@ class PolicyNumbers:
     h0_cap_coin: float = 1.0
     k_prefactor: float = 0.0
     shift_cap_hw: float = 0.0
+    shift_coherence: float = 0.0
     min_halfwidth_coin: float = 0.0
     gamma_horizon_s: float = 0.0
     asymmetry: float = 0.0
@@ -467,6 +519,7 @@ _HEDGERD_NUMBERS = (
     "h0_cap_coin",
     "k_prefactor",
     "shift_cap_hw",
+    "shift_coherence",
     "min_halfwidth_coin",
     "gamma_horizon_s",
     "asymmetry",
@@ -604,6 +657,11 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         shift = vanna * (vol_m - vol)
     if ref > 0.0 and policy.vov_scope != "horizon":
         shift = shift * w_vov
+    p = policy.shift_coherence
+    coherence = ctx.gamma_coherence
+    if p > 0.0 and coherence is not None:
+        # shift_coherence
+        shift = shift * (coherence if p == 1.0 else coherence**p)
     c = policy.shift_cap_hw
     if c > 0.0:
         # cap_shift, as min(max(shift, -cap), cap)

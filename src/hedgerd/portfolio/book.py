@@ -13,14 +13,14 @@ Pure: no I/O and no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.hedging.inputs import UnderlyingRisk
-from hedgerd.hedging.kernel import OptionArrays, gamma_ahead
+from hedgerd.hedging.kernel import OptionArrays, book_gamma_coherence, gamma_ahead
 from hedgerd.model.fast_init import fast_frozen_init
 
 
@@ -142,7 +142,8 @@ class BookOptions:
         self.underlying = underlying
         self._parts: list[OptionArrays] = []  # kept: their arrays' ids key the cache
         self._joined: OptionArrays | None = None
-        self._gamma: tuple[object, float] | None = None
+        # One kept figure per kind (`_kept`): the averaged gamma, the gamma's coherence.
+        self._figures: dict[str, tuple[object, float]] = {}
 
     def arrays(self, books: Sequence[GreeksBook], now_ms: int) -> OptionArrays:
         """Every book's live options at `now_ms`, side by side (`concat_options`)."""
@@ -169,19 +170,50 @@ class BookOptions:
     ) -> float:
         """`kernel.gamma_ahead(key, arrays(books, now_ms), spot_usd, vol)`, reused for the
         same inputs (the books and their options versions, time, index and vol)."""
+        return self._kept(
+            key, books, now_ms, spot_usd, vol, lambda a: float(gamma_ahead(key, a, spot_usd, vol))
+        )
+
+    def gamma_coherence(
+        self, books: Sequence[GreeksBook], now_ms: int, spot_usd: float, vol: float
+    ) -> float:
+        """`kernel.book_gamma_coherence(arrays(books, now_ms), spot_usd, vol)`, reused for the
+        same inputs (as `gamma_ahead`)."""
+        return self._kept(
+            "coherence",
+            books,
+            now_ms,
+            spot_usd,
+            vol,
+            lambda a: book_gamma_coherence(a, spot_usd, vol),
+        )
+
+    def _kept(
+        self,
+        what: object,
+        books: Sequence[GreeksBook],
+        now_ms: int,
+        spot_usd: float,
+        vol: float,
+        compute: Callable[[OptionArrays], float],
+    ) -> float:
+        """`compute(arrays(books, now_ms))`, kept per kind of figure (`what`'s type: the
+        averaged gamma's key, or a name) for the same `what`, books and their options
+        versions, time, index and vol."""
         stamp = (
-            key,
+            what,
             tuple((b, b.options_version(self.underlying)) for b in books),
             now_ms,
             spot_usd,
             vol,
         )
-        hit = self._gamma
+        slot = type(what).__name__
+        hit = self._figures.get(slot)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        g = float(gamma_ahead(key, self.arrays(books, now_ms), spot_usd, vol))
-        self._gamma = (stamp, g)
-        return g
+        got = compute(self.arrays(books, now_ms))
+        self._figures[slot] = (stamp, got)
+        return got
 
 
 __all__ = ["BookOptions", "PortfolioRisk", "concat_options", "sum_risks"]

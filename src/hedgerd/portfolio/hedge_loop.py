@@ -324,12 +324,12 @@ class HedgeLoop(PortfolioService):
             # not inside `decide`, whose latency budget is per decision.
             # Cached per the books' options versions (`BookOptions`): positions and marks
             # change between evaluations far less often than the index.
-            cache = self._book_options.get(underlying)
-            if cache is None:
-                cache = self._book_options[underlying] = BookOptions(underlying)
-            ahead = cache.gamma_ahead(key, books, now, risk.spot_usd, risk.vol)
+            ahead = self._options_cache(underlying).gamma_ahead(
+                key, books, now, risk.spot_usd, risk.vol
+            )
             if math.isfinite(ahead):
                 risk = replace(risk, gamma_ahead_coin_per_usd=ahead)
+        risk = self._with_coherence(underlying, policy, risk, books, now)
         flow_v, flow_j = self._flow_estimator(underlying, now).estimate(now)
         if flow_v > 0.0:
             risk = replace(risk, flow_var_coin2_per_year=flow_v, flow_jump_coin=flow_j)
@@ -380,6 +380,38 @@ class HedgeLoop(PortfolioService):
         if (decision.trades or decision.cancel_labels) and self.shared.trading is not None:
             self._act(decision, risk.spot_usd)
         return decision
+
+    def _with_coherence(
+        self,
+        underlying: str,
+        policy: PolicyConfig,
+        risk: UnderlyingRisk,
+        books: Sequence[GreeksBook],
+        now: int,
+    ) -> UnderlyingRisk:
+        """Put the coherence of the book's gamma (|net| / gross, `kernel.book_gamma_coherence`)
+        in the risk where the policy's centre shift takes it (`shift_coherence`): one more
+        Black–Scholes pass over the whole book's options, cached as the averaged gamma. Not
+        where the shift is off or there is none (no vanna)."""
+        if not (
+            isinstance(policy, HedgerdPolicy)
+            and policy.shift_coherence > 0.0
+            and policy.k_prefactor > 0.0
+            and risk.vanna_coin_per_vol != 0.0
+            and books
+        ):
+            return risk
+        cache = self._options_cache(underlying)
+        coherence = cache.gamma_coherence(books, now, risk.spot_usd, risk.vol)
+        if 0.0 <= coherence <= 1.0:
+            return replace(risk, gamma_coherence=coherence)
+        return risk
+
+    def _options_cache(self, underlying: str) -> BookOptions:
+        cache = self._book_options.get(underlying)
+        if cache is None:
+            cache = self._book_options[underlying] = BookOptions(underlying)
+        return cache
 
     async def _seed_vol_of_vol(self, underlying: str) -> None:
         """Start the vol-of-vol estimator of `underlying` at this loop's first evaluation
