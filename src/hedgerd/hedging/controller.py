@@ -253,47 +253,29 @@ def decide(
     centre, lower, upper = band.centre, band.lower, band.upper
     last_s = state.last_hedge_ms / 1000.0 if state.last_hedge_ms is not None else math.nan
     last_spot = state.last_hedge_spot_usd if state.last_hedge_spot_usd is not None else math.nan
-    plan = plan_trades_floats(
-        policy,
-        band,
-        net,
-        now_s,
-        last_s,
-        risk.spot_usd,
-        last_spot,
-        True,  # maker_allowed
-        maker_drift(ctx, cost.maker_fill_delay_s),  # maker_drift_coin
-        numbers,
-    )
-    taker_q = float(plan.taker_coin)
-    maker_q = float(plan.maker_coin)
+    drift = maker_drift(ctx, cost.maker_fill_delay_s)  # maker_drift_coin
     # Resting maker orders working against the plan are cancelled with its legs, and a
-    # cancel usually lands first: the legs are sized without them (planned with them, every
-    # cancel that lands left the delta overshot by its order's rest, then a round trip). One
-    # that fills before its cancel leaves the delta short of the plan by its fill, which the
-    # next evaluation sees as a fill and hedges.
-    wanted = taker_q + maker_q
+    # cancel usually lands first: the legs are sized without them, planned again (planned
+    # with them, every cancel that landed left the delta overshot by its order's rest, then a
+    # round trip). One that fills before its cancel leaves the delta short of the plan by its
+    # fill, which the next evaluation sees as a fill and hedges.
     cancelling: list[str] = []
-    for o in in_flight:
-        if o.style is _MAKER and o.delta_coin * wanted < 0.0:
-            cancelling.append(o.label)
-            pending -= o.delta_coin
-    if cancelling:
-        net = book_delta + pending
+    while True:
         plan = plan_trades_floats(
-            policy,
-            band,
-            net,
-            now_s,
-            last_s,
-            risk.spot_usd,
-            last_spot,
-            True,  # maker_allowed
-            maker_drift(ctx, cost.maker_fill_delay_s),  # maker_drift_coin
-            numbers,
+            policy, band, net, now_s, last_s, risk.spot_usd, last_spot, True, drift, numbers
         )
         taker_q = float(plan.taker_coin)
         maker_q = float(plan.maker_coin)
+        if cancelling:
+            break
+        wanted = taker_q + maker_q
+        for o in in_flight:
+            if o.style is _MAKER and o.delta_coin * wanted < 0.0:
+                cancelling.append(o.label)
+                pending -= o.delta_coin
+        if not cancelling:
+            break
+        net = book_delta + pending
     trigger = _TRIGGERS[int(plan.trigger)]
     if not math.isfinite(taker_q + maker_q):
         # A non-finite net delta (an in-flight order's NaN or infinite rest: not validated)
