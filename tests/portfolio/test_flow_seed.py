@@ -167,3 +167,24 @@ async def test_cancel_stops_the_fetches_in_flight() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await fetches.landed("BTC") == []
+
+
+async def test_a_waiter_from_before_a_restart_never_takes_the_new_fetch_of_the_same_cut() -> None:
+    """The hedge loop's (re)start cancels the fetches in flight and starts them again; an
+    evaluation still waiting on the old fetch of the same (account, underlying, cut) (the
+    venue clock had not moved) used to pop the new one with the old one's cancelled result:
+    the seed was lost, its account counted as seeded with no flow."""
+    fetches = SeedFetches()
+    old = _HangingVenue()
+    fetches.start(old, "okx", "BTC", INSTRUMENTS.get, CUT, CUT - FLOW_WINDOW_MS)
+    waiter = asyncio.get_running_loop().create_task(fetches.landed("BTC"))
+    await asyncio.sleep(0)  # the waiter is waiting on the old fetch
+    fetches.cancel()
+    new = _HangingVenue()
+    fetches.start(new, "okx", "BTC", INSTRUMENTS.get, CUT, CUT - FLOW_WINDOW_MS)
+    assert await waiter == []
+    assert fetches  # the new fetch is still the one in flight
+    new.release.set()
+    landed = await fetches.landed("BTC")
+    assert [(name, seed.cut_ms) for name, seed, _ in landed] == [("okx", CUT)]
+    assert not fetches

@@ -1304,10 +1304,16 @@ class Journal:
     ) -> T:
         """Run `fn(store, *args, **kwargs)` on the journal thread (for queries not wrapped
         below)."""
+        return await self.submit(fn, *args, **kwargs)
+
+    def submit(
+        self, fn: Callable[Concatenate[JournalStore, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> asyncio.Future[T]:
+        """`run`, queued on the journal thread now (in order with the calls queued after it)
+        and not awaited: the future carries its outcome."""
         if self._closed:
             raise JournalError("journal is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
+        return asyncio.get_running_loop().run_in_executor(
             self._executor, functools.partial(fn, self._store, *args, **kwargs)
         )
 
@@ -1449,21 +1455,10 @@ class Journal:
     def record_volvol_sample_soon(
         self, underlying: str, ts_ms: int, mark_vol: float, keep_since_ms: int
     ) -> asyncio.Future[None]:
-        """`JournalStore.record_volvol_sample`, queued on the journal thread now (in order
-        with the writes awaited after it) without waiting for it: the hedge loop's decision
-        path does not wait on the disk for a sample. The future carries its outcome."""
-        if self._closed:
-            raise JournalError("journal is closed")
-        return asyncio.get_running_loop().run_in_executor(
-            self._executor,
-            functools.partial(
-                JournalStore.record_volvol_sample,
-                self._store,
-                underlying,
-                ts_ms,
-                mark_vol,
-                keep_since_ms,
-            ),
+        """`JournalStore.record_volvol_sample`, queued and not awaited (`submit`): the hedge
+        loop's decision path does not wait on the disk for a sample."""
+        return self.submit(
+            JournalStore.record_volvol_sample, underlying, ts_ms, mark_vol, keep_since_ms
         )
 
 

@@ -230,8 +230,10 @@ class SeedFetches:
             await asyncio.wait(waiting, timeout=wait_s)
         out: list[tuple[str, FlowSeed, Sequence[tuple[str, float, float | None]] | None]] = []
         for key, f in pending:
-            # Once: two evaluations may have waited on it (the timer's and an operator's).
-            if f.task.done() and self._tasks.pop(key, None) is not None:
+            # Once: two evaluations may have waited on it (the timer's and an operator's);
+            # and only this fetch: a restart may have started another of the same key.
+            if f.task.done() and self._tasks.get(key) is f:
+                del self._tasks[key]
                 seed = None if f.task.cancelled() else f.task.result()
                 if seed is None and f.netted is not None:
                     seed = FlowSeed((), key[2], key[2])  # failed: the netted moves stand
