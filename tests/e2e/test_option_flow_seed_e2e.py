@@ -44,6 +44,8 @@ from hedgerd.sim.scenario import Scenario, load_scenario
 from hedgerd.venues.deribit.names import parse_instrument_name
 from hedgerd.venues.okx.names import parse_instrument_name as parse_okx_name
 
+pytestmark = pytest.mark.usefixtures("patient_seeds")
+
 SPEED = 1.0
 TRADES = "private/get_user_trades_by_currency_and_time"
 YEAR_MS = 365.0 * 86_400_000.0

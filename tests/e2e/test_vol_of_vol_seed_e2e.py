@@ -41,6 +41,8 @@ from hedgerd.model import HedgeDecision
 from hedgerd.sim.command import Simulator
 from hedgerd.sim.scenario import Scenario, load_scenario
 
+pytestmark = pytest.mark.usefixtures("patient_seeds")
+
 SPEED = 1.0
 
 
