@@ -48,7 +48,9 @@ from typing import Protocol
 import structlog
 
 from hedgerd.execution.journal import Journal, JournalStore
+from hedgerd.execution.order_state import Cancelled, event_name
 from hedgerd.model.instruments import AmountUnit, Instrument
+from hedgerd.model.orders import OrderStatus
 from hedgerd.ops.metrics import Metrics
 from hedgerd.risk.account_state import LINK_CODES, AccountStates
 from hedgerd.risk.limits import KillSwitchSettings
@@ -545,10 +547,14 @@ class KillSwitchBoard:
     # ----------------------------------------------------------------------- restart
 
     async def restore_rates(self, journal: Journal, now_ms: int) -> int:
-        """Count the orders hedgerd created in the last day (from the journal) in the rate
-        windows, so a restart does not reset the budgets. An order's notional is its amount
-        when sized in USD, amount × limit price when sized in coin with a limit, else (unknown)
-        the largest allowed order notional. Returns the number of orders counted."""
+        """Count the orders hedgerd sent in the last day (from the journal) in the rate
+        windows, so a restart does not reset the budgets. An intent closed unsent (refused by
+        the order budget, halted, stopped or expired before its send, a dry run) is not
+        counted: it never reached the wire, and the running daemon did not count it either;
+        every other intent is, an unknown send outcome included (money-safe: it may have
+        gone). An order's notional is its amount when sized in USD, amount × limit price when
+        sized in coin with a limit, else (unknown) the largest allowed order notional. Returns
+        the number of orders counted."""
         rows = await journal.run(_recent_orders, now_ms - DAY_MS)
         cap = self.settings.order_notional.max_order_notional_usd
         for created_ms, amount, unit, limit_price in rows:
@@ -563,15 +569,23 @@ class KillSwitchBoard:
         return len(rows)
 
 
+#: `Cancelled` applied to a NEW order: the order state machine's "never sent" (the
+#: executor's only way to close an intent it did not send; an in-doubt intent becomes UNKNOWN
+#: at a restart instead, and stays counted).
+_CLOSED_UNSENT_EVENT = event_name(Cancelled(0))
+
+
 def _recent_orders(
     store: JournalStore, since_ms: int
 ) -> list[tuple[int, float, str, float | None]]:
     return [
         (r["created_ms"], r["amount"], r["amount_unit"], r["limit_price"])
         for r in store.iter_rows(
-            "SELECT created_ms, amount, amount_unit, limit_price FROM orders "
-            "WHERE created_ms > ? AND decision_id IS NOT NULL ORDER BY created_ms",
-            (since_ms,),
+            "SELECT created_ms, amount, amount_unit, limit_price FROM orders o "
+            "WHERE created_ms > ? AND decision_id IS NOT NULL AND NOT EXISTS ("
+            "SELECT 1 FROM order_updates u WHERE u.label = o.label AND u.event = ? "
+            "AND u.status_before = ?) ORDER BY created_ms",
+            (since_ms, _CLOSED_UNSENT_EVENT, OrderStatus.NEW.value),
         )
     ]
 
