@@ -46,7 +46,7 @@ LIFTED = (1_000_000, 10_000_000, 100_000_000)
 def drill_config(workdir: Path, *, maker: bool, budget: int | None) -> HedgerdConfig:
     """The paper config (built in) with its journal and socket in `workdir`, maker execution
     on every policy when `maker`, and an order budget of `budget` a minute (the hour's and
-    the day's in the defaults' proportion: 10 and 66.7 minutes' worth) or lifted."""
+    the day's in the defaults' proportion: 10 and 250 minutes' worth) or lifted."""
     values = copy.deepcopy(BUILTIN_PAPER_CONFIG)
     values["log"] = {"level": "error", "format": "json"}
     values["journal"] = {"path": str(workdir / "journal.sqlite")}
@@ -56,7 +56,7 @@ def drill_config(workdir: Path, *, maker: bool, budget: int | None) -> HedgerdCo
     if maker:
         for policy in values["hedging"]["policies"].values():
             policy["maker"] = {"enabled": True}
-    minute, hour, day = LIFTED if budget is None else (budget, 10 * budget, 200 * budget // 3)
+    minute, hour, day = LIFTED if budget is None else (budget, 10 * budget, 250 * budget)
     values.setdefault("risk", {})["order_rate"] = {
         "max_orders_per_minute": minute,
         "max_orders_per_hour": hour,

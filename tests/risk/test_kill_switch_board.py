@@ -175,9 +175,10 @@ def reject_streak(b: KillSwitchBoard) -> None:
 
 
 def order_rate(b: KillSwitchBoard) -> None:
-    for i in range(30):
+    budget = b.settings.order_rate.max_orders_per_minute
+    for i in range(budget):
         assert order(b, T0 + i).allowed
-    check = order(b, T0 + 30)
+    check = order(b, T0 + budget)
     assert not check.allowed and check.code is ReasonCode.ORDER_RATE
 
 
@@ -422,7 +423,8 @@ async def test_rates_are_restored_from_the_journal(journal: Journal) -> None:
         intent("h-d", 10.0, AmountUnit.USD, 1e5, now - 86_400_000),
     ]
     await journal.record_intents(orders, DecisionRecord("d1", T0, "BTC", "band", {}))
-    rig = await make_rig(journal)
+    budget = KillSwitchSettings.model_validate({"order_rate": {"max_orders_per_minute": 30}})
+    rig = await make_rig(journal, budget)
     assert await rig.board.restore_rates(journal, now) == 27
     counts = rig.board.rates.counts(now)
     assert counts["minute"] == (25, 250_000.0)
