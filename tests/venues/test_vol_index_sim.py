@@ -39,18 +39,11 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 async def test_each_dvol_close_is_stamped_at_the_end_of_its_hour(sim: Simulator) -> None:
-    venue = DeribitVenue(
-        "d",
-        VenueSettings(
-            mode="sim",
-            rest_url=sim.rest_url,
-            ws_url=sim.ws_url,
-            api_key="sim-mm-key",
-            api_secret="sim-mm-secret",
-            underlyings=("BTC",),
-        ),
-        clock_ms=sim.now_ms,
+    # DVOL is public: a market-data venue without keys.
+    settings = VenueSettings(
+        mode="sim", rest_url=sim.rest_url, ws_url=sim.ws_url, underlyings=("BTC",)
     )
+    venue = DeribitVenue("d", settings, clock_ms=sim.now_ms, private_stream=False)
     await venue.connect()
     try:
         engine: Any = sim.engine
