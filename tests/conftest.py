@@ -34,10 +34,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # The modules with the longest tests (seconds to a minute each: drills, `hedgerd` processes),
-# slowest first. scripts/test runs them first: pytest-xdist's `worksteal` hands each worker
-# half of the list and an idle worker takes the tail of the other's, so a long test at the
-# end of the list would run alone while the other core idles. Whole modules move, so their
-# module-scoped fixtures stay shared. A module missing here only runs in its usual place.
+# slowest first. scripts/test runs them first: pytest-xdist's `worksteal` hands each of its
+# workers an equal run of the list in order (scripts/test's three, HEDGERD_TEST_WORKERS: the
+# first third to the first worker, and so on), and a worker that runs out takes the tail half
+# of the longest queue left, so the long tests start at once and the short ones fill in
+# around them; a long test at the end of the list would run alone while the other workers
+# idle. Whole modules move, so their module-scoped fixtures stay shared. A module missing
+# here only runs in its usual place.
 _SLOW_FIRST = (
     "tests/drills/test_drill_failover.py",
     "tests/e2e/test_paper_and_run.py",

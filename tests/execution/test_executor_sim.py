@@ -29,6 +29,7 @@ from hedgerd.execution.drill import (
     sim_scenario,
 )
 from hedgerd.execution.executor import Executor, ExecutorSettings, LegOutcome, OrderRejection
+from hedgerd.execution.journal import Journal
 from hedgerd.execution.reconcile import ReconcileSettings
 from hedgerd.model import HedgeDecision, HedgeStyle, OrderSide, OrderStatus
 from hedgerd.risk.kill_switches import KillSwitchBoard
@@ -728,6 +729,16 @@ async def test_the_order_rate_budget_counts_every_slice_on_the_wire(tmp_path: Pa
         assert leg.labels[-1] not in sent
         assert ReasonCode.ORDER_RATE in env.rig.trading.snapshot.reason_codes
         assert ex.open_records() == []
+        # A restart: the rate windows come back from the journal, the two orders sent and not
+        # the refused intent (before: three, one more than went on the wire, so a restarted
+        # daemon refused or halted on orders it never sent).
+        await ex.flush()
+        await env.rig.journal.close()
+        async with await Journal.open(tmp_path / "journal.sqlite") as journal:
+            restarted = KillSwitchBoard(limits, env.rig.trading)
+            assert await restarted.restore_rates(journal, env.sim.now_ms()) == 2
+            assert restarted.rates.counts(env.sim.now_ms())["minute"][0] == 2
+            await restarted.flush()
 
 
 async def test_a_decision_cancels_its_cancel_labels_and_stops_their_leg(tmp_path: Path) -> None:

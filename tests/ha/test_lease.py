@@ -304,3 +304,35 @@ async def test_the_async_journal_runs_the_fence_on_its_thread(clocks: Clocks, a:
         assert await journal.decision(late_decision.decision_id) is None
     finally:
         await journal.close()
+
+
+async def test_a_deposed_leaders_vol_of_vol_samples_are_refused(
+    clocks: Clocks, a: Node, b: Node
+) -> None:
+    """Vol-of-vol samples are fenced like intents and trading states (`Journal.state_guard`,
+    the daemon's `HaNode.state_guard`, whose database check is the lease's guard): a paused
+    leader's sample written after the next leader took over is refused and neither lands nor
+    prunes, so the new leader's seed reads only its own and its predecessor's samples before
+    the takeover (before: the deposed leader's samples landed in the shared journal)."""
+    journals = [await Journal.open(PostgresTarget(clocks.url), exclusive=False) for _ in "ab"]
+    journal_a, journal_b = journals
+    journal_a.state_guard = a.lease.guard
+    journal_b.state_guard = b.lease.guard
+    hour = 3_600_000
+    try:
+        assert a.lease.acquire() is not None
+        await journal_a.record_volvol_sample_soon("BTC", 1 * hour, 0.50, 0)
+        a.clock.frozen = True  # A is paused and does not know it lost the lease
+        clocks.advance(D_MS + 1_000)
+        assert b.lease.acquire() is not None
+        with pytest.raises(LeaseLostError):
+            # Its window would prune every sample before it.
+            await journal_a.record_volvol_sample_soon("BTC", 2 * hour, 0.90, 2 * hour)
+        await journal_b.record_volvol_sample_soon("BTC", 3 * hour, 0.55, 0)
+        assert await journal_b.volvol_samples("BTC", 0, 4 * hour) == [
+            (1 * hour, 0.50),
+            (3 * hour, 0.55),
+        ]
+    finally:
+        for journal in journals:
+            await journal.close()

@@ -15,9 +15,16 @@ import structlog
 from structlog.testing import capture_logs
 
 from hedgerd.execution.journal import DecisionRecord, Journal
-from hedgerd.execution.order_state import OrderRecord, OrderStyle
+from hedgerd.execution.order_state import (
+    Cancelled,
+    OrderRecord,
+    OrderStyle,
+    QueryResult,
+    Rejected,
+    Sent,
+)
 from hedgerd.model.instruments import AmountUnit, Instrument, InstrumentKind, PriceUnit
-from hedgerd.model.orders import Fill, OrderSide
+from hedgerd.model.orders import Fill, OrderSide, OrderStatus
 from hedgerd.ops.metrics import Metrics
 from hedgerd.risk.kill_switches import (
     MINUTE_MS,
@@ -37,6 +44,7 @@ from hedgerd.risk.trading_state import (
     allows,
     operator_actor,
 )
+from journal_backends import JournalBackend
 
 T0 = 1_700_000_000_000
 LINEAR = Instrument(
@@ -167,9 +175,10 @@ def reject_streak(b: KillSwitchBoard) -> None:
 
 
 def order_rate(b: KillSwitchBoard) -> None:
-    for i in range(30):
+    budget = b.settings.order_rate.max_orders_per_minute
+    for i in range(budget):
         assert order(b, T0 + i).allowed
-    check = order(b, T0 + 30)
+    check = order(b, T0 + budget)
     assert not check.allowed and check.code is ReasonCode.ORDER_RATE
 
 
@@ -414,7 +423,8 @@ async def test_rates_are_restored_from_the_journal(journal: Journal) -> None:
         intent("h-d", 10.0, AmountUnit.USD, 1e5, now - 86_400_000),
     ]
     await journal.record_intents(orders, DecisionRecord("d1", T0, "BTC", "band", {}))
-    rig = await make_rig(journal)
+    budget = KillSwitchSettings.model_validate({"order_rate": {"max_orders_per_minute": 30}})
+    rig = await make_rig(journal, budget)
     assert await rig.board.restore_rates(journal, now) == 27
     counts = rig.board.rates.counts(now)
     assert counts["minute"] == (25, 250_000.0)
@@ -423,6 +433,35 @@ async def test_rates_are_restored_from_the_journal(journal: Journal) -> None:
         assert order(rig.board, now + i).allowed
     assert not order(rig.board, now + 5).allowed  # the 31st order in the minute
     await rig.board.flush()
+
+
+async def test_restored_rates_skip_intents_closed_unsent_and_keep_unknown_sends(
+    journal_backend: JournalBackend,
+) -> None:
+    """Of four intents in the last minute: one closed unsent (the order budget refused it:
+    `Cancelled` from NEW), one sent and rejected, one in doubt at a restart (NEW: its send
+    outcome unknown) that the query then found cancelled, one in doubt still UNKNOWN. Three
+    count (what may have reached the wire); the refused one does not (before: all four)."""
+    now = T0 + 10 * 60_000
+    labels = ("h-refused", "h-rejected", "h-in-doubt", "h-unknown")
+    orders = [
+        intent(lb, 1_000.0, AmountUnit.USD, 1e5, now - 30_000 + i) for i, lb in enumerate(labels)
+    ]
+    with journal_backend.fresh() as location:
+        async with await Journal.open(location, clock_ms=lambda: T0) as journal:
+            await journal.record_intents(orders, DecisionRecord("d1", T0, "BTC", "band", {}))
+            await journal.apply_event("h-refused", Cancelled(now - 20_000, "order_budget"))
+            await journal.apply_event("h-rejected", Sent(now - 20_000))
+            await journal.apply_event("h-rejected", Rejected(now - 20_000, "invalid", 10_001))
+            await journal.recover_in_doubt(now - 10_000)  # the restart: NEW becomes UNKNOWN
+            await journal.apply_event(
+                "h-in-doubt",
+                QueryResult(now - 5_000, OrderStatus.CANCELLED, 0.0, reason="not_found"),
+            )
+            rig = await make_rig(journal)
+            assert await rig.board.restore_rates(journal, now) == 3
+            assert rig.board.rates.counts(now)["minute"][0] == 3
+            await rig.board.flush()
 
 
 async def test_amendments_use_the_added_notional_for_budgets(rig: Rig) -> None:

@@ -137,7 +137,7 @@ def test_the_table_lists_every_switch_with_its_limits_and_state() -> None:
                 assert f"`{name}` =" in row
         # Unescaped pipes inside a cell would break the table: 6 separators per row.
         assert len(re.findall(r"(?<!\\)\|", row)) == 6, row
-    assert "`max_orders_per_minute` = 30" in table
+    assert "`max_orders_per_minute` = 60" in table
     assert "`hard_limit_coin_by_underlying` = {BTC = 20, ETH = 500}" in table
 
 

@@ -1,6 +1,7 @@
 """The simulator's DVOL (`public/get_volatility_index_data`, `sim.vol_index`): candles on
-the resolution's grid up to now, paged back by `continuation`, the level at the start the
-surface's 30-day ATM vol, the history before it a seeded walk (flat by default)."""
+the resolution's grid up to now, stamped at their open and closing at their end as
+Deribit's, paged back by `continuation`, the level at the start the surface's 30-day ATM vol,
+the history before it a seeded walk (flat by default)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,23 @@ def test_a_walk_before_the_start_deterministic_and_paged() -> None:
     assert _ask(_engine(vov=0.8, seed=8), now - 2 * HOUR, now)["data"] != first["data"][-3:]
     # A minute's resolution, a number over JSON-RPC.
     assert len(_ask(ex, now - 10 * 60_000, now, 60)["data"]) in (10, 11)
+
+
+def test_a_candle_is_stamped_at_its_open_and_closes_at_its_end() -> None:
+    """As Deribit serves candles ([open time, open, high, low, close]): the candle opened at
+    t opens at the index at t and closes at the index at t + 1 h, so one candle's close is
+    the next one's open; the candle still forming closes at the index now (before: every
+    value of a candle was the index at its open time, a close an hour early)."""
+    ex = _engine(vov=0.8)
+    now = ex.now_ms()
+    data = _ask(ex, now - 48 * HOUR, now)["data"]
+    for t, first, high, low, last in data:
+        assert first == round(ex.vol_index("BTC", t), 2)
+        assert last == round(ex.vol_index("BTC", min(t + HOUR, now)), 2)
+        assert (high, low) == (max(first, last), min(first, last))
+    assert all(a[4] == b[1] for a, b in itertools.pairwise(data))
+    assert sum(c[1] != c[4] for c in data) > 40  # the walk moves every hour
+    assert data[-1][0] <= now < data[-1][0] + HOUR  # the forming candle
 
 
 def test_bad_parameters_are_refused() -> None:

@@ -1161,13 +1161,22 @@ class JournalStore:
     # ------------------------------------------------------------ vol-of-vol samples
 
     def record_volvol_sample(
-        self, underlying: str, ts_ms: int, mark_vol: float, keep_since_ms: int
+        self,
+        underlying: str,
+        ts_ms: int,
+        mark_vol: float,
+        keep_since_ms: int,
+        *,
+        guard: IntentGuard | None = None,
     ) -> None:
         """Keep one vol-of-vol sample of `underlying` (a second one at the same time, from
         another node on a shared journal, is ignored) and prune its samples before the last
         one at or before `keep_since_ms` (the window's start: that one is the first change's
-        predecessor)."""
+        predecessor). `guard` runs first in the transaction, as for intents (HA: only the
+        lease holder records samples)."""
         with self._transaction() as conn:
+            if guard is not None:
+                guard(conn)
             conn.execute(
                 "INSERT INTO volvol_samples (underlying, ts_ms, mark_vol, recorded_ms) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (underlying, ts_ms) DO NOTHING",
@@ -1238,9 +1247,10 @@ class Journal:
         self._store = store
         self._executor = executor
         self._closed = False
-        #: HA: the fence of a trading-state write (only the lease holder may record states:
-        #: a fenced node's crash trip, or a standby's, written to the shared journal would be
-        #: adopted by the next leader's takeover). None: no fence.
+        #: HA: the fence of a trading-state or vol-of-vol sample write (only the lease holder
+        #: may record them: a fenced node's crash trip, or a standby's, written to the shared
+        #: journal would be adopted by the next leader's takeover, and a deposed leader's
+        #: samples read by the next leader's seed). None: no fence.
         self.state_guard: Callable[[], IntentGuard] | None = None
 
     @classmethod
@@ -1456,9 +1466,16 @@ class Journal:
         self, underlying: str, ts_ms: int, mark_vol: float, keep_since_ms: int
     ) -> asyncio.Future[None]:
         """`JournalStore.record_volvol_sample`, queued and not awaited (`submit`): the hedge
-        loop's decision path does not wait on the disk for a sample."""
+        loop's decision path does not wait on the disk for a sample. Fenced by `state_guard`
+        (HA): a refused sample's future carries the `LeaseError`, nothing is written."""
+        make_guard = self.state_guard
         return self.submit(
-            JournalStore.record_volvol_sample, underlying, ts_ms, mark_vol, keep_since_ms
+            JournalStore.record_volvol_sample,
+            underlying,
+            ts_ms,
+            mark_vol,
+            keep_since_ms,
+            guard=make_guard() if make_guard is not None else None,
         )
 
 

@@ -43,12 +43,15 @@ Who calls what (the daemon wires it):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
 
 from hedgerd.execution.journal import Journal, JournalStore
+from hedgerd.execution.order_state import Cancelled, event_name
 from hedgerd.model.instruments import AmountUnit, Instrument
+from hedgerd.model.orders import OrderStatus
 from hedgerd.ops.metrics import Metrics
 from hedgerd.risk.account_state import LINK_CODES, AccountStates
 from hedgerd.risk.limits import KillSwitchSettings
@@ -545,33 +548,68 @@ class KillSwitchBoard:
     # ----------------------------------------------------------------------- restart
 
     async def restore_rates(self, journal: Journal, now_ms: int) -> int:
-        """Count the orders hedgerd created in the last day (from the journal) in the rate
-        windows, so a restart does not reset the budgets. An order's notional is its amount
-        when sized in USD, amount × limit price when sized in coin with a limit, else (unknown)
-        the largest allowed order notional. Returns the number of orders counted."""
-        rows = await journal.run(_recent_orders, now_ms - DAY_MS)
+        """Count the orders hedgerd sent in the last day (from the journal) in the rate
+        windows, so a restart does not reset the budgets. An intent closed unsent (refused by
+        the order budget, halted, stopped or expired before its send, a dry run) is not
+        counted: it never reached the wire, and the running daemon did not count it either;
+        every other intent is, an unknown send outcome included (money-safe: it may have
+        gone). An order's notional is its amount when sized in USD, amount × limit price when
+        sized in coin with a limit, else (unknown) the largest allowed order notional. Returns
+        the number of orders counted."""
+        rows = await journal.run(orders_sent_since, now_ms - DAY_MS)
         cap = self.settings.order_notional.max_order_notional_usd
-        for created_ms, amount, unit, limit_price in rows:
-            if unit == AmountUnit.USD.value:
-                notional = float(amount)
-            elif limit_price is not None and float(limit_price) > 0:
-                notional = float(amount) * float(limit_price)
+        for row in rows:
+            if row.amount_unit == AmountUnit.USD.value:
+                notional = row.amount
+            elif row.limit_price is not None and row.limit_price > 0:
+                notional = row.amount * row.limit_price
             else:
                 notional = cap
-            self.rates.record(int(created_ms), notional)
+            self.rates.record(row.created_ms, notional)
         log.info("kill_switch_rates_restored", orders=len(rows))
         return len(rows)
 
 
-def _recent_orders(
-    store: JournalStore, since_ms: int
-) -> list[tuple[int, float, str, float | None]]:
+#: `Cancelled` applied to a NEW order: the order state machine's "never sent" (the
+#: executor's only way to close an intent it did not send; an in-doubt intent becomes UNKNOWN
+#: at a restart instead, and stays counted).
+_CLOSED_UNSENT_EVENT = event_name(Cancelled(0))
+
+
+@dataclass(frozen=True, slots=True)
+class SentOrder:
+    """One of hedgerd's orders that may have reached the wire, as the order-rate budgets
+    count it: created at `created_ms` (UTC ms) on account `venue`; `amount` in `amount_unit`,
+    `limit_price` in the instrument's price unit (None: none)."""
+
+    label: str
+    venue: str
+    style: str
+    created_ms: int
+    amount: float
+    amount_unit: str
+    limit_price: float | None
+
+
+def orders_sent_since(store: JournalStore, since_ms: int) -> list[SentOrder]:
+    """hedgerd's orders created after `since_ms`, oldest first, but those closed unsent
+    (`restore_rates`; `scripts/order_rate.py` measures a run's rate with the same count)."""
     return [
-        (r["created_ms"], r["amount"], r["amount_unit"], r["limit_price"])
+        SentOrder(
+            label=str(r["label"]),
+            venue=str(r["venue"]),
+            style=str(r["style"]),
+            created_ms=int(r["created_ms"]),
+            amount=float(r["amount"]),
+            amount_unit=str(r["amount_unit"]),
+            limit_price=None if r["limit_price"] is None else float(r["limit_price"]),
+        )
         for r in store.iter_rows(
-            "SELECT created_ms, amount, amount_unit, limit_price FROM orders "
-            "WHERE created_ms > ? AND decision_id IS NOT NULL ORDER BY created_ms",
-            (since_ms,),
+            "SELECT label, venue, style, created_ms, amount, amount_unit, limit_price "
+            "FROM orders o WHERE created_ms > ? AND decision_id IS NOT NULL AND NOT EXISTS ("
+            "SELECT 1 FROM order_updates u WHERE u.label = o.label AND u.event = ? "
+            "AND u.status_before = ?) ORDER BY created_ms, label",
+            (since_ms, _CLOSED_UNSENT_EVENT, OrderStatus.NEW.value),
         )
     ]
 
@@ -601,6 +639,7 @@ __all__ = [
     "PriceVerdict",
     "RateSwitch",
     "RejectStreakSwitch",
+    "SentOrder",
     "SlidingWindow",
     "StaleDataSwitch",
     "Trip",
@@ -609,4 +648,5 @@ __all__ = [
     "clock_skew_ms_ntp",
     "day_start_ms",
     "hedge_pnl_usd",
+    "orders_sent_since",
 ]

@@ -7,12 +7,17 @@ start there is no simulated market, so the history is made up, deterministically
 ln(ATM vol) back from the start's level in hourly steps with the surface's
 `history_vol_of_vol` (annualised; 0: flat), drawn from its own generator (seeded by the
 scenario's seed and the currency) so the market's path is the same with or without it.
+
+A candle is served as Deribit serves its candles: stamped with its open time, open the index
+then, close the index at the candle's end (the last value of its interval), or now for the
+candle still forming; high and low of those two (the walk moves in hourly steps).
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,3 +69,14 @@ def candle_times(start_ms: int, end_ms: int, resolution_s: int) -> tuple[list[in
         return list(range(first, last + 1, step)), None
     oldest = last - (MAX_CANDLES - 1) * step
     return list(range(oldest, last + 1, step)), oldest - 1
+
+
+def candle(
+    level: Callable[[int], float], open_ms: int, resolution_s: int, now_ms: int
+) -> list[float]:
+    """[open time ms, open, high, low, close] of the candle opened at `open_ms` (`level`: the
+    index at a time, vol points): open at `open_ms`, close at its end (`now_ms` while it is
+    still forming), each rounded to 0.01 as Deribit publishes it."""
+    first = round(level(open_ms), 2)
+    last = round(level(min(open_ms + resolution_s * 1000, now_ms)), 2)
+    return [open_ms, first, max(first, last), min(first, last), last]

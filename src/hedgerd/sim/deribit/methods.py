@@ -6,6 +6,7 @@ orders and trades is here, plus the rest of the methods issue 3 lists.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from hedgerd.sim.deribit.params import get_bool, get_int, get_str, invalid, req_
 from hedgerd.sim.deribit.portfolio import account_fields, account_summary, position_json
 from hedgerd.sim.orderbook import num
 from hedgerd.sim.protocol import DeribitError
-from hedgerd.sim.vol_index import RESOLUTIONS_S, candle_times
+from hedgerd.sim.vol_index import RESOLUTIONS_S, candle, candle_times
 
 if TYPE_CHECKING:
     from hedgerd.sim.exchange import SimExchange
@@ -111,12 +112,10 @@ def table(ex: SimExchange) -> dict[str, Handler]:
         start = get_int(p, "start_timestamp", required=True)
         end = get_int(p, "end_timestamp", required=True)
         assert start is not None and end is not None
-        times, more = candle_times(start, min(end, ex.now_ms()), res)
-        data = []
-        for t in times:
-            v = round(ex.vol_index(ccy, t), 2)
-            data.append([t, v, v, v, v])
-        return {"data": data, "continuation": more}
+        now = ex.now_ms()
+        times, more = candle_times(start, min(end, now), res)
+        level = functools.partial(ex.vol_index, ccy)
+        return {"data": [candle(level, t, res, now) for t in times], "continuation": more}
 
     def get_index_price_names(p: Mapping[str, Any], a: AccountState | None) -> Any:
         return [n for n in INDEX_NAMES if n.split("_")[0].upper() in ex.markets]

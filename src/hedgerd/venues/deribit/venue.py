@@ -602,12 +602,18 @@ class DeribitVenue(CcxtVenue):
         self, underlying: str, since_ms: int, until_ms: int
     ) -> list[tuple[int, float]]:
         """DVOL (Deribit's 30-day ATM implied vol index, published in vol points) of
-        `underlying` in (since_ms, until_ms] and the last candle at or before `since_ms`
-        (asked from an hour before it), hourly closes as fractions, oldest first:
-        `public/get_volatility_index_data`, paged back through `continuation` (1,000 candles
-        a page; a 30-day window is one)."""
+        `underlying` in (since_ms, until_ms] and the last value at or before `since_ms`,
+        hourly closes as fractions, oldest first: `public/get_volatility_index_data`, paged
+        back through `continuation` (1,000 candles a page; a 30-day window is one).
+
+        A candle is stamped with its open time (Deribit's `[timestamp, open, high, low,
+        close]`), and its close is the index at the hour's end: each close is stamped there,
+        the time it was observed (stamped at the open, every value was an hour early and
+        the last one, from after `until_ms`, overlapped what came after it). The candle still
+        forming (its hour not over) is left out: its close is no hour's end."""
         out: dict[int, float] = {}
-        end, start = until_ms, since_ms - VOL_INDEX_RESOLUTION_MS
+        # The candle that closes at or before `since_ms` opened up to two hours before it.
+        end, start = until_ms, since_ms - 2 * VOL_INDEX_RESOLUTION_MS
         for _ in range(VOL_INDEX_MAX_PAGES):
             params = {
                 "currency": underlying.upper(),
@@ -619,8 +625,8 @@ class DeribitVenue(CcxtVenue):
             if not isinstance(result, Mapping):
                 break
             for candle in result.get("data") or []:
-                t, close = int(candle[0]), float(candle[4])
-                if start <= t <= until_ms and math.isfinite(close) and close > 0.0:
+                t, close = int(candle[0]) + VOL_INDEX_RESOLUTION_MS, float(candle[4])
+                if t <= until_ms and math.isfinite(close) and close > 0.0:
                     out[t] = close / 100.0
             more = result.get("continuation")
             if not isinstance(more, int | float) or more < start or more >= end:
