@@ -231,9 +231,16 @@ async def start_daemon(
     return Running(sim, daemon, stop, task)
 
 
+async def loop_running(run: Running) -> None:
+    """Wait for the daemon's hedge loop to run: its start resets the flow and vol-of-vol
+    seeds, so an evaluation begun before it may decide without them."""
+    await wait_for(run.daemon.hedge_loop.running.is_set, 20.0, "the hedge loop to run")
+
+
 async def decide(run: Running, underlying: str = "BTC") -> tuple[HedgeDecision, UnderlyingRisk]:
     """One evaluation of `underlying` with a decision (the book complete: evaluations are
-    asked again until one decides), and the risk it was made on."""
+    asked again until one decides; the hedge loop running), and the risk it was made on."""
+    await loop_running(run)
     got: list[HedgeDecision] = []
 
     async def decided() -> bool:

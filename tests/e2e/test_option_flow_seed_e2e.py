@@ -24,6 +24,7 @@ from e2e_support import (
     admin_trade,
     daemon_config,
     decide,
+    loop_running,
     short_dir,
     simulator,
     start_daemon,
@@ -354,6 +355,7 @@ async def test_an_okx_account_started_after_option_trades_has_their_flow() -> No
 async def _seed_landed(run: Running, accounts: tuple[str, ...] = ("sim",)) -> None:
     """Evaluate until every seed fetched has been applied (an evaluation applies them)."""
     loop = run.daemon.hedge_loop
+    await loop_running(run)
 
     async def landed() -> bool:
         await run.daemon.evaluate("BTC")

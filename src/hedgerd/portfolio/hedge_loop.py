@@ -92,6 +92,11 @@ class HedgeLoop(PortfolioService):
         self._volvol_live: dict[str, list[tuple[int, float]]] = {}
         self._volvol_writes: set[asyncio.Future[None]] = set()
         self.exec_tasks: set[asyncio.Task[None]] = set()
+        #: Set while `run` runs, after its reset of the per-spell state (the flow and
+        #: vol-of-vol estimates and their seeds): an evaluation begun before it (an
+        #: operator's, a test's, while the daemon starts) has its seeds' fetches cancelled
+        #: and taken again by the reset.
+        self.running = asyncio.Event()
         #: Net delta (coin) per underlying at the last evaluation: the executor's risk gate.
         self._book_delta: dict[str, float] = {}
         #: Why each hedge account was out of routing at the last evaluation (for status).
@@ -120,6 +125,7 @@ class HedgeLoop(PortfolioService):
         self._volvol.clear()
         self._volvol_live.clear()
         self._volvol_seeds.cancel()
+        self.running.set()
         try:
             while True:
                 if self._reload_requested.is_set():
@@ -131,6 +137,7 @@ class HedgeLoop(PortfolioService):
         finally:
             # Stopped (shutdown, a lost lease): a seed still paging the venue's history
             # would outlive the loop and hold the venue's read lane for nobody.
+            self.running.clear()
             self._flow_seeds.cancel()
             self._volvol_seeds.cancel()
 
