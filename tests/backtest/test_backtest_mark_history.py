@@ -78,8 +78,8 @@ def test_heston_history_gives_vol_of_vol_at_the_start() -> None:
 
 def _runs(sc: Scenario) -> list[PolicyRun]:
     specs = builtin_policies(sc)
-    hedgerd = expand(specs, ["hedgerd"])[7:8]  # a high risk aversion
-    return expand(specs, ["ww"])[7:8] + hedgerd
+    hedgerd = expand(specs, ["hedgerd"])[9:10]  # a high risk aversion (88 g0)
+    return expand(specs, ["ww"])[9:10] + hedgerd
 
 
 def _history(sc: Scenario, on: bool) -> Scenario:

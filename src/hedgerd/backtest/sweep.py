@@ -25,10 +25,10 @@ validated by the scenario model itself (`scenario.parse_scenario`), so a typo na
 
 Matched std (`report.compare`): a variant's targets are the std of the default's own frontier
 points; at each the default's cost is divided by the baseline's frontier cost interpolated
-log-log (never extrapolated). The worst ratio is the largest over the targets both reach.
-Its Monte Carlo standard error comes from a bootstrap over paths: the same resampled paths
-for every policy (common random numbers kept), the ratio recomputed at the resampled std of
-the default's run that gave the worst ratio.
+in log-log by a monotone cubic (`report.cost_at`, never extrapolated). The worst ratio is the
+largest over the targets both reach. Its Monte Carlo standard error comes from a bootstrap
+over paths: the same resampled paths for every policy (common random numbers kept), the ratio
+recomputed at the resampled std of the default's run that gave the worst ratio.
 The maximum over targets is biased upward by the noise of each ratio (a few standard errors
 at most), i.e. against the default.
 
@@ -432,7 +432,8 @@ def to_json(
         ],
         "definitions": {
             "ratio": "default's mean cost / baseline's mean cost at the same std of P&L "
-            "(report.compare: frontiers, log-log interpolation, no extrapolation)",
+            "(report.compare: frontiers, monotone cubic log-log interpolation, no "
+            "extrapolation)",
             "worst": "largest ratio over the std of the default's frontier points that the "
             "baseline's frontier also reaches",
             "se": "bootstrap standard error over paths (same resample for all policies)",
