@@ -57,7 +57,7 @@ from hedgerd.sim.command import (
     start_ms_arg,
     start_simulator,
 )
-from hedgerd.sim.okx.starting_options import book_starting_options
+from hedgerd.sim.okx.starting_options import open_paper_twin
 from hedgerd.venues.base import VenueError
 
 log = structlog.get_logger(__name__)
@@ -519,11 +519,14 @@ async def run_paper(
         cfg = paper_config(config, sim, exchanges, speed)
         if twins:
             # Options on the OKX account too (the market maker's twin of the first account).
-            creds = sim.okx.credentials_for_key(twins[0][0])
+            # Funded like the Deribit market maker, whose client flow it shares (see
+            # `open_paper_twin`), and the client option flow trades against it.
+            key = twins[0][0]
+            creds = sim.okx.credentials_for_key(key)
             if creds is not None:
-                book_starting_options(sim.okx, creds.account_id)
-                # ... and the client option flow trades against it, as against Deribit's.
-                sim.okx.flow.account_id = creds.account_id
+                known = sim.scenario.accounts if sim.scenario is not None else []
+                mm = next((a for a in known if a.api_key == key), None)
+                open_paper_twin(sim.okx, creds.account_id, mm.balances if mm else None)
         daemon = Daemon(
             cfg,
             clock_ms=lambda: int(sim.engine.now_ms()),
