@@ -10,7 +10,8 @@ every order that may have reached the wire; the intents closed unsent are not).
 
 Prints (and writes with `--json OUT`): orders sent over the simulated minutes, the mean per
 minute, the busiest sliding 60 s, 3600 s and 86,400 s (the budgets' windows; the hour and day
-only once the run is that long), per account and per style, the trading state at the end.
+only once the run is that long), per account and per style, the trading state at the end
+(each account's with the reasons behind it when it is not ACTIVE).
 
     .venv/bin/python scripts/order_rate.py --duration 300 --speed 20
 
@@ -34,7 +35,7 @@ from typing import Any
 from hedgerd.config import HedgerdConfig
 from hedgerd.execution.journal import JournalStore
 from hedgerd.ops.logging import configure_logging
-from hedgerd.paper import run_paper
+from hedgerd.paper import run_paper, state_reasons
 from hedgerd.paper_config import BUILTIN_PAPER_CONFIG
 from hedgerd.risk.kill_switches import DAY_MS, HOUR_MS, MINUTE_MS, orders_sent_since
 from hedgerd.risk.trips import SlidingWindow
@@ -114,6 +115,10 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         "hedges": summary["hedges"],
         "state": summary["state"],
         "account_states": {n: v["state"] for n, v in summary["venues"].items()},
+        # Why an account is not ACTIVE: its reasons' code and detail (`paper.state_reasons`).
+        "account_reasons": {
+            n: state_reasons(v.get("reasons") or ()) for n, v in summary["venues"].items()
+        },
         "errors": len(summary["errors"]),
     }
 
@@ -129,7 +134,11 @@ def render(r: dict[str, Any]) -> str:
         + (f", busiest day {r['busiest_day']}" if r["busiest_day"] is not None else ""),
         f"  by account {r['by_account']}, by style {r['by_style']}",
         f"  {r['hedges']} hedges; trading state at the end {r['state']}, accounts "
-        f"{r['account_states']}; {r['errors']} errors",
+        + ", ".join(
+            f"{n} {state}{r['account_reasons'].get(n, '')}"
+            for n, state in r["account_states"].items()
+        )
+        + f"; {r['errors']} errors",
     ]
     return "\n".join(lines)
 

@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ from hedgerd.sim.command import (
     start_ms_arg,
     start_simulator,
 )
-from hedgerd.sim.okx.starting_options import book_starting_options
+from hedgerd.sim.okx.starting_options import open_paper_twin
 from hedgerd.venues.base import VenueError
 
 log = structlog.get_logger(__name__)
@@ -365,6 +365,7 @@ def build_summary(
         "cpu_s": round(start.end_cpu_s - start.cpu_s, 3) if start.wall_s else 0.0,
         "numeraire": daemon.config.numeraire,
         "state": daemon.trading.state.value.upper() if daemon.trading else None,
+        "reasons": [r.to_json() for r in daemon.trading.reasons] if daemon.trading else [],
         "hedges": sum(st.hedges for st in stats.per_underlying.values()),
         "hedge_cost_usd": sum(st.hedge_cost_usd for st in stats.per_underlying.values()),
         "time_in_band": {u: p["time_in_band"] for u, p in per.items()},
@@ -383,7 +384,8 @@ def venue_summary(daemon: Daemon) -> dict[str, dict[str, Any]]:
     to more than the portfolio's), `orders`
     sent there, its fills' `hedge_cost_usd` (fee + distance from the mid, USD) and
     `hedge_notional_usd`, and its `state` (its own trading state; the portfolio's with one
-    account), summed over the underlyings; `option_positions`: options it holds at the end."""
+    account) with the `reasons` behind it (each `Reason.to_json()`: code, detail, ...), summed
+    over the underlyings; `option_positions`: options it holds at the end."""
     states = daemon.parts.states
     out: dict[str, dict[str, Any]] = {}
     for name in daemon.accounts:
@@ -394,11 +396,8 @@ def venue_summary(daemon: Daemon) -> dict[str, dict[str, Any]]:
         ]
         own = states.accounts.get(name) if states is not None else None
         machine = own if own is not None and states is not None and states.per_account else None
-        state = (
-            machine.state
-            if machine is not None
-            else (daemon.trading.state if daemon.trading is not None else None)
-        )
+        judge = machine if machine is not None else daemon.trading
+        state = judge.state if judge is not None else None
         out[name] = {
             "exchange": daemon.accounts[name].settings.exchange,
             "hedges": sum(s.hedges for s in shares),
@@ -407,6 +406,7 @@ def venue_summary(daemon: Daemon) -> dict[str, dict[str, Any]]:
             "hedge_notional_usd": sum(s.hedge_notional_usd for s in shares),
             "orders": sum(s.orders for s in shares),
             "state": state.value.upper() if state is not None else None,
+            "reasons": [r.to_json() for r in judge.reasons] if judge is not None else [],
             "option_positions": _option_positions(daemon, name),
         }
     return out
@@ -422,6 +422,13 @@ def _option_positions(daemon: Daemon, account: str) -> int:
     )
 
 
+def state_reasons(reasons: Iterable[Mapping[str, Any]]) -> str:
+    """` (margin: okx USD: maintenance margin is 50.14% of equity (limit 50%))`: why a state
+    is not ACTIVE, each reason's code and detail (empty with none)."""
+    parts = [f"{r['code']}: {r['detail']}" if r.get("detail") else str(r["code"]) for r in reasons]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def _f(x: float) -> float | None:
     return round(x, 6) if math.isfinite(x) else None
 
@@ -432,7 +439,7 @@ def render_summary(s: dict[str, Any]) -> str:
         "",
         f"hedgerd paper: {s['simulated_s'] / 60:.1f} simulated minutes in {s['wall_s']:.0f} s "
         f"(speed {s['speed']:g}, seed {s['seed']}), numeraire {s['numeraire']}, "
-        f"final state {s['state']}",
+        f"final state {s['state']}" + state_reasons(s.get("reasons") or ()),
         f"  hedges: {s['hedges']}   hedge cost: ${s['hedge_cost_usd']:,.2f} "
         "(fees + distance from mid)   orders sent: " + str(s["orders_sent"]),
     ]
@@ -461,6 +468,7 @@ def render_summary(s: dict[str, Any]) -> str:
             + f", {v['orders']} orders, "
             f"cost ${v['hedge_cost_usd']:,.2f} on ${v['hedge_notional_usd']:,.0f}, "
             f"{v.get('option_positions', 0)} options held, state {v['state']}"
+            + state_reasons(v.get("reasons") or ())
         )
     lines.append(f"  errors: {len(s['errors'])}" + (f" ({s['errors'][0]})" if s["errors"] else ""))
     return "\n".join(lines)
@@ -511,11 +519,14 @@ async def run_paper(
         cfg = paper_config(config, sim, exchanges, speed)
         if twins:
             # Options on the OKX account too (the market maker's twin of the first account).
-            creds = sim.okx.credentials_for_key(twins[0][0])
+            # Funded like the Deribit market maker, whose client flow it shares (see
+            # `open_paper_twin`), and the client option flow trades against it.
+            key = twins[0][0]
+            creds = sim.okx.credentials_for_key(key)
             if creds is not None:
-                book_starting_options(sim.okx, creds.account_id)
-                # ... and the client option flow trades against it, as against Deribit's.
-                sim.okx.flow.account_id = creds.account_id
+                known = sim.scenario.accounts if sim.scenario is not None else []
+                mm = next((a for a in known if a.api_key == key), None)
+                open_paper_twin(sim.okx, creds.account_id, mm.balances if mm else None)
         daemon = Daemon(
             cfg,
             clock_ms=lambda: int(sim.engine.now_ms()),

@@ -69,6 +69,46 @@ def test_a_sparse_document_renders_with_dashes() -> None:
     assert "  data freshness: not reported" in lines
 
 
+def test_an_account_not_active_says_why_under_the_accounts_table() -> None:
+    """An account's own trips (margin, funds, its link) show their detail, as the header
+    shows the portfolio's: the operator sees why `okx` is REDUCE_ONLY, not just `margin`."""
+    margin = {
+        "code": "margin",
+        "state": "reduce_only",
+        "detail": "okx USD: maintenance margin is 50.14% of equity (limit 50%)",
+        "since_ms": 1_767_571_200_000,
+        "actor": "auto",
+    }
+
+    def account(exchange: str, state: str, reasons: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "exchange": exchange,
+            "roles": ["options", "hedge"],
+            "state": state,
+            "effective_state": state,
+            "reasons": reasons,
+            "margin": {"USD": {"equity": 1.3e6, "maintenance_margin": 6.5e5, "margin_use": 0.5}},
+        }
+
+    doc = {
+        **_sample(),
+        "accounts": {
+            "sim": account("deribit", "ACTIVE", []),
+            "okx": account("okx", "REDUCE_ONLY", [margin]),
+        },
+    }
+    lines = render_status(doc).splitlines()
+    row = next(line for line in lines if line.split()[:1] == ["okx"])
+    assert "REDUCE_ONLY" in row and "margin" in row
+    at = lines.index(row) + 1  # right under the accounts' rows, wrapped to the width
+    assert " ".join(line.strip() for line in lines[at : at + 2]) == (
+        "- okx: margin (auto, since 2026-01-05 00:00:00 UTC): okx USD: maintenance margin is "
+        "50.14% of equity (limit 50%)"
+    )
+    assert not any(line.startswith("  - sim") for line in lines)  # ACTIVE: nothing to explain
+    assert max(len(line) for line in lines) <= 100
+
+
 def test_freshness_summary_per_source_kind() -> None:
     summary = summarize_freshness(
         [

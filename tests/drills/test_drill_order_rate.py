@@ -68,3 +68,29 @@ def test_the_drill_config_turns_maker_on_and_lifts_the_budgets(tmp_path: Path) -
     assert config.risk.order_rate.max_orders_per_minute == rate.LIFTED[0]
     kept = rate.drill_config(tmp_path, maker=False, budget=60).risk.order_rate
     assert (kept.max_orders_per_minute, kept.max_orders_per_hour) == (60, 600)
+
+
+def test_the_drill_says_why_an_account_ended_not_active() -> None:
+    margin = "okx USD: maintenance margin is 50.14% of equity (limit 50%)"
+    r = {
+        "orders": 10,
+        "simulated_minutes": 54.0,
+        "wall_s": 900.0,
+        "speed": 20.0,
+        "seed": 1,
+        "maker": False,
+        "budget_per_minute": None,
+        "mean_per_minute": 0.19,
+        "busiest_minute": 3,
+        "busiest_hour": None,
+        "busiest_day": None,
+        "by_account": {},
+        "by_style": {},
+        "hedges": 8,
+        "state": "ACTIVE",
+        "account_states": {"sim": "ACTIVE", "okx": "REDUCE_ONLY"},
+        "account_reasons": {"sim": "", "okx": f" (margin: {margin})"},
+        "errors": 0,
+    }
+    last = rate.render(r).splitlines()[-1]
+    assert f"accounts sim ACTIVE, okx REDUCE_ONLY (margin: {margin}); 0 errors" in last

@@ -24,6 +24,7 @@ from e2e_support import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from hedgerd.execution.client_ids import account_tag, is_hedgerd_label
+from hedgerd.paper import venue_summary
 from hedgerd.risk.trading_state import ReasonCode, TradingState
 from hedgerd.sim.scenario import AccountSpec
 
@@ -130,6 +131,8 @@ async def test_summed_delta_is_hedged_and_a_halted_account_leaves_routing() -> N
                 rows.setdefault(line.split()[0], []).append(line)
         state_row, funds_row = rows["main"]
         assert "HALTED" in state_row and "out: halted" in state_row, out
+        # ... and why, under the accounts' rows (`sub` is ACTIVE: nothing to say).
+        assert [r.strip().split(" (")[0] for r in rows["-"]] == ["- main: operator"], out
         state_row, funds_row = rows["sub"]
         assert "ACTIVE" in state_row and "BTC-PERPETUAL" in funds_row, out
 
@@ -214,4 +217,9 @@ async def test_an_account_without_funds_gets_no_growing_hedge_the_other_hedges()
         st = await status(sock)
         assert st["accounts"]["poor"]["state"] == "REDUCE_ONLY"
         assert st["state"] == "ACTIVE"
+        # The paper summary says why (code: detail), as hedgerctl status does.
+        poor = venue_summary(daemon)["poor"]
+        assert poor["state"] == "REDUCE_ONLY"
+        assert {r["code"] for r in poor["reasons"]} & {"insufficient_funds", "margin"}
+        assert all(r["detail"] for r in poor["reasons"])
         assert await run.shutdown() == 0

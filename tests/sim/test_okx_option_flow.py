@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from hedgerd.sim.clock import SimClock
 from hedgerd.sim.command import build_scenario
+from hedgerd.sim.okx.starting_options import twin_balances
 from hedgerd.sim.scenario import Scenario
 from hedgerd.sim.world import SimWorld
 from pinned_clock import TEST_START_MS
@@ -75,3 +76,34 @@ def test_the_paper_okx_starting_book_is_traded_before_the_flow_window() -> None:
     }
     assert len(acct.fills) == len(booked)
     assert all(f.ts < okx.now_ms() - FLOW_WINDOW_MS for f in acct.fills)
+
+
+def _twin_margin_use(balances: dict[str, float] | None, hours: int) -> float:
+    """The paper OKX twin's maintenance margin over its adjusted equity (what the margin
+    switch judges on a unified account) after `hours` of the default scenario's flow."""
+    from hedgerd.sim.okx.starting_options import open_paper_twin
+    from hedgerd.sim.okx.views import balance_json
+
+    sc = build_scenario(None, seed=1, tick_ms=10_000, start_ms=TEST_START_MS)
+    world = SimWorld.build(sc, SimClock(sc.start_ms, stepped=True), ("deribit", "okx"))
+    okx = world.okx
+    assert okx is not None
+    mm = sc.accounts[0]
+    creds = okx.add_account(mm.api_key, mm.api_secret, "pass", name="mm-okx")
+    assert open_paper_twin(okx, creds.account_id, balances)
+    world.clock.advance(hours * HOUR_MS)
+    world.deribit.advance_to(world.clock.now_ms())
+    data = balance_json(okx, okx.accounts[creds.account_id])
+    return float(data["mmr"]) / float(data["adjEq"])
+
+
+def test_the_paper_okx_twin_is_funded_like_the_market_maker_and_stays_in_margin() -> None:
+    """The client flow books as much on the OKX twin as on Deribit and the simulated OKX
+    margins each short option on its own, so its maintenance margin grows with the flow.
+    On a new account's 10 BTC / 100 ETH / 100,000 USDT it passes the margin switch's 50%
+    within two simulated hours (the paper run's OKX account went REDUCE_ONLY after 54
+    simulated minutes); funded like the Deribit market maker it stays well under."""
+    mm = _scenario().accounts[0].balances
+    assert twin_balances(mm) == {"BTC": 50.0, "ETH": 500.0, "USDT": 1_000_000.0}
+    assert _twin_margin_use(None, 2) > 0.5
+    assert _twin_margin_use(mm, 2) < 0.25

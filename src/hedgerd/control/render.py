@@ -71,10 +71,13 @@ def _wrap_parts(parts: Sequence[str], sep: str) -> list[str]:
     return [*lines, current] if current else lines
 
 
-def _reason_lines(reasons: Sequence[ReasonView]) -> list[str]:
+def _reason_lines(reasons: Sequence[ReasonView], whose: str = "") -> list[str]:
+    """`  - margin (auto, since ...): <detail>` a reason, wrapped (`whose`: an account's name
+    before each)."""
     out: list[str] = []
+    first = f"  - {whose}: " if whose else "  - "
     for r in reasons:
-        out += textwrap.wrap(r.text(), WIDTH, initial_indent="  - ", subsequent_indent="    ")
+        out += textwrap.wrap(r.text(), WIDTH, initial_indent=first, subsequent_indent="    ")
     return out
 
 
@@ -223,8 +226,10 @@ def render_freshness(view: StatusView) -> list[str]:
 
 def render_accounts(view: StatusView) -> list[str]:
     """The venue accounts under the portfolio's rows: one row each with its state (its own /
-    the one its orders are judged in), reasons, routing, delta and data age; then its funds
-    (equity and maintenance margin use per currency) and hedge positions."""
+    the one its orders are judged in), reasons, routing, delta and data age; then why each
+    account that is not ACTIVE is so (its reasons' detail, as the header gives the
+    portfolio's); then its funds (equity and maintenance margin use per currency) and hedge
+    positions."""
     if not view.accounts:
         return []
     rows = []
@@ -236,7 +241,7 @@ def render_accounts(view: StatusView) -> list[str]:
                 a.name,
                 f"{a.exchange} {'+'.join(a.roles)}",
                 state,
-                ",".join(a.reasons) or "-",
+                ",".join(r.code for r in a.reasons) or "-",
                 "out: " + a.out_of_routing if a.out_of_routing else "in",
                 " ".join(f"{u} {_or_none(d, coin)}" for u, d in a.delta_coin.items()) or NONE,
                 (f"{a.oldest_age_s:,.1f} s" if a.oldest_age_s is not None else NONE)
@@ -267,8 +272,10 @@ def render_accounts(view: StatusView) -> list[str]:
         "equity ccy (maint. margin / equity)",
         "hedge positions\namount unit",
     ]
+    why = [line for a in view.accounts for line in _reason_lines(a.reasons, a.name)]
     return [
         *(_fit(line) for line in table(headers, rows)),
+        *why,
         "",
         *(_fit(line) for line in table(fund_headers, funds, align="lll")),
     ]

@@ -208,18 +208,18 @@ def summarize_freshness(
 @dataclass(frozen=True, slots=True)
 class AccountView:
     """One venue account's rows of the status document: its own state and the state its
-    orders are judged in (the tighter of the portfolio's and its own), the codes of its
-    reasons, why it is out of routing (None: in), its delta per underlying (coin),
-    maintenance margin over equity per settlement currency (fraction) and equity (that
-    currency), hedge positions (each instrument's amount unit, and in coin of delta) and
-    the oldest data age (s)."""
+    orders are judged in (the tighter of the portfolio's and its own), its reasons (code and
+    detail: why its own state is not ACTIVE), why it is out of routing (None: in), its delta
+    per underlying (coin), maintenance margin over equity per settlement currency (fraction)
+    and equity (that currency), hedge positions (each instrument's amount unit, and in coin
+    of delta) and the oldest data age (s)."""
 
     name: str
     exchange: str
     roles: tuple[str, ...]
     state: str
     effective_state: str
-    reasons: tuple[str, ...]
+    reasons: tuple[ReasonView, ...]
     out_of_routing: str | None
     delta_coin: Mapping[str, float | None]
     margin_use: Mapping[str, float | None]
@@ -242,7 +242,7 @@ class AccountView:
             roles=tuple(as_str(r) for r in data.get("roles") or ()),
             state=as_str(data.get("state")),
             effective_state=as_str(data.get("effective_state")),
-            reasons=tuple(as_str(r.get("code")) for r in data.get("reasons") or ()),
+            reasons=tuple(ReasonView.from_json(r) for r in data.get("reasons") or ()),
             out_of_routing=opt_str(data.get("out_of_routing")),
             delta_coin={u: as_float(d) for u, d in (data.get("delta") or {}).items()},
             margin_use={c: as_float(m.get("margin_use")) for c, m in margin.items()},

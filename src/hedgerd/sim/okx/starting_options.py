@@ -11,7 +11,7 @@ seed from the fills history (`portfolio.flow_seed`) does not read the book as fl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -85,10 +85,43 @@ def book_starting_options(
     return booked
 
 
+def twin_balances(deribit: Mapping[str, float]) -> dict[str, float]:
+    """An OKX account's cash for a Deribit account's `deribit` balances: the same coins, its
+    USDC held as USDT (the simulated OKX's stablecoin, as in a new account's funds)."""
+    out: dict[str, float] = {}
+    for ccy, amount in deribit.items():
+        key = "USDT" if ccy == "USDC" else ccy
+        out[key] = out.get(key, 0.0) + float(amount)
+    return out
+
+
+def open_paper_twin(
+    venue: OkxVenue, account_id: str, deribit_balances: Mapping[str, float] | None
+) -> list[tuple[str, float]]:
+    """Make the account the paper run's OKX twin of the Deribit market maker, before the
+    daemon starts: funded like it (`deribit_balances`; None keeps a new account's 10 BTC,
+    100 ETH, 100,000 USDT), its starting book (`PAPER_OKX_OPTIONS`) booked, and the client
+    option flow trading against it. Returns the book booked.
+
+    The funds matter: the flow books as many options here as on Deribit, and the simulated
+    OKX margins each short option on its own (unified account, no offset by the longs), so
+    the maintenance margin grows with the flow. On a new account's funds it passed the margin
+    switch's 50% of equity after about an hour (52 simulated minutes in a paper run) and the
+    account went REDUCE_ONLY (README, the tour); on the market maker's it is under 20% after
+    two hours."""
+    if deribit_balances is not None:
+        venue.accounts[account_id].cash = twin_balances(deribit_balances)
+    booked = book_starting_options(venue, account_id)
+    venue.flow.account_id = account_id
+    return booked
+
+
 __all__ = [
     "PAPER_OKX_OPTIONS",
     "STARTING_BOOK_AGE_MS",
     "StartingOption",
     "book_starting_options",
+    "open_paper_twin",
     "pick_option",
+    "twin_balances",
 ]
