@@ -604,38 +604,50 @@ async def run_paper(
 async def await_ready(daemon: Daemon, task: asyncio.Task[int], stop: asyncio.Event) -> None:
     """Wait for the daemon `task` to be READY, saying on stderr every `READY_NOTE_S` wall
     seconds that it is still starting; raises its start-up error if it ended first, or
-    DaemonError after `READY_TIMEOUT_S` (then `stop` is set and the task given 10 s)."""
+    DaemonError when `stop` is set first (Ctrl-C) or after `READY_TIMEOUT_S` (then `stop` is
+    set and the task given 10 s to end)."""
     began = time.monotonic()
-    ready = asyncio.get_running_loop().create_task(daemon.ready.wait())
+    loop = asyncio.get_running_loop()
+    ready = loop.create_task(daemon.ready.wait())
+    stopped = loop.create_task(stop.wait())
     try:
-        while not daemon.ready.is_set() and not task.done():
+        while not (daemon.ready.is_set() or task.done() or stop.is_set()):
             waited = time.monotonic() - began
             if waited >= READY_TIMEOUT_S:
                 break
             await asyncio.wait(
-                {task, ready},
+                {task, ready, stopped},
                 timeout=min(READY_NOTE_S, READY_TIMEOUT_S - waited),
                 return_when="FIRST_COMPLETED",
             )
-            if not daemon.ready.is_set() and not task.done():
-                log.warning("paper.daemon_still_starting", wall_s=round(time.monotonic() - began))
+            if not (daemon.ready.is_set() or task.done() or stop.is_set()):
+                waited = time.monotonic() - began
+                log.warning("paper.daemon_still_starting", wall_s=round(waited))
                 print(
-                    f"hedgerd paper: the daemon is still starting after "
-                    f"{time.monotonic() - began:.0f} s (the simulated clock waits for it)",
+                    f"hedgerd paper: the daemon is still starting after {waited:.0f} s "
+                    "(the simulated clock waits for it)",
                     file=sys.stderr,
                     flush=True,
                 )
     finally:
         ready.cancel()
+        stopped.cancel()
     if daemon.ready.is_set():
         return
+    why = (
+        "was stopped before it was ready"
+        if stop.is_set()
+        else "ended before it was ready"
+        if task.done()
+        else f"did not become ready within {READY_TIMEOUT_S:.0f} s"
+    )
     stop.set()
-    if task.done():
+    if not task.done():
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+    if task.done() and not task.cancelled():
         task.result()  # raises the start-up error
-        raise DaemonError("the daemon stopped before it was ready")
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(task, 10)
-    raise DaemonError(f"the daemon did not become ready within {READY_TIMEOUT_S:.0f} s")
+    raise DaemonError(f"the daemon {why}")
 
 
 #: Wall seconds `hedgerd paper` gives the daemon to stop after `--duration`, beyond its own

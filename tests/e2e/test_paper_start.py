@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import ClassVar
+from types import SimpleNamespace
+from typing import ClassVar, cast
 
 import pytest
 from e2e_support import REPO, short_dir
 
 from hedgerd import paper
-from hedgerd.daemon import Daemon
+from hedgerd.daemon import Daemon, DaemonError
 from hedgerd.execution.executor import Executor
 from hedgerd.paper_config import load_paper_config
 from pinned_clock import TEST_START_MS
@@ -62,3 +63,32 @@ async def test_a_slow_start_holds_the_market_at_its_start_and_succeeds_late(
     assert summary["state"] == "ACTIVE"
     assert summary["simulated_s"] > 0  # the clock runs once READY
     assert "the daemon is still starting" in capsys.readouterr().err
+
+
+async def _stop_wait(stop: asyncio.Event) -> int:
+    """A daemon task that is never READY and ends when stopped."""
+    await stop.wait()
+    return 0
+
+
+async def test_a_stop_during_start_up_ends_the_wait() -> None:
+    """Ctrl-C while the daemon is still starting ends the run there (no 600 s wait)."""
+    daemon = cast(Daemon, SimpleNamespace(ready=asyncio.Event()))
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(_stop_wait(stop))
+    asyncio.get_running_loop().call_soon(stop.set)
+    with pytest.raises(DaemonError, match="was stopped before it was ready"):
+        await paper.await_ready(daemon, task, stop)
+    assert task.done()
+
+
+async def test_a_start_up_that_hangs_ends_after_the_ready_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(paper, "READY_TIMEOUT_S", 0.05)
+    daemon = cast(Daemon, SimpleNamespace(ready=asyncio.Event()))
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(_stop_wait(stop))
+    with pytest.raises(DaemonError, match="did not become ready within"):
+        await paper.await_ready(daemon, task, stop)
+    assert stop.is_set() and task.done()
