@@ -65,8 +65,13 @@ log = structlog.get_logger(__name__)
 #: How the paper picture measures a hedge's cost (the daemon's own count, as in the summary).
 PAPER_COST_LABEL = "fees + distance from the mid at the fill"
 
-#: How long the daemon may take to connect, reconcile and build its book (wall seconds).
-READY_TIMEOUT_S = 60.0
+#: How long the daemon may take to connect, reconcile and build its book (wall seconds)
+#: before the run gives up: a bound on a start-up that hangs, not on a slow one. The
+#: simulated clock is held until READY, so a start slowed by a loaded machine (a minute and
+#: more at load 10+ on 2 cores) costs only wall time and succeeds late.
+READY_TIMEOUT_S = 600.0
+#: Every so many wall seconds of a start-up still under way, `run_paper` says so on stderr.
+READY_NOTE_S = 30.0
 
 
 def _wall_ms() -> int:
@@ -514,6 +519,11 @@ async def run_paper(
         venues=tuple(exchanges),
         accounts=twins,
         tick_ms=tick_ms if tick_ms is not None or scenario is not None else paper_tick_ms(speed),
+        # Held at its start until the daemon is READY (`await_ready`): a start-up slowed by
+        # the machine must not find the market minutes ahead (the stale-data checks saw
+        # "no ticker for 1042 s" at 60x and the run failed), and the run then starts at
+        # `start_ms` exactly, whatever the start-up took.
+        stepped=True,
     )
     try:
         cfg = paper_config(config, sim, exchanges, speed)
@@ -545,16 +555,8 @@ async def run_paper(
         install_signals(daemon, stop)
         task = asyncio.get_running_loop().create_task(daemon.run(stop), name="daemon")
         start = _Start()
-        ready = asyncio.get_running_loop().create_task(daemon.ready.wait())
-        await asyncio.wait({task, ready}, timeout=READY_TIMEOUT_S, return_when="FIRST_COMPLETED")
-        if not daemon.ready.is_set():
-            ready.cancel()
-            stop.set()
-            if task.done():
-                task.result()  # raises the start-up error
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 10)
-            raise DaemonError(f"the daemon did not become ready within {READY_TIMEOUT_S:.0f} s")
+        await await_ready(daemon, task, stop)
+        sim.world.clock.set_stepped(False)  # the market runs from here, at `speed`
         if daemon.trading is not None and daemon.trading.state.value != "active":
             print(
                 f"hedgerd paper: trading state {daemon.trading.state.value.upper()} restored "
@@ -597,6 +599,55 @@ async def run_paper(
             async with asyncio.timeout(CANCEL_WAIT_S):
                 await sim.stop()
     return summary
+
+
+async def await_ready(daemon: Daemon, task: asyncio.Task[int], stop: asyncio.Event) -> None:
+    """Wait for the daemon `task` to be READY, saying on stderr every `READY_NOTE_S` wall
+    seconds that it is still starting; raises its start-up error if it ended first, or
+    DaemonError when `stop` is set first (Ctrl-C) or after `READY_TIMEOUT_S` (then `stop` is
+    set and the task given 10 s to end)."""
+    began = time.monotonic()
+    loop = asyncio.get_running_loop()
+    ready = loop.create_task(daemon.ready.wait())
+    stopped = loop.create_task(stop.wait())
+    try:
+        while not (daemon.ready.is_set() or task.done() or stop.is_set()):
+            waited = time.monotonic() - began
+            if waited >= READY_TIMEOUT_S:
+                break
+            await asyncio.wait(
+                {task, ready, stopped},
+                timeout=min(READY_NOTE_S, READY_TIMEOUT_S - waited),
+                return_when="FIRST_COMPLETED",
+            )
+            if not (daemon.ready.is_set() or task.done() or stop.is_set()):
+                waited = time.monotonic() - began
+                log.warning("paper.daemon_still_starting", wall_s=round(waited))
+                print(
+                    f"hedgerd paper: the daemon is still starting after {waited:.0f} s "
+                    "(the simulated clock waits for it)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        ready.cancel()
+        stopped.cancel()
+    if daemon.ready.is_set():
+        return
+    why = (
+        "was stopped before it was ready"
+        if stop.is_set()
+        else "ended before it was ready"
+        if task.done()
+        else f"did not become ready within {READY_TIMEOUT_S:.0f} s"
+    )
+    stop.set()
+    if not task.done():
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+    if task.done() and not task.cancelled():
+        task.result()  # raises the start-up error
+    raise DaemonError(f"the daemon {why}")
 
 
 #: Wall seconds `hedgerd paper` gives the daemon to stop after `--duration`, beyond its own
