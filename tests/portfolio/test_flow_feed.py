@@ -91,8 +91,10 @@ async def test_changes_made_while_the_loop_was_stopped_are_not_flow() -> None:
     loop.underlyings = ["BTC"]
     loop.evaluate = evaluate
     loop.clocks = SimpleNamespace(sleep_daemon_s=stop)
+    loop.running = asyncio.Event()
     with pytest.raises(_StopError):
         await HedgeLoop.run(loop)  # type: ignore[arg-type]
+    assert not loop.running.is_set()  # stopped: an evaluation must wait for the next start
     est = loop._flow.get("BTC") or FlowEstimator(later)
     assert est.estimate(later) == (0.0, 0.0)
     # Changes from then on are flow again.
