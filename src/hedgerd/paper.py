@@ -611,16 +611,16 @@ async def await_ready(daemon: Daemon, task: asyncio.Task[int], stop: asyncio.Eve
     ready = loop.create_task(daemon.ready.wait())
     stopped = loop.create_task(stop.wait())
     try:
-        while not (daemon.ready.is_set() or task.done() or stop.is_set()):
+        while not (ready.done() or task.done() or stopped.done()):
             waited = time.monotonic() - began
             if waited >= READY_TIMEOUT_S:
                 break
-            await asyncio.wait(
+            done, _ = await asyncio.wait(
                 {task, ready, stopped},
                 timeout=min(READY_NOTE_S, READY_TIMEOUT_S - waited),
                 return_when="FIRST_COMPLETED",
             )
-            if not (daemon.ready.is_set() or task.done() or stop.is_set()):
+            if not done:  # the note's interval passed with the start-up still under way
                 waited = time.monotonic() - began
                 log.warning("paper.daemon_still_starting", wall_s=round(waited))
                 print(
