@@ -4,6 +4,11 @@ their tables: the family table, a family table beside another seed's, or one row
     .venv/bin/python scripts/sweep_tables.py var/seed8/sweep_*.json --out docs/sweep-seed8.json
     .venv/bin/python scripts/sweep_tables.py docs/sweep-seed8.json --beside OTHER.json
     .venv/bin/python scripts/sweep_tables.py docs/sweep-combos.json --variants
+    .venv/bin/python scripts/sweep_tables.py --explore h1 var/h1/*.json --out docs/X.json
+
+`--explore CAND` reads `scripts/policy_explore.py --json` records instead and keeps one
+candidate's: the same worst ratios a sweep of that candidate as the default would print, without
+the bootstrap (SE is blank).
 
 Runs split by `--family` use the sweep's seed for every variant, so the merge is the table one
 run would give. `--beside`: each cell is this file's worst ratio ± SE and the other's, with the
@@ -32,6 +37,51 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
     out["families"] = [f for d in docs for f in d["families"]]
     out["variants"] = [v for d in docs for v in d["variants"]]
     return out
+
+
+def explore_doc(records: list[dict[str, Any]], cand: str) -> dict[str, Any]:
+    """A sweep JSON's shape from `policy_explore.py --json` records of candidate `cand`.
+
+    Each variant's worst ratio against a baseline is the largest over the candidate's matched
+    stds (report unit), as the sweep's; there is no bootstrap, so `se` is None.
+    """
+    rows = [r for r in records if r["cand"] == cand]
+    if not rows:
+        raise SystemExit(f"no records of candidate {cand!r}")
+    baselines = list(dict.fromkeys(b for r in rows for _, ratios in r["ratios"] for b in ratios))
+    variants = []
+    for r in rows:
+        family, _, name = r["variant"].partition("/")
+        worst: dict[str, dict[str, Any] | None] = {}
+        for b in baselines:
+            got = [(x[b], std) for std, x in r["ratios"] if x.get(b) is not None]
+            top = max(got, default=None)
+            worst[b] = None if top is None else {"ratio": top[0], "std_pnl": top[1], "se": None}
+        variants.append({"family": family, "variant": name, "steps": None, "worst": worst})
+    families = []
+    for fam in dict.fromkeys(v["family"] for v in variants):
+        vs = [v for v in variants if v["family"] == fam]
+        for b in baselines:
+            got = [v for v in vs if v["worst"][b] is not None]
+            top = max(got, key=lambda v: v["worst"][b]["ratio"], default=None)
+            families.append(
+                {
+                    "family": fam,
+                    "baseline": b,
+                    "variant": None if top is None else top["variant"],
+                    "worst": None if top is None else top["worst"][b],
+                    "variants": len(vs),
+                    "compared": len(got),
+                }
+            )
+    meta = dict.fromkeys(("sweep", "paths", "seed", "bootstrap"))
+    return {
+        **meta,
+        "default_policy": cand,
+        "baselines": baselines,
+        "families": families,
+        "variants": variants,
+    }
 
 
 def _worst(x: dict[str, Any] | None) -> Worst | None:
@@ -91,7 +141,8 @@ def variant_rows(doc: dict[str, Any]) -> str:
     ]
     for v in doc["variants"]:
         cells = " | ".join(_short(v["worst"].get(b)) for b in base)
-        lines.append(f"| {v['family']} | {v['variant']} | {v['steps']:,} | {cells} |")
+        steps = "—" if v["steps"] is None else f"{v['steps']:,}"
+        lines.append(f"| {v['family']} | {v['variant']} | {steps} | {cells} |")
     return "\n".join(lines)
 
 
@@ -102,8 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", action="append", default=[], help="KEY=VALUE kept in the JSON")
     ap.add_argument("--beside", type=Path, default=None, help="another sweep JSON to compare")
     ap.add_argument("--variants", action="store_true", help="one row per variant")
+    ap.add_argument(
+        "--explore", metavar="CAND", default=None, help="read policy_explore.py records of CAND"
+    )
     args = ap.parse_args(argv)
-    doc = merge([json.loads(p.read_text()) for p in args.json])
+    raw = [json.loads(p.read_text()) for p in args.json]
+    if args.explore is not None:
+        raw = [explore_doc([r for recs in raw for r in recs], args.explore)]
+    doc = merge(raw)
     for n in args.note:
         key, _, value = n.partition("=")
         doc[key] = json.loads(value) if value[:1] in "{[" else value
