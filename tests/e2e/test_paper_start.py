@@ -1,7 +1,8 @@
 """`hedgerd paper` holds the simulated clock at `--start-ms` until its daemon is READY: a
 start-up slowed by the machine finds the market where it began and the run succeeds late,
 instead of the stale-data checks seeing minutes of simulated time jump ("no ticker for
-1042 s" at 60x) and the run failing its 60 s start-up limit."""
+1042 s" at 60x) and the run failing its 60 s start-up limit. Nor does the hedge loop's
+first evaluation find it moved: the loop starts with READY, before the clock is released."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from e2e_support import REPO, short_dir
 from hedgerd import paper
 from hedgerd.daemon import Daemon, DaemonError
 from hedgerd.execution.executor import Executor
+from hedgerd.model import HedgeDecision
 from hedgerd.paper_config import load_paper_config
+from hedgerd.portfolio.hedge_loop import HedgeLoop
 from pinned_clock import TEST_START_MS
 
 #: The start-up delay the test drives (wall seconds): 60 simulated seconds at 60x.
@@ -48,6 +51,15 @@ async def test_a_slow_start_holds_the_market_at_its_start_and_succeeds_late(
     )
     _SlowStart.seen_ms = []
     monkeypatch.setattr(paper, "Daemon", _SlowStart)
+    first_evaluation_ms: list[int] = []
+    evaluate = HedgeLoop.evaluate
+
+    async def noted(loop: HedgeLoop, underlying: str) -> HedgeDecision | None:
+        if not first_evaluation_ms:
+            first_evaluation_ms.append(loop.clocks.clock_ms())
+        return await evaluate(loop, underlying)
+
+    monkeypatch.setattr(HedgeLoop, "evaluate", noted)
     # Start-up notes every 0.3 s: the delay outlasts several, and the run goes on.
     monkeypatch.setattr(paper, "READY_NOTE_S", 0.3)
     summary = await paper.run_paper(
@@ -59,6 +71,8 @@ async def test_a_slow_start_holds_the_market_at_its_start_and_succeeds_late(
         exchanges=("deribit",),
     )
     assert _SlowStart.seen_ms == [TEST_START_MS, TEST_START_MS]
+    # The first evaluation began at the start: no simulated time ran between READY and it.
+    assert first_evaluation_ms[0] == TEST_START_MS
     assert summary["errors"] == []
     assert summary["state"] == "ACTIVE"
     assert summary["simulated_s"] > 0  # the clock runs once READY

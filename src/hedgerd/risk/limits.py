@@ -247,10 +247,12 @@ class OrderRateSettings(_Switch):
     """Orders sent per sliding minute, hour and day (a pre-trade budget; every order sent
     counts: each slice, maker re-quote, retry and taker fallback of a leg)."""
 
-    # The defaults are about 2.5 times what a busy desk sends: the paper book on two accounts
-    # with maker execution (post-only orders re-priced every 2 s, taker fallbacks) sent 21 in
-    # its busiest 60 s, 237 in its busiest hour and 4.4 a minute on average (6,300 a day) in
-    # 80 simulated minutes (`scripts/order_rate.py --duration 900 --speed 20`, 2026-12-06).
+    # The defaults are above what a busy desk sends: the paper book on two accounts with maker
+    # execution (post-only orders re-priced every 2 s, taker fallbacks) sent 21 in its
+    # busiest 60 s, 237 in its busiest hour and 4.4 a minute on average (6,300 a day) in 80
+    # simulated minutes (`scripts/order_rate.py --duration 900 --speed 20`, 2026-12-06); with
+    # `--seed 2` 20, 469 and 6.9 a minute (9,900 a day) in 95 (2026-12-07): 3, 1.3 and 1.5
+    # times below the minute's, hour's and day's budgets.
     # The former 30 / 300 / 2,000 left it 1.4 and 1.3 times its minute and hour, and the day's
     # budget halted it after about 8 hours.
     CODE = ReasonCode.ORDER_RATE
@@ -261,18 +263,20 @@ class OrderRateSettings(_Switch):
         description="Most orders sent in any 60 s (each slice, re-quote, retry and "
         "fallback of a leg counts); the next one is refused and trips, and its leg ends "
         "with the rest unsent. A busy desk (the paper book on two accounts, maker execution) "
-        "sent 21 in its busiest 60 s (`scripts/order_rate.py --duration 900 --speed 20`).",
+        "sent 21 in its busiest 60 s (`scripts/order_rate.py --duration 900 --speed 20`; "
+        "20 with `--seed 2`).",
     )
     max_orders_per_hour: int = Field(
         600,
         ge=1,
-        description="Most orders in any 3600 s (the busy desk above: 237 in its busiest hour).",
+        description="Most orders in any 3600 s (the busy desk above: 237 in its busiest "
+        "hour; 469 with `--seed 2`).",
     )
     max_orders_per_day: int = Field(
         15_000,
         ge=1,
         description="Most orders in any 86400 s (the busy desk above: 4.4 a minute on "
-        "average, 6,300 a day).",
+        "average, 6,300 a day; 6.9 a minute, 9,900 a day with `--seed 2`).",
     )
     trips_to: TripState = _trips_to(ReasonCode.ORDER_RATE)
 

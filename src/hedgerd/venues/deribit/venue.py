@@ -602,8 +602,11 @@ class DeribitVenue(CcxtVenue):
         self, underlying: str, since_ms: int, until_ms: int
     ) -> list[tuple[int, float]]:
         """DVOL (Deribit's 30-day ATM implied vol index, published in vol points) of
-        `underlying` in (since_ms, until_ms] and the last value at or before `since_ms`,
-        hourly closes as fractions, oldest first: `public/get_volatility_index_data`, paged
+        `underlying`: (time, UTC epoch ms; value, a vol fraction: points / 100), hourly
+        closes, oldest first: every close stamped in (since_ms, until_ms], after the last
+        one stamped at or before `since_ms` (the first change's predecessor, as the
+        journal's samples give it; with `since_ms` on the hour, the close stamped at
+        `since_ms` itself, and nothing older). `public/get_volatility_index_data`, paged
         back through `continuation` (1,000 candles a page; a 30-day window is one).
 
         A candle is stamped with its open time (Deribit's `[timestamp, open, high, low,
