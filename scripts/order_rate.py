@@ -57,7 +57,7 @@ def drill_config(workdir: Path, *, maker: bool, budget: int | None) -> HedgerdCo
     if maker:
         for policy in values["hedging"]["policies"].values():
             policy["maker"] = {"enabled": True}
-    minute, hour, day = LIFTED if budget is None else (budget, 10 * budget, 250 * budget)
+    minute, hour, day = LIFTED if budget is None else (budget, 20 * budget, 400 * budget)
     values.setdefault("risk", {})["order_rate"] = {
         "max_orders_per_minute": minute,
         "max_orders_per_hour": hour,

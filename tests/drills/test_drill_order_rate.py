@@ -67,7 +67,7 @@ def test_the_drill_config_turns_maker_on_and_lifts_the_budgets(tmp_path: Path) -
     assert all(p.maker.enabled for p in config.hedging.policies.values())
     assert config.risk.order_rate.max_orders_per_minute == rate.LIFTED[0]
     kept = rate.drill_config(tmp_path, maker=False, budget=60).risk.order_rate
-    assert (kept.max_orders_per_minute, kept.max_orders_per_hour) == (60, 600)
+    assert (kept.max_orders_per_minute, kept.max_orders_per_hour) == (60, 1_200)
 
 
 def test_the_drill_says_why_an_account_ended_not_active() -> None:

@@ -63,7 +63,7 @@ def test_sections_refuse_unknown_keys_and_bad_values() -> None:
     with pytest.raises(ValidationError, match="stale_after_s_by_feed"):
         KillSwitchSettings.model_validate({"stale_data": {"stale_after_s_by_feed": {"x": -1}}})
     with pytest.raises(ValidationError, match="per_minute <= per_hour"):
-        KillSwitchSettings.model_validate({"order_rate": {"max_orders_per_minute": 1_000}})
+        KillSwitchSettings.model_validate({"order_rate": {"max_orders_per_minute": 2_000}})
     with pytest.raises(ValidationError, match="per_minute <= per_hour"):
         KillSwitchSettings.model_validate({"notional_rate": {"max_notional_usd_per_day": 1.0}})
     with pytest.raises(ValidationError):
