@@ -241,6 +241,16 @@ class HedgerdPolicy(_PolicyBase):
         "many seconds of diffusion span (the range the delta crosses before the next "
         "rebalance), not the gamma at the current spot (0: the gamma at spot).",
     )
+    gamma_min_tau_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="The averaged gamma (`gamma_horizon_s`) prices each live option at a "
+        "time to expiry of at least this many seconds: at a strike about to expire the gamma "
+        "grows as 1/sqrt(tau), and a width following it (as |Gamma|^(2/3)) swings wide for "
+        "the last hours while the delta it guards jumps past the band anyway (measured on a "
+        "3-day near strangle against a 13-day call, docs/backtest.md, the held-back draw). "
+        "0: off (the gamma at the true time to expiry).",
+    )
     gamma_average: Literal["signed", "abs"] = Field(
         "abs",
         description="How the gamma is averaged over that range: the net gamma (strikes of "
