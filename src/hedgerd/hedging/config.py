@@ -174,7 +174,8 @@ class HedgerdPolicy(_PolicyBase):
     lambda comes from the live cost model of the cheapest instrument. The Gamma of `H_ww` is the
     book's gamma averaged over the spot range the next `gamma_horizon_s` span
     (`kernel.horizon_gamma`), not the gamma at spot: a near strike's gamma peak, or the zero
-    between a short and a long strike, is not what the delta meets before the next rebalance.
+    between a short and a long strike, is not what the delta meets before the next rebalance;
+    `gamma_min_tau_s` caps a strike's gamma peak in its last hours before expiry.
     Trades go to the band edge; maker orders work the inner band when enabled. The centre shift,
     the horizon term and the averaged gamma are constant-vol refinements: where the marks move
     they are weighed down by the marks' vol-of-vol and the book's exposure to it (`vov_ref`),
