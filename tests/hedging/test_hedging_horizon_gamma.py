@@ -235,3 +235,40 @@ def test_the_default_horizon_leaves_a_single_option_a_week_out_at_its_gamma(
     old = gamma_ahead((43_200.0, "abs"), opts, spot, vol)
     if abs(sds) < 0.1 and days < 8.0:
         assert old != pytest.approx(at_spot, rel=0.02)
+
+
+def test_gamma_min_tau_counts_an_expiring_strike_as_that_far_from_expiry() -> None:
+    """`gamma_min_tau_s`: the averaged gamma takes each live option's time to expiry as at least
+    that long. An option nearer expiry is priced at the floor (its gamma peak at the strike is
+    capped), options further out and expired ones are untouched, and 0 is the plain key."""
+    three_h = 10_800.0
+    near = 3_600.0 / (365.0 * 86_400.0)  # one hour to expiry
+    opts = OptionArrays(
+        np.array([False, True, True, True]),
+        np.array([95.0, 105.0, 100.0, 100.0]),
+        np.array([near, near, 13 * DAY, 0.0]),
+        np.array([-1.0, -1.0, 1.0, -1.0]),
+    )
+    policy = HedgerdPolicy(gamma_horizon_s=three_h)
+    plain_key = gamma_ahead_key(policy)
+    assert plain_key == (three_h, "abs")
+    key = gamma_ahead_key(policy.model_copy(update={"gamma_min_tau_s": three_h}))
+    assert key == (three_h, "abs", three_h)
+    floored = OptionArrays(
+        opts.is_call,
+        opts.strike_usd,
+        np.array([three_h / (365.0 * 86_400.0), three_h / (365.0 * 86_400.0), 13 * DAY, 0.0]),
+        opts.qty_coin,
+    )
+    for spot in (95.0, 100.0, 105.0):
+        got = gamma_ahead(key, opts, spot, 0.8)
+        assert got == gamma_ahead(plain_key, floored, spot, 0.8)
+    # at a short strike an hour before expiry the peak is what the floor caps
+    assert gamma_ahead(key, opts, 95.0, 0.8) < gamma_ahead(plain_key, opts, 95.0, 0.8)
+    # a book with nothing nearer expiry than the floor: bit for bit the plain average
+    far = OptionArrays(
+        opts.is_call[2:3], opts.strike_usd[2:3], opts.tau_years[2:3], opts.qty_coin[2:3]
+    )
+    assert gamma_ahead(key, far, 97.0, 0.8) == gamma_ahead(plain_key, far, 97.0, 0.8)
+    with pytest.raises(ValueError):
+        HedgerdPolicy(gamma_min_tau_s=-1.0)

@@ -174,7 +174,8 @@ class HedgerdPolicy(_PolicyBase):
     lambda comes from the live cost model of the cheapest instrument. The Gamma of `H_ww` is the
     book's gamma averaged over the spot range the next `gamma_horizon_s` span
     (`kernel.horizon_gamma`), not the gamma at spot: a near strike's gamma peak, or the zero
-    between a short and a long strike, is not what the delta meets before the next rebalance.
+    between a short and a long strike, is not what the delta meets before the next rebalance;
+    `gamma_min_tau_s` caps a strike's gamma peak in its last hours before expiry.
     Trades go to the band edge; maker orders work the inner band when enabled. The centre shift,
     the horizon term and the averaged gamma are constant-vol refinements: where the marks move
     they are weighed down by the marks' vol-of-vol and the book's exposure to it (`vov_ref`),
@@ -240,6 +241,16 @@ class HedgerdPolicy(_PolicyBase):
         description="The gamma term uses the book's gamma averaged over the spot range this "
         "many seconds of diffusion span (the range the delta crosses before the next "
         "rebalance), not the gamma at the current spot (0: the gamma at spot).",
+    )
+    gamma_min_tau_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="The averaged gamma (`gamma_horizon_s`) prices each live option at a "
+        "time to expiry of at least this many seconds: at a strike about to expire the gamma "
+        "grows as 1/sqrt(tau), and a width following it (as |Gamma|^(2/3)) swings wide for "
+        "the last hours while the delta it guards jumps past the band anyway (measured on a "
+        "3-day near strangle against a 13-day call, docs/backtest.md, the held-back draw). "
+        "0: off (the gamma at the true time to expiry).",
     )
     gamma_average: Literal["signed", "abs"] = Field(
         "abs",

@@ -683,21 +683,33 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
 _YEAR_S = 365.0 * 86400.0
 
 
-def gamma_ahead_key(policy: PolicyConfig) -> tuple[float, str] | None:
-    """(horizon s, mode) of the averaged gamma a policy's band takes, or None (gamma at spot).
-    Policies with the same key take the same number: compute it once for all of them."""
+AheadKey = tuple[float, str] | tuple[float, str, float]
+
+
+def gamma_ahead_key(policy: PolicyConfig) -> AheadKey | None:
+    """(horizon s, mode[, shortest tau s]) of the averaged gamma a policy's band takes, or None
+    (gamma at spot). Policies with the same key take the same number: compute it once for all
+    of them. The third element only where `gamma_min_tau_s` > 0."""
     if isinstance(policy, HedgerdPolicy) and policy.gamma_horizon_s > 0.0:
+        if policy.gamma_min_tau_s > 0.0:
+            return policy.gamma_horizon_s, policy.gamma_average, policy.gamma_min_tau_s
         return policy.gamma_horizon_s, policy.gamma_average
     return None
 
 
-def gamma_ahead(key: tuple[float, str], options: OptionArrays, spot_usd: Any, vol: Any) -> Any:
+def gamma_ahead(key: AheadKey, options: OptionArrays, spot_usd: Any, vol: Any) -> Any:
     """The book's gamma averaged over the spot range ahead, as `key` (`gamma_ahead_key`) asks
-    (coin/USD; a float for one underlying, an array of paths in the backtest)."""
+    (coin/USD; a float for one underlying, an array of paths in the backtest). With a shortest
+    tau (the key's third element, s), each live option's time to expiry counts as at least
+    that: the gamma peak of a strike about to expire is not the width's."""
+    tau = options.tau_years
+    if len(key) > 2:
+        t = np.asarray(tau, dtype=np.float64)
+        tau = np.where(t > 0.0, np.maximum(t, key[2] / _YEAR_S), t)
     g = horizon_gamma(
         options.is_call,
         options.strike_usd,
-        options.tau_years,
+        tau,
         options.qty_coin,
         spot_usd,
         vol,

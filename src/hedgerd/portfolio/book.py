@@ -20,7 +20,12 @@ import numpy as np
 
 from hedgerd.book.greeks_book import GreeksBook
 from hedgerd.hedging.inputs import UnderlyingRisk
-from hedgerd.hedging.kernel import OptionArrays, book_gamma_coherence, gamma_ahead
+from hedgerd.hedging.kernel import (
+    AheadKey,
+    OptionArrays,
+    book_gamma_coherence,
+    gamma_ahead,
+)
 from hedgerd.model.fast_init import fast_frozen_init
 
 
@@ -162,7 +167,7 @@ class BookOptions:
 
     def gamma_ahead(
         self,
-        key: tuple[float, str],
+        key: AheadKey,
         books: Sequence[GreeksBook],
         now_ms: int,
         spot_usd: float,
