@@ -158,7 +158,7 @@ def test_the_band_takes_the_averaged_gamma_only_when_asked() -> None:
     spot, vol = 95.0, 0.6
     policy = HedgerdPolicy(risk_aversion_per_usd=0.01, h0_weight=0.0, gamma_horizon_s=86_400.0)
     key = gamma_ahead_key(policy)
-    assert key == (86_400.0, "abs")
+    assert key == (86_400.0, "abs", 10_800.0)  # the default's shortest time to expiry: 3 h
     assert gamma_ahead_key(policy.model_copy(update={"gamma_horizon_s": 0.0})) is None
     at_spot = gamma_ahead((0.0, "signed"), opts, spot, vol)
     ahead = gamma_ahead(key, opts, spot, vol)
@@ -224,7 +224,7 @@ def test_the_default_horizon_leaves_a_single_option_a_week_out_at_its_gamma(
     spot, so its band is the Whalley–Wilmott one (12 hours moved it 3.4 % at the money)."""
     policy = HedgerdPolicy()
     key = gamma_ahead_key(policy)
-    assert key == (10_800.0, "abs")
+    assert key == (10_800.0, "abs", 10_800.0)
     spot = 100.0
     strike = spot * math.exp(sds * vol * math.sqrt(days * DAY))
     opts = OptionArrays(
@@ -249,7 +249,7 @@ def test_gamma_min_tau_counts_an_expiring_strike_as_that_far_from_expiry() -> No
         np.array([near, near, 13 * DAY, 0.0]),
         np.array([-1.0, -1.0, 1.0, -1.0]),
     )
-    policy = HedgerdPolicy(gamma_horizon_s=three_h)
+    policy = HedgerdPolicy(gamma_horizon_s=three_h, gamma_min_tau_s=0.0)
     plain_key = gamma_ahead_key(policy)
     assert plain_key == (three_h, "abs")
     key = gamma_ahead_key(policy.model_copy(update={"gamma_min_tau_s": three_h}))

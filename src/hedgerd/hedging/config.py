@@ -198,7 +198,11 @@ class HedgerdPolicy(_PolicyBase):
         description="Exponent of |Gamma| in the gamma term (2/3: Whalley–Wilmott's).",
     )
     h0_weight: float = Field(
-        1.5, ge=0.0, description="Weight of the horizon term H0 = lambda/(gamma S sigma^2 tau)."
+        1.0,
+        ge=0.0,
+        description="Weight of the horizon term H0 = lambda/(gamma S sigma^2 tau) "
+        "(Zakamouline's 1; 1.5 cost 5-10 % more than Zakamouline on held-back long "
+        "in-the-money books, docs/backtest.md).",
     )
     horizon_side: Literal["both", "under"] = Field(
         "under",
@@ -243,14 +247,14 @@ class HedgerdPolicy(_PolicyBase):
         "rebalance), not the gamma at the current spot (0: the gamma at spot).",
     )
     gamma_min_tau_s: float = Field(
-        0.0,
+        10_800.0,
         ge=0.0,
         description="The averaged gamma (`gamma_horizon_s`) prices each live option at a "
         "time to expiry of at least this many seconds: at a strike about to expire the gamma "
         "grows as 1/sqrt(tau), and a width following it (as |Gamma|^(2/3)) swings wide for "
         "the last hours while the delta it guards jumps past the band anyway (measured on a "
         "3-day near strangle against a 13-day call, docs/backtest.md, the held-back draw). "
-        "0: off (the gamma at the true time to expiry).",
+        "3 h: the gamma horizon's own span. 0: off (the gamma at the true time to expiry).",
     )
     gamma_average: Literal["signed", "abs"] = Field(
         "abs",
