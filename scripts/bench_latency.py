@@ -340,18 +340,20 @@ def section_decision_two_accounts(n_positions: int = 10_000, iterations: int = 2
 
 def section_options(sizes: tuple[int, ...] = (100, 1_000, 10_000), evaluations: int = 40) -> None:
     """The band's averaged gamma per evaluation (`hedge_loop`: every account's options of the
-    underlying side by side, then `kernel.gamma_ahead` at the default policy's horizon and
-    "abs" average) for books of `sizes` options split across two accounts, in process CPU
-    time (the pricing kernel may use threads). Before: the arrays cut from each book and
-    concatenated on every evaluation (as before `portfolio.book.BookOptions`). After: the
+    underlying side by side, then `kernel.gamma_ahead` with the default policy's key: its
+    horizon, "abs" average and shortest time to expiry) for books of `sizes` options split
+    across two accounts, in process CPU time (the pricing kernel may use threads). Before:
+    the arrays cut from each book and concatenated on every evaluation (as before
+    `portfolio.book.BookOptions`). After: the
     cache, with the index moving on every evaluation (positions and marks unchanged: the
     arrays are kept, the gamma is recomputed), and with nothing changed (all kept)."""
     from hedgerd.book.greeks_book import GreeksBook, _live_options
-    from hedgerd.hedging.kernel import OptionArrays, gamma_ahead
+    from hedgerd.hedging.kernel import OptionArrays, gamma_ahead, gamma_ahead_key
     from hedgerd.portfolio.book import BookOptions, concat_options
     from hedgerd.venues.deribit.names import option_name, parse_instrument_name
 
-    key = (HedgerdPolicy(risk_aversion_per_usd=1e-5).gamma_horizon_s, "abs")
+    key = gamma_ahead_key(HedgerdPolicy(risk_aversion_per_usd=1e-5))  # the default's, floor too
+    assert key is not None
     day = 86_400_000
     expiries = [NOW_MS + d * day for d in (1, 2, 7, 14, 28, 56, 91, 182)]
 

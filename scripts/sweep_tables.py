@@ -48,6 +48,10 @@ def explore_doc(records: list[dict[str, Any]], cand: str) -> dict[str, Any]:
     rows = [r for r in records if r["cand"] == cand]
     if not rows:
         raise SystemExit(f"no records of candidate {cand!r}")
+    seen = [r["variant"] for r in rows]
+    if len(set(seen)) != len(seen):
+        # records carry no seed or paths: two runs of one variant cannot be told apart
+        raise SystemExit(f"cannot merge: a variant appears twice for {cand!r}")
     baselines = list(dict.fromkeys(b for r in rows for _, ratios in r["ratios"] for b in ratios))
     variants = []
     for r in rows:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from hedgerd.book.greeks_book import GreeksBook
-from hedgerd.hedging.kernel import OptionArrays, gamma_ahead
+from hedgerd.hedging.config import HedgerdPolicy
+from hedgerd.hedging.kernel import OptionArrays, gamma_ahead, gamma_ahead_key
 from hedgerd.model import AmountUnit
 from hedgerd.portfolio.book import BookOptions, concat_options
 from hedgerd.venues.deribit.names import parse_expiry_ms, parse_instrument_name
@@ -125,3 +126,23 @@ def test_an_expiry_drops_its_options_without_a_version_change() -> None:
     _same(got, _fresh([sa, sb], past))
     # and back before it (a clock that steps back: a replay): the options are there again
     _same(cache.arrays(books, NOW), _fresh([sa, sb], NOW))
+
+
+def test_the_default_key_with_its_shortest_tau_goes_through_the_cache() -> None:
+    """The default policy's key carries `gamma_min_tau_s`: the cache keeps it apart from the
+    plain key, and an hour before the nearest expiry the floor changes the number."""
+    key = gamma_ahead_key(HedgerdPolicy())
+    assert key is not None and len(key) == 3
+    plain = (key[0], key[1])
+    sa, sb = _states()
+    books = [_book(sa), _book(sb)]
+    cache = BookOptions("BTC")
+    hour_before = parse_expiry_ms("21NOV26") - 3_600_000
+    fresh = _fresh([sa, sb], hour_before)
+    floored = cache.gamma_ahead(key, books, hour_before, 90_000.0, 0.6)
+    assert floored == float(gamma_ahead(key, fresh, 90_000.0, 0.6))
+    assert cache.gamma_ahead(plain, books, hour_before, 90_000.0, 0.6) == float(
+        gamma_ahead(plain, fresh, 90_000.0, 0.6)
+    )
+    assert cache.gamma_ahead(plain, books, hour_before, 90_000.0, 0.6) != floored
+    assert cache.gamma_ahead(key, books, hour_before, 90_000.0, 0.6) == floored  # kept

@@ -254,7 +254,10 @@ class HedgerdPolicy(_PolicyBase):
         "grows as 1/sqrt(tau), and a width following it (as |Gamma|^(2/3)) swings wide for "
         "the last hours while the delta it guards jumps past the band anyway (measured on a "
         "3-day near strangle against a 13-day call, docs/backtest.md, the held-back draw). "
-        "3 h: the gamma horizon's own span. 0: off (the gamma at the true time to expiry).",
+        "3 h: the gamma horizon's own span. 0: off (the gamma at the true time to expiry). "
+        "Only the averaged gamma is floored: where the marks' vol moves, `vov_scope` all "
+        "blends it toward the gamma at spot, which keeps the true time to expiry (the "
+        "figures were measured so).",
     )
     gamma_average: Literal["signed", "abs"] = Field(
         "abs",
