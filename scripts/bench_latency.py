@@ -344,9 +344,9 @@ def section_options(sizes: tuple[int, ...] = (100, 1_000, 10_000), evaluations: 
     horizon, "abs" average and shortest time to expiry) for books of `sizes` options split
     across two accounts, in process CPU time (the pricing kernel may use threads). Before:
     the arrays cut from each book and concatenated on every evaluation (as before
-    `portfolio.book.BookOptions`). After: the
-    cache, with the index moving on every evaluation (positions and marks unchanged: the
-    arrays are kept, the gamma is recomputed), and with nothing changed (all kept)."""
+    `portfolio.book.BookOptions`). After: the cache, with the index moving on every
+    evaluation (positions and marks unchanged: the arrays are kept, the gamma is
+    recomputed), and with nothing changed (all kept)."""
     from hedgerd.book.greeks_book import GreeksBook, _live_options
     from hedgerd.hedging.kernel import OptionArrays, gamma_ahead, gamma_ahead_key
     from hedgerd.portfolio.book import BookOptions, concat_options

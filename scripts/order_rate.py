@@ -38,6 +38,7 @@ from hedgerd.ops.logging import configure_logging
 from hedgerd.paper import run_paper, state_reasons
 from hedgerd.paper_config import BUILTIN_PAPER_CONFIG
 from hedgerd.risk.kill_switches import DAY_MS, HOUR_MS, MINUTE_MS, orders_sent_since
+from hedgerd.risk.limits import OrderRateSettings
 from hedgerd.risk.trips import SlidingWindow
 
 #: Budgets no run of this drill reaches (per minute, hour, day): the rate it wants.
@@ -47,7 +48,7 @@ LIFTED = (1_000_000, 10_000_000, 100_000_000)
 def drill_config(workdir: Path, *, maker: bool, budget: int | None) -> HedgerdConfig:
     """The paper config (built in) with its journal and socket in `workdir`, maker execution
     on every policy when `maker`, and an order budget of `budget` a minute (the hour's and
-    the day's in the defaults' proportion: 10 and 250 minutes' worth) or lifted."""
+    the day's in the defaults' proportion) or lifted."""
     values = copy.deepcopy(BUILTIN_PAPER_CONFIG)
     values["log"] = {"level": "error", "format": "json"}
     values["journal"] = {"path": str(workdir / "journal.sqlite")}
@@ -57,7 +58,16 @@ def drill_config(workdir: Path, *, maker: bool, budget: int | None) -> HedgerdCo
     if maker:
         for policy in values["hedging"]["policies"].values():
             policy["maker"] = {"enabled": True}
-    minute, hour, day = LIFTED if budget is None else (budget, 20 * budget, 400 * budget)
+    if budget is None:
+        minute, hour, day = LIFTED
+    else:
+        d = OrderRateSettings()
+        per = d.max_orders_per_minute
+        minute, hour, day = (
+            budget,
+            budget * d.max_orders_per_hour // per,
+            budget * d.max_orders_per_day // per,
+        )
     values.setdefault("risk", {})["order_rate"] = {
         "max_orders_per_minute": minute,
         "max_orders_per_hour": hour,

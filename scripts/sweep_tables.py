@@ -23,7 +23,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hedgerd.backtest.sweep import FamilyWorst, Worst, render_table
+from hedgerd.backtest.sweep import (
+    FamilyWorst,
+    Worst,
+    family_json,
+    render_table,
+    worst_by_family,
+    worst_json,
+)
 
 
 def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -53,31 +60,25 @@ def explore_doc(records: list[dict[str, Any]], cand: str) -> dict[str, Any]:
         # records carry no seed or paths: two runs of one variant cannot be told apart
         raise SystemExit(f"cannot merge: a variant appears twice for {cand!r}")
     baselines = list(dict.fromkeys(b for r in rows for _, ratios in r["ratios"] for b in ratios))
-    variants = []
+    worsts = []
     for r in rows:
         family, _, name = r["variant"].partition("/")
-        worst: dict[str, dict[str, Any] | None] = {}
+        worst: dict[str, Worst | None] = {}
         for b in baselines:
             got = [(x[b], std) for std, x in r["ratios"] if x.get(b) is not None]
             top = max(got, default=None)
-            worst[b] = None if top is None else {"ratio": top[0], "std_pnl": top[1], "se": None}
-        variants.append({"family": family, "variant": name, "steps": None, "worst": worst})
-    families = []
-    for fam in dict.fromkeys(v["family"] for v in variants):
-        vs = [v for v in variants if v["family"] == fam]
-        for b in baselines:
-            got = [v for v in vs if v["worst"][b] is not None]
-            top = max(got, key=lambda v: v["worst"][b]["ratio"], default=None)
-            families.append(
-                {
-                    "family": fam,
-                    "baseline": b,
-                    "variant": None if top is None else top["variant"],
-                    "worst": None if top is None else top["worst"][b],
-                    "variants": len(vs),
-                    "compared": len(got),
-                }
-            )
+            worst[b] = None if top is None else Worst(top[0], top[1], None)
+        worsts.append((family, name, worst))
+    families = [family_json(f) for f in worst_by_family(worsts, baselines)]
+    variants = [
+        {
+            "family": f,
+            "variant": n,
+            "steps": None,
+            "worst": {b: worst_json(x) for b, x in w.items()},
+        }
+        for f, n, w in worsts
+    ]
     meta = dict.fromkeys(("sweep", "paths", "seed", "bootstrap"))
     return {
         **meta,

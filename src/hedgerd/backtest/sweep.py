@@ -340,17 +340,43 @@ def _bootstrap_se(
 
 def family_worst(results: Sequence[VariantResult], baselines: Sequence[str]) -> list[FamilyWorst]:
     """Per family and baseline: the variant with the largest worst ratio."""
+    return worst_by_family(
+        [(r.variant.family, r.variant.name, r.worst) for r in results], baselines
+    )
+
+
+def worst_by_family(
+    variants: Sequence[tuple[str, str, Mapping[str, Worst | None]]], baselines: Sequence[str]
+) -> list[FamilyWorst]:
+    """`family_worst` of (family, variant name, baseline -> worst) triples, in family order."""
     out: list[FamilyWorst] = []
-    for fam in dict.fromkeys(r.variant.family for r in results):
-        mine = [r for r in results if r.variant.family == fam]
+    for fam in dict.fromkeys(f for f, _, _ in variants):
+        mine = [(name, worst) for f, name, worst in variants if f == fam]
         for b in baselines:
-            cands = [(r.worst[b], r.variant.name) for r in mine if r.worst.get(b) is not None]
+            cands = [(w, name) for name, worst in mine if (w := worst.get(b)) is not None]
             if cands:
-                w, name = max(cands, key=lambda c: c[0].ratio)  # type: ignore[union-attr]
+                w, name = max(cands, key=lambda c: c[0].ratio)
                 out.append(FamilyWorst(fam, b, name, w, len(mine), len(cands)))
             else:
                 out.append(FamilyWorst(fam, b, None, None, len(mine), 0))
     return out
+
+
+def worst_json(x: Worst | None) -> dict[str, Any] | None:
+    """A worst ratio as the sweep's JSON holds it (std in the report unit)."""
+    return None if x is None else {"ratio": x.ratio, "std_pnl": x.std, "se": x.se}
+
+
+def family_json(r: FamilyWorst) -> dict[str, Any]:
+    """One family-and-baseline row as the sweep's JSON holds it."""
+    return {
+        "family": r.family,
+        "baseline": r.baseline,
+        "variant": r.variant,
+        "worst": worst_json(r.worst),
+        "variants": r.variants,
+        "compared": r.compared,
+    }
 
 
 def _cell(fw: FamilyWorst) -> str:
@@ -394,9 +420,6 @@ def to_json(
     paths: int,
     seed: int,
 ) -> dict[str, Any]:
-    def w(x: Worst | None) -> dict[str, Any] | None:
-        return None if x is None else {"ratio": x.ratio, "std_pnl": x.std, "se": x.se}
-
     return {
         "sweep": spec.name,
         "paths": paths,
@@ -404,17 +427,7 @@ def to_json(
         "bootstrap": spec.bootstrap,
         "default_policy": spec.default_policy,
         "baselines": list(spec.baselines),
-        "families": [
-            {
-                "family": r.family,
-                "baseline": r.baseline,
-                "variant": r.variant,
-                "worst": w(r.worst),
-                "variants": r.variants,
-                "compared": r.compared,
-            }
-            for r in rows
-        ],
+        "families": [family_json(r) for r in rows],
         "variants": [
             {
                 "family": r.variant.family,
@@ -422,7 +435,7 @@ def to_json(
                 "patch": r.variant.patch,
                 "unit": r.unit,
                 "steps": r.steps,
-                "worst": {b: w(x) for b, x in r.worst.items()},
+                "worst": {b: worst_json(x) for b, x in r.worst.items()},
                 "ratios": [
                     {"std_pnl": s, "ratio_default_to": {b: v for b, v in d.items()}}
                     for s, d in r.ratios
