@@ -6,8 +6,9 @@
 Each candidate is a `hedgerd` policy config (JSON overrides of the default) swept over the
 default's risk aversions; all candidates and the baselines run on the same paths of each
 variant. Prints, per variant and candidate, the worst ratio at matched std against each
-baseline (as `sweep.evaluate` does for the default), then the worst per candidate over all
-variants. A tool for shaping the default, not part of the product.
+baseline (as `sweep.evaluate` does for the default), and beside each the worst std
+excess at matched cost (`std+x%@cost`, `sweep.evaluate`'s second reading); then the worst ratio
+per candidate over all variants. A tool for shaping the default, not part of the product.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from hedgerd.backtest.families import builtin_policies, expand
-from hedgerd.backtest.report import compare, stats
+from hedgerd.backtest.report import compare, compare_at_cost, stats
 from hedgerd.backtest.runner import RunResult, run_backtest
 from hedgerd.backtest.scenario import (
     PolicySpec,
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         for name in cands:
             sub = [r for r in rows if r.policy in baselines or r.policy == f"c:{name}"]
-            comps, _ = compare(sub, f"c:{name}", [])
+            comps, fronts = compare(sub, f"c:{name}", [])
+            by_cost = compare_at_cost(fronts, f"c:{name}")
             cells = []
             for b in baselines:
                 got = [(r, c.std) for c in comps if (r := c.ratios.get(b)) is not None]
@@ -113,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(f"{b[:5]} -")
                     continue
                 r, s = max(got)
-                cells.append(f"{b[:5]} {r:.3f}@{s:.3g}")
+                more = [(e, c.cost) for c in by_cost if (e := c.excess.get(b)) is not None]
+                exc = "" if not more else " std{:+.2%}@{:.3g}".format(*max(more))
+                cells.append(f"{b[:5]} {r:.3f}@{s:.3g}{exc}")
                 prev = worst_all[name].get(b)
                 if prev is None or r > prev[0]:
                     worst_all[name][b] = (r, v.name)
@@ -128,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                     "variant": f"{v.family}/{v.name}",
                     "cand": name,
                     "ratios": [[c.std, c.ratios] for c in comps],
+                    "excess": [[c.cost, c.excess] for c in by_cost],
                 }
             )
         print("\n".join(line), flush=True)

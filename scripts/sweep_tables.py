@@ -10,6 +10,10 @@ their tables: the family table, a family table beside another seed's, or one row
 candidate's: the same worst ratios a sweep of that candidate as the default would print, without
 the bootstrap (SE is blank).
 
+Where the records carry the second reading (the default's worst std excess at matched cost,
+sweeps and policy_explore records written since it exists), each table is followed by its
+std-excess table (`--variants`: std-excess columns); older files print as before.
+
 Runs split by `--family` use the sweep's seed for every variant, so the merge is the table one
 run would give. `--beside`: each cell is this file's worst ratio ± SE and the other's, with the
 variants named when they differ. A reporting tool, not part of the product.
@@ -25,8 +29,12 @@ from typing import Any
 
 from hedgerd.backtest.sweep import (
     FamilyWorst,
+    StdExcess,
     Worst,
+    excess_from_json,
+    excess_json,
     family_json,
+    render_excess_table,
     render_table,
     worst_by_family,
     worst_json,
@@ -50,7 +58,8 @@ def explore_doc(records: list[dict[str, Any]], cand: str) -> dict[str, Any]:
     """A sweep JSON's shape from `policy_explore.py --json` records of candidate `cand`.
 
     Each variant's worst ratio against a baseline is the largest over the candidate's matched
-    stds (report unit), as the sweep's; there is no bootstrap, so `se` is None.
+    stds (report unit), as the sweep's, and its worst std excess the largest over its matched
+    costs where the records carry them (`excess`); there is no bootstrap, so `se` is None.
     """
     rows = [r for r in records if r["cand"] == cand]
     if not rows:
@@ -64,11 +73,16 @@ def explore_doc(records: list[dict[str, Any]], cand: str) -> dict[str, Any]:
     for r in rows:
         family, _, name = r["variant"].partition("/")
         worst: dict[str, Worst | None] = {}
+        excess: dict[str, StdExcess | None] = {}
         for b in baselines:
             got = [(x[b], std) for std, x in r["ratios"] if x.get(b) is not None]
             top = max(got, default=None)
             worst[b] = None if top is None else Worst(top[0], top[1], None)
-        worsts.append((family, name, worst))
+            if "excess" in r:
+                more = [(x[b], cost) for cost, x in r["excess"] if x.get(b) is not None]
+                e = max(more, default=None)
+                excess[b] = None if e is None else StdExcess(e[0], e[1], None)
+        worsts.append((family, name, worst, excess))
     families = [family_json(f) for f in worst_by_family(worsts, baselines)]
     variants = [
         {
@@ -76,8 +90,9 @@ def explore_doc(records: list[dict[str, Any]], cand: str) -> dict[str, Any]:
             "variant": n,
             "steps": None,
             "worst": {b: worst_json(x) for b, x in w.items()},
+            **({"std_excess": {b: excess_json(x) for b, x in e.items()}} if e else {}),
         }
-        for f, n, w in worsts
+        for f, n, w, e in worsts
     ]
     meta = dict.fromkeys(("sweep", "paths", "seed", "bootstrap"))
     return {
@@ -94,6 +109,7 @@ def _worst(x: dict[str, Any] | None) -> Worst | None:
 
 
 def family_rows(doc: dict[str, Any]) -> list[FamilyWorst]:
+    """The family rows of a sweep JSON (without the std excess in files older than it)."""
     return [
         FamilyWorst(
             f["family"],
@@ -102,9 +118,24 @@ def family_rows(doc: dict[str, Any]) -> list[FamilyWorst]:
             _worst(f["worst"]),
             f["variants"],
             f["compared"],
+            f.get("excess_variant"),
+            excess_from_json(f.get("std_excess")),
+            f.get("excess_compared", 0),
         )
         for f in doc["families"]
     ]
+
+
+def has_excess(doc: dict[str, Any]) -> bool:
+    """Whether the records carry the std excess at matched cost (a file newer than it)."""
+    return any("std_excess" in f for f in doc["families"])
+
+
+def _short_excess(e: dict[str, Any] | None) -> str:
+    if e is None:
+        return "—"
+    se = f" ± {100 * e['se']:.2f}" if e["se"] is not None else ""
+    return f"{100 * e['std_excess']:+.2f} %{se}"
 
 
 def _short(w: dict[str, Any] | None) -> str:
@@ -138,14 +169,20 @@ def beside(doc: dict[str, Any], other: dict[str, Any]) -> str:
 
 
 def variant_rows(doc: dict[str, Any]) -> str:
-    """One row per variant: steps and the worst ratio ± SE against each baseline."""
+    """One row per variant: steps and the worst ratio ± SE against each baseline, then (where
+    the records carry it) the worst std excess at matched cost against each."""
     base = doc["baselines"]
+    more = any("std_excess" in v for v in doc["variants"])
+    extra = "".join(f" std+ {b} |" for b in base) if more else ""
     lines = [
-        f"| family | variant | steps | {' | '.join(base)} |",
-        "|---" * (len(base) + 3) + "|",
+        f"| family | variant | steps | {' | '.join(base)} |{extra}",
+        "|---" * (len(base) * (2 if more else 1) + 3) + "|",
     ]
     for v in doc["variants"]:
         cells = " | ".join(_short(v["worst"].get(b)) for b in base)
+        if more:
+            exc = v.get("std_excess", {})
+            cells += " | " + " | ".join(_short_excess(exc.get(b)) for b in base)
         steps = "—" if v["steps"] is None else f"{v['steps']:,}"
         lines.append(f"| {v['family']} | {v['variant']} | {steps} | {cells} |")
     return "\n".join(lines)
@@ -177,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         print(variant_rows(doc))
     else:
         print(render_table(family_rows(doc), doc["baselines"]))
+        if has_excess(doc):
+            print()
+            print(render_excess_table(family_rows(doc), doc["baselines"]))
     return 0
 
 

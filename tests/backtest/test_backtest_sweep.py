@@ -294,6 +294,41 @@ def test_worst_is_the_largest_ratio(tiny: tuple[Path, dict[str, Any], str]) -> N
             assert row["worst"]["se"] is None or row["worst"]["se"] >= 0.0
 
 
+def test_std_excess_at_matched_cost_beside_the_ratio(
+    tiny: tuple[Path, dict[str, Any], str],
+) -> None:
+    """The second reading: against itself the default's std excess is exactly 0 (SE 0); a
+    variant's worst is the max of its excesses, a family's the max of its variants'; the
+    text prints both tables, the ratio's first and unchanged."""
+    _, doc, text = tiny
+    for v in doc["variants"]:
+        same = v["std_excess"]["same"]
+        assert same is not None and same["std_excess"] == 0.0 and same["se"] == 0.0
+        for b, e in v["std_excess"].items():
+            got = [x["std_excess_default_to"][b] for x in v["excesses"]]
+            got = [x for x in got if x is not None]
+            assert (e is None and not got) or (e is not None and e["std_excess"] == max(got))
+    for row in doc["families"]:
+        mine = [
+            v["std_excess"][row["baseline"]]["std_excess"]
+            for v in doc["variants"]
+            if v["family"] == row["family"] and v["std_excess"][row["baseline"]] is not None
+        ]
+        assert row["excess_compared"] == len(mine)
+        assert (row["std_excess"] is None) == (not mine)
+        if mine:
+            assert row["std_excess"]["std_excess"] == max(mine)
+        assert {"variant", "worst", "variants", "compared"} <= set(row)  # unchanged keys
+    lines = text.splitlines()
+    first = lines.index("| family | " + " | ".join(doc["baselines"]) + " |")
+    second = lines.index(
+        "| family (std excess at matched cost) | " + " | ".join(doc["baselines"]) + " |"
+    )
+    assert first < second
+    assert "std excess at matched cost (%: default std / baseline std - 1)" in lines
+    assert "| costs | +0.00 % ± 0.00 " in text
+
+
 def test_evaluate_is_deterministic(tiny: tuple[Path, dict[str, Any], str]) -> None:
     sweep, doc, _ = tiny
     spec = parse_sweep(_raw(sweep), str(sweep))
@@ -301,7 +336,7 @@ def test_evaluate_is_deterministic(tiny: tuple[Path, dict[str, Any], str]) -> No
     v: Variant = variants[0]
     a = evaluate(v, "hedgerd", spec.baselines, 24, 3, 20)
     b = evaluate(v, "hedgerd", spec.baselines, 24, 3, 20)
-    assert a.worst == b.worst
+    assert a.worst == b.worst and a.excess == b.excess
     first = next(x for x in doc["variants"] if x["family"] == "costs")
     assert {k: (w.ratio if w else None) for k, w in a.worst.items()} == {
         k: (w["ratio"] if w else None) for k, w in first["worst"].items()
@@ -372,9 +407,10 @@ COMBOS_SWEEP = ROOT / "config" / "sweeps" / "combos.toml"
 HELDOUT_SWEEP = ROOT / "config" / "sweeps" / "heldout-23.toml"
 
 
-def _combos_script() -> Any:
-    path = ROOT / "scripts" / "sweep_combos.py"
-    spec = importlib.util.spec_from_file_location("sweep_combos", path)
+def _script(name: str = "sweep_combos") -> Any:
+    """scripts/`name`.py as a module (scripts/ is not a package)."""
+    path = ROOT / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -382,7 +418,7 @@ def _combos_script() -> Any:
 
 
 def test_combos_sweep_is_what_its_generator_writes(tmp_path: Path) -> None:
-    gen = _combos_script()
+    gen = _script()
     assert gen.render(gen.generate()) == COMBOS_SWEEP.read_text()
     assert gen.render(gen.generate()) == gen.render(gen.generate())  # seeded
     assert gen.main(["--check", "--out", str(COMBOS_SWEEP)]) == 0
@@ -394,7 +430,7 @@ def test_combos_sweep_is_what_its_generator_writes(tmp_path: Path) -> None:
 def test_combos_held_back_draw_is_another_seeds_without_the_anchor(tmp_path: Path) -> None:
     """`--seed N --out FILE` draws a held-back set: other combinations, no anchor (it was
     tuned on), its own name; `--check` compares against that draw."""
-    gen = _combos_script()
+    gen = _script()
     out = tmp_path / "heldout.toml"
     assert gen.main(["--seed", "23", "--out", str(out)]) == 0
     assert gen.main(["--seed", "23", "--check", "--out", str(out)]) == 0
@@ -472,3 +508,56 @@ def test_combos_ablation_sweep_puts_back_one_factor_at_a_time() -> None:
             ]
             assert sum(parts) == 1, (fam, name)
         assert max(s.market.steps for (f, _), s in by.items() if f == fam) <= 4320
+
+
+# ------------------------------------------------------------------ sweep_tables.py
+
+
+def test_sweep_tables_prints_the_excess_only_where_the_records_carry_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables = _script("sweep_tables")
+    w = {"ratio": 1.1, "std_pnl": 20.3, "se": 0.01}
+    old = {
+        "sweep": "s",
+        "paths": 10,
+        "seed": 1,
+        "bootstrap": 0,
+        "default_policy": "hedgerd",
+        "baselines": ["ww"],
+        "families": [
+            {"family": "f", "baseline": "ww", "variant": "v", "worst": w, "variants": 1,
+             "compared": 1}
+        ],
+        "variants": [{"family": "f", "variant": "v", "steps": 5, "worst": {"ww": w}}],
+    }  # fmt: skip
+    p_old = tmp_path / "old.json"
+    p_old.write_text(json.dumps(old))
+    assert tables.main([str(p_old)]) == 0
+    out = capsys.readouterr().out
+    assert "| f | 1.100 ± 0.010 `v` |" in out and "std excess" not in out
+    e = {"std_excess": 0.003, "cost": 2.0, "se": 0.001}
+    new = json.loads(json.dumps(old))
+    new["families"][0] |= {"excess_variant": "v", "std_excess": e, "excess_compared": 1}
+    new["variants"][0]["std_excess"] = {"ww": e}
+    p_new = tmp_path / "new.json"
+    p_new.write_text(json.dumps(new))
+    assert tables.main([str(p_new)]) == 0
+    out = capsys.readouterr().out
+    assert "| f | 1.100 ± 0.010 `v` |" in out and "| f | +0.30 % ± 0.10 `v` |" in out
+    assert tables.main([str(p_new), "--variants"]) == 0
+    assert "| f | v | 5 | **1.100** ± 0.010 | +0.30 % ± 0.10 |" in capsys.readouterr().out
+    # policy_explore records with the second reading: the candidate's worst over its costs.
+    recs = [
+        {
+            "variant": "f/v",
+            "cand": "c",
+            "ratios": [[20.0, {"ww": 1.2}], [21.0, {"ww": 0.9}]],
+            "excess": [[3.0, {"ww": 0.002}], [2.0, {"ww": 0.004}], [0.5, {"ww": None}]],
+        }
+    ]
+    doc = tables.explore_doc(recs, "c")
+    assert doc["families"][0]["worst"]["ratio"] == 1.2
+    assert doc["families"][0]["std_excess"] == {"std_excess": 0.004, "cost": 2.0, "se": None}
+    del recs[0]["excess"]  # records written before the reading: as before
+    assert tables.explore_doc(recs, "c")["families"][0]["std_excess"] is None

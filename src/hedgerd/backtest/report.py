@@ -14,19 +14,27 @@ bends hardest near its risk floor), so the chord overstates the cost between poi
 comparison at a std where one policy has a point and the other does not leaned on where the
 points fell. The monotone cubic follows the bend, goes through every point and never
 overshoots them (cost stays decreasing in std); with two points it is the chord.
+
+Matched cost, the second reading: the same curve read along cost (`frontier_std_curve`, its
+inverse; cost is strictly decreasing in std on a frontier) gives each policy's std at a cost,
+and the default's relative std excess at equal cost (std excess = default std / baseline std
+- 1). Where every policy's std sits on a floor (a vega floor) the frontiers are nearly
+vertical and the cost ratio at matched std divides costs read a hundredth of a percent of std
+apart; the std at matched cost is the well-conditioned reading there.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
+from scipy.optimize import brentq
 
 from hedgerd.backtest.runner import RunResult
 from hedgerd.ops.plots import pyplot
@@ -36,6 +44,11 @@ MATCHED_RISK_METHOD = (
     "no other point of the same policy beats on both; costs are interpolated in "
     "log(std)-log(cost) by a monotone cubic (PCHIP) through the frontier points, never "
     "extrapolated; policies are compared at equal std (ratio = default cost / baseline cost)"
+)
+
+MATCHED_COST_METHOD = (
+    "the same frontier curves read along cost (their inverse; never extrapolated); policies "
+    "are compared at equal cost (std excess = default std / baseline std - 1, a fraction)"
 )
 
 
@@ -149,6 +162,38 @@ def frontier_curve(front: Sequence[tuple[float, float]]) -> Callable[[float], fl
     return lambda std: _chord_at(pts, std)
 
 
+def frontier_std_curve(front: Sequence[tuple[float, float]]) -> Callable[[float], float | None]:
+    """The frontier read along cost: the std at which `frontier_curve(front)` gives `cost`
+    (report unit), None outside the frontier's cost range. The inverse of the one curve
+    `cost_at` reads (cost is strictly decreasing in std on a frontier, and the monotone cubic
+    and the chord keep it so between points), found by root bracketing between the two
+    frontier points whose costs enclose `cost`; a frontier point's own cost gives its own std
+    exactly."""
+    pts = list(front)
+    curve = frontier_curve(pts)
+    own = {c: s for s, c in pts}
+
+    def gap(std: float, cost: float) -> float:
+        got = curve(std)
+        assert got is not None  # std lies between two frontier points
+        return got - cost
+
+    def std_at(cost: float) -> float | None:
+        if cost in own:
+            return own[cost]
+        for (s0, c0), (s1, c1) in itertools.pairwise(pts):
+            if c1 < cost < c0:
+                # The cubic at a point may differ from the point's cost in the last bit.
+                if gap(s0, cost) <= 0.0:
+                    return s0
+                if gap(s1, cost) >= 0.0:
+                    return s1
+                return float(brentq(gap, s0, s1, args=(cost,), xtol=1e-14 * s1))
+        return None
+
+    return std_at
+
+
 def _chord_at(front: Sequence[tuple[float, float]], std: float) -> float | None:
     """The chord between the neighbouring points: in log-log, or linear where a cost is not
     positive; a single point answers only its own std."""
@@ -192,6 +237,41 @@ def compare(
         }
         out.append(Comparison(std, costs, ratios))
     return out, fronts
+
+
+@dataclass(frozen=True, slots=True)
+class CostComparison:
+    """Every policy's std at one cost (report unit), and the default's relative std excess
+    over each baseline there (a fraction: 0.01 = the default's std is 1 % higher)."""
+
+    cost: float
+    stds: dict[str, float | None]
+    excess: dict[str, float | None]
+
+
+def compare_at_cost(
+    fronts: Mapping[str, Sequence[tuple[float, float]]],
+    default: str,
+    targets: Sequence[float] = (),
+) -> list[CostComparison]:
+    """Std of every policy's frontier (`compare`'s `fronts`) at each target cost, and the
+    default's std excess over each baseline (None where either frontier does not reach the
+    cost). Targets default to the costs of the default's own frontier points, as `compare`'s
+    default to their stds."""
+    if not targets and default in fronts:
+        targets = [c for _, c in fronts[default]]
+    curves = {name: frontier_std_curve(f) for name, f in fronts.items()}
+    out = []
+    for cost in targets:
+        stds = {name: curve(cost) for name, curve in curves.items()}
+        base = stds.get(default)
+        excess = {
+            name: (base / s - 1.0 if base is not None and s is not None and s > 0 else None)
+            for name, s in stds.items()
+            if name != default
+        }
+        out.append(CostComparison(cost, stds, excess))
+    return out
 
 
 def render(

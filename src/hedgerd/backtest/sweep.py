@@ -32,6 +32,17 @@ recomputed at the resampled std of the default's run that gave the worst ratio.
 The maximum over targets is biased upward by the noise of each ratio (a few standard errors
 at most), i.e. against the default.
 
+Matched cost, the second reading (`report.compare_at_cost`), reported beside the ratio: the
+targets are the costs of the default's own frontier points; at each, the default's std is
+divided by the baseline's std at that cost (the baseline's frontier curve read along cost, the
+same curve as above) less 1. The worst std excess is the largest over the targets inside the
+baseline's cost range; none there (the two frontiers' cost ranges do not overlap at any of the
+default's points) gives no reading, as a ratio with no std in common does. Its standard error
+is bootstrapped like the ratio's, at the resampled cost of the default's run that gave it (kept
+inside the default's resampled frontier's cost range). On a
+floor (every policy's std within a fraction of a percent over a wide cost range) the cost
+ratio at matched std is ill-conditioned and this reading is the well-conditioned one.
+
 The core here is pure: no files, no clock; `command.py` reads the files and times the run.
 """
 
@@ -39,15 +50,15 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hedgerd.backtest.families import builtin_policies, expand
-from hedgerd.backtest.report import compare, stats
+from hedgerd.backtest.report import compare, compare_at_cost, stats
 from hedgerd.backtest.runner import RunResult, run_backtest
 from hedgerd.backtest.scenario import (
     Scenario,
@@ -139,12 +150,26 @@ class Worst:
 
 
 @dataclass(frozen=True, slots=True)
+class StdExcess:
+    """The default's worst relative std excess at matched cost against one baseline in one
+    variant: default std / baseline std - 1 (a fraction; 0.004 = 0.4 % more std)."""
+
+    excess: float
+    cost: float  # the matched cost where it occurs (report unit)
+    se: float | None  # bootstrap standard error of the excess at that cost
+
+
+@dataclass(frozen=True, slots=True)
 class VariantResult:
     variant: Variant
     unit: str
     steps: int
     ratios: tuple[tuple[float, dict[str, float | None]], ...]  # (std, baseline -> ratio)
     worst: dict[str, Worst | None]  # None: no std reached by both
+    #: The std excess at matched cost per baseline (None: no cost reached by both).
+    excess: dict[str, StdExcess | None] = field(default_factory=dict)
+    #: (cost, baseline -> std excess) at each of the default's frontier points.
+    excesses: tuple[tuple[float, dict[str, float | None]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +180,11 @@ class FamilyWorst:
     worst: Worst | None
     variants: int
     compared: int  # variants with an overlapping std
+    #: The variant with the largest std excess at matched cost (None: no variant had an
+    #: overlapping cost), that excess, and how many variants had an overlapping cost.
+    excess_variant: str | None = None
+    excess: StdExcess | None = None
+    excess_compared: int = 0
 
 
 def parse_sweep(raw: dict[str, Any], where: str) -> SweepSpec:
@@ -276,7 +306,8 @@ def evaluate(
     bootstrap: int,
 ) -> VariantResult:
     """Run the default and the baselines (each over its built-in sweep) on one variant's
-    paths and find the default's worst ratio at matched std against each baseline."""
+    paths and find the default's worst ratio at matched std against each baseline, and beside
+    it its worst std excess at matched cost."""
     sc = variant.scenario
     runs = expand(builtin_policies(sc), [default, *baselines])
     results, _ = run_backtest(sc, runs, paths, seed)
@@ -285,21 +316,32 @@ def evaluate(
     else:
         scale, unit = 1.0, "USD"
     rows = [stats(r, scale) for r in results]
-    comps, _ = compare(rows, default, [])
-    # The targets are the std of the default's frontier points: which run each one is.
-    own = {r.std_pnl: k for k, r in enumerate(x for x in rows if x.policy == default)}
-    worst: dict[str, Worst | None] = {}
+    comps, fronts = compare(rows, default, [])
+    by_cost = compare_at_cost(fronts, default)
+    # The targets are the std (cost) of the default's frontier points: which run each one is.
+    mine = [x for x in rows if x.policy == default]
+    own = {r.std_pnl: k for k, r in enumerate(mine)}
+    own_cost = {r.mean_cost: k for k, r in enumerate(mine)}
     at: dict[str, tuple[float, float, int]] = {}
+    at_cost: dict[str, tuple[float, float, int]] = {}
     for b in baselines:
         got = [(r, c.std) for c in comps if (r := c.ratios.get(b)) is not None]
         if got:
             ratio, std = max(got)
             at[b] = (ratio, std, own[std])
-    ses = _bootstrap_se(results, scale, default, at, bootstrap, seed)
-    for b in baselines:
-        worst[b] = Worst(at[b][0], at[b][1], ses.get(b)) if b in at else None
+        more = [(e, c.cost) for c in by_cost if (e := c.excess.get(b)) is not None]
+        if more:
+            exc, cost = max(more)
+            at_cost[b] = (exc, cost, own_cost[cost])
+    ses, exc_ses = _bootstrap_se(results, scale, default, at, at_cost, bootstrap, seed)
+    worst = {b: Worst(at[b][0], at[b][1], ses.get(b)) if b in at else None for b in baselines}
+    excess = {
+        b: StdExcess(at_cost[b][0], at_cost[b][1], exc_ses.get(b)) if b in at_cost else None
+        for b in baselines
+    }
     ratios = tuple((c.std, {b: c.ratios.get(b) for b in baselines}) for c in comps)
-    return VariantResult(variant, unit, sc.market.steps, ratios, worst)
+    excesses = tuple((c.cost, {b: c.excess.get(b) for b in baselines}) for c in by_cost)
+    return VariantResult(variant, unit, sc.market.steps, ratios, worst, excess, excesses)
 
 
 def _bootstrap_se(
@@ -307,58 +349,82 @@ def _bootstrap_se(
     scale: float,
     default: str,
     at: Mapping[str, tuple[float, float, int]],
+    at_cost: Mapping[str, tuple[float, float, int]],
     reps: int,
     seed: int,
-) -> dict[str, float | None]:
-    """Bootstrap standard error of the default's ratio to each baseline at its worst point.
+) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Bootstrap standard errors of the default's ratio to each baseline at its worst point
+    (`at`) and of its std excess at matched cost at its worst point (`at_cost`).
 
-    The point is the default's run (sweep value) that gave the worst ratio: in each resample
-    the ratio is taken at that run's resampled std, so the target moves with the default's
-    own frontier and stays inside it. A resample where the baseline's frontier does not
-    reach it gives no ratio; with fewer than half the resamples answering, the error is not
-    known (None)."""
-    if reps < 2 or not at or not results:
-        return {b: None for b in at}
+    The point is the default's run (sweep value) that gave the worst ratio (excess): in each
+    resample the ratio is taken at that run's resampled std (the excess at its resampled
+    cost, clamped into the default's resampled frontier's cost range), so the target moves
+    with the default's own frontier and stays inside it. A resample where the baseline's
+    frontier does not reach it gives no value; with fewer than half the resamples answering,
+    the error is not known (None)."""
+    if reps < 2 or not (at or at_cost) or not results:
+        return {b: None for b in at}, {b: None for b in at_cost}
     n = results[0].pnl_usd.size
     rng = np.random.default_rng([seed, 19])
     draws: dict[str, list[float]] = {b: [] for b in at}
+    exc_draws: dict[str, list[float]] = {b: [] for b in at_cost}
     for _ in range(reps):
         idx = rng.integers(0, n, n)
         rows = [stats(_resampled(r, idx), scale) for r in results]
-        own = [r.std_pnl for r in rows if r.policy == default]
-        targets = {b: own[k] for b, (_, _, k) in at.items()}
-        comps, _ = compare(rows, default, list(targets.values()))
-        for b, c in zip(targets, comps, strict=True):
+        mine = [r for r in rows if r.policy == default]
+        targets = {b: mine[k].std_pnl for b, (_, _, k) in at.items()}
+        comps, fronts = compare(rows, default, list(targets.values()))
+        # Not strict: with no targets `compare` answers at the default's own points (unused).
+        for b, c in zip(targets, comps, strict=False):
             r = c.ratios.get(b)
             if r is not None:
                 draws[b].append(r)
-    return {
-        b: (float(np.std(d, ddof=1)) if len(d) >= max(2, reps // 2) else None)
-        for b, d in draws.items()
-    }
+        # A run at the tight end of a floor often leaves the resampled frontier (another run
+        # beats it on both by a hair), its cost then above the frontier's: the target is kept
+        # inside the default's frontier, at its nearest end.
+        own = fronts.get(default) or [(0.0, 0.0)]
+        lo, hi = own[-1][1], own[0][1]
+        costs = {b: min(max(mine[k].mean_cost, lo), hi) for b, (_, _, k) in at_cost.items()}
+        if costs:
+            by_cost = compare_at_cost(fronts, default, list(costs.values()))
+            for b, cc in zip(costs, by_cost, strict=True):
+                e = cc.excess.get(b)
+                if e is not None:
+                    exc_draws[b].append(e)
+
+    def se(d: list[float]) -> float | None:
+        return float(np.std(d, ddof=1)) if len(d) >= max(2, reps // 2) else None
+
+    return {b: se(d) for b, d in draws.items()}, {b: se(d) for b, d in exc_draws.items()}
 
 
 def family_worst(results: Sequence[VariantResult], baselines: Sequence[str]) -> list[FamilyWorst]:
-    """Per family and baseline: the variant with the largest worst ratio."""
+    """Per family and baseline: the variant with the largest worst ratio, and the one with the
+    largest std excess at matched cost."""
     return worst_by_family(
-        [(r.variant.family, r.variant.name, r.worst) for r in results], baselines
+        [(r.variant.family, r.variant.name, r.worst, r.excess) for r in results], baselines
     )
 
 
 def worst_by_family(
-    variants: Sequence[tuple[str, str, Mapping[str, Worst | None]]], baselines: Sequence[str]
+    variants: Sequence[tuple[str, str, Mapping[str, Worst | None], Mapping[str, StdExcess | None]]],
+    baselines: Sequence[str],
 ) -> list[FamilyWorst]:
-    """`family_worst` of (family, variant name, baseline -> worst) triples, in family order."""
+    """`family_worst` of (family, variant name, baseline -> worst ratio, baseline -> worst std
+    excess) tuples, in family order (an empty excess mapping: a record without the reading)."""
     out: list[FamilyWorst] = []
-    for fam in dict.fromkeys(f for f, _, _ in variants):
-        mine = [(name, worst) for f, name, worst in variants if f == fam]
+    for fam in dict.fromkeys(v[0] for v in variants):
+        mine = [(name, worst, exc) for f, name, worst, exc in variants if f == fam]
         for b in baselines:
-            cands = [(w, name) for name, worst in mine if (w := worst.get(b)) is not None]
+            cands = [(w, name) for name, worst, _ in mine if (w := worst.get(b)) is not None]
+            more = [(e, name) for name, _, exc in mine if (e := exc.get(b)) is not None]
+            ev, ew = max(more, key=lambda c: c[0].excess) if more else (None, None)
             if cands:
                 w, name = max(cands, key=lambda c: c[0].ratio)
-                out.append(FamilyWorst(fam, b, name, w, len(mine), len(cands)))
+                row = FamilyWorst(fam, b, name, w, len(mine), len(cands))
             else:
-                out.append(FamilyWorst(fam, b, None, None, len(mine), 0))
+                row = FamilyWorst(fam, b, None, None, len(mine), 0)
+            out.append(replace(row, excess_variant=ew, excess=ev, excess_compared=len(more)))
     return out
 
 
@@ -367,8 +433,19 @@ def worst_json(x: Worst | None) -> dict[str, Any] | None:
     return None if x is None else {"ratio": x.ratio, "std_pnl": x.std, "se": x.se}
 
 
+def excess_json(x: StdExcess | None) -> dict[str, Any] | None:
+    """A worst std excess as the sweep's JSON holds it (a fraction; cost in the report unit)."""
+    return None if x is None else {"std_excess": x.excess, "cost": x.cost, "se": x.se}
+
+
+def excess_from_json(x: dict[str, Any] | None) -> StdExcess | None:
+    """`excess_json` read back."""
+    return None if x is None else StdExcess(x["std_excess"], x["cost"], x["se"])
+
+
 def family_json(r: FamilyWorst) -> dict[str, Any]:
-    """One family-and-baseline row as the sweep's JSON holds it."""
+    """One family-and-baseline row as the sweep's JSON holds it (the std-excess keys are
+    new beside the ratio's, which keep their names)."""
     return {
         "family": r.family,
         "baseline": r.baseline,
@@ -376,32 +453,64 @@ def family_json(r: FamilyWorst) -> dict[str, Any]:
         "worst": worst_json(r.worst),
         "variants": r.variants,
         "compared": r.compared,
+        "excess_variant": r.excess_variant,
+        "std_excess": excess_json(r.excess),
+        "excess_compared": r.excess_compared,
     }
 
 
 def _cell(fw: FamilyWorst) -> str:
-    if fw.worst is None:
+    w = fw.worst
+    if w is None:
         return "no overlap"
-    se = f" ± {fw.worst.se:.3f}" if fw.worst.se is not None else " ± n/a"
-    miss = "" if fw.compared == fw.variants else f" ({fw.compared}/{fw.variants})"
-    return f"{fw.worst.ratio:.3f}{se} `{fw.variant}`{miss}"
+    se = f" ± {w.se:.3f}" if w.se is not None else " ± n/a"
+    return _where(f"{w.ratio:.3f}{se}", fw.variant, fw.compared, fw.variants)
+
+
+def _where(value: str, variant: str | None, compared: int, variants: int) -> str:
+    """A family cell: the value, its variant, and how many variants answered if not all."""
+    miss = "" if compared == variants else f" ({compared}/{variants})"
+    return f"{value} `{variant}`{miss}"
 
 
 def render_table(rows: Sequence[FamilyWorst], baselines: Sequence[str]) -> str:
     """Markdown: a row per family, a column per baseline (worst ratio ± SE, its variant)."""
+    return _family_table(rows, baselines, "family", _cell)
+
+
+def _excess_cell(fw: FamilyWorst) -> str:
+    e = fw.excess
+    if e is None:
+        return "no overlap"
+    se = f" ± {100 * e.se:.2f}" if e.se is not None else " ± n/a"
+    return _where(
+        f"{100 * e.excess:+.2f} %{se}", fw.excess_variant, fw.excess_compared, fw.variants
+    )
+
+
+def render_excess_table(rows: Sequence[FamilyWorst], baselines: Sequence[str]) -> str:
+    """Markdown, the second reading beside `render_table`'s: a row per family, a column per
+    baseline (the default's worst std excess at matched cost in % ± SE, its variant)."""
+    return _family_table(rows, baselines, "family (std excess at matched cost)", _excess_cell)
+
+
+def _family_table(
+    rows: Sequence[FamilyWorst],
+    baselines: Sequence[str],
+    head: str,
+    cell: Callable[[FamilyWorst], str],
+) -> str:
     fams = list(dict.fromkeys(r.family for r in rows))
-    cell = {(r.family, r.baseline): r for r in rows}
-    lines = [
-        "| family | " + " | ".join(baselines) + " |",
-        "|---" * (len(baselines) + 1) + "|",
-    ]
+    at = {(r.family, r.baseline): r for r in rows}
+    lines = [f"| {head} | " + " | ".join(baselines) + " |", "|---" * (len(baselines) + 1) + "|"]
     for f in fams:
-        lines.append(f"| {f} | " + " | ".join(_cell(cell[f, b]) for b in baselines) + " |")
+        lines.append(f"| {f} | " + " | ".join(cell(at[f, b]) for b in baselines) + " |")
     return "\n".join(lines)
 
 
 def render_variants(results: Sequence[VariantResult], baselines: Sequence[str]) -> str:
-    """One line per variant: the worst ratio against each baseline and where it occurs."""
+    """One line per variant: the worst ratio against each baseline; then, as a second block
+    of the same rows, the worst std excess at matched cost (%)."""
     head = f"{'family':<16}{'variant':<34}{'steps':>6}" + "".join(f"{b:>13}" for b in baselines)
     lines = [head]
     for r in results:
@@ -410,6 +519,14 @@ def render_variants(results: Sequence[VariantResult], baselines: Sequence[str]) 
             for b in baselines
         )
         lines.append(f"{r.variant.family:<16}{r.variant.name:<34}{r.steps:>6}" + cells)
+    if any(r.excess for r in results):
+        lines += ["", "std excess at matched cost (%: default std / baseline std - 1)", head]
+        for r in results:
+            cells = "".join(
+                f"{100 * e.excess:>+13.2f}" if (e := r.excess.get(b)) is not None else f"{'-':>13}"
+                for b in baselines
+            )
+            lines.append(f"{r.variant.family:<16}{r.variant.name:<34}{r.steps:>6}" + cells)
     return "\n".join(lines)
 
 
@@ -440,6 +557,8 @@ def to_json(
                     {"std_pnl": s, "ratio_default_to": {b: v for b, v in d.items()}}
                     for s, d in r.ratios
                 ],
+                "std_excess": {b: excess_json(x) for b, x in r.excess.items()},
+                "excesses": [{"cost": c, "std_excess_default_to": dict(d)} for c, d in r.excesses],
             }
             for r in results
         ],
@@ -450,5 +569,10 @@ def to_json(
             "worst": "largest ratio over the std of the default's frontier points that the "
             "baseline's frontier also reaches",
             "se": "bootstrap standard error over paths (same resample for all policies)",
+            "std_excess": "default's std of P&L / baseline's std - 1 (a fraction) at the same "
+            "mean cost (report.compare_at_cost: the same frontier curves read along cost, no "
+            "extrapolation); worst = largest over the costs of the default's frontier points "
+            "that the baseline's frontier also reaches; None: no such cost; cost in the "
+            "report unit",
         },
     }
