@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from hedgerd.hedging.config import HedgerdPolicy
 from hedgerd.hedging.flow import FLOW_WINDOW_MS, FlowEstimator, flow_estimates
-from hedgerd.hedging.kernel import BandContext, band_for
+from hedgerd.hedging.kernel import BandContext, band_for, flow_fade_weight
 
 DAY_MS = 86_400_000
 START_MS = 1_790_000_000_000  # any fixed instant: the estimator reads no clock
@@ -116,6 +116,51 @@ def test_without_flow_the_band_is_todays_bit_for_bit(weight: float) -> None:
     for a, b in ((flow.centre, today.centre), (flow.lower, today.lower), (flow.upper, today.upper)):
         assert a[0] == b[0] and a[2] == b[2]
     assert flow.lower[1] > today.lower[1]
+
+
+@pytest.mark.parametrize("ref", [0.3, 30.0])
+@pytest.mark.parametrize("scope", ["refinements", "flow", "all"])
+def test_without_flow_the_fade_leaves_the_band_bit_for_bit(ref: float, scope: str) -> None:
+    """`flow_fade_ref` > 0 and no option flow (v = 0): the shipped band exactly; with flow
+    the faded terms shrink (the centre shift, and the flow term's widening)."""
+    plain = HedgerdPolicy(risk_aversion_per_usd=1e-5)
+    faded = HedgerdPolicy(
+        risk_aversion_per_usd=1e-5,
+        flow_fade_ref=ref,
+        flow_fade_scope=scope,  # type: ignore[arg-type]
+    )
+    a, b = band_for(plain, _ctx()), band_for(faded, _ctx())
+    assert (a.centre, a.lower, a.upper) == (b.centre, b.lower, b.upper)
+    arr = BandContext(
+        np.full(3, 70_000.0), np.full(3, -4e-5), np.full(3, 0.3), np.full(3, 0.6),
+        np.full(3, 7 / 365), 0.0, np.full(3, 0.0006), np.zeros(3), np.full(3, 2.0),
+        np.full(3, -3e-5), np.array([0.0, 101.0, 0.0]), np.array([0.0, 0.152, 0.0]),
+    )  # fmt: skip
+    a, b = band_for(plain, arr), band_for(faded, arr)
+    for x, y in ((a.centre, b.centre), (a.lower, b.lower), (a.upper, b.upper)):
+        assert x[0] == y[0] and x[2] == y[2]
+    if scope == "flow":
+        assert b.centre[1] == a.centre[1]
+    else:
+        # The shift toward the modified-vol delta shrinks.
+        assert abs(b.centre[1]) < abs(a.centre[1])
+    if scope != "refinements":
+        # The flow term's widening shrinks (and with "all" the horizon term too).
+        assert b.upper[1] < a.upper[1]
+
+
+def test_the_flow_fade_weight_is_one_over_one_plus_r() -> None:
+    """w_f = 1 / (1 + gamma S sigma sqrt(v) h / ref), 1 exactly without flow."""
+    h = 30 / 365
+    assert flow_fade_weight(_ctx(), 1e-5, 1.0, h) == 1.0
+    r = 1e-5 * 70_000.0 * 0.6 * math.sqrt(101.0) * h
+    assert flow_fade_weight(_ctx(101.0, 0.1), 1e-5, 2.0, h) == pytest.approx(1 / (1 + r / 2))
+    # Scalar and arrays alike.
+    many = BandContext(*(np.full(2, x) for x in (70_000.0, -4e-5, 0.3, 0.6, 7 / 365)), 0.0,
+                       np.full(2, 0.0006), np.zeros(2), np.full(2, 2.0), np.full(2, -3e-5),
+                       np.array([0.0, 101.0]), np.array([0.0, 0.1]))  # fmt: skip
+    w = flow_fade_weight(many, 1e-5, 2.0, h)
+    assert w[0] == 1.0 and w[1] == pytest.approx(1 / (1 + r / 2), rel=1e-15)
 
 
 def test_the_flow_widens_the_band_and_the_gate_limits_wide_jumps() -> None:
