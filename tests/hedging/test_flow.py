@@ -100,17 +100,22 @@ def _ctx(v: object = 0.0, j: object = 0.0) -> BandContext:
     return BandContext(70_000.0, -4e-5, 0.3, 0.6, 7 / 365, 0.0, 0.0006, 0.0, 2.0, -3e-5, v, j)
 
 
+def _paths_ctx() -> BandContext:
+    """`_ctx` for three paths, the middle one with option flow (the backtest's arrays)."""
+    return BandContext(
+        np.full(3, 70_000.0), np.full(3, -4e-5), np.full(3, 0.3), np.full(3, 0.6),
+        np.full(3, 7 / 365), 0.0, np.full(3, 0.0006), np.zeros(3), np.full(3, 2.0),
+        np.full(3, -3e-5), np.array([0.0, 101.0, 0.0]), np.array([0.0, 0.152, 0.0]),
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("weight", [0.0, 1.0])
 def test_without_flow_the_band_is_todays_bit_for_bit(weight: float) -> None:
     plain = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=0.0), _ctx())
     got = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=weight), _ctx())
     assert (got.centre, got.lower, got.upper) == (plain.centre, plain.lower, plain.upper)
     # The backtest's arrays: paths without arrivals (v = 0) keep today's band exactly.
-    arr = BandContext(
-        np.full(3, 70_000.0), np.full(3, -4e-5), np.full(3, 0.3), np.full(3, 0.6),
-        np.full(3, 7 / 365), 0.0, np.full(3, 0.0006), np.zeros(3), np.full(3, 2.0),
-        np.full(3, -3e-5), np.array([0.0, 101.0, 0.0]), np.array([0.0, 0.152, 0.0]),
-    )  # fmt: skip
+    arr = _paths_ctx()
     flow = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=1.0), arr)
     today = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=0.0), arr)
     for a, b in ((flow.centre, today.centre), (flow.lower, today.lower), (flow.upper, today.upper)):
@@ -131,11 +136,7 @@ def test_without_flow_the_fade_leaves_the_band_bit_for_bit(ref: float, scope: st
     )
     a, b = band_for(plain, _ctx()), band_for(faded, _ctx())
     assert (a.centre, a.lower, a.upper) == (b.centre, b.lower, b.upper)
-    arr = BandContext(
-        np.full(3, 70_000.0), np.full(3, -4e-5), np.full(3, 0.3), np.full(3, 0.6),
-        np.full(3, 7 / 365), 0.0, np.full(3, 0.0006), np.zeros(3), np.full(3, 2.0),
-        np.full(3, -3e-5), np.array([0.0, 101.0, 0.0]), np.array([0.0, 0.152, 0.0]),
-    )  # fmt: skip
+    arr = _paths_ctx()
     a, b = band_for(plain, arr), band_for(faded, arr)
     for x, y in ((a.centre, b.centre), (a.lower, b.lower), (a.upper, b.upper)):
         assert x[0] == y[0] and x[2] == y[2]
