@@ -344,16 +344,17 @@ def test_the_vol_of_vol_weight_moves_only_books_whose_marks_move() -> None:
             assert np.array_equal(a.cost_usd, b.cost_usd)
 
 
-@pytest.mark.parametrize("scope", ["refinements", "all"])
-def test_the_flow_fade_moves_only_books_with_option_flow(scope: str) -> None:
-    """`flow_fade_ref` fades the static-book refinements (and with scope all the flow term)
-    once option trades arrive, and without option flow the run is the plain one bit for bit."""
+def test_the_flow_fade_moves_only_books_with_option_flow() -> None:
+    """`flow_fade_ref` fades the flow term once option trades arrive, and without option
+    flow the run is the one without the fade bit for bit."""
     flow = load_scenario(SCENARIOS / "option-flow.toml")
     m = flow.market.model_copy(update={"horizon_days": 3.0})
     flow = flow.model_copy(update={"market": m})
-    over = {"flow_fade_ref": 3.0, "flow_fade_scope": scope}
+    off = {"flow_fade_ref": 0.0}
+    over = {"flow_fade_ref": 3.0}
     for sc, moves in ((flow, True), (_short_reference(3.0), False)):
         runs = expand(builtin_policies(sc), ["hedgerd"])[9:10]  # a high risk aversion (88 g0)
+        runs = [replace(r, config=r.config.model_copy(update=off)) for r in runs]
         faded = [
             replace(r, name=f"{r.name}-ff", config=r.config.model_copy(update=over)) for r in runs
         ]

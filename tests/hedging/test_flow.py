@@ -124,30 +124,23 @@ def test_without_flow_the_band_is_todays_bit_for_bit(weight: float) -> None:
 
 
 @pytest.mark.parametrize("ref", [0.3, 30.0])
-@pytest.mark.parametrize("scope", ["refinements", "flow", "all"])
-def test_without_flow_the_fade_leaves_the_band_bit_for_bit(ref: float, scope: str) -> None:
-    """`flow_fade_ref` > 0 and no option flow (v = 0): the shipped band exactly; with flow
-    the faded terms shrink (the centre shift, and the flow term's widening)."""
-    plain = HedgerdPolicy(risk_aversion_per_usd=1e-5)
-    faded = HedgerdPolicy(
-        risk_aversion_per_usd=1e-5,
-        flow_fade_ref=ref,
-        flow_fade_scope=scope,  # type: ignore[arg-type]
-    )
+def test_without_flow_the_fade_leaves_the_band_bit_for_bit(ref: float) -> None:
+    """`flow_fade_ref` > 0 and no option flow (v = 0): the band without the fade exactly;
+    with flow only the flow term's widening shrinks (the centre is untouched)."""
+    plain = HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_fade_ref=0.0)
+    faded = HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_fade_ref=ref)
     a, b = band_for(plain, _ctx()), band_for(faded, _ctx())
     assert (a.centre, a.lower, a.upper) == (b.centre, b.lower, b.upper)
     arr = _paths_ctx()
     a, b = band_for(plain, arr), band_for(faded, arr)
     for x, y in ((a.centre, b.centre), (a.lower, b.lower), (a.upper, b.upper)):
         assert x[0] == y[0] and x[2] == y[2]
-    if scope == "flow":
-        assert b.centre[1] == a.centre[1]
-    else:
-        # The shift toward the modified-vol delta shrinks.
-        assert abs(b.centre[1]) < abs(a.centre[1])
-    if scope != "refinements":
-        # The flow term's widening shrinks (and with "all" the horizon term too).
-        assert b.upper[1] < a.upper[1]
+    assert b.centre[1] == a.centre[1]
+    assert b.upper[1] < a.upper[1] and b.lower[1] < a.lower[1]
+    # A stronger fade (smaller ref) narrows more, and never below the band without flow.
+    none = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=0.0), arr)
+    more = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_fade_ref=ref / 10), arr)
+    assert none.upper[1] <= more.upper[1] < b.upper[1]
 
 
 def test_the_flow_fade_weight_is_one_over_one_plus_r() -> None:

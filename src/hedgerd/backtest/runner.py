@@ -301,8 +301,7 @@ def run_backtest(
     # The option flow's delta jumps, for the policies whose band takes them (`flow_weight`):
     # each arrival's time (ms from the start; inf until it arrives) and the book's delta change.
     flow_on = sc.flow.trades_per_day > 0 and any(
-        getattr(c, "flow_weight", 0.0) > 0.0 or getattr(c, "flow_fade_ref", 0.0) > 0.0
-        for c in configs
+        getattr(c, "flow_weight", 0.0) > 0.0 for c in configs
     )
     jump_ms = np.full(book.qty.shape, np.inf)
     jump_coin = np.zeros(book.qty.shape)

@@ -325,20 +325,14 @@ class HedgerdPolicy(_PolicyBase):
     flow_fade_ref: float = Field(
         0.0,
         ge=0.0,
-        description="Option-flow weight of the static-book refinements (issue 19): the same "
-        "terms as the vol-of-vol weight (`vov_scope`) are weighed as well by w_f = 1 / (1 + "
-        "R_f / flow_fade_ref), R_f = gamma S sigma sqrt(v) h (dimensionless: the risk aversion "
-        "in 1/USD times the USD scale of the unhedged delta P&L the flow's delta motion makes "
-        "over h = `vov_horizon_s` in years; S the spot in USD, sigma the vol in 1/sqrt(year), "
-        "v the flow's delta variance rate in coin^2/year, `hedging.flow`). No option flow "
-        "(v = 0): w_f = 1. 0: off (the shipped band, bit for bit).",
-    )
-    flow_fade_scope: Literal["refinements", "flow", "all"] = Field(
-        "refinements",
-        description="What the option-flow weight w_f (`flow_fade_ref`) scales: the "
-        "refinements the vol-of-vol weight scales (`vov_scope`), the flow term's weight "
-        "(`flow_weight` x w_f: the flow's delta variance counts less at high risk aversion), "
-        "or all of them.",
+        description="Fade of the option flow's term with risk aversion (issue 19): "
+        "`flow_weight` is multiplied by w_f = 1 / (1 + R_f / flow_fade_ref), R_f = gamma S "
+        "sigma sqrt(v) h (dimensionless: the risk aversion in 1/USD times the USD scale of "
+        "the unhedged delta P&L the flow's delta motion makes over h = `vov_horizon_s`; S the "
+        "spot in USD, sigma the vol in 1/sqrt(year), v the flow's delta variance rate in "
+        "coin^2/year). At the tight end the flow term widened the band past "
+        "Whalley-Wilmott's; at the loose end it is kept. No option flow (v = 0): no effect. "
+        "0: off.",
     )
     vov_window_s: float = Field(
         2_592_000.0,

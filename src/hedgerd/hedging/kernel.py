@@ -231,17 +231,17 @@ def vov_weight(ctx: BandContext, risk_aversion: float, ref: float, horizon_years
 def flow_fade_weight(
     ctx: BandContext, risk_aversion: float, ref: float, horizon_years: float
 ) -> Any:
-    """The weight in (0, 1] of the band's static-book refinements under option flow.
+    """The weight in (0, 1] of the option flow's term in the band (`flow_weight` x it).
 
     w_f = 1 / (1 + R_f / ref), R_f = gamma S sigma sqrt(v) h (dimensionless): gamma the risk
     aversion (1/USD), S the spot (USD), sigma the vol (1/sqrt(year)), v the flow's delta
     variance rate (coin^2/year, `BandContext.flow_var_coin2_per_year`), h the horizon (years,
     the policy's `vov_horizon_s`): the risk aversion times the USD scale of the unhedged
     delta P&L the flow's delta motion makes over h (sqrt(v h) coin x S sigma sqrt(h) USD per
-    coin). The centre shift, the horizon term and the averaged gamma are computed for the
-    book as it stands; the flow keeps changing it, and at high risk aversion (the tight end)
-    they cost against Whalley–Wilmott's plain band where the book moves under flow (issue 19,
-    heldout-31 short call 110 with flow). v = 0 (no flow seen): exactly 1."""
+    coin). The flow term widens the band by the flow's delta motion as if it were diffusion;
+    at high risk aversion (the tight end) that width cost against Whalley-Wilmott's plain
+    band (issue 19, heldout-31 short call 110 with flow), at the loose end it is a gain.
+    v = 0 (no flow seen): exactly 1."""
     v = ctx.flow_var_coin2_per_year
     if type(v) in _SCALAR and not v > 0.0:
         return 1.0
@@ -446,16 +446,8 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         g = policy.risk_aversion_per_usd
         band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
         w_vov = 1.0
-        w_f = 1.0
-        fade = policy.vov_ref > 0.0 or policy.flow_fade_ref > 0.0
-        if fade:
-            if policy.vov_ref > 0.0:
-                w_vov = vov_weight(ctx, g, policy.vov_ref, policy.vov_horizon_s / _YEAR_S)
-            if policy.flow_fade_ref > 0.0:
-                w_f = flow_fade_weight(ctx, g, policy.flow_fade_ref, policy.vov_horizon_s / _YEAR_S)
-                if policy.flow_fade_scope != "flow":
-                    # The two weights multiply: either reason to doubt the static book fades.
-                    w_vov = w_vov * w_f
+        if policy.vov_ref > 0.0:
+            w_vov = vov_weight(ctx, g, policy.vov_ref, policy.vov_horizon_s / _YEAR_S)
             if policy.vov_scope == "all" and band_gamma is not None:
                 # 1 x ahead + 0 x spot: the averaged gamma bit for bit where w = 1. The
                 # magnitude's average moves toward the magnitude at spot.
@@ -465,18 +457,19 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         if policy.flow_weight > 0.0:
             g_b = ctx.gamma_coin_per_usd if band_gamma is None else band_gamma
             fw = policy.flow_weight
-            if policy.flow_fade_ref > 0.0 and policy.flow_fade_scope != "refinements":
-                fw = fw * w_f
+            if policy.flow_fade_ref > 0.0:
+                years = policy.vov_horizon_s / _YEAR_S
+                fw = fw * flow_fade_weight(ctx, g, policy.flow_fade_ref, years)
             band_gamma = flow_gamma(ctx, g, policy.gamma_exponent, g_b, fw)
         h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent, band_gamma)
         h0 = zero
         if policy.h0_weight > 0.0:
             h0 = policy.h0_weight * zak_h0(ctx, g, policy.h0_cap_coin)
-            if fade and policy.vov_scope != "shift":
+            if policy.vov_ref > 0.0 and policy.vov_scope != "shift":
                 h0 = h0 * w_vov
         lower, upper = horizon_sides(h, h0, ctx.options_delta_coin, policy)
         shift = modified_delta_shift(ctx, g, policy.k_prefactor)
-        if fade and policy.vov_scope != "horizon":
+        if policy.vov_ref > 0.0 and policy.vov_scope != "horizon":
             shift = shift * w_vov
         if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
             shift = shift * shift_coherence(ctx, policy.shift_coherence)
@@ -540,7 +533,6 @@ class PolicyNumbers:
     vov_scope: str = "both"
     vov_horizon_s: float = 0.0
     flow_fade_ref: float = 0.0
-    flow_fade_scope: str = "refinements"
     gamma_average: str = "abs"
 
 
@@ -564,7 +556,6 @@ _HEDGERD_NUMBERS = (
     "vov_scope",
     "vov_horizon_s",
     "flow_fade_ref",
-    "flow_fade_scope",
     "gamma_average",
 )
 # id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
@@ -621,25 +612,14 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     band_gamma = ctx.gamma_ahead_coin_per_usd if policy.gamma_horizon_s > 0.0 else None
     # vov_weight
     w_vov = 1.0
-    w_f = 1.0
     ref = policy.vov_ref
-    f_ref = policy.flow_fade_ref
-    v = ctx.flow_var_coin2_per_year
-    fade = ref > 0.0 or f_ref > 0.0
-    if fade:
-        if ref > 0.0:
-            xi = ctx.vol_of_vol_per_sqrt_year
-            if xi > 0.0:
-                short = -gamma if -gamma >= 0.0 else 0.0  # _maximum(-gamma, 0): short only
-                cash = short * spot * spot * vol * vol
-                r = g * cash * xi * (policy.vov_horizon_s / _YEAR_S) ** 1.5 / ref
-                w_vov = 1.0 / (1.0 + r)
-        if f_ref > 0.0 and v > 0.0:
-            # flow_fade_weight (1.0 where v = 0)
-            r = g * spot * vol * math.sqrt(v) * (policy.vov_horizon_s / _YEAR_S) / f_ref
-            w_f = 1.0 / (1.0 + r)
-        if f_ref > 0.0 and policy.flow_fade_scope != "flow":
-            w_vov = w_vov * w_f
+    if ref > 0.0:
+        xi = ctx.vol_of_vol_per_sqrt_year
+        if xi > 0.0:
+            short = -gamma if -gamma >= 0.0 else 0.0  # _maximum(-gamma, 0): short gamma only
+            cash = short * spot * spot * vol * vol
+            r = g * cash * xi * (policy.vov_horizon_s / _YEAR_S) ** 1.5 / ref
+            w_vov = 1.0 / (1.0 + r)
         if policy.vov_scope == "all" and band_gamma is not None:
             g_s = abs(gamma) if policy.gamma_average == "abs" else gamma
             band_gamma = w_vov * band_gamma + (1.0 - w_vov) * g_s
@@ -647,12 +627,16 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     e = policy.gamma_exponent
     g2 = gg * gg if e == 2 / 3 else abs(gg) ** (3.0 * e)
     x = 1.5 * disc * lam * spot * g2 / g
+    v = ctx.flow_var_coin2_per_year
     if policy.flow_weight > 0.0 and v > 0.0:
         # flow_gamma: the gate from the plain gamma term, then the effective gamma.
         sv = spot * vol
         fw = policy.flow_weight
-        if f_ref > 0.0 and policy.flow_fade_scope != "refinements":
-            fw = fw * w_f
+        if policy.flow_fade_ref > 0.0:
+            # flow_fade_weight
+            years = policy.vov_horizon_s / _YEAR_S
+            r = g * spot * vol * math.sqrt(v) * years / policy.flow_fade_ref
+            fw = fw * (1.0 / (1.0 + r))
         add = fw * v / (sv * sv)
         j = ctx.flow_jump_coin
         hg = math.copysign(abs(x) ** (1.0 / 3.0), x)
@@ -672,7 +656,7 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     if policy.h0_weight > 0.0:
         cap = policy.h0_cap_coin
         h0 = policy.h0_weight * (s if s <= cap else cap)
-        if fade and policy.vov_scope != "shift":
+        if ref > 0.0 and policy.vov_scope != "shift":
             h0 = h0 * w_vov
     # horizon_sides
     floor = policy.min_halfwidth_coin
@@ -704,7 +688,7 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         factor = 1.0 - k if gamma < 0 else 1.0 + k
         vol_m = vol * math.sqrt(factor if factor >= 0.05 else 0.05)
         shift = vanna * (vol_m - vol)
-    if fade and policy.vov_scope != "horizon":
+    if ref > 0.0 and policy.vov_scope != "horizon":
         shift = shift * w_vov
     p = policy.shift_coherence
     coherence = ctx.gamma_coherence
