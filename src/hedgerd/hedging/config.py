@@ -323,7 +323,7 @@ class HedgerdPolicy(_PolicyBase):
         description="The horizon h of the vol P&L in the vol-of-vol weight's R (s; 30 days).",
     )
     flow_fade_ref: float = Field(
-        0.0,
+        10.0,
         ge=0.0,
         description="Fade of the option flow's term with risk aversion (issue 19): "
         "`flow_weight` is multiplied by w_f = 1 / (1 + R_f / flow_fade_ref), R_f = gamma S "
@@ -332,7 +332,8 @@ class HedgerdPolicy(_PolicyBase):
         "spot in USD, sigma the vol in 1/sqrt(year), v the flow's delta variance rate in "
         "coin^2/year). At the tight end the flow term widened the band past "
         "Whalley-Wilmott's; at the loose end it is kept. No option flow (v = 0): no effect. "
-        "0: off.",
+        "0: off; 10 measured on the held-back option-flow cell (docs/backtest.md, option "
+        "flow, the flow term's fade).",
     )
     vov_window_s: float = Field(
         2_592_000.0,
