@@ -42,15 +42,37 @@ from hedgerd.backtest.sweep import (
 
 
 def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One sweep JSON from several runs of the same sweep, paths and seed (families in order)."""
+    """One sweep JSON from several runs of the same sweep, paths and seed (families in order;
+    a family run in parts, by `--variant`, becomes one row per baseline)."""
     first = docs[0]
     for d in docs[1:]:
         for k in ("sweep", "paths", "seed", "bootstrap", "default_policy", "baselines"):
             if d[k] != first[k]:
                 raise SystemExit(f"cannot merge: {k} differs ({first[k]!r} vs {d[k]!r})")
     out = {k: v for k, v in first.items() if k not in ("families", "variants")}
-    out["families"] = [f for d in docs for f in d["families"]]
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for f in (f for d in docs for f in d["families"]):
+        key = (f["family"], f["baseline"])
+        rows[key] = _combined(rows[key], f) if key in rows else f
+    out["families"] = list(rows.values())
     out["variants"] = [v for d in docs for v in d["variants"]]
+    return out
+
+
+def _combined(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """One family-and-baseline row from two runs of other variants of that family (a family
+    split by `--variant`): the larger worst ratio with its variant, the larger std excess with
+    its own, and the counts added."""
+    out = dict(a)
+    wa, wb = a["worst"], b["worst"]
+    if wb is not None and (wa is None or wb["ratio"] > wa["ratio"]):
+        out["variant"], out["worst"] = b["variant"], wb
+    ea, eb = a.get("std_excess"), b.get("std_excess")
+    if eb is not None and (ea is None or eb["std_excess"] > ea["std_excess"]):
+        out["excess_variant"], out["std_excess"] = b.get("excess_variant"), eb
+    for k in ("variants", "compared", "excess_compared"):
+        if k in a or k in b:
+            out[k] = a.get(k, 0) + b.get(k, 0)
     return out
 
 

@@ -561,3 +561,36 @@ def test_sweep_tables_prints_the_excess_only_where_the_records_carry_it(
     assert doc["families"][0]["std_excess"] == {"std_excess": 0.004, "cost": 2.0, "se": None}
     del recs[0]["excess"]  # records written before the reading: as before
     assert tables.explore_doc(recs, "c")["families"][0]["std_excess"] is None
+
+
+def test_sweep_tables_merges_a_family_run_in_parts() -> None:
+    """Two runs of other variants of one family (`--variant`) merge into one row per
+    baseline: the larger ratio and the larger excess, each with its own variant, counts
+    added (they were two rows, and the table showed whichever came last)."""
+    tables = _script("sweep_tables")
+
+    def doc(variant: str, ratio: float, excess: float) -> dict[str, Any]:
+        w = {"ratio": ratio, "std_pnl": 20.0, "se": 0.01}
+        e = {"std_excess": excess, "cost": 2.0, "se": 0.001}
+        return {
+            "sweep": "s", "paths": 10, "seed": 1, "bootstrap": 0,
+            "default_policy": "hedgerd", "baselines": ["ww"],
+            "families": [
+                {"family": "f", "baseline": "ww", "variant": variant, "worst": w,
+                 "variants": 1, "compared": 1, "excess_variant": variant,
+                 "std_excess": e, "excess_compared": 1}
+            ],
+            "variants": [{"family": "f", "variant": variant, "steps": 5, "worst": {"ww": w}}],
+        }  # fmt: skip
+
+    merged = tables.merge([doc("a", 1.3, 0.001), doc("b", 1.1, 0.004)])
+    (row,) = merged["families"]
+    assert (row["variant"], row["worst"]["ratio"]) == ("a", 1.3)
+    assert (row["excess_variant"], row["std_excess"]["std_excess"]) == ("b", 0.004)
+    assert (row["variants"], row["compared"], row["excess_compared"]) == (2, 2, 2)
+    assert [v["variant"] for v in merged["variants"]] == ["a", "b"]
+    # a row with no common std does not displace one that has it
+    none = doc("c", 1.0, 0.0)
+    none["families"][0]["worst"] = None
+    (row,) = tables.merge([doc("a", 1.3, 0.001), none])["families"]
+    assert row["worst"]["ratio"] == 1.3
