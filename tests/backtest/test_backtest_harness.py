@@ -342,3 +342,25 @@ def test_the_vol_of_vol_weight_moves_only_books_whose_marks_move() -> None:
         else:
             assert np.array_equal(a.pnl_usd, b.pnl_usd) and np.array_equal(a.trades, b.trades)
             assert np.array_equal(a.cost_usd, b.cost_usd)
+
+
+def test_the_flow_fade_moves_only_books_with_option_flow() -> None:
+    """`flow_fade_ref` fades the flow term once option trades arrive, and without option
+    flow the run is the one without the fade bit for bit."""
+    flow = load_scenario(SCENARIOS / "option-flow.toml")
+    m = flow.market.model_copy(update={"horizon_days": 3.0})
+    flow = flow.model_copy(update={"market": m})
+    off = {"flow_fade_ref": 0.0}
+    over = {"flow_fade_ref": 3.0}
+    for sc, moves in ((flow, True), (_short_reference(3.0), False)):
+        runs = expand(builtin_policies(sc), ["hedgerd"])[9:10]  # a high risk aversion (88 g0)
+        runs = [replace(r, config=r.config.model_copy(update=off)) for r in runs]
+        faded = [
+            replace(r, name=f"{r.name}-ff", config=r.config.model_copy(update=over)) for r in runs
+        ]
+        (a, b), _ = run_backtest(sc, runs + faded, paths=40, seed=3)
+        if moves:
+            assert not np.array_equal(a.pnl_usd, b.pnl_usd)
+        else:
+            assert np.array_equal(a.pnl_usd, b.pnl_usd) and np.array_equal(a.trades, b.trades)
+            assert np.array_equal(a.cost_usd, b.cost_usd)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from hedgerd.hedging.config import HedgerdPolicy
 from hedgerd.hedging.flow import FLOW_WINDOW_MS, FlowEstimator, flow_estimates
-from hedgerd.hedging.kernel import BandContext, band_for
+from hedgerd.hedging.kernel import BandContext, band_for, flow_fade_weight
 
 DAY_MS = 86_400_000
 START_MS = 1_790_000_000_000  # any fixed instant: the estimator reads no clock
@@ -100,22 +100,61 @@ def _ctx(v: object = 0.0, j: object = 0.0) -> BandContext:
     return BandContext(70_000.0, -4e-5, 0.3, 0.6, 7 / 365, 0.0, 0.0006, 0.0, 2.0, -3e-5, v, j)
 
 
+def _paths_ctx() -> BandContext:
+    """`_ctx` for three paths, the middle one with option flow (the backtest's arrays)."""
+    return BandContext(
+        np.full(3, 70_000.0), np.full(3, -4e-5), np.full(3, 0.3), np.full(3, 0.6),
+        np.full(3, 7 / 365), 0.0, np.full(3, 0.0006), np.zeros(3), np.full(3, 2.0),
+        np.full(3, -3e-5), np.array([0.0, 101.0, 0.0]), np.array([0.0, 0.152, 0.0]),
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("weight", [0.0, 1.0])
 def test_without_flow_the_band_is_todays_bit_for_bit(weight: float) -> None:
     plain = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=0.0), _ctx())
     got = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=weight), _ctx())
     assert (got.centre, got.lower, got.upper) == (plain.centre, plain.lower, plain.upper)
     # The backtest's arrays: paths without arrivals (v = 0) keep today's band exactly.
-    arr = BandContext(
-        np.full(3, 70_000.0), np.full(3, -4e-5), np.full(3, 0.3), np.full(3, 0.6),
-        np.full(3, 7 / 365), 0.0, np.full(3, 0.0006), np.zeros(3), np.full(3, 2.0),
-        np.full(3, -3e-5), np.array([0.0, 101.0, 0.0]), np.array([0.0, 0.152, 0.0]),
-    )  # fmt: skip
+    arr = _paths_ctx()
     flow = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=1.0), arr)
     today = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=0.0), arr)
     for a, b in ((flow.centre, today.centre), (flow.lower, today.lower), (flow.upper, today.upper)):
         assert a[0] == b[0] and a[2] == b[2]
     assert flow.lower[1] > today.lower[1]
+
+
+@pytest.mark.parametrize("ref", [0.3, 30.0])
+def test_without_flow_the_fade_leaves_the_band_bit_for_bit(ref: float) -> None:
+    """`flow_fade_ref` > 0 and no option flow (v = 0): the band without the fade exactly;
+    with flow only the flow term's widening shrinks (the centre is untouched)."""
+    plain = HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_fade_ref=0.0)
+    faded = HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_fade_ref=ref)
+    a, b = band_for(plain, _ctx()), band_for(faded, _ctx())
+    assert (a.centre, a.lower, a.upper) == (b.centre, b.lower, b.upper)
+    arr = _paths_ctx()
+    a, b = band_for(plain, arr), band_for(faded, arr)
+    for x, y in ((a.centre, b.centre), (a.lower, b.lower), (a.upper, b.upper)):
+        assert x[0] == y[0] and x[2] == y[2]
+    assert b.centre[1] == a.centre[1]
+    assert b.upper[1] < a.upper[1] and b.lower[1] < a.lower[1]
+    # A stronger fade (smaller ref) narrows more, and never below the band without flow.
+    none = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_weight=0.0), arr)
+    more = band_for(HedgerdPolicy(risk_aversion_per_usd=1e-5, flow_fade_ref=ref / 10), arr)
+    assert none.upper[1] <= more.upper[1] < b.upper[1]
+
+
+def test_the_flow_fade_weight_is_one_over_one_plus_r() -> None:
+    """w_f = 1 / (1 + gamma S sigma sqrt(v) h / ref), 1 exactly without flow."""
+    h = 30 / 365
+    assert flow_fade_weight(_ctx(), 1e-5, 1.0, h) == 1.0
+    r = 1e-5 * 70_000.0 * 0.6 * math.sqrt(101.0) * h
+    assert flow_fade_weight(_ctx(101.0, 0.1), 1e-5, 2.0, h) == pytest.approx(1 / (1 + r / 2))
+    # Scalar and arrays alike.
+    many = BandContext(*(np.full(2, x) for x in (70_000.0, -4e-5, 0.3, 0.6, 7 / 365)), 0.0,
+                       np.full(2, 0.0006), np.zeros(2), np.full(2, 2.0), np.full(2, -3e-5),
+                       np.array([0.0, 101.0]), np.array([0.0, 0.1]))  # fmt: skip
+    w = flow_fade_weight(many, 1e-5, 2.0, h)
+    assert w[0] == 1.0 and w[1] == pytest.approx(1 / (1 + r / 2), rel=1e-15)
 
 
 def test_the_flow_widens_the_band_and_the_gate_limits_wide_jumps() -> None:

@@ -166,6 +166,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "vov_ref": st.sampled_from([0.0, 1.0, 0.3]),
             "vov_scope": st.sampled_from(["both", "shift", "horizon", "all"]),
             "vov_horizon_s": st.sampled_from([86_400.0, 2_592_000.0]),
+            "flow_fade_ref": st.sampled_from([0.0, 1.0, 30.0]),
             "target_delta_coin": st.sampled_from([0.0, -0.4]),
         }
     ),

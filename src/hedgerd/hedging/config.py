@@ -322,6 +322,19 @@ class HedgerdPolicy(_PolicyBase):
         gt=0.0,
         description="The horizon h of the vol P&L in the vol-of-vol weight's R (s; 30 days).",
     )
+    flow_fade_ref: float = Field(
+        10.0,
+        ge=0.0,
+        description="Fade of the option flow's term with risk aversion (issue 19): "
+        "`flow_weight` is multiplied by w_f = 1 / (1 + R_f / flow_fade_ref), R_f = gamma S "
+        "sigma sqrt(v) h (dimensionless: the risk aversion in 1/USD times the USD scale of "
+        "the unhedged delta P&L the flow's delta motion makes over h = `vov_horizon_s`; S the "
+        "spot in USD, sigma the vol in 1/sqrt(year), v the flow's delta variance rate in "
+        "coin^2/year). At the tight end the flow term widened the band past "
+        "Whalley-Wilmott's; at the loose end it is kept. No option flow (v = 0): no effect. "
+        "0: off; 10 measured on the held-back option-flow cell (docs/backtest.md, option "
+        "flow, the flow term's fade).",
+    )
     vov_window_s: float = Field(
         2_592_000.0,
         gt=0.0,

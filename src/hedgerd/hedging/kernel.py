@@ -228,6 +228,27 @@ def vov_weight(ctx: BandContext, risk_aversion: float, ref: float, horizon_years
     return 1.0 / (1.0 + r)
 
 
+def flow_fade_weight(
+    ctx: BandContext, risk_aversion: float, ref: float, horizon_years: float
+) -> Any:
+    """The weight in (0, 1] of the option flow's term in the band (`flow_weight` x it).
+
+    w_f = 1 / (1 + R_f / ref), R_f = gamma S sigma sqrt(v) h (dimensionless): gamma the risk
+    aversion (1/USD), S the spot (USD), sigma the vol (1/sqrt(year)), v the flow's delta
+    variance rate (coin^2/year, `BandContext.flow_var_coin2_per_year`), h the horizon (years,
+    the policy's `vov_horizon_s`): the risk aversion times the USD scale of the unhedged
+    delta P&L the flow's delta motion makes over h (sqrt(v h) coin x S sigma sqrt(h) USD per
+    coin). The flow term widens the band by the flow's delta motion as if it were diffusion;
+    at high risk aversion (the tight end) that width cost against Whalley-Wilmott's plain
+    band (issue 19, heldout-31 short call 110 with flow), at the loose end it is a gain.
+    v = 0 (no flow seen): exactly 1."""
+    v = ctx.flow_var_coin2_per_year
+    if type(v) in _SCALAR and not v > 0.0:
+        return 1.0
+    r = risk_aversion * ctx.spot_usd * ctx.vol * _sqrt(_maximum(v, 0.0)) * horizon_years / ref
+    return 1.0 / (1.0 + r)
+
+
 def zak_h0(ctx: BandContext, risk_aversion: float, cap: float) -> Any:
     """Zakamouline's horizon term lambda / (gamma S sigma^2 tau), capped (coin)."""
     tau = _maximum(ctx.tau_years, _TAU_FLOOR)
@@ -435,7 +456,11 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
                 band_gamma = w_vov * band_gamma + (1.0 - w_vov) * g_s
         if policy.flow_weight > 0.0:
             g_b = ctx.gamma_coin_per_usd if band_gamma is None else band_gamma
-            band_gamma = flow_gamma(ctx, g, policy.gamma_exponent, g_b, policy.flow_weight)
+            fw = policy.flow_weight
+            if policy.flow_fade_ref > 0.0:
+                years = policy.vov_horizon_s / _YEAR_S
+                fw = fw * flow_fade_weight(ctx, g, policy.flow_fade_ref, years)
+            band_gamma = flow_gamma(ctx, g, policy.gamma_exponent, g_b, fw)
         h = policy.ww_weight * ww_halfwidth(ctx, g, policy.gamma_exponent, band_gamma)
         h0 = zero
         if policy.h0_weight > 0.0:
@@ -507,6 +532,7 @@ class PolicyNumbers:
     vov_ref: float = 0.0
     vov_scope: str = "both"
     vov_horizon_s: float = 0.0
+    flow_fade_ref: float = 0.0
     gamma_average: str = "abs"
 
 
@@ -529,6 +555,7 @@ _HEDGERD_NUMBERS = (
     "vov_ref",
     "vov_scope",
     "vov_horizon_s",
+    "flow_fade_ref",
     "gamma_average",
 )
 # id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
@@ -604,7 +631,13 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     if policy.flow_weight > 0.0 and v > 0.0:
         # flow_gamma: the gate from the plain gamma term, then the effective gamma.
         sv = spot * vol
-        add = policy.flow_weight * v / (sv * sv)
+        fw = policy.flow_weight
+        if policy.flow_fade_ref > 0.0:
+            # flow_fade_weight
+            years = policy.vov_horizon_s / _YEAR_S
+            r = g * spot * vol * math.sqrt(v) * years / policy.flow_fade_ref
+            fw = fw * (1.0 / (1.0 + r))
+        add = fw * v / (sv * sv)
         j = ctx.flow_jump_coin
         hg = math.copysign(abs(x) ** (1.0 / 3.0), x)
         h2 = hg * hg
