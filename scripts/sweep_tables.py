@@ -12,7 +12,8 @@ the bootstrap (SE is blank).
 
 Where the records carry the second reading (the default's worst std excess at matched cost,
 sweeps and policy_explore records written since it exists), each table is followed by its
-std-excess table (`--variants`: std-excess columns); older files print as before.
+std-excess table (`--variants`: std-excess columns; not `--beside`, which compares ratios);
+older files print as before.
 
 Runs split by `--family` use the sweep's seed for every variant, so the merge is the table one
 run would give. `--beside`: each cell is this file's worst ratio ± SE and the other's, with the
@@ -49,6 +50,11 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
         for k in ("sweep", "paths", "seed", "bootstrap", "default_policy", "baselines"):
             if d[k] != first[k]:
                 raise SystemExit(f"cannot merge: {k} differs ({first[k]!r} vs {d[k]!r})")
+    seen = [(v["family"], v["variant"]) for d in docs for v in d["variants"]]
+    twice = sorted({k for k in seen if seen.count(k) > 1})
+    if twice:
+        # a re-run beside the run it replaces: which one is meant cannot be told
+        raise SystemExit(f"cannot merge: a variant appears in more than one file: {twice}")
     out = {k: v for k, v in first.items() if k not in ("families", "variants")}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for f in (f for d in docs for f in d["families"]):

@@ -594,3 +594,6 @@ def test_sweep_tables_merges_a_family_run_in_parts() -> None:
     none["families"][0]["worst"] = None
     (row,) = tables.merge([doc("a", 1.3, 0.001), none])["families"]
     assert row["worst"]["ratio"] == 1.3
+    # the same variant in two files (a re-run beside the run it replaces): refused
+    with pytest.raises(SystemExit, match="more than one file"):
+        tables.merge([doc("a", 1.3, 0.001), doc("a", 1.1, 0.004)])

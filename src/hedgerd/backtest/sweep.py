@@ -374,8 +374,9 @@ def _bootstrap_se(
         mine = [r for r in rows if r.policy == default]
         targets = {b: mine[k].std_pnl for b, (_, _, k) in at.items()}
         comps, fronts = compare(rows, default, list(targets.values()))
-        # Not strict: with no targets `compare` answers at the default's own points (unused).
-        for b, c in zip(targets, comps, strict=False):
+        # Strict where there are targets; with none `compare` answers at the default's own
+        # points, which are not used.
+        for b, c in zip(targets, comps, strict=bool(targets)):
             r = c.ratios.get(b)
             if r is not None:
                 draws[b].append(r)

@@ -320,7 +320,8 @@ class HedgerdPolicy(_PolicyBase):
     vov_horizon_s: float = Field(
         2_592_000.0,
         gt=0.0,
-        description="The horizon h of the vol P&L in the vol-of-vol weight's R (s; 30 days).",
+        description="The horizon h of the vol P&L in the vol-of-vol weight's R, and of the "
+        "flow's delta P&L in `flow_fade_ref`'s R_f (s; 30 days).",
     )
     flow_fade_ref: float = Field(
         10.0,
