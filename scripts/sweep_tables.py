@@ -241,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.variants:
         print(variant_rows(doc))
     else:
-        print(render_table(family_rows(doc), doc["baselines"]))
+        rows = family_rows(doc)
+        print(render_table(rows, doc["baselines"]))
         if has_excess(doc):
             print()
-            print(render_excess_table(family_rows(doc), doc["baselines"]))
+            print(render_excess_table(rows, doc["baselines"]))
     return 0
 
 

@@ -150,10 +150,7 @@ def test_the_flow_fade_weight_is_one_over_one_plus_r() -> None:
     r = 1e-5 * 70_000.0 * 0.6 * math.sqrt(101.0) * h
     assert flow_fade_weight(_ctx(101.0, 0.1), 1e-5, 2.0, h) == pytest.approx(1 / (1 + r / 2))
     # Scalar and arrays alike.
-    many = BandContext(*(np.full(2, x) for x in (70_000.0, -4e-5, 0.3, 0.6, 7 / 365)), 0.0,
-                       np.full(2, 0.0006), np.zeros(2), np.full(2, 2.0), np.full(2, -3e-5),
-                       np.array([0.0, 101.0]), np.array([0.0, 0.1]))  # fmt: skip
-    w = flow_fade_weight(many, 1e-5, 2.0, h)
+    w = flow_fade_weight(_paths_ctx(), 1e-5, 2.0, h)
     assert w[0] == 1.0 and w[1] == pytest.approx(1 / (1 + r / 2), rel=1e-15)
 
 

@@ -513,21 +513,25 @@ def render_variants(results: Sequence[VariantResult], baselines: Sequence[str]) 
     """One line per variant: the worst ratio against each baseline; then, as a second block
     of the same rows, the worst std excess at matched cost (%)."""
     head = f"{'family':<16}{'variant':<34}{'steps':>6}" + "".join(f"{b:>13}" for b in baselines)
-    lines = [head]
-    for r in results:
-        cells = "".join(
-            f"{w.ratio:>13.3f}" if (w := r.worst.get(b)) is not None else f"{'-':>13}"
-            for b in baselines
-        )
-        lines.append(f"{r.variant.family:<16}{r.variant.name:<34}{r.steps:>6}" + cells)
-    if any(r.excess for r in results):
-        lines += ["", "std excess at matched cost (%: default std / baseline std - 1)", head]
+
+    def block(cell: Callable[[VariantResult, str], str | None]) -> list[str]:
+        rows = [head]
         for r in results:
-            cells = "".join(
-                f"{100 * e.excess:>+13.2f}" if (e := r.excess.get(b)) is not None else f"{'-':>13}"
-                for b in baselines
-            )
-            lines.append(f"{r.variant.family:<16}{r.variant.name:<34}{r.steps:>6}" + cells)
+            cells = "".join(f"{c:>13}" if (c := cell(r, b)) is not None else f"{'-':>13}"
+                            for b in baselines)  # fmt: skip
+            rows.append(f"{r.variant.family:<16}{r.variant.name:<34}{r.steps:>6}" + cells)
+        return rows
+
+    def ratio(r: VariantResult, b: str) -> str | None:
+        return None if (w := r.worst.get(b)) is None else f"{w.ratio:.3f}"
+
+    def excess(r: VariantResult, b: str) -> str | None:
+        return None if (e := r.excess.get(b)) is None else f"{100 * e.excess:+.2f}"
+
+    lines = block(ratio)
+    if any(r.excess for r in results):
+        lines += ["", "std excess at matched cost (%: default std / baseline std - 1)"]
+        lines += block(excess)
     return "\n".join(lines)
 
 
