@@ -239,8 +239,14 @@ async def loop_running(run: Running) -> None:
 
 async def decide(run: Running, underlying: str = "BTC") -> tuple[HedgeDecision, UnderlyingRisk]:
     """One evaluation of `underlying` with a decision (the book complete: evaluations are
-    asked again until one decides; the hedge loop running), and the risk it was made on."""
+    asked again until one decides; the hedge loop's start round over), and the risk it was
+    made on. The start round's evaluation, left to run beside the test's, could be slowed
+    on a loaded machine past the test's next step and read the clock and the marks there:
+    a vol-of-vol sample kept from the marks half moved, and `last_risk` not the test's (CI,
+    2026-12-07)."""
     await loop_running(run)
+    loop = run.daemon.hedge_loop
+    await wait_for(lambda: loop.rounds >= 1, 20.0, "the hedge loop's start round")
     got: list[HedgeDecision] = []
 
     async def decided() -> bool:

@@ -123,8 +123,8 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
             kept = store.volvol_samples("BTC", now - VOLVOL_WINDOW_MS, now)
         finally:
             store.close()
-        # (The first at the start's time is whichever evaluation came first then: the timer's
-        # at start-up, or the test's.)
+        # (The first at the start's time is the timer's at start-up, or the test's when the
+        # timer's found the book incomplete.)
         assert [v for _, v in kept][1:] == vols[1:]
         gaps = [b - a for (a, _), (b, _) in itertools.pairwise(kept)]
         assert gaps[1:] == [VOLVOL_SAMPLE_MS] * 2

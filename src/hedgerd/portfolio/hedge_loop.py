@@ -105,6 +105,9 @@ class HedgeLoop(PortfolioService):
         #: out of routing was first left out: how many evaluations a failure took to act.
         self.evaluations_started = 0
         self.excluded_at: dict[str, int] = {}
+        #: The timer's rounds finished (every underlying evaluated once): after the first,
+        #: the next evaluation of the timer's is `evaluate_interval_s` away.
+        self.rounds = 0
         #: Configured hedge instruments refused as candidates (logged once each).
         self._refused_hedges: set[tuple[str, str]] = set()
 
@@ -133,6 +136,7 @@ class HedgeLoop(PortfolioService):
                     self._reload()
                 for u in self.underlyings:
                     await self.evaluate(u)
+                self.rounds += 1
                 await self.clocks.sleep_daemon_s(interval)
         finally:
             # Stopped (shutdown, a lost lease): a seed still paging the venue's history
