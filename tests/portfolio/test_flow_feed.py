@@ -92,7 +92,6 @@ async def test_changes_made_while_the_loop_was_stopped_are_not_flow() -> None:
     loop.evaluate = evaluate
     loop.clocks = SimpleNamespace(sleep_daemon_s=stop)
     loop.running = asyncio.Event()
-    loop.rounds = 0
     with pytest.raises(_StopError):
         await HedgeLoop.run(loop)  # type: ignore[arg-type]
     assert not loop.running.is_set()  # stopped: an evaluation must wait for the next start

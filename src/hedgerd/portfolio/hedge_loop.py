@@ -105,8 +105,8 @@ class HedgeLoop(PortfolioService):
         #: out of routing was first left out: how many evaluations a failure took to act.
         self.evaluations_started = 0
         self.excluded_at: dict[str, int] = {}
-        #: The timer's rounds finished (every underlying evaluated once): after the first,
-        #: the next evaluation of the timer's is `evaluate_interval_s` away.
+        #: The timer's rounds finished since `run` last started (every underlying evaluated
+        #: once): after the first, its next evaluation is `evaluate_interval_s` away.
         self.rounds = 0
         #: Configured hedge instruments refused as candidates (logged once each).
         self._refused_hedges: set[tuple[str, str]] = set()
@@ -128,6 +128,7 @@ class HedgeLoop(PortfolioService):
         self._volvol.clear()
         self._volvol_live.clear()
         self._volvol_seeds.cancel()
+        self.rounds = 0  # a spell's own: an HA node active again has its start round ahead
         self.running.set()
         try:
             while True:
