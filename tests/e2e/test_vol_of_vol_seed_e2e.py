@@ -105,14 +105,18 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
         try:
             await sim_admin(sim, "time/stepped?on=1")
             vols: list[float] = []
-            for pct in (4.0, -6.0, 5.0):
+            # Two gaps apart (a quiet step between): jumps the bipower variation leaves out,
+            # so the index's jump variance ratio (`hedging.jumps`) rises above 1 too.
+            for pct in (4.0, 0.0, -6.0):
                 _, risk = await _decide(first)
                 vols.append(risk.vol)
-                await sim_admin(sim, f"market/gap?currency=BTC&pct={pct}")
+                if pct:
+                    await sim_admin(sim, f"market/gap?currency=BTC&pct={pct}")
                 await sim_admin(sim, f"time/advance?ms={VOLVOL_SAMPLE_MS}")
             _, before = await _decide(first)
             vols.append(before.vol)
             assert len(set(vols)) > 1 and before.vol_of_vol_per_sqrt_year > 0.0
+            assert before.jump_var_ratio > 1.5
         finally:
             assert await first.shutdown() == 0
         # The samples are in the journal, one per 10 minutes (the evaluations between are
@@ -135,6 +139,8 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
         try:
             _, after = await _decide(second)
             assert after.vol_of_vol_per_sqrt_year == before.vol_of_vol_per_sqrt_year
+            # The index came back with the samples: the jumps' ratio is the one it had.
+            assert after.jump_var_ratio == before.jump_var_ratio
             # And it goes on from there: the next sample is compared with the last stored.
             await sim_admin(sim, "market/gap?currency=BTC&pct=3")
             await sim_admin(sim, f"time/advance?ms={VOLVOL_SAMPLE_MS}")

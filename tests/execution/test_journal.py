@@ -416,7 +416,7 @@ def test_migrates_an_old_version_file(db_path: JournalLocation) -> None:
         )
     store = JournalStore(db_path)
     try:
-        assert store.schema_version == journal_schema.SCHEMA_VERSION == 5
+        assert store.schema_version == journal_schema.SCHEMA_VERSION == 6
         assert store.decision("d1") is not None  # v1 data kept
         store.save_trading_state(state_record(1, "halted", 10))  # v2 table usable
         store.save_trading_state(state_record(1, "halted", 10), account="hedge")  # v3

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from hedgerd.execution import journal_schema
 from hedgerd.execution.journal import Journal, JournalStore
 from hedgerd.execution.journal_db import JournalLocation
-from journal_backends import JournalBackend
+from journal_backends import JournalBackend, raw
 
 DAY_MS = 86_400_000
 T0 = 1_790_000_000_000
@@ -78,3 +79,41 @@ async def test_the_async_journal_queues_a_sample_without_waiting(location: Journ
         assert all(w.done() and w.exception() is None for w in writes)
     finally:
         await journal.close()
+
+
+def test_samples_carry_the_index_for_the_jump_variance(location: JournalLocation) -> None:
+    """Schema 6: the index beside the mark vol (the jump variance's seed); a row written
+    without it (before version 6) is a vol-of-vol sample only."""
+    store = JournalStore(location)
+    try:
+        store.record_volvol_sample("BTC", T0, 0.5, T0 - WINDOW_MS)  # no index
+        rows = [(T0 + i * SAMPLE_MS, 0.5, 60_000.0 + i) for i in range(1, 4)]
+        for t, v, s in rows:
+            store.record_volvol_sample("BTC", t, v, t - WINDOW_MS, index_usd=s)
+        now = rows[-1][0]
+        assert store.index_samples("BTC", T0 - 1, now) == [(t, s, v) for t, v, s in rows]
+        assert store.index_samples("BTC", rows[0][0], now) == [(t, s, v) for t, v, s in rows[1:]]
+        assert store.volvol_samples("BTC", T0 - 1, now) == [
+            (T0, 0.5),
+            *((t, v) for t, v, _ in rows),
+        ]
+        assert store.index_samples("ETH", 0, now) == []
+    finally:
+        store.close()
+
+
+def test_a_version_5_sample_survives_the_migration(location: JournalLocation) -> None:
+    """A journal of schema 5 with samples opens at 6: the samples stay, without an index."""
+    with raw(location) as db:
+        assert journal_schema.migrate(db, target=5) == (0, 5)
+        db.execute(
+            "INSERT INTO volvol_samples (underlying, ts_ms, mark_vol, recorded_ms) "
+            f"VALUES ('BTC', {T0}, 0.5, {T0})"
+        )
+    store = JournalStore(location)
+    try:
+        assert store.schema_version == 6
+        assert store.volvol_samples("BTC", T0 - 1, T0) == [(T0, 0.5)]
+        assert store.index_samples("BTC", T0 - 1, T0) == []
+    finally:
+        store.close()

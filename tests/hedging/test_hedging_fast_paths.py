@@ -167,6 +167,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "vov_scope": st.sampled_from(["both", "shift", "horizon", "all"]),
             "vov_horizon_s": st.sampled_from([86_400.0, 2_592_000.0]),
             "flow_fade_ref": st.sampled_from([0.0, 1.0, 30.0]),
+            "jump_shift_power": st.sampled_from([0.0, 1.0, 0.5, 2.0]),
             "target_delta_coin": st.sampled_from([0.0, -0.4]),
         }
     ),
@@ -183,6 +184,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
     flow_jump=st.one_of(st.just(0.0), st.floats(0.0, 2.0)),
     xi=st.one_of(st.just(0.0), st.floats(0.0, 50.0)),
     coherence=st.one_of(st.none(), st.just(1.0), st.just(0.0), st.floats(0.0, 1.0)),
+    jump_ratio=st.one_of(st.just(1.0), st.floats(1.0, 5.0)),
 )
 def test_scalar_hedgerd_band_is_the_general_band(
     knobs: dict[str, Any],
@@ -199,6 +201,7 @@ def test_scalar_hedgerd_band_is_the_general_band(
     flow_jump: float,
     xi: float,
     coherence: float | None,
+    jump_ratio: float,
 ) -> None:
     ctx = BandContext(
         SPOT,
@@ -215,6 +218,7 @@ def test_scalar_hedgerd_band_is_the_general_band(
         flow_jump,
         xi,
         coherence,
+        jump_ratio,
     )
     got = band_for(HedgerdPolicy(**knobs), ctx)
     want = band_for(_GeneralPathPolicy(**knobs), ctx)

@@ -30,6 +30,7 @@ def _loop() -> SimpleNamespace:
         _flow_seeds=SeedFetches(),
         _volvol={},
         _volvol_live={},
+        _jumps={},
         _volvol_seeds=VolOfVolSeeds(),
         accounts={"main": SimpleNamespace(venue=None)},
     )

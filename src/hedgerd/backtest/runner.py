@@ -38,6 +38,7 @@ from hedgerd.backtest.scenario import Scenario, ScenarioError
 from hedgerd.hedging.config import HedgerdPolicy, PolicyConfig, TimerPolicy
 from hedgerd.hedging.cross_venue import carry_holds
 from hedgerd.hedging.flow import flow_estimates
+from hedgerd.hedging.jumps import JumpVariancePaths
 from hedgerd.hedging.kernel import (
     Band,
     BandContext,
@@ -312,6 +313,13 @@ def run_backtest(
         for c in configs
         if isinstance(c, HedgerdPolicy) and c.vov_ref > 0.0
     }
+    # The index's jump variance over the marks', for the policies whose centre takes it
+    # (`jump_shift_power`): fed the index and the mark vol at every decision, as the daemon.
+    jumps = (
+        JumpVariancePaths(dt * _YEAR_MS)
+        if any(isinstance(c, HedgerdPolicy) and c.jump_shift_power > 0.0 for c in configs)
+        else None
+    )
     if vov and mk.mark_history and mk.greeks_vol != "fixed" and gen.vol_moves:
         # Its own stream ([seed, 2]): the paths and the flow draw exactly as without it.
         _vov_history(vov, mk, gen, np.random.default_rng([seed, 2]), horizon)
@@ -387,6 +395,9 @@ def run_backtest(
         )
         ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam_t, carry_t, delta_book)
         ctx.gamma_coherence = gamma_coherence(gamma, wsum)  # for `shift_coherence`
+        if jumps is not None:
+            jumps.observe(spot, gvol)
+            ctx.jump_var_ratio = jumps.ratio()
         if flow_on:
             # Only the arrivals seen so far (time <= now), as the live estimator.
             fv, fj = flow_estimates(jump_ms, jump_coin, now * _YEAR_MS)

@@ -1167,20 +1167,21 @@ class JournalStore:
         mark_vol: float,
         keep_since_ms: int,
         *,
+        index_usd: float | None = None,
         guard: IntentGuard | None = None,
     ) -> None:
-        """Keep one vol-of-vol sample of `underlying` (a second one at the same time, from
-        another node on a shared journal, is ignored) and prune its samples before the last
-        one at or before `keep_since_ms` (the window's start: that one is the first change's
-        predecessor). `guard` runs first in the transaction, as for intents (HA: only the
-        lease holder records samples)."""
+        """Keep one vol-of-vol sample of `underlying`, with the index (USD) at its time when
+        given (a second one at the same time, from another node on a shared journal, is
+        ignored) and prune its samples before the last one at or before `keep_since_ms` (the
+        window's start: that one is the first change's predecessor). `guard` runs first in
+        the transaction, as for intents (HA: only the lease holder records samples)."""
         with self._transaction() as conn:
             if guard is not None:
                 guard(conn)
             conn.execute(
-                "INSERT INTO volvol_samples (underlying, ts_ms, mark_vol, recorded_ms) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (underlying, ts_ms) DO NOTHING",
-                (underlying, ts_ms, mark_vol, self._clock_ms()),
+                "INSERT INTO volvol_samples (underlying, ts_ms, mark_vol, recorded_ms, index_usd) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (underlying, ts_ms) DO NOTHING",
+                (underlying, ts_ms, mark_vol, self._clock_ms(), index_usd),
             )
             conn.execute(
                 "DELETE FROM volvol_samples WHERE underlying = ? AND ts_ms < ("
@@ -1205,6 +1206,18 @@ class JournalStore:
             (underlying, since_ms, until_ms),
         ).fetchall()
         return [(int(r[0]), float(r[1])) for r in [*before, *rows]]
+
+    def index_samples(
+        self, underlying: str, since_ms: int, until_ms: int
+    ) -> list[tuple[int, float, float]]:
+        """(time ms, index USD, mark vol) of `underlying`'s samples in (since_ms, until_ms]
+        that carry the index, oldest first (the jump variance's seed, `hedging.jumps`)."""
+        rows = self._db.execute(
+            "SELECT ts_ms, index_usd, mark_vol FROM volvol_samples WHERE underlying = ? "
+            "AND ts_ms > ? AND ts_ms <= ? AND index_usd IS NOT NULL ORDER BY ts_ms",
+            (underlying, since_ms, until_ms),
+        ).fetchall()
+        return [(int(r[0]), float(r[1]), float(r[2])) for r in rows]
 
     def integrity_check(self) -> str:
         """ "ok" when the database is sound (SQLite: `PRAGMA integrity_check`)."""
@@ -1462,8 +1475,18 @@ class Journal:
     ) -> list[tuple[int, float]]:
         return await self.run(JournalStore.volvol_samples, underlying, since_ms, until_ms)
 
+    async def index_samples(
+        self, underlying: str, since_ms: int, until_ms: int
+    ) -> list[tuple[int, float, float]]:
+        return await self.run(JournalStore.index_samples, underlying, since_ms, until_ms)
+
     def record_volvol_sample_soon(
-        self, underlying: str, ts_ms: int, mark_vol: float, keep_since_ms: int
+        self,
+        underlying: str,
+        ts_ms: int,
+        mark_vol: float,
+        keep_since_ms: int,
+        index_usd: float | None = None,
     ) -> asyncio.Future[None]:
         """`JournalStore.record_volvol_sample`, queued and not awaited (`submit`): the hedge
         loop's decision path does not wait on the disk for a sample. Fenced by `state_guard`
@@ -1475,6 +1498,7 @@ class Journal:
             ts_ms,
             mark_vol,
             keep_since_ms,
+            index_usd=index_usd,
             guard=make_guard() if make_guard is not None else None,
         )
 

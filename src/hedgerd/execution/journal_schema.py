@@ -227,12 +227,24 @@ _V5_VOLVOL_SAMPLES = Migration(
     ),
 )
 
+_V6_INDEX_SAMPLES = Migration(
+    version=6,
+    description="the index price beside each vol-of-vol sample (the jump variance's history)",
+    statements=(
+        # The underlying's index (USD) when the sample was taken, for the jump variance
+        # estimate (`hedging.jumps`, seeded like the vol-of-vol from these rows); NULL in rows
+        # written before this version.
+        "ALTER TABLE volvol_samples ADD COLUMN index_usd REAL CHECK (index_usd > 0)",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1_ORDERS,
     _V2_CONTROL,
     _V3_ACCOUNTS,
     _V4_REQUEST_EXPIRY,
     _V5_VOLVOL_SAMPLES,
+    _V6_INDEX_SAMPLES,
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

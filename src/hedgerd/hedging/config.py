@@ -311,6 +311,17 @@ class HedgerdPolicy(_PolicyBase):
         "plain band, bit for bit). 0: off; 0.3 measured on the "
         "regime-shift scenario (docs/backtest.md, volatility regimes, sixth round).",
     )
+    jump_shift_power: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="Power p of the index's jump variance in the centre (issue 19): the "
+        "centre's shift adds vanna x sigma (sqrt(r^p) - 1), the book's delta priced at the "
+        "index's realised vol instead of the marks', r = 1 + max(RV - BV, 0) / MV the "
+        "jumps' part of the index's realised variance (realised minus bipower variation, "
+        "10-minute returns over 7 days) over the marks' variance (`hedging.jumps`; moved "
+        "toward 1 over the first day observed). No jumps: r near 1 and no effect. 0: off.",
+    )
     vov_scope: Literal["shift", "horizon", "both", "all"] = Field(
         "all",
         description="Which refinements the vol-of-vol weight scales: the centre shift, the "

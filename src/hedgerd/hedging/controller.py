@@ -136,6 +136,9 @@ def decision_id(
     if risk.gamma_coherence is not None:
         # Likewise only when computed (the hedgerd band's `shift_coherence`).
         nums += (risk.gamma_coherence,)
+    if risk.jump_var_ratio != 1.0:
+        # Likewise only when the index jumped (the hedgerd band's `jump_shift_power`).
+        nums += (risk.jump_var_ratio,)
     names: list[str] = []
     for v in venues:
         q = v.quote
@@ -248,6 +251,7 @@ def decide(
         risk.flow_jump_coin,
         risk.vol_of_vol_per_sqrt_year,
         risk.gamma_coherence,
+        risk.jump_var_ratio,
     )
     band = band_for_floats(policy, ctx)
     centre, lower, upper = band.centre, band.lower, band.upper

@@ -46,6 +46,9 @@ class UnderlyingRisk:
     - `gamma_coherence`: |net gamma| / gross gamma of the book's options
       (`kernel.book_gamma_coherence`, in [0, 1]), for the hedgerd band's `shift_coherence`
       (None: not computed; the centre shift is not scaled).
+    - `jump_var_ratio`: the index's variance over the marks' (`hedging.jumps`: 1 + the
+      jumps' part of its realised variance over the marks' variance, >= 1), for the hedgerd
+      band's `jump_shift_power` (1: no jumps seen or not tracked).
     """
 
     underlying: str
@@ -64,6 +67,7 @@ class UnderlyingRisk:
     flow_jump_coin: float = 0.0
     vol_of_vol_per_sqrt_year: float = 0.0
     gamma_coherence: float | None = None
+    jump_var_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if (
@@ -84,11 +88,13 @@ class UnderlyingRisk:
                 + self.flow_jump_coin
                 + self.vol_of_vol_per_sqrt_year
                 + (0.5 if self.gamma_coherence is None else self.gamma_coherence)
+                + self.jump_var_ratio
             )
             and (self.gamma_coherence is None or 0.0 <= self.gamma_coherence <= 1.0)
             and self.flow_var_coin2_per_year >= 0.0
             and self.flow_jump_coin >= 0.0
             and self.vol_of_vol_per_sqrt_year >= 0.0
+            and self.jump_var_ratio >= 1.0
         ):
             # The usual case, one test (built on every evaluation): a sum of floats is finite
             # only if every term is (an infinity or a NaN carries through), and a sum that
@@ -121,6 +127,9 @@ class UnderlyingRisk:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0.0):
                 raise ValueError(f"{self.underlying}: {name} must be finite and >= 0, got {v}")
+        j = self.jump_var_ratio
+        if not (math.isfinite(j) and j >= 1.0):
+            raise ValueError(f"{self.underlying}: jump_var_ratio must be finite and >= 1, got {j}")
 
 
 @dataclass(frozen=True, slots=True)

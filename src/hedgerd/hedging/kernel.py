@@ -149,6 +149,10 @@ class BandContext:
     # (`gamma_coherence`, in [0, 1]; 1: all of one sign), for the centre shift's
     # `shift_coherence`; None: not known (the shift is not scaled).
     gamma_coherence: Any = None
+    # The index's variance over the marks' (`hedging.jumps`: 1 + the jumps' part of its
+    # realised variance over the marks' variance; 1: the marks' vol is the index's), for the
+    # centre's `jump_shift_power`.
+    jump_var_ratio: Any = 1.0
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -294,6 +298,15 @@ def modified_delta_shift(ctx: BandContext, risk_aversion: float, prefactor: floa
     return ctx.vanna_coin_per_vol * (vol_m - ctx.vol)
 
 
+def jump_shift(ctx: BandContext, power: float) -> Any:
+    """Change of the book delta when priced at the index's realised vol sigma sqrt(r^power)
+    instead of the marks' sigma (coin; first order in vanna), r = `ctx.jump_var_ratio`
+    (`hedging.jumps`: the jumps' variance the marks do not carry). r = 1: exactly 0. The
+    hedgerd centre adds it to Zakamouline's shift: where the index jumps, a long-gamma book's
+    delta moves as at a higher vol, not the lower one the modified vol takes (issue 19)."""
+    return ctx.vanna_coin_per_vol * ctx.vol * (_sqrt(ctx.jump_var_ratio**power) - 1.0)
+
+
 def cap_shift(shift: Any, cap: Any) -> Any:
     """`shift` clipped to [-cap, cap] (coin): the modified-vol centre shift kept within a
     multiple of the band's gamma term (`shift_cap_hw`). Zakamouline's K was fitted where the
@@ -420,6 +433,7 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         and type(ctx.flow_jump_coin) in _SCALAR
         and type(ctx.vol_of_vol_per_sqrt_year) in _SCALAR
         and (ctx.gamma_coherence is None or type(ctx.gamma_coherence) in _SCALAR)
+        and type(ctx.jump_var_ratio) in _SCALAR
     ):
         return _hedgerd_band_scalar(policy_numbers(policy), ctx)
     target = policy.target_delta_coin
@@ -469,6 +483,8 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
                 h0 = h0 * w_vov
         lower, upper = horizon_sides(h, h0, ctx.options_delta_coin, policy)
         shift = modified_delta_shift(ctx, g, policy.k_prefactor)
+        if policy.jump_shift_power > 0.0:
+            shift = shift + jump_shift(ctx, policy.jump_shift_power)
         if policy.vov_ref > 0.0 and policy.vov_scope != "horizon":
             shift = shift * w_vov
         if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
@@ -534,6 +550,7 @@ class PolicyNumbers:
     vov_horizon_s: float = 0.0
     flow_fade_ref: float = 0.0
     gamma_average: str = "abs"
+    jump_shift_power: float = 0.0
 
 
 _HEDGERD_NUMBERS = (
@@ -557,6 +574,7 @@ _HEDGERD_NUMBERS = (
     "vov_horizon_s",
     "flow_fade_ref",
     "gamma_average",
+    "jump_shift_power",
 )
 # id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
 # cached (as `controller`'s fingerprints); a frozen policy's numbers never change.
@@ -688,6 +706,10 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         factor = 1.0 - k if gamma < 0 else 1.0 + k
         vol_m = vol * math.sqrt(factor if factor >= 0.05 else 0.05)
         shift = vanna * (vol_m - vol)
+    jp = policy.jump_shift_power
+    if jp > 0.0:
+        # jump_shift
+        shift = shift + vanna * vol * (math.sqrt(ctx.jump_var_ratio**jp) - 1.0)
     if ref > 0.0 and policy.vov_scope != "horizon":
         shift = shift * w_vov
     p = policy.shift_coherence

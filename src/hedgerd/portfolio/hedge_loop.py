@@ -29,6 +29,7 @@ from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.cross_venue import several_accounts, with_carry
 from hedgerd.hedging.flow import FLOW_WINDOW_MS, FlowEstimator
 from hedgerd.hedging.inputs import HedgeVenueState, PolicyState, UnderlyingRisk
+from hedgerd.hedging.jumps import JUMP_WINDOW_MS, JumpVarianceEstimator
 from hedgerd.hedging.kernel import gamma_ahead_key
 from hedgerd.hedging.volvol import VOLVOL_WINDOW_MS, VolOfVolEstimator
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, PriceUnit
@@ -89,7 +90,11 @@ class HedgeLoop(PortfolioService):
         #: while one was.
         self._volvol: dict[str, VolOfVolEstimator] = {}
         self._volvol_seeds = VolOfVolSeeds()
-        self._volvol_live: dict[str, list[tuple[int, float]]] = {}
+        #: (time ms, mark vol, index USD) recorded while the seed's read is in flight.
+        self._volvol_live: dict[str, list[tuple[int, float, float]]] = {}
+        #: The index's jump variance over the marks' per underlying (the band's
+        #: `jump_shift_power`), fed with the vol-of-vol's samples and seeded with them.
+        self._jumps: dict[str, JumpVarianceEstimator] = {}
         self._volvol_writes: set[asyncio.Future[None]] = set()
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Set while `run` runs, after its reset of the per-spell state (the flow and
@@ -127,6 +132,7 @@ class HedgeLoop(PortfolioService):
         # estimate from its last active spell misses what the other node sampled since).
         self._volvol.clear()
         self._volvol_live.clear()
+        self._jumps.clear()
         self._volvol_seeds.cancel()
         self.rounds = 0  # a spell's own: an HA node active again has its start round ahead
         self.running.set()
@@ -435,6 +441,7 @@ class HedgeLoop(PortfolioService):
         if est is None or est.window_ms != window_ms:
             now = self.clocks.clock_ms()
             self._volvol[underlying] = VolOfVolEstimator(now, window_ms)
+            self._jumps[underlying] = JumpVarianceEstimator()
             self._volvol_live[underlying] = []
             if self.shared.journal is not None:
                 self._volvol_seeds.start(
@@ -461,10 +468,17 @@ class HedgeLoop(PortfolioService):
         live = self._volvol_live.pop(u, [])
         if seed.samples or seed.proxy:
             last = seed.samples[-1][0] if seed.samples else seed.cut_ms - seed.window_ms
-            samples = [*seed.samples, *((t, v) for t, v in live if t > last)]
+            samples = [*seed.samples, *((t, v) for t, v, _ in live if t > last)]
             now = max(seed.cut_ms, samples[-1][0] if samples else seed.cut_ms)
             est = self._volvol[u] = VolOfVolEstimator.seeded(
                 samples, now, seed.window_ms, proxy=seed.proxy
+            )
+        jumps = self._jumps.get(u)
+        if seed.index:
+            last = seed.index[-1][0]
+            index = [*seed.index, *((t, s, v) for t, v, s in live if t > last)]
+            jumps = self._jumps[u] = JumpVarianceEstimator.seeded(
+                index, max(seed.cut_ms, index[-1][0])
             )
         now = self.clocks.clock_ms()
         log.info(
@@ -478,6 +492,8 @@ class HedgeLoop(PortfolioService):
             cut_ms=seed.cut_ms,
             window_ms=seed.window_ms,
             vol_of_vol_per_sqrt_year=round(est.estimate(now), 6),
+            index_samples=len(seed.index),
+            jump_var_ratio=None if jumps is None else round(jumps.ratio(now), 6),
         )
 
     def _act(self, decision: HedgeDecision, spot_usd: float) -> None:
@@ -501,26 +517,38 @@ class HedgeLoop(PortfolioService):
         IV the band prices with: its moves are what the band's refinements covary with) and
         put its estimate in the risk. Fed whatever the policy, so a reload that turns the
         weight on finds the history; a reload that changes the window starts it again
-        (`_seed_vol_of_vol`). A recorded sample is kept in the journal, not awaited."""
+        (`_seed_vol_of_vol`). A recorded sample is kept in the journal, not awaited.
+        The same samples, with the index (`risk.spot_usd`), feed the jump variance
+        estimator (`hedging.jumps`), whose ratio goes in the risk too."""
         window_ms = _volvol_window_ms(policy)
         est = self._volvol.get(underlying)
         if est is None or est.window_ms != window_ms:  # (normally `_seed_vol_of_vol`'s)
             est = self._volvol[underlying] = VolOfVolEstimator(now, window_ms)
+        jumps = self._jumps.get(underlying)
+        if jumps is None:
+            jumps = self._jumps[underlying] = JumpVarianceEstimator()
         if est.observe(risk.vol, now):
-            self._keep_volvol_sample(underlying, now, risk.vol, est.window_ms)
+            jumps.observe(risk.spot_usd, risk.vol, now)
+            self._keep_volvol_sample(underlying, now, risk.vol, risk.spot_usd, est.window_ms)
         xi = est.estimate(now)
-        if xi > 0.0:
-            return replace(risk, vol_of_vol_per_sqrt_year=xi)
+        ratio = jumps.ratio(now)
+        if xi > 0.0 or ratio != 1.0:
+            return replace(risk, vol_of_vol_per_sqrt_year=xi, jump_var_ratio=ratio)
         return risk
 
-    def _keep_volvol_sample(self, underlying: str, now: int, vol: float, window_ms: int) -> None:
+    def _keep_volvol_sample(
+        self, underlying: str, now: int, vol: float, index_usd: float, window_ms: int
+    ) -> None:
         if underlying in self._volvol_seeds:
-            self._volvol_live.setdefault(underlying, []).append((now, vol))
+            self._volvol_live.setdefault(underlying, []).append((now, vol, index_usd))
         journal = self.shared.journal
         if journal is None:
             return
+        keep_since = now - max(window_ms, JUMP_WINDOW_MS)
         try:
-            write = journal.record_volvol_sample_soon(underlying, now, vol, now - window_ms)
+            write = journal.record_volvol_sample_soon(
+                underlying, now, vol, keep_since, index_usd=index_usd
+            )
         except Exception as exc:  # closed (shutting down): the sample is lost, not the loop
             _sample_not_recorded(underlying, now, exc)
             return

@@ -28,6 +28,12 @@ implied vol index, a proxy of the book's |gamma|-weighted mark vol, not the same
 changes are counted, never one across the joint of the two series
 (`VolOfVolEstimator.seeded`'s `proxy`). A fetch that fails logs
 `daemon.vol_of_vol_index_failed` and the journal's samples seed alone.
+
+The samples carry the index (USD) beside the mark vol (journal schema 6): the same read
+gives the jump variance estimator (`hedging.jumps`) its window's samples, so the index's
+jump-to-marked variance ratio survives a restart or takeover too. It has no venue proxy:
+before the journal's first sample with an index it starts empty and ramps in over a day, as
+the backtest's does.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from dataclasses import dataclass
 import structlog
 
 from hedgerd.execution.journal import Journal
+from hedgerd.hedging.jumps import JUMP_WINDOW_MS
 from hedgerd.portfolio.flow_seed import SEED_WAIT_S
 from hedgerd.venues.base import VolIndexVenue
 
@@ -56,13 +63,16 @@ PREDECESSOR_MAX_AGE_MS = 3_600_000
 class VolOfVolSeed:
     """`underlying`'s stored samples ((time ms, mark vol), oldest first) for an estimator of
     `window_ms`, read at `cut_ms` (the daemon's clock); `proxy`, the venue's vol index
-    (time ms, vol fraction) over the part of the window before them."""
+    (time ms, vol fraction) over the part of the window before them; `index`, the samples
+    of the jump variance's window (`JUMP_WINDOW_MS`) that carry the index ((time ms, index
+    USD, mark vol), oldest first)."""
 
     underlying: str
     samples: tuple[tuple[int, float], ...]
     window_ms: int
     cut_ms: int
     proxy: tuple[tuple[int, float], ...] = ()
+    index: tuple[tuple[int, float, float], ...] = ()
 
 
 async def read_seed(
@@ -78,6 +88,7 @@ async def read_seed(
     since = cut_ms - window_ms
     try:
         samples = await journal.volvol_samples(underlying, since, cut_ms)
+        index = await journal.index_samples(underlying, cut_ms - JUMP_WINDOW_MS, cut_ms)
     except Exception as exc:  # any failure: start empty, never hold hedging for it
         log.warning(
             "daemon.vol_of_vol_seed_failed",
@@ -100,7 +111,7 @@ async def read_seed(
                 error_type=type(exc).__name__,
                 error=str(exc)[:200],
             )
-    return VolOfVolSeed(underlying, tuple(samples), window_ms, cut_ms, tuple(proxy))
+    return VolOfVolSeed(underlying, tuple(samples), window_ms, cut_ms, tuple(proxy), tuple(index))
 
 
 class VolOfVolSeeds:

@@ -1,0 +1,202 @@
+"""Online estimate of the index's jump variance against the marks' (pure: times in ms).
+
+The marks carry the diffusion's vol; where the index also jumps, its realised variance is
+the marks' plus the jumps'. Hedging a long-gamma book at the delta of a *lower* vol
+(Zakamouline's modified-vol centre) is then the wrong way: the delta the index moves with
+is the delta at the realised vol (issue 19, docs/backtest.md "Jumps: two mechanisms the
+default has no signal for"). Realised variance alone mixes the jumps with a vol regime the
+marks have not caught up with; the jumps' part is realised minus bipower variation
+(Barndorff-Nielsen and Shephard 2004):
+
+    RV = sum r_i^2,   BV = (pi / 2) sum |r_i| |r_{i-1}|,   r_i = ln(S_i / S_{i-1})
+
+over a trailing window (BV is robust to a jump: one large return meets small neighbours).
+`JumpVarianceEstimator` gives the ratio of the index's variance to the marks'
+
+    r = 1 + max(RV - BV, 0) / MV,   MV = sum sigma_{i-1}^2 (t_i - t_{i-1}) / year
+
+moved toward 1 while less than `ramp_ms` has been observed (one day: a few returns say
+nothing), with sigma the book's mark vol (the band's). Index and marks are sampled together,
+at most once every `sample_ms` (the vol-of-vol's 10 minutes: the daemon records them in one
+journal row). A gap longer than `max_gap_ms` (the daemon was down) starts a new series: a
+return over hours is not one sampling step's, and bipower would read it as a jump.
+
+`JumpVariancePaths` is the backtest's form (arrays of paths, one observation per step,
+sampled as the online one, the window's sums as differences of running totals).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hedgerd.hedging.trailing import YEAR_MS, TrailingSum
+from hedgerd.hedging.volvol import VOLVOL_SAMPLE_MS
+
+JUMP_WINDOW_MS = 7 * 86_400_000
+JUMP_RAMP_MS = 86_400_000
+JUMP_MAX_GAP_MS = 3_600_000
+_HALF_PI = 0.5 * math.pi
+
+
+class JumpVarianceEstimator:
+    """Trailing-window ratio of the index's jump-inclusive variance to the marks' variance
+    (dimensionless, >= 1) of one underlying. Observation begins at the first recorded
+    sample (so an estimator rebuilt from the samples, `seeded`, is the live one exactly)."""
+
+    def __init__(
+        self,
+        window_ms: int = JUMP_WINDOW_MS,
+        ramp_ms: int = JUMP_RAMP_MS,
+        sample_ms: int = VOLVOL_SAMPLE_MS,
+        max_gap_ms: int = JUMP_MAX_GAP_MS,
+    ) -> None:
+        if window_ms <= 0 or ramp_ms < 0 or sample_ms < 0 or max_gap_ms <= 0:
+            raise ValueError("window_ms and max_gap_ms must be positive, the others >= 0")
+        self._start_ms: int | None = None
+        self._ramp_ms = ramp_ms
+        self._sample_ms = sample_ms
+        self._max_gap_ms = max_gap_ms
+        self._last: tuple[int, float, float] | None = None  # (ms, ln index, mark vol)
+        self._last_abs: float | None = None  # |previous return| of the series
+        self._rv = TrailingSum(window_ms)  # r_i^2
+        self._bv = TrailingSum(window_ms)  # (pi/2) |r_i| |r_{i-1}|
+        self._mv = TrailingSum(window_ms)  # sigma_{i-1}^2 dt_i (years)
+
+    @property
+    def window_ms(self) -> int:
+        return self._rv.window_ms
+
+    @classmethod
+    def seeded(
+        cls,
+        samples: Iterable[tuple[int, float, float]],
+        now_ms: int,
+        window_ms: int = JUMP_WINDOW_MS,
+    ) -> JumpVarianceEstimator:
+        """An estimator that observed `samples` ((time ms, index USD, mark vol), oldest
+        first, as recorded live) up to `now_ms`."""
+        est = cls(window_ms)
+        for t, index, vol in samples:
+            if t <= now_ms:
+                est.observe(index, vol, t)
+        return est
+
+    def observe(self, index_usd: float, mark_vol: float, at_ms: int) -> bool:
+        """Record the index (USD, > 0) and the mark vol (fraction, > 0) at `at_ms`, if
+        `sample_ms` has passed since the last recorded pair (else skipped; non-finite or
+        non-positive values are skipped too). True when recorded."""
+        if not (
+            math.isfinite(index_usd)
+            and index_usd > 0.0
+            and math.isfinite(mark_vol)
+            and mark_vol > 0.0
+        ):
+            return False
+        last = self._last
+        if last is not None and at_ms - last[0] < self._sample_ms:
+            return False
+        ln = math.log(index_usd)
+        if last is not None and at_ms - last[0] <= self._max_gap_ms:
+            r = ln - last[1]
+            self._rv.add(at_ms, r * r)
+            self._mv.add(at_ms, last[2] * last[2] * ((at_ms - last[0]) / YEAR_MS))
+            if self._last_abs is not None:
+                self._bv.add(at_ms, _HALF_PI * abs(r) * self._last_abs)
+            self._last_abs = abs(r)
+        else:
+            self._last_abs = None  # a new series: no return across the gap
+        self._last = (at_ms, ln, mark_vol)
+        if self._start_ms is None:
+            self._start_ms = at_ms
+        return True
+
+    def ratio(self, now_ms: int) -> float:
+        """r = 1 + max(RV - BV, 0) / MV over (now - window, now], toward 1 by the observed
+        span over `ramp_ms` (1 with no returns)."""
+        mv, count = self._mv.sums(now_ms)
+        if count == 0 or not mv > 0.0 or self._start_ms is None:
+            return 1.0
+        rv = self._rv.sums(now_ms)[0]
+        bv = self._bv.sums(now_ms)[0]
+        excess = rv - bv
+        if not excess > 0.0:
+            return 1.0
+        seen = min(now_ms - self._start_ms, self.window_ms)
+        w = 1.0 if self._ramp_ms == 0 or seen >= self._ramp_ms else max(seen, 0) / self._ramp_ms
+        return 1.0 + w * (excess / mv)
+
+
+class JumpVariancePaths:
+    """`JumpVarianceEstimator` for arrays of paths observed every `step_ms` from t = 0 (the
+    backtest): `observe` once per step, in order, then `ratio`. Steps closer than
+    `sample_ms` to the last sampled one are skipped, as the online estimator skips them;
+    the backtest has no gaps."""
+
+    def __init__(
+        self,
+        step_ms: float,
+        window_ms: float = JUMP_WINDOW_MS,
+        ramp_ms: float = JUMP_RAMP_MS,
+        sample_ms: float = VOLVOL_SAMPLE_MS,
+    ) -> None:
+        self._step_ms = step_ms
+        self._window_ms = window_ms
+        self._ramp_ms = ramp_ms
+        self._sample_ms = sample_ms
+        self._last_ms = 0.0
+        # A return at step j counts at step t when j step > t step - window: the last `lag`.
+        self._lag = max(1, math.ceil(window_ms / step_ms - 1e-9))
+        self._totals: deque[tuple[NDArray[np.float64], ...]] = deque(maxlen=self._lag + 1)
+        self._last: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+        self._last_abs: NDArray[np.float64] | None = None
+        self._steps = 0
+
+    def observe(self, index_usd: NDArray[np.float64], mark_vol: NDArray[np.float64]) -> None:
+        """The paths' index (USD) and mark vol (fraction) at the next step."""
+        at = self._steps * self._step_ms
+        self._steps += 1
+        if self._last is None:
+            zero = np.zeros_like(np.asarray(index_usd, dtype=np.float64))
+            self._last = (np.log(index_usd), np.asarray(mark_vol, dtype=np.float64))
+            self._totals.append((zero, zero, zero))
+            return
+        if at - self._last_ms < self._sample_ms - 1e-6:  # float steps: not a ms short
+            self._totals.append(self._totals[-1])
+            return
+        ln = np.log(index_usd)
+        r = ln - self._last[0]
+        a = np.abs(r)
+        rv, bv, mv = self._totals[-1]
+        mv = mv + self._last[1] * self._last[1] * ((at - self._last_ms) / YEAR_MS)
+        bv = bv if self._last_abs is None else bv + _HALF_PI * a * self._last_abs
+        self._totals.append((rv + r * r, bv, mv))
+        self._last = (ln, np.asarray(mark_vol, dtype=np.float64))
+        self._last_abs = a
+        self._last_ms = at
+
+    def ratio(self) -> NDArray[np.float64]:
+        """r per path at the last observed step."""
+        now = self._totals[-1]
+        if len(self._totals) > self._lag:
+            old = self._totals[0]
+            rv, bv, mv = (n - o for n, o in zip(now, old, strict=True))
+        else:
+            rv, bv, mv = now
+        seen = min((self._steps - 1) * self._step_ms, self._window_ms)
+        w = 1.0 if self._ramp_ms <= 0 or seen >= self._ramp_ms else seen / self._ramp_ms
+        excess = np.maximum(rv - bv, 0.0)
+        return 1.0 + w * excess / np.maximum(mv, 1e-300)
+
+
+__all__ = [
+    "JUMP_MAX_GAP_MS",
+    "JUMP_RAMP_MS",
+    "JUMP_WINDOW_MS",
+    "JumpVarianceEstimator",
+    "JumpVariancePaths",
+]

@@ -1,0 +1,161 @@
+"""The index's jump variance over the marks' (`hedging.jumps`) and its term in the band's
+centre (`kernel.jump_shift`, the hedgerd policy's `jump_shift_power`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hedgerd.hedging.config import HedgerdPolicy
+from hedgerd.hedging.jumps import JumpVarianceEstimator, JumpVariancePaths
+from hedgerd.hedging.kernel import BandContext, band_for
+
+DAY_MS = 86_400_000
+YEAR_MS = 365.0 * DAY_MS
+START_MS = 1_790_000_000_000  # any fixed instant: the estimator reads no clock
+STEP_MS = 600_000  # the sampling step
+
+
+def _path(rng: np.random.Generator, n: int, vol: float, jumps: dict[int, float]) -> list[float]:
+    """An index path of n + 1 points, 10-minute diffusion returns at `vol` plus the jumps
+    (log size) at their steps."""
+    sd = vol * math.sqrt(STEP_MS / YEAR_MS)
+    r = rng.normal(0.0, sd, n)
+    for i, j in jumps.items():
+        r[i] += j
+    return list(100.0 * np.exp(np.concatenate([[0.0], np.cumsum(r)])))
+
+
+def test_no_returns_or_constant_index_give_exactly_one() -> None:
+    est = JumpVarianceEstimator()
+    assert est.ratio(START_MS) == 1.0
+    for i in range(300):
+        est.observe(100.0, 0.6, START_MS + i * STEP_MS)
+    assert est.ratio(START_MS + 299 * STEP_MS) == 1.0
+
+
+def test_a_jump_is_the_excess_over_the_marks_variance_and_leaves_with_the_window() -> None:
+    rng = np.random.default_rng(3)
+    n = 7 * 144  # the 7-day window of 10-minute returns
+    vol = 0.6
+    jump = 0.05
+    spots = _path(rng, 2 * n, vol, {n // 2: jump})
+    est = JumpVarianceEstimator()
+    for i, s in enumerate(spots[: n + 1]):
+        est.observe(s, vol, START_MS + i * STEP_MS)
+    now = START_MS + n * STEP_MS
+    mv = vol * vol * 7 / 365
+    # The jump's square over the window's marked variance, up to the diffusion's noise
+    # (realised minus bipower of 1,008 diffusion returns: a few % of mv).
+    assert est.ratio(now) == pytest.approx(1.0 + jump * jump / mv, abs=0.05)
+    assert jump * jump / mv > 0.3  # the jump is what the ratio measures, not the noise
+    for i in range(n + 1, 2 * n + 1):
+        est.observe(spots[i], vol, START_MS + i * STEP_MS)
+    assert est.ratio(START_MS + 2 * n * STEP_MS) < 1.05  # out of the window
+
+
+def test_diffusion_alone_and_a_vol_regime_stay_near_one() -> None:
+    """Bipower takes a vol the marks have not caught up with as diffusion: the ratio is
+    about 1 where realised over marked variance is 4."""
+    rng = np.random.default_rng(5)
+    spots = _path(rng, 7 * 144, 1.2, {})
+    est = JumpVarianceEstimator()
+    for i, s in enumerate(spots):
+        est.observe(s, 0.6, START_MS + i * STEP_MS)
+    assert est.ratio(START_MS + 7 * 144 * STEP_MS) < 1.2
+
+
+def test_ramp_gap_sampling_and_bad_input() -> None:
+    est = JumpVarianceEstimator()
+    assert est.observe(100.0, 0.5, START_MS)
+    assert not est.observe(130.0, 0.5, START_MS + STEP_MS - 1)  # under the sampling step
+    for bad in (math.nan, 0.0, -1.0, math.inf):
+        assert not est.observe(bad, 0.5, START_MS + STEP_MS)
+        assert not est.observe(100.0, bad, START_MS + STEP_MS)
+    assert est.observe(100.0, 0.5, START_MS + STEP_MS)
+    assert est.observe(110.0, 0.5, START_MS + 2 * STEP_MS)  # a 10 % jump
+    assert est.observe(110.0, 0.5, START_MS + 3 * STEP_MS)
+    t = START_MS + 3 * STEP_MS
+    mv = 0.25 * 3 * STEP_MS / YEAR_MS
+    # 30 minutes of a day's ramp seen.
+    assert est.ratio(t) == pytest.approx(1.0 + (1.0 / 48.0) * math.log(1.1) ** 2 / mv)
+    # After a gap (the daemon down) the first return is not taken: no variance added.
+    gap = JumpVarianceEstimator()
+    gap.observe(100.0, 0.5, START_MS)
+    gap.observe(150.0, 0.5, START_MS + 2 * 3_600_000)
+    assert gap.ratio(START_MS + 2 * 3_600_000) == 1.0
+
+
+def test_seeded_is_the_estimator_that_observed_live() -> None:
+    rng = np.random.default_rng(11)
+    spots = _path(rng, 400, 0.8, {100: -0.06, 300: 0.04})
+    samples = [(START_MS + i * STEP_MS, s, 0.7) for i, s in enumerate(spots)]
+    live = JumpVarianceEstimator()
+    for t, s, v in samples:
+        live.observe(s, v, t)
+    now = samples[-1][0]
+    assert JumpVarianceEstimator.seeded(samples, now).ratio(now) == live.ratio(now)
+    assert JumpVarianceEstimator.seeded([], now).ratio(now) == 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(1, 400),
+    step_ms=st.sampled_from([60_000, 300_000, 600_000, 1_800_000]),
+    window_h=st.sampled_from([6, 24, 168]),
+    jump_at=st.integers(0, 399),
+)
+def test_paths_form_is_the_online_estimator(
+    seed: int, n: int, step_ms: int, window_h: int, jump_at: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    r = rng.normal(0.0, 0.01, (n, 3))
+    r[min(jump_at, n - 1), 1] += 0.08
+    spots = 100.0 * np.exp(np.cumsum(np.vstack([np.zeros(3), r]), axis=0))
+    marks = 0.5 + 0.1 * rng.random((n + 1, 3))
+    window = window_h * 3_600_000
+    paths = JumpVariancePaths(step_ms, window_ms=window)
+    online = [JumpVarianceEstimator(window_ms=window) for _ in range(3)]
+    for i in range(n + 1):
+        paths.observe(spots[i], marks[i])
+        for k, est in enumerate(online):
+            est.observe(float(spots[i, k]), float(marks[i, k]), START_MS + i * step_ms)
+    got = paths.ratio()
+    for k, est in enumerate(online):
+        want = est.ratio(START_MS + n * step_ms)
+        assert got[k] == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def _ctx(gamma: float, ratio: float) -> BandContext:
+    ctx = BandContext(50_000.0, gamma, 2.0, 0.6, 30 / 365, 0.0, 0.0005, 0.0, 0.3)
+    ctx.jump_var_ratio = ratio
+    return ctx
+
+
+@pytest.mark.parametrize("gamma", [2e-5, -2e-5])
+def test_the_centre_moves_by_the_vanna_times_the_realised_vol_change(gamma: float) -> None:
+    on = HedgerdPolicy(jump_shift_power=1.0, shift_cap_hw=0.0, vov_ref=0.0)
+    off = dataclasses.replace(_ctx(gamma, 1.0))
+    base = band_for(on, off)
+    assert band_for(on.model_copy(update={"jump_shift_power": 0.0}), off) == base  # r = 1
+    r = 1.21  # the index moves at 1.1 x the marks' vol
+    moved = band_for(on, _ctx(gamma, r))
+    # Net-delta centre: minus the book delta's change, vanna x sigma (sqrt(r) - 1).
+    assert base.centre - moved.centre == pytest.approx(2.0 * 0.6 * 0.1, rel=1e-9)
+    assert (moved.lower, moved.upper) == (base.lower, base.upper)
+    # The array path (the backtest's) gives the same per path.
+    two = np.ones(2)
+    ctx = BandContext(
+        50_000.0 * two, gamma * two, 2.0 * two, 0.6 * two, (30 / 365) * two, 0.0,
+        0.0005 * two, 0.0, 0.3 * two,
+    )  # fmt: skip
+    ctx.jump_var_ratio = np.array([1.0, r])
+    arr = band_for(on, ctx)
+    assert arr.centre[0] == base.centre
+    assert arr.centre[1] == pytest.approx(moved.centre, rel=1e-12)
