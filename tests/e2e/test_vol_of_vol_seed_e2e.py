@@ -1,7 +1,8 @@
 """The marks' vol-of-vol estimate across a restart, end to end: a daemon on the simulator
 (real ccxt client on 127.0.0.1) samples its book's mark vol as the marks move, keeps the
 samples in its journal (`portfolio.volvol_seed`), and the daemon started again on the same
-journal makes its first decision with the estimate the first one had.
+journal makes its first decision with the estimate the first one had; the index's jump
+variance ratio, sampled with the marks (`hedging.jumps`), likewise.
 
 The window before the first start is filled from the simulator's DVOL (a walk at 80 % a
 year before its start). The simulator's clock is stepped (the market moves when the test
