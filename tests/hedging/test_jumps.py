@@ -61,13 +61,24 @@ def test_a_jump_is_the_excess_over_the_marks_variance_and_leaves_with_the_window
 
 def test_diffusion_alone_and_a_vol_regime_stay_near_one() -> None:
     """Bipower takes a vol the marks have not caught up with as diffusion: the ratio is
-    about 1 where realised over marked variance is 4."""
-    rng = np.random.default_rng(5)
-    spots = _path(rng, 7 * 144, 1.2, {})
-    est = JumpVarianceEstimator()
-    for i, s in enumerate(spots):
-        est.observe(s, 0.6, START_MS + i * STEP_MS)
-    assert est.ratio(START_MS + 7 * 144 * STEP_MS) < 1.2
+    about 1 where realised over marked variance is 4; beyond the noise threshold, exactly 1
+    on most windows, while a jump of the first test's size still counts."""
+    n = 7 * 144
+    now = START_MS + n * STEP_MS
+    plain, thresholded = [], []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        est = JumpVarianceEstimator()
+        for i, s in enumerate(_path(rng, n, 1.2, {})):
+            est.observe(s, 0.6, START_MS + i * STEP_MS)
+        plain.append(est.ratio(now))
+        thresholded.append(est.ratio(now, noise_sd=3.0))
+    assert max(plain) < 1.25 and sum(r > 1.0 for r in plain) >= 5  # the noise
+    assert sum(r == 1.0 for r in thresholded) >= 19
+    jumped = JumpVarianceEstimator()
+    for i, s in enumerate(_path(np.random.default_rng(3), n, 0.6, {n // 2: 0.05})):
+        jumped.observe(s, 0.6, START_MS + i * STEP_MS)
+    assert jumped.ratio(now, noise_sd=3.0) > 1.2
 
 
 def test_ramp_gap_sampling_and_bad_input() -> None:
@@ -110,9 +121,10 @@ def test_seeded_is_the_estimator_that_observed_live() -> None:
     step_ms=st.sampled_from([60_000, 300_000, 600_000, 1_800_000]),
     window_h=st.sampled_from([6, 24, 168]),
     jump_at=st.integers(0, 399),
+    noise_sd=st.sampled_from([0.0, 1.0, 3.0]),
 )
 def test_paths_form_is_the_online_estimator(
-    seed: int, n: int, step_ms: int, window_h: int, jump_at: int
+    seed: int, n: int, step_ms: int, window_h: int, jump_at: int, noise_sd: float
 ) -> None:
     rng = np.random.default_rng(seed)
     r = rng.normal(0.0, 0.01, (n, 3))
@@ -126,9 +138,9 @@ def test_paths_form_is_the_online_estimator(
         paths.observe(spots[i], marks[i])
         for k, est in enumerate(online):
             est.observe(float(spots[i, k]), float(marks[i, k]), START_MS + i * step_ms)
-    got = paths.ratio()
+    got = paths.ratio(noise_sd)
     for k, est in enumerate(online):
-        want = est.ratio(START_MS + n * step_ms)
+        want = est.ratio(START_MS + n * step_ms, noise_sd)
         assert got[k] == pytest.approx(want, rel=1e-9, abs=1e-12)
 
 

@@ -315,11 +315,12 @@ def run_backtest(
     }
     # The index's jump variance over the marks', for the policies whose centre takes it
     # (`jump_shift_power`): fed the index and the mark vol at every decision, as the daemon.
-    jumps = (
-        JumpVariancePaths(dt * _YEAR_MS)
-        if any(isinstance(c, HedgerdPolicy) and c.jump_shift_power > 0.0 for c in configs)
-        else None
-    )
+    jump_noise = {
+        c.jump_noise_sd
+        for c in configs
+        if isinstance(c, HedgerdPolicy) and c.jump_shift_power > 0.0
+    }
+    jumps = JumpVariancePaths(dt * _YEAR_MS) if jump_noise else None
     if vov and mk.mark_history and mk.greeks_vol != "fixed" and gen.vol_moves:
         # Its own stream ([seed, 2]): the paths and the flow draw exactly as without it.
         _vov_history(vov, mk, gen, np.random.default_rng([seed, 2]), horizon)
@@ -395,9 +396,11 @@ def run_backtest(
         )
         ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam_t, carry_t, delta_book)
         ctx.gamma_coherence = gamma_coherence(gamma, wsum)  # for `shift_coherence`
+        jump_r: dict[float, Any] = {}
         if jumps is not None:
             jumps.observe(spot, gvol)
-            ctx.jump_var_ratio = jumps.ratio()
+            for noise in jump_noise:
+                jump_r[noise] = jumps.ratio(noise)
         if flow_on:
             # Only the arrivals seen so far (time <= now), as the live estimator.
             fv, fj = flow_estimates(jump_ms, jump_coin, now * _YEAR_MS)
@@ -414,6 +417,8 @@ def run_backtest(
             ctx.gamma_ahead_coin_per_usd = ahead[key] if key is not None else None
             if xi:
                 ctx.vol_of_vol_per_sqrt_year = xi.get(getattr(run_cfg, "vov_window_s", 0.0), 0.0)
+            if jump_r:
+                ctx.jump_var_ratio = jump_r.get(getattr(run_cfg, "jump_noise_sd", -1.0), 1.0)
             override = None
             if xb is not None:
                 h_lo, h_hi = xb.edges(t, spot, gen.regime)

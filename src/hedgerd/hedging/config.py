@@ -322,6 +322,14 @@ class HedgerdPolicy(_PolicyBase):
         "10-minute returns over 7 days) over the marks' variance (`hedging.jumps`; moved "
         "toward 1 over the first day observed). No jumps: r near 1 and no effect. 0: off.",
     )
+    jump_noise_sd: float = Field(
+        0.0,
+        ge=0.0,
+        description="The jump variance's noise threshold k (`jump_shift_power`): only the "
+        "excess of realised over bipower variation beyond k standard deviations of its "
+        "no-jump noise, sqrt(theta / n) x BV over n returns, counts (a diffusion's noise "
+        "does not move the centre). 0: every excess counts.",
+    )
     vov_scope: Literal["shift", "horizon", "both", "all"] = Field(
         "all",
         description="Which refinements the vol-of-vol weight scales: the centre shift, the "

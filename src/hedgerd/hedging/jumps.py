@@ -16,7 +16,11 @@ over a trailing window (BV is robust to a jump: one large return meets small nei
     r = 1 + max(RV - BV, 0) / MV,   MV = sum sigma_{i-1}^2 (t_i - t_{i-1}) / year
 
 moved toward 1 while less than `ramp_ms` has been observed (one day: a few returns say
-nothing), with sigma the book's mark vol (the band's). Index and marks are sampled together,
+nothing), with sigma the book's mark vol (the band's). Without jumps RV - BV is noise of
+standard deviation about sqrt(theta / n) BV over n returns (theta = pi^2/4 + pi - 5, the
+asymptotic variance of the difference, Barndorff-Nielsen and Shephard 2006, at constant
+vol): `ratio`'s `noise_sd` k counts only the excess beyond k of those, so a diffusion's
+noise does not move the centre. Index and marks are sampled together,
 at most once every `sample_ms` (the vol-of-vol's 10 minutes: the daemon records them in one
 journal row). A gap longer than `max_gap_ms` (the daemon was down) starts a new series: a
 return over hours is not one sampling step's, and bipower would read it as a jump.
@@ -41,6 +45,7 @@ JUMP_WINDOW_MS = 7 * 86_400_000
 JUMP_RAMP_MS = 86_400_000
 JUMP_MAX_GAP_MS = 3_600_000
 _HALF_PI = 0.5 * math.pi
+_THETA = math.pi**2 / 4.0 + math.pi - 5.0
 
 
 class JumpVarianceEstimator:
@@ -115,15 +120,15 @@ class JumpVarianceEstimator:
             self._start_ms = at_ms
         return True
 
-    def ratio(self, now_ms: int) -> float:
-        """r = 1 + max(RV - BV, 0) / MV over (now - window, now], toward 1 by the observed
-        span over `ramp_ms` (1 with no returns)."""
+    def ratio(self, now_ms: int, noise_sd: float = 0.0) -> float:
+        """r = 1 + max(RV - BV (1 + noise_sd sqrt(theta / n)), 0) / MV over (now - window,
+        now], toward 1 by the observed span over `ramp_ms` (1 with no returns)."""
         mv, count = self._mv.sums(now_ms)
         if count == 0 or not mv > 0.0 or self._start_ms is None:
             return 1.0
         rv = self._rv.sums(now_ms)[0]
         bv = self._bv.sums(now_ms)[0]
-        excess = rv - bv
+        excess = rv - bv * (1.0 + noise_sd * math.sqrt(_THETA / count))
         if not excess > 0.0:
             return 1.0
         seen = min(now_ms - self._start_ms, self.window_ms)
@@ -163,7 +168,7 @@ class JumpVariancePaths:
         if self._last is None:
             zero = np.zeros_like(np.asarray(index_usd, dtype=np.float64))
             self._last = (np.log(index_usd), np.asarray(mark_vol, dtype=np.float64))
-            self._totals.append((zero, zero, zero))
+            self._totals.append((zero, zero, zero, zero))
             return
         if at - self._last_ms < self._sample_ms - 1e-6:  # float steps: not a ms short
             self._totals.append(self._totals[-1])
@@ -171,25 +176,26 @@ class JumpVariancePaths:
         ln = np.log(index_usd)
         r = ln - self._last[0]
         a = np.abs(r)
-        rv, bv, mv = self._totals[-1]
+        rv, bv, mv, n = self._totals[-1]
         mv = mv + self._last[1] * self._last[1] * ((at - self._last_ms) / YEAR_MS)
         bv = bv if self._last_abs is None else bv + _HALF_PI * a * self._last_abs
-        self._totals.append((rv + r * r, bv, mv))
+        self._totals.append((rv + r * r, bv, mv, n + 1.0))
         self._last = (ln, np.asarray(mark_vol, dtype=np.float64))
         self._last_abs = a
         self._last_ms = at
 
-    def ratio(self) -> NDArray[np.float64]:
-        """r per path at the last observed step."""
+    def ratio(self, noise_sd: float = 0.0) -> NDArray[np.float64]:
+        """r per path at the last observed step (`JumpVarianceEstimator.ratio`)."""
         now = self._totals[-1]
         if len(self._totals) > self._lag:
             old = self._totals[0]
-            rv, bv, mv = (n - o for n, o in zip(now, old, strict=True))
+            rv, bv, mv, n = (x - o for x, o in zip(now, old, strict=True))
         else:
-            rv, bv, mv = now
+            rv, bv, mv, n = now
         seen = min((self._steps - 1) * self._step_ms, self._window_ms)
         w = 1.0 if self._ramp_ms <= 0 or seen >= self._ramp_ms else seen / self._ramp_ms
-        excess = np.maximum(rv - bv, 0.0)
+        noise = noise_sd * np.sqrt(_THETA / np.maximum(n, 1.0))
+        excess = np.maximum(rv - bv * (1.0 + noise), 0.0)
         return 1.0 + w * excess / np.maximum(mv, 1e-300)
 
 

@@ -493,7 +493,9 @@ class HedgeLoop(PortfolioService):
             window_ms=seed.window_ms,
             vol_of_vol_per_sqrt_year=round(est.estimate(now), 6),
             index_samples=len(seed.index),
-            jump_var_ratio=None if jumps is None else round(jumps.ratio(now), 6),
+            jump_var_ratio=None
+            if jumps is None
+            else round(jumps.ratio(now, _jump_noise(self.policies.policy_for(u)[1])), 6),
         )
 
     def _act(self, decision: HedgeDecision, spot_usd: float) -> None:
@@ -531,7 +533,7 @@ class HedgeLoop(PortfolioService):
             jumps.observe(risk.spot_usd, risk.vol, now)
             self._keep_volvol_sample(underlying, now, risk.vol, risk.spot_usd, est.window_ms)
         xi = est.estimate(now)
-        ratio = jumps.ratio(now)
+        ratio = jumps.ratio(now, _jump_noise(policy))
         if xi > 0.0 or ratio != 1.0:
             return replace(risk, vol_of_vol_per_sqrt_year=xi, jump_var_ratio=ratio)
         return risk
@@ -875,6 +877,11 @@ class HedgeLoop(PortfolioService):
                 now, leg.outcome is not LegOutcome.REJECTED, leg.detail, venue
             )
         st.count_hedge(filled_on)
+
+
+def _jump_noise(policy: PolicyConfig) -> float:
+    """The policy's jump variance noise threshold (`jump_noise_sd`; 0 for other kinds)."""
+    return policy.jump_noise_sd if isinstance(policy, HedgerdPolicy) else 0.0
 
 
 def _volvol_window_ms(policy: PolicyConfig) -> int:
