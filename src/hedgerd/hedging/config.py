@@ -325,10 +325,11 @@ class HedgerdPolicy(_PolicyBase):
     jump_noise_sd: float = Field(
         0.0,
         ge=0.0,
-        description="The jump variance's noise threshold k (`jump_shift_power`): only the "
-        "excess of realised over bipower variation beyond k standard deviations of its "
-        "no-jump noise, sqrt(theta / n) x BV over n returns, counts (a diffusion's noise "
-        "does not move the centre). 0: every excess counts.",
+        description="The jump variance's noise threshold k (`jump_shift_power`): the excess "
+        "of realised over bipower variation counts (whole) only where it is beyond k "
+        "standard deviations of its no-jump noise, sqrt(theta / n) x BV over n returns, "
+        "theta = pi^2/4 + pi - 5 (a diffusion's noise does not move the centre). 0: every "
+        "excess counts.",
     )
     vov_scope: Literal["shift", "horizon", "both", "all"] = Field(
         "all",

@@ -19,8 +19,9 @@ moved toward 1 while less than `ramp_ms` has been observed (one day: a few retur
 nothing), with sigma the book's mark vol (the band's). Without jumps RV - BV is noise of
 standard deviation about sqrt(theta / n) BV over n returns (theta = pi^2/4 + pi - 5, the
 asymptotic variance of the difference, Barndorff-Nielsen and Shephard 2006, at constant
-vol): `ratio`'s `noise_sd` k counts only the excess beyond k of those, so a diffusion's
-noise does not move the centre. Index and marks are sampled together,
+vol): `ratio`'s `noise_sd` k counts the excess only where it is beyond k of those (a
+test, not a deduction: a jump found counts whole), so a diffusion's noise does not move
+the centre. Index and marks are sampled together,
 at most once every `sample_ms` (the vol-of-vol's 10 minutes: the daemon records them in one
 journal row). A gap longer than `max_gap_ms` (the daemon was down) starts a new series: a
 return over hours is not one sampling step's, and bipower would read it as a jump.
@@ -121,15 +122,16 @@ class JumpVarianceEstimator:
         return True
 
     def ratio(self, now_ms: int, noise_sd: float = 0.0) -> float:
-        """r = 1 + max(RV - BV (1 + noise_sd sqrt(theta / n)), 0) / MV over (now - window,
-        now], toward 1 by the observed span over `ramp_ms` (1 with no returns)."""
+        """r = 1 + (RV - BV) / MV over (now - window, now] where RV - BV exceeds `noise_sd`
+        standard deviations of its no-jump noise, sqrt(theta / n) BV (else 1), toward 1 by
+        the observed span over `ramp_ms` (1 with no returns)."""
         mv, count = self._mv.sums(now_ms)
         if count == 0 or not mv > 0.0 or self._start_ms is None:
             return 1.0
         rv = self._rv.sums(now_ms)[0]
         bv = self._bv.sums(now_ms)[0]
-        excess = rv - bv * (1.0 + noise_sd * math.sqrt(_THETA / count))
-        if not excess > 0.0:
+        excess = rv - bv
+        if not excess > noise_sd * math.sqrt(_THETA / count) * bv or not excess > 0.0:
             return 1.0
         seen = min(now_ms - self._start_ms, self.window_ms)
         w = 1.0 if self._ramp_ms == 0 or seen >= self._ramp_ms else max(seen, 0) / self._ramp_ms
@@ -194,8 +196,8 @@ class JumpVariancePaths:
             rv, bv, mv, n = now
         seen = min((self._steps - 1) * self._step_ms, self._window_ms)
         w = 1.0 if self._ramp_ms <= 0 or seen >= self._ramp_ms else seen / self._ramp_ms
-        noise = noise_sd * np.sqrt(_THETA / np.maximum(n, 1.0))
-        excess = np.maximum(rv - bv * (1.0 + noise), 0.0)
+        noise = noise_sd * np.sqrt(_THETA / np.maximum(n, 1.0)) * bv
+        excess = np.where(rv - bv > noise, np.maximum(rv - bv, 0.0), 0.0)
         return 1.0 + w * excess / np.maximum(mv, 1e-300)
 
 
