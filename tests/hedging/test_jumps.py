@@ -151,15 +151,19 @@ def _ctx(gamma: float, ratio: float) -> BandContext:
 
 
 @pytest.mark.parametrize("gamma", [2e-5, -2e-5])
-def test_the_centre_moves_by_the_vanna_times_the_realised_vol_change(gamma: float) -> None:
+def test_a_long_gamma_centre_moves_by_the_vanna_times_the_realised_vol_change(
+    gamma: float,
+) -> None:
     on = HedgerdPolicy(jump_shift_power=1.0, shift_cap_hw=0.0, vov_ref=0.0)
     off = dataclasses.replace(_ctx(gamma, 1.0))
     base = band_for(on, off)
     assert band_for(on.model_copy(update={"jump_shift_power": 0.0}), off) == base  # r = 1
     r = 1.21  # the index moves at 1.1 x the marks' vol
     moved = band_for(on, _ctx(gamma, r))
-    # Net-delta centre: minus the book delta's change, vanna x sigma (sqrt(r) - 1).
-    assert base.centre - moved.centre == pytest.approx(2.0 * 0.6 * 0.1, rel=1e-9)
+    # Net-delta centre: minus a long-gamma book's delta change, vanna x sigma (sqrt(r) - 1);
+    # a short-gamma book's centre stays (its modified vol is already the higher one).
+    want = 2.0 * 0.6 * 0.1 if gamma > 0 else 0.0
+    assert base.centre - moved.centre == pytest.approx(want, rel=1e-9, abs=0.0)
     assert (moved.lower, moved.upper) == (base.lower, base.upper)
     # The array path (the backtest's) gives the same per path.
     two = np.ones(2)

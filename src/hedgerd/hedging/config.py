@@ -315,9 +315,9 @@ class HedgerdPolicy(_PolicyBase):
         0.0,
         ge=0.0,
         le=2.0,
-        description="Power p of the index's jump variance in the centre (issue 19): the "
-        "centre's shift adds vanna x sigma (sqrt(r^p) - 1), the book's delta priced at the "
-        "index's realised vol instead of the marks', r = 1 + max(RV - BV, 0) / MV the "
+        description="Power p of the index's jump variance in the centre (issue 19): a "
+        "long-gamma book's centre shift adds vanna x sigma (sqrt(r^p) - 1), its delta priced "
+        "at the index's realised vol instead of the marks', r = 1 + max(RV - BV, 0) / MV the "
         "jumps' part of the index's realised variance (realised minus bipower variation, "
         "10-minute returns over 7 days) over the marks' variance (`hedging.jumps`; moved "
         "toward 1 over the first day observed). No jumps: r near 1 and no effect. 0: off.",

@@ -299,12 +299,16 @@ def modified_delta_shift(ctx: BandContext, risk_aversion: float, prefactor: floa
 
 
 def jump_shift(ctx: BandContext, power: float) -> Any:
-    """Change of the book delta when priced at the index's realised vol sigma sqrt(r^power)
-    instead of the marks' sigma (coin; first order in vanna), r = `ctx.jump_var_ratio`
-    (`hedging.jumps`: the jumps' variance the marks do not carry). r = 1: exactly 0. The
-    hedgerd centre adds it to Zakamouline's shift: where the index jumps, a long-gamma book's
-    delta moves as at a higher vol, not the lower one the modified vol takes (issue 19)."""
-    return ctx.vanna_coin_per_vol * ctx.vol * (_sqrt(ctx.jump_var_ratio**power) - 1.0)
+    """Change of a long-gamma book's delta when priced at the index's realised vol
+    sigma sqrt(r^power) instead of the marks' sigma (coin; first order in vanna), r =
+    `ctx.jump_var_ratio` (`hedging.jumps`: the jumps' variance the marks do not carry);
+    exactly 0 where r = 1 or the book's gamma is not positive. The hedgerd centre adds it to
+    Zakamouline's shift: where the index jumps, a long-gamma book's delta moves as at a
+    higher vol, not the lower one the modified vol takes; a short-gamma book's modified vol
+    is already the higher one, and on mixed books the term cost (issue 19, docs/backtest.md
+    "The jump ratio in the daemon")."""
+    term = ctx.vanna_coin_per_vol * ctx.vol * (_sqrt(ctx.jump_var_ratio**power) - 1.0)
+    return _where(ctx.gamma_coin_per_usd > 0, term, 0.0)
 
 
 def cap_shift(shift: Any, cap: Any) -> Any:
@@ -707,8 +711,8 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         vol_m = vol * math.sqrt(factor if factor >= 0.05 else 0.05)
         shift = vanna * (vol_m - vol)
     jp = policy.jump_shift_power
-    if jp > 0.0:
-        # jump_shift
+    if jp > 0.0 and gamma > 0:
+        # jump_shift (long gamma only)
         shift = shift + vanna * vol * (math.sqrt(ctx.jump_var_ratio**jp) - 1.0)
     if ref > 0.0 and policy.vov_scope != "horizon":
         shift = shift * w_vov
