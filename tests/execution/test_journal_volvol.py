@@ -92,7 +92,11 @@ def test_samples_carry_the_index_for_the_jump_variance(location: JournalLocation
             store.record_volvol_sample("BTC", t, v, t - WINDOW_MS, index_usd=s)
         now = rows[-1][0]
         assert store.index_samples("BTC", T0 - 1, now) == [(t, s, v) for t, v, s in rows]
-        assert store.index_samples("BTC", rows[0][0], now) == [(t, s, v) for t, v, s in rows[1:]]
+        # After the two at or before the start (the window's first return's and its
+        # bipower pair's): the row without an index is not one of them.
+        assert store.index_samples("BTC", T0, now) == [(t, s, v) for t, v, s in rows]
+        assert store.index_samples("BTC", rows[1][0], now) == [(t, s, v) for t, v, s in rows]
+        assert store.index_samples("BTC", now, now) == [(t, s, v) for t, v, s in rows[1:]]
         assert store.volvol_samples("BTC", T0 - 1, now) == [
             (T0, 0.5),
             *((t, v) for t, v, _ in rows),

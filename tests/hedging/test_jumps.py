@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging.config import HedgerdPolicy
-from hedgerd.hedging.jumps import JumpVarianceEstimator, JumpVariancePaths
+from hedgerd.hedging.jumps import JUMP_RATIO_MAX, JumpVarianceEstimator, JumpVariancePaths
 from hedgerd.hedging.kernel import BandContext, band_for
 
 DAY_MS = 86_400_000
@@ -89,12 +89,12 @@ def test_ramp_gap_sampling_and_bad_input() -> None:
         assert not est.observe(bad, 0.5, START_MS + STEP_MS)
         assert not est.observe(100.0, bad, START_MS + STEP_MS)
     assert est.observe(100.0, 0.5, START_MS + STEP_MS)
-    assert est.observe(110.0, 0.5, START_MS + 2 * STEP_MS)  # a 10 % jump
-    assert est.observe(110.0, 0.5, START_MS + 3 * STEP_MS)
+    assert est.observe(101.0, 0.5, START_MS + 2 * STEP_MS)  # a 1 % jump
+    assert est.observe(101.0, 0.5, START_MS + 3 * STEP_MS)
     t = START_MS + 3 * STEP_MS
     mv = 0.25 * 3 * STEP_MS / YEAR_MS
     # 30 minutes of a day's ramp seen.
-    assert est.ratio(t) == pytest.approx(1.0 + (1.0 / 48.0) * math.log(1.1) ** 2 / mv)
+    assert est.ratio(t) == pytest.approx(1.0 + (1.0 / 48.0) * math.log(1.01) ** 2 / mv)
     # After a gap (the daemon down) the first return is not taken: no variance added.
     gap = JumpVarianceEstimator()
     gap.observe(100.0, 0.5, START_MS)
@@ -112,6 +112,47 @@ def test_seeded_is_the_estimator_that_observed_live() -> None:
     now = samples[-1][0]
     assert JumpVarianceEstimator.seeded(samples, now).ratio(now) == live.ratio(now)
     assert JumpVarianceEstimator.seeded([], now).ratio(now) == 1.0
+
+
+def test_the_seed_read_of_a_window_and_two_before_it_is_the_live_estimator() -> None:
+    """Eight days observed, a jump 5 minutes into the last 7-day window: the samples of the
+    window and the two before it (what the journal's seed read gives) rebuild the live
+    estimate exactly, the jump included."""
+    n = 8 * 144
+    window_start = START_MS + (n - 7 * 144) * STEP_MS  # the window is (start, now]
+    spots = _path(np.random.default_rng(2), n, 0.6, {n - 7 * 144: 0.05})
+    samples = [(START_MS + i * STEP_MS, s, 0.6) for i, s in enumerate(spots)]
+    live = JumpVarianceEstimator()
+    for t, s, v in samples:
+        live.observe(s, v, t)
+    now = samples[-1][0]
+    inside = [x for x in samples if x[0] > window_start]
+    before = [x for x in samples if x[0] <= window_start][-2:]
+    got = JumpVarianceEstimator.seeded([*before, *inside], now).ratio(now, 3.0)
+    assert got == live.ratio(now, 3.0) > 1.2
+
+
+def test_a_short_run_long_ago_does_not_count_as_a_day_observed() -> None:
+    """The ramp counts the time the window's returns cover: three samples three days ago
+    and two now are 30 minutes of returns, not three days."""
+    est = JumpVarianceEstimator()
+    old = START_MS - 3 * DAY_MS
+    for i, s in enumerate((100.0, 100.0, 100.0)):
+        est.observe(s, 0.5, old + i * STEP_MS)
+    est.observe(100.0, 0.5, START_MS)  # a new series: no return across the gap
+    est.observe(101.0, 0.5, START_MS + STEP_MS)
+    mv = 0.25 * 3 * STEP_MS / YEAR_MS
+    want = 1.0 + (30 * 60_000 / DAY_MS) * math.log(1.01) ** 2 / mv
+    assert want < 1.5
+    assert est.ratio(START_MS + STEP_MS) == pytest.approx(want)
+
+
+def test_the_ratio_is_capped() -> None:
+    """A bad print that reverts reads as a huge jump: the ratio stops at JUMP_RATIO_MAX."""
+    est = JumpVarianceEstimator(ramp_ms=0)
+    for i, s in enumerate((100.0, 100.0, 200.0, 100.0, 100.0)):
+        est.observe(s, 0.6, START_MS + i * STEP_MS)
+    assert est.ratio(START_MS + 4 * STEP_MS) == JUMP_RATIO_MAX
 
 
 @settings(max_examples=100, deadline=None)

@@ -71,17 +71,17 @@ def test_a_new_window_starts_the_history_again_and_other_policies_use_the_defaul
 
 def test_the_samples_feed_the_index_jump_ratio_and_are_kept_with_the_index() -> None:
     """Each recorded sample carries the index (`risk.spot_usd`) to the jump variance
-    estimator and to the journal: a 10 % gap between quiet samples puts the ratio above 1."""
+    estimator and to the journal: a 1 % gap between quiet samples puts the ratio above 1."""
     kept: list[tuple[object, ...]] = []
     loop = _loop()
     loop._keep_volvol_sample = lambda *a: kept.append(a)
-    spots = [90_000.0, 90_000.0, 99_000.0, 99_000.0]
+    spots = [90_000.0, 90_000.0, 90_900.0, 90_900.0]
     got = []
     for i, s in enumerate(spots):
         r = dataclasses.replace(_risk(0.6), spot_usd=s)
         got.append(HedgeLoop._with_vol_of_vol(loop, "BTC", POLICY, r, NOW + i * 10 * MIN_MS))  # type: ignore[arg-type]
     assert [g.jump_var_ratio for g in got[:2]] == [1.0, 1.0]
     mv = 0.36 * 30 * MIN_MS / (365 * 86_400_000)
-    # 30 minutes of the first day's ramp: 1 + (1/48) x (ln 1.1)^2 / the marks' variance.
-    assert got[3].jump_var_ratio == pytest.approx(1.0 + math.log(1.1) ** 2 / mv / 48)
+    # 30 minutes of the first day's ramp: 1 + (1/48) x (ln 1.01)^2 / the marks' variance.
+    assert got[3].jump_var_ratio == pytest.approx(1.0 + math.log(1.01) ** 2 / mv / 48)
     assert [(a[1], a[3]) for a in kept] == [(NOW + i * 10 * MIN_MS, s) for i, s in enumerate(spots)]

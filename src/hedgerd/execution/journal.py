@@ -1211,13 +1211,20 @@ class JournalStore:
         self, underlying: str, since_ms: int, until_ms: int
     ) -> list[tuple[int, float, float]]:
         """(time ms, index USD, mark vol) of `underlying`'s samples in (since_ms, until_ms]
-        that carry the index, oldest first (the jump variance's seed, `hedging.jumps`)."""
+        that carry the index, oldest first (the jump variance's seed, `hedging.jumps`),
+        after the two at or before `since_ms` if any: the window's first return and its
+        bipower pair start from them."""
+        before = self._db.execute(
+            "SELECT ts_ms, index_usd, mark_vol FROM volvol_samples WHERE underlying = ? "
+            "AND ts_ms <= ? AND index_usd IS NOT NULL ORDER BY ts_ms DESC LIMIT 2",
+            (underlying, since_ms),
+        ).fetchall()
         rows = self._db.execute(
             "SELECT ts_ms, index_usd, mark_vol FROM volvol_samples WHERE underlying = ? "
             "AND ts_ms > ? AND ts_ms <= ? AND index_usd IS NOT NULL ORDER BY ts_ms",
             (underlying, since_ms, until_ms),
         ).fetchall()
-        return [(int(r[0]), float(r[1]), float(r[2])) for r in rows]
+        return [(int(r[0]), float(r[1]), float(r[2])) for r in [*reversed(before), *rows]]
 
     def integrity_check(self) -> str:
         """ "ok" when the database is sound (SQLite: `PRAGMA integrity_check`)."""

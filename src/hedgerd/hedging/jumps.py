@@ -15,8 +15,11 @@ over a trailing window (BV is robust to a jump: one large return meets small nei
 
     r = 1 + max(RV - BV, 0) / MV,   MV = sum sigma_{i-1}^2 (t_i - t_{i-1}) / year
 
-moved toward 1 while less than `ramp_ms` has been observed (one day: a few returns say
-nothing), with sigma the book's mark vol (the band's). Without jumps RV - BV is noise of
+moved toward 1 while the window's returns cover less than `ramp_ms` (one day: a few
+returns say nothing; counted in returns, not in time since the first sample, so a short run
+long ago does not count as a day observed), and at most `JUMP_RATIO_MAX` (a bad index print
+that reverts reads as a huge jump for a week: the cap bounds what it does to the centre),
+with sigma the book's mark vol (the band's). Without jumps RV - BV is noise of
 standard deviation about sqrt(theta / n) BV over n returns (theta = pi^2/4 + pi - 5, the
 asymptotic variance of the difference, Barndorff-Nielsen and Shephard 2006, at constant
 vol): `ratio`'s `noise_sd` k counts the excess only where it is beyond k of those (a
@@ -45,14 +48,16 @@ from hedgerd.hedging.volvol import VOLVOL_SAMPLE_MS
 JUMP_WINDOW_MS = 7 * 86_400_000
 JUMP_RAMP_MS = 86_400_000
 JUMP_MAX_GAP_MS = 3_600_000
+#: The largest ratio taken: the index moving at twice the marks' vol.
+JUMP_RATIO_MAX = 4.0
 _HALF_PI = 0.5 * math.pi
 _THETA = math.pi**2 / 4.0 + math.pi - 5.0
 
 
 class JumpVarianceEstimator:
     """Trailing-window ratio of the index's jump-inclusive variance to the marks' variance
-    (dimensionless, >= 1) of one underlying. Observation begins at the first recorded
-    sample (so an estimator rebuilt from the samples, `seeded`, is the live one exactly)."""
+    (dimensionless, in [1, `JUMP_RATIO_MAX`]) of one underlying. An estimator rebuilt from
+    the recorded samples (`seeded`) is the live one exactly."""
 
     def __init__(
         self,
@@ -63,7 +68,6 @@ class JumpVarianceEstimator:
     ) -> None:
         if window_ms <= 0 or ramp_ms < 0 or sample_ms < 0 or max_gap_ms <= 0:
             raise ValueError("window_ms and max_gap_ms must be positive, the others >= 0")
-        self._start_ms: int | None = None
         self._ramp_ms = ramp_ms
         self._sample_ms = sample_ms
         self._max_gap_ms = max_gap_ms
@@ -72,6 +76,7 @@ class JumpVarianceEstimator:
         self._rv = TrailingSum(window_ms)  # r_i^2
         self._bv = TrailingSum(window_ms)  # (pi/2) |r_i| |r_{i-1}|
         self._mv = TrailingSum(window_ms)  # sigma_{i-1}^2 dt_i (years)
+        self._span = TrailingSum(window_ms)  # dt_i (ms): the time the returns cover
 
     @property
     def window_ms(self) -> int:
@@ -111,31 +116,31 @@ class JumpVarianceEstimator:
             r = ln - last[1]
             self._rv.add(at_ms, r * r)
             self._mv.add(at_ms, last[2] * last[2] * ((at_ms - last[0]) / YEAR_MS))
+            self._span.add(at_ms, float(at_ms - last[0]))
             if self._last_abs is not None:
                 self._bv.add(at_ms, _HALF_PI * abs(r) * self._last_abs)
             self._last_abs = abs(r)
         else:
             self._last_abs = None  # a new series: no return across the gap
         self._last = (at_ms, ln, mark_vol)
-        if self._start_ms is None:
-            self._start_ms = at_ms
         return True
 
     def ratio(self, now_ms: int, noise_sd: float = 0.0) -> float:
         """r = 1 + (RV - BV) / MV over (now - window, now] where RV - BV exceeds `noise_sd`
         standard deviations of its no-jump noise, sqrt(theta / n) BV (else 1), toward 1 by
-        the observed span over `ramp_ms` (1 with no returns)."""
+        the time the window's returns cover over `ramp_ms` (1 with no returns), at most
+        `JUMP_RATIO_MAX`."""
         mv, count = self._mv.sums(now_ms)
-        if count == 0 or not mv > 0.0 or self._start_ms is None:
+        if count == 0 or not mv > 0.0:
             return 1.0
         rv = self._rv.sums(now_ms)[0]
         bv = self._bv.sums(now_ms)[0]
         excess = rv - bv
         if not excess > noise_sd * math.sqrt(_THETA / count) * bv or not excess > 0.0:
             return 1.0
-        seen = min(now_ms - self._start_ms, self.window_ms)
-        w = 1.0 if self._ramp_ms == 0 or seen >= self._ramp_ms else max(seen, 0) / self._ramp_ms
-        return 1.0 + w * (excess / mv)
+        seen = self._span.sums(now_ms)[0]
+        w = 1.0 if self._ramp_ms == 0 or seen >= self._ramp_ms else seen / self._ramp_ms
+        return min(1.0 + w * (excess / mv), JUMP_RATIO_MAX)
 
 
 class JumpVariancePaths:
@@ -170,7 +175,7 @@ class JumpVariancePaths:
         if self._last is None:
             zero = np.zeros_like(np.asarray(index_usd, dtype=np.float64))
             self._last = (np.log(index_usd), np.asarray(mark_vol, dtype=np.float64))
-            self._totals.append((zero, zero, zero, zero))
+            self._totals.append((zero, zero, zero, zero, zero))
             return
         if at - self._last_ms < self._sample_ms - 1e-6:  # float steps: not a ms short
             self._totals.append(self._totals[-1])
@@ -178,10 +183,10 @@ class JumpVariancePaths:
         ln = np.log(index_usd)
         r = ln - self._last[0]
         a = np.abs(r)
-        rv, bv, mv, n = self._totals[-1]
+        rv, bv, mv, n, span = self._totals[-1]
         mv = mv + self._last[1] * self._last[1] * ((at - self._last_ms) / YEAR_MS)
         bv = bv if self._last_abs is None else bv + _HALF_PI * a * self._last_abs
-        self._totals.append((rv + r * r, bv, mv, n + 1.0))
+        self._totals.append((rv + r * r, bv, mv, n + 1.0, span + (at - self._last_ms)))
         self._last = (ln, np.asarray(mark_vol, dtype=np.float64))
         self._last_abs = a
         self._last_ms = at
@@ -191,19 +196,19 @@ class JumpVariancePaths:
         now = self._totals[-1]
         if len(self._totals) > self._lag:
             old = self._totals[0]
-            rv, bv, mv, n = (x - o for x, o in zip(now, old, strict=True))
+            rv, bv, mv, n, seen = (x - o for x, o in zip(now, old, strict=True))
         else:
-            rv, bv, mv, n = now
-        seen = min((self._steps - 1) * self._step_ms, self._window_ms)
-        w = 1.0 if self._ramp_ms <= 0 or seen >= self._ramp_ms else seen / self._ramp_ms
+            rv, bv, mv, n, seen = now
+        w = np.minimum(seen / self._ramp_ms, 1.0) if self._ramp_ms > 0 else 1.0
         noise = noise_sd * np.sqrt(_THETA / np.maximum(n, 1.0)) * bv
         excess = np.where(rv - bv > noise, np.maximum(rv - bv, 0.0), 0.0)
-        return 1.0 + w * excess / np.maximum(mv, 1e-300)
+        return np.minimum(1.0 + w * excess / np.maximum(mv, 1e-300), JUMP_RATIO_MAX)
 
 
 __all__ = [
     "JUMP_MAX_GAP_MS",
     "JUMP_RAMP_MS",
+    "JUMP_RATIO_MAX",
     "JUMP_WINDOW_MS",
     "JumpVarianceEstimator",
     "JumpVariancePaths",

@@ -29,7 +29,7 @@ from hedgerd.hedging.controller import after, decide, should_log
 from hedgerd.hedging.cross_venue import several_accounts, with_carry
 from hedgerd.hedging.flow import FLOW_WINDOW_MS, FlowEstimator
 from hedgerd.hedging.inputs import HedgeVenueState, PolicyState, UnderlyingRisk
-from hedgerd.hedging.jumps import JUMP_WINDOW_MS, JumpVarianceEstimator
+from hedgerd.hedging.jumps import JUMP_MAX_GAP_MS, JUMP_WINDOW_MS, JumpVarianceEstimator
 from hedgerd.hedging.kernel import gamma_ahead_key
 from hedgerd.hedging.volvol import VOLVOL_WINDOW_MS, VolOfVolEstimator
 from hedgerd.model import AmountUnit, HedgeDecision, HedgeLeg, PriceUnit
@@ -441,7 +441,8 @@ class HedgeLoop(PortfolioService):
         if est is None or est.window_ms != window_ms:
             now = self.clocks.clock_ms()
             self._volvol[underlying] = VolOfVolEstimator(now, window_ms)
-            self._jumps[underlying] = JumpVarianceEstimator()
+            # (Kept through a change of the vol-of-vol's window: its own is fixed.)
+            self._jumps.setdefault(underlying, JumpVarianceEstimator())
             self._volvol_live[underlying] = []
             if self.shared.journal is not None:
                 self._volvol_seeds.start(
@@ -546,7 +547,8 @@ class HedgeLoop(PortfolioService):
         journal = self.shared.journal
         if journal is None:
             return
-        keep_since = now - max(window_ms, JUMP_WINDOW_MS)
+        # The jump window's first return and its bipower pair start before it.
+        keep_since = now - max(window_ms, JUMP_WINDOW_MS + JUMP_MAX_GAP_MS)
         try:
             write = journal.record_volvol_sample_soon(
                 underlying, now, vol, keep_since, index_usd=index_usd
