@@ -1195,17 +1195,8 @@ class JournalStore:
         """(time ms, mark vol) of `underlying`'s samples in (since_ms, until_ms], oldest
         first, after the last one at or before `since_ms` if any (their first change's
         predecessor)."""
-        before = self._db.execute(
-            "SELECT ts_ms, mark_vol FROM volvol_samples WHERE underlying = ? AND ts_ms <= ? "
-            "ORDER BY ts_ms DESC LIMIT 1",
-            (underlying, since_ms),
-        ).fetchall()
-        rows = self._db.execute(
-            "SELECT ts_ms, mark_vol FROM volvol_samples "
-            "WHERE underlying = ? AND ts_ms > ? AND ts_ms <= ? ORDER BY ts_ms",
-            (underlying, since_ms, until_ms),
-        ).fetchall()
-        return [(int(r[0]), float(r[1])) for r in [*before, *rows]]
+        rows = self._sample_rows("ts_ms, mark_vol", "", underlying, since_ms, until_ms, 1)
+        return [(int(r[0]), float(r[1])) for r in rows]
 
     def index_samples(
         self, underlying: str, since_ms: int, until_ms: int
@@ -1214,17 +1205,32 @@ class JournalStore:
         that carry the index, oldest first (the jump variance's seed, `hedging.jumps`),
         after the two at or before `since_ms` if any: the window's first return and its
         bipower pair start from them."""
+        rows = self._sample_rows(
+            "ts_ms, index_usd, mark_vol",
+            " AND index_usd IS NOT NULL",
+            underlying,
+            since_ms,
+            until_ms,
+            2,
+        )
+        return [(int(r[0]), float(r[1]), float(r[2])) for r in rows]
+
+    def _sample_rows(
+        self, columns: str, where: str, underlying: str, since_ms: int, until_ms: int, lead: int
+    ) -> list[Row]:
+        """`volvol_samples` rows (`columns`, filtered by `where`) of `underlying` in
+        (since_ms, until_ms], oldest first, after the last `lead` at or before `since_ms`."""
         before = self._db.execute(
-            "SELECT ts_ms, index_usd, mark_vol FROM volvol_samples WHERE underlying = ? "
-            "AND ts_ms <= ? AND index_usd IS NOT NULL ORDER BY ts_ms DESC LIMIT 2",
+            f"SELECT {columns} FROM volvol_samples WHERE underlying = ? AND ts_ms <= ?{where} "
+            f"ORDER BY ts_ms DESC LIMIT {int(lead)}",
             (underlying, since_ms),
         ).fetchall()
         rows = self._db.execute(
-            "SELECT ts_ms, index_usd, mark_vol FROM volvol_samples WHERE underlying = ? "
-            "AND ts_ms > ? AND ts_ms <= ? AND index_usd IS NOT NULL ORDER BY ts_ms",
+            f"SELECT {columns} FROM volvol_samples WHERE underlying = ? "
+            f"AND ts_ms > ? AND ts_ms <= ?{where} ORDER BY ts_ms",
             (underlying, since_ms, until_ms),
         ).fetchall()
-        return [(int(r[0]), float(r[1]), float(r[2])) for r in [*reversed(before), *rows]]
+        return [*reversed(before), *rows]
 
     def integrity_check(self) -> str:
         """ "ok" when the database is sound (SQLite: `PRAGMA integrity_check`)."""
