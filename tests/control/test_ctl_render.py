@@ -12,7 +12,7 @@ from hedgerd.control.render import (
     render_result,
     render_status,
 )
-from hedgerd.control.views import summarize_freshness
+from hedgerd.control.views import BandInputsView, StatusView, summarize_freshness
 from hedgerd.textfmt import duration, table
 
 DATA = Path(__file__).parent / "data"
@@ -39,8 +39,64 @@ def test_status_fits_100_columns_and_names_every_unit() -> None:
         assert name in header
     for unit in ("coin", "coin/1%", "USD/vol pt", "USD/day", "USD", "of time"):
         assert unit in units
-    # No epoch milliseconds, no 17-digit floats: the sample's now_ms and BTC gamma.
+    # The band's inputs, a second table under it, with its units likewise.
+    at = next(i for i, line in enumerate(lines) if line.startswith("  band inputs"))
+    header, units = lines[at : at + 2]
+    for name in ("mark vol", "vol of vol", "jump ratio", "gamma coherence", "gamma ahead", "flow"):
+        assert name in header
+    for unit in ("%/year", "1/sqrt(year)", "index/marks", "|net|/gross", "coin/1%", "coin^2/year"):
+        assert unit in units
+    # No epoch milliseconds, no 17-digit floats: the sample's now_ms and BTC gamma (and the
+    # band inputs' vol and flow).
     assert "1796518" not in text and "0.000339" not in text
+    assert "0.455" not in text and "9590.0" not in text
+
+
+def _band_rows(text: str) -> dict[str, list[str]]:
+    """The band inputs table's rows by underlying (cells split on runs of spaces)."""
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  band inputs"))
+    rows = {}
+    for line in lines[at + 3 :]:
+        if not line.startswith("  ") or line.startswith("  mark vol:"):
+            break
+        cells = line.split()
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_band_inputs_show_vol_in_percent_and_gamma_ahead_per_1pct() -> None:
+    doc = _sample()
+    btc = doc["underlyings"]["BTC"]
+    btc["index_usd"] = 90_000.0
+    btc["band_inputs"] = {
+        "vol": 0.4567,
+        "vol_of_vol_per_sqrt_year": 1.2345,
+        "jump_var_ratio": 1.006,
+        "gamma_coherence": 0.8765,
+        "gamma_ahead_coin_per_usd": 0.0002,
+        "flow_var_coin2_per_year": 12.345,
+    }
+    rows = _band_rows(render_status(doc))
+    # vol 0.4567 a year = 45.7 %; gamma ahead 0.0002 coin/USD x 90,000 USD x 1 % = 0.18 coin.
+    assert rows["BTC"] == ["45.7%", "1.23", "1.01", "0.88", "+0.1800", "12.3"]
+    # The sample's ETH: no coherence computed for its policy (null) shows "-".
+    assert rows["ETH"] == ["63.7%", "0.00137", "1.42", "-", "+0.0995", "5,240"]
+
+
+def test_an_older_daemon_without_band_inputs_shows_dashes() -> None:
+    """A daemon from before the band inputs (no `band_inputs` key), or one that sends
+    something else there: every figure "-", the rest of the status unchanged."""
+    doc = _sample()
+    del doc["underlyings"]["BTC"]["band_inputs"]
+    doc["underlyings"]["ETH"]["band_inputs"] = "n/a"
+    view = StatusView.from_json(doc)
+    assert [u.band_inputs for u in view.underlyings] == [BandInputsView(), BandInputsView()]
+    text = render_status(doc)
+    assert _band_rows(text) == {"BTC": ["-"] * 6, "ETH": ["-"] * 6}
+    golden = (DATA / "status_two_underlyings.txt").read_text()
+    # The underlyings table above it reads as before.
+    assert text.split("  band inputs")[0] == golden.split("  band inputs")[0]
 
 
 def test_gamma_vega_are_shown_per_1pct_and_per_vol_point() -> None:

@@ -96,11 +96,17 @@ async def test_hedgerctl_reaches_paper_with_and_without_flags() -> None:
         assert code == 0, err
         lines = out.splitlines()
         assert max(len(line) for line in lines) <= 100, out
-        # One row per underlying (an open order's row starts "  BTC-PERPETUAL": not one).
-        assert [line.split()[0] for line in lines if line.startswith(("  BTC ", "  ETH "))] == [
-            "BTC",
-            "ETH",
-        ]
+        # One row per underlying in the underlyings table and in the band inputs table under
+        # it (an open order's row starts "  BTC-PERPETUAL": not one).
+        rows = [line.split() for line in lines if line.startswith(("  BTC ", "  ETH "))]
+        assert [r[0] for r in rows] == ["BTC", "ETH", "BTC", "ETH"], out
+        at = next(i for i, line in enumerate(lines) if line.startswith("  band inputs"))
+        assert lines[at + 3].startswith("  BTC ") and lines[at + 4].startswith("  ETH "), out
+        for band_row in rows[2:]:
+            # The daemon's figures, not "-": mark vol in %, vol-of-vol, jump ratio >= 1.
+            vol, vov, jump = band_row[1:4]
+            assert vol.endswith("%") and 5.0 < float(vol[:-1]) < 300.0, out
+            assert float(vov) >= 0.0 and float(jump) >= 1.0, out
         assert "venue sim | mode sim 10x | numeraire coin" in out
 
         for argv in (["status", "--json"], ["--json", "status"]):
@@ -109,6 +115,9 @@ async def test_hedgerctl_reaches_paper_with_and_without_flags() -> None:
             doc = json.loads(out)
             assert doc["state"] == "ACTIVE" and set(doc["underlyings"]) == {"BTC", "ETH"}
             assert doc["started_ms"] >= TEST_START_MS and doc["mode"] == "sim"
+            for u in ("BTC", "ETH"):
+                inputs = doc["underlyings"][u]["band_inputs"]
+                assert inputs["vol"] > 0.0 and inputs["jump_var_ratio"] >= 1.0, inputs
 
         code, out, err = await _hedgerctl(work, [*CTL, "halt", "--reason", "e2e", "--json"])
         assert code == 0, err

@@ -4,6 +4,7 @@ REDUCE_ONLY judged by the underlying's net delta."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -60,6 +61,19 @@ async def test_halt_cancels_survives_restart_and_resume_hedges_again() -> None:
         btc = st["underlyings"]["BTC"]
         for key in ("delta", "gamma", "vega", "theta", "band"):
             assert key in btc, key
+        _check_band_inputs(btc["band_inputs"])
+        # The same figures as the risk the last evaluation decided on (read in one step: no
+        # evaluation between the document and the risk).
+        doc, risk = run.daemon.status(), run.daemon.stats.per_underlying["BTC"].last_risk
+        assert risk is not None
+        assert doc["underlyings"]["BTC"]["band_inputs"] == {
+            "vol": risk.vol,
+            "vol_of_vol_per_sqrt_year": risk.vol_of_vol_per_sqrt_year,
+            "jump_var_ratio": risk.jump_var_ratio,
+            "gamma_coherence": risk.gamma_coherence,
+            "gamma_ahead_coin_per_usd": risk.gamma_ahead_coin_per_usd,
+            "flow_var_coin2_per_year": risk.flow_var_coin2_per_year,
+        }
         assert isinstance(st["open_orders"], list) and "orders_sent_total" in st
 
         label = _resting_hedger_order(sim)
@@ -225,6 +239,28 @@ async def test_dead_book_feed_halts_and_is_rebuilt() -> None:
         assert await run.shutdown() == 0
 
 
+def _check_band_inputs(inputs: dict[str, Any]) -> None:
+    """The hedge band's market inputs in the status document after real evaluations: every
+    one the test policy computes (a hedgerd band: averaged gamma ahead, and a coherence for
+    the demo book's vanna) present, finite and in its range."""
+    assert set(inputs) == {
+        "vol",
+        "vol_of_vol_per_sqrt_year",
+        "jump_var_ratio",
+        "gamma_coherence",
+        "gamma_ahead_coin_per_usd",
+        "flow_var_coin2_per_year",
+    }
+    for name, value in inputs.items():
+        assert isinstance(value, float) and math.isfinite(value), (name, value)
+    assert 0.05 < inputs["vol"] < 3.0  # fraction per year, not per cent
+    assert inputs["vol_of_vol_per_sqrt_year"] >= 0.0
+    assert inputs["jump_var_ratio"] >= 1.0
+    assert 0.0 <= inputs["gamma_coherence"] <= 1.0
+    assert inputs["gamma_ahead_coin_per_usd"] != 0.0
+    assert inputs["flow_var_coin2_per_year"] >= 0.0
+
+
 async def _check_metrics(port: int | None) -> None:
     """/metrics parses with prometheus_client's parser and carries the hedge's figures."""
     import aiohttp
@@ -246,6 +282,12 @@ async def _check_metrics(port: int | None) -> None:
     assert any(n.endswith("delta_target_coin") for n in names), sorted(names)[:20]
     hedges = [v for (n, u), v in samples.items() if n.endswith("hedges_total") and u == "BTC"]
     assert hedges and hedges[0] >= 1
+    # The band's market inputs, set with the band on each evaluation.
+    assert 0.05 < samples[("hedgerd_mark_vol", "BTC")] < 3.0
+    assert math.isfinite(samples[("hedgerd_vol_of_vol_per_sqrt_year", "BTC")])
+    assert samples[("hedgerd_vol_of_vol_per_sqrt_year", "BTC")] >= 0.0
+    assert math.isfinite(samples[("hedgerd_jump_var_ratio", "BTC")])
+    assert samples[("hedgerd_jump_var_ratio", "BTC")] >= 1.0
 
 
 async def test_no_order_goes_out_while_the_order_session_is_down() -> None:

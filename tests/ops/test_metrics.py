@@ -42,8 +42,10 @@ def test_every_hedgerd_metric_names_a_unit_or_is_a_count() -> None:
         "hedgerd_venue_connected",
         "hedgerd_ha_role_code",  # a code, like the trading state's
         "hedgerd_ha_epoch",  # a fencing token: a count of grants
+        "hedgerd_mark_vol",  # a vol: a fraction per year, as vols are quoted
     }
-    units = ("_seconds", "_coin", "_usd", "_per_day", "_per_usd")
+    # `_ratio`: dimensionless (Prometheus' base unit for ratios).
+    units = ("_seconds", "_coin", "_usd", "_per_day", "_per_usd", "_per_sqrt_year", "_ratio")
     families = list(metrics.registry.collect())
     assert len(families) >= 25
     for fam in families:
@@ -98,6 +100,49 @@ def test_greeks_band_and_divergence() -> None:
     )
     with pytest.raises(ValueError, match="lower <= target <= upper"):
         metrics.set_band("BTC", target_coin=1.0, lower_coin=-0.5, upper_coin=0.5)
+
+
+def test_band_inputs_are_exported_per_underlying() -> None:
+    metrics = Metrics(process_metrics=False)
+    metrics.set_band_inputs(
+        "BTC", mark_vol=0.455, vol_of_vol_per_sqrt_year=0.0774, jump_var_ratio=1.42
+    )
+    metrics.set_band_inputs("ETH", mark_vol=0.637, vol_of_vol_per_sqrt_year=0.0, jump_var_ratio=1.0)
+    assert _value(metrics, "hedgerd_mark_vol", underlying="BTC") == 0.455
+    assert _value(metrics, "hedgerd_vol_of_vol_per_sqrt_year", underlying="BTC") == 0.0774
+    assert _value(metrics, "hedgerd_jump_var_ratio", underlying="BTC") == 1.42
+    assert _value(metrics, "hedgerd_mark_vol", underlying="ETH") == 0.637
+    assert _value(metrics, "hedgerd_vol_of_vol_per_sqrt_year", underlying="ETH") == 0.0
+    assert _value(metrics, "hedgerd_jump_var_ratio", underlying="ETH") == 1.0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"mark_vol": math.nan},
+        {"mark_vol": math.inf},
+        {"mark_vol": 0.0},
+        {"vol_of_vol_per_sqrt_year": math.nan},
+        {"vol_of_vol_per_sqrt_year": -0.1},
+        {"jump_var_ratio": math.inf},
+        {"jump_var_ratio": math.nan},
+        {"jump_var_ratio": 0.99},
+    ],
+)
+def test_band_inputs_refuse_non_finite_or_out_of_range_and_keep_the_last(
+    bad: dict[str, float],
+) -> None:
+    metrics = Metrics(process_metrics=False)
+    good = {"mark_vol": 0.5, "vol_of_vol_per_sqrt_year": 0.25, "jump_var_ratio": 1.25}
+    metrics.set_band_inputs("BTC", **good)
+    with pytest.raises(ValueError, match="band inputs for BTC"):
+        metrics.set_band_inputs("BTC", **{**good, **bad})
+    # None of the three moved: a refused call sets nothing.
+    assert _value(metrics, "hedgerd_mark_vol", underlying="BTC") == 0.5
+    assert _value(metrics, "hedgerd_vol_of_vol_per_sqrt_year", underlying="BTC") == 0.25
+    assert _value(metrics, "hedgerd_jump_var_ratio", underlying="BTC") == 1.25
+    with pytest.raises(ValueError, match="underlying"):
+        metrics.set_band_inputs("BTC ETH", **good)
 
 
 def test_hedge_cost_and_rebates_are_separate_counters() -> None:
@@ -267,6 +312,9 @@ def test_exported_sample_names_cover_untouched_label_sets() -> None:
         "hedgerd_order_latency_seconds_count",
         "hedgerd_build_info",
         "hedgerd_kill_switch_trips_total",
+        "hedgerd_mark_vol",
+        "hedgerd_vol_of_vol_per_sqrt_year",
+        "hedgerd_jump_var_ratio",
     ):
         assert expected in names
     assert "hedgerd_delta_coin_total" not in names

@@ -4,7 +4,9 @@ results as one-line confirmations, audit events one line each.
 The JSON a daemon sends is read once, at the edge, into the frozen views of
 `hedgerd.control.views`; a figure a daemon does not send shows as "-". Units: deltas, bands,
 targets and gamma in coin of the underlying (gamma per 1 % index move); vega USD per vol
-point; theta USD per day; ages seconds; times UTC. Everything fits in 100 columns.
+point; theta USD per day; the band's inputs: mark vol in % a year, vol-of-vol per
+sqrt(year), jump ratio and gamma coherence dimensionless, option flow coin^2 per year; ages
+seconds; times UTC. Everything fits in 100 columns.
 """
 
 from __future__ import annotations
@@ -145,6 +147,49 @@ def render_underlyings(view: StatusView) -> list[str]:
         *table(headers, rows),
         _fit(f"  coin: the row's underlying ({names}); gamma: delta change per 1% index move;"),
         "  cost: the hedges' fees + distance from the mid at each fill",
+    ]
+
+
+def _figure(x: float) -> str:
+    """A non-negative rate for people: 3 significant digits, whole units from 100 up."""
+    return f"{x:,.0f}" if abs(x) >= 100.0 else f"{x:.3g}"
+
+
+def render_band_inputs(view: StatusView) -> list[str]:
+    """Why the band is where it is: the market inputs of the hedge band each underlying's
+    last evaluation priced, one row per underlying (units under the column names; "-": not
+    sent by the daemon, not evaluated yet, or not computed for the policy)."""
+    if not view.underlyings:
+        return []
+    rows = []
+    for u in view.underlyings:
+        b = u.band_inputs
+        rows.append(
+            [
+                u.name,
+                _or_none(b.vol, lambda x: f"{x:.1%}"),
+                _or_none(b.vol_of_vol_per_sqrt_year, _figure),
+                _or_none(b.jump_var_ratio, lambda x: f"{x:.2f}"),
+                _or_none(b.gamma_coherence, lambda x: f"{x:.2f}"),
+                _or_none(u.gamma_ahead_coin_per_pct, coin),
+                _or_none(b.flow_var_coin2_per_year, _figure),
+            ]
+        )
+    headers = [
+        "band inputs",
+        "mark vol\n%/year",
+        "vol of vol\n1/sqrt(year)",
+        "jump ratio\nindex/marks",
+        "gamma coherence\n|net|/gross",
+        "gamma ahead\ncoin/1%",
+        "option flow\ncoin^2/year",
+    ]
+    return [
+        *(_fit(line) for line in table(headers, rows)),
+        "  mark vol: the book's gamma-weighted implied vol; "
+        "jump ratio: the index's variance over the",
+        "  marks' (1: no jumps); gamma ahead: the book's gamma averaged over the spot range ahead;",
+        "  option flow: the delta variance rate of the book's own option trades; -: not computed",
     ]
 
 
@@ -314,6 +359,7 @@ def render_status(doc: Mapping[str, Any]) -> str:
         "",
         *render_underlyings(view),
         "",
+        *([*band, ""] if (band := render_band_inputs(view)) else []),
         *([*accounts, ""] if accounts else []),
         *render_orders(view),
         "",
@@ -437,6 +483,7 @@ def render_result(command: str, payload: Any) -> str:
 
 __all__ = [
     "render_accounts",
+    "render_band_inputs",
     "render_event",
     "render_events",
     "render_ha",

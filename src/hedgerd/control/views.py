@@ -85,6 +85,36 @@ class StateView:
 
 
 @dataclass(frozen=True, slots=True)
+class BandInputsView:
+    """The market inputs of the hedge band the daemon's last evaluation priced: the book's
+    mark vol (fraction per year), the marks' realised vol-of-vol (1/sqrt(year)), the
+    index's variance over the marks' (dimensionless, >= 1), the coherence of the book's
+    gamma (|net| / gross, in [0, 1]), its gamma averaged over the spot range ahead (coin per
+    USD of index move) and the delta variance rate of its own option trades (coin^2 per
+    year). None: not sent (an older daemon), not evaluated yet, or not computed."""
+
+    vol: float | None = None
+    vol_of_vol_per_sqrt_year: float | None = None
+    jump_var_ratio: float | None = None
+    gamma_coherence: float | None = None
+    gamma_ahead_coin_per_usd: float | None = None
+    flow_var_coin2_per_year: float | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> BandInputsView:
+        if not isinstance(data, Mapping):
+            return cls()
+        return cls(
+            vol=as_float(data.get("vol")),
+            vol_of_vol_per_sqrt_year=as_float(data.get("vol_of_vol_per_sqrt_year")),
+            jump_var_ratio=as_float(data.get("jump_var_ratio")),
+            gamma_coherence=as_float(data.get("gamma_coherence")),
+            gamma_ahead_coin_per_usd=as_float(data.get("gamma_ahead_coin_per_usd")),
+            flow_var_coin2_per_year=as_float(data.get("flow_var_coin2_per_year")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class UnderlyingView:
     """One underlying's risk. Coin of the underlying: delta, band, target; gamma coin per USD
     of index move; vega USD per 1.00 of vol; theta USD per day; hedge cost USD; time in band
@@ -102,6 +132,7 @@ class UnderlyingView:
     hedges: int | None
     hedge_cost_usd: float | None
     time_in_band: float | None
+    band_inputs: BandInputsView = field(default_factory=BandInputsView)
 
     @classmethod
     def from_json(cls, name: str, data: Mapping[str, Any]) -> UnderlyingView:
@@ -120,14 +151,24 @@ class UnderlyingView:
             hedges=as_int(data.get("hedges")),
             hedge_cost_usd=as_float(data.get("hedge_cost_usd")),
             time_in_band=as_float(data.get("time_in_band")),
+            band_inputs=BandInputsView.from_json(data.get("band_inputs")),
         )
 
     @property
     def gamma_coin_per_pct(self) -> float | None:
         """Change of delta (coin) for a 1 % index move."""
-        if self.gamma_coin_per_usd is None or self.index_usd is None:
+        return self._per_pct(self.gamma_coin_per_usd)
+
+    @property
+    def gamma_ahead_coin_per_pct(self) -> float | None:
+        """The band's averaged gamma ahead as a change of delta (coin) for a 1 % index move
+        (comparable with `gamma_coin_per_pct`)."""
+        return self._per_pct(self.band_inputs.gamma_ahead_coin_per_usd)
+
+    def _per_pct(self, gamma_coin_per_usd: float | None) -> float | None:
+        if gamma_coin_per_usd is None or self.index_usd is None:
             return None
-        return self.gamma_coin_per_usd * self.index_usd * 0.01
+        return gamma_coin_per_usd * self.index_usd * 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +365,7 @@ class StatusView:
 __all__ = [
     "NONE",
     "AccountView",
+    "BandInputsView",
     "OrderView",
     "ReasonView",
     "SourceFreshness",

@@ -8,7 +8,9 @@ objects or label strings. Names follow Prometheus conventions: the unit is in th
 Units: delta in coin of the underlying (in the configured numeraire), gamma in coin per USD of
 index move, vega in USD per 1.00 of volatility, theta in USD per calendar day, durations in
 seconds. Band and target are absolute delta levels in coin (the no-trade band is
-`[lower, upper]`, not a half-width).
+`[lower, upper]`, not a half-width). The band's market inputs: mark vol a fraction per year
+(`mark_vol`, no unit suffix: a vol is quoted so), vol-of-vol per sqrt(year), the jump variance
+ratio dimensionless.
 
 Label values are checked: identifiers (venue, underlying, feed, component) must be short
 tokens from config or code, never free text, so an operator's halt message or an exchange's
@@ -200,6 +202,24 @@ class Metrics:
             "delta_band_upper_coin", "Upper edge of the no-trade delta band, coin.", u
         )
         self._target = gauge("delta_target_coin", "Target delta, coin.", u)
+        # The band's market inputs per underlying (why the band widens or its centre moves).
+        self._mark_vol = gauge(
+            "mark_vol",
+            "The book's gamma-weighted mark (implied) vol the band prices with, fraction per "
+            "year (0.5 = 50 %).",
+            u,
+        )
+        self._vol_of_vol = gauge(
+            "vol_of_vol_per_sqrt_year",
+            "Realised vol-of-vol of the book's mark vol, 1/sqrt(year) (0: marks constant).",
+            u,
+        )
+        self._jump_ratio = gauge(
+            "jump_var_ratio",
+            "The index's realised variance over the marks' (1 + the jumps' part), "
+            "dimensionless, >= 1 (1: no jumps seen).",
+            u,
+        )
 
         # Hedges and their cost.
         uv = ("underlying", "venue")
@@ -413,6 +433,36 @@ class Metrics:
         self._band_lower.labels(und).set(lower_coin)
         self._band_upper.labels(und).set(upper_coin)
         self._target.labels(und).set(target_coin)
+
+    def set_band_inputs(
+        self,
+        underlying: str,
+        *,
+        mark_vol: float,
+        vol_of_vol_per_sqrt_year: float,
+        jump_var_ratio: float,
+    ) -> None:
+        """The market inputs of the band the last evaluation priced: the book's mark vol
+        (fraction per year, > 0), the marks' realised vol-of-vol (1/sqrt(year), >= 0) and the
+        index's jump-to-marked variance ratio (dimensionless, >= 1). Raises ValueError, and
+        sets none of them, when one is not finite or out of its range."""
+        und = _ident("underlying", underlying)
+        if not (
+            math.isfinite(mark_vol)
+            and mark_vol > 0.0
+            and math.isfinite(vol_of_vol_per_sqrt_year)
+            and vol_of_vol_per_sqrt_year >= 0.0
+            and math.isfinite(jump_var_ratio)
+            and jump_var_ratio >= 1.0
+        ):
+            raise ValueError(
+                f"band inputs for {und}: need finite mark_vol > 0, vol_of_vol >= 0 and "
+                f"jump_var_ratio >= 1, got {mark_vol!r}, {vol_of_vol_per_sqrt_year!r}, "
+                f"{jump_var_ratio!r}"
+            )
+        self._mark_vol.labels(und).set(mark_vol)
+        self._vol_of_vol.labels(und).set(vol_of_vol_per_sqrt_year)
+        self._jump_ratio.labels(und).set(jump_var_ratio)
 
     def set_delta_divergence(self, venue: str, underlying: str, divergence_coin: float) -> None:
         """hedgerd's delta minus the venue's own figure for the same account, coin."""

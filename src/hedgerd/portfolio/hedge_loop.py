@@ -377,7 +377,7 @@ class HedgeLoop(PortfolioService):
             deep = await self._with_books(venues, self._depth_usd(decision, risk.spot_usd))
             if deep is not venues:
                 decision = decide_on(deep)
-        self._observe(underlying, st, snaps, decision)
+        self._observe(underlying, st, snaps, decision, risk)
         self.shared.board.on_delta(
             self.clocks.board_clock_ms(), underlying, decision.book_delta_coin, risk.spot_usd
         )
@@ -734,7 +734,10 @@ class HedgeLoop(PortfolioService):
         st: UnderlyingStats,
         snaps: dict[str, UnderlyingGreeks],
         d: HedgeDecision,
+        risk: UnderlyingRisk,
     ) -> None:
+        """Count the evaluation and export what it saw: Greeks, band and the band's market
+        inputs (`risk`, the one the decision was made on)."""
         self.stats.evaluations += 1
         st.samples += 1
         net = d.net_delta_coin
@@ -768,6 +771,13 @@ class HedgeLoop(PortfolioService):
                     target_coin=d.target_delta_coin,
                     lower_coin=min(d.band_lower_coin, d.target_delta_coin),
                     upper_coin=max(d.band_upper_coin, d.target_delta_coin),
+                )
+            with contextlib.suppress(ValueError):  # apart: one refused, the others still set
+                self.shared.metrics.set_band_inputs(
+                    underlying,
+                    mark_vol=risk.vol,
+                    vol_of_vol_per_sqrt_year=risk.vol_of_vol_per_sqrt_year,
+                    jump_var_ratio=risk.jump_var_ratio,
                 )
 
     def _pre_trade(self, decision: HedgeDecision) -> list[HedgeLeg]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hedgerd.control.views import summarize_freshness
+from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.portfolio.hedge_loop import HedgeLoop
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 
@@ -29,7 +30,30 @@ STATUS_UNITS: Mapping[str, str] = {
     "margin_use = maintenance / equity",
     "accounts.*.hedge_positions": "each instrument's amount_unit",
     "accounts.*.hedge_delta_coin": "coin of the underlying (where the hedge delta sits)",
+    "band_inputs.vol": "fraction per year (the book's gamma-weighted mark vol; 0.5 = 50 %)",
+    "band_inputs.vol_of_vol_per_sqrt_year": "1/sqrt(year) (the marks' realised vol-of-vol)",
+    "band_inputs.jump_var_ratio": "dimensionless, >= 1 (the index's variance over the marks'; "
+    "1: no jumps seen)",
+    "band_inputs.gamma_coherence": "dimensionless, in [0, 1] (|net gamma| / gross gamma of the "
+    "book's options)",
+    "band_inputs.gamma_ahead_coin_per_usd": "coin per USD of index move (the options' "
+    "Black-Scholes gamma averaged over the spot range ahead: net, or its magnitude under the "
+    "policy's gamma_average = abs)",
+    "band_inputs.flow_var_coin2_per_year": "coin^2 per year (the delta variance rate of the "
+    "book's own option trades)",
+    "band_inputs.*": "null: no evaluation yet, or the figure not computed for the policy",
 }
+
+#: The hedge band's market inputs in the status document (`UnderlyingRisk`'s fields of the
+#: same names), in the order `hedgerctl status` shows them.
+BAND_INPUTS: tuple[str, ...] = (
+    "vol",
+    "vol_of_vol_per_sqrt_year",
+    "jump_var_ratio",
+    "gamma_coherence",
+    "gamma_ahead_coin_per_usd",
+    "flow_var_coin2_per_year",
+)
 
 
 class StatusReport(PortfolioService):
@@ -97,6 +121,7 @@ class StatusReport(PortfolioService):
                 "hedges": st.hedges,
                 "hedge_cost_usd": st.hedge_cost_usd,
                 "time_in_band": st.in_band_samples / st.samples if st.samples else None,
+                "band_inputs": band_inputs(st.last_risk),
             }
             if len(self.accounts) > 1:
                 unds[u]["delta_by_account"] = {k: _num(v) for k, v in st.delta_by_account.items()}
@@ -190,6 +215,17 @@ class StatusReport(PortfolioService):
             },
             "data_freshness_summary": [f.to_json() for f in summary],
         }
+
+
+def band_inputs(risk: UnderlyingRisk | None) -> dict[str, float | None]:
+    """The market inputs of the band the last evaluation priced (`BAND_INPUTS`, units in
+    `STATUS_UNITS`): None for each where there was no evaluation yet, or where the figure
+    was not computed (no averaged gamma or coherence for the policy) or is not finite."""
+    out: dict[str, float | None] = {}
+    for name in BAND_INPUTS:
+        value = getattr(risk, name) if risk is not None else None
+        out[name] = _num(value) if value is not None else None
+    return out
 
 
 def _num(x: float) -> float | None:
