@@ -31,6 +31,7 @@ def _loop() -> SimpleNamespace:
         _volvol={},
         _volvol_live={},
         _jumps={},
+        _jump_proxy={},
         _volvol_seeds=VolOfVolSeeds(),
         accounts={"main": SimpleNamespace(venue=None)},
     )

@@ -30,6 +30,7 @@ def _loop() -> SimpleNamespace:
         _volvol_seeds=VolOfVolSeeds(),
         _volvol_live={},
         _jumps={},
+        _jump_proxy={},
         _keep_volvol_sample=lambda *a: None,
     )
 

@@ -282,6 +282,7 @@ async def test_every_implemented_method_matches_the_spec(sim: Simulator) -> None
         )
         await get("public/get_index_price", index_name="btc_usd")
         await get("public/get_index_price_names")
+        await get("public/get_index_chart_data", index_name="btc_usd", range="1d")
         await get(
             "public/get_volatility_index_data",
             currency="BTC",

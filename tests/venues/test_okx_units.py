@@ -133,6 +133,7 @@ def test_endpoint_windows_stay_inside_okx_windows() -> None:
         "publicGetPublicMarkPrice": "public/mark-price",
         "publicGetPublicFundingRate": "public/funding-rate",
         "publicGetPublicTime": "public/time",
+        "publicGetMarketHistoryIndexCandles": "market/history-index-candles",
     }
     assert set(ENDPOINT_LIMITS) == {*paths, "privatePostTradeCancelAllAfter"}
     for method, path in paths.items():

@@ -39,8 +39,8 @@ from hedgerd.portfolio.policies import PolicyBook
 from hedgerd.portfolio.routing import hedge_accounts, limit_to_reducing, short_of_funds
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 from hedgerd.portfolio.stats import HedgeObserver, UnderlyingStats
-from hedgerd.portfolio.volvol_seed import VolOfVolSeed, VolOfVolSeeds
-from hedgerd.venues.base import OptionHistoryVenue, VenueError, VolIndexVenue
+from hedgerd.portfolio.volvol_seed import VolOfVolSeed, VolOfVolSeeds, proxy_index_samples
+from hedgerd.venues.base import IndexHistoryVenue, OptionHistoryVenue, VenueError, VolIndexVenue
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +95,9 @@ class HedgeLoop(PortfolioService):
         #: The index's jump variance over the marks' per underlying (the band's
         #: `jump_shift_power`), fed with the vol-of-vol's samples and seeded with them.
         self._jumps: dict[str, JumpVarianceEstimator] = {}
+        #: The venue's index history (time ms, index USD) of a seed that knew no vol for it,
+        #: waiting for the first evaluation's mark vol (`portfolio.volvol_seed`).
+        self._jump_proxy: dict[str, list[tuple[int, float]]] = {}
         self._volvol_writes: set[asyncio.Future[None]] = set()
         self.exec_tasks: set[asyncio.Task[None]] = set()
         #: Set while `run` runs, after its reset of the per-spell state (the flow and
@@ -133,6 +136,7 @@ class HedgeLoop(PortfolioService):
         self._volvol.clear()
         self._volvol_live.clear()
         self._jumps.clear()
+        self._jump_proxy.clear()
         self._volvol_seeds.cancel()
         self.rounds = 0  # a spell's own: an HA node active again has its start round ahead
         self.running.set()
@@ -447,7 +451,7 @@ class HedgeLoop(PortfolioService):
             if self.shared.journal is not None:
                 self._volvol_seeds.start(
                     self.shared.journal, self._vol_index_venue(underlying), underlying,
-                    window_ms, now,
+                    window_ms, now, self._index_history_venue(underlying),
                 )  # fmt: skip
         seed = await self._volvol_seeds.landed(underlying)
         if seed is not None:
@@ -458,6 +462,14 @@ class HedgeLoop(PortfolioService):
         for account in self.accounts.values():
             if underlying in account.underlyings and isinstance(account.venue, VolIndexVenue):
                 return account.venue
+        return None
+
+    def _index_history_venue(self, underlying: str) -> IndexHistoryVenue | None:
+        """The first account's venue of `underlying` that publishes its index's history."""
+        for account in self.accounts.values():
+            venue = account.venue
+            if underlying in account.underlyings and isinstance(venue, IndexHistoryVenue):
+                return venue
         return None
 
     def _apply_volvol_seed(self, seed: VolOfVolSeed) -> None:
@@ -475,9 +487,15 @@ class HedgeLoop(PortfolioService):
                 samples, now, seed.window_ms, proxy=seed.proxy
             )
         jumps = self._jumps.get(u)
-        if seed.index:
-            last = seed.index[-1][0]
-            index = [*seed.index, *((t, s, v) for t, v, s in live if t > last)]
+        # The venue's index before the journal's (its vols: `volvol_seed.proxy_index_samples`;
+        # none known: the first evaluation's mark vol, `_with_vol_of_vol`).
+        proxy = proxy_index_samples(seed, live[0][1] if live else None)
+        self._jump_proxy.pop(u, None)
+        if proxy is None:
+            self._jump_proxy[u] = list(seed.index_proxy)
+        elif seed.index or proxy:
+            last = (seed.index or proxy)[-1][0]
+            index = [*proxy, *seed.index, *((t, s, v) for t, v, s in live if t > last)]
             jumps = self._jumps[u] = JumpVarianceEstimator.seeded(
                 index, max(seed.cut_ms, index[-1][0])
             )
@@ -494,6 +512,8 @@ class HedgeLoop(PortfolioService):
             window_ms=seed.window_ms,
             vol_of_vol_per_sqrt_year=round(est.estimate(now), 6),
             index_samples=len(seed.index),
+            index_history_points=len(seed.index_proxy),
+            index_history_waits_for_mark_vol=proxy is None,
             jump_var_ratio=None
             if jumps is None
             else round(jumps.ratio(now, _jump_noise(self.policies.policy_for(u)[1])), 6),
@@ -530,6 +550,11 @@ class HedgeLoop(PortfolioService):
         jumps = self._jumps.get(underlying)
         if jumps is None:
             jumps = self._jumps[underlying] = JumpVarianceEstimator()
+        pending = self._jump_proxy.pop(underlying, None)
+        if pending is not None:  # a seed's index history that waited for a mark vol
+            jumps = self._jumps[underlying] = JumpVarianceEstimator.seeded(
+                [(t, s, risk.vol) for t, s in pending], now
+            )
         if est.observe(risk.vol, now):
             jumps.observe(risk.spot_usd, risk.vol, now)
             self._keep_volvol_sample(underlying, now, risk.vol, risk.spot_usd, est.window_ms)

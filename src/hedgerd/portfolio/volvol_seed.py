@@ -31,23 +31,39 @@ changes are counted, never one across the joint of the two series
 
 The samples carry the index (USD) beside the mark vol (journal schema 6): the same read
 gives the jump variance estimator (`hedging.jumps`) its window's samples, so the index's
-jump-to-marked variance ratio survives a restart or takeover too. It has no venue proxy:
-before the journal's first sample with an index it starts empty and ramps in over a day, as
-the backtest's does.
+jump-to-marked variance ratio survives a restart or takeover too. Where they do not reach
+back over its window (`JUMP_WINDOW_MS`: none, or the first after the window's start once
+the leading samples no return joins are dropped), the part before their first is filled
+from a venue's index history (`IndexHistoryVenue`: Deribit's index chart, hourly; OKX's
+index candles), strictly before the journal's first index sample. It is the same quantity
+(the underlying's index in USD), so the return across the joint of the two series counts
+(when no more than `JUMP_MAX_GAP_MS` apart, as any return). A fetch that fails logs
+`daemon.jump_index_history_failed` and the journal's samples seed alone (before them, the
+estimate ramps in over a day as before).
+
+The venue publishes no marks: the ratio's denominator for a proxy point takes, in order, the
+last vol known at or before it (the journal's own marks where it recorded them, else the
+venue's vol index fetched for the vol-of-vol, DVOL: the marks' level as near as the venue
+gives it; `proxy_index_samples`), else the first one after it (the nearest level: a vol
+moves little next to the index's jumps, and the ratio is a ratio of levels, not of their
+changes), else, with no vol series at all (an OKX-only first start), the hedge loop's mark
+vol at its first evaluation after the seed (the book's marks now, the only level there is:
+`HedgeLoop._with_vol_of_vol` seeds the estimator with it there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from dataclasses import dataclass
 
 import structlog
 
 from hedgerd.execution.journal import Journal
-from hedgerd.hedging.jumps import JUMP_WINDOW_MS
+from hedgerd.hedging.jumps import JUMP_MAX_GAP_MS, JUMP_WINDOW_MS
 from hedgerd.portfolio.flow_seed import SEED_WAIT_S
-from hedgerd.venues.base import VolIndexVenue
+from hedgerd.venues.base import IndexHistoryVenue, VolIndexVenue
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +81,8 @@ class VolOfVolSeed:
     `window_ms`, read at `cut_ms` (the daemon's clock); `proxy`, the venue's vol index
     (time ms, vol fraction) over the part of the window before them; `index`, the samples
     of the jump variance's window (`JUMP_WINDOW_MS`) that carry the index ((time ms, index
-    USD, mark vol), oldest first)."""
+    USD, mark vol), oldest first); `index_proxy`, the venue's index history (time ms, index
+    USD) over the part of that window before them (strictly before their first)."""
 
     underlying: str
     samples: tuple[tuple[int, float], ...]
@@ -73,6 +90,7 @@ class VolOfVolSeed:
     cut_ms: int
     proxy: tuple[tuple[int, float], ...] = ()
     index: tuple[tuple[int, float, float], ...] = ()
+    index_proxy: tuple[tuple[int, float], ...] = ()
 
 
 async def read_seed(
@@ -81,10 +99,12 @@ async def read_seed(
     underlying: str,
     window_ms: int,
     cut_ms: int,
+    index_venue: IndexHistoryVenue | None = None,
 ) -> VolOfVolSeed | None:
     """The samples of `underlying`'s window up to `cut_ms`, and `venue`'s vol index before
-    the first of them when they do not reach the window's start; None (logged) when the
-    journal could not give them."""
+    the first of them when they do not reach the window's start; likewise `index_venue`'s
+    index history before the jump window's index samples; None (logged) when the journal
+    could not give them."""
     since = cut_ms - window_ms
     try:
         samples = await journal.volvol_samples(underlying, since, cut_ms)
@@ -111,7 +131,76 @@ async def read_seed(
                 error_type=type(exc).__name__,
                 error=str(exc)[:200],
             )
-    return VolOfVolSeed(underlying, tuple(samples), window_ms, cut_ms, tuple(proxy), tuple(index))
+    index = _joined(index, cut_ms - JUMP_WINDOW_MS)
+    index_proxy: list[tuple[int, float]] = []
+    jump_since = cut_ms - JUMP_WINDOW_MS
+    if index_venue is not None and (not index or index[0][0] > jump_since):
+        until = index[0][0] - 1 if index else cut_ms
+        try:
+            # From an hour earlier: the window's first return and its bipower pair start
+            # before it (as the journal's two samples before the window).
+            got = await index_venue.fetch_index_history(
+                underlying, jump_since - JUMP_MAX_GAP_MS, until
+            )
+        except Exception as exc:  # the journal's samples seed alone
+            log.warning(
+                "daemon.jump_index_history_failed",
+                underlying=underlying,
+                error_type=type(exc).__name__,
+                error=str(exc)[:200],
+            )
+        else:
+            index_proxy = [(t, s) for t, s in got if t <= until]
+    return VolOfVolSeed(
+        underlying,
+        tuple(samples),
+        window_ms,
+        cut_ms,
+        tuple(proxy),
+        tuple(index),
+        tuple(index_proxy),
+    )
+
+
+def _joined(index: list[tuple[int, float, float]], since_ms: int) -> list[tuple[int, float, float]]:
+    """`index` without its samples at or before `since_ms` that no chain of returns (each
+    across `JUMP_MAX_GAP_MS` at most) joins to the first after it: the estimator's window
+    takes nothing from them (a new series starts after them), and the run of a daemon that
+    stopped long before the window would say the samples reach back over it."""
+    k = next((i for i, (t, _, _) in enumerate(index) if t > since_ms), len(index))
+    if k == 0:
+        return index
+    if k == len(index) or index[k][0] - index[k - 1][0] > JUMP_MAX_GAP_MS:
+        return index[k:]
+    j = k - 1
+    while j > 0 and index[j][0] - index[j - 1][0] <= JUMP_MAX_GAP_MS:
+        j -= 1
+    return index[j:]
+
+
+def proxy_index_samples(
+    seed: VolOfVolSeed, mark_vol: float | None = None
+) -> list[tuple[int, float, float]] | None:
+    """The seed's index proxy as the jump estimator's samples ((time ms, index USD, mark
+    vol), oldest first), each point's vol the last one known at or before it (the journal's
+    marks, its index samples' and DVOL's), else the first after it, else `mark_vol` (the
+    hedge loop's now); None when a vol is needed and none is known."""
+    if not seed.index_proxy:
+        return []
+    vols = sorted(
+        [*seed.proxy, *seed.samples, *((t, v) for t, _, v in seed.index)],
+        key=lambda tv: tv[0],
+    )
+    if not vols and mark_vol is None:
+        return None
+    times = [t for t, _ in vols]
+    out: list[tuple[int, float, float]] = []
+    for t, s in seed.index_proxy:
+        i = bisect.bisect_right(times, t) - 1
+        vol = vols[max(i, 0)][1] if vols else mark_vol
+        assert vol is not None
+        out.append((t, s, vol))
+    return out
 
 
 class VolOfVolSeeds:
@@ -137,14 +226,16 @@ class VolOfVolSeeds:
         underlying: str,
         window_ms: int,
         cut_ms: int,
+        index_venue: IndexHistoryVenue | None = None,
     ) -> None:
         """Read `underlying`'s samples of the window up to `cut_ms`, `venue`'s vol index
-        before them (replacing a read in flight: the window changed)."""
+        and `index_venue`'s index history before them (replacing a read in flight: the
+        window changed)."""
         old = self._tasks.pop(underlying, None)
         if old is not None:
             old[0].cancel()
         task = asyncio.get_running_loop().create_task(
-            read_seed(journal, venue, underlying, window_ms, cut_ms),
+            read_seed(journal, venue, underlying, window_ms, cut_ms, index_venue),
             name=f"volvol-seed:{underlying}",
         )
         self._tasks[underlying] = (task, time.monotonic() + SEED_WAIT_S)

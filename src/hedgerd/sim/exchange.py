@@ -29,6 +29,7 @@ from hedgerd.sim.deribit.portfolio import (
     order_margin,
     position_json,
 )
+from hedgerd.sim.index_history import IndexPath, IndexPrehistory
 from hedgerd.sim.market import UnderlyingMarket
 from hedgerd.sim.matching import Fill, plan_fills, post_only_price
 from hedgerd.sim.orderbook import InstrumentBook, SynthLevel, num
@@ -207,6 +208,14 @@ class SimExchange:
         self.flow_rng = np.random.default_rng(children[-2])
         self._vol_index: dict[str, VolIndexHistory] = {
             u.currency: VolIndexHistory(u, sc.seed, start) for u in sc.underlyings
+        }
+        # The index's history (`sim.index_history`): made up before the start, recorded after.
+        self._index_pre: dict[str, IndexPrehistory] = {
+            c: IndexPrehistory(m.spec, sc.seed, start, m.index_price)
+            for c, m in self.markets.items()
+        }
+        self._index_path: dict[str, IndexPath] = {
+            c: IndexPath(start, m.index_price) for c, m in self.markets.items()
         }
         self.catalog = InstrumentCatalog(sc.fees)
         self.books: dict[str, InstrumentBook] = {}
@@ -490,6 +499,16 @@ class SimExchange:
             return 100.0 * self.markets[currency].atm_vol(30.0 / 365.0)
         return self._vol_index[currency].level(at_ms)
 
+    def index_at(self, currency: str, at_ms: int) -> float:
+        """The index (USD) at `at_ms`: now's from the last market step on, the simulated path
+        (its first step of each minute) from the start, the made-up history before it
+        (`sim.index_history`)."""
+        if at_ms >= self._market_ms:
+            return self.markets[currency].index_price
+        if at_ms >= self.start_ms:
+            return self._index_path[currency].level(at_ms)
+        return self._index_pre[currency].level(at_ms)
+
     def mark_price(self, inst: SimInstrument) -> float:
         """Mark in the instrument's price unit (USD for futures, coin for options)."""
         m = self._market(inst)
@@ -599,8 +618,9 @@ class SimExchange:
 
     def _tick(self, t: int) -> None:
         dt = t - self._market_ms
-        for m in self.markets.values():
+        for c, m in self.markets.items():
             m.step(t, dt)
+            self._index_path[c].record(t, m.index_price)
         self._market_ms = t
         self._apply_scheduled_faults(t)
         settlement.sample_delivery(self, t)

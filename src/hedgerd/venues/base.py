@@ -347,6 +347,21 @@ class VolIndexVenue(Protocol):
 
 
 @runtime_checkable
+class IndexHistoryVenue(Protocol):
+    """A venue that publishes its underlying index's history (Deribit's index chart, OKX's
+    index candles): what fills the jump variance estimate's window where the journal's own
+    index samples do not reach (`portfolio.volvol_seed`)."""
+
+    async def fetch_index_history(
+        self, underlying: str, since_ms: int, until_ms: int
+    ) -> list[tuple[int, float]]:
+        """(time ms, index USD) in (since_ms, until_ms] (UTC ms), oldest first, after the
+        last point at or before `since_ms` (the first return's predecessor), at the venue's
+        own step (an hour at most where it has finer)."""
+        ...
+
+
+@runtime_checkable
 class DeadManVenue(Protocol):
     """A venue whose dead-man switch (Deribit cancel-on-disconnect, OKX cancel-all-after)
     can follow an HA node's role: with `dead_man_by_role` set before `connect`, `connect`

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hedgerd.sim.deribit.accounts import AccountState, Order, Trade
 from hedgerd.sim.deribit.params import get_bool, get_int, get_str, invalid, req_str
 from hedgerd.sim.deribit.portfolio import account_fields, account_summary, position_json
+from hedgerd.sim.index_history import CHART_RANGES, chart_times
 from hedgerd.sim.orderbook import num
 from hedgerd.sim.protocol import DeribitError
 from hedgerd.sim.vol_index import RESOLUTIONS_S, candle, candle_times
@@ -116,6 +117,14 @@ def table(ex: SimExchange) -> dict[str, Handler]:
         times, more = candle_times(start, min(end, now), res)
         level = functools.partial(ex.vol_index, ccy)
         return {"data": [candle(level, t, res, now) for t in times], "continuation": more}
+
+    def get_index_chart_data(p: Mapping[str, Any], a: AccountState | None) -> Any:
+        name = req_str(p, "index_name")
+        ccy = name.split("_")[0].upper()
+        if name not in INDEX_NAMES or ccy not in ex.markets:
+            raise invalid("index_name", "invalid index name")
+        range_name = req_str(p, "range", choices=tuple(CHART_RANGES))
+        return [[t, ex.index_at(ccy, t)] for t in chart_times(range_name, ex.now_ms())]
 
     def get_index_price_names(p: Mapping[str, Any], a: AccountState | None) -> Any:
         return [n for n in INDEX_NAMES if n.split("_")[0].upper() in ex.markets]
@@ -411,6 +420,7 @@ def table(ex: SimExchange) -> dict[str, Handler]:
         "public/get_order_book": get_order_book,
         "public/get_index_price": get_index_price,
         "public/get_index_price_names": get_index_price_names,
+        "public/get_index_chart_data": get_index_chart_data,
         "public/get_volatility_index_data": get_volatility_index_data,
         "public/get_contract_size": get_contract_size,
         "public/get_book_summary_by_instrument": get_book_summary_by_instrument,

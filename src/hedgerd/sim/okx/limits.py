@@ -34,6 +34,8 @@ LIMITS: dict[str, int] = {
     "market/ticker": 20,
     "market/tickers": 20,
     "market/index-tickers": 20,
+    "market/index-candles": 20,
+    "market/history-index-candles": 10,
     "public/opt-summary": 20,
     "market/books": 40,
     "public/time": 10,

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_LIMIT = 100
+#: Index candle bars (OKX's UTC-aligned ones up to 4 h), ms.
+INDEX_BARS_MS = {
+    "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
+    "1H": 3_600_000, "2H": 7_200_000, "4H": 14_400_000,
+}  # fmt: skip
+INDEX_CANDLES_RECENT = 1_440
 BOOK_DEPTH_DEFAULT = 1
 BOOK_DEPTH_MAX = 400
 BOOK_FULL_DEPTH_MAX = 5000
@@ -110,6 +116,8 @@ class OkxRestApi:
             ("GET", "market/books"): (False, OkxRestApi.books),
             ("GET", "market/books-full"): (False, OkxRestApi.books_full),
             ("GET", "market/index-tickers"): (False, OkxRestApi.index_tickers),
+            ("GET", "market/index-candles"): (False, OkxRestApi.index_candles),
+            ("GET", "market/history-index-candles"): (False, OkxRestApi.history_index_candles),
             ("GET", "public/funding-rate"): (False, OkxRestApi.funding_rate),
             ("GET", "public/mark-price"): (False, OkxRestApi.mark_price),
             ("GET", "public/opt-summary"): (False, OkxRestApi.opt_summary),
@@ -330,6 +338,49 @@ class OkxRestApi:
                         "ts": str(self.venue.market_ms),
                     }
                 )
+        return out
+
+    def index_candles(self, call: Call) -> Any:
+        """The newest candles (OKX keeps the latest 1,440 here)."""
+        return self._index_candles(call, INDEX_CANDLES_RECENT)
+
+    def history_index_candles(self, call: Call) -> Any:
+        return self._index_candles(call, None)
+
+    def _index_candles(self, call: Call, recent: int | None) -> Any:
+        """[ts, o, h, l, c, confirm] of the index, newest first: stamped with the open time,
+        open the index then, close the index at the bar's end (now while it forms, confirm
+        "0"), high and low of the two (`sim.index_history`); `after` / `before` keep those
+        opened before / after the time, the newest `limit` (100 at most) of them."""
+        p = call.params
+        inst_id = str(p.get("instId") or "")
+        ccy, _, quote = inst_id.partition("-")
+        if quote not in ("USD", "USDT") or ccy not in self.venue.world.markets:
+            raise OkxError(errors.PARAM_ERROR, "Parameter instId error", 400)
+        step = INDEX_BARS_MS.get(str(p.get("bar") or "1m"))
+        if step is None:
+            raise OkxError(errors.PARAM_ERROR, "Parameter bar error", 400)
+        try:
+            after = int(p["after"]) if p.get("after") else None
+            before = int(p["before"]) if p.get("before") else None
+        except (TypeError, ValueError):
+            raise OkxError(errors.PARAM_ERROR, "Parameter after error", 400) from None
+        now = self.venue.now_ms()
+        newest = now // step * step
+        if after is not None:
+            newest = min(newest, (after - 1) // step * step)
+        oldest = newest - (self._limit(p) - 1) * step
+        if before is not None:
+            oldest = max(oldest, before // step * step + step)
+        if recent is not None:
+            oldest = max(oldest, now // step * step - (recent - 1) * step)
+        out = []
+        for t in range(newest, oldest - 1, -step):
+            o = self.venue.world.index_at(ccy, t)
+            c = self.venue.world.index_at(ccy, min(t + step, now))
+            hi, lo = max(o, c), min(o, c)
+            out.append([str(t), *(views.s(round(x, 4)) for x in (o, hi, lo, c)),
+                        "1" if t + step <= now else "0"])  # fmt: skip
         return out
 
     def funding_rate(self, call: Call) -> Any:

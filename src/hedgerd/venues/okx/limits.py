@@ -27,6 +27,7 @@ ENDPOINT_LIMITS: dict[str, tuple[int, float]] = {
     "publicGetPublicMarkPrice": (8, 2.0),
     "publicGetPublicFundingRate": (8, 2.0),
     "publicGetPublicTime": (8, 2.0),
+    "publicGetMarketHistoryIndexCandles": (8, 2.0),  # 10 / 2 s
 }
 
 LIMITS: tuple[RateLimit, ...] = (

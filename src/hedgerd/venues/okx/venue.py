@@ -127,6 +127,11 @@ MAX_FILL_PAGES = 50
 MAX_HISTORY_PAGES = 100
 #: OKX's funding period today (okx.md §5: "currently set at 8 hours"), ms.
 EIGHT_HOURS_MS = 8 * 3_600_000
+#: The index history's bar (`market/history-index-candles`): 15 minutes, the finest of
+#: OKX's bars the jump estimator (10-minute samples) takes each of; 100 candles a page.
+INDEX_BAR = "15m"
+INDEX_BAR_MS = 900_000
+INDEX_MAX_PAGES = 12  # a 7-day window and its hour before: 7 pages
 
 
 def inst_type(instrument: Instrument) -> str:
@@ -593,6 +598,44 @@ class OkxVenue(CcxtVenue):
                 venue=self.exchange_id,
             )
         return IndexPrice(self.name, ccy, price, self.venue_time_ms())
+
+    async def fetch_index_history(
+        self, underlying: str, since_ms: int, until_ms: int
+    ) -> list[tuple[int, float]]:
+        """OKX's index (`{underlying}-USD`, USD) history: (time, UTC epoch ms; index USD)
+        oldest first, every close stamped in (since_ms, until_ms] after the last one at or
+        before `since_ms` (the first return's predecessor). `market/history-index-candles`
+        at `INDEX_BAR`, paged back with `after` (candles opened before it, newest first).
+
+        A candle is stamped with its open time (`[ts, o, h, l, c, confirm]`), its close the
+        index at the bar's end: each close is stamped there, as DVOL's are
+        (`DeribitVenue.fetch_vol_index`); the candle still forming (`confirm` "0") is left
+        out."""
+        out: dict[int, float] = {}
+        # Candles that close at or before `until_ms`; the oldest needed closes at or before
+        # `since_ms`.
+        after = until_ms - INDEX_BAR_MS + 1
+        params = {"instId": f"{underlying.upper()}-USD", "bar": INDEX_BAR, "limit": "100"}
+        for _ in range(INDEX_MAX_PAGES):
+            page = await self._data(
+                Lane.READS, "publicGetMarketHistoryIndexCandles", {**params, "after": str(after)}
+            )
+            opens = []
+            for c in page:
+                if not isinstance(c, Sequence) or isinstance(c, str) or len(c) < 5:
+                    continue
+                t, close = int(as_float(c[0], 0.0)), as_float(c[4])
+                opens.append(t)
+                done = len(c) < 6 or str(c[5]) != "0"
+                end = t + INDEX_BAR_MS
+                if done and end <= until_ms and math.isfinite(close) and close > 0.0:
+                    out[end] = close
+            if not opens or min(opens) + INDEX_BAR_MS <= since_ms or min(opens) >= after:
+                break
+            after = min(opens)
+        points = sorted(out.items())
+        first = max((i for i, (t, _) in enumerate(points) if t <= since_ms), default=0)
+        return points[first:]
 
     async def fetch_ticker(self, instrument: str) -> Ticker:
         """Mark (`public/mark-price`), index, and for options the mark IV and forward
