@@ -125,14 +125,18 @@ async def _okx(sim: Simulator) -> OkxVenue:
 async def test_okx_index_candles_are_paged_back_each_close_at_its_bars_end(
     okx_sim: Simulator, since_past_bar_ms: int
 ) -> None:
-    """A week and an hour back from 90 minutes after the start: seven pages of 15-minute
+    """A week and an hour back from 90-105 minutes after the start: seven pages of 15-minute
     candles (`after`), each close stamped at its bar's end (the index then: the walk's
     before the start, the market's after), the forming one left out, the predecessor first."""
     venue = await _okx(okx_sim)
     try:
         engine: Any = okx_sim.engine
-        okx_sim.advance(90 * MIN_MS + 5 * MIN_MS)
+        # To 5 minutes into a bar, 90-105 minutes after the start, whatever the pinned start's
+        # minute (`HEDGERD_TEST_START`: 07:58 is 2 minutes before a bar's end).
+        past = (5 * MIN_MS - okx_sim.now_ms() % BAR_MS) % BAR_MS
+        okx_sim.advance(90 * MIN_MS + past)
         now = okx_sim.now_ms()
+        assert now % BAR_MS == 5 * MIN_MS
         since = (now - 7 * DAY_MS - HOUR_MS) // BAR_MS * BAR_MS + since_past_bar_ms
         got = await venue.fetch_index_history("BTC", since, now)
         times = [t for t, _ in got]
