@@ -20,6 +20,7 @@ from hedgerd.hedging.kernel import (
     band_for,
     book_gamma_coherence,
     gamma_coherence,
+    long_cap_factor,
     modified_delta_shift,
     vov_weight,
     ww_halfwidth,
@@ -187,6 +188,68 @@ def test_shift_cap_never_grows_the_shift_and_off_is_the_plain_band(
     assert abs(shift_c) <= c * abs(h) * (1 + 1e-12)
     if abs(shift) <= c * abs(h):
         assert shift_c == shift
+
+
+@settings(max_examples=300, deadline=None)
+@given(books, st.sampled_from([0.05, 0.3, 2.0]), st.sampled_from([0.0, 0.5, 3.0]))
+def test_long_cap_under_vol_of_vol_only_widens_a_long_books_cap(
+    b: dict[str, float], ref_c: float, xi: float
+) -> None:
+    """`shift_cap_vov_ref`: a long-gamma book's cap is c H (1 + R / ref), R the vol P&L scale
+    of its long gamma; a short book or constant marks keep the plain cap bit for bit; the
+    shift is never larger than the uncapped one nor flipped, and the half-widths never move."""
+    ctx = BandContext(
+        SPOT_USD,
+        b["gamma"],
+        b["vanna"],
+        b["vol"],
+        b["tau"],
+        0.0,
+        b["lam"],
+        0.0,
+        b["delta"],
+        vol_of_vol_per_sqrt_year=xi,
+    )
+    knobs = {"risk_aversion_per_usd": b["ra"], "vov_ref": 0.3, "shift_cap_hw": 0.25}
+    plain = band_for(HedgerdPolicy(**knobs), ctx)
+    wide = band_for(HedgerdPolicy(**knobs, shift_cap_vov_ref=ref_c), ctx)
+    free = band_for(HedgerdPolicy(**{**knobs, "shift_cap_hw": 0.0}), ctx)
+    assert (wide.lower, wide.upper) == (plain.lower, plain.upper)
+    factor = long_cap_factor(ctx, b["ra"], ref_c, 2_592_000.0 / (365.0 * 86_400.0))
+    if b["gamma"] <= 0.0 or xi == 0.0:
+        assert factor == 1.0
+        assert wide == plain
+        return
+    assert factor >= 1.0  # > 1 unless R underflows against 1
+    shift, shift_p, shift_f = -wide.centre, -plain.centre, -free.centre
+    assert abs(shift_p) <= abs(shift) <= abs(shift_f)
+    assert shift * shift_f >= 0.0
+    h = ww_halfwidth(ctx, b["ra"], 2.0 / 3.0, None)
+    assert abs(shift) <= 0.25 * abs(h) * factor * (1 + 1e-12)
+    if abs(shift_f) <= 0.25 * abs(h) * factor:
+        assert shift == shift_f
+
+
+def test_long_cap_factor_grows_with_the_vol_of_vol_and_the_long_gamma() -> None:
+    """1 + R / ref: R = gamma x Gamma S^2 sigma^2 x xi x h^1.5, linear in each."""
+    base = dict(
+        spot_usd=SPOT_USD,
+        gamma_coin_per_usd=2e-5,
+        vanna_coin_per_vol=0.5,
+        vol=0.6,
+        tau_years=0.1,
+        rate=0.0,
+        lam=5e-4,
+        options_delta_coin=0.5,
+    )
+    h = 30.0 / 365.0
+    f1 = long_cap_factor(BandContext(**base, vol_of_vol_per_sqrt_year=1.0), 1e-4, 0.3, h)
+    f2 = long_cap_factor(BandContext(**base, vol_of_vol_per_sqrt_year=2.0), 1e-4, 0.3, h)
+    r1 = 1e-4 * 2e-5 * SPOT_USD**2 * 0.36 * 1.0 * h**1.5
+    assert f1 == pytest.approx(1.0 + r1 / 0.3, rel=1e-12)
+    assert f2 - 1.0 == pytest.approx(2.0 * (f1 - 1.0), rel=1e-12)
+    short = {**base, "gamma_coin_per_usd": -2e-5}
+    assert long_cap_factor(BandContext(**short, vol_of_vol_per_sqrt_year=2.0), 1e-4, 0.3, h) == 1.0
 
 
 @settings(max_examples=300, deadline=None)

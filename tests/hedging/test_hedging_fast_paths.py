@@ -155,6 +155,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "h0_cap_coin": st.sampled_from([0.5, 3.0]),
             "k_prefactor": st.sampled_from([4.76, 0.0]),
             "shift_cap_hw": st.sampled_from([0.0, 1.0, 0.25]),
+            "shift_cap_vov_ref": st.sampled_from([0.0, 0.3, 0.05]),
             "shift_coherence": st.sampled_from([0.0, 1.0, 2.0, 0.5]),
             "min_halfwidth_coin": st.sampled_from([0.0, 0.05, 5.0]),
             "gamma_horizon_s": st.sampled_from([10_800.0, 0.0]),

@@ -227,9 +227,35 @@ def vov_weight(ctx: BandContext, risk_aversion: float, ref: float, horizon_years
     if type(xi) in _SCALAR and not xi > 0.0:
         return 1.0
     short = _maximum(-ctx.gamma_coin_per_usd, 0.0)
-    cash = short * ctx.spot_usd * ctx.spot_usd * ctx.vol * ctx.vol
-    r = risk_aversion * cash * xi * horizon_years**1.5 / ref
-    return 1.0 / (1.0 + r)
+    return 1.0 / (1.0 + vol_pnl_scale(ctx, short, risk_aversion, horizon_years) / ref)
+
+
+def vol_pnl_scale(
+    ctx: BandContext, gamma_part: Any, risk_aversion: float, horizon_years: float
+) -> Any:
+    """R = gamma |Gamma| S^2 sigma^2 xi h^1.5 (dimensionless) of `vov_weight`, for the part of
+    the book's gamma `gamma_part` (coin/USD, >= 0: its short or its long side): the risk
+    aversion (1/USD) times the scale of that gamma's vol P&L over h (`horizon_years`)."""
+    cash = gamma_part * ctx.spot_usd * ctx.spot_usd * ctx.vol * ctx.vol
+    return risk_aversion * cash * ctx.vol_of_vol_per_sqrt_year * horizon_years**1.5
+
+
+def long_cap_factor(
+    ctx: BandContext, risk_aversion: float, ref: float, horizon_years: float
+) -> Any:
+    """The factor (>= 1) on a long-gamma book's centre-shift cap (`shift_cap_vov_ref`):
+    1 + R / ref, R the vol P&L scale of `vov_weight` with the book's long gamma. A long-gamma
+    book is long vol: where its marks move, the modified-vol shift's P&L offsets its vol P&L
+    (the reason `vov_weight` leaves long books alone) and the 0.25 H cap, set on short and
+    mixed books whose shift left the band at high risk aversion, held back the part of the
+    shift that reached the std floor of long options under vol regimes and stochastic vol
+    (docs/backtest.md). Marks that never change (xi = 0), or a short book: exactly 1, so the
+    cap is the plain one where jumps or option flow argue against a larger long shift."""
+    xi = ctx.vol_of_vol_per_sqrt_year
+    if type(xi) in _SCALAR and not xi > 0.0:
+        return 1.0
+    long = _maximum(ctx.gamma_coin_per_usd, 0.0)
+    return 1.0 + vol_pnl_scale(ctx, long, risk_aversion, horizon_years) / ref
 
 
 def flow_fade_weight(
@@ -494,7 +520,11 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
             shift = shift * shift_coherence(ctx, policy.shift_coherence)
         if policy.shift_cap_hw > 0.0:
-            shift = cap_shift(shift, policy.shift_cap_hw * _abs(h))
+            cap = policy.shift_cap_hw * _abs(h)
+            if policy.shift_cap_vov_ref > 0.0:
+                years = policy.vov_horizon_s / _YEAR_S
+                cap = cap * long_cap_factor(ctx, g, policy.shift_cap_vov_ref, years)
+            shift = cap_shift(shift, cap)
         if policy.carry_weight > 0.0:
             shift = shift + policy.carry_weight * carry_shift(ctx, g)
         if policy.unwind_weight > 0.0:
@@ -542,6 +572,7 @@ class PolicyNumbers:
     h0_cap_coin: float = 1.0
     k_prefactor: float = 0.0
     shift_cap_hw: float = 0.0
+    shift_cap_vov_ref: float = 0.0
     shift_coherence: float = 0.0
     min_halfwidth_coin: float = 0.0
     gamma_horizon_s: float = 0.0
@@ -566,6 +597,7 @@ _HEDGERD_NUMBERS = (
     "h0_cap_coin",
     "k_prefactor",
     "shift_cap_hw",
+    "shift_cap_vov_ref",
     "shift_coherence",
     "min_halfwidth_coin",
     "gamma_horizon_s",
@@ -725,6 +757,14 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     if c > 0.0:
         # cap_shift, as min(max(shift, -cap), cap)
         cap = c * abs(h)
+        ref_c = policy.shift_cap_vov_ref
+        xi_c = ctx.vol_of_vol_per_sqrt_year
+        if ref_c > 0.0 and xi_c > 0.0:
+            # long_cap_factor
+            lg = gamma if gamma >= 0.0 else 0.0  # _maximum(gamma, 0): long gamma only
+            cash = lg * spot * spot * vol * vol
+            r_c = g * cash * xi_c * (policy.vov_horizon_s / _YEAR_S) ** 1.5
+            cap = cap * (1.0 + r_c / ref_c)
         lo = shift if shift >= -cap else -cap
         shift = lo if lo <= cap else cap
     if policy.carry_weight > 0.0:
