@@ -172,7 +172,8 @@ def test_shift_cap_never_grows_the_shift_and_off_is_the_plain_band(
         b["delta"],
         vol_of_vol_per_sqrt_year=2.0,
     )
-    knobs = {"risk_aversion_per_usd": b["ra"], "vov_ref": vov_ref}
+    # The plain cap (`shift_cap_vov_ref` 0: the long books' under vol-of-vol is its own test).
+    knobs = {"risk_aversion_per_usd": b["ra"], "vov_ref": vov_ref, "shift_cap_vov_ref": 0.0}
     plain = band_for(HedgerdPolicy(**knobs, shift_cap_hw=0.0), ctx)
     # Off: the uncapped modified-vol shift (weighed by the vol-of-vol), bit for bit.
     want = modified_delta_shift(ctx, b["ra"], 4.76)
@@ -211,7 +212,7 @@ def test_long_cap_under_vol_of_vol_only_widens_a_long_books_cap(
         vol_of_vol_per_sqrt_year=xi,
     )
     knobs = {"risk_aversion_per_usd": b["ra"], "vov_ref": 0.3, "shift_cap_hw": 0.25}
-    plain = band_for(HedgerdPolicy(**knobs), ctx)
+    plain = band_for(HedgerdPolicy(**knobs, shift_cap_vov_ref=0.0), ctx)
     wide = band_for(HedgerdPolicy(**knobs, shift_cap_vov_ref=ref_c), ctx)
     free = band_for(HedgerdPolicy(**{**knobs, "shift_cap_hw": 0.0}), ctx)
     assert (wide.lower, wide.upper) == (plain.lower, plain.upper)

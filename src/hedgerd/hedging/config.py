@@ -228,13 +228,15 @@ class HedgerdPolicy(_PolicyBase):
         "combinations and the reference (docs/backtest.md, capping the centre shift).",
     )
     shift_cap_vov_ref: float = Field(
-        0.0,
+        0.3,
         ge=0.0,
         description="A long-gamma book's centre-shift cap under vol-of-vol (issue 19): the "
         "cap is `shift_cap_hw` x H x (1 + R / this), R = gamma Gamma S^2 sigma^2 xi h^1.5 the "
         "vol-of-vol weight's scale (`vov_ref`) with the book's long gamma. Long options hold "
         "vol: where the marks move, the shift held back by the cap is what reaches their std "
-        "floor. Short books and constant marks (xi = 0): the plain cap, bit for bit. 0: off.",
+        "floor. Short books and constant marks (xi = 0): the plain cap, bit for bit. 0: off; "
+        "0.3 (`vov_ref`'s) measured on every draw's vol-regime and Heston books "
+        "(docs/backtest.md, the long-gamma shift cap under moving marks).",
     )
     shift_coherence: float = Field(
         1.0,
