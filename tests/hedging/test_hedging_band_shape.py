@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging.config import HedgerdPolicy
@@ -191,8 +191,26 @@ def test_shift_cap_never_grows_the_shift_and_off_is_the_plain_band(
         assert shift_c == shift
 
 
+class _GeneralPath(HedgerdPolicy):
+    """The hedgerd policy as `band_for`'s general path sees it (the scalar branch takes the
+    class itself only)."""
+
+
 @settings(max_examples=300, deadline=None)
 @given(books, st.sampled_from([0.05, 0.3, 2.0]), st.sampled_from([0.0, 0.5, 3.0]))
+@example(  # a long book whose shift the plain cap clips and the widened one does not
+    {
+        "gamma": 2e-5,
+        "vanna": 1.5,
+        "vol": 0.6,
+        "tau": 0.05,
+        "lam": 5e-4,
+        "delta": 0.5,
+        "ra": 5e-3,
+    },
+    0.3,
+    3.0,
+)
 def test_long_cap_under_vol_of_vol_only_widens_a_long_books_cap(
     b: dict[str, float], ref_c: float, xi: float
 ) -> None:
@@ -213,10 +231,13 @@ def test_long_cap_under_vol_of_vol_only_widens_a_long_books_cap(
     )
     knobs = {"risk_aversion_per_usd": b["ra"], "vov_ref": 0.3, "shift_cap_hw": 0.25}
     plain = band_for(HedgerdPolicy(**knobs, shift_cap_vov_ref=0.0), ctx)
-    wide = band_for(HedgerdPolicy(**knobs, shift_cap_vov_ref=ref_c), ctx)
+    policy = HedgerdPolicy(**knobs, shift_cap_vov_ref=ref_c)
+    wide = band_for(policy, ctx)
+    # The general path (the backtest's) on the same floats: the same band, bit for bit.
+    assert band_for(_GeneralPath(**knobs, shift_cap_vov_ref=ref_c), ctx) == wide
     free = band_for(HedgerdPolicy(**{**knobs, "shift_cap_hw": 0.0}), ctx)
     assert (wide.lower, wide.upper) == (plain.lower, plain.upper)
-    factor = long_cap_factor(ctx, b["ra"], ref_c, 2_592_000.0 / (365.0 * 86_400.0))
+    factor = long_cap_factor(ctx, b["ra"], ref_c, policy.vov_horizon_s / (365.0 * 86_400.0))
     if b["gamma"] <= 0.0 or xi == 0.0:
         assert factor == 1.0
         assert wide == plain

@@ -307,11 +307,13 @@ def run_backtest(
     jump_ms = np.full(book.qty.shape, np.inf)
     jump_coin = np.zeros(book.qty.shape)
     # The marks' vol-of-vol, for the policies whose band weighs its refinements by it
-    # (`vov_ref`), one estimator per window: fed the mark vol at every decision, as the daemon.
+    # (`vov_ref`) or widens a long book's shift cap by it (`shift_cap_vov_ref`), one
+    # estimator per window: fed the mark vol at every decision, as the daemon (which feeds it
+    # whatever the policy: a policy that reads xi must get it here too).
     vov = {
         c.vov_window_s: VolOfVolPaths(dt * _YEAR_MS, c.vov_window_s * 1000.0)
         for c in configs
-        if isinstance(c, HedgerdPolicy) and c.vov_ref > 0.0
+        if isinstance(c, HedgerdPolicy) and (c.vov_ref > 0.0 or c.shift_cap_vov_ref > 0.0)
     }
     # The index's jump variance over the marks', for the policies whose centre takes it
     # (`jump_shift_power`): fed the index and the mark vol at every decision, as the daemon.

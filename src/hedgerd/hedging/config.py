@@ -231,8 +231,9 @@ class HedgerdPolicy(_PolicyBase):
         0.3,
         ge=0.0,
         description="A long-gamma book's centre-shift cap under vol-of-vol (issue 19): the "
-        "cap is `shift_cap_hw` x H x (1 + R / this), R = gamma Gamma S^2 sigma^2 xi h^1.5 the "
-        "vol-of-vol weight's scale (`vov_ref`) with the book's long gamma. Long options hold "
+        "cap is `shift_cap_hw` x H x (1 + R / this), R = gamma Gamma S^2 sigma^2 xi h^1.5 "
+        "(dimensionless, as this) the vol-of-vol weight's scale (`vov_ref`) with the book's "
+        "long gamma, xi the marks' vol-of-vol, h `vov_horizon_s`. Long options hold "
         "vol: where the marks move, the shift held back by the cap is what reaches their std "
         "floor. Short books and constant marks (xi = 0): the plain cap, bit for bit. 0: off; "
         "0.3 (`vov_ref`'s) measured on every draw's vol-regime and Heston books "

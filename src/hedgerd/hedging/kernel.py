@@ -246,7 +246,7 @@ def long_cap_factor(
     """The factor (>= 1) on a long-gamma book's centre-shift cap (`shift_cap_vov_ref`):
     1 + R / ref, R the vol P&L scale of `vov_weight` with the book's long gamma. A long-gamma
     book is long vol: where its marks move, the modified-vol shift's P&L offsets its vol P&L
-    (the reason `vov_weight` leaves long books alone) and the 0.25 H cap, set on short and
+    (the reason `vov_weight` leaves long books alone) and the cap (`shift_cap_hw`), set on short and
     mixed books whose shift left the band at high risk aversion, held back the part of the
     shift that reached the std floor of long options under vol regimes and stochastic vol
     (docs/backtest.md). Marks that never change (xi = 0), or a short book: exactly 1, so the
