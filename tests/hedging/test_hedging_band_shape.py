@@ -42,7 +42,8 @@ books = st.fixed_dictionaries(
 )
 
 
-def _ctx(b: dict[str, float], **over: float) -> BandContext:
+def _ctx(b: dict[str, float], xi: float = 0.0, **over: float) -> BandContext:
+    """`b`'s book (`over` replacing its figures), the marks' vol-of-vol `xi` (1/sqrt(year))."""
     v = {**b, **over}
     return BandContext(
         spot_usd=SPOT_USD,
@@ -53,6 +54,7 @@ def _ctx(b: dict[str, float], **over: float) -> BandContext:
         rate=0.0,
         lam=v["lam"],
         options_delta_coin=v["delta"],
+        vol_of_vol_per_sqrt_year=xi,
     )
 
 
@@ -160,18 +162,7 @@ def test_shift_cap_never_grows_the_shift_and_off_is_the_plain_band(
 ) -> None:
     """`shift_cap_hw`: the capped centre shift is never larger than the uncapped one, is at
     most c times the gamma term, and moves nothing else; 0 (off) is today's band bit for bit."""
-    ctx = BandContext(
-        SPOT_USD,
-        b["gamma"],
-        b["vanna"],
-        b["vol"],
-        b["tau"],
-        0.0,
-        b["lam"],
-        0.0,
-        b["delta"],
-        vol_of_vol_per_sqrt_year=2.0,
-    )
+    ctx = _ctx(b, 2.0)
     # The plain cap (`shift_cap_vov_ref` 0: the long books' under vol-of-vol is its own test).
     knobs = {"risk_aversion_per_usd": b["ra"], "vov_ref": vov_ref, "shift_cap_vov_ref": 0.0}
     plain = band_for(HedgerdPolicy(**knobs, shift_cap_hw=0.0), ctx)
@@ -217,18 +208,7 @@ def test_long_cap_under_vol_of_vol_only_widens_a_long_books_cap(
     """`shift_cap_vov_ref`: a long-gamma book's cap is c H (1 + R / ref), R the vol P&L scale
     of its long gamma; a short book or constant marks keep the plain cap bit for bit; the
     shift is never larger than the uncapped one nor flipped, and the half-widths never move."""
-    ctx = BandContext(
-        SPOT_USD,
-        b["gamma"],
-        b["vanna"],
-        b["vol"],
-        b["tau"],
-        0.0,
-        b["lam"],
-        0.0,
-        b["delta"],
-        vol_of_vol_per_sqrt_year=xi,
-    )
+    ctx = _ctx(b, xi)
     knobs = {"risk_aversion_per_usd": b["ra"], "vov_ref": 0.3, "shift_cap_hw": 0.25}
     plain = band_for(HedgerdPolicy(**knobs, shift_cap_vov_ref=0.0), ctx)
     policy = HedgerdPolicy(**knobs, shift_cap_vov_ref=ref_c)
