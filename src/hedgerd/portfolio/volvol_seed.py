@@ -191,16 +191,10 @@ def proxy_index_samples(
         [*seed.proxy, *seed.samples, *((t, v) for t, _, v in seed.index)],
         key=lambda tv: tv[0],
     )
-    if not vols and mark_vol is None:
-        return None
+    if not vols:
+        return None if mark_vol is None else [(t, s, mark_vol) for t, s in seed.index_proxy]
     times = [t for t, _ in vols]
-    out: list[tuple[int, float, float]] = []
-    for t, s in seed.index_proxy:
-        i = bisect.bisect_right(times, t) - 1
-        vol = vols[max(i, 0)][1] if vols else mark_vol
-        assert vol is not None
-        out.append((t, s, vol))
-    return out
+    return [(t, s, vols[max(bisect.bisect_right(times, t) - 1, 0)][1]) for t, s in seed.index_proxy]
 
 
 class VolOfVolSeeds:

@@ -346,6 +346,15 @@ class VolIndexVenue(Protocol):
         ...
 
 
+def history_from(points: Mapping[int, float], since_ms: int) -> list[tuple[int, float]]:
+    """A venue history's (time ms, value) points, oldest first, from the last one at or
+    before `since_ms` on (the first change's predecessor; all of them when none is): the
+    shape `VolIndexVenue` and `IndexHistoryVenue` return."""
+    ordered = sorted(points.items())
+    first = max((i for i, (t, _) in enumerate(ordered) if t <= since_ms), default=0)
+    return ordered[first:]
+
+
 @runtime_checkable
 class IndexHistoryVenue(Protocol):
     """A venue that publishes its underlying index's history (Deribit's index chart, OKX's

@@ -62,6 +62,7 @@ from hedgerd.venues.base import (
     VenueCapabilities,
     VenueError,
     VenueGreeks,
+    history_from,
 )
 from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, classify_error, now_ms
 from hedgerd.venues.deribit import errors as _errors  # noqa: F401  (registers the codes)
@@ -644,9 +645,7 @@ class DeribitVenue(CcxtVenue):
             if not isinstance(more, int | float) or more < start or more >= end:
                 break
             end = int(more)
-        points = sorted(out.items())
-        first = max((i for i, (t, _) in enumerate(points) if t <= since_ms), default=0)
-        return points[first:]
+        return history_from(out, since_ms)
 
     async def fetch_index_history(
         self, underlying: str, since_ms: int, until_ms: int
@@ -675,9 +674,7 @@ class DeribitVenue(CcxtVenue):
             t, value = int(point[0]), as_float(point[1])
             if t <= until_ms and math.isfinite(value) and value > 0.0:
                 out[t] = value
-        points = sorted(out.items())
-        first = max((i for i, (t, _) in enumerate(points) if t <= since_ms), default=0)
-        return points[first:]
+        return history_from(out, since_ms)
 
     async def _result(
         self,

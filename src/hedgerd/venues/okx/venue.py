@@ -73,6 +73,7 @@ from hedgerd.venues.base import (
     VenueCapabilities,
     VenueError,
     VenueGreeks,
+    history_from,
 )
 from hedgerd.venues.ccxt_venue import Backoff, CcxtVenue, guarded_ws_exchange, now_ms
 from hedgerd.venues.json_values import as_float
@@ -633,9 +634,7 @@ class OkxVenue(CcxtVenue):
             if not opens or min(opens) + INDEX_BAR_MS <= since_ms or min(opens) >= after:
                 break
             after = min(opens)
-        points = sorted(out.items())
-        first = max((i for i, (t, _) in enumerate(points) if t <= since_ms), default=0)
-        return points[first:]
+        return history_from(out, since_ms)
 
     async def fetch_ticker(self, instrument: str) -> Ticker:
         """Mark (`public/mark-price`), index, and for options the mark IV and forward
