@@ -169,6 +169,8 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "vov_horizon_s": st.sampled_from([86_400.0, 2_592_000.0]),
             "flow_fade_ref": st.sampled_from([0.0, 1.0, 30.0]),
             "jump_shift_power": st.sampled_from([0.0, 1.0, 0.5, 2.0]),
+            "jump_skew_weight": st.sampled_from([0.0, 1.0, 0.5]),
+            "jump_cap_hw": st.sampled_from([0.0, 1.0, 0.25]),
             "target_delta_coin": st.sampled_from([0.0, -0.4]),
         }
     ),
@@ -186,6 +188,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
     xi=st.one_of(st.just(0.0), st.floats(0.0, 50.0)),
     coherence=st.one_of(st.none(), st.just(1.0), st.just(0.0), st.floats(0.0, 1.0)),
     jump_ratio=st.one_of(st.just(1.0), st.floats(1.0, 5.0)),
+    jump_skew=st.one_of(st.just(0.0), st.floats(-0.2, 0.2)),
 )
 def test_scalar_hedgerd_band_is_the_general_band(
     knobs: dict[str, Any],
@@ -203,6 +206,7 @@ def test_scalar_hedgerd_band_is_the_general_band(
     xi: float,
     coherence: float | None,
     jump_ratio: float,
+    jump_skew: float,
 ) -> None:
     ctx = BandContext(
         SPOT,
@@ -220,6 +224,7 @@ def test_scalar_hedgerd_band_is_the_general_band(
         xi,
         coherence,
         jump_ratio,
+        jump_skew,
     )
     got = band_for(HedgerdPolicy(**knobs), ctx)
     want = band_for(_GeneralPathPolicy(**knobs), ctx)

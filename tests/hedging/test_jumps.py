@@ -12,8 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging.config import HedgerdPolicy
-from hedgerd.hedging.jumps import JUMP_RATIO_MAX, JumpVarianceEstimator, JumpVariancePaths
-from hedgerd.hedging.kernel import BandContext, band_for
+from hedgerd.hedging.jumps import (
+    JUMP_RATIO_MAX,
+    JUMP_SKEW_MAX,
+    JumpVarianceEstimator,
+    JumpVariancePaths,
+)
+from hedgerd.hedging.kernel import BandContext, band_for, ww_halfwidth
 
 DAY_MS = 86_400_000
 YEAR_MS = 365.0 * DAY_MS
@@ -179,10 +184,11 @@ def test_paths_form_is_the_online_estimator(
         paths.observe(spots[i], marks[i])
         for k, est in enumerate(online):
             est.observe(float(spots[i, k]), float(marks[i, k]), START_MS + i * step_ms)
-    got = paths.ratio(noise_sd)
+    got, skew = paths.ratio(noise_sd), paths.skew(noise_sd)
     for k, est in enumerate(online):
         want = est.ratio(START_MS + n * step_ms, noise_sd)
         assert got[k] == pytest.approx(want, rel=1e-9, abs=1e-12)
+        assert skew[k] == pytest.approx(est.skew(START_MS + n * step_ms, noise_sd), abs=1e-12)
 
 
 def _ctx(gamma: float, ratio: float) -> BandContext:
@@ -216,3 +222,100 @@ def test_a_long_gamma_centre_moves_by_the_vanna_times_the_realised_vol_change(
     arr = band_for(on, ctx)
     assert arr.centre[0] == base.centre
     assert arr.centre[1] == pytest.approx(moved.centre, rel=1e-12)
+
+
+@pytest.mark.parametrize("jump", [-0.05, 0.05])
+def test_the_skew_is_the_jumps_cube_over_the_index_variance(jump: float) -> None:
+    """One jump in a quiet week: the skew is its cube over the window's whole variance (the
+    marks' plus the jump's), with the jump's sign; none found (diffusion alone), exactly 0."""
+    rng = np.random.default_rng(5)
+    n = 7 * 144
+    vol = 0.6
+    quiet = _path(rng, n, vol, {})
+    est = JumpVarianceEstimator()
+    for i, s in enumerate(quiet):
+        est.observe(s, vol, START_MS + i * STEP_MS)
+    now = START_MS + n * STEP_MS
+    assert est.ratio(now, noise_sd=3.0) == 1.0
+    assert est.skew(now, noise_sd=3.0) == 0.0
+    spots = _path(np.random.default_rng(5), n, vol, {n // 2: jump})
+    est = JumpVarianceEstimator()
+    for i, s in enumerate(spots):
+        est.observe(s, vol, START_MS + i * STEP_MS)
+    mv = vol * vol * 7 / 365
+    want = jump**3 / (mv + jump * jump)
+    # The diffusion's cubes and the bipower's noise move it by a few %.
+    assert est.skew(now, noise_sd=3.0) == pytest.approx(want, rel=0.1)
+    assert math.copysign(1.0, est.skew(now, noise_sd=3.0)) == math.copysign(1.0, jump)
+
+
+def test_the_skew_is_capped_and_ramped() -> None:
+    """A one-sided bad print reads as a huge lean: it stops at JUMP_SKEW_MAX. Within the
+    first day observed it is moved toward 0 as the ratio toward 1."""
+    est = JumpVarianceEstimator()
+    for i in range(3):
+        est.observe(100.0, 0.6, START_MS + i * STEP_MS)
+    est.observe(300.0, 0.6, START_MS + 3 * STEP_MS)
+    est.observe(300.0, 0.6, START_MS + 4 * STEP_MS)
+    now = START_MS + 4 * STEP_MS
+    # Four returns of a day's 144: the ramp takes 4/144 of a lean far beyond the cap.
+    raw = math.log(3.0) ** 3 / (math.log(3.0) ** 2 + 0.36 * 4 * STEP_MS / YEAR_MS)
+    assert est.skew(now) == pytest.approx(min(raw * 4 / 144, JUMP_SKEW_MAX), rel=1e-9)
+    for i in range(5, 200):
+        est.observe(300.0, 0.6, START_MS + i * STEP_MS)
+    assert est.skew(START_MS + 199 * STEP_MS) == JUMP_SKEW_MAX
+
+
+def _skew_ctx(gamma: float, skew: float) -> BandContext:
+    ctx = _ctx(gamma, 1.0)
+    ctx.jump_skew = skew
+    return ctx
+
+
+@pytest.mark.parametrize("gamma", [2e-5, -2e-5])
+def test_a_long_gamma_centre_leans_against_the_jumps_skew(gamma: float) -> None:
+    """The skew term moves a long-gamma book's centre by w Gamma S k / 2 (the
+    minimum-variance hedge's lean: falling jumps, a shorter hedge); a short-gamma book's
+    stays; with k = 0 (no jump found) nothing moves, bit for bit."""
+    on = HedgerdPolicy(
+        jump_shift_power=1.0, jump_skew_weight=1.0, jump_cap_hw=0.0, shift_cap_hw=0.0
+    )
+    base = band_for(on, _skew_ctx(gamma, 0.0))
+    assert base == band_for(on.model_copy(update={"jump_skew_weight": 0.0}), _ctx(gamma, 1.0))
+    k = -0.02
+    moved = band_for(on, _skew_ctx(gamma, k))
+    want = 0.5 * gamma * 50_000.0 * k if gamma > 0 else 0.0  # delta change, coin
+    assert base.centre - moved.centre == pytest.approx(want, rel=1e-9, abs=0.0)
+    assert (moved.lower, moved.upper) == (base.lower, base.upper)
+    half = band_for(on.model_copy(update={"jump_skew_weight": 0.5}), _skew_ctx(gamma, k))
+    assert base.centre - half.centre == pytest.approx(0.5 * want, rel=1e-9, abs=0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ratio=st.floats(1.0, 4.0),
+    skew=st.floats(-JUMP_SKEW_MAX, JUMP_SKEW_MAX),
+    cap=st.sampled_from([0.25, 1.0, 2.0]),
+    vanna=st.floats(-50.0, 50.0),
+)
+def test_the_jump_terms_keep_within_their_own_cap(
+    ratio: float, skew: float, cap: float, vanna: float
+) -> None:
+    """Whatever the ratio and skew, the jump terms move the centre by at most
+    `jump_cap_hw` x H beyond where the capped Zakamouline shift put it, and by exactly the
+    uncapped terms where those are inside the cap."""
+    ctx = _skew_ctx(2e-5, skew)
+    ctx.vanna_coin_per_vol = vanna
+    ctx.jump_var_ratio = ratio
+    pol = HedgerdPolicy(jump_shift_power=1.0, jump_skew_weight=1.0, jump_cap_hw=cap)
+    off = band_for(pol.model_copy(update={"jump_shift_power": 0.0}), ctx)
+    got = band_for(pol, ctx)
+    free = band_for(pol.model_copy(update={"jump_cap_hw": 0.0}), ctx)
+    h = ww_halfwidth(ctx, pol.risk_aversion_per_usd, pol.gamma_exponent, None)
+    # The gamma term H the band computes: its averaged gamma is None here (no `ahead`).
+    moved, unc = off.centre - got.centre, off.centre - free.centre
+    assert abs(moved) <= cap * pol.ww_weight * abs(h) * (1 + 1e-12) + 1e-15
+    if abs(unc) <= cap * pol.ww_weight * abs(h) * (1 - 1e-9):
+        assert moved == pytest.approx(unc, rel=1e-9, abs=1e-15)
+    else:
+        assert math.copysign(1.0, moved) == math.copysign(1.0, unc)

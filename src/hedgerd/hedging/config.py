@@ -334,6 +334,24 @@ class HedgerdPolicy(_PolicyBase):
         "10-minute returns over 7 days) over the marks' variance (`hedging.jumps`; moved "
         "toward 1 over the first day observed). No jumps: r near 1 and no effect. 0: off.",
     )
+    jump_skew_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="Weight of the jumps' lean in the centre (issue 19; with "
+        "`jump_shift_power`): a long-gamma book's centre shift adds w x Gamma S k / 2, k the "
+        "index's sum of cubed 10-minute returns over its variance in the 7-day window "
+        "(`hedging.jumps`' skew, a signed return; 0 where no jump is found): the "
+        "minimum-variance hedge where the jumps fall (or rise) more than they rise. 0: off.",
+    )
+    jump_cap_hw: float = Field(
+        0.0,
+        ge=0.0,
+        description="Cap of the jump terms (`jump_shift_power`, `jump_skew_weight`) relative "
+        "to the band's gamma term: |jump shift| <= c x H (coin; c dimensionless), applied "
+        "to them alone and added after `shift_cap_hw`'s cap of Zakamouline's shift (which "
+        "held them back where the modified-vol shift had used the room). 0: uncapped.",
+    )
     jump_noise_sd: float = Field(
         0.0,
         ge=0.0,

@@ -19,7 +19,11 @@ moved toward 1 while the window's returns cover less than `ramp_ms` (one day: a 
 returns say nothing; counted in returns, not in time since the first sample, so a short run
 long ago does not count as a day observed), and at most `JUMP_RATIO_MAX` (a bad index print
 that reverts reads as a huge jump for a week: the cap bounds what it does to the centre),
-with sigma the book's mark vol (the band's). Without jumps RV - BV is noise of
+with sigma the book's mark vol (the band's). `skew` gives the jumps' sign: the window's
+sum r_i^3 over its whole variance (MV + RV - BV, a return), where the ratio finds a jump
+(else 0), ramped as the ratio, within +-`JUMP_SKEW_MAX`: the minimum-variance hedge of a
+book with gamma Gamma moves by Gamma S E[J^3] lambda / (2 (sigma^2 + lambda E[J^2])) where
+the jumps lean one way (`kernel.jump_shift`). Without jumps RV - BV is noise of
 standard deviation about sqrt(theta / n) BV over n returns (theta = pi^2/4 + pi - 5, the
 asymptotic variance of the difference, Barndorff-Nielsen and Shephard 2006, at constant
 vol): `ratio`'s `noise_sd` k counts the excess only where it is beyond k of those (a
@@ -50,6 +54,9 @@ JUMP_RAMP_MS = 86_400_000
 JUMP_MAX_GAP_MS = 3_600_000
 #: The largest ratio taken: the index moving at twice the marks' vol.
 JUMP_RATIO_MAX = 4.0
+#: The largest |skew| taken (a return): a bad print that reverts leaves r^3 and -r^3 and
+#: mostly cancels, but a one-sided one would not.
+JUMP_SKEW_MAX = 0.2
 _HALF_PI = 0.5 * math.pi
 _THETA = math.pi**2 / 4.0 + math.pi - 5.0
 
@@ -77,6 +84,7 @@ class JumpVarianceEstimator:
         self._bv = TrailingSum(window_ms)  # (pi/2) |r_i| |r_{i-1}|
         self._mv = TrailingSum(window_ms)  # sigma_{i-1}^2 dt_i (years)
         self._span = TrailingSum(window_ms)  # dt_i (ms): the time the returns cover
+        self._r3 = TrailingSum(window_ms)  # r_i^3
 
     @property
     def window_ms(self) -> int:
@@ -115,6 +123,7 @@ class JumpVarianceEstimator:
         if last is not None and at_ms - last[0] <= self._max_gap_ms:
             r = ln - last[1]
             self._rv.add(at_ms, r * r)
+            self._r3.add(at_ms, r * r * r)
             self._mv.add(at_ms, last[2] * last[2] * ((at_ms - last[0]) / YEAR_MS))
             self._span.add(at_ms, float(at_ms - last[0]))
             if self._last_abs is not None:
@@ -130,17 +139,35 @@ class JumpVarianceEstimator:
         standard deviations of its no-jump noise, sqrt(theta / n) BV (else 1), toward 1 by
         the time the window's returns cover over `ramp_ms` (1 with no returns), at most
         `JUMP_RATIO_MAX`."""
+        found = self._jumps(now_ms, noise_sd)
+        if found is None:
+            return 1.0
+        excess, mv, w = found
+        return min(1.0 + w * (excess / mv), JUMP_RATIO_MAX)
+
+    def skew(self, now_ms: int, noise_sd: float = 0.0) -> float:
+        """The jumps' lean (a return, signed): sum r^3 / (MV + RV - BV) over the window where
+        `ratio` finds a jump (else 0), times its ramp, within +-`JUMP_SKEW_MAX`."""
+        found = self._jumps(now_ms, noise_sd)
+        if found is None:
+            return 0.0
+        excess, mv, w = found
+        sk = w * self._r3.sums(now_ms)[0] / (mv + excess)
+        return min(max(sk, -JUMP_SKEW_MAX), JUMP_SKEW_MAX)
+
+    def _jumps(self, now_ms: int, noise_sd: float) -> tuple[float, float, float] | None:
+        """(RV - BV, MV, ramp weight) over the window where RV - BV is a jump, else None."""
         mv, count = self._mv.sums(now_ms)
         if count == 0 or not mv > 0.0:
-            return 1.0
+            return None
         rv = self._rv.sums(now_ms)[0]
         bv = self._bv.sums(now_ms)[0]
         excess = rv - bv
         if not excess > noise_sd * math.sqrt(_THETA / count) * bv or not excess > 0.0:
-            return 1.0
+            return None
         seen = self._span.sums(now_ms)[0]
         w = 1.0 if self._ramp_ms == 0 or seen >= self._ramp_ms else seen / self._ramp_ms
-        return min(1.0 + w * (excess / mv), JUMP_RATIO_MAX)
+        return excess, mv, w
 
 
 class JumpVariancePaths:
@@ -175,7 +202,7 @@ class JumpVariancePaths:
         if self._last is None:
             zero = np.zeros_like(np.asarray(index_usd, dtype=np.float64))
             self._last = (np.log(index_usd), np.asarray(mark_vol, dtype=np.float64))
-            self._totals.append((zero, zero, zero, zero, zero))
+            self._totals.append((zero, zero, zero, zero, zero, zero))
             return
         if at - self._last_ms < self._sample_ms - 1e-6:  # float steps: not a ms short
             self._totals.append(self._totals[-1])
@@ -183,32 +210,45 @@ class JumpVariancePaths:
         ln = np.log(index_usd)
         r = ln - self._last[0]
         a = np.abs(r)
-        rv, bv, mv, n, span = self._totals[-1]
+        rv, bv, mv, n, span, r3 = self._totals[-1]
         mv = mv + self._last[1] * self._last[1] * ((at - self._last_ms) / YEAR_MS)
         bv = bv if self._last_abs is None else bv + _HALF_PI * a * self._last_abs
-        self._totals.append((rv + r * r, bv, mv, n + 1.0, span + (at - self._last_ms)))
+        sums = (rv + r * r, bv, mv, n + 1.0, span + (at - self._last_ms), r3 + r * r * r)
+        self._totals.append(sums)
         self._last = (ln, np.asarray(mark_vol, dtype=np.float64))
         self._last_abs = a
         self._last_ms = at
 
     def ratio(self, noise_sd: float = 0.0) -> NDArray[np.float64]:
         """r per path at the last observed step (`JumpVarianceEstimator.ratio`)."""
+        excess, mv, w, _ = self._jumps(noise_sd)
+        return np.minimum(1.0 + w * excess / np.maximum(mv, 1e-300), JUMP_RATIO_MAX)
+
+    def skew(self, noise_sd: float = 0.0) -> NDArray[np.float64]:
+        """The jumps' lean per path at the last observed step (`JumpVarianceEstimator.skew`)."""
+        excess, mv, w, r3 = self._jumps(noise_sd)
+        sk = np.where(excess > 0.0, w * r3 / np.maximum(mv + excess, 1e-300), 0.0)
+        return np.clip(sk, -JUMP_SKEW_MAX, JUMP_SKEW_MAX)
+
+    def _jumps(self, noise_sd: float) -> tuple[NDArray[np.float64], ...]:
+        """(RV - BV where a jump else 0, MV, ramp weight, sum r^3) over the window, per path."""
         now = self._totals[-1]
         if len(self._totals) > self._lag:
             old = self._totals[0]
-            rv, bv, mv, n, seen = (x - o for x, o in zip(now, old, strict=True))
+            rv, bv, mv, n, seen, r3 = (x - o for x, o in zip(now, old, strict=True))
         else:
-            rv, bv, mv, n, seen = now
-        w = np.minimum(seen / self._ramp_ms, 1.0) if self._ramp_ms > 0 else 1.0
+            rv, bv, mv, n, seen, r3 = now
+        w = np.minimum(seen / self._ramp_ms, 1.0) if self._ramp_ms > 0 else np.ones_like(rv)
         noise = noise_sd * np.sqrt(_THETA / np.maximum(n, 1.0)) * bv
         excess = np.where(rv - bv > noise, np.maximum(rv - bv, 0.0), 0.0)
-        return np.minimum(1.0 + w * excess / np.maximum(mv, 1e-300), JUMP_RATIO_MAX)
+        return excess, mv, w, r3
 
 
 __all__ = [
     "JUMP_MAX_GAP_MS",
     "JUMP_RAMP_MS",
     "JUMP_RATIO_MAX",
+    "JUMP_SKEW_MAX",
     "JUMP_WINDOW_MS",
     "JumpVarianceEstimator",
     "JumpVariancePaths",

@@ -153,6 +153,9 @@ class BandContext:
     # realised variance over the marks' variance; 1: the marks' vol is the index's), for the
     # centre's `jump_shift_power`.
     jump_var_ratio: Any = 1.0
+    # The jumps' lean (`hedging.jumps`' skew: sum r^3 over the window's variance, a signed
+    # return; 0: no jump found), for the centre's `jump_skew_weight`.
+    jump_skew: Any = 0.0
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -324,16 +327,22 @@ def modified_delta_shift(ctx: BandContext, risk_aversion: float, prefactor: floa
     return ctx.vanna_coin_per_vol * (vol_m - ctx.vol)
 
 
-def jump_shift(ctx: BandContext, power: float) -> Any:
-    """Change of a long-gamma book's delta when priced at the index's realised vol
-    sigma sqrt(r^power) instead of the marks' sigma (coin; first order in vanna), r =
-    `ctx.jump_var_ratio` (`hedging.jumps`: the jumps' variance the marks do not carry);
-    exactly 0 where r = 1 or the book's gamma is not positive. The hedgerd centre adds it to
-    Zakamouline's shift: where the index jumps, a long-gamma book's delta moves as at a
-    higher vol, not the lower one the modified vol takes; a short-gamma book's modified vol
-    is already the higher one, and on mixed books the term cost (issue 19, docs/backtest.md
-    "The jump ratio in the daemon")."""
+def jump_shift(ctx: BandContext, power: float, skew_weight: float = 0.0) -> Any:
+    """Change of a long-gamma book's delta where the index jumps (coin), two parts:
+    - priced at the index's realised vol sigma sqrt(r^power) instead of the marks' sigma
+      (first order in vanna), r = `ctx.jump_var_ratio` (`hedging.jumps`: the jumps'
+      variance the marks do not carry): a long-gamma book's delta moves as at a higher vol,
+      not the lower one Zakamouline's modified vol takes;
+    - `skew_weight` x Gamma S k / 2, k = `ctx.jump_skew` (the jumps' third moment over the
+      index's variance, a return): the minimum-variance hedge where the jumps lean one way
+      (a long-gamma book gains on a jump either way; the hedge that offsets the gain's
+      covariance with the move holds Gamma S E[J^3] / (2 E[J^2]) less where they fall).
+    Exactly 0 where no jump was found (r = 1, k = 0) or the book's gamma is not positive: a
+    short-gamma book's modified vol is already the higher one, and on mixed books both signs
+    cost (issue 19, docs/backtest.md "The jump ratio in the daemon", "The jumps' lean")."""
     term = ctx.vanna_coin_per_vol * ctx.vol * (_sqrt(ctx.jump_var_ratio**power) - 1.0)
+    if skew_weight != 0.0:
+        term = term + skew_weight * 0.5 * ctx.gamma_coin_per_usd * ctx.spot_usd * ctx.jump_skew
     return _where(ctx.gamma_coin_per_usd > 0, term, 0.0)
 
 
@@ -513,8 +522,6 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
                 h0 = h0 * w_vov
         lower, upper = horizon_sides(h, h0, ctx.options_delta_coin, policy)
         shift = modified_delta_shift(ctx, g, policy.k_prefactor)
-        if policy.jump_shift_power > 0.0:
-            shift = shift + jump_shift(ctx, policy.jump_shift_power)
         if policy.vov_ref > 0.0 and policy.vov_scope != "horizon":
             shift = shift * w_vov
         if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
@@ -525,6 +532,14 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
                 years = policy.vov_horizon_s / _YEAR_S
                 cap = cap * long_cap_factor(ctx, g, policy.shift_cap_vov_ref, years)
             shift = cap_shift(shift, cap)
+        if policy.jump_shift_power > 0.0:
+            # After the cap, with its own: the cap holds Zakamouline's extrapolated K.
+            jump = jump_shift(ctx, policy.jump_shift_power, policy.jump_skew_weight)
+            if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
+                jump = jump * shift_coherence(ctx, policy.shift_coherence)
+            if policy.jump_cap_hw > 0.0:
+                jump = cap_shift(jump, policy.jump_cap_hw * _abs(h))
+            shift = shift + jump
         if policy.carry_weight > 0.0:
             shift = shift + policy.carry_weight * carry_shift(ctx, g)
         if policy.unwind_weight > 0.0:
@@ -586,6 +601,8 @@ class PolicyNumbers:
     flow_fade_ref: float = 0.0
     gamma_average: str = "abs"
     jump_shift_power: float = 0.0
+    jump_skew_weight: float = 0.0
+    jump_cap_hw: float = 0.0
 
 
 _HEDGERD_NUMBERS = (
@@ -611,6 +628,8 @@ _HEDGERD_NUMBERS = (
     "flow_fade_ref",
     "gamma_average",
     "jump_shift_power",
+    "jump_skew_weight",
+    "jump_cap_hw",
 )
 # id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
 # cached (as `controller`'s fingerprints); a frozen policy's numbers never change.
@@ -742,10 +761,6 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         factor = 1.0 - k if gamma < 0 else 1.0 + k
         vol_m = vol * math.sqrt(factor if factor >= 0.05 else 0.05)
         shift = vanna * (vol_m - vol)
-    jp = policy.jump_shift_power
-    if jp > 0.0 and gamma > 0:
-        # jump_shift (long gamma only)
-        shift = shift + vanna * vol * (math.sqrt(ctx.jump_var_ratio**jp) - 1.0)
     if ref > 0.0 and policy.vov_scope != "horizon":
         shift = shift * w_vov
     p = policy.shift_coherence
@@ -767,6 +782,20 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
             cap = cap * (1.0 + r_c / ref_c)
         lo = shift if shift >= -cap else -cap
         shift = lo if lo <= cap else cap
+    jp = policy.jump_shift_power
+    if jp > 0.0 and gamma > 0:
+        # jump_shift (long gamma only), its coherence and its cap
+        jump = vanna * vol * (math.sqrt(ctx.jump_var_ratio**jp) - 1.0)
+        sw = policy.jump_skew_weight
+        if sw != 0.0:
+            jump = jump + sw * 0.5 * gamma * spot * ctx.jump_skew
+        if p > 0.0 and coherence is not None:
+            jump = jump * (coherence if p == 1.0 else coherence**p)
+        if policy.jump_cap_hw > 0.0:
+            jc = policy.jump_cap_hw * abs(h)
+            lo = jump if jump >= -jc else -jc
+            jump = lo if lo <= jc else jc
+        shift = shift + jump
     if policy.carry_weight > 0.0:
         shift = shift + policy.carry_weight * (ctx.carry_annual / (g * spot * vol * vol))
     if policy.unwind_weight > 0.0:
