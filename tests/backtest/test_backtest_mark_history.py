@@ -1,20 +1,29 @@
-"""The vol-of-vol estimator's pre-history in the backtest (`MarketSpec.mark_history`): each
-path starts with the marks of the estimator's window behind it, as a running desk (and the
-daemon, seeded at start) has them, drawn from its own random stream."""
+"""The estimators' pre-history in the backtest (`MarketSpec.mark_history`): each path starts
+with the marks (the vol-of-vol's) and the index (the jumps') of the estimator's window behind
+it, as a running desk (and the daemon, seeded at start) has them, drawn from its own random
+stream."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from hedgerd.backtest.families import builtin_policies, expand
 from hedgerd.backtest.paths import PathGenerator
-from hedgerd.backtest.runner import PolicyRun, _greeks_vol, _vov_history, run_backtest
+from hedgerd.backtest.runner import (
+    PolicyRun,
+    _greeks_vol,
+    _jump_history,
+    _vov_history,
+    run_backtest,
+)
 from hedgerd.backtest.scenario import MarketSpec, Scenario, load_scenario
+from hedgerd.hedging.jumps import JumpVariancePaths
 from hedgerd.hedging.volvol import VolOfVolPaths
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
@@ -106,6 +115,68 @@ def test_the_paths_and_the_baselines_are_unchanged_by_the_history() -> None:
     sc = load_scenario(SCENARIOS / "regime-shift.toml")
     runs = _runs(sc)
     runs = [runs[0], replace(runs[1], config=runs[1].config.model_copy(update={"vov_ref": 0.3}))]
+    (a_ww, a_h), a_opt = run_backtest(_history(sc, True), runs, paths=60, seed=3)
+    (b_ww, b_h), b_opt = run_backtest(_history(sc, False), runs, paths=60, seed=3)
+    assert np.array_equal(a_opt, b_opt)
+    assert np.array_equal(a_ww.pnl_usd, b_ww.pnl_usd)
+    assert np.array_equal(a_ww.cost_usd, b_ww.cost_usd)
+    assert not np.array_equal(a_h.pnl_usd, b_h.pnl_usd)
+
+
+def _jumps_at_start(mk: MarketSpec, n: int, seed: int, noise_sd: float) -> tuple[Any, Any]:
+    """The jump estimator's ratio and skew at t = 0 after the pre-history, as the runner
+    feeds it."""
+    gen = PathGenerator(mk, n, np.random.default_rng(seed))
+    est = JumpVariancePaths(mk.dt_years * YEAR_MS)
+    horizon = mk.steps * mk.dt_years
+    _jump_history(est, mk, gen, np.random.default_rng([seed, 3]), horizon)
+    est.observe(gen.state.spot, _greeks_vol(mk, gen, gen.state.vol, horizon))
+    return est.ratio(noise_sd), est.skew(noise_sd)
+
+
+def test_the_jump_history_fills_the_estimators_week_at_the_start() -> None:
+    """With a week of index behind each path the ratio starts where a running desk has it,
+    not at 1 ramping in over the first day: 200 jumps a year of 0 +- 1.5 % at 30 % vol give
+    1 + lambda E[J^2] / sigma^2 = 1.5 on average less bipower's share, symmetric (skew near 0 on average); 4 a
+    year of -5 % +- 10 % show on about 1 - e^{-4 x 7 / 365} = 7.4 % of the paths (the
+    others read no jump: 1 and 0 exactly), with the jumps' lean (negative, on average)."""
+    many = MarketSpec(
+        process="jumps", vol=0.3, jump_intensity_per_year=200.0, jump_mean=0.0,
+        jump_std=0.015, horizon_days=3.0, step_minutes=5.0,
+    )  # fmt: skip
+    ratio, skew = _jumps_at_start(many, 400, 7, 3.0)
+    # Bipower counts each jump against its two neighbours, pi/2 |J| (|d| + |d'|): E|J| =
+    # 0.015 sqrt(2/pi), E|d| = 0.3 sqrt(10 min / year) sqrt(2/pi), so it keeps 17 % of the
+    # jumps' variance back (the estimator's known bias; the same live).
+    e_abs_j = 0.015 * math.sqrt(2 / math.pi)
+    e_abs_d = 0.3 * math.sqrt(600_000 / YEAR_MS) * math.sqrt(2 / math.pi)
+    kept = 1.0 - math.pi * e_abs_j * e_abs_d / 0.015**2
+    assert kept == pytest.approx(0.83, abs=0.01)
+    assert float(np.mean(ratio)) == pytest.approx(1.0 + 0.5 * kept, abs=0.05)
+    assert abs(float(np.mean(skew))) < 0.003
+    rare = many.model_copy(
+        update={"jump_intensity_per_year": 4.0, "jump_mean": -0.05, "jump_std": 0.1}
+    )
+    ratio, skew = _jumps_at_start(rare, 4000, 7, 3.0)
+    seen = ratio > 1.0
+    assert float(np.mean(seen)) == pytest.approx(1.0 - math.exp(-4.0 * 7 / 365), abs=0.015)
+    assert np.all(skew[~seen] == 0.0)
+    assert float(np.mean(skew[seen])) < 0.0
+    calm = many.model_copy(update={"process": "gbm"})
+    ratio, skew = _jumps_at_start(calm, 400, 7, 3.0)
+    assert float(np.mean(ratio == 1.0)) > 0.98 and float(np.mean(skew == 0.0)) > 0.98
+
+
+def test_the_jump_history_leaves_the_paths_and_the_baselines_alone() -> None:
+    """The jump history draws from its own stream: the option book's P&L and a baseline's
+    run are the same bit for bit; only the policy that reads the jumps moves."""
+    sc = load_scenario(SCENARIOS / "jumps.toml")
+    sc = sc.model_copy(
+        update={"options": tuple(o.model_copy(update={"qty_coin": 1.0}) for o in sc.options)}
+    )  # long gamma: the jump terms' books
+    runs = _runs(sc)
+    jump_on = {"jump_shift_power": 1.0, "jump_noise_sd": 3.0, "jump_skew_weight": 1.0}
+    runs = [runs[0], replace(runs[1], config=runs[1].config.model_copy(update=jump_on))]
     (a_ww, a_h), a_opt = run_backtest(_history(sc, True), runs, paths=60, seed=3)
     (b_ww, b_h), b_opt = run_backtest(_history(sc, False), runs, paths=60, seed=3)
     assert np.array_equal(a_opt, b_opt)

@@ -38,7 +38,7 @@ from hedgerd.backtest.scenario import Scenario, ScenarioError
 from hedgerd.hedging.config import HedgerdPolicy, PolicyConfig, TimerPolicy
 from hedgerd.hedging.cross_venue import carry_holds
 from hedgerd.hedging.flow import flow_estimates
-from hedgerd.hedging.jumps import JumpVariancePaths
+from hedgerd.hedging.jumps import JUMP_WINDOW_MS, JumpVariancePaths
 from hedgerd.hedging.kernel import (
     Band,
     BandContext,
@@ -326,6 +326,8 @@ def run_backtest(
     if vov and mk.mark_history and mk.greeks_vol != "fixed" and gen.vol_moves:
         # Its own stream ([seed, 2]): the paths and the flow draw exactly as without it.
         _vov_history(vov, mk, gen, np.random.default_rng([seed, 2]), horizon)
+    if jumps is not None and mk.mark_history:
+        _jump_history(jumps, mk, gen, np.random.default_rng([seed, 3]), horizon)
 
     # The option book: premium received/paid at the start (cash), shared by all policies.
     spot = gen.state.spot
@@ -535,6 +537,54 @@ def _vov_history(
         for row in marks[count - counts[w] :]:
             for _ in range(every):
                 est.observe(row)
+
+
+def _jump_history(
+    jumps: JumpVariancePaths,
+    mk: Any,
+    gen: PathGenerator,
+    rng: np.random.Generator,
+    horizon: float,
+) -> None:
+    """Feed the jump estimator the index and the marks of its window before t = 0
+    (`MarketSpec.mark_history`), oldest first, as the daemon seeds it at start (its journal's
+    samples, else the venue's index history): a 3-day path does not start with a jump
+    estimate that has seen nothing and ramps in over its first day.
+
+    One point per estimator sample (as `_vov_history`: each fed for that many steps, its first
+    sampled), back from each path's start: the vol state drawn backward
+    (`PathGenerator.backward`), the log return over each step drawn as the path draws it
+    (the diffusion at that vol, the scenario's compensated jumps). A path's returns are
+    independent of each other given the vol, so that is the history in law; Heston's
+    correlation of the price with the variance is not kept (the estimator reads the returns'
+    sizes, not their co-movement with the vol)."""
+    dt = mk.dt_years
+    every = max(1, math.ceil(VOLVOL_SAMPLE_MS / (dt * _YEAR_MS) - 1e-9))
+    step = every * dt
+    # The window's returns, the one before its first (its bipower pair) and its start point.
+    count = math.ceil(JUMP_WINDOW_MS / _YEAR_MS / step - 1e-9) + 2
+    back = gen.backward(rng, step)
+    n = gen.n
+    ln = np.empty((count, n))
+    marks = np.empty((count, n))
+    x = np.log(gen.state.spot)
+    drift = gen.drift
+    lam = mk.jump_intensity_per_year if mk.process == "jumps" else 0.0
+    comp = lam * (math.exp(mk.jump_mean + 0.5 * mk.jump_std**2) - 1.0) if lam > 0 else 0.0
+    for j in range(count):
+        vol = back.state.vol  # over the step that ends where the history stands
+        r = (drift - 0.5 * vol * vol - comp) * step + vol * math.sqrt(step) * rng.standard_normal(n)
+        if lam > 0:
+            c = rng.poisson(lam * step, n)
+            r = r + c * mk.jump_mean + np.sqrt(c) * mk.jump_std * rng.standard_normal(n)
+        x = x - r
+        back.step_vol()
+        ln[count - 1 - j] = x
+        marks[count - 1 - j] = _greeks_vol(mk, back, back.state.vol, horizon + (j + 1) * step)
+    for row_ln, row_mark in zip(ln, marks, strict=True):
+        index = np.exp(row_ln)
+        for _ in range(every):
+            jumps.observe(index, row_mark)
 
 
 def _greeks_vol(mk: Any, gen: PathGenerator, vol: Arr, rest_years: float) -> Arr:
