@@ -24,7 +24,8 @@ def _sample() -> dict[str, Any]:
 
 
 def test_status_table_matches_the_golden_text() -> None:
-    # A status document captured from a paper daemon (a halt and a stale ticker added).
+    # A status document captured from a paper daemon (a halt, a stale ticker and the band
+    # inputs' jump skews added).
     expected = (DATA / "status_two_underlyings.txt").read_text()
     assert render_status(_sample()) + "\n" == expected
 
@@ -39,13 +40,18 @@ def test_status_fits_100_columns_and_names_every_unit() -> None:
         assert name in header
     for unit in ("coin", "coin/1%", "USD/vol pt", "USD/day", "USD", "of time"):
         assert unit in units
-    # The band's inputs, a second table under it, with its units likewise.
+    # The band's inputs, a second table under it, with its units likewise (the two gamma
+    # columns' names stacked, "gamma" on the line above the others' names).
     at = next(i for i, line in enumerate(lines) if line.startswith("  band inputs"))
-    header, units = lines[at : at + 2]
-    for name in ("mark vol", "vol of vol", "jump ratio", "gamma coherence", "gamma ahead", "flow"):
+    over, header, units = lines[at - 1 : at + 2]
+    for name in ("mark vol", "vol of vol", "jump ratio", "jump skew", "coherence", "ahead"):
         assert name in header
-    for unit in ("%/year", "1/sqrt(year)", "index/marks", "|net|/gross", "coin/1%", "coin^2/year"):
+    assert "option flow" in header and over.split() == ["gamma", "gamma"]
+    assert header.index("coherence") + len("coherence") == over.index("gamma") + len("gamma")
+    assert header.index("ahead") + len("ahead") == over.rindex("gamma") + len("gamma")
+    for unit in ("%/year", "1/sqrt(year)", "index/marks", "return", "|net|/gross", "coin/1%"):
         assert unit in units
+    assert "coin^2/year" in units
     # No epoch milliseconds, no 17-digit floats: the sample's now_ms and BTC gamma (and the
     # band inputs' vol and flow).
     assert "1796518" not in text and "0.000339" not in text
@@ -73,15 +79,23 @@ def test_band_inputs_show_vol_in_percent_and_gamma_ahead_per_1pct() -> None:
         "vol": 0.4567,
         "vol_of_vol_per_sqrt_year": 1.2345,
         "jump_var_ratio": 1.006,
+        "jump_skew": 0.0123,
         "gamma_coherence": 0.8765,
         "gamma_ahead_coin_per_usd": 0.0002,
         "flow_var_coin2_per_year": 12.345,
     }
     rows = _band_rows(render_status(doc))
     # vol 0.4567 a year = 45.7 %; gamma ahead 0.0002 coin/USD x 90,000 USD x 1 % = 0.18 coin.
-    assert rows["BTC"] == ["45.7%", "1.23", "1.01", "0.88", "+0.1800", "12.3"]
-    # The sample's ETH: no coherence computed for its policy (null) shows "-".
-    assert rows["ETH"] == ["63.7%", "0.00137", "1.42", "-", "+0.0995", "5,240"]
+    # The jumps' lean a signed return, 3 decimals: 0.0123 as +0.012.
+    assert rows["BTC"] == ["45.7%", "1.23", "1.01", "+0.012", "0.88", "+0.1800", "12.3"]
+    # The sample's ETH: its jumps leaning down (-0.0342...), no coherence computed for its
+    # policy (null) shows "-".
+    assert rows["ETH"] == ["63.7%", "0.00137", "1.42", "-0.034", "-", "+0.0995", "5,240"]
+    # A daemon from before the jump skew (the key absent): "-" in its column alone.
+    del btc["band_inputs"]["jump_skew"]
+    assert _band_rows(render_status(doc))["BTC"] == [
+        "45.7%", "1.23", "1.01", "-", "0.88", "+0.1800", "12.3"
+    ]  # fmt: skip
 
 
 def test_an_older_daemon_without_band_inputs_shows_dashes() -> None:
@@ -93,7 +107,7 @@ def test_an_older_daemon_without_band_inputs_shows_dashes() -> None:
     view = StatusView.from_json(doc)
     assert [u.band_inputs for u in view.underlyings] == [BandInputsView(), BandInputsView()]
     text = render_status(doc)
-    assert _band_rows(text) == {"BTC": ["-"] * 6, "ETH": ["-"] * 6}
+    assert _band_rows(text) == {"BTC": ["-"] * 7, "ETH": ["-"] * 7}
     golden = (DATA / "status_two_underlyings.txt").read_text()
     # The underlyings table above it reads as before.
     assert text.split("  band inputs")[0] == golden.split("  band inputs")[0]

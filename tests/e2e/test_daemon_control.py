@@ -22,6 +22,7 @@ from e2e_support import (
 )
 
 from hedgerd.execution.client_ids import client_label
+from hedgerd.hedging.jumps import JUMP_SKEW_MAX
 
 SPEED = 10.0
 
@@ -70,6 +71,7 @@ async def test_halt_cancels_survives_restart_and_resume_hedges_again() -> None:
             "vol": risk.vol,
             "vol_of_vol_per_sqrt_year": risk.vol_of_vol_per_sqrt_year,
             "jump_var_ratio": risk.jump_var_ratio,
+            "jump_skew": risk.jump_skew,
             "gamma_coherence": risk.gamma_coherence,
             "gamma_ahead_coin_per_usd": risk.gamma_ahead_coin_per_usd,
             "flow_var_coin2_per_year": risk.flow_var_coin2_per_year,
@@ -247,6 +249,7 @@ def _check_band_inputs(inputs: dict[str, Any]) -> None:
         "vol",
         "vol_of_vol_per_sqrt_year",
         "jump_var_ratio",
+        "jump_skew",
         "gamma_coherence",
         "gamma_ahead_coin_per_usd",
         "flow_var_coin2_per_year",
@@ -256,6 +259,7 @@ def _check_band_inputs(inputs: dict[str, Any]) -> None:
     assert 0.05 < inputs["vol"] < 3.0  # fraction per year, not per cent
     assert inputs["vol_of_vol_per_sqrt_year"] >= 0.0
     assert inputs["jump_var_ratio"] >= 1.0
+    assert -JUMP_SKEW_MAX <= inputs["jump_skew"] <= JUMP_SKEW_MAX
     assert 0.0 <= inputs["gamma_coherence"] <= 1.0
     assert inputs["gamma_ahead_coin_per_usd"] != 0.0
     assert inputs["flow_var_coin2_per_year"] >= 0.0
@@ -288,6 +292,7 @@ async def _check_metrics(port: int | None) -> None:
     assert samples[("hedgerd_vol_of_vol_per_sqrt_year", "BTC")] >= 0.0
     assert math.isfinite(samples[("hedgerd_jump_var_ratio", "BTC")])
     assert samples[("hedgerd_jump_var_ratio", "BTC")] >= 1.0
+    assert -JUMP_SKEW_MAX <= samples[("hedgerd_jump_skew", "BTC")] <= JUMP_SKEW_MAX
 
 
 async def test_no_order_goes_out_while_the_order_session_is_down() -> None:

@@ -2,7 +2,7 @@
 (real ccxt client on 127.0.0.1) samples its book's mark vol as the marks move, keeps the
 samples in its journal (`portfolio.volvol_seed`), and the daemon started again on the same
 journal makes its first decision with the estimate the first one had; the index's jump
-variance ratio, sampled with the marks (`hedging.jumps`), likewise.
+variance ratio and the jumps' lean, sampled with the marks (`hedging.jumps`), likewise.
 
 The window before the first start is filled from the simulator's DVOL (a walk at 80 % a
 year before its start). The simulator's clock is stepped (the market moves when the test
@@ -118,6 +118,8 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
             vols.append(before.vol)
             assert len(set(vols)) > 1 and before.vol_of_vol_per_sqrt_year > 0.0
             assert before.jump_var_ratio > 1.5
+            # The gaps' cubes: the -6 % one outweighs the +4 %: the jumps lean down.
+            assert before.jump_skew < 0.0
         finally:
             assert await first.shutdown() == 0
         # The samples are in the journal, one per 10 minutes (the evaluations between are
@@ -142,6 +144,7 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
             assert after.vol_of_vol_per_sqrt_year == before.vol_of_vol_per_sqrt_year
             # The index came back with the samples: the jumps' ratio is the one it had.
             assert after.jump_var_ratio == before.jump_var_ratio
+            assert after.jump_skew == before.jump_skew
             # And it goes on from there: the next sample is compared with the last stored.
             await sim_admin(sim, "market/gap?currency=BTC&pct=3")
             await sim_admin(sim, f"time/advance?ms={VOLVOL_SAMPLE_MS}")

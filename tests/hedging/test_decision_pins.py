@@ -13,6 +13,7 @@ as in test_hedging_fast_paths.py (a new policy field must not move the pin).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import sys
@@ -294,8 +295,67 @@ def test_decisions_are_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
 # figure is tested in tests/portfolio/test_coherence_feed.py). Again when it took the index's
 # jump variance ratio (`jump_var_ratio`, for the centre's `jump_shift_power`, issue 19): with
 # that field dropped from the risk's repr the digest is the former pin, 354ea65f...596c97 (no
-# decision moved: the mix's risks leave it at 1).
-PINNED = "6f97062fd5e01fadf7dd5820593e90865cfba8b0dae65388ca91a51bc8997ac5"
+# decision moved: the mix's risks leave it at 1). Again when it took the jumps' lean
+# (`jump_skew`, for the centre's `jump_skew_weight`, issue 19): with that field dropped from
+# the risk's repr the digest is the former pin, 6f97062f...7ac5 (no decision moved, ids
+# included: the mix's risks leave it at 0, which the id does not hash).
+PINNED = "321285120c81a44a26877b6179b67153357cc35a84837b8b30f59409b07abc72"
+
+
+def test_a_jump_skew_moves_the_id_only_when_not_zero() -> None:
+    """`jump_skew` is hashed into the decision id only when it is not 0, as
+    `jump_var_ratio` only when not 1: a risk with it at 0 gets the id it had before the field
+    (the pin above), one with the jumps leaning either way another, and one with both the
+    ratio and the skew another than with the ratio alone."""
+    for seed in range(100):
+        by_account, venues, orders, policy, state, cost, router = _inputs(seed)
+        total = sum_risks(by_account).total
+        ids = {}
+        for ratio, skew in ((1.0, 0.0), (1.0, 0.05), (1.0, -0.05), (1.4, 0.0), (1.4, -0.05)):
+            r = dataclasses.replace(total, jump_var_ratio=ratio, jump_skew=skew)
+            d = decide(r, venues, orders, "pin", policy, state, NOW_MS + seed, cost, router)
+            ids[ratio, skew] = d.decision_id
+        assert ids[1.0, 0.0] == controller.decision_id(
+            total, venues, orders, "pin", policy, state, NOW_MS + seed
+        )
+        assert len(set(ids.values())) == len(ids), seed
+
+
+def test_a_jump_skew_id_is_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The skew's bytes in the id (after the ratio's), pinned: client order ids derive from
+    it, so a change in how it is hashed must show here."""
+    monkeypatch.setattr(controller, "_policy_fingerprint", lambda policy: "policy-fingerprint")
+    by_account, venues, orders, policy, state, _, _ = _inputs(0)
+    total = sum_risks(by_account).total
+    lean = dataclasses.replace(total, jump_var_ratio=1.4, jump_skew=-0.05)
+    got = controller.decision_id(lean, venues, orders, "pin", policy, state, NOW_MS)
+    assert got == PINNED_SKEW_ID
+
+
+PINNED_SKEW_ID = "b95bb200ff4ecd2affd3e9c2b7e61100"
+
+
+def test_decide_hands_the_jump_skew_to_the_band() -> None:
+    """A long-gamma book whose index jumps lean down (k = -0.05): with `jump_skew_weight`
+    w its delta shift is w x Gamma S k / 2 (coin; `kernel.jump_shift`) and the centre, the
+    target less the shift, moves up by as much (the hedge holds less where the jumps fall);
+    with the weight 0 not at all."""
+    r = UnderlyingRisk(
+        "BTC", SPOT, 0.0, 4e-5, 0.6, 0.05, vanna_coin_per_vol=0.5, jump_var_ratio=1.4
+    )
+    venues = [_venue(random.Random(1), 0, ACCOUNTS[0], None)]
+    policy = HedgerdPolicy(risk_aversion_per_usd=1e-5, jump_shift_power=1.0, jump_skew_weight=1.0)
+    off = policy.model_copy(update={"jump_skew_weight": 0.0})
+
+    def target(p: PolicyConfig, skew: float) -> float:
+        rr = dataclasses.replace(r, jump_skew=skew)
+        d = decide(rr, venues, [], "pin", p, PolicyState(), NOW_MS, CostModelSettings())
+        return d.target_delta_coin
+
+    moved = target(policy, -0.05) - target(policy, 0.0)
+    assert moved == pytest.approx(-0.5 * 4e-5 * SPOT * -0.05, rel=1e-9)
+    assert moved > 0.0
+    assert target(off, -0.05) == target(off, 0.0)
 
 
 def test_a_decision_is_the_same_with_the_policy_numbers_cached_or_not() -> None:

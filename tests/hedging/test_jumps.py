@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedgerd.hedging.config import HedgerdPolicy
+from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.hedging.jumps import (
     JUMP_RATIO_MAX,
     JUMP_SKEW_MAX,
@@ -319,3 +320,16 @@ def test_the_jump_terms_keep_within_their_own_cap(
         assert moved == pytest.approx(unc, rel=1e-9, abs=1e-15)
     else:
         assert math.copysign(1.0, moved) == math.copysign(1.0, unc)
+
+
+def test_the_risk_carries_a_skew_within_its_bound_and_refuses_any_other() -> None:
+    """`UnderlyingRisk.jump_skew` (the daemon's carrier of `skew`): 0 by default, the
+    bounds +-`JUMP_SKEW_MAX` taken, beyond them or not finite refused naming the
+    underlying (the one-sum fast check lets none of them through)."""
+    base = UnderlyingRisk("ETH", 3_000.0, 0.1, 1e-3, 0.6, 0.05)
+    assert base.jump_skew == 0.0
+    for ok in (JUMP_SKEW_MAX, -JUMP_SKEW_MAX, 0.0123):
+        assert dataclasses.replace(base, jump_skew=ok).jump_skew == ok
+    for bad in (JUMP_SKEW_MAX + 1e-12, -0.5, 1e300, math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match=r"ETH: jump_skew must be finite and within \+-0.2"):
+            dataclasses.replace(base, jump_skew=bad)

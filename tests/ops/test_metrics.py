@@ -43,6 +43,7 @@ def test_every_hedgerd_metric_names_a_unit_or_is_a_count() -> None:
         "hedgerd_ha_role_code",  # a code, like the trading state's
         "hedgerd_ha_epoch",  # a fencing token: a count of grants
         "hedgerd_mark_vol",  # a vol: a fraction per year, as vols are quoted
+        "hedgerd_jump_skew",  # a log return (dimensionless, signed): no unit to name
     }
     # `_ratio`: dimensionless (Prometheus' base unit for ratios).
     units = ("_seconds", "_coin", "_usd", "_per_day", "_per_usd", "_per_sqrt_year", "_ratio")
@@ -105,15 +106,29 @@ def test_greeks_band_and_divergence() -> None:
 def test_band_inputs_are_exported_per_underlying() -> None:
     metrics = Metrics(process_metrics=False)
     metrics.set_band_inputs(
-        "BTC", mark_vol=0.455, vol_of_vol_per_sqrt_year=0.0774, jump_var_ratio=1.42
+        "BTC",
+        mark_vol=0.455,
+        vol_of_vol_per_sqrt_year=0.0774,
+        jump_var_ratio=1.42,
+        jump_skew=-0.034,
     )
-    metrics.set_band_inputs("ETH", mark_vol=0.637, vol_of_vol_per_sqrt_year=0.0, jump_var_ratio=1.0)
+    metrics.set_band_inputs(
+        "ETH", mark_vol=0.637, vol_of_vol_per_sqrt_year=0.0, jump_var_ratio=1.0, jump_skew=0.0
+    )
     assert _value(metrics, "hedgerd_mark_vol", underlying="BTC") == 0.455
     assert _value(metrics, "hedgerd_vol_of_vol_per_sqrt_year", underlying="BTC") == 0.0774
     assert _value(metrics, "hedgerd_jump_var_ratio", underlying="BTC") == 1.42
+    assert _value(metrics, "hedgerd_jump_skew", underlying="BTC") == -0.034
     assert _value(metrics, "hedgerd_mark_vol", underlying="ETH") == 0.637
     assert _value(metrics, "hedgerd_vol_of_vol_per_sqrt_year", underlying="ETH") == 0.0
     assert _value(metrics, "hedgerd_jump_var_ratio", underlying="ETH") == 1.0
+    assert _value(metrics, "hedgerd_jump_skew", underlying="ETH") == 0.0
+    # The skew's bounds (`JUMP_SKEW_MAX`, 0.2) are in its range.
+    for edge in (0.2, -0.2):
+        metrics.set_band_inputs(
+            "ETH", mark_vol=0.637, vol_of_vol_per_sqrt_year=0.0, jump_var_ratio=2.0, jump_skew=edge
+        )
+        assert _value(metrics, "hedgerd_jump_skew", underlying="ETH") == edge
 
 
 @pytest.mark.parametrize(
@@ -127,20 +142,31 @@ def test_band_inputs_are_exported_per_underlying() -> None:
         {"jump_var_ratio": math.inf},
         {"jump_var_ratio": math.nan},
         {"jump_var_ratio": 0.99},
+        {"jump_skew": math.inf},
+        {"jump_skew": -math.inf},
+        {"jump_skew": math.nan},
+        {"jump_skew": 0.2001},
+        {"jump_skew": -0.25},
     ],
 )
 def test_band_inputs_refuse_non_finite_or_out_of_range_and_keep_the_last(
     bad: dict[str, float],
 ) -> None:
     metrics = Metrics(process_metrics=False)
-    good = {"mark_vol": 0.5, "vol_of_vol_per_sqrt_year": 0.25, "jump_var_ratio": 1.25}
+    good = {
+        "mark_vol": 0.5,
+        "vol_of_vol_per_sqrt_year": 0.25,
+        "jump_var_ratio": 1.25,
+        "jump_skew": 0.05,
+    }
     metrics.set_band_inputs("BTC", **good)
     with pytest.raises(ValueError, match="band inputs for BTC"):
         metrics.set_band_inputs("BTC", **{**good, **bad})
-    # None of the three moved: a refused call sets nothing.
+    # None of the four moved: a refused call sets nothing.
     assert _value(metrics, "hedgerd_mark_vol", underlying="BTC") == 0.5
     assert _value(metrics, "hedgerd_vol_of_vol_per_sqrt_year", underlying="BTC") == 0.25
     assert _value(metrics, "hedgerd_jump_var_ratio", underlying="BTC") == 1.25
+    assert _value(metrics, "hedgerd_jump_skew", underlying="BTC") == 0.05
     with pytest.raises(ValueError, match="underlying"):
         metrics.set_band_inputs("BTC ETH", **good)
 
@@ -315,6 +341,7 @@ def test_exported_sample_names_cover_untouched_label_sets() -> None:
         "hedgerd_mark_vol",
         "hedgerd_vol_of_vol_per_sqrt_year",
         "hedgerd_jump_var_ratio",
+        "hedgerd_jump_skew",
     ):
         assert expected in names
     assert "hedgerd_delta_coin_total" not in names

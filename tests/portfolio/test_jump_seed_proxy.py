@@ -2,10 +2,13 @@
 samples do not reach back over the jump window, the venue's index history (Deribit's index
 chart, through the real ccxt client against the simulator on 127.0.0.1) fills the part
 before them, each point with the vol known nearest before it; the hedge loop's seed
-(`HedgeLoop._apply_volvol_seed`) rebuilds the estimator from both."""
+(`HedgeLoop._apply_volvol_seed`) rebuilds the estimator from both. The jumps' lean
+(`jump_skew`) goes with the ratio into the risk the decision takes, and a restart on the
+journal's samples gives the lean the live estimator had."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,10 +19,15 @@ import pytest
 from structlog.testing import capture_logs
 
 from hedgerd.execution.drill import DRILL_KEY, DRILL_SECRET, sim_rig, sim_scenario
-from hedgerd.execution.journal import JournalStore
+from hedgerd.execution.journal import Journal, JournalStore
 from hedgerd.hedging.config import HedgerdPolicy
 from hedgerd.hedging.inputs import UnderlyingRisk
-from hedgerd.hedging.jumps import JUMP_MAX_GAP_MS, JUMP_WINDOW_MS, JumpVarianceEstimator
+from hedgerd.hedging.jumps import (
+    JUMP_MAX_GAP_MS,
+    JUMP_SKEW_MAX,
+    JUMP_WINDOW_MS,
+    JumpVarianceEstimator,
+)
 from hedgerd.hedging.volvol import VOLVOL_WINDOW_MS, VolOfVolEstimator
 from hedgerd.portfolio.hedge_loop import HedgeLoop
 from hedgerd.portfolio.volvol_seed import VolOfVolSeed, VolOfVolSeeds, read_seed
@@ -59,9 +67,15 @@ def _loop(cut: int) -> SimpleNamespace:
 
 
 def _seeded_ratio(seed: VolOfVolSeed) -> float:
+    return _seeded(seed)[0]
+
+
+def _seeded(seed: VolOfVolSeed) -> tuple[float, float]:
+    """The seeded estimator's ratio and skew at the cut."""
     loop = _loop(seed.cut_ms)
     HedgeLoop._apply_volvol_seed(loop, seed)  # type: ignore[arg-type]
-    return float(loop._jumps["BTC"].ratio(seed.cut_ms, NOISE_SD))
+    est = loop._jumps["BTC"]
+    return est.ratio(seed.cut_ms, NOISE_SD), est.skew(seed.cut_ms, NOISE_SD)
 
 
 async def _first_start_seed(
@@ -114,10 +128,13 @@ async def test_a_first_start_seeds_the_jump_ratio_from_the_venues_index(
     seed, truth, cut = await _first_start_seed(tmp_path, jumps_per_day=4.0)
     assert seed is not None and seed.index == ()
     assert [t for t, _ in seed.index_proxy] == [t for t, _, _ in truth]
-    ratio = _seeded_ratio(seed)
-    want = JumpVarianceEstimator.seeded(truth, cut).ratio(cut, NOISE_SD)
-    assert ratio == pytest.approx(want, rel=1e-12)
+    ratio, skew = _seeded(seed)
+    want = JumpVarianceEstimator.seeded(truth, cut)
+    assert ratio == pytest.approx(want.ratio(cut, NOISE_SD), rel=1e-12)
     assert ratio > 1.3, ratio
+    # The jumps' lean likewise (the simulator's jumps are symmetric: a lean, of either sign).
+    assert skew == pytest.approx(want.skew(cut, NOISE_SD), rel=1e-12, abs=1e-15)
+    assert skew != 0.0
 
 
 async def test_without_jumps_the_proxy_stays_below_the_noise_threshold(
@@ -217,4 +234,76 @@ def test_with_no_vol_known_the_proxy_waits_for_the_first_evaluations_mark_vol() 
     want = JumpVarianceEstimator.seeded([*((t, s, 0.6) for t, s in pts), (now, 91_000.0, 0.6)], now)
     assert got.jump_var_ratio == pytest.approx(want.ratio(now, NOISE_SD), rel=1e-12)
     assert got.jump_var_ratio is not None and got.jump_var_ratio > 1.0
+    # The jump was up: the lean the decision takes is up too.
+    assert got.jump_skew == pytest.approx(want.skew(now, NOISE_SD), rel=1e-12)
+    assert got.jump_skew > 0.0
     assert loop._jump_proxy == {}
+
+
+def _live_loop(start: int, journal: Journal) -> SimpleNamespace:
+    """`_loop`, its samples kept in `journal` by the hedge loop's own `_keep_volvol_sample`
+    (queued, as live)."""
+    loop = _loop(start)
+    loop.shared = SimpleNamespace(journal=journal)
+    loop._volvol_writes = set()
+    loop._keep_volvol_sample = lambda *a: HedgeLoop._keep_volvol_sample(loop, *a)  # type: ignore[arg-type]
+    return loop
+
+
+@pytest.mark.parametrize("jump", [0.06, -0.06])
+async def test_a_one_sided_jump_leans_the_risk_and_a_restart_keeps_the_lean(
+    tmp_path: Path, jump: float
+) -> None:
+    """Two days of 10-minute index samples at 60 % a year (marks constant) with one jump of
+    6 % (either way) after 32 hours: before it the risk the decision takes has no lean (and
+    no ratio: the diffusion stays under the 3-sd threshold); after it a lean of the jump's
+    sign, the estimator's on the same samples (a few per cent: the jump's cube over the
+    window's variance). The samples went to the journal as live; a hedge loop started again
+    on it (`read_seed`, `_apply_volvol_seed`) logs and carries the same lean and ratio, at
+    the cut and at its next evaluation."""
+    start = 1_790_000_000_000
+    step = 600_000
+    n, at = 288, 192
+    sd = 0.6 * math.sqrt(step / (365 * DAY_MS))
+    ln = np.cumsum(np.random.default_rng(11).normal(0.0, sd, n + 1))
+    ln[at:] += jump
+    spots = 90_000.0 * np.exp(ln)
+    journal = await Journal.open(tmp_path / "journal.sqlite")
+    try:
+        live = _live_loop(start, journal)
+        got: list[UnderlyingRisk] = []
+        for i, s in enumerate(spots):
+            risk = UnderlyingRisk("BTC", float(s), -0.2, 1e-5, 0.6, 20 / 365)
+            got.append(HedgeLoop._with_vol_of_vol(live, "BTC", POLICY, risk, start + i * step))  # type: ignore[arg-type]
+        cut = start + n * step
+        before, after = got[at - 1], got[-1]
+        assert (before.jump_skew, before.jump_var_ratio) == (0.0, 1.0)
+        assert after.jump_var_ratio > 1.5
+        truth = [(start + i * step, float(s), 0.6) for i, s in enumerate(spots)]
+        want = JumpVarianceEstimator.seeded(truth, cut).skew(cut, NOISE_SD)
+        assert after.jump_skew == pytest.approx(want, rel=1e-12)
+        assert math.copysign(1.0, after.jump_skew) == math.copysign(1.0, jump)
+        assert 0.02 < abs(after.jump_skew) < JUMP_SKEW_MAX
+        # Every sample written (the journal's thread runs its calls in order).
+        await asyncio.gather(*live._volvol_writes)
+        seed = await read_seed(journal, None, "BTC", VOLVOL_WINDOW_MS, cut)
+    finally:
+        await journal.close()
+    assert seed is not None and len(seed.index) == n + 1 and seed.index_proxy == ()
+    restarted = _loop(cut)
+    with capture_logs() as logs:
+        HedgeLoop._apply_volvol_seed(restarted, seed)  # type: ignore[arg-type]
+    (seeded,) = [e for e in logs if e["event"] == "daemon.vol_of_vol_seeded"]
+    assert seeded["jump_skew"] == round(after.jump_skew, 6) != 0.0
+    assert seeded["jump_var_ratio"] == round(after.jump_var_ratio, 6)
+    est, was = restarted._jumps["BTC"], live._jumps["BTC"]
+    assert est.skew(cut, NOISE_SD) == was.skew(cut, NOISE_SD) == after.jump_skew
+    assert est.ratio(cut, NOISE_SD) == after.jump_var_ratio
+    # The next evaluation, on both: the same risk for the decision.
+    risk = UnderlyingRisk("BTC", float(spots[-1]), -0.2, 1e-5, 0.6, 20 / 365)
+    nxt = cut + step
+    a = HedgeLoop._with_vol_of_vol(restarted, "BTC", POLICY, risk, nxt)  # type: ignore[arg-type]
+    live._keep_volvol_sample = lambda *a: None
+    b = HedgeLoop._with_vol_of_vol(live, "BTC", POLICY, risk, nxt)  # type: ignore[arg-type]
+    assert (a.jump_skew, a.jump_var_ratio) == (b.jump_skew, b.jump_var_ratio)
+    assert a.jump_skew == pytest.approx(after.jump_skew, rel=0.05)

@@ -82,7 +82,31 @@ def test_the_samples_feed_the_index_jump_ratio_and_are_kept_with_the_index() -> 
         r = dataclasses.replace(_risk(0.6), spot_usd=s)
         got.append(HedgeLoop._with_vol_of_vol(loop, "BTC", POLICY, r, NOW + i * 10 * MIN_MS))  # type: ignore[arg-type]
     assert [g.jump_var_ratio for g in got[:2]] == [1.0, 1.0]
+    assert [g.jump_skew for g in got[:2]] == [0.0, 0.0]
     mv = 0.36 * 30 * MIN_MS / (365 * 86_400_000)
     # 30 minutes of the first day's ramp: 1 + (1/48) x (ln 1.01)^2 / the marks' variance.
     assert got[3].jump_var_ratio == pytest.approx(1.0 + math.log(1.01) ** 2 / mv / 48)
+    # The lean likewise ramped: (1/48) x (ln 1.01)^3 / (the marks' variance + the jump's).
+    r = math.log(1.01)
+    assert got[3].jump_skew == pytest.approx(r**3 / (mv + r**2) / 48)
     assert [(a[1], a[3]) for a in kept] == [(NOW + i * 10 * MIN_MS, s) for i, s in enumerate(spots)]
+
+
+def test_a_gap_down_leans_the_risk_down_and_the_early_return_keeps_its_defaults() -> None:
+    """The jumps' sign reaches the risk: a 1 % gap down a lean below 0, as much as the gap
+    up's above (the cube's sign); and constant marks and index leave the risk as it is
+    (the vol-of-vol 0, the ratio 1 and the skew 0: the early return)."""
+    leans = []
+    for gap in (1.01, 1 / 1.01):
+        loop = _loop()
+        for i, s in enumerate([90_000.0, 90_000.0, 90_000.0 * gap, 90_000.0 * gap]):
+            r = dataclasses.replace(_risk(0.6), spot_usd=s)
+            got = HedgeLoop._with_vol_of_vol(loop, "BTC", POLICY, r, NOW + i * 10 * MIN_MS)  # type: ignore[arg-type]
+        leans.append(got.jump_skew)
+    assert leans[0] > 0.0 > leans[1]
+    assert leans[1] == pytest.approx(-leans[0], rel=1e-9)
+    loop = _loop()
+    risk = _risk(0.6)
+    for i in range(5):
+        got = HedgeLoop._with_vol_of_vol(loop, "BTC", POLICY, risk, NOW + i * 10 * MIN_MS)  # type: ignore[arg-type]
+        assert got is risk

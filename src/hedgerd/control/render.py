@@ -5,8 +5,8 @@ The JSON a daemon sends is read once, at the edge, into the frozen views of
 `hedgerd.control.views`; a figure a daemon does not send shows as "-". Units: deltas, bands,
 targets and gamma in coin of the underlying (gamma per 1 % index move); vega USD per vol
 point; theta USD per day; the band's inputs: mark vol in % a year, vol-of-vol per
-sqrt(year), jump ratio and gamma coherence dimensionless, option flow coin^2 per year; ages
-seconds; times UTC. Everything fits in 100 columns.
+sqrt(year), jump ratio and gamma coherence dimensionless, jump skew a signed log return,
+option flow coin^2 per year; ages seconds; times UTC. Everything fits in 100 columns.
 """
 
 from __future__ import annotations
@@ -170,26 +170,32 @@ def render_band_inputs(view: StatusView) -> list[str]:
                 _or_none(b.vol, lambda x: f"{x:.1%}"),
                 _or_none(b.vol_of_vol_per_sqrt_year, _figure),
                 _or_none(b.jump_var_ratio, lambda x: f"{x:.2f}"),
+                _or_none(b.jump_skew, lambda x: f"{x:+.3f}"),
                 _or_none(b.gamma_coherence, lambda x: f"{x:.2f}"),
                 _or_none(u.gamma_ahead_coin_per_pct, coin),
                 _or_none(b.flow_var_coin2_per_year, _figure),
             ]
         )
+    # The two gamma columns' names stacked ("gamma" over "coherence", "ahead"): on one line
+    # the table, with the jump skew, would pass 100 columns. The others' names start on the
+    # second line, so "  band inputs" stays the line of names, the units the next.
     headers = [
-        "band inputs",
-        "mark vol\n%/year",
-        "vol of vol\n1/sqrt(year)",
-        "jump ratio\nindex/marks",
-        "gamma coherence\n|net|/gross",
-        "gamma ahead\ncoin/1%",
-        "option flow\ncoin^2/year",
+        "\nband inputs",
+        "\nmark vol\n%/year",
+        "\nvol of vol\n1/sqrt(year)",
+        "\njump ratio\nindex/marks",
+        "\njump skew\nreturn",
+        "gamma\ncoherence\n|net|/gross",
+        "gamma\nahead\ncoin/1%",
+        "\noption flow\ncoin^2/year",
     ]
     return [
         *(_fit(line) for line in table(headers, rows)),
         "  mark vol: the book's gamma-weighted implied vol; "
         "jump ratio: the index's variance over the",
-        "  marks' (1: no jumps); gamma ahead: the book's gamma averaged over the spot range ahead;",
-        "  option flow: the delta variance rate of the book's own option trades; -: not computed",
+        "  marks' (1: no jumps); jump skew: the jumps' lean, a signed log return (0: none found);",
+        "  gamma ahead: the book's gamma averaged over the spot range ahead; option flow: the",
+        "  delta variance rate of the book's own option trades; -: not computed",
     ]
 
 

@@ -88,14 +88,16 @@ class StateView:
 class BandInputsView:
     """The market inputs of the hedge band the daemon's last evaluation priced: the book's
     mark vol (fraction per year), the marks' realised vol-of-vol (1/sqrt(year)), the
-    index's variance over the marks' (dimensionless, >= 1), the coherence of the book's
-    gamma (|net| / gross, in [0, 1]), its gamma averaged over the spot range ahead (coin per
-    USD of index move) and the delta variance rate of its own option trades (coin^2 per
-    year). None: not sent (an older daemon), not evaluated yet, or not computed."""
+    index's variance over the marks' (dimensionless, >= 1), the jumps' lean (a signed log
+    return, dimensionless, within +-0.2), the coherence of the book's gamma (|net| / gross,
+    in [0, 1]), its gamma averaged over the spot range ahead (coin per USD of index move)
+    and the delta variance rate of its own option trades (coin^2 per year). None: not sent
+    (an older daemon), not evaluated yet, or not computed."""
 
     vol: float | None = None
     vol_of_vol_per_sqrt_year: float | None = None
     jump_var_ratio: float | None = None
+    jump_skew: float | None = None
     gamma_coherence: float | None = None
     gamma_ahead_coin_per_usd: float | None = None
     flow_var_coin2_per_year: float | None = None
@@ -108,6 +110,7 @@ class BandInputsView:
             vol=as_float(data.get("vol")),
             vol_of_vol_per_sqrt_year=as_float(data.get("vol_of_vol_per_sqrt_year")),
             jump_var_ratio=as_float(data.get("jump_var_ratio")),
+            jump_skew=as_float(data.get("jump_skew")),
             gamma_coherence=as_float(data.get("gamma_coherence")),
             gamma_ahead_coin_per_usd=as_float(data.get("gamma_ahead_coin_per_usd")),
             flow_var_coin2_per_year=as_float(data.get("flow_var_coin2_per_year")),

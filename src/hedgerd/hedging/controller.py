@@ -139,6 +139,9 @@ def decision_id(
     if risk.jump_var_ratio != 1.0:
         # Likewise only when the index jumped (the hedgerd band's `jump_shift_power`).
         nums += (risk.jump_var_ratio,)
+    if risk.jump_skew != 0.0:
+        # Likewise only when the jumps lean one way (the hedgerd band's `jump_skew_weight`).
+        nums += (risk.jump_skew,)
     names: list[str] = []
     for v in venues:
         q = v.quote
@@ -252,6 +255,7 @@ def decide(
         risk.vol_of_vol_per_sqrt_year,
         risk.gamma_coherence,
         risk.jump_var_ratio,
+        risk.jump_skew,
     )
     band = band_for_floats(policy, ctx)
     centre, lower, upper = band.centre, band.lower, band.upper

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hedgerd.hedging.jumps import JUMP_SKEW_MAX
 from hedgerd.model import HedgeStyle, Instrument, InstrumentKind, OrderBookSnapshot, Quote
 from hedgerd.model.fast_init import fast_frozen_init
 
@@ -49,6 +50,10 @@ class UnderlyingRisk:
     - `jump_var_ratio`: the index's variance over the marks' (`hedging.jumps`: 1 + the
       jumps' part of its realised variance over the marks' variance, >= 1), for the hedgerd
       band's `jump_shift_power` (1: no jumps seen or not tracked).
+    - `jump_skew`: the jumps' lean (`hedging.jumps`' skew: the window's sum r^3 over its
+      variance where a jump is found), a signed log return, dimensionless, within
+      +-`JUMP_SKEW_MAX` (0.2), for the hedgerd band's `jump_skew_weight` (0: no jump found
+      or not tracked).
     """
 
     underlying: str
@@ -68,6 +73,7 @@ class UnderlyingRisk:
     vol_of_vol_per_sqrt_year: float = 0.0
     gamma_coherence: float | None = None
     jump_var_ratio: float = 1.0
+    jump_skew: float = 0.0
 
     def __post_init__(self) -> None:
         if (
@@ -89,12 +95,14 @@ class UnderlyingRisk:
                 + self.vol_of_vol_per_sqrt_year
                 + (0.5 if self.gamma_coherence is None else self.gamma_coherence)
                 + self.jump_var_ratio
+                + self.jump_skew
             )
             and (self.gamma_coherence is None or 0.0 <= self.gamma_coherence <= 1.0)
             and self.flow_var_coin2_per_year >= 0.0
             and self.flow_jump_coin >= 0.0
             and self.vol_of_vol_per_sqrt_year >= 0.0
             and self.jump_var_ratio >= 1.0
+            and -JUMP_SKEW_MAX <= self.jump_skew <= JUMP_SKEW_MAX
         ):
             # The usual case, one test (built on every evaluation): a sum of floats is finite
             # only if every term is (an infinity or a NaN carries through), and a sum that
@@ -130,6 +138,11 @@ class UnderlyingRisk:
         j = self.jump_var_ratio
         if not (math.isfinite(j) and j >= 1.0):
             raise ValueError(f"{self.underlying}: jump_var_ratio must be finite and >= 1, got {j}")
+        k = self.jump_skew
+        if not -JUMP_SKEW_MAX <= k <= JUMP_SKEW_MAX:  # NaN fails too
+            raise ValueError(
+                f"{self.underlying}: jump_skew must be finite and within +-{JUMP_SKEW_MAX}, got {k}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

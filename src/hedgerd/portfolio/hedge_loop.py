@@ -500,6 +500,7 @@ class HedgeLoop(PortfolioService):
                 index, max(seed.cut_ms, index[-1][0])
             )
         now = self.clocks.clock_ms()
+        noise = _jump_noise(self.policies.policy_for(u)[1])
         log.info(
             "daemon.vol_of_vol_seeded",
             underlying=u,
@@ -514,9 +515,8 @@ class HedgeLoop(PortfolioService):
             index_samples=len(seed.index),
             index_history_points=len(seed.index_proxy),
             index_history_waits_for_mark_vol=proxy is None,
-            jump_var_ratio=None
-            if jumps is None
-            else round(jumps.ratio(now, _jump_noise(self.policies.policy_for(u)[1])), 6),
+            jump_var_ratio=None if jumps is None else round(jumps.ratio(now, noise), 6),
+            jump_skew=None if jumps is None else round(jumps.skew(now, noise), 6),
         )
 
     def _act(self, decision: HedgeDecision, spot_usd: float) -> None:
@@ -542,7 +542,8 @@ class HedgeLoop(PortfolioService):
         weight on finds the history; a reload that changes the window starts it again
         (`_seed_vol_of_vol`). A recorded sample is kept in the journal, not awaited.
         The same samples, with the index (`risk.spot_usd`), feed the jump variance
-        estimator (`hedging.jumps`), whose ratio goes in the risk too."""
+        estimator (`hedging.jumps`), whose ratio and skew (the jumps' lean) go in the risk
+        too."""
         window_ms = _volvol_window_ms(policy)
         est = self._volvol.get(underlying)
         if est is None or est.window_ms != window_ms:  # (normally `_seed_vol_of_vol`'s)
@@ -559,9 +560,11 @@ class HedgeLoop(PortfolioService):
             jumps.observe(risk.spot_usd, risk.vol, now)
             self._keep_volvol_sample(underlying, now, risk.vol, risk.spot_usd, est.window_ms)
         xi = est.estimate(now)
-        ratio = jumps.ratio(now, _jump_noise(policy))
-        if xi > 0.0 or ratio != 1.0:
-            return replace(risk, vol_of_vol_per_sqrt_year=xi, jump_var_ratio=ratio)
+        noise = _jump_noise(policy)
+        ratio = jumps.ratio(now, noise)
+        skew = jumps.skew(now, noise)
+        if xi > 0.0 or ratio != 1.0 or skew != 0.0:
+            return replace(risk, vol_of_vol_per_sqrt_year=xi, jump_var_ratio=ratio, jump_skew=skew)
         return risk
 
     def _keep_volvol_sample(
@@ -803,6 +806,7 @@ class HedgeLoop(PortfolioService):
                     mark_vol=risk.vol,
                     vol_of_vol_per_sqrt_year=risk.vol_of_vol_per_sqrt_year,
                     jump_var_ratio=risk.jump_var_ratio,
+                    jump_skew=risk.jump_skew,
                 )
 
     def _pre_trade(self, decision: HedgeDecision) -> list[HedgeLeg]:

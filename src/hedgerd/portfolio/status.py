@@ -11,6 +11,7 @@ from typing import Any
 
 from hedgerd.control.views import summarize_freshness
 from hedgerd.hedging.inputs import UnderlyingRisk
+from hedgerd.hedging.jumps import JUMP_SKEW_MAX
 from hedgerd.portfolio.hedge_loop import HedgeLoop
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 
@@ -34,6 +35,8 @@ STATUS_UNITS: Mapping[str, str] = {
     "band_inputs.vol_of_vol_per_sqrt_year": "1/sqrt(year) (the marks' realised vol-of-vol)",
     "band_inputs.jump_var_ratio": "dimensionless, >= 1 (the index's variance over the marks'; "
     "1: no jumps seen)",
+    "band_inputs.jump_skew": f"a signed log return, dimensionless, within +-{JUMP_SKEW_MAX} (the "
+    "jumps' lean: sum r^3 over the index's variance where a jump is found; 0: none found)",
     "band_inputs.gamma_coherence": "dimensionless, in [0, 1] (|net gamma| / gross gamma of the "
     "book's options)",
     "band_inputs.gamma_ahead_coin_per_usd": "coin per USD of index move (the options' "
@@ -50,6 +53,7 @@ BAND_INPUTS: tuple[str, ...] = (
     "vol",
     "vol_of_vol_per_sqrt_year",
     "jump_var_ratio",
+    "jump_skew",
     "gamma_coherence",
     "gamma_ahead_coin_per_usd",
     "flow_var_coin2_per_year",
