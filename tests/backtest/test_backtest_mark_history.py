@@ -136,10 +136,11 @@ def _jumps_at_start(mk: MarketSpec, n: int, seed: int, noise_sd: float) -> tuple
 
 def test_the_jump_history_fills_the_estimators_week_at_the_start() -> None:
     """With a week of index behind each path the ratio starts where a running desk has it,
-    not at 1 ramping in over the first day: 200 jumps a year of 0 +- 1.5 % at 30 % vol give
-    1 + lambda E[J^2] / sigma^2 = 1.5 on average less bipower's share, symmetric (skew near 0 on average); 4 a
-    year of -5 % +- 10 % show on about 1 - e^{-4 x 7 / 365} = 7.4 % of the paths (the
-    others read no jump: 1 and 0 exactly), with the jumps' lean (negative, on average)."""
+    not at 1 ramping in over the first day. 200 jumps a year of 0 +- 1.5 % at 30 % vol give
+    1 + lambda E[J^2] / sigma^2 = 1.5 on average less bipower's share, symmetric (skew near 0
+    on average); 4 a year of -5 % +- 10 % show on about 1 - e^{-4 x 7 / 365} = 7.4 % of the
+    paths (the others read no jump: 1 and 0 exactly), with the jumps' lean (negative, on
+    average)."""
     many = MarketSpec(
         process="jumps", vol=0.3, jump_intensity_per_year=200.0, jump_mean=0.0,
         jump_std=0.015, horizon_days=3.0, step_minutes=5.0,
