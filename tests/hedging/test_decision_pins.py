@@ -344,7 +344,9 @@ def test_decide_hands_the_jump_skew_to_the_band() -> None:
         "BTC", SPOT, 0.0, 4e-5, 0.6, 0.05, vanna_coin_per_vol=0.5, jump_var_ratio=1.4
     )
     venues = [_venue(random.Random(1), 0, ACCOUNTS[0], None)]
-    policy = HedgerdPolicy(risk_aversion_per_usd=1e-5, jump_shift_power=1.0, jump_skew_weight=1.0)
+    policy = HedgerdPolicy(
+        risk_aversion_per_usd=1e-5, jump_shift_power=1.0, jump_skew_weight=1.0, shift_cap_hw=0.0
+    )  # uncapped: the move is the term itself
     off = policy.model_copy(update={"jump_skew_weight": 0.0})
 
     def target(p: PolicyConfig, skew: float) -> float:

@@ -170,7 +170,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "flow_fade_ref": st.sampled_from([0.0, 1.0, 30.0]),
             "jump_shift_power": st.sampled_from([0.0, 1.0, 0.5, 2.0]),
             "jump_skew_weight": st.sampled_from([0.0, 1.0, 0.5]),
-            "jump_cap_hw": st.sampled_from([0.0, 1.0, 0.25]),
+            "jump_cap_hw": st.sampled_from([None, 0.0, 1.0, 0.25]),
             "target_delta_coin": st.sampled_from([0.0, -0.4]),
         }
     ),
@@ -232,6 +232,26 @@ def test_scalar_hedgerd_band_is_the_general_band(
     for a, b in ((got.centre, want.centre), (got.lower, want.lower), (got.upper, want.upper)):
         assert type(a) is type(b)
         assert a == b or (math.isnan(a) and math.isnan(b))
+
+
+@pytest.mark.parametrize("cap", [None, 1.0, 0.1])
+@pytest.mark.parametrize("coherence", [None, 1.0, 0.5])
+@pytest.mark.parametrize("beyond", [True, False])
+def test_scalar_jump_terms_are_the_general_ones_where_their_caps_bind(
+    cap: float | None, coherence: float | None, beyond: bool
+) -> None:
+    """Explicit cases the sampled test rarely reaches: a long-gamma book whose jump terms
+    (ratio 4, a lean) are far beyond either cap, or a lean alone within them, on a mixed
+    book (coherence 0.5: the own cap's c^2) and a one-signed one."""
+    ctx = BandContext(SPOT, 2e-5, 40.0 if beyond else 0.0, 0.6, 0.1, 0.0, 0.0005, 0.0, 0.3)
+    ratio, skew = (4.0, -0.05) if beyond else (1.0, -0.002)
+    ctx.gamma_coherence, ctx.jump_var_ratio, ctx.jump_skew = coherence, ratio, skew
+    knobs = {"jump_shift_power": 1.0, "jump_skew_weight": 1.0, "jump_cap_hw": cap}
+    got = band_for(HedgerdPolicy(**knobs), ctx)
+    want = band_for(_GeneralPathPolicy(**knobs), ctx)
+    assert (got.centre, got.lower, got.upper) == (want.centre, want.lower, want.upper)
+    off = band_for(HedgerdPolicy(), ctx)
+    assert got.centre != off.centre  # the terms do move it
 
 
 def _id_inputs(

@@ -278,9 +278,7 @@ def test_a_long_gamma_centre_leans_against_the_jumps_skew(gamma: float) -> None:
     """The skew term moves a long-gamma book's centre by w Gamma S k / 2 (the
     minimum-variance hedge's lean: falling jumps, a shorter hedge); a short-gamma book's
     stays; with k = 0 (no jump found) nothing moves, bit for bit."""
-    on = HedgerdPolicy(
-        jump_shift_power=1.0, jump_skew_weight=1.0, jump_cap_hw=0.0, shift_cap_hw=0.0
-    )
+    on = HedgerdPolicy(jump_shift_power=1.0, jump_skew_weight=1.0, shift_cap_hw=0.0)
     base = band_for(on, _skew_ctx(gamma, 0.0))
     assert base == band_for(on.model_copy(update={"jump_skew_weight": 0.0}), _ctx(gamma, 1.0))
     k = -0.02
@@ -311,7 +309,7 @@ def test_the_jump_terms_keep_within_their_own_cap(
     pol = HedgerdPolicy(jump_shift_power=1.0, jump_skew_weight=1.0, jump_cap_hw=cap)
     off = band_for(pol.model_copy(update={"jump_shift_power": 0.0}), ctx)
     got = band_for(pol, ctx)
-    free = band_for(pol.model_copy(update={"jump_cap_hw": 0.0}), ctx)
+    free = band_for(pol.model_copy(update={"jump_cap_hw": 1e9}), ctx)
     h = ww_halfwidth(ctx, pol.risk_aversion_per_usd, pol.gamma_exponent, None)
     # The gamma term H the band computes: its averaged gamma is None here (no `ahead`).
     moved, unc = off.centre - got.centre, off.centre - free.centre
@@ -333,3 +331,43 @@ def test_the_risk_carries_a_skew_within_its_bound_and_refuses_any_other() -> Non
     for bad in (JUMP_SKEW_MAX + 1e-12, -0.5, 1e300, math.nan, math.inf, -math.inf):
         with pytest.raises(ValueError, match=r"ETH: jump_skew must be finite and within \+-0.2"):
             dataclasses.replace(base, jump_skew=bad)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ratio=st.floats(1.0, 4.0),
+    coherence=st.floats(0.0, 1.0),
+    vanna=st.floats(-50.0, 50.0),
+)
+def test_the_own_cap_shrinks_with_the_square_of_the_coherence(
+    ratio: float, coherence: float, vanna: float
+) -> None:
+    """A mixed book's jump terms (gamma coherence c < 1) keep within `jump_cap_hw` x H x c^2,
+    beside the term's own factor c (`shift_coherence`)."""
+    ctx = _ctx(2e-5, ratio)
+    ctx.vanna_coin_per_vol = vanna
+    ctx.gamma_coherence = coherence
+    pol = HedgerdPolicy(jump_shift_power=1.0, jump_cap_hw=0.5)
+    off = band_for(pol.model_copy(update={"jump_shift_power": 0.0}), ctx)
+    moved = off.centre - band_for(pol, ctx).centre
+    h = pol.ww_weight * abs(ww_halfwidth(ctx, pol.risk_aversion_per_usd, pol.gamma_exponent))
+    assert abs(moved) <= 0.5 * h * coherence**2 * (1 + 1e-12) + 1e-15
+    free = vanna * 0.6 * (math.sqrt(ratio) - 1.0) * coherence  # the uncapped term, coin
+    if abs(free) <= 0.5 * h * coherence**2 * (1 - 1e-9):
+        assert moved == pytest.approx(free, rel=1e-9, abs=1e-15)
+
+
+def test_without_an_own_cap_the_terms_join_zakamoulines_shift_under_its_cap() -> None:
+    """`jump_cap_hw` None (the default): the jump terms are added to Zakamouline's shift
+    before its cap, so together they stay within `shift_cap_hw` x H; with an own cap the
+    jump terms come on top of the capped shift."""
+    ctx = _ctx(2e-5, 4.0)
+    ctx.vanna_coin_per_vol = 50.0  # a term far beyond either cap
+    pol = HedgerdPolicy(jump_shift_power=1.0)
+    h = pol.ww_weight * abs(ww_halfwidth(ctx, pol.risk_aversion_per_usd, pol.gamma_exponent))
+    target = pol.target_delta_coin
+    shared = band_for(pol, ctx)
+    assert target - shared.centre == pytest.approx(pol.shift_cap_hw * h, rel=1e-9)
+    own = band_for(pol.model_copy(update={"jump_cap_hw": 1.0}), ctx)
+    zak = band_for(pol.model_copy(update={"jump_shift_power": 0.0}), ctx)
+    assert zak.centre - own.centre == pytest.approx(1.0 * h, rel=1e-9)

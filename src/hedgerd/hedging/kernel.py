@@ -522,6 +522,10 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
                 h0 = h0 * w_vov
         lower, upper = horizon_sides(h, h0, ctx.options_delta_coin, policy)
         shift = modified_delta_shift(ctx, g, policy.k_prefactor)
+        own_cap = policy.jump_shift_power > 0.0 and policy.jump_cap_hw is not None
+        if policy.jump_shift_power > 0.0 and not own_cap:
+            # Under Zakamouline's shift's weight, coherence and cap.
+            shift = shift + jump_shift(ctx, policy.jump_shift_power, policy.jump_skew_weight)
         if policy.vov_ref > 0.0 and policy.vov_scope != "horizon":
             shift = shift * w_vov
         if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
@@ -532,14 +536,14 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
                 years = policy.vov_horizon_s / _YEAR_S
                 cap = cap * long_cap_factor(ctx, g, policy.shift_cap_vov_ref, years)
             shift = cap_shift(shift, cap)
-        if policy.jump_shift_power > 0.0:
-            # After the cap, with its own: the cap holds Zakamouline's extrapolated K.
+        if own_cap and policy.jump_cap_hw is not None:
+            # After the cap, with its own: that cap holds Zakamouline's extrapolated K.
             jump = jump_shift(ctx, policy.jump_shift_power, policy.jump_skew_weight)
+            jc = policy.jump_cap_hw * _abs(h)
             if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
                 jump = jump * shift_coherence(ctx, policy.shift_coherence)
-            if policy.jump_cap_hw > 0.0:
-                jump = cap_shift(jump, policy.jump_cap_hw * _abs(h))
-            shift = shift + jump
+                jc = jc * ctx.gamma_coherence**2  # mixed books, where the term costs
+            shift = shift + cap_shift(jump, jc)
         if policy.carry_weight > 0.0:
             shift = shift + policy.carry_weight * carry_shift(ctx, g)
         if policy.unwind_weight > 0.0:
@@ -602,7 +606,7 @@ class PolicyNumbers:
     gamma_average: str = "abs"
     jump_shift_power: float = 0.0
     jump_skew_weight: float = 0.0
-    jump_cap_hw: float = 0.0
+    jump_cap_hw: float | None = None
 
 
 _HEDGERD_NUMBERS = (
@@ -761,6 +765,17 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
         factor = 1.0 - k if gamma < 0 else 1.0 + k
         vol_m = vol * math.sqrt(factor if factor >= 0.05 else 0.05)
         shift = vanna * (vol_m - vol)
+    jp = policy.jump_shift_power
+    jcap = policy.jump_cap_hw
+    jump = 0.0
+    if jp > 0.0 and gamma > 0:
+        # jump_shift (long gamma only)
+        jump = vanna * vol * (math.sqrt(ctx.jump_var_ratio**jp) - 1.0)
+        sw = policy.jump_skew_weight
+        if sw != 0.0:
+            jump = jump + sw * 0.5 * gamma * spot * ctx.jump_skew
+        if jcap is None:
+            shift = shift + jump
     if ref > 0.0 and policy.vov_scope != "horizon":
         shift = shift * w_vov
     p = policy.shift_coherence
@@ -782,20 +797,14 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
             cap = cap * (1.0 + r_c / ref_c)
         lo = shift if shift >= -cap else -cap
         shift = lo if lo <= cap else cap
-    jp = policy.jump_shift_power
-    if jp > 0.0 and gamma > 0:
-        # jump_shift (long gamma only), its coherence and its cap
-        jump = vanna * vol * (math.sqrt(ctx.jump_var_ratio**jp) - 1.0)
-        sw = policy.jump_skew_weight
-        if sw != 0.0:
-            jump = jump + sw * 0.5 * gamma * spot * ctx.jump_skew
+    if jp > 0.0 and jcap is not None:
+        # the jump terms' own cap, after the shared one (0 where the gamma is not positive)
+        jc = jcap * abs(h)
         if p > 0.0 and coherence is not None:
             jump = jump * (coherence if p == 1.0 else coherence**p)
-        if policy.jump_cap_hw > 0.0:
-            jc = policy.jump_cap_hw * abs(h)
-            lo = jump if jump >= -jc else -jc
-            jump = lo if lo <= jc else jc
-        shift = shift + jump
+            jc = jc * coherence**2
+        lo = jump if jump >= -jc else -jc
+        shift = shift + (lo if lo <= jc else jc)
     if policy.carry_weight > 0.0:
         shift = shift + policy.carry_weight * (ctx.carry_annual / (g * spot * vol * vol))
     if policy.unwind_weight > 0.0:
