@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from hypothesis import settings
 
 from journal_backends import JournalBackend
@@ -131,3 +132,14 @@ def patient_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(flow_seed, "SEED_WAIT_S", 60.0)
     monkeypatch.setattr(volvol_seed, "SEED_WAIT_S", 60.0)
+
+
+@pytest.fixture
+def default_logging() -> Iterator[None]:
+    """structlog's defaults for a test that asserts on its logs (`capture_logs`): another
+    test may have configured a level filter (configure_logging) that drops info events
+    before capture_logs sees them."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)

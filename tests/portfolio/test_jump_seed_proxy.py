@@ -250,6 +250,7 @@ def _live_loop(start: int, journal: Journal) -> SimpleNamespace:
     return loop
 
 
+@pytest.mark.usefixtures("default_logging")
 @pytest.mark.parametrize("jump", [0.06, -0.06])
 async def test_a_one_sided_jump_leans_the_risk_and_a_restart_keeps_the_lean(
     tmp_path: Path, jump: float

@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 from webhook_receiver import HOST, HttpsReceiver, https_receiver
@@ -33,12 +32,8 @@ HOOK_PATH = "/services/T0/B0/hook"
 
 
 @pytest.fixture(autouse=True)
-def default_logging() -> Iterator[None]:
-    """capture_logs needs structlog's defaults (another test may have set a level filter)."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    yield
-    structlog.configure(**saved)
+def _default_logging(default_logging: None) -> None:
+    """Every test here asserts on logs (the root conftest's `default_logging`)."""
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ import asyncio
 import json
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from aiohttp import web
 from structlog.testing import capture_logs
 
@@ -60,13 +59,8 @@ async def _serve(receiver: Receiver, site_factory: Any) -> web.AppRunner:
 
 
 @pytest.fixture(autouse=True)
-def default_logging() -> Iterator[None]:
-    """Log assertions need structlog's defaults: another test may have configured a level
-    filter (configure_logging) that drops info events before capture_logs sees them."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    yield
-    structlog.configure(**saved)
+def _default_logging(default_logging: None) -> None:
+    """Every test here asserts on logs (the root conftest's `default_logging`)."""
 
 
 @pytest.fixture

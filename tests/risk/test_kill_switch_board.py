@@ -6,12 +6,11 @@ its numbers, updates the metrics and reaches the alert hook once."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from hedgerd.execution.journal import DecisionRecord, Journal
@@ -57,13 +56,8 @@ A, R, H = TradingState.ACTIVE, TradingState.REDUCE_ONLY, TradingState.HALTED
 
 
 @pytest.fixture(autouse=True)
-def default_logging() -> Iterator[None]:
-    """Log assertions need structlog's defaults: another test may have configured a level
-    filter (configure_logging) that drops info events before capture_logs sees them."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    yield
-    structlog.configure(**saved)
+def _default_logging(default_logging: None) -> None:
+    """Every test here asserts on logs (the root conftest's `default_logging`)."""
 
 
 class Alerts:
