@@ -109,12 +109,27 @@ def test_constant_vol_scenarios_are_bit_for_bit_unchanged(name: str) -> None:
         assert np.array_equal(a.trades, b.trades)
 
 
-def test_the_paths_and_the_baselines_are_unchanged_by_the_history() -> None:
-    """The history draws from its own stream: the option book's P&L and a baseline's run are
-    the same bit for bit; only the policy that reads the vol-of-vol moves."""
-    sc = load_scenario(SCENARIOS / "regime-shift.toml")
+_JUMPS_ON = {"jump_shift_power": 1.0, "jump_noise_sd": 3.0, "jump_skew_weight": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("name", "long", "knobs"),
+    [
+        ("regime-shift", False, {"vov_ref": 0.3}),  # the marks' history (vol-of-vol)
+        ("jumps", True, _JUMPS_ON),  # the index's (the jump terms act on long gamma)
+    ],
+)
+def test_the_paths_and_the_baselines_are_unchanged_by_the_history(
+    name: str, long: bool, knobs: dict[str, float]
+) -> None:
+    """The histories draw from their own streams: the option book's P&L and a baseline's
+    run are the same bit for bit; only the policy that reads the estimator moves."""
+    sc = load_scenario(SCENARIOS / f"{name}.toml")
+    if long:
+        opts = tuple(o.model_copy(update={"qty_coin": 1.0}) for o in sc.options)
+        sc = sc.model_copy(update={"options": opts})
     runs = _runs(sc)
-    runs = [runs[0], replace(runs[1], config=runs[1].config.model_copy(update={"vov_ref": 0.3}))]
+    runs = [runs[0], replace(runs[1], config=runs[1].config.model_copy(update=knobs))]
     (a_ww, a_h), a_opt = run_backtest(_history(sc, True), runs, paths=60, seed=3)
     (b_ww, b_h), b_opt = run_backtest(_history(sc, False), runs, paths=60, seed=3)
     assert np.array_equal(a_opt, b_opt)
@@ -166,21 +181,3 @@ def test_the_jump_history_fills_the_estimators_week_at_the_start() -> None:
     calm = many.model_copy(update={"process": "gbm"})
     ratio, skew = _jumps_at_start(calm, 400, 7, 3.0)
     assert float(np.mean(ratio == 1.0)) > 0.98 and float(np.mean(skew == 0.0)) > 0.98
-
-
-def test_the_jump_history_leaves_the_paths_and_the_baselines_alone() -> None:
-    """The jump history draws from its own stream: the option book's P&L and a baseline's
-    run are the same bit for bit; only the policy that reads the jumps moves."""
-    sc = load_scenario(SCENARIOS / "jumps.toml")
-    sc = sc.model_copy(
-        update={"options": tuple(o.model_copy(update={"qty_coin": 1.0}) for o in sc.options)}
-    )  # long gamma: the jump terms' books
-    runs = _runs(sc)
-    jump_on = {"jump_shift_power": 1.0, "jump_noise_sd": 3.0, "jump_skew_weight": 1.0}
-    runs = [runs[0], replace(runs[1], config=runs[1].config.model_copy(update=jump_on))]
-    (a_ww, a_h), a_opt = run_backtest(_history(sc, True), runs, paths=60, seed=3)
-    (b_ww, b_h), b_opt = run_backtest(_history(sc, False), runs, paths=60, seed=3)
-    assert np.array_equal(a_opt, b_opt)
-    assert np.array_equal(a_ww.pnl_usd, b_ww.pnl_usd)
-    assert np.array_equal(a_ww.cost_usd, b_ww.cost_usd)
-    assert not np.array_equal(a_h.pnl_usd, b_h.pnl_usd)
