@@ -572,13 +572,13 @@ def _jump_history(
     lam = mk.jump_intensity_per_year if mk.process == "jumps" else 0.0
     comp = lam * (math.exp(mk.jump_mean + 0.5 * mk.jump_std**2) - 1.0) if lam > 0 else 0.0
     for j in range(count):
-        vol = back.state.vol  # over the step that ends where the history stands
+        back.step_vol()
+        vol = back.state.vol  # at the step's start, as the path draws it (`PathGenerator.step`)
         r = (drift - 0.5 * vol * vol - comp) * step + vol * math.sqrt(step) * rng.standard_normal(n)
         if lam > 0:
             c = rng.poisson(lam * step, n)
             r = r + c * mk.jump_mean + np.sqrt(c) * mk.jump_std * rng.standard_normal(n)
         x = x - r
-        back.step_vol()
         ln[count - 1 - j] = x
         marks[count - 1 - j] = _greeks_vol(mk, back, back.state.vol, horizon + (j + 1) * step)
     for row_ln, row_mark in zip(ln, marks, strict=True):
