@@ -74,14 +74,14 @@ class PathGenerator:
             return avg(np.maximum(self.var, 0.0), theta, m.heston_kappa)
         return self.state.vol.copy()
 
-    def step(self) -> PathState:
+    def log_increment(self, vol: Arr) -> tuple[Arr, Arr, Arr]:
+        """One step's log-price move per path at instantaneous `vol`: the diffusion's (its
+        drift and the jumps' compensator in), the jumps' (0 but under Merton jumps) and the
+        diffusion's normal draw (Heston's variance is correlated with it). `step` draws the
+        path with it; the backtest's index history (`runner._jump_history`) too."""
         m, rng, dt, n = self.m, self.rng, self.dt, self.n
-        s = self.state.spot
-        vol = self.state.vol
         z = rng.standard_normal(n)
-        x0 = np.log(s)
-        var_step = vol * vol * dt
-        incr = (self.drift - 0.5 * vol * vol) * dt + np.sqrt(var_step) * z
+        incr = (self.drift - 0.5 * vol * vol) * dt + np.sqrt(vol * vol * dt) * z
         jump = np.zeros(n)
         if m.process == "jumps" and m.jump_intensity_per_year > 0:
             lam = m.jump_intensity_per_year
@@ -89,6 +89,15 @@ class PathGenerator:
             counts = rng.poisson(lam * dt, n)
             jump = counts * m.jump_mean + np.sqrt(counts) * m.jump_std * rng.standard_normal(n)
             incr = incr - lam * k * dt
+        return incr, jump, z
+
+    def step(self) -> PathState:
+        m, rng, dt, n = self.m, self.rng, self.dt, self.n
+        s = self.state.spot
+        vol = self.state.vol
+        x0 = np.log(s)
+        var_step = vol * vol * dt
+        incr, jump, z = self.log_increment(vol)
         x1 = x0 + incr
         # Bridge extremes of the diffusive part, then the jump (at the end of the step).
         u1 = rng.random(n)

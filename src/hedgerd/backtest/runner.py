@@ -404,7 +404,7 @@ def run_backtest(
         if jumps is not None:
             jumps.observe(spot, gvol)
             for noise in jump_noise:
-                jump_r[noise] = (jumps.ratio(noise), jumps.skew(noise))
+                jump_r[noise] = jumps.estimate(noise)
         if flow_on:
             # Only the arrivals seen so far (time <= now), as the live estimator.
             fv, fj = flow_estimates(jump_ms, jump_coin, now * _YEAR_MS)
@@ -523,9 +523,7 @@ def _vov_history(
     steps each drawn mark is fed for that many steps, and only its first is sampled, as it
     would be along the path), and marked as the runner marks along the path (`_greeks_vol`,
     the book's horizon that much further away)."""
-    dt = mk.dt_years
-    every = max(1, math.ceil(VOLVOL_SAMPLE_MS / (dt * _YEAR_MS) - 1e-9))
-    step = every * dt
+    every, step = _history_step(mk)
     counts = {w: max(1, math.ceil(w / YEAR_S / step - 1e-9)) for w in vov}
     count = max(counts.values())
     back = gen.backward(rng, step)
@@ -537,6 +535,13 @@ def _vov_history(
         for row in marks[count - counts[w] :]:
             for _ in range(every):
                 est.observe(row)
+
+
+def _history_step(mk: Any) -> tuple[int, float]:
+    """(steps per estimator sample, years between the histories' points): one point per
+    `VOLVOL_SAMPLE_MS`, each fed for that many path steps (only its first is sampled)."""
+    every = max(1, math.ceil(VOLVOL_SAMPLE_MS / (mk.dt_years * _YEAR_MS) - 1e-9))
+    return every, every * mk.dt_years
 
 
 def _jump_history(
@@ -558,29 +563,19 @@ def _jump_history(
     independent of each other given the vol, so that is the history in law; Heston's
     correlation of the price with the variance is not kept (the estimator reads the returns'
     sizes, not their co-movement with the vol)."""
-    dt = mk.dt_years
-    every = max(1, math.ceil(VOLVOL_SAMPLE_MS / (dt * _YEAR_MS) - 1e-9))
-    step = every * dt
+    every, step = _history_step(mk)
     # The window's returns, the one before its first (its bipower pair) and its start point.
     count = math.ceil(JUMP_WINDOW_MS / _YEAR_MS / step - 1e-9) + 2
     back = gen.backward(rng, step)
-    n = gen.n
-    ln = np.empty((count, n))
-    marks = np.empty((count, n))
+    ln = np.empty((count, gen.n))
+    marks = np.empty((count, gen.n))
     x = np.log(gen.state.spot)
-    drift = gen.drift
-    lam = mk.jump_intensity_per_year if mk.process == "jumps" else 0.0
-    comp = lam * (math.exp(mk.jump_mean + 0.5 * mk.jump_std**2) - 1.0) if lam > 0 else 0.0
     for j in range(count):
-        back.step_vol()
-        vol = back.state.vol  # at the step's start, as the path draws it (`PathGenerator.step`)
-        r = (drift - 0.5 * vol * vol - comp) * step + vol * math.sqrt(step) * rng.standard_normal(n)
-        if lam > 0:
-            c = rng.poisson(lam * step, n)
-            r = r + c * mk.jump_mean + np.sqrt(c) * mk.jump_std * rng.standard_normal(n)
-        x = x - r
+        vol = back.step_vol()  # at the step's start, as the path draws it (`PathGenerator.step`)
+        incr, jump, _ = back.log_increment(vol)
+        x = x - (incr + jump)
         ln[count - 1 - j] = x
-        marks[count - 1 - j] = _greeks_vol(mk, back, back.state.vol, horizon + (j + 1) * step)
+        marks[count - 1 - j] = _greeks_vol(mk, back, vol, horizon + (j + 1) * step)
     for row_ln, row_mark in zip(ln, marks, strict=True):
         index = np.exp(row_ln)
         for _ in range(every):

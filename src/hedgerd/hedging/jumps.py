@@ -139,35 +139,29 @@ class JumpVarianceEstimator:
         standard deviations of its no-jump noise, sqrt(theta / n) BV (else 1), toward 1 by
         the time the window's returns cover over `ramp_ms` (1 with no returns), at most
         `JUMP_RATIO_MAX`."""
-        found = self._jumps(now_ms, noise_sd)
-        if found is None:
-            return 1.0
-        excess, mv, w = found
-        return min(1.0 + w * (excess / mv), JUMP_RATIO_MAX)
+        return self.estimate(now_ms, noise_sd)[0]
 
     def skew(self, now_ms: int, noise_sd: float = 0.0) -> float:
         """The jumps' lean (a return, signed): sum r^3 / (MV + RV - BV) over the window where
         `ratio` finds a jump (else 0), times its ramp, within +-`JUMP_SKEW_MAX`."""
-        found = self._jumps(now_ms, noise_sd)
-        if found is None:
-            return 0.0
-        excess, mv, w = found
-        sk = w * self._r3.sums(now_ms)[0] / (mv + excess)
-        return min(max(sk, -JUMP_SKEW_MAX), JUMP_SKEW_MAX)
+        return self.estimate(now_ms, noise_sd)[1]
 
-    def _jumps(self, now_ms: int, noise_sd: float) -> tuple[float, float, float] | None:
-        """(RV - BV, MV, ramp weight) over the window where RV - BV is a jump, else None."""
+    def estimate(self, now_ms: int, noise_sd: float = 0.0) -> tuple[float, float]:
+        """(`ratio`, `skew`) from one read of the window's sums (the hedge loop takes both on
+        every evaluation)."""
         mv, count = self._mv.sums(now_ms)
         if count == 0 or not mv > 0.0:
-            return None
+            return 1.0, 0.0
         rv = self._rv.sums(now_ms)[0]
         bv = self._bv.sums(now_ms)[0]
         excess = rv - bv
         if not excess > noise_sd * math.sqrt(_THETA / count) * bv or not excess > 0.0:
-            return None
+            return 1.0, 0.0
         seen = self._span.sums(now_ms)[0]
         w = 1.0 if self._ramp_ms == 0 or seen >= self._ramp_ms else seen / self._ramp_ms
-        return excess, mv, w
+        sk = w * self._r3.sums(now_ms)[0] / (mv + excess)
+        ratio = min(1.0 + w * (excess / mv), JUMP_RATIO_MAX)
+        return ratio, min(max(sk, -JUMP_SKEW_MAX), JUMP_SKEW_MAX)
 
 
 class JumpVariancePaths:
@@ -221,17 +215,14 @@ class JumpVariancePaths:
 
     def ratio(self, noise_sd: float = 0.0) -> NDArray[np.float64]:
         """r per path at the last observed step (`JumpVarianceEstimator.ratio`)."""
-        excess, mv, w, _ = self._jumps(noise_sd)
-        return np.minimum(1.0 + w * excess / np.maximum(mv, 1e-300), JUMP_RATIO_MAX)
+        return self.estimate(noise_sd)[0]
 
     def skew(self, noise_sd: float = 0.0) -> NDArray[np.float64]:
         """The jumps' lean per path at the last observed step (`JumpVarianceEstimator.skew`)."""
-        excess, mv, w, r3 = self._jumps(noise_sd)
-        sk = np.where(excess > 0.0, w * r3 / np.maximum(mv + excess, 1e-300), 0.0)
-        return np.clip(sk, -JUMP_SKEW_MAX, JUMP_SKEW_MAX)
+        return self.estimate(noise_sd)[1]
 
-    def _jumps(self, noise_sd: float) -> tuple[NDArray[np.float64], ...]:
-        """(RV - BV where a jump else 0, MV, ramp weight, sum r^3) over the window, per path."""
+    def estimate(self, noise_sd: float = 0.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(`ratio`, `skew`) per path from one difference of the window's totals."""
         now = self._totals[-1]
         if len(self._totals) > self._lag:
             old = self._totals[0]
@@ -241,7 +232,9 @@ class JumpVariancePaths:
         w = np.minimum(seen / self._ramp_ms, 1.0) if self._ramp_ms > 0 else np.ones_like(rv)
         noise = noise_sd * np.sqrt(_THETA / np.maximum(n, 1.0)) * bv
         excess = np.where(rv - bv > noise, np.maximum(rv - bv, 0.0), 0.0)
-        return excess, mv, w, r3
+        ratio = np.minimum(1.0 + w * excess / np.maximum(mv, 1e-300), JUMP_RATIO_MAX)
+        sk = np.where(excess > 0.0, w * r3 / np.maximum(mv + excess, 1e-300), 0.0)
+        return ratio, np.clip(sk, -JUMP_SKEW_MAX, JUMP_SKEW_MAX)
 
 
 __all__ = [

@@ -522,8 +522,8 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
                 h0 = h0 * w_vov
         lower, upper = horizon_sides(h, h0, ctx.options_delta_coin, policy)
         shift = modified_delta_shift(ctx, g, policy.k_prefactor)
-        own_cap = policy.jump_shift_power > 0.0 and policy.jump_cap_hw is not None
-        if policy.jump_shift_power > 0.0 and not own_cap:
+        jump_cap = policy.jump_cap_hw if policy.jump_shift_power > 0.0 else None
+        if policy.jump_shift_power > 0.0 and jump_cap is None:
             # Under Zakamouline's shift's weight, coherence and cap.
             shift = shift + jump_shift(ctx, policy.jump_shift_power, policy.jump_skew_weight)
         if policy.vov_ref > 0.0 and policy.vov_scope != "horizon":
@@ -536,10 +536,10 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
                 years = policy.vov_horizon_s / _YEAR_S
                 cap = cap * long_cap_factor(ctx, g, policy.shift_cap_vov_ref, years)
             shift = cap_shift(shift, cap)
-        if own_cap and policy.jump_cap_hw is not None:
+        if jump_cap is not None:
             # After the cap, with its own: that cap holds Zakamouline's extrapolated K.
             jump = jump_shift(ctx, policy.jump_shift_power, policy.jump_skew_weight)
-            jc = policy.jump_cap_hw * _abs(h)
+            jc = jump_cap * _abs(h)
             if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
                 jump = jump * shift_coherence(ctx, policy.shift_coherence)
                 jc = jc * ctx.gamma_coherence**2  # mixed books, where the term costs

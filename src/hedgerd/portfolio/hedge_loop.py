@@ -560,9 +560,7 @@ class HedgeLoop(PortfolioService):
             jumps.observe(risk.spot_usd, risk.vol, now)
             self._keep_volvol_sample(underlying, now, risk.vol, risk.spot_usd, est.window_ms)
         xi = est.estimate(now)
-        noise = _jump_noise(policy)
-        ratio = jumps.ratio(now, noise)
-        skew = jumps.skew(now, noise)
+        ratio, skew = jumps.estimate(now, _jump_noise(policy))
         if xi > 0.0 or ratio != 1.0 or skew != 0.0:
             return replace(risk, vol_of_vol_per_sqrt_year=xi, jump_var_ratio=ratio, jump_skew=skew)
         return risk
