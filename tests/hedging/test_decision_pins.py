@@ -345,8 +345,12 @@ def test_decide_hands_the_jump_skew_to_the_band() -> None:
     )
     venues = [_venue(random.Random(1), 0, ACCOUNTS[0], None)]
     policy = HedgerdPolicy(
-        risk_aversion_per_usd=1e-5, jump_shift_power=1.0, jump_skew_weight=1.0, shift_cap_hw=0.0
-    )  # uncapped: the move is the term itself
+        risk_aversion_per_usd=1e-5,
+        jump_shift_power=1.0,
+        jump_skew_weight=1.0,
+        shift_cap_hw=0.0,
+        jump_cap_hw=None,
+    )  # uncapped (the shared cap, turned off): the move is the term itself
     off = policy.model_copy(update={"jump_skew_weight": 0.0})
 
     def target(p: PolicyConfig, skew: float) -> float:

@@ -202,7 +202,7 @@ def _ctx(gamma: float, ratio: float) -> BandContext:
 def test_a_long_gamma_centre_moves_by_the_vanna_times_the_realised_vol_change(
     gamma: float,
 ) -> None:
-    on = HedgerdPolicy(jump_shift_power=1.0, shift_cap_hw=0.0, vov_ref=0.0)
+    on = HedgerdPolicy(jump_shift_power=1.0, shift_cap_hw=0.0, vov_ref=0.0, jump_cap_hw=None)
     off = dataclasses.replace(_ctx(gamma, 1.0))
     base = band_for(on, off)
     assert band_for(on.model_copy(update={"jump_shift_power": 0.0}), off) == base  # r = 1
@@ -278,7 +278,9 @@ def test_a_long_gamma_centre_leans_against_the_jumps_skew(gamma: float) -> None:
     """The skew term moves a long-gamma book's centre by w Gamma S k / 2 (the
     minimum-variance hedge's lean: falling jumps, a shorter hedge); a short-gamma book's
     stays; with k = 0 (no jump found) nothing moves, bit for bit."""
-    on = HedgerdPolicy(jump_shift_power=1.0, jump_skew_weight=1.0, shift_cap_hw=0.0)
+    on = HedgerdPolicy(
+        jump_shift_power=1.0, jump_skew_weight=1.0, shift_cap_hw=0.0, jump_cap_hw=None
+    )
     base = band_for(on, _skew_ctx(gamma, 0.0))
     assert base == band_for(on.model_copy(update={"jump_skew_weight": 0.0}), _ctx(gamma, 1.0))
     k = -0.02
@@ -358,12 +360,12 @@ def test_the_own_cap_shrinks_with_the_square_of_the_coherence(
 
 
 def test_without_an_own_cap_the_terms_join_zakamoulines_shift_under_its_cap() -> None:
-    """`jump_cap_hw` None (the default): the jump terms are added to Zakamouline's shift
+    """`jump_cap_hw` None (the form measured first): the jump terms are added to Zakamouline's shift
     before its cap, so together they stay within `shift_cap_hw` x H; with an own cap the
     jump terms come on top of the capped shift."""
     ctx = _ctx(2e-5, 4.0)
     ctx.vanna_coin_per_vol = 50.0  # a term far beyond either cap
-    pol = HedgerdPolicy(jump_shift_power=1.0)
+    pol = HedgerdPolicy(jump_shift_power=1.0, jump_cap_hw=None)
     h = pol.ww_weight * abs(ww_halfwidth(ctx, pol.risk_aversion_per_usd, pol.gamma_exponent))
     target = pol.target_delta_coin
     shared = band_for(pol, ctx)

@@ -324,7 +324,7 @@ class HedgerdPolicy(_PolicyBase):
         "regime-shift scenario (docs/backtest.md, volatility regimes, sixth round).",
     )
     jump_shift_power: float = Field(
-        0.0,
+        1.0,
         ge=0.0,
         le=2.0,
         description="Power p of the index's jump variance in the centre (issue 19): a "
@@ -332,7 +332,8 @@ class HedgerdPolicy(_PolicyBase):
         "at the index's realised vol instead of the marks', r = 1 + max(RV - BV, 0) / MV the "
         "jumps' part of the index's realised variance (realised minus bipower variation, "
         "10-minute returns over 7 days) over the marks' variance (`hedging.jumps`; moved "
-        "toward 1 over the first day observed). No jumps: r near 1 and no effect. 0: off.",
+        "toward 1 over the first day observed). No jumps: r near 1 and no effect. 0: off; 1 "
+        "the twelfth-round default (docs/backtest.md, the jump terms as the default).",
     )
     jump_skew_weight: float = Field(
         0.0,
@@ -345,11 +346,11 @@ class HedgerdPolicy(_PolicyBase):
         "minimum-variance hedge where the jumps fall (or rise) more than they rise. 0: off.",
     )
     jump_cap_hw: float | None = Field(
-        None,
+        1.0,
         ge=0.0,
         description="Where the jump terms (`jump_shift_power`, `jump_skew_weight`) are "
         "capped. None: with Zakamouline's shift, under its vol-of-vol weight, coherence and "
-        "`shift_cap_hw` cap (the form measured first). A number c: added after that cap with "
+        "`shift_cap_hw` cap (the form measured first). A number c (1, the default): added after that cap with "
         "their own, |jump shift| <= c x H x coherence^2 (coin; H the band's gamma term, "
         "coherence |net|/gross gamma, 1 when not known or `shift_coherence` is 0): the "
         "shared cap held them back where the modified-vol shift had used the room (a "
@@ -358,13 +359,13 @@ class HedgerdPolicy(_PolicyBase):
         "less (docs/backtest.md, the jump terms' own cap).",
     )
     jump_noise_sd: float = Field(
-        0.0,
+        3.0,
         ge=0.0,
         description="The jump variance's noise threshold k (`jump_shift_power`): the excess "
         "of realised over bipower variation counts (whole) only where it is beyond k "
         "standard deviations of its no-jump noise, sqrt(theta / n) x BV over n returns, "
         "theta = pi^2/4 + pi - 5 (a diffusion's noise does not move the centre). 0: every "
-        "excess counts.",
+        "excess counts; 3 the default.",
     )
     vov_scope: Literal["shift", "horizon", "both", "all"] = Field(
         "all",
