@@ -8,7 +8,10 @@ default's risk aversions; all candidates and the baselines run on the same paths
 variant. Prints, per variant and candidate, the worst ratio at matched std against each
 baseline (as `sweep.evaluate` does for the default), and beside each the worst std
 excess at matched cost (`std+x%@cost`, `sweep.evaluate`'s second reading); then the worst ratio
-per candidate over all variants. A tool for shaping the default, not part of the product.
+per candidate over all variants. With `--moves` (and `--baselines ''` to skip the baselines),
+how far each candidate's sweep points move from the first candidate's: the footprint of a
+default change on variants where it should do (nearly) nothing. A tool for shaping the
+default, not part of the product.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from hedgerd.backtest.families import builtin_policies, expand
-from hedgerd.backtest.report import compare, compare_at_cost, stats
+from hedgerd.backtest.report import RunStats, compare, compare_at_cost, stats
 from hedgerd.backtest.runner import RunResult, run_backtest
 from hedgerd.backtest.scenario import (
     PolicySpec,
@@ -52,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="", help="baseline to split the variance against")
     ap.add_argument(
         "--targets", default="", help="also print each ratio at these stds (comma-separated)"
+    )
+    ap.add_argument(
+        "--moves",
+        action="store_true",
+        help="print how far each candidate's sweep points move from the first's",
     )
     args = ap.parse_args(argv)
     spec = parse_sweep(read_scenario_toml(args.sweep), str(args.sweep))
@@ -96,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         line = [f"{v.family}/{v.name} ({time.perf_counter() - t0:.0f}s)"]
         if args.split:
             line += _variance_split(results, args.split, scale)
+        if args.moves:
+            line += _moves(rows, list(cands))
         if args.points:
             for row in rows:
                 p = ",".join(f"{k}={x:.4g}" for k, x in row.params.items())
@@ -143,6 +153,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
     return 0
+
+
+def _moves(rows: list[RunStats], cands: list[str]) -> list[str]:
+    """Lines of `--moves`: per candidate after the first, the largest relative change over
+    the sweep's points (same parameters, same paths) of the std and of the mean cost from the
+    first candidate's: a bound on how far any ratio against a baseline can move."""
+    first = [r for r in rows if r.policy == f"c:{cands[0]}"]
+    out = []
+    for name in cands[1:]:
+        mine = [r for r in rows if r.policy == f"c:{name}"]
+        d_std = max(abs(m.std_pnl / f.std_pnl - 1.0) for f, m in zip(first, mine, strict=True))
+        d_cost = max(
+            abs(m.mean_cost / f.mean_cost - 1.0) if f.mean_cost else abs(m.mean_cost)
+            for f, m in zip(first, mine, strict=True)
+        )
+        out.append(f"  moves {name:<10} std {d_std:.2e}  cost {d_cost:.2e} (of {cands[0]})")
+    return out
 
 
 def _variance_split(results: list[RunResult], baseline: str, scale: float) -> list[str]:

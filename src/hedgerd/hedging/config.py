@@ -350,9 +350,10 @@ class HedgerdPolicy(_PolicyBase):
         ge=0.0,
         description="Where the jump terms (`jump_shift_power`, `jump_skew_weight`) are "
         "capped. None: with Zakamouline's shift, under its vol-of-vol weight, coherence and "
-        "`shift_cap_hw` cap (the form measured first). A number c (1, the default): added after that cap with "
-        "their own, |jump shift| <= c x H x coherence^2 (coin; H the band's gamma term, "
-        "coherence |net|/gross gamma, 1 when not known or `shift_coherence` is 0): the "
+        "`shift_cap_hw` cap (the form measured first). A number c (1, the default): added "
+        "after that cap with their own, |jump shift| <= c x H x coherence^2 (coin; H the "
+        "band's gamma term, coherence |net|/gross gamma, 1 when not known or "
+        "`shift_coherence` is 0): the "
         "shared cap held them back where the modified-vol shift had used the room (a "
         "90-day long put under 200 jumps "
         "a year: 1.304 -> 0.990 worst ratio at c = 1), and mixed books, where they cost, get "
