@@ -373,3 +373,25 @@ def test_without_an_own_cap_the_terms_join_zakamoulines_shift_under_its_cap() ->
     own = band_for(pol.model_copy(update={"jump_cap_hw": 1.0}), ctx)
     zak = band_for(pol.model_copy(update={"jump_shift_power": 0.0}), ctx)
     assert zak.centre - own.centre == pytest.approx(1.0 * h, rel=1e-9)
+
+
+@pytest.mark.parametrize("gamma", [2e-5, -2e-5])
+def test_the_default_policy_takes_the_jump_terms_on_long_gamma_only(gamma: float) -> None:
+    """The twelfth-round default (`jump_shift_power` 1 after Zakamouline's capped shift, its
+    own cap 1 x H): where the index jumped (r = 1.21) a long-gamma book's centre moves by
+    vanna x sigma (sqrt(r) - 1) when that is within the cap, by the cap when not; a
+    short-gamma book's band is the one without the term, bit for bit."""
+    pol = HedgerdPolicy()
+    without = pol.model_copy(update={"jump_shift_power": 0.0})
+    g0 = pol.risk_aversion_per_usd
+    h = pol.ww_weight * abs(ww_halfwidth(_ctx(gamma, 1.0), g0, pol.gamma_exponent))
+    for vanna in (0.01, 50.0):  # a term within the own cap, and one far beyond it
+        ctx = _ctx(gamma, 1.21)
+        ctx.vanna_coin_per_vol = vanna
+        moved = band_for(without, ctx).centre - band_for(pol, ctx).centre
+        if gamma < 0:
+            assert band_for(pol, ctx) == band_for(without, ctx)
+            continue
+        want = min(vanna * 0.6 * 0.1, pol.jump_cap_hw * h)  # coin
+        assert moved == pytest.approx(want, rel=1e-9)
+    assert band_for(pol, _ctx(gamma, 1.0)) == band_for(without, _ctx(gamma, 1.0))  # r = 1
