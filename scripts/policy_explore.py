@@ -158,12 +158,18 @@ def main(argv: list[str] | None = None) -> int:
 def _moves(rows: list[RunStats], cands: list[str]) -> list[str]:
     """Lines of `--moves`: per candidate after the first, the largest relative change over
     the sweep's points (same parameters, same paths) of the std and of the mean cost from the
-    first candidate's: a bound on how far any ratio against a baseline can move."""
+    first candidate's (absolute where the first's is 0). A ratio against a baseline moves by
+    about the cost's change plus the baseline frontier's elasticity (d ln cost / d ln std)
+    times the std's: small moves leave the ratios alone except near a std floor, where the
+    variant wants reading whole."""
     first = [r for r in rows if r.policy == f"c:{cands[0]}"]
     out = []
     for name in cands[1:]:
         mine = [r for r in rows if r.policy == f"c:{name}"]
-        d_std = max(abs(m.std_pnl / f.std_pnl - 1.0) for f, m in zip(first, mine, strict=True))
+        d_std = max(
+            abs(m.std_pnl / f.std_pnl - 1.0) if f.std_pnl else abs(m.std_pnl)
+            for f, m in zip(first, mine, strict=True)
+        )
         d_cost = max(
             abs(m.mean_cost / f.mean_cost - 1.0) if f.mean_cost else abs(m.mean_cost)
             for f, m in zip(first, mine, strict=True)

@@ -67,8 +67,10 @@ def test_a_jump_is_the_excess_over_the_marks_variance_and_leaves_with_the_window
 
 def test_diffusion_alone_and_a_vol_regime_stay_near_one() -> None:
     """Bipower takes a vol the marks have not caught up with as diffusion: the ratio is
-    about 1 where realised over marked variance is 4; beyond the noise threshold, exactly 1
-    on most windows, while a jump of the first test's size still counts."""
+    about 1 where realised over marked variance is 4; beyond the noise threshold (the
+    default policy's, 3 standard deviations), exactly 1 on most windows, while a jump of the
+    first test's size still counts."""
+    noise = HedgerdPolicy().jump_noise_sd
     n = 7 * 144
     now = START_MS + n * STEP_MS
     plain, thresholded = [], []
@@ -78,13 +80,13 @@ def test_diffusion_alone_and_a_vol_regime_stay_near_one() -> None:
         for i, s in enumerate(_path(rng, n, 1.2, {})):
             est.observe(s, 0.6, START_MS + i * STEP_MS)
         plain.append(est.ratio(now))
-        thresholded.append(est.ratio(now, noise_sd=3.0))
+        thresholded.append(est.ratio(now, noise_sd=noise))
     assert max(plain) < 1.25 and sum(r > 1.0 for r in plain) >= 5  # the noise
     assert sum(r == 1.0 for r in thresholded) >= 19
     jumped = JumpVarianceEstimator()
     for i, s in enumerate(_path(np.random.default_rng(3), n, 0.6, {n // 2: 0.05})):
         jumped.observe(s, 0.6, START_MS + i * STEP_MS)
-    assert jumped.ratio(now, noise_sd=3.0) > 1.2
+    assert jumped.ratio(now, noise_sd=noise) > 1.2
 
 
 def test_ramp_gap_sampling_and_bad_input() -> None:

@@ -5,6 +5,7 @@ computed where the policy does not use it."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -70,6 +71,21 @@ def test_a_book_of_one_sign_is_exactly_coherent() -> None:
 def test_not_computed_where_the_band_does_not_use_it(policy: object, risk: UnderlyingRisk) -> None:
     books = [_book({"BTC-27NOV26-85000-P": -1.0, "BTC-25DEC26-90000-P": 2.0})]
     assert _feed(books, policy, risk) is risk
+
+
+def test_a_jump_found_needs_it_where_zakamoulines_shift_does_not() -> None:
+    """The jump term (on by default) takes the coherence and its own cap its square: with
+    Zakamouline's shift off, or no vanna, the coherence still comes once the index has
+    jumped (ratio above 1 or a lean), and not before."""
+    books = [_book({"BTC-27NOV26-85000-P": -1.0, "BTC-25DEC26-90000-P": 2.0})]
+    no_zak = HedgerdPolicy(k_prefactor=0.0)
+    jumped = dataclasses.replace(RISK, jump_var_ratio=1.3)
+    leaned = dataclasses.replace(RISK, jump_skew=-0.01)
+    for risk in (jumped, leaned):
+        got = _feed(books, no_zak, risk).gamma_coherence
+        assert got is not None and 0.0 < got < 1.0
+        assert _feed(books, no_zak.model_copy(update={"jump_shift_power": 0.0}), risk) is risk
+    assert _feed(books, no_zak, RISK) is RISK
 
 
 def test_the_risk_refuses_a_coherence_outside_zero_to_one() -> None:

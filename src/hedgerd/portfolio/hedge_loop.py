@@ -351,11 +351,12 @@ class HedgeLoop(PortfolioService):
             )
             if math.isfinite(ahead):
                 risk = replace(risk, gamma_ahead_coin_per_usd=ahead)
-        risk = self._with_coherence(underlying, policy, risk, books, now)
         flow_v, flow_j = self._flow_estimator(underlying, now).estimate(now)
         if flow_v > 0.0:
             risk = replace(risk, flow_var_coin2_per_year=flow_v, flow_jump_coin=flow_j)
         risk = self._with_vol_of_vol(underlying, policy, risk, now)
+        # After the jump ratio and skew are in: the jump term takes the coherence too.
+        risk = self._with_coherence(underlying, policy, risk, books, now)
         st.last_risk = risk
         in_flight = self.shared.executor.in_flight_orders(underlying)
         state = self._policy_state[underlying]
@@ -412,16 +413,16 @@ class HedgeLoop(PortfolioService):
         now: int,
     ) -> UnderlyingRisk:
         """Put the coherence of the book's gamma (|net| / gross, `kernel.book_gamma_coherence`)
-        in the risk where the policy's centre shift takes it (`shift_coherence`): one more
-        Black–Scholes pass over the whole book's options, cached as the averaged gamma. Not
-        where the shift is off or there is none (no vanna)."""
-        if not (
-            isinstance(policy, HedgerdPolicy)
-            and policy.shift_coherence > 0.0
-            and policy.k_prefactor > 0.0
-            and risk.vanna_coin_per_vol != 0.0
-            and books
-        ):
+        in the risk where the policy's centre takes it (`shift_coherence`: Zakamouline's shift
+        and the jump term, and the jump term's own cap): one more Black–Scholes pass over the
+        whole book's options, cached as the averaged gamma. Not where neither moves the centre
+        (no Zakamouline shift or no vanna; no jump term or no jump found): the band then does
+        not read it, as the backtest's, which always has it."""
+        if not (isinstance(policy, HedgerdPolicy) and policy.shift_coherence > 0.0 and books):
+            return risk
+        zak = policy.k_prefactor > 0.0 and risk.vanna_coin_per_vol != 0.0
+        jumped = risk.jump_var_ratio != 1.0 or risk.jump_skew != 0.0
+        if not (zak or (policy.jump_shift_power > 0.0 and jumped)):
             return risk
         cache = self._options_cache(underlying)
         coherence = cache.gamma_coherence(books, now, risk.spot_usd, risk.vol)
