@@ -502,6 +502,7 @@ class HedgeLoop(PortfolioService):
             )
         now = self.clocks.clock_ms()
         noise = _jump_noise(self.policies.policy_for(u)[1])
+        r_k = None if jumps is None else jumps.estimate(now, noise)  # (ratio, skew), one read
         log.info(
             "daemon.vol_of_vol_seeded",
             underlying=u,
@@ -516,8 +517,8 @@ class HedgeLoop(PortfolioService):
             index_samples=len(seed.index),
             index_history_points=len(seed.index_proxy),
             index_history_waits_for_mark_vol=proxy is None,
-            jump_var_ratio=None if jumps is None else round(jumps.ratio(now, noise), 6),
-            jump_skew=None if jumps is None else round(jumps.skew(now, noise), 6),
+            jump_var_ratio=None if r_k is None else round(r_k[0], 6),
+            jump_skew=None if r_k is None else round(r_k[1], 6),
         )
 
     def _act(self, decision: HedgeDecision, spot_usd: float) -> None:
