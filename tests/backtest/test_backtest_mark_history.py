@@ -138,29 +138,31 @@ def test_the_paths_and_the_baselines_are_unchanged_by_the_history(
     assert not np.array_equal(a_h.pnl_usd, b_h.pnl_usd)
 
 
-def _jumps_at_start(mk: MarketSpec, n: int, seed: int, noise_sd: float) -> tuple[Any, Any]:
-    """The jump estimator's ratio and skew at t = 0 after the pre-history, as the runner
-    feeds it."""
+def _jumps_at_start(mk: MarketSpec, n: int, seed: int, noise_sd: float) -> tuple[Any, Any, Any]:
+    """The jump estimator's ratio, skew and rate at t = 0 after the pre-history, as the
+    runner feeds it."""
     gen = PathGenerator(mk, n, np.random.default_rng(seed))
     est = JumpVariancePaths(mk.dt_years * YEAR_MS)
     horizon = mk.steps * mk.dt_years
     _jump_history(est, mk, gen, np.random.default_rng([seed, 3]), horizon)
     est.observe(gen.state.spot, _greeks_vol(mk, gen, gen.state.vol, horizon))
-    return est.ratio(noise_sd), est.skew(noise_sd)
+    return est.estimate(noise_sd)
 
 
-def test_the_jump_history_fills_the_estimators_week_at_the_start() -> None:
-    """With a week of index behind each path the ratio starts where a running desk has it,
-    not at 1 ramping in over the first day. 200 jumps a year of 0 +- 1.5 % at 30 % vol give
-    1 + lambda E[J^2] / sigma^2 = 1.5 on average less bipower's share, symmetric (skew near 0
-    on average); 4 a year of -5 % +- 10 % show on about 1 - e^{-4 x 7 / 365} = 7.4 % of the
-    paths (the others read no jump: 1 and 0 exactly), with the jumps' lean (negative, on
-    average)."""
+def test_the_jump_history_fills_the_estimators_window_at_the_start() -> None:
+    """With the window (28 days) of index behind each path the ratio starts where a running
+    desk has it, not at 1 ramping in over the first day. 200 jumps a year of 0 +- 1.5 % at
+    30 % vol give 1 + lambda E[J^2] / sigma^2 = 1.5 on average less bipower's share,
+    symmetric (skew near 0 on average), and a rate counted below 200 (the jumps within 4 of
+    the marks' sd of a 10-minute return, 0.52 %, are not counted: about 27 % of them); 4 a year
+    of -5 % +- 10 % show on about 1 - e^{-4 x 28 / 365 x 0.89} = 24 % of the paths (those beyond
+    the noise threshold; the others read no jump: 1 and 0 exactly), with the jumps' lean
+    (negative, on average) and a rate of about a jump in 28 days."""
     many = MarketSpec(
         process="jumps", vol=0.3, jump_intensity_per_year=200.0, jump_mean=0.0,
         jump_std=0.015, horizon_days=3.0, step_minutes=5.0,
     )  # fmt: skip
-    ratio, skew = _jumps_at_start(many, 400, 7, 3.0)
+    ratio, skew, rate = _jumps_at_start(many, 400, 7, 3.0)
     # Bipower counts each jump against its two neighbours, pi/2 |J| (|d| + |d'|): E|J| =
     # 0.015 sqrt(2/pi), E|d| = 0.3 sqrt(10 min / year) sqrt(2/pi), so it keeps 17 % of the
     # jumps' variance back (the estimator's known bias; the same live).
@@ -170,14 +172,28 @@ def test_the_jump_history_fills_the_estimators_week_at_the_start() -> None:
     assert kept == pytest.approx(0.83, abs=0.01)
     assert float(np.mean(ratio)) == pytest.approx(1.0 + 0.5 * kept, abs=0.05)
     assert abs(float(np.mean(skew))) < 0.003
+    beyond = math.erfc(4.0 * 0.3 * math.sqrt(600_000 / YEAR_MS) / 0.015 / math.sqrt(2.0))
+    assert beyond == pytest.approx(0.73, abs=0.01)
+    assert float(np.mean(rate)) == pytest.approx(200.0 * beyond, rel=0.1)
     rare = many.model_copy(
         update={"jump_intensity_per_year": 4.0, "jump_mean": -0.05, "jump_std": 0.1}
     )
-    ratio, skew = _jumps_at_start(rare, 4000, 7, 3.0)
+    ratio, skew, rate = _jumps_at_start(rare, 4000, 7, 3.0)
     seen = ratio > 1.0
-    assert float(np.mean(seen)) == pytest.approx(1.0 - math.exp(-4.0 * 7 / 365), abs=0.015)
-    assert np.all(skew[~seen] == 0.0)
+    # Found where the jump's square is beyond 3 sd of bipower's noise, 3 sqrt(theta / n) MV
+    # over the window's n = 4,032 returns: |J| > 1.6 %, 89 % of these jumps.
+    theta = math.pi**2 / 4 + math.pi - 5
+    big = math.sqrt(3.0 * math.sqrt(theta / 4032) * 0.09 * 28 / 365)
+    assert big == pytest.approx(0.016, abs=0.001)
+    small = 0.5 * (
+        math.erf((big + 0.05) / 0.1 / math.sqrt(2)) - math.erf((0.05 - big) / 0.1 / math.sqrt(2))
+    )
+    found = 1.0 - math.exp(-4.0 * 28 / 365 * (1.0 - small))
+    assert found == pytest.approx(0.24, abs=0.01)
+    assert float(np.mean(seen)) == pytest.approx(found, abs=0.015)
+    assert np.all(skew[~seen] == 0.0) and np.all(rate[~seen] == 0.0)
+    assert float(np.median(rate[seen])) == pytest.approx(365 / 28, rel=0.01)
     assert float(np.mean(skew[seen])) < 0.0
     calm = many.model_copy(update={"process": "gbm"})
-    ratio, skew = _jumps_at_start(calm, 400, 7, 3.0)
+    ratio, skew, _ = _jumps_at_start(calm, 400, 7, 3.0)
     assert float(np.mean(ratio == 1.0)) > 0.98 and float(np.mean(skew == 0.0)) > 0.98

@@ -72,6 +72,7 @@ async def test_halt_cancels_survives_restart_and_resume_hedges_again() -> None:
             "vol_of_vol_per_sqrt_year": risk.vol_of_vol_per_sqrt_year,
             "jump_var_ratio": risk.jump_var_ratio,
             "jump_skew": risk.jump_skew,
+            "jump_rate_per_year": risk.jump_rate_per_year,
             "gamma_coherence": risk.gamma_coherence,
             "gamma_ahead_coin_per_usd": risk.gamma_ahead_coin_per_usd,
             "flow_var_coin2_per_year": risk.flow_var_coin2_per_year,
@@ -250,6 +251,7 @@ def _check_band_inputs(inputs: dict[str, Any]) -> None:
         "vol_of_vol_per_sqrt_year",
         "jump_var_ratio",
         "jump_skew",
+        "jump_rate_per_year",
         "gamma_coherence",
         "gamma_ahead_coin_per_usd",
         "flow_var_coin2_per_year",
@@ -260,6 +262,7 @@ def _check_band_inputs(inputs: dict[str, Any]) -> None:
     assert inputs["vol_of_vol_per_sqrt_year"] >= 0.0
     assert inputs["jump_var_ratio"] >= 1.0
     assert -JUMP_SKEW_MAX <= inputs["jump_skew"] <= JUMP_SKEW_MAX
+    assert inputs["jump_rate_per_year"] >= 0.0
     assert 0.0 <= inputs["gamma_coherence"] <= 1.0
     assert inputs["gamma_ahead_coin_per_usd"] != 0.0
     assert inputs["flow_var_coin2_per_year"] >= 0.0

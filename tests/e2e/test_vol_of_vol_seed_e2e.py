@@ -117,7 +117,8 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
             _, before = await _decide(first)
             vols.append(before.vol)
             assert len(set(vols)) > 1 and before.vol_of_vol_per_sqrt_year > 0.0
-            assert before.jump_var_ratio > 1.5
+            assert before.jump_var_ratio > 1.3
+            assert before.jump_rate_per_year > 0.0  # the gaps, counted
             # The gaps' cubes: the -6 % one outweighs the +4 %: the jumps lean down.
             assert before.jump_skew < 0.0
         finally:
@@ -145,6 +146,7 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
             # The index came back with the samples: the jumps' ratio is the one it had.
             assert after.jump_var_ratio == before.jump_var_ratio
             assert after.jump_skew == before.jump_skew
+            assert after.jump_rate_per_year == before.jump_rate_per_year
             # And it goes on from there: the next sample is compared with the last stored.
             await sim_admin(sim, "market/gap?currency=BTC&pct=3")
             await sim_admin(sim, f"time/advance?ms={VOLVOL_SAMPLE_MS}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import random
 import sys
 from typing import Any
@@ -298,8 +299,11 @@ def test_decisions_are_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
 # decision moved: the mix's risks leave it at 1). Again when it took the jumps' lean
 # (`jump_skew`, for the centre's `jump_skew_weight`, issue 19): with that field dropped from
 # the risk's repr the digest is the former pin, 6f97062f...7ac5 (no decision moved, ids
-# included: the mix's risks leave it at 0, which the id does not hash).
-PINNED = "321285120c81a44a26877b6179b67153357cc35a84837b8b30f59409b07abc72"
+# included: the mix's risks leave it at 0, which the id does not hash). Again when it took the
+# jumps' rate (`jump_rate_per_year`, for the centre's `jump_life_weight`, issue 19): with that
+# field dropped from the risk's repr the digest is the former pin, 32128512...07abc72 (no
+# decision moved, ids included: the mix's risks leave it at 0, which the id does not hash).
+PINNED = "285ec0b443e8679cd089361844e3d9ac57cdb4516dd7727c8d875ced6acd6a32"
 
 
 def test_a_jump_skew_moves_the_id_only_when_not_zero() -> None:
@@ -311,11 +315,20 @@ def test_a_jump_skew_moves_the_id_only_when_not_zero() -> None:
         by_account, venues, orders, policy, state, cost, router = _inputs(seed)
         total = sum_risks(by_account).total
         ids = {}
-        for ratio, skew in ((1.0, 0.0), (1.0, 0.05), (1.0, -0.05), (1.4, 0.0), (1.4, -0.05)):
-            r = dataclasses.replace(total, jump_var_ratio=ratio, jump_skew=skew)
+        for ratio, skew, rate in (
+            (1.0, 0.0, 0.0),
+            (1.0, 0.05, 0.0),
+            (1.0, -0.05, 0.0),
+            (1.4, 0.0, 0.0),
+            (1.4, -0.05, 0.0),
+            (1.4, 0.0, 24.0),  # the jumps' rate (`jump_rate_per_year`), likewise
+        ):
+            r = dataclasses.replace(
+                total, jump_var_ratio=ratio, jump_skew=skew, jump_rate_per_year=rate
+            )
             d = decide(r, venues, orders, "pin", policy, state, NOW_MS + seed, cost, router)
-            ids[ratio, skew] = d.decision_id
-        assert ids[1.0, 0.0] == controller.decision_id(
+            ids[ratio, skew, rate] = d.decision_id
+        assert ids[1.0, 0.0, 0.0] == controller.decision_id(
             total, venues, orders, "pin", policy, state, NOW_MS + seed
         )
         assert len(set(ids.values())) == len(ids), seed
@@ -336,12 +349,22 @@ PINNED_SKEW_ID = "b95bb200ff4ecd2affd3e9c2b7e61100"
 
 
 def test_decide_hands_the_jump_skew_to_the_band() -> None:
-    """A long-gamma book whose index jumps lean down (k = -0.05): with `jump_skew_weight`
-    w its delta shift is w x Gamma S k / 2 (coin; `kernel.jump_shift`) and the centre, the
-    target less the shift, moves up by as much (the hedge holds less where the jumps fall);
-    with the weight 0 not at all."""
+    """A long-gamma book whose index jumps lean down (k = -0.05), 24 of them a year: with
+    `jump_skew_weight` w its delta shift is w x Gamma S k' / 2 (coin; `kernel.jump_shift`),
+    k' = k (1 - exp(-24 tau)) the lean weighed by a jump within the book's life, and the
+    centre, the target less the shift, moves up by as much (the hedge holds less where the
+    jumps fall); with the weight 0 not at all. The rate reaches the band: at rate 0, no
+    move."""
     r = UnderlyingRisk(
-        "BTC", SPOT, 0.0, 4e-5, 0.6, 0.05, vanna_coin_per_vol=0.5, jump_var_ratio=1.4
+        "BTC",
+        SPOT,
+        0.0,
+        4e-5,
+        0.6,
+        0.05,
+        vanna_coin_per_vol=0.5,
+        jump_var_ratio=1.4,
+        jump_rate_per_year=24.0,
     )
     venues = [_venue(random.Random(1), 0, ACCOUNTS[0], None)]
     policy = HedgerdPolicy(
@@ -359,9 +382,12 @@ def test_decide_hands_the_jump_skew_to_the_band() -> None:
         return d.target_delta_coin
 
     moved = target(policy, -0.05) - target(policy, 0.0)
-    assert moved == pytest.approx(-0.5 * 4e-5 * SPOT * -0.05, rel=1e-9)
+    life = 1.0 - math.exp(-24.0 * 0.05)
+    assert moved == pytest.approx(-0.5 * 4e-5 * SPOT * -0.05 * life, rel=1e-9)
     assert moved > 0.0
     assert target(off, -0.05) == target(off, 0.0)
+    r = dataclasses.replace(r, jump_rate_per_year=0.0)
+    assert target(policy, -0.05) == target(policy, 0.0)
 
 
 def test_a_decision_is_the_same_with_the_policy_numbers_cached_or_not() -> None:

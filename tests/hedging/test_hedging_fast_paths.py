@@ -171,6 +171,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
             "jump_shift_power": st.sampled_from([0.0, 1.0, 0.5, 2.0]),
             "jump_skew_weight": st.sampled_from([0.0, 1.0, 0.5]),
             "jump_cap_hw": st.sampled_from([None, 0.0, 1.0, 0.25]),
+            "jump_life_weight": st.booleans(),
             "target_delta_coin": st.sampled_from([0.0, -0.4]),
         }
     ),
@@ -189,6 +190,7 @@ class _GeneralPathPolicy(HedgerdPolicy):
     coherence=st.one_of(st.none(), st.just(1.0), st.just(0.0), st.floats(0.0, 1.0)),
     jump_ratio=st.one_of(st.just(1.0), st.floats(1.0, 5.0)),
     jump_skew=st.one_of(st.just(0.0), st.floats(-0.2, 0.2)),
+    jump_rate=st.one_of(st.just(0.0), st.floats(0.0, 1000.0)),
 )
 def test_scalar_hedgerd_band_is_the_general_band(
     knobs: dict[str, Any],
@@ -207,6 +209,7 @@ def test_scalar_hedgerd_band_is_the_general_band(
     coherence: float | None,
     jump_ratio: float,
     jump_skew: float,
+    jump_rate: float,
 ) -> None:
     ctx = BandContext(
         SPOT,
@@ -225,6 +228,7 @@ def test_scalar_hedgerd_band_is_the_general_band(
         coherence,
         jump_ratio,
         jump_skew,
+        jump_rate,
     )
     got = band_for(HedgerdPolicy(**knobs), ctx)
     want = band_for(_GeneralPathPolicy(**knobs), ctx)
@@ -246,6 +250,7 @@ def test_scalar_jump_terms_are_the_general_ones_where_their_caps_bind(
     ctx = BandContext(SPOT, 2e-5, 40.0 if beyond else 0.0, 0.6, 0.1, 0.0, 0.0005, 0.0, 0.3)
     ratio, skew = (4.0, -0.05) if beyond else (1.0, -0.002)
     ctx.gamma_coherence, ctx.jump_var_ratio, ctx.jump_skew = coherence, ratio, skew
+    ctx.jump_rate_per_year = 24.0  # the life weight 1 - exp(-2.4)
     knobs = {"jump_shift_power": 1.0, "jump_skew_weight": 1.0, "jump_cap_hw": cap}
     got = band_for(HedgerdPolicy(**knobs), ctx)
     want = band_for(_GeneralPathPolicy(**knobs), ctx)

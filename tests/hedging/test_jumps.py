@@ -16,6 +16,7 @@ from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.hedging.jumps import (
     JUMP_RATIO_MAX,
     JUMP_SKEW_MAX,
+    JUMP_WINDOW_MS,
     JumpVarianceEstimator,
     JumpVariancePaths,
 )
@@ -47,17 +48,17 @@ def test_no_returns_or_constant_index_give_exactly_one() -> None:
 
 def test_a_jump_is_the_excess_over_the_marks_variance_and_leaves_with_the_window() -> None:
     rng = np.random.default_rng(3)
-    n = 7 * 144  # the 7-day window of 10-minute returns
+    n = JUMP_WINDOW_MS // STEP_MS  # the window's 10-minute returns (28 days)
     vol = 0.6
-    jump = 0.05
+    jump = 0.1
     spots = _path(rng, 2 * n, vol, {n // 2: jump})
     est = JumpVarianceEstimator()
     for i, s in enumerate(spots[: n + 1]):
         est.observe(s, vol, START_MS + i * STEP_MS)
     now = START_MS + n * STEP_MS
-    mv = vol * vol * 7 / 365
+    mv = vol * vol * n * STEP_MS / YEAR_MS
     # The jump's square over the window's marked variance, up to the diffusion's noise
-    # (realised minus bipower of 1,008 diffusion returns: a few % of mv).
+    # (realised minus bipower of 4,032 diffusion returns: a few % of mv).
     assert est.ratio(now) == pytest.approx(1.0 + jump * jump / mv, abs=0.05)
     assert jump * jump / mv > 0.3  # the jump is what the ratio measures, not the noise
     for i in range(n + 1, 2 * n + 1):
@@ -123,12 +124,13 @@ def test_seeded_is_the_estimator_that_observed_live() -> None:
 
 
 def test_the_seed_read_of_a_window_and_two_before_it_is_the_live_estimator() -> None:
-    """Eight days observed, a jump 5 minutes into the last 7-day window: the samples of the
-    window and the two before it (what the journal's seed read gives) rebuild the live
-    estimate exactly, the jump included."""
-    n = 8 * 144
-    window_start = START_MS + (n - 7 * 144) * STEP_MS  # the window is (start, now]
-    spots = _path(np.random.default_rng(2), n, 0.6, {n - 7 * 144: 0.05})
+    """A day more than the window observed, a jump 10 minutes into the last window: the
+    samples of the window and the two before it (what the journal's seed read gives) rebuild
+    the live estimate exactly, the jump and its count included."""
+    w = JUMP_WINDOW_MS // STEP_MS
+    n = w + 144
+    window_start = START_MS + (n - w) * STEP_MS  # the window is (start, now]
+    spots = _path(np.random.default_rng(2), n, 0.6, {n - w: 0.1})
     samples = [(START_MS + i * STEP_MS, s, 0.6) for i, s in enumerate(spots)]
     live = JumpVarianceEstimator()
     for t, s, v in samples:
@@ -136,8 +138,11 @@ def test_the_seed_read_of_a_window_and_two_before_it_is_the_live_estimator() -> 
     now = samples[-1][0]
     inside = [x for x in samples if x[0] > window_start]
     before = [x for x in samples if x[0] <= window_start][-2:]
-    got = JumpVarianceEstimator.seeded([*before, *inside], now).ratio(now, 3.0)
-    assert got == live.ratio(now, 3.0) > 1.2
+    got = JumpVarianceEstimator.seeded([*before, *inside], now).estimate(now, 3.0)
+    want = live.estimate(now, 3.0)
+    assert got == want
+    assert want.ratio > 1.2
+    assert want.rate_per_year == pytest.approx(365 / 28, rel=1e-9)  # the one jump
 
 
 def test_a_short_run_long_ago_does_not_count_as_a_day_observed() -> None:
@@ -187,16 +192,19 @@ def test_paths_form_is_the_online_estimator(
         paths.observe(spots[i], marks[i])
         for k, est in enumerate(online):
             est.observe(float(spots[i, k]), float(marks[i, k]), START_MS + i * step_ms)
-    got, skew = paths.ratio(noise_sd), paths.skew(noise_sd)
+    got, skew, rate = paths.estimate(noise_sd)
     for k, est in enumerate(online):
-        want = est.ratio(START_MS + n * step_ms, noise_sd)
-        assert got[k] == pytest.approx(want, rel=1e-9, abs=1e-12)
-        assert skew[k] == pytest.approx(est.skew(START_MS + n * step_ms, noise_sd), abs=1e-12)
+        want = est.estimate(START_MS + n * step_ms, noise_sd)
+        assert got[k] == pytest.approx(want.ratio, rel=1e-9, abs=1e-12)
+        assert skew[k] == pytest.approx(want.skew, abs=1e-12)
+        assert rate[k] == pytest.approx(want.rate_per_year, rel=1e-9, abs=1e-9)
 
 
 def _ctx(gamma: float, ratio: float) -> BandContext:
     ctx = BandContext(50_000.0, gamma, 2.0, 0.6, 30 / 365, 0.0, 0.0005, 0.0, 0.3)
     ctx.jump_var_ratio = ratio
+    # Jumps certain within the book's life: `jump_life_weight`'s weight is 1.0 exactly.
+    ctx.jump_rate_per_year = 1e9
     return ctx
 
 
@@ -222,6 +230,7 @@ def test_a_long_gamma_centre_moves_by_the_vanna_times_the_realised_vol_change(
         0.0005 * two, 0.0, 0.3 * two,
     )  # fmt: skip
     ctx.jump_var_ratio = np.array([1.0, r])
+    ctx.jump_rate_per_year = 1e9 * two
     arr = band_for(on, ctx)
     assert arr.centre[0] == base.centre
     assert arr.centre[1] == pytest.approx(moved.centre, rel=1e-12)
@@ -379,21 +388,88 @@ def test_without_an_own_cap_the_terms_join_zakamoulines_shift_under_its_cap() ->
 
 @pytest.mark.parametrize("gamma", [2e-5, -2e-5])
 def test_the_default_policy_takes_the_jump_terms_on_long_gamma_only(gamma: float) -> None:
-    """The twelfth-round default (`jump_shift_power` 1 after Zakamouline's capped shift, its
-    own cap 1 x H): where the index jumped (r = 1.21) a long-gamma book's centre moves by
-    vanna x sigma (sqrt(r) - 1) when that is within the cap, by the cap when not; a
-    short-gamma book's band is the one without the term, bit for bit."""
+    """The default (`jump_shift_power` 1 after Zakamouline's capped shift, its own cap 1 x H,
+    weighed by a jump within the book's life): where the index jumped (r = 1.21) at 24 jumps a
+    year, a 30-day book's r is 1 + (1 - exp(-24 x 30 / 365)) 0.21, and a long-gamma book's
+    centre moves by vanna x sigma (sqrt(r) - 1) when that is within the cap, by the cap when
+    not; a short-gamma book's band is the one without the term, bit for bit, and so is any
+    book's where no jump was counted (rate 0) or none found (r = 1)."""
     pol = HedgerdPolicy()
     without = pol.model_copy(update={"jump_shift_power": 0.0})
     g0 = pol.risk_aversion_per_usd
     h = pol.ww_weight * abs(ww_halfwidth(_ctx(gamma, 1.0), g0, pol.gamma_exponent))
+    w = 1.0 - math.exp(-24.0 * 30 / 365)
     for vanna in (0.01, 50.0):  # a term within the own cap, and one far beyond it
         ctx = _ctx(gamma, 1.21)
         ctx.vanna_coin_per_vol = vanna
+        ctx.jump_rate_per_year = 24.0
         moved = band_for(without, ctx).centre - band_for(pol, ctx).centre
         if gamma < 0:
             assert band_for(pol, ctx) == band_for(without, ctx)
             continue
-        want = min(vanna * 0.6 * 0.1, pol.jump_cap_hw * h)  # coin
+        want = min(vanna * 0.6 * (math.sqrt(1.0 + w * 0.21) - 1.0), pol.jump_cap_hw * h)  # coin
         assert moved == pytest.approx(want, rel=1e-9)
+        ctx.jump_rate_per_year = 0.0
+        assert band_for(pol, ctx) == band_for(without, ctx)  # no jump counted
     assert band_for(pol, _ctx(gamma, 1.0)) == band_for(without, _ctx(gamma, 1.0))  # r = 1
+
+
+def test_the_rate_counts_the_returns_beyond_four_marked_sd_over_the_time_seen() -> None:
+    """Two 5 % jumps in 28 days of 10-minute returns at the marks' vol: a rate of 2 over 28
+    days a year (a diffusion's 4-sd returns are 6e-5 of 4,032: none here); after the first
+    jump alone, 1 over the time seen. No jump found (the ratio's test): rate 0."""
+    rng = np.random.default_rng(11)
+    n = 28 * 144
+    vol = 0.6
+    spots = _path(rng, n, vol, {n // 3: 0.05, 2 * n // 3: -0.05})
+    est = JumpVarianceEstimator()
+    for i, s in enumerate(spots[: n // 2 + 1]):
+        est.observe(s, vol, START_MS + i * STEP_MS)
+    half = est.estimate(START_MS + (n // 2) * STEP_MS, 3.0)
+    assert half.rate_per_year == pytest.approx(1.0 / ((n // 2) * STEP_MS / YEAR_MS), rel=1e-9)
+    for i in range(n // 2 + 1, n + 1):
+        est.observe(spots[i], vol, START_MS + i * STEP_MS)
+    got = est.estimate(START_MS + n * STEP_MS, 3.0)
+    assert got.ratio > 1.0
+    assert got.rate_per_year == pytest.approx(2.0 / (28 / 365), rel=1e-9)
+    assert est.rate(START_MS + n * STEP_MS, 3.0) == got.rate_per_year
+    calm = JumpVarianceEstimator()
+    for i, s in enumerate(_path(rng, n, vol, {})):
+        calm.observe(s, vol, START_MS + i * STEP_MS)
+    assert calm.estimate(START_MS + n * STEP_MS, 3.0) == (1.0, 0.0, 0.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rate=st.floats(0.0, 400.0),
+    tau_days=st.floats(0.1, 120.0),
+    ratio=st.floats(1.0, JUMP_RATIO_MAX),
+)
+def test_the_life_weight_scales_the_excess_by_a_jump_within_the_books_life(
+    rate: float, tau_days: float, ratio: float
+) -> None:
+    """With `jump_life_weight` the long-gamma centre moves as at r' = 1 + (1 - exp(-rate
+    tau)) (r - 1): never more than unweighted, 0 at rate 0, and nearly the unweighted
+    move where many jumps fall before expiry; the scalar path (the daemon's) is the array
+    path (the backtest's)."""
+    pol = HedgerdPolicy(shift_cap_hw=0.0, vov_ref=0.0, jump_cap_hw=None, k_prefactor=0.0)
+    plain = pol.model_copy(update={"jump_life_weight": False})
+    ctx = _ctx(2e-5, ratio)
+    ctx.tau_years = tau_days / 365
+    ctx.jump_rate_per_year = rate
+    none = band_for(pol.model_copy(update={"jump_shift_power": 0.0}), ctx).centre
+    full = none - band_for(plain, ctx).centre
+    got = none - band_for(pol, ctx).centre
+    w = 1.0 - math.exp(-rate * tau_days / 365)
+    assert got == pytest.approx(2.0 * 0.6 * (math.sqrt(1.0 + w * (ratio - 1.0)) - 1.0), abs=1e-12)
+    assert 0.0 <= got <= full + 1e-15
+    if rate * tau_days / 365 > 20.0:
+        assert got == pytest.approx(full, rel=1e-8)
+    one = np.ones(1)
+    arr = BandContext(
+        50_000.0 * one, 2e-5 * one, 2.0 * one, 0.6 * one, ctx.tau_years * one, 0.0,
+        0.0005 * one, 0.0, 0.3 * one,
+    )  # fmt: skip
+    arr.jump_var_ratio = ratio * one
+    arr.jump_rate_per_year = rate * one
+    assert band_for(pol, arr).centre[0] == pytest.approx(band_for(pol, ctx).centre, rel=1e-12)

@@ -46,7 +46,16 @@ def test_every_hedgerd_metric_names_a_unit_or_is_a_count() -> None:
         "hedgerd_jump_skew",  # a log return (dimensionless, signed): no unit to name
     }
     # `_ratio`: dimensionless (Prometheus' base unit for ratios).
-    units = ("_seconds", "_coin", "_usd", "_per_day", "_per_usd", "_per_sqrt_year", "_ratio")
+    units = (
+        "_seconds",
+        "_coin",
+        "_usd",
+        "_per_day",
+        "_per_year",
+        "_per_usd",
+        "_per_sqrt_year",
+        "_ratio",
+    )
     families = list(metrics.registry.collect())
     assert len(families) >= 25
     for fam in families:

@@ -13,6 +13,7 @@ NAMES = (
     "vol_of_vol_per_sqrt_year",
     "jump_var_ratio",
     "jump_skew",
+    "jump_rate_per_year",
     "gamma_coherence",
     "gamma_ahead_coin_per_usd",
     "flow_var_coin2_per_year",
@@ -34,12 +35,14 @@ def test_every_figure_of_the_last_risk() -> None:
         gamma_coherence=0.6,
         jump_var_ratio=1.3,
         jump_skew=-0.045,
+        jump_rate_per_year=26.0,
     )
     assert band_inputs(risk) == {
         "vol": 0.55,
         "vol_of_vol_per_sqrt_year": 1.75,
         "jump_var_ratio": 1.3,
         "jump_skew": -0.045,
+        "jump_rate_per_year": 26.0,
         "gamma_coherence": 0.6,
         "gamma_ahead_coin_per_usd": 1.5e-5,
         "flow_var_coin2_per_year": 42.0,
@@ -48,13 +51,14 @@ def test_every_figure_of_the_last_risk() -> None:
 
 def test_none_where_not_computed_or_not_evaluated() -> None:
     # The defaults: no averaged gamma nor coherence computed (None), no flow, no vol-of-vol
-    # and no jumps seen (0, 0, 1, 0: figures, not missing).
+    # and no jumps seen (0, 0, 1, 0, 0: figures, not missing).
     risk = UnderlyingRisk("BTC", 90_000.0, 0.3, -2e-5, 0.55, 0.05)
     assert band_inputs(risk) == {
         "vol": 0.55,
         "vol_of_vol_per_sqrt_year": 0.0,
         "jump_var_ratio": 1.0,
         "jump_skew": 0.0,
+        "jump_rate_per_year": 0.0,
         "gamma_coherence": None,
         "gamma_ahead_coin_per_usd": None,
         "flow_var_coin2_per_year": 0.0,

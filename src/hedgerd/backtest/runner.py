@@ -400,7 +400,7 @@ def run_backtest(
         )
         ctx = BandContext(spot, gamma, vanna, gvol, tau_eff, mk.rate, lam_t, carry_t, delta_book)
         ctx.gamma_coherence = gamma_coherence(gamma, wsum)  # for `shift_coherence`
-        jump_r: dict[float, tuple[Any, Any]] = {}
+        jump_r: dict[float, tuple[Any, Any, Any]] = {}
         if jumps is not None:
             jumps.observe(spot, gvol)
             for noise in jump_noise:
@@ -422,8 +422,8 @@ def run_backtest(
             if xi:
                 ctx.vol_of_vol_per_sqrt_year = xi.get(getattr(run_cfg, "vov_window_s", 0.0), 0.0)
             if jump_r:
-                r_k = jump_r.get(getattr(run_cfg, "jump_noise_sd", -1.0), (1.0, 0.0))
-                ctx.jump_var_ratio, ctx.jump_skew = r_k
+                r_k = jump_r.get(getattr(run_cfg, "jump_noise_sd", -1.0), (1.0, 0.0, 0.0))
+                ctx.jump_var_ratio, ctx.jump_skew, ctx.jump_rate_per_year = r_k
             override = None
             if xb is not None:
                 h_lo, h_hi = xb.edges(t, spot, gen.regime)

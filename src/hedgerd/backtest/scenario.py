@@ -71,7 +71,7 @@ class MarketSpec(_S):
         "same process (regimes, heston; its own random stream: the paths are unchanged), as "
         "the daemon seeds its estimator at start. Constant vol: nothing to feed (the "
         "estimate is 0 either way). Likewise the jump estimator (`hedging.jumps`, for a "
-        "policy whose centre takes it) is first fed its 7-day window of index returns drawn "
+        "policy whose centre takes it) is first fed its 28-day window of index returns drawn "
         "as the path draws them, as the daemon seeds it from its journal or the venue's "
         "index history. False: the estimators start empty (0 until the marks move; the jump "
         "ratio 1, ramping in over the first day).",

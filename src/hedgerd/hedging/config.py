@@ -331,7 +331,7 @@ class HedgerdPolicy(_PolicyBase):
         "long-gamma book's centre shift adds vanna x sigma (sqrt(r^p) - 1), its delta priced "
         "at the index's realised vol instead of the marks', r = 1 + max(RV - BV, 0) / MV the "
         "jumps' part of the index's realised variance (realised minus bipower variation, "
-        "10-minute returns over 7 days) over the marks' variance (`hedging.jumps`; moved "
+        "10-minute returns over 28 days) over the marks' variance (`hedging.jumps`; moved "
         "toward 1 over the first day observed). No jumps: r near 1 and no effect. 0: off; 1 "
         "the twelfth-round default (docs/backtest.md, the jump terms as the default).",
     )
@@ -341,7 +341,7 @@ class HedgerdPolicy(_PolicyBase):
         le=2.0,
         description="Weight of the jumps' lean in the centre (issue 19; with "
         "`jump_shift_power`): a long-gamma book's centre shift adds w x Gamma S k / 2, k the "
-        "index's sum of cubed 10-minute returns over its variance in the 7-day window "
+        "index's sum of cubed 10-minute returns over its variance in the 28-day window "
         "(`hedging.jumps`' skew, a signed return; 0 where no jump is found): the "
         "minimum-variance hedge where the jumps fall (or rise) more than they rise. 0: off.",
     )
@@ -358,6 +358,17 @@ class HedgerdPolicy(_PolicyBase):
         "90-day long put under 200 jumps "
         "a year: 1.304 -> 0.990 worst ratio at c = 1), and mixed books, where they cost, get "
         "less (docs/backtest.md, the jump terms' own cap).",
+    )
+    jump_life_weight: bool = Field(
+        True,
+        description="Weigh the jump terms (`jump_shift_power`, `jump_skew_weight`) by the "
+        "chance of a jump before the book's horizon, 1 - exp(-lambda tau): r's excess and "
+        "the lean times it (lambda the jumps counted in the window a year, returns beyond 4 "
+        "of the marks' sd; tau the book's gamma-weighted time to expiry). A 3-day book under "
+        "a jump a quarter hedges the diffusion; a 90-day book under 24 a year, the jumps. "
+        "False: the jumps' variance a year counts whatever the book's life (the twelfth "
+        "round, with its 7-day window: docs/backtest.md, the jump term weighed by a jump "
+        "within the book's life).",
     )
     jump_noise_sd: float = Field(
         3.0,

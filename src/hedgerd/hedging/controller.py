@@ -142,6 +142,9 @@ def decision_id(
     if risk.jump_skew != 0.0:
         # Likewise only when the jumps lean one way (the hedgerd band's `jump_skew_weight`).
         nums += (risk.jump_skew,)
+    if risk.jump_rate_per_year != 0.0:
+        # Likewise only when a jump was found (the hedgerd band's `jump_life_weight`).
+        nums += (risk.jump_rate_per_year,)
     names: list[str] = []
     for v in venues:
         q = v.quote
@@ -256,6 +259,7 @@ def decide(
         risk.gamma_coherence,
         risk.jump_var_ratio,
         risk.jump_skew,
+        risk.jump_rate_per_year,
     )
     band = band_for_floats(policy, ctx)
     centre, lower, upper = band.centre, band.lower, band.upper

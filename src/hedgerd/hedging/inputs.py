@@ -54,6 +54,8 @@ class UnderlyingRisk:
       variance where a jump is found), a signed log return, dimensionless, within
       +-`JUMP_SKEW_MAX` (0.2), for the hedgerd band's `jump_skew_weight` (0: no jump found
       or not tracked).
+    - `jump_rate_per_year`: the jumps counted in the window a year (`hedging.jumps`, >= 0),
+      for the hedgerd band's `jump_life_weight` (0: no jump found or not tracked).
     """
 
     underlying: str
@@ -74,6 +76,7 @@ class UnderlyingRisk:
     gamma_coherence: float | None = None
     jump_var_ratio: float = 1.0
     jump_skew: float = 0.0
+    jump_rate_per_year: float = 0.0
 
     def __post_init__(self) -> None:
         if (
@@ -96,11 +99,13 @@ class UnderlyingRisk:
                 + (0.5 if self.gamma_coherence is None else self.gamma_coherence)
                 + self.jump_var_ratio
                 + self.jump_skew
+                + self.jump_rate_per_year
             )
             and (self.gamma_coherence is None or 0.0 <= self.gamma_coherence <= 1.0)
             and self.flow_var_coin2_per_year >= 0.0
             and self.flow_jump_coin >= 0.0
             and self.vol_of_vol_per_sqrt_year >= 0.0
+            and self.jump_rate_per_year >= 0.0
             and self.jump_var_ratio >= 1.0
             and -JUMP_SKEW_MAX <= self.jump_skew <= JUMP_SKEW_MAX
         ):
@@ -131,7 +136,12 @@ class UnderlyingRisk:
         c = self.gamma_coherence
         if c is not None and not 0.0 <= c <= 1.0:  # NaN fails too
             raise ValueError(f"{self.underlying}: gamma_coherence must be in [0, 1], got {c}")
-        for name in ("flow_var_coin2_per_year", "flow_jump_coin", "vol_of_vol_per_sqrt_year"):
+        for name in (
+            "flow_var_coin2_per_year",
+            "flow_jump_coin",
+            "vol_of_vol_per_sqrt_year",
+            "jump_rate_per_year",
+        ):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0.0):
                 raise ValueError(f"{self.underlying}: {name} must be finite and >= 0, got {v}")

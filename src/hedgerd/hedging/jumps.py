@@ -18,7 +18,7 @@ over a trailing window (BV is robust to a jump: one large return meets small nei
 moved toward 1 while the window's returns cover less than `ramp_ms` (one day: a few
 returns say nothing; counted in returns, not in time since the first sample, so a short run
 long ago does not count as a day observed), and at most `JUMP_RATIO_MAX` (a bad index print
-that reverts reads as a huge jump for a week: the cap bounds what it does to the centre),
+that reverts reads as a huge jump for the window: the cap bounds what it does to the centre),
 with sigma the book's mark vol (the band's). `skew` gives the jumps' sign: the window's
 sum r_i^3 over its whole variance (MV + RV - BV, a return), where the ratio finds a jump
 (else 0), ramped as the ratio, within +-`JUMP_SKEW_MAX`: the minimum-variance hedge of a
@@ -33,6 +33,19 @@ at most once every `sample_ms` (the vol-of-vol's 10 minutes: the daemon records 
 journal row). A gap longer than `max_gap_ms` (the daemon was down) starts a new series: a
 return over hours is not one sampling step's, and bipower would read it as a jump.
 
+`estimate` also gives the jumps' rate (per year): the window's returns beyond
+`JUMP_COUNT_SD` of the marks' standard deviation over their step (sigma_{i-1}
+sqrt(t_i - t_{i-1})), counted, over the time the window's returns cover (at least
+`ramp_ms`), where the ratio finds a jump (else 0). The ratio says how much variance the jumps
+add a year; the rate says how likely one is within a book's life: `kernel.jump_shift` weighs
+the ratio's excess by 1 - exp(-rate x tau), the chance of at least one jump before the book
+expires (issue 19, docs/backtest.md "The jump term weighed by a jump within the book's
+life"). The window is 28 days (not 7): a week of a rate of 24 a year reads no jump half the
+time and twice the rate the other half, where a 90-day book needs the rate; near-expiry books,
+which a longer window's old jumps would over-hedge, have the weight near 0 (28 days, not 30:
+Deribit's index chart's "1m" range reaches back 30 days, the window and its hour before
+it fit).
+
 `JumpVariancePaths` is the backtest's form (arrays of paths, one observation per step,
 sampled as the online one, the window's sums as differences of running totals).
 """
@@ -42,6 +55,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,7 +63,7 @@ from numpy.typing import NDArray
 from hedgerd.hedging.trailing import YEAR_MS, TrailingSum
 from hedgerd.hedging.volvol import VOLVOL_SAMPLE_MS
 
-JUMP_WINDOW_MS = 7 * 86_400_000
+JUMP_WINDOW_MS = 28 * 86_400_000
 JUMP_RAMP_MS = 86_400_000
 JUMP_MAX_GAP_MS = 3_600_000
 #: The largest ratio taken: the index moving at twice the marks' vol.
@@ -57,8 +71,25 @@ JUMP_RATIO_MAX = 4.0
 #: The largest |skew| taken (a return): a bad print that reverts leaves r^3 and -r^3 and
 #: mostly cancels, but a one-sided one would not.
 JUMP_SKEW_MAX = 0.2
+#: A return counts as a jump beyond this many of the marks' standard deviations over its step
+#: (a diffusion at the marks' vol: 6e-5 of returns, 0.26 a window of 10-minute returns).
+JUMP_COUNT_SD = 4.0
+_COUNT_SD2 = JUMP_COUNT_SD * JUMP_COUNT_SD
 _HALF_PI = 0.5 * math.pi
 _THETA = math.pi**2 / 4.0 + math.pi - 5.0
+
+
+class JumpEstimate(NamedTuple):
+    """One read of the window: `ratio` (dimensionless, in [1, `JUMP_RATIO_MAX`]), `skew`
+    (a signed return, within +-`JUMP_SKEW_MAX`) and `rate_per_year` (jumps counted a year,
+    >= 0; 0 where the ratio finds no jump)."""
+
+    ratio: float
+    skew: float
+    rate_per_year: float
+
+
+_NONE = JumpEstimate(1.0, 0.0, 0.0)
 
 
 class JumpVarianceEstimator:
@@ -85,6 +116,7 @@ class JumpVarianceEstimator:
         self._mv = TrailingSum(window_ms)  # sigma_{i-1}^2 dt_i (years)
         self._span = TrailingSum(window_ms)  # dt_i (ms): the time the returns cover
         self._r3 = TrailingSum(window_ms)  # r_i^3
+        self._count = TrailingSum(window_ms)  # 1 where r_i^2 > JUMP_COUNT_SD^2 sigma^2 dt
 
     @property
     def window_ms(self) -> int:
@@ -122,9 +154,11 @@ class JumpVarianceEstimator:
         ln = math.log(index_usd)
         if last is not None and at_ms - last[0] <= self._max_gap_ms:
             r = ln - last[1]
+            mv = last[2] * last[2] * ((at_ms - last[0]) / YEAR_MS)
             self._rv.add(at_ms, r * r)
             self._r3.add(at_ms, r * r * r)
-            self._mv.add(at_ms, last[2] * last[2] * ((at_ms - last[0]) / YEAR_MS))
+            self._mv.add(at_ms, mv)
+            self._count.add(at_ms, 1.0 if r * r > _COUNT_SD2 * mv else 0.0)
             self._span.add(at_ms, float(at_ms - last[0]))
             if self._last_abs is not None:
                 self._bv.add(at_ms, _HALF_PI * abs(r) * self._last_abs)
@@ -146,22 +180,29 @@ class JumpVarianceEstimator:
         `ratio` finds a jump (else 0), times its ramp, within +-`JUMP_SKEW_MAX`."""
         return self.estimate(now_ms, noise_sd)[1]
 
-    def estimate(self, now_ms: int, noise_sd: float = 0.0) -> tuple[float, float]:
-        """(`ratio`, `skew`) from one read of the window's sums (the hedge loop takes both on
-        every evaluation)."""
+    def rate(self, now_ms: int, noise_sd: float = 0.0) -> float:
+        """The jumps' rate (per year): the window's returns beyond `JUMP_COUNT_SD` of the
+        marks' sd over their step, over the time its returns cover (at least `ramp_ms`),
+        where `ratio` finds a jump (else 0)."""
+        return self.estimate(now_ms, noise_sd).rate_per_year
+
+    def estimate(self, now_ms: int, noise_sd: float = 0.0) -> JumpEstimate:
+        """`ratio`, `skew` and `rate` from one read of the window's sums (the hedge loop
+        takes them on every evaluation)."""
         mv, count = self._mv.sums(now_ms)
         if count == 0 or not mv > 0.0:
-            return 1.0, 0.0
+            return _NONE
         rv = self._rv.sums(now_ms)[0]
         bv = self._bv.sums(now_ms)[0]
         excess = rv - bv
         if not excess > noise_sd * math.sqrt(_THETA / count) * bv or not excess > 0.0:
-            return 1.0, 0.0
+            return _NONE
         seen = self._span.sums(now_ms)[0]
         w = 1.0 if self._ramp_ms == 0 or seen >= self._ramp_ms else seen / self._ramp_ms
         sk = w * self._r3.sums(now_ms)[0] / (mv + excess)
         ratio = min(1.0 + w * (excess / mv), JUMP_RATIO_MAX)
-        return ratio, min(max(sk, -JUMP_SKEW_MAX), JUMP_SKEW_MAX)
+        rate = self._count.sums(now_ms)[0] / (max(seen, self._ramp_ms, 1.0) / YEAR_MS)
+        return JumpEstimate(ratio, min(max(sk, -JUMP_SKEW_MAX), JUMP_SKEW_MAX), rate)
 
 
 class JumpVariancePaths:
@@ -196,7 +237,7 @@ class JumpVariancePaths:
         if self._last is None:
             zero = np.zeros_like(np.asarray(index_usd, dtype=np.float64))
             self._last = (np.log(index_usd), np.asarray(mark_vol, dtype=np.float64))
-            self._totals.append((zero, zero, zero, zero, zero, zero))
+            self._totals.append((zero, zero, zero, zero, zero, zero, zero))
             return
         if at - self._last_ms < self._sample_ms - 1e-6:  # float steps: not a ms short
             self._totals.append(self._totals[-1])
@@ -204,10 +245,12 @@ class JumpVariancePaths:
         ln = np.log(index_usd)
         r = ln - self._last[0]
         a = np.abs(r)
-        rv, bv, mv, n, span, r3 = self._totals[-1]
-        mv = mv + self._last[1] * self._last[1] * ((at - self._last_ms) / YEAR_MS)
+        rv, bv, mv, n, span, r3, jc = self._totals[-1]
+        dmv = self._last[1] * self._last[1] * ((at - self._last_ms) / YEAR_MS)
         bv = bv if self._last_abs is None else bv + _HALF_PI * a * self._last_abs
-        sums = (rv + r * r, bv, mv, n + 1.0, span + (at - self._last_ms), r3 + r * r * r)
+        jc = jc + np.where(r * r > _COUNT_SD2 * dmv, 1.0, 0.0)
+        span = span + (at - self._last_ms)
+        sums = (rv + r * r, bv, mv + dmv, n + 1.0, span, r3 + r * r * r, jc)
         self._totals.append(sums)
         self._last = (ln, np.asarray(mark_vol, dtype=np.float64))
         self._last_abs = a
@@ -221,28 +264,35 @@ class JumpVariancePaths:
         """The jumps' lean per path at the last observed step (`JumpVarianceEstimator.skew`)."""
         return self.estimate(noise_sd)[1]
 
-    def estimate(self, noise_sd: float = 0.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(`ratio`, `skew`) per path from one difference of the window's totals."""
+    def estimate(
+        self, noise_sd: float = 0.0
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """(`ratio`, `skew`, rate per year) per path from one difference of the window's
+        totals (`JumpVarianceEstimator.estimate`)."""
         now = self._totals[-1]
         if len(self._totals) > self._lag:
             old = self._totals[0]
-            rv, bv, mv, n, seen, r3 = (x - o for x, o in zip(now, old, strict=True))
+            rv, bv, mv, n, seen, r3, jc = (x - o for x, o in zip(now, old, strict=True))
         else:
-            rv, bv, mv, n, seen, r3 = now
+            rv, bv, mv, n, seen, r3, jc = now
         w = np.minimum(seen / self._ramp_ms, 1.0) if self._ramp_ms > 0 else np.ones_like(rv)
         noise = noise_sd * np.sqrt(_THETA / np.maximum(n, 1.0)) * bv
         excess = np.where(rv - bv > noise, np.maximum(rv - bv, 0.0), 0.0)
         ratio = np.minimum(1.0 + w * excess / np.maximum(mv, 1e-300), JUMP_RATIO_MAX)
         sk = np.where(excess > 0.0, w * r3 / np.maximum(mv + excess, 1e-300), 0.0)
-        return ratio, np.clip(sk, -JUMP_SKEW_MAX, JUMP_SKEW_MAX)
+        years = np.maximum(seen, max(self._ramp_ms, 1.0)) / YEAR_MS
+        rate = np.where(excess > 0.0, jc / years, 0.0)
+        return ratio, np.clip(sk, -JUMP_SKEW_MAX, JUMP_SKEW_MAX), rate
 
 
 __all__ = [
+    "JUMP_COUNT_SD",
     "JUMP_MAX_GAP_MS",
     "JUMP_RAMP_MS",
     "JUMP_RATIO_MAX",
     "JUMP_SKEW_MAX",
     "JUMP_WINDOW_MS",
+    "JumpEstimate",
     "JumpVarianceEstimator",
     "JumpVariancePaths",
 ]

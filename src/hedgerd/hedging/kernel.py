@@ -156,6 +156,9 @@ class BandContext:
     # The jumps' lean (`hedging.jumps`' skew: sum r^3 over the window's variance, a signed
     # return; 0: no jump found), for the centre's `jump_skew_weight`.
     jump_skew: Any = 0.0
+    # The jumps' rate (`hedging.jumps`: the window's jumps counted, per year; 0: no jump
+    # found), for the centre's `jump_life_weight`.
+    jump_rate_per_year: Any = 0.0
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, frozen init is slow
@@ -327,7 +330,20 @@ def modified_delta_shift(ctx: BandContext, risk_aversion: float, prefactor: floa
     return ctx.vanna_coin_per_vol * (vol_m - ctx.vol)
 
 
-def jump_shift(ctx: BandContext, power: float, skew_weight: float = 0.0) -> Any:
+def jump_life_weight(ctx: BandContext) -> Any:
+    """1 - exp(-lambda tau) (dimensionless, in [0, 1)): the chance of at least one jump before
+    the book's horizon, lambda = `ctx.jump_rate_per_year`, tau = `ctx.tau_years`. The jump
+    terms' weight under `jump_life_weight`: a book that expires before the next jump is
+    likely hedges the diffusion the marks price, whatever the jumps add a year (with the true
+    rate unweighted, two 3-day long puts went from 0.998 and 1.007 to 1.152 and 1.080 of
+    Whalley–Wilmott; weighted, 0.998 and 1.011: docs/backtest.md "The jump term weighed by a
+    jump within the book's life")."""
+    return 1.0 - _exp(-ctx.jump_rate_per_year * ctx.tau_years)
+
+
+def jump_shift(
+    ctx: BandContext, power: float, skew_weight: float = 0.0, life_weight: bool = False
+) -> Any:
     """Change of a long-gamma book's delta where the index jumps (coin), two parts:
     - priced at the index's realised vol sigma sqrt(r^power) instead of the marks' sigma
       (first order in vanna), r = `ctx.jump_var_ratio` (`hedging.jumps`: the jumps'
@@ -337,12 +353,20 @@ def jump_shift(ctx: BandContext, power: float, skew_weight: float = 0.0) -> Any:
       index's variance, a return): the minimum-variance hedge where the jumps lean one way
       (a long-gamma book gains on a jump either way; the hedge that offsets the gain's
       covariance with the move holds Gamma S E[J^3] / (2 E[J^2]) less where they fall).
+    With `life_weight`, r's excess and k are weighed by `jump_life_weight` (r becomes
+    1 + w (r - 1), k becomes w k).
     Exactly 0 where no jump was found (r = 1, k = 0) or the book's gamma is not positive: a
     short-gamma book's modified vol is already the higher one, and on mixed books both signs
     cost (issue 19, docs/backtest.md "The jump ratio in the daemon", "The jumps' lean")."""
-    term = ctx.vanna_coin_per_vol * ctx.vol * (_sqrt(ctx.jump_var_ratio**power) - 1.0)
+    r = ctx.jump_var_ratio
+    k = ctx.jump_skew
+    if life_weight:
+        w = jump_life_weight(ctx)
+        r = 1.0 + w * (r - 1.0)
+        k = w * k
+    term = ctx.vanna_coin_per_vol * ctx.vol * (_sqrt(r**power) - 1.0)
     if skew_weight != 0.0:
-        term = term + skew_weight * 0.5 * ctx.gamma_coin_per_usd * ctx.spot_usd * ctx.jump_skew
+        term = term + skew_weight * 0.5 * ctx.gamma_coin_per_usd * ctx.spot_usd * k
     return _where(ctx.gamma_coin_per_usd > 0, term, 0.0)
 
 
@@ -473,6 +497,7 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         and type(ctx.vol_of_vol_per_sqrt_year) in _SCALAR
         and (ctx.gamma_coherence is None or type(ctx.gamma_coherence) in _SCALAR)
         and type(ctx.jump_var_ratio) in _SCALAR
+        and type(ctx.jump_rate_per_year) in _SCALAR
     ):
         return _hedgerd_band_scalar(policy_numbers(policy), ctx)
     target = policy.target_delta_coin
@@ -525,7 +550,9 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
         jump_cap = policy.jump_cap_hw if policy.jump_shift_power > 0.0 else None
         if policy.jump_shift_power > 0.0 and jump_cap is None:
             # Under Zakamouline's shift's weight, coherence and cap.
-            shift = shift + jump_shift(ctx, policy.jump_shift_power, policy.jump_skew_weight)
+            shift = shift + jump_shift(
+                ctx, policy.jump_shift_power, policy.jump_skew_weight, policy.jump_life_weight
+            )
         if policy.vov_ref > 0.0 and policy.vov_scope != "horizon":
             shift = shift * w_vov
         if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
@@ -538,7 +565,9 @@ def band_for(policy: PolicyConfig, ctx: BandContext) -> Band:
             shift = cap_shift(shift, cap)
         if jump_cap is not None:
             # After the cap, with its own: that cap holds Zakamouline's extrapolated K.
-            jump = jump_shift(ctx, policy.jump_shift_power, policy.jump_skew_weight)
+            jump = jump_shift(
+                ctx, policy.jump_shift_power, policy.jump_skew_weight, policy.jump_life_weight
+            )
             jc = jump_cap * _abs(h)
             if policy.shift_coherence > 0.0 and ctx.gamma_coherence is not None:
                 jump = jump * shift_coherence(ctx, policy.shift_coherence)
@@ -607,6 +636,7 @@ class PolicyNumbers:
     jump_shift_power: float = 0.0
     jump_skew_weight: float = 0.0
     jump_cap_hw: float | None = None
+    jump_life_weight: bool = False
 
 
 _HEDGERD_NUMBERS = (
@@ -634,6 +664,7 @@ _HEDGERD_NUMBERS = (
     "jump_shift_power",
     "jump_skew_weight",
     "jump_cap_hw",
+    "jump_life_weight",
 )
 # id(policy) -> (policy, its numbers): the policy is kept so that its id is not reused while
 # cached (as `controller`'s fingerprints); a frozen policy's numbers never change.
@@ -770,10 +801,17 @@ def _hedgerd_band_scalar(policy: PolicyNumbers, ctx: BandContext) -> Band:
     jump = 0.0
     if jp > 0.0 and gamma > 0:
         # jump_shift (long gamma only)
-        jump = vanna * vol * (math.sqrt(ctx.jump_var_ratio**jp) - 1.0)
+        jr = ctx.jump_var_ratio
+        jk = ctx.jump_skew
+        if policy.jump_life_weight:
+            # jump_life_weight
+            wl = 1.0 - math.exp(-ctx.jump_rate_per_year * tau)
+            jr = 1.0 + wl * (jr - 1.0)
+            jk = wl * jk
+        jump = vanna * vol * (math.sqrt(jr**jp) - 1.0)
         sw = policy.jump_skew_weight
         if sw != 0.0:
-            jump = jump + sw * 0.5 * gamma * spot * ctx.jump_skew
+            jump = jump + sw * 0.5 * gamma * spot * jk
         if jcap is None:
             shift = shift + jump
     if ref > 0.0 and policy.vov_scope != "horizon":

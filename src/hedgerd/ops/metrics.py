@@ -10,7 +10,8 @@ index move, vega in USD per 1.00 of volatility, theta in USD per calendar day, d
 seconds. Band and target are absolute delta levels in coin (the no-trade band is
 `[lower, upper]`, not a half-width). The band's market inputs: mark vol a fraction per year
 (`mark_vol`, no unit suffix: a vol is quoted so), vol-of-vol per sqrt(year), the jump variance
-ratio dimensionless, the jump skew a signed log return (dimensionless).
+ratio dimensionless, the jump skew a signed log return (dimensionless), the jump rate per
+year.
 
 Label values are checked: identifiers (venue, underlying, feed, component) must be short
 tokens from config or code, never free text, so an operator's halt message or an exchange's
@@ -225,6 +226,12 @@ class Metrics:
             "jump_skew",
             "The jumps' lean: the index's sum of cubed log returns over its variance where a "
             f"jump is found, a signed return, within +-{JUMP_SKEW_MAX} (0: none found).",
+            u,
+        )
+        self._jump_rate = gauge(
+            "jump_rate_per_year",
+            "The index's jumps counted in the jump window, per year (returns beyond 4 of the "
+            "marks' sd; 0: no jump found).",
             u,
         )
 
@@ -449,12 +456,14 @@ class Metrics:
         vol_of_vol_per_sqrt_year: float,
         jump_var_ratio: float,
         jump_skew: float,
+        jump_rate_per_year: float = 0.0,
     ) -> None:
         """The market inputs of the band the last evaluation priced: the book's mark vol
         (fraction per year, > 0), the marks' realised vol-of-vol (1/sqrt(year), >= 0), the
         index's jump-to-marked variance ratio (dimensionless, >= 1) and the jumps' lean (a
-        signed log return, within +-`JUMP_SKEW_MAX`). Raises ValueError, and sets none of
-        them, when one is not finite or out of its range."""
+        signed log return, within +-`JUMP_SKEW_MAX`) and the jumps' rate (per year, >= 0).
+        Raises ValueError, and sets none of them, when one is not finite or out of its
+        range."""
         und = _ident("underlying", underlying)
         if not (
             math.isfinite(mark_vol)
@@ -464,16 +473,20 @@ class Metrics:
             and math.isfinite(jump_var_ratio)
             and jump_var_ratio >= 1.0
             and -JUMP_SKEW_MAX <= jump_skew <= JUMP_SKEW_MAX  # NaN fails too
+            and math.isfinite(jump_rate_per_year)
+            and jump_rate_per_year >= 0.0
         ):
             raise ValueError(
                 f"band inputs for {und}: need finite mark_vol > 0, vol_of_vol >= 0, "
-                f"jump_var_ratio >= 1 and |jump_skew| <= {JUMP_SKEW_MAX}, got {mark_vol!r}, "
-                f"{vol_of_vol_per_sqrt_year!r}, {jump_var_ratio!r}, {jump_skew!r}"
+                f"jump_var_ratio >= 1, |jump_skew| <= {JUMP_SKEW_MAX} and jump_rate >= 0, got "
+                f"{mark_vol!r}, {vol_of_vol_per_sqrt_year!r}, {jump_var_ratio!r}, "
+                f"{jump_skew!r}, {jump_rate_per_year!r}"
             )
         self._mark_vol.labels(und).set(mark_vol)
         self._vol_of_vol.labels(und).set(vol_of_vol_per_sqrt_year)
         self._jump_ratio.labels(und).set(jump_var_ratio)
         self._jump_skew.labels(und).set(jump_skew)
+        self._jump_rate.labels(und).set(jump_rate_per_year)
 
     def set_delta_divergence(self, venue: str, underlying: str, divergence_coin: float) -> None:
         """hedgerd's delta minus the venue's own figure for the same account, coin."""

@@ -502,7 +502,7 @@ class HedgeLoop(PortfolioService):
             )
         now = self.clocks.clock_ms()
         noise = _jump_noise(self.policies.policy_for(u)[1])
-        r_k = None if jumps is None else jumps.estimate(now, noise)  # (ratio, skew), one read
+        r_k = None if jumps is None else jumps.estimate(now, noise)  # one read
         log.info(
             "daemon.vol_of_vol_seeded",
             underlying=u,
@@ -517,8 +517,9 @@ class HedgeLoop(PortfolioService):
             index_samples=len(seed.index),
             index_history_points=len(seed.index_proxy),
             index_history_waits_for_mark_vol=proxy is None,
-            jump_var_ratio=None if r_k is None else round(r_k[0], 6),
-            jump_skew=None if r_k is None else round(r_k[1], 6),
+            jump_var_ratio=None if r_k is None else round(r_k.ratio, 6),
+            jump_skew=None if r_k is None else round(r_k.skew, 6),
+            jump_rate_per_year=None if r_k is None else round(r_k.rate_per_year, 3),
         )
 
     def _act(self, decision: HedgeDecision, spot_usd: float) -> None:
@@ -544,8 +545,8 @@ class HedgeLoop(PortfolioService):
         weight on finds the history; a reload that changes the window starts it again
         (`_seed_vol_of_vol`). A recorded sample is kept in the journal, not awaited.
         The same samples, with the index (`risk.spot_usd`), feed the jump variance
-        estimator (`hedging.jumps`), whose ratio and skew (the jumps' lean) go in the risk
-        too."""
+        estimator (`hedging.jumps`), whose ratio, skew (the jumps' lean) and rate go in the
+        risk too."""
         window_ms = _volvol_window_ms(policy)
         est = self._volvol.get(underlying)
         if est is None or est.window_ms != window_ms:  # (normally `_seed_vol_of_vol`'s)
@@ -562,9 +563,15 @@ class HedgeLoop(PortfolioService):
             jumps.observe(risk.spot_usd, risk.vol, now)
             self._keep_volvol_sample(underlying, now, risk.vol, risk.spot_usd, est.window_ms)
         xi = est.estimate(now)
-        ratio, skew = jumps.estimate(now, _jump_noise(policy))
-        if xi > 0.0 or ratio != 1.0 or skew != 0.0:
-            return replace(risk, vol_of_vol_per_sqrt_year=xi, jump_var_ratio=ratio, jump_skew=skew)
+        ratio, skew, rate = jumps.estimate(now, _jump_noise(policy))
+        if xi > 0.0 or ratio != 1.0 or skew != 0.0 or rate != 0.0:
+            return replace(
+                risk,
+                vol_of_vol_per_sqrt_year=xi,
+                jump_var_ratio=ratio,
+                jump_skew=skew,
+                jump_rate_per_year=rate,
+            )
         return risk
 
     def _keep_volvol_sample(
@@ -807,6 +814,7 @@ class HedgeLoop(PortfolioService):
                     vol_of_vol_per_sqrt_year=risk.vol_of_vol_per_sqrt_year,
                     jump_var_ratio=risk.jump_var_ratio,
                     jump_skew=risk.jump_skew,
+                    jump_rate_per_year=risk.jump_rate_per_year,
                 )
 
     def _pre_trade(self, decision: HedgeDecision) -> list[HedgeLeg]:

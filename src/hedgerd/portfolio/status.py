@@ -37,6 +37,8 @@ STATUS_UNITS: Mapping[str, str] = {
     "1: no jumps seen)",
     "band_inputs.jump_skew": f"a signed log return, dimensionless, within +-{JUMP_SKEW_MAX} (the "
     "jumps' lean: sum r^3 over the index's variance where a jump is found; 0: none found)",
+    "band_inputs.jump_rate_per_year": "jumps per year (the index's returns beyond 4 of the "
+    "marks' sd in the window, counted; 0: no jump found)",
     "band_inputs.gamma_coherence": "dimensionless, in [0, 1] (|net gamma| / gross gamma of the "
     "book's options)",
     "band_inputs.gamma_ahead_coin_per_usd": "coin per USD of index move (the options' "
@@ -54,6 +56,7 @@ BAND_INPUTS: tuple[str, ...] = (
     "vol_of_vol_per_sqrt_year",
     "jump_var_ratio",
     "jump_skew",
+    "jump_rate_per_year",
     "gamma_coherence",
     "gamma_ahead_coin_per_usd",
     "flow_var_coin2_per_year",

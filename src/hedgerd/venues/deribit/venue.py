@@ -654,7 +654,7 @@ class DeribitVenue(CcxtVenue):
         oldest first, every point stamped in (since_ms, until_ms] after the last one at or
         before `since_ms` (the first return's predecessor). `public/get_index_chart_data`,
         one call with the smallest `range` that reaches back from the venue's now over
-        `since_ms` (a jump window of 7 days: "1m").
+        `since_ms` (a jump window of 28 days and its hour before: "1m").
 
         Deribit documents the ranges but not their points' step; its example of "1m" has
         hourly points, and each value is the index "at that timestamp" (said to be an

@@ -132,7 +132,7 @@ EIGHT_HOURS_MS = 8 * 3_600_000
 #: OKX's bars the jump estimator (10-minute samples) takes each of; 100 candles a page.
 INDEX_BAR = "15m"
 INDEX_BAR_MS = 900_000
-INDEX_MAX_PAGES = 12  # a 7-day window and its hour before: 7 pages
+INDEX_MAX_PAGES = 30  # a 28-day window and its hour before: 27 pages
 
 
 def inst_type(instrument: Instrument) -> str:
