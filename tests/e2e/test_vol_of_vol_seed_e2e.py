@@ -117,6 +117,8 @@ async def test_a_restarted_daemon_decides_first_with_the_vol_of_vol_it_had() -> 
             _, before = await _decide(first)
             vols.append(before.vol)
             assert len(set(vols)) > 1 and before.vol_of_vol_per_sqrt_year > 0.0
+            # (Over the 28-day window's marks, the simulator's index history included: the
+            # two gaps' squares are a smaller share of it than of the former 7 days'.)
             assert before.jump_var_ratio > 1.3
             assert before.jump_rate_per_year > 0.0  # the gaps, counted
             # The gaps' cubes: the -6 % one outweighs the +4 %: the jumps lean down.

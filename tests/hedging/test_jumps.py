@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hedgerd.hedging.config import HedgerdPolicy
 from hedgerd.hedging.inputs import UnderlyingRisk
 from hedgerd.hedging.jumps import (
+    JUMP_RATE_MIN_SPAN_MS,
     JUMP_RATIO_MAX,
     JUMP_SKEW_MAX,
     JUMP_WINDOW_MS,
@@ -473,3 +474,18 @@ def test_the_life_weight_scales_the_excess_by_a_jump_within_the_books_life(
     arr.jump_var_ratio = ratio * one
     arr.jump_rate_per_year = rate * one
     assert band_for(pol, arr).centre[0] == pytest.approx(band_for(pol, ctx).centre, rel=1e-12)
+
+
+def test_a_jump_in_a_runs_first_hours_reads_as_a_weeks_not_hundreds_a_year() -> None:
+    """No index history (a failed fetch): one 5 % jump two hours in is counted over a week
+    (`JUMP_RATE_MIN_SPAN_MS`), 52 a year, not over the two hours seen (4,380 a year: the
+    life weight would be ~1 for a 3-day book); the ratio ramps in over the day as before."""
+    rng = np.random.default_rng(5)
+    spots = _path(rng, 12, 0.6, {6: 0.05})
+    est = JumpVarianceEstimator()
+    for i, s in enumerate(spots):
+        est.observe(s, 0.6, START_MS + i * STEP_MS)
+    got = est.estimate(START_MS + 12 * STEP_MS)
+    assert got.ratio > 1.0
+    assert got.rate_per_year == pytest.approx(YEAR_MS / JUMP_RATE_MIN_SPAN_MS, rel=1e-12)
+    assert got.rate_per_year == pytest.approx(365 / 7, rel=1e-12)

@@ -120,6 +120,7 @@ def test_band_inputs_are_exported_per_underlying() -> None:
         vol_of_vol_per_sqrt_year=0.0774,
         jump_var_ratio=1.42,
         jump_skew=-0.034,
+        jump_rate_per_year=26.07,
     )
     metrics.set_band_inputs(
         "ETH", mark_vol=0.637, vol_of_vol_per_sqrt_year=0.0, jump_var_ratio=1.0, jump_skew=0.0
@@ -128,10 +129,12 @@ def test_band_inputs_are_exported_per_underlying() -> None:
     assert _value(metrics, "hedgerd_vol_of_vol_per_sqrt_year", underlying="BTC") == 0.0774
     assert _value(metrics, "hedgerd_jump_var_ratio", underlying="BTC") == 1.42
     assert _value(metrics, "hedgerd_jump_skew", underlying="BTC") == -0.034
+    assert _value(metrics, "hedgerd_jump_rate_per_year", underlying="BTC") == 26.07
     assert _value(metrics, "hedgerd_mark_vol", underlying="ETH") == 0.637
     assert _value(metrics, "hedgerd_vol_of_vol_per_sqrt_year", underlying="ETH") == 0.0
     assert _value(metrics, "hedgerd_jump_var_ratio", underlying="ETH") == 1.0
     assert _value(metrics, "hedgerd_jump_skew", underlying="ETH") == 0.0
+    assert _value(metrics, "hedgerd_jump_rate_per_year", underlying="ETH") == 0.0
     # The skew's bounds (`JUMP_SKEW_MAX`, 0.2) are in its range.
     for edge in (0.2, -0.2):
         metrics.set_band_inputs(
@@ -156,6 +159,9 @@ def test_band_inputs_are_exported_per_underlying() -> None:
         {"jump_skew": math.nan},
         {"jump_skew": 0.2001},
         {"jump_skew": -0.25},
+        {"jump_rate_per_year": math.nan},
+        {"jump_rate_per_year": math.inf},
+        {"jump_rate_per_year": -1.0},
     ],
 )
 def test_band_inputs_refuse_non_finite_or_out_of_range_and_keep_the_last(
@@ -167,15 +173,17 @@ def test_band_inputs_refuse_non_finite_or_out_of_range_and_keep_the_last(
         "vol_of_vol_per_sqrt_year": 0.25,
         "jump_var_ratio": 1.25,
         "jump_skew": 0.05,
+        "jump_rate_per_year": 13.0,
     }
     metrics.set_band_inputs("BTC", **good)
     with pytest.raises(ValueError, match="band inputs for BTC"):
         metrics.set_band_inputs("BTC", **{**good, **bad})
-    # None of the four moved: a refused call sets nothing.
+    # None of the five moved: a refused call sets nothing.
     assert _value(metrics, "hedgerd_mark_vol", underlying="BTC") == 0.5
     assert _value(metrics, "hedgerd_vol_of_vol_per_sqrt_year", underlying="BTC") == 0.25
     assert _value(metrics, "hedgerd_jump_var_ratio", underlying="BTC") == 1.25
     assert _value(metrics, "hedgerd_jump_skew", underlying="BTC") == 0.05
+    assert _value(metrics, "hedgerd_jump_rate_per_year", underlying="BTC") == 13.0
     with pytest.raises(ValueError, match="underlying"):
         metrics.set_band_inputs("BTC ETH", **good)
 

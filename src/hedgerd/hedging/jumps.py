@@ -36,15 +36,16 @@ return over hours is not one sampling step's, and bipower would read it as a jum
 `estimate` also gives the jumps' rate (per year): the window's returns beyond
 `JUMP_COUNT_SD` of the marks' standard deviation over their step (sigma_{i-1}
 sqrt(t_i - t_{i-1})), counted, over the time the window's returns cover (at least
-`ramp_ms`), where the ratio finds a jump (else 0). The ratio says how much variance the jumps
-add a year; the rate says how likely one is within a book's life: `kernel.jump_shift` weighs
-the ratio's excess by 1 - exp(-rate x tau), the chance of at least one jump before the book
-expires (issue 19, docs/backtest.md "The jump term weighed by a jump within the book's
-life"). The window is 28 days (not 7): a week of a rate of 24 a year reads no jump half the
-time and twice the rate the other half, where a 90-day book needs the rate; near-expiry books,
-which a longer window's old jumps would over-hedge, have the weight near 0 (28 days, not 30:
-Deribit's index chart's "1m" range reaches back 30 days, the window and its hour before
-it fit).
+`JUMP_RATE_MIN_SPAN_MS`, a week, or the window if shorter: one jump in a run's first hours
+is not hundreds a year), where the ratio finds a jump (else 0). The ratio says how much
+variance the jumps add a year; the rate says how likely one is within a book's life:
+`kernel.jump_shift` weighs the ratio's excess by 1 - exp(-rate x tau), the chance of at least
+one jump before the book expires (issue 19, docs/backtest.md "The jump term weighed by a
+jump within the book's life"). The window is 28 days (not 7): a week of a rate of 24 a year
+reads no jump half the time and twice the rate the other half, where a 90-day book needs the
+rate; near-expiry books, which a longer window's old jumps would over-hedge, have the weight
+near 0 (28 days, not 30: Deribit's index chart's "1m" range reaches back 30 days, the window
+and its hour before it fit).
 
 `JumpVariancePaths` is the backtest's form (arrays of paths, one observation per step,
 sampled as the online one, the window's sums as differences of running totals).
@@ -55,7 +56,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -75,6 +76,10 @@ JUMP_SKEW_MAX = 0.2
 #: (a diffusion at the marks' vol: 6e-5 of returns, 0.26 a window of 10-minute returns).
 JUMP_COUNT_SD = 4.0
 _COUNT_SD2 = JUMP_COUNT_SD * JUMP_COUNT_SD
+#: The least time the rate's count is taken over (or the window, if shorter): a jump in the
+#: first hours of a run with no index history reads as a week's, not as hundreds a year (the
+#: weight would then be ~1 for any book, the over-hedging of short books it is there to stop).
+JUMP_RATE_MIN_SPAN_MS = 7 * 86_400_000
 _HALF_PI = 0.5 * math.pi
 _THETA = math.pi**2 / 4.0 + math.pi - 5.0
 
@@ -182,8 +187,9 @@ class JumpVarianceEstimator:
 
     def rate(self, now_ms: int, noise_sd: float = 0.0) -> float:
         """The jumps' rate (per year): the window's returns beyond `JUMP_COUNT_SD` of the
-        marks' sd over their step, over the time its returns cover (at least `ramp_ms`),
-        where `ratio` finds a jump (else 0)."""
+        marks' sd over their step, over the time its returns cover (at least
+        `JUMP_RATE_MIN_SPAN_MS`, or the window if shorter), where `ratio` finds a jump (else
+        0)."""
         return self.estimate(now_ms, noise_sd).rate_per_year
 
     def estimate(self, now_ms: int, noise_sd: float = 0.0) -> JumpEstimate:
@@ -201,7 +207,8 @@ class JumpVarianceEstimator:
         w = 1.0 if self._ramp_ms == 0 or seen >= self._ramp_ms else seen / self._ramp_ms
         sk = w * self._r3.sums(now_ms)[0] / (mv + excess)
         ratio = min(1.0 + w * (excess / mv), JUMP_RATIO_MAX)
-        rate = self._count.sums(now_ms)[0] / (max(seen, self._ramp_ms, 1.0) / YEAR_MS)
+        least = min(JUMP_RATE_MIN_SPAN_MS, self.window_ms)
+        rate = self._count.sums(now_ms)[0] / (max(seen, least, 1.0) / YEAR_MS)
         return JumpEstimate(ratio, min(max(sk, -JUMP_SKEW_MAX), JUMP_SKEW_MAX), rate)
 
 
@@ -225,7 +232,8 @@ class JumpVariancePaths:
         self._last_ms = 0.0
         # A return at step j counts at step t when j step > t step - window: the last `lag`.
         self._lag = max(1, math.ceil(window_ms / step_ms - 1e-9))
-        self._totals: deque[tuple[NDArray[np.float64], ...]] = deque(maxlen=self._lag + 1)
+        # (rv, bv, mv, n, span, r3, count): arrays per path but n and span (floats).
+        self._totals: deque[tuple[Any, ...]] = deque(maxlen=self._lag + 1)
         self._last: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         self._last_abs: NDArray[np.float64] | None = None
         self._steps = 0
@@ -237,7 +245,9 @@ class JumpVariancePaths:
         if self._last is None:
             zero = np.zeros_like(np.asarray(index_usd, dtype=np.float64))
             self._last = (np.log(index_usd), np.asarray(mark_vol, dtype=np.float64))
-            self._totals.append((zero, zero, zero, zero, zero, zero, zero))
+            # The count of returns and the time they cover are the same on every path (no
+            # gaps): plain floats, not arrays (the window holds 4,032 samples' totals).
+            self._totals.append((zero, zero, zero, 0.0, 0.0, zero, zero))
             return
         if at - self._last_ms < self._sample_ms - 1e-6:  # float steps: not a ms short
             self._totals.append(self._totals[-1])
@@ -280,7 +290,7 @@ class JumpVariancePaths:
         excess = np.where(rv - bv > noise, np.maximum(rv - bv, 0.0), 0.0)
         ratio = np.minimum(1.0 + w * excess / np.maximum(mv, 1e-300), JUMP_RATIO_MAX)
         sk = np.where(excess > 0.0, w * r3 / np.maximum(mv + excess, 1e-300), 0.0)
-        years = np.maximum(seen, max(self._ramp_ms, 1.0)) / YEAR_MS
+        years = max(seen, min(JUMP_RATE_MIN_SPAN_MS, self._window_ms), 1.0) / YEAR_MS
         rate = np.where(excess > 0.0, jc / years, 0.0)
         return ratio, np.clip(sk, -JUMP_SKEW_MAX, JUMP_SKEW_MAX), rate
 
@@ -289,6 +299,7 @@ __all__ = [
     "JUMP_COUNT_SD",
     "JUMP_MAX_GAP_MS",
     "JUMP_RAMP_MS",
+    "JUMP_RATE_MIN_SPAN_MS",
     "JUMP_RATIO_MAX",
     "JUMP_SKEW_MAX",
     "JUMP_WINDOW_MS",
