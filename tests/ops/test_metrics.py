@@ -123,7 +123,12 @@ def test_band_inputs_are_exported_per_underlying() -> None:
         jump_rate_per_year=26.07,
     )
     metrics.set_band_inputs(
-        "ETH", mark_vol=0.637, vol_of_vol_per_sqrt_year=0.0, jump_var_ratio=1.0, jump_skew=0.0
+        "ETH",
+        mark_vol=0.637,
+        vol_of_vol_per_sqrt_year=0.0,
+        jump_var_ratio=1.0,
+        jump_skew=0.0,
+        jump_rate_per_year=0.0,
     )
     assert _value(metrics, "hedgerd_mark_vol", underlying="BTC") == 0.455
     assert _value(metrics, "hedgerd_vol_of_vol_per_sqrt_year", underlying="BTC") == 0.0774
@@ -138,7 +143,12 @@ def test_band_inputs_are_exported_per_underlying() -> None:
     # The skew's bounds (`JUMP_SKEW_MAX`, 0.2) are in its range.
     for edge in (0.2, -0.2):
         metrics.set_band_inputs(
-            "ETH", mark_vol=0.637, vol_of_vol_per_sqrt_year=0.0, jump_var_ratio=2.0, jump_skew=edge
+            "ETH",
+            mark_vol=0.637,
+            vol_of_vol_per_sqrt_year=0.0,
+            jump_var_ratio=2.0,
+            jump_skew=edge,
+            jump_rate_per_year=0.0,
         )
         assert _value(metrics, "hedgerd_jump_skew", underlying="ETH") == edge
 

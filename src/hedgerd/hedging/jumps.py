@@ -185,16 +185,12 @@ class JumpVarianceEstimator:
         `ratio` finds a jump (else 0), times its ramp, within +-`JUMP_SKEW_MAX`."""
         return self.estimate(now_ms, noise_sd)[1]
 
-    def rate(self, now_ms: int, noise_sd: float = 0.0) -> float:
-        """The jumps' rate (per year): the window's returns beyond `JUMP_COUNT_SD` of the
-        marks' sd over their step, over the time its returns cover (at least
-        `JUMP_RATE_MIN_SPAN_MS`, or the window if shorter), where `ratio` finds a jump (else
-        0)."""
-        return self.estimate(now_ms, noise_sd).rate_per_year
-
     def estimate(self, now_ms: int, noise_sd: float = 0.0) -> JumpEstimate:
-        """`ratio`, `skew` and `rate` from one read of the window's sums (the hedge loop
-        takes them on every evaluation)."""
+        """`ratio`, `skew` and the jumps' rate (per year: the window's returns beyond
+        `JUMP_COUNT_SD` of the marks' sd over their step, over the time its returns cover, at
+        least `JUMP_RATE_MIN_SPAN_MS` or the window if shorter; 0 where `ratio` finds no
+        jump) from one read of the window's sums (the hedge loop takes them on every
+        evaluation)."""
         mv, count = self._mv.sums(now_ms)
         if count == 0 or not mv > 0.0:
             return _NONE

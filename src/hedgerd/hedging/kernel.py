@@ -331,7 +331,7 @@ def modified_delta_shift(ctx: BandContext, risk_aversion: float, prefactor: floa
 
 
 def jump_life_weight(ctx: BandContext) -> Any:
-    """1 - exp(-lambda tau) (dimensionless, in [0, 1)): the chance of at least one jump before
+    """1 - exp(-lambda tau) (dimensionless, in [0, 1]): the chance of at least one jump before
     the book's horizon, lambda = `ctx.jump_rate_per_year`, tau = `ctx.tau_years`. The jump
     terms' weight under `jump_life_weight`: a book that expires before the next jump is
     likely hedges the diffusion the marks price, whatever the jumps add a year (with the true

@@ -40,7 +40,7 @@ from prometheus_client import (
 )
 
 from hedgerd import __version__
-from hedgerd.hedging.jumps import JUMP_SKEW_MAX
+from hedgerd.hedging.jumps import JUMP_COUNT_SD, JUMP_SKEW_MAX
 from hedgerd.risk.trading_state import ReasonCode, TradingState
 
 log = structlog.get_logger(__name__)
@@ -230,8 +230,8 @@ class Metrics:
         )
         self._jump_rate = gauge(
             "jump_rate_per_year",
-            "The index's jumps counted in the jump window, per year (returns beyond 4 of the "
-            "marks' sd; 0: no jump found).",
+            "The index's jumps counted in the jump window, per year (returns beyond "
+            f"{JUMP_COUNT_SD:g} of the marks' sd; 0: no jump found).",
             u,
         )
 
@@ -456,7 +456,7 @@ class Metrics:
         vol_of_vol_per_sqrt_year: float,
         jump_var_ratio: float,
         jump_skew: float,
-        jump_rate_per_year: float = 0.0,
+        jump_rate_per_year: float,
     ) -> None:
         """The market inputs of the band the last evaluation priced: the book's mark vol
         (fraction per year, > 0), the marks' realised vol-of-vol (1/sqrt(year), >= 0), the

@@ -11,7 +11,7 @@ from typing import Any
 
 from hedgerd.control.views import summarize_freshness
 from hedgerd.hedging.inputs import UnderlyingRisk
-from hedgerd.hedging.jumps import JUMP_SKEW_MAX
+from hedgerd.hedging.jumps import JUMP_COUNT_SD, JUMP_SKEW_MAX
 from hedgerd.portfolio.hedge_loop import HedgeLoop
 from hedgerd.portfolio.scope import PortfolioScope, PortfolioService
 
@@ -37,8 +37,8 @@ STATUS_UNITS: Mapping[str, str] = {
     "1: no jumps seen)",
     "band_inputs.jump_skew": f"a signed log return, dimensionless, within +-{JUMP_SKEW_MAX} (the "
     "jumps' lean: sum r^3 over the index's variance where a jump is found; 0: none found)",
-    "band_inputs.jump_rate_per_year": "jumps per year (the index's returns beyond 4 of the "
-    "marks' sd in the window, counted; 0: no jump found)",
+    "band_inputs.jump_rate_per_year": f"jumps per year (the index's returns beyond "
+    f"{JUMP_COUNT_SD:g} of the marks' sd in the window, counted; 0: no jump found)",
     "band_inputs.gamma_coherence": "dimensionless, in [0, 1] (|net gamma| / gross gamma of the "
     "book's options)",
     "band_inputs.gamma_ahead_coin_per_usd": "coin per USD of index move (the options' "
